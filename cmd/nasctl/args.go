@@ -1,0 +1,87 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// interspersed moves the flags of the command that args select in front of its
+// positional arguments, so "nasctl arch inspect ARCH --json" means the same as
+// "nasctl arch inspect --json ARCH". urfave/cli v2 stops parsing flags at the
+// first positional argument; users expect both orders. Everything after "--"
+// stays positional.
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	rest := args[1:]
+	// Walk down the command path: global flags come first, then command names.
+	cmds := app.Commands
+	var leaf *cli.Command
+	for len(rest) > 0 {
+		a := rest[0]
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		c := findCommand(cmds, a)
+		if c == nil {
+			break
+		}
+		out = append(out, a)
+		rest = rest[1:]
+		leaf = c
+		cmds = c.Subcommands
+	}
+	if leaf == nil || leaf.SkipFlagParsing {
+		return append(out, rest...)
+	}
+	var flags, positional []string
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			positional = append(positional, rest[i:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		if strings.Contains(a, "=") {
+			continue
+		}
+		if takesValue(leaf, strings.TrimLeft(a, "-")) && i+1 < len(rest) {
+			i++
+			flags = append(flags, rest[i])
+		}
+	}
+	out = append(out, flags...)
+	return append(out, positional...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether the named flag of c consumes the next argument.
+func takesValue(c *cli.Command, name string) bool {
+	for _, f := range c.Flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			if v, ok := f.(cli.DocGenerationFlag); ok {
+				return v.TakesValue()
+			}
+			return true
+		}
+	}
+	return false
+}

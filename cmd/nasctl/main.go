@@ -44,6 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
+			archCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/urfave/cli/v2"
+)
+
+func archCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "arch",
+		Usage: "work with layer-sequence architectures",
+		Subcommands: []*cli.Command{{
+			Name:      "inspect",
+			Usage:     "show an architecture's layers, output shapes, parameters and multiply-accumulates",
+			ArgsUsage: `"ARCH"`,
+			Description: `ARCH is written in the study's text form, layers joined by "-":
+  C(filters,kernel,stride)  convolution + ReLU ('valid' when first, else 'same')
+  P(kernel,stride)          max-pooling, 'same' padding
+  FC(units)                 fully connected + ReLU
+  GAP()                     global average pooling, then the classifier (last layer)
+  SM()                      the classifier (last layer)
+Example: nasctl arch inspect "C(32,3,1) - P(2,2) - C(64,3,1) - GAP()" --input 64x64x1
+With --space, the architecture is also validated against a search space and every
+violation is listed (exit code 1 when there is one).`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "input", Value: genotype.StudyInput.String(), Usage: "input shape HEIGHTxWIDTHxCHANNELS"},
+				&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},
+				&cli.StringFlag{Name: "space", Usage: "validate against a search-space preset (baker2017, study)"},
+				&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usagef(`arch inspect takes one architecture argument, e.g. "C(32,3,1) - P(2,2) - SM()" (got %d arguments)`, c.NArg())
+				}
+				opts := archInspectOptions{Arch: c.Args().First(), Classes: c.Int("classes"), Space: c.String("space"), JSON: c.Bool("json")}
+				var err error
+				if opts.Input, err = genotype.ParseInput(c.String("input")); err != nil {
+					return usagef("--input: %v", err)
+				}
+				return runArchInspect(c.Context, opts, c.App.Writer)
+			},
+		}},
+	}
+}
+
+type archInspectOptions struct {
+	Arch    string
+	Input   genotype.Input
+	Classes int
+	Space   string // preset name, "" for none
+	JSON    bool
+}
+
+// archReport is the JSON form of arch inspect.
+type archReport struct {
+	Arch                string        `json:"arch"`
+	Input               string        `json:"input"`
+	Classes             int           `json:"classes"`
+	Params              int64         `json:"params"`
+	MACs                int64         `json:"macs"`
+	FLOPs               int64         `json:"flops"`
+	ActivationBytes     int64         `json:"activation_bytes"`
+	PeakActivationBytes int64         `json:"peak_activation_bytes"`
+	Layers              []layerReport `json:"layers"`
+	Space               string        `json:"space,omitempty"`
+	Violations          []string      `json:"violations,omitempty"`
+}
+
+type layerReport struct {
+	Index   int     `json:"index"` // 1-based
+	Layer   string  `json:"layer"`
+	Output  string  `json:"output"`
+	Params  int64   `json:"params"`
+	MACs    int64   `json:"macs"`
+	Dropout float64 `json:"dropout,omitempty"`
+}
+
+func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) error {
+	arch, err := genotype.Parse(opts.Arch)
+	if err != nil {
+		return usagef("architecture: %v", err)
+	}
+	if opts.Classes < 2 {
+		return usagef("--classes %d: need at least 2", opts.Classes)
+	}
+	net, err := arch.Build(opts.Input, opts.Classes)
+	if err != nil {
+		return usagef("architecture at input %s: %v", opts.Input, err)
+	}
+	r := archReport{
+		Arch: arch.String(), Input: opts.Input.String(), Classes: opts.Classes,
+		Params: net.Params(), MACs: net.MACs(), FLOPs: net.FLOPs(),
+		ActivationBytes: net.ActivationBytes(), PeakActivationBytes: net.PeakActivationBytes(),
+	}
+	for _, l := range net.Layers() {
+		r.Layers = append(r.Layers, layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout})
+	}
+	if opts.Space != "" {
+		space, err := genotype.Preset(opts.Space)
+		if err != nil {
+			return usagef("--space: %v", err)
+		}
+		r.Space = space.Name
+		if err := space.Validate(arch, opts.Input); err != nil {
+			for _, p := range err.(genotype.Problems) {
+				r.Violations = append(r.Violations, p.Error())
+			}
+		}
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printArchReport(out, r)
+	}
+	if len(r.Violations) > 0 {
+		return fmt.Errorf("the architecture violates the %s space (%d problems listed above)", r.Space, len(r.Violations))
+	}
+	return nil
+}
+
+func printArchReport(out io.Writer, r archReport) {
+	fmt.Fprintf(out, "%s\ninput %s, %d classes\n\n", r.Arch, r.Input, r.Classes)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "#\tlayer\toutput\tparams\tMACs\tdropout\t")
+	for _, l := range r.Layers {
+		drop := ""
+		if l.Dropout > 0 {
+			drop = fmt.Sprintf("%.3g", l.Dropout)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", l.Index, l.Layer, l.Output, thousands(l.Params), thousands(l.MACs), drop)
+	}
+	fmt.Fprintf(tw, "\ttotal\t\t%s\t%s\t\t\n", thousands(r.Params), thousands(r.MACs))
+	tw.Flush()
+	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", thousands(r.Params), thousands(r.MACs), thousands(r.FLOPs))
+	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", bytesText(r.ActivationBytes), bytesText(r.PeakActivationBytes))
+	if r.Space != "" {
+		if len(r.Violations) == 0 {
+			fmt.Fprintf(out, "valid in the %s space\n", r.Space)
+		} else {
+			fmt.Fprintf(out, "violations of the %s space:\n", r.Space)
+			for _, v := range r.Violations {
+				fmt.Fprintf(out, "  %s\n", v)
+			}
+		}
+	}
+}
+
+// thousands formats n with comma separators, e.g. 1,623,882.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// bytesText formats a byte count with a binary unit.
+func bytesText(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// runCLI runs nasctl with args and returns its exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"nasctl"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// The parameter counts of the study's top-5 table (seed document).
+func TestArchInspectStudyTable(t *testing.T) {
+	table := []struct {
+		arch   string
+		params int64
+	}{
+		{"P(2,2) - C(256,5,1) - C(128,1,1) - P(3,2) - C(64,3,1) - C(521,5,1) - C(128,3,1) - C(64,3,1) - P(3,3) - SM()", 1623882},
+		{"C(128,5,1) - C(256,5,1) - C(256,5,1) - SM()", 3383041},
+		{"C(256,1,1) - C(521,5,1) - C(64,5,1) - P(5,3) - C(128,5,1) - P(2,3) - C(521,3,1) - P(5,2) - C(64,1,1) - SM()", 5009171},
+		{"C(128,5,1) - C(64,1,1) - SM()", 241985},
+		{"C(128,3,1) - C(128,1,1) - SM()", 509825},
+	}
+	for _, tc := range table {
+		// Flags after the positional argument must work too.
+		code, out, errOut := runCLI(t, "arch", "inspect", tc.arch, "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		var r struct {
+			Params int64 `json:"params"`
+			MACs   int64 `json:"macs"`
+			Layers []struct {
+				Params int64 `json:"params"`
+			} `json:"layers"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		var sum int64
+		for _, l := range r.Layers {
+			sum += l.Params
+		}
+		if r.Params != tc.params || sum != tc.params || r.MACs <= 0 {
+			t.Errorf("%s: params %d (layers sum %d), macs %d; want %d", tc.arch, r.Params, sum, r.MACs, tc.params)
+		}
+	}
+}
+
+func TestArchInspectTable(t *testing.T) {
+	code, out, _ := runCLI(t, "arch", "inspect", "--input", "9x9x3", "--classes", "3", "C(4,3,2) - C(6,3,1) - GAP()")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"input 9x9x3, 3 classes", "4x4x6", "355", "parameters 355, MACs 5,202 (10,404 FLOPs)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestArchInspectErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"arch", "inspect"}, 2, "takes one architecture argument"},
+		{[]string{"arch", "inspect", "C(1,2) - SM()"}, 2, `layer 1 "C(1,2)": C takes 3 arguments`},
+		{[]string{"arch", "inspect", "SM()", "--input", "64by64"}, 2, "--input"},
+		{[]string{"arch", "inspect", "SM()", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"arch", "inspect", "C(8,9,1) - SM()", "--input", "4x4x1"}, 2, "kernel 9 exceeds the 4x4 input"},
+		{[]string{"arch", "inspect", "SM()", "--space", "cifar"}, 2, "valid: baker2017, study"},
+		{[]string{"arch", "inspect", "P(2,2) - SM()", "--space", "baker2017"}, 1, "pooling may not be the first layer"},
+	}
+	for _, tc := range tests {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%q: exit %d, output %q %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+}
+
+func TestHelpEverywhere(t *testing.T) {
+	// Every command and subcommand has a usage line and answers --help.
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	var walk func(path []string, cmds []*cli.Command)
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			p := append(append([]string{}, path...), c.Name)
+			if c.Usage == "" {
+				t.Errorf("%q has no usage text", p)
+			}
+			code, out, _ := runCLI(t, append(p, "--help")...)
+			if code != 0 || !strings.Contains(out, c.Name) {
+				t.Errorf("%q --help: exit %d", p, code)
+			}
+			walk(p, c.Subcommands)
+		}
+	}
+	walk(nil, app.Commands)
+}

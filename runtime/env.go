@@ -1,0 +1,124 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// ErrNotInitialized is returned by functions that need the environment when
+// Init has not been called (or Close has).
+var ErrNotInitialized = errors.New("ONNX Runtime is not initialised (runtime.Init was not called)")
+
+// env is the process's single ONNX Runtime environment. onnxruntime_go keeps
+// the native environment in package-level state; this package is its only
+// user. Init and Close hold mu for writing; creating a Session or Tensor holds
+// it for reading, so that Close cannot run in the middle of a creation.
+var env struct {
+	mu      sync.RWMutex
+	path    string        // library loaded; "" while not initialised
+	source  LibrarySource // how path was found
+	version string        // the library's version string, read once at Init
+}
+
+// Counts of open native objects, so that Close can refuse to pull the library
+// out from under them.
+var openSessions, openTensors atomic.Int64
+
+// Init loads the ONNX Runtime shared library and creates the process's single
+// environment. With libPath "" the library is found by FindLibrary; otherwise
+// libPath is loaded as given, without any lookup ($ONNXRUNTIME_LIB included).
+//
+// Init is idempotent: once it has succeeded, further calls return nil without
+// doing anything, provided libPath is "" or the path already loaded (a process
+// cannot switch libraries without Close). A failed Init leaves nothing behind
+// and may be retried. Init is safe for concurrent use.
+//
+// ONNX Runtime's own log is set to errors only (its warnings about node
+// placement and unused initializers are noise for nasctl's users).
+//
+// Ownership: the environment belongs to this package; only Close destroys it.
+func Init(libPath string) error {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.path != "" {
+		if libPath == "" || libPath == env.path {
+			return nil
+		}
+		return fmt.Errorf("ONNX Runtime is already initialised with %s; cannot also load %s", env.path, libPath)
+	}
+	source := FromCaller
+	if libPath == "" {
+		var err error
+		libPath, source, err = defaultLookup().find()
+		if err != nil {
+			return err
+		}
+	}
+	ort.SetSharedLibraryPath(libPath)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		how := "found via " + source.String()
+		if source == FromCaller {
+			how = "as given to runtime.Init"
+		}
+		return fmt.Errorf("loading ONNX Runtime from %s (%s): %w; "+
+			"it must be a libonnxruntime shared library for this machine, ONNX Runtime 1.24 or newer "+
+			`(run "make setup" for %s, or fix %s)`, libPath, how, err, PinnedVersion, LibraryEnv)
+	}
+	env.path = libPath
+	env.source = source
+	env.version = ort.GetVersion()
+	return nil
+}
+
+// Close destroys the environment and unloads the library, for tests and for
+// the end of a command. It refuses, changing nothing, while any Session or
+// Tensor made by this package is still open: their native memory would be
+// freed by the unloaded library. Closing an environment that is not
+// initialised does nothing. After Close, Init may be called again.
+func Close() error {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.path == "" {
+		return nil
+	}
+	if s, t := openSessions.Load(), openTensors.Load(); s != 0 || t != 0 {
+		return fmt.Errorf("runtime.Close: %d sessions and %d tensors are still open; close them first", s, t)
+	}
+	if err := ort.DestroyEnvironment(); err != nil {
+		return fmt.Errorf("destroying the ONNX Runtime environment: %w", err)
+	}
+	env.path, env.version = "", ""
+	return nil
+}
+
+// LibraryPath returns the path of the loaded ONNX Runtime library and how it
+// was found, or "" while not initialised.
+func LibraryPath() (string, LibrarySource) {
+	env.mu.RLock()
+	defer env.mu.RUnlock()
+	return env.path, env.source
+}
+
+// Version returns the loaded library's version string (for example "1.30.0"),
+// or "" while not initialised.
+func Version() string {
+	env.mu.RLock()
+	defer env.mu.RUnlock()
+	return env.version
+}
+
+// acquire holds the environment open for the creation of a native object:
+// it fails when not initialised, and otherwise returns the function that
+// releases the hold. Count the new object before releasing.
+func acquire() (release func(), err error) {
+	env.mu.RLock()
+	if env.path == "" {
+		env.mu.RUnlock()
+		return nil, ErrNotInitialized
+	}
+	return env.mu.RUnlock, nil
+}

@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Device is the hardware a Session runs on, through an ONNX Runtime execution
+// provider. Parse it from text once, with ParseDevice.
+type Device int
+
+const (
+	// CPU runs on ONNX Runtime's CPU execution provider. The zero value.
+	CPU Device = iota
+	// CUDA runs on an NVIDIA GPU through the CUDA execution provider. It needs
+	// a GPU build of ONNX Runtime (the library "make setup" installs is CPU only).
+	CUDA
+)
+
+var deviceNames = []string{CPU: "cpu", CUDA: "cuda"}
+
+// String returns the device's name as ParseDevice accepts it.
+func (d Device) String() string {
+	if d >= 0 && int(d) < len(deviceNames) {
+		return deviceNames[d]
+	}
+	return fmt.Sprintf("Device(%d)", int(d))
+}
+
+// ParseDevice parses a device name ("cpu" or "cuda", in any case). The error
+// lists the valid names.
+func ParseDevice(s string) (Device, error) {
+	for i, name := range deviceNames {
+		if strings.EqualFold(strings.TrimSpace(s), name) {
+			return Device(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown device %q (valid: %s)", s, strings.Join(deviceNames, ", "))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Device) MarshalText() ([]byte, error) {
+	if d < 0 || int(d) >= len(deviceNames) {
+		return nil, fmt.Errorf("invalid device %d", int(d))
+	}
+	return []byte(d.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseDevice.
+func (d *Device) UnmarshalText(text []byte) error {
+	v, err := ParseDevice(string(text))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// GraphOptimization is ONNX Runtime's graph optimisation level for a session.
+// Which level is fastest depends on the graph: the feasibility study found
+// "extended" fastest for training graphs and "all" slower for them (NCHWc
+// layout changes around constant one-hot kernels), so measure per graph kind.
+type GraphOptimization int
+
+const (
+	// OptAll enables every optimisation, layout changes included. The zero
+	// value, and ONNX Runtime's own default.
+	OptAll GraphOptimization = iota
+	// OptDisabled runs the graph as written (only required rewrites).
+	OptDisabled
+	// OptBasic: constant folding and redundant-node elimination.
+	OptBasic
+	// OptExtended: OptBasic plus operator fusions.
+	OptExtended
+	// OptLayout: OptExtended plus layout optimisations (ORT_ENABLE_LAYOUT).
+	OptLayout
+)
+
+// optNames in order of increasing optimisation, as listed in errors.
+var optOrder = []GraphOptimization{OptDisabled, OptBasic, OptExtended, OptLayout, OptAll}
+
+var optNames = map[GraphOptimization]string{
+	OptDisabled: "disabled",
+	OptBasic:    "basic",
+	OptExtended: "extended",
+	OptLayout:   "layout",
+	OptAll:      "all",
+}
+
+// ortLevels maps to onnxruntime_go's values. ORT_ENABLE_LAYOUT (3) has no
+// constant in onnxruntime_go v1.27.0.
+var ortLevels = map[GraphOptimization]ort.GraphOptimizationLevel{
+	OptDisabled: ort.GraphOptimizationLevelDisableAll,
+	OptBasic:    ort.GraphOptimizationLevelEnableBasic,
+	OptExtended: ort.GraphOptimizationLevelEnableExtended,
+	OptLayout:   ort.GraphOptimizationLevel(3),
+	OptAll:      ort.GraphOptimizationLevelEnableAll,
+}
+
+// String returns the level's name as ParseGraphOptimization accepts it.
+func (g GraphOptimization) String() string {
+	if name, ok := optNames[g]; ok {
+		return name
+	}
+	return fmt.Sprintf("GraphOptimization(%d)", int(g))
+}
+
+// ParseGraphOptimization parses a level name ("disabled", "basic",
+// "extended", "layout" or "all", in any case). The error lists the valid names.
+func ParseGraphOptimization(s string) (GraphOptimization, error) {
+	for _, g := range optOrder {
+		if strings.EqualFold(strings.TrimSpace(s), optNames[g]) {
+			return g, nil
+		}
+	}
+	names := make([]string, len(optOrder))
+	for i, g := range optOrder {
+		names[i] = optNames[g]
+	}
+	return 0, fmt.Errorf("unknown graph optimisation level %q (valid: %s)", s, strings.Join(names, ", "))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (g GraphOptimization) MarshalText() ([]byte, error) {
+	if _, ok := optNames[g]; !ok {
+		return nil, fmt.Errorf("invalid graph optimisation level %d", int(g))
+	}
+	return []byte(g.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseGraphOptimization.
+func (g *GraphOptimization) UnmarshalText(text []byte) error {
+	v, err := ParseGraphOptimization(string(text))
+	if err != nil {
+		return err
+	}
+	*g = v
+	return nil
+}
+
+// SessionOptions configures NewSession. The zero value runs on the CPU with
+// ONNX Runtime's default threads and optimisation level.
+type SessionOptions struct {
+	// Device selects the execution provider. Zero value: CPU.
+	Device Device
+	// DeviceID is the GPU ordinal when Device is CUDA; ignored on the CPU.
+	// Zero value: the first GPU.
+	DeviceID int
+	// IntraOpThreads is the number of threads ONNX Runtime uses inside one
+	// operator. Zero value: ONNX Runtime's default (one per physical core).
+	IntraOpThreads int
+	// Optimization is the graph optimisation level. Zero value: OptAll, ONNX
+	// Runtime's default.
+	Optimization GraphOptimization
+}
+
+// validate returns every problem with o, or nil.
+func (o SessionOptions) validate() error {
+	var problems []string
+	if o.Device < 0 || int(o.Device) >= len(deviceNames) {
+		problems = append(problems, fmt.Sprintf("Device: invalid value %d", int(o.Device)))
+	}
+	if o.DeviceID < 0 {
+		problems = append(problems, fmt.Sprintf("DeviceID: must be 0 or more, got %d", o.DeviceID))
+	}
+	if o.IntraOpThreads < 0 {
+		problems = append(problems, fmt.Sprintf("IntraOpThreads: must be 0 (default) or more, got %d", o.IntraOpThreads))
+	}
+	if _, ok := optNames[o.Optimization]; !ok {
+		problems = append(problems, fmt.Sprintf("Optimization: invalid value %d", int(o.Optimization)))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid session options: %s", strings.Join(problems, "; "))
+}

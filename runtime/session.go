@@ -1,0 +1,218 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// ErrNoCUDA is wrapped by the error of NewSession when CUDA was asked for and
+// the loaded ONNX Runtime library has no CUDA execution provider.
+var ErrNoCUDA = errors.New("the ONNX Runtime library has no CUDA execution provider")
+
+// Session is an ONNX model loaded into ONNX Runtime, with the names of the
+// inputs it is fed and the outputs it computes fixed at creation.
+//
+// Ownership: the caller of NewSession owns the Session and must Close it,
+// before runtime.Close (which refuses while sessions are open). The session
+// keeps no reference to the model bytes, nor to the tensors of a Run after it
+// returns. Run may be called from several goroutines at once (ONNX Runtime
+// allows concurrent runs of one session) as long as they pass distinct output
+// tensors; Close must not race with Run.
+type Session struct {
+	s       *ort.DynamicAdvancedSession
+	inputs  []string
+	outputs []string
+	opts    SessionOptions
+}
+
+// NewSession compiles the serialized ONNX model for the device and settings of
+// opts. inputs and outputs name the graph inputs that Run will be given and the
+// graph outputs it will fill, in the order Run takes them; each list needs at
+// least one name.
+//
+// With opts.Device CUDA and a library built without CUDA (such as the one
+// "make setup" installs) the error wraps ErrNoCUDA and says how to get one.
+func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*Session, error) {
+	var problems []string
+	if len(model) == 0 {
+		problems = append(problems, "model: empty")
+	}
+	if len(inputs) == 0 {
+		problems = append(problems, "inputs: at least one name is needed")
+	}
+	if len(outputs) == 0 {
+		problems = append(problems, "outputs: at least one name is needed")
+	}
+	if err := opts.validate(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("new session: %s", strings.Join(problems, "; "))
+	}
+
+	release, err := acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("new session: creating options: %w", err)
+	}
+	defer so.Destroy() // ORT copies what it needs into the session.
+	if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+		return nil, fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
+	}
+	if err := so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
+		return nil, fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
+	}
+	if opts.Device == CUDA {
+		if err := appendCUDA(so, opts.DeviceID); err != nil {
+			return nil, err
+		}
+	}
+
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
+	if err != nil {
+		err = fmt.Errorf("new session on %s: %w", opts.Device, err)
+		if opts.Device == CUDA {
+			err = fmt.Errorf("%w (%s)", err, cudaHint())
+		}
+		return nil, err
+	}
+	openSessions.Add(1)
+	return &Session{
+		s:       s,
+		inputs:  append([]string(nil), inputs...),
+		outputs: append([]string(nil), outputs...),
+		opts:    opts,
+	}, nil
+}
+
+// appendCUDA adds the CUDA execution provider for GPU deviceID to so.
+func appendCUDA(so *ort.SessionOptions, deviceID int) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return cudaError(err)
+	}
+	defer cuda.Destroy() // may go as soon as it is appended
+	if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(deviceID)}); err != nil {
+		return cudaError(err)
+	}
+	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+		return cudaError(err)
+	}
+	return nil
+}
+
+// cudaError turns ONNX Runtime's refusal of the CUDA provider into an error a
+// person can act on. The CUDA provider is a plug-in,
+// libonnxruntime_providers_cuda.so, loaded from the folder of libonnxruntime
+// (with libonnxruntime_providers_shared.so). The library "make setup" installs
+// comes without it, and a build without CUDA support at all answers "not
+// enabled in this build": both mean the loaded library has no CUDA provider.
+// When the plug-in is there, the failure is CUDA's own (no GPU, driver, CUDA
+// or cuDNN libraries) and ONNX Runtime's message says which.
+func cudaError(err error) error {
+	lib, _ := LibraryPath()
+	plugin := filepath.Join(filepath.Dir(lib), cudaPlugin)
+	msg := ortMessage(err)
+	if !isFile(plugin) || strings.Contains(strings.ToLower(msg), "not enabled in this build") {
+		return fmt.Errorf("device cuda: %w: %s comes without %s (the library \"make setup\" installs runs on the CPU only); "+
+			"to use a GPU, set %s to the libonnxruntime.so.1 of a GPU build of ONNX Runtime %s "+
+			"(its lib folder holds %s and libonnxruntime_providers_shared.so too) "+
+			"with the CUDA and cuDNN libraries it was built for; or use device cpu (ONNX Runtime said: %s)",
+			ErrNoCUDA, lib, cudaPlugin, LibraryEnv, PinnedVersion, cudaPlugin, msg)
+	}
+	return fmt.Errorf("device cuda: the CUDA execution provider of %s failed to start: %s (%s)", lib, msg, cudaHint())
+}
+
+// ortMessage returns the message of an ONNX Runtime error without the source
+// location and status code in front ("/onnxruntime_src/...cc:1988 ...
+// [ONNXRuntimeError] : 1 : FAIL : message").
+func ortMessage(err error) string {
+	msg := err.Error()
+	const marker = "[ONNXRuntimeError] : "
+	if i := strings.Index(msg, marker); i >= 0 {
+		rest := msg[i+len(marker):]
+		// skip "code : NAME : "
+		if parts := strings.SplitN(rest, " : ", 3); len(parts) == 3 {
+			return parts[2]
+		}
+	}
+	return msg
+}
+
+// cudaPlugin is the file of the CUDA execution provider, beside libonnxruntime.
+const cudaPlugin = "libonnxruntime_providers_cuda.so"
+
+func cudaHint() string {
+	return "CUDA needs a GPU, its driver, and the CUDA and cuDNN libraries that the GPU build of ONNX Runtime in " +
+		LibraryEnv + " was built for; or use device cpu"
+}
+
+// Inputs returns the names of the inputs Run takes, in order.
+func (s *Session) Inputs() []string { return append([]string(nil), s.inputs...) }
+
+// Outputs returns the names of the outputs Run fills, in order.
+func (s *Session) Outputs() []string { return append([]string(nil), s.outputs...) }
+
+// Options returns the options the session was created with.
+func (s *Session) Options() SessionOptions { return s.opts }
+
+// Run evaluates the graph on inputs and writes the results into outputs, one
+// tensor per name of Inputs and Outputs, in that order. The output tensors
+// must be allocated beforehand with the shapes the graph produces. Run
+// borrows all of them only for the duration of the call.
+func (s *Session) Run(inputs, outputs []Value) error {
+	if s.s == nil {
+		return errors.New("run: session is closed")
+	}
+	in, err := ortValues("input", s.inputs, inputs)
+	if err != nil {
+		return err
+	}
+	out, err := ortValues("output", s.outputs, outputs)
+	if err != nil {
+		return err
+	}
+	if err := s.s.Run(in, out); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+// ortValues checks values against names and unwraps them.
+func ortValues(kind string, names []string, values []Value) ([]ort.Value, error) {
+	if len(values) != len(names) {
+		return nil, fmt.Errorf("run: %d %ss given, the session has %d (%s)",
+			len(values), kind, len(names), strings.Join(names, ", "))
+	}
+	out := make([]ort.Value, len(values))
+	for i, v := range values {
+		if v != nil {
+			out[i] = v.ortValue()
+		}
+		if out[i] == nil {
+			return nil, fmt.Errorf("run: %s %d (%s) is nil or closed", kind, i, names[i])
+		}
+	}
+	return out, nil
+}
+
+// Close releases the native session. Closing twice is harmless.
+func (s *Session) Close() error {
+	if s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	openSessions.Add(-1)
+	return err
+}

@@ -45,6 +45,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
 			archCommand(),
+			datasetCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

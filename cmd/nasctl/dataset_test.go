@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runDataset runs nasctl with args and returns its exit code, stdout and stderr.
+func runDataset(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"nasctl"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// datasetFiles reads every file of dir by name.
+func datasetFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	return files
+}
+
+func TestDatasetGenerateTwiceIdentical(t *testing.T) {
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	code, out, errOut := runDataset(t, "dataset", "generate", "--out", a, "--count", "150", "--seed", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !regexp.MustCompile(`^wrote 150 images \(64x64, seed 1\) to .*: \d+ leaf \(\d+\.\d%\), \d+ no_leaf; \d+\.\d MB in \d+\.\d\d s\n$`).MatchString(out) {
+		t.Errorf("summary line: %q", out)
+	}
+	if errOut != "" {
+		t.Errorf("stderr not quiet when it is not a terminal: %q", errOut)
+	}
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--count=150", "--out", b); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	fa, fb := datasetFiles(t, a), datasetFiles(t, b)
+	if len(fa) != 150 || len(fa) != len(fb) {
+		t.Fatalf("%d and %d files, want 150", len(fa), len(fb))
+	}
+	for name, data := range fa {
+		if !bytes.Equal(data, fb[name]) {
+			t.Fatalf("%s differs between two runs with seed 1", name)
+		}
+	}
+
+	// A second run into the same folder is refused (exit 1) unless --force.
+	code, _, errOut = runDataset(t, "dataset", "generate", "--out", a, "--count", "20")
+	if code != 1 || !strings.Contains(errOut, "already holds a leaves dataset (150 LEAF_/NO_ images); add --force") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", a, "--count", "20", "--force", "--rotate", "--size", "32"); code != 0 {
+		t.Fatalf("--force: exit %d: %s", code, errOut)
+	}
+	if n := len(datasetFiles(t, a)); n != 20 {
+		t.Errorf("%d files after --force, want 20", n)
+	}
+}
+
+// TestDatasetStudyDataset checks the figures the issue asks for on the study's
+// 4,000 images: about half are leaf images (the binomial bound of the dataset
+// package's TestLeafShare: 2000 +- 158) and the MetaQNN split is 2240/560/1200.
+func TestDatasetStudyDataset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 4,000 files")
+	}
+	dir := t.TempDir()
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--seed", "1"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runDataset(t, "dataset", "info", dir, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var info datasetInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if info.Images != 4000 || info.Height != 64 || info.Width != 64 || info.Channels != 1 || info.Layout != "prefix" {
+		t.Errorf("info %+v", info)
+	}
+	if leaf := info.Classes[1]; leaf.Name != "leaf" || leaf.Images < 2000-158 || leaf.Images > 2000+158 {
+		t.Errorf("leaf class %+v", leaf)
+	}
+	if s := info.Split; s.Train != 2240 || s.Val != 560 || s.Test != 1200 {
+		t.Errorf("split %+v", s)
+	}
+}
+
+func TestDatasetInfo(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--count", "200", "--seed", "3"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// Flags after the folder, JSON: the counts add up per class and per split.
+	// MetaQNN on 200 images: test ceil(0.3*200) = 60, train floor(0.8*140) = 112, val 28.
+	code, out, errOut := runDataset(t, "dataset", "info", dir, "--json", "--seed", "5")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var info datasetInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var images, train, val, test int
+	for _, c := range info.Classes {
+		images += c.Images
+		train += c.Train
+		val += c.Val
+		test += c.Test
+		if c.Train+c.Val+c.Test != c.Images {
+			t.Errorf("class %s: %d+%d+%d != %d", c.Name, c.Train, c.Val, c.Test, c.Images)
+		}
+	}
+	if images != 200 || train != 112 || val != 28 || test != 60 || info.Split.Train != 112 || info.Split.Seed != 5 {
+		t.Errorf("totals %d %d/%d/%d, split %+v", images, train, val, test, info.Split)
+	}
+	if !strings.HasPrefix(info.Hash, "sha256:") || len(info.Skipped) != 0 {
+		t.Errorf("hash %q, skipped %v", info.Hash, info.Skipped)
+	}
+
+	// Text form, NASNet search plan: keep 40, test 12, train floor(0.89*28) = 24, val 4.
+	code, out, _ = runDataset(t, "dataset", "info", "--plan", "nasnet-search", dir)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !regexp.MustCompile(`total\s+200\s+24\s+4\s+12\s`).MatchString(out) {
+		t.Errorf("no total line 200 / 24 / 4 / 12:\n%s", out)
+	}
+	for _, want := range []string{"200 images, 64x64, 1 channel (gray)", "no_leaf", "leaf",
+		"split nasnet-search, seed 1: keep 20%, test 30%, validation 11% of the rest", "0 files skipped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDatasetInfoClassFoldersRGB(t *testing.T) {
+	dir := t.TempDir()
+	for i, class := range []string{"red", "blue"} {
+		img := image.NewRGBA(image.Rect(0, 0, 20, 10))
+		for p := 0; p < len(img.Pix); p += 4 {
+			img.Pix[p+2*i], img.Pix[p+3] = 255, 255
+		}
+		writeDatasetPNG(t, filepath.Join(dir, class, "a.png"), img)
+		writeDatasetPNG(t, filepath.Join(dir, class, "b.png"), img)
+	}
+	code, out, errOut := runDataset(t, "dataset", "info", dir, "--size", "8x16", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var info datasetInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Layout != "class-folders" || info.Channels != 3 || info.Height != 8 || info.Width != 16 ||
+		len(info.Classes) != 2 || info.Classes[0].Name != "blue" || info.Classes[1].Images != 2 {
+		t.Errorf("info %+v", info)
+	}
+	// --channels 1 forces gray.
+	code, out, _ = runDataset(t, "dataset", "info", dir, "--size", "8", "--channels", "1")
+	if code != 0 || !strings.Contains(out, "4 images, 8x8, 1 channel (gray)") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+func writeDatasetPNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDatasetInfoBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	gray := image.NewGray(image.Rect(0, 0, 4, 4))
+	gray.SetGray(0, 0, color.Gray{Y: 9})
+	writeDatasetPNG(t, filepath.Join(dir, "LEAF_0000.png"), gray)
+	writeDatasetPNG(t, filepath.Join(dir, "NO_0000.png"), gray)
+	if err := os.WriteFile(filepath.Join(dir, "NO_0001.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runDataset(t, "dataset", "info", dir)
+	if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "NO_0001.png")+": not a decodable image") ||
+		!strings.Contains(errOut, "add --skip-bad") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runDataset(t, "dataset", "info", "--skip-bad", dir)
+	if code != 0 || !strings.Contains(out, "2 images, 4x4") || !strings.Contains(out, "1 files skipped\n  "+filepath.Join(dir, "NO_0001.png")) {
+		t.Errorf("exit %d: %s\n%s", code, errOut, out)
+	}
+}
+
+func TestDatasetErrors(t *testing.T) {
+	empty := t.TempDir()
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"dataset", "generate"}, 2, "out: missing"},
+		{[]string{"dataset", "generate", "--out", empty, "extra"}, 2, "takes no arguments"},
+		{[]string{"dataset", "generate", "--out", empty, "--count", "0", "--size", "8"}, 2,
+			"count: must be at least 1, got 0\nsize: must be in [16, 1024] pixels, got 8"},
+		{[]string{"dataset", "generate", "--out", empty, "--seed", "-1"}, 2, "invalid value"},
+		{[]string{"dataset", "generate", "--nope"}, 2, "flag provided but not defined"},
+		{[]string{"dataset", "info"}, 2, "takes one folder argument"},
+		{[]string{"dataset", "info", empty, empty}, 2, "takes one folder argument (got 2"},
+		{[]string{"dataset", "info", empty, "--plan", "nope"}, 2, "valid: metaqnn, nasnet-search"},
+		{[]string{"dataset", "info", empty, "--size", "64x"}, 2, "--size"},
+		{[]string{"dataset", "info", empty, "--channels", "2"}, 2, "--channels 2"},
+		{[]string{"dataset", "frob"}, 2, `unknown command "dataset frob"`},
+		{[]string{"dataset", "info", empty}, 1, "is empty; expected image files named LEAF_* and NO_*"},
+		{[]string{"dataset", "info", filepath.Join(empty, "missing")}, 1, "no such file or directory"},
+	}
+	for _, tc := range tests {
+		code, out, errOut := runDataset(t, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+		if out != "" {
+			t.Errorf("%v: stdout %q, want nothing", tc.args, out)
+		}
+	}
+}
+
+func TestDatasetHelp(t *testing.T) {
+	for _, args := range [][]string{{"dataset", "--help"}, {"dataset", "generate", "--help"}, {"dataset", "info", "--help"}, {"dataset"}} {
+		code, out, _ := runDataset(t, args...)
+		if code != 0 || !strings.Contains(out, "USAGE") || !strings.Contains(out, "DESCRIPTION") {
+			t.Errorf("%v: exit %d:\n%s", args, code, out)
+		}
+	}
+	_, out, _ := runDataset(t, "dataset", "generate", "--help")
+	for _, flag := range []string{"--out", "--count", "--size", "--seed", "--rotate", "--force"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("generate help lacks %s", flag)
+		}
+	}
+}
+
+func TestDatasetProgressLine(t *testing.T) {
+	var b bytes.Buffer
+	clock := time.Unix(0, 0)
+	p := datasetProgressTo(&b, "writing", func() time.Time { return clock })
+	p(1, 3) // first call draws
+	p(2, 3) // same instant: skipped
+	clock = clock.Add(time.Second)
+	p(3, 3) // the last always draws, then erases the line
+	if want := "\rwriting 1/3 files\rwriting 3/3 files\r\x1b[K"; b.String() != want {
+		t.Errorf("progress output %q, want %q", b.String(), want)
+	}
+	if datasetProgress(&b, "x") != nil {
+		t.Error("progress drawn on a writer that is not a terminal")
+	}
+}

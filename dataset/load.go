@@ -1,0 +1,501 @@
+package dataset
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	_ "image/gif" // decoders, registered for image.Decode
+	_ "image/jpeg"
+	_ "image/png"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	_ "golang.org/x/image/bmp"
+	xdraw "golang.org/x/image/draw"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+)
+
+// imageExts are the file extensions Load reads (compared in lower case); other
+// files are ignored.
+var imageExts = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+// layoutHint says what Load expects; it ends the errors about a folder's layout.
+const layoutHint = "expected image files named LEAF_* and NO_* side by side (the leaves layout) " +
+	"or one sub-folder of images per class"
+
+// LoadOptions configures Load. The zero value loads images at their own size,
+// gray if they all are, and fails on the first unreadable file.
+type LoadOptions struct {
+	// Width and Height are the size, in pixels, every image is resized to (with
+	// Catmull-Rom interpolation). Zero for both keeps the images' own size, which
+	// must then be the same for all; one zero takes the other's value.
+	Width, Height int
+	// Channels is 1 (gray; color images are converted with ITU-R BT.601 weights,
+	// as image/color.GrayModel does) or 3 (red, green, blue; gray images are
+	// repeated). Zero means 1 when every image is gray (all pixels have equal
+	// red, green and blue), else 3. Colors are read premultiplied by alpha, so
+	// transparent pixels count as black.
+	Channels int
+	// SkipBad skips files that cannot be read or decoded (and, in the leaves
+	// layout, image files whose name has neither prefix), listing them in
+	// LoadReport.Skipped. False makes Load fail on the first such file, in
+	// sorted order.
+	SkipBad bool
+	// Workers is the number of files decoded at once. Zero means
+	// runtime.GOMAXPROCS(0). The result does not depend on it.
+	Workers int
+	// Progress, if not nil, is called after each file is decoded with the number
+	// decoded so far and the number of image files. Calls never overlap.
+	Progress func(done, total int)
+}
+
+// BadFile is a file Load could not use: the error of a failed Load, or an entry
+// of LoadReport.Skipped.
+type BadFile struct {
+	Path string // as found: the folder given to Load joined with the file's name
+	Err  error
+}
+
+func (b *BadFile) Error() string { return b.Path + ": " + b.Err.Error() }
+func (b *BadFile) Unwrap() error { return b.Err }
+
+// LoadReport lists what Load left out.
+type LoadReport struct {
+	// Skipped are the bad files skipped under LoadOptions.SkipBad, in sorted
+	// order.
+	Skipped []*BadFile
+	// Ignored counts the files left out because their extension is not an image
+	// format Load reads. Hidden files and folders (name starting with ".") are
+	// not counted.
+	Ignored int
+}
+
+// errNoPrefix marks an image file of the leaves layout without LEAF_ or NO_.
+var errNoPrefix = errors.New("name starts with neither " + PrefixLeaf + " nor " + PrefixNoLeaf +
+	" (the leaves layout gives the class by that prefix)")
+
+// Load reads the image folder dir. Its layout is detected: sub-folders make it
+// LayoutClassFolders (every non-hidden sub-folder is a class, searched
+// recursively; the class names sorted give the labels), otherwise LayoutPrefix.
+// It reads PNG, JPEG, GIF, BMP, TIFF and WebP files (by extension).
+//
+// An empty folder, a folder without images, a layout with fewer than two
+// classes or a class without images is an error, as is any unreadable, empty or
+// corrupt file (a *BadFile naming it) unless opts.SkipBad is set.
+func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
+	if err := opts.validate(); err != nil {
+		return nil, nil, err
+	}
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Width == 0 {
+		opts.Width = opts.Height
+	}
+	if opts.Height == 0 {
+		opts.Height = opts.Width
+	}
+	layout, classes, files, rep, err := scan(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// Label every file; in the leaves layout a name without prefix is a bad file.
+	labels := make([]int, len(files))
+	var bad []*BadFile
+	for i, f := range files {
+		labels[i] = -1
+		if layout == LayoutClassFolders {
+			labels[i] = slices.Index(classes, strings.SplitN(f, "/", 2)[0])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(f, PrefixLeaf):
+			labels[i] = 1
+		case strings.HasPrefix(f, PrefixNoLeaf):
+			labels[i] = 0
+		default:
+			bad = append(bad, &BadFile{filepath.Join(dir, filepath.FromSlash(f)), errNoPrefix})
+		}
+	}
+
+	samples := decodeAll(dir, files, labels, opts)
+	d := &Dataset{Dir: dir, Layout: layout, Classes: classes, Height: opts.Height, Width: opts.Width}
+	var kept []*sample
+	for i, s := range samples {
+		if s.err != nil {
+			bad = append(bad, &BadFile{filepath.Join(dir, filepath.FromSlash(files[i])), s.err})
+			continue
+		}
+		if labels[i] < 0 {
+			continue // already in bad
+		}
+		kept = append(kept, s)
+		d.Files = append(d.Files, files[i])
+		d.Labels = append(d.Labels, labels[i])
+	}
+	slices.SortFunc(bad, func(a, b *BadFile) int { return strings.Compare(a.Path, b.Path) })
+	if len(bad) > 0 && !opts.SkipBad {
+		return nil, nil, bad[0]
+	}
+	rep.Skipped = bad
+
+	if err := checkClasses(dir, layout, classes, d, len(bad)); err != nil {
+		return nil, nil, err
+	}
+	if d.Width == 0 {
+		if err := sameSize(dir, d.Files, kept); err != nil {
+			return nil, nil, err
+		}
+		d.Width, d.Height = kept[0].img.Bounds().Dx(), kept[0].img.Bounds().Dy()
+	}
+	d.Channels = opts.Channels
+	if d.Channels == 0 {
+		d.Channels = 1
+		for _, s := range kept {
+			if !s.gray {
+				d.Channels = 3
+				break
+			}
+		}
+	}
+	d.Pixels = make([]float32, len(kept)*d.ImageSize())
+	for i, s := range kept {
+		pack(d.Image(i), s.img, d.Channels)
+	}
+
+	sums := sha256.New()
+	for i, s := range kept {
+		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), d.Files[i])
+	}
+	d.Hash = "sha256:" + hex.EncodeToString(sums.Sum(nil))
+	return d, rep, nil
+}
+
+func (o LoadOptions) validate() error {
+	var errs []error
+	if o.Width < 0 || o.Height < 0 {
+		errs = append(errs, fmt.Errorf("size: width and height must be positive, got %dx%d", o.Width, o.Height))
+	}
+	if o.Channels != 0 && o.Channels != 1 && o.Channels != 3 {
+		errs = append(errs, fmt.Errorf("channels: must be 1, 3 or 0 (automatic), got %d", o.Channels))
+	}
+	if o.Workers < 0 {
+		errs = append(errs, fmt.Errorf("workers: must be positive, got %d", o.Workers))
+	}
+	return errors.Join(errs...)
+}
+
+// scan lists the image files of dir (relative, slash-separated, sorted) and
+// detects its layout.
+func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
+	}
+	rep := &LoadReport{}
+	var files, classes []string
+	visible := 0
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		visible++
+		if isDir(dir, e) {
+			classes = append(classes, name)
+		} else if isImage(name) {
+			files = append(files, name)
+		} else {
+			rep.Ignored++
+		}
+	}
+	switch {
+	case visible == 0:
+		return 0, nil, nil, nil, fmt.Errorf("%s is empty; %s", dir, layoutHint)
+	case len(classes) > 0 && len(files) > 0:
+		return 0, nil, nil, nil, fmt.Errorf("%s holds both image files (%s, ...) and sub-folders (%s, ...); %s",
+			dir, files[0], classes[0], layoutHint)
+	case len(files) > 0:
+		return LayoutPrefix, []string{ClassNoLeaf, ClassLeaf}, files, rep, nil
+	case len(classes) == 0:
+		return 0, nil, nil, nil, fmt.Errorf("%s holds no image files (%s); %s", dir, strings.Join(imageExts, " "), layoutHint)
+	case len(classes) == 1:
+		return 0, nil, nil, nil, fmt.Errorf("%s has a single class folder (%s); a classifier needs at least two; %s",
+			dir, classes[0], layoutHint)
+	}
+	for _, c := range classes {
+		n := len(files)
+		root := filepath.Join(dir, c)
+		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if p == root {
+				return nil
+			}
+			if strings.HasPrefix(e.Name(), ".") {
+				if e.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if e.IsDir() {
+				return nil
+			}
+			if !isImage(e.Name()) {
+				rep.Ignored++
+				return nil
+			}
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+			return nil
+		})
+		if err != nil {
+			return 0, nil, nil, nil, fmt.Errorf("read class folder: %w", err)
+		}
+		if len(files) == n {
+			return 0, nil, nil, nil, fmt.Errorf("class folder %s holds no image files (%s); %s",
+				root, strings.Join(imageExts, " "), layoutHint)
+		}
+	}
+	slices.Sort(files)
+	return LayoutClassFolders, classes, files, rep, nil
+}
+
+// isDir reports whether entry e of dir is a folder, following a symbolic link.
+func isDir(dir string, e fs.DirEntry) bool {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return e.IsDir()
+	}
+	fi, err := os.Stat(filepath.Join(dir, e.Name()))
+	return err == nil && fi.IsDir()
+}
+
+func isImage(name string) bool {
+	return slices.Contains(imageExts, strings.ToLower(path.Ext(name)))
+}
+
+// checkClasses makes sure every class still has images after bad files were
+// skipped.
+func checkClasses(dir string, layout Layout, classes []string, d *Dataset, skipped int) error {
+	counts := d.ClassCounts(nil)
+	for c, n := range counts {
+		if n > 0 {
+			continue
+		}
+		var what string
+		if layout == LayoutPrefix {
+			prefix := map[string]string{ClassLeaf: PrefixLeaf, ClassNoLeaf: PrefixNoLeaf}[classes[c]]
+			what = fmt.Sprintf("%s has no usable %s images (class %q)", dir, prefix+"*", classes[c])
+		} else {
+			what = fmt.Sprintf("class folder %s has no usable images", filepath.Join(dir, classes[c]))
+		}
+		if skipped > 0 {
+			what += fmt.Sprintf(" after skipping %d bad files", skipped)
+		}
+		return fmt.Errorf("%s; a classifier needs images of at least two classes; %s", what, layoutHint)
+	}
+	return nil
+}
+
+// sameSize checks that all images have the size of the first.
+func sameSize(dir string, files []string, samples []*sample) error {
+	first := samples[0].img.Bounds().Size()
+	for i, s := range samples {
+		if sz := s.img.Bounds().Size(); sz != first {
+			return fmt.Errorf("%s is %dx%d but %s is %dx%d; give a size to resize every image to it",
+				filepath.Join(dir, filepath.FromSlash(files[i])), sz.X, sz.Y,
+				filepath.Join(dir, filepath.FromSlash(files[0])), first.X, first.Y)
+		}
+	}
+	return nil
+}
+
+// sample is one decoded file, converted and resized.
+type sample struct {
+	img  image.Image // *image.Gray when gray, else *image.RGBA
+	gray bool
+	sum  [sha256.Size]byte
+	err  error
+}
+
+// decodeAll decodes files in parallel. Files whose label is negative are
+// skipped (their sample is empty). When opts.SkipBad is false, decoding stops
+// early after a bad file, but never before every file sorted before it is done,
+// so the first bad file is the same whatever the number of workers.
+func decodeAll(dir string, files []string, labels []int, opts LoadOptions) []*sample {
+	samples := make([]*sample, len(files))
+	var (
+		next    atomic.Int64
+		stopAt  atomic.Int64 // no file at or after this index is started
+		mu      sync.Mutex
+		done    int
+		workers sync.WaitGroup
+	)
+	stopAt.Store(int64(len(files)))
+	for range min(opts.Workers, max(1, len(files))) {
+		workers.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= stopAt.Load() {
+					return
+				}
+				s := &sample{}
+				if labels[i] >= 0 {
+					s = decodeFile(filepath.Join(dir, filepath.FromSlash(files[i])), opts.Width, opts.Height)
+				}
+				samples[i] = s
+				if s.err != nil && !opts.SkipBad {
+					for {
+						old := stopAt.Load()
+						if i+1 >= old || stopAt.CompareAndSwap(old, i+1) {
+							break
+						}
+					}
+				}
+				mu.Lock()
+				done++
+				if opts.Progress != nil {
+					opts.Progress(done, len(files))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	workers.Wait()
+	// Files never started (after a bad one) are left out; the caller reports the
+	// first bad file, which comes before them.
+	out := samples[:0]
+	for _, s := range samples {
+		if s == nil {
+			break
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// maxPixels bounds the size of one image (a 16k x 8k photo), so that a corrupt
+// header fails cleanly instead of exhausting memory.
+const maxPixels = 1 << 27
+
+// decodeFile reads and decodes one image and brings it to w x h (unless w is
+// zero), gray or RGBA.
+func decodeFile(file string, w, h int) *sample {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		// The path is in BadFile already; keep only the cause.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &sample{err: fmt.Errorf("cannot read: %w", err)}
+	}
+	if len(data) == 0 {
+		return &sample{err: errors.New("empty file")}
+	}
+	// The header first, so that a corrupt size cannot claim gigabytes.
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return &sample{err: fmt.Errorf("not a decodable image: %w", err)}
+	}
+	if cfg.Width < 1 || cfg.Height < 1 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return &sample{err: fmt.Errorf("%s image of %dx%d pixels: want 1 to %d pixels", format, cfg.Width, cfg.Height, maxPixels)}
+	}
+	src, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return &sample{err: fmt.Errorf("not a decodable image: %w", err)}
+	}
+	b := src.Bounds()
+	s := &sample{sum: sha256.Sum256(data)}
+	var img image.Image
+	if gray, ok := src.(*image.Gray); ok && b.Min == (image.Point{}) && gray.Stride == b.Dx() {
+		s.gray = true
+		img = gray
+	} else {
+		rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(rgba, rgba.Bounds(), src, b.Min, draw.Src)
+		s.gray = isGray(rgba)
+		img = rgba
+	}
+	if w != 0 && (b.Dx() != w || b.Dy() != h) {
+		dst := image.NewRGBA(image.Rect(0, 0, w, h))
+		xdraw.CatmullRom.Scale(dst, dst.Bounds(), img, img.Bounds(), xdraw.Src, nil)
+		img = dst
+	}
+	if rgba, ok := img.(*image.RGBA); ok && s.gray {
+		img = redChannel(rgba)
+	}
+	s.img = img
+	return s
+}
+
+// isGray reports whether every pixel of m has equal red, green and blue.
+func isGray(m *image.RGBA) bool {
+	for p := 0; p+3 < len(m.Pix); p += 4 {
+		if m.Pix[p] != m.Pix[p+1] || m.Pix[p] != m.Pix[p+2] {
+			return false
+		}
+	}
+	return true
+}
+
+// redChannel returns the red channel of m as a gray image.
+func redChannel(m *image.RGBA) *image.Gray {
+	b := m.Bounds()
+	g := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := range b.Dy() {
+		row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+		out := g.Pix[g.PixOffset(0, y):]
+		for x := range b.Dx() {
+			out[x] = row[4*x]
+		}
+	}
+	return g
+}
+
+// pack writes img (a *image.Gray or *image.RGBA with its origin at 0, 0 and
+// rows without padding, as decodeFile makes them) into dst with the given number of channels, channel-major, scaled to [0, 1].
+func pack(dst []float32, img image.Image, channels int) {
+	switch m := img.(type) {
+	case *image.Gray:
+		plane := len(m.Pix)
+		for c := range channels {
+			for p, v := range m.Pix {
+				dst[c*plane+p] = float32(v) / 255
+			}
+		}
+	case *image.RGBA:
+		plane := len(m.Pix) / 4
+		for p := range plane {
+			r, g, b := uint32(m.Pix[4*p]), uint32(m.Pix[4*p+1]), uint32(m.Pix[4*p+2])
+			if channels == 1 {
+				// BT.601 luma with image/color.GrayModel's 16-bit weights and rounding.
+				y := (19595*r*0x101 + 38470*g*0x101 + 7471*b*0x101 + 1<<15) >> 24
+				dst[p] = float32(y) / 255
+				continue
+			}
+			dst[p] = float32(r) / 255
+			dst[plane+p] = float32(g) / 255
+			dst[2*plane+p] = float32(b) / 255
+		}
+	default:
+		panic(fmt.Sprintf("dataset: pack: unexpected image type %T", img))
+	}
+}

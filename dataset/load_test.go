@@ -1,0 +1,457 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// writeImage encodes img into dir/name as PNG, or JPEG for a .jpg name.
+func writeImage(t *testing.T, dir, name string, img image.Image) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if strings.HasSuffix(name, ".jpg") {
+		err = jpeg.Encode(f, img, &jpeg.Options{Quality: 100})
+	} else {
+		err = png.Encode(f, img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uniformGray and uniformRGB return a w x h image of one color.
+func uniformGray(w, h int, v uint8) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = v
+	}
+	return img
+}
+
+func uniformRGB(w, h int, c color.RGBA) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadGenerated(t *testing.T) {
+	dir := t.TempDir()
+	rep, err := Generate(context.Background(), dir, Options{Count: 60, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, lr, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Layout != LayoutPrefix || !slices.Equal(d.Classes, []string{"no_leaf", "leaf"}) {
+		t.Errorf("layout %v, classes %v", d.Layout, d.Classes)
+	}
+	if d.Len() != 60 || d.Channels != 1 || d.Width != 64 || d.Height != 64 || len(d.Pixels) != 60*64*64 {
+		t.Fatalf("got %d images %dx%dx%d, %d values", d.Len(), d.Width, d.Height, d.Channels, len(d.Pixels))
+	}
+	if c := d.ClassCounts(nil); c[1] != rep.Leaf || c[0] != 60-rep.Leaf {
+		t.Errorf("class counts %v, generator wrote %d leaf images", c, rep.Leaf)
+	}
+	if len(lr.Skipped) != 0 || lr.Ignored != 0 {
+		t.Errorf("report %+v, want nothing skipped", lr)
+	}
+	// Files are sorted, labels follow the prefix and pixels are the PNG's / 255.
+	if !slices.IsSorted(d.Files) {
+		t.Error("files not sorted")
+	}
+	for i, f := range d.Files {
+		if want := map[bool]int{true: 1, false: 0}[strings.HasPrefix(f, "LEAF_")]; d.Labels[i] != want {
+			t.Fatalf("%s has label %d", f, d.Labels[i])
+		}
+	}
+	file, err := os.Open(filepath.Join(dir, d.Files[7]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	img, err := png.Decode(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := d.Image(7)
+	for p, v := range img.(*image.Gray).Pix {
+		if px[p] != float32(v)/255 {
+			t.Fatalf("%s pixel %d: %v, want %d/255", d.Files[7], p, px[p], v)
+		}
+	}
+	if !strings.HasPrefix(d.Hash, "sha256:") || len(d.Hash) != len("sha256:")+64 {
+		t.Errorf("hash %q", d.Hash)
+	}
+}
+
+func TestLoadDeterministicAcrossWorkers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Generate(context.Background(), dir, Options{Count: 40, Seed: 8}); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := Load(dir, LoadOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := Load(dir, LoadOptions{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Hash != b.Hash || !slices.Equal(a.Pixels, b.Pixels) || !slices.Equal(a.Labels, b.Labels) {
+		t.Error("loading with 1 and 4 workers differs")
+	}
+}
+
+func TestLoadHash(t *testing.T) {
+	mk := func(edit func(dir string)) string {
+		dir := t.TempDir()
+		writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 10))
+		writeImage(t, dir, "NO_0.png", uniformGray(4, 4, 200))
+		edit(dir)
+		d, _, err := Load(dir, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Hash
+	}
+	base := mk(func(string) {})
+	if again := mk(func(string) {}); again != base {
+		t.Error("same files, different hashes")
+	}
+	changed := mk(func(dir string) { writeImage(t, dir, "NO_0.png", uniformGray(4, 4, 201)) })
+	renamed := mk(func(dir string) {
+		if err := os.Rename(filepath.Join(dir, "NO_0.png"), filepath.Join(dir, "NO_1.png")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	added := mk(func(dir string) { writeImage(t, dir, "NO_1.png", uniformGray(4, 4, 5)) })
+	ignored := mk(func(dir string) { writeFile(t, dir, "notes.txt", []byte("x")) })
+	if changed == base || renamed == base || added == base {
+		t.Error("changing, renaming or adding a file keeps the hash")
+	}
+	if ignored != base {
+		t.Error("a non-image file changes the hash")
+	}
+}
+
+func TestLoadClassFolders(t *testing.T) {
+	dir := t.TempDir()
+	// Classes sorted by name give the labels: cat 0, dog 1, fox 2.
+	writeImage(t, dir, "dog/a.png", uniformGray(8, 8, 100))
+	writeImage(t, dir, "dog/sub/b.jpg", uniformGray(8, 8, 110))
+	writeImage(t, dir, "cat/x.PNG", uniformGray(8, 8, 120))
+	writeImage(t, dir, "fox/y.png", uniformGray(8, 8, 130))
+	writeFile(t, dir, "fox/readme.md", []byte("ignored"))
+	writeFile(t, dir, "fox/.hidden.png", []byte("not even an image"))
+	writeFile(t, dir, ".cache/z.png", []byte("hidden folder"))
+	d, rep, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Layout != LayoutClassFolders || !slices.Equal(d.Classes, []string{"cat", "dog", "fox"}) {
+		t.Fatalf("layout %v classes %v", d.Layout, d.Classes)
+	}
+	if want := []string{"cat/x.PNG", "dog/a.png", "dog/sub/b.jpg", "fox/y.png"}; !slices.Equal(d.Files, want) {
+		t.Errorf("files %v, want %v", d.Files, want)
+	}
+	if !slices.Equal(d.Labels, []int{0, 1, 1, 2}) {
+		t.Errorf("labels %v", d.Labels)
+	}
+	if rep.Ignored != 1 {
+		t.Errorf("ignored %d files, want 1 (readme.md)", rep.Ignored)
+	}
+	if d.Channels != 1 { // the JPEG is grayscale too
+		t.Errorf("channels %d, want 1", d.Channels)
+	}
+	// A lossless PNG: value exact. Quality-100 grayscale JPEG: within 1 level.
+	if got := d.Image(0)[0]; got != 120.0/255 {
+		t.Errorf("cat/x.PNG pixel %v, want 120/255", got)
+	}
+	if got := d.Image(2)[0] * 255; math.Abs(float64(got)-110) > 1 {
+		t.Errorf("dog/sub/b.jpg pixel %v/255, want 110 +- 1", got)
+	}
+}
+
+func TestLoadRGB(t *testing.T) {
+	dir := t.TempDir()
+	red := color.RGBA{200, 10, 30, 255}
+	writeImage(t, dir, "a/red.png", uniformRGB(4, 3, red))
+	writeImage(t, dir, "b/gray.png", uniformGray(4, 3, 90))
+	// Channels auto: one color image makes it RGB; the gray image is repeated.
+	d, _, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Channels != 3 || d.ImageSize() != 3*4*3 {
+		t.Fatalf("channels %d, image size %d", d.Channels, d.ImageSize())
+	}
+	// NCHW: the red plane (12 values), then green, then blue.
+	img := d.Image(0)
+	for p := range 12 {
+		if img[p] != 200.0/255 || img[12+p] != 10.0/255 || img[24+p] != 30.0/255 {
+			t.Fatalf("red image value %d: %v %v %v", p, img[p], img[12+p], img[24+p])
+		}
+	}
+	for _, v := range d.Image(1) {
+		if v != 90.0/255 {
+			t.Fatalf("gray image in RGB: %v, want 90/255 in every channel", v)
+		}
+	}
+	// Forced to one channel: BT.601 luma 0.299*200 + 0.587*10 + 0.114*30 = 69.1.
+	g, _, err := Load(dir, LoadOptions{Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Image(0)[0] * 255; g.Channels != 1 || math.Abs(float64(got)-69.1) > 0.6 {
+		t.Errorf("luma %v (channels %d), want 69.1 +- 0.6", got, g.Channels)
+	}
+	// An RGB file whose pixels are all gray counts as gray.
+	dir2 := t.TempDir()
+	writeImage(t, dir2, "LEAF_0.png", uniformRGB(4, 4, color.RGBA{50, 50, 50, 255}))
+	writeImage(t, dir2, "NO_0.png", uniformGray(4, 4, 60))
+	if d, _, err := Load(dir2, LoadOptions{}); err != nil || d.Channels != 1 {
+		t.Errorf("gray RGB file: channels %v, err %v; want 1", d.Channels, err)
+	}
+}
+
+func TestLoadResize(t *testing.T) {
+	dir := t.TempDir()
+	writeImage(t, dir, "LEAF_0.png", uniformGray(32, 32, 77))
+	writeImage(t, dir, "NO_0.png", uniformRGB(20, 10, color.RGBA{10, 100, 250, 255}))
+	// Different sizes need a target size.
+	if _, _, err := Load(dir, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "NO_0.png is 20x10 but") {
+		t.Fatalf("mixed sizes: %v", err)
+	}
+	d, _, err := Load(dir, LoadOptions{Width: 16}) // Height follows
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Width != 16 || d.Height != 16 || d.Channels != 3 || len(d.Pixels) != 2*3*16*16 {
+		t.Fatalf("got %dx%dx%d, %d values", d.Width, d.Height, d.Channels, len(d.Pixels))
+	}
+	// Interpolation keeps a uniform image uniform (the kernel weights sum to 1),
+	// up to rounding to 8 bits.
+	check := func(name string, px []float32, want []float64) {
+		plane := len(px) / len(want)
+		for c, w := range want {
+			for _, v := range px[c*plane : (c+1)*plane] {
+				if math.Abs(float64(v)*255-w) > 1 {
+					t.Fatalf("%s channel %d: %v, want %v/255", name, c, v*255, w)
+				}
+			}
+		}
+	}
+	check("LEAF_0.png", d.Image(0), []float64{77, 77, 77})
+	check("NO_0.png", d.Image(1), []float64{10, 100, 250})
+}
+
+func TestLoadBadFiles(t *testing.T) {
+	good := func(t *testing.T) string {
+		dir := t.TempDir()
+		writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 10))
+		writeImage(t, dir, "NO_0.png", uniformGray(4, 4, 200))
+		writeImage(t, dir, "NO_9.png", uniformGray(4, 4, 201))
+		return dir
+	}
+	cases := []struct {
+		name, file, want string
+		make             func(t *testing.T, dir string)
+	}{
+		{"corrupt", "LEAF_1.png", "LEAF_1.png: not a decodable image", func(t *testing.T, dir string) {
+			writeFile(t, dir, "LEAF_1.png", []byte("\x89PNG\r\n\x1a\nnot really"))
+		}},
+		{"empty", "NO_5.png", "NO_5.png: empty file", func(t *testing.T, dir string) {
+			writeFile(t, dir, "NO_5.png", nil)
+		}},
+		{"unreadable", "NO_3.png", "NO_3.png: cannot read", func(t *testing.T, dir string) {
+			// A dangling link cannot be opened even by root, unlike a chmod 000 file.
+			if err := os.Symlink(filepath.Join(dir, "missing"), filepath.Join(dir, "NO_3.png")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"truncated", "LEAF_2.png", "LEAF_2.png: not a decodable image", func(t *testing.T, dir string) {
+			data, err := os.ReadFile(filepath.Join(dir, "LEAF_0.png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, dir, "LEAF_2.png", data[:len(data)/2])
+		}},
+		{"huge header", "NO_4.png", "NO_4.png: png image of 200000x100000 pixels: want 1 to", func(t *testing.T, dir string) {
+			// A valid PNG whose header claims 2e10 pixels: refused before decoding.
+			var b bytes.Buffer
+			if err := png.Encode(&b, uniformGray(1, 1, 0)); err != nil {
+				t.Fatal(err)
+			}
+			data := b.Bytes()
+			binary.BigEndian.PutUint32(data[16:], 200000) // IHDR width
+			binary.BigEndian.PutUint32(data[20:], 100000) // IHDR height
+			binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
+			writeFile(t, dir, "NO_4.png", data)
+		}},
+		{"no prefix", "leaf_7.png", "leaf_7.png: name starts with neither LEAF_ nor NO_", func(t *testing.T, dir string) {
+			writeImage(t, dir, "leaf_7.png", uniformGray(4, 4, 10))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := good(t)
+			c.make(t, dir)
+			_, _, err := Load(dir, LoadOptions{})
+			var bad *BadFile
+			if !errors.As(err, &bad) || bad.Path != filepath.Join(dir, c.file) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want a BadFile naming %s with %q", err, c.file, c.want)
+			}
+			d, rep, err := Load(dir, LoadOptions{SkipBad: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Len() != 3 || len(rep.Skipped) != 1 || rep.Skipped[0].Path != filepath.Join(dir, c.file) {
+				t.Errorf("SkipBad: %d images, skipped %v; want 3 and %s", d.Len(), rep.Skipped, c.file)
+			}
+		})
+	}
+}
+
+func TestLoadSkipBadCountsAll(t *testing.T) {
+	dir := t.TempDir()
+	writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 10))
+	writeImage(t, dir, "NO_0.png", uniformGray(4, 4, 200))
+	for _, n := range []string{"NO_2.png", "LEAF_3.jpg", "LEAF_1.png"} {
+		writeFile(t, dir, n, []byte("garbage"))
+	}
+	// Without SkipBad the first bad file in sorted order is reported, whatever
+	// the number of workers.
+	for _, w := range []int{1, 2, 3} {
+		_, _, err := Load(dir, LoadOptions{Workers: w})
+		var bad *BadFile
+		if !errors.As(err, &bad) || filepath.Base(bad.Path) != "LEAF_1.png" {
+			t.Errorf("workers %d: %v, want LEAF_1.png", w, err)
+		}
+	}
+	d, rep, err := Load(dir, LoadOptions{SkipBad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range rep.Skipped {
+		names = append(names, filepath.Base(b.Path))
+	}
+	if d.Len() != 2 || !slices.Equal(names, []string{"LEAF_1.png", "LEAF_3.jpg", "NO_2.png"}) {
+		t.Errorf("%d images, skipped %v", d.Len(), names)
+	}
+	// Skipping every NO_ image leaves one class: an error that says so.
+	writeFile(t, dir, "NO_0.png", []byte("garbage"))
+	_, _, err = Load(dir, LoadOptions{SkipBad: true})
+	if err == nil || !strings.Contains(err.Error(), `no usable NO_* images (class "no_leaf") after skipping 4 bad files`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestLoadLayoutErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		make func(t *testing.T, dir string)
+		want string
+	}{
+		{"empty folder", func(*testing.T, string) {}, "is empty; expected image files named LEAF_* and NO_*"},
+		{"only hidden", func(t *testing.T, dir string) { writeFile(t, dir, ".DS_Store", []byte("x")) }, "is empty"},
+		{"no images", func(t *testing.T, dir string) { writeFile(t, dir, "a.txt", []byte("x")) }, "holds no image files"},
+		{"only LEAF_", func(t *testing.T, dir string) {
+			writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 1))
+		}, `no usable NO_* images (class "no_leaf"); a classifier needs images of at least two classes`},
+		{"one class folder", func(t *testing.T, dir string) {
+			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
+		}, "has a single class folder (cats); a classifier needs at least two"},
+		{"empty class folder", func(t *testing.T, dir string) {
+			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
+			writeFile(t, dir, "dogs/notes.txt", []byte("x"))
+		}, "dogs holds no image files"},
+		{"mixed", func(t *testing.T, dir string) {
+			writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 1))
+			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
+		}, "holds both image files (LEAF_0.png, ...) and sub-folders (cats, ...)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.make(t, dir)
+			if _, _, err := Load(dir, LoadOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+	if _, _, err := Load(filepath.Join(t.TempDir(), "nope"), LoadOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing folder: %v", err)
+	}
+	err := func() error { _, _, err := Load(t.TempDir(), LoadOptions{Channels: 2, Width: -1}); return err }()
+	if err == nil || !strings.Contains(err.Error(), "channels: must be 1, 3") || !strings.Contains(err.Error(), "size:") {
+		t.Errorf("bad options: %v", err)
+	}
+}
+
+func TestLoadProgress(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Generate(context.Background(), dir, Options{Count: 12}); err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	_, _, err := Load(dir, LoadOptions{Progress: func(done, total int) {
+		if total != 12 || done != last+1 {
+			t.Errorf("progress (%d, %d) after %d", done, total, last)
+		}
+		last = done
+	}})
+	if err != nil || last != 12 {
+		t.Errorf("err %v, last progress %d", err, last)
+	}
+}
+
+// BenchmarkLoad4000 reads the study's dataset (4,000 64x64 PNG files).
+func BenchmarkLoad4000(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := Generate(context.Background(), dir, Options{Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := Load(dir, LoadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package dataset
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// SplitPlan says how to divide a dataset into training, validation and test
+// sets. The images are shuffled with a seed, a leading share is kept, the test
+// set is taken from the front of what is kept and the rest is divided into
+// training then validation. Sizes follow the study's arithmetic (scikit-learn's
+// train_test_split rounds the test set up; Keras' validation_split and the
+// study's int(0.89*n) round the training set down):
+//
+//	kept  = floor(Fraction * n)
+//	test  = ceil(TestShare * kept)
+//	train = floor((1 - ValShare) * (kept - test))
+//	val   = kept - test - train
+//
+// The shuffle is nasctl's own (PCG seeded with the seed), not NumPy's, so the
+// sets have the study's sizes but not its members.
+type SplitPlan struct {
+	// Fraction is the share of the images kept, in (0, 1]. Zero means 1: keep
+	// everything.
+	Fraction float64
+	// TestShare is the share of the kept images held out for testing, in [0, 1).
+	// Zero means no test set.
+	TestShare float64
+	// ValShare is the share of the remaining (train+validation) images used for
+	// validation, in [0, 1). Zero means no validation set.
+	ValShare float64
+}
+
+// The study's plans.
+var (
+	// SplitMetaQNN: all images, 30% test, validation = 20% of the rest
+	// (4,000 images: 2,240 train, 560 validation, 1,200 test).
+	SplitMetaQNN = SplitPlan{Fraction: 1, TestShare: 0.3, ValShare: 0.2}
+	// SplitNASNetSearch: keep 20% of the images, then 70/30, then 89% train and
+	// 11% validation (4,000 images: 498 train, 62 validation, 240 test).
+	SplitNASNetSearch = SplitPlan{Fraction: 0.2, TestShare: 0.3, ValShare: 0.11}
+)
+
+// splitPlans names the presets for ParseSplitPlan.
+var splitPlans = map[string]SplitPlan{
+	"metaqnn":       SplitMetaQNN,
+	"nasnet-search": SplitNASNetSearch,
+}
+
+// SplitPlanNames returns the names ParseSplitPlan accepts, sorted.
+func SplitPlanNames() []string {
+	names := make([]string, 0, len(splitPlans))
+	for n := range splitPlans {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ParseSplitPlan returns the preset called name ("metaqnn", "nasnet-search").
+func ParseSplitPlan(name string) (SplitPlan, error) {
+	p, ok := splitPlans[name]
+	if !ok {
+		return SplitPlan{}, fmt.Errorf("unknown split plan %q (valid: %s)", name, strings.Join(SplitPlanNames(), ", "))
+	}
+	return p, nil
+}
+
+// Validate reports every field of p out of range, or nil.
+func (p SplitPlan) Validate() error {
+	var errs []error
+	if !(p.Fraction >= 0 && p.Fraction <= 1) {
+		errs = append(errs, fmt.Errorf("fraction: must be in (0, 1], got %v", p.Fraction))
+	}
+	if !(p.TestShare >= 0 && p.TestShare < 1) {
+		errs = append(errs, fmt.Errorf("test share: must be in [0, 1), got %v", p.TestShare))
+	}
+	if !(p.ValShare >= 0 && p.ValShare < 1) {
+		errs = append(errs, fmt.Errorf("validation share: must be in [0, 1), got %v", p.ValShare))
+	}
+	return errors.Join(errs...)
+}
+
+// Split holds image indices of each set. The sets are disjoint; images left
+// out by SplitPlan.Fraction are in none.
+type Split struct {
+	Train, Val, Test []int
+}
+
+// Apply splits the indices 0..n-1 according to p, shuffled with seed.
+func (p SplitPlan) Apply(n int, seed uint64) (Split, error) {
+	if err := p.Validate(); err != nil {
+		return Split{}, err
+	}
+	if n < 0 {
+		return Split{}, fmt.Errorf("split: negative image count %d", n)
+	}
+	frac := p.Fraction
+	if frac == 0 {
+		frac = 1
+	}
+	kept := int(math.Floor(frac * float64(n)))
+	test := int(math.Ceil(p.TestShare * float64(kept)))
+	train := int(math.Floor((1 - p.ValShare) * float64(kept-test)))
+	perm := rand.New(rand.NewPCG(seed, 0x5eed5b117)).Perm(n)
+	return Split{
+		Test:  perm[:test:test],
+		Train: perm[test : test+train : test+train],
+		Val:   perm[test+train : kept : kept],
+	}, nil
+}
+
+// Split splits the images of d according to plan, shuffled with seed; see
+// SplitPlan.
+func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
+	return plan.Apply(d.Len(), seed)
+}

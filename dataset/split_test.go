@@ -1,0 +1,88 @@
+package dataset
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSplitSizes(t *testing.T) {
+	// Sizes by the formulas of SplitPlan, worked by hand:
+	//   MetaQNN, 4000: test ceil(0.3*4000) = 1200, train floor(0.8*2800) = 2240,
+	//   val 560 (the study's 50.535% "majority class" accuracy is 283/560).
+	//   NASNet search, 4000: kept 800, test 240, train floor(0.89*560) = 498, val 62.
+	//   MetaQNN, 101: test ceil(30.3) = 31, train floor(0.8*70) = 56, val 14.
+	cases := []struct {
+		plan                SplitPlan
+		n, train, val, test int
+	}{
+		{SplitMetaQNN, 4000, 2240, 560, 1200},
+		{SplitNASNetSearch, 4000, 498, 62, 240},
+		{SplitMetaQNN, 101, 56, 14, 31},
+		{SplitPlan{}, 10, 10, 0, 0},              // zero plan: everything trains
+		{SplitPlan{Fraction: 0.5}, 7, 3, 0, 0},   // floor(3.5)
+		{SplitPlan{TestShare: 0.5}, 0, 0, 0, 0},  // empty dataset
+		{SplitPlan{ValShare: 0.25}, 8, 6, 2, 0},  // no test set
+		{SplitPlan{TestShare: 0.01}, 3, 2, 0, 1}, // ceil: a test set as soon as the share is positive
+		{SplitPlan{Fraction: 1, ValShare: 0.99}, 5, 0, 5, 0},
+	}
+	for _, c := range cases {
+		s, err := c.plan.Apply(c.n, 1)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.plan, err)
+		}
+		if len(s.Train) != c.train || len(s.Val) != c.val || len(s.Test) != c.test {
+			t.Errorf("%+v on %d: %d/%d/%d, want %d/%d/%d", c.plan, c.n,
+				len(s.Train), len(s.Val), len(s.Test), c.train, c.val, c.test)
+		}
+		// Disjoint, and within range.
+		all := slices.Concat(s.Train, s.Val, s.Test)
+		slices.Sort(all)
+		if len(slices.Compact(slices.Clone(all))) != len(all) || (len(all) > 0 && (all[0] < 0 || all[len(all)-1] >= c.n)) {
+			t.Errorf("%+v on %d: overlapping or out-of-range indices", c.plan, c.n)
+		}
+	}
+}
+
+func TestSplitDeterministic(t *testing.T) {
+	a, _ := SplitMetaQNN.Apply(500, 7)
+	b, _ := SplitMetaQNN.Apply(500, 7)
+	c, _ := SplitMetaQNN.Apply(500, 8)
+	if !slices.Equal(a.Train, b.Train) || !slices.Equal(a.Val, b.Val) || !slices.Equal(a.Test, b.Test) {
+		t.Error("same seed, different split")
+	}
+	if slices.Equal(a.Test, c.Test) {
+		t.Error("seeds 7 and 8 give the same test set")
+	}
+	// Shuffled: the test set is not simply the first images.
+	if slices.IsSorted(a.Test) {
+		t.Error("test indices are sorted: not shuffled")
+	}
+	d := &Dataset{Classes: []string{"a", "b"}, Labels: make([]int, 500)}
+	e, err := d.Split(SplitMetaQNN, 7)
+	if err != nil || !slices.Equal(e.Test, a.Test) {
+		t.Errorf("Dataset.Split differs from SplitPlan.Apply (err %v)", err)
+	}
+}
+
+func TestSplitPlanValidate(t *testing.T) {
+	err := SplitPlan{Fraction: 1.5, TestShare: 1, ValShare: -0.1}.Validate()
+	for _, want := range []string{"fraction", "test share", "validation share"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, want)
+		}
+	}
+	if _, err := (SplitPlan{TestShare: 2}).Apply(10, 1); err == nil {
+		t.Error("Apply accepted test share 2")
+	}
+}
+
+func TestParseSplitPlan(t *testing.T) {
+	if p, err := ParseSplitPlan("nasnet-search"); err != nil || p != SplitNASNetSearch {
+		t.Errorf("nasnet-search: %+v, %v", p, err)
+	}
+	_, err := ParseSplitPlan("bogus")
+	if err == nil || !strings.Contains(err.Error(), "valid: metaqnn, nasnet-search") {
+		t.Errorf("bogus: %v", err)
+	}
+}

@@ -499,3 +499,20 @@ func pack(dst []float32, img image.Image, channels int) {
 		panic(fmt.Sprintf("dataset: pack: unexpected image type %T", img))
 	}
 }
+
+// ReadImage reads one image file the way Load reads a dataset's images: resized
+// to width x height (unless width is zero) and converted to channels (1 or 3),
+// NCHW, scaled to [0, 1]. The error names the file.
+func ReadImage(path string, width, height, channels int) ([]float32, error) {
+	if channels != 1 && channels != 3 {
+		return nil, fmt.Errorf("%s: channels must be 1 or 3, got %d", path, channels)
+	}
+	s := decodeFile(path, width, height)
+	if s.err != nil {
+		return nil, &BadFile{Path: path, Err: s.err}
+	}
+	b := s.img.Bounds()
+	out := make([]float32, channels*b.Dx()*b.Dy())
+	pack(out, s.img, channels)
+	return out, nil
+}

@@ -154,6 +154,10 @@ type SessionOptions struct {
 	// Optimization is the graph optimisation level. Zero value: OptAll, ONNX
 	// Runtime's default.
 	Optimization GraphOptimization
+	// ProfilePrefix, when set, makes ONNX Runtime write a per-operator timing
+	// profile (Chrome trace JSON) to a file starting with it when the session
+	// closes.
+	ProfilePrefix string
 }
 
 // validate returns every problem with o, or nil.

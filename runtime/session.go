@@ -72,6 +72,11 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	if err := so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
 		return nil, fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
 	}
+	if opts.ProfilePrefix != "" {
+		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
+		}
+	}
 	if opts.Device == CUDA {
 		if err := appendCUDA(so, opts.DeviceID); err != nil {
 			return nil, err

@@ -7,10 +7,11 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// Element is the set of element types a Tensor may hold: float32 for data,
+// Element is the set of element types a Tensor may hold: bool for dropout
+// masks, float32 for data,
 // parameters and losses, int64 for labels, counts and steps.
 type Element interface {
-	float32 | int64
+	float32 | int64 | bool
 }
 
 // Value is a tensor that Session.Run accepts; *Tensor[float32] and

@@ -46,6 +46,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			// Each command lives in its own file of this package.
 			archCommand(),
 			datasetCommand(),
+			trainCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

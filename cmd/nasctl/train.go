@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/urfave/cli/v2"
+)
+
+// deviceFlags are the flags that choose where graphs run.
+func deviceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, or cuda (needs ONNXRUNTIME_LIB pointing at a GPU build of ONNX Runtime)"},
+		&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime (0: one per core)"},
+	}
+}
+
+func parseDevice(c *cli.Context) (runtime.Device, error) {
+	d, err := runtime.ParseDevice(c.String("device"))
+	if err != nil {
+		return 0, usagef("--device: %v", err)
+	}
+	if c.Int("threads") < 0 {
+		return 0, usagef("--threads %d: must be 0 (one per core) or more", c.Int("threads"))
+	}
+	return d, nil
+}
+
+// splitFlags choose the data split; every command that reads a dataset split
+// uses the same ones, so that train, eval and search agree.
+func splitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "plan", Value: "metaqnn", Usage: "split plan: " + strings.Join(dataset.SplitPlanNames(), ", ")},
+		&cli.Uint64Flag{Name: "split-seed", Value: 1, Usage: "seed of the shuffle before splitting"},
+	}
+}
+
+func trainCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "train",
+		Usage:     "train one architecture on an image folder and export it as ONNX",
+		ArgsUsage: " ",
+		Description: `Trains --arch on the training split of --data with Adam (the study's settings by
+default), validates after every epoch, stops early when validation accuracy stops
+improving, restores the best weights, then writes the inference model to --out and
+reports its accuracy on the test split (computed from the exported file).
+Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1) - P(2,2) - SM()" \
+           --data data/leaves --epochs 30 --out leaves.onnx`,
+		Flags: append(append([]cli.Flag{
+			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required), e.g. "C(32,3,1) - P(2,2) - SM()"`},
+			&cli.StringFlag{Name: "data", Usage: "image folder (required; see nasctl dataset --help for layouts)"},
+			&cli.IntFlag{Name: "epochs", Value: 15, Usage: "most epochs"},
+			&cli.IntFlag{Name: "batch", Value: 128, Usage: "mini-batch size"},
+			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "initial learning rate (Adam, beta1 0.5)"},
+			&cli.IntFlag{Name: "patience", Value: 6, Usage: "stop after this many epochs without a better validation accuracy (negative: never)"},
+			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
+			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
+			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
+		}, deviceFlags()...), splitFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("train takes no arguments (got %q); give the architecture with --arch", c.Args().Slice())
+			}
+			opts := trainOptions{
+				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
+				Config: runtime.TrainConfig{
+					Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), LR: c.Float64("lr"), Patience: c.Int("patience"),
+					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.Schedule{Constant: c.Bool("constant-lr")},
+				},
+			}
+			if opts.Config.Patience == 0 {
+				opts.Config.Patience = -1 // 0 on the command line: never stop early
+			}
+			var err error
+			if c.String("arch") == "" || opts.Data == "" {
+				return usagef("train needs --arch and --data")
+			}
+			if opts.Arch, err = genotype.Parse(c.String("arch")); err != nil {
+				return usagef("--arch: %v", err)
+			}
+			if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+				return usagef("--plan: %v", err)
+			}
+			if opts.Config.Device, err = parseDevice(c); err != nil {
+				return err
+			}
+			if opts.Config.Epochs < 1 || opts.Config.BatchSize < 1 || !(opts.Config.LR > 0) {
+				return usagef("--epochs, --batch and --lr must be positive")
+			}
+			return runTrain(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+type trainOptions struct {
+	Arch      genotype.Arch
+	Data      string
+	Plan      dataset.SplitPlan
+	SplitSeed uint64
+	Out       string
+	JSON      bool
+	Config    runtime.TrainConfig
+}
+
+// trainReport is the JSON form of nasctl train's result.
+type trainReport struct {
+	Arch            string                `json:"arch"`
+	Status          runtime.Status        `json:"status"`
+	Reason          string                `json:"reason,omitempty"`
+	Params          int64                 `json:"params"`
+	MACs            int64                 `json:"macs"`
+	ValAccuracy     float64               `json:"val_accuracy"`
+	TestAccuracy    float64               `json:"test_accuracy"`
+	Epochs          int                   `json:"epochs"`
+	BestEpoch       int                   `json:"best_epoch"`
+	Restarts        int                   `json:"restarts"`
+	Seconds         float64               `json:"seconds"`
+	ImagesPerSecond float64               `json:"images_per_second"`
+	Model           string                `json:"model,omitempty"`
+	History         []runtime.EpochRecord `json:"history"`
+}
+
+// loadSplit loads a dataset folder (resized to the given input, or at its own
+// size when in is zero) and splits it.
+func loadSplit(dir string, in genotype.Input, plan dataset.SplitPlan, seed uint64) (*dataset.Dataset, dataset.Split, error) {
+	d, _, err := dataset.Load(dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels})
+	if err != nil {
+		return nil, dataset.Split{}, err
+	}
+	s, err := d.Split(plan, seed)
+	if err != nil {
+		return nil, dataset.Split{}, err
+	}
+	return d, s, nil
+}
+
+func examples(d *dataset.Dataset, idx []int) runtime.Examples {
+	return runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}
+}
+
+func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
+	d, split, err := loadSplit(opts.Data, genotype.Input{}, opts.Plan, opts.SplitSeed)
+	if err != nil {
+		return err
+	}
+	in := genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}
+	net, err := opts.Arch.Build(in, len(d.Classes))
+	if err != nil {
+		return usagef("--arch at the data's input %s: %v", in, err)
+	}
+	if err := runtime.Init(""); err != nil {
+		return err
+	}
+	defer runtime.Close()
+	fmt.Fprintf(errOut, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s\n",
+		opts.Arch, thousands(net.Params()), thousands(net.MACs()), len(split.Train), len(split.Val), len(split.Test), in)
+	cfg := opts.Config
+	cfg.Progress = func(r runtime.EpochRecord) {
+		restart := ""
+		if r.Attempt > 0 {
+			restart = fmt.Sprintf(" (restart %d)", r.Attempt)
+		}
+		fmt.Fprintf(errOut, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val acc %.4f  %.1fs\n",
+			r.Epoch, restart, r.LR, r.TrainLoss, r.TrainAccuracy, r.ValLoss, r.ValAccuracy, r.Seconds)
+	}
+	res, err := runtime.Train(ctx, net, examples(d, split.Train), examples(d, split.Val), cfg)
+	if err != nil {
+		return err
+	}
+	rep := trainReport{Arch: opts.Arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
+		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
+		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
+	if res.Status == runtime.StatusOK {
+		meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: "x/255 (pixels scaled to [0, 1])",
+			Classes: d.Classes, DatasetHash: d.Hash, Extra: map[string]string{
+				"nasctl.val_accuracy": strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64),
+				"nasctl.seed":         strconv.FormatUint(cfg.Seed, 10),
+			}}
+		model, err := exportModel(net, res.Weights, meta, opts.Out)
+		if err != nil {
+			return err
+		}
+		rep.Model = opts.Out
+		m, err := runtime.NewModel(model, runtime.SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads})
+		if err != nil {
+			return err
+		}
+		ev, err := m.Evaluate(ctx, examples(d, split.Test), cfg.BatchSize)
+		m.Close()
+		if err != nil {
+			return err
+		}
+		rep.TestAccuracy = ev.Accuracy
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	if res.Status != runtime.StatusOK {
+		return fmt.Errorf("%s: %s", res.Status, res.Reason)
+	}
+	fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (epoch %d of %d, %d restarts), test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
+		rep.Arch, rep.ValAccuracy, rep.BestEpoch, rep.Epochs, rep.Restarts, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)
+	return nil
+}
+
+// exportModel compiles the inference model with weights and writes it to path
+// atomically (a crash leaves the old file or the new one, never half of one).
+func exportModel(net *genotype.Net, weights [][]float32, meta onnxgen.Metadata, path string) ([]byte, error) {
+	model, err := onnxgen.Inference(net, weights, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := renameio.WriteFile(path, model, 0o644); err != nil {
+		return nil, fmt.Errorf("writing the model: %w", err)
+	}
+	return model, nil
+}

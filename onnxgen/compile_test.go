@@ -1,0 +1,207 @@
+package onnxgen
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/genotype"
+	"google.golang.org/protobuf/proto"
+)
+
+func build(t *testing.T, arch string, in genotype.Input, classes int) *genotype.Net {
+	t.Helper()
+	n, err := genotype.MustParse(arch).Build(in, classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestParams(t *testing.T) {
+	n := build(t, "C(4,3,1) - P(2,2) - FC(8) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 2}, 2)
+	ps := Params(n)
+	var got []string
+	var total int64
+	for _, p := range ps {
+		got = append(got, p.Name+":"+strings.Join(strings.Fields(strings.Trim(fmt.Sprint(p.Shape), "[]")), "x"))
+		total += int64(p.Size())
+	}
+	// 8x8 'valid' 3x3 -> 6x6, pooled to 3x3 x 4 channels = 36 inputs of fc3.
+	want := []string{"conv1.weight:4x2x3x3", "conv1.bias:4", "fc3.weight:36x8", "fc3.bias:8", "classifier.weight:8x1", "classifier.bias:1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("params %v, want %v", got, want)
+	}
+	// The independent count of genotype.Net must agree with the tensors.
+	if total != n.Params() {
+		t.Errorf("tensors hold %d values, the network has %d parameters", total, n.Params())
+	}
+}
+
+// Glorot-uniform weights lie within sqrt(6/(fan_in+fan_out)) and their variance
+// is limit^2/3; biases start at zero.
+func TestInit(t *testing.T) {
+	n := build(t, "C(32,3,1) - FC(64) - SM()", genotype.Input{Height: 6, Width: 6, Channels: 4}, 2)
+	ps := Params(n)
+	w := Init(ps, rand.New(rand.NewPCG(1, 2)))
+	for i, p := range ps {
+		if p.Bias {
+			for _, v := range w[i] {
+				if v != 0 {
+					t.Fatalf("%s not zero", p.Name)
+				}
+			}
+			continue
+		}
+		limit := math.Sqrt(6 / float64(p.FanIn+p.FanOut))
+		var sum2 float64
+		for _, v := range w[i] {
+			if math.Abs(float64(v)) > limit {
+				t.Fatalf("%s: %v outside ±%v", p.Name, v, limit)
+			}
+			sum2 += float64(v) * float64(v)
+		}
+		variance := sum2 / float64(len(w[i]))
+		// With n values the sample variance is within 5 standard errors
+		// (the variance of u^2 for u uniform on ±L is 4L^4/45).
+		se := math.Sqrt(4 * math.Pow(limit, 4) / 45 / float64(len(w[i])))
+		if math.Abs(variance-limit*limit/3) > 5*se {
+			t.Errorf("%s: variance %.4g, want %.4g ± %.2g", p.Name, variance, limit*limit/3, 5*se)
+		}
+	}
+}
+
+func TestDropoutScale(t *testing.T) {
+	for _, rate := range []float64{0.125, 1.0 / 6, 0.25, 0.5} {
+		thr := DropoutThreshold(rate)
+		keep := float64(MaskResolution-thr) / MaskResolution
+		if math.Abs(float64(thr)/MaskResolution-rate) > 1.0/MaskResolution {
+			t.Errorf("rate %v: threshold %d", rate, thr)
+		}
+		if got := float64(DropoutScale(rate)) * keep; math.Abs(got-1) > 1e-6 {
+			t.Errorf("rate %v: scale x keep probability = %v, want 1", rate, got)
+		}
+	}
+}
+
+func decode(t *testing.T, b []byte) *onnx.ModelProto {
+	t.Helper()
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+func names(vs []*onnx.ValueInfoProto) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.GetName())
+	}
+	return out
+}
+
+func TestTrainingGraphInterface(t *testing.T) {
+	n := build(t, "C(4,3,1) - C(4,3,1) - P(2,2) - FC(8) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	tg, err := Training(n, TrainOptions{Optimizer: SGD{Momentum: 0.9}, Gradients: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, tg.Model)
+	if got := names(m.GetGraph().GetInput()); !slices.Equal(got, tg.Inputs) {
+		t.Errorf("graph inputs %v, declared %v", got, tg.Inputs)
+	}
+	if got := names(m.GetGraph().GetOutput()); !slices.Equal(got, tg.Outputs) {
+		t.Errorf("graph outputs %v, declared %v", got, tg.Outputs)
+	}
+	// x, y, step, lr, 8 params, 8 velocity slots, 2 dropout masks (after
+	// layers 2 and 4 of 4 non-SM layers).
+	if len(tg.Inputs) != 4+8+8+2 || len(tg.Masks) != 2 || tg.Masks[0].Rate != 0.25 || tg.Masks[1].Rate != 0.5 {
+		t.Errorf("inputs %v, masks %+v", tg.Inputs, tg.Masks)
+	}
+	// loss, correct, 8 new params, 8 new slots, 8 gradients.
+	if len(tg.Outputs) != 2+8+8+8 || tg.Outputs[2] != "conv1.weight/new" || tg.Outputs[10] != "conv1.weight/velocity/new" || tg.Outputs[18] != "grad/conv1.weight" {
+		t.Errorf("outputs %v", tg.Outputs)
+	}
+	if m.GetOpsetImport()[0].GetVersion() != Opset || m.GetIrVersion() != IRVersion {
+		t.Errorf("opset %v, IR %v", m.GetOpsetImport(), m.GetIrVersion())
+	}
+}
+
+func TestInferenceMetadata(t *testing.T) {
+	n := build(t, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 3}, 3)
+	w := Init(Params(n), rand.New(rand.NewPCG(1, 1)))
+	meta := Metadata{Arch: n.Arch.String(), Input: n.Input, Normalization: "x/255", Classes: []string{"a", "b", "c"},
+		DatasetHash: "sha256:abc", Extra: map[string]string{"nasctl.test_accuracy": "0.9"}}
+	b, err := Inference(n, w, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ReadModelInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Arch.Equal(n.Arch) || info.Input != n.Input || !slices.Equal(info.Classes, meta.Classes) ||
+		info.Meta[MetaDatasetHash] != "sha256:abc" || info.Meta["nasctl.test_accuracy"] != "0.9" || info.Meta[MetaNormalization] != "x/255" {
+		t.Errorf("info %+v", info)
+	}
+	if !slices.Equal(info.Inputs, []string{InputImages}) || !slices.Equal(info.Outputs, []string{OutputProbs}) || info.Opset != Opset {
+		t.Errorf("interface %v -> %v, opset %d", info.Inputs, info.Outputs, info.Opset)
+	}
+	if info.Weights != n.Params() {
+		t.Errorf("initializers hold %d weights, want %d", info.Weights, n.Params())
+	}
+	for _, op := range info.Ops {
+		if op == "Dropout" || op == "Where" {
+			t.Errorf("inference graph uses %s", op)
+		}
+	}
+	if _, err := Inference(n, w[:1], meta); err == nil {
+		t.Error("wrong number of weight tensors accepted")
+	}
+	if _, err := ReadModelInfo([]byte("not a model")); err == nil {
+		t.Error("garbage accepted as a model")
+	}
+}
+
+// Every architecture of a sample of the study's space compiles into the three
+// graphs.
+func TestCompileSampledArchitectures(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	space := genotype.Study
+	in := genotype.Input{Height: 32, Width: 32, Channels: 1}
+	for range 200 {
+		st := space.Start(in)
+		var a genotype.Arch
+		for !st.Done {
+			acts := space.Actions(st)
+			l := acts[r.IntN(len(acts))]
+			// small widths keep the test fast
+			if l.Kind == genotype.Conv {
+				l.Filters = 2
+			}
+			if l.Kind == genotype.FC {
+				l.Units = 4
+			}
+			a = append(a, l)
+			st = space.Step(st, l)
+		}
+		n, err := a.Build(in, 2+r.IntN(3))
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		if _, err := Training(n, TrainOptions{}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		if _, err := Evaluation(n); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		if _, err := Inference(n, Init(Params(n), r), Metadata{Arch: a.String(), Input: in, Classes: []string{"a", "b"}}); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+}

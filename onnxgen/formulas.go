@@ -1,0 +1,217 @@
+package onnxgen
+
+import (
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// ConvWeightGrad is a formulation of a convolution's weight gradient.
+type ConvWeightGrad uint8
+
+const (
+	ConvWeightAuto ConvWeightGrad = iota // the compiler chooses per shape
+	// ConvWeightDilated convolves the input (batch and channels swapped) with
+	// the output gradient as kernel, dilated by the stride.
+	ConvWeightDilated
+	// ConvWeightPatches extracts the input patches with a convolution of
+	// one-hot kernels and multiplies them with the output gradient.
+	ConvWeightPatches
+)
+
+// ConvInputGrad is a formulation of a convolution's input gradient.
+type ConvInputGrad uint8
+
+const (
+	ConvInputAuto      ConvInputGrad = iota
+	ConvInputTranspose               // ConvTranspose of the output gradient
+	ConvInputFlipped                 // Conv with the weights transposed and flipped (stride 1 only)
+)
+
+// PoolGrad is a formulation of the max-pooling gradient. Every one gives an
+// output gradient to the input positions that hold its window's maximum,
+// adding where windows overlap. Where several positions tie for the maximum,
+// the formulations that compare values share it equally among them (a valid
+// subgradient); PoolScatter gives it to the one MaxPool reports.
+type PoolGrad uint8
+
+const (
+	PoolAuto PoolGrad = iota
+	// PoolScatter adds the gradient at MaxPool's Indices with
+	// ScatterElements(reduction "add"); any window. ONNX Runtime's MaxPool
+	// with Indices is many times slower than without.
+	PoolScatter
+	// PoolUpsample repeats the maximum and the gradient over each window
+	// (ConvTranspose with a kernel of ones) and keeps the positions equal to
+	// the maximum; for kernel <= stride (windows that do not overlap).
+	PoolUpsample
+	// PoolPatches extracts the windows with one-hot convolutions, compares them
+	// with the maximum and adds them back with ConvTranspose of the same
+	// kernels (col2im); any window.
+	PoolPatches
+)
+
+// Formulas chooses the gradient formulations of a training graph. Zero fields
+// let the compiler choose by layer shape, from measurements on this project's
+// CPU machine.
+type Formulas struct {
+	ConvWeight ConvWeightGrad
+	ConvInput  ConvInputGrad
+	Pool       PoolGrad
+}
+
+func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
+	if f.ConvWeight != ConvWeightAuto {
+		return f.ConvWeight
+	}
+	return ConvWeightPatches
+}
+
+func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
+	if f.ConvInput == ConvInputFlipped && nd.Stride == 1 {
+		return ConvInputFlipped
+	}
+	if f.ConvInput != ConvInputAuto {
+		return ConvInputTranspose
+	}
+	return ConvInputTranspose
+}
+
+func (f Formulas) pool(nd genotype.Node) PoolGrad {
+	p := f.Pool
+	if p == PoolAuto {
+		// Measured (BenchmarkTrainStep profiles): the one-hot ConvTranspose
+		// of PoolPatches is slower than MaxPool's Indices and a scatter.
+		p = PoolScatter
+		if nd.Kernel <= nd.Stride {
+			p = PoolUpsample
+		}
+	}
+	if p == PoolUpsample && nd.Kernel > nd.Stride {
+		p = PoolPatches
+	}
+	return p
+}
+
+// gatesReLU reports whether the pooling gradient formulation also applies
+// the ReLU gradient of the layer before (see poolShare).
+func (f Formulas) gatesReLU(nd genotype.Node) bool { return f.pool(nd) != PoolScatter }
+
+// oneHot returns the [k*k, 1, k, k] kernels that copy each position of a k x k
+// window into its own channel (channel a*k+b holds position (a, b)).
+func (c *compiler) oneHot(k int) string {
+	key := "onehot" + string(rune('0'+k))
+	if name, ok := c.g.consts[key]; ok {
+		return name
+	}
+	kk := k * k
+	v := make([]float32, kk*kk)
+	for m := range kk {
+		v[m*kk+m] = 1
+	}
+	name := c.g.floats("", v, int64(kk), 1, int64(k), int64(k))
+	c.g.consts[key] = name
+	return name
+}
+
+// patches returns the k x k windows of x [N, C, H, W] at the node's stride and
+// pads as [N*C, k*k, Ho, Wo] (zero padding).
+func (c *compiler) patches(nd genotype.Node, x string) string {
+	g := c.g
+	k := int64(nd.Kernel)
+	xr := g.op("Reshape", []string{x, g.vec(-1, 1, int64(nd.In.H), int64(nd.In.W))})
+	return g.op("Conv", []string{xr, c.oneHot(nd.Kernel)},
+		attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
+}
+
+// convWeightGradPatches: dW[f, (c,a,b)] = sum_n sum_p gr[n, f, p] * P[n, (c,a,b), p]
+// with P the input patches, as a batched MatMul and a sum over the batch.
+func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string {
+	g := c.g
+	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
+	hw := int64(nd.Out.H * nd.Out.W)
+	p := g.op("Reshape", []string{c.patches(nd, x), g.vec(-1, C*k*k, hw)})
+	gm := g.op("Reshape", []string{gr, g.vec(-1, F, hw)})
+	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{p}, attrInts("perm", 0, 2, 1))})
+	dw := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	return g.op("Reshape", []string{dw, g.vec(F, C, k, k)})
+}
+
+// convInputGradFlipped: for stride 1, dx is the convolution of the output
+// gradient with the weights' channel axes swapped and their window flipped,
+// padded with k-1-p.
+func (c *compiler) convInputGradFlipped(nd genotype.Node, w, gr string) string {
+	g := c.g
+	k := int64(nd.Kernel)
+	wt := g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
+	wf := g.op("Slice", []string{wt, g.vec(-1, -1), g.vec(-k-1, -k-1), g.vec(2, 3), g.vec(-1, -1)})
+	p := nd.Pads
+	return g.op("Conv", []string{gr, wf}, attrInts("kernel_shape", k, k),
+		attrInts("pads", k-1-int64(p.Top), k-1-int64(p.Left), k-1-int64(p.Bottom), k-1-int64(p.Right)))
+}
+
+// transposeAttrs are the ConvTranspose attributes that undo a window
+// operation of the node (its kernel, stride and pads) back to its input size;
+// output_padding makes up the rows and columns a strided window skipped.
+func transposeAttrs(nd genotype.Node) []*onnx.AttributeProto {
+	k, s := int64(nd.Kernel), int64(nd.Stride)
+	oph := nd.In.H - (nd.Stride*(nd.Out.H-1) + nd.Kernel - nd.Pads.Top - nd.Pads.Bottom)
+	opw := nd.In.W - (nd.Stride*(nd.Out.W-1) + nd.Kernel - nd.Pads.Left - nd.Pads.Right)
+	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", k, k), attrInts("strides", s, s), attrInts("pads", pads(nd)...)}
+	if oph != 0 || opw != 0 {
+		attrs = append(attrs, attrInts("output_padding", int64(oph), int64(opw)))
+	}
+	return attrs
+}
+
+// poolShare returns the gradient each tied maximum of a window receives:
+// gr / count, and 0 where the maximum is 0. The inputs of a pooling layer are
+// ReLU outputs (or dropout or pooling of them, or the image, which needs no
+// gradient), so a zero maximum means every value of the window is a ReLU
+// zero, whose gradient is zero anyway: gating here applies the ReLU gradient
+// on the small pooled tensor instead of on the large one before it.
+func (c *compiler) poolShare(y, gr, count string) string {
+	g := c.g
+	positive := g.op("Cast", []string{g.op("Greater", []string{y, g.scalar(0)})}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
+	return g.op("Div", []string{g.op("Mul", []string{gr, positive}), count})
+}
+
+// poolGradUpsample (kernel <= stride, windows that do not overlap): repeat
+// the maximum over its window, mark the input positions equal to it, count
+// them per window (AveragePool of the marks times k*k) and repeat each
+// window's share of the gradient over the window.
+func (c *compiler) poolGradUpsample(nd genotype.Node, x, y, gr string) string {
+	g := c.g
+	k := int64(nd.Kernel)
+	ho, wo := int64(nd.Out.H), int64(nd.Out.W)
+	ones := make([]float32, k*k)
+	for i := range ones {
+		ones[i] = 1
+	}
+	kernel := g.floats("", ones, 1, 1, k, k)
+	up := func(t string) string {
+		u := g.op("ConvTranspose", []string{g.op("Reshape", []string{t, g.vec(-1, 1, ho, wo)}), kernel}, transposeAttrs(nd)...)
+		return g.op("Reshape", []string{u, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
+	}
+	mask := g.op("Cast", []string{g.op("Equal", []string{x, up(y)})}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
+	avg := g.op("AveragePool", []string{mask}, attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)),
+		attrInts("pads", pads(nd)...), attrInt("count_include_pad", 1))
+	count := g.op("Mul", []string{avg, g.scalar(float32(k * k))})
+	return g.op("Mul", []string{mask, up(c.poolShare(y, gr, count))})
+}
+
+// poolGradPatches (any window): extract the windows, mark the positions equal
+// to the maximum, share the gradient among them and add the windows back
+// with ConvTranspose of the same one-hot kernels. Zero padding is harmless:
+// inputs are non-negative and a zero maximum gets no gradient (poolShare).
+func (c *compiler) poolGradPatches(nd genotype.Node, x, y, gr string) string {
+	g := c.g
+	ho, wo := int64(nd.Out.H), int64(nd.Out.W)
+	win := c.patches(nd, x)
+	y4 := g.op("Reshape", []string{y, g.vec(-1, 1, ho, wo)})
+	mask := g.op("Cast", []string{g.op("Equal", []string{win, y4})}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
+	count := g.op("ReduceSum", []string{mask, g.vec(1)}, attrInt("keepdims", 1))
+	share := c.poolShare(y4, g.op("Reshape", []string{gr, g.vec(-1, 1, ho, wo)}), count)
+	cols := g.op("Mul", []string{mask, share})
+	dx := g.op("ConvTranspose", []string{cols, c.oneHot(nd.Kernel)}, transposeAttrs(nd)...)
+	return g.op("Reshape", []string{dx, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
+}

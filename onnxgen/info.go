@@ -1,0 +1,103 @@
+package onnxgen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/genotype"
+	"google.golang.org/protobuf/proto"
+)
+
+// ModelInfo is what an exported model says about itself.
+type ModelInfo struct {
+	Arch     genotype.Arch // from metadata; nil when the model was not made by nasctl
+	Input    genotype.Input
+	Classes  []string
+	Meta     map[string]string // every metadata_props entry
+	Inputs   []string          // graph input names (initializers excluded)
+	Outputs  []string          // graph output names
+	Opset    int64
+	Ops      []string // distinct operator types, in first-use order
+	Weights  int64    // number of float values in initializers
+	Producer string
+}
+
+// ReadModelInfo parses a serialized ONNX model and reads nasctl's metadata. A
+// model from elsewhere parses too; its Arch is nil and Input comes from the
+// declared shape of its first input when that is [N, C, H, W].
+func ReadModelInfo(b []byte) (*ModelInfo, error) {
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("not an ONNX model: %w", err)
+	}
+	g := m.GetGraph()
+	if g == nil {
+		return nil, fmt.Errorf("ONNX model without a graph")
+	}
+	info := &ModelInfo{Meta: map[string]string{}, Producer: m.GetProducerName()}
+	for _, p := range m.GetMetadataProps() {
+		info.Meta[p.GetKey()] = p.GetValue()
+	}
+	for _, o := range m.GetOpsetImport() {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			info.Opset = o.GetVersion()
+		}
+	}
+	inits := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = true
+		n := int64(1)
+		for _, d := range t.GetDims() {
+			n *= d
+		}
+		if t.GetDataType() == int32(onnx.TensorProto_FLOAT) {
+			info.Weights += n
+		}
+	}
+	for _, in := range g.GetInput() {
+		if !inits[in.GetName()] {
+			info.Inputs = append(info.Inputs, in.GetName())
+		}
+	}
+	for _, out := range g.GetOutput() {
+		info.Outputs = append(info.Outputs, out.GetName())
+	}
+	seen := map[string]bool{}
+	for _, n := range g.GetNode() {
+		if !seen[n.GetOpType()] {
+			seen[n.GetOpType()] = true
+			info.Ops = append(info.Ops, n.GetOpType())
+		}
+	}
+	if s, ok := info.Meta[MetaArch]; ok {
+		a, err := genotype.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", MetaArch, err)
+		}
+		info.Arch = a
+	}
+	if s, ok := info.Meta[MetaInput]; ok {
+		in, err := genotype.ParseInput(s)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", MetaInput, err)
+		}
+		info.Input = in
+	} else if len(g.GetInput()) > 0 {
+		info.Input = declaredInput(g.GetInput()[0])
+	}
+	if s := info.Meta[MetaClasses]; s != "" {
+		info.Classes = strings.Split(s, ",")
+	}
+	return info, nil
+}
+
+// declaredInput reads [N, C, H, W] from a value's declared type, or returns the
+// zero Input.
+func declaredInput(v *onnx.ValueInfoProto) genotype.Input {
+	dims := v.GetType().GetTensorType().GetShape().GetDim()
+	if len(dims) != 4 {
+		return genotype.Input{}
+	}
+	return genotype.Input{Channels: int(dims[1].GetDimValue()), Height: int(dims[2].GetDimValue()), Width: int(dims[3].GetDimValue())}
+}

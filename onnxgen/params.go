@@ -1,0 +1,123 @@
+package onnxgen
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// Param is one trainable tensor of a network.
+type Param struct {
+	Name   string  // graph input or initializer name, e.g. "conv1.weight"
+	Shape  []int64 // Conv weight [F, C, k, k]; Dense weight [in, units]; bias [units]
+	FanIn  int     // Glorot fan-in (weights only)
+	FanOut int     // Glorot fan-out (weights only)
+	Bias   bool    // a bias: initialised to zero
+	Node   int     // index of the genotype.Net node that owns it
+}
+
+// Size is the number of values of the tensor.
+func (p Param) Size() int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= int(d)
+	}
+	return n
+}
+
+// Params lists the trainable tensors of net in graph order: for each Conv and
+// Dense node its weight, then its bias.
+func Params(net *genotype.Net) []Param {
+	var ps []Param
+	for i, nd := range net.Nodes {
+		var prefix string
+		var w []int64
+		var fanIn, fanOut int
+		switch nd.Op {
+		case genotype.OpConv:
+			prefix = fmt.Sprintf("conv%d", nd.Layer+1)
+			k := int64(nd.Kernel)
+			w = []int64{int64(nd.Units), int64(nd.In.C), k, k}
+			fanIn, fanOut = nd.Kernel*nd.Kernel*nd.In.C, nd.Kernel*nd.Kernel*nd.Units
+		case genotype.OpDense:
+			prefix = fmt.Sprintf("fc%d", nd.Layer+1)
+			if nd.Classifier {
+				prefix = "classifier"
+			}
+			in := nd.In.Size()
+			w = []int64{in, int64(nd.Units)}
+			fanIn, fanOut = int(in), nd.Units
+		default:
+			continue
+		}
+		ps = append(ps,
+			Param{Name: prefix + ".weight", Shape: w, FanIn: fanIn, FanOut: fanOut, Node: i},
+			Param{Name: prefix + ".bias", Shape: []int64{int64(nd.Units)}, Bias: true, Node: i})
+	}
+	return ps
+}
+
+// Init returns initial values for params: Glorot-uniform weights (limit
+// sqrt(6/(fan_in+fan_out)), as Keras does) and zero biases, drawn from r.
+func Init(params []Param, r *rand.Rand) [][]float32 {
+	out := make([][]float32, len(params))
+	for i, p := range params {
+		v := make([]float32, p.Size())
+		if !p.Bias {
+			limit := math.Sqrt(6 / float64(p.FanIn+p.FanOut))
+			for j := range v {
+				v[j] = float32((2*r.Float64() - 1) * limit)
+			}
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// Metadata is written into an exported model's metadata_props, so the file alone
+// says what it expects and where it came from.
+type Metadata struct {
+	Arch          string            // architecture text form
+	Input         genotype.Input    // expected image size
+	Normalization string            // how pixels are scaled, e.g. "x/255"
+	Classes       []string          // class names, by output index
+	DatasetHash   string            // SHA-256 of the training data
+	Extra         map[string]string // more keys (accuracies, seeds...)
+}
+
+// Metadata keys of exported models.
+const (
+	MetaArch          = "nasctl.arch"
+	MetaInput         = "nasctl.input"
+	MetaLayout        = "nasctl.layout"
+	MetaNormalization = "nasctl.normalization"
+	MetaClasses       = "nasctl.classes"
+	MetaDatasetHash   = "nasctl.dataset_sha256"
+)
+
+func (m Metadata) props() map[string]string {
+	p := map[string]string{}
+	for k, v := range m.Extra {
+		p[k] = v
+	}
+	p[MetaArch] = m.Arch
+	p[MetaInput] = m.Input.String()
+	p[MetaLayout] = "NCHW float32"
+	p[MetaNormalization] = m.Normalization
+	p[MetaClasses] = strings.Join(m.Classes, ",")
+	p[MetaDatasetHash] = m.DatasetHash
+	return p
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

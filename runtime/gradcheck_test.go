@@ -1,0 +1,364 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+)
+
+// gradProblem is a training-step graph with fixed inputs, evaluated through ONNX
+// Runtime for the gradient checks.
+type gradProblem struct {
+	t      *testing.T
+	tg     *onnxgen.TrainGraph
+	net    *genotype.Net
+	x, y   []float32
+	n      int64
+	params [][]float32
+	masks  [][]float32 // dropout masks, fixed for the whole check
+	sess   *Session
+}
+
+func newGradProblem(t *testing.T, arch string, in genotype.Input, classes, batch int, seed uint64, formulas onnxgen.Formulas) *gradProblem {
+	t.Helper()
+	net, err := genotype.MustParse(arch).Build(in, classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := onnxgen.Training(net, onnxgen.TrainOptions{Gradients: true, Formulas: formulas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 1))
+	p := &gradProblem{t: t, tg: tg, net: net, n: int64(batch), params: onnxgen.Init(tg.Params, r)}
+	// Small random biases, so the check does not rely on zero biases.
+	for i, pr := range tg.Params {
+		if pr.Bias {
+			for j := range p.params[i] {
+				p.params[i][j] = float32(0.1 * (2*r.Float64() - 1))
+			}
+		}
+	}
+	p.x = make([]float32, batch*in.Channels*in.Height*in.Width)
+	for i := range p.x {
+		p.x[i] = r.Float32()
+	}
+	u := net.Output().C
+	p.y = make([]float32, batch*u)
+	for i := range batch {
+		if u == 1 {
+			p.y[i] = float32(i % 2)
+		} else {
+			p.y[i*u+i%u] = 1
+		}
+	}
+	for _, m := range tg.Masks {
+		n := batch
+		for _, d := range m.Shape {
+			n *= int(d)
+		}
+		mask := make([]float32, n)
+		drawMask(mask, m.Rate, r)
+		p.masks = append(p.masks, mask)
+	}
+	outNames := []string{onnxgen.OutputLoss}
+	for _, pr := range tg.Params {
+		outNames = append(outNames, "grad/"+pr.Name)
+	}
+	if p.sess, err = NewSession(tg.Model, tg.Inputs, outNames, SessionOptions{IntraOpThreads: 1, Optimization: TrainOptimization}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.sess.Close() })
+	return p
+}
+
+// run evaluates the graph with the problem's fixed inputs and dropout masks
+// and returns the loss and the gradients.
+func (p *gradProblem) run(params [][]float32) (float64, [][]float32) {
+	t := p.t
+	t.Helper()
+	var tensors []*Tensor[float32]
+	defer func() {
+		for _, x := range tensors {
+			x.Close()
+		}
+	}()
+	mk := func(shape []int64, data []float32) *Tensor[float32] {
+		x, err := NewTensor(shape, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors = append(tensors, x)
+		return x
+	}
+	in := p.net.Input
+	inputs := []Value{
+		mk([]int64{p.n, int64(in.Channels), int64(in.Height), int64(in.Width)}, p.x),
+		mk([]int64{p.n, int64(p.net.Output().C)}, p.y),
+		mk([]int64{1}, []float32{1}),
+		mk([]int64{1}, []float32{1e-3}),
+	}
+	for i, pr := range p.tg.Params {
+		inputs = append(inputs, mk(pr.Shape, params[i]))
+	}
+	for _, pr := range p.tg.Params {
+		for range p.tg.Slots {
+			inputs = append(inputs, mk(pr.Shape, make([]float32, pr.Size())))
+		}
+	}
+	for i, m := range p.tg.Masks {
+		inputs = append(inputs, mk(append([]int64{p.n}, m.Shape...), p.masks[i]))
+	}
+	loss := mk([]int64{1}, make([]float32, 1))
+	outputs := []Value{loss}
+	grads := make([][]float32, len(p.tg.Params))
+	for i, pr := range p.tg.Params {
+		grads[i] = make([]float32, pr.Size())
+		outputs = append(outputs, mk(pr.Shape, grads[i]))
+	}
+	if err := p.sess.Run(inputs, outputs); err != nil {
+		t.Fatal(err)
+	}
+	return float64(loss.Data()[0]), grads
+}
+
+// check compares every gradient element with a central finite difference of
+// the float32 graph's loss, step eps:
+//
+//	|analytic - fd| <= atol + rtol * max(|analytic|, |fd|).
+//
+// With float32 losses of order 1 the rounding error of fd is about
+// 1e-7/eps = 5e-5 for eps = 2e-3, and the truncation error is O(eps^2); a wrong
+// formula (a missing transpose, a lost overlap in pooling) is off by tens of
+// percent, far outside rtol = 2e-2, atol = 2e-4.
+//
+// ReLU and max-pooling are not differentiable everywhere: when a step of eps
+// moves an activation across zero or changes a pooling winner, the one-sided
+// differences right = (L+ - L0)/eps and left = (L0 - L-)/eps disagree, and
+// the central difference is off by up to |right - left|/2. Elements where that
+// bound exceeds the tolerance are counted, not compared; at most a tenth may
+// be so. A formula error is smooth: it shows in every element, not in a few.
+func (p *gradProblem) check() {
+	t := p.t
+	t.Helper()
+	const eps, atol, rtol = 2e-3, 2e-4, 2e-2
+	const maxPerTensor = 48
+	l0, grads := p.run(p.params)
+	worst := 0.0
+	total, kinks := 0, 0
+	pick := rand.New(rand.NewPCG(11, 13))
+	for i, pr := range p.tg.Params {
+		// Every element of small tensors; maxPerTensor of larger ones, at
+		// random positions.
+		elems := pick.Perm(pr.Size())
+		if len(elems) > maxPerTensor {
+			elems = elems[:maxPerTensor]
+		}
+		for _, j := range elems {
+			orig := p.params[i][j]
+			p.params[i][j] = orig + eps
+			lp, _ := p.run(p.params)
+			p.params[i][j] = orig - eps
+			lm, _ := p.run(p.params)
+			p.params[i][j] = orig
+			total++
+			right, left := (lp-l0)/eps, (l0-lm)/eps
+			if math.Abs(right-left)/2 > atol+rtol*math.Max(math.Abs(right), math.Abs(left)) {
+				kinks++
+				continue
+			}
+			fd := (lp - lm) / (2 * eps)
+			an := float64(grads[i][j])
+			diff := math.Abs(an - fd)
+			if diff > atol+rtol*math.Max(math.Abs(an), math.Abs(fd)) {
+				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", pr.Name, j, an, fd)
+			}
+			worst = math.Max(worst, diff)
+		}
+	}
+	if kinks*10 > total {
+		t.Errorf("%d of %d elements straddle a kink; the check needs a smaller step or another seed", kinks, total)
+	}
+	t.Logf("%d of %d parameters checked (%d at a kink, not compared), worst |analytic - fd| = %.3g",
+		total, onnxgenParamCount(p.tg.Params), kinks, worst)
+}
+
+func onnxgenParamCount(ps []onnxgen.Param) int {
+	n := 0
+	for _, p := range ps {
+		n += p.Size()
+	}
+	return n
+}
+
+// Every layer kind and padding mode, overlapping pooling, odd sizes, both
+// heads and both losses, checked element by element against central finite
+// differences of the loss computed by the same graph.
+func TestGradientsFiniteDifferences(t *testing.T) {
+	initRuntime(t)
+	tests := []struct {
+		name    string
+		arch    string
+		in      genotype.Input
+		classes int
+	}{
+		// 'valid' then 'same' convolutions, overlapping pooling (3,2) on odd
+		// sizes, an FC layer, the SM head, dropout after layers 2 and 4.
+		{"valid same overlap fc", "C(3,3,1) - C(4,3,1) - P(3,2) - FC(5) - SM()", genotype.Input{Height: 9, Width: 7, Channels: 2}, 2},
+		// Strided 'valid' first convolution on an odd size (output_padding),
+		// non-overlapping pooling, a 1x1 convolution, the GAP head, K = 3 softmax.
+		{"strided valid gap softmax", "C(3,3,2) - P(2,2) - C(4,1,1) - GAP()", genotype.Input{Height: 11, Width: 11, Channels: 1}, 3},
+		// Pooling first (no gradient flows through it), a 5x5 'same'
+		// convolution, a strided 'same' convolution, pooling with kernel <
+		// stride and uneven padding, Flatten before SM.
+		{"pool first strided same", "P(3,2) - C(3,5,1) - C(2,3,2) - P(2,3) - SM()", genotype.Input{Height: 10, Width: 10, Channels: 1}, 2},
+		// An FC chain and K = 4 classes.
+		{"fc chain softmax", "C(2,3,1) - FC(6) - FC(3) - SM()", genotype.Input{Height: 5, Width: 5, Channels: 1}, 4},
+		// Logistic regression on the pixels.
+		{"softmax only", "SM()", genotype.Input{Height: 3, Width: 4, Channels: 2}, 2},
+	}
+	// Each formulation of every gradient, forced, and the compiler's choice.
+	variants := []struct {
+		name string
+		f    onnxgen.Formulas
+	}{
+		{"auto", onnxgen.Formulas{}},
+		{"dilated transpose scatter", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightDilated, ConvInput: onnxgen.ConvInputTranspose, Pool: onnxgen.PoolScatter}},
+		{"patches flipped patches", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputFlipped, Pool: onnxgen.PoolPatches}},
+		{"upsample", onnxgen.Formulas{Pool: onnxgen.PoolUpsample}},
+	}
+	for i, tc := range tests {
+		for _, v := range variants {
+			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
+				newGradProblem(t, tc.arch, tc.in, tc.classes, 5, uint64(i+1), v.f).check()
+			})
+		}
+	}
+}
+
+// One optimizer step against the update computed in Go (float64) from the
+// graph's own gradients.
+func TestOptimizerStep(t *testing.T) {
+	initRuntime(t)
+	net, err := genotype.MustParse("C(2,3,1) - SM()").Build(genotype.Input{Height: 6, Width: 6, Channels: 1}, 2) // no dropout
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []onnxgen.Optimizer{onnxgen.Adam{}, onnxgen.SGD{Momentum: 0.9}, onnxgen.SGD{Momentum: 0.9, Nesterov: true}} {
+		t.Run(fmt.Sprintf("%s %+v", opt.Name(), opt), func(t *testing.T) {
+			checkOptimizerStep(t, net, opt)
+		})
+	}
+}
+
+func checkOptimizerStep(t *testing.T, net *genotype.Net, opt onnxgen.Optimizer) {
+	tg, err := onnxgen.Training(net, onnxgen.TrainOptions{Optimizer: opt, Gradients: true})
+	if len(tg.Masks) != 0 {
+		t.Fatalf("test network has dropout")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := NewSession(tg.Model, tg.Inputs, tg.Outputs, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	params := onnxgen.Init(tg.Params, r)
+	var all []*Tensor[float32]
+	defer func() {
+		for _, x := range all {
+			x.Close()
+		}
+	}()
+	mk := func(shape []int64, data []float32) *Tensor[float32] {
+		x, err := NewTensor(shape, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, x)
+		return x
+	}
+	const n, step, lr = 4, 3, 0.01
+	x := make([]float32, n*36)
+	for i := range x {
+		x[i] = r.Float32()
+	}
+	inputs := []Value{mk([]int64{n, 1, 6, 6}, x), mk([]int64{n, 1}, []float32{0, 1, 1, 0}), mk([]int64{1}, []float32{step}), mk([]int64{1}, []float32{lr})}
+	for i, p := range tg.Params {
+		inputs = append(inputs, mk(p.Shape, params[i]))
+	}
+	slots := make([][][]float32, len(tg.Params)) // [param][slot]
+	for i, p := range tg.Params {
+		for range tg.Slots {
+			s := make([]float32, p.Size())
+			for j := range s {
+				s[j] = 0.01 * r.Float32() // slots must be non-negative for Adam's v
+			}
+			slots[i] = append(slots[i], s)
+			inputs = append(inputs, mk(p.Shape, s))
+		}
+	}
+	outs := make([][]float32, len(tg.Outputs))
+	var outputs []Value
+	shapes := map[string][]int64{}
+	for _, p := range tg.Params {
+		shapes[p.Name+"/new"] = p.Shape
+		shapes["grad/"+p.Name] = p.Shape
+		for _, s := range tg.Slots {
+			shapes[onnxgen.SlotName(p.Name, s)+"/new"] = p.Shape
+		}
+	}
+	for i, name := range tg.Outputs {
+		shape, ok := shapes[name]
+		if !ok {
+			shape = []int64{1}
+		}
+		outs[i] = make([]float32, elementsOf(shape))
+		outputs = append(outputs, mk(shape, outs[i]))
+	}
+	if err := sess.Run(inputs, outputs); err != nil {
+		t.Fatal(err)
+	}
+	np := len(tg.Params)
+	ns := len(tg.Slots)
+	for i := range tg.Params {
+		grad := outs[2+np+np*ns+i]
+		newP := outs[2+i]
+		for j := range params[i] {
+			g, p := float64(grad[j]), float64(params[i][j])
+			var want float64
+			switch o := opt.(type) {
+			case onnxgen.Adam:
+				b1, b2, eps := 0.5, 0.999, 1e-7
+				m := b1*float64(slots[i][0][j]) + (1-b1)*g
+				v := b2*float64(slots[i][1][j]) + (1-b2)*g*g
+				want = p - lr/(1-math.Pow(b1, step))*m/(math.Sqrt(v)/math.Sqrt(1-math.Pow(b2, step))+eps)
+			case onnxgen.SGD:
+				mu := float64(o.Momentum)
+				v := mu*float64(slots[i][0][j]) + g
+				dir := v
+				if o.Nesterov {
+					dir = g + mu*v
+				}
+				want = p - lr*dir
+			}
+			if d := math.Abs(float64(newP[j]) - want); d > 1e-6+1e-5*math.Abs(want) {
+				t.Fatalf("%s[%d]: new value %.8g, want %.8g", tg.Params[i].Name, j, newP[j], want)
+			}
+		}
+	}
+}
+
+func elementsOf(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}

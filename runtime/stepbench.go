@@ -1,0 +1,110 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+)
+
+// StepBenchConfig configures MeasureTrainStep. Zero fields take the defaults
+// in their comments.
+type StepBenchConfig struct {
+	Batch  int // images per step; zero: 128
+	Warmup int // untimed steps first; zero: 3
+	Steps  int // timed steps; zero: 20
+	// Threads, Device and Optimization as for sessions (Train uses
+	// TrainOptimization for training graphs).
+	Threads       int
+	Device        Device
+	Optimization  GraphOptimization
+	ProfilePrefix string
+	// Formulas forces gradient formulations (zero: the compiler's choice).
+	Formulas onnxgen.Formulas
+}
+
+// StepTiming is the time of one training step (forward, backward and Adam
+// update) of a full batch, measured by MeasureTrainStep.
+type StepTiming struct {
+	Batch   int       `json:"batch"`
+	Steps   int       `json:"steps"`
+	Median  float64   `json:"ms_per_step"` // milliseconds
+	Samples []float64 `json:"samples_ms"`
+	// ImagesPerSecond is Batch / Median.
+	ImagesPerSecond float64 `json:"images_per_second"`
+	// GFLOPs is the arithmetic of one step per second at the median: three
+	// times the forward FLOPs (forward, input gradient, weight gradient),
+	// which is the usual estimate; the first layer's input gradient is not
+	// computed, so it slightly overstates the work.
+	GFLOPs float64 `json:"gflops"`
+}
+
+// MeasureTrainStep times training steps of net on random data with the graph
+// and ping-pong tensors that Train uses.
+func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfig) (*StepTiming, error) {
+	if cfg.Batch == 0 {
+		cfg.Batch = 128
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 3
+	}
+	if cfg.Steps == 0 {
+		cfg.Steps = 20
+	}
+	if cfg.Batch < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
+		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
+	}
+	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.withDefaults()
+	t, err := newTrainerWith(net, tc, cfg.Optimization, cfg.ProfilePrefix, cfg.Formulas)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	r := rand.New(rand.NewPCG(1, 2))
+	t.setWeights(onnxgen.Init(t.tg.Params, r))
+	b, err := t.batchTensors(int64(cfg.Batch))
+	if err != nil {
+		return nil, err
+	}
+	for i := range b[0].Data() {
+		b[0].Data()[i] = r.Float32()
+	}
+	for i := range cfg.Batch {
+		b[1].Data()[i*t.units+i%t.units] = float32(i % 2)
+	}
+	t.lr.Data()[0] = 1e-4
+	ms, err := t.maskTensors(int64(cfg.Batch))
+	if err != nil {
+		return nil, err
+	}
+	samples := make([]float64, 0, cfg.Steps)
+	for i := range cfg.Warmup + cfg.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		t.step.Data()[0]++
+		t.drawMasks(ms)
+		start := time.Now()
+		if err := t.trainStep(b, ms); err != nil {
+			return nil, err
+		}
+		if i >= cfg.Warmup {
+			samples = append(samples, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return &StepTiming{
+		Batch: cfg.Batch, Steps: cfg.Steps, Median: med, Samples: samples,
+		ImagesPerSecond: float64(cfg.Batch) / (med / 1000),
+		GFLOPs:          3 * float64(net.FLOPs()) * float64(cfg.Batch) / (med / 1000) / 1e9,
+	}, nil
+}

@@ -1,0 +1,638 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+)
+
+// Examples is a view of a dataset: the images listed in Indices.
+type Examples struct {
+	Pixels  []float32 // every image, one after another, each C*H*W values (NCHW)
+	Labels  []int     // the class of every image
+	Indices []int     // the images of the view
+}
+
+// Len is the number of images in the view.
+func (e Examples) Len() int { return len(e.Indices) }
+
+// MajorityShare is the share of the view's most frequent class among classes:
+// the accuracy of a constant predictor that picks it.
+func (e Examples) MajorityShare(classes int) float64 {
+	if e.Len() == 0 {
+		return 0
+	}
+	counts := make([]int, classes)
+	for _, i := range e.Indices {
+		counts[e.Labels[i]]++
+	}
+	best := 0
+	for _, c := range counts {
+		best = max(best, c)
+	}
+	return float64(best) / float64(e.Len())
+}
+
+// Schedule is Baker et al.'s learning-rate rule: when validation accuracy after
+// the first epoch is no better than chance, multiply the learning rate by
+// RestartFactor, draw fresh weights and start again (at most MaxRestarts
+// times); once learning, multiply it by DecayFactor every DecayEvery epochs.
+// Zero fields take Baker et al.'s values.
+type Schedule struct {
+	// Constant turns the rule off: the learning rate never changes.
+	Constant bool
+	// RestartFactor multiplies the learning rate at a restart. Zero: 0.4.
+	RestartFactor float64
+	// MaxRestarts is the most restarts. Zero: 5; negative: none.
+	MaxRestarts int
+	// DecayEvery is the period of the decay in epochs. Zero: 5.
+	DecayEvery int
+	// DecayFactor multiplies the learning rate every DecayEvery epochs. Zero: 0.2.
+	DecayFactor float64
+	// ChanceMargin: "no better than chance" means a validation accuracy at most
+	// the majority-class share plus this. Zero: 0.01 (one point).
+	ChanceMargin float64
+}
+
+func (s Schedule) withDefaults() Schedule {
+	if s.RestartFactor == 0 {
+		s.RestartFactor = 0.4
+	}
+	if s.MaxRestarts == 0 {
+		s.MaxRestarts = 5
+	}
+	if s.DecayEvery == 0 {
+		s.DecayEvery = 5
+	}
+	if s.DecayFactor == 0 {
+		s.DecayFactor = 0.2
+	}
+	if s.ChanceMargin == 0 {
+		s.ChanceMargin = 0.01
+	}
+	return s
+}
+
+// Budget refuses architectures too costly to train, before anything is
+// allocated. Zero fields mean no limit.
+type Budget struct {
+	// MaxActivationBytes bounds genotype.Net.ActivationBytes: the float32
+	// activations of one image's forward pass, kept for the backward pass.
+	// Training needs about BatchSize times this, and as much again for the
+	// gradients.
+	MaxActivationBytes int64
+	// MaxMACs bounds the multiply-accumulates of one image's forward pass.
+	MaxMACs int64
+}
+
+// Check returns why net exceeds the budget, or "" when it does not.
+func (b Budget) Check(net *genotype.Net) string {
+	var why []string
+	if b.MaxActivationBytes > 0 && net.ActivationBytes() > b.MaxActivationBytes {
+		why = append(why, fmt.Sprintf("activation memory %d bytes per image exceeds the limit of %d", net.ActivationBytes(), b.MaxActivationBytes))
+	}
+	if b.MaxMACs > 0 && net.MACs() > b.MaxMACs {
+		why = append(why, fmt.Sprintf("%d multiply-accumulates per image exceed the limit of %d", net.MACs(), b.MaxMACs))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	s := why[0]
+	for _, w := range why[1:] {
+		s += "; " + w
+	}
+	return s
+}
+
+// TrainConfig configures Train. Zero fields take the study's settings.
+type TrainConfig struct {
+	// Epochs is the most epochs of one attempt (a restart begins a new
+	// attempt). Zero: 15.
+	Epochs int
+	// BatchSize is the mini-batch size; the last batch of an epoch holds the
+	// rest. Zero: 128.
+	BatchSize int
+	// LR is the initial learning rate. Zero: 1e-3.
+	LR float64
+	// Optimizer emits the update. Nil: Adam with beta1 0.5, beta2 0.999.
+	Optimizer onnxgen.Optimizer
+	// Patience stops training when validation accuracy has not improved for
+	// this many epochs; the best weights are restored in any case. Zero: 6;
+	// negative: never stop early.
+	Patience int
+	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
+	Schedule Schedule
+	// Seed determines the initial weights, the shuffling and the dropout masks.
+	Seed uint64
+	// Device, DeviceID and Threads (intra-op threads; zero: ONNX Runtime's
+	// default) select where the graphs run.
+	Device   Device
+	DeviceID int
+	Threads  int
+	// Budget refuses too costly architectures before any allocation.
+	Budget Budget
+	// Init, when set, are the starting weights (in onnxgen.Params order), for
+	// instance to retrain a search's model for longer. Restarts then keep the
+	// given weights out of it: they draw fresh ones from Seed.
+	Init [][]float32
+	// Progress, when set, is called after every epoch.
+	Progress func(EpochRecord)
+}
+
+func (c TrainConfig) withDefaults() TrainConfig {
+	if c.Epochs == 0 {
+		c.Epochs = 15
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 128
+	}
+	if c.LR == 0 {
+		c.LR = 1e-3
+	}
+	if c.Optimizer == nil {
+		c.Optimizer = onnxgen.Adam{}
+	}
+	if c.Patience == 0 {
+		c.Patience = 6
+	}
+	c.Schedule = c.Schedule.withDefaults()
+	return c
+}
+
+// Graph optimisation levels per graph kind, chosen by measurement on this
+// project's CPU machine (BenchmarkTrainStep, BenchmarkInference): training
+// graphs run fastest at "extended" ("all" inserts layout changes that cost
+// more than they save around the backward pass); forward-only graphs at "all".
+const (
+	TrainOptimization = OptExtended
+	EvalOptimization  = OptAll
+)
+
+// EpochRecord is one epoch of training.
+type EpochRecord struct {
+	Attempt       int     `json:"attempt"` // 0 for the first attempt, then one per restart
+	Epoch         int     `json:"epoch"`   // 1-based, within the attempt
+	LR            float64 `json:"lr"`
+	TrainLoss     float64 `json:"train_loss"`
+	TrainAccuracy float64 `json:"train_accuracy"` // with dropout active
+	ValLoss       float64 `json:"val_loss"`
+	ValAccuracy   float64 `json:"val_accuracy"`
+	Seconds       float64 `json:"seconds"`
+}
+
+// Status is how a training run ended.
+type Status string
+
+const (
+	StatusOK       Status = "ok"       // trained; ValAccuracy is the reward
+	StatusDiverged Status = "diverged" // a loss became NaN or infinite; reward 0
+	StatusRefused  Status = "refused"  // over the budget, nothing was trained; reward 0
+)
+
+// Result is the outcome of Train.
+type Result struct {
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"` // why it diverged or was refused
+	Params int64  `json:"params"`
+	MACs   int64  `json:"macs"`
+	// ValAccuracy is the best validation accuracy (the reward), reached at
+	// BestEpoch of the last attempt; the returned weights are from there.
+	ValAccuracy float64       `json:"val_accuracy"`
+	BestEpoch   int           `json:"best_epoch"`
+	Restarts    int           `json:"restarts"`
+	Epochs      []EpochRecord `json:"epochs"`
+	Seconds     float64       `json:"seconds"`
+	// ImagesPerSecond is the training throughput of the optimizer steps alone.
+	ImagesPerSecond float64     `json:"images_per_second"`
+	Weights         [][]float32 `json:"-"` // best weights, onnxgen.Params order
+}
+
+// Reward is the validation accuracy, or 0 when the run did not finish training.
+func (r *Result) Reward() float64 {
+	if r.Status != StatusOK {
+		return 0
+	}
+	return r.ValAccuracy
+}
+
+// Train trains net on train, validating on val after every epoch, and returns
+// the best weights. A NaN or infinite loss ends the run as StatusDiverged and an
+// architecture over cfg.Budget as StatusRefused, both with a nil error; errors
+// are for bad input, ONNX Runtime failures and cancellation (ctx.Err()).
+func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg TrainConfig) (*Result, error) {
+	cfg = cfg.withDefaults()
+	res := &Result{Params: net.Params(), MACs: net.MACs()}
+	if why := cfg.Budget.Check(net); why != "" {
+		res.Status, res.Reason = StatusRefused, why
+		return res, nil
+	}
+	if err := checkExamples(net, train, "training"); err != nil {
+		return nil, err
+	}
+	if err := checkExamples(net, val, "validation"); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	t, err := newTrainer(net, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if err := t.run(ctx, train, val, res); err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func checkExamples(net *genotype.Net, ex Examples, what string) error {
+	if ex.Len() == 0 {
+		return fmt.Errorf("the %s set is empty", what)
+	}
+	size := net.Input.Channels * net.Input.Height * net.Input.Width
+	if len(ex.Pixels)%size != 0 || len(ex.Pixels)/size != len(ex.Labels) {
+		return fmt.Errorf("%s set: %d pixel values and %d labels do not make images of %s", what, len(ex.Pixels), len(ex.Labels), net.Input)
+	}
+	for _, i := range ex.Indices {
+		if i < 0 || i >= len(ex.Labels) {
+			return fmt.Errorf("%s set: image index %d out of range [0, %d)", what, i, len(ex.Labels))
+		}
+		if l := ex.Labels[i]; l < 0 || l >= net.Classes {
+			return fmt.Errorf("%s set: image %d has label %d, but the network has %d classes", what, i, l, net.Classes)
+		}
+	}
+	return nil
+}
+
+// trainer holds the sessions and tensors of one training run.
+type trainer struct {
+	net    *genotype.Net
+	cfg    TrainConfig
+	tg     *onnxgen.TrainGraph
+	train  *Session
+	eval   *Session
+	params [2][]*Tensor[float32] // ping-pong sets
+	slots  [2][]*Tensor[float32] // ping-pong sets, param-major as in the graph
+	cur    int                   // the set that holds the current values
+	step   *Tensor[float32]
+	lr     *Tensor[float32]
+	loss   *Tensor[float32]
+	right  *Tensor[float32]
+	probs  map[int64]*Tensor[float32] // eval probabilities by batch size
+	batch  map[int64][2]*Tensor[float32]
+	masks  map[int64][]*Tensor[float32] // dropout masks by batch size
+	owned  []*Tensor[float32]
+	drop   *rand.Rand // draws the dropout masks
+	units  int        // logits per image: 1 for two classes, else K
+	image  int        // values per image
+}
+
+func newTrainer(net *genotype.Net, cfg TrainConfig) (*trainer, error) {
+	return newTrainerWith(net, cfg, TrainOptimization, "", onnxgen.Formulas{})
+}
+
+// newTrainerWith is newTrainer with the training graph's optimisation level
+// and an optional ONNX Runtime profile of the training session.
+func newTrainerWith(net *genotype.Net, cfg TrainConfig, level GraphOptimization, profile string, formulas onnxgen.Formulas) (t *trainer, err error) {
+	t = &trainer{net: net, cfg: cfg, probs: map[int64]*Tensor[float32]{}, batch: map[int64][2]*Tensor[float32]{},
+		masks: map[int64][]*Tensor[float32]{}, drop: rand.New(rand.NewPCG(cfg.Seed, 0x64726f70)),
+		units: net.Output().C, image: net.Input.Channels * net.Input.Height * net.Input.Width}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	t.tg, err = onnxgen.Training(net, onnxgen.TrainOptions{Optimizer: cfg.Optimizer, Formulas: formulas})
+	if err != nil {
+		return nil, err
+	}
+	eg, err := onnxgen.Evaluation(net)
+	if err != nil {
+		return nil, err
+	}
+	opts := SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads}
+	opts.Optimization = level
+	opts.ProfilePrefix = profile
+	if t.train, err = NewSession(t.tg.Model, t.tg.Inputs, t.tg.Outputs, opts); err != nil {
+		return nil, err
+	}
+	opts.Optimization = EvalOptimization
+	opts.ProfilePrefix = ""
+	if t.eval, err = NewSession(eg.Model, eg.Inputs, eg.Outputs, opts); err != nil {
+		return nil, err
+	}
+	for set := range 2 {
+		for _, p := range t.tg.Params {
+			x, err := t.zeros(p.Shape...)
+			if err != nil {
+				return nil, err
+			}
+			t.params[set] = append(t.params[set], x)
+			for range t.tg.Slots {
+				s, err := t.zeros(p.Shape...)
+				if err != nil {
+					return nil, err
+				}
+				t.slots[set] = append(t.slots[set], s)
+			}
+		}
+	}
+	for _, x := range []**Tensor[float32]{&t.step, &t.lr, &t.loss, &t.right} {
+		if *x, err = t.zeros(1); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *trainer) zeros(shape ...int64) (*Tensor[float32], error) {
+	x, err := NewZeroTensor[float32](shape...)
+	if err == nil {
+		t.owned = append(t.owned, x)
+	}
+	return x, err
+}
+
+func (t *trainer) close() {
+	for _, x := range t.owned {
+		x.Close()
+	}
+	if t.train != nil {
+		t.train.Close()
+	}
+	if t.eval != nil {
+		t.eval.Close()
+	}
+}
+
+// batchTensors returns the image and label tensors for a batch of n images.
+func (t *trainer) batchTensors(n int64) ([2]*Tensor[float32], error) {
+	if b, ok := t.batch[n]; ok {
+		return b, nil
+	}
+	in := t.net.Input
+	x, err := t.zeros(n, int64(in.Channels), int64(in.Height), int64(in.Width))
+	if err != nil {
+		return [2]*Tensor[float32]{}, err
+	}
+	y, err := t.zeros(n, int64(t.units))
+	if err != nil {
+		return [2]*Tensor[float32]{}, err
+	}
+	t.batch[n] = [2]*Tensor[float32]{x, y}
+	return t.batch[n], nil
+}
+
+// maskTensors returns the dropout keep-mask tensors for a batch of n images.
+func (t *trainer) maskTensors(n int64) ([]*Tensor[float32], error) {
+	if m, ok := t.masks[n]; ok {
+		return m, nil
+	}
+	var ms []*Tensor[float32]
+	for _, m := range t.tg.Masks {
+		x, err := t.zeros(append([]int64{n}, m.Shape...)...)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, x)
+	}
+	t.masks[n] = ms
+	return ms, nil
+}
+
+// drawMasks fills the dropout masks for the next step.
+func (t *trainer) drawMasks(ms []*Tensor[float32]) {
+	for i, m := range ms {
+		drawMask(m.Data(), t.tg.Masks[i].Rate, t.drop)
+	}
+}
+
+// drawMask fills mask for a dropout rate: a value is kept (set to
+// onnxgen.DropoutScale(rate)) when a 16-bit random number is at least
+// onnxgen.DropoutThreshold(rate), and dropped (set to 0) otherwise.
+func drawMask(mask []float32, rate float64, r *rand.Rand) {
+	threshold, scale := onnxgen.DropoutThreshold(rate), onnxgen.DropoutScale(rate)
+	for i := 0; i < len(mask); i += 4 {
+		u := r.Uint64()
+		for j := i; j < min(i+4, len(mask)); j++ {
+			mask[j] = 0
+			if uint32(u&0xffff) >= threshold {
+				mask[j] = scale
+			}
+			u >>= 16
+		}
+	}
+}
+
+// fill copies the images idx into the batch tensors.
+func (t *trainer) fill(b [2]*Tensor[float32], ex Examples, idx []int) {
+	x, y := b[0].Data(), b[1].Data()
+	clear(y)
+	for j, i := range idx {
+		copy(x[j*t.image:(j+1)*t.image], ex.Pixels[i*t.image:(i+1)*t.image])
+		if t.units == 1 {
+			y[j] = float32(ex.Labels[i])
+		} else {
+			y[j*t.units+ex.Labels[i]] = 1
+		}
+	}
+}
+
+// setWeights writes w into the current parameter set and zeroes the slots.
+func (t *trainer) setWeights(w [][]float32) {
+	for i, p := range t.params[t.cur] {
+		copy(p.Data(), w[i])
+	}
+	for _, s := range t.slots[t.cur] {
+		clear(s.Data())
+	}
+	t.step.Data()[0] = 0
+}
+
+func (t *trainer) weights() [][]float32 {
+	w := make([][]float32, len(t.params[t.cur]))
+	for i, p := range t.params[t.cur] {
+		w[i] = append([]float32(nil), p.Data()...)
+	}
+	return w
+}
+
+// errDiverged ends an attempt whose loss is not finite.
+var errDiverged = errors.New("diverged")
+
+func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) error {
+	cfg := t.cfg
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e6173637472)) // weights and shuffling
+	if cfg.Init != nil {
+		if len(cfg.Init) != len(t.tg.Params) {
+			return fmt.Errorf("initial weights: %d tensors for %d parameters", len(cfg.Init), len(t.tg.Params))
+		}
+		for i, p := range t.tg.Params {
+			if len(cfg.Init[i]) != p.Size() {
+				return fmt.Errorf("initial weights: %s has %d values, want %d", p.Name, len(cfg.Init[i]), p.Size())
+			}
+		}
+		t.setWeights(cfg.Init)
+	} else {
+		t.setWeights(onnxgen.Init(t.tg.Params, rng))
+	}
+	chance := val.MajorityShare(t.net.Classes)
+	lr := cfg.LR
+	order := append([]int(nil), train.Indices...)
+	var stepSeconds float64
+	var stepImages int
+	for attempt := 0; ; attempt++ {
+		res.Restarts = attempt
+		best, bestEpoch, since := -1.0, 0, 0
+		var bestWeights [][]float32
+		restart := false
+		for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+			began := time.Now()
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			t.lr.Data()[0] = float32(lr)
+			var lossSum, right float64
+			for lo := 0; lo < len(order); lo += cfg.BatchSize {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				idx := order[lo:min(lo+cfg.BatchSize, len(order))]
+				b, err := t.batchTensors(int64(len(idx)))
+				if err != nil {
+					return err
+				}
+				t.fill(b, train, idx)
+				ms, err := t.maskTensors(int64(len(idx)))
+				if err != nil {
+					return err
+				}
+				t.drawMasks(ms)
+				t.step.Data()[0]++
+				s := time.Now()
+				if err := t.trainStep(b, ms); err != nil {
+					return err
+				}
+				stepSeconds += time.Since(s).Seconds()
+				stepImages += len(idx)
+				l := float64(t.loss.Data()[0])
+				if math.IsNaN(l) || math.IsInf(l, 0) {
+					res.Status = StatusDiverged
+					res.Reason = fmt.Sprintf("training loss became %v in epoch %d of attempt %d (learning rate %.3g)", l, epoch, attempt+1, lr)
+					res.ImagesPerSecond = float64(stepImages) / stepSeconds
+					return nil
+				}
+				lossSum += l * float64(len(idx))
+				right += float64(t.right.Data()[0])
+			}
+			vloss, vacc, err := t.evaluate(ctx, val)
+			if err != nil {
+				return err
+			}
+			rec := EpochRecord{Attempt: attempt, Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(len(order)),
+				TrainAccuracy: right / float64(len(order)), ValLoss: vloss, ValAccuracy: vacc, Seconds: time.Since(began).Seconds()}
+			res.Epochs = append(res.Epochs, rec)
+			if cfg.Progress != nil {
+				cfg.Progress(rec)
+			}
+			if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
+				res.Status = StatusDiverged
+				res.Reason = fmt.Sprintf("validation loss became %v in epoch %d of attempt %d (learning rate %.3g)", vloss, epoch, attempt+1, lr)
+				res.ImagesPerSecond = float64(stepImages) / stepSeconds
+				return nil
+			}
+			sched := cfg.Schedule
+			if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && vacc <= chance+sched.ChanceMargin {
+				restart = true
+				break
+			}
+			if vacc > best {
+				best, bestEpoch, since = vacc, epoch, 0
+				bestWeights = t.weights()
+			} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
+				break
+			}
+			if !sched.Constant && epoch%sched.DecayEvery == 0 {
+				lr *= sched.DecayFactor
+				t.lr.Data()[0] = float32(lr)
+			}
+		}
+		if restart {
+			lr *= cfg.Schedule.RestartFactor
+			t.setWeights(onnxgen.Init(t.tg.Params, rng))
+			continue
+		}
+		res.Status = StatusOK
+		res.ValAccuracy, res.BestEpoch, res.Weights = best, bestEpoch, bestWeights
+		res.ImagesPerSecond = float64(stepImages) / stepSeconds
+		return nil
+	}
+}
+
+// trainStep runs one optimizer step on batch b, from the current set into the
+// other one, and makes that one current.
+func (t *trainer) trainStep(b [2]*Tensor[float32], masks []*Tensor[float32]) error {
+	next := 1 - t.cur
+	in := make([]Value, 0, len(t.tg.Inputs))
+	in = append(in, b[0], b[1], t.step, t.lr)
+	for _, p := range t.params[t.cur] {
+		in = append(in, p)
+	}
+	for _, s := range t.slots[t.cur] {
+		in = append(in, s)
+	}
+	for _, m := range masks {
+		in = append(in, m)
+	}
+	out := make([]Value, 0, len(t.tg.Outputs))
+	out = append(out, t.loss, t.right)
+	for _, p := range t.params[next] {
+		out = append(out, p)
+	}
+	for _, s := range t.slots[next] {
+		out = append(out, s)
+	}
+	if err := t.train.Run(in, out); err != nil {
+		return fmt.Errorf("training step: %w", err)
+	}
+	t.cur = next
+	return nil
+}
+
+// evaluate returns the mean loss and the accuracy of the current weights on ex.
+func (t *trainer) evaluate(ctx context.Context, ex Examples) (loss, acc float64, err error) {
+	var lossSum, right float64
+	for lo := 0; lo < ex.Len(); lo += t.cfg.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		idx := ex.Indices[lo:min(lo+t.cfg.BatchSize, ex.Len())]
+		n := int64(len(idx))
+		b, err := t.batchTensors(n)
+		if err != nil {
+			return 0, 0, err
+		}
+		t.fill(b, ex, idx)
+		probs, ok := t.probs[n]
+		if !ok {
+			if probs, err = t.zeros(n, int64(t.net.Classes)); err != nil {
+				return 0, 0, err
+			}
+			t.probs[n] = probs
+		}
+		in := []Value{b[0], b[1]}
+		for _, p := range t.params[t.cur] {
+			in = append(in, p)
+		}
+		if err := t.eval.Run(in, []Value{t.loss, t.right, probs}); err != nil {
+			return 0, 0, fmt.Errorf("evaluation: %w", err)
+		}
+		lossSum += float64(t.loss.Data()[0]) * float64(n)
+		right += float64(t.right.Data()[0])
+	}
+	return lossSum / float64(ex.Len()), right / float64(ex.Len()), nil
+}

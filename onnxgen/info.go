@@ -101,3 +101,36 @@ func declaredInput(v *onnx.ValueInfoProto) genotype.Input {
 	}
 	return genotype.Input{Channels: int(dims[1].GetDimValue()), Height: int(dims[2].GetDimValue()), Width: int(dims[3].GetDimValue())}
 }
+
+// Weights reads the parameters of net back from an inference model that
+// Inference wrote for it (by name and shape), in Params order.
+func Weights(model []byte, net *genotype.Net) ([][]float32, error) {
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(model, &m); err != nil {
+		return nil, fmt.Errorf("not an ONNX model: %w", err)
+	}
+	byName := map[string]*onnx.TensorProto{}
+	for _, t := range m.GetGraph().GetInitializer() {
+		byName[t.GetName()] = t
+	}
+	params := Params(net)
+	out := make([][]float32, len(params))
+	for i, p := range params {
+		t, ok := byName[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("model has no initializer %s for %s", p.Name, net.Arch)
+		}
+		v := t.GetFloatData()
+		if len(v) == 0 && len(t.GetRawData()) > 0 {
+			var err error
+			if v, err = onnx.ReadFloat32ArrayFromBytes(t.GetRawData()); err != nil {
+				return nil, fmt.Errorf("initializer %s: %w", p.Name, err)
+			}
+		}
+		if len(v) != p.Size() {
+			return nil, fmt.Errorf("initializer %s has %d values, %s needs %d", p.Name, len(v), net.Arch, p.Size())
+		}
+		out[i] = v
+	}
+	return out, nil
+}

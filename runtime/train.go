@@ -86,9 +86,9 @@ type Budget struct {
 	// activations of one image's forward pass, kept for the backward pass.
 	// Training needs about BatchSize times this, and as much again for the
 	// gradients.
-	MaxActivationBytes int64
+	MaxActivationBytes int64 `yaml:"max_activation_bytes" json:"max_activation_bytes"`
 	// MaxMACs bounds the multiply-accumulates of one image's forward pass.
-	MaxMACs int64
+	MaxMACs int64 `yaml:"max_macs" json:"max_macs"`
 }
 
 // Check returns why net exceeds the budget, or "" when it does not.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -24,10 +25,55 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		first := true
+		for range sigs {
+			// The first interrupt asks a command that can stop gracefully
+			// (a search finishes its trials in flight) to do so; any other,
+			// or the second, cancels.
+			if first {
+				first = false
+				if stop := takeGracefulStop(); stop != nil {
+					stop()
+					continue
+				}
+			}
+			cancel()
+		}
+	}()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
+}
+
+// gracefulStop is the first-interrupt handler a long command registered.
+var gracefulStop struct {
+	sync.Mutex
+	f func()
+}
+
+// onFirstInterrupt makes the first interrupt call f instead of cancelling
+// the command's context; it returns a function that removes f.
+func onFirstInterrupt(f func()) (remove func()) {
+	gracefulStop.Lock()
+	gracefulStop.f = f
+	gracefulStop.Unlock()
+	return func() {
+		gracefulStop.Lock()
+		gracefulStop.f = nil
+		gracefulStop.Unlock()
+	}
+}
+
+func takeGracefulStop() func() {
+	gracefulStop.Lock()
+	defer gracefulStop.Unlock()
+	f := gracefulStop.f
+	gracefulStop.f = nil
+	return f
 }
 
 // newApp builds the command tree. Every command writes to app.Writer / app.ErrWriter
@@ -47,6 +93,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			archCommand(),
 			datasetCommand(),
 			trainCommand(),
+			evalCommand(),
+			predictCommand(),
+			searchCommand(),
+			runsCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

@@ -64,6 +64,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "patience", Value: 6, Usage: "stop after this many epochs without a better validation accuracy (negative: never)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
+			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
 		}, deviceFlags()...), splitFlags()...),
@@ -91,6 +92,11 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
 				return usagef("--plan: %v", err)
 			}
+			if s := c.String("input"); s != "" {
+				if opts.Input, err = genotype.ParseInput(s); err != nil {
+					return usagef("--input: %v", err)
+				}
+			}
 			if opts.Config.Device, err = parseDevice(c); err != nil {
 				return err
 			}
@@ -104,6 +110,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 
 type trainOptions struct {
 	Arch      genotype.Arch
+	Input     genotype.Input // zero: the data's size
 	Data      string
 	Plan      dataset.SplitPlan
 	SplitSeed uint64
@@ -149,7 +156,7 @@ func examples(d *dataset.Dataset, idx []int) runtime.Examples {
 }
 
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
-	d, split, err := loadSplit(opts.Data, genotype.Input{}, opts.Plan, opts.SplitSeed)
+	d, split, err := loadSplit(opts.Data, opts.Input, opts.Plan, opts.SplitSeed)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/search"
+)
+
+// buildNasctl compiles the command into a temporary folder.
+func buildNasctl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nasctl")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func readTrials(t *testing.T, path string) []search.Trial {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []search.Trial
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var tr search.Trial
+		if err := json.Unmarshal(sc.Bytes(), &tr); err != nil {
+			continue // a line being written
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// A real search process is killed with SIGKILL in the middle of its run, then
+// resumed: every trial recorded before the kill is kept as it was, none is
+// trained twice, and the resumed run completes the schedule.
+func TestSearchKillAndResume(t *testing.T) {
+	bin := buildNasctl(t)
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	runs := filepath.Join(tmp, "runs")
+	const total = 16
+	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", runs, "--name", "kill",
+		"--input", "16x16x1", "--schedule", "1.0:16", "--epochs", "2", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--json"}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(runs, "kill", "trials.jsonl")
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(readTrials(t, log)) < 4 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no 4 trials within 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	before := readTrials(t, log)
+	if len(before) >= total {
+		t.Fatalf("the search finished (%d trials) before it was killed", len(before))
+	}
+
+	out, err := exec.Command(bin, "search", "metaqnn", "--resume", filepath.Join(runs, "kill"), "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	after := readTrials(t, log)
+	if len(after) != total {
+		t.Fatalf("%d trials after resuming, want %d", len(after), total)
+	}
+	for i, b := range before {
+		a := after[i]
+		if a.ID != b.ID || a.Arch != b.Arch || a.Reward != b.Reward || a.Status != b.Status {
+			t.Errorf("trial %d changed across the resume: %+v -> %+v", i, b, a)
+		}
+	}
+	ids := map[int]bool{}
+	trained := map[string]int{}
+	for _, tr := range after {
+		if ids[tr.ID] {
+			t.Errorf("trial id %d recorded twice", tr.ID)
+		}
+		ids[tr.ID] = true
+		if tr.Status != search.StatusReused {
+			if prev, ok := trained[tr.Arch]; ok {
+				t.Errorf("%s trained by trials %d and %d", tr.Arch, prev, tr.ID)
+			}
+			trained[tr.Arch] = tr.ID
+		}
+	}
+	t.Logf("killed after %d trials, resumed to %d", len(before), len(after))
+
+	// The run is listed and shown.
+	code, listOut, _ := runCLI(t, "runs", "list", "--dir", runs)
+	if code != 0 || !strings.Contains(listOut, "kill") || !strings.Contains(listOut, "16/16") {
+		t.Errorf("runs list: %d\n%s", code, listOut)
+	}
+	code, showOut, _ := runCLI(t, "runs", "show", "kill", "--dir", runs)
+	if code != 0 || !strings.Contains(showOut, "## Validation accuracy per epsilon") {
+		t.Errorf("runs show: %d\n%s", code, showOut)
+	}
+	// A second search into the same name is refused with a hint.
+	code, _, errOut := runCLI(t, append(args[:len(args)-1], "--json")...)
+	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
+		t.Errorf("existing run: exit %d, %s", code, errOut)
+	}
+}
+
+func TestSearchSampleAndUsage(t *testing.T) {
+	code, out, _ := runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 50 {
+		t.Fatalf("sample: exit %d, %d lines", code, len(lines))
+	}
+	for _, l := range lines {
+		if code, _, errOut := runCLI(t, "arch", "inspect", l, "--space", "baker2017"); code != 0 {
+			t.Errorf("sampled %q invalid: %s", l, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"search", "metaqnn", "--preset", "gpu"}, "valid: cpu, study, baker2017"},
+		{[]string{"search", "metaqnn", "--name", "x"}, "data: an image folder is required"},
+		{[]string{"search", "metaqnn", "--data", "d", "--schedule", "1.0:x"}, "--schedule"},
+		{[]string{"search", "metaqnn", "--resume", "runs/x", "--epochs", "3"}, "cannot change a resumed run"},
+		{[]string{"search", "metaqnn", "--sample", "0"}, "must be at least 1"},
+		{[]string{"search", "bogus"}, "valid: metaqnn"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

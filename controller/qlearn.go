@@ -1,0 +1,262 @@
+package controller
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+)
+
+// QConfig configures tabular Q-learning as Baker et al. (2017) use it. Zero
+// fields take their values.
+type QConfig struct {
+	// Alpha is the Q learning rate; 0 means 0.01.
+	Alpha float64 `yaml:"alpha" json:"alpha"`
+	// Gamma is the discount; 0 means 1 (no discount over a finite horizon).
+	Gamma float64 `yaml:"gamma" json:"gamma"`
+	// InitQ is the value of an unseen state-action pair; 0 means 0.5.
+	InitQ float64 `yaml:"init_q" json:"init_q"`
+	// Replay is the number of trajectories sampled from the replay memory and
+	// learnt from after every finished model; 0 means 128 (Baker et al.'s
+	// reference code; their paper says 100). Negative: no replay.
+	Replay int `yaml:"replay" json:"replay"`
+	// StudyUpdate reproduces the founding study's defective update: it walks
+	// each trajectory forwards and multiplies max Q(next) by Alpha instead of
+	// Gamma. Off by default; for reproducing the study only.
+	StudyUpdate bool `yaml:"study_update" json:"study_update"`
+}
+
+// WithDefaults returns c with every zero field replaced by its default.
+func (c QConfig) WithDefaults() QConfig {
+	if c.Alpha == 0 {
+		c.Alpha = 0.01
+	}
+	if c.Gamma == 0 {
+		c.Gamma = 1
+	}
+	if c.InitQ == 0 {
+		c.InitQ = 0.5
+	}
+	if c.Replay == 0 {
+		c.Replay = 128
+	}
+	return c
+}
+
+// Transition is one step of a trajectory: in State the agent took Action and
+// reached Next, where NextActions were valid; Terminal marks the last step.
+type Transition struct {
+	State       string   `json:"s"`
+	Action      string   `json:"a"`
+	Next        string   `json:"next,omitempty"`
+	NextActions []string `json:"next_actions,omitempty"`
+	Terminal    bool     `json:"terminal,omitempty"`
+}
+
+// Experience is a finished trajectory and its reward, as kept in the replay
+// memory.
+type Experience struct {
+	Trajectory []Transition `json:"trajectory"`
+	Reward     float64      `json:"reward"`
+}
+
+// QTable is a tabular action-value function with epsilon-greedy choice,
+// backward Q-learning updates and experience replay.
+type QTable struct {
+	cfg QConfig
+	// Q holds the values learnt so far: Q[state][action]. Missing pairs are
+	// worth InitQ.
+	Q map[string]map[string]float64
+	// Memory is the replay memory: every finished trajectory, in order.
+	Memory []Experience
+}
+
+// NewQTable returns an empty table.
+func NewQTable(cfg QConfig) *QTable {
+	return &QTable{cfg: cfg.WithDefaults(), Q: map[string]map[string]float64{}}
+}
+
+// Config returns the table's configuration with defaults filled in.
+func (q *QTable) Config() QConfig { return q.cfg }
+
+// Value returns Q(s, a).
+func (q *QTable) Value(s, a string) float64 {
+	if v, ok := q.Q[s][a]; ok {
+		return v
+	}
+	return q.cfg.InitQ
+}
+
+func (q *QTable) set(s, a string, v float64) {
+	row := q.Q[s]
+	if row == nil {
+		row = map[string]float64{}
+		q.Q[s] = row
+	}
+	row[a] = v
+}
+
+// maxValue is max over actions of Q(s, a); 0 when there is no action.
+func (q *QTable) maxValue(s string, actions []string) float64 {
+	if len(actions) == 0 {
+		return 0
+	}
+	best := q.Value(s, actions[0])
+	for _, a := range actions[1:] {
+		best = max(best, q.Value(s, a))
+	}
+	return best
+}
+
+// Choose picks an action in s: with probability eps uniformly at random,
+// otherwise one of highest value, ties broken uniformly at random.
+func (q *QTable) Choose(s string, actions []string, eps float64, rng *rand.Rand) string {
+	if len(actions) == 0 {
+		panic("controller: Choose with no valid action in state " + s)
+	}
+	if rng.Float64() < eps {
+		return actions[rng.IntN(len(actions))]
+	}
+	best := q.maxValue(s, actions)
+	var ties []string
+	for _, a := range actions {
+		if q.Value(s, a) == best {
+			ties = append(ties, a)
+		}
+	}
+	return ties[rng.IntN(len(ties))]
+}
+
+// Learn updates the table from one trajectory and its terminal reward. It
+// walks the trajectory backwards, so the reward reaches every step in one
+// pass: the last transition's target is the reward, an earlier one's is
+// Gamma * max Q(next) (intermediate rewards are 0); each target moves Q by
+// Alpha. With StudyUpdate it walks forwards with Alpha * max Q(next).
+func (q *QTable) Learn(traj []Transition, reward float64) {
+	update := func(t Transition) {
+		target := reward
+		if !t.Terminal {
+			f := q.cfg.Gamma
+			if q.cfg.StudyUpdate {
+				f = q.cfg.Alpha
+			}
+			target = f * q.maxValue(t.Next, t.NextActions)
+		}
+		old := q.Value(t.State, t.Action)
+		q.set(t.State, t.Action, old+q.cfg.Alpha*(target-old))
+	}
+	if q.cfg.StudyUpdate {
+		for _, t := range traj {
+			update(t)
+		}
+		return
+	}
+	for i := len(traj) - 1; i >= 0; i-- {
+		update(traj[i])
+	}
+}
+
+// Remember adds a finished trajectory to the replay memory, learns from it,
+// then learns from Replay trajectories drawn uniformly (with replacement) from
+// the memory, as Baker et al. do after every trained model.
+func (q *QTable) Remember(traj []Transition, reward float64, rng *rand.Rand) {
+	q.Memory = append(q.Memory, Experience{Trajectory: traj, Reward: reward})
+	q.Learn(traj, reward)
+	for range max(q.cfg.Replay, 0) {
+		e := q.Memory[rng.IntN(len(q.Memory))]
+		q.Learn(e.Trajectory, e.Reward)
+	}
+}
+
+// Phase is a stretch of an epsilon schedule: Models models at Epsilon.
+type Phase struct {
+	Epsilon float64 `yaml:"epsilon" json:"epsilon"`
+	Models  int     `yaml:"models" json:"models"`
+}
+
+// Schedule is an epsilon schedule: its phases in order.
+type Schedule []Phase
+
+// Epsilon schedules: Baker et al.'s (2,700 models), the study's (270), and one
+// sized for a 2-core CPU (see the search package's CPU preset).
+var (
+	ScheduleBaker2017 = Schedule{{1.0, 1500}, {0.9, 100}, {0.8, 100}, {0.7, 100}, {0.6, 150}, {0.5, 150}, {0.4, 150}, {0.3, 150}, {0.2, 150}, {0.1, 150}}
+	ScheduleStudy     = Schedule{{1.0, 150}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 15}, {0.5, 15}, {0.4, 15}, {0.3, 15}, {0.2, 15}, {0.1, 15}}
+	ScheduleCPU       = Schedule{{1.0, 30}, {0.9, 4}, {0.8, 4}, {0.7, 4}, {0.6, 6}, {0.5, 6}, {0.4, 6}, {0.3, 6}, {0.2, 6}, {0.1, 6}}
+)
+
+var schedules = map[string]Schedule{"baker2017": ScheduleBaker2017, "study": ScheduleStudy, "cpu": ScheduleCPU}
+
+// ParseSchedule returns a named schedule (baker2017, study, cpu) or parses
+// "eps:models,eps:models,...", e.g. "1.0:20,0.5:10,0.1:10".
+func ParseSchedule(s string) (Schedule, error) {
+	if p, ok := schedules[s]; ok {
+		return append(Schedule(nil), p...), nil
+	}
+	var out Schedule
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		var p Phase
+		if _, err := fmt.Sscanf(part, "%g:%d", &p.Epsilon, &p.Models); err != nil {
+			return nil, fmt.Errorf("schedule %q: phase %d %q: want EPSILON:MODELS, e.g. 1.0:20 (or a preset: baker2017, study, cpu)", s, i+1, part)
+		}
+		out = append(out, p)
+	}
+	if err := out.Check(); err != nil {
+		return nil, fmt.Errorf("schedule %q: %w", s, err)
+	}
+	return out, nil
+}
+
+// Check returns the first problem of the schedule, or nil.
+func (s Schedule) Check() error {
+	if len(s) == 0 {
+		return fmt.Errorf("empty schedule")
+	}
+	for i, p := range s {
+		if p.Epsilon < 0 || p.Epsilon > 1 {
+			return fmt.Errorf("phase %d: epsilon %v is not in [0, 1]", i+1, p.Epsilon)
+		}
+		if p.Models < 1 {
+			return fmt.Errorf("phase %d: %d models; want at least 1", i+1, p.Models)
+		}
+	}
+	return nil
+}
+
+// Total is the number of models of the schedule.
+func (s Schedule) Total() int {
+	n := 0
+	for _, p := range s {
+		n += p.Models
+	}
+	return n
+}
+
+// At returns the epsilon of the i-th model (0-based) and whether the
+// schedule has one.
+func (s Schedule) At(i int) (float64, bool) {
+	for _, p := range s {
+		if i < p.Models {
+			return p.Epsilon, true
+		}
+		i -= p.Models
+	}
+	return 0, false
+}
+
+// Scale returns the schedule stretched or shrunk to total models, keeping each
+// phase's share (at least one model per phase).
+func (s Schedule) Scale(total int) Schedule {
+	out := make(Schedule, len(s))
+	all := s.Total()
+	used := 0
+	for i, p := range s {
+		n := max(1, p.Models*total/all)
+		if i == len(s)-1 {
+			n = max(1, total-used)
+		}
+		out[i] = Phase{p.Epsilon, n}
+		used += n
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// A backward update on a hand-computed example (alpha 0.5, gamma 1, Q0 0.5):
+// trajectory s0 -a-> s1 -b-> end, reward 1.
+//
+//	Q(s1,b) = 0.5 + 0.5*(1 - 0.5)          = 0.75
+//	Q(s0,a) = 0.5 + 0.5*(max Q(s1,.) - 0.5) = 0.5 + 0.5*(0.75 - 0.5) = 0.625
+//
+// (walking forwards, Q(s0,a) would still see Q(s1,b) = 0.5 and stay 0.5).
+// The study's defective update walks forwards with alpha in place of gamma:
+//
+//	Q(s0,a) = 0.5 + 0.5*(0.5*0.5 - 0.5) = 0.375, then Q(s1,b) = 0.75.
+func TestQUpdateByHand(t *testing.T) {
+	traj := []Transition{
+		{State: "s0", Action: "a", Next: "s1", NextActions: []string{"b", "c"}},
+		{State: "s1", Action: "b", Terminal: true},
+	}
+	q := NewQTable(QConfig{Alpha: 0.5, Replay: -1})
+	q.Learn(traj, 1)
+	if got := q.Value("s1", "b"); got != 0.75 {
+		t.Errorf("Q(s1,b) = %v, want 0.75", got)
+	}
+	if got := q.Value("s0", "a"); got != 0.625 {
+		t.Errorf("Q(s0,a) = %v, want 0.625", got)
+	}
+	if got := q.Value("s1", "c"); got != 0.5 {
+		t.Errorf("unseen Q(s1,c) = %v, want 0.5", got)
+	}
+	study := NewQTable(QConfig{Alpha: 0.5, Replay: -1, StudyUpdate: true})
+	study.Learn(traj, 1)
+	if got := study.Value("s0", "a"); got != 0.375 {
+		t.Errorf("study Q(s0,a) = %v, want 0.375", got)
+	}
+	if got := study.Value("s1", "b"); got != 0.75 {
+		t.Errorf("study Q(s1,b) = %v, want 0.75", got)
+	}
+	// Gamma discounts the bootstrap: gamma 0.5 gives Q(s0,a) = 0.5 + 0.5*(0.375 - 0.5).
+	g := NewQTable(QConfig{Alpha: 0.5, Gamma: 0.5, Replay: -1})
+	g.Learn(traj, 1)
+	if got := g.Value("s0", "a"); got != 0.4375 {
+		t.Errorf("gamma 0.5: Q(s0,a) = %v, want 0.4375", got)
+	}
+}
+
+// Replay learns from the memory: with alpha 1 a remembered trajectory is
+// learnt again, and the memory keeps every experience.
+func TestReplay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	q := NewQTable(QConfig{Alpha: 0.1, Replay: 50})
+	a := []Transition{{State: "s", Action: "a", Terminal: true}}
+	b := []Transition{{State: "s", Action: "b", Terminal: true}}
+	q.Remember(a, 1, rng)
+	// One learning step from 0.5 towards 1 is 0.55; 50 more replays of the
+	// only memory move it to 1 - 0.5*0.9^51.
+	want := 1 - 0.5*math.Pow(0.9, 51)
+	if got := q.Value("s", "a"); math.Abs(got-want) > 1e-12 {
+		t.Errorf("after replay Q(s,a) = %v, want %v", got, want)
+	}
+	q.Remember(b, 0, rng)
+	if len(q.Memory) != 2 || q.Memory[1].Reward != 0 {
+		t.Errorf("memory %+v", q.Memory)
+	}
+	if q.Value("s", "b") >= 0.5*0.9 {
+		t.Errorf("Q(s,b) = %v: the replays did not reach it", q.Value("s", "b"))
+	}
+}
+
+func TestChooseTiesAndGreedy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	q := NewQTable(QConfig{})
+	counts := map[string]int{}
+	for range 3000 {
+		counts[q.Choose("s", []string{"a", "b", "c"}, 0, rng)]++
+	}
+	// All tied at 0.5: uniform tie-breaking; each about 1000 (binomial SD 26).
+	for _, a := range []string{"a", "b", "c"} {
+		if counts[a] < 850 || counts[a] > 1150 {
+			t.Errorf("tie-breaking counts %v", counts)
+		}
+	}
+	q.set("s", "b", 0.9)
+	for range 100 {
+		if a := q.Choose("s", []string{"a", "b", "c"}, 0, rng); a != "b" {
+			t.Fatalf("greedy chose %s", a)
+		}
+	}
+	// eps = 1: uniform whatever the values.
+	counts = map[string]int{}
+	for range 3000 {
+		counts[q.Choose("s", []string{"a", "b", "c"}, 1, rng)]++
+	}
+	if counts["a"] < 850 || counts["a"] > 1150 {
+		t.Errorf("eps 1 counts %v", counts)
+	}
+}
+
+// 10,000 architectures sampled at epsilon 1 from each preset are valid in it
+// and build at the study's input.
+func TestSampledArchitecturesValid(t *testing.T) {
+	for _, name := range genotype.PresetNames() {
+		space, _ := genotype.Preset(name)
+		m, err := NewMetaQNN(space, genotype.StudyInput, QConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 3))
+		kinds := map[genotype.Kind]int{}
+		for range 10000 {
+			arch, traj := m.Sample(1, rng)
+			if err := space.Validate(arch, genotype.StudyInput); err != nil {
+				t.Fatalf("%s: %s: %v", name, arch, err)
+			}
+			if _, err := arch.Build(genotype.StudyInput, 2); err != nil {
+				t.Fatalf("%s: %s: %v", name, arch, err)
+			}
+			if len(traj) != len(arch) || !traj[len(traj)-1].Terminal {
+				t.Fatalf("trajectory of %d steps for %d layers", len(traj), len(arch))
+			}
+			for _, l := range arch {
+				kinds[l.Kind]++
+			}
+		}
+		// Every kind of layer appears.
+		for _, k := range []genotype.Kind{genotype.Conv, genotype.Pool, genotype.FC, genotype.GAP, genotype.Softmax} {
+			if kinds[k] == 0 {
+				t.Errorf("%s: no %s layer in 10,000 samples", name, k)
+			}
+		}
+	}
+}
+
+// Learning steers sampling: after the architecture "C(64,1,1) - SM()" is
+// rewarded many times, greedy sampling (eps 0) returns it.
+func TestMetaQNNLearns(t *testing.T) {
+	space := genotype.Study
+	m, err := NewMetaQNN(space, genotype.Input{Height: 8, Width: 8, Channels: 1}, QConfig{Alpha: 0.5, Replay: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for range 200 {
+		arch, traj := m.Sample(1, rng)
+		r := 0.1
+		if arch.String() == "C(64,1,1) - SM()" {
+			r = 1
+		}
+		m.Observe(traj, r, rng)
+	}
+	good := []Transition{
+		{State: "start d0 r0 fc0", Action: "C(64,1,1)", Next: "C(64,1,1) d1 r0 fc0", NextActions: layerNames(space.Actions(space.Step(space.Start(m.Input), genotype.C(64, 1, 1))))},
+		{State: "C(64,1,1) d1 r0 fc0", Action: "SM()", Terminal: true},
+	}
+	for range 20 {
+		m.Observe(good, 1, rng)
+	}
+	arch, _ := m.Sample(0, rng)
+	if arch.String() != "C(64,1,1) - SM()" {
+		t.Errorf("greedy sample %s", arch)
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	if ScheduleBaker2017.Total() != 2700 || ScheduleStudy.Total() != 270 {
+		t.Errorf("totals %d %d", ScheduleBaker2017.Total(), ScheduleStudy.Total())
+	}
+	s, err := ParseSchedule("1.0:2, 0.5:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{1, 1, 0.5} {
+		if e, ok := s.At(i); !ok || e != want {
+			t.Errorf("At(%d) = %v %v", i, e, ok)
+		}
+	}
+	if _, ok := s.At(3); ok {
+		t.Error("At past the end")
+	}
+	for _, bad := range []string{"", "1.5:3", "0.5:0", "x", "0.5"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted", bad)
+		}
+	}
+	if got := ScheduleBaker2017.Scale(300); got.Total() != 300 || got[0].Models != 166 {
+		t.Errorf("Scale(300) = %v (total %d)", got, got.Total())
+	}
+}
+
+// Trajectory rebuilds exactly what Sample recorded.
+func TestTrajectoryMatchesSample(t *testing.T) {
+	m, err := NewMetaQNN(genotype.Study, genotype.StudyInput, QConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 200 {
+		arch, traj := m.Sample(1, rng)
+		got, err := m.Trajectory(arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, traj) {
+			t.Fatalf("%s: trajectory\n%+v\nsampled\n%+v", arch, got, traj)
+		}
+	}
+	if _, err := m.Trajectory(genotype.MustParse("C(7,3,1) - SM()")); err == nil {
+		t.Error("an architecture outside the space gave a trajectory")
+	}
+}

@@ -1,0 +1,124 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+)
+
+// final retrains the top K architectures for EpochFactor times the epochs on
+// the whole training split, starting from their search weights, evaluates them
+// on the test split and exports them to winners/. Results already recorded
+// (a resumed run) are kept.
+func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult, error) {
+	done, err := s.store.Finals()
+	if err != nil {
+		return nil, err
+	}
+	byTrial := map[int]FinalResult{}
+	for _, f := range done {
+		byTrial[f.Trial] = f
+	}
+	top := s.ranked()
+	if len(top) > s.cfg.Final.TopK {
+		top = top[:s.cfg.Final.TopK]
+	}
+	var out []FinalResult
+	for rank, t := range top {
+		if f, ok := byTrial[t.ID]; ok {
+			f.Rank = rank + 1
+			out = append(out, f)
+			continue
+		}
+		select {
+		case <-stop:
+			return nil, ErrStopped
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, err := s.retrain(ctx, rank+1, t)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.store.AppendFinal(f); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+		fc := f
+		s.emit(Event{Kind: "final", Final: &fc, Message: fmt.Sprintf("final %d of %d", rank+1, len(top))})
+	}
+	return out, nil
+}
+
+// retrain runs the final phase for one architecture.
+func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, error) {
+	f := FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy}
+	arch, err := genotype.Parse(t.Arch)
+	if err != nil {
+		return f, err
+	}
+	net, err := arch.Build(s.data.Input, len(s.data.Classes))
+	if err != nil {
+		return f, err
+	}
+	cfg := s.cfg.TrainConfig()
+	cfg.Seed = t.Seed
+	cfg.Epochs = int(math.Round(float64(max(cfg.Epochs, 1)) * s.cfg.Final.EpochFactor))
+	if s.cfg.Train.Epochs == 0 {
+		cfg.Epochs = int(math.Round(15 * s.cfg.Final.EpochFactor))
+	}
+	if b, err := os.ReadFile(s.store.ModelPath(t.ID)); err == nil {
+		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
+			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	} else {
+		f.Reason = "search weights missing; trained from fresh weights"
+	}
+	start := time.Now()
+	res, err := s.exec.Train(ctx, Job{Trial: t.ID, Arch: arch, Config: cfg, Full: true})
+	if err != nil {
+		return f, fmt.Errorf("final training of trial %d: %w", t.ID, err)
+	}
+	f.Seconds = time.Since(start).Seconds()
+	f.Status, f.ValAccuracy, f.Epochs = string(res.Status), res.ValAccuracy, res.Epochs
+	if res.Reason != "" {
+		f.Reason = res.Reason
+	}
+	if res.Status != "ok" {
+		return f, nil
+	}
+	tt := t
+	tt.ValAccuracy = res.ValAccuracy
+	model, err := s.export(tt, res.Weights, nil)
+	if err != nil {
+		return f, err
+	}
+	ev, err := s.exec.Test(ctx, model)
+	if err != nil {
+		return f, err
+	}
+	f.TestAccuracy = ev.Accuracy
+	model, err = s.export(tt, res.Weights, map[string]string{
+		"nasctl.rank":          strconv.Itoa(rank),
+		"nasctl.test_accuracy": strconv.FormatFloat(ev.Accuracy, 'f', 6, 64),
+	})
+	if err != nil {
+		return f, err
+	}
+	f.Model = fmt.Sprintf("%s/rank-%02d.onnx", dirWinners, rank)
+	if err := s.store.writeFile(f.Model, model); err != nil {
+		return f, err
+	}
+	return f, nil
+}

@@ -1,0 +1,338 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// fakeExecutor "trains" by a deterministic formula of the architecture, so
+// the search loop can be tested without ONNX Runtime: the reward grows with
+// the number of convolutions and falls with depth.
+type fakeExecutor struct {
+	mu      sync.Mutex
+	trained []string
+	fail    bool
+	block   chan struct{} // when set, Train waits on it (or on ctx)
+}
+
+func (f *fakeExecutor) Data() Data {
+	return Data{Input: genotype.Input{Height: 16, Width: 16, Channels: 1}, Classes: []string{"a", "b"}, Hash: "sha256:test",
+		Train: 100, Full: 200, Val: 50, Test: 50, ValMajority: 0.5}
+}
+
+func fakeReward(a genotype.Arch) float64 {
+	convs := 0
+	for _, l := range a {
+		if l.Kind == genotype.Conv {
+			convs++
+		}
+	}
+	return 0.5 + 0.1*float64(min(convs, 4)) - 0.01*float64(len(a))
+}
+
+func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, error) {
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	f.trained = append(f.trained, job.Arch.String())
+	f.mu.Unlock()
+	if f.fail {
+		return nil, errors.New("executor broke")
+	}
+	net, err := job.Arch.Build(f.Data().Input, 2)
+	if err != nil {
+		return nil, err
+	}
+	acc := fakeReward(job.Arch)
+	if job.Full {
+		acc = min(acc+0.05, 1)
+	}
+	return &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
+		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}, nil
+}
+
+func (f *fakeExecutor) Test(ctx context.Context, model []byte) (*runtime.Evaluation, error) {
+	info, err := onnxgen.ReadModelInfo(model)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.Evaluation{N: 50, Correct: 40, Accuracy: fakeReward(info.Arch)}, nil
+}
+
+func testConfig(t *testing.T, dir string) Config {
+	c, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Dir, c.Name, c.Data = dir, "run", "unused"
+	c.Schedule = ScheduleSpec{controller.Schedule{{Epsilon: 1, Models: 12}, {Epsilon: 0.5, Models: 8}, {Epsilon: 0.1, Models: 10}}}
+	c.Final.TopK = 3
+	c.Budget = runtime.Budget{MaxMACs: 2_000_000}
+	c.Seed = 42
+	c = c.WithDefaults()
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newSearch(t *testing.T, cfg Config, exec Executor) *Search {
+	t.Helper()
+	store, err := Create(filepath.Join(cfg.Dir, cfg.Name), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	s, err := New(cfg, store, exec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A whole search: every slot of the schedule ends as a recorded trial, each
+// architecture is trained once (duplicates reuse the reward), budget
+// refusals are recorded, the final phase and the report are written.
+func TestSearchRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	var events []Event
+	s.Progress = func(e Event) { events = append(events, e) }
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	trials := s.Trials()
+	if len(trials) != 30 {
+		t.Fatalf("%d trials, want 30", len(trials))
+	}
+	seen := map[string]int{}
+	counts := map[string]int{}
+	for i, tr := range trials {
+		counts[tr.Status]++
+		if tr.ID != i+1 {
+			t.Errorf("trial %d has id %d", i, tr.ID)
+		}
+		switch tr.Status {
+		case StatusReused:
+			if orig, ok := seen[tr.Arch]; !ok || orig != tr.ReusedFrom {
+				t.Errorf("trial %d reuses %d, the first training of %s was %d", tr.ID, tr.ReusedFrom, tr.Arch, orig)
+			}
+		case StatusRefused:
+			if tr.Reward != 0 || !strings.Contains(tr.Reason, "exceed the limit") {
+				t.Errorf("refused trial %+v", tr)
+			}
+			seen[tr.Arch] = tr.ID
+		default:
+			if _, dup := seen[tr.Arch]; dup {
+				t.Errorf("%s trained twice", tr.Arch)
+			}
+			seen[tr.Arch] = tr.ID
+		}
+	}
+	if len(exec.trained) != counts[StatusOK]+3 { // + the final phase's 3 retrainings
+		t.Errorf("executor trained %d times for %d ok trials", len(exec.trained), counts[StatusOK])
+	}
+	if counts[StatusReused] == 0 || counts[StatusRefused] == 0 {
+		t.Logf("counts %v (this seed should give reuses and refusals)", counts)
+	}
+	// On disk: the log equals the trials, the report and winners exist.
+	logged, err := readJSONL[Trial](filepath.Join(cfg.Dir, cfg.Name, fileTrials), false)
+	if err != nil || len(logged) != 30 {
+		t.Fatalf("log has %d trials: %v", len(logged), err)
+	}
+	for _, f := range []string{fileReportM, fileReportC, fileCSV, fileQTable, fileReplay, fileData, "winners/rank-01.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
+		if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	finals, _ := s.store.Finals()
+	if len(finals) != 3 || finals[0].Rank != 1 {
+		t.Fatalf("finals %+v", finals)
+	}
+	top := s.ranked()
+	for i, f := range finals {
+		if f.Trial != top[i].ID || f.ValAccuracy != min(top[i].ValAccuracy+0.05, 1) {
+			t.Errorf("final %d: %+v, top %+v", i, f, top[i])
+		}
+	}
+	// Only the top K search models are kept.
+	models, _ := os.ReadDir(filepath.Join(cfg.Dir, cfg.Name, dirModels))
+	if len(models) != 3 {
+		t.Errorf("%d search models kept, want 3", len(models))
+	}
+	if events[0].Kind != "start" || events[len(events)-1].Kind != "done" {
+		t.Errorf("events from %s to %s", events[0].Kind, events[len(events)-1].Kind)
+	}
+}
+
+// Stopping after some trials and resuming gives exactly the trials of an
+// uninterrupted run: the agent is rebuilt from the log.
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	whole := testConfig(t, t.TempDir())
+	whole.Final.Skip = true
+	s := newSearch(t, whole, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := s.Trials()
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	stop := make(chan struct{})
+	s1 := newSearch(t, cfg, &fakeExecutor{})
+	n := 0
+	s1.Progress = func(e Event) {
+		if e.Kind == "trial" {
+			if n++; n == 11 {
+				close(stop)
+			}
+		}
+	}
+	if err := s1.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("stopped run returned %v", err)
+	}
+	done := len(s1.Trials())
+	s1.store.Close()
+
+	store, saved, trials, err := Open(filepath.Join(cfg.Dir, cfg.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if len(trials) != done || !reflect.DeepEqual(saved.Schedule, cfg.Schedule) {
+		t.Fatalf("reopened %d trials (want %d), schedule %v", len(trials), done, saved.Schedule)
+	}
+	s2, err := New(saved.WithDefaults(), store, &fakeExecutor{}, trials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := s2.Trials()
+	if len(got) != len(want) {
+		t.Fatalf("%d trials after resume, uninterrupted %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Arch != want[i].Arch || got[i].Status != want[i].Status || got[i].Reward != want[i].Reward {
+			t.Errorf("trial %d: resumed %d %s %s %v, uninterrupted %d %s %s %v", i, got[i].ID, got[i].Arch, got[i].Status, got[i].Reward,
+				want[i].ID, want[i].Arch, want[i].Status, want[i].Reward)
+		}
+	}
+}
+
+// Cancelling abandons the trials in flight: nothing of them is recorded.
+func TestCancelAbandonsInFlight(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	exec := &fakeExecutor{block: make(chan struct{})}
+	s := newSearch(t, cfg, exec)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Progress = func(e Event) {
+		if e.Kind == "trial" && e.Trial.Status == StatusOK {
+			cancel()
+		}
+	}
+	go func() { exec.block <- struct{}{} }() // let exactly one trial through
+	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, tr := range s.Trials() {
+		if tr.Status == StatusFailed {
+			t.Errorf("abandoned trial recorded as %+v", tr)
+		}
+	}
+	if n := len(exec.trained); n != 1 {
+		t.Errorf("%d trainings finished", n)
+	}
+}
+
+// An executor that keeps failing stops the search with its error after 3
+// failed trials; they are recorded with the reason.
+func TestFailingExecutorStops(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{fail: true})
+	err := s.Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "3 trials in a row failed, the last with: executor broke") {
+		t.Fatalf("Run: %v", err)
+	}
+	failed := 0
+	for _, tr := range s.Trials() {
+		if tr.Status == StatusFailed {
+			failed++
+		}
+	}
+	if failed != 3 {
+		t.Errorf("%d failed trials recorded", failed)
+	}
+}
+
+func TestCreateRefusesExistingRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{})
+	_ = s
+	if _, err := Create(filepath.Join(cfg.Dir, cfg.Name), cfg); !errors.Is(err, ErrRunExists) {
+		t.Errorf("second Create: %v", err)
+	}
+	// The first store holds the lock: opening it again fails.
+	if _, _, _, err := Open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
+		t.Errorf("Open while locked: %v", err)
+	}
+	if _, _, _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
+		t.Errorf("Open of an empty dir: %v", err)
+	}
+}
+
+func TestTornLogLine(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	store, err := Create(filepath.Join(dir, "run"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := store.Append(Trial{ID: i, Arch: "SM()", Status: StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	f, _ := os.OpenFile(filepath.Join(dir, "run", fileTrials), os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprint(f, `{"id":3,"arch":"C(8`) // a write cut by kill -9
+	f.Close()
+	store, _, trials, err := Open(filepath.Join(dir, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if len(trials) != 2 {
+		t.Errorf("%d trials after a torn line, want 2", len(trials))
+	}
+	if err := store.Append(Trial{ID: 3, Arch: "GAP()", Status: StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := readJSONL[Trial](filepath.Join(dir, "run", fileTrials), false)
+	if err != nil || len(all) != 3 || all[2].Arch != "GAP()" {
+		t.Errorf("log after append: %v %+v", err, all)
+	}
+}
+
+func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

@@ -1,8 +1,11 @@
-# nasctl build, set-up and tests.
+# nasctl build, set-up, tests and the main job.
 #
+#   make search  the main job: generate the leaves dataset (data/leaves) and run a
+#                CPU-sized MetaQNN search on it (runs/leaves-cpu: report, plots,
+#                exported winners); running it again resumes or re-reports the run
+#   make test    set-up, then go test ./...       (TESTFLAGS="-run X -v" to narrow)
 #   make setup   install the pinned ONNX Runtime library into .cache/onnxruntime
 #                (from the npm registry, SHA-256 checked; fast when already done)
-#   make test    setup, then go test ./...      (TESTFLAGS="-run X -v" to narrow)
 #   make build   go build -o bin/nasctl ./cmd/nasctl
 
 # Go lives in /usr/local/go/bin on the project's machines; add it when a
@@ -13,14 +16,27 @@ endif
 
 GO ?= go
 TESTFLAGS ?=
+RUN ?= leaves-cpu
+DATA ?= data/leaves
 
-.PHONY: setup test build
+.PHONY: setup setup-test test build search
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
 
-test: setup
+setup-test: setup
+	@bash scripts/setup-test-deps.sh
+
+test: setup-test
 	$(GO) test ./... $(TESTFLAGS)
 
 build:
 	$(GO) build -o bin/nasctl ./cmd/nasctl
+
+search: setup build
+	@test -f $(DATA)/LEAF_0000.png || bin/nasctl dataset generate --out $(DATA) --count 4000 --seed 1
+	@if [ -f runs/$(RUN)/config.yaml ]; then \
+		bin/nasctl search metaqnn --resume runs/$(RUN); \
+	else \
+		bin/nasctl search metaqnn --preset cpu --data $(DATA) --name $(RUN); \
+	fi

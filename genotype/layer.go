@@ -5,6 +5,7 @@ package genotype
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -110,17 +111,7 @@ func (a Arch) String() string {
 }
 
 // Equal reports whether a and b have the same layers.
-func (a Arch) Equal(b Arch) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func (a Arch) Equal(b Arch) bool { return slices.Equal(a, b) }
 
 // Hidden returns the layers before the terminal one.
 func (a Arch) Hidden() Arch {

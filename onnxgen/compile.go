@@ -317,7 +317,6 @@ func (c *compiler) probabilities(logits string) {
 func (c *compiler) loss(z string) (loss, correct, dz string) {
 	g := c.g
 	n := g.op("Cast", []string{g.op("Shape", []string{z}, attrInt("start", 0), attrInt("end", 1))}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
-	c.batchN = n
 	var perElem, pred, truth, probs string
 	if c.net.Classes == 2 {
 		// Numerically stable binary cross-entropy from logits:

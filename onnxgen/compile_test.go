@@ -169,7 +169,8 @@ func TestInferenceMetadata(t *testing.T) {
 }
 
 // Every architecture of a sample of the study's space compiles into the three
-// graphs.
+// graphs, whose declared inputs and outputs are those their callers are told
+// (runtime's tests run such samples through ONNX Runtime).
 func TestCompileSampledArchitectures(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	space := genotype.Study
@@ -194,14 +195,26 @@ func TestCompileSampledArchitectures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
-		if _, err := Training(n, TrainOptions{}); err != nil {
+		tg, err := Training(n, TrainOptions{})
+		if err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
-		if _, err := Evaluation(n); err != nil {
+		ev, err := Evaluation(n)
+		if err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
-		if _, err := Inference(n, Init(Params(n), r), Metadata{Arch: a.String(), Input: in, Classes: []string{"a", "b"}}); err != nil {
+		for _, c := range []*Compiled{&tg.Compiled, ev} {
+			m := decode(t, c.Model)
+			if !slices.Equal(names(m.GetGraph().GetInput()), c.Inputs) || !slices.Equal(names(m.GetGraph().GetOutput()), c.Outputs) {
+				t.Fatalf("%s: graph declares %v -> %v, compiled says %v -> %v", a, names(m.GetGraph().GetInput()), names(m.GetGraph().GetOutput()), c.Inputs, c.Outputs)
+			}
+		}
+		b, err := Inference(n, Init(Params(n), r), Metadata{Arch: a.String(), Input: in, Classes: []string{"a", "b"}})
+		if err != nil {
 			t.Fatalf("%s: %v", a, err)
+		}
+		if info, err := ReadModelInfo(b); err != nil || info.Weights != n.Params() {
+			t.Fatalf("%s: %v, %d weights for %d parameters", a, err, info.Weights, n.Params())
 		}
 	}
 }

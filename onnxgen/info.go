@@ -1,8 +1,8 @@
 package onnxgen
 
 import (
+	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -19,7 +19,7 @@ type ModelInfo struct {
 	Outputs  []string          // graph output names
 	Opset    int64
 	Ops      []string // distinct operator types, in first-use order
-	Weights  int64    // number of float values in initializers
+	Weights  int64    // float values in initializers of rank 1 or more (scalar constants excluded)
 	Producer string
 }
 
@@ -51,7 +51,7 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 		for _, d := range t.GetDims() {
 			n *= d
 		}
-		if t.GetDataType() == int32(onnx.TensorProto_FLOAT) {
+		if t.GetDataType() == int32(onnx.TensorProto_FLOAT) && len(t.GetDims()) > 0 {
 			info.Weights += n
 		}
 	}
@@ -87,7 +87,9 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 		info.Input = declaredInput(g.GetInput()[0])
 	}
 	if s := info.Meta[MetaClasses]; s != "" {
-		info.Classes = strings.Split(s, ",")
+		if err := json.Unmarshal([]byte(s), &info.Classes); err != nil {
+			return nil, fmt.Errorf("metadata %s %q: want a JSON array of class names: %w", MetaClasses, s, err)
+		}
 	}
 	return info, nil
 }

@@ -1,11 +1,11 @@
 package onnxgen
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
-	"strings"
 
 	"github.com/nasctl/nasctl/genotype"
 )
@@ -95,7 +95,7 @@ const (
 	MetaInput         = "nasctl.input"
 	MetaLayout        = "nasctl.layout"
 	MetaNormalization = "nasctl.normalization"
-	MetaClasses       = "nasctl.classes"
+	MetaClasses       = "nasctl.classes" // a JSON array of strings
 	MetaDatasetHash   = "nasctl.dataset_sha256"
 )
 
@@ -108,7 +108,8 @@ func (m Metadata) props() map[string]string {
 	p[MetaInput] = m.Input.String()
 	p[MetaLayout] = "NCHW float32"
 	p[MetaNormalization] = m.Normalization
-	p[MetaClasses] = strings.Join(m.Classes, ",")
+	classes, _ := json.Marshal(m.Classes) // a []string always marshals
+	p[MetaClasses] = string(classes)
 	p[MetaDatasetHash] = m.DatasetHash
 	return p
 }

@@ -257,11 +257,11 @@ func TestOptimizerStep(t *testing.T) {
 
 func checkOptimizerStep(t *testing.T, net *genotype.Net, opt onnxgen.Optimizer) {
 	tg, err := onnxgen.Training(net, onnxgen.TrainOptions{Optimizer: opt, Gradients: true})
-	if len(tg.Masks) != 0 {
-		t.Fatalf("test network has dropout")
-	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(tg.Masks) != 0 {
+		t.Fatalf("test network has dropout")
 	}
 	sess, err := NewSession(tg.Model, tg.Inputs, tg.Outputs, SessionOptions{IntraOpThreads: 1})
 	if err != nil {

@@ -41,9 +41,6 @@ func NewModel(b []byte, opts SessionOptions) (*Model, error) {
 	if info.Input.Height == 0 || len(info.Classes) < 2 {
 		return nil, fmt.Errorf("model metadata lacks %s or %s", onnxgen.MetaInput, onnxgen.MetaClasses)
 	}
-	if opts.Optimization == OptAll {
-		opts.Optimization = EvalOptimization
-	}
 	s, err := NewSession(b, info.Inputs, info.Outputs, opts)
 	if err != nil {
 		return nil, err
@@ -87,10 +84,12 @@ func (m *Model) Predict(ctx context.Context, pixels []float32, batch int) ([]flo
 			if x, err = NewZeroTensor[float32](b, int64(in.Channels), int64(in.Height), int64(in.Width)); err != nil {
 				return nil, err
 			}
-			m.x[b] = x
-			if m.p[b], err = NewZeroTensor[float32](b, int64(k)); err != nil {
+			p, err := NewZeroTensor[float32](b, int64(k))
+			if err != nil {
+				x.Close()
 				return nil, err
 			}
+			m.x[b], m.p[b] = x, p
 		}
 		copy(x.Data(), pixels[lo*size:(lo+int(b))*size])
 		if err := m.sess.Run([]Value{x}, []Value{m.p[b]}); err != nil {
@@ -130,7 +129,7 @@ func (m *Model) Evaluate(ctx context.Context, ex Examples, batch int) (*Evaluati
 	}
 	for j, i := range ex.Indices {
 		pred := argmax(probs[j*k : (j+1)*k])
-		if ex.Labels[i] >= k {
+		if ex.Labels[i] < 0 || ex.Labels[i] >= k {
 			return nil, fmt.Errorf("image %d has label %d; the model has %d classes", i, ex.Labels[i], k)
 		}
 		ev.Confusion[ex.Labels[i]][pred]++

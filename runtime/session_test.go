@@ -277,7 +277,10 @@ func TestPingPong(t *testing.T) {
 // must give the CPU's answer.
 func TestCUDAOnCPUBuild(t *testing.T) {
 	initRuntime(t)
-	_, err := NewSession(denseModel(t, denseB), []string{"x", "W", "scale"}, []string{"y", "k"}, SessionOptions{Device: CUDA})
+	s, err := NewSession(denseModel(t, denseB), []string{"x", "W", "scale"}, []string{"y", "k"}, SessionOptions{Device: CUDA})
+	if err == nil {
+		s.Close()
+	}
 	if err == nil {
 		t.Logf("this library has a working CUDA provider; checking its result")
 		y, k := runDense(t, SessionOptions{Device: CUDA})

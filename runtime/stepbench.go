@@ -17,8 +17,9 @@ type StepBenchConfig struct {
 	Batch  int // images per step; zero: 128
 	Warmup int // untimed steps first; zero: 3
 	Steps  int // timed steps; zero: 20
-	// Threads, Device and Optimization as for sessions (Train uses
-	// TrainOptimization for training graphs).
+	// Threads, Device and Optimization as for sessions. The zero
+	// Optimization is OptAll; Train uses TrainOptimization, which a caller
+	// timing Train's graph should pass.
 	Threads       int
 	Device        Device
 	Optimization  GraphOptimization

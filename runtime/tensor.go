@@ -7,9 +7,9 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// Element is the set of element types a Tensor may hold: bool for dropout
-// masks, float32 for data,
-// parameters and losses, int64 for labels, counts and steps.
+// Element is the set of element types a Tensor may hold. nasctl's graphs
+// exchange float32 only (images, labels, parameters, masks, scalars);
+// int64 and bool serve graphs from elsewhere.
 type Element interface {
 	float32 | int64 | bool
 }

@@ -193,6 +193,9 @@ const (
 	StatusOK       Status = "ok"       // trained; ValAccuracy is the reward
 	StatusDiverged Status = "diverged" // a loss became NaN or infinite; reward 0
 	StatusRefused  Status = "refused"  // over the budget, nothing was trained; reward 0
+	// StatusInterrupted: the context was cancelled; the Result holds the
+	// epochs finished and the best weights among them (if any).
+	StatusInterrupted Status = "interrupted"
 )
 
 // Result is the outcome of Train.
@@ -224,7 +227,9 @@ func (r *Result) Reward() float64 {
 // Train trains net on train, validating on val after every epoch, and returns
 // the best weights. A NaN or infinite loss ends the run as StatusDiverged and an
 // architecture over cfg.Budget as StatusRefused, both with a nil error; errors
-// are for bad input, ONNX Runtime failures and cancellation (ctx.Err()).
+// are for bad input and ONNX Runtime failures. When ctx is cancelled, Train
+// returns ctx.Err() with a StatusInterrupted Result that keeps the finished
+// epochs and their best weights, so that the caller may still save them.
 func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg TrainConfig) (*Result, error) {
 	cfg = cfg.withDefaults()
 	res := &Result{Params: net.Params(), MACs: net.MACs()}
@@ -244,10 +249,15 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 		return nil, err
 	}
 	defer t.close()
-	if err := t.run(ctx, train, val, res); err != nil {
+	err = t.run(ctx, train, val, res)
+	res.Seconds = time.Since(start).Seconds()
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		res.Status = StatusInterrupted
+		return res, err
+	}
+	if err != nil {
 		return nil, err
 	}
-	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
 
@@ -306,38 +316,39 @@ func newTrainerWith(net *genotype.Net, cfg TrainConfig, level GraphOptimization,
 	defer func() {
 		if err != nil {
 			t.close()
+			t = nil
 		}
 	}()
 	t.tg, err = onnxgen.Training(net, onnxgen.TrainOptions{Optimizer: cfg.Optimizer, Formulas: formulas})
 	if err != nil {
-		return nil, err
+		return t, err
 	}
 	eg, err := onnxgen.Evaluation(net)
 	if err != nil {
-		return nil, err
+		return t, err
 	}
 	opts := SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads}
 	opts.Optimization = level
 	opts.ProfilePrefix = profile
 	if t.train, err = NewSession(t.tg.Model, t.tg.Inputs, t.tg.Outputs, opts); err != nil {
-		return nil, err
+		return t, err
 	}
 	opts.Optimization = EvalOptimization
 	opts.ProfilePrefix = ""
 	if t.eval, err = NewSession(eg.Model, eg.Inputs, eg.Outputs, opts); err != nil {
-		return nil, err
+		return t, err
 	}
 	for set := range 2 {
 		for _, p := range t.tg.Params {
 			x, err := t.zeros(p.Shape...)
 			if err != nil {
-				return nil, err
+				return t, err
 			}
 			t.params[set] = append(t.params[set], x)
 			for range t.tg.Slots {
 				s, err := t.zeros(p.Shape...)
 				if err != nil {
-					return nil, err
+					return t, err
 				}
 				t.slots[set] = append(t.slots[set], s)
 			}
@@ -345,7 +356,7 @@ func newTrainerWith(net *genotype.Net, cfg TrainConfig, level GraphOptimization,
 	}
 	for _, x := range []**Tensor[float32]{&t.step, &t.lr, &t.loss, &t.right} {
 		if *x, err = t.zeros(1); err != nil {
-			return nil, err
+			return t, err
 		}
 	}
 	return t, nil
@@ -487,10 +498,21 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 	order := append([]int(nil), train.Indices...)
 	var stepSeconds float64
 	var stepImages int
+	defer func() {
+		if stepSeconds > 0 {
+			res.ImagesPerSecond = float64(stepImages) / stepSeconds
+		}
+	}()
+	diverged := func(what string, loss float64, epoch, attempt int) {
+		res.Status = StatusDiverged
+		res.Reason = fmt.Sprintf("%s loss became %v in epoch %d of attempt %d (learning rate %.3g)", what, loss, epoch, attempt+1, lr)
+	}
 	for attempt := 0; ; attempt++ {
 		res.Restarts = attempt
-		best, bestEpoch, since := -1.0, 0, 0
-		var bestWeights [][]float32
+		// The best epoch of this attempt so far is kept in res, so that an
+		// interruption still returns it.
+		res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
+		since := 0
 		restart := false
 		for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 			began := time.Now()
@@ -521,9 +543,7 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 				stepImages += len(idx)
 				l := float64(t.loss.Data()[0])
 				if math.IsNaN(l) || math.IsInf(l, 0) {
-					res.Status = StatusDiverged
-					res.Reason = fmt.Sprintf("training loss became %v in epoch %d of attempt %d (learning rate %.3g)", l, epoch, attempt+1, lr)
-					res.ImagesPerSecond = float64(stepImages) / stepSeconds
+					diverged("training", l, epoch, attempt)
 					return nil
 				}
 				lossSum += l * float64(len(idx))
@@ -533,26 +553,24 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 			if err != nil {
 				return err
 			}
+			if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
+				diverged("validation", vloss, epoch, attempt)
+				return nil
+			}
 			rec := EpochRecord{Attempt: attempt, Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(len(order)),
 				TrainAccuracy: right / float64(len(order)), ValLoss: vloss, ValAccuracy: vacc, Seconds: time.Since(began).Seconds()}
 			res.Epochs = append(res.Epochs, rec)
 			if cfg.Progress != nil {
 				cfg.Progress(rec)
 			}
-			if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
-				res.Status = StatusDiverged
-				res.Reason = fmt.Sprintf("validation loss became %v in epoch %d of attempt %d (learning rate %.3g)", vloss, epoch, attempt+1, lr)
-				res.ImagesPerSecond = float64(stepImages) / stepSeconds
-				return nil
-			}
 			sched := cfg.Schedule
 			if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && vacc <= chance+sched.ChanceMargin {
 				restart = true
 				break
 			}
-			if vacc > best {
-				best, bestEpoch, since = vacc, epoch, 0
-				bestWeights = t.weights()
+			if res.Weights == nil || vacc > res.ValAccuracy {
+				res.ValAccuracy, res.BestEpoch, since = vacc, epoch, 0
+				res.Weights = t.weights()
 			} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
 				break
 			}
@@ -567,8 +585,6 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 			continue
 		}
 		res.Status = StatusOK
-		res.ValAccuracy, res.BestEpoch, res.Weights = best, bestEpoch, bestWeights
-		res.ImagesPerSecond = float64(stepImages) / stepSeconds
 		return nil
 	}
 }

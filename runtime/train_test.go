@@ -2,7 +2,10 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -100,7 +103,7 @@ func TestTrainDeterministic(t *testing.T) {
 	}
 	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}
 	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
-	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 7, Threads: 1, Schedule: Schedule{Constant: true}, Patience: -1}
+	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 7, Threads: 2, Schedule: Schedule{Constant: true}, Patience: -1}
 	a, err := Train(context.Background(), net, train, val, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +152,18 @@ func TestTrainDivergedRefusedRestarted(t *testing.T) {
 	if res.Status != StatusDiverged || res.Reward() != 0 || res.Reason == "" {
 		t.Errorf("lr 1e12: status %s, reward %v, reason %q", res.Status, res.Reward(), res.Reason)
 	}
+	// A diverged run's record must be storable: no NaN in it.
+	if _, err := json.Marshal(res); err != nil {
+		t.Errorf("diverged result does not marshal: %v", err)
+	}
+	// One step per epoch makes the first validation loss the first non-finite one.
+	res, err = Train(context.Background(), net, Examples{pixels, labels, train.Indices[:8]}, val, TrainConfig{Epochs: 3, BatchSize: 8, LR: 1e12, Seed: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(res); err != nil || res.Status != StatusDiverged {
+		t.Errorf("diverged on validation: status %s, marshal error %v", res.Status, err)
+	}
 
 	// Over the budget: refused before anything runs.
 	res, err = Train(context.Background(), net, train, val, TrainConfig{Budget: Budget{MaxMACs: net.MACs() - 1}})
@@ -183,6 +198,32 @@ func TestTrainDivergedRefusedRestarted(t *testing.T) {
 	}
 }
 
+// Cancelling keeps the finished epochs and the best weights among them.
+func TestTrainInterrupted(t *testing.T) {
+	initRuntime(t)
+	pixels, labels := leaves(80, 16, 3)
+	net, err := genotype.MustParse("C(4,3,1) - FC(8) - SM()").Build(genotype.Input{Height: 16, Width: 16, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	epochs := 0
+	cfg := TrainConfig{Epochs: 10, BatchSize: 16, Seed: 1, Threads: 1, Schedule: Schedule{Constant: true},
+		Progress: func(EpochRecord) {
+			if epochs++; epochs == 2 {
+				cancel()
+			}
+		}}
+	res, err := Train(ctx, net, Examples{pixels, labels, seq(0, 60)}, Examples{pixels, labels, seq(60, 80)}, cfg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if res == nil || res.Status != StatusInterrupted || len(res.Epochs) != 2 || res.Weights == nil || res.BestEpoch < 1 {
+		t.Fatalf("interrupted result %+v", res)
+	}
+}
+
 func TestTrainBadInput(t *testing.T) {
 	initRuntime(t)
 	net, err := genotype.MustParse("SM()").Build(genotype.Input{Height: 2, Width: 2, Channels: 1}, 2)
@@ -204,7 +245,52 @@ func TestTrainBadInput(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Train(ctx, net, Examples{px, []int{0, 1}, []int{0, 1}}, Examples{px, []int{0, 1}, []int{0, 1}}, TrainConfig{}); err != context.Canceled {
+	if _, err := Train(ctx, net, Examples{px, []int{0, 1}, []int{0, 1}}, Examples{px, []int{0, 1}, []int{0, 1}}, TrainConfig{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
+	}
+}
+
+// Architectures sampled from a search space train for one epoch, evaluate,
+// export and predict through ONNX Runtime: every layer combination the
+// agent can produce compiles into graphs that run.
+func TestSampledArchitecturesRun(t *testing.T) {
+	initRuntime(t)
+	in := genotype.Input{Height: 12, Width: 12, Channels: 1}
+	pixels, labels := leaves(12, 12, 6)
+	space := genotype.Study.Clone()
+	space.ConvFilters = []int{2, 3}
+	space.FCUnits = []int{4, 3}
+	r := rand.New(rand.NewPCG(8, 8))
+	for i := range 40 {
+		st := space.Start(in)
+		var a genotype.Arch
+		for !st.Done {
+			acts := space.Actions(st)
+			l := acts[r.IntN(len(acts))]
+			a = append(a, l)
+			st = space.Step(st, l)
+		}
+		net, err := a.Build(in, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		res, err := Train(context.Background(), net, Examples{pixels, labels, seq(0, 9)}, Examples{pixels, labels, seq(9, 12)},
+			TrainConfig{Epochs: 1, BatchSize: 4, Seed: uint64(i), Threads: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: a.String(), Input: in, Classes: []string{"a", "b"}})
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		probs, err := m.Predict(context.Background(), pixels[:2*144], 2)
+		m.Close()
+		if err != nil || len(probs) != 4 || math.Abs(float64(probs[0]+probs[1])-1) > 1e-5 {
+			t.Fatalf("%s: predict %v %v", a, probs, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/nasctl/nasctl/controller"
@@ -266,13 +267,15 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
 // Check returns every problem of the configuration, each with its field, or
 // nil. It does not look at the file system.
 func (c Config) Check() error {
 	var ps []string
 	add := func(format string, args ...any) { ps = append(ps, fmt.Sprintf(format, args...)) }
-	if c.Name == "" || strings.ContainsAny(c.Name, `/\`) || c.Name == "." || c.Name == ".." {
-		add("name: %q is not a valid run name (letters, digits, - and _)", c.Name)
+	if !validName.MatchString(c.Name) {
+		add("name: %q is not a valid run name (letters, digits, '.', '-' and '_', not starting with '.')", c.Name)
 	}
 	if c.Data == "" {
 		add("data: an image folder is required")

@@ -72,10 +72,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, e
 	}
 	cfg := s.cfg.TrainConfig()
 	cfg.Seed = t.Seed
-	cfg.Epochs = int(math.Round(float64(max(cfg.Epochs, 1)) * s.cfg.Final.EpochFactor))
-	if s.cfg.Train.Epochs == 0 {
-		cfg.Epochs = int(math.Round(15 * s.cfg.Final.EpochFactor))
-	}
+	cfg.Epochs = max(1, int(math.Round(float64(cfg.Epochs)*s.cfg.Final.EpochFactor)))
 	if b, err := os.ReadFile(s.store.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)

@@ -78,7 +78,14 @@ func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, erro
 func (s *Search) Trials() []Trial { return s.trials }
 
 // learn adds a finished trial to the search's memory and updates the agent.
+// A failed trial (the executor failed, not the architecture) teaches the
+// agent nothing and is not reused: the architecture may be tried again.
 func (s *Search) learn(t Trial) error {
+	s.trials = append(s.trials, t)
+	s.nextID = max(s.nextID, t.ID+1)
+	if t.Status == StatusFailed {
+		return nil
+	}
 	arch, err := genotype.Parse(t.Arch)
 	if err != nil {
 		return err
@@ -88,11 +95,9 @@ func (s *Search) learn(t Trial) error {
 		return err
 	}
 	s.agent.Observe(traj, t.Reward, s.rng(t.ID, 1))
-	s.trials = append(s.trials, t)
 	if _, ok := s.byArch[t.Arch]; !ok && t.Status != StatusReused {
 		s.byArch[t.Arch] = len(s.trials) - 1
 	}
-	s.nextID = max(s.nextID, t.ID+1)
 	return nil
 }
 
@@ -135,17 +140,24 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 }
 
 func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) error {
-	results := make(chan outcome)
+	// Workers never block on sending: whatever the loop returns, it cancels
+	// the trials in flight and waits for them, so no training outlives Run.
+	results := make(chan outcome, s.cfg.Workers)
 	workCtx, cancelWork := context.WithCancel(ctx)
-	defer cancelWork()
 	inflight := map[string]bool{} // architectures being trained
 	var waiting []Trial           // duplicates of an architecture in flight
 	busy := 0
+	defer func() {
+		cancelWork()
+		for ; busy > 0; busy-- {
+			<-results
+		}
+	}()
 	stopping := false
 	failures := 0
 	for {
 		// Start trials while workers are free and the schedule has slots.
-		for !stopping && busy < s.cfg.Workers {
+		for !stopping && ctx.Err() == nil && busy < s.cfg.Workers {
 			slot := len(s.trials) + busy + len(waiting)
 			eps, ok := s.cfg.Schedule.At(slot)
 			if !ok {
@@ -192,6 +204,9 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			}(t, arch)
 		}
 		if busy == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if stopping && len(s.trials) < total {
 				return ErrStopped
 			}
@@ -231,8 +246,6 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			}
 			waiting = rest
 			if failures >= 3 {
-				stopping = true
-				cancelWork()
 				return fmt.Errorf("%d trials in a row failed, the last with: %s", failures, t.Reason)
 			}
 		case <-stop:
@@ -242,12 +255,7 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 				s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d trial(s) in flight; interrupt again to abandon them", busy)})
 			}
 		case <-ctx.Done():
-			cancelWork()
-			for busy > 0 {
-				<-results
-				busy--
-			}
-			return ctx.Err()
+			return ctx.Err() // the deferred drain abandons the trials in flight
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
 
@@ -31,7 +32,7 @@ violation is listed (exit code 1 when there is one).`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "input", Value: genotype.StudyInput.String(), Usage: "input shape HEIGHTxWIDTHxCHANNELS"},
 				&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},
-				&cli.StringFlag{Name: "space", Usage: "validate against a search-space preset (baker2017, study)"},
+				&cli.StringFlag{Name: "space", Usage: "validate against a search-space preset (cpu, study, baker2017)"},
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 			},
 			Action: func(c *cli.Context) error {
@@ -102,7 +103,7 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		r.Layers = append(r.Layers, layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout})
 	}
 	if opts.Space != "" {
-		space, err := genotype.Preset(opts.Space)
+		space, err := search.SpacePreset(opts.Space)
 		if err != nil {
 			return usagef("--space: %v", err)
 		}

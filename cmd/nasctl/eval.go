@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -86,9 +87,9 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
-	if len(d.Classes) != len(m.Info.Classes) {
-		return fmt.Errorf("%s has %d classes (%s), the model %d (%s)", opts.Data, len(d.Classes), strings.Join(d.Classes, ", "),
-			len(m.Info.Classes), strings.Join(m.Info.Classes, ", "))
+	if !slices.Equal(d.Classes, m.Info.Classes) {
+		return fmt.Errorf("%s has the classes %s, the model %s; evaluate on data with the model's classes",
+			opts.Data, strings.Join(d.Classes, ", "), strings.Join(m.Info.Classes, ", "))
 	}
 	if h := m.Info.Meta["nasctl.dataset_sha256"]; h != "" && h != d.Hash {
 		fmt.Fprintf(errOut, "warning: the model was trained on other data (%s); split membership may differ\n", h)

@@ -29,19 +29,25 @@ func main() {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		first := true
+		n := 0
 		for range sigs {
+			n++
 			// The first interrupt asks a command that can stop gracefully
-			// (a search finishes its trials in flight) to do so; any other,
-			// or the second, cancels.
-			if first {
-				first = false
+			// (a search finishes its trials in flight) to do so, otherwise
+			// it cancels; a further one cancels; one more quits at once.
+			switch {
+			case n == 1:
 				if stop := takeGracefulStop(); stop != nil {
 					stop()
 					continue
 				}
+				cancel()
+			case n >= 3 || ctx.Err() != nil && n >= 2:
+				fmt.Fprintln(os.Stderr, "nasctl: interrupted again, quitting")
+				os.Exit(exitFailure)
+			default:
+				cancel()
 			}
-			cancel()
 		}
 	}()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)

@@ -114,7 +114,7 @@ func searchOptionsFrom(c *cli.Context) (searchOptions, error) {
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json"),
 		Workers: c.Int("workers"), Threads: c.Int("threads")}
 	if opts.Resume != "" {
-		for _, f := range []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr", "data-fraction", "top-k", "seed", "device"} {
+		for _, f := range []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final", "seed", "device"} {
 			if c.IsSet(f) {
 				return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --quiet and --json can", f, filepath.Join(opts.Resume, "config.yaml"))
 			}
@@ -209,14 +209,15 @@ func runSample(c *cli.Context, n int) error {
 }
 
 func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
-	var store *search.Store
-	var trials []search.Trial
 	cfg := opts.Config
+	var trials []search.Trial
+	var store *search.Store
 	var err error
 	if opts.Resume != "" {
 		if store, cfg, trials, err = search.Open(opts.Resume); err != nil {
 			return err
 		}
+		defer store.Close()
 		if opts.Workers > 0 {
 			cfg.Workers = opts.Workers
 		}
@@ -224,25 +225,31 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 			cfg.Threads = opts.Threads
 		}
 		cfg = cfg.WithDefaults()
-	} else {
-		if store, err = search.Create(filepath.Join(cfg.Dir, cfg.Name), cfg); err != nil {
-			return err
+		if err := cfg.Check(); err != nil {
+			return fmt.Errorf("%s: invalid settings:\n%v", filepath.Join(opts.Resume, "config.yaml"), err)
 		}
 	}
-	defer store.Close()
-	if err := runtime.Init(""); err != nil {
-		return err
-	}
-	defer runtime.Close()
 	say := func(format string, args ...any) {
 		if !opts.Quiet && !opts.JSON {
 			fmt.Fprintf(errOut, format+"\n", args...)
 		}
 	}
+	// Everything that can fail before the first trial comes before the run
+	// directory is created, so that a failed start leaves nothing behind.
+	if err := runtime.Init(""); err != nil {
+		return err
+	}
+	defer runtime.Close()
 	say("loading %s", cfg.Data)
 	exec, err := search.NewLocalExecutor(cfg, nil)
 	if err != nil {
 		return err
+	}
+	if store == nil {
+		if store, err = search.Create(filepath.Join(cfg.Dir, cfg.Name), cfg); err != nil {
+			return err
+		}
+		defer store.Close()
 	}
 	s, err := search.New(cfg, store, exec, trials)
 	if err != nil {

@@ -131,6 +131,19 @@ func TestSearchKillAndResume(t *testing.T) {
 	}
 }
 
+// A search that cannot start (no data) leaves no run directory behind, so the
+// same command works once the data is there.
+func TestSearchFailedStartLeavesNothing(t *testing.T) {
+	runs := t.TempDir()
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--data", filepath.Join(runs, "missing"), "--dir", runs, "--name", "x")
+	if code != 1 || !strings.Contains(errOut, "missing") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(runs, "x")); !os.IsNotExist(err) {
+		t.Errorf("run directory left behind: %v", err)
+	}
+}
+
 func TestSearchSampleAndUsage(t *testing.T) {
 	code, out, _ := runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

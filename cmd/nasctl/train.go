@@ -61,7 +61,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "epochs", Value: 15, Usage: "most epochs"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "mini-batch size"},
 			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "initial learning rate (Adam, beta1 0.5)"},
-			&cli.IntFlag{Name: "patience", Value: 6, Usage: "stop after this many epochs without a better validation accuracy (negative: never)"},
+			&cli.IntFlag{Name: "patience", Value: 6, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
@@ -182,6 +182,16 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	}
 	res, err := runtime.Train(ctx, net, examples(d, split.Train), examples(d, split.Val), cfg)
 	if err != nil {
+		// Interrupted: keep the best epoch finished so far.
+		if res != nil && res.Weights != nil {
+			meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: "x/255 (pixels scaled to [0, 1])",
+				Classes: d.Classes, DatasetHash: d.Hash, Extra: map[string]string{
+					"nasctl.val_accuracy": strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64), "nasctl.interrupted": "true"}}
+			if _, xerr := exportModel(net, res.Weights, meta, opts.Out); xerr == nil {
+				fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
+					len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
+			}
+		}
 		return err
 	}
 	rep := trainReport{Arch: opts.Arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,

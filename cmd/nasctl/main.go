@@ -103,6 +103,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			predictCommand(),
 			searchCommand(),
 			runsCommand(),
+			rewardCommand(),
+			benchmarkCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/benchplot"
+	"github.com/nasctl/nasctl/natsbench"
+	"github.com/urfave/cli/v2"
+)
+
+// benchAgent is an agent `benchmark agents` can run. To add one, append an
+// entry to benchAgents; reports list agents in this order.
+type benchAgent struct {
+	name  string
+	usage string
+	new   func(opts benchmarkAgentsOptions) controller.AgentFactory
+}
+
+var benchAgents = []benchAgent{
+	{"random", "uniform random search", func(benchmarkAgentsOptions) controller.AgentFactory { return controller.NewRandomAgent }},
+	{"reinforce", "the REINFORCE LSTM controller", func(o benchmarkAgentsOptions) controller.AgentFactory {
+		return controller.ReinforceFactory(o.Reinforce)
+	}},
+	{"metaqnn", "MetaQNN's tabular Q-learning, Baker et al.'s epsilon schedule scaled to the budget", func(o benchmarkAgentsOptions) controller.AgentFactory {
+		return controller.QLearningFactory(controller.QConfig{}, controller.ScheduleBaker2017.Scale(o.Budget))
+	}},
+}
+
+func benchAgentNames() []string {
+	var names []string
+	for _, a := range benchAgents {
+		names = append(names, a.name)
+	}
+	return names
+}
+
+// Benchmark spaces.
+const (
+	benchSpaceNATSBench = "natsbench"
+	benchSpaceMock      = "mock"
+)
+
+func benchmarkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "benchmark",
+		Usage: "measure search agents on rewards that need no training",
+		Subcommands: []*cli.Command{{
+			Name:  "agents",
+			Usage: "compare the agents' best score found after 50, 100, ... queries, over many seeds",
+			Description: `Every agent searches the space once per seed (seeds --seed, --seed+1, ...); after
+every query the best score found so far is recorded. The report gives, per agent
+and query count, the mean and standard deviation over seeds of the best score and
+the regret (optimum - mean best). Runs are independent and reproducible: the
+same flags give the same numbers whatever the number of workers.
+
+Spaces:
+  natsbench  NAS-Bench-201 / NATS-Bench topology space (6 edges x 5 ops), embedded
+             table of test accuracy after 200 epochs; score = accuracy in percent,
+             reward seen by the agents = accuracy / 100
+  mock       NASNet cells with --blocks blocks, the study's mock reward (optimum 0.998)
+
+By default every proposal is a query, repeats included; with --free-repeats only the
+first proposal of an architecture counts (repeats are answered from a cache), and a
+run stops after 10 x --budget proposals.
+
+The reinforce agent's configuration is a preset: natsbench (the default on natsbench:
+Adam 2e-3 and an entropy bonus of 1e-3, tuned on seeds 1001-1050), paper (the default
+on mock: Zoph & Le 2017, 2 x 35 LSTM, Adam 6e-4, EMA baseline, temperature 5.0 x 0.995
+per episode down to 1.0) or study (the founding study's baseline, skip and clipping);
+--lr, --temperature, --min-temperature, --baseline, --batch and --entropy override it;
+0 given to any of them but --entropy means the paper default.
+Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "space", Value: benchSpaceNATSBench, Usage: "search space and reward: natsbench or mock"},
+				&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "natsbench accuracy column: " + strings.Join(natsbench.DatasetNames(), ", ")},
+				&cli.IntFlag{Name: "blocks", Value: 2, Usage: "mock: blocks per cell (B)"},
+				&cli.IntFlag{Name: "budget", Value: 300, Usage: "queries per run"},
+				&cli.IntFlag{Name: "seeds", Value: 50, Usage: "runs per agent"},
+				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "first seed"},
+				&cli.StringFlag{Name: "agents", Value: strings.Join(benchAgentNames(), ","), Usage: "comma-separated agents: " + strings.Join(benchAgentNames(), ", ")},
+				&cli.StringFlag{Name: "queries", Value: "50,100,300", Usage: "comma-separated query counts to report (the budget is always added)"},
+				&cli.StringFlag{Name: "out", Usage: "directory for the regret plot (regret.png and regret.svg), created if missing"},
+				&cli.BoolFlag{Name: "json", Usage: "print a JSON list of {agent, queries, mean_best, sd_best, ...} instead of a table"},
+				&cli.BoolFlag{Name: "free-repeats", Usage: "count only the first proposal of an architecture as a query"},
+				&cli.IntFlag{Name: "workers", Usage: "runs at once (0: one per CPU); results do not depend on it"},
+				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
+				&cli.Float64Flag{Name: "lr", Usage: "reinforce: Adam learning rate (default: the preset's)"},
+				&cli.Float64Flag{Name: "temperature", Usage: "reinforce: initial softmax temperature (default: the preset's)"},
+				&cli.Float64Flag{Name: "min-temperature", Usage: "reinforce: floor of the annealed temperature (default: the preset's)"},
+				&cli.StringFlag{Name: "baseline", Usage: "reinforce: baseline, ema or study (default: the preset's)"},
+				&cli.IntFlag{Name: "batch", Usage: "reinforce: architectures per update (default: the preset's)"},
+				&cli.Float64Flag{Name: "entropy", Usage: "reinforce: entropy bonus weight, 0 for none (default: the preset's)"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 0 {
+					return usagef("benchmark agents takes no arguments (got %q)", c.Args().Slice())
+				}
+				opts, err := benchmarkAgentsOptionsFrom(c)
+				if err != nil {
+					return err
+				}
+				opts.Progress = benchmarkProgress(c.App.ErrWriter)
+				return runBenchmarkAgents(c.Context, opts, c.App.Writer)
+			},
+		}},
+	}
+}
+
+type benchmarkAgentsOptions struct {
+	Space       string
+	Dataset     natsbench.Dataset
+	Blocks      int
+	Budget      int
+	Seeds       int
+	FirstSeed   uint64
+	Agents      []string
+	Queries     []int
+	Out         string
+	JSON        bool
+	FreeRepeats bool
+	Workers     int
+	Reinforce   controller.Config
+	Progress    func(done, total int) // nil: quiet
+}
+
+// benchmarkAgentsOptionsFrom parses and checks the flags; every mistake is a usage error.
+func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) {
+	o := benchmarkAgentsOptions{
+		Space: c.String("space"), Blocks: c.Int("blocks"), Budget: c.Int("budget"), Seeds: c.Int("seeds"),
+		FirstSeed: c.Uint64("seed"), Out: c.String("out"), JSON: c.Bool("json"),
+		FreeRepeats: c.Bool("free-repeats"), Workers: c.Int("workers"),
+	}
+	var err error
+	if o.Dataset, err = natsbench.ParseDataset(c.String("dataset")); err != nil {
+		return o, usagef("--dataset: %v", err)
+	}
+	preset := c.String("preset")
+	switch o.Space {
+	case benchSpaceNATSBench:
+		if preset == "" {
+			preset = "natsbench"
+		}
+	case benchSpaceMock:
+		if o.Blocks < 1 {
+			return o, usagef("--blocks must be at least 1, got %d", o.Blocks)
+		}
+		if preset == "" {
+			preset = "paper"
+		}
+	default:
+		return o, usagef("--space: unknown space %q (valid: %s, %s)", o.Space, benchSpaceNATSBench, benchSpaceMock)
+	}
+	if o.Reinforce, err = controller.ReinforcePreset(preset); err != nil {
+		return o, usagef("--preset: %v", err)
+	}
+	if o.Budget < 1 || o.Seeds < 1 {
+		return o, usagef("--budget and --seeds must be positive, got %d and %d", o.Budget, o.Seeds)
+	}
+	if o.Workers < 0 {
+		return o, usagef("--workers must not be negative, got %d", o.Workers)
+	}
+	for _, name := range strings.Split(c.String("agents"), ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(benchAgentNames(), name) {
+			return o, usagef("--agents: unknown agent %q (valid: %s)", name, strings.Join(benchAgentNames(), ", "))
+		}
+		if !slices.Contains(o.Agents, name) {
+			o.Agents = append(o.Agents, name)
+		}
+	}
+	for _, f := range strings.Split(c.String("queries"), ",") {
+		q, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || q < 1 {
+			return o, usagef("--queries: %q is not a positive integer", strings.TrimSpace(f))
+		}
+		if q <= o.Budget && !slices.Contains(o.Queries, q) {
+			o.Queries = append(o.Queries, q)
+		}
+	}
+	if !slices.Contains(o.Queries, o.Budget) {
+		o.Queries = append(o.Queries, o.Budget)
+	}
+	slices.Sort(o.Queries)
+	r := &o.Reinforce
+	if c.IsSet("lr") {
+		r.LearningRate = c.Float64("lr")
+	}
+	if c.IsSet("temperature") {
+		r.Temperature = c.Float64("temperature")
+	}
+	if c.IsSet("min-temperature") {
+		r.MinTemperature = c.Float64("min-temperature")
+	}
+	if c.IsSet("batch") {
+		r.BatchSize = c.Int("batch")
+	}
+	if c.IsSet("entropy") {
+		r.EntropyWeight = c.Float64("entropy")
+	}
+	if c.IsSet("baseline") {
+		if r.Baseline, err = controller.ParseBaselineKind(c.String("baseline")); err != nil {
+			return o, usagef("--baseline: %v", err)
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return o, usagef("%v", err)
+	}
+	return o, nil
+}
+
+// benchmarkRow is one line of the JSON report.
+type benchmarkRow struct {
+	Agent       string  `json:"agent"`
+	Queries     int     `json:"queries"`
+	MeanBest    float64 `json:"mean_best"`
+	SDBest      float64 `json:"sd_best"`
+	MeanRegret  float64 `json:"mean_regret"`
+	OptimalRuns int     `json:"optimal_runs"`
+	Seeds       int     `json:"seeds"`
+	Optimum     float64 `json:"optimum"`
+}
+
+func runBenchmarkAgents(ctx context.Context, opts benchmarkAgentsOptions, out io.Writer) error {
+	b := controller.Benchmark{
+		Budget: opts.Budget, Seeds: opts.Seeds, FirstSeed: opts.FirstSeed,
+		FreeRepeats: opts.FreeRepeats, Workers: opts.Workers, Progress: opts.Progress,
+	}
+	var title, unit string
+	switch opts.Space {
+	case benchSpaceNATSBench:
+		tab, err := natsbench.Embedded()
+		if err != nil {
+			return err
+		}
+		ds := opts.Dataset
+		_, b.Optimum = tab.Optimum(ds)
+		b.Space = controller.UniformSpace{N: natsbench.NumEdges, Type: controller.DecisionType{Name: "op", Choices: natsbench.NumOps}}
+		b.Score = func(actions []int) (float64, error) {
+			cell, err := natsbench.CellFromActions(actions)
+			if err != nil {
+				return 0, err
+			}
+			return tab.Accuracy(cell, ds), nil
+		}
+		b.Reward = func(acc float64) float64 { return acc / 100 }
+		title, unit = fmt.Sprintf("NATS-Bench %s test accuracy (optimum %.2f)", ds, b.Optimum), "accuracy points"
+	case benchSpaceMock:
+		b.Space = controller.CellSpace{B: opts.Blocks}
+		b.Score = controller.MockReward
+		b.Optimum = 0.998 // the mock reward's upper clamp, reached by many cells
+		title = fmt.Sprintf("mock reward, B = %d (optimum %.3f)", opts.Blocks, b.Optimum)
+	default:
+		return fmt.Errorf("unknown space %q", opts.Space)
+	}
+	var agents []controller.NamedAgent
+	for _, name := range opts.Agents {
+		for _, a := range benchAgents {
+			if a.name == name {
+				agents = append(agents, controller.NamedAgent{Name: name, New: a.new(opts)})
+			}
+		}
+	}
+	start := time.Now()
+	res, err := b.Run(ctx, agents)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	var plots []string
+	if opts.Out != "" {
+		if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+			return err
+		}
+		p, err := benchplot.Regret(res, title, unit)
+		if err != nil {
+			return err
+		}
+		if plots, err = benchplot.Save(p, opts.Out, "regret"); err != nil {
+			return err
+		}
+	}
+	sums := res.Summarize(opts.Queries)
+	if opts.JSON {
+		rows := make([]benchmarkRow, len(sums))
+		for i, s := range sums {
+			rows[i] = benchmarkRow{Agent: s.Agent, Queries: s.Queries, MeanBest: s.MeanBest, SDBest: s.SDBest,
+				MeanRegret: s.MeanRegret, OptimalRuns: s.Optimal, Seeds: s.Seeds, Optimum: res.Optimum}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	queries := "every proposal is a query"
+	if opts.FreeRepeats {
+		queries = "repeated architectures are free"
+	}
+	fmt.Fprintf(out, "%s\nbudget %d queries, %d seeds (%d..%d), %s; %.1fs\n\n",
+		title, opts.Budget, opts.Seeds, opts.FirstSeed, opts.FirstSeed+uint64(opts.Seeds)-1, queries, elapsed.Seconds())
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "agent\tqueries\tmean best\tsd\tregret\toptimum found\t")
+	for _, s := range sums {
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%d/%d\t\n", s.Agent, s.Queries, s.MeanBest, s.SDBest, s.MeanRegret, s.Optimal, s.Seeds)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, a := range res.Agents {
+		if a.Stalled > 0 {
+			fmt.Fprintf(out, "%s: %d runs stopped after %d proposals before the budget (repeats only)\n", a.Agent, a.Stalled, 10*opts.Budget)
+		}
+	}
+	for _, p := range plots {
+		fmt.Fprintf(out, "plot: %s\n", p)
+	}
+	return nil
+}
+
+// benchmarkProgress returns a progress callback that redraws one line on w
+// when w is a terminal, or nil so that logs and tests stay quiet.
+func benchmarkProgress(w io.Writer) func(done, total int) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return benchmarkProgressTo(w)
+}
+
+func benchmarkProgressTo(w io.Writer) func(done, total int) {
+	return func(done, total int) {
+		fmt.Fprintf(w, "\rbenchmark: %d/%d runs", done, total)
+		if done == total {
+			fmt.Fprint(w, "\r\x1b[K")
+		}
+	}
+}

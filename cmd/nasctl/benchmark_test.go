@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBenchmarkAgentsJSON(t *testing.T) {
+	args := []string{"benchmark", "agents", "--space", "natsbench", "--dataset", "cifar10", "--budget", "20", "--seeds", "3", "--queries", "5,10,50", "--json"}
+	code, out, errOut := runCLI(t, append(args, "--workers", "1")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// Three agents x queries 5, 10 and the budget 20 (50 is beyond it).
+	if len(rows) != 9 {
+		t.Fatalf("%d rows, want 9: %s", len(rows), out)
+	}
+	for i, r := range rows {
+		agent := []string{"random", "reinforce", "metaqnn"}[i/3]
+		q := []float64{5, 10, 20}[i%3]
+		if r["agent"] != agent || r["queries"] != q {
+			t.Errorf("row %d: %v, want agent %s queries %v", i, r, agent, q)
+		}
+		mean, _ := r["mean_best"].(float64)
+		sd, ok := r["sd_best"].(float64)
+		if !ok || mean < 10 || mean > 94.38 || sd < 0 {
+			t.Errorf("row %d: mean_best %v sd_best %v", i, r["mean_best"], r["sd_best"])
+		}
+	}
+	// The same numbers with another number of workers.
+	code, out2, _ := runCLI(t, append(args, "--workers", "2")...)
+	if code != 0 || out2 != out {
+		t.Errorf("results depend on the number of workers:\n%s\n%s", out, out2)
+	}
+}
+
+func TestBenchmarkAgentsTableAndPlots(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "plots")
+	code, out, errOut := runCLI(t, "benchmark", "agents", "--space", "mock", "--blocks", "1", "--budget", "8", "--seeds", "2", "--agents", "random", "--out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, w := range []string{"mock reward, B = 1", "budget 8 queries, 2 seeds (1..2)", "random", "plot: " + filepath.Join(dir, "regret.png")} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	for _, f := range []string{"regret.png", "regret.svg"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("stderr should stay quiet when not a terminal: %q", errOut)
+	}
+}
+
+func TestBenchmarkAgentsUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--agents", "random,foo"}, `unknown agent "foo" (valid: random, reinforce`},
+		{[]string{"--space", "nasbench101"}, `unknown space "nasbench101"`},
+		{[]string{"--dataset", "mnist"}, "valid: cifar10, cifar100, imagenet16-120"},
+		{[]string{"--budget", "0"}, "--budget and --seeds must be positive"},
+		{[]string{"--queries", "10,x"}, `--queries: "x" is not a positive integer`},
+		{[]string{"--baseline", "mean"}, "valid: ema, study"},
+		{[]string{"--lr", "-1"}, "learning rate -1"},
+		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
+		{[]string{"extra"}, "takes no arguments"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"benchmark", "agents"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 mentioning %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

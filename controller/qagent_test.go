@@ -1,0 +1,38 @@
+package controller
+
+import "testing"
+
+func TestQAgentOnUniformSpace(t *testing.T) {
+	space := UniformSpace{N: 3, Type: DecisionType{Name: "op", Choices: 4}}
+	agent, err := QLearningFactory(QConfig{Alpha: 0.3, Replay: 8}, Schedule{{1, 30}, {0, 10}})(space, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reward: number of decisions equal to 2, over 3.
+	reward := func(a []int) float64 {
+		n := 0
+		for _, x := range a {
+			if x == 2 {
+				n++
+			}
+		}
+		return float64(n) / 3
+	}
+	var last []int
+	for range 40 {
+		a, err := agent.Propose()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.Observe(a, reward(a)); err != nil {
+			t.Fatal(err)
+		}
+		last = a
+	}
+	if reward(last) < 2.0/3 {
+		t.Errorf("greedy proposal %v after 30 explorations", last)
+	}
+	if err := agent.Observe([]int{9, 0, 0}, 1); err == nil {
+		t.Error("invalid actions accepted")
+	}
+}

@@ -41,6 +41,12 @@ type Space struct {
 	// StrictKernels: convolution and pooling kernels must be smaller than the
 	// representation size (Baker et al.); when false, no larger than it (the study).
 	StrictKernels bool `yaml:"strict_kernels" json:"strict_kernels"`
+	// MaxMACs bounds the multiply-accumulates per image of the hidden layers
+	// (convolutions and FC layers; the classifier is not counted, so a
+	// terminal layer is always allowed): a layer that would take the total
+	// over it may not follow. Zero: no bound. It keeps a search within what a
+	// machine can train, as the kernel bounds keep it within the image.
+	MaxMACs int64 `yaml:"max_macs,omitempty" json:"max_macs,omitempty"`
 	// SizeBins are the descending lower bounds of the representation-size bins
 	// of the agent's state: with {8, 4, 1} sizes >= 8 are bin 0, 4-7 bin 1 and
 	// 1-3 bin 2. Empty means a single bin.
@@ -152,6 +158,9 @@ func (s Space) Verify() error {
 	if s.MaxFC < 0 {
 		add("max_fc", "must not be negative, got %d", s.MaxFC)
 	}
+	if s.MaxMACs < 0 {
+		add("max_macs", "must not be negative, got %d", s.MaxMACs)
+	}
 	if s.MaxFC > 0 && s.FCMaxSize < 1 {
 		add("fc_max_size", "must be at least 1 when FC layers are allowed, got %d", s.FCMaxSize)
 	}
@@ -172,6 +181,7 @@ type State struct {
 	Prev  Kind  // kind of the last layer, 0 at the start
 	FCs   int   // FC layers in a row at the end
 	Units int   // width of the last layer when it is FC
+	MACs  int64 // multiply-accumulates per image of the hidden layers so far
 	Done  bool  // a terminal layer has been added
 }
 
@@ -204,6 +214,7 @@ func (s Space) Bin(size int) int {
 func (s Space) Step(st State, l Layer) State {
 	next := st
 	next.Prev = l.Kind
+	next.MACs += layerMACs(st, l)
 	switch l.Kind {
 	case Conv:
 		next.Depth++
@@ -232,6 +243,25 @@ func (s Space) Step(st State, l Layer) State {
 	return next
 }
 
+// layerMACs is the multiply-accumulates per image of hidden layer l after st,
+// as Net counts them.
+func layerMACs(st State, l Layer) int64 {
+	switch l.Kind {
+	case Conv:
+		var h, w int
+		if st.Depth == 0 {
+			h, w = max((st.Repr.H-l.Kernel)/l.Stride+1, 0), max((st.Repr.W-l.Kernel)/l.Stride+1, 0)
+		} else {
+			h, _, _ = same(st.Repr.H, l.Kernel, l.Stride)
+			w, _, _ = same(st.Repr.W, l.Kernel, l.Stride)
+		}
+		return int64(h) * int64(w) * int64(l.Filters) * int64(l.Kernel) * int64(l.Kernel) * int64(st.Repr.C)
+	case FC:
+		return st.Repr.Size() * int64(l.Units)
+	}
+	return 0
+}
+
 // Check returns the reasons layer l may not follow state st under the space, or
 // nil when it may.
 func (s Space) Check(st State, l Layer) []string {
@@ -249,6 +279,9 @@ func (s Space) Check(st State, l Layer) []string {
 	}
 	if !l.Kind.Terminal() && st.Depth >= s.MaxDepth {
 		why = append(why, fmt.Sprintf("depth limit %d reached: only GAP() or SM() may follow", s.MaxDepth))
+	}
+	if m := st.MACs + layerMACs(st, l); s.MaxMACs > 0 && !l.Kind.Terminal() && m > s.MaxMACs {
+		why = append(why, fmt.Sprintf("brings the hidden layers to %d multiply-accumulates per image, over the limit of %d", m, s.MaxMACs))
 	}
 	if st.Repr.Flat && (l.Kind == Conv || l.Kind == Pool || l.Kind == GAP) {
 		why = append(why, fmt.Sprintf("%s cannot follow a fully connected layer (only FC or SM can)", l.Kind))

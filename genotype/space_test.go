@@ -163,3 +163,43 @@ func TestPresets(t *testing.T) {
 		t.Errorf("Verify:\n%v\nwant\n%s", err, want)
 	}
 }
+
+// The MAC bound: hand-computed on 8x8x1. C(4,3,1) 'valid' -> 6x6x4:
+// 6*6*4*9*1 = 1296 MACs; C(8,3,1) 'same' after it: 6*6*8*9*4 = 10368.
+func TestMaxMACs(t *testing.T) {
+	s := Study.Clone()
+	s.ConvFilters = []int{4, 8}
+	s.MaxMACs = 1296 + 10368
+	in := Input{8, 8, 1}
+	st := s.Step(s.Start(in), C(4, 3, 1))
+	if st.MACs != 1296 {
+		t.Fatalf("MACs after the first layer %d, want 1296", st.MACs)
+	}
+	if why := s.Check(st, C(8, 3, 1)); len(why) != 0 {
+		t.Errorf("C(8,3,1) reaching exactly the bound refused: %v", why)
+	}
+	if why := s.Check(st, C(8, 5, 1)); len(why) != 1 || !strings.Contains(why[0], "over the limit of 11664") {
+		t.Errorf("C(8,5,1): %v", why)
+	}
+	// Terminal layers stay allowed whatever the total.
+	st = s.Step(st, C(8, 3, 1))
+	for _, l := range []Layer{{Kind: GAP}, {Kind: Softmax}} {
+		if why := s.Check(st, l); len(why) != 0 {
+			t.Errorf("%s refused: %v", l, why)
+		}
+	}
+	// The walk's count agrees with Net's independent count.
+	a := MustParse("C(4,3,1) - C(8,3,1) - P(2,2) - FC(16) - SM()")
+	n, err := a.Build(in, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = s.Start(in)
+	for _, l := range a.Hidden() {
+		st = s.Step(st, l)
+	}
+	head := n.Nodes[len(n.Nodes)-1].MACs
+	if st.MACs != n.MACs()-head {
+		t.Errorf("walk counts %d MACs, Net %d (classifier %d)", st.MACs, n.MACs(), head)
+	}
+}

@@ -134,9 +134,11 @@ func (s *ScheduleSpec) UnmarshalYAML(n *yaml.Node) error {
 func (s ScheduleSpec) MarshalYAML() (any, error) { return []controller.Phase(s.Schedule), nil }
 
 // CPUSpace is the search space of the CPU preset: the study's space with
-// filter counts divided by 8 and FC widths by 4, and only non-overlapping
-// pooling windows (kernel <= stride), whose gradient is several times
-// cheaper on ONNX Runtime than that of overlapping ones.
+// filter counts divided by 8 and FC widths by 4, only non-overlapping pooling
+// windows (kernel <= stride), whose gradient is several times cheaper on ONNX
+// Runtime than that of overlapping ones, and at most 4M multiply-accumulates
+// per image in the hidden layers (about 1,000 training images per second on
+// one core of this project's machine).
 var CPUSpace = genotype.Space{
 	Name:            "cpu",
 	ConvFilters:     []int{8, 16, 32, 64},
@@ -148,6 +150,7 @@ var CPUSpace = genotype.Space{
 	MaxFC:           2,
 	FCMaxSize:       8,
 	NoPoolAfterPool: true,
+	MaxMACs:         4_000_000,
 	SizeBins:        []int{8, 4, 1},
 }
 
@@ -169,10 +172,11 @@ var presets = map[string]Config{
 	"cpu": {
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
 		Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
-		Train:   TrainSettings{Epochs: 8, BatchSize: 32, LR: 3e-3, ConstantLR: true},
+		Agent:   controller.QConfig{Alpha: 0.1},
+		Train:   TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true},
 		Final:   FinalSettings{TopK: 5, EpochFactor: 3},
-		Budget:  runtime.Budget{MaxMACs: 20_000_000},
-		Workers: 1, Threads: 2,
+		Budget:  runtime.Budget{MaxMACs: 5_000_000},
+		Workers: 2, Threads: 1,
 	},
 	// study: the founding study's settings (a GPU's work: about 2 hours on an A10G).
 	"study": {

@@ -15,7 +15,8 @@ import (
 
 // final retrains the top K architectures for EpochFactor times the epochs on
 // the whole training split, starting from their search weights, evaluates them
-// on the test split and exports them to winners/. Results already recorded
+// on the test split and exports them to winners/. Up to Workers retrain at
+// once; each result is recorded as it finishes, and results already recorded
 // (a resumed run) are kept.
 func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult, error) {
 	done, err := s.store.Finals()
@@ -30,31 +31,67 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult
 	if len(top) > s.cfg.Final.TopK {
 		top = top[:s.cfg.Final.TopK]
 	}
+	type result struct {
+		f   FinalResult
+		err error
+	}
+	results := make(chan result, len(top))
+	workCtx, cancelWork := context.WithCancel(ctx)
+	busy := 0
+	defer func() {
+		cancelWork()
+		for ; busy > 0; busy-- {
+			<-results
+		}
+	}()
 	var out []FinalResult
+	var todo []int // ranks (0-based) still to retrain
 	for rank, t := range top {
 		if f, ok := byTrial[t.ID]; ok {
 			f.Rank = rank + 1
 			out = append(out, f)
-			continue
+		} else {
+			todo = append(todo, rank)
+		}
+	}
+	stopping := false
+	for len(todo) > 0 || busy > 0 {
+		for len(todo) > 0 && busy < s.cfg.Workers && ctx.Err() == nil && !stopping {
+			rank := todo[0]
+			todo = todo[1:]
+			busy++
+			go func() {
+				f, err := s.retrain(workCtx, rank+1, top[rank])
+				results <- result{f, err}
+			}()
+		}
+		if busy == 0 {
+			break
 		}
 		select {
+		case r := <-results:
+			busy--
+			if r.err != nil {
+				return nil, r.err
+			}
+			if err := s.store.AppendFinal(r.f); err != nil {
+				return nil, err
+			}
+			out = append(out, r.f)
+			fc := r.f
+			s.emit(Event{Kind: "final", Final: &fc, Message: fmt.Sprintf("final %d of %d", len(out), len(top))})
 		case <-stop:
-			return nil, ErrStopped
-		default:
+			stop, stopping = nil, true // start no more; finish those in flight
+			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", busy)})
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		f, err := s.retrain(ctx, rank+1, t)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.store.AppendFinal(f); err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-		fc := f
-		s.emit(Event{Kind: "final", Final: &fc, Message: fmt.Sprintf("final %d of %d", rank+1, len(top))})
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) < len(top) {
+		return nil, ErrStopped
 	}
 	return out, nil
 }

@@ -88,7 +88,8 @@ func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	p.Legend.Add("best so far", bl)
 	p.Legend.Add("epsilon", el)
 	p.Legend.Top = false
-	p.Legend.Left = false
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(10)
 	p.Legend.YOffs = vg.Points(10)
 	return p, nil
 }

@@ -85,6 +85,8 @@ func testConfig(t *testing.T, dir string) Config {
 	c.Dir, c.Name, c.Data = dir, "run", "unused"
 	c.Schedule = ScheduleSpec{controller.Schedule{{Epsilon: 1, Models: 12}, {Epsilon: 0.5, Models: 8}, {Epsilon: 0.1, Models: 10}}}
 	c.Final.TopK = 3
+	c.Workers = 1 // one worker: the trial order is deterministic
+	c.Space.MaxMACs = 0
 	c.Budget = runtime.Budget{MaxMACs: 2_000_000}
 	c.Seed = 42
 	c = c.WithDefaults()

@@ -94,9 +94,30 @@ const (
 // Ownership: Store holds an exclusive lock on the directory (one search per
 // run) and an open log file until Close.
 type Store struct {
+	runDir
+}
+
+// runDir is what every kind of run directory shares: the lock, the log
+// appended to, atomic writes of the other files. MetaQNN's Store and
+// NASNetStore embed it.
+//
+// Ownership: runDir holds an exclusive lock on the directory and its log file
+// open until Close.
+type runDir struct {
 	Dir  string
 	lock *flock.Flock
 	log  *os.File
+}
+
+// runLayout names the files and folders of one kind of run.
+type runLayout struct {
+	log  string   // the JSONL file appended to
+	logs []string // every JSONL file whose torn last line is dropped on opening (log included)
+	dirs []string // folders made on opening
+}
+
+var metaqnnLayout = runLayout{
+	log: fileTrials, logs: []string{fileTrials, fileFinal}, dirs: []string{dirModels, dirWinners, dirPlots},
 }
 
 // ErrRunExists is returned by Create for a directory that already holds a run.
@@ -104,88 +125,154 @@ var ErrRunExists = errors.New("run already exists")
 
 // Create makes a new run directory for cfg.
 func Create(dir string, cfg Config) (*Store, error) {
-	if _, err := os.Stat(filepath.Join(dir, fileConfig)); err == nil {
-		return nil, fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", dir, ErrRunExists, dir)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	s, err := openStore(dir)
+	r, err := createRun(dir, cfg, metaqnnLayout)
 	if err != nil {
 		return nil, err
 	}
+	return &Store{r}, nil
+}
+
+// createRun makes dir a new run of layout whose config.yaml holds cfg,
+// locked and with its log open.
+func createRun(dir string, cfg interface{ Marshal() ([]byte, error) }, layout runLayout) (runDir, error) {
 	b, err := cfg.Marshal()
 	if err != nil {
-		s.Close()
-		return nil, err
+		return runDir{}, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, fileConfig)); err == nil {
+		return runDir{}, fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", dir, ErrRunExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return runDir{}, err
+	}
+	r, err := openRun(dir, layout)
+	if err != nil {
+		return runDir{}, err
 	}
 	if err := renameio.WriteFile(filepath.Join(dir, fileConfig), b, 0o644); err != nil {
-		s.Close()
-		return nil, err
+		r.Close()
+		return runDir{}, err
 	}
-	return s, nil
+	return r, nil
 }
 
 // Open opens an existing run for resuming and returns its saved configuration
 // and finished trials, in the order they finished. A last line torn by a
 // crash in the middle of a write is dropped.
 func Open(dir string) (*Store, Config, []Trial, error) {
-	b, err := os.ReadFile(filepath.Join(dir, fileConfig))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, Config{}, nil, fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", dir, fileConfig)
-		}
+	var cfg Config
+	if err := readRunConfig(dir, KindMetaQNN, &cfg); err != nil {
 		return nil, Config{}, nil, err
 	}
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, Config{}, nil, fmt.Errorf("%s: %w", filepath.Join(dir, fileConfig), err)
-	}
-	s, err := openStore(dir)
+	r, err := openRun(dir, metaqnnLayout)
 	if err != nil {
 		return nil, Config{}, nil, err
 	}
 	trials, err := readJSONL[Trial](filepath.Join(dir, fileTrials), true)
 	if err != nil {
-		s.Close()
+		r.Close()
 		return nil, Config{}, nil, err
 	}
-	return s, cfg, trials, nil
+	return &Store{r}, cfg, trials, nil
 }
 
-func openStore(dir string) (*Store, error) {
+// readRunConfig decodes dir's config.yaml into cfg, strictly (unknown keys
+// are an error), after checking that the run is of kind.
+func readRunConfig(dir, kind string, cfg any) error {
+	path := filepath.Join(dir, fileConfig)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", dir, fileConfig)
+		}
+		return err
+	}
+	if k, err := kindOf(b); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	} else if k != kind {
+		return fmt.Errorf("%s holds a %s run, not a %s one; resume it with: nasctl search %s --resume %s", dir, k, kind, k, dir)
+	}
+	if err := decodeYAMLStrict(b, cfg); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// decodeYAMLStrict decodes the YAML document b into v: keys present replace
+// v's values, unknown keys are an error, and an empty document is io.EOF.
+func decodeYAMLStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// Kinds of run directory. A config.yaml without a kind key is a MetaQNN run.
+const (
+	KindMetaQNN = "metaqnn"
+	KindNASNet  = "nasnet"
+)
+
+// kindOf returns the kind of run a config.yaml describes.
+func kindOf(config []byte) (string, error) {
+	var k struct {
+		Kind string `yaml:"kind"`
+	}
+	if err := yaml.Unmarshal(config, &k); err != nil {
+		return "", err
+	}
+	switch k.Kind {
+	case "", KindMetaQNN:
+		return KindMetaQNN, nil
+	case KindNASNet:
+		return KindNASNet, nil
+	}
+	return "", fmt.Errorf("unknown run kind %q (valid: %s, %s)", k.Kind, KindMetaQNN, KindNASNet)
+}
+
+// RunKind returns the kind of the run in dir: KindMetaQNN or KindNASNet.
+func RunKind(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fileConfig))
+	if err != nil {
+		return "", fmt.Errorf("%s is not a run directory: %w", dir, err)
+	}
+	k, err := kindOf(b)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(dir, fileConfig), err)
+	}
+	return k, nil
+}
+
+// openRun locks dir, drops torn last lines of its logs, opens its log for
+// appending and makes its folders.
+func openRun(dir string, layout runLayout) (runDir, error) {
 	lock := flock.New(filepath.Join(dir, fileLock))
 	ok, err := lock.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
+		return runDir{}, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s is in use by another nasctl process", dir)
+		return runDir{}, fmt.Errorf("%s is in use by another nasctl process", dir)
 	}
 	// Drop a torn last line before appending after it.
-	if err := truncateTorn(filepath.Join(dir, fileTrials)); err != nil {
-		lock.Unlock()
-		return nil, err
+	for _, name := range layout.logs {
+		if err := truncateTorn(filepath.Join(dir, name)); err != nil {
+			lock.Unlock()
+			return runDir{}, err
+		}
 	}
-	if err := truncateTorn(filepath.Join(dir, fileFinal)); err != nil {
-		lock.Unlock()
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, fileTrials), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, layout.log), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		lock.Unlock()
-		return nil, err
+		return runDir{}, err
 	}
-	for _, d := range []string{dirModels, dirWinners, dirPlots} {
+	for _, d := range layout.dirs {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			f.Close()
 			lock.Unlock()
-			return nil, err
+			return runDir{}, err
 		}
 	}
-	return &Store{Dir: dir, lock: lock, log: f}, nil
+	return runDir{Dir: dir, lock: lock, log: f}, nil
 }
 
 // truncateTorn cuts a file after its last newline (a write torn by a crash).
@@ -231,7 +318,7 @@ func readJSONL[T any](path string, missingOK bool) ([]T, error) {
 }
 
 // Close releases the log and the lock.
-func (s *Store) Close() error {
+func (s *runDir) Close() error {
 	err := s.log.Close()
 	if uerr := s.lock.Unlock(); err == nil {
 		err = uerr
@@ -270,7 +357,7 @@ func (s *Store) Finals() ([]FinalResult, error) {
 }
 
 // writeJSON writes v as indented JSON, atomically.
-func (s *Store) writeJSON(name string, v any) error {
+func (s *runDir) writeJSON(name string, v any) error {
 	b, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
 		return err
@@ -285,7 +372,7 @@ func (s *Store) ModelPath(id int) string {
 }
 
 // writeFile writes b to a path relative to the run, atomically.
-func (s *Store) writeFile(rel string, b []byte) error {
+func (s *runDir) writeFile(rel string, b []byte) error {
 	return renameio.WriteFile(filepath.Join(s.Dir, rel), b, 0o644)
 }
 
@@ -309,10 +396,13 @@ func (s *Store) WriteCSV(trials []Trial) error {
 
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
-// RunSummary describes a run directory for nasctl runs list.
+// RunSummary describes a run directory for nasctl runs list. For a NASNet
+// run, Trials and Planned count episodes, Best is the best reward and
+// BestArch its cell.
 type RunSummary struct {
 	Name     string    `json:"name"`
 	Dir      string    `json:"dir"`
+	Kind     string    `json:"kind"` // KindMetaQNN or KindNASNet
 	Trials   int       `json:"trials"`
 	Planned  int       `json:"planned"`
 	Best     float64   `json:"best_val_accuracy"`
@@ -325,9 +415,16 @@ type RunSummary struct {
 // Summarize reads a run directory without locking or changing it (a search
 // may be writing it; a line being written is skipped).
 func Summarize(dir string) (*RunSummary, error) {
+	kind, err := RunKind(dir)
+	if err != nil {
+		return nil, err
+	}
+	if kind == KindNASNet {
+		return summarizeNASNet(dir)
+	}
 	b, err := os.ReadFile(filepath.Join(dir, fileConfig))
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a run directory: %w", dir, err)
+		return nil, err
 	}
 	var cfg Config
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
@@ -341,7 +438,7 @@ func Summarize(dir string) (*RunSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Trials: len(trials), Planned: cfg.Schedule.Total(), Finals: len(finals)}
+	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: KindMetaQNN, Trials: len(trials), Planned: cfg.Schedule.Total(), Finals: len(finals)}
 	for _, t := range trials {
 		if t.Reward > sum.Best {
 			sum.Best, sum.BestArch = t.Reward, t.Arch

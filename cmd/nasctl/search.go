@@ -24,10 +24,10 @@ func searchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "search",
 		Usage:       "search architectures by reinforcement learning",
-		Subcommands: []*cli.Command{searchMetaQNNCommand()},
+		Subcommands: []*cli.Command{searchMetaQNNCommand(), searchNASNetCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("unknown command \"search %s\" (valid: metaqnn)", c.Args().First())
+				return usagef("unknown command \"search %s\" (valid: metaqnn, nasnet)", c.Args().First())
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
@@ -46,7 +46,7 @@ winners/*.onnx are written.
 
 Settings come from --preset, then --config FILE (YAML, any key of the saved
 config.yaml), then the flags given. Presets:
-  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 84 trials, ~20 min)
+  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 162 trials, about 13 min)
   study      the founding study's settings (64x64, 270 trials: GPU work, ~2 h on an A10G)
   baker2017  Baker et al.'s space and 2,700-trial schedule
 
@@ -408,13 +408,15 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTRIALS\tBEST VAL\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
+	// BEST is the best validation accuracy of a metaqnn run, the best reward
+	// of a nasnet run (whose trials are episodes).
+	fmt.Fprintln(tw, "NAME\tKIND\tTRIALS\tBEST\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
 	for _, r := range runs {
 		test := "-"
 		if r.Finals > 0 {
 			test = fmt.Sprintf("%.4f", r.BestTest)
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d\t%.4f\t%d\t%s\t%s\t%s\n", r.Name, r.Trials, r.Planned, r.Best, r.Finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%d\t%s\t%s\t%s\n", r.Name, r.Kind, r.Trials, r.Planned, r.Best, r.Finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
 	}
 	return tw.Flush()
 }
@@ -423,6 +425,14 @@ func runRunsShow(dir, name string, out io.Writer) error {
 	path := name
 	if _, err := os.Stat(filepath.Join(path, "config.yaml")); err != nil {
 		path = filepath.Join(dir, name)
+	}
+	if kind, err := search.RunKind(path); err == nil && kind == search.KindNASNet {
+		rep, err := search.ReadNASNetReport(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(out, rep.Markdown())
+		return nil
 	}
 	rep, err := search.ReadReport(path)
 	if err != nil {

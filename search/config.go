@@ -56,6 +56,9 @@ type Config struct {
 	Final FinalSettings `yaml:"final"`
 	// Budget refuses architectures too costly to train, before training.
 	Budget runtime.Budget `yaml:"budget"`
+	// Reward makes the search latency-aware (MnasNet's soft reward or hard
+	// limits); the zero value rewards validation accuracy.
+	Reward RewardSettings `yaml:"reward,omitempty"`
 
 	// Workers is the number of trials trained at once; zero: 1. Threads is
 	// each worker's ONNX Runtime intra-op threads; zero: ONNX Runtime's
@@ -244,6 +247,7 @@ func (c Config) WithDefaults() Config {
 		c.Schedule = ScheduleSpec{append(controller.Schedule(nil), controller.ScheduleStudy...)}
 	}
 	c.Agent = c.Agent.WithDefaults()
+	c.Reward = c.Reward.withDefaults()
 	if c.Train.Epochs == 0 {
 		c.Train.Epochs = 15
 	}
@@ -318,6 +322,7 @@ func (c Config) Check() error {
 	if _, err := runtime.ParseDevice(c.Device); err != nil {
 		add("device: %v", err)
 	}
+	ps = append(ps, c.Reward.check()...)
 	if len(ps) == 0 {
 		return nil
 	}

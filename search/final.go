@@ -98,7 +98,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult
 
 // retrain runs the final phase for one architecture.
 func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, error) {
-	f := FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy}
+	f := FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy, LatencyMs: t.LatencyMs}
 	arch, err := genotype.Parse(t.Arch)
 	if err != nil {
 		return f, err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -15,9 +14,9 @@ import (
 	"testing"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/cmpimg"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/internal/plottest"
 	"github.com/nasctl/nasctl/natsbench"
 )
 
@@ -425,8 +424,6 @@ func TestRunKinds(t *testing.T) {
 	}
 }
 
-var regen = flag.Bool("regen-golden", false, "rewrite the golden images in testdata")
-
 // syntheticEpisodes are 300 episodes from closed forms (a rising reward
 // with a fixed wiggle, a lagging baseline, the study's temperature), so the
 // figures never change.
@@ -444,11 +441,8 @@ func syntheticEpisodes() []Episode {
 	return eps
 }
 
-// The reward and temperature figures match the golden images: PNG with
-// cmpimg.EqualApprox at delta 0.01 (its normalized per-pixel colour
-// distance, to absorb rasterization differences), SVG byte for byte, as
-// controller/benchplot's test does. Regenerate them with go test
-// -regen-golden.
+// The reward and temperature figures match the golden images (see
+// plottest.Golden; regenerate with go test -regen-golden).
 func TestNASNetPlotsGolden(t *testing.T) {
 	eps := syntheticEpisodes()
 	for name, mk := range map[string]func([]Episode) (*plot.Plot, error){"reward": NASNetRewardPlot, "temperature": NASNetTemperaturePlot} {
@@ -456,33 +450,7 @@ func TestNASNetPlotsGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, format := range []string{"png", "svg"} {
-			got, err := renderPlot(p, format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", "nasnet_"+name+"_golden."+format)
-			if *regen {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -regen-golden to create it)", err)
-			}
-			ok, err := cmpimg.EqualApprox(format, got, want, 0.01)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				t.Errorf("%s differs from %s; inspect it and rerun with -regen-golden if the change is intended", format, golden)
-			}
-		}
+		plottest.Golden(t, p, "nasnet_"+name)
 	}
 }
 

@@ -47,8 +47,8 @@ func WritePlots(dir string, trials []Trial, schedule controller.Schedule, majori
 	return nil
 }
 
-// AccuracyPlot is the study's figure: every trial's reward in the order the
-// trials finished, the best so far, and epsilon.
+// AccuracyPlot is the study's figure: every trial's validation accuracy in the
+// order the trials finished, the best so far, and epsilon.
 func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "MetaQNN search: validation accuracy per trial"
@@ -60,8 +60,8 @@ func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	eps := make(plotter.XYs, len(trials))
 	b := 0.0
 	for i, t := range trials {
-		b = max(b, t.Reward)
-		pts[i] = plotter.XY{X: float64(i + 1), Y: t.Reward}
+		b = max(b, t.ValAccuracy)
+		pts[i] = plotter.XY{X: float64(i + 1), Y: t.ValAccuracy}
 		best[i] = plotter.XY{X: float64(i + 1), Y: b}
 		eps[i] = plotter.XY{X: float64(i + 1), Y: t.Epsilon}
 	}
@@ -94,9 +94,9 @@ func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	return p, nil
 }
 
-// EpsilonPlot shows the reward distribution per epsilon as box plots, with the
-// number of trials and the share of constant predictors (reward within one
-// point of the majority share) under each box.
+// EpsilonPlot shows the validation accuracy per epsilon as box plots, with
+// the number of trials and the share of constant predictors (accuracy within
+// one point of the majority share) under each box.
 func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Validation accuracy per epsilon"
@@ -104,7 +104,7 @@ func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
 	p.Y.Min, p.Y.Max = 0, 1.02
 	byEps := map[float64]plotter.Values{}
 	for _, t := range trials {
-		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.Reward)
+		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
 	}
 	var eps []float64
 	for e := range byEps {
@@ -153,7 +153,7 @@ func ParamsPlot(trials []Trial) (*plot.Plot, error) {
 	var pts plotter.XYs
 	for _, t := range trials {
 		if t.Status == StatusOK && t.Params > 0 {
-			pts = append(pts, plotter.XY{X: float64(t.Params), Y: t.Reward})
+			pts = append(pts, plotter.XY{X: float64(t.Params), Y: t.ValAccuracy})
 		}
 	}
 	if len(pts) == 0 {

@@ -33,6 +33,10 @@ type Report struct {
 	Phases   []PhaseStats   `json:"phases"`
 	Finals   []FinalResult  `json:"finals"`
 	Majority float64        `json:"val_majority_share"`
+	// Best is the final model with the best reward after retraining (the
+	// validation accuracy, or MnasNet's combination with latency), nil
+	// before the final phase.
+	Best *FinalResult `json:"best,omitempty"`
 }
 
 // constantPredictor: a validation accuracy within one point of the majority
@@ -40,8 +44,8 @@ type Report struct {
 func constantPredictor(acc, majority float64) bool { return math.Abs(acc-majority) <= 0.01 }
 
 // BuildReport summarizes trials and final results; majority is the validation
-// split's majority-class share.
-func BuildReport(name string, trials []Trial, finals []FinalResult, majority float64) Report {
+// split's majority-class share and reward the run's reward settings.
+func BuildReport(name string, trials []Trial, finals []FinalResult, majority float64, reward RewardSettings) Report {
 	r := Report{Name: name, Trials: len(trials), Counts: map[string]int{}, Finals: finals, Majority: majority}
 	byEps := map[float64][]float64{}
 	var order []float64
@@ -51,7 +55,7 @@ func BuildReport(name string, trials []Trial, finals []FinalResult, majority flo
 		if _, ok := byEps[t.Epsilon]; !ok {
 			order = append(order, t.Epsilon)
 		}
-		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.Reward)
+		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
 	}
 	sort.Sort(sort.Reverse(sort.Float64Slice(order)))
 	for _, e := range order {
@@ -74,6 +78,12 @@ func BuildReport(name string, trials []Trial, finals []FinalResult, majority flo
 		r.Phases = append(r.Phases, p)
 	}
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
+	reward = reward.withDefaults()
+	for i, f := range r.Finals {
+		if f.Status == StatusOK && (r.Best == nil || reward.reward(f.ValAccuracy, f.LatencyMs) > reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)) {
+			r.Best = &r.Finals[i]
+		}
+	}
 	return r
 }
 
@@ -90,14 +100,30 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "%d trials (%s), %s of training.\n\n", r.Trials, strings.Join(counts, ", "), time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 	if len(r.Finals) > 0 {
 		b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split, then evaluated on the test split.\n\n")
-		b.WriteString("| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |\n|---|---|---|---|---|---|---|---|\n")
+		latency := false
+		for _, f := range r.Finals {
+			latency = latency || f.LatencyMs > 0
+		}
+		head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
+		if latency {
+			head, sep = head+" latency ms |", sep+"---|"
+		}
+		b.WriteString(head + "\n" + sep + "\n")
 		for _, f := range r.Finals {
 			test := fmt.Sprintf("%.2f%%", 100*f.TestAccuracy)
 			if f.Status != StatusOK {
 				test = f.Status
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |\n", f.Rank, f.Arch, thousands(f.Params), thousands(f.MACs),
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, f.Arch, thousands(f.Params), thousands(f.MACs),
 				100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
+			if latency {
+				fmt.Fprintf(&b, " %.4f |", f.LatencyMs)
+			}
+			b.WriteString("\n")
+		}
+		if r.Best != nil {
+			fmt.Fprintf(&b, "\nBest after retraining (by validation%s): rank %d, %s, copied to %s/best.onnx: test accuracy %.2f%%.\n",
+				map[bool]string{true: " accuracy and latency", false: " accuracy"}[latency], r.Best.Rank, r.Best.Model, dirWinners, 100*r.Best.TestAccuracy)
 		}
 		b.WriteString("\n")
 	}
@@ -134,7 +160,16 @@ func thousands(n int64) string {
 
 // report writes report.md, report.csv and the plots.
 func (s *Search) report(finals []FinalResult) error {
-	r := BuildReport(s.cfg.Name, s.trials, finals, s.data.ValMajority)
+	r := BuildReport(s.cfg.Name, s.trials, finals, s.data.ValMajority, s.cfg.Reward)
+	if r.Best != nil {
+		b, err := os.ReadFile(filepath.Join(s.store.Dir, r.Best.Model))
+		if err != nil {
+			return err
+		}
+		if err := s.store.writeFile(dirWinners+"/best.onnx", b); err != nil {
+			return err
+		}
+	}
 	if err := s.store.writeFile(fileReportM, []byte(r.Markdown())); err != nil {
 		return err
 	}
@@ -173,5 +208,9 @@ func ReadReport(dir string) (Report, error) {
 			return Report{}, fmt.Errorf("%s: %w", filepath.Join(dir, fileData), err)
 		}
 	}
-	return BuildReport(sum.Name, trials, finals, data.ValMajority), nil
+	var cfg Config
+	if err := readRunConfig(dir, KindMetaQNN, &cfg); err != nil {
+		return Report{}, err
+	}
+	return BuildReport(sum.Name, trials, finals, data.ValMajority, cfg.Reward), nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -47,6 +48,8 @@ type Search struct {
 	byArch map[string]int // first trained trial of each architecture: index in trials
 	nextID int
 	start  time.Time
+	// latency predicts latencies when the reward needs them (nil: measure).
+	latency *bench.LatencyModel
 	// Progress, when set, receives every event (from the Run goroutine).
 	Progress func(Event)
 }
@@ -126,6 +129,9 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	s.start = time.Now()
 	total := s.cfg.Schedule.Total()
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done", len(s.trials), total)})
+	if err := s.prepareLatency(ctx); err != nil {
+		return err
+	}
 	if err := s.loop(ctx, stop, total); err != nil {
 		return err
 	}
@@ -186,7 +192,16 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 				continue
 			}
 			t.Params, t.MACs = net.Params(), net.MACs()
-			if why := s.cfg.Budget.Check(net); why != "" {
+			if s.cfg.Reward.needsLatency() {
+				if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
+					return err
+				}
+			}
+			why := s.cfg.Budget.Check(net)
+			if why == "" {
+				why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
+			}
+			if why != "" {
 				t.Status, t.Reason = StatusRefused, why
 				t.Finished = time.Now()
 				if err := s.record(t); err != nil {
@@ -264,7 +279,7 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 // not train it again but reuse its reward.
 func (s *Search) reused(t Trial, prev Trial) Trial {
 	t.Status, t.ReusedFrom = StatusReused, prev.ID
-	t.Reward, t.ValAccuracy, t.Params, t.MACs = prev.Reward, prev.ValAccuracy, prev.Params, prev.MACs
+	t.Reward, t.ValAccuracy, t.Params, t.MACs, t.LatencyMs = prev.Reward, prev.ValAccuracy, prev.Params, prev.MACs, prev.LatencyMs
 	t.Finished = time.Now()
 	return t
 }
@@ -279,7 +294,8 @@ func (s *Search) finish(o outcome) Trial {
 	}
 	r := o.res
 	t.Status = map[runtime.Status]string{runtime.StatusOK: StatusOK, runtime.StatusDiverged: StatusDiverged, runtime.StatusRefused: StatusRefused}[r.Status]
-	t.Reason, t.Reward, t.ValAccuracy = r.Reason, r.Reward(), r.ValAccuracy
+	t.Reason, t.ValAccuracy = r.Reason, r.ValAccuracy
+	t.Reward = s.cfg.Reward.reward(r.Reward(), t.LatencyMs)
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
 	return t
 }
@@ -310,8 +326,9 @@ func (s *Search) record(t Trial) error {
 	return nil
 }
 
-// ranked returns the distinct trained architectures, best first (ties: the
-// earlier trial).
+// ranked returns the distinct trained architectures, best reward first (the
+// validation accuracy unless the reward is latency-aware; ties: the earlier
+// trial).
 func (s *Search) ranked() []Trial {
 	var out []Trial
 	for _, i := range s.byArch {
@@ -320,8 +337,8 @@ func (s *Search) ranked() []Trial {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].ValAccuracy != out[j].ValAccuracy {
-			return out[i].ValAccuracy > out[j].ValAccuracy
+		if out[i].Reward != out[j].Reward {
+			return out[i].Reward > out[j].Reward
 		}
 		return out[i].ID < out[j].ID
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -164,7 +165,7 @@ func TestSearchRun(t *testing.T) {
 	if err != nil || len(logged) != 30 {
 		t.Fatalf("log has %d trials: %v", len(logged), err)
 	}
-	for _, f := range []string{fileReportM, fileReportC, fileCSV, fileQTable, fileReplay, fileData, "winners/rank-01.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
+	for _, f := range []string{fileReportM, fileReportC, fileCSV, fileQTable, fileReplay, fileData, "winners/rank-01.onnx", "winners/best.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
@@ -341,3 +342,66 @@ func TestTornLogLine(t *testing.T) {
 }
 
 func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+// MnasNet's soft reward and the hard limits, by hand: with T = 2 ms and
+// w = -0.07, a 4 ms model at accuracy 0.9 gets 0.9 * 2^-0.07 = 0.857 and a
+// 1 ms one 0.9 * 0.5^-0.07 = 0.945.
+func TestLatencyRewards(t *testing.T) {
+	r := RewardSettings{Mode: RewardMnasNet, TargetMs: 2}.withDefaults()
+	if got := r.reward(0.9, 4); math.Abs(got-0.9*math.Pow(2, -0.07)) > 1e-12 || math.Abs(got-0.857) > 1e-3 {
+		t.Errorf("reward(0.9, 4 ms) = %v", got)
+	}
+	if got := r.reward(0.9, 1); math.Abs(got-0.945) > 1e-3 {
+		t.Errorf("reward(0.9, 1 ms) = %v", got)
+	}
+	if got := r.reward(0.9, 2); got != 0.9 {
+		t.Errorf("reward at the target = %v", got)
+	}
+	c := RewardSettings{Mode: RewardConstraint, MaxParams: 1000, MaxLatencyMs: 0.5}.withDefaults()
+	for _, tc := range []struct {
+		params int64
+		ms     float64
+		want   string
+	}{{999, 0.4, ""}, {1000, 0.5, ""}, {1001, 0.1, "1001 parameters exceed the limit of 1000"}, {10, 0.6, "latency 0.6000 ms exceeds the limit of 0.5000 ms"}} {
+		if got := c.refuse(tc.params, tc.ms); got != tc.want {
+			t.Errorf("refuse(%d, %v) = %q, want %q", tc.params, tc.ms, got, tc.want)
+		}
+	}
+	if ps := (RewardSettings{Mode: "fast"}).withDefaults().check(); len(ps) == 0 {
+		t.Error("unknown mode accepted")
+	}
+	if ps := (RewardSettings{Mode: RewardMnasNet}).withDefaults().check(); len(ps) == 0 {
+		t.Error("mnasnet without a target accepted")
+	}
+}
+
+// A parameter limit refuses architectures before training: none trained is
+// over it, and the refused ones say why.
+func TestConstraintSearch(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	cfg.Budget = runtime.Budget{}
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxParams: 3000}.withDefaults()
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, tr := range s.Trials() {
+		switch tr.Status {
+		case StatusRefused:
+			refused++
+			if tr.Params <= 3000 || !strings.Contains(tr.Reason, "parameters exceed the limit of 3000") {
+				t.Errorf("refused %+v", tr)
+			}
+		case StatusOK:
+			if tr.Params > 3000 {
+				t.Errorf("trained %s with %d parameters", tr.Arch, tr.Params)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Error("no architecture was over the limit; the test needs some")
+	}
+}

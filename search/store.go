@@ -40,6 +40,7 @@ type Trial struct {
 	Reason          string                `json:"reason,omitempty"`
 	Reward          float64               `json:"reward"`
 	ValAccuracy     float64               `json:"val_accuracy"`
+	LatencyMs       float64               `json:"latency_ms,omitempty"` // batch 1, predicted or measured (latency-aware rewards)
 	BestEpoch       int                   `json:"best_epoch,omitempty"`
 	Restarts        int                   `json:"restarts,omitempty"`
 	Seconds         float64               `json:"seconds"`
@@ -59,6 +60,7 @@ type FinalResult struct {
 	Params            int64                 `json:"params"`
 	MACs              int64                 `json:"macs"`
 	SearchValAccuracy float64               `json:"search_val_accuracy"`
+	LatencyMs         float64               `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
 	ValAccuracy       float64               `json:"val_accuracy"`
 	TestAccuracy      float64               `json:"test_accuracy"`
 	Status            string                `json:"status"`
@@ -410,6 +412,7 @@ type RunSummary struct {
 	Finals   int       `json:"final_models"`
 	BestTest float64   `json:"best_test_accuracy,omitempty"`
 	Updated  time.Time `json:"updated"`
+	Data     string    `json:"data,omitempty"` // the image folder of a MetaQNN run
 }
 
 // Summarize reads a run directory without locking or changing it (a search
@@ -438,7 +441,7 @@ func Summarize(dir string) (*RunSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: KindMetaQNN, Trials: len(trials), Planned: cfg.Schedule.Total(), Finals: len(finals)}
+	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: KindMetaQNN, Trials: len(trials), Planned: cfg.Schedule.Total(), Finals: len(finals), Data: cfg.Data}
 	for _, t := range trials {
 		if t.Reward > sum.Best {
 			sum.Best, sum.BestArch = t.Reward, t.Arch

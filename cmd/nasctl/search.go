@@ -76,6 +76,11 @@ Examples:
 			&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 			&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 			&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
+			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
+			&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
+			&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
+			&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
+			&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
 			&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
 			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
 			&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
@@ -114,7 +119,7 @@ func searchOptionsFrom(c *cli.Context) (searchOptions, error) {
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json"),
 		Workers: c.Int("workers"), Threads: c.Int("threads")}
 	if opts.Resume != "" {
-		for _, f := range []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final", "seed", "device"} {
+		for _, f := range []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final", "seed", "device", "reward", "target-ms", "max-latency-ms", "max-params", "latency"} {
 			if c.IsSet(f) {
 				return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --quiet and --json can", f, filepath.Join(opts.Resume, "config.yaml"))
 			}
@@ -149,6 +154,11 @@ func searchOptionsFrom(c *cli.Context) (searchOptions, error) {
 	set("threads", func() { cfg.Threads = c.Int("threads") })
 	set("device", func() { cfg.Device = c.String("device") })
 	set("seed", func() { cfg.Seed = c.Uint64("seed") })
+	set("reward", func() { cfg.Reward.Mode = c.String("reward") })
+	set("target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })
+	set("max-latency-ms", func() { cfg.Reward.MaxLatencyMs = c.Float64("max-latency-ms") })
+	set("max-params", func() { cfg.Reward.MaxParams = c.Int64("max-params") })
+	set("latency", func() { cfg.Reward.Latency = c.String("latency") })
 	if c.IsSet("space") {
 		sp, err := search.SpacePreset(c.String("space"))
 		if err != nil {

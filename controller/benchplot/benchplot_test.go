@@ -1,18 +1,12 @@
 package benchplot
 
 import (
-	"bytes"
-	"flag"
 	"os"
-	"path/filepath"
 	"testing"
 
-	"gonum.org/v1/plot/cmpimg"
-
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/internal/plottest"
 )
-
-var regen = flag.Bool("regen-golden", false, "rewrite the golden images in testdata")
 
 // synthetic is a fixed benchmark result: two agents, three seeds, budget 40,
 // curves from closed forms so the figure never changes.
@@ -32,39 +26,14 @@ func synthetic() *controller.BenchmarkResult {
 	return res
 }
 
-// The regret figure matches the golden images: PNG pixel by pixel with
-// cmpimg.EqualApprox at delta 0.01 (its normalized per-pixel colour
-// distance, to absorb rasterization differences between platforms), SVG
-// byte for byte. Regenerate them with go test -regen-golden.
+// The regret figure matches the golden images (see plottest.Golden;
+// regenerate with go test -regen-golden).
 func TestRegretGolden(t *testing.T) {
 	p, err := Regret(synthetic(), "synthetic benchmark", "points")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range []string{"png", "svg"} {
-		var buf bytes.Buffer
-		if err := Write(p, &buf, format); err != nil {
-			t.Fatal(err)
-		}
-		golden := filepath.Join("testdata", "regret_golden."+format)
-		if *regen {
-			if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test -regen-golden to create it)", err)
-		}
-		ok, err := cmpimg.EqualApprox(format, buf.Bytes(), want, 0.01)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			t.Errorf("%s differs from %s; inspect it and rerun with -regen-golden if the change is intended", format, golden)
-		}
-	}
+	plottest.Golden(t, p, "regret")
 }
 
 func TestSave(t *testing.T) {

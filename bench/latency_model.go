@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Features are the per-layer quantities the latency model is linear in.
+var Features = []string{"constant", "conv MACs", "conv outputs", "pool inputs", "dense MACs", "operators"}
+
+// features describes one network for the latency model.
+func features(net *genotype.Net) []float64 {
+	f := make([]float64, len(Features))
+	f[0] = 1
+	for _, nd := range net.Nodes {
+		switch nd.Op {
+		case genotype.OpConv:
+			f[1] += float64(nd.MACs)
+			f[2] += float64(nd.Out.Size())
+		case genotype.OpMaxPool:
+			f[3] += float64(nd.In.Size())
+		case genotype.OpDense:
+			f[4] += float64(nd.MACs)
+		}
+		if nd.Op != genotype.OpDropout {
+			f[5]++
+		}
+	}
+	return f
+}
+
+// LatencyModel predicts the batch-1 inference latency of a network from its
+// layers: a linear function of Features, fitted to measured latencies by
+// least squares on relative errors.
+type LatencyModel struct {
+	Coefficients []float64 `json:"coefficients"` // milliseconds per unit of each feature
+	Threads      int       `json:"threads"`
+	// MAPE is the mean absolute percentage error on held-out networks, and
+	// HeldOut their number.
+	MAPE    float64 `json:"mape"`
+	HeldOut int     `json:"held_out"`
+	Fitted  int     `json:"fitted"`
+}
+
+// Predict returns the predicted batch-1 latency of net in milliseconds.
+func (m *LatencyModel) Predict(net *genotype.Net) float64 {
+	var ms float64
+	for i, f := range features(net) {
+		ms += m.Coefficients[i] * f
+	}
+	return max(ms, 1e-4)
+}
+
+// fit solves min sum(((X c) - y)/y)^2 for c.
+func fit(x [][]float64, y []float64) ([]float64, error) {
+	n, k := len(y), len(x[0])
+	a := mat.NewDense(n, k, nil)
+	b := mat.NewDense(n, 1, nil)
+	for i := range n {
+		for j := range k {
+			a.Set(i, j, x[i][j]/y[i])
+		}
+		b.Set(i, 0, 1)
+	}
+	var c mat.Dense
+	if err := c.Solve(a, b); err != nil {
+		return nil, fmt.Errorf("fitting the latency model: %w", err)
+	}
+	out := make([]float64, k)
+	for j := range k {
+		out[j] = c.At(j, 0)
+	}
+	return out, nil
+}
+
+// MeasureLatency compiles net with random weights and returns the median
+// batch-1 latency in milliseconds over runs timed runs after a warm-up.
+// runtime must be initialised.
+func MeasureLatency(ctx context.Context, net *genotype.Net, session runtime.SessionOptions, runs int) (float64, error) {
+	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 1)))
+	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Arch.String(), Input: net.Input, Classes: classNames(net.Classes)})
+	if err != nil {
+		return 0, err
+	}
+	m, err := runtime.NewModel(b, session)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	img := make([]float32, net.Input.Channels*net.Input.Height*net.Input.Width)
+	for i := range img {
+		img[i] = float32(i%251) / 251
+	}
+	var samples []float64
+	for i := range runs + max(runs/5, 3) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if _, err := m.Predict(ctx, img, 1); err != nil {
+			return 0, err
+		}
+		if i >= max(runs/5, 3) {
+			samples = append(samples, float64(time.Since(start).Nanoseconds())/1e6)
+		}
+	}
+	return Summarize(samples).P50, nil
+}
+
+func classNames(k int) []string {
+	out := make([]string, k)
+	for i := range out {
+		out[i] = fmt.Sprintf("class%d", i)
+	}
+	return out
+}
+
+// Calibrate fits a latency model on networks sampled by sample (each called
+// with an index), measuring each one's latency; a fifth of them are held out
+// to measure the model's mean absolute percentage error. progress, when set,
+// is called after each measurement.
+func Calibrate(ctx context.Context, sample func(i int) *genotype.Net, n int, session runtime.SessionOptions, runs int, progress func(done, total int)) (*LatencyModel, error) {
+	if n < 2*len(Features) {
+		return nil, fmt.Errorf("latency calibration needs at least %d networks, got %d", 2*len(Features), n)
+	}
+	var x [][]float64
+	var y []float64
+	for i := range n {
+		net := sample(i)
+		ms, err := MeasureLatency(ctx, net, session, runs)
+		if err != nil {
+			return nil, fmt.Errorf("measuring %s: %w", net.Arch, err)
+		}
+		x, y = append(x, features(net)), append(y, ms)
+		if progress != nil {
+			progress(i+1, n)
+		}
+	}
+	held := n / 5
+	coef, err := fit(x[held:], y[held:])
+	if err != nil {
+		return nil, err
+	}
+	m := &LatencyModel{Coefficients: coef, Threads: session.IntraOpThreads, HeldOut: held, Fitted: n - held}
+	for i := range held {
+		var p float64
+		for j, f := range x[i] {
+			p += coef[j] * f
+		}
+		m.MAPE += math.Abs(max(p, 1e-4)-y[i]) / y[i]
+	}
+	m.MAPE = 100 * m.MAPE / float64(held)
+	return m, nil
+}

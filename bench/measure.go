@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// Options configure Measure. Zero fields take the defaults in their comments.
+type Options struct {
+	Runs      int // timed batch-1 runs; zero: 200
+	Warmup    int // untimed batch-1 runs first; zero: 20
+	Batch     int // images per throughput run; zero: 64
+	BatchRuns int // timed throughput runs; zero: 10
+	// Session selects the device and the intra-op threads.
+	Session runtime.SessionOptions
+	// Images are real images at the models' input size (NCHW, one after the
+	// other) for the pure-Go comparison, and Labels, when set, their classes
+	// for measuring accuracy. Nil: deterministic random images, and the
+	// accuracy comes from the model's metadata.
+	Images []float32
+	Labels []int
+	// Compare is the number of images run through both runtimes; zero: 16.
+	Compare int
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Runs, 200)
+	def(&o.Warmup, 20)
+	def(&o.Batch, 64)
+	def(&o.BatchRuns, 10)
+	def(&o.Compare, 16)
+	return o
+}
+
+// Result is the measurement of one exported model.
+type Result struct {
+	Model               string  `json:"model"`
+	Arch                string  `json:"arch,omitempty"`
+	Input               string  `json:"input"`
+	Params              int64   `json:"params"`
+	MACs                int64   `json:"macs"`
+	FileBytes           int64   `json:"file_bytes"`
+	PeakActivationBytes int64   `json:"peak_activation_bytes"`
+	LatencyMs           Latency `json:"latency_ms"` // batch 1
+	ThroughputBatch     int     `json:"throughput_batch"`
+	Throughput          float64 `json:"throughput_images_per_second"`
+	// Accuracy, when known, and where it comes from: measured on the images
+	// given, or the model's metadata (test accuracy, else validation).
+	Accuracy       *float64 `json:"accuracy,omitempty"`
+	AccuracySource string   `json:"accuracy_source,omitempty"`
+	PureGo         PureGo   `json:"pure_go"`
+	Pareto         bool     `json:"pareto"`
+	Threads        int      `json:"threads"`
+	Device         string   `json:"device"`
+}
+
+// Measure loads and measures the model at path. runtime must be initialised.
+func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := runtime.NewModel(b, opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer m.Close()
+	info := m.Info
+	in := info.Input
+	size := in.Channels * in.Height * in.Width
+	r := &Result{Model: path, Input: in.String(), FileBytes: int64(len(b)), Params: info.Weights,
+		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String()}
+	if info.Arch != nil {
+		r.Arch = info.Arch.String()
+		net, err := info.Arch.Build(in, len(info.Classes))
+		if err != nil {
+			return nil, fmt.Errorf("%s: metadata architecture: %w", path, err)
+		}
+		r.Params, r.MACs, r.PeakActivationBytes = net.Params(), net.MACs(), net.PeakActivationBytes()
+	}
+	images := opts.Images
+	if images == nil {
+		n := max(opts.Compare, opts.Batch)
+		rng := rand.New(rand.NewPCG(1, 2))
+		images = make([]float32, n*size)
+		for i := range images {
+			images[i] = rng.Float32()
+		}
+	}
+	if len(images)%size != 0 || len(images) < size {
+		return nil, fmt.Errorf("%s: the images are not whole images of %s", path, in)
+	}
+	count := len(images) / size
+	img := func(i int) []float32 { i %= count; return images[i*size : (i+1)*size] }
+
+	// Batch 1 latency.
+	var samples []float64
+	for i := range opts.Warmup + opts.Runs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if _, err := m.Predict(ctx, img(i), 1); err != nil {
+			return nil, err
+		}
+		if i >= opts.Warmup {
+			samples = append(samples, float64(time.Since(start).Nanoseconds())/1e6)
+		}
+	}
+	r.LatencyMs = Summarize(samples)
+
+	// Throughput at a larger batch.
+	batch := make([]float32, 0, opts.Batch*size)
+	for i := range opts.Batch {
+		batch = append(batch, img(i)...)
+	}
+	if _, err := m.Predict(ctx, batch, opts.Batch); err != nil { // warm-up
+		return nil, err
+	}
+	start := time.Now()
+	for range opts.BatchRuns {
+		if _, err := m.Predict(ctx, batch, opts.Batch); err != nil {
+			return nil, err
+		}
+	}
+	r.ThroughputBatch = opts.Batch
+	r.Throughput = float64(opts.Batch*opts.BatchRuns) / time.Since(start).Seconds()
+
+	// The pure-Go runtime on the same images.
+	n := min(opts.Compare, count)
+	want, err := m.Predict(ctx, images[:n*size], n)
+	if err != nil {
+		return nil, err
+	}
+	r.PureGo = comparePureGo(b, in, images[:n*size], n, want)
+
+	// Accuracy: measured on labelled images, else from the metadata.
+	if opts.Labels != nil && opts.Images != nil {
+		ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: images, Labels: opts.Labels, Indices: seq(count)}, 256)
+		if err != nil {
+			return nil, err
+		}
+		r.Accuracy, r.AccuracySource = &ev.Accuracy, fmt.Sprintf("measured on %d images", ev.N)
+	} else {
+		for _, k := range []struct{ key, source string }{
+			{"nasctl.test_accuracy", "metadata: test accuracy"}, {"nasctl.val_accuracy", "metadata: validation accuracy"},
+		} {
+			if v, err := strconv.ParseFloat(info.Meta[k.key], 64); err == nil {
+				r.Accuracy, r.AccuracySource = &v, k.source
+				break
+			}
+		}
+	}
+	return r, nil
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// MarkPareto sets Pareto on the results no other result dominates in
+// (parameters, p50 latency, accuracy); results without an accuracy are left
+// out of the comparison.
+func MarkPareto(rs []*Result) {
+	var pts []Point
+	var idx []int
+	for i, r := range rs {
+		if r.Accuracy != nil {
+			pts = append(pts, Point{Params: r.Params, LatencyMs: r.LatencyMs.P50, Accuracy: *r.Accuracy})
+			idx = append(idx, i)
+		}
+	}
+	for j, on := range ParetoFront(pts) {
+		rs[idx[j]].Pareto = on
+	}
+}

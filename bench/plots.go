@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+	"sort"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+var (
+	colorFront   = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	colorPoint   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	colorNoScore = color.RGBA{R: 150, G: 150, B: 150, A: 255}
+)
+
+// ParamsLatencyPlot draws parameters against batch-1 median latency, each model
+// coloured by its accuracy (dark low, bright high; grey when unknown), the
+// Pareto-front models ringed and joined.
+func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Parameters against latency (colour: accuracy; ringed: Pareto front)"
+	p.X.Label.Text = "latency, batch 1, p50 (ms)"
+	p.Y.Label.Text = "parameters"
+	if len(rs) == 0 {
+		return p, nil
+	}
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	cmap := moreland.ExtendedBlackBody()
+	lo, hi := accuracyRange(rs)
+	cmap.SetMin(lo)
+	cmap.SetMax(hi)
+	pts := make(plotter.XYs, len(rs))
+	for i, r := range rs {
+		pts[i] = plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))}
+	}
+	sc, err := plotter.NewScatter(pts)
+	if err != nil {
+		return nil, err
+	}
+	sc.GlyphStyleFunc = func(i int) draw.GlyphStyle {
+		c := color.Color(colorNoScore)
+		if a := rs[i].Accuracy; a != nil {
+			if col, err := cmap.At(*a); err == nil {
+				c = col
+			}
+		}
+		return draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
+	}
+	p.Add(plotter.NewGrid(), sc)
+	if err := addFront(p, rs, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))} }); err != nil {
+		return nil, err
+	}
+	pad(p, pts, true)
+	p.Legend.Add(fmt.Sprintf("accuracy %.3f (dark) to %.3f (bright)", lo, hi))
+	p.Legend.Top, p.Legend.Left = true, true
+	return p, nil
+}
+
+// AccuracyLatencyPlot draws accuracy against batch-1 median latency, the
+// Pareto-front models highlighted.
+func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Accuracy against latency"
+	p.X.Label.Text = "latency, batch 1, p50 (ms)"
+	p.Y.Label.Text = "accuracy"
+	var pts plotter.XYs
+	var with []*Result
+	for _, r := range rs {
+		if r.Accuracy != nil {
+			pts = append(pts, plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy})
+			with = append(with, r)
+		}
+	}
+	if len(pts) == 0 {
+		return p, nil
+	}
+	sc, err := plotter.NewScatter(pts)
+	if err != nil {
+		return nil, err
+	}
+	sc.GlyphStyle = draw.GlyphStyle{Color: colorPoint, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
+	p.Add(plotter.NewGrid(), sc)
+	p.Legend.Add("model", sc)
+	if err := addFront(p, with, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {
+		return nil, err
+	}
+	pad(p, pts, false)
+	p.Legend.Top, p.Legend.Left = false, false
+	return p, nil
+}
+
+// pad widens the axes around the points, so that no glyph sits on the frame
+// (logY: the y axis is logarithmic).
+func pad(p *plot.Plot, pts plotter.XYs, logY bool) {
+	xmin, xmax, ymin, ymax := plotter.XYRange(pts)
+	dx := max(xmax-xmin, xmax*0.1)
+	p.X.Min, p.X.Max = max(0, xmin-0.1*dx), xmax+0.1*dx
+	if logY {
+		p.Y.Min, p.Y.Max = ymin/1.5, ymax*1.5
+		return
+	}
+	dy := max(ymax-ymin, 0.01)
+	p.Y.Min, p.Y.Max = ymin-0.1*dy, ymax+0.1*dy
+}
+
+// addFront rings the Pareto-front results and joins them in order of latency.
+func addFront(p *plot.Plot, rs []*Result, xy func(*Result) plotter.XY) error {
+	var front plotter.XYs
+	for _, r := range rs {
+		if r.Pareto {
+			front = append(front, xy(r))
+		}
+	}
+	if len(front) == 0 {
+		return nil
+	}
+	sort.Slice(front, func(i, j int) bool { return front[i].X < front[j].X })
+	ring, err := plotter.NewScatter(front)
+	if err != nil {
+		return err
+	}
+	ring.GlyphStyle = draw.GlyphStyle{Color: colorFront, Radius: vg.Points(7), Shape: draw.RingGlyph{}}
+	line, err := plotter.NewLine(front)
+	if err != nil {
+		return err
+	}
+	line.Color, line.Dashes = colorFront, []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(line, ring)
+	p.Legend.Add("Pareto front", ring)
+	return nil
+}
+
+func accuracyRange(rs []*Result) (lo, hi float64) {
+	lo, hi = 1, 0
+	for _, r := range rs {
+		if r.Accuracy != nil {
+			lo, hi = min(lo, *r.Accuracy), max(hi, *r.Accuracy)
+		}
+	}
+	if lo >= hi {
+		lo, hi = min(lo, hi)-0.01, max(lo, hi)+0.01
+	}
+	return lo, hi
+}
+
+// WritePlots saves the two figures in dir as pareto.{png,svg} and
+// accuracy-latency.{png,svg} and returns the files written.
+func WritePlots(dir string, rs []*Result) ([]string, error) {
+	var files []string
+	for _, f := range []struct {
+		name string
+		make func([]*Result) (*plot.Plot, error)
+	}{{"pareto", ParamsLatencyPlot}, {"accuracy-latency", AccuracyLatencyPlot}} {
+		p, err := f.make(rs)
+		if err != nil {
+			return nil, err
+		}
+		for _, ext := range []string{"png", "svg"} {
+			path := filepath.Join(dir, f.name+"."+ext)
+			if err := p.Save(18*vg.Centimeter, 12*vg.Centimeter, path); err != nil {
+				return nil, err
+			}
+			files = append(files, path)
+		}
+	}
+	return files, nil
+}

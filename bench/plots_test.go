@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"testing"
+
+	"github.com/nasctl/nasctl/internal/plottest"
+)
+
+func syntheticResults() []*Result {
+	acc := func(v float64) *float64 { return &v }
+	rs := []*Result{
+		{Model: "a", Params: 10_000, LatencyMs: Latency{P50: 0.20}, Accuracy: acc(0.95)},
+		{Model: "b", Params: 40_000, LatencyMs: Latency{P50: 0.35}, Accuracy: acc(0.99)},
+		{Model: "c", Params: 300_000, LatencyMs: Latency{P50: 0.60}, Accuracy: acc(0.97)},
+		{Model: "d", Params: 5_000, LatencyMs: Latency{P50: 0.15}, Accuracy: acc(0.90)},
+		{Model: "e", Params: 60_000, LatencyMs: Latency{P50: 0.50}, Accuracy: acc(0.985)},
+		{Model: "f", Params: 20_000, LatencyMs: Latency{P50: 0.40}},
+	}
+	MarkPareto(rs)
+	return rs
+}
+
+func TestMarkPareto(t *testing.T) {
+	rs := syntheticResults()
+	// c is beaten by b in all three; e by b (more params, slower, less
+	// accurate); f has no accuracy and is left out.
+	for i, want := range []bool{true, true, false, true, false, false} {
+		if rs[i].Pareto != want {
+			t.Errorf("%s: pareto %v, want %v", rs[i].Model, rs[i].Pareto, want)
+		}
+	}
+}
+
+// The figures match the golden images (see plottest.Golden; regenerate with
+// go test -regen-golden).
+func TestPlotsGolden(t *testing.T) {
+	rs := syntheticResults()
+	p, err := ParamsLatencyPlot(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plottest.Golden(t, p, "pareto")
+	p, err = AccuracyLatencyPlot(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plottest.Golden(t, p, "accuracy_latency")
+}

@@ -1,0 +1,65 @@
+// Package plottest checks figures against golden images for the tests of
+// the packages that draw with gonum/plot.
+package plottest
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/cmpimg"
+	"gonum.org/v1/plot/vg"
+)
+
+var regen = flag.Bool("regen-golden", false, "rewrite the golden images in testdata")
+
+// Size is the size golden figures are rendered at.
+const (
+	Width  = 18 * vg.Centimeter
+	Height = 11 * vg.Centimeter
+)
+
+// Golden renders p as PNG and SVG and compares them with
+// testdata/<name>_golden.{png,svg}: PNG with cmpimg.EqualApprox at delta 0.01
+// (its normalized per-pixel colour distance, which absorbs rasterization
+// differences between platforms), SVG by the same function (byte for byte).
+// With -regen-golden it rewrites the golden files instead.
+func Golden(t *testing.T, p *plot.Plot, name string) {
+	t.Helper()
+	for _, format := range []string{"png", "svg"} {
+		wt, err := p.WriterTo(Width, Height, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := wt.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		golden := filepath.Join("testdata", name+"_golden."+format)
+		if *regen {
+			if err := os.MkdirAll("testdata", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -regen-golden to create it)", err)
+		}
+		ok, err := cmpimg.EqualApprox(format, buf.Bytes(), want, 0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			got := filepath.Join(t.TempDir(), name+"."+format)
+			os.WriteFile(got, buf.Bytes(), 0o644)
+			t.Errorf("%s differs from %s (got: %s); inspect it and rerun with -regen-golden if the change is intended", format, golden, got)
+		}
+	}
+}

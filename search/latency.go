@@ -1,0 +1,175 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// Reward modes of a search.
+const (
+	RewardAccuracy   = "accuracy"   // validation accuracy (Baker et al.)
+	RewardMnasNet    = "mnasnet"    // ACC * (LAT/T)^W (Tan et al. 2019, soft constraint)
+	RewardConstraint = "constraint" // validation accuracy; architectures over MaxParams or MaxLatencyMs are refused before training
+)
+
+// Latency sources.
+const (
+	LatencyPredicted = "predicted" // a per-layer model calibrated on this machine at the start of the run
+	LatencyMeasured  = "measured"  // timed on ONNX Runtime with random weights, before training
+)
+
+// RewardSettings make a search latency-aware. The zero value rewards
+// validation accuracy alone.
+type RewardSettings struct {
+	// Mode: accuracy, mnasnet or constraint. Empty: accuracy.
+	Mode string `yaml:"mode,omitempty"`
+	// TargetMs is MnasNet's target latency T (mnasnet).
+	TargetMs float64 `yaml:"target_ms,omitempty"`
+	// Weight is MnasNet's exponent w; zero: -0.07 (the soft constraint).
+	Weight float64 `yaml:"weight,omitempty"`
+	// MaxParams and MaxLatencyMs are the hard limits (constraint); zero: no
+	// limit.
+	MaxParams    int64   `yaml:"max_params,omitempty"`
+	MaxLatencyMs float64 `yaml:"max_latency_ms,omitempty"`
+	// Latency is predicted or measured. Empty: predicted (measurements taken
+	// while other trials train are disturbed by them).
+	Latency string `yaml:"latency,omitempty"`
+	// Threads of the latency measurements (the target's cores); zero: 1.
+	Threads int `yaml:"latency_threads,omitempty"`
+	// Calibration networks for the predicted latency; zero: 60.
+	Calibration int `yaml:"calibration,omitempty"`
+}
+
+func (r RewardSettings) withDefaults() RewardSettings {
+	if r.Mode == "" {
+		r.Mode = RewardAccuracy
+	}
+	if r.Weight == 0 {
+		r.Weight = -0.07
+	}
+	if r.Latency == "" {
+		r.Latency = LatencyPredicted
+	}
+	if r.Threads == 0 {
+		r.Threads = 1
+	}
+	if r.Calibration == 0 {
+		r.Calibration = 60
+	}
+	return r
+}
+
+func (r RewardSettings) check() []string {
+	var ps []string
+	switch r.Mode {
+	case RewardAccuracy:
+	case RewardMnasNet:
+		if !(r.TargetMs > 0) {
+			ps = append(ps, "reward.target_ms: the mnasnet reward needs a target latency T > 0")
+		}
+		if r.Weight >= 0 {
+			ps = append(ps, fmt.Sprintf("reward.weight: %v; MnasNet's exponent is negative (-0.07)", r.Weight))
+		}
+	case RewardConstraint:
+		if r.MaxParams <= 0 && !(r.MaxLatencyMs > 0) {
+			ps = append(ps, "reward: the constraint reward needs max_params or max_latency_ms")
+		}
+	default:
+		ps = append(ps, fmt.Sprintf("reward.mode: %q (valid: accuracy, mnasnet, constraint)", r.Mode))
+	}
+	if r.Latency != LatencyPredicted && r.Latency != LatencyMeasured {
+		ps = append(ps, fmt.Sprintf("reward.latency: %q (valid: predicted, measured)", r.Latency))
+	}
+	if r.Calibration < 2*len(bench.Features) {
+		ps = append(ps, fmt.Sprintf("reward.calibration: at least %d networks", 2*len(bench.Features)))
+	}
+	return ps
+}
+
+// needsLatency reports whether trials need a latency.
+func (r RewardSettings) needsLatency() bool {
+	return r.Mode == RewardMnasNet || (r.Mode == RewardConstraint && r.MaxLatencyMs > 0)
+}
+
+// refuse returns why an architecture is over the hard limits, or "".
+func (r RewardSettings) refuse(params int64, latencyMs float64) string {
+	if r.Mode != RewardConstraint {
+		return ""
+	}
+	if r.MaxParams > 0 && params > r.MaxParams {
+		return fmt.Sprintf("%d parameters exceed the limit of %d", params, r.MaxParams)
+	}
+	if r.MaxLatencyMs > 0 && latencyMs > r.MaxLatencyMs {
+		return fmt.Sprintf("latency %.4f ms exceeds the limit of %.4f ms", latencyMs, r.MaxLatencyMs)
+	}
+	return ""
+}
+
+// reward combines a trained architecture's accuracy and latency.
+func (r RewardSettings) reward(acc, latencyMs float64) float64 {
+	if r.Mode == RewardMnasNet {
+		return acc * math.Pow(latencyMs/r.TargetMs, r.Weight)
+	}
+	return acc
+}
+
+const fileLatencyModel = "latency_model.json"
+
+// latencyOf returns the latency of net: predicted by the run's model, or
+// measured now.
+func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, error) {
+	if s.latency != nil {
+		return s.latency.Predict(net), nil
+	}
+	return bench.MeasureLatency(ctx, net, runtime.SessionOptions{IntraOpThreads: s.cfg.Reward.Threads}, 30)
+}
+
+// prepareLatency loads the run's latency model, or calibrates one on
+// architectures sampled from the space and saves it (latency_model.json), so
+// a resumed run predicts with the same model.
+func (s *Search) prepareLatency(ctx context.Context) error {
+	r := s.cfg.Reward
+	if !r.needsLatency() || r.Latency != LatencyPredicted {
+		return nil
+	}
+	path := filepath.Join(s.store.Dir, fileLatencyModel)
+	if b, err := os.ReadFile(path); err == nil {
+		var m bench.LatencyModel
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		s.latency = &m
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
+	rng := s.rng(0, 3)
+	sample := func(int) *genotype.Net {
+		for {
+			arch, _ := s.agent.Sample(1, rng)
+			if net, err := arch.Build(s.data.Input, len(s.data.Classes)); err == nil {
+				return net
+			}
+		}
+	}
+	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 30, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.store.writeJSON(fileLatencyModel, m); err != nil {
+		return err
+	}
+	s.latency = m
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", m.MAPE, m.HeldOut)})
+	return nil
+}

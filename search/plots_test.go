@@ -1,0 +1,42 @@
+package search
+
+import (
+	"math"
+	"testing"
+
+	"github.com/nasctl/nasctl/internal/plottest"
+	"gonum.org/v1/plot"
+)
+
+// syntheticTrials are 60 trials from closed forms: epsilon falls 1.0, 0.5,
+// 0.1 by 20 trials; every fourth trial of the first phase is a constant
+// predictor; the rest rise with a fixed wiggle.
+func syntheticTrials() []Trial {
+	var ts []Trial
+	for i := range 60 {
+		eps := []float64{1, 0.5, 0.1}[i/20]
+		r := 0.7 + 0.25*float64(i)/60 + 0.03*math.Sin(float64(i)*1.3)
+		if i < 20 && i%4 == 0 {
+			r = 0.516
+		}
+		ts = append(ts, Trial{ID: i + 1, Epsilon: eps, Reward: r, ValAccuracy: r, Status: StatusOK, Params: int64(1000 * (1 + i%13) * (1 + i%5))})
+	}
+	return ts
+}
+
+// The MetaQNN figures match the golden images (see plottest.Golden;
+// regenerate with go test -regen-golden).
+func TestMetaQNNPlotsGolden(t *testing.T) {
+	ts := syntheticTrials()
+	for name, mk := range map[string]func() (*plot.Plot, error){
+		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(ts) },
+		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, 0.516) },
+		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts) },
+	} {
+		p, err := mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		plottest.Golden(t, p, name)
+	}
+}

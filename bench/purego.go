@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
 	_ "github.com/nasctl/nasctl/internal/protoconflict" // before onnx-go: see the package
 	onnxgo "github.com/owulveryck/onnx-go"
 	"github.com/owulveryck/onnx-go/backend/x/gorgonnx"
+	"google.golang.org/protobuf/proto"
 	"gorgonia.org/tensor"
 )
 
@@ -67,10 +69,45 @@ func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) (out []
 	return data, nil
 }
 
+// onnx-go v0.5.0 hands an ONNX MaxPool's pads ([top, left, bottom, right])
+// to gorgonia's MaxPool2D, which reads four pads as [top, bottom, left,
+// right]: symmetric pads work, others give wrong values. The study's 'same'
+// pooling pads one more cell at the end than at the start when the window
+// overhangs by an odd amount, so such models are reported as unsupported
+// rather than compared.
+const asymmetricMaxPool = "MaxPool with asymmetric pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
+
+// hasAsymmetricMaxPool reports whether a MaxPool node of the model pads its
+// start and end differently.
+func hasAsymmetricMaxPool(model []byte) (bool, error) {
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(model, &m); err != nil {
+		return false, err
+	}
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetOpType() != "MaxPool" {
+			continue
+		}
+		for _, a := range n.GetAttribute() {
+			if p := a.GetInts(); a.GetName() == "pads" && len(p) == 4 && (p[0] != p[2] || p[1] != p[3]) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // comparePureGo runs model in onnx-go and compares with want (ONNX Runtime's
 // output on the same images).
 func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, want []float32) PureGo {
 	r := PureGo{Images: n}
+	if asym, err := hasAsymmetricMaxPool(model); err != nil {
+		r.Error = err.Error()
+		return r
+	} else if asym {
+		r.UnsupportedOp = asymmetricMaxPool
+		return r
+	}
 	got, err := runPureGo(model, in, pixels, n)
 	var ni *onnxgo.ErrNotImplemented
 	switch {

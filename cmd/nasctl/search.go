@@ -56,6 +56,14 @@ trials that were in flight.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 
+Latency-aware search: --reward mnasnet --target-ms T rewards ACC x (LAT/T)^-0.07
+(MnasNet's soft constraint); --reward constraint --max-latency-ms L and/or
+--max-params P refuses, before training, architectures over the limits (recorded
+with the reason). LAT is batch-1 latency on ONNX Runtime with one thread, predicted
+by a per-layer model calibrated on this machine at the start of the run
+(latency_model.json holds it and its error on held-out architectures), or
+--latency measured.
+
 Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves

@@ -7,6 +7,10 @@
 #   make setup   install the pinned ONNX Runtime library into .cache/onnxruntime
 #                (from the npm registry, SHA-256 checked; fast when already done)
 #   make build   go build -o bin/nasctl ./cmd/nasctl
+#   make bench-train
+#                nasctl's training step and exported-model latency against
+#                PyTorch's (Debian's python3-torch), interleaved rounds, on
+#                reference networks of the CPU search (BENCH_ROUNDS=5)
 
 # Go lives in /usr/local/go/bin on the project's machines; add it when a
 # non-login shell (CI, make from an editor) does not have it on PATH.
@@ -19,7 +23,13 @@ TESTFLAGS ?=
 RUN ?= leaves-cpu
 DATA ?= data/leaves
 
-.PHONY: setup setup-test test build search
+# bench-train's reference networks are those of scripts/torch_compare.py
+# (trials of runs/leaves-cpu); BENCH_FLAGS='--arch "C(8,3,1) - SM()"' times
+# others, BENCH_FLAGS="--json out.json" keeps every measurement.
+BENCH_ROUNDS ?= 5
+BENCH_FLAGS ?=
+
+.PHONY: setup setup-test test build search bench-train
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
@@ -40,3 +50,7 @@ search: setup build
 	else \
 		bin/nasctl search metaqnn --preset cpu --data $(DATA) --name $(RUN); \
 	fi
+
+bench-train: setup build
+	/usr/bin/python3 scripts/torch_compare.py --nasctl bin/nasctl --input 32x32x1 --batch 128 --threads 2 \
+		--rounds $(BENCH_ROUNDS) $(BENCH_FLAGS)

@@ -33,6 +33,9 @@ func TestONNXChecker(t *testing.T) {
 	}{
 		{"C(8,5,1) - P(3,2) - C(16,3,1) - P(2,2) - FC(32) - SM()", genotype.Input{Height: 32, Width: 32, Channels: 1}, 2},
 		{"P(2,3) - C(4,3,1) - C(6,1,1) - GAP()", genotype.Input{Height: 17, Width: 15, Channels: 3}, 5},
+		// Blocked convolutions (first and inner), the gradient's patches and
+		// the direct 1x1 product in the compiler's own choice.
+		{"C(8,3,1) - P(2,2) - C(16,3,1) - P(2,2) - C(8,1,1) - C(4,3,1) - SM()", genotype.Input{Height: 31, Width: 29, Channels: 1}, 2},
 	} {
 		n, err := genotype.MustParse(tc.arch).Build(tc.in, tc.classes)
 		if err != nil {
@@ -46,6 +49,10 @@ func TestONNXChecker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ta, err := Training(n, TrainOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ev, err := Evaluation(n)
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +61,7 @@ func TestONNXChecker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for kind, b := range map[string][]byte{"train": tg.Model, "train-sgd": tu.Model, "eval": ev.Model, "inference": inf} {
+		for kind, b := range map[string][]byte{"train": tg.Model, "train-sgd": tu.Model, "train-auto": ta.Model, "eval": ev.Model, "inference": inf} {
 			f := filepath.Join(dir, kind+"-"+string(rune('0'+i))+".onnx")
 			if err := os.WriteFile(f, b, 0o644); err != nil {
 				t.Fatal(err)

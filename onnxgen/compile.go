@@ -94,27 +94,28 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 		}
 	}
 	logits := c.forward()
+	restoreLoss := g.within("loss")
 	loss, correct, dlogits := c.loss(logits)
+	restoreLoss()
 	grads := c.backward(dlogits)
 
 	g.rename(loss, OutputLoss)
 	g.rename(correct, OutputCorrect)
 	g.output(OutputLoss, onnx.TensorProto_FLOAT, 1)
 	g.output(OutputCorrect, onnx.TensorProto_FLOAT, 1)
-	h := &hyper{step: InputStep, lr: InputLR, cache: map[string]string{}}
-	newSlots := make([][]string, len(params))
+	restore := g.within("optimizer")
+	newParams, newSlots := c.flatUpdate(opts.Optimizer, params, grads, slotIn)
+	restore()
 	outs := []string{OutputLoss, OutputCorrect}
 	for i, p := range params {
-		np, ns := opts.Optimizer.update(g, p.Name, grads[i], slotIn[i], h)
-		g.rename(np, p.Name+"/new")
+		g.retarget(newParams[i], p.Name+"/new")
 		g.output(p.Name+"/new", onnx.TensorProto_FLOAT, p.Shape...)
 		outs = append(outs, p.Name+"/new")
-		newSlots[i] = ns
 	}
 	for i, p := range params {
 		for j, s := range slots {
 			n := SlotName(p.Name, s) + "/new"
-			g.rename(newSlots[i][j], n)
+			g.retarget(newSlots[i][j], n)
 			g.output(n, onnx.TensorProto_FLOAT, p.Shape...)
 			outs = append(outs, n)
 		}
@@ -140,6 +141,61 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 		return nil, fmt.Errorf("serializing the training graph: %w", err)
 	}
 	return &TrainGraph{Compiled: Compiled{Model: b, Inputs: inputs, Outputs: outs}, Params: params, Slots: slots, Masks: c.masks}, nil
+}
+
+// flatUpdate emits the optimizer update of all parameters at once: the
+// parameters, their gradients and each slot are concatenated into vectors,
+// updated by one chain of elementwise operators and split again. An update
+// per tensor is about 12 operators each, and for the CPU preset's small
+// networks the update took 6% of a training step (110 of 228 operators of
+// "C(16,3,1) - P(3,3) - C(16,3,1) - C(16,3,1) - SM()", 1.6 of 25 ms), most
+// of it per-operator overhead. It returns the new parameters and slots
+// ([param][slot]) in params order, shaped as the parameters.
+func (c *compiler) flatUpdate(opt Optimizer, params []Param, grads []string, slotIn [][]string) ([]string, [][]string) {
+	g := c.g
+	flat := func(names []string) string {
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = g.op("Reshape", []string{n, g.vec(-1)})
+		}
+		if len(parts) == 1 {
+			return parts[0]
+		}
+		return g.op("Concat", parts, attrInt("axis", 0))
+	}
+	sizes := make([]int64, len(params))
+	for i, p := range params {
+		sizes[i] = int64(p.Size())
+	}
+	unflat := func(v string) []string {
+		parts := []string{v}
+		if len(params) > 1 {
+			parts = g.opN("Split", []string{v, g.ints(sizes, int64(len(sizes)))}, len(params), attrInt("axis", 0))
+		}
+		out := make([]string, len(params))
+		for i, p := range params {
+			out[i] = g.op("Reshape", []string{parts[i], g.ints(p.Shape, int64(len(p.Shape)))})
+		}
+		return out
+	}
+	slots := make([]string, len(opt.Slots()))
+	for j := range slots {
+		col := make([]string, len(params))
+		for i := range params {
+			col[i] = slotIn[i][j]
+		}
+		slots[j] = flat(col)
+	}
+	h := &hyper{step: InputStep, lr: InputLR, cache: map[string]string{}}
+	np, ns := opt.update(g, flat(paramNames(params)), flat(grads), slots, h)
+	newParams := unflat(np)
+	newSlots := make([][]string, len(params))
+	for j := range ns {
+		for i, v := range unflat(ns[j]) {
+			newSlots[i] = append(newSlots[i], v)
+		}
+	}
+	return newParams, newSlots
 }
 
 // Evaluation compiles the evaluation graph of net: the forward pass in inference
@@ -211,6 +267,9 @@ type compiler struct {
 	masks    []Mask
 	trace    []step // forward values per node
 	batchN   string // [1] float: the batch size, for mean gradients
+	// blocks are the blocked convolutions and poolings of the training
+	// graph, by the node index of the convolution.
+	blocks map[int]*blocked
 }
 
 // step records one node's forward values for the backward pass.
@@ -242,17 +301,30 @@ func (c *compiler) forward() string {
 	g := c.g
 	cur := InputImages
 	pi := 0
-	for _, nd := range c.net.Nodes {
+	for i, nd := range c.net.Nodes {
 		s := step{in: cur}
+		restore := c.scope(i, "fwd")
 		switch nd.Op {
 		case genotype.OpConv:
 			s.w, s.b = c.params[pi], c.params[pi+1]
 			pi += 2
+			if c.train && i+1 < len(c.net.Nodes) && c.formulas.blockable(nd, c.net.Nodes[i+1], pi == 2) {
+				var bl *blocked
+				bl, cur = c.blockedForward(nd, c.net.Nodes[i+1], cur, s.w, s.b)
+				if c.blocks == nil {
+					c.blocks = map[int]*blocked{}
+				}
+				c.blocks[i] = bl
+				break
+			}
 			k := int64(nd.Kernel)
 			cur = g.op("Conv", []string{cur, s.w, s.b},
 				attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
 			cur = g.op("Relu", []string{cur})
 		case genotype.OpMaxPool:
+			if c.blocks[i-1] != nil {
+				break // pooled by the blocked convolution
+			}
 			k := int64(nd.Kernel)
 			attrs := []*onnx.AttributeProto{attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...)}
 			if c.train && c.formulas.pool(nd) == PoolScatter {
@@ -263,6 +335,7 @@ func (c *compiler) forward() string {
 			}
 		case genotype.OpDropout:
 			if !c.train {
+				restore()
 				continue
 			}
 			m := Mask{Name: fmt.Sprintf("dropout/%d", len(c.masks)+1), Rate: nd.Rate, Node: len(c.trace)}
@@ -289,10 +362,16 @@ func (c *compiler) forward() string {
 		default:
 			panic(fmt.Sprintf("onnxgen: unknown op %v", nd.Op))
 		}
+		restore()
 		s.out = cur
 		c.trace = append(c.trace, s)
 	}
 	return cur
+}
+
+// scope names the nodes of node i's pass ("fwd", "dW", "dx"...) in profiles.
+func (c *compiler) scope(i int, pass string) (restore func()) {
+	return c.g.within(fmt.Sprintf("%d.%s/%s", i+1, c.net.Nodes[i].Op, pass))
 }
 
 // pads returns ONNX pads [top, left, bottom, right].
@@ -369,6 +448,7 @@ func (c *compiler) backward(dz string) []string {
 	for i := len(c.trace) - 1; i >= first && i >= 0; i-- {
 		nd, s := c.net.Nodes[i], c.trace[i]
 		needIn := i > first
+		restore := c.scope(i, "bwd")
 		switch nd.Op {
 		case genotype.OpDense:
 			gated = false
@@ -381,24 +461,47 @@ func (c *compiler) backward(dz string) []string {
 				gr = g.op("Gemm", []string{gr, s.w}, attrInt("transB", 1))
 			}
 		case genotype.OpConv:
+			if bl := c.blocks[i]; bl != nil {
+				grads[index[s.w]], grads[index[s.b]], gr = c.blockedBackward(bl, gr, needIn)
+				gated = false
+				break
+			}
 			if !gated {
 				gr = reluGrad(g, s.out, gr)
 			}
 			gated = false
+			restore()
+			restore = c.scope(i, "db")
 			grads[index[s.b]] = g.op("ReduceSum", []string{gr, g.vec(0, 2, 3)}, attrInt("keepdims", 0))
-			if c.formulas.convWeight(nd) == ConvWeightPatches {
+			restore()
+			restore = c.scope(i, "dW")
+			var patches string // the output gradient's, for ConvInputPatches
+			switch c.formulas.convWeight(nd) {
+			case ConvWeightPatches:
 				grads[index[s.w]] = c.convWeightGradPatches(nd, s.in, gr)
-			} else {
+			case ConvWeightGradPatches:
+				grads[index[s.w]], patches = c.convWeightGradOutputPatches(nd, s.in, gr)
+			case ConvWeightDirect:
+				grads[index[s.w]] = c.convWeightGradDirect(nd, s.in, gr)
+			default:
 				grads[index[s.w]] = c.convWeightGrad(nd, s.in, gr)
 			}
+			restore()
+			restore = c.scope(i, "dx")
 			if needIn {
-				if c.formulas.convInput(nd) == ConvInputFlipped {
+				switch c.formulas.convInput(nd) {
+				case ConvInputPatches:
+					gr = c.convInputGradPatches(nd, s.w, patches)
+				case ConvInputFlipped:
 					gr = c.convInputGradFlipped(nd, s.w, gr)
-				} else {
+				default:
 					gr = c.convInputGrad(nd, s.w, gr)
 				}
 			}
 		case genotype.OpMaxPool:
+			if c.blocks[i-1] != nil {
+				break // the blocked convolution's backward takes the pooled gradient
+			}
 			if needIn {
 				switch c.formulas.pool(nd) {
 				case PoolScatter:
@@ -426,6 +529,7 @@ func (c *compiler) backward(dz string) []string {
 				gr = g.op("Expand", []string{g.op("Mul", []string{gr4, g.scalar(1 / hw)}), g.op("Shape", []string{s.in})})
 			}
 		}
+		restore()
 	}
 	return grads
 }

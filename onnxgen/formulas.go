@@ -2,6 +2,7 @@ package onnxgen
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -18,6 +19,16 @@ const (
 	// ConvWeightPatches extracts the input patches with a convolution of
 	// one-hot kernels and multiplies them with the output gradient.
 	ConvWeightPatches
+	// ConvWeightGradPatches (stride 1) extracts the windows of the output
+	// gradient instead, as they meet each input position, and multiplies
+	// them with the input: the patch tensor has F*k*k values per input
+	// position instead of C*k*k per output position, so it is the smaller
+	// one when F < C. Strided layers fall back to ConvWeightPatches.
+	ConvWeightGradPatches
+	// ConvWeightDirect (1x1 kernels, stride 1, no padding) multiplies the
+	// output gradient with the input itself, which is its own patch tensor.
+	// Other layers fall back to the compiler's choice.
+	ConvWeightDirect
 )
 
 // ConvInputGrad is a formulation of a convolution's input gradient.
@@ -27,6 +38,12 @@ const (
 	ConvInputAuto      ConvInputGrad = iota
 	ConvInputTranspose               // ConvTranspose of the output gradient
 	ConvInputFlipped                 // Conv with the weights transposed and flipped (stride 1 only)
+	// ConvInputPatches multiplies the weights with the output gradient's
+	// patches that ConvWeightGradPatches extracts for the weight gradient:
+	// the flipped convolution without its own patch extraction. Layers whose
+	// weight gradient uses another formulation fall back to the compiler's
+	// choice.
+	ConvInputPatches
 )
 
 // PoolGrad is a formulation of the max-pooling gradient. Every one gives an
@@ -54,7 +71,10 @@ const (
 
 // Formulas chooses the gradient formulations of a training graph. Zero fields
 // let the compiler choose by layer shape, from measurements on this project's
-// CPU machine.
+// CPU machine. With Pool left at PoolAuto, a convolution directly followed
+// by non-overlapping max-pooling may also be compiled as a blocked
+// convolution (see blocked), which computes both and their gradients
+// without any of the pooling formulations.
 type Formulas struct {
 	ConvWeight ConvWeightGrad
 	ConvInput  ConvInputGrad
@@ -70,23 +90,70 @@ type Formulas struct {
 const MaxPatchValues = 1 << 20
 
 func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
-	if f.ConvWeight != ConvWeightAuto {
+	direct := nd.Kernel == 1 && nd.Stride == 1 && nd.Pads == (genotype.Pads{})
+	switch {
+	case f.ConvWeight == ConvWeightDirect && direct:
+		return ConvWeightDirect
+	case f.ConvWeight == ConvWeightGradPatches && nd.Stride != 1:
+		return ConvWeightPatches
+	case f.ConvWeight != ConvWeightAuto && f.ConvWeight != ConvWeightDirect:
 		return f.ConvWeight
 	}
-	if int64(nd.In.C)*int64(nd.Kernel*nd.Kernel)*int64(nd.Out.H*nd.Out.W) > MaxPatchValues {
+	// Measured on the CPU preset's shapes (batch 128, 2 threads): the direct
+	// product is 3 times faster than one-hot patches of a 1x1 kernel (0.26
+	// against 0.79 ms for 16 channels at 15x15); the one-hot convolution that
+	// extracts patches costs about as much as the values it writes, so the
+	// smaller patch tensor wins (32->16 channels 3x3 at 15x15: 3.9 against
+	// 8.4 ms; 1->8 at 16x16: 0.4 against 2.1 ms), and with equal sizes the
+	// gradient's patches (16->16 at 15x15: 4.3 against 4.7 ms; 5x5: 13.5
+	// against 14.2 ms; 64->64 at 8x8: 9.3 against 10.0 ms). The dilated form
+	// was 1.5-5 times slower on every layer of the reference networks; it
+	// remains above MaxPatchValues, as its memory does not grow with k*k.
+	inPatch := int64(nd.In.C) * int64(nd.Kernel*nd.Kernel) * int64(nd.Out.H*nd.Out.W)
+	gradPatch := int64(nd.Units) * int64(nd.Kernel*nd.Kernel) * int64(nd.In.H*nd.In.W)
+	if nd.Stride != 1 {
+		gradPatch = math.MaxInt64 // ConvWeightGradPatches is for stride 1
+	}
+	switch {
+	case direct:
+		return ConvWeightDirect
+	case min(inPatch, gradPatch) > MaxPatchValues:
 		return ConvWeightDilated
+	case gradPatch <= inPatch:
+		return ConvWeightGradPatches
 	}
 	return ConvWeightPatches
 }
 
-// convInput: ConvTranspose measured faster than the flipped convolution (19
-// against 24 ms for a 32->16 channel 3x3 layer at 30x30, batch 128, one
-// thread); the flipped form exists for stride 1 only.
+// convInput: for stride 1, the output gradient's patches when the weight
+// gradient extracts them anyway, else the flipped convolution, unless the
+// layer has few input channels and many more filters.
+//
+// ONNX Runtime's ConvTranspose runs per image a GEMM with C*k*k rows and a
+// single-threaded col2im; the flipped Conv a GEMM with C rows. With C >= 16
+// the flipped form measured 1.2-3 times faster (2 threads, batch 128: 3.0
+// against 12.0 ms for 16->16 channels 3x3 at 15x15, 9.3 against 18.1 ms at
+// 5x5, 7.4 against 11.9 ms for 64->64 at 8x8), and made whole training steps
+// of the CPU preset's networks 10-40% faster; with C = 8 and F = 64
+// ConvTranspose's taller GEMM wins (5.3 against 10.5 ms at 16x16). Reusing
+// the gradient's patches skips the flipped convolution's own patch
+// extraction: 16->16 3x3 at 15x15 1.7 against 2.4 ms, 5x5 4.7 against 6.3
+// ms, 64->64 at 8x8 3.3 against 3.8 ms (sums of per-operator minima,
+// 4-7% off the reference networks' steps). ConvTranspose also serves
+// strides above 1, which neither other form covers.
 func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
-	if f.ConvInput == ConvInputFlipped && nd.Stride == 1 {
+	patches := f.convWeight(nd) == ConvWeightGradPatches
+	switch {
+	case nd.Stride != 1 || f.ConvInput == ConvInputTranspose:
+		return ConvInputTranspose
+	case f.ConvInput == ConvInputFlipped:
 		return ConvInputFlipped
+	case patches:
+		return ConvInputPatches
+	case nd.In.C <= 8 && nd.Units >= 4*nd.In.C:
+		return ConvInputTranspose
 	}
-	return ConvInputTranspose
+	return ConvInputFlipped
 }
 
 func (f Formulas) pool(nd genotype.Node) PoolGrad {
@@ -94,6 +161,11 @@ func (f Formulas) pool(nd genotype.Node) PoolGrad {
 	if p == PoolAuto {
 		// Measured (BenchmarkTrainStep profiles): the one-hot ConvTranspose
 		// of PoolPatches is slower than MaxPool's Indices and a scatter.
+		// For kernel <= stride, upsampling with ConvTranspose, with
+		// Resize(nearest) or through SpaceToDepth and DepthToSpace took
+		// within 10% of each other (8-10 ms for 16 channels at 30x30, batch
+		// 128, 2 threads); MaxPool's Indices with MaxUnpool, or ArgMax, were
+		// slower.
 		p = PoolScatter
 		if nd.Kernel <= nd.Stride {
 			p = PoolUpsample
@@ -126,6 +198,25 @@ func (c *compiler) oneHot(k int) string {
 	return name
 }
 
+// oneHotFlipped returns the [k*k, 1, k, k] kernels whose channel a*k+b
+// copies window position (k-1-a, k-1-b).
+func (c *compiler) oneHotFlipped(k int) string {
+	key := fmt.Sprintf("onehotflipped%d", k)
+	if name, ok := c.g.consts[key]; ok {
+		return name
+	}
+	kk := k * k
+	v := make([]float32, kk*kk)
+	for a := range k {
+		for b := range k {
+			v[(a*k+b)*kk+(k-1-a)*k+(k-1-b)] = 1
+		}
+	}
+	name := c.g.floats("", v, int64(kk), 1, int64(k), int64(k))
+	c.g.consts[key] = name
+	return name
+}
+
 // patches returns the k x k windows of x [N, C, H, W] at the node's stride and
 // pads as [N*C, k*k, Ho, Wo] (zero padding).
 func (c *compiler) patches(nd genotype.Node, x string) string {
@@ -147,6 +238,53 @@ func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string 
 	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{p}, attrInts("perm", 0, 2, 1))})
 	dw := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
 	return g.op("Reshape", []string{dw, g.vec(F, C, k, k)})
+}
+
+// convWeightGradDirect (1x1 kernel, stride 1, no padding): dW[f, c] =
+// sum_n sum_p gr[n, f, p] * x[n, c, p].
+func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
+	g := c.g
+	C, F := int64(nd.In.C), int64(nd.Units)
+	hw := int64(nd.Out.H * nd.Out.W)
+	xm := g.op("Reshape", []string{x, g.vec(-1, C, hw)})
+	gm := g.op("Reshape", []string{gr, g.vec(-1, F, hw)})
+	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1))})
+	dw := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	return g.op("Reshape", []string{dw, g.vec(F, C, 1, 1)})
+}
+
+// convWeightGradOutputPatches (stride 1): with u = i+a, v = j+b over the
+// padded input, dW[f, c, a, b] = sum_n sum_{u,v} Q[n, f, (a,b), u, v] *
+// xpad[n, c, u, v], where Q[n, f, (a,b), u, v] = gr[n, f, u-a, v-b] (zero
+// outside gr) are the windows of the output gradient. The padding of xpad is
+// zero, so only the positions of x itself count: Q over them is the
+// convolution of gr with the one-hot kernels flipped, padded with k-1-p on
+// each side (p the layer's padding there), which gives x's height and width.
+func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (dw, patches string) {
+	g := c.g
+	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
+	hw := int64(nd.In.H * nd.In.W)
+	p := nd.Pads
+	g1 := g.op("Reshape", []string{gr, g.vec(-1, 1, int64(nd.Out.H), int64(nd.Out.W))})
+	q := g.op("Conv", []string{g1, c.oneHotFlipped(nd.Kernel)}, attrInts("kernel_shape", k, k),
+		attrInts("pads", k-1-int64(p.Top), k-1-int64(p.Left), k-1-int64(p.Bottom), k-1-int64(p.Right)))
+	qm := g.op("Reshape", []string{q, g.vec(-1, F*k*k, hw)})
+	xm := g.op("Reshape", []string{x, g.vec(-1, C, hw)})
+	dwn := g.op("MatMul", []string{qm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1))})
+	dws := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(F, k, k, C)})}, attrInts("perm", 0, 3, 1, 2)), qm
+}
+
+// convInputGradPatches: dx[n, c, u] = sum_{f,a,b} W[f, c, a, b] *
+// Q[n, (f,a,b), u], Q the output gradient's patches over the input
+// positions (convWeightGradOutputPatches): for stride 1, dx[u] =
+// sum_a W[a] * gr[u+p-a], which is Q's definition.
+func (c *compiler) convInputGradPatches(nd genotype.Node, w, patches string) string {
+	g := c.g
+	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
+	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3)), g.vec(C, F*k*k)})
+	dx := g.op("MatMul", []string{wm, patches})
+	return g.op("Reshape", []string{dx, g.vec(-1, C, int64(nd.In.H), int64(nd.In.W))})
 }
 
 // convInputGradFlipped: for stride 1, dx is the convolution of the output

@@ -27,6 +27,17 @@ type graph struct {
 	outputs []*onnx.ValueInfoProto
 	consts  map[string]string // cache of scalar constants by key
 	n       int
+	// scope prefixes node names ("conv2/dW/"), so that ONNX Runtime's
+	// per-operator profiles say which layer and pass a node belongs to.
+	scope string
+}
+
+// within sets the scope of the nodes added until the returned function is
+// called, which restores the previous scope.
+func (g *graph) within(scope string) (restore func()) {
+	old := g.scope
+	g.scope = scope + "/"
+	return func() { g.scope = old }
 }
 
 func newGraph() *graph { return &graph{consts: map[string]string{}} }
@@ -49,7 +60,7 @@ func (g *graph) opN(opType string, inputs []string, n int, attrs ...*onnx.Attrib
 		outs[i] = g.fresh(opType)
 	}
 	g.nodes = append(g.nodes, &onnx.NodeProto{
-		Name: g.fresh("node_" + opType), OpType: opType, Input: inputs, Output: outs, Attribute: attrs,
+		Name: g.fresh(g.scope + opType), OpType: opType, Input: inputs, Output: outs, Attribute: attrs,
 	})
 	return outs
 }
@@ -57,13 +68,32 @@ func (g *graph) opN(opType string, inputs []string, n int, attrs ...*onnx.Attrib
 // opTo adds a node whose single output has the given name (for graph outputs).
 func (g *graph) opTo(out, opType string, inputs []string, attrs ...*onnx.AttributeProto) string {
 	g.nodes = append(g.nodes, &onnx.NodeProto{
-		Name: g.fresh("node_" + opType), OpType: opType, Input: inputs, Output: []string{out}, Attribute: attrs,
+		Name: g.fresh(g.scope + opType), OpType: opType, Input: inputs, Output: []string{out}, Attribute: attrs,
 	})
 	return out
 }
 
 // rename makes value v available under the name out (an Identity node).
 func (g *graph) rename(v, out string) string { return g.opTo(out, "Identity", []string{v}) }
+
+// retarget renames value v, the output of a node of g, to out everywhere:
+// a graph output named out is then written by that node directly, without
+// the copy of an Identity node (ONNX Runtime writes it straight into the
+// caller's tensor).
+func (g *graph) retarget(v, out string) {
+	for _, n := range g.nodes {
+		for i, name := range n.Output {
+			if name == v {
+				n.Output[i] = out
+			}
+		}
+		for i, name := range n.Input {
+			if name == v {
+				n.Input[i] = out
+			}
+		}
+	}
+}
 
 func (g *graph) input(name string, elem onnx.TensorProto_DataType, dims ...int64) {
 	g.inputs = append(g.inputs, valueInfo(name, elem, dims))

@@ -218,6 +218,20 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 		{"pool first strided same", "P(3,2) - C(3,5,1) - C(2,3,2) - P(2,3) - SM()", genotype.Input{Height: 10, Width: 10, Channels: 1}, 2},
 		// An FC chain and K = 4 classes.
 		{"fc chain softmax", "C(2,3,1) - FC(6) - FC(3) - SM()", genotype.Input{Height: 5, Width: 5, Channels: 1}, 4},
+		// A first convolution directly followed by non-overlapping pooling
+		// (the blocked convolution of the auto formulation): ceil padding
+		// after (9x7 -> 5x4), kernel < stride, padding before and after
+		// with a 'same' first convolution behind an image pooling, two
+		// input channels, K = 3.
+		{"blocked ceil", "C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}, 2},
+		{"blocked kernel < stride", "C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}, 3},
+		{"blocked same padded", "P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}, 2},
+		// Blocked convolutions after the first layer, whose input gradient
+		// is needed: padding before and after the windows, kernel < stride.
+		{"blocked inner", "C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - FC(4) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}, 2},
+		{"blocked inner kernel < stride", "C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}, 2},
+		// An even 'same' kernel: padding after exceeds padding before.
+		{"even kernel", "C(2,3,1) - C(3,4,1) - SM()", genotype.Input{Height: 7, Width: 6, Channels: 1}, 2},
 		// Logistic regression on the pixels.
 		{"softmax only", "SM()", genotype.Input{Height: 3, Width: 4, Channels: 2}, 2},
 	}
@@ -230,12 +244,52 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 		{"dilated transpose scatter", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightDilated, ConvInput: onnxgen.ConvInputTranspose, Pool: onnxgen.PoolScatter}},
 		{"patches flipped patches", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputFlipped, Pool: onnxgen.PoolPatches}},
 		{"upsample", onnxgen.Formulas{Pool: onnxgen.PoolUpsample}},
+		{"gradient patches transpose", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradPatches, ConvInput: onnxgen.ConvInputTranspose}},
+		{"direct", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightDirect}},
+		{"gradient patches both", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradPatches, ConvInput: onnxgen.ConvInputPatches}},
 	}
 	for i, tc := range tests {
 		for _, v := range variants {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
 				newGradProblem(t, tc.arch, tc.in, tc.classes, 5, uint64(i+1), v.f).check()
 			})
+		}
+	}
+}
+
+// The finite differences above check each graph against its own loss; this
+// checks that the formulations agree on the loss and the gradients, so a
+// rewritten forward pass (the blocked convolution and pooling) computes the
+// same function as the plain one. Same weights, data and dropout masks;
+// tolerance 1e-5 relative (float32 sums in another order).
+func TestFormulationsAgree(t *testing.T) {
+	initRuntime(t)
+	for i, tc := range []struct {
+		arch string
+		in   genotype.Input
+	}{
+		{"C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}},
+		{"C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}},
+		{"P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}},
+		{"C(8,5,1) - P(3,3) - C(4,1,1) - C(2,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
+		{"C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
+		{"C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}},
+	} {
+		plain := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{Pool: onnxgen.PoolUpsample, ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputTranspose})
+		auto := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{})
+		l0, g0 := plain.run(plain.params)
+		l1, g1 := auto.run(plain.params)
+		close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6+1e-5*math.Max(math.Abs(a), math.Abs(b)) }
+		if !close(l0, l1) {
+			t.Errorf("%s: loss %.8g (plain) and %.8g (auto)", tc.arch, l0, l1)
+		}
+		for j, p := range plain.tg.Params {
+			for e := range g0[j] {
+				if !close(float64(g0[j][e]), float64(g1[j][e])) {
+					t.Errorf("%s: %s[%d]: gradient %.8g (plain) and %.8g (auto)", tc.arch, p.Name, e, g0[j][e], g1[j][e])
+					break
+				}
+			}
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -24,12 +23,18 @@ type StepBenchConfig struct {
 	Device        Device
 	Optimization  GraphOptimization
 	ProfilePrefix string
+	// Spinning, InterOpThreads and Parallel as for sessions (zero: ONNX
+	// Runtime's defaults).
+	Spinning       Spinning
+	InterOpThreads int
+	Parallel       bool
 	// Formulas forces gradient formulations (zero: the compiler's choice).
 	Formulas onnxgen.Formulas
 }
 
-// StepTiming is the time of one training step (forward, backward and Adam
-// update) of a full batch, measured by MeasureTrainStep.
+// StepTiming is the time of one training step (drawing the dropout masks,
+// forward, backward and Adam update) of a full batch, measured by
+// MeasureTrainStep.
 type StepTiming struct {
 	Batch   int       `json:"batch"`
 	Steps   int       `json:"steps"`
@@ -60,7 +65,9 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
 	}
 	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.withDefaults()
-	t, err := newTrainerWith(net, tc, cfg.Optimization, cfg.ProfilePrefix, cfg.Formulas)
+	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix,
+		Spinning: cfg.Spinning, InterOpThreads: cfg.InterOpThreads, Parallel: cfg.Parallel}
+	t, err := newTrainerWith(net, tc, sopts, cfg.Formulas)
 	if err != nil {
 		return nil, err
 	}
@@ -87,22 +94,19 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		// A step as Train pays it: drawing the dropout masks (which a
+		// framework with in-graph dropout pays inside its step) and the run.
+		start := time.Now()
 		t.step.Data()[0]++
 		t.drawMasks(ms)
-		start := time.Now()
 		if err := t.trainStep(b, ms); err != nil {
 			return nil, err
 		}
 		if i >= cfg.Warmup {
-			samples = append(samples, float64(time.Since(start).Microseconds())/1000)
+			samples = append(samples, msSince(start))
 		}
 	}
-	sorted := slices.Clone(samples)
-	slices.Sort(sorted)
-	med := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
+	med := median(samples)
 	return &StepTiming{
 		Batch: cfg.Batch, Steps: cfg.Steps, Median: med, Samples: samples,
 		ImagesPerSecond: float64(cfg.Batch) / (med / 1000),

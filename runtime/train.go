@@ -166,9 +166,15 @@ func (c TrainConfig) withDefaults() TrainConfig {
 }
 
 // Graph optimisation levels per graph kind, chosen by measurement on this
-// project's CPU machine (BenchmarkTrainStep, BenchmarkInference): training
-// graphs run fastest at "extended" ("all" inserts layout changes that cost
-// more than they save around the backward pass); forward-only graphs at "all".
+// project's CPU machine (2 threads, batch 128, the reference networks of
+// "make bench-train"). Training graphs: "extended"; "all", "layout" and
+// "basic" were within 5% of it and never consistently faster (the layout
+// changes of "all" need constant weights, which a training graph does not
+// have). Forward-only graphs: "all", whose NCHWc convolutions (for weights
+// baked into an exported model) made batch-1 prediction 1.2-2.3 times faster
+// than "extended" (0.035 against 0.076 ms for "C(16,3,1) - P(3,3) -
+// C(16,3,1) - C(16,3,1) - SM()" at 32x32); exported models load at it (the
+// zero SessionOptions), and so does the evaluation graph of training.
 const (
 	TrainOptimization = OptExtended
 	EvalOptimization  = OptAll
@@ -304,12 +310,18 @@ type trainer struct {
 }
 
 func newTrainer(net *genotype.Net, cfg TrainConfig) (*trainer, error) {
-	return newTrainerWith(net, cfg, TrainOptimization, "", onnxgen.Formulas{})
+	return newTrainerWith(net, cfg, trainSession(cfg), onnxgen.Formulas{})
 }
 
-// newTrainerWith is newTrainer with the training graph's optimisation level
-// and an optional ONNX Runtime profile of the training session.
-func newTrainerWith(net *genotype.Net, cfg TrainConfig, level GraphOptimization, profile string, formulas onnxgen.Formulas) (t *trainer, err error) {
+// trainSession returns the options of cfg's training session.
+func trainSession(cfg TrainConfig) SessionOptions {
+	return SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads, Optimization: TrainOptimization}
+}
+
+// newTrainerWith is newTrainer with the training session's options (sopts:
+// device, threads, optimisation level, profile...) and gradient formulations
+// given; the evaluation session takes sopts's device and threads.
+func newTrainerWith(net *genotype.Net, cfg TrainConfig, sopts SessionOptions, formulas onnxgen.Formulas) (t *trainer, err error) {
 	t = &trainer{net: net, cfg: cfg, probs: map[int64]*Tensor[float32]{}, batch: map[int64][2]*Tensor[float32]{},
 		masks: map[int64][]*Tensor[float32]{}, drop: rand.New(rand.NewPCG(cfg.Seed, 0x64726f70)),
 		units: net.Output().C, image: net.Input.Channels * net.Input.Height * net.Input.Width}
@@ -327,15 +339,13 @@ func newTrainerWith(net *genotype.Net, cfg TrainConfig, level GraphOptimization,
 	if err != nil {
 		return t, err
 	}
-	opts := SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads}
-	opts.Optimization = level
-	opts.ProfilePrefix = profile
-	if t.train, err = NewSession(t.tg.Model, t.tg.Inputs, t.tg.Outputs, opts); err != nil {
+	if t.train, err = NewSession(t.tg.Model, t.tg.Inputs, t.tg.Outputs, sopts); err != nil {
 		return t, err
 	}
-	opts.Optimization = EvalOptimization
-	opts.ProfilePrefix = ""
-	if t.eval, err = NewSession(eg.Model, eg.Inputs, eg.Outputs, opts); err != nil {
+	eopts := sopts
+	eopts.Optimization = EvalOptimization
+	eopts.ProfilePrefix = ""
+	if t.eval, err = NewSession(eg.Model, eg.Inputs, eg.Outputs, eopts); err != nil {
 		return t, err
 	}
 	for set := range 2 {
@@ -427,15 +437,30 @@ func (t *trainer) drawMasks(ms []*Tensor[float32]) {
 // drawMask fills mask for a dropout rate: a value is kept (set to
 // onnxgen.DropoutScale(rate)) when a 16-bit random number is at least
 // onnxgen.DropoutThreshold(rate), and dropped (set to 0) otherwise.
+//
+// Each random number gives four values. The comparisons are branch-free
+// (a branch per value is mispredicted at random and made drawing the masks
+// of a 16-channel network at 15x15 take 9 ms per step of 128 images; this
+// takes about a fifth of that).
 func drawMask(mask []float32, rate float64, r *rand.Rand) {
 	threshold, scale := onnxgen.DropoutThreshold(rate), onnxgen.DropoutScale(rate)
-	for i := 0; i < len(mask); i += 4 {
+	// value[d] is the value for d = 1 when the 16-bit number is below the
+	// threshold (dropped): (x - threshold) wraps around to a number with the
+	// top bit set exactly when x < threshold.
+	value := [2]float32{scale, 0}
+	n := len(mask) &^ 3
+	for i := 0; i < n; i += 4 {
 		u := r.Uint64()
-		for j := i; j < min(i+4, len(mask)); j++ {
-			mask[j] = 0
-			if uint32(u&0xffff) >= threshold {
-				mask[j] = scale
-			}
+		m := mask[i : i+4 : i+4]
+		m[0] = value[((uint32(u)&0xffff-threshold)>>31)&1]
+		m[1] = value[((uint32(u>>16)&0xffff-threshold)>>31)&1]
+		m[2] = value[((uint32(u>>32)&0xffff-threshold)>>31)&1]
+		m[3] = value[((uint32(u>>48)-threshold)>>31)&1]
+	}
+	if n < len(mask) {
+		u := r.Uint64()
+		for j := n; j < len(mask); j++ {
+			mask[j] = value[((uint32(u)&0xffff-threshold)>>31)&1]
 			u >>= 16
 		}
 	}

@@ -109,3 +109,10 @@ func TestHelpEverywhere(t *testing.T) {
 	}
 	walk(nil, app.Commands)
 }
+
+func TestUnknownSubcommand(t *testing.T) {
+	code, _, errOut := runCLI(t, "arch", "bogus")
+	if code != 2 || !strings.Contains(errOut, `unknown command "arch bogus" (valid: inspect)`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}

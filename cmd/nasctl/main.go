@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -105,6 +106,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			runsCommand(),
 			rewardCommand(),
 			benchmarkCommand(),
+			benchCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)
@@ -141,9 +143,25 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 // setUsageErrors makes flag-parsing errors of every command usage errors.
+// A command group without an action of its own answers an unknown
+// subcommand with a usage error that lists the valid ones.
 func setUsageErrors(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+		if c.Action == nil && len(c.Subcommands) > 0 {
+			c.Action = func(ctx *cli.Context) error {
+				if ctx.NArg() > 0 {
+					var names []string
+					for _, s := range ctx.Command.Subcommands {
+						if s.Name != "help" {
+							names = append(names, s.Name)
+						}
+					}
+					return usagef("unknown command \"%s %s\" (valid: %s)", ctx.Command.Name, ctx.Args().First(), strings.Join(names, ", "))
+				}
+				return cli.ShowSubcommandHelp(ctx)
+			}
+		}
 		setUsageErrors(c.Subcommands)
 	}
 }

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
+	"github.com/urfave/cli/v2"
+)
+
+const benchModelsDescription = `nasctl bench MODEL.onnx... | RUN_DIR... measures exported models: parameters,
+multiply-accumulates, file size, peak activation memory, batch-1 latency (p50, p95,
+p99 over --runs timed runs after --warmup) and throughput at --batch, on ONNX
+Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
+and reports the largest difference of their outputs (or the operator it lacks);
+marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
+the plots (parameters against latency coloured by accuracy, accuracy against
+latency) to --out.
+
+A run directory stands for its winners/*.onnx, and its data for --data. With
+--data the comparison and the accuracy use real test images (split as in
+training); without, random images and the accuracy in the models' metadata.
+Example: nasctl bench runs/leaves-cpu --threads 1`
+
+func benchModelsFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "data", Usage: "image folder for real images (default: a run directory's data)"},
+		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model"},
+		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first"},
+		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
+		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv and the plots (default: RUN_DIR/bench, else ./bench)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
+	}, splitFlags()...)
+}
+
+func benchModelsAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.ShowSubcommandHelp(c)
+	}
+	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
+		Measure: bench.Options{Runs: c.Int("runs"), Warmup: c.Int("warmup"), Batch: c.Int("batch")}}
+	var err error
+	if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+		return usagef("--plan: %v", err)
+	}
+	if opts.Measure.Session.Device, err = parseDevice(c); err != nil {
+		return err
+	}
+	opts.Measure.Session.IntraOpThreads = c.Int("threads")
+	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 0 || opts.Measure.Batch < 1 {
+		return usagef("--runs and --batch must be positive and --warmup not negative")
+	}
+	if opts.Models, opts.RunDir, err = benchTargets(c.Args().Slice()); err != nil {
+		return err
+	}
+	return runBenchModels(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+}
+
+type benchModelsOptions struct {
+	Models    []string
+	RunDir    string // the first run directory given, if any
+	Data      string
+	Plan      dataset.SplitPlan
+	SplitSeed uint64
+	Out       string
+	JSON      bool
+	Measure   bench.Options
+}
+
+// benchTargets expands run directories into their winners.
+func benchTargets(args []string) (models []string, runDir string, err error) {
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, "", err
+		}
+		if !fi.IsDir() {
+			models = append(models, a)
+			continue
+		}
+		found, _ := filepath.Glob(filepath.Join(a, "winners", "*.onnx"))
+		if len(found) == 0 {
+			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
+		} else if runDir == "" {
+			runDir = a
+		}
+		if len(found) == 0 {
+			return nil, "", fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)", a)
+		}
+		sort.Strings(found)
+		models = append(models, found...)
+	}
+	return models, runDir, nil
+}
+
+func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io.Writer) error {
+	if err := runtime.Init(""); err != nil {
+		return err
+	}
+	defer runtime.Close()
+	data := opts.Data
+	if data == "" && opts.RunDir != "" {
+		if sum, err := search.Summarize(opts.RunDir); err == nil {
+			data = sum.Data
+		}
+	}
+	if data != "" {
+		if _, err := os.Stat(data); err != nil {
+			fmt.Fprintf(errOut, "note: %s not found; comparing on random images and taking the accuracy from the models' metadata\n", data)
+			data = ""
+		}
+	}
+	images := map[genotype.Input]*dataset.Dataset{}
+	var results []*bench.Result
+	for i, path := range opts.Models {
+		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
+		mo := opts.Measure
+		if data != "" {
+			in, err := modelInput(path)
+			if err != nil {
+				return err
+			}
+			d, ok := images[in]
+			if !ok {
+				if d, _, err = dataset.Load(data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}); err != nil {
+					return err
+				}
+				images[in] = d
+			}
+			split, err := d.Split(opts.Plan, opts.SplitSeed)
+			if err != nil {
+				return err
+			}
+			size := d.ImageSize()
+			for _, j := range split.Test {
+				mo.Images = append(mo.Images, d.Pixels[j*size:(j+1)*size]...)
+				mo.Labels = append(mo.Labels, d.Labels[j])
+			}
+		}
+		r, err := bench.Measure(ctx, path, mo)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	bench.MarkPareto(results)
+	dir := opts.Out
+	if dir == "" {
+		dir = "bench"
+		if opts.RunDir != "" {
+			dir = filepath.Join(opts.RunDir, "bench")
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeBenchCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
+		return err
+	}
+	files, err := bench.WritePlots(dir, results)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	printBench(out, results)
+	fmt.Fprintf(out, "\nwritten: %s, %s\n", filepath.Join(dir, "bench.csv"), strings.Join(files, ", "))
+	for _, r := range results {
+		if !r.PureGo.Agree {
+			return errors.New("the pure-Go runtime did not reproduce every model (see the pure-Go column)")
+		}
+	}
+	return nil
+}
+
+// modelInput reads a model's input shape from its metadata.
+func modelInput(path string) (genotype.Input, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return genotype.Input{}, err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return genotype.Input{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return info.Input, nil
+}
+
+func pureGoText(p bench.PureGo) string {
+	switch {
+	case p.MaxAbsDiff != nil:
+		s := fmt.Sprintf("%.1e", *p.MaxAbsDiff)
+		if !p.Agree {
+			s += " (over 1e-4)"
+		}
+		return s
+	case p.UnsupportedOp != "":
+		return "lacks " + p.UnsupportedOp
+	}
+	return "error: " + p.Error
+}
+
+func printBench(out io.Writer, rs []*bench.Result) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tPARAMS\tMACS\tFILE\tPEAK ACT\tP50 ms\tP95 ms\tP99 ms\tIMG/S@B\tACCURACY\tPURE-GO MAX DIFF\tPARETO")
+	for _, r := range rs {
+		acc := "-"
+		if r.Accuracy != nil {
+			acc = fmt.Sprintf("%.4f", *r.Accuracy)
+		}
+		front := ""
+		if r.Pareto {
+			front = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\n", r.Model, thousands(r.Params), thousands(r.MACs),
+			bytesText(r.FileBytes), bytesText(r.PeakActivationBytes), r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99,
+			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), front)
+	}
+	tw.Flush()
+	if len(rs) > 0 {
+		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, %d thread(s) on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
+			rs[0].LatencyMs.Runs, rs[0].Threads, rs[0].Device, rs[0].AccuracySource)
+	}
+}
+
+func writeBenchCSV(path string, rs []*bench.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"model", "arch", "params", "macs", "file_bytes", "peak_activation_bytes", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
+		"throughput_images_per_second", "throughput_batch", "accuracy", "accuracy_source", "pure_go_max_abs_diff", "pure_go_unsupported_op", "pareto"})
+	for _, r := range rs {
+		acc, diff := "", ""
+		if r.Accuracy != nil {
+			acc = strconv.FormatFloat(*r.Accuracy, 'f', 6, 64)
+		}
+		if r.PureGo.MaxAbsDiff != nil {
+			diff = strconv.FormatFloat(*r.PureGo.MaxAbsDiff, 'g', 4, 64)
+		}
+		f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+		w.Write([]string{r.Model, r.Arch, strconv.FormatInt(r.Params, 10), strconv.FormatInt(r.MACs, 10), strconv.FormatInt(r.FileBytes, 10),
+			strconv.FormatInt(r.PeakActivationBytes, 10), f(r.LatencyMs.P50), f(r.LatencyMs.P95), f(r.LatencyMs.P99), f(r.LatencyMs.Mean),
+			f(r.Throughput), strconv.Itoa(r.ThroughputBatch), acc, r.AccuracySource, diff, r.PureGo.UnsupportedOp, strconv.FormatBool(r.Pareto)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

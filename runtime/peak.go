@@ -1,0 +1,118 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/nasctl/nasctl/onnxgen"
+)
+
+// PeakConfig configures MeasurePeak. Zero fields take the defaults in their
+// comments.
+type PeakConfig struct {
+	// Size is m = k = n of the square MatMul; zero: 2048 (17.2 GFLOP per
+	// run, 48 MiB of operands: far beyond the caches, long enough to time).
+	Size   int
+	Warmup int // untimed runs first; zero: 2
+	Runs   int // timed runs; zero: 10
+	// Session sets the threads (and device) to measure with: use those of
+	// the steps the peak is compared with.
+	Session SessionOptions
+}
+
+// Peak is the float32 matrix-multiply rate of this machine through ONNX
+// Runtime, the practical ceiling of a training step's arithmetic rate.
+type Peak struct {
+	Size int `json:"size"` // m = k = n
+	// GFLOPs is the rate of the fastest run: what the machine can do, which
+	// a neighbour's load on a shared machine lowers in the other runs.
+	GFLOPs float64 `json:"gflops"`
+	// MedianGFLOPs is the rate at the median run, and Median that run's
+	// milliseconds.
+	MedianGFLOPs float64 `json:"median_gflops"`
+	Median       float64 `json:"median_ms"`
+}
+
+// MeasurePeak times a large square float32 MatMul (onnxgen.MatMulProbe) with
+// cfg.Session's threads and returns its rate.
+func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
+	if cfg.Size == 0 {
+		cfg.Size = 2048
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 2
+	}
+	if cfg.Runs == 0 {
+		cfg.Runs = 10
+	}
+	if cfg.Size < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
+		return nil, fmt.Errorf("peak: size %d, runs %d and warm-up %d must be positive", cfg.Size, cfg.Runs, cfg.Warmup)
+	}
+	n := int64(cfg.Size)
+	probe, err := onnxgen.MatMulProbe(cfg.Size, cfg.Size, cfg.Size)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewSession(probe.Model, probe.Inputs, probe.Outputs, cfg.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(1, 3))
+	var vals [3]*Tensor[float32]
+	defer func() {
+		for _, v := range vals {
+			if v != nil {
+				v.Close()
+			}
+		}
+	}()
+	for i := range vals {
+		if vals[i], err = NewZeroTensor[float32](n, n); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range vals[:2] {
+		for j := range v.Data() {
+			v.Data()[j] = r.Float32() - 0.5
+		}
+	}
+	samples := make([]float64, 0, cfg.Runs)
+	for i := range cfg.Warmup + cfg.Runs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if err := s.Run([]Value{vals[0], vals[1]}, []Value{vals[2]}); err != nil {
+			return nil, fmt.Errorf("peak: %w", err)
+		}
+		if i >= cfg.Warmup {
+			samples = append(samples, msSince(start))
+		}
+	}
+	flop := 2 * float64(n) * float64(n) * float64(n)
+	med := median(samples)
+	return &Peak{Size: cfg.Size, Median: med, MedianGFLOPs: flop / (med / 1000) / 1e9, GFLOPs: flop / (slices.Min(samples) / 1000) / 1e9}, nil
+}
+
+func sortedCopy(xs []float64) []float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s
+}
+
+// msSince returns the milliseconds since start.
+func msSince(start time.Time) float64 { return float64(time.Since(start).Nanoseconds()) / 1e6 }
+
+// median returns the median of xs (the mean of the middle two for an even
+// count); xs must not be empty. It does not reorder xs.
+func median(xs []float64) float64 {
+	s := sortedCopy(xs)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}

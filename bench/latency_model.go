@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -90,29 +89,11 @@ func MeasureLatency(ctx context.Context, net *genotype.Net, session runtime.Sess
 	if err != nil {
 		return 0, err
 	}
-	m, err := runtime.NewModel(b, session)
+	lat, err := runtime.MeasureLatency(ctx, b, runtime.LatencyConfig{Batch: 1, Runs: runs, Warmup: max(runs/5, 3), Session: session})
 	if err != nil {
 		return 0, err
 	}
-	defer m.Close()
-	img := make([]float32, net.Input.Channels*net.Input.Height*net.Input.Width)
-	for i := range img {
-		img[i] = float32(i%251) / 251
-	}
-	var samples []float64
-	for i := range runs + max(runs/5, 3) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		if _, err := m.Predict(ctx, img, 1); err != nil {
-			return 0, err
-		}
-		if i >= max(runs/5, 3) {
-			samples = append(samples, float64(time.Since(start).Nanoseconds())/1e6)
-		}
-	}
-	return Summarize(samples).P50, nil
+	return lat.Median, nil
 }
 
 func classNames(k int) []string {

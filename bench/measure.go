@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/nasctl/nasctl/runtime"
 )
@@ -90,11 +89,24 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 		r.Params, r.MACs, r.PeakActivationBytes = net.Params(), net.MACs(), net.PeakActivationBytes()
 	}
+	// Batch-1 latency, and throughput at a larger batch, with the
+	// pre-allocated tensors of runtime.MeasureLatency.
+	lat, err := runtime.MeasureLatency(ctx, b, runtime.LatencyConfig{Batch: 1, Runs: opts.Runs, Warmup: opts.Warmup, Session: opts.Session})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	r.LatencyMs = Summarize(lat.Samples)
+	thr, err := runtime.MeasureLatency(ctx, b, runtime.LatencyConfig{Batch: opts.Batch, Runs: opts.BatchRuns, Warmup: 1, Session: opts.Session})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	r.ThroughputBatch = opts.Batch
+	r.Throughput = float64(opts.Batch) / (thr.Median / 1000)
+
 	images := opts.Images
 	if images == nil {
-		n := max(opts.Compare, opts.Batch)
 		rng := rand.New(rand.NewPCG(1, 2))
-		images = make([]float32, n*size)
+		images = make([]float32, opts.Compare*size)
 		for i := range images {
 			images[i] = rng.Float32()
 		}
@@ -103,40 +115,6 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: the images are not whole images of %s", path, in)
 	}
 	count := len(images) / size
-	img := func(i int) []float32 { i %= count; return images[i*size : (i+1)*size] }
-
-	// Batch 1 latency.
-	var samples []float64
-	for i := range opts.Warmup + opts.Runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		if _, err := m.Predict(ctx, img(i), 1); err != nil {
-			return nil, err
-		}
-		if i >= opts.Warmup {
-			samples = append(samples, float64(time.Since(start).Nanoseconds())/1e6)
-		}
-	}
-	r.LatencyMs = Summarize(samples)
-
-	// Throughput at a larger batch.
-	batch := make([]float32, 0, opts.Batch*size)
-	for i := range opts.Batch {
-		batch = append(batch, img(i)...)
-	}
-	if _, err := m.Predict(ctx, batch, opts.Batch); err != nil { // warm-up
-		return nil, err
-	}
-	start := time.Now()
-	for range opts.BatchRuns {
-		if _, err := m.Predict(ctx, batch, opts.Batch); err != nil {
-			return nil, err
-		}
-	}
-	r.ThroughputBatch = opts.Batch
-	r.Throughput = float64(opts.Batch*opts.BatchRuns) / time.Since(start).Seconds()
 
 	// The pure-Go runtime on the same images.
 	n := min(opts.Compare, count)

@@ -24,6 +24,9 @@ type Latency struct {
 	Runs   int     `json:"runs"`
 	Median float64 `json:"ms"` // milliseconds per run, median
 	P90    float64 `json:"p90_ms"`
+	// Samples are the timed runs in milliseconds, in order, for other
+	// statistics.
+	Samples []float64 `json:"-"`
 }
 
 // MeasureLatency times predictions of an exported model (an inference graph
@@ -77,7 +80,7 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Late
 			samples = append(samples, msSince(start))
 		}
 	}
-	return &Latency{Batch: cfg.Batch, Runs: cfg.Runs, Median: median(samples), P90: quantile(samples, 0.9)}, nil
+	return &Latency{Batch: cfg.Batch, Runs: cfg.Runs, Median: median(samples), P90: quantile(samples, 0.9), Samples: samples}, nil
 }
 
 // quantile returns the q-quantile of xs (nearest rank); xs must not be empty.

@@ -177,7 +177,6 @@ var presets = map[string]Config{
 		Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
 		Agent:   controller.QConfig{Alpha: 0.1},
 		Train:   TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true},
-		Final:   FinalSettings{TopK: 5, EpochFactor: 3},
 		Budget:  runtime.Budget{MaxMACs: 5_000_000},
 		Workers: 2, Threads: 1,
 	},

@@ -93,7 +93,11 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 			models = append(models, a)
 			continue
 		}
-		found, _ := filepath.Glob(filepath.Join(a, "winners", "*.onnx"))
+		found, _ := filepath.Glob(filepath.Join(a, "winners", "rank-*.onnx"))
+		if len(found) == 0 {
+			// winners/best.onnx is a copy of one of the ranks; alone, it counts.
+			found, _ = filepath.Glob(filepath.Join(a, "winners", "*.onnx"))
+		}
 		if len(found) == 0 {
 			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
 		} else if runDir == "" {
@@ -183,9 +187,11 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	}
 	printBench(out, results)
 	fmt.Fprintf(out, "\nwritten: %s, %s\n", filepath.Join(dir, "bench.csv"), strings.Join(files, ", "))
+	// A missing operator is a finding about onnx-go, reported above; outputs
+	// that differ, or a failure, are a finding about the export.
 	for _, r := range results {
-		if !r.PureGo.Agree {
-			return errors.New("the pure-Go runtime did not reproduce every model (see the pure-Go column)")
+		if r.PureGo.UnsupportedOp == "" && !r.PureGo.Agree {
+			return errors.New("the pure-Go runtime did not reproduce every model it could run (see the pure-Go column)")
 		}
 	}
 	return nil
@@ -213,7 +219,8 @@ func pureGoText(p bench.PureGo) string {
 		}
 		return s
 	case p.UnsupportedOp != "":
-		return "lacks " + p.UnsupportedOp
+		op, _, _ := strings.Cut(p.UnsupportedOp, " (")
+		return "lacks " + op
 	}
 	return "error: " + p.Error
 }
@@ -238,6 +245,13 @@ func printBench(out io.Writer, rs []*bench.Result) {
 	if len(rs) > 0 {
 		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, %d thread(s) on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
 			rs[0].LatencyMs.Runs, rs[0].Threads, rs[0].Device, rs[0].AccuracySource)
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if op := r.PureGo.UnsupportedOp; op != "" && !seen[op] {
+			seen[op] = true
+			fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", op)
+		}
 	}
 }
 

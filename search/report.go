@@ -141,10 +141,14 @@ func (r Report) Markdown() string {
 func (r Report) CSV() ([]byte, error) {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model"})
+	w.Write([]string{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms"})
 	for _, f := range r.Finals {
+		latency := "" // the search used no latency
+		if f.LatencyMs > 0 {
+			latency = fmtF(f.LatencyMs)
+		}
 		w.Write([]string{strconv.Itoa(f.Rank), strconv.Itoa(f.Trial), f.Arch, strconv.FormatInt(f.Params, 10), strconv.FormatInt(f.MACs, 10),
-			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), f.Status, f.Model})
+			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), f.Status, f.Model, latency})
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()

@@ -481,6 +481,8 @@ func (c *compiler) backward(dz string) []string {
 				grads[index[s.w]] = c.convWeightGradPatches(nd, s.in, gr)
 			case ConvWeightGradPatches:
 				grads[index[s.w]], patches = c.convWeightGradOutputPatches(nd, s.in, gr)
+			case ConvWeightGradGather:
+				grads[index[s.w]], patches = c.convWeightGradGather(nd, s.in, gr)
 			case ConvWeightDirect:
 				grads[index[s.w]] = c.convWeightGradDirect(nd, s.in, gr)
 			default:
@@ -491,7 +493,11 @@ func (c *compiler) backward(dz string) []string {
 			if needIn {
 				switch c.formulas.convInput(nd) {
 				case ConvInputPatches:
-					gr = c.convInputGradPatches(nd, s.w, patches)
+					if c.formulas.convWeight(nd) == ConvWeightGradGather {
+						gr = c.convInputGradGather(nd, s.w, patches)
+					} else {
+						gr = c.convInputGradPatches(nd, s.w, patches)
+					}
 				case ConvInputFlipped:
 					gr = c.convInputGradFlipped(nd, s.w, gr)
 				default:

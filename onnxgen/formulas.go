@@ -29,6 +29,11 @@ const (
 	// output gradient with the input itself, which is its own patch tensor.
 	// Other layers fall back to the compiler's choice.
 	ConvWeightDirect
+	// ConvWeightGradGather (stride 1) extracts the same windows of the
+	// output gradient as ConvWeightGradPatches, channels last, with one
+	// Gather from the padded gradient instead of a one-hot convolution
+	// (see MinGatherRow). Strided layers fall back to ConvWeightPatches.
+	ConvWeightGradGather
 )
 
 // ConvInputGrad is a formulation of a convolution's input gradient.
@@ -39,7 +44,8 @@ const (
 	ConvInputTranspose               // ConvTranspose of the output gradient
 	ConvInputFlipped                 // Conv with the weights transposed and flipped (stride 1 only)
 	// ConvInputPatches multiplies the weights with the output gradient's
-	// patches that ConvWeightGradPatches extracts for the weight gradient:
+	// patches that ConvWeightGradPatches (or ConvWeightGradGather) extracts
+	// for the weight gradient:
 	// the flipped convolution without its own patch extraction. Layers whose
 	// weight gradient uses another formulation fall back to the compiler's
 	// choice.
@@ -89,12 +95,30 @@ type Formulas struct {
 // per image) use the dilated form.
 const MaxPatchValues = 1 << 20
 
+// MinGatherRow is the smallest F*k*k (values per window of the output
+// gradient) for which the compiler gathers the gradient's windows
+// (ConvWeightGradGather) rather than extracting them with one-hot kernels
+// (ConvWeightGradPatches). Measured on the reference networks' layers
+// (batch 128, 2 threads, per-layer sums of ONNX Runtime profiles of whole
+// steps, the two forms side by side in one run; the machine was shared, so
+// single numbers vary by 10-20%): F*k*k = 400, 16->16 channels 5x5 at
+// 15x15: 25.8 against 30.6 ms and 26.5 against 28.2 ms (and 22.5 against
+// 26.9 ms in a quieter run: Gather 4.7 ms where the one-hot convolution took
+// 12.4, the weight gradient's MatMul 4.3 against 3.6 ms, the input
+// gradient's 4.1 against 5.2 ms); F*k*k = 576, 64->64 3x3 at 8x8: 20.3
+// against 24.2 and 21.5 against 25.8 ms; F*k*k = 144, 16->16 3x3 at 15x15:
+// even (10.4 against 10.5, 11.9 against 11.3 ms); F*k*k = 72, 16->8 3x3 at
+// 15x15: 8.2 against 6.8 and 7.2 against 6.7 ms. ONNX Runtime's Gather
+// copies each row with its own call, so it costs about 6 ns per row (F
+// values) whatever F.
+const MinGatherRow = 256
+
 func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	direct := nd.Kernel == 1 && nd.Stride == 1 && nd.Pads == (genotype.Pads{})
 	switch {
 	case f.ConvWeight == ConvWeightDirect && direct:
 		return ConvWeightDirect
-	case f.ConvWeight == ConvWeightGradPatches && nd.Stride != 1:
+	case (f.ConvWeight == ConvWeightGradPatches || f.ConvWeight == ConvWeightGradGather) && nd.Stride != 1:
 		return ConvWeightPatches
 	case f.ConvWeight != ConvWeightAuto && f.ConvWeight != ConvWeightDirect:
 		return f.ConvWeight
@@ -109,6 +133,10 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	// against 14.2 ms; 64->64 at 8x8: 9.3 against 10.0 ms). The dilated form
 	// was 1.5-5 times slower on every layer of the reference networks; it
 	// remains above MaxPatchValues, as its memory does not grow with k*k.
+	// Gathering the gradient's windows instead of convolving with one-hot
+	// kernels (ConvWeightGradGather, with its input gradient) pays per F-value
+	// row copied, the one-hot convolution per value: the gathered form won
+	// where the window holds many values (F*k*k), see MinGatherRow.
 	inPatch := int64(nd.In.C) * int64(nd.Kernel*nd.Kernel) * int64(nd.Out.H*nd.Out.W)
 	gradPatch := int64(nd.Units) * int64(nd.Kernel*nd.Kernel) * int64(nd.In.H*nd.In.W)
 	if nd.Stride != 1 {
@@ -119,6 +147,8 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 		return ConvWeightDirect
 	case min(inPatch, gradPatch) > MaxPatchValues:
 		return ConvWeightDilated
+	case gradPatch <= inPatch && nd.Units*nd.Kernel*nd.Kernel >= MinGatherRow:
+		return ConvWeightGradGather
 	case gradPatch <= inPatch:
 		return ConvWeightGradPatches
 	}
@@ -142,7 +172,8 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 // 4-7% off the reference networks' steps). ConvTranspose also serves
 // strides above 1, which neither other form covers.
 func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
-	patches := f.convWeight(nd) == ConvWeightGradPatches
+	w := f.convWeight(nd)
+	patches := w == ConvWeightGradPatches || w == ConvWeightGradGather
 	switch {
 	case nd.Stride != 1 || f.ConvInput == ConvInputTranspose:
 		return ConvInputTranspose
@@ -365,4 +396,49 @@ func (c *compiler) poolGradPatches(nd genotype.Node, x, y, gr string) string {
 	cols := g.op("Mul", []string{mask, share})
 	dx := g.op("ConvTranspose", []string{cols, c.oneHot(nd.Kernel)}, transposeAttrs(nd)...)
 	return g.op("Reshape", []string{dx, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
+}
+
+// convWeightGradGather (stride 1) is convWeightGradOutputPatches with the
+// windows of the output gradient gathered channels last: with gp the
+// gradient [N, H+k-1, W+k-1, F] padded with k-1-p on each side,
+// Q[n, (h, w), (a, b, f)] = gp[n, h+k-1-a, w+k-1-b, f] =
+// gr[n, f, h+p-a, w+p-b], one Gather of F-value rows along the flattened
+// positions. Then dW[c, (a, b, f)] = sum_n sum_{h,w} x[n, c, h, w] * Q: a
+// batched MatMul and a sum over the batch. It returns dW and Q
+// [N, H*W, k*k*F] for convInputGradGather.
+func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, patches string) {
+	g := c.g
+	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
+	h, w := int64(nd.In.H), int64(nd.In.W)
+	hp, wp := h+k-1, w+k-1
+	p := nd.Pads
+	grT := g.op("Transpose", []string{gr}, attrInts("perm", 0, 2, 3, 1))
+	gp := g.op("Pad", []string{grT, g.vec(0, k-1-int64(p.Top), k-1-int64(p.Left), 0, 0, k-1-int64(p.Bottom), k-1-int64(p.Right), 0)})
+	idx := make([]int64, 0, h*w*k*k)
+	for i := range h {
+		for j := range w {
+			for a := range k {
+				for b := range k {
+					idx = append(idx, (i+k-1-a)*wp+(j+k-1-b))
+				}
+			}
+		}
+	}
+	q := g.op("Gather", []string{g.op("Reshape", []string{gp, g.vec(-1, hp*wp, F)}), g.ints(idx, h*w, k*k)}, attrInt("axis", 1))
+	qm := g.op("Reshape", []string{q, g.vec(-1, h*w, k*k*F)})
+	xm := g.op("Reshape", []string{x, g.vec(-1, C, h*w)})
+	dwn := g.op("MatMul", []string{xm, qm})
+	dws := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(C, k, k, F)})}, attrInts("perm", 3, 0, 1, 2)), qm
+}
+
+// convInputGradGather: dx[n, c, (h, w)] = sum_{a,b,f} W[f, c, a, b] *
+// Q[n, (h, w), (a, b, f)] with Q from convWeightGradGather, a batched
+// MatMul with Q transposed.
+func (c *compiler) convInputGradGather(nd genotype.Node, w, patches string) string {
+	g := c.g
+	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
+	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 2, 3, 0)), g.vec(C, k*k*F)})
+	dx := g.op("MatMul", []string{wm, g.op("Transpose", []string{patches}, attrInts("perm", 0, 2, 1))})
+	return g.op("Reshape", []string{dx, g.vec(-1, C, int64(nd.In.H), int64(nd.In.W))})
 }

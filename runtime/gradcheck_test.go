@@ -247,6 +247,8 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 		{"gradient patches transpose", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradPatches, ConvInput: onnxgen.ConvInputTranspose}},
 		{"direct", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightDirect}},
 		{"gradient patches both", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradPatches, ConvInput: onnxgen.ConvInputPatches}},
+		{"gathered gradient patches transpose", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradGather, ConvInput: onnxgen.ConvInputTranspose}},
+		{"gathered gradient patches both", onnxgen.Formulas{ConvWeight: onnxgen.ConvWeightGradGather, ConvInput: onnxgen.ConvInputPatches}},
 	}
 	for i, tc := range tests {
 		for _, v := range variants {
@@ -274,6 +276,10 @@ func TestFormulationsAgree(t *testing.T) {
 		{"C(8,5,1) - P(3,3) - C(4,1,1) - C(2,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
 		{"C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
 		{"C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}},
+		// Windows of F*k*k >= onnxgen.MinGatherRow values: the compiler
+		// gathers the gradient's windows (an odd and an even kernel).
+		{"C(12,3,1) - C(12,5,1) - GAP()", genotype.Input{Height: 9, Width: 8, Channels: 1}},
+		{"C(16,3,1) - C(16,4,1) - GAP()", genotype.Input{Height: 7, Width: 6, Channels: 1}},
 	} {
 		plain := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{Pool: onnxgen.PoolUpsample, ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputTranspose})
 		auto := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{})

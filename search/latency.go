@@ -45,7 +45,7 @@ type RewardSettings struct {
 	Latency string `yaml:"latency,omitempty"`
 	// Threads of the latency measurements (the target's cores); zero: 1.
 	Threads int `yaml:"latency_threads,omitempty"`
-	// Calibration networks for the predicted latency; zero: 60.
+	// Calibration networks for the predicted latency; zero: 120.
 	Calibration int `yaml:"calibration,omitempty"`
 }
 
@@ -63,7 +63,7 @@ func (r RewardSettings) withDefaults() RewardSettings {
 		r.Threads = 1
 	}
 	if r.Calibration == 0 {
-		r.Calibration = 60
+		r.Calibration = 120
 	}
 	return r
 }
@@ -162,7 +162,7 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 			}
 		}
 	}
-	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 30, nil)
+	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100, nil)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,12 @@ func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, e
 	cfg := s.cfg.TrainConfig()
 	cfg.Seed = t.Seed
 	cfg.Epochs = max(1, int(math.Round(float64(cfg.Epochs)*s.cfg.Final.EpochFactor)))
+	if s.cfg.Final.LR > 0 {
+		cfg.LR = s.cfg.Final.LR
+	}
+	if s.cfg.Final.Patience > 0 {
+		cfg.Patience = s.cfg.Final.Patience
+	}
 	if b, err := os.ReadFile(s.store.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)

@@ -25,6 +25,7 @@ import (
 type fakeExecutor struct {
 	mu      sync.Mutex
 	trained []string
+	jobs    []Job
 	fail    bool
 	block   chan struct{} // when set, Train waits on it (or on ctx)
 }
@@ -54,6 +55,7 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 	}
 	f.mu.Lock()
 	f.trained = append(f.trained, job.Arch.String())
+	f.jobs = append(f.jobs, job)
 	f.mu.Unlock()
 	if f.fail {
 		return nil, errors.New("executor broke")
@@ -153,6 +155,18 @@ func TestSearchRun(t *testing.T) {
 	}
 	if len(exec.trained) != counts[StatusOK]+3 { // + the final phase's 3 retrainings
 		t.Errorf("executor trained %d times for %d ok trials", len(exec.trained), counts[StatusOK])
+	}
+	// Trials train with the train settings; the retraining with the final
+	// ones (the cpu preset: 3 x 10 epochs at 1e-3, patience 10).
+	for _, j := range exec.jobs {
+		c := j.Config
+		want := runtime.TrainConfig{Epochs: 10, LR: 3e-3, Patience: 6}
+		if j.Full {
+			want = runtime.TrainConfig{Epochs: 30, LR: 1e-3, Patience: 10}
+		}
+		if c.Epochs != want.Epochs || c.LR != want.LR || c.Patience != want.Patience {
+			t.Errorf("job %d (full %v): epochs %d, lr %g, patience %d; want %d, %g, %d", j.Trial, j.Full, c.Epochs, c.LR, c.Patience, want.Epochs, want.LR, want.Patience)
+		}
 	}
 	// Seed 42 with this schedule gives both reuses and refusals (seen:
 	// counts are logged), so both paths above were exercised.

@@ -35,7 +35,9 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	cmap := moreland.ExtendedBlackBody()
 	lo, hi := accuracyRange(rs)
 	cmap.SetMin(lo)
-	cmap.SetMax(hi)
+	// The map ends in white: stop at its yellow, four fifths of the way, so
+	// the most accurate model stays visible on the white background.
+	cmap.SetMax(hi + (hi-lo)/4)
 	pts := make(plotter.XYs, len(rs))
 	for i, r := range rs {
 		pts[i] = plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))}

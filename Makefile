@@ -52,5 +52,6 @@ search: setup build
 	fi
 
 bench-train: setup build
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench-train needs PyTorch: sudo apt-get install python3-torch libopenblas0-pthread" >&2; exit 1; }
 	/usr/bin/python3 scripts/torch_compare.py --nasctl bin/nasctl --input 32x32x1 --batch 128 --threads 2 \
 		--rounds $(BENCH_ROUNDS) $(BENCH_FLAGS)

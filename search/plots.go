@@ -48,7 +48,7 @@ func WritePlots(dir string, trials []Trial, schedule controller.Schedule, majori
 }
 
 // AccuracyPlot is the study's figure: every trial's validation accuracy in the
-// order the trials finished, the best so far, and epsilon.
+// order the agent learned them (trial order), the best so far, and epsilon.
 func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "MetaQNN search: validation accuracy per trial"

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -56,9 +58,9 @@ type Search struct {
 
 // New prepares a search of cfg (already WithDefaults and checked) in store
 // with exec, rebuilding the agent from trials already finished (a resumed
-// run): the agent's state depends only on the seed and the finished trials
-// in the order they finished, so a resumed run goes on exactly from where the
-// last trial was recorded.
+// run): the agent's state depends only on the seed and the finished trials,
+// learned in trial order, so a resumed run goes on from where the last trial
+// was recorded (exactly as an uninterrupted one with one worker).
 func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, error) {
 	data := exec.Data()
 	agent, err := controller.NewMetaQNN(cfg.Space.Space, data.Input, cfg.Agent)
@@ -69,6 +71,10 @@ func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, erro
 	if err := store.writeJSON(fileData, data); err != nil {
 		return nil, err
 	}
+	// The log holds trials in the order they finished; the agent learns them
+	// in trial order, as the search did.
+	trials = slices.Clone(trials)
+	sort.SliceStable(trials, func(i, j int) bool { return trials[i].ID < trials[j].ID })
 	for _, t := range trials {
 		if err := s.learn(t); err != nil {
 			return nil, fmt.Errorf("resuming trial %d: %w", t.ID, err)
@@ -77,7 +83,9 @@ func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, erro
 	return s, nil
 }
 
-// Trials returns the finished trials in the order they finished.
+// Trials returns the finished trials in the order the agent learned them:
+// trial order, except that trials finished while a search was stopping
+// follow those learned before.
 func (s *Search) Trials() []Trial { return s.trials }
 
 // learn adds a finished trial to the search's memory and updates the agent.
@@ -145,13 +153,31 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	return s.report(finals)
 }
 
+// lag is how many trials may be sampled and not yet learned: the agent
+// samples trial i after learning trials 1..i-lag, in that order, whatever
+// the order the workers finish them in. One worker: the next trial is
+// sampled after the last one is learned. Several: twice as many trials as
+// workers, which keeps them busy (simulated on a real run's trial times: 6%
+// longer than sampling whenever a worker is free, against 34% with a lag of
+// one per worker) and makes a search repeat exactly.
+func (s *Search) lag() int {
+	if s.cfg.Workers <= 1 {
+		return 1
+	}
+	return 2 * s.cfg.Workers
+}
+
+// queued is a sampled trial waiting for a worker.
+type queued struct {
+	trial Trial
+	arch  genotype.Arch
+}
+
 func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) error {
 	// Workers never block on sending: whatever the loop returns, it cancels
 	// the trials in flight and waits for them, so no training outlives Run.
 	results := make(chan outcome, s.cfg.Workers)
 	workCtx, cancelWork := context.WithCancel(ctx)
-	inflight := map[string]bool{} // architectures being trained
-	var waiting []Trial           // duplicates of an architecture in flight
 	busy := 0
 	defer func() {
 		cancelWork()
@@ -159,66 +185,136 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			<-results
 		}
 	}()
-	stopping := false
-	failures := 0
-	for {
-		// Start trials while workers are free and the schedule has slots.
-		for !stopping && ctx.Err() == nil && busy < s.cfg.Workers {
-			slot := len(s.trials) + busy + len(waiting)
-			eps, ok := s.cfg.Schedule.At(slot)
+	var (
+		lag       = s.lag()
+		nextLearn = s.nextID          // the next trial the agent learns
+		finished  = map[int]Trial{}   // on disk, not yet learned
+		training  = map[string]int{}  // architecture -> trial training it (queued, in flight or not yet learned)
+		waiting   = map[int][]Trial{} // duplicates of a trial being trained, by its ID
+		queue     []queued            // sampled, waiting for a worker
+		stopping  bool
+		failures  int
+	)
+	// done makes a finished trial durable; the agent learns it in turn.
+	done := func(t Trial) error {
+		if t.Finished.IsZero() {
+			t.Finished = time.Now()
+		}
+		if err := s.store.Append(t); err != nil {
+			return fmt.Errorf("recording trial %d: %w", t.ID, err)
+		}
+		finished[t.ID] = t
+		return nil
+	}
+	// sample draws the next trial of the schedule; false when it is over.
+	sample := func() (bool, error) {
+		slot := len(s.trials) + s.nextID - nextLearn
+		eps, ok := s.cfg.Schedule.At(slot)
+		if !ok {
+			return false, nil
+		}
+		id := s.nextID
+		s.nextID++
+		arch, _ := s.agent.Sample(eps, s.rng(id, 0))
+		t := Trial{ID: id, Epsilon: eps, Arch: arch.String(), Seed: s.trialSeed(id)}
+		if prev, ok := s.byArch[t.Arch]; ok {
+			return true, done(s.reused(t, s.trials[prev]))
+		}
+		if first, ok := training[t.Arch]; ok {
+			if ft, ok := finished[first]; ok {
+				return true, done(s.reused(t, ft))
+			}
+			waiting[first] = append(waiting[first], t)
+			return true, nil
+		}
+		net, err := arch.Build(s.data.Input, len(s.data.Classes))
+		if err != nil {
+			t.Status, t.Reason = StatusFailed, err.Error()
+			return true, done(t)
+		}
+		t.Params, t.MACs = net.Params(), net.MACs()
+		if s.cfg.Reward.needsLatency() {
+			if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
+				return false, err
+			}
+		}
+		why := s.cfg.Budget.Check(net)
+		if why == "" {
+			why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
+		}
+		if why != "" {
+			t.Status, t.Reason = StatusRefused, why
+			return true, done(t)
+		}
+		training[t.Arch] = id
+		queue = append(queue, queued{t, arch})
+		return true, nil
+	}
+	// advance samples every trial the lag allows before learning the next
+	// finished one, so each trial is drawn from the same agent state
+	// whatever the timing; it learns in trial order.
+	advance := func() error {
+		for {
+			if !stopping && ctx.Err() == nil && s.nextID < nextLearn+lag {
+				more, err := sample()
+				if err != nil {
+					return err
+				}
+				if more {
+					continue
+				}
+			}
+			t, ok := finished[nextLearn]
 			if !ok {
-				break
+				return nil
 			}
-			id := s.nextID
-			s.nextID++
-			arch, _ := s.agent.Sample(eps, s.rng(id, 0))
-			t := Trial{ID: id, Epsilon: eps, Arch: arch.String(), Seed: s.trialSeed(id)}
-			if prev, ok := s.byArch[t.Arch]; ok {
-				if err := s.record(s.reused(t, s.trials[prev])); err != nil {
-					return err
-				}
-				continue
+			delete(finished, nextLearn)
+			nextLearn++
+			if training[t.Arch] == t.ID {
+				delete(training, t.Arch)
 			}
-			if inflight[t.Arch] {
-				waiting = append(waiting, t)
-				continue
+			if err := s.record(t); err != nil {
+				return err
 			}
-			net, err := arch.Build(s.data.Input, len(s.data.Classes))
-			if err != nil {
-				t.Status, t.Reason = StatusFailed, err.Error()
-				if err := s.record(t); err != nil {
-					return err
-				}
-				continue
+		}
+	}
+	// flush learns, in trial order, every finished trial left when the
+	// search ends early.
+	flush := func() error {
+		ids := make([]int, 0, len(finished))
+		for id := range finished {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			if err := s.record(finished[id]); err != nil {
+				return err
 			}
-			t.Params, t.MACs = net.Params(), net.MACs()
-			if s.cfg.Reward.needsLatency() {
-				if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
-					return err
-				}
-			}
-			why := s.cfg.Budget.Check(net)
-			if why == "" {
-				why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
-			}
-			if why != "" {
-				t.Status, t.Reason = StatusRefused, why
-				t.Finished = time.Now()
-				if err := s.record(t); err != nil {
-					return err
-				}
-				continue
-			}
-			inflight[t.Arch] = true
+			delete(finished, id)
+		}
+		return nil
+	}
+	for {
+		if err := advance(); err != nil {
+			return err
+		}
+		for !stopping && ctx.Err() == nil && busy < s.cfg.Workers && len(queue) > 0 {
+			q := queue[0]
+			queue = queue[1:]
 			busy++
 			cfg := s.cfg.TrainConfig()
-			cfg.Seed = t.Seed
+			cfg.Seed = q.trial.Seed
 			go func(t Trial, arch genotype.Arch) {
 				res, err := s.exec.Train(workCtx, Job{Trial: t.ID, Arch: arch, Config: cfg})
 				results <- outcome{trial: t, res: res, err: err}
-			}(t, arch)
+			}(q.trial, q.arch)
 		}
 		if busy == 0 {
+			// Stopped (trials still queued are dropped: never trained,
+			// never recorded) or the schedule is over.
+			if err := flush(); err != nil {
+				return err
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -230,7 +326,6 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 		select {
 		case o := <-results:
 			busy--
-			delete(inflight, o.trial.Arch)
 			if o.err != nil && ctx.Err() != nil {
 				continue // abandoned
 			}
@@ -240,27 +335,25 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			} else {
 				failures = 0
 			}
-			if err := s.record(t); err != nil {
+			if err := done(t); err != nil {
 				return err
 			}
 			if t.Status == StatusOK {
-				if err := s.keepModel(t, o.res); err != nil {
+				if err := s.keepModel(t, o.res, slices.Collect(maps.Values(finished))); err != nil {
 					return err
 				}
 			}
 			// Duplicates that waited for this architecture reuse its reward.
-			rest := waiting[:0]
-			for _, w := range waiting {
-				if w.Arch == t.Arch {
-					if err := s.record(s.reused(w, t)); err != nil {
-						return err
-					}
-				} else {
-					rest = append(rest, w)
+			for _, w := range waiting[t.ID] {
+				if err := done(s.reused(w, t)); err != nil {
+					return err
 				}
 			}
-			waiting = rest
+			delete(waiting, t.ID)
 			if failures >= 3 {
+				if err := flush(); err != nil {
+					return err
+				}
 				return fmt.Errorf("%d trials in a row failed, the last with: %s", failures, t.Reason)
 			}
 		case <-stop:
@@ -300,15 +393,9 @@ func (s *Search) finish(o outcome) Trial {
 	return t
 }
 
-// record makes a finished trial durable, teaches the agent, saves the
-// agent's tables and reports it.
+// record teaches the agent a trial already on disk, saves the agent's
+// tables and reports it.
 func (s *Search) record(t Trial) error {
-	if t.Finished.IsZero() {
-		t.Finished = time.Now()
-	}
-	if err := s.store.Append(t); err != nil {
-		return fmt.Errorf("recording trial %d: %w", t.ID, err)
-	}
 	if err := s.learn(t); err != nil {
 		return err
 	}
@@ -329,11 +416,20 @@ func (s *Search) record(t Trial) error {
 // ranked returns the distinct trained architectures, best reward first (the
 // validation accuracy unless the reward is latency-aware; ties: the earlier
 // trial).
-func (s *Search) ranked() []Trial {
+func (s *Search) ranked() []Trial { return s.rankedWith(nil) }
+
+// rankedWith ranks the learned trials together with trained ones the agent
+// has not learned yet.
+func (s *Search) rankedWith(unlearned []Trial) []Trial {
 	var out []Trial
 	for _, i := range s.byArch {
 		if s.trials[i].Status == StatusOK {
 			out = append(out, s.trials[i])
+		}
+	}
+	for _, t := range unlearned {
+		if t.Status == StatusOK {
+			out = append(out, t)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -347,8 +443,8 @@ func (s *Search) ranked() []Trial {
 
 // keepModel saves a trial's model while it ranks among the top K (its search
 // weights start the final phase) and deletes models that dropped out.
-func (s *Search) keepModel(t Trial, res *runtime.Result) error {
-	top := s.ranked()
+func (s *Search) keepModel(t Trial, res *runtime.Result, unlearned []Trial) error {
+	top := s.rankedWith(unlearned)
 	if len(top) > s.cfg.Final.TopK {
 		top = top[:s.cfg.Final.TopK]
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
@@ -28,6 +30,7 @@ type fakeExecutor struct {
 	jobs    []Job
 	fail    bool
 	block   chan struct{} // when set, Train waits on it (or on ctx)
+	jitter  bool          // when set, Train takes a random 0-3 ms
 }
 
 func (f *fakeExecutor) Data() Data {
@@ -52,6 +55,9 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if f.jitter {
+		time.Sleep(time.Duration(mathrand.IntN(3000)) * time.Microsecond)
 	}
 	f.mu.Lock()
 	f.trained = append(f.trained, job.Arch.String())
@@ -267,12 +273,19 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	exec := &fakeExecutor{block: make(chan struct{})}
 	s := newSearch(t, cfg, exec)
 	ctx, cancel := context.WithCancel(context.Background())
-	s.Progress = func(e Event) {
-		if e.Kind == "trial" && e.Trial.Status == StatusOK {
-			cancel()
+	go func() { // let exactly one trial through, then cancel
+		exec.block <- struct{}{}
+		for {
+			exec.mu.Lock()
+			n := len(exec.trained)
+			exec.mu.Unlock()
+			if n == 1 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
 		}
-	}
-	go func() { exec.block <- struct{}{} }() // let exactly one trial through
+	}()
 	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
@@ -417,5 +430,30 @@ func TestConstraintSearch(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Error("no architecture was over the limit; the test needs some")
+	}
+}
+
+// With several workers finishing in any order, the agent samples and learns
+// in trial order: two runs of the same search are the same trial for trial.
+func TestWorkersRepeat(t *testing.T) {
+	var runs [2][]Trial
+	for i := range runs {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Workers = 3
+		cfg.Final.Skip = true
+		s := newSearch(t, cfg, &fakeExecutor{jitter: true})
+		if err := s.Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = s.Trials()
+	}
+	a, b := runs[0], runs[1]
+	if len(a) != 30 || len(b) != 30 {
+		t.Fatalf("%d and %d trials", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || a[i].Arch != b[i].Arch || a[i].Status != b[i].Status || a[i].Reward != b[i].Reward {
+			t.Errorf("trial %d: %d %s %s %v, then %d %s %s %v", i, a[i].ID, a[i].Arch, a[i].Status, a[i].Reward, b[i].ID, b[i].Arch, b[i].Status, b[i].Reward)
+		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 // architectures of the CPU space at 32x32, 1 thread, five-fold
 // cross-validation): 21.9% mean absolute percentage error, against 28.8% for
 // a single conv MACs term and an operator count; repeated measurements of
-// the same networks differ by 8-10%.
+// the same networks differ by 7.6-10.1% (mean absolute, 300 runs each).
 var Features = []string{"constant", "1x1 conv MACs", "conv MACs (k > 1)", "conv window values (k > 1)", "conv outputs",
 	"1x1 convs", "convs (k > 1)", "pool inputs", "dense MACs"}
 

@@ -378,16 +378,16 @@ func (c *compiler) forward() string {
 // least narrowDenseInputs inputs multiplies and sums instead of calling Gemm.
 // ONNX Runtime's CPU Gemm pads its packed constant weights to 16 columns, so
 // such a layer reads 16 times its weights per image. Batch-1 latency of
-// X - SM() at 32x32, p50 of 2,000 runs, 1 thread, medians of 3 interleaved
-// passes, Gemm against the sum of products: 16,384 inputs 0.036 against
-// 0.015 ms, 32,768 inputs 0.090 against 0.028 ms, 65,536 inputs 0.24 against
-// 0.04-0.06 ms; 4,096 and 8,192 inputs even (ratios 0.95, 0.96); with 32 or
-// 64 inputs Gemm is faster by its fewer operators. At batch 64 Gemm is faster
-// (65,536 inputs: 11,000-13,000 against 8,000-12,000 images/s): exported
-// models are for batch-1 prediction; training and evaluation graphs keep
-// Gemm. Layers with 2 to 15 outputs (3 to 15 classes) would gain as well,
-// but their sum of products needs a broadcast the pure-Go runtime onnx-go
-// lacks, so they keep Gemm.
+// C(F,1,1) - SM() at 32x32 (F*1,024 inputs), p50 of 1,000 runs, 1 thread,
+// medians of 3 interleaved passes, Gemm against this formulation: 4,096
+// inputs ratio 0.86, 8,192 inputs 0.76, 16,384 inputs 0.039 against 0.017 ms,
+// 32,768 inputs 0.113 against 0.033 ms, 65,536 inputs 0.270 against 0.053 ms.
+// Below 4,096 inputs Gemm stays: one operator instead of six. At batch 64
+// Gemm is faster (65,536 inputs: 12,700-14,400 against 9,100-11,200
+// images/s): exported models are for batch-1 prediction; training and
+// evaluation graphs keep Gemm. Layers with 2 to 15 outputs (3 to 15 classes)
+// would gain as well, but their sum of products needs a broadcast the pure-Go
+// runtime onnx-go lacks, so they keep Gemm.
 const narrowDenseInputs = 4096
 
 // narrowDense computes x·w + b for w [K, 1] as the mean of x * wᵀ over K,

@@ -184,7 +184,7 @@ var presets = map[string]Config{
 		// third of the rate, stopping after 10 without progress. On one
 		// run's 10 winners (runs of this machine), against 20 epochs at 3e-3
 		// with patience 6: best-by-validation test accuracy 99.08% against
-		// 97.75%, 4 against 1 winners above 98%; the best epochs fell at
+		// 97.75%, 3 against 1 winners above 98%; the best epochs fell at
 		// 26-30, so twice the epochs is not enough at this rate.
 		Final:   FinalSettings{EpochFactor: 3, LR: 1e-3, Patience: 10},
 		Budget:  runtime.Budget{MaxMACs: 5_000_000},

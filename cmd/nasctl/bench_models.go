@@ -129,7 +129,12 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 			data = ""
 		}
 	}
-	images := map[genotype.Input]*dataset.Dataset{}
+	// The test images per input shape, loaded and split once.
+	type testImages struct {
+		pixels []float32
+		labels []int
+	}
+	images := map[genotype.Input]testImages{}
 	var results []*bench.Result
 	for i, path := range opts.Models {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
@@ -139,22 +144,24 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 			if err != nil {
 				return err
 			}
-			d, ok := images[in]
+			ti, ok := images[in]
 			if !ok {
-				if d, _, err = dataset.Load(data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}); err != nil {
+				d, _, err := dataset.Load(data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels})
+				if err != nil {
 					return err
 				}
-				images[in] = d
+				split, err := d.Split(opts.Plan, opts.SplitSeed)
+				if err != nil {
+					return err
+				}
+				size := d.ImageSize()
+				for _, j := range split.Test {
+					ti.pixels = append(ti.pixels, d.Pixels[j*size:(j+1)*size]...)
+					ti.labels = append(ti.labels, d.Labels[j])
+				}
+				images[in] = ti
 			}
-			split, err := d.Split(opts.Plan, opts.SplitSeed)
-			if err != nil {
-				return err
-			}
-			size := d.ImageSize()
-			for _, j := range split.Test {
-				mo.Images = append(mo.Images, d.Pixels[j*size:(j+1)*size]...)
-				mo.Labels = append(mo.Labels, d.Labels[j])
-			}
+			mo.Images, mo.Labels = ti.pixels, ti.labels
 		}
 		r, err := bench.Measure(ctx, path, mo)
 		if err != nil {

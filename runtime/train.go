@@ -430,39 +430,7 @@ func (t *trainer) maskTensors(n int64) ([]*Tensor[float32], error) {
 // drawMasks fills the dropout masks for the next step.
 func (t *trainer) drawMasks(ms []*Tensor[float32]) {
 	for i, m := range ms {
-		drawMask(m.Data(), t.tg.Masks[i].Rate, t.drop)
-	}
-}
-
-// drawMask fills mask for a dropout rate: a value is kept (set to
-// onnxgen.DropoutScale(rate)) when a 16-bit random number is at least
-// onnxgen.DropoutThreshold(rate), and dropped (set to 0) otherwise.
-//
-// Each random number gives four values. The comparisons are branch-free
-// (a branch per value is mispredicted at random and made drawing the masks
-// of a 16-channel network at 15x15 take 9 ms per step of 128 images; this
-// takes about a fifth of that).
-func drawMask(mask []float32, rate float64, r *rand.Rand) {
-	threshold, scale := onnxgen.DropoutThreshold(rate), onnxgen.DropoutScale(rate)
-	// value[d] is the value for d = 1 when the 16-bit number is below the
-	// threshold (dropped): (x - threshold) wraps around to a number with the
-	// top bit set exactly when x < threshold.
-	value := [2]float32{scale, 0}
-	n := len(mask) &^ 3
-	for i := 0; i < n; i += 4 {
-		u := r.Uint64()
-		m := mask[i : i+4 : i+4]
-		m[0] = value[((uint32(u)&0xffff-threshold)>>31)&1]
-		m[1] = value[((uint32(u>>16)&0xffff-threshold)>>31)&1]
-		m[2] = value[((uint32(u>>32)&0xffff-threshold)>>31)&1]
-		m[3] = value[((uint32(u>>48)-threshold)>>31)&1]
-	}
-	if n < len(mask) {
-		u := r.Uint64()
-		for j := n; j < len(mask); j++ {
-			mask[j] = value[((uint32(u)&0xffff-threshold)>>31)&1]
-			u >>= 16
-		}
+		drawMask(m.Data(), t.tg.Masks[i].Rate, t.drop.Uint64())
 	}
 }
 

@@ -13,10 +13,12 @@ channels_last (NHWC, which PyTorch's oneDNN convolutions prefer), each for
 probabilities as nasctl's exported models give them) is timed too.
 
 Run it with Debian's interpreter: /usr/bin/python3 scripts/torch_train_step.py
---arch "C(16,3,1) - P(2,2) - SM()" --input 32x32x1. The BLAS PyTorch uses for
-its fully connected layers is Debian's libblas.so.3 alternative; the "blas"
-field names the library actually loaded (install libopenblas0-pthread for
-OpenBLAS, several times faster than the reference BLAS).
+--arch "C(16,3,1) - P(2,2) - SM()" --input 32x32x1. With --profile N it also
+reports where PyTorch's step spends its time (its N costliest operators per
+step). The BLAS PyTorch uses for its fully connected layers is Debian's
+libblas.so.3 alternative; the "blas" field names the library actually loaded
+(install libopenblas0-pthread for OpenBLAS, several times faster than the
+reference BLAS).
 
 PyTorch is a reference for nasctl's benchmarks, not a dependency of nasctl.
 """
@@ -96,7 +98,27 @@ def time_train(args, c, h, w, layout):
         step()
         if i >= args.warmup:
             samples.append((time.perf_counter() - t0) * 1000)
-    return {"ms_per_step": statistics.median(samples), "samples_ms": samples}
+    out = {"ms_per_step": statistics.median(samples), "samples_ms": samples}
+    if args.profile:
+        out["profile"] = profile_steps(step, args.steps, args.profile)
+    return out
+
+
+def profile_steps(step, steps, top):
+    """PyTorch's operators by self CPU time over further steps, ms per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in ops)
+    return {
+        "ms_per_step": total / 1000 / steps,
+        "top": [{"op": e.key, "ms_per_step": e.self_cpu_time_total / 1000 / steps,
+                 "share": e.self_cpu_time_total / total, "calls_per_step": e.count / steps}
+                for e in ops[:top]],
+    }
 
 
 def time_inference(args, c, h, w, layout):
@@ -127,6 +149,9 @@ def main():
     ap.add_argument("--inference", action="store_true", help="also time batch-1 eager prediction")
     ap.add_argument("--infer-runs", type=int, default=200)
     ap.add_argument("--infer-warmup", type=int, default=20)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after timing, profile --steps more steps and report the N operators with the most "
+                         "self CPU time per step (profiling slows the steps; the timing above is unaffected)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)

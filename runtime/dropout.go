@@ -24,7 +24,7 @@ const maskChunk = 1 << 15
 // of a 16-channel network at 15x15 take 9 ms per step of 128 images). Drawing
 // the 1.6M mask values of a step of the deep reference network (batch 128)
 // took 3.4 ms with one stream through rand.Rand; with the PCG called
-// directly it took 2.1 ms on one goroutine and 1.5 ms on two (BenchmarkDrawMask).
+// directly it took 2.1 ms on one goroutine and 1.5-1.6 ms on two (BenchmarkDrawMask).
 func drawMask(mask []float32, rate float64, seed uint64) {
 	chunks := (len(mask) + maskChunk - 1) / maskChunk
 	workers := min(goruntime.GOMAXPROCS(0), chunks)

@@ -149,6 +149,7 @@ func (p *gradProblem) check() {
 	t := p.t
 	t.Helper()
 	const eps, atol, rtol = 2e-3, 2e-4, 2e-2
+	tol := func(a, b float64) float64 { return atol + rtol*math.Max(math.Abs(a), math.Abs(b)) }
 	const maxPerTensor = 48
 	l0, grads := p.run(p.params)
 	worst := 0.0
@@ -170,14 +171,14 @@ func (p *gradProblem) check() {
 			p.params[i][j] = orig
 			total++
 			right, left := (lp-l0)/eps, (l0-lm)/eps
-			if math.Abs(right-left)/2 > atol+rtol*math.Max(math.Abs(right), math.Abs(left)) {
+			if math.Abs(right-left)/2 > tol(right, left) {
 				kinks++
 				continue
 			}
 			fd := (lp - lm) / (2 * eps)
 			an := float64(grads[i][j])
 			diff := math.Abs(an - fd)
-			if diff > atol+rtol*math.Max(math.Abs(an), math.Abs(fd)) {
+			if diff > tol(an, fd) {
 				// Two kinks within eps on either side can leave the one-sided
 				// differences alike and both off. Half the step: a smooth
 				// loss gives nearly the same difference (a formula error
@@ -189,7 +190,6 @@ func (p *gradProblem) check() {
 				lm2, _ := p.run(p.params)
 				p.params[i][j] = orig
 				fd2 := (lp2 - lm2) / eps
-				tol := func(a, b float64) float64 { return atol + rtol*math.Max(math.Abs(a), math.Abs(b)) }
 				switch {
 				case math.Abs(an-fd2) <= tol(an, fd2):
 					diff = math.Abs(an - fd2)

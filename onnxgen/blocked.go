@@ -161,11 +161,10 @@ func (c *compiler) blockedBackward(bl *blocked, gr string, needIn bool) (dw, db,
 	db = g.op("ReduceSum", []string{g.op("Reshape", []string{gp, g.vec(-1, F, hw)}), g.vec(0, 2)}, attrInt("keepdims", 0))
 
 	x1 := g.op("Reshape", []string{bl.xp, g.vec(-1, 1, bl.hp, bl.wp)})
-	p := g.op("Conv", []string{x1, c.oneHot(int(kb))}, attrInts("kernel_shape", kb, kb), attrInts("strides", s, s))
+	p := g.op("Conv", []string{x1, c.oneHot(int(kb), false)}, attrInts("kernel_shape", kb, kb), attrInts("strides", s, s))
 	pm := g.op("Reshape", []string{p, g.vec(-1, C*kb*kb, hw)})
 	gm := g.op("Reshape", []string{gs, g.vec(-1, q*q*F, hw)})
-	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{pm}, attrInts("perm", 0, 2, 1))})
-	dwb := g.op("Reshape", []string{g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0)), g.vec(q*q, F, C, kb, kb)})
+	dwb := g.op("Reshape", []string{c.sumOverBatch(gm, g.op("Transpose", []string{pm}, attrInts("perm", 0, 2, 1))), g.vec(q*q, F, C, kb, kb)})
 	parts := make([]string, 0, q*q)
 	for i := range q {
 		for j := range q {

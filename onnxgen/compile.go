@@ -518,7 +518,7 @@ func (c *compiler) backward(dz string) []string {
 				grads[index[s.w]], patches = c.convWeightGradOutputPatches(nd, s.in, gr)
 			case ConvWeightGradGather:
 				grads[index[s.w]], patches = c.convWeightGradGather(nd, s.in, gr)
-			case ConvWeightDirect:
+			case convWeightDirect:
 				grads[index[s.w]] = c.convWeightGradDirect(nd, s.in, gr)
 			default:
 				grads[index[s.w]] = c.convWeightGrad(nd, s.in, gr)

@@ -25,15 +25,15 @@ const (
 	// position instead of C*k*k per output position, so it is the smaller
 	// one when F < C. Strided layers fall back to ConvWeightPatches.
 	ConvWeightGradPatches
-	// ConvWeightDirect (1x1 kernels, stride 1, no padding) multiplies the
-	// output gradient with the input itself, which is its own patch tensor.
-	// Other layers fall back to the compiler's choice.
-	ConvWeightDirect
 	// ConvWeightGradGather (stride 1) extracts the same windows of the
 	// output gradient as ConvWeightGradPatches, channels last, with one
 	// Gather from the padded gradient instead of a one-hot convolution
 	// (see MinGatherRow). Strided layers fall back to ConvWeightPatches.
 	ConvWeightGradGather
+	// convWeightDirect (1x1 kernels, stride 1, no padding) multiplies the
+	// output gradient with the input itself, which is its own patch tensor:
+	// the compiler's choice for such layers unless another is forced.
+	convWeightDirect
 )
 
 // ConvInputGrad is a formulation of a convolution's input gradient.
@@ -127,11 +127,9 @@ const MinGatherRow = 256
 func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	direct := nd.Kernel == 1 && nd.Stride == 1 && nd.Pads == (genotype.Pads{})
 	switch {
-	case f.ConvWeight == ConvWeightDirect && direct:
-		return ConvWeightDirect
 	case (f.ConvWeight == ConvWeightGradPatches || f.ConvWeight == ConvWeightGradGather) && nd.Stride != 1:
 		return ConvWeightPatches
-	case f.ConvWeight != ConvWeightAuto && f.ConvWeight != ConvWeightDirect:
+	case f.ConvWeight != ConvWeightAuto:
 		return f.ConvWeight
 	}
 	// Measured on the CPU preset's shapes (batch 128, 2 threads): the direct
@@ -155,7 +153,7 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	}
 	switch {
 	case direct:
-		return ConvWeightDirect
+		return convWeightDirect
 	case min(inPatch, gradPatch) > MaxPatchValues:
 		return ConvWeightDilated
 	case gradPatch <= inPatch && nd.Units*nd.Kernel*nd.Kernel >= MinGatherRow:
@@ -224,26 +222,10 @@ func (f Formulas) pool(nd genotype.Node) PoolGrad {
 func (f Formulas) gatesReLU(nd genotype.Node) bool { return f.pool(nd) != PoolScatter }
 
 // oneHot returns the [k*k, 1, k, k] kernels that copy each position of a k x k
-// window into its own channel (channel a*k+b holds position (a, b)).
-func (c *compiler) oneHot(k int) string {
-	key := fmt.Sprintf("onehot%d", k)
-	if name, ok := c.g.consts[key]; ok {
-		return name
-	}
-	kk := k * k
-	v := make([]float32, kk*kk)
-	for m := range kk {
-		v[m*kk+m] = 1
-	}
-	name := c.g.floats("", v, int64(kk), 1, int64(k), int64(k))
-	c.g.consts[key] = name
-	return name
-}
-
-// oneHotFlipped returns the [k*k, 1, k, k] kernels whose channel a*k+b
-// copies window position (k-1-a, k-1-b).
-func (c *compiler) oneHotFlipped(k int) string {
-	key := fmt.Sprintf("onehotflipped%d", k)
+// window into its own channel: channel a*k+b holds position (a, b), or
+// (k-1-a, k-1-b) with flip.
+func (c *compiler) oneHot(k int, flip bool) string {
+	key := fmt.Sprintf("onehot%d/%t", k, flip)
 	if name, ok := c.g.consts[key]; ok {
 		return name
 	}
@@ -251,12 +233,29 @@ func (c *compiler) oneHotFlipped(k int) string {
 	v := make([]float32, kk*kk)
 	for a := range k {
 		for b := range k {
-			v[(a*k+b)*kk+(k-1-a)*k+(k-1-b)] = 1
+			pos := a*k + b
+			if flip {
+				pos = (k-1-a)*k + (k - 1 - b)
+			}
+			v[(a*k+b)*kk+pos] = 1
 		}
 	}
 	name := c.g.floats("", v, int64(kk), 1, int64(k), int64(k))
 	c.g.consts[key] = name
 	return name
+}
+
+// flippedPads are the pads [top, left, bottom, right] of a stride-1
+// layer's output gradient that give the windows meeting each input
+// position: k-1-p on each side.
+func flippedPads(nd genotype.Node) (top, left, bottom, right int64) {
+	k, p := int64(nd.Kernel), nd.Pads
+	return k - 1 - int64(p.Top), k - 1 - int64(p.Left), k - 1 - int64(p.Bottom), k - 1 - int64(p.Right)
+}
+
+// sumOverBatch returns sum_n a[n] b[n] of two batched matrices.
+func (c *compiler) sumOverBatch(a, b string) string {
+	return c.g.op("ReduceSum", []string{c.g.op("MatMul", []string{a, b}), c.g.vec(0)}, attrInt("keepdims", 0))
 }
 
 // patches returns the k x k windows of x [N, C, H, W] at the node's stride and
@@ -265,7 +264,7 @@ func (c *compiler) patches(nd genotype.Node, x string) string {
 	g := c.g
 	k := int64(nd.Kernel)
 	xr := g.op("Reshape", []string{x, g.vec(-1, 1, int64(nd.In.H), int64(nd.In.W))})
-	return g.op("Conv", []string{xr, c.oneHot(nd.Kernel)},
+	return g.op("Conv", []string{xr, c.oneHot(nd.Kernel, false)},
 		attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
 }
 
@@ -277,8 +276,7 @@ func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string 
 	hw := int64(nd.Out.H * nd.Out.W)
 	p := g.op("Reshape", []string{c.patches(nd, x), g.vec(-1, C*k*k, hw)})
 	gm := g.op("Reshape", []string{gr, g.vec(-1, F, hw)})
-	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{p}, attrInts("perm", 0, 2, 1))})
-	dw := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	dw := c.sumOverBatch(gm, g.op("Transpose", []string{p}, attrInts("perm", 0, 2, 1)))
 	return g.op("Reshape", []string{dw, g.vec(F, C, k, k)})
 }
 
@@ -290,8 +288,7 @@ func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
 	hw := int64(nd.Out.H * nd.Out.W)
 	xm := g.op("Reshape", []string{x, g.vec(-1, C, hw)})
 	gm := g.op("Reshape", []string{gr, g.vec(-1, F, hw)})
-	dwn := g.op("MatMul", []string{gm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1))})
-	dw := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	dw := c.sumOverBatch(gm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1)))
 	return g.op("Reshape", []string{dw, g.vec(F, C, 1, 1)})
 }
 
@@ -306,14 +303,12 @@ func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	hw := int64(nd.In.H * nd.In.W)
-	p := nd.Pads
 	g1 := g.op("Reshape", []string{gr, g.vec(-1, 1, int64(nd.Out.H), int64(nd.Out.W))})
-	q := g.op("Conv", []string{g1, c.oneHotFlipped(nd.Kernel)}, attrInts("kernel_shape", k, k),
-		attrInts("pads", k-1-int64(p.Top), k-1-int64(p.Left), k-1-int64(p.Bottom), k-1-int64(p.Right)))
+	top, left, bottom, right := flippedPads(nd)
+	q := g.op("Conv", []string{g1, c.oneHot(nd.Kernel, true)}, attrInts("kernel_shape", k, k), attrInts("pads", top, left, bottom, right))
 	qm := g.op("Reshape", []string{q, g.vec(-1, F*k*k, hw)})
 	xm := g.op("Reshape", []string{x, g.vec(-1, C, hw)})
-	dwn := g.op("MatMul", []string{qm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1))})
-	dws := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	dws := c.sumOverBatch(qm, g.op("Transpose", []string{xm}, attrInts("perm", 0, 2, 1)))
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(F, k, k, C)})}, attrInts("perm", 0, 3, 1, 2)), qm
 }
 
@@ -337,9 +332,8 @@ func (c *compiler) convInputGradFlipped(nd genotype.Node, w, gr string) string {
 	k := int64(nd.Kernel)
 	wt := g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 	wf := g.op("Slice", []string{wt, g.vec(-1, -1), g.vec(-k-1, -k-1), g.vec(2, 3), g.vec(-1, -1)})
-	p := nd.Pads
-	return g.op("Conv", []string{gr, wf}, attrInts("kernel_shape", k, k),
-		attrInts("pads", k-1-int64(p.Top), k-1-int64(p.Left), k-1-int64(p.Bottom), k-1-int64(p.Right)))
+	top, left, bottom, right := flippedPads(nd)
+	return g.op("Conv", []string{gr, wf}, attrInts("kernel_shape", k, k), attrInts("pads", top, left, bottom, right))
 }
 
 // transposeAttrs are the ConvTranspose attributes that undo a window
@@ -405,7 +399,7 @@ func (c *compiler) poolGradPatches(nd genotype.Node, x, y, gr string) string {
 	count := g.op("ReduceSum", []string{mask, g.vec(1)}, attrInt("keepdims", 1))
 	share := c.poolShare(y4, g.op("Reshape", []string{gr, g.vec(-1, 1, ho, wo)}), count)
 	cols := g.op("Mul", []string{mask, share})
-	dx := g.op("ConvTranspose", []string{cols, c.oneHot(nd.Kernel)}, transposeAttrs(nd)...)
+	dx := g.op("ConvTranspose", []string{cols, c.oneHot(nd.Kernel, false)}, transposeAttrs(nd)...)
 	return g.op("Reshape", []string{dx, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
 }
 
@@ -422,9 +416,9 @@ func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, pat
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	h, w := int64(nd.In.H), int64(nd.In.W)
 	hp, wp := h+k-1, w+k-1
-	p := nd.Pads
+	top, left, bottom, right := flippedPads(nd)
 	grT := g.op("Transpose", []string{gr}, attrInts("perm", 0, 2, 3, 1))
-	gp := g.op("Pad", []string{grT, g.vec(0, k-1-int64(p.Top), k-1-int64(p.Left), 0, 0, k-1-int64(p.Bottom), k-1-int64(p.Right), 0)})
+	gp := g.op("Pad", []string{grT, g.vec(0, top, left, 0, 0, bottom, right, 0)})
 	idx := make([]int64, 0, h*w*k*k)
 	for i := range h {
 		for j := range w {
@@ -438,8 +432,7 @@ func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, pat
 	q := g.op("Gather", []string{g.op("Reshape", []string{gp, g.vec(-1, hp*wp, F)}), g.ints(idx, h*w, k*k)}, attrInt("axis", 1))
 	qm := g.op("Reshape", []string{q, g.vec(-1, h*w, k*k*F)})
 	xm := g.op("Reshape", []string{x, g.vec(-1, C, h*w)})
-	dwn := g.op("MatMul", []string{xm, qm})
-	dws := g.op("ReduceSum", []string{dwn, g.vec(0)}, attrInt("keepdims", 0))
+	dws := c.sumOverBatch(xm, qm)
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(C, k, k, F)})}, attrInts("perm", 3, 0, 1, 2)), qm
 }
 

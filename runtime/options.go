@@ -158,43 +158,6 @@ type SessionOptions struct {
 	// profile (Chrome trace JSON) to a file starting with it when the session
 	// closes.
 	ProfilePrefix string
-	// Spinning says whether idle intra-op threads busy-wait for the next
-	// operator's work (ONNX Runtime's "session.intra_op.allow_spinning").
-	// Zero value: ONNX Runtime's default, which spins.
-	Spinning Spinning
-	// InterOpThreads is the number of threads that run independent operators
-	// at once; it only matters with Parallel. Zero value: ONNX Runtime's
-	// default.
-	InterOpThreads int
-	// Parallel runs independent branches of the graph at once (ORT_PARALLEL)
-	// instead of one operator after the other. Zero value: sequential.
-	Parallel bool
-	// Config holds further session configuration entries by key (ONNX
-	// Runtime's onnxruntime_session_options_config_keys.h, for example
-	// "session.dynamic_block_base"). Nil: none.
-	Config map[string]string
-}
-
-// Spinning is whether ONNX Runtime's idle pool threads busy-wait for work.
-// Spinning saves the wake-up latency between operators when the machine has
-// a core per thread; when another process needs the cores, spinning threads
-// take CPU time from it and from the pool's own working threads.
-type Spinning int
-
-const (
-	SpinDefault Spinning = iota // ONNX Runtime's default: spin
-	SpinOn                      // spin
-	SpinOff                     // sleep when idle
-)
-
-var spinningNames = []string{SpinDefault: "default", SpinOn: "on", SpinOff: "off"}
-
-// String returns the setting's name.
-func (s Spinning) String() string {
-	if s >= 0 && int(s) < len(spinningNames) {
-		return spinningNames[s]
-	}
-	return fmt.Sprintf("Spinning(%d)", int(s))
 }
 
 // validate returns every problem with o, or nil.
@@ -211,12 +174,6 @@ func (o SessionOptions) validate() error {
 	}
 	if _, ok := optNames[o.Optimization]; !ok {
 		problems = append(problems, fmt.Sprintf("Optimization: invalid value %d", int(o.Optimization)))
-	}
-	if o.Spinning < 0 || int(o.Spinning) >= len(spinningNames) {
-		problems = append(problems, fmt.Sprintf("Spinning: invalid value %d", int(o.Spinning)))
-	}
-	if o.InterOpThreads < 0 {
-		problems = append(problems, fmt.Sprintf("InterOpThreads: must be 0 (default) or more, got %d", o.InterOpThreads))
 	}
 	if len(problems) == 0 {
 		return nil

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -63,36 +62,18 @@ func TestParseGraphOptimization(t *testing.T) {
 }
 
 func TestSessionOptionsValidate(t *testing.T) {
-	bad := SessionOptions{Device: Device(5), DeviceID: -1, IntraOpThreads: -2, Optimization: GraphOptimization(42), Spinning: Spinning(7), InterOpThreads: -1}
+	bad := SessionOptions{Device: Device(5), DeviceID: -1, IntraOpThreads: -2, Optimization: GraphOptimization(42)}
 	err := bad.validate()
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
 	// Every problem is reported, each with its field.
-	for _, field := range []string{"Device:", "DeviceID:", "IntraOpThreads:", "Optimization:", "Spinning:", "InterOpThreads:"} {
+	for _, field := range []string{"Device:", "DeviceID:", "IntraOpThreads:", "Optimization:"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not name %s", err, field)
 		}
 	}
 	if err := (SessionOptions{}).validate(); err != nil {
 		t.Errorf("zero options rejected: %v", err)
-	}
-}
-
-// The thread settings are accepted by ONNX Runtime, and a session with each
-// of them (and with a further configuration entry) computes the same result.
-func TestSessionThreadSettings(t *testing.T) {
-	initRuntime(t)
-	want, _ := runDense(t, SessionOptions{IntraOpThreads: 1})
-	for _, o := range []SessionOptions{
-		{IntraOpThreads: 2, Spinning: SpinOff},
-		{IntraOpThreads: 2, Spinning: SpinOn},
-		{IntraOpThreads: 1, InterOpThreads: 2, Parallel: true},
-		{Config: map[string]string{"session.dynamic_block_base": "4"}},
-	} {
-		got, _ := runDense(t, o)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%+v: %v, want %v", o, got, want)
-		}
 	}
 }

@@ -3,9 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -73,33 +71,6 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	}
 	if err := so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
 		return nil, fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
-	}
-	if opts.Spinning != SpinDefault {
-		allow := "1"
-		if opts.Spinning == SpinOff {
-			allow = "0"
-		}
-		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", allow); err != nil {
-			return nil, fmt.Errorf("new session: spinning %s: %w", opts.Spinning, err)
-		}
-		if err := so.AddSessionConfigEntry("session.inter_op.allow_spinning", allow); err != nil {
-			return nil, fmt.Errorf("new session: spinning %s: %w", opts.Spinning, err)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(opts.Config)) {
-		if err := so.AddSessionConfigEntry(k, opts.Config[k]); err != nil {
-			return nil, fmt.Errorf("new session: configuration %s=%s: %w", k, opts.Config[k], err)
-		}
-	}
-	if opts.InterOpThreads > 0 {
-		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
-			return nil, fmt.Errorf("new session: inter-op threads %d: %w", opts.InterOpThreads, err)
-		}
-	}
-	if opts.Parallel {
-		if err := so.SetExecutionMode(ort.ExecutionModeParallel); err != nil {
-			return nil, fmt.Errorf("new session: parallel execution: %w", err)
-		}
 	}
 	if opts.ProfilePrefix != "" {
 		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {

@@ -23,11 +23,6 @@ type StepBenchConfig struct {
 	Device        Device
 	Optimization  GraphOptimization
 	ProfilePrefix string
-	// Spinning, InterOpThreads and Parallel as for sessions (zero: ONNX
-	// Runtime's defaults).
-	Spinning       Spinning
-	InterOpThreads int
-	Parallel       bool
 	// Formulas forces gradient formulations (zero: the compiler's choice).
 	Formulas onnxgen.Formulas
 }
@@ -65,8 +60,7 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
 	}
 	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.withDefaults()
-	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix,
-		Spinning: cfg.Spinning, InterOpThreads: cfg.InterOpThreads, Parallel: cfg.Parallel}
+	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix}
 	t, err := newTrainerWith(net, tc, sopts, cfg.Formulas)
 	if err != nil {
 		return nil, err

@@ -217,7 +217,9 @@ type Result struct {
 	Restarts    int           `json:"restarts"`
 	Epochs      []EpochRecord `json:"epochs"`
 	Seconds     float64       `json:"seconds"`
-	// ImagesPerSecond is the training throughput of the optimizer steps alone.
+	// ImagesPerSecond is the training throughput of the steps alone (drawing
+	// the dropout masks and running the graph, as MeasureTrainStep times them;
+	// not loading batches or evaluating).
 	ImagesPerSecond float64     `json:"images_per_second"`
 	Weights         [][]float32 `json:"-"` // best weights, onnxgen.Params order
 }
@@ -526,9 +528,11 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 				if err != nil {
 					return err
 				}
+				// Timed as MeasureTrainStep times a step: the dropout masks
+				// and the run.
+				s := time.Now()
 				t.drawMasks(ms)
 				t.step.Data()[0]++
-				s := time.Now()
 				if err := t.trainStep(b, ms); err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"math"
 	goruntime "runtime"
 	"slices"
@@ -67,7 +68,7 @@ func BenchmarkDrawMask(b *testing.B) {
 		masks[i] = make([]float32, s)
 	}
 	for _, procs := range []int{1, 2} {
-		b.Run(map[int]string{1: "goroutines=1", 2: "goroutines=2"}[procs], func(b *testing.B) {
+		b.Run(fmt.Sprintf("goroutines=%d", procs), func(b *testing.B) {
 			defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
 			for i := 0; b.Loop(); i++ {
 				for j, m := range masks {

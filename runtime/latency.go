@@ -15,6 +15,7 @@ type LatencyConfig struct {
 	Runs   int // timed runs; zero: 200
 	// Session sets the device, threads and optimisation level. Its zero
 	// Optimization (OptAll) is the one exported models are loaded with.
+	// Model.MeasureLatency ignores it: the model's session is already made.
 	Session SessionOptions
 }
 
@@ -23,16 +24,31 @@ type Latency struct {
 	Batch  int     `json:"batch"`
 	Runs   int     `json:"runs"`
 	Median float64 `json:"ms"` // milliseconds per run, median
-	P90    float64 `json:"p90_ms"`
+	// P90 is the 90th percentile in milliseconds (Percentile: linear
+	// interpolation).
+	P90 float64 `json:"p90_ms"`
 	// Samples are the timed runs in milliseconds, in order, for other
 	// statistics.
 	Samples []float64 `json:"-"`
 }
 
-// MeasureLatency times predictions of an exported model (an inference graph
-// as onnxgen.Inference writes it) on random images, through the same session
-// and pre-allocated tensors as Model.Predict uses.
+// MeasureLatency loads an exported model (an inference graph as
+// onnxgen.Inference writes it) with cfg.Session and times its predictions
+// with Model.MeasureLatency.
 func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Latency, error) {
+	m, err := NewModel(model, cfg.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.MeasureLatency(ctx, cfg)
+}
+
+// MeasureLatency times predictions of cfg.Batch random images through m's
+// session and the batch tensors that Predict uses (it overwrites their
+// contents; Predict copies its images in before every run). cfg.Session is
+// not used.
+func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*Latency, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 1
 	}
@@ -45,23 +61,10 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Late
 	if cfg.Batch < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
 		return nil, fmt.Errorf("latency: batch %d, runs %d and warm-up %d must be positive", cfg.Batch, cfg.Runs, cfg.Warmup)
 	}
-	m, err := NewModel(model, cfg.Session)
+	x, p, err := m.batchTensors(cfg.Batch)
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
-	in := m.Info.Input
-	b := int64(cfg.Batch)
-	x, err := NewZeroTensor[float32](b, int64(in.Channels), int64(in.Height), int64(in.Width))
-	if err != nil {
-		return nil, err
-	}
-	defer x.Close()
-	p, err := NewZeroTensor[float32](b, int64(len(m.Info.Classes)))
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
 	r := rand.New(rand.NewPCG(1, 4))
 	for i := range x.Data() {
 		x.Data()[i] = r.Float32()
@@ -80,12 +83,6 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Late
 			samples = append(samples, msSince(start))
 		}
 	}
-	return &Latency{Batch: cfg.Batch, Runs: cfg.Runs, Median: median(samples), P90: quantile(samples, 0.9), Samples: samples}, nil
-}
-
-// quantile returns the q-quantile of xs (nearest rank); xs must not be empty.
-func quantile(xs []float64, q float64) float64 {
-	s := sortedCopy(xs)
-	i := int(q*float64(len(s))+0.5) - 1
-	return s[min(max(i, 0), len(s)-1)]
+	s := sortedCopy(samples)
+	return &Latency{Batch: cfg.Batch, Runs: cfg.Runs, Median: Percentile(s, 50), P90: Percentile(s, 90), Samples: samples}, nil
 }

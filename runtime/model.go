@@ -11,13 +11,13 @@ import (
 // Model is an exported nasctl model (an inference graph with input "x" and
 // output "probabilities") loaded for prediction.
 //
-// Ownership: the caller of LoadModel owns the Model and must Close it before
-// runtime.Close; it owns its session and its batch tensors.
+// Ownership: the caller of LoadModel or NewModel owns the Model and must
+// Close it before runtime.Close; it owns its session and its batch tensors.
 type Model struct {
 	Info *onnxgen.ModelInfo
 	sess *Session
-	x    map[int64]*Tensor[float32]
-	p    map[int64]*Tensor[float32]
+	x    map[int]*Tensor[float32]
+	p    map[int]*Tensor[float32]
 }
 
 // LoadModel reads an exported model from path.
@@ -45,7 +45,7 @@ func NewModel(b []byte, opts SessionOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Info: info, sess: s, x: map[int64]*Tensor[float32]{}, p: map[int64]*Tensor[float32]{}}, nil
+	return &Model{Info: info, sess: s, x: map[int]*Tensor[float32]{}, p: map[int]*Tensor[float32]{}}, nil
 }
 
 // Close releases the session and tensors.
@@ -77,27 +77,36 @@ func (m *Model) Predict(ctx context.Context, pixels []float32, batch int) ([]flo
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		b := int64(min(batch, n-lo))
-		x, ok := m.x[b]
-		if !ok {
-			var err error
-			if x, err = NewZeroTensor[float32](b, int64(in.Channels), int64(in.Height), int64(in.Width)); err != nil {
-				return nil, err
-			}
-			p, err := NewZeroTensor[float32](b, int64(k))
-			if err != nil {
-				x.Close()
-				return nil, err
-			}
-			m.x[b], m.p[b] = x, p
+		b := min(batch, n-lo)
+		x, p, err := m.batchTensors(b)
+		if err != nil {
+			return nil, err
 		}
-		copy(x.Data(), pixels[lo*size:(lo+int(b))*size])
-		if err := m.sess.Run([]Value{x}, []Value{m.p[b]}); err != nil {
+		copy(x.Data(), pixels[lo*size:(lo+b)*size])
+		if err := m.sess.Run([]Value{x}, []Value{p}); err != nil {
 			return nil, fmt.Errorf("predict: %w", err)
 		}
-		out = append(out, m.p[b].Data()...)
+		out = append(out, p.Data()...)
 	}
 	return out, nil
+}
+
+// batchTensors returns the model's input and output tensors for batches of
+// b images, allocating them on first use; the Model owns and closes them.
+func (m *Model) batchTensors(b int) (x, p *Tensor[float32], err error) {
+	if x, ok := m.x[b]; ok {
+		return x, m.p[b], nil
+	}
+	in := m.Info.Input
+	if x, err = NewZeroTensor[float32](int64(b), int64(in.Channels), int64(in.Height), int64(in.Width)); err != nil {
+		return nil, nil, err
+	}
+	if p, err = NewZeroTensor[float32](int64(b), int64(len(m.Info.Classes))); err != nil {
+		x.Close()
+		return nil, nil, err
+	}
+	m.x[b], m.p[b] = x, p
+	return x, p, nil
 }
 
 // Evaluation is the accuracy of a model on labelled images.

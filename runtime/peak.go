@@ -98,21 +98,5 @@ func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
 	return &Peak{Size: cfg.Size, Median: med, MedianGFLOPs: flop / (med / 1000) / 1e9, GFLOPs: flop / (slices.Min(samples) / 1000) / 1e9}, nil
 }
 
-func sortedCopy(xs []float64) []float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s
-}
-
 // msSince returns the milliseconds since start.
 func msSince(start time.Time) float64 { return float64(time.Since(start).Nanoseconds()) / 1e6 }
-
-// median returns the median of xs (the mean of the middle two for an even
-// count); xs must not be empty. It does not reorder xs.
-func median(xs []float64) float64 {
-	s := sortedCopy(xs)
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
-}

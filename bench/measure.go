@@ -18,12 +18,11 @@ type Options struct {
 	BatchRuns int // timed throughput runs; zero: 10
 	// Session selects the device and the intra-op threads.
 	Session runtime.SessionOptions
-	// Images are real images at the models' input size (NCHW, one after the
-	// other) for the pure-Go comparison, and Labels, when set, their classes
-	// for measuring accuracy. Nil: deterministic random images, and the
+	// Test, when set and not empty, are labelled real images at the models'
+	// input size: the pure-Go comparison runs on the first of them and the
+	// accuracy is measured on all. Nil: deterministic random images, and the
 	// accuracy comes from the model's metadata.
-	Images []float32
-	Labels []int
+	Test *runtime.Examples
 	// Compare is the number of images run through both runtimes; zero: 16.
 	Compare int
 }
@@ -89,44 +88,48 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 		r.Params, r.MACs, r.PeakActivationBytes = net.Params(), net.MACs(), net.PeakActivationBytes()
 	}
-	// Batch-1 latency, and throughput at a larger batch, with the
-	// pre-allocated tensors of runtime.MeasureLatency.
-	lat, err := runtime.MeasureLatency(ctx, b, runtime.LatencyConfig{Batch: 1, Runs: opts.Runs, Warmup: opts.Warmup, Session: opts.Session})
+	// Batch-1 latency, and throughput at a larger batch, through m's
+	// session and batch tensors.
+	lat, err := m.MeasureLatency(ctx, runtime.LatencyConfig{Batch: 1, Runs: opts.Runs, Warmup: opts.Warmup})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r.LatencyMs = Summarize(lat.Samples)
-	thr, err := runtime.MeasureLatency(ctx, b, runtime.LatencyConfig{Batch: opts.Batch, Runs: opts.BatchRuns, Warmup: 1, Session: opts.Session})
+	thr, err := m.MeasureLatency(ctx, runtime.LatencyConfig{Batch: opts.Batch, Runs: opts.BatchRuns, Warmup: 1})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r.ThroughputBatch = opts.Batch
 	r.Throughput = float64(opts.Batch) / (thr.Median / 1000)
 
-	images := opts.Images
-	if images == nil {
+	// The pure-Go runtime on the same images: the first test images, else
+	// random ones.
+	test := opts.Test != nil && opts.Test.Len() > 0
+	var images []float32
+	if test {
+		if len(opts.Test.Pixels)%size != 0 {
+			return nil, fmt.Errorf("%s: the test images are not whole images of %s", path, in)
+		}
+		for _, i := range opts.Test.Indices[:min(opts.Compare, opts.Test.Len())] {
+			images = append(images, opts.Test.Pixels[i*size:(i+1)*size]...)
+		}
+	} else {
 		rng := rand.New(rand.NewPCG(1, 2))
 		images = make([]float32, opts.Compare*size)
 		for i := range images {
 			images[i] = rng.Float32()
 		}
 	}
-	if len(images)%size != 0 || len(images) < size {
-		return nil, fmt.Errorf("%s: the images are not whole images of %s", path, in)
-	}
-	count := len(images) / size
-
-	// The pure-Go runtime on the same images.
-	n := min(opts.Compare, count)
-	want, err := m.Predict(ctx, images[:n*size], n)
+	n := len(images) / size
+	want, err := m.Predict(ctx, images, n)
 	if err != nil {
 		return nil, err
 	}
-	r.PureGo = comparePureGo(b, in, images[:n*size], n, want)
+	r.PureGo = comparePureGo(b, in, images, n, want)
 
 	// Accuracy: measured on labelled images, else from the metadata.
-	if opts.Labels != nil && opts.Images != nil {
-		ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: images, Labels: opts.Labels, Indices: seq(count)}, 256)
+	if test {
+		ev, err := m.Evaluate(ctx, *opts.Test, 256)
 		if err != nil {
 			return nil, err
 		}
@@ -142,14 +145,6 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 	}
 	return r, nil
-}
-
-func seq(n int) []int {
-	s := make([]int, n)
-	for i := range s {
-		s[i] = i
-	}
-	return s
 }
 
 // MarkPareto sets Pareto on the results no other result dominates in

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -126,15 +127,8 @@ func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, wan
 	}
 	d := 0.0
 	for i := range got {
-		d = max(d, abs(float64(got[i])-float64(want[i])))
+		d = max(d, math.Abs(float64(got[i])-float64(want[i])))
 	}
 	r.MaxAbsDiff, r.Agree = &d, d <= Tolerance
 	return r
-}
-
-func abs(x float64) float64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

@@ -5,8 +5,9 @@
 package bench
 
 import (
-	"math"
 	"slices"
+
+	"github.com/nasctl/nasctl/runtime"
 )
 
 // Latency summarizes timed runs, in milliseconds.
@@ -20,25 +21,10 @@ type Latency struct {
 	Max  float64 `json:"max"`
 }
 
-// Percentile returns the p-th percentile (0 <= p <= 100) of sorted values by
-// linear interpolation between the closest ranks (the definition of NumPy's
-// default and of Excel's PERCENTILE.INC): rank r = p/100*(n-1), and the
-// result lies between sorted[floor(r)] and sorted[ceil(r)].
-func Percentile(sorted []float64, p float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return math.NaN()
-	}
-	r := p / 100 * float64(n-1)
-	lo := int(math.Floor(r))
-	hi := min(lo+1, n-1)
-	return sorted[lo] + (r-float64(lo))*(sorted[hi]-sorted[lo])
-}
-
-// Summarize computes the statistics of samples (milliseconds).
+// Summarize computes the statistics of samples (milliseconds); the
+// percentiles are runtime.Percentile's (linear interpolation).
 func Summarize(samples []float64) Latency {
-	s := slices.Clone(samples)
-	slices.Sort(s)
+	s := slices.Sorted(slices.Values(samples))
 	l := Latency{Runs: len(s)}
 	if len(s) == 0 {
 		return l
@@ -48,6 +34,6 @@ func Summarize(samples []float64) Latency {
 		sum += v
 	}
 	l.Mean, l.Min, l.Max = sum/float64(len(s)), s[0], s[len(s)-1]
-	l.P50, l.P95, l.P99 = Percentile(s, 50), Percentile(s, 95), Percentile(s, 99)
+	l.P50, l.P95, l.P99 = runtime.Percentile(s, 50), runtime.Percentile(s, 95), runtime.Percentile(s, 99)
 	return l
 }

@@ -4,27 +4,14 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
 )
 
-// Percentiles of a known sample, computed by hand with the linear
-// interpolation rule (NumPy's default: numpy.percentile(x, p) gives the same).
-func TestPercentile(t *testing.T) {
-	// 1..10: rank for p is p/100*9.
-	x := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	for _, tc := range []struct{ p, want float64 }{
-		{0, 1}, {50, 5.5}, {95, 9.55}, {99, 9.91}, {100, 10}, {25, 3.25},
-	} {
-		if got := Percentile(x, tc.p); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
-		}
-	}
-	if got := Percentile([]float64{7}, 99); got != 7 {
-		t.Errorf("one sample: %v", got)
-	}
-	if !math.IsNaN(Percentile(nil, 50)) {
-		t.Error("empty sample is not NaN")
-	}
-	// Summarize sorts a copy: 100 samples 100..1 (reversed).
+// Summarize sorts a copy and takes runtime.Percentile's percentiles
+// (linear interpolation, tested there), computed here by hand.
+func TestSummarize(t *testing.T) {
+	// 100 samples 100..1 (reversed).
 	var s []float64
 	for i := 100; i >= 1; i-- {
 		s = append(s, float64(i))
@@ -80,5 +67,36 @@ func TestFitRecoversCoefficients(t *testing.T) {
 		if math.Abs(got[j]-want[j]) > 1e-9*max(1, math.Abs(want[j]))+1e-6*math.Abs(want[j]) {
 			t.Errorf("coefficient %d (%s): %g, want %g", j, Features[j], got[j], want[j])
 		}
+	}
+}
+
+// features on a small net, counted by hand: 8x8x1 input, C(4,3,1) 'valid'
+// (6x6x4: 36 positions x 4 filters x 9 weights = 1,296 MACs; it copies
+// 1 channel x 9 x 36 = 324 window values; 144 outputs), C(8,1,1) (6x6x8:
+// 36 x 8 x 4 = 1,152 MACs; 288 outputs), the dropout after it (not
+// counted), P(2,2) over 288 inputs to 3x3x8, and the 3-class softmax
+// classifier on the 72 flattened values (216 MACs).
+func TestFeatures(t *testing.T) {
+	net, err := genotype.MustParse("C(4,3,1) - C(8,1,1) - P(2,2) - SM()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, 1152, 1296, 324, 144 + 288, 1, 1, 288, 216}
+	if got := features(net); !slices.Equal(got, want) {
+		for i := range Features {
+			if got[i] != want[i] {
+				t.Errorf("%s: %v, want %v", Features[i], got[i], want[i])
+			}
+		}
+	}
+	// Predict is the dot product with the coefficients, floored at 1e-4 ms.
+	coef := []float64{0.01, 1e-6, 1e-6, 0, 0, 0, 0, 0, 1e-5}
+	m := LatencyModel{Coefficients: coef}
+	if got, w := m.Predict(net), 0.01+1152e-6+1296e-6+216e-5; math.Abs(got-w) > 1e-12 {
+		t.Errorf("prediction %v ms, want %v", got, w)
+	}
+	m.Coefficients = []float64{-1, 0, 0, 0, 0, 0, 0, 0, 0}
+	if got := m.Predict(net); got != 1e-4 {
+		t.Errorf("negative prediction %v ms, want the floor 1e-4", got)
 	}
 }

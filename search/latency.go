@@ -147,6 +147,13 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		if err := json.Unmarshal(b, &m); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+		// A model fitted on another feature set (runs of older nasctl
+		// saved 6 coefficients) would make Predict index past them.
+		if len(m.Coefficients) != len(bench.Features) {
+			return fmt.Errorf("%s has %d coefficients, but this nasctl's latency model has %d: it was calibrated by an older nasctl; "+
+				"delete the file and resume to calibrate a new one (the trials so far keep the latencies the old one predicted), or start a new run",
+				path, len(m.Coefficients), len(bench.Features))
+		}
 		s.latency = &m
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -162,7 +169,7 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 			}
 		}
 	}
-	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100, nil)
+	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100)
 	if err != nil {
 		return err
 	}

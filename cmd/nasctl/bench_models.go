@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,16 +33,18 @@ marks the Pareto front of (parameters, latency) against accuracy; writes a CSV a
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out.
 
-A run directory stands for its winners/*.onnx, and its data for --data. With
---data the comparison and the accuracy use real test images (split as in
-training); without, random images and the accuracy in the models' metadata.
+A run directory stands for its winners/*.onnx, its data for --data and its split
+for --plan and --split-seed (flags given explicitly win). With data the
+comparison and the accuracy use real test images (split as in training; the
+data's classes must be the models'); without, random images and the accuracy
+in the models' metadata.
 Example: nasctl bench runs/leaves-cpu --threads 1`
 
 func benchModelsFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data", Usage: "image folder for real images (default: a run directory's data)"},
 		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model"},
-		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first"},
+		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
 		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv and the plots (default: RUN_DIR/bench, else ./bench)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
@@ -53,6 +56,7 @@ func benchModelsAction(c *cli.Context) error {
 		return cli.ShowSubcommandHelp(c)
 	}
 	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
+		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"),
 		Measure: bench.Options{Runs: c.Int("runs"), Warmup: c.Int("warmup"), Batch: c.Int("batch")}}
 	var err error
 	if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
@@ -62,8 +66,8 @@ func benchModelsAction(c *cli.Context) error {
 		return err
 	}
 	opts.Measure.Session.IntraOpThreads = c.Int("threads")
-	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 0 || opts.Measure.Batch < 1 {
-		return usagef("--runs and --batch must be positive and --warmup not negative")
+	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 {
+		return usagef("--runs, --warmup and --batch must be at least 1")
 	}
 	if opts.Models, opts.RunDir, err = benchTargets(c.Args().Slice()); err != nil {
 		return err
@@ -77,9 +81,12 @@ type benchModelsOptions struct {
 	Data      string
 	Plan      dataset.SplitPlan
 	SplitSeed uint64
-	Out       string
-	JSON      bool
-	Measure   bench.Options
+	// PlanSet and SeedSet: the user gave Plan and SplitSeed; otherwise
+	// RunDir's own split replaces them.
+	PlanSet, SeedSet bool
+	Out              string
+	JSON             bool
+	Measure          bench.Options
 }
 
 // benchTargets expands run directories into their winners.
@@ -117,10 +124,22 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		return err
 	}
 	defer runtime.Close()
-	data := opts.Data
-	if data == "" && opts.RunDir != "" {
-		if sum, err := search.Summarize(opts.RunDir); err == nil {
-			data = sum.Data
+	data, plan, seed := opts.Data, opts.Plan, opts.SplitSeed
+	if opts.RunDir != "" {
+		rs, err := readRunSplit(opts.RunDir)
+		if err != nil {
+			return err
+		}
+		if rs != nil {
+			if data == "" {
+				data = rs.Data
+			}
+			if !opts.PlanSet {
+				plan = rs.Plan
+			}
+			if !opts.SeedSet {
+				seed = rs.SplitSeed
+			}
 		}
 	}
 	if data != "" {
@@ -129,39 +148,35 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 			data = ""
 		}
 	}
-	// The test images per input shape, loaded and split once.
-	type testImages struct {
-		pixels []float32
-		labels []int
+	// The data per input shape, loaded and split once.
+	type splitData struct {
+		d    *dataset.Dataset
+		test []int
 	}
-	images := map[genotype.Input]testImages{}
+	loaded := map[genotype.Input]splitData{}
 	var results []*bench.Result
 	for i, path := range opts.Models {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
 		mo := opts.Measure
 		if data != "" {
-			in, err := modelInput(path)
+			info, err := modelInfo(path)
 			if err != nil {
 				return err
 			}
-			ti, ok := images[in]
+			sd, ok := loaded[info.Input]
 			if !ok {
-				d, _, err := dataset.Load(data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels})
+				d, split, err := loadSplit(data, info.Input, plan, seed)
 				if err != nil {
 					return err
 				}
-				split, err := d.Split(opts.Plan, opts.SplitSeed)
-				if err != nil {
-					return err
-				}
-				size := d.ImageSize()
-				for _, j := range split.Test {
-					ti.pixels = append(ti.pixels, d.Pixels[j*size:(j+1)*size]...)
-					ti.labels = append(ti.labels, d.Labels[j])
-				}
-				images[in] = ti
+				sd = splitData{d, split.Test}
+				loaded[info.Input] = sd
 			}
-			mo.Images, mo.Labels = ti.pixels, ti.labels
+			if err := sameClasses(data, sd.d.Classes, path, info.Classes); err != nil {
+				return err
+			}
+			test := examples(sd.d, sd.test)
+			mo.Test = &test
 		}
 		r, err := bench.Measure(ctx, path, mo)
 		if err != nil {
@@ -204,17 +219,61 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	return nil
 }
 
-// modelInput reads a model's input shape from its metadata.
-func modelInput(path string) (genotype.Input, error) {
+// runSplit is the data and split of a MetaQNN run, from its config.yaml.
+type runSplit struct {
+	Data      string
+	Plan      dataset.SplitPlan
+	SplitSeed uint64
+}
+
+// readRunSplit reads the data and split of the run in dir; nil, without an
+// error, for a folder without config.yaml and for a NASNet run (whose
+// rewards come from a table, not from images).
+func readRunSplit(dir string) (*runSplit, error) {
+	path := filepath.Join(dir, "config.yaml")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	kind, err := search.RunKind(dir)
+	if err != nil {
+		return nil, err
+	}
+	if kind != search.KindMetaQNN {
+		return nil, nil
+	}
+	cfg, err := search.LoadConfig(path, search.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the run's data and split: %w", err)
+	}
+	cfg = cfg.WithDefaults()
+	plan, err := dataset.ParseSplitPlan(cfg.Split)
+	if err != nil {
+		return nil, fmt.Errorf("%s: split: %w", path, err)
+	}
+	return &runSplit{Data: cfg.Data, Plan: plan, SplitSeed: cfg.SplitSeed}, nil
+}
+
+// sameClasses fails when the data's classes are not the model's, in the
+// same order (labels are indices into them); the message is nasctl eval's.
+func sameClasses(data string, dataClasses []string, model string, modelClasses []string) error {
+	if slices.Equal(dataClasses, modelClasses) {
+		return nil
+	}
+	return fmt.Errorf("%s has the classes %s, the model %s %s; bench on data with the model's classes (--data)",
+		data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "))
+}
+
+// modelInfo reads a model's metadata.
+func modelInfo(path string) (*onnxgen.ModelInfo, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return genotype.Input{}, err
+		return nil, err
 	}
 	info, err := onnxgen.ReadModelInfo(b)
 	if err != nil {
-		return genotype.Input{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return info.Input, nil
+	return info, nil
 }
 
 func pureGoText(p bench.PureGo) string {
@@ -222,7 +281,7 @@ func pureGoText(p bench.PureGo) string {
 	case p.MaxAbsDiff != nil:
 		s := fmt.Sprintf("%.1e", *p.MaxAbsDiff)
 		if !p.Agree {
-			s += " (over 1e-4)"
+			s += fmt.Sprintf(" (over %g)", bench.Tolerance)
 		}
 		return s
 	case p.UnsupportedOp != "":
@@ -250,8 +309,12 @@ func printBench(out io.Writer, rs []*bench.Result) {
 	}
 	tw.Flush()
 	if len(rs) > 0 {
-		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, %d thread(s) on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
-			rs[0].LatencyMs.Runs, rs[0].Threads, rs[0].Device, rs[0].AccuracySource)
+		threads := "one thread per core"
+		if rs[0].Threads > 0 {
+			threads = fmt.Sprintf("%d thread(s)", rs[0].Threads)
+		}
+		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, %s on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
+			rs[0].LatencyMs.Runs, threads, rs[0].Device, rs[0].AccuracySource)
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {

@@ -8,19 +8,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 )
 
-// writeModel exports arch with random weights to path.
-func writeModel(t *testing.T, path, arch string, in genotype.Input) {
+// writeModel exports arch with random weights to path, for the classes a
+// and b unless others are given.
+func writeModel(t *testing.T, path, arch string, in genotype.Input, classes ...string) {
 	t.Helper()
-	net, err := genotype.MustParse(arch).Build(in, 2)
+	if classes == nil {
+		classes = []string{"a", "b"}
+	}
+	net, err := genotype.MustParse(arch).Build(in, len(classes))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(7, 7)))
-	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: []string{"a", "b"}})
+	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: classes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +67,7 @@ func TestBenchRunDirectory(t *testing.T) {
 	if len(rs) != 2 || filepath.Base(rs[0].Model) != "rank-01.onnx" || filepath.Base(rs[1].Model) != "rank-02.onnx" {
 		t.Fatalf("models %+v", rs)
 	}
-	if d := rs[0].PureGo.MaxAbsDiff; d == nil || *d > 1e-4 {
+	if d := rs[0].PureGo.MaxAbsDiff; d == nil || *d > bench.Tolerance {
 		t.Errorf("rank-01 pure Go %+v", rs[0].PureGo)
 	}
 	if !strings.HasPrefix(rs[1].PureGo.UnsupportedOp, "MaxPool with asymmetric pads") {
@@ -79,5 +85,69 @@ func TestBenchRunDirectory(t *testing.T) {
 	}
 	if !strings.Contains(out, "lacks MaxPool with asymmetric pads  ") || strings.Count(out, "gorgonia, which reads") != 1 {
 		t.Errorf("table:\n%s", out)
+	}
+}
+
+// A run directory's test images are split with the run's own plan and seed
+// (config.yaml), unless --plan or --split-seed is given. 40 images: the
+// nasnet-search plan keeps floor(0.2*40) = 8 and tests ceil(0.3*8) = 3 of
+// them; metaqnn tests ceil(0.3*40) = 12. A model whose classes are not the
+// data's is refused.
+func TestBenchRunDirectorySplit(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "winners"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	writeModel(t, filepath.Join(dir, "winners", "rank-01.onnx"), "C(4,3,1) - P(2,2) - GAP()", in, d.Classes...)
+	config := "data: " + data + "\nsplit: nasnet-search\nsplit_seed: 7\n"
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "measured on 3 images"},
+		{[]string{"--plan", "metaqnn"}, "measured on 12 images"},
+	} {
+		args := append([]string{"bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--json", "--out", t.TempDir()}, tc.flags...)
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", tc.flags, code, errOut)
+		}
+		var rs []struct {
+			AccuracySource string `json:"accuracy_source"`
+		}
+		if err := json.Unmarshal([]byte(out), &rs); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if len(rs) != 1 || rs[0].AccuracySource != tc.want {
+			t.Errorf("%q: %+v, want accuracy %s", tc.flags, rs, tc.want)
+		}
+	}
+
+	writeModel(t, filepath.Join(dir, "winners", "rank-01.onnx"), "C(4,3,1) - P(2,2) - GAP()", in)
+	code, _, errOut := runCLI(t, "bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if want := "has the classes " + strings.Join(d.Classes, ", ") + ", the model "; code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("other classes: exit %d, stderr %q; want an error with %q", code, errOut, want)
+	}
+}
+
+// --warmup 0 would silently mean the default; it is refused.
+func TestBenchWarmupZero(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	writeModel(t, path, "C(2,3,1) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 1})
+	code, _, errOut := runCLI(t, "bench", path, "--warmup", "0")
+	if code != 2 || !strings.Contains(errOut, "--warmup") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup", code, errOut)
 	}
 }

@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/genotype"
-	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -36,7 +35,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per step"},
 			&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime (0: one per core)"},
 			&cli.IntFlag{Name: "steps", Value: 20, Usage: "timed steps"},
-			&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps before them"},
+			&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps before them (at least 1)"},
 			&cli.Float64Flag{Name: "peak-gflops", Usage: "the machine's peak in GFLOP/s, from an earlier run (0: measure it)"},
 			&cli.BoolFlag{Name: "inference", Usage: "also time batch-1 prediction of the exported model"},
 			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime's per-operator profile of the training session to PREFIX*.json"},
@@ -61,8 +60,8 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			if opts.Input, err = genotype.ParseInput(c.String("input")); err != nil {
 				return usagef("--input: %v", err)
 			}
-			if opts.Classes < 2 || opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 0 || opts.Threads < 0 || opts.PeakGFLOPs < 0 {
-				return usagef("--classes must be at least 2, --batch and --steps positive, --warmup, --threads and --peak-gflops 0 or more")
+			if opts.Classes < 2 || opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 1 || opts.Threads < 0 || opts.PeakGFLOPs < 0 {
+				return usagef("--classes must be at least 2, --batch, --steps and --warmup positive, --threads and --peak-gflops 0 or more")
 			}
 			return runBenchTrainStep(c.Context, opts, c.App.Writer)
 		},
@@ -124,12 +123,7 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 	rep.StepTiming = *st
 	rep.PeakShare = st.GFLOPs / rep.PeakGFLOPs
 	if opts.Inference {
-		weights := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 2)))
-		model, err := onnxgen.Inference(net, weights, onnxgen.Metadata{Arch: rep.Arch, Input: opts.Input, Classes: classNames(opts.Classes)})
-		if err != nil {
-			return err
-		}
-		if rep.Inference, err = runtime.MeasureLatency(ctx, model, runtime.LatencyConfig{Session: runtime.SessionOptions{IntraOpThreads: opts.Threads}}); err != nil {
+		if rep.Inference, err = bench.MeasureNetLatency(ctx, net, runtime.LatencyConfig{Session: runtime.SessionOptions{IntraOpThreads: opts.Threads}}); err != nil {
 			return err
 		}
 	}
@@ -150,13 +144,4 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 			rep.Inference.Median, rep.Inference.Runs, rep.Inference.P90)
 	}
 	return nil
-}
-
-// classNames are placeholder class names for a model exported only to be timed.
-func classNames(k int) []string {
-	names := make([]string, k)
-	for i := range names {
-		names[i] = fmt.Sprintf("class%d", i)
-	}
-	return names
 }

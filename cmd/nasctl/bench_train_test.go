@@ -62,6 +62,7 @@ func TestBenchTrainStepUsageErrors(t *testing.T) {
 		{[]string{"bench", "train-step"}, "needs --arch"},
 		{[]string{"bench", "train-step", "--arch", "C(2,3,1)"}, "--arch"},
 		{[]string{"bench", "train-step", "--arch", "SM()", "--batch", "0"}, "--batch"},
+		{[]string{"bench", "train-step", "--arch", "SM()", "--warmup", "0"}, "--warmup"},
 		{[]string{"bench", "train-step", "--arch", "SM()", "--input", "x"}, "--input"},
 		{[]string{"bench", "train-step", "--arch", "C(2,9,1) - SM()", "--input", "4x4"}, "at input 4x4x1"},
 		{[]string{"bench", "train-step", "--arch", "SM()", "extra"}, "takes no arguments"},

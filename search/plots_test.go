@@ -10,7 +10,9 @@ import (
 
 // syntheticTrials are 60 trials from closed forms: epsilon falls 1.0, 0.5,
 // 0.1 by 20 trials; every fourth trial of the first phase is a constant
-// predictor; the rest rise with a fixed wiggle.
+// predictor; the rest rise with a fixed wiggle. The reward is half the
+// validation accuracy (as a latency-aware reward differs from it), so the
+// golden images show the accuracy is what the figures draw.
 func syntheticTrials() []Trial {
 	var ts []Trial
 	for i := range 60 {
@@ -19,7 +21,7 @@ func syntheticTrials() []Trial {
 		if i < 20 && i%4 == 0 {
 			r = 0.516
 		}
-		ts = append(ts, Trial{ID: i + 1, Epsilon: eps, Reward: r, ValAccuracy: r, Status: StatusOK, Params: int64(1000 * (1 + i%13) * (1 + i%5))})
+		ts = append(ts, Trial{ID: i + 1, Epsilon: eps, Reward: r / 2, ValAccuracy: r, Status: StatusOK, Params: int64(1000 * (1 + i%13) * (1 + i%5))})
 	}
 	return ts
 }

@@ -33,11 +33,17 @@ type Report struct {
 	Phases   []PhaseStats   `json:"phases"`
 	Finals   []FinalResult  `json:"finals"`
 	Majority float64        `json:"val_majority_share"`
-	// Best is the final model with the best reward after retraining (the
-	// validation accuracy, or MnasNet's combination with latency), nil
-	// before the final phase.
-	Best *FinalResult `json:"best,omitempty"`
+	// Best is the final model with the best reward after retraining, nil
+	// before the final phase; BestBy says what that reward was.
+	Best   *FinalResult `json:"best,omitempty"`
+	BestBy string       `json:"best_by,omitempty"`
 }
+
+// What BuildReport chose the best model by.
+const (
+	bestByAccuracy = "validation accuracy"
+	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
+)
 
 // constantPredictor: a validation accuracy within one point of the majority
 // share is what a network that always answers the same class gets.
@@ -79,6 +85,12 @@ func BuildReport(name string, trials []Trial, finals []FinalResult, majority flo
 	}
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
 	reward = reward.withDefaults()
+	// Only the MnasNet reward weighs latency; the constraint reward refused
+	// what was over the limits before training and ranks by accuracy.
+	r.BestBy = bestByAccuracy
+	if reward.Mode == RewardMnasNet {
+		r.BestBy = bestByMnasNet
+	}
 	for i, f := range r.Finals {
 		if f.Status == StatusOK && (r.Best == nil || reward.reward(f.ValAccuracy, f.LatencyMs) > reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)) {
 			r.Best = &r.Finals[i]
@@ -122,8 +134,8 @@ func (r Report) Markdown() string {
 			b.WriteString("\n")
 		}
 		if r.Best != nil {
-			fmt.Fprintf(&b, "\nBest after retraining (by validation%s): rank %d, %s, copied to %s/best.onnx: test accuracy %.2f%%.\n",
-				map[bool]string{true: " accuracy and latency", false: " accuracy"}[latency], r.Best.Rank, r.Best.Model, dirWinners, 100*r.Best.TestAccuracy)
+			fmt.Fprintf(&b, "\nBest after retraining (by %s): rank %d, %s, copied to %s/best.onnx: test accuracy %.2f%%.\n",
+				r.BestBy, r.Best.Rank, r.Best.Model, dirWinners, 100*r.Best.TestAccuracy)
 		}
 		b.WriteString("\n")
 	}
@@ -194,8 +206,8 @@ func (s *Search) report(finals []FinalResult) error {
 // ReadReport builds the report of a run directory from its files, without
 // locking it.
 func ReadReport(dir string) (Report, error) {
-	sum, err := Summarize(dir)
-	if err != nil {
+	var cfg Config
+	if err := readRunConfig(dir, KindMetaQNN, &cfg); err != nil {
 		return Report{}, err
 	}
 	trials, err := readJSONLTolerant[Trial](filepath.Join(dir, fileTrials))
@@ -212,9 +224,5 @@ func ReadReport(dir string) (Report, error) {
 			return Report{}, fmt.Errorf("%s: %w", filepath.Join(dir, fileData), err)
 		}
 	}
-	var cfg Config
-	if err := readRunConfig(dir, KindMetaQNN, &cfg); err != nil {
-		return Report{}, err
-	}
-	return BuildReport(sum.Name, trials, finals, data.ValMajority, cfg.Reward), nil
+	return BuildReport(filepath.Base(dir), trials, finals, data.ValMajority, cfg.Reward), nil
 }

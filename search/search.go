@@ -60,7 +60,10 @@ type Search struct {
 // with exec, rebuilding the agent from trials already finished (a resumed
 // run): the agent's state depends only on the seed and the finished trials,
 // learned in trial order, so a resumed run goes on from where the last trial
-// was recorded (exactly as an uninterrupted one with one worker).
+// was recorded, exactly as an uninterrupted one with one worker. With
+// several it differs: the trials sampled but not trained when it stopped are
+// dropped, and the first trials after resuming are drawn from an agent that
+// has learned every recorded trial, not all but the last lag-1.
 func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, error) {
 	data := exec.Data()
 	agent, err := controller.NewMetaQNN(cfg.Space.Space, data.Input, cfg.Agent)
@@ -83,9 +86,9 @@ func New(cfg Config, store *Store, exec Executor, trials []Trial) (*Search, erro
 	return s, nil
 }
 
-// Trials returns the finished trials in the order the agent learned them:
-// trial order, except that trials finished while a search was stopping
-// follow those learned before.
+// Trials returns the finished trials in the order the agent learned them,
+// which is trial order: IDs increase, with gaps where a stopped search
+// dropped trials it had sampled and not trained.
 func (s *Search) Trials() []Trial { return s.trials }
 
 // learn adds a finished trial to the search's memory and updates the agent.
@@ -154,12 +157,14 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 }
 
 // lag is how many trials may be sampled and not yet learned: the agent
-// samples trial i after learning trials 1..i-lag, in that order, whatever
-// the order the workers finish them in. One worker: the next trial is
-// sampled after the last one is learned. Several: twice as many trials as
-// workers, which keeps them busy (simulated on a real run's trial times: 6%
-// longer than sampling whenever a worker is free, against 34% with a lag of
-// one per worker) and makes a search repeat exactly.
+// samples trial i after learning trials 1..i-lag (all but the last lag-1
+// before it), in that order, whatever the order the workers finish them in,
+// so a search run from the start repeats exactly. One worker: the next
+// trial is sampled after the last one is learned. Several: twice as many
+// trials as workers, so that every worker can stay busy while up to as many
+// trials as workers have finished behind a slower one with a lower ID (with
+// a lag of one per worker, a worker idles as soon as one trial has). What
+// this saves on a real run was not measured.
 func (s *Search) lag() int {
 	if s.cfg.Workers <= 1 {
 		return 1
@@ -187,13 +192,14 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 	}()
 	var (
 		lag       = s.lag()
-		nextLearn = s.nextID          // the next trial the agent learns
-		finished  = map[int]Trial{}   // on disk, not yet learned
-		training  = map[string]int{}  // architecture -> trial training it (queued, in flight or not yet learned)
-		waiting   = map[int][]Trial{} // duplicates of a trial being trained, by its ID
-		queue     []queued            // sampled, waiting for a worker
+		nextLearn = s.nextID           // the next trial the agent learns
+		finished  = map[int]Trial{}    // on disk, not yet learned
+		training  = map[string]int{}   // architecture -> trial training it (queued, in flight or not yet learned)
+		waiting   = map[int][]queued{} // duplicates of a trial being trained, by its ID
+		queue     []queued             // sampled, waiting for a worker, in trial order
 		stopping  bool
-		failures  int
+		failures  int    // failed trials (see failed) since the last one that trained
+		lastFail  string // the reason of the last failed trial
 	)
 	// done makes a finished trial durable; the agent learns it in turn.
 	done := func(t Trial) error {
@@ -204,6 +210,48 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			return fmt.Errorf("recording trial %d: %w", t.ID, err)
 		}
 		finished[t.ID] = t
+		return nil
+	}
+	// failed counts a trial that the executor or the latency measurement
+	// failed (not one whose architecture does not build).
+	failed := func(t Trial) {
+		failures++
+		lastFail = t.Reason
+	}
+	// admit queues a trial that needs training, or records why it will not
+	// be trained: the cheap refusals (budget, parameter limit) come before
+	// the latency, which is computed only when the reward needs it.
+	admit := func(q queued) error {
+		t := q.trial
+		net, err := q.arch.Build(s.data.Input, len(s.data.Classes))
+		if err != nil {
+			t.Status, t.Reason = StatusFailed, err.Error()
+			return done(t)
+		}
+		t.Params, t.MACs = net.Params(), net.MACs()
+		why := s.cfg.Budget.Check(net)
+		if why == "" {
+			why = s.cfg.Reward.refuse(t.Params, 0) // the parameter limit alone
+		}
+		if why == "" && s.cfg.Reward.needsLatency() {
+			if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				t.Status, t.Reason = StatusFailed, "measuring its latency: "+err.Error()
+				failed(t)
+				return done(t)
+			}
+			why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
+		}
+		if why != "" {
+			t.Status, t.Reason = StatusRefused, why
+			return done(t)
+		}
+		training[t.Arch] = t.ID
+		q.trial = t
+		i, _ := slices.BinarySearchFunc(queue, t.ID, func(x queued, id int) int { return x.trial.ID - id })
+		queue = slices.Insert(queue, i, q)
 		return nil
 	}
 	// sample draws the next trial of the schedule; false when it is over.
@@ -220,42 +268,28 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 		if prev, ok := s.byArch[t.Arch]; ok {
 			return true, done(s.reused(t, s.trials[prev]))
 		}
+		// A duplicate of a trial not yet learned reuses its result, or waits
+		// for it; a failed trial has none, so the duplicate trains itself.
 		if first, ok := training[t.Arch]; ok {
-			if ft, ok := finished[first]; ok {
+			ft, over := finished[first]
+			if !over {
+				waiting[first] = append(waiting[first], queued{t, arch})
+				return true, nil
+			}
+			if ft.Status != StatusFailed {
 				return true, done(s.reused(t, ft))
 			}
-			waiting[first] = append(waiting[first], t)
-			return true, nil
 		}
-		net, err := arch.Build(s.data.Input, len(s.data.Classes))
-		if err != nil {
-			t.Status, t.Reason = StatusFailed, err.Error()
-			return true, done(t)
-		}
-		t.Params, t.MACs = net.Params(), net.MACs()
-		if s.cfg.Reward.needsLatency() {
-			if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
-				return false, err
-			}
-		}
-		why := s.cfg.Budget.Check(net)
-		if why == "" {
-			why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
-		}
-		if why != "" {
-			t.Status, t.Reason = StatusRefused, why
-			return true, done(t)
-		}
-		training[t.Arch] = id
-		queue = append(queue, queued{t, arch})
-		return true, nil
+		return true, admit(queued{t, arch})
 	}
 	// advance samples every trial the lag allows before learning the next
 	// finished one, so each trial is drawn from the same agent state
-	// whatever the timing; it learns in trial order.
+	// whatever the timing; it learns in trial order and saves the agent's
+	// tables once for all it learned.
 	advance := func() error {
+		learned := 0
 		for {
-			if !stopping && ctx.Err() == nil && s.nextID < nextLearn+lag {
+			if !stopping && ctx.Err() == nil && failures < maxFailures && s.nextID < nextLearn+lag {
 				more, err := sample()
 				if err != nil {
 					return err
@@ -266,7 +300,7 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			}
 			t, ok := finished[nextLearn]
 			if !ok {
-				return nil
+				break
 			}
 			delete(finished, nextLearn)
 			nextLearn++
@@ -276,27 +310,44 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			if err := s.record(t); err != nil {
 				return err
 			}
+			learned++
 		}
+		if learned == 0 {
+			return nil
+		}
+		return s.save()
 	}
 	// flush learns, in trial order, every finished trial left when the
-	// search ends early.
+	// search ends early (past the gaps of trials sampled and never trained).
 	flush := func() error {
-		ids := make([]int, 0, len(finished))
-		for id := range finished {
-			ids = append(ids, id)
-		}
-		sort.Ints(ids)
-		for _, id := range ids {
-			if err := s.record(finished[id]); err != nil {
-				return err
+		learned := 0
+		for id := nextLearn; id < s.nextID; id++ {
+			if t, ok := finished[id]; ok {
+				delete(finished, id)
+				if err := s.record(t); err != nil {
+					return err
+				}
+				learned++
 			}
-			delete(finished, id)
 		}
-		return nil
+		if learned == 0 {
+			return nil
+		}
+		return s.save()
+	}
+	// giveUp ends a search whose executor keeps failing.
+	giveUp := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%d trials in a row failed, the last with: %s", failures, lastFail)
 	}
 	for {
 		if err := advance(); err != nil {
 			return err
+		}
+		if failures >= maxFailures {
+			return giveUp()
 		}
 		for !stopping && ctx.Err() == nil && busy < s.cfg.Workers && len(queue) > 0 {
 			q := queue[0]
@@ -331,7 +382,7 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 			}
 			t := s.finish(o)
 			if t.Status == StatusFailed {
-				failures++
+				failed(t)
 			} else {
 				failures = 0
 			}
@@ -343,18 +394,30 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 					return err
 				}
 			}
-			// Duplicates that waited for this architecture reuse its reward.
-			for _, w := range waiting[t.ID] {
-				if err := done(s.reused(w, t)); err != nil {
+			// Duplicates that waited for this architecture reuse its
+			// result. A failed trial has none to lend: the first of them
+			// that is admitted trains the architecture, the rest wait for it.
+			ws := waiting[t.ID]
+			delete(waiting, t.ID)
+			for i, w := range ws {
+				if t.Status != StatusFailed {
+					if err := done(s.reused(w.trial, t)); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := admit(w); err != nil {
 					return err
+				}
+				if training[t.Arch] == w.trial.ID {
+					if rest := ws[i+1:]; len(rest) > 0 {
+						waiting[w.trial.ID] = rest
+					}
+					break
 				}
 			}
-			delete(waiting, t.ID)
-			if failures >= 3 {
-				if err := flush(); err != nil {
-					return err
-				}
-				return fmt.Errorf("%d trials in a row failed, the last with: %s", failures, t.Reason)
+			if failures >= maxFailures {
+				return giveUp()
 			}
 		case <-stop:
 			if !stopping {
@@ -367,6 +430,10 @@ func (s *Search) loop(ctx context.Context, stop <-chan struct{}, total int) erro
 		}
 	}
 }
+
+// maxFailures failed trials in a row (since the last one that trained) end
+// a search: the executor, not the architectures, is broken.
+const maxFailures = 3
 
 // reused is a duplicate of an architecture already trained: Baker et al. do
 // not train it again but reuse its reward.
@@ -393,24 +460,29 @@ func (s *Search) finish(o outcome) Trial {
 	return t
 }
 
-// record teaches the agent a trial already on disk, saves the agent's
-// tables and reports it.
+// record teaches the agent a trial already on disk and reports it; save
+// then writes the agent's tables.
 func (s *Search) record(t Trial) error {
 	if err := s.learn(t); err != nil {
 		return err
 	}
+	tc := t
+	s.emit(Event{Kind: "trial", Trial: &tc, Epsilon: t.Epsilon})
+	return nil
+}
+
+// save writes the agent's Q-table and replay memory and trials.csv, once per
+// batch of trials learned. They are for people and tools: a resumed run
+// rebuilds the agent from trials.jsonl, so a crash between a trial and its
+// batch's save loses nothing.
+func (s *Search) save() error {
 	if err := s.store.writeJSON(fileQTable, s.agent.Table.Q); err != nil {
 		return err
 	}
 	if err := s.store.writeJSON(fileReplay, s.agent.Table.Memory); err != nil {
 		return err
 	}
-	if err := s.store.WriteCSV(s.trials); err != nil {
-		return err
-	}
-	tc := t
-	s.emit(Event{Kind: "trial", Trial: &tc, Epsilon: t.Epsilon})
-	return nil
+	return s.store.WriteCSV(s.trials)
 }
 
 // ranked returns the distinct trained architectures, best reward first (the

@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -29,6 +32,9 @@ type fakeExecutor struct {
 	trained []string
 	jobs    []Job
 	fail    bool
+	failOn  int           // when set, the search training of this trial fails...
+	failed  chan struct{} // ...and closes this channel, when set
+	slowOn  int           // when set, the training of this trial waits for failed to close
 	block   chan struct{} // when set, Train waits on it (or on ctx)
 	jitter  bool          // when set, Train takes a random 0-3 ms
 }
@@ -56,6 +62,13 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 			return nil, ctx.Err()
 		}
 	}
+	if f.slowOn != 0 && job.Trial == f.slowOn && !job.Full {
+		select {
+		case <-f.failed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if f.jitter {
 		time.Sleep(time.Duration(mathrand.IntN(3000)) * time.Microsecond)
 	}
@@ -63,6 +76,12 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 	f.trained = append(f.trained, job.Arch.String())
 	f.jobs = append(f.jobs, job)
 	f.mu.Unlock()
+	if f.failOn != 0 && job.Trial == f.failOn && !job.Full {
+		if f.failed != nil {
+			close(f.failed)
+		}
+		return nil, errors.New("executor broke")
+	}
 	if f.fail {
 		return nil, errors.New("executor broke")
 	}
@@ -266,20 +285,29 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	}
 }
 
-// Cancelling abandons the trials in flight: nothing of them is recorded.
+// Cancelling abandons the trials in flight: nothing of them is recorded,
+// while a trial that finished before is in the log.
 func TestCancelAbandonsInFlight(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Workers = 2
 	exec := &fakeExecutor{block: make(chan struct{})}
 	s := newSearch(t, cfg, exec)
+	logPath := filepath.Join(cfg.Dir, cfg.Name, fileTrials)
+	trainedIn := func(log []Trial) []Trial {
+		var ok []Trial
+		for _, tr := range log {
+			if tr.Status == StatusOK {
+				ok = append(ok, tr)
+			}
+		}
+		return ok
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { // let exactly one trial through, then cancel
+	go func() { // let exactly one trial through, then cancel once it is logged
 		exec.block <- struct{}{}
 		for {
-			exec.mu.Lock()
-			n := len(exec.trained)
-			exec.mu.Unlock()
-			if n == 1 {
+			log, err := readJSONLTolerant[Trial](logPath)
+			if err != nil || len(trainedIn(log)) > 0 {
 				cancel()
 				return
 			}
@@ -289,13 +317,20 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
-	for _, tr := range s.Trials() {
+	log, err := readJSONL[Trial](logPath, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range log {
 		if tr.Status == StatusFailed {
 			t.Errorf("abandoned trial recorded as %+v", tr)
 		}
 	}
 	if n := len(exec.trained); n != 1 {
-		t.Errorf("%d trainings finished", n)
+		t.Fatalf("%d trainings finished", n)
+	}
+	if ok := trainedIn(log); len(ok) != 1 || ok[0].Arch != exec.trained[0] {
+		t.Errorf("log has trained trials %+v; want the one training that finished, %s", ok, exec.trained[0])
 	}
 }
 
@@ -454,6 +489,188 @@ func TestWorkersRepeat(t *testing.T) {
 	for i := range a {
 		if a[i].ID != b[i].ID || a[i].Arch != b[i].Arch || a[i].Status != b[i].Status || a[i].Reward != b[i].Reward {
 			t.Errorf("trial %d: %d %s %s %v, then %d %s %s %v", i, a[i].ID, a[i].Arch, a[i].Status, a[i].Reward, b[i].ID, b[i].Arch, b[i].Status, b[i].Reward)
+		}
+	}
+}
+
+// A failed trial teaches nothing and lends its result to no duplicate: one
+// drawn while it trained, or after it failed but before the agent learned
+// it, trains the architecture itself, and later ones reuse that training.
+// The space has 4 architectures; 2 workers make a lag of 4. Two runs with
+// random training times agree trial for trial.
+func TestFailedTrialNotReused(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		seed                uint64
+		failOn, slowOn, dup int // dup: the duplicate that must train again
+	}{
+		// Seed 42 draws SM() as trials 1-3 (all drawn at the start): 2 and
+		// 3 wait for 1, which fails.
+		{name: "waiting", seed: 42, failOn: 1, dup: 2},
+		// Seed 1 draws C(8,3,1) - GAP(), SM(), GAP(), C(8,3,1) - SM(), SM():
+		// trial 1 finishes after 2 failed, and 5 is drawn once 1 is learned,
+		// before 2 is.
+		{name: "finished", seed: 1, failOn: 2, slowOn: 1, dup: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var runs [2][]Trial
+			for i := range runs {
+				cfg := testConfig(t, t.TempDir())
+				cfg.Space.Space = genotype.Space{Name: "tiny", ConvFilters: []int{8}, ConvKernels: []int{3}, ConvStrides: []int{1}, MaxDepth: 1}
+				cfg.Workers = 2
+				cfg.Seed = tc.seed
+				cfg.Final.Skip = true
+				exec := &fakeExecutor{failOn: tc.failOn, failed: make(chan struct{}), slowOn: tc.slowOn, jitter: true}
+				s := newSearch(t, cfg, exec)
+				if err := s.Run(context.Background(), nil); err != nil {
+					t.Fatal(err)
+				}
+				runs[i] = s.Trials()
+				byID := map[int]Trial{}
+				for _, tr := range runs[i] {
+					byID[tr.ID] = tr
+				}
+				failed, dup := byID[tc.failOn], byID[tc.dup]
+				if failed.Status != StatusFailed || dup.Arch != failed.Arch {
+					t.Fatalf("trial %d: %s %s, trial %d: %s; the test needs the first failed and the second a duplicate of it", failed.ID, failed.Arch, failed.Status, dup.ID, dup.Arch)
+				}
+				if dup.Status != StatusOK {
+					t.Errorf("trial %d, a duplicate of failed trial %d: %s (reused from %d), want trained", dup.ID, failed.ID, dup.Status, dup.ReusedFrom)
+				}
+				for _, tr := range runs[i] {
+					if tr.Status == StatusReused && byID[tr.ReusedFrom].Status != StatusOK {
+						t.Errorf("trial %d reuses trial %d, which is %s", tr.ID, tr.ReusedFrom, byID[tr.ReusedFrom].Status)
+					}
+				}
+			}
+			a, b := runs[0], runs[1]
+			if len(a) != len(b) {
+				t.Fatalf("%d and %d trials", len(a), len(b))
+			}
+			for i := range a {
+				if a[i].ID != b[i].ID || a[i].Arch != b[i].Arch || a[i].Status != b[i].Status || a[i].Reward != b[i].Reward || a[i].ReusedFrom != b[i].ReusedFrom {
+					t.Errorf("trial %d: %d %s %s from %d, then %d %s %s from %d", i, a[i].ID, a[i].Arch, a[i].Status, a[i].ReusedFrom, b[i].ID, b[i].Arch, b[i].Status, b[i].ReusedFrom)
+				}
+			}
+		})
+	}
+}
+
+// The cheap refusals (budget, parameter limit) come before the latency, and
+// a latency that cannot be measured fails its trial, not the search, until
+// 3 trials in a row have failed. The tests of this package do not initialise
+// ONNX Runtime, so every measurement fails.
+func TestLatencyFailureFailsTrial(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxParams: 3000, MaxLatencyMs: 1, Latency: LatencyMeasured}.withDefaults()
+	s := newSearch(t, cfg, &fakeExecutor{})
+	const why = "measuring its latency: "
+	if err := s.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "3 trials in a row failed, the last with: "+why) {
+		t.Fatalf("Run: %v", err)
+	}
+	counts := map[string]int{}
+	for _, tr := range s.Trials() {
+		counts[tr.Status]++
+		switch tr.Status {
+		case StatusFailed:
+			if tr.Params > 3000 || !strings.HasPrefix(tr.Reason, why) {
+				t.Errorf("failed %+v", tr)
+			}
+		case StatusRefused:
+			if tr.LatencyMs != 0 {
+				t.Errorf("latency measured for %s, refused as: %s", tr.Arch, tr.Reason)
+			}
+		default:
+			t.Errorf("trial %d is %s", tr.ID, tr.Status)
+		}
+	}
+	if counts[StatusFailed] != 3 || counts[StatusRefused] == 0 {
+		t.Errorf("counts %v: want 3 failed and some refused before them", counts)
+	}
+}
+
+// A latency model saved with another number of coefficients than the
+// features (testdata: the 6 of a run of an older nasctl) is refused with
+// what to do; one with as many is used as saved.
+func TestSavedLatencyModel(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "latency_model_6_features.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coef := make([]float64, len(bench.Features))
+	coef[0] = 0.5 // the constant term: every network 0.5 ms
+	current, err := json.Marshal(bench.LatencyModel{Coefficients: coef, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		model []byte
+		err   string
+	}{
+		{"older", old, fmt.Sprintf("has 6 coefficients, but this nasctl's latency model has %d", len(bench.Features))},
+		{"current", current, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.Final.Skip = true
+			cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1}.withDefaults()
+			s := newSearch(t, cfg, &fakeExecutor{})
+			if err := os.WriteFile(filepath.Join(s.store.Dir, fileLatencyModel), tc.model, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Run(context.Background(), nil)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "delete the file and resume") {
+					t.Errorf("Run: %v; want %q and what to do", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tr := range s.Trials() {
+				if tr.Status == StatusOK && tr.LatencyMs != 0.5 {
+					t.Errorf("trial %d: latency %v ms, want the saved model's 0.5", tr.ID, tr.LatencyMs)
+				}
+			}
+		})
+	}
+}
+
+// New learns a resumed log in trial order, whatever order it was written in
+// (with several workers, trials are logged as they finish): a shuffled log
+// rebuilds the agent of the search that wrote it, as the ordered one does.
+func TestNewLearnsInTrialOrder(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ordered := s.Trials()
+	shuffled := slices.Clone(ordered)
+	rand.New(rand.NewPCG(1, 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	byID := func(a, b Trial) int { return a.ID - b.ID }
+	if slices.IsSortedFunc(shuffled, byID) {
+		t.Fatal("the shuffle left the log in order; pick another seed")
+	}
+	for name, log := range map[string][]Trial{"ordered": ordered, "shuffled": shuffled} {
+		store, err := Create(filepath.Join(t.TempDir(), "run"), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := New(cfg, store, &fakeExecutor{}, log)
+		store.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(r.agent.Table.Q, s.agent.Table.Q) || !reflect.DeepEqual(r.agent.Table.Memory, s.agent.Table.Memory) {
+			t.Errorf("%s log: the rebuilt agent differs from the search's", name)
+		}
+		if !reflect.DeepEqual(r.Trials(), ordered) || r.nextID != s.nextID {
+			t.Errorf("%s log: trials or next id (%d, want %d) differ", name, r.nextID, s.nextID)
 		}
 	}
 }

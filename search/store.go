@@ -90,8 +90,9 @@ const (
 // Store is a run directory. Every finished trial is appended to trials.jsonl
 // and synced to disk before the search goes on, so a crash or kill -9 loses
 // at most the trials in flight; the agent's Q-table and replay memory are
-// saved beside it after every trial (atomically, for people and tools: a
-// resumed run rebuilds the agent from the log, see Search).
+// saved beside it after every batch of trials the agent learns (atomically,
+// for people and tools: a resumed run rebuilds the agent from the log, see
+// Search).
 //
 // Ownership: Store holds an exclusive lock on the directory (one search per
 // run) and an open log file until Close.

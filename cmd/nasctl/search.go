@@ -46,7 +46,7 @@ winners/*.onnx are written.
 
 Settings come from --preset, then --config FILE (YAML, any key of the saved
 config.yaml), then the flags given. Presets:
-  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 162 trials, about 11 min)
+  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 162 trials, about 12 min)
   study      the founding study's settings (64x64, 270 trials: GPU work, ~2 h on an A10G)
   baker2017  Baker et al.'s space and 2,700-trial schedule
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,7 +171,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 				sd = splitData{d, split.Test}
 				loaded[info.Input] = sd
 			}
-			if err := sameClasses(data, sd.d.Classes, path, info.Classes); err != nil {
+			if err := sameClasses(data, sd.d.Classes, path, info.Classes, "bench on data with the model's classes (--data)"); err != nil {
 				return err
 			}
 			test := examples(sd.d, sd.test)
@@ -251,16 +250,6 @@ func readRunSplit(dir string) (*runSplit, error) {
 		return nil, fmt.Errorf("%s: split: %w", path, err)
 	}
 	return &runSplit{Data: cfg.Data, Plan: plan, SplitSeed: cfg.SplitSeed}, nil
-}
-
-// sameClasses fails when the data's classes are not the model's, in the
-// same order (labels are indices into them); the message is nasctl eval's.
-func sameClasses(data string, dataClasses []string, model string, modelClasses []string) error {
-	if slices.Equal(dataClasses, modelClasses) {
-		return nil
-	}
-	return fmt.Errorf("%s has the classes %s, the model %s %s; bench on data with the model's classes (--data)",
-		data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "))
 }
 
 // modelInfo reads a model's metadata.

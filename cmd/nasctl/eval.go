@@ -87,9 +87,8 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(d.Classes, m.Info.Classes) {
-		return fmt.Errorf("%s has the classes %s, the model %s; evaluate on data with the model's classes",
-			opts.Data, strings.Join(d.Classes, ", "), strings.Join(m.Info.Classes, ", "))
+	if err := sameClasses(opts.Data, d.Classes, opts.Model, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
+		return err
 	}
 	if h := m.Info.Meta["nasctl.dataset_sha256"]; h != "" && h != d.Hash {
 		fmt.Fprintf(errOut, "warning: the model was trained on other data (%s); split membership may differ\n", h)
@@ -211,4 +210,14 @@ func runPredict(ctx context.Context, model string, images []string, sess runtime
 		fmt.Fprintf(out, "%s\t%s\t%.4f\n", path, pr.Class, pr.Probability)
 	}
 	return nil
+}
+
+// sameClasses fails when the data's classes are not the model's, in the
+// same order (labels are indices into them), saying what to do.
+func sameClasses(data string, dataClasses []string, model string, modelClasses []string, todo string) error {
+	if slices.Equal(dataClasses, modelClasses) {
+		return nil
+	}
+	return fmt.Errorf("%s has the classes %s, the model %s %s; %s",
+		data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
 }

@@ -13,6 +13,12 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
+// The size WritePlots saves the figures at.
+const (
+	FigureWidth  = 18 * vg.Centimeter
+	FigureHeight = 12 * vg.Centimeter
+)
+
 var (
 	colorFront   = color.RGBA{R: 214, G: 39, B: 40, A: 255}
 	colorPoint   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
@@ -166,7 +172,7 @@ func WritePlots(dir string, rs []*Result) ([]string, error) {
 		}
 		for _, ext := range []string{"png", "svg"} {
 			path := filepath.Join(dir, f.name+"."+ext)
-			if err := p.Save(18*vg.Centimeter, 12*vg.Centimeter, path); err != nil {
+			if err := p.Save(FigureWidth, FigureHeight, path); err != nil {
 				return nil, err
 			}
 			files = append(files, path)

@@ -39,7 +39,7 @@ func WritePlots(dir string, trials []Trial, schedule controller.Schedule, majori
 			return fmt.Errorf("plot %s: %w", p.name, err)
 		}
 		for _, ext := range []string{"png", "svg"} {
-			if err := pl.Save(18*vg.Centimeter, 11*vg.Centimeter, filepath.Join(dir, p.name+"."+ext)); err != nil {
+			if err := pl.Save(figureWidth, figureHeight, filepath.Join(dir, p.name+"."+ext)); err != nil {
 				return fmt.Errorf("plot %s: %w", p.name, err)
 			}
 		}

@@ -16,21 +16,16 @@ import (
 
 var regen = flag.Bool("regen-golden", false, "rewrite the golden images in testdata")
 
-// Size is the size golden figures are rendered at.
-const (
-	Width  = 18 * vg.Centimeter
-	Height = 11 * vg.Centimeter
-)
-
-// Golden renders p as PNG and SVG and compares them with
+// Golden renders p at w x h (the size the product saves it at) as PNG and
+// SVG and compares them with
 // testdata/<name>_golden.{png,svg}: PNG with cmpimg.EqualApprox at delta 0.01
 // (its normalized per-pixel colour distance, which absorbs rasterization
 // differences between platforms), SVG by the same function (byte for byte).
 // With -regen-golden it rewrites the golden files instead.
-func Golden(t *testing.T, p *plot.Plot, name string) {
+func Golden(t *testing.T, p *plot.Plot, name string, w, h vg.Length) {
 	t.Helper()
 	for _, format := range []string{"png", "svg"} {
-		wt, err := p.WriterTo(Width, Height, format)
+		wt, err := p.WriterTo(w, h, format)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,15 +33,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The reference networks: architectures that the CPU preset's MetaQNN search
-# actually trained (runs/leaves-cpu/trials.jsonl: 32x32x1 input, filters
-# {8,16,32,64}, kernels {1,3,5}, non-overlapping pooling, at most 4M MACs per
-# image), small to large.
+# actually trained (32x32x1 input, filters {8,16,32,64}, kernels {1,3,5},
+# non-overlapping pooling, at most 4M MACs per image), small to large. The
+# trial numbers are those of the run they were picked from (runs/leaves-cpu
+# of an earlier nasctl, before the sampling order and the dropout streams
+# changed); a new "make search" samples other trials.
 REFERENCE = [
     "C(16,3,1) - P(3,3) - C(16,3,1) - C(16,3,1) - SM()",  # trial 149: 0.59M MACs, small
     "C(32,3,1) - P(2,2) - C(16,3,1) - C(16,3,1) - SM()",  # trial 77: 1.82M MACs, medium
     # trial 85: 2.94M MACs, eight layers of 8-16 channels at 15x15 (deep)
     "C(16,3,1) - P(2,2) - C(16,3,1) - C(16,5,1) - C(16,3,1) - C(16,1,1) - C(8,3,1) - C(8,1,1) - GAP()",
-    # trial 74: 3.83M MACs, large, the search's best (validation accuracy 0.961)
+    # trial 74: 3.83M MACs, large, that search's best (validation accuracy 0.961);
+    # the run of 657662b trained it too (its rank 3 after fine-tuning)
     "P(2,2) - C(8,3,1) - C(64,3,1) - P(2,2) - C(64,3,1) - FC(64) - FC(128) - SM()",
 ]
 

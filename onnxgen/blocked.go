@@ -94,7 +94,8 @@ func (c *compiler) blockedForward(conv, pool genotype.Node, x, w, b string) (*bl
 	}
 	bl.wb = g.op("Concat", shifted, attrInt("axis", 0))
 	bb := g.op("Concat", biases, attrInt("axis", 0))
-	z := g.op("Conv", []string{bl.xp, bl.wb, bb}, attrInts("kernel_shape", bl.kb, bl.kb), attrInts("strides", s, s))
+	z := c.conv([]string{bl.xp, bl.wb, bb}, []int64{-1, int64(conv.In.C), bl.hp, bl.wp}, []int64{q * q * F, int64(conv.In.C), bl.kb, bl.kb},
+		attrInts("kernel_shape", bl.kb, bl.kb), attrInts("strides", s, s))
 	r := g.op("Relu", []string{z})
 	if valid := c.blockValidity(bl); valid != "" {
 		r5 := g.op("Reshape", []string{r, g.vec(-1, q*q, F, bl.ho, bl.wo)})

@@ -319,7 +319,7 @@ func (c *compiler) forward() string {
 				break
 			}
 			k := int64(nd.Kernel)
-			cur = g.op("Conv", []string{cur, s.w, s.b},
+			cur = c.conv([]string{cur, s.w, s.b}, []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), int64(nd.In.C), k, k},
 				attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
 			cur = g.op("Relu", []string{cur})
 		case genotype.OpMaxPool:
@@ -606,7 +606,8 @@ func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
 	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
 	s := int64(nd.Stride)
-	w := g.op("Conv", []string{xt, gt}, attrInts("pads", pads(nd)...), attrInts("dilations", s, s))
+	w := c.conv([]string{xt, gt}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)},
+		attrInts("pads", pads(nd)...), attrInts("dilations", s, s))
 	// With a stride that does not divide the padded input, the last rows and
 	// columns of the result lie beyond the kernel: crop to k x k.
 	k := int64(nd.Kernel)
@@ -616,6 +617,18 @@ func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 		w = g.op("Slice", []string{w, g.vec(0, 0), g.vec(k, k), g.vec(2, 3)})
 	}
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
+}
+
+// conv emits a Conv of inputs (x, w and an optional bias) and declares the
+// shapes of x and w (batch -1) in the graph's value_info, so that a runtime
+// can pick a convolution kernel for them without inferring shapes.
+// Exported models hold their weights as constants and declare nothing.
+func (c *compiler) conv(inputs []string, xDims, wDims []int64, attrs ...*onnx.AttributeProto) string {
+	if !c.export {
+		c.g.declare(inputs[0], xDims...)
+		c.g.declare(inputs[1], wDims...)
+	}
+	return c.g.op("Conv", inputs, attrs...)
 }
 
 // convInputGrad emits dL/dx of a convolution: the transposed convolution of the

@@ -96,6 +96,13 @@ type Formulas struct {
 	ConvWeight ConvWeightGrad
 	ConvInput  ConvInputGrad
 	Pool       PoolGrad
+	// DirectConv says that the runtime computes a Conv directly, without
+	// expanding its input into patches, whether its weights are constants
+	// or computed in the graph. The compiler then writes both gradients of a
+	// stride-1 convolution as convolutions too (ConvWeightDilated and
+	// ConvInputFlipped), where it otherwise extracts patches and multiplies
+	// matrices; 1x1 layers keep their direct weight gradient.
+	DirectConv bool
 }
 
 // MaxPatchValues bounds the patch tensor of ConvWeightPatches per image
@@ -154,6 +161,8 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	switch {
 	case direct:
 		return convWeightDirect
+	case f.DirectConv && nd.Stride == 1:
+		return ConvWeightDilated
 	case min(inPatch, gradPatch) > MaxPatchValues:
 		return ConvWeightDilated
 	case gradPatch <= inPatch && nd.Units*nd.Kernel*nd.Kernel >= MinGatherRow:
@@ -186,7 +195,7 @@ func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 	switch {
 	case nd.Stride != 1 || f.ConvInput == ConvInputTranspose:
 		return ConvInputTranspose
-	case f.ConvInput == ConvInputFlipped:
+	case f.ConvInput == ConvInputFlipped || (f.ConvInput == ConvInputAuto && f.DirectConv):
 		return ConvInputFlipped
 	case patches:
 		return ConvInputPatches
@@ -333,7 +342,8 @@ func (c *compiler) convInputGradFlipped(nd genotype.Node, w, gr string) string {
 	wt := g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 	wf := g.op("Slice", []string{wt, g.vec(-1, -1), g.vec(-k-1, -k-1), g.vec(2, 3), g.vec(-1, -1)})
 	top, left, bottom, right := flippedPads(nd)
-	return g.op("Conv", []string{gr, wf}, attrInts("kernel_shape", k, k), attrInts("pads", top, left, bottom, right))
+	return c.conv([]string{gr, wf}, []int64{-1, int64(nd.Units), int64(nd.Out.H), int64(nd.Out.W)}, []int64{int64(nd.In.C), int64(nd.Units), k, k},
+		attrInts("kernel_shape", k, k), attrInts("pads", top, left, bottom, right))
 }
 
 // transposeAttrs are the ConvTranspose attributes that undo a window

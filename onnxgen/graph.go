@@ -25,8 +25,11 @@ type graph struct {
 	inits   []*onnx.TensorProto
 	inputs  []*onnx.ValueInfoProto
 	outputs []*onnx.ValueInfoProto
-	consts  map[string]string // cache of scalar constants by key
-	n       int
+	// shapes of intermediate values, as the graph's value_info (see declare)
+	shapes   []*onnx.ValueInfoProto
+	declared map[string]bool
+	consts   map[string]string // cache of scalar constants by key
+	n        int
 	// scope prefixes node names ("conv2/dW/"), so that ONNX Runtime's
 	// per-operator profiles say which layer and pass a node belongs to.
 	scope string
@@ -40,7 +43,23 @@ func (g *graph) within(scope string) (restore func()) {
 	return func() { g.scope = old }
 }
 
-func newGraph() *graph { return &graph{consts: map[string]string{}} }
+func newGraph() *graph { return &graph{consts: map[string]string{}, declared: map[string]bool{}} }
+
+// declare records the float32 shape of an intermediate value in the graph's
+// value_info (a negative dimension is the batch), once per value. Graph
+// inputs are skipped.
+func (g *graph) declare(name string, dims ...int64) {
+	if g.declared[name] {
+		return
+	}
+	for _, v := range g.inputs {
+		if v.Name == name {
+			return // an input's shape is declared with it
+		}
+	}
+	g.declared[name] = true
+	g.shapes = append(g.shapes, valueInfo(name, onnx.TensorProto_FLOAT, dims))
+}
 
 // fresh returns a new unique value name with a readable prefix.
 func (g *graph) fresh(prefix string) string {
@@ -164,7 +183,7 @@ func (g *graph) model(name string, meta map[string]string) *onnx.ModelProto {
 		OpsetImport:  []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}},
 		ProducerName: "nasctl",
 		Graph: &onnx.GraphProto{
-			Name: name, Node: g.nodes, Initializer: g.inits, Input: g.inputs, Output: g.outputs,
+			Name: name, Node: g.nodes, Initializer: g.inits, Input: g.inputs, Output: g.outputs, ValueInfo: g.shapes,
 		},
 	}
 	for _, k := range sortedKeys(meta) {

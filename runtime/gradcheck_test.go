@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -69,10 +71,16 @@ func newGradProblem(t *testing.T, arch string, in genotype.Input, classes, batch
 	for _, pr := range tg.Params {
 		outNames = append(outNames, "grad/"+pr.Name)
 	}
-	if p.sess, err = NewSession(tg.Model, tg.Inputs, outNames, SessionOptions{IntraOpThreads: 1, Optimization: TrainOptimization}); err != nil {
+	// Direct convolutions are what the NCHWc kernels are for: check the
+	// rewritten graph, which must have rewritten something on this CPU.
+	nchwc := formulas.DirectConv
+	if p.sess, err = NewSession(tg.Model, tg.Inputs, outNames, SessionOptions{IntraOpThreads: 1, Optimization: TrainOptimization, NCHWc: nchwc}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.sess.Close() })
+	if nchwc && goruntime.GOARCH == "amd64" && strings.Contains(arch, "C(") && p.sess.BlockedConvs() == 0 {
+		t.Fatalf("%s: no convolution runs on NCHWc kernels (block size %d)", arch, nchwcBlockSize())
+	}
 	return p
 }
 
@@ -221,43 +229,46 @@ func onnxgenParamCount(ps []onnxgen.Param) int {
 // Every layer kind and padding mode, overlapping pooling, odd sizes, both
 // heads and both losses, checked element by element against central finite
 // differences of the loss computed by the same graph.
+// gradCases are the networks of the gradient checks.
+var gradCases = []struct {
+	name    string
+	arch    string
+	in      genotype.Input
+	classes int
+}{
+	// 'valid' then 'same' convolutions, overlapping pooling (3,2) on odd
+	// sizes, an FC layer, the SM head, dropout after layers 2 and 4.
+	{"valid same overlap fc", "C(3,3,1) - C(4,3,1) - P(3,2) - FC(5) - SM()", genotype.Input{Height: 9, Width: 7, Channels: 2}, 2},
+	// Strided 'valid' first convolution on an odd size (output_padding),
+	// non-overlapping pooling, a 1x1 convolution, the GAP head, K = 3 softmax.
+	{"strided valid gap softmax", "C(3,3,2) - P(2,2) - C(4,1,1) - GAP()", genotype.Input{Height: 11, Width: 11, Channels: 1}, 3},
+	// Pooling first (no gradient flows through it), a 5x5 'same'
+	// convolution, a strided 'same' convolution, pooling with kernel <
+	// stride and uneven padding, Flatten before SM.
+	{"pool first strided same", "P(3,2) - C(3,5,1) - C(2,3,2) - P(2,3) - SM()", genotype.Input{Height: 10, Width: 10, Channels: 1}, 2},
+	// An FC chain and K = 4 classes.
+	{"fc chain softmax", "C(2,3,1) - FC(6) - FC(3) - SM()", genotype.Input{Height: 5, Width: 5, Channels: 1}, 4},
+	// A first convolution directly followed by non-overlapping pooling
+	// (the blocked convolution of the auto formulation): ceil padding
+	// after (9x7 -> 5x4), kernel < stride, padding before and after
+	// with a 'same' first convolution behind an image pooling, two
+	// input channels, K = 3.
+	{"blocked ceil", "C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}, 2},
+	{"blocked kernel < stride", "C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}, 3},
+	{"blocked same padded", "P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}, 2},
+	// Blocked convolutions after the first layer, whose input gradient
+	// is needed: padding before and after the windows, kernel < stride.
+	{"blocked inner", "C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - FC(4) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}, 2},
+	{"blocked inner kernel < stride", "C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}, 2},
+	// An even 'same' kernel: padding after exceeds padding before.
+	{"even kernel", "C(2,3,1) - C(3,4,1) - SM()", genotype.Input{Height: 7, Width: 6, Channels: 1}, 2},
+	// Logistic regression on the pixels.
+	{"softmax only", "SM()", genotype.Input{Height: 3, Width: 4, Channels: 2}, 2},
+}
+
 func TestGradientsFiniteDifferences(t *testing.T) {
 	initRuntime(t)
-	tests := []struct {
-		name    string
-		arch    string
-		in      genotype.Input
-		classes int
-	}{
-		// 'valid' then 'same' convolutions, overlapping pooling (3,2) on odd
-		// sizes, an FC layer, the SM head, dropout after layers 2 and 4.
-		{"valid same overlap fc", "C(3,3,1) - C(4,3,1) - P(3,2) - FC(5) - SM()", genotype.Input{Height: 9, Width: 7, Channels: 2}, 2},
-		// Strided 'valid' first convolution on an odd size (output_padding),
-		// non-overlapping pooling, a 1x1 convolution, the GAP head, K = 3 softmax.
-		{"strided valid gap softmax", "C(3,3,2) - P(2,2) - C(4,1,1) - GAP()", genotype.Input{Height: 11, Width: 11, Channels: 1}, 3},
-		// Pooling first (no gradient flows through it), a 5x5 'same'
-		// convolution, a strided 'same' convolution, pooling with kernel <
-		// stride and uneven padding, Flatten before SM.
-		{"pool first strided same", "P(3,2) - C(3,5,1) - C(2,3,2) - P(2,3) - SM()", genotype.Input{Height: 10, Width: 10, Channels: 1}, 2},
-		// An FC chain and K = 4 classes.
-		{"fc chain softmax", "C(2,3,1) - FC(6) - FC(3) - SM()", genotype.Input{Height: 5, Width: 5, Channels: 1}, 4},
-		// A first convolution directly followed by non-overlapping pooling
-		// (the blocked convolution of the auto formulation): ceil padding
-		// after (9x7 -> 5x4), kernel < stride, padding before and after
-		// with a 'same' first convolution behind an image pooling, two
-		// input channels, K = 3.
-		{"blocked ceil", "C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}, 2},
-		{"blocked kernel < stride", "C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}, 3},
-		{"blocked same padded", "P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}, 2},
-		// Blocked convolutions after the first layer, whose input gradient
-		// is needed: padding before and after the windows, kernel < stride.
-		{"blocked inner", "C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - FC(4) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}, 2},
-		{"blocked inner kernel < stride", "C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}, 2},
-		// An even 'same' kernel: padding after exceeds padding before.
-		{"even kernel", "C(2,3,1) - C(3,4,1) - SM()", genotype.Input{Height: 7, Width: 6, Channels: 1}, 2},
-		// Logistic regression on the pixels.
-		{"softmax only", "SM()", genotype.Input{Height: 3, Width: 4, Channels: 2}, 2},
-	}
+	tests := gradCases
 	// Each formulation of every gradient, forced, and the compiler's choice.
 	variants := []struct {
 		name string
@@ -284,38 +295,61 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 // The finite differences above check each graph against its own loss; this
 // checks that the formulations agree on the loss and the gradients, so a
 // rewritten forward pass (the blocked convolution and pooling) computes the
-// same function as the plain one. Same weights, data and dropout masks;
-// tolerance 1e-5 relative (float32 sums in another order).
+// same function as the plain one, and so does the graph on ONNX Runtime's
+// NCHWc kernels (DirectConv, rewritten by blockConvs), on the networks of
+// the gradient checks too. Same weights, data and dropout masks; tolerance
+// 1e-5 relative (float32 sums in another order). The batch of 8 is a
+// multiple of 4, as the NCHWc weight gradients need.
 func TestFormulationsAgree(t *testing.T) {
 	initRuntime(t)
-	for i, tc := range []struct {
-		arch string
-		in   genotype.Input
-	}{
-		{"C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}},
-		{"C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}},
-		{"P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}},
-		{"C(8,5,1) - P(3,3) - C(4,1,1) - C(2,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
-		{"C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}},
-		{"C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}},
+	type agreeCase struct {
+		arch      string
+		in        genotype.Input
+		classes   int
+		nchwcOnly bool
+	}
+	cases := []agreeCase{
+		{"C(4,3,1) - P(2,2) - FC(3) - SM()", genotype.Input{Height: 11, Width: 9, Channels: 1}, 2, false},
+		{"C(2,3,1) - P(2,3) - FC(3) - SM()", genotype.Input{Height: 10, Width: 11, Channels: 2}, 2, false},
+		{"P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 14, Width: 14, Channels: 1}, 2, false},
+		{"C(8,5,1) - P(3,3) - C(4,1,1) - C(2,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, 2, false},
+		{"C(2,3,1) - P(2,2) - C(3,3,1) - P(3,3) - SM()", genotype.Input{Height: 16, Width: 16, Channels: 1}, 2, false},
+		{"C(2,3,1) - P(2,2) - C(3,5,1) - P(2,3) - SM()", genotype.Input{Height: 15, Width: 15, Channels: 1}, 2, false},
 		// Windows of F*k*k >= onnxgen.MinGatherRow values: the compiler
 		// gathers the gradient's windows (an odd and an even kernel).
-		{"C(12,3,1) - C(12,5,1) - GAP()", genotype.Input{Height: 9, Width: 8, Channels: 1}},
-		{"C(16,3,1) - C(16,4,1) - GAP()", genotype.Input{Height: 7, Width: 6, Channels: 1}},
-	} {
-		plain := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{Pool: onnxgen.PoolUpsample, ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputTranspose})
-		auto := newGradProblem(t, tc.arch, tc.in, 2, 6, uint64(i+1), onnxgen.Formulas{})
+		{"C(12,3,1) - C(12,5,1) - GAP()", genotype.Input{Height: 9, Width: 8, Channels: 1}, 2, false},
+		{"C(16,3,1) - C(16,4,1) - GAP()", genotype.Input{Height: 7, Width: 6, Channels: 1}, 2, false},
+		// NCHWc: whole blocks of channels (16 and 32, both block sizes), 8
+		// channels (fewer than a block on AVX-512: read as they are), 12
+		// (padded to a block), and filters padded to a block.
+		{"C(16,3,1) - C(32,3,1) - C(16,5,1) - C(8,3,1) - C(12,1,1) - C(4,3,1) - GAP()", genotype.Input{Height: 9, Width: 9, Channels: 3}, 3, true},
+	}
+	for _, tc := range gradCases {
+		cases = append(cases, agreeCase{tc.arch, tc.in, tc.classes, true})
+	}
+	for i, tc := range cases {
+		plain := newGradProblem(t, tc.arch, tc.in, tc.classes, 8, uint64(i+1), onnxgen.Formulas{Pool: onnxgen.PoolUpsample, ConvWeight: onnxgen.ConvWeightPatches, ConvInput: onnxgen.ConvInputTranspose})
 		l0, g0 := plain.run(plain.params)
-		l1, g1 := auto.run(plain.params)
 		near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6+1e-5*math.Max(math.Abs(a), math.Abs(b)) }
-		if !near(l0, l1) {
-			t.Errorf("%s: loss %.8g (plain) and %.8g (auto)", tc.arch, l0, l1)
+		others := []struct {
+			name string
+			f    onnxgen.Formulas
+		}{{"auto", onnxgen.Formulas{}}, {"nchwc", onnxgen.Formulas{DirectConv: true}}}
+		if tc.nchwcOnly {
+			others = others[1:]
 		}
-		for j, p := range plain.tg.Params {
-			for e := range g0[j] {
-				if !near(float64(g0[j][e]), float64(g1[j][e])) {
-					t.Errorf("%s: %s[%d]: gradient %.8g (plain) and %.8g (auto)", tc.arch, p.Name, e, g0[j][e], g1[j][e])
-					break
+		for _, f := range others {
+			other := newGradProblem(t, tc.arch, tc.in, tc.classes, 8, uint64(i+1), f.f)
+			l1, g1 := other.run(plain.params)
+			if !near(l0, l1) {
+				t.Errorf("%s: loss %.8g (plain) and %.8g (%s)", tc.arch, l0, l1, f.name)
+			}
+			for j, p := range plain.tg.Params {
+				for e := range g0[j] {
+					if !near(float64(g0[j][e]), float64(g1[j][e])) {
+						t.Errorf("%s: %s[%d]: gradient %.8g (plain) and %.8g (%s)", tc.arch, p.Name, e, g0[j][e], g1[j][e], f.name)
+						break
+					}
 				}
 			}
 		}

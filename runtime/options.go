@@ -158,6 +158,11 @@ type SessionOptions struct {
 	// profile (Chrome trace JSON) to a file starting with it when the session
 	// closes.
 	ProfilePrefix string
+	// NCHWc runs the convolutions whose shapes the graph declares on ONNX
+	// Runtime's blocked-layout kernels (see blockConvs), on the CPU when the
+	// library has them; ignored otherwise. For graphs whose weights are
+	// inputs: ONNX Runtime already does this for constant weights.
+	NCHWc bool
 }
 
 // validate returns every problem with o, or nil.

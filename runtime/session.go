@@ -28,6 +28,11 @@ type Session struct {
 	inputs  []string
 	outputs []string
 	opts    SessionOptions
+	// blockedConvs is the number of convolutions on NCHWc kernels, and
+	// batchMultiple the number of images every batch must be a multiple of
+	// (1: any).
+	blockedConvs  int
+	batchMultiple int64
 }
 
 // NewSession compiles the serialized ONNX model for the device and settings of
@@ -83,6 +88,20 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 		}
 	}
 
+	blockedConvs, batchMultiple := 0, int64(1)
+	if opts.NCHWc && opts.Device == CPU {
+		if block := nchwcBlockSize(); block > 0 {
+			bg, err := blockConvs(model, block)
+			if err != nil {
+				return nil, fmt.Errorf("new session: %w", err)
+			}
+			model, blockedConvs = bg.model, bg.convs
+			if bg.batchChannels {
+				batchMultiple = 4
+			}
+		}
+	}
+
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
 	if err != nil {
 		err = fmt.Errorf("new session on %s: %w", opts.Device, err)
@@ -93,10 +112,12 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	}
 	openSessions.Add(1)
 	return &Session{
-		s:       s,
-		inputs:  append([]string(nil), inputs...),
-		outputs: append([]string(nil), outputs...),
-		opts:    opts,
+		s:             s,
+		inputs:        append([]string(nil), inputs...),
+		outputs:       append([]string(nil), outputs...),
+		opts:          opts,
+		blockedConvs:  blockedConvs,
+		batchMultiple: batchMultiple,
 	}, nil
 }
 
@@ -167,6 +188,15 @@ func (s *Session) Inputs() []string { return append([]string(nil), s.inputs...) 
 
 // Outputs returns the names of the outputs Run fills, in order.
 func (s *Session) Outputs() []string { return append([]string(nil), s.outputs...) }
+
+// BlockedConvs returns the number of convolutions the session runs on ONNX
+// Runtime's NCHWc kernels (see SessionOptions.NCHWc).
+func (s *Session) BlockedConvs() int { return s.blockedConvs }
+
+// BatchMultiple returns the number of images a batch must be a multiple of
+// for this session: 4 when a convolution on NCHWc kernels has the batch as
+// its channels (a weight gradient), else 1.
+func (s *Session) BatchMultiple() int64 { return s.batchMultiple }
 
 // Options returns the options the session was created with.
 func (s *Session) Options() SessionOptions { return s.opts }

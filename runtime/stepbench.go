@@ -25,6 +25,9 @@ type StepBenchConfig struct {
 	ProfilePrefix string
 	// Formulas forces gradient formulations (zero: the compiler's choice).
 	Formulas onnxgen.Formulas
+	// NoNCHWc times the standard graph on ONNX Runtime's standard Conv
+	// kernels, without the NCHWc rewrite Train uses (SessionOptions.NCHWc).
+	NoNCHWc bool
 }
 
 // StepTiming is the time of one training step (drawing the dropout masks,
@@ -60,7 +63,7 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
 	}
 	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.withDefaults()
-	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix}
+	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix, NCHWc: !cfg.NoNCHWc}
 	t, err := newTrainerWith(net, tc, sopts, cfg.Formulas)
 	if err != nil {
 		return nil, err

@@ -290,11 +290,14 @@ func checkExamples(net *genotype.Net, ex Examples, what string) error {
 
 // trainer holds the sessions and tensors of one training run.
 type trainer struct {
-	net    *genotype.Net
-	cfg    TrainConfig
-	tg     *onnxgen.TrainGraph
-	train  *Session
-	eval   *Session
+	net   *genotype.Net
+	cfg   TrainConfig
+	tg    *onnxgen.TrainGraph
+	train *Session
+	eval  *Session
+	// plain runs the training graph without NCHWc kernels, for a batch that
+	// train cannot take (see Session.BatchMultiple); made when first needed.
+	plain  *Session
 	params [2][]*Tensor[float32] // ping-pong sets
 	slots  [2][]*Tensor[float32] // ping-pong sets, param-major as in the graph
 	cur    int                   // the set that holds the current values
@@ -317,7 +320,7 @@ func newTrainer(net *genotype.Net, cfg TrainConfig) (*trainer, error) {
 
 // trainSession returns the options of cfg's training session.
 func trainSession(cfg TrainConfig) SessionOptions {
-	return SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads, Optimization: TrainOptimization}
+	return SessionOptions{Device: cfg.Device, DeviceID: cfg.DeviceID, IntraOpThreads: cfg.Threads, Optimization: TrainOptimization, NCHWc: true}
 }
 
 // newTrainerWith is newTrainer with the training session's options (sopts:
@@ -333,6 +336,9 @@ func newTrainerWith(net *genotype.Net, cfg TrainConfig, sopts SessionOptions, fo
 			t = nil
 		}
 	}()
+	// With NCHWc kernels, convolutions are cheap enough that the gradients
+	// are convolutions too.
+	formulas.DirectConv = sopts.NCHWc && sopts.Device == CPU && nchwcBlockSize() > 0
 	t.tg, err = onnxgen.Training(net, onnxgen.TrainOptions{Optimizer: cfg.Optimizer, Formulas: formulas})
 	if err != nil {
 		return t, err
@@ -391,6 +397,9 @@ func (t *trainer) close() {
 	}
 	if t.eval != nil {
 		t.eval.Close()
+	}
+	if t.plain != nil {
+		t.plain.Close()
 	}
 }
 
@@ -609,7 +618,20 @@ func (t *trainer) trainStep(b [2]*Tensor[float32], masks []*Tensor[float32]) err
 	for _, s := range t.slots[next] {
 		out = append(out, s)
 	}
-	if err := t.train.Run(in, out); err != nil {
+	sess := t.train
+	if n := b[0].Shape()[0]; n%sess.BatchMultiple() != 0 {
+		if t.plain == nil {
+			opts := sess.Options()
+			opts.NCHWc, opts.ProfilePrefix = false, ""
+			p, err := NewSession(t.tg.Model, t.tg.Inputs, t.tg.Outputs, opts)
+			if err != nil {
+				return fmt.Errorf("training step on %d images: %w", n, err)
+			}
+			t.plain = p
+		}
+		sess = t.plain
+	}
+	if err := sess.Run(in, out); err != nil {
 		return fmt.Errorf("training step: %w", err)
 	}
 	t.cur = next

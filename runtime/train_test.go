@@ -295,3 +295,52 @@ func TestSampledArchitecturesRun(t *testing.T) {
 		}
 	}
 }
+
+// Train's CPU session runs convolutions on NCHWc kernels, whose weight
+// gradients take only batches of a multiple of 4 images; another batch (the
+// last of an epoch) runs on the same graph without them.
+func TestTrainStepOddBatch(t *testing.T) {
+	initRuntime(t)
+	net, err := genotype.MustParse("C(16,3,1) - C(16,3,1) - GAP()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer(net, TrainConfig{Threads: 1}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	if tr.train.BlockedConvs() == 0 || tr.train.BatchMultiple() != 4 {
+		t.Fatalf("training session: %d convolutions on NCHWc kernels, batches of a multiple of %d (block size %d)",
+			tr.train.BlockedConvs(), tr.train.BatchMultiple(), nchwcBlockSize())
+	}
+	tr.setWeights(onnxgen.Init(tr.tg.Params, rand.New(rand.NewPCG(1, 2))))
+	for i, n := range []int64{8, 6, 8} {
+		b, err := tr.batchTensors(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b[0].Data() {
+			b[0].Data()[i] = float32(i%5) / 5
+		}
+		ms, err := tr.maskTensors(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.drawMasks(ms)
+		tr.step.Data()[0]++
+		tr.lr.Data()[0] = 1e-3
+		if err := tr.trainStep(b, ms); err != nil {
+			t.Fatalf("batch of %d: %v", n, err)
+		}
+		if l := tr.loss.Data()[0]; math.IsNaN(float64(l)) || l <= 0 {
+			t.Errorf("batch of %d: loss %g", n, l)
+		}
+		if i == 0 && tr.plain != nil {
+			t.Error("a batch of 8 made a session without NCHWc kernels")
+		}
+	}
+	if tr.plain == nil || tr.plain.BlockedConvs() != 0 {
+		t.Error("the batch of 6 did not run on a session without NCHWc kernels")
+	}
+}

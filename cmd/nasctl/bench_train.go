@@ -39,6 +39,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			&cli.Float64Flag{Name: "peak-gflops", Usage: "the machine's peak in GFLOP/s, from an earlier run (0: measure it)"},
 			&cli.BoolFlag{Name: "inference", Usage: "also time batch-1 prediction of the exported model"},
 			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime's per-operator profile of the training session to PREFIX*.json"},
+			&cli.BoolFlag{Name: "no-nchwc", Usage: "time the standard graph on ONNX Runtime's standard Conv kernels, without the NCHWc rewrite training uses (for comparison)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		},
 		Action: func(c *cli.Context) error {
@@ -48,7 +49,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			opts := benchTrainStepOptions{
 				Classes: c.Int("classes"), Batch: c.Int("batch"), Threads: c.Int("threads"), Steps: c.Int("steps"),
 				Warmup: c.Int("warmup"), PeakGFLOPs: c.Float64("peak-gflops"), Inference: c.Bool("inference"),
-				Profile: c.String("profile"), JSON: c.Bool("json"),
+				Profile: c.String("profile"), JSON: c.Bool("json"), NoNCHWc: c.Bool("no-nchwc"),
 			}
 			var err error
 			if c.String("arch") == "" {
@@ -80,6 +81,7 @@ type benchTrainStepOptions struct {
 	Inference  bool
 	Profile    string
 	JSON       bool
+	NoNCHWc    bool
 }
 
 // benchTrainStepReport is the JSON form of bench train-step.
@@ -116,7 +118,7 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 		rep.PeakGFLOPs = peak.GFLOPs
 	}
 	st, err := runtime.MeasureTrainStep(ctx, net, runtime.StepBenchConfig{Batch: opts.Batch, Warmup: opts.Warmup, Steps: opts.Steps,
-		Threads: opts.Threads, Optimization: runtime.TrainOptimization, ProfilePrefix: opts.Profile})
+		Threads: opts.Threads, Optimization: runtime.TrainOptimization, ProfilePrefix: opts.Profile, NoNCHWc: opts.NoNCHWc})
 	if err != nil {
 		return err
 	}

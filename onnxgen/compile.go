@@ -601,10 +601,16 @@ func maxPoolGrad(g *graph, in, indices, gr string) string {
 // dW[f,c,a,b] = sum_{n,i,j} gr[n,f,i,j] * xpad[n,c,s*i+a,s*j+b], computed as a
 // convolution of x with the channels and batch swapped, the gradient as kernel
 // dilated by the stride.
+//
+// For a direct convolution kernel (Formulas.DirectConv) with fewer filters
+// than input channels, stride 1, the roles swap (convWeightGradSwapped).
 func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 	g := c.g
 	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
 	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
+	if c.formulas.DirectConv && nd.Stride == 1 && nd.Units < nd.In.C {
+		return c.convWeightGradSwapped(nd, xt, gt)
+	}
 	s := int64(nd.Stride)
 	w := c.conv([]string{xt, gt}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)},
 		attrInts("pads", pads(nd)...), attrInts("dilations", s, s))
@@ -617,6 +623,22 @@ func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 		w = g.op("Slice", []string{w, g.vec(0, 0), g.vec(k, k), g.vec(2, 3)})
 	}
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
+}
+
+// convWeightGradSwapped (stride 1) convolves the output gradient (batch
+// and channels swapped, gt [F, N, Ho, Wo], padded with k-1-p) with the
+// input as kernel (xt [C, N, H, W]): the result R[f, c, a', b'] =
+// sum_n sum_{u,v} gpad[f, n, u+a', v+b'] x[n, c, u, v] is dW with its window
+// flipped (a' = k-1-a, as in convInputGradFlipped), already [F, C, k, k]. A
+// direct convolution kernel works on blocks of filters: this form has C of
+// them where the other has F, so it wastes less of a block when F < C.
+func (c *compiler) convWeightGradSwapped(nd genotype.Node, xt, gt string) string {
+	g := c.g
+	k := int64(nd.Kernel)
+	top, left, bottom, right := flippedPads(nd)
+	r := c.conv([]string{gt, xt}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)},
+		attrInts("pads", top, left, bottom, right))
+	return g.op("Slice", []string{r, g.vec(-1, -1), g.vec(-k-1, -k-1), g.vec(2, 3), g.vec(-1, -1)})
 }
 
 // conv emits a Conv of inputs (x, w and an optional bias) and declares the

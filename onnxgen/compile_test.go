@@ -218,3 +218,72 @@ func TestCompileSampledArchitectures(t *testing.T) {
 		}
 	}
 }
+
+// Training and evaluation graphs declare the shapes of their convolutions'
+// inputs and weights (a runtime picks kernels by them); with DirectConv the
+// gradients are convolutions too, so more are declared. Exported models
+// declare none.
+func TestConvShapesDeclared(t *testing.T) {
+	n := build(t, "C(8,3,1) - C(4,5,1) - GAP()", genotype.Input{Height: 9, Width: 9, Channels: 2}, 2)
+	declared := func(b []byte) map[string][]int64 {
+		m := &onnx.ModelProto{}
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]int64{}
+		for _, v := range m.GetGraph().GetValueInfo() {
+			var dims []int64
+			for _, d := range v.GetType().GetTensorType().GetShape().GetDim() {
+				if d.GetDimParam() != "" {
+					dims = append(dims, -1)
+				} else {
+					dims = append(dims, d.GetDimValue())
+				}
+			}
+			out[v.GetName()] = dims
+		}
+		return out
+	}
+	plain, err := Training(n, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := Training(n, TrainOptions{Formulas: Formulas{DirectConv: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Plain: the second convolution's input [N, 8, 7, 7] (the first reads the
+	// images, a graph input, declared with it).
+	dp, dd := declared(plain.Model), declared(direct.Model)
+	has := func(m map[string][]int64, dims ...int64) bool {
+		for _, d := range m {
+			if slices.Equal(d, dims) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(dp, -1, 8, 7, 7) {
+		t.Errorf("plain training graph: the second convolution's input is not declared: %v", dp)
+	}
+	// DirectConv: the weight gradients as convolutions, batch as channels:
+	// the second layer's output gradient [4, N, 7, 7] convolved with its
+	// input [8, N, 7, 7] (fewer filters than channels: swapped).
+	if !has(dd, 4, -1, 7, 7) || !has(dd, 8, -1, 7, 7) || len(dd) <= len(dp) {
+		t.Errorf("DirectConv training graph declares %v (plain: %d values)", dd, len(dp))
+	}
+	ev, err := Evaluation(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !has(declared(ev.Model), -1, 8, 7, 7) {
+		t.Error("evaluation graph: the second convolution's input is not declared")
+	}
+	b, err := Inference(n, Init(Params(n), rand.New(rand.NewPCG(1, 2))), Metadata{Arch: "C(8,3,1) - C(4,5,1) - GAP()", Input: n.Input, Classes: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := declared(b); len(d) != 0 {
+		t.Errorf("exported model declares %v", d)
+	}
+}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -44,54 +45,70 @@ import (
 // nchwcDomain is the operator domain of ONNX Runtime's blocked-layout kernels.
 const nchwcDomain = "com.microsoft.nchwc"
 
-var (
-	nchwcOnce  sync.Once
-	nchwcBlock int64
-)
+var nchwc struct {
+	sync.Mutex
+	probed bool
+	block  int64
+}
 
 // nchwcBlockSize returns the channel block of ONNX Runtime's NCHWc kernels on
 // this CPU (16 with AVX-512, 8 with AVX2), or 0 when the library has none
-// (another CPU architecture, or a build without them). It asks the library:
-// ReorderInput pads a tensor of 4 channels to one block.
+// (another CPU architecture, or a build without them) or is not loaded yet.
+// It asks the library once: ReorderInput pads a tensor of 4 channels to one
+// block.
 func nchwcBlockSize() int64 {
-	nchwcOnce.Do(func() {
-		g := &onnx.GraphProto{
-			Name:   "nasctl_nchwc_probe",
-			Node:   []*onnx.NodeProto{{Name: "reorder", OpType: "ReorderInput", Domain: nchwcDomain, Input: []string{"x"}, Output: []string{"y"}}},
-			Input:  []*onnx.ValueInfoProto{floatInfo("x", 1, 4, 1, 1)},
-			Output: []*onnx.ValueInfoProto{floatInfo("y", 1, -1, 1, 1)},
+	nchwc.Lock()
+	defer nchwc.Unlock()
+	if !nchwc.probed {
+		block, err := probeNCHWc()
+		if errors.Is(err, ErrNotInitialized) {
+			return 0
 		}
-		b, err := proto.Marshal(&onnx.ModelProto{IrVersion: 8, Graph: g,
-			OpsetImport: []*onnx.OperatorSetIdProto{{Domain: "", Version: 17}, {Domain: nchwcDomain, Version: 1}}})
+		nchwc.block, nchwc.probed = block, true
+	}
+	return nchwc.block
+}
+
+// probeNCHWc runs ReorderInput on 4 channels and returns the channels it
+// gives (0: none). Only ErrNotInitialized is returned as an error: any other
+// failure means the library cannot run the blocked kernels.
+func probeNCHWc() (int64, error) {
+	g := &onnx.GraphProto{
+		Name:   "nasctl_nchwc_probe",
+		Node:   []*onnx.NodeProto{{Name: "reorder", OpType: "ReorderInput", Domain: nchwcDomain, Input: []string{"x"}, Output: []string{"y"}}},
+		Input:  []*onnx.ValueInfoProto{floatInfo("x", 1, 4, 1, 1)},
+		Output: []*onnx.ValueInfoProto{floatInfo("y", 1, -1, 1, 1)},
+	}
+	b, err := proto.Marshal(&onnx.ModelProto{IrVersion: 8, Graph: g,
+		OpsetImport: []*onnx.OperatorSetIdProto{{Domain: "", Version: 17}, {Domain: nchwcDomain, Version: 1}}})
+	if err != nil {
+		return 0, nil
+	}
+	s, err := NewSession(b, []string{"x"}, []string{"y"}, SessionOptions{IntraOpThreads: 1, Optimization: OptDisabled})
+	if err != nil {
+		if errors.Is(err, ErrNotInitialized) {
+			return 0, err
+		}
+		return 0, nil
+	}
+	defer s.Close()
+	x, err := NewZeroTensor[float32](1, 4, 1, 1)
+	if err != nil {
+		return 0, nil
+	}
+	defer x.Close()
+	for _, block := range []int64{16, 8} {
+		y, err := NewZeroTensor[float32](1, block, 1, 1)
 		if err != nil {
-			return
+			return 0, nil
 		}
-		s, err := NewSession(b, []string{"x"}, []string{"y"}, SessionOptions{IntraOpThreads: 1, Optimization: OptDisabled})
-		if err != nil {
-			return
+		err = s.Run([]Value{x}, []Value{y})
+		y.Close()
+		if err == nil {
+			return block, nil
 		}
-		defer s.Close()
-		x, err := NewZeroTensor[float32](1, 4, 1, 1)
-		if err != nil {
-			return
-		}
-		defer x.Close()
-		for _, block := range []int64{16, 8, 4} {
-			y, err := NewZeroTensor[float32](1, block, 1, 1)
-			if err != nil {
-				return
-			}
-			err = s.Run([]Value{x}, []Value{y})
-			y.Close()
-			if err == nil {
-				if block > 4 {
-					nchwcBlock = block
-				}
-				return
-			}
-		}
-	})
-	return nchwcBlock
+	}
+	return 0, nil
 }
 
 // floatInfo is the value info of a float32 tensor; -1 is a symbolic dimension.
@@ -224,7 +241,12 @@ type convPlan struct {
 	blockedInput  bool // reorder the input (else read NCHW: fewer channels than a block)
 	paddedFilters int64
 	relu          bool
-	attrs         []*onnx.AttributeProto // kernel_shape, pads, strides, dilations
+	attrs         []*onnx.AttributeProto // kernel_shape, strides, dilations (and pads unless prepad)
+	// prepad pads the input with a Pad node instead of the convolution's
+	// pads: when the kernel is larger than the output (a weight gradient,
+	// whose kernel is the output gradient), every output would lie on the
+	// padding, which ONNX Runtime's NCHWc kernel handles on a slow path.
+	prepad []int64 // Pad's pads of the input, [0, 0, top, left, 0, 0, bottom, right]
 }
 
 func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
@@ -232,6 +254,7 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 		return nil, false
 	}
 	c := &convPlan{channels: ws[1], filters: ws[0], kh: ws[2], kw: ws[3]}
+	var pads, strides, dilations []int64
 	for _, a := range n.GetAttribute() {
 		switch a.GetName() {
 		case "group":
@@ -242,7 +265,16 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 			if s := string(a.GetS()); s != "" && s != "NOTSET" {
 				return nil, false
 			}
-		case "kernel_shape", "pads", "strides", "dilations":
+		case "pads":
+			pads = a.GetInts()
+			c.attrs = append(c.attrs, a)
+		case "strides":
+			strides = a.GetInts()
+			c.attrs = append(c.attrs, a)
+		case "dilations":
+			dilations = a.GetInts()
+			c.attrs = append(c.attrs, a)
+		case "kernel_shape":
 			c.attrs = append(c.attrs, a)
 		default:
 			return nil, false
@@ -256,6 +288,26 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 		return nil, false
 	}
 	c.paddedFilters = (c.filters + r.block - 1) / r.block * r.block
+	if len(pads) == 4 && (pads[0] != 0 || pads[1] != 0 || pads[2] != 0 || pads[3] != 0) && xs[2] > 0 && xs[3] > 0 {
+		at := func(v []int64, i int) int64 {
+			if len(v) == 2 {
+				return v[i]
+			}
+			return 1
+		}
+		ho := (xs[2]+pads[0]+pads[2]-at(dilations, 0)*(c.kh-1)-1)/at(strides, 0) + 1
+		wo := (xs[3]+pads[1]+pads[3]-at(dilations, 1)*(c.kw-1)-1)/at(strides, 1) + 1
+		if ho < c.kh || wo < c.kw {
+			c.prepad = []int64{0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]}
+			kept := c.attrs[:0]
+			for _, a := range c.attrs {
+				if a.GetName() != "pads" {
+					kept = append(kept, a)
+				}
+			}
+			c.attrs = kept
+		}
+	}
 	return c, true
 }
 
@@ -276,6 +328,9 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 		return t
 	}
 	x, w := n.GetInput()[0], n.GetInput()[1]
+	if c.prepad != nil {
+		x = node("Pad", "", []string{x, ints("xpads", c.prepad...)})
+	}
 	var b string
 	if len(n.GetInput()) > 2 {
 		b = n.GetInput()[2]

@@ -60,6 +60,21 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 		return nil, fmt.Errorf("new session: %s", strings.Join(problems, "; "))
 	}
 
+	// Before acquire: nchwcBlockSize's probe opens a session of its own.
+	blockedConvs, batchMultiple := 0, int64(1)
+	if opts.NCHWc && opts.Device == CPU {
+		if block := nchwcBlockSize(); block > 0 {
+			bg, err := blockConvs(model, block)
+			if err != nil {
+				return nil, fmt.Errorf("new session: %w", err)
+			}
+			model, blockedConvs = bg.model, bg.convs
+			if bg.batchChannels {
+				batchMultiple = 4
+			}
+		}
+	}
+
 	release, err := acquire()
 	if err != nil {
 		return nil, err
@@ -85,20 +100,6 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	if opts.Device == CUDA {
 		if err := appendCUDA(so, opts.DeviceID); err != nil {
 			return nil, err
-		}
-	}
-
-	blockedConvs, batchMultiple := 0, int64(1)
-	if opts.NCHWc && opts.Device == CPU {
-		if block := nchwcBlockSize(); block > 0 {
-			bg, err := blockConvs(model, block)
-			if err != nil {
-				return nil, fmt.Errorf("new session: %w", err)
-			}
-			model, blockedConvs = bg.model, bg.convs
-			if bg.batchChannels {
-				batchMultiple = 4
-			}
 		}
 	}
 

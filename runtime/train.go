@@ -170,7 +170,7 @@ func (c TrainConfig) withDefaults() TrainConfig {
 // "make bench-train"). Training graphs: "extended"; "all", "layout" and
 // "basic" were within 5% of it and never consistently faster (the layout
 // changes of "all" need constant weights, which a training graph does not
-// have). Forward-only graphs: "all", whose NCHWc convolutions (for weights
+// have: on the CPU, the session's NCHWc rewrite makes them, see blockConvs). Forward-only graphs: "all", whose NCHWc convolutions (for weights
 // baked into an exported model) made batch-1 prediction 1.2-2.3 times faster
 // than "extended" (0.035 against 0.076 ms for "C(16,3,1) - P(3,3) -
 // C(16,3,1) - C(16,3,1) - SM()" at 32x32); exported models load at it (the

@@ -29,14 +29,20 @@ import (
 // (onnxgen.Formulas.DirectConv). Measured on this project's machine (2
 // threads, 32x32 inputs, "nasctl bench train-step" with and without
 // --no-nchwc alternating, 3 rounds, ms per step, standard against NCHWc),
-// batch 128: small reference network 18.5-21.2 against 14.4-15.2, medium
-// 40.9-42.4 against 39.3-42.8, deep 69.3-72.4 against 49.9-57.1, large
-// 43.1-56.3 against 42.3-51.7; batch 32 (the CPU search's): deep 12.8-16.2
-// against 12.1-14.6, medium 7.8-9.2 against 7.4-9.3. By profile, the 16->16
-// 5x5 convolution at 15x15 took 4.4 ms forward against 6.5, and its input
-// gradient 3.8 ms against 5.0 (a product with the gradient's windows); its
-// weight gradient (9.7 ms) is the slowest of them, as its output is only
-// 16x16x5x5. The reorderings cost 0.3-0.4 ms per 1.8 MB tensor.
+// batch 128: small reference network 11.6-15.2 against 9.8-10.6, medium
+// 33.4-35.8 against 30.8-33.7, deep 44.2-56.7 against 40.9-49.7, large
+// 35.6-41.2 against 30.1-38.7; batch 32 (the CPU search's): deep 13.8-14.7
+// against 9.5-10.8, medium 8.5-9.7 against 6.0-7.3. By profile (deep
+// network, batch 128), the 16->16 5x5 convolution at 15x15 took 3.3 ms
+// forward against 6.5 on the standard kernel, its input gradient 3.4 ms
+// against 5.0 (a product with the gradient's windows) and its weight
+// gradient 5.7 ms against 10.7 (windows gathered, then a product). A
+// weight gradient's kernel is the output gradient, larger than its k x k
+// output, so every output lies on the padding, which the NCHWc kernel
+// computes on a slow path: an explicit Pad before it made that convolution
+// 2-2.4 times faster (16->16 at 15x15, batch 128, fastest of 60 runs: 5x5
+// 6.7 against 3.4 ms, 3x3 2.7 against 1.1 ms, the Pad 0.5 ms). The
+// reorderings cost 0.2-0.4 ms per 1.8 MB tensor.
 //
 // The rewritten graph holds ONNX Runtime's own operators, so it runs on the
 // CPU provider only. onnxgen's graphs stay standard ONNX, and exported models

@@ -39,9 +39,8 @@ import (
 // gradient 5.7 ms against 10.7 (windows gathered, then a product; profiles
 // of separate runs). A weight gradient's kernel is the output gradient,
 // larger than its k x k output, so every output lies on the padding, which
-// the NCHWc kernel
-// computes on a slow path: an explicit Pad before it made that convolution
-// 2-2.4 times faster (16->16 at 15x15, batch 128, fastest of 60 runs: 5x5
+// the NCHWc kernel computes on a slow path: an explicit Pad before it made
+// that convolution 2-2.4 times faster (16->16 at 15x15, batch 128, fastest of 60 runs: 5x5
 // 6.7 against 3.4 ms, 3x3 2.7 against 1.1 ms, the Pad 0.5 ms). The
 // reorderings cost 0.2-0.4 ms per 1.8 MB tensor.
 //

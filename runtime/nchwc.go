@@ -40,9 +40,9 @@ import (
 // of separate runs). A weight gradient's kernel is the output gradient,
 // larger than its k x k output, so every output lies on the padding, which
 // the NCHWc kernel computes on a slow path: an explicit Pad before it made
-// that convolution 2-2.4 times faster (16->16 at 15x15, batch 128, fastest of 60 runs: 5x5
-// 6.7 against 3.4 ms, 3x3 2.7 against 1.1 ms, the Pad 0.5 ms). The
-// reorderings cost 0.2-0.4 ms per 1.8 MB tensor.
+// that convolution 2-2.4 times faster (16->16 at 15x15, batch 128, fastest
+// of 60 runs: 5x5 6.7 against 3.4 ms, 3x3 2.7 against 1.1 ms, the Pad 0.5
+// ms). The reorderings cost 0.2-0.4 ms per 1.8 MB tensor.
 //
 // The rewritten graph holds ONNX Runtime's own operators, so it runs on the
 // CPU provider only. onnxgen's graphs stay standard ONNX, and exported models
@@ -341,7 +341,7 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	if len(n.GetInput()) > 2 {
 		b = n.GetInput()[2]
 	}
-	fp, k := c.paddedFilters, c.kh*c.kw
+	fp := c.paddedFilters
 	if extra := fp - c.filters; extra > 0 {
 		w = node("Pad", "", []string{w, ints("wpads", 0, 0, 0, 0, extra, 0, 0, 0)})
 		if b != "" {
@@ -351,25 +351,22 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	// The blocked filter layout: for each block of filters, for each block
 	// of input channels, for each kernel position, the block's input
 	// channels by the block's filters. With the input read as it is (fewer
-	// channels than a block), the channels are not blocked.
-	var wb string
+	// channels than a block), the channels are not blocked. ReorderInput
+	// reads the weights as fp "images" of C channels and blocks (and pads)
+	// the channels, giving, per filter, [C/B][kh][kw][B]; then the filters
+	// of each block go innermost.
+	src, cdim := w, c.channels
 	if c.blockedInput {
-		// ReorderInput reads the weights as fp "images" of C channels: it
-		// blocks (and pads) the channels, giving, per filter, [C/B][kh][kw][B].
-		wr := node("ReorderInput", nchwcDomain, []string{w})
-		wt := node("Transpose", "", []string{node("Reshape", "", []string{wr, ints("wsplit", fp/r.block, r.block, -1)})},
-			&onnx.AttributeProto{Name: "perm", Type: onnx.AttributeProto_INTS, Ints: []int64{0, 2, 1}})
-		wb = node("Reshape", "", []string{wt, ints("wshape", fp, -1, c.kh, c.kw)})
+		src, cdim = node("ReorderInput", nchwcDomain, []string{w}), -1
 		if xb, ok := r.blockedOf[x]; ok {
 			x = xb
 		} else {
 			x = node("ReorderInput", nchwcDomain, []string{x})
 		}
-	} else {
-		wt := node("Transpose", "", []string{node("Reshape", "", []string{w, ints("wsplit", fp/r.block, r.block, c.channels*k)})},
-			&onnx.AttributeProto{Name: "perm", Type: onnx.AttributeProto_INTS, Ints: []int64{0, 2, 1}})
-		wb = node("Reshape", "", []string{wt, ints("wshape", fp, c.channels, c.kh, c.kw)})
 	}
+	wt := node("Transpose", "", []string{node("Reshape", "", []string{src, ints("wsplit", fp/r.block, r.block, -1)})},
+		&onnx.AttributeProto{Name: "perm", Type: onnx.AttributeProto_INTS, Ints: []int64{0, 2, 1}})
+	wb := node("Reshape", "", []string{wt, ints("wshape", fp, cdim, c.kh, c.kw)})
 	ins := []string{x, wb}
 	if b != "" {
 		ins = append(ins, b)

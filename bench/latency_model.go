@@ -117,7 +117,7 @@ func MeasureLatency(ctx context.Context, net *genotype.Net, session runtime.Sess
 // MeasureNetLatency exports net with random weights (placeholder class
 // names) and times its predictions with runtime.MeasureLatency and cfg.
 // runtime must be initialised.
-func MeasureNetLatency(ctx context.Context, net *genotype.Net, cfg runtime.LatencyConfig) (*runtime.Latency, error) {
+func MeasureNetLatency(ctx context.Context, net *genotype.Net, cfg runtime.LatencyConfig) (*runtime.InferenceTiming, error) {
 	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 1)))
 	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Arch.String(), Input: net.Input, Classes: classNames(net.Classes)})
 	if err != nil {

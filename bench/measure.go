@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 )
 
@@ -135,8 +136,11 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 		r.Accuracy, r.AccuracySource = &ev.Accuracy, fmt.Sprintf("measured on %d images", ev.N)
 	} else {
-		for _, k := range []struct{ key, source string }{
-			{"nasctl.test_accuracy", "metadata: test accuracy"}, {"nasctl.val_accuracy", "metadata: validation accuracy"},
+		for _, k := range []struct {
+			key    onnxgen.MetaKey
+			source string
+		}{
+			{onnxgen.MetaTestAccuracy, "metadata: test accuracy"}, {onnxgen.MetaValAccuracy, "metadata: validation accuracy"},
 		} {
 			if v, err := strconv.ParseFloat(info.Meta[k.key], 64); err == nil {
 				r.Accuracy, r.AccuracySource = &v, k.source

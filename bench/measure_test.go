@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // export writes a model of arch with random weights and returns its path.
-func export(t *testing.T, arch string, in genotype.Input, meta map[string]string) (string, *genotype.Net) {
+func export(t *testing.T, arch string, in genotype.Input, meta map[onnxgen.MetaKey]string) (string, *genotype.Net) {
 	t.Helper()
 	net, err := genotype.MustParse(arch).Build(in, 2)
 	if err != nil {
@@ -48,7 +48,7 @@ func TestMeasure(t *testing.T) {
 	}
 	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
 	// 16 -> 'valid' 3x3 -> 14 -> P(2,2): 7, no padding: onnx-go agrees.
-	path, net := export(t, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", in, map[string]string{"nasctl.test_accuracy": "0.875"})
+	path, net := export(t, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", in, map[onnxgen.MetaKey]string{onnxgen.MetaTestAccuracy: "0.875"})
 	r, err := Measure(context.Background(), path, Options{Runs: 30, Warmup: 3, Batch: 8, BatchRuns: 2, Session: runtime.SessionOptions{IntraOpThreads: 1}})
 	if err != nil {
 		t.Fatal(err)

@@ -136,7 +136,7 @@ func TestInferenceMetadata(t *testing.T) {
 	n := build(t, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 3}, 3)
 	w := Init(Params(n), rand.New(rand.NewPCG(1, 1)))
 	meta := Metadata{Arch: n.Arch.String(), Input: n.Input, Normalization: "x/255", Classes: []string{"a", "b", "c"},
-		DatasetHash: "sha256:abc", Extra: map[string]string{"nasctl.test_accuracy": "0.9"}}
+		DatasetHash: "sha256:abc", Extra: map[MetaKey]string{MetaTestAccuracy: "0.9"}}
 	b, err := Inference(n, w, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestInferenceMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !info.Arch.Equal(n.Arch) || info.Input != n.Input || !slices.Equal(info.Classes, meta.Classes) ||
-		info.Meta[MetaDatasetHash] != "sha256:abc" || info.Meta["nasctl.test_accuracy"] != "0.9" || info.Meta[MetaNormalization] != "x/255" {
+		info.Meta[MetaDatasetHash] != "sha256:abc" || info.Meta[MetaTestAccuracy] != "0.9" || info.Meta[MetaNormalization] != "x/255" {
 		t.Errorf("info %+v", info)
 	}
 	if !slices.Equal(info.Inputs, []string{InputImages}) || !slices.Equal(info.Outputs, []string{OutputProbs}) || info.Opset != Opset {

@@ -177,7 +177,7 @@ func (g *graph) boolScalar(v bool) string {
 }
 
 // model wraps the graph into a model at the project's opset.
-func (g *graph) model(name string, meta map[string]string) *onnx.ModelProto {
+func (g *graph) model(name string, meta map[MetaKey]string) *onnx.ModelProto {
 	m := &onnx.ModelProto{
 		IrVersion:    IRVersion,
 		OpsetImport:  []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}},
@@ -187,7 +187,7 @@ func (g *graph) model(name string, meta map[string]string) *onnx.ModelProto {
 		},
 	}
 	for _, k := range sortedKeys(meta) {
-		m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntryProto{Key: k, Value: meta[k]})
+		m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntryProto{Key: string(k), Value: meta[k]})
 	}
 	return m
 }

@@ -14,9 +14,9 @@ type ModelInfo struct {
 	Arch     genotype.Arch // from metadata; nil when the model was not made by nasctl
 	Input    genotype.Input
 	Classes  []string
-	Meta     map[string]string // every metadata_props entry
-	Inputs   []string          // graph input names (initializers excluded)
-	Outputs  []string          // graph output names
+	Meta     map[MetaKey]string // every metadata_props entry
+	Inputs   []string           // graph input names (initializers excluded)
+	Outputs  []string           // graph output names
 	Opset    int64
 	Ops      []string // distinct operator types, in first-use order
 	Weights  int64    // float values in initializers of rank 1 or more (scalar constants excluded)
@@ -35,9 +35,9 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 	if g == nil {
 		return nil, fmt.Errorf("ONNX model without a graph")
 	}
-	info := &ModelInfo{Meta: map[string]string{}, Producer: m.GetProducerName()}
+	info := &ModelInfo{Meta: map[MetaKey]string{}, Producer: m.GetProducerName()}
 	for _, p := range m.GetMetadataProps() {
-		info.Meta[p.GetKey()] = p.GetValue()
+		info.Meta[MetaKey(p.GetKey())] = p.GetValue()
 	}
 	for _, o := range m.GetOpsetImport() {
 		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 
 	"github.com/nasctl/nasctl/genotype"
 )
@@ -81,26 +81,41 @@ func Init(params []Param, r *rand.Rand) [][]float32 {
 // Metadata is written into an exported model's metadata_props, so the file alone
 // says what it expects and where it came from.
 type Metadata struct {
-	Arch          string            // architecture text form
-	Input         genotype.Input    // expected image size
-	Normalization string            // how pixels are scaled, e.g. "x/255"
-	Classes       []string          // class names, by output index
-	DatasetHash   string            // SHA-256 of the training data
-	Extra         map[string]string // more keys (accuracies, seeds...)
+	Arch          string             // architecture text form
+	Input         genotype.Input     // expected image size
+	Normalization string             // how pixels are scaled, e.g. "x/255"
+	Classes       []string           // class names, by output index
+	DatasetHash   string             // SHA-256 of the training data
+	Extra         map[MetaKey]string // more keys (accuracies, seeds...)
 }
 
-// Metadata keys of exported models.
+// MetaKey is a metadata_props key of an exported model.
+type MetaKey string
+
+// Metadata keys of exported models. The first six are written from Metadata's
+// fields; the others are Extra keys that nasctl's commands write.
 const (
-	MetaArch          = "nasctl.arch"
-	MetaInput         = "nasctl.input"
-	MetaLayout        = "nasctl.layout"
-	MetaNormalization = "nasctl.normalization"
-	MetaClasses       = "nasctl.classes" // a JSON array of strings
-	MetaDatasetHash   = "nasctl.dataset_sha256"
+	MetaArch          MetaKey = "nasctl.arch"
+	MetaInput         MetaKey = "nasctl.input"
+	MetaLayout        MetaKey = "nasctl.layout"
+	MetaNormalization MetaKey = "nasctl.normalization"
+	MetaClasses       MetaKey = "nasctl.classes" // a JSON array of strings
+	MetaDatasetHash   MetaKey = "nasctl.dataset_sha256"
+
+	MetaValAccuracy  MetaKey = "nasctl.val_accuracy"  // of the weights exported
+	MetaTestAccuracy MetaKey = "nasctl.test_accuracy" // measured on the exported file
+	MetaSeed         MetaKey = "nasctl.seed"          // of the training
+	MetaRun          MetaKey = "nasctl.run"           // the search run's name
+	MetaTrial        MetaKey = "nasctl.trial"         // the search trial the model comes from
+	MetaRank         MetaKey = "nasctl.rank"          // in the search's final table
+	MetaInterrupted  MetaKey = "nasctl.interrupted"   // "true": the training was cut short
 )
 
-func (m Metadata) props() map[string]string {
-	p := map[string]string{}
+// Normalization is how nasctl scales pixels, written into every export.
+const Normalization = "x/255 (pixels scaled to [0, 1])"
+
+func (m Metadata) props() map[MetaKey]string {
+	p := map[MetaKey]string{}
 	for k, v := range m.Extra {
 		p[k] = v
 	}
@@ -114,11 +129,11 @@ func (m Metadata) props() map[string]string {
 	return p
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
+func sortedKeys(m map[MetaKey]string) []MetaKey {
+	keys := make([]MetaKey, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }

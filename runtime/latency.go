@@ -19,8 +19,8 @@ type LatencyConfig struct {
 	Session SessionOptions
 }
 
-// Latency is the time of one prediction of an exported model.
-type Latency struct {
+// InferenceTiming is the time of one prediction of an exported model.
+type InferenceTiming struct {
 	Batch  int     `json:"batch"`
 	Runs   int     `json:"runs"`
 	Median float64 `json:"ms"` // milliseconds per run, median
@@ -35,7 +35,7 @@ type Latency struct {
 // MeasureLatency loads an exported model (an inference graph as
 // onnxgen.Inference writes it) with cfg.Session and times its predictions
 // with Model.MeasureLatency.
-func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Latency, error) {
+func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*InferenceTiming, error) {
 	m, err := NewModel(model, cfg.Session)
 	if err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Late
 // session and the batch tensors that Predict uses (it overwrites their
 // contents; Predict copies its images in before every run). cfg.Session is
 // not used.
-func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*Latency, error) {
+func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*InferenceTiming, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 1
 	}
@@ -84,5 +84,5 @@ func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*Latency
 		}
 	}
 	s := sortedCopy(samples)
-	return &Latency{Batch: cfg.Batch, Runs: cfg.Runs, Median: Percentile(s, 50), P90: Percentile(s, 90), Samples: samples}, nil
+	return &InferenceTiming{Batch: cfg.Batch, Runs: cfg.Runs, Median: Percentile(s, 50), P90: Percentile(s, 90), Samples: samples}, nil
 }

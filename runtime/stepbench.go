@@ -62,7 +62,7 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 	if cfg.Batch < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
 		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
 	}
-	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.withDefaults()
+	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.WithDefaults()
 	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix, NCHWc: !cfg.NoNCHWc}
 	t, err := newTrainerWith(net, tc, sopts, cfg.Formulas)
 	if err != nil {

@@ -39,12 +39,12 @@ func (e Examples) MajorityShare(classes int) float64 {
 	return float64(best) / float64(e.Len())
 }
 
-// Schedule is Baker et al.'s learning-rate rule: when validation accuracy after
+// LRSchedule is Baker et al.'s learning-rate rule: when validation accuracy after
 // the first epoch is no better than chance, multiply the learning rate by
 // RestartFactor, draw fresh weights and start again (at most MaxRestarts
 // times); once learning, multiply it by DecayFactor every DecayEvery epochs.
 // Zero fields take Baker et al.'s values.
-type Schedule struct {
+type LRSchedule struct {
 	// Constant turns the rule off: the learning rate never changes.
 	Constant bool
 	// RestartFactor multiplies the learning rate at a restart. Zero: 0.4.
@@ -60,7 +60,7 @@ type Schedule struct {
 	ChanceMargin float64
 }
 
-func (s Schedule) withDefaults() Schedule {
+func (s LRSchedule) withDefaults() LRSchedule {
 	if s.RestartFactor == 0 {
 		s.RestartFactor = 0.4
 	}
@@ -127,7 +127,7 @@ type TrainConfig struct {
 	// negative: never stop early.
 	Patience int
 	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
-	Schedule Schedule
+	Schedule LRSchedule
 	// Seed determines the initial weights, the shuffling and the dropout masks.
 	Seed uint64
 	// Device, DeviceID and Threads (intra-op threads; zero: ONNX Runtime's
@@ -145,7 +145,7 @@ type TrainConfig struct {
 	Progress func(EpochRecord)
 }
 
-func (c TrainConfig) withDefaults() TrainConfig {
+func (c TrainConfig) WithDefaults() TrainConfig {
 	if c.Epochs == 0 {
 		c.Epochs = 15
 	}
@@ -239,7 +239,7 @@ func (r *Result) Reward() float64 {
 // returns ctx.Err() with a StatusInterrupted Result that keeps the finished
 // epochs and their best weights, so that the caller may still save them.
 func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg TrainConfig) (*Result, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	res := &Result{Params: net.Params(), MACs: net.MACs()}
 	if why := cfg.Budget.Check(net); why != "" {
 		res.Status, res.Reason = StatusRefused, why

@@ -58,7 +58,7 @@ func TestTrainLearnsLeaves(t *testing.T) {
 	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 600)}
 	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(600, 800)}
 	var epochs int
-	res, err := Train(context.Background(), net, train, val, TrainConfig{Epochs: 12, BatchSize: 16, LR: 3e-3, Schedule: Schedule{Constant: true}, Seed: 1, Threads: 2, Progress: func(EpochRecord) { epochs++ }})
+	res, err := Train(context.Background(), net, train, val, TrainConfig{Epochs: 12, BatchSize: 16, LR: 3e-3, Schedule: LRSchedule{Constant: true}, Seed: 1, Threads: 2, Progress: func(EpochRecord) { epochs++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestTrainDeterministic(t *testing.T) {
 	}
 	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}
 	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
-	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 7, Threads: 2, Schedule: Schedule{Constant: true}, Patience: -1}
+	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 7, Threads: 2, Schedule: LRSchedule{Constant: true}, Patience: -1}
 	a, err := Train(context.Background(), net, train, val, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestTrainDivergedRefusedRestarted(t *testing.T) {
 	// MaxRestarts times, then trains on.
 	blank := make([]float32, len(pixels))
 	res, err = Train(context.Background(), net, Examples{blank, labels, train.Indices}, Examples{blank, labels, val.Indices},
-		TrainConfig{Epochs: 2, LR: 1e-3, Seed: 1, Threads: 1, Schedule: Schedule{MaxRestarts: 2}})
+		TrainConfig{Epochs: 2, LR: 1e-3, Seed: 1, Threads: 1, Schedule: LRSchedule{MaxRestarts: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestTrainInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	epochs := 0
-	cfg := TrainConfig{Epochs: 10, BatchSize: 16, Seed: 1, Threads: 1, Schedule: Schedule{Constant: true},
+	cfg := TrainConfig{Epochs: 10, BatchSize: 16, Seed: 1, Threads: 1, Schedule: LRSchedule{Constant: true},
 		Progress: func(EpochRecord) {
 			if epochs++; epochs == 2 {
 				cancel()
@@ -305,7 +305,7 @@ func TestTrainStepOddBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := newTrainer(net, TrainConfig{Threads: 1}.withDefaults())
+	tr, err := newTrainer(net, TrainConfig{Threads: 1}.WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -343,7 +343,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
 	return runtime.TrainConfig{
 		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience,
-		Schedule: runtime.Schedule{Constant: c.Train.ConstantLR}, Device: d, Threads: c.Threads, Budget: c.Budget,
+		Schedule: runtime.LRSchedule{Constant: c.Train.ConstantLR}, Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
 }
 

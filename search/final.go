@@ -149,9 +149,9 @@ func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, e
 		return f, err
 	}
 	f.TestAccuracy = ev.Accuracy
-	model, err = s.export(tt, res.Weights, map[string]string{
-		"nasctl.rank":          strconv.Itoa(rank),
-		"nasctl.test_accuracy": strconv.FormatFloat(ev.Accuracy, 'f', 6, 64),
+	model, err = s.export(tt, res.Weights, map[onnxgen.MetaKey]string{
+		onnxgen.MetaRank:         strconv.Itoa(rank),
+		onnxgen.MetaTestAccuracy: strconv.FormatFloat(ev.Accuracy, 'f', 6, 64),
 	})
 	if err != nil {
 		return f, err

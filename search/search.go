@@ -549,7 +549,7 @@ func (s *Search) keepModel(t Trial, res *runtime.Result, unlearned []Trial) erro
 func relModel(id int) string { return dirModels + "/" + fmt.Sprintf("trial-%04d.onnx", id) }
 
 // export compiles a trial's inference model with its metadata.
-func (s *Search) export(t Trial, weights [][]float32, extra map[string]string) ([]byte, error) {
+func (s *Search) export(t Trial, weights [][]float32, extra map[onnxgen.MetaKey]string) ([]byte, error) {
 	arch, err := genotype.Parse(t.Arch)
 	if err != nil {
 		return nil, err
@@ -558,11 +558,11 @@ func (s *Search) export(t Trial, weights [][]float32, extra map[string]string) (
 	if err != nil {
 		return nil, err
 	}
-	meta := onnxgen.Metadata{Arch: t.Arch, Input: s.data.Input, Normalization: "x/255 (pixels scaled to [0, 1])",
-		Classes: s.data.Classes, DatasetHash: s.data.Hash, Extra: map[string]string{
-			"nasctl.run":          s.cfg.Name,
-			"nasctl.trial":        strconv.Itoa(t.ID),
-			"nasctl.val_accuracy": strconv.FormatFloat(t.ValAccuracy, 'f', 6, 64),
+	meta := onnxgen.Metadata{Arch: t.Arch, Input: s.data.Input, Normalization: onnxgen.Normalization,
+		Classes: s.data.Classes, DatasetHash: s.data.Hash, Extra: map[onnxgen.MetaKey]string{
+			onnxgen.MetaRun:         s.cfg.Name,
+			onnxgen.MetaTrial:       strconv.Itoa(t.ID),
+			onnxgen.MetaValAccuracy: strconv.FormatFloat(t.ValAccuracy, 'f', 6, 64),
 		}}
 	for k, v := range extra {
 		meta.Extra[k] = v

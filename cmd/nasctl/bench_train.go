@@ -96,7 +96,7 @@ type benchTrainStepReport struct {
 	// PeakShare is GFLOPs / PeakGFLOPs.
 	PeakShare float64 `json:"peak_share"`
 	// Inference is batch-1 prediction of the exported model, with --inference.
-	Inference *runtime.Latency `json:"inference,omitempty"`
+	Inference *runtime.InferenceTiming `json:"inference,omitempty"`
 }
 
 func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.Writer) error {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -90,7 +91,7 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	if err := sameClasses(opts.Data, d.Classes, opts.Model, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
 		return err
 	}
-	if h := m.Info.Meta["nasctl.dataset_sha256"]; h != "" && h != d.Hash {
+	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
 		fmt.Fprintf(errOut, "warning: the model was trained on other data (%s); split membership may differ\n", h)
 	}
 	idx := map[string][]int{"train": split.Train, "val": split.Val, "test": split.Test}[opts.Split]
@@ -101,7 +102,7 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
-	rep := evalReport{Model: opts.Model, Arch: m.Info.Meta["nasctl.arch"], Split: opts.Split, Classes: m.Info.Classes, Evaluation: *ev}
+	rep := evalReport{Model: opts.Model, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Classes: m.Info.Classes, Evaluation: *ev}
 	if opts.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")

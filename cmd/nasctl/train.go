@@ -76,7 +76,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
 				Config: runtime.TrainConfig{
 					Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), LR: c.Float64("lr"), Patience: c.Int("patience"),
-					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.Schedule{Constant: c.Bool("constant-lr")},
+					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.LRSchedule{Constant: c.Bool("constant-lr")},
 				},
 			}
 			if opts.Config.Patience == 0 {
@@ -184,9 +184,9 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if err != nil {
 		// Interrupted: keep the best epoch finished so far.
 		if res != nil && res.Weights != nil {
-			meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: "x/255 (pixels scaled to [0, 1])",
-				Classes: d.Classes, DatasetHash: d.Hash, Extra: map[string]string{
-					"nasctl.val_accuracy": strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64), "nasctl.interrupted": "true"}}
+			meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: onnxgen.Normalization,
+				Classes: d.Classes, DatasetHash: d.Hash, Extra: map[onnxgen.MetaKey]string{
+					onnxgen.MetaValAccuracy: strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64), onnxgen.MetaInterrupted: "true"}}
 			if _, xerr := exportModel(net, res.Weights, meta, opts.Out); xerr == nil {
 				fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
 					len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
@@ -198,10 +198,10 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
 		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
 	if res.Status == runtime.StatusOK {
-		meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: "x/255 (pixels scaled to [0, 1])",
-			Classes: d.Classes, DatasetHash: d.Hash, Extra: map[string]string{
-				"nasctl.val_accuracy": strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64),
-				"nasctl.seed":         strconv.FormatUint(cfg.Seed, 10),
+		meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: onnxgen.Normalization,
+			Classes: d.Classes, DatasetHash: d.Hash, Extra: map[onnxgen.MetaKey]string{
+				onnxgen.MetaValAccuracy: strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64),
+				onnxgen.MetaSeed:        strconv.FormatUint(cfg.Seed, 10),
 			}}
 		model, err := exportModel(net, res.Weights, meta, opts.Out)
 		if err != nil {

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"image/color"
-	"path/filepath"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -11,18 +10,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-)
 
-// The size WritePlots saves the figures at.
-const (
-	FigureWidth  = 18 * vg.Centimeter
-	FigureHeight = 12 * vg.Centimeter
-)
-
-var (
-	colorFront   = color.RGBA{R: 214, G: 39, B: 40, A: 255}
-	colorPoint   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
-	colorNoScore = color.RGBA{R: 150, G: 150, B: 150, A: 255}
+	"github.com/nasctl/nasctl/internal/figure"
 )
 
 // ParamsLatencyPlot draws parameters against batch-1 median latency, each model
@@ -53,7 +42,7 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return nil, err
 	}
 	sc.GlyphStyleFunc = func(i int) draw.GlyphStyle {
-		c := color.Color(colorNoScore)
+		c := color.Color(figure.LightGrey)
 		if a := rs[i].Accuracy; a != nil {
 			if col, err := cmap.At(*a); err == nil {
 				c = col
@@ -93,7 +82,7 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: colorPoint, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
+	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
 	p.Add(plotter.NewGrid(), sc)
 	p.Legend.Add("model", sc)
 	if err := addFront(p, with, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {
@@ -134,12 +123,12 @@ func addFront(p *plot.Plot, rs []*Result, xy func(*Result) plotter.XY) error {
 	if err != nil {
 		return err
 	}
-	ring.GlyphStyle = draw.GlyphStyle{Color: colorFront, Radius: vg.Points(7), Shape: draw.RingGlyph{}}
+	ring.GlyphStyle = draw.GlyphStyle{Color: figure.Red, Radius: vg.Points(7), Shape: draw.RingGlyph{}}
 	line, err := plotter.NewLine(front)
 	if err != nil {
 		return err
 	}
-	line.Color, line.Dashes = colorFront, []vg.Length{vg.Points(4), vg.Points(3)}
+	line.Color, line.Dashes = figure.Red, []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(line, ring)
 	p.Legend.Add("Pareto front", ring)
 	return nil
@@ -158,8 +147,9 @@ func accuracyRange(rs []*Result) (lo, hi float64) {
 	return lo, hi
 }
 
-// WritePlots saves the two figures in dir as pareto.{png,svg} and
-// accuracy-latency.{png,svg} and returns the files written.
+// WritePlots saves the two figures in dir (created if missing) as
+// pareto.{png,svg} and accuracy-latency.{png,svg}, each atomically (see
+// figure.Save), and returns the files written.
 func WritePlots(dir string, rs []*Result) ([]string, error) {
 	var files []string
 	for _, f := range []struct {
@@ -170,13 +160,11 @@ func WritePlots(dir string, rs []*Result) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, ext := range []string{"png", "svg"} {
-			path := filepath.Join(dir, f.name+"."+ext)
-			if err := p.Save(FigureWidth, FigureHeight, path); err != nil {
-				return nil, err
-			}
-			files = append(files, path)
+		paths, err := figure.Save(p, dir, f.name)
+		if err != nil {
+			return nil, err
 		}
+		files = append(files, paths...)
 	}
 	return files, nil
 }

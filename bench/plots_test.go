@@ -39,10 +39,10 @@ func TestPlotsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plottest.Golden(t, p, "pareto", FigureWidth, FigureHeight)
+	plottest.Golden(t, p, "pareto")
 	p, err = AccuracyLatencyPlot(rs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plottest.Golden(t, p, "accuracy_latency", FigureWidth, FigureHeight)
+	plottest.Golden(t, p, "accuracy_latency")
 }

@@ -450,7 +450,7 @@ func TestNASNetPlotsGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plottest.Golden(t, p, "nasnet_"+name, figureWidth, figureHeight)
+		plottest.Golden(t, p, "nasnet_"+name)
 	}
 }
 

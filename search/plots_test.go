@@ -39,6 +39,6 @@ func TestMetaQNNPlotsGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plottest.Golden(t, p, name, figureWidth, figureHeight)
+		plottest.Golden(t, p, name)
 	}
 }

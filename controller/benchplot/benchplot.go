@@ -5,9 +5,6 @@ package benchplot
 import (
 	"fmt"
 	"image/color"
-	"io"
-	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -16,17 +13,12 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/internal/figure"
 )
 
 // RegretFloor is the smallest regret drawn: the y axis is logarithmic, so a
 // mean regret of 0 (every seed found the optimum) is drawn at this value.
 const RegretFloor = 0.01
-
-// Size of the saved figures.
-const (
-	Width  = 16 * vg.Centimeter
-	Height = 10 * vg.Centimeter
-)
 
 // Regret returns a plot of every agent's mean regret (optimum minus best
 // score found) after 1..Budget queries, over seeds, with a band of +-1
@@ -55,7 +47,7 @@ func Regret(res *controller.BenchmarkResult, title, unit string) (*plot.Plot, er
 		for q := len(mean) - 1; q >= 0; q-- {
 			band = append(band, plotter.XY{X: float64(q + 1), Y: floor(mean[q] - se[q])})
 		}
-		col := plotutil.Color(i)
+		col := figure.Series(i)
 		poly, err := plotter.NewPolygon(band)
 		if err != nil {
 			return nil, fmt.Errorf("benchplot: %s band: %w", a.Agent, err)
@@ -74,35 +66,9 @@ func Regret(res *controller.BenchmarkResult, title, unit string) (*plot.Plot, er
 	return p, nil
 }
 
-// Write writes p to w in format "png" or "svg" at the package's size.
-func Write(p *plot.Plot, w io.Writer, format string) error {
-	wt, err := p.WriterTo(Width, Height, format)
-	if err != nil {
-		return fmt.Errorf("benchplot: %w", err)
-	}
-	if _, err := wt.WriteTo(w); err != nil {
-		return fmt.Errorf("benchplot: writing %s: %w", format, err)
-	}
-	return nil
-}
-
-// Save writes p as dir/name.png and dir/name.svg and returns their paths.
+// Save writes p as dir/name.png and dir/name.svg and returns their paths:
+// figure.Save, which creates dir if missing and replaces each file
+// atomically.
 func Save(p *plot.Plot, dir, name string) ([]string, error) {
-	var paths []string
-	for _, format := range []string{"png", "svg"} {
-		path := filepath.Join(dir, name+"."+format)
-		f, err := os.Create(path)
-		if err != nil {
-			return paths, fmt.Errorf("benchplot: %w", err)
-		}
-		err = Write(p, f, format)
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("benchplot: %w", cerr)
-		}
-		if err != nil {
-			return paths, err
-		}
-		paths = append(paths, path)
-	}
-	return paths, nil
+	return figure.Save(p, dir, name)
 }

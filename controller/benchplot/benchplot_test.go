@@ -33,7 +33,7 @@ func TestRegretGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plottest.Golden(t, p, "regret", Width, Height)
+	plottest.Golden(t, p, "regret")
 }
 
 func TestSave(t *testing.T) {

@@ -3,7 +3,6 @@
 package plottest
 
 import (
-	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -11,26 +10,23 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/cmpimg"
-	"gonum.org/v1/plot/vg"
+
+	"github.com/nasctl/nasctl/internal/figure"
 )
 
 var regen = flag.Bool("regen-golden", false, "rewrite the golden images in testdata")
 
-// Golden renders p at w x h (the size the product saves it at) as PNG and
-// SVG and compares them with
+// Golden draws p with figure.Render, at the one size the product saves
+// every figure at, as PNG and SVG and compares them with
 // testdata/<name>_golden.{png,svg}: PNG with cmpimg.EqualApprox at delta 0.01
 // (its normalized per-pixel colour distance, which absorbs rasterization
 // differences between platforms), SVG by the same function (byte for byte).
 // With -regen-golden it rewrites the golden files instead.
-func Golden(t *testing.T, p *plot.Plot, name string, w, h vg.Length) {
+func Golden(t *testing.T, p *plot.Plot, name string) {
 	t.Helper()
-	for _, format := range []string{"png", "svg"} {
-		wt, err := p.WriterTo(w, h, format)
+	for _, format := range figure.Formats() {
+		b, err := figure.Render(p, format)
 		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if _, err := wt.WriteTo(&buf); err != nil {
 			t.Fatal(err)
 		}
 		golden := filepath.Join("testdata", name+"_golden."+format)
@@ -38,7 +34,7 @@ func Golden(t *testing.T, p *plot.Plot, name string, w, h vg.Length) {
 			if err := os.MkdirAll("testdata", 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			if err := os.WriteFile(golden, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			continue
@@ -47,13 +43,13 @@ func Golden(t *testing.T, p *plot.Plot, name string, w, h vg.Length) {
 		if err != nil {
 			t.Fatalf("%v (run go test -regen-golden to create it)", err)
 		}
-		ok, err := cmpimg.EqualApprox(format, buf.Bytes(), want, 0.01)
+		ok, err := cmpimg.EqualApprox(format, b, want, 0.01)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !ok {
 			got := filepath.Join(t.TempDir(), name+"."+format)
-			os.WriteFile(got, buf.Bytes(), 0o644)
+			os.WriteFile(got, b, 0o644)
 			t.Errorf("%s differs from %s (got: %s); inspect it and rerun with -regen-golden if the change is intended", format, golden, got)
 		}
 	}

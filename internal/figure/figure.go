@@ -1,0 +1,114 @@
+// Package figure is what every chart of the project shares: its colours, its
+// one size, and the drawing and saving of a gonum/plot figure as PNG and SVG.
+//
+// Packages build their own plots (the axes, series and legends are theirs)
+// and colour them from this palette; they never choose a size, and they save
+// with Save, so that every figure the project writes, and every golden image
+// its tests compare with (internal/plottest), is drawn at Width x Height.
+package figure
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/google/renameio/v2"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+)
+
+// The size of every figure, saved or served.
+const (
+	Width  = 18 * vg.Centimeter
+	Height = 11 * vg.Centimeter
+)
+
+// The palette. Each colour has one role, the same in every figure.
+var (
+	// Blue draws the data points: trials, models, episodes.
+	Blue = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	// Red draws what stands out of the points: the best so far, a moving
+	// average, the Pareto front.
+	Red = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	// Grey draws secondary lines: epsilon, the sampling temperature.
+	Grey = color.RGBA{R: 110, G: 110, B: 110, A: 255}
+	// LightGrey draws a point whose value is unknown (a model with no
+	// accuracy in a figure coloured by accuracy).
+	LightGrey = color.RGBA{R: 150, G: 150, B: 150, A: 255}
+	// Orange draws reference lines: the majority share, a baseline.
+	Orange = color.RGBA{R: 255, G: 127, B: 14, A: 255}
+	// PaleBlue fills boxes (box plots).
+	PaleBlue = color.RGBA{R: 198, G: 219, B: 239, A: 255}
+)
+
+// series is the order in which Series hands out colours: the palette's
+// blue, orange and red, with a green and a purple between them so that five
+// series stay apart (the order of the "category10" scale, from which Blue,
+// Orange and Red come).
+var series = []color.Color{
+	Blue,
+	Orange,
+	color.RGBA{R: 44, G: 160, B: 44, A: 255}, // green
+	Red,
+	color.RGBA{R: 148, G: 103, B: 189, A: 255}, // purple
+}
+
+// Series returns the colour of the i-th of several series of the same kind
+// (one curve per agent), i >= 0; after five the colours repeat, so tell the
+// series apart by their dashes as well.
+func Series(i int) color.Color {
+	return series[i%len(series)]
+}
+
+// Formats returns the formats Render draws and Save writes, "png" and "svg",
+// in the order Save writes them.
+func Formats() []string { return []string{"png", "svg"} }
+
+// Render returns p drawn at Width x Height in format "png" or "svg".
+func Render(p *plot.Plot, format string) ([]byte, error) {
+	if !slices.Contains(Formats(), format) {
+		return nil, fmt.Errorf("figure: unknown format %q (want png or svg)", format)
+	}
+	wt, err := p.WriterTo(Width, Height, format)
+	if err != nil {
+		return nil, fmt.Errorf("figure: %w", err)
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("figure: drawing %s: %w", format, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Save writes p as dir/name.png and dir/name.svg, creating dir if it is
+// missing, and returns the paths written. Each file is replaced atomically
+// (written aside, then renamed): a reader sees the old figure or the new one,
+// never part of one, and a failed write leaves the old file, or none. Both
+// formats are drawn before either is written; if the second write fails,
+// the paths returned with the error are those written.
+func Save(p *plot.Plot, dir, name string) ([]string, error) {
+	formats := Formats()
+	data := make([][]byte, len(formats))
+	for i, format := range formats {
+		b, err := Render(p, format)
+		if err != nil {
+			return nil, err
+		}
+		data[i] = b
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("figure: %w", err)
+	}
+	var paths []string
+	for i, format := range formats {
+		path := filepath.Join(dir, name+"."+format)
+		if err := renameio.WriteFile(path, data[i], 0o644); err != nil {
+			return paths, fmt.Errorf("figure: writing %s: %w", path, err)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}

@@ -89,7 +89,10 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return nil, err
 	}
 	pad(p, pts, false)
+	// Bottom right, raised so that the front's ring in the legend (taller
+	// than a line of text) stays clear of the x axis.
 	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.YOffs = vg.Points(4)
 	return p, nil
 }
 

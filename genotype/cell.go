@@ -1,6 +1,6 @@
 package genotype
 
-// NASNet cells (Zoph et al. 2018; SEED-NOTES section 4).
+// NASNet cells (Zoph et al. 2018; docs/study.md, section 4).
 //
 // A cell has B blocks. Block b reads two inputs among the cell's two inputs
 // (h0 = h(i-1), the output of the cell before the previous one, and h1 = h(i),
@@ -27,7 +27,7 @@ import (
 )
 
 // CellOp is one of the 13 operations a block applies to an input, numbered
-// 0-12 in the order of SEED-NOTES section 4 (the study's action indices).
+// 0-12 in the order of docs/study.md, section 4 (the study's action indices).
 type CellOp uint8
 
 // The 13 cell operations. Their text names follow the DARTS/NASNet convention.

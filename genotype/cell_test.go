@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The operation order is the study's action numbering, SEED-NOTES section 4:
+// The operation order is the study's action numbering, docs/study.md, section 4:
 // identity; 1x3 then 3x1 conv; 1x7 then 7x1 conv; 3x3 dilated conv; 3x3 avg
 // pool; 3x3, 5x5, 7x7 max pool; 1x1 conv; 3x3 conv; 3x3, 5x5, 7x7 sep conv.
 func TestCellOpOrder(t *testing.T) {

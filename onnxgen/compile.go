@@ -145,12 +145,12 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 
 // flatUpdate emits the optimizer update of all parameters at once: the
 // parameters, their gradients and each slot are concatenated into vectors,
-// updated by one chain of elementwise operators and split again. An update
-// per tensor is about 12 operators each, and for the CPU preset's small
-// networks the update took 6% of a training step (110 of 228 operators of
-// "C(16,3,1) - P(3,3) - C(16,3,1) - C(16,3,1) - SM()", 1.6 of 25 ms), most
-// of it per-operator overhead. It returns the new parameters and slots
-// ([param][slot]) in params order, shaped as the parameters.
+// updated by one chain of elementwise operators and split again: an update
+// per tensor is about 12 operators each, whose per-operator overhead is a
+// noticeable share of a small network's step (figures: docs/performance.md,
+// "Elementwise choices in the training graph"). It returns the new
+// parameters and slots ([param][slot]) in params order, shaped as the
+// parameters.
 func (c *compiler) flatUpdate(opt Optimizer, params []Param, grads []string, slotIn [][]string) ([]string, [][]string) {
 	g := c.g
 	flat := func(names []string) string {
@@ -375,19 +375,13 @@ func (c *compiler) forward() string {
 }
 
 // An exported dense layer with one output (the binary classifier) and at
-// least narrowDenseInputs inputs multiplies and sums instead of calling Gemm.
+// least narrowDenseInputs inputs multiplies and sums instead of calling Gemm:
 // ONNX Runtime's CPU Gemm pads its packed constant weights to 16 columns, so
-// such a layer reads 16 times its weights per image. Batch-1 latency of
-// C(F,1,1) - SM() at 32x32 (F*1,024 inputs), p50 of 1,000 runs, 1 thread,
-// medians of 3 interleaved passes, Gemm against this formulation: 4,096
-// inputs ratio 0.86, 8,192 inputs 0.76, 16,384 inputs 0.039 against 0.017 ms,
-// 32,768 inputs 0.113 against 0.033 ms, 65,536 inputs 0.270 against 0.053 ms.
-// Below 4,096 inputs Gemm stays: one operator instead of six. At batch 64
-// Gemm is faster (65,536 inputs: 12,700-14,400 against 9,100-11,200
-// images/s): exported models are for batch-1 prediction; training and
-// evaluation graphs keep Gemm. Layers with 2 to 15 outputs (3 to 15 classes)
-// would gain as well, but their sum of products needs a broadcast the pure-Go
-// runtime onnx-go lacks, so they keep Gemm.
+// such a layer reads 16 times its weights per image. Below that size Gemm
+// stays (one operator instead of six), and so it does at larger batches, in
+// training and evaluation graphs (figures: docs/performance.md, "Dense
+// layers of exported models"). Layers with 2 to 15 outputs would gain too,
+// but need a broadcast that the pure-Go runtime onnx-go lacks.
 const narrowDenseInputs = 4096
 
 // narrowDense computes x·w + b for w [K, 1] as the mean of x * wᵀ over K,
@@ -577,7 +571,7 @@ func (c *compiler) backward(dz string) []string {
 
 // reluGrad masks the gradient where the ReLU output is zero. A multiplication
 // by the cast comparison measured faster than Where on ONNX Runtime's CPU
-// provider (12 against 21 ms for 7.4M values, one thread).
+// provider (docs/performance.md, "Elementwise choices in the training graph").
 func reluGrad(g *graph, out, gr string) string {
 	mask := g.op("Cast", []string{g.op("Greater", []string{out, g.scalar(0)})}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
 	return g.op("Mul", []string{gr, mask})

@@ -82,16 +82,10 @@ const (
 // convolution (see blocked), which computes both and their gradients
 // without any of the pooling formulations.
 //
-// Measured and left out: a stride-1 convolution computed channels last as
-// three 2-D MatMuls (forward, weight and input gradients) over its windows
-// gathered into an [N*Ho*Wo, k*k*C] matrix. The MatMuls themselves are fast
-// (the forward product of the 16->16 5x5 layer at 15x15, batch 128, 1.5-2.4
-// ms against 4.7-7.4 ms for ONNX Runtime's Conv), but the window matrix is
-// 46 MB per step for that layer, written once and read twice, and a
-// MatMul with it transposed ran at about 75 GFLOP/s: in a whole step of the
-// deep reference network the layer took 21.7 ms (plus 1.9 ms of transposes
-// for its neighbour) against 18.9 ms as compiled here, and with every
-// stride-1 layer so computed the step took 58-71 against 57-59 ms.
+// Tried and left out: a stride-1 convolution as three channels-last MatMuls
+// over its gathered windows, whose window matrix costs more memory traffic
+// than the fast products save (docs/performance.md, "Channels-last MatMuls
+// (left out)").
 type Formulas struct {
 	ConvWeight ConvWeightGrad
 	ConvInput  ConvInputGrad
@@ -110,25 +104,17 @@ type Formulas struct {
 // whose memory does not grow with k*k. At 2^20 (4 MiB per image, 512 MiB
 // at batch 128) the CPU preset's layers all use patches, which measured
 // faster; the study's widest layers (256 channels, 5x5, 60x60: 23M values
-// per image) use the dilated form.
+// per image) use the dilated form (docs/performance.md, "Weight-gradient
+// formulations").
 const MaxPatchValues = 1 << 20
 
 // MinGatherRow is the smallest F*k*k (values per window of the output
 // gradient) for which the compiler gathers the gradient's windows
 // (ConvWeightGradGather) rather than extracting them with one-hot kernels
-// (ConvWeightGradPatches). Measured on the reference networks' layers
-// (batch 128, 2 threads, per-layer sums of ONNX Runtime profiles of whole
-// steps, the two forms side by side in one run; the machine was shared, so
-// single numbers vary by 10-20%): F*k*k = 400, 16->16 channels 5x5 at
-// 15x15: 25.8 against 30.6 ms and 26.5 against 28.2 ms (and 22.5 against
-// 26.9 ms in a quieter run: Gather 4.7 ms where the one-hot convolution took
-// 12.4, the weight gradient's MatMul 4.3 against 3.6 ms, the input
-// gradient's 4.1 against 5.2 ms); F*k*k = 576, 64->64 3x3 at 8x8: 20.3
-// against 24.2 and 21.5 against 25.8 ms; F*k*k = 144, 16->16 3x3 at 15x15:
-// even (10.4 against 10.5, 11.9 against 11.3 ms); F*k*k = 72, 16->8 3x3 at
-// 15x15: 8.2 against 6.8 and 7.2 against 6.7 ms. ONNX Runtime's Gather
-// copies each row with its own call, so it costs about 6 ns per row (F
-// values) whatever F.
+// (ConvWeightGradPatches). ONNX Runtime's Gather pays per copied row of F
+// values, the one-hot convolution per value, so gathering wins where a window
+// holds many values (figures: docs/performance.md, "Gathering the
+// gradient's windows").
 const MinGatherRow = 256
 
 func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
@@ -139,20 +125,11 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	case f.ConvWeight != ConvWeightAuto:
 		return f.ConvWeight
 	}
-	// Measured on the CPU preset's shapes (batch 128, 2 threads): the direct
-	// product is 3 times faster than one-hot patches of a 1x1 kernel (0.26
-	// against 0.79 ms for 16 channels at 15x15); the one-hot convolution that
-	// extracts patches costs about as much as the values it writes, so the
-	// smaller patch tensor wins (32->16 channels 3x3 at 15x15: 3.9 against
-	// 8.4 ms; 1->8 at 16x16: 0.4 against 2.1 ms), and with equal sizes the
-	// gradient's patches (16->16 at 15x15: 4.3 against 4.7 ms; 5x5: 13.5
-	// against 14.2 ms; 64->64 at 8x8: 9.3 against 10.0 ms). The dilated form
-	// was 1.5-5 times slower on every layer of the reference networks; it
-	// remains above MaxPatchValues, as its memory does not grow with k*k.
-	// Gathering the gradient's windows instead of convolving with one-hot
-	// kernels (ConvWeightGradGather, with its input gradient) pays per F-value
-	// row copied, the one-hot convolution per value: the gathered form won
-	// where the window holds many values (F*k*k), see MinGatherRow.
+	// The direct product for 1x1 layers; else the smaller patch tensor (the
+	// gradient's when equal, gathered from MinGatherRow), as extracting
+	// patches costs about what it writes; the dilated form, slower on every
+	// reference layer, only with DirectConv or above MaxPatchValues (figures:
+	// docs/performance.md, "Weight-gradient formulations").
 	inPatch := int64(nd.In.C) * int64(nd.Kernel*nd.Kernel) * int64(nd.Out.H*nd.Out.W)
 	gradPatch := int64(nd.Units) * int64(nd.Kernel*nd.Kernel) * int64(nd.In.H*nd.In.W)
 	if nd.Stride != 1 {
@@ -178,17 +155,10 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 // layer has few input channels and many more filters.
 //
 // ONNX Runtime's ConvTranspose runs per image a GEMM with C*k*k rows and a
-// single-threaded col2im; the flipped Conv a GEMM with C rows. With C >= 16
-// the flipped form measured 1.2-3 times faster (2 threads, batch 128: 3.0
-// against 12.0 ms for 16->16 channels 3x3 at 15x15, 9.3 against 18.1 ms at
-// 5x5, 7.4 against 11.9 ms for 64->64 at 8x8), and made whole training steps
-// of the CPU preset's networks 10-40% faster; with C = 8 and F = 64
-// ConvTranspose's taller GEMM wins (5.3 against 10.5 ms at 16x16). Reusing
-// the gradient's patches skips the flipped convolution's own patch
-// extraction: 16->16 3x3 at 15x15 1.7 against 2.4 ms, 5x5 4.7 against 6.3
-// ms, 64->64 at 8x8 3.3 against 3.8 ms (sums of per-operator minima,
-// 4-7% off the reference networks' steps). ConvTranspose also serves
-// strides above 1, which neither other form covers.
+// single-threaded col2im, the flipped Conv a GEMM with C rows: the flipped
+// form wins from 16 input channels, ConvTranspose's taller GEMM with few
+// (figures: docs/performance.md, "Input-gradient formulations").
+// ConvTranspose also serves strides above 1, which neither other form covers.
 func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 	w := f.convWeight(nd)
 	patches := w == ConvWeightGradPatches || w == ConvWeightGradGather
@@ -208,13 +178,10 @@ func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 func (f Formulas) pool(nd genotype.Node) PoolGrad {
 	p := f.Pool
 	if p == PoolAuto {
-		// Measured (BenchmarkTrainStep profiles): the one-hot ConvTranspose
-		// of PoolPatches is slower than MaxPool's Indices and a scatter.
-		// For kernel <= stride, upsampling with ConvTranspose, with
-		// Resize(nearest) or through SpaceToDepth and DepthToSpace took
-		// within 10% of each other (8-10 ms for 16 channels at 30x30, batch
-		// 128, 2 threads); MaxPool's Indices with MaxUnpool, or ArgMax, were
-		// slower.
+		// MaxPool's Indices and a scatter beat PoolPatches's one-hot
+		// ConvTranspose; for kernel <= stride, upsampling beats the forms
+		// that need Indices (figures: docs/performance.md, "Max-pooling
+		// gradient and blocked convolutions").
 		p = PoolScatter
 		if nd.Kernel <= nd.Stride {
 			p = PoolUpsample

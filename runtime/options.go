@@ -59,9 +59,9 @@ func (d *Device) UnmarshalText(text []byte) error {
 }
 
 // GraphOptimization is ONNX Runtime's graph optimisation level for a session.
-// Which level is fastest depends on the graph: the feasibility study found
-// "extended" fastest for training graphs and "all" slower for them (NCHWc
-// layout changes around constant one-hot kernels), so measure per graph kind.
+// Which level is fastest depends on the graph, so measure per graph kind
+// (TrainOptimization, EvalOptimization; docs/performance.md, "Graph
+// optimisation levels").
 type GraphOptimization int
 
 const (

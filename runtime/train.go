@@ -165,15 +165,12 @@ func (c TrainConfig) WithDefaults() TrainConfig {
 	return c
 }
 
-// Graph optimisation levels per graph kind, chosen by measurement on this
-// project's CPU machine (2 threads, batch 128, the reference networks of
-// "make bench-train"). Training graphs: "extended"; "all", "layout" and
-// "basic" were within 5% of it and never consistently faster (the layout
-// changes of "all" need constant weights, which a training graph does not
-// have: on the CPU, the session's NCHWc rewrite makes them, see blockConvs). Forward-only graphs: "all", whose NCHWc convolutions (for weights
-// baked into an exported model) made batch-1 prediction 1.2-2.3 times faster
-// than "extended" (0.035 against 0.076 ms for "C(16,3,1) - P(3,3) -
-// C(16,3,1) - C(16,3,1) - SM()" at 32x32); exported models load at it (the
+// Graph optimisation levels per graph kind, chosen by measurement (figures:
+// docs/performance.md, "Graph optimisation levels"). Training graphs:
+// "extended", as the layout changes of "all" need constant weights, which a
+// training graph lacks (on the CPU, the NCHWc rewrite gives it those
+// kernels, see blockConvs). Forward-only graphs: "all", whose NCHWc
+// convolutions speed up batch-1 prediction; exported models load at it (the
 // zero SessionOptions), and so does the evaluation graph of training.
 const (
 	TrainOptimization = OptExtended

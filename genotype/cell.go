@@ -469,13 +469,15 @@ func MustParseCellPair(s string) CellPair {
 }
 
 func skipSpace(s string, i, end int) int {
-	for i < end && isCellSpace(s[i]) {
+	for i < end && isWhitespace(s[i]) {
 		i++
 	}
 	return i
 }
 
-func isCellSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isWhitespace reports whether c is a space, tab, newline or carriage return,
+// the white space the cell text form allows between tokens.
+func isWhitespace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // cellParser parses blocks one at a time, so that a mistake in one block
 // does not hide those in the next.
@@ -532,7 +534,7 @@ func (p *cellParser) tokens(path string, start, end int) ([]cellTok, bool) {
 	for i := start; i < end; {
 		ch := p.src[i]
 		switch {
-		case isCellSpace(ch):
+		case isWhitespace(ch):
 			i++
 		case ch == '=' || ch == '(' || ch == ')' || ch == ',':
 			toks = append(toks, cellTok{i, p.src[i : i+1]})

@@ -507,15 +507,15 @@ func (c *compiler) backward(dz string) []string {
 			var patches string // the output gradient's, for ConvInputPatches
 			switch c.formulas.convWeight(nd) {
 			case ConvWeightPatches:
-				grads[index[s.w]] = c.convWeightGradPatches(nd, s.in, gr)
+				grads[index[s.w]] = c.convWeightPatches(nd, s.in, gr)
 			case ConvWeightGradPatches:
-				grads[index[s.w]], patches = c.convWeightGradOutputPatches(nd, s.in, gr)
+				grads[index[s.w]], patches = c.convWeightGradPatches(nd, s.in, gr)
 			case ConvWeightGradGather:
 				grads[index[s.w]], patches = c.convWeightGradGather(nd, s.in, gr)
 			case convWeightDirect:
-				grads[index[s.w]] = c.convWeightGradDirect(nd, s.in, gr)
+				grads[index[s.w]] = c.convWeightDirect(nd, s.in, gr)
 			default:
-				grads[index[s.w]] = c.convWeightGrad(nd, s.in, gr)
+				grads[index[s.w]] = c.convWeightDilated(nd, s.in, gr)
 			}
 			restore()
 			restore = c.scope(i, "dx")
@@ -523,14 +523,14 @@ func (c *compiler) backward(dz string) []string {
 				switch c.formulas.convInput(nd) {
 				case ConvInputPatches:
 					if c.formulas.convWeight(nd) == ConvWeightGradGather {
-						gr = c.convInputGradGather(nd, s.w, patches)
+						gr = c.convInputPatchesGathered(nd, s.w, patches)
 					} else {
-						gr = c.convInputGradPatches(nd, s.w, patches)
+						gr = c.convInputPatches(nd, s.w, patches)
 					}
 				case ConvInputFlipped:
-					gr = c.convInputGradFlipped(nd, s.w, gr)
+					gr = c.convInputFlipped(nd, s.w, gr)
 				default:
-					gr = c.convInputGrad(nd, s.w, gr)
+					gr = c.convInputTranspose(nd, s.w, gr)
 				}
 			}
 		case genotype.OpMaxPool:
@@ -590,20 +590,21 @@ func maxPoolGrad(g *graph, in, indices, gr string) string {
 	return g.op("Reshape", []string{sum, g.op("Shape", []string{in})})
 }
 
-// convWeightGrad emits dL/dW [F, C, k, k] of a convolution from its input x
-// [N, C, H, W] and output gradient gr [N, F, Ho, Wo]:
+// convWeightDilated (ConvWeightDilated) emits dL/dW [F, C, k, k] of a
+// convolution from its input x [N, C, H, W] and output gradient gr
+// [N, F, Ho, Wo]:
 // dW[f,c,a,b] = sum_{n,i,j} gr[n,f,i,j] * xpad[n,c,s*i+a,s*j+b], computed as a
 // convolution of x with the channels and batch swapped, the gradient as kernel
 // dilated by the stride.
 //
 // For a direct convolution kernel (Formulas.DirectConv) with fewer filters
-// than input channels, stride 1, the roles swap (convWeightGradSwapped).
-func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
+// than input channels, stride 1, the roles swap (convWeightDilatedSwapped).
+func (c *compiler) convWeightDilated(nd genotype.Node, x, gr string) string {
 	g := c.g
 	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
 	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
 	if c.formulas.DirectConv && nd.Stride == 1 && nd.Units < nd.In.C {
-		return c.convWeightGradSwapped(nd, xt, gt)
+		return c.convWeightDilatedSwapped(nd, xt, gt)
 	}
 	s := int64(nd.Stride)
 	w := c.conv([]string{xt, gt}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)},
@@ -619,14 +620,14 @@ func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 }
 
-// convWeightGradSwapped (stride 1) convolves the output gradient (batch
+// convWeightDilatedSwapped (stride 1) convolves the output gradient (batch
 // and channels swapped, gt [F, N, Ho, Wo], padded with k-1-p) with the
 // input as kernel (xt [C, N, H, W]): the result R[f, c, a', b'] =
 // sum_n sum_{u,v} gpad[f, n, u+a', v+b'] x[n, c, u, v] is dW with its window
-// flipped (a' = k-1-a, as in convInputGradFlipped), already [F, C, k, k]. A
+// flipped (a' = k-1-a, as in convInputFlipped), already [F, C, k, k]. A
 // direct convolution kernel works on blocks of filters: this form has C of
 // them where the other has F, so it wastes less of a block when F < C.
-func (c *compiler) convWeightGradSwapped(nd genotype.Node, xt, gt string) string {
+func (c *compiler) convWeightDilatedSwapped(nd genotype.Node, xt, gt string) string {
 	g := c.g
 	k := int64(nd.Kernel)
 	top, left, bottom, right := flippedPads(nd)
@@ -647,9 +648,10 @@ func (c *compiler) conv(inputs []string, xDims, wDims []int64, attrs ...*onnx.At
 	return c.g.op("Conv", inputs, attrs...)
 }
 
-// convInputGrad emits dL/dx of a convolution: the transposed convolution of the
-// output gradient with the same weights, strides and pads.
-func (c *compiler) convInputGrad(nd genotype.Node, w, gr string) string {
+// convInputTranspose (ConvInputTranspose) emits dL/dx of a convolution: the
+// transposed convolution of the output gradient with the same weights,
+// strides and pads.
+func (c *compiler) convInputTranspose(nd genotype.Node, w, gr string) string {
 	return c.g.op("ConvTranspose", []string{gr, w}, transposeAttrs(nd)...)
 }
 

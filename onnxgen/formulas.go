@@ -8,7 +8,10 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 )
 
-// ConvWeightGrad is a formulation of a convolution's weight gradient.
+// ConvWeightGrad is a formulation of a convolution's weight gradient. The
+// compiler method named after a formulation emits it (convWeightPatches for
+// ConvWeightPatches, convWeightGradGather for ConvWeightGradGather, ...), and
+// likewise for ConvInputGrad.
 type ConvWeightGrad uint8
 
 const (
@@ -244,9 +247,10 @@ func (c *compiler) patches(nd genotype.Node, x string) string {
 		attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
 }
 
-// convWeightGradPatches: dW[f, (c,a,b)] = sum_n sum_p gr[n, f, p] * P[n, (c,a,b), p]
-// with P the input patches, as a batched MatMul and a sum over the batch.
-func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string {
+// convWeightPatches (ConvWeightPatches): dW[f, (c,a,b)] =
+// sum_n sum_p gr[n, f, p] * P[n, (c,a,b), p] with P the input patches, as a
+// batched MatMul and a sum over the batch.
+func (c *compiler) convWeightPatches(nd genotype.Node, x, gr string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	hw := int64(nd.Out.H * nd.Out.W)
@@ -256,9 +260,9 @@ func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string 
 	return g.op("Reshape", []string{dw, g.vec(F, C, k, k)})
 }
 
-// convWeightGradDirect (1x1 kernel, stride 1, no padding): dW[f, c] =
+// convWeightDirect (1x1 kernel, stride 1, no padding): dW[f, c] =
 // sum_n sum_p gr[n, f, p] * x[n, c, p].
-func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
+func (c *compiler) convWeightDirect(nd genotype.Node, x, gr string) string {
 	g := c.g
 	C, F := int64(nd.In.C), int64(nd.Units)
 	hw := int64(nd.Out.H * nd.Out.W)
@@ -268,14 +272,16 @@ func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
 	return g.op("Reshape", []string{dw, g.vec(F, C, 1, 1)})
 }
 
-// convWeightGradOutputPatches (stride 1): with u = i+a, v = j+b over the
-// padded input, dW[f, c, a, b] = sum_n sum_{u,v} Q[n, f, (a,b), u, v] *
-// xpad[n, c, u, v], where Q[n, f, (a,b), u, v] = gr[n, f, u-a, v-b] (zero
-// outside gr) are the windows of the output gradient. The padding of xpad is
-// zero, so only the positions of x itself count: Q over them is the
-// convolution of gr with the one-hot kernels flipped, padded with k-1-p on
-// each side (p the layer's padding there), which gives x's height and width.
-func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (dw, patches string) {
+// convWeightGradPatches (ConvWeightGradPatches, stride 1): with u = i+a,
+// v = j+b over the padded input, dW[f, c, a, b] = sum_n sum_{u,v}
+// Q[n, f, (a,b), u, v] * xpad[n, c, u, v], where Q[n, f, (a,b), u, v] =
+// gr[n, f, u-a, v-b] (zero outside gr) are the windows of the output
+// gradient. The padding of xpad is zero, so only the positions of x itself
+// count: Q over them is the convolution of gr with the one-hot kernels
+// flipped, padded with k-1-p on each side (p the layer's padding there),
+// which gives x's height and width. It returns dW and Q for
+// convInputPatches.
+func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) (dw, patches string) {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	hw := int64(nd.In.H * nd.In.W)
@@ -288,11 +294,11 @@ func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(F, k, k, C)})}, attrInts("perm", 0, 3, 1, 2)), qm
 }
 
-// convInputGradPatches: dx[n, c, u] = sum_{f,a,b} W[f, c, a, b] *
-// Q[n, (f,a,b), u], Q the output gradient's patches over the input
-// positions (convWeightGradOutputPatches): for stride 1, dx[u] =
-// sum_a W[a] * gr[u+p-a], which is Q's definition.
-func (c *compiler) convInputGradPatches(nd genotype.Node, w, patches string) string {
+// convInputPatches (ConvInputPatches): dx[n, c, u] =
+// sum_{f,a,b} W[f, c, a, b] * Q[n, (f,a,b), u], Q the output gradient's
+// patches over the input positions (convWeightGradPatches): for stride 1,
+// dx[u] = sum_a W[a] * gr[u+p-a], which is Q's definition.
+func (c *compiler) convInputPatches(nd genotype.Node, w, patches string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3)), g.vec(C, F*k*k)})
@@ -300,10 +306,10 @@ func (c *compiler) convInputGradPatches(nd genotype.Node, w, patches string) str
 	return g.op("Reshape", []string{dx, g.vec(-1, C, int64(nd.In.H), int64(nd.In.W))})
 }
 
-// convInputGradFlipped: for stride 1, dx is the convolution of the output
-// gradient with the weights' channel axes swapped and their window flipped,
-// padded with k-1-p.
-func (c *compiler) convInputGradFlipped(nd genotype.Node, w, gr string) string {
+// convInputFlipped (ConvInputFlipped): for stride 1, dx is the convolution
+// of the output gradient with the weights' channel axes swapped and their
+// window flipped, padded with k-1-p.
+func (c *compiler) convInputFlipped(nd genotype.Node, w, gr string) string {
 	g := c.g
 	k := int64(nd.Kernel)
 	wt := g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
@@ -380,14 +386,14 @@ func (c *compiler) poolGradPatches(nd genotype.Node, x, y, gr string) string {
 	return g.op("Reshape", []string{dx, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
 }
 
-// convWeightGradGather (stride 1) is convWeightGradOutputPatches with the
+// convWeightGradGather (stride 1) is convWeightGradPatches with the
 // windows of the output gradient gathered channels last: with gp the
 // gradient [N, H+k-1, W+k-1, F] padded with k-1-p on each side,
 // Q[n, (h, w), (a, b, f)] = gp[n, h+k-1-a, w+k-1-b, f] =
 // gr[n, f, h+p-a, w+p-b], one Gather of F-value rows along the flattened
 // positions. Then dW[c, (a, b, f)] = sum_n sum_{h,w} x[n, c, h, w] * Q: a
 // batched MatMul and a sum over the batch. It returns dW and Q
-// [N, H*W, k*k*F] for convInputGradGather.
+// [N, H*W, k*k*F] for convInputPatchesGathered.
 func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, patches string) {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
@@ -413,10 +419,10 @@ func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, pat
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(C, k, k, F)})}, attrInts("perm", 3, 0, 1, 2)), qm
 }
 
-// convInputGradGather: dx[n, c, (h, w)] = sum_{a,b,f} W[f, c, a, b] *
-// Q[n, (h, w), (a, b, f)] with Q from convWeightGradGather, a batched
-// MatMul with Q transposed.
-func (c *compiler) convInputGradGather(nd genotype.Node, w, patches string) string {
+// convInputPatchesGathered is ConvInputPatches on the patches of
+// convWeightGradGather: dx[n, c, (h, w)] = sum_{a,b,f} W[f, c, a, b] *
+// Q[n, (h, w), (a, b, f)], a batched MatMul with Q transposed.
+func (c *compiler) convInputPatchesGathered(nd genotype.Node, w, patches string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 2, 3, 0)), g.vec(C, k*k*F)})

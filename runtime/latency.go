@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"time"
 )
 
 // LatencyConfig configures MeasureLatency. Zero fields take the defaults in
@@ -70,18 +69,14 @@ func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*Inferen
 		x.Data()[i] = r.Float32()
 	}
 	in1, out1 := []Value{x}, []Value{p}
-	samples := make([]float64, 0, cfg.Runs)
-	for i := range cfg.Warmup + cfg.Runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Runs, func() error {
 		if err := m.sess.Run(in1, out1); err != nil {
-			return nil, fmt.Errorf("latency: %w", err)
+			return fmt.Errorf("latency: %w", err)
 		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := sortedCopy(samples)
 	return &InferenceTiming{Batch: cfg.Batch, Runs: cfg.Runs, Median: Percentile(s, 50), P90: Percentile(s, 90), Samples: samples}, nil

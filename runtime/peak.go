@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"time"
 
 	"github.com/nasctl/nasctl/onnxgen"
 )
@@ -80,23 +79,16 @@ func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
 			v.Data()[j] = r.Float32() - 0.5
 		}
 	}
-	samples := make([]float64, 0, cfg.Runs)
-	for i := range cfg.Warmup + cfg.Runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Runs, func() error {
 		if err := s.Run([]Value{vals[0], vals[1]}, []Value{vals[2]}); err != nil {
-			return nil, fmt.Errorf("peak: %w", err)
+			return fmt.Errorf("peak: %w", err)
 		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	flop := 2 * float64(n) * float64(n) * float64(n)
 	med := median(samples)
 	return &Peak{Size: cfg.Size, Median: med, MedianGFLOPs: flop / (med / 1000) / 1e9, GFLOPs: flop / (slices.Min(samples) / 1000) / 1e9}, nil
 }
-
-// msSince returns the milliseconds since start.
-func msSince(start time.Time) float64 { return float64(time.Since(start).Nanoseconds()) / 1e6 }

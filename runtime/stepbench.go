@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"time"
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -86,22 +85,15 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 	if err != nil {
 		return nil, err
 	}
-	samples := make([]float64, 0, cfg.Steps)
-	for i := range cfg.Warmup + cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// A step as Train pays it: drawing the dropout masks (which a
-		// framework with in-graph dropout pays inside its step) and the run.
-		start := time.Now()
+	// A step as Train pays it: drawing the dropout masks (which a framework
+	// with in-graph dropout pays inside its step) and the run.
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Steps, func() error {
 		t.step.Data()[0]++
 		t.drawMasks(ms)
-		if err := t.trainStep(b, ms); err != nil {
-			return nil, err
-		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return t.trainStep(b, ms)
+	})
+	if err != nil {
+		return nil, err
 	}
 	med := median(samples)
 	return &StepTiming{

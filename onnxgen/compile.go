@@ -490,49 +490,8 @@ func (c *compiler) backward(dz string) []string {
 				gr = g.op("Gemm", []string{gr, s.w}, attrInt("transB", 1))
 			}
 		case genotype.OpConv:
-			if bl := c.blocks[i]; bl != nil {
-				grads[index[s.w]], grads[index[s.b]], gr = c.blockedBackward(bl, gr, needIn)
-				gated = false
-				break
-			}
-			if !gated {
-				gr = reluGrad(g, s.out, gr)
-			}
+			grads[index[s.w]], grads[index[s.b]], gr = c.convBackward(i, s, gr, gated, needIn)
 			gated = false
-			restore()
-			restore = c.scope(i, "db")
-			grads[index[s.b]] = g.op("ReduceSum", []string{gr, g.vec(0, 2, 3)}, attrInt("keepdims", 0))
-			restore()
-			restore = c.scope(i, "dW")
-			var patches string // the output gradient's, for ConvInputPatches
-			switch c.formulas.convWeight(nd) {
-			case ConvWeightPatches:
-				grads[index[s.w]] = c.convWeightPatches(nd, s.in, gr)
-			case ConvWeightGradPatches:
-				grads[index[s.w]], patches = c.convWeightGradPatches(nd, s.in, gr)
-			case ConvWeightGradGather:
-				grads[index[s.w]], patches = c.convWeightGradGather(nd, s.in, gr)
-			case convWeightDirect:
-				grads[index[s.w]] = c.convWeightDirect(nd, s.in, gr)
-			default:
-				grads[index[s.w]] = c.convWeightDilated(nd, s.in, gr)
-			}
-			restore()
-			restore = c.scope(i, "dx")
-			if needIn {
-				switch c.formulas.convInput(nd) {
-				case ConvInputPatches:
-					if c.formulas.convWeight(nd) == ConvWeightGradGather {
-						gr = c.convInputPatchesGathered(nd, s.w, patches)
-					} else {
-						gr = c.convInputPatches(nd, s.w, patches)
-					}
-				case ConvInputFlipped:
-					gr = c.convInputFlipped(nd, s.w, gr)
-				default:
-					gr = c.convInputTranspose(nd, s.w, gr)
-				}
-			}
 		case genotype.OpMaxPool:
 			if c.blocks[i-1] != nil {
 				break // the blocked convolution's backward takes the pooled gradient
@@ -567,6 +526,33 @@ func (c *compiler) backward(dz string) []string {
 		restore()
 	}
 	return grads
+}
+
+// convBackward emits the weight, bias and (with needIn) input gradients of
+// convolution node i, given the gradient gr of its output; gated says that
+// gr already holds the ReLU's gradient (see poolShare). It is called in node
+// i's "bwd" scope; the plain convolution's gradients get scopes of their own
+// ("db", "dW", "dx").
+func (c *compiler) convBackward(i int, s step, gr string, gated, needIn bool) (dw, db, dx string) {
+	nd := c.net.Nodes[i]
+	if bl := c.blocks[i]; bl != nil {
+		return c.blockedBackward(bl, gr, needIn)
+	}
+	if !gated {
+		gr = reluGrad(c.g, s.out, gr)
+	}
+	restore := c.scope(i, "db")
+	db = c.g.op("ReduceSum", []string{gr, c.g.vec(0, 2, 3)}, attrInt("keepdims", 0))
+	restore()
+	restore = c.scope(i, "dW")
+	dw, patches := c.convWeightGradient(nd, s.in, gr)
+	restore()
+	if needIn {
+		restore = c.scope(i, "dx")
+		dx = c.convInputGradient(nd, s.w, gr, patches)
+		restore()
+	}
+	return dw, db, dx
 }
 
 // reluGrad masks the gradient where the ReLU output is zero. A multiplication

@@ -178,6 +178,40 @@ func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 	return ConvInputFlipped
 }
 
+// convWeightGradient emits the weight gradient of convolution nd (input x,
+// output gradient gr) in the formulation convWeight chooses. patches are the
+// output gradient's patches when that formulation extracts them, for
+// convInputGradient, else "".
+func (c *compiler) convWeightGradient(nd genotype.Node, x, gr string) (dw, patches string) {
+	switch c.formulas.convWeight(nd) {
+	case ConvWeightPatches:
+		return c.convWeightPatches(nd, x, gr), ""
+	case ConvWeightGradPatches:
+		return c.convWeightGradPatches(nd, x, gr)
+	case ConvWeightGradGather:
+		return c.convWeightGradGather(nd, x, gr)
+	case convWeightDirect:
+		return c.convWeightDirect(nd, x, gr), ""
+	}
+	return c.convWeightDilated(nd, x, gr), ""
+}
+
+// convInputGradient emits the input gradient of convolution nd (weights w,
+// output gradient gr) in the formulation convInput chooses; patches are
+// convWeightGradient's.
+func (c *compiler) convInputGradient(nd genotype.Node, w, gr, patches string) string {
+	switch c.formulas.convInput(nd) {
+	case ConvInputPatches:
+		if c.formulas.convWeight(nd) == ConvWeightGradGather {
+			return c.convInputPatchesGathered(nd, w, patches)
+		}
+		return c.convInputPatches(nd, w, patches)
+	case ConvInputFlipped:
+		return c.convInputFlipped(nd, w, gr)
+	}
+	return c.convInputTranspose(nd, w, gr)
+}
+
 func (f Formulas) pool(nd genotype.Node) PoolGrad {
 	p := f.Pool
 	if p == PoolAuto {

@@ -48,17 +48,11 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Infe
 // contents; Predict copies its images in before every run). cfg.Session is
 // not used.
 func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*InferenceTiming, error) {
-	if cfg.Batch == 0 {
-		cfg.Batch = 1
-	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = 20
-	}
-	if cfg.Runs == 0 {
-		cfg.Runs = 200
-	}
-	if cfg.Batch < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
-		return nil, fmt.Errorf("latency: batch %d, runs %d and warm-up %d must be positive", cfg.Batch, cfg.Runs, cfg.Warmup)
+	setDefault(&cfg.Batch, 1)
+	setDefault(&cfg.Warmup, 20)
+	setDefault(&cfg.Runs, 200)
+	if err := checkCounts("latency", "batch", cfg.Batch, "runs", cfg.Runs, cfg.Warmup); err != nil {
+		return nil, err
 	}
 	x, p, err := m.batchTensors(cfg.Batch)
 	if err != nil {

@@ -38,17 +38,11 @@ type Peak struct {
 // MeasurePeak times a large square float32 MatMul (onnxgen.MatMulProbe) with
 // cfg.Session's threads and returns its rate.
 func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
-	if cfg.Size == 0 {
-		cfg.Size = 2048
-	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = 2
-	}
-	if cfg.Runs == 0 {
-		cfg.Runs = 10
-	}
-	if cfg.Size < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
-		return nil, fmt.Errorf("peak: size %d, runs %d and warm-up %d must be positive", cfg.Size, cfg.Runs, cfg.Warmup)
+	setDefault(&cfg.Size, 2048)
+	setDefault(&cfg.Warmup, 2)
+	setDefault(&cfg.Runs, 10)
+	if err := checkCounts("peak", "size", cfg.Size, "runs", cfg.Runs, cfg.Warmup); err != nil {
+		return nil, err
 	}
 	n := int64(cfg.Size)
 	probe, err := onnxgen.MatMulProbe(cfg.Size, cfg.Size, cfg.Size)

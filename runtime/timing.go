@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -23,6 +24,16 @@ func timeRuns(ctx context.Context, warmup, runs int, run func() error) ([]float6
 		}
 	}
 	return samples, nil
+}
+
+// checkCounts is the error of a measurement (what) whose size (sizeName:
+// images per run, or the side of a matrix) or number of timed runs (runsName)
+// is below 1, or whose warm-up is negative; nil when they are valid.
+func checkCounts(what, sizeName string, size int, runsName string, runs, warmup int) error {
+	if size < 1 || runs < 1 || warmup < 0 {
+		return fmt.Errorf("%s: %s %d, %s %d and warm-up %d must be positive", what, sizeName, size, runsName, runs, warmup)
+	}
+	return nil
 }
 
 // msSince returns the milliseconds since start.

@@ -42,3 +42,15 @@ func TestTimeRuns(t *testing.T) {
 		t.Errorf("context cancelled during call 2: error %v after %d calls; want context.Canceled after 2", err, calls)
 	}
 }
+
+// Counts out of range are refused before anything is built, with an error
+// that gives every count after the defaults.
+func TestTimingCountsRefused(t *testing.T) {
+	ctx := context.Background()
+	if _, err := MeasurePeak(ctx, PeakConfig{Runs: -1}); err == nil || err.Error() != "peak: size 2048, runs -1 and warm-up 2 must be positive" {
+		t.Errorf("MeasurePeak with -1 runs: %v", err)
+	}
+	if _, err := MeasureTrainStep(ctx, nil, StepBenchConfig{Warmup: -2}); err == nil || err.Error() != "step benchmark: batch 128, steps 20 and warm-up -2 must be positive" {
+		t.Errorf("MeasureTrainStep with warm-up -2: %v", err)
+	}
+}

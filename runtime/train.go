@@ -61,21 +61,11 @@ type LRSchedule struct {
 }
 
 func (s LRSchedule) withDefaults() LRSchedule {
-	if s.RestartFactor == 0 {
-		s.RestartFactor = 0.4
-	}
-	if s.MaxRestarts == 0 {
-		s.MaxRestarts = 5
-	}
-	if s.DecayEvery == 0 {
-		s.DecayEvery = 5
-	}
-	if s.DecayFactor == 0 {
-		s.DecayFactor = 0.2
-	}
-	if s.ChanceMargin == 0 {
-		s.ChanceMargin = 0.01
-	}
+	setDefault(&s.RestartFactor, 0.4)
+	setDefault(&s.MaxRestarts, 5)
+	setDefault(&s.DecayEvery, 5)
+	setDefault(&s.DecayFactor, 0.2)
+	setDefault(&s.ChanceMargin, 0.01)
 	return s
 }
 
@@ -145,22 +135,16 @@ type TrainConfig struct {
 	Progress func(EpochRecord)
 }
 
+// WithDefaults returns c with every zero field replaced by its default (see
+// the fields), the schedule's included.
 func (c TrainConfig) WithDefaults() TrainConfig {
-	if c.Epochs == 0 {
-		c.Epochs = 15
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 128
-	}
-	if c.LR == 0 {
-		c.LR = 1e-3
-	}
+	setDefault(&c.Epochs, 15)
+	setDefault(&c.BatchSize, 128)
+	setDefault(&c.LR, 1e-3)
 	if c.Optimizer == nil {
 		c.Optimizer = onnxgen.Adam{}
 	}
-	if c.Patience == 0 {
-		c.Patience = 6
-	}
+	setDefault(&c.Patience, 6)
 	c.Schedule = c.Schedule.withDefaults()
 	return c
 }

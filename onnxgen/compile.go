@@ -377,11 +377,11 @@ func (c *compiler) forward() string {
 // An exported dense layer with one output (the binary classifier) and at
 // least narrowDenseInputs inputs multiplies and sums instead of calling Gemm:
 // ONNX Runtime's CPU Gemm pads its packed constant weights to 16 columns, so
-// such a layer reads 16 times its weights per image. Below that size Gemm
-// stays (one operator instead of six), and so it does at larger batches, in
-// training and evaluation graphs (figures: docs/performance.md, "Dense
-// layers of exported models"). Layers with 2 to 15 outputs would gain too,
-// but need a broadcast that the pure-Go runtime onnx-go lacks.
+// such a layer reads 16 times its weights per image. Smaller layers keep
+// Gemm (one operator instead of six), and so do training and evaluation
+// graphs, as Gemm is faster at larger batches (figures: docs/performance.md,
+// "Dense layers of exported models"). Layers with 2 to 15 outputs would gain
+// too, but need a broadcast that the pure-Go runtime onnx-go lacks.
 const narrowDenseInputs = 4096
 
 // narrowDense computes x·w + b for w [K, 1] as the mean of x * wᵀ over K,

@@ -16,14 +16,9 @@ import (
 // and wider convolutions are apart because ONNX Runtime runs them
 // differently (a wider one first copies its windows: "conv window values"
 // counts what it copies). Calibrate fits on four fifths of its networks and
-// reports the mean absolute percentage error on the first fifth. Measured so
-// by BenchmarkLatencyModel (150 architectures of the CPU space at 32x32x1, 1
-// thread, 100 runs each) on this project's 2-core machine while others used
-// it, 15 runs: held-out error 16-30% (17.8-29.9% in the last 5), against
-// 22-34% for the earlier single conv MACs term and operator count on the
-// same timings, lower in every run (in the last 5 by 0.1 to 8.1 points);
-// timing the 30 held-out networks again differs by 10-47% (mean absolute),
-// so the timings are about as noisy as the model is wrong.
+// reports the mean absolute percentage error on the first fifth; the error
+// is about as large as the noise of the timings themselves (figures:
+// docs/performance.md, "Latency model").
 var Features = []string{"constant", "1x1 conv MACs", "conv MACs (k > 1)", "conv window values (k > 1)", "conv outputs",
 	"1x1 convs", "convs (k > 1)", "pool inputs", "dense MACs"}
 

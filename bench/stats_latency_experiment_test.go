@@ -50,8 +50,8 @@ func heldOutMAPE(t testing.TB, x [][]float64, y []float64, held int) float64 {
 	return 100 * s / float64(held)
 }
 
-// BenchmarkLatencyModel measures the figures of the comment on
-// bench.Features: 150 random architectures of the CPU space at 32x32x1 (2
+// BenchmarkLatencyModel measures the figures of docs/performance.md,
+// "Latency model": 150 random architectures of the CPU space at 32x32x1 (2
 // classes), each timed with MeasureLatency (100 runs, 1 thread); the latency
 // model and the earlier features fitted on four fifths and scored on the
 // first fifth, as Calibrate does (metrics heldout-%, earlier-%); then the

@@ -133,7 +133,7 @@ func TestLeafShare(t *testing.T) {
 	}
 }
 
-// TestPixelFacts checks bounds that follow from SEED-NOTES section 1:
+// TestPixelFacts checks bounds that follow from docs/study.md, section 1:
 // background 180-254 and discs 160-220 (so nothing above 254 anywhere), leaf
 // bodies 40-120 and veins max(10, body-30) >= 10, distractors 50-150.
 func TestPixelFacts(t *testing.T) {

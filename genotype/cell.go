@@ -1,6 +1,6 @@
 package genotype
 
-// NASNet cells (Zoph et al. 2018; SEED-NOTES section 4).
+// NASNet cells (Zoph et al. 2018; docs/study.md, section 4).
 //
 // A cell has B blocks. Block b reads two inputs among the cell's two inputs
 // (h0 = h(i-1), the output of the cell before the previous one, and h1 = h(i),
@@ -27,7 +27,7 @@ import (
 )
 
 // CellOp is one of the 13 operations a block applies to an input, numbered
-// 0-12 in the order of SEED-NOTES section 4 (the study's action indices).
+// 0-12 in the order of docs/study.md, section 4 (the study's action indices).
 type CellOp uint8
 
 // The 13 cell operations. Their text names follow the DARTS/NASNet convention.
@@ -469,13 +469,15 @@ func MustParseCellPair(s string) CellPair {
 }
 
 func skipSpace(s string, i, end int) int {
-	for i < end && isCellSpace(s[i]) {
+	for i < end && isWhitespace(s[i]) {
 		i++
 	}
 	return i
 }
 
-func isCellSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isWhitespace reports whether c is a space, tab, newline or carriage return,
+// the white space the cell text form allows between tokens.
+func isWhitespace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // cellParser parses blocks one at a time, so that a mistake in one block
 // does not hide those in the next.
@@ -532,7 +534,7 @@ func (p *cellParser) tokens(path string, start, end int) ([]cellTok, bool) {
 	for i := start; i < end; {
 		ch := p.src[i]
 		switch {
-		case isCellSpace(ch):
+		case isWhitespace(ch):
 			i++
 		case ch == '=' || ch == '(' || ch == ')' || ch == ',':
 			toks = append(toks, cellTok{i, p.src[i : i+1]})

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The operation order is the study's action numbering, SEED-NOTES section 4:
+// The operation order is the study's action numbering, docs/study.md, section 4:
 // identity; 1x3 then 3x1 conv; 1x7 then 7x1 conv; 3x3 dilated conv; 3x3 avg
 // pool; 3x3, 5x5, 7x7 max pool; 1x1 conv; 3x3 conv; 3x3, 5x5, 7x7 sep conv.
 func TestCellOpOrder(t *testing.T) {
@@ -132,20 +132,7 @@ func TestParseCellErrors(t *testing.T) {
 		{"b0 = add(identity(h0), identity(h1)); b1 = add(conv_3x3(b0), identity(h#))", []string{`col 72: b1: unexpected character "#"`}},
 	} {
 		_, err := ParseCell(tc.in)
-		var probs CellProblems
-		if !errors.As(err, &probs) {
-			t.Errorf("%q: error %v is not a CellProblems", tc.in, err)
-			continue
-		}
-		if len(probs) != len(tc.want) {
-			t.Errorf("%q: %d problems, want %d:\n%v", tc.in, len(probs), len(tc.want), err)
-			continue
-		}
-		for i, w := range tc.want {
-			if !strings.Contains(probs[i].Error(), w) {
-				t.Errorf("%q: problem %d = %q, want it to contain %q", tc.in, i, probs[i].Error(), w)
-			}
-		}
+		checkProblems(t, tc.in, err, tc.want)
 	}
 }
 
@@ -164,19 +151,26 @@ func TestParseCellPairErrors(t *testing.T) {
 		{"normal: b0 = add(identity(h0), identity(h1)) | reduction: b0 = add(identity(h0), identity(h1)) | x", []string{`col 96: want "normal: <cell> | reduction: <cell>": more than one "|"`}},
 	} {
 		_, err := ParseCellPair(tc.in)
-		var probs CellProblems
-		if !errors.As(err, &probs) {
-			t.Errorf("%q: error %v is not a CellProblems", tc.in, err)
-			continue
-		}
-		if len(probs) != len(tc.want) {
-			t.Errorf("%q: %d problems, want %d:\n%v", tc.in, len(probs), len(tc.want), err)
-			continue
-		}
-		for i, w := range tc.want {
-			if !strings.Contains(probs[i].Error(), w) {
-				t.Errorf("%q: problem %d = %q, want it to contain %q", tc.in, i, probs[i].Error(), w)
-			}
+		checkProblems(t, tc.in, err, tc.want)
+	}
+}
+
+// checkProblems checks that err, from parsing in, is a CellProblems of
+// len(want) problems, the i-th containing want[i].
+func checkProblems(t *testing.T, in string, err error, want []string) {
+	t.Helper()
+	var probs CellProblems
+	if !errors.As(err, &probs) {
+		t.Errorf("%q: error %v is not a CellProblems", in, err)
+		return
+	}
+	if len(probs) != len(want) {
+		t.Errorf("%q: %d problems, want %d:\n%v", in, len(probs), len(want), err)
+		return
+	}
+	for i, w := range want {
+		if !strings.Contains(probs[i].Error(), w) {
+			t.Errorf("%q: problem %d = %q, want it to contain %q", in, i, probs[i].Error(), w)
 		}
 	}
 }

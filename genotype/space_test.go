@@ -9,7 +9,7 @@ func archStrings(ls []Layer) string {
 	return Arch(ls).String()
 }
 
-// Valid actions of hand-picked states, derived from SEED-NOTES section 3.
+// Valid actions of hand-picked states, derived from docs/study.md, section 3.
 func TestActions(t *testing.T) {
 	tests := []struct {
 		name  string

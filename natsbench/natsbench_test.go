@@ -11,7 +11,7 @@ func TestEmbeddedTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Values from the table's rows (shared/data/natsbench-tss-200ep.csv).
+	// Values from the table's rows (data/natsbench-tss-200ep.csv.gz; see data/README.md).
 	for _, tc := range []struct {
 		arch string
 		acc  [3]float64

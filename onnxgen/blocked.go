@@ -17,8 +17,8 @@ import (
 // window positions. The backward pass then stays in that layout: the
 // gradient reaches every window position by broadcasting, with no upsampling
 // and no interleaving of positions, which are slow on ONNX Runtime's CPU
-// provider (an upsampled pooling gradient cost about 8 ms of a 22 ms step
-// for 16 channels at 30x30, batch 128).
+// provider (figures: docs/performance.md, "Max-pooling gradient and blocked
+// convolutions").
 //
 // The input gradient, when needed, is the strided convolution's:
 // ConvTranspose of the gradient with W'. Which convolution and pooling
@@ -43,13 +43,10 @@ type blocked struct {
 // The blocked convolution does (k+q-1)^2/k^2 times the arithmetic of the
 // convolution, in its forward pass, its weight gradient and its input
 // gradient (ConvTranspose with W'), and saves the pooling's upsampled
-// gradient. For the first layer, which reads the image (few channels) and
-// needs no input gradient, it is always cheaper: batch 128, 2 threads, the
-// steps of "C(16,3,1) - P(3,3) - C(16,3,1) - C(16,3,1) - SM()" and
-// "C(32,3,1) - P(2,2) - C(16,3,1) - C(16,3,1) - SM()" at 32x32 took 25% and
-// 32% less time. Further in, up to twice the arithmetic still paid: 5% less
-// for "P(2,2) - C(8,3,1) - C(64,3,1) - P(2,2) - C(64,3,1) - FC(64) -
-// FC(128) - SM()" (the 8->64 3x3 convolution and 2x2 pooling at 16x16).
+// gradient. It paid for the first layer, which reads the image (few
+// channels) and needs no input gradient, and further in up to twice the
+// arithmetic (figures: docs/performance.md, "Max-pooling gradient and
+// blocked convolutions").
 func (f Formulas) blockable(conv, pool genotype.Node, first bool) bool {
 	if f.Pool != PoolAuto || conv.Op != genotype.OpConv || conv.Stride != 1 ||
 		pool.Op != genotype.OpMaxPool || pool.Kernel > pool.Stride {

@@ -145,12 +145,12 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 
 // flatUpdate emits the optimizer update of all parameters at once: the
 // parameters, their gradients and each slot are concatenated into vectors,
-// updated by one chain of elementwise operators and split again. An update
-// per tensor is about 12 operators each, and for the CPU preset's small
-// networks the update took 6% of a training step (110 of 228 operators of
-// "C(16,3,1) - P(3,3) - C(16,3,1) - C(16,3,1) - SM()", 1.6 of 25 ms), most
-// of it per-operator overhead. It returns the new parameters and slots
-// ([param][slot]) in params order, shaped as the parameters.
+// updated by one chain of elementwise operators and split again: an update
+// per tensor is about 12 operators each, whose per-operator overhead is a
+// noticeable share of a small network's step (figures: docs/performance.md,
+// "Elementwise choices in the training graph"). It returns the new
+// parameters and slots ([param][slot]) in params order, shaped as the
+// parameters.
 func (c *compiler) flatUpdate(opt Optimizer, params []Param, grads []string, slotIn [][]string) ([]string, [][]string) {
 	g := c.g
 	flat := func(names []string) string {
@@ -375,19 +375,13 @@ func (c *compiler) forward() string {
 }
 
 // An exported dense layer with one output (the binary classifier) and at
-// least narrowDenseInputs inputs multiplies and sums instead of calling Gemm.
+// least narrowDenseInputs inputs multiplies and sums instead of calling Gemm:
 // ONNX Runtime's CPU Gemm pads its packed constant weights to 16 columns, so
-// such a layer reads 16 times its weights per image. Batch-1 latency of
-// C(F,1,1) - SM() at 32x32 (F*1,024 inputs), p50 of 1,000 runs, 1 thread,
-// medians of 3 interleaved passes, Gemm against this formulation: 4,096
-// inputs ratio 0.86, 8,192 inputs 0.76, 16,384 inputs 0.039 against 0.017 ms,
-// 32,768 inputs 0.113 against 0.033 ms, 65,536 inputs 0.270 against 0.053 ms.
-// Below 4,096 inputs Gemm stays: one operator instead of six. At batch 64
-// Gemm is faster (65,536 inputs: 12,700-14,400 against 9,100-11,200
-// images/s): exported models are for batch-1 prediction; training and
-// evaluation graphs keep Gemm. Layers with 2 to 15 outputs (3 to 15 classes)
-// would gain as well, but their sum of products needs a broadcast the pure-Go
-// runtime onnx-go lacks, so they keep Gemm.
+// such a layer reads 16 times its weights per image. Smaller layers keep
+// Gemm (one operator instead of six), and so do training and evaluation
+// graphs, as Gemm is faster at larger batches (figures: docs/performance.md,
+// "Dense layers of exported models"). Layers with 2 to 15 outputs would gain
+// too, but need a broadcast that the pure-Go runtime onnx-go lacks.
 const narrowDenseInputs = 4096
 
 // narrowDense computes x·w + b for w [K, 1] as the mean of x * wᵀ over K,
@@ -496,49 +490,8 @@ func (c *compiler) backward(dz string) []string {
 				gr = g.op("Gemm", []string{gr, s.w}, attrInt("transB", 1))
 			}
 		case genotype.OpConv:
-			if bl := c.blocks[i]; bl != nil {
-				grads[index[s.w]], grads[index[s.b]], gr = c.blockedBackward(bl, gr, needIn)
-				gated = false
-				break
-			}
-			if !gated {
-				gr = reluGrad(g, s.out, gr)
-			}
+			grads[index[s.w]], grads[index[s.b]], gr = c.convBackward(i, s, gr, gated, needIn)
 			gated = false
-			restore()
-			restore = c.scope(i, "db")
-			grads[index[s.b]] = g.op("ReduceSum", []string{gr, g.vec(0, 2, 3)}, attrInt("keepdims", 0))
-			restore()
-			restore = c.scope(i, "dW")
-			var patches string // the output gradient's, for ConvInputPatches
-			switch c.formulas.convWeight(nd) {
-			case ConvWeightPatches:
-				grads[index[s.w]] = c.convWeightGradPatches(nd, s.in, gr)
-			case ConvWeightGradPatches:
-				grads[index[s.w]], patches = c.convWeightGradOutputPatches(nd, s.in, gr)
-			case ConvWeightGradGather:
-				grads[index[s.w]], patches = c.convWeightGradGather(nd, s.in, gr)
-			case convWeightDirect:
-				grads[index[s.w]] = c.convWeightGradDirect(nd, s.in, gr)
-			default:
-				grads[index[s.w]] = c.convWeightGrad(nd, s.in, gr)
-			}
-			restore()
-			restore = c.scope(i, "dx")
-			if needIn {
-				switch c.formulas.convInput(nd) {
-				case ConvInputPatches:
-					if c.formulas.convWeight(nd) == ConvWeightGradGather {
-						gr = c.convInputGradGather(nd, s.w, patches)
-					} else {
-						gr = c.convInputGradPatches(nd, s.w, patches)
-					}
-				case ConvInputFlipped:
-					gr = c.convInputGradFlipped(nd, s.w, gr)
-				default:
-					gr = c.convInputGrad(nd, s.w, gr)
-				}
-			}
 		case genotype.OpMaxPool:
 			if c.blocks[i-1] != nil {
 				break // the blocked convolution's backward takes the pooled gradient
@@ -575,9 +528,36 @@ func (c *compiler) backward(dz string) []string {
 	return grads
 }
 
+// convBackward emits the weight, bias and (with needIn) input gradients of
+// convolution node i, given the gradient gr of its output; gated says that
+// gr already holds the ReLU's gradient (see poolShare). It is called in node
+// i's "bwd" scope; the plain convolution's gradients get scopes of their own
+// ("db", "dW", "dx").
+func (c *compiler) convBackward(i int, s step, gr string, gated, needIn bool) (dw, db, dx string) {
+	nd := c.net.Nodes[i]
+	if bl := c.blocks[i]; bl != nil {
+		return c.blockedBackward(bl, gr, needIn)
+	}
+	if !gated {
+		gr = reluGrad(c.g, s.out, gr)
+	}
+	restore := c.scope(i, "db")
+	db = c.g.op("ReduceSum", []string{gr, c.g.vec(0, 2, 3)}, attrInt("keepdims", 0))
+	restore()
+	restore = c.scope(i, "dW")
+	dw, patches := c.convWeightGradient(nd, s.in, gr)
+	restore()
+	if needIn {
+		restore = c.scope(i, "dx")
+		dx = c.convInputGradient(nd, s.w, gr, patches)
+		restore()
+	}
+	return dw, db, dx
+}
+
 // reluGrad masks the gradient where the ReLU output is zero. A multiplication
 // by the cast comparison measured faster than Where on ONNX Runtime's CPU
-// provider (12 against 21 ms for 7.4M values, one thread).
+// provider (docs/performance.md, "Elementwise choices in the training graph").
 func reluGrad(g *graph, out, gr string) string {
 	mask := g.op("Cast", []string{g.op("Greater", []string{out, g.scalar(0)})}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
 	return g.op("Mul", []string{gr, mask})
@@ -596,20 +576,21 @@ func maxPoolGrad(g *graph, in, indices, gr string) string {
 	return g.op("Reshape", []string{sum, g.op("Shape", []string{in})})
 }
 
-// convWeightGrad emits dL/dW [F, C, k, k] of a convolution from its input x
-// [N, C, H, W] and output gradient gr [N, F, Ho, Wo]:
+// convWeightDilated (ConvWeightDilated) emits dL/dW [F, C, k, k] of a
+// convolution from its input x [N, C, H, W] and output gradient gr
+// [N, F, Ho, Wo]:
 // dW[f,c,a,b] = sum_{n,i,j} gr[n,f,i,j] * xpad[n,c,s*i+a,s*j+b], computed as a
 // convolution of x with the channels and batch swapped, the gradient as kernel
 // dilated by the stride.
 //
 // For a direct convolution kernel (Formulas.DirectConv) with fewer filters
-// than input channels, stride 1, the roles swap (convWeightGradSwapped).
-func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
+// than input channels, stride 1, the roles swap (convWeightDilatedSwapped).
+func (c *compiler) convWeightDilated(nd genotype.Node, x, gr string) string {
 	g := c.g
 	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
 	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
 	if c.formulas.DirectConv && nd.Stride == 1 && nd.Units < nd.In.C {
-		return c.convWeightGradSwapped(nd, xt, gt)
+		return c.convWeightDilatedSwapped(nd, xt, gt)
 	}
 	s := int64(nd.Stride)
 	w := c.conv([]string{xt, gt}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)},
@@ -625,14 +606,14 @@ func (c *compiler) convWeightGrad(nd genotype.Node, x, gr string) string {
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 }
 
-// convWeightGradSwapped (stride 1) convolves the output gradient (batch
+// convWeightDilatedSwapped (stride 1) convolves the output gradient (batch
 // and channels swapped, gt [F, N, Ho, Wo], padded with k-1-p) with the
 // input as kernel (xt [C, N, H, W]): the result R[f, c, a', b'] =
 // sum_n sum_{u,v} gpad[f, n, u+a', v+b'] x[n, c, u, v] is dW with its window
-// flipped (a' = k-1-a, as in convInputGradFlipped), already [F, C, k, k]. A
+// flipped (a' = k-1-a, as in convInputFlipped), already [F, C, k, k]. A
 // direct convolution kernel works on blocks of filters: this form has C of
 // them where the other has F, so it wastes less of a block when F < C.
-func (c *compiler) convWeightGradSwapped(nd genotype.Node, xt, gt string) string {
+func (c *compiler) convWeightDilatedSwapped(nd genotype.Node, xt, gt string) string {
 	g := c.g
 	k := int64(nd.Kernel)
 	top, left, bottom, right := flippedPads(nd)
@@ -653,9 +634,10 @@ func (c *compiler) conv(inputs []string, xDims, wDims []int64, attrs ...*onnx.At
 	return c.g.op("Conv", inputs, attrs...)
 }
 
-// convInputGrad emits dL/dx of a convolution: the transposed convolution of the
-// output gradient with the same weights, strides and pads.
-func (c *compiler) convInputGrad(nd genotype.Node, w, gr string) string {
+// convInputTranspose (ConvInputTranspose) emits dL/dx of a convolution: the
+// transposed convolution of the output gradient with the same weights,
+// strides and pads.
+func (c *compiler) convInputTranspose(nd genotype.Node, w, gr string) string {
 	return c.g.op("ConvTranspose", []string{gr, w}, transposeAttrs(nd)...)
 }
 

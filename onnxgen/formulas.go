@@ -8,7 +8,10 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 )
 
-// ConvWeightGrad is a formulation of a convolution's weight gradient.
+// ConvWeightGrad is a formulation of a convolution's weight gradient. The
+// compiler method named after a formulation emits it (convWeightPatches for
+// ConvWeightPatches, convWeightGradGather for ConvWeightGradGather, ...), and
+// likewise for ConvInputGrad.
 type ConvWeightGrad uint8
 
 const (
@@ -82,16 +85,10 @@ const (
 // convolution (see blocked), which computes both and their gradients
 // without any of the pooling formulations.
 //
-// Measured and left out: a stride-1 convolution computed channels last as
-// three 2-D MatMuls (forward, weight and input gradients) over its windows
-// gathered into an [N*Ho*Wo, k*k*C] matrix. The MatMuls themselves are fast
-// (the forward product of the 16->16 5x5 layer at 15x15, batch 128, 1.5-2.4
-// ms against 4.7-7.4 ms for ONNX Runtime's Conv), but the window matrix is
-// 46 MB per step for that layer, written once and read twice, and a
-// MatMul with it transposed ran at about 75 GFLOP/s: in a whole step of the
-// deep reference network the layer took 21.7 ms (plus 1.9 ms of transposes
-// for its neighbour) against 18.9 ms as compiled here, and with every
-// stride-1 layer so computed the step took 58-71 against 57-59 ms.
+// Tried and left out: a stride-1 convolution as three channels-last MatMuls
+// over its gathered windows, whose window matrix costs more memory traffic
+// than the fast products save (docs/performance.md, "Channels-last MatMuls
+// (left out)").
 type Formulas struct {
 	ConvWeight ConvWeightGrad
 	ConvInput  ConvInputGrad
@@ -110,25 +107,17 @@ type Formulas struct {
 // whose memory does not grow with k*k. At 2^20 (4 MiB per image, 512 MiB
 // at batch 128) the CPU preset's layers all use patches, which measured
 // faster; the study's widest layers (256 channels, 5x5, 60x60: 23M values
-// per image) use the dilated form.
+// per image) use the dilated form (docs/performance.md, "Weight-gradient
+// formulations").
 const MaxPatchValues = 1 << 20
 
 // MinGatherRow is the smallest F*k*k (values per window of the output
 // gradient) for which the compiler gathers the gradient's windows
 // (ConvWeightGradGather) rather than extracting them with one-hot kernels
-// (ConvWeightGradPatches). Measured on the reference networks' layers
-// (batch 128, 2 threads, per-layer sums of ONNX Runtime profiles of whole
-// steps, the two forms side by side in one run; the machine was shared, so
-// single numbers vary by 10-20%): F*k*k = 400, 16->16 channels 5x5 at
-// 15x15: 25.8 against 30.6 ms and 26.5 against 28.2 ms (and 22.5 against
-// 26.9 ms in a quieter run: Gather 4.7 ms where the one-hot convolution took
-// 12.4, the weight gradient's MatMul 4.3 against 3.6 ms, the input
-// gradient's 4.1 against 5.2 ms); F*k*k = 576, 64->64 3x3 at 8x8: 20.3
-// against 24.2 and 21.5 against 25.8 ms; F*k*k = 144, 16->16 3x3 at 15x15:
-// even (10.4 against 10.5, 11.9 against 11.3 ms); F*k*k = 72, 16->8 3x3 at
-// 15x15: 8.2 against 6.8 and 7.2 against 6.7 ms. ONNX Runtime's Gather
-// copies each row with its own call, so it costs about 6 ns per row (F
-// values) whatever F.
+// (ConvWeightGradPatches). ONNX Runtime's Gather pays per copied row of F
+// values, the one-hot convolution per value, so gathering wins where a window
+// holds many values (figures: docs/performance.md, "Gathering the
+// gradient's windows").
 const MinGatherRow = 256
 
 func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
@@ -139,20 +128,11 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 	case f.ConvWeight != ConvWeightAuto:
 		return f.ConvWeight
 	}
-	// Measured on the CPU preset's shapes (batch 128, 2 threads): the direct
-	// product is 3 times faster than one-hot patches of a 1x1 kernel (0.26
-	// against 0.79 ms for 16 channels at 15x15); the one-hot convolution that
-	// extracts patches costs about as much as the values it writes, so the
-	// smaller patch tensor wins (32->16 channels 3x3 at 15x15: 3.9 against
-	// 8.4 ms; 1->8 at 16x16: 0.4 against 2.1 ms), and with equal sizes the
-	// gradient's patches (16->16 at 15x15: 4.3 against 4.7 ms; 5x5: 13.5
-	// against 14.2 ms; 64->64 at 8x8: 9.3 against 10.0 ms). The dilated form
-	// was 1.5-5 times slower on every layer of the reference networks; it
-	// remains above MaxPatchValues, as its memory does not grow with k*k.
-	// Gathering the gradient's windows instead of convolving with one-hot
-	// kernels (ConvWeightGradGather, with its input gradient) pays per F-value
-	// row copied, the one-hot convolution per value: the gathered form won
-	// where the window holds many values (F*k*k), see MinGatherRow.
+	// The direct product for 1x1 layers; else the smaller patch tensor (the
+	// gradient's when equal, gathered from MinGatherRow), as extracting
+	// patches costs about what it writes; the dilated form, slower on every
+	// reference layer, only with DirectConv or above MaxPatchValues (figures:
+	// docs/performance.md, "Weight-gradient formulations").
 	inPatch := int64(nd.In.C) * int64(nd.Kernel*nd.Kernel) * int64(nd.Out.H*nd.Out.W)
 	gradPatch := int64(nd.Units) * int64(nd.Kernel*nd.Kernel) * int64(nd.In.H*nd.In.W)
 	if nd.Stride != 1 {
@@ -178,17 +158,10 @@ func (f Formulas) convWeight(nd genotype.Node) ConvWeightGrad {
 // layer has few input channels and many more filters.
 //
 // ONNX Runtime's ConvTranspose runs per image a GEMM with C*k*k rows and a
-// single-threaded col2im; the flipped Conv a GEMM with C rows. With C >= 16
-// the flipped form measured 1.2-3 times faster (2 threads, batch 128: 3.0
-// against 12.0 ms for 16->16 channels 3x3 at 15x15, 9.3 against 18.1 ms at
-// 5x5, 7.4 against 11.9 ms for 64->64 at 8x8), and made whole training steps
-// of the CPU preset's networks 10-40% faster; with C = 8 and F = 64
-// ConvTranspose's taller GEMM wins (5.3 against 10.5 ms at 16x16). Reusing
-// the gradient's patches skips the flipped convolution's own patch
-// extraction: 16->16 3x3 at 15x15 1.7 against 2.4 ms, 5x5 4.7 against 6.3
-// ms, 64->64 at 8x8 3.3 against 3.8 ms (sums of per-operator minima,
-// 4-7% off the reference networks' steps). ConvTranspose also serves
-// strides above 1, which neither other form covers.
+// single-threaded col2im, the flipped Conv a GEMM with C rows: the flipped
+// form wins from 16 input channels, ConvTranspose's taller GEMM with few
+// (figures: docs/performance.md, "Input-gradient formulations").
+// ConvTranspose also serves strides above 1, which neither other form covers.
 func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 	w := f.convWeight(nd)
 	patches := w == ConvWeightGradPatches || w == ConvWeightGradGather
@@ -205,16 +178,47 @@ func (f Formulas) convInput(nd genotype.Node) ConvInputGrad {
 	return ConvInputFlipped
 }
 
+// convWeightGradient emits the weight gradient of convolution nd (input x,
+// output gradient gr) in the formulation convWeight chooses. patches are the
+// output gradient's patches when that formulation extracts them, for
+// convInputGradient, else "".
+func (c *compiler) convWeightGradient(nd genotype.Node, x, gr string) (dw, patches string) {
+	switch c.formulas.convWeight(nd) {
+	case ConvWeightPatches:
+		return c.convWeightPatches(nd, x, gr), ""
+	case ConvWeightGradPatches:
+		return c.convWeightGradPatches(nd, x, gr)
+	case ConvWeightGradGather:
+		return c.convWeightGradGather(nd, x, gr)
+	case convWeightDirect:
+		return c.convWeightDirect(nd, x, gr), ""
+	}
+	return c.convWeightDilated(nd, x, gr), ""
+}
+
+// convInputGradient emits the input gradient of convolution nd (weights w,
+// output gradient gr) in the formulation convInput chooses; patches are
+// convWeightGradient's.
+func (c *compiler) convInputGradient(nd genotype.Node, w, gr, patches string) string {
+	switch c.formulas.convInput(nd) {
+	case ConvInputPatches:
+		if c.formulas.convWeight(nd) == ConvWeightGradGather {
+			return c.convInputPatchesGathered(nd, w, patches)
+		}
+		return c.convInputPatches(nd, w, patches)
+	case ConvInputFlipped:
+		return c.convInputFlipped(nd, w, gr)
+	}
+	return c.convInputTranspose(nd, w, gr)
+}
+
 func (f Formulas) pool(nd genotype.Node) PoolGrad {
 	p := f.Pool
 	if p == PoolAuto {
-		// Measured (BenchmarkTrainStep profiles): the one-hot ConvTranspose
-		// of PoolPatches is slower than MaxPool's Indices and a scatter.
-		// For kernel <= stride, upsampling with ConvTranspose, with
-		// Resize(nearest) or through SpaceToDepth and DepthToSpace took
-		// within 10% of each other (8-10 ms for 16 channels at 30x30, batch
-		// 128, 2 threads); MaxPool's Indices with MaxUnpool, or ArgMax, were
-		// slower.
+		// MaxPool's Indices and a scatter beat PoolPatches's one-hot
+		// ConvTranspose; for kernel <= stride, upsampling beats the forms
+		// that need Indices (figures: docs/performance.md, "Max-pooling
+		// gradient and blocked convolutions").
 		p = PoolScatter
 		if nd.Kernel <= nd.Stride {
 			p = PoolUpsample
@@ -277,9 +281,10 @@ func (c *compiler) patches(nd genotype.Node, x string) string {
 		attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...))
 }
 
-// convWeightGradPatches: dW[f, (c,a,b)] = sum_n sum_p gr[n, f, p] * P[n, (c,a,b), p]
-// with P the input patches, as a batched MatMul and a sum over the batch.
-func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string {
+// convWeightPatches (ConvWeightPatches): dW[f, (c,a,b)] =
+// sum_n sum_p gr[n, f, p] * P[n, (c,a,b), p] with P the input patches, as a
+// batched MatMul and a sum over the batch.
+func (c *compiler) convWeightPatches(nd genotype.Node, x, gr string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	hw := int64(nd.Out.H * nd.Out.W)
@@ -289,9 +294,9 @@ func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) string 
 	return g.op("Reshape", []string{dw, g.vec(F, C, k, k)})
 }
 
-// convWeightGradDirect (1x1 kernel, stride 1, no padding): dW[f, c] =
+// convWeightDirect (1x1 kernel, stride 1, no padding): dW[f, c] =
 // sum_n sum_p gr[n, f, p] * x[n, c, p].
-func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
+func (c *compiler) convWeightDirect(nd genotype.Node, x, gr string) string {
 	g := c.g
 	C, F := int64(nd.In.C), int64(nd.Units)
 	hw := int64(nd.Out.H * nd.Out.W)
@@ -301,14 +306,16 @@ func (c *compiler) convWeightGradDirect(nd genotype.Node, x, gr string) string {
 	return g.op("Reshape", []string{dw, g.vec(F, C, 1, 1)})
 }
 
-// convWeightGradOutputPatches (stride 1): with u = i+a, v = j+b over the
-// padded input, dW[f, c, a, b] = sum_n sum_{u,v} Q[n, f, (a,b), u, v] *
-// xpad[n, c, u, v], where Q[n, f, (a,b), u, v] = gr[n, f, u-a, v-b] (zero
-// outside gr) are the windows of the output gradient. The padding of xpad is
-// zero, so only the positions of x itself count: Q over them is the
-// convolution of gr with the one-hot kernels flipped, padded with k-1-p on
-// each side (p the layer's padding there), which gives x's height and width.
-func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (dw, patches string) {
+// convWeightGradPatches (ConvWeightGradPatches, stride 1): with u = i+a,
+// v = j+b over the padded input, dW[f, c, a, b] = sum_n sum_{u,v}
+// Q[n, f, (a,b), u, v] * xpad[n, c, u, v], where Q[n, f, (a,b), u, v] =
+// gr[n, f, u-a, v-b] (zero outside gr) are the windows of the output
+// gradient. The padding of xpad is zero, so only the positions of x itself
+// count: Q over them is the convolution of gr with the one-hot kernels
+// flipped, padded with k-1-p on each side (p the layer's padding there),
+// which gives x's height and width. It returns dW and Q for
+// convInputPatches.
+func (c *compiler) convWeightGradPatches(nd genotype.Node, x, gr string) (dw, patches string) {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	hw := int64(nd.In.H * nd.In.W)
@@ -321,11 +328,11 @@ func (c *compiler) convWeightGradOutputPatches(nd genotype.Node, x, gr string) (
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(F, k, k, C)})}, attrInts("perm", 0, 3, 1, 2)), qm
 }
 
-// convInputGradPatches: dx[n, c, u] = sum_{f,a,b} W[f, c, a, b] *
-// Q[n, (f,a,b), u], Q the output gradient's patches over the input
-// positions (convWeightGradOutputPatches): for stride 1, dx[u] =
-// sum_a W[a] * gr[u+p-a], which is Q's definition.
-func (c *compiler) convInputGradPatches(nd genotype.Node, w, patches string) string {
+// convInputPatches (ConvInputPatches): dx[n, c, u] =
+// sum_{f,a,b} W[f, c, a, b] * Q[n, (f,a,b), u], Q the output gradient's
+// patches over the input positions (convWeightGradPatches): for stride 1,
+// dx[u] = sum_a W[a] * gr[u+p-a], which is Q's definition.
+func (c *compiler) convInputPatches(nd genotype.Node, w, patches string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3)), g.vec(C, F*k*k)})
@@ -333,10 +340,10 @@ func (c *compiler) convInputGradPatches(nd genotype.Node, w, patches string) str
 	return g.op("Reshape", []string{dx, g.vec(-1, C, int64(nd.In.H), int64(nd.In.W))})
 }
 
-// convInputGradFlipped: for stride 1, dx is the convolution of the output
-// gradient with the weights' channel axes swapped and their window flipped,
-// padded with k-1-p.
-func (c *compiler) convInputGradFlipped(nd genotype.Node, w, gr string) string {
+// convInputFlipped (ConvInputFlipped): for stride 1, dx is the convolution
+// of the output gradient with the weights' channel axes swapped and their
+// window flipped, padded with k-1-p.
+func (c *compiler) convInputFlipped(nd genotype.Node, w, gr string) string {
 	g := c.g
 	k := int64(nd.Kernel)
 	wt := g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
@@ -413,14 +420,14 @@ func (c *compiler) poolGradPatches(nd genotype.Node, x, y, gr string) string {
 	return g.op("Reshape", []string{dx, g.vec(-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W))})
 }
 
-// convWeightGradGather (stride 1) is convWeightGradOutputPatches with the
+// convWeightGradGather (stride 1) is convWeightGradPatches with the
 // windows of the output gradient gathered channels last: with gp the
 // gradient [N, H+k-1, W+k-1, F] padded with k-1-p on each side,
 // Q[n, (h, w), (a, b, f)] = gp[n, h+k-1-a, w+k-1-b, f] =
 // gr[n, f, h+p-a, w+p-b], one Gather of F-value rows along the flattened
 // positions. Then dW[c, (a, b, f)] = sum_n sum_{h,w} x[n, c, h, w] * Q: a
 // batched MatMul and a sum over the batch. It returns dW and Q
-// [N, H*W, k*k*F] for convInputGradGather.
+// [N, H*W, k*k*F] for convInputPatchesGathered.
 func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, patches string) {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
@@ -446,10 +453,10 @@ func (c *compiler) convWeightGradGather(nd genotype.Node, x, gr string) (dw, pat
 	return g.op("Transpose", []string{g.op("Reshape", []string{dws, g.vec(C, k, k, F)})}, attrInts("perm", 3, 0, 1, 2)), qm
 }
 
-// convInputGradGather: dx[n, c, (h, w)] = sum_{a,b,f} W[f, c, a, b] *
-// Q[n, (h, w), (a, b, f)] with Q from convWeightGradGather, a batched
-// MatMul with Q transposed.
-func (c *compiler) convInputGradGather(nd genotype.Node, w, patches string) string {
+// convInputPatchesGathered is ConvInputPatches on the patches of
+// convWeightGradGather: dx[n, c, (h, w)] = sum_{a,b,f} W[f, c, a, b] *
+// Q[n, (h, w), (a, b, f)], a batched MatMul with Q transposed.
+func (c *compiler) convInputPatchesGathered(nd genotype.Node, w, patches string) string {
 	g := c.g
 	C, F, k := int64(nd.In.C), int64(nd.Units), int64(nd.Kernel)
 	wm := g.op("Reshape", []string{g.op("Transpose", []string{w}, attrInts("perm", 1, 2, 3, 0)), g.vec(C, k*k*F)})

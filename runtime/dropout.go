@@ -20,11 +20,9 @@ const maskChunk = 1 << 15
 // GOMAXPROCS goroutines.
 //
 // Each random number gives four values, and the comparisons are branch-free
-// (a branch per value is mispredicted at random). The 1.6M mask values of a
-// step of the deep reference network (batch 128), side by side in one run
-// of a benchmark: a random number and a branch per value 14.8 ms; four
-// values per number, branch-free, one stream through rand.Rand 3.6 ms; as
-// here 2.4 ms on one goroutine and 1.6 ms on two (BenchmarkDrawMask).
+// (a branch per value is mispredicted at random): several times faster than
+// a number and a branch per value (figures: docs/performance.md, "Dropout
+// masks").
 func drawMask(mask []float32, rate float64, seed uint64) {
 	chunks := (len(mask) + maskChunk - 1) / maskChunk
 	workers := min(goruntime.GOMAXPROCS(0), chunks)

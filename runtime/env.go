@@ -28,6 +28,23 @@ var env struct {
 // out from under them.
 var openSessions, openTensors atomic.Int64
 
+// destroy closes the native object *obj of a Session or Tensor: it destroys
+// it, clears *obj and takes it off the open count. With *obj already nil it
+// does nothing, so closing twice is harmless.
+func destroy[P interface {
+	comparable
+	Destroy() error
+}](obj *P, open *atomic.Int64) error {
+	var none P
+	if *obj == none {
+		return nil
+	}
+	err := (*obj).Destroy()
+	*obj = none
+	open.Add(-1)
+	return err
+}
+
 // Init loads the ONNX Runtime shared library and creates the process's single
 // environment. With libPath "" the library is found by FindLibrary; otherwise
 // libPath is loaded as given, without any lookup ($ONNXRUNTIME_LIB included).

@@ -84,25 +84,39 @@ func newGradProblem(t *testing.T, arch string, in genotype.Input, classes, batch
 	return p
 }
 
+// testTensors wraps Go slices as tensors for the runs of a test and closes
+// them all at once.
+type testTensors struct {
+	t   testing.TB
+	all []*Tensor[float32]
+}
+
+// make wraps data as a tensor of shape; a failure ends the test.
+func (ts *testTensors) make(shape []int64, data []float32) *Tensor[float32] {
+	ts.t.Helper()
+	x, err := NewTensor(shape, data)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.all = append(ts.all, x)
+	return x
+}
+
+// close closes every tensor made.
+func (ts *testTensors) close() {
+	for _, x := range ts.all {
+		x.Close()
+	}
+}
+
 // run evaluates the graph with the problem's fixed inputs and dropout masks
 // and returns the loss and the gradients.
 func (p *gradProblem) run(params [][]float32) (float64, [][]float32) {
 	t := p.t
 	t.Helper()
-	var tensors []*Tensor[float32]
-	defer func() {
-		for _, x := range tensors {
-			x.Close()
-		}
-	}()
-	mk := func(shape []int64, data []float32) *Tensor[float32] {
-		x, err := NewTensor(shape, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tensors = append(tensors, x)
-		return x
-	}
+	tensors := &testTensors{t: t}
+	defer tensors.close()
+	mk := tensors.make
 	in := p.net.Input
 	inputs := []Value{
 		mk([]int64{p.n, int64(in.Channels), int64(in.Height), int64(in.Width)}, p.x),
@@ -386,20 +400,9 @@ func checkOptimizerStep(t *testing.T, net *genotype.Net, opt onnxgen.Optimizer) 
 	defer sess.Close()
 	r := rand.New(rand.NewPCG(3, 4))
 	params := onnxgen.Init(tg.Params, r)
-	var all []*Tensor[float32]
-	defer func() {
-		for _, x := range all {
-			x.Close()
-		}
-	}()
-	mk := func(shape []int64, data []float32) *Tensor[float32] {
-		x, err := NewTensor(shape, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, x)
-		return x
-	}
+	tensors := &testTensors{t: t}
+	defer tensors.close()
+	mk := tensors.make
 	const n, step, lr = 4, 3, 0.01
 	x := make([]float32, n*36)
 	for i := range x {

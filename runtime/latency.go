@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"time"
 )
 
 // LatencyConfig configures MeasureLatency. Zero fields take the defaults in
@@ -49,17 +48,11 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Infe
 // contents; Predict copies its images in before every run). cfg.Session is
 // not used.
 func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*InferenceTiming, error) {
-	if cfg.Batch == 0 {
-		cfg.Batch = 1
-	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = 20
-	}
-	if cfg.Runs == 0 {
-		cfg.Runs = 200
-	}
-	if cfg.Batch < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
-		return nil, fmt.Errorf("latency: batch %d, runs %d and warm-up %d must be positive", cfg.Batch, cfg.Runs, cfg.Warmup)
+	setDefault(&cfg.Batch, 1)
+	setDefault(&cfg.Warmup, 20)
+	setDefault(&cfg.Runs, 200)
+	if err := checkCounts("latency", "batch", cfg.Batch, "runs", cfg.Runs, cfg.Warmup); err != nil {
+		return nil, err
 	}
 	x, p, err := m.batchTensors(cfg.Batch)
 	if err != nil {
@@ -70,18 +63,14 @@ func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*Inferen
 		x.Data()[i] = r.Float32()
 	}
 	in1, out1 := []Value{x}, []Value{p}
-	samples := make([]float64, 0, cfg.Runs)
-	for i := range cfg.Warmup + cfg.Runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Runs, func() error {
 		if err := m.sess.Run(in1, out1); err != nil {
-			return nil, fmt.Errorf("latency: %w", err)
+			return fmt.Errorf("latency: %w", err)
 		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := sortedCopy(samples)
 	return &InferenceTiming{Batch: cfg.Batch, Runs: cfg.Runs, Median: Percentile(s, 50), P90: Percentile(s, 90), Samples: samples}, nil

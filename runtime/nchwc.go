@@ -9,16 +9,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// ONNX Runtime's CPU provider has two convolution kernels. Its Conv expands
-// each image into patches and multiplies them with the weights: one matrix
-// product per image with as many rows as filters, which ran at 40-65
-// GFLOP/s on the reference networks' 16->16 layers at 15x15 (2 threads,
-// batch 128; 3x3 in 2.4-3.4 ms, 5x5 in 6.5-8.5 ms, profiles and single-layer
-// timings).
-// Its "NCHWc" kernels work on channels in blocks of the vector width and
-// convolve directly, about twice as fast on those layers, but its optimizer
-// uses them only for weights that are constants of the graph, so a training
-// graph, whose weights are inputs, never gets them.
+// ONNX Runtime's CPU provider has two convolution kernels: its Conv expands
+// each image into patches and multiplies them with the weights; its "NCHWc"
+// kernels work on channels in blocks of the vector width and convolve
+// directly, about twice as fast on the reference networks' layers. Its
+// optimizer uses them only for weights that are constants of the graph, so a
+// training graph, whose weights are inputs, never gets them (figures:
+// docs/performance.md, "NCHWc convolutions").
 //
 // blockConvs rewrites such a graph so that it does: every Conv whose input
 // and weight shapes the graph declares (onnxgen declares them for the
@@ -28,23 +25,7 @@ import (
 // layout, and the result reordered back (ReorderOutput). A ReLU that is the
 // convolution's only consumer is fused into it. With these kernels, the
 // compiler writes the gradients of stride-1 convolutions as convolutions too
-// (onnxgen.Formulas.DirectConv). Measured on this project's machine (2
-// threads, 32x32 inputs, "nasctl bench train-step" with and without
-// --no-nchwc alternating, 3 rounds, ms per step, standard against NCHWc),
-// batch 128: small reference network 11.6-15.2 against 9.8-10.6, medium
-// 33.4-35.8 against 30.8-33.7, deep 44.2-56.7 against 40.9-49.7, large
-// 35.6-41.2 against 30.1-38.7; batch 32 (the CPU search's): deep 13.8-14.7
-// against 9.5-10.8, medium 8.5-9.7 against 6.0-7.3. By profile (deep
-// network, batch 128), the 16->16 5x5 convolution at 15x15 took 3.3 ms
-// forward against 6.5 on the standard kernel, its input gradient 3.4 ms
-// against 5.0 (a product with the gradient's windows) and its weight
-// gradient 5.7 ms against 10.7 (windows gathered, then a product; profiles
-// of separate runs). A weight gradient's kernel is the output gradient,
-// larger than its k x k output, so every output lies on the padding, which
-// the NCHWc kernel computes on a slow path: an explicit Pad before it made
-// that convolution 2-2.4 times faster (16->16 at 15x15, batch 128, fastest
-// of 60 runs: 5x5 6.7 against 3.4 ms, 3x3 2.7 against 1.1 ms, the Pad 0.5
-// ms). The reorderings cost 0.2-0.4 ms per 1.8 MB tensor.
+// (onnxgen.Formulas.DirectConv).
 //
 // The rewritten graph holds ONNX Runtime's own operators, so it runs on the
 // CPU provider only. onnxgen's graphs stay standard ONNX, and exported models
@@ -253,7 +234,8 @@ type convPlan struct {
 	// prepad pads the input with a Pad node instead of the convolution's
 	// pads: when the kernel is larger than the output (a weight gradient,
 	// whose kernel is the output gradient), every output would lie on the
-	// padding, which ONNX Runtime's NCHWc kernel handles on a slow path.
+	// padding, which ONNX Runtime's NCHWc kernel handles on a slow path
+	// (figures: docs/performance.md, "NCHWc convolutions").
 	prepad []int64 // Pad's pads of the input, [0, 0, top, left, 0, 0, bottom, right]
 }
 

@@ -23,11 +23,14 @@ var deviceNames = []string{CPU: "cpu", CUDA: "cuda"}
 
 // String returns the device's name as ParseDevice accepts it.
 func (d Device) String() string {
-	if d >= 0 && int(d) < len(deviceNames) {
+	if d.valid() {
 		return deviceNames[d]
 	}
 	return fmt.Sprintf("Device(%d)", int(d))
 }
+
+// valid reports whether d is one of the named devices.
+func (d Device) valid() bool { return d >= 0 && int(d) < len(deviceNames) }
 
 // ParseDevice parses a device name ("cpu" or "cuda", in any case). The error
 // lists the valid names.
@@ -41,27 +44,15 @@ func ParseDevice(s string) (Device, error) {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (d Device) MarshalText() ([]byte, error) {
-	if d < 0 || int(d) >= len(deviceNames) {
-		return nil, fmt.Errorf("invalid device %d", int(d))
-	}
-	return []byte(d.String()), nil
-}
+func (d Device) MarshalText() ([]byte, error) { return marshalName(d, d.valid(), "device") }
 
 // UnmarshalText implements encoding.TextUnmarshaler with ParseDevice.
-func (d *Device) UnmarshalText(text []byte) error {
-	v, err := ParseDevice(string(text))
-	if err != nil {
-		return err
-	}
-	*d = v
-	return nil
-}
+func (d *Device) UnmarshalText(text []byte) error { return unmarshalName(d, text, ParseDevice) }
 
 // GraphOptimization is ONNX Runtime's graph optimisation level for a session.
-// Which level is fastest depends on the graph: the feasibility study found
-// "extended" fastest for training graphs and "all" slower for them (NCHWc
-// layout changes around constant one-hot kernels), so measure per graph kind.
+// Which level is fastest depends on the graph, so measure per graph kind
+// (TrainOptimization, EvalOptimization; docs/performance.md, "Graph
+// optimisation levels").
 type GraphOptimization int
 
 const (
@@ -78,7 +69,8 @@ const (
 	OptLayout
 )
 
-// optNames in order of increasing optimisation, as listed in errors.
+// optOrder lists the levels in order of increasing optimisation, as errors
+// list them.
 var optOrder = []GraphOptimization{OptDisabled, OptBasic, OptExtended, OptLayout, OptAll}
 
 var optNames = map[GraphOptimization]string{
@@ -101,10 +93,16 @@ var ortLevels = map[GraphOptimization]ort.GraphOptimizationLevel{
 
 // String returns the level's name as ParseGraphOptimization accepts it.
 func (g GraphOptimization) String() string {
-	if name, ok := optNames[g]; ok {
-		return name
+	if g.valid() {
+		return optNames[g]
 	}
 	return fmt.Sprintf("GraphOptimization(%d)", int(g))
+}
+
+// valid reports whether g is one of the named levels.
+func (g GraphOptimization) valid() bool {
+	_, ok := optNames[g]
+	return ok
 }
 
 // ParseGraphOptimization parses a level name ("disabled", "basic",
@@ -124,19 +122,34 @@ func ParseGraphOptimization(s string) (GraphOptimization, error) {
 
 // MarshalText implements encoding.TextMarshaler.
 func (g GraphOptimization) MarshalText() ([]byte, error) {
-	if _, ok := optNames[g]; !ok {
-		return nil, fmt.Errorf("invalid graph optimisation level %d", int(g))
-	}
-	return []byte(g.String()), nil
+	return marshalName(g, g.valid(), "graph optimisation level")
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler with ParseGraphOptimization.
 func (g *GraphOptimization) UnmarshalText(text []byte) error {
-	v, err := ParseGraphOptimization(string(text))
+	return unmarshalName(g, text, ParseGraphOptimization)
+}
+
+// marshalName is the MarshalText of an enumeration: v's name, or an error
+// naming the kind of value when v is not valid.
+func marshalName[T interface {
+	~int
+	fmt.Stringer
+}](v T, valid bool, kind string) ([]byte, error) {
+	if !valid {
+		return nil, fmt.Errorf("invalid %s %d", kind, int(v))
+	}
+	return []byte(v.String()), nil
+}
+
+// unmarshalName is the UnmarshalText of an enumeration: it sets *v to the
+// value parse finds in text, and leaves it unchanged on an error.
+func unmarshalName[T any](v *T, text []byte, parse func(string) (T, error)) error {
+	x, err := parse(string(text))
 	if err != nil {
 		return err
 	}
-	*g = v
+	*v = x
 	return nil
 }
 
@@ -165,10 +178,19 @@ type SessionOptions struct {
 	NCHWc bool
 }
 
+// setDefault sets *v to d when *v is the zero value, which for the fields
+// of nasctl's configurations means "the default".
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 // validate returns every problem with o, or nil.
 func (o SessionOptions) validate() error {
 	var problems []string
-	if o.Device < 0 || int(o.Device) >= len(deviceNames) {
+	if !o.Device.valid() {
 		problems = append(problems, fmt.Sprintf("Device: invalid value %d", int(o.Device)))
 	}
 	if o.DeviceID < 0 {
@@ -177,7 +199,7 @@ func (o SessionOptions) validate() error {
 	if o.IntraOpThreads < 0 {
 		problems = append(problems, fmt.Sprintf("IntraOpThreads: must be 0 (default) or more, got %d", o.IntraOpThreads))
 	}
-	if _, ok := optNames[o.Optimization]; !ok {
+	if !o.Optimization.valid() {
 		problems = append(problems, fmt.Sprintf("Optimization: invalid value %d", int(o.Optimization)))
 	}
 	if len(problems) == 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"time"
 
 	"github.com/nasctl/nasctl/onnxgen"
 )
@@ -39,17 +38,11 @@ type Peak struct {
 // MeasurePeak times a large square float32 MatMul (onnxgen.MatMulProbe) with
 // cfg.Session's threads and returns its rate.
 func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
-	if cfg.Size == 0 {
-		cfg.Size = 2048
-	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = 2
-	}
-	if cfg.Runs == 0 {
-		cfg.Runs = 10
-	}
-	if cfg.Size < 1 || cfg.Runs < 1 || cfg.Warmup < 0 {
-		return nil, fmt.Errorf("peak: size %d, runs %d and warm-up %d must be positive", cfg.Size, cfg.Runs, cfg.Warmup)
+	setDefault(&cfg.Size, 2048)
+	setDefault(&cfg.Warmup, 2)
+	setDefault(&cfg.Runs, 10)
+	if err := checkCounts("peak", "size", cfg.Size, "runs", cfg.Runs, cfg.Warmup); err != nil {
+		return nil, err
 	}
 	n := int64(cfg.Size)
 	probe, err := onnxgen.MatMulProbe(cfg.Size, cfg.Size, cfg.Size)
@@ -80,23 +73,16 @@ func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
 			v.Data()[j] = r.Float32() - 0.5
 		}
 	}
-	samples := make([]float64, 0, cfg.Runs)
-	for i := range cfg.Warmup + cfg.Runs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		start := time.Now()
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Runs, func() error {
 		if err := s.Run([]Value{vals[0], vals[1]}, []Value{vals[2]}); err != nil {
-			return nil, fmt.Errorf("peak: %w", err)
+			return fmt.Errorf("peak: %w", err)
 		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	flop := 2 * float64(n) * float64(n) * float64(n)
 	med := median(samples)
 	return &Peak{Size: cfg.Size, Median: med, MedianGFLOPs: flop / (med / 1000) / 1e9, GFLOPs: flop / (slices.Min(samples) / 1000) / 1e9}, nil
 }
-
-// msSince returns the milliseconds since start.
-func msSince(start time.Time) float64 { return float64(time.Since(start).Nanoseconds()) / 1e6 }

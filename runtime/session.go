@@ -243,12 +243,4 @@ func ortValues(kind string, names []string, values []Value) ([]ort.Value, error)
 }
 
 // Close releases the native session. Closing twice is harmless.
-func (s *Session) Close() error {
-	if s.s == nil {
-		return nil
-	}
-	err := s.s.Destroy()
-	s.s = nil
-	openSessions.Add(-1)
-	return err
-}
+func (s *Session) Close() error { return destroy(&s.s, &openSessions) }

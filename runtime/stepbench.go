@@ -2,9 +2,7 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"time"
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -50,17 +48,11 @@ type StepTiming struct {
 // MeasureTrainStep times training steps of net on random data with the graph
 // and ping-pong tensors that Train uses.
 func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfig) (*StepTiming, error) {
-	if cfg.Batch == 0 {
-		cfg.Batch = 128
-	}
-	if cfg.Warmup == 0 {
-		cfg.Warmup = 3
-	}
-	if cfg.Steps == 0 {
-		cfg.Steps = 20
-	}
-	if cfg.Batch < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
-		return nil, fmt.Errorf("step benchmark: batch %d, steps %d and warm-up %d must be positive", cfg.Batch, cfg.Steps, cfg.Warmup)
+	setDefault(&cfg.Batch, 128)
+	setDefault(&cfg.Warmup, 3)
+	setDefault(&cfg.Steps, 20)
+	if err := checkCounts("step benchmark", "batch", cfg.Batch, "steps", cfg.Steps, cfg.Warmup); err != nil {
+		return nil, err
 	}
 	tc := TrainConfig{Threads: cfg.Threads, Device: cfg.Device}.WithDefaults()
 	sopts := SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads, Optimization: cfg.Optimization, ProfilePrefix: cfg.ProfilePrefix, NCHWc: !cfg.NoNCHWc}
@@ -86,22 +78,15 @@ func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfi
 	if err != nil {
 		return nil, err
 	}
-	samples := make([]float64, 0, cfg.Steps)
-	for i := range cfg.Warmup + cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// A step as Train pays it: drawing the dropout masks (which a
-		// framework with in-graph dropout pays inside its step) and the run.
-		start := time.Now()
+	// A step as Train pays it: drawing the dropout masks (which a framework
+	// with in-graph dropout pays inside its step) and the run.
+	samples, err := timeRuns(ctx, cfg.Warmup, cfg.Steps, func() error {
 		t.step.Data()[0]++
 		t.drawMasks(ms)
-		if err := t.trainStep(b, ms); err != nil {
-			return nil, err
-		}
-		if i >= cfg.Warmup {
-			samples = append(samples, msSince(start))
-		}
+		return t.trainStep(b, ms)
+	})
+	if err != nil {
+		return nil, err
 	}
 	med := median(samples)
 	return &StepTiming{

@@ -106,15 +106,7 @@ func (t *Tensor[T]) Shape() []int64 {
 }
 
 // Close releases the native value. Closing twice is harmless.
-func (t *Tensor[T]) Close() error {
-	if t.t == nil {
-		return nil
-	}
-	err := t.t.Destroy()
-	t.t = nil
-	openTensors.Add(-1)
-	return err
-}
+func (t *Tensor[T]) Close() error { return destroy(&t.t, &openTensors) }
 
 func (t *Tensor[T]) ortValue() ort.Value {
 	if t == nil || t.t == nil {

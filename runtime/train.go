@@ -61,21 +61,11 @@ type LRSchedule struct {
 }
 
 func (s LRSchedule) withDefaults() LRSchedule {
-	if s.RestartFactor == 0 {
-		s.RestartFactor = 0.4
-	}
-	if s.MaxRestarts == 0 {
-		s.MaxRestarts = 5
-	}
-	if s.DecayEvery == 0 {
-		s.DecayEvery = 5
-	}
-	if s.DecayFactor == 0 {
-		s.DecayFactor = 0.2
-	}
-	if s.ChanceMargin == 0 {
-		s.ChanceMargin = 0.01
-	}
+	setDefault(&s.RestartFactor, 0.4)
+	setDefault(&s.MaxRestarts, 5)
+	setDefault(&s.DecayEvery, 5)
+	setDefault(&s.DecayFactor, 0.2)
+	setDefault(&s.ChanceMargin, 0.01)
 	return s
 }
 
@@ -145,35 +135,26 @@ type TrainConfig struct {
 	Progress func(EpochRecord)
 }
 
+// WithDefaults returns c with every zero field replaced by its default (see
+// the fields), the schedule's included.
 func (c TrainConfig) WithDefaults() TrainConfig {
-	if c.Epochs == 0 {
-		c.Epochs = 15
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 128
-	}
-	if c.LR == 0 {
-		c.LR = 1e-3
-	}
+	setDefault(&c.Epochs, 15)
+	setDefault(&c.BatchSize, 128)
+	setDefault(&c.LR, 1e-3)
 	if c.Optimizer == nil {
 		c.Optimizer = onnxgen.Adam{}
 	}
-	if c.Patience == 0 {
-		c.Patience = 6
-	}
+	setDefault(&c.Patience, 6)
 	c.Schedule = c.Schedule.withDefaults()
 	return c
 }
 
-// Graph optimisation levels per graph kind, chosen by measurement on this
-// project's CPU machine (2 threads, batch 128, the reference networks of
-// "make bench-train"). Training graphs: "extended"; "all", "layout" and
-// "basic" were within 5% of it and never consistently faster (the layout
-// changes of "all" need constant weights, which a training graph does not
-// have: on the CPU, the session's NCHWc rewrite makes them, see blockConvs). Forward-only graphs: "all", whose NCHWc convolutions (for weights
-// baked into an exported model) made batch-1 prediction 1.2-2.3 times faster
-// than "extended" (0.035 against 0.076 ms for "C(16,3,1) - P(3,3) -
-// C(16,3,1) - C(16,3,1) - SM()" at 32x32); exported models load at it (the
+// Graph optimisation levels per graph kind, chosen by measurement (figures:
+// docs/performance.md, "Graph optimisation levels"). Training graphs:
+// "extended", as the layout changes of "all" need constant weights, which a
+// training graph lacks (on the CPU, the NCHWc rewrite gives it those
+// kernels, see blockConvs). Forward-only graphs: "all", whose NCHWc
+// convolutions speed up batch-1 prediction; exported models load at it (the
 // zero SessionOptions), and so does the evaluation graph of training.
 const (
 	TrainOptimization = OptExtended
@@ -478,121 +459,176 @@ func (t *trainer) weights() [][]float32 {
 	return w
 }
 
-// errDiverged ends an attempt whose loss is not finite.
-var errDiverged = errors.New("diverged")
+// divergedError ends a run whose loss is not finite.
+type divergedError struct {
+	what string // "training" or "validation"
+	loss float64
+}
 
+func (e *divergedError) Error() string { return fmt.Sprintf("%s loss became %v", e.what, e.loss) }
+
+// runState is what one attempt of a run hands to the next.
+type runState struct {
+	rng    *rand.Rand // draws the weights and shuffles
+	order  []int      // the training images, shuffled every epoch
+	lr     float64    // the current learning rate
+	chance float64    // validation accuracy of a constant predictor
+	// stepSeconds and stepImages count the training steps, timed as
+	// MeasureTrainStep times a step: the dropout masks and the run.
+	stepSeconds float64
+	stepImages  int
+}
+
+// run trains attempt after attempt (a restart of Baker et al.'s schedule
+// begins a new one) and records the outcome in res.
 func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) error {
-	cfg := t.cfg
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e6173637472)) // weights and shuffling
-	if cfg.Init != nil {
-		if len(cfg.Init) != len(t.tg.Params) {
-			return fmt.Errorf("initial weights: %d tensors for %d parameters", len(cfg.Init), len(t.tg.Params))
-		}
-		for i, p := range t.tg.Params {
-			if len(cfg.Init[i]) != p.Size() {
-				return fmt.Errorf("initial weights: %s has %d values, want %d", p.Name, len(cfg.Init[i]), p.Size())
-			}
-		}
-		t.setWeights(cfg.Init)
-	} else {
-		t.setWeights(onnxgen.Init(t.tg.Params, rng))
+	st := &runState{
+		rng:    rand.New(rand.NewPCG(t.cfg.Seed, 0x6e6173637472)),
+		order:  append([]int(nil), train.Indices...),
+		lr:     t.cfg.LR,
+		chance: val.MajorityShare(t.net.Classes),
 	}
-	chance := val.MajorityShare(t.net.Classes)
-	lr := cfg.LR
-	order := append([]int(nil), train.Indices...)
-	var stepSeconds float64
-	var stepImages int
+	if err := t.initialWeights(st.rng); err != nil {
+		return err
+	}
 	defer func() {
-		if stepSeconds > 0 {
-			res.ImagesPerSecond = float64(stepImages) / stepSeconds
+		if st.stepSeconds > 0 {
+			res.ImagesPerSecond = float64(st.stepImages) / st.stepSeconds
 		}
 	}()
-	diverged := func(what string, loss float64, epoch, attempt int) {
-		res.Status = StatusDiverged
-		res.Reason = fmt.Sprintf("%s loss became %v in epoch %d of attempt %d (learning rate %.3g)", what, loss, epoch, attempt+1, lr)
-	}
 	for attempt := 0; ; attempt++ {
-		res.Restarts = attempt
-		// The best epoch of this attempt so far is kept in res, so that an
-		// interruption still returns it.
-		res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
-		since := 0
-		restart := false
-		for epoch := 1; epoch <= cfg.Epochs; epoch++ {
-			began := time.Now()
-			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-			t.lr.Data()[0] = float32(lr)
-			var lossSum, right float64
-			for lo := 0; lo < len(order); lo += cfg.BatchSize {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				idx := order[lo:min(lo+cfg.BatchSize, len(order))]
-				b, err := t.batchTensors(int64(len(idx)))
-				if err != nil {
-					return err
-				}
-				t.fill(b, train, idx)
-				ms, err := t.maskTensors(int64(len(idx)))
-				if err != nil {
-					return err
-				}
-				// Timed as MeasureTrainStep times a step: the dropout masks
-				// and the run.
-				s := time.Now()
-				t.drawMasks(ms)
-				t.step.Data()[0]++
-				if err := t.trainStep(b, ms); err != nil {
-					return err
-				}
-				stepSeconds += time.Since(s).Seconds()
-				stepImages += len(idx)
-				l := float64(t.loss.Data()[0])
-				if math.IsNaN(l) || math.IsInf(l, 0) {
-					diverged("training", l, epoch, attempt)
-					return nil
-				}
-				lossSum += l * float64(len(idx))
-				right += float64(t.right.Data()[0])
-			}
-			vloss, vacc, err := t.evaluate(ctx, val)
-			if err != nil {
-				return err
-			}
-			if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
-				diverged("validation", vloss, epoch, attempt)
-				return nil
-			}
-			rec := EpochRecord{Attempt: attempt, Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(len(order)),
-				TrainAccuracy: right / float64(len(order)), ValLoss: vloss, ValAccuracy: vacc, Seconds: time.Since(began).Seconds()}
-			res.Epochs = append(res.Epochs, rec)
-			if cfg.Progress != nil {
-				cfg.Progress(rec)
-			}
-			sched := cfg.Schedule
-			if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && vacc <= chance+sched.ChanceMargin {
-				restart = true
-				break
-			}
-			if res.Weights == nil || vacc > res.ValAccuracy {
-				res.ValAccuracy, res.BestEpoch, since = vacc, epoch, 0
-				res.Weights = t.weights()
-			} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
-				break
-			}
-			if !sched.Constant && epoch%sched.DecayEvery == 0 {
-				lr *= sched.DecayFactor
-				t.lr.Data()[0] = float32(lr)
-			}
+		restart, err := t.attempt(ctx, train, val, res, st, attempt)
+		if err != nil || !restart {
+			return err
 		}
-		if restart {
-			lr *= cfg.Schedule.RestartFactor
-			t.setWeights(onnxgen.Init(t.tg.Params, rng))
-			continue
-		}
-		res.Status = StatusOK
+		st.lr *= t.cfg.Schedule.RestartFactor
+		t.setWeights(onnxgen.Init(t.tg.Params, st.rng))
+	}
+}
+
+// initialWeights sets cfg.Init, or weights drawn from rng when it is nil.
+func (t *trainer) initialWeights(rng *rand.Rand) error {
+	w := t.cfg.Init
+	if w == nil {
+		t.setWeights(onnxgen.Init(t.tg.Params, rng))
 		return nil
 	}
+	if len(w) != len(t.tg.Params) {
+		return fmt.Errorf("initial weights: %d tensors for %d parameters", len(w), len(t.tg.Params))
+	}
+	for i, p := range t.tg.Params {
+		if len(w[i]) != p.Size() {
+			return fmt.Errorf("initial weights: %s has %d values, want %d", p.Name, len(w[i]), p.Size())
+		}
+	}
+	t.setWeights(w)
+	return nil
+}
+
+// attempt trains up to cfg.Epochs epochs from the current weights, keeping
+// the best epoch's weights in res, and reports whether the schedule restarts
+// (validation no better than chance after the first epoch). It sets
+// res.Status unless it restarts or fails: StatusDiverged for a loss that is
+// not finite, else StatusOK.
+func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result, st *runState, attempt int) (restart bool, err error) {
+	cfg, sched := t.cfg, t.cfg.Schedule
+	res.Restarts = attempt
+	// The best epoch of this attempt so far is kept in res, so that an
+	// interruption still returns it.
+	res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
+	since := 0
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		rec, err := t.epoch(ctx, train, val, st)
+		var d *divergedError
+		if errors.As(err, &d) {
+			res.Status = StatusDiverged
+			res.Reason = fmt.Sprintf("%v in epoch %d of attempt %d (learning rate %.3g)", d, epoch, attempt+1, st.lr)
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		rec.Attempt, rec.Epoch = attempt, epoch
+		res.Epochs = append(res.Epochs, rec)
+		if cfg.Progress != nil {
+			cfg.Progress(rec)
+		}
+		if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && rec.ValAccuracy <= st.chance+sched.ChanceMargin {
+			return true, nil
+		}
+		if res.Weights == nil || rec.ValAccuracy > res.ValAccuracy {
+			res.ValAccuracy, res.BestEpoch, since = rec.ValAccuracy, epoch, 0
+			res.Weights = t.weights()
+		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
+			break
+		}
+		if !sched.Constant && epoch%sched.DecayEvery == 0 {
+			st.lr *= sched.DecayFactor
+			t.lr.Data()[0] = float32(st.lr)
+		}
+	}
+	res.Status = StatusOK
+	return false, nil
+}
+
+// epoch trains one epoch at st.lr and validates. A loss that is not finite
+// returns a *divergedError. The record's Attempt and Epoch are left to the
+// caller.
+func (t *trainer) epoch(ctx context.Context, train, val Examples, st *runState) (EpochRecord, error) {
+	began := time.Now()
+	loss, acc, err := t.trainEpoch(ctx, train, st)
+	if err != nil {
+		return EpochRecord{}, err
+	}
+	vloss, vacc, err := t.evaluate(ctx, val)
+	if err != nil {
+		return EpochRecord{}, err
+	}
+	if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
+		return EpochRecord{}, &divergedError{what: "validation", loss: vloss}
+	}
+	return EpochRecord{LR: st.lr, TrainLoss: loss, TrainAccuracy: acc, ValLoss: vloss, ValAccuracy: vacc,
+		Seconds: time.Since(began).Seconds()}, nil
+}
+
+// trainEpoch shuffles st.order and takes one training step per batch of it,
+// returning the mean loss and the accuracy (dropout active) over the epoch.
+// A loss that is not finite stops it with a *divergedError.
+func (t *trainer) trainEpoch(ctx context.Context, train Examples, st *runState) (loss, acc float64, err error) {
+	order := st.order
+	st.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	t.lr.Data()[0] = float32(st.lr)
+	var lossSum, right float64
+	for lo := 0; lo < len(order); lo += t.cfg.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		idx := order[lo:min(lo+t.cfg.BatchSize, len(order))]
+		b, err := t.batchTensors(int64(len(idx)))
+		if err != nil {
+			return 0, 0, err
+		}
+		t.fill(b, train, idx)
+		ms, err := t.maskTensors(int64(len(idx)))
+		if err != nil {
+			return 0, 0, err
+		}
+		s := time.Now()
+		t.drawMasks(ms)
+		t.step.Data()[0]++
+		if err := t.trainStep(b, ms); err != nil {
+			return 0, 0, err
+		}
+		st.stepSeconds += time.Since(s).Seconds()
+		st.stepImages += len(idx)
+		l := float64(t.loss.Data()[0])
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return 0, 0, &divergedError{what: "training", loss: l}
+		}
+		lossSum += l * float64(len(idx))
+		right += float64(t.right.Data()[0])
+	}
+	return lossSum / float64(len(order)), right / float64(len(order)), nil
 }
 
 // trainStep runs one optimizer step on batch b, from the current set into the

@@ -63,7 +63,7 @@ func BenchmarkLatencyModel(b *testing.B) {
 		b.Fatal(err)
 	}
 	in := genotype.Input{Height: 32, Width: 32, Channels: 1}
-	agent, err := controller.NewMetaQNN(search.CPUSpace.Clone(), in, controller.QConfig{})
+	agent, err := controller.NewMetaQNN(search.CPUSpace.Clone(), in, controller.QConfig{}, controller.ScheduleStudy, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,7 @@ const (
 	// 2017): b <- d*b + (1-d)*R per reward. It starts at the first reward, so
 	// the episodes of the first batch are measured against that reward.
 	BaselineEMA BaselineKind = iota
-	// BaselineStudy is the founding study's rule (SEED-NOTES section 4):
+	// BaselineStudy is the founding study's rule (docs/study.md, section 5):
 	// 0.65^3 for the first 20 episodes, then the largest of the mean of the
 	// last 20 rewards, the mean of the last 100 (of all, while fewer) and 0.8
 	// times the best reward so far.

@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -14,21 +16,39 @@ import (
 // layer epsilon-greedily from a Q-table. A state is the last layer (kind and
 // parameters), the depth, the representation-size bin and the number of FC
 // layers in a row; an action is the next layer. GAP and SM end a trajectory.
+//
+// Trial i is drawn at the epsilon of the schedule's i-th model (the last
+// phase's after its end) from a random stream of its own (stream 0 of the
+// seed and i), and its replay after learning draws from stream 1: a trial's
+// proposal depends only on the seed and on what the table has learned.
 type MetaQNN struct {
-	Space genotype.Space
-	Input genotype.Input
-	Table *QTable
+	Space    genotype.Space
+	Input    genotype.Input
+	Table    *QTable
+	schedule EpsilonSchedule
+	seed     uint64
 }
 
-// NewMetaQNN returns an agent with an empty Q-table for space at input in.
-func NewMetaQNN(space genotype.Space, in genotype.Input, cfg QConfig) (*MetaQNN, error) {
+// NewMetaQNN returns an agent with an empty Q-table for space at input in,
+// exploring along schedule, whose random choices derive from seed.
+func NewMetaQNN(space genotype.Space, in genotype.Input, cfg QConfig, schedule EpsilonSchedule, seed uint64) (*MetaQNN, error) {
 	if err := space.Verify(); err != nil {
 		return nil, fmt.Errorf("search space %s: %w", space.Name, err)
 	}
 	if in.Height < 1 || in.Width < 1 || in.Channels < 1 {
 		return nil, fmt.Errorf("input %s: every dimension must be at least 1", in)
 	}
-	return &MetaQNN{Space: space, Input: in, Table: NewQTable(cfg)}, nil
+	if err := schedule.Check(); err != nil {
+		return nil, err
+	}
+	return &MetaQNN{Space: space, Input: in, Table: NewQTable(cfg), schedule: slices.Clone(schedule), seed: seed}, nil
+}
+
+// TrialRand returns random stream k of trial under seed: MetaQNN samples
+// trial's architecture from stream 0 and replays from stream 1; the search
+// engine seeds the trial's training from stream 2.
+func TrialRand(seed uint64, trial int, k uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, uint64(trial)<<2|k))
 }
 
 // stateKey names a state of the Q-table.
@@ -38,6 +58,55 @@ func (m *MetaQNN) stateKey(st genotype.State, last genotype.Layer) string {
 		prev = last.String()
 	}
 	return prev + " d" + strconv.Itoa(st.Depth) + " r" + strconv.Itoa(m.Space.Bin(st.Size())) + " fc" + strconv.Itoa(st.FCs)
+}
+
+// Propose draws trial's architecture at the schedule's epsilon.
+func (m *MetaQNN) Propose(trial int) (Proposal, error) {
+	eps := m.schedule.Epsilon(trial - 1)
+	arch, _ := m.Sample(eps, TrialRand(m.seed, trial, 0))
+	return Proposal{Genotype: arch, Epsilon: eps}, nil
+}
+
+// Observe learns trial's reward and replays the memory.
+func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error) {
+	arch, ok := p.Genotype.(genotype.Arch)
+	if !ok {
+		return Learned{}, fmt.Errorf("MetaQNN observes layer sequences, not %T", p.Genotype)
+	}
+	traj, err := m.Trajectory(arch)
+	if err != nil {
+		return Learned{}, err
+	}
+	m.Table.Remember(traj, reward, TrialRand(m.seed, trial, 1))
+	return Learned{}, nil
+}
+
+// Forget does nothing: MetaQNN keeps no outstanding proposals.
+func (m *MetaQNN) Forget(int, Proposal) error { return nil }
+
+// metaqnnState is MetaQNN's saved state: its table and replay memory (the
+// space, input, schedule and seed come from the run's settings).
+type metaqnnState struct {
+	Q      map[string]map[string]float64 `json:"q"`
+	Memory []Experience                  `json:"memory"`
+}
+
+// Save writes the Q-table and the replay memory as JSON (floats exactly).
+func (m *MetaQNN) Save(w io.Writer) error {
+	return json.NewEncoder(w).Encode(metaqnnState{Q: m.Table.Q, Memory: m.Table.Memory})
+}
+
+// Load replaces the agent's table and memory with saved ones.
+func (m *MetaQNN) Load(r io.Reader) error {
+	var s metaqnnState
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return fmt.Errorf("MetaQNN state: %w", err)
+	}
+	if s.Q == nil {
+		s.Q = map[string]map[string]float64{}
+	}
+	m.Table.Q, m.Table.Memory = s.Q, s.Memory
+	return nil
 }
 
 // Sample builds an architecture at exploration rate eps and returns it with
@@ -62,11 +131,6 @@ func (m *MetaQNN) Sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transiti
 		traj = append(traj, t)
 	}
 	return arch, traj
-}
-
-// Observe learns a trained architecture's reward and replays the memory.
-func (m *MetaQNN) Observe(traj []Transition, reward float64, rng *rand.Rand) {
-	m.Table.Remember(traj, reward, rng)
 }
 
 func layerNames(ls []genotype.Layer) []string {

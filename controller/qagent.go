@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 )
@@ -8,24 +11,24 @@ import (
 // QAgent is tabular Q-learning on a fixed-length decision Space (such as
 // NATS-Bench's 6 edges), MetaQNN's method outside layer sequences: a state
 // is the decision's position and the previous choice, an action the choice.
-// Its epsilon follows a schedule over its proposals; after the schedule it
-// stays at the last phase's epsilon.
+// Trial i is drawn at the schedule's epsilon of model i (after the schedule,
+// the last phase's).
 type QAgent struct {
 	space    Space
 	table    *QTable
-	schedule Schedule
+	schedule EpsilonSchedule
+	pcg      *rand.PCG
 	rng      *rand.Rand
-	n        int
 }
 
 // QLearningFactory returns a factory of QAgents with cfg and schedule.
-func QLearningFactory(cfg QConfig, schedule Schedule) AgentFactory {
+func QLearningFactory(cfg QConfig, schedule EpsilonSchedule) AgentFactory {
 	return func(space Space, seed uint64) (Agent, error) {
 		if err := schedule.Check(); err != nil {
 			return nil, err
 		}
-		return &QAgent{space: space, table: NewQTable(cfg), schedule: schedule,
-			rng: rand.New(rand.NewPCG(seed, seed^0x716c6561726e))}, nil // "qlearn"
+		pcg := rand.NewPCG(seed, seed^0x716c6561726e) // "qlearn"
+		return &QAgent{space: space, table: NewQTable(cfg), schedule: schedule, pcg: pcg, rng: rand.New(pcg)}, nil
 	}
 }
 
@@ -73,23 +76,56 @@ func (a *QAgent) trajectory(actions []int, choose func(state string, valid []str
 	return out, traj
 }
 
-// Propose draws an architecture epsilon-greedily.
-func (a *QAgent) Propose() ([]int, error) {
-	eps, ok := a.schedule.At(a.n)
-	if !ok {
-		eps = a.schedule[len(a.schedule)-1].Epsilon
-	}
-	a.n++
+// Propose draws trial's architecture epsilon-greedily.
+func (a *QAgent) Propose(trial int) (Proposal, error) {
+	eps := a.schedule.Epsilon(trial - 1)
 	out, _ := a.trajectory(nil, func(s string, valid []string) string { return a.table.Choose(s, valid, eps, a.rng) })
-	return out, nil
+	p, err := propose(a.space, out)
+	p.Epsilon = eps
+	return p, err
 }
 
 // Observe learns the reward of a proposed architecture and replays the memory.
-func (a *QAgent) Observe(actions []int, reward float64) error {
-	if err := CheckActions(a.space, actions); err != nil {
+func (a *QAgent) Observe(_ int, p Proposal, reward float64) (Learned, error) {
+	if err := CheckActions(a.space, p.Actions); err != nil {
+		return Learned{}, err
+	}
+	_, traj := a.trajectory(p.Actions, nil)
+	a.table.Remember(traj, reward, a.rng)
+	return Learned{}, nil
+}
+
+// Forget does nothing: a QAgent keeps no outstanding proposals.
+func (a *QAgent) Forget(int, Proposal) error { return nil }
+
+// qagentState is a QAgent's saved state.
+type qagentState struct {
+	Q      map[string]map[string]float64 `json:"q"`
+	Memory []Experience                  `json:"memory"`
+	RNG    []byte                        `json:"rng"`
+}
+
+// Save writes the table, the memory and the random source's state.
+func (a *QAgent) Save(w io.Writer) error {
+	rng, err := a.pcg.MarshalBinary()
+	if err != nil {
 		return err
 	}
-	_, traj := a.trajectory(actions, nil)
-	a.table.Remember(traj, reward, a.rng)
+	return json.NewEncoder(w).Encode(qagentState{Q: a.table.Q, Memory: a.table.Memory, RNG: rng})
+}
+
+// Load replaces the agent's state with a saved one.
+func (a *QAgent) Load(r io.Reader) error {
+	var s qagentState
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return fmt.Errorf("Q-learning agent state: %w", err)
+	}
+	if err := a.pcg.UnmarshalBinary(s.RNG); err != nil {
+		return fmt.Errorf("Q-learning agent state: %w", err)
+	}
+	if s.Q == nil {
+		s.Q = map[string]map[string]float64{}
+	}
+	a.table.Q, a.table.Memory = s.Q, s.Memory
 	return nil
 }

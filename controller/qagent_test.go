@@ -4,7 +4,7 @@ import "testing"
 
 func TestQAgentOnUniformSpace(t *testing.T) {
 	space := UniformSpace{N: 3, Type: DecisionType{Name: "op", Choices: 4}}
-	agent, err := QLearningFactory(QConfig{Alpha: 0.3, Replay: 8}, Schedule{{1, 30}, {0, 10}})(space, 1)
+	agent, err := QLearningFactory(QConfig{Alpha: 0.3, Replay: 8}, EpsilonSchedule{{1, 30}, {0, 10}})(space, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,20 +19,20 @@ func TestQAgentOnUniformSpace(t *testing.T) {
 		return float64(n) / 3
 	}
 	var last []int
-	for range 40 {
-		a, err := agent.Propose()
+	for trial := 1; trial <= 40; trial++ {
+		p, err := agent.Propose(trial)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := agent.Observe(a, reward(a)); err != nil {
+		if _, err := agent.Observe(trial, p, reward(p.Actions)); err != nil {
 			t.Fatal(err)
 		}
-		last = a
+		last = p.Actions
 	}
 	if reward(last) < 2.0/3 {
 		t.Errorf("greedy proposal %v after 30 explorations", last)
 	}
-	if err := agent.Observe([]int{9, 0, 0}, 1); err == nil {
+	if _, err := agent.Observe(41, Proposal{Actions: []int{9, 0, 0}}, 1); err == nil {
 		t.Error("invalid actions accepted")
 	}
 }

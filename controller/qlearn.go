@@ -173,26 +173,26 @@ type Phase struct {
 	Models  int     `yaml:"models" json:"models"`
 }
 
-// Schedule is an epsilon schedule: its phases in order.
-type Schedule []Phase
+// EpsilonSchedule is MetaQNN's exploration schedule: its phases in order.
+type EpsilonSchedule []Phase
 
 // Epsilon schedules: Baker et al.'s (2,700 models), the study's (270), and one
 // sized for a 2-core CPU (see the search package's CPU preset).
 var (
-	ScheduleBaker2017 = Schedule{{1.0, 1500}, {0.9, 100}, {0.8, 100}, {0.7, 100}, {0.6, 150}, {0.5, 150}, {0.4, 150}, {0.3, 150}, {0.2, 150}, {0.1, 150}}
-	ScheduleStudy     = Schedule{{1.0, 150}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 15}, {0.5, 15}, {0.4, 15}, {0.3, 15}, {0.2, 15}, {0.1, 15}}
-	ScheduleCPU       = Schedule{{1.0, 60}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 12}, {0.5, 12}, {0.4, 12}, {0.3, 12}, {0.2, 12}, {0.1, 12}}
+	ScheduleBaker2017 = EpsilonSchedule{{1.0, 1500}, {0.9, 100}, {0.8, 100}, {0.7, 100}, {0.6, 150}, {0.5, 150}, {0.4, 150}, {0.3, 150}, {0.2, 150}, {0.1, 150}}
+	ScheduleStudy     = EpsilonSchedule{{1.0, 150}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 15}, {0.5, 15}, {0.4, 15}, {0.3, 15}, {0.2, 15}, {0.1, 15}}
+	ScheduleCPU       = EpsilonSchedule{{1.0, 60}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 12}, {0.5, 12}, {0.4, 12}, {0.3, 12}, {0.2, 12}, {0.1, 12}}
 )
 
-var schedules = map[string]Schedule{"baker2017": ScheduleBaker2017, "study": ScheduleStudy, "cpu": ScheduleCPU}
+var schedules = map[string]EpsilonSchedule{"baker2017": ScheduleBaker2017, "study": ScheduleStudy, "cpu": ScheduleCPU}
 
 // ParseSchedule returns a named schedule (baker2017, study, cpu) or parses
 // "eps:models,eps:models,...", e.g. "1.0:20,0.5:10,0.1:10".
-func ParseSchedule(s string) (Schedule, error) {
+func ParseSchedule(s string) (EpsilonSchedule, error) {
 	if p, ok := schedules[s]; ok {
-		return append(Schedule(nil), p...), nil
+		return append(EpsilonSchedule(nil), p...), nil
 	}
-	var out Schedule
+	var out EpsilonSchedule
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		var p Phase
@@ -208,7 +208,7 @@ func ParseSchedule(s string) (Schedule, error) {
 }
 
 // Check returns the first problem of the schedule, or nil.
-func (s Schedule) Check() error {
+func (s EpsilonSchedule) Check() error {
 	if len(s) == 0 {
 		return fmt.Errorf("empty schedule")
 	}
@@ -224,7 +224,7 @@ func (s Schedule) Check() error {
 }
 
 // Total is the number of models of the schedule.
-func (s Schedule) Total() int {
+func (s EpsilonSchedule) Total() int {
 	n := 0
 	for _, p := range s {
 		n += p.Models
@@ -234,7 +234,7 @@ func (s Schedule) Total() int {
 
 // At returns the epsilon of the i-th model (0-based) and whether the
 // schedule has one.
-func (s Schedule) At(i int) (float64, bool) {
+func (s EpsilonSchedule) At(i int) (float64, bool) {
 	for _, p := range s {
 		if i < p.Models {
 			return p.Epsilon, true
@@ -244,10 +244,19 @@ func (s Schedule) At(i int) (float64, bool) {
 	return 0, false
 }
 
+// Epsilon returns the epsilon of the i-th model (0-based); past the end of
+// the schedule, the last phase's.
+func (s EpsilonSchedule) Epsilon(i int) float64 {
+	if eps, ok := s.At(i); ok {
+		return eps
+	}
+	return s[len(s)-1].Epsilon
+}
+
 // Scale returns the schedule stretched or shrunk to total models, keeping each
 // phase's share (at least one model per phase).
-func (s Schedule) Scale(total int) Schedule {
-	out := make(Schedule, len(s))
+func (s EpsilonSchedule) Scale(total int) EpsilonSchedule {
+	out := make(EpsilonSchedule, len(s))
 	all := s.Total()
 	used := 0
 	for i, p := range s {

@@ -108,7 +108,7 @@ func TestChooseTiesAndGreedy(t *testing.T) {
 func TestSampledArchitecturesValid(t *testing.T) {
 	for _, name := range genotype.PresetNames() {
 		space, _ := genotype.Preset(name)
-		m, err := NewMetaQNN(space, genotype.StudyInput, QConfig{})
+		m, err := NewMetaQNN(space, genotype.StudyInput, QConfig{}, ScheduleStudy, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestSampledArchitecturesValid(t *testing.T) {
 // rewarded many times, greedy sampling (eps 0) returns it.
 func TestMetaQNNLearns(t *testing.T) {
 	space := genotype.Study
-	m, err := NewMetaQNN(space, genotype.Input{Height: 8, Width: 8, Channels: 1}, QConfig{Alpha: 0.5, Replay: 4})
+	m, err := NewMetaQNN(space, genotype.Input{Height: 8, Width: 8, Channels: 1}, QConfig{Alpha: 0.5, Replay: 4}, ScheduleStudy, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,14 +153,14 @@ func TestMetaQNNLearns(t *testing.T) {
 		if arch.String() == "C(64,1,1) - SM()" {
 			r = 1
 		}
-		m.Observe(traj, r, rng)
+		m.Table.Remember(traj, r, rng)
 	}
 	good := []Transition{
 		{State: "start d0 r0 fc0", Action: "C(64,1,1)", Next: "C(64,1,1) d1 r0 fc0", NextActions: layerNames(space.Actions(space.Step(space.Start(m.Input), genotype.C(64, 1, 1))))},
 		{State: "C(64,1,1) d1 r0 fc0", Action: "SM()", Terminal: true},
 	}
 	for range 20 {
-		m.Observe(good, 1, rng)
+		m.Table.Remember(good, 1, rng)
 	}
 	arch, _ := m.Sample(0, rng)
 	if arch.String() != "C(64,1,1) - SM()" {
@@ -196,7 +196,7 @@ func TestSchedules(t *testing.T) {
 
 // Trajectory rebuilds exactly what Sample recorded.
 func TestTrajectoryMatchesSample(t *testing.T) {
-	m, err := NewMetaQNN(genotype.Study, genotype.StudyInput, QConfig{})
+	m, err := NewMetaQNN(genotype.Study, genotype.StudyInput, QConfig{}, ScheduleStudy, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// Config configures a Controller. The zero value of every field means the
+// ReinforceConfig configures a Reinforce. The zero value of every field means the
 // documented default; the defaults are Zoph & Le's (2017) network and
 // optimizer with the study's temperature schedule and an EMA baseline.
-type Config struct {
+type ReinforceConfig struct {
 	// Hidden is the number of LSTM units per layer; 0 means 35 (Zoph & Le 2017).
 	Hidden int
 	// Layers is the number of LSTM layers; 0 means 2 (Zoph & Le 2017).
@@ -59,29 +59,27 @@ type Config struct {
 	UntemperedLoss bool
 }
 
-// StudyConfig is the founding study's controller (SEED-NOTES section 4): its
+// ReinforceStudy is the founding study's controller (docs/study.md, section 5): its
 // baseline rule with updates skipped when |R - b| < 0.05, gradients clipped to
 // norm 0.3, one architecture per update, temperature 5.0 x 0.995 per episode
 // down to 1.0 for sampling only.
-var StudyConfig = Config{
+var ReinforceStudy = ReinforceConfig{
 	Baseline:       BaselineStudy,
 	SkipBelow:      0.05,
 	ClipNorm:       0.3,
 	UntemperedLoss: true,
 }
 
-// NATSBenchConfig is the default configuration tuned for the NATS-Bench
+// ReinforceNATSBench is the default configuration tuned for the NATS-Bench
 // table reward (6 decisions of 5 choices, reward = accuracy / 100, budgets of
 // a few hundred queries): Adam's learning rate raised from 6e-4 to 2e-3 and an
-// entropy bonus of 1e-3. Tuned on CIFAR-10, budget 300, seeds 1001-1050 (mean
-// best 94.33 against 94.18 for the defaults and 94.02 for random search);
-// nasctl's reports use other seeds.
-var NATSBenchConfig = Config{LearningRate: 2e-3, EntropyWeight: 1e-3}
+// entropy bonus of 1e-3 (figures: docs/performance.md, "Controller presets").
+var ReinforceNATSBench = ReinforceConfig{LearningRate: 2e-3, EntropyWeight: 1e-3}
 
 var reinforcePresets = []struct {
 	name string
-	cfg  Config
-}{{"paper", Config{}}, {"study", StudyConfig}, {"natsbench", NATSBenchConfig}}
+	cfg  ReinforceConfig
+}{{"paper", ReinforceConfig{}}, {"study", ReinforceStudy}, {"natsbench", ReinforceNATSBench}}
 
 // ReinforcePresetNames returns the names ReinforcePreset knows.
 func ReinforcePresetNames() []string {
@@ -92,21 +90,21 @@ func ReinforcePresetNames() []string {
 	return names
 }
 
-// ReinforcePreset returns a named configuration: "paper" (the zero Config,
+// ReinforcePreset returns a named configuration: "paper" (the zero ReinforceConfig,
 // Zoph & Le 2017 with the study's temperature schedule and an EMA baseline),
-// "study" (StudyConfig) or "natsbench" (NATSBenchConfig). Its error lists the
+// "study" (ReinforceStudy) or "natsbench" (ReinforceNATSBench). Its error lists the
 // valid names.
-func ReinforcePreset(name string) (Config, error) {
+func ReinforcePreset(name string) (ReinforceConfig, error) {
 	for _, p := range reinforcePresets {
 		if p.name == name {
 			return p.cfg, nil
 		}
 	}
-	return Config{}, fmt.Errorf("unknown controller preset %q (valid: %s)", name, strings.Join(ReinforcePresetNames(), ", "))
+	return ReinforceConfig{}, fmt.Errorf("unknown controller preset %q (valid: %s)", name, strings.Join(ReinforcePresetNames(), ", "))
 }
 
 // withDefaults returns c with every zero field replaced by its default.
-func (c Config) withDefaults() Config {
+func (c ReinforceConfig) withDefaults() ReinforceConfig {
 	def := func(v *float64, d float64) {
 		if *v == 0 {
 			*v = d
@@ -137,7 +135,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate returns every problem of c (after defaults), or nil.
-func (c Config) Validate() error {
+func (c ReinforceConfig) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -171,17 +169,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Controller is the REINFORCE agent: an LSTM policy over a Space, trained with
+// Reinforce is the REINFORCE agent: an LSTM policy over a Space, trained with
 // a baseline, Adam, an annealed softmax temperature and an optional entropy
 // bonus, one update per BatchSize observed episodes. It implements Agent.
 //
-// Propose samples the next episode's architecture; Observe (or Record) takes
+// Propose samples the next episode's architecture; Observe (or Forget) takes
 // the rewards of proposed architectures in the order they were proposed. A
-// Controller is not safe for concurrent use; distinct Controllers are
+// Reinforce is not safe for concurrent use; distinct agents are
 // independent. It holds no native memory.
-type Controller struct {
+type Reinforce struct {
 	space Space
-	cfg   Config // with defaults
+	cfg   ReinforceConfig // with defaults
 
 	pol   *policy
 	samp  *sampler
@@ -215,30 +213,20 @@ type observed struct {
 // Update describes one policy update.
 type Update struct {
 	// Index counts updates from 0, skipped ones included.
-	Index int
+	Index int `json:"index"`
 	// Baseline is the baseline the batch's advantages were measured against.
-	Baseline float64
+	Baseline float64 `json:"baseline"`
 	// Kept is the number of episodes the update used; 0 means it was skipped.
-	Kept int
+	Kept int `json:"kept"`
 	// Loss is the REINFORCE loss (entropy bonus included) before the step.
-	Loss float64
+	Loss float64 `json:"loss,omitempty"`
 	// GradNorm is the gradient's global norm before clipping.
-	GradNorm float64
+	GradNorm float64 `json:"grad_norm,omitempty"`
 }
 
-// EpisodeInfo is what the controller did with one observed episode.
-type EpisodeInfo struct {
-	Episode     int     // 0-based, in proposal order
-	Temperature float64 // the episode was sampled at
-	Reward      float64
-	Baseline    float64 // the baseline its advantage is measured against
-	// Update is set when this episode completed a batch and an update ran.
-	Update *Update
-}
-
-// New returns a controller for space with fresh weights; every random
+// NewReinforce returns a controller for space with fresh weights; every random
 // choice it makes, initial weights included, derives from seed.
-func New(space Space, cfg Config, seed uint64) (*Controller, error) {
+func NewReinforce(space Space, cfg ReinforceConfig, seed uint64) (*Reinforce, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -249,7 +237,7 @@ func New(space Space, cfg Config, seed uint64) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{
+	c := &Reinforce{
 		space: space, cfg: cfg, pol: pol, pcg: pcg, rng: rng,
 		temperature: cfg.Temperature,
 		base:        baseline{Kind: cfg.Baseline, Decay: cfg.BaselineDecay},
@@ -261,7 +249,7 @@ func New(space Space, cfg Config, seed uint64) (*Controller, error) {
 }
 
 // build makes the parts that derive from the policy and the config.
-func (c *Controller) build() error {
+func (c *Reinforce) build() error {
 	c.samp = newSampler(c.pol)
 	g, err := newTrainGraph(c.pol, c.cfg.BatchSize, c.cfg.EntropyWeight > 0)
 	if err != nil {
@@ -278,77 +266,93 @@ func (c *Controller) build() error {
 	return nil
 }
 
+// ReinforceFactory returns a factory of Reinforce agents with cfg.
+func ReinforceFactory(cfg ReinforceConfig) AgentFactory {
+	return func(space Space, seed uint64) (Agent, error) { return NewReinforce(space, cfg, seed) }
+}
+
 // Config returns the configuration with defaults filled in.
-func (c *Controller) Config() Config { return c.cfg }
+func (c *Reinforce) Config() ReinforceConfig { return c.cfg }
 
 // Space returns the controller's search space.
-func (c *Controller) Space() Space { return c.space }
+func (c *Reinforce) Space() Space { return c.space }
 
 // Episode returns the number of episodes proposed so far.
-func (c *Controller) Episode() int { return c.episode }
+func (c *Reinforce) Episode() int { return c.episode }
 
 // Temperature returns the temperature the next episode will be sampled at.
-func (c *Controller) Temperature() float64 { return c.temperature }
+func (c *Reinforce) Temperature() float64 { return c.temperature }
 
 // NumParams returns the number of weights of the policy.
-func (c *Controller) NumParams() int { return c.pol.numParams() }
+func (c *Reinforce) NumParams() int { return c.pol.numParams() }
 
 // LastUpdate returns the most recent update (zero before the first).
-func (c *Controller) LastUpdate() Update { return c.last }
+func (c *Reinforce) LastUpdate() Update { return c.last }
 
 // Propose samples the next architecture at the current temperature, then
 // anneals the temperature.
-func (c *Controller) Propose() ([]int, error) {
+func (c *Reinforce) Propose(int) (Proposal, error) {
 	actions, _, err := c.samp.episode(c.space, c.temperature, c.rng)
 	if err != nil {
-		return nil, err
+		return Proposal{}, err
 	}
+	p, err := propose(c.space, slices.Clone(actions))
+	if err != nil {
+		return Proposal{}, err
+	}
+	p.Temperature = c.temperature
 	c.pending = append(c.pending, pending{Actions: actions, Temperature: c.temperature})
 	c.episode++
 	c.temperature = max(c.cfg.MinTemperature, c.temperature*c.cfg.TemperatureDecay)
-	return slices.Clone(actions), nil
+	return p, nil
 }
 
 // Observe takes the reward of the oldest proposed, not yet observed
-// architecture, which must equal actions. It implements Agent.
-func (c *Controller) Observe(actions []int, reward float64) error {
-	_, err := c.Record(actions, reward)
-	return err
-}
-
-// Record is Observe returning what the controller did with the episode.
-func (c *Controller) Record(actions []int, reward float64) (EpisodeInfo, error) {
-	if len(c.pending) == 0 {
-		return EpisodeInfo{}, errors.New("controller: reward observed for an architecture that was not proposed")
-	}
-	if !slices.Equal(c.pending[0].Actions, actions) {
-		return EpisodeInfo{}, fmt.Errorf("controller: reward observed for %v, but the oldest proposal waiting for its reward is %v", actions, c.pending[0].Actions)
-	}
+// architecture, which must be p, and updates the policy when it completes a
+// batch.
+func (c *Reinforce) Observe(_ int, p Proposal, reward float64) (Learned, error) {
 	if math.IsNaN(reward) || math.IsInf(reward, 0) {
-		return EpisodeInfo{}, fmt.Errorf("controller: reward %v for %v is not a finite number", reward, actions)
+		return Learned{}, fmt.Errorf("controller: reward %v for %v is not a finite number", reward, p.Actions)
 	}
-	p := c.pending[0]
-	c.pending = c.pending[1:]
-	info := EpisodeInfo{
-		Episode:     c.episode - len(c.pending) - 1,
-		Temperature: p.Temperature,
-		Reward:      reward,
+	o, err := c.takePending(p.Actions)
+	if err != nil {
+		return Learned{}, err
 	}
-	c.batch = append(c.batch, observed{Actions: p.Actions, Temperature: p.Temperature, Reward: reward})
-	info.Baseline = c.base.value(c.batch[0].Reward)
+	c.batch = append(c.batch, observed{Actions: o.Actions, Temperature: o.Temperature, Reward: reward})
+	l := Learned{Baseline: c.base.value(c.batch[0].Reward)}
 	if len(c.batch) == c.cfg.BatchSize {
 		u, err := c.update()
 		if err != nil {
-			return info, err
+			return l, err
 		}
-		info.Update = &u
+		l.Update = &u
 	}
-	return info, nil
+	return l, nil
+}
+
+// Forget drops the oldest proposed architecture, which must be p, without
+// a reward.
+func (c *Reinforce) Forget(_ int, p Proposal) error {
+	_, err := c.takePending(p.Actions)
+	return err
+}
+
+// takePending removes the oldest outstanding proposal, which must be actions.
+func (c *Reinforce) takePending(actions []int) (pending, error) {
+	if len(c.pending) == 0 {
+		return pending{}, errors.New("controller: reward observed for an architecture that was not proposed")
+	}
+	if !slices.Equal(c.pending[0].Actions, actions) {
+		return pending{}, fmt.Errorf("controller: reward observed for %v, but the oldest proposal waiting for its reward is %v", actions, c.pending[0].Actions)
+	}
+	p := c.pending[0]
+	c.pending = c.pending[1:]
+	return p, nil
 }
 
 // update runs one REINFORCE step on the full batch, then feeds the batch's
 // rewards to the baseline.
-func (c *Controller) update() (Update, error) {
+func (c *Reinforce) update() (Update, error) {
 	b := c.base.value(c.batch[0].Reward)
 	u := Update{Index: c.updates, Baseline: b}
 	var kept []int

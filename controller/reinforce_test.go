@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -141,30 +142,36 @@ func TestGradientFiniteDifferences(t *testing.T) {
 	}
 }
 
-// runEpisodes proposes and observes n episodes with the mock reward, keeping
-// one proposal ahead so that a save can happen with a reward outstanding.
-func runEpisodes(t *testing.T, c *Controller, n int, log *[]float64) {
+// testReward is a deterministic reward of an action vector in [0.5, 1].
+func testReward(a []int) float64 {
+	sum := 0
+	for i, x := range a {
+		sum += (i + 1) * x
+	}
+	return 0.5 + 0.5*float64(sum%97)/96
+}
+
+// runEpisodes proposes and observes n episodes with testReward, keeping one
+// proposal ahead so that a save can happen with a reward outstanding.
+func runEpisodes(t *testing.T, c *Reinforce, n int, log *[]float64) {
 	t.Helper()
 	for range n {
 		if len(c.pending) == 0 {
-			if _, err := c.Propose(); err != nil {
+			if _, err := c.Propose(c.episode + 1); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.Propose(); err != nil {
+		if _, err := c.Propose(c.episode + 1); err != nil {
 			t.Fatal(err)
 		}
-		a := c.pending[0].Actions
-		r, err := MockReward(a)
+		p := c.pending[0]
+		r := testReward(p.Actions)
+		l, err := c.Observe(0, Proposal{Actions: slices.Clone(p.Actions)}, r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := c.Record(slices.Clone(a), r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*log = append(*log, float64(info.Episode), r, info.Baseline, info.Temperature)
-		for _, x := range a {
+		*log = append(*log, r, l.Baseline, p.Temperature)
+		for _, x := range p.Actions {
 			*log = append(*log, float64(x))
 		}
 	}
@@ -174,19 +181,19 @@ func runEpisodes(t *testing.T, c *Controller, n int, log *[]float64) {
 // reward) and loaded continues exactly as the uninterrupted one: the same
 // episodes, rewards and baselines, and a bit-identical final state.
 func TestSaveLoadResume(t *testing.T) {
-	for name, cfg := range map[string]Config{
+	for name, cfg := range map[string]ReinforceConfig{
 		"ema":   {Hidden: 6, Layers: 2, BatchSize: 3, EntropyWeight: 0.01, ClipNorm: 1, LearningRate: 0.01},
-		"study": func() Config { c := StudyConfig; c.Hidden, c.Layers = 5, 1; return c }(),
+		"study": func() ReinforceConfig { c := ReinforceStudy; c.Hidden, c.Layers = 5, 1; return c }(),
 	} {
 		s := CellSpace{B: 2}
-		ref, err := New(s, cfg, 42)
+		ref, err := NewReinforce(s, cfg, 42)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []float64
 		runEpisodes(t, ref, 45, &want)
 
-		a, err := New(s, cfg, 42)
+		a, err := NewReinforce(s, cfg, 42)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +206,7 @@ func TestSaveLoadResume(t *testing.T) {
 		if err := a.Save(&buf); err != nil {
 			t.Fatal(err)
 		}
-		b, err := Load(&buf, s)
+		b, err := LoadReinforce(&buf, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +231,7 @@ func TestSaveLoadResume(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	c, err := New(CellSpace{B: 2}, Config{Hidden: 4, Layers: 1}, 1)
+	c, err := NewReinforce(CellSpace{B: 2}, ReinforceConfig{Hidden: 4, Layers: 1}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,13 +239,13 @@ func TestLoadErrors(t *testing.T) {
 	if err := c.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(bytes.NewReader(buf.Bytes()), CellSpace{B: 3}); err == nil || !strings.Contains(err.Error(), "saved state is for a space") {
+	if _, err := LoadReinforce(bytes.NewReader(buf.Bytes()), CellSpace{B: 3}); err == nil || !strings.Contains(err.Error(), "saved state is for a space") {
 		t.Errorf("other space: %v", err)
 	}
-	if _, err := Load(strings.NewReader("hello"), CellSpace{B: 2}); err == nil || !strings.Contains(err.Error(), "bad header") {
+	if _, err := LoadReinforce(strings.NewReader("hello"), CellSpace{B: 2}); err == nil || !strings.Contains(err.Error(), "bad header") {
 		t.Errorf("garbage: %v", err)
 	}
-	if _, err := Load(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), CellSpace{B: 2}); err == nil {
+	if _, err := LoadReinforce(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), CellSpace{B: 2}); err == nil {
 		t.Error("truncated state loaded")
 	}
 }
@@ -246,14 +253,14 @@ func TestLoadErrors(t *testing.T) {
 // The study's temperature: 5.0, x0.995 per episode, floor 1.0. 5*0.995^321 =
 // 1.0004 and 5*0.995^322 = 0.9954, so episode 321 (0-based) is the last above 1.
 func TestTemperatureSchedule(t *testing.T) {
-	c, err := New(UniformSpace{N: 2, Type: DecisionType{Name: "x", Choices: 2}}, Config{Hidden: 2, Layers: 1, BatchSize: 1000}, 1)
+	c, err := NewReinforce(UniformSpace{N: 2, Type: DecisionType{Name: "x", Choices: 2}}, ReinforceConfig{Hidden: 2, Layers: 1, BatchSize: 1000}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var temps []float64
 	for range 400 {
 		temps = append(temps, c.Temperature())
-		if _, err := c.Propose(); err != nil {
+		if _, err := c.Propose(0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,9 +315,9 @@ func TestStudyBaseline(t *testing.T) {
 // one with a larger advantage updates the weights.
 func TestSkipRule(t *testing.T) {
 	s := UniformSpace{N: 3, Type: DecisionType{Name: "x", Choices: 3}}
-	cfg := StudyConfig
+	cfg := ReinforceStudy
 	cfg.Hidden, cfg.Layers = 4, 1
-	c, err := New(s, cfg, 5)
+	c, err := NewReinforce(s, cfg, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,16 +329,16 @@ func TestSkipRule(t *testing.T) {
 		return w
 	}
 	before := snapshot()
-	a, _ := c.Propose()
-	info, err := c.Record(a, 0.274625+0.049) // baseline 0.65^3 during warm-up
+	a, _ := c.Propose(1)
+	info, err := c.Observe(1, a, 0.274625+0.049) // baseline 0.65^3 during warm-up
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Update == nil || info.Update.Kept != 0 || !slices.Equal(before, snapshot()) || c.opt.step != 0 {
 		t.Errorf("small advantage: update %+v, Adam steps %d; weights should not change", info.Update, c.opt.step)
 	}
-	a, _ = c.Propose()
-	info, err = c.Record(a, 0.274625+0.051)
+	a, _ = c.Propose(2)
+	info, err = c.Observe(2, a, 0.274625+0.051)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,35 +362,50 @@ func TestGradientClipping(t *testing.T) {
 }
 
 func TestObserveOrder(t *testing.T) {
-	c, err := New(CellSpace{B: 1}, Config{Hidden: 4, Layers: 1}, 1)
+	c, err := NewReinforce(CellSpace{B: 1}, ReinforceConfig{Hidden: 4, Layers: 1}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Observe([]int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 1); err == nil {
+	if _, err := c.Observe(1, Proposal{Actions: []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}, 1); err == nil {
 		t.Error("observing without a proposal should fail")
 	}
-	a, _ := c.Propose()
-	b := slices.Clone(a)
-	b[2] = (b[2] + 1) % 13
-	if err := c.Observe(b, 1); err == nil || !strings.Contains(err.Error(), "oldest proposal") {
+	a, _ := c.Propose(1)
+	b := Proposal{Actions: slices.Clone(a.Actions)}
+	b.Actions[2] = (b.Actions[2] + 1) % 13
+	if _, err := c.Observe(1, b, 1); err == nil || !strings.Contains(err.Error(), "oldest proposal") {
 		t.Errorf("observing another architecture: %v", err)
 	}
-	if err := c.Observe(a, math.NaN()); err == nil {
+	if err := c.Forget(1, b); err == nil || !strings.Contains(err.Error(), "oldest proposal") {
+		t.Errorf("forgetting another architecture: %v", err)
+	}
+	if _, err := c.Observe(1, a, math.NaN()); err == nil {
 		t.Error("NaN reward accepted")
 	}
-	if err := c.Observe(a, 0.7); err != nil {
+	if _, err := c.Observe(1, a, 0.7); err != nil {
 		t.Error(err)
+	}
+	// A forgotten proposal is dropped: the next one is observed.
+	x, _ := c.Propose(2)
+	y, _ := c.Propose(3)
+	if err := c.Forget(2, x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Observe(3, y, 0.7); err != nil {
+		t.Errorf("observing after a forgotten proposal: %v", err)
+	}
+	if got := fmt.Sprint(a.Genotype); !strings.Contains(got, "b0 = ") {
+		t.Errorf("proposal genotype %q is not a cell pair", got)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	if err := (Config{}).Validate(); err != nil {
+	if err := (ReinforceConfig{}).Validate(); err != nil {
 		t.Errorf("zero config: %v", err)
 	}
-	if err := StudyConfig.Validate(); err != nil {
+	if err := ReinforceStudy.Validate(); err != nil {
 		t.Errorf("study config: %v", err)
 	}
-	err := Config{Hidden: -1, LearningRate: -1, BaselineDecay: 1, SkipBelow: -1}.Validate()
+	err := ReinforceConfig{Hidden: -1, LearningRate: -1, BaselineDecay: 1, SkipBelow: -1}.Validate()
 	for _, w := range []string{"hidden -1", "learning rate -1", "baseline decay 1", "skip threshold -1"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v should mention %q", err, w)
@@ -397,7 +419,7 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := ReinforcePreset("fast"); err == nil || !strings.Contains(err.Error(), "valid: paper, study, natsbench") {
 		t.Errorf("unknown preset: %v", err)
 	}
-	c := Config{}.withDefaults()
+	c := ReinforceConfig{}.withDefaults()
 	if c.Hidden != 35 || c.Layers != 2 || c.LearningRate != 6e-4 || c.Temperature != 5 || c.TemperatureDecay != 0.995 || c.MinTemperature != 1 || c.BatchSize != 1 {
 		t.Errorf("defaults %+v", c)
 	}
@@ -408,10 +430,11 @@ func TestRandomAgentAndCheckActions(t *testing.T) {
 	a, _ := NewRandomAgent(s, 9)
 	counts := make([]int, 4)
 	for range 2000 {
-		x, err := a.Propose()
+		p, err := a.Propose(0)
 		if err != nil {
 			t.Fatal(err)
 		}
+		x := p.Actions
 		if err := CheckActions(s, x); err != nil {
 			t.Fatal(err)
 		}

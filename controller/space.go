@@ -113,3 +113,8 @@ func (c CellSpace) Valid(step int, _ []int, valid []bool) {
 		valid[i] = !isInput || i < block+2
 	}
 }
+
+// Decode returns the cell pair of an action vector.
+func (c CellSpace) Decode(actions []int) (genotype.Genotype, error) {
+	return genotype.CellPairFromActions(actions)
+}

@@ -20,7 +20,7 @@ const (
 // proposes, learns and saves exactly as the one that saved it would have.
 type savedState struct {
 	Version int
-	Config  Config // with defaults
+	Config  ReinforceConfig // with defaults
 	Types   []DecisionType
 	Steps   []int
 
@@ -44,7 +44,7 @@ type savedState struct {
 // Save writes the controller's full state (weights, Adam moments, baseline,
 // temperature, episode count, random source, proposals awaiting their
 // reward and the unfinished batch) to w. Floats are stored exactly.
-func (c *Controller) Save(w io.Writer) error {
+func (c *Reinforce) Save(w io.Writer) error {
 	rngState, err := c.pcg.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("controller: saving the random source: %w", err)
@@ -85,7 +85,7 @@ func (c *Controller) Save(w io.Writer) error {
 
 // Load reads a controller saved by Save. space must be the space the
 // controller was made for (its decision types and steps are checked).
-func Load(r io.Reader, space Space) (*Controller, error) {
+func LoadReinforce(r io.Reader, space Space) (*Reinforce, error) {
 	br := bufio.NewReader(r)
 	magic := make([]byte, len(stateMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != stateMagic {
@@ -124,7 +124,7 @@ func Load(r io.Reader, space Space) (*Controller, error) {
 		}
 		copy(q.data, s.Params[i])
 	}
-	c := &Controller{
+	c := &Reinforce{
 		space: space, cfg: s.Config, pol: pol, pcg: pcg, rng: rand.New(pcg),
 		base: s.Baseline, episode: s.Episode, temperature: s.Temperature,
 		updates: s.Updates, last: s.Last, pending: s.Pending, batch: s.Batch,

@@ -1,7 +1,3 @@
-// Package search runs MetaQNN architecture searches: the trial loop around a
-// controller.MetaQNN agent, trial execution (behind the Executor interface),
-// the durable run directory with resume, the final retraining of the best
-// architectures, and the report with its plots.
 package search
 
 import (
@@ -10,88 +6,150 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/natsbench"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 	"go.yaml.in/yaml/v3"
 )
 
-// Config holds every option of a search. It is read from YAML, overridden by
-// flags, and saved with the run (config.yaml) so that a resumed run goes on
-// with exactly the same settings. Zero fields take the defaults given on them;
-// the presets are values of this struct.
+// Kind is a search method: an agent and the genotypes it proposes.
+type Kind string
+
+// The methods.
+const (
+	// KindMetaQNN is Baker et al.'s Q-learning over layer sequences.
+	KindMetaQNN Kind = "metaqnn"
+	// KindNASNet is the REINFORCE controller over NASNet cell pairs (Zoph
+	// et al. 2018, the founding study's second method).
+	KindNASNet Kind = "nasnet"
+)
+
+// ParseKind parses a method name; its error lists the valid ones.
+func ParseKind(s string) (Kind, error) {
+	switch k := Kind(s); k {
+	case KindMetaQNN, KindNASNet:
+		return k, nil
+	case "":
+		return KindMetaQNN, nil // config.yaml of older nasctl
+	}
+	return "", fmt.Errorf("unknown search kind %q (valid: %s, %s)", s, KindMetaQNN, KindNASNet)
+}
+
+// Config holds every setting of a search of either kind. It is read from
+// YAML, overridden by flags, and saved with the run (config.yaml) so that a
+// resumed run goes on with exactly the same settings. Zero fields take the
+// defaults given on them (WithDefaults); the saved file holds the effective
+// values. The presets are values of this struct.
 type Config struct {
-	// Name of the run; its directory is Dir/Name. Empty: "metaqnn-<preset>".
+	// Kind is the method; empty: metaqnn.
+	Kind Kind `yaml:"kind"`
+	// Name of the run; its directory is Dir/Name. Empty: "<kind>-<preset or
+	// problem>".
 	Name string `yaml:"name"`
 	// Dir holds the runs. Empty: "runs".
 	Dir string `yaml:"dir"`
-	// Data is the image folder (see nasctl dataset --help for layouts).
-	Data string `yaml:"data"`
+	// Seed determines the agent's choices, the weights and the shuffling.
+	Seed uint64 `yaml:"seed"`
+	// Trials is the number of trials planned; zero: the epsilon schedule's
+	// total (metaqnn) or 800 (nasnet, the study's episodes).
+	Trials int `yaml:"trials"`
+
+	// Problem scores the trials from a formula or a table instead of
+	// training them (nasnet only); its zero value trains on Data.
+	Problem ProblemSettings `yaml:"problem,omitempty"`
+
+	// Data is the image folder the trials train on (see nasctl dataset
+	// --help for layouts).
+	Data string `yaml:"data,omitempty"`
 	// Input resizes the images, HxWxC; empty: the data's own size.
 	Input string `yaml:"input,omitempty"`
 	// Split is the split plan (metaqnn: 30% test, 20% of the rest
 	// validation) and SplitSeed its shuffle seed (the presets use 1, as
 	// nasctl train and eval do by default). Empty plan: metaqnn.
-	Split     string `yaml:"split"`
-	SplitSeed uint64 `yaml:"split_seed"`
+	Split     string `yaml:"split,omitempty"`
+	SplitSeed uint64 `yaml:"split_seed,omitempty"`
 	// DataFraction keeps this share of the training split for the search's
 	// trials (the validation and test splits are kept whole; the final phase
 	// trains on the whole training split). Zero: 1.
-	DataFraction float64 `yaml:"data_fraction"`
+	DataFraction float64 `yaml:"data_fraction,omitempty"`
 
-	// Space is the search space: a preset name or a full description.
-	Space SpaceSpec `yaml:"space"`
-	// Schedule is the epsilon schedule: a preset name or a list of phases.
-	Schedule ScheduleSpec `yaml:"schedule"`
-	// Agent configures Q-learning (alpha, gamma, initial Q, replay).
-	Agent controller.QConfig `yaml:"agent"`
+	// MetaQNN configures the MetaQNN agent (metaqnn).
+	MetaQNN MetaQNNSettings `yaml:"metaqnn,omitempty"`
+	// Reinforce configures the REINFORCE controller (nasnet).
+	Reinforce ReinforceSettings `yaml:"reinforce,omitempty"`
 
 	// Train configures each trial's training.
-	Train TrainSettings `yaml:"train"`
-	// Final configures the retraining of the best architectures.
+	Train TrainSettings `yaml:"train,omitempty"`
+	// Final configures the retraining of the best architectures, and how
+	// many the report lists.
 	Final FinalSettings `yaml:"final"`
 	// Budget refuses architectures too costly to train, before training.
-	Budget runtime.Budget `yaml:"budget"`
+	Budget runtime.Budget `yaml:"budget,omitempty"`
 	// Reward makes the search latency-aware (MnasNet's soft reward or hard
 	// limits); the zero value rewards validation accuracy.
 	Reward RewardSettings `yaml:"reward,omitempty"`
 
-	// Workers is the number of trials trained at once; zero: 1. Threads is
+	// Workers is the number of trials evaluated at once; zero: 1. Threads is
 	// each worker's ONNX Runtime intra-op threads; zero: ONNX Runtime's
 	// default (one per core).
 	Workers int `yaml:"workers"`
-	Threads int `yaml:"threads"`
+	Threads int `yaml:"threads,omitempty"`
 	// Device is cpu or cuda; empty: cpu.
-	Device string `yaml:"device"`
-	// Seed determines the agent's choices, the weights and the shuffling.
-	Seed uint64 `yaml:"seed"`
+	Device string `yaml:"device,omitempty"`
 }
 
-// TrainSettings configure the training of one trial (see runtime.TrainConfig).
+// ProblemSettings select a problem of package problem.
+type ProblemSettings struct {
+	// Name is mock or natsbench; empty: the trials are trained.
+	Name string `yaml:"name,omitempty"`
+	// Blocks is B, the blocks per cell of the mock problem's cell pairs;
+	// zero: 2 (the study's; Zoph et al. use 5).
+	Blocks int `yaml:"blocks,omitempty"`
+	// Dataset is the NATS-Bench accuracy column: cifar10, cifar100 or
+	// imagenet16-120; empty: cifar10.
+	Dataset string `yaml:"dataset,omitempty"`
+}
+
+// MetaQNNSettings configure the MetaQNN agent.
+type MetaQNNSettings struct {
+	// Space is the search space: a preset name or a full description.
+	Space SpaceSpec `yaml:"space,omitempty"`
+	// Schedule is the epsilon schedule: a preset name or a list of phases.
+	Schedule ScheduleSpec `yaml:"schedule,omitempty"`
+	// QLearning configures Q-learning (alpha, gamma, initial Q, replay).
+	QLearning controller.QConfig `yaml:"q_learning,omitempty"`
+}
+
+// TrainSettings configure the training of one trial (see
+// runtime.TrainConfig, whose defaults zero fields take).
 type TrainSettings struct {
-	Epochs    int     `yaml:"epochs"`     // zero: 15
-	BatchSize int     `yaml:"batch_size"` // zero: 128
-	LR        float64 `yaml:"lr"`         // zero: 1e-3 (Adam, beta1 0.5)
-	Patience  int     `yaml:"patience"`   // zero: 6; negative: no early stopping
+	Epochs    int     `yaml:"epochs"`
+	BatchSize int     `yaml:"batch_size"`
+	LR        float64 `yaml:"lr"`       // Adam, beta1 0.5
+	Patience  int     `yaml:"patience"` // negative: no early stopping
 	// ConstantLR turns off Baker et al.'s learning-rate rule.
 	ConstantLR bool `yaml:"constant_lr"`
 }
 
 // FinalSettings configure the final phase.
 type FinalSettings struct {
-	// TopK architectures by validation accuracy are retrained; zero: 10.
+	// TopK architectures by reward are retrained and listed; zero: 10.
 	TopK int `yaml:"top_k"`
 	// EpochFactor multiplies Train.Epochs for the retraining; zero: 2.
-	EpochFactor float64 `yaml:"epoch_factor"`
+	EpochFactor float64 `yaml:"epoch_factor,omitempty"`
 	// LR and Patience of the retraining; zero: Train's.
 	LR       float64 `yaml:"lr,omitempty"`
 	Patience int     `yaml:"patience,omitempty"`
 	// Skip leaves out the final phase.
-	Skip bool `yaml:"skip"`
+	Skip bool `yaml:"skip,omitempty"`
 }
 
 // SpaceSpec is a search space in a configuration: written as a preset name
@@ -119,9 +177,12 @@ func (s *SpaceSpec) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the full description.
 func (s SpaceSpec) MarshalYAML() (any, error) { return s.Space, nil }
 
+// IsZero reports an unset space (YAML omitempty).
+func (s SpaceSpec) IsZero() bool { return s.Name == "" && len(s.ConvFilters) == 0 }
+
 // ScheduleSpec is an epsilon schedule in a configuration: a preset name
 // (baker2017, study, cpu), "eps:models,..." or a list of phases.
-type ScheduleSpec struct{ controller.Schedule }
+type ScheduleSpec struct{ controller.EpsilonSchedule }
 
 // UnmarshalYAML accepts a preset name, "eps:models,..." or a list.
 func (s *ScheduleSpec) UnmarshalYAML(n *yaml.Node) error {
@@ -130,21 +191,24 @@ func (s *ScheduleSpec) UnmarshalYAML(n *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		s.Schedule = p
+		s.EpsilonSchedule = p
 		return nil
 	}
-	return n.Decode(&s.Schedule)
+	return n.Decode(&s.EpsilonSchedule)
 }
 
 // MarshalYAML writes the phases.
-func (s ScheduleSpec) MarshalYAML() (any, error) { return []controller.Phase(s.Schedule), nil }
+func (s ScheduleSpec) MarshalYAML() (any, error) { return []controller.Phase(s.EpsilonSchedule), nil }
+
+// IsZero reports an unset schedule (YAML omitempty).
+func (s ScheduleSpec) IsZero() bool { return len(s.EpsilonSchedule) == 0 }
 
 // CPUSpace is the search space of the CPU preset: the study's space with
 // filter counts divided by 8 and FC widths by 4, only non-overlapping pooling
 // windows (kernel <= stride), whose gradient is several times cheaper on ONNX
 // Runtime than that of overlapping ones, and at most 4M multiply-accumulates
-// per image in the hidden layers (about 1,000 training images per second on
-// one core of this project's machine).
+// per image in the hidden layers (figures: docs/performance.md, "The CPU
+// preset").
 var CPUSpace = genotype.Space{
 	Name:            "cpu",
 	ConvFilters:     []int{8, 16, 32, 64},
@@ -172,20 +236,16 @@ func SpacePreset(name string) (genotype.Space, error) {
 	return s, nil
 }
 
-// Presets of a whole search.
-var presets = map[string]Config{
-	// cpu: sized for a 2-core machine: the README's main job.
+// metaqnnPresets are the MetaQNN searches by name.
+var metaqnnPresets = map[string]Config{
+	// cpu: sized for a 2-core machine: the README's main job. The final
+	// phase fine-tunes from the search weights at a third of the rate for
+	// 30 epochs (figures: docs/performance.md, "The CPU preset").
 	"cpu": {
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
-		Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
-		Agent: controller.QConfig{Alpha: 0.1},
-		Train: TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true},
-		// The retraining fine-tunes from the search weights: 30 epochs at a
-		// third of the rate, stopping after 10 without progress. On one
-		// run's 10 winners (runs of this machine), against 20 epochs at 3e-3
-		// with patience 6: best-by-validation test accuracy 99.08% against
-		// 97.75%, 3 against 1 winners above 98%; the best epochs fell at
-		// 26-30, so twice the epochs is not enough at this rate.
+		MetaQNN: MetaQNNSettings{Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
+			QLearning: controller.QConfig{Alpha: 0.1}},
+		Train:   TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true},
 		Final:   FinalSettings{EpochFactor: 3, LR: 1e-3, Patience: 10},
 		Budget:  runtime.Budget{MaxMACs: 5_000_000},
 		Workers: 2, Threads: 1,
@@ -193,149 +253,311 @@ var presets = map[string]Config{
 	// study: the founding study's settings (a GPU's work: about 2 hours on an A10G).
 	"study": {
 		SplitSeed: 1, Seed: 1,
-		Space: SpaceSpec{genotype.Study}, Schedule: ScheduleSpec{controller.ScheduleStudy},
-		Agent: controller.QConfig{Replay: 10},
+		MetaQNN: MetaQNNSettings{Space: SpaceSpec{genotype.Study}, Schedule: ScheduleSpec{controller.ScheduleStudy},
+			QLearning: controller.QConfig{Replay: 10}},
 		Train: TrainSettings{Epochs: 15, BatchSize: 128, LR: 1e-3},
 	},
 	// baker2017: Baker et al.'s space and schedule (2,700 models).
 	"baker2017": {
 		SplitSeed: 1, Seed: 1,
-		Space: SpaceSpec{genotype.Baker2017}, Schedule: ScheduleSpec{controller.ScheduleBaker2017},
-		Train: TrainSettings{Epochs: 20, BatchSize: 128, LR: 1e-3},
+		MetaQNN: MetaQNNSettings{Space: SpaceSpec{genotype.Baker2017}, Schedule: ScheduleSpec{controller.ScheduleBaker2017}},
+		Train:   TrainSettings{Epochs: 20, BatchSize: 128, LR: 1e-3},
 	},
 }
 
-// PresetNames lists the search presets.
+// PresetNames lists the MetaQNN presets.
 func PresetNames() []string { return []string{"cpu", "study", "baker2017"} }
 
-// Preset returns a copy of a named search configuration.
+// Preset returns a copy of a named MetaQNN configuration.
 func Preset(name string) (Config, error) {
-	c, ok := presets[name]
+	c, ok := metaqnnPresets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q (valid: %s)", name, strings.Join(PresetNames(), ", "))
 	}
-	c.Space = SpaceSpec{c.Space.Clone()}
-	c.Schedule = ScheduleSpec{append(controller.Schedule(nil), c.Schedule.Schedule...)}
-	if c.Name == "" {
-		c.Name = "metaqnn-" + name
-	}
+	c.Kind = KindMetaQNN
+	c.MetaQNN.Space = SpaceSpec{c.MetaQNN.Space.Clone()}
+	c.MetaQNN.Schedule = ScheduleSpec{append(controller.EpsilonSchedule(nil), c.MetaQNN.Schedule.EpsilonSchedule...)}
+	c.Name = "metaqnn-" + name
 	return c, nil
 }
 
-// LoadConfig reads a YAML configuration over base (a preset): keys present in
-// the file replace base's values. Unknown keys are an error.
+// DefaultNASNetPreset returns the controller preset a NASNet search on
+// problem starts from unless told otherwise, as nasctl benchmark agents
+// does: natsbench for natsbench (tuned on that table), paper otherwise
+// (figures: docs/performance.md, "Controller presets").
+func DefaultNASNetPreset(problem string) string {
+	if problem == "natsbench" {
+		return "natsbench"
+	}
+	return "paper"
+}
+
+// NASNetPreset returns the configuration of a NASNet search on problem from
+// the named controller preset ("" for DefaultNASNetPreset) and seed 1; its
+// error lists the valid preset names.
+func NASNetPreset(problem, preset string) (Config, error) {
+	if preset == "" {
+		preset = DefaultNASNetPreset(problem)
+	}
+	c, err := controller.ReinforcePreset(preset)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Kind: KindNASNet, Problem: ProblemSettings{Name: problem}, Seed: 1,
+		Reinforce: ReinforceSettings{Preset: preset, Controller: ControllerOf(c)}}, nil
+}
+
+// LoadConfig reads a YAML configuration over base: keys present in the file
+// replace base's values. Unknown keys are an error.
 func LoadConfig(path string, base Config) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
 	c := base
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := decodeYAMLStrict(b, &c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
+// decodeYAMLStrict decodes the YAML document b into v: keys present replace
+// v's values, unknown keys are an error, and an empty document is io.EOF.
+func decodeYAMLStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// Marshal returns the configuration as YAML.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+// Trains reports whether the search trains its trials (no problem scores
+// them).
+func (c Config) Trains() bool { return c.Problem.Name == "" }
+
 // WithDefaults fills zero fields.
 func (c Config) WithDefaults() Config {
+	if c.Kind == "" {
+		c.Kind = KindMetaQNN
+	}
 	if c.Dir == "" {
 		c.Dir = "runs"
 	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.Final.TopK == 0 {
+		c.Final.TopK = 10
+	}
+	switch c.Kind {
+	case KindMetaQNN:
+		c = c.metaqnnDefaults()
+	case KindNASNet:
+		c = c.nasnetDefaults()
+	}
+	if c.Trains() {
+		c = c.trainingDefaults()
+	}
+	return c
+}
+
+func (c Config) metaqnnDefaults() Config {
+	m := &c.MetaQNN
+	if m.Space.IsZero() {
+		m.Space = SpaceSpec{genotype.Study.Clone()}
+	}
+	if m.Schedule.IsZero() {
+		m.Schedule = ScheduleSpec{append(controller.EpsilonSchedule(nil), controller.ScheduleStudy...)}
+	}
+	m.QLearning = m.QLearning.WithDefaults()
+	if c.Trials == 0 {
+		c.Trials = m.Schedule.Total()
+	}
+	if c.Name == "" {
+		c.Name = "metaqnn"
+	}
+	return c
+}
+
+func (c Config) nasnetDefaults() Config {
+	p := &c.Problem
+	switch p.Name {
+	case "mock":
+		if p.Blocks == 0 {
+			p.Blocks = 2
+		}
+	case "natsbench":
+		if p.Dataset == "" {
+			p.Dataset = natsbench.CIFAR10.String()
+		}
+	}
+	if c.Trials == 0 {
+		c.Trials = 800
+	}
+	if c.Reinforce.Preset == "" {
+		c.Reinforce.Preset = DefaultNASNetPreset(p.Name)
+	}
+	if c.Name == "" {
+		c.Name = "nasnet-" + p.Name
+	}
+	return c
+}
+
+func (c Config) trainingDefaults() Config {
 	if c.Split == "" {
 		c.Split = "metaqnn"
 	}
 	if c.DataFraction == 0 {
 		c.DataFraction = 1
 	}
-	if c.Space.Name == "" && len(c.Space.ConvFilters) == 0 {
-		c.Space = SpaceSpec{genotype.Study.Clone()}
+	d := runtime.TrainConfig{}.WithDefaults()
+	t := &c.Train
+	if t.Epochs == 0 {
+		t.Epochs = d.Epochs
 	}
-	if len(c.Schedule.Schedule) == 0 {
-		c.Schedule = ScheduleSpec{append(controller.Schedule(nil), controller.ScheduleStudy...)}
+	if t.BatchSize == 0 {
+		t.BatchSize = d.BatchSize
 	}
-	c.Agent = c.Agent.WithDefaults()
-	c.Reward = c.Reward.withDefaults()
-	if c.Train.Epochs == 0 {
-		c.Train.Epochs = 15
+	if t.LR == 0 {
+		t.LR = d.LR
 	}
-	if c.Train.BatchSize == 0 {
-		c.Train.BatchSize = 128
-	}
-	if c.Train.LR == 0 {
-		c.Train.LR = 1e-3
-	}
-	if c.Train.Patience == 0 {
-		c.Train.Patience = 6
-	}
-	if c.Final.TopK == 0 {
-		c.Final.TopK = 10
+	if t.Patience == 0 {
+		t.Patience = d.Patience
 	}
 	if c.Final.EpochFactor == 0 {
 		c.Final.EpochFactor = 2
 	}
-	if c.Workers == 0 {
-		c.Workers = 1
-	}
 	if c.Device == "" {
 		c.Device = "cpu"
 	}
+	c.Reward = c.Reward.withDefaults()
 	return c
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 
-// Check returns every problem of the configuration, each with its field, or
-// nil. It does not look at the file system.
-func (c Config) Check() error {
-	var ps []string
-	add := func(format string, args ...any) { ps = append(ps, fmt.Sprintf(format, args...)) }
-	if !validName.MatchString(c.Name) {
-		add("name: %q is not a valid run name (letters, digits, '.', '-' and '_', not starting with '.')", c.Name)
-	}
-	if c.Data == "" {
-		add("data: an image folder is required")
-	}
-	if c.Input != "" {
-		if _, err := genotype.ParseInput(c.Input); err != nil {
-			add("input: %v", err)
-		}
-	}
-	if _, err := dataset.ParseSplitPlan(c.Split); err != nil {
-		add("split: %v", err)
-	}
-	if !(c.DataFraction > 0 && c.DataFraction <= 1) {
-		add("data_fraction: %v is not in (0, 1]", c.DataFraction)
-	}
-	if err := c.Space.Verify(); err != nil {
+// problems collects the problems of a configuration, each with its field.
+type problems []string
+
+func (ps *problems) add(format string, args ...any) { *ps = append(*ps, fmt.Sprintf(format, args...)) }
+
+// addLines adds every line of err under field.
+func (ps *problems) addLines(field string, err error) {
+	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			add("space.%s", line)
+			ps.add("%s%s", field, line)
 		}
 	}
-	if err := c.Schedule.Check(); err != nil {
-		add("schedule: %v", err)
-	}
-	if c.Agent.Alpha < 0 || c.Agent.Alpha > 1 || c.Agent.Gamma < 0 || c.Agent.Gamma > 1 {
-		add("agent: alpha and gamma must be in [0, 1]")
-	}
-	if c.Train.Epochs < 0 || c.Train.BatchSize < 0 || c.Train.LR < 0 {
-		add("train: epochs, batch_size and lr must not be negative")
-	}
-	if c.Final.TopK < 0 || c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
-		add("final: top_k, epoch_factor, lr and patience must not be negative")
-	}
-	if c.Workers < 1 || c.Threads < 0 {
-		add("workers must be at least 1 and threads not negative")
-	}
-	if _, err := runtime.ParseDevice(c.Device); err != nil {
-		add("device: %v", err)
-	}
-	ps = append(ps, c.Reward.check()...)
+}
+
+func (ps problems) err() error {
 	if len(ps) == 0 {
 		return nil
 	}
 	return errors.New(strings.Join(ps, "\n"))
+}
+
+// Check returns every problem of the configuration (WithDefaults applied),
+// one per line with its field, or nil. It does not look at the file system.
+func (c Config) Check() error {
+	var ps problems
+	if _, err := ParseKind(string(c.Kind)); err != nil {
+		ps.add("kind: %v", err)
+	}
+	if !validName.MatchString(c.Name) {
+		ps.add("name: %q is not a valid run name (letters, digits, '.', '-' and '_', not starting with '.')", c.Name)
+	}
+	if c.Trials < 1 {
+		ps.add("trials: %d, want at least 1", c.Trials)
+	}
+	if c.Final.TopK < 1 {
+		ps.add("final.top_k: %d, want at least 1", c.Final.TopK)
+	}
+	if c.Workers < 1 || c.Threads < 0 {
+		ps.add("workers must be at least 1 and threads not negative")
+	}
+	switch c.Kind {
+	case KindMetaQNN:
+		c.checkMetaQNN(&ps)
+	case KindNASNet:
+		c.checkNASNet(&ps)
+	}
+	if c.Trains() {
+		c.checkTraining(&ps)
+	}
+	return ps.err()
+}
+
+func (c Config) checkMetaQNN(ps *problems) {
+	if !c.Trains() {
+		ps.add("problem: %q scores cell pairs; a metaqnn search trains its layer sequences (drop problem, or use kind nasnet)", c.Problem.Name)
+	}
+	ps.addLines("metaqnn.space.", c.MetaQNN.Space.Verify())
+	if err := c.MetaQNN.Schedule.Check(); err != nil {
+		ps.add("metaqnn.schedule: %v", err)
+	}
+	q := c.MetaQNN.QLearning
+	if q.Alpha < 0 || q.Alpha > 1 || q.Gamma < 0 || q.Gamma > 1 {
+		ps.add("metaqnn.q_learning: alpha and gamma must be in [0, 1]")
+	}
+}
+
+func (c Config) checkNASNet(ps *problems) {
+	p := c.Problem
+	switch p.Name {
+	case "mock":
+		if p.Blocks < 1 {
+			ps.add("problem.blocks: %d, want at least 1", p.Blocks)
+		}
+		if p.Dataset != "" {
+			ps.add("problem.dataset: %q is a NATS-Bench column; it applies to problem natsbench only", p.Dataset)
+		}
+	case "natsbench":
+		if _, err := natsbench.ParseDataset(p.Dataset); err != nil {
+			ps.add("problem.dataset: %v", err)
+		}
+		if p.Blocks != 0 {
+			ps.add("problem.blocks: the NATS-Bench cell is fixed (6 edges of 5 operations); blocks applies to problem mock only")
+		}
+	case "":
+		ps.add("problem: cell networks cannot be trained yet; choose a problem (%s)", strings.Join(problem.Names, ", "))
+	default:
+		ps.add("problem: unknown problem %q (valid: %s)", p.Name, strings.Join(problem.Names, ", "))
+	}
+	if _, err := controller.ReinforcePreset(c.Reinforce.Preset); err != nil {
+		ps.add("reinforce.preset: %v", err)
+	}
+	if err := c.Reinforce.Controller.Config().Validate(); err != nil {
+		ps.addLines("reinforce: ", errors.New(strings.TrimPrefix(err.Error(), "controller config: ")))
+	}
+}
+
+func (c Config) checkTraining(ps *problems) {
+	if c.Data == "" {
+		ps.add("data: an image folder is required")
+	}
+	if c.Input != "" {
+		if _, err := genotype.ParseInput(c.Input); err != nil {
+			ps.add("input: %v", err)
+		}
+	}
+	if _, err := dataset.ParseSplitPlan(c.Split); err != nil {
+		ps.add("split: %v", err)
+	}
+	if !(c.DataFraction > 0 && c.DataFraction <= 1) {
+		ps.add("data_fraction: %v is not in (0, 1]", c.DataFraction)
+	}
+	if c.Train.Epochs < 0 || c.Train.BatchSize < 0 || c.Train.LR < 0 {
+		ps.add("train: epochs, batch_size and lr must not be negative")
+	}
+	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
+		ps.add("final: epoch_factor, lr and patience must not be negative")
+	}
+	if _, err := runtime.ParseDevice(c.Device); err != nil {
+		ps.add("device: %v", err)
+	}
+	*ps = append(*ps, c.Reward.check()...)
 }
 
 // TrainConfig is the runtime configuration of a search trial.
@@ -347,5 +569,20 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	}
 }
 
-// Marshal returns the configuration as YAML.
-func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+// ReadConfig reads the config.yaml of the run in dir, strictly (unknown
+// keys are an error).
+func ReadConfig(dir string) (Config, error) {
+	path := filepath.Join(dir, rundir.FileConfig)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", dir, rundir.FileConfig)
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := decodeYAMLStrict(b, &c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%s: %w (a run made by a nasctl older than its run-directory format cannot be read; start a new run)", path, err)
+	}
+	return c, nil
+}

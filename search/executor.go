@@ -5,19 +5,33 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/runtime"
 )
 
-// Job is one training of an architecture.
+// Job is one evaluation of a candidate.
 type Job struct {
-	Trial  int
-	Arch   genotype.Arch
-	Config runtime.TrainConfig // its Seed is the trial's
+	Trial    int
+	Genotype genotype.Genotype
+	// Actions are the candidate's decisions (decision-space agents).
+	Actions []int
+	// Config configures the training; its Seed is the trial's.
+	Config runtime.TrainConfig
 	// Full trains on the whole training split (the final phase) instead of
 	// the search's DataFraction of it.
 	Full bool
+}
+
+// Outcome is what an executor measured of a candidate: a training's result,
+// or a problem's score.
+type Outcome struct {
+	// Training is the result of training the candidate; nil when a problem
+	// scored it.
+	Training *runtime.Result
+	// Score is the problem's score of the candidate (see problem.Problem).
+	Score float64
 }
 
 // Data describes what an executor trains on.
@@ -34,17 +48,24 @@ type Data struct {
 	ValMajority float64
 }
 
-// Executor trains architectures. The search calls Train from up to Workers
-// goroutines at once. Everything a Job needs travels in it, so that an
-// executor may run jobs elsewhere.
+// Executor evaluates candidates. The search calls Evaluate from up to
+// Workers goroutines at once. Everything a Job needs travels in it, so that
+// an executor may run jobs elsewhere.
 type Executor interface {
 	Data() Data
-	// Train trains job's architecture; an error means the executor failed,
-	// not the architecture (which ends as a Result status).
-	Train(ctx context.Context, job Job) (*runtime.Result, error)
+	// Evaluate trains job's candidate, or scores it; an error means the
+	// executor failed, not the candidate (whose failure to train ends as a
+	// training status).
+	Evaluate(ctx context.Context, job Job) (*Outcome, error)
 	// Test evaluates an exported model on the test split.
 	Test(ctx context.Context, model []byte) (*runtime.Evaluation, error)
 }
+
+// Both executors implement Executor.
+var (
+	_ Executor = (*LocalExecutor)(nil)
+	_ Executor = ProblemExecutor{}
+)
 
 // LocalExecutor trains in this process through package runtime, on a dataset
 // held in memory.
@@ -65,15 +86,11 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 			return nil, err
 		}
 	}
-	d, _, err := dataset.Load(cfg.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, Progress: progress})
-	if err != nil {
-		return nil, err
-	}
 	plan, err := dataset.ParseSplitPlan(cfg.Split)
 	if err != nil {
 		return nil, err
 	}
-	split, err := d.Split(plan, cfg.SplitSeed)
+	d, split, err := dataset.LoadSplit(cfg.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, Progress: progress}, plan, cfg.SplitSeed)
 	if err != nil {
 		return nil, err
 	}
@@ -84,14 +101,11 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 		r.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
 		train = train[:max(1, int(float64(len(train))*cfg.DataFraction))]
 	}
-	ex := func(idx []int) runtime.Examples {
-		return runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}
-	}
 	dev, err := runtime.ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
 	}
-	return &LocalExecutor{d: d, train: ex(train), full: ex(split.Train), val: ex(split.Val), test: ex(split.Test),
+	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}}, nil
 }
@@ -102,9 +116,9 @@ func (e *LocalExecutor) Data() Data {
 		ValMajority: e.val.MajorityShare(len(e.d.Classes))}
 }
 
-// Train implements Executor.
-func (e *LocalExecutor) Train(ctx context.Context, job Job) (*runtime.Result, error) {
-	net, err := job.Arch.Build(e.input, len(e.d.Classes))
+// Evaluate implements Executor: it trains the candidate.
+func (e *LocalExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	net, err := job.Genotype.Build(e.input, len(e.d.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("trial %d: %w", job.Trial, err)
 	}
@@ -112,7 +126,11 @@ func (e *LocalExecutor) Train(ctx context.Context, job Job) (*runtime.Result, er
 	if job.Full {
 		train = e.full
 	}
-	return runtime.Train(ctx, net, train, e.val, job.Config)
+	res, err := runtime.Train(ctx, net, train, e.val, job.Config)
+	if res == nil {
+		return nil, err
+	}
+	return &Outcome{Training: res}, err // an interrupted training keeps its best epoch
 }
 
 // Test implements Executor.
@@ -123,4 +141,30 @@ func (e *LocalExecutor) Test(ctx context.Context, model []byte) (*runtime.Evalua
 	}
 	defer m.Close()
 	return m.Evaluate(ctx, e.test, 256)
+}
+
+// ProblemExecutor scores candidates with a problem (a formula or a table)
+// instead of training them.
+type ProblemExecutor struct{ Problem *problem.Problem }
+
+// Data implements Executor: nothing is trained.
+func (ProblemExecutor) Data() Data { return Data{} }
+
+// Evaluate implements Executor: it scores the candidate's actions.
+func (e ProblemExecutor) Evaluate(_ context.Context, job Job) (*Outcome, error) {
+	s, err := e.Problem.Score(job.Actions)
+	if err != nil {
+		return nil, fmt.Errorf("trial %d: %w", job.Trial, err)
+	}
+	return &Outcome{Score: s}, nil
+}
+
+// Test implements Executor: a problem has no test split.
+func (e ProblemExecutor) Test(context.Context, []byte) (*runtime.Evaluation, error) {
+	return nil, fmt.Errorf("the %s problem scores architectures from a table; it has no test images", e.Problem.Name)
+}
+
+// examples is the view of d's images idx.
+func examples(d *dataset.Dataset, idx []int) runtime.Examples {
+	return runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}
 }

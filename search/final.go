@@ -11,40 +11,110 @@ import (
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 )
+
+// Fitted is a candidate trained, exported and tested by Fit.
+type Fitted struct {
+	// Result is the training's; with an interrupted training, the epochs
+	// finished and their best weights.
+	Result *runtime.Result
+	// Model is the exported inference model with its metadata: the trained
+	// one (test accuracy included) or, after an interruption, the best
+	// epoch finished (marked interrupted); nil otherwise.
+	Model []byte
+	// Test is the exported model's accuracy on the test split (a finished
+	// training with status ok).
+	Test *runtime.Evaluation
+}
+
+// Fit trains job's candidate on exec, exports the best weights as an
+// inference model whose metadata holds the architecture, input,
+// normalisation, classes, dataset hash, validation and test accuracy and
+// extra, and tests the exported file: what nasctl train and the final phase
+// do. Cancelling ctx returns its error with what the training finished.
+func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]string) (*Fitted, error) {
+	out, err := exec.Evaluate(ctx, job)
+	if out == nil {
+		return nil, err
+	}
+	if out.Training == nil {
+		return nil, errors.New("the executor scored the candidate instead of training it")
+	}
+	f := &Fitted{Result: out.Training}
+	r := out.Training
+	meta := map[onnxgen.MetaKey]string{onnxgen.MetaValAccuracy: strconv.FormatFloat(r.ValAccuracy, 'f', 6, 64)}
+	for k, v := range extra {
+		meta[k] = v
+	}
+	if err != nil {
+		// Interrupted: keep the best epoch finished so far.
+		if r.Weights != nil {
+			meta[onnxgen.MetaInterrupted] = "true"
+			f.Model, _ = exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+		}
+		return f, err
+	}
+	if r.Status != runtime.StatusOK {
+		return f, nil
+	}
+	model, err := exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+	if err != nil {
+		return f, err
+	}
+	if f.Test, err = exec.Test(ctx, model); err != nil {
+		return f, err
+	}
+	meta[onnxgen.MetaTestAccuracy] = strconv.FormatFloat(f.Test.Accuracy, 'f', 6, 64)
+	f.Model, err = exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+	return f, err
+}
+
+// exportModel compiles g's inference model with weights and metadata.
+func exportModel(data Data, g genotype.Genotype, weights [][]float32, extra map[onnxgen.MetaKey]string) ([]byte, error) {
+	net, err := g.Build(data.Input, len(data.Classes))
+	if err != nil {
+		return nil, err
+	}
+	meta := onnxgen.Metadata{Arch: g.String(), Input: data.Input, Normalization: onnxgen.Normalization,
+		Classes: data.Classes, DatasetHash: data.Hash, Extra: extra}
+	return onnxgen.Inference(net, weights, meta)
+}
+
+// export compiles a search trial's model with the run's metadata.
+func (s *Search) export(t rundir.Trial, weights [][]float32, extra map[onnxgen.MetaKey]string) ([]byte, error) {
+	g, err := s.method.genotype(t.Candidate)
+	if err != nil {
+		return nil, err
+	}
+	meta := map[onnxgen.MetaKey]string{
+		onnxgen.MetaRun:         s.cfg.Name,
+		onnxgen.MetaTrial:       strconv.Itoa(t.ID),
+		onnxgen.MetaValAccuracy: strconv.FormatFloat(t.ValAccuracy, 'f', 6, 64),
+	}
+	for k, v := range extra {
+		meta[k] = v
+	}
+	return exportModel(s.data, g, weights, meta)
+}
 
 // final retrains the top K architectures for EpochFactor times the epochs on
 // the whole training split, starting from their search weights, evaluates them
 // on the test split and exports them to winners/. Up to Workers retrain at
 // once; each result is recorded as it finishes, and results already recorded
 // (a resumed run) are kept.
-func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult, error) {
-	done, err := s.store.Finals()
+func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]rundir.FinalResult, error) {
+	recorded, err := rundir.ReadFinals(s.dir.Path)
 	if err != nil {
 		return nil, err
 	}
-	byTrial := map[int]FinalResult{}
-	for _, f := range done {
+	byTrial := map[int]rundir.FinalResult{}
+	for _, f := range recorded {
 		byTrial[f.Trial] = f
 	}
-	top := s.ranked()
-	if len(top) > s.cfg.Final.TopK {
-		top = top[:s.cfg.Final.TopK]
-	}
-	type result struct {
-		f   FinalResult
-		err error
-	}
-	results := make(chan result, len(top))
-	workCtx, cancelWork := context.WithCancel(ctx)
-	busy := 0
-	defer func() {
-		cancelWork()
-		for ; busy > 0; busy-- {
-			<-results
-		}
-	}()
-	var out []FinalResult
+	top := s.top(nil)
+	var out []rundir.FinalResult
 	var todo []int // ranks (0-based) still to retrain
 	for rank, t := range top {
 		if f, ok := byTrial[t.ID]; ok {
@@ -54,27 +124,32 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult
 			todo = append(todo, rank)
 		}
 	}
+	type result struct {
+		f   rundir.FinalResult
+		err error
+	}
+	p := newPool[result](ctx, s.cfg.Workers)
+	defer p.close()
 	stopping := false
-	for len(todo) > 0 || busy > 0 {
-		for len(todo) > 0 && busy < s.cfg.Workers && ctx.Err() == nil && !stopping {
+	for len(todo) > 0 || p.busy > 0 {
+		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
 			rank := todo[0]
 			todo = todo[1:]
-			busy++
-			go func() {
-				f, err := s.retrain(workCtx, rank+1, top[rank])
-				results <- result{f, err}
-			}()
+			p.run(func(ctx context.Context) result {
+				f, err := s.retrain(ctx, rank+1, top[rank])
+				return result{f, err}
+			})
 		}
-		if busy == 0 {
+		if p.busy == 0 {
 			break
 		}
 		select {
-		case r := <-results:
-			busy--
+		case r := <-p.results:
+			p.busy--
 			if r.err != nil {
 				return nil, r.err
 			}
-			if err := s.store.AppendFinal(r.f); err != nil {
+			if err := s.dir.AppendFinal(r.f); err != nil {
 				return nil, err
 			}
 			out = append(out, r.f)
@@ -82,7 +157,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult
 			s.emit(Event{Kind: "final", Final: &fc, Message: fmt.Sprintf("final %d of %d", len(out), len(top))})
 		case <-stop:
 			stop, stopping = nil, true // start no more; finish those in flight
-			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", busy)})
+			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", p.busy)})
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -97,13 +172,13 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]FinalResult
 }
 
 // retrain runs the final phase for one architecture.
-func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, error) {
-	f := FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy, LatencyMs: t.LatencyMs}
-	arch, err := genotype.Parse(t.Arch)
+func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.FinalResult, error) {
+	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy, LatencyMs: t.LatencyMs}
+	g, err := s.method.genotype(t.Candidate)
 	if err != nil {
 		return f, err
 	}
-	net, err := arch.Build(s.data.Input, len(s.data.Classes))
+	net, err := g.Build(s.data.Input, len(s.data.Classes))
 	if err != nil {
 		return f, err
 	}
@@ -116,7 +191,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, e
 	if s.cfg.Final.Patience > 0 {
 		cfg.Patience = s.cfg.Final.Patience
 	}
-	if b, err := os.ReadFile(s.store.ModelPath(t.ID)); err == nil {
+	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)
 		}
@@ -126,39 +201,21 @@ func (s *Search) retrain(ctx context.Context, rank int, t Trial) (FinalResult, e
 		f.Reason = "search weights missing; trained from fresh weights"
 	}
 	start := time.Now()
-	res, err := s.exec.Train(ctx, Job{Trial: t.ID, Arch: arch, Config: cfg, Full: true})
+	fit, err := Fit(ctx, s.exec, Job{Trial: t.ID, Genotype: g, Config: cfg, Full: true}, map[onnxgen.MetaKey]string{
+		onnxgen.MetaRun: s.cfg.Name, onnxgen.MetaTrial: strconv.Itoa(t.ID), onnxgen.MetaRank: strconv.Itoa(rank)})
 	if err != nil {
 		return f, fmt.Errorf("final training of trial %d: %w", t.ID, err)
 	}
+	res := fit.Result
 	f.Seconds = time.Since(start).Seconds()
-	f.Status, f.ValAccuracy, f.Epochs = string(res.Status), res.ValAccuracy, res.Epochs
+	f.Status, f.ValAccuracy, f.Epochs = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs
 	if res.Reason != "" {
 		f.Reason = res.Reason
 	}
-	if res.Status != "ok" {
+	if fit.Model == nil {
 		return f, nil
 	}
-	tt := t
-	tt.ValAccuracy = res.ValAccuracy
-	model, err := s.export(tt, res.Weights, nil)
-	if err != nil {
-		return f, err
-	}
-	ev, err := s.exec.Test(ctx, model)
-	if err != nil {
-		return f, err
-	}
-	f.TestAccuracy = ev.Accuracy
-	model, err = s.export(tt, res.Weights, map[onnxgen.MetaKey]string{
-		onnxgen.MetaRank:         strconv.Itoa(rank),
-		onnxgen.MetaTestAccuracy: strconv.FormatFloat(ev.Accuracy, 'f', 6, 64),
-	})
-	if err != nil {
-		return f, err
-	}
-	f.Model = fmt.Sprintf("%s/rank-%02d.onnx", dirWinners, rank)
-	if err := s.store.writeFile(f.Model, model); err != nil {
-		return f, err
-	}
-	return f, nil
+	f.TestAccuracy = fit.Test.Accuracy
+	f.Model = rundir.WinnerName(rank)
+	return f, s.dir.WriteFile(f.Model, fit.Model)
 }

@@ -8,10 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // Reward modes of a search.
@@ -122,8 +125,6 @@ func (r RewardSettings) reward(acc, latencyMs float64) float64 {
 	return acc
 }
 
-const fileLatencyModel = "latency_model.json"
-
 // latencyOf returns the latency of net: predicted by the run's model, or
 // measured now.
 func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, error) {
@@ -138,10 +139,10 @@ func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, err
 // a resumed run predicts with the same model.
 func (s *Search) prepareLatency(ctx context.Context) error {
 	r := s.cfg.Reward
-	if !r.needsLatency() || r.Latency != LatencyPredicted {
+	if !s.cfg.Trains() || !r.needsLatency() || r.Latency != LatencyPredicted {
 		return nil
 	}
-	path := filepath.Join(s.store.Dir, fileLatencyModel)
+	path := filepath.Join(s.dir.Path, rundir.FileLatencyModel)
 	if b, err := os.ReadFile(path); err == nil {
 		var m bench.LatencyModel
 		if err := json.Unmarshal(b, &m); err != nil {
@@ -160,23 +161,48 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		return err
 	}
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
-	rng := s.rng(0, 3)
+	m, ok := s.method.(metaqnnMethod)
+	if !ok {
+		return fmt.Errorf("a latency-aware reward needs layer sequences (a metaqnn search)")
+	}
+	draw, err := m.sampler(controller.TrialRand(s.cfg.Seed, 0, 3))
+	if err != nil {
+		return err
+	}
 	sample := func(int) *genotype.Net {
 		for {
-			arch, _ := s.agent.Sample(1, rng)
-			if net, err := arch.Build(s.data.Input, len(s.data.Classes)); err == nil {
+			if net, err := draw().Build(s.data.Input, len(s.data.Classes)); err == nil {
 				return net
 			}
 		}
 	}
-	m, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100)
+	lm, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100)
 	if err != nil {
 		return err
 	}
-	if err := s.store.writeJSON(fileLatencyModel, m); err != nil {
+	if err := s.dir.WriteJSON(rundir.FileLatencyModel, lm); err != nil {
 		return err
 	}
-	s.latency = m
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", m.MAPE, m.HeldOut)})
+	s.latency = lm
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", lm.MAPE, lm.HeldOut)})
 	return nil
+}
+
+// describe says what the reward is, for reports.
+func (r RewardSettings) describe() string {
+	r = r.withDefaults()
+	switch r.Mode {
+	case RewardMnasNet:
+		return fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s latency)", r.Weight, r.TargetMs, r.Latency)
+	case RewardConstraint:
+		var limits []string
+		if r.MaxParams > 0 {
+			limits = append(limits, fmt.Sprintf("%d parameters", r.MaxParams))
+		}
+		if r.MaxLatencyMs > 0 {
+			limits = append(limits, fmt.Sprintf("%g ms (%s)", r.MaxLatencyMs, r.Latency))
+		}
+		return "validation accuracy, architectures over " + strings.Join(limits, " or ") + " refused"
+	}
+	return "validation accuracy"
 }

@@ -16,20 +16,23 @@ import (
 	"gonum.org/v1/plot"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/internal/plottest"
 	"github.com/nasctl/nasctl/natsbench"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // nasnetConfig is a small, fast search: a 1 x 12 LSTM over the mock
-// reward's B = 2 cell pairs, from a controller preset.
-func nasnetConfig(t *testing.T, dir, preset string, episodes, batch int) NASNetConfig {
+// problem's B = 2 cell pairs, from a controller preset.
+func nasnetConfig(t *testing.T, dir, preset string, trials, batch int) Config {
 	t.Helper()
-	cfg, err := NewNASNetConfig(RewardMock, preset)
+	cfg, err := NASNetPreset("mock", preset)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Dir, cfg.Name, cfg.Episodes, cfg.Seed = dir, "run", episodes, 7
-	cfg.Controller.Hidden, cfg.Controller.Layers, cfg.Controller.BatchSize = 12, 1, batch
+	cfg.Dir, cfg.Name, cfg.Trials, cfg.Seed = dir, "run", trials, 7
+	r := &cfg.Reinforce.Controller
+	r.Hidden, r.Layers, r.BatchSize = 12, 1, batch
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
@@ -37,111 +40,82 @@ func nasnetConfig(t *testing.T, dir, preset string, episodes, batch int) NASNetC
 	return cfg
 }
 
-func newNASNet(t *testing.T, cfg NASNetConfig) *NASNetSearch {
-	t.Helper()
-	rw, err := NewReward(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewNASNet(cfg, rw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// runUntil runs s, closing its stop channel once episode stopAt is recorded
+// runUntil runs s, closing its stop channel once trial stopAt is learned
 // (never for 0), and closes s.
-func runUntil(t *testing.T, s *NASNetSearch, stopAt int) error {
+func runUntil(t *testing.T, s *Search, stopAt int) error {
 	t.Helper()
 	defer s.Close()
 	stop := make(chan struct{})
-	s.Progress = func(e NASNetEvent) {
-		if e.Kind == "episode" && e.Done == stopAt {
+	s.Progress = func(e Event) {
+		if e.Kind == "trial" && e.Done == stopAt {
 			close(stop)
 		}
 	}
 	return s.Run(context.Background(), stop)
 }
 
-// sameEpisodes compares two logs, wall times left out.
-func sameEpisodes(t *testing.T, got, want []Episode) {
+// notes reads what the agent noted of every trial.
+func notes(t *testing.T, dir string) []rundir.Note {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d episodes, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		g.Seconds, w.Seconds = 0, 0
-		if !reflect.DeepEqual(g, w) {
-			t.Fatalf("episode %d differs:\n got %+v %+v\nwant %+v %+v", i+1, g, g.Update, w, w.Update)
-		}
-	}
-}
-
-func readEpisodes(t *testing.T, dir string) []Episode {
-	t.Helper()
-	eps, err := readJSONL[Episode](filepath.Join(dir, fileEpisodes), false)
+	ns, err := rundir.ReadNotes(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return eps
+	return ns
 }
 
-// A run stopped and resumed, again and again, with the damage a kill -9
-// can do in between (a torn last line, a controller state older than the
-// log, or none at all), logs exactly the episodes of an uninterrupted run
-// and ends with a byte-identical controller state. The batches (3) do not
-// divide the stops, so resumes replay episodes logged after the last saved
-// update. Both baselines and the study's skip rule are covered.
+// A NASNet run stopped and resumed, again and again, with the damage a
+// kill -9 can do in between (a torn last line, an agent state older than
+// the log, or none at all), logs exactly the trials and notes of an
+// uninterrupted run and ends with a byte-identical controller state. The
+// batches (3) do not divide the stops, so resumes replay trials logged after
+// the last saved update. Both baselines and the study's skip rule are
+// covered.
 func TestNASNetResumeEqualsUninterrupted(t *testing.T) {
 	for _, preset := range []string{"paper", "study"} {
 		t.Run(preset, func(t *testing.T) {
 			whole := nasnetConfig(t, t.TempDir(), preset, 60, 3)
-			if err := runUntil(t, newNASNet(t, whole), 0); err != nil {
+			ws := newSearch(t, whole, nil)
+			if err := runUntil(t, ws, 0); err != nil {
 				t.Fatal(err)
 			}
-			wholeDir := filepath.Join(whole.Dir, whole.Name)
-			want := readEpisodes(t, wholeDir)
-			if n := len(want); n != 60 || want[59].Update == nil {
-				t.Fatalf("uninterrupted: %d episodes", n)
+			want, wantNotes := logged(t, ws.Dir()), notes(t, ws.Dir())
+			if n := len(want); n != 60 || len(wantNotes) != 60 || wantNotes[59].Update == nil {
+				t.Fatalf("uninterrupted: %d trials, %d notes", n, len(wantNotes))
 			}
 
 			cfg := nasnetConfig(t, t.TempDir(), preset, 60, 3)
 			dir := filepath.Join(cfg.Dir, cfg.Name)
-			if err := runUntil(t, newNASNet(t, cfg), 13); !errors.Is(err, ErrStopped) {
+			if err := runUntil(t, newSearch(t, cfg, nil), 13); !errors.Is(err, ErrStopped) {
 				t.Fatalf("first part: %v", err)
 			}
-			// kill -9 during a write: a torn line after episode 13.
-			f, err := os.OpenFile(filepath.Join(dir, fileEpisodes), os.O_APPEND|os.O_WRONLY, 0)
+			// kill -9 during a write: a torn line after trial 13.
+			f, err := os.OpenFile(filepath.Join(dir, rundir.FileTrials), os.O_APPEND|os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprint(f, `{"episode":14,"actions":[0,1,`)
+			fmt.Fprint(f, `{"id":14,"actions":[0,1,`)
 			f.Close()
 			for _, part := range []struct {
 				stopAt      int
 				removeState bool
 			}{{29, false}, {44, true}, {0, false}} {
 				if part.removeState {
-					// Killed before the state's first save: start from the
-					// seed and replay the whole log.
-					if err := os.Remove(filepath.Join(dir, fileController)); err != nil {
+					if err := os.Remove(filepath.Join(dir, rundir.FileAgent)); err != nil {
 						t.Fatal(err)
 					}
 				}
-				s, err := ResumeNASNet(dir, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = runUntil(t, s, part.stopAt)
+				err := runUntil(t, resume(t, cfg, nil), part.stopAt)
 				if part.stopAt > 0 && !errors.Is(err, ErrStopped) || part.stopAt == 0 && err != nil {
 					t.Fatalf("part to %d: %v", part.stopAt, err)
 				}
 			}
-			sameEpisodes(t, readEpisodes(t, dir), want)
-			a, _ := os.ReadFile(filepath.Join(dir, fileController))
-			b, _ := os.ReadFile(filepath.Join(wholeDir, fileController))
+			sameTrials(t, logged(t, dir), want)
+			if got := notes(t, dir); !reflect.DeepEqual(got, wantNotes) {
+				t.Errorf("agent notes differ: %d against %d", len(got), len(wantNotes))
+			}
+			a, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
+			b, _ := os.ReadFile(filepath.Join(ws.Dir(), rundir.FileAgent))
 			if len(a) == 0 || !bytes.Equal(a, b) {
 				t.Errorf("controller states differ (%d and %d bytes)", len(a), len(b))
 			}
@@ -149,52 +123,47 @@ func TestNASNetResumeEqualsUninterrupted(t *testing.T) {
 	}
 }
 
-// gatedReward holds the evaluation of one episode until released or
+// gatedExecutor holds the evaluation of one trial until released or
 // cancelled, as a long training would.
-type gatedReward struct {
-	Reward
+type gatedExecutor struct {
+	ProblemExecutor
 	at      int
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (g gatedReward) Evaluate(ctx context.Context, episode int, actions []int) (Evaluation, error) {
-	if episode == g.at {
+func (g gatedExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	if job.Trial == g.at {
 		close(g.entered)
 		select {
 		case <-g.release:
 		case <-ctx.Done():
-			return Evaluation{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	return g.Reward.Evaluate(ctx, episode, actions)
+	return g.ProblemExecutor.Evaluate(ctx, job)
 }
 
-func gated(t *testing.T, cfg NASNetConfig, at int) gatedReward {
-	rw, err := NewReward(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gatedReward{Reward: rw, at: at, entered: make(chan struct{}), release: make(chan struct{})}
+// gated returns a search of cfg whose trial at waits.
+func gated(t *testing.T, cfg Config, at int) (*Search, gatedExecutor) {
+	t.Helper()
+	s := newSearch(t, cfg, nil)
+	g := gatedExecutor{ProblemExecutor: s.exec.(ProblemExecutor), at: at, entered: make(chan struct{}), release: make(chan struct{})}
+	s.exec = g
+	return s, g
 }
 
-// A stop request during an evaluation is acknowledged at once, the episode
-// in flight is finished and recorded, and the run stops; cancelling
-// abandons the episode in flight: nothing of it is recorded, and the resumed
-// run samples it again.
+// A stop request during an evaluation is acknowledged at once, the trial in
+// flight is finished and recorded, and the run stops; cancelling abandons
+// the trial in flight: nothing of it is recorded, and the resumed run
+// samples it again and ends as an uninterrupted one.
 func TestNASNetStopAndCancelInFlight(t *testing.T) {
 	cfg := nasnetConfig(t, t.TempDir(), "paper", 12, 2)
-	g := gated(t, cfg, 5)
-	s, err := NewNASNet(cfg, g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, g := gated(t, cfg, 5)
 	stop := make(chan struct{})
-	var kinds []string
-	s.Progress = func(e NASNetEvent) {
-		kinds = append(kinds, e.Kind)
+	s.Progress = func(e Event) {
 		if e.Kind == "stopping" {
-			if !strings.Contains(e.Message, "finishing episode 5 in flight") {
+			if !strings.Contains(e.Message, "finishing 1 trial(s) in flight") {
 				t.Errorf("stopping message %q", e.Message)
 			}
 			close(g.release)
@@ -204,57 +173,50 @@ func TestNASNetStopAndCancelInFlight(t *testing.T) {
 	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := len(s.Episodes()); n != 5 {
-		t.Errorf("%d episodes recorded, want 5 (the one in flight finished)", n)
+	if n := len(s.Trials()); n != 5 {
+		t.Errorf("%d trials learned, want 5 (the one in flight finished)", n)
 	}
 	s.Close()
 
 	cfg2 := nasnetConfig(t, t.TempDir(), "paper", 12, 2)
-	g2 := gated(t, cfg2, 8)
-	s2, err := NewNASNet(cfg2, g2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2, g2 := gated(t, cfg2, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-g2.entered; cancel() }()
 	if err := s2.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := len(readEpisodes(t, s2.Dir())); n != 7 {
-		t.Errorf("%d episodes on disk after cancelling episode 8, want 7", n)
+	if n := len(logged(t, s2.Dir())); n != 7 {
+		t.Errorf("%d trials on disk after cancelling trial 8, want 7", n)
 	}
 	s2.Close()
-	s3, err := ResumeNASNet(s2.Dir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := runUntil(t, s3, 0); err != nil {
+	if err := runUntil(t, resume(t, cfg2, nil), 0); err != nil {
 		t.Fatal(err)
 	}
 	whole := nasnetConfig(t, t.TempDir(), "paper", 12, 2)
-	if err := runUntil(t, newNASNet(t, whole), 0); err != nil {
+	ws := newSearch(t, whole, nil)
+	if err := runUntil(t, ws, 0); err != nil {
 		t.Fatal(err)
 	}
-	sameEpisodes(t, readEpisodes(t, s2.Dir()), readEpisodes(t, filepath.Join(whole.Dir, whole.Name)))
+	sameTrials(t, logged(t, s2.Dir()), logged(t, ws.Dir()))
 }
 
-// A NATS-Bench run: every episode's reward is the table's accuracy / 100,
-// its cell the benchmark's architecture string; the derived files and the
-// report agree with the log.
+// A NATS-Bench run: every trial's reward is the table's accuracy / 100, its
+// architecture the benchmark's string; top.json and the report agree with
+// the log.
 func TestNASNetNATSBench(t *testing.T) {
-	cfg, err := NewNASNetConfig(RewardNATSBench, "")
+	cfg, err := NASNetPreset("natsbench", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Dir, cfg.Episodes, cfg.TopK = t.TempDir(), 30, 5
+	cfg.Dir, cfg.Trials, cfg.Final.TopK = t.TempDir(), 30, 5
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Preset != "natsbench" || cfg.Dataset != "cifar10" || cfg.Name != "nasnet-natsbench" {
-		t.Errorf("defaults: preset %q, dataset %q, name %q", cfg.Preset, cfg.Dataset, cfg.Name)
+	if cfg.Reinforce.Preset != "natsbench" || cfg.Problem.Dataset != "cifar10" || cfg.Name != "nasnet-natsbench" {
+		t.Errorf("defaults: preset %q, dataset %q, name %q", cfg.Reinforce.Preset, cfg.Problem.Dataset, cfg.Name)
 	}
-	s := newNASNet(t, cfg)
+	s := newSearch(t, cfg, nil)
 	dir := s.Dir()
 	if err := runUntil(t, s, 0); err != nil {
 		t.Fatal(err)
@@ -263,21 +225,21 @@ func TestNASNetNATSBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eps := readEpisodes(t, dir)
-	for _, e := range eps {
-		c, err := natsbench.ParseCell(e.Cell)
-		if err != nil || !reflect.DeepEqual(c.Actions(), e.Actions) {
-			t.Fatalf("episode %d: cell %q for %v: %v", e.Episode, e.Cell, e.Actions, err)
+	trials := logged(t, dir)
+	for _, tr := range trials {
+		c, err := natsbench.ParseCell(tr.Arch)
+		if err != nil || !reflect.DeepEqual(c.Actions(), tr.Actions) {
+			t.Fatalf("trial %d: cell %q for %v: %v", tr.ID, tr.Arch, tr.Actions, err)
 		}
-		if acc := tab.Accuracy(c, natsbench.CIFAR10); e.Accuracy != acc || e.Reward != acc/100 {
-			t.Errorf("episode %d: accuracy %v reward %v, table %v", e.Episode, e.Accuracy, e.Reward, acc)
+		if acc := tab.Accuracy(c, natsbench.CIFAR10); tr.Score != acc || tr.Reward != acc/100 {
+			t.Errorf("trial %d: score %v reward %v, table %v", tr.ID, tr.Score, tr.Reward, acc)
 		}
 	}
-	var top []TopCell
-	if err := readJSONFile(filepath.Join(dir, fileTop), &top); err != nil {
+	var top []TopCandidate
+	if err := readJSONFile(filepath.Join(dir, rundir.FileTop), &top); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(top, TopCells(eps, 5)) || len(top) != 5 {
+	if !reflect.DeepEqual(top, TopCandidates(trials, 5)) || len(top) != 5 {
 		t.Errorf("top.json %+v", top)
 	}
 	for i := 1; i < len(top); i++ {
@@ -285,24 +247,24 @@ func TestNASNetNATSBench(t *testing.T) {
 			t.Errorf("top cells out of order at %d", i)
 		}
 	}
-	rep, err := ReadNASNetReport(dir)
+	rep, err := ReadReport(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	md := rep.Markdown()
-	for _, want := range []string{"NATS-Bench cifar10", "table optimum 94.37%", "30 of 30 episodes", "| 1-30 |", strings.ReplaceAll(top[0].Cell, "|", `\|`)} {
+	for _, want := range []string{"NATS-Bench cifar10", "(optimum 94.37)", "30 of 30 trials", "| 1-30 |", strings.ReplaceAll(top[0].Arch, "|", `\|`)} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	for _, f := range []string{fileEpisodesCSV, fileTopCells, fileReportM, "plots/reward.png", "plots/reward.svg", "plots/temperature.png", "plots/temperature.svg"} {
+	for _, f := range []string{rundir.FileTrialsCSV, rundir.FileReport, "plots/reward.png", "plots/reward.svg", "plots/temperature.png", "plots/temperature.svg"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	csv, _ := os.ReadFile(filepath.Join(dir, fileEpisodesCSV))
+	csv, _ := os.ReadFile(filepath.Join(dir, rundir.FileTrialsCSV))
 	if n := strings.Count(string(csv), "\n"); n != 31 {
-		t.Errorf("episodes.csv has %d lines, want a header and 30", n)
+		t.Errorf("trials.csv has %d lines, want a header and 30", n)
 	}
 }
 
@@ -314,24 +276,27 @@ func readJSONFile(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// Top cells: distinct by text form, ranked by mean reward, ties to the
-// cell sampled first, counted and averaged over their samples.
-func TestTopCells(t *testing.T) {
-	eps := []Episode{
-		{Episode: 1, Cell: "a", Reward: 0.5}, {Episode: 2, Cell: "b", Reward: 0.9}, {Episode: 3, Cell: "a", Reward: 0.7},
-		{Episode: 4, Cell: "c", Reward: 0.9}, {Episode: 5, Cell: "d", Reward: 0.1},
+// Top candidates: distinct by text form, ranked by mean reward, ties to the
+// one proposed first, counted and averaged over their trials; trials without
+// an evaluation of their own are left out.
+func TestTopCandidates(t *testing.T) {
+	ok, reused := rundir.StatusOK, rundir.StatusReused
+	trial := func(id int, arch string, r float64, st rundir.Status) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: arch}, Reward: r, Status: st}
 	}
-	got := TopCells(eps, 3)
-	want := []TopCell{{Rank: 1, Cell: "b", Reward: 0.9, Samples: 1, First: 2}, {Rank: 2, Cell: "c", Reward: 0.9, Samples: 1, First: 4},
-		{Rank: 3, Cell: "a", Reward: 0.6, Samples: 2, First: 1}}
+	trials := []rundir.Trial{trial(1, "a", 0.5, ok), trial(2, "b", 0.9, ok), trial(3, "a", 0.7, ok),
+		trial(4, "c", 0.9, ok), trial(5, "d", 0.1, ok), trial(6, "e", 0.95, rundir.StatusFailed), trial(7, "b", 0.9, reused)}
+	got := TopCandidates(trials, 3)
+	want := []TopCandidate{{Rank: 1, Arch: "b", Reward: 0.9, Samples: 2, First: 2}, {Rank: 2, Arch: "c", Reward: 0.9, Samples: 1, First: 4},
+		{Rank: 3, Arch: "a", Reward: 0.6, Samples: 2, First: 1}}
+	if len(got) != 3 {
+		t.Fatalf("%d candidates, want 3", len(got))
+	}
 	for i := range want {
-		if got[i].Rank != want[i].Rank || got[i].Cell != want[i].Cell || math.Abs(got[i].Reward-want[i].Reward) > 1e-12 ||
+		if got[i].Rank != want[i].Rank || got[i].Arch != want[i].Arch || math.Abs(got[i].Reward-want[i].Reward) > 1e-12 ||
 			got[i].Samples != want[i].Samples || got[i].First != want[i].First {
 			t.Errorf("rank %d: %+v, want %+v", i+1, got[i], want[i])
 		}
-	}
-	if len(got) != 3 {
-		t.Errorf("%d cells, want 3", len(got))
 	}
 }
 
@@ -344,109 +309,116 @@ func TestNASNetConfigYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kind: nasnet", "reward: mock", "baseline: study", "skip_below: 0.05", "batch_size: 4"} {
+	for _, want := range []string{"kind: nasnet", "name: mock", "baseline: study", "skip_below: 0.05", "batch_size: 4", "preset: study"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("config.yaml lacks %q:\n%s", want, b)
 		}
 	}
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, b, 0o644)
-	got, err := LoadNASNetConfig(path, NASNetConfig{})
+	got, err := LoadConfig(path, Config{})
 	if err != nil || !reflect.DeepEqual(got, cfg) {
 		t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, got, cfg)
 	}
-	os.WriteFile(path, []byte("episodes: 50\ncontroller:\n  baseline: ema\n  learning_rate: 0.002\n"), 0o644)
-	got, err = LoadNASNetConfig(path, cfg)
+	os.WriteFile(path, []byte("trials: 50\nreinforce:\n  baseline: ema\n  learning_rate: 0.002\n"), 0o644)
+	got, err = LoadConfig(path, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := cfg
-	want.Episodes, want.Controller.Baseline, want.Controller.LearningRate = 50, controller.BaselineEMA, 0.002
+	want.Trials, want.Reinforce.Controller.Baseline, want.Reinforce.Controller.LearningRate = 50, controller.BaselineEMA, 0.002
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("overlay:\n got %+v\nwant %+v", got, want)
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"controller:\n  hiden: 3\n", "field hiden not found"},
-		{"controller:\n  baseline: mean\n", `unknown baseline "mean" (valid: ema, study)`},
-		{"reward: train\n", `unknown reward "train" (valid: mock, natsbench)`},
+		{"reinforce:\n  hiden: 3\n", "field hiden not found"},
+		{"reinforce:\n  baseline: mean\n", `unknown baseline "mean" (valid: ema, study)`},
 		{"episode: 3\n", "field episode not found"},
 	} {
 		os.WriteFile(path, []byte(tc.yaml), 0o644)
-		if _, err := LoadNASNetConfig(path, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := LoadConfig(path, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
 	bad := cfg
-	bad.Name, bad.Episodes, bad.Dataset, bad.Controller.Temperature = ".x", -1, "cifar10", 0.5
+	bad.Name, bad.Trials, bad.Problem.Dataset, bad.Reinforce.Controller.Temperature = ".x", -1, "cifar10", 0.5
 	err = bad.Check()
-	for _, want := range []string{"name:", "episodes: -1", "dataset: \"cifar10\" is a NATS-Bench column", "controller: temperature 0.5 is below its floor"} {
+	for _, want := range []string{"name:", "trials: -1", `problem.dataset: "cifar10" is a NATS-Bench column`, "reinforce: temperature 0.5 is below its floor"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check: %v; want %q", err, want)
 		}
 	}
+	bad = cfg
+	bad.Problem.Name = "train"
+	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), `unknown problem "train" (valid: mock, natsbench)`) {
+		t.Errorf("Check of an unknown problem: %v", err)
+	}
 }
 
-// A run directory is opened only by its own kind of search, with a hint at
-// the right command; runs lists both kinds.
-func TestRunKinds(t *testing.T) {
+// A MetaQNN run and a NASNet run leave directories of the same layout, and
+// runs lists both kinds with their reports.
+func TestRunKindsSameLayout(t *testing.T) {
 	dir := t.TempDir()
 	mq := testConfig(t, dir)
 	mq.Name = "mq"
-	st, err := Create(filepath.Join(dir, "mq"), mq)
-	if err != nil {
+	ms := newSearch(t, mq, &fakeExecutor{})
+	if err := ms.Run(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
 	nn := nasnetConfig(t, dir, "paper", 4, 1)
 	nn.Name = "nn"
-	if err := runUntil(t, newNASNet(t, nn), 0); err != nil {
+	if err := runUntil(t, newSearch(t, nn, nil), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ResumeNASNet(filepath.Join(dir, "mq"), nil); err == nil || !strings.Contains(err.Error(), "holds a metaqnn run, not a nasnet one; resume it with: nasctl search metaqnn --resume") {
-		t.Errorf("ResumeNASNet of a MetaQNN run: %v", err)
-	}
-	if _, _, _, err := Open(filepath.Join(dir, "nn")); err == nil || !strings.Contains(err.Error(), "nasctl search nasnet --resume") {
-		t.Errorf("Open of a NASNet run: %v", err)
+	shared := []string{rundir.FileConfig, rundir.FileTrials, rundir.FileTrialsCSV, rundir.FileAgent, rundir.FileTop, rundir.FileReport,
+		rundir.FileReportCSV, rundir.DirPlots, rundir.DirModels, rundir.DirWinners}
+	for _, run := range []string{"mq", "nn"} {
+		for _, f := range shared {
+			if _, err := os.Stat(filepath.Join(dir, run, f)); err != nil {
+				t.Errorf("%s: %v", run, err)
+			}
+		}
 	}
 	runs, err := ListRuns(dir)
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("ListRuns: %v %d", err, len(runs))
 	}
-	kinds := map[string]*RunSummary{}
+	kinds := map[Kind]*RunSummary{}
 	for _, r := range runs {
 		kinds[r.Kind] = r
 	}
-	if r := kinds[KindNASNet]; r == nil || r.Name != "nn" || r.Trials != 4 || r.Planned != 4 || r.Best < 0.5 || r.BestArch == "" {
+	if r := kinds[KindNASNet]; r == nil || r.Name != "nn" || r.Trials != 4 || r.Planned != 4 || r.Best < 0.5 || r.BestArch == "" || r.Problem != "mock" {
 		t.Errorf("NASNet summary %+v", r)
 	}
-	if r := kinds[KindMetaQNN]; r == nil || r.Name != "mq" {
+	if r := kinds[KindMetaQNN]; r == nil || r.Name != "mq" || r.Trials != 30 || r.Finals != 3 {
 		t.Errorf("MetaQNN summary %+v", r)
 	}
 }
 
-// syntheticEpisodes are 300 episodes from closed forms (a rising reward
-// with a fixed wiggle, a lagging baseline, the study's temperature), so the
-// figures never change.
-func syntheticEpisodes() []Episode {
-	eps := make([]Episode, 300)
-	for i := range eps {
+// syntheticRun is 300 trials and their notes from closed forms (a rising
+// reward with a fixed wiggle, a lagging baseline, the study's temperature),
+// so the figures never change.
+func syntheticRun() ([]rundir.Trial, map[int]rundir.Note) {
+	trials := make([]rundir.Trial, 300)
+	notes := map[int]rundir.Note{}
+	for i := range trials {
 		x := float64(i)
-		eps[i] = Episode{
-			Episode:     i + 1,
-			Reward:      0.75 + 0.2*(1-math.Exp(-x/120)) + 0.04*math.Sin(x*1.7),
-			Baseline:    0.7 + 0.2*(1-math.Exp(-x/150)),
-			Temperature: max(1, 5*math.Pow(0.995, x)),
-		}
+		trials[i] = rundir.Trial{Candidate: rundir.Candidate{ID: i + 1, Temperature: max(1, 5*math.Pow(0.995, x))},
+			Reward: 0.75 + 0.2*(1-math.Exp(-x/120)) + 0.04*math.Sin(x*1.7)}
+		notes[i+1] = rundir.Note{Trial: i + 1, Learned: controller.Learned{Baseline: 0.7 + 0.2*(1-math.Exp(-x/150))}}
 	}
-	return eps
+	return trials, notes
 }
 
 // The reward and temperature figures match the golden images (see
 // plottest.Golden; regenerate with go test -regen-golden).
 func TestNASNetPlotsGolden(t *testing.T) {
-	eps := syntheticEpisodes()
-	for name, mk := range map[string]func([]Episode) (*plot.Plot, error){"reward": NASNetRewardPlot, "temperature": NASNetTemperaturePlot} {
-		p, err := mk(eps)
+	trials, notes := syntheticRun()
+	for name, mk := range map[string]func() (*plot.Plot, error){
+		"reward":      func() (*plot.Plot, error) { return RewardPlot(trials, notes) },
+		"temperature": func() (*plot.Plot, error) { return TemperaturePlot(trials) },
+	} {
+		p, err := mk()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -458,19 +430,33 @@ func TestNASNetPlotsGolden(t *testing.T) {
 // the controller's state was made with the saved ones.
 func TestNASNetResumeRefusesChangedSettings(t *testing.T) {
 	cfg := nasnetConfig(t, t.TempDir(), "paper", 4, 1)
-	s := newNASNet(t, cfg)
+	s := newSearch(t, cfg, nil)
 	dir := s.Dir()
 	if err := runUntil(t, s, 0); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, fileConfig)
+	path := filepath.Join(dir, rundir.FileConfig)
 	b, _ := os.ReadFile(path)
 	edited := strings.Replace(string(b), "learning_rate: 0.0006", "learning_rate: 0.001", 1)
 	if edited == string(b) {
 		t.Fatalf("no learning rate in\n%s", b)
 	}
 	os.WriteFile(path, []byte(edited), 0o644)
-	if _, err := ResumeNASNet(dir, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
-		t.Errorf("ResumeNASNet after an edit: %v", err)
+	if _, err := Resume(dir, 0, 0, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
+		t.Errorf("Resume after an edit: %v", err)
+	}
+}
+
+// A search on a problem evaluates nothing with ONNX Runtime, and a NASNet
+// search refuses to train cell networks until they compile.
+func TestNASNetNeedsAProblem(t *testing.T) {
+	cfg := nasnetConfig(t, t.TempDir(), "paper", 4, 1)
+	cfg.Problem = ProblemSettings{}
+	if err := cfg.WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), "cell networks cannot be trained yet") {
+		t.Errorf("Check without a problem: %v", err)
+	}
+	p, _ := problem.Mock(2)
+	if _, err := (ProblemExecutor{p}).Test(context.Background(), nil); err == nil {
+		t.Error("a problem executor tested a model")
 	}
 }

@@ -2,54 +2,19 @@ package search
 
 import (
 	"fmt"
-	"image/color"
-	"path/filepath"
 	"sort"
 
-	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
 
-var (
-	colorTrial   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
-	colorBest    = color.RGBA{R: 214, G: 39, B: 40, A: 255}
-	colorEpsilon = color.RGBA{R: 110, G: 110, B: 110, A: 255}
-	colorConst   = color.RGBA{R: 255, G: 127, B: 14, A: 255}
-)
-
-// WritePlots draws the search's figures into dir, each as PNG and SVG:
-// accuracy (per trial, best so far and epsilon), epsilon (the reward
-// distribution per epsilon and the share of constant predictors) and params
-// (parameters against validation accuracy).
-func WritePlots(dir string, trials []Trial, schedule controller.Schedule, majority float64) error {
-	plots := []struct {
-		name string
-		make func() (*plot.Plot, error)
-	}{
-		{"accuracy", func() (*plot.Plot, error) { return AccuracyPlot(trials) }},
-		{"epsilon", func() (*plot.Plot, error) { return EpsilonPlot(trials, majority) }},
-		{"params", func() (*plot.Plot, error) { return ParamsPlot(trials) }},
-	}
-	for _, p := range plots {
-		pl, err := p.make()
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", p.name, err)
-		}
-		for _, ext := range []string{"png", "svg"} {
-			if err := pl.Save(figureWidth, figureHeight, filepath.Join(dir, p.name+"."+ext)); err != nil {
-				return fmt.Errorf("plot %s: %w", p.name, err)
-			}
-		}
-	}
-	return nil
-}
-
 // AccuracyPlot is the study's figure: every trial's validation accuracy in the
 // order the agent learned them (trial order), the best so far, and epsilon.
-func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
+func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "MetaQNN search: validation accuracy per trial"
 	p.X.Label.Text = "trial"
@@ -72,17 +37,17 @@ func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: colorTrial, Radius: vg.Points(2), Shape: draw.CircleGlyph{}}
+	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(2), Shape: draw.CircleGlyph{}}
 	bl, err := plotter.NewLine(best)
 	if err != nil {
 		return nil, err
 	}
-	bl.Color, bl.Width = colorBest, vg.Points(1.5)
+	bl.Color, bl.Width = figure.Red, vg.Points(1.5)
 	el, err := plotter.NewLine(eps)
 	if err != nil {
 		return nil, err
 	}
-	el.Color, el.Width, el.Dashes = colorEpsilon, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
+	el.Color, el.Width, el.Dashes = figure.Grey, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(plotter.NewGrid(), sc, bl, el)
 	p.Legend.Add("trial", sc)
 	p.Legend.Add("best so far", bl)
@@ -97,7 +62,7 @@ func AccuracyPlot(trials []Trial) (*plot.Plot, error) {
 // EpsilonPlot shows the validation accuracy per epsilon as box plots, with
 // the number of trials and the share of constant predictors (accuracy within
 // one point of the majority share) under each box.
-func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
+func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Validation accuracy per epsilon"
 	p.Y.Label.Text = "validation accuracy"
@@ -118,7 +83,7 @@ func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		box.FillColor = color.RGBA{R: 198, G: 219, B: 239, A: 255}
+		box.FillColor = figure.PaleBlue
 		p.Add(box)
 		n := 0
 		for _, v := range vs {
@@ -133,7 +98,7 @@ func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		line.Color, line.Dashes = colorConst, []vg.Length{vg.Points(3), vg.Points(3)}
+		line.Color, line.Dashes = figure.Orange, []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(line)
 		p.Legend.Add("majority share", line)
 		p.Legend.Left, p.Legend.Top = true, false
@@ -144,7 +109,7 @@ func EpsilonPlot(trials []Trial, majority float64) (*plot.Plot, error) {
 
 // ParamsPlot is parameters (log scale) against validation accuracy for every
 // trained architecture.
-func ParamsPlot(trials []Trial) (*plot.Plot, error) {
+func ParamsPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Parameters against validation accuracy"
 	p.X.Label.Text = "parameters"
@@ -152,7 +117,7 @@ func ParamsPlot(trials []Trial) (*plot.Plot, error) {
 	p.Y.Min, p.Y.Max = 0, 1.02
 	var pts plotter.XYs
 	for _, t := range trials {
-		if t.Status == StatusOK && t.Params > 0 {
+		if t.Status == rundir.StatusOK && t.Params > 0 {
 			pts = append(pts, plotter.XY{X: float64(t.Params), Y: t.ValAccuracy})
 		}
 	}
@@ -165,7 +130,83 @@ func ParamsPlot(trials []Trial) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: colorTrial, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
+	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
 	p.Add(plotter.NewGrid(), sc)
+	return p, nil
+}
+
+// AverageWindow is the number of trials of the reward plot's moving
+// average (of all trials so far, while fewer).
+const AverageWindow = 50
+
+// RewardPlot is the study's figure of the NASNet search: every trial's
+// reward, their moving average over AverageWindow trials and the baseline
+// the controller measured each trial against.
+func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "NASNet search: reward per trial"
+	p.X.Label.Text = "trial"
+	p.Y.Label.Text = "reward"
+	if len(eps) == 0 {
+		return p, nil
+	}
+	pts := make(plotter.XYs, len(eps))
+	avg := make(plotter.XYs, len(eps))
+	base := make(plotter.XYs, len(eps))
+	sum := 0.0
+	for i, e := range eps {
+		x := float64(e.ID)
+		sum += e.Reward
+		if i >= AverageWindow {
+			sum -= eps[i-AverageWindow].Reward
+		}
+		pts[i] = plotter.XY{X: x, Y: e.Reward}
+		avg[i] = plotter.XY{X: x, Y: sum / float64(min(i+1, AverageWindow))}
+		base[i] = plotter.XY{X: x, Y: notes[e.ID].Baseline}
+	}
+	sc, err := plotter.NewScatter(pts)
+	if err != nil {
+		return nil, err
+	}
+	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(1.2), Shape: draw.CircleGlyph{}}
+	al, err := plotter.NewLine(avg)
+	if err != nil {
+		return nil, err
+	}
+	al.Color, al.Width = figure.Red, vg.Points(1.5)
+	bl, err := plotter.NewLine(base)
+	if err != nil {
+		return nil, err
+	}
+	bl.Color, bl.Width, bl.Dashes = figure.Orange, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(plotter.NewGrid(), sc, al, bl)
+	p.Legend.Add("trial", sc)
+	p.Legend.Add(fmt.Sprintf("mean of the last %d", AverageWindow), al)
+	p.Legend.Add("baseline", bl)
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.YOffs = vg.Points(10)
+	return p, nil
+}
+
+// TemperaturePlot is the softmax temperature each trial was sampled at.
+func TemperaturePlot(eps []rundir.Trial) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "NASNet search: sampling temperature"
+	p.X.Label.Text = "trial"
+	p.Y.Label.Text = "temperature"
+	p.Y.Min = 0
+	if len(eps) == 0 {
+		return p, nil
+	}
+	pts := make(plotter.XYs, len(eps))
+	for i, e := range eps {
+		pts[i] = plotter.XY{X: float64(e.ID), Y: e.Temperature}
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, err
+	}
+	l.Color, l.Width = figure.Grey, vg.Points(1.5)
+	p.Add(plotter.NewGrid(), l)
 	return p, nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/internal/plottest"
+	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
 )
 
@@ -13,15 +14,16 @@ import (
 // predictor; the rest rise with a fixed wiggle. The reward is half the
 // validation accuracy (as a latency-aware reward differs from it), so the
 // golden images show the accuracy is what the figures draw.
-func syntheticTrials() []Trial {
-	var ts []Trial
+func syntheticTrials() []rundir.Trial {
+	var ts []rundir.Trial
 	for i := range 60 {
 		eps := []float64{1, 0.5, 0.1}[i/20]
 		r := 0.7 + 0.25*float64(i)/60 + 0.03*math.Sin(float64(i)*1.3)
 		if i < 20 && i%4 == 0 {
 			r = 0.516
 		}
-		ts = append(ts, Trial{ID: i + 1, Epsilon: eps, Reward: r / 2, ValAccuracy: r, Status: StatusOK, Params: int64(1000 * (1 + i%13) * (1 + i%5))})
+		ts = append(ts, rundir.Trial{Candidate: rundir.Candidate{ID: i + 1, Epsilon: eps}, Reward: r / 2, ValAccuracy: r, Status: rundir.StatusOK,
+			Params: int64(1000 * (1 + i%13) * (1 + i%5))})
 	}
 	return ts
 }

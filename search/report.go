@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,58 +13,122 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/nasctl/nasctl/controller/problem"
+	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/search/rundir"
+	"gonum.org/v1/plot"
 )
+
+// Report is what a run found. Its sections depend on the method: the
+// final table for trained searches, the reward per epsilon for MetaQNN, the
+// reward per hundred trials for the REINFORCE controller.
+type Report struct {
+	Name    string                `json:"name"`
+	Kind    Kind                  `json:"kind"`
+	Method  string                `json:"method"` // the agent and its reward
+	Trials  int                   `json:"trials"`
+	Planned int                   `json:"planned"`
+	Counts  map[rundir.Status]int `json:"counts"`
+	Seconds float64               `json:"seconds"` // sum of the trials' evaluation times
+	// Majority is the validation split's majority-class share (trained
+	// searches): the accuracy of a constant predictor.
+	Majority float64 `json:"val_majority_share,omitempty"`
+	// Phases summarizes the trials of each epsilon (MetaQNN).
+	Phases []PhaseStats `json:"phases,omitempty"`
+	// Windows summarizes every hundred trials (REINFORCE), First and Last
+	// the first and last hundred, All every trial.
+	Windows     []RewardWindow `json:"windows,omitempty"`
+	First, Last RewardWindow   `json:"-"`
+	All         RewardWindow   `json:"-"`
+	// Top are the best distinct architectures of the search.
+	Top    []TopCandidate       `json:"top"`
+	Finals []rundir.FinalResult `json:"finals,omitempty"`
+	// Best is the final model with the best reward after retraining, nil
+	// before the final phase; BestBy says what that reward was.
+	Best   *rundir.FinalResult `json:"best,omitempty"`
+	BestBy string              `json:"best_by,omitempty"`
+}
 
 // PhaseStats summarizes the trials of one epsilon.
 type PhaseStats struct {
 	Epsilon  float64 `json:"epsilon"`
 	Trials   int     `json:"trials"`
-	Mean     float64 `json:"mean_reward"`
-	SD       float64 `json:"sd_reward"`
-	Best     float64 `json:"best_reward"`
+	Mean     float64 `json:"mean_val_accuracy"`
+	SD       float64 `json:"sd_val_accuracy"`
+	Best     float64 `json:"best_val_accuracy"`
 	Constant int     `json:"constant_predictors"`
 }
 
-// Report is what a run found.
-type Report struct {
-	Name     string         `json:"name"`
-	Trials   int            `json:"trials"`
-	Counts   map[string]int `json:"counts"` // by status
-	Seconds  float64        `json:"search_seconds"`
-	Phases   []PhaseStats   `json:"phases"`
-	Finals   []FinalResult  `json:"finals"`
-	Majority float64        `json:"val_majority_share"`
-	// Best is the final model with the best reward after retraining, nil
-	// before the final phase; BestBy says what that reward was.
-	Best   *FinalResult `json:"best,omitempty"`
-	BestBy string       `json:"best_by,omitempty"`
+// RewardWindow summarizes consecutive trials From..To.
+type RewardWindow struct {
+	From        int     `json:"from"`
+	To          int     `json:"to"`
+	Mean        float64 `json:"mean_reward"`
+	Best        float64 `json:"best_reward"`
+	Baseline    float64 `json:"mean_baseline"`
+	Temperature float64 `json:"last_temperature"`
+	Updates     int     `json:"updates"`
+	Skipped     int     `json:"skipped_updates"`
 }
 
-// What BuildReport chose the best model by.
+// TopCandidate is one distinct architecture of a search, as top.json lists it.
+type TopCandidate struct {
+	Rank    int    `json:"rank"`
+	Arch    string `json:"arch"`
+	Actions []int  `json:"actions,omitempty"`
+	// Reward is the mean reward of the architecture's trials (a repeated
+	// one is reused, or scored again the same).
+	Reward  float64 `json:"reward"`
+	Samples int     `json:"samples"`
+	First   int     `json:"first_trial"`
+}
+
+// What the best final model was chosen by.
 const (
 	bestByAccuracy = "validation accuracy"
 	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
 )
 
+// reportWindow is the number of trials per row of the REINFORCE section.
+const reportWindow = 100
+
 // constantPredictor: a validation accuracy within one point of the majority
 // share is what a network that always answers the same class gets.
 func constantPredictor(acc, majority float64) bool { return math.Abs(acc-majority) <= 0.01 }
 
-// BuildReport summarizes trials and final results; majority is the validation
-// split's majority-class share and reward the run's reward settings.
-func BuildReport(name string, trials []Trial, finals []FinalResult, majority float64, reward RewardSettings) Report {
-	r := Report{Name: name, Trials: len(trials), Counts: map[string]int{}, Finals: finals, Majority: majority}
-	byEps := map[float64][]float64{}
-	var order []float64
+// BuildReport summarizes the trials (in trial order) of a run of cfg with
+// what its agent noted of them and the final results; method describes the
+// agent and majority is the validation split's majority share.
+func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int]rundir.Note, finals []rundir.FinalResult, majority float64) Report {
+	r := Report{Name: cfg.Name, Kind: cfg.Kind, Method: method, Trials: len(trials), Planned: cfg.Trials,
+		Counts: map[rundir.Status]int{}, Majority: majority, Top: TopCandidates(trials, cfg.Final.TopK)}
 	for _, t := range trials {
 		r.Counts[t.Status]++
 		r.Seconds += t.Seconds
+	}
+	switch cfg.Kind {
+	case KindMetaQNN:
+		r.Phases = phaseStats(trials, majority)
+	case KindNASNet:
+		r.windows(trials, notes)
+	}
+	r.finals(finals, cfg.Reward)
+	return r
+}
+
+func phaseStats(trials []rundir.Trial, majority float64) []PhaseStats {
+	byEps := map[float64][]float64{}
+	var order []float64
+	for _, t := range trials {
 		if _, ok := byEps[t.Epsilon]; !ok {
 			order = append(order, t.Epsilon)
 		}
 		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
 	}
 	sort.Sort(sort.Reverse(sort.Float64Slice(order)))
+	var out []PhaseStats
 	for _, e := range order {
 		rs := byEps[e]
 		p := PhaseStats{Epsilon: e, Trials: len(rs)}
@@ -81,72 +146,191 @@ func BuildReport(name string, trials []Trial, finals []FinalResult, majority flo
 		if len(rs) > 1 {
 			p.SD = math.Sqrt(p.SD / float64(len(rs)-1))
 		}
-		r.Phases = append(r.Phases, p)
+		out = append(out, p)
 	}
+	return out
+}
+
+func (r *Report) windows(trials []rundir.Trial, notes map[int]rundir.Note) {
+	if len(trials) == 0 {
+		return
+	}
+	for i := 0; i < len(trials); i += reportWindow {
+		r.Windows = append(r.Windows, rewardWindow(trials[i:min(i+reportWindow, len(trials))], notes))
+	}
+	r.First = rewardWindow(trials[:min(reportWindow, len(trials))], notes)
+	r.Last = rewardWindow(trials[max(0, len(trials)-reportWindow):], notes)
+	r.All = rewardWindow(trials, notes)
+}
+
+func rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) RewardWindow {
+	w := RewardWindow{From: ts[0].ID, To: ts[len(ts)-1].ID, Temperature: ts[len(ts)-1].Temperature}
+	for i, t := range ts {
+		w.Mean += t.Reward
+		if i == 0 || t.Reward > w.Best {
+			w.Best = t.Reward
+		}
+		n := notes[t.ID]
+		w.Baseline += n.Baseline
+		if n.Update != nil {
+			w.Updates++
+			if n.Update.Kept == 0 {
+				w.Skipped++
+			}
+		}
+	}
+	w.Mean /= float64(len(ts))
+	w.Baseline /= float64(len(ts))
+	return w
+}
+
+// finals sorts the final results and picks the best by the run's reward
+// (only the MnasNet reward weighs latency: the constraint reward refused
+// what was over its limits before training and ranks by accuracy).
+func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
+	r.Finals = finals
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
 	reward = reward.withDefaults()
-	// Only the MnasNet reward weighs latency; the constraint reward refused
-	// what was over the limits before training and ranks by accuracy.
 	r.BestBy = bestByAccuracy
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet
 	}
 	for i, f := range r.Finals {
-		if f.Status == StatusOK && (r.Best == nil || reward.reward(f.ValAccuracy, f.LatencyMs) > reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)) {
+		if f.Status == rundir.StatusOK && (r.Best == nil || reward.reward(f.ValAccuracy, f.LatencyMs) > reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)) {
 			r.Best = &r.Finals[i]
 		}
 	}
-	return r
+	if len(r.Finals) == 0 {
+		r.BestBy = ""
+	}
+}
+
+// TopCandidates returns the k best distinct architectures of the trials by
+// mean reward (ties: the one proposed first); trials that were not
+// evaluated (refused, failed, diverged) are left out.
+func TopCandidates(trials []rundir.Trial, k int) []TopCandidate {
+	byArch := map[string]int{}
+	var out []TopCandidate
+	for _, t := range trials {
+		if t.Status != rundir.StatusOK && t.Status != rundir.StatusReused {
+			continue
+		}
+		i, ok := byArch[t.Arch]
+		if !ok {
+			i = len(out)
+			byArch[t.Arch] = i
+			out = append(out, TopCandidate{Arch: t.Arch, Actions: t.Actions, First: t.ID})
+		}
+		out[i].Samples++
+		out[i].Reward += t.Reward
+	}
+	for i := range out {
+		out[i].Reward /= float64(out[i].Samples)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Reward > out[j].Reward })
+	out = out[:min(k, len(out))]
+	for i := range out {
+		out[i].Rank = i + 1
+	}
+	return out
 }
 
 // Markdown renders the report.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# MetaQNN search %s\n\n", r.Name)
+	title := map[Kind]string{KindMetaQNN: "MetaQNN", KindNASNet: "NASNet"}[r.Kind]
+	fmt.Fprintf(&b, "# %s search %s\n\n", title, r.Name)
+	if r.Method != "" {
+		fmt.Fprintf(&b, "%s.\n\n", r.Method)
+	}
 	var counts []string
-	for _, k := range []string{StatusOK, StatusReused, StatusRefused, StatusDiverged, StatusFailed} {
+	for _, k := range rundir.Statuses {
 		if r.Counts[k] > 0 {
 			counts = append(counts, fmt.Sprintf("%d %s", r.Counts[k], k))
 		}
 	}
-	fmt.Fprintf(&b, "%d trials (%s), %s of training.\n\n", r.Trials, strings.Join(counts, ", "), time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
-	if len(r.Finals) > 0 {
-		b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split, then evaluated on the test split.\n\n")
-		latency := false
-		for _, f := range r.Finals {
-			latency = latency || f.LatencyMs > 0
+	fmt.Fprintf(&b, "%d of %d trials (%s), %s of evaluation.\n\n", r.Trials, r.Planned, strings.Join(counts, ", "),
+		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	r.finalSection(&b)
+	r.epsilonSection(&b)
+	r.windowSection(&b)
+	r.topSection(&b)
+	plots := map[Kind]string{KindMetaQNN: "plots/accuracy.png, plots/epsilon.png, plots/params.png",
+		KindNASNet: "plots/reward.png (reward per trial, its moving average and the baseline), plots/temperature.png"}[r.Kind]
+	fmt.Fprintf(&b, "Plots: %s (and .svg). Every trial: trials.jsonl, trials.csv; best architectures: top.json.\n", plots)
+	return b.String()
+}
+
+func (r Report) finalSection(b *strings.Builder) {
+	if len(r.Finals) == 0 {
+		return
+	}
+	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split, then evaluated on the test split.\n\n")
+	latency := false
+	for _, f := range r.Finals {
+		latency = latency || f.LatencyMs > 0
+	}
+	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
+	if latency {
+		head, sep = head+" latency ms |", sep+"---|"
+	}
+	b.WriteString(head + "\n" + sep + "\n")
+	for _, f := range r.Finals {
+		test := fmt.Sprintf("%.2f%%", 100*f.TestAccuracy)
+		if f.Status != rundir.StatusOK {
+			test = string(f.Status)
 		}
-		head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, f.Arch, humanize.Comma(f.Params), humanize.Comma(f.MACs),
+			100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
 		if latency {
-			head, sep = head+" latency ms |", sep+"---|"
-		}
-		b.WriteString(head + "\n" + sep + "\n")
-		for _, f := range r.Finals {
-			test := fmt.Sprintf("%.2f%%", 100*f.TestAccuracy)
-			if f.Status != StatusOK {
-				test = f.Status
-			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, f.Arch, thousands(f.Params), thousands(f.MACs),
-				100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
-			if latency {
-				fmt.Fprintf(&b, " %.4f |", f.LatencyMs)
-			}
-			b.WriteString("\n")
-		}
-		if r.Best != nil {
-			fmt.Fprintf(&b, "\nBest after retraining (by %s): rank %d, %s, copied to %s/best.onnx: test accuracy %.2f%%.\n",
-				r.BestBy, r.Best.Rank, r.Best.Model, dirWinners, 100*r.Best.TestAccuracy)
+			fmt.Fprintf(b, " %.4f |", f.LatencyMs)
 		}
 		b.WriteString("\n")
 	}
+	if r.Best != nil {
+		fmt.Fprintf(b, "\nBest after retraining (by %s): rank %d, %s, copied to %s: test accuracy %.2f%%.\n",
+			r.BestBy, r.Best.Rank, r.Best.Model, rundir.BestName, 100*r.Best.TestAccuracy)
+	}
+	b.WriteString("\n")
+}
+
+func (r Report) epsilonSection(b *strings.Builder) {
+	if len(r.Phases) == 0 {
+		return
+	}
 	b.WriteString("## Validation accuracy per epsilon\n\n")
-	fmt.Fprintf(&b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).\n\n", 100*r.Majority)
+	fmt.Fprintf(b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).\n\n", 100*r.Majority)
 	b.WriteString("| epsilon | trials | mean | sd | best | constant predictors |\n|---|---|---|---|---|---|\n")
 	for _, p := range r.Phases {
-		fmt.Fprintf(&b, "| %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |\n", p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
+		fmt.Fprintf(b, "| %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |\n", p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
 	}
-	b.WriteString("\nPlots: plots/accuracy.png, plots/epsilon.png, plots/params.png (and .svg).\n")
-	return b.String()
+	b.WriteString("\n")
+}
+
+func (r Report) windowSection(b *strings.Builder) {
+	if len(r.Windows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f; %d updates (%d skipped).\n\n",
+		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best, r.All.Updates, r.All.Skipped)
+	b.WriteString("## Reward per 100 trials\n\n")
+	b.WriteString("| trials | mean reward | best | mean baseline | temperature at end | updates | skipped |\n|---|---|---|---|---|---|---|\n")
+	for _, w := range r.Windows {
+		fmt.Fprintf(b, "| %d-%d | %.4f | %.4f | %.4f | %.3f | %d | %d |\n", w.From, w.To, w.Mean, w.Best, w.Baseline, w.Temperature, w.Updates, w.Skipped)
+	}
+	b.WriteString("\n")
+}
+
+func (r Report) topSection(b *strings.Builder) {
+	if len(r.Top) == 0 {
+		return
+	}
+	b.WriteString("## Best architectures of the search\n\n| rank | reward | samples | first trial | architecture |\n|---|---|---|---|---|\n")
+	for _, t := range r.Top {
+		// NATS-Bench cells are written with '|', which ends a table cell.
+		fmt.Fprintf(b, "| %d | %.4f | %d | %d | %s |\n", t.Rank, t.Reward, t.Samples, t.First, strings.ReplaceAll(t.Arch, "|", `\|`))
+	}
+	b.WriteString("\n")
 }
 
 // CSV renders the final table.
@@ -160,69 +344,150 @@ func (r Report) CSV() ([]byte, error) {
 			latency = fmtF(f.LatencyMs)
 		}
 		w.Write([]string{strconv.Itoa(f.Rank), strconv.Itoa(f.Trial), f.Arch, strconv.FormatInt(f.Params, 10), strconv.FormatInt(f.MACs, 10),
-			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), f.Status, f.Model, latency})
+			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), string(f.Status), f.Model, latency})
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()
 }
 
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// runFiles is what a report is made of, read from a run directory.
+type runFiles struct {
+	cfg    Config
+	trials []rundir.Trial // in trial order
+	notes  map[int]rundir.Note
+	finals []rundir.FinalResult
+	data   Data
 }
 
-// report writes report.md, report.csv and the plots.
-func (s *Search) report(finals []FinalResult) error {
-	r := BuildReport(s.cfg.Name, s.trials, finals, s.data.ValMajority, s.cfg.Reward)
-	if r.Best != nil {
-		b, err := os.ReadFile(filepath.Join(s.store.Dir, r.Best.Model))
-		if err != nil {
-			return err
-		}
-		if err := s.store.writeFile(dirWinners+"/best.onnx", b); err != nil {
-			return err
-		}
-	}
-	if err := s.store.writeFile(fileReportM, []byte(r.Markdown())); err != nil {
-		return err
-	}
-	c, err := r.CSV()
+// readRun reads a run directory without locking it (a search may be
+// writing it; a line being written is left out).
+func readRun(dir string) (*runFiles, error) {
+	cfg, err := ReadConfig(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.store.writeFile(fileReportC, c); err != nil {
-		return err
+	r := &runFiles{cfg: cfg.WithDefaults(), notes: map[int]rundir.Note{}}
+	if r.trials, err = rundir.ReadTrials(dir); err != nil {
+		return nil, err
 	}
-	if err := WritePlots(s.store.Dir+"/"+dirPlots, s.trials, s.cfg.Schedule.Schedule, s.data.ValMajority); err != nil {
-		return err
+	sort.SliceStable(r.trials, func(i, j int) bool { return r.trials[i].ID < r.trials[j].ID })
+	notes, err := rundir.ReadNotes(dir)
+	if err != nil {
+		return nil, err
 	}
-	s.emit(Event{Kind: "done", Message: r.Markdown()})
-	return nil
+	for _, n := range notes {
+		r.notes[n.Trial] = n
+	}
+	if r.finals, err = rundir.ReadFinals(dir); err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, rundir.FileData)); err == nil {
+		if err := json.Unmarshal(b, &r.data); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return r, nil
+}
+
+// report builds the run's report.
+func (r *runFiles) report(name string) Report {
+	cfg := r.cfg
+	cfg.Name = name
+	return BuildReport(cfg, describeConfig(cfg, r.data), r.trials, r.notes, r.finals, r.data.ValMajority)
+}
+
+// describeConfig describes the agent and its reward of a run of cfg.
+func describeConfig(cfg Config, data Data) string {
+	var prob *problem.Problem
+	if !cfg.Trains() {
+		prob, _ = problem.New(cfg.Problem.Name, cfg.Problem.Blocks, cfg.Problem.Dataset)
+	}
+	m, err := newMethod(cfg, data, prob)
+	if err != nil {
+		return ""
+	}
+	return m.describe()
 }
 
 // ReadReport builds the report of a run directory from its files, without
 // locking it.
 func ReadReport(dir string) (Report, error) {
-	var cfg Config
-	if err := readRunConfig(dir, KindMetaQNN, &cfg); err != nil {
-		return Report{}, err
-	}
-	trials, err := readJSONLTolerant[Trial](filepath.Join(dir, fileTrials))
+	r, err := readRun(dir)
 	if err != nil {
 		return Report{}, err
 	}
-	finals, err := readJSONLTolerant[FinalResult](filepath.Join(dir, fileFinal))
+	return r.report(filepath.Base(dir)), nil
+}
+
+// writeReport writes what the run found: report.md, report.csv, top.json,
+// trials.csv, the plots and winners/best.onnx. It returns the report.
+func (s *Search) writeReport() (string, error) {
+	r, err := readRun(s.dir.Path)
 	if err != nil {
-		return Report{}, err
+		return "", err
 	}
-	var data Data
-	if b, err := os.ReadFile(filepath.Join(dir, fileData)); err == nil {
-		if err := json.Unmarshal(b, &data); err != nil {
-			return Report{}, fmt.Errorf("%s: %w", filepath.Join(dir, fileData), err)
+	r.cfg = s.cfg
+	rep := r.report(s.cfg.Name)
+	if rep.Best != nil {
+		b, err := os.ReadFile(filepath.Join(s.dir.Path, rep.Best.Model))
+		if err != nil {
+			return "", err
+		}
+		if err := s.dir.WriteFile(rundir.BestName, b); err != nil {
+			return "", err
 		}
 	}
-	return BuildReport(filepath.Base(dir), trials, finals, data.ValMajority, cfg.Reward), nil
+	md := rep.Markdown()
+	c, err := rep.CSV()
+	if err != nil {
+		return "", err
+	}
+	for name, b := range map[string][]byte{rundir.FileReport: []byte(md), rundir.FileReportCSV: c} {
+		if err := s.dir.WriteFile(name, b); err != nil {
+			return "", err
+		}
+	}
+	if err := s.dir.WriteJSON(rundir.FileTop, rep.Top); err != nil {
+		return "", err
+	}
+	if err := s.dir.WriteTrialsCSV(r.trials, r.notes); err != nil {
+		return "", err
+	}
+	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg.Kind, r.trials, r.notes, r.data.ValMajority)
+}
+
+// writePlots draws the figures of a run of kind into dir.
+func writePlots(dir string, kind Kind, trials []rundir.Trial, notes map[int]rundir.Note, majority float64) error {
+	type fig struct {
+		name string
+		make func() (*plot.Plot, error)
+	}
+	var figs []fig
+	switch kind {
+	case KindMetaQNN:
+		figs = []fig{
+			{"accuracy", func() (*plot.Plot, error) { return AccuracyPlot(trials) }},
+			{"epsilon", func() (*plot.Plot, error) { return EpsilonPlot(trials, majority) }},
+			{"params", func() (*plot.Plot, error) { return ParamsPlot(trials) }},
+		}
+	case KindNASNet:
+		figs = []fig{
+			{"reward", func() (*plot.Plot, error) { return RewardPlot(trials, notes) }},
+			{"temperature", func() (*plot.Plot, error) { return TemperaturePlot(trials) }},
+		}
+	}
+	for _, f := range figs {
+		p, err := f.make()
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", f.name, err)
+		}
+		if _, err := figure.Save(p, dir, f.name); err != nil {
+			return fmt.Errorf("plot %s: %w", f.name, err)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // fakeExecutor "trains" by a deterministic formula of the architecture, so
@@ -54,7 +56,7 @@ func fakeReward(a genotype.Arch) float64 {
 	return 0.5 + 0.1*float64(min(convs, 4)) - 0.01*float64(len(a))
 }
 
-func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, error) {
+func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -73,7 +75,7 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 		time.Sleep(time.Duration(mathrand.IntN(3000)) * time.Microsecond)
 	}
 	f.mu.Lock()
-	f.trained = append(f.trained, job.Arch.String())
+	f.trained = append(f.trained, job.Genotype.String())
 	f.jobs = append(f.jobs, job)
 	f.mu.Unlock()
 	if f.failOn != 0 && job.Trial == f.failOn && !job.Full {
@@ -85,16 +87,16 @@ func (f *fakeExecutor) Train(ctx context.Context, job Job) (*runtime.Result, err
 	if f.fail {
 		return nil, errors.New("executor broke")
 	}
-	net, err := job.Arch.Build(f.Data().Input, 2)
+	net, err := job.Genotype.Build(f.Data().Input, 2)
 	if err != nil {
 		return nil, err
 	}
-	acc := fakeReward(job.Arch)
+	acc := fakeReward(job.Genotype.(genotype.Arch))
 	if job.Full {
 		acc = min(acc+0.05, 1)
 	}
-	return &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
-		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}, nil
+	return &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
+		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}}, nil
 }
 
 func (f *fakeExecutor) Test(ctx context.Context, model []byte) (*runtime.Evaluation, error) {
@@ -111,10 +113,10 @@ func testConfig(t *testing.T, dir string) Config {
 		t.Fatal(err)
 	}
 	c.Dir, c.Name, c.Data = dir, "run", "unused"
-	c.Schedule = ScheduleSpec{controller.Schedule{{Epsilon: 1, Models: 12}, {Epsilon: 0.5, Models: 8}, {Epsilon: 0.1, Models: 10}}}
+	c.MetaQNN.Schedule = ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 1, Models: 12}, {Epsilon: 0.5, Models: 8}, {Epsilon: 0.1, Models: 10}}}
 	c.Final.TopK = 3
-	c.Workers = 1 // one worker: the trial order is deterministic
-	c.Space.MaxMACs = 0
+	c.Workers = 1
+	c.MetaQNN.Space.MaxMACs = 0
 	c.Budget = runtime.Budget{MaxMACs: 2_000_000}
 	c.Seed = 42
 	c = c.WithDefaults()
@@ -126,16 +128,50 @@ func testConfig(t *testing.T, dir string) Config {
 
 func newSearch(t *testing.T, cfg Config, exec Executor) *Search {
 	t.Helper()
-	store, err := Create(filepath.Join(cfg.Dir, cfg.Name), cfg)
+	s, err := New(cfg, exec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	s, err := New(cfg, store, exec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// resume reopens the run of cfg with exec.
+func resume(t *testing.T, cfg Config, exec Executor) *Search {
+	t.Helper()
+	s, err := Resume(filepath.Join(cfg.Dir, cfg.Name), 0, 0, func(Config) (Executor, error) { return exec, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// sameTrials compares two runs trial for trial: what was proposed and how
+// it ended (not when, nor how long it took).
+func sameTrials(t *testing.T, got, want []rundir.Trial) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d trials, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		g.Finished, w.Finished, g.Seconds, w.Seconds = time.Time{}, time.Time{}, 0, 0
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("trial %d differs:\n got %+v\nwant %+v", i+1, g, w)
+		}
+	}
+}
+
+// logged reads the run's trials.jsonl in trial order.
+func logged(t *testing.T, dir string) []rundir.Trial {
+	t.Helper()
+	ts, err := rundir.ReadTrials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ts, func(a, b rundir.Trial) int { return a.ID - b.ID })
+	return ts
 }
 
 // A whole search: every slot of the schedule ends as a recorded trial, each
@@ -155,18 +191,18 @@ func TestSearchRun(t *testing.T) {
 		t.Fatalf("%d trials, want 30", len(trials))
 	}
 	seen := map[string]int{}
-	counts := map[string]int{}
+	counts := map[rundir.Status]int{}
 	for i, tr := range trials {
 		counts[tr.Status]++
 		if tr.ID != i+1 {
 			t.Errorf("trial %d has id %d", i, tr.ID)
 		}
 		switch tr.Status {
-		case StatusReused:
+		case rundir.StatusReused:
 			if orig, ok := seen[tr.Arch]; !ok || orig != tr.ReusedFrom {
 				t.Errorf("trial %d reuses %d, the first training of %s was %d", tr.ID, tr.ReusedFrom, tr.Arch, orig)
 			}
-		case StatusRefused:
+		case rundir.StatusRefused:
 			if tr.Reward != 0 || !strings.Contains(tr.Reason, "exceed the limit") {
 				t.Errorf("refused trial %+v", tr)
 			}
@@ -178,8 +214,8 @@ func TestSearchRun(t *testing.T) {
 			seen[tr.Arch] = tr.ID
 		}
 	}
-	if len(exec.trained) != counts[StatusOK]+3 { // + the final phase's 3 retrainings
-		t.Errorf("executor trained %d times for %d ok trials", len(exec.trained), counts[StatusOK])
+	if len(exec.trained) != counts[rundir.StatusOK]+3 { // + the final phase's 3 retrainings
+		t.Errorf("executor trained %d times for %d ok trials", len(exec.trained), counts[rundir.StatusOK])
 	}
 	// Trials train with the train settings; the retraining with the final
 	// ones (the cpu preset: 3 x 10 epochs at 1e-3, patience 10).
@@ -195,32 +231,30 @@ func TestSearchRun(t *testing.T) {
 	}
 	// Seed 42 with this schedule gives both reuses and refusals (seen:
 	// counts are logged), so both paths above were exercised.
-	if counts[StatusReused] == 0 || counts[StatusRefused] == 0 {
+	if counts[rundir.StatusReused] == 0 || counts[rundir.StatusRefused] == 0 {
 		t.Errorf("counts %v: the test needs reused and refused trials; pick another seed", counts)
 	}
 	t.Logf("counts %v", counts)
 	// On disk: the log equals the trials, the report and winners exist.
-	logged, err := readJSONL[Trial](filepath.Join(cfg.Dir, cfg.Name, fileTrials), false)
-	if err != nil || len(logged) != 30 {
-		t.Fatalf("log has %d trials: %v", len(logged), err)
-	}
-	for _, f := range []string{fileReportM, fileReportC, fileCSV, fileQTable, fileReplay, fileData, "winners/rank-01.onnx", "winners/best.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
+	sameTrials(t, logged(t, s.Dir()), trials)
+	for _, f := range []string{rundir.FileReport, rundir.FileReportCSV, rundir.FileTrialsCSV, rundir.FileAgent, rundir.FileData, rundir.FileTop,
+		"winners/rank-01.onnx", "winners/best.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
 	}
-	finals, _ := s.store.Finals()
+	finals, _ := rundir.ReadFinals(s.Dir())
 	if len(finals) != 3 || finals[0].Rank != 1 {
 		t.Fatalf("finals %+v", finals)
 	}
-	top := s.ranked()
+	top := s.ranked(nil)
 	for i, f := range finals {
 		if f.Trial != top[i].ID || f.ValAccuracy != min(top[i].ValAccuracy+0.05, 1) {
 			t.Errorf("final %d: %+v, top %+v", i, f, top[i])
 		}
 	}
 	// Only the top K search models are kept.
-	models, _ := os.ReadDir(filepath.Join(cfg.Dir, cfg.Name, dirModels))
+	models, _ := os.ReadDir(filepath.Join(cfg.Dir, cfg.Name, rundir.DirModels))
 	if len(models) != 3 {
 		t.Errorf("%d search models kept, want 3", len(models))
 	}
@@ -229,59 +263,66 @@ func TestSearchRun(t *testing.T) {
 	}
 }
 
-// Stopping after some trials and resuming gives exactly the trials of an
-// uninterrupted run: the agent is rebuilt from the log.
+// Stopping after some trials and resuming, again and again, with the damage
+// a kill -9 can do in between (a torn last line, an agent checkpoint older
+// than the log, or none at all), gives exactly the trials of an
+// uninterrupted run and its agent state: the agent is restored from its
+// checkpoint and the trials logged after it are replayed; trials stopped in
+// flight or queued are evaluated again. With several workers finishing in
+// any order too.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	whole := testConfig(t, t.TempDir())
-	whole.Final.Skip = true
-	s := newSearch(t, whole, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	want := s.Trials()
-
-	cfg := testConfig(t, t.TempDir())
-	cfg.Final.Skip = true
-	stop := make(chan struct{})
-	s1 := newSearch(t, cfg, &fakeExecutor{})
-	n := 0
-	s1.Progress = func(e Event) {
-		if e.Kind == "trial" {
-			if n++; n == 11 {
-				close(stop)
+	for _, workers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			whole := testConfig(t, t.TempDir())
+			whole.Final.Skip, whole.Workers = true, workers
+			s := newSearch(t, whole, &fakeExecutor{jitter: true})
+			if err := s.Run(context.Background(), nil); err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if err := s1.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
-		t.Fatalf("stopped run returned %v", err)
-	}
-	done := len(s1.Trials())
-	s1.store.Close()
+			want := logged(t, s.Dir())
+			wantState, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileAgent))
 
-	store, saved, trials, err := Open(filepath.Join(cfg.Dir, cfg.Name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if len(trials) != done || !reflect.DeepEqual(saved.Schedule, cfg.Schedule) {
-		t.Fatalf("reopened %d trials (want %d), schedule %v", len(trials), done, saved.Schedule)
-	}
-	s2, err := New(saved.WithDefaults(), store, &fakeExecutor{}, trials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	got := s2.Trials()
-	if len(got) != len(want) {
-		t.Fatalf("%d trials after resume, uninterrupted %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i].ID != want[i].ID || got[i].Arch != want[i].Arch || got[i].Status != want[i].Status || got[i].Reward != want[i].Reward {
-			t.Errorf("trial %d: resumed %d %s %s %v, uninterrupted %d %s %s %v", i, got[i].ID, got[i].Arch, got[i].Status, got[i].Reward,
-				want[i].ID, want[i].Arch, want[i].Status, want[i].Reward)
-		}
+			cfg := testConfig(t, t.TempDir())
+			cfg.Final.Skip, cfg.Workers = true, workers
+			dir := filepath.Join(cfg.Dir, cfg.Name)
+			stopAt := func(s *Search, n int) error {
+				stop := make(chan struct{})
+				s.Progress = func(e Event) {
+					if e.Kind == "trial" && e.Done == n {
+						close(stop)
+					}
+				}
+				err := s.Run(context.Background(), stop)
+				s.Close()
+				return err
+			}
+			if err := stopAt(newSearch(t, cfg, &fakeExecutor{jitter: true}), 7); !errors.Is(err, ErrStopped) {
+				t.Fatalf("first part: %v", err)
+			}
+			// kill -9 during a write: a torn line at the end of the log.
+			f, _ := os.OpenFile(filepath.Join(dir, rundir.FileTrials), os.O_APPEND|os.O_WRONLY, 0)
+			fmt.Fprint(f, `{"id":99,"arch":"C(8`)
+			f.Close()
+			for _, part := range []struct {
+				stopAt      int
+				removeState bool
+			}{{16, false}, {23, true}, {0, false}} {
+				if part.removeState {
+					// Killed before the checkpoint's first save: the agent
+					// starts from the seed and replays the whole log.
+					os.Remove(filepath.Join(dir, rundir.FileAgent))
+				}
+				err := stopAt(resume(t, cfg, &fakeExecutor{jitter: true}), part.stopAt)
+				if part.stopAt > 0 && !errors.Is(err, ErrStopped) || part.stopAt == 0 && err != nil {
+					t.Fatalf("part to %d: %v", part.stopAt, err)
+				}
+			}
+			sameTrials(t, logged(t, dir), want)
+			gotState, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
+			if len(gotState) == 0 || !bytes.Equal(gotState, wantState) {
+				t.Errorf("agent states differ (%d and %d bytes)", len(gotState), len(wantState))
+			}
+		})
 	}
 }
 
@@ -292,11 +333,10 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	cfg.Workers = 2
 	exec := &fakeExecutor{block: make(chan struct{})}
 	s := newSearch(t, cfg, exec)
-	logPath := filepath.Join(cfg.Dir, cfg.Name, fileTrials)
-	trainedIn := func(log []Trial) []Trial {
-		var ok []Trial
+	trainedIn := func(log []rundir.Trial) []rundir.Trial {
+		var ok []rundir.Trial
 		for _, tr := range log {
-			if tr.Status == StatusOK {
+			if tr.Status == rundir.StatusOK {
 				ok = append(ok, tr)
 			}
 		}
@@ -306,7 +346,7 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	go func() { // let exactly one trial through, then cancel once it is logged
 		exec.block <- struct{}{}
 		for {
-			log, err := readJSONLTolerant[Trial](logPath)
+			log, err := rundir.ReadTrials(s.Dir())
 			if err != nil || len(trainedIn(log)) > 0 {
 				cancel()
 				return
@@ -317,12 +357,9 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
-	log, err := readJSONL[Trial](logPath, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := logged(t, s.Dir())
 	for _, tr := range log {
-		if tr.Status == StatusFailed {
+		if tr.Status == rundir.StatusFailed {
 			t.Errorf("abandoned trial recorded as %+v", tr)
 		}
 	}
@@ -345,7 +382,7 @@ func TestFailingExecutorStops(t *testing.T) {
 	}
 	failed := 0
 	for _, tr := range s.Trials() {
-		if tr.Status == StatusFailed {
+		if tr.Status == rundir.StatusFailed {
 			failed++
 		}
 	}
@@ -354,52 +391,22 @@ func TestFailingExecutorStops(t *testing.T) {
 	}
 }
 
-func TestCreateRefusesExistingRun(t *testing.T) {
+func TestNewRefusesExistingRun(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	s := newSearch(t, cfg, &fakeExecutor{})
-	_ = s
-	if _, err := Create(filepath.Join(cfg.Dir, cfg.Name), cfg); !errors.Is(err, ErrRunExists) {
-		t.Errorf("second Create: %v", err)
+	newSearch(t, cfg, &fakeExecutor{})
+	if _, err := New(cfg, &fakeExecutor{}); !errors.Is(err, rundir.ErrExists) || !strings.Contains(err.Error(), "resume it with --resume") {
+		t.Errorf("second New: %v", err)
 	}
-	// The first store holds the lock: opening it again fails.
-	if _, _, _, err := Open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
-		t.Errorf("Open while locked: %v", err)
+	// The first search holds the lock: resuming it at the same time fails.
+	open := func(dir string) error {
+		_, err := Resume(dir, 0, 0, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+		return err
 	}
-	if _, _, _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
-		t.Errorf("Open of an empty dir: %v", err)
+	if err := open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
+		t.Errorf("Resume while locked: %v", err)
 	}
-}
-
-func TestTornLogLine(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	store, err := Create(filepath.Join(dir, "run"), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 2; i++ {
-		if err := store.Append(Trial{ID: i, Arch: "SM()", Status: StatusOK}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store.Close()
-	f, _ := os.OpenFile(filepath.Join(dir, "run", fileTrials), os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprint(f, `{"id":3,"arch":"C(8`) // a write cut by kill -9
-	f.Close()
-	store, _, trials, err := Open(filepath.Join(dir, "run"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if len(trials) != 2 {
-		t.Errorf("%d trials after a torn line, want 2", len(trials))
-	}
-	if err := store.Append(Trial{ID: 3, Arch: "GAP()", Status: StatusOK}); err != nil {
-		t.Fatal(err)
-	}
-	all, err := readJSONL[Trial](filepath.Join(dir, "run", fileTrials), false)
-	if err != nil || len(all) != 3 || all[2].Arch != "GAP()" {
-		t.Errorf("log after append: %v %+v", err, all)
+	if err := open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
+		t.Errorf("Resume of an empty dir: %v", err)
 	}
 }
 
@@ -452,12 +459,12 @@ func TestConstraintSearch(t *testing.T) {
 	refused := 0
 	for _, tr := range s.Trials() {
 		switch tr.Status {
-		case StatusRefused:
+		case rundir.StatusRefused:
 			refused++
 			if tr.Params <= 3000 || !strings.Contains(tr.Reason, "parameters exceed the limit of 3000") {
 				t.Errorf("refused %+v", tr)
 			}
-		case StatusOK:
+		case rundir.StatusOK:
 			if tr.Params > 3000 {
 				t.Errorf("trained %s with %d parameters", tr.Arch, tr.Params)
 			}
@@ -471,7 +478,7 @@ func TestConstraintSearch(t *testing.T) {
 // With several workers finishing in any order, the agent samples and learns
 // in trial order: two runs of the same search are the same trial for trial.
 func TestWorkersRepeat(t *testing.T) {
-	var runs [2][]Trial
+	var runs [2][]rundir.Trial
 	for i := range runs {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Workers = 3
@@ -513,10 +520,10 @@ func TestFailedTrialNotReused(t *testing.T) {
 		{name: "finished", seed: 1, failOn: 2, slowOn: 1, dup: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var runs [2][]Trial
+			var runs [2][]rundir.Trial
 			for i := range runs {
 				cfg := testConfig(t, t.TempDir())
-				cfg.Space.Space = genotype.Space{Name: "tiny", ConvFilters: []int{8}, ConvKernels: []int{3}, ConvStrides: []int{1}, MaxDepth: 1}
+				cfg.MetaQNN.Space.Space = genotype.Space{Name: "tiny", ConvFilters: []int{8}, ConvKernels: []int{3}, ConvStrides: []int{1}, MaxDepth: 1}
 				cfg.Workers = 2
 				cfg.Seed = tc.seed
 				cfg.Final.Skip = true
@@ -526,19 +533,19 @@ func TestFailedTrialNotReused(t *testing.T) {
 					t.Fatal(err)
 				}
 				runs[i] = s.Trials()
-				byID := map[int]Trial{}
+				byID := map[int]rundir.Trial{}
 				for _, tr := range runs[i] {
 					byID[tr.ID] = tr
 				}
 				failed, dup := byID[tc.failOn], byID[tc.dup]
-				if failed.Status != StatusFailed || dup.Arch != failed.Arch {
+				if failed.Status != rundir.StatusFailed || dup.Arch != failed.Arch {
 					t.Fatalf("trial %d: %s %s, trial %d: %s; the test needs the first failed and the second a duplicate of it", failed.ID, failed.Arch, failed.Status, dup.ID, dup.Arch)
 				}
-				if dup.Status != StatusOK {
+				if dup.Status != rundir.StatusOK {
 					t.Errorf("trial %d, a duplicate of failed trial %d: %s (reused from %d), want trained", dup.ID, failed.ID, dup.Status, dup.ReusedFrom)
 				}
 				for _, tr := range runs[i] {
-					if tr.Status == StatusReused && byID[tr.ReusedFrom].Status != StatusOK {
+					if tr.Status == rundir.StatusReused && byID[tr.ReusedFrom].Status != rundir.StatusOK {
 						t.Errorf("trial %d reuses trial %d, which is %s", tr.ID, tr.ReusedFrom, byID[tr.ReusedFrom].Status)
 					}
 				}
@@ -569,15 +576,15 @@ func TestLatencyFailureFailsTrial(t *testing.T) {
 	if err := s.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "3 trials in a row failed, the last with: "+why) {
 		t.Fatalf("Run: %v", err)
 	}
-	counts := map[string]int{}
+	counts := map[rundir.Status]int{}
 	for _, tr := range s.Trials() {
 		counts[tr.Status]++
 		switch tr.Status {
-		case StatusFailed:
+		case rundir.StatusFailed:
 			if tr.Params > 3000 || !strings.HasPrefix(tr.Reason, why) {
 				t.Errorf("failed %+v", tr)
 			}
-		case StatusRefused:
+		case rundir.StatusRefused:
 			if tr.LatencyMs != 0 {
 				t.Errorf("latency measured for %s, refused as: %s", tr.Arch, tr.Reason)
 			}
@@ -585,7 +592,7 @@ func TestLatencyFailureFailsTrial(t *testing.T) {
 			t.Errorf("trial %d is %s", tr.ID, tr.Status)
 		}
 	}
-	if counts[StatusFailed] != 3 || counts[StatusRefused] == 0 {
+	if counts[rundir.StatusFailed] != 3 || counts[rundir.StatusRefused] == 0 {
 		t.Errorf("counts %v: want 3 failed and some refused before them", counts)
 	}
 }
@@ -617,7 +624,7 @@ func TestSavedLatencyModel(t *testing.T) {
 			cfg.Final.Skip = true
 			cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1}.withDefaults()
 			s := newSearch(t, cfg, &fakeExecutor{})
-			if err := os.WriteFile(filepath.Join(s.store.Dir, fileLatencyModel), tc.model, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(s.Dir(), rundir.FileLatencyModel), tc.model, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			err := s.Run(context.Background(), nil)
@@ -631,7 +638,7 @@ func TestSavedLatencyModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, tr := range s.Trials() {
-				if tr.Status == StatusOK && tr.LatencyMs != 0.5 {
+				if tr.Status == rundir.StatusOK && tr.LatencyMs != 0.5 {
 					t.Errorf("trial %d: latency %v ms, want the saved model's 0.5", tr.ID, tr.LatencyMs)
 				}
 			}
@@ -639,38 +646,47 @@ func TestSavedLatencyModel(t *testing.T) {
 	}
 }
 
-// New learns a resumed log in trial order, whatever order it was written in
-// (with several workers, trials are logged as they finish): a shuffled log
-// rebuilds the agent of the search that wrote it, as the ordered one does.
-func TestNewLearnsInTrialOrder(t *testing.T) {
+// A resumed run replays its log in trial order, whatever order it was
+// written in (with several workers, trials are logged as they finish): from
+// a shuffled log and no checkpoint, the resumed run evaluates nothing and
+// ends with the agent state of the run that wrote the log.
+func TestResumeReplaysShuffledLog(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Skip = true
 	s := newSearch(t, cfg, &fakeExecutor{})
 	if err := s.Run(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	ordered := s.Trials()
-	shuffled := slices.Clone(ordered)
+	s.Close()
+	dir := s.Dir()
+	want, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
+	lines := strings.SplitAfter(strings.TrimSuffix(readFile(t, filepath.Join(dir, rundir.FileTrials)), "\n"), "\n")
+	shuffled := slices.Clone(lines)
 	rand.New(rand.NewPCG(1, 1)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	byID := func(a, b Trial) int { return a.ID - b.ID }
-	if slices.IsSortedFunc(shuffled, byID) {
+	if slices.Equal(shuffled, lines) {
 		t.Fatal("the shuffle left the log in order; pick another seed")
 	}
-	for name, log := range map[string][]Trial{"ordered": ordered, "shuffled": shuffled} {
-		store, err := Create(filepath.Join(t.TempDir(), "run"), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := New(cfg, store, &fakeExecutor{}, log)
-		store.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(r.agent.Table.Q, s.agent.Table.Q) || !reflect.DeepEqual(r.agent.Table.Memory, s.agent.Table.Memory) {
-			t.Errorf("%s log: the rebuilt agent differs from the search's", name)
-		}
-		if !reflect.DeepEqual(r.Trials(), ordered) || r.nextID != s.nextID {
-			t.Errorf("%s log: trials or next id (%d, want %d) differ", name, r.nextID, s.nextID)
-		}
+	os.WriteFile(filepath.Join(dir, rundir.FileTrials), []byte(strings.Join(shuffled, "")+"\n"), 0o644)
+	os.Remove(filepath.Join(dir, rundir.FileAgent))
+	exec := &fakeExecutor{}
+	r := resume(t, cfg, exec)
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
 	}
+	if got, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent)); !bytes.Equal(got, want) {
+		t.Error("the agent rebuilt from a shuffled log differs from the search's")
+	}
+	if len(exec.trained) != 0 {
+		t.Errorf("the resumed run trained %d times", len(exec.trained))
+	}
+	sameTrials(t, r.Trials(), s.Trials())
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

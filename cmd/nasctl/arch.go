@@ -7,6 +7,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -138,12 +139,12 @@ func printArchReport(out io.Writer, r archReport) {
 		if l.Dropout > 0 {
 			drop = fmt.Sprintf("%.3g", l.Dropout)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", l.Index, l.Layer, l.Output, thousands(l.Params), thousands(l.MACs), drop)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", l.Index, l.Layer, l.Output, humanize.Comma(l.Params), humanize.Comma(l.MACs), drop)
 	}
-	fmt.Fprintf(tw, "\ttotal\t\t%s\t%s\t\t\n", thousands(r.Params), thousands(r.MACs))
+	fmt.Fprintf(tw, "\ttotal\t\t%s\t%s\t\t\n", humanize.Comma(r.Params), humanize.Comma(r.MACs))
 	tw.Flush()
-	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", thousands(r.Params), thousands(r.MACs), thousands(r.FLOPs))
-	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", bytesText(r.ActivationBytes), bytesText(r.PeakActivationBytes))
+	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
+	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
 	if r.Space != "" {
 		if len(r.Violations) == 0 {
 			fmt.Fprintf(out, "valid in the %s space\n", r.Space)
@@ -154,29 +155,4 @@ func printArchReport(out io.Writer, r archReport) {
 			}
 		}
 	}
-}
-
-// thousands formats n with comma separators, e.g. 1,623,882.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-// bytesText formats a byte count with a binary unit.
-func bytesText(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,16 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
-	"github.com/nasctl/nasctl/genotype"
-	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -88,7 +86,8 @@ type benchModelsOptions struct {
 	Measure          bench.Options
 }
 
-// benchTargets expands run directories into their winners.
+// benchTargets expands run directories into their winners, and other
+// folders into the models they hold.
 func benchTargets(args []string) (models []string, runDir string, err error) {
 	for _, a := range args {
 		fi, err := os.Stat(a)
@@ -99,20 +98,16 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 			models = append(models, a)
 			continue
 		}
-		found, _ := filepath.Glob(filepath.Join(a, "winners", "rank-*.onnx"))
-		if len(found) == 0 {
-			// winners/best.onnx is a copy of one of the ranks; alone, it counts.
-			found, _ = filepath.Glob(filepath.Join(a, "winners", "*.onnx"))
-		}
+		found := rundir.Winners(a)
 		if len(found) == 0 {
 			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
+			sort.Strings(found)
 		} else if runDir == "" {
 			runDir = a
 		}
 		if len(found) == 0 {
 			return nil, "", fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)", a)
 		}
-		sort.Strings(found)
 		models = append(models, found...)
 	}
 	return models, runDir, nil
@@ -123,67 +118,16 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		return err
 	}
 	defer runtime.Close()
-	data, plan, seed := opts.Data, opts.Plan, opts.SplitSeed
-	if opts.RunDir != "" {
-		rs, err := readRunSplit(opts.RunDir)
-		if err != nil {
-			return err
-		}
-		if rs != nil {
-			if data == "" {
-				data = rs.Data
-			}
-			if !opts.PlanSet {
-				plan = rs.Plan
-			}
-			if !opts.SeedSet {
-				seed = rs.SplitSeed
-			}
-		}
+	data, err := benchData(opts, errOut)
+	if err != nil {
+		return err
 	}
-	if data != "" {
-		if _, err := os.Stat(data); err != nil {
-			fmt.Fprintf(errOut, "note: %s not found; comparing on random images and taking the accuracy from the models' metadata\n", data)
-			data = ""
-		}
-	}
-	// The data per input shape, loaded and split once.
-	type splitData struct {
-		d    *dataset.Dataset
-		test []int
-	}
-	loaded := map[genotype.Input]splitData{}
-	var results []*bench.Result
-	for i, path := range opts.Models {
+	results, err := bench.MeasureAll(ctx, opts.Models, opts.Measure, data, func(i int, path string) {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
-		mo := opts.Measure
-		if data != "" {
-			info, err := modelInfo(path)
-			if err != nil {
-				return err
-			}
-			sd, ok := loaded[info.Input]
-			if !ok {
-				d, split, err := loadSplit(data, info.Input, plan, seed)
-				if err != nil {
-					return err
-				}
-				sd = splitData{d, split.Test}
-				loaded[info.Input] = sd
-			}
-			if err := sameClasses(data, sd.d.Classes, path, info.Classes, "bench on data with the model's classes (--data)"); err != nil {
-				return err
-			}
-			test := examples(sd.d, sd.test)
-			mo.Test = &test
-		}
-		r, err := bench.Measure(ctx, path, mo)
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
+	})
+	if err != nil {
+		return err
 	}
-	bench.MarkPareto(results)
 	dir := opts.Out
 	if dir == "" {
 		dir = "bench"
@@ -194,7 +138,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeBenchCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
+	if err := bench.WriteCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
 		return err
 	}
 	files, err := bench.WritePlots(dir, results)
@@ -218,51 +162,36 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	return nil
 }
 
-// runSplit is the data and split of a MetaQNN run, from its config.yaml.
-type runSplit struct {
-	Data      string
-	Plan      dataset.SplitPlan
-	SplitSeed uint64
-}
-
-// readRunSplit reads the data and split of the run in dir; nil, without an
-// error, for a folder without config.yaml and for a NASNet run (whose
-// rewards come from a table, not from images).
-func readRunSplit(dir string) (*runSplit, error) {
-	path := filepath.Join(dir, "config.yaml")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+// benchData is where the models' test images come from: --data, --plan and
+// --split-seed, else the run directory's own data and split; nil (random
+// images) when there is none or the folder is missing.
+func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
+	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, Seed: opts.SplitSeed}
+	if opts.RunDir != "" {
+		rs, err := search.RunTestData(opts.RunDir)
+		if err != nil {
+			return nil, err
+		}
+		if rs != nil {
+			if data.Dir == "" {
+				data.Dir = rs.Dir
+			}
+			if !opts.PlanSet {
+				data.Plan = rs.Plan
+			}
+			if !opts.SeedSet {
+				data.Seed = rs.Seed
+			}
+		}
+	}
+	if data.Dir == "" {
 		return nil, nil
 	}
-	kind, err := search.RunKind(dir)
-	if err != nil {
-		return nil, err
-	}
-	if kind != search.KindMetaQNN {
+	if _, err := os.Stat(data.Dir); err != nil {
+		fmt.Fprintf(errOut, "note: %s not found; comparing on random images and taking the accuracy from the models' metadata\n", data.Dir)
 		return nil, nil
 	}
-	cfg, err := search.LoadConfig(path, search.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("reading the run's data and split: %w", err)
-	}
-	cfg = cfg.WithDefaults()
-	plan, err := dataset.ParseSplitPlan(cfg.Split)
-	if err != nil {
-		return nil, fmt.Errorf("%s: split: %w", path, err)
-	}
-	return &runSplit{Data: cfg.Data, Plan: plan, SplitSeed: cfg.SplitSeed}, nil
-}
-
-// modelInfo reads a model's metadata.
-func modelInfo(path string) (*onnxgen.ModelInfo, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	info, err := onnxgen.ReadModelInfo(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return info, nil
+	return data, nil
 }
 
 func pureGoText(p bench.PureGo) string {
@@ -292,8 +221,8 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if r.Pareto {
 			front = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\n", r.Model, thousands(r.Params), thousands(r.MACs),
-			bytesText(r.FileBytes), bytesText(r.PeakActivationBytes), r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\n", r.Model, humanize.Comma(r.Params), humanize.Comma(r.MACs),
+			humanize.IBytes(uint64(r.FileBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)), r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99,
 			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), front)
 	}
 	tw.Flush()
@@ -312,33 +241,4 @@ func printBench(out io.Writer, rs []*bench.Result) {
 			fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", op)
 		}
 	}
-}
-
-func writeBenchCSV(path string, rs []*bench.Result) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"model", "arch", "params", "macs", "file_bytes", "peak_activation_bytes", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-		"throughput_images_per_second", "throughput_batch", "accuracy", "accuracy_source", "pure_go_max_abs_diff", "pure_go_unsupported_op", "pareto"})
-	for _, r := range rs {
-		acc, diff := "", ""
-		if r.Accuracy != nil {
-			acc = strconv.FormatFloat(*r.Accuracy, 'f', 6, 64)
-		}
-		if r.PureGo.MaxAbsDiff != nil {
-			diff = strconv.FormatFloat(*r.PureGo.MaxAbsDiff, 'g', 4, 64)
-		}
-		f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
-		w.Write([]string{r.Model, r.Arch, strconv.FormatInt(r.Params, 10), strconv.FormatInt(r.MACs, 10), strconv.FormatInt(r.FileBytes, 10),
-			strconv.FormatInt(r.PeakActivationBytes, 10), f(r.LatencyMs.P50), f(r.LatencyMs.P95), f(r.LatencyMs.P99), f(r.LatencyMs.Mean),
-			f(r.Throughput), strconv.Itoa(r.ThroughputBatch), acc, r.AccuracySource, diff, r.PureGo.UnsupportedOp, strconv.FormatBool(r.Pareto)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/runtime"
@@ -138,7 +139,7 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 	if opts.Threads > 0 {
 		threads = fmt.Sprintf("%d threads", opts.Threads)
 	}
-	fmt.Fprintf(out, "%s at %s, %s parameters, %s MACs per image; batch %d, %s\n", rep.Arch, rep.Input, thousands(rep.Params), thousands(rep.MACs), st.Batch, threads)
+	fmt.Fprintf(out, "%s at %s, %s parameters, %s MACs per image; batch %d, %s\n", rep.Arch, rep.Input, humanize.Comma(rep.Params), humanize.Comma(rep.MACs), st.Batch, threads)
 	fmt.Fprintf(out, "training step  %.2f ms (median of %d after %d warm-up)  %.0f images/s  %.2f GFLOP/s = %.1f%% of the peak (%.1f GFLOP/s, float32 MatMul)\n",
 		st.Median, st.Steps, opts.Warmup, st.ImagesPerSecond, st.GFLOPs, 100*rep.PeakShare, rep.PeakGFLOPs)
 	if rep.Inference != nil {

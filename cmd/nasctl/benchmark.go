@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,8 +12,12 @@ import (
 	"time"
 
 	"github.com/nasctl/nasctl/controller"
-	"github.com/nasctl/nasctl/controller/benchplot"
+	"github.com/nasctl/nasctl/controller/agentbench"
+	"github.com/nasctl/nasctl/controller/problem"
+	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/nasctl/nasctl/natsbench"
+	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
 
@@ -43,12 +46,6 @@ func benchAgentNames() []string {
 	}
 	return names
 }
-
-// Benchmark spaces.
-const (
-	benchSpaceNATSBench = "natsbench"
-	benchSpaceMock      = "mock"
-)
 
 func benchmarkCommand() *cli.Command {
 	return &cli.Command{
@@ -81,7 +78,7 @@ per episode down to 1.0) or study (the founding study's baseline, skip and clipp
 0 given to any of them but --entropy means the paper default.
 Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "space", Value: benchSpaceNATSBench, Usage: "search space and reward: natsbench or mock"},
+				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},
 				&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "natsbench accuracy column: " + strings.Join(natsbench.DatasetNames(), ", ")},
 				&cli.IntFlag{Name: "blocks", Value: 2, Usage: "mock: blocks per cell (B)"},
 				&cli.IntFlag{Name: "budget", Value: 300, Usage: "queries per run"},
@@ -109,7 +106,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				if err != nil {
 					return err
 				}
-				opts.Progress = benchmarkProgress(c.App.ErrWriter)
+				opts.Progress = progress.Counter(c.App.ErrWriter, "benchmark: %d/%d runs")
 				return runBenchmarkAgents(c.Context, opts, c.App.Writer)
 			},
 		}},
@@ -117,9 +114,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 }
 
 type benchmarkAgentsOptions struct {
-	Space       string
-	Dataset     natsbench.Dataset
-	Blocks      int
+	Problem     *problem.Problem
 	Budget      int
 	Seeds       int
 	FirstSeed   uint64
@@ -129,36 +124,34 @@ type benchmarkAgentsOptions struct {
 	JSON        bool
 	FreeRepeats bool
 	Workers     int
-	Reinforce   controller.Config
+	Reinforce   controller.ReinforceConfig
 	Progress    func(done, total int) // nil: quiet
 }
 
 // benchmarkAgentsOptionsFrom parses and checks the flags; every mistake is a usage error.
 func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) {
 	o := benchmarkAgentsOptions{
-		Space: c.String("space"), Blocks: c.Int("blocks"), Budget: c.Int("budget"), Seeds: c.Int("seeds"),
+		Budget: c.Int("budget"), Seeds: c.Int("seeds"),
 		FirstSeed: c.Uint64("seed"), Out: c.String("out"), JSON: c.Bool("json"),
 		FreeRepeats: c.Bool("free-repeats"), Workers: c.Int("workers"),
 	}
-	var err error
-	if o.Dataset, err = natsbench.ParseDataset(c.String("dataset")); err != nil {
+	space := c.String("space")
+	if !slices.Contains(problem.Names, space) {
+		return o, usagef("--space: unknown space %q (valid: %s)", space, strings.Join(problem.Names, ", "))
+	}
+	if space == "mock" && c.Int("blocks") < 1 {
+		return o, usagef("--blocks must be at least 1, got %d", c.Int("blocks"))
+	}
+	if _, err := natsbench.ParseDataset(c.String("dataset")); err != nil {
 		return o, usagef("--dataset: %v", err)
 	}
+	var err error
+	if o.Problem, err = problem.New(space, c.Int("blocks"), c.String("dataset")); err != nil {
+		return o, err
+	}
 	preset := c.String("preset")
-	switch o.Space {
-	case benchSpaceNATSBench:
-		if preset == "" {
-			preset = "natsbench"
-		}
-	case benchSpaceMock:
-		if o.Blocks < 1 {
-			return o, usagef("--blocks must be at least 1, got %d", o.Blocks)
-		}
-		if preset == "" {
-			preset = "paper"
-		}
-	default:
-		return o, usagef("--space: unknown space %q (valid: %s, %s)", o.Space, benchSpaceNATSBench, benchSpaceMock)
+	if preset == "" {
+		preset = search.DefaultNASNetPreset(space)
 	}
 	if o.Reinforce, err = controller.ReinforcePreset(preset); err != nil {
 		return o, usagef("--preset: %v", err)
@@ -231,42 +224,16 @@ type benchmarkRow struct {
 }
 
 func runBenchmarkAgents(ctx context.Context, opts benchmarkAgentsOptions, out io.Writer) error {
-	b := controller.Benchmark{
-		Budget: opts.Budget, Seeds: opts.Seeds, FirstSeed: opts.FirstSeed,
+	b := agentbench.Benchmark{
+		Problem: opts.Problem, Budget: opts.Budget, Seeds: opts.Seeds, FirstSeed: opts.FirstSeed,
 		FreeRepeats: opts.FreeRepeats, Workers: opts.Workers, Progress: opts.Progress,
 	}
-	var title, unit string
-	switch opts.Space {
-	case benchSpaceNATSBench:
-		tab, err := natsbench.Embedded()
-		if err != nil {
-			return err
-		}
-		ds := opts.Dataset
-		_, b.Optimum = tab.Optimum(ds)
-		b.Space = controller.UniformSpace{N: natsbench.NumEdges, Type: controller.DecisionType{Name: "op", Choices: natsbench.NumOps}}
-		b.Score = func(actions []int) (float64, error) {
-			cell, err := natsbench.CellFromActions(actions)
-			if err != nil {
-				return 0, err
-			}
-			return tab.Accuracy(cell, ds), nil
-		}
-		b.Reward = func(acc float64) float64 { return acc / 100 }
-		title, unit = fmt.Sprintf("NATS-Bench %s test accuracy (optimum %.2f)", ds, b.Optimum), "accuracy points"
-	case benchSpaceMock:
-		b.Space = controller.CellSpace{B: opts.Blocks}
-		b.Score = controller.MockReward
-		b.Optimum = 0.998 // the mock reward's upper clamp, reached by many cells
-		title = fmt.Sprintf("mock reward, B = %d (optimum %.3f)", opts.Blocks, b.Optimum)
-	default:
-		return fmt.Errorf("unknown space %q", opts.Space)
-	}
-	var agents []controller.NamedAgent
+	title, unit := opts.Problem.Title, opts.Problem.Unit
+	var agents []agentbench.NamedAgent
 	for _, name := range opts.Agents {
 		for _, a := range benchAgents {
 			if a.name == name {
-				agents = append(agents, controller.NamedAgent{Name: name, New: a.new(opts)})
+				agents = append(agents, agentbench.NamedAgent{Name: name, New: a.new(opts)})
 			}
 		}
 	}
@@ -278,14 +245,11 @@ func runBenchmarkAgents(ctx context.Context, opts benchmarkAgentsOptions, out io
 	elapsed := time.Since(start)
 	var plots []string
 	if opts.Out != "" {
-		if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-			return err
-		}
-		p, err := benchplot.Regret(res, title, unit)
+		p, err := agentbench.Regret(res, title, unit)
 		if err != nil {
 			return err
 		}
-		if plots, err = benchplot.Save(p, opts.Out, "regret"); err != nil {
+		if plots, err = figure.Save(p, opts.Out, "regret"); err != nil {
 			return err
 		}
 	}
@@ -323,26 +287,4 @@ func runBenchmarkAgents(ctx context.Context, opts benchmarkAgentsOptions, out io
 		fmt.Fprintf(out, "plot: %s\n", p)
 	}
 	return nil
-}
-
-// benchmarkProgress returns a progress callback that redraws one line on w
-// when w is a terminal, or nil so that logs and tests stay quiet.
-func benchmarkProgress(w io.Writer) func(done, total int) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	return benchmarkProgressTo(w)
-}
-
-func benchmarkProgressTo(w io.Writer) func(done, total int) {
-	return func(done, total int) {
-		fmt.Fprintf(w, "\rbenchmark: %d/%d runs", done, total)
-		if done == total {
-			fmt.Fprint(w, "\r\x1b[K")
-		}
-	}
 }

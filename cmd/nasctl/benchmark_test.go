@@ -47,7 +47,7 @@ func TestBenchmarkAgentsTableAndPlots(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, w := range []string{"mock reward, B = 1", "budget 8 queries, 2 seeds (1..2)", "random", "plot: " + filepath.Join(dir, "regret.png")} {
+	for _, w := range []string{"mock reward of a NASNet cell pair, B = 1", "budget 8 queries, 2 seeds (1..2)", "random", "plot: " + filepath.Join(dir, "regret.png")} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}

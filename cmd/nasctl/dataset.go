@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/urfave/cli/v2"
 )
 
@@ -64,7 +64,7 @@ Example: nasctl dataset generate --out data/leaves --seed 1`,
 				Options: dataset.Options{
 					Count: c.Int("count"), Size: c.Int("size"), Seed: c.Uint64("seed"),
 					Rotate: c.Bool("rotate"), Force: c.Bool("force"),
-					Progress: datasetProgress(c.App.ErrWriter, "writing"),
+					Progress: progress.Counter(c.App.ErrWriter, "writing %d/%d files"),
 				},
 			}
 			var problems []error
@@ -146,7 +146,7 @@ Example: nasctl dataset info data/leaves --json`,
 				Dir: c.Args().First(), PlanName: c.String("plan"), Seed: c.Uint64("seed"), JSON: c.Bool("json"),
 				Load: dataset.LoadOptions{
 					Channels: c.Int("channels"), SkipBad: c.Bool("skip-bad"),
-					Progress: datasetProgress(c.App.ErrWriter, "reading"),
+					Progress: progress.Counter(c.App.ErrWriter, "reading %d/%d files"),
 				},
 			}
 			var err error
@@ -290,32 +290,4 @@ func parseDatasetSize(s string) (height, width int, err error) {
 		return 0, 0, fmt.Errorf("%q: want N or HEIGHTxWIDTH with positive integers, e.g. 64 or 64x48", s)
 	}
 	return height, width, nil
-}
-
-// datasetProgress returns a progress callback that redraws one line on w when
-// w is a terminal (at most ten times a second, and at the end), or nil so that
-// logs and tests stay quiet.
-func datasetProgress(w io.Writer, verb string) func(done, total int) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	return datasetProgressTo(w, verb, time.Now)
-}
-
-func datasetProgressTo(w io.Writer, verb string, now func() time.Time) func(done, total int) {
-	var last time.Time
-	return func(done, total int) {
-		if done < total && now().Sub(last) < 100*time.Millisecond {
-			return
-		}
-		last = now()
-		fmt.Fprintf(w, "\r%s %d/%d files", verb, done, total)
-		if done == total {
-			fmt.Fprint(w, "\r\x1b[K") // erase the line for the summary
-		}
-	}
 }

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // runDataset runs nasctl with args and returns its exit code, stdout and stderr.
@@ -265,21 +264,5 @@ func TestDatasetHelp(t *testing.T) {
 		if !strings.Contains(out, flag) {
 			t.Errorf("generate help lacks %s", flag)
 		}
-	}
-}
-
-func TestDatasetProgressLine(t *testing.T) {
-	var b bytes.Buffer
-	clock := time.Unix(0, 0)
-	p := datasetProgressTo(&b, "writing", func() time.Time { return clock })
-	p(1, 3) // first call draws
-	p(2, 3) // same instant: skipped
-	clock = clock.Add(time.Second)
-	p(3, 3) // the last always draws, then erases the line
-	if want := "\rwriting 1/3 files\rwriting 3/3 files\r\x1b[K"; b.String() != want {
-		t.Errorf("progress output %q, want %q", b.String(), want)
-	}
-	if datasetProgress(&b, "x") != nil {
-		t.Error("progress drawn on a writer that is not a terminal")
 	}
 }

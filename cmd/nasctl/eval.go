@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/dataset"
@@ -84,11 +82,12 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 		return fmt.Errorf("%s: %w", opts.Model, err)
 	}
 	defer m.Close()
-	d, split, err := loadSplit(opts.Data, m.Info.Input, opts.Plan, opts.SplitSeed)
+	in := m.Info.Input
+	d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, opts.Plan, opts.SplitSeed)
 	if err != nil {
 		return err
 	}
-	if err := sameClasses(opts.Data, d.Classes, opts.Model, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
+	if err := dataset.CheckClasses(opts.Data, d.Classes, opts.Model, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
 		return err
 	}
 	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
@@ -98,7 +97,7 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	if opts.Split == "all" {
 		idx = seqInts(d.Len())
 	}
-	ev, err := m.Evaluate(ctx, examples(d, idx), opts.Batch)
+	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}, opts.Batch)
 	if err != nil {
 		return err
 	}
@@ -211,14 +210,4 @@ func runPredict(ctx context.Context, model string, images []string, sess runtime
 		fmt.Fprintf(out, "%s\t%s\t%.4f\n", path, pr.Class, pr.Probability)
 	}
 	return nil
-}
-
-// sameClasses fails when the data's classes are not the model's, in the
-// same order (labels are indices into them), saying what to do.
-func sameClasses(data string, dataClasses []string, model string, modelClasses []string, todo string) error {
-	if slices.Equal(dataClasses, modelClasses) {
-		return nil
-	}
-	return fmt.Errorf("%s has the classes %s, the model %s %s; %s",
-		data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/natsbench"
 	"github.com/urfave/cli/v2"
@@ -20,7 +20,7 @@ func rewardCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "mock",
-				Usage: "the founding study's mock reward of a NASNet cell pair (SEED-NOTES section 4)",
+				Usage: "the founding study's mock reward of a NASNet cell pair (docs/study.md, section 6)",
 				Description: `--actions is the controller's action vector: 5 integers per block
 (input1, input2, op1, op2, combine), the normal cell's B blocks first, then the
 reduction cell's; 10*B integers in all. Block b's inputs are 0..b+1 (0 = h0,
@@ -123,7 +123,7 @@ type rewardMockOptions struct {
 }
 
 func runRewardMock(_ context.Context, opts rewardMockOptions, out io.Writer) error {
-	t, err := controller.MockTerms(opts.Actions)
+	t, err := problem.MockTerms(opts.Actions)
 	if err != nil {
 		return err
 	}

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/natsbench"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -22,13 +16,13 @@ func searchNASNetCommand() *cli.Command {
 		Name:      "nasnet",
 		Usage:     "NASNet cells: a REINFORCE LSTM controller designs cells (Zoph et al. 2018, the founding study)",
 		ArgsUsage: " ",
-		Description: `Runs a search in runs/NAME: the controller samples a cell pair (or a NATS-Bench
-cell), the reward scores it and the controller learns, --episodes times. Every
-episode is recorded as it finishes (episodes.jsonl: actions, cell, reward,
-baseline, temperature, update), the controller's state after every update
-(controller.state); at the end (or on a stop) episodes.csv, top.json,
-top-cells.txt, report.md and plots/ (reward with its moving average and the
-baseline; temperature) are written.
+		Description: `Runs a search in runs/NAME, in the same layout as a MetaQNN run: the controller
+samples a cell pair (or a NATS-Bench cell), the reward scores it and the controller
+learns, --episodes times. Every trial is recorded as it finishes (trials.jsonl:
+actions, cell, reward, temperature), what the controller did with it (agent.jsonl:
+baseline, update) and its state after every update (agent.state); at the end (or on a
+stop) trials.csv, top.json, report.md and plots/ (reward with its moving average and
+the baseline; temperature) are written.
 
 Rewards:
   mock       the founding study's mock reward of a cell pair of --blocks blocks
@@ -48,13 +42,14 @@ All use the study's temperature: 5.0, x0.995 per episode, down to 1.0.
 Ctrl-C finishes the episode in flight and stops; a second Ctrl-C abandons it.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have.
+(An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:
   nasctl search nasnet --reward mock --episodes 800 --seed 1 --name mock-1
   nasctl search nasnet --reward natsbench --dataset cifar100 --episodes 300
   nasctl search nasnet --resume runs/mock-1`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(search.RewardNames(), ", ") + " (default mock)"},
+			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(problem.Names, ", ") + " (default mock)"},
 			&cli.IntFlag{Name: "blocks", Usage: "mock: blocks per cell, B (default 2, the study's)"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
 			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled (default 800)"},
@@ -81,20 +76,13 @@ Examples:
 			if c.NArg() > 0 {
 				return usagef("search nasnet takes no arguments (got %q)", c.Args().Slice())
 			}
-			opts, err := nasnetOptionsFrom(c)
+			opts, err := nasnetOptions(c)
 			if err != nil {
 				return err
 			}
-			return runNASNetSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
-}
-
-type nasnetOptions struct {
-	Config search.NASNetConfig
-	Resume string
-	Quiet  bool
-	JSON   bool
 }
 
 // nasnetSettingFlags are the flags that shape a run; a resumed run keeps
@@ -102,75 +90,40 @@ type nasnetOptions struct {
 var nasnetSettingFlags = []string{"reward", "blocks", "dataset", "episodes", "preset", "config", "batch", "temperature",
 	"temperature-decay", "min-temperature", "baseline", "baseline-decay", "skip-below", "lr", "entropy", "top-k", "seed", "name", "dir"}
 
-// nasnetOptionsFrom builds the configuration: controller preset, then file,
+// nasnetOptions builds the configuration: controller preset, then file,
 // then flags. Every mistake is a usage error that names the flag or key.
-func nasnetOptionsFrom(c *cli.Context) (nasnetOptions, error) {
-	opts := nasnetOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
-	if opts.Resume != "" {
-		for _, f := range nasnetSettingFlags {
-			if c.IsSet(f) {
-				return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --quiet and --json can", f, filepath.Join(opts.Resume, "config.yaml"))
-			}
-		}
-		return opts, nil
+func nasnetOptions(c *cli.Context) (searchOptions, error) {
+	if c.String("resume") != "" {
+		return resumeOptions(c, nasnetSettingFlags)
 	}
-	// The reward and the preset decide the base, so they are read first:
-	// from the flags, else from the file.
-	var file search.NASNetConfig
-	if f := c.String("config"); f != "" {
-		var err error
-		if file, err = search.LoadNASNetConfig(f, search.NASNetConfig{}); err != nil {
-			return opts, usagef("--config: %v", err)
-		}
-	}
-	reward := file.Reward
-	if c.IsSet("reward") {
-		var err error
-		if reward, err = search.ParseRewardKind(c.String("reward")); err != nil {
-			return opts, usagef("--reward: %v", err)
-		}
-	}
-	preset := file.Preset
-	if c.IsSet("preset") {
-		preset = c.String("preset")
-	}
-	cfg, err := search.NewNASNetConfig(reward, preset)
+	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
+	cfg, err := nasnetBase(c)
 	if err != nil {
-		return opts, usagef("--preset: %v", err)
+		return opts, err
 	}
-	if f := c.String("config"); f != "" {
-		if cfg, err = search.LoadNASNetConfig(f, cfg); err != nil {
-			return opts, usagef("--config: %v", err)
-		}
-	}
-	cfg.Reward = reward
-	if c.IsSet("dataset") && reward != search.RewardNATSBench {
+	prob := cfg.Problem.Name
+	if c.IsSet("dataset") && prob != "natsbench" {
 		return opts, usagef("--dataset applies to --reward natsbench only; add --reward natsbench or drop --dataset")
 	}
-	if c.IsSet("blocks") && reward != search.RewardMock {
+	if c.IsSet("blocks") && prob != "mock" {
 		return opts, usagef("--blocks applies to --reward mock only (the NATS-Bench cell is fixed); drop --blocks")
 	}
-	set := func(name string, apply func()) {
-		if c.IsSet(name) {
-			apply()
-		}
-	}
-	r := &cfg.Controller
-	set("blocks", func() { cfg.Blocks = c.Int("blocks") })
-	set("dataset", func() { cfg.Dataset = c.String("dataset") })
-	set("episodes", func() { cfg.Episodes = c.Int("episodes") })
-	set("batch", func() { r.BatchSize = c.Int("batch") })
-	set("temperature", func() { r.Temperature = c.Float64("temperature") })
-	set("temperature-decay", func() { r.TemperatureDecay = c.Float64("temperature-decay") })
-	set("min-temperature", func() { r.MinTemperature = c.Float64("min-temperature") })
-	set("baseline-decay", func() { r.BaselineDecay = c.Float64("baseline-decay") })
-	set("skip-below", func() { r.SkipBelow = c.Float64("skip-below") })
-	set("lr", func() { r.LearningRate = c.Float64("lr") })
-	set("entropy", func() { r.EntropyWeight = c.Float64("entropy") })
-	set("top-k", func() { cfg.TopK = c.Int("top-k") })
-	set("seed", func() { cfg.Seed = c.Uint64("seed") })
-	set("name", func() { cfg.Name = c.String("name") })
-	set("dir", func() { cfg.Dir = c.String("dir") })
+	r := &cfg.Reinforce.Controller
+	set(c, "blocks", func() { cfg.Problem.Blocks = c.Int("blocks") })
+	set(c, "dataset", func() { cfg.Problem.Dataset = c.String("dataset") })
+	set(c, "episodes", func() { cfg.Trials = c.Int("episodes") })
+	set(c, "batch", func() { r.BatchSize = c.Int("batch") })
+	set(c, "temperature", func() { r.Temperature = c.Float64("temperature") })
+	set(c, "temperature-decay", func() { r.TemperatureDecay = c.Float64("temperature-decay") })
+	set(c, "min-temperature", func() { r.MinTemperature = c.Float64("min-temperature") })
+	set(c, "baseline-decay", func() { r.BaselineDecay = c.Float64("baseline-decay") })
+	set(c, "skip-below", func() { r.SkipBelow = c.Float64("skip-below") })
+	set(c, "lr", func() { r.LearningRate = c.Float64("lr") })
+	set(c, "entropy", func() { r.EntropyWeight = c.Float64("entropy") })
+	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
+	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
+	set(c, "name", func() { cfg.Name = c.String("name") })
+	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	if c.IsSet("baseline") {
 		if r.Baseline, err = controller.ParseBaselineKind(c.String("baseline")); err != nil {
 			return opts, usagef("--baseline: %v", err)
@@ -182,132 +135,46 @@ func nasnetOptionsFrom(c *cli.Context) (nasnetOptions, error) {
 			return opts, usagef("--%s must be at least 1, got %d", f, c.Int(f))
 		}
 	}
-	cfg = cfg.WithDefaults()
-	if err := cfg.Check(); err != nil {
-		return opts, usagef("invalid settings:\n%v", err)
-	}
-	opts.Config = cfg
-	return opts, nil
+	opts.Config, err = checked(cfg)
+	return opts, err
 }
 
-func runNASNetSearch(ctx context.Context, opts nasnetOptions, out, errOut io.Writer) error {
-	var s *search.NASNetSearch
-	var err error
-	if opts.Resume != "" {
-		s, err = search.ResumeNASNet(opts.Resume, nil)
-	} else {
-		var reward search.Reward
-		if reward, err = search.NewReward(opts.Config); err == nil {
-			s, err = search.NewNASNet(opts.Config, reward)
+// nasnetBase is the configuration the flags apply to: the controller preset
+// of the problem (from the flags, else from --config), then --config.
+func nasnetBase(c *cli.Context) (search.Config, error) {
+	var file search.Config
+	if f := c.String("config"); f != "" {
+		var err error
+		if file, err = search.LoadConfig(f, search.Config{Kind: search.KindNASNet}); err != nil {
+			return file, usagef("--config: %v", err)
+		}
+		if file.Kind != search.KindNASNet {
+			return file, usagef("--config: %s describes a %s search; run it with nasctl search %s", f, file.Kind, file.Kind)
 		}
 	}
+	prob := file.Problem.Name
+	if prob == "" {
+		prob = "mock"
+	}
+	if c.IsSet("reward") {
+		prob = c.String("reward")
+		if !slices.Contains(problem.Names, prob) {
+			return file, usagef("--reward: unknown reward %q (valid: %s)", prob, strings.Join(problem.Names, ", "))
+		}
+	}
+	preset := file.Reinforce.Preset
+	if c.IsSet("preset") {
+		preset = c.String("preset")
+	}
+	cfg, err := search.NASNetPreset(prob, preset)
 	if err != nil {
-		return err
+		return cfg, usagef("--preset: %v", err)
 	}
-	defer s.Close()
-	cfg := s.Config()
-	if !opts.Quiet && !opts.JSON {
-		fmt.Fprintf(errOut, "run %s: %d episodes planned (%d done); reward: %s; controller preset %s, seed %d\n",
-			s.Dir(), cfg.Episodes, len(s.Episodes()), s.Describe(), cfg.Preset, cfg.Seed)
-	}
-
-	stop := make(chan struct{})
-	var once sync.Once
-	remove := onFirstInterrupt(func() { once.Do(func() { close(stop) }) })
-	defer remove()
-
-	p := newNASNetProgress(opts, out, errOut)
-	s.Progress = p.event
-	err = s.Run(ctx, stop)
-	p.close()
-	switch {
-	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
-		fmt.Fprintf(errOut, "stopped after %d episodes; every finished episode is saved. Resume with:\n  nasctl search nasnet --resume %s\n", len(s.Episodes()), s.Dir())
-		return err
-	case err != nil:
-		return fmt.Errorf("%w (finished episodes are saved; resume with --resume %s)", err, s.Dir())
-	}
-	if !opts.JSON {
-		b, rerr := os.ReadFile(filepath.Join(s.Dir(), "report.md"))
-		if rerr != nil {
-			return rerr
+	if f := c.String("config"); f != "" {
+		if cfg, err = search.LoadConfig(f, cfg); err != nil {
+			return cfg, usagef("--config: %v", err)
 		}
-		fmt.Fprintf(out, "%s\nRun directory: %s\n", b, s.Dir())
 	}
-	return nil
-}
-
-// nasnetProgress draws a NASNet search's events: JSON lines on out with
-// --json, nothing with --quiet, else a line per event on errOut under a live
-// status line when errOut is a terminal.
-type nasnetProgress struct {
-	opts   nasnetOptions
-	errOut io.Writer
-	enc    *json.Encoder
-	status *statusLine // nil unless live
-
-	mu   sync.Mutex
-	last search.NASNetEvent
-}
-
-func newNASNetProgress(opts nasnetOptions, out, errOut io.Writer) *nasnetProgress {
-	p := &nasnetProgress{opts: opts, errOut: errOut, enc: json.NewEncoder(out)}
-	if !opts.Quiet && !opts.JSON && isTerminal(errOut) {
-		p.status = newStatusLine(errOut, p.statusText)
-	}
-	return p
-}
-
-func (p *nasnetProgress) statusText() string {
-	p.mu.Lock()
-	e := p.last
-	p.mu.Unlock()
-	return fmt.Sprintf("episode %d of %d  T %.2f  mean(last 100) %.4f  best %.4f  elapsed %s  remaining ~%s  (Ctrl-C stops)",
-		min(e.Done+1, e.Total), e.Total, e.Temperature, e.Recent, e.Best, duration(e.Elapsed), duration(e.Remaining))
-}
-
-func (p *nasnetProgress) event(e search.NASNetEvent) {
-	p.mu.Lock()
-	p.last = e
-	p.mu.Unlock()
-	if p.opts.JSON {
-		if e.Kind == "done" {
-			e.Message = "" // the report is in report.md
-		}
-		p.enc.Encode(e)
-		return
-	}
-	line := nasnetEventLine(e)
-	switch {
-	case p.opts.Quiet || line == "":
-	case p.status != nil:
-		p.status.Println(line)
-	default:
-		fmt.Fprintln(p.errOut, line)
-	}
-}
-
-func (p *nasnetProgress) close() {
-	if p.status != nil {
-		p.status.Close()
-	}
-}
-
-// nasnetEventLine renders one event as a plain line, or "" for none.
-func nasnetEventLine(e search.NASNetEvent) string {
-	switch e.Kind {
-	case "episode":
-		ep := e.Episode
-		update := ""
-		if u := ep.Update; u != nil && u.Skipped {
-			update = "  update skipped"
-		} else if u != nil {
-			update = fmt.Sprintf("  update %d (loss %.3g)", u.Index+1, u.Loss)
-		}
-		return fmt.Sprintf("[%d/%d] T %.2f  reward %.4f  baseline %.4f%s  best %.4f  %s  elapsed %s, ~%s left",
-			ep.Episode, e.Total, ep.Temperature, ep.Reward, ep.Baseline, update, e.Best, ep.Cell, duration(e.Elapsed), duration(e.Remaining))
-	case "start", "stopping":
-		return e.Message
-	}
-	return ""
+	cfg.Problem.Name = prob
+	return cfg, nil
 }

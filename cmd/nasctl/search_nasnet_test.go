@@ -6,28 +6,52 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
-func readEpisodeLog(t *testing.T, path string) []search.Episode {
+// readLog reads a run's trials in trial order; a line being written does
+// not parse and is left out.
+func readLog(t *testing.T, dir string) []rundir.Trial {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
+	ts, err := rundir.ReadTrials(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var out []search.Episode
-	for _, line := range strings.Split(string(b), "\n") {
-		var e search.Episode
-		if json.Unmarshal([]byte(line), &e) == nil {
-			out = append(out, e) // a line being written does not parse
+	slices.SortFunc(ts, func(a, b rundir.Trial) int { return a.ID - b.ID })
+	return ts
+}
+
+// timeless is a trial without what the clock measured.
+func timeless(t rundir.Trial) rundir.Trial {
+	t.Seconds, t.Finished, t.ImagesPerSecond = 0, time.Time{}, 0
+	t.Epochs = slices.Clone(t.Epochs)
+	for i := range t.Epochs {
+		t.Epochs[i].Seconds = 0
+	}
+	return t
+}
+
+// sameLogs compares two runs trial for trial, times left out.
+func sameLogs(t *testing.T, got, want []rundir.Trial) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d trials, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := timeless(got[i]), timeless(want[i])
+		jg, _ := json.Marshal(g)
+		jw, _ := json.Marshal(w)
+		if !bytes.Equal(jg, jw) {
+			t.Fatalf("trial %d differs:\n got %s\nwant %s", i+1, jg, jw)
 		}
 	}
-	return out
 }
 
 // A short mock search end to end: JSON progress, every file of the run
@@ -40,48 +64,47 @@ func TestSearchNASNetMock(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	var kinds []string
-	episodes := 0
+	trials, updates := 0, 0
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var e search.NASNetEvent
+		var e search.Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("event %q: %v", line, err)
 		}
 		kinds = append(kinds, e.Kind)
-		if e.Kind == "episode" {
-			episodes++
-			if e.Episode == nil || e.Episode.Episode != episodes || e.Done != episodes || e.Total != 40 {
-				t.Errorf("event %d: %s", episodes, line)
+		if e.Kind == "trial" {
+			trials++
+			if e.Trial == nil || e.Trial.ID != trials || e.Done != trials || e.Total != 40 || e.Learned == nil {
+				t.Errorf("event %d: %s", trials, line)
+			}
+			if e.Learned.Update != nil {
+				updates++
 			}
 		}
 	}
-	if episodes != 40 || kinds[0] != "start" || kinds[len(kinds)-1] != "done" {
-		t.Errorf("events %v", kinds)
+	if trials != 40 || updates != 20 || kinds[0] != "start" || kinds[len(kinds)-1] != "done" {
+		t.Errorf("events %v, %d updates; want 40 trials and 20 updates (batch 2)", kinds, updates)
 	}
 	dir := filepath.Join(runs, "m")
-	for _, f := range []string{"config.yaml", "episodes.jsonl", "episodes.csv", "controller.state", "top.json", "top-cells.txt",
+	for _, f := range []string{"config.yaml", "trials.jsonl", "trials.csv", "agent.state", "agent.jsonl", "top.json",
 		"report.md", "plots/reward.png", "plots/reward.svg", "plots/temperature.png", "plots/temperature.svg"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	eps := readEpisodeLog(t, filepath.Join(dir, "episodes.jsonl"))
-	updates := 0
-	for i, e := range eps {
-		if e.Episode != i+1 || len(e.Actions) != 20 || !strings.HasPrefix(e.Cell, "normal: ") || e.Reward < 0.5 || e.Reward > 0.998 {
-			t.Errorf("episode %+v", e)
+	log := readLog(t, dir)
+	for i, tr := range log {
+		if tr.ID != i+1 || len(tr.Actions) != 20 || !strings.HasPrefix(tr.Arch, "normal: ") || tr.Reward < 0.5 || tr.Reward > 0.998 {
+			t.Errorf("trial %+v", tr)
 		}
-		if e.Update != nil {
-			updates++
-		}
-		if i == 0 && e.Temperature != 5 {
-			t.Errorf("first temperature %v, want 5", e.Temperature)
+		if i == 0 && tr.Temperature != 5 {
+			t.Errorf("first temperature %v, want 5", tr.Temperature)
 		}
 	}
-	if len(eps) != 40 || updates != 20 {
-		t.Errorf("%d episodes, %d updates; want 40 and 20 (batch 2)", len(eps), updates)
+	if len(log) != 40 {
+		t.Errorf("%d trials, want 40", len(log))
 	}
 	cfg, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
-	for _, want := range []string{"kind: nasnet", "reward: mock", "blocks: 2", "episodes: 40", "preset: paper", "batch_size: 2", "hidden: 35", "baseline: ema", "seed: 3"} {
+	for _, want := range []string{"kind: nasnet", "name: mock", "blocks: 2", "trials: 40", "preset: paper", "batch_size: 2", "hidden: 35", "baseline: ema", "seed: 3"} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("config.yaml lacks %q:\n%s", want, cfg)
 		}
@@ -97,12 +120,10 @@ func TestSearchNASNetMock(t *testing.T) {
 	}
 	// Resuming a finished run samples nothing and writes the report again.
 	code, out, errOut = runCLI(t, "search", "nasnet", "--resume", dir)
-	if code != 0 || !strings.Contains(out, "40 of 40 episodes") || !strings.Contains(errOut, "(40 done)") {
+	if code != 0 || !strings.Contains(out, "40 of 40 trials") || !strings.Contains(errOut, "(40 done)") {
 		t.Errorf("resume of a finished run: %d\n%s\n%s", code, out, errOut)
 	}
-	if n := len(readEpisodeLog(t, filepath.Join(dir, "episodes.jsonl"))); n != 40 {
-		t.Errorf("%d episodes after the resume", n)
-	}
+	sameLogs(t, readLog(t, dir), log)
 	// The same name again is refused with a hint.
 	code, _, errOut = runCLI(t, "search", "nasnet", "--episodes", "5", "--dir", runs, "--name", "m")
 	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
@@ -118,7 +139,7 @@ func TestSearchNASNetNATSBenchText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(errOut, "[12/12] T ") || !strings.Contains(errOut, "controller preset natsbench") {
+	if !strings.Contains(errOut, "[12/12] T ") || !strings.Contains(errOut, "preset natsbench") {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 	if !strings.Contains(out, "NATS-Bench cifar100") || !strings.Contains(out, "Run directory: "+filepath.Join(runs, "nasnet-natsbench")) {
@@ -139,7 +160,7 @@ func TestSearchNASNetUsage(t *testing.T) {
 		{[]string{"--episodes", "0"}, "--episodes must be at least 1, got 0"},
 		{[]string{"--batch", "-2"}, "--batch must be at least 1"},
 		{[]string{"--baseline", "mean"}, `--baseline: unknown baseline "mean" (valid: ema, study)`},
-		{[]string{"--temperature", "0.5"}, "controller: temperature 0.5 is below its floor 1"},
+		{[]string{"--temperature", "0.5"}, "reinforce: temperature 0.5 is below its floor 1"},
 		{[]string{"--name", ".x"}, "name: \".x\" is not a valid run name"},
 		{[]string{"--resume", "runs/x", "--episodes", "3"}, "--episodes cannot change a resumed run"},
 		{[]string{"--config", "missing.yaml"}, "--config: open missing.yaml"},
@@ -157,25 +178,63 @@ func TestSearchNASNetUsage(t *testing.T) {
 	}
 }
 
-// A real search process gets Ctrl-C (SIGINT) in the middle of its run: it
-// finishes the episode in flight, says how to resume and exits 1; the
-// resumed run keeps every episode recorded before and completes the run.
-func TestSearchNASNetInterruptAndResume(t *testing.T) {
+// A real search process is killed with SIGKILL in the middle of its run,
+// then resumed: the resumed run keeps every trial recorded before the kill
+// and ends with the trials of an uninterrupted run.
+func TestSearchNASNetKillAndResume(t *testing.T) {
 	bin := buildNasctl(t)
 	runs := t.TempDir()
-	const total = 300
-	cmd := exec.Command(bin, "search", "nasnet", "--episodes", "300", "--preset", "study", "--dir", runs, "--name", "int", "--json")
+	args := []string{"search", "nasnet", "--episodes", "600", "--preset", "study", "--seed", "5", "--dir", runs, "--quiet"}
+	cmd := exec.Command(bin, append(args, "--name", "killed")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(runs, "killed")
+	deadline := time.Now().Add(time.Minute)
+	for len(readLog(t, dir)) < 20 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no 20 trials within a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	before := readLog(t, dir)
+	if len(before) >= 600 {
+		t.Fatalf("the search finished (%d trials) before the kill arrived", len(before))
+	}
+	if out, err := exec.Command(bin, "search", "nasnet", "--resume", dir, "--quiet").CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	after := readLog(t, dir)
+	sameLogs(t, after[:len(before)], before)
+	if out, err := exec.Command(bin, append(args, "--name", "whole")...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted: %v\n%s", err, out)
+	}
+	sameLogs(t, after, readLog(t, filepath.Join(runs, "whole")))
+	t.Logf("killed after %d trials, resumed to %d", len(before), len(after))
+}
+
+// A real search process gets Ctrl-C (SIGINT) in the middle of its run: it
+// finishes the trial in flight, says how to resume and exits 1.
+func TestSearchNASNetInterrupt(t *testing.T) {
+	bin := buildNasctl(t)
+	runs := t.TempDir()
+	cmd := exec.Command(bin, "search", "nasnet", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	log := filepath.Join(runs, "int", "episodes.jsonl")
+	dir := filepath.Join(runs, "int")
 	deadline := time.Now().Add(time.Minute)
-	for len(readEpisodeLog(t, log)) < 20 {
+	for len(readLog(t, dir)) < 20 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("no 20 episodes within a minute")
+			t.Fatal("no 20 trials within a minute")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -183,28 +242,10 @@ func TestSearchNASNetInterruptAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
-	before := readEpisodeLog(t, log)
-	if len(before) >= total {
-		t.Skipf("the search finished (%d episodes) before the interrupt arrived", len(before))
+	if n := len(readLog(t, dir)); n >= 600 {
+		t.Fatalf("the search finished (%d trials) before the interrupt arrived", n)
 	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+filepath.Join(runs, "int")) {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
 		t.Fatalf("interrupted: %v\n%s", err, stderr.String())
 	}
-	if out, err := exec.Command(bin, "search", "nasnet", "--resume", filepath.Join(runs, "int"), "--quiet").CombinedOutput(); err != nil {
-		t.Fatalf("resume: %v\n%s", err, out)
-	}
-	after := readEpisodeLog(t, log)
-	if len(after) != total {
-		t.Fatalf("%d episodes after resuming, want %d", len(after), total)
-	}
-	for i, b := range before {
-		a := after[i]
-		a.Seconds, b.Seconds = 0, 0
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if !bytes.Equal(ja, jb) {
-			t.Errorf("episode %d changed across the resume:\n%s\n%s", i+1, jb, ja)
-		}
-	}
-	t.Logf("interrupted after %d episodes, resumed to %d", len(before), len(after))
 }

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // buildNasctl compiles the command into a temporary folder.
@@ -25,32 +24,11 @@ func buildNasctl(t *testing.T) string {
 	return bin
 }
 
-func readTrials(t *testing.T, path string) []search.Trial {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []search.Trial
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var tr search.Trial
-		if err := json.Unmarshal(sc.Bytes(), &tr); err != nil {
-			continue // a line being written
-		}
-		out = append(out, tr)
-	}
-	return out
-}
-
-// A real search process is killed with SIGKILL in the middle of its run, then
-// resumed: every trial recorded before the kill is kept as it was, none is
-// trained twice, and the resumed run completes the schedule.
+// A real search process (two workers) is killed with SIGKILL in the middle
+// of its run, then resumed: every trial recorded before the kill is kept as
+// it was, none is trained twice, and the resumed run ends with the trials of
+// an uninterrupted one (training is deterministic; the trials in flight at
+// the kill are trained again).
 func TestSearchKillAndResume(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
@@ -60,16 +38,16 @@ func TestSearchKillAndResume(t *testing.T) {
 	}
 	runs := filepath.Join(tmp, "runs")
 	const total = 16
-	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", runs, "--name", "kill",
-		"--input", "16x16x1", "--schedule", "1.0:16", "--epochs", "2", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--json"}
-	cmd := exec.Command(bin, args...)
+	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", runs,
+		"--input", "16x16x1", "--schedule", "1.0:10,0.5:6", "--epochs", "2", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--json"}
+	cmd := exec.Command(bin, append(args, "--name", "kill")...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	log := filepath.Join(runs, "kill", "trials.jsonl")
+	dir := filepath.Join(runs, "kill")
 	deadline := time.Now().Add(2 * time.Minute)
-	for len(readTrials(t, log)) < 4 {
+	for len(readLog(t, dir)) < 4 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatal("no 4 trials within 2 minutes")
@@ -80,25 +58,32 @@ func TestSearchKillAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	before := readTrials(t, log)
+	before := readLog(t, dir)
 	if len(before) >= total {
 		t.Fatalf("the search finished (%d trials) before it was killed", len(before))
 	}
 
-	out, err := exec.Command(bin, "search", "metaqnn", "--resume", filepath.Join(runs, "kill"), "--json").CombinedOutput()
+	out, err := exec.Command(bin, "search", "metaqnn", "--resume", dir, "--json").CombinedOutput()
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, out)
 	}
-	after := readTrials(t, log)
+	after := readLog(t, dir)
 	if len(after) != total {
 		t.Fatalf("%d trials after resuming, want %d", len(after), total)
 	}
-	for i, b := range before {
-		a := after[i]
-		if a.ID != b.ID || a.Arch != b.Arch || a.Reward != b.Reward || a.Status != b.Status {
-			t.Errorf("trial %d changed across the resume: %+v -> %+v", i, b, a)
+	byID := map[int]rundir.Trial{}
+	for _, a := range after {
+		byID[a.ID] = a
+	}
+	for _, b := range before {
+		if a, b := timeless(byID[b.ID]), timeless(b); !reflect.DeepEqual(a, b) {
+			t.Errorf("trial %d changed across the resume: %+v -> %+v", b.ID, b, a)
 		}
 	}
+	if out, err := exec.Command(bin, append(args, "--name", "whole")...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted: %v\n%s", err, out)
+	}
+	sameLogs(t, after, readLog(t, filepath.Join(runs, "whole")))
 	ids := map[int]bool{}
 	trained := map[string]int{}
 	for _, tr := range after {
@@ -106,7 +91,7 @@ func TestSearchKillAndResume(t *testing.T) {
 			t.Errorf("trial id %d recorded twice", tr.ID)
 		}
 		ids[tr.ID] = true
-		if tr.Status != search.StatusReused {
+		if tr.Status != rundir.StatusReused {
 			if prev, ok := trained[tr.Arch]; ok {
 				t.Errorf("%s trained by trials %d and %d", tr.Arch, prev, tr.ID)
 			}
@@ -117,7 +102,7 @@ func TestSearchKillAndResume(t *testing.T) {
 
 	// The run is listed and shown.
 	code, listOut, _ := runCLI(t, "runs", "list", "--dir", runs)
-	if code != 0 || !strings.Contains(listOut, "kill") || !strings.Contains(listOut, "16/16") {
+	if code != 0 || !strings.Contains(listOut, "kill") || !strings.Contains(listOut, "16/16") || !strings.Contains(listOut, "metaqnn") {
 		t.Errorf("runs list: %d\n%s", code, listOut)
 	}
 	code, showOut, _ := runCLI(t, "runs", "show", "kill", "--dir", runs)
@@ -125,7 +110,7 @@ func TestSearchKillAndResume(t *testing.T) {
 		t.Errorf("runs show: %d\n%s", code, showOut)
 	}
 	// A second search into the same name is refused with a hint.
-	code, _, errOut := runCLI(t, append(args[:len(args)-1], "--json")...)
+	code, _, errOut := runCLI(t, append(args, "--name", "kill")...)
 	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}

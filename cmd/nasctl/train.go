@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,6 +47,7 @@ func splitFlags() []cli.Flag {
 }
 
 func trainCommand() *cli.Command {
+	def := runtime.TrainConfig{}.WithDefaults() // the study's settings
 	return &cli.Command{
 		Name:      "train",
 		Usage:     "train one architecture on an image folder and export it as ONNX",
@@ -58,10 +61,10 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required), e.g. "C(32,3,1) - P(2,2) - SM()"`},
 			&cli.StringFlag{Name: "data", Usage: "image folder (required; see nasctl dataset --help for layouts)"},
-			&cli.IntFlag{Name: "epochs", Value: 15, Usage: "most epochs"},
-			&cli.IntFlag{Name: "batch", Value: 128, Usage: "mini-batch size"},
-			&cli.Float64Flag{Name: "lr", Value: 1e-3, Usage: "initial learning rate (Adam, beta1 0.5)"},
-			&cli.IntFlag{Name: "patience", Value: 6, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
+			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs"},
+			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},
+			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate (Adam, beta1 0.5)"},
+			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
@@ -89,9 +92,10 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Arch, err = genotype.Parse(c.String("arch")); err != nil {
 				return usagef("--arch: %v", err)
 			}
-			if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+			if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
 				return usagef("--plan: %v", err)
 			}
+			opts.Plan = c.String("plan")
 			if s := c.String("input"); s != "" {
 				if opts.Input, err = genotype.ParseInput(s); err != nil {
 					return usagef("--input: %v", err)
@@ -112,7 +116,7 @@ type trainOptions struct {
 	Arch      genotype.Arch
 	Input     genotype.Input // zero: the data's size
 	Data      string
-	Plan      dataset.SplitPlan
+	Plan      string // a split plan's name
 	SplitSeed uint64
 	Out       string
 	JSON      bool
@@ -137,42 +141,29 @@ type trainReport struct {
 	History         []runtime.EpochRecord `json:"history"`
 }
 
-// loadSplit loads a dataset folder (resized to the given input, or at its own
-// size when in is zero) and splits it.
-func loadSplit(dir string, in genotype.Input, plan dataset.SplitPlan, seed uint64) (*dataset.Dataset, dataset.Split, error) {
-	d, _, err := dataset.Load(dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels})
-	if err != nil {
-		return nil, dataset.Split{}, err
-	}
-	s, err := d.Split(plan, seed)
-	if err != nil {
-		return nil, dataset.Split{}, err
-	}
-	return d, s, nil
-}
-
-func examples(d *dataset.Dataset, idx []int) runtime.Examples {
-	return runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}
-}
-
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
-	d, split, err := loadSplit(opts.Data, opts.Input, opts.Plan, opts.SplitSeed)
+	cfg := search.Config{Data: opts.Data, Split: opts.Plan, SplitSeed: opts.SplitSeed, DataFraction: 1,
+		Device: opts.Config.Device.String(), Threads: opts.Config.Threads}
+	if opts.Input != (genotype.Input{}) {
+		cfg.Input = opts.Input.String()
+	}
+	exec, err := search.NewLocalExecutor(cfg, nil)
 	if err != nil {
 		return err
 	}
-	in := genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}
-	net, err := opts.Arch.Build(in, len(d.Classes))
+	d := exec.Data()
+	net, err := opts.Arch.Build(d.Input, len(d.Classes))
 	if err != nil {
-		return usagef("--arch at the data's input %s: %v", in, err)
+		return usagef("--arch at the data's input %s: %v", d.Input, err)
 	}
 	if err := runtime.Init(""); err != nil {
 		return err
 	}
 	defer runtime.Close()
 	fmt.Fprintf(errOut, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s\n",
-		opts.Arch, thousands(net.Params()), thousands(net.MACs()), len(split.Train), len(split.Val), len(split.Test), in)
-	cfg := opts.Config
-	cfg.Progress = func(r runtime.EpochRecord) {
+		opts.Arch, humanize.Comma(net.Params()), humanize.Comma(net.MACs()), d.Full, d.Val, d.Test, d.Input)
+	tc := opts.Config
+	tc.Progress = func(r runtime.EpochRecord) {
 		restart := ""
 		if r.Attempt > 0 {
 			restart = fmt.Sprintf(" (restart %d)", r.Attempt)
@@ -180,44 +171,26 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		fmt.Fprintf(errOut, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val acc %.4f  %.1fs\n",
 			r.Epoch, restart, r.LR, r.TrainLoss, r.TrainAccuracy, r.ValLoss, r.ValAccuracy, r.Seconds)
 	}
-	res, err := runtime.Train(ctx, net, examples(d, split.Train), examples(d, split.Val), cfg)
+	fit, err := search.Fit(ctx, exec, search.Job{Genotype: opts.Arch, Config: tc, Full: true},
+		map[onnxgen.MetaKey]string{onnxgen.MetaSeed: strconv.FormatUint(tc.Seed, 10)})
 	if err != nil {
-		// Interrupted: keep the best epoch finished so far.
-		if res != nil && res.Weights != nil {
-			meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: onnxgen.Normalization,
-				Classes: d.Classes, DatasetHash: d.Hash, Extra: map[onnxgen.MetaKey]string{
-					onnxgen.MetaValAccuracy: strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64), onnxgen.MetaInterrupted: "true"}}
-			if _, xerr := exportModel(net, res.Weights, meta, opts.Out); xerr == nil {
-				fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
-					len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
-			}
+		if fit != nil && fit.Model != nil && renameio.WriteFile(opts.Out, fit.Model, 0o644) == nil {
+			res := fit.Result
+			fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
+				len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
 		}
 		return err
 	}
+	res := fit.Result
 	rep := trainReport{Arch: opts.Arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
 		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
 		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
-	if res.Status == runtime.StatusOK {
-		meta := onnxgen.Metadata{Arch: opts.Arch.String(), Input: in, Normalization: onnxgen.Normalization,
-			Classes: d.Classes, DatasetHash: d.Hash, Extra: map[onnxgen.MetaKey]string{
-				onnxgen.MetaValAccuracy: strconv.FormatFloat(res.ValAccuracy, 'f', 6, 64),
-				onnxgen.MetaSeed:        strconv.FormatUint(cfg.Seed, 10),
-			}}
-		model, err := exportModel(net, res.Weights, meta, opts.Out)
-		if err != nil {
-			return err
+	if fit.Model != nil {
+		// Atomically: a crash leaves the old file or the new one, never half of one.
+		if err := renameio.WriteFile(opts.Out, fit.Model, 0o644); err != nil {
+			return fmt.Errorf("writing the model: %w", err)
 		}
-		rep.Model = opts.Out
-		m, err := runtime.NewModel(model, runtime.SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.Threads})
-		if err != nil {
-			return err
-		}
-		ev, err := m.Evaluate(ctx, examples(d, split.Test), cfg.BatchSize)
-		m.Close()
-		if err != nil {
-			return err
-		}
-		rep.TestAccuracy = ev.Accuracy
+		rep.Model, rep.TestAccuracy = opts.Out, fit.Test.Accuracy
 	}
 	if opts.JSON {
 		enc := json.NewEncoder(out)
@@ -230,17 +203,4 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (epoch %d of %d, %d restarts), test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
 		rep.Arch, rep.ValAccuracy, rep.BestEpoch, rep.Epochs, rep.Restarts, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)
 	return nil
-}
-
-// exportModel compiles the inference model with weights and writes it to path
-// atomically (a crash leaves the old file or the new one, never half of one).
-func exportModel(net *genotype.Net, weights [][]float32, meta onnxgen.Metadata, path string) ([]byte, error) {
-	model, err := onnxgen.Inference(net, weights, meta)
-	if err != nil {
-		return nil, err
-	}
-	if err := renameio.WriteFile(path, model, 0o644); err != nil {
-		return nil, fmt.Errorf("writing the model: %w", err)
-	}
-	return model, nil
 }

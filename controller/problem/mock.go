@@ -1,4 +1,4 @@
-package controller
+package problem
 
 import (
 	"math"
@@ -7,7 +7,7 @@ import (
 )
 
 // MockReward is the founding study's stand-in for training a NASNet child
-// network (SEED-NOTES section 4), computed from an action vector of
+// network (docs/study.md, section 6), computed from an action vector of
 // genotype.CellPair.Actions (5 integers per block: input1, input2, op1, op2,
 // combine; the normal cell's blocks, then the reduction cell's). Over all
 // blocks of both cells:

@@ -1,6 +1,4 @@
-// Package benchplot draws the results of controller benchmarks with
-// gonum/plot: mean regret against the number of queries, one curve per agent.
-package benchplot
+package agentbench
 
 import (
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/figure"
 )
 
@@ -23,7 +20,7 @@ const RegretFloor = 0.01
 // Regret returns a plot of every agent's mean regret (optimum minus best
 // score found) after 1..Budget queries, over seeds, with a band of +-1
 // standard error, on a logarithmic regret axis.
-func Regret(res *controller.BenchmarkResult, title, unit string) (*plot.Plot, error) {
+func Regret(res *Result, title, unit string) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "queries"
@@ -64,11 +61,4 @@ func Regret(res *controller.BenchmarkResult, title, unit string) (*plot.Plot, er
 		p.Legend.Add(a.Agent, l)
 	}
 	return p, nil
-}
-
-// Save writes p as dir/name.png and dir/name.svg and returns their paths:
-// figure.Save, which creates dir if missing and replaces each file
-// atomically.
-func Save(p *plot.Plot, dir, name string) ([]string, error) {
-	return figure.Save(p, dir, name)
 }

@@ -1,12 +1,16 @@
-package controller
+package agentbench
 
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
 )
 
 // scripted proposes a fixed sequence of one-decision architectures.
@@ -15,26 +19,34 @@ type scripted struct {
 	i   int
 }
 
-func (s *scripted) Propose() ([]int, error) {
+func (s *scripted) Propose(int) (controller.Proposal, error) {
 	a := s.seq[s.i%len(s.seq)]
 	s.i++
-	return []int{a}, nil
+	return controller.Proposal{Genotype: controller.Decisions{a}, Actions: []int{a}}, nil
 }
 
-func (s *scripted) Observe([]int, float64) error { return nil }
+func (s *scripted) Observe(int, controller.Proposal, float64) (controller.Learned, error) {
+	return controller.Learned{}, nil
+}
+
+func (s *scripted) Forget(int, controller.Proposal) error { return nil }
+
+func (s *scripted) Save(io.Writer) error { return nil }
 
 func scriptedBench(free bool) (Benchmark, []NamedAgent) {
 	scripts := map[uint64][]int{1: {0, 2, 2, 1, 3}, 2: {1, 1, 0, 3, 2}}
 	b := Benchmark{
-		Space:       UniformSpace{N: 1, Type: DecisionType{Name: "x", Choices: 4}},
-		Score:       func(a []int) (float64, error) { return float64(a[0]), nil },
-		Optimum:     3,
+		Problem: &problem.Problem{
+			Space:   controller.UniformSpace{N: 1, Type: controller.DecisionType{Name: "x", Choices: 4}},
+			Score:   func(a []int) (float64, error) { return float64(a[0]), nil },
+			Optimum: 3,
+		},
 		Budget:      4,
 		Seeds:       2,
 		FirstSeed:   1,
 		FreeRepeats: free,
 	}
-	agents := []NamedAgent{{Name: "script", New: func(_ Space, seed uint64) (Agent, error) {
+	agents := []NamedAgent{{Name: "script", New: func(_ controller.Space, seed uint64) (controller.Agent, error) {
 		return &scripted{seq: scripts[seed]}, nil
 	}}}
 	return b, agents
@@ -93,7 +105,7 @@ func TestBenchmarkSummaries(t *testing.T) {
 func TestBenchmarkStall(t *testing.T) {
 	b, _ := scriptedBench(true)
 	b.MaxProposals = 3
-	agents := []NamedAgent{{Name: "stuck", New: func(Space, uint64) (Agent, error) { return &scripted{seq: []int{1}}, nil }}}
+	agents := []NamedAgent{{Name: "stuck", New: func(controller.Space, uint64) (controller.Agent, error) { return &scripted{seq: []int{1}}, nil }}}
 	res, err := b.Run(context.Background(), agents)
 	if err != nil {
 		t.Fatal(err)
@@ -107,18 +119,20 @@ func TestBenchmarkStall(t *testing.T) {
 // per run.
 func TestBenchmarkReproducible(t *testing.T) {
 	b := Benchmark{
-		Space:     UniformSpace{N: 4, Type: DecisionType{Name: "x", Choices: 3}},
-		Score:     func(a []int) (float64, error) { return float64(a[0] + a[1] + a[2] + a[3]), nil },
-		Optimum:   8,
+		Problem: &problem.Problem{
+			Space:   controller.UniformSpace{N: 4, Type: controller.DecisionType{Name: "x", Choices: 3}},
+			Score:   func(a []int) (float64, error) { return float64(a[0] + a[1] + a[2] + a[3]), nil },
+			Optimum: 8,
+		},
 		Budget:    30,
 		Seeds:     5,
 		FirstSeed: 11,
 	}
 	agents := []NamedAgent{
-		{Name: "random", New: NewRandomAgent},
-		{Name: "reinforce", New: ReinforceFactory(Config{Hidden: 8, Layers: 1, LearningRate: 0.01})},
+		{Name: "random", New: controller.NewRandomAgent},
+		{Name: "reinforce", New: controller.ReinforceFactory(controller.ReinforceConfig{Hidden: 8, Layers: 1, LearningRate: 0.01})},
 	}
-	var results []*BenchmarkResult
+	var results []*Result
 	for _, w := range []int{1, 3} {
 		b.Workers = w
 		var mu sync.Mutex
@@ -155,12 +169,12 @@ func TestBenchmarkErrors(t *testing.T) {
 	if _, err := b.Run(ctx, agents); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
-	b.Score = func([]int) (float64, error) { return 0, errors.New("boom") }
+	b.Problem.Score = func([]int) (float64, error) { return 0, errors.New("boom") }
 	if _, err := b.Run(context.Background(), agents); err == nil || err.Error() != "benchmark: agent script, seed 1: boom" && err.Error() != "benchmark: agent script, seed 2: boom" {
 		t.Errorf("score error: %v", err)
 	}
 	b, _ = scriptedBench(false)
-	bad := []NamedAgent{{Name: "bad", New: func(Space, uint64) (Agent, error) { return &scripted{seq: []int{7}}, nil }}}
+	bad := []NamedAgent{{Name: "bad", New: func(controller.Space, uint64) (controller.Agent, error) { return &scripted{seq: []int{7}}, nil }}}
 	if _, err := b.Run(context.Background(), bad); err == nil {
 		t.Error("an out-of-range proposal was scored")
 	}

@@ -1,4 +1,4 @@
-package controller
+package problem
 
 import (
 	"errors"
@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
+	"gonum.org/v1/gonum/stat"
 )
 
-// MockReward against values computed by hand from SEED-NOTES section 4:
+// MockReward against values computed by hand from docs/study.md, section 6:
 // r = 0.5 + 0.4*high - 0.1*low + 0.15*in_div + 0.1*comb_var + 0.15*op_div
 // + 0.13*sin(mean*pi/6.5), reward = clamp(r*r, 0.5, 0.998). The sines are
 // the only values taken from a calculator (Python's math.sin).
@@ -92,7 +94,7 @@ func TestControllerLearnsMockReward(t *testing.T) {
 	if testing.Short() {
 		t.Skip("800 episodes take about 15 s")
 	}
-	first, last := mockRun(t, Config{}, 1, 800)
+	first, last := mockRun(t, controller.ReinforceConfig{}, 1, 800)
 	t.Logf("seed 1: first-100 mean %.4f, last-100 mean %.4f", first, last)
 	if last < 0.95 || last < first+0.1 {
 		t.Errorf("last-100 mean %.4f (first-100 %.4f), want >= 0.95", last, first)
@@ -107,7 +109,7 @@ func TestMockFiveSeeds(t *testing.T) {
 	for seed := uint64(2); seed <= 5; seed++ {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			t.Parallel()
-			first, last := mockRun(t, Config{}, seed, 800)
+			first, last := mockRun(t, controller.ReinforceConfig{}, seed, 800)
 			t.Logf("seed %d: first-100 mean %.4f, last-100 mean %.4f", seed, first, last)
 			if last < 0.95 {
 				t.Errorf("seed %d: last-100 mean %.4f < 0.95", seed, last)
@@ -118,26 +120,26 @@ func TestMockFiveSeeds(t *testing.T) {
 
 // mockRun runs a controller on the mock reward for n episodes and returns
 // the mean reward of the first and of the last 100.
-func mockRun(t *testing.T, cfg Config, seed uint64, n int) (first, last float64) {
+func mockRun(t *testing.T, cfg controller.ReinforceConfig, seed uint64, n int) (first, last float64) {
 	t.Helper()
-	c, err := New(CellSpace{B: 2}, cfg, seed)
+	c, err := controller.NewReinforce(controller.CellSpace{B: 2}, cfg, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rs := make([]float64, 0, n)
-	for range n {
-		a, err := c.Propose()
+	for trial := 1; trial <= n; trial++ {
+		p, err := c.Propose(trial)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := MockReward(a)
+		r, err := MockReward(p.Actions)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Observe(a, r); err != nil {
+		if _, err := c.Observe(trial, p, r); err != nil {
 			t.Fatal(err)
 		}
 		rs = append(rs, r)
 	}
-	return meanLast(rs[:100], 100), meanLast(rs, 100)
+	return stat.Mean(rs[:100], nil), stat.Mean(rs[n-100:], nil)
 }

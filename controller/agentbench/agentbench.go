@@ -1,4 +1,8 @@
-package controller
+// Package agentbench measures how fast search agents find good
+// architectures on problems scored without training (package problem): each
+// agent runs once per seed, and after every query the best score found so far
+// is recorded. It draws the result as a regret plot.
+package agentbench
 
 import (
 	"context"
@@ -6,25 +10,19 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/controller/problem"
+	"golang.org/x/sync/errgroup"
 )
 
-// Benchmark measures how fast agents find good architectures on a
-// deterministic score, such as a NATS-Bench table: each agent runs once per
-// seed, and after every query the best score found so far is recorded.
+// Benchmark runs agents on a problem.
 type Benchmark struct {
-	// Space is the search space the agents propose in.
-	Space Space
-	// Score returns an architecture's quality (e.g. test accuracy in percent).
-	// It must be deterministic and safe for concurrent use.
-	Score func(actions []int) (float64, error)
-	// Reward maps a score to the reward an agent observes; nil means the
-	// score itself.
-	Reward func(score float64) float64
-	// Optimum is the best score in the space; regret = Optimum - best found.
-	Optimum float64
+	// Problem gives the space the agents propose in, the score of every
+	// architecture, the reward the agents learn from and the optimum
+	// (regret = Optimum - best found).
+	Problem *problem.Problem
 	// Budget is the number of queries per run; it must be positive.
 	Budget int
 	// Seeds is the number of runs per agent, with seeds FirstSeed,
@@ -54,7 +52,7 @@ type Benchmark struct {
 // "reinforce", "metaqnn").
 type NamedAgent struct {
 	Name string
-	New  AgentFactory
+	New  controller.AgentFactory
 }
 
 // AgentRuns is one agent's runs.
@@ -69,8 +67,8 @@ type AgentRuns struct {
 	Stalled int
 }
 
-// BenchmarkResult is every run of every agent.
-type BenchmarkResult struct {
+// Result is every run of every agent.
+type Result struct {
 	Optimum float64
 	Budget  int
 	Agents  []AgentRuns
@@ -79,17 +77,17 @@ type BenchmarkResult struct {
 // Run runs every agent Seeds times. Runs execute in parallel on Workers
 // goroutines, each with its own agent and seed, so the result is the same
 // whatever the scheduling.
-func (b Benchmark) Run(ctx context.Context, agents []NamedAgent) (*BenchmarkResult, error) {
+func (b Benchmark) Run(ctx context.Context, agents []NamedAgent) (*Result, error) {
 	if b.Budget < 1 || b.Seeds < 1 {
 		return nil, fmt.Errorf("benchmark: budget %d and seeds %d must be positive", b.Budget, b.Seeds)
 	}
-	if b.Space == nil || b.Score == nil {
-		return nil, errors.New("benchmark: no space or no score")
+	if b.Problem == nil || b.Problem.Space == nil || b.Problem.Score == nil {
+		return nil, errors.New("benchmark: no problem, space or score")
 	}
 	if len(agents) == 0 {
 		return nil, errors.New("benchmark: no agents")
 	}
-	res := &BenchmarkResult{Optimum: b.Optimum, Budget: b.Budget}
+	res := &Result{Optimum: b.Problem.Optimum, Budget: b.Budget}
 	for _, a := range agents {
 		res.Agents = append(res.Agents, AgentRuns{
 			Agent:     a.Name,
@@ -101,76 +99,48 @@ func (b Benchmark) Run(ctx context.Context, agents []NamedAgent) (*BenchmarkResu
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type job struct{ agent, seed int }
-	jobs := make(chan job)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
 	var (
-		mu       sync.Mutex
-		done     int
-		firstErr error
-		stalled  = make([][]bool, len(agents))
+		mu   sync.Mutex
+		done int
 	)
-	for i := range stalled {
-		stalled[i] = make([]bool, b.Seeds)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				best, props, stall, err := b.runOne(ctx, agents[j.agent], b.FirstSeed+uint64(j.seed))
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("benchmark: agent %s, seed %d: %w", agents[j.agent].Name, b.FirstSeed+uint64(j.seed), err)
-					}
-					cancel()
-				} else {
-					res.Agents[j.agent].Best[j.seed] = best
-					res.Agents[j.agent].Proposals[j.seed] = props
-					stalled[j.agent][j.seed] = stall
-					done++
-					if b.Progress != nil {
-						b.Progress(done, len(agents)*b.Seeds)
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
 	for a := range agents {
 		for s := range b.Seeds {
-			select {
-			case jobs <- job{a, s}:
-			case <-ctx.Done():
-				break feed
-			}
+			seed := b.FirstSeed + uint64(s)
+			g.Go(func() error {
+				best, props, stall, err := b.runOne(gctx, agents[a], seed)
+				if err != nil {
+					return fmt.Errorf("benchmark: agent %s, seed %d: %w", agents[a].Name, seed, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				runs := &res.Agents[a]
+				runs.Best[s], runs.Proposals[s] = best, props
+				if stall {
+					runs.Stalled++
+				}
+				done++
+				if b.Progress != nil {
+					b.Progress(done, len(agents)*b.Seeds)
+				}
+				return nil
+			})
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	for a := range agents {
-		for _, s := range stalled[a] {
-			if s {
-				res.Agents[a].Stalled++
-			}
-		}
 	}
 	return res, nil
 }
 
 // runOne runs one agent with one seed and returns its best-so-far curve.
 func (b Benchmark) runOne(ctx context.Context, na NamedAgent, seed uint64) (best []float64, proposals int, stalled bool, err error) {
-	agent, err := na.New(b.Space, seed)
+	space := b.Problem.Space
+	agent, err := na.New(space, seed)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -193,18 +163,18 @@ func (b Benchmark) runOne(ctx context.Context, na NamedAgent, seed uint64) (best
 			}
 			return best, proposals, true, nil
 		}
-		actions, err := agent.Propose()
+		p, err := agent.Propose(proposals + 1)
 		if err != nil {
 			return nil, 0, false, err
 		}
 		proposals++
-		key := actionsKey(actions)
+		key := p.Genotype.Key()
 		score, seen := cache[key]
 		if !seen {
-			if err := CheckActions(b.Space, actions); err != nil {
+			if err := controller.CheckActions(space, p.Actions); err != nil {
 				return nil, 0, false, fmt.Errorf("proposal %d: %w", proposals, err)
 			}
-			if score, err = b.Score(actions); err != nil {
+			if score, err = b.Problem.Score(p.Actions); err != nil {
 				return nil, 0, false, err
 			}
 			cache[key] = score
@@ -213,26 +183,11 @@ func (b Benchmark) runOne(ctx context.Context, na NamedAgent, seed uint64) (best
 			cur = max(cur, score)
 			best = append(best, cur)
 		}
-		reward := score
-		if b.Reward != nil {
-			reward = b.Reward(score)
-		}
-		if err := agent.Observe(actions, reward); err != nil {
+		if _, err := agent.Observe(proposals, p, b.Problem.RewardOf(score)); err != nil {
 			return nil, 0, false, err
 		}
 	}
 	return best, proposals, false, nil
-}
-
-func actionsKey(actions []int) string {
-	var sb strings.Builder
-	for i, a := range actions {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(strconv.Itoa(a))
-	}
-	return sb.String()
 }
 
 // Summary is one agent's best score after a number of queries, over seeds.
@@ -250,7 +205,7 @@ type Summary struct {
 
 // Summarize returns one Summary per agent and query count (queries above
 // the budget are left out), agents in order, then queries in order.
-func (r *BenchmarkResult) Summarize(queries []int) []Summary {
+func (r *Result) Summarize(queries []int) []Summary {
 	var out []Summary
 	for _, a := range r.Agents {
 		for _, q := range queries {
@@ -275,7 +230,7 @@ func (r *BenchmarkResult) Summarize(queries []int) []Summary {
 
 // RegretCurve returns agent a's mean regret (Optimum minus best found) over
 // seeds after 1, 2, ..., Budget queries, and its standard error.
-func (r *BenchmarkResult) RegretCurve(a int) (mean, stderr []float64) {
+func (r *Result) RegretCurve(a int) (mean, stderr []float64) {
 	runs := r.Agents[a].Best
 	vals := make([]float64, len(runs))
 	for q := range r.Budget {

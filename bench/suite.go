@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// TestData is where MeasureAll takes real images from: the test split of an
+// image folder, split as in training.
+type TestData struct {
+	Dir  string
+	Plan dataset.SplitPlan
+	Seed uint64
+}
+
+// MeasureAll measures the models at paths with Measure and marks the Pareto
+// front. With data, each model's accuracy and the pure-Go comparison use the
+// test images of data at the model's input (each input loaded once; the
+// data's classes must be the model's); without, random images and the
+// accuracy in the models' metadata. progress, if set, is called before each
+// model.
+func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestData, progress func(i int, path string)) ([]*Result, error) {
+	loaded := map[genotype.Input]testImages{}
+	var results []*Result
+	for i, path := range paths {
+		if progress != nil {
+			progress(i, path)
+		}
+		mo := opts
+		if data != nil {
+			test, err := testSplit(data, path, loaded)
+			if err != nil {
+				return nil, err
+			}
+			mo.Test = &test
+		}
+		r, err := Measure(ctx, path, mo)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	MarkPareto(results)
+	return results, nil
+}
+
+// testImages is the test split of a TestData at one input shape.
+type testImages struct {
+	runtime.Examples
+	classes []string
+}
+
+// testSplit returns the test images of data at the input of the model at
+// path, loading them once per input shape.
+func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages) (runtime.Examples, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return runtime.Examples{}, err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return runtime.Examples{}, fmt.Errorf("%s: %w", path, err)
+	}
+	test, ok := loaded[info.Input]
+	if !ok {
+		in := info.Input
+		d, split, err := dataset.LoadSplit(data.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, data.Plan, data.Seed)
+		if err != nil {
+			return runtime.Examples{}, err
+		}
+		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes}
+		loaded[in] = test
+	}
+	if err := dataset.CheckClasses(data.Dir, test.classes, path, info.Classes, "bench on data with the model's classes (--data)"); err != nil {
+		return runtime.Examples{}, err
+	}
+	return test.Examples, nil
+}
+
+// WriteCSV writes the results to path, atomically.
+func WriteCSV(path string, rs []*Result) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"model", "arch", "params", "macs", "file_bytes", "peak_activation_bytes", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
+		"throughput_images_per_second", "throughput_batch", "accuracy", "accuracy_source", "pure_go_max_abs_diff", "pure_go_unsupported_op", "pareto"})
+	for _, r := range rs {
+		acc, diff := "", ""
+		if r.Accuracy != nil {
+			acc = strconv.FormatFloat(*r.Accuracy, 'f', 6, 64)
+		}
+		if r.PureGo.MaxAbsDiff != nil {
+			diff = strconv.FormatFloat(*r.PureGo.MaxAbsDiff, 'g', 4, 64)
+		}
+		f := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+		w.Write([]string{r.Model, r.Arch, strconv.FormatInt(r.Params, 10), strconv.FormatInt(r.MACs, 10), strconv.FormatInt(r.FileBytes, 10),
+			strconv.FormatInt(r.PeakActivationBytes, 10), f(r.LatencyMs.P50), f(r.LatencyMs.P95), f(r.LatencyMs.P99), f(r.LatencyMs.Mean),
+			f(r.Throughput), strconv.Itoa(r.ThroughputBatch), acc, r.AccuracySource, diff, r.PureGo.UnsupportedOp, strconv.FormatBool(r.Pareto)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return renameio.WriteFile(path, buf.Bytes(), 0o644)
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+	"github.com/urfave/cli/v2"
+)
+
+func runsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "runs",
+		Usage: "list and show search runs",
+		Subcommands: []*cli.Command{{
+			Name:      "list",
+			Usage:     "list the runs under --dir",
+			ArgsUsage: " ",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usagef("runs list takes no arguments")
+				}
+				return runRunsList(c.String("dir"), c.Bool("json"), c.App.Writer)
+			},
+		}, {
+			Name:      "show",
+			Usage:     "show a run's report (best architectures, reward per epsilon or per 100 trials)",
+			ArgsUsage: "NAME|DIR",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs, for a NAME"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usagef("runs show takes one run name or directory")
+				}
+				return runRunsShow(c.String("dir"), c.Args().First(), c.App.Writer)
+			},
+		}},
+	}
+}
+
+func runRunsList(dir string, asJSON bool, out io.Writer) error {
+	runs, err := search.ListRuns(dir)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if runs == nil {
+			runs = []*search.RunSummary{}
+		}
+		return enc.Encode(runs)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(out, "no runs in %s\n", dir)
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tTRIALS\tBEST REWARD\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
+	for _, r := range runs {
+		test := "-"
+		if r.Finals > 0 {
+			test = fmt.Sprintf("%.4f", r.BestTest)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%d\t%s\t%s\t%s\n", r.Name, r.Kind, r.Trials, r.Planned, r.Best, r.Finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
+	}
+	return tw.Flush()
+}
+
+func runRunsShow(dir, name string, out io.Writer) error {
+	path := name
+	if _, err := os.Stat(filepath.Join(path, rundir.FileConfig)); err != nil {
+		path = filepath.Join(dir, name)
+	}
+	rep, err := search.ReadReport(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, rep.Markdown())
+	return nil
+}

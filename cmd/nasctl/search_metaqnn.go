@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/search"
+	"github.com/urfave/cli/v2"
+)
+
+func searchMetaQNNCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "metaqnn",
+		Usage:     "MetaQNN: a Q-learning agent builds CNNs layer by layer (Baker et al. 2017)",
+		ArgsUsage: " ",
+		Description: `Runs a search in runs/NAME: every trial is recorded as it finishes (trials.jsonl,
+trials.csv), with the agent's Q-table and replay memory (agent.state); then the best
+--top-k architectures are retrained and tested, and report.md, report.csv, top.json,
+plots/ and winners/*.onnx are written.
+
+Settings come from --preset, then --config FILE (YAML, any key of the saved
+config.yaml), then the flags given. Presets:
+  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 162 trials, about 10 min)
+  study      the founding study's settings (64x64, 270 trials: GPU work, ~2 h on an A10G)
+  baker2017  Baker et al.'s space and 2,700-trial schedule
+
+Ctrl-C stops starting trials and finishes those in flight; a second Ctrl-C abandons
+them. Either way the run resumes with --resume runs/NAME: the trials recorded are
+kept, those that were in flight are trained again, and the resumed run gives the
+trials of an uninterrupted one.
+
+--sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
+
+Latency-aware search: --reward mnasnet --target-ms T rewards ACC x (LAT/T)^-0.07
+(MnasNet's soft constraint); --reward constraint --max-latency-ms L and/or
+--max-params P refuses, before training, architectures over the limits (recorded
+with the reason). LAT is batch-1 latency on ONNX Runtime with one thread, predicted
+by a per-layer model calibrated on this machine at the start of the run
+(latency_model.json holds it and its error on held-out architectures), or
+--latency measured.
+
+Examples:
+  nasctl search metaqnn --preset cpu --data data/leaves --name leaves
+  nasctl search metaqnn --resume runs/leaves
+  nasctl search metaqnn --sample 5 --space study`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "base settings: " + strings.Join(search.PresetNames(), ", ")},
+			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
+			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
+			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default metaqnn-PRESET"},
+			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
+			&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
+			&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC, e.g. 32x32x1"},
+			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
+			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
+			&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
+			&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
+			&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
+			&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
+			&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
+			&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
+			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
+			&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
+			&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
+			&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
+			&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
+			&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
+			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
+			&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
+			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit"},
+			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
+			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("search metaqnn takes no arguments (got %q)", c.Args().Slice())
+			}
+			if n := c.Int("sample"); c.IsSet("sample") {
+				return runSample(c, n)
+			}
+			opts, err := metaqnnOptions(c)
+			if err != nil {
+				return err
+			}
+			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// metaqnnSettingFlags are the flags that shape a run; a resumed run keeps
+// its saved settings.
+var metaqnnSettingFlags = []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr",
+	"data-fraction", "top-k", "skip-final", "seed", "device", "reward", "target-ms", "max-latency-ms", "max-params", "latency"}
+
+// metaqnnOptions builds the configuration: preset, then file, then flags.
+func metaqnnOptions(c *cli.Context) (searchOptions, error) {
+	if c.String("resume") != "" {
+		return resumeOptions(c, metaqnnSettingFlags)
+	}
+	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
+	cfg, err := search.Preset(c.String("preset"))
+	if err != nil {
+		return opts, usagef("--preset: %v", err)
+	}
+	if f := c.String("config"); f != "" {
+		if cfg, err = search.LoadConfig(f, cfg); err != nil {
+			return opts, usagef("--config: %v", err)
+		}
+		if cfg.Kind != search.KindMetaQNN {
+			return opts, usagef("--config: %s describes a %s search; run it with nasctl search %s", f, cfg.Kind, cfg.Kind)
+		}
+	}
+	set(c, "name", func() { cfg.Name = c.String("name") })
+	set(c, "dir", func() { cfg.Dir = c.String("dir") })
+	set(c, "data", func() { cfg.Data = c.String("data") })
+	set(c, "input", func() { cfg.Input = c.String("input") })
+	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
+	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })
+	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
+	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
+	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
+	set(c, "skip-final", func() { cfg.Final.Skip = c.Bool("skip-final") })
+	set(c, "workers", func() { cfg.Workers = c.Int("workers") })
+	set(c, "threads", func() { cfg.Threads = c.Int("threads") })
+	set(c, "device", func() { cfg.Device = c.String("device") })
+	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
+	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })
+	set(c, "target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })
+	set(c, "max-latency-ms", func() { cfg.Reward.MaxLatencyMs = c.Float64("max-latency-ms") })
+	set(c, "max-params", func() { cfg.Reward.MaxParams = c.Int64("max-params") })
+	set(c, "latency", func() { cfg.Reward.Latency = c.String("latency") })
+	if c.IsSet("space") {
+		sp, err := search.SpacePreset(c.String("space"))
+		if err != nil {
+			return opts, usagef("--space: %v", err)
+		}
+		cfg.MetaQNN.Space = search.SpaceSpec{Space: sp}
+	}
+	if c.IsSet("schedule") {
+		s, err := controller.ParseSchedule(c.String("schedule"))
+		if err != nil {
+			return opts, usagef("--schedule: %v", err)
+		}
+		cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: s}
+		cfg.Trials = 0 // the schedule's
+	}
+	opts.Config, err = checked(cfg)
+	return opts, err
+}
+
+// runSample prints architectures drawn at epsilon 1 from a space.
+func runSample(c *cli.Context, n int) error {
+	if n < 1 {
+		return usagef("--sample %d: must be at least 1", n)
+	}
+	name := c.String("space")
+	if name == "" {
+		p, err := search.Preset(c.String("preset"))
+		if err != nil {
+			return usagef("--preset: %v", err)
+		}
+		name = p.MetaQNN.Space.Name
+	}
+	space, err := search.SpacePreset(name)
+	if err != nil {
+		return usagef("--space: %v", err)
+	}
+	in := genotype.StudyInput
+	if s := c.String("input"); s != "" {
+		if in, err = genotype.ParseInput(s); err != nil {
+			return usagef("--input: %v", err)
+		}
+	} else if p, err := search.Preset(c.String("preset")); err == nil && p.Input != "" && !c.IsSet("space") {
+		in, _ = genotype.ParseInput(p.Input)
+	}
+	agent, err := controller.NewMetaQNN(space, in, controller.QConfig{}, controller.ScheduleStudy, c.Uint64("seed"))
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(c.Uint64("seed"), 0x73616d706c65)) // "sample"
+	for range n {
+		arch, _ := agent.Sample(1, rng)
+		fmt.Fprintln(c.App.Writer, arch)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package rundir
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ReadJSONL reads one JSON value per line of path (none when the file does
+// not exist). A last line without its newline is one being written, or torn
+// by a crash: it is left out.
+func ReadJSONL[T any](path string) ([]T, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
+	var out []T
+	for n, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, n+1, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ReadTrials returns the trials of the run at path in the order they
+// finished.
+func ReadTrials(path string) ([]Trial, error) {
+	return ReadJSONL[Trial](filepath.Join(path, FileTrials))
+}
+
+// ReadFinals returns the final-phase results of the run at path.
+func ReadFinals(path string) ([]FinalResult, error) {
+	return ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+}
+
+// ReadNotes returns what the agent did with each trial it learned.
+func ReadNotes(path string) ([]Note, error) { return ReadJSONL[Note](filepath.Join(path, FileNotes)) }
+
+// SaveAgent writes the checkpoint and the agent's state (what save writes)
+// to agent.state atomically: a JSON line, then the agent's own bytes.
+func (d *Dir) SaveAgent(cp Checkpoint, save func(io.Writer) error) error {
+	cp.Format = CheckpointFormat
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(cp); err != nil {
+		return err
+	}
+	if err := save(&buf); err != nil {
+		return fmt.Errorf("saving the agent: %w", err)
+	}
+	return d.WriteFile(FileAgent, buf.Bytes())
+}
+
+// LoadAgent reads agent.state: the checkpoint and a reader of the agent's
+// state. It returns a nil checkpoint when the run has none yet.
+func (d *Dir) LoadAgent() (*Checkpoint, io.Reader, error) {
+	path := filepath.Join(d.Path, FileAgent)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	r := bufio.NewReader(bytes.NewReader(b))
+	head, err := r.ReadBytes('\n')
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: no checkpoint line", path)
+	}
+	var cp Checkpoint
+	if err := json.Unmarshal(head, &cp); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cp.Format != CheckpointFormat {
+		return nil, nil, fmt.Errorf("%s has format %d; this nasctl reads format %d", path, cp.Format, CheckpointFormat)
+	}
+	return &cp, r, nil
+}
+
+// KeepNotes drops the notes of trials after learned: a resumed search learns
+// them again from the checkpoint and writes their notes anew.
+func (d *Dir) KeepNotes(learned int) error {
+	notes, err := ReadNotes(d.Path)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	kept := 0
+	for _, n := range notes {
+		if n.Trial <= learned {
+			if err := enc.Encode(n); err != nil {
+				return err
+			}
+			kept++
+		}
+	}
+	if kept == len(notes) {
+		return nil
+	}
+	return d.WriteFile(FileNotes, buf.Bytes())
+}
+
+// WriteTrialsCSV writes trials as trials.csv (without the per-epoch curves,
+// which are in trials.jsonl), with what the agent noted of each.
+func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"id", "epsilon", "temperature", "arch", "actions", "params", "macs", "status", "reward", "val_accuracy", "score",
+		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason"})
+	for _, t := range trials {
+		acts := make([]string, len(t.Actions))
+		for i, a := range t.Actions {
+			acts[i] = strconv.Itoa(a)
+		}
+		baseline, update := "", ""
+		if n, ok := notes[t.ID]; ok {
+			baseline = fmtF(n.Baseline)
+			if u := n.Update; u != nil {
+				update = "applied"
+				if u.Kept == 0 {
+					update = "skipped"
+				}
+			}
+		}
+		w.Write([]string{strconv.Itoa(t.ID), fmtF(t.Epsilon), fmtF(t.Temperature), t.Arch, strings.Join(acts, ","),
+			strconv.FormatInt(t.Params, 10), strconv.FormatInt(t.MACs, 10), string(t.Status), fmtF(t.Reward), fmtF(t.ValAccuracy),
+			fmtF(t.Score), baseline, update, strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts),
+			fmtF(t.Seconds), strconv.FormatUint(t.Seed, 10), strconv.Itoa(t.ReusedFrom), t.Reason})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return d.WriteFile(FileTrialsCSV, buf.Bytes())
+}
+
+func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }

@@ -1,0 +1,249 @@
+// Package rundir is the run directory of a search and its schema: every
+// method (MetaQNN, NASNet) writes the same files.
+//
+//	config.yaml     the run's settings (its "kind" key names the method)
+//	data.json       what the trials train on (trained methods)
+//	trials.jsonl    one line per finished trial, appended and synced
+//	trials.csv      the same without the curves
+//	agent.state     the agent's saved state and where it stands (Checkpoint)
+//	agent.jsonl     what the agent did with each trial it learned
+//	final.jsonl     the retrained best architectures (trained methods)
+//	top.json        the best distinct architectures of the search
+//	report.md, report.csv, plots/, models/, winners/
+//
+// A Dir holds the directory's lock: one search writes a run at a time.
+// Readers (ReadTrials, Summaries) take no lock and read a half-written last
+// line as not yet there.
+package rundir
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/gofrs/flock"
+	"github.com/google/renameio/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// Files and folders of a run directory.
+const (
+	FileConfig       = "config.yaml"
+	FileData         = "data.json"
+	FileTrials       = "trials.jsonl"
+	FileTrialsCSV    = "trials.csv"
+	FileAgent        = "agent.state"
+	FileNotes        = "agent.jsonl"
+	FileFinal        = "final.jsonl"
+	FileTop          = "top.json"
+	FileReport       = "report.md"
+	FileReportCSV    = "report.csv"
+	FileLatencyModel = "latency_model.json"
+	fileLock         = ".lock"
+	DirModels        = "models"
+	DirWinners       = "winners"
+	DirPlots         = "plots"
+)
+
+// ErrExists is returned by Create for a directory that already holds a run.
+var ErrExists = errors.New("run already exists")
+
+// Dir is a run directory open for writing.
+//
+// Ownership: a Dir holds an exclusive lock on the directory and its trial
+// log open until Close.
+type Dir struct {
+	Path string
+	lock *flock.Flock
+	log  *os.File
+}
+
+// Create makes path a new run whose config.yaml holds config, locked and
+// with its log open.
+func Create(path string, config []byte) (*Dir, error) {
+	if _, err := os.Stat(filepath.Join(path, FileConfig)); err == nil {
+		return nil, fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, err
+	}
+	d, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.WriteFile(FileConfig, config); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Open opens an existing run for resuming. A last line torn by a crash in
+// the middle of a write is dropped from every log.
+func Open(path string) (*Dir, error) {
+	if _, err := os.Stat(filepath.Join(path, FileConfig)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", path, FileConfig)
+		}
+		return nil, err
+	}
+	return open(path)
+}
+
+// open locks path, drops torn last lines, opens the trial log for appending
+// and makes the folders.
+func open(path string) (*Dir, error) {
+	lock := flock.New(filepath.Join(path, fileLock))
+	ok, err := lock.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s is in use by another nasctl process", path)
+	}
+	d := &Dir{Path: path, lock: lock}
+	if err := d.prepare(); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dir) prepare() error {
+	for _, name := range []string{FileTrials, FileFinal, FileNotes} {
+		if err := truncateTorn(filepath.Join(d.Path, name)); err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{DirModels, DirWinners, DirPlots} {
+		if err := os.MkdirAll(filepath.Join(d.Path, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(d.Path, FileTrials), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	d.log = f
+	return nil
+}
+
+// truncateTorn cuts a file after its last newline (a write torn by a crash).
+func truncateTorn(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && (len(b) == 0 || b[len(b)-1] == '\n')) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+}
+
+// Close releases the log and the lock.
+func (d *Dir) Close() error {
+	err := d.log.Close()
+	if uerr := d.lock.Unlock(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// AppendTrial records a finished trial durably (written and synced).
+func (d *Dir) AppendTrial(t Trial) error { return appendSynced(d.log, t) }
+
+// AppendNote records what the agent did with a learned trial, durably.
+func (d *Dir) AppendNote(n Note) error { return d.appendTo(FileNotes, n) }
+
+// AppendFinal records a final-phase result durably.
+func (d *Dir) AppendFinal(r FinalResult) error { return d.appendTo(FileFinal, r) }
+
+func (d *Dir) appendTo(name string, v any) error {
+	f, err := os.OpenFile(filepath.Join(d.Path, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	err = appendSynced(f, v)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// appendSynced appends one JSON line to f and syncs it to disk.
+func appendSynced(f *os.File, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// WriteFile writes b to a path relative to the run, atomically.
+func (d *Dir) WriteFile(rel string, b []byte) error {
+	return renameio.WriteFile(filepath.Join(d.Path, rel), b, 0o644)
+}
+
+// WriteJSON writes v as indented JSON to a path relative to the run,
+// atomically.
+func (d *Dir) WriteJSON(rel string, v any) error {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return d.WriteFile(rel, b)
+}
+
+// ModelPath is where the search keeps the model of trial id while it ranks
+// among the best.
+func (d *Dir) ModelPath(id int) string { return filepath.Join(d.Path, ModelName(id)) }
+
+// ModelName is ModelPath relative to the run.
+func ModelName(id int) string { return filepath.Join(DirModels, fmt.Sprintf("trial-%04d.onnx", id)) }
+
+// WinnerName is where the final phase writes the model of a rank, relative
+// to the run.
+func WinnerName(rank int) string {
+	return filepath.Join(DirWinners, fmt.Sprintf("rank-%02d.onnx", rank))
+}
+
+// BestName is the copy of the best winner, relative to the run.
+var BestName = filepath.Join(DirWinners, "best.onnx")
+
+// Kind returns the value of the "kind" key of the run's config.yaml; a
+// config.yaml without one is a MetaQNN run's (runs of older nasctl).
+func Kind(path string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(path, FileConfig))
+	if err != nil {
+		return "", fmt.Errorf("%s is not a run directory: %w", path, err)
+	}
+	var k struct {
+		Kind string `yaml:"kind"`
+	}
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(path, FileConfig), err)
+	}
+	if k.Kind == "" {
+		return "metaqnn", nil
+	}
+	return k.Kind, nil
+}
+
+// Winners returns the final models of the run at path, by rank; without
+// ranked ones, whatever winners/ holds (best.onnx is a copy of a rank, and
+// counts alone).
+func Winners(path string) []string {
+	found, _ := filepath.Glob(filepath.Join(path, DirWinners, "rank-*.onnx"))
+	if len(found) == 0 {
+		found, _ = filepath.Glob(filepath.Join(path, DirWinners, "*.onnx"))
+	}
+	sort.Strings(found)
+	return found
+}

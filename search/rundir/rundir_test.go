@@ -1,0 +1,135 @@
+package rundir
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/controller"
+)
+
+func trial(id int, arch string) Trial {
+	return Trial{Candidate: Candidate{ID: id, Arch: arch}, Status: StatusOK}
+}
+
+// A last line torn by kill -9 is dropped on opening, and what is appended
+// after it reads back whole; readers that take no lock leave it out.
+func TestTornLogLine(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	d, err := Create(dir, []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := d.AppendTrial(trial(i, "SM()")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	f, _ := os.OpenFile(filepath.Join(dir, FileTrials), os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprint(f, `{"id":3,"arch":"C(8`) // a write cut by kill -9
+	f.Close()
+	if ts, err := ReadTrials(dir); err != nil || len(ts) != 2 {
+		t.Errorf("reader: %d trials (%v), want the 2 whole ones", len(ts), err)
+	}
+	d, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.AppendTrial(trial(3, "GAP()")); err != nil {
+		t.Fatal(err)
+	}
+	all, err := ReadTrials(dir)
+	if err != nil || len(all) != 3 || all[2].Arch != "GAP()" {
+		t.Errorf("log after append: %v %+v", err, all)
+	}
+}
+
+// A run is created once and opened by one process at a time.
+func TestCreateAndLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	d, err := Create(dir, []byte("kind: nasnet\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(dir, nil); !errors.Is(err, ErrExists) {
+		t.Errorf("second Create: %v", err)
+	}
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
+		t.Errorf("Open while locked: %v", err)
+	}
+	d.Close()
+	if k, err := Kind(dir); err != nil || k != "nasnet" {
+		t.Errorf("Kind: %q %v", k, err)
+	}
+	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
+		t.Errorf("Open of an empty folder: %v", err)
+	}
+}
+
+// The checkpoint and the agent's bytes read back as written, and notes
+// after the checkpoint are dropped on resuming.
+func TestCheckpointAndNotes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	d, err := Create(dir, []byte("kind: nasnet\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if cp, _, err := d.LoadAgent(); cp != nil || err != nil {
+		t.Fatalf("a new run has a checkpoint: %+v %v", cp, err)
+	}
+	want := Checkpoint{Format: CheckpointFormat, Learned: 4, Outstanding: []Candidate{{ID: 5, Arch: "a", Actions: []int{1, 2}, Temperature: 4.5}}}
+	state := []byte("the agent's own\nbytes\x00\xff")
+	if err := d.SaveAgent(want, func(w io.Writer) error { _, err := w.Write(state); return err }); err != nil {
+		t.Fatal(err)
+	}
+	cp, r, err := d.LoadAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	if cp.Learned != 4 || len(cp.Outstanding) != 1 || cp.Outstanding[0].Actions[1] != 2 || !bytes.Equal(got, state) {
+		t.Errorf("checkpoint %+v, state %q", cp, got)
+	}
+	for i := 1; i <= 6; i++ {
+		if err := d.AppendNote(Note{Trial: i, Learned: controller.Learned{Baseline: float64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.KeepNotes(4); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := ReadNotes(dir)
+	if err != nil || len(notes) != 4 || notes[3].Baseline != 4 {
+		t.Errorf("notes kept: %+v %v", notes, err)
+	}
+	os.WriteFile(filepath.Join(dir, FileAgent), []byte(`{"format":9}`+"\n"), 0o644)
+	if _, _, err := d.LoadAgent(); err == nil || !strings.Contains(err.Error(), "format 9") {
+		t.Errorf("a checkpoint of another format: %v", err)
+	}
+}
+
+// The winners of a run are its ranks in order, or whatever winners/ holds.
+func TestWinners(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, DirWinners), 0o755)
+	for _, name := range []string{"rank-02.onnx", "best.onnx", "rank-01.onnx"} {
+		os.WriteFile(filepath.Join(dir, DirWinners, name), nil, 0o644)
+	}
+	got := Winners(dir)
+	if len(got) != 2 || filepath.Base(got[0]) != "rank-01.onnx" || filepath.Base(got[1]) != "rank-02.onnx" {
+		t.Errorf("winners %v", got)
+	}
+	os.Remove(filepath.Join(dir, DirWinners, "rank-01.onnx"))
+	os.Remove(filepath.Join(dir, DirWinners, "rank-02.onnx"))
+	if got := Winners(dir); len(got) != 1 || filepath.Base(got[0]) != "best.onnx" {
+		t.Errorf("winners without ranks %v", got)
+	}
+}

@@ -1,0 +1,117 @@
+package rundir
+
+import (
+	"time"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// Status is how a trial ended.
+type Status string
+
+// Trial statuses. The first three are the training's own (runtime.Status).
+const (
+	StatusOK       Status = "ok"       // evaluated; the reward is its metric's
+	StatusDiverged Status = "diverged" // the loss became NaN or infinite; reward 0
+	StatusRefused  Status = "refused"  // over a budget or limit, not trained; reward 0
+	StatusFailed   Status = "failed"   // the evaluation failed (an error, in Reason); the agent learns nothing
+	StatusReused   Status = "reused"   // evaluated before (see ReusedFrom): its result is reused
+)
+
+// Statuses lists every status in the order reports count them.
+var Statuses = []Status{StatusOK, StatusReused, StatusRefused, StatusDiverged, StatusFailed}
+
+// StatusOf is the trial status of a training that ended with s (ok,
+// diverged or refused).
+func StatusOf(s runtime.Status) Status { return Status(s) }
+
+// Trained reports whether a trial of status s was evaluated by its executor
+// and has a result of its own (ok or diverged).
+func (s Status) Trained() bool { return s == StatusOK || s == StatusDiverged }
+
+// Candidate is an agent's proposal as the run records it: enough to rebuild
+// the proposal (the genotype from Arch, or from Actions in a decision space).
+type Candidate struct {
+	// ID numbers the trial from 1, in the order the agent proposed.
+	ID   int    `json:"id"`
+	Arch string `json:"arch"` // the genotype's text form
+	// Actions are the decisions of an agent on a decision space (REINFORCE,
+	// random search); MetaQNN's decisions are the layers of Arch.
+	Actions []int `json:"actions,omitempty"`
+	// Epsilon (MetaQNN) or Temperature (REINFORCE) the proposal was drawn at.
+	Epsilon     float64 `json:"epsilon,omitempty"`
+	Temperature float64 `json:"temperature,omitempty"`
+}
+
+// CandidateOf records proposal p of trial id.
+func CandidateOf(id int, p controller.Proposal) Candidate {
+	return Candidate{ID: id, Arch: p.Genotype.String(), Actions: p.Actions, Epsilon: p.Epsilon, Temperature: p.Temperature}
+}
+
+// Trial is one finished trial as recorded in trials.jsonl.
+type Trial struct {
+	Candidate
+	Params int64  `json:"params,omitempty"`
+	MACs   int64  `json:"macs,omitempty"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// Reward is what the agent learns from.
+	Reward float64 `json:"reward"`
+	// ValAccuracy is a trained trial's best validation accuracy.
+	ValAccuracy float64 `json:"val_accuracy,omitempty"`
+	// Score is a table problem's score (NATS-Bench: accuracy in percent;
+	// mock: the mock reward), for trials scored without training.
+	Score float64 `json:"score,omitempty"`
+	// LatencyMs is the batch-1 latency, predicted or measured, of a search
+	// whose reward weighs latency.
+	LatencyMs       float64 `json:"latency_ms,omitempty"`
+	BestEpoch       int     `json:"best_epoch,omitempty"`
+	Restarts        int     `json:"restarts,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
+	// Seed seeded the trial's training.
+	Seed       uint64                `json:"seed,omitempty"`
+	ReusedFrom int                   `json:"reused_from,omitempty"`
+	Finished   time.Time             `json:"finished"`
+	Epochs     []runtime.EpochRecord `json:"epochs,omitempty"`
+}
+
+// Note is what the agent did with a trial it learned, as recorded in
+// agent.jsonl (the REINFORCE controller's baseline and updates; MetaQNN
+// writes none).
+type Note struct {
+	Trial int `json:"trial"`
+	controller.Learned
+}
+
+// FinalResult is one retrained architecture of the final phase, as recorded
+// in final.jsonl.
+type FinalResult struct {
+	Rank              int                   `json:"rank"`
+	Trial             int                   `json:"trial"`
+	Arch              string                `json:"arch"`
+	Params            int64                 `json:"params"`
+	MACs              int64                 `json:"macs"`
+	SearchValAccuracy float64               `json:"search_val_accuracy"`
+	LatencyMs         float64               `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
+	ValAccuracy       float64               `json:"val_accuracy"`
+	TestAccuracy      float64               `json:"test_accuracy"`
+	Status            Status                `json:"status"`
+	Reason            string                `json:"reason,omitempty"`
+	Seconds           float64               `json:"seconds"`
+	Model             string                `json:"model,omitempty"` // path relative to the run directory
+	Epochs            []runtime.EpochRecord `json:"epochs,omitempty"`
+}
+
+// Checkpoint is where the agent's saved state stands in the run: it has
+// learned trials 1..Learned and proposed the Outstanding ones after them
+// (in flight, finished but not yet learned, or dropped by a stop).
+type Checkpoint struct {
+	Format      int         `json:"format"`
+	Learned     int         `json:"learned"`
+	Outstanding []Candidate `json:"outstanding,omitempty"`
+}
+
+// CheckpointFormat is the format this nasctl writes and reads.
+const CheckpointFormat = 1

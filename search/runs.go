@@ -1,0 +1,107 @@
+package search
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// RunSummary describes a run directory for nasctl runs list.
+type RunSummary struct {
+	Name     string    `json:"name"`
+	Dir      string    `json:"dir"`
+	Kind     Kind      `json:"kind"`
+	Trials   int       `json:"trials"`
+	Planned  int       `json:"planned"`
+	Best     float64   `json:"best_reward"`
+	BestArch string    `json:"best_arch,omitempty"`
+	Finals   int       `json:"final_models"`
+	BestTest float64   `json:"best_test_accuracy,omitempty"`
+	Updated  time.Time `json:"updated"`
+	Data     string    `json:"data,omitempty"` // the image folder of a trained search
+	Problem  string    `json:"problem,omitempty"`
+}
+
+// Summarize reads a run directory without locking or changing it (a search
+// may be writing it; a line being written is left out).
+func Summarize(dir string) (*RunSummary, error) {
+	r, err := readRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
+		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name}
+	for i, t := range r.trials {
+		if i == 0 || t.Reward > sum.Best {
+			sum.Best, sum.BestArch = t.Reward, t.Arch
+		}
+		if t.Finished.After(sum.Updated) {
+			sum.Updated = t.Finished
+		}
+	}
+	for _, f := range r.finals {
+		sum.BestTest = max(sum.BestTest, f.TestAccuracy)
+	}
+	if sum.Updated.IsZero() {
+		if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
+			sum.Updated = fi.ModTime()
+		}
+	}
+	return sum, nil
+}
+
+// ListRuns summarizes every run directory under dir, newest first.
+func ListRuns(dir string) ([]*RunSummary, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*RunSummary
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), rundir.FileConfig)); err != nil {
+			continue
+		}
+		s, err := Summarize(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })
+	return out, nil
+}
+
+// RunTestData returns the image folder and split of the trained run in dir,
+// for measuring its models on their test images; nil for a folder that
+// holds no run and for a run whose trials a problem scored.
+func RunTestData(dir string) (*bench.TestData, error) {
+	if _, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if !cfg.Trains() {
+		return nil, nil
+	}
+	plan, err := dataset.ParseSplitPlan(cfg.Split)
+	if err != nil {
+		return nil, fmt.Errorf("%s: split: %w", filepath.Join(dir, rundir.FileConfig), err)
+	}
+	return &bench.TestData{Dir: cfg.Data, Plan: plan, Seed: cfg.SplitSeed}, nil
+}

@@ -1,0 +1,497 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// proposal is a candidate of the agent's, recorded and as proposed.
+type proposal struct {
+	rec rundir.Candidate
+	p   controller.Proposal
+}
+
+// queued is an admitted trial waiting for a worker.
+type queued struct {
+	proposal
+	trial rundir.Trial
+}
+
+// outcome is a trial that a worker finished.
+type outcome struct {
+	trial   rundir.Trial
+	out     *Outcome
+	err     error
+	seconds float64 // the evaluation's wall time
+}
+
+// scheduler is the state of the trials between their proposal and their
+// learning. The agent proposes trial i after it has learned trials
+// 1..i-lag, and learns them in trial order whatever order the workers finish
+// them in, so that a search run from the start repeats exactly.
+type scheduler struct {
+	workers int
+	// lag is how many trials may be proposed and not yet learned: one for
+	// one worker; twice the workers for several, so that every worker can
+	// stay busy while as many trials as workers have finished behind a
+	// slower one with a lower ID.
+	lag       int
+	nextLearn int                  // the next trial the agent learns
+	proposed  []proposal           // trials nextLearn.. in order: waiting, queued, in flight or finished
+	finished  map[int]rundir.Trial // on disk, not yet learned
+	training  map[string]int       // architecture key -> the trial evaluating it, until learned
+	waiting   map[int][]proposal   // duplicates of a trial being evaluated, by its ID
+	queue     []queued             // admitted, waiting for a worker, in trial order
+	pool      *pool[outcome]       // the workers; nil outside Run
+	restored  []proposal           // proposed before a resume, to place again
+	stop      <-chan struct{}      // closed to ask for a stop
+	stopping  bool                 // a stop was asked for
+	breaker   breaker
+}
+
+func newScheduler(workers, nextLearn int) scheduler {
+	lag := 1
+	if workers > 1 {
+		lag = 2 * workers
+	}
+	return scheduler{workers: workers, lag: lag, nextLearn: nextLearn,
+		finished: map[int]rundir.Trial{}, training: map[string]int{}, waiting: map[int][]proposal{}}
+}
+
+// stopped reports whether a stop was asked for, noting it when it was just
+// asked for; it never blocks.
+func (c *scheduler) stopped() bool {
+	if !c.stopping {
+		select {
+		case <-c.stop:
+			c.stopping, c.stop = true, nil
+		default:
+		}
+	}
+	return c.stopping
+}
+
+// nextID is the trial the agent proposes next.
+func (c *scheduler) nextID() int { return c.nextLearn + len(c.proposed) }
+
+// breaker ends a search whose executor keeps failing: maxFailures trials in
+// a row (since the last one evaluated) failed by the executor or by the
+// latency measurement, not by their architecture.
+type breaker struct {
+	failures int
+	last     string
+}
+
+const maxFailures = 3
+
+func (b *breaker) fail(reason string) { b.failures, b.last = b.failures+1, reason }
+func (b *breaker) reset()             { b.failures = 0 }
+func (b *breaker) tripped() bool      { return b.failures >= maxFailures }
+func (b *breaker) err() error {
+	return fmt.Errorf("%d trials in a row failed, the last with: %s", b.failures, b.last)
+}
+
+// loop evaluates trials until the planned number is learned, a stop or an
+// error.
+func (s *Search) loop(ctx context.Context, stop <-chan struct{}) error {
+	c := &s.sched
+	c.pool, c.stop = newPool[outcome](ctx, s.cfg.Workers), stop
+	defer c.pool.close() // no evaluation outlives Run
+	if err := s.placeRestored(ctx); err != nil {
+		return err
+	}
+	said := false // that the search is stopping
+	for {
+		if err := s.advance(ctx); err != nil {
+			return err
+		}
+		if c.breaker.tripped() {
+			return c.breaker.err()
+		}
+		s.dispatch(ctx)
+		if c.pool.busy == 0 {
+			return s.end(ctx)
+		}
+		if c.stopped() && !said {
+			said = true
+			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d trial(s) in flight; interrupt again to abandon them", c.pool.busy)})
+		}
+		select {
+		case o := <-c.pool.results:
+			c.pool.busy--
+			if err := s.receive(ctx, o); err != nil {
+				return err
+			}
+		case <-c.stop: // noted by stopped at the top of the loop
+		case <-ctx.Done():
+			return ctx.Err() // the deferred close abandons the trials in flight
+		}
+	}
+}
+
+// end returns how a loop with no trial in flight ends: stopped (queued
+// trials are dropped: never evaluated, never recorded), cancelled, or done.
+func (s *Search) end(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.sched.stopped() && len(s.trials) < s.cfg.Trials {
+		return ErrStopped
+	}
+	return nil
+}
+
+// advance proposes every trial the lag allows before learning the next
+// finished one, so that each trial is drawn from the same agent state
+// whatever the timing; it learns in trial order and saves the agent once
+// for all it learned.
+func (s *Search) advance(ctx context.Context) error {
+	c := &s.sched
+	learned := 0
+	for {
+		if !c.stopped() && ctx.Err() == nil && !c.breaker.tripped() && c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials {
+			if err := s.propose(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		t, ok := c.finished[c.nextLearn]
+		if !ok {
+			break
+		}
+		if err := s.learn(t); err != nil {
+			return err
+		}
+		learned++
+	}
+	if learned == 0 {
+		return nil
+	}
+	return s.save()
+}
+
+// placeRestored places again the trials a resumed run had proposed and not
+// learned, in order.
+func (s *Search) placeRestored(ctx context.Context) error {
+	c := &s.sched
+	for _, pr := range c.restored {
+		c.proposed = append(c.proposed, pr)
+		if t, ok := s.logged[pr.rec.ID]; ok {
+			if err := s.replay(t, pr); err != nil {
+				return err
+			}
+		} else if err := s.place(ctx, pr); err != nil {
+			return err
+		}
+	}
+	c.restored = nil
+	return nil
+}
+
+// propose asks the agent for the next trial and places it: answered from
+// the log when an earlier run recorded it, else reused, waiting for a
+// duplicate, refused or queued.
+func (s *Search) propose(ctx context.Context) error {
+	c := &s.sched
+	id := c.nextID()
+	p, err := s.agent.Propose(id)
+	if err != nil {
+		return fmt.Errorf("proposing trial %d: %w", id, err)
+	}
+	pr := proposal{rundir.CandidateOf(id, p), p}
+	c.proposed = append(c.proposed, pr)
+	if t, ok := s.logged[id]; ok {
+		return s.replay(t, pr)
+	}
+	return s.place(ctx, pr)
+}
+
+// replay takes a trial recorded by an earlier run as the proposal's result.
+func (s *Search) replay(t rundir.Trial, pr proposal) error {
+	delete(s.logged, t.ID)
+	if t.Arch != pr.rec.Arch {
+		return fmt.Errorf("%s: trial %d is %s, but the agent proposes %s: the log, %s or the settings changed since; start a new run",
+			s.dir.Path, t.ID, t.Arch, pr.rec.Arch, rundir.FileAgent)
+	}
+	if t.Status != rundir.StatusReused && t.Status != rundir.StatusRefused {
+		s.sched.training[pr.p.Genotype.Key()] = t.ID
+	}
+	s.sched.finished[t.ID] = t
+	return nil
+}
+
+// place records a duplicate's reused result, makes it wait for the trial
+// evaluating its architecture, or admits it.
+func (s *Search) place(ctx context.Context, pr proposal) error {
+	c := &s.sched
+	key := pr.p.Genotype.Key()
+	if prev, ok := s.byKey[key]; ok {
+		return s.done(reused(s.newTrial(pr), s.trials[prev]))
+	}
+	// A duplicate of a trial not yet learned reuses its result, or waits
+	// for it; a failed trial has none, so the duplicate is evaluated itself.
+	if first, ok := c.training[key]; ok {
+		ft, over := c.finished[first]
+		if !over {
+			c.waiting[first] = append(c.waiting[first], pr)
+			return nil
+		}
+		if ft.Status != rundir.StatusFailed {
+			return s.done(reused(s.newTrial(pr), ft))
+		}
+	}
+	return s.admit(ctx, pr)
+}
+
+// newTrial is the record of a proposal before its evaluation.
+func (s *Search) newTrial(pr proposal) rundir.Trial {
+	t := rundir.Trial{Candidate: pr.rec}
+	if s.cfg.Trains() {
+		t.Seed = controller.TrialRand(s.cfg.Seed, pr.rec.ID, 2).Uint64()
+	}
+	return t
+}
+
+// admit queues a trial for evaluation, or records why it will not be
+// evaluated: the cheap refusals (budget, parameter limit) come before the
+// latency, which is computed only when the reward needs it.
+func (s *Search) admit(ctx context.Context, pr proposal) error {
+	t := s.newTrial(pr)
+	if s.cfg.Trains() {
+		ok, err := s.check(ctx, &t, pr)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	c := &s.sched
+	c.training[pr.p.Genotype.Key()] = t.ID
+	i, _ := slices.BinarySearchFunc(c.queue, t.ID, func(x queued, id int) int { return x.rec.ID - id })
+	c.queue = slices.Insert(c.queue, i, queued{pr, t})
+	return nil
+}
+
+// check fills a trained trial's size and latency and records it when it
+// will not be trained: it does not build, it is over the budget or a limit,
+// or its latency could not be measured. It reports whether to train it.
+func (s *Search) check(ctx context.Context, t *rundir.Trial, pr proposal) (bool, error) {
+	net, err := pr.p.Genotype.Build(s.data.Input, len(s.data.Classes))
+	if err != nil {
+		t.Status, t.Reason = rundir.StatusFailed, err.Error()
+		return false, s.done(*t)
+	}
+	t.Params, t.MACs = net.Params(), net.MACs()
+	why := s.cfg.Budget.Check(net)
+	if why == "" {
+		why = s.cfg.Reward.refuse(t.Params, 0) // the parameter limit alone
+	}
+	if why == "" && s.cfg.Reward.needsLatency() {
+		if t.LatencyMs, err = s.latencyOf(ctx, net); err != nil {
+			if ctx.Err() != nil {
+				return false, err
+			}
+			t.Status, t.Reason = rundir.StatusFailed, "measuring its latency: "+err.Error()
+			s.sched.breaker.fail(t.Reason)
+			return false, s.done(*t)
+		}
+		why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
+	}
+	if why != "" {
+		t.Status, t.Reason = rundir.StatusRefused, why
+		return false, s.done(*t)
+	}
+	return true, nil
+}
+
+// dispatch hands queued trials to free workers.
+func (s *Search) dispatch(ctx context.Context) {
+	c := &s.sched
+	for !c.stopped() && ctx.Err() == nil && !c.pool.full() && len(c.queue) > 0 {
+		q := c.queue[0]
+		c.queue = c.queue[1:]
+		cfg := s.cfg.TrainConfig()
+		cfg.Seed = q.trial.Seed
+		job := Job{Trial: q.trial.ID, Genotype: q.p.Genotype, Actions: q.p.Actions, Config: cfg}
+		c.pool.run(func(ctx context.Context) outcome {
+			start := time.Now()
+			out, err := s.exec.Evaluate(ctx, job)
+			return outcome{trial: q.trial, out: out, err: err, seconds: time.Since(start).Seconds()}
+		})
+	}
+}
+
+// receive records a trial a worker finished and settles the duplicates that
+// waited for it.
+func (s *Search) receive(ctx context.Context, o outcome) error {
+	c := &s.sched
+	if o.err != nil && ctx.Err() != nil {
+		return nil // abandoned
+	}
+	t := s.finish(o)
+	if t.Status == rundir.StatusFailed {
+		c.breaker.fail(t.Reason)
+	} else {
+		c.breaker.reset()
+	}
+	if err := s.done(t); err != nil {
+		return err
+	}
+	if t.Status == rundir.StatusOK && o.out.Training != nil {
+		if err := s.keepModel(t, o.out.Training.Weights); err != nil {
+			return err
+		}
+	}
+	// Duplicates that waited for this architecture reuse its result. A
+	// failed trial has none to lend: the first of them that is admitted is
+	// evaluated, the rest wait for it.
+	ws := c.waiting[t.ID]
+	delete(c.waiting, t.ID)
+	for i, w := range ws {
+		if t.Status != rundir.StatusFailed {
+			if err := s.done(reused(s.newTrial(w), t)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.admit(ctx, w); err != nil {
+			return err
+		}
+		if c.training[w.p.Genotype.Key()] == w.rec.ID {
+			if rest := ws[i+1:]; len(rest) > 0 {
+				c.waiting[w.rec.ID] = rest
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// finish fills a trial from its evaluation.
+func (s *Search) finish(o outcome) rundir.Trial {
+	t := o.trial
+	t.Finished = time.Now()
+	if o.err != nil {
+		t.Status, t.Reason = rundir.StatusFailed, o.err.Error()
+		return t
+	}
+	r := o.out.Training
+	if r == nil { // a problem's score
+		t.Status, t.Score, t.Reward, t.Seconds = rundir.StatusOK, o.out.Score, s.prob.RewardOf(o.out.Score), o.seconds
+		return t
+	}
+	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
+	t.Reward = s.cfg.Reward.reward(r.Reward(), t.LatencyMs)
+	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
+	return t
+}
+
+// reused is a duplicate of an architecture already evaluated: Baker et al.
+// do not train it again but reuse its reward.
+func reused(t, prev rundir.Trial) rundir.Trial {
+	t.Status, t.ReusedFrom = rundir.StatusReused, prev.ID
+	t.Reward, t.ValAccuracy, t.Score, t.Params, t.MACs, t.LatencyMs = prev.Reward, prev.ValAccuracy, prev.Score, prev.Params, prev.MACs, prev.LatencyMs
+	t.Finished = time.Now()
+	return t
+}
+
+// done makes a finished trial durable; the agent learns it in turn.
+func (s *Search) done(t rundir.Trial) error {
+	if t.Finished.IsZero() {
+		t.Finished = time.Now()
+	}
+	if err := s.dir.AppendTrial(t); err != nil {
+		return fmt.Errorf("recording trial %d: %w", t.ID, err)
+	}
+	s.sched.finished[t.ID] = t
+	return nil
+}
+
+// learn teaches the agent the next trial in order and reports it. A failed
+// trial (the executor failed, not the architecture) teaches nothing and is
+// not reused: the architecture may be evaluated again.
+func (s *Search) learn(t rundir.Trial) error {
+	c := &s.sched
+	pr := c.proposed[0]
+	if pr.rec.ID != t.ID {
+		return fmt.Errorf("learning trial %d: trial %d is next", t.ID, pr.rec.ID)
+	}
+	c.proposed = c.proposed[1:]
+	delete(c.finished, t.ID)
+	c.nextLearn++
+	key := pr.p.Genotype.Key()
+	if c.training[key] == t.ID {
+		delete(c.training, key)
+	}
+	var l controller.Learned
+	var err error
+	if t.Status == rundir.StatusFailed {
+		err = s.agent.Forget(t.ID, pr.p)
+	} else {
+		l, err = s.agent.Observe(t.ID, pr.p, t.Reward)
+	}
+	if err != nil {
+		return fmt.Errorf("learning trial %d: %w", t.ID, err)
+	}
+	if l != (controller.Learned{}) {
+		n := rundir.Note{Trial: t.ID, Learned: l}
+		if err := s.dir.AppendNote(n); err != nil {
+			return err
+		}
+		s.notes[t.ID] = n
+	}
+	s.remember(t)
+	tc := t
+	s.emit(Event{Kind: "trial", Trial: &tc, Learned: &l})
+	return nil
+}
+
+// save writes the agent's checkpoint and trials.csv, once per batch of
+// trials learned. A crash between a trial and its batch's save loses
+// nothing: a resumed run learns the trials after the checkpoint again from
+// the log.
+func (s *Search) save() error {
+	c := &s.sched
+	cp := rundir.Checkpoint{Learned: c.nextLearn - 1}
+	for _, pr := range c.proposed {
+		cp.Outstanding = append(cp.Outstanding, pr.rec)
+	}
+	if err := s.dir.SaveAgent(cp, s.agent.Save); err != nil {
+		return err
+	}
+	return s.dir.WriteTrialsCSV(s.trials, s.notes)
+}
+
+// keepModel saves a trial's model while it ranks among the top K (its search
+// weights start the final phase) and deletes models that dropped out.
+func (s *Search) keepModel(t rundir.Trial, weights [][]float32) error {
+	keep := map[int]bool{}
+	for _, x := range s.top(slices.Collect(maps.Values(s.sched.finished))) {
+		keep[x.ID] = true
+	}
+	if keep[t.ID] {
+		b, err := s.export(t, weights, nil)
+		if err != nil {
+			return err
+		}
+		if err := s.dir.WriteFile(rundir.ModelName(t.ID), b); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.dir.Path + "/" + rundir.DirModels)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var id int
+		if _, err := fmt.Sscanf(e.Name(), "trial-%04d.onnx", &id); err == nil && !keep[id] {
+			os.Remove(s.dir.ModelPath(id))
+		}
+	}
+	return nil
+}

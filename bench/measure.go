@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -29,16 +30,11 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&o.Runs, 200)
-	def(&o.Warmup, 20)
-	def(&o.Batch, 64)
-	def(&o.BatchRuns, 10)
-	def(&o.Compare, 16)
+	o.Runs = cmp.Or(o.Runs, 200)
+	o.Warmup = cmp.Or(o.Warmup, 20)
+	o.Batch = cmp.Or(o.Batch, 64)
+	o.BatchRuns = cmp.Or(o.BatchRuns, 10)
+	o.Compare = cmp.Or(o.Compare, 16)
 	return o
 }
 

@@ -18,10 +18,7 @@ import (
 // coloured by its accuracy (dark low, bright high; grey when unknown), the
 // Pareto-front models ringed and joined.
 func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Parameters against latency (colour: accuracy; ringed: Pareto front)"
-	p.X.Label.Text = "latency, batch 1, p50 (ms)"
-	p.Y.Label.Text = "parameters"
+	p := figure.New("Parameters against latency (colour: accuracy; ringed: Pareto front)", "latency, batch 1, p50 (ms)", "parameters")
 	if len(rs) == 0 {
 		return p, nil
 	}
@@ -63,10 +60,7 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 // AccuracyLatencyPlot draws accuracy against batch-1 median latency, the
 // Pareto-front models highlighted.
 func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Accuracy against latency"
-	p.X.Label.Text = "latency, batch 1, p50 (ms)"
-	p.Y.Label.Text = "accuracy"
+	p := figure.New("Accuracy against latency", "latency, batch 1, p50 (ms)", "accuracy")
 	var pts plotter.XYs
 	var with []*Result
 	for _, r := range rs {
@@ -78,11 +72,10 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	if len(pts) == 0 {
 		return p, nil
 	}
-	sc, err := plotter.NewScatter(pts)
+	sc, err := figure.Points(pts, 3)
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(3), Shape: draw.CircleGlyph{}}
 	p.Add(plotter.NewGrid(), sc)
 	p.Legend.Add("model", sc)
 	if err := addFront(p, with, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {

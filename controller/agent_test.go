@@ -19,7 +19,9 @@ func agentKinds() []agentKind {
 	cells := CellSpace{B: 2}
 	uniform := UniformSpace{N: 4, Type: DecisionType{Name: "x", Choices: 3}}
 	qfactory := QLearningFactory(QConfig{Alpha: 0.3, Replay: 4}, EpsilonSchedule{{1, 10}, {0.3, 40}})
-	rcfg := ReinforceConfig{Hidden: 6, Layers: 1, BatchSize: 3, LearningRate: 0.01}
+	rcfg := ReinforceConfig{Hidden: 6, Layers: 2, BatchSize: 3, EntropyWeight: 0.01, ClipNorm: 1, LearningRate: 0.01}
+	study := ReinforceStudy
+	study.Hidden, study.Layers = 5, 1
 	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
 	newMetaQNN := func() (*MetaQNN, error) {
 		return NewMetaQNN(genotype.Study, in, QConfig{Alpha: 0.1, Replay: 4}, EpsilonSchedule{{1, 10}, {0.2, 40}}, 7)
@@ -34,6 +36,8 @@ func agentKinds() []agentKind {
 				return m, m.Load(r)
 			}},
 		{"reinforce", func() (Agent, error) { return ReinforceFactory(rcfg)(cells, 3) },
+			func(r io.Reader) (Agent, error) { return LoadReinforce(r, cells) }},
+		{"reinforce-study", func() (Agent, error) { return ReinforceFactory(study)(cells, 42) },
 			func(r io.Reader) (Agent, error) { return LoadReinforce(r, cells) }},
 		{"qlearning", func() (Agent, error) { return qfactory(uniform, 5) },
 			func(r io.Reader) (Agent, error) {
@@ -92,9 +96,11 @@ func drive(t *testing.T, a Agent, from, to int, out []Proposal) ([]Proposal, []s
 	return out, keys
 }
 
-// Every agent saved in the middle of a run, with proposals in flight, and
-// restored continues exactly as the uninterrupted agent: the same proposals
-// and, at the end, the same saved state byte for byte.
+// Every agent saved in the middle of a run, with proposals in flight (and,
+// for the controller, an unfinished batch), and restored continues exactly
+// as the uninterrupted agent: the same proposals and, at the end, the same
+// saved state byte for byte. The controller runs with both baselines, the
+// study's skip rule, clipping and an entropy bonus.
 func TestAgentsSaveRestoreExactly(t *testing.T) {
 	for _, k := range agentKinds() {
 		t.Run(k.name, func(t *testing.T) {
@@ -109,6 +115,9 @@ func TestAgentsSaveRestoreExactly(t *testing.T) {
 				t.Fatal(err)
 			}
 			inFlight, got := drive(t, a, 1, 17, nil)
+			if r, ok := a.(*Reinforce); ok && (r.cfg.BatchSize > 1 && len(r.batch) == 0 || len(r.pending) == 0) {
+				t.Fatalf("the save should happen mid-batch with proposals pending (batch %d, pending %d)", len(r.batch), len(r.pending))
+			}
 			var buf bytes.Buffer
 			if err := a.Save(&buf); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -27,18 +28,10 @@ type QConfig struct {
 
 // WithDefaults returns c with every zero field replaced by its default.
 func (c QConfig) WithDefaults() QConfig {
-	if c.Alpha == 0 {
-		c.Alpha = 0.01
-	}
-	if c.Gamma == 0 {
-		c.Gamma = 1
-	}
-	if c.InitQ == 0 {
-		c.InitQ = 0.5
-	}
-	if c.Replay == 0 {
-		c.Replay = 128
-	}
+	c.Alpha = cmp.Or(c.Alpha, 0.01)
+	c.Gamma = cmp.Or(c.Gamma, 1)
+	c.InitQ = cmp.Or(c.InitQ, 0.5)
+	c.Replay = cmp.Or(c.Replay, 128)
 	return c
 }
 

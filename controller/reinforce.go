@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -105,32 +106,19 @@ func ReinforcePreset(name string) (ReinforceConfig, error) {
 
 // withDefaults returns c with every zero field replaced by its default.
 func (c ReinforceConfig) withDefaults() ReinforceConfig {
-	def := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Hidden == 0 {
-		c.Hidden = 35
-	}
-	if c.Layers == 0 {
-		c.Layers = 2
-	}
-	if c.Embedding == 0 {
-		c.Embedding = c.Hidden
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 1
-	}
-	def(&c.InitScale, 0.08)
-	def(&c.LearningRate, 6e-4)
-	def(&c.Beta1, 0.9)
-	def(&c.Beta2, 0.999)
-	def(&c.Epsilon, 1e-8)
-	def(&c.BaselineDecay, 0.95)
-	def(&c.Temperature, 5.0)
-	def(&c.TemperatureDecay, 0.995)
-	def(&c.MinTemperature, 1.0)
+	c.Hidden = cmp.Or(c.Hidden, 35)
+	c.Layers = cmp.Or(c.Layers, 2)
+	c.Embedding = cmp.Or(c.Embedding, c.Hidden)
+	c.BatchSize = cmp.Or(c.BatchSize, 1)
+	c.InitScale = cmp.Or(c.InitScale, 0.08)
+	c.LearningRate = cmp.Or(c.LearningRate, 6e-4)
+	c.Beta1 = cmp.Or(c.Beta1, 0.9)
+	c.Beta2 = cmp.Or(c.Beta2, 0.999)
+	c.Epsilon = cmp.Or(c.Epsilon, 1e-8)
+	c.BaselineDecay = cmp.Or(c.BaselineDecay, 0.95)
+	c.Temperature = cmp.Or(c.Temperature, 5.0)
+	c.TemperatureDecay = cmp.Or(c.TemperatureDecay, 0.995)
+	c.MinTemperature = cmp.Or(c.MinTemperature, 1.0)
 	return c
 }
 

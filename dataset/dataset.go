@@ -34,14 +34,13 @@ const (
 
 // String returns the name used in nasctl's output: "prefix" or "class-folders".
 func (l Layout) String() string {
-	switch l {
-	case LayoutPrefix:
-		return "prefix"
-	case LayoutClassFolders:
-		return "class-folders"
+	if name, ok := layoutNames[l]; ok {
+		return name
 	}
 	return fmt.Sprintf("Layout(%d)", int(l))
 }
+
+var layoutNames = map[Layout]string{LayoutPrefix: "prefix", LayoutClassFolders: "class-folders"}
 
 // Dataset is a folder of images held in memory, ready for training.
 type Dataset struct {

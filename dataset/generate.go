@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,12 +64,8 @@ type Options struct {
 
 // withDefaults returns o with its zero fields replaced by their defaults.
 func (o Options) withDefaults() Options {
-	if o.Count == 0 {
-		o.Count = DefaultCount
-	}
-	if o.Size == 0 {
-		o.Size = DefaultSize
-	}
+	o.Count = cmp.Or(o.Count, DefaultCount)
+	o.Size = cmp.Or(o.Size, DefaultSize)
 	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}

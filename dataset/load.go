@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -101,12 +102,8 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if opts.Workers == 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.Width == 0 {
-		opts.Width = opts.Height
-	}
-	if opts.Height == 0 {
-		opts.Height = opts.Width
-	}
+	opts.Width = cmp.Or(opts.Width, opts.Height)
+	opts.Height = cmp.Or(opts.Height, opts.Width)
 	layout, classes, files, rep, err := scan(dir)
 	if err != nil {
 		return nil, nil, err

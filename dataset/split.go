@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -100,9 +101,7 @@ func (p SplitPlan) Apply(n int, seed uint64) (Split, error) {
 		return Split{}, fmt.Errorf("split: negative image count %d", n)
 	}
 	frac := p.Fraction
-	if frac == 0 {
-		frac = 1
-	}
+	frac = cmp.Or(frac, 1)
 	kept := int(math.Floor(frac * float64(n)))
 	test := int(math.Ceil(p.TestShare * float64(kept)))
 	train := int(math.Floor((1 - p.ValShare) * float64(kept-test)))

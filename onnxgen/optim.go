@@ -1,5 +1,7 @@
 package onnxgen
 
+import "cmp"
+
 // Optimizer emits the parameter update of a training-step graph. The step count
 // and the learning rate are graph inputs, so one compiled graph serves a whole
 // learning-rate schedule.
@@ -29,15 +31,9 @@ type Adam struct {
 }
 
 func (a Adam) withDefaults() Adam {
-	if a.Beta1 == 0 {
-		a.Beta1 = 0.5
-	}
-	if a.Beta2 == 0 {
-		a.Beta2 = 0.999
-	}
-	if a.Epsilon == 0 {
-		a.Epsilon = 1e-7
-	}
+	a.Beta1 = cmp.Or(a.Beta1, 0.5)
+	a.Beta2 = cmp.Or(a.Beta2, 0.999)
+	a.Epsilon = cmp.Or(a.Epsilon, 1e-7)
 	return a
 }
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -48,9 +49,9 @@ func MeasureLatency(ctx context.Context, model []byte, cfg LatencyConfig) (*Infe
 // contents; Predict copies its images in before every run). cfg.Session is
 // not used.
 func (m *Model) MeasureLatency(ctx context.Context, cfg LatencyConfig) (*InferenceTiming, error) {
-	setDefault(&cfg.Batch, 1)
-	setDefault(&cfg.Warmup, 20)
-	setDefault(&cfg.Runs, 200)
+	cfg.Batch = cmp.Or(cfg.Batch, 1)
+	cfg.Warmup = cmp.Or(cfg.Warmup, 20)
+	cfg.Runs = cmp.Or(cfg.Runs, 200)
 	if err := checkCounts("latency", "batch", cfg.Batch, "runs", cfg.Runs, cfg.Warmup); err != nil {
 		return nil, err
 	}

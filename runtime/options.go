@@ -178,15 +178,6 @@ type SessionOptions struct {
 	NCHWc bool
 }
 
-// setDefault sets *v to d when *v is the zero value, which for the fields
-// of nasctl's configurations means "the default".
-func setDefault[T comparable](v *T, d T) {
-	var zero T
-	if *v == zero {
-		*v = d
-	}
-}
-
 // validate returns every problem with o, or nil.
 func (o SessionOptions) validate() error {
 	var problems []string

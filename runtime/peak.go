@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -38,9 +39,9 @@ type Peak struct {
 // MeasurePeak times a large square float32 MatMul (onnxgen.MatMulProbe) with
 // cfg.Session's threads and returns its rate.
 func MeasurePeak(ctx context.Context, cfg PeakConfig) (*Peak, error) {
-	setDefault(&cfg.Size, 2048)
-	setDefault(&cfg.Warmup, 2)
-	setDefault(&cfg.Runs, 10)
+	cfg.Size = cmp.Or(cfg.Size, 2048)
+	cfg.Warmup = cmp.Or(cfg.Warmup, 2)
+	cfg.Runs = cmp.Or(cfg.Runs, 10)
 	if err := checkCounts("peak", "size", cfg.Size, "runs", cfg.Runs, cfg.Warmup); err != nil {
 		return nil, err
 	}

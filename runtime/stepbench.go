@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 
@@ -48,9 +49,9 @@ type StepTiming struct {
 // MeasureTrainStep times training steps of net on random data with the graph
 // and ping-pong tensors that Train uses.
 func MeasureTrainStep(ctx context.Context, net *genotype.Net, cfg StepBenchConfig) (*StepTiming, error) {
-	setDefault(&cfg.Batch, 128)
-	setDefault(&cfg.Warmup, 3)
-	setDefault(&cfg.Steps, 20)
+	cfg.Batch = cmp.Or(cfg.Batch, 128)
+	cfg.Warmup = cmp.Or(cfg.Warmup, 3)
+	cfg.Steps = cmp.Or(cfg.Steps, 20)
 	if err := checkCounts("step benchmark", "batch", cfg.Batch, "steps", cfg.Steps, cfg.Warmup); err != nil {
 		return nil, err
 	}

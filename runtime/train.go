@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,11 +62,11 @@ type LRSchedule struct {
 }
 
 func (s LRSchedule) withDefaults() LRSchedule {
-	setDefault(&s.RestartFactor, 0.4)
-	setDefault(&s.MaxRestarts, 5)
-	setDefault(&s.DecayEvery, 5)
-	setDefault(&s.DecayFactor, 0.2)
-	setDefault(&s.ChanceMargin, 0.01)
+	s.RestartFactor = cmp.Or(s.RestartFactor, 0.4)
+	s.MaxRestarts = cmp.Or(s.MaxRestarts, 5)
+	s.DecayEvery = cmp.Or(s.DecayEvery, 5)
+	s.DecayFactor = cmp.Or(s.DecayFactor, 0.2)
+	s.ChanceMargin = cmp.Or(s.ChanceMargin, 0.01)
 	return s
 }
 
@@ -138,13 +139,13 @@ type TrainConfig struct {
 // WithDefaults returns c with every zero field replaced by its default (see
 // the fields), the schedule's included.
 func (c TrainConfig) WithDefaults() TrainConfig {
-	setDefault(&c.Epochs, 15)
-	setDefault(&c.BatchSize, 128)
-	setDefault(&c.LR, 1e-3)
+	c.Epochs = cmp.Or(c.Epochs, 15)
+	c.BatchSize = cmp.Or(c.BatchSize, 128)
+	c.LR = cmp.Or(c.LR, 1e-3)
 	if c.Optimizer == nil {
 		c.Optimizer = onnxgen.Adam{}
 	}
-	setDefault(&c.Patience, 6)
+	c.Patience = cmp.Or(c.Patience, 6)
 	c.Schedule = c.Schedule.withDefaults()
 	return c
 }

@@ -2,6 +2,7 @@ package search
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -338,18 +339,10 @@ func (c Config) Trains() bool { return c.Problem.Name == "" }
 
 // WithDefaults fills zero fields.
 func (c Config) WithDefaults() Config {
-	if c.Kind == "" {
-		c.Kind = KindMetaQNN
-	}
-	if c.Dir == "" {
-		c.Dir = "runs"
-	}
-	if c.Workers == 0 {
-		c.Workers = 1
-	}
-	if c.Final.TopK == 0 {
-		c.Final.TopK = 10
-	}
+	c.Kind = cmp.Or(c.Kind, KindMetaQNN)
+	c.Dir = cmp.Or(c.Dir, "runs")
+	c.Workers = cmp.Or(c.Workers, 1)
+	c.Final.TopK = cmp.Or(c.Final.TopK, 10)
 	switch c.Kind {
 	case KindMetaQNN:
 		c = c.metaqnnDefaults()
@@ -374,9 +367,7 @@ func (c Config) metaqnnDefaults() Config {
 	if c.Trials == 0 {
 		c.Trials = m.Schedule.Total()
 	}
-	if c.Name == "" {
-		c.Name = "metaqnn"
-	}
+	c.Name = cmp.Or(c.Name, "metaqnn")
 	return c
 }
 
@@ -384,17 +375,11 @@ func (c Config) nasnetDefaults() Config {
 	p := &c.Problem
 	switch p.Name {
 	case "mock":
-		if p.Blocks == 0 {
-			p.Blocks = 2
-		}
+		p.Blocks = cmp.Or(p.Blocks, 2)
 	case "natsbench":
-		if p.Dataset == "" {
-			p.Dataset = natsbench.CIFAR10.String()
-		}
+		p.Dataset = cmp.Or(p.Dataset, natsbench.CIFAR10.String())
 	}
-	if c.Trials == 0 {
-		c.Trials = 800
-	}
+	c.Trials = cmp.Or(c.Trials, 800)
 	if c.Reinforce.Preset == "" {
 		c.Reinforce.Preset = DefaultNASNetPreset(p.Name)
 	}
@@ -405,32 +390,16 @@ func (c Config) nasnetDefaults() Config {
 }
 
 func (c Config) trainingDefaults() Config {
-	if c.Split == "" {
-		c.Split = "metaqnn"
-	}
-	if c.DataFraction == 0 {
-		c.DataFraction = 1
-	}
+	c.Split = cmp.Or(c.Split, "metaqnn")
+	c.DataFraction = cmp.Or(c.DataFraction, 1)
 	d := runtime.TrainConfig{}.WithDefaults()
 	t := &c.Train
-	if t.Epochs == 0 {
-		t.Epochs = d.Epochs
-	}
-	if t.BatchSize == 0 {
-		t.BatchSize = d.BatchSize
-	}
-	if t.LR == 0 {
-		t.LR = d.LR
-	}
-	if t.Patience == 0 {
-		t.Patience = d.Patience
-	}
-	if c.Final.EpochFactor == 0 {
-		c.Final.EpochFactor = 2
-	}
-	if c.Device == "" {
-		c.Device = "cpu"
-	}
+	t.Epochs = cmp.Or(t.Epochs, d.Epochs)
+	t.BatchSize = cmp.Or(t.BatchSize, d.BatchSize)
+	t.LR = cmp.Or(t.LR, d.LR)
+	t.Patience = cmp.Or(t.Patience, d.Patience)
+	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
+	c.Device = cmp.Or(c.Device, "cpu")
 	c.Reward = c.Reward.withDefaults()
 	return c
 }

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,21 +54,11 @@ type RewardSettings struct {
 }
 
 func (r RewardSettings) withDefaults() RewardSettings {
-	if r.Mode == "" {
-		r.Mode = RewardAccuracy
-	}
-	if r.Weight == 0 {
-		r.Weight = -0.07
-	}
-	if r.Latency == "" {
-		r.Latency = LatencyPredicted
-	}
-	if r.Threads == 0 {
-		r.Threads = 1
-	}
-	if r.Calibration == 0 {
-		r.Calibration = 120
-	}
+	r.Mode = cmp.Or(r.Mode, RewardAccuracy)
+	r.Weight = cmp.Or(r.Weight, -0.07)
+	r.Latency = cmp.Or(r.Latency, LatencyPredicted)
+	r.Threads = cmp.Or(r.Threads, 1)
+	r.Calibration = cmp.Or(r.Calibration, 120)
 	return r
 }
 

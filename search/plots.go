@@ -9,16 +9,12 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // AccuracyPlot is the study's figure: every trial's validation accuracy in the
 // order the agent learned them (trial order), the best so far, and epsilon.
 func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "MetaQNN search: validation accuracy per trial"
-	p.X.Label.Text = "trial"
-	p.Y.Label.Text = "validation accuracy / epsilon"
+	p := figure.New("MetaQNN search: validation accuracy per trial", "trial", "validation accuracy / epsilon")
 	p.Y.Min, p.Y.Max = 0, 1.02
 	pts := make(plotter.XYs, len(trials))
 	best := make(plotter.XYs, len(trials))
@@ -33,11 +29,10 @@ func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	if len(trials) == 0 {
 		return p, nil
 	}
-	sc, err := plotter.NewScatter(pts)
+	sc, err := figure.Points(pts, 2)
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(2), Shape: draw.CircleGlyph{}}
 	bl, err := plotter.NewLine(best)
 	if err != nil {
 		return nil, err
@@ -63,9 +58,7 @@ func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 // the number of trials and the share of constant predictors (accuracy within
 // one point of the majority share) under each box.
 func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Validation accuracy per epsilon"
-	p.Y.Label.Text = "validation accuracy"
+	p := figure.New("Validation accuracy per epsilon", "", "validation accuracy")
 	p.Y.Min, p.Y.Max = 0, 1.02
 	byEps := map[float64]plotter.Values{}
 	for _, t := range trials {
@@ -110,10 +103,7 @@ func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 // ParamsPlot is parameters (log scale) against validation accuracy for every
 // trained architecture.
 func ParamsPlot(trials []rundir.Trial) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Parameters against validation accuracy"
-	p.X.Label.Text = "parameters"
-	p.Y.Label.Text = "validation accuracy"
+	p := figure.New("Parameters against validation accuracy", "parameters", "validation accuracy")
 	p.Y.Min, p.Y.Max = 0, 1.02
 	var pts plotter.XYs
 	for _, t := range trials {
@@ -126,11 +116,10 @@ func ParamsPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	}
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	sc, err := plotter.NewScatter(pts)
+	sc, err := figure.Points(pts, 2.5)
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
 	p.Add(plotter.NewGrid(), sc)
 	return p, nil
 }
@@ -143,10 +132,7 @@ const AverageWindow = 50
 // reward, their moving average over AverageWindow trials and the baseline
 // the controller measured each trial against.
 func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "NASNet search: reward per trial"
-	p.X.Label.Text = "trial"
-	p.Y.Label.Text = "reward"
+	p := figure.New("NASNet search: reward per trial", "trial", "reward")
 	if len(eps) == 0 {
 		return p, nil
 	}
@@ -164,11 +150,10 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 		avg[i] = plotter.XY{X: x, Y: sum / float64(min(i+1, AverageWindow))}
 		base[i] = plotter.XY{X: x, Y: notes[e.ID].Baseline}
 	}
-	sc, err := plotter.NewScatter(pts)
+	sc, err := figure.Points(pts, 1.2)
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: figure.Blue, Radius: vg.Points(1.2), Shape: draw.CircleGlyph{}}
 	al, err := plotter.NewLine(avg)
 	if err != nil {
 		return nil, err
@@ -190,10 +175,7 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 
 // TemperaturePlot is the softmax temperature each trial was sampled at.
 func TemperaturePlot(eps []rundir.Trial) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "NASNet search: sampling temperature"
-	p.X.Label.Text = "trial"
-	p.Y.Label.Text = "temperature"
+	p := figure.New("NASNet search: sampling temperature", "trial", "temperature")
 	p.Y.Min = 0
 	if len(eps) == 0 {
 		return p, nil

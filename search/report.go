@@ -372,7 +372,6 @@ func readRun(dir string) (*runFiles, error) {
 	if r.trials, err = rundir.ReadTrials(dir); err != nil {
 		return nil, err
 	}
-	sort.SliceStable(r.trials, func(i, j int) bool { return r.trials[i].ID < r.trials[j].ID })
 	notes, err := rundir.ReadNotes(dir)
 	if err != nil {
 		return nil, err

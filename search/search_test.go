@@ -11,7 +11,6 @@ import (
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -151,15 +150,11 @@ func resume(t *testing.T, cfg Config, exec Executor) *Search {
 // it ended (not when, nor how long it took).
 func sameTrials(t *testing.T, got, want []rundir.Trial) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d trials, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		g.Finished, w.Finished, g.Seconds, w.Seconds = time.Time{}, time.Time{}, 0, 0
-		if !reflect.DeepEqual(g, w) {
-			t.Fatalf("trial %d differs:\n got %+v\nwant %+v", i+1, g, w)
+	if i := rundir.FirstDifference(got, want); i >= 0 {
+		if i >= min(len(got), len(want)) {
+			t.Fatalf("%d trials, want %d", len(got), len(want))
 		}
+		t.Fatalf("trial %d differs:\n got %+v\nwant %+v", i+1, got[i], want[i])
 	}
 }
 
@@ -170,7 +165,6 @@ func logged(t *testing.T, dir string) []rundir.Trial {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(ts, func(a, b rundir.Trial) int { return a.ID - b.ID })
 	return ts
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,9 +174,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 			return nil, err
 		}
 		if rs != nil {
-			if data.Dir == "" {
-				data.Dir = rs.Dir
-			}
+			data.Dir = cmp.Or(data.Dir, rs.Dir)
 			if !opts.PlanSet {
 				data.Plan = rs.Plan
 			}

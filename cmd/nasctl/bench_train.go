@@ -44,8 +44,8 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("bench train-step takes no arguments (got %q); give the architecture with --arch", c.Args().Slice())
+			if err := noArgs(c, "give the architecture with --arch"); err != nil {
+				return err
 			}
 			opts := benchTrainStepOptions{
 				Classes: c.Int("classes"), Batch: c.Int("batch"), Threads: c.Int("threads"), Steps: c.Int("steps"),

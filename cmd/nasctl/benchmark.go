@@ -77,7 +77,7 @@ per episode down to 1.0) or study (the founding study's baseline, skip and clipp
 --lr, --temperature, --min-temperature, --baseline, --batch and --entropy override it;
 0 given to any of them but --entropy means the paper default.
 Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},
 				&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "natsbench accuracy column: " + strings.Join(natsbench.DatasetNames(), ", ")},
 				&cli.IntFlag{Name: "blocks", Value: 2, Usage: "mock: blocks per cell (B)"},
@@ -91,16 +91,10 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.BoolFlag{Name: "free-repeats", Usage: "count only the first proposal of an architecture as a query"},
 				&cli.IntFlag{Name: "workers", Usage: "runs at once (0: one per CPU); results do not depend on it"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
-				&cli.Float64Flag{Name: "lr", Usage: "reinforce: Adam learning rate (default: the preset's)"},
-				&cli.Float64Flag{Name: "temperature", Usage: "reinforce: initial softmax temperature (default: the preset's)"},
-				&cli.Float64Flag{Name: "min-temperature", Usage: "reinforce: floor of the annealed temperature (default: the preset's)"},
-				&cli.StringFlag{Name: "baseline", Usage: "reinforce: baseline, ema or study (default: the preset's)"},
-				&cli.IntFlag{Name: "batch", Usage: "reinforce: architectures per update (default: the preset's)"},
-				&cli.Float64Flag{Name: "entropy", Usage: "reinforce: entropy bonus weight, 0 for none (default: the preset's)"},
-			},
+			}, reinforceFlags()...),
 			Action: func(c *cli.Context) error {
-				if c.NArg() != 0 {
-					return usagef("benchmark agents takes no arguments (got %q)", c.Args().Slice())
+				if err := noArgs(c, ""); err != nil {
+					return err
 				}
 				opts, err := benchmarkAgentsOptionsFrom(c)
 				if err != nil {
@@ -185,25 +179,8 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	}
 	slices.Sort(o.Queries)
 	r := &o.Reinforce
-	if c.IsSet("lr") {
-		r.LearningRate = c.Float64("lr")
-	}
-	if c.IsSet("temperature") {
-		r.Temperature = c.Float64("temperature")
-	}
-	if c.IsSet("min-temperature") {
-		r.MinTemperature = c.Float64("min-temperature")
-	}
-	if c.IsSet("batch") {
-		r.BatchSize = c.Int("batch")
-	}
-	if c.IsSet("entropy") {
-		r.EntropyWeight = c.Float64("entropy")
-	}
-	if c.IsSet("baseline") {
-		if r.Baseline, err = controller.ParseBaselineKind(c.String("baseline")); err != nil {
-			return o, usagef("--baseline: %v", err)
-		}
+	if err := applyReinforceFlags(c, r); err != nil {
+		return o, err
 	}
 	if err := r.Validate(); err != nil {
 		return o, usagef("%v", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,8 +57,8 @@ Example: nasctl dataset generate --out data/leaves --seed 1`,
 			&cli.BoolFlag{Name: "force", Usage: "replace the LEAF_/NO_ images already in --out"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("dataset generate takes no arguments (got %q); give the folder with --out", c.Args().Slice())
+			if err := noArgs(c, "give the folder with --out"); err != nil {
+				return err
 			}
 			opts := datasetGenerateOptions{
 				Out: c.String("out"),
@@ -102,9 +103,7 @@ func runDatasetGenerate(ctx context.Context, opts datasetGenerateOptions, out io
 		return err
 	}
 	size := opts.Size
-	if size == 0 {
-		size = dataset.DefaultSize
-	}
+	size = cmp.Or(size, dataset.DefaultSize)
 	rotated := ""
 	if opts.Rotate {
 		rotated = ", rotated leaves"

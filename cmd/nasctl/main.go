@@ -142,6 +142,19 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// noArgs returns a usage error when a command that takes only flags got
+// positional arguments; hint says where the value goes instead ("" for
+// none).
+func noArgs(c *cli.Context, hint string) error {
+	if c.NArg() == 0 {
+		return nil
+	}
+	if hint != "" {
+		hint = "; " + hint
+	}
+	return usagef("%s takes no arguments (got %q)%s", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" "), c.Args().Slice(), hint)
+}
+
 // setUsageErrors makes flag-parsing errors of every command usage errors.
 // A command group without an action of its own answers an unknown
 // subcommand with a usage error that lists the valid ones.

@@ -38,8 +38,8 @@ Example: nasctl reward mock --actions 0,1,9,10,0,1,0,12,3,1 --explain`,
 					&cli.BoolFlag{Name: "explain", Usage: "also print the cells and every term of the formula"},
 				},
 				Action: func(c *cli.Context) error {
-					if c.NArg() != 0 {
-						return usagef("reward mock takes no arguments (got %q); give the vector with --actions", c.Args().Slice())
+					if err := noArgs(c, "give the vector with --actions"); err != nil {
+						return err
 					}
 					if !c.IsSet("actions") {
 						return usagef("reward mock needs --actions, %s", genotype.CellActionsUsage)
@@ -70,8 +70,8 @@ Example: nasctl reward natsbench --actions 3,3,3,1,3,2 --dataset cifar10`,
 					&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "accuracy column: " + strings.Join(natsbench.DatasetNames(), ", ")},
 				},
 				Action: func(c *cli.Context) error {
-					if c.NArg() != 0 {
-						return usagef("reward natsbench takes no arguments (got %q)", c.Args().Slice())
+					if err := noArgs(c, ""); err != nil {
+						return err
 					}
 					ds, err := natsbench.ParseDataset(c.String("dataset"))
 					if err != nil {

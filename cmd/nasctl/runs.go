@@ -26,8 +26,8 @@ func runsCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			},
 			Action: func(c *cli.Context) error {
-				if c.NArg() > 0 {
-					return usagef("runs list takes no arguments")
+				if err := noArgs(c, ""); err != nil {
+					return err
 				}
 				return runRunsList(c.String("dir"), c.Bool("json"), c.App.Writer)
 			},

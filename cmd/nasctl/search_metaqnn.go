@@ -76,8 +76,8 @@ Examples:
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("search metaqnn takes no arguments (got %q)", c.Args().Slice())
+			if err := noArgs(c, ""); err != nil {
+				return err
 			}
 			if n := c.Int("sample"); c.IsSet("sample") {
 				return runSample(c, n)

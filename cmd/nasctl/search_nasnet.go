@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -48,22 +49,13 @@ Examples:
   nasctl search nasnet --reward mock --episodes 800 --seed 1 --name mock-1
   nasctl search nasnet --reward natsbench --dataset cifar100 --episodes 300
   nasctl search nasnet --resume runs/mock-1`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(problem.Names, ", ") + " (default mock)"},
 			&cli.IntFlag{Name: "blocks", Usage: "mock: blocks per cell, B (default 2, the study's)"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
 			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled (default 800)"},
 			&cli.StringFlag{Name: "preset", Usage: "controller preset: " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default paper, natsbench for --reward natsbench)"},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
-			&cli.IntFlag{Name: "batch", Usage: "architectures per policy update"},
-			&cli.Float64Flag{Name: "temperature", Usage: "softmax temperature of the first episode"},
-			&cli.Float64Flag{Name: "temperature-decay", Usage: "factor applied to the temperature after every episode"},
-			&cli.Float64Flag{Name: "min-temperature", Usage: "floor of the temperature"},
-			&cli.StringFlag{Name: "baseline", Usage: "baseline: ema or study"},
-			&cli.Float64Flag{Name: "baseline-decay", Usage: "ema baseline: decay d of b <- d b + (1-d) R"},
-			&cli.Float64Flag{Name: "skip-below", Usage: "leave out episodes with |R - b| below this (0: none)"},
-			&cli.Float64Flag{Name: "lr", Usage: "Adam learning rate"},
-			&cli.Float64Flag{Name: "entropy", Usage: "entropy bonus weight (0: none)"},
 			&cli.IntFlag{Name: "top-k", Usage: "distinct cells listed in top.json and the report (default 10)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples (default 1)"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
@@ -71,10 +63,10 @@ Examples:
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
-		},
+		}, reinforceFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("search nasnet takes no arguments (got %q)", c.Args().Slice())
+			if err := noArgs(c, ""); err != nil {
+				return err
 			}
 			opts, err := nasnetOptions(c)
 			if err != nil {
@@ -87,8 +79,8 @@ Examples:
 
 // nasnetSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var nasnetSettingFlags = []string{"reward", "blocks", "dataset", "episodes", "preset", "config", "batch", "temperature",
-	"temperature-decay", "min-temperature", "baseline", "baseline-decay", "skip-below", "lr", "entropy", "top-k", "seed", "name", "dir"}
+var nasnetSettingFlags = append([]string{"reward", "blocks", "dataset", "episodes", "preset", "config", "top-k", "seed", "name", "dir"},
+	reinforceFlagNames()...)
 
 // nasnetOptions builds the configuration: controller preset, then file,
 // then flags. Every mistake is a usage error that names the flag or key.
@@ -108,29 +100,20 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if c.IsSet("blocks") && prob != "mock" {
 		return opts, usagef("--blocks applies to --reward mock only (the NATS-Bench cell is fixed); drop --blocks")
 	}
-	r := &cfg.Reinforce.Controller
 	set(c, "blocks", func() { cfg.Problem.Blocks = c.Int("blocks") })
 	set(c, "dataset", func() { cfg.Problem.Dataset = c.String("dataset") })
 	set(c, "episodes", func() { cfg.Trials = c.Int("episodes") })
-	set(c, "batch", func() { r.BatchSize = c.Int("batch") })
-	set(c, "temperature", func() { r.Temperature = c.Float64("temperature") })
-	set(c, "temperature-decay", func() { r.TemperatureDecay = c.Float64("temperature-decay") })
-	set(c, "min-temperature", func() { r.MinTemperature = c.Float64("min-temperature") })
-	set(c, "baseline-decay", func() { r.BaselineDecay = c.Float64("baseline-decay") })
-	set(c, "skip-below", func() { r.SkipBelow = c.Float64("skip-below") })
-	set(c, "lr", func() { r.LearningRate = c.Float64("lr") })
-	set(c, "entropy", func() { r.EntropyWeight = c.Float64("entropy") })
 	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "name", func() { cfg.Name = c.String("name") })
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
-	if c.IsSet("baseline") {
-		if r.Baseline, err = controller.ParseBaselineKind(c.String("baseline")); err != nil {
-			return opts, usagef("--baseline: %v", err)
-		}
+	r := cfg.Reinforce.Controller.Config()
+	if err := applyReinforceFlags(c, &r); err != nil {
+		return opts, err
 	}
+	cfg.Reinforce.Controller = search.ControllerOf(r)
 	// A flag given as 0 would silently mean the default; say so instead.
-	for _, f := range []string{"episodes", "blocks", "batch", "top-k"} {
+	for _, f := range []string{"episodes", "blocks", "top-k"} {
 		if c.IsSet(f) && c.Int(f) < 1 {
 			return opts, usagef("--%s must be at least 1, got %d", f, c.Int(f))
 		}
@@ -153,9 +136,7 @@ func nasnetBase(c *cli.Context) (search.Config, error) {
 		}
 	}
 	prob := file.Problem.Name
-	if prob == "" {
-		prob = "mock"
-	}
+	prob = cmp.Or(prob, "mock")
 	if c.IsSet("reward") {
 		prob = c.String("reward")
 		if !slices.Contains(problem.Names, prob) {

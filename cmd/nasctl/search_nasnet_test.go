@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,33 +23,14 @@ func readLog(t *testing.T, dir string) []rundir.Trial {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(ts, func(a, b rundir.Trial) int { return a.ID - b.ID })
 	return ts
-}
-
-// timeless is a trial without what the clock measured.
-func timeless(t rundir.Trial) rundir.Trial {
-	t.Seconds, t.Finished, t.ImagesPerSecond = 0, time.Time{}, 0
-	t.Epochs = slices.Clone(t.Epochs)
-	for i := range t.Epochs {
-		t.Epochs[i].Seconds = 0
-	}
-	return t
 }
 
 // sameLogs compares two runs trial for trial, times left out.
 func sameLogs(t *testing.T, got, want []rundir.Trial) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d trials, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := timeless(got[i]), timeless(want[i])
-		jg, _ := json.Marshal(g)
-		jw, _ := json.Marshal(w)
-		if !bytes.Equal(jg, jw) {
-			t.Fatalf("trial %d differs:\n got %s\nwant %s", i+1, jg, jw)
-		}
+	if i := rundir.FirstDifference(got, want); i >= 0 {
+		t.Fatalf("the runs differ at trial %d (%d and %d trials)", i+1, len(got), len(want))
 	}
 }
 
@@ -185,19 +165,8 @@ func TestSearchNASNetKillAndResume(t *testing.T) {
 	bin := buildNasctl(t)
 	runs := t.TempDir()
 	args := []string{"search", "nasnet", "--episodes", "600", "--preset", "study", "--seed", "5", "--dir", runs, "--quiet"}
-	cmd := exec.Command(bin, append(args, "--name", "killed")...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(runs, "killed")
-	deadline := time.Now().Add(time.Minute)
-	for len(readLog(t, dir)) < 20 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no 20 trials within a minute")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	cmd := startUntil(t, exec.Command(bin, append(args, "--name", "killed")...), dir, 20)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -223,21 +192,11 @@ func TestSearchNASNetKillAndResume(t *testing.T) {
 func TestSearchNASNetInterrupt(t *testing.T) {
 	bin := buildNasctl(t)
 	runs := t.TempDir()
-	cmd := exec.Command(bin, "search", "nasnet", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(runs, "int")
-	deadline := time.Now().Add(time.Minute)
-	for len(readLog(t, dir)) < 20 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no 20 trials within a minute")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var stderr bytes.Buffer
+	c := exec.Command(bin, "search", "nasnet", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
+	c.Stderr = &stderr
+	cmd := startUntil(t, c, dir, 20)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -248,4 +207,22 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
 		t.Fatalf("interrupted: %v\n%s", err, stderr.String())
 	}
+}
+
+// startUntil starts a search process and returns once the run in dir has
+// recorded n trials.
+func startUntil(t *testing.T, cmd *exec.Cmd, dir string, n int) *exec.Cmd {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(readLog(t, dir)) < n {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no %d trials within 2 minutes", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd
 }

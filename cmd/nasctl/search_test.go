@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -40,20 +39,8 @@ func TestSearchKillAndResume(t *testing.T) {
 	const total = 16
 	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", runs,
 		"--input", "16x16x1", "--schedule", "1.0:10,0.5:6", "--epochs", "2", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--json"}
-	cmd := exec.Command(bin, append(args, "--name", "kill")...)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(runs, "kill")
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(readLog(t, dir)) < 4 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no 4 trials within 2 minutes")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd := startUntil(t, exec.Command(bin, append(args, "--name", "kill")...), dir, 4)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +63,7 @@ func TestSearchKillAndResume(t *testing.T) {
 		byID[a.ID] = a
 	}
 	for _, b := range before {
-		if a, b := timeless(byID[b.ID]), timeless(b); !reflect.DeepEqual(a, b) {
+		if a, b := byID[b.ID].Untimed(), b.Untimed(); !reflect.DeepEqual(a, b) {
 			t.Errorf("trial %d changed across the resume: %+v -> %+v", b.ID, b, a)
 		}
 	}

@@ -72,8 +72,8 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("train takes no arguments (got %q); give the architecture with --arch", c.Args().Slice())
+			if err := noArgs(c, "give the architecture with --arch"); err != nil {
+				return err
 			}
 			opts := trainOptions{
 				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),

@@ -21,10 +21,7 @@ const RegretFloor = 0.01
 // score found) after 1..Budget queries, over seeds, with a band of +-1
 // standard error, on a logarithmic regret axis.
 func Regret(res *Result, title, unit string) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "queries"
-	p.Y.Label.Text = "mean regret"
+	p := figure.New(title, "queries", "mean regret")
 	if unit != "" {
 		p.Y.Label.Text += " (" + unit + ")"
 	}

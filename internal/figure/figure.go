@@ -17,7 +17,9 @@ import (
 
 	"github.com/google/renameio/v2"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // The size of every figure, saved or served.
@@ -111,4 +113,22 @@ func Save(p *plot.Plot, dir, name string) ([]string, error) {
 		paths = append(paths, path)
 	}
 	return paths, nil
+}
+
+// Points returns a scatter of pts drawn as dots of the palette's blue, of
+// radius r points: the data points of a figure.
+func Points(pts plotter.XYs, r float64) (*plotter.Scatter, error) {
+	sc, err := plotter.NewScatter(pts)
+	if err != nil {
+		return nil, err
+	}
+	sc.GlyphStyle = draw.GlyphStyle{Color: Blue, Radius: vg.Points(r), Shape: draw.CircleGlyph{}}
+	return sc, nil
+}
+
+// New returns an empty plot with its title and axis labels.
+func New(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	return p
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,10 +42,27 @@ func ReadJSONL[T any](path string) ([]T, error) {
 	return out, nil
 }
 
-// ReadTrials returns the trials of the run at path in the order they
-// finished.
+// ReadTrials returns the trials of the run at path in trial order (the log
+// holds them in the order they finished).
 func ReadTrials(path string) ([]Trial, error) {
-	return ReadJSONL[Trial](filepath.Join(path, FileTrials))
+	ts, err := ReadJSONL[Trial](filepath.Join(path, FileTrials))
+	slices.SortStableFunc(ts, func(a, b Trial) int { return a.ID - b.ID })
+	return ts, err
+}
+
+// FirstDifference returns the index of the first trial at which two runs
+// differ, untimed (see Trial.Untimed), or -1 when they are the same trial
+// for trial: a search repeats exactly when its runs have no difference.
+func FirstDifference(a, b []Trial) int {
+	for i := range min(len(a), len(b)) {
+		if !reflect.DeepEqual(a[i].Untimed(), b[i].Untimed()) {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }
 
 // ReadFinals returns the final-phase results of the run at path.

@@ -133,3 +133,20 @@ func TestWinners(t *testing.T) {
 		t.Errorf("winners without ranks %v", got)
 	}
 }
+
+// Runs differ where a trial's record does, not where the clock does.
+func TestFirstDifference(t *testing.T) {
+	a := []Trial{trial(1, "SM()"), trial(2, "GAP()")}
+	b := []Trial{trial(1, "SM()"), trial(2, "GAP()")}
+	b[1].Seconds, b[1].ImagesPerSecond = 3, 900
+	if i := FirstDifference(a, b); i != -1 {
+		t.Errorf("timing made trial %d differ", i+1)
+	}
+	b[1].Reward = 0.5
+	if i := FirstDifference(a, b); i != 1 {
+		t.Errorf("a reward difference found at %d, want 1", i)
+	}
+	if i := FirstDifference(a, a[:1]); i != 1 {
+		t.Errorf("a missing trial found at %d, want 1", i)
+	}
+}

@@ -1,6 +1,7 @@
 package rundir
 
 import (
+	"slices"
 	"time"
 
 	"github.com/nasctl/nasctl/controller"
@@ -115,3 +116,15 @@ type Checkpoint struct {
 
 // CheckpointFormat is the format this nasctl writes and reads.
 const CheckpointFormat = 1
+
+// Untimed is the trial without what the clock measured (its seconds,
+// finish time and throughput): two runs of the same search record equal
+// untimed trials.
+func (t Trial) Untimed() Trial {
+	t.Seconds, t.Finished, t.ImagesPerSecond = 0, time.Time{}, 0
+	t.Epochs = slices.Clone(t.Epochs)
+	for i := range t.Epochs {
+		t.Epochs[i].Seconds = 0
+	}
+	return t
+}

@@ -54,16 +54,6 @@ func runUntil(t *testing.T, s *Search, stopAt int) error {
 	return s.Run(context.Background(), stop)
 }
 
-// notes reads what the agent noted of every trial.
-func notes(t *testing.T, dir string) []rundir.Note {
-	t.Helper()
-	ns, err := rundir.ReadNotes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns
-}
-
 // A NASNet run stopped and resumed, again and again, with the damage a
 // kill -9 can do in between (a torn last line, an agent state older than
 // the log, or none at all), logs exactly the trials and notes of an
@@ -79,7 +69,7 @@ func TestNASNetResumeEqualsUninterrupted(t *testing.T) {
 			if err := runUntil(t, ws, 0); err != nil {
 				t.Fatal(err)
 			}
-			want, wantNotes := logged(t, ws.Dir()), notes(t, ws.Dir())
+			want, wantNotes := read(t, rundir.ReadTrials, ws.Dir()), read(t, rundir.ReadNotes, ws.Dir())
 			if n := len(want); n != 60 || len(wantNotes) != 60 || wantNotes[59].Update == nil {
 				t.Fatalf("uninterrupted: %d trials, %d notes", n, len(wantNotes))
 			}
@@ -110,8 +100,8 @@ func TestNASNetResumeEqualsUninterrupted(t *testing.T) {
 					t.Fatalf("part to %d: %v", part.stopAt, err)
 				}
 			}
-			sameTrials(t, logged(t, dir), want)
-			if got := notes(t, dir); !reflect.DeepEqual(got, wantNotes) {
+			sameTrials(t, read(t, rundir.ReadTrials, dir), want)
+			if got := read(t, rundir.ReadNotes, dir); !reflect.DeepEqual(got, wantNotes) {
 				t.Errorf("agent notes differ: %d against %d", len(got), len(wantNotes))
 			}
 			a, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
@@ -185,7 +175,7 @@ func TestNASNetStopAndCancelInFlight(t *testing.T) {
 	if err := s2.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := len(logged(t, s2.Dir())); n != 7 {
+	if n := len(read(t, rundir.ReadTrials, s2.Dir())); n != 7 {
 		t.Errorf("%d trials on disk after cancelling trial 8, want 7", n)
 	}
 	s2.Close()
@@ -197,7 +187,7 @@ func TestNASNetStopAndCancelInFlight(t *testing.T) {
 	if err := runUntil(t, ws, 0); err != nil {
 		t.Fatal(err)
 	}
-	sameTrials(t, logged(t, s2.Dir()), logged(t, ws.Dir()))
+	sameTrials(t, read(t, rundir.ReadTrials, s2.Dir()), read(t, rundir.ReadTrials, ws.Dir()))
 }
 
 // A NATS-Bench run: every trial's reward is the table's accuracy / 100, its
@@ -225,7 +215,7 @@ func TestNASNetNATSBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trials := logged(t, dir)
+	trials := read(t, rundir.ReadTrials, dir)
 	for _, tr := range trials {
 		c, err := natsbench.ParseCell(tr.Arch)
 		if err != nil || !reflect.DeepEqual(c.Actions(), tr.Actions) {

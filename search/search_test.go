@@ -158,14 +158,14 @@ func sameTrials(t *testing.T, got, want []rundir.Trial) {
 	}
 }
 
-// logged reads the run's trials.jsonl in trial order.
-func logged(t *testing.T, dir string) []rundir.Trial {
+// read reads a file of the run in dir, failing the test on an error.
+func read[T any](t *testing.T, f func(string) ([]T, error), dir string) []T {
 	t.Helper()
-	ts, err := rundir.ReadTrials(dir)
+	v, err := f(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ts
+	return v
 }
 
 // A whole search: every slot of the schedule ends as a recorded trial, each
@@ -230,7 +230,7 @@ func TestSearchRun(t *testing.T) {
 	}
 	t.Logf("counts %v", counts)
 	// On disk: the log equals the trials, the report and winners exist.
-	sameTrials(t, logged(t, s.Dir()), trials)
+	sameTrials(t, read(t, rundir.ReadTrials, s.Dir()), trials)
 	for _, f := range []string{rundir.FileReport, rundir.FileReportCSV, rundir.FileTrialsCSV, rundir.FileAgent, rundir.FileData, rundir.FileTop,
 		"winners/rank-01.onnx", "winners/best.onnx", "plots/accuracy.png", "plots/epsilon.svg", "plots/params.png"} {
 		if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name, f)); err != nil {
@@ -273,24 +273,13 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 			if err := s.Run(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
-			want := logged(t, s.Dir())
+			want := read(t, rundir.ReadTrials, s.Dir())
 			wantState, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileAgent))
 
 			cfg := testConfig(t, t.TempDir())
 			cfg.Final.Skip, cfg.Workers = true, workers
 			dir := filepath.Join(cfg.Dir, cfg.Name)
-			stopAt := func(s *Search, n int) error {
-				stop := make(chan struct{})
-				s.Progress = func(e Event) {
-					if e.Kind == "trial" && e.Done == n {
-						close(stop)
-					}
-				}
-				err := s.Run(context.Background(), stop)
-				s.Close()
-				return err
-			}
-			if err := stopAt(newSearch(t, cfg, &fakeExecutor{jitter: true}), 7); !errors.Is(err, ErrStopped) {
+			if err := runUntil(t, newSearch(t, cfg, &fakeExecutor{jitter: true}), 7); !errors.Is(err, ErrStopped) {
 				t.Fatalf("first part: %v", err)
 			}
 			// kill -9 during a write: a torn line at the end of the log.
@@ -306,12 +295,12 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 					// starts from the seed and replays the whole log.
 					os.Remove(filepath.Join(dir, rundir.FileAgent))
 				}
-				err := stopAt(resume(t, cfg, &fakeExecutor{jitter: true}), part.stopAt)
+				err := runUntil(t, resume(t, cfg, &fakeExecutor{jitter: true}), part.stopAt)
 				if part.stopAt > 0 && !errors.Is(err, ErrStopped) || part.stopAt == 0 && err != nil {
 					t.Fatalf("part to %d: %v", part.stopAt, err)
 				}
 			}
-			sameTrials(t, logged(t, dir), want)
+			sameTrials(t, read(t, rundir.ReadTrials, dir), want)
 			gotState, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
 			if len(gotState) == 0 || !bytes.Equal(gotState, wantState) {
 				t.Errorf("agent states differ (%d and %d bytes)", len(gotState), len(wantState))
@@ -351,7 +340,7 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
-	log := logged(t, s.Dir())
+	log := read(t, rundir.ReadTrials, s.Dir())
 	for _, tr := range log {
 		if tr.Status == rundir.StatusFailed {
 			t.Errorf("abandoned trial recorded as %+v", tr)

@@ -102,24 +102,23 @@ func (s *Search) export(t rundir.Trial, weights [][]float32, extra map[onnxgen.M
 // final retrains the top K architectures for EpochFactor times the epochs on
 // the whole training split, starting from their search weights, evaluates them
 // on the test split and exports them to winners/. Up to Workers retrain at
-// once; each result is recorded as it finishes, and results already recorded
-// (a resumed run) are kept.
-func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]rundir.FinalResult, error) {
+// once; each result is recorded as it finishes (final.jsonl), and results
+// already recorded (a resumed run) are kept.
+func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	recorded, err := rundir.ReadFinals(s.dir.Path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	byTrial := map[int]rundir.FinalResult{}
 	for _, f := range recorded {
 		byTrial[f.Trial] = f
 	}
 	top := s.top(nil)
-	var out []rundir.FinalResult
+	done := 0
 	var todo []int // ranks (0-based) still to retrain
 	for rank, t := range top {
-		if f, ok := byTrial[t.ID]; ok {
-			f.Rank = rank + 1
-			out = append(out, f)
+		if _, ok := byTrial[t.ID]; ok {
+			done++
 		} else {
 			todo = append(todo, rank)
 		}
@@ -147,28 +146,27 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) ([]rundir.Fina
 		case r := <-p.results:
 			p.busy--
 			if r.err != nil {
-				return nil, r.err
+				return r.err
 			}
 			if err := s.dir.AppendFinal(r.f); err != nil {
-				return nil, err
+				return err
 			}
-			out = append(out, r.f)
-			fc := r.f
-			s.emit(Event{Kind: "final", Final: &fc, Message: fmt.Sprintf("final %d of %d", len(out), len(top))})
+			done++
+			s.emit(Event{Kind: "final", Final: &r.f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
 		case <-stop:
 			stop, stopping = nil, true // start no more; finish those in flight
 			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", p.busy)})
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	if len(out) < len(top) {
-		return nil, ErrStopped
+	if done < len(top) {
+		return ErrStopped
 	}
-	return out, nil
+	return nil
 }
 
 // retrain runs the final phase for one architecture.

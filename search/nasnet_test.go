@@ -450,3 +450,26 @@ func TestNASNetNeedsAProblem(t *testing.T) {
 		t.Error("a problem executor tested a model")
 	}
 }
+
+// A run that cannot be read (here, of an older format) is listed with its
+// error instead of hiding the others.
+func TestListRunsUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	if err := runUntil(t, newSearch(t, nasnetConfig(t, dir, "paper", 3, 1), nil), 0); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "old"), 0o755)
+	os.WriteFile(filepath.Join(dir, "old", rundir.FileConfig), []byte("kind: nasnet\nepisodes: 800\n"), 0o644)
+	runs, err := ListRuns(dir)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("ListRuns: %v, %d runs", err, len(runs))
+	}
+	for _, r := range runs {
+		if (r.Name == "old") != (r.Error != "") {
+			t.Errorf("%s: error %q", r.Name, r.Error)
+		}
+		if r.Name == "old" && !strings.Contains(r.Error, "older than its run-directory format") {
+			t.Errorf("old run: %q", r.Error)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type RunSummary struct {
 	Updated  time.Time `json:"updated"`
 	Data     string    `json:"data,omitempty"` // the image folder of a trained search
 	Problem  string    `json:"problem,omitempty"`
+	// Error says why the run could not be read (made by an older nasctl,
+	// say); the other fields are then empty.
+	Error string `json:"error,omitempty"`
 }
 
 // Summarize reads a run directory without locking or changing it (a search
@@ -57,7 +60,8 @@ func Summarize(dir string) (*RunSummary, error) {
 	return sum, nil
 }
 
-// ListRuns summarizes every run directory under dir, newest first.
+// ListRuns summarizes every run directory under dir, newest first; a run
+// that cannot be read is listed with its error.
 func ListRuns(dir string) ([]*RunSummary, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -76,7 +80,7 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 		}
 		s, err := Summarize(filepath.Join(dir, e.Name()))
 		if err != nil {
-			return nil, err
+			s = &RunSummary{Name: e.Name(), Dir: filepath.Join(dir, e.Name()), Error: err.Error()}
 		}
 		out = append(out, s)
 	}

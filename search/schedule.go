@@ -446,8 +446,11 @@ func (s *Search) learn(t rundir.Trial) error {
 		s.notes[t.ID] = n
 	}
 	s.remember(t)
-	tc := t
-	s.emit(Event{Kind: "trial", Trial: &tc, Learned: &l})
+	e := Event{Kind: "trial", Trial: &t}
+	if l != (controller.Learned{}) {
+		e.Learned = &l
+	}
+	s.emit(e)
 	return nil
 }
 

@@ -131,8 +131,23 @@ func Resume(dir string, workers, threads int, newExec func(Config) (Executor, er
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%s: invalid settings:\n%v", filepath.Join(dir, rundir.FileConfig), err)
 	}
+	d, err := rundir.Open(dir) // the lock first: a run in use is refused at once
+	if err != nil {
+		return nil, err
+	}
+	s, err := resumeIn(d, cfg, newExec)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// resumeIn makes the search of cfg in the opened run directory d.
+func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error)) (*Search, error) {
 	var exec Executor
 	if cfg.Trains() {
+		var err error
 		if exec, err = newExec(cfg); err != nil {
 			return nil, err
 		}
@@ -141,11 +156,8 @@ func Resume(dir string, workers, threads int, newExec func(Config) (Executor, er
 	if err != nil {
 		return nil, err
 	}
-	if s.dir, err = rundir.Open(dir); err != nil {
-		return nil, err
-	}
+	s.dir = d
 	if err := s.restore(); err != nil {
-		s.dir.Close()
 		return nil, err
 	}
 	return s, nil
@@ -267,7 +279,7 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	}
 	err := s.loop(ctx, stop)
 	if err == nil && s.cfg.Trains() && !s.cfg.Final.Skip {
-		_, err = s.final(ctx, stop)
+		err = s.final(ctx, stop)
 	}
 	md, werr := s.writeReport()
 	if err == nil {

@@ -68,6 +68,10 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tTRIALS\tBEST REWARD\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
 	for _, r := range runs {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%s\t?\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Error)
+			continue
+		}
 		test := "-"
 		if r.Finals > 0 {
 			test = fmt.Sprintf("%.4f", r.BestTest)

@@ -114,7 +114,7 @@ func MeasureLatency(ctx context.Context, net *genotype.Net, session runtime.Sess
 // runtime must be initialised.
 func MeasureNetLatency(ctx context.Context, net *genotype.Net, cfg runtime.LatencyConfig) (*runtime.InferenceTiming, error) {
 	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 1)))
-	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Arch.String(), Input: net.Input, Classes: classNames(net.Classes)})
+	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Genotype.String(), Input: net.Input, Classes: classNames(net.Classes)})
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func Calibrate(ctx context.Context, sample func(i int) *genotype.Net, n int, ses
 		net := sample(i)
 		ms, err := MeasureLatency(ctx, net, session, runs)
 		if err != nil {
-			return nil, fmt.Errorf("measuring %s: %w", net.Arch, err)
+			return nil, fmt.Errorf("measuring %s: %w", net.Genotype, err)
 		}
 		x, y = append(x, features(net)), append(y, ms)
 	}

@@ -20,10 +20,11 @@ type Genotype interface {
 	Build(in Input, classes int) (*Net, error)
 }
 
-// Both kinds of this package are genotypes.
+// The kinds of this package are genotypes.
 var (
 	_ Genotype = Arch(nil)
 	_ Genotype = CellPair{}
+	_ Genotype = CellNet{}
 )
 
 // Key is the architecture's text form, which is canonical: one string per
@@ -37,9 +38,8 @@ func (p CellPair) Key() string { return p.String() }
 // to compile.
 var ErrNotCompilable = errors.New("not compilable")
 
-// Build reports that cell networks are not compiled yet: a NASNet search
-// scores cell pairs with a table reward (mock or NATS-Bench) until onnxgen
-// compiles cells.
+// Build reports that a cell pair alone is no network: stacked by a
+// CellMacro (a CellNet) it is.
 func (p CellPair) Build(Input, int) (*Net, error) {
-	return nil, fmt.Errorf("cell pair %s: cell networks cannot be trained yet (%w); use a table reward (mock or natsbench)", p, ErrNotCompilable)
+	return nil, fmt.Errorf("cell pair %s: a cell pair needs its network to be built (a CellNet: net(...) before it) (%w)", p, ErrNotCompilable)
 }

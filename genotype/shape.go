@@ -1,6 +1,7 @@
 package genotype
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,18 +57,25 @@ func (s Shape) String() string {
 // Op is an operation of the network an architecture describes.
 type Op uint8
 
-// Operations of a Net, in the order the study's builder emits them.
+// Operations of a Net. The first six are those of layer sequences, in the
+// order the study's builder emits them; the rest appear in cell networks.
 const (
-	OpConv      Op = iota + 1 // convolution with bias, then ReLU
+	OpConv      Op = iota + 1 // convolution (with bias unless NoBias), then ReLU when ReLU is set
 	OpMaxPool                 // max-pooling; padded cells never win
 	OpDropout                 // inverted dropout during training, identity otherwise
 	OpFlatten                 // CxHxW to a vector, channel-major
 	OpDense                   // fully connected with bias; ReLU unless it is the classifier
 	OpGlobalAvg               // mean over the spatial positions of each channel
+	OpAvgPool                 // average pooling; padded cells are not counted
+	OpAdd                     // element-wise sum of two inputs of one shape
+	OpConcat                  // concatenation of the inputs along the channels
+	OpReLU                    // max(x, 0)
+	OpBatchNorm               // batch normalisation: batch statistics in training, running ones otherwise
 )
 
 var opNames = map[Op]string{OpConv: "Conv", OpMaxPool: "MaxPool", OpDropout: "Dropout",
-	OpFlatten: "Flatten", OpDense: "Dense", OpGlobalAvg: "GlobalAveragePool"}
+	OpFlatten: "Flatten", OpDense: "Dense", OpGlobalAvg: "GlobalAveragePool", OpAvgPool: "AveragePool",
+	OpAdd: "Add", OpConcat: "Concat", OpReLU: "Relu", OpBatchNorm: "BatchNormalization"}
 
 func (o Op) String() string {
 	if n, ok := opNames[o]; ok {
@@ -82,12 +90,20 @@ type Pads struct{ Top, Left, Bottom, Right int }
 // Node is one operation of a Net.
 type Node struct {
 	Op    Op
-	Layer int // index in Net.Arch of the layer the node implements
-	In    Shape
-	Out   Shape
+	Layer int // index in Net.Parts of the part (layer or cell) the node implements
+	// Inputs are the nodes the operation reads, by index in Net.Nodes, -1
+	// for the input image; nil means the previous node (the image for the
+	// first), as in every layer sequence.
+	Inputs []int
+	In     Shape // of the first input
+	Out    Shape
 
-	Kernel, Stride int     // OpConv, OpMaxPool
-	Pads           Pads    // OpConv, OpMaxPool
+	Kernel, Stride int     // OpConv, OpMaxPool, OpAvgPool: the window's height and the stride
+	KernelW        int     // OpConv: the window's width when it is not square; 0: Kernel
+	Dilation       int     // OpConv: spacing of the kernel's taps; 0 or 1: none
+	Groups         int     // OpConv: groups of channels (C for depthwise); 0 or 1: none
+	NoBias         bool    // OpConv: no bias (a batch normalisation follows)
+	Pads           Pads    // OpConv, OpMaxPool, OpAvgPool
 	Units          int     // OpConv: filters; OpDense: outputs
 	ReLU           bool    // OpConv, OpDense: a ReLU follows
 	Classifier     bool    // OpDense: the final layer producing the logits
@@ -95,6 +111,35 @@ type Node struct {
 
 	Params int64 // weights and biases
 	MACs   int64 // multiply-accumulates per image
+}
+
+// Window returns a windowed node's kernel height and width and its
+// dilation (at least 1).
+func (nd Node) Window() (kh, kw, dilation int) {
+	return nd.Kernel, cmp.Or(nd.KernelW, nd.Kernel), max(nd.Dilation, 1)
+}
+
+// Group returns a convolution's number of groups (at least 1).
+func (nd Node) Group() int { return max(nd.Groups, 1) }
+
+// Sources returns the nodes a node reads (-1: the image): Inputs, or the
+// previous node.
+func (n *Net) Sources(i int) []int {
+	if ins := n.Nodes[i].Inputs; ins != nil {
+		return ins
+	}
+	return []int{i - 1}
+}
+
+// Chain reports whether every node reads the one before it: a layer
+// sequence's network.
+func (n *Net) Chain() bool {
+	for _, nd := range n.Nodes {
+		if nd.Inputs != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Net is an architecture made concrete for an input shape and a number of
@@ -111,7 +156,13 @@ type Node struct {
 //     k-th dropout has rate k/(2D), D = floor(number of non-SM layers / 2). After a
 //     GAP layer it acts on the pooled features, before the classifier.
 type Net struct {
-	Arch    Arch
+	// Genotype is what the network was built from; Arch is that when it is
+	// a layer sequence (nil otherwise).
+	Genotype Genotype
+	Arch     Arch
+	// Parts name the parts nodes belong to (Node.Layer): the layers of a
+	// layer sequence, the stem, cells and classifier of a cell network.
+	Parts   []string
 	Input   Input
 	Classes int
 	Nodes   []Node
@@ -140,7 +191,10 @@ func (a Arch) Build(in Input, classes int) (*Net, error) {
 		}
 	}
 	dropouts := nonSM / 2
-	n := &Net{Arch: a, Input: in, Classes: classes}
+	n := &Net{Genotype: a, Arch: a, Input: in, Classes: classes}
+	for _, l := range a {
+		n.Parts = append(n.Parts, l.String())
+	}
 	cur := Shape{C: in.Channels, H: in.Height, W: in.Width}
 	k := 0 // dropouts placed so far
 	for i, l := range a {
@@ -295,11 +349,12 @@ type LayerSummary struct {
 	Dropout float64 // rate of the dropout after the layer, 0 if none
 }
 
-// Layers returns one summary per architecture layer.
+// Layers returns one summary per part: per layer of a layer sequence, per
+// stem, cell and classifier of a cell network.
 func (n *Net) Layers() []LayerSummary {
-	out := make([]LayerSummary, len(n.Arch))
-	for i, l := range n.Arch {
-		out[i] = LayerSummary{Index: i, Layer: l.String()}
+	out := make([]LayerSummary, len(n.Parts))
+	for i, name := range n.Parts {
+		out[i] = LayerSummary{Index: i, Layer: name}
 	}
 	for _, nd := range n.Nodes {
 		s := &out[nd.Layer]

@@ -79,7 +79,7 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 	}
 	params := Params(net)
 	g := newGraph()
-	c := &compiler{g: g, net: net, train: true, formulas: opts.Formulas}
+	c := &compiler{g: g, net: net, train: true, formulas: opts.Formulas, paramList: params, state: map[string]string{}}
 	c.declareData()
 	g.input(InputStep, onnx.TensorProto_FLOAT, 1)
 	g.input(InputLR, onnx.TensorProto_FLOAT, 1)
@@ -93,18 +93,18 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 			slotIn[i] = append(slotIn[i], n)
 		}
 	}
-	logits := c.forward()
+	logits := c.forwardAny()
 	restoreLoss := g.within("loss")
 	loss, correct, dlogits := c.loss(logits)
 	restoreLoss()
-	grads := c.backward(dlogits)
+	grads := c.backwardAny(dlogits)
 
 	g.rename(loss, OutputLoss)
 	g.rename(correct, OutputCorrect)
 	g.output(OutputLoss, onnx.TensorProto_FLOAT, 1)
 	g.output(OutputCorrect, onnx.TensorProto_FLOAT, 1)
 	restore := g.within("optimizer")
-	newParams, newSlots := c.flatUpdate(opts.Optimizer, params, grads, slotIn)
+	newParams, newSlots := c.update(opts.Optimizer, params, grads, slotIn)
 	restore()
 	outs := []string{OutputLoss, OutputCorrect}
 	for i, p := range params {
@@ -122,6 +122,9 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 	}
 	if opts.Gradients {
 		for i, p := range params {
+			if p.State {
+				continue
+			}
 			n := "grad/" + p.Name
 			g.rename(grads[i], n)
 			g.output(n, onnx.TensorProto_FLOAT, p.Shape...)
@@ -141,6 +144,53 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 		return nil, fmt.Errorf("serializing the training graph: %w", err)
 	}
 	return &TrainGraph{Compiled: Compiled{Model: b, Inputs: inputs, Outputs: outs}, Params: params, Slots: slots, Masks: c.masks}, nil
+}
+
+// update emits the optimizer's update of the trainable parameters (all but
+// running statistics, whose new values the forward pass computed; their
+// slots pass through) and returns the new parameters and slots in params
+// order.
+func (c *compiler) update(opt Optimizer, params []Param, grads []string, slotIn [][]string) ([]string, [][]string) {
+	var trainable []Param
+	var tgrads []string
+	var tslots [][]string
+	for i, p := range params {
+		if !p.State {
+			trainable, tgrads, tslots = append(trainable, p), append(tgrads, grads[i]), append(tslots, slotIn[i])
+		}
+	}
+	np, ns := c.flatUpdate(opt, trainable, tgrads, tslots)
+	newParams, newSlots := make([]string, len(params)), make([][]string, len(params))
+	t := 0
+	for i, p := range params {
+		if p.State {
+			newParams[i] = c.state[p.Name]
+			for _, s := range slotIn[i] {
+				newSlots[i] = append(newSlots[i], c.g.op("Identity", []string{s}))
+			}
+			continue
+		}
+		newParams[i], newSlots[i] = np[t], ns[t]
+		t++
+	}
+	return newParams, newSlots
+}
+
+// forwardAny emits the network's forward pass: a layer sequence's by the
+// chain compiler, any other by forwardDAG.
+func (c *compiler) forwardAny() string {
+	if c.net.Chain() {
+		return c.forward()
+	}
+	return c.forwardDAG()
+}
+
+// backwardAny is forwardAny's backward pass.
+func (c *compiler) backwardAny(dz string) []string {
+	if c.net.Chain() {
+		return c.backward(dz)
+	}
+	return c.backwardDAG(dz)
 }
 
 // flatUpdate emits the optimizer update of all parameters at once: the
@@ -203,10 +253,11 @@ func (c *compiler) flatUpdate(opt Optimizer, params []Param, grads []string, slo
 // loss, correct, probabilities.
 func Evaluation(net *genotype.Net) (*Compiled, error) {
 	g := newGraph()
-	c := &compiler{g: g, net: net}
+	params := Params(net)
+	c := &compiler{g: g, net: net, paramList: params}
 	c.declareData()
-	names := c.declareParams(Params(net), true)
-	logits := c.forward()
+	names := c.declareParams(params, true)
+	logits := c.forwardAny()
 	loss, correct, _ := c.loss(logits)
 	g.rename(loss, OutputLoss)
 	g.rename(correct, OutputCorrect)
@@ -223,24 +274,43 @@ func Evaluation(net *genotype.Net) (*Compiled, error) {
 
 // Inference compiles the exported model: input "x" [N, C, H, W], output
 // "probabilities" [N, K], the weights baked in as initializers (values in
-// Params order) and meta in metadata_props.
+// Params order; a batch normalisation folded into the convolution before
+// it) and meta in metadata_props.
 func Inference(net *genotype.Net, weights [][]float32, meta Metadata) ([]byte, error) {
+	return inference(net, weights, meta, true)
+}
+
+// InferenceUnfolded is Inference with every weight as it is, batch
+// normalisations included, so that Weights reads them all back (a search
+// keeps its models so, to fine-tune them later).
+func InferenceUnfolded(net *genotype.Net, weights [][]float32, meta Metadata) ([]byte, error) {
+	return inference(net, weights, meta, false)
+}
+
+func inference(net *genotype.Net, weights [][]float32, meta Metadata, fold bool) ([]byte, error) {
 	params := Params(net)
 	if len(weights) != len(params) {
 		return nil, fmt.Errorf("inference graph: %d weight tensors for %d parameters", len(weights), len(params))
 	}
 	g := newGraph()
-	c := &compiler{g: g, net: net, export: true}
+	c := &compiler{g: g, net: net, export: true, paramList: params}
 	in := net.Input
 	g.input(InputImages, onnx.TensorProto_FLOAT, -1, int64(in.Channels), int64(in.Height), int64(in.Width))
 	for i, p := range params {
 		if len(weights[i]) != p.Size() {
 			return nil, fmt.Errorf("inference graph: %s has %d values, want %d", p.Name, len(weights[i]), p.Size())
 		}
-		g.floats(p.Name, weights[i], p.Shape...)
+	}
+	if fold {
+		weights = c.foldBatchNorms(weights)
+	}
+	for i, p := range params {
+		if weights[i] != nil {
+			g.floats(p.Name, weights[i], p.Shape...)
+		}
 	}
 	c.params = paramNames(params)
-	c.probabilities(c.forward())
+	c.probabilities(c.forwardAny())
 	g.output(OutputProbs, onnx.TensorProto_FLOAT, -1, int64(net.Classes))
 	b, err := proto.Marshal(g.model("nasctl_model", meta.props()))
 	if err != nil {
@@ -259,15 +329,20 @@ func paramNames(ps []Param) []string {
 
 // compiler emits one network's forward pass, loss and backward pass into g.
 type compiler struct {
-	g        *graph
-	net      *genotype.Net
-	train    bool // dropout in training mode, keep what the backward pass needs
-	export   bool // the inference graph: weights are constants, batch 1 is what counts
-	formulas Formulas
-	params   []string
-	masks    []Mask
-	trace    []step // forward values per node
-	batchN   string // [1] float: the batch size, for mean gradients
+	g         *graph
+	net       *genotype.Net
+	train     bool // dropout in training mode, keep what the backward pass needs
+	export    bool // the inference graph: weights are constants, batch 1 is what counts
+	formulas  Formulas
+	params    []string
+	paramList []Param           // Params(net)
+	dag       []dagStep         // forward values per node of a graph network
+	state     map[string]string // running statistic -> its new value (training)
+	folds     map[int][]string  // convolution node -> its folded weight and bias
+	folded    map[int]bool      // batch normalisations folded into their convolution
+	masks     []Mask
+	trace     []step // forward values per node
+	batchN    string // [1] float: the batch size, for mean gradients
 	// blocks are the blocked convolutions and poolings of the training
 	// graph, by the node index of the convolution.
 	blocks map[int]*blocked

@@ -145,7 +145,7 @@ func TestInferenceMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Arch.Equal(n.Arch) || info.Input != n.Input || !slices.Equal(info.Classes, meta.Classes) ||
+	if info.Arch.Key() != n.Arch.Key() || info.Input != n.Input || !slices.Equal(info.Classes, meta.Classes) ||
 		info.Meta[MetaDatasetHash] != "sha256:abc" || info.Meta[MetaTestAccuracy] != "0.9" || info.Meta[MetaNormalization] != "x/255" {
 		t.Errorf("info %+v", info)
 	}

@@ -11,7 +11,7 @@ import (
 
 // ModelInfo is what an exported model says about itself.
 type ModelInfo struct {
-	Arch     genotype.Arch // from metadata; nil when the model was not made by nasctl
+	Arch     genotype.Genotype // from metadata; nil when the model was not made by nasctl
 	Input    genotype.Input
 	Classes  []string
 	Meta     map[MetaKey]string // every metadata_props entry
@@ -71,7 +71,7 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 		}
 	}
 	if s, ok := info.Meta[MetaArch]; ok {
-		a, err := genotype.Parse(s)
+		a, err := genotype.ParseGenotype(s)
 		if err != nil {
 			return nil, fmt.Errorf("metadata %s: %w", MetaArch, err)
 		}
@@ -120,7 +120,7 @@ func Weights(model []byte, net *genotype.Net) ([][]float32, error) {
 	for i, p := range params {
 		t, ok := byName[p.Name]
 		if !ok {
-			return nil, fmt.Errorf("model has no initializer %s for %s", p.Name, net.Arch)
+			return nil, fmt.Errorf("model has no initializer %s for %s", p.Name, net.Genotype)
 		}
 		v := t.GetFloatData()
 		if len(v) == 0 && len(t.GetRawData()) > 0 {
@@ -130,7 +130,7 @@ func Weights(model []byte, net *genotype.Net) ([][]float32, error) {
 			}
 		}
 		if len(v) != p.Size() {
-			return nil, fmt.Errorf("initializer %s has %d values, %s needs %d", p.Name, len(v), net.Arch, p.Size())
+			return nil, fmt.Errorf("initializer %s has %d values, %s needs %d", p.Name, len(v), net.Genotype, p.Size())
 		}
 		out[i] = v
 	}

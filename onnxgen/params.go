@@ -10,13 +10,16 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 )
 
-// Param is one trainable tensor of a network.
+// Param is one tensor of a network's weights: a trainable tensor, or a
+// batch normalisation's running statistic (State).
 type Param struct {
 	Name   string  // graph input or initializer name, e.g. "conv1.weight"
-	Shape  []int64 // Conv weight [F, C, k, k]; Dense weight [in, units]; bias [units]
+	Shape  []int64 // Conv weight [F, C/groups, kh, kw]; Dense weight [in, units]; bias [units]
 	FanIn  int     // Glorot fan-in (weights only)
 	FanOut int     // Glorot fan-out (weights only)
-	Bias   bool    // a bias: initialised to zero
+	Bias   bool    // a bias (or a shift, a running mean): initialised to zero
+	Ones   bool    // a scale or a running variance: initialised to one
+	State  bool    // a running statistic: updated by the forward pass, not by the optimizer
 	Node   int     // index of the genotype.Net node that owns it
 }
 
@@ -29,9 +32,13 @@ func (p Param) Size() int {
 	return n
 }
 
-// Params lists the trainable tensors of net in graph order: for each Conv and
-// Dense node its weight, then its bias.
+// Params lists the weights of net in graph order: for each Conv and Dense
+// node its weight, then its bias; for each batch normalisation its scale,
+// shift, running mean and running variance.
 func Params(net *genotype.Net) []Param {
+	if net.Arch == nil {
+		return nodeParams(net)
+	}
 	var ps []Param
 	for i, nd := range net.Nodes {
 		var prefix string
@@ -61,13 +68,46 @@ func Params(net *genotype.Net) []Param {
 	return ps
 }
 
+// nodeParams names the weights of a network that is not a layer sequence
+// by node ("n12.weight").
+func nodeParams(net *genotype.Net) []Param {
+	var ps []Param
+	for i, nd := range net.Nodes {
+		prefix := fmt.Sprintf("n%d", i+1)
+		switch nd.Op {
+		case genotype.OpConv:
+			kh, kw, _ := nd.Window()
+			cg := nd.In.C / nd.Group()
+			ps = append(ps, Param{Name: prefix + ".weight", Shape: []int64{int64(nd.Units), int64(cg), int64(kh), int64(kw)},
+				FanIn: kh * kw * cg, FanOut: kh * kw * nd.Units / nd.Group(), Node: i})
+			if !nd.NoBias {
+				ps = append(ps, Param{Name: prefix + ".bias", Shape: []int64{int64(nd.Units)}, Bias: true, Node: i})
+			}
+		case genotype.OpBatchNorm:
+			c := []int64{int64(nd.In.C)}
+			ps = append(ps, Param{Name: prefix + ".scale", Shape: c, Ones: true, Node: i}, Param{Name: prefix + ".shift", Shape: c, Bias: true, Node: i},
+				Param{Name: prefix + ".mean", Shape: c, Bias: true, State: true, Node: i}, Param{Name: prefix + ".var", Shape: c, Ones: true, State: true, Node: i})
+		case genotype.OpDense:
+			in := nd.In.Size()
+			ps = append(ps, Param{Name: "classifier.weight", Shape: []int64{in, int64(nd.Units)}, FanIn: int(in), FanOut: nd.Units, Node: i},
+				Param{Name: "classifier.bias", Shape: []int64{int64(nd.Units)}, Bias: true, Node: i})
+		}
+	}
+	return ps
+}
+
 // Init returns initial values for params: Glorot-uniform weights (limit
-// sqrt(6/(fan_in+fan_out)), as Keras does) and zero biases, drawn from r.
+// sqrt(6/(fan_in+fan_out)), as Keras does), zero biases, shifts and means,
+// unit scales and variances, drawn from r.
 func Init(params []Param, r *rand.Rand) [][]float32 {
 	out := make([][]float32, len(params))
 	for i, p := range params {
 		v := make([]float32, p.Size())
-		if !p.Bias {
+		if p.Ones {
+			for j := range v {
+				v[j] = 1
+			}
+		} else if !p.Bias {
 			limit := math.Sqrt(6 / float64(p.FanIn+p.FanOut))
 			for j := range v {
 				v[j] = float32((2*r.Float64() - 1) * limit)

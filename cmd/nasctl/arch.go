@@ -16,10 +16,10 @@ import (
 func archCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "arch",
-		Usage: "work with layer-sequence architectures",
+		Usage: "work with architectures: layer sequences and cell networks",
 		Subcommands: []*cli.Command{{
 			Name:      "inspect",
-			Usage:     "show an architecture's layers, output shapes, parameters and multiply-accumulates",
+			Usage:     "show an architecture's layers or cells, output shapes, parameters and multiply-accumulates",
 			ArgsUsage: `"ARCH"`,
 			Description: `ARCH is written in the study's text form, layers joined by "-":
   C(filters,kernel,stride)  convolution + ReLU ('valid' when first, else 'same')
@@ -28,6 +28,12 @@ func archCommand() *cli.Command {
   GAP()                     global average pooling, then the classifier (last layer)
   SM()                      the classifier (last layer)
 Example: nasctl arch inspect "C(32,3,1) - P(2,2) - C(64,3,1) - GAP()" --input 64x64x1
+
+A cell network (what nasctl search nasnet trains) is written as its search writes it:
+  net(stem=S, filters=F, normal=N, reductions=R, style=study|nasnet) normal: <cell> | reduction: <cell>
+a stem of S filters, then R times N normal cells and a reduction cell, each cell
+"b0 = add(op(h1), op(h0)); b1 = ..." (see nasctl reward mock --help for the ops);
+it is shown per stem, cell and classifier.
 With --space, the architecture is also validated against a search space and every
 violation is listed (exit code 1 when there is one).`,
 			Flags: []cli.Flag{
@@ -84,7 +90,7 @@ type layerReport struct {
 }
 
 func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) error {
-	arch, err := genotype.Parse(opts.Arch)
+	arch, err := genotype.ParseGenotype(opts.Arch)
 	if err != nil {
 		return usagef("architecture: %v", err)
 	}
@@ -109,7 +115,11 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 			return usagef("--space: %v", err)
 		}
 		r.Space = space.Name
-		if err := space.Validate(arch, opts.Input); err != nil {
+		layers, ok := arch.(genotype.Arch)
+		if !ok {
+			return usagef("--space checks layer sequences; %s is a cell network", opts.Arch)
+		}
+		if err := space.Validate(layers, opts.Input); err != nil {
 			for _, p := range err.(genotype.Problems) {
 				r.Violations = append(r.Violations, p.Error())
 			}

@@ -89,7 +89,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if c.String("arch") == "" || opts.Data == "" {
 				return usagef("train needs --arch and --data")
 			}
-			if opts.Arch, err = genotype.Parse(c.String("arch")); err != nil {
+			if opts.Arch, err = genotype.ParseGenotype(c.String("arch")); err != nil {
 				return usagef("--arch: %v", err)
 			}
 			if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
@@ -113,7 +113,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 }
 
 type trainOptions struct {
-	Arch      genotype.Arch
+	Arch      genotype.Genotype
 	Input     genotype.Input // zero: the data's size
 	Data      string
 	Plan      string // a split plan's name

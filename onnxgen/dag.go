@@ -1,0 +1,484 @@
+package onnxgen
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// The networks of cell pairs are graphs, not chains: a node may read any
+// earlier node, and a value may feed several. forwardDAG and backwardDAG
+// compile them with one plain formulation per operation (the chain
+// compiler's per-shape choices and fused blocks are for layer sequences);
+// the gradients that reach a value along several paths are summed.
+
+// Batch normalisation's constants: PyTorch's running-statistics momentum
+// (new = 0.9 old + 0.1 batch) and the epsilon of Zoph et al.'s TensorFlow
+// code (docs/study.md, section 4).
+const (
+	bnMomentum = 0.1
+	bnEpsilon  = 1e-3
+)
+
+// dagStep records one node's forward values for the backward pass.
+type dagStep struct {
+	ins     []string // the inputs' values
+	out     string   // the output (after a fused ReLU)
+	params  []string // the node's weights, in Params order
+	indices string   // MaxPool's argmax positions
+	xhat    string   // BatchNorm: the normalised input
+	invstd  string   // BatchNorm: 1/sqrt(var + eps), [1, C, 1, 1]
+}
+
+// nodeParams returns the weight names of node i (Params order).
+func (c *compiler) nodeParamNames(i int) []string {
+	var out []string
+	for j, p := range c.paramList {
+		if p.Node == i {
+			out = append(out, c.params[j])
+		}
+	}
+	return out
+}
+
+// forwardDAG emits the network and returns the logits [N, U].
+func (c *compiler) forwardDAG() string {
+	nodes := c.net.Nodes
+	c.dag = make([]dagStep, len(nodes))
+	for i, nd := range nodes {
+		restore := c.scope(i, "fwd")
+		s := dagStep{params: c.nodeParamNames(i)}
+		for _, src := range c.net.Sources(i) {
+			s.ins = append(s.ins, c.value(src))
+		}
+		s.out = c.forwardNode(i, nd, &s)
+		c.dag[i] = s
+		restore()
+	}
+	return c.dag[len(nodes)-1].out
+}
+
+// value is the output of node i (-1: the images).
+func (c *compiler) value(i int) string {
+	if i < 0 {
+		return InputImages
+	}
+	return c.dag[i].out
+}
+
+func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
+	g := c.g
+	x := s.ins[0]
+	switch nd.Op {
+	case genotype.OpConv:
+		y := c.convDAG(i, nd, x, s.params)
+		if nd.ReLU {
+			y = g.op("Relu", []string{y})
+		}
+		return y
+	case genotype.OpMaxPool:
+		if c.train {
+			outs := g.opN("MaxPool", []string{x}, 2, poolAttrs(nd)...)
+			s.indices = outs[1]
+			return outs[0]
+		}
+		return g.op("MaxPool", []string{x}, poolAttrs(nd)...)
+	case genotype.OpAvgPool:
+		return g.op("AveragePool", []string{x}, append(poolAttrs(nd), attrInt("count_include_pad", 0))...)
+	case genotype.OpAdd:
+		return g.op("Add", s.ins)
+	case genotype.OpConcat:
+		return g.op("Concat", s.ins, attrInt("axis", 1))
+	case genotype.OpReLU:
+		return g.op("Relu", []string{x})
+	case genotype.OpBatchNorm:
+		return c.batchNorm(i, nd, x, s)
+	case genotype.OpGlobalAvg:
+		return g.op("Flatten", []string{g.op("GlobalAveragePool", []string{x})}, attrInt("axis", 1))
+	case genotype.OpDense:
+		y := g.op("Gemm", append([]string{x}, s.params...))
+		if nd.ReLU {
+			y = g.op("Relu", []string{y})
+		}
+		return y
+	}
+	panic(fmt.Sprintf("onnxgen: operation %v in a graph network", nd.Op))
+}
+
+// poolAttrs are a pooling node's window, strides and pads.
+func poolAttrs(nd genotype.Node) []*onnx.AttributeProto {
+	k, s := int64(nd.Kernel), int64(nd.Stride)
+	return []*onnx.AttributeProto{attrInts("kernel_shape", k, k), attrInts("strides", s, s), attrInts("pads", pads(nd)...)}
+}
+
+// convAttrs are a convolution's window, strides, pads, dilations and groups.
+func convAttrs(nd genotype.Node) []*onnx.AttributeProto {
+	kh, kw, d := nd.Window()
+	s := int64(nd.Stride)
+	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)), attrInts("strides", s, s), attrInts("pads", pads(nd)...)}
+	if d > 1 {
+		attrs = append(attrs, attrInts("dilations", int64(d), int64(d)))
+	}
+	if nd.Group() > 1 {
+		attrs = append(attrs, attrInt("group", int64(nd.Group())))
+	}
+	return attrs
+}
+
+// convDAG emits convolution node i. A plain convolution of the training
+// graphs declares its shapes, so that the runtime may run it on blocked
+// kernels (see conv).
+func (c *compiler) convDAG(i int, nd genotype.Node, x string, params []string) string {
+	if f, ok := c.folds[i]; ok {
+		params = f
+	}
+	kh, kw, _ := nd.Window()
+	if nd.Group() == 1 && nd.Dilation <= 1 {
+		return c.conv(append([]string{x}, params...), []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)},
+			[]int64{int64(nd.Units), int64(nd.In.C), int64(kh), int64(kw)}, convAttrs(nd)...)
+	}
+	return c.g.op("Conv", append([]string{x}, params...), convAttrs(nd)...)
+}
+
+// batchNorm emits a batch normalisation of x [N, C, H, W]: in a training
+// graph with the batch's statistics, recording the running statistics'
+// new values; otherwise (or folded into its convolution) with the running
+// ones.
+func (c *compiler) batchNorm(i int, nd genotype.Node, x string, s *dagStep) string {
+	g := c.g
+	scale, shift, mean, variance := s.params[0], s.params[1], s.params[2], s.params[3]
+	if c.folded[i] {
+		return x
+	}
+	if !c.train {
+		return g.op("BatchNormalization", []string{x, scale, shift, mean, variance}, attrFloat("epsilon", bnEpsilon))
+	}
+	axes := attrInts("axes", 0, 2, 3)
+	mu := g.op("ReduceMean", []string{x}, axes)
+	xc := g.op("Sub", []string{x, mu})
+	v := g.op("ReduceMean", []string{g.op("Mul", []string{xc, xc})}, axes)
+	s.invstd = g.op("Reciprocal", []string{g.op("Sqrt", []string{g.op("Add", []string{v, g.scalar(bnEpsilon)})})})
+	s.xhat = g.op("Mul", []string{xc, s.invstd})
+	ch := g.vec(1, int64(nd.In.C), 1, 1)
+	y := g.op("Add", []string{g.op("Mul", []string{s.xhat, g.op("Reshape", []string{scale, ch})}), g.op("Reshape", []string{shift, ch})})
+	// Running statistics: the variance unbiased, as PyTorch keeps it.
+	count := g.op("Mul", []string{c.batchSize(), g.scalar(float32(nd.In.H * nd.In.W))})
+	unbiased := g.op("Div", []string{g.op("Mul", []string{v, count}), g.op("Sub", []string{count, g.scalar(1)})})
+	c.state[mean] = c.ema(mean, mu)
+	c.state[variance] = c.ema(variance, unbiased)
+	return y
+}
+
+// ema is the running statistic r updated with the batch's value b
+// [1, C, 1, 1]: (1-m) r + m b, as r's shape [C].
+func (c *compiler) ema(r, b string) string {
+	g := c.g
+	flat := g.op("Reshape", []string{b, g.vec(-1)})
+	return g.op("Add", []string{g.op("Mul", []string{r, g.scalar(1 - bnMomentum)}), g.op("Mul", []string{flat, g.scalar(bnMomentum)})})
+}
+
+// batchSize is the batch's size N as a [1] float.
+func (c *compiler) batchSize() string {
+	if c.batchN == "" {
+		g := c.g
+		c.batchN = g.op("Cast", []string{g.op("Shape", []string{InputImages}, attrInt("start", 0), attrInt("end", 1))}, attrInt("to", int64(onnx.TensorProto_FLOAT)))
+	}
+	return c.batchN
+}
+
+// backwardDAG emits the gradients of the trainable parameters (in Params
+// order, state left empty) from the gradient of the loss with respect to the
+// logits.
+func (c *compiler) backwardDAG(dz string) []string {
+	nodes := c.net.Nodes
+	index := map[string]int{}
+	for i, p := range c.params {
+		index[p] = i
+	}
+	grads := make([]string, len(c.params))
+	// needs[i]: node i or a node before it has weights, so its input
+	// gradient is wanted.
+	needs := make([]bool, len(nodes))
+	for i := range nodes {
+		needs[i] = len(c.dag[i].params) > 0
+		for _, src := range c.net.Sources(i) {
+			needs[i] = needs[i] || src >= 0 && needs[src]
+		}
+	}
+	contrib := make([][]string, len(nodes))
+	contrib[len(nodes)-1] = []string{dz}
+	for i := len(nodes) - 1; i >= 0; i-- {
+		if len(contrib[i]) == 0 {
+			continue
+		}
+		restore := c.scope(i, "bwd")
+		gr := contrib[i][0]
+		if len(contrib[i]) > 1 {
+			gr = c.g.op("Sum", contrib[i])
+		}
+		srcs := c.net.Sources(i)
+		want := make([]bool, len(srcs))
+		for j, src := range srcs {
+			want[j] = src >= 0 && needs[src]
+		}
+		pg, dx := c.backwardNode(i, nodes[i], gr, want)
+		for j, name := range c.dag[i].params {
+			if pg[j] != "" {
+				grads[index[name]] = pg[j]
+			}
+		}
+		for j, src := range srcs {
+			if want[j] {
+				contrib[src] = append(contrib[src], dx[j])
+			}
+		}
+		restore()
+	}
+	return grads
+}
+
+// backwardNode returns the gradients of node i's weights (in order) and of
+// those of its inputs that are wanted, given the gradient gr of its output.
+func (c *compiler) backwardNode(i int, nd genotype.Node, gr string, want []bool) (pg, dx []string) {
+	g, s := c.g, c.dag[i]
+	dx = make([]string, len(want))
+	switch nd.Op {
+	case genotype.OpConv:
+		if nd.ReLU {
+			gr = reluGrad(g, s.out, gr)
+		}
+		pg = []string{c.convWeightGradDAG(nd, s.ins[0], gr)}
+		if !nd.NoBias {
+			pg = append(pg, g.op("ReduceSum", []string{gr, g.vec(0, 2, 3)}, attrInt("keepdims", 0)))
+		}
+		if want[0] {
+			dx[0] = g.op("ConvTranspose", []string{gr, s.params[0]}, append(convAttrs(nd), outputPadding(nd))...)
+		}
+	case genotype.OpMaxPool:
+		dx[0] = maxPoolGrad(g, s.ins[0], s.indices, gr)
+	case genotype.OpAvgPool:
+		dx[0] = c.avgPoolGrad(nd, gr)
+	case genotype.OpAdd:
+		dx[0], dx[1] = gr, gr
+	case genotype.OpConcat:
+		split := make([]int64, len(s.ins))
+		for j, src := range c.net.Sources(i) {
+			split[j] = int64(c.channels(src))
+		}
+		copy(dx, g.opN("Split", []string{gr, g.ints(split, int64(len(split)))}, len(split), attrInt("axis", 1)))
+	case genotype.OpReLU:
+		dx[0] = reluGrad(g, s.out, gr)
+	case genotype.OpBatchNorm:
+		pg, dx[0] = c.batchNormGrad(nd, s, gr)
+	case genotype.OpGlobalAvg:
+		hw := float32(nd.In.H * nd.In.W)
+		gr4 := g.op("Reshape", []string{gr, g.vec(0, int64(nd.In.C), 1, 1)})
+		dx[0] = g.op("Expand", []string{g.op("Mul", []string{gr4, g.scalar(1 / hw)}), g.op("Shape", []string{s.ins[0]})})
+	case genotype.OpDense:
+		if nd.ReLU {
+			gr = reluGrad(g, s.out, gr)
+		}
+		pg = []string{g.op("Gemm", []string{s.ins[0], gr}, attrInt("transA", 1)), g.op("ReduceSum", []string{gr, g.vec(0)}, attrInt("keepdims", 0))}
+		if want[0] {
+			dx[0] = g.op("Gemm", []string{gr, s.params[0]}, attrInt("transB", 1))
+		}
+	}
+	return pg, dx
+}
+
+// channels is the number of channels node i (-1: the images) outputs.
+func (c *compiler) channels(i int) int {
+	if i < 0 {
+		return c.net.Input.Channels
+	}
+	return c.net.Nodes[i].Out.C
+}
+
+// outputPadding makes a transposed convolution of a node's output gradient
+// as large as its input: the rows and columns a stride leaves over.
+func outputPadding(nd genotype.Node) *onnx.AttributeProto {
+	kh, kw, d := nd.Window()
+	oh := nd.In.H - (nd.Stride*(nd.Out.H-1) + (kh-1)*d + 1 - nd.Pads.Top - nd.Pads.Bottom)
+	ow := nd.In.W - (nd.Stride*(nd.Out.W-1) + (kw-1)*d + 1 - nd.Pads.Left - nd.Pads.Right)
+	return attrInts("output_padding", int64(oh), int64(ow))
+}
+
+// convWeightGradDAG emits dL/dW of a convolution from its input x and output
+// gradient gr: a depthwise one from the input's windows, any other (one
+// group) as a convolution of the input with the gradient as kernel, the
+// batch and channels swapped, the stride as dilation and the dilation as
+// stride.
+func (c *compiler) convWeightGradDAG(nd genotype.Node, x, gr string) string {
+	g := c.g
+	kh, kw, d := nd.Window()
+	if nd.Group() > 1 {
+		if nd.Group() != nd.In.C || nd.Units != nd.In.C {
+			panic(fmt.Sprintf("onnxgen: the gradient of a convolution with %d groups is depthwise only", nd.Group()))
+		}
+		return c.depthwiseWeightGrad(nd, x, gr)
+	}
+	s := int64(nd.Stride)
+	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
+	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
+	w := g.op("Conv", []string{xt, gt}, attrInts("pads", pads(nd)...), attrInts("dilations", s, s), attrInts("strides", int64(d), int64(d)))
+	// A stride that does not divide the padded input leaves rows and
+	// columns beyond the kernel: crop to kh x kw.
+	rows := (nd.In.H+nd.Pads.Top+nd.Pads.Bottom-(nd.Stride*(nd.Out.H-1)+1))/d + 1
+	cols := (nd.In.W+nd.Pads.Left+nd.Pads.Right-(nd.Stride*(nd.Out.W-1)+1))/d + 1
+	if rows != kh || cols != kw {
+		w = g.op("Slice", []string{w, g.vec(0, 0), g.vec(int64(kh), int64(kw)), g.vec(2, 3)})
+	}
+	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
+}
+
+// depthwiseWeightGrad: dW[c, 0, a, b] = sum over n and output positions of
+// gr[n, c, p] times the input at window position (a, b) of p: the windows
+// [N*C, kh*kw, Ho, Wo] (a convolution of every channel with one-hot
+// kernels) times the gradient, summed over the batch and the positions.
+func (c *compiler) depthwiseWeightGrad(nd genotype.Node, x, gr string) string {
+	g := c.g
+	kh, kw, d := nd.Window()
+	C, kk, hw := int64(nd.In.C), int64(kh*kw), int64(nd.Out.H*nd.Out.W)
+	xr := g.op("Reshape", []string{x, g.vec(-1, 1, int64(nd.In.H), int64(nd.In.W))})
+	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...)}
+	if d > 1 {
+		attrs = append(attrs, attrInts("dilations", int64(d), int64(d)))
+	}
+	p := g.op("Reshape", []string{g.op("Conv", []string{xr, c.oneHotRect(kh, kw)}, attrs...), g.vec(-1, C, kk, hw)})
+	gm := g.op("Reshape", []string{gr, g.vec(-1, C, 1, hw)})
+	dw := g.op("ReduceSum", []string{g.op("Mul", []string{p, gm}), g.vec(0, 3)}, attrInt("keepdims", 0))
+	return g.op("Reshape", []string{dw, g.vec(C, 1, int64(kh), int64(kw))})
+}
+
+// oneHotRect returns the [kh*kw, 1, kh, kw] kernels that copy each position
+// of a kh x kw window into its own channel (row-major).
+func (c *compiler) oneHotRect(kh, kw int) string {
+	key := fmt.Sprintf("onehot%dx%d", kh, kw)
+	if name, ok := c.g.consts[key]; ok {
+		return name
+	}
+	kk := kh * kw
+	v := make([]float32, kk*kk)
+	for p := range kk {
+		v[p*kk+p] = 1
+	}
+	name := c.g.floats("", v, int64(kk), 1, int64(kh), int64(kw))
+	c.g.consts[key] = name
+	return name
+}
+
+// avgPoolGrad spreads each output's gradient evenly over the cells of its
+// window that are inside the input (padded cells are not counted): the
+// gradient divided by each window's count, transposed-convolved with a
+// window of ones per channel.
+func (c *compiler) avgPoolGrad(nd genotype.Node, gr string) string {
+	g := c.g
+	k, C := nd.Kernel, nd.In.C
+	inv := make([]float32, nd.Out.H*nd.Out.W)
+	for i := range nd.Out.H {
+		for j := range nd.Out.W {
+			rows := min(i*nd.Stride-nd.Pads.Top+k, nd.In.H) - max(i*nd.Stride-nd.Pads.Top, 0)
+			cols := min(j*nd.Stride-nd.Pads.Left+k, nd.In.W) - max(j*nd.Stride-nd.Pads.Left, 0)
+			inv[i*nd.Out.W+j] = 1 / float32(rows*cols)
+		}
+	}
+	share := g.op("Mul", []string{gr, g.floats("", inv, 1, 1, int64(nd.Out.H), int64(nd.Out.W))})
+	ones := make([]float32, C*k*k)
+	for i := range ones {
+		ones[i] = 1
+	}
+	w := g.floats("", ones, int64(C), 1, int64(k), int64(k))
+	conv := nd
+	conv.Groups, conv.Units = C, C
+	return g.op("ConvTranspose", []string{share, w}, append(convAttrs(conv), outputPadding(conv))...)
+}
+
+// batchNormGrad returns the gradients of a batch normalisation's scale and
+// shift (its running statistics have none) and of its input:
+// dx = invstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = gr scale.
+func (c *compiler) batchNormGrad(nd genotype.Node, s dagStep, gr string) ([]string, string) {
+	g := c.g
+	axes := g.vec(0, 2, 3)
+	dscale := g.op("ReduceSum", []string{g.op("Mul", []string{gr, s.xhat}), axes}, attrInt("keepdims", 0))
+	dshift := g.op("ReduceSum", []string{gr, axes}, attrInt("keepdims", 0))
+	dxhat := g.op("Mul", []string{gr, g.op("Reshape", []string{s.params[0], g.vec(1, int64(nd.In.C), 1, 1)})})
+	mean := func(v string) string { return g.op("ReduceMean", []string{v}, attrInts("axes", 0, 2, 3)) }
+	inner := g.op("Sub", []string{g.op("Sub", []string{dxhat, mean(dxhat)}), g.op("Mul", []string{s.xhat, mean(g.op("Mul", []string{dxhat, s.xhat}))})})
+	return []string{dscale, dshift, "", ""}, g.op("Mul", []string{s.invstd, inner})
+}
+
+// foldBatchNorms folds each batch normalisation that is the only reader of
+// a convolution into that convolution's weight and bias (y = scale (conv(x)
+// - mean) / sqrt(var + eps) + shift is a convolution with scaled weights
+// and a shifted bias), registering the folded tensors, and returns weights
+// with the tensors no longer used set to nil.
+func (c *compiler) foldBatchNorms(weights [][]float32) [][]float32 {
+	readers := map[int]int{}
+	for i := range c.net.Nodes {
+		for _, src := range c.net.Sources(i) {
+			readers[src]++
+		}
+	}
+	byNode := map[int][]int{} // node -> indices of its weights
+	for j, p := range c.paramList {
+		byNode[p.Node] = append(byNode[p.Node], j)
+	}
+	out := append([][]float32(nil), weights...)
+	for j, nd := range c.net.Nodes {
+		src := c.net.Sources(j)[0]
+		if nd.Op != genotype.OpBatchNorm || src < 0 || c.net.Nodes[src].Op != genotype.OpConv || readers[src] != 1 {
+			continue
+		}
+		conv := byNode[src]
+		bn := byNode[j] // scale, shift, mean, var
+		w, b := foldedConv(weights[conv[0]], biasOf(weights, conv), weights[bn[0]], weights[bn[1]], weights[bn[2]], weights[bn[3]])
+		name := c.paramList[conv[0]].Name
+		c.folds = mapSet(c.folds, src, []string{c.g.floats(name+".folded", w, c.paramList[conv[0]].Shape...),
+			c.g.floats(name+".folded_bias", b, int64(len(b)))})
+		c.folded = mapSet(c.folded, j, true)
+		for _, k := range append(conv, bn...) {
+			out[k] = nil
+		}
+	}
+	return out
+}
+
+// biasOf returns the bias of a convolution whose weights are at conv, or nil.
+func biasOf(weights [][]float32, conv []int) []float32 {
+	if len(conv) < 2 {
+		return nil
+	}
+	return weights[conv[1]]
+}
+
+// foldedConv returns the weight and bias of a convolution (weight w
+// [F, ...], bias b or nil) followed by a batch normalisation in inference
+// mode.
+func foldedConv(w, b, scale, shift, mean, variance []float32) ([]float32, []float32) {
+	f := len(scale)
+	per := len(w) / f
+	nw, nb := make([]float32, len(w)), make([]float32, f)
+	for o := range f {
+		factor := float64(scale[o]) / math.Sqrt(float64(variance[o])+bnEpsilon)
+		for k := range per {
+			nw[o*per+k] = float32(float64(w[o*per+k]) * factor)
+		}
+		bias := 0.0
+		if b != nil {
+			bias = float64(b[o])
+		}
+		nb[o] = float32((bias-float64(mean[o]))*factor + float64(shift[o]))
+	}
+	return nw, nb
+}
+
+// mapSet sets m[k] = v, making m when it is nil.
+func mapSet[K comparable, V any](m map[K]V, k K, v V) map[K]V {
+	if m == nil {
+		m = map[K]V{}
+	}
+	m[k] = v
+	return m
+}

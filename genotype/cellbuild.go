@@ -223,8 +223,9 @@ func (b *cellBuilder) op(o CellOp, in, f, stride int) int {
 // cell emits one cell reading prev2 (h0) and prev (h1) with f filters and
 // returns its output node.
 func (b *cellBuilder) cell(c Cell, prev2, prev int, f int, reduce bool) int {
-	h1 := b.calibrate(prev, f, b.shape(prev))
-	states := []int{b.calibrate(prev2, f, b.shape(prev)), h1}
+	like := b.shape(prev)
+	h0 := b.calibrate(prev2, f, like)
+	states := []int{h0, b.calibrate(prev, f, like)}
 	for _, blk := range c.Blocks {
 		stride := func(input int) int {
 			if reduce && input < 2 {

@@ -26,6 +26,7 @@ import math
 import re
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _LAYER = re.compile(r"^(C|P|FC|GAP|SM)\(([0-9,\s]*)\)$")
@@ -135,6 +136,201 @@ def build(text, channels, height, width, classes=2):
             flatten()
             mods.append(nn.Linear(c, 1 if classes == 2 else classes))
     return nn.Sequential(*mods)
+
+
+# Cell networks ("net(stem=S, filters=F, normal=N, reductions=R,
+# style=study|nasnet) normal: <cell> | reduction: <cell>"), built as nasctl's
+# genotype package builds them (genotype/cellbuild.go, docs/study.md section
+# 4): a 3x3 stem, then R times N normal cells and a reduction cell (N normal
+# cells when R is 0), GAP and the classifier. Every operation outputs the
+# cell's F channels (a pooling or identity that would not is followed by, or
+# is, a 1x1 convolution); a cell brings its inputs to F channels with 1x1
+# convolutions, strided when an input is twice the other's size; the
+# reduction cell's operations on its inputs use stride 2; add sums, concat
+# joins along the channels; the cell's output joins its unused blocks. Style
+# study: convolution (bias) + ReLU, a depthwise convolution without either;
+# style nasnet: ReLU, convolutions without bias, batch normalisation. The
+# nodes are made in nasctl's order, so that weight i of the network is
+# nasctl's "n<i+1>" (weights_from loads an exported model's).
+
+_OPS = ["identity", "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5",
+        "max_pool_7x7", "conv_1x1", "conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"]
+_BLOCK = re.compile(r"^b(\d+)\s*=\s*(add|concat)\(\s*(\w+)\((\w+)\)\s*,\s*(\w+)\((\w+)\)\s*\)$")
+
+
+def parse_cells(text):
+    """Returns (macro dict, normal blocks, reduction blocks) of a cell network."""
+    m = re.match(r"^\s*net\(([^)]*)\)(.*)$", text)
+    if not m:
+        raise ValueError("a cell network starts with net(...)")
+    macro = {}
+    for kv in m.group(1).split(","):
+        k, v = (x.strip() for x in kv.split("="))
+        macro[k] = v if k == "style" else int(v)
+    cells = {}
+    for part in m.group(2).split("|"):
+        name, body = (x.strip() for x in part.split(":", 1))
+        blocks = []
+        for b in body.split(";"):
+            bm = _BLOCK.match(b.strip())
+            if not bm:
+                raise ValueError(f"block {b.strip()!r}")
+            _, comb, op1, in1, op2, in2 = bm.groups()
+            idx = lambda n: int(n[1:]) + (0 if n[0] == "h" else 2)  # noqa: E731
+            blocks.append((idx(in1), idx(in2), _OPS.index(op1), _OPS.index(op2), comb))
+        cells[name] = blocks
+    return macro, cells["normal"], cells["reduction"]
+
+
+class _Pad(nn.Module):
+    def __init__(self, left, right, top, bottom, value=0.0):
+        super().__init__()
+        self.pads, self.value = (left, right, top, bottom), value
+
+    def forward(self, x):
+        return F.pad(x, self.pads, value=self.value) if any(self.pads) else x
+
+
+class _AvgPoolSame(nn.Module):
+    """Average pooling with 'same' padding, padded cells not counted."""
+
+    def __init__(self, k, s, h, w):
+        super().__init__()
+        oh, top, bottom = same(h, k, s)
+        ow, left, right = same(w, k, s)
+        self.pad = (left, right, top, bottom)
+        self.k, self.s = k, s
+        ones = F.pad(torch.ones(1, 1, h, w), self.pad)
+        self.register_buffer("count", F.avg_pool2d(ones, k, s) * k * k)
+
+    def forward(self, x):
+        return F.avg_pool2d(F.pad(x, self.pad), self.k, self.s) * self.k * self.k / self.count
+
+
+class _Join(nn.Module):
+    """Adds two inputs, or concatenates inputs along the channels."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, xs):
+        return xs[0] + xs[1] if self.kind == "add" else torch.cat(xs, dim=1)
+
+
+class CellNet(nn.Module):
+    """A cell network as a list of nodes, each reading earlier ones."""
+
+    def __init__(self, text, channels, height, width, classes=2):
+        super().__init__()
+        macro, normal, reduction = parse_cells(text)
+        self.style = macro["style"]
+        self.mods = nn.ModuleList()
+        self.inputs, self.shapes = [], []
+        self._input = (channels, height, width)
+        f = macro["filters"]
+        stem = self._unit(-1, [(macro["stem"], 3, 3, 1, 1, False)])
+        prev2 = prev = stem
+        for r in range(max(macro["reductions"], 1)):
+            for _ in range(macro["normal"]):
+                prev2, prev = prev, self._cell(normal, prev2, prev, f, False)
+            if r < macro["reductions"]:
+                f *= 2
+                prev2, prev = prev, self._cell(reduction, prev2, prev, f, True)
+        if self.style == "nasnet":
+            prev = self._add(nn.ReLU(), [prev], self.shape(prev))
+        c = self.shape(prev)[0]
+        gap = self._add(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), [prev], (c, 1, 1))
+        self._add(nn.Linear(c, 1 if classes == 2 else classes), [gap], (1, 1, 1))
+
+    def shape(self, i):
+        return self._input if i < 0 else self.shapes[i]
+
+    def _add(self, mod, inputs, shape):
+        self.mods.append(mod)
+        self.inputs.append(inputs)
+        self.shapes.append(shape)
+        return len(self.mods) - 1
+
+    def _conv(self, x, f, kh, kw, s, d, depthwise):
+        c, h, w = self.shape(x)
+        oh, top, bottom = same(h, (kh - 1) * d + 1, s)
+        ow, left, right = same(w, (kw - 1) * d + 1, s)
+        groups = c if depthwise else 1
+        f = c if depthwise else f
+        bias = self.style == "study" and not depthwise
+        conv = nn.Conv2d(c, f, (kh, kw), stride=s, dilation=d, groups=groups, bias=bias)
+        mods = [_Pad(left, right, top, bottom), conv]
+        if self.style == "study" and not depthwise:
+            mods.append(nn.ReLU())
+        return self._add(nn.Sequential(*mods), [x], (f, oh, ow))
+
+    def _unit(self, x, convs):
+        if self.style == "nasnet" and x >= 0:
+            x = self._add(nn.ReLU(), [x], self.shape(x))
+        for spec in convs:
+            x = self._conv(x, *spec)
+        if self.style == "nasnet":
+            x = self._add(nn.BatchNorm2d(self.shape(x)[0], eps=1e-3, momentum=0.1), [x], self.shape(x))
+        return x
+
+    def _calibrate(self, x, f, like):
+        c, h, _ = self.shape(x)
+        s = 2 if h > like[1] else 1
+        return x if c == f and s == 1 else self._unit(x, [(f, 1, 1, s, 1, False)])
+
+    def _op(self, op, x, f, s):
+        name = _OPS[op]
+        c, h, w = self.shape(x)
+        if name == "identity":
+            return x if s == 1 and c == f else self._unit(x, [(f, 1, 1, s, 1, False)])
+        if name in ("conv_1x3_3x1", "conv_1x7_7x1"):
+            k = int(name[7])
+            return self._unit(x, [(f, 1, k, s, 1, False), (f, k, 1, 1, 1, False)])
+        if name in ("conv_1x1", "conv_3x3", "dil_conv_3x3"):
+            k = 1 if name == "conv_1x1" else 3
+            return self._unit(x, [(f, k, k, s, 2 if name.startswith("dil") else 1, False)])
+        if name.startswith("sep_conv"):
+            k = int(name[-1])
+            return self._unit(x, [(f, k, k, s, 1, True), (f, 1, 1, 1, 1, False)])
+        k = int(name[-1])
+        oh, top, bottom = same(h, k, s)
+        ow, left, right = same(w, k, s)
+        if name.startswith("avg"):
+            p = self._add(_AvgPoolSame(k, s, h, w), [x], (c, oh, ow))
+        else:
+            p = self._add(nn.Sequential(_Pad(left, right, top, bottom, -math.inf), nn.MaxPool2d(k, s)), [x], (c, oh, ow))
+        return p if c == f else self._unit(p, [(f, 1, 1, 1, 1, False)])
+
+    def _cell(self, blocks, prev2, prev, f, reduce):
+        like = self.shape(prev)
+        states = [self._calibrate(prev2, f, like), self._calibrate(prev, f, like)]
+        used = set()
+        for in1, in2, op1, op2, comb in blocks:
+            x1 = self._op(op1, states[in1], f, 2 if reduce and in1 < 2 else 1)
+            x2 = self._op(op2, states[in2], f, 2 if reduce and in2 < 2 else 1)
+            c = self.shape(x1)[0] + (self.shape(x2)[0] if comb == "concat" else 0)
+            states.append(self._add(_Join(comb), [x1, x2], (c,) + self.shape(x1)[1:]))
+            used |= {in1, in2}
+        outs = [states[k] for k in range(2, len(states)) if k not in used]
+        if len(outs) == 1:
+            return outs[0]
+        c = sum(self.shape(o)[0] for o in outs)
+        return self._add(_Join("concat"), outs, (c,) + self.shape(outs[0])[1:])
+
+    def forward(self, x):
+        vals = []
+        for mod, ins in zip(self.mods, self.inputs):
+            xs = [x if i < 0 else vals[i] for i in ins]
+            vals.append(mod(xs) if isinstance(mod, _Join) else mod(xs[0]))
+        return vals[-1]
+
+
+def build_any(text, channels, height, width, classes=2):
+    """A layer sequence (build) or a cell network (CellNet)."""
+    if text.strip().startswith("net("):
+        return CellNet(text, channels, height, width, classes)
+    return build(text, channels, height, width, classes)
 
 
 def param_count(model):

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -47,7 +48,12 @@ func NewToken() (string, error) {
 func URL(ln net.Listener, token string) string {
 	host := ln.Addr().String()
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
-		host = net.JoinHostPort("localhost", fmt.Sprint(tcp.Port)) // every interface: this machine's name works
+		// Every interface: this machine's name reaches it from the others.
+		name, err := os.Hostname()
+		if err != nil {
+			name = "localhost"
+		}
+		host = net.JoinHostPort(name, fmt.Sprint(tcp.Port))
 	}
 	u := url.URL{Scheme: "http", Host: host, Path: "/"}
 	if token != "" {

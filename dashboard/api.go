@@ -145,12 +145,18 @@ func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	b, err := os.ReadFile(filepath.Join(ref.dir, rundir.FileConfig))
+	writeBody(w, "text/plain; charset=utf-8", b, err)
+}
+
+// writeBody answers b, of content type ctype, or the error that reading it
+// gave.
+func writeBody(w http.ResponseWriter, ctype string, b []byte, err error) {
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(b)
 }
 

@@ -20,15 +20,7 @@ import (
 // with their temperature and the controller's baseline noted.
 func newNASNetRun(t *testing.T, runs, name string, n int) {
 	t.Helper()
-	cfg := search.Config{Kind: search.KindNASNet, Name: name, Dir: runs, Trials: n, Problem: search.ProblemSettings{Name: "mock"}}.WithDefaults()
-	b, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := rundir.Create(filepath.Join(runs, name), b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := create(t, search.Config{Kind: search.KindNASNet, Name: name, Dir: runs, Trials: n, Problem: search.ProblemSettings{Name: "mock"}})
 	defer d.Close()
 	for id := 1; id <= n; id++ {
 		r := 0.6 + 0.3*math.Sin(float64(id))*math.Sin(float64(id))

@@ -45,23 +45,30 @@ type fixtureRun struct {
 // the end of the test.
 func newRun(t *testing.T, runs, name string, planned int, seed uint64, ids ...int) *fixtureRun {
 	t.Helper()
-	cfg := search.Config{Kind: search.KindMetaQNN, Name: name, Dir: runs, Seed: seed, Trials: planned, Data: "data/leaves",
-		Final: search.FinalSettings{TopK: 2}}.WithDefaults()
-	b, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := rundir.Create(filepath.Join(runs, name), b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := create(t, search.Config{Kind: search.KindMetaQNN, Name: name, Dir: runs, Seed: seed, Trials: planned, Data: "data/leaves",
+		Final: search.FinalSettings{TopK: 2}})
 	if err := d.WriteJSON(rundir.FileData, search.Data{Train: 840, Full: 1680, Val: 420, Test: 900, ValMajority: 0.5}); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixtureRun{Dir: d, seed: seed}
 	f.add(t, ids...)
 	return f
+}
+
+// create makes the run of cfg (with its defaults) in cfg.Dir, as a search
+// does; it is closed at the end of the test at the latest.
+func create(t *testing.T, cfg search.Config) *rundir.Dir {
+	t.Helper()
+	b, err := cfg.WithDefaults().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := rundir.Create(filepath.Join(cfg.Dir, cfg.Name), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // add records trials ids, in that order.

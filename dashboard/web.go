@@ -17,13 +17,7 @@ var web embed.FS
 func page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		b, err := web.ReadFile("web/" + name)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(b)
+		writeBody(w, "text/html; charset=utf-8", b, err)
 	}
 }
 

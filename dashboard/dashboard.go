@@ -48,9 +48,10 @@ type Options struct {
 
 // Server is the dashboard's HTTP handler.
 type Server struct {
-	opts  Options
-	mux   *http.ServeMux
-	cache cache
+	opts    Options
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the access check
+	cache   cache
 }
 
 // New returns the dashboard of the runs in opts.Runs.
@@ -59,13 +60,12 @@ func New(opts Options) *Server {
 	opts.Poll = cmp.Or(opts.Poll, 250*time.Millisecond)
 	s := &Server{opts: opts, mux: http.NewServeMux(), cache: cache{runs: map[string]*runData{}}}
 	s.routes()
+	s.handler = s.guard(s.mux)
 	return s
 }
 
 // ServeHTTP serves a request that passes the access check.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.guard(s.mux).ServeHTTP(w, r)
-}
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) routes() {
 	m := s.mux

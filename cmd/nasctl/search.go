@@ -110,6 +110,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
+	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", filepath.Dir(s.Dir()), filepath.Base(s.Dir()))
 
 	stop := make(chan struct{})
 	var once sync.Once

@@ -11,7 +11,8 @@
 //	top.json        the best distinct architectures of the search
 //	report.md, report.csv, plots/, models/, winners/
 //
-// A Dir holds the directory's lock: one search writes a run at a time.
+// A Dir holds the directory's lock: one search writes a run at a time; the
+// lock file names the writing process (Running).
 // Readers (ReadTrials, Summaries) take no lock and read a half-written last
 // line as not yet there.
 package rundir
@@ -110,6 +111,10 @@ func open(path string) (*Dir, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	if err := writePID(lock.Path()); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -147,6 +152,9 @@ func truncateTorn(path string) error {
 // Close releases the log and the lock.
 func (d *Dir) Close() error {
 	err := d.log.Close()
+	if perr := clearPID(d.lock.Path()); err == nil {
+		err = perr
+	}
 	if uerr := d.lock.Unlock(); err == nil {
 		err = uerr
 	}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nasctl/nasctl/dashboard"
+	"github.com/urfave/cli/v2"
+)
+
+const uiDescription = `nasctl ui serves a live, read-only web dashboard of the runs under --runs:
+every run with its status (running, stopped, finished) and counts; a run's trials,
+figures, learning curves, final models (to download) and configuration, updated
+within a second of the search writing them; two or more runs compared.
+
+It only reads the run directories, so it can watch a search while it runs.
+On a loopback address (the default) it needs no token; on any other address
+it requires one: --token, or one it makes and prints in the address to open.
+Example: nasctl ui --runs runs --addr 0.0.0.0:8080`
+
+func uiCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "ui",
+		Usage:       "serve a live web dashboard of the runs (read-only)",
+		Description: uiDescription,
+		ArgsUsage:   " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "runs", Value: "runs", Usage: "directory of runs"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "address to listen on (host:port); any but loopback requires a token"},
+			&cli.StringFlag{Name: "token", Usage: "token that browsers and scripts must give (default: none on loopback, else one made and printed)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c, "name the folder of runs with --runs"); err != nil {
+				return err
+			}
+			return runUI(c.Context, uiOptions{Runs: c.String("runs"), Addr: c.String("addr"), Token: c.String("token")}, c.App.Writer)
+		},
+	}
+}
+
+// uiOptions run the dashboard.
+type uiOptions struct {
+	Runs, Addr, Token string
+}
+
+// runUI serves the dashboard until ctx is cancelled, after printing the
+// address to open.
+func runUI(ctx context.Context, opts uiOptions, out io.Writer) error {
+	ln, token, err := dashboard.Listen(opts.Addr, opts.Token)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "dashboard of %s: open %s\n", opts.Runs, dashboard.URL(ln, token))
+	if token != "" && opts.Token == "" {
+		fmt.Fprintln(out, "not a loopback address: the token in that address was made for this session (--token chooses one)")
+	}
+	if _, err := os.Stat(opts.Runs); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(out, "%s does not exist yet: runs appear as searches start in it\n", opts.Runs)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops it.")
+	return dashboard.Serve(ctx, ln, dashboard.New(dashboard.Options{Runs: opts.Runs, Token: token}))
+}

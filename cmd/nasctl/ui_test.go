@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nasctl ui prints the address to open and serves the runs there until it
+// is interrupted; a search names the command when it starts.
+func TestUI(t *testing.T) {
+	runs := t.TempDir()
+	if code, _, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "4", "--batch", "2", "--dir", runs, "--name", "m"); code != 0 ||
+		!strings.Contains(errOut, "nasctl ui --runs "+runs+", then open http://127.0.0.1:8080/runs/m") {
+		t.Fatalf("search: exit %d, stderr:\n%s", code, errOut)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- runUI(ctx, uiOptions{Runs: runs, Addr: "127.0.0.1:0"}, pw)
+		pw.Close()
+	}()
+	first, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	addr := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)\n`).FindStringSubmatch(first)
+	if addr == nil {
+		t.Fatalf("first line %q names no loopback address", first)
+	}
+	resp, err := http.Get(addr[1] + "api/runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		Name   string `json:"name"`
+		Trials int    `json:"trials"`
+		Status string `json:"status"`
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list) != 1 || list[0].Name != "m" || list[0].Trials != 4 || list[0].Status != "finished" {
+		t.Errorf("runs served: %+v", list)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after the interrupt: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dashboard did not stop after its context ended")
+	}
+	if code, _, errOut := runCLI(t, "ui", filepath.Join(runs, "m")); code != 2 || !strings.Contains(errOut, "--runs") {
+		t.Errorf("ui with an argument: exit %d, %s", code, errOut)
+	}
+}

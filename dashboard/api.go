@@ -1,0 +1,182 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// RunDetail is a run as its page shows it.
+type RunDetail struct {
+	Run
+	// Report is the run's report as it stands (nil for a run that cannot
+	// be read).
+	Report  *search.Report `json:"report,omitempty"`
+	Figures []Figure       `json:"figures"`
+}
+
+// Figure is a figure of a run, served as SVG at URL.
+type Figure struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	URL   string `json:"url"`
+}
+
+// FinalModel is a row of the final table: the result and where to
+// download its model ("" when none was exported).
+type FinalModel struct {
+	rundir.FinalResult
+	Download string `json:"download,omitempty"`
+}
+
+// runURL is the API address of a run's resource.
+func runURL(name string, parts ...string) string {
+	u := "/api/runs/" + url.PathEscape(name)
+	for _, p := range parts {
+		u += "/" + url.PathEscape(p)
+	}
+	return u
+}
+
+func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	d := s.cache.get(ref.dir)
+	det := RunDetail{Run: d.run(ref, rundir.Running(ref.dir)), Figures: []Figure{}}
+	if d.err == nil {
+		if rep, err := search.ReadReport(ref.dir); err == nil {
+			det.Report = &rep
+		}
+	}
+	for _, f := range figureSpecs {
+		if f.has(ref.dir, d) {
+			det.Figures = append(det.Figures, Figure{Name: f.name, Title: f.title, URL: runURL(ref.name, "figures", f.name+".svg")})
+		}
+	}
+	writeJSON(w, det)
+}
+
+func (s *Server) trials(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	d := s.cache.get(ref.dir)
+	if d.err != nil {
+		writeError(w, http.StatusInternalServerError, d.err.Error())
+		return
+	}
+	writeJSON(w, append([]rundir.Trial{}, d.trials...)) // [] rather than null
+}
+
+// findTrial returns the trial of the id in the request's path.
+func (s *Server) findTrial(w http.ResponseWriter, r *http.Request, ref *runRef) (*runData, *rundir.Trial) {
+	d := s.cache.get(ref.dir)
+	id, err := strconv.Atoi(r.PathValue("id"))
+	i, found := sort.Find(len(d.trials), func(i int) int { return id - d.trials[i].ID })
+	if err != nil || !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no trial %q (yet)", ref.name, r.PathValue("id")))
+		return nil, nil
+	}
+	return d, &d.trials[i]
+}
+
+func (s *Server) trial(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	if _, t := s.findTrial(w, r, ref); t != nil {
+		writeJSON(w, t)
+	}
+}
+
+func (s *Server) final(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	finals, err := rundir.ReadFinals(ref.dir)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	sort.Slice(finals, func(i, j int) bool { return finals[i].Rank < finals[j].Rank })
+	winners := s.winnerFiles(ref)
+	out := make([]FinalModel, len(finals))
+	for i, f := range finals {
+		out[i].FinalResult = f
+		if f.Model != "" && slices.Contains(winners, path.Base(filepath.ToSlash(f.Model))) {
+			out[i].Download = runURL(ref.name, "winners", path.Base(filepath.ToSlash(f.Model)))
+		}
+	}
+	writeJSON(w, out)
+}
+
+// winnerFiles lists the models in the run's winners folder, by file name.
+func (s *Server) winnerFiles(ref *runRef) []string {
+	found, _ := filepath.Glob(filepath.Join(ref.dir, rundir.DirWinners, "*.onnx"))
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = filepath.Base(f)
+	}
+	return names
+}
+
+// winner serves a model of the winners folder for download; only a file
+// listed there is served.
+func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	name := r.PathValue("file")
+	if !slices.Contains(s.winnerFiles(ref), name) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no winner %q", ref.name, name))
+		return
+	}
+	f, err := os.Open(filepath.Join(ref.dir, rundir.DirWinners, name))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", ref.name+"-"+name))
+	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	b, err := os.ReadFile(filepath.Join(ref.dir, rundir.FileConfig))
+	writeBody(w, "text/plain; charset=utf-8", b, err)
+}
+
+// writeBody answers b, of content type ctype, or the error that reading it
+// gave.
+func writeBody(w http.ResponseWriter, ctype string, b []byte, err error) {
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(append(b, '\n'))
+}
+
+// writeError answers {"error": msg} with code.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}

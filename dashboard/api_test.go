@@ -1,0 +1,416 @@
+package dashboard
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// get requests url and decodes a JSON answer into v (when not nil); it
+// returns the response, its body read.
+func get(t *testing.T, url string, v any) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("%s: %v\n%s", url, err, body)
+		}
+	}
+	return resp, body
+}
+
+// The runs page's list: every run of the folder with its counts and
+// status; links, folders without a run and unreadable runs as they should.
+func TestListRuns(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	os.MkdirAll(filepath.Join(runs, "not-a-run"), 0o755)
+	os.Symlink(filepath.Join(runs, "leaves-a"), filepath.Join(runs, "link"))
+	os.MkdirAll(filepath.Join(runs, "old"), 0o755)
+	os.WriteFile(filepath.Join(runs, "old", rundir.FileConfig), []byte("kind: metaqnn\nepisodes: 3\n"), 0o644)
+	srv := serve(t, Options{Runs: runs})
+
+	var list []Run
+	if resp, body := get(t, srv.URL+"/api/runs", &list); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	type row struct {
+		status          Status
+		trials, planned int
+		finals          int
+		unreadable      bool
+	}
+	want := map[string]row{
+		"leaves-a": {StatusFinished, 24, 24, 2, false},
+		"leaves-b": {StatusRunning, 10, 30, 0, false},
+		"leaves-c": {StatusStopped, 2, 8, 0, false},
+		"old":      {StatusStopped, 0, 0, 0, true},
+	}
+	got := map[string]row{}
+	for i, r := range list {
+		got[r.Name] = row{r.Status, r.Trials, r.Planned, r.Finals, r.Error != ""}
+		if i > 0 && r.Updated.After(list[i-1].Updated) {
+			t.Errorf("%s listed after %s, which was updated earlier", r.Name, list[i-1].Name)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("runs:\n got %v\nwant %v", got, want)
+	}
+	for _, r := range list {
+		if r.Name == "leaves-a" && (r.BestTest <= 0.5 || r.Kind != search.KindMetaQNN || r.Started.IsZero() || r.Version == "") {
+			t.Errorf("leaves-a: %+v", r)
+		}
+	}
+}
+
+// A run's trials come in trial order whatever order they were recorded
+// in, each with its curves; the run's other resources are there too.
+func TestRunResources(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	base := srv.URL + "/api/runs/leaves-a"
+
+	var trials []rundir.Trial
+	get(t, base+"/trials", &trials)
+	var ids []int
+	for _, tr := range trials {
+		ids = append(ids, tr.ID)
+	}
+	if !slices.Equal(ids, seq(1, 24)) || trials[2].Status != rundir.StatusReused || trials[4].Status != rundir.StatusRefused {
+		t.Errorf("trials %v, statuses %v %v", ids, trials[2].Status, trials[4].Status)
+	}
+	var one rundir.Trial
+	if resp, _ := get(t, base+"/trials/4", &one); resp.StatusCode != http.StatusOK || one.ID != 4 || len(one.Epochs) != 6 {
+		t.Errorf("trial 4: %d %+v", resp.StatusCode, one)
+	}
+	for _, id := range []string{"99", "x", "-1"} {
+		if resp, _ := get(t, base+"/trials/"+id, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("trial %s: status %d, want 404", id, resp.StatusCode)
+		}
+	}
+
+	var det RunDetail
+	get(t, base, &det)
+	var figs []string
+	for _, f := range det.Figures {
+		figs = append(figs, f.Name)
+	}
+	if !slices.Equal(figs, []string{"accuracy", "epsilon", "params"}) || det.Report == nil || len(det.Report.Top) != 2 || len(det.Report.Finals) != 2 {
+		t.Errorf("detail: figures %v, report %+v", figs, det.Report)
+	}
+
+	var finals []FinalModel
+	get(t, base+"/final", &finals)
+	if len(finals) != 2 || finals[0].Download != "/api/runs/leaves-a/winners/rank-01.onnx" {
+		t.Fatalf("final table %+v", finals)
+	}
+	resp, body := get(t, srv.URL+finals[0].Download, nil)
+	if string(body) != "not really onnx winners/rank-01.onnx" || !strings.Contains(resp.Header.Get("Content-Disposition"), "leaves-a-rank-01.onnx") {
+		t.Errorf("download: %q, %q", body, resp.Header.Get("Content-Disposition"))
+	}
+	if resp, body := get(t, base+"/config", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "kind: metaqnn") {
+		t.Errorf("config: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Finished means every planned trial and the final phase recorded; a live
+// process holding the run comes first.
+func TestStatus(t *testing.T) {
+	ok := func(id int, arch string) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: arch}, Status: rundir.StatusOK}
+	}
+	trained := search.Config{Final: search.FinalSettings{TopK: 2}}
+	skip := trained
+	skip.Final.Skip = true
+	scored := search.Config{Problem: search.ProblemSettings{Name: "mock"}}
+	twoArchs := []rundir.Trial{ok(1, "a"), ok(2, "b"), ok(3, "a")}
+	for _, c := range []struct {
+		name            string
+		running         bool
+		trials, planned int
+		finals          int
+		cfg             search.Config
+		recorded        []rundir.Trial
+		want            Status
+	}{
+		{"running", true, 3, 3, 2, trained, twoArchs, StatusRunning},
+		{"trials missing", false, 2, 3, 0, scored, twoArchs[:2], StatusStopped},
+		{"final phase missing", false, 3, 3, 1, trained, twoArchs, StatusStopped},
+		{"final phase done", false, 3, 3, 2, trained, twoArchs, StatusFinished},
+		{"fewer distinct architectures than top-k", false, 2, 2, 1, trained, []rundir.Trial{ok(1, "a"), ok(2, "a")}, StatusFinished},
+		{"final phase skipped", false, 3, 3, 0, skip, twoArchs, StatusFinished},
+		{"scored, not trained", false, 3, 3, 0, scored, twoArchs, StatusFinished},
+	} {
+		d := &runData{summary: search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals}, cfg: c.cfg, trials: c.recorded}
+		if got := d.status(c.running); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// A line the search is half-way through writing is not there yet; once
+// its newline is written, it is.
+func TestTornLastLine(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	line, _ := json.Marshal(fakeTrial(3, 3))
+	log, err := os.OpenFile(filepath.Join(runs, "leaves-c", rundir.FileTrials), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	count := func() (listed, trials int) {
+		var list []Run
+		get(t, srv.URL+"/api/runs", &list)
+		for _, r := range list {
+			if r.Name == "leaves-c" {
+				listed = r.Trials
+			}
+		}
+		var ts []rundir.Trial
+		if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK {
+			t.Fatalf("trials: %d %s", resp.StatusCode, body)
+		}
+		return listed, len(ts)
+	}
+	log.Write(line[:len(line)/2])
+	if l, n := count(); l != 2 || n != 2 {
+		t.Errorf("with a torn last line: listed %d, served %d trials; want the 2 whole ones", l, n)
+	}
+	log.Write(append(line[len(line)/2:], '\n'))
+	if l, n := count(); l != 3 || n != 3 {
+		t.Errorf("with the line whole: listed %d, served %d trials; want 3", l, n)
+	}
+}
+
+// No name in a URL reaches outside the runs folder: not "..", not its
+// encoded forms, not a link, not a run beside the folder.
+func TestPathTraversal(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	// A run beside the runs folder, with a secret in its configuration.
+	outside := filepath.Join(filepath.Dir(runs), "secret")
+	newRun(t, filepath.Dir(runs), "secret", 1, 9).Close()
+	os.WriteFile(filepath.Join(outside, "winners", "x.onnx"), []byte("SECRET"), 0o644)
+	os.Symlink(outside, filepath.Join(runs, "link"))
+	srv := serve(t, Options{Runs: runs})
+	u, _ := url.Parse(srv.URL)
+	for _, raw := range []string{
+		"/api/runs/../secret/config",
+		"/api/runs/%2e%2e/secret/config",
+		"/api/runs/..%2fsecret/config",
+		"/api/runs/%2E%2E%2Fsecret/trials",
+		"/api/runs/..%5csecret/config",
+		"/api/runs/secret/config",
+		"/api/runs/link/config",
+		"/api/runs/link/winners/x.onnx",
+		"/api/runs/leaves-a/winners/..%2f..%2f..%2fsecret%2fwinners%2fx.onnx",
+		"/api/runs/leaves-a/winners/%2e%2e%2fconfig.yaml",
+		"/api/runs/leaves-a/figures/..%2f..%2f..%2fsecret%2fconfig.yaml",
+		"/api/runs/leaves-a/../../../secret/config",
+		"/runs/..%2fsecret",
+		"/static/..%2f..%2fsecret%2fconfig.yaml",
+		"/api/compare/best.svg?run=..%2fsecret",
+		"/api/compare/best.svg?run=link",
+	} {
+		req := &http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Host: u.Host, Opaque: raw}, Host: u.Host, Header: http.Header{}}
+		if i := strings.IndexByte(raw, '?'); i >= 0 {
+			req.URL.Opaque, req.URL.RawQuery = raw[:i], raw[i+1:]
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "SECRET") || strings.Contains(string(body), "kind:") {
+			t.Errorf("%s: status %d, %q", raw, resp.StatusCode, body)
+		}
+	}
+}
+
+// Off loopback a token is required, and it is accepted as a bearer token,
+// a query parameter (which a page trades for a cookie) or that cookie.
+func TestToken(t *testing.T) {
+	ln, token, err := Listen("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if token != "" {
+		t.Errorf("loopback: token %q made, want none", token)
+	}
+	ln, token, err = Listen("0.0.0.0:0", "") // every interface: listens only, nothing is sent
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if len(token) != 32 || !strings.Contains(URL(ln, token), "?token="+token) {
+		t.Errorf("every interface: token %q, URL %s", token, URL(ln, token))
+	}
+
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs, Token: "s3cret"})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(path string, set func(*http.Request)) *http.Response {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if set != nil {
+			set(req)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		name string
+		path string
+		set  func(*http.Request)
+		want int
+	}{
+		{"no token", "/api/runs", nil, http.StatusUnauthorized},
+		{"no token, page", "/", nil, http.StatusUnauthorized},
+		{"no token, events", "/api/runs/leaves-a/events", nil, http.StatusUnauthorized},
+		{"wrong token", "/api/runs", func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, http.StatusUnauthorized},
+		{"bearer", "/api/runs", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }, http.StatusOK},
+		{"query", "/api/runs?token=s3cret", nil, http.StatusOK},
+		{"cookie", "/api/runs", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tokenCookie, Value: "s3cret"}) }, http.StatusOK},
+		{"page with the token", "/runs/leaves-a?token=s3cret", nil, http.StatusSeeOther},
+	} {
+		if resp := do(c.path, c.set); resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+	resp := do("/runs/leaves-a?token=s3cret", nil)
+	if loc := resp.Header.Get("Location"); loc != "/runs/leaves-a" || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+		t.Errorf("page with the token: sent to %q with cookies %v", loc, resp.Cookies())
+	}
+
+	// Without a token, only a loopback host name is answered: a page of
+	// another site cannot reach the dashboard through a rebound DNS name.
+	open := serve(t, Options{Runs: runs})
+	for host, want := range map[string]int{"localhost:8080": 200, "127.0.0.1": 200, "[::1]:80": 200, "evil.example:8080": 403, "10.0.0.1": 403} {
+		req, _ := http.NewRequest("GET", open.URL+"/api/runs", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
+// event is one server-sent event.
+type event struct {
+	name string
+	data string
+}
+
+// readEvents parses the server-sent events of r onto a channel, closed at
+// the end of the stream.
+func readEvents(r io.Reader) <-chan event {
+	ch := make(chan event, 64)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
+		var e event
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "" && e.name != "":
+				ch <- e
+				e = event{}
+			case strings.HasPrefix(line, "event: "):
+				e.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				e.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return ch
+}
+
+// next returns the next event named name, failing after timeout.
+func next(t *testing.T, events <-chan event, name string, timeout time.Duration) event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended before a %q event", name)
+			}
+			if e.name == name {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %q event within %s", name, timeout)
+		}
+	}
+}
+
+// The event stream says hello with the run, then delivers each trial the
+// search appends, and the run with its new counts.
+func TestEventsDeliverAppendedTrials(t *testing.T) {
+	runs, b := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
+	resp, err := http.Get(srv.URL + "/api/runs/leaves-b/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	events := readEvents(resp.Body)
+	var hello Run
+	json.Unmarshal([]byte(next(t, events, "hello", 5*time.Second).data), &hello)
+	if hello.Trials != 10 || hello.Status != StatusRunning {
+		t.Fatalf("hello: %+v", hello)
+	}
+	start := time.Now()
+	b.add(t, 12, 11) // finished out of order, as two workers' trials do
+	for _, want := range []int{11, 12} {
+		var tr rundir.Trial
+		json.Unmarshal([]byte(next(t, events, "trial", 5*time.Second).data), &tr)
+		if tr.ID != want {
+			t.Errorf("trial event %d, want %d (in trial order)", tr.ID, want)
+		}
+	}
+	t.Logf("trials delivered %s after they were appended (polling every 20 ms)", time.Since(start).Round(time.Millisecond))
+	var run Run
+	json.Unmarshal([]byte(next(t, events, "run", 5*time.Second).data), &run)
+	if run.Trials != 12 || run.Version == hello.Version {
+		t.Errorf("run event: %d trials, version %s (was %s)", run.Trials, run.Version, hello.Version)
+	}
+	// Closing the run is a change of status, without a new trial.
+	b.Close()
+	json.Unmarshal([]byte(next(t, events, "run", 5*time.Second).data), &run)
+	if run.Status != StatusStopped {
+		t.Errorf("after the search closed the run: %s", run.Status)
+	}
+}

@@ -1,0 +1,218 @@
+package dashboard
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// The browser tests drive Debian's Chromium, headless, through the
+// DevTools protocol (chromedp), against a dashboard on a loopback port.
+
+var screenshots = flag.String("screenshots", "", "write a screenshot of each page into this folder (the repository keeps them in docs/dashboard: go test ./dashboard -run Browser -screenshots ../docs/dashboard)")
+
+// chromium returns the browser to drive: $CHROMIUM, else Chromium on PATH.
+// Without one the tests fail, in CI too: the set-up installs it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal(`the browser tests need Chromium: install Debian's package with "apt-get install -y chromium" ` +
+		`("make test" does, through scripts/setup-test-deps.sh), or set $CHROMIUM to a Chromium binary`)
+	return ""
+}
+
+// browser starts headless Chromium with a new profile and returns the
+// context of its tab; everything ends with the test. The flags keep it off
+// the network: this machine reaches none, and Chromium would keep trying.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromium(t)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1360, 900),
+	)
+	ctx, cancelTab := chromedp.NewContext(alloc)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// do runs steps in the tab, failing the test on an error.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eval returns the value of a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is true in the page, and
+// fails the test with what describe (an expression) says after timeout.
+func waitFor(t *testing.T, ctx context.Context, cond, describe string, timeout time.Duration) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(timeout))); err != nil {
+		t.Fatalf("waited %s for %s: %v; the page shows %v", timeout, cond, err, eval[any](t, ctx, describe))
+	}
+}
+
+// screenshot saves the whole page as name.png in -screenshots, if set.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if *screenshots == "" {
+		return
+	}
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(*screenshots, name+".png"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rows is an expression: the number of trial rows the run page shows.
+const rows = `document.querySelectorAll('#trials tbody tr[data-id]').length`
+
+// The runs page lists every run with its counts and status, sorts, and
+// compares the runs ticked.
+func TestBrowserRunsPage(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	cell := func(run, sel string) string {
+		return fmt.Sprintf(`document.querySelector('#runs tr[data-name=%q] %s')?.textContent`, run, sel)
+	}
+	waitFor(t, ctx, cell("leaves-c", ".count")+` === '2 / 8'`, `document.getElementById('runs').innerText`, 10*time.Second)
+	for run, want := range map[string][2]string{
+		"leaves-a": {"24 / 24", "finished"},
+		"leaves-b": {"10 / 30", "running"},
+		"leaves-c": {"2 / 8", "stopped"},
+	} {
+		if got := [2]string{eval[string](t, ctx, cell(run, ".count")), eval[string](t, ctx, cell(run, ".badge"))}; got != want {
+			t.Errorf("%s: %q, want %q", run, got, want)
+		}
+	}
+	// Two runs ticked make a comparison of them.
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#runs tr[data-name="leaves-a"] input`)), chromedp.Click(chromedp.CSS(`#runs tr[data-name="leaves-b"] input`)))
+	if eval[bool](t, ctx, `document.getElementById('compare').disabled`) {
+		t.Error("two runs ticked, and the compare button is disabled")
+	}
+	screenshot(t, ctx, "runs")
+
+	names := `[...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.name).join(' ')`
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#runs th[data-key="name"]`)))
+	if got := eval[string](t, ctx, names); got != "leaves-a leaves-b leaves-c" {
+		t.Errorf("sorted by name: %s", got)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#runs th[data-key="name"]`)))
+	if got := eval[string](t, ctx, names); got != "leaves-c leaves-b leaves-a" {
+		t.Errorf("sorted by name, descending: %s", got)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.Click(chromedp.CSS(`#compare`)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, ctx, `location.pathname + location.search`); got != "/compare?run=leaves-a&run=leaves-b" {
+		t.Errorf("compare went to %s", got)
+	}
+}
+
+// The run page has a row per trial; a trial the search appends appears
+// without a reload; a click on a trial shows its learning curves.
+func TestBrowserRunPage(t *testing.T) {
+	runs, b := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
+	waitFor(t, ctx, rows+` === 10 && document.getElementById('live').textContent === 'live'`, rows, 10*time.Second)
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+
+	start := time.Now()
+	b.add(t, 11)
+	waitFor(t, ctx, `!!document.querySelector('#trials tbody tr[data-id="11"]')`, rows, 5*time.Second)
+	t.Logf("trial 11 shown %s after it was appended (the server polls every 250 ms)", time.Since(start).Round(time.Millisecond))
+	if !eval[bool](t, ctx, `window.notReloaded === true`) || eval[int](t, ctx, rows) != 11 {
+		t.Errorf("after the append: reloaded, or %d rows", eval[int](t, ctx, rows))
+	}
+	waitFor(t, ctx, `document.getElementById('done').textContent === '11 of 30'`, `document.getElementById('done').textContent`, 5*time.Second)
+
+	// Trial 5 was refused: the filter shows it alone.
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`(s => { s.value = 'refused'; s.dispatchEvent(new Event('change')); })(document.getElementById('filter'))`))
+	waitFor(t, ctx, rows+` === 1 && !!document.querySelector('#trials tr[data-id="5"]')`, rows, 5*time.Second)
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`(s => { s.value = ''; s.dispatchEvent(new Event('change')); })(document.getElementById('filter'))`))
+	waitFor(t, ctx, rows+` === 11`, rows, 5*time.Second)
+
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#trials tbody tr[data-id="2"]`)))
+	curve := `(i => !document.getElementById('trial').hidden && i.complete && i.naturalWidth > 0 && i.src.includes('/trials/2/curves.svg'))(document.getElementById('curve'))`
+	waitFor(t, ctx, curve, `document.getElementById('curve').src`, 10*time.Second)
+	if n := eval[int](t, ctx, `document.querySelectorAll('#epochs tbody tr').length`); n != 6 {
+		t.Errorf("the epochs of trial 2: %d rows, want 6", n)
+	}
+	if title := eval[string](t, ctx, `document.getElementById('trial-title').textContent`); title != "Trial 2: "+fakeTrial(2, 2).Arch {
+		t.Errorf("the selected trial's title: %q", title)
+	}
+
+	if *screenshots != "" {
+		// The screenshot is of the finished run: its final table filled.
+		do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+		waitFor(t, ctx, rows+` === 24 && document.querySelectorAll('#final tbody a').length === 2`, rows, 10*time.Second)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#trials tbody tr[data-id="22"]`)))
+		waitFor(t, ctx, `[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)`, `document.images.length`, 10*time.Second)
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+		screenshot(t, ctx, "run")
+	}
+}
+
+// The compare page draws the runs' best rewards so far and sets their
+// final tables side by side; without two runs it offers them to choose.
+func TestBrowserComparePage(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare"))
+	waitFor(t, ctx, `document.querySelectorAll('#picker input[type=checkbox]').length === 3`, `document.getElementById('picker').innerText`, 10*time.Second)
+
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=leaves-b"))
+	loaded := `(i => i.complete && i.naturalWidth > 0)(document.getElementById('best')) && document.querySelectorAll('#columns > div').length === 2`
+	waitFor(t, ctx, loaded, `document.getElementById('columns').innerText`, 10*time.Second)
+	waitFor(t, ctx, `document.querySelectorAll('#columns [data-run="leaves-a"] tbody tr').length === 2`,
+		`document.getElementById('columns').innerText`, 10*time.Second)
+	screenshot(t, ctx, "compare")
+}

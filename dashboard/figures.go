@@ -1,0 +1,260 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/color"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// figureSpec is a figure of a run page. The report's figures are drawn by
+// the report's own code (package search), the Pareto figures by nasctl
+// bench's (package bench), from the files as they are now.
+type figureSpec struct {
+	name, title string
+	// has reports whether the run in dir has the figure.
+	has  func(dir string, d *runData) bool
+	draw func(dir string, d *runData) (*plot.Plot, error)
+}
+
+var figureSpecs = []figureSpec{
+	{"accuracy", "Validation accuracy per trial, the best so far and epsilon", kind(search.KindMetaQNN),
+		func(_ string, d *runData) (*plot.Plot, error) { return search.AccuracyPlot(d.trials) }},
+	{"epsilon", "Validation accuracy per epsilon", kind(search.KindMetaQNN), func(dir string, d *runData) (*plot.Plot, error) {
+		var data search.Data
+		if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err != nil {
+			return nil, err
+		}
+		return search.EpsilonPlot(d.trials, data.ValMajority)
+	}},
+	{"params", "Parameters against validation accuracy", kind(search.KindMetaQNN),
+		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials) }},
+	{"reward", "Reward per trial, its moving average and the baseline", kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
+		notes, err := rundir.ReadNotes(dir)
+		if err != nil {
+			return nil, err
+		}
+		byTrial := map[int]rundir.Note{}
+		for _, n := range notes {
+			byTrial[n.Trial] = n
+		}
+		return search.RewardPlot(d.trials, byTrial)
+	}},
+	{"temperature", "Sampling temperature per trial", kind(search.KindNASNet),
+		func(_ string, d *runData) (*plot.Plot, error) { return search.TemperaturePlot(d.trials) }},
+	{"pareto", "Winners: accuracy against latency, the Pareto front (nasctl bench)", benched, func(dir string, _ *runData) (*plot.Plot, error) {
+		rs, err := bench.ReadCSV(filepath.Join(dir, benchCSV))
+		if err != nil {
+			return nil, err
+		}
+		return bench.AccuracyLatencyPlot(rs)
+	}},
+	{"params-latency", "Winners: parameters against latency, coloured by accuracy (nasctl bench)", benched, func(dir string, _ *runData) (*plot.Plot, error) {
+		rs, err := bench.ReadCSV(filepath.Join(dir, benchCSV))
+		if err != nil {
+			return nil, err
+		}
+		return bench.ParamsLatencyPlot(rs)
+	}},
+}
+
+// kind is a figure of the runs of kind k.
+func kind(k search.Kind) func(string, *runData) bool {
+	return func(_ string, d *runData) bool { return d.err == nil && d.cfg.Kind == k }
+}
+
+// benched is a figure of the runs that nasctl bench has measured.
+func benched(dir string, _ *runData) bool {
+	_, err := os.Stat(filepath.Join(dir, benchCSV))
+	return err == nil
+}
+
+// readJSON decodes the JSON file at path into v; a missing file leaves v
+// as it is.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Server) figure(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	name, svg := strings.CutSuffix(r.PathValue("figure"), ".svg")
+	d := s.cache.get(ref.dir)
+	for _, f := range figureSpecs {
+		if svg && f.name == name && f.has(ref.dir, d) {
+			serveSVG(w, r, d.stamp, func() (*plot.Plot, error) { return f.draw(ref.dir, d) })
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no figure %q", ref.name, r.PathValue("figure")))
+}
+
+func (s *Server) curves(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	if d, t := s.findTrial(w, r, ref); t != nil {
+		serveSVG(w, r, d.stamp, func() (*plot.Plot, error) { return curvesPlot(*t) })
+	}
+}
+
+// compare answers GET /api/compare/best.svg?run=A&run=B...: the best
+// reward so far of each run.
+func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
+	names := r.URL.Query()["run"]
+	if len(names) == 0 || len(names) > 10 {
+		writeError(w, http.StatusBadRequest, "name 1 to 10 runs: ?run=A&run=B")
+		return
+	}
+	runs := make([][]rundir.Trial, len(names))
+	var etag strings.Builder
+	for i, name := range names {
+		ref, ok := s.lookup(name)
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", name))
+			return
+		}
+		d := s.cache.get(ref.dir)
+		runs[i] = d.trials
+		etag.WriteString(d.stamp)
+	}
+	serveSVG(w, r, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
+}
+
+// serveSVG answers the figure draw makes, as SVG; version is what it is
+// drawn from (the run's stamp), so that a page asking again for an
+// unchanged figure gets 304 without it being drawn.
+func serveSVG(w http.ResponseWriter, r *http.Request, version string, draw func() (*plot.Plot, error)) {
+	etag := `"` + version + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	p, err := draw()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	b, err := figure.Render(p, "svg")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Write(b)
+}
+
+// curvesPlot draws a trial's accuracy per epoch: validation and training
+// (dropout on) of its last attempt, the validation of attempts restarted
+// before it dashed, and the best epoch, whose weights the trial kept.
+func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
+	p := figure.New(fmt.Sprintf("Trial %d: accuracy per epoch", t.ID), "epoch", "accuracy")
+	p.Y.Min, p.Y.Max = 0, 1.02
+	if len(t.Epochs) == 0 {
+		return p, nil
+	}
+	last := t.Epochs[len(t.Epochs)-1].Attempt
+	val := map[int]plotter.XYs{}
+	var train, best plotter.XYs
+	for _, e := range t.Epochs {
+		pt := plotter.XY{X: float64(e.Epoch), Y: e.ValAccuracy}
+		val[e.Attempt] = append(val[e.Attempt], pt)
+		if e.Attempt == last {
+			train = append(train, plotter.XY{X: float64(e.Epoch), Y: e.TrainAccuracy})
+			if e.Epoch == t.BestEpoch {
+				best = append(best, pt)
+			}
+		}
+	}
+	p.Add(plotter.NewGrid())
+	for a := 0; a < last; a++ {
+		if _, err := addLine(p, val[a], figure.LightGrey, true, fmt.Sprintf("validation, attempt %d (restarted)", a+1)); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := addLine(p, train, figure.Grey, true, "training (dropout on)"); err != nil {
+		return nil, err
+	}
+	if _, err := addLine(p, val[last], figure.Blue, false, "validation"); err != nil {
+		return nil, err
+	}
+	if len(best) > 0 {
+		ring, err := plotter.NewScatter(best)
+		if err != nil {
+			return nil, err
+		}
+		ring.GlyphStyle = draw.GlyphStyle{Color: figure.Red, Radius: vg.Points(5), Shape: draw.RingGlyph{}}
+		p.Add(ring)
+		p.Legend.Add("best epoch (kept)", ring)
+	}
+	// Accuracy rises from the first epoch: the bottom left stays free.
+	p.Legend.Top, p.Legend.Left = false, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), vg.Points(10)
+	return p, nil
+}
+
+// bestSoFarPlot draws the best reward so far against the trial of each run.
+func bestSoFarPlot(names []string, runs [][]rundir.Trial) (*plot.Plot, error) {
+	p := figure.New("Best reward so far", "trial", "best reward")
+	p.Add(plotter.NewGrid())
+	for i, trials := range runs {
+		if len(trials) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, len(trials))
+		best := trials[0].Reward
+		for j, t := range trials {
+			best = max(best, t.Reward)
+			pts[j] = plotter.XY{X: float64(t.ID), Y: best}
+		}
+		// After five runs the colours repeat (figure.Series): dash the rest.
+		l, err := addLine(p, pts, figure.Series(i), i >= 5, names[i])
+		if err != nil {
+			return nil, err
+		}
+		l.StepStyle = plotter.PostStep // a best holds until the next trial beats it
+	}
+	// The best so far only rises: the top left stays free for the legend.
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(6)
+	return p, nil
+}
+
+// addLine adds a line through pts with its legend entry; none, and a nil
+// line, when pts is empty.
+func addLine(p *plot.Plot, pts plotter.XYs, c color.Color, dashed bool, label string) (*plotter.Line, error) {
+	if len(pts) == 0 {
+		return nil, nil
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, err
+	}
+	l.Color, l.Width = c, vg.Points(1.5)
+	if dashed {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	}
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return l, nil
+}

@@ -1,0 +1,103 @@
+package dashboard
+
+import (
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// newNASNetRun writes a finished NASNet run on the mock problem: n trials
+// with their temperature and the controller's baseline noted.
+func newNASNetRun(t *testing.T, runs, name string, n int) {
+	t.Helper()
+	d := create(t, search.Config{Kind: search.KindNASNet, Name: name, Dir: runs, Trials: n, Problem: search.ProblemSettings{Name: "mock"}})
+	defer d.Close()
+	for id := 1; id <= n; id++ {
+		r := 0.6 + 0.3*math.Sin(float64(id))*math.Sin(float64(id))
+		tr := rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: "cell-" + string(rune('a'+id%5)), Actions: []int{id % 3, 1}, Temperature: 5 - 0.1*float64(id)},
+			Status: rundir.StatusOK, Reward: r, Score: r, Finished: fixtureStart.Add(time.Duration(id) * time.Second)}
+		if err := d.AppendTrial(tr); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AppendNote(rundir.Note{Trial: id, Learned: controller.Learned{Baseline: 0.7}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Every figure a run lists is served as SVG, drawn by the report's and
+// bench's code; an unchanged one is answered 304 to a page that has it.
+// Learning curves and the comparison are figures too.
+func TestFigures(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	newNASNetRun(t, runs, "mock", 12)
+	acc := func(v float64) *float64 { return &v }
+	os.MkdirAll(filepath.Join(runs, "leaves-a", "bench"), 0o755)
+	if err := bench.WriteCSV(filepath.Join(runs, "leaves-a", benchCSV), []*bench.Result{
+		{Model: "winners/rank-01.onnx", Params: 12000, LatencyMs: bench.Latency{P50: 0.08}, Accuracy: acc(0.93), Pareto: true},
+		{Model: "winners/rank-02.onnx", Params: 30000, LatencyMs: bench.Latency{P50: 0.11}, Accuracy: acc(0.91)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	for run, want := range map[string][]string{
+		"leaves-a": {"accuracy", "epsilon", "params", "pareto", "params-latency"},
+		"leaves-b": {"accuracy", "epsilon", "params"},
+		"mock":     {"reward", "temperature"},
+	} {
+		var det RunDetail
+		get(t, srv.URL+"/api/runs/"+run, &det)
+		var names []string
+		for _, f := range det.Figures {
+			names = append(names, f.Name)
+			checkSVG(t, srv.URL+f.URL)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: figures %v, want %v", run, names, want)
+		}
+	}
+	checkSVG(t, srv.URL+"/api/runs/leaves-a/trials/2/curves.svg")
+	checkSVG(t, srv.URL+"/api/compare/best.svg?run=leaves-a&run=leaves-b&run=mock")
+	for path, code := range map[string]int{
+		"/api/runs/leaves-a/figures/reward.svg":   http.StatusNotFound, // a NASNet figure
+		"/api/runs/leaves-a/figures/accuracy.png": http.StatusNotFound,
+		"/api/runs/leaves-a/trials/5/curves.svg":  http.StatusOK, // refused: no curves, an empty figure
+		"/api/compare/best.svg":                   http.StatusBadRequest,
+		"/api/compare/best.svg?run=nope":          http.StatusNotFound,
+	} {
+		if resp, body := get(t, srv.URL+path, nil); resp.StatusCode != code {
+			t.Errorf("%s: status %d, want %d: %s", path, resp.StatusCode, code, body)
+		}
+	}
+}
+
+// checkSVG fetches an SVG figure, then asks again with its ETag and
+// expects 304.
+func checkSVG(t *testing.T, url string) {
+	t.Helper()
+	resp, body := get(t, url, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(body), "<svg") {
+		t.Errorf("%s: %d %s %.80q", url, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		return
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusNotModified {
+		t.Errorf("%s with its ETag: status %d, want 304", url, again.StatusCode)
+	}
+}

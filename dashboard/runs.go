@@ -1,0 +1,256 @@
+package dashboard
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// Status is where a run stands.
+type Status string
+
+// The statuses of a run.
+const (
+	// StatusRunning: a live process holds the run open (rundir.Running).
+	StatusRunning Status = "running"
+	// StatusStopped: no process holds it, and planned trials or (for a
+	// trained search) final models are missing: it can be resumed.
+	StatusStopped Status = "stopped"
+	// StatusFinished: every planned trial and, for a trained search that
+	// does not skip it, the final phase are recorded.
+	StatusFinished Status = "finished"
+)
+
+// Run is a run as the runs page lists it: search.Summarize's summary with
+// its status. Updated is the time of the run's latest recorded result.
+type Run struct {
+	search.RunSummary
+	Status  Status    `json:"status"`
+	Started time.Time `json:"started"` // when the run was made (its config.yaml)
+	// Version changes whenever the run's files do; pages add it to the
+	// addresses of figures to draw them anew.
+	Version string `json:"version"`
+}
+
+// benchCSV is where nasctl bench RUN writes its measurements in a run.
+var benchCSV = filepath.Join("bench", "bench.csv")
+
+// watched are the files whose size and time tell that a run has changed.
+var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV}
+
+// runData is what the dashboard has read of a run at one state of its files
+// (one stamp). It is shared between requests and never changed once made.
+type runData struct {
+	stamp   string
+	updated time.Time // the latest modification time of a watched file
+	started time.Time
+	summary search.RunSummary
+	cfg     search.Config  // with defaults
+	trials  []rundir.Trial // in trial order
+	err     error          // why the run could not be read
+}
+
+// stampOf returns a digest of the sizes and times of the run's watched
+// files, and the latest of those times. The logs are only appended to, so
+// a new line always changes the digest.
+func stampOf(dir string) (string, time.Time) {
+	h := fnv.New64a()
+	var latest time.Time
+	for _, name := range watched {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			fmt.Fprint(h, "-;")
+			continue
+		}
+		fmt.Fprintf(h, "%d.%d;", fi.Size(), fi.ModTime().UnixNano())
+		if fi.ModTime().After(latest) {
+			latest = fi.ModTime()
+		}
+	}
+	return fmt.Sprintf("%016x", h.Sum64()), latest
+}
+
+// load reads the run in dir. The stamp is taken before reading: a write in
+// between makes the next stamp differ, and the run is read again.
+func load(dir, stamp string, updated time.Time) *runData {
+	d := &runData{stamp: stamp, updated: updated}
+	sum, err := search.Summarize(dir)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	d.summary = *sum
+	cfg, err := search.ReadConfig(dir)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	d.cfg = cfg.WithDefaults()
+	if d.trials, err = rundir.ReadTrials(dir); err != nil {
+		d.err = err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
+		d.started = fi.ModTime()
+	}
+	return d
+}
+
+// status decides where the run stands, given whether a process holds it.
+func (d *runData) status(running bool) Status {
+	switch {
+	case running:
+		return StatusRunning
+	case d.err == nil && d.summary.Trials >= d.summary.Planned && d.finalDone():
+		return StatusFinished
+	}
+	return StatusStopped
+}
+
+// finalDone reports whether the final phase is recorded: it retrains the
+// best distinct architectures that trained well (status ok), TopK at most,
+// and records each in final.jsonl.
+func (d *runData) finalDone() bool {
+	if !d.cfg.Trains() || d.cfg.Final.Skip {
+		return true
+	}
+	ok := map[string]bool{}
+	for _, t := range d.trials {
+		if t.Status == rundir.StatusOK {
+			ok[t.Arch] = true
+		}
+	}
+	return d.summary.Finals >= min(d.cfg.Final.TopK, len(ok))
+}
+
+// run is the run's listing, given whether a process holds it.
+func (d *runData) run(ref *runRef, running bool) Run {
+	r := Run{RunSummary: d.summary, Status: d.status(running), Started: d.started, Version: d.stamp}
+	r.Name, r.Dir = ref.name, ref.dir
+	if d.updated.After(r.Updated) {
+		r.Updated = d.updated
+	}
+	if d.err != nil {
+		r.Error = d.err.Error()
+	}
+	return r
+}
+
+// cache keeps what was read of each run until its files change, so that
+// the pages' polls and every open event stream cost a few stat calls.
+type cache struct {
+	mu   sync.Mutex
+	runs map[string]*runData // by run directory
+}
+
+// get returns the run in dir as its files are now.
+func (c *cache) get(dir string) *runData {
+	stamp, updated := stampOf(dir)
+	c.mu.Lock()
+	d := c.runs[dir]
+	c.mu.Unlock()
+	if d != nil && d.stamp == stamp {
+		return d
+	}
+	d = load(dir, stamp, updated)
+	c.mu.Lock()
+	c.runs[dir] = d
+	c.mu.Unlock()
+	return d
+}
+
+// keep forgets the runs whose directories are not in dirs (runs removed).
+func (c *cache) keep(dirs []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for dir := range c.runs {
+		if !slices.Contains(dirs, dir) {
+			delete(c.runs, dir)
+		}
+	}
+}
+
+// runRef is a run named in a request, found in the runs folder.
+type runRef struct {
+	name string
+	dir  string
+}
+
+// runNames lists the runs in the runs folder: folders, not links (which
+// could lead out of it), that hold a config.yaml.
+func (s *Server) runNames() ([]string, error) {
+	entries, err := os.ReadDir(s.opts.Runs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(s.opts.Runs, e.Name(), rundir.FileConfig)); err == nil && fi.Mode().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// lookup finds a run by name. A name is only ever compared with the names
+// listed in the runs folder, never joined to a path before that, so no
+// name ("..", "a/../b", an encoded slash) reaches outside the folder.
+func (s *Server) lookup(name string) (*runRef, bool) {
+	names, err := s.runNames()
+	if err != nil || !slices.Contains(names, name) {
+		return nil, false
+	}
+	return &runRef{name: name, dir: filepath.Join(s.opts.Runs, name)}, true
+}
+
+// named wraps a handler of the run named in the path; an unknown name is
+// answered 404.
+func (s *Server) named(h func(http.ResponseWriter, *http.Request, *runRef)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ref, ok := s.lookup(r.PathValue("name"))
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", r.PathValue("name")))
+			return
+		}
+		h(w, r, ref)
+	}
+}
+
+// runOf returns the listing of a run as it is now.
+func (s *Server) runOf(ref *runRef) Run {
+	return s.cache.get(ref.dir).run(ref, rundir.Running(ref.dir))
+}
+
+// listRuns answers GET /api/runs: every run, the latest updated first.
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	names, err := s.runNames()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	runs := make([]Run, 0, len(names))
+	var dirs []string
+	for _, name := range names {
+		ref := &runRef{name: name, dir: filepath.Join(s.opts.Runs, name)}
+		runs = append(runs, s.runOf(ref))
+		dirs = append(dirs, ref.dir)
+	}
+	s.cache.keep(dirs)
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].Updated.After(runs[j].Updated) })
+	writeJSON(w, runs)
+}

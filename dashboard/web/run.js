@@ -1,0 +1,197 @@
+// The run page: progress, figures, trials, leading architectures, final
+// models and configuration of one run, kept up to date by the run's event
+// stream without reloading.
+import {getJSON, getText, h, runURL, num, int, secs, when, badge, Table} from './app.js';
+
+const $ = id => document.getElementById(id);
+const name = decodeURIComponent(location.pathname.split('/').pop());
+document.title = name + ' - nasctl';
+$('name').textContent = name;
+
+const trials = new Map(); // by id
+const fresh = new Set(); // ids that came by event since the last drawing
+let run = null, report = null, selected = null, statusFilter = '';
+let version = null, finals = null;
+
+function problem(e) { $('problem').textContent = e ? String(e.message || e) : ''; }
+
+// The trials table.
+for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').append(h('option', {value: s, text: s}));
+$('filter').addEventListener('change', e => { statusFilter = e.target.value; drawTrials(); });
+const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) : 'ε ' + num(t.epsilon || 0, 1);
+const trialTable = new Table($('trials'), [
+  {key: 'id', label: '#', num: true},
+  {key: 'explore', label: 'ε / T', num: true, title: 'epsilon (MetaQNN) or temperature (REINFORCE) it was drawn at',
+    value: t => t.temperature || t.epsilon || 0, cell: explore},
+  {key: 'arch', label: 'Architecture', cls: 'arch'},
+  {key: 'status', label: 'Status', cell: t => h('span', {class: 'st-' + t.status, text: t.status, title: t.reason})},
+  {key: 'reward', label: 'Reward', num: true, cell: t => num(t.reward)},
+  {key: 'val_accuracy', label: 'Val. accuracy', num: true, title: 'best validation accuracy (or a problem\'s score)',
+    value: t => t.val_accuracy || t.score, cell: t => t.val_accuracy ? num(t.val_accuracy) : (t.score ? num(t.score, 2) : '')},
+  {key: 'params', label: 'Parameters', num: true, cell: t => int(t.params)},
+  {key: 'macs', label: 'MACs', num: true, cell: t => int(t.macs)},
+  {key: 'latency_ms', label: 'Latency ms', num: true, cell: t => t.latency_ms ? num(t.latency_ms) : ''},
+  {key: 'epochs', label: 'Epochs', num: true, value: t => (t.epochs || []).length,
+    cell: t => t.epochs ? t.epochs.length + (t.best_epoch ? ` (best ${t.best_epoch})` : '') : ''},
+  {key: 'seconds', label: 'Seconds', num: true, cell: t => t.seconds ? num(t.seconds, 1) : ''},
+  {key: 'reused_from', label: 'Reused from', num: true, cell: t => t.reused_from ? '#' + t.reused_from : ''},
+], {sort: 'id', empty: 'No trials recorded yet.', filter: t => !statusFilter || t.status === statusFilter,
+  rowProps: t => ({dataset: {id: t.id}, onclick: () => showTrial(t.id),
+    class: ['clickable', t.id === selected ? 'selected' : '', fresh.has(t.id) ? 'fresh' : ''].join(' ')})});
+
+// drawTrials redraws the table at most every 50 ms, however many trials
+// arrive at once.
+let drawing = null;
+function drawTrials() {
+  drawing = drawing || setTimeout(() => {
+    drawing = null;
+    trialTable.setRows([...trials.values()]);
+    fresh.clear();
+    const shown = $('trials').querySelectorAll('tbody tr[data-id]').length;
+    $('shown').textContent = `${shown} of ${trials.size} trials`;
+  }, 50);
+}
+
+async function loadTrials() {
+  try {
+    const ts = await getJSON(runURL(name, 'trials'));
+    for (const t of ts) trials.set(t.id, t);
+    drawTrials();
+  } catch (e) { problem(e); }
+}
+
+// The selected trial: its curves and epochs.
+const epochTable = new Table($('epochs'), [
+  {key: 'n', label: 'Epoch', num: true, cell: e => e.attempt ? `${e.epoch} (attempt ${e.attempt + 1})` : e.epoch},
+  {key: 'lr', label: 'LR', num: true, cell: e => Number(e.lr).toExponential(1)},
+  {key: 'train_loss', label: 'Train loss', num: true, cell: e => num(e.train_loss)},
+  {key: 'train_accuracy', label: 'Train acc.', num: true, cell: e => num(e.train_accuracy)},
+  {key: 'val_loss', label: 'Val. loss', num: true, cell: e => num(e.val_loss)},
+  {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: e => num(e.val_accuracy)},
+  {key: 'seconds', label: 'Seconds', num: true, cell: e => num(e.seconds, 1)},
+], {sort: 'n', empty: 'This trial has no learning curves (it was not trained here).'});
+
+function showTrial(id) {
+  const t = trials.get(id);
+  if (!t) return;
+  selected = id;
+  drawTrials();
+  $('trial').hidden = false;
+  $('trial-title').textContent = `Trial ${t.id}: ${t.arch}`;
+  $('curve').src = runURL(name, 'trials', String(t.id), 'curves.svg') + '?v=' + version;
+  const facts = [t.status + (t.reason ? ` (${t.reason})` : ''), 'reward ' + num(t.reward)];
+  if (t.params) facts.push(int(t.params) + ' parameters', int(t.macs) + ' MACs');
+  if (t.restarts) facts.push(t.restarts + ' restart(s)');
+  if (t.seed) facts.push('seed ' + t.seed);
+  if (t.reused_from) facts.push('result of trial #' + t.reused_from);
+  $('trial-facts').textContent = facts.join(' · ');
+  epochTable.setRows((t.epochs || []).map((e, i) => Object.assign({n: i}, e)));
+  $('trial').scrollIntoView({block: 'start'});
+}
+
+// The overview, from the run (events) and its report (fetched).
+function fact(label, ...value) { return [h('dt', {text: label}), h('dd', {}, ...value)]; }
+function drawFacts() {
+  if (!run) return;
+  $('status').replaceChildren(badge(run.status));
+  const counts = report ? Object.entries(report.counts || {}).map(([k, v]) => `${v} ${k}`).join(', ') : '';
+  const rows = [
+    fact('Kind', run.kind + (report && report.method ? ': ' + report.method : '')),
+    fact('Trials', h('span', {id: 'done', text: `${run.trials} of ${run.planned}`}), counts ? ` (${counts})` : '',
+      ' ', h('progress', {max: run.planned || 1, value: run.trials})),
+    fact('Best reward', run.trials ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
+    fact('Final models', run.final_models ? `${run.final_models}, best test accuracy ${num(run.best_test_accuracy)}` : 'none yet'),
+    fact('Evaluation time', report ? secs(report.seconds) : ''),
+    fact('Started', when(run.started)),
+    fact('Last update', when(run.updated)),
+    fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
+  ];
+  if (run.error) rows.push(fact('Unreadable', h('span', {class: 'error', text: run.error})));
+  $('facts').replaceChildren(...rows.flat());
+}
+
+function drawFigures(figs) {
+  const box = $('figures');
+  if (figs.length === 0) box.replaceChildren(h('p', {class: 'muted', text: 'No figures for this run.'}));
+  for (const f of figs) {
+    let fig = box.querySelector(`figure[data-name="${f.name}"]`);
+    if (!fig) {
+      fig = h('figure', {dataset: {name: f.name}}, h('img', {alt: f.title}), h('figcaption', {text: f.title}));
+      box.append(fig);
+    }
+    const src = f.url + '?v=' + version;
+    const img = fig.querySelector('img');
+    if (img.getAttribute('src') !== src) img.src = src;
+  }
+}
+
+const topTable = new Table($('top'), [
+  {key: 'rank', label: 'Rank', num: true},
+  {key: 'reward', label: 'Mean reward', num: true, cell: t => num(t.reward)},
+  {key: 'samples', label: 'Samples', num: true},
+  {key: 'first_trial', label: 'First trial', num: true, cell: t => '#' + t.first_trial},
+  {key: 'arch', label: 'Architecture', cls: 'arch'},
+], {empty: 'No architecture has been evaluated yet.'});
+
+// loadDetail fetches the report and the figure list, at most every 1.5 s.
+let detailTimer = null, detailAt = 0;
+function loadDetail() {
+  detailTimer = detailTimer || setTimeout(async () => {
+    detailTimer = null;
+    detailAt = Date.now();
+    try {
+      const d = await getJSON(runURL(name));
+      report = d.report;
+      drawFacts();
+      drawFigures(d.figures);
+      topTable.setRows(report ? report.top || [] : []);
+    } catch (e) { problem(e); }
+  }, Math.max(0, detailAt + 1500 - Date.now()));
+}
+
+const finalTable = new Table($('final'), [
+  {key: 'rank', label: 'Rank', num: true},
+  {key: 'arch', label: 'Architecture', cls: 'arch'},
+  {key: 'params', label: 'Parameters', num: true, cell: f => int(f.params)},
+  {key: 'macs', label: 'MACs', num: true, cell: f => int(f.macs)},
+  {key: 'search_val_accuracy', label: 'Search val. acc.', num: true, cell: f => num(f.search_val_accuracy)},
+  {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: f => num(f.val_accuracy)},
+  {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) : f.status},
+  {key: 'latency_ms', label: 'Latency ms', num: true, cell: f => f.latency_ms ? num(f.latency_ms) : ''},
+  {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
+  {key: 'download', label: 'Model', sortable: false,
+    cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
+], {empty: 'No final models yet: the best architectures are retrained after the last trial.'});
+
+async function loadFinal() {
+  try { finalTable.setRows(await getJSON(runURL(name, 'final'))); } catch (e) { problem(e); }
+}
+
+function applyRun(r) {
+  run = r;
+  drawFacts();
+  if (r.version !== version) { version = r.version; loadDetail(); }
+  if (r.final_models !== finals) { finals = r.final_models; loadFinal(); }
+}
+
+function setLive(on) {
+  $('live').className = on ? 'on' : 'off';
+  $('live').textContent = on ? 'live' : 'reconnecting';
+}
+
+function connect() {
+  const es = new EventSource(runURL(name, 'events'));
+  es.addEventListener('hello', e => { setLive(true); problem(null); applyRun(JSON.parse(e.data)); loadTrials(); });
+  es.addEventListener('trial', e => {
+    const t = JSON.parse(e.data);
+    trials.set(t.id, t);
+    fresh.add(t.id);
+    drawTrials();
+  });
+  es.addEventListener('run', e => applyRun(JSON.parse(e.data)));
+  // The browser reconnects by itself; hello then reloads the trials.
+  es.onerror = () => setLive(false);
+}
+
+getText(runURL(name, 'config')).then(t => { $('config').textContent = t; }, problem);
+connect();

@@ -1,0 +1,64 @@
+package rundir
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// The search that holds a run's lock writes its process ID into the lock
+// file, so that a reader can tell a running search from a stopped one
+// without taking the lock (which would make the search itself, starting at
+// that moment, fail to open the run).
+
+// writePID records this process as the run's writer. The ID is written
+// over the start of the file and the rest cut after it, so that a reader
+// never sees the file empty in between; the lock, held on another open
+// file, is untouched.
+func writePID(lockPath string) error {
+	f, err := os.OpenFile(lockPath, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	line := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	_, err = f.WriteAt(line, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(line)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// clearPID says that no process writes the run any longer (before the lock
+// is released): a process that closed its run but lives on, as a test
+// does, is not taken for its writer.
+func clearPID(lockPath string) error { return os.Truncate(lockPath, 0) }
+
+// Running reports whether a live process holds the run at path open for
+// writing, as the process ID in its lock file says. It takes no lock. A
+// search killed with -9 leaves its ID behind; it reads as running only if
+// the system has given the same ID to another live process meanwhile.
+func Running(path string) bool {
+	b, err := os.ReadFile(filepath.Join(path, fileLock))
+	if err != nil {
+		return false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	pid, err := strconv.Atoi(string(line))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	// Signal 0 checks that the process exists without signalling it; a
+	// process of another user answers EPERM, and is alive.
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -156,7 +156,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if err != nil {
 		return usagef("--arch at the data's input %s: %v", d.Input, err)
 	}
-	if err := runtime.Init(""); err != nil {
+	if err := runtime.InitDevice(opts.Config.Device, opts.Config.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()

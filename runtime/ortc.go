@@ -12,7 +12,9 @@ package runtime
 #cgo CFLAGS: -I${SRCDIR}/include -D_GNU_SOURCE
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
+#ifdef __linux__
 #include <link.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include "onnxruntime_c_api.h"
@@ -130,8 +132,10 @@ static char *nasctl_dlcheck(const char *name, char **path) {
 	dlerror();
 	void *h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
 	if (h == NULL) return nasctl_dlerror("cannot be loaded");
+#ifdef __linux__
 	struct link_map *lm = NULL;
 	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL && lm->l_name != NULL) *path = strdup(lm->l_name);
+#endif
 	dlclose(h);
 	return NULL;
 }

@@ -40,9 +40,9 @@ type Session struct {
 // least one name.
 //
 // With opts.Device CUDA and a library or host that cannot run it the error
-// is a *DeviceError (see InspectCUDA): it wraps ErrNoCUDA for a library without a
-// CUDA provider (such as the one "make setup" installs) and names the
-// missing shared libraries otherwise.
+// is a *DeviceError (see InspectCUDA): it wraps ErrNoCUDA for a library
+// without a CUDA provider (such as the one "make setup" installs) and names
+// the missing shared libraries otherwise.
 func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*Session, error) {
 	var problems []string
 	if len(model) == 0 {
@@ -94,28 +94,11 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	}
 	defer release()
 
-	so, err := ort.NewSessionOptions()
+	so, err := ortOptions(opts, cst)
 	if err != nil {
-		return nil, fmt.Errorf("new session: creating options: %w", err)
+		return nil, err
 	}
 	defer so.Destroy() // ORT copies what it needs into the session.
-	if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-		return nil, fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
-	}
-	if err := so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
-		return nil, fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
-	}
-	if opts.ProfilePrefix != "" {
-		if err := enableProfiling(so, opts.ProfilePrefix); err != nil {
-			return nil, fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
-		}
-	}
-	if opts.Device == CUDA {
-		if err := appendCUDA(so, cst, opts.DeviceID); err != nil {
-			return nil, err
-		}
-	}
-
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
 	if err != nil {
 		err = fmt.Errorf("new session on %s: %w", opts.Device, err)
@@ -133,6 +116,33 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 		blockedConvs:  blockedConvs,
 		batchMultiple: batchMultiple,
 	}, nil
+}
+
+// ortOptions makes onnxruntime_go's session options for opts; cst is the
+// CUDA provider's status when opts.Device is CUDA. The caller destroys them.
+func ortOptions(opts SessionOptions, cst CUDAStatus) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("new session: creating options: %w", err)
+	}
+	err = so.SetIntraOpNumThreads(opts.IntraOpThreads)
+	if err != nil {
+		err = fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
+	} else if err = so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
+		err = fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
+	} else if opts.ProfilePrefix != "" {
+		if err = enableProfiling(so, opts.ProfilePrefix); err != nil {
+			err = fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
+		}
+	}
+	if err == nil && opts.Device == CUDA {
+		err = appendCUDA(so, cst, opts.DeviceID)
+	}
+	if err != nil {
+		so.Destroy()
+		return nil, err
+	}
+	return so, nil
 }
 
 // appendCUDA adds the CUDA execution provider for GPU deviceID to so: a

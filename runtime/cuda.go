@@ -34,8 +34,8 @@ const (
 	// cudaRegistration is the name nasctl registers the plug-in under.
 	cudaRegistration = "nasctl-cuda"
 	// cudnnLibrary is cuDNN 9, which ONNX Runtime's CUDA provider needs for
-	// convolutions; the 1.29 plug-in loads it only when it first runs one,
-	// so it is not among the plug-in's declared dependencies.
+	// convolutions; the 1.29 plug-in loads it at run time, so it is not among
+	// the plug-in's declared dependencies.
 	cudnnLibrary = "libcudnn.so.9"
 )
 

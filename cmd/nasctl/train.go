@@ -21,7 +21,7 @@ import (
 // deviceFlags are the flags that choose where graphs run.
 func deviceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, or cuda (needs ONNXRUNTIME_LIB pointing at a GPU build of ONNX Runtime)"},
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: `execution provider: cpu, or cuda (a GPU build of ONNX Runtime: "make setup-cuda"; "nasctl doctor --device cuda" checks it)`},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime (0: one per core)"},
 	}
 }

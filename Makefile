@@ -6,6 +6,10 @@
 #   make test    set-up, then go test ./...       (TESTFLAGS="-run X -v" to narrow)
 #   make setup   install the pinned ONNX Runtime library into .cache/onnxruntime
 #                (from the npm registry, SHA-256 checked; fast when already done)
+#   make setup-cuda
+#                install a GPU build of ONNX Runtime with its CUDA provider into
+#                .cache/onnxruntime-cuda (npm registry, SHA-256 checked; the
+#                tests use it too, so "make test" runs it)
 #   make build   go build -o bin/nasctl ./cmd/nasctl
 #   make bench-train
 #                nasctl's training step and exported-model latency against
@@ -29,12 +33,15 @@ DATA ?= data/leaves
 BENCH_ROUNDS ?= 5
 BENCH_FLAGS ?=
 
-.PHONY: setup setup-test test build search bench-train
+.PHONY: setup setup-cuda setup-test test build search bench-train
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
 
-setup-test: setup
+setup-cuda:
+	@bash scripts/setup-onnxruntime-cuda.sh
+
+setup-test: setup setup-cuda
 	@bash scripts/setup-test-deps.sh
 
 test: setup-test

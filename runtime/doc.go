@@ -9,6 +9,16 @@
 // library folders; when none has it, the error lists every place it looked and
 // how to fix that.
 //
+// # Devices
+//
+// Sessions run on the CPU, or on an NVIDIA GPU through the CUDA provider of
+// a GPU build of ONNX Runtime ("make setup-cuda"). InitDevice loads the
+// library for a device (for CUDA, the GPU build first) and CheckDevice says,
+// before any work, whether the device can run here, naming what is missing;
+// InspectCUDA has the details. A plug-in CUDA provider is registered with the
+// environment and added to each session by its device, through the few C
+// API calls onnxruntime_go does not wrap (ortc.go; docs/gpu.md).
+//
 // # Ownership of native memory
 //
 // ONNX Runtime allocates outside the Go heap, and the garbage collector does not

@@ -58,7 +58,32 @@ func destroy[P interface {
 // placement and unused initializers are noise for nasctl's users).
 //
 // Ownership: the environment belongs to this package; only Close destroys it.
-func Init(libPath string) error {
+func Init(libPath string) error { return initWith(libPath, defaultLookup()) }
+
+// InitDevice is Init("") for work on device d, then CheckDevice(d, id). For
+// CUDA the lookup tries the GPU build of "make setup-cuda" (CUDACacheDir)
+// before the CPU library, after $ONNXRUNTIME_LIB as always. When the check
+// fails, the error says what is missing and what to do, and the environment
+// is closed again if this call opened it.
+func InitDevice(d Device, id int) error {
+	already, _ := LibraryPath()
+	if err := InitFor(d); err != nil {
+		return err
+	}
+	if err := CheckDevice(d, id); err != nil {
+		if already == "" {
+			Close()
+		}
+		return err
+	}
+	return nil
+}
+
+// InitFor is Init("") with the lookup of InitDevice for device d, without
+// the check.
+func InitFor(d Device) error { return initWith("", defaultLookup().forDevice(d)) }
+
+func initWith(libPath string, l lookup) error {
 	env.mu.Lock()
 	defer env.mu.Unlock()
 	if env.path != "" {
@@ -70,7 +95,7 @@ func Init(libPath string) error {
 	source := FromCaller
 	if libPath == "" {
 		var err error
-		libPath, source, err = defaultLookup().find()
+		libPath, source, err = l.find()
 		if err != nil {
 			return err
 		}
@@ -84,6 +109,10 @@ func Init(libPath string) error {
 		return fmt.Errorf("loading ONNX Runtime from %s (%s): %w; "+
 			"it must be a libonnxruntime shared library for this machine, ONNX Runtime 1.24 or newer "+
 			`(run "make setup" for %s, or fix %s)`, libPath, how, err, PinnedVersion, LibraryEnv)
+	}
+	if err := bindAPI(libPath); err != nil {
+		ort.DestroyEnvironment()
+		return err
 	}
 	env.path = libPath
 	env.source = source
@@ -105,6 +134,10 @@ func Close() error {
 	if s, t := openSessions.Load(), openTensors.Load(); s != 0 || t != 0 {
 		return fmt.Errorf("runtime.Close: %d sessions and %d tensors are still open; close them first", s, t)
 	}
+	// The CUDA provider and nasctl's own reference to the environment go
+	// first: the environment is destroyed only when no reference is left.
+	resetCUDA()
+	unbindAPI()
 	if err := ort.DestroyEnvironment(); err != nil {
 		return fmt.Errorf("destroying the ONNX Runtime environment: %w", err)
 	}

@@ -22,6 +22,15 @@ const (
 	// PinnedVersion is the ONNX Runtime version that "make setup" installs
 	// (scripts/setup-onnxruntime.sh; its SHA-256 is in onnxruntime.sha256).
 	PinnedVersion = "1.30.0"
+
+	// CUDACacheDir is where "make setup-cuda" installs a GPU build of ONNX
+	// Runtime with its CUDA provider, relative to the repository root: a
+	// folder of its own, so that the CPU library stays as it is.
+	CUDACacheDir = ".cache/onnxruntime-cuda"
+
+	// CUDAVersion is the ONNX Runtime version of that GPU build
+	// (scripts/setup-onnxruntime-cuda.sh; SHA-256 in onnxruntime-cuda.sha256).
+	CUDAVersion = "1.29.0"
 )
 
 // libraryNames are the file names tried in each folder, in order.
@@ -39,6 +48,9 @@ const (
 	FromSystem
 	// FromCaller: a path given to Init, no lookup.
 	FromCaller
+	// FromCUDACache: the repository's .cache/onnxruntime-cuda folder, looked
+	// at first for the CUDA device (InitDevice).
+	FromCUDACache
 )
 
 func (s LibrarySource) String() string {
@@ -51,6 +63,8 @@ func (s LibrarySource) String() string {
 		return "system library path"
 	case FromCaller:
 		return "runtime.Init argument"
+	case FromCUDACache:
+		return CUDACacheDir
 	}
 	return fmt.Sprintf("LibrarySource(%d)", int(s))
 }
@@ -105,6 +119,19 @@ type lookup struct {
 	wd         string   // working directory; "" when unknown
 	exe        string   // path of the running executable; "" when unknown
 	systemDirs []string // searched after $LD_LIBRARY_PATH
+	// caches are the repository cache folders to look in, in order; each is
+	// looked for above the working directory, then above the executable.
+	// Nil: FromCache only.
+	caches []LibrarySource
+}
+
+// forDevice returns l looking first in the cache of d's build: for CUDA,
+// the GPU build of "make setup-cuda", then the CPU library.
+func (l lookup) forDevice(d Device) lookup {
+	if d == CUDA {
+		l.caches = []LibrarySource{FromCUDACache, FromCache}
+	}
+	return l
 }
 
 func defaultLookup() lookup {
@@ -160,38 +187,15 @@ func (l lookup) find() (string, LibrarySource, error) {
 	}
 	nf.Places = append(nf.Places, "$"+LibraryEnv+" (unset)")
 
-	// 2. The repository's cache folder, from the working directory upwards,
-	// then from the executable's folder upwards.
-	seen := map[string]bool{}
-	cacheGroup := func(start, label string) (string, bool) {
-		if start == "" {
-			return "", false
-		}
-		var dirs []string
-		for _, d := range ancestors(start) {
-			if seen[d] {
-				continue
-			}
-			seen[d] = true
-			dirs = append(dirs, d)
-			p := filepath.Join(d, CacheDir, libraryNames[0])
-			nf.Tried = append(nf.Tried, p)
-			if isFile(p) {
-				return p, true
-			}
-		}
-		if len(dirs) > 0 {
-			nf.Places = append(nf.Places, fmt.Sprintf("%s/%s %s %s",
-				CacheDir, libraryNames[0], label, strings.Join(dirs, ", ")))
-		}
-		return "", false
+	// 2. The repository's cache folders, each from the working directory
+	// upwards, then from the executable's folder upwards.
+	caches := l.caches
+	if caches == nil {
+		caches = []LibrarySource{FromCache}
 	}
-	if p, ok := cacheGroup(l.wd, "in"); ok {
-		return p, FromCache, nil
-	}
-	if l.exe != "" {
-		if p, ok := cacheGroup(filepath.Dir(l.exe), "beside the executable in"); ok {
-			return p, FromCache, nil
+	for _, cache := range caches {
+		if p, ok := l.findCache(cache.String(), nf); ok {
+			return p, cache, nil
 		}
 	}
 
@@ -224,6 +228,43 @@ func (l lookup) find() (string, LibrarySource, error) {
 	}
 	nf.Places[len(nf.Places)-1] += " (as " + strings.Join(libraryNames, " or ") + ")"
 	return "", FromSystem, nf
+}
+
+// findCache looks for the library in the cache folder dir (relative to a
+// repository root) above the working directory, then above the executable,
+// noting each place in nf.
+func (l lookup) findCache(dir string, nf *LibraryNotFoundError) (string, bool) {
+	seen := map[string]bool{}
+	group := func(start, label string) (string, bool) {
+		if start == "" {
+			return "", false
+		}
+		var dirs []string
+		for _, d := range ancestors(start) {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			dirs = append(dirs, d)
+			p := filepath.Join(d, dir, libraryNames[0])
+			nf.Tried = append(nf.Tried, p)
+			if isFile(p) {
+				return p, true
+			}
+		}
+		if len(dirs) > 0 {
+			nf.Places = append(nf.Places, fmt.Sprintf("%s/%s %s %s",
+				dir, libraryNames[0], label, strings.Join(dirs, ", ")))
+		}
+		return "", false
+	}
+	if p, ok := group(l.wd, "in"); ok {
+		return p, true
+	}
+	if l.exe != "" {
+		return group(filepath.Dir(l.exe), "beside the executable in")
+	}
+	return "", false
 }
 
 // ancestors returns dir (made absolute and clean) and each of its parents up

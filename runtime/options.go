@@ -15,7 +15,8 @@ const (
 	// CPU runs on ONNX Runtime's CPU execution provider. The zero value.
 	CPU Device = iota
 	// CUDA runs on an NVIDIA GPU through the CUDA execution provider. It needs
-	// a GPU build of ONNX Runtime (the library "make setup" installs is CPU only).
+	// a GPU build of ONNX Runtime ("make setup-cuda"; the library "make setup"
+	// installs is CPU only) and CUDA on the host: see CheckDevice.
 	CUDA
 )
 
@@ -82,7 +83,7 @@ var optNames = map[GraphOptimization]string{
 }
 
 // ortLevels maps to onnxruntime_go's values. ORT_ENABLE_LAYOUT (3) has no
-// constant in onnxruntime_go v1.27.0.
+// constant in onnxruntime_go v1.26.0.
 var ortLevels = map[GraphOptimization]ort.GraphOptimizationLevel{
 	OptDisabled: ort.GraphOptimizationLevelDisableAll,
 	OptBasic:    ort.GraphOptimizationLevelEnableBasic,

@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -40,8 +39,10 @@ type Session struct {
 // graph outputs it will fill, in the order Run takes them; each list needs at
 // least one name.
 //
-// With opts.Device CUDA and a library built without CUDA (such as the one
-// "make setup" installs) the error wraps ErrNoCUDA and says how to get one.
+// With opts.Device CUDA and a library or host that cannot run it the error
+// is a *DeviceError (see InspectCUDA): it wraps ErrNoCUDA for a library
+// without a CUDA provider (such as the one "make setup" installs) and names
+// the missing shared libraries otherwise.
 func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*Session, error) {
 	var problems []string
 	if len(model) == 0 {
@@ -75,34 +76,29 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 		}
 	}
 
+	// Before acquire too: InspectCUDA takes the environment's lock itself.
+	var cst CUDAStatus
+	if opts.Device == CUDA {
+		var err error
+		if cst, err = InspectCUDA(); err != nil {
+			return nil, err
+		}
+		if cst.Problem != nil {
+			return nil, cst.Problem
+		}
+	}
+
 	release, err := acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 
-	so, err := ort.NewSessionOptions()
+	so, err := ortOptions(opts, cst)
 	if err != nil {
-		return nil, fmt.Errorf("new session: creating options: %w", err)
+		return nil, err
 	}
 	defer so.Destroy() // ORT copies what it needs into the session.
-	if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-		return nil, fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
-	}
-	if err := so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
-		return nil, fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
-	}
-	if opts.ProfilePrefix != "" {
-		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
-			return nil, fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
-		}
-	}
-	if opts.Device == CUDA {
-		if err := appendCUDA(so, opts.DeviceID); err != nil {
-			return nil, err
-		}
-	}
-
 	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, so)
 	if err != nil {
 		err = fmt.Errorf("new session on %s: %w", opts.Device, err)
@@ -122,42 +118,65 @@ func NewSession(model []byte, inputs, outputs []string, opts SessionOptions) (*S
 	}, nil
 }
 
-// appendCUDA adds the CUDA execution provider for GPU deviceID to so.
-func appendCUDA(so *ort.SessionOptions, deviceID int) error {
+// ortOptions makes onnxruntime_go's session options for opts; cst is the
+// CUDA provider's status when opts.Device is CUDA. The caller destroys them.
+func ortOptions(opts SessionOptions, cst CUDAStatus) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("new session: creating options: %w", err)
+	}
+	err = so.SetIntraOpNumThreads(opts.IntraOpThreads)
+	if err != nil {
+		err = fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
+	} else if err = so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
+		err = fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
+	} else if opts.ProfilePrefix != "" {
+		if err = enableProfiling(so, opts.ProfilePrefix); err != nil {
+			err = fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
+		}
+	}
+	if err == nil && opts.Device == CUDA {
+		err = appendCUDA(so, cst, opts.DeviceID)
+	}
+	if err != nil {
+		so.Destroy()
+		return nil, err
+	}
+	return so, nil
+}
+
+// appendCUDA adds the CUDA execution provider for GPU deviceID to so: a
+// plug-in by its device (the V2 call), an older provider with the CUDA
+// provider options.
+func appendCUDA(so *ort.SessionOptions, st CUDAStatus, deviceID int) error {
+	fail := func(err error) error {
+		return &DeviceError{Device: CUDA, Library: st.Library, Err: err,
+			Problem: "adding the CUDA provider to the session failed: " + ortMessage(err), Fix: cudaHint()}
+	}
+	if st.Kind == PluginProvider {
+		found, err := appendEP(so, cudaProviderName, deviceID)
+		if err != nil {
+			return fail(err)
+		}
+		if deviceID >= found {
+			return &DeviceError{Device: CUDA, Library: st.Library,
+				Problem: fmt.Sprintf("GPU %d asked for, but the CUDA provider lists %d", deviceID, found),
+				Fix:     fmt.Sprintf("choose a GPU from 0 to %d", found-1)}
+		}
+		return nil
+	}
 	cuda, err := ort.NewCUDAProviderOptions()
 	if err != nil {
-		return cudaError(err)
+		return fail(err)
 	}
 	defer cuda.Destroy() // may go as soon as it is appended
 	if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(deviceID)}); err != nil {
-		return cudaError(err)
+		return fail(err)
 	}
 	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
-		return cudaError(err)
+		return fail(err)
 	}
 	return nil
-}
-
-// cudaError turns ONNX Runtime's refusal of the CUDA provider into an error a
-// person can act on. The CUDA provider is a plug-in,
-// libonnxruntime_providers_cuda.so, loaded from the folder of libonnxruntime
-// (with libonnxruntime_providers_shared.so). The library "make setup" installs
-// comes without it, and a build without CUDA support at all answers "not
-// enabled in this build": both mean the loaded library has no CUDA provider.
-// When the plug-in is there, the failure is CUDA's own (no GPU, driver, CUDA
-// or cuDNN libraries) and ONNX Runtime's message says which.
-func cudaError(err error) error {
-	lib, _ := LibraryPath()
-	plugin := filepath.Join(filepath.Dir(lib), cudaPlugin)
-	msg := ortMessage(err)
-	if !isFile(plugin) || strings.Contains(strings.ToLower(msg), "not enabled in this build") {
-		return fmt.Errorf("device cuda: %w: %s comes without %s (the library \"make setup\" installs runs on the CPU only); "+
-			"to use a GPU, set %s to the libonnxruntime.so.1 of a GPU build of ONNX Runtime %s "+
-			"(its lib folder holds %s and libonnxruntime_providers_shared.so too) "+
-			"with the CUDA and cuDNN libraries it was built for; or use device cpu (ONNX Runtime said: %s)",
-			ErrNoCUDA, lib, cudaPlugin, LibraryEnv, PinnedVersion, cudaPlugin, msg)
-	}
-	return fmt.Errorf("device cuda: the CUDA execution provider of %s failed to start: %s (%s)", lib, msg, cudaHint())
 }
 
 // ortMessage returns the message of an ONNX Runtime error without the source
@@ -174,14 +193,6 @@ func ortMessage(err error) string {
 		}
 	}
 	return msg
-}
-
-// cudaPlugin is the file of the CUDA execution provider, beside libonnxruntime.
-const cudaPlugin = "libonnxruntime_providers_cuda.so"
-
-func cudaHint() string {
-	return "CUDA needs a GPU, its driver, and the CUDA and cuDNN libraries that the GPU build of ONNX Runtime in " +
-		LibraryEnv + " was built for; or use device cpu"
 }
 
 // Inputs returns the names of the inputs Run takes, in order.

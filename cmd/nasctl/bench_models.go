@@ -115,7 +115,7 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 }
 
 func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io.Writer) error {
-	if err := runtime.Init(""); err != nil {
+	if err := runtime.InitDevice(opts.Measure.Session.Device, opts.Measure.Session.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()

@@ -73,7 +73,7 @@ type evalReport struct {
 }
 
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
-	if err := runtime.Init(""); err != nil {
+	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()
@@ -165,7 +165,7 @@ type prediction struct {
 }
 
 func runPredict(ctx context.Context, model string, images []string, sess runtime.SessionOptions, asJSON bool, out io.Writer) error {
-	if err := runtime.Init(""); err != nil {
+	if err := runtime.InitDevice(sess.Device, sess.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()

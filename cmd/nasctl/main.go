@@ -108,6 +108,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			benchmarkCommand(),
 			benchCommand(),
 			uiCommand(),
+			doctorCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,7 +79,11 @@ type executors struct {
 
 func (e *executors) local(cfg search.Config) (search.Executor, error) {
 	if !e.inited {
-		if err := runtime.Init(""); err != nil {
+		dev, err := runtime.ParseDevice(cmp.Or(cfg.Device, "cpu"))
+		if err != nil {
+			return nil, err
+		}
+		if err := runtime.InitDevice(dev, 0); err != nil {
 			return nil, err
 		}
 		e.inited = true

@@ -21,7 +21,7 @@ import (
 // deviceFlags are the flags that choose where graphs run.
 func deviceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "device", Value: "cpu", Usage: "execution provider: cpu, or cuda (needs ONNXRUNTIME_LIB pointing at a GPU build of ONNX Runtime)"},
+		&cli.StringFlag{Name: "device", Value: "cpu", Usage: `execution provider: cpu, or cuda (a GPU build of ONNX Runtime: "make setup-cuda"; "nasctl doctor --device cuda" checks it)`},
 		&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime (0: one per core)"},
 	}
 }
@@ -156,7 +156,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if err != nil {
 		return usagef("--arch at the data's input %s: %v", d.Input, err)
 	}
-	if err := runtime.Init(""); err != nil {
+	if err := runtime.InitDevice(opts.Config.Device, opts.Config.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()

@@ -1,0 +1,195 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// The vendored C API header must be the one of the onnxruntime_go release in
+// go.mod, so that ortc.go and onnxruntime_go ask the library for the same API
+// version and agree on the layout of its function table.
+func TestVendoredHeaderMatchesModule(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	for _, name := range []string{"onnxruntime_c_api.h", "onnxruntime_ep_c_api.h"} {
+		want, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("include", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("include/%s differs from %s/%s: copy it again after changing onnxruntime_go's version", name, dir, name)
+		}
+	}
+}
+
+// TestV2AppendOnCPUDevice runs the path that selects a plug-in provider,
+// with the one device every library lists, the CPU: the session options'
+// native pointer (read from onnxruntime_go's unexported field), GetEpDevices
+// and SessionOptionsAppendExecutionProvider_V2. A 3x3 convolution of ones
+// over a 4x4 image of ones gives 9 everywhere.
+func TestV2AppendOnCPUDevice(t *testing.T) {
+	initRuntime(t)
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	if found, err := appendEP(so, "CUDAExecutionProvider", 0); err != nil || found != 0 {
+		t.Errorf("the CPU library lists %d CUDA devices (%v); want none", found, err)
+	}
+	if found, err := appendEP(so, "CPUExecutionProvider", 1); err != nil || found != 1 {
+		t.Errorf("CPU device 1: found %d (%v); want 1 device, nothing appended", found, err)
+	}
+	if found, err := appendEP(so, "CPUExecutionProvider", 0); err != nil || found != 1 {
+		t.Fatalf("appending the CPU device: found %d, %v", found, err)
+	}
+	model, err := probeModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"x", "w"}, []string{"y"}, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	x, _ := ort.NewTensor(ort.NewShape(1, 1, 4, 4), slices.Repeat([]float32{1}, 16))
+	defer x.Destroy()
+	w, _ := ort.NewTensor(ort.NewShape(1, 1, 3, 3), slices.Repeat([]float32{1}, 9))
+	defer w.Destroy()
+	y, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, 1, 2, 2))
+	defer y.Destroy()
+	if err := s.Run([]ort.Value{x, w}, []ort.Value{y}); err != nil {
+		t.Fatal(err)
+	}
+	if got := y.GetData(); !slices.Equal(got, []float32{9, 9, 9, 9}) {
+		t.Errorf("y = %v; want 9 9 9 9", got)
+	}
+}
+
+// Profiling goes through ortc.go's EnableProfiling on the session options.
+func TestProfilingWritesProfile(t *testing.T) {
+	initRuntime(t)
+	prefix := filepath.Join(t.TempDir(), "prof")
+	runDense(t, SessionOptions{ProfilePrefix: prefix})
+	files, _ := filepath.Glob(prefix + "*.json")
+	if len(files) != 1 {
+		t.Errorf("profile files %v; want one %s*.json", files, prefix)
+	}
+}
+
+// With the CPU build, CUDA stops at the check with ErrNoCUDA and says how to
+// get a GPU build; CPU is ready.
+func TestCheckDeviceOnCPUBuild(t *testing.T) {
+	initRuntime(t)
+	if err := CheckDevice(CPU, 0); err != nil {
+		t.Errorf("CheckDevice(cpu): %v", err)
+	}
+	if os.Getenv(LibraryEnv) != "" {
+		t.Logf("%s is set: the CPU build's answer is not checked", LibraryEnv)
+		return
+	}
+	err := CheckDevice(CUDA, 0)
+	var de *DeviceError
+	if !errors.As(err, &de) || !errors.Is(err, ErrNoCUDA) {
+		t.Fatalf("CheckDevice(cuda) = %v; want a *DeviceError wrapping ErrNoCUDA", err)
+	}
+	for _, want := range []string{"make setup-cuda", LibraryEnv, cudaPlugin, "--device cpu"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	st, err := InspectCUDA()
+	if err != nil || st.Provider != "" || st.Problem == nil {
+		t.Errorf("InspectCUDA = %+v, %v; want no provider and a problem", st, err)
+	}
+	if providers, _ := Providers(); !slices.Contains(providers, "CPUExecutionProvider") {
+		t.Errorf("providers %v lack the CPU's", providers)
+	}
+}
+
+// readProvider reads the CUDA plug-in of "make setup-cuda" without loading
+// it: a plug-in, needing CUDA 13 and cuDNN 9, the driver first.
+func TestReadProviderOfGPUBuild(t *testing.T) {
+	lib := FindGPUBuild()
+	if lib == "" {
+		t.Fatalf("no GPU build in %s: run \"make setup-cuda\" (make test does)", CUDACacheDir)
+	}
+	needed, kind, err := readProvider(filepath.Join(filepath.Dir(lib), cudaPlugin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"libcuda.so.1", "libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", cudnnLibrary}
+	if kind != PluginProvider || !slices.Equal(needed, want) {
+		t.Errorf("readProvider = %v, %s; want %v, %s", needed, kind, want, PluginProvider)
+	}
+	if _, _, err := readProvider(lib); err == nil {
+		t.Errorf("libonnxruntime itself was taken for a provider")
+	}
+}
+
+func TestLibraryProvides(t *testing.T) {
+	for name, want := range map[string]string{
+		"libcuda.so.1":      "the NVIDIA driver",
+		"libcudart.so.13":   "CUDA 13's runtime",
+		"libcublasLt.so.13": "CUDA 13's cuBLAS",
+		"libcurand.so.10":   "CUDA 13's cuRAND",
+		"libcudnn.so.9":     "cuDNN 9",
+		"libfoo.so.2":       "libfoo.so.2",
+	} {
+		if got := libraryProvides(name, "13"); got != want {
+			t.Errorf("libraryProvides(%s) = %q; want %q", name, got, want)
+		}
+	}
+	if got := libraryProvides("libcublas.so.12", ""); got != "CUDA's cuBLAS" {
+		t.Errorf("without a CUDA version: %q", got)
+	}
+}
+
+// loadable finds the C library by name and names a missing one.
+func TestLoadable(t *testing.T) {
+	initRuntime(t)
+	if path, err := loadable("libc.so.6"); err != nil || path == "" {
+		t.Errorf("libc.so.6: %q, %v", path, err)
+	}
+	if _, err := loadable("libnasctl-missing.so.7"); err == nil || !strings.Contains(err.Error(), "libnasctl-missing.so.7") {
+		t.Errorf("a missing library: %v", err)
+	}
+}
+
+// For CUDA the lookup tries the GPU build's cache first; for the CPU it
+// never looks there.
+func TestLookupForCUDA(t *testing.T) {
+	repo := t.TempDir()
+	cpu := touch(t, filepath.Join(repo, CacheDir, "libonnxruntime.so.1"))
+	gpu := touch(t, filepath.Join(repo, CUDACacheDir, "libonnxruntime.so.1"))
+	l := lookup{getenv: fakeEnv(nil), wd: filepath.Join(repo, "cmd")}
+	if p, src, err := l.find(); p != cpu || src != FromCache || err != nil {
+		t.Errorf("cpu: %s, %s, %v; want %s", p, src, err, cpu)
+	}
+	if p, src, err := l.forDevice(CUDA).find(); p != gpu || src != FromCUDACache || err != nil {
+		t.Errorf("cuda: %s, %s, %v; want %s", p, src, err, gpu)
+	}
+	os.Remove(gpu)
+	if p, src, _ := l.forDevice(CUDA).find(); p != cpu || src != FromCache {
+		t.Errorf("cuda without a GPU build: %s, %s; want the CPU library %s", p, src, cpu)
+	}
+	env := fakeEnv(map[string]string{LibraryEnv: cpu})
+	if p, src, _ := (lookup{getenv: env, wd: repo}).forDevice(CUDA).find(); p != cpu || src != FromEnv {
+		t.Errorf("$%s comes first for cuda too: %s, %s", LibraryEnv, p, src)
+	}
+}

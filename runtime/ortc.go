@@ -1,0 +1,279 @@
+package runtime
+
+// The few ONNX Runtime C API calls that onnxruntime_go does not wrap: the
+// execution-provider devices of a plug-in provider (GetEpDevices) and adding
+// one to a session (SessionOptionsAppendExecutionProvider_V2), the list of
+// providers the library was built with, its build string, and profiling.
+// include/ holds the C API header of the onnxruntime_go release in go.mod
+// (API version 24; TestVendoredHeaderMatchesModule keeps them equal), so
+// both speak the same version of the API to the same library.
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/include -D_GNU_SOURCE
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#ifdef __linux__
+#include <link.h>
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include "onnxruntime_c_api.h"
+
+static void *nasctl_handle;
+static const OrtApi *nasctl_api;
+static OrtEnv *nasctl_env;
+
+// nasctl_status turns a status into a malloc'd message (NULL for success)
+// and releases it.
+static char *nasctl_status(OrtStatus *s) {
+	if (s == NULL) return NULL;
+	char *msg = strdup(nasctl_api->GetErrorMessage(s));
+	nasctl_api->ReleaseStatus(s);
+	return msg;
+}
+
+static char *nasctl_dlerror(const char *fallback) {
+	const char *e = dlerror();
+	return strdup(e != NULL ? e : fallback);
+}
+
+// nasctl_bind takes the API of the library at path, which must already be
+// loaded (RTLD_NOLOAD: never a second copy), and a reference to the
+// process's environment: CreateEnv returns the one that exists.
+static char *nasctl_bind(const char *path) {
+	void *h = dlopen(path, RTLD_LAZY | RTLD_NOLOAD);
+	if (h == NULL) return nasctl_dlerror("library not loaded");
+	const OrtApiBase *(*base)(void) = (const OrtApiBase *(*)(void))dlsym(h, "OrtGetApiBase");
+	if (base == NULL) { dlclose(h); return nasctl_dlerror("no OrtGetApiBase"); }
+	const OrtApi *api = base()->GetApi(ORT_API_VERSION);
+	if (api == NULL) { dlclose(h); return strdup("the library does not offer ONNX Runtime C API version 24"); }
+	nasctl_api = api;
+	OrtEnv *env = NULL;
+	char *err = nasctl_status(api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "nasctl", &env));
+	if (err != NULL) { nasctl_api = NULL; dlclose(h); return err; }
+	nasctl_handle = h;
+	nasctl_env = env;
+	return NULL;
+}
+
+static void nasctl_unbind(void) {
+	if (nasctl_env != NULL) nasctl_api->ReleaseEnv(nasctl_env);
+	if (nasctl_handle != NULL) dlclose(nasctl_handle);
+	nasctl_env = NULL;
+	nasctl_handle = NULL;
+	nasctl_api = NULL;
+}
+
+static char *nasctl_providers(char ***out, int *n) {
+	return nasctl_status(nasctl_api->GetAvailableProviders(out, n));
+}
+
+static void nasctl_release_providers(char **p, int n) {
+	OrtStatus *s = nasctl_api->ReleaseAvailableProviders(p, n);
+	if (s != NULL) nasctl_api->ReleaseStatus(s);
+}
+
+static const char *nasctl_build_info(void) { return nasctl_api->GetBuildInfoString(); }
+
+typedef struct {
+	const char *ep;
+	const char *ep_vendor;
+	int type; // OrtHardwareDeviceType
+	const char *vendor;
+	uint32_t vendor_id;
+	uint32_t device_id;
+} nasctl_ep_device;
+
+// nasctl_ep_devices copies up to cap EP devices into out and sets *n to
+// their total. The strings belong to the environment.
+static char *nasctl_ep_devices(nasctl_ep_device *out, size_t cap, size_t *n) {
+	const OrtEpDevice *const *d = NULL;
+	char *err = nasctl_status(nasctl_api->GetEpDevices(nasctl_env, &d, n));
+	if (err != NULL) return err;
+	for (size_t i = 0; i < *n && i < cap; i++) {
+		const OrtHardwareDevice *hw = nasctl_api->EpDevice_Device(d[i]);
+		out[i].ep = nasctl_api->EpDevice_EpName(d[i]);
+		out[i].ep_vendor = nasctl_api->EpDevice_EpVendor(d[i]);
+		out[i].type = nasctl_api->HardwareDevice_Type(hw);
+		out[i].vendor = nasctl_api->HardwareDevice_Vendor(hw);
+		out[i].vendor_id = nasctl_api->HardwareDevice_VendorId(hw);
+		out[i].device_id = nasctl_api->HardwareDevice_DeviceId(hw);
+	}
+	return NULL;
+}
+
+// nasctl_append_ep adds to so the execution provider ep for its index-th
+// device (in GetEpDevices order). *found is the number of devices ep has;
+// nothing is appended when index is not below it.
+static char *nasctl_append_ep(OrtSessionOptions *so, const char *ep, size_t index, size_t *found) {
+	const OrtEpDevice *const *d = NULL;
+	size_t n = 0;
+	char *err = nasctl_status(nasctl_api->GetEpDevices(nasctl_env, &d, &n));
+	if (err != NULL) return err;
+	const OrtEpDevice *pick = NULL;
+	*found = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(nasctl_api->EpDevice_EpName(d[i]), ep) != 0) continue;
+		if (*found == index) pick = d[i];
+		(*found)++;
+	}
+	if (pick == NULL) return NULL;
+	return nasctl_status(nasctl_api->SessionOptionsAppendExecutionProvider_V2(so, nasctl_env, &pick, 1, NULL, NULL, 0));
+}
+
+static char *nasctl_enable_profiling(OrtSessionOptions *so, const char *prefix) {
+	return nasctl_status(nasctl_api->EnableProfiling(so, prefix));
+}
+
+// nasctl_dlcheck loads the shared library name as the dynamic loader would
+// for the CUDA provider, sets *path to the file it found (malloc'd), and
+// unloads it again; on failure it returns the loader's message.
+static char *nasctl_dlcheck(const char *name, char **path) {
+	dlerror();
+	void *h = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+	if (h == NULL) return nasctl_dlerror("cannot be loaded");
+#ifdef __linux__
+	struct link_map *lm = NULL;
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL && lm->l_name != NULL) *path = strdup(lm->l_name);
+#endif
+	dlclose(h);
+	return NULL;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// cError turns a message from the C helpers into an error and frees it.
+func cError(msg *C.char) error {
+	if msg == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(msg))
+	return errors.New(C.GoString(msg))
+}
+
+// bindAPI takes the C API of the library onnxruntime_go has just loaded from
+// path, and a reference to its environment. Call with env.mu held for writing.
+func bindAPI(path string) error {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	if err := cError(C.nasctl_bind(cp)); err != nil {
+		return fmt.Errorf("binding the ONNX Runtime C API of %s: %w", path, err)
+	}
+	return nil
+}
+
+// unbindAPI drops what bindAPI took, before the environment is destroyed.
+func unbindAPI() { C.nasctl_unbind() }
+
+// availableProviders returns the execution providers the loaded library was
+// built with (GetAvailableProviders). Plug-in providers are not among them.
+func availableProviders() ([]string, error) {
+	var list **C.char
+	var n C.int
+	if err := cError(C.nasctl_providers(&list, &n)); err != nil {
+		return nil, err
+	}
+	defer C.nasctl_release_providers(list, n)
+	var out []string
+	for _, p := range unsafe.Slice(list, int(n)) {
+		out = append(out, C.GoString(p))
+	}
+	return out, nil
+}
+
+// buildInfo returns the library's build description (GetBuildInfoString).
+func buildInfo() string { return C.GoString(C.nasctl_build_info()) }
+
+// EPDevice is one device an execution provider can run on, as ONNX Runtime
+// lists them (GetEpDevices): the CPU for the CPU provider, each GPU for a
+// registered CUDA provider.
+type EPDevice struct {
+	Provider       string `json:"provider"`        // e.g. CUDAExecutionProvider
+	ProviderVendor string `json:"provider_vendor"` // who wrote the provider
+	Kind           string `json:"kind"`            // cpu, gpu or npu
+	Vendor         string `json:"vendor"`          // the hardware's vendor
+	VendorID       uint32 `json:"vendor_id"`       // PCI vendor id (0x10de: NVIDIA)
+	DeviceID       uint32 `json:"device_id"`       // PCI device id
+}
+
+var hardwareKinds = map[C.int]string{C.OrtHardwareDeviceType_CPU: "cpu", C.OrtHardwareDeviceType_GPU: "gpu", C.OrtHardwareDeviceType_NPU: "npu"}
+
+// epDevices lists the devices of every registered execution provider.
+func epDevices() ([]EPDevice, error) {
+	buf := make([]C.nasctl_ep_device, 64)
+	var n C.size_t
+	if err := cError(C.nasctl_ep_devices(&buf[0], C.size_t(len(buf)), &n)); err != nil {
+		return nil, err
+	}
+	var out []EPDevice
+	for _, d := range buf[:min(int(n), len(buf))] {
+		out = append(out, EPDevice{Provider: C.GoString(d.ep), ProviderVendor: C.GoString(d.ep_vendor),
+			Kind: hardwareKinds[d._type], Vendor: C.GoString(d.vendor), VendorID: uint32(d.vendor_id), DeviceID: uint32(d.device_id)})
+	}
+	return out, nil
+}
+
+// optionsPointer returns the native OrtSessionOptions behind so, which
+// onnxruntime_go keeps in an unexported field "o". Reading it through reflect
+// fails with an error, not a crash, if a new release renames it
+// (TestOptionsPointer checks it on every test run).
+func optionsPointer(so *ort.SessionOptions) (*C.OrtSessionOptions, error) {
+	f := reflect.ValueOf(so).Elem().FieldByName("o")
+	if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() {
+		return nil, errors.New("onnxruntime_go's SessionOptions no longer holds its native pointer in field o")
+	}
+	return (*C.OrtSessionOptions)(f.UnsafePointer()), nil
+}
+
+// appendEP adds provider's index-th device to so with the V2 call, the only
+// way to select a plug-in provider. found is the number of devices the
+// provider has; nothing is appended when index is not below it.
+func appendEP(so *ort.SessionOptions, provider string, index int) (found int, err error) {
+	p, err := optionsPointer(so)
+	if err != nil {
+		return 0, err
+	}
+	cname := C.CString(provider)
+	defer C.free(unsafe.Pointer(cname))
+	var n C.size_t
+	err = cError(C.nasctl_append_ep(p, cname, C.size_t(index), &n))
+	return int(n), err
+}
+
+// enableProfiling makes the session write a per-operator profile to a file
+// starting with prefix.
+func enableProfiling(so *ort.SessionOptions, prefix string) error {
+	p, err := optionsPointer(so)
+	if err != nil {
+		return err
+	}
+	cp := C.CString(prefix)
+	defer C.free(unsafe.Pointer(cp))
+	return cError(C.nasctl_enable_profiling(p, cp))
+}
+
+// loadable reports whether the dynamic loader finds and loads the shared
+// library name (a file name, looked up as the loader does: $LD_LIBRARY_PATH,
+// the ld.so cache, the system folders), with the path it loaded.
+func loadable(name string) (path string, err error) {
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	var cp *C.char
+	if err := cError(C.nasctl_dlcheck(cn, &cp)); err != nil {
+		return "", err
+	}
+	if cp != nil {
+		path = C.GoString(cp)
+		C.free(unsafe.Pointer(cp))
+	}
+	return path, nil
+}

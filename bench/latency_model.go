@@ -15,12 +15,14 @@ import (
 // Features are the per-layer quantities the latency model is linear in. 1x1
 // and wider convolutions are apart because ONNX Runtime runs them
 // differently (a wider one first copies its windows: "conv window values"
-// counts what it copies). Calibrate fits on four fifths of its networks and
-// reports the mean absolute percentage error on the first fifth; the error
-// is about as large as the noise of the timings themselves (figures:
-// docs/performance.md, "Latency model").
+// counts what it copies). Cell networks add element-wise work: the values
+// their additions, concatenations, batch normalisations and lone ReLUs
+// write. Calibrate fits on four fifths of its networks and reports the mean
+// absolute percentage error on the first fifth; the error is about as large
+// as the noise of the timings themselves (figures: docs/performance.md,
+// "Latency model").
 var Features = []string{"constant", "1x1 conv MACs", "conv MACs (k > 1)", "conv window values (k > 1)", "conv outputs",
-	"1x1 convs", "convs (k > 1)", "pool inputs", "dense MACs"}
+	"1x1 convs", "convs (k > 1)", "pool inputs", "dense MACs", "element-wise values"}
 
 // features describes one network for the latency model.
 func features(net *genotype.Net) []float64 {
@@ -29,19 +31,22 @@ func features(net *genotype.Net) []float64 {
 	for _, nd := range net.Nodes {
 		switch nd.Op {
 		case genotype.OpConv:
-			if nd.Kernel == 1 {
+			kh, kw, _ := nd.Window()
+			if kh*kw == 1 {
 				f[1] += float64(nd.MACs)
 				f[5]++
 			} else {
 				f[2] += float64(nd.MACs)
-				f[3] += float64(nd.In.C * nd.Kernel * nd.Kernel * nd.Out.H * nd.Out.W)
+				f[3] += float64(nd.In.C * kh * kw * nd.Out.H * nd.Out.W)
 				f[6]++
 			}
 			f[4] += float64(nd.Out.Size())
-		case genotype.OpMaxPool:
+		case genotype.OpMaxPool, genotype.OpAvgPool:
 			f[7] += float64(nd.In.Size())
 		case genotype.OpDense:
 			f[8] += float64(nd.MACs)
+		case genotype.OpAdd, genotype.OpConcat, genotype.OpBatchNorm, genotype.OpReLU:
+			f[9] += float64(nd.Out.Size())
 		}
 	}
 	return f
@@ -76,14 +81,24 @@ func predict(coef, f []float64) float64 {
 	return max(ms, 1e-4)
 }
 
-// fit solves min sum(((X c) - y)/y)^2 for c.
+// fit solves min sum(((X c) - y)/y)^2 for c. A feature that is zero in
+// every network (element-wise values in layer sequences) gets coefficient 0.
 func fit(x [][]float64, y []float64) ([]float64, error) {
-	n, k := len(y), len(x[0])
-	a := mat.NewDense(n, k, nil)
+	var cols []int // the features some network has
+	for j := range x[0] {
+		for i := range x {
+			if x[i][j] != 0 {
+				cols = append(cols, j)
+				break
+			}
+		}
+	}
+	n := len(y)
+	a := mat.NewDense(n, len(cols), nil)
 	b := mat.NewDense(n, 1, nil)
 	for i := range n {
-		for j := range k {
-			a.Set(i, j, x[i][j]/y[i])
+		for k, j := range cols {
+			a.Set(i, k, x[i][j]/y[i])
 		}
 		b.Set(i, 0, 1)
 	}
@@ -91,9 +106,9 @@ func fit(x [][]float64, y []float64) ([]float64, error) {
 	if err := c.Solve(a, b); err != nil {
 		return nil, fmt.Errorf("fitting the latency model: %w", err)
 	}
-	out := make([]float64, k)
-	for j := range k {
-		out[j] = c.At(j, 0)
+	out := make([]float64, len(x[0]))
+	for k, j := range cols {
+		out[j] = c.At(k, 0)
 	}
 	return out, nil
 }

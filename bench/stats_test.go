@@ -59,13 +59,19 @@ func TestFitRecoversCoefficients(t *testing.T) {
 		}
 		x, y = append(x, f), append(y, v)
 	}
+	// A feature no network has (a column of zeros) gets coefficient 0
+	// instead of making the system singular.
+	for i := range x {
+		x[i] = append(x[i][:3], append([]float64{0}, x[i][3:]...)...)
+	}
+	want = append(want[:3], append([]float64{0}, want[3:]...)...)
 	got, err := fit(x, y)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for j := range want {
 		if math.Abs(got[j]-want[j]) > 1e-9*max(1, math.Abs(want[j]))+1e-6*math.Abs(want[j]) {
-			t.Errorf("coefficient %d (%s): %g, want %g", j, Features[j], got[j], want[j])
+			t.Errorf("coefficient %d: %g, want %g", j, got[j], want[j])
 		}
 	}
 }
@@ -81,7 +87,7 @@ func TestFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []float64{1, 1152, 1296, 324, 144 + 288, 1, 1, 288, 216}
+	want := []float64{1, 1152, 1296, 324, 144 + 288, 1, 1, 288, 216, 0}
 	if got := features(net); !slices.Equal(got, want) {
 		for i := range Features {
 			if got[i] != want[i] {
@@ -90,13 +96,44 @@ func TestFeatures(t *testing.T) {
 		}
 	}
 	// Predict is the dot product with the coefficients, floored at 1e-4 ms.
-	coef := []float64{0.01, 1e-6, 1e-6, 0, 0, 0, 0, 0, 1e-5}
+	coef := []float64{0.01, 1e-6, 1e-6, 0, 0, 0, 0, 0, 1e-5, 0}
 	m := LatencyModel{Coefficients: coef}
 	if got, w := m.Predict(net), 0.01+1152e-6+1296e-6+216e-5; math.Abs(got-w) > 1e-12 {
 		t.Errorf("prediction %v ms, want %v", got, w)
 	}
-	m.Coefficients = []float64{-1, 0, 0, 0, 0, 0, 0, 0, 0}
+	m.Coefficients = []float64{-1, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	if got := m.Predict(net); got != 1e-4 {
 		t.Errorf("negative prediction %v ms, want the floor 1e-4", got)
+	}
+}
+
+// features of a nasnet-style cell network on a 4x4x1 input, counted by hand
+// from its nodes: the stem (3x3 conv, 1 -> 2 channels: 288 MACs, 144
+// window values, 32 outputs; batch norm of 32 values); each
+// cell input projected to 3 channels (ReLU, 1x1 conv of 96 MACs and 48
+// outputs, batch norm of 48 values: the ReLUs read 32 values of the stem and
+// write 32); conv_1x3_3x1 (ReLU 48, 1x3 and 3x1 convs of 432 MACs, 144
+// window values and 48 outputs each, batch norm 48); average and max pooling
+// of 48 inputs each; the add (48), two concatenations (96, then 144), the
+// classifier's ReLU (144) and its one-unit dense layer on 9 channels.
+func TestFeaturesCellNetwork(t *testing.T) {
+	g, err := genotype.ParseGenotype("net(stem=2, filters=3, normal=1, reductions=0, style=nasnet) " +
+		"normal: b0 = add(conv_1x3_3x1(h1), avg_pool_3x3(h0)); b1 = concat(identity(h1), max_pool_3x3(h0)) | " +
+		"reduction: b0 = add(identity(h1), identity(h0)); b1 = add(identity(h1), identity(h0))")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := g.Build(genotype.Input{Height: 4, Width: 4, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elementwise := 32 + 2*(32+48) + (48 + 48) + 48 + 96 + 144 + 144
+	want := []float64{1, 2 * 96, 288 + 2*432, 3 * 144, 32 + 4*48, 2, 3, 2 * 48, 9, float64(elementwise)}
+	if got := features(net); !slices.Equal(got, want) {
+		for i := range Features {
+			if got[i] != want[i] {
+				t.Errorf("%s: %v, want %v", Features[i], got[i], want[i])
+			}
+		}
 	}
 }

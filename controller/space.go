@@ -118,3 +118,19 @@ func (c CellSpace) Valid(step int, _ []int, valid []bool) {
 func (c CellSpace) Decode(actions []int) (genotype.Genotype, error) {
 	return genotype.CellPairFromActions(actions)
 }
+
+// CellNetSpace is CellSpace whose action vectors decode into cell networks
+// of one macro: the space of a NASNet search that trains its candidates.
+type CellNetSpace struct {
+	CellSpace
+	Macro genotype.CellMacro
+}
+
+// Decode returns the cell network of an action vector.
+func (c CellNetSpace) Decode(actions []int) (genotype.Genotype, error) {
+	p, err := genotype.CellPairFromActions(actions)
+	if err != nil {
+		return nil, err
+	}
+	return genotype.CellNet{Pair: p, Macro: c.Macro}, nil
+}

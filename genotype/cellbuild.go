@@ -13,7 +13,11 @@ import "fmt"
 //     cell before a reduction);
 //   - add sums two F-channel results; concat joins them (2F channels); the
 //     cell's output joins its unused block outputs;
-//   - in a reduction cell the operations on the cell's inputs use stride 2.
+//   - in a reduction cell the operations on the cell's inputs use stride 2;
+//   - what does not reach the classifier is left out: the projection of a
+//     cell input that no block reads, and a whole cell whose output the
+//     next cells do not read (a reduction cell reading only h0 skips the
+//     cell before it).
 func (c CellNet) Build(in Input, classes int) (*Net, error) {
 	if err := c.Pair.Validate(); err != nil {
 		return nil, err
@@ -54,7 +58,42 @@ func (c CellNet) Build(in Input, classes int) (*Net, error) {
 		units = 1
 	}
 	b.add(Node{Op: OpDense, Inputs: []int{gap}, Units: units, Classifier: true})
+	b.n.prune()
 	return b.n, nil
+}
+
+// prune removes the nodes the last node does not depend on, keeping the
+// order of the others.
+func (n *Net) prune() {
+	live := make([]bool, len(n.Nodes))
+	live[len(n.Nodes)-1] = true
+	for i := len(n.Nodes) - 1; i >= 0; i-- {
+		if live[i] {
+			for _, s := range n.Sources(i) {
+				if s >= 0 {
+					live[s] = true
+				}
+			}
+		}
+	}
+	index := make([]int, len(n.Nodes)) // old index -> new
+	var kept []Node
+	for i, nd := range n.Nodes {
+		if !live[i] {
+			continue
+		}
+		ins := make([]int, 0, len(n.Sources(i)))
+		for _, s := range n.Sources(i) {
+			if s >= 0 {
+				s = index[s]
+			}
+			ins = append(ins, s)
+		}
+		nd.Inputs = ins
+		index[i] = len(kept)
+		kept = append(kept, nd)
+	}
+	n.Nodes = kept
 }
 
 // cellBuilder appends the nodes of a cell network.

@@ -2,6 +2,7 @@ package genotype
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,35 +130,60 @@ func ParseCellNet(s string) (CellNet, error) {
 // parseMacro reads "stem=32, filters=32, normal=2, reductions=1, style=study".
 func parseMacro(s string) (CellMacro, error) {
 	var m CellMacro
-	seen := map[string]bool{}
+	keys, err := m.apply(s)
+	if err != nil {
+		return m, fmt.Errorf("cell network: %w", err)
+	}
+	if len(keys) != 5 {
+		return m, fmt.Errorf("cell network: want all of stem, filters, normal, reductions, style; got %q", s)
+	}
+	return m, m.Validate()
+}
+
+// Apply sets the keys written in s, e.g. "stem=16, style=nasnet", over m's
+// values and validates the result. Its error names the key at fault.
+func (m *CellMacro) Apply(s string) error {
+	v := *m
+	if _, err := v.apply(s); err != nil {
+		return err
+	}
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// apply sets the keys of s and returns them, each once.
+func (m *CellMacro) apply(s string) ([]string, error) {
+	var keys []string
 	ints := map[string]*int{"stem": &m.Stem, "filters": &m.Filters, "normal": &m.Normal, "reductions": &m.Reductions}
 	for _, f := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(f), "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch p, isInt := ints[k]; {
 		case !ok:
-			return m, fmt.Errorf("cell network: %q is not key=value", strings.TrimSpace(f))
+			return keys, fmt.Errorf("%q is not key=value", strings.TrimSpace(f))
+		case slices.Contains(keys, k):
+			return keys, fmt.Errorf("%s is given twice", k)
 		case isInt:
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return m, fmt.Errorf("cell network: %s=%q is not an integer", k, v)
+				return keys, fmt.Errorf("%s=%q is not an integer", k, v)
 			}
 			*p = n
 		case k == "style":
 			st, err := ParseCellStyle(v)
 			if err != nil {
-				return m, fmt.Errorf("cell network: %w", err)
+				return keys, err
 			}
 			m.Style = st
 		default:
-			return m, fmt.Errorf("cell network: unknown key %q (valid: stem, filters, normal, reductions, style)", k)
+			return keys, fmt.Errorf("unknown key %q (valid: stem, filters, normal, reductions, style)", k)
 		}
-		seen[k] = true
+		keys = append(keys, k)
 	}
-	if len(seen) != 5 {
-		return m, fmt.Errorf("cell network: want all of stem, filters, normal, reductions, style; got %q", s)
-	}
-	return m, m.Validate()
+	return keys, nil
 }
 
 // ParseGenotype parses the text form of any genotype nasctl trains: a cell

@@ -27,7 +27,8 @@ type dagStep struct {
 	ins     []string // the inputs' values
 	out     string   // the output (after a fused ReLU)
 	params  []string // the node's weights, in Params order
-	indices string   // MaxPool's argmax positions
+	indices []string // MaxPool's argmax positions, one per pass (maxPoolSeparable)
+	pooled  string   // MaxPool: the input of its second pass
 	xhat    string   // BatchNorm: the normalised input
 	invstd  string   // BatchNorm: 1/sqrt(var + eps), [1, C, 1, 1]
 }
@@ -80,9 +81,7 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 		return y
 	case genotype.OpMaxPool:
 		if c.train {
-			outs := g.opN("MaxPool", []string{x}, 2, poolAttrs(nd)...)
-			s.indices = outs[1]
-			return outs[0]
+			return c.maxPoolSeparable(nd, x, s)
 		}
 		return g.op("MaxPool", []string{x}, poolAttrs(nd)...)
 	case genotype.OpAvgPool:
@@ -105,6 +104,34 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 		return y
 	}
 	panic(fmt.Sprintf("onnxgen: operation %v in a graph network", nd.Op))
+}
+
+// maxPoolSeparable emits a k x k max pooling of a training graph as two
+// 1 x k poolings, each with its Indices for the gradient: along the rows,
+// then (height and width transposed) along the columns. The maximum of a
+// window is the maximum of its rows' maxima, and ONNX Runtime's MaxPool
+// with Indices costs about the window's size per output, more for a k x 1
+// window than for a 1 x k one, so two passes of 1 x k cost less than one of
+// k x k (figures: docs/performance.md, "Cell networks' training step").
+func (c *compiler) maxPoolSeparable(nd genotype.Node, x string, s *dagStep) string {
+	g := c.g
+	k, st := int64(nd.Kernel), int64(nd.Stride)
+	p := nd.Pads
+	rows := g.opN("MaxPool", []string{x}, 2, attrInts("kernel_shape", 1, k), attrInts("strides", 1, st),
+		attrInts("pads", 0, int64(p.Left), 0, int64(p.Right)))
+	t := g.op("Transpose", []string{rows[0]}, attrInts("perm", 0, 1, 3, 2))
+	cols := g.opN("MaxPool", []string{t}, 2, attrInts("kernel_shape", 1, k), attrInts("strides", 1, st),
+		attrInts("pads", 0, int64(p.Top), 0, int64(p.Bottom)))
+	s.pooled, s.indices = t, []string{rows[1], cols[1]}
+	return g.op("Transpose", []string{cols[0]}, attrInts("perm", 0, 1, 3, 2))
+}
+
+// maxPoolSeparableGrad is the gradient of maxPoolSeparable's input.
+func (c *compiler) maxPoolSeparableGrad(x string, s dagStep, gr string) string {
+	g := c.g
+	gt := g.op("Transpose", []string{gr}, attrInts("perm", 0, 1, 3, 2))
+	drows := g.op("Transpose", []string{maxPoolGrad(g, s.pooled, s.indices[1], gt)}, attrInts("perm", 0, 1, 3, 2))
+	return maxPoolGrad(g, x, s.indices[0], drows)
 }
 
 // poolAttrs are a pooling node's window, strides and pads.
@@ -135,7 +162,7 @@ func (c *compiler) convDAG(i int, nd genotype.Node, x string, params []string) s
 		params = f
 	}
 	kh, kw, _ := nd.Window()
-	if nd.Group() == 1 && nd.Dilation <= 1 {
+	if nd.Group() == 1 {
 		return c.conv(append([]string{x}, params...), []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)},
 			[]int64{int64(nd.Units), int64(nd.In.C), int64(kh), int64(kw)}, convAttrs(nd)...)
 	}
@@ -254,10 +281,10 @@ func (c *compiler) backwardNode(i int, nd genotype.Node, gr string, want []bool)
 			pg = append(pg, g.op("ReduceSum", []string{gr, g.vec(0, 2, 3)}, attrInt("keepdims", 0)))
 		}
 		if want[0] {
-			dx[0] = g.op("ConvTranspose", []string{gr, s.params[0]}, append(convAttrs(nd), outputPadding(nd))...)
+			dx[0] = c.convInputGradDAG(nd, s.params[0], gr)
 		}
 	case genotype.OpMaxPool:
-		dx[0] = maxPoolGrad(g, s.ins[0], s.indices, gr)
+		dx[0] = c.maxPoolSeparableGrad(s.ins[0], s, gr)
 	case genotype.OpAvgPool:
 		dx[0] = c.avgPoolGrad(nd, gr)
 	case genotype.OpAdd:
@@ -319,10 +346,14 @@ func (c *compiler) convWeightGradDAG(nd genotype.Node, x, gr string) string {
 		}
 		return c.depthwiseWeightGrad(nd, x, gr)
 	}
+	if kh*kw == 1 && nd.Stride == 1 && nd.Pads == (genotype.Pads{}) {
+		return c.convWeightDirect(nd, x, gr)
+	}
 	s := int64(nd.Stride)
 	xt := g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3))
 	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
-	w := g.op("Conv", []string{xt, gt}, attrInts("pads", pads(nd)...), attrInts("dilations", s, s), attrInts("strides", int64(d), int64(d)))
+	w := c.conv([]string{xt, gt}, []int64{int64(nd.In.C), -1, int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), -1, int64(nd.Out.H), int64(nd.Out.W)},
+		attrInts("pads", pads(nd)...), attrInts("dilations", s, s), attrInts("strides", int64(d), int64(d)))
 	// A stride that does not divide the padded input leaves rows and
 	// columns beyond the kernel: crop to kh x kw.
 	rows := (nd.In.H+nd.Pads.Top+nd.Pads.Bottom-(nd.Stride*(nd.Out.H-1)+1))/d + 1
@@ -333,40 +364,55 @@ func (c *compiler) convWeightGradDAG(nd genotype.Node, x, gr string) string {
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 }
 
-// depthwiseWeightGrad: dW[c, 0, a, b] = sum over n and output positions of
-// gr[n, c, p] times the input at window position (a, b) of p: the windows
-// [N*C, kh*kw, Ho, Wo] (a convolution of every channel with one-hot
-// kernels) times the gradient, summed over the batch and the positions.
-func (c *compiler) depthwiseWeightGrad(nd genotype.Node, x, gr string) string {
+// convInputGradDAG emits dL/dx of a convolution with weights w: for a
+// depthwise one at stride 1 the convolution of the gradient with the
+// kernels flipped (ONNX Runtime's grouped ConvTranspose is slower), else a
+// transposed convolution (figures: docs/performance.md, "Cell networks'
+// training step").
+func (c *compiler) convInputGradDAG(nd genotype.Node, w, gr string) string {
 	g := c.g
+	if nd.Stride != 1 {
+		return g.op("ConvTranspose", []string{gr, w}, append(convAttrs(nd), outputPadding(nd))...)
+	}
 	kh, kw, d := nd.Window()
-	C, kk, hw := int64(nd.In.C), int64(kh*kw), int64(nd.Out.H*nd.Out.W)
-	xr := g.op("Reshape", []string{x, g.vec(-1, 1, int64(nd.In.H), int64(nd.In.W))})
-	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", pads(nd)...)}
+	if nd.Group() == 1 {
+		w = g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
+	}
+	wf := g.op("Slice", []string{w, g.vec(-1, -1), g.vec(int64(-kh-1), int64(-kw-1)), g.vec(2, 3), g.vec(-1, -1)})
+	p := nd.Pads
+	fh, fw := int64((kh-1)*d), int64((kw-1)*d)
+	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)),
+		attrInts("pads", fh-int64(p.Top), fw-int64(p.Left), fh-int64(p.Bottom), fw-int64(p.Right))}
 	if d > 1 {
 		attrs = append(attrs, attrInts("dilations", int64(d), int64(d)))
 	}
-	p := g.op("Reshape", []string{g.op("Conv", []string{xr, c.oneHotRect(kh, kw)}, attrs...), g.vec(-1, C, kk, hw)})
-	gm := g.op("Reshape", []string{gr, g.vec(-1, C, 1, hw)})
-	dw := g.op("ReduceSum", []string{g.op("Mul", []string{p, gm}), g.vec(0, 3)}, attrInt("keepdims", 0))
-	return g.op("Reshape", []string{dw, g.vec(C, 1, int64(kh), int64(kw))})
+	if nd.Group() > 1 {
+		return g.op("Conv", []string{gr, wf}, append(attrs, attrInt("group", int64(nd.Group())))...)
+	}
+	return c.conv([]string{gr, wf}, []int64{-1, int64(nd.Units), int64(nd.Out.H), int64(nd.Out.W)},
+		[]int64{int64(nd.In.C), int64(nd.Units), int64(kh), int64(kw)}, attrs...)
 }
 
-// oneHotRect returns the [kh*kw, 1, kh, kw] kernels that copy each position
-// of a kh x kw window into its own channel (row-major).
-func (c *compiler) oneHotRect(kh, kw int) string {
-	key := fmt.Sprintf("onehot%dx%d", kh, kw)
-	if name, ok := c.g.consts[key]; ok {
-		return name
+// depthwiseWeightGrad: dW[c, 0, a, b] = sum over n and output positions p
+// of gr[n, c, p] times the input at window position (a, b) of p. As a
+// convolution: the input with batch and channels swapped, as one image of
+// C*N channels in C groups, convolved with the gradient (batch and channels
+// swapped: C kernels of N channels), the stride as dilation and the
+// dilation as stride; cropped to kh x kw like convWeightGradDAG's.
+func (c *compiler) depthwiseWeightGrad(nd genotype.Node, x, gr string) string {
+	g := c.g
+	kh, kw, d := nd.Window()
+	C, N := int64(nd.In.C), int64(-1)
+	xt := g.op("Reshape", []string{g.op("Transpose", []string{x}, attrInts("perm", 1, 0, 2, 3)), g.vec(1, N, int64(nd.In.H), int64(nd.In.W))})
+	gt := g.op("Transpose", []string{gr}, attrInts("perm", 1, 0, 2, 3))
+	s := int64(nd.Stride)
+	w := g.op("Conv", []string{xt, gt}, attrInts("pads", pads(nd)...), attrInts("dilations", s, s), attrInts("strides", int64(d), int64(d)), attrInt("group", C))
+	rows := (nd.In.H+nd.Pads.Top+nd.Pads.Bottom-(nd.Stride*(nd.Out.H-1)+1))/d + 1
+	cols := (nd.In.W+nd.Pads.Left+nd.Pads.Right-(nd.Stride*(nd.Out.W-1)+1))/d + 1
+	if rows != kh || cols != kw {
+		w = g.op("Slice", []string{w, g.vec(0, 0), g.vec(int64(kh), int64(kw)), g.vec(2, 3)})
 	}
-	kk := kh * kw
-	v := make([]float32, kk*kk)
-	for p := range kk {
-		v[p*kk+p] = 1
-	}
-	name := c.g.floats("", v, int64(kk), 1, int64(kh), int64(kw))
-	c.g.consts[key] = name
-	return name
+	return g.op("Reshape", []string{w, g.vec(C, 1, int64(kh), int64(kw))})
 }
 
 // avgPoolGrad spreads each output's gradient evenly over the cells of its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -32,21 +33,27 @@ func cellGradCases(op genotype.CellOp) map[string]string {
 
 // Every cell operation in both styles, at stride 1 and 2, checked element by
 // element against central finite differences (see check), in networks of
-// one cell behind a 3-filter stem. The seeds (51 + op) differ from the
+// one cell behind a 3-filter stem, on ONNX Runtime's standard kernels and
+// on the NCHWc ones training uses. The seeds (51 + op) differ from the
 // layer networks': at op + 1 one network had 15 of 142 elements at kinks
 // on both sides, over the tenth the check allows.
 func TestCellGradientsFiniteDifferences(t *testing.T) {
 	initRuntime(t)
 	in := genotype.Input{Height: 7, Width: 7, Channels: 1}
-	for _, style := range []string{"study", "nasnet"} {
-		for op := range genotype.CellOp(genotype.NumCellOps) {
-			for name, cell := range cellGradCases(op) {
-				arch := fmt.Sprintf("net(stem=3, filters=2, style=%s, %s", style, cell)
-				t.Run(style+"/"+op.String()+"/"+name, func(t *testing.T) {
-					p := newGradProblem(t, arch, in, 2+int(op)%2, 4, uint64(op)+101, onnxgen.Formulas{})
-					p.eps = 1e-3
-					p.checkSided()
-				})
+	for _, kernels := range []string{"standard", "nchwc"} {
+		for _, style := range []string{"study", "nasnet"} {
+			for op := range genotype.CellOp(genotype.NumCellOps) {
+				for name, cell := range cellGradCases(op) {
+					arch := fmt.Sprintf("net(stem=3, filters=2, style=%s, %s", style, cell)
+					t.Run(kernels+"/"+style+"/"+op.String()+"/"+name, func(t *testing.T) {
+						p := newGradProblem(t, arch, in, 2+int(op)%2, 4, uint64(op)+101, onnxgen.Formulas{DirectConv: kernels == "nchwc"})
+						if kernels == "nchwc" && goruntime.GOARCH == "amd64" && p.sess.BlockedConvs() == 0 {
+							t.Fatal("no convolution runs on NCHWc kernels") // the stem at least must
+						}
+						p.eps = 1e-3
+						p.checkSided()
+					})
+				}
 			}
 		}
 	}

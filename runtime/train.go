@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -113,10 +115,14 @@ type TrainConfig struct {
 	LR float64
 	// Optimizer emits the update. Nil: Adam with beta1 0.5, beta2 0.999.
 	Optimizer onnxgen.Optimizer
-	// Patience stops training when validation accuracy has not improved for
-	// this many epochs; the best weights are restored in any case. Zero: 6;
-	// negative: never stop early.
+	// Patience stops training when the monitored quantity has not improved
+	// for this many epochs; the best weights are restored in any case.
+	// Zero: 6; negative: never stop early.
 	Patience int
+	// Monitor is what picks the best epoch and stops early. Zero value:
+	// validation accuracy (Baker et al.); MonitorValLoss is the founding
+	// study's choice for the cell networks.
+	Monitor Monitor
 	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
 	Schedule LRSchedule
 	// Seed determines the initial weights, the shuffling and the dropout masks.
@@ -174,6 +180,41 @@ type EpochRecord struct {
 	Seconds       float64 `json:"seconds"`
 }
 
+// Monitor is the quantity that chooses a training's best epoch.
+type Monitor uint8
+
+// The monitored quantities.
+const (
+	MonitorValAccuracy Monitor = iota // highest validation accuracy
+	MonitorValLoss                    // lowest validation loss
+)
+
+var monitorNames = []string{"val_accuracy", "val_loss"}
+
+// String returns "val_accuracy" or "val_loss".
+func (m Monitor) String() string {
+	if int(m) < len(monitorNames) {
+		return monitorNames[m]
+	}
+	return fmt.Sprintf("Monitor(%d)", m)
+}
+
+// ParseMonitor parses a monitor's name; its error lists the valid ones.
+func ParseMonitor(s string) (Monitor, error) {
+	if i := slices.Index(monitorNames, s); i >= 0 {
+		return Monitor(i), nil
+	}
+	return 0, fmt.Errorf("unknown monitor %q (valid: %s)", s, strings.Join(monitorNames, ", "))
+}
+
+// better reports whether epoch e improves on the best epoch so far.
+func (m Monitor) better(e, best EpochRecord) bool {
+	if m == MonitorValLoss {
+		return e.ValLoss < best.ValLoss
+	}
+	return e.ValAccuracy > best.ValAccuracy
+}
+
 // Status is how a training run ended.
 type Status string
 
@@ -192,8 +233,9 @@ type Result struct {
 	Reason string `json:"reason,omitempty"` // why it diverged or was refused
 	Params int64  `json:"params"`
 	MACs   int64  `json:"macs"`
-	// ValAccuracy is the best validation accuracy (the reward), reached at
-	// BestEpoch of the last attempt; the returned weights are from there.
+	// ValAccuracy is the validation accuracy of the best epoch (by the
+	// monitor; the reward), BestEpoch of the last attempt; the returned
+	// weights are from there.
 	ValAccuracy float64       `json:"val_accuracy"`
 	BestEpoch   int           `json:"best_epoch"`
 	Restarts    int           `json:"restarts"`
@@ -538,6 +580,7 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 	// interruption still returns it.
 	res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
 	since := 0
+	var best EpochRecord
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rec, err := t.epoch(ctx, train, val, st)
 		var d *divergedError
@@ -557,8 +600,8 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && rec.ValAccuracy <= st.chance+sched.ChanceMargin {
 			return true, nil
 		}
-		if res.Weights == nil || rec.ValAccuracy > res.ValAccuracy {
-			res.ValAccuracy, res.BestEpoch, since = rec.ValAccuracy, epoch, 0
+		if res.Weights == nil || cfg.Monitor.better(rec, best) {
+			best, res.ValAccuracy, res.BestEpoch, since = rec, rec.ValAccuracy, epoch, 0
 			res.Weights = t.weights()
 		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
 			break

@@ -40,9 +40,12 @@ PAIR = ("normal: b0 = add(sep_conv_3x3(h1), identity(h0)); b1 = concat(max_pool_
         "reduction: b0 = add(dil_conv_3x3(h0), avg_pool_3x3(h1)); b1 = add(identity(b0), sep_conv_5x5(h1))")
 PAIR2 = ("normal: b0 = concat(conv_1x7_7x1(h0), avg_pool_3x3(h1)); b1 = add(sep_conv_7x7(b0), max_pool_5x5(h0)) | "
          "reduction: b0 = concat(max_pool_7x7(h1), conv_3x3(h0)); b1 = add(conv_1x1(b0), sep_conv_3x3(b0))")
+# PAIR3's reduction cell reads only h0: the normal cell before it is unread.
+PAIR3 = ("normal: b0 = add(identity(h1), dil_conv_3x3(h0)); b1 = concat(avg_pool_3x3(h1), max_pool_3x3(h1)) | "
+         "reduction: b0 = concat(conv_1x1(h0), conv_1x1(h0)); b1 = add(conv_1x7_7x1(h0), conv_1x7_7x1(b0))")
 CELLS = [f"net(stem={s}, filters={f}, normal={n}, reductions={r}, style={st}) {p}"
          for st in ("study", "nasnet")
-         for (s, f, n, r, p) in ((8, 8, 1, 1, PAIR), (6, 4, 2, 2, PAIR2), (5, 3, 0, 1, PAIR2))]
+         for (s, f, n, r, p) in ((8, 8, 1, 1, PAIR), (6, 4, 2, 2, PAIR2), (5, 3, 0, 1, PAIR2), (8, 8, 1, 1, PAIR3))]
 
 
 def read_gray_png(path):

@@ -242,6 +242,26 @@ class CellNet(nn.Module):
         c = self.shape(prev)[0]
         gap = self._add(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), [prev], (c, 1, 1))
         self._add(nn.Linear(c, 1 if classes == 2 else classes), [gap], (1, 1, 1))
+        self._prune()
+
+    def _prune(self):
+        """Drops the nodes the output does not read (an unread cell input's
+        projection, a cell no later cell reads)."""
+        live = [False] * len(self.mods)
+        live[-1] = True
+        for i in reversed(range(len(self.mods))):
+            if live[i]:
+                for j in self.inputs[i]:
+                    if j >= 0:
+                        live[j] = True
+        index, mods, inputs, shapes = {}, nn.ModuleList(), [], []
+        for i, keep in enumerate(live):
+            if keep:
+                index[i] = len(mods)
+                mods.append(self.mods[i])
+                inputs.append([j if j < 0 else index[j] for j in self.inputs[i]])
+                shapes.append(self.shapes[i])
+        self.mods, self.inputs, self.shapes = mods, inputs, shapes
 
     def shape(self, i):
         return self._input if i < 0 else self.shapes[i]

@@ -72,7 +72,7 @@ def data(batch, c, h, w, classes, layout):
 
 def time_train(args, c, h, w, layout):
     torch.manual_seed(1)
-    model = torch_net.build(args.arch, c, h, w, args.classes).to(memory_format=LAYOUTS[layout])
+    model = torch_net.build_any(args.arch, c, h, w, args.classes).to(memory_format=LAYOUTS[layout])
     model.train()
     # foreach: one multi-tensor update instead of a loop over the parameters,
     # measured a little faster on this CPU (not the default of 1.13 on CPU).
@@ -123,7 +123,7 @@ def profile_steps(step, steps, top):
 
 def time_inference(args, c, h, w, layout):
     torch.manual_seed(1)
-    model = torch_net.build(args.arch, c, h, w, args.classes).to(memory_format=LAYOUTS[layout])
+    model = torch_net.build_any(args.arch, c, h, w, args.classes).to(memory_format=LAYOUTS[layout])
     model.eval()
     x, _ = data(1, c, h, w, args.classes, layout)
     samples = []
@@ -160,12 +160,12 @@ def main():
     for l in layouts:
         if l not in LAYOUTS:
             ap.error(f"--layouts: unknown layout {l!r} (valid: {', '.join(LAYOUTS)})")
-    model = torch_net.build(args.arch, c, h, w, args.classes)
+    model = torch_net.build_any(args.arch, c, h, w, args.classes)
     out = {
         "arch": args.arch, "input": args.input, "batch": args.batch, "threads": args.threads,
         "torch": torch.__version__, "blas": loaded_blas(),
         "params": torch_net.param_count(model),
-        "dropout": [m.p for m in model if isinstance(m, torch.nn.Dropout)],
+        "dropout": [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)],
         "train": {l: time_train(args, c, h, w, l) for l in layouts},
     }
     if args.inference:

@@ -16,6 +16,7 @@ import (
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/natsbench"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 	"go.yaml.in/yaml/v3"
@@ -66,6 +67,8 @@ type Config struct {
 	// Problem scores the trials from a formula or a table instead of
 	// training them (nasnet only); its zero value trains on Data.
 	Problem ProblemSettings `yaml:"problem,omitempty"`
+	// Cells shapes the cell networks a nasnet search trains.
+	Cells CellSettings `yaml:"cells,omitempty"`
 
 	// Data is the image folder the trials train on (see nasctl dataset
 	// --help for layouts).
@@ -119,6 +122,19 @@ type ProblemSettings struct {
 	Dataset string `yaml:"dataset,omitempty"`
 }
 
+// CellSettings shape the networks of a NASNet search that trains its
+// cells: B blocks per cell, stacked as Macro says (docs/study.md, section 4).
+type CellSettings struct {
+	// Blocks is B; zero: 2 (the study's; Zoph et al. use 5).
+	Blocks int `yaml:"blocks"`
+	// CellMacro is the network around the cells; all zero: the study's
+	// (genotype.StudyMacro); a zero stem or filter count alone: the study's.
+	genotype.CellMacro `yaml:",inline"`
+}
+
+// IsZero reports unset settings (YAML omitempty).
+func (c CellSettings) IsZero() bool { return c == CellSettings{} }
+
 // MetaQNNSettings configure the MetaQNN agent.
 type MetaQNNSettings struct {
 	// Space is the search space: a preset name or a full description.
@@ -134,11 +150,24 @@ type MetaQNNSettings struct {
 type TrainSettings struct {
 	Epochs    int     `yaml:"epochs"`
 	BatchSize int     `yaml:"batch_size"`
-	LR        float64 `yaml:"lr"`       // Adam, beta1 0.5
+	LR        float64 `yaml:"lr"`
 	Patience  int     `yaml:"patience"` // negative: no early stopping
 	// ConstantLR turns off Baker et al.'s learning-rate rule.
 	ConstantLR bool `yaml:"constant_lr"`
+	// Optimizer is adam (beta1 0.5, as Baker et al.) or sgd; empty: adam.
+	Optimizer string `yaml:"optimizer,omitempty"`
+	// Momentum of sgd; zero: 0.9 (the study's).
+	Momentum float64 `yaml:"momentum,omitempty"`
+	// Monitor chooses the best epoch and stops early: val_accuracy or
+	// val_loss (the study's for cell networks); empty: val_accuracy.
+	Monitor string `yaml:"monitor,omitempty"`
 }
+
+// Optimizers of TrainSettings.
+const (
+	OptimizerAdam = "adam"
+	OptimizerSGD  = "sgd"
+)
 
 // FinalSettings configure the final phase.
 type FinalSettings struct {
@@ -282,23 +311,74 @@ func Preset(name string) (Config, error) {
 	return c, nil
 }
 
-// DefaultNASNetPreset returns the controller preset a NASNet search on
-// problem starts from unless told otherwise, as nasctl benchmark agents
-// does: natsbench for natsbench (tuned on that table), paper otherwise
-// (figures: docs/performance.md, "Controller presets").
+// DefaultNASNetPreset returns the preset a NASNet search on problem starts
+// from unless told otherwise: cpu for a search that trains its cells
+// (problem ""); for a problem, the controller preset nasctl benchmark
+// agents uses: natsbench for natsbench (tuned on that table), paper
+// otherwise (figures: docs/performance.md, "Controller presets").
 func DefaultNASNetPreset(problem string) string {
-	if problem == "natsbench" {
+	switch problem {
+	case "":
+		return "cpu"
+	case "natsbench":
 		return "natsbench"
 	}
 	return "paper"
 }
 
-// NASNetPreset returns the configuration of a NASNet search on problem from
-// the named controller preset ("" for DefaultNASNetPreset) and seed 1; its
-// error lists the valid preset names.
+// NASNetPresetNames lists the presets of a NASNet search on problem (""
+// for one that trains its cells).
+func NASNetPresetNames(problem string) []string {
+	if problem == "" {
+		return []string{"cpu", "study"}
+	}
+	return controller.ReinforcePresetNames()
+}
+
+// The trained NASNet presets.
+var nasnetPresets = map[string]Config{
+	// cpu: sized for a 2-core machine, the counterpart of metaqnn's cpu
+	// preset on the same data and splits (figures: docs/performance.md,
+	// "The NASNet CPU preset").
+	"cpu": {
+		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Trials: 60,
+		Cells:     CellSettings{Blocks: 2, CellMacro: genotype.CellMacro{Stem: 8, Filters: 8, Normal: 1, Reductions: 1, Style: genotype.StyleNASNet}},
+		Reinforce: ReinforceSettings{Preset: "natsbench", Controller: ControllerOf(controller.ReinforceNATSBench)},
+		Train: TrainSettings{Epochs: 8, BatchSize: 32, LR: 0.05, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,
+			Monitor: runtime.MonitorValLoss.String()},
+		Reward:  RewardSettings{LastEpochs: 5, Exponent: 3},
+		Final:   FinalSettings{TopK: 5, EpochFactor: 3, LR: 0.02, Patience: 8},
+		Workers: 2, Threads: 1,
+	},
+	// study: the founding study's cell search (docs/study.md, section 4):
+	// its network, split, child training, reward and controller.
+	"study": {
+		Split: "nasnet-search", SplitSeed: 1, Trials: 800,
+		Cells:     CellSettings{Blocks: 2, CellMacro: genotype.StudyMacro},
+		Reinforce: ReinforceSettings{Preset: "study", Controller: ControllerOf(controller.ReinforceStudy)},
+		Train: TrainSettings{Epochs: 50, BatchSize: 32, LR: 0.1, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,
+			Monitor: runtime.MonitorValLoss.String()},
+		Reward: RewardSettings{LastEpochs: 5, Exponent: 3},
+	},
+}
+
+// NASNetPreset returns the configuration of a NASNet search on problem (""
+// for one that trains its cells) from the named preset ("" for
+// DefaultNASNetPreset), seed 1; its error lists the valid preset names.
+// A search on a problem takes a controller preset; one that trains, a
+// search preset (cpu or study) that includes its controller.
 func NASNetPreset(problem, preset string) (Config, error) {
 	if preset == "" {
 		preset = DefaultNASNetPreset(problem)
+	}
+	if problem == "" {
+		c, ok := nasnetPresets[preset]
+		if !ok {
+			return Config{}, fmt.Errorf("unknown preset %q for a search that trains its cells (valid: %s; the controller presets %s apply to --reward mock and natsbench)",
+				preset, strings.Join(NASNetPresetNames(""), ", "), strings.Join(controller.ReinforcePresetNames(), ", "))
+		}
+		c.Kind, c.Seed, c.Name = KindNASNet, 1, "nasnet-"+preset
+		return c, nil
 	}
 	c, err := controller.ReinforcePreset(preset)
 	if err != nil {
@@ -383,6 +463,16 @@ func (c Config) nasnetDefaults() Config {
 	if c.Reinforce.Preset == "" {
 		c.Reinforce.Preset = DefaultNASNetPreset(p.Name)
 	}
+	if c.Trains() {
+		cs := &c.Cells
+		if cs.CellMacro == (genotype.CellMacro{}) {
+			cs.CellMacro = genotype.StudyMacro
+		}
+		cs.Blocks = cmp.Or(cs.Blocks, 2)
+		cs.Stem = cmp.Or(cs.Stem, genotype.StudyMacro.Stem)
+		cs.Filters = cmp.Or(cs.Filters, genotype.StudyMacro.Filters)
+		c.Name = cmp.Or(c.Name, "nasnet")
+	}
 	if c.Name == "" {
 		c.Name = "nasnet-" + p.Name
 	}
@@ -398,6 +488,11 @@ func (c Config) trainingDefaults() Config {
 	t.BatchSize = cmp.Or(t.BatchSize, d.BatchSize)
 	t.LR = cmp.Or(t.LR, d.LR)
 	t.Patience = cmp.Or(t.Patience, d.Patience)
+	t.Optimizer = cmp.Or(t.Optimizer, OptimizerAdam)
+	if t.Optimizer == OptimizerSGD {
+		t.Momentum = cmp.Or(t.Momentum, 0.9)
+	}
+	t.Monitor = cmp.Or(t.Monitor, runtime.MonitorValAccuracy.String())
 	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
 	c.Device = cmp.Or(c.Device, "cpu")
 	c.Reward = c.Reward.withDefaults()
@@ -474,6 +569,9 @@ func (c Config) checkMetaQNN(ps *problems) {
 
 func (c Config) checkNASNet(ps *problems) {
 	p := c.Problem
+	if !c.Trains() && !c.Cells.IsZero() {
+		ps.add("cells: the %s problem scores cells without building networks; cells applies to searches that train (drop problem or cells)", p.Name)
+	}
 	switch p.Name {
 	case "mock":
 		if p.Blocks < 1 {
@@ -490,7 +588,16 @@ func (c Config) checkNASNet(ps *problems) {
 			ps.add("problem.blocks: the NATS-Bench cell is fixed (6 edges of 5 operations); blocks applies to problem mock only")
 		}
 	case "":
-		ps.add("problem: cell networks cannot be trained yet; choose a problem (%s)", strings.Join(problem.Names, ", "))
+		cs := c.Cells
+		if cs.Blocks < 1 {
+			ps.add("cells.blocks: %d, want at least 1", cs.Blocks)
+		}
+		if err := cs.CellMacro.Validate(); err != nil {
+			ps.add("cells: %v", strings.TrimPrefix(err.Error(), "cell network: "))
+		}
+		if p.Blocks != 0 || p.Dataset != "" {
+			ps.add("problem: blocks and dataset apply to problems; a search that trains its cells sets cells.blocks")
+		}
 	default:
 		ps.add("problem: unknown problem %q (valid: %s)", p.Name, strings.Join(problem.Names, ", "))
 	}
@@ -504,7 +611,7 @@ func (c Config) checkNASNet(ps *problems) {
 
 func (c Config) checkTraining(ps *problems) {
 	if c.Data == "" {
-		ps.add("data: an image folder is required")
+		ps.add("data: an image folder is required (--data DIR; nasctl dataset generate --out DIR writes the leaves data)")
 	}
 	if c.Input != "" {
 		if _, err := genotype.ParseInput(c.Input); err != nil {
@@ -520,6 +627,15 @@ func (c Config) checkTraining(ps *problems) {
 	if c.Train.Epochs < 0 || c.Train.BatchSize < 0 || c.Train.LR < 0 {
 		ps.add("train: epochs, batch_size and lr must not be negative")
 	}
+	if o := c.Train.Optimizer; o != OptimizerAdam && o != OptimizerSGD {
+		ps.add("train.optimizer: %q (valid: %s, %s)", o, OptimizerAdam, OptimizerSGD)
+	}
+	if m := c.Train.Momentum; m < 0 || m >= 1 || (m != 0 && c.Train.Optimizer != OptimizerSGD) {
+		ps.add("train.momentum: %v; it applies to optimizer sgd and must be in [0, 1)", m)
+	}
+	if _, err := runtime.ParseMonitor(c.Train.Monitor); err != nil {
+		ps.add("train.monitor: %v", err)
+	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")
 	}
@@ -532,8 +648,13 @@ func (c Config) checkTraining(ps *problems) {
 // TrainConfig is the runtime configuration of a search trial.
 func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
+	m, _ := runtime.ParseMonitor(c.Train.Monitor)
+	var opt onnxgen.Optimizer // nil: runtime's Adam
+	if c.Train.Optimizer == OptimizerSGD {
+		opt = onnxgen.SGD{Momentum: float32(c.Train.Momentum)}
+	}
 	return runtime.TrainConfig{
-		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience,
+		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m,
 		Schedule: runtime.LRSchedule{Constant: c.Train.ConstantLR}, Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
 }

@@ -52,14 +52,14 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 		// Interrupted: keep the best epoch finished so far.
 		if r.Weights != nil {
 			meta[onnxgen.MetaInterrupted] = "true"
-			f.Model, _ = exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+			f.Model, _ = exportModel(exec.Data(), job.Genotype, r.Weights, meta, onnxgen.Inference)
 		}
 		return f, err
 	}
 	if r.Status != runtime.StatusOK {
 		return f, nil
 	}
-	model, err := exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+	model, err := exportModel(exec.Data(), job.Genotype, r.Weights, meta, onnxgen.Inference)
 	if err != nil {
 		return f, err
 	}
@@ -67,22 +67,26 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 		return f, err
 	}
 	meta[onnxgen.MetaTestAccuracy] = strconv.FormatFloat(f.Test.Accuracy, 'f', 6, 64)
-	f.Model, err = exportModel(exec.Data(), job.Genotype, r.Weights, meta)
+	f.Model, err = exportModel(exec.Data(), job.Genotype, r.Weights, meta, onnxgen.Inference)
 	return f, err
 }
 
-// exportModel compiles g's inference model with weights and metadata.
-func exportModel(data Data, g genotype.Genotype, weights [][]float32, extra map[onnxgen.MetaKey]string) ([]byte, error) {
+// exportModel compiles g's inference model with weights and metadata
+// (compile: onnxgen.Inference or InferenceUnfolded).
+func exportModel(data Data, g genotype.Genotype, weights [][]float32, extra map[onnxgen.MetaKey]string,
+	compile func(*genotype.Net, [][]float32, onnxgen.Metadata) ([]byte, error)) ([]byte, error) {
 	net, err := g.Build(data.Input, len(data.Classes))
 	if err != nil {
 		return nil, err
 	}
 	meta := onnxgen.Metadata{Arch: g.String(), Input: data.Input, Normalization: onnxgen.Normalization,
 		Classes: data.Classes, DatasetHash: data.Hash, Extra: extra}
-	return onnxgen.Inference(net, weights, meta)
+	return compile(net, weights, meta)
 }
 
-// export compiles a search trial's model with the run's metadata.
+// export compiles a search trial's model with the run's metadata, its
+// batch normalisations unfolded so that the final phase reads every weight
+// back (onnxgen.Weights).
 func (s *Search) export(t rundir.Trial, weights [][]float32, extra map[onnxgen.MetaKey]string) ([]byte, error) {
 	g, err := s.method.genotype(t.Candidate)
 	if err != nil {
@@ -96,7 +100,7 @@ func (s *Search) export(t rundir.Trial, weights [][]float32, extra map[onnxgen.M
 	for k, v := range extra {
 		meta[k] = v
 	}
-	return exportModel(s.data, g, weights, meta)
+	return exportModel(s.data, g, weights, meta, onnxgen.InferenceUnfolded)
 }
 
 // final retrains the top K architectures for EpochFactor times the epochs on

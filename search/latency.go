@@ -51,6 +51,13 @@ type RewardSettings struct {
 	Threads int `yaml:"latency_threads,omitempty"`
 	// Calibration networks for the predicted latency; zero: 120.
 	Calibration int `yaml:"calibration,omitempty"`
+	// LastEpochs makes the accuracy rewarded the best validation accuracy of
+	// the last LastEpochs epochs trained (the study's 5, after Zoph & Le)
+	// instead of that of the best epoch; zero: the best epoch's.
+	LastEpochs int `yaml:"last_epochs,omitempty"`
+	// Exponent raises the accuracy to this power before the latency term
+	// (the study's cube); zero: 1.
+	Exponent float64 `yaml:"exponent,omitempty"`
 }
 
 func (r RewardSettings) withDefaults() RewardSettings {
@@ -59,6 +66,7 @@ func (r RewardSettings) withDefaults() RewardSettings {
 	r.Latency = cmp.Or(r.Latency, LatencyPredicted)
 	r.Threads = cmp.Or(r.Threads, 1)
 	r.Calibration = cmp.Or(r.Calibration, 120)
+	r.Exponent = cmp.Or(r.Exponent, 1)
 	return r
 }
 
@@ -83,6 +91,9 @@ func (r RewardSettings) check() []string {
 	if r.Latency != LatencyPredicted && r.Latency != LatencyMeasured {
 		ps = append(ps, fmt.Sprintf("reward.latency: %q (valid: predicted, measured)", r.Latency))
 	}
+	if r.LastEpochs < 0 || !(r.Exponent > 0) {
+		ps = append(ps, fmt.Sprintf("reward: last_epochs %d must not be negative and exponent %v must be positive", r.LastEpochs, r.Exponent))
+	}
 	if r.Calibration < 2*len(bench.Features) {
 		ps = append(ps, fmt.Sprintf("reward.calibration: at least %d networks", 2*len(bench.Features)))
 	}
@@ -106,6 +117,26 @@ func (r RewardSettings) refuse(params int64, latencyMs float64) string {
 		return fmt.Sprintf("latency %.4f ms exceeds the limit of %.4f ms", latencyMs, r.MaxLatencyMs)
 	}
 	return ""
+}
+
+// accuracy is the accuracy a training is rewarded for: that of its best
+// epoch, or the best of its last LastEpochs epochs, raised to Exponent; 0
+// when the training did not finish.
+func (r RewardSettings) accuracy(res *runtime.Result) float64 {
+	acc := res.Reward()
+	if acc == 0 {
+		return 0
+	}
+	if r.LastEpochs > 0 {
+		last := 0.0 // over the last attempt's epochs; a result without epochs keeps its accuracy
+		for _, e := range res.Epochs[max(0, len(res.Epochs)-r.LastEpochs):] {
+			if e.Attempt == res.Restarts {
+				last = max(last, e.ValAccuracy)
+			}
+		}
+		acc = cmp.Or(last, acc)
+	}
+	return math.Pow(acc, r.Exponent)
 }
 
 // reward combines a trained architecture's accuracy and latency.
@@ -152,9 +183,9 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		return err
 	}
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
-	m, ok := s.method.(metaqnnMethod)
+	m, ok := s.method.(sampler)
 	if !ok {
-		return fmt.Errorf("a latency-aware reward needs layer sequences (a metaqnn search)")
+		return fmt.Errorf("a latency-aware reward needs a search that builds networks")
 	}
 	draw, err := m.sampler(controller.TrialRand(s.cfg.Seed, 0, 3))
 	if err != nil {
@@ -184,7 +215,11 @@ func (r RewardSettings) describe() string {
 	r = r.withDefaults()
 	switch r.Mode {
 	case RewardMnasNet:
-		return fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s latency)", r.Weight, r.TargetMs, r.Latency)
+		s := fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s latency)", r.Weight, r.TargetMs, r.Latency)
+		if acc := r.accuracyText(); acc != "validation accuracy" {
+			s += ", ACC = " + acc
+		}
+		return s
 	case RewardConstraint:
 		var limits []string
 		if r.MaxParams > 0 {
@@ -193,7 +228,19 @@ func (r RewardSettings) describe() string {
 		if r.MaxLatencyMs > 0 {
 			limits = append(limits, fmt.Sprintf("%g ms (%s)", r.MaxLatencyMs, r.Latency))
 		}
-		return "validation accuracy, architectures over " + strings.Join(limits, " or ") + " refused"
+		return r.accuracyText() + ", architectures over " + strings.Join(limits, " or ") + " refused"
 	}
-	return "validation accuracy"
+	return r.accuracyText()
+}
+
+// accuracyText says what accuracy is rewarded.
+func (r RewardSettings) accuracyText() string {
+	s := "validation accuracy"
+	if r.LastEpochs > 0 {
+		s = fmt.Sprintf("best validation accuracy of the last %d epochs", r.LastEpochs)
+	}
+	if r.Exponent != 1 {
+		s = fmt.Sprintf("(%s)^%g", s, r.Exponent)
+	}
+	return s
 }

@@ -31,10 +31,12 @@ func newMethod(cfg Config, data Data, prob *problem.Problem) (method, error) {
 	case KindMetaQNN:
 		return metaqnnMethod{cfg: cfg, input: data.Input}, nil
 	case KindNASNet:
-		if prob == nil {
-			return nil, fmt.Errorf("a nasnet search needs a problem (%v)", problem.Names)
+		if prob != nil {
+			return nasnetMethod{cfg: cfg, space: prob.Space, rewards: prob.Title}, nil
 		}
-		return nasnetMethod{cfg: cfg, prob: prob}, nil
+		cs := cfg.Cells
+		return nasnetMethod{cfg: cfg, space: controller.CellNetSpace{CellSpace: controller.CellSpace{B: cs.Blocks}, Macro: cs.CellMacro},
+			rewards: fmt.Sprintf("%s of cell networks %s (B = %d) trained on the data", cfg.Reward.describe(), cs.CellMacro, cs.Blocks)}, nil
 	}
 	return nil, fmt.Errorf("unknown search kind %q", cfg.Kind)
 }
@@ -70,28 +72,28 @@ func (m metaqnnMethod) describe() string {
 		q.QLearning.Alpha, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }
 
-// sampler draws architectures of the space at epsilon 1 (the latency model
-// calibrates on them).
-func (m metaqnnMethod) sampler(rng *rand.Rand) (func() genotype.Arch, error) {
+func (m metaqnnMethod) sampler(rng *rand.Rand) (func() genotype.Genotype, error) {
 	a, err := m.agent()
 	if err != nil {
 		return nil, err
 	}
-	return func() genotype.Arch { arch, _ := a.Sample(1, rng); return arch }, nil
+	return func() genotype.Genotype { arch, _ := a.Sample(1, rng); return arch }, nil
 }
 
-// nasnetMethod is the REINFORCE controller over a problem's space.
+// nasnetMethod is the REINFORCE controller over a problem's space, or over
+// the cell networks a trained search builds.
 type nasnetMethod struct {
-	cfg  Config
-	prob *problem.Problem
+	cfg     Config
+	space   controller.Space
+	rewards string // what rewards the controller, for reports
 }
 
 func (m nasnetMethod) newAgent() (controller.Agent, error) {
-	return controller.NewReinforce(m.prob.Space, m.cfg.Reinforce.Controller.Config(), m.cfg.Seed)
+	return controller.NewReinforce(m.space, m.cfg.Reinforce.Controller.Config(), m.cfg.Seed)
 }
 
 func (m nasnetMethod) loadAgent(r io.Reader) (controller.Agent, error) {
-	a, err := controller.LoadReinforce(r, m.prob.Space)
+	a, err := controller.LoadReinforce(r, m.space)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +107,7 @@ func (m nasnetMethod) loadAgent(r io.Reader) (controller.Agent, error) {
 }
 
 func (m nasnetMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
-	d, ok := m.prob.Space.(controller.Decoder)
+	d, ok := m.space.(controller.Decoder)
 	if !ok {
 		return controller.Decisions(c.Actions), nil
 	}
@@ -115,5 +117,45 @@ func (m nasnetMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
 func (m nasnetMethod) describe() string {
 	c := m.cfg.Reinforce.Controller.Config()
 	return fmt.Sprintf("REINFORCE controller (preset %s, LSTM %d x %d, baseline %s); reward: %s",
-		m.cfg.Reinforce.Preset, c.Layers, c.Hidden, c.Baseline, m.prob.Title)
+		m.cfg.Reinforce.Preset, c.Layers, c.Hidden, c.Baseline, m.rewards)
 }
+
+// sampler draws the space's candidates uniformly among the valid action
+// vectors.
+func (m nasnetMethod) sampler(rng *rand.Rand) (func() genotype.Genotype, error) {
+	d, ok := m.space.(controller.Decoder)
+	if !ok {
+		return nil, fmt.Errorf("the %T space does not decode into networks", m.space)
+	}
+	steps, types := m.space.Steps(), m.space.Types()
+	return func() genotype.Genotype {
+		actions := make([]int, len(steps))
+		for i, st := range steps {
+			valid := make([]bool, types[st].Choices)
+			m.space.Valid(i, actions[:i], valid)
+			var choices []int
+			for c, ok := range valid {
+				if ok {
+					choices = append(choices, c)
+				}
+			}
+			actions[i] = choices[rng.IntN(len(choices))]
+		}
+		g, err := d.Decode(actions)
+		if err != nil {
+			panic(fmt.Sprintf("decoding valid actions %v: %v", actions, err)) // a space and its decoder disagree
+		}
+		return g
+	}, nil
+}
+
+// sampler draws candidates of a method's space (the latency model
+// calibrates on them).
+type sampler interface {
+	sampler(rng *rand.Rand) (func() genotype.Genotype, error)
+}
+
+var (
+	_ sampler = metaqnnMethod{}
+	_ sampler = nasnetMethod{}
+)

@@ -17,8 +17,11 @@ import (
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/plottest"
 	"github.com/nasctl/nasctl/natsbench"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -437,17 +440,152 @@ func TestNASNetResumeRefusesChangedSettings(t *testing.T) {
 	}
 }
 
-// A search on a problem evaluates nothing with ONNX Runtime, and a NASNet
-// search refuses to train cell networks until they compile.
-func TestNASNetNeedsAProblem(t *testing.T) {
-	cfg := nasnetConfig(t, t.TempDir(), "paper", 4, 1)
-	cfg.Problem = ProblemSettings{}
-	if err := cfg.WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), "cell networks cannot be trained yet") {
-		t.Errorf("Check without a problem: %v", err)
+// trainedNASNetConfig is the cpu preset of a NASNet search that trains,
+// with tiny cell networks, 12 episodes and 3 finalists.
+func trainedNASNetConfig(t *testing.T, dir string, workers int) Config {
+	c, err := NASNetPreset("", "cpu")
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.Dir, c.Name, c.Data, c.Trials, c.Workers, c.Seed = dir, "cells", "unused", 12, workers, 7
+	c.Cells.CellMacro = genotype.CellMacro{Stem: 2, Filters: 2, Normal: 1, Reductions: 1, Style: genotype.StyleNASNet}
+	c.Final.TopK = 3
+	c = c.WithDefaults()
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A NASNet search that trains its cells goes through the one engine: cell
+// networks of the configured macro are evaluated, the reward is the cubed
+// accuracy, the final phase retrains the best, and a run stopped and
+// resumed twice ends with the trials, controller state and final results
+// of an uninterrupted one.
+func TestNASNetTrainedResumeEqualsUninterrupted(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			whole := trainedNASNetConfig(t, t.TempDir(), workers)
+			exec := &fakeExecutor{jitter: true}
+			s := newSearch(t, whole, exec)
+			if err := s.Run(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			want := read(t, rundir.ReadTrials, s.Dir())
+			wantFinals := read(t, rundir.ReadFinals, s.Dir())
+			wantState, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileAgent))
+			for _, tr := range want {
+				g, err := genotype.ParseGenotype(tr.Arch)
+				if err != nil || !strings.HasPrefix(tr.Arch, "net(stem=2, filters=2, normal=1, reductions=1, style=nasnet) normal: ") {
+					t.Fatalf("trial %d: %q %v", tr.ID, tr.Arch, err)
+				}
+				if tr.Status == rundir.StatusOK && math.Abs(tr.Reward-math.Pow(fakeReward(g), 3)) > 1e-12 {
+					t.Errorf("trial %d: reward %v, want the accuracy %v cubed", tr.ID, tr.Reward, fakeReward(g))
+				}
+			}
+			if len(wantFinals) != 3 {
+				t.Fatalf("%d final results, want 3", len(wantFinals))
+			}
+			for _, f := range wantFinals {
+				if _, err := os.Stat(filepath.Join(s.Dir(), f.Model)); err != nil || f.Status != rundir.StatusOK {
+					t.Errorf("final %+v: %v", f, err)
+				}
+			}
+			for _, j := range exec.jobs {
+				opt, ok := j.Config.Optimizer.(onnxgen.SGD)
+				if !ok || opt.Momentum != 0.9 || j.Config.Monitor != runtime.MonitorValLoss {
+					t.Fatalf("trial %d trained with %+v", j.Trial, j.Config)
+				}
+			}
+
+			cfg := trainedNASNetConfig(t, t.TempDir(), workers)
+			dir := filepath.Join(cfg.Dir, cfg.Name)
+			if err := runUntil(t, newSearch(t, cfg, &fakeExecutor{jitter: true}), 4); !errors.Is(err, ErrStopped) {
+				t.Fatalf("first part: %v", err)
+			}
+			if err := runUntil(t, resume(t, cfg, &fakeExecutor{jitter: true}), 9); !errors.Is(err, ErrStopped) {
+				t.Fatalf("second part: %v", err)
+			}
+			if err := runUntil(t, resume(t, cfg, &fakeExecutor{jitter: true}), 0); err != nil {
+				t.Fatal(err)
+			}
+			sameTrials(t, read(t, rundir.ReadTrials, dir), want)
+			if got, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent)); !bytes.Equal(got, wantState) {
+				t.Errorf("controller states differ (%d and %d bytes)", len(got), len(wantState))
+			}
+			got := read(t, rundir.ReadFinals, dir)
+			if len(got) != len(wantFinals) {
+				t.Fatalf("%d final results, want %d", len(got), len(wantFinals))
+			}
+			byRank := map[int]rundir.FinalResult{} // recorded as they finish
+			for _, f := range wantFinals {
+				byRank[f.Rank] = f
+			}
+			for _, f := range got {
+				if w := byRank[f.Rank]; f.Trial != w.Trial || f.TestAccuracy != w.TestAccuracy || f.Arch != w.Arch {
+					t.Errorf("final rank %d: %+v, want %+v", f.Rank, f, w)
+				}
+			}
+		})
+	}
+}
+
+// A search on a problem evaluates nothing with ONNX Runtime.
+func TestProblemExecutorTestsNothing(t *testing.T) {
 	p, _ := problem.Mock(2)
 	if _, err := (ProblemExecutor{p}).Test(context.Background(), nil); err == nil {
 		t.Error("a problem executor tested a model")
+	}
+}
+
+// The presets of a NASNet search that trains: study keeps the study's
+// numbers (docs/study.md, section 4); every setting that cannot work is
+// refused with its key.
+func TestNASNetTrainedSettings(t *testing.T) {
+	study, err := NASNetPreset("", "study")
+	if err != nil {
+		t.Fatal(err)
+	}
+	study.Data = "data"
+	study = study.WithDefaults()
+	if err := study.Check(); err != nil {
+		t.Fatal(err)
+	}
+	wantTrain := TrainSettings{Epochs: 50, BatchSize: 32, LR: 0.1, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9, Monitor: "val_loss"}
+	if study.Train != wantTrain || study.Split != "nasnet-search" || study.Trials != 800 || study.Input != "" ||
+		study.Reward.LastEpochs != 5 || study.Reward.Exponent != 3 || study.Cells != (CellSettings{Blocks: 2, CellMacro: genotype.StudyMacro}) ||
+		study.Reinforce.Controller.Config() != controller.ReinforceStudy || study.Name != "nasnet-study" {
+		t.Errorf("study preset: %+v", study)
+	}
+	if _, err := NASNetPreset("", "paper"); err == nil || !strings.Contains(err.Error(), "valid: cpu, study") {
+		t.Errorf("a controller preset for a trained search: %v", err)
+	}
+	base, err := NASNetPreset("", "")
+	if err != nil || base.Name != "nasnet-cpu" {
+		t.Fatalf("default preset: %v %+v", err, base)
+	}
+	if err := base.WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), "data: an image folder is required") {
+		t.Errorf("no data: %v", err)
+	}
+	base.Data = "data"
+	for name, tc := range map[string]struct {
+		edit func(*Config)
+		want string
+	}{
+		"no cells":      {func(c *Config) { c.Cells.Normal, c.Cells.Reductions = 0, 0 }, "cells: normal 0 and reductions 0"},
+		"blocks":        {func(c *Config) { c.Cells.Blocks = -1 }, "cells.blocks: -1"},
+		"optimizer":     {func(c *Config) { c.Train.Optimizer = "rmsprop" }, `train.optimizer: "rmsprop"`},
+		"momentum":      {func(c *Config) { c.Train.Optimizer, c.Train.Momentum = OptimizerAdam, 0.9 }, "train.momentum: 0.9; it applies to optimizer sgd"},
+		"monitor":       {func(c *Config) { c.Train.Monitor = "loss" }, `train.monitor: unknown monitor "loss"`},
+		"exponent":      {func(c *Config) { c.Reward.Exponent = -1 }, "exponent -1 must be positive"},
+		"problem keys":  {func(c *Config) { c.Problem.Blocks = 3 }, "problem: blocks and dataset apply to problems"},
+		"cells on mock": {func(c *Config) { c.Problem.Name = "mock" }, "cells: the mock problem scores cells"},
+	} {
+		c := base
+		tc.edit(&c)
+		if err := c.WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
 	}
 }
 

@@ -280,7 +280,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		if f.Status != rundir.StatusOK {
 			test = string(f.Status)
 		}
-		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, f.Arch, humanize.Comma(f.Params), humanize.Comma(f.MACs),
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, mdCell(f.Arch), humanize.Comma(f.Params), humanize.Comma(f.MACs),
 			100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
 		if latency {
 			fmt.Fprintf(b, " %.4f |", f.LatencyMs)
@@ -328,7 +328,7 @@ func (r Report) topSection(b *strings.Builder) {
 	b.WriteString("## Best architectures of the search\n\n| rank | reward | samples | first trial | architecture |\n|---|---|---|---|---|\n")
 	for _, t := range r.Top {
 		// NATS-Bench cells are written with '|', which ends a table cell.
-		fmt.Fprintf(b, "| %d | %.4f | %d | %d | %s |\n", t.Rank, t.Reward, t.Samples, t.First, strings.ReplaceAll(t.Arch, "|", `\|`))
+		fmt.Fprintf(b, "| %d | %.4f | %d | %d | %s |\n", t.Rank, t.Reward, t.Samples, t.First, mdCell(t.Arch))
 	}
 	b.WriteString("\n")
 }
@@ -490,3 +490,7 @@ func writePlots(dir string, kind Kind, trials []rundir.Trial, notes map[int]rund
 	}
 	return nil
 }
+
+// mdCell escapes the pipes of a Markdown table cell (a cell pair's text has
+// one between its cells).
+func mdCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -386,7 +386,7 @@ func (s *Search) finish(o outcome) rundir.Trial {
 		return t
 	}
 	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
-	t.Reward = s.cfg.Reward.reward(r.Reward(), t.LatencyMs)
+	t.Reward = s.cfg.Reward.reward(s.cfg.Reward.accuracy(r), t.LatencyMs)
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
 	return t
 }

@@ -91,7 +91,10 @@ func New(cfg Config, exec Executor) (*Search, error) {
 	if r, ok := s.agent.(*controller.Reinforce); ok {
 		// config.yaml saves the controller's settings with its defaults.
 		s.cfg.Reinforce.Controller = ControllerOf(r.Config())
-		s.method = nasnetMethod{cfg: s.cfg, prob: s.prob}
+		if m, ok := s.method.(nasnetMethod); ok {
+			m.cfg = s.cfg
+			s.method = m
+		}
 	}
 	b, err := s.cfg.Marshal()
 	if err != nil {

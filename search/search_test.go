@@ -45,14 +45,26 @@ func (f *fakeExecutor) Data() Data {
 		Train: 100, Full: 200, Val: 50, Test: 50, ValMajority: 0.5}
 }
 
-func fakeReward(a genotype.Arch) float64 {
-	convs := 0
-	for _, l := range a {
-		if l.Kind == genotype.Conv {
-			convs++
+func fakeReward(g genotype.Genotype) float64 {
+	switch a := g.(type) {
+	case genotype.Arch:
+		convs := 0
+		for _, l := range a {
+			if l.Kind == genotype.Conv {
+				convs++
+			}
 		}
+		return 0.5 + 0.1*float64(min(convs, 4)) - 0.01*float64(len(a))
+	case genotype.CellNet: // the later operations (convolutions) score
+		r := 0.5
+		for _, c := range []genotype.Cell{a.Pair.Normal, a.Pair.Reduction} {
+			for _, b := range c.Blocks {
+				r += 0.01 * float64(b.Op1+b.Op2)
+			}
+		}
+		return min(r, 0.99)
 	}
-	return 0.5 + 0.1*float64(min(convs, 4)) - 0.01*float64(len(a))
+	panic(fmt.Sprintf("fakeReward: %T", g))
 }
 
 func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
@@ -90,11 +102,12 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
-	acc := fakeReward(job.Genotype.(genotype.Arch))
+	acc := fakeReward(job.Genotype)
 	if job.Full {
 		acc = min(acc+0.05, 1)
 	}
 	return &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
+		Epochs: []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
 		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}}, nil
 }
 
@@ -103,7 +116,7 @@ func (f *fakeExecutor) Test(ctx context.Context, model []byte) (*runtime.Evaluat
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.Evaluation{N: 50, Correct: 40, Accuracy: fakeReward(info.Arch.(genotype.Arch))}, nil
+	return &runtime.Evaluation{N: 50, Correct: 40, Accuracy: fakeReward(info.Arch)}, nil
 }
 
 func testConfig(t *testing.T, dir string) Config {

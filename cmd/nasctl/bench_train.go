@@ -30,7 +30,7 @@ With --inference, also times batch-1 prediction of the exported model (the
 inference graph with the weights baked in, as "nasctl train --out" writes it).
 Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" --input 32x32x1 --json`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required)`},
+			&cli.StringFlag{Name: "arch", Usage: `architecture: a layer sequence or a cell network, in the text form searches write (required)`},
 			&cli.StringFlag{Name: "input", Value: genotype.StudyInput.String(), Usage: "input shape HEIGHTxWIDTHxCHANNELS"},
 			&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per step"},
@@ -56,7 +56,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			if c.String("arch") == "" {
 				return usagef("bench train-step needs --arch")
 			}
-			if opts.Arch, err = genotype.Parse(c.String("arch")); err != nil {
+			if opts.Arch, err = genotype.ParseGenotype(c.String("arch")); err != nil {
 				return usagef("--arch: %v", err)
 			}
 			if opts.Input, err = genotype.ParseInput(c.String("input")); err != nil {
@@ -71,7 +71,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 }
 
 type benchTrainStepOptions struct {
-	Arch       genotype.Arch
+	Arch       genotype.Genotype
 	Input      genotype.Input
 	Classes    int
 	Batch      int

@@ -74,8 +74,8 @@ The reinforce agent's configuration is a preset: natsbench (the default on natsb
 Adam 2e-3 and an entropy bonus of 1e-3, tuned on seeds 1001-1050), paper (the default
 on mock: Zoph & Le 2017, 2 x 35 LSTM, Adam 6e-4, EMA baseline, temperature 5.0 x 0.995
 per episode down to 1.0) or study (the founding study's baseline, skip and clipping);
---lr, --temperature, --min-temperature, --baseline, --batch and --entropy override it;
-0 given to any of them but --entropy means the paper default.
+--controller-lr, --temperature, --min-temperature, --baseline, --controller-batch and
+--entropy override it; 0 given to any of them but --entropy means the paper default.
 Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},

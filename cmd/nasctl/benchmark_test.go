@@ -73,7 +73,7 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--budget", "0"}, "--budget and --seeds must be positive"},
 		{[]string{"--queries", "10,x"}, `--queries: "x" is not a positive integer`},
 		{[]string{"--baseline", "mean"}, "valid: ema, study"},
-		{[]string{"--lr", "-1"}, "learning rate -1"},
+		{[]string{"--controller-lr", "-1"}, "learning rate -1"},
 		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {

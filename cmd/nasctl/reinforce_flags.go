@@ -9,14 +9,14 @@ import (
 // nasnet and benchmark agents share; unset, each is the preset's.
 func reinforceFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "batch", Usage: "controller: architectures per policy update"},
+		&cli.IntFlag{Name: "controller-batch", Usage: "controller: architectures per policy update"},
 		&cli.Float64Flag{Name: "temperature", Usage: "controller: softmax temperature of the first episode"},
 		&cli.Float64Flag{Name: "temperature-decay", Usage: "controller: factor applied to the temperature after every episode"},
 		&cli.Float64Flag{Name: "min-temperature", Usage: "controller: floor of the temperature"},
 		&cli.StringFlag{Name: "baseline", Usage: "controller: baseline, ema or study"},
 		&cli.Float64Flag{Name: "baseline-decay", Usage: "controller: ema baseline's decay d of b <- d b + (1-d) R"},
 		&cli.Float64Flag{Name: "skip-below", Usage: "controller: leave out episodes with |R - b| below this (0: none)"},
-		&cli.Float64Flag{Name: "lr", Usage: "controller: Adam learning rate"},
+		&cli.Float64Flag{Name: "controller-lr", Usage: "controller: Adam learning rate"},
 		&cli.Float64Flag{Name: "entropy", Usage: "controller: entropy bonus weight (0: none)"},
 	}
 }
@@ -32,13 +32,13 @@ func reinforceFlagNames() []string {
 
 // applyReinforceFlags sets the settings of r whose flags were given.
 func applyReinforceFlags(c *cli.Context, r *controller.ReinforceConfig) error {
-	set(c, "batch", func() { r.BatchSize = c.Int("batch") })
+	set(c, "controller-batch", func() { r.BatchSize = c.Int("controller-batch") })
 	set(c, "temperature", func() { r.Temperature = c.Float64("temperature") })
 	set(c, "temperature-decay", func() { r.TemperatureDecay = c.Float64("temperature-decay") })
 	set(c, "min-temperature", func() { r.MinTemperature = c.Float64("min-temperature") })
 	set(c, "baseline-decay", func() { r.BaselineDecay = c.Float64("baseline-decay") })
 	set(c, "skip-below", func() { r.SkipBelow = c.Float64("skip-below") })
-	set(c, "lr", func() { r.LearningRate = c.Float64("lr") })
+	set(c, "controller-lr", func() { r.LearningRate = c.Float64("controller-lr") })
 	set(c, "entropy", func() { r.EntropyWeight = c.Float64("entropy") })
 	if c.IsSet("baseline") {
 		b, err := controller.ParseBaselineKind(c.String("baseline"))
@@ -47,8 +47,8 @@ func applyReinforceFlags(c *cli.Context, r *controller.ReinforceConfig) error {
 		}
 		r.Baseline = b
 	}
-	if c.IsSet("batch") && c.Int("batch") < 1 {
-		return usagef("--batch must be at least 1, got %d", c.Int("batch"))
+	if c.IsSet("controller-batch") && c.Int("controller-batch") < 1 {
+		return usagef("--controller-batch must be at least 1, got %d", c.Int("controller-batch"))
 	}
 	return nil
 }

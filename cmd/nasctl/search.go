@@ -47,10 +47,56 @@ func resumeOptions(c *cli.Context, settingFlags []string) (searchOptions, error)
 				f, filepath.Join(opts.Resume, rundir.FileConfig))
 		}
 	}
-	if c.Command.HasName("metaqnn") {
-		opts.Workers, opts.Threads = c.Int("workers"), c.Int("threads")
-	}
+	opts.Workers, opts.Threads = c.Int("workers"), c.Int("threads")
 	return opts, nil
+}
+
+// trainingFlags are the settings of a search that trains its candidates,
+// which search metaqnn and search nasnet share; unset, each is the
+// preset's.
+func trainingFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
+		&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC, e.g. 32x32x1"},
+		&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
+		&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
+		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
+		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
+		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
+		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
+		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
+		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
+		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
+		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
+		&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
+		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
+		&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
+	}
+}
+
+// trainingSettingFlags are the trainingFlags that shape a run (a resumed
+// run keeps them).
+var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final",
+	"target-ms", "max-latency-ms", "max-params", "latency", "device"}
+
+// applyTrainingFlags sets the settings of cfg whose trainingFlags were
+// given.
+func applyTrainingFlags(c *cli.Context, cfg *search.Config) {
+	set(c, "data", func() { cfg.Data = c.String("data") })
+	set(c, "input", func() { cfg.Input = c.String("input") })
+	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
+	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })
+	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
+	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
+	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
+	set(c, "skip-final", func() { cfg.Final.Skip = c.Bool("skip-final") })
+	set(c, "target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })
+	set(c, "max-latency-ms", func() { cfg.Reward.MaxLatencyMs = c.Float64("max-latency-ms") })
+	set(c, "max-params", func() { cfg.Reward.MaxParams = c.Int64("max-params") })
+	set(c, "latency", func() { cfg.Reward.Latency = c.String("latency") })
+	set(c, "workers", func() { cfg.Workers = c.Int("workers") })
+	set(c, "threads", func() { cfg.Threads = c.Int("threads") })
+	set(c, "device", func() { cfg.Device = c.String("device") })
 }
 
 // set calls apply when flag name was given.

@@ -46,35 +46,20 @@ Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves
   nasctl search metaqnn --sample 5 --space study`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "base settings: " + strings.Join(search.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default metaqnn-PRESET"},
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
-			&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
-			&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC, e.g. 32x32x1"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
-			&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
-			&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
-			&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
-			&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
-			&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
-			&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
-			&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
-			&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
-			&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
-			&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
-			&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
-			&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
-		},
+		}, trainingFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err
@@ -93,8 +78,7 @@ Examples:
 
 // metaqnnSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var metaqnnSettingFlags = []string{"preset", "config", "name", "dir", "data", "input", "space", "schedule", "epochs", "batch", "lr",
-	"data-fraction", "top-k", "skip-final", "seed", "device", "reward", "target-ms", "max-latency-ms", "max-params", "latency"}
+var metaqnnSettingFlags = append([]string{"preset", "config", "name", "dir", "space", "schedule", "seed", "reward"}, trainingSettingFlags...)
 
 // metaqnnOptions builds the configuration: preset, then file, then flags.
 func metaqnnOptions(c *cli.Context) (searchOptions, error) {
@@ -116,23 +100,9 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	}
 	set(c, "name", func() { cfg.Name = c.String("name") })
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
-	set(c, "data", func() { cfg.Data = c.String("data") })
-	set(c, "input", func() { cfg.Input = c.String("input") })
-	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
-	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })
-	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
-	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
-	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
-	set(c, "skip-final", func() { cfg.Final.Skip = c.Bool("skip-final") })
-	set(c, "workers", func() { cfg.Workers = c.Int("workers") })
-	set(c, "threads", func() { cfg.Threads = c.Int("threads") })
-	set(c, "device", func() { cfg.Device = c.String("device") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })
-	set(c, "target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })
-	set(c, "max-latency-ms", func() { cfg.Reward.MaxLatencyMs = c.Float64("max-latency-ms") })
-	set(c, "max-params", func() { cfg.Reward.MaxParams = c.Int64("max-params") })
-	set(c, "latency", func() { cfg.Reward.Latency = c.String("latency") })
+	applyTrainingFlags(c, &cfg)
 	if c.IsSet("space") {
 		sp, err := search.SpacePreset(c.String("space"))
 		if err != nil {

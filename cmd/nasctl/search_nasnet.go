@@ -7,6 +7,7 @@ import (
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/natsbench"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -26,44 +27,64 @@ stop) trials.csv, top.json, report.md and plots/ (reward with its moving average
 the baseline; temperature) are written.
 
 Rewards:
-  mock       the founding study's mock reward of a cell pair of --blocks blocks
-             (see nasctl reward mock --help); no training
-  natsbench  NAS-Bench-201 / NATS-Bench topology cells, table test accuracy / 100,
-             column --dataset
-Training the cell networks arrives with the cell-network issue.
+  train       each cell pair is stacked into a network (--cells), trained on --data
+              and rewarded with its validation accuracy (the presets: the best of the
+              last 5 epochs, cubed, as the study); the best --top-k are retrained on
+              the whole training split, tested and exported to winners/ (default)
+  mnasnet     train, rewarded ACC x (LAT/T)^-0.07 with --target-ms T (MnasNet)
+  constraint  train, refusing cells over --max-params or --max-latency-ms
+  mock        the founding study's mock reward of a cell pair of --blocks blocks
+              (see nasctl reward mock --help); no training
+  natsbench   NAS-Bench-201 / NATS-Bench topology cells, table test accuracy / 100,
+              column --dataset
 
-Settings come from the controller --preset, then --config FILE (YAML, any key of
-the saved config.yaml), then the flags given. Controller presets:
+Settings come from --preset, then --config FILE (YAML, any key of the saved
+config.yaml), then the flags given. Presets of the searches that train:
+  cpu        sized for a 2-core CPU (default): 32x32 input, an 8-filter network of one
+             normal and one reduction cell in Zoph et al.'s style (ReLU, conv, batch
+             norm), 60 episodes, SGD with momentum, about 20 minutes with the final
+             phase (figures: docs/performance.md)
+  study      the founding study's: 64x64, 32 filters, normal, normal, reduction, conv +
+             ReLU, SGD 0.1 momentum 0.9, batch 32, up to 50 epochs, early stopping on
+             validation loss (patience 3), 20% of the data, 800 episodes (GPU work)
+Presets of the controller, for mock and natsbench:
   paper      Zoph & Le 2017 (default for mock): 2 x 35 LSTM, Adam 6e-4, EMA baseline
   study      the founding study's: its baseline rule, updates skipped when
              |R - b| < 0.05, gradients clipped to norm 0.3
   natsbench  tuned on NATS-Bench (default for natsbench): Adam 2e-3, entropy 1e-3
 All use the study's temperature: 5.0, x0.995 per episode, down to 1.0.
 
-Ctrl-C finishes the episode in flight and stops; a second Ctrl-C abandons it.
+--cells changes the network around the cells, e.g. --cells "stem=16, style=study":
+stem (filters of the 3x3 stem convolution), filters (of the first cells; doubled by
+each reduction cell), normal (normal cells before each reduction), reductions,
+style (study: conv + ReLU; nasnet: ReLU, conv, batch normalisation).
+
+Ctrl-C finishes the episodes in flight and stops; a second Ctrl-C abandons them.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have.
 (An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:
+  nasctl search nasnet --data data/leaves --name cells
+  nasctl search nasnet --preset study --data data/leaves --device cuda
   nasctl search nasnet --reward mock --episodes 800 --seed 1 --name mock-1
   nasctl search nasnet --reward natsbench --dataset cifar100 --episodes 300
   nasctl search nasnet --resume runs/mock-1`,
-		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(problem.Names, ", ") + " (default mock)"},
-			&cli.IntFlag{Name: "blocks", Usage: "mock: blocks per cell, B (default 2, the study's)"},
+		Flags: append(append([]cli.Flag{
+			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(nasnetRewards, ", ") + " (default train)"},
+			&cli.StringFlag{Name: "cells", Usage: `network around the cells, keys over the preset's: "stem=S, filters=F, normal=N, reductions=R, style=study|nasnet"`},
+			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B (default 2, the study's); not natsbench"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
-			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled (default 800)"},
-			&cli.StringFlag{Name: "preset", Usage: "controller preset: " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default paper, natsbench for --reward natsbench)"},
+			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled (default: the preset's)"},
+			&cli.StringFlag{Name: "preset", Usage: "preset: cpu, study (training; default cpu); " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (mock, natsbench)"},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
-			&cli.IntFlag{Name: "top-k", Usage: "distinct cells listed in top.json and the report (default 10)"},
-			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples (default 1)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples, and of the training (default 1)"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
-			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default nasnet-REWARD"},
+			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default nasnet-PRESET, or nasnet-REWARD for mock and natsbench"},
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
-		}, reinforceFlags()...),
+		}, trainingFlags()...), reinforceFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err
@@ -77,13 +98,18 @@ Examples:
 	}
 }
 
+// nasnetRewards are the values of search nasnet's --reward: the trained
+// rewards (the latency-aware ones are search.RewardSettings modes), then
+// the problems.
+var nasnetRewards = append([]string{"train", search.RewardMnasNet, search.RewardConstraint}, problem.Names...)
+
 // nasnetSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var nasnetSettingFlags = append([]string{"reward", "blocks", "dataset", "episodes", "preset", "config", "top-k", "seed", "name", "dir"},
-	reinforceFlagNames()...)
+var nasnetSettingFlags = slices.Concat([]string{"reward", "cells", "blocks", "dataset", "episodes", "preset", "config", "seed", "name", "dir"},
+	trainingSettingFlags, reinforceFlagNames())
 
-// nasnetOptions builds the configuration: controller preset, then file,
-// then flags. Every mistake is a usage error that names the flag or key.
+// nasnetOptions builds the configuration: preset, then file, then flags.
+// Every mistake is a usage error that names the flag or key.
 func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
 		return resumeOptions(c, nasnetSettingFlags)
@@ -93,17 +119,31 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if err != nil {
 		return opts, err
 	}
-	prob := cfg.Problem.Name
-	if c.IsSet("dataset") && prob != "natsbench" {
-		return opts, usagef("--dataset applies to --reward natsbench only; add --reward natsbench or drop --dataset")
+	if err := checkNASNetFlags(c, cfg.Problem.Name); err != nil {
+		return opts, err
 	}
-	if c.IsSet("blocks") && prob != "mock" {
-		return opts, usagef("--blocks applies to --reward mock only (the NATS-Bench cell is fixed); drop --blocks")
+	if cfg.Trains() {
+		applyTrainingFlags(c, &cfg)
+		if c.IsSet("reward") {
+			cfg.Reward.Mode = cmp.Or(strings.TrimPrefix(c.String("reward"), "train"), search.RewardAccuracy)
+		}
+		set(c, "blocks", func() { cfg.Cells.Blocks = c.Int("blocks") })
+		if c.IsSet("cells") {
+			m := cfg.Cells.CellMacro
+			if m == (genotype.CellMacro{}) {
+				m = genotype.StudyMacro
+			}
+			if err := m.Apply(c.String("cells")); err != nil {
+				return opts, usagef("--cells: %v", err)
+			}
+			cfg.Cells.CellMacro = m
+		}
+	} else {
+		set(c, "blocks", func() { cfg.Problem.Blocks = c.Int("blocks") })
+		set(c, "dataset", func() { cfg.Problem.Dataset = c.String("dataset") })
+		set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
 	}
-	set(c, "blocks", func() { cfg.Problem.Blocks = c.Int("blocks") })
-	set(c, "dataset", func() { cfg.Problem.Dataset = c.String("dataset") })
 	set(c, "episodes", func() { cfg.Trials = c.Int("episodes") })
-	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "name", func() { cfg.Name = c.String("name") })
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
@@ -113,7 +153,7 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	}
 	cfg.Reinforce.Controller = search.ControllerOf(r)
 	// A flag given as 0 would silently mean the default; say so instead.
-	for _, f := range []string{"episodes", "blocks", "top-k"} {
+	for _, f := range []string{"episodes", "blocks", "top-k", "epochs", "batch"} {
 		if c.IsSet(f) && c.Int(f) < 1 {
 			return opts, usagef("--%s must be at least 1, got %d", f, c.Int(f))
 		}
@@ -122,8 +162,30 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	return opts, err
 }
 
-// nasnetBase is the configuration the flags apply to: the controller preset
-// of the problem (from the flags, else from --config), then --config.
+// checkNASNetFlags refuses the flags that do not apply to the reward.
+func checkNASNetFlags(c *cli.Context, prob string) error {
+	if c.IsSet("dataset") && prob != "natsbench" {
+		return usagef("--dataset applies to --reward natsbench only; add --reward natsbench or drop --dataset")
+	}
+	if c.IsSet("blocks") && prob == "natsbench" {
+		return usagef("--blocks does not apply to --reward natsbench (the NATS-Bench cell is fixed); drop --blocks")
+	}
+	if prob == "" {
+		return nil
+	}
+	if c.IsSet("cells") {
+		return usagef("--cells applies to the searches that train (--reward train, mnasnet, constraint); --reward %s scores cells without building networks", prob)
+	}
+	for _, f := range trainingFlags() {
+		if name := f.Names()[0]; c.IsSet(name) && name != "top-k" {
+			return usagef("--%s applies to the searches that train (--reward train, mnasnet, constraint); --reward %s trains nothing", name, prob)
+		}
+	}
+	return nil
+}
+
+// nasnetBase is the configuration the flags apply to: the preset of the
+// reward (from the flags, else from --config), then --config.
 func nasnetBase(c *cli.Context) (search.Config, error) {
 	var file search.Config
 	if f := c.String("config"); f != "" {
@@ -136,16 +198,21 @@ func nasnetBase(c *cli.Context) (search.Config, error) {
 		}
 	}
 	prob := file.Problem.Name
-	prob = cmp.Or(prob, "mock")
 	if c.IsSet("reward") {
-		prob = c.String("reward")
-		if !slices.Contains(problem.Names, prob) {
-			return file, usagef("--reward: unknown reward %q (valid: %s)", prob, strings.Join(problem.Names, ", "))
+		r := c.String("reward")
+		if !slices.Contains(nasnetRewards, r) {
+			return file, usagef("--reward: unknown reward %q (valid: %s)", r, strings.Join(nasnetRewards, ", "))
+		}
+		prob = r
+		if !slices.Contains(problem.Names, r) {
+			prob = ""
 		}
 	}
 	preset := file.Reinforce.Preset
 	if c.IsSet("preset") {
 		preset = c.String("preset")
+	} else if prob == "" && file.Reinforce.Preset != "" {
+		preset = "" // a trained search's file names its controller preset, not a search preset
 	}
 	cfg, err := search.NASNetPreset(prob, preset)
 	if err != nil {

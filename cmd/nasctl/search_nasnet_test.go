@@ -38,7 +38,7 @@ func sameLogs(t *testing.T, got, want []rundir.Trial) {
 // directory, runs list and show, a resume of the finished run.
 func TestSearchNASNetMock(t *testing.T) {
 	runs := t.TempDir()
-	code, out, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "40", "--batch", "2",
+	code, out, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "40", "--controller-batch", "2",
 		"--dir", runs, "--name", "m", "--seed", "3", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -105,7 +105,7 @@ func TestSearchNASNetMock(t *testing.T) {
 	}
 	sameLogs(t, readLog(t, dir), log)
 	// The same name again is refused with a hint.
-	code, _, errOut = runCLI(t, "search", "nasnet", "--episodes", "5", "--dir", runs, "--name", "m")
+	code, _, errOut = runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "5", "--dir", runs, "--name", "m")
 	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}
@@ -132,13 +132,20 @@ func TestSearchNASNetUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--reward", "train"}, `--reward: unknown reward "train" (valid: mock, natsbench)`},
-		{[]string{"--preset", "gpu"}, "valid: paper, study, natsbench"},
+		{[]string{"--reward", "bogus"}, `--reward: unknown reward "bogus" (valid: train, mnasnet, constraint, mock, natsbench)`},
+		{[]string{"--preset", "gpu"}, "valid: cpu, study; the controller presets paper, study, natsbench apply to --reward mock and natsbench"},
+		{[]string{"--reward", "mock", "--preset", "gpu"}, "valid: paper, study, natsbench"},
+		{[]string{"--reward", "mock", "--data", "d"}, "--data applies to the searches that train (--reward train, mnasnet, constraint); --reward mock trains nothing"},
+		{[]string{"--reward", "natsbench", "--cells", "stem=4"}, "--cells applies to the searches that train"},
+		{[]string{"--cells", "depth=3"}, `--cells: unknown key "depth"`},
+		{[]string{"--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
+		{[]string{"--data", "d", "--reward", "mnasnet"}, "reward.target_ms: the mnasnet reward needs a target latency T > 0"},
+		{[]string{"--reward", "train"}, "data: an image folder is required"},
 		{[]string{"--dataset", "cifar10"}, "--dataset applies to --reward natsbench only; add --reward natsbench or drop --dataset"},
 		{[]string{"--reward", "natsbench", "--dataset", "svhn"}, "valid: cifar10, cifar100, imagenet16-120"},
-		{[]string{"--reward", "natsbench", "--blocks", "3"}, "--blocks applies to --reward mock only"},
+		{[]string{"--reward", "natsbench", "--blocks", "3"}, "--blocks does not apply to --reward natsbench"},
 		{[]string{"--episodes", "0"}, "--episodes must be at least 1, got 0"},
-		{[]string{"--batch", "-2"}, "--batch must be at least 1"},
+		{[]string{"--controller-batch", "-2"}, "--controller-batch must be at least 1"},
 		{[]string{"--baseline", "mean"}, `--baseline: unknown baseline "mean" (valid: ema, study)`},
 		{[]string{"--temperature", "0.5"}, "reinforce: temperature 0.5 is below its floor 1"},
 		{[]string{"--name", ".x"}, "name: \".x\" is not a valid run name"},
@@ -164,7 +171,7 @@ func TestSearchNASNetUsage(t *testing.T) {
 func TestSearchNASNetKillAndResume(t *testing.T) {
 	bin := buildNasctl(t)
 	runs := t.TempDir()
-	args := []string{"search", "nasnet", "--episodes", "600", "--preset", "study", "--seed", "5", "--dir", runs, "--quiet"}
+	args := []string{"search", "nasnet", "--reward", "mock", "--episodes", "600", "--preset", "study", "--seed", "5", "--dir", runs, "--quiet"}
 	dir := filepath.Join(runs, "killed")
 	cmd := startUntil(t, exec.Command(bin, append(args, "--name", "killed")...), dir, 20)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -194,7 +201,7 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 	runs := t.TempDir()
 	dir := filepath.Join(runs, "int")
 	var stderr bytes.Buffer
-	c := exec.Command(bin, "search", "nasnet", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
+	c := exec.Command(bin, "search", "nasnet", "--reward", "mock", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
 	c.Stderr = &stderr
 	cmd := startUntil(t, c, dir, 20)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -225,4 +232,48 @@ func startUntil(t *testing.T, cmd *exec.Cmd, dir string, n int) *exec.Cmd {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return cmd
+}
+
+// A NASNet search that trains its cells, end to end on a small dataset:
+// cell networks of the --cells macro are trained with the preset's SGD and
+// validation-loss monitor, rewarded with the cubed accuracy, the best are
+// retrained and exported, and the exported winner evaluates on the data.
+func TestSearchNASNetTrains(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	runs := filepath.Join(tmp, "runs")
+	code, out, errOut := runCLI(t, "search", "nasnet", "--data", data, "--input", "16x16x1", "--cells", "stem=2, filters=4",
+		"--episodes", "4", "--epochs", "2", "--top-k", "2", "--threads", "1", "--seed", "3", "--dir", runs, "--name", "cells")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	dir := filepath.Join(runs, "cells")
+	for _, want := range []string{"# NASNet search cells", "(best validation accuracy of the last 5 epochs)^3",
+		"net(stem=2, filters=4, normal=1, reductions=1, style=nasnet)", "winners/rank-02.onnx", "copied to winners/best.onnx"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	for _, want := range []string{"kind: nasnet", "optimizer: sgd", "momentum: 0.9", "monitor: val_loss", "stem: 2", "filters: 4", "style: nasnet", "last_epochs: 5", "exponent: 3"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("config.yaml lacks %q:\n%s", want, cfg)
+		}
+	}
+	log := readLog(t, dir)
+	if len(log) != 4 {
+		t.Fatalf("%d trials, want 4", len(log))
+	}
+	for _, tr := range log {
+		if tr.Status == rundir.StatusOK && (len(tr.Epochs) == 0 || tr.Reward <= 0 || tr.Reward > tr.ValAccuracy+1e-9) {
+			t.Errorf("trial %d: %d epochs, reward %v, val accuracy %v", tr.ID, len(tr.Epochs), tr.Reward, tr.ValAccuracy)
+		}
+	}
+	code, evalOut, errOut := runCLI(t, "eval", filepath.Join(dir, "winners", "best.onnx"), "--data", data, "--json")
+	if code != 0 || !strings.Contains(evalOut, `"accuracy"`) {
+		t.Errorf("eval of the winner: exit %d\n%s\n%s", code, evalOut, errOut)
+	}
 }

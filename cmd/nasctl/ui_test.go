@@ -17,7 +17,7 @@ import (
 // is interrupted; a search names the command when it starts.
 func TestUI(t *testing.T) {
 	runs := t.TempDir()
-	if code, _, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "4", "--batch", "2", "--dir", runs, "--name", "m"); code != 0 ||
+	if code, _, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "4", "--controller-batch", "2", "--dir", runs, "--name", "m"); code != 0 ||
 		!strings.Contains(errOut, "nasctl ui --runs "+runs+", then open http://127.0.0.1:8080/runs/m") {
 		t.Fatalf("search: exit %d, stderr:\n%s", code, errOut)
 	}

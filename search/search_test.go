@@ -107,7 +107,7 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 		acc = min(acc+0.05, 1)
 	}
 	return &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
-		Epochs: []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
+		Epochs:  []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
 		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}}, nil
 }
 

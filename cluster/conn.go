@@ -54,15 +54,22 @@ type Broker struct {
 // creating them with the default Settings when the broker has none (a
 // stock nats-server).
 func Connect(ctx context.Context, o ClientOptions) (*Broker, error) {
-	b, err := dial(ctx, o)
-	if err != nil {
-		return nil, err
+	return withLayout(ctx)(dial(ctx, o))
+}
+
+// withLayout opens the trials' stream and buckets on a connection just
+// dialled (creating what is missing), or passes its error on.
+func withLayout(ctx context.Context) func(*Broker, error) (*Broker, error) {
+	return func(b *Broker, err error) (*Broker, error) {
+		if err != nil {
+			return nil, err
+		}
+		if b.l, err = ensureLayout(ctx, b.js, Settings{}, false); err != nil {
+			b.Close()
+			return nil, err
+		}
+		return b, nil
 	}
-	if b.l, err = ensureLayout(ctx, b.js, Settings{}, false); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
 }
 
 // dial connects without opening anything.

@@ -71,9 +71,9 @@ func newExecutor(ctx context.Context, b *Broker, run string, device runtime.Devi
 	return e, nil
 }
 
-// Workers is the number of worker slots waiting for this executor's
-// device right now: zero means no worker will take a trial yet.
-func (e *Executor) Workers(ctx context.Context) (int, error) {
+// Idle is the number of worker slots waiting for a job of this executor's
+// device right now: zero means no worker would take a trial yet.
+func (e *Executor) Idle(ctx context.Context) (int, error) {
 	c, err := e.b.consumer(ctx, e.device)
 	if err != nil {
 		return 0, err
@@ -116,22 +116,63 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 		return nil, fmt.Errorf("trial %d: watching for its result: %w", j.Trial, err)
 	}
 	defer watch.Stop()
+	prior, err := existing(ctx, watch, j.Trial)
+	if err != nil {
+		return nil, err
+	}
 	// A job published again (a restarted driver) within the duplicate
 	// window is dropped by the broker: the first one is still queued, in
-	// flight, or done, and its result is what the watch delivers.
-	if _, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(key)); err != nil {
+	// flight, or done, and its result is what the watch delivers. A
+	// failure found here is an earlier driver's: tried again, under an ID
+	// of its own.
+	id := key
+	if prior != nil {
+		if !failed(prior.Value()) {
+			return e.b.outcome(ctx, j.Trial, prior.Value())
+		}
+		id = fmt.Sprintf("%s.retry-%d", key, prior.Revision())
+		e.b.l.results.Delete(ctx, errorKey(key))
+	}
+	if _, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(id)); err != nil {
 		return nil, fmt.Errorf("trial %d: publishing it on %s: %w", j.Trial, e.b.url, err)
 	}
+	entry, err := next(ctx, watch, j.Trial)
+	if err != nil {
+		return nil, err
+	}
+	return e.b.outcome(ctx, j.Trial, entry.Value())
+}
+
+// existing returns the value there when the watch began, nil for none;
+// next returns the value written after it. Deletions are passed over.
+func existing(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
+	return watched(ctx, watch, trial, true)
+}
+
+func next(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
+	return watched(ctx, watch, trial, false)
+}
+
+// watched reads the watch up to the end of the values there at its start
+// (initial), returning the last one, or up to the next value written.
+func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial bool) (jetstream.KeyValueEntry, error) {
+	var last jetstream.KeyValueEntry
 	for {
 		select {
 		case entry, ok := <-watch.Updates():
-			if !ok {
-				return nil, fmt.Errorf("trial %d: the broker stopped the watch on its result", j.Trial)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("trial %d: the broker stopped the watch on its result", trial)
+			case entry == nil: // the end of the values there at the start
+				if initial {
+					return last, nil
+				}
+			case entry.Operation() != jetstream.KeyValuePut:
+			case initial:
+				last = entry
+			default:
+				return entry, nil
 			}
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-				continue // the end of the values already there, or a deletion
-			}
-			return e.b.outcome(ctx, j.Trial, entry.Value())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -244,7 +285,7 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 		why = fmt.Sprintf("failed on all %d deliveries; the last on %s", adv.Deliveries, e.Value())
 	}
 	r, _ := json.Marshal(result{Version: wireVersion, Failed: why})
-	if _, err := b.l.results.Create(ctx, resultKey(key), r); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if _, err := b.putResult(ctx, key, r); err != nil {
 		return err
 	}
 	if j, _, err := decodeJob(msg.Data); err == nil {

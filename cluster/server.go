@@ -19,6 +19,10 @@ import (
 // broker by accident.
 const DefaultListen = "127.0.0.1:4222"
 
+// ErrNoCredentials is the refusal of a broker asked to listen beyond
+// loopback without a token or NKEYs.
+var ErrNoCredentials = errors.New("refusing to listen without credentials")
+
 // ServerOptions configure an embedded broker.
 type ServerOptions struct {
 	// Listen is the client address, host:port; port 0 picks a free one.
@@ -129,8 +133,8 @@ func (o ServerOptions) natsOptions() (*server.Options, error) {
 		return nil, errors.New("broker: give a token or NKEYs, not both")
 	}
 	if !isLoopback(host) && o.Token == "" && len(o.NKeys) == 0 {
-		return nil, fmt.Errorf("broker: refusing to listen on %s without credentials: anyone who reaches it could read the datasets and results and hand the workers jobs; "+
-			"give a token (--token or NASCTL_BROKER_TOKEN) or NKEYs, or listen on 127.0.0.1", o.Listen)
+		return nil, fmt.Errorf("broker: %w on %s: anyone who reaches it could read the datasets and results and hand the workers jobs; "+
+			"give it a token or NKEYs, or listen on 127.0.0.1", ErrNoCredentials, o.Listen)
 	}
 	opts := &server.Options{Host: host, Port: port, JetStream: true, StoreDir: o.Store, NoSigs: true, NoLog: o.Log == nil,
 		Authorization: o.Token, ServerName: "nasctl"}
@@ -190,17 +194,9 @@ func clientURL(s *server.Server) string {
 // URL is the broker's client address, as reached from this machine.
 func (s *Server) URL() string { return s.url }
 
-// Connect opens a client in this process, with the broker's token.
+// Connect opens a client in this process, with the broker's credentials.
 func (s *Server) Connect(ctx context.Context, name string) (*Broker, error) {
-	b, err := s.connect(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if b.l, err = ensureLayout(ctx, b.js, Settings{}, false); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return b, nil
+	return withLayout(ctx)(s.connect(ctx, name))
 }
 
 func (s *Server) connect(ctx context.Context, name string) (*Broker, error) {

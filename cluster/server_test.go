@@ -33,7 +33,7 @@ func TestServerOptionsCheck(t *testing.T) {
 		{ServerOptions{Listen: "localhost:4222", Store: store}, ""},
 		{ServerOptions{Listen: "[::1]:4222", Store: store}, ""},
 		{ServerOptions{Store: store}, ""}, // DefaultListen
-		{ServerOptions{Listen: "0.0.0.0:4222", Store: store}, "refusing to listen on 0.0.0.0:4222 without credentials"},
+		{ServerOptions{Listen: "0.0.0.0:4222", Store: store}, "refusing to listen without credentials on 0.0.0.0:4222"},
 		{ServerOptions{Listen: ":4222", Store: store}, "without credentials"},
 		{ServerOptions{Listen: "gpu-box:4222", Store: store}, "without credentials"},
 		{ServerOptions{Listen: "0.0.0.0:4222", Store: store, Token: "t"}, ""},

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -145,7 +144,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 		w.fail(ctx, m, jobKey(m.Data()), "a job", err)
 		return
 	}
-	if w.hasResult(ctx, key) {
+	if w.Broker.settled(ctx, key) {
 		w.log("%s: already done, skipped", j.describe())
 		m.Ack()
 		return
@@ -187,16 +186,11 @@ func (w *Worker) heartbeat(ctx context.Context, m jetstream.Msg, key string, bea
 		case <-t.C:
 		}
 		m.InProgress()
-		if w.hasResult(ctx, key) {
+		if w.Broker.settled(ctx, key) {
 			overtaken()
 			return
 		}
 	}
-}
-
-func (w *Worker) hasResult(ctx context.Context, key string) bool {
-	_, err := w.Broker.l.results.Get(ctx, resultKey(key))
-	return err == nil
 }
 
 // run trains the job with the executor of its dataset.
@@ -246,14 +240,16 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 	// The result first: the broker accepts an acknowledgement even from a
 	// worker whose lease ran out, so a job acknowledged before its result
 	// is written could be lost with the worker.
-	if _, err := w.Broker.l.results.Create(ctx, resultKey(key), body); errors.Is(err, jetstream.ErrKeyExists) {
+	wrote, err := w.Broker.putResult(ctx, key, body)
+	if err != nil {
+		w.fail(ctx, m, key, j.describe(), fmt.Errorf("storing its result: %w", err))
+		return
+	}
+	if !wrote {
 		w.log("%s: another worker's result came first; this one dropped", j.describe())
 		if r.Weights != nil {
 			w.Broker.l.weights.Delete(ctx, r.Weights.Object)
 		}
-	} else if err != nil {
-		w.fail(ctx, m, key, j.describe(), fmt.Errorf("storing its result: %w", err))
-		return
 	}
 	if err := m.DoubleAck(ctx); err != nil {
 		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", j.describe(), err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"path/filepath"
 
 	"github.com/nasctl/nasctl/cluster"
@@ -52,6 +53,11 @@ func brokerOptionsOf(c *cli.Context) (brokerOptions, error) {
 		return o, usagef("--broker embedded takes a token (--broker-token) only; for NKEYs or TLS run nasctl server and give its address to --broker")
 	case o.URL == "" && (o.Client.NKeySeed != "" || o.Client.TLSCA != ""):
 		return o, usagef("--broker-nkey and --broker-tls-ca go with --broker URL")
+	case o.embedded():
+		// The listen rules, before any data is loaded.
+		if err := (cluster.ServerOptions{Listen: o.Listen, Store: ".", Token: o.Client.Token}).Check(); err != nil {
+			return o, usagef("--broker embedded: %v%s", err, credentialsHint(err, "--broker-token or "+tokenEnv))
+		}
 	}
 	return o, nil
 }
@@ -77,7 +83,7 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	}
 	x.Say = e.say
 	e.remote = x
-	if n, err := x.Workers(e.ctx); err == nil && n == 0 {
+	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
 		e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: nasctl worker --broker %s --device %s",
 			cfg.Device, e.workerURL(), cfg.Device)
 	}
@@ -127,4 +133,13 @@ func (e *executors) closeBroker() {
 	if e.server != nil {
 		e.server.Close()
 	}
+}
+
+// credentialsHint names the flags that give a broker credentials, after
+// its refusal to listen without them.
+func credentialsHint(err error, flags string) string {
+	if errors.Is(err, cluster.ErrNoCredentials) {
+		return " (" + flags + ")"
+	}
+	return ""
 }

@@ -348,7 +348,7 @@ func TestClusterRefusesWithoutCredentials(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCLI(t, "server", "--listen", "0.0.0.0:0", "--store", t.TempDir())
-	if code != exitUsage || !strings.Contains(errOut, "refusing to listen on 0.0.0.0:0 without credentials") {
+	if code != exitUsage || !strings.Contains(errOut, "refusing to listen without credentials on 0.0.0.0:0") {
 		t.Errorf("open server: exit %d, %s", code, errOut)
 	}
 }

@@ -55,7 +55,7 @@ Examples:
 				NKeys: c.StringSlice("nkey"), TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"),
 				Settings: cluster.Settings{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver")}}
 			if err := opts.Check(); err != nil {
-				return usagef("%v", err)
+				return usagef("%v%s", err, credentialsHint(err, "--token or "+tokenEnv+"; --nkey"))
 			}
 			return runServer(c.Context, opts, c.App.ErrWriter)
 		},

@@ -120,6 +120,7 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 	if err != nil {
 		return nil, err
 	}
+	var seen uint64 // the revision of the failure tried again
 	// A job published again (a restarted driver) within the duplicate
 	// window is dropped by the broker: the first one is still queued, in
 	// flight, or done, and its result is what the watch delivers. A
@@ -130,13 +131,14 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 		if !failed(prior.Value()) {
 			return e.b.outcome(ctx, j.Trial, prior.Value())
 		}
-		id = fmt.Sprintf("%s.retry-%d", key, prior.Revision())
+		seen = prior.Revision()
+		id = fmt.Sprintf("%s.retry-%d", key, seen)
 		e.b.l.results.Delete(ctx, errorKey(key))
 	}
 	if _, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(id)); err != nil {
 		return nil, fmt.Errorf("trial %d: publishing it on %s: %w", j.Trial, e.b.url, err)
 	}
-	entry, err := next(ctx, watch, j.Trial)
+	entry, err := next(ctx, watch, j.Trial, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -144,18 +146,19 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 }
 
 // existing returns the value there when the watch began, nil for none;
-// next returns the value written after it. Deletions are passed over.
+// next returns the first value written after revision seen (a watch that
+// reconnects shows the values there again). Deletions are passed over.
 func existing(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
-	return watched(ctx, watch, trial, true)
+	return watched(ctx, watch, trial, true, 0)
 }
 
-func next(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
-	return watched(ctx, watch, trial, false)
+func next(ctx context.Context, watch jetstream.KeyWatcher, trial int, seen uint64) (jetstream.KeyValueEntry, error) {
+	return watched(ctx, watch, trial, false, seen)
 }
 
 // watched reads the watch up to the end of the values there at its start
 // (initial), returning the last one, or up to the next value written.
-func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial bool) (jetstream.KeyValueEntry, error) {
+func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial bool, seen uint64) (jetstream.KeyValueEntry, error) {
 	var last jetstream.KeyValueEntry
 	for {
 		select {
@@ -167,7 +170,7 @@ func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial
 				if initial {
 					return last, nil
 				}
-			case entry.Operation() != jetstream.KeyValuePut:
+			case entry.Operation() != jetstream.KeyValuePut, entry.Revision() <= seen:
 			case initial:
 				last = entry
 			default:

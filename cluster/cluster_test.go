@@ -154,12 +154,20 @@ func TestFailsOnEveryDelivery(t *testing.T) {
 	if n := st.calls.Load(); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
 	}
-	info, err := e.b.l.trials.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 0 {
-		t.Errorf("%d jobs left in %s", info.State.Msgs, StreamTrials)
+	// The failure is written before the job is deleted (a driver that dies
+	// in between finds the job again, never a job without its failure), so
+	// the deletion may come a moment after Evaluate returns.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := e.b.l.trials.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs left in %s", info.State.Msgs, StreamTrials)
+		}
 	}
 	broken.Store(false)
 	for range 2 { // tried again and trained; then the result stays

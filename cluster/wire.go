@@ -40,22 +40,28 @@ type DataSpec struct {
 // parser reads its text.
 type GenotypeKind string
 
-// The kinds that travel: layer sequences (genotype.Arch) and NASNet cell
-// pairs (genotype.CellPair).
+// The kinds that travel: layer sequences (genotype.Arch), cell networks
+// (genotype.CellNet) and bare NASNet cell pairs (genotype.CellPair).
 const (
-	KindLayers GenotypeKind = "layers"
-	KindCells  GenotypeKind = "cells"
+	KindLayers  GenotypeKind = "layers"
+	KindCellNet GenotypeKind = "cellnet"
+	KindCells   GenotypeKind = "cells"
 )
+
+// kindNames lists the kinds, for errors.
+const kindNames = "layers, cellnet, cells"
 
 // kindOf is g's kind.
 func kindOf(g genotype.Genotype) (GenotypeKind, error) {
 	switch g.(type) {
 	case genotype.Arch:
 		return KindLayers, nil
+	case genotype.CellNet:
+		return KindCellNet, nil
 	case genotype.CellPair:
 		return KindCells, nil
 	}
-	return "", fmt.Errorf("a %T genotype cannot be sent to workers (kinds: %s, %s)", g, KindLayers, KindCells)
+	return "", fmt.Errorf("a %T genotype cannot be sent to workers (kinds: %s)", g, kindNames)
 }
 
 // parseGenotype reads a genotype's text by its kind.
@@ -63,10 +69,12 @@ func parseGenotype(kind GenotypeKind, text string) (genotype.Genotype, error) {
 	switch kind {
 	case KindLayers:
 		return genotype.Parse(text)
+	case KindCellNet:
+		return genotype.ParseCellNet(text)
 	case KindCells:
 		return genotype.ParseCellPair(text)
 	}
-	return nil, fmt.Errorf("unknown genotype kind %q (valid: %s, %s)", kind, KindLayers, KindCells)
+	return nil, fmt.Errorf("unknown genotype kind %q (valid: %s)", kind, kindNames)
 }
 
 // job is a search.Job on the wire. Everything that decides the training is

@@ -13,7 +13,7 @@ import (
 	"github.com/nasctl/nasctl/search"
 )
 
-// A job of either genotype kind, with every TrainConfig field the wire
+// A job of every genotype kind, with every TrainConfig field the wire
 // carries set away from its zero value, comes back from its bytes as it
 // went; its key does not change from one encoding to the next.
 func TestJobRoundTrip(t *testing.T) {
@@ -25,11 +25,15 @@ func TestJobRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	net, err := genotype.ParseCellNet("net(stem=16, filters=16, normal=1, reductions=1, style=study) " + cells.String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := runtime.TrainConfig{Epochs: 7, BatchSize: 24, LR: 3e-3, Optimizer: onnxgen.SGD{Momentum: 0.9, Nesterov: true}, Patience: -1,
 		Schedule: runtime.LRSchedule{Constant: true, RestartFactor: 0.5, MaxRestarts: 2, DecayEvery: 3, DecayFactor: 0.1, ChanceMargin: 0.02},
 		Seed:     1<<63 + 5, Device: runtime.CUDA, Threads: 3, Budget: runtime.Budget{MaxActivationBytes: 1 << 30, MaxMACs: 4e6}}
 	data := DataSpec{Hash: "sha256:ab", Input: "32x32x1", Split: "metaqnn", SplitSeed: 1, Fraction: 0.5}
-	for _, g := range []genotype.Genotype{arch, cells} {
+	for _, g := range []genotype.Genotype{arch, net, cells} {
 		in := search.Job{Trial: 12, Genotype: g, Actions: []int{1, 0, 4}, Config: cfg, Full: true}
 		w, err := jobOf("run-1", data, in, &tensors{Object: "init/x", Sizes: []int{3}})
 		if err != nil {
@@ -88,7 +92,7 @@ func TestWireRefusals(t *testing.T) {
 	if _, _, err := decodeJob([]byte(`{"v":99}`)); err == nil {
 		t.Error("a job of format 99 was read")
 	}
-	if _, err := parseGenotype("blocks", "x"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("valid: layers, cells")) {
+	if _, err := parseGenotype("blocks", "x"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("valid: layers, cellnet, cells")) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := (&optimizer{Name: "rmsprop"}).optimizer(); err == nil {

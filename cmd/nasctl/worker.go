@@ -94,7 +94,9 @@ func workerOptions(c *cli.Context) (workerOpts, error) {
 
 // runWorker runs trials until ctx is cancelled or the first interrupt.
 func runWorker(ctx context.Context, opts workerOpts, errOut io.Writer) error {
-	if err := runtime.Init(""); err != nil {
+	// The device's checks first: a worker that cannot train stops here,
+	// saying why, instead of failing every trial it takes.
+	if err := runtime.InitDevice(opts.Worker.Device, opts.Worker.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()

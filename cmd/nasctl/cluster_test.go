@@ -22,9 +22,28 @@ import (
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
-// These tests run a broker embedded in the test process on loopback, with
-// a token and a 2 s AckWait (so that a killed worker's trial moves on
-// quickly), and two nasctl worker processes.
+// TestCluster runs searches across nasctl worker processes. Each subtest
+// has its own broker, embedded in the test process on loopback with a token
+// and a 2 s AckWait (so that a killed worker's trial moves on quickly); they
+// share one build of nasctl, the dataset and the local run they compare
+// with.
+func TestCluster(t *testing.T) {
+	c := &clusterEnv{bin: buildNasctl(t), data: filepath.Join(t.TempDir(), "leaves")}
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", c.data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	for _, st := range []struct {
+		name string
+		test func(*testing.T, *clusterEnv)
+	}{
+		{"WorkerKilledMidTrial", testWorkerKilledMidTrial},
+		{"DriverKilledAndResumed", testDriverKilledAndResumed},
+		{"TrialFailsOnEveryDelivery", testTrialFailsOnEveryDelivery},
+		{"RefusesWithoutCredentials", testRefusesWithoutCredentials},
+	} {
+		t.Run(st.name, func(t *testing.T) { st.test(t, c) })
+	}
+}
 
 const clusterToken = "cluster-test-token"
 
@@ -33,52 +52,32 @@ const clusterToken = "cluster-test-token"
 var clusterSearch = []string{"search", "metaqnn", "--preset", "cpu", "--input", "16x16x1", "--schedule", "1.0:6,0.5:4",
 	"--epochs", "3", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--workers", "2", "--quiet"}
 
-var built struct {
-	once sync.Once
-	bin  string
-	err  error
+// clusterEnv is what the subtests of TestCluster share: the nasctl
+// binary, the tiny dataset, and the trials of the same search run locally.
+type clusterEnv struct {
+	bin, data string
+
+	once   sync.Once
+	local  []rundir.Trial
+	failed string
 }
 
-// clusterBin builds nasctl once for every test of this file.
-func clusterBin(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nasctl-bin-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.bin = filepath.Join(dir, "nasctl")
-		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
-
-// clusterFixture is a broker, the tiny dataset and a folder of runs.
+// clusterFixture is a subtest's broker and folder of runs.
 type clusterFixture struct {
-	bin, data, runs string
-	srv             *cluster.Server
+	*clusterEnv
+	runs string
+	srv  *cluster.Server
 }
 
-func newClusterFixture(t *testing.T) *clusterFixture {
+func (c *clusterEnv) fixture(t *testing.T) *clusterFixture {
 	t.Helper()
-	f := &clusterFixture{bin: clusterBin(t), data: filepath.Join(t.TempDir(), "leaves"), runs: t.TempDir()}
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", f.data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
 	srv, err := cluster.StartServer(context.Background(), cluster.ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: clusterToken,
 		Settings: cluster.Settings{AckWait: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	f.srv = srv
-	return f
+	return &clusterFixture{clusterEnv: c, runs: t.TempDir(), srv: srv}
 }
 
 // env is the environment of a nasctl process that has the broker's token.
@@ -156,27 +155,21 @@ func (w *workerProc) count(re *regexp.Regexp) int {
 	return n
 }
 
-var localRun struct {
-	once   sync.Once
-	trials []rundir.Trial
-	err    string
-}
-
 // localTrials are the trials of the tiny search trained in this process,
-// without a broker (run once for every test that compares with it).
+// without a broker (run once, for every subtest that compares with it).
 func (f *clusterFixture) localTrials(t *testing.T) []rundir.Trial {
 	t.Helper()
-	localRun.once.Do(func() {
+	f.once.Do(func() {
 		if code, _, errOut := runCLI(t, f.searchArgs("local")...); code != 0 {
-			localRun.err = errOut
+			f.failed = errOut
 			return
 		}
-		localRun.trials = readLog(t, filepath.Join(f.runs, "local"))
+		f.local = readLog(t, filepath.Join(f.runs, "local"))
 	})
-	if localRun.err != "" {
-		t.Fatalf("local search: %s", localRun.err)
+	if f.failed != "" {
+		t.Fatalf("local search: %s", f.failed)
 	}
-	return localRun.trials
+	return f.local
 }
 
 // trainedOnce checks that the workers wrote one result for every trial
@@ -203,8 +196,8 @@ func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*wo
 // AckWait, is recorded once, and the run has the trials of a local run with
 // the same seed (compared untimed with rundir.FirstDifference: same
 // architectures, statuses, curves and rewards).
-func TestClusterWorkerKilledMidTrial(t *testing.T) {
-	f := newClusterFixture(t)
+func testWorkerKilledMidTrial(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
 	a, b := f.startWorker(t, "wa"), f.startWorker(t, "wb")
 	a.mu.Lock()
 	a.killOn = regexp.MustCompile(`run dist trial \d+: epoch 1/`) // two epochs to go
@@ -235,8 +228,8 @@ func TestClusterWorkerKilledMidTrial(t *testing.T) {
 // through the broker: the trials the workers finished meanwhile are taken
 // from the results bucket (no trial is trained twice, none recorded twice),
 // and the run ends with the trials of a local run.
-func TestClusterDriverKilledAndResumed(t *testing.T) {
-	f := newClusterFixture(t)
+func testDriverKilledAndResumed(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
 	a, b := f.startWorker(t, "wa"), f.startWorker(t, "wb")
 	dir := filepath.Join(f.runs, "driver")
 	cmd := exec.Command(f.bin, f.searchArgs("driver", "--broker", f.srv.URL())...)
@@ -275,8 +268,8 @@ func (s sabotaged) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 
 // A trial that fails on every delivery (three, on both workers) is
 // recorded as failed, once, with the workers' reason; the search goes on.
-func TestClusterTrialFailsOnEveryDelivery(t *testing.T) {
-	f := newClusterFixture(t)
+func testTrialFailsOnEveryDelivery(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
 	f.startWorker(t, "wa")
 	f.startWorker(t, "wb")
 	ctx := context.Background()
@@ -328,8 +321,8 @@ func TestClusterTrialFailsOnEveryDelivery(t *testing.T) {
 // A worker without the broker's token, or with a wrong one, is refused and
 // says what to give; a broker asked to listen beyond loopback without
 // credentials does not start.
-func TestClusterRefusesWithoutCredentials(t *testing.T) {
-	f := newClusterFixture(t)
+func testRefusesWithoutCredentials(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
 	for _, tc := range []struct {
 		env  string
 		want string

@@ -217,8 +217,8 @@ func BenchmarkEvaluate(b *testing.B) {
 // A job that trains longer than the AckWait stays with its worker, whose
 // heartbeats keep the lease: the other worker never gets it.
 func TestHeartbeatsKeepALongJob(t *testing.T) {
-	srv := startServer(t, Settings{AckWait: time.Second})
-	st := &stand{delay: 2500 * time.Millisecond}
+	srv := startServer(t, Settings{AckWait: 1500 * time.Millisecond})
+	st := &stand{delay: 3500 * time.Millisecond}
 	startWorker(t, srv, "w1", 1, st)
 	startWorker(t, srv, "w2", 1, st)
 	e := newTestExecutor(t, srv, "long")

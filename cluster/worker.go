@@ -245,14 +245,15 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 		w.fail(ctx, m, key, j.describe(), fmt.Errorf("storing its result: %w", err))
 		return
 	}
+	if err := m.DoubleAck(ctx); err != nil {
+		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", j.describe(), err)
+	}
 	if !wrote {
 		w.log("%s: another worker's result came first; this one dropped", j.describe())
 		if r.Weights != nil {
 			w.Broker.l.weights.Delete(ctx, r.Weights.Object)
 		}
-	}
-	if err := m.DoubleAck(ctx); err != nil {
-		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", j.describe(), err)
+		return
 	}
 	w.log("%s: %s", j.describe(), summary(out))
 }

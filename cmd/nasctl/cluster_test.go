@@ -173,7 +173,8 @@ func (f *clusterFixture) localTrials(t *testing.T) []rundir.Trial {
 }
 
 // trainedOnce checks that the workers wrote one result for every trial
-// trained (none for a reused one).
+// trained (none for a reused one); a worker logs the summary of a result
+// only when it wrote it.
 func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*workerProc) {
 	t.Helper()
 	for _, tr := range trials {

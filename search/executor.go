@@ -116,6 +116,10 @@ func (e *LocalExecutor) Data() Data {
 		ValMajority: e.val.MajorityShare(len(e.d.Classes))}
 }
 
+// Dataset returns the images the executor trains on (not a copy), for an
+// executor that sends them elsewhere.
+func (e *LocalExecutor) Dataset() *dataset.Dataset { return e.d }
+
 // Evaluate implements Executor: it trains the candidate.
 func (e *LocalExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
 	net, err := job.Genotype.Build(e.input, len(e.d.Classes))

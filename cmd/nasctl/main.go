@@ -109,6 +109,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			benchCommand(),
 			uiCommand(),
 			doctorCommand(),
+			serverCommand(),
+			workerCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

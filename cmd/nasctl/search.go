@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/nasctl/nasctl/runtime"
@@ -35,6 +36,9 @@ type searchOptions struct {
 	// Workers and Threads override a resumed run's saved ones when positive.
 	Workers, Threads int
 	Quiet, JSON      bool
+	// Broker, when set, sends the trials to workers (not a setting of the
+	// run: a resumed run may train here or elsewhere).
+	Broker brokerOptions
 }
 
 // resumeOptions returns the options of a resumed run after checking that no
@@ -43,19 +47,23 @@ func resumeOptions(c *cli.Context, settingFlags []string) (searchOptions, error)
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
 	for _, f := range settingFlags {
 		if c.IsSet(f) {
-			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --quiet and --json can",
+			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --broker, --quiet and --json can",
 				f, filepath.Join(opts.Resume, rundir.FileConfig))
 		}
+	}
+	var err error
+	if opts.Broker, err = brokerOptionsOf(c); err != nil {
+		return opts, err
 	}
 	opts.Workers, opts.Threads = c.Int("workers"), c.Int("threads")
 	return opts, nil
 }
 
 // trainingFlags are the settings of a search that trains its candidates,
-// which search metaqnn and search nasnet share; unset, each is the
-// preset's.
+// which search metaqnn and search nasnet share (unset, each is the
+// preset's), and where it trains them (the broker flags).
 func trainingFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
 		&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC, e.g. 32x32x1"},
 		&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
@@ -71,7 +79,8 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
-	}
+	}, append(brokerFlags("send the trials to workers through this broker, nats://HOST:4222, or start one here: embedded (see nasctl worker --help)"),
+		embeddedFlags()...)...)
 }
 
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
@@ -117,13 +126,32 @@ func checked(cfg search.Config) (search.Config, error) {
 }
 
 // executors makes the executors of trained searches: it initialises ONNX
-// Runtime once and loads the data. close releases ONNX Runtime.
+// Runtime once and loads the data; with a broker, it connects to it (or
+// starts it) and sends the trials there. close releases all of it.
 type executors struct {
+	ctx    context.Context
 	say    func(format string, args ...any)
 	inited bool
+	broker brokerOptions // URL empty: the trials train here
+
+	server *cluster.Server   // the embedded broker, if any
+	conn   *cluster.Broker   // the connection to the broker, if any
+	remote *cluster.Executor // the distributed executor, if any
 }
 
-func (e *executors) local(cfg search.Config) (search.Executor, error) {
+// make is the executor of cfg's trials: here, or on the broker's workers.
+func (e *executors) make(cfg search.Config) (search.Executor, error) {
+	if e.broker.URL != "" {
+		return e.distributed(cfg)
+	}
+	l, err := e.loadLocal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (e *executors) loadLocal(cfg search.Config) (*search.LocalExecutor, error) {
 	if !e.inited {
 		dev, err := runtime.ParseDevice(cmp.Or(cfg.Device, "cpu"))
 		if err != nil {
@@ -139,6 +167,7 @@ func (e *executors) local(cfg search.Config) (search.Executor, error) {
 }
 
 func (e *executors) close() {
+	e.closeBroker()
 	if e.inited {
 		runtime.Close()
 	}
@@ -153,7 +182,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 			fmt.Fprintf(errOut, format+"\n", args...)
 		}
 	}
-	execs := &executors{say: say}
+	execs := &executors{ctx: ctx, say: say, broker: opts.Broker}
 	defer execs.close()
 	s, err := openSearch(opts, execs)
 	if err != nil {
@@ -192,14 +221,16 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 // openSearch starts the search of opts or resumes it.
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
-		return search.Resume(opts.Resume, opts.Workers, opts.Threads, execs.local)
+		return search.Resume(opts.Resume, opts.Workers, opts.Threads, execs.make)
 	}
 	var exec search.Executor
 	if opts.Config.Trains() {
 		var err error
-		if exec, err = execs.local(opts.Config); err != nil {
+		if exec, err = execs.make(opts.Config); err != nil {
 			return nil, err
 		}
+	} else if opts.Broker.URL != "" {
+		return nil, usagef("--broker: this search scores its trials from a table; there is nothing to send to workers")
 	}
 	return search.New(opts.Config, exec)
 }

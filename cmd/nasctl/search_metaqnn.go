@@ -34,6 +34,13 @@ trials of an uninterrupted one.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 
+Trials on other machines: --broker nats://HOST:4222 sends every trial to the
+workers of that broker (nasctl server, nasctl worker); --broker embedded starts a
+broker in this process (on 127.0.0.1:4222 unless --broker-listen says otherwise).
+--workers is then how many trials are in flight: the slots of all workers together.
+The trials are those of a local run with the same settings; the final models are
+tested here. A resumed run may take --broker or not.
+
 Latency-aware search: --reward mnasnet --target-ms T rewards ACC x (LAT/T)^-0.07
 (MnasNet's soft constraint); --reward constraint --max-latency-ms L and/or
 --max-params P refuses, before training, architectures over the limits (recorded
@@ -45,6 +52,7 @@ by a per-layer model calibrated on this machine at the start of the run
 Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves
+  nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
   nasctl search metaqnn --sample 5 --space study`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "base settings: " + strings.Join(search.PresetNames(), ", ")},
@@ -85,7 +93,11 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
 		return resumeOptions(c, metaqnnSettingFlags)
 	}
-	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
+	broker, err := brokerOptionsOf(c)
+	if err != nil {
+		return searchOptions{}, err
+	}
+	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json"), Broker: broker}
 	cfg, err := search.Preset(c.String("preset"))
 	if err != nil {
 		return opts, usagef("--preset: %v", err)

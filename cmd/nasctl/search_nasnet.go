@@ -59,6 +59,11 @@ stem (filters of the 3x3 stem convolution), filters (of the first cells; doubled
 each reduction cell), normal (normal cells before each reduction), reductions,
 style (study: conv + ReLU; nasnet: ReLU, conv, batch normalisation).
 
+Trials on other machines, for the searches that train: --broker nats://HOST:4222
+sends every trial to the workers of that broker (nasctl server, nasctl worker);
+--broker embedded starts one in this process. --workers is then how many trials are
+in flight (see nasctl search metaqnn --help).
+
 Ctrl-C finishes the episodes in flight and stops; a second Ctrl-C abandons them.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have.
@@ -114,7 +119,11 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
 		return resumeOptions(c, nasnetSettingFlags)
 	}
-	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
+	broker, err := brokerOptionsOf(c)
+	if err != nil {
+		return searchOptions{}, err
+	}
+	opts := searchOptions{Quiet: c.Bool("quiet"), JSON: c.Bool("json"), Broker: broker}
 	cfg, err := nasnetBase(c)
 	if err != nil {
 		return opts, err

@@ -1,0 +1,274 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
+)
+
+const testToken = "s3cret-test-token"
+
+// startServer starts a broker on a free loopback port with a token and a
+// short AckWait, so that a lost job moves on within a test's patience.
+func startServer(t testing.TB, s Settings) *Server {
+	t.Helper()
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// connect opens a client over TCP, as a remote machine would.
+func connect(t testing.TB, srv *Server, name string) *Broker {
+	t.Helper()
+	b, err := Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// stand is an executor that answers at once (or after delay, for every
+// trial or only slow's): a fixed training result with weights, or fails
+// when fail says so. It counts its evaluations.
+type stand struct {
+	calls atomic.Int32
+	fail  func(job search.Job) error
+	delay time.Duration
+	slow  int
+}
+
+func (s *stand) Data() search.Data { return search.Data{} }
+func (s *stand) Test(context.Context, []byte) (*runtime.Evaluation, error) {
+	return nil, errors.New("not here")
+}
+
+func (s *stand) Evaluate(ctx context.Context, j search.Job) (*search.Outcome, error) {
+	s.calls.Add(1)
+	if s.fail != nil {
+		if err := s.fail(j); err != nil {
+			return nil, err
+		}
+	}
+	if s.delay > 0 && (s.slow == 0 || s.slow == j.Trial) {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return &search.Outcome{Training: &runtime.Result{Status: runtime.StatusInterrupted}}, ctx.Err()
+		}
+	}
+	return &search.Outcome{Training: &runtime.Result{Status: runtime.StatusOK, ValAccuracy: 0.5 + float64(j.Trial)/1000,
+		Epochs:  []runtime.EpochRecord{{Epoch: 1, ValAccuracy: 0.25, Seconds: 0.125}},
+		Weights: [][]float32{{1, 2, 3}, {float32(j.Trial)}}}}, nil
+}
+
+// startWorker runs an in-process worker on its own connection with ex
+// standing in for training; it stops with the test.
+func startWorker(t testing.TB, srv *Server, name string, slots int, ex search.Executor) {
+	t.Helper()
+	w := &Worker{Broker: connect(t, srv, name), Device: runtime.CPU, Slots: slots, Name: name,
+		executor: func(context.Context, DataSpec) (search.Executor, error) { return ex, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// newTestExecutor is a driver on its own connection.
+func newTestExecutor(t testing.TB, srv *Server, run string) *Executor {
+	t.Helper()
+	e, err := newExecutor(context.Background(), connect(t, srv, "driver"), run, runtime.CPU, DataSpec{Hash: "sha256:00"}, &stand{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func testJob(t testing.TB, trial int) search.Job {
+	t.Helper()
+	g, err := genotype.Parse("C(8,3,1) - P(2,2) - SM()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return search.Job{Trial: trial, Genotype: g, Config: runtime.TrainConfig{Epochs: 2, BatchSize: 16, Seed: uint64(trial)}}
+}
+
+// A job goes to a worker and its result, weights included, comes back; the
+// same job evaluated again (a restarted driver re-publishing it) gets the
+// same result without a second training.
+func TestEvaluateOnWorker(t *testing.T) {
+	srv := startServer(t, Settings{})
+	st := &stand{}
+	startWorker(t, srv, "w1", 1, st)
+	e := newTestExecutor(t, srv, "r")
+	ctx := context.Background()
+	for range 2 {
+		out, err := e.Evaluate(ctx, testJob(t, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := out.Training
+		if r.ValAccuracy != 0.507 || len(r.Epochs) != 1 || r.Epochs[0].Seconds != 0.125 || !slices.Equal(r.Weights[1], []float32{7}) {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("trained %d times, want 1", n)
+	}
+}
+
+// A job that fails on every delivery is recorded as failed with the
+// worker's reason, after MaxDeliver deliveries, and leaves the queue. A
+// later driver asking for the same job tries it again (the workers may
+// have been fixed), and keeps the result that comes.
+func TestFailsOnEveryDelivery(t *testing.T) {
+	srv := startServer(t, Settings{MaxDeliver: 2})
+	var broken atomic.Bool
+	broken.Store(true)
+	st := &stand{fail: func(search.Job) error {
+		if broken.Load() {
+			return errors.New("no GPU in here")
+		}
+		return nil
+	}}
+	startWorker(t, srv, "w1", 1, st)
+	e := newTestExecutor(t, srv, "r")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := e.Evaluate(ctx, testJob(t, 3))
+	if err == nil || !strings.Contains(err.Error(), "failed on all 2 deliveries; the last on worker w1: no GPU in here") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Errorf("%d deliveries, want 2", n)
+	}
+	// The failure is written before the job is deleted (a driver that dies
+	// in between finds the job again, never a job without its failure), so
+	// the deletion may come a moment after Evaluate returns.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := e.b.l.trials.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs left in %s", info.State.Msgs, StreamTrials)
+		}
+	}
+	broken.Store(false)
+	for range 2 { // tried again and trained; then the result stays
+		if _, err := e.Evaluate(ctx, testJob(t, 3)); err != nil {
+			t.Fatalf("again: %v", err)
+		}
+	}
+	if n := st.calls.Load(); n != 3 {
+		t.Errorf("%d deliveries in all, want 3", n)
+	}
+}
+
+// The broker's overhead per trial: the time from Evaluate's publish to its
+// result back in the driver, for jobs that train nothing (the stand-in
+// answers at once), one at a time over loopback TCP, with weights. The
+// figure goes to docs/performance.md.
+func TestBrokerOverhead(t *testing.T) {
+	srv := startServer(t, Settings{})
+	startWorker(t, srv, "w1", 1, &stand{})
+	e := newTestExecutor(t, srv, "overhead")
+	const n = 200
+	ms := make([]float64, n)
+	for i := range ms {
+		start := time.Now()
+		if _, err := e.Evaluate(context.Background(), testJob(t, i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = float64(time.Since(start).Microseconds()) / 1000
+	}
+	slices.Sort(ms)
+	t.Logf("broker overhead per trial over %d trials: median %.2f ms, p90 %.2f ms, max %.2f ms", n, ms[n/2], ms[n*9/10], ms[n-1])
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	srv := startServer(b, Settings{})
+	startWorker(b, srv, "w1", 1, &stand{})
+	e := newTestExecutor(b, srv, "bench")
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := e.Evaluate(context.Background(), testJob(b, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A job that trains longer than the AckWait stays with its worker, whose
+// heartbeats keep the lease: the other worker never gets it.
+func TestHeartbeatsKeepALongJob(t *testing.T) {
+	srv := startServer(t, Settings{AckWait: 1500 * time.Millisecond})
+	st := &stand{delay: 3500 * time.Millisecond}
+	startWorker(t, srv, "w1", 1, st)
+	startWorker(t, srv, "w2", 1, st)
+	e := newTestExecutor(t, srv, "long")
+	if _, err := e.Evaluate(context.Background(), testJob(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("trained %d times, want 1", n)
+	}
+}
+
+// A worker whose job gets a result from elsewhere (a worker that had lost
+// its lease and finished anyway) stops training at its next heartbeat and
+// acknowledges the job; the driver gets the first result.
+func TestWorkerStopsWhenOvertaken(t *testing.T) {
+	srv := startServer(t, Settings{AckWait: 600 * time.Millisecond})
+	started := make(chan struct{}, 1)
+	st := &stand{delay: time.Minute, slow: 4, fail: func(search.Job) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		return nil
+	}}
+	startWorker(t, srv, "w1", 1, st)
+	e := newTestExecutor(t, srv, "overtaken")
+	job := testJob(t, 4)
+	w, err := jobOf(e.run, e.data, job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key := w.encode()
+	go func() {
+		<-started
+		r := []byte(`{"v":1,"worker":"elsewhere","training":{"status":"ok","val_accuracy":0.75}}`)
+		if _, err := e.b.l.results.Create(context.Background(), resultKey(key), r); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	out, err := e.Evaluate(context.Background(), job)
+	if err != nil || out.Training.ValAccuracy != 0.75 {
+		t.Fatalf("%v, %+v", err, out)
+	}
+	// The stand trains for a minute unless cancelled; the worker must be
+	// free again well before that.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Evaluate(ctx, testJob(t, 5)); err != nil {
+		t.Fatalf("the worker did not come back for the next job: %v", err)
+	}
+	t.Logf("overtaken job given up and the next one done in %.1fs", time.Since(start).Seconds())
+}

@@ -1,0 +1,167 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+// ClientOptions say how to reach a broker.
+type ClientOptions struct {
+	// URL is the broker's address, nats://HOST:4222 (tls://HOST:4222 to
+	// require TLS).
+	URL string
+	// Token is the broker's secret, when it has one.
+	Token string
+	// NKeySeed is a file holding a user NKEY seed, when the broker trusts
+	// NKEYs.
+	NKeySeed string
+	// TLSCA is a PEM file of the authority that signed the broker's
+	// certificate, when the system's do not know it; giving it implies TLS.
+	TLSCA string
+	// Name is the connection's name in the broker's monitoring.
+	Name string
+	// Log, when set, hears when the connection is lost and found again (it
+	// reconnects by itself, for ever).
+	Log func(format string, args ...any)
+
+	server *server.Server // in-process, for an embedded broker
+	nkey   nkeys.KeyPair  // the embedded broker's own key, if any
+}
+
+// Broker is a client connection to the broker, with what nasctl keeps
+// there opened.
+//
+// Ownership: a Broker holds its connection until Close; the Executors and
+// Workers made on it must be closed or stopped before.
+type Broker struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	l   *layout
+	url string
+}
+
+// Connect reaches the broker and opens the trials' stream and buckets,
+// creating them with the default Settings when the broker has none (a
+// stock nats-server).
+func Connect(ctx context.Context, o ClientOptions) (*Broker, error) {
+	return withLayout(ctx)(dial(ctx, o))
+}
+
+// withLayout opens the trials' stream and buckets on a connection just
+// dialled (creating what is missing), or passes its error on.
+func withLayout(ctx context.Context) func(*Broker, error) (*Broker, error) {
+	return func(b *Broker, err error) (*Broker, error) {
+		if err != nil {
+			return nil, err
+		}
+		if b.l, err = ensureLayout(ctx, b.js, Settings{}, false); err != nil {
+			b.Close()
+			return nil, err
+		}
+		return b, nil
+	}
+}
+
+// dial connects without opening anything.
+func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
+	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.NKeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("broker: NKEY seed %s: %w", o.NKeySeed, err)
+		}
+		opts = append(opts, opt)
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.server != nil {
+		opts = append(opts, nats.InProcessServer(o.server))
+	}
+	if o.nkey != nil {
+		pub, err := o.nkey.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Nkey(pub, o.nkey.Sign))
+	}
+	if o.Log != nil {
+		u := redact(o.URL)
+		opts = append(opts,
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil { // nil: closed on purpose
+					o.Log("lost the broker %s (%v); reconnecting", u, err)
+				}
+			}),
+			nats.ReconnectHandler(func(*nats.Conn) { o.Log("reconnected to the broker %s", u) }))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, connectError(o, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return nil, fmt.Errorf("broker %s has no JetStream: start nats-server with -js, or use nasctl server", redact(o.URL))
+		}
+		return nil, fmt.Errorf("broker %s: %w", redact(o.URL), err)
+	}
+	return &Broker{nc: nc, js: js, url: redact(o.URL)}, nil
+}
+
+// connectError says what to do about a failed connection.
+func connectError(o ClientOptions, err error) error {
+	u := redact(o.URL)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization):
+		if o.Token == "" && o.NKeySeed == "" {
+			return fmt.Errorf("broker %s refused the connection: it needs credentials; give its token (--broker-token or NASCTL_BROKER_TOKEN) or an NKEY seed file (--broker-nkey)", u)
+		}
+		return fmt.Errorf("broker %s refused the credentials given: check the token or NKEY seed against the broker's", u)
+	case errors.Is(err, nats.ErrNoServers):
+		return fmt.Errorf("no broker answers at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", u)
+	case strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "tls"):
+		return fmt.Errorf("broker %s: TLS: %w (give the authority that signed its certificate with --broker-tls-ca)", u, err)
+	}
+	return fmt.Errorf("broker %s: %w", u, err)
+}
+
+// redact leaves a token or password given in a URL out of messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
+}
+
+// URL is the broker's address, credentials left out.
+func (b *Broker) URL() string { return b.url }
+
+// Close closes the connection.
+func (b *Broker) Close() { b.nc.Close() }
+
+// consumer opens the durable consumer of device's workers, creating it with
+// the default Settings when missing.
+func (b *Broker) consumer(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
+	return ensureConsumer(ctx, b.l.trials, Settings{}.WithDefaults().trialsConsumer(device), false)
+}

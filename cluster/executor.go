@@ -1,0 +1,311 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Executor is a search.Executor whose trials train on workers: Evaluate
+// publishes the job on its device's subject and waits for the job's result
+// in the results bucket. Data and Test are the local executor's: the driver
+// keeps its copy of the data to send it to the broker and to test the final
+// models itself.
+//
+// Evaluate returns one result per job however many workers ran it (a
+// result is written create-only, so the first one stays), and a driver
+// that restarts and publishes the job again finds that result instead of
+// training it again (see the package documentation).
+//
+// Ownership: an Executor uses its Broker until Close, which does not close
+// the Broker.
+type Executor struct {
+	b      *Broker
+	local  search.Executor
+	run    string
+	device runtime.Device
+	data   DataSpec
+	// Say, when set, receives what a person watching the driver should
+	// know (no worker is listening, a trial failed on every delivery).
+	Say    func(format string, args ...any)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ search.Executor = (*Executor)(nil)
+
+// NewExecutor sends local's dataset to the broker (unless it is there
+// already) and returns the executor of cfg's trials, which go to cfg's
+// device.
+func NewExecutor(ctx context.Context, b *Broker, cfg search.Config, local *search.LocalExecutor) (*Executor, error) {
+	dev, err := runtime.ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.uploadDataset(ctx, local.Dataset()); err != nil {
+		return nil, err
+	}
+	spec := DataSpec{Hash: local.Data().Hash, Input: cfg.Input, Split: cfg.Split, SplitSeed: cfg.SplitSeed, Fraction: cfg.DataFraction}
+	return newExecutor(ctx, b, cfg.Name, dev, spec, local)
+}
+
+// newExecutor makes the executor of run's jobs on data; local answers Data
+// and Test.
+func newExecutor(ctx context.Context, b *Broker, run string, device runtime.Device, data DataSpec, local search.Executor) (*Executor, error) {
+	if _, err := b.consumer(ctx, device); err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithCancel(context.Background())
+	e := &Executor{b: b, local: local, run: run, device: device, data: data, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		b.recordExhausted(hctx, e.say)
+	}()
+	return e, nil
+}
+
+// Idle is the number of worker slots waiting for a job of this executor's
+// device right now: zero means no worker would take a trial yet.
+func (e *Executor) Idle(ctx context.Context) (int, error) {
+	c, err := e.b.consumer(ctx, e.device)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumWaiting, nil
+}
+
+// Data implements search.Executor.
+func (e *Executor) Data() search.Data { return e.local.Data() }
+
+// Test implements search.Executor: it tests on the driver.
+func (e *Executor) Test(ctx context.Context, model []byte) (*runtime.Evaluation, error) {
+	return e.local.Test(ctx, model)
+}
+
+// Evaluate implements search.Executor: the job's result, from whichever
+// worker wrote it first, or an error when the job failed on every
+// delivery. Cancelling ctx leaves the job queued: a later Evaluate of the
+// same job (a resumed run) gets its result.
+func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome, error) {
+	var init *tensors
+	if j.Config.Init != nil {
+		var err error
+		if init, err = e.b.putInit(ctx, j.Config.Init); err != nil {
+			return nil, fmt.Errorf("trial %d: sending its starting weights: %w", j.Trial, err)
+		}
+	}
+	w, err := jobOf(e.run, e.data, j, init)
+	if err != nil {
+		return nil, fmt.Errorf("trial %d: %w", j.Trial, err)
+	}
+	body, key := w.encode()
+	// Watch before publishing, so that no result can slip in between.
+	watch, err := e.b.l.results.Watch(ctx, resultKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("trial %d: watching for its result: %w", j.Trial, err)
+	}
+	defer watch.Stop()
+	prior, err := existing(ctx, watch, j.Trial)
+	if err != nil {
+		return nil, err
+	}
+	var seen uint64 // the revision of the failure tried again
+	// A job published again (a restarted driver) within the duplicate
+	// window is dropped by the broker: the first one is still queued, in
+	// flight, or done, and its result is what the watch delivers. A
+	// failure found here is an earlier driver's: tried again, under an ID
+	// of its own.
+	id := key
+	if prior != nil {
+		if !failed(prior.Value()) {
+			return e.b.outcome(ctx, j.Trial, prior.Value())
+		}
+		seen = prior.Revision()
+		id = fmt.Sprintf("%s.retry-%d", key, seen)
+		e.b.l.results.Delete(ctx, errorKey(key))
+	}
+	if _, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(id)); err != nil {
+		return nil, fmt.Errorf("trial %d: publishing it on %s: %w", j.Trial, e.b.url, err)
+	}
+	entry, err := next(ctx, watch, j.Trial, seen)
+	if err != nil {
+		return nil, err
+	}
+	return e.b.outcome(ctx, j.Trial, entry.Value())
+}
+
+// existing returns the value there when the watch began, nil for none;
+// next returns the first value written after revision seen (a watch that
+// reconnects shows the values there again). Deletions are passed over.
+func existing(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
+	return watched(ctx, watch, trial, true, 0)
+}
+
+func next(ctx context.Context, watch jetstream.KeyWatcher, trial int, seen uint64) (jetstream.KeyValueEntry, error) {
+	return watched(ctx, watch, trial, false, seen)
+}
+
+// watched reads the watch up to the end of the values there at its start
+// (initial), returning the last one, or up to the next value written.
+func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial bool, seen uint64) (jetstream.KeyValueEntry, error) {
+	var last jetstream.KeyValueEntry
+	for {
+		select {
+		case entry, ok := <-watch.Updates():
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("trial %d: the broker stopped the watch on its result", trial)
+			case entry == nil: // the end of the values there at the start
+				if initial {
+					return last, nil
+				}
+			case entry.Operation() != jetstream.KeyValuePut, entry.Revision() <= seen:
+			case initial:
+				last = entry
+			default:
+				return entry, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close stops recording exhausted trials; the Broker stays open.
+func (e *Executor) Close() {
+	e.cancel()
+	<-e.done
+}
+
+func (e *Executor) say(format string, args ...any) {
+	if e.Say != nil {
+		e.Say(format, args...)
+	}
+}
+
+// putInit stores starting weights under their content's name.
+func (b *Broker) putInit(ctx context.Context, ws [][]float32) (*tensors, error) {
+	data, sizes := encodeTensors(ws)
+	name := initName(data)
+	if _, err := b.l.weights.GetInfo(ctx, name); errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, err := b.l.weights.PutBytes(ctx, name, data); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return &tensors{Object: name, Sizes: sizes}, nil
+}
+
+// getTensors reads tensors from the weights bucket.
+func (b *Broker) getTensors(ctx context.Context, t *tensors) ([][]float32, error) {
+	data, err := b.l.weights.GetBytes(ctx, t.Object)
+	if err != nil {
+		return nil, fmt.Errorf("weights %s: %w", t.Object, err)
+	}
+	return decodeTensors(data, t.Sizes)
+}
+
+// outcome turns a result read from the bucket into the executor's answer.
+func (b *Broker) outcome(ctx context.Context, trial int, value []byte) (*search.Outcome, error) {
+	var r result
+	if err := json.Unmarshal(value, &r); err != nil {
+		return nil, fmt.Errorf("trial %d: reading its result: %w", trial, err)
+	}
+	if r.Failed != "" {
+		return nil, errors.New(r.Failed)
+	}
+	if r.Training == nil {
+		return &search.Outcome{Score: r.Score}, nil
+	}
+	if r.Weights != nil {
+		var err error
+		if r.Training.Weights, err = b.getTensors(ctx, r.Weights); err != nil {
+			return nil, fmt.Errorf("trial %d: %w", trial, err)
+		}
+	}
+	return &search.Outcome{Training: r.Training}, nil
+}
+
+// recordExhausted records a failed result for every job that used up its
+// deliveries and deletes the job, which a work queue would keep. The
+// broker's advisories wait in StreamExhausted until a driver handles them,
+// so that one sent while no driver ran is not lost; any driver may handle
+// any advisory, as each step is idempotent.
+func (b *Broker) recordExhausted(ctx context.Context, say func(string, ...any)) {
+	cons, err := b.l.exhausted.Consumer(ctx, consumerDrivers)
+	if err != nil {
+		say("cannot follow the trials that fail on every delivery: %v", err)
+		return
+	}
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(16, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			sleep(ctx, time.Second) // the broker is away; the connection reconnects
+			continue
+		}
+		for m := range batch.Messages() {
+			if err := b.exhausted(ctx, m.Data(), say); err != nil {
+				say("recording a trial that failed on every delivery: %v (will retry)", err)
+				m.NakWithDelay(time.Second)
+				continue
+			}
+			m.Ack()
+		}
+		cancel()
+	}
+}
+
+// exhausted handles one max-deliveries advisory.
+func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string, ...any)) error {
+	var adv server.JSConsumerDeliveryExceededAdvisory
+	if err := json.Unmarshal(advisory, &adv); err != nil {
+		return nil // not one of ours to read; dropping it loses nothing
+	}
+	msg, err := b.l.trials.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // handled already
+	}
+	if err != nil {
+		return err
+	}
+	key := jobKey(msg.Data)
+	why := fmt.Sprintf("failed on all %d deliveries; no worker finished it (killed, or stopped answering)", adv.Deliveries)
+	if e, err := b.l.results.Get(ctx, errorKey(key)); err == nil {
+		why = fmt.Sprintf("failed on all %d deliveries; the last on %s", adv.Deliveries, e.Value())
+	}
+	r, _ := json.Marshal(result{Version: wireVersion, Failed: why})
+	if _, err := b.putResult(ctx, key, r); err != nil {
+		return err
+	}
+	if j, _, err := decodeJob(msg.Data); err == nil {
+		say("%s %s", j.describe(), why)
+	}
+	if err := b.l.trials.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	return nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

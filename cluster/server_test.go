@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The listen rules: loopback needs nothing; any other address needs a
+// token or NKEYs; and the rest of the options are checked before a start.
+func TestServerOptionsCheck(t *testing.T) {
+	seed, public, err := NewNKey()
+	if err != nil || len(seed) == 0 {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	for _, tc := range []struct {
+		o    ServerOptions
+		want string // "" for no error
+	}{
+		{ServerOptions{Listen: "127.0.0.1:0", Store: store}, ""},
+		{ServerOptions{Listen: "localhost:4222", Store: store}, ""},
+		{ServerOptions{Listen: "[::1]:4222", Store: store}, ""},
+		{ServerOptions{Store: store}, ""}, // DefaultListen
+		{ServerOptions{Listen: "0.0.0.0:4222", Store: store}, "refusing to listen without credentials on 0.0.0.0:4222"},
+		{ServerOptions{Listen: ":4222", Store: store}, "without credentials"},
+		{ServerOptions{Listen: "gpu-box:4222", Store: store}, "without credentials"},
+		{ServerOptions{Listen: "0.0.0.0:4222", Store: store, Token: "t"}, ""},
+		{ServerOptions{Listen: "0.0.0.0:4222", Store: store, NKeys: []string{public}}, ""},
+		{ServerOptions{Store: store, Token: "t", NKeys: []string{public}}, "not both"},
+		{ServerOptions{Store: store, NKeys: []string{"SUAB"}}, "not a user's public NKEY"},
+		{ServerOptions{Store: store, TLSCert: "c.pem"}, "both a certificate and its key"},
+		{ServerOptions{Listen: "127.0.0.1:0"}, "a store folder is required"},
+		{ServerOptions{Listen: "127.0.0.1", Store: store}, "want host:port"},
+		{ServerOptions{Listen: "127.0.0.1:99999", Store: store}, "bad port"},
+	} {
+		err := tc.o.Check()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}
+
+// A broker that trusts an NKEY lets in the client holding its seed (and
+// sets itself up with a key of its own), and refuses one without it,
+// saying what to give.
+func TestNKeyAuth(t *testing.T) {
+	seed, public, err := NewNKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(file, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), NKeys: []string{public}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	b, err := Connect(context.Background(), ClientOptions{URL: srv.URL(), NKeySeed: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	_, err = Connect(context.Background(), ClientOptions{URL: srv.URL()})
+	if err == nil || !strings.Contains(err.Error(), "--broker-nkey") {
+		t.Errorf("without the seed: %v", err)
+	}
+}
+
+// A broker with a TLS certificate takes clients that trust its authority
+// and turns away those that do not, pointing at --broker-tls-ca.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, TLSCert: cert, TLSKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL(), "tls://") {
+		t.Errorf("URL %s, want tls://", srv.URL())
+	}
+	b, err := Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken, TLSCA: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	_, err = Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken})
+	if err == nil || !strings.Contains(err.Error(), "--broker-tls-ca") {
+		t.Errorf("without the authority: %v", err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1, its own authority, and
+// its key.
+func selfSigned(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nasctl test broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/search"
+	"github.com/urfave/cli/v2"
+)
+
+// tokenEnv holds the broker token, which keeps it out of process listings.
+const tokenEnv = "NASCTL_BROKER_TOKEN"
+
+// brokerFlags reach a broker (nasctl worker, and a search's --broker).
+func brokerFlags(urlUsage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "broker", Usage: urlUsage},
+		&cli.StringFlag{Name: "broker-token", EnvVars: []string{tokenEnv}, Usage: "the broker's token (or set " + tokenEnv + ")"},
+		&cli.StringFlag{Name: "broker-nkey", Usage: "file holding a user NKEY seed the broker trusts (nasctl server --new-nkey makes one)"},
+		&cli.StringFlag{Name: "broker-tls-ca", Usage: "PEM file of the authority that signed the broker's certificate (implies TLS)"},
+	}
+}
+
+// embeddedFlags configure the broker a search starts with --broker embedded.
+func embeddedFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "broker-listen", Value: cluster.DefaultListen, Usage: "--broker embedded: where workers connect (a non-loopback address needs --broker-token)"},
+		&cli.StringFlag{Name: "broker-store", Usage: "--broker embedded: folder of the broker's files (default DIR/.broker, beside the runs)"},
+	}
+}
+
+// brokerOptions say where a search's trials go: nowhere (URL empty: they
+// train here), a broker at URL, or one embedded in the driver.
+type brokerOptions struct {
+	URL    string
+	Client cluster.ClientOptions
+	// Listen and Store configure the embedded broker.
+	Listen, Store string
+}
+
+func (o brokerOptions) embedded() bool { return o.URL == "embedded" }
+
+// brokerOptionsOf reads the broker flags of the command, refusing those
+// that cannot go together.
+func brokerOptionsOf(c *cli.Context) (brokerOptions, error) {
+	o := brokerOptions{URL: c.String("broker"), Listen: c.String("broker-listen"), Store: c.String("broker-store")}
+	o.Client = cluster.ClientOptions{URL: o.URL, Token: c.String("broker-token"), NKeySeed: c.String("broker-nkey"), TLSCA: c.String("broker-tls-ca")}
+	switch {
+	case !o.embedded() && (c.IsSet("broker-listen") || c.IsSet("broker-store")):
+		return o, usagef("--broker-listen and --broker-store configure --broker embedded")
+	case o.embedded() && (o.Client.NKeySeed != "" || o.Client.TLSCA != ""):
+		return o, usagef("--broker embedded takes a token (--broker-token) only; for NKEYs or TLS run nasctl server and give its address to --broker")
+	case o.URL == "" && (o.Client.NKeySeed != "" || o.Client.TLSCA != ""):
+		return o, usagef("--broker-nkey and --broker-tls-ca go with --broker URL")
+	case o.embedded():
+		// The listen rules, before any data is loaded.
+		if err := (cluster.ServerOptions{Listen: o.Listen, Store: ".", Token: o.Client.Token}).Check(); err != nil {
+			return o, usagef("--broker embedded: %v%s", err, credentialsHint(err, "--broker-token or "+tokenEnv))
+		}
+	}
+	return o, nil
+}
+
+// distributed makes the executor that sends cfg's trials to workers
+// through the broker, starting an embedded one first when asked to. The
+// driver loads the data too: it sends it to the broker and tests the final
+// models itself, on its CPU whatever device the trials train on.
+func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
+	here := cfg
+	here.Device = "cpu"
+	local, err := e.loadLocal(here)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.connect(cfg); err != nil {
+		return nil, err
+	}
+	e.say("sending the dataset to the broker (once per dataset)")
+	x, err := cluster.NewExecutor(e.ctx, e.conn, cfg, local)
+	if err != nil {
+		return nil, err
+	}
+	x.Say = e.say
+	e.remote = x
+	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
+		e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: nasctl worker --broker %s --device %s",
+			cfg.Device, e.workerURL(), cfg.Device)
+	}
+	return x, nil
+}
+
+// connect reaches the broker of the options, or starts the embedded one.
+func (e *executors) connect(cfg search.Config) error {
+	o := e.broker
+	if !o.embedded() {
+		o.Client.Name, o.Client.Log = "nasctl search "+cfg.Name, e.say
+		var err error
+		e.conn, err = cluster.Connect(e.ctx, o.Client)
+		return err
+	}
+	store := o.Store
+	if store == "" {
+		store = filepath.Join(cfg.Dir, ".broker")
+	}
+	srv, err := cluster.StartServer(e.ctx, cluster.ServerOptions{Listen: o.Listen, Store: store, Token: o.Client.Token})
+	if err != nil {
+		return err
+	}
+	e.server = srv
+	e.say("broker embedded: listening on %s, files in %s", srv.URL(), store)
+	e.conn, err = srv.Connect(e.ctx, "nasctl search "+cfg.Name)
+	return err
+}
+
+// workerURL is the broker address to give workers.
+func (e *executors) workerURL() string {
+	if e.server != nil {
+		return e.server.URL()
+	}
+	return e.conn.URL()
+}
+
+// closeBroker releases the executor, the connection and the embedded
+// broker, in that order.
+func (e *executors) closeBroker() {
+	if e.remote != nil {
+		e.remote.Close()
+	}
+	if e.conn != nil {
+		e.conn.Close()
+	}
+	if e.server != nil {
+		e.server.Close()
+	}
+}
+
+// credentialsHint names the flags that give a broker credentials, after
+// its refusal to listen without them.
+func credentialsHint(err error, flags string) string {
+	if errors.Is(err, cluster.ErrNoCredentials) {
+		return " (" + flags + ")"
+	}
+	return ""
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// TestCluster runs searches across nasctl worker processes. Each subtest
+// has its own broker, embedded in the test process on loopback with a token
+// and a 2 s AckWait (so that a killed worker's trial moves on quickly); they
+// share one build of nasctl, the dataset and the local run they compare
+// with.
+func TestCluster(t *testing.T) {
+	c := &clusterEnv{bin: buildNasctl(t), data: filepath.Join(t.TempDir(), "leaves")}
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", c.data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	for _, st := range []struct {
+		name string
+		test func(*testing.T, *clusterEnv)
+	}{
+		{"WorkerKilledMidTrial", testWorkerKilledMidTrial},
+		{"DriverKilledAndResumed", testDriverKilledAndResumed},
+		{"TrialFailsOnEveryDelivery", testTrialFailsOnEveryDelivery},
+		{"RefusesWithoutCredentials", testRefusesWithoutCredentials},
+	} {
+		t.Run(st.name, func(t *testing.T) { st.test(t, c) })
+	}
+}
+
+const clusterToken = "cluster-test-token"
+
+// clusterSearch is a search small enough for CI: 240 16x16 images, 10
+// trials of 3 epochs, two in flight.
+var clusterSearch = []string{"search", "metaqnn", "--preset", "cpu", "--input", "16x16x1", "--schedule", "1.0:6,0.5:4",
+	"--epochs", "3", "--batch", "16", "--skip-final", "--threads", "1", "--seed", "3", "--workers", "2", "--quiet"}
+
+// clusterEnv is what the subtests of TestCluster share: the nasctl
+// binary, the tiny dataset, and the trials of the same search run locally.
+type clusterEnv struct {
+	bin, data string
+
+	once   sync.Once
+	local  []rundir.Trial
+	failed string
+}
+
+// clusterFixture is a subtest's broker and folder of runs.
+type clusterFixture struct {
+	*clusterEnv
+	runs string
+	srv  *cluster.Server
+}
+
+func (c *clusterEnv) fixture(t *testing.T) *clusterFixture {
+	t.Helper()
+	srv, err := cluster.StartServer(context.Background(), cluster.ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: clusterToken,
+		Settings: cluster.Settings{AckWait: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return &clusterFixture{clusterEnv: c, runs: t.TempDir(), srv: srv}
+}
+
+// env is the environment of a nasctl process that has the broker's token.
+func (f *clusterFixture) env() []string { return append(os.Environ(), tokenEnv+"="+clusterToken) }
+
+// searchArgs are the arguments of the tiny search named name.
+func (f *clusterFixture) searchArgs(name string, extra ...string) []string {
+	return append(append(slices.Clone(clusterSearch), "--data", f.data, "--dir", f.runs, "--name", name), extra...)
+}
+
+// workerProc is a nasctl worker process and the lines it printed.
+type workerProc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when its output ends
+
+	mu     sync.Mutex
+	lines  []string
+	killOn *regexp.Regexp // a line matching it kills the process at once
+	killed string         // the line that did
+}
+
+// startWorker starts a worker process that stops with the test.
+func (f *clusterFixture) startWorker(t *testing.T, name string) *workerProc {
+	t.Helper()
+	w := &workerProc{name: name, done: make(chan struct{})}
+	w.cmd = exec.Command(f.bin, "worker", "--broker", f.srv.URL(), "--name", name, "--cache", t.TempDir())
+	w.cmd.Env = f.env()
+	out, err := w.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go w.read(bufio.NewScanner(out))
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+		w.cmd.Wait()
+		if t.Failed() {
+			t.Logf("worker %s:\n%s", name, strings.Join(w.output(), "\n"))
+		}
+	})
+	return w
+}
+
+func (w *workerProc) read(sc *bufio.Scanner) {
+	defer close(w.done)
+	for sc.Scan() {
+		w.mu.Lock()
+		w.lines = append(w.lines, sc.Text())
+		if w.killOn != nil && w.killOn.MatchString(sc.Text()) {
+			w.cmd.Process.Signal(syscall.SIGKILL)
+			w.killed, w.killOn = sc.Text(), nil
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *workerProc) output() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.lines)
+}
+
+// count is the number of lines matching re.
+func (w *workerProc) count(re *regexp.Regexp) int {
+	n := 0
+	for _, l := range w.output() {
+		if re.MatchString(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// localTrials are the trials of the tiny search trained in this process,
+// without a broker (run once, for every subtest that compares with it).
+func (f *clusterFixture) localTrials(t *testing.T) []rundir.Trial {
+	t.Helper()
+	f.once.Do(func() {
+		if code, _, errOut := runCLI(t, f.searchArgs("local")...); code != 0 {
+			f.failed = errOut
+			return
+		}
+		f.local = readLog(t, filepath.Join(f.runs, "local"))
+	})
+	if f.failed != "" {
+		t.Fatalf("local search: %s", f.failed)
+	}
+	return f.local
+}
+
+// trainedOnce checks that the workers wrote one result for every trial
+// trained (none for a reused one); a worker logs the summary of a result
+// only when it wrote it.
+func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*workerProc) {
+	t.Helper()
+	for _, tr := range trials {
+		if tr.Status == rundir.StatusReused {
+			continue
+		}
+		done := regexp.MustCompile(fmt.Sprintf(`run %s trial %d: [a-z]+, val`, run, tr.ID))
+		n := 0
+		for _, w := range workers {
+			n += w.count(done)
+		}
+		if n != 1 {
+			t.Errorf("trial %d: %d results written by the workers, want 1", tr.ID, n)
+		}
+	}
+}
+
+// A search through two worker processes, one of them killed with SIGKILL in
+// the middle of a trial: the trial goes to the other worker after the
+// AckWait, is recorded once, and the run has the trials of a local run with
+// the same seed (compared untimed with rundir.FirstDifference: same
+// architectures, statuses, curves and rewards).
+func testWorkerKilledMidTrial(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	a, b := f.startWorker(t, "wa"), f.startWorker(t, "wb")
+	a.mu.Lock()
+	a.killOn = regexp.MustCompile(`run dist trial \d+: epoch 1/`) // two epochs to go
+	a.mu.Unlock()
+	cmd := exec.Command(f.bin, f.searchArgs("dist", "--broker", f.srv.URL())...)
+	cmd.Env = f.env()
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("distributed search: %v\n%s", err, out)
+	}
+	t.Logf("distributed search with a worker killed: %.1fs", time.Since(start).Seconds())
+	a.mu.Lock()
+	killed := a.killed
+	a.mu.Unlock()
+	if killed == "" {
+		t.Fatal("worker wa never started a trial")
+	}
+	id := regexp.MustCompile(`trial (\d+):`).FindStringSubmatch(killed)[1]
+	if b.count(regexp.MustCompile(`run dist trial `+id+`: training .*delivery 2 of 3`)) != 1 {
+		t.Errorf("trial %s, killed on wa (%q), was not trained again on wb", id, killed)
+	}
+	got := readLog(t, filepath.Join(f.runs, "dist"))
+	sameLogs(t, got, f.localTrials(t))
+	trainedOnce(t, "dist", got, a, b)
+}
+
+// A driver killed with SIGKILL while trials are in flight, then resumed
+// through the broker: the trials the workers finished meanwhile are taken
+// from the results bucket (no trial is trained twice, none recorded twice),
+// and the run ends with the trials of a local run.
+func testDriverKilledAndResumed(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	a, b := f.startWorker(t, "wa"), f.startWorker(t, "wb")
+	dir := filepath.Join(f.runs, "driver")
+	cmd := exec.Command(f.bin, f.searchArgs("driver", "--broker", f.srv.URL())...)
+	cmd.Env = f.env()
+	startUntil(t, cmd, dir, 3)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	before := len(readLog(t, dir))
+	resume := exec.Command(f.bin, "search", "metaqnn", "--resume", dir, "--broker", f.srv.URL(), "--quiet")
+	resume.Env = f.env()
+	if out, err := resume.CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	got := readLog(t, dir)
+	t.Logf("driver killed after %d trials, resumed to %d", before, len(got))
+	sameLogs(t, got, f.localTrials(t))
+	trainedOnce(t, "driver", got, a, b)
+}
+
+// sabotaged sends one trial to the workers as an architecture they cannot
+// build (the driver checked the real one), so that it fails on every
+// delivery.
+type sabotaged struct {
+	*cluster.Executor
+	trial int
+}
+
+func (s sabotaged) Evaluate(ctx context.Context, j search.Job) (*search.Outcome, error) {
+	if j.Trial == s.trial {
+		j.Genotype, _ = genotype.Parse("C(8,17,1) - SM()") // kernel 17 on a 16x16 input
+	}
+	return s.Executor.Evaluate(ctx, j)
+}
+
+// A trial that fails on every delivery (three, on both workers) is
+// recorded as failed, once, with the workers' reason; the search goes on.
+func testTrialFailsOnEveryDelivery(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	f.startWorker(t, "wa")
+	f.startWorker(t, "wb")
+	ctx := context.Background()
+	cfg, err := search.Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.Dir, cfg.Data, cfg.Input, cfg.Seed, cfg.Workers, cfg.Threads = "fail", f.runs, f.data, "16x16x1", 3, 2, 1
+	cfg.Train.Epochs, cfg.Train.BatchSize, cfg.Final.Skip, cfg.Trials = 2, 16, true, 0
+	sched, err := controller.ParseSchedule("1.0:4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: sched}
+	cfg = cfg.WithDefaults()
+	local, err := search.NewLocalExecutor(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cluster.Connect(ctx, cluster.ClientOptions{URL: f.srv.URL(), Token: clusterToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	x, err := cluster.NewExecutor(ctx, b, cfg, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	s, err := search.New(cfg, sabotaged{x, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	trials := readLog(t, s.Dir())
+	if len(trials) != 4 {
+		t.Fatalf("%d trials recorded, want 4", len(trials))
+	}
+	tr := trials[1]
+	if tr.ID != 2 || tr.Status != rundir.StatusFailed || !strings.Contains(tr.Reason, "failed on all 3 deliveries; the last on worker w") || !strings.Contains(tr.Reason, "kernel 17 exceeds") {
+		t.Errorf("trial 2: %s %q", tr.Status, tr.Reason)
+	}
+	t.Logf("trial 2: %s", tr.Reason)
+}
+
+// A worker without the broker's token, or with a wrong one, is refused and
+// says what to give; a broker asked to listen beyond loopback without
+// credentials does not start.
+func testRefusesWithoutCredentials(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{
+		{"", "needs credentials; give its token"},
+		{tokenEnv + "=wrong", "refused the credentials given"},
+	} {
+		cmd := exec.Command(f.bin, "worker", "--broker", f.srv.URL(), "--cache", t.TempDir())
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, tokenEnv+"=") })
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); err == nil || code != exitFailure || !strings.Contains(string(out), tc.want) {
+			t.Errorf("worker with %q: exit %d, %s", tc.env, code, out)
+		}
+	}
+	code, _, errOut := runCLI(t, "server", "--listen", "0.0.0.0:0", "--store", t.TempDir())
+	if code != exitUsage || !strings.Contains(errOut, "refusing to listen without credentials on 0.0.0.0:0") {
+		t.Errorf("open server: exit %d, %s", code, errOut)
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/urfave/cli/v2"
+)
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "worker",
+		Usage:     "train the trials of searches run with --broker, until stopped",
+		ArgsUsage: " ",
+		Description: `Connects to the broker, takes the trials of its device one per slot, trains each
+on the dataset of its search (fetched from the broker once, checked by content
+hash, kept in --cache) and sends back the result; it prints what it is running.
+Start one per machine (or per GPU, with --device-id), any time: trials wait in
+the broker's queue until a worker takes them.
+
+A worker that dies or stops answering loses nothing: after the broker's AckWait
+(60 s by default) its trial goes to another worker, up to 3 deliveries, after
+which the search records the trial as failed. Ctrl-C finishes the trials in
+flight and stops; a second Ctrl-C hands them back to the broker at once.
+
+Training is deterministic for a given thread count: keep --threads at 0 to use
+the search's, so that the trials match those of a local run.
+
+Examples:
+  nasctl worker --broker nats://127.0.0.1:4222
+  NASCTL_BROKER_TOKEN=... nasctl worker --broker nats://gpu-box:4222 --device cuda --slots 2`,
+		Flags: append(brokerFlags("the broker's address, nats://HOST:4222 (tls://HOST:4222 for TLS); required"),
+			&cli.StringFlag{Name: "device", Value: "cpu", Usage: "where trials train, and which trials are taken: cpu or cuda"},
+			&cli.IntFlag{Name: "device-id", Usage: "the GPU to use, for --device cuda"},
+			&cli.IntFlag{Name: "slots", Value: 1, Usage: "trials trained at once"},
+			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per trial (0: the search's setting)"},
+			&cli.StringFlag{Name: "name", Usage: "the worker's name in logs and results (default HOST-PID)"},
+			&cli.StringFlag{Name: "cache", Usage: "folder of fetched datasets (default: the user cache folder's nasctl/datasets)"},
+		),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c, ""); err != nil {
+				return err
+			}
+			opts, err := workerOptions(c)
+			if err != nil {
+				return err
+			}
+			return runWorker(c.Context, opts, c.App.ErrWriter)
+		},
+	}
+}
+
+// workerOpts are a worker's settings, the broker's address among them.
+type workerOpts struct {
+	Client cluster.ClientOptions
+	Worker *cluster.Worker // Broker and Log are set by runWorker
+}
+
+func workerOptions(c *cli.Context) (workerOpts, error) {
+	b, err := brokerOptionsOf(c)
+	if err != nil {
+		return workerOpts{}, err
+	}
+	if b.URL == "" || b.embedded() {
+		return workerOpts{}, usagef("--broker: give the broker's address, nats://HOST:4222")
+	}
+	dev, err := runtime.ParseDevice(c.String("device"))
+	if err != nil {
+		return workerOpts{}, usagef("--device: %v", err)
+	}
+	if c.Int("slots") < 1 || c.Int("threads") < 0 || c.Int("device-id") < 0 {
+		return workerOpts{}, usagef("--slots must be at least 1, --threads and --device-id at least 0")
+	}
+	cache := c.String("cache")
+	if cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return workerOpts{}, usagef("--cache: no user cache folder (%v); give one", err)
+		}
+		cache = filepath.Join(dir, "nasctl", "datasets")
+	}
+	b.Client.Name = strings.TrimSpace("nasctl worker " + c.String("name"))
+	return workerOpts{Client: b.Client, Worker: &cluster.Worker{Device: dev, DeviceID: c.Int("device-id"), Slots: c.Int("slots"),
+		Threads: c.Int("threads"), Name: c.String("name"), Cache: cache}}, nil
+}
+
+// runWorker runs trials until ctx is cancelled or the first interrupt.
+func runWorker(ctx context.Context, opts workerOpts, errOut io.Writer) error {
+	// The device's checks first: a worker that cannot train stops here,
+	// saying why, instead of failing every trial it takes.
+	if err := runtime.InitDevice(opts.Worker.Device, opts.Worker.DeviceID); err != nil {
+		return err
+	}
+	defer runtime.Close()
+	log := lineLogger(errOut, "")
+	opts.Client.Log = log
+	b, err := cluster.Connect(ctx, opts.Client)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	w := opts.Worker
+	w.Broker, w.Log = b, log
+	stop := make(chan struct{})
+	var once sync.Once
+	remove := onFirstInterrupt(func() {
+		once.Do(func() {
+			w.Log("finishing the trials in flight; interrupt again to hand them back")
+			close(stop)
+		})
+	})
+	defer remove()
+	return w.Run(ctx, stop)
+}
+
+// lineLogger prints whole lines to w, each with the time and prefix; lines
+// from several goroutines do not interleave.
+func lineLogger(w io.Writer, prefix string) func(format string, args ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "%s %s%s\n", time.Now().Format("15:04:05"), prefix, fmt.Sprintf(format, args...))
+	}
+}

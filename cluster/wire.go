@@ -101,6 +101,7 @@ type trainConfig struct {
 	LR        float64            `json:"lr"`
 	Optimizer *optimizer         `json:"optimizer,omitempty"`
 	Patience  int                `json:"patience"`
+	Monitor   runtime.Monitor    `json:"monitor,omitempty"`
 	Schedule  runtime.LRSchedule `json:"schedule"`
 	Seed      uint64             `json:"seed"`
 	Device    runtime.Device     `json:"device"`
@@ -200,7 +201,7 @@ func jobOf(run string, data DataSpec, j search.Job, init *tensors) (*job, error)
 	c := j.Config
 	return &job{Version: wireVersion, Run: run, Trial: j.Trial, Kind: kind, Genotype: j.Genotype.String(), Actions: j.Actions, Full: j.Full,
 		Data: data, Init: init,
-		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Schedule: c.Schedule,
+		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Schedule: c.Schedule,
 			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget}}, nil
 }
 
@@ -242,7 +243,7 @@ func (j *job) searchJob(init [][]float32) (search.Job, error) {
 	}
 	t := j.Train
 	return search.Job{Trial: j.Trial, Genotype: g, Actions: j.Actions, Full: j.Full,
-		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience,
+		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor,
 			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init}}, nil
 }
 
@@ -299,4 +300,4 @@ func safeName(s string) string {
 // carries or leaves to the worker on purpose; a test checks the list against
 // the struct, so that a field added there is not silently dropped here.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
-	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress"}))
+	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress"}))

@@ -18,6 +18,7 @@ func TestSplitSizes(t *testing.T) {
 	}{
 		{SplitMetaQNN, 4000, 2240, 560, 1200},
 		{SplitNASNetSearch, 4000, 498, 62, 240},
+		{SplitNASNet, 4000, 2492, 308, 1200},
 		{SplitMetaQNN, 101, 56, 14, 31},
 		{SplitPlan{}, 10, 10, 0, 0},              // zero plan: everything trains
 		{SplitPlan{Fraction: 0.5}, 7, 3, 0, 0},   // floor(3.5)
@@ -82,7 +83,7 @@ func TestParseSplitPlan(t *testing.T) {
 		t.Errorf("nasnet-search: %+v, %v", p, err)
 	}
 	_, err := ParseSplitPlan("bogus")
-	if err == nil || !strings.Contains(err.Error(), "valid: metaqnn, nasnet-search") {
+	if err == nil || !strings.Contains(err.Error(), "valid: metaqnn, nasnet, nasnet-search") {
 		t.Errorf("bogus: %v", err)
 	}
 }

@@ -351,9 +351,11 @@ var nasnetPresets = map[string]Config{
 		Workers: 2, Threads: 1,
 	},
 	// study: the founding study's cell search (docs/study.md, section 4):
-	// its network, split, child training, reward and controller.
+	// its network, child training, reward and controller; the trials train
+	// on a fifth of the training split (498 of 4,000 images, as the study's
+	// search), the final phase on all of it (docs/study.md, section 7).
 	"study": {
-		Split: "nasnet-search", SplitSeed: 1, Trials: 800,
+		Split: "nasnet", DataFraction: 0.2, SplitSeed: 1, Trials: 800,
 		Cells:     CellSettings{Blocks: 2, CellMacro: genotype.StudyMacro},
 		Reinforce: ReinforceSettings{Preset: "study", Controller: ControllerOf(controller.ReinforceStudy)},
 		Train: TrainSettings{Epochs: 50, BatchSize: 32, LR: 0.1, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,

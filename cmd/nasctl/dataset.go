@@ -125,6 +125,7 @@ func datasetInfoCommand() *cli.Command {
 image count and size, the channels, the content hash, the images per class, and the images
 per class in the training, validation and test sets of a split plan:
   metaqnn        the study's MetaQNN split: 30% test, validation = 20% of the rest
+  nasnet         the study's NASNet retraining: 30% test, validation = 11% of the rest
   nasnet-search  the study's NASNet search: keep 20%, then 30% test, validation = 11% of the rest
 The split shuffles with --seed. A file that cannot be read fails the command unless
 --skip-bad is given; skipped files are listed.

@@ -225,7 +225,7 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "generate", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"dataset", "info"}, 2, "takes one folder argument"},
 		{[]string{"dataset", "info", empty, empty}, 2, "takes one folder argument (got 2"},
-		{[]string{"dataset", "info", empty, "--plan", "nope"}, 2, "valid: metaqnn, nasnet-search"},
+		{[]string{"dataset", "info", empty, "--plan", "nope"}, 2, "valid: metaqnn, nasnet, nasnet-search"},
 		{[]string{"dataset", "info", empty, "--size", "64x"}, 2, "--size"},
 		{[]string{"dataset", "info", empty, "--channels", "2"}, 2, "--channels 2"},
 		{[]string{"dataset", "frob"}, 2, `unknown command "dataset frob"`},

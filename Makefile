@@ -3,6 +3,9 @@
 #   make search  the main job: generate the leaves dataset (data/leaves) and run a
 #                CPU-sized MetaQNN search on it (runs/leaves-cpu: report, plots,
 #                exported winners); running it again resumes or re-reports the run
+#   make search-nasnet
+#                the CPU-sized NASNet cell search on the same data (runs/nasnet-cpu)
+#   make compare both searches' best models measured side by side (runs/compare)
 #   make test    set-up, then go test ./...       (TESTFLAGS="-run X -v" to narrow)
 #   make setup   install the pinned ONNX Runtime library into .cache/onnxruntime
 #                (from the npm registry, SHA-256 checked; fast when already done)
@@ -33,7 +36,7 @@ DATA ?= data/leaves
 BENCH_ROUNDS ?= 5
 BENCH_FLAGS ?=
 
-.PHONY: setup setup-cuda setup-test test build search bench-train
+.PHONY: setup setup-cuda setup-test test build search search-nasnet compare bench-train
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
@@ -57,6 +60,24 @@ search: setup build
 	else \
 		bin/nasctl search metaqnn --preset cpu --data $(DATA) --name $(RUN); \
 	fi
+
+# The NASNet cell search of the CPU preset on the same data (runs/nasnet-cpu),
+# and the side-by-side measurement of both searches' best models.
+NASNET_RUN ?= nasnet-cpu
+
+search-nasnet: setup build
+	@test -f $(DATA)/LEAF_0000.png || bin/nasctl dataset generate --out $(DATA) --count 4000 --seed 1
+	@if [ -f runs/$(NASNET_RUN)/config.yaml ]; then \
+		bin/nasctl search nasnet --resume runs/$(NASNET_RUN); \
+	else \
+		bin/nasctl search nasnet --preset cpu --data $(DATA) --name $(NASNET_RUN); \
+	fi
+
+compare: setup build
+	@test -f runs/$(RUN)/winners/best.onnx -a -f runs/$(NASNET_RUN)/winners/best.onnx || \
+		{ echo "compare needs both searches: make search search-nasnet" >&2; exit 1; }
+	bin/nasctl bench runs/$(RUN)/winners/best.onnx runs/$(NASNET_RUN)/winners/best.onnx \
+		--data $(DATA) --threads 1 --out runs/compare
 
 bench-train: setup build
 	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "bench-train needs PyTorch: sudo apt-get install python3-torch libopenblas0-pthread" >&2; exit 1; }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -26,7 +27,11 @@ func TestMain(m *testing.M) {
 // export writes a model of arch with random weights and returns its path.
 func export(t *testing.T, arch string, in genotype.Input, meta map[onnxgen.MetaKey]string) (string, *genotype.Net) {
 	t.Helper()
-	net, err := genotype.MustParse(arch).Build(in, 2)
+	g, err := genotype.ParseGenotype(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := g.Build(in, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +109,40 @@ func TestMeasure(t *testing.T) {
 		t.Errorf("onnx-go agrees (%g) on asymmetric pads: the workaround is no longer needed", d)
 	}
 	t.Logf("asymmetric pads: onnx-go differs from ONNX Runtime by up to %.3g (%d and %d values)", d, len(got), len(want))
+}
+
+// Cell networks: one whose operations onnx-go has (3x3 and 1x1
+// convolutions with symmetric pads, additions, batch normalisations folded
+// into the convolutions) agrees with ONNX Runtime; one with a depthwise
+// convolution is reported as unsupported, and onnx-go indeed fails on it.
+func TestMeasureCellNetworks(t *testing.T) {
+	if err := runtime.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	opts := Options{Runs: 5, Warmup: 1, Batch: 4, BatchRuns: 1, Session: runtime.SessionOptions{IntraOpThreads: 1}}
+	plain := "net(stem=4, filters=4, normal=1, reductions=0, style=nasnet) normal: b0 = add(conv_3x3(h1), identity(h0)); b1 = add(conv_1x1(b0), conv_3x3(h0)) | " +
+		"reduction: b0 = add(conv_3x3(h1), identity(h0)); b1 = add(conv_3x3(b0), identity(h1))"
+	path, _ := export(t, plain, in, nil)
+	r, err := Measure(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PureGo.MaxAbsDiff == nil || !r.PureGo.Agree {
+		t.Errorf("plain cell network: pure Go %+v", r.PureGo)
+	} else {
+		t.Logf("plain cell network: onnx-go and ONNX Runtime differ by up to %.3g", *r.PureGo.MaxAbsDiff)
+	}
+	sep := strings.Replace(plain, "conv_1x1(b0)", "sep_conv_3x3(b0)", 1)
+	path, _ = export(t, sep, in, nil)
+	if r, err = Measure(context.Background(), path, opts); err != nil {
+		t.Fatal(err)
+	}
+	if r.PureGo.UnsupportedOp != groupedConv {
+		t.Errorf("depthwise convolution: pure Go %+v", r.PureGo)
+	}
+	b, _ := os.ReadFile(path)
+	if _, err := runPureGo(b, in, make([]float32, 2*16*16), 2); err == nil {
+		t.Error("onnx-go ran a depthwise convolution: check whether it now honours groups, and drop groupedConv if so")
+	}
 }

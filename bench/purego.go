@@ -78,35 +78,40 @@ func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) (out []
 // rather than compared.
 const asymmetricMaxPool = "MaxPool with asymmetric pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
 
-// hasAsymmetricMaxPool reports whether a MaxPool node of the model pads its
-// start and end differently.
-func hasAsymmetricMaxPool(model []byte) (bool, error) {
+// groupedConv: onnx-go v0.5.0 ignores a Conv's group attribute, so a
+// depthwise convolution fails on its weights' shape (or, worse, could
+// compute something else); such models are reported as unsupported.
+const groupedConv = "Conv with groups (onnx-go ignores the group attribute of depthwise convolutions)"
+
+// pureGoGap returns the operator of the model that onnx-go computes wrongly
+// without saying so (see asymmetricMaxPool and groupedConv), or "".
+func pureGoGap(model []byte) (string, error) {
 	var m onnx.ModelProto
 	if err := proto.Unmarshal(model, &m); err != nil {
-		return false, err
+		return "", err
 	}
 	for _, n := range m.GetGraph().GetNode() {
-		if n.GetOpType() != "MaxPool" {
-			continue
-		}
 		for _, a := range n.GetAttribute() {
-			if p := a.GetInts(); a.GetName() == "pads" && len(p) == 4 && (p[0] != p[2] || p[1] != p[3]) {
-				return true, nil
+			switch p := a.GetInts(); {
+			case n.GetOpType() == "MaxPool" && a.GetName() == "pads" && len(p) == 4 && (p[0] != p[2] || p[1] != p[3]):
+				return asymmetricMaxPool, nil
+			case n.GetOpType() == "Conv" && a.GetName() == "group" && a.GetI() > 1:
+				return groupedConv, nil
 			}
 		}
 	}
-	return false, nil
+	return "", nil
 }
 
 // comparePureGo runs model in onnx-go and compares with want (ONNX Runtime's
 // output on the same images).
 func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, want []float32) PureGo {
 	r := PureGo{Images: n}
-	if asym, err := hasAsymmetricMaxPool(model); err != nil {
+	if gap, err := pureGoGap(model); err != nil {
 		r.Error = err.Error()
 		return r
-	} else if asym {
-		r.UnsupportedOp = asymmetricMaxPool
+	} else if gap != "" {
+		r.UnsupportedOp = gap
 		return r
 	}
 	got, err := runPureGo(model, in, pixels, n)

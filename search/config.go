@@ -344,10 +344,10 @@ var nasnetPresets = map[string]Config{
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Trials: 60,
 		Cells:     CellSettings{Blocks: 2, CellMacro: genotype.CellMacro{Stem: 8, Filters: 8, Normal: 1, Reductions: 1, Style: genotype.StyleNASNet}},
 		Reinforce: ReinforceSettings{Preset: "natsbench", Controller: ControllerOf(controller.ReinforceNATSBench)},
-		Train: TrainSettings{Epochs: 8, BatchSize: 32, LR: 0.05, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,
+		Train: TrainSettings{Epochs: 6, BatchSize: 32, LR: 0.05, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,
 			Monitor: runtime.MonitorValLoss.String()},
 		Reward:  RewardSettings{LastEpochs: 5, Exponent: 3},
-		Final:   FinalSettings{TopK: 5, EpochFactor: 3, LR: 0.02, Patience: 8},
+		Final:   FinalSettings{TopK: 4, EpochFactor: 3, LR: 0.02, Patience: 6},
 		Workers: 2, Threads: 1,
 	},
 	// study: the founding study's cell search (docs/study.md, section 4):

@@ -245,7 +245,7 @@ func TestNASNetNATSBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := rep.Markdown()
-	for _, want := range []string{"NATS-Bench cifar10", "(optimum 94.37)", "30 of 30 trials", "| 1-30 |", strings.ReplaceAll(top[0].Arch, "|", `\|`)} {
+	for _, want := range []string{"NATS-Bench cifar10", "(optimum 94.37)", "30 of 30 trials", "## Reward per 10 trials", "| 1-10 |", "| 21-30 |", strings.ReplaceAll(top[0].Arch, "|", `\|`)} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

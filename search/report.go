@@ -37,7 +37,7 @@ type Report struct {
 	Majority float64 `json:"val_majority_share,omitempty"`
 	// Phases summarizes the trials of each epsilon (MetaQNN).
 	Phases []PhaseStats `json:"phases,omitempty"`
-	// Windows summarizes every hundred trials (REINFORCE), First and Last
+	// Windows summarizes every windowSize trials (REINFORCE), First and Last
 	// the first and last hundred, All every trial.
 	Windows     []RewardWindow `json:"windows,omitempty"`
 	First, Last RewardWindow   `json:"-"`
@@ -91,8 +91,16 @@ const (
 	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
 )
 
-// reportWindow is the number of trials per row of the REINFORCE section.
-const reportWindow = 100
+// windowSize is the number of trials per row of the REINFORCE section: 100,
+// or for shorter runs the largest of 50, 20 and 10 that gives four rows.
+func windowSize(trials int) int {
+	for _, w := range []int{100, 50, 20} {
+		if trials >= 4*w {
+			return w
+		}
+	}
+	return 10
+}
 
 // constantPredictor: a validation accuracy within one point of the majority
 // share is what a network that always answers the same class gets.
@@ -155,11 +163,12 @@ func (r *Report) windows(trials []rundir.Trial, notes map[int]rundir.Note) {
 	if len(trials) == 0 {
 		return
 	}
-	for i := 0; i < len(trials); i += reportWindow {
-		r.Windows = append(r.Windows, rewardWindow(trials[i:min(i+reportWindow, len(trials))], notes))
+	size := windowSize(len(trials))
+	for i := 0; i < len(trials); i += size {
+		r.Windows = append(r.Windows, rewardWindow(trials[i:min(i+size, len(trials))], notes))
 	}
-	r.First = rewardWindow(trials[:min(reportWindow, len(trials))], notes)
-	r.Last = rewardWindow(trials[max(0, len(trials)-reportWindow):], notes)
+	r.First = rewardWindow(trials[:min(size, len(trials))], notes)
+	r.Last = rewardWindow(trials[max(0, len(trials)-size):], notes)
 	r.All = rewardWindow(trials, notes)
 }
 
@@ -313,7 +322,7 @@ func (r Report) windowSection(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f; %d updates (%d skipped).\n\n",
 		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best, r.All.Updates, r.All.Skipped)
-	b.WriteString("## Reward per 100 trials\n\n")
+	fmt.Fprintf(b, "## Reward per %d trials\n\n", windowSize(r.All.To-r.All.From+1))
 	b.WriteString("| trials | mean reward | best | mean baseline | temperature at end | updates | skipped |\n|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Windows {
 		fmt.Fprintf(b, "| %d-%d | %.4f | %.4f | %.4f | %.3f | %d | %d |\n", w.From, w.To, w.Mean, w.Best, w.Baseline, w.Temperature, w.Updates, w.Skipped)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,5 +276,59 @@ func TestSearchNASNetTrains(t *testing.T) {
 	code, evalOut, errOut := runCLI(t, "eval", filepath.Join(dir, "winners", "best.onnx"), "--data", data, "--json")
 	if code != 0 || !strings.Contains(evalOut, `"accuracy"`) {
 		t.Errorf("eval of the winner: exit %d\n%s\n%s", code, evalOut, errOut)
+	}
+}
+
+// The latency-aware rewards on cell networks: mnasnet calibrates the latency
+// model on cell networks sampled from the space and rewards the cubed
+// accuracy times (LAT/T)^-0.07; constraint refuses, before training, the
+// cells over the parameter limit.
+func TestSearchNASNetLatencyRewards(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "120", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	config := filepath.Join(tmp, "c.yaml")
+	os.WriteFile(config, []byte("reward:\n  calibration: 20\n"), 0o644)
+	runs := filepath.Join(tmp, "runs")
+	common := []string{"search", "nasnet", "--data", data, "--input", "16x16x1", "--cells", "stem=2, filters=4", "--config", config,
+		"--episodes", "4", "--epochs", "1", "--skip-final", "--threads", "1", "--dir", runs, "--quiet"}
+	if code, _, errOut := runCLI(t, append(common, "--reward", "mnasnet", "--target-ms", "0.05", "--name", "soft")...); code != 0 {
+		t.Fatalf("mnasnet: exit %d: %s", code, errOut)
+	}
+	var lm struct {
+		Coefficients []float64 `json:"coefficients"`
+		Fitted       int       `json:"fitted"`
+	}
+	b, err := os.ReadFile(filepath.Join(runs, "soft", "latency_model.json"))
+	if err != nil || json.Unmarshal(b, &lm) != nil || len(lm.Coefficients) != 10 || lm.Fitted != 16 {
+		t.Fatalf("latency model: %v %s", err, b)
+	}
+	for _, tr := range readLog(t, filepath.Join(runs, "soft")) {
+		acc := 0.0
+		for _, e := range tr.Epochs {
+			acc = max(acc, e.ValAccuracy)
+		}
+		want := math.Pow(acc, 3) * math.Pow(tr.LatencyMs/0.05, -0.07)
+		if tr.Status != rundir.StatusOK || !(tr.LatencyMs > 0) || math.Abs(tr.Reward-want) > 1e-9 {
+			t.Errorf("trial %d: %s, latency %v ms, reward %v, want %v", tr.ID, tr.Status, tr.LatencyMs, tr.Reward, want)
+		}
+	}
+	if code, _, errOut := runCLI(t, append(common, "--reward", "constraint", "--max-params", "2000", "--name", "hard")...); code != 0 {
+		t.Fatalf("constraint: exit %d: %s", code, errOut)
+	}
+	refused := 0
+	for _, tr := range readLog(t, filepath.Join(runs, "hard")) {
+		if over := tr.Params > 2000; over != (tr.Status == rundir.StatusRefused) || over && !strings.Contains(tr.Reason, "exceed the limit of 2000") {
+			t.Errorf("trial %d: %d parameters, %s (%s)", tr.ID, tr.Params, tr.Status, tr.Reason)
+
+		}
+		if tr.Status == rundir.StatusRefused {
+			refused++
+		}
+	}
+	if refused == 0 || refused == 4 {
+		t.Errorf("constraint: %d of 4 refused; the limit should part them", refused)
 	}
 }

@@ -40,8 +40,16 @@ func TestCellOpOrder(t *testing.T) {
 	if _, err := ParseCellCombine("sum"); err == nil || !strings.Contains(err.Error(), "add, concat") {
 		t.Errorf("ParseCellCombine error should list the valid names, got %v", err)
 	}
-	if !slices.Equal(CellOpNames(), cellOpNames[:]) {
-		t.Error("CellOpNames differs from the table")
+	// The study's action indices (docs/study.md, section 4), written out.
+	want = []string{"identity", "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5",
+		"max_pool_7x7", "conv_1x1", "conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"}
+	names := CellOpNames()
+	if !slices.Equal(names, want) {
+		t.Errorf("CellOpNames() = %v, want the study's order %v", names, want)
+	}
+	names[0] = "changed"
+	if CellOpNames()[0] != "identity" {
+		t.Error("CellOpNames returns the table itself, not a copy")
 	}
 }
 

@@ -85,8 +85,10 @@ func TestArchInspectErrors(t *testing.T) {
 	}
 }
 
+// Every command and subcommand has a usage line, and its --help prints that
+// line, every flag the command takes (with its usage) and, for a command
+// that does something, a description or an example.
 func TestHelpEverywhere(t *testing.T) {
-	// Every command and subcommand has a usage line and answers --help.
 	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
 	var walk func(path []string, cmds []*cli.Command)
 	walk = func(path []string, cmds []*cli.Command) {
@@ -96,8 +98,21 @@ func TestHelpEverywhere(t *testing.T) {
 				t.Errorf("%q has no usage text", p)
 			}
 			code, out, _ := runCLI(t, append(p, "--help")...)
-			if code != 0 || !strings.Contains(out, c.Name) {
-				t.Errorf("%q --help: exit %d", p, code)
+			if code != 0 || !strings.Contains(out, c.Usage) {
+				t.Errorf("%q --help: exit %d, usage line %q missing:\n%s", p, code, c.Usage, out)
+			}
+			for _, f := range c.Flags {
+				name := f.Names()[0]
+				usage := ""
+				if u, ok := f.(interface{ GetUsage() string }); ok {
+					usage = u.GetUsage()
+				}
+				if !strings.Contains(out, "--"+name) || usage == "" || !strings.Contains(out, usage) {
+					t.Errorf("%q --help: flag --%s or its usage %q missing", p, name, usage)
+				}
+			}
+			if c.Action != nil && len(c.Subcommands) == 0 && c.Description == "" {
+				t.Errorf("%q does something but its help has no description", p)
 			}
 			walk(p, c.Subcommands)
 		}

@@ -27,6 +27,11 @@ func doctorTrainCommand() *cli.Command {
 		Name:      "train",
 		Usage:     "train a small network briefly on generated leaves and write its losses, weights and time to --out",
 		ArgsUsage: " ",
+		Description: `Generates --count leaves images (seed 1) in memory, trains --arch on them for
+--epochs on the chosen device with a fixed seed, and writes the losses per
+epoch, the final weights and the time to --out: run it once per device (or
+library) and compare the files with nasctl doctor compare.
+Example: nasctl doctor train --device cuda --out gpu.json`,
 		Flags: append(deviceFlags(),
 			&cli.IntFlag{Name: "device-id", Usage: "the GPU with --device cuda"},
 			&cli.StringFlag{Name: "arch", Value: "C(8,3,1) - P(2,2) - C(16,3,1) - P(2,2) - SM()", Usage: "the network"},
@@ -144,6 +149,10 @@ func doctorCompareCommand() *cli.Command {
 		Name:      "compare",
 		Usage:     "compare two files of doctor train: losses, weights and speed",
 		ArgsUsage: "A.json B.json",
+		Description: `Reads two files written by nasctl doctor train and prints the largest
+difference of their losses and weights (agreement within --tol) and the ratio of
+their training times; exits 1 when they disagree or were not trained alike.
+Example: nasctl doctor compare cpu.json gpu.json`,
 		Flags: []cli.Flag{
 			&cli.Float64Flag{Name: "tol", Value: 1e-5, Usage: "largest absolute difference of a loss or a weight that counts as agreement"},
 		},

@@ -21,6 +21,10 @@ func runsCommand() *cli.Command {
 			Name:      "list",
 			Usage:     "list the runs under --dir",
 			ArgsUsage: " ",
+			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), trials
+done of planned, best reward, best test accuracy after the final phase, and
+when it last changed. A run that cannot be read is listed with its error.
+Example: nasctl runs list --dir runs --json`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
@@ -35,6 +39,11 @@ func runsCommand() *cli.Command {
 			Name:      "show",
 			Usage:     "show a run's report (best architectures, reward per epsilon or per 100 trials)",
 			ArgsUsage: "NAME|DIR",
+			Description: `Prints the report of a run, by its name under --dir or by its directory, built
+from its files without taking its lock (so a running search can be shown): the
+final table, the statistics per epsilon (MetaQNN) or per window of trials
+(NASNet), and the best architectures of the search.
+Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs, for a NAME"},
 			},

@@ -455,3 +455,58 @@ func BenchmarkLoad4000(b *testing.B) {
 		}
 	}
 }
+
+// Resizing keeps the axes and the values: a 16x8 image whose value grows by
+// 10 per column and 1 per row, halved to 8x4, grows by 20 per column and 2
+// per row away from the borders (Catmull-Rom reproduces a linear ramp
+// exactly, up to rounding to 8 bits); a swapped axis or a shifted grid
+// would show. ReadImage reads the file as Load does and names it on errors.
+func TestReadImageResizesRamp(t *testing.T) {
+	dir := t.TempDir()
+	ramp := image.NewGray(image.Rect(0, 0, 16, 8))
+	for y := range 8 {
+		for x := range 16 {
+			ramp.SetGray(x, y, color.Gray{Y: uint8(40 + 10*x + y)})
+		}
+	}
+	path := filepath.Join(dir, "ramp.png")
+	writeImage(t, dir, "ramp.png", ramp)
+	px, err := ReadImage(path, 8, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(px) != 8*4 {
+		t.Fatalf("%d values, want 32", len(px))
+	}
+	at := func(x, y int) float64 { return float64(px[y*8+x]) * 255 }
+	for y := 1; y < 3; y++ {
+		for x := 1; x < 6; x++ {
+			if d := at(x+1, y) - at(x, y); math.Abs(d-20) > 1.01 {
+				t.Errorf("column step at (%d, %d): %.1f, want 20", x, y, d)
+			}
+		}
+	}
+	for x := 1; x < 7; x++ {
+		if d := at(x, 2) - at(x, 1); math.Abs(d-2) > 1.01 {
+			t.Errorf("row step at column %d: %.1f, want 2", x, d)
+		}
+	}
+	// The output pixel (x, y) covers source pixels 2x..2x+1, 2y..2y+1: its
+	// value is their mean, 40 + 10 (2x + 0.5) + (2y + 0.5).
+	if want := 40 + 10*(2*3+0.5) + (2*1 + 0.5); math.Abs(at(3, 1)-want) > 1.01 {
+		t.Errorf("pixel (3, 1): %.1f, want %.1f", at(3, 1), want)
+	}
+	same, err := ReadImage(path, 0, 0, 3)
+	if err != nil || len(same) != 3*16*8 || same[0] != same[16*8] || math.Abs(float64(same[5])*255-90) > 0.01 {
+		t.Errorf("unresized, 3 channels: %d values, %v", len(same), err)
+	}
+	if _, err := ReadImage(path, 8, 4, 2); err == nil || !strings.Contains(err.Error(), "channels must be 1 or 3") {
+		t.Errorf("2 channels: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.png")
+	os.WriteFile(bad, []byte("not a png"), 0o644)
+	var bf *BadFile
+	if _, err := ReadImage(bad, 8, 4, 1); !errors.As(err, &bf) || bf.Path != bad || !strings.Contains(err.Error(), "not a decodable image") {
+		t.Errorf("corrupt file: %v", err)
+	}
+}

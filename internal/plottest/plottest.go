@@ -48,9 +48,28 @@ func Golden(t *testing.T, p *plot.Plot, name string) {
 			t.Fatal(err)
 		}
 		if !ok {
-			got := filepath.Join(t.TempDir(), name+"."+format)
-			os.WriteFile(got, b, 0o644)
+			got, err := keep(name+"."+format, b)
+			if err != nil {
+				t.Errorf("%s differs from %s, and the figure drawn could not be kept: %v", format, golden, err)
+				continue
+			}
 			t.Errorf("%s differs from %s (got: %s); inspect it and rerun with -regen-golden if the change is intended", format, golden, got)
 		}
 	}
+}
+
+// keep writes a figure that differs from its golden file where it outlives
+// the test (t.TempDir is deleted when the test ends): the folder
+// $NASCTL_GOLDEN_FAILURES, else nasctl-golden-failures in the system's
+// temporary folder, and returns its path.
+func keep(name string, b []byte) (string, error) {
+	dir := os.Getenv("NASCTL_GOLDEN_FAILURES")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "nasctl-golden-failures")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, b, 0o644)
 }

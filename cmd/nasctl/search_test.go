@@ -1,26 +1,48 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
-// buildNasctl compiles the command into a temporary folder.
+// built is the command compiled once for the tests of this process, in a
+// folder TestMain removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildNasctl compiles the command (once per test process) and returns the
+// binary.
 func buildNasctl(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nasctl")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "nasctl-test-bin"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "nasctl")
+		out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.bin = bin
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
 }
 
 // A real search process (two workers) is killed with SIGKILL in the middle

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/runtime"
+)
+
+// train, eval and predict as processes, as a user runs them: train writes a
+// model and prints its test accuracy, eval measures the same accuracy on the
+// same split, predict's probabilities are those of the model run here
+// through package runtime, and mistakes exit 1 or 2 with a message.
+func TestTrainEvalPredictProcesses(t *testing.T) {
+	bin := buildNasctl(t)
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "200", "--size", "16", "--seed", "3"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	model := filepath.Join(tmp, "m.onnx")
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errOut strings.Builder
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := run("train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--input", "16x16x1", "--epochs", "3", "--out", model)
+	if code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`test accuracy ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("train printed no test accuracy:\n%s", out)
+	}
+	trained, _ := strconv.ParseFloat(m[1], 64)
+
+	code, out, errOut = run("eval", model, "--data", data, "--json")
+	var ev struct {
+		Split    string  `json:"split"`
+		N        int     `json:"n"`
+		Accuracy float64 `json:"accuracy"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || ev.Split != "test" || ev.N != 60 || math.Abs(ev.Accuracy-trained) > 1e-4 {
+		t.Errorf("eval: exit %d, %+v; train printed test accuracy %v\n%s", code, ev, trained, errOut)
+	}
+
+	images := []string{filepath.Join(data, "LEAF_0001.png"), filepath.Join(data, "NO_0002.png")}
+	code, out, errOut = run(append([]string{"predict", model, "--json"}, images...)...)
+	if code != 0 {
+		t.Fatalf("predict: exit %d: %s", code, errOut)
+	}
+	if err := runtime.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(model)
+	rm, err := runtime.NewModel(b, runtime.SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(images) {
+		t.Fatalf("predict printed %d lines for %d images:\n%s", len(lines), len(images), out)
+	}
+	for i, line := range lines {
+		var p struct {
+			Image         string             `json:"image"`
+			Class         string             `json:"class"`
+			Probabilities map[string]float64 `json:"probabilities"`
+		}
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		px, err := dataset.ReadImage(images[i], 16, 16, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := rm.Predict(context.Background(), px, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := "no_leaf"
+		if want[1] > want[0] {
+			best = "leaf"
+		}
+		if p.Image != images[i] || p.Class != best || math.Abs(p.Probabilities["no_leaf"]-float64(want[0])) > 1e-6 ||
+			math.Abs(p.Probabilities["leaf"]-float64(want[1])) > 1e-6 {
+			t.Errorf("predict %s: %+v, the model gives %v", images[i], p, want)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"eval", filepath.Join(tmp, "missing.onnx"), "--data", data}, 1, "no such file or directory"},
+		{[]string{"eval", model, "--data", data, "--split", "bogus"}, 2, "valid: train, val, test, all"},
+		{[]string{"predict", model}, 2, "at least one image"},
+		{[]string{"predict", model, filepath.Join(tmp, "none.png")}, 1, "none.png"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", filepath.Join(tmp, "nodata")}, 1, "nodata"},
+		{[]string{"train", "--arch", "X(1)", "--data", data}, 2, "--arch"},
+	} {
+		code, out, errOut := run(tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q%q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+}

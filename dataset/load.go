@@ -60,6 +60,9 @@ type LoadOptions struct {
 	// Progress, if not nil, is called after each file is decoded with the number
 	// decoded so far and the number of image files. Calls never overlap.
 	Progress func(done, total int)
+	// Skipped, if not nil, is called with the files skipped under SkipBad,
+	// in sorted order, for callers that do not see the LoadReport.
+	Skipped func(bad []*BadFile)
 }
 
 // BadFile is a file Load could not use: the error of a failed Load, or an entry
@@ -148,6 +151,9 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 		return nil, nil, bad[0]
 	}
 	rep.Skipped = bad
+	if opts.Skipped != nil && len(bad) > 0 {
+		opts.Skipped(bad)
+	}
 
 	if err := checkClasses(dir, layout, classes, d, len(bad)); err != nil {
 		return nil, nil, err

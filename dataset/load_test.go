@@ -365,7 +365,8 @@ func TestLoadSkipBadCountsAll(t *testing.T) {
 			t.Errorf("workers %d: %v, want LEAF_1.png", w, err)
 		}
 	}
-	d, rep, err := Load(dir, LoadOptions{SkipBad: true})
+	var told []*BadFile
+	d, rep, err := Load(dir, LoadOptions{SkipBad: true, Skipped: func(bad []*BadFile) { told = append(told, bad...) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,6 +376,9 @@ func TestLoadSkipBadCountsAll(t *testing.T) {
 	}
 	if d.Len() != 2 || !slices.Equal(names, []string{"LEAF_1.png", "LEAF_3.jpg", "NO_2.png"}) {
 		t.Errorf("%d images, skipped %v", d.Len(), names)
+	}
+	if !slices.Equal(told, rep.Skipped) {
+		t.Errorf("the Skipped callback got %v, the report %v", told, rep.Skipped)
 	}
 	// Skipping every NO_ image leaves one class: an error that says so.
 	writeFile(t, dir, "NO_0.png", []byte("garbage"))

@@ -78,6 +78,9 @@ func Training(net *genotype.Net, opts TrainOptions) (*TrainGraph, error) {
 		opts.Optimizer = Adam{}
 	}
 	params := Params(net)
+	if err := checkSizes(net, params, true); err != nil {
+		return nil, err
+	}
 	g := newGraph()
 	c := &compiler{g: g, net: net, train: true, formulas: opts.Formulas, paramList: params, state: map[string]string{}}
 	c.declareData()
@@ -252,8 +255,11 @@ func (c *compiler) flatUpdate(opt Optimizer, params []Param, grads []string, slo
 // mode with the parameters as inputs. Inputs: x, y, then the parameters. Outputs:
 // loss, correct, probabilities.
 func Evaluation(net *genotype.Net) (*Compiled, error) {
-	g := newGraph()
 	params := Params(net)
+	if err := checkSizes(net, params, false); err != nil {
+		return nil, err
+	}
+	g := newGraph()
 	c := &compiler{g: g, net: net, paramList: params}
 	c.declareData()
 	names := c.declareParams(params, true)
@@ -291,6 +297,9 @@ func inference(net *genotype.Net, weights [][]float32, meta Metadata, fold bool)
 	params := Params(net)
 	if len(weights) != len(params) {
 		return nil, fmt.Errorf("inference graph: %d weight tensors for %d parameters", len(weights), len(params))
+	}
+	if err := checkSizes(net, params, false); err != nil {
+		return nil, err
 	}
 	g := newGraph()
 	c := &compiler{g: g, net: net, export: true, paramList: params}

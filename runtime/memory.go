@@ -14,7 +14,7 @@ import (
 
 // TrainingMemory is what a training session of a network holds at once, in
 // bytes of float32: a lower bound of its memory, as ONNX Runtime's arena and
-// the runtime's own buffers come on top (docs/performance.md, "Training
+// the runtime's own buffers come on top (figures: docs/limits.md, "Training
 // memory").
 type TrainingMemory struct {
 	// Weights are the parameters and batch normalisation statistics, in
@@ -24,6 +24,10 @@ type TrainingMemory struct {
 	// (Adam's two moments, SGD's velocity).
 	Gradients int64 `json:"gradients"`
 	Optimizer int64 `json:"optimizer"`
+	// Update is the optimizer update's working copies: it concatenates the
+	// parameters, gradients and slots into vectors, updates them and splits
+	// the results, about three copies per vector.
+	Update int64 `json:"update"`
 	// Activations are every activation of the batch's forward pass, kept for
 	// the backward pass.
 	Activations int64 `json:"activations"`
@@ -35,14 +39,15 @@ type TrainingMemory struct {
 
 // Total is the sum of the parts.
 func (m TrainingMemory) Total() int64 {
-	return m.Weights + m.Gradients + m.Optimizer + m.Activations + m.Largest
+	return m.Weights + m.Gradients + m.Optimizer + m.Update + m.Activations + m.Largest
 }
 
 // String says the total and its largest parts.
 func (m TrainingMemory) String() string {
-	return fmt.Sprintf("%s (weights %s, gradients %s, optimizer %s, activations %s, largest intermediate %s)",
+	return fmt.Sprintf("%s (weights %s, gradients %s, optimizer %s, its update %s, activations %s, largest intermediate %s)",
 		humanize.IBytes(uint64(m.Total())), humanize.IBytes(uint64(m.Weights)), humanize.IBytes(uint64(m.Gradients)),
-		humanize.IBytes(uint64(m.Optimizer)), humanize.IBytes(uint64(m.Activations)), humanize.IBytes(uint64(m.Largest)))
+		humanize.IBytes(uint64(m.Optimizer)), humanize.IBytes(uint64(m.Update)), humanize.IBytes(uint64(m.Activations)),
+		humanize.IBytes(uint64(m.Largest)))
 }
 
 // EstimateTraining returns the memory a training session of net holds with
@@ -58,8 +63,10 @@ func EstimateTraining(net *genotype.Net, batch int, opt onnxgen.Optimizer) Train
 		size := 4 * int64(p.Size())
 		m.Weights += 2 * size
 		if !p.State {
+			slots := int64(len(opt.Slots()))
 			m.Gradients += size
-			m.Optimizer += int64(len(opt.Slots())) * size
+			m.Optimizer += slots * size
+			m.Update += 3 * (1 + slots) * size
 		}
 	}
 	m.Activations = int64(batch) * net.ActivationBytes()
@@ -98,4 +105,26 @@ func memAvailable(s *bufio.Scanner) int64 {
 		}
 	}
 	return 0
+}
+
+// CheckMemory returns why a training session of net, with batch images per
+// step and opt's state, does not fit b.MaxMemory, or "" when it fits. It
+// computes from shapes alone, so it refuses before anything is allocated.
+func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer) string {
+	limit, what := b.MaxMemory, "the limit of"
+	switch {
+	case limit < 0:
+		return ""
+	case limit == 0:
+		limit, what = AvailableMemory(), "the memory this machine has available,"
+		if limit == 0 {
+			return "" // not Linux: nothing to compare with
+		}
+	}
+	m := EstimateTraining(net, batch, opt)
+	if m.Total() <= limit {
+		return ""
+	}
+	return fmt.Sprintf("training at batch %d needs at least %s: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
+		batch, m, what, humanize.IBytes(uint64(limit)))
 }

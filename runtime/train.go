@@ -82,6 +82,10 @@ type Budget struct {
 	MaxActivationBytes int64 `yaml:"max_activation_bytes" json:"max_activation_bytes"`
 	// MaxMACs bounds the multiply-accumulates of one image's forward pass.
 	MaxMACs int64 `yaml:"max_macs" json:"max_macs"`
+	// MaxMemory bounds the memory a training session holds (see
+	// EstimateTraining and CheckMemory), in bytes. Zero: the memory the
+	// training machine has available when training starts; negative: no limit.
+	MaxMemory int64 `yaml:"max_memory,omitempty" json:"max_memory,omitempty"`
 }
 
 // Check returns why net exceeds the budget, or "" when it does not.
@@ -266,6 +270,10 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 	cfg = cfg.WithDefaults()
 	res := &Result{Params: net.Params(), MACs: net.MACs()}
 	if why := cfg.Budget.Check(net); why != "" {
+		res.Status, res.Reason = StatusRefused, why
+		return res, nil
+	}
+	if why := cfg.Budget.CheckMemory(net, cfg.BatchSize, cfg.Optimizer); why != "" {
 		res.Status, res.Reason = StatusRefused, why
 		return res, nil
 	}

@@ -75,6 +75,9 @@ type Config struct {
 	Data string `yaml:"data,omitempty"`
 	// Input resizes the images, HxWxC; empty: the data's own size.
 	Input string `yaml:"input,omitempty"`
+	// SkipBad leaves out the folder's unreadable or corrupt files (the
+	// executor lists them) instead of failing on the first.
+	SkipBad bool `yaml:"skip_bad,omitempty"`
 	// Split is the split plan (metaqnn: 30% test, 20% of the rest
 	// validation) and SplitSeed its shuffle seed (the presets use 1, as
 	// nasctl train and eval do by default). Empty plan: metaqnn.

@@ -74,6 +74,7 @@ type LocalExecutor struct {
 	train, full, val, test runtime.Examples
 	session                runtime.SessionOptions
 	input                  genotype.Input
+	skipped                []*dataset.BadFile
 }
 
 // NewLocalExecutor loads cfg's dataset, splits it and keeps DataFraction of the
@@ -90,7 +91,9 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	if err != nil {
 		return nil, err
 	}
-	d, split, err := dataset.LoadSplit(cfg.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, Progress: progress}, plan, cfg.SplitSeed)
+	var skipped []*dataset.BadFile
+	d, split, err := dataset.LoadSplit(cfg.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, Progress: progress,
+		SkipBad: cfg.SkipBad, Skipped: func(bad []*dataset.BadFile) { skipped = bad }}, plan, cfg.SplitSeed)
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +110,11 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	}
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
-		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}}, nil
+		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, skipped: skipped}, nil
 }
+
+// Skipped returns the files left out under Config.SkipBad.
+func (e *LocalExecutor) Skipped() []*dataset.BadFile { return e.skipped }
 
 // Data implements Executor.
 func (e *LocalExecutor) Data() Data {

@@ -42,6 +42,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime's per-operator profile of the training session to PREFIX*.json"},
 			&cli.BoolFlag{Name: "no-nchwc", Usage: "time the standard graph on ONNX Runtime's standard Conv kernels, without the NCHWc rewrite training uses (for comparison)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			memoryFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, "give the architecture with --arch"); err != nil {
@@ -61,6 +62,9 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			}
 			if opts.Input, err = genotype.ParseInput(c.String("input")); err != nil {
 				return usagef("--input: %v", err)
+			}
+			if opts.MaxMemory, err = maxMemory(c); err != nil {
+				return err
 			}
 			if opts.Classes < 2 || opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 1 || opts.Threads < 0 || opts.PeakGFLOPs < 0 {
 				return usagef("--classes must be at least 2, --batch, --steps and --warmup positive, --threads and --peak-gflops 0 or more")
@@ -83,6 +87,7 @@ type benchTrainStepOptions struct {
 	Profile    string
 	JSON       bool
 	NoNCHWc    bool
+	MaxMemory  int64 // runtime.Budget.MaxMemory
 }
 
 // benchTrainStepReport is the JSON form of bench train-step.
@@ -104,6 +109,9 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 	net, err := opts.Arch.Build(opts.Input, opts.Classes)
 	if err != nil {
 		return usagef("--arch at input %s: %v", opts.Input, err)
+	}
+	if why := (runtime.Budget{MaxMemory: opts.MaxMemory}).CheckMemory(net, opts.Batch, nil); why != "" {
+		return fmt.Errorf("refused: %s", why)
 	}
 	if err := runtime.Init(""); err != nil {
 		return err

@@ -135,7 +135,7 @@ Example: nasctl dataset info data/leaves --json`,
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the split's shuffle"},
 			&cli.StringFlag{Name: "size", Usage: "resize every image to N (square) or HEIGHTxWIDTH pixels (default: the images' own size, which must then be the same for all)"},
 			&cli.IntFlag{Name: "channels", Usage: "1 (gray) or 3 (RGB); 0 picks 1 when every image is gray"},
-			&cli.BoolFlag{Name: "skip-bad", Usage: "skip unreadable, empty or corrupt files and list them, instead of failing"},
+			skipBadFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 		},
 		Action: func(c *cli.Context) error {
@@ -217,10 +217,6 @@ type datasetInfoBad struct {
 
 func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) error {
 	d, rep, err := dataset.Load(opts.Dir, opts.Load)
-	var bad *dataset.BadFile
-	if errors.As(err, &bad) {
-		return fmt.Errorf("%w; add --skip-bad to skip such files", err)
-	}
 	if err != nil {
 		return err
 	}

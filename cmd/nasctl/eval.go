@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -27,13 +28,14 @@ Example: nasctl eval model.onnx --data data/leaves --split test`,
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per inference batch"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
+			skipBadFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("eval takes one model file (got %d arguments)", c.NArg())
 			}
 			opts := evalOptions{Model: c.Args().First(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
-				SplitSeed: c.Uint64("split-seed"), JSON: c.Bool("json")}
+				SplitSeed: c.Uint64("split-seed"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
 			if opts.Data == "" {
 				return usagef("eval needs --data")
 			}
@@ -60,7 +62,7 @@ type evalOptions struct {
 	Plan               dataset.SplitPlan
 	SplitSeed          uint64
 	Batch              int
-	JSON               bool
+	JSON, SkipBad      bool
 	Session            runtime.SessionOptions
 }
 
@@ -83,7 +85,8 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	}
 	defer m.Close()
 	in := m.Info.Input
-	d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, opts.Plan, opts.SplitSeed)
+	d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+		SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}, opts.Plan, opts.SplitSeed)
 	if err != nil {
 		return err
 	}
@@ -143,6 +146,7 @@ to the model's input as in training.
 Example: nasctl predict model.onnx photo1.png photo2.jpg`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per image"},
+			&cli.BoolFlag{Name: "skip-bad", Usage: "leave out unreadable or corrupt images (they are listed) instead of failing on the first"},
 		}, deviceFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
@@ -152,7 +156,9 @@ Example: nasctl predict model.onnx photo1.png photo2.jpg`,
 			if err != nil {
 				return err
 			}
-			return runPredict(c.Context, c.Args().First(), c.Args().Tail(), runtime.SessionOptions{Device: d, IntraOpThreads: c.Int("threads")}, c.Bool("json"), c.App.Writer)
+			opts := predictOptions{Model: c.Args().First(), Images: c.Args().Tail(), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad"),
+				Session: runtime.SessionOptions{Device: d, IntraOpThreads: c.Int("threads")}}
+			return runPredict(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -164,24 +170,42 @@ type prediction struct {
 	Probabilities map[string]float32 `json:"probabilities"`
 }
 
-func runPredict(ctx context.Context, model string, images []string, sess runtime.SessionOptions, asJSON bool, out io.Writer) error {
-	if err := runtime.InitDevice(sess.Device, sess.DeviceID); err != nil {
+type predictOptions struct {
+	Model         string
+	Images        []string
+	JSON, SkipBad bool
+	Session       runtime.SessionOptions
+}
+
+func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer) error {
+	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()
-	m, err := runtime.LoadModel(model, sess)
+	m, err := runtime.LoadModel(opts.Model, opts.Session)
 	if err != nil {
-		return fmt.Errorf("%s: %w", model, err)
+		return fmt.Errorf("%s: %w", opts.Model, err)
 	}
 	defer m.Close()
 	in := m.Info.Input
 	var pixels []float32
-	for _, path := range images {
+	var images []string
+	var bad []*dataset.BadFile
+	for _, path := range opts.Images {
 		px, err := dataset.ReadImage(path, in.Width, in.Height, in.Channels)
+		var bf *dataset.BadFile
+		if opts.SkipBad && errors.As(err, &bf) {
+			bad = append(bad, bf)
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		pixels = append(pixels, px...)
+		pixels, images = append(pixels, px...), append(images, path)
+	}
+	reportSkipped(errOut, bad)
+	if len(images) == 0 {
+		return fmt.Errorf("none of the %d images could be read", len(opts.Images))
 	}
 	probs, err := m.Predict(ctx, pixels, 64)
 	if err != nil {
@@ -201,7 +225,7 @@ func runPredict(ctx context.Context, model string, images []string, sess runtime
 		for j, c := range m.Info.Classes {
 			pr.Probabilities[c] = p[j]
 		}
-		if asJSON {
+		if opts.JSON {
 			if err := enc.Encode(pr); err != nil {
 				return err
 			}

@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nasctl: interrupted")
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "nasctl: %v\n", err)
+	fmt.Fprintf(stderr, "nasctl: %v\n", withBadFileHint(err))
 	return exitFailure
 }
 

@@ -79,6 +79,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
+		skipBadFlag(), memoryFlag(),
 	}, append(brokerFlags("send the trials to workers through this broker, nats://HOST:4222, or start one here: embedded (see nasctl worker --help)"),
 		embeddedFlags()...)...)
 }
@@ -86,11 +87,11 @@ func trainingFlags() []cli.Flag {
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
 // run keeps them).
 var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final",
-	"target-ms", "max-latency-ms", "max-params", "latency", "device"}
+	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
 // given.
-func applyTrainingFlags(c *cli.Context, cfg *search.Config) {
+func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "data", func() { cfg.Data = c.String("data") })
 	set(c, "input", func() { cfg.Input = c.String("input") })
 	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
@@ -106,6 +107,14 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) {
 	set(c, "workers", func() { cfg.Workers = c.Int("workers") })
 	set(c, "threads", func() { cfg.Threads = c.Int("threads") })
 	set(c, "device", func() { cfg.Device = c.String("device") })
+	set(c, "skip-bad", func() { cfg.SkipBad = c.Bool("skip-bad") })
+	if c.IsSet("max-memory") {
+		var err error
+		if cfg.Budget.MaxMemory, err = maxMemory(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // set calls apply when flag name was given.
@@ -163,7 +172,14 @@ func (e *executors) loadLocal(cfg search.Config) (*search.LocalExecutor, error) 
 		e.inited = true
 	}
 	e.say("loading %s", cfg.Data)
-	return search.NewLocalExecutor(cfg, nil)
+	l, err := search.NewLocalExecutor(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range l.Skipped() {
+		e.say("skipped (--skip-bad): %v", b)
+	}
+	return l, nil
 }
 
 func (e *executors) close() {

@@ -114,7 +114,9 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })
-	applyTrainingFlags(c, &cfg)
+	if err := applyTrainingFlags(c, &cfg); err != nil {
+		return opts, err
+	}
 	if c.IsSet("space") {
 		sp, err := search.SpacePreset(c.String("space"))
 		if err != nil {

@@ -132,7 +132,9 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 		return opts, err
 	}
 	if cfg.Trains() {
-		applyTrainingFlags(c, &cfg)
+		if err := applyTrainingFlags(c, &cfg); err != nil {
+			return opts, err
+		}
 		if c.IsSet("reward") {
 			cfg.Reward.Mode = cmp.Or(strings.TrimPrefix(c.String("reward"), "train"), search.RewardAccuracy)
 		}

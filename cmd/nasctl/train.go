@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/dustin/go-humanize"
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -70,13 +69,14 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
+			skipBadFlag(), memoryFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, "give the architecture with --arch"); err != nil {
 				return err
 			}
 			opts := trainOptions{
-				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
+				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
 				Config: runtime.TrainConfig{
 					Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), LR: c.Float64("lr"), Patience: c.Int("patience"),
 					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.LRSchedule{Constant: c.Bool("constant-lr")},
@@ -107,6 +107,12 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Config.Epochs < 1 || opts.Config.BatchSize < 1 || !(opts.Config.LR > 0) {
 				return usagef("--epochs, --batch and --lr must be positive")
 			}
+			if opts.Config.Budget.MaxMemory, err = maxMemory(c); err != nil {
+				return err
+			}
+			if err := checkWritable("out", opts.Out); err != nil {
+				return err
+			}
 			return runTrain(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -118,6 +124,7 @@ type trainOptions struct {
 	Data      string
 	Plan      string // a split plan's name
 	SplitSeed uint64
+	SkipBad   bool
 	Out       string
 	JSON      bool
 	Config    runtime.TrainConfig
@@ -143,7 +150,7 @@ type trainReport struct {
 
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
 	cfg := search.Config{Data: opts.Data, Split: opts.Plan, SplitSeed: opts.SplitSeed, DataFraction: 1,
-		Device: opts.Config.Device.String(), Threads: opts.Config.Threads}
+		Device: opts.Config.Device.String(), Threads: opts.Config.Threads, SkipBad: opts.SkipBad}
 	if opts.Input != (genotype.Input{}) {
 		cfg.Input = opts.Input.String()
 	}
@@ -151,6 +158,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if err != nil {
 		return err
 	}
+	reportSkipped(errOut, exec.Skipped())
 	d := exec.Data()
 	net, err := opts.Arch.Build(d.Input, len(d.Classes))
 	if err != nil {
@@ -174,8 +182,11 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	fit, err := search.Fit(ctx, exec, search.Job{Genotype: opts.Arch, Config: tc, Full: true},
 		map[onnxgen.MetaKey]string{onnxgen.MetaSeed: strconv.FormatUint(tc.Seed, 10)})
 	if err != nil {
-		if fit != nil && fit.Model != nil && renameio.WriteFile(opts.Out, fit.Model, 0o644) == nil {
+		if fit != nil && fit.Model != nil {
 			res := fit.Result
+			if werr := saveOrRescue(opts.Out, fit.Model); werr != nil {
+				return fmt.Errorf("%w (%v)", err, werr)
+			}
 			fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
 				len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
 		}
@@ -187,8 +198,8 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
 	if fit.Model != nil {
 		// Atomically: a crash leaves the old file or the new one, never half of one.
-		if err := renameio.WriteFile(opts.Out, fit.Model, 0o644); err != nil {
-			return fmt.Errorf("writing the model: %w", err)
+		if err := saveOrRescue(opts.Out, fit.Model); err != nil {
+			return err
 		}
 		rep.Model, rep.TestAccuracy = opts.Out, fit.Test.Accuracy
 	}

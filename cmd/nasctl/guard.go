@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/urfave/cli/v2"
+)
+
+// memoryFlag is --max-memory of the commands that train.
+func memoryFlag() cli.Flag {
+	return &cli.StringFlag{Name: "max-memory", Usage: `most memory one training may hold, e.g. 6GiB; trainings estimated above it are refused before anything is allocated (default: the memory the machine has available when training starts; "none": no limit)`}
+}
+
+// maxMemory parses --max-memory into runtime.Budget.MaxMemory's units:
+// bytes, 0 for the available memory, -1 for no limit.
+func maxMemory(c *cli.Context) (int64, error) {
+	s := strings.TrimSpace(c.String("max-memory"))
+	switch strings.ToLower(s) {
+	case "":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > 1<<62 {
+		return 0, usagef("--max-memory %q: give a size such as 6GiB or 800MB, or none", s)
+	}
+	return int64(n), nil
+}
+
+// skipBadFlag is --skip-bad of the commands that read image folders.
+func skipBadFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "skip-bad", Usage: "leave out unreadable, empty or corrupt image files (they are listed) instead of failing on the first"}
+}
+
+// badFileHint is what an error about an unusable image adds, once.
+const badFileHint = "add --skip-bad to skip such files"
+
+// withBadFileHint adds badFileHint to an error that names an unusable image
+// file, unless it says it already.
+func withBadFileHint(err error) error {
+	var bad *dataset.BadFile
+	if errors.As(err, &bad) && !strings.Contains(err.Error(), "--skip-bad") {
+		return fmt.Errorf("%w; %s", err, badFileHint)
+	}
+	return err
+}
+
+// reportSkipped lists the files --skip-bad left out.
+func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
+	if len(bad) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "skipped %d bad files (--skip-bad):\n", len(bad))
+	for _, b := range bad {
+		fmt.Fprintf(w, "  %v\n", b)
+	}
+}
+
+// checkWritable returns a usage error when a file cannot be written at
+// path, found by creating and removing a scratch file beside it, so that a
+// long command fails before its work rather than after.
+func checkWritable(flag, path string) error {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usagef("--%s %s is a folder; give a file name", flag, path)
+	}
+	f, err := os.CreateTemp(dir, ".nasctl-write-check-*")
+	if err != nil {
+		return usagef("--%s %s: cannot write in %s (%v); choose another path", flag, path, dir, unwrapPath(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+// unwrapPath drops a *PathError's operation and path, which name the
+// scratch file rather than the user's.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// saveOrRescue writes data to path atomically; if that fails, it writes it
+// to the temporary folder instead and returns an error that says where, so
+// that finished work is not lost.
+func saveOrRescue(path string, data []byte) error {
+	err := renameio.WriteFile(path, data, 0o644)
+	if err == nil {
+		return nil
+	}
+	rescue := filepath.Join(os.TempDir(), fmt.Sprintf("nasctl-%s-%s", time.Now().Format("20060102-150405"), filepath.Base(path)))
+	if err2 := os.WriteFile(rescue, data, 0o644); err2 != nil {
+		return fmt.Errorf("writing %s: %w; saving it to %s failed too: %v", path, err, rescue, err2)
+	}
+	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
+}

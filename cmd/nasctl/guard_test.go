@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runBin runs the nasctl binary bin and returns its exit code and output.
+func runBin(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+// The found items of the hardening issue, as a user meets them: a network
+// too large for memory or for a tensor, an output that cannot be written, a
+// corrupt image; each ends with a message that says what to do, before any
+// training where it can.
+func TestGuardsAsProcesses(t *testing.T) {
+	bin := buildNasctl(t)
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "100", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	huge := "FC(1000000) - FC(1000000) - SM()"
+	out := filepath.Join(tmp, "m.onnx")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"train", "--arch", huge, "--data", data}, 1,
+			[]string{"refused: training at batch 128 needs at least 18 TiB", "the memory this machine has available", "--max-memory"}},
+		{[]string{"train", "--arch", huge, "--data", data, "--max-memory", "none"}, 1,
+			[]string{"parameter fc2.weight would hold 1,000,000,000,000 values, more than the 2,147,483,647 a tensor may hold"}},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--max-memory", "1KiB", "--out", out}, 1,
+			[]string{"more than the limit of 1.0 KiB"}},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--max-memory", "lots"}, 2,
+			[]string{`--max-memory "lots": give a size such as 6GiB`}},
+		{[]string{"bench", "train-step", "--arch", huge, "--input", "16x16x1", "--max-memory", "2GiB"}, 1,
+			[]string{"refused: training at batch 128 needs at least 18 TiB", "the limit of 2.0 GiB"}},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", "/proc/nasctl-test/m.onnx"}, 2,
+			[]string{"--out /proc/nasctl-test/m.onnx: cannot write in /proc/nasctl-test", "choose another path"}},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", tmp}, 2,
+			[]string{"is a folder; give a file name"}},
+	} {
+		code, stdout, stderr := runBin(t, bin, tc.args...)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, stdout, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%q: stderr lacks %q:\n%s", tc.args, w, stderr)
+			}
+		}
+		if strings.Contains(stderr, "epoch ") {
+			t.Errorf("%q: trained before failing:\n%s", tc.args, stderr)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused training wrote %s (%v)", out, err)
+	}
+
+	// A corrupt image: every command that reads it names it and says
+	// --skip-bad exists; with --skip-bad each lists it and goes on.
+	bad := filepath.Join(data, "LEAF_9999.png")
+	if err := os.WriteFile(bad, []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	train := []string{"train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "1", "--out", out}
+	code, _, stderr := runBin(t, bin, train...)
+	if code != 1 || !strings.Contains(stderr, bad+": not a decodable image") || !strings.Contains(stderr, "add --skip-bad") {
+		t.Errorf("train on a corrupt image: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runBin(t, bin, append(train, "--skip-bad")...)
+	if code != 0 || !strings.Contains(stderr, "skipped 1 bad files (--skip-bad):\n  "+bad+": not a decodable image") {
+		t.Fatalf("train --skip-bad: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runBin(t, bin, "eval", out, "--data", data)
+	if code != 1 || !strings.Contains(stderr, "add --skip-bad") {
+		t.Errorf("eval on a corrupt image: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr = runBin(t, bin, "eval", out, "--data", data, "--skip-bad"); code != 0 || !strings.Contains(stderr, bad) {
+		t.Errorf("eval --skip-bad: exit %d\n%s", code, stderr)
+	}
+	good := filepath.Join(data, "LEAF_0001.png")
+	if code, _, stderr = runBin(t, bin, "predict", out, good, bad); code != 1 || !strings.Contains(stderr, "add --skip-bad") {
+		t.Errorf("predict of a corrupt image: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := runBin(t, bin, "predict", out, good, bad, "--skip-bad")
+	if code != 0 || !strings.HasPrefix(stdout, good+"\t") || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, bad) {
+		t.Errorf("predict --skip-bad: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// A model whose file cannot be written after training is saved in the
+// temporary folder, and the error says where.
+func TestSaveOrRescue(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	model := []byte("finished work")
+	gone := filepath.Join(tmp, "gone", "m.onnx") // its folder does not exist
+	err := saveOrRescue(gone, model)
+	if err == nil || !strings.Contains(err.Error(), "writing "+gone) || !strings.Contains(err.Error(), "the model is saved in "+tmp) {
+		t.Fatalf("err = %v", err)
+	}
+	rescued, _ := filepath.Glob(filepath.Join(tmp, "nasctl-*-m.onnx"))
+	if len(rescued) != 1 {
+		t.Fatalf("rescued files: %v", rescued)
+	}
+	if b, _ := os.ReadFile(rescued[0]); !bytes.Equal(b, model) || !strings.Contains(err.Error(), rescued[0]) {
+		t.Errorf("%s holds %q; error %v", rescued[0], b, err)
+	}
+	ok := filepath.Join(tmp, "ok.onnx")
+	if err := saveOrRescue(ok, model); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(ok); !bytes.Equal(b, model) {
+		t.Errorf("%s holds %q", ok, b)
+	}
+}

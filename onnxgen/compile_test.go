@@ -169,45 +169,64 @@ func TestInferenceMetadata(t *testing.T) {
 }
 
 // Every architecture of a sample of the study's space compiles into the three
-// graphs, whose declared inputs and outputs are those their callers are told
-// (runtime's tests run such samples through ONNX Runtime).
+// graphs, whose inputs and outputs are the documented ones (see TrainGraph and
+// Evaluation), written out here from the architecture's text: a weight and a
+// bias per convolution and dense layer, named by the layer's position, the
+// convolution's weight shaped [filters, input channels, k, k] with the
+// channels followed through the layers, Adam's two slots per parameter, and
+// as many weights in the exported model as genotype counts (runtime's tests
+// run such samples through ONNX Runtime).
 func TestCompileSampledArchitectures(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	space := genotype.Study
 	in := genotype.Input{Height: 32, Width: 32, Channels: 1}
 	for range 200 {
-		st := space.Start(in)
-		var a genotype.Arch
-		for !st.Done {
-			acts := space.Actions(st)
-			l := acts[r.IntN(len(acts))]
-			// small widths keep the test fast
-			if l.Kind == genotype.Conv {
-				l.Filters = 2
-			}
-			if l.Kind == genotype.FC {
-				l.Units = 4
-			}
-			a = append(a, l)
-			st = space.Step(st, l)
-		}
-		n, err := a.Build(in, 2+r.IntN(3))
+		a := sampleArch(r, space, in)
+		classes := 2 + r.IntN(3)
+		n, err := a.Build(in, classes)
 		if err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
+		params, shapes := expectedParams(a, in.Channels, classes)
 		tg, err := Training(n, TrainOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", a, err)
+		}
+		inputs, outputs := []string{"x", "y", "step", "lr"}, []string{"loss", "correct"}
+		inputs = append(inputs, params...)
+		outputs = slices.Grow(outputs, 3*len(params))
+		for _, p := range params {
+			inputs = append(inputs, p+"/m", p+"/v")
+			outputs = append(outputs, p+"/new")
+		}
+		for _, p := range params {
+			outputs = append(outputs, p+"/m/new", p+"/v/new")
+		}
+		for _, mk := range tg.Masks {
+			inputs = append(inputs, mk.Name)
+		}
+		m := decode(t, tg.Model)
+		if got := names(m.GetGraph().GetInput()); !slices.Equal(got, inputs) || !slices.Equal(tg.Inputs, inputs) {
+			t.Fatalf("%s: training graph inputs %v (declared %v), want %v", a, got, tg.Inputs, inputs)
+		}
+		if got := names(m.GetGraph().GetOutput()); !slices.Equal(got, outputs) || !slices.Equal(tg.Outputs, outputs) {
+			t.Fatalf("%s: training graph outputs %v (declared %v), want %v", a, got, tg.Outputs, outputs)
+		}
+		for _, v := range m.GetGraph().GetInput() {
+			if want, ok := shapes[v.GetName()]; ok && !slices.Equal(dims(v), want) {
+				t.Errorf("%s: %s shaped %v, want %v", a, v.GetName(), dims(v), want)
+			}
 		}
 		ev, err := Evaluation(n)
 		if err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
-		for _, c := range []*Compiled{&tg.Compiled, ev} {
-			m := decode(t, c.Model)
-			if !slices.Equal(names(m.GetGraph().GetInput()), c.Inputs) || !slices.Equal(names(m.GetGraph().GetOutput()), c.Outputs) {
-				t.Fatalf("%s: graph declares %v -> %v, compiled says %v -> %v", a, names(m.GetGraph().GetInput()), names(m.GetGraph().GetOutput()), c.Inputs, c.Outputs)
-			}
+		em := decode(t, ev.Model)
+		if got := names(em.GetGraph().GetInput()); !slices.Equal(got, append([]string{"x", "y"}, params...)) {
+			t.Fatalf("%s: evaluation graph inputs %v", a, got)
+		}
+		if got := names(em.GetGraph().GetOutput()); !slices.Equal(got, []string{"loss", "correct", "probabilities"}) {
+			t.Fatalf("%s: evaluation graph outputs %v", a, got)
 		}
 		b, err := Inference(n, Init(Params(n), r), Metadata{Arch: a.String(), Input: in, Classes: []string{"a", "b"}})
 		if err != nil {
@@ -217,6 +236,70 @@ func TestCompileSampledArchitectures(t *testing.T) {
 			t.Fatalf("%s: %v, %d weights for %d parameters", a, err, info.Weights, n.Params())
 		}
 	}
+}
+
+// sampleArch walks space from in, taking random actions, with small widths
+// to keep the test fast.
+func sampleArch(r *rand.Rand, space genotype.Space, in genotype.Input) genotype.Arch {
+	st := space.Start(in)
+	var a genotype.Arch
+	for !st.Done {
+		acts := space.Actions(st)
+		l := acts[r.IntN(len(acts))]
+		if l.Kind == genotype.Conv {
+			l.Filters = 2 + r.IntN(3)
+		}
+		if l.Kind == genotype.FC {
+			l.Units = 4
+		}
+		a = append(a, l)
+		st = space.Step(st, l)
+	}
+	return a
+}
+
+// expectedParams names a layer sequence's parameters in layer order and
+// gives the shapes it can tell from the text alone: convolutions' weights
+// and every bias.
+func expectedParams(a genotype.Arch, channels, classes int) ([]string, map[string][]int64) {
+	var params []string
+	shapes := map[string][]int64{}
+	logits := int64(classes)
+	if classes == 2 {
+		logits = 1
+	}
+	for i, l := range a {
+		var prefix string
+		var units int64
+		switch l.Kind {
+		case genotype.Conv:
+			prefix, units = fmt.Sprintf("conv%d", i+1), int64(l.Filters)
+			shapes[prefix+".weight"] = []int64{units, int64(channels), int64(l.Kernel), int64(l.Kernel)}
+			channels = l.Filters
+		case genotype.FC:
+			prefix, units = fmt.Sprintf("fc%d", i+1), int64(l.Units)
+		case genotype.Softmax, genotype.GAP: // both end in the dense classifier
+			prefix, units = "classifier", logits
+		default:
+			continue
+		}
+		params = append(params, prefix+".weight", prefix+".bias")
+		shapes[prefix+".bias"] = []int64{units}
+	}
+	return params, shapes
+}
+
+// dims is a value's shape (-1 for a symbolic dimension).
+func dims(v *onnx.ValueInfoProto) []int64 {
+	var out []int64
+	for _, d := range v.GetType().GetTensorType().GetShape().GetDim() {
+		if d.GetDimParam() != "" {
+			out = append(out, -1)
+			continue
+		}
+		out = append(out, d.GetDimValue())
+	}
+	return out
 }
 
 // Training and evaluation graphs declare the shapes of their convolutions'

@@ -138,36 +138,6 @@ func TestSampledArchitecturesValid(t *testing.T) {
 	}
 }
 
-// Learning steers sampling: after the architecture "C(64,1,1) - SM()" is
-// rewarded many times, greedy sampling (eps 0) returns it.
-func TestMetaQNNLearns(t *testing.T) {
-	space := genotype.Study
-	m, err := NewMetaQNN(space, genotype.Input{Height: 8, Width: 8, Channels: 1}, QConfig{Alpha: 0.5, Replay: 4}, ScheduleStudy, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(4, 4))
-	for range 200 {
-		arch, traj := m.Sample(1, rng)
-		r := 0.1
-		if arch.String() == "C(64,1,1) - SM()" {
-			r = 1
-		}
-		m.Table.Remember(traj, r, rng)
-	}
-	good := []Transition{
-		{State: "start d0 r0 fc0", Action: "C(64,1,1)", Next: "C(64,1,1) d1 r0 fc0", NextActions: layerNames(space.Actions(space.Step(space.Start(m.Input), genotype.C(64, 1, 1))))},
-		{State: "C(64,1,1) d1 r0 fc0", Action: "SM()", Terminal: true},
-	}
-	for range 20 {
-		m.Table.Remember(good, 1, rng)
-	}
-	arch, _ := m.Sample(0, rng)
-	if arch.String() != "C(64,1,1) - SM()" {
-		t.Errorf("greedy sample %s", arch)
-	}
-}
-
 func TestSchedules(t *testing.T) {
 	if ScheduleBaker2017.Total() != 2700 || ScheduleStudy.Total() != 270 {
 		t.Errorf("totals %d %d", ScheduleBaker2017.Total(), ScheduleStudy.Total())

@@ -2,13 +2,27 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nasctl/nasctl/natsbench"
 )
 
 func TestBenchmarkAgentsJSON(t *testing.T) {
+	tab, err := natsbench.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	accs := make([]float64, natsbench.NumCells)
+	for i := range accs {
+		accs[i] = tab.Accuracy(natsbench.CellAt(i), natsbench.CIFAR10)
+	}
+	slices.Sort(accs)
+	lowest, best := accs[0], accs[len(accs)-1]
 	args := []string{"benchmark", "agents", "--space", "natsbench", "--dataset", "cifar10", "--budget", "20", "--seeds", "3", "--queries", "5,10,50", "--json"}
 	code, out, errOut := runCLI(t, append(args, "--workers", "1")...)
 	if code != 0 {
@@ -30,8 +44,11 @@ func TestBenchmarkAgentsJSON(t *testing.T) {
 		}
 		mean, _ := r["mean_best"].(float64)
 		sd, ok := r["sd_best"].(float64)
-		if !ok || mean < 10 || mean > 94.38 || sd < 0 {
-			t.Errorf("row %d: mean_best %v sd_best %v", i, r["mean_best"], r["sd_best"])
+		if !ok || mean < lowest || mean > best || sd < 0 {
+			t.Errorf("row %d: mean_best %v sd_best %v, outside the table's %v..%v", i, r["mean_best"], r["sd_best"], lowest, best)
+		}
+		if prev, _ := rows[max(i-1, 0)]["mean_best"].(float64); i%3 > 0 && mean < prev {
+			t.Errorf("row %d: the best of %v queries (%v) is below the best of fewer (%v)", i, q, mean, prev)
 		}
 	}
 	// The same numbers with another number of workers.
@@ -39,6 +56,37 @@ func TestBenchmarkAgentsJSON(t *testing.T) {
 	if code != 0 || out2 != out {
 		t.Errorf("results depend on the number of workers:\n%s\n%s", out, out2)
 	}
+
+	// Random search over 40 seeds against the expected best of n uniform
+	// draws from the table, computed from its sorted accuracies: within four
+	// standard errors.
+	code, out, errOut = runCLI(t, "benchmark", "agents", "--space", "natsbench", "--dataset", "cifar10", "--agents", "random",
+		"--budget", "20", "--seeds", "40", "--queries", "1,5,20", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 3 {
+		t.Fatalf("random, 40 seeds: exit %d, %s%s", code, out, errOut)
+	}
+	for _, r := range rows {
+		n, _ := r["queries"].(float64)
+		mean, _ := r["mean_best"].(float64)
+		want, variance := bestOfDraws(accs, int(n))
+		if se := math.Sqrt(variance / 40); math.Abs(mean-want) > 4*se {
+			t.Errorf("random search, best of %v: mean %v over 40 seeds, expected %v (standard error %v)", n, mean, want, se)
+		}
+	}
+}
+
+// bestOfDraws returns the mean and variance of the largest of n values
+// drawn uniformly, with replacement, from sorted: the k-th smallest is the
+// largest with probability (k/N)^n - ((k-1)/N)^n.
+func bestOfDraws(sorted []float64, n int) (mean, variance float64) {
+	var m2 float64
+	size := float64(len(sorted))
+	for k, x := range sorted {
+		p := math.Pow(float64(k+1)/size, float64(n)) - math.Pow(float64(k)/size, float64(n))
+		mean += p * x
+		m2 += p * x * x
+	}
+	return mean, m2 - mean*mean
 }
 
 func TestBenchmarkAgentsTableAndPlots(t *testing.T) {

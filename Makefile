@@ -6,7 +6,9 @@
 #   make search-nasnet
 #                the CPU-sized NASNet cell search on the same data (runs/nasnet-cpu)
 #   make compare both searches' best models measured side by side (runs/compare)
-#   make test    set-up, then go test ./...       (TESTFLAGS="-run X -v" to narrow)
+#   make test    set-up, go vet, go test ./..., then the race detector on the
+#                concurrent packages and every fuzz target for a few seconds
+#                (TESTFLAGS="-run X -v" narrows go test ./... and skips the rest)
 #   make setup   install the pinned ONNX Runtime library into .cache/onnxruntime
 #                (from the npm registry, SHA-256 checked; fast when already done)
 #   make setup-cuda
@@ -36,7 +38,7 @@ DATA ?= data/leaves
 BENCH_ROUNDS ?= 5
 BENCH_FLAGS ?=
 
-.PHONY: setup setup-cuda setup-test test build search search-nasnet compare bench-train
+.PHONY: setup setup-cuda setup-test test race fuzz build search search-nasnet compare bench-train
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
@@ -48,7 +50,27 @@ setup-test: setup setup-cuda
 	@bash scripts/setup-test-deps.sh
 
 test: setup-test
+	$(GO) vet ./...
 	$(GO) test ./... $(TESTFLAGS)
+ifeq ($(TESTFLAGS),)
+	@$(MAKE) --no-print-directory race fuzz
+endif
+
+# The packages that run goroutines, under the race detector. search's two
+# NASNet resume tests are left out here (they run above, and take minutes
+# under the detector without exercising more concurrency than the rest).
+race:
+	$(GO) test -race -count=1 ./cluster ./controller/agentbench ./dashboard ./dataset ./internal/progress
+	$(GO) test -race -count=1 ./runtime -run 'Dropout|TestTrain'
+	$(GO) test -race -count=1 ./search -skip 'TestNASNet(Trained)?ResumeEqualsUninterrupted'
+
+# Every fuzz target beyond its seed corpus, FUZZTIME each.
+FUZZTIME ?= 5s
+fuzz:
+	@for t in genotype:FuzzParse genotype:FuzzParseCellPair genotype:FuzzParseGenotype search:FuzzConfig cluster:FuzzTensors; do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) >/tmp/nasctl-fuzz.log 2>&1 || { cat /tmp/nasctl-fuzz.log; exit 1; }; \
+	done
 
 build:
 	$(GO) build -o bin/nasctl ./cmd/nasctl

@@ -11,11 +11,22 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 )
 
-// python returns Debian's Python, which has python3-onnx ("make test"
-// installs it), or the first python3 on PATH.
+// python returns the first of Debian's Python (which "make test" gives
+// python3-onnx) and the python3 on PATH that imports onnx, as
+// scripts/setup-test-deps.sh looks for it; the first that exists otherwise,
+// whose error then says what is missing.
 func python() string {
-	if _, err := os.Stat("/usr/bin/python3"); err == nil {
-		return "/usr/bin/python3"
+	var found []string
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(p); err == nil {
+			found = append(found, path)
+			if exec.Command(path, "-c", "import onnx").Run() == nil {
+				return path
+			}
+		}
+	}
+	if len(found) > 0 {
+		return found[0]
 	}
 	return "python3"
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
+	"go.yaml.in/yaml/v3"
 )
 
 // Reward modes of a search.
@@ -308,7 +309,9 @@ func LatencySpace(cfg Config) (name, digest string) {
 	default:
 		name, settings = cfg.MetaQNN.Space.Name, cfg.MetaQNN.Space.Space
 	}
-	b, _ := json.Marshal(settings) // plain data: cannot fail
+	// YAML, as config.yaml holds them: a space read back from a run's
+	// config.yaml digests as the one it was written from.
+	b, _ := yaml.Marshal(settings) // plain data: cannot fail
 	sum := sha256.Sum256(b)
 	return name, hex.EncodeToString(sum[:6])
 }

@@ -241,3 +241,36 @@ func TestLatencyTableRefused(t *testing.T) {
 		}
 	}
 }
+
+// A space digests the same when read back from a run's config.yaml, and
+// differently from the other presets' spaces.
+func TestLatencySpaceDigest(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range PresetNames() {
+		cfg, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = cfg.WithDefaults()
+		b, err := cfg.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, rundir.FileConfig), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		space, digest := LatencySpace(cfg)
+		if s2, d2 := LatencySpace(back.WithDefaults()); s2 != space || d2 != digest {
+			t.Errorf("%s: %s %s, read back %s %s", name, space, digest, s2, d2)
+		}
+		if other, ok := seen[digest]; ok {
+			t.Errorf("presets %s and %s digest alike (%s)", other, name, digest)
+		}
+		seen[digest] = name
+	}
+}

@@ -56,7 +56,9 @@ func TestLatencyTableRoundTrip(t *testing.T) {
 
 // Every problem of a table is named, with what to do.
 func TestReadLatencyTableErrors(t *testing.T) {
-	valid := func() *LatencyTable { return tableFor(&LatencyModel{Coefficients: make([]float64, len(Features)), Threads: 1}) }
+	valid := func() *LatencyTable {
+		return tableFor(&LatencyModel{Coefficients: make([]float64, len(Features)), Threads: 1})
+	}
 	for _, tc := range []struct {
 		name  string
 		table any

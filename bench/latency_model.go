@@ -248,7 +248,7 @@ func NewLatencyTable(m *LatencyModel) *LatencyTable {
 	return t
 }
 
-// Model returns the latency model of a table checked by ReadLatencyTable.
+// Model returns the latency model of a table that Validate accepts.
 func (t *LatencyTable) Model() *LatencyModel {
 	coef := make([]float64, len(Features))
 	for _, e := range t.MsPerUnit {
@@ -276,11 +276,19 @@ func ReadLatencyTable(path string) (*LatencyTable, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("latency table %s is not a table written by nasctl bench latency-table: %w", path, err)
 	}
-	if ps := t.problems(); len(ps) > 0 {
-		return nil, fmt.Errorf("latency table %s is invalid:\n  %s\nmeasure it again with this nasctl: nasctl bench latency-table --space SPACE --out %s",
-			path, strings.Join(ps, "\n  "), path)
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("latency table %s %w\nmeasure it again with this nasctl: nasctl bench latency-table --space SPACE --out %s", path, err, path)
 	}
 	return &t, nil
+}
+
+// Validate returns an error that lists every problem of a table read from
+// JSON, or nil when Model may be called.
+func (t *LatencyTable) Validate() error {
+	if ps := t.problems(); len(ps) > 0 {
+		return fmt.Errorf("is invalid:\n  %s", strings.Join(ps, "\n  "))
+	}
+	return nil
 }
 
 // problems lists what is wrong with a table read from JSON.

@@ -31,7 +31,7 @@ const (
 
 // Latency sources.
 const (
-	LatencyPredicted = "predicted" // a per-layer model calibrated on this machine at the start of the run
+	LatencyPredicted = "predicted" // a per-layer model calibrated on this machine at the start of the run, or a latency table
 	LatencyMeasured  = "measured"  // timed on ONNX Runtime with random weights, before training
 )
 
@@ -52,6 +52,7 @@ type RewardSettings struct {
 	// while other trials train are disturbed by them).
 	Latency string `yaml:"latency,omitempty"`
 	// Threads of the latency measurements (the target's cores); zero: 1.
+	// A latency table was measured with its own (recorded in it).
 	Threads int `yaml:"latency_threads,omitempty"`
 	// Calibration networks for the predicted latency; zero: 120.
 	Calibration int `yaml:"calibration,omitempty"`
@@ -171,9 +172,10 @@ func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, err
 	return bench.MeasureLatency(ctx, net, runtime.SessionOptions{IntraOpThreads: s.cfg.Reward.Threads}, 30)
 }
 
-// prepareLatency loads the run's latency model, or calibrates one on
-// architectures sampled from the space and saves it (latency_model.json), so
-// a resumed run predicts with the same model.
+// prepareLatency takes the latency model from the run's latency table
+// (useLatencyTable) when it has one; otherwise it loads the run's model, or
+// calibrates one on architectures sampled from the space and saves it
+// (latency_model.json), so a resumed run predicts with the same model.
 func (s *Search) prepareLatency(ctx context.Context) error {
 	r := s.cfg.Reward
 	if !s.cfg.Trains() || !r.needsLatency() || r.Latency != LatencyPredicted {
@@ -264,6 +266,9 @@ func (s *Search) useLatencyTable() error {
 	if b, err := os.ReadFile(copyPath); err == nil {
 		if err := json.Unmarshal(b, &t); err != nil {
 			return fmt.Errorf("%s: %w", copyPath, err)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("the run's copy of its latency table, %s, %w; start a new run", copyPath, err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -183,8 +183,20 @@ func TestSearchRanksByTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := resume(t, cfg, &fakeExecutor{}).Run(context.Background(), nil); err != nil {
+	r := resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
 		t.Errorf("resumed without the original table: %v", err)
+	}
+	// A damaged copy is refused, not indexed past.
+	r.Close()
+	kept.MsPerUnit[0].Feature = "FLOPs"
+	b, _ = json.Marshal(kept)
+	if err := os.WriteFile(filepath.Join(s.Dir(), FileLatencyTable), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := resume(t, cfg, &fakeExecutor{}).Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), `the run's copy of its latency table`) || !strings.Contains(err.Error(), `unknown feature "FLOPs"`) {
+		t.Errorf("resumed with a damaged copy: %v", err)
 	}
 }
 

@@ -16,6 +16,14 @@
 #                .cache/onnxruntime-cuda (npm registry, SHA-256 checked; the
 #                tests use it too, so "make test" runs it)
 #   make build   go build -o bin/nasctl ./cmd/nasctl
+#   make build-arm64
+#                cross-compile nasctl for linux/arm64 (Debian's aarch64 gcc for
+#                cgo) into bin/linux-arm64/, with the pinned arm64 ONNX Runtime
+#                beside it: copy that folder to the robot (docs/arm64.md)
+#   make test-arm64
+#                build-arm64, then run that build under QEMU user emulation and
+#                check arch inspect, predict, bench and a latency table against
+#                the host build (not part of "make test": docs/arm64.md)
 #   make bench-train
 #                nasctl's training step and exported-model latency against
 #                PyTorch's (Debian's python3-torch), interleaved rounds, on
@@ -38,7 +46,7 @@ DATA ?= data/leaves
 BENCH_ROUNDS ?= 5
 BENCH_FLAGS ?=
 
-.PHONY: setup setup-cuda setup-test test race fuzz build search search-nasnet compare bench-train
+.PHONY: setup setup-cuda setup-test test race fuzz build build-arm64 test-arm64 search search-nasnet compare bench-train
 
 setup:
 	@bash scripts/setup-onnxruntime.sh
@@ -74,6 +82,24 @@ fuzz:
 
 build:
 	$(GO) build -o bin/nasctl ./cmd/nasctl
+
+# The arm64 build loads libonnxruntime at run time (dlopen), so cgo needs the
+# cross compiler and C library only; the library goes where FindLibrary
+# looks beside the executable (.cache/onnxruntime under its folder).
+ARM64_DIR ?= bin/linux-arm64
+
+build-arm64:
+	@bash scripts/setup-cross-arm64.sh
+	@bash scripts/setup-onnxruntime.sh arm64
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GO) build -o $(ARM64_DIR)/nasctl ./cmd/nasctl
+	@mkdir -p $(ARM64_DIR)/.cache/onnxruntime
+	@cp .cache/onnxruntime-arm64/libonnxruntime.so.1 $(ARM64_DIR)/.cache/onnxruntime/libonnxruntime.so.1
+	@echo "$(ARM64_DIR): nasctl for linux/arm64 and ONNX Runtime $$(sed -n 's/^ORT_VERSION=//p' scripts/setup-onnxruntime.sh); copy the folder to the robot"
+
+test-arm64: setup build
+	@bash scripts/setup-cross-arm64.sh test
+	@$(MAKE) --no-print-directory build-arm64
+	@bash scripts/test-arm64.sh
 
 search: setup build
 	@test -f $(DATA)/LEAF_0000.png || bin/nasctl dataset generate --out $(DATA) --count 4000 --seed 1

@@ -1,10 +1,17 @@
 package bench
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -174,4 +181,164 @@ func Calibrate(ctx context.Context, sample func(i int) *genotype.Net, n int, ses
 	}
 	m.MAPE = 100 * m.MAPE / float64(held)
 	return m, nil
+}
+
+// LatencyTableFormat is the format version of latency tables this nasctl
+// reads and writes.
+const LatencyTableFormat = 1
+
+// LatencyTable is a latency model measured on one machine (the target a
+// search optimises for) for one search space and input size, as JSON: the
+// milliseconds per unit of each feature, and what they were measured on
+// (docs/arm64.md, "Latency tables").
+type LatencyTable struct {
+	Format int `json:"format"`
+	// Space names the search space the networks were drawn from, and
+	// SpaceDigest identifies its settings (two spaces of one name may
+	// differ); Input is the input size they were built for, Classes their
+	// classes.
+	Space       string `json:"space"`
+	SpaceDigest string `json:"space_digest"`
+	Input       string `json:"input"`
+	Classes     int    `json:"classes"`
+	// Machine, ONNXRuntime and Date say where and when it was measured.
+	Machine     Machine   `json:"machine"`
+	ONNXRuntime string    `json:"onnxruntime_version"`
+	Date        time.Time `json:"date"`
+	// Threads are ONNX Runtime's intra-op threads; Runs the timed runs per
+	// network (the median is fitted).
+	Threads int `json:"threads"`
+	Runs    int `json:"runs"`
+	// MAPE is the mean absolute percentage error on HeldOut networks; the
+	// model was fitted on Fitted others.
+	MAPE    float64 `json:"mape"`
+	HeldOut int     `json:"held_out"`
+	Fitted  int     `json:"fitted"`
+	// MsPerUnit holds one entry per feature of Features.
+	MsPerUnit []TableEntry `json:"ms_per_unit"`
+}
+
+// TableEntry is one feature's cost in a latency table.
+type TableEntry struct {
+	Feature string  `json:"feature"`
+	Ms      float64 `json:"ms"`
+}
+
+// Machine describes the computer a latency table was measured on.
+type Machine struct {
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	CPU      string `json:"cpu"`
+	Cores    int    `json:"cores"` // logical CPUs
+	Hostname string `json:"hostname,omitempty"`
+	Kernel   string `json:"kernel,omitempty"`
+}
+
+func (m Machine) String() string {
+	return fmt.Sprintf("%s/%s, %s, %d CPUs", m.OS, m.Arch, cmp.Or(m.CPU, "unknown CPU"), m.Cores)
+}
+
+// NewLatencyTable returns m as a table of milliseconds per feature; the
+// caller fills in what it was measured on.
+func NewLatencyTable(m *LatencyModel) *LatencyTable {
+	t := &LatencyTable{Format: LatencyTableFormat, Threads: m.Threads, MAPE: m.MAPE, HeldOut: m.HeldOut, Fitted: m.Fitted}
+	for i, name := range Features {
+		t.MsPerUnit = append(t.MsPerUnit, TableEntry{Feature: name, Ms: m.Coefficients[i]})
+	}
+	return t
+}
+
+// Model returns the latency model of a table that Validate accepts.
+func (t *LatencyTable) Model() *LatencyModel {
+	coef := make([]float64, len(Features))
+	for _, e := range t.MsPerUnit {
+		coef[slices.Index(Features, e.Feature)] = e.Ms
+	}
+	return &LatencyModel{Coefficients: coef, Threads: t.Threads, MAPE: t.MAPE, HeldOut: t.HeldOut, Fitted: t.Fitted}
+}
+
+// Describe is one line on what the table was measured on.
+func (t *LatencyTable) Describe() string {
+	return fmt.Sprintf("space %s at %s, measured on %s with ONNX Runtime %s, %d thread(s), on %s; %.1f%% mean absolute error on %d held-out networks",
+		t.Space, t.Input, t.Machine, t.ONNXRuntime, t.Threads, t.Date.Format(time.DateOnly), t.MAPE, t.HeldOut)
+}
+
+// ReadLatencyTable reads and checks a table written by nasctl bench
+// latency-table; its error lists every problem.
+func ReadLatencyTable(path string) (*LatencyTable, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("latency table: %w; measure one on the target with nasctl bench latency-table --space SPACE --out %s", err, path)
+	}
+	var t LatencyTable
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("latency table %s is not a table written by nasctl bench latency-table: %w", path, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("latency table %s %w\nmeasure it again with this nasctl: nasctl bench latency-table --space SPACE --out %s", path, err, path)
+	}
+	return &t, nil
+}
+
+// Validate returns an error that lists every problem of a table read from
+// JSON, or nil when Model may be called.
+func (t *LatencyTable) Validate() error {
+	if ps := t.problems(); len(ps) > 0 {
+		return fmt.Errorf("is invalid:\n  %s", strings.Join(ps, "\n  "))
+	}
+	return nil
+}
+
+// problems lists what is wrong with a table read from JSON.
+func (t *LatencyTable) problems() []string {
+	var ps []string
+	if t.Format != LatencyTableFormat {
+		ps = append(ps, fmt.Sprintf("format: %d, this nasctl reads format %d", t.Format, LatencyTableFormat))
+	}
+	if t.Space == "" || t.SpaceDigest == "" {
+		ps = append(ps, "space, space_digest: missing (the space the table was measured for)")
+	}
+	if _, err := genotype.ParseInput(t.Input); err != nil {
+		ps = append(ps, fmt.Sprintf("input: %v", err))
+	}
+	if t.Threads < 1 {
+		ps = append(ps, fmt.Sprintf("threads: %d, want at least 1", t.Threads))
+	}
+	seen := map[string]bool{}
+	for i, e := range t.MsPerUnit {
+		switch {
+		case !slices.Contains(Features, e.Feature):
+			ps = append(ps, fmt.Sprintf("ms_per_unit[%d]: unknown feature %q (valid: %s)", i, e.Feature, strings.Join(Features, ", ")))
+		case seen[e.Feature]:
+			ps = append(ps, fmt.Sprintf("ms_per_unit[%d]: %q appears twice", i, e.Feature))
+		case math.IsNaN(e.Ms) || math.IsInf(e.Ms, 0):
+			ps = append(ps, fmt.Sprintf("ms_per_unit[%d]: %q is %v ms", i, e.Feature, e.Ms))
+		}
+		seen[e.Feature] = true
+	}
+	for _, f := range Features {
+		if !seen[f] {
+			ps = append(ps, fmt.Sprintf("ms_per_unit: no entry for %q", f))
+		}
+	}
+	return ps
+}
+
+// Check returns an error that says what to do when the table was measured
+// for another space (name or settings) or input size than a search's.
+func (t *LatencyTable) Check(space, digest string, in genotype.Input) error {
+	var ps []string
+	if t.Space != space || t.SpaceDigest != digest {
+		ps = append(ps, fmt.Sprintf("it was measured for space %s (settings %s), this search's space is %s (settings %s)", t.Space, t.SpaceDigest, space, digest))
+	}
+	if t.Input != in.String() {
+		ps = append(ps, fmt.Sprintf("it was measured at input %s, this search's input is %s", t.Input, in))
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the latency table does not fit this search: %s; measure one for it on the target (nasctl bench latency-table --space %s --input %s, or --config with this search's config.yaml)",
+		strings.Join(ps, "; "), space, in)
 }

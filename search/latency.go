@@ -3,6 +3,8 @@ package search
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
+	"go.yaml.in/yaml/v3"
 )
 
 // Reward modes of a search.
@@ -27,7 +31,7 @@ const (
 
 // Latency sources.
 const (
-	LatencyPredicted = "predicted" // a per-layer model calibrated on this machine at the start of the run
+	LatencyPredicted = "predicted" // a per-layer model calibrated on this machine at the start of the run, or a latency table
 	LatencyMeasured  = "measured"  // timed on ONNX Runtime with random weights, before training
 )
 
@@ -48,9 +52,15 @@ type RewardSettings struct {
 	// while other trials train are disturbed by them).
 	Latency string `yaml:"latency,omitempty"`
 	// Threads of the latency measurements (the target's cores); zero: 1.
+	// A latency table was measured with its own (recorded in it).
 	Threads int `yaml:"latency_threads,omitempty"`
 	// Calibration networks for the predicted latency; zero: 120.
 	Calibration int `yaml:"calibration,omitempty"`
+	// Table, when set, is the path of a latency table measured on the
+	// target (nasctl bench latency-table): the predicted latency comes from
+	// it instead of a model calibrated on this machine. The run keeps a copy
+	// (latency_table.json), which a resumed run uses.
+	Table string `yaml:"latency_table,omitempty"`
 	// LastEpochs makes the accuracy rewarded the best validation accuracy of
 	// the last LastEpochs epochs trained (the study's 5, after Zoph & Le)
 	// instead of that of the best epoch; zero: the best epoch's.
@@ -96,6 +106,12 @@ func (r RewardSettings) check() []string {
 	}
 	if r.Calibration < 2*len(bench.Features) {
 		ps = append(ps, fmt.Sprintf("reward.calibration: at least %d networks", 2*len(bench.Features)))
+	}
+	if r.Table != "" && !r.needsLatency() {
+		ps = append(ps, "reward.latency_table: this reward uses no latency; give --reward mnasnet --target-ms T, or --reward constraint --max-latency-ms L")
+	}
+	if r.Table != "" && r.Latency != LatencyPredicted {
+		ps = append(ps, fmt.Sprintf("reward.latency_table: the table predicts the latency; it cannot go with latency %q (leave --latency out)", r.Latency))
 	}
 	return ps
 }
@@ -156,13 +172,17 @@ func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, err
 	return bench.MeasureLatency(ctx, net, runtime.SessionOptions{IntraOpThreads: s.cfg.Reward.Threads}, 30)
 }
 
-// prepareLatency loads the run's latency model, or calibrates one on
-// architectures sampled from the space and saves it (latency_model.json), so
-// a resumed run predicts with the same model.
+// prepareLatency takes the latency model from the run's latency table
+// (useLatencyTable) when it has one; otherwise it loads the run's model, or
+// calibrates one on architectures sampled from the space and saves it
+// (latency_model.json), so a resumed run predicts with the same model.
 func (s *Search) prepareLatency(ctx context.Context) error {
 	r := s.cfg.Reward
 	if !s.cfg.Trains() || !r.needsLatency() || r.Latency != LatencyPredicted {
 		return nil
+	}
+	if r.Table != "" {
+		return s.useLatencyTable()
 	}
 	path := filepath.Join(s.dir.Path, rundir.FileLatencyModel)
 	if b, err := os.ReadFile(path); err == nil {
@@ -183,20 +203,9 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		return err
 	}
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
-	m, ok := s.method.(sampler)
-	if !ok {
-		return fmt.Errorf("a latency-aware reward needs a search that builds networks")
-	}
-	draw, err := m.sampler(controller.TrialRand(s.cfg.Seed, 0, 3))
+	sample, err := calibrationNets(s.method, s.cfg.Seed, s.data.Input, len(s.data.Classes))
 	if err != nil {
 		return err
-	}
-	sample := func(int) *genotype.Net {
-		for {
-			if net, err := draw().Build(s.data.Input, len(s.data.Classes)); err == nil {
-				return net
-			}
-		}
 	}
 	lm, err := bench.Calibrate(ctx, sample, r.Calibration, runtime.SessionOptions{IntraOpThreads: r.Threads}, 100)
 	if err != nil {
@@ -210,12 +219,139 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 	return nil
 }
 
+// calibrationNets returns the networks a latency model is calibrated on:
+// candidates of m's space drawn at random (the seed's), built for input in
+// with classes classes.
+func calibrationNets(m method, seed uint64, in genotype.Input, classes int) (func(int) *genotype.Net, error) {
+	sm, ok := m.(sampler)
+	if !ok {
+		return nil, fmt.Errorf("a latency-aware reward needs a search that builds networks")
+	}
+	draw, err := sm.sampler(controller.TrialRand(seed, 0, 3))
+	if err != nil {
+		return nil, err
+	}
+	return func(int) *genotype.Net {
+		for {
+			if net, err := draw().Build(in, classes); err == nil {
+				return net
+			}
+		}
+	}, nil
+}
+
+// FileLatencyTable is the run's copy of the latency table it ranks by.
+const FileLatencyTable = "latency_table.json"
+
+// TableSource records which table a run ranks by: the path it was given and
+// the SHA-256 of the file read there.
+type TableSource struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// runTable is the run's copy of its latency table, with where it came from.
+type runTable struct {
+	bench.LatencyTable
+	Source TableSource `json:"source"`
+}
+
+// useLatencyTable makes the run predict latencies with its latency table:
+// the run's copy when it has one (a resumed run), else the file of
+// Reward.Table, checked against the search's space and input and copied
+// into the run.
+func (s *Search) useLatencyTable() error {
+	copyPath := filepath.Join(s.dir.Path, FileLatencyTable)
+	var t runTable
+	if b, err := os.ReadFile(copyPath); err == nil {
+		if err := json.Unmarshal(b, &t); err != nil {
+			return fmt.Errorf("%s: %w", copyPath, err)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("the run's copy of its latency table, %s, %w; start a new run", copyPath, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	} else if t, err = readRunTable(s.cfg.Reward.Table); err != nil {
+		return err
+	}
+	space, digest := LatencySpace(s.cfg)
+	if err := t.Check(space, digest, s.data.Input); err != nil {
+		return fmt.Errorf("%s: %w", t.Source.Path, err)
+	}
+	if err := s.dir.WriteJSON(FileLatencyTable, t); err != nil {
+		return err
+	}
+	s.latency = t.Model()
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency from the table %s (%s)", t.Source.Path, t.Describe())})
+	return nil
+}
+
+// readRunTable reads the latency table at path and notes where it came from.
+func readRunTable(path string) (runTable, error) {
+	t, err := bench.ReadLatencyTable(path)
+	if err != nil {
+		return runTable{}, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return runTable{}, err
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	sum := sha256.Sum256(b)
+	return runTable{LatencyTable: *t, Source: TableSource{Path: path, SHA256: hex.EncodeToString(sum[:])}}, nil
+}
+
+// LatencySpace names the space a search draws its networks from and digests
+// its settings, which a latency table must have been measured for.
+func LatencySpace(cfg Config) (name, digest string) {
+	var settings any
+	switch cfg.Kind {
+	case KindNASNet:
+		name, settings = "nasnet-cells", cfg.Cells
+	default:
+		name, settings = cfg.MetaQNN.Space.Name, cfg.MetaQNN.Space.Space
+	}
+	// YAML, as config.yaml holds them: a space read back from a run's
+	// config.yaml digests as the one it was written from.
+	b, _ := yaml.Marshal(settings) // plain data: cannot fail
+	sum := sha256.Sum256(b)
+	return name, hex.EncodeToString(sum[:6])
+}
+
+// MeasureLatencyTable calibrates the latency model of cfg's latency-aware
+// rewards on networks of its space built for input in with classes classes,
+// timing each over runs batch-1 runs with threads intra-op threads, and
+// returns it as a table for the space and input (the caller describes the
+// machine). runtime must be initialised.
+func MeasureLatencyTable(ctx context.Context, cfg Config, in genotype.Input, classes, networks, runs, threads int) (*bench.LatencyTable, error) {
+	m, err := newMethod(cfg, Data{Input: in, Classes: make([]string, classes)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	sample, err := calibrationNets(m, cfg.Seed, in, classes)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := bench.Calibrate(ctx, sample, networks, runtime.SessionOptions{IntraOpThreads: threads}, runs)
+	if err != nil {
+		return nil, err
+	}
+	t := bench.NewLatencyTable(lm)
+	t.Space, t.SpaceDigest = LatencySpace(cfg)
+	t.Input, t.Classes, t.Runs = in.String(), classes, runs
+	t.ONNXRuntime, t.Date = runtime.Version(), time.Now().UTC()
+	return t, nil
+}
+
 // describe says what the reward is, for reports.
 func (r RewardSettings) describe() string {
 	r = r.withDefaults()
 	switch r.Mode {
 	case RewardMnasNet:
-		s := fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s latency)", r.Weight, r.TargetMs, r.Latency)
+		s := fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s)", r.Weight, r.TargetMs, r.latencySource())
 		if acc := r.accuracyText(); acc != "validation accuracy" {
 			s += ", ACC = " + acc
 		}
@@ -226,11 +362,19 @@ func (r RewardSettings) describe() string {
 			limits = append(limits, fmt.Sprintf("%d parameters", r.MaxParams))
 		}
 		if r.MaxLatencyMs > 0 {
-			limits = append(limits, fmt.Sprintf("%g ms (%s)", r.MaxLatencyMs, r.Latency))
+			limits = append(limits, fmt.Sprintf("%g ms (%s)", r.MaxLatencyMs, strings.TrimSuffix(r.latencySource(), " latency")))
 		}
 		return r.accuracyText() + ", architectures over " + strings.Join(limits, " or ") + " refused"
 	}
 	return r.accuracyText()
+}
+
+// latencySource says where latencies come from, for reports.
+func (r RewardSettings) latencySource() string {
+	if r.Table != "" {
+		return "latency predicted by the table " + filepath.Base(r.Table)
+	}
+	return r.Latency + " latency"
 }
 
 // accuracyText says what accuracy is rewarded.

@@ -6,7 +6,8 @@ import (
 
 // benchCommand measures speed on this machine: its own action benchmarks
 // exported models ("nasctl bench MODEL.onnx...", bench_models.go), its
-// subcommands training steps (bench_train.go: train-step).
+// subcommands training steps (bench_train.go: train-step) and the latency
+// model of the latency-aware rewards (latency_table.go: latency-table).
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "bench",
@@ -14,7 +15,7 @@ func benchCommand() *cli.Command {
 		ArgsUsage:   "MODEL.onnx... | RUN_DIR...",
 		Description: benchModelsDescription,
 		Flags:       append(benchModelsFlags(), deviceFlags()...),
-		Subcommands: []*cli.Command{benchTrainStepCommand()},
+		Subcommands: []*cli.Command{benchTrainStepCommand(), benchLatencyTableCommand()},
 		Action:      benchModelsAction,
 	}
 }

@@ -76,6 +76,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
 		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
+		latencyTableFlag(),
 		&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
 		&cli.StringFlag{Name: "device", Usage: "cpu or cuda"},
@@ -104,6 +105,7 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "max-latency-ms", func() { cfg.Reward.MaxLatencyMs = c.Float64("max-latency-ms") })
 	set(c, "max-params", func() { cfg.Reward.MaxParams = c.Int64("max-params") })
 	set(c, "latency", func() { cfg.Reward.Latency = c.String("latency") })
+	set(c, "latency-table", func() { cfg.Reward.Table = c.String("latency-table") })
 	set(c, "workers", func() { cfg.Workers = c.Int("workers") })
 	set(c, "threads", func() { cfg.Threads = c.Int("threads") })
 	set(c, "device", func() { cfg.Device = c.String("device") })

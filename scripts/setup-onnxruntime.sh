@@ -48,6 +48,13 @@ arm64)
 *) die "unknown target '$1' (valid: no argument for this machine, or arm64)" ;;
 esac
 
+# A library the user chose wins on every machine: nothing is downloaded.
+if [[ -n "${ONNXRUNTIME_LIB:-}" ]]; then
+	[[ -f "${ONNXRUNTIME_LIB}" ]] || die "ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB} is not a file; point it at a libonnxruntime shared library, or unset it to install ONNX Runtime ${ORT_VERSION} into .cache/onnxruntime"
+	echo "setup-onnxruntime: using ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB}; nothing downloaded"
+	exit 0
+fi
+
 # The npm package carries linux/x64 and linux/arm64 builds. Elsewhere, point
 # ONNXRUNTIME_LIB at a build of ONNX Runtime for this machine.
 os="$(uname -s)"
@@ -56,10 +63,6 @@ case "${os}/${arch}" in
 Linux/x86_64) install x64 "${repo}/.cache/onnxruntime" ;;
 Linux/aarch64 | Linux/arm64) install arm64 "${repo}/.cache/onnxruntime" ;;
 *)
-	if [[ -n "${ONNXRUNTIME_LIB:-}" && -f "${ONNXRUNTIME_LIB}" ]]; then
-		echo "setup-onnxruntime: ${os}/${arch}: no download; using ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB}"
-		exit 0
-	fi
 	die "this machine is ${os}/${arch}, but ${NPM_PACKAGE} ships libonnxruntime for Linux on x86_64 and aarch64 only.
   Install ONNX Runtime ${ORT_VERSION} for this machine (https://github.com/microsoft/onnxruntime/releases)
   and set ONNXRUNTIME_LIB to the path of its libonnxruntime shared library."

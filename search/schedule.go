@@ -339,13 +339,19 @@ func (s *Search) receive(ctx context.Context, o outcome) error {
 	} else {
 		c.breaker.reset()
 	}
+	// The model is written before the trial is recorded: a kill between the
+	// two leaves a model for a trial a resumed run trains again, never a
+	// recorded trial without the weights its final training starts from.
+	if t.Status == rundir.StatusOK && o.out.Training != nil {
+		if err := s.saveModel(t, o.out.Training.Weights); err != nil {
+			return err
+		}
+	}
 	if err := s.done(t); err != nil {
 		return err
 	}
-	if t.Status == rundir.StatusOK && o.out.Training != nil {
-		if err := s.keepModel(t, o.out.Training.Weights); err != nil {
-			return err
-		}
+	if err := s.pruneModels(); err != nil {
+		return err
 	}
 	// Duplicates that waited for this architecture reuse its result. A
 	// failed trial has none to lend: the first of them that is admitted is
@@ -470,21 +476,27 @@ func (s *Search) save() error {
 	return s.dir.WriteTrialsCSV(s.trials, s.notes)
 }
 
-// keepModel saves a trial's model while it ranks among the top K (its search
-// weights start the final phase) and deletes models that dropped out.
-func (s *Search) keepModel(t rundir.Trial, weights [][]float32) error {
-	keep := map[int]bool{}
-	for _, x := range s.top(slices.Collect(maps.Values(s.sched.finished))) {
-		keep[x.ID] = true
-	}
-	if keep[t.ID] {
+// saveModel saves a finished trial's model if it ranks among the top K
+// with it (its search weights start the final phase).
+func (s *Search) saveModel(t rundir.Trial, weights [][]float32) error {
+	for _, x := range s.top(append(slices.Collect(maps.Values(s.sched.finished)), t)) {
+		if x.ID != t.ID {
+			continue
+		}
 		b, err := s.export(t, weights, nil)
 		if err != nil {
 			return err
 		}
-		if err := s.dir.WriteFile(rundir.ModelName(t.ID), b); err != nil {
-			return err
-		}
+		return s.dir.WriteFile(rundir.ModelName(t.ID), b)
+	}
+	return nil
+}
+
+// pruneModels deletes the saved models of trials no longer among the top K.
+func (s *Search) pruneModels() error {
+	keep := map[int]bool{}
+	for _, x := range s.top(slices.Collect(maps.Values(s.sched.finished))) {
+		keep[x.ID] = true
 	}
 	entries, err := os.ReadDir(s.dir.Path + "/" + rundir.DirModels)
 	if err != nil {

@@ -44,7 +44,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 		want []string
 	}{
 		{[]string{"train", "--arch", huge, "--data", data}, 1,
-			[]string{"refused: training at batch 128 needs at least 18 TiB", "the memory this machine has available", "--max-memory"}},
+			[]string{"refused: training at batch 128 needs at least 51 TiB", "the memory this machine has available", "--max-memory"}},
 		{[]string{"train", "--arch", huge, "--data", data, "--max-memory", "none"}, 1,
 			[]string{"parameter fc2.weight would hold 1,000,000,000,000 values, more than the 2,147,483,647 a tensor may hold"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--max-memory", "1KiB", "--out", out}, 1,
@@ -52,7 +52,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--max-memory", "lots"}, 2,
 			[]string{`--max-memory "lots": give a size such as 6GiB`}},
 		{[]string{"bench", "train-step", "--arch", huge, "--input", "16x16x1", "--max-memory", "2GiB"}, 1,
-			[]string{"refused: training at batch 128 needs at least 18 TiB", "the limit of 2.0 GiB"}},
+			[]string{"refused: training at batch 128 needs at least 51 TiB", "the limit of 2.0 GiB"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", "/proc/nasctl-test/m.onnx"}, 2,
 			[]string{"--out /proc/nasctl-test/m.onnx: cannot write in /proc/nasctl-test", "choose another path"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", tmp}, 2,

@@ -27,6 +27,9 @@ type Options struct {
 	Test *runtime.Examples
 	// Compare is the number of images run through both runtimes; zero: 16.
 	Compare int
+	// PureGoRuns is the number of timed batch-1 runs of the pure-Go
+	// runtime, which is one to two orders of magnitude slower; zero: 50.
+	PureGoRuns int
 }
 
 func (o Options) withDefaults() Options {
@@ -35,6 +38,7 @@ func (o Options) withDefaults() Options {
 	o.Batch = cmp.Or(o.Batch, 64)
 	o.BatchRuns = cmp.Or(o.BatchRuns, 10)
 	o.Compare = cmp.Or(o.Compare, 16)
+	o.PureGoRuns = cmp.Or(o.PureGoRuns, 50)
 	return o
 }
 
@@ -122,7 +126,7 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.PureGo = comparePureGo(b, in, images, n, want)
+	r.PureGo = comparePureGo(b, in, images, n, want, opts.PureGoRuns)
 
 	// Accuracy: measured on labelled images, else from the metadata.
 	if test {

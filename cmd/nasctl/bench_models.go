@@ -202,15 +202,35 @@ func pureGoText(p bench.PureGo) string {
 		}
 		return s
 	case p.UnsupportedOp != "":
-		op, _, _ := strings.Cut(p.UnsupportedOp, " (")
-		return "lacks " + op
+		var ops []string
+		for _, gap := range pureGoGaps(p) {
+			op, _, _ := strings.Cut(gap, " (")
+			ops = append(ops, op)
+		}
+		return "lacks " + strings.Join(ops, ", ")
 	}
 	return "error: " + p.Error
 }
 
+// pureGoGaps splits PureGo.UnsupportedOp into its gaps.
+func pureGoGaps(p bench.PureGo) []string {
+	if p.UnsupportedOp == "" {
+		return nil
+	}
+	return strings.Split(p.UnsupportedOp, "; ")
+}
+
+// pureGoLatencyText is onnx-go's batch-1 p50 in milliseconds, or "-".
+func pureGoLatencyText(p bench.PureGo) string {
+	if p.LatencyMs == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", p.LatencyMs.P50)
+}
+
 func printBench(out io.Writer, rs []*bench.Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tPARAMS\tMACS\tFILE\tPEAK ACT\tP50 ms\tP95 ms\tP99 ms\tIMG/S@B\tACCURACY\tPURE-GO MAX DIFF\tPARETO")
+	fmt.Fprintln(tw, "MODEL\tPARAMS\tMACS\tFILE\tPEAK ACT\tP50 ms\tP95 ms\tP99 ms\tIMG/S@B\tACCURACY\tPURE-GO MAX DIFF\tPURE-GO P50 ms\tPARETO")
 	for _, r := range rs {
 		acc := "-"
 		if r.Accuracy != nil {
@@ -220,9 +240,9 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if r.Pareto {
 			front = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\n", r.Model, humanize.Comma(r.Params), humanize.Comma(r.MACs),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\t%s\n", r.Model, humanize.Comma(r.Params), humanize.Comma(r.MACs),
 			humanize.IBytes(uint64(r.FileBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)), r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99,
-			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), front)
+			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), pureGoLatencyText(r.PureGo), front)
 	}
 	tw.Flush()
 	if len(rs) > 0 {
@@ -235,9 +255,17 @@ func printBench(out io.Writer, rs []*bench.Result) {
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {
-		if op := r.PureGo.UnsupportedOp; op != "" && !seen[op] {
-			seen[op] = true
-			fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", op)
+		for _, gap := range pureGoGaps(r.PureGo) {
+			if !seen[gap] {
+				seen[gap] = true
+				fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", gap)
+			}
+		}
+	}
+	for _, r := range rs {
+		if l := r.PureGo.LatencyMs; l != nil {
+			fmt.Fprintf(out, "pure Go: onnx-go's batch-1 p50 over %d runs, in this process on one goroutine\n", l.Runs)
+			break
 		}
 	}
 }

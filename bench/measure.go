@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
 )
 
@@ -62,6 +63,11 @@ type Result struct {
 	Pareto         bool     `json:"pareto"`
 	Threads        int      `json:"threads"`
 	Device         string   `json:"device"`
+	// SHA256 is the model file's (hex); Quantization, for a model that
+	// package quantize wrote, its settings (which name its float model's
+	// SHA-256).
+	SHA256       string             `json:"sha256"`
+	Quantization *quantize.Settings `json:"quantization,omitempty"`
 }
 
 // Measure loads and measures the model at path. runtime must be initialised.
@@ -80,7 +86,10 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 	in := info.Input
 	size := in.Channels * in.Height * in.Width
 	r := &Result{Model: path, Input: in.String(), FileBytes: int64(len(b)), Params: info.Weights,
-		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String()}
+		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String(), SHA256: quantize.SHA256(b)}
+	if r.Quantization, err = quantize.ReadSettings(info); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if info.Arch != nil {
 		r.Arch = info.Arch.String()
 		net, err := info.Arch.Build(in, len(info.Classes))

@@ -9,13 +9,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -31,12 +35,21 @@ marks the Pareto front of (parameters, latency) against accuracy; writes a CSV a
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out.
 
+A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
+also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
+and the ratio of their batch-1 latencies measured in --rounds interleaved rounds (so
+that both see the same load). --int8 quantizes every float model given first, on
+the first --images training images of the data (as "nasctl export --int8" does,
+written to OUT/int8/), and compares them.
+
 A run directory stands for its winners/*.onnx, its data for --data and its split
 for --plan and --split-seed (flags given explicitly win). With data the
 comparison and the accuracy use real test images (split as in training; the
 data's classes must be the models'); without, random images and the accuracy
 in the models' metadata.
-Example: nasctl bench runs/leaves-cpu --threads 1`
+Examples:
+  nasctl bench runs/leaves-cpu --threads 1
+  nasctl bench runs/leaves-cpu --threads 1 --int8`
 
 func benchModelsFlags() []cli.Flag {
 	return append([]cli.Flag{
@@ -46,6 +59,9 @@ func benchModelsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
 		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv and the plots (default: RUN_DIR/bench, else ./bench)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
+		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
+		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
+		&cli.IntFlag{Name: "rounds", Value: 9, Usage: "interleaved rounds of --runs batch-1 runs each timing a float model against its int8 model"},
 	}, splitFlags()...)
 }
 
@@ -64,8 +80,9 @@ func benchModelsAction(c *cli.Context) error {
 		return err
 	}
 	opts.Measure.Session.IntraOpThreads = c.Int("threads")
-	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 {
-		return usagef("--runs, --warmup and --batch must be at least 1")
+	opts.Int8, opts.Images, opts.Rounds = c.Bool("int8"), c.Int("images"), c.Int("rounds")
+	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 || opts.Images < 1 || opts.Rounds < 1 {
+		return usagef("--runs, --warmup, --batch, --images and --rounds must be at least 1")
 	}
 	if opts.Models, opts.RunDir, err = benchTargets(c.Args().Slice()); err != nil {
 		return err
@@ -85,6 +102,11 @@ type benchModelsOptions struct {
 	Out              string
 	JSON             bool
 	Measure          bench.Options
+	// Int8 quantizes the float models first, on Images calibration
+	// images; Rounds is the number of interleaved rounds of a float and
+	// int8 pair.
+	Int8           bool
+	Images, Rounds int
 }
 
 // benchTargets expands run directories into their winners, and other
@@ -123,12 +145,6 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
-	results, err := bench.MeasureAll(ctx, opts.Models, opts.Measure, data, func(i int, path string) {
-		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
-	})
-	if err != nil {
-		return err
-	}
 	dir := opts.Out
 	if dir == "" {
 		dir = "bench"
@@ -139,6 +155,32 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	models := opts.Models
+	if opts.Int8 {
+		if data == nil {
+			return usagef("--int8 calibrates on images: give --data DIR, or a run directory whose data is at hand")
+		}
+		quantized, err := quantizeForBench(ctx, opts, data, filepath.Join(dir, "int8"), errOut)
+		if err != nil {
+			return err
+		}
+		models = append(slices.Clone(models), quantized...)
+	}
+	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
+		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
+	})
+	if err != nil {
+		return err
+	}
+	var pairs []*bench.Quantized
+	for _, p := range bench.Pairs(results) {
+		fmt.Fprintf(errOut, "float32 against int8: %s, %s (%d interleaved rounds)\n", p[0].Model, p[1].Model, opts.Rounds)
+		q, err := bench.CompareQuantized(ctx, p, opts.Rounds, opts.Measure.Runs, opts.Measure.Session)
+		if err != nil {
+			return err
+		}
+		pairs = append(pairs, q)
+	}
 	if err := bench.WriteCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
 		return err
 	}
@@ -146,13 +188,22 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
+	files = append([]string{filepath.Join(dir, "bench.csv")}, files...)
+	if len(pairs) > 0 {
+		path := filepath.Join(dir, "int8.json")
+		if err := writeJSON(path, pairs); err != nil {
+			return err
+		}
+		files = append(files, path)
+	}
 	if opts.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
 	printBench(out, results)
-	fmt.Fprintf(out, "\nwritten: %s, %s\n", filepath.Join(dir, "bench.csv"), strings.Join(files, ", "))
+	printQuantized(out, pairs)
+	fmt.Fprintf(out, "\nwritten: %s\n", strings.Join(files, ", "))
 	// A missing operator is a finding about onnx-go, reported above; outputs
 	// that differ, or a failure, are a finding about the export.
 	for _, r := range results {
@@ -268,4 +319,80 @@ func printBench(out io.Writer, rs []*bench.Result) {
 			break
 		}
 	}
+}
+
+// quantizeForBench quantizes the float models of opts (as export --int8
+// does, calibrated on the training images of data) into dir and returns
+// the files written.
+func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.TestData, dir string, errOut io.Writer) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, SplitSeed: data.Seed,
+		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
+	var out []string
+	seen := map[string]bool{}
+	for _, path := range opts.Models {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+			continue // quantized already
+		}
+		name := filepath.Base(path)
+		for i := 2; seen[name]; i++ {
+			name = fmt.Sprintf("%d-%s", i, filepath.Base(path))
+		}
+		seen[name] = true
+		fmt.Fprintf(errOut, "quantizing %s on %d training images of %s\n", path, opts.Images, data.Dir)
+		q, _, err := k.quantize(ctx, b, path, quantize.Options{})
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(dir, name)
+		if err := renameio.WriteFile(dst, q, 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// writeJSON writes v as indented JSON to path, atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// printQuantized prints float32 and int8 models side by side.
+func printQuantized(out io.Writer, qs []*bench.Quantized) {
+	if len(qs) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nfloat32 -> int8")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tFILE\tSIZE\tP50 ms\tP95 ms\tLATENCY\tIMG/S@B\tACCURACY\tCHANGE")
+	for _, q := range qs {
+		f, i := q.Float, q.Int8
+		acc, change := "-", "-"
+		if f.Accuracy != nil && i.Accuracy != nil {
+			acc = fmt.Sprintf("%.4f -> %.4f", *f.Accuracy, *i.Accuracy)
+		}
+		if q.AccuracyChange != nil {
+			change = fmt.Sprintf("%+.2f pt", *q.AccuracyChange)
+		}
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%.2fx\t%.3f -> %.3f\t%.3f -> %.3f\t%.2fx\t%.0f -> %.0f@%d\t%s\t%s\n", f.Model,
+			humanize.IBytes(uint64(f.FileBytes)), humanize.IBytes(uint64(i.FileBytes)), q.SizeRatio, f.LatencyMs.P50, i.LatencyMs.P50,
+			f.LatencyMs.P95, i.LatencyMs.P95, q.LatencyRatio, f.Throughput, i.Throughput, i.ThroughputBatch, acc, change)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "size and latency: int8 over float32; latency: median ratio of %d interleaved rounds of %d batch-1 runs each\n", qs[0].Rounds, qs[0].Runs)
 }

@@ -164,3 +164,44 @@ func TestBenchWarmupZero(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup", code, errOut)
 	}
 }
+
+// --int8 quantizes each float model on the data's training images, then
+// shows both side by side (and writes the comparison to int8.json); it
+// needs data to calibrate on.
+func TestBenchInt8(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "m.onnx")
+	writeModel(t, model, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, d.Classes...)
+	out := filepath.Join(dir, "bench")
+	code, stdout, errOut := runCLI(t, "bench", model, "--data", data, "--int8", "--images", "8", "--rounds", "2", "--runs", "3", "--warmup", "1",
+		"--batch", "2", "--threads", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(stdout, "float32 -> int8") || !strings.Contains(stdout, filepath.Join(out, "int8", "m.onnx")) {
+		t.Errorf("table:\n%s", stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "int8.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []bench.Quantized
+	if err := json.Unmarshal(b, &pairs); err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 1 || !(pairs[0].SizeRatio < 1) || !(pairs[0].LatencyRatio > 0) || pairs[0].Rounds != 2 || pairs[0].AccuracyChange == nil {
+		t.Errorf("comparison %s", b)
+	}
+
+	if code, _, errOut := runCLI(t, "bench", model, "--int8", "--runs", "3", "--out", out); code != 2 || !strings.Contains(errOut, "--data DIR") {
+		t.Errorf("without data: exit %d, stderr %q", code, errOut)
+	}
+}

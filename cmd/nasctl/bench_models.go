@@ -33,7 +33,8 @@ Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
 and reports the largest difference of their outputs (or the operator it lacks);
 marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
 the plots (parameters against latency coloured by accuracy, accuracy against
-latency) to --out.
+latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
+first model given; never the working directory).
 
 A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
 also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
@@ -57,7 +58,7 @@ func benchModelsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model"},
 		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
-		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv and the plots (default: RUN_DIR/bench, else ./bench)"},
+		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv, the plots and --int8's models (default: RUN_DIR/bench, else MODEL-bench beside the first model)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
 		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
 		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
@@ -145,13 +146,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
-	dir := opts.Out
-	if dir == "" {
-		dir = "bench"
-		if opts.RunDir != "" {
-			dir = filepath.Join(opts.RunDir, "bench")
-		}
-	}
+	dir := benchOut(opts)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -212,6 +207,20 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 	}
 	return nil
+}
+
+// benchOut is the folder of a bench's outputs: --out, else the run
+// directory's bench/, else MODEL-bench beside the first model, so that a
+// bench of loose models never writes into the working directory.
+func benchOut(opts benchModelsOptions) string {
+	switch {
+	case opts.Out != "":
+		return opts.Out
+	case opts.RunDir != "":
+		return filepath.Join(opts.RunDir, "bench")
+	}
+	first := opts.Models[0]
+	return strings.TrimSuffix(first, filepath.Ext(first)) + "-bench"
 }
 
 // benchData is where the models' test images come from: --data, --plan and

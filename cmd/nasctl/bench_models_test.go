@@ -205,3 +205,27 @@ func TestBenchInt8(t *testing.T) {
 		t.Errorf("without data: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// Without --out, a bench of loose models writes beside the first model
+// (MODEL-bench/), not into the working directory, and says where.
+func TestBenchOutBesideModel(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	writeModel(t, model, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, statErr := os.Stat(filepath.Join(wd, "bench"))
+	code, out, errOut := runCLI(t, "bench", model, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := filepath.Join(dir, "m-bench", "bench.csv")
+	if _, err := os.Stat(want); err != nil || !strings.Contains(out, want) {
+		t.Errorf("%s: %v; output:\n%s", want, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "bench")); os.IsNotExist(statErr) && err == nil {
+		t.Errorf("bench wrote into the working directory %s", wd)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -130,6 +131,11 @@ func ReadSettings(info *onnxgen.ModelInfo) (*Settings, error) {
 	return &out, nil
 }
 
+// ErrNothingToQuantize is Model's error for a model without a Conv or Gemm
+// with constant float weights (such as a lone classifier of one output,
+// which nasctl exports as a multiplication).
+var ErrNothingToQuantize = errors.New("quantize: the model has no Conv or Gemm with constant float weights, nothing to run in int8")
+
 // Model quantizes a float32 model (opset 13 or later) with activation
 // ranges calibrated through run, and returns the quantized model with its
 // metadata kept and the Settings added.
@@ -154,7 +160,7 @@ func Model(model []byte, run Runner, opts Options) ([]byte, error) {
 	folded := g.foldPadding()
 	p := g.plan()
 	if len(p.ops) == 0 {
-		return nil, fmt.Errorf("quantize: the model has no Conv or Gemm with constant float weights")
+		return nil, ErrNothingToQuantize
 	}
 	ranges, err := p.calibrate(&m, run, opts)
 	if err != nil {

@@ -126,8 +126,14 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 		if len(found) == 0 {
 			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
 			sort.Strings(found)
-		} else if runDir == "" {
-			runDir = a
+		} else {
+			// final.int8's models, paired with their float winners.
+			q, _ := filepath.Glob(filepath.Join(a, filepath.Dir(search.Int8WinnerName(1)), "*.onnx"))
+			sort.Strings(q)
+			found = append(found, q...)
+			if runDir == "" {
+				runDir = a
+			}
 		}
 		if len(found) == 0 {
 			return nil, "", fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)", a)
@@ -341,17 +347,20 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
 	var out []string
 	seen := map[string]bool{}
-	for _, path := range opts.Models {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
+	models, err := readModels(opts.Models)
+	if err != nil {
+		return nil, err
+	}
+	paired := map[string]bool{} // float models whose int8 model is given
+	for _, m := range models {
+		if m.settings != nil {
+			paired[m.settings.Source] = true
 		}
-		info, err := onnxgen.ReadModelInfo(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if s, err := quantize.ReadSettings(info); err != nil || s != nil {
-			continue // quantized already
+	}
+	for i, path := range opts.Models {
+		b := models[i].b
+		if models[i].settings != nil || paired[quantize.SHA256(b)] {
+			continue // quantized already, or given with its int8 model
 		}
 		name := filepath.Base(path)
 		for i := 2; seen[name]; i++ {
@@ -360,6 +369,10 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 		seen[name] = true
 		fmt.Fprintf(errOut, "quantizing %s on %d training images of %s\n", path, opts.Images, data.Dir)
 		q, _, err := k.quantize(ctx, b, path, quantize.Options{})
+		if errors.Is(err, quantize.ErrNothingToQuantize) {
+			fmt.Fprintf(errOut, "note: %s has no layer to run in int8; measured in float32 only\n", path)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -368,6 +381,33 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 			return nil, err
 		}
 		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// benchModel is a model file read, with its quantization settings (nil
+// for a float model).
+type benchModel struct {
+	b        []byte
+	settings *quantize.Settings
+}
+
+func readModels(paths []string) ([]benchModel, error) {
+	var out []benchModel
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		s, err := quantize.ReadSettings(info)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, benchModel{b: b, settings: s})
 	}
 	return out, nil
 }

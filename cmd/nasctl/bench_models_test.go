@@ -204,6 +204,27 @@ func TestBenchInt8(t *testing.T) {
 	if code, _, errOut := runCLI(t, "bench", model, "--int8", "--runs", "3", "--out", out); code != 2 || !strings.Contains(errOut, "--data DIR") {
 		t.Errorf("without data: exit %d, stderr %q", code, errOut)
 	}
+
+	// A run directory's int8 winners (final.int8) are paired with its
+	// float ones; --int8 does not quantize those again.
+	run := filepath.Join(dir, "run")
+	for src, dst := range map[string]string{model: "winners/rank-01.onnx", filepath.Join(out, "int8", "m.onnx"): "winners/int8/rank-01.onnx"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(run, dst)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(run, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, errOut = runCLI(t, "bench", run, "--data", data, "--int8", "--rounds", "1", "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1")
+	if code != 0 || strings.Contains(errOut, "quantizing") || !strings.Contains(stdout, "float32 -> int8") ||
+		!strings.Contains(stdout, filepath.Join(run, "winners", "int8", "rank-01.onnx")) {
+		t.Errorf("run directory: exit %d\n%s%s", code, stdout, errOut)
+	}
 }
 
 // Without --out, a bench of loose models writes beside the first model

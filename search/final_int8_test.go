@@ -106,4 +106,3 @@ func TestFinalInt8NeedsImages(t *testing.T) {
 		}
 	}
 }
-

@@ -118,16 +118,19 @@ const (
 	// onnx-go hands a Conv's or MaxPool's pads [top, left, bottom, right]
 	// to gorgonia, which reads them in another order (a MaxPool's as
 	// [top, bottom, left, right], offsetting its windows by the bottom and
-	// right pads; a Conv's as symmetric [height, width] pads taken from
-	// top and bottom). Only four equal pads survive. nasctl's exports of
-	// layer sequences write any other padding out before the operator
-	// (onnxgen, docs/edge.md); cell networks' convolutions with 1 x k
-	// windows or a stride, and models exported before that, have them.
-	unequalConvPads    = "Conv with unequal pads (onnx-go reads ONNX's [top, left, bottom, right] as [height, width] pads)"
-	unequalMaxPoolPads = "MaxPool with unequal pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right]: re-export a float model with nasctl export)"
+	// right pads; a Conv's as [top, bottom, left, right], refusing any
+	// other than top = left and bottom = right, then keeping top and
+	// bottom). Only four equal pads survive. nasctl's exports of layer
+	// sequences write any other padding out before the operator (onnxgen,
+	// docs/edge.md); cell networks' convolutions with 1 x k windows or a
+	// stride, and models exported before that, have them, which
+	// onnxgen.PureGo (nasctl export --pure-go) writes out.
+	unequalConvPads    = "Conv with unequal pads (onnx-go reads ONNX's [top, left, bottom, right] pads in another order)"
+	unequalMaxPoolPads = "MaxPool with unequal pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
 	// groupedConv: onnx-go ignores a Conv's group attribute, so a
 	// depthwise convolution fails on its weights' shape (or, worse, could
-	// compute something else).
+	// compute something else). onnxgen.PureGo writes grouped convolutions
+	// and AveragePool (which onnx-go lacks) as plain convolutions.
 	groupedConv = "Conv with groups (onnx-go ignores the group attribute of depthwise convolutions)"
 )
 

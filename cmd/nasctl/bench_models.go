@@ -329,6 +329,13 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		}
 	}
 	for _, r := range rs {
+		if r.PureGo.UnsupportedOp != "" && r.Quantization == nil {
+			fmt.Fprintln(out, `pure Go: "nasctl export MODEL.onnx --pure-go --out OUT.onnx" writes a float model in operators onnx-go runs`+
+				` (slower on ONNX Runtime: docs/edge.md, "Cell networks in onnx-go")`)
+			break
+		}
+	}
+	for _, r := range rs {
 		if l := r.PureGo.LatencyMs; l != nil {
 			fmt.Fprintf(out, "pure Go: onnx-go's batch-1 p50 over %d runs, in this process on one goroutine\n", l.Runs)
 			break

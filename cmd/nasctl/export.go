@@ -34,15 +34,24 @@ When the folder has a test split, the float and int8 models' accuracies on it ar
 printed, and the int8 model's is written into its metadata. What was measured
 (size, latency, accuracy): docs/edge.md, "INT8".
 
-Without --int8, writes a layer-sequence model again with this nasctl's compiler and
-the model's own weights and metadata: models exported before this nasctl wrote
-unequal pads that the pure-Go runtime onnx-go cannot compute (docs/edge.md).
+With --pure-go, writes a float model in operators that the pure-Go runtime onnx-go
+computes correctly, the same function in standard ONNX: depthwise convolutions as
+plain ones with block-diagonal weights, average poolings as convolutions times a
+constant map of 1/count, unequal pads as borders. Cell networks need it; ONNX Runtime
+runs the rewritten model more slowly, so exports keep the standard operators
+(figures: docs/edge.md, "Cell networks in onnx-go").
+
+Without --int8 or --pure-go, writes a layer-sequence model again with this nasctl's
+compiler and the model's own weights and metadata: models exported before this nasctl
+wrote unequal pads that onnx-go cannot compute (docs/edge.md).
 Examples:
   nasctl export runs/leaves-cpu/winners/best.onnx --int8 --calibration data/leaves --out best-int8.onnx
+  nasctl export runs/nasnet-cpu/winners/best.onnx --pure-go --out best-purego.onnx
   nasctl export old.onnx --out new.onnx`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "file to write (required)"},
 			&cli.BoolFlag{Name: "int8", Usage: "quantize to int8 (needs --calibration)"},
+			&cli.BoolFlag{Name: "pure-go", Usage: "write the float model in operators the pure-Go runtime onnx-go runs"},
 			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8)"},
 			&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images: the first N of the training split"},
 			&cli.StringFlag{Name: "method", Value: quantize.Percentile.String(), Usage: "calibration method: percentile or minmax"},
@@ -60,6 +69,12 @@ Examples:
 					Threads: c.Int("threads")}}
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
+			}
+			if c.Bool("pure-go") {
+				if opts.Int8 {
+					return usagef("--pure-go and --int8 exclude each other: onnx-go runs no quantized model")
+				}
+				return runPureGoExport(opts, c.App.Writer)
 			}
 			if !opts.Int8 {
 				for _, f := range []string{"calibration", "images", "method", "percentile", "activations"} {
@@ -308,5 +323,31 @@ func runReexport(opts exportOptions, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%s -> %s: %s written with this nasctl (%s -> %s)\n", opts.Model, opts.Out, info.Arch,
 		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(nb))))
+	return nil
+}
+
+// runPureGoExport writes the float model in the operators onnx-go runs
+// (onnxgen.PureGo).
+func runPureGoExport(opts exportOptions, out io.Writer) error {
+	b, err := os.ReadFile(opts.Model)
+	if err != nil {
+		return err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+		return fmt.Errorf("%s is quantized, and onnx-go runs no quantized model; give its float model", opts.Model)
+	}
+	pg, n, err := onnxgen.PureGo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	if err := renameio.WriteFile(opts.Out, pg, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s -> %s: %d operators rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, n,
+		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(pg))))
 	return nil
 }

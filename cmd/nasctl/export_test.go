@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -163,5 +164,34 @@ func TestReexport(t *testing.T) {
 	b, _ := os.ReadFile(again)
 	if string(a) != string(b) {
 		t.Errorf("re-export differs: %d and %d bytes", len(a), len(b))
+	}
+}
+
+// --pure-go rewrites a cell network with an average pooling and a
+// separable convolution into operators onnx-go runs: bench then compares
+// it with ONNX Runtime instead of naming what onnx-go lacks. It refuses
+// --int8 and quantized models.
+func TestExportPureGo(t *testing.T) {
+	dir := t.TempDir()
+	in := genotype.Input{Height: 17, Width: 17, Channels: 1}
+	model, pg := filepath.Join(dir, "cells.onnx"), filepath.Join(dir, "purego.onnx")
+	writeModel(t, model, cellsWithGaps, in)
+	code, stdout, errOut := runCLI(t, "export", model, "--pure-go", "--out", pg)
+	if code != 0 || !strings.Contains(stdout, "operators rewritten for onnx-go") {
+		t.Fatalf("exit %d: %s%s", code, stdout, errOut)
+	}
+	code, stdout, errOut = runCLI(t, "bench", model, pg, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--json")
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, errOut)
+	}
+	var rs []bench.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].PureGo.UnsupportedOp == "" || rs[1].PureGo.MaxAbsDiff == nil || !rs[1].PureGo.Agree {
+		t.Errorf("pure Go: export %+v, rewritten %+v", rs[0].PureGo, rs[1].PureGo)
+	}
+	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--int8", "--out", pg); code != 2 || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("--pure-go --int8: exit %d, %q", code, errOut)
 	}
 }

@@ -83,9 +83,6 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 		if c.train {
 			return c.maxPoolSeparable(nd, x, s)
 		}
-		if c.export {
-			return c.exportMaxPool(nd, x) // unequal pads written out, for onnx-go
-		}
 		return g.op("MaxPool", []string{x}, poolAttrs(nd)...)
 	case genotype.OpAvgPool:
 		return g.op("AveragePool", []string{x}, append(poolAttrs(nd), attrInt("count_include_pad", 0))...)

@@ -39,9 +39,16 @@ func (c *calibratingExecutor) CalibrationImages(n int) ([]float32, int) {
 // calibrated on the executor's images, its test accuracy the executor's
 // figure for it, written into its metadata.
 func TestFinalInt8(t *testing.T) {
+	// The other tests of this package run without ONNX Runtime (a latency
+	// they cannot measure is part of what they check): close it after.
 	if err := runtime.Init(""); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := runtime.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Int8 = true
 	exec := &calibratingExecutor{fakeExecutor: &fakeExecutor{}}

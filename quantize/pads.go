@@ -219,21 +219,7 @@ func (q *graph) shape(v string, depth int) []int64 {
 	case "Identity":
 		return q.shape(ins[0], depth+1)
 	case "Reshape":
-		target, ok := int64s(q.inits[ins[1]])
-		if !ok || slices.Contains(target, -1) {
-			return nil
-		}
-		in := q.shape(ins[0], depth+1)
-		out := slices.Clone(target)
-		for i, d := range out {
-			if d == 0 {
-				if i >= len(in) {
-					return nil
-				}
-				out[i] = in[i]
-			}
-		}
-		return out
+		return reshaped(q.shape(ins[0], depth+1), q.inits[ins[1]])
 	case "GlobalAveragePool", "GlobalMaxPool":
 		in := q.shape(ins[0], depth+1)
 		if len(in) < 3 {
@@ -256,26 +242,7 @@ func (q *graph) shape(v string, depth int) []int64 {
 		}
 		return out
 	case "Concat":
-		axis := attrInt(n, "axis", 0)
-		var out []int64
-		for _, in := range ins {
-			s := q.shape(in, depth+1)
-			if axis < 0 {
-				axis += int64(len(s))
-			}
-			if s == nil || axis < 0 || axis >= int64(len(s)) || out != nil && len(s) != len(out) {
-				return nil
-			}
-			if out == nil {
-				out = s
-				continue
-			}
-			if s[axis] < 0 || out[axis] < 0 {
-				return nil
-			}
-			out[axis] += s[axis]
-		}
-		return out
+		return q.concatShape(n, depth)
 	case "Mul", "Add", "Sub", "Min", "Max":
 		if len(ins) != 2 {
 			return nil
@@ -283,6 +250,50 @@ func (q *graph) shape(v string, depth int) []int64 {
 		return broadcast(q.shape(ins[0], depth+1), q.shape(ins[1], depth+1))
 	}
 	return nil
+}
+
+// reshaped is the shape a Reshape to target gives a value of shape in
+// (a 0 in target keeps in's dimension), or nil when target is not a
+// constant without -1.
+func reshaped(in []int64, target *onnx.TensorProto) []int64 {
+	t, ok := int64s(target)
+	if !ok || slices.Contains(t, -1) {
+		return nil
+	}
+	out := slices.Clone(t)
+	for i, d := range out {
+		if d == 0 {
+			if i >= len(in) {
+				return nil
+			}
+			out[i] = in[i]
+		}
+	}
+	return out
+}
+
+// concatShape is the shape of Concat node n's output, or nil.
+func (q *graph) concatShape(n *onnx.NodeProto, depth int) []int64 {
+	axis := attrInt(n, "axis", 0)
+	var out []int64
+	for _, in := range n.GetInput() {
+		s := q.shape(in, depth+1)
+		if axis < 0 {
+			axis += int64(len(s))
+		}
+		if s == nil || axis < 0 || axis >= int64(len(s)) || out != nil && len(s) != len(out) {
+			return nil
+		}
+		if out == nil {
+			out = s
+			continue
+		}
+		if s[axis] < 0 || out[axis] < 0 {
+			return nil
+		}
+		out[axis] += s[axis]
+	}
+	return out
 }
 
 // broadcast is the shape of a binary operator's output (numpy rules; -1 an

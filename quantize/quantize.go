@@ -299,20 +299,7 @@ func (q *graph) quantizable(n *onnx.NodeProto) bool {
 // plan finds the operators and activations to quantize.
 func (q *graph) plan() *plan {
 	p := &plan{source: map[string]string{}, relu: map[string]*onnx.NodeProto{}}
-	outputs := map[string]string{}        // a quantized operator's output (after its Relu) -> its op type
-	after := map[*onnx.NodeProto]string{} // a quantized operator -> its output (after its Relu)
-	for _, n := range q.g.GetNode() {
-		if !q.quantizable(n) {
-			continue
-		}
-		p.ops = append(p.ops, n)
-		y := n.GetOutput()[0]
-		if cs := q.consumers[y]; len(cs) == 1 && cs[0].GetOpType() == "Relu" && !q.outputs[y] && !q.outputs[cs[0].GetOutput()[0]] {
-			p.relu[y] = cs[0]
-			y = cs[0].GetOutput()[0]
-		}
-		outputs[y], after[n] = n.GetOpType(), y
-	}
+	outputs, after := q.findOps(p)
 	quantized := map[string]bool{}
 	mark := func(t, src string) {
 		if !quantized[t] {
@@ -377,8 +364,34 @@ func (q *graph) plan() *plan {
 			mark(t, t)
 		}
 	}
-	// In graph order: graph inputs first, then each node's outputs (a
-	// Relu folded into a pair counts as its operator's output).
+	q.order(p, quantized)
+	return p
+}
+
+// findOps adds the quantizable operators to p.ops and the ReLUs folded
+// into their pairs to p.relu; it returns each operator's output after its
+// ReLU, mapped to its op type, and by operator.
+func (q *graph) findOps(p *plan) (outputs map[string]string, after map[*onnx.NodeProto]string) {
+	outputs, after = map[string]string{}, map[*onnx.NodeProto]string{}
+	for _, n := range q.g.GetNode() {
+		if !q.quantizable(n) {
+			continue
+		}
+		p.ops = append(p.ops, n)
+		y := n.GetOutput()[0]
+		if cs := q.consumers[y]; len(cs) == 1 && cs[0].GetOpType() == "Relu" && !q.outputs[y] && !q.outputs[cs[0].GetOutput()[0]] {
+			p.relu[y] = cs[0]
+			y = cs[0].GetOutput()[0]
+		}
+		outputs[y], after[n] = n.GetOpType(), y
+	}
+	return outputs, after
+}
+
+// order lists the quantized values in p.tensors in graph order (graph
+// inputs first, then each node's outputs; a ReLU folded into a pair counts
+// as its operator's output), and those calibrated in p.calibrated.
+func (q *graph) order(p *plan, quantized map[string]bool) {
 	for _, in := range q.g.GetInput() {
 		if quantized[in.GetName()] {
 			p.tensors = append(p.tensors, in.GetName())
@@ -399,7 +412,6 @@ func (q *graph) plan() *plan {
 			p.calibrated = append(p.calibrated, t)
 		}
 	}
-	return p
 }
 
 // calibrate runs the probe model through run and returns the range of

@@ -110,58 +110,8 @@ func TestModelStructure(t *testing.T) {
 				t.Errorf("MaxPool pads %v, want %+v", got, p)
 			}
 		case "Conv", "Gemm":
-			x, w, bias := g.producer[n.GetInput()[0]], g.producer[n.GetInput()[1]], g.producer[n.GetInput()[2]]
-			for _, d := range []*onnx.NodeProto{x, w, bias} {
-				if d == nil || d.GetOpType() != "DequantizeLinear" {
-					t.Fatalf("%s reads %v, want DequantizeLinear", n.GetOpType(), d)
-				}
-			}
-			fw, fb := weights[wi], weights[wi+1]
-			axis := 0
-			if n.GetOpType() == "Gemm" {
-				axis = 1
-			}
-			shape := params[wi].Shape
+			checkQuantizedWeights(t, g, n, weights[wi], weights[wi+1], params[wi].Shape)
 			wi += 2
-			wq := g.inits[w.GetInput()[0]]
-			ws, _ := floats(g.inits[w.GetInput()[1]])
-			if wq.GetDataType() != int32(onnx.TensorProto_INT8) || attrInt(w, "axis", 1) != int64(axis) || len(ws) != int(shape[axis]) {
-				t.Fatalf("weight: %v, axis %d, %d scales; want int8 per channel on axis %d of %v", wq.GetDataType(), attrInt(w, "axis", 1), len(ws), axis, shape)
-			}
-			inner := len(fw) / int(shape[0])
-			channel := func(i int) int { return i / inner }
-			if axis == 1 {
-				channel = func(i int) int { return i % int(shape[1]) }
-			}
-			peak := make([]float64, len(ws))
-			for i, v := range fw {
-				peak[channel(i)] = max(peak[channel(i)], math.Abs(float64(v)))
-			}
-			for c := range ws {
-				if want := float32(peak[c] / 127); ws[c] != want {
-					t.Errorf("channel %d scale %g, want %g", c, ws[c], want)
-				}
-			}
-			for i, v := range wq.GetRawData() {
-				if d := math.Abs(float64(int8(v))*float64(ws[channel(i)]) - float64(fw[i])); d > float64(ws[channel(i)])/2+1e-9 {
-					t.Fatalf("weight %d: dequantized %g, float %g", i, float64(int8(v))*float64(ws[channel(i)]), fw[i])
-				}
-			}
-			xs, _ := floats(g.inits[x.GetInput()[1]])
-			bs, _ := floats(g.inits[bias.GetInput()[1]])
-			bq := g.inits[bias.GetInput()[0]]
-			if bq.GetDataType() != int32(onnx.TensorProto_INT32) {
-				t.Fatalf("bias type %v", bq.GetDataType())
-			}
-			for c, v := range fb {
-				if bs[c] != xs[0]*ws[c] {
-					t.Errorf("bias scale %g, want input %g x weight %g", bs[c], xs[0], ws[c])
-				}
-				got := float64(int32(binary.LittleEndian.Uint32(bq.GetRawData()[4*c:]))) * float64(bs[c])
-				if math.Abs(got-float64(v)) > float64(bs[c])/2+1e-9 {
-					t.Errorf("bias %d: dequantized %g, float %g", c, got, v)
-				}
-			}
 			if n.GetOpType() == "Conv" {
 				if cs := g.consumers[n.GetOutput()[0]]; len(cs) != 1 || cs[0].GetOpType() != "QuantizeLinear" {
 					t.Errorf("a Conv's output goes to %v, want its QuantizeLinear only", cs)
@@ -339,5 +289,63 @@ func TestModelErrors(t *testing.T) {
 	b, _, _ = export(t, "C(2,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
 	if _, err := Model(b, f.run, Options{Method: Percentile, Percentile: 40}); err == nil {
 		t.Error("percentile 40 accepted")
+	}
+}
+
+// checkQuantizedWeights checks quantized operator n of g against its float
+// weight fw (of shape) and bias fb: it reads DequantizeLinear outputs, an
+// int8 weight with a scale per output channel equal to max |w| / 127 of
+// the channel (recomputed here), within half a step of the float weight,
+// and an int32 bias whose scale is the input's times the weight's.
+func checkQuantizedWeights(t *testing.T, g *graph, n *onnx.NodeProto, fw, fb []float32, shape []int64) {
+	t.Helper()
+	x, w, bias := g.producer[n.GetInput()[0]], g.producer[n.GetInput()[1]], g.producer[n.GetInput()[2]]
+	for _, d := range []*onnx.NodeProto{x, w, bias} {
+		if d == nil || d.GetOpType() != "DequantizeLinear" {
+			t.Fatalf("%s reads %v, want DequantizeLinear", n.GetOpType(), d)
+		}
+	}
+	axis := 0
+	if n.GetOpType() == "Gemm" {
+		axis = 1
+	}
+	wq := g.inits[w.GetInput()[0]]
+	ws, _ := floats(g.inits[w.GetInput()[1]])
+	if wq.GetDataType() != int32(onnx.TensorProto_INT8) || attrInt(w, "axis", 1) != int64(axis) || len(ws) != int(shape[axis]) {
+		t.Fatalf("weight: %v, axis %d, %d scales; want int8 per channel on axis %d of %v", wq.GetDataType(), attrInt(w, "axis", 1), len(ws), axis, shape)
+	}
+	inner := len(fw) / int(shape[0])
+	channel := func(i int) int { return i / inner }
+	if axis == 1 {
+		channel = func(i int) int { return i % int(shape[1]) }
+	}
+	peak := make([]float64, len(ws))
+	for i, v := range fw {
+		peak[channel(i)] = max(peak[channel(i)], math.Abs(float64(v)))
+	}
+	for c := range ws {
+		if want := float32(peak[c] / 127); ws[c] != want {
+			t.Errorf("channel %d scale %g, want %g", c, ws[c], want)
+		}
+	}
+	for i, v := range wq.GetRawData() {
+		if d := math.Abs(float64(int8(v))*float64(ws[channel(i)]) - float64(fw[i])); d > float64(ws[channel(i)])/2+1e-9 {
+			t.Fatalf("weight %d: dequantized %g, float %g", i, float64(int8(v))*float64(ws[channel(i)]), fw[i])
+		}
+	}
+	xs, _ := floats(g.inits[x.GetInput()[1]])
+	bs, _ := floats(g.inits[bias.GetInput()[1]])
+	bq := g.inits[bias.GetInput()[0]]
+	if bq.GetDataType() != int32(onnx.TensorProto_INT32) {
+		t.Fatalf("bias type %v", bq.GetDataType())
+	}
+	for c, v := range fb {
+		if bs[c] != xs[0]*ws[c] {
+			t.Errorf("bias scale %g, want input %g x weight %g", bs[c], xs[0], ws[c])
+		}
+		got := float64(int32(binary.LittleEndian.Uint32(bq.GetRawData()[4*c:]))) * float64(bs[c])
+		if math.Abs(got-float64(v)) > float64(bs[c])/2+1e-9 {
+			t.Errorf("bias %d: dequantized %g, float %g", c, got, v)
+		}
 	}
 }

@@ -71,6 +71,12 @@ func csvResult(row []string, col map[string]int) (*Result, error) {
 		AccuracySource: get("accuracy_source"), Pareto: get("pareto") == "true"}
 	r.PureGo.UnsupportedOp = get("pure_go_unsupported_op")
 	r.Accuracy, r.PureGo.MaxAbsDiff = optional("accuracy"), optional("pure_go_max_abs_diff")
+	// Files of nasctl before the pure-Go latency lack its columns.
+	if _, ok := col["pure_go_p50_ms"]; ok {
+		if p50, p95 := optional("pure_go_p50_ms"), optional("pure_go_p95_ms"); p50 != nil && p95 != nil {
+			r.PureGo.LatencyMs = &Latency{P50: *p50, P95: *p95}
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}

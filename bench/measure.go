@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
 )
 
@@ -27,6 +28,9 @@ type Options struct {
 	Test *runtime.Examples
 	// Compare is the number of images run through both runtimes; zero: 16.
 	Compare int
+	// PureGoRuns is the number of timed batch-1 runs of the pure-Go
+	// runtime, which is one to two orders of magnitude slower; zero: 50.
+	PureGoRuns int
 }
 
 func (o Options) withDefaults() Options {
@@ -35,6 +39,7 @@ func (o Options) withDefaults() Options {
 	o.Batch = cmp.Or(o.Batch, 64)
 	o.BatchRuns = cmp.Or(o.BatchRuns, 10)
 	o.Compare = cmp.Or(o.Compare, 16)
+	o.PureGoRuns = cmp.Or(o.PureGoRuns, 50)
 	return o
 }
 
@@ -58,6 +63,11 @@ type Result struct {
 	Pareto         bool     `json:"pareto"`
 	Threads        int      `json:"threads"`
 	Device         string   `json:"device"`
+	// SHA256 is the model file's (hex); Quantization, for a model that
+	// package quantize wrote, its settings (which name its float model's
+	// SHA-256).
+	SHA256       string             `json:"sha256"`
+	Quantization *quantize.Settings `json:"quantization,omitempty"`
 }
 
 // Measure loads and measures the model at path. runtime must be initialised.
@@ -76,7 +86,10 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 	in := info.Input
 	size := in.Channels * in.Height * in.Width
 	r := &Result{Model: path, Input: in.String(), FileBytes: int64(len(b)), Params: info.Weights,
-		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String()}
+		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String(), SHA256: quantize.SHA256(b)}
+	if r.Quantization, err = quantize.ReadSettings(info); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if info.Arch != nil {
 		r.Arch = info.Arch.String()
 		net, err := info.Arch.Build(in, len(info.Classes))
@@ -122,7 +135,7 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.PureGo = comparePureGo(b, in, images, n, want)
+	r.PureGo = comparePureGo(b, in, images, n, want, opts.PureGoRuns)
 
 	// Accuracy: measured on labelled images, else from the metadata.
 	if test {

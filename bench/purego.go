@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -16,8 +19,8 @@ import (
 
 // PureGo is the comparison of ONNX Runtime's outputs with those of a second,
 // pure-Go runtime (github.com/owulveryck/onnx-go with its gorgonia backend)
-// on the same images. Exactly one of MaxAbsDiff, UnsupportedOp and Error is
-// set.
+// on the same images, and that runtime's batch-1 latency. Exactly one of
+// MaxAbsDiff, UnsupportedOp and Error is set.
 type PureGo struct {
 	Images int `json:"images"`
 	// MaxAbsDiff is the largest absolute difference between the two
@@ -25,19 +28,34 @@ type PureGo struct {
 	MaxAbsDiff *float64 `json:"max_abs_diff,omitempty"`
 	// Agree: MaxAbsDiff is at most Tolerance.
 	Agree bool `json:"agree"`
-	// UnsupportedOp names an operator (and attribute, if any) that onnx-go
-	// does not implement.
+	// UnsupportedOp names the operators (and attributes) of the model that
+	// onnx-go lacks or computes wrongly, separated by "; " (which no gap's
+	// text holds).
 	UnsupportedOp string `json:"unsupported_op,omitempty"`
 	// Error is any other failure of onnx-go.
 	Error string `json:"error,omitempty"`
+	// LatencyMs is onnx-go's batch-1 latency when it runs the model
+	// (gorgonia's tape machine runs the operators one after another on
+	// the calling goroutine).
+	LatencyMs *Latency `json:"latency_ms,omitempty"`
 }
 
-// Tolerance is the agreement required between the two runtimes' outputs.
-const Tolerance = 1e-4
+// Tolerance is the agreement required between the two runtimes' outputs
+// (class probabilities): both compute in float32, and the exports of a
+// search's winners differ by 3e-7 at most (docs/edge.md).
+const Tolerance = 1e-5
 
-// runPureGo runs an ONNX model with onnx-go on n images (NCHW pixels) and
-// returns its first output, flattened.
-func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) (out []float32, err error) {
+// pureGoModel is a model loaded into onnx-go for one batch size.
+type pureGoModel struct {
+	m       *onnxgo.Model
+	backend *gorgonnx.Graph
+	in      genotype.Input
+	n       int
+}
+
+// loadPureGo reads an ONNX model into onnx-go for batches of n images of
+// shape in.
+func loadPureGo(model []byte, in genotype.Input, n int) (p *pureGoModel, err error) {
 	// onnx-go panics on some graphs it cannot handle; report, do not crash.
 	defer func() {
 		if r := recover(); r != nil {
@@ -49,14 +67,26 @@ func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) (out []
 	if err := m.UnmarshalBinary(model); err != nil {
 		return nil, err
 	}
-	x := tensor.New(tensor.WithShape(n, in.Channels, in.Height, in.Width), tensor.WithBacking(append([]float32(nil), pixels...)))
-	if err := m.SetInput(0, x); err != nil {
+	return &pureGoModel{m: m, backend: backend, in: in, n: n}, nil
+}
+
+// run computes the model's first output, flattened, for p.n images (NCHW
+// pixels).
+func (p *pureGoModel) run(pixels []float32) (out []float32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("onnx-go panicked: %v", r)
+		}
+	}()
+	in := p.in
+	x := tensor.New(tensor.WithShape(p.n, in.Channels, in.Height, in.Width), tensor.WithBacking(append([]float32(nil), pixels...)))
+	if err := p.m.SetInput(0, x); err != nil {
 		return nil, err
 	}
-	if err := backend.Run(); err != nil {
+	if err := p.backend.Run(); err != nil {
 		return nil, err
 	}
-	outs, err := m.GetOutputTensors()
+	outs, err := p.m.GetOutputTensors()
 	if err != nil {
 		return nil, err
 	}
@@ -70,48 +100,97 @@ func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) (out []
 	return data, nil
 }
 
-// onnx-go v0.5.0 hands an ONNX MaxPool's pads ([top, left, bottom, right])
-// to gorgonia's MaxPool2D, which reads four pads as [top, bottom, left,
-// right]: symmetric pads work, others give wrong values. The study's 'same'
-// pooling pads one more cell at the end than at the start when the window
-// overhangs by an odd amount, so such models are reported as unsupported
-// rather than compared.
-const asymmetricMaxPool = "MaxPool with asymmetric pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
+// runPureGo runs an ONNX model with onnx-go on n images (NCHW pixels) and
+// returns its first output, flattened.
+func runPureGo(model []byte, in genotype.Input, pixels []float32, n int) ([]float32, error) {
+	p, err := loadPureGo(model, in, n)
+	if err != nil {
+		return nil, err
+	}
+	return p.run(pixels)
+}
 
-// groupedConv: onnx-go v0.5.0 ignores a Conv's group attribute, so a
-// depthwise convolution fails on its weights' shape (or, worse, could
-// compute something else); such models are reported as unsupported.
-const groupedConv = "Conv with groups (onnx-go ignores the group attribute of depthwise convolutions)"
+// Known gaps of onnx-go v0.5.0 in what nasctl exports. onnx-go fails with
+// ErrNotImplemented on some of them, but only on the first it meets, and
+// computes others wrongly without saying so; pureGoGaps finds them all
+// before onnx-go runs.
+const (
+	// onnx-go hands a Conv's or MaxPool's pads [top, left, bottom, right]
+	// to gorgonia, which reads them in another order (a MaxPool's as
+	// [top, bottom, left, right], offsetting its windows by the bottom and
+	// right pads; a Conv's as [top, bottom, left, right], refusing any
+	// other than top = left and bottom = right, then keeping top and
+	// bottom). Only four equal pads survive. nasctl's exports of layer
+	// sequences write any other padding out before the operator (onnxgen,
+	// docs/edge.md); cell networks' convolutions with 1 x k windows or a
+	// stride, and models exported before that, have them, which
+	// onnxgen.PureGo (nasctl export --pure-go) writes out.
+	unequalConvPads    = "Conv with unequal pads (onnx-go reads ONNX's [top, left, bottom, right] pads in another order)"
+	unequalMaxPoolPads = "MaxPool with unequal pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
+	// groupedConv: onnx-go ignores a Conv's group attribute, so a
+	// depthwise convolution fails on its weights' shape (or, worse, could
+	// compute something else). onnxgen.PureGo writes grouped convolutions
+	// and AveragePool (which onnx-go lacks) as plain convolutions.
+	groupedConv = "Conv with groups (onnx-go ignores the group attribute of depthwise convolutions)"
+)
 
-// pureGoGap returns the operator of the model that onnx-go computes wrongly
-// without saying so (see asymmetricMaxPool and groupedConv), or "".
-func pureGoGap(model []byte) (string, error) {
+// pureGoOps are the operators onnx-go v0.5.0's gorgonia backend registers
+// (backend/x/gorgonnx, its register calls); any other is lacking.
+var pureGoOps = []string{"Abs", "Add", "BatchNormalization", "Ceil", "Concat", "Constant", "Conv", "Cos", "Cube", "Div", "Dropout",
+	"Exp", "Expm1", "Flatten", "Floor", "Gemm", "GlobalAveragePool", "Identity", "ImageScaler", "Inverse", "LeakyRelu", "Log",
+	"Log1p", "Log2", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Relu", "Reshape", "Sigmoid", "Sign", "Sin", "Softmax",
+	"Softplus", "Sqrt", "Square", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze"}
+
+// pureGoGaps returns what onnx-go lacks or computes wrongly in the model:
+// operators it does not have, in the order of first use, then the known
+// gaps above; nil when there is none.
+func pureGoGaps(model []byte) ([]string, error) {
 	var m onnx.ModelProto
 	if err := proto.Unmarshal(model, &m); err != nil {
-		return "", err
+		return nil, err
+	}
+	var lacking, wrong []string
+	add := func(list *[]string, gap string) {
+		if !slices.Contains(*list, gap) {
+			*list = append(*list, gap)
+		}
 	}
 	for _, n := range m.GetGraph().GetNode() {
+		op := n.GetOpType()
+		if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
+			add(&lacking, n.GetDomain()+"."+op)
+			continue
+		}
+		if !slices.Contains(pureGoOps, op) {
+			add(&lacking, op)
+			continue
+		}
 		for _, a := range n.GetAttribute() {
-			switch p := a.GetInts(); {
-			case n.GetOpType() == "MaxPool" && a.GetName() == "pads" && len(p) == 4 && (p[0] != p[2] || p[1] != p[3]):
-				return asymmetricMaxPool, nil
-			case n.GetOpType() == "Conv" && a.GetName() == "group" && a.GetI() > 1:
-				return groupedConv, nil
+			p := a.GetInts()
+			unequal := a.GetName() == "pads" && slices.ContainsFunc(p, func(v int64) bool { return v != p[0] })
+			switch {
+			case op == "MaxPool" && unequal:
+				add(&wrong, unequalMaxPoolPads)
+			case op == "Conv" && unequal:
+				add(&wrong, unequalConvPads)
+			case op == "Conv" && a.GetName() == "group" && a.GetI() > 1:
+				add(&wrong, groupedConv)
 			}
 		}
 	}
-	return "", nil
+	return append(lacking, wrong...), nil
 }
 
 // comparePureGo runs model in onnx-go and compares with want (ONNX Runtime's
-// output on the same images).
-func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, want []float32) PureGo {
+// output on the same images); with runs > 0 it then times runs batch-1
+// predictions of the first image after a warm-up of a tenth as many.
+func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, want []float32, runs int) PureGo {
 	r := PureGo{Images: n}
-	if gap, err := pureGoGap(model); err != nil {
+	if gaps, err := pureGoGaps(model); err != nil {
 		r.Error = err.Error()
 		return r
-	} else if gap != "" {
-		r.UnsupportedOp = gap
+	} else if len(gaps) > 0 {
+		r.UnsupportedOp = strings.Join(gaps, "; ")
 		return r
 	}
 	got, err := runPureGo(model, in, pixels, n)
@@ -135,5 +214,34 @@ func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, wan
 		d = max(d, math.Abs(float64(got[i])-float64(want[i])))
 	}
 	r.MaxAbsDiff, r.Agree = &d, d <= Tolerance
+	if runs > 0 {
+		lat, err := pureGoLatency(model, in, pixels[:in.Channels*in.Height*in.Width], runs)
+		if err != nil {
+			r.Error = "timing: " + err.Error()
+			r.MaxAbsDiff, r.Agree = nil, false
+			return r
+		}
+		r.LatencyMs = &lat
+	}
 	return r
+}
+
+// pureGoLatency times runs batch-1 predictions of image in onnx-go, after
+// max(runs/10, 1) untimed ones.
+func pureGoLatency(model []byte, in genotype.Input, image []float32, runs int) (Latency, error) {
+	p, err := loadPureGo(model, in, 1)
+	if err != nil {
+		return Latency{}, err
+	}
+	samples := make([]float64, 0, runs)
+	for i := range max(runs/10, 1) + runs {
+		start := time.Now()
+		if _, err := p.run(image); err != nil {
+			return Latency{}, err
+		}
+		if i >= max(runs/10, 1) {
+			samples = append(samples, float64(time.Since(start))/float64(time.Millisecond))
+		}
+	}
+	return Summarize(samples), nil
 }

@@ -183,6 +183,9 @@ type FinalSettings struct {
 	Patience int     `yaml:"patience,omitempty"`
 	// Skip leaves out the final phase.
 	Skip bool `yaml:"skip,omitempty"`
+	// Int8 also writes each winner quantized to int8 (winners/int8/, as
+	// nasctl export --int8 does); false: float32 winners only.
+	Int8 bool `yaml:"int8,omitempty"`
 }
 
 // SpaceSpec is a search space in a configuration: written as a preset name

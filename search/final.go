@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -117,6 +120,10 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	for _, f := range recorded {
 		byTrial[f.Trial] = f
 	}
+	if _, ok := s.exec.(calibrationImages); s.cfg.Final.Int8 && !ok {
+		return fmt.Errorf("final.int8: this executor keeps no training images here to calibrate on; " +
+			"set final.int8 to false and quantize the winners with nasctl export --int8")
+	}
 	top := s.top(nil)
 	done := 0
 	var todo []int // ranks (0-based) still to retrain
@@ -219,5 +226,75 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	}
 	f.TestAccuracy = fit.Test.Accuracy
 	f.Model = rundir.WinnerName(rank)
-	return f, s.dir.WriteFile(f.Model, fit.Model)
+	if err := s.dir.WriteFile(f.Model, fit.Model); err != nil {
+		return f, err
+	}
+	if s.cfg.Final.Int8 {
+		// Before the result is recorded: a resumed run retrains a winner
+		// whose int8 model is missing.
+		ok, err := s.quantizeWinner(ctx, rank, fit.Model)
+		if err == nil && !ok {
+			f.Reason = strings.TrimPrefix(f.Reason+"; final.int8: no layer to run in int8, float32 only", "; ")
+		}
+		return f, err
+	}
+	return f, nil
+}
+
+// calibrationImages is an executor that holds the training images in this
+// process (LocalExecutor), on which final.int8 calibrates.
+type calibrationImages interface {
+	// CalibrationImages returns the first n images of the training split
+	// (NCHW pixels; fewer when it has fewer) and how many they are.
+	CalibrationImages(n int) ([]float32, int)
+}
+
+// CalibrationImages implements calibrationImages: the images that nasctl
+// export --int8 --calibration takes from the same folder and split.
+func (e *LocalExecutor) CalibrationImages(n int) ([]float32, int) {
+	idx := e.full.Indices[:min(n, len(e.full.Indices))]
+	size := e.input.Channels * e.input.Height * e.input.Width
+	pixels := make([]float32, 0, len(idx)*size)
+	for _, i := range idx {
+		pixels = append(pixels, e.d.Pixels[i*size:(i+1)*size]...)
+	}
+	return pixels, len(idx)
+}
+
+// finalCalibrationImages is the number of training images that calibrate
+// final.int8's quantization, nasctl export --int8's default.
+const finalCalibrationImages = 200
+
+// Int8WinnerName is the path of a winner's int8 model, relative to the run.
+func Int8WinnerName(rank int) string {
+	return filepath.Join(rundir.DirWinners, "int8", filepath.Base(rundir.WinnerName(rank)))
+}
+
+// quantizeWinner writes the int8 model of a winner (final.int8), its test
+// accuracy measured and written into its metadata; false for a model with
+// no layer to quantize, which is left in float32.
+func (s *Search) quantizeWinner(ctx context.Context, rank int, model []byte) (bool, error) {
+	pixels, n := s.exec.(calibrationImages).CalibrationImages(finalCalibrationImages)
+	in := s.data.Input
+	run := runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, runtime.SessionOptions{IntraOpThreads: s.cfg.Threads})
+	q, err := quantize.Model(model, run, quantize.Options{Images: n,
+		Data: fmt.Sprintf("%s (%s), the first %d training images", s.cfg.Data, s.data.Hash, n)})
+	if errors.Is(err, quantize.ErrNothingToQuantize) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("final.int8, rank %d: %w", rank, err)
+	}
+	ev, err := s.exec.Test(ctx, q)
+	if err != nil {
+		return false, fmt.Errorf("final.int8, rank %d: testing: %w", rank, err)
+	}
+	if q, err = quantize.SetMetadata(q, onnxgen.MetaTestAccuracy, strconv.FormatFloat(ev.Accuracy, 'f', 6, 64)); err != nil {
+		return false, err
+	}
+	name := Int8WinnerName(rank)
+	if err := os.MkdirAll(filepath.Join(s.dir.Path, filepath.Dir(name)), 0o755); err != nil {
+		return false, err
+	}
+	return true, s.dir.WriteFile(name, q)
 }

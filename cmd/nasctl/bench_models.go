@@ -9,13 +9,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -29,14 +33,24 @@ Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
 and reports the largest difference of their outputs (or the operator it lacks);
 marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
 the plots (parameters against latency coloured by accuracy, accuracy against
-latency) to --out.
+latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
+first model given; never the working directory).
+
+A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
+also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
+and the ratio of their batch-1 latencies measured in --rounds interleaved rounds (so
+that both see the same load). --int8 quantizes every float model given first, on
+the first --images training images of the data (as "nasctl export --int8" does,
+written to OUT/int8/), and compares them.
 
 A run directory stands for its winners/*.onnx, its data for --data and its split
 for --plan and --split-seed (flags given explicitly win). With data the
 comparison and the accuracy use real test images (split as in training; the
 data's classes must be the models'); without, random images and the accuracy
 in the models' metadata.
-Example: nasctl bench runs/leaves-cpu --threads 1`
+Examples:
+  nasctl bench runs/leaves-cpu --threads 1
+  nasctl bench runs/leaves-cpu --threads 1 --int8`
 
 func benchModelsFlags() []cli.Flag {
 	return append([]cli.Flag{
@@ -44,8 +58,11 @@ func benchModelsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model"},
 		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
-		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv and the plots (default: RUN_DIR/bench, else ./bench)"},
+		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv, the plots and --int8's models (default: RUN_DIR/bench, else MODEL-bench beside the first model)"},
 		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
+		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
+		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
+		&cli.IntFlag{Name: "rounds", Value: 9, Usage: "interleaved rounds of --runs batch-1 runs each timing a float model against its int8 model"},
 	}, splitFlags()...)
 }
 
@@ -64,8 +81,9 @@ func benchModelsAction(c *cli.Context) error {
 		return err
 	}
 	opts.Measure.Session.IntraOpThreads = c.Int("threads")
-	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 {
-		return usagef("--runs, --warmup and --batch must be at least 1")
+	opts.Int8, opts.Images, opts.Rounds = c.Bool("int8"), c.Int("images"), c.Int("rounds")
+	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 || opts.Images < 1 || opts.Rounds < 1 {
+		return usagef("--runs, --warmup, --batch, --images and --rounds must be at least 1")
 	}
 	if opts.Models, opts.RunDir, err = benchTargets(c.Args().Slice()); err != nil {
 		return err
@@ -85,6 +103,11 @@ type benchModelsOptions struct {
 	Out              string
 	JSON             bool
 	Measure          bench.Options
+	// Int8 quantizes the float models first, on Images calibration
+	// images; Rounds is the number of interleaved rounds of a float and
+	// int8 pair.
+	Int8           bool
+	Images, Rounds int
 }
 
 // benchTargets expands run directories into their winners, and other
@@ -103,8 +126,14 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 		if len(found) == 0 {
 			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
 			sort.Strings(found)
-		} else if runDir == "" {
-			runDir = a
+		} else {
+			// final.int8's models, paired with their float winners.
+			q, _ := filepath.Glob(filepath.Join(a, filepath.Dir(search.Int8WinnerName(1)), "*.onnx"))
+			sort.Strings(q)
+			found = append(found, q...)
+			if runDir == "" {
+				runDir = a
+			}
 		}
 		if len(found) == 0 {
 			return nil, "", fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)", a)
@@ -123,21 +152,35 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
-	results, err := bench.MeasureAll(ctx, opts.Models, opts.Measure, data, func(i int, path string) {
-		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(opts.Models), path)
+	dir := benchOut(opts)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	models := opts.Models
+	if opts.Int8 {
+		if data == nil {
+			return usagef("--int8 calibrates on images: give --data DIR, or a run directory whose data is at hand")
+		}
+		quantized, err := quantizeForBench(ctx, opts, data, filepath.Join(dir, "int8"), errOut)
+		if err != nil {
+			return err
+		}
+		models = append(slices.Clone(models), quantized...)
+	}
+	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
+		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
 	if err != nil {
 		return err
 	}
-	dir := opts.Out
-	if dir == "" {
-		dir = "bench"
-		if opts.RunDir != "" {
-			dir = filepath.Join(opts.RunDir, "bench")
+	var pairs []*bench.Quantized
+	for _, p := range bench.Pairs(results) {
+		fmt.Fprintf(errOut, "float32 against int8: %s, %s (%d interleaved rounds)\n", p[0].Model, p[1].Model, opts.Rounds)
+		q, err := bench.CompareQuantized(ctx, p, opts.Rounds, opts.Measure.Runs, opts.Measure.Session)
+		if err != nil {
+			return err
 		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		pairs = append(pairs, q)
 	}
 	if err := bench.WriteCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
 		return err
@@ -146,13 +189,22 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
+	files = append([]string{filepath.Join(dir, "bench.csv")}, files...)
+	if len(pairs) > 0 {
+		path := filepath.Join(dir, "int8.json")
+		if err := writeJSON(path, pairs); err != nil {
+			return err
+		}
+		files = append(files, path)
+	}
 	if opts.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
 	printBench(out, results)
-	fmt.Fprintf(out, "\nwritten: %s, %s\n", filepath.Join(dir, "bench.csv"), strings.Join(files, ", "))
+	printQuantized(out, pairs)
+	fmt.Fprintf(out, "\nwritten: %s\n", strings.Join(files, ", "))
 	// A missing operator is a finding about onnx-go, reported above; outputs
 	// that differ, or a failure, are a finding about the export.
 	for _, r := range results {
@@ -161,6 +213,20 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 	}
 	return nil
+}
+
+// benchOut is the folder of a bench's outputs: --out, else the run
+// directory's bench/, else MODEL-bench beside the first model, so that a
+// bench of loose models never writes into the working directory.
+func benchOut(opts benchModelsOptions) string {
+	switch {
+	case opts.Out != "":
+		return opts.Out
+	case opts.RunDir != "":
+		return filepath.Join(opts.RunDir, "bench")
+	}
+	first := opts.Models[0]
+	return strings.TrimSuffix(first, filepath.Ext(first)) + "-bench"
 }
 
 // benchData is where the models' test images come from: --data, --plan and
@@ -202,15 +268,35 @@ func pureGoText(p bench.PureGo) string {
 		}
 		return s
 	case p.UnsupportedOp != "":
-		op, _, _ := strings.Cut(p.UnsupportedOp, " (")
-		return "lacks " + op
+		var ops []string
+		for _, gap := range pureGoGaps(p) {
+			op, _, _ := strings.Cut(gap, " (")
+			ops = append(ops, op)
+		}
+		return "lacks " + strings.Join(ops, ", ")
 	}
 	return "error: " + p.Error
 }
 
+// pureGoGaps splits PureGo.UnsupportedOp into its gaps.
+func pureGoGaps(p bench.PureGo) []string {
+	if p.UnsupportedOp == "" {
+		return nil
+	}
+	return strings.Split(p.UnsupportedOp, "; ")
+}
+
+// pureGoLatencyText is onnx-go's batch-1 p50 in milliseconds, or "-".
+func pureGoLatencyText(p bench.PureGo) string {
+	if p.LatencyMs == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", p.LatencyMs.P50)
+}
+
 func printBench(out io.Writer, rs []*bench.Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tPARAMS\tMACS\tFILE\tPEAK ACT\tP50 ms\tP95 ms\tP99 ms\tIMG/S@B\tACCURACY\tPURE-GO MAX DIFF\tPARETO")
+	fmt.Fprintln(tw, "MODEL\tPARAMS\tMACS\tFILE\tPEAK ACT\tP50 ms\tP95 ms\tP99 ms\tIMG/S@B\tACCURACY\tPURE-GO MAX DIFF\tPURE-GO P50 ms\tPARETO")
 	for _, r := range rs {
 		acc := "-"
 		if r.Accuracy != nil {
@@ -220,9 +306,9 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if r.Pareto {
 			front = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\n", r.Model, humanize.Comma(r.Params), humanize.Comma(r.MACs),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f@%d\t%s\t%s\t%s\t%s\n", r.Model, humanize.Comma(r.Params), humanize.Comma(r.MACs),
 			humanize.IBytes(uint64(r.FileBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)), r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99,
-			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), front)
+			r.Throughput, r.ThroughputBatch, acc, pureGoText(r.PureGo), pureGoLatencyText(r.PureGo), front)
 	}
 	tw.Flush()
 	if len(rs) > 0 {
@@ -235,9 +321,134 @@ func printBench(out io.Writer, rs []*bench.Result) {
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {
-		if op := r.PureGo.UnsupportedOp; op != "" && !seen[op] {
-			seen[op] = true
-			fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", op)
+		for _, gap := range pureGoGaps(r.PureGo) {
+			if !seen[gap] {
+				seen[gap] = true
+				fmt.Fprintf(out, "pure Go: onnx-go lacks %s; ONNX Runtime's outputs are the reference\n", gap)
+			}
 		}
 	}
+	for _, r := range rs {
+		if r.PureGo.UnsupportedOp != "" && r.Quantization == nil {
+			fmt.Fprintln(out, `pure Go: "nasctl export MODEL.onnx --pure-go --out OUT.onnx" writes a float model in operators onnx-go runs`+
+				` (slower on ONNX Runtime: docs/edge.md, "Cell networks in onnx-go")`)
+			break
+		}
+	}
+	for _, r := range rs {
+		if l := r.PureGo.LatencyMs; l != nil {
+			fmt.Fprintf(out, "pure Go: onnx-go's batch-1 p50 over %d runs, in this process on one goroutine\n", l.Runs)
+			break
+		}
+	}
+}
+
+// quantizeForBench quantizes the float models of opts (as export --int8
+// does, calibrated on the training images of data) into dir and returns
+// the files written.
+func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.TestData, dir string, errOut io.Writer) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, SplitSeed: data.Seed,
+		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
+	var out []string
+	seen := map[string]bool{}
+	models, err := readModels(opts.Models)
+	if err != nil {
+		return nil, err
+	}
+	paired := map[string]bool{} // float models whose int8 model is given
+	for _, m := range models {
+		if m.settings != nil {
+			paired[m.settings.Source] = true
+		}
+	}
+	for i, path := range opts.Models {
+		b := models[i].b
+		if models[i].settings != nil || paired[quantize.SHA256(b)] {
+			continue // quantized already, or given with its int8 model
+		}
+		name := filepath.Base(path)
+		for i := 2; seen[name]; i++ {
+			name = fmt.Sprintf("%d-%s", i, filepath.Base(path))
+		}
+		seen[name] = true
+		fmt.Fprintf(errOut, "quantizing %s on %d training images of %s\n", path, opts.Images, data.Dir)
+		q, _, err := k.quantize(ctx, b, path, quantize.Options{})
+		if errors.Is(err, quantize.ErrNothingToQuantize) {
+			fmt.Fprintf(errOut, "note: %s has no layer to run in int8; measured in float32 only\n", path)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(dir, name)
+		if err := renameio.WriteFile(dst, q, 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// benchModel is a model file read, with its quantization settings (nil
+// for a float model).
+type benchModel struct {
+	b        []byte
+	settings *quantize.Settings
+}
+
+func readModels(paths []string) ([]benchModel, error) {
+	var out []benchModel
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		s, err := quantize.ReadSettings(info)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, benchModel{b: b, settings: s})
+	}
+	return out, nil
+}
+
+// writeJSON writes v as indented JSON to path, atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// printQuantized prints float32 and int8 models side by side.
+func printQuantized(out io.Writer, qs []*bench.Quantized) {
+	if len(qs) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nfloat32 -> int8")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tFILE\tSIZE\tP50 ms\tP95 ms\tLATENCY\tIMG/S@B\tACCURACY\tCHANGE")
+	for _, q := range qs {
+		f, i := q.Float, q.Int8
+		acc, change := "-", "-"
+		if f.Accuracy != nil && i.Accuracy != nil {
+			acc = fmt.Sprintf("%.4f -> %.4f", *f.Accuracy, *i.Accuracy)
+		}
+		if q.AccuracyChange != nil {
+			change = fmt.Sprintf("%+.2f pt", *q.AccuracyChange)
+		}
+		fmt.Fprintf(tw, "%s\t%s -> %s\t%.2fx\t%.3f -> %.3f\t%.3f -> %.3f\t%.2fx\t%.0f -> %.0f@%d\t%s\t%s\n", f.Model,
+			humanize.IBytes(uint64(f.FileBytes)), humanize.IBytes(uint64(i.FileBytes)), q.SizeRatio, f.LatencyMs.P50, i.LatencyMs.P50,
+			f.LatencyMs.P95, i.LatencyMs.P95, q.LatencyRatio, f.Throughput, i.Throughput, i.ThroughputBatch, acc, change)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "size and latency: int8 over float32; latency: median ratio of %d interleaved rounds of %d batch-1 runs each\n", qs[0].Rounds, qs[0].Runs)
 }

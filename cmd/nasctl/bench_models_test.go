@@ -21,7 +21,11 @@ func writeModel(t *testing.T, path, arch string, in genotype.Input, classes ...s
 	if classes == nil {
 		classes = []string{"a", "b"}
 	}
-	net, err := genotype.MustParse(arch).Build(in, len(classes))
+	g, err := genotype.ParseGenotype(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := g.Build(in, len(classes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,16 +41,19 @@ func writeModel(t *testing.T, path, arch string, in genotype.Input, classes ...s
 
 // A run directory stands for its ranked winners (best.onnx is a copy of one
 // of them); a model onnx-go cannot run is reported by operator and does not
-// fail the command, a model it runs is compared.
+// fail the command, a model it runs is compared and timed.
 func TestBenchRunDirectory(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "winners"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
-	writeModel(t, filepath.Join(dir, "winners", "rank-01.onnx"), "C(4,3,1) - P(2,2) - GAP()", in)
-	// 17 -> 'valid' 15 -> 'same' P(2,2) pads the end only: onnx-go lacks it.
-	writeModel(t, filepath.Join(dir, "winners", "rank-02.onnx"), "C(4,3,1) - P(2,2) - SM()", genotype.Input{Height: 17, Width: 17, Channels: 1})
+	// 17 -> 'valid' 15 -> 'same' P(2,2) pads the end only: written out,
+	// onnx-go runs it.
+	writeModel(t, filepath.Join(dir, "winners", "rank-01.onnx"), "C(4,3,1) - P(2,2) - SM()", genotype.Input{Height: 17, Width: 17, Channels: 1})
+	// A cell network with an average pooling and a separable convolution:
+	// onnx-go lacks AveragePool and groups.
+	writeModel(t, filepath.Join(dir, "winners", "rank-02.onnx"), cellsWithGaps, in)
 	writeModel(t, filepath.Join(dir, "winners", "best.onnx"), "C(4,3,1) - P(2,2) - GAP()", in)
 
 	code, out, errOut := runCLI(t, "bench", dir, "--runs", "5", "--warmup", "1", "--batch", "4", "--threads", "1", "--json")
@@ -57,8 +64,9 @@ func TestBenchRunDirectory(t *testing.T) {
 		Model  string `json:"model"`
 		Params int64  `json:"params"`
 		PureGo struct {
-			MaxAbsDiff    *float64 `json:"max_abs_diff"`
-			UnsupportedOp string   `json:"unsupported_op"`
+			MaxAbsDiff    *float64       `json:"max_abs_diff"`
+			UnsupportedOp string         `json:"unsupported_op"`
+			LatencyMs     *bench.Latency `json:"latency_ms"`
 		} `json:"pure_go"`
 	}
 	if err := json.Unmarshal([]byte(out), &rs); err != nil {
@@ -67,26 +75,31 @@ func TestBenchRunDirectory(t *testing.T) {
 	if len(rs) != 2 || filepath.Base(rs[0].Model) != "rank-01.onnx" || filepath.Base(rs[1].Model) != "rank-02.onnx" {
 		t.Fatalf("models %+v", rs)
 	}
-	if d := rs[0].PureGo.MaxAbsDiff; d == nil || *d > bench.Tolerance {
+	if d, l := rs[0].PureGo.MaxAbsDiff, rs[0].PureGo.LatencyMs; d == nil || *d > bench.Tolerance || l == nil || !(l.P50 > 0) {
 		t.Errorf("rank-01 pure Go %+v", rs[0].PureGo)
 	}
-	if !strings.HasPrefix(rs[1].PureGo.UnsupportedOp, "MaxPool with asymmetric pads") {
+	if op := rs[1].PureGo.UnsupportedOp; !strings.HasPrefix(op, "AveragePool; ") || !strings.Contains(op, "Conv with groups") {
 		t.Errorf("rank-02 pure Go %+v", rs[1].PureGo)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bench", "bench.csv")); err != nil {
 		t.Error(err)
 	}
 
-	// The table names the missing operator in short and explains it once.
-	code, out, errOut = runCLI(t, "bench", filepath.Join(dir, "winners", "rank-02.onnx"), "--runs", "3", "--warmup", "1",
-		"--batch", "2", "--threads", "1", "--out", t.TempDir())
+	// The table names the missing operators in short and explains each
+	// once.
+	code, out, errOut = runCLI(t, "bench", filepath.Join(dir, "winners", "rank-02.onnx"), filepath.Join(dir, "winners", "rank-02.onnx"),
+		"--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(out, "lacks MaxPool with asymmetric pads  ") || strings.Count(out, "gorgonia, which reads") != 1 {
+	if !strings.Contains(out, "lacks AveragePool, ") || strings.Count(out, "ignores the group attribute") != 1 {
 		t.Errorf("table:\n%s", out)
 	}
 }
+
+// cellsWithGaps is a cell network with operations onnx-go lacks.
+const cellsWithGaps = "net(stem=4, filters=4, normal=1, reductions=0, style=nasnet) normal: b0 = add(avg_pool_3x3(h1), identity(h0)); b1 = add(sep_conv_3x3(b0), conv_3x3(h0)) | " +
+	"reduction: b0 = add(conv_3x3(h1), identity(h0)); b1 = add(conv_3x3(b0), identity(h1))"
 
 // A run directory's test images are split with the run's own plan and seed
 // (config.yaml), unless --plan or --split-seed is given. 40 images: the
@@ -149,5 +162,91 @@ func TestBenchWarmupZero(t *testing.T) {
 	code, _, errOut := runCLI(t, "bench", path, "--warmup", "0")
 	if code != 2 || !strings.Contains(errOut, "--warmup") {
 		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup", code, errOut)
+	}
+}
+
+// --int8 quantizes each float model on the data's training images, then
+// shows both side by side (and writes the comparison to int8.json); it
+// needs data to calibrate on.
+func TestBenchInt8(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(dir, "m.onnx")
+	writeModel(t, model, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, d.Classes...)
+	out := filepath.Join(dir, "bench")
+	code, stdout, errOut := runCLI(t, "bench", model, "--data", data, "--int8", "--images", "8", "--rounds", "2", "--runs", "3", "--warmup", "1",
+		"--batch", "2", "--threads", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(stdout, "float32 -> int8") || !strings.Contains(stdout, filepath.Join(out, "int8", "m.onnx")) {
+		t.Errorf("table:\n%s", stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "int8.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs []bench.Quantized
+	if err := json.Unmarshal(b, &pairs); err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 1 || !(pairs[0].SizeRatio < 1) || !(pairs[0].LatencyRatio > 0) || pairs[0].Rounds != 2 || pairs[0].AccuracyChange == nil {
+		t.Errorf("comparison %s", b)
+	}
+
+	if code, _, errOut := runCLI(t, "bench", model, "--int8", "--runs", "3", "--out", out); code != 2 || !strings.Contains(errOut, "--data DIR") {
+		t.Errorf("without data: exit %d, stderr %q", code, errOut)
+	}
+
+	// A run directory's int8 winners (final.int8) are paired with its
+	// float ones; --int8 does not quantize those again.
+	run := filepath.Join(dir, "run")
+	for src, dst := range map[string]string{model: "winners/rank-01.onnx", filepath.Join(out, "int8", "m.onnx"): "winners/int8/rank-01.onnx"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(run, dst)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(run, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, errOut = runCLI(t, "bench", run, "--data", data, "--int8", "--rounds", "1", "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1")
+	if code != 0 || strings.Contains(errOut, "quantizing") || !strings.Contains(stdout, "float32 -> int8") ||
+		!strings.Contains(stdout, filepath.Join(run, "winners", "int8", "rank-01.onnx")) {
+		t.Errorf("run directory: exit %d\n%s%s", code, stdout, errOut)
+	}
+}
+
+// Without --out, a bench of loose models writes beside the first model
+// (MODEL-bench/), not into the working directory, and says where.
+func TestBenchOutBesideModel(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	writeModel(t, model, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, statErr := os.Stat(filepath.Join(wd, "bench"))
+	code, out, errOut := runCLI(t, "bench", model, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := filepath.Join(dir, "m-bench", "bench.csv")
+	if _, err := os.Stat(want); err != nil || !strings.Contains(out, want) {
+		t.Errorf("%s: %v; output:\n%s", want, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "bench")); os.IsNotExist(statErr) && err == nil {
+		t.Errorf("bench wrote into the working directory %s", wd)
 	}
 }

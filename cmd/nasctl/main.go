@@ -107,6 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			rewardCommand(),
 			benchmarkCommand(),
 			benchCommand(),
+			exportCommand(),
 			uiCommand(),
 			doctorCommand(),
 			serverCommand(),

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/dustin/go-humanize"
+	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/urfave/cli/v2"
+)
+
+func exportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write an exported model anew: quantized to int8, or in this nasctl's float form",
+		ArgsUsage: "MODEL.onnx",
+		Description: `With --int8, quantizes a float32 model statically into the QDQ form that ONNX
+Runtime's CPU provider runs on its int8 kernels: int8 weights with a scale per output
+channel, uint8 activations (--activations int8 for int8) with a scale and zero point per
+tensor calibrated on the first --images images of the training split of --calibration
+(split by --plan and --split-seed, as training did), by the 99.999th percentile of
+their values (--method minmax for the full range). The metadata is kept (architecture,
+input, normalisation, classes, dataset hash) and the quantization settings are added.
+When the folder has a test split, the float and int8 models' accuracies on it are
+printed, and the int8 model's is written into its metadata. What was measured
+(size, latency, accuracy): docs/edge.md, "INT8".
+
+With --pure-go, writes a float model in operators that the pure-Go runtime onnx-go
+computes correctly, the same function in standard ONNX: depthwise convolutions as
+plain ones with block-diagonal weights, average poolings as convolutions times a
+constant map of 1/count, unequal pads as borders. Cell networks need it; ONNX Runtime
+runs the rewritten model more slowly, so exports keep the standard operators
+(figures: docs/edge.md, "Cell networks in onnx-go").
+
+Without --int8 or --pure-go, writes a layer-sequence model again with this nasctl's
+compiler and the model's own weights and metadata: models exported before this nasctl
+wrote unequal pads that onnx-go cannot compute (docs/edge.md).
+Examples:
+  nasctl export runs/leaves-cpu/winners/best.onnx --int8 --calibration data/leaves --out best-int8.onnx
+  nasctl export runs/nasnet-cpu/winners/best.onnx --pure-go --out best-purego.onnx
+  nasctl export old.onnx --out new.onnx`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "file to write (required)"},
+			&cli.BoolFlag{Name: "int8", Usage: "quantize to int8 (needs --calibration)"},
+			&cli.BoolFlag{Name: "pure-go", Usage: "write the float model in operators the pure-Go runtime onnx-go runs"},
+			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8)"},
+			&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images: the first N of the training split"},
+			&cli.StringFlag{Name: "method", Value: quantize.Percentile.String(), Usage: "calibration method: percentile or minmax"},
+			&cli.Float64Flag{Name: "percentile", Value: 99.999, Usage: "percentile kept by the percentile method"},
+			&cli.StringFlag{Name: "activations", Value: quantize.Uint8.String(), Usage: "type of the quantized activations: uint8 or int8"},
+			&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime for the calibration (0: one per core)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
+		}, splitFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("export takes one model file (got %d arguments)", c.NArg())
+			}
+			opts := exportOptions{Model: c.Args().First(), Out: c.String("out"), Int8: c.Bool("int8"), JSON: c.Bool("json"),
+				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), SplitSeed: c.Uint64("split-seed"),
+					Threads: c.Int("threads")}}
+			if opts.Out == "" {
+				return usagef("export needs --out FILE")
+			}
+			if c.Bool("pure-go") {
+				if opts.Int8 {
+					return usagef("--pure-go and --int8 exclude each other: onnx-go runs no quantized model")
+				}
+				return runPureGoExport(opts, c.App.Writer)
+			}
+			if !opts.Int8 {
+				for _, f := range []string{"calibration", "images", "method", "percentile", "activations"} {
+					if c.IsSet(f) {
+						return usagef("--%s is for --int8; add --int8 to quantize", f)
+					}
+				}
+				return runReexport(opts, c.App.Writer)
+			}
+			if opts.Calibration.Dir == "" {
+				return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates)")
+			}
+			if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
+				return usagef("--images must be at least 1 and --threads 0 or more")
+			}
+			var err error
+			if opts.Calibration.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+				return usagef("--plan: %v", err)
+			}
+			if opts.Quantize.Method, err = quantize.ParseMethod(c.String("method")); err != nil {
+				return usagef("--method: %v", err)
+			}
+			if opts.Quantize.Activations, err = quantize.ParseActivations(c.String("activations")); err != nil {
+				return usagef("--activations: %v", err)
+			}
+			opts.Quantize.Percentile = c.Float64("percentile")
+			if p := opts.Quantize.Percentile; !(p > 50 && p <= 100) {
+				return usagef("--percentile %g: must be over 50 and at most 100", p)
+			}
+			return runExportInt8(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+type exportOptions struct {
+	Model, Out  string
+	Int8, JSON  bool
+	Calibration calibrationOptions
+	Quantize    quantize.Options
+}
+
+// calibrationOptions say which images calibrate a quantization: the first
+// Images of the training split of Dir.
+type calibrationOptions struct {
+	Dir       string
+	Images    int
+	Plan      dataset.SplitPlan
+	SplitSeed uint64
+	Threads   int
+}
+
+// exportReport is the JSON form of export --int8.
+type exportReport struct {
+	Model         string             `json:"model"`
+	Out           string             `json:"out"`
+	FloatBytes    int                `json:"float_bytes"`
+	Int8Bytes     int                `json:"int8_bytes"`
+	SizeRatio     float64            `json:"size_ratio"`
+	TestImages    int                `json:"test_images,omitempty"`
+	FloatAccuracy *float64           `json:"float_test_accuracy,omitempty"`
+	Int8Accuracy  *float64           `json:"int8_test_accuracy,omitempty"`
+	Settings      *quantize.Settings `json:"quantization"`
+}
+
+func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Writer) error {
+	b, err := os.ReadFile(opts.Model)
+	if err != nil {
+		return err
+	}
+	if err := runtime.Init(""); err != nil {
+		return err
+	}
+	defer runtime.Close()
+	q, rep, err := newCalibrator(opts.Calibration, errOut).quantize(ctx, b, opts.Model, opts.Quantize)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(opts.Out, q, 0o644); err != nil {
+		return err
+	}
+	rep.Out = opts.Out
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	s := rep.Settings
+	fmt.Fprintf(out, "%s -> %s: %s -> %s (%.2fx); %d operators in int8 (weights %s; activations %s), %d activations calibrated by %s on %d images\n",
+		opts.Model, opts.Out, humanize.IBytes(uint64(rep.FloatBytes)), humanize.IBytes(uint64(rep.Int8Bytes)), rep.SizeRatio,
+		s.Operators, s.Weights, s.Activations, s.Tensors, s.Calibration, s.Images)
+	if rep.FloatAccuracy != nil {
+		fmt.Fprintf(out, "test accuracy on %d images: float32 %.4f, int8 %.4f (%+.2f points)\n", rep.TestImages, *rep.FloatAccuracy, *rep.Int8Accuracy,
+			100*(*rep.Int8Accuracy-*rep.FloatAccuracy))
+	}
+	return nil
+}
+
+// calibrator quantizes models with the calibration images of its options,
+// loading the folder once per input shape.
+type calibrator struct {
+	opts   calibrationOptions
+	errOut io.Writer
+	loaded map[genotype.Input]*calibrationData
+}
+
+// calibrationData is the folder at one input shape, split.
+type calibrationData struct {
+	d     *dataset.Dataset
+	split dataset.Split
+}
+
+func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
+	return &calibrator{opts: opts, errOut: errOut, loaded: map[genotype.Input]*calibrationData{}}
+}
+
+// quantize quantizes the float model b (read from path) with the
+// calibration images, and measures both models on the test split of the
+// folder when it has one, writing the int8 model's accuracy into its
+// metadata. runtime must be initialised.
+func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo quantize.Options) ([]byte, *exportReport, error) {
+	c := k.opts
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+		return nil, nil, fmt.Errorf("%s is quantized already; give its float model", path)
+	}
+	in := info.Input
+	if in.Height == 0 || len(info.Classes) < 2 {
+		return nil, nil, fmt.Errorf("%s: not a nasctl model (its metadata lacks %s or %s)", path, onnxgen.MetaInput, onnxgen.MetaClasses)
+	}
+	data, ok := k.loaded[in]
+	if !ok {
+		d, split, err := dataset.LoadSplit(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, c.Plan, c.SplitSeed)
+		if err != nil {
+			return nil, nil, err
+		}
+		data = &calibrationData{d: d, split: split}
+		k.loaded[in] = data
+	}
+	d, split := data.d, data.split
+	if err := dataset.CheckClasses(c.Dir, d.Classes, path, info.Classes, "calibrate on images of the model's classes (--calibration)"); err != nil {
+		return nil, nil, err
+	}
+	if h := info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
+		fmt.Fprintf(k.errOut, "note: %s was trained on other data (%s) than %s (%s)\n", path, h, c.Dir, d.Hash)
+	}
+	train := split.Train
+	if len(train) == 0 {
+		return nil, nil, fmt.Errorf("%s has no training images under the split plan; give another --plan", c.Dir)
+	}
+	if len(train) < c.Images {
+		fmt.Fprintf(k.errOut, "note: %s has %d training images; calibrating on all of them (--images %d)\n", c.Dir, len(train), c.Images)
+	}
+	train = train[:min(c.Images, len(train))]
+	size := in.Channels * in.Height * in.Width
+	pixels := make([]float32, 0, len(train)*size)
+	for _, i := range train {
+		pixels = append(pixels, d.Pixels[i*size:(i+1)*size]...)
+	}
+	session := runtime.SessionOptions{IntraOpThreads: c.Threads}
+	qo.Images = len(train)
+	qo.Data = fmt.Sprintf("%s (%s), the first %d training images", c.Dir, d.Hash, len(train))
+	q, err := quantize.Model(b, runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, session), qo)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rep := &exportReport{Model: path, FloatBytes: len(b)}
+	if len(split.Test) > 0 {
+		test := runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}
+		fa, err := modelAccuracy(ctx, b, test, session)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		qa, err := modelAccuracy(ctx, q, test, session)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the int8 model of %s: %w", path, err)
+		}
+		if q, err = quantize.SetMetadata(q, onnxgen.MetaTestAccuracy, strconv.FormatFloat(qa, 'f', 6, 64)); err != nil {
+			return nil, nil, err
+		}
+		rep.TestImages, rep.FloatAccuracy, rep.Int8Accuracy = len(split.Test), &fa, &qa
+	}
+	qi, err := onnxgen.ReadModelInfo(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rep.Settings, err = quantize.ReadSettings(qi); err != nil {
+		return nil, nil, err
+	}
+	rep.Int8Bytes, rep.SizeRatio = len(q), float64(len(q))/float64(len(b))
+	return q, rep, nil
+}
+
+// modelAccuracy is a model's accuracy on the examples.
+func modelAccuracy(ctx context.Context, b []byte, ex runtime.Examples, session runtime.SessionOptions) (float64, error) {
+	m, err := runtime.NewModel(b, session)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	ev, err := m.Evaluate(ctx, ex, 256)
+	if err != nil {
+		return 0, err
+	}
+	return ev.Accuracy, nil
+}
+
+// runReexport writes a layer-sequence model again with this nasctl's
+// compiler, its weights and its metadata.
+func runReexport(opts exportOptions, out io.Writer) error {
+	b, err := os.ReadFile(opts.Model)
+	if err != nil {
+		return err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+		return fmt.Errorf("%s is quantized; export its float model again, then quantize that", opts.Model)
+	}
+	if info.Arch == nil || info.Input.Height == 0 || len(info.Classes) < 2 {
+		return fmt.Errorf("%s: not a nasctl model (its metadata lacks the architecture, input or classes)", opts.Model)
+	}
+	if _, ok := info.Arch.(genotype.Arch); !ok {
+		return fmt.Errorf("%s is a cell network, whose export folds its batch normalisations: retrain and export it with nasctl train --arch", opts.Model)
+	}
+	net, err := info.Arch.Build(info.Input, len(info.Classes))
+	if err != nil {
+		return fmt.Errorf("%s: metadata architecture: %w", opts.Model, err)
+	}
+	w, err := onnxgen.Weights(b, net)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	meta := onnxgen.Metadata{Arch: info.Meta[onnxgen.MetaArch], Input: info.Input, Normalization: info.Meta[onnxgen.MetaNormalization],
+		Classes: info.Classes, DatasetHash: info.Meta[onnxgen.MetaDatasetHash], Extra: info.Meta}
+	nb, err := onnxgen.Inference(net, w, meta)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(opts.Out, nb, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s -> %s: %s written with this nasctl (%s -> %s)\n", opts.Model, opts.Out, info.Arch,
+		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(nb))))
+	return nil
+}
+
+// runPureGoExport writes the float model in the operators onnx-go runs
+// (onnxgen.PureGo).
+func runPureGoExport(opts exportOptions, out io.Writer) error {
+	b, err := os.ReadFile(opts.Model)
+	if err != nil {
+		return err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+		return fmt.Errorf("%s is quantized, and onnx-go runs no quantized model; give its float model", opts.Model)
+	}
+	pg, n, err := onnxgen.PureGo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Model, err)
+	}
+	if err := renameio.WriteFile(opts.Out, pg, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s -> %s: %d operators rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, n,
+		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(pg))))
+	return nil
+}

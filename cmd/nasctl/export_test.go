@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
+)
+
+// trainedModel generates 1,000 leaves images of 32x32 (seed 3) and trains
+// a small network on them for 10 epochs (seed 1, one thread): a model that
+// has learnt something, 0.83 test accuracy on this machine.
+func trainedModel(t *testing.T) (model, data string) {
+	t.Helper()
+	dir := t.TempDir()
+	data, model = filepath.Join(dir, "leaves"), filepath.Join(dir, "model.onnx")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "1000", "--size", "32", "--seed", "3"); code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "train", "--arch", "C(8,3,1) - P(2,2) - C(16,3,1) - FC(16) - SM()", "--data", data, "--epochs", "10",
+		"--constant-lr", "--lr", "0.003", "--threads", "1", "--out", model); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	return model, data
+}
+
+// export --int8 quantizes a trained model: its test accuracy stays within
+// 2 points (6 of the 300 test images) of the float model's, which is over
+// the 0.75 floor of this seed; the file is under a third of the float
+// one's; the metadata keeps the float model's and adds the settings and
+// the int8 model's measured accuracy.
+func TestExportInt8(t *testing.T) {
+	model, data := trainedModel(t)
+	out := filepath.Join(t.TempDir(), "int8.onnx")
+	code, stdout, errOut := runCLI(t, "export", model, "--int8", "--calibration", data, "--images", "100", "--out", out, "--threads", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep exportReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if rep.FloatAccuracy == nil || rep.Int8Accuracy == nil || *rep.FloatAccuracy < 0.75 || *rep.Int8Accuracy < *rep.FloatAccuracy-0.02 || rep.TestImages != 300 {
+		t.Errorf("accuracies %v and %v on %d images", rep.FloatAccuracy, rep.Int8Accuracy, rep.TestImages)
+	} else {
+		t.Logf("test accuracy: float %.4f, int8 %.4f", *rep.FloatAccuracy, *rep.Int8Accuracy)
+	}
+	if !(rep.SizeRatio < 1.0/3) || rep.Settings == nil || rep.Settings.Images != 100 || rep.Settings.Calibration != "percentile 99.999" ||
+		rep.Settings.Activations != "uint8, asymmetric, per tensor" {
+		t.Errorf("size ratio %.3f, settings %+v", rep.SizeRatio, rep.Settings)
+	}
+	fb, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qb, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := onnxgen.ReadModelInfo(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi, err := onnxgen.ReadModelInfo(qb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []onnxgen.MetaKey{onnxgen.MetaArch, onnxgen.MetaInput, onnxgen.MetaNormalization, onnxgen.MetaClasses, onnxgen.MetaDatasetHash, onnxgen.MetaSeed} {
+		if qi.Meta[k] != fi.Meta[k] || fi.Meta[k] == "" {
+			t.Errorf("metadata %s: %q, float model %q", k, qi.Meta[k], fi.Meta[k])
+		}
+	}
+	if qi.Meta[quantize.MetaFloatTestAccuracy] != fi.Meta[onnxgen.MetaTestAccuracy] {
+		t.Errorf("float accuracy %q, float model's %q", qi.Meta[quantize.MetaFloatTestAccuracy], fi.Meta[onnxgen.MetaTestAccuracy])
+	}
+	if acc, err := strconv.ParseFloat(qi.Meta[onnxgen.MetaTestAccuracy], 64); err != nil || acc != *rep.Int8Accuracy {
+		t.Errorf("int8 accuracy in the metadata %q, measured %v", qi.Meta[onnxgen.MetaTestAccuracy], *rep.Int8Accuracy)
+	}
+	if s, err := quantize.ReadSettings(qi); err != nil || s == nil || s.Source != quantize.SHA256(fb) {
+		t.Errorf("settings %+v (%v)", s, err)
+	}
+
+	// The table form says the same in words.
+	code, stdout, errOut = runCLI(t, "export", model, "--int8", "--calibration", data, "--images", "50", "--method", "minmax", "--out", out)
+	if code != 0 || !strings.Contains(stdout, "calibrated by minmax on 50 images") || !strings.Contains(stdout, "test accuracy on 300 images") {
+		t.Errorf("exit %d: %s%s", code, stdout, errOut)
+	}
+}
+
+// Mistakes are refused with what to do: usage errors (exit 2) for flags,
+// failures (exit 1) for data or models that do not fit.
+func TestExportErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	model := filepath.Join(dir, "m.onnx")
+	writeModel(t, model, "C(4,3,1) - P(2,2) - GAP()", in)
+	data := filepath.Join(dir, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "q.onnx")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"export", model}, 2, "--out"},
+		{[]string{"export", model, "--int8", "--out", out}, 2, "--calibration DIR"},
+		{[]string{"export", model, "--calibration", data, "--out", out}, 2, "add --int8"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--images", "0", "--out", out}, 2, "--images"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--percentile", "40", "--out", out}, 2, "--percentile 40"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--method", "entropy", "--out", out}, 2, "valid: percentile, minmax"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--out", out}, 1, "has the classes " + strings.Join(d.Classes, ", ")},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d naming %q", tc.args[1:], code, errOut, tc.code, tc.want)
+		}
+	}
+
+	// A quantized model is neither quantized again nor re-exported.
+	writeModel(t, model, "C(4,3,1) - P(2,2) - GAP()", in, d.Classes...)
+	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", data, "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, args := range [][]string{{"export", out, "--int8", "--calibration", data, "--out", filepath.Join(dir, "qq.onnx")}, {"export", out, "--out", filepath.Join(dir, "f.onnx")}} {
+		if code, _, errOut := runCLI(t, args...); code != 1 || !strings.Contains(errOut, "quantized") {
+			t.Errorf("%q: exit %d, stderr %q; want a refusal of a quantized model", args, code, errOut)
+		}
+	}
+	// A cell network's export folds its batch normalisations: it is not
+	// re-exported from its weights.
+	cells := filepath.Join(dir, "cells.onnx")
+	writeModel(t, cells, cellsWithGaps, in)
+	if code, _, errOut := runCLI(t, "export", cells, "--out", filepath.Join(dir, "c2.onnx")); code != 1 || !strings.Contains(errOut, "nasctl train --arch") {
+		t.Errorf("cell network: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// Without --int8, a model that this nasctl wrote comes back byte for byte:
+// the compiler is deterministic and the weights and metadata are the
+// model's own.
+func TestReexport(t *testing.T) {
+	dir := t.TempDir()
+	in := genotype.Input{Height: 17, Width: 17, Channels: 1}
+	model, again := filepath.Join(dir, "m.onnx"), filepath.Join(dir, "again.onnx")
+	writeModel(t, model, "C(4,3,1) - P(2,2) - SM()", in)
+	if code, stdout, errOut := runCLI(t, "export", model, "--out", again); code != 0 || !strings.Contains(stdout, "written with this nasctl") {
+		t.Fatalf("exit %d: %s%s", code, stdout, errOut)
+	}
+	a, _ := os.ReadFile(model)
+	b, _ := os.ReadFile(again)
+	if string(a) != string(b) {
+		t.Errorf("re-export differs: %d and %d bytes", len(a), len(b))
+	}
+}
+
+// --pure-go rewrites a cell network with an average pooling and a
+// separable convolution into operators onnx-go runs: bench then compares
+// it with ONNX Runtime instead of naming what onnx-go lacks. It refuses
+// --int8 and quantized models.
+func TestExportPureGo(t *testing.T) {
+	dir := t.TempDir()
+	in := genotype.Input{Height: 17, Width: 17, Channels: 1}
+	model, pg := filepath.Join(dir, "cells.onnx"), filepath.Join(dir, "purego.onnx")
+	writeModel(t, model, cellsWithGaps, in)
+	code, stdout, errOut := runCLI(t, "export", model, "--pure-go", "--out", pg)
+	if code != 0 || !strings.Contains(stdout, "operators rewritten for onnx-go") {
+		t.Fatalf("exit %d: %s%s", code, stdout, errOut)
+	}
+	code, stdout, errOut = runCLI(t, "bench", model, pg, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--json")
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, errOut)
+	}
+	var rs []bench.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].PureGo.UnsupportedOp == "" || rs[1].PureGo.MaxAbsDiff == nil || !rs[1].PureGo.Agree {
+		t.Errorf("pure Go: export %+v, rewritten %+v", rs[0].PureGo, rs[1].PureGo)
+	}
+	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--int8", "--out", pg); code != 2 || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("--pure-go --int8: exit %d, %q", code, errOut)
+	}
+}

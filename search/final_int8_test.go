@@ -1,0 +1,115 @@
+package search
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// calibratingExecutor is a fakeExecutor that holds calibration images (24
+// random ones), as a LocalExecutor does.
+type calibratingExecutor struct {
+	*fakeExecutor
+	asked int
+}
+
+func (c *calibratingExecutor) CalibrationImages(n int) ([]float32, int) {
+	c.asked = n
+	in := c.Data().Input
+	r := rand.New(rand.NewPCG(9, 9))
+	px := make([]float32, 24*in.Channels*in.Height*in.Width)
+	for i := range px {
+		px[i] = r.Float32()
+	}
+	return px, 24
+}
+
+// With final.int8, every winner also gets its int8 model in winners/int8/
+// (or a reason in final.jsonl when it has no layer to quantize): quantized
+// from the float winner of the same rank (the SHA-256 its settings record),
+// calibrated on the executor's images, its test accuracy the executor's
+// figure for it, written into its metadata.
+func TestFinalInt8(t *testing.T) {
+	// The other tests of this package run without ONNX Runtime (a latency
+	// they cannot measure is part of what they check): close it after.
+	if err := runtime.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := runtime.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Int8 = true
+	exec := &calibratingExecutor{fakeExecutor: &fakeExecutor{}}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if exec.asked != finalCalibrationImages {
+		t.Errorf("asked for %d calibration images, want %d", exec.asked, finalCalibrationImages)
+	}
+	finals := read(t, rundir.ReadFinals, s.Dir())
+	quantized := 0
+	for _, f := range finals {
+		fb, err := os.ReadFile(filepath.Join(s.Dir(), f.Model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		qb, err := os.ReadFile(filepath.Join(s.Dir(), Int8WinnerName(f.Rank)))
+		if err != nil {
+			if !strings.Contains(f.Reason, "final.int8") {
+				t.Errorf("rank %d: no int8 model (%v) and no reason", f.Rank, err)
+			}
+			continue
+		}
+		quantized++
+		info, err := onnxgen.ReadModelInfo(qb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := quantize.ReadSettings(info)
+		if err != nil || st == nil || st.Source != quantize.SHA256(fb) || st.Images != 24 {
+			t.Errorf("rank %d: settings %+v (%v)", f.Rank, st, err)
+		}
+		// The metadata holds accuracies with 6 decimals.
+		if got, want := info.Meta[onnxgen.MetaTestAccuracy], strconv.FormatFloat(fakeReward(info.Arch), 'f', 6, 64); got != want {
+			t.Errorf("rank %d: int8 test accuracy %q, want %q", f.Rank, got, want)
+		}
+		if info.Arch.String() != f.Arch {
+			t.Errorf("rank %d: int8 model of %s, winner %s", f.Rank, info.Arch, f.Arch)
+		}
+	}
+	t.Logf("%d of %d winners quantized", quantized, len(finals))
+	if quantized == 0 {
+		t.Errorf("no winner was quantized: %+v", finals)
+	}
+}
+
+// final.int8 with an executor that keeps no images here (a cluster's) is
+// refused before any retraining, saying what to do instead.
+func TestFinalInt8NeedsImages(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Int8 = true
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	err := s.Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "nasctl export --int8") {
+		t.Fatalf("error %v, want a refusal naming nasctl export --int8", err)
+	}
+	for _, j := range exec.jobs {
+		if j.Full {
+			t.Errorf("trial %d was retrained before the refusal", j.Trial)
+		}
+	}
+}

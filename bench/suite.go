@@ -21,6 +21,10 @@ type TestData struct {
 	Dir  string
 	Plan dataset.SplitPlan
 	Seed uint64
+	// SkipBad leaves out unreadable files (dataset.LoadOptions.SkipBad),
+	// passing them to Skipped when set.
+	SkipBad bool
+	Skipped func([]*dataset.BadFile)
 }
 
 // MeasureAll measures the models at paths with Measure and marks the Pareto
@@ -74,7 +78,8 @@ func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages
 	test, ok := loaded[info.Input]
 	if !ok {
 		in := info.Input
-		d, split, err := dataset.LoadSplit(data.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, data.Plan, data.Seed)
+		d, split, err := dataset.LoadSplit(data.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: data.SkipBad, Skipped: data.Skipped}, data.Plan, data.Seed)
 		if err != nil {
 			return runtime.Examples{}, err
 		}

@@ -107,5 +107,5 @@ func RunTestData(dir string) (*bench.TestData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: split: %w", filepath.Join(dir, rundir.FileConfig), err)
 	}
-	return &bench.TestData{Dir: cfg.Data, Plan: plan, Seed: cfg.SplitSeed}, nil
+	return &bench.TestData{Dir: cfg.Data, Plan: plan, Seed: cfg.SplitSeed, SkipBad: cfg.SkipBad}, nil
 }

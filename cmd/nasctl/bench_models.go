@@ -63,6 +63,7 @@ func benchModelsFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
 		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
 		&cli.IntFlag{Name: "rounds", Value: 9, Usage: "interleaved rounds of --runs batch-1 runs each timing a float model against its int8 model"},
+		skipBadFlag(),
 	}, splitFlags()...)
 }
 
@@ -71,7 +72,7 @@ func benchModelsAction(c *cli.Context) error {
 		return cli.ShowSubcommandHelp(c)
 	}
 	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
-		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"),
+		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), SkipBad: c.Bool("skip-bad"),
 		Measure: bench.Options{Runs: c.Int("runs"), Warmup: c.Int("warmup"), Batch: c.Int("batch")}}
 	var err error
 	if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
@@ -100,6 +101,7 @@ type benchModelsOptions struct {
 	// PlanSet and SeedSet: the user gave Plan and SplitSeed; otherwise
 	// RunDir's own split replaces them.
 	PlanSet, SeedSet bool
+	SkipBad          bool // --skip-bad, or the run's skip_bad
 	Out              string
 	JSON             bool
 	Measure          bench.Options
@@ -233,7 +235,8 @@ func benchOut(opts benchModelsOptions) string {
 // --split-seed, else the run directory's own data and split; nil (random
 // images) when there is none or the folder is missing.
 func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
-	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, Seed: opts.SplitSeed}
+	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, Seed: opts.SplitSeed, SkipBad: opts.SkipBad,
+		Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}
 	if opts.RunDir != "" {
 		rs, err := search.RunTestData(opts.RunDir)
 		if err != nil {
@@ -247,6 +250,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 			if !opts.SeedSet {
 				data.Seed = rs.Seed
 			}
+			data.SkipBad = data.SkipBad || rs.SkipBad
 		}
 	}
 	if data.Dir == "" {
@@ -350,7 +354,7 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, SplitSeed: data.Seed,
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, SplitSeed: data.Seed, SkipBad: data.SkipBad,
 		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
 	var out []string
 	seen := map[string]bool{}

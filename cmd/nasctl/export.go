@@ -59,16 +59,20 @@ Examples:
 			&cli.StringFlag{Name: "activations", Value: quantize.Uint8.String(), Usage: "type of the quantized activations: uint8 or int8"},
 			&cli.IntFlag{Name: "threads", Usage: "intra-op threads of ONNX Runtime for the calibration (0: one per core)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
+			skipBadFlag(),
 		}, splitFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("export takes one model file (got %d arguments)", c.NArg())
 			}
 			opts := exportOptions{Model: c.Args().First(), Out: c.String("out"), Int8: c.Bool("int8"), JSON: c.Bool("json"),
-				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), SplitSeed: c.Uint64("split-seed"),
+				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
 					Threads: c.Int("threads")}}
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
+			}
+			if err := checkWritable("out", opts.Out); err != nil {
+				return err
 			}
 			if c.Bool("pure-go") {
 				if opts.Int8 {
@@ -124,6 +128,7 @@ type calibrationOptions struct {
 	Plan      dataset.SplitPlan
 	SplitSeed uint64
 	Threads   int
+	SkipBad   bool
 }
 
 // exportReport is the JSON form of export --int8.
@@ -209,7 +214,8 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	data, ok := k.loaded[in]
 	if !ok {
-		d, split, err := dataset.LoadSplit(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels}, c.Plan, c.SplitSeed)
+		d, split, err := dataset.LoadSplit(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }}, c.Plan, c.SplitSeed)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -97,6 +97,16 @@ func TestGuardsAsProcesses(t *testing.T) {
 	if code, _, stderr = runBin(t, bin, "eval", out, "--data", data, "--skip-bad"); code != 0 || !strings.Contains(stderr, bad) {
 		t.Errorf("eval --skip-bad: exit %d\n%s", code, stderr)
 	}
+	bench := []string{"bench", out, "--data", data, "--runs", "3", "--warmup", "1"}
+	if code, _, stderr = runBin(t, bin, bench...); code != 1 || !strings.Contains(stderr, "add --skip-bad") {
+		t.Errorf("bench on a corrupt image: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr = runBin(t, bin, append(bench, "--skip-bad")...); code != 0 || !strings.Contains(stderr, bad) {
+		t.Errorf("bench --skip-bad: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "m-bench", "bench.csv")); err != nil {
+		t.Errorf("bench wrote no bench.csv beside the model: %v", err)
+	}
 	good := filepath.Join(data, "LEAF_0001.png")
 	if code, _, stderr = runBin(t, bin, "predict", out, good, bad); code != 1 || !strings.Contains(stderr, "add --skip-bad") {
 		t.Errorf("predict of a corrupt image: exit %d\n%s", code, stderr)

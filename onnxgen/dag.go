@@ -154,19 +154,28 @@ func convAttrs(nd genotype.Node) []*onnx.AttributeProto {
 	return attrs
 }
 
-// convDAG emits convolution node i. A plain convolution of the training
-// graphs declares its shapes, so that the runtime may run it on blocked
-// kernels (see conv).
+// convDAG emits convolution node i. A plain or depthwise convolution of the
+// training graphs declares its shapes, so that the runtime may run it on
+// blocked kernels (see conv).
 func (c *compiler) convDAG(i int, nd genotype.Node, x string, params []string) string {
 	if f, ok := c.folds[i]; ok {
 		params = f
 	}
 	kh, kw, _ := nd.Window()
-	if nd.Group() == 1 {
-		return c.conv(append([]string{x}, params...), []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)},
-			[]int64{int64(nd.Units), int64(nd.In.C), int64(kh), int64(kw)}, convAttrs(nd)...)
+	xDims := []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)}
+	switch {
+	case nd.Group() == 1:
+		return c.conv(append([]string{x}, params...), xDims, []int64{int64(nd.Units), int64(nd.In.C), int64(kh), int64(kw)}, convAttrs(nd)...)
+	case depthwise(nd):
+		return c.conv(append([]string{x}, params...), xDims, []int64{int64(nd.Units), 1, int64(kh), int64(kw)}, convAttrs(nd)...)
 	}
 	return c.g.op("Conv", append([]string{x}, params...), convAttrs(nd)...)
+}
+
+// depthwise reports whether a convolution has one input channel and one
+// filter per group (genotype's separable convolutions).
+func depthwise(nd genotype.Node) bool {
+	return nd.Group() > 1 && nd.Group() == nd.In.C && nd.Units == nd.In.C
 }
 
 // batchNorm emits a batch normalisation of x [N, C, H, W]: in a training
@@ -341,7 +350,7 @@ func (c *compiler) convWeightGradDAG(nd genotype.Node, x, gr string) string {
 	g := c.g
 	kh, kw, d := nd.Window()
 	if nd.Group() > 1 {
-		if nd.Group() != nd.In.C || nd.Units != nd.In.C {
+		if !depthwise(nd) {
 			panic(fmt.Sprintf("onnxgen: the gradient of a convolution with %d groups is depthwise only", nd.Group()))
 		}
 		return c.depthwiseWeightGrad(nd, x, gr)
@@ -386,11 +395,14 @@ func (c *compiler) convInputGradDAG(nd genotype.Node, w, gr string) string {
 	if d > 1 {
 		attrs = append(attrs, attrInts("dilations", int64(d), int64(d)))
 	}
-	if nd.Group() > 1 {
-		return g.op("Conv", []string{gr, wf}, append(attrs, attrInt("group", int64(nd.Group())))...)
+	grDims := []int64{-1, int64(nd.Units), int64(nd.Out.H), int64(nd.Out.W)}
+	switch {
+	case nd.Group() == 1:
+		return c.conv([]string{gr, wf}, grDims, []int64{int64(nd.In.C), int64(nd.Units), int64(kh), int64(kw)}, attrs...)
+	case depthwise(nd):
+		return c.conv([]string{gr, wf}, grDims, []int64{int64(nd.In.C), 1, int64(kh), int64(kw)}, append(attrs, attrInt("group", int64(nd.Group())))...)
 	}
-	return c.conv([]string{gr, wf}, []int64{-1, int64(nd.Units), int64(nd.Out.H), int64(nd.Out.W)},
-		[]int64{int64(nd.In.C), int64(nd.Units), int64(kh), int64(kw)}, attrs...)
+	return g.op("Conv", []string{gr, wf}, append(attrs, attrInt("group", int64(nd.Group())))...)
 }
 
 // depthwiseWeightGrad: dW[c, 0, a, b] = sum over n and output positions p

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	goruntime "runtime"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -34,21 +35,47 @@ func cellGradCases(op genotype.CellOp) map[string]string {
 // Every cell operation in both styles, at stride 1 and 2, checked element by
 // element against central finite differences (see check), in networks of
 // one cell behind a 3-filter stem, on ONNX Runtime's standard kernels and
-// on the NCHWc ones training uses. The seeds (51 + op) differ from the
+// on the NCHWc ones training uses. The seeds (101 + op) differ from the
 // layer networks': at op + 1 one network had 15 of 142 elements at kinks
 // on both sides, over the tenth the check allows.
+//
+// The NCHWc kernels take a depthwise convolution only with a multiple of 4
+// channels, so on them the separable convolutions get cells of 4 filters
+// (8 in the reduction cell): the forward passes of both operations and, at
+// stride 1, their input gradients then run on the NCHWc depthwise kernel,
+// which the test asserts.
 func TestCellGradientsFiniteDifferences(t *testing.T) {
 	initRuntime(t)
 	in := genotype.Input{Height: 7, Width: 7, Channels: 1}
 	for _, kernels := range []string{"standard", "nchwc"} {
 		for _, style := range []string{"study", "nasnet"} {
 			for op := range genotype.CellOp(genotype.NumCellOps) {
+				separable := strings.HasPrefix(op.String(), "sep_conv")
+				filters := 2
+				if kernels == "nchwc" && separable {
+					filters = 4
+				}
 				for name, cell := range cellGradCases(op) {
-					arch := fmt.Sprintf("net(stem=3, filters=2, style=%s, %s", style, cell)
+					arch := fmt.Sprintf("net(stem=3, filters=%d, style=%s, %s", filters, style, cell)
 					t.Run(kernels+"/"+style+"/"+op.String()+"/"+name, func(t *testing.T) {
 						p := newGradProblem(t, arch, in, 2+int(op)%2, 4, uint64(op)+101, onnxgen.Formulas{DirectConv: kernels == "nchwc"})
-						if kernels == "nchwc" && goruntime.GOARCH == "amd64" && p.sess.BlockedConvs() == 0 {
-							t.Fatal("no convolution runs on NCHWc kernels") // the stem at least must
+						if kernels == "nchwc" && goruntime.GOARCH == "amd64" {
+							if p.sess.BlockedConvs() == 0 {
+								t.Fatal("no convolution runs on NCHWc kernels") // the stem at least must
+							}
+							if separable {
+								bg, err := blockConvs(p.tg.Model, nchwcBlockSize())
+								if err != nil {
+									t.Fatal(err)
+								}
+								want := 4
+								if name == "stride 2" {
+									want = 2
+								}
+								if got := nchwcDepthwiseConvs(t, bg.model); got != want {
+									t.Fatalf("%d depthwise convolutions run on NCHWc kernels, want %d", got, want)
+								}
+							}
 						}
 						p.eps = 1e-3
 						p.checkSided()

@@ -126,11 +126,12 @@ type blockedGraph struct {
 
 // blockConvs rewrites the declared convolutions of model into ONNX Runtime's
 // NCHWc kernels for channel blocks of block (see nchwcBlockSize). A
-// convolution qualifies when it has one group, 2-D weights of a known filter
-// count, no auto_pad, and input channels either fewer than a block (read as
-// they are) or a multiple of 4 or unknown (reordered, and padded with zeros
-// to whole blocks). Filters are padded to whole blocks with zero weights and
-// cropped again by ReorderOutput.
+// convolution qualifies when it has 2-D weights of a known filter count, no
+// auto_pad, and either one group and input channels fewer than a block (read
+// as they are) or a multiple of 4 or unknown (reordered, and padded with
+// zeros to whole blocks), or is depthwise (as many groups as input channels
+// and filters, a multiple of 4). Filters are padded to whole blocks with
+// zero weights and cropped again by ReorderOutput.
 func blockConvs(model []byte, block int64) (*blockedGraph, error) {
 	m := &onnx.ModelProto{}
 	if err := proto.Unmarshal(model, m); err != nil {
@@ -226,6 +227,7 @@ type rewriter struct {
 type convPlan struct {
 	channels      int64 // input channels; -1: known only when run
 	filters       int64
+	depthwise     bool // one channel per group, as many groups as channels
 	kh, kw        int64
 	blockedInput  bool // reorder the input (else read NCHW: fewer channels than a block)
 	paddedFilters int64
@@ -240,19 +242,18 @@ type convPlan struct {
 }
 
 func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
-	if len(xs) != 4 || len(ws) != 4 || ws[0] <= 0 || ws[2] <= 0 || ws[3] <= 0 || xs[1] != ws[1] {
+	if len(xs) != 4 || len(ws) != 4 || ws[0] <= 0 || ws[2] <= 0 || ws[3] <= 0 {
 		return nil, false
 	}
 	c := &convPlan{channels: ws[1], filters: ws[0], kh: ws[2], kw: ws[3]}
 	c.attrs = []*onnx.AttributeProto{{Name: "kernel_shape", Type: onnx.AttributeProto_INTS, Ints: []int64{c.kh, c.kw}}}
 	var padsAttr *onnx.AttributeProto
 	var pads, strides, dilations []int64
+	group := int64(1)
 	for _, a := range n.GetAttribute() {
 		switch a.GetName() {
 		case "group":
-			if a.GetI() != 1 {
-				return nil, false
-			}
+			group = a.GetI()
 		case "auto_pad":
 			if s := string(a.GetS()); s != "" && s != "NOTSET" {
 				return nil, false
@@ -271,6 +272,18 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 		}
 	}
 	switch {
+	case group > 1:
+		// Depthwise: ONNX Runtime's kernel takes a convolution with one
+		// input and one output channel per group, on the input reordered
+		// into blocks, which ReorderInput pads with zero channels. Its
+		// groups count those too, so the rewrite pads the filters to whole
+		// blocks and sets the group to the padded count (emit).
+		if ws[1] != 1 || ws[0] != group || xs[1] != group || group%4 != 0 {
+			return nil, false
+		}
+		c.channels, c.depthwise, c.blockedInput = group, true, true
+	case xs[1] != ws[1]:
+		return nil, false
 	case c.channels < 0 || (c.channels >= r.block && c.channels%4 == 0):
 		c.blockedInput = true
 	case c.channels > 0 && c.channels < r.block:
@@ -334,10 +347,17 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	// channels than a block), the channels are not blocked. ReorderInput
 	// reads the weights as fp "images" of C channels and blocks (and pads)
 	// the channels, giving, per filter, [C/B][kh][kw][B]; then the filters
-	// of each block go innermost.
+	// of each block go innermost. A depthwise convolution's filters have
+	// one channel each, so that only its filters go innermost: per block of
+	// filters, [kh][kw][B].
 	src, cdim := w, c.channels
-	if c.blockedInput {
+	switch {
+	case c.depthwise:
+		cdim = 1
+	case c.blockedInput:
 		src, cdim = node("ReorderInput", nchwcDomain, []string{w}), -1
+	}
+	if c.blockedInput {
 		if xb, ok := r.blockedOf[x]; ok {
 			x = xb
 		} else {
@@ -352,6 +372,9 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 		ins = append(ins, b)
 	}
 	attrs := c.attrs
+	if c.depthwise {
+		attrs = append(attrs, &onnx.AttributeProto{Name: "group", Type: onnx.AttributeProto_INT, I: fp})
+	}
 	if c.relu {
 		attrs = append(attrs, &onnx.AttributeProto{Name: "activation", Type: onnx.AttributeProto_STRING, S: []byte("Relu")})
 	}

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
 	goruntime "runtime"
 	"testing"
 
@@ -97,4 +100,162 @@ func TestBlockConvsSelects(t *testing.T) {
 	if bg, err = blockConvs(model(t, g2), 16); err != nil || bg.convs != 1 || !bg.batchChannels {
 		t.Errorf("weight-gradient convolution: %+v, %v; want 1 rewritten with the batch as channels", bg, err)
 	}
+}
+
+// A depthwise convolution (one channel per group, as many groups as
+// channels) runs on ONNX Runtime's NCHWc depthwise kernel and gives what its
+// standard Conv gives: kernels 3, 5 and 7, strides 1 and 2, dilations 1 and
+// 2, 8 to 32 channels (fewer than a block, whole blocks, and a block and a
+// half with the 16-channel block of AVX-512), pads as 'same' gives them on a
+// 9x9 input (split unevenly at stride 2), with and without a bias. The two
+// kernels sum in different orders, so outputs of about unit size agree to
+// 1e-5 (relative above 1), not exactly.
+func TestBlockConvsDepthwise(t *testing.T) {
+	initRuntime(t)
+	block := nchwcBlockSize()
+	if block == 0 {
+		t.Fatalf("no NCHWc kernels in this library on %s", goruntime.GOARCH)
+	}
+	const n, h, w = 2, 9, 9
+	r := rand.New(rand.NewPCG(5, 7))
+	for _, k := range []int64{3, 5, 7} {
+		for _, stride := range []int64{1, 2} {
+			for _, dil := range []int64{1, 2} {
+				for _, ch := range []int64{8, 16, 24, 32} {
+					bias := ch == 24
+					name := fmt.Sprintf("k%d s%d d%d c%d", k, stride, dil, ch)
+					t.Run(name, func(t *testing.T) {
+						ho, top, bottom := samePads(h, dil*(k-1)+1, stride)
+						wo, left, right := samePads(w, dil*(k-1)+1, stride)
+						ins := []string{"x", "w"}
+						inputs := []*onnx.ValueInfoProto{floatInfo("x", -1, ch, h, w), floatInfo("w", ch, 1, k, k)}
+						if bias {
+							ins = append(ins, "b")
+							inputs = append(inputs, floatInfo("b", ch))
+						}
+						g := &onnx.GraphProto{
+							Name: "depthwise",
+							Node: []*onnx.NodeProto{node("Conv", ins, []string{"y"}, intAttr("group", ch),
+								intsAttr("kernel_shape", k, k), intsAttr("strides", stride, stride),
+								intsAttr("dilations", dil, dil), intsAttr("pads", top, left, bottom, right))},
+							Input:  inputs,
+							Output: []*onnx.ValueInfoProto{floatInfo("y", -1, ch, ho, wo)},
+						}
+						m := model(t, g)
+						bg, err := blockConvs(m, block)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got := nchwcDepthwiseConvs(t, bg.model); bg.convs != 1 || got != 1 {
+							t.Fatalf("%d convolutions rewritten, %d NCHWc depthwise convolutions in the graph; want 1 and 1", bg.convs, got)
+						}
+						values := [][]float32{randomFloats(r, int(n*ch*h*w)), randomFloats(r, int(ch*k*k))}
+						shapes := [][]int64{{n, ch, h, w}, {ch, 1, k, k}}
+						if bias {
+							values, shapes = append(values, randomFloats(r, int(ch))), append(shapes, []int64{ch})
+						}
+						want := runConv(t, m, ins, values, shapes, []int64{n, ch, ho, wo}, false)
+						got := runConv(t, m, ins, values, shapes, []int64{n, ch, ho, wo}, true)
+						for i := range want {
+							if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*math.Max(1, math.Abs(float64(want[i]))) {
+								t.Fatalf("y[%d] = %g on NCHWc kernels, %g on the standard Conv", i, got[i], want[i])
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+	// Depthwise convolutions ReorderInput cannot take (channels not a
+	// multiple of 4) and grouped ones with several channels per group stay
+	// standard.
+	g := &onnx.GraphProto{
+		Name: "grouped",
+		Node: []*onnx.NodeProto{
+			node("Conv", []string{"x", "w1"}, []string{"a"}, intAttr("group", 18)),
+			node("Conv", []string{"x", "w2"}, []string{"b"}, intAttr("group", 9)),
+		},
+		Input:  []*onnx.ValueInfoProto{floatInfo("x", -1, 18, 5, 5), floatInfo("w1", 18, 1, 3, 3), floatInfo("w2", 18, 2, 3, 3)},
+		Output: []*onnx.ValueInfoProto{floatInfo("a", -1, 18, 3, 3), floatInfo("b", -1, 18, 3, 3)},
+	}
+	if bg, err := blockConvs(model(t, g), block); err != nil || bg.convs != 0 {
+		t.Errorf("18 channels in 18 or 9 groups: %v, %v; want none rewritten", bg, err)
+	}
+}
+
+// samePads is 'same' padding of a window of span (dilated kernel) at stride:
+// the output size and the pads before and after (genotype's rule, the extra
+// one after).
+func samePads(n, span, stride int64) (out, before, after int64) {
+	out = (n + stride - 1) / stride
+	total := max((out-1)*stride+span-n, 0)
+	return out, total / 2, total - total/2
+}
+
+// nchwcDepthwiseConvs counts the NCHWc convolutions of a model that have
+// more than one group.
+func nchwcDepthwiseConvs(t *testing.T, b []byte) int {
+	t.Helper()
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetDomain() != nchwcDomain || n.GetOpType() != "Conv" {
+			continue
+		}
+		for _, a := range n.GetAttribute() {
+			if a.GetName() == "group" && a.GetI() > 1 {
+				count++
+			}
+		}
+	}
+	return count
+}
+
+// runConv runs a model of one output "y" of shape out on the given inputs,
+// with or without the NCHWc rewrite (failing unless it rewrote a
+// convolution), and returns y.
+func runConv(t *testing.T, m []byte, names []string, values [][]float32, shapes [][]int64, out []int64, nchwc bool) []float32 {
+	t.Helper()
+	s, err := NewSession(m, names, []string{"y"}, SessionOptions{IntraOpThreads: 1, Optimization: TrainOptimization, NCHWc: nchwc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if nchwc && s.BlockedConvs() == 0 {
+		t.Fatal("the session runs no convolution on NCHWc kernels")
+	}
+	var ins []Value
+	for i := range values {
+		x, err := NewTensor(shapes[i], values[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		ins = append(ins, x)
+	}
+	y, err := NewZeroTensor[float32](out...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if err := s.Run(ins, []Value{y}); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), y.Data()...)
+}
+
+// randomFloats returns n values uniform in [-1, 1).
+func randomFloats(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*r.Float32() - 1
+	}
+	return v
+}
+
+func intsAttr(name string, v ...int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INTS, Ints: v}
 }

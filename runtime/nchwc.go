@@ -130,8 +130,9 @@ type blockedGraph struct {
 // auto_pad, and either one group and input channels fewer than a block (read
 // as they are) or a multiple of 4 or unknown (reordered, and padded with
 // zeros to whole blocks), or is depthwise (as many groups as input channels
-// and filters, a multiple of 4). Filters are padded to whole blocks with
-// zero weights and cropped again by ReorderOutput.
+// and filters, a multiple of 4; its kernel may be of a size known only when
+// run). Filters are padded to whole blocks with zero weights and cropped
+// again by ReorderOutput.
 func blockConvs(model []byte, block int64) (*blockedGraph, error) {
 	m := &onnx.ModelProto{}
 	if err := proto.Unmarshal(model, m); err != nil {
@@ -227,9 +228,9 @@ type rewriter struct {
 type convPlan struct {
 	channels      int64 // input channels; -1: known only when run
 	filters       int64
-	depthwise     bool // one channel per group, as many groups as channels
-	kh, kw        int64
-	blockedInput  bool // reorder the input (else read NCHW: fewer channels than a block)
+	depthwise     bool  // one channel per group, as many groups as channels
+	kh, kw        int64 // -1: known only when run (depthwise only)
+	blockedInput  bool  // reorder the input (else read NCHW: fewer channels than a block)
 	paddedFilters int64
 	relu          bool
 	attrs         []*onnx.AttributeProto // kernel_shape, strides, dilations, and pads unless prepad
@@ -242,11 +243,14 @@ type convPlan struct {
 }
 
 func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
-	if len(xs) != 4 || len(ws) != 4 || ws[0] <= 0 || ws[2] <= 0 || ws[3] <= 0 {
+	if len(xs) != 4 || len(ws) != 4 || ws[0] <= 0 || ws[2] == 0 || ws[3] == 0 {
 		return nil, false
 	}
 	c := &convPlan{channels: ws[1], filters: ws[0], kh: ws[2], kw: ws[3]}
-	c.attrs = []*onnx.AttributeProto{{Name: "kernel_shape", Type: onnx.AttributeProto_INTS, Ints: []int64{c.kh, c.kw}}}
+	knownKernel := c.kh > 0 && c.kw > 0
+	if knownKernel {
+		c.attrs = []*onnx.AttributeProto{{Name: "kernel_shape", Type: onnx.AttributeProto_INTS, Ints: []int64{c.kh, c.kw}}}
+	}
 	var padsAttr *onnx.AttributeProto
 	var pads, strides, dilations []int64
 	group := int64(1)
@@ -282,7 +286,7 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 			return nil, false
 		}
 		c.channels, c.depthwise, c.blockedInput = group, true, true
-	case xs[1] != ws[1]:
+	case xs[1] != ws[1] || !knownKernel:
 		return nil, false
 	case c.channels < 0 || (c.channels >= r.block && c.channels%4 == 0):
 		c.blockedInput = true
@@ -291,7 +295,7 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 		return nil, false
 	}
 	c.paddedFilters = (c.filters + r.block - 1) / r.block * r.block
-	if len(pads) == 4 && (pads[0] != 0 || pads[1] != 0 || pads[2] != 0 || pads[3] != 0) && xs[2] > 0 && xs[3] > 0 {
+	if len(pads) == 4 && (pads[0] != 0 || pads[1] != 0 || pads[2] != 0 || pads[3] != 0) && xs[2] > 0 && xs[3] > 0 && knownKernel {
 		at := func(v []int64, i int) int64 {
 			if len(v) == 2 {
 				return v[i]
@@ -366,7 +370,15 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	}
 	wt := node("Transpose", "", []string{node("Reshape", "", []string{src, ints("wsplit", fp/r.block, r.block, -1)})},
 		&onnx.AttributeProto{Name: "perm", Type: onnx.AttributeProto_INTS, Ints: []int64{0, 2, 1}})
-	wb := node("Reshape", "", []string{wt, ints("wshape", fp, cdim, c.kh, c.kw)})
+	var wshape string
+	if c.kh > 0 && c.kw > 0 {
+		wshape = ints("wshape", fp, cdim, c.kh, c.kw)
+	} else {
+		// A depthwise kernel of a size known when run: the padded weights'
+		// own shape, [fp, 1, kh, kw].
+		wshape = node("Shape", "", []string{w})
+	}
+	wb := node("Reshape", "", []string{wt, wshape})
 	ins := []string{x, wb}
 	if b != "" {
 		ins = append(ins, b)

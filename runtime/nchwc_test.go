@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -107,9 +109,10 @@ func TestBlockConvsSelects(t *testing.T) {
 // standard Conv gives: kernels 3, 5 and 7, strides 1 and 2, dilations 1 and
 // 2, 8 to 32 channels (fewer than a block, whole blocks, and a block and a
 // half with the 16-channel block of AVX-512), pads as 'same' gives them on a
-// 9x9 input (split unevenly at stride 2), with and without a bias. The two
-// kernels sum in different orders, so outputs of about unit size agree to
-// 1e-5 (relative above 1), not exactly.
+// 9x9 input (split unevenly at stride 2), with and without a bias, the 5x5
+// kernels declared of a width known only when run (as the packed depthwise
+// weight gradient's is). The two kernels sum in different orders, so
+// outputs of about unit size agree to 1e-5 (relative above 1), not exactly.
 func TestBlockConvsDepthwise(t *testing.T) {
 	initRuntime(t)
 	block := nchwcBlockSize()
@@ -128,7 +131,11 @@ func TestBlockConvsDepthwise(t *testing.T) {
 						ho, top, bottom := samePads(h, dil*(k-1)+1, stride)
 						wo, left, right := samePads(w, dil*(k-1)+1, stride)
 						ins := []string{"x", "w"}
-						inputs := []*onnx.ValueInfoProto{floatInfo("x", -1, ch, h, w), floatInfo("w", ch, 1, k, k)}
+						kw := k
+						if k == 5 {
+							kw = -1
+						}
+						inputs := []*onnx.ValueInfoProto{floatInfo("x", -1, ch, h, w), floatInfo("w", ch, 1, k, kw)}
 						if bias {
 							ins = append(ins, "b")
 							inputs = append(inputs, floatInfo("b", ch))
@@ -258,4 +265,59 @@ func randomFloats(r *rand.Rand, n int) []float32 {
 
 func intsAttr(name string, v ...int64) *onnx.AttributeProto {
 	return &onnx.AttributeProto{Name: name, Type: onnx.AttributeProto_INTS, Ints: v}
+}
+
+// A cell network's training step runs on the NCHWc kernels at batches of
+// several sizes in one session. The packed depthwise weight gradient's
+// values have widths that the batch sets without being it: declared as
+// the batch, ONNX Runtime reused buffers of the wrong size at batch 32
+// ("Shape mismatch attempting to re-use buffer").
+func TestBlockedCellNetworkBatches(t *testing.T) {
+	initRuntime(t)
+	const arch = "net(stem=8, filters=8, normal=1, reductions=1, style=nasnet) " +
+		"normal: b0 = add(conv_1x3_3x1(h1), dil_conv_3x3(h1)); b1 = concat(sep_conv_5x5(b0), sep_conv_7x7(b0)) | " +
+		"reduction: b0 = concat(sep_conv_7x7(h0), conv_3x3(h0)); b1 = concat(conv_1x1(h1), max_pool_7x7(b0))"
+	g, err := genotype.ParseGenotype(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := g.Build(genotype.Input{Height: 16, Width: 16, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer(net, TrainConfig{Threads: 1}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	bg, err := blockConvs(tr.tg.Model, nchwcBlockSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nchwcDepthwiseConvs(t, bg.model); got != 3*2+2 {
+		t.Fatalf("%d depthwise convolutions on NCHWc kernels, want 8 (3 forward and weight gradients, 2 input gradients at stride 1)", got)
+	}
+	tr.setWeights(onnxgen.Init(tr.tg.Params, rand.New(rand.NewPCG(1, 2))))
+	for _, n := range []int64{32, 12, 32} {
+		b, err := tr.batchTensors(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b[0].Data() {
+			b[0].Data()[i] = float32(i%7) / 7
+		}
+		ms, err := tr.maskTensors(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.drawMasks(ms)
+		tr.step.Data()[0]++
+		tr.lr.Data()[0] = 1e-3
+		if err := tr.trainStep(b, ms); err != nil {
+			t.Fatalf("batch of %d: %v", n, err)
+		}
+		if l := tr.loss.Data()[0]; math.IsNaN(float64(l)) || l <= 0 {
+			t.Errorf("batch of %d: loss %g", n, l)
+		}
+	}
 }

@@ -525,15 +525,25 @@ func (c *compiler) avgPoolGrad(nd genotype.Node, gr string) string {
 // batchNormGrad returns the gradients of a batch normalisation's scale and
 // shift (its running statistics have none) and of its input:
 // dx = invstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = gr scale.
+// With the sums over the batch and positions S0 = sum(gr) (dshift) and
+// S1 = sum(gr xhat) (dscale), over M = N*H*W values, that is
+// dx = a gr - (a S1 / M) xhat - a S0 / M, a = invstd scale: per channel an
+// affine map of gr and xhat. Written so, it takes 4 element-wise passes
+// over the whole tensor besides the two sums, where the formula as it
+// stands takes 7 and two more sums (figures: docs/performance.md, "Cell
+// networks' training step").
 func (c *compiler) batchNormGrad(nd genotype.Node, s dagStep, gr string) ([]string, string) {
 	g := c.g
 	axes := g.vec(0, 2, 3)
-	dscale := g.op("ReduceSum", []string{g.op("Mul", []string{gr, s.xhat}), axes}, attrInt("keepdims", 0))
-	dshift := g.op("ReduceSum", []string{gr, axes}, attrInt("keepdims", 0))
-	dxhat := g.op("Mul", []string{gr, g.op("Reshape", []string{s.params[0], g.vec(1, int64(nd.In.C), 1, 1)})})
-	mean := func(v string) string { return g.op("ReduceMean", []string{v}, attrInts("axes", 0, 2, 3)) }
-	inner := g.op("Sub", []string{g.op("Sub", []string{dxhat, mean(dxhat)}), g.op("Mul", []string{s.xhat, mean(g.op("Mul", []string{dxhat, s.xhat}))})})
-	return []string{dscale, dshift, "", ""}, g.op("Mul", []string{s.invstd, inner})
+	s1 := g.op("ReduceSum", []string{g.op("Mul", []string{gr, s.xhat}), axes}) // [1, C, 1, 1]
+	s0 := g.op("ReduceSum", []string{gr, axes})
+	flat := g.vec(-1)
+	dscale, dshift := g.op("Reshape", []string{s1, flat}), g.op("Reshape", []string{s0, flat})
+	a := g.op("Mul", []string{s.invstd, g.op("Reshape", []string{s.params[0], g.vec(1, int64(nd.In.C), 1, 1)})})
+	perValue := g.op("Div", []string{a, g.op("Mul", []string{c.batchSize(), g.scalar(float32(nd.In.H * nd.In.W))})}) // a / M
+	slope, offset := g.op("Mul", []string{perValue, s1}), g.op("Mul", []string{perValue, s0})
+	dx := g.op("Sub", []string{g.op("Mul", []string{gr, a}), g.op("Add", []string{g.op("Mul", []string{s.xhat, slope}), offset})})
+	return []string{dscale, dshift, "", ""}, dx
 }
 
 // foldBatchNorms folds each batch normalisation that is the only reader of

@@ -373,29 +373,37 @@ func (c *compiler) convWeightGradDAG(nd genotype.Node, x, gr string) string {
 	return g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 }
 
-// convInputGradDAG emits dL/dx of a convolution with weights w: for a
-// depthwise one at stride 1 the convolution of the gradient with the
-// kernels flipped (ONNX Runtime's grouped ConvTranspose is slower), else a
-// transposed convolution (figures: docs/performance.md, "Cell networks'
-// training step").
+// convInputGradDAG emits dL/dx of a convolution with weights w: at stride 1
+// the convolution of the gradient with the kernels flipped (ONNX Runtime's
+// grouped ConvTranspose is slower); at a larger stride a transposed
+// convolution, or for a depthwise one on direct kernels
+// (Formulas.DirectConv) the flipped convolution of the gradient spread out
+// by the stride with zeros between (figures: docs/performance.md, "Cell
+// networks' training step").
 func (c *compiler) convInputGradDAG(nd genotype.Node, w, gr string) string {
 	g := c.g
-	if nd.Stride != 1 {
-		return g.op("ConvTranspose", []string{gr, w}, append(convAttrs(nd), outputPadding(nd))...)
-	}
 	kh, kw, d := nd.Window()
+	p := nd.Pads
+	fh, fw := int64((kh-1)*d), int64((kw-1)*d)
+	// The flipped convolution's pads: the kernel's span less the forward
+	// pad before, and after, what makes the output as large as the input.
+	pads := []int64{fh - int64(p.Top), fw - int64(p.Left), fh - int64(p.Bottom), fw - int64(p.Right)}
+	grH, grW := int64(nd.Out.H), int64(nd.Out.W)
+	if nd.Stride != 1 {
+		if !depthwise(nd) || !c.formulas.DirectConv {
+			return g.op("ConvTranspose", []string{gr, w}, append(convAttrs(nd), outputPadding(nd))...)
+		}
+		gr, grH, grW, pads[2], pads[3] = spreadByStride(g, nd, gr, pads[0], pads[1])
+	}
 	if nd.Group() == 1 {
 		w = g.op("Transpose", []string{w}, attrInts("perm", 1, 0, 2, 3))
 	}
 	wf := g.op("Slice", []string{w, g.vec(-1, -1), g.vec(int64(-kh-1), int64(-kw-1)), g.vec(2, 3), g.vec(-1, -1)})
-	p := nd.Pads
-	fh, fw := int64((kh-1)*d), int64((kw-1)*d)
-	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)),
-		attrInts("pads", fh-int64(p.Top), fw-int64(p.Left), fh-int64(p.Bottom), fw-int64(p.Right))}
+	attrs := []*onnx.AttributeProto{attrInts("kernel_shape", int64(kh), int64(kw)), attrInts("pads", pads...)}
 	if d > 1 {
 		attrs = append(attrs, attrInts("dilations", int64(d), int64(d)))
 	}
-	grDims := []int64{-1, int64(nd.Units), int64(nd.Out.H), int64(nd.Out.W)}
+	grDims := []int64{-1, int64(nd.Units), grH, grW}
 	switch {
 	case nd.Group() == 1:
 		return c.conv([]string{gr, wf}, grDims, []int64{int64(nd.In.C), int64(nd.Units), int64(kh), int64(kw)}, attrs...)
@@ -403,6 +411,32 @@ func (c *compiler) convInputGradDAG(nd genotype.Node, w, gr string) string {
 		return c.conv([]string{gr, wf}, grDims, []int64{int64(nd.In.C), 1, int64(kh), int64(kw)}, append(attrs, attrInt("group", int64(nd.Group())))...)
 	}
 	return g.op("Conv", []string{gr, wf}, append(attrs, attrInt("group", int64(nd.Group())))...)
+}
+
+// spreadByStride returns a strided convolution's output gradient gr spread
+// out by the stride s (gr[i, j] at s*i, s*j, zeros between), so that the
+// input gradient is a stride-1 convolution of it, its size, and the pads
+// after (bottom, right) that make that convolution's output as large as the
+// input given the pads before (top, left). The zeros come from a Pad of gr
+// with a unit axis after each spatial one; the last s-1 rows and columns
+// of zeros this leaves are cropped when the convolution needs fewer.
+func spreadByStride(g *graph, nd genotype.Node, gr string, top, left int64) (spread string, h, w, bottom, right int64) {
+	s := int64(nd.Stride)
+	ho, wo := int64(nd.Out.H), int64(nd.Out.W)
+	kh, kw, d := nd.Window()
+	C := int64(nd.Units)
+	x6 := g.op("Reshape", []string{gr, g.vec(0, C, ho, 1, wo, 1)})
+	spread = g.op("Reshape", []string{g.op("Pad", []string{x6, g.vec(0, 0, 0, 0, 0, 0, 0, 0, 0, s-1, 0, s-1)}), g.vec(0, C, ho*s, wo*s)})
+	h, w = ho*s, wo*s
+	// Output size = h + top + bottom - span + 1 = input size.
+	bottom = int64(nd.In.H) - h - top + int64((kh-1)*d)
+	right = int64(nd.In.W) - w - left + int64((kw-1)*d)
+	if bottom < 0 || right < 0 {
+		h, w = h+min(bottom, 0), w+min(right, 0)
+		spread = g.op("Slice", []string{spread, g.vec(0, 0), g.vec(h, w), g.vec(2, 3)})
+		bottom, right = max(bottom, 0), max(right, 0)
+	}
+	return spread, h, w, bottom, right
 }
 
 // depthwiseWeightGrad: dW[c, 0, a, b] = sum over n and output positions p

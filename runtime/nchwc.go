@@ -118,9 +118,11 @@ func floatInfo(name string, dims ...int64) *onnx.ValueInfoProto {
 type blockedGraph struct {
 	model []byte
 	convs int // convolutions rewritten
-	// batchChannels: a rewritten convolution has the batch as its channels
-	// (a weight gradient), so the graph runs only on batches of a multiple
-	// of 4 images (ReorderInput's limit).
+	// batchChannels: the graph runs only on batches of a multiple of 4
+	// images, because a rewritten convolution has the batch as its channels
+	// (a weight gradient: ReorderInput's limit) or takes several images as
+	// one (a depthwise convolution of fewer channels than a block, see
+	// convPlan.images).
 	batchChannels bool
 }
 
@@ -194,7 +196,7 @@ func blockConvs(model []byte, block int64) (*blockedGraph, error) {
 		}
 		nodes = append(nodes, r.emit(n, c, y)...)
 		out.convs++
-		out.batchChannels = out.batchChannels || c.channels < 0
+		out.batchChannels = out.batchChannels || c.channels < 0 || c.images > 1
 	}
 	if out.convs == 0 {
 		out.model = model
@@ -226,9 +228,17 @@ type rewriter struct {
 
 // convPlan is how one convolution is rewritten.
 type convPlan struct {
-	channels      int64 // input channels; -1: known only when run
-	filters       int64
-	depthwise     bool  // one channel per group, as many groups as channels
+	channels  int64 // input channels; -1: known only when run
+	filters   int64
+	depthwise bool // one channel per group, as many groups as channels
+	// images: a depthwise convolution of C channels, fewer than a block B,
+	// takes B/C images as one of B channels (a Reshape of the batch, which
+	// costs nothing) with its weights repeated, rather than padding each
+	// image's channels to a block: the kernel then computes no padded
+	// channel (figures: docs/performance.md, "Cell networks' training
+	// step"). At most 4, so that batches of a multiple of 4 images (see
+	// blockedGraph.batchChannels) divide. 1: images one by one.
+	images        int64
 	kh, kw        int64 // -1: known only when run (depthwise only)
 	blockedInput  bool  // reorder the input (else read NCHW: fewer channels than a block)
 	paddedFilters int64
@@ -246,7 +256,7 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 	if len(xs) != 4 || len(ws) != 4 || ws[0] <= 0 || ws[2] == 0 || ws[3] == 0 {
 		return nil, false
 	}
-	c := &convPlan{channels: ws[1], filters: ws[0], kh: ws[2], kw: ws[3]}
+	c := &convPlan{channels: ws[1], filters: ws[0], kh: ws[2], kw: ws[3], images: 1}
 	knownKernel := c.kh > 0 && c.kw > 0
 	if knownKernel {
 		c.attrs = []*onnx.AttributeProto{{Name: "kernel_shape", Type: onnx.AttributeProto_INTS, Ints: []int64{c.kh, c.kw}}}
@@ -286,6 +296,9 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 			return nil, false
 		}
 		c.channels, c.depthwise, c.blockedInput = group, true, true
+		if k := r.block / group; group < r.block && r.block%group == 0 && k <= 4 && (xs[0] < 0 || xs[0]%k == 0) {
+			c.images = k
+		}
 	case xs[1] != ws[1] || !knownKernel:
 		return nil, false
 	case c.channels < 0 || (c.channels >= r.block && c.channels%4 == 0):
@@ -338,8 +351,27 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	if len(n.GetInput()) > 2 {
 		b = n.GetInput()[2]
 	}
+	yImages := y
+	if c.images > 1 {
+		// Images side by side as channels: x [N, C, H, W] is
+		// [N/k, k*C, H, W], the weights (and bias) repeat k times, and the
+		// result [N/k, k*C, Ho, Wo] is [N, C, Ho, Wo].
+		x = node("Reshape", "", []string{x, ints("images", -1, c.images*c.channels, 0, 0)})
+		repeat := func(v string) string {
+			vs := make([]string, c.images)
+			for i := range vs {
+				vs[i] = v
+			}
+			return node("Concat", "", vs, &onnx.AttributeProto{Name: "axis", Type: onnx.AttributeProto_INT, I: 0})
+		}
+		w = repeat(w)
+		if b != "" {
+			b = repeat(b)
+		}
+		y = p + "images_out"
+	}
 	fp := c.paddedFilters
-	if extra := fp - c.filters; extra > 0 {
+	if extra := fp - c.images*c.filters; extra > 0 {
 		w = node("Pad", "", []string{w, ints("wpads", 0, 0, 0, 0, extra, 0, 0, 0)})
 		if b != "" {
 			b = node("Pad", "", []string{b, ints("bpads", 0, extra)})
@@ -391,10 +423,13 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 		attrs = append(attrs, &onnx.AttributeProto{Name: "activation", Type: onnx.AttributeProto_STRING, S: []byte("Relu")})
 	}
 	yb := node("Conv", nchwcDomain, ins, attrs...)
-	if fp == c.filters {
+	if fp == c.filters && c.images == 1 {
 		r.blockedOf[y] = yb
 	}
 	nodes = append(nodes, &onnx.NodeProto{Name: p + "ReorderOutput", OpType: "ReorderOutput", Domain: nchwcDomain, Input: []string{yb}, Output: []string{y},
-		Attribute: []*onnx.AttributeProto{{Name: "channels", Type: onnx.AttributeProto_INT, I: c.filters}}})
+		Attribute: []*onnx.AttributeProto{{Name: "channels", Type: onnx.AttributeProto_INT, I: c.images * c.filters}}})
+	if c.images > 1 {
+		nodes = append(nodes, &onnx.NodeProto{Name: p + "Reshape", OpType: "Reshape", Input: []string{y, ints("unpaired", -1, c.filters, 0, 0)}, Output: []string{yImages}})
+	}
 	return nodes
 }

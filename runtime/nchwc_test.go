@@ -107,8 +107,9 @@ func TestBlockConvsSelects(t *testing.T) {
 // A depthwise convolution (one channel per group, as many groups as
 // channels) runs on ONNX Runtime's NCHWc depthwise kernel and gives what its
 // standard Conv gives: kernels 3, 5 and 7, strides 1 and 2, dilations 1 and
-// 2, 8 to 32 channels (fewer than a block, whole blocks, and a block and a
-// half with the 16-channel block of AVX-512), pads as 'same' gives them on a
+// 2, 4 to 32 channels (fewer than a block, which take 4 or 2 images as one,
+// whole blocks, and a block and a half, with the 16-channel block of
+// AVX-512), pads as 'same' gives them on a
 // 9x9 input (split unevenly at stride 2), with and without a bias, the 5x5
 // kernels declared of a width known only when run (as the packed depthwise
 // weight gradient's is). The two kernels sum in different orders, so
@@ -119,12 +120,12 @@ func TestBlockConvsDepthwise(t *testing.T) {
 	if block == 0 {
 		t.Fatalf("no NCHWc kernels in this library on %s", goruntime.GOARCH)
 	}
-	const n, h, w = 2, 9, 9
+	const n, h, w = 4, 9, 9
 	r := rand.New(rand.NewPCG(5, 7))
 	for _, k := range []int64{3, 5, 7} {
 		for _, stride := range []int64{1, 2} {
 			for _, dil := range []int64{1, 2} {
-				for _, ch := range []int64{8, 16, 24, 32} {
+				for _, ch := range []int64{4, 8, 16, 24, 32} {
 					bias := ch == 24
 					name := fmt.Sprintf("k%d s%d d%d c%d", k, stride, dil, ch)
 					t.Run(name, func(t *testing.T) {
@@ -155,6 +156,9 @@ func TestBlockConvsDepthwise(t *testing.T) {
 						}
 						if got := nchwcDepthwiseConvs(t, bg.model); bg.convs != 1 || got != 1 {
 							t.Fatalf("%d convolutions rewritten, %d NCHWc depthwise convolutions in the graph; want 1 and 1", bg.convs, got)
+						}
+						if paired := block%ch == 0 && ch < block; bg.batchChannels != paired {
+							t.Fatalf("batches of a multiple of 4: %v, want %v (images taken %d as one)", bg.batchChannels, paired, block/ch)
 						}
 						values := [][]float32{randomFloats(r, int(n*ch*h*w)), randomFloats(r, int(ch*k*k))}
 						shapes := [][]int64{{n, ch, h, w}, {ch, 1, k, k}}

@@ -24,13 +24,14 @@ const (
 
 // dagStep records one node's forward values for the backward pass.
 type dagStep struct {
-	ins     []string // the inputs' values
-	out     string   // the output (after a fused ReLU)
-	params  []string // the node's weights, in Params order
-	indices []string // MaxPool's argmax positions, one per pass (maxPoolSeparable)
-	pooled  string   // MaxPool: the input of its second pass
-	xhat    string   // BatchNorm: the normalised input
-	invstd  string   // BatchNorm: 1/sqrt(var + eps), [1, C, 1, 1]
+	ins     []string   // the inputs' values
+	out     string     // the output (after a fused ReLU)
+	params  []string   // the node's weights, in Params order
+	indices []string   // MaxPool's argmax positions, one per pass (maxPoolSeparable)
+	pooled  string     // MaxPool: the input of its second pass
+	levels  []maxLevel // MaxPool at stride 1: its maxima (maxPoolPairwise)
+	xhat    string     // BatchNorm: the normalised input
+	invstd  string     // BatchNorm: 1/sqrt(var + eps), [1, C, 1, 1]
 }
 
 // nodeParams returns the weight names of node i (Params order).
@@ -80,6 +81,9 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 		}
 		return y
 	case genotype.OpMaxPool:
+		if c.train && nd.Stride == 1 && c.formulas.Pool != PoolScatter {
+			return c.maxPoolPairwise(nd, x, s)
+		}
 		if c.train {
 			return c.maxPoolSeparable(nd, x, s)
 		}
@@ -293,7 +297,11 @@ func (c *compiler) backwardNode(i int, nd genotype.Node, gr string, want []bool)
 			dx[0] = c.convInputGradDAG(nd, s.params[0], gr)
 		}
 	case genotype.OpMaxPool:
-		dx[0] = c.maxPoolSeparableGrad(s.ins[0], s, gr)
+		if len(s.levels) > 0 {
+			dx[0] = c.maxPoolPairwiseGrad(nd, s, gr)
+		} else {
+			dx[0] = c.maxPoolSeparableGrad(s.ins[0], s, gr)
+		}
 	case genotype.OpAvgPool:
 		dx[0] = c.avgPoolGrad(nd, gr)
 	case genotype.OpAdd:

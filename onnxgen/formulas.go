@@ -92,7 +92,11 @@ const (
 type Formulas struct {
 	ConvWeight ConvWeightGrad
 	ConvInput  ConvInputGrad
-	Pool       PoolGrad
+	// Pool: in cell networks, a stride-1 max pooling takes pairwise maxima
+	// (maxPoolPairwise) unless PoolScatter forces MaxPool's Indices and a
+	// scatter; a strided one always takes those, and the other values
+	// apply to layer sequences only.
+	Pool PoolGrad
 	// DirectConv says that the runtime computes a Conv directly, without
 	// expanding its input into patches, whether its weights are constants
 	// or computed in the graph. The compiler then writes both gradients of a

@@ -110,13 +110,14 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 	panic(fmt.Sprintf("onnxgen: operation %v in a graph network", nd.Op))
 }
 
-// maxPoolSeparable emits a k x k max pooling of a training graph as two
-// 1 x k poolings, each with its Indices for the gradient: along the rows,
-// then (height and width transposed) along the columns. The maximum of a
-// window is the maximum of its rows' maxima, and ONNX Runtime's MaxPool
-// with Indices costs about the window's size per output, more for a k x 1
-// window than for a 1 x k one, so two passes of 1 x k cost less than one of
-// k x k (figures: docs/performance.md, "Cell networks' training step").
+// maxPoolSeparable emits a strided k x k max pooling of a training graph
+// (maxPoolPairwise takes stride 1) as two 1 x k poolings, each with its
+// Indices for the gradient: along the rows, then (height and width
+// transposed) along the columns. The maximum of a window is the maximum of
+// its rows' maxima, and ONNX Runtime's MaxPool with Indices costs about the
+// window's size per output, more for a k x 1 window than for a 1 x k one,
+// so two passes of 1 x k cost less than one of k x k (docs/performance.md,
+// "Cell networks' training step").
 func (c *compiler) maxPoolSeparable(nd genotype.Node, x string, s *dagStep) string {
 	g := c.g
 	k, st := int64(nd.Kernel), int64(nd.Stride)
@@ -572,7 +573,7 @@ func (c *compiler) avgPoolGrad(nd genotype.Node, gr string) string {
 // dx = a gr - (a S1 / M) xhat - a S0 / M, a = invstd scale: per channel an
 // affine map of gr and xhat. Written so, it takes 4 element-wise passes
 // over the whole tensor besides the two sums, where the formula as it
-// stands takes 7 and two more sums (figures: docs/performance.md, "Cell
+// stands takes 7 and two more sums (docs/performance.md, "Cell
 // networks' training step").
 func (c *compiler) batchNormGrad(nd genotype.Node, s dagStep, gr string) ([]string, string) {
 	g := c.g

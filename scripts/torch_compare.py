@@ -15,7 +15,10 @@ PyTorch's network has as many parameters and the same dropout rates, in the
 same order, as "nasctl arch inspect" reports,
 and reports the load average before, during and after the rounds (the
 machine may be shared; medians of interleaved rounds are robust to a
-neighbour's bursts, not to a steady load).
+neighbour's bursts, not to a steady load). With --baseline, another nasctl
+build (an earlier commit, say) is timed in the same rounds, and each
+architecture's line gives its step and the median over rounds of the ratio
+nasctl / baseline.
 
 Usage (see "make bench-train"; without --arch, the reference networks below):
   /usr/bin/python3 scripts/torch_compare.py --nasctl bin/nasctl --input 32x32x1 \\
@@ -72,6 +75,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with PyTorch")
     ap.add_argument("--json", help="also write every measurement to this file")
+    ap.add_argument("--baseline", help="another nasctl binary to time in the same rounds (compared with --nasctl)")
     args = ap.parse_args()
     if not args.arch:
         args.arch = REFERENCE
@@ -86,7 +90,7 @@ def main():
         params[a] = rep["params"]
         dropout[a] = [l["dropout"] for l in rep["layers"] if l.get("dropout")]
     peak = None
-    results = {a: {"ort": [], "torch": []} for a in args.arch}
+    results = {a: {"ort": [], "torch": [], "base": []} for a in args.arch}
     started = time.time()
     for r in range(args.rounds):
         for a in args.arch:
@@ -95,10 +99,17 @@ def main():
                 ort_cmd += ["--peak-gflops", str(peak)]
             torch_cmd = [args.python, os.path.join(HERE, "torch_train_step.py"), "--arch", a] + common
             order = [("ort", ort_cmd), ("torch", torch_cmd)]
+            if args.baseline:
+                # Its peak is not reported: 1 skips measuring it.
+                base_cmd = [args.baseline, "bench", "train-step", "--arch", a, "--json", "--peak-gflops", "1"] + [c for c in common if c != "--inference"]
+                order.insert(1, ("base", base_cmd))
             if r % 2 == 1:
                 order.reverse()
             for side, cmd in order:
                 out = run_json(cmd)
+                if side == "base":
+                    results[a]["base"].append(out["ms_per_step"])
+                    continue
                 results[a][side].append(out)
                 if side == "ort" and peak is None:
                     peak = out["peak_gflops"]
@@ -153,6 +164,16 @@ def main():
     print()
     print("ORT ms, PT ms: medians over rounds of each run's median training step (ms); ORT/PT: ORT over PyTorch's "
           "best layout; inf: batch-1 prediction, ms (ORT: exported model; PT: eager, faster layout)")
+    if args.baseline:
+        print(f"baseline {args.baseline} in the same rounds:")
+        for row in summary:
+            a = row["arch"]
+            base = results[a]["base"]
+            ratios = [o["ms_per_step"] / b for o, b in zip(results[a]["ort"], base)]
+            row["baseline_ms"], row["baseline_rounds"] = statistics.median(base), base
+            row["baseline_ratio"] = statistics.median(ratios)
+            print(f"  {a}: {row['baseline_ms']:.1f} ms; nasctl / baseline, median over rounds {row['baseline_ratio']:.3f} "
+                  f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
     for p in problems:
         print("PROBLEM:", p)
     if args.json:

@@ -327,22 +327,52 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 	return c, true
 }
 
+// emitter collects the nodes of one rewritten convolution, named after it.
+type emitter struct {
+	r     *rewriter
+	p     string // the names' prefix
+	nodes []*onnx.NodeProto
+}
+
+// node appends a node with one output and returns that output's name.
+func (e *emitter) node(op, domain string, inputs []string, attrs ...*onnx.AttributeProto) string {
+	out := e.p + op + fmt.Sprint(len(e.nodes))
+	e.nodes = append(e.nodes, &onnx.NodeProto{Name: out, OpType: op, Domain: domain, Input: inputs, Output: []string{out}, Attribute: attrs})
+	return out
+}
+
+// ints adds an int64 vector constant and returns its name.
+func (e *emitter) ints(name string, v ...int64) string {
+	t := e.p + name
+	e.r.inits = append(e.r.inits, &onnx.TensorProto{Name: t, DataType: int32(onnx.TensorProto_INT64), Dims: []int64{int64(len(v))}, Int64Data: v})
+	return t
+}
+
+// images takes c.images images side by side as channels: x [N, C, H, W] is
+// [N/k, k*C, H, W], and the weights w (and bias b, if any) repeat k times.
+// The result [N/k, k*C, Ho, Wo] is reshaped to [N, C, Ho, Wo] by emit.
+func (e *emitter) images(c *convPlan, x, w, b string) (string, string, string) {
+	x = e.node("Reshape", "", []string{x, e.ints("images", -1, c.images*c.channels, 0, 0)})
+	repeat := func(v string) string {
+		vs := make([]string, c.images)
+		for i := range vs {
+			vs[i] = v
+		}
+		return e.node("Concat", "", vs, &onnx.AttributeProto{Name: "axis", Type: onnx.AttributeProto_INT, I: 0})
+	}
+	w = repeat(w)
+	if b != "" {
+		b = repeat(b)
+	}
+	return x, w, b
+}
+
 // emit returns the nodes that replace convolution n, writing its result (or
 // that of its fused ReLU) to y.
 func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodeProto {
 	r.n++
-	p := fmt.Sprintf("%s/nchwc%d/", n.GetName(), r.n)
-	var nodes []*onnx.NodeProto
-	node := func(op, domain string, inputs []string, attrs ...*onnx.AttributeProto) string {
-		out := p + op + fmt.Sprint(len(nodes))
-		nodes = append(nodes, &onnx.NodeProto{Name: out, OpType: op, Domain: domain, Input: inputs, Output: []string{out}, Attribute: attrs})
-		return out
-	}
-	ints := func(name string, v ...int64) string {
-		t := p + name
-		r.inits = append(r.inits, &onnx.TensorProto{Name: t, DataType: int32(onnx.TensorProto_INT64), Dims: []int64{int64(len(v))}, Int64Data: v})
-		return t
-	}
+	e := &emitter{r: r, p: fmt.Sprintf("%s/nchwc%d/", n.GetName(), r.n)}
+	node, ints := e.node, e.ints
 	x, w := n.GetInput()[0], n.GetInput()[1]
 	if c.prepad != nil {
 		x = node("Pad", "", []string{x, ints("xpads", c.prepad...)})
@@ -353,22 +383,8 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	}
 	yImages := y
 	if c.images > 1 {
-		// Images side by side as channels: x [N, C, H, W] is
-		// [N/k, k*C, H, W], the weights (and bias) repeat k times, and the
-		// result [N/k, k*C, Ho, Wo] is [N, C, Ho, Wo].
-		x = node("Reshape", "", []string{x, ints("images", -1, c.images*c.channels, 0, 0)})
-		repeat := func(v string) string {
-			vs := make([]string, c.images)
-			for i := range vs {
-				vs[i] = v
-			}
-			return node("Concat", "", vs, &onnx.AttributeProto{Name: "axis", Type: onnx.AttributeProto_INT, I: 0})
-		}
-		w = repeat(w)
-		if b != "" {
-			b = repeat(b)
-		}
-		y = p + "images_out"
+		x, w, b = e.images(c, x, w, b)
+		y = e.p + "images_out"
 	}
 	fp := c.paddedFilters
 	if extra := fp - c.images*c.filters; extra > 0 {
@@ -426,10 +442,10 @@ func (r *rewriter) emit(n *onnx.NodeProto, c *convPlan, y string) []*onnx.NodePr
 	if fp == c.filters && c.images == 1 {
 		r.blockedOf[y] = yb
 	}
-	nodes = append(nodes, &onnx.NodeProto{Name: p + "ReorderOutput", OpType: "ReorderOutput", Domain: nchwcDomain, Input: []string{yb}, Output: []string{y},
+	e.nodes = append(e.nodes, &onnx.NodeProto{Name: e.p + "ReorderOutput", OpType: "ReorderOutput", Domain: nchwcDomain, Input: []string{yb}, Output: []string{y},
 		Attribute: []*onnx.AttributeProto{{Name: "channels", Type: onnx.AttributeProto_INT, I: c.images * c.filters}}})
 	if c.images > 1 {
-		nodes = append(nodes, &onnx.NodeProto{Name: p + "Reshape", OpType: "Reshape", Input: []string{y, ints("unpaired", -1, c.filters, 0, 0)}, Output: []string{yImages}})
+		e.nodes = append(e.nodes, &onnx.NodeProto{Name: e.p + "Reshape", OpType: "Reshape", Input: []string{y, ints("unpaired", -1, c.filters, 0, 0)}, Output: []string{yImages}})
 	}
-	return nodes
+	return e.nodes
 }

@@ -71,6 +71,14 @@ func TestCellGradientsFiniteDifferences(t *testing.T) {
 								if got := nchwcDepthwiseConvs(t, bg.model); got != 6 {
 									t.Fatalf("%d depthwise convolutions run on NCHWc kernels, want 6", got)
 								}
+								// Fewer channels than a block: images taken as one.
+								channels := int64(filters)
+								if name == "stride 2" {
+									channels *= 2
+								}
+								if paired := pairedConvs(t, bg.model); (channels < nchwcBlockSize()) != (paired > 0) {
+									t.Fatalf("%d convolutions take several images as one, with %d channels and blocks of %d", paired, channels, nchwcBlockSize())
+								}
 							}
 						}
 						p.eps = 1e-3

@@ -136,6 +136,13 @@ type blockedGraph struct {
 // run). Filters are padded to whole blocks with zero weights and cropped
 // again by ReorderOutput.
 func blockConvs(model []byte, block int64) (*blockedGraph, error) {
+	return blockConvsPairing(model, block, false)
+}
+
+// blockConvsPairing is blockConvs; alwaysPair lets narrow depthwise
+// convolutions take several images as one even in a graph without the
+// batch as channels (for tests of that rewrite).
+func blockConvsPairing(model []byte, block int64, alwaysPair bool) (*blockedGraph, error) {
 	m := &onnx.ModelProto{}
 	if err := proto.Unmarshal(model, m); err != nil {
 		return nil, fmt.Errorf("nchwc: reading the model: %w", err)
@@ -172,6 +179,7 @@ func blockConvs(model []byte, block int64) (*blockedGraph, error) {
 	}
 
 	r := &rewriter{block: block, blockedOf: map[string]string{}}
+	r.pairImages = alwaysPair || hasBatchChannels(r, g, shapes)
 	fused := map[*onnx.NodeProto]bool{}
 	out := &blockedGraph{}
 	var nodes []*onnx.NodeProto
@@ -215,6 +223,21 @@ func blockConvs(model []byte, block int64) (*blockedGraph, error) {
 
 func isONNXDomain(d string) bool { return d == "" || d == "ai.onnx" }
 
+// hasBatchChannels reports whether a convolution of g that r would rewrite
+// has the batch as its channels (a weight gradient's), so that the rewritten
+// graph needs batches of a multiple of 4 anyway.
+func hasBatchChannels(r *rewriter, g *onnx.GraphProto, shapes map[string][]int64) bool {
+	for _, n := range g.GetNode() {
+		if n.GetOpType() != "Conv" || !isONNXDomain(n.GetDomain()) || len(n.GetInput()) < 2 {
+			continue
+		}
+		if c, ok := r.plan(n, shapes[n.GetInput()[0]], shapes[n.GetInput()[1]]); ok && c.channels < 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // rewriter emits the replacement nodes and the constants they need.
 type rewriter struct {
 	block int64
@@ -224,6 +247,10 @@ type rewriter struct {
 	// form, when ReorderOutput cropped nothing: a convolution reading it
 	// takes the blocked form instead of reordering it again.
 	blockedOf map[string]string
+	// pairImages allows convPlan.images > 1: only in a graph that needs
+	// batches of a multiple of 4 anyway (hasBatchChannels), so that a
+	// graph without weight gradients (evaluation) takes any batch.
+	pairImages bool
 }
 
 // convPlan is how one convolution is rewritten.
@@ -237,7 +264,8 @@ type convPlan struct {
 	// image's channels to a block: the kernel then computes no padded
 	// channel (figures: docs/performance.md, "Cell networks' training
 	// step"). At most 4, so that batches of a multiple of 4 images (see
-	// blockedGraph.batchChannels) divide. 1: images one by one.
+	// blockedGraph.batchChannels) divide, and only where the graph needs
+	// those anyway (rewriter.pairImages). 1: images one by one.
 	images        int64
 	kh, kw        int64 // -1: known only when run (depthwise only)
 	blockedInput  bool  // reorder the input (else read NCHW: fewer channels than a block)
@@ -296,7 +324,7 @@ func (r *rewriter) plan(n *onnx.NodeProto, xs, ws []int64) (*convPlan, bool) {
 			return nil, false
 		}
 		c.channels, c.depthwise, c.blockedInput = group, true, true
-		if k := r.block / group; group < r.block && r.block%group == 0 && k <= 4 && (xs[0] < 0 || xs[0]%k == 0) {
+		if k := r.block / group; r.pairImages && group < r.block && r.block%group == 0 && k <= 4 && (xs[0] < 0 || xs[0]%k == 0) {
 			c.images = k
 		}
 	case xs[1] != ws[1] || !knownKernel:

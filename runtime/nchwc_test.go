@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	goruntime "runtime"
+	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -157,8 +158,16 @@ func TestBlockConvsDepthwise(t *testing.T) {
 						if got := nchwcDepthwiseConvs(t, bg.model); bg.convs != 1 || got != 1 {
 							t.Fatalf("%d convolutions rewritten, %d NCHWc depthwise convolutions in the graph; want 1 and 1", bg.convs, got)
 						}
-						if paired := block%ch == 0 && ch < block; bg.batchChannels != paired {
-							t.Fatalf("batches of a multiple of 4: %v, want %v (images taken %d as one)", bg.batchChannels, paired, block/ch)
+						if bg.batchChannels {
+							t.Fatal("a graph without the batch as channels asks for batches of a multiple of 4")
+						}
+						// Images taken as one, forced: asks for multiples of 4.
+						pg, err := blockConvsPairing(m, block, true)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if paired := block%ch == 0 && ch < block; pg.batchChannels != paired {
+							t.Fatalf("paired: batches of a multiple of 4: %v, want %v (images taken %d as one)", pg.batchChannels, paired, block/ch)
 						}
 						values := [][]float32{randomFloats(r, int(n*ch*h*w)), randomFloats(r, int(ch*k*k))}
 						shapes := [][]int64{{n, ch, h, w}, {ch, 1, k, k}}
@@ -167,9 +176,14 @@ func TestBlockConvsDepthwise(t *testing.T) {
 						}
 						want := runConv(t, m, ins, values, shapes, []int64{n, ch, ho, wo}, false)
 						got := runConv(t, m, ins, values, shapes, []int64{n, ch, ho, wo}, true)
+						// The paired graph holds the NCHWc operators already.
+						gotPaired := runConv(t, pg.model, ins, values, shapes, []int64{n, ch, ho, wo}, false)
 						for i := range want {
 							if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*math.Max(1, math.Abs(float64(want[i]))) {
 								t.Fatalf("y[%d] = %g on NCHWc kernels, %g on the standard Conv", i, got[i], want[i])
+							}
+							if d := math.Abs(float64(gotPaired[i] - want[i])); d > 1e-5*math.Max(1, math.Abs(float64(want[i]))) {
+								t.Fatalf("y[%d] = %g on NCHWc kernels, images taken as one, %g on the standard Conv", i, gotPaired[i], want[i])
 							}
 						}
 					})
@@ -220,6 +234,23 @@ func nchwcDepthwiseConvs(t *testing.T, b []byte) int {
 			if a.GetName() == "group" && a.GetI() > 1 {
 				count++
 			}
+		}
+	}
+	return count
+}
+
+// pairedConvs counts the rewritten convolutions of a model that take
+// several images as one (their output reshaped back to one image each).
+func pairedConvs(t *testing.T, b []byte) int {
+	t.Helper()
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetOpType() == "Reshape" && strings.Contains(n.GetName(), "/nchwc") && strings.HasSuffix(n.GetName(), "/Reshape") {
+			count++
 		}
 	}
 	return count
@@ -302,7 +333,11 @@ func TestBlockedCellNetworkBatches(t *testing.T) {
 		t.Fatalf("%d depthwise convolutions on NCHWc kernels, want 9 (3 forward passes, weight and input gradients)", got)
 	}
 	tr.setWeights(onnxgen.Init(tr.tg.Params, rand.New(rand.NewPCG(1, 2))))
-	for _, n := range []int64{32, 12, 32} {
+	if tr.train.BatchMultiple() != 4 || tr.eval.BatchMultiple() != 1 {
+		t.Fatalf("batches of a multiple of %d in training, %d in evaluation; want 4 and 1", tr.train.BatchMultiple(), tr.eval.BatchMultiple())
+	}
+	// 6: not a multiple of 4, which the training graph without NCHWc takes.
+	for _, n := range []int64{32, 12, 32, 6} {
 		b, err := tr.batchTensors(n)
 		if err != nil {
 			t.Fatal(err)

@@ -81,7 +81,7 @@ func (c *compiler) forwardNode(i int, nd genotype.Node, s *dagStep) string {
 		}
 		return y
 	case genotype.OpMaxPool:
-		if c.train && nd.Stride == 1 && c.formulas.Pool != PoolScatter {
+		if c.train && nd.Stride == 1 && nd.Kernel > 1 && c.formulas.Pool != PoolScatter {
 			return c.maxPoolPairwise(nd, x, s)
 		}
 		if c.train {

@@ -275,15 +275,24 @@ func (s *Search) useLatencyTable() error {
 	} else if t, err = readRunTable(s.cfg.Reward.Table); err != nil {
 		return err
 	}
-	space, digest := LatencySpace(s.cfg)
-	if err := t.Check(space, digest, s.data.Input); err != nil {
-		return fmt.Errorf("%s: %w", t.Source.Path, err)
+	if err := s.checkTable(t); err != nil {
+		return err
 	}
 	if err := s.dir.WriteJSON(FileLatencyTable, t); err != nil {
 		return err
 	}
 	s.latency = t.Model()
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency from the table %s (%s)", t.Source.Path, t.Describe())})
+	return nil
+}
+
+// checkTable returns an error unless t was measured for the search's space
+// and input.
+func (s *Search) checkTable(t runTable) error {
+	space, digest := LatencySpace(s.cfg)
+	if err := t.Check(space, digest, s.data.Input); err != nil {
+		return fmt.Errorf("%s: %w", t.Source.Path, err)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -222,7 +223,7 @@ func tableByHand(t *testing.T, arch string, in genotype.Input) float64 {
 }
 
 // A table made for another input or space, or a missing one, stops the
-// search before its first trial with what to do; a table with a reward that
+// search before its run directory exists, with what to do; a table with a reward that
 // uses no latency, or with measured latency, is a settings error.
 func TestLatencyTableRefused(t *testing.T) {
 	base := testConfig(t, t.TempDir())
@@ -237,10 +238,16 @@ func TestLatencyTableRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exec := &fakeExecutor{}
-			s := newSearch(t, tableConfig(t, tc.path), exec)
-			err := s.Run(context.Background(), nil)
+			cfg := tableConfig(t, tc.path)
+			s, err := New(cfg, exec)
+			if err == nil {
+				s.Close()
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nasctl bench latency-table --space") {
-				t.Errorf("Run: %v; want %q and what to do", err, tc.want)
+				t.Errorf("New: %v; want %q and what to do", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a run directory was made: %v", err)
 			}
 			if len(exec.trained) != 0 {
 				t.Errorf("trained %d trials", len(exec.trained))

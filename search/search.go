@@ -96,6 +96,17 @@ func New(cfg Config, exec Executor) (*Search, error) {
 			s.method = m
 		}
 	}
+	if s.cfg.Reward.Table != "" {
+		// A table made for another space or input stops the run before its
+		// directory exists (Run checks the run's copy again).
+		t, err := readRunTable(s.cfg.Reward.Table)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkTable(t); err != nil {
+			return nil, err
+		}
+	}
 	b, err := s.cfg.Marshal()
 	if err != nil {
 		return nil, err

@@ -107,6 +107,9 @@ type trainConfig struct {
 	Device    runtime.Device     `json:"device"`
 	Threads   int                `json:"threads"`
 	Budget    runtime.Budget     `json:"budget"`
+	// WeightInit and Centre: how fresh weights start.
+	WeightInit onnxgen.InitScheme `json:"weight_init,omitempty"`
+	Centre     bool               `json:"centre,omitempty"`
 }
 
 // optimizer is an onnxgen.Optimizer on the wire: its name and settings.
@@ -202,7 +205,7 @@ func jobOf(run string, data DataSpec, j search.Job, init *tensors) (*job, error)
 	return &job{Version: wireVersion, Run: run, Trial: j.Trial, Kind: kind, Genotype: j.Genotype.String(), Actions: j.Actions, Full: j.Full,
 		Data: data, Init: init,
 		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Schedule: c.Schedule,
-			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget}}, nil
+			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget, WeightInit: c.WeightInit, Centre: c.Centre}}, nil
 }
 
 // encode returns the job's bytes and its key: the hex SHA-256 of the bytes,
@@ -244,7 +247,8 @@ func (j *job) searchJob(init [][]float32) (search.Job, error) {
 	t := j.Train
 	return search.Job{Trial: j.Trial, Genotype: g, Actions: j.Actions, Full: j.Full,
 		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor,
-			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init}}, nil
+			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init,
+			WeightInit: t.WeightInit, Centre: t.Centre}}, nil
 }
 
 // describe names the job in logs: run, trial, phase.
@@ -300,4 +304,5 @@ func safeName(s string) string {
 // carries or leaves to the worker on purpose; a test checks the list against
 // the struct, so that a field added there is not silently dropped here.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
-	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress"}))
+	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
+	"WeightInit", "Centre"}))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/nasctl/nasctl/genotype"
 )
@@ -15,12 +16,15 @@ import (
 type Param struct {
 	Name   string  // graph input or initializer name, e.g. "conv1.weight"
 	Shape  []int64 // Conv weight [F, C/groups, kh, kw]; Dense weight [in, units]; bias [units]
-	FanIn  int     // Glorot fan-in (weights only)
-	FanOut int     // Glorot fan-out (weights only)
-	Bias   bool    // a bias (or a shift, a running mean): initialised to zero
-	Ones   bool    // a scale or a running variance: initialised to one
-	State  bool    // a running statistic: updated by the forward pass, not by the optimizer
-	Node   int     // index of the genotype.Net node that owns it
+	FanIn  int     // inputs that feed one output value (weights only)
+	FanOut int     // outputs that one input value feeds (weights only)
+	// Classifier marks the weight of the layer that produces the logits,
+	// which no ReLU follows (see InitHe).
+	Classifier bool
+	Bias       bool // a bias (or a shift, a running mean): initialised to zero
+	Ones       bool // a scale or a running variance: initialised to one
+	State      bool // a running statistic: updated by the forward pass, not by the optimizer
+	Node       int  // index of the genotype.Net node that owns it
 }
 
 // Size is the number of values of the tensor.
@@ -44,6 +48,7 @@ func Params(net *genotype.Net) []Param {
 		var prefix string
 		var w []int64
 		var fanIn, fanOut int
+		classifier := false
 		switch nd.Op {
 		case genotype.OpConv:
 			prefix = fmt.Sprintf("conv%d", nd.Layer+1)
@@ -55,6 +60,7 @@ func Params(net *genotype.Net) []Param {
 			if nd.Classifier {
 				prefix = "classifier"
 			}
+			classifier = nd.Classifier
 			in := nd.In.Size()
 			w = []int64{in, int64(nd.Units)}
 			fanIn, fanOut = int(in), nd.Units
@@ -62,7 +68,7 @@ func Params(net *genotype.Net) []Param {
 			continue
 		}
 		ps = append(ps,
-			Param{Name: prefix + ".weight", Shape: w, FanIn: fanIn, FanOut: fanOut, Node: i},
+			Param{Name: prefix + ".weight", Shape: w, FanIn: fanIn, FanOut: fanOut, Classifier: classifier, Node: i},
 			Param{Name: prefix + ".bias", Shape: []int64{int64(nd.Units)}, Bias: true, Node: i})
 	}
 	return ps
@@ -89,17 +95,68 @@ func nodeParams(net *genotype.Net) []Param {
 				Param{Name: prefix + ".mean", Shape: c, Bias: true, State: true, Node: i}, Param{Name: prefix + ".var", Shape: c, Ones: true, State: true, Node: i})
 		case genotype.OpDense:
 			in := nd.In.Size()
-			ps = append(ps, Param{Name: "classifier.weight", Shape: []int64{in, int64(nd.Units)}, FanIn: int(in), FanOut: nd.Units, Node: i},
+			ps = append(ps, Param{Name: "classifier.weight", Shape: []int64{in, int64(nd.Units)}, FanIn: int(in), FanOut: nd.Units, Classifier: true, Node: i},
 				Param{Name: "classifier.bias", Shape: []int64{int64(nd.Units)}, Bias: true, Node: i})
 		}
 	}
 	return ps
 }
 
+// InitScheme is how the weights of a network start. The zero value is
+// Glorot's, the founding study's (Keras's default).
+type InitScheme uint8
+
+// The initialisation schemes.
+const (
+	// InitGlorot draws every weight uniformly within
+	// sqrt(6/(fan_in+fan_out)) (Glorot & Bengio 2010): variance
+	// 2/(fan_in+fan_out), which halves the signal's variance at every ReLU
+	// layer whose fan-out is about its fan-in.
+	InitGlorot InitScheme = iota
+	// InitHe draws the weights of the hidden layers (every one but the
+	// classifier, each next to a ReLU) uniformly within sqrt(6/fan_in):
+	// variance 2/fan_in, which keeps the variance of the signal through
+	// ReLU layers (He et al. 2015, "fan_in" mode; Keras's he_uniform). The
+	// classifier, followed by no ReLU, keeps Glorot's.
+	InitHe
+)
+
+var initNames = []string{"glorot", "he"}
+
+// String returns "glorot" or "he".
+func (s InitScheme) String() string {
+	if int(s) < len(initNames) {
+		return initNames[s]
+	}
+	return fmt.Sprintf("InitScheme(%d)", s)
+}
+
+// ParseInitScheme parses a scheme's name; its error lists the valid ones.
+func ParseInitScheme(name string) (InitScheme, error) {
+	if i := slices.Index(initNames, name); i >= 0 {
+		return InitScheme(i), nil
+	}
+	return 0, fmt.Errorf("unknown initialisation %q (valid: %s)", name, strings.Join(initNames, ", "))
+}
+
+// Limit is the half-width of the uniform distribution that scheme s draws
+// p's values from (p a weight, not a bias, scale or statistic).
+func (s InitScheme) Limit(p Param) float64 {
+	if s == InitHe && !p.Classifier {
+		return math.Sqrt(6 / float64(p.FanIn))
+	}
+	return math.Sqrt(6 / float64(p.FanIn+p.FanOut))
+}
+
 // Init returns initial values for params: Glorot-uniform weights (limit
 // sqrt(6/(fan_in+fan_out)), as Keras does), zero biases, shifts and means,
-// unit scales and variances, drawn from r.
-func Init(params []Param, r *rand.Rand) [][]float32 {
+// unit scales and variances, drawn from r. It is InitWith(params, InitGlorot, r).
+func Init(params []Param, r *rand.Rand) [][]float32 { return InitWith(params, InitGlorot, r) }
+
+// InitWith returns initial values for params: weights uniform within
+// scheme's Limit, zero biases, shifts and means, unit scales and variances,
+// drawn from r.
+func InitWith(params []Param, scheme InitScheme, r *rand.Rand) [][]float32 {
 	out := make([][]float32, len(params))
 	for i, p := range params {
 		v := make([]float32, p.Size())
@@ -108,7 +165,7 @@ func Init(params []Param, r *rand.Rand) [][]float32 {
 				v[j] = 1
 			}
 		} else if !p.Bias {
-			limit := math.Sqrt(6 / float64(p.FanIn+p.FanOut))
+			limit := scheme.Limit(p)
 			for j := range v {
 				v[j] = float32((2*r.Float64() - 1) * limit)
 			}

@@ -61,6 +61,11 @@ type LRSchedule struct {
 	// ChanceMargin: "no better than chance" means a validation accuracy at most
 	// the majority-class share plus this. Zero: 0.01 (one point).
 	ChanceMargin float64
+	// GiveUpAfter stops a run whose last attempt (no restart left, or the
+	// rule off) is still no better than chance after this many epochs: a
+	// network that has not left the constant prediction by then rarely does
+	// (docs/search-quality.md). The Result is marked AtChance. Zero: never.
+	GiveUpAfter int
 }
 
 func (s LRSchedule) withDefaults() LRSchedule {
@@ -129,6 +134,18 @@ type TrainConfig struct {
 	Monitor Monitor
 	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
 	Schedule LRSchedule
+	// WeightInit is how fresh weights are drawn. Zero value: Glorot's (the
+	// study's); onnxgen.InitHe suits ReLU networks.
+	WeightInit onnxgen.InitScheme
+	// Centre starts the first weighted layer centred on the data: its biases
+	// are minus its response to the training images' mean pixel, so that
+	// each of its units is on for some images and off for others. Without
+	// it, on images whose pixels average far from zero (the leaves data:
+	// 0.8), every unit of that layer is on for all images or off for all,
+	// the network starts nearly linear with half its units dead, and many
+	// narrow networks never leave the constant prediction. Applied to fresh
+	// weights only (not to Init); a layer without biases is left as drawn.
+	Centre bool
 	// Seed determines the initial weights, the shuffling and the dropout masks.
 	Seed uint64
 	// Device, DeviceID and Threads (intra-op threads; zero: ONNX Runtime's
@@ -158,6 +175,29 @@ func (c TrainConfig) WithDefaults() TrainConfig {
 	c.Patience = cmp.Or(c.Patience, 6)
 	c.Schedule = c.Schedule.withDefaults()
 	return c
+}
+
+// Recipes are named training settings over the zero TrainConfig (nasctl
+// train --recipe): study is the founding study's (Glorot weights, Baker et
+// al.'s rule: x0.2 every 5 epochs), which stalls small networks once the rate
+// has decayed; default keeps the study's Adam and batch but a constant rate
+// (restarts at chance kept), He weights and a first layer centred on the
+// data (figures: docs/search-quality.md, "nasctl train").
+var recipes = map[string]TrainConfig{
+	"default": {Schedule: LRSchedule{DecayFactor: 1}, WeightInit: onnxgen.InitHe, Centre: true},
+	"study":   {},
+}
+
+// RecipeNames lists the recipes, the default first.
+func RecipeNames() []string { return []string{"default", "study"} }
+
+// Recipe returns a named recipe; its error lists the valid names.
+func Recipe(name string) (TrainConfig, error) {
+	r, ok := recipes[name]
+	if !ok {
+		return TrainConfig{}, fmt.Errorf("unknown recipe %q (valid: %s)", name, strings.Join(RecipeNames(), ", "))
+	}
+	return r, nil
 }
 
 // Graph optimisation levels per graph kind, chosen by measurement (figures:
@@ -248,8 +288,12 @@ type Result struct {
 	// ImagesPerSecond is the training throughput of the steps alone (drawing
 	// the dropout masks and running the graph, as MeasureTrainStep times them;
 	// not loading batches or evaluating).
-	ImagesPerSecond float64     `json:"images_per_second"`
-	Weights         [][]float32 `json:"-"` // best weights, onnxgen.Params order
+	ImagesPerSecond float64 `json:"images_per_second"`
+	// AtChance marks a run whose best validation accuracy is no better than
+	// chance (the schedule's ChanceMargin over the majority share): a
+	// constant predictor, whatever the architecture could do.
+	AtChance bool        `json:"at_chance,omitempty"`
+	Weights  [][]float32 `json:"-"` // best weights, onnxgen.Params order
 }
 
 // Reward is the validation accuracy, or 0 when the run did not finish training.
@@ -524,6 +568,7 @@ type runState struct {
 	order  []int      // the training images, shuffled every epoch
 	lr     float64    // the current learning rate
 	chance float64    // validation accuracy of a constant predictor
+	mean   []float64  // the training images' mean per channel, when centring
 	// stepSeconds and stepImages count the training steps, timed as
 	// MeasureTrainStep times a step: the dropout masks and the run.
 	stepSeconds float64
@@ -539,7 +584,10 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 		lr:     t.cfg.LR,
 		chance: val.MajorityShare(t.net.Classes),
 	}
-	if err := t.initialWeights(st.rng); err != nil {
+	if t.cfg.Centre {
+		st.mean = channelMeans(train, t.net.Input.Channels)
+	}
+	if err := t.initialWeights(st); err != nil {
 		return err
 	}
 	defer func() {
@@ -553,15 +601,87 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 			return err
 		}
 		st.lr *= t.cfg.Schedule.RestartFactor
-		t.setWeights(onnxgen.Init(t.tg.Params, st.rng))
+		t.setWeights(t.fresh(st))
 	}
 }
 
-// initialWeights sets cfg.Init, or weights drawn from rng when it is nil.
-func (t *trainer) initialWeights(rng *rand.Rand) error {
+// fresh draws new weights from st.rng, centred when the configuration
+// says so.
+func (t *trainer) fresh(st *runState) [][]float32 {
+	w := onnxgen.InitWith(t.tg.Params, t.cfg.WeightInit, st.rng)
+	if st.mean != nil {
+		centre(t.net, t.tg.Params, w, st.mean)
+	}
+	return w
+}
+
+// channelMeans returns the mean pixel value of each channel over ex's images.
+func channelMeans(ex Examples, channels int) []float64 {
+	size := len(ex.Pixels) / max(len(ex.Labels), 1)
+	plane := size / channels
+	sums := make([]float64, channels)
+	for _, i := range ex.Indices {
+		img := ex.Pixels[i*size : (i+1)*size]
+		for c := range channels {
+			var s float64
+			for _, v := range img[c*plane : (c+1)*plane] {
+				s += float64(v)
+			}
+			sums[c] += s
+		}
+	}
+	for c := range sums {
+		sums[c] /= float64(plane * max(ex.Len(), 1))
+	}
+	return sums
+}
+
+// centre sets the biases of the first weighted layer of w (in params order)
+// to minus the layer's response to an input whose every value is its
+// channel's mean: sum over the unit's weights of weight x mean. Pooling
+// before the layer is taken as keeping the means.
+func centre(net *genotype.Net, params []onnxgen.Param, w [][]float32, mean []float64) {
+	first := slices.IndexFunc(params, func(p onnxgen.Param) bool { return !p.Bias && !p.Ones && !p.State })
+	if first < 0 || first+1 >= len(params) || !params[first+1].Bias || params[first+1].Node != params[first].Node {
+		return
+	}
+	nd := net.Nodes[params[first].Node]
+	weights, bias := w[first], w[first+1]
+	switch nd.Op {
+	case genotype.OpConv: // [F, C/groups, kh, kw]
+		f, cg := len(bias), nd.In.C/nd.Group()
+		window := len(weights) / (f * cg)
+		for u := range f {
+			group := u / (f / nd.Group())
+			var s float64
+			for c := range cg {
+				m := mean[min(group*cg+c, len(mean)-1)]
+				for _, x := range weights[(u*cg+c)*window : (u*cg+c+1)*window] {
+					s += float64(x) * m
+				}
+			}
+			bias[u] = float32(-s)
+		}
+	case genotype.OpDense: // [in, units], in flattened NCHW
+		units, plane := len(bias), max(nd.In.H*nd.In.W, 1)
+		if nd.In.Flat {
+			plane = len(weights) / units / len(mean)
+		}
+		for u := range units {
+			var s float64
+			for i := 0; i < len(weights)/units; i++ {
+				s += float64(weights[i*units+u]) * mean[min(i/plane, len(mean)-1)]
+			}
+			bias[u] = float32(-s)
+		}
+	}
+}
+
+// initialWeights sets cfg.Init, or fresh weights when it is nil.
+func (t *trainer) initialWeights(st *runState) error {
 	w := t.cfg.Init
 	if w == nil {
-		t.setWeights(onnxgen.Init(t.tg.Params, rng))
+		t.setWeights(t.fresh(st))
 		return nil
 	}
 	if len(w) != len(t.tg.Params) {
@@ -614,12 +734,16 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
 			break
 		}
+		if epoch == sched.GiveUpAfter && res.ValAccuracy <= st.chance+sched.ChanceMargin {
+			break
+		}
 		if !sched.Constant && epoch%sched.DecayEvery == 0 {
 			st.lr *= sched.DecayFactor
 			t.lr.Data()[0] = float32(st.lr)
 		}
 	}
 	res.Status = StatusOK
+	res.AtChance = res.ValAccuracy <= st.chance+sched.ChanceMargin
 	return false, nil
 }
 

@@ -140,6 +140,10 @@ func (c CellSettings) IsZero() bool { return c == CellSettings{} }
 
 // MetaQNNSettings configure the MetaQNN agent.
 type MetaQNNSettings struct {
+	// Agent is qlearning (Baker et al.'s) or random: the same space sampled
+	// uniformly (every layer at epsilon 1), nothing learnt, the baseline
+	// that shows what Q-learning buys. Empty: qlearning.
+	Agent string `yaml:"agent,omitempty"`
 	// Space is the search space: a preset name or a full description.
 	Space SpaceSpec `yaml:"space,omitempty"`
 	// Schedule is the epsilon schedule: a preset name or a list of phases.
@@ -164,7 +168,21 @@ type TrainSettings struct {
 	// Monitor chooses the best epoch and stops early: val_accuracy or
 	// val_loss (the study's for cell networks); empty: val_accuracy.
 	Monitor string `yaml:"monitor,omitempty"`
+	// Init is how weights start: glorot (the study's) or he; empty: glorot.
+	Init string `yaml:"init,omitempty"`
+	// Centre starts the first layer centred on the training images (see
+	// runtime.TrainConfig.Centre).
+	Centre bool `yaml:"centre,omitempty"`
+	// GiveUpAfter stops a trial still at chance after this many epochs
+	// (runtime.LRSchedule.GiveUpAfter); zero: never.
+	GiveUpAfter int `yaml:"give_up_after,omitempty"`
 }
+
+// Agents of MetaQNNSettings.
+const (
+	AgentQLearning = "qlearning"
+	AgentRandom    = "random"
+)
 
 // Optimizers of TrainSettings.
 const (
@@ -281,7 +299,11 @@ var metaqnnPresets = map[string]Config{
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
 		MetaQNN: MetaQNNSettings{Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
 			QLearning: controller.QConfig{Alpha: 0.1}},
-		Train:   TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true},
+		// He weights and a first layer centred on the data keep the narrow
+		// nets from starting as constant predictors; those that still are
+		// give up after 2 epochs (docs/search-quality.md).
+		Train: TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true,
+			Init: "he", Centre: true, GiveUpAfter: 2},
 		Final:   FinalSettings{EpochFactor: 3, LR: 1e-3, Patience: 10},
 		Budget:  runtime.Budget{MaxMACs: 5_000_000},
 		Workers: 2, Threads: 1,
@@ -452,6 +474,7 @@ func (c Config) metaqnnDefaults() Config {
 		m.Schedule = ScheduleSpec{append(controller.EpsilonSchedule(nil), controller.ScheduleStudy...)}
 	}
 	m.QLearning = m.QLearning.WithDefaults()
+	m.Agent = cmp.Or(m.Agent, AgentQLearning)
 	if c.Trials == 0 {
 		c.Trials = m.Schedule.Total()
 	}
@@ -501,6 +524,7 @@ func (c Config) trainingDefaults() Config {
 		t.Momentum = cmp.Or(t.Momentum, 0.9)
 	}
 	t.Monitor = cmp.Or(t.Monitor, runtime.MonitorValAccuracy.String())
+	t.Init = cmp.Or(t.Init, onnxgen.InitGlorot.String())
 	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
 	c.Device = cmp.Or(c.Device, "cpu")
 	c.Reward = c.Reward.withDefaults()
@@ -568,6 +592,9 @@ func (c Config) checkMetaQNN(ps *problems) {
 	ps.addLines("metaqnn.space.", c.MetaQNN.Space.Verify())
 	if err := c.MetaQNN.Schedule.Check(); err != nil {
 		ps.add("metaqnn.schedule: %v", err)
+	}
+	if a := c.MetaQNN.Agent; a != AgentQLearning && a != AgentRandom {
+		ps.add("metaqnn.agent: %q (valid: %s, %s)", a, AgentQLearning, AgentRandom)
 	}
 	q := c.MetaQNN.QLearning
 	if q.Alpha < 0 || q.Alpha > 1 || q.Gamma < 0 || q.Gamma > 1 {
@@ -644,6 +671,12 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := runtime.ParseMonitor(c.Train.Monitor); err != nil {
 		ps.add("train.monitor: %v", err)
 	}
+	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
+		ps.add("train.init: %v", err)
+	}
+	if c.Train.GiveUpAfter < 0 {
+		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
+	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")
 	}
@@ -657,13 +690,15 @@ func (c Config) checkTraining(ps *problems) {
 func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
 	m, _ := runtime.ParseMonitor(c.Train.Monitor)
+	init, _ := onnxgen.ParseInitScheme(c.Train.Init)
 	var opt onnxgen.Optimizer // nil: runtime's Adam
 	if c.Train.Optimizer == OptimizerSGD {
 		opt = onnxgen.SGD{Momentum: float32(c.Train.Momentum)}
 	}
 	return runtime.TrainConfig{
 		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m,
-		Schedule: runtime.LRSchedule{Constant: c.Train.ConstantLR}, Device: d, Threads: c.Threads, Budget: c.Budget,
+		Schedule: runtime.LRSchedule{Constant: c.Train.ConstantLR, GiveUpAfter: c.Train.GiveUpAfter}, WeightInit: init, Centre: c.Train.Centre,
+		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
 }
 

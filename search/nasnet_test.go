@@ -544,7 +544,7 @@ func TestNASNetTrainedSettings(t *testing.T) {
 	if err := study.Check(); err != nil {
 		t.Fatal(err)
 	}
-	wantTrain := TrainSettings{Epochs: 50, BatchSize: 32, LR: 0.1, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9, Monitor: "val_loss"}
+	wantTrain := TrainSettings{Epochs: 50, BatchSize: 32, LR: 0.1, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9, Monitor: "val_loss", Init: "glorot"}
 	if study.Train != wantTrain || study.Split != "nasnet" || study.DataFraction != 0.2 || study.Trials != 800 || study.Input != "" ||
 		study.Reward.LastEpochs != 5 || study.Reward.Exponent != 3 || study.Cells != (CellSettings{Blocks: 2, CellMacro: genotype.StudyMacro}) ||
 		study.Reinforce.Controller.Config() != controller.ReinforceStudy || study.Name != "nasnet-study" {

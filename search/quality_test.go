@@ -1,0 +1,95 @@
+package search
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// The study and baker2017 presets keep their papers' training (Glorot
+// weights, Baker et al.'s rule, no centring, no giving up); the cpu preset
+// trains its trials with He weights, a centred first layer and gives up
+// after 2 epochs at chance (docs/search-quality.md).
+func TestPresetTrainingRecipes(t *testing.T) {
+	for _, name := range []string{"study", "baker2017"} {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Data = "data"
+		tc := c.WithDefaults().TrainConfig()
+		if tc.WeightInit != onnxgen.InitGlorot || tc.Centre || tc.Schedule != (runtime.LRSchedule{}) || tc.Optimizer != nil {
+			t.Errorf("%s preset trains with %+v", name, tc)
+		}
+	}
+	c, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Data = "data"
+	c = c.WithDefaults()
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	tc := c.TrainConfig()
+	if tc.WeightInit != onnxgen.InitHe || !tc.Centre || tc.Schedule != (runtime.LRSchedule{Constant: true, GiveUpAfter: 2}) {
+		t.Errorf("cpu preset trains with %+v", tc)
+	}
+	c.Train.Init, c.Train.GiveUpAfter, c.MetaQNN.Agent = "kaiming", -1, "greedy"
+	err = c.Check()
+	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want a problem with %s", err, want)
+		}
+	}
+}
+
+// The random agent is a baseline of the same run: every trial at epsilon 1,
+// a table left empty, and the report says what searched. With the same
+// seed, its first trials are those of the Q-learning agent's epsilon-1 phase
+// (both draw every layer uniformly from the trial's own stream).
+func TestRandomAgentRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	qrun := newSearch(t, cfg, &fakeExecutor{})
+	if err := qrun.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.MetaQNN.Agent = "random", AgentRandom
+	rrun := newSearch(t, cfg, &fakeExecutor{})
+	if err := rrun.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	qt, rt := qrun.Trials(), rrun.Trials()
+	if len(rt) != len(qt) {
+		t.Fatalf("random: %d trials, q-learning %d", len(rt), len(qt))
+	}
+	differ := 0
+	for i, tr := range rt {
+		if tr.Epsilon != 1 {
+			t.Errorf("random trial %d at epsilon %v", tr.ID, tr.Epsilon)
+		}
+		if i < 12 && tr.Arch != qt[i].Arch { // the schedule's epsilon-1 phase
+			t.Errorf("trial %d: random %s, q-learning at epsilon 1 %s", tr.ID, tr.Arch, qt[i].Arch)
+		}
+		if i >= 12 && tr.Arch != qt[i].Arch {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Error("the random agent proposed the Q-learning agent's greedy trials")
+	}
+	state, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, rundir.FileAgent))
+	if err != nil || !strings.Contains(string(state), `{"q":{},"memory":null}`) {
+		t.Errorf("random agent state %.60s (%v), want an empty table", state, err)
+	}
+	report, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, "report.md"))
+	if err != nil || !strings.Contains(string(report), "random search") {
+		t.Errorf("report does not name the random agent (%v)", err)
+	}
+}

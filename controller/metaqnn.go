@@ -22,9 +22,13 @@ import (
 // seed and i), and its replay after learning draws from stream 1: a trial's
 // proposal depends only on the seed and on what the table has learned.
 type MetaQNN struct {
-	Space    genotype.Space
-	Input    genotype.Input
-	Table    *QTable
+	Space genotype.Space
+	Input genotype.Input
+	Table *QTable
+	// Random makes the agent the random-search baseline of the same space:
+	// every trial is drawn at epsilon 1 (each layer uniformly among the
+	// valid ones) and nothing is learnt.
+	Random   bool
 	schedule EpsilonSchedule
 	seed     uint64
 }
@@ -63,6 +67,9 @@ func (m *MetaQNN) stateKey(st genotype.State, last genotype.Layer) string {
 // Propose draws trial's architecture at the schedule's epsilon.
 func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 	eps := m.schedule.Epsilon(trial - 1)
+	if m.Random {
+		eps = 1
+	}
 	arch, _ := m.Sample(eps, TrialRand(m.seed, trial, 0))
 	return Proposal{Genotype: arch, Epsilon: eps}, nil
 }
@@ -72,6 +79,9 @@ func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error
 	arch, ok := p.Genotype.(genotype.Arch)
 	if !ok {
 		return Learned{}, fmt.Errorf("MetaQNN observes layer sequences, not %T", p.Genotype)
+	}
+	if m.Random {
+		return Learned{}, nil
 	}
 	traj, err := m.Trajectory(arch)
 	if err != nil {

@@ -49,7 +49,11 @@ type metaqnnMethod struct {
 
 func (m metaqnnMethod) agent() (*controller.MetaQNN, error) {
 	q := m.cfg.MetaQNN
-	return controller.NewMetaQNN(q.Space.Space, m.input, q.QLearning, q.Schedule.EpsilonSchedule, m.cfg.Seed)
+	a, err := controller.NewMetaQNN(q.Space.Space, m.input, q.QLearning, q.Schedule.EpsilonSchedule, m.cfg.Seed)
+	if err == nil {
+		a.Random = q.Agent == AgentRandom
+	}
+	return a, err
 }
 
 func (m metaqnnMethod) newAgent() (controller.Agent, error) { return m.agent() }
@@ -68,6 +72,10 @@ func (m metaqnnMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
 
 func (m metaqnnMethod) describe() string {
 	q := m.cfg.MetaQNN
+	if q.Agent == AgentRandom {
+		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout) over the %s space; reward: %s",
+			q.Space.Name, m.cfg.Reward.describe())
+	}
 	return fmt.Sprintf("MetaQNN Q-learning (alpha %g, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
 		q.QLearning.Alpha, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }

@@ -52,6 +52,7 @@ by a per-layer model calibrated on this machine at the start of the run
 Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves
+  nasctl search metaqnn --preset cpu --data data/leaves --name leaves-random --agent random
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
   nasctl search metaqnn --sample 5 --space study`,
 		Flags: append([]cli.Flag{
@@ -62,6 +63,7 @@ Examples:
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
+			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default) or random: the same space, trial count and training, architectures drawn uniformly (the baseline)"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit"},
@@ -86,7 +88,7 @@ Examples:
 
 // metaqnnSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var metaqnnSettingFlags = append([]string{"preset", "config", "name", "dir", "space", "schedule", "seed", "reward"}, trainingSettingFlags...)
+var metaqnnSettingFlags = append([]string{"preset", "config", "name", "dir", "space", "schedule", "agent", "seed", "reward"}, trainingSettingFlags...)
 
 // metaqnnOptions builds the configuration: preset, then file, then flags.
 func metaqnnOptions(c *cli.Context) (searchOptions, error) {
@@ -114,6 +116,7 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })
+	set(c, "agent", func() { cfg.MetaQNN.Agent = c.String("agent") })
 	if err := applyTrainingFlags(c, &cfg); err != nil {
 		return opts, err
 	}

@@ -34,8 +34,8 @@ var benchAgents = []benchAgent{
 	{"reinforce", "the REINFORCE LSTM controller", func(o benchmarkAgentsOptions) controller.AgentFactory {
 		return controller.ReinforceFactory(o.Reinforce)
 	}},
-	{"metaqnn", "MetaQNN's tabular Q-learning, Baker et al.'s epsilon schedule scaled to the budget", func(o benchmarkAgentsOptions) controller.AgentFactory {
-		return controller.QLearningFactory(controller.QConfig{}, controller.ScheduleBaker2017.Scale(o.Budget))
+	{"metaqnn", "MetaQNN's tabular Q-learning, its epsilon schedule scaled to the budget", func(o benchmarkAgentsOptions) controller.AgentFactory {
+		return controller.QLearningFactory(o.QLearning, o.Schedule.Scale(o.Budget))
 	}},
 }
 
@@ -76,6 +76,9 @@ on mock: Zoph & Le 2017, 2 x 35 LSTM, Adam 6e-4, EMA baseline, temperature 5.0 x
 per episode down to 1.0) or study (the founding study's baseline, skip and clipping);
 --controller-lr, --temperature, --min-temperature, --baseline, --controller-batch and
 --entropy override it; 0 given to any of them but --entropy means the paper default.
+The metaqnn agent follows --q-schedule (Baker et al.'s by default) scaled to the
+budget, with Q-learning step size --q-alpha 0.3 (Baker et al.'s 0.01 ties random
+search at 300 queries on natsbench) and --q-replay trajectories replayed per query.
 Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},
@@ -90,6 +93,9 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.BoolFlag{Name: "json", Usage: "print a JSON list of {agent, queries, mean_best, sd_best, ...} instead of a table"},
 				&cli.BoolFlag{Name: "free-repeats", Usage: "count only the first proposal of an architecture as a query"},
 				&cli.IntFlag{Name: "workers", Usage: "runs at once (0: one per CPU); results do not depend on it"},
+				&cli.StringFlag{Name: "q-schedule", Value: "baker2017", Usage: `metaqnn: epsilon schedule scaled to the budget, a preset (baker2017, study, cpu) or "EPS:MODELS,..."`},
+				&cli.Float64Flag{Name: "q-alpha", Value: 0.3, Usage: "metaqnn: Q-learning step size (Baker et al.: 0.01; 0.3 measured best here, docs/search-quality.md)"},
+				&cli.IntFlag{Name: "q-replay", Usage: "metaqnn: trajectories replayed after every query (0: Baker et al.'s 128; negative: none)"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
 			}, reinforceFlags()...),
 			Action: func(c *cli.Context) error {
@@ -119,7 +125,9 @@ type benchmarkAgentsOptions struct {
 	FreeRepeats bool
 	Workers     int
 	Reinforce   controller.ReinforceConfig
-	Progress    func(done, total int) // nil: quiet
+	QLearning   controller.QConfig         // metaqnn's
+	Schedule    controller.EpsilonSchedule // metaqnn's, before scaling to the budget
+	Progress    func(done, total int)      // nil: quiet
 }
 
 // benchmarkAgentsOptionsFrom parses and checks the flags; every mistake is a usage error.
@@ -178,6 +186,13 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 		o.Queries = append(o.Queries, o.Budget)
 	}
 	slices.Sort(o.Queries)
+	if o.Schedule, err = controller.ParseSchedule(c.String("q-schedule")); err != nil {
+		return o, usagef("--q-schedule: %v", err)
+	}
+	o.QLearning = controller.QConfig{Alpha: c.Float64("q-alpha"), Replay: c.Int("q-replay")}
+	if a := o.QLearning.Alpha; a < 0 || a > 1 {
+		return o, usagef("--q-alpha %v: must be in (0, 1], or 0 for the default", a)
+	}
 	r := &o.Reinforce
 	if err := applyReinforceFlags(c, r); err != nil {
 		return o, err

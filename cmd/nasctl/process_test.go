@@ -118,6 +118,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		{[]string{"predict", model, filepath.Join(tmp, "none.png")}, 1, "none.png"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", filepath.Join(tmp, "nodata")}, 1, "nodata"},
 		{[]string{"train", "--arch", "X(1)", "--data", data}, 2, "--arch"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--recipe", "fast"}, 2, "valid: default, study"},
 	} {
 		code, out, errOut := run(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

@@ -51,8 +51,9 @@ func trainCommand() *cli.Command {
 		Name:      "train",
 		Usage:     "train one architecture on an image folder and export it as ONNX",
 		ArgsUsage: " ",
-		Description: `Trains --arch on the training split of --data with Adam (the study's settings by
-default), validates after every epoch, stops early when validation accuracy stops
+		Description: `Trains --arch on the training split of --data with Adam (--recipe default: a
+constant rate, He weights, first layer centred on the data; --recipe study: the study's
+settings, the rate x0.2 every 5 epochs, Glorot weights), validates after every epoch, stops early when validation accuracy stops
 improving, restores the best weights, then writes the inference model to --out and
 reports its accuracy on the test split (computed from the exported file).
 Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1) - P(2,2) - SM()" \
@@ -64,6 +65,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},
 			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate (Adam, beta1 0.5)"},
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
+			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
@@ -82,10 +84,17 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.LRSchedule{Constant: c.Bool("constant-lr")},
 				},
 			}
+			recipe, err := runtime.Recipe(c.String("recipe"))
+			if err != nil {
+				return usagef("--recipe: %v", err)
+			}
+			opts.Config.Optimizer, opts.Config.WeightInit, opts.Config.Centre = recipe.Optimizer, recipe.WeightInit, recipe.Centre
+			if !c.Bool("constant-lr") {
+				opts.Config.Schedule = recipe.Schedule
+			}
 			if opts.Config.Patience == 0 {
 				opts.Config.Patience = -1 // 0 on the command line: never stop early
 			}
-			var err error
 			if c.String("arch") == "" || opts.Data == "" {
 				return usagef("train needs --arch and --data")
 			}

@@ -66,9 +66,12 @@ type Trial struct {
 	Score float64 `json:"score,omitempty"`
 	// LatencyMs is the batch-1 latency, predicted or measured, of a search
 	// whose reward weighs latency.
-	LatencyMs       float64 `json:"latency_ms,omitempty"`
-	BestEpoch       int     `json:"best_epoch,omitempty"`
-	Restarts        int     `json:"restarts,omitempty"`
+	LatencyMs float64 `json:"latency_ms,omitempty"`
+	BestEpoch int     `json:"best_epoch,omitempty"`
+	Restarts  int     `json:"restarts,omitempty"`
+	// AtChance marks a trained trial that stayed a constant predictor
+	// (runtime.Result.AtChance).
+	AtChance        bool    `json:"at_chance,omitempty"`
 	Seconds         float64 `json:"seconds"`
 	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
 	// Seed seeded the trial's training.

@@ -26,7 +26,7 @@ func trainedModel(t *testing.T) (model, data string) {
 		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
 	}
 	if code, _, errOut := runCLI(t, "train", "--arch", "C(8,3,1) - P(2,2) - C(16,3,1) - FC(16) - SM()", "--data", data, "--epochs", "10",
-		"--constant-lr", "--lr", "0.003", "--threads", "1", "--out", model); code != 0 {
+		"--recipe", "study", "--constant-lr", "--lr", "0.003", "--threads", "1", "--out", model); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errOut)
 	}
 	return model, data

@@ -138,13 +138,9 @@ type TrainConfig struct {
 	// study's); onnxgen.InitHe suits ReLU networks.
 	WeightInit onnxgen.InitScheme
 	// Centre starts the first weighted layer centred on the data: its biases
-	// are minus its response to the training images' mean pixel, so that
-	// each of its units is on for some images and off for others. Without
-	// it, on images whose pixels average far from zero (the leaves data:
-	// 0.8), every unit of that layer is on for all images or off for all,
-	// the network starts nearly linear with half its units dead, and many
-	// narrow networks never leave the constant prediction. Applied to fresh
-	// weights only (not to Init); a layer without biases is left as drawn.
+	// are minus its response to the training images' mean pixel, so that its
+	// units are not all on or all off for every image (docs/search-quality.md,
+	// "Constant predictors"). Fresh weights only (not Init).
 	Centre bool
 	// Seed determines the initial weights, the shuffling and the dropout masks.
 	Seed uint64

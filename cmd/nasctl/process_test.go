@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -30,17 +29,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	model := filepath.Join(tmp, "m.onnx")
 	run := func(args ...string) (int, string, string) {
 		t.Helper()
-		var out, errOut strings.Builder
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errOut.String()
+		return runBin(t, bin, args...)
 	}
 	code, out, errOut := run("train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--input", "16x16x1", "--epochs", "3", "--out", model)
 	if code != 0 {

@@ -338,25 +338,6 @@ func TestBlockedCellNetworkBatches(t *testing.T) {
 	}
 	// 6: not a multiple of 4, which the training graph without NCHWc takes.
 	for _, n := range []int64{32, 12, 32, 6} {
-		b, err := tr.batchTensors(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range b[0].Data() {
-			b[0].Data()[i] = float32(i%7) / 7
-		}
-		ms, err := tr.maskTensors(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.drawMasks(ms)
-		tr.step.Data()[0]++
-		tr.lr.Data()[0] = 1e-3
-		if err := tr.trainStep(b, ms); err != nil {
-			t.Fatalf("batch of %d: %v", n, err)
-		}
-		if l := tr.loss.Data()[0]; math.IsNaN(float64(l)) || l <= 0 {
-			t.Errorf("batch of %d: loss %g", n, l)
-		}
+		stepOnce(t, tr, n, 7)
 	}
 }

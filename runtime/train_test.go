@@ -72,22 +72,7 @@ func TestTrainLearnsLeaves(t *testing.T) {
 	}
 	// The best epoch's weights are returned: the exported model reproduces
 	// the best validation accuracy.
-	model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: smallNet, Input: net.Input, Classes: []string{"no_leaf", "leaf"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ev, err := m.Evaluate(context.Background(), val, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if math.Abs(ev.Accuracy-res.ValAccuracy) > 1.5/float64(val.Len()) {
-		t.Errorf("exported model: accuracy %.4f, training reported %.4f", ev.Accuracy, res.ValAccuracy)
-	}
+	ev := checkExported(t, net, smallNet, res, val)
 	if ev.Confusion[0][0]+ev.Confusion[1][1] != ev.Correct || ev.N != val.Len() {
 		t.Errorf("confusion %v, correct %d", ev.Confusion, ev.Correct)
 	}
@@ -316,26 +301,7 @@ func TestTrainStepOddBatch(t *testing.T) {
 	}
 	tr.setWeights(onnxgen.Init(tr.tg.Params, rand.New(rand.NewPCG(1, 2))))
 	for i, n := range []int64{8, 6, 8} {
-		b, err := tr.batchTensors(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range b[0].Data() {
-			b[0].Data()[i] = float32(i%5) / 5
-		}
-		ms, err := tr.maskTensors(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.drawMasks(ms)
-		tr.step.Data()[0]++
-		tr.lr.Data()[0] = 1e-3
-		if err := tr.trainStep(b, ms); err != nil {
-			t.Fatalf("batch of %d: %v", n, err)
-		}
-		if l := tr.loss.Data()[0]; math.IsNaN(float64(l)) || l <= 0 {
-			t.Errorf("batch of %d: loss %g", n, l)
-		}
+		stepOnce(t, tr, n, 5)
 		if i == 0 && tr.plain != nil {
 			t.Error("a batch of 8 made a session without NCHWc kernels")
 		}
@@ -394,7 +360,15 @@ func TestTrainCellNetworkMonitorsValLoss(t *testing.T) {
 	if res.ValAccuracy < floor {
 		t.Errorf("val accuracy %.4f, want at least %.2f", res.ValAccuracy, floor)
 	}
-	model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: in, Classes: []string{"no_leaf", "leaf"}})
+	checkExported(t, net, arch, res, val)
+}
+
+// checkExported exports the weights Train returned and checks that the
+// model reproduces the validation accuracy Train reported (to within one
+// image's rounding).
+func checkExported(t *testing.T, net *genotype.Net, arch string, res *Result, val Examples) *Evaluation {
+	t.Helper()
+	model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: []string{"no_leaf", "leaf"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,5 +383,33 @@ func TestTrainCellNetworkMonitorsValLoss(t *testing.T) {
 	}
 	if math.Abs(ev.Accuracy-res.ValAccuracy) > 1.5/float64(val.Len()) {
 		t.Errorf("exported model: accuracy %.4f, training reported %.4f", ev.Accuracy, res.ValAccuracy)
+	}
+	return ev
+}
+
+// stepOnce runs one training step of tr on a batch of n images whose pixels
+// cycle through period levels, and checks that the loss is a positive
+// number.
+func stepOnce(t *testing.T, tr *trainer, n int64, period int) {
+	t.Helper()
+	b, err := tr.batchTensors(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b[0].Data() {
+		b[0].Data()[i] = float32(i%period) / float32(period)
+	}
+	ms, err := tr.maskTensors(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.drawMasks(ms)
+	tr.step.Data()[0]++
+	tr.lr.Data()[0] = 1e-3
+	if err := tr.trainStep(b, ms); err != nil {
+		t.Fatalf("batch of %d: %v", n, err)
+	}
+	if l := tr.loss.Data()[0]; math.IsNaN(float64(l)) || l <= 0 {
+		t.Errorf("batch of %d: loss %g", n, l)
 	}
 }

@@ -293,16 +293,9 @@ func modelAccuracy(ctx context.Context, b []byte, ex runtime.Examples, session r
 // runReexport writes a layer-sequence model again with this nasctl's
 // compiler, its weights and its metadata.
 func runReexport(opts exportOptions, out io.Writer) error {
-	b, err := os.ReadFile(opts.Model)
+	b, info, err := readFloatModel(opts.Model, "export its float model again, then quantize that")
 	if err != nil {
 		return err
-	}
-	info, err := onnxgen.ReadModelInfo(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", opts.Model, err)
-	}
-	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
-		return fmt.Errorf("%s is quantized; export its float model again, then quantize that", opts.Model)
 	}
 	if info.Arch == nil || info.Input.Height == 0 || len(info.Classes) < 2 {
 		return fmt.Errorf("%s: not a nasctl model (its metadata lacks the architecture, input or classes)", opts.Model)
@@ -335,16 +328,9 @@ func runReexport(opts exportOptions, out io.Writer) error {
 // runPureGoExport writes the float model in the operators onnx-go runs
 // (onnxgen.PureGo).
 func runPureGoExport(opts exportOptions, out io.Writer) error {
-	b, err := os.ReadFile(opts.Model)
+	b, _, err := readFloatModel(opts.Model, "onnx-go runs no quantized model; give its float model")
 	if err != nil {
 		return err
-	}
-	info, err := onnxgen.ReadModelInfo(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", opts.Model, err)
-	}
-	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
-		return fmt.Errorf("%s is quantized, and onnx-go runs no quantized model; give its float model", opts.Model)
 	}
 	pg, n, err := onnxgen.PureGo(b)
 	if err != nil {
@@ -356,4 +342,21 @@ func runPureGoExport(opts exportOptions, out io.Writer) error {
 	fmt.Fprintf(out, "%s -> %s: %d operators rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, n,
 		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(pg))))
 	return nil
+}
+
+// readFloatModel reads the model at path and its metadata, refusing a
+// quantized one with what to do (todo).
+func readFloatModel(path, todo string) ([]byte, *onnxgen.ModelInfo, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
+		return nil, nil, fmt.Errorf("%s is quantized; %s", path, todo)
+	}
+	return b, info, nil
 }

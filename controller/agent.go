@@ -17,7 +17,8 @@ import (
 // The search engine drives every agent through it; an agent may be several
 // proposals ahead of what it has learned (the engine's sampling lag).
 //
-// MetaQNN, Reinforce, QAgent and RandomAgent implement it.
+// MetaQNN, Evolution, SpaceEvolution, Reinforce, QAgent and RandomAgent
+// implement it.
 type Agent interface {
 	// Propose draws the architecture of trial, the next trial (numbered
 	// from 1, consecutively).
@@ -64,6 +65,8 @@ var (
 	_ Agent = (*Reinforce)(nil)
 	_ Agent = (*QAgent)(nil)
 	_ Agent = (*RandomAgent)(nil)
+	_ Agent = (*Evolution)(nil)
+	_ Agent = (*SpaceEvolution)(nil)
 )
 
 // AgentFactory makes a fresh agent for space whose randomness derives from

@@ -26,6 +26,9 @@ func agentKinds() []agentKind {
 	newMetaQNN := func() (*MetaQNN, error) {
 		return NewMetaQNN(genotype.Study, in, QConfig{Alpha: 0.1, Replay: 4}, EpsilonSchedule{{1, 10}, {0.2, 40}}, 7)
 	}
+	newEvolution := func() (*Evolution, error) {
+		return NewEvolution(genotype.Study, in, EvolutionConfig{Sample: 3}, QConfig{Redraw: 5}, EpsilonSchedule{{1, 10}, {0.2, 40}}, 7)
+	}
 	return []agentKind{
 		{"metaqnn", func() (Agent, error) { return newMetaQNN() },
 			func(r io.Reader) (Agent, error) {
@@ -46,6 +49,22 @@ func agentKinds() []agentKind {
 					return nil, err
 				}
 				return a, a.(*QAgent).Load(r)
+			}},
+		{"evolution", func() (Agent, error) { return newEvolution() },
+			func(r io.Reader) (Agent, error) {
+				e, err := newEvolution()
+				if err != nil {
+					return nil, err
+				}
+				return e, e.Load(r)
+			}},
+		{"evolution-cells", func() (Agent, error) { return EvolutionFactory(EvolutionConfig{Population: 8, Sample: 3})(cells, 6) },
+			func(r io.Reader) (Agent, error) {
+				a, err := EvolutionFactory(EvolutionConfig{Population: 8, Sample: 3})(cells, 66)
+				if err != nil {
+					return nil, err
+				}
+				return a, a.(*SpaceEvolution).Load(r)
 			}},
 		{"random", func() (Agent, error) { return NewRandomAgent(cells, 4) },
 			func(r io.Reader) (Agent, error) { return LoadRandomAgent(r, cells) }},

@@ -27,7 +27,8 @@ type MetaQNN struct {
 	Table *QTable
 	// Random makes the agent the random-search baseline of the same space:
 	// every trial is drawn at epsilon 1 (each layer uniformly among the
-	// valid ones) and nothing is learnt.
+	// valid ones) and nothing is learnt; with QConfig.Redraw it samples
+	// without repeats, as the agent does.
 	Random   bool
 	schedule EpsilonSchedule
 	seed     uint64
@@ -64,13 +65,22 @@ func (m *MetaQNN) stateKey(st genotype.State, last genotype.Layer) string {
 	return prev + " d" + strconv.Itoa(st.Depth) + " r" + strconv.Itoa(m.Space.Bin(st.Size())) + " fc" + strconv.Itoa(st.FCs)
 }
 
-// Propose draws trial's architecture at the schedule's epsilon.
+// Propose draws trial's architecture at the schedule's epsilon; with
+// QConfig.Redraw, again from the same stream while it repeats one of the
+// replay memory.
 func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 	eps := m.schedule.Epsilon(trial - 1)
 	if m.Random {
 		eps = 1
 	}
-	arch, _ := m.Sample(eps, TrialRand(m.seed, trial, 0))
+	rng := TrialRand(m.seed, trial, 0)
+	arch, traj := m.Sample(eps, rng)
+	if n := m.Table.cfg.Redraw; n > 0 {
+		seen := m.Table.Seen()
+		for i := 0; i < n && seen[TrajectoryKey(traj)]; i++ {
+			arch, traj = m.Sample(eps, rng)
+		}
+	}
 	return Proposal{Genotype: arch, Epsilon: eps}, nil
 }
 
@@ -80,12 +90,17 @@ func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error
 	if !ok {
 		return Learned{}, fmt.Errorf("MetaQNN observes layer sequences, not %T", p.Genotype)
 	}
-	if m.Random {
+	if m.Random && m.Table.cfg.Redraw == 0 {
 		return Learned{}, nil
 	}
 	traj, err := m.Trajectory(arch)
 	if err != nil {
 		return Learned{}, err
+	}
+	if m.Random {
+		// Nothing is learnt; the memory only lets Redraw skip repeats.
+		m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: traj, Reward: reward})
+		return Learned{}, nil
 	}
 	m.Table.Remember(traj, reward, TrialRand(m.seed, trial, 1))
 	return Learned{}, nil

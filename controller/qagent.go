@@ -76,10 +76,18 @@ func (a *QAgent) trajectory(actions []int, choose func(state string, valid []str
 	return out, traj
 }
 
-// Propose draws trial's architecture epsilon-greedily.
+// Propose draws trial's architecture epsilon-greedily (with QConfig.Redraw,
+// again while it repeats one of the replay memory).
 func (a *QAgent) Propose(trial int) (Proposal, error) {
 	eps := a.schedule.Epsilon(trial - 1)
-	out, _ := a.trajectory(nil, func(s string, valid []string) string { return a.table.Choose(s, valid, eps, a.rng) })
+	choose := func(s string, valid []string) string { return a.table.Choose(s, valid, eps, a.rng) }
+	out, traj := a.trajectory(nil, choose)
+	if n := a.table.cfg.Redraw; n > 0 {
+		seen := a.table.Seen()
+		for i := 0; i < n && seen[TrajectoryKey(traj)]; i++ {
+			out, traj = a.trajectory(nil, choose)
+		}
+	}
 	p, err := propose(a.space, out)
 	p.Epsilon = eps
 	return p, err

@@ -24,6 +24,21 @@ type QConfig struct {
 	// each trajectory forwards and multiplies max Q(next) by Alpha instead of
 	// Gamma. Off by default; for reproducing the study only.
 	StudyUpdate bool `yaml:"study_update" json:"study_update"`
+	// Redraw is how many times a proposal that repeats an architecture of
+	// the replay memory is drawn again before it is kept; 0 keeps it at once.
+	Redraw int `yaml:"redraw,omitempty" json:"redraw,omitempty"`
+}
+
+// Check returns the configuration's first problem, or nil; zero fields are
+// valid (they take their defaults).
+func (c QConfig) Check() error {
+	switch {
+	case c.Alpha < 0 || c.Alpha > 1 || c.Gamma < 0 || c.Gamma > 1:
+		return fmt.Errorf("alpha and gamma must be in [0, 1], got %v and %v", c.Alpha, c.Gamma)
+	case c.Redraw < 0:
+		return fmt.Errorf("redraw %d: want 0 or more", c.Redraw)
+	}
+	return nil
 }
 
 // WithDefaults returns c with every zero field replaced by its default.
@@ -158,6 +173,28 @@ func (q *QTable) Remember(traj []Transition, reward float64, rng *rand.Rand) {
 		e := q.Memory[rng.IntN(len(q.Memory))]
 		q.Learn(e.Trajectory, e.Reward)
 	}
+}
+
+// Seen returns the trajectories of the replay memory by their actions
+// joined (TrajectoryKey).
+func (q *QTable) Seen() map[string]bool {
+	seen := make(map[string]bool, len(q.Memory))
+	for _, e := range q.Memory {
+		seen[TrajectoryKey(e.Trajectory)] = true
+	}
+	return seen
+}
+
+// TrajectoryKey names a trajectory by its actions.
+func TrajectoryKey(traj []Transition) string {
+	var b strings.Builder
+	for i, t := range traj {
+		if i > 0 {
+			b.WriteString(" - ")
+		}
+		b.WriteString(t.Action)
+	}
+	return b.String()
 }
 
 // Phase is a stretch of an epsilon schedule: Models models at Epsilon.

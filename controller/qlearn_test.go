@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -183,5 +184,71 @@ func TestTrajectoryMatchesSample(t *testing.T) {
 	}
 	if _, err := m.Trajectory(genotype.MustParse("C(7,3,1) - SM()")); err == nil {
 		t.Error("an architecture outside the space gave a trajectory")
+	}
+}
+
+func TestQConfigCheck(t *testing.T) {
+	for _, c := range []struct {
+		cfg  QConfig
+		want string // "" for valid
+	}{
+		{QConfig{}, ""},
+		{QConfig{Redraw: 20}, ""},
+		{QConfig{Redraw: -1}, "redraw -1"},
+		{QConfig{Alpha: 1.5}, "alpha and gamma"},
+	} {
+		err := c.cfg.Check()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: Check() = %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// With Redraw, neither the agent at a low epsilon nor the random baseline
+// proposes an architecture it has already been told the reward of; without
+// it, the greedy agent repeats its best path.
+func TestRedrawSkipsRepeats(t *testing.T) {
+	space := genotype.Study
+	space.MaxDepth = 4
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	repeats := func(cfg QConfig, random bool, eps float64) int {
+		m, err := NewMetaQNN(space, in, cfg, EpsilonSchedule{{1, 10}, {eps, 30}}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Random = random
+		seen, n := map[string]bool{}, 0
+		for trial := 1; trial <= 40; trial++ {
+			p, err := m.Propose(trial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := p.Genotype.Key(); seen[k] {
+				n++
+			} else {
+				seen[k] = true
+			}
+			// A reward that favours short networks gives the greedy path a
+			// clear best.
+			arch := p.Genotype.(genotype.Arch)
+			if _, err := m.Observe(trial, p, 1-0.1*float64(len(arch))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	without := repeats(QConfig{Alpha: 0.5}, false, 0.1)
+	with := repeats(QConfig{Alpha: 0.5, Redraw: 50}, false, 0.1)
+	t.Logf("repeats in 40 proposals: %d without redraw, %d with", without, with)
+	if without < 10 {
+		t.Errorf("without redraw the greedy agent repeated %d of 40 proposals; want many (else this test shows nothing)", without)
+	}
+	// A few repeats remain once the greedy path's neighbours at epsilon 0.1
+	// are used up (50 draws find nothing new).
+	if with > without/3 {
+		t.Errorf("with redraw 50 the agent repeated %d of 40 proposals, without %d", with, without)
+	}
+	if n := repeats(QConfig{Redraw: 50}, true, 0.1); n != 0 {
+		t.Errorf("with redraw 50 random search repeated %d of 40 proposals", n)
 	}
 }

@@ -225,7 +225,7 @@ type Monitor uint8
 
 // The monitored quantities.
 const (
-	MonitorValAccuracy Monitor = iota // highest validation accuracy
+	MonitorValAccuracy Monitor = iota // highest validation accuracy; ties: lowest validation loss
 	MonitorValLoss                    // lowest validation loss
 )
 
@@ -247,12 +247,14 @@ func ParseMonitor(s string) (Monitor, error) {
 	return 0, fmt.Errorf("unknown monitor %q (valid: %s)", s, strings.Join(monitorNames, ", "))
 }
 
-// better reports whether epoch e improves on the best epoch so far.
+// better reports whether epoch e improves on the best epoch so far. Equal
+// accuracies are ordered by loss: a few hundred validation images often
+// reach the same accuracy at several epochs (docs/search-quality.md, "Ties").
 func (m Monitor) better(e, best EpochRecord) bool {
 	if m == MonitorValLoss {
 		return e.ValLoss < best.ValLoss
 	}
-	return e.ValAccuracy > best.ValAccuracy
+	return e.ValAccuracy > best.ValAccuracy || e.ValAccuracy == best.ValAccuracy && e.ValLoss < best.ValLoss
 }
 
 // Status is how a training run ended.
@@ -290,6 +292,17 @@ type Result struct {
 	// constant predictor, whatever the architecture could do.
 	AtChance bool        `json:"at_chance,omitempty"`
 	Weights  [][]float32 `json:"-"` // best weights, onnxgen.Params order
+}
+
+// Best returns the record of the best epoch (BestEpoch of the last
+// attempt), and false when there is none.
+func (r *Result) Best() (EpochRecord, bool) {
+	for i := len(r.Epochs) - 1; i >= 0; i-- {
+		if e := r.Epochs[i]; e.Epoch == r.BestEpoch && e.Attempt == r.Restarts {
+			return e, true
+		}
+	}
+	return EpochRecord{}, false
 }
 
 // Reward is the validation accuracy, or 0 when the run did not finish training.

@@ -413,3 +413,34 @@ func stepOnce(t *testing.T, tr *trainer, n int64, period int) {
 		t.Errorf("batch of %d: loss %g", n, l)
 	}
 }
+
+// The accuracy monitor orders equal accuracies by loss, and Best finds the
+// kept epoch's record in the last attempt.
+func TestMonitorTiesAndBest(t *testing.T) {
+	best := EpochRecord{ValAccuracy: 1, ValLoss: 0.02}
+	for _, c := range []struct {
+		e    EpochRecord
+		want bool
+	}{
+		{EpochRecord{ValAccuracy: 1, ValLoss: 0.01}, true},
+		{EpochRecord{ValAccuracy: 1, ValLoss: 0.03}, false},
+		{EpochRecord{ValAccuracy: 1, ValLoss: 0.02}, false},
+		{EpochRecord{ValAccuracy: 0.99, ValLoss: 0.001}, false},
+	} {
+		if got := MonitorValAccuracy.better(c.e, best); got != c.want {
+			t.Errorf("accuracy monitor: %+v better than %+v = %v, want %v", c.e, best, got, c.want)
+		}
+	}
+	if MonitorValLoss.better(EpochRecord{ValAccuracy: 0.5, ValLoss: 0.01}, best) != true {
+		t.Error("loss monitor: a lower loss at a lower accuracy is better")
+	}
+	r := Result{BestEpoch: 2, Restarts: 1, Epochs: []EpochRecord{
+		{Attempt: 0, Epoch: 1}, {Attempt: 0, Epoch: 2, ValLoss: 9},
+		{Attempt: 1, Epoch: 1}, {Attempt: 1, Epoch: 2, ValLoss: 0.5}, {Attempt: 1, Epoch: 3}}}
+	if e, ok := r.Best(); !ok || e.ValLoss != 0.5 {
+		t.Errorf("Best() = %+v, %v; want attempt 1 epoch 2", e, ok)
+	}
+	if _, ok := (&Result{}).Best(); ok {
+		t.Error("Best() of a result without epochs reports one")
+	}
+}

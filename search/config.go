@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/nasctl/nasctl/controller"
@@ -140,9 +141,11 @@ func (c CellSettings) IsZero() bool { return c == CellSettings{} }
 
 // MetaQNNSettings configure the MetaQNN agent.
 type MetaQNNSettings struct {
-	// Agent is qlearning (Baker et al.'s) or random: the same space sampled
+	// Agent is qlearning (Baker et al.'s); random: the same space sampled
 	// uniformly (every layer at epsilon 1), nothing learnt, the baseline
-	// that shows what Q-learning buys. Empty: qlearning.
+	// that shows what an agent buys; or evolution: regularized evolution
+	// (Real et al. 2019) after the schedule's random first phase. Empty:
+	// qlearning.
 	Agent string `yaml:"agent,omitempty"`
 	// Space is the search space: a preset name or a full description.
 	Space SpaceSpec `yaml:"space,omitempty"`
@@ -150,6 +153,9 @@ type MetaQNNSettings struct {
 	Schedule ScheduleSpec `yaml:"schedule,omitempty"`
 	// QLearning configures Q-learning (alpha, gamma, initial Q, replay).
 	QLearning controller.QConfig `yaml:"q_learning,omitempty"`
+	// Evolution configures the evolution agent (population, tournament
+	// size); its redraws are QLearning.Redraw.
+	Evolution controller.EvolutionConfig `yaml:"evolution,omitempty"`
 }
 
 // TrainSettings configure the training of one trial (see
@@ -182,7 +188,11 @@ type TrainSettings struct {
 const (
 	AgentQLearning = "qlearning"
 	AgentRandom    = "random"
+	AgentEvolution = "evolution"
 )
+
+// MetaQNNAgents lists the agents of a layer-sequence search.
+var MetaQNNAgents = []string{AgentQLearning, AgentRandom, AgentEvolution}
 
 // Optimizers of TrainSettings.
 const (
@@ -297,8 +307,10 @@ var metaqnnPresets = map[string]Config{
 	// 30 epochs (figures: docs/performance.md, "The CPU preset").
 	"cpu": {
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
+		// Proposals that repeat a trained network are drawn again (up to 20
+		// times), by every agent (docs/search-quality.md, "Repeats").
 		MetaQNN: MetaQNNSettings{Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
-			QLearning: controller.QConfig{Alpha: 0.1}},
+			QLearning: controller.QConfig{Alpha: 0.1, Redraw: 20}},
 		// He weights and a first layer centred on the data keep the narrow
 		// nets from starting as constant predictors; those that still are
 		// give up after 2 epochs (docs/search-quality.md).
@@ -475,6 +487,9 @@ func (c Config) metaqnnDefaults() Config {
 	}
 	m.QLearning = m.QLearning.WithDefaults()
 	m.Agent = cmp.Or(m.Agent, AgentQLearning)
+	if m.Agent == AgentEvolution {
+		m.Evolution = m.Evolution.WithDefaults(m.Schedule.EpsilonSchedule)
+	}
 	if c.Trials == 0 {
 		c.Trials = m.Schedule.Total()
 	}
@@ -593,12 +608,14 @@ func (c Config) checkMetaQNN(ps *problems) {
 	if err := c.MetaQNN.Schedule.Check(); err != nil {
 		ps.add("metaqnn.schedule: %v", err)
 	}
-	if a := c.MetaQNN.Agent; a != AgentQLearning && a != AgentRandom {
-		ps.add("metaqnn.agent: %q (valid: %s, %s)", a, AgentQLearning, AgentRandom)
+	if a := c.MetaQNN.Agent; !slices.Contains(MetaQNNAgents, a) {
+		ps.add("metaqnn.agent: %q (valid: %s)", a, strings.Join(MetaQNNAgents, ", "))
 	}
-	q := c.MetaQNN.QLearning
-	if q.Alpha < 0 || q.Alpha > 1 || q.Gamma < 0 || q.Gamma > 1 {
-		ps.add("metaqnn.q_learning: alpha and gamma must be in [0, 1]")
+	if err := c.MetaQNN.Evolution.Check(); err != nil {
+		ps.add("metaqnn.evolution: %v", err)
+	}
+	if err := c.MetaQNN.QLearning.Check(); err != nil {
+		ps.add("metaqnn.q_learning: %v", err)
 	}
 }
 

@@ -56,10 +56,26 @@ func (m metaqnnMethod) agent() (*controller.MetaQNN, error) {
 	return a, err
 }
 
-func (m metaqnnMethod) newAgent() (controller.Agent, error) { return m.agent() }
+// loader is an agent that restores its saved state.
+type loader interface {
+	controller.Agent
+	Load(r io.Reader) error
+}
+
+func (m metaqnnMethod) newAgent() (controller.Agent, error) { return m.searcher() }
+
+// searcher returns the configured agent: MetaQNN (Q-learning or random) or
+// evolution.
+func (m metaqnnMethod) searcher() (loader, error) {
+	q := m.cfg.MetaQNN
+	if q.Agent == AgentEvolution {
+		return controller.NewEvolution(q.Space.Space, m.input, q.Evolution, q.QLearning, q.Schedule.EpsilonSchedule, m.cfg.Seed)
+	}
+	return m.agent()
+}
 
 func (m metaqnnMethod) loadAgent(r io.Reader) (controller.Agent, error) {
-	a, err := m.agent()
+	a, err := m.searcher()
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +88,20 @@ func (m metaqnnMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
 
 func (m metaqnnMethod) describe() string {
 	q := m.cfg.MetaQNN
+	if q.Agent == AgentEvolution {
+		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn as random search) over the %s space; reward: %s",
+			q.Evolution.Population, q.Evolution.Sample, q.Evolution.Population, q.Space.Name, m.cfg.Reward.describe())
+	}
 	if q.Agent == AgentRandom {
 		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout) over the %s space; reward: %s",
 			q.Space.Name, m.cfg.Reward.describe())
 	}
-	return fmt.Sprintf("MetaQNN Q-learning (alpha %g, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
-		q.QLearning.Alpha, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
+	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha)
+	if q.QLearning.Redraw > 0 {
+		learn += fmt.Sprintf(", repeats drawn again up to %d times", q.QLearning.Redraw)
+	}
+	return fmt.Sprintf("MetaQNN Q-learning (%s, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
+		learn, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }
 
 func (m metaqnnMethod) sampler(rng *rand.Rand) (func() genotype.Genotype, error) {

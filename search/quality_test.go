@@ -42,8 +42,9 @@ func TestPresetTrainingRecipes(t *testing.T) {
 		t.Errorf("cpu preset trains with %+v", tc)
 	}
 	c.Train.Init, c.Train.GiveUpAfter, c.MetaQNN.Agent = "kaiming", -1, "greedy"
+	c.MetaQNN.QLearning.Redraw = -1
 	err = c.Check()
-	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent"} {
+	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent", "metaqnn.q_learning: redraw -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)
 		}
@@ -84,9 +85,11 @@ func TestRandomAgentRun(t *testing.T) {
 	if differ == 0 {
 		t.Error("the random agent proposed the Q-learning agent's greedy trials")
 	}
+	// Nothing learnt: an empty table; the memory of every trial is there
+	// for the redraws.
 	state, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, rundir.FileAgent))
-	if err != nil || !strings.Contains(string(state), `{"q":{},"memory":null}`) {
-		t.Errorf("random agent state %.60s (%v), want an empty table", state, err)
+	if err != nil || !strings.Contains(string(state), `{"q":{},"memory":[`) || strings.Count(string(state), `"reward"`) != len(rt) {
+		t.Errorf("random agent state %.60s (%v), want an empty table and a memory of %d trials", state, err, len(rt))
 	}
 	report, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, "report.md"))
 	if err != nil || !strings.Contains(string(report), "random search") {

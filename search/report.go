@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/internal/figure"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -35,8 +36,10 @@ type Report struct {
 	// Majority is the validation split's majority-class share (trained
 	// searches): the accuracy of a constant predictor.
 	Majority float64 `json:"val_majority_share,omitempty"`
-	// Phases summarizes the trials of each epsilon (MetaQNN).
+	// Phases summarizes the trials of each phase of the epsilon schedule
+	// (MetaQNN's space); Agent is the layer-sequence agent.
 	Phases []PhaseStats `json:"phases,omitempty"`
+	Agent  string       `json:"agent,omitempty"`
 	// Windows summarizes every windowSize trials (REINFORCE), First and Last
 	// the first and last hundred, All every trial.
 	Windows     []RewardWindow `json:"windows,omitempty"`
@@ -51,8 +54,12 @@ type Report struct {
 	BestBy string              `json:"best_by,omitempty"`
 }
 
-// PhaseStats summarizes the trials of one epsilon.
+// PhaseStats summarizes the trials of one phase of the epsilon schedule
+// (trials From..To): the phase's epsilon for Q-learning, the same trial
+// range for the agents that ignore epsilon (random, evolution).
 type PhaseStats struct {
+	From     int     `json:"from"`
+	To       int     `json:"to"`
 	Epsilon  float64 `json:"epsilon"`
 	Trials   int     `json:"trials"`
 	Mean     float64 `json:"mean_val_accuracy"`
@@ -87,7 +94,7 @@ type TopCandidate struct {
 
 // What the best final model was chosen by.
 const (
-	bestByAccuracy = "validation accuracy"
+	bestByAccuracy = "validation accuracy, ties by validation loss"
 	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
 )
 
@@ -118,7 +125,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	}
 	switch cfg.Kind {
 	case KindMetaQNN:
-		r.Phases = phaseStats(trials, majority)
+		r.Phases, r.Agent = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule), cfg.MetaQNN.Agent
 	case KindNASNet:
 		r.windows(trials, notes)
 	}
@@ -126,20 +133,22 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	return r
 }
 
-func phaseStats(trials []rundir.Trial, majority float64) []PhaseStats {
-	byEps := map[float64][]float64{}
-	var order []float64
-	for _, t := range trials {
-		if _, ok := byEps[t.Epsilon]; !ok {
-			order = append(order, t.Epsilon)
-		}
-		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
-	}
-	sort.Sort(sort.Reverse(sort.Float64Slice(order)))
+func phaseStats(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) []PhaseStats {
 	var out []PhaseStats
-	for _, e := range order {
-		rs := byEps[e]
-		p := PhaseStats{Epsilon: e, Trials: len(rs)}
+	from := 1
+	for i, ph := range schedule {
+		p := PhaseStats{From: from, To: from + ph.Models - 1, Epsilon: ph.Epsilon}
+		from += ph.Models
+		var rs []float64
+		for _, t := range trials {
+			if t.ID >= p.From && (t.ID <= p.To || i == len(schedule)-1) {
+				rs = append(rs, t.ValAccuracy)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		p.Trials = len(rs)
 		for _, x := range rs {
 			p.Mean += x
 			p.Best = max(p.Best, x)
@@ -205,7 +214,15 @@ func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
 		r.BestBy = bestByMnasNet
 	}
 	for i, f := range r.Finals {
-		if f.Status == rundir.StatusOK && (r.Best == nil || reward.reward(f.ValAccuracy, f.LatencyMs) > reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)) {
+		if f.Status != rundir.StatusOK {
+			continue
+		}
+		if r.Best == nil {
+			r.Best = &r.Finals[i]
+			continue
+		}
+		a, b := reward.reward(f.ValAccuracy, f.LatencyMs), reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)
+		if a > b || a == b && f.ValLoss > 0 && f.ValLoss < r.Best.ValLoss {
 			r.Best = &r.Finals[i]
 		}
 	}
@@ -308,10 +325,13 @@ func (r Report) epsilonSection(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Validation accuracy per epsilon\n\n")
-	fmt.Fprintf(b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).\n\n", 100*r.Majority)
-	b.WriteString("| epsilon | trials | mean | sd | best | constant predictors |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).", 100*r.Majority)
+	if r.Agent != "" && r.Agent != AgentQLearning {
+		fmt.Fprintf(b, " The %s agent does not use epsilon: its rows are the schedule's trial ranges, to compare with Q-learning's.", r.Agent)
+	}
+	b.WriteString("\n\n| trials | epsilon | n | mean | sd | best | constant predictors |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range r.Phases {
-		fmt.Fprintf(b, "| %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |\n", p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
+		fmt.Fprintf(b, "| %d-%d | %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |\n", p.From, p.To, p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
 	}
 	b.WriteString("\n")
 }

@@ -2,10 +2,12 @@ package search
 
 import (
 	"encoding/csv"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -50,8 +52,8 @@ func TestReportBestBy(t *testing.T) {
 		label  string
 	}{
 		{RewardSettings{Mode: RewardMnasNet, TargetMs: 2}, 2, "(by MnasNet's reward of validation accuracy and latency): rank 2"},
-		{RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 5}, 1, "(by validation accuracy): rank 1"},
-		{RewardSettings{}, 1, "(by validation accuracy): rank 1"},
+		{RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 5}, 1, "(by validation accuracy, ties by validation loss): rank 1"},
+		{RewardSettings{}, 1, "(by validation accuracy, ties by validation loss): rank 1"},
 	} {
 		cfg := Config{Kind: KindMetaQNN, Name: "run", Reward: tc.reward}
 		r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5)
@@ -60,6 +62,59 @@ func TestReportBestBy(t *testing.T) {
 		}
 		if md := r.Markdown(); !strings.Contains(md, tc.label) {
 			t.Errorf("%s: markdown lacks %q:\n%s", tc.reward.Mode, tc.label, md)
+		}
+	}
+}
+
+// Equal validation accuracies go to the lower validation loss; a final
+// without a recorded loss (older runs) keeps the better search rank.
+func TestReportBestTiesByValLoss(t *testing.T) {
+	finals := []rundir.FinalResult{
+		{Rank: 1, Trial: 4, ValAccuracy: 1, ValLoss: 0.027, Status: rundir.StatusOK},
+		{Rank: 2, Trial: 7, ValAccuracy: 0.998, ValLoss: 0.001, Status: rundir.StatusOK},
+		{Rank: 3, Trial: 9, ValAccuracy: 1, ValLoss: 0.006, Status: rundir.StatusOK},
+		{Rank: 4, Trial: 11, ValAccuracy: 1, ValLoss: 0.013, Status: rundir.StatusOK},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run"}
+	if r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5); r.Best == nil || r.Best.Rank != 3 {
+		t.Errorf("best %+v, want rank 3 (accuracy 1, loss 0.006)", r.Best)
+	}
+	old := slices.Clone(finals)
+	for i := range old {
+		old[i].ValLoss = 0
+	}
+	if r := BuildReport(cfg, "", nil, nil, old, 0.5); r.Best == nil || r.Best.Rank != 1 {
+		t.Errorf("without losses: best %+v, want rank 1", r.Best)
+	}
+}
+
+// The phases are the schedule's trial ranges, whatever epsilon the agent
+// drew at: the random agent's trials are all at epsilon 1, and a run longer
+// than its schedule counts its extra trials in the last phase.
+func TestReportPhasesByTrialRange(t *testing.T) {
+	var trials []rundir.Trial
+	for id := 1; id <= 6; id++ {
+		trials = append(trials, rundir.Trial{Candidate: rundir.Candidate{ID: id, Epsilon: 1}, Status: rundir.StatusOK, ValAccuracy: 0.1 * float64(id)})
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run", MetaQNN: MetaQNNSettings{Agent: AgentRandom,
+		Schedule: ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 1, Models: 2}, {Epsilon: 0.5, Models: 3}}}}}
+	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
+	want := []PhaseStats{{From: 1, To: 2, Epsilon: 1, Trials: 2}, {From: 3, To: 5, Epsilon: 0.5, Trials: 4}}
+	if len(r.Phases) != 2 {
+		t.Fatalf("phases %+v", r.Phases)
+	}
+	for i, p := range r.Phases {
+		if p.From != want[i].From || p.To != want[i].To || p.Epsilon != want[i].Epsilon || p.Trials != want[i].Trials {
+			t.Errorf("phase %d: %+v, want %+v", i, p, want[i])
+		}
+	}
+	if m := r.Phases[1].Mean; math.Abs(m-0.45) > 1e-12 {
+		t.Errorf("mean of trials 3-6: %v, want 0.45", m)
+	}
+	md := r.Markdown()
+	for _, w := range []string{"The random agent does not use epsilon", "| 3-5 | 0.5 | 4 | 0.4500 |"} {
+		if !strings.Contains(md, w) {
+			t.Errorf("markdown lacks %q:\n%s", w, md)
 		}
 	}
 }

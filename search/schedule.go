@@ -166,6 +166,12 @@ func (s *Search) advance(ctx context.Context) error {
 		if !ok {
 			break
 		}
+		if c.stopped() && c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials {
+			// An uninterrupted run proposes trial nextID before it learns
+			// this one; the resumed run will, from the same agent state.
+			// The trial is on disk and is learned then.
+			break
+		}
 		if err := s.learn(t); err != nil {
 			return err
 		}

@@ -186,6 +186,7 @@ func read[T any](t *testing.T, f func(string) ([]T, error), dir string) []T {
 // refusals are recorded, the final phase and the report are written.
 func TestSearchRun(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
+	cfg.MetaQNN.QLearning.Redraw = 0 // repeats come up, and are reused
 	exec := &fakeExecutor{}
 	s := newSearch(t, cfg, exec)
 	var events []Event
@@ -278,8 +279,17 @@ func TestSearchRun(t *testing.T) {
 // flight or queued are evaluated again. With several workers finishing in
 // any order too.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	for _, workers := range []int{1, 3} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+	for _, c := range []struct {
+		agent   string
+		workers int
+	}{{AgentQLearning, 1}, {AgentQLearning, 3}, {AgentEvolution, 3}} {
+		agent, workers := c.agent, c.workers
+		t.Run(fmt.Sprintf("%s/workers=%d", agent, workers), func(t *testing.T) {
+			testConfig := func(t *testing.T, dir string) Config {
+				c := testConfig(t, dir)
+				c.MetaQNN.Agent = agent
+				return c.WithDefaults()
+			}
 			whole := testConfig(t, t.TempDir())
 			whole.Final.Skip, whole.Workers = true, workers
 			s := newSearch(t, whole, &fakeExecutor{jitter: true})

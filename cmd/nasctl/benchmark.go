@@ -37,6 +37,9 @@ var benchAgents = []benchAgent{
 	{"metaqnn", "MetaQNN's tabular Q-learning, its epsilon schedule scaled to the budget", func(o benchmarkAgentsOptions) controller.AgentFactory {
 		return controller.QLearningFactory(o.QLearning, o.Schedule.Scale(o.Budget))
 	}},
+	{"evolution", "regularized evolution (Real et al. 2019)", func(o benchmarkAgentsOptions) controller.AgentFactory {
+		return controller.EvolutionFactory(o.Evolution)
+	}},
 }
 
 func benchAgentNames() []string {
@@ -79,6 +82,9 @@ per episode down to 1.0) or study (the founding study's baseline, skip and clipp
 The metaqnn agent follows --q-schedule (Baker et al.'s by default) scaled to the
 budget, with Q-learning step size --q-alpha 0.3 (Baker et al.'s 0.01 ties random
 search at 300 queries on natsbench) and --q-replay trajectories replayed per query.
+The evolution agent is regularized evolution (Real et al. 2019): --evo-population
+random architectures, then each query mutates one decision of the best of
+--evo-sample members drawn from the population, whose oldest member leaves.
 Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 300 --seeds 50 --out plots`,
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},
@@ -96,6 +102,9 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.StringFlag{Name: "q-schedule", Value: "baker2017", Usage: `metaqnn: epsilon schedule scaled to the budget, a preset (baker2017, study, cpu) or "EPS:MODELS,..."`},
 				&cli.Float64Flag{Name: "q-alpha", Value: 0.3, Usage: "metaqnn: Q-learning step size (Baker et al.: 0.01; 0.3 measured best here, docs/search-quality.md)"},
 				&cli.IntFlag{Name: "q-replay", Usage: "metaqnn: trajectories replayed after every query (0: Baker et al.'s 128; negative: none)"},
+				&cli.IntFlag{Name: "q-redraw", Usage: "metaqnn: times a proposal that repeats a queried architecture is drawn again"},
+				&cli.IntFlag{Name: "evo-population", Usage: "evolution: population (0: 20)"},
+				&cli.IntFlag{Name: "evo-sample", Usage: "evolution: tournament size (0: a sixth of the population, at least 2)"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
 			}, reinforceFlags()...),
 			Action: func(c *cli.Context) error {
@@ -126,6 +135,7 @@ type benchmarkAgentsOptions struct {
 	Workers     int
 	Reinforce   controller.ReinforceConfig
 	QLearning   controller.QConfig         // metaqnn's
+	Evolution   controller.EvolutionConfig // evolution's
 	Schedule    controller.EpsilonSchedule // metaqnn's, before scaling to the budget
 	Progress    func(done, total int)      // nil: quiet
 }
@@ -189,9 +199,16 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	if o.Schedule, err = controller.ParseSchedule(c.String("q-schedule")); err != nil {
 		return o, usagef("--q-schedule: %v", err)
 	}
-	o.QLearning = controller.QConfig{Alpha: c.Float64("q-alpha"), Replay: c.Int("q-replay")}
+	o.QLearning = controller.QConfig{Alpha: c.Float64("q-alpha"), Replay: c.Int("q-replay"), Redraw: c.Int("q-redraw")}
 	if a := o.QLearning.Alpha; a < 0 || a > 1 {
 		return o, usagef("--q-alpha %v: must be in (0, 1], or 0 for the default", a)
+	}
+	if err := o.QLearning.Check(); err != nil {
+		return o, usagef("--q-redraw: %v", err)
+	}
+	o.Evolution = controller.EvolutionConfig{Population: c.Int("evo-population"), Sample: c.Int("evo-sample")}
+	if err := o.Evolution.Check(); err != nil {
+		return o, usagef("--evo-population/--evo-sample: %v", err)
 	}
 	r := &o.Reinforce
 	if err := applyReinforceFlags(c, r); err != nil {

@@ -63,7 +63,7 @@ Examples:
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
-			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default) or random: the same space, trial count and training, architectures drawn uniformly (the baseline)"},
+			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit"},

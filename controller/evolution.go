@@ -258,7 +258,7 @@ type SpaceEvolution struct {
 }
 
 // EvolutionFactory returns a factory of SpaceEvolution agents; zero fields
-// of cfg mean a population of 20 and tournaments of 5.
+// of cfg mean a population of 20 and tournaments of 3 (a sixth).
 func EvolutionFactory(cfg EvolutionConfig) AgentFactory {
 	return func(space Space, seed uint64) (Agent, error) {
 		if err := cfg.Check(); err != nil {

@@ -59,7 +59,7 @@ func (c EvolutionConfig) Check() error {
 // QConfig.Redraw a proposal that repeats an observed architecture is drawn
 // again.
 type Evolution struct {
-	base    *MetaQNN // samples the random start, in Random mode
+	base    *MetaQNN // its space, input and seed; it samples the random start
 	cfg     EvolutionConfig
 	redraw  int
 	members []member // every observed architecture, in order
@@ -79,11 +79,10 @@ func NewEvolution(space genotype.Space, in genotype.Input, cfg EvolutionConfig, 
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	base, err := NewMetaQNN(space, in, QConfig{Redraw: q.Redraw}, schedule, seed)
+	base, err := NewMetaQNN(space, in, QConfig{}, schedule, seed)
 	if err != nil {
 		return nil, err
 	}
-	base.Random = true
 	return &Evolution{base: base, cfg: cfg.WithDefaults(schedule), redraw: q.Redraw, seen: map[string]bool{}}, nil
 }
 
@@ -95,26 +94,17 @@ func (e *Evolution) Config() EvolutionConfig { return e.cfg }
 func (e *Evolution) Propose(trial int) (Proposal, error) {
 	rng := TrialRand(e.base.seed, trial, 0)
 	pop := e.members[max(0, len(e.members)-e.cfg.Population):]
+	seen := func() map[string]bool { return e.seen }
 	if trial <= e.cfg.Population || len(pop) == 0 {
-		arch := e.draw(func() genotype.Arch { a, _ := e.base.Sample(1, rng); return a })
+		arch := drawNew(e.redraw, seen, func() (genotype.Arch, string) { a, _ := e.base.Sample(1, rng); return a, a.String() })
 		return Proposal{Genotype: arch, Epsilon: 1}, nil
 	}
 	parent, err := genotype.Parse(tournament(pop, e.cfg.Sample, rng).Arch)
 	if err != nil {
 		return Proposal{}, fmt.Errorf("evolution: population member: %w", err)
 	}
-	arch := e.draw(func() genotype.Arch { return e.mutate(parent, rng) })
+	arch := drawNew(e.redraw, seen, func() (genotype.Arch, string) { a := e.mutate(parent, rng); return a, a.String() })
 	return Proposal{Genotype: arch}, nil
-}
-
-// draw calls next, and again up to redraw times while it repeats an
-// observed architecture.
-func (e *Evolution) draw(next func() genotype.Arch) genotype.Arch {
-	arch := next()
-	for i := 0; i < e.redraw && e.seen[arch.String()]; i++ {
-		arch = next()
-	}
-	return arch
 }
 
 // tournament draws k members of pop without replacement and returns the

@@ -74,13 +74,10 @@ func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 		eps = 1
 	}
 	rng := TrialRand(m.seed, trial, 0)
-	arch, traj := m.Sample(eps, rng)
-	if n := m.Table.cfg.Redraw; n > 0 {
-		seen := m.Table.Seen()
-		for i := 0; i < n && seen[TrajectoryKey(traj)]; i++ {
-			arch, traj = m.Sample(eps, rng)
-		}
-	}
+	arch := drawNew(m.Table.cfg.Redraw, m.Table.seen, func() (genotype.Arch, string) {
+		a, traj := m.Sample(eps, rng)
+		return a, trajectoryKey(traj)
+	})
 	return Proposal{Genotype: arch, Epsilon: eps}, nil
 }
 

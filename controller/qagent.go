@@ -81,13 +81,10 @@ func (a *QAgent) trajectory(actions []int, choose func(state string, valid []str
 func (a *QAgent) Propose(trial int) (Proposal, error) {
 	eps := a.schedule.Epsilon(trial - 1)
 	choose := func(s string, valid []string) string { return a.table.Choose(s, valid, eps, a.rng) }
-	out, traj := a.trajectory(nil, choose)
-	if n := a.table.cfg.Redraw; n > 0 {
-		seen := a.table.Seen()
-		for i := 0; i < n && seen[TrajectoryKey(traj)]; i++ {
-			out, traj = a.trajectory(nil, choose)
-		}
-	}
+	out := drawNew(a.table.cfg.Redraw, a.table.seen, func() ([]int, string) {
+		out, traj := a.trajectory(nil, choose)
+		return out, trajectoryKey(traj)
+	})
 	p, err := propose(a.space, out)
 	p.Epsilon = eps
 	return p, err

@@ -175,18 +175,18 @@ func (q *QTable) Remember(traj []Transition, reward float64, rng *rand.Rand) {
 	}
 }
 
-// Seen returns the trajectories of the replay memory by their actions
-// joined (TrajectoryKey).
-func (q *QTable) Seen() map[string]bool {
+// seen returns the trajectories of the replay memory by their actions
+// joined (trajectoryKey).
+func (q *QTable) seen() map[string]bool {
 	seen := make(map[string]bool, len(q.Memory))
 	for _, e := range q.Memory {
-		seen[TrajectoryKey(e.Trajectory)] = true
+		seen[trajectoryKey(e.Trajectory)] = true
 	}
 	return seen
 }
 
-// TrajectoryKey names a trajectory by its actions.
-func TrajectoryKey(traj []Transition) string {
+// trajectoryKey names a trajectory by its actions.
+func trajectoryKey(traj []Transition) string {
 	var b strings.Builder
 	for i, t := range traj {
 		if i > 0 {
@@ -195,6 +195,20 @@ func TrajectoryKey(traj []Transition) string {
 		b.WriteString(t.Action)
 	}
 	return b.String()
+}
+
+// drawNew calls draw, and again up to n times while seen holds the key of
+// what it drew (QConfig.Redraw); it returns the last draw.
+func drawNew[T any](n int, seen func() map[string]bool, draw func() (T, string)) T {
+	v, key := draw()
+	if n <= 0 {
+		return v
+	}
+	known := seen()
+	for i := 0; i < n && known[key]; i++ {
+		v, key = draw()
+	}
+	return v
 }
 
 // Phase is a stretch of an epsilon schedule: Models models at Epsilon.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/internal/figure"
 	"github.com/nasctl/nasctl/search/rundir"
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
 )
 
@@ -148,20 +150,15 @@ func phaseStats(trials []rundir.Trial, majority float64, schedule controller.Eps
 		if len(rs) == 0 {
 			continue
 		}
-		p.Trials = len(rs)
+		p.Trials, p.Best = len(rs), slices.Max(rs)
+		p.Mean, p.SD = stat.MeanStdDev(rs, nil)
+		if len(rs) == 1 {
+			p.SD = 0 // gonum gives NaN for a single value
+		}
 		for _, x := range rs {
-			p.Mean += x
-			p.Best = max(p.Best, x)
 			if constantPredictor(x, majority) {
 				p.Constant++
 			}
-		}
-		p.Mean /= float64(len(rs))
-		for _, x := range rs {
-			p.SD += (x - p.Mean) * (x - p.Mean)
-		}
-		if len(rs) > 1 {
-			p.SD = math.Sqrt(p.SD / float64(len(rs)-1))
 		}
 		out = append(out, p)
 	}

@@ -149,7 +149,9 @@ func (a *RandomAgent) Propose(int) (Proposal, error) {
 		}
 		actions = append(actions, idx[a.rng.IntN(len(idx))])
 	}
-	return propose(a.space, actions)
+	p, err := propose(a.space, actions)
+	p.Epsilon = 1 // every decision explores, as MetaQNN's at epsilon 1
+	return p, err
 }
 
 // Observe ignores the reward.

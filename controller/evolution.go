@@ -16,8 +16,9 @@ import (
 type EvolutionConfig struct {
 	// Population is how many of the most recent architectures compete for
 	// parenthood; the first Population trials are drawn at random. Zero:
-	// the epsilon schedule's first phase, so the random start is the one
-	// MetaQNN and the random baseline share.
+	// the epsilon schedule's first phase, so that, when that phase is at
+	// epsilon 1 (every preset's), the random start is the one MetaQNN and
+	// the random baseline share.
 	Population int `yaml:"population,omitempty" json:"population,omitempty"`
 	// Sample is how many members a tournament draws; the best is the
 	// parent. Zero: a sixth of Population, at least 2.
@@ -35,13 +36,20 @@ func (c EvolutionConfig) WithDefaults(schedule EpsilonSchedule) EvolutionConfig 
 	return c
 }
 
-// Check returns the configuration's first problem, or nil.
-func (c EvolutionConfig) Check() error {
-	if c.Population < 0 || c.Sample < 0 {
-		return fmt.Errorf("population %d and sample %d must not be negative", c.Population, c.Sample)
-	}
-	if c.Population > 0 && c.Sample > c.Population {
-		return fmt.Errorf("sample %d is larger than the population %d", c.Sample, c.Population)
+// Check returns the first problem of settings filled by WithDefaults for a
+// run of trials trials (0: of any length), or nil.
+func (c EvolutionConfig) Check(trials int) error {
+	switch {
+	case c.Population < 2:
+		return fmt.Errorf("population %d: a tournament needs at least 2 members; set a population of at least 2", c.Population)
+	case c.Sample < 2:
+		return fmt.Errorf("sample %d: a tournament of fewer than 2 picks its parent at random; set a sample of at least 2", c.Sample)
+	case c.Sample > c.Population:
+		return fmt.Errorf("sample %d is larger than the population %d; set a sample of at most %d (unset, it is a sixth of the population, at least 2)",
+			c.Sample, c.Population, c.Population)
+	case trials > 0 && c.Population >= trials:
+		return fmt.Errorf("population %d leaves none of the run's %d trials to evolution (the first population trials are drawn at random); set a population below %d",
+			c.Population, trials, trials)
 	}
 	return nil
 }
@@ -76,14 +84,15 @@ type member struct {
 // NewEvolution returns an evolution agent over space at input in; the
 // schedule sets the default population, q.Redraw the redraws.
 func NewEvolution(space genotype.Space, in genotype.Input, cfg EvolutionConfig, q QConfig, schedule EpsilonSchedule, seed uint64) (*Evolution, error) {
-	if err := cfg.Check(); err != nil {
+	cfg = cfg.WithDefaults(schedule)
+	if err := cfg.Check(0); err != nil {
 		return nil, err
 	}
 	base, err := NewMetaQNN(space, in, QConfig{}, schedule, seed)
 	if err != nil {
 		return nil, err
 	}
-	return &Evolution{base: base, cfg: cfg.WithDefaults(schedule), redraw: q.Redraw, seen: map[string]bool{}}, nil
+	return &Evolution{base: base, cfg: cfg, redraw: q.Redraw, seen: map[string]bool{}}, nil
 }
 
 // Config returns the configuration with defaults filled in.
@@ -247,14 +256,18 @@ type SpaceEvolution struct {
 	members []member
 }
 
+// EvolutionDefaultPopulation is the schedule whose first phase gives
+// SpaceEvolution its default population: 20, and tournaments of 3.
+var EvolutionDefaultPopulation = EpsilonSchedule{{1, 20}}
+
 // EvolutionFactory returns a factory of SpaceEvolution agents; zero fields
 // of cfg mean a population of 20 and tournaments of 3 (a sixth).
 func EvolutionFactory(cfg EvolutionConfig) AgentFactory {
 	return func(space Space, seed uint64) (Agent, error) {
-		if err := cfg.Check(); err != nil {
+		cfg := cfg.WithDefaults(EvolutionDefaultPopulation)
+		if err := cfg.Check(0); err != nil {
 			return nil, err
 		}
-		cfg := cfg.WithDefaults(EpsilonSchedule{{1, 20}})
 		pcg := rand.NewPCG(seed, seed^0x65766f6c) // "evol"
 		return &SpaceEvolution{space: space, cfg: cfg, pcg: pcg, rng: rand.New(pcg)}, nil
 	}

@@ -38,11 +38,14 @@ var figureSpecs = []figureSpec{
 		if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err != nil {
 			return nil, err
 		}
-		return search.EpsilonPlot(d.trials, data.ValMajority)
+		return search.AgentEpsilonPlot(d.cfg, d.trials, data.ValMajority)
 	}},
 	{"params", "Parameters against validation accuracy", kind(search.KindMetaQNN),
 		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials) }},
-	{"reward", "Reward per trial, its moving average and the baseline", kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
+	{"reward", "Reward per trial, its moving average and the controller's baseline", kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
+		if !d.cfg.Controlled() {
+			return search.RewardPlot(d.trials, nil) // random search and evolution have no baseline
+		}
 		notes, err := rundir.ReadNotes(dir)
 		if err != nil {
 			return nil, err
@@ -53,7 +56,7 @@ var figureSpecs = []figureSpec{
 		}
 		return search.RewardPlot(d.trials, byTrial)
 	}},
-	{"temperature", "Sampling temperature per trial", kind(search.KindNASNet),
+	{"temperature", "Sampling temperature per trial", controlled,
 		func(_ string, d *runData) (*plot.Plot, error) { return search.TemperaturePlot(d.trials) }},
 	{"pareto", "Winners: accuracy against latency, the Pareto front (nasctl bench)", benched, func(dir string, _ *runData) (*plot.Plot, error) {
 		rs, err := bench.ReadCSV(filepath.Join(dir, benchCSV))
@@ -75,6 +78,10 @@ var figureSpecs = []figureSpec{
 func kind(k search.Kind) func(string, *runData) bool {
 	return func(_ string, d *runData) bool { return d.err == nil && d.cfg.Kind == k }
 }
+
+// controlled is a figure of the runs whose agent is the REINFORCE
+// controller.
+func controlled(_ string, d *runData) bool { return d.err == nil && d.cfg.Controlled() }
 
 // benched is a figure of the runs that nasctl bench has measured.
 func benched(dir string, _ *runData) bool {

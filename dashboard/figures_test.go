@@ -16,11 +16,12 @@ import (
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
-// newNASNetRun writes a finished NASNet run on the mock problem: n trials
-// with their temperature and the controller's baseline noted.
-func newNASNetRun(t *testing.T, runs, name string, n int) {
+// newNASNetRun writes a finished NASNet run of agent on the mock problem: n
+// trials with their temperature and the controller's baseline noted.
+func newNASNetRun(t *testing.T, runs, name, agent string, n int) {
 	t.Helper()
-	d := create(t, search.Config{Kind: search.KindNASNet, Name: name, Dir: runs, Trials: n, Problem: search.ProblemSettings{Name: "mock"}})
+	d := create(t, search.Config{Kind: search.KindNASNet, Name: name, Dir: runs, Trials: n, Problem: search.ProblemSettings{Name: "mock"},
+		NASNet: search.NASNetSettings{Agent: agent}})
 	defer d.Close()
 	for id := 1; id <= n; id++ {
 		r := 0.6 + 0.3*math.Sin(float64(id))*math.Sin(float64(id))
@@ -40,7 +41,8 @@ func newNASNetRun(t *testing.T, runs, name string, n int) {
 // Learning curves and the comparison are figures too.
 func TestFigures(t *testing.T) {
 	runs, _ := fixtureRuns(t)
-	newNASNetRun(t, runs, "mock", 12)
+	newNASNetRun(t, runs, "mock", search.AgentReinforce, 12)
+	newNASNetRun(t, runs, "mock-random", search.AgentRandom, 12)
 	acc := func(v float64) *float64 { return &v }
 	os.MkdirAll(filepath.Join(runs, "leaves-a", "bench"), 0o755)
 	if err := bench.WriteCSV(filepath.Join(runs, "leaves-a", benchCSV), []*bench.Result{
@@ -51,9 +53,10 @@ func TestFigures(t *testing.T) {
 	}
 	srv := serve(t, Options{Runs: runs})
 	for run, want := range map[string][]string{
-		"leaves-a": {"accuracy", "epsilon", "params", "pareto", "params-latency"},
-		"leaves-b": {"accuracy", "epsilon", "params"},
-		"mock":     {"reward", "temperature"},
+		"leaves-a":    {"accuracy", "epsilon", "params", "pareto", "params-latency"},
+		"leaves-b":    {"accuracy", "epsilon", "params"},
+		"mock":        {"reward", "temperature"},
+		"mock-random": {"reward"}, // random search has no temperature
 	} {
 		var det RunDetail
 		get(t, srv.URL+"/api/runs/"+run, &det)

@@ -93,6 +93,8 @@ type Config struct {
 	MetaQNN MetaQNNSettings `yaml:"metaqnn,omitempty"`
 	// Reinforce configures the REINFORCE controller (nasnet).
 	Reinforce ReinforceSettings `yaml:"reinforce,omitempty"`
+	// NASNet chooses the agent of a nasnet search.
+	NASNet NASNetSettings `yaml:"nasnet,omitempty"`
 
 	// Train configures each trial's training.
 	Train TrainSettings `yaml:"train,omitempty"`
@@ -184,15 +186,37 @@ type TrainSettings struct {
 	GiveUpAfter int `yaml:"give_up_after,omitempty"`
 }
 
-// Agents of MetaQNNSettings.
+// NASNetSettings choose the agent of a NASNet search.
+type NASNetSettings struct {
+	// Agent is reinforce (the recurrent controller, Reinforce configures
+	// it); random: every decision uniform among the valid ones, nothing
+	// learnt, the baseline; or evolution: regularized evolution over the
+	// decisions. Empty: reinforce.
+	Agent string `yaml:"agent,omitempty"`
+	// Evolution configures the evolution agent; zero fields: a population
+	// of 20 and tournaments of 3, as benchmark agents' evolution.
+	Evolution controller.EvolutionConfig `yaml:"evolution,omitempty"`
+}
+
+// Agents of MetaQNNSettings and NASNetSettings.
 const (
 	AgentQLearning = "qlearning"
 	AgentRandom    = "random"
 	AgentEvolution = "evolution"
+	AgentReinforce = "reinforce"
 )
 
 // MetaQNNAgents lists the agents of a layer-sequence search.
 var MetaQNNAgents = []string{AgentQLearning, AgentRandom, AgentEvolution}
+
+// NASNetAgents lists the agents of a NASNet search.
+var NASNetAgents = []string{AgentReinforce, AgentRandom, AgentEvolution}
+
+// Controlled reports whether the run's agent is the REINFORCE controller,
+// whose baseline, updates and temperature the reports show.
+func (c Config) Controlled() bool {
+	return c.Kind == KindNASNet && cmp.Or(c.NASNet.Agent, AgentReinforce) == AgentReinforce
+}
 
 // Optimizers of TrainSettings.
 const (
@@ -506,8 +530,16 @@ func (c Config) nasnetDefaults() Config {
 		p.Dataset = cmp.Or(p.Dataset, natsbench.CIFAR10.String())
 	}
 	c.Trials = cmp.Or(c.Trials, 800)
-	if c.Reinforce.Preset == "" {
-		c.Reinforce.Preset = DefaultNASNetPreset(p.Name)
+	n := &c.NASNet
+	n.Agent = cmp.Or(n.Agent, AgentReinforce)
+	switch n.Agent {
+	case AgentReinforce:
+		c.Reinforce.Preset = cmp.Or(c.Reinforce.Preset, DefaultNASNetPreset(p.Name))
+	case AgentEvolution:
+		n.Evolution = n.Evolution.WithDefaults(controller.EvolutionDefaultPopulation)
+		fallthrough
+	default:
+		c.Reinforce = ReinforceSettings{} // no controller: config.yaml holds none
 	}
 	if c.Trains() {
 		cs := &c.Cells
@@ -611,9 +643,7 @@ func (c Config) checkMetaQNN(ps *problems) {
 	if a := c.MetaQNN.Agent; !slices.Contains(MetaQNNAgents, a) {
 		ps.add("metaqnn.agent: %q (valid: %s)", a, strings.Join(MetaQNNAgents, ", "))
 	}
-	if err := c.MetaQNN.Evolution.Check(); err != nil {
-		ps.add("metaqnn.evolution: %v", err)
-	}
+	checkEvolution(ps, "metaqnn", c.MetaQNN.Agent, c.MetaQNN.Evolution, c.Trials)
 	if err := c.MetaQNN.QLearning.Check(); err != nil {
 		ps.add("metaqnn.q_learning: %v", err)
 	}
@@ -652,6 +682,32 @@ func (c Config) checkNASNet(ps *problems) {
 		}
 	default:
 		ps.add("problem: unknown problem %q (valid: %s)", p.Name, strings.Join(problem.Names, ", "))
+	}
+	c.checkNASNetAgent(ps)
+}
+
+// checkEvolution checks the evolution settings evo of section (metaqnn or
+// nasnet), whose agent is agent, for a run of trials.
+func checkEvolution(ps *problems, section, agent string, evo controller.EvolutionConfig, trials int) {
+	if agent != AgentEvolution {
+		if evo != (controller.EvolutionConfig{}) {
+			ps.add("%s.evolution: applies to %s.agent evolution, not %s (drop it)", section, section, agent)
+		}
+		return
+	}
+	if err := evo.Check(trials); err != nil {
+		ps.add("%s.evolution: %v", section, err)
+	}
+}
+
+func (c Config) checkNASNetAgent(ps *problems) {
+	n := c.NASNet
+	if !slices.Contains(NASNetAgents, n.Agent) {
+		ps.add("nasnet.agent: %q (valid: %s)", n.Agent, strings.Join(NASNetAgents, ", "))
+	}
+	checkEvolution(ps, "nasnet", n.Agent, n.Evolution, c.Trials)
+	if n.Agent != AgentReinforce {
+		return
 	}
 	if _, err := controller.ReinforcePreset(c.Reinforce.Preset); err != nil {
 		ps.add("reinforce.preset: %v", err)

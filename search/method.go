@@ -88,18 +88,19 @@ func (m metaqnnMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
 
 func (m metaqnnMethod) describe() string {
 	q := m.cfg.MetaQNN
+	redraw := ""
+	if q.QLearning.Redraw > 0 {
+		redraw = fmt.Sprintf(", repeats drawn again up to %d times", q.QLearning.Redraw)
+	}
 	if q.Agent == AgentEvolution {
-		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn as random search) over the %s space; reward: %s",
-			q.Evolution.Population, q.Evolution.Sample, q.Evolution.Population, q.Space.Name, m.cfg.Reward.describe())
+		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn as random search%s) over the %s space; reward: %s",
+			q.Evolution.Population, q.Evolution.Sample, q.Evolution.Population, redraw, q.Space.Name, m.cfg.Reward.describe())
 	}
 	if q.Agent == AgentRandom {
-		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout) over the %s space; reward: %s",
-			q.Space.Name, m.cfg.Reward.describe())
+		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout%s) over the %s space; reward: %s",
+			redraw, q.Space.Name, m.cfg.Reward.describe())
 	}
-	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha)
-	if q.QLearning.Redraw > 0 {
-		learn += fmt.Sprintf(", repeats drawn again up to %d times", q.QLearning.Redraw)
-	}
+	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha) + redraw
 	return fmt.Sprintf("MetaQNN Q-learning (%s, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
 		learn, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }
@@ -121,10 +122,26 @@ type nasnetMethod struct {
 }
 
 func (m nasnetMethod) newAgent() (controller.Agent, error) {
+	switch m.cfg.NASNet.Agent {
+	case AgentRandom:
+		return controller.NewRandomAgent(m.space, m.cfg.Seed)
+	case AgentEvolution:
+		return controller.EvolutionFactory(m.cfg.NASNet.Evolution)(m.space, m.cfg.Seed)
+	}
 	return controller.NewReinforce(m.space, m.cfg.Reinforce.Controller.Config(), m.cfg.Seed)
 }
 
 func (m nasnetMethod) loadAgent(r io.Reader) (controller.Agent, error) {
+	switch m.cfg.NASNet.Agent {
+	case AgentRandom:
+		return controller.LoadRandomAgent(r, m.space)
+	case AgentEvolution:
+		a, err := m.newAgent()
+		if err != nil {
+			return nil, err
+		}
+		return a, a.(loader).Load(r)
+	}
 	a, err := controller.LoadReinforce(r, m.space)
 	if err != nil {
 		return nil, err
@@ -147,6 +164,13 @@ func (m nasnetMethod) genotype(c rundir.Candidate) (genotype.Genotype, error) {
 }
 
 func (m nasnetMethod) describe() string {
+	switch n := m.cfg.NASNet; n.Agent {
+	case AgentRandom:
+		return "random search (every decision uniform among the valid ones, nothing learnt); reward: " + m.rewards
+	case AgentEvolution:
+		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn at random, then one decision changed per trial); reward: %s",
+			n.Evolution.Population, n.Evolution.Sample, n.Evolution.Population, m.rewards)
+	}
 	c := m.cfg.Reinforce.Controller.Config()
 	return fmt.Sprintf("REINFORCE controller (preset %s, LSTM %d x %d, baseline %s); reward: %s",
 		m.cfg.Reinforce.Preset, c.Layers, c.Hidden, c.Baseline, m.rewards)

@@ -63,21 +63,37 @@ func runUntil(t *testing.T, s *Search, stopAt int) error {
 // uninterrupted run and ends with a byte-identical controller state. The
 // batches (3) do not divide the stops, so resumes replay trials logged after
 // the last saved update. Both baselines and the study's skip rule are
-// covered.
+// covered, and so are the random and evolution agents (whose random start
+// is 20 trials, so the stops fall before and after it).
 func TestNASNetResumeEqualsUninterrupted(t *testing.T) {
-	for _, preset := range []string{"paper", "study"} {
-		t.Run(preset, func(t *testing.T) {
-			whole := nasnetConfig(t, t.TempDir(), preset, 60, 3)
+	for _, c := range []struct{ preset, agent string }{
+		{"paper", AgentReinforce}, {"study", AgentReinforce}, {"paper", AgentRandom}, {"paper", AgentEvolution},
+	} {
+		t.Run(c.preset+"/"+c.agent, func(t *testing.T) {
+			nasnetConfig := func(t *testing.T, dir, preset string, trials, batch int) Config {
+				cfg := nasnetConfig(t, dir, preset, trials, batch)
+				cfg.NASNet.Agent = c.agent
+				cfg = cfg.WithDefaults()
+				if err := cfg.Check(); err != nil {
+					t.Fatal(err)
+				}
+				return cfg
+			}
+			whole := nasnetConfig(t, t.TempDir(), c.preset, 60, 3)
 			ws := newSearch(t, whole, nil)
 			if err := runUntil(t, ws, 0); err != nil {
 				t.Fatal(err)
 			}
 			want, wantNotes := read(t, rundir.ReadTrials, ws.Dir()), read(t, rundir.ReadNotes, ws.Dir())
-			if n := len(want); n != 60 || len(wantNotes) != 60 || wantNotes[59].Update == nil {
+			notes := 60 // the controller notes every trial's baseline; the others, nothing
+			if c.agent != AgentReinforce {
+				notes = 0
+			}
+			if n := len(want); n != 60 || len(wantNotes) != notes || notes > 0 && wantNotes[59].Update == nil {
 				t.Fatalf("uninterrupted: %d trials, %d notes", n, len(wantNotes))
 			}
 
-			cfg := nasnetConfig(t, t.TempDir(), preset, 60, 3)
+			cfg := nasnetConfig(t, t.TempDir(), c.preset, 60, 3)
 			dir := filepath.Join(cfg.Dir, cfg.Name)
 			if err := runUntil(t, newSearch(t, cfg, nil), 13); !errors.Is(err, ErrStopped) {
 				t.Fatalf("first part: %v", err)
@@ -648,6 +664,71 @@ func checkTop(t *testing.T, top []TopCandidate, trials []rundir.Trial, k int) {
 	for arch, a := range byArch {
 		if !kept[arch] && a.sum/float64(a.n) > top[k-1].Reward {
 			t.Errorf("%q (mean %v) left out for rank %d's %v", arch, a.sum/float64(a.n), k, top[k-1].Reward)
+		}
+	}
+}
+
+// The random and evolution agents of a NASNet search, on NATS-Bench: the
+// random agent's trials are controller.RandomAgent's draws, the reports and
+// plots show no controller, and evolution's later trials score higher than
+// random search's (seeds 1-3; the margin is in docs/search-quality.md,
+// "NASNet searches: random search and evolution").
+func TestNASNetAgents(t *testing.T) {
+	prob, err := problem.NATSBench(natsbench.CIFAR10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := map[string]float64{}
+	for seed := uint64(1); seed <= 3; seed++ {
+		for _, agent := range []string{AgentRandom, AgentEvolution} {
+			cfg, err := NASNetPreset("natsbench", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Dir, cfg.Name, cfg.Trials, cfg.Seed, cfg.NASNet.Agent = t.TempDir(), "run", 200, seed, agent
+			cfg = cfg.WithDefaults()
+			if err := cfg.Check(); err != nil {
+				t.Fatal(err)
+			}
+			s := newSearch(t, cfg, nil)
+			dir := s.Dir()
+			if err := runUntil(t, s, 0); err != nil {
+				t.Fatal(err)
+			}
+			trials := read(t, rundir.ReadTrials, dir)
+			if agent == AgentRandom {
+				sameAsRandomAgent(t, trials, prob.Space, seed)
+			}
+			for _, tr := range trials[100:] {
+				late[agent] += tr.Reward / 300
+			}
+			md, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))
+			if err != nil || !strings.Contains(string(md), "| trials | mean reward | best |\n") || strings.Contains(string(md), "temperature") {
+				t.Errorf("%s report: want the reward table without the controller's columns (%v):\n%s", agent, err, md)
+			}
+			if plots, _ := filepath.Glob(filepath.Join(dir, rundir.DirPlots, "*.png")); len(plots) != 1 || filepath.Base(plots[0]) != "reward.png" {
+				t.Errorf("%s plots: %v, want reward.png alone", agent, plots)
+			}
+		}
+	}
+	t.Logf("mean reward of trials 101-200, seeds 1-3: random %.4f, evolution %.4f", late[AgentRandom], late[AgentEvolution])
+	if late[AgentEvolution] < late[AgentRandom]+0.02 {
+		t.Errorf("evolution %.4f against random search %.4f: want at least 0.02 more", late[AgentEvolution], late[AgentRandom])
+	}
+}
+
+// sameAsRandomAgent checks that trials are the draws of a RandomAgent of
+// space with seed.
+func sameAsRandomAgent(t *testing.T, trials []rundir.Trial, space controller.Space, seed uint64) {
+	t.Helper()
+	a, err := controller.NewRandomAgent(space, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range trials {
+		p, err := a.Propose(tr.ID)
+		if err != nil || !reflect.DeepEqual(p.Actions, tr.Actions) || tr.Epsilon != 1 {
+			t.Fatalf("trial %d: %v at epsilon %v, the random agent drew %v (%v)", tr.ID, tr.Actions, tr.Epsilon, p.Actions, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/figure"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
@@ -58,8 +59,6 @@ func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 // the number of trials and the share of constant predictors (accuracy within
 // one point of the majority share) under each box.
 func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
-	p := figure.New("Validation accuracy per epsilon", "", "validation accuracy")
-	p.Y.Min, p.Y.Max = 0, 1.02
 	byEps := map[float64]plotter.Values{}
 	for _, t := range trials {
 		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
@@ -69,25 +68,59 @@ func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 		eps = append(eps, e)
 	}
 	sort.Sort(sort.Reverse(sort.Float64Slice(eps)))
+	var groups []boxGroup
+	for _, e := range eps {
+		groups = append(groups, boxGroup{fmt.Sprintf("ε=%.1f", e), byEps[e]})
+	}
+	return accuracyBoxes("Validation accuracy per epsilon", groups, majority)
+}
+
+// PhasePlot is EpsilonPlot for the agents that do not draw at the
+// schedule's epsilon (random search, evolution): a box per phase of the
+// schedule, by trial range, as the report's phase table.
+func PhasePlot(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) (*plot.Plot, error) {
+	var groups []boxGroup
+	for _, ph := range phaseStats(trials, majority, schedule) {
+		var vs plotter.Values
+		for _, t := range trials {
+			if t.ID >= ph.From && t.ID <= ph.To {
+				vs = append(vs, t.ValAccuracy)
+			}
+		}
+		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", ph.From, ph.To), vs})
+	}
+	return accuracyBoxes("Validation accuracy per trial range of the schedule", groups, majority)
+}
+
+// boxGroup is one box of accuracyBoxes: its label and its accuracies.
+type boxGroup struct {
+	label string
+	vs    plotter.Values
+}
+
+// accuracyBoxes draws a box per group, with the number of trials and the
+// share of constant predictors under each, and the majority share.
+func accuracyBoxes(title string, groups []boxGroup, majority float64) (*plot.Plot, error) {
+	p := figure.New(title, "", "validation accuracy")
+	p.Y.Min, p.Y.Max = 0, 1.02
 	var names []string
-	for i, e := range eps {
-		vs := byEps[e]
-		box, err := plotter.NewBoxPlot(vg.Points(18), float64(i), vs)
+	for i, g := range groups {
+		box, err := plotter.NewBoxPlot(vg.Points(18), float64(i), g.vs)
 		if err != nil {
 			return nil, err
 		}
 		box.FillColor = figure.PaleBlue
 		p.Add(box)
 		n := 0
-		for _, v := range vs {
+		for _, v := range g.vs {
 			if constantPredictor(v, majority) {
 				n++
 			}
 		}
-		names = append(names, fmt.Sprintf("ε=%.1f\nn=%d\n%.0f%% const", e, len(vs), 100*float64(n)/float64(len(vs))))
+		names = append(names, fmt.Sprintf("%s\nn=%d\n%.0f%% const", g.label, len(g.vs), 100*float64(n)/float64(len(g.vs))))
 	}
-	if len(eps) > 0 {
-		line, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: majority}, {X: float64(len(eps)) - 0.5, Y: majority}})
+	if len(groups) > 0 {
+		line, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: majority}, {X: float64(len(groups)) - 0.5, Y: majority}})
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +163,8 @@ const AverageWindow = 50
 
 // RewardPlot is the study's figure of the NASNet search: every trial's
 // reward, their moving average over AverageWindow trials and the baseline
-// the controller measured each trial against.
+// the controller measured each trial against (none when notes is nil: an
+// agent without a baseline).
 func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, error) {
 	p := figure.New("NASNet search: reward per trial", "trial", "reward")
 	if len(eps) == 0 {
@@ -164,10 +198,13 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 		return nil, err
 	}
 	bl.Color, bl.Width, bl.Dashes = figure.Orange, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(plotter.NewGrid(), sc, al, bl)
+	p.Add(plotter.NewGrid(), sc, al)
 	p.Legend.Add("trial", sc)
 	p.Legend.Add(fmt.Sprintf("mean of the last %d", AverageWindow), al)
-	p.Legend.Add("baseline", bl)
+	if notes != nil {
+		p.Add(bl)
+		p.Legend.Add("baseline", bl)
+	}
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YOffs = vg.Points(10)
 	return p, nil

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/plottest"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
@@ -36,6 +37,11 @@ func TestMetaQNNPlotsGolden(t *testing.T) {
 		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(ts) },
 		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, 0.516) },
 		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts) },
+		// An evolution or random run: boxes by the schedule's trial ranges
+		// (30, 15, 15), not by the epsilons recorded (20, 20, 20).
+		"metaqnn_phases": func() (*plot.Plot, error) {
+			return PhasePlot(ts, 0.516, controller.EpsilonSchedule{{Epsilon: 1, Models: 30}, {Epsilon: 0.5, Models: 15}, {Epsilon: 0.1, Models: 15}})
+		},
 	} {
 		p, err := mk()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -43,11 +44,50 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	}
 	c.Train.Init, c.Train.GiveUpAfter, c.MetaQNN.Agent = "kaiming", -1, "greedy"
 	c.MetaQNN.QLearning.Redraw = -1
+	c.MetaQNN.Evolution.Population = 5
 	err = c.Check()
-	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent", "metaqnn.q_learning: redraw -1"} {
+	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
+		"metaqnn.evolution: applies to metaqnn.agent evolution, not greedy"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)
 		}
+	}
+}
+
+// A NASNet search's agent settings are checked: an unknown agent,
+// tournaments that cannot select, a population as long as the run,
+// evolution settings for another agent; and an agent without a controller
+// keeps no controller settings.
+func TestNASNetAgentSettings(t *testing.T) {
+	for _, tc := range []struct {
+		agent string
+		evo   controller.EvolutionConfig
+		want  string
+	}{
+		{"greedy", controller.EvolutionConfig{}, `nasnet.agent: "greedy" (valid: reinforce, random, evolution)`},
+		{AgentEvolution, controller.EvolutionConfig{Population: 4, Sample: 5}, "nasnet.evolution: sample 5 is larger than the population 4; set a sample of at most 4"},
+		{AgentEvolution, controller.EvolutionConfig{Population: 1}, "nasnet.evolution: population 1: a tournament needs at least 2 members"},
+		{AgentEvolution, controller.EvolutionConfig{Population: 30, Sample: 1}, "nasnet.evolution: sample 1: a tournament of fewer than 2 picks its parent at random"},
+		{AgentEvolution, controller.EvolutionConfig{Population: 800}, "nasnet.evolution: population 800 leaves none of the run's 800 trials to evolution"},
+		{AgentRandom, controller.EvolutionConfig{Population: 4}, "nasnet.evolution: applies to nasnet.agent evolution, not random (drop it)"},
+	} {
+		c, err := NASNetPreset("mock", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.NASNet = NASNetSettings{Agent: tc.agent, Evolution: tc.evo}
+		if err := c.WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s, %+v: Check() = %v, want %q", tc.agent, tc.evo, err, tc.want)
+		}
+	}
+	c, err := NASNetPreset("mock", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.NASNet.Agent = AgentEvolution
+	c = c.WithDefaults()
+	if err := c.Check(); err != nil || c.Reinforce != (ReinforceSettings{}) || c.NASNet.Evolution != (controller.EvolutionConfig{Population: 20, Sample: 3}) || c.Controlled() {
+		t.Errorf("evolution defaults: %+v, %+v (%v)", c.Reinforce, c.NASNet, err)
 	}
 }
 

@@ -39,7 +39,8 @@ type Report struct {
 	// searches): the accuracy of a constant predictor.
 	Majority float64 `json:"val_majority_share,omitempty"`
 	// Phases summarizes the trials of each phase of the epsilon schedule
-	// (MetaQNN's space); Agent is the layer-sequence agent.
+	// (MetaQNN's space); Agent is the search's agent (MetaQNNAgents or
+	// NASNetAgents).
 	Phases []PhaseStats `json:"phases,omitempty"`
 	Agent  string       `json:"agent,omitempty"`
 	// Windows summarizes every windowSize trials (REINFORCE), First and Last
@@ -129,6 +130,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	case KindMetaQNN:
 		r.Phases, r.Agent = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule), cfg.MetaQNN.Agent
 	case KindNASNet:
+		r.Agent = cfg.NASNet.Agent
 		r.windows(trials, notes)
 	}
 	r.finals(finals, cfg.Reward)
@@ -145,6 +147,7 @@ func phaseStats(trials []rundir.Trial, majority float64, schedule controller.Eps
 		for _, t := range trials {
 			if t.ID >= p.From && (t.ID <= p.To || i == len(schedule)-1) {
 				rs = append(rs, t.ValAccuracy)
+				p.To = max(p.To, t.ID) // a run longer than its schedule: the last row takes the rest
 			}
 		}
 		if len(rs) == 0 {
@@ -280,6 +283,9 @@ func (r Report) Markdown() string {
 	r.topSection(&b)
 	plots := map[Kind]string{KindMetaQNN: "plots/accuracy.png, plots/epsilon.png, plots/params.png",
 		KindNASNet: "plots/reward.png (reward per trial, its moving average and the baseline), plots/temperature.png"}[r.Kind]
+	if r.Kind == KindNASNet && !r.controlled() {
+		plots = "plots/reward.png (reward per trial and its moving average)"
+	}
 	fmt.Fprintf(&b, "Plots: %s (and .svg). Every trial: trials.jsonl, trials.csv; best architectures: top.json.\n", plots)
 	return b.String()
 }
@@ -333,12 +339,27 @@ func (r Report) epsilonSection(b *strings.Builder) {
 	b.WriteString("\n")
 }
 
+// controlled reports whether the agent is the REINFORCE controller, which
+// has a baseline, updates and a temperature to show (runs recorded before
+// NASNet searches had other agents name none).
+func (r Report) controlled() bool { return r.Agent == "" || r.Agent == AgentReinforce }
+
 func (r Report) windowSection(b *strings.Builder) {
 	if len(r.Windows) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f; %d updates (%d skipped).\n\n",
-		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best, r.All.Updates, r.All.Skipped)
+	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f",
+		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best)
+	if !r.controlled() {
+		fmt.Fprintf(b, ".\n\n## Reward per %d trials\n\n", windowSize(r.All.To-r.All.From+1))
+		b.WriteString("| trials | mean reward | best |\n|---|---|---|\n")
+		for _, w := range r.Windows {
+			fmt.Fprintf(b, "| %d-%d | %.4f | %.4f |\n", w.From, w.To, w.Mean, w.Best)
+		}
+		b.WriteString("\n")
+		return
+	}
+	fmt.Fprintf(b, "; %d updates (%d skipped).\n\n", r.All.Updates, r.All.Skipped)
 	fmt.Fprintf(b, "## Reward per %d trials\n\n", windowSize(r.All.To-r.All.From+1))
 	b.WriteString("| trials | mean reward | best | mean baseline | temperature at end | updates | skipped |\n|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Windows {
@@ -482,28 +503,40 @@ func (s *Search) writeReport() (string, error) {
 	if err := s.dir.WriteTrialsCSV(r.trials, r.notes); err != nil {
 		return "", err
 	}
-	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg.Kind, r.trials, r.notes, r.data.ValMajority)
+	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg, r.trials, r.notes, r.data.ValMajority)
 }
 
-// writePlots draws the figures of a run of kind into dir.
-func writePlots(dir string, kind Kind, trials []rundir.Trial, notes map[int]rundir.Note, majority float64) error {
+// AgentEpsilonPlot is the epsilon figure of a MetaQNN run of cfg: per
+// epsilon for Q-learning, per trial range of the schedule for random search
+// and evolution, which do not draw at its epsilon.
+func AgentEpsilonPlot(cfg Config, trials []rundir.Trial, majority float64) (*plot.Plot, error) {
+	if a := cfg.MetaQNN.Agent; a == "" || a == AgentQLearning {
+		return EpsilonPlot(trials, majority)
+	}
+	return PhasePlot(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
+}
+
+// writePlots draws the figures of a run of cfg into dir.
+func writePlots(dir string, cfg Config, trials []rundir.Trial, notes map[int]rundir.Note, majority float64) error {
 	type fig struct {
 		name string
 		make func() (*plot.Plot, error)
 	}
 	var figs []fig
-	switch kind {
-	case KindMetaQNN:
+	switch {
+	case cfg.Kind == KindMetaQNN:
 		figs = []fig{
 			{"accuracy", func() (*plot.Plot, error) { return AccuracyPlot(trials) }},
-			{"epsilon", func() (*plot.Plot, error) { return EpsilonPlot(trials, majority) }},
+			{"epsilon", func() (*plot.Plot, error) { return AgentEpsilonPlot(cfg, trials, majority) }},
 			{"params", func() (*plot.Plot, error) { return ParamsPlot(trials) }},
 		}
-	case KindNASNet:
+	case cfg.Controlled():
 		figs = []fig{
 			{"reward", func() (*plot.Plot, error) { return RewardPlot(trials, notes) }},
 			{"temperature", func() (*plot.Plot, error) { return TemperaturePlot(trials) }},
 		}
+	case cfg.Kind == KindNASNet:
+		figs = []fig{{"reward", func() (*plot.Plot, error) { return RewardPlot(trials, nil) }}}
 	}
 	for _, f := range figs {
 		p, err := f.make()

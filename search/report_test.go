@@ -99,7 +99,7 @@ func TestReportPhasesByTrialRange(t *testing.T) {
 	cfg := Config{Kind: KindMetaQNN, Name: "run", MetaQNN: MetaQNNSettings{Agent: AgentRandom,
 		Schedule: ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 1, Models: 2}, {Epsilon: 0.5, Models: 3}}}}}
 	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
-	want := []PhaseStats{{From: 1, To: 2, Epsilon: 1, Trials: 2}, {From: 3, To: 5, Epsilon: 0.5, Trials: 4}}
+	want := []PhaseStats{{From: 1, To: 2, Epsilon: 1, Trials: 2}, {From: 3, To: 6, Epsilon: 0.5, Trials: 4}}
 	if len(r.Phases) != 2 {
 		t.Fatalf("phases %+v", r.Phases)
 	}
@@ -112,7 +112,7 @@ func TestReportPhasesByTrialRange(t *testing.T) {
 		t.Errorf("mean of trials 3-6: %v, want 0.45", m)
 	}
 	md := r.Markdown()
-	for _, w := range []string{"The random agent does not use epsilon", "| 3-5 | 0.5 | 4 | 0.4500 |"} {
+	for _, w := range []string{"The random agent does not use epsilon", "| 3-6 | 0.5 | 4 | 0.4500 |"} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
 		}

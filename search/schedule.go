@@ -156,7 +156,9 @@ func (s *Search) advance(ctx context.Context) error {
 	c := &s.sched
 	learned := 0
 	for {
-		if !c.stopped() && ctx.Err() == nil && !c.breaker.tripped() && c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials {
+		halted := c.stopped() || ctx.Err() != nil || c.breaker.tripped()
+		room := c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials
+		if !halted && room {
 			if err := s.propose(ctx); err != nil {
 				return err
 			}
@@ -166,7 +168,7 @@ func (s *Search) advance(ctx context.Context) error {
 		if !ok {
 			break
 		}
-		if c.stopped() && c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials {
+		if halted && room {
 			// An uninterrupted run proposes trial nextID before it learns
 			// this one; the resumed run will, from the same agent state.
 			// The trial is on disk and is learned then.

@@ -390,6 +390,7 @@ func (s *Search) remaining() float64 {
 	return est
 }
 
-// Done returns the number of trials finished: learned, or recorded by an
+// Done returns the number of trials finished and recorded: learned, on
+// disk and not yet learned (a stop leaves some so), or recorded by an
 // earlier run and not yet replayed.
-func (s *Search) Done() int { return len(s.trials) + len(s.logged) }
+func (s *Search) Done() int { return len(s.trials) + len(s.sched.finished) + len(s.logged) }

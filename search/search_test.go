@@ -34,6 +34,7 @@ type fakeExecutor struct {
 	jobs    []Job
 	fail    bool
 	failOn  int           // when set, the search training of this trial fails...
+	failFor int           // ...and of the failFor-1 trials after it, when set
 	failed  chan struct{} // ...and closes this channel, when set
 	slowOn  int           // when set, the training of this trial waits for failed to close
 	block   chan struct{} // when set, Train waits on it (or on ctx)
@@ -89,7 +90,7 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	f.trained = append(f.trained, job.Genotype.String())
 	f.jobs = append(f.jobs, job)
 	f.mu.Unlock()
-	if f.failOn != 0 && job.Trial == f.failOn && !job.Full {
+	if f.failOn != 0 && job.Trial >= f.failOn && job.Trial < f.failOn+max(1, f.failFor) && !job.Full {
 		if f.failed != nil {
 			close(f.failed)
 		}
@@ -394,6 +395,46 @@ func TestFailingExecutorStops(t *testing.T) {
 	}
 	if failed != 3 {
 		t.Errorf("%d failed trials recorded", failed)
+	}
+}
+
+// A run ended by its failure breaker learns no more than a stopped one: its
+// log stays the trials an agent replaying it from the seed proposes (the
+// trials in flight at the trip are learned after the resume).
+func TestBreakerKeepsTheLogReplayable(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.MetaQNN.Agent = AgentEvolution
+	cfg = cfg.WithDefaults()
+	cfg.Final.Skip, cfg.Workers = true, 3
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	s := newSearch(t, cfg, &fakeExecutor{failOn: 13, failFor: 3})
+	if err := s.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "3 trials in a row failed") {
+		t.Fatalf("first run: %v", err)
+	}
+	s.Close()
+	if err := runUntil(t, resume(t, cfg, &fakeExecutor{}), 20); !errors.Is(err, ErrStopped) {
+		t.Fatalf("resumed to 20: %v", err)
+	}
+	// Killed before the agent's first save: it replays the whole log.
+	if err := os.Remove(filepath.Join(dir, rundir.FileAgent)); err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntil(t, resume(t, cfg, &fakeExecutor{}), 0); err != nil {
+		t.Errorf("replay from the seed: %v", err)
+	}
+}
+
+// After a stop, Done counts every trial on disk, the finished ones the
+// agent has not learned yet too (what "stopped after N trials" says).
+func TestDoneCountsTrialsOnDisk(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip, cfg.Workers = true, 3
+	s := newSearch(t, cfg, &fakeExecutor{jitter: true})
+	if err := runUntil(t, s, 7); !errors.Is(err, ErrStopped) {
+		t.Fatal(err)
+	}
+	if n := len(read(t, rundir.ReadTrials, s.Dir())); s.Done() != n {
+		t.Errorf("Done() = %d (%d learned), %d trials on disk", s.Done(), len(s.Trials()), n)
 	}
 }
 

@@ -207,7 +207,7 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 		return o, usagef("--q-redraw: %v", err)
 	}
 	o.Evolution = controller.EvolutionConfig{Population: c.Int("evo-population"), Sample: c.Int("evo-sample")}
-	if err := o.Evolution.Check(); err != nil {
+	if err := o.Evolution.WithDefaults(controller.EvolutionDefaultPopulation).Check(o.Budget); err != nil {
 		return o, usagef("--evo-population/--evo-sample: %v", err)
 	}
 	r := &o.Reinforce

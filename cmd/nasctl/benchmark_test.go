@@ -152,6 +152,10 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
 		{[]string{"--q-schedule", "1.0"}, "--q-schedule"},
 		{[]string{"--q-alpha", "2"}, "--q-alpha 2"},
+		{[]string{"--evo-sample", "25"}, "--evo-population/--evo-sample: sample 25 is larger than the population 20"},
+		{[]string{"--evo-population", "1"}, "population 1: a tournament needs at least 2 members"},
+		{[]string{"--evo-sample", "1"}, "sample 1: a tournament of fewer than 2 picks its parent at random"},
+		{[]string{"--evo-population", "500", "--budget", "20"}, "population 500 leaves none of the run's 20 trials to evolution"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"benchmark", "agents"}, tc.args...)...)

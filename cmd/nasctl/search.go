@@ -221,7 +221,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
-		fmt.Fprintf(errOut, "stopped after %d trials; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", len(s.Trials()), kind, dir)
+		fmt.Fprintf(errOut, "stopped after %d trials; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", s.Done(), kind, dir)
 		return err
 	case err != nil:
 		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, dir)
@@ -239,6 +239,12 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 // openSearch starts the search of opts or resumes it.
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
+		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Workers > 0 && opts.Workers != max(1, saved.Workers) {
+			// The look-ahead is twice the workers (README.md, "The study's
+			// settings on a GPU"), so the trials from here on change.
+			execs.say("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
+				opts.Workers, max(1, saved.Workers), opts.Workers)
+		}
 		return search.Resume(opts.Resume, opts.Workers, opts.Threads, execs.make)
 	}
 	var exec search.Executor

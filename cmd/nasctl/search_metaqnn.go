@@ -30,7 +30,8 @@ config.yaml), then the flags given. Presets:
 Ctrl-C stops starting trials and finishes those in flight; a second Ctrl-C abandons
 them. Either way the run resumes with --resume runs/NAME: the trials recorded are
 kept, those that were in flight are trained again, and the resumed run gives the
-trials of an uninterrupted one.
+trials of an uninterrupted one (with the same --workers: the agent draws trial i
+after learning trials 1..i-2xworkers, so another count changes what follows).
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 

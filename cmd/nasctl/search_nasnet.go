@@ -13,18 +13,21 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func searchNASNetCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "nasnet",
-		Usage:     "NASNet cells: a REINFORCE LSTM controller designs cells (Zoph et al. 2018, the founding study)",
-		ArgsUsage: " ",
-		Description: `Runs a search in runs/NAME, in the same layout as a MetaQNN run: the controller
+// searchNASNetDescription is search nasnet's help text.
+const searchNASNetDescription = `Runs a search in runs/NAME, in the same layout as a MetaQNN run: the controller
 samples a cell pair (or a NATS-Bench cell), the reward scores it and the controller
 learns, --episodes times. Every trial is recorded as it finishes (trials.jsonl:
 actions, cell, reward, temperature), what the controller did with it (agent.jsonl:
 baseline, update) and its state after every update (agent.state); at the end (or on a
 stop) trials.csv, top.json, report.md and plots/ (reward with its moving average and
 the baseline; temperature) are written.
+
+Agents (--agent): reinforce, the controller (default); random, every decision
+uniform among the valid ones and nothing learnt, the baseline that shows what the
+controller buys; evolution, regularized evolution (the first 20 trials at random,
+then each a one-decision mutation of the best of 3 of the last 20; nasnet.evolution
+in --config sets population and sample). Random and evolution take no controller
+settings.
 
 Rewards:
   train       each cell pair is stacked into a network (--cells), trained on --data
@@ -66,7 +69,8 @@ in flight (see nasctl search metaqnn --help).
 
 Ctrl-C finishes the episodes in flight and stops; a second Ctrl-C abandons them.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
-resumed run samples the same episodes an uninterrupted one would have.
+resumed run samples the same episodes an uninterrupted one would have (with the same
+--workers; another count changes what follows, see nasctl search metaqnn --help).
 (An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:
@@ -74,9 +78,18 @@ Examples:
   nasctl search nasnet --preset study --data data/leaves --device cuda
   nasctl search nasnet --reward mock --episodes 800 --seed 1 --name mock-1
   nasctl search nasnet --reward natsbench --dataset cifar100 --episodes 300
-  nasctl search nasnet --resume runs/mock-1`,
+  nasctl search nasnet --data data/leaves --name cells-random --agent random
+  nasctl search nasnet --resume runs/mock-1`
+
+func searchNASNetCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "nasnet",
+		Usage:       "NASNet cells: a REINFORCE LSTM controller designs cells (Zoph et al. 2018, the founding study); --agent random or evolution for the baselines",
+		ArgsUsage:   " ",
+		Description: searchNASNetDescription,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(nasnetRewards, ", ") + " (default train)"},
+			&cli.StringFlag{Name: "agent", Usage: "reinforce (the controller, the default); random: decisions drawn uniformly, the baseline; evolution: regularized evolution"},
 			&cli.StringFlag{Name: "cells", Usage: `network around the cells, keys over the preset's: "stem=S, filters=F, normal=N, reductions=R, style=study|nasnet"`},
 			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B (default 2, the study's); not natsbench"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
@@ -110,7 +123,7 @@ var nasnetRewards = append([]string{"train", search.RewardMnasNet, search.Reward
 
 // nasnetSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var nasnetSettingFlags = slices.Concat([]string{"reward", "cells", "blocks", "dataset", "episodes", "preset", "config", "seed", "name", "dir"},
+var nasnetSettingFlags = slices.Concat([]string{"reward", "agent", "cells", "blocks", "dataset", "episodes", "preset", "config", "seed", "name", "dir"},
 	trainingSettingFlags, reinforceFlagNames())
 
 // nasnetOptions builds the configuration: preset, then file, then flags.
@@ -158,6 +171,10 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "name", func() { cfg.Name = c.String("name") })
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
+	set(c, "agent", func() { cfg.NASNet.Agent = c.String("agent") })
+	if err := checkAgentFlags(c, cfg); err != nil {
+		return opts, err
+	}
 	r := cfg.Reinforce.Controller.Config()
 	if err := applyReinforceFlags(c, &r); err != nil {
 		return opts, err
@@ -171,6 +188,27 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	}
 	opts.Config, err = checked(cfg)
 	return opts, err
+}
+
+// checkAgentFlags refuses the controller's flags for the agents without
+// one.
+func checkAgentFlags(c *cli.Context, cfg search.Config) error {
+	agent := cfg.NASNet.Agent
+	if agent == "" || agent == search.AgentReinforce {
+		return nil
+	}
+	if !slices.Contains(search.NASNetAgents, agent) {
+		return usagef("--agent: unknown agent %q (valid: %s)", agent, strings.Join(search.NASNetAgents, ", "))
+	}
+	for _, name := range reinforceFlagNames() {
+		if c.IsSet(name) {
+			return usagef("--%s sets the REINFORCE controller; --agent %s has none (drop --%s, or use --agent reinforce)", name, agent, name)
+		}
+	}
+	if c.IsSet("preset") && !cfg.Trains() {
+		return usagef("--preset names a controller preset for --reward %s; --agent %s has no controller (drop --preset)", cfg.Problem.Name, agent)
+	}
+	return nil
 }
 
 // checkNASNetFlags refuses the flags that do not apply to the reward.

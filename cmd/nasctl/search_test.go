@@ -123,6 +123,14 @@ func TestSearchKillAndResume(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}
+	// A resume with another worker count says that the trials after it
+	// change; with the run's own count it says nothing of the kind.
+	for workers, note := range map[string]bool{"3": true, "2": false} {
+		code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--workers", workers)
+		if code != 0 || strings.Contains(errOut, "note: --workers 3, the run started with 2: from here on the trials are those of a run with 3 workers") != note {
+			t.Errorf("resume with --workers %s: exit %d, %s", workers, code, errOut)
+		}
+	}
 }
 
 // A search that cannot start (no data) leaves no run directory behind, so the

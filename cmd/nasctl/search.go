@@ -214,7 +214,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	var once sync.Once
 	remove := onFirstInterrupt(func() { once.Do(func() { close(stop) }) })
 	defer remove()
-	p := newSearchProgress(opts, out, errOut)
+	p := newSearchProgress(opts, s.Config(), out, errOut)
 	s.Progress = p.event
 	err = s.Run(ctx, stop)
 	p.close()
@@ -275,6 +275,7 @@ func searchSummary(s *search.Search) string {
 // line when errOut is a terminal.
 type searchProgress struct {
 	opts   searchOptions
+	agent  string // the run's agent, for how each trial was drawn
 	errOut io.Writer
 	enc    *json.Encoder
 	status *progress.Status // nil unless live
@@ -283,8 +284,12 @@ type searchProgress struct {
 	last search.Event
 }
 
-func newSearchProgress(opts searchOptions, out, errOut io.Writer) *searchProgress {
-	p := &searchProgress{opts: opts, errOut: errOut, enc: json.NewEncoder(out)}
+func newSearchProgress(opts searchOptions, cfg search.Config, out, errOut io.Writer) *searchProgress {
+	agent := cfg.MetaQNN.Agent
+	if cfg.Kind == search.KindNASNet {
+		agent = cfg.NASNet.Agent
+	}
+	p := &searchProgress{opts: opts, agent: agent, errOut: errOut, enc: json.NewEncoder(out)}
 	if !opts.Quiet && !opts.JSON && progress.IsTerminal(errOut) {
 		p.status = progress.NewStatus(errOut, p.statusText)
 	}
@@ -310,7 +315,7 @@ func (p *searchProgress) event(e search.Event) {
 		p.enc.Encode(e)
 		return
 	}
-	line := eventLine(e)
+	line := eventLine(e, p.agent)
 	switch {
 	case p.opts.Quiet || line == "":
 	case p.status != nil:
@@ -326,14 +331,18 @@ func (p *searchProgress) close() {
 	}
 }
 
-// eventLine renders one event as a plain line, or "" for none.
-func eventLine(e search.Event) string {
+// eventLine renders one event of a run of agent as a plain line, or "" for
+// none.
+func eventLine(e search.Event, agent string) string {
 	switch e.Kind {
 	case "trial":
 		t := e.Trial
 		explore := fmt.Sprintf("ε %.1f", t.Epsilon)
-		if t.Temperature > 0 {
+		switch {
+		case t.Temperature > 0:
 			explore = fmt.Sprintf("T %.2f", t.Temperature)
+		case agent == search.AgentEvolution && t.Epsilon == 0:
+			explore = "mutant" // evolution's trials after its random start
 		}
 		return fmt.Sprintf("[%d/%d] %s  %s  %s  best %.4f  elapsed %s, ~%s left", e.Done, e.Total, explore, t.Arch, trialResult(t, e.Learned),
 			e.Best, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))

@@ -128,6 +128,26 @@ func TestSearchNASNetNATSBenchText(t *testing.T) {
 	}
 }
 
+// The progress of the agents without a controller says how each trial was
+// drawn: at random (epsilon 1), or as a mutant after evolution's random
+// start of 20; the report names the agent.
+func TestSearchNASNetAgentsText(t *testing.T) {
+	for agent, want := range map[string][]string{
+		"random":    {"[1/24] ε 1.0 ", "[24/24] ε 1.0 ", "random search (every decision uniform"},
+		"evolution": {"[20/24] ε 1.0 ", "[21/24] mutant ", "regularized evolution (population 20, tournaments of 3"},
+	} {
+		code, out, errOut := runCLI(t, "search", "nasnet", "--reward", "natsbench", "--agent", agent, "--episodes", "24", "--dir", t.TempDir())
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", agent, code, errOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut+out, w) {
+				t.Errorf("%s: no %q in\n%s%s", agent, w, errOut, out)
+			}
+		}
+	}
+}
+
 func TestSearchNASNetUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -219,7 +219,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	f.Seconds = time.Since(start).Seconds()
 	f.Status, f.ValAccuracy, f.Epochs = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs
 	if best, ok := res.Best(); ok {
-		f.ValLoss = best.ValLoss
+		f.ValLoss = &best.ValLoss
 	}
 	if res.Reason != "" {
 		f.Reason = res.Reason

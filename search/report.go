@@ -222,7 +222,7 @@ func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
 			continue
 		}
 		a, b := reward.reward(f.ValAccuracy, f.LatencyMs), reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)
-		if a > b || a == b && f.ValLoss > 0 && f.ValLoss < r.Best.ValLoss {
+		if a > b || a == b && f.ValLoss != nil && r.Best.ValLoss != nil && *f.ValLoss < *r.Best.ValLoss {
 			r.Best = &r.Finals[i]
 		}
 	}

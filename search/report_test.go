@@ -66,22 +66,29 @@ func TestReportBestBy(t *testing.T) {
 	}
 }
 
-// Equal validation accuracies go to the lower validation loss; a final
-// without a recorded loss (older runs) keeps the better search rank.
+// Equal validation accuracies go to the lower validation loss, a loss of 0
+// too; a final without a recorded loss (older runs) keeps the better search
+// rank.
 func TestReportBestTiesByValLoss(t *testing.T) {
+	loss := func(v float64) *float64 { return &v }
 	finals := []rundir.FinalResult{
-		{Rank: 1, Trial: 4, ValAccuracy: 1, ValLoss: 0.027, Status: rundir.StatusOK},
-		{Rank: 2, Trial: 7, ValAccuracy: 0.998, ValLoss: 0.001, Status: rundir.StatusOK},
-		{Rank: 3, Trial: 9, ValAccuracy: 1, ValLoss: 0.006, Status: rundir.StatusOK},
-		{Rank: 4, Trial: 11, ValAccuracy: 1, ValLoss: 0.013, Status: rundir.StatusOK},
+		{Rank: 1, Trial: 4, ValAccuracy: 1, ValLoss: loss(0.027), Status: rundir.StatusOK},
+		{Rank: 2, Trial: 7, ValAccuracy: 0.998, ValLoss: loss(0.001), Status: rundir.StatusOK},
+		{Rank: 3, Trial: 9, ValAccuracy: 1, ValLoss: loss(0.006), Status: rundir.StatusOK},
+		{Rank: 4, Trial: 11, ValAccuracy: 1, ValLoss: loss(0.013), Status: rundir.StatusOK},
 	}
 	cfg := Config{Kind: KindMetaQNN, Name: "run"}
 	if r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5); r.Best == nil || r.Best.Rank != 3 {
 		t.Errorf("best %+v, want rank 3 (accuracy 1, loss 0.006)", r.Best)
 	}
+	zero := slices.Clone(finals)
+	zero[3].ValLoss = loss(0)
+	if r := BuildReport(cfg, "", nil, nil, zero, 0.5); r.Best == nil || r.Best.Rank != 4 {
+		t.Errorf("with a loss of 0: best %+v, want rank 4", r.Best)
+	}
 	old := slices.Clone(finals)
 	for i := range old {
-		old[i].ValLoss = 0
+		old[i].ValLoss = nil
 	}
 	if r := BuildReport(cfg, "", nil, nil, old, 0.5); r.Best == nil || r.Best.Rank != 1 {
 		t.Errorf("without losses: best %+v, want rank 1", r.Best)

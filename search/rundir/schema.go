@@ -100,7 +100,7 @@ type FinalResult struct {
 	SearchValAccuracy float64               `json:"search_val_accuracy"`
 	LatencyMs         float64               `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
 	ValAccuracy       float64               `json:"val_accuracy"`
-	ValLoss           float64               `json:"val_loss,omitempty"` // at the kept epoch; breaks ties of ValAccuracy
+	ValLoss           *float64              `json:"val_loss,omitempty"` // at the kept epoch; breaks ties of ValAccuracy; nil in runs recorded before it
 	TestAccuracy      float64               `json:"test_accuracy"`
 	Status            Status                `json:"status"`
 	Reason            string                `json:"reason,omitempty"`

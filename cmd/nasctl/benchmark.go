@@ -207,7 +207,11 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 		return o, usagef("--q-redraw: %v", err)
 	}
 	o.Evolution = controller.EvolutionConfig{Population: c.Int("evo-population"), Sample: c.Int("evo-sample")}
-	if err := o.Evolution.WithDefaults(controller.EvolutionDefaultPopulation).Check(o.Budget); err != nil {
+	budget := 0 // the default population may exceed a short budget: evolution is then random search
+	if c.IsSet("evo-population") && slices.Contains(o.Agents, "evolution") {
+		budget = o.Budget
+	}
+	if err := o.Evolution.WithDefaults(controller.EvolutionDefaultPopulation).Check(budget); err != nil {
 		return o, usagef("--evo-population/--evo-sample: %v", err)
 	}
 	r := &o.Reinforce

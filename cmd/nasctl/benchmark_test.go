@@ -155,7 +155,7 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--evo-sample", "25"}, "--evo-population/--evo-sample: sample 25 is larger than the population 20"},
 		{[]string{"--evo-population", "1"}, "population 1: a tournament needs at least 2 members"},
 		{[]string{"--evo-sample", "1"}, "sample 1: a tournament of fewer than 2 picks its parent at random"},
-		{[]string{"--evo-population", "500", "--budget", "20"}, "population 500 leaves none of the run's 20 trials to evolution"},
+		{[]string{"--agents", "evolution", "--evo-population", "500", "--budget", "20"}, "population 500 leaves none of the run's 20 trials to evolution"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"benchmark", "agents"}, tc.args...)...)

@@ -34,7 +34,6 @@ type fakeExecutor struct {
 	jobs    []Job
 	fail    bool
 	failOn  int           // when set, the search training of this trial fails...
-	failFor int           // ...and of the failFor-1 trials after it, when set
 	failed  chan struct{} // ...and closes this channel, when set
 	slowOn  int           // when set, the training of this trial waits for failed to close
 	block   chan struct{} // when set, Train waits on it (or on ctx)
@@ -90,7 +89,7 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	f.trained = append(f.trained, job.Genotype.String())
 	f.jobs = append(f.jobs, job)
 	f.mu.Unlock()
-	if f.failOn != 0 && job.Trial >= f.failOn && job.Trial < f.failOn+max(1, f.failFor) && !job.Full {
+	if f.failOn != 0 && job.Trial == f.failOn && !job.Full {
 		if f.failed != nil {
 			close(f.failed)
 		}
@@ -398,6 +397,47 @@ func TestFailingExecutorStops(t *testing.T) {
 	}
 }
 
+// orderedFailures fails trials 13-15 after every earlier trial has
+// returned, and holds the later trials until the three failures have, so
+// that the breaker trips on them whatever the timing and trials that
+// succeed are still in flight when it does. (The proposals are the same at
+// every timing, and 13-15 are trained, not reused.)
+type orderedFailures struct {
+	fakeExecutor
+	mu     sync.Mutex
+	cond   *sync.Cond
+	early  int // trials before 13 being evaluated
+	failed int // of 13-15, returned
+}
+
+func (o *orderedFailures) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	o.mu.Lock()
+	switch {
+	case job.Trial < 13:
+		o.early++
+		o.mu.Unlock()
+		defer func() { o.mu.Lock(); o.early--; o.cond.Broadcast(); o.mu.Unlock() }()
+		return o.fakeExecutor.Evaluate(ctx, job)
+	case job.Trial <= 15:
+		for o.early > 0 {
+			o.cond.Wait()
+		}
+		o.mu.Unlock()
+		time.Sleep(10 * time.Millisecond) // after the earlier outcomes are delivered
+		o.mu.Lock()
+		o.failed++
+		o.cond.Broadcast()
+		o.mu.Unlock()
+		return nil, errors.New("executor broke")
+	}
+	for o.failed < 3 {
+		o.cond.Wait()
+	}
+	o.mu.Unlock()
+	time.Sleep(30 * time.Millisecond) // after the failures are delivered
+	return o.fakeExecutor.Evaluate(ctx, job)
+}
+
 // A run ended by its failure breaker learns no more than a stopped one: its
 // log stays the trials an agent replaying it from the seed proposes (the
 // trials in flight at the trip are learned after the resume).
@@ -407,7 +447,9 @@ func TestBreakerKeepsTheLogReplayable(t *testing.T) {
 	cfg = cfg.WithDefaults()
 	cfg.Final.Skip, cfg.Workers = true, 3
 	dir := filepath.Join(cfg.Dir, cfg.Name)
-	s := newSearch(t, cfg, &fakeExecutor{failOn: 13, failFor: 3})
+	exec := &orderedFailures{}
+	exec.cond = sync.NewCond(&exec.mu)
+	s := newSearch(t, cfg, exec)
 	if err := s.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "3 trials in a row failed") {
 		t.Fatalf("first run: %v", err)
 	}

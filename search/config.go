@@ -212,11 +212,18 @@ var MetaQNNAgents = []string{AgentQLearning, AgentRandom, AgentEvolution}
 // NASNetAgents lists the agents of a NASNet search.
 var NASNetAgents = []string{AgentReinforce, AgentRandom, AgentEvolution}
 
+// Agent returns the run's agent: its kind's setting, or the kind's default
+// (qlearning, reinforce) when unset.
+func (c Config) Agent() string {
+	if c.Kind == KindNASNet {
+		return cmp.Or(c.NASNet.Agent, AgentReinforce)
+	}
+	return cmp.Or(c.MetaQNN.Agent, AgentQLearning)
+}
+
 // Controlled reports whether the run's agent is the REINFORCE controller,
 // whose baseline, updates and temperature the reports show.
-func (c Config) Controlled() bool {
-	return c.Kind == KindNASNet && cmp.Or(c.NASNet.Agent, AgentReinforce) == AgentReinforce
-}
+func (c Config) Controlled() bool { return c.Kind == KindNASNet && c.Agent() == AgentReinforce }
 
 // Optimizers of TrainSettings.
 const (

@@ -80,14 +80,8 @@ func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 // schedule, by trial range, as the report's phase table.
 func PhasePlot(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) (*plot.Plot, error) {
 	var groups []boxGroup
-	for _, ph := range phaseStats(trials, majority, schedule) {
-		var vs plotter.Values
-		for _, t := range trials {
-			if t.ID >= ph.From && t.ID <= ph.To {
-				vs = append(vs, t.ValAccuracy)
-			}
-		}
-		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", ph.From, ph.To), vs})
+	for _, g := range phaseGroups(trials, schedule) {
+		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", g.From, g.To), g.rs})
 	}
 	return accuracyBoxes("Validation accuracy per trial range of the schedule", groups, majority)
 }

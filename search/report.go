@@ -128,31 +128,49 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	}
 	switch cfg.Kind {
 	case KindMetaQNN:
-		r.Phases, r.Agent = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule), cfg.MetaQNN.Agent
+		r.Phases = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
 	case KindNASNet:
-		r.Agent = cfg.NASNet.Agent
 		r.windows(trials, notes)
 	}
+	r.Agent = cfg.Agent()
 	r.finals(finals, cfg.Reward)
 	return r
 }
 
-func phaseStats(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) []PhaseStats {
-	var out []PhaseStats
+// phaseGroup is a phase of the schedule (trials From..To at Epsilon) and
+// the validation accuracies of its trials.
+type phaseGroup struct {
+	From, To int
+	Epsilon  float64
+	rs       []float64
+}
+
+// phaseGroups divides the trials by the schedule's trial ranges, leaving
+// out phases without trials; a run longer than its schedule counts the rest
+// in the last phase.
+func phaseGroups(trials []rundir.Trial, schedule controller.EpsilonSchedule) []phaseGroup {
+	var out []phaseGroup
 	from := 1
 	for i, ph := range schedule {
-		p := PhaseStats{From: from, To: from + ph.Models - 1, Epsilon: ph.Epsilon}
+		g := phaseGroup{From: from, To: from + ph.Models - 1, Epsilon: ph.Epsilon}
 		from += ph.Models
-		var rs []float64
 		for _, t := range trials {
-			if t.ID >= p.From && (t.ID <= p.To || i == len(schedule)-1) {
-				rs = append(rs, t.ValAccuracy)
-				p.To = max(p.To, t.ID) // a run longer than its schedule: the last row takes the rest
+			if t.ID >= g.From && (t.ID <= g.To || i == len(schedule)-1) {
+				g.rs = append(g.rs, t.ValAccuracy)
+				g.To = max(g.To, t.ID)
 			}
 		}
-		if len(rs) == 0 {
-			continue
+		if len(g.rs) > 0 {
+			out = append(out, g)
 		}
+	}
+	return out
+}
+
+func phaseStats(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) []PhaseStats {
+	var out []PhaseStats
+	for _, g := range phaseGroups(trials, schedule) {
+		p, rs := PhaseStats{From: g.From, To: g.To, Epsilon: g.Epsilon}, g.rs
 		p.Trials, p.Best = len(rs), slices.Max(rs)
 		p.Mean, p.SD = stat.MeanStdDev(rs, nil)
 		if len(rs) == 1 {
@@ -510,7 +528,7 @@ func (s *Search) writeReport() (string, error) {
 // epsilon for Q-learning, per trial range of the schedule for random search
 // and evolution, which do not draw at its epsilon.
 func AgentEpsilonPlot(cfg Config, trials []rundir.Trial, majority float64) (*plot.Plot, error) {
-	if a := cfg.MetaQNN.Agent; a == "" || a == AgentQLearning {
+	if cfg.Agent() == AgentQLearning {
 		return EpsilonPlot(trials, majority)
 	}
 	return PhasePlot(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)

@@ -285,11 +285,7 @@ type searchProgress struct {
 }
 
 func newSearchProgress(opts searchOptions, cfg search.Config, out, errOut io.Writer) *searchProgress {
-	agent := cfg.MetaQNN.Agent
-	if cfg.Kind == search.KindNASNet {
-		agent = cfg.NASNet.Agent
-	}
-	p := &searchProgress{opts: opts, agent: agent, errOut: errOut, enc: json.NewEncoder(out)}
+	p := &searchProgress{opts: opts, agent: cfg.Agent(), errOut: errOut, enc: json.NewEncoder(out)}
 	if !opts.Quiet && !opts.JSON && progress.IsTerminal(errOut) {
 		p.status = progress.NewStatus(errOut, p.statusText)
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 )
@@ -27,7 +28,21 @@ type QConfig struct {
 	// Redraw is how many times a proposal that repeats an architecture of
 	// the replay memory is drawn again before it is kept; 0 keeps it at once.
 	Redraw int `yaml:"redraw,omitempty" json:"redraw,omitempty"`
+	// Target is what each step of a trajectory learns towards: TargetMax
+	// (Q-learning, the default) or TargetReturn.
+	Target string `yaml:"target,omitempty" json:"target,omitempty"`
 }
+
+// The learning targets of QConfig.Target. With TargetMax (Q-learning, as
+// Baker et al.) the last step learns the reward and an earlier one Gamma x
+// max Q(next). With TargetReturn every step learns the reward, discounted
+// by Gamma per step to the end (Monte-Carlo control): no max over
+// next actions, so values no longer climb to the luckiest continuation of
+// a shared state (docs/search-quality.md, "The learning target").
+const (
+	TargetMax    = "max"
+	TargetReturn = "return"
+)
 
 // Check returns the configuration's first problem, or nil; zero fields are
 // valid (they take their defaults).
@@ -37,6 +52,10 @@ func (c QConfig) Check() error {
 		return fmt.Errorf("alpha and gamma must be in [0, 1], got %v and %v", c.Alpha, c.Gamma)
 	case c.Redraw < 0:
 		return fmt.Errorf("redraw %d: want 0 or more", c.Redraw)
+	case c.Target != "" && c.Target != TargetMax && c.Target != TargetReturn:
+		return fmt.Errorf("target %q: want %s (Q-learning) or %s (every step learns the reward)", c.Target, TargetMax, TargetReturn)
+	case c.Target == TargetReturn && c.StudyUpdate:
+		return fmt.Errorf("study_update reproduces the study's max-target update: it does not go with target %s", TargetReturn)
 	}
 	return nil
 }
@@ -47,6 +66,7 @@ func (c QConfig) WithDefaults() QConfig {
 	c.Gamma = cmp.Or(c.Gamma, 1)
 	c.InitQ = cmp.Or(c.InitQ, 0.5)
 	c.Replay = cmp.Or(c.Replay, 128)
+	c.Target = cmp.Or(c.Target, TargetMax)
 	return c
 }
 
@@ -136,13 +156,17 @@ func (q *QTable) Choose(s string, actions []string, eps float64, rng *rand.Rand)
 
 // Learn updates the table from one trajectory and its terminal reward. It
 // walks the trajectory backwards, so the reward reaches every step in one
-// pass: the last transition's target is the reward, an earlier one's is
-// Gamma * max Q(next) (intermediate rewards are 0); each target moves Q by
-// Alpha. With StudyUpdate it walks forwards with Alpha * max Q(next).
+// pass; each step's target (QConfig.Target; intermediate rewards are 0)
+// moves Q by Alpha. With StudyUpdate it walks forwards with Alpha * max
+// Q(next).
 func (q *QTable) Learn(traj []Transition, reward float64) {
-	update := func(t Transition) {
+	update := func(i int) {
+		t := traj[i]
 		target := reward
-		if !t.Terminal {
+		switch {
+		case q.cfg.Target == TargetReturn:
+			target = reward * math.Pow(q.cfg.Gamma, float64(len(traj)-1-i))
+		case !t.Terminal:
 			f := q.cfg.Gamma
 			if q.cfg.StudyUpdate {
 				f = q.cfg.Alpha
@@ -153,13 +177,13 @@ func (q *QTable) Learn(traj []Transition, reward float64) {
 		q.set(t.State, t.Action, old+q.cfg.Alpha*(target-old))
 	}
 	if q.cfg.StudyUpdate {
-		for _, t := range traj {
-			update(t)
+		for i := range traj {
+			update(i)
 		}
 		return
 	}
 	for i := len(traj) - 1; i >= 0; i-- {
-		update(traj[i])
+		update(i)
 	}
 }
 

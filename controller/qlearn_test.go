@@ -52,6 +52,52 @@ func TestQUpdateByHand(t *testing.T) {
 	}
 }
 
+// With TargetReturn every step learns the reward (alpha 0.5, Q0 0.5):
+//
+//	Q(s1,b) = Q(s0,a) = 0.5 + 0.5*(1 - 0.5) = 0.75
+//
+// then s0 -a-> s1 -c-> end with reward 0 pulls both steps it took down:
+//
+//	Q(s1,c) = 0.5 + 0.5*(0 - 0.5) = 0.25, Q(s0,a) = 0.75 + 0.5*(0 - 0.75) = 0.375,
+//
+// where Q-learning keeps Q(s0,a) up by the better continuation b:
+//
+//	Q(s0,a) = 0.625 + 0.5*(max(0.75, 0.25) - 0.625) = 0.6875.
+//
+// Gamma 0.5 discounts the reward by one step for s0: 0.5 + 0.5*(0.5 - 0.5) = 0.5.
+func TestReturnTargetByHand(t *testing.T) {
+	good := []Transition{
+		{State: "s0", Action: "a", Next: "s1", NextActions: []string{"b", "c"}},
+		{State: "s1", Action: "b", Terminal: true},
+	}
+	bad := []Transition{good[0], {State: "s1", Action: "c", Terminal: true}}
+	ret := NewQTable(QConfig{Alpha: 0.5, Replay: -1, Target: TargetReturn})
+	ret.Learn(good, 1)
+	for _, sa := range [][2]string{{"s0", "a"}, {"s1", "b"}} {
+		if got := ret.Value(sa[0], sa[1]); got != 0.75 {
+			t.Errorf("return: Q(%s,%s) = %v, want 0.75", sa[0], sa[1], got)
+		}
+	}
+	ret.Learn(bad, 0)
+	if got := ret.Value("s1", "c"); got != 0.25 {
+		t.Errorf("return: Q(s1,c) = %v, want 0.25", got)
+	}
+	if got := ret.Value("s0", "a"); got != 0.375 {
+		t.Errorf("return: Q(s0,a) = %v, want 0.375", got)
+	}
+	qmax := NewQTable(QConfig{Alpha: 0.5, Replay: -1, Target: TargetMax})
+	qmax.Learn(good, 1)
+	qmax.Learn(bad, 0)
+	if got := qmax.Value("s0", "a"); got != 0.6875 {
+		t.Errorf("max: Q(s0,a) = %v, want 0.6875", got)
+	}
+	g := NewQTable(QConfig{Alpha: 0.5, Gamma: 0.5, Replay: -1, Target: TargetReturn})
+	g.Learn(good, 1)
+	if got, want := [2]float64{g.Value("s0", "a"), g.Value("s1", "b")}, [2]float64{0.5, 0.75}; got != want {
+		t.Errorf("return, gamma 0.5: Q(s0,a), Q(s1,b) = %v, want %v", got, want)
+	}
+}
+
 // Replay learns from the memory: with alpha 1 a remembered trajectory is
 // learnt again, and the memory keeps every experience.
 func TestReplay(t *testing.T) {
@@ -196,6 +242,9 @@ func TestQConfigCheck(t *testing.T) {
 		{QConfig{Redraw: 20}, ""},
 		{QConfig{Redraw: -1}, "redraw -1"},
 		{QConfig{Alpha: 1.5}, "alpha and gamma"},
+		{QConfig{Target: TargetReturn}, ""},
+		{QConfig{Target: "mean"}, `target "mean": want max (Q-learning) or return`},
+		{QConfig{Target: TargetReturn, StudyUpdate: true}, "does not go with target return"},
 	} {
 		err := c.cfg.Check()
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {

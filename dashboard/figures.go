@@ -33,7 +33,7 @@ type figureSpec struct {
 var figureSpecs = []figureSpec{
 	{"accuracy", "Validation accuracy per trial, the best so far and epsilon", kind(search.KindMetaQNN),
 		func(_ string, d *runData) (*plot.Plot, error) { return search.AccuracyPlot(d.trials) }},
-	{"epsilon", "Validation accuracy per epsilon", kind(search.KindMetaQNN), func(dir string, d *runData) (*plot.Plot, error) {
+	{"epsilon", "Validation accuracy per phase of the epsilon schedule", kind(search.KindMetaQNN), func(dir string, d *runData) (*plot.Plot, error) {
 		var data search.Data
 		if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err != nil {
 			return nil, err

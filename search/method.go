@@ -101,6 +101,9 @@ func (m metaqnnMethod) describe() string {
 			redraw, q.Space.Name, m.cfg.Reward.describe())
 	}
 	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha) + redraw
+	if q.QLearning.Target == controller.TargetReturn {
+		learn = "every step learns the reward, " + learn
+	}
 	return fmt.Sprintf("MetaQNN Q-learning (%s, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
 		learn, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }

@@ -81,7 +81,9 @@ per episode down to 1.0) or study (the founding study's baseline, skip and clipp
 --entropy override it; 0 given to any of them but --entropy means the paper default.
 The metaqnn agent follows --q-schedule (Baker et al.'s by default) scaled to the
 budget, with Q-learning step size --q-alpha 0.3 (Baker et al.'s 0.01 ties random
-search at 300 queries on natsbench) and --q-replay trajectories replayed per query.
+search at 300 queries on natsbench) and --q-replay trajectories replayed per query;
+--q-target return makes every step learn the reward instead of the next state's best
+value.
 The evolution agent is regularized evolution (Real et al. 2019): --evo-population
 random architectures, then each query mutates one decision of the best of
 --evo-sample members drawn from the population, whose oldest member leaves.
@@ -103,6 +105,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.Float64Flag{Name: "q-alpha", Value: 0.3, Usage: "metaqnn: Q-learning step size (Baker et al.: 0.01; 0.3 measured best here, docs/search-quality.md)"},
 				&cli.IntFlag{Name: "q-replay", Usage: "metaqnn: trajectories replayed after every query (0: Baker et al.'s 128; negative: none)"},
 				&cli.IntFlag{Name: "q-redraw", Usage: "metaqnn: times a proposal that repeats a queried architecture is drawn again"},
+				&cli.StringFlag{Name: "q-target", Value: controller.TargetMax, Usage: "metaqnn: what each step learns towards: max (Q-learning: the next state's best value) or return (the reward)"},
 				&cli.IntFlag{Name: "evo-population", Usage: "evolution: population (0: 20)"},
 				&cli.IntFlag{Name: "evo-sample", Usage: "evolution: tournament size (0: a sixth of the population, at least 2)"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
@@ -199,12 +202,12 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	if o.Schedule, err = controller.ParseSchedule(c.String("q-schedule")); err != nil {
 		return o, usagef("--q-schedule: %v", err)
 	}
-	o.QLearning = controller.QConfig{Alpha: c.Float64("q-alpha"), Replay: c.Int("q-replay"), Redraw: c.Int("q-redraw")}
+	o.QLearning = controller.QConfig{Alpha: c.Float64("q-alpha"), Replay: c.Int("q-replay"), Redraw: c.Int("q-redraw"), Target: c.String("q-target")}
 	if a := o.QLearning.Alpha; a < 0 || a > 1 {
 		return o, usagef("--q-alpha %v: must be in (0, 1], or 0 for the default", a)
 	}
 	if err := o.QLearning.Check(); err != nil {
-		return o, usagef("--q-redraw: %v", err)
+		return o, usagef("--q-redraw/--q-target: %v", err)
 	}
 	o.Evolution = controller.EvolutionConfig{Population: c.Int("evo-population"), Sample: c.Int("evo-sample")}
 	budget := 0 // the default population may exceed a short budget: evolution is then random search

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/natsbench"
 )
 
@@ -116,6 +117,27 @@ func TestBenchmarkMetaQNNBeatsRandom(t *testing.T) {
 	}
 }
 
+// On the held-out seeds, MetaQNN with every step learning the reward
+// (--q-target return) is ahead of Q-learning's max target by more than one
+// standard error (docs/search-quality.md, "The learning target").
+func TestBenchmarkReturnTarget(t *testing.T) {
+	mean := func(target string) benchmarkRow {
+		code, out, errOut := runCLI(t, "benchmark", "agents", "--agents", "metaqnn", "--q-target", target, "--budget", "300", "--seeds", "50", "--seed", "1001",
+			"--queries", "300", "--json", "--workers", "2")
+		var rows []benchmarkRow
+		if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
+			t.Fatalf("--q-target %s: exit %d: %s%s", target, code, out, errOut)
+		}
+		return rows[0]
+	}
+	qmax, ret := mean(controller.TargetMax), mean(controller.TargetReturn)
+	se := math.Sqrt((qmax.SDBest*qmax.SDBest + ret.SDBest*ret.SDBest) / 50)
+	t.Logf("max %.3f (sd %.3f), return %.3f (sd %.3f), difference %.1f standard errors", qmax.MeanBest, qmax.SDBest, ret.MeanBest, ret.SDBest, (ret.MeanBest-qmax.MeanBest)/se)
+	if ret.MeanBest-qmax.MeanBest <= se {
+		t.Errorf("return %.3f against max %.3f: not ahead by one standard error (%.3f)", ret.MeanBest, qmax.MeanBest, se)
+	}
+}
+
 func TestBenchmarkAgentsTableAndPlots(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "plots")
 	code, out, errOut := runCLI(t, "benchmark", "agents", "--space", "mock", "--blocks", "1", "--budget", "8", "--seeds", "2", "--agents", "random", "--out", dir)
@@ -152,6 +174,7 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
 		{[]string{"--q-schedule", "1.0"}, "--q-schedule"},
 		{[]string{"--q-alpha", "2"}, "--q-alpha 2"},
+		{[]string{"--q-target", "mean"}, `--q-redraw/--q-target: target "mean": want max (Q-learning) or return`},
 		{[]string{"--evo-sample", "25"}, "--evo-population/--evo-sample: sample 25 is larger than the population 20"},
 		{[]string{"--evo-population", "1"}, "population 1: a tournament needs at least 2 members"},
 		{[]string{"--evo-sample", "1"}, "sample 1: a tournament of fewer than 2 picks its parent at random"},

@@ -55,7 +55,7 @@ func (c QConfig) Check() error {
 	case c.Target != "" && c.Target != TargetMax && c.Target != TargetReturn:
 		return fmt.Errorf("target %q: want %s (Q-learning) or %s (every step learns the reward)", c.Target, TargetMax, TargetReturn)
 	case c.Target == TargetReturn && c.StudyUpdate:
-		return fmt.Errorf("study_update reproduces the study's max-target update: it does not go with target %s", TargetReturn)
+		return fmt.Errorf("study_update reproduces the study's max-target update: it does not go with target %s (drop one of them)", TargetReturn)
 	}
 	return nil
 }

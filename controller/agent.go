@@ -47,6 +47,13 @@ type Proposal struct {
 	// for agents without one.
 	Epsilon     float64
 	Temperature float64
+	// Greedy marks a MetaQNN proposal none of whose layers was drawn at
+	// random: each was one of the table's best in its state (an epsilon
+	// draw that happens to pick a best layer still counts as random). It
+	// separates what the agent has learned from its exploration in a
+	// phase's mean (docs/search-quality.md, "Greedy trials"); false for
+	// the other agents.
+	Greedy bool
 }
 
 // Learned is what an agent did with an observed reward, for the trial's

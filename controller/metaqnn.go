@@ -74,11 +74,15 @@ func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 		eps = 1
 	}
 	rng := TrialRand(m.seed, trial, 0)
-	arch := drawNew(m.Table.cfg.Redraw, m.Table.seen, func() (genotype.Arch, string) {
-		a, traj := m.Sample(eps, rng)
-		return a, trajectoryKey(traj)
+	type drawn struct {
+		arch   genotype.Arch
+		random int
+	}
+	d := drawNew(m.Table.cfg.Redraw, m.Table.seen, func() (drawn, string) {
+		a, traj, random := m.sample(eps, rng)
+		return drawn{a, random}, trajectoryKey(traj)
 	})
-	return Proposal{Genotype: arch, Epsilon: eps}, nil
+	return Proposal{Genotype: d.arch, Epsilon: eps, Greedy: d.random == 0}, nil
 }
 
 // Observe learns trial's reward and replays the memory.
@@ -134,13 +138,23 @@ func (m *MetaQNN) Load(r io.Reader) error {
 // Sample builds an architecture at exploration rate eps and returns it with
 // its trajectory.
 func (m *MetaQNN) Sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transition) {
+	arch, traj, _ := m.sample(eps, rng)
+	return arch, traj
+}
+
+// sample is Sample, and counts the layers drawn at random.
+func (m *MetaQNN) sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transition, int) {
 	st := m.Space.Start(m.Input)
 	var arch genotype.Arch
 	var traj []Transition
+	random := 0
 	key, layers := m.stateKey(st, genotype.Layer{}), m.Space.Actions(st)
 	names := layerNames(layers)
 	for !st.Done {
-		a := m.Table.Choose(key, names, eps, rng)
+		a, r := m.Table.draw(key, names, eps, rng)
+		if r {
+			random++
+		}
 		l := layers[slices.Index(names, a)]
 		arch = append(arch, l)
 		st = m.Space.Step(st, l)
@@ -152,7 +166,7 @@ func (m *MetaQNN) Sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transiti
 		}
 		traj = append(traj, t)
 	}
-	return arch, traj
+	return arch, traj, random
 }
 
 func layerNames(ls []genotype.Layer) []string {

@@ -138,11 +138,19 @@ func (q *QTable) maxValue(s string, actions []string) float64 {
 // Choose picks an action in s: with probability eps uniformly at random,
 // otherwise one of highest value, ties broken uniformly at random.
 func (q *QTable) Choose(s string, actions []string, eps float64, rng *rand.Rand) string {
+	a, _ := q.draw(s, actions, eps, rng)
+	return a
+}
+
+// draw is Choose, and reports whether the action was drawn at random (the
+// epsilon branch, whatever action it drew) rather than as one of highest
+// value.
+func (q *QTable) draw(s string, actions []string, eps float64, rng *rand.Rand) (string, bool) {
 	if len(actions) == 0 {
 		panic("controller: Choose with no valid action in state " + s)
 	}
 	if rng.Float64() < eps {
-		return actions[rng.IntN(len(actions))]
+		return actions[rng.IntN(len(actions))], true
 	}
 	best := q.maxValue(s, actions)
 	var ties []string
@@ -151,7 +159,7 @@ func (q *QTable) Choose(s string, actions []string, eps float64, rng *rand.Rand)
 			ties = append(ties, a)
 		}
 	}
-	return ties[rng.IntN(len(ties))]
+	return ties[rng.IntN(len(ties))], false
 }
 
 // Learn updates the table from one trajectory and its terminal reward. It

@@ -301,3 +301,46 @@ func TestRedrawSkipsRepeats(t *testing.T) {
 		t.Errorf("with redraw 50 random search repeated %d of 40 proposals", n)
 	}
 }
+
+// A proposal is greedy when none of its layers took the epsilon branch.
+// After one remembered network, that network is the greedy path, alone above
+// the initial value in each of its states, so at epsilon 0.3 a proposal is
+// greedy with probability 0.7^4 = 0.2401 for its four layers, and a greedy
+// proposal is that network; at epsilon 0 every proposal is greedy, at 1 none.
+func TestProposalGreedy(t *testing.T) {
+	in := genotype.Input{Height: 8, Width: 8, Channels: 1}
+	arch, err := genotype.Parse("C(64,3,1) - P(2,2) - C(128,1,1) - SM()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4000
+	for _, eps := range []float64{0, 0.3, 1} {
+		m, err := NewMetaQNN(genotype.Study, in, QConfig{Alpha: 0.1}, EpsilonSchedule{{Epsilon: eps, Models: 1}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		traj, err := m.Trajectory(arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Table.Remember(traj, 0.9, rand.New(rand.NewPCG(1, 1)))
+		greedy := 0
+		for trial := 1; trial <= n; trial++ {
+			p, err := m.Propose(trial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Greedy {
+				greedy++
+				if p.Genotype.String() != arch.String() {
+					t.Fatalf("epsilon %v: greedy proposal %s, want %s", eps, p.Genotype, arch)
+				}
+			}
+		}
+		// Binomial SD at 0.2401: 0.0068 of n; 0.03 is over 4 SD.
+		want := math.Pow(1-eps, float64(len(arch)))
+		if got := float64(greedy) / n; math.Abs(got-want) > 0.03 {
+			t.Errorf("epsilon %v: %.4f of the proposals greedy, want %.4f", eps, got, want)
+		}
+	}
+}

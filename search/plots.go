@@ -55,13 +55,16 @@ func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	return p, nil
 }
 
-// EpsilonPlot shows the validation accuracy per epsilon as box plots, with
-// the number of trials and the share of constant predictors (accuracy within
-// one point of the majority share) under each box.
+// EpsilonPlot shows the validation accuracy per epsilon of the trials that
+// have one (measured) as box plots, with the number of trials and the share
+// of constant predictors (accuracy within one point of the majority share)
+// under each box.
 func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	byEps := map[float64]plotter.Values{}
 	for _, t := range trials {
-		byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
+		if measured(t) {
+			byEps[t.Epsilon] = append(byEps[t.Epsilon], t.ValAccuracy)
+		}
 	}
 	var eps []float64
 	for e := range byEps {

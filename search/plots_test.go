@@ -50,3 +50,27 @@ func TestMetaQNNPlotsGolden(t *testing.T) {
 		plottest.Golden(t, p, name)
 	}
 }
+
+// The epsilon figure leaves out the trials without an accuracy, as the
+// report's table does: under each box, n and the constant share count the
+// trained and reused trials only.
+func TestEpsilonPlotMeasuredOnly(t *testing.T) {
+	trials := []rundir.Trial{
+		{Candidate: rundir.Candidate{ID: 1, Epsilon: 1}, Status: rundir.StatusOK, ValAccuracy: 0.9},
+		{Candidate: rundir.Candidate{ID: 2, Epsilon: 1}, Status: rundir.StatusRefused},
+		{Candidate: rundir.Candidate{ID: 3, Epsilon: 1}, Status: rundir.StatusFailed},
+		{Candidate: rundir.Candidate{ID: 4, Epsilon: 0.5}, Status: rundir.StatusReused, ValAccuracy: 0.516},
+	}
+	p, err := EpsilonPlot(trials, 0.516)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, tk := range p.X.Tick.Marker.Ticks(p.X.Min, p.X.Max) {
+		labels = append(labels, tk.Label)
+	}
+	want := []string{"ε=1.0\nn=1\n0% const", "ε=0.5\nn=1\n100% const"}
+	if len(labels) != len(want) || labels[0] != want[0] || labels[1] != want[1] {
+		t.Errorf("labels %q, want %q", labels, want)
+	}
+}

@@ -69,6 +69,10 @@ type PhaseStats struct {
 	SD       float64 `json:"sd_val_accuracy"`
 	Best     float64 `json:"best_val_accuracy"`
 	Constant int     `json:"constant_predictors"`
+	// Greedy counts Q-learning's greedy trials (no layer drawn at random)
+	// and GreedyMean is their mean validation accuracy (0 without any).
+	Greedy     int     `json:"greedy_trials"`
+	GreedyMean float64 `json:"greedy_mean_val_accuracy"`
 }
 
 // RewardWindow summarizes consecutive trials From..To.
@@ -137,15 +141,23 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	return r
 }
 
+// measured reports whether a trial has a validation accuracy: it was trained
+// or reused, not refused or failed.
+func measured(t rundir.Trial) bool {
+	return t.Status != rundir.StatusRefused && t.Status != rundir.StatusFailed
+}
+
 // phaseGroup is a phase of the schedule (trials From..To at Epsilon) and
 // the validation accuracies of its trials.
 type phaseGroup struct {
 	From, To int
 	Epsilon  float64
 	rs       []float64
+	greedy   []float64 // of the greedy trials
 }
 
-// phaseGroups divides the trials by the schedule's trial ranges, leaving
+// phaseGroups divides the trials with a validation accuracy (trained or
+// reused; not refused or failed) by the schedule's trial ranges, leaving
 // out phases without trials; a run longer than its schedule counts the rest
 // in the last phase.
 func phaseGroups(trials []rundir.Trial, schedule controller.EpsilonSchedule) []phaseGroup {
@@ -155,8 +167,14 @@ func phaseGroups(trials []rundir.Trial, schedule controller.EpsilonSchedule) []p
 		g := phaseGroup{From: from, To: from + ph.Models - 1, Epsilon: ph.Epsilon}
 		from += ph.Models
 		for _, t := range trials {
+			if !measured(t) {
+				continue
+			}
 			if t.ID >= g.From && (t.ID <= g.To || i == len(schedule)-1) {
 				g.rs = append(g.rs, t.ValAccuracy)
+				if t.Greedy {
+					g.greedy = append(g.greedy, t.ValAccuracy)
+				}
 				g.To = max(g.To, t.ID)
 			}
 		}
@@ -173,6 +191,9 @@ func phaseStats(trials []rundir.Trial, majority float64, schedule controller.Eps
 		p, rs := PhaseStats{From: g.From, To: g.To, Epsilon: g.Epsilon}, g.rs
 		p.Trials, p.Best = len(rs), slices.Max(rs)
 		p.Mean, p.SD = stat.MeanStdDev(rs, nil)
+		if p.Greedy = len(g.greedy); p.Greedy > 0 {
+			p.GreedyMean = stat.Mean(g.greedy, nil)
+		}
 		if len(rs) == 1 {
 			p.SD = 0 // gonum gives NaN for a single value
 		}
@@ -350,11 +371,43 @@ func (r Report) epsilonSection(b *strings.Builder) {
 	if r.Agent != "" && r.Agent != AgentQLearning {
 		fmt.Fprintf(b, " The %s agent does not use epsilon: its rows are the schedule's trial ranges, to compare with Q-learning's.", r.Agent)
 	}
-	b.WriteString("\n\n| trials | epsilon | n | mean | sd | best | constant predictors |\n|---|---|---|---|---|---|---|\n")
+	q := r.Agent == "" || r.Agent == AgentQLearning
+	if q {
+		b.WriteString(" Greedy trials: none of their layers was drawn at random; the others explore.")
+	}
+	b.WriteString(" Trained and reused trials count; refused and failed ones do not.")
+	head, rule := "| trials | epsilon | n | mean | sd | best | constant predictors |", "|---|---|---|---|---|---|---|"
+	if q {
+		head, rule = head+" greedy | greedy mean |", rule+"---|---|"
+	}
+	b.WriteString("\n\n" + head + "\n" + rule + "\n")
 	for _, p := range r.Phases {
-		fmt.Fprintf(b, "| %d-%d | %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |\n", p.From, p.To, p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
+		fmt.Fprintf(b, "| %d-%d | %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |", p.From, p.To, p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
+		if q {
+			mean := "-"
+			if p.Greedy > 0 {
+				mean = fmt.Sprintf("%.4f", p.GreedyMean)
+			}
+			fmt.Fprintf(b, " %d | %s |", p.Greedy, mean)
+		}
+		b.WriteString("\n")
+	}
+	if last, ok := lastTwoMean(r.Phases); ok {
+		first := r.Phases[0].Mean
+		fmt.Fprintf(b, "\nThe last two phases average %.4f, %+.4f against the first phase's %.4f.\n", last, last-first, first)
 	}
 	b.WriteString("\n")
+}
+
+// lastTwoMean is the mean validation accuracy of the trials of the last two
+// phases, to set against the first phase's: what the agent learned, with
+// its exploration. It needs at least three phases.
+func lastTwoMean(phases []PhaseStats) (float64, bool) {
+	if len(phases) < 3 {
+		return 0, false
+	}
+	a, b := phases[len(phases)-2], phases[len(phases)-1]
+	return (a.Mean*float64(a.Trials) + b.Mean*float64(b.Trials)) / float64(a.Trials+b.Trials), true
 }
 
 // controlled reports whether the agent is the REINFORCE controller, which

@@ -125,3 +125,45 @@ func TestReportPhasesByTrialRange(t *testing.T) {
 		}
 	}
 }
+
+// A Q-learning run's phase table counts its greedy trials and their mean
+// apart, leaves out refused and failed trials (they have no accuracy), and
+// ends with the last two phases against the first. By hand: phase 1 (trials
+// 1-2) 0.6 and 0.8, mean 0.7; phase 2 (3-4) 0.5 and a refused trial; phase
+// 3 (5-8) 0.9 greedy, 0.8 greedy, a failed trial and 0.7 reused (trials 7
+// and 8, beyond the schedule, count in the last phase). Last two phases: 0.5,
+// 0.9, 0.8, 0.7, mean 0.725, +0.025 against 0.7; greedy mean 0.85.
+func TestReportGreedyAndGain(t *testing.T) {
+	trial := func(id int, status rundir.Status, acc float64, greedy bool) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Greedy: greedy}, Status: status, ValAccuracy: acc}
+	}
+	trials := []rundir.Trial{
+		trial(1, rundir.StatusOK, 0.6, false), trial(2, rundir.StatusOK, 0.8, false),
+		trial(3, rundir.StatusOK, 0.5, false), trial(4, rundir.StatusRefused, 0, false),
+		trial(5, rundir.StatusOK, 0.9, true), trial(6, rundir.StatusOK, 0.8, true),
+		trial(7, rundir.StatusFailed, 0, true), trial(8, rundir.StatusReused, 0.7, false),
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run", MetaQNN: MetaQNNSettings{
+		Schedule: ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 1, Models: 2}, {Epsilon: 0.5, Models: 2}, {Epsilon: 0.1, Models: 2}}}}}
+	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
+	if len(r.Phases) != 3 {
+		t.Fatalf("phases %+v", r.Phases)
+	}
+	if p := r.Phases[1]; p.Trials != 1 || p.Mean != 0.5 || p.Greedy != 0 {
+		t.Errorf("phase 2: %+v, want one trial at 0.5, none greedy", p)
+	}
+	if p := r.Phases[2]; p.Trials != 3 || p.Greedy != 2 || math.Abs(p.GreedyMean-0.85) > 1e-12 || math.Abs(p.Mean-0.8) > 1e-12 {
+		t.Errorf("phase 3: %+v, want 3 trials, mean 0.8, 2 greedy at 0.85", p)
+	}
+	md := r.Markdown()
+	for _, w := range []string{"| greedy | greedy mean |", "| 5-8 | 0.1 | 3 | 0.8000 |", " 2 | 0.8500 |", " 0 | - |",
+		"The last two phases average 0.7250, +0.0250 against the first phase's 0.7000."} {
+		if !strings.Contains(md, w) {
+			t.Errorf("markdown lacks %q:\n%s", w, md)
+		}
+	}
+	cfg.MetaQNN.Agent = AgentRandom
+	if md := BuildReport(cfg, "", trials, nil, nil, 0.5).Markdown(); strings.Contains(md, "greedy") {
+		t.Errorf("a random run's table has greedy columns:\n%s", md)
+	}
+}

@@ -247,7 +247,7 @@ func (s *Search) restore() error {
 			if err != nil {
 				return fmt.Errorf("%s: outstanding trial %d: %w", rundir.FileAgent, c.ID, err)
 			}
-			s.sched.restored = append(s.sched.restored, proposal{c, controller.Proposal{Genotype: g, Actions: c.Actions, Epsilon: c.Epsilon, Temperature: c.Temperature}})
+			s.sched.restored = append(s.sched.restored, proposal{c, controller.Proposal{Genotype: g, Actions: c.Actions, Epsilon: c.Epsilon, Temperature: c.Temperature, Greedy: c.Greedy}})
 		}
 	}
 	return nil

@@ -43,11 +43,13 @@ type Candidate struct {
 	// Epsilon (MetaQNN) or Temperature (REINFORCE) the proposal was drawn at.
 	Epsilon     float64 `json:"epsilon,omitempty"`
 	Temperature float64 `json:"temperature,omitempty"`
+	// Greedy: MetaQNN drew no layer at random (controller.Proposal.Greedy).
+	Greedy bool `json:"greedy,omitempty"`
 }
 
 // CandidateOf records proposal p of trial id.
 func CandidateOf(id int, p controller.Proposal) Candidate {
-	return Candidate{ID: id, Arch: p.Genotype.String(), Actions: p.Actions, Epsilon: p.Epsilon, Temperature: p.Temperature}
+	return Candidate{ID: id, Arch: p.Genotype.String(), Actions: p.Actions, Epsilon: p.Epsilon, Temperature: p.Temperature, Greedy: p.Greedy}
 }
 
 // Trial is one finished trial as recorded in trials.jsonl.

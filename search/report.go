@@ -392,22 +392,42 @@ func (r Report) epsilonSection(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
-	if last, ok := lastTwoMean(r.Phases); ok {
-		first := r.Phases[0].Mean
-		fmt.Fprintf(b, "\nThe last two phases average %.4f, %+.4f against the first phase's %.4f.\n", last, last-first, first)
+	if len(r.Phases) >= 3 {
+		first, l := r.Phases[0].Mean, lastTwo(r.Phases)
+		fmt.Fprintf(b, "\nThe last two phases average %.4f, %+.4f against the first phase's %.4f", l.mean, l.mean-first, first)
+		if q && l.greedy > 0 && l.greedy < l.n {
+			fmt.Fprintf(b, "; their %d greedy trials %.4f (%+.4f), the %d that explore %.4f (%+.4f)",
+				l.greedy, l.greedyMean, l.greedyMean-first, l.n-l.greedy, l.exploreMean, l.exploreMean-first)
+		}
+		b.WriteString(".\n")
 	}
 	b.WriteString("\n")
 }
 
-// lastTwoMean is the mean validation accuracy of the trials of the last two
-// phases, to set against the first phase's: what the agent learned, with
-// its exploration. It needs at least three phases.
-func lastTwoMean(phases []PhaseStats) (float64, bool) {
-	if len(phases) < 3 {
-		return 0, false
+// lastTwoStats are the trials of a run's last two phases, to set against
+// its first phase: all of them, and the greedy ones apart from those that
+// explore.
+type lastTwoStats struct {
+	n, greedy                     int
+	mean, greedyMean, exploreMean float64
+}
+
+// lastTwo pools the last two of phases (at least two).
+func lastTwo(phases []PhaseStats) lastTwoStats {
+	var l lastTwoStats
+	var sum, greedySum float64
+	for _, p := range phases[len(phases)-2:] {
+		l.n, l.greedy = l.n+p.Trials, l.greedy+p.Greedy
+		sum, greedySum = sum+p.Mean*float64(p.Trials), greedySum+p.GreedyMean*float64(p.Greedy)
 	}
-	a, b := phases[len(phases)-2], phases[len(phases)-1]
-	return (a.Mean*float64(a.Trials) + b.Mean*float64(b.Trials)) / float64(a.Trials+b.Trials), true
+	l.mean = sum / float64(l.n)
+	if l.greedy > 0 {
+		l.greedyMean = greedySum / float64(l.greedy)
+	}
+	if l.greedy < l.n {
+		l.exploreMean = (sum - greedySum) / float64(l.n-l.greedy)
+	}
+	return l
 }
 
 // controlled reports whether the agent is the REINFORCE controller, which

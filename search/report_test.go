@@ -132,7 +132,8 @@ func TestReportPhasesByTrialRange(t *testing.T) {
 // 1-2) 0.6 and 0.8, mean 0.7; phase 2 (3-4) 0.5 and a refused trial; phase
 // 3 (5-8) 0.9 greedy, 0.8 greedy, a failed trial and 0.7 reused (trials 7
 // and 8, beyond the schedule, count in the last phase). Last two phases: 0.5,
-// 0.9, 0.8, 0.7, mean 0.725, +0.025 against 0.7; greedy mean 0.85.
+// 0.9, 0.8, 0.7, mean 0.725, +0.025 against 0.7; greedy 0.9 and 0.8, mean
+// 0.85 (+0.15); exploring 0.5 and 0.7, mean 0.6 (-0.1).
 func TestReportGreedyAndGain(t *testing.T) {
 	trial := func(id int, status rundir.Status, acc float64, greedy bool) rundir.Trial {
 		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Greedy: greedy}, Status: status, ValAccuracy: acc}
@@ -157,7 +158,7 @@ func TestReportGreedyAndGain(t *testing.T) {
 	}
 	md := r.Markdown()
 	for _, w := range []string{"| greedy | greedy mean |", "| 5-8 | 0.1 | 3 | 0.8000 |", " 2 | 0.8500 |", " 0 | - |",
-		"The last two phases average 0.7250, +0.0250 against the first phase's 0.7000."} {
+		"The last two phases average 0.7250, +0.0250 against the first phase's 0.7000; their 2 greedy trials 0.8500 (+0.1500), the 2 that explore 0.6000 (-0.1000)."} {
 		if !strings.Contains(md, w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
 		}

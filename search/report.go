@@ -368,12 +368,11 @@ func (r Report) epsilonSection(b *strings.Builder) {
 	}
 	b.WriteString("## Validation accuracy per epsilon\n\n")
 	fmt.Fprintf(b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).", 100*r.Majority)
-	if r.Agent != "" && r.Agent != AgentQLearning {
-		fmt.Fprintf(b, " The %s agent does not use epsilon: its rows are the schedule's trial ranges, to compare with Q-learning's.", r.Agent)
-	}
-	q := r.Agent == "" || r.Agent == AgentQLearning
+	q := r.Agent == "" || r.Agent == AgentQLearning // runs recorded before other agents name none
 	if q {
 		b.WriteString(" Greedy trials: none of their layers was drawn at random; the others explore.")
+	} else {
+		fmt.Fprintf(b, " The %s agent does not use epsilon: its rows are the schedule's trial ranges, to compare with Q-learning's.", r.Agent)
 	}
 	b.WriteString(" Trained and reused trials count; refused and failed ones do not.")
 	head, rule := "| trials | epsilon | n | mean | sd | best | constant predictors |", "|---|---|---|---|---|---|---|"

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/urfave/cli/v2"
@@ -17,24 +18,28 @@ import (
 func evalCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "eval",
-		Usage:     "measure an exported model's accuracy on an image folder",
-		ArgsUsage: "MODEL.onnx",
-		Description: `Reads the images of --data at the model's input size, splits them as training did
+		Usage:     "measure exported models' accuracy on an image folder",
+		ArgsUsage: "MODEL.onnx [MODEL.onnx...]",
+		Description: `Reads the images of --data at each model's input size, splits them as training did
 (--plan and --split-seed must match those of training) and prints the accuracy and the
-confusion matrix of the chosen split.
-Example: nasctl eval model.onnx --data data/leaves --split test`,
+confusion matrix of the chosen split. With several models the images are read once per
+input size and a table gives each model's accuracy and their mean; --json then prints
+one object per model, one per line.
+Examples:
+  nasctl eval model.onnx --data data/leaves --split test
+  nasctl eval runs/leaves/winners/rank-*.onnx --data data/leaves-new --split all`,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "image folder (required)"},
-			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all"},
+			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all (all: a folder the models never saw)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per inference batch"},
-			&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON: one object per model"},
 			skipBadFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("eval takes one model file (got %d arguments)", c.NArg())
+			if c.NArg() == 0 {
+				return usagef("eval takes one or more model files")
 			}
-			opts := evalOptions{Model: c.Args().First(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
+			opts := evalOptions{Models: c.Args().Slice(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
 				SplitSeed: c.Uint64("split-seed"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
 			if opts.Data == "" {
 				return usagef("eval needs --data")
@@ -58,12 +63,13 @@ Example: nasctl eval model.onnx --data data/leaves --split test`,
 }
 
 type evalOptions struct {
-	Model, Data, Split string
-	Plan               dataset.SplitPlan
-	SplitSeed          uint64
-	Batch              int
-	JSON, SkipBad      bool
-	Session            runtime.SessionOptions
+	Models        []string
+	Data, Split   string
+	Plan          dataset.SplitPlan
+	SplitSeed     uint64
+	Batch         int
+	JSON, SkipBad bool
+	Session       runtime.SessionOptions
 }
 
 type evalReport struct {
@@ -74,58 +80,121 @@ type evalReport struct {
 	runtime.Evaluation
 }
 
+// evalData holds the images of one folder at one input size, read once for
+// every model of that size.
+type evalData struct {
+	d     *dataset.Dataset
+	split dataset.Split
+}
+
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
 	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err
 	}
 	defer runtime.Close()
-	m, err := runtime.LoadModel(opts.Model, opts.Session)
+	loaded := map[genotype.Input]evalData{}
+	warned := map[string]bool{}
+	var reps []evalReport
+	for _, path := range opts.Models {
+		rep, err := evalOne(ctx, opts, path, loaded, warned, errOut)
+		if err != nil {
+			return err
+		}
+		if opts.JSON && len(opts.Models) > 1 {
+			// One line per model as it is measured, so a long list shows progress.
+			if err := json.NewEncoder(out).Encode(rep); err != nil {
+				return err
+			}
+		}
+		reps = append(reps, *rep)
+	}
+	switch {
+	case opts.JSON && len(reps) == 1:
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(reps[0])
+	case opts.JSON:
+		return nil
+	case len(reps) == 1:
+		return printEvaluation(out, opts, reps[0])
+	}
+	return printEvaluations(out, opts, reps)
+}
+
+// evalOne measures one model, reading the data at its input size unless an
+// earlier model of the same size already did.
+func evalOne(ctx context.Context, opts evalOptions, path string, loaded map[genotype.Input]evalData, warned map[string]bool, errOut io.Writer) (*evalReport, error) {
+	m, err := runtime.LoadModel(path, opts.Session)
 	if err != nil {
-		return fmt.Errorf("%s: %w", opts.Model, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer m.Close()
 	in := m.Info.Input
-	d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-		SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}, opts.Plan, opts.SplitSeed)
-	if err != nil {
-		return err
+	data, ok := loaded[in]
+	if !ok {
+		d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}, opts.Plan, opts.SplitSeed)
+		if err != nil {
+			return nil, err
+		}
+		data = evalData{d, split}
+		loaded[in] = data
 	}
-	if err := dataset.CheckClasses(opts.Data, d.Classes, opts.Model, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
-		return err
+	if err := dataset.CheckClasses(opts.Data, data.d.Classes, path, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
+		return nil, err
 	}
-	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
-		fmt.Fprintf(errOut, "warning: the model was trained on other data (%s); split membership may differ\n", h)
+	// A split of other data is not the training's split; a whole folder of
+	// other data is what --split all is for, so it needs no warning.
+	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !warned[h] {
+		warned[h] = true
+		fmt.Fprintf(errOut, "warning: %s was trained on other data (%s); split membership may differ\n", path, h)
 	}
-	idx := map[string][]int{"train": split.Train, "val": split.Val, "test": split.Test}[opts.Split]
+	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
 	if opts.Split == "all" {
-		idx = seqInts(d.Len())
+		idx = seqInts(data.d.Len())
 	}
-	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: idx}, opts.Batch)
+	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: data.d.Pixels, Labels: data.d.Labels, Indices: idx}, opts.Batch)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	rep := evalReport{Model: opts.Model, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Classes: m.Info.Classes, Evaluation: *ev}
-	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
+	return &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Classes: m.Info.Classes, Evaluation: *ev}, nil
+}
+
+// printEvaluation prints one model's accuracy and confusion matrix.
+func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 	fmt.Fprintf(out, "%s on the %s split of %s: accuracy %.4f (%d of %d)\n\nconfusion (rows: true class, columns: predicted)\n",
-		opts.Model, opts.Split, opts.Data, ev.Accuracy, ev.Correct, ev.N)
+		rep.Model, opts.Split, opts.Data, rep.Accuracy, rep.Correct, rep.N)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "\t")
-	for _, c := range m.Info.Classes {
+	for _, c := range rep.Classes {
 		fmt.Fprintf(tw, "%s\t", c)
 	}
 	fmt.Fprintln(tw)
-	for i, row := range ev.Confusion {
-		fmt.Fprintf(tw, "%s\t", m.Info.Classes[i])
+	for i, row := range rep.Confusion {
+		fmt.Fprintf(tw, "%s\t", rep.Classes[i])
 		for _, n := range row {
 			fmt.Fprintf(tw, "%d\t", n)
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// printEvaluations prints a table of several models' accuracies and their mean.
+func printEvaluations(out io.Writer, opts evalOptions, reps []evalReport) error {
+	fmt.Fprintf(out, "%d models on the %s split of %s\n\n", len(reps), opts.Split, opts.Data)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "model\taccuracy\tcorrect\timages\tarchitecture")
+	sum := 0.0
+	for _, r := range reps {
+		fmt.Fprintf(tw, "%s\t%.4f\t%d\t%d\t%s\n", r.Model, r.Accuracy, r.Correct, r.N, r.Arch)
+		sum += r.Accuracy
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "\nmean accuracy %.4f\n", sum/float64(len(reps)))
+	return err
 }
 
 func seqInts(n int) []int {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -50,6 +51,8 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || ev.Split != "test" || ev.N != 60 || math.Abs(ev.Accuracy-trained) > 1e-4 {
 		t.Errorf("eval: exit %d, %+v; train printed test accuracy %v\n%s", code, ev, trained, errOut)
 	}
+
+	checkEvalSeveral(t, run, tmp, data, model, ev.Accuracy)
 
 	images := []string{filepath.Join(data, "LEAF_0001.png"), filepath.Join(data, "NO_0002.png")}
 	code, out, errOut = run(append([]string{"predict", model, "--json"}, images...)...)
@@ -113,5 +116,50 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, %q%q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
 		}
+	}
+}
+
+// checkEvalSeveral: eval of two models of different input sizes gives each
+// the accuracy it gets alone, as one JSON line each, and a table with their
+// mean; --split all counts every image of the folder.
+func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), tmp, data, model string, alone float64) {
+	t.Helper()
+	other := filepath.Join(tmp, "m12.onnx")
+	if code, out, errOut := run("train", "--arch", "C(4,3,1) - SM()", "--data", data, "--input", "12x12x1", "--epochs", "1", "--out", other); code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run("eval", other, "--data", data, "--json")
+	var ev struct {
+		Model    string  `json:"model"`
+		N        int     `json:"n"`
+		Accuracy float64 `json:"accuracy"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil {
+		t.Fatalf("eval %s: exit %d\n%s%s", other, code, out, errOut)
+	}
+	want := map[string]float64{model: alone, other: ev.Accuracy}
+	for _, split := range []string{"test", "all"} {
+		code, out, errOut = run("eval", model, other, "--data", data, "--split", split, "--json")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 {
+			t.Fatalf("eval of two models, --split %s: exit %d, %d lines\n%s%s", split, code, len(lines), out, errOut)
+		}
+		for _, line := range lines {
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			wantN := map[string]int{"test": 60, "all": 200}[split]
+			if ev.N != wantN || (split == "test" && math.Abs(ev.Accuracy-want[ev.Model]) > 1e-9) {
+				t.Errorf("--split %s: %+v; want %d images and, on the test split, accuracy %v", split, ev, wantN, want[ev.Model])
+			}
+		}
+	}
+	code, out, _ = run("eval", model, other, "--data", data)
+	mean := fmt.Sprintf("mean accuracy %.4f", (want[model]+want[other])/2)
+	if code != 0 || !strings.Contains(out, mean) || !strings.Contains(out, "m12.onnx") {
+		t.Errorf("eval table: exit %d, want %q and both models:\n%s", code, mean, out)
+	}
+	if code, _, errOut = run("eval", "--data", data); code != 2 || !strings.Contains(errOut, "one or more model files") {
+		t.Errorf("eval without a model: exit %d, %q", code, errOut)
 	}
 }

@@ -189,6 +189,14 @@ func TestBrowserRunPage(t *testing.T) {
 		t.Errorf("the selected trial's title: %q", title)
 	}
 
+	// The finished run: its greedy trials say so beside their epsilon.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+	waitFor(t, ctx, rows+` === 24`, rows, 10*time.Second)
+	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
+	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
+		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
+	}
+
 	if *screenshots != "" {
 		// The screenshot is of the finished run: its final table filled.
 		do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))

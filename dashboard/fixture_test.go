@@ -82,8 +82,9 @@ func (f *fixtureRun) add(t *testing.T, ids ...int) {
 }
 
 // fakeTrial is trial id of a fixture run of seed: epsilon 1 for the first
-// 12 trials, then 0.5, then 0.1 (accuracies rise as it falls); trial 3
-// reuses trial 1's result and trial 5 is refused, as a search's are.
+// 12 trials, then 0.5, then 0.1 (accuracies rise as it falls), where the
+// even trials are greedy; trial 3 reuses trial 1's result and trial 5 is
+// refused, as a search's are.
 func fakeTrial(id int, seed uint64) rundir.Trial {
 	rng := rand.New(rand.NewPCG(seed, uint64(id)))
 	eps := 1.0
@@ -93,7 +94,8 @@ func fakeTrial(id int, seed uint64) rundir.Trial {
 	case id > 12:
 		eps = 0.5
 	}
-	t := rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: fixtureArchs[rng.IntN(len(fixtureArchs))], Epsilon: eps},
+	t := rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: fixtureArchs[rng.IntN(len(fixtureArchs))], Epsilon: eps,
+		Greedy: eps == 0.1 && id%2 == 0},
 		Params: 2000 + rng.Int64N(60000), MACs: 100_000 + rng.Int64N(3_000_000), Status: rundir.StatusOK,
 		Seed: uint64(id), Finished: fixtureStart.Add(time.Duration(id) * 37 * time.Second)}
 	switch id {

@@ -18,10 +18,14 @@ function problem(e) { $('problem').textContent = e ? String(e.message || e) : ''
 // The trials table.
 for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').append(h('option', {value: s, text: s}));
 $('filter').addEventListener('change', e => { statusFilter = e.target.value; drawTrials(); });
-const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) : 'ε ' + num(t.epsilon || 0, 1);
+// A greedy MetaQNN trial took no layer at random: what the agent has learnt,
+// apart from what it explores.
+const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) :
+  'ε ' + num(t.epsilon || 0, 1) + (t.greedy ? ' greedy' : '');
 const trialTable = new Table($('trials'), [
   {key: 'id', label: '#', num: true},
-  {key: 'explore', label: 'ε / T', num: true, title: 'epsilon (MetaQNN) or temperature (REINFORCE) it was drawn at',
+  {key: 'explore', label: 'ε / T', num: true,
+    title: 'epsilon (MetaQNN) or temperature (REINFORCE) it was drawn at; greedy: no layer was drawn at random',
     value: t => t.temperature || t.epsilon || 0, cell: explore},
   {key: 'arch', label: 'Architecture', cls: 'arch'},
   {key: 'status', label: 'Status', cell: t => h('span', {class: 'st-' + t.status, text: t.status, title: t.reason})},

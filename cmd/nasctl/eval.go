@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/dataset"
@@ -92,33 +93,52 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 		return err
 	}
 	defer runtime.Close()
+	for _, path := range opts.Models { // a mistyped name fails before minutes of work
+		if _, err := os.Stat(path); err != nil {
+			return err
+		}
+	}
 	loaded := map[genotype.Input]evalData{}
 	warned := map[string]bool{}
-	var reps []evalReport
+	several := len(opts.Models) > 1
+	// Several models: a row (or a JSON line) per model as it is measured, so
+	// a long list shows progress and a failure keeps what came before it.
+	width := len("model")
+	for _, m := range opts.Models {
+		width = max(width, len(m))
+	}
+	if several && !opts.JSON {
+		fmt.Fprintf(out, "%d models on the %s split of %s\n\n%-*s  accuracy  correct  images  architecture\n",
+			len(opts.Models), opts.Split, opts.Data, width, "model")
+	}
+	sum := 0.0
 	for _, path := range opts.Models {
 		rep, err := evalOne(ctx, opts, path, loaded, warned, errOut)
 		if err != nil {
 			return err
 		}
-		if opts.JSON && len(opts.Models) > 1 {
-			// One line per model as it is measured, so a long list shows progress.
-			if err := json.NewEncoder(out).Encode(rep); err != nil {
-				return err
-			}
+		sum += rep.Accuracy
+		switch {
+		case !several && opts.JSON:
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		case !several:
+			return printEvaluation(out, opts, *rep)
+		case opts.JSON:
+			err = json.NewEncoder(out).Encode(rep)
+		default:
+			_, err = fmt.Fprintf(out, "%-*s  %8.4f  %7d  %6d  %s\n", width, path, rep.Accuracy, rep.Correct, rep.N, rep.Arch)
 		}
-		reps = append(reps, *rep)
+		if err != nil {
+			return err
+		}
 	}
-	switch {
-	case opts.JSON && len(reps) == 1:
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(reps[0])
-	case opts.JSON:
+	if opts.JSON {
 		return nil
-	case len(reps) == 1:
-		return printEvaluation(out, opts, reps[0])
 	}
-	return printEvaluations(out, opts, reps)
+	_, err := fmt.Fprintf(out, "\nmean accuracy %.4f\n", sum/float64(len(opts.Models)))
+	return err
 }
 
 // evalOne measures one model, reading the data at its input size unless an
@@ -178,23 +198,6 @@ func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
-}
-
-// printEvaluations prints a table of several models' accuracies and their mean.
-func printEvaluations(out io.Writer, opts evalOptions, reps []evalReport) error {
-	fmt.Fprintf(out, "%d models on the %s split of %s\n\n", len(reps), opts.Split, opts.Data)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\taccuracy\tcorrect\timages\tarchitecture")
-	sum := 0.0
-	for _, r := range reps {
-		fmt.Fprintf(tw, "%s\t%.4f\t%d\t%d\t%s\n", r.Model, r.Accuracy, r.Correct, r.N, r.Arch)
-		sum += r.Accuracy
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(out, "\nmean accuracy %.4f\n", sum/float64(len(reps)))
-	return err
 }
 
 func seqInts(n int) []int {

@@ -159,6 +159,10 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 	if code != 0 || !strings.Contains(out, mean) || !strings.Contains(out, "m12.onnx") {
 		t.Errorf("eval table: exit %d, want %q and both models:\n%s", code, mean, out)
 	}
+	missing := filepath.Join(tmp, "missing.onnx")
+	if code, out, errOut = run("eval", model, missing, "--data", data); code != 1 || out != "" || !strings.Contains(errOut, missing) {
+		t.Errorf("eval with a missing second model: exit %d, %q%q; want exit 1 before any output", code, out, errOut)
+	}
 	if code, _, errOut = run("eval", "--data", data); code != 2 || !strings.Contains(errOut, "one or more model files") {
 		t.Errorf("eval without a model: exit %d, %q", code, errOut)
 	}

@@ -198,8 +198,7 @@ func TestBrowserRunPage(t *testing.T) {
 	}
 
 	if *screenshots != "" {
-		// The screenshot is of the finished run: its final table filled.
-		do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+		// The screenshot is of the finished run, shown above: its final table filled.
 		waitFor(t, ctx, rows+` === 24 && document.querySelectorAll('#final tbody a').length === 2`, rows, 10*time.Second)
 		do(t, ctx, chromedp.Click(chromedp.CSS(`#trials tbody tr[data-id="22"]`)))
 		waitFor(t, ctx, `[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)`, `document.images.length`, 10*time.Second)

@@ -100,14 +100,25 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	}
 	loaded := map[genotype.Input]evalData{}
 	warned := map[string]bool{}
-	several := len(opts.Models) > 1
+	if len(opts.Models) == 1 {
+		rep, err := evalOne(ctx, opts, opts.Models[0], loaded, warned, errOut)
+		if err != nil {
+			return err
+		}
+		if opts.JSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		}
+		return printEvaluation(out, opts, *rep)
+	}
 	// Several models: a row (or a JSON line) per model as it is measured, so
 	// a long list shows progress and a failure keeps what came before it.
 	width := len("model")
 	for _, m := range opts.Models {
 		width = max(width, len(m))
 	}
-	if several && !opts.JSON {
+	if !opts.JSON {
 		fmt.Fprintf(out, "%d models on the %s split of %s\n\n%-*s  accuracy  correct  images  architecture\n",
 			len(opts.Models), opts.Split, opts.Data, width, "model")
 	}
@@ -118,16 +129,9 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 			return err
 		}
 		sum += rep.Accuracy
-		switch {
-		case !several && opts.JSON:
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
-		case !several:
-			return printEvaluation(out, opts, *rep)
-		case opts.JSON:
+		if opts.JSON {
 			err = json.NewEncoder(out).Encode(rep)
-		default:
+		} else {
 			_, err = fmt.Fprintf(out, "%-*s  %8.4f  %7d  %6d  %s\n", width, path, rep.Accuracy, rep.Correct, rep.N, rep.Arch)
 		}
 		if err != nil {

@@ -81,32 +81,38 @@ type evalReport struct {
 	runtime.Evaluation
 }
 
-// evalData holds the images of one folder at one input size, read once for
-// every model of that size.
+// evaluator measures models on one folder, reading its images once per
+// input size for every model of that size.
+type evaluator struct {
+	opts   evalOptions
+	errOut io.Writer
+	loaded map[genotype.Input]evalData
+	warned map[string]bool // data hashes already warned of
+}
+
 type evalData struct {
 	d     *dataset.Dataset
 	split dataset.Split
 }
 
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
-	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
-		return err
-	}
-	defer runtime.Close()
 	for _, path := range opts.Models { // a mistyped name fails before minutes of work
 		if _, err := os.Stat(path); err != nil {
 			return err
 		}
 	}
-	loaded := map[genotype.Input]evalData{}
-	warned := map[string]bool{}
+	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
+		return err
+	}
+	defer runtime.Close()
+	e := &evaluator{opts: opts, errOut: errOut, loaded: map[genotype.Input]evalData{}, warned: map[string]bool{}}
+	enc := json.NewEncoder(out)
 	if len(opts.Models) == 1 {
-		rep, err := evalOne(ctx, opts, opts.Models[0], loaded, warned, errOut)
+		rep, err := e.one(ctx, opts.Models[0])
 		if err != nil {
 			return err
 		}
 		if opts.JSON {
-			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
 			return enc.Encode(rep)
 		}
@@ -124,13 +130,13 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	}
 	sum := 0.0
 	for _, path := range opts.Models {
-		rep, err := evalOne(ctx, opts, path, loaded, warned, errOut)
+		rep, err := e.one(ctx, path)
 		if err != nil {
 			return err
 		}
 		sum += rep.Accuracy
 		if opts.JSON {
-			err = json.NewEncoder(out).Encode(rep)
+			err = enc.Encode(rep)
 		} else {
 			_, err = fmt.Fprintf(out, "%-*s  %8.4f  %7d  %6d  %s\n", width, path, rep.Accuracy, rep.Correct, rep.N, rep.Arch)
 		}
@@ -145,33 +151,34 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	return err
 }
 
-// evalOne measures one model, reading the data at its input size unless an
-// earlier model of the same size already did.
-func evalOne(ctx context.Context, opts evalOptions, path string, loaded map[genotype.Input]evalData, warned map[string]bool, errOut io.Writer) (*evalReport, error) {
+// one measures the model at path, reading the data at its input size unless
+// an earlier model of the same size already did.
+func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
+	opts := e.opts
 	m, err := runtime.LoadModel(path, opts.Session)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer m.Close()
 	in := m.Info.Input
-	data, ok := loaded[in]
+	data, ok := e.loaded[in]
 	if !ok {
 		d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}, opts.Plan, opts.SplitSeed)
+			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }}, opts.Plan, opts.SplitSeed)
 		if err != nil {
 			return nil, err
 		}
 		data = evalData{d, split}
-		loaded[in] = data
+		e.loaded[in] = data
 	}
 	if err := dataset.CheckClasses(opts.Data, data.d.Classes, path, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
 		return nil, err
 	}
 	// A split of other data is not the training's split; a whole folder of
 	// other data is what --split all is for, so it needs no warning.
-	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !warned[h] {
-		warned[h] = true
-		fmt.Fprintf(errOut, "warning: %s was trained on other data (%s); split membership may differ\n", path, h)
+	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !e.warned[h] {
+		e.warned[h] = true
+		fmt.Fprintf(e.errOut, "warning: %s was trained on other data (%s); split membership may differ\n", path, h)
 	}
 	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
 	if opts.Split == "all" {

@@ -18,7 +18,7 @@ import (
 
 // wireVersion numbers the job and result formats; a worker refuses jobs of
 // another version rather than train something else than was asked.
-const wireVersion = 1
+const wireVersion = 2 // 2: TrainConfig.StopBelow
 
 // DataSpec names the images a job trains on and how they are split, so that
 // a worker loads exactly what the driver loaded.
@@ -110,6 +110,8 @@ type trainConfig struct {
 	// WeightInit and Centre: how fresh weights start.
 	WeightInit onnxgen.InitScheme `json:"weight_init,omitempty"`
 	Centre     bool               `json:"centre,omitempty"`
+	// StopBelow: the search's stopping thresholds, per epoch.
+	StopBelow []float64 `json:"stop_below,omitempty"`
 }
 
 // optimizer is an onnxgen.Optimizer on the wire: its name and settings.
@@ -205,7 +207,8 @@ func jobOf(run string, data DataSpec, j search.Job, init *tensors) (*job, error)
 	return &job{Version: wireVersion, Run: run, Trial: j.Trial, Kind: kind, Genotype: j.Genotype.String(), Actions: j.Actions, Full: j.Full,
 		Data: data, Init: init,
 		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Schedule: c.Schedule,
-			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget, WeightInit: c.WeightInit, Centre: c.Centre}}, nil
+			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget, WeightInit: c.WeightInit, Centre: c.Centre,
+			StopBelow: c.StopBelow}}, nil
 }
 
 // encode returns the job's bytes and its key: the hex SHA-256 of the bytes,
@@ -248,7 +251,7 @@ func (j *job) searchJob(init [][]float32) (search.Job, error) {
 	return search.Job{Trial: j.Trial, Genotype: g, Actions: j.Actions, Full: j.Full,
 		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor,
 			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init,
-			WeightInit: t.WeightInit, Centre: t.Centre}}, nil
+			WeightInit: t.WeightInit, Centre: t.Centre, StopBelow: t.StopBelow}}, nil
 }
 
 // describe names the job in logs: run, trial, phase.
@@ -305,4 +308,4 @@ func safeName(s string) string {
 // the struct, so that a field added there is not silently dropped here.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
 	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
-	"WeightInit", "Centre"}))
+	"WeightInit", "Centre", "StopBelow"}))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,6 +196,12 @@ func TestBrowserRunPage(t *testing.T) {
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
+	}
+	// A trial the median rule stopped says so beside its epochs.
+	epochs := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(10)').textContent`
+	if p, f := eval[string](t, ctx, fmt.Sprintf(epochs, 7)), eval[string](t, ctx, fmt.Sprintf(epochs, 8)); !strings.HasPrefix(p, "3 (best ") || !strings.HasSuffix(p, ") stopped") ||
+		!strings.HasPrefix(f, "6 (best ") || strings.Contains(f, "stopped") {
+		t.Errorf("the epochs cells of a stopped trial and a whole one: %q and %q", p, f)
 	}
 
 	if *screenshots != "" {

@@ -83,8 +83,9 @@ func (f *fixtureRun) add(t *testing.T, ids ...int) {
 
 // fakeTrial is trial id of a fixture run of seed: epsilon 1 for the first
 // 12 trials, then 0.5, then 0.1 (accuracies rise as it falls), where the
-// even trials are greedy; trial 3 reuses trial 1's result and trial 5 is
-// refused, as a search's are.
+// even trials are greedy; trial 3 reuses trial 1's result, trial 5 is
+// refused and trial 7 stopped after 3 epochs by the median rule, as a
+// search's are.
 func fakeTrial(id int, seed uint64) rundir.Trial {
 	rng := rand.New(rand.NewPCG(seed, uint64(id)))
 	eps := 1.0
@@ -118,6 +119,10 @@ func fakeTrial(id int, seed uint64) rundir.Trial {
 			t.ValAccuracy, t.BestEpoch = val, e
 		}
 		t.Seconds += t.Epochs[e-1].Seconds
+		if id == 7 && e == 3 {
+			t.Pruned = true
+			break
+		}
 	}
 	t.Reward = t.ValAccuracy
 	return t

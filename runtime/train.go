@@ -155,6 +155,12 @@ type TrainConfig struct {
 	// instance to retrain a search's model for longer. Restarts then keep the
 	// given weights out of it: they draw fresh ones from Seed.
 	Init [][]float32
+	// StopBelow[e-1], when above zero, stops an attempt after its epoch e if
+	// its best validation accuracy so far is below it: the thresholds of a
+	// stopping rule such as the search's median rule (docs/search-quality.md,
+	// "Median stopping"). The Result keeps the best epoch and is marked
+	// Pruned.
+	StopBelow []float64
 	// Progress, when set, is called after every epoch.
 	Progress func(EpochRecord)
 }
@@ -290,8 +296,11 @@ type Result struct {
 	// AtChance marks a run whose best validation accuracy is no better than
 	// chance (the schedule's ChanceMargin over the majority share): a
 	// constant predictor, whatever the architecture could do.
-	AtChance bool        `json:"at_chance,omitempty"`
-	Weights  [][]float32 `json:"-"` // best weights, onnxgen.Params order
+	AtChance bool `json:"at_chance,omitempty"`
+	// Pruned marks a run that TrainConfig.StopBelow stopped: its accuracy
+	// is that of a shorter training.
+	Pruned  bool        `json:"pruned,omitempty"`
+	Weights [][]float32 `json:"-"` // best weights, onnxgen.Params order
 }
 
 // Best returns the record of the best epoch (BestEpoch of the last
@@ -744,6 +753,10 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 			break
 		}
 		if epoch == sched.GiveUpAfter && res.ValAccuracy <= st.chance+sched.ChanceMargin {
+			break
+		}
+		if epoch <= len(cfg.StopBelow) && res.ValAccuracy < cfg.StopBelow[epoch-1] {
+			res.Pruned = true
 			break
 		}
 		if !sched.Constant && epoch%sched.DecayEvery == 0 {

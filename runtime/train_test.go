@@ -119,6 +119,52 @@ func TestTrainDeterministic(t *testing.T) {
 	}
 }
 
+// StopBelow stops an attempt after the first epoch whose best validation
+// accuracy so far is below that epoch's threshold, and only then: against
+// the same training run in full (the runs are deterministic), a threshold
+// just above epoch 3's best stops it there, and thresholds equal to every
+// epoch's best stop nothing.
+func TestTrainStopBelow(t *testing.T) {
+	initRuntime(t)
+	pixels, labels := leaves(140, 16, 2)
+	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 16, Width: 16, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}
+	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
+	cfg := TrainConfig{Epochs: 5, BatchSize: 32, LR: 3e-3, Seed: 7, Threads: 2, Schedule: LRSchedule{Constant: true}, Patience: -1}
+	full, err := Train(context.Background(), net, train, val, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best []float64 // best validation accuracy after each epoch
+	for _, e := range full.Epochs {
+		best = append(best, max(e.ValAccuracy, slices.Max(append([]float64{0}, best...))))
+	}
+	if full.Pruned || len(best) != 5 {
+		t.Fatalf("without thresholds: pruned %v after %d epochs", full.Pruned, len(best))
+	}
+
+	cfg.StopBelow = slices.Clone(best)
+	same, err := Train(context.Background(), net, train, val, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Pruned || len(same.Epochs) != 5 || same.ValAccuracy != full.ValAccuracy {
+		t.Errorf("thresholds equal to the best so far: pruned %v after %d epochs, accuracy %v (full run %v)", same.Pruned, len(same.Epochs), same.ValAccuracy, full.ValAccuracy)
+	}
+
+	cfg.StopBelow = []float64{0, 0, best[2] + 1e-6, 1, 1}
+	cut, err := Train(context.Background(), net, train, val, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cut.Pruned || cut.Status != StatusOK || len(cut.Epochs) != 3 || cut.ValAccuracy != best[2] || cut.BestEpoch > 3 || cut.Weights == nil {
+		t.Errorf("threshold above epoch 3's best (%v): pruned %v, status %s after %d epochs, accuracy %v at epoch %d", best[2], cut.Pruned, cut.Status, len(cut.Epochs), cut.ValAccuracy, cut.BestEpoch)
+	}
+}
+
 func TestTrainDivergedRefusedRestarted(t *testing.T) {
 	initRuntime(t)
 	pixels, labels := leaves(80, 16, 3)

@@ -184,6 +184,8 @@ type TrainSettings struct {
 	// GiveUpAfter stops a trial still at chance after this many epochs
 	// (runtime.LRSchedule.GiveUpAfter); zero: never.
 	GiveUpAfter int `yaml:"give_up_after,omitempty"`
+	// MedianStop stops trials that fall behind the earlier ones; zero: off.
+	MedianStop MedianStop `yaml:"median_stop,omitempty"`
 }
 
 // NASNetSettings choose the agent of a NASNet search.
@@ -579,6 +581,9 @@ func (c Config) trainingDefaults() Config {
 	}
 	t.Monitor = cmp.Or(t.Monitor, runtime.MonitorValAccuracy.String())
 	t.Init = cmp.Or(t.Init, onnxgen.InitGlorot.String())
+	if t.MedianStop.After > 0 {
+		t.MedianStop.MinTrials = cmp.Or(t.MedianStop.MinTrials, defaultMedianMinTrials)
+	}
 	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
 	c.Device = cmp.Or(c.Device, "cpu")
 	c.Reward = c.Reward.withDefaults()
@@ -756,6 +761,12 @@ func (c Config) checkTraining(ps *problems) {
 	}
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
+	}
+	if m := c.Train.MedianStop; m.After < 0 || m.After > c.Train.Epochs {
+		ps.add("train.median_stop.after (--median-stop): %d, want 0 (never) or an epoch from 1 to train.epochs (%d)", m.After, c.Train.Epochs)
+	}
+	if m := c.Train.MedianStop; m.MinTrials < 0 {
+		ps.add("train.median_stop.min_trials: %d, want 0 (the default, %d) or more", m.MinTrials, defaultMedianMinTrials)
 	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")

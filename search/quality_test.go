@@ -45,8 +45,10 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	c.Train.Init, c.Train.GiveUpAfter, c.MetaQNN.Agent = "kaiming", -1, "greedy"
 	c.MetaQNN.QLearning.Redraw = -1
 	c.MetaQNN.Evolution.Population = 5
+	c.Train.MedianStop = MedianStop{After: c.Train.Epochs + 1, MinTrials: -1}
 	err = c.Check()
 	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
+		"train.median_stop.after (--median-stop): 11", "train.median_stop.min_trials: -1",
 		"metaqnn.evolution: applies to metaqnn.agent evolution, not greedy"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)

@@ -35,6 +35,10 @@ type Report struct {
 	Planned int                   `json:"planned"`
 	Counts  map[rundir.Status]int `json:"counts"`
 	Seconds float64               `json:"seconds"` // sum of the trials' evaluation times
+	// Pruned counts the trials the median stopping rule stopped, and
+	// MedianAfter is the rule's first epoch (train.median_stop.after).
+	Pruned      int `json:"pruned_trials,omitempty"`
+	MedianAfter int `json:"median_stop_after,omitempty"`
 	// Majority is the validation split's majority-class share (trained
 	// searches): the accuracy of a constant predictor.
 	Majority float64 `json:"val_majority_share,omitempty"`
@@ -129,7 +133,11 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	for _, t := range trials {
 		r.Counts[t.Status]++
 		r.Seconds += t.Seconds
+		if t.Pruned {
+			r.Pruned++
+		}
 	}
+	r.MedianAfter = cfg.Train.MedianStop.After
 	switch cfg.Kind {
 	case KindMetaQNN:
 		r.Phases = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
@@ -316,6 +324,10 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "%d of %d trials (%s), %s of evaluation.\n\n", r.Trials, r.Planned, strings.Join(counts, ", "),
 		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	if r.MedianAfter > 0 {
+		fmt.Fprintf(&b, "Median stopping from epoch %d: %d trials stopped early, below the median of the earlier trials; their accuracy is that of a shorter training.\n\n",
+			r.MedianAfter, r.Pruned)
+	}
 	r.finalSection(&b)
 	r.epsilonSection(&b)
 	r.windowSection(&b)

@@ -324,7 +324,7 @@ func (s *Search) dispatch(ctx context.Context) {
 		q := c.queue[0]
 		c.queue = c.queue[1:]
 		cfg := s.cfg.TrainConfig()
-		cfg.Seed = q.trial.Seed
+		cfg.Seed, cfg.StopBelow = q.trial.Seed, s.stopBelow(q.trial.ID)
 		job := Job{Trial: q.trial.ID, Genotype: q.p.Genotype, Actions: q.p.Actions, Config: cfg}
 		c.pool.run(func(ctx context.Context) outcome {
 			start := time.Now()
@@ -402,8 +402,16 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
 	t.Reward = s.cfg.Reward.reward(s.cfg.Reward.accuracy(r), t.LatencyMs)
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
-	t.AtChance = r.AtChance
+	t.AtChance, t.Pruned = r.AtChance, r.Pruned
 	return t
+}
+
+// stopBelow is trial id's median-stopping thresholds, from the trials the
+// agent had learned when it proposed the trial (IDs up to id - lag), so that
+// they do not depend on the timing of the workers.
+func (s *Search) stopBelow(id int) []float64 {
+	n, _ := slices.BinarySearchFunc(s.trials, id-s.sched.lag+1, func(t rundir.Trial, id int) int { return t.ID - id })
+	return s.cfg.Train.MedianStop.thresholds(s.trials[:n], s.cfg.Train.Epochs)
 }
 
 // reused is a duplicate of an architecture already evaluated: Baker et al.

@@ -38,6 +38,7 @@ type fakeExecutor struct {
 	slowOn  int           // when set, the training of this trial waits for failed to close
 	block   chan struct{} // when set, Train waits on it (or on ctx)
 	jitter  bool          // when set, Train takes a random 0-3 ms
+	curves  bool          // when set, Train runs job.Config.Epochs epochs, honouring StopBelow
 }
 
 func (f *fakeExecutor) Data() Data {
@@ -106,9 +107,29 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	if job.Full {
 		acc = min(acc+0.05, 1)
 	}
-	return &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
+	res := &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
 		Epochs:  []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
-		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}}, nil
+		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}
+	if f.curves {
+		fakeCurve(res, acc, job.Config)
+	}
+	return &Outcome{Training: res}, nil
+}
+
+// fakeCurve makes res a training of cfg.Epochs epochs that rises to acc
+// (steeply for a net of few layers), stopped as runtime.Train stops it by
+// cfg.StopBelow.
+func fakeCurve(res *runtime.Result, acc float64, cfg runtime.TrainConfig) {
+	res.Epochs = nil
+	for e := 1; e <= cfg.Epochs; e++ {
+		v := acc * (1 - 0.3/float64(e)*(1+math.Mod(acc*37, 1)))
+		res.Epochs = append(res.Epochs, runtime.EpochRecord{Epoch: e, ValAccuracy: v})
+		res.ValAccuracy, res.BestEpoch = v, e
+		if e <= len(cfg.StopBelow) && v < cfg.StopBelow[e-1] {
+			res.Pruned = true
+			return
+		}
+	}
 }
 
 func (f *fakeExecutor) Test(ctx context.Context, model []byte) (*runtime.Evaluation, error) {
@@ -282,27 +303,34 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	for _, c := range []struct {
 		agent   string
 		workers int
-	}{{AgentQLearning, 1}, {AgentQLearning, 3}, {AgentEvolution, 3}} {
-		agent, workers := c.agent, c.workers
-		t.Run(fmt.Sprintf("%s/workers=%d", agent, workers), func(t *testing.T) {
+		median  bool // the median stopping rule, which depends on the earlier trials' curves
+	}{{AgentQLearning, 1, false}, {AgentQLearning, 3, false}, {AgentEvolution, 3, false}, {AgentQLearning, 3, true}} {
+		agent, workers, median := c.agent, c.workers, c.median
+		t.Run(fmt.Sprintf("%s/workers=%d/median=%v", agent, workers, median), func(t *testing.T) {
 			testConfig := func(t *testing.T, dir string) Config {
 				c := testConfig(t, dir)
 				c.MetaQNN.Agent = agent
+				if median {
+					c.Train.Epochs, c.Train.MedianStop = 5, MedianStop{After: 2, MinTrials: 3}
+				}
 				return c.WithDefaults()
 			}
 			whole := testConfig(t, t.TempDir())
 			whole.Final.Skip, whole.Workers = true, workers
-			s := newSearch(t, whole, &fakeExecutor{jitter: true})
+			s := newSearch(t, whole, &fakeExecutor{jitter: true, curves: median})
 			if err := s.Run(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
 			want := read(t, rundir.ReadTrials, s.Dir())
+			if median && !slices.ContainsFunc(want, func(t rundir.Trial) bool { return t.Pruned }) {
+				t.Fatal("no trial stopped early")
+			}
 			wantState, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileAgent))
 
 			cfg := testConfig(t, t.TempDir())
 			cfg.Final.Skip, cfg.Workers = true, workers
 			dir := filepath.Join(cfg.Dir, cfg.Name)
-			if err := runUntil(t, newSearch(t, cfg, &fakeExecutor{jitter: true}), 7); !errors.Is(err, ErrStopped) {
+			if err := runUntil(t, newSearch(t, cfg, &fakeExecutor{jitter: true, curves: median}), 7); !errors.Is(err, ErrStopped) {
 				t.Fatalf("first part: %v", err)
 			}
 			// kill -9 during a write: a torn line at the end of the log.
@@ -318,7 +346,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 					// starts from the seed and replays the whole log.
 					os.Remove(filepath.Join(dir, rundir.FileAgent))
 				}
-				err := runUntil(t, resume(t, cfg, &fakeExecutor{jitter: true}), part.stopAt)
+				err := runUntil(t, resume(t, cfg, &fakeExecutor{jitter: true, curves: median}), part.stopAt)
 				if part.stopAt > 0 && !errors.Is(err, ErrStopped) || part.stopAt == 0 && err != nil {
 					t.Fatalf("part to %d: %v", part.stopAt, err)
 				}

@@ -70,6 +70,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
+		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on, stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
@@ -87,7 +88,7 @@ func trainingFlags() []cli.Flag {
 
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
 // run keeps them).
-var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "top-k", "skip-final",
+var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k", "skip-final",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -99,6 +100,7 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })
 	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
 	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
+	set(c, "median-stop", func() { cfg.Train.MedianStop.After = c.Int("median-stop") })
 	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
 	set(c, "skip-final", func() { cfg.Final.Skip = c.Bool("skip-final") })
 	set(c, "target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })

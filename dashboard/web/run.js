@@ -36,7 +36,8 @@ const trialTable = new Table($('trials'), [
   {key: 'macs', label: 'MACs', num: true, cell: t => int(t.macs)},
   {key: 'latency_ms', label: 'Latency ms', num: true, cell: t => t.latency_ms ? num(t.latency_ms) : ''},
   {key: 'epochs', label: 'Epochs', num: true, value: t => (t.epochs || []).length,
-    cell: t => t.epochs ? t.epochs.length + (t.best_epoch ? ` (best ${t.best_epoch})` : '') : ''},
+    title: 'epochs trained (best epoch); stopped: below the median of the earlier trials (median stopping)',
+    cell: t => t.epochs ? t.epochs.length + (t.best_epoch ? ` (best ${t.best_epoch})` : '') + (t.pruned ? ' stopped' : '') : ''},
   {key: 'seconds', label: 'Seconds', num: true, cell: t => t.seconds ? num(t.seconds, 1) : ''},
   {key: 'reused_from', label: 'Reused from', num: true, cell: t => t.reused_from ? '#' + t.reused_from : ''},
 ], {sort: 'id', empty: 'No trials recorded yet.', filter: t => !statusFilter || t.status === statusFilter,
@@ -86,6 +87,7 @@ function showTrial(id) {
   const facts = [t.status + (t.reason ? ` (${t.reason})` : ''), 'reward ' + num(t.reward)];
   if (t.params) facts.push(int(t.params) + ' parameters', int(t.macs) + ' MACs');
   if (t.restarts) facts.push(t.restarts + ' restart(s)');
+  if (t.pruned) facts.push(`stopped after epoch ${(t.epochs || []).length}, below the median of the earlier trials`);
   if (t.seed) facts.push('seed ' + t.seed);
   if (t.reused_from) facts.push('result of trial #' + t.reused_from);
   $('trial-facts').textContent = facts.join(' · ');

@@ -143,7 +143,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"id", "epsilon", "temperature", "arch", "actions", "params", "macs", "status", "reward", "val_accuracy", "score",
-		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy"})
+		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy", "pruned"})
 	for _, t := range trials {
 		acts := make([]string, len(t.Actions))
 		for i, a := range t.Actions {
@@ -162,7 +162,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 		w.Write([]string{strconv.Itoa(t.ID), fmtF(t.Epsilon), fmtF(t.Temperature), t.Arch, strings.Join(acts, ","),
 			strconv.FormatInt(t.Params, 10), strconv.FormatInt(t.MACs, 10), string(t.Status), fmtF(t.Reward), fmtF(t.ValAccuracy),
 			fmtF(t.Score), baseline, update, strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts),
-			fmtF(t.Seconds), strconv.FormatUint(t.Seed, 10), strconv.Itoa(t.ReusedFrom), t.Reason, strconv.FormatBool(t.Greedy)})
+			fmtF(t.Seconds), strconv.FormatUint(t.Seed, 10), strconv.Itoa(t.ReusedFrom), t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

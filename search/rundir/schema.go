@@ -73,7 +73,10 @@ type Trial struct {
 	Restarts  int     `json:"restarts,omitempty"`
 	// AtChance marks a trained trial that stayed a constant predictor
 	// (runtime.Result.AtChance).
-	AtChance        bool    `json:"at_chance,omitempty"`
+	AtChance bool `json:"at_chance,omitempty"`
+	// Pruned marks a trial the median stopping rule stopped early
+	// (runtime.Result.Pruned): its reward is that of a shorter training.
+	Pruned          bool    `json:"pruned,omitempty"`
 	Seconds         float64 `json:"seconds"`
 	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
 	// Seed seeded the trial's training.

@@ -2,6 +2,7 @@ package search
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,11 @@ type Report struct {
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
+	// BestFiveTest is the mean test accuracy of the BestFive (at most 5)
+	// best final models by the same order: issue 19's measure of a search,
+	// less noisy than the best one's alone.
+	BestFive     int     `json:"best_five,omitempty"`
+	BestFiveTest float64 `json:"best_five_mean_test_accuracy,omitempty"`
 }
 
 // PhaseStats summarizes the trials of one phase of the epsilon schedule
@@ -260,18 +266,29 @@ func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet
 	}
-	for i, f := range r.Finals {
-		if f.Status != rundir.StatusOK {
-			continue
+	var ranked []*rundir.FinalResult
+	for i := range r.Finals {
+		if r.Finals[i].Status == rundir.StatusOK {
+			ranked = append(ranked, &r.Finals[i])
 		}
-		if r.Best == nil {
-			r.Best = &r.Finals[i]
-			continue
+	}
+	// Best reward first; ties go to the lower validation loss, then to the
+	// better search rank (the finals are in rank order and the sort is stable).
+	slices.SortStableFunc(ranked, func(a, b *rundir.FinalResult) int {
+		if c := cmp.Compare(reward.reward(b.ValAccuracy, b.LatencyMs), reward.reward(a.ValAccuracy, a.LatencyMs)); c != 0 || a.ValLoss == nil || b.ValLoss == nil {
+			return c
 		}
-		a, b := reward.reward(f.ValAccuracy, f.LatencyMs), reward.reward(r.Best.ValAccuracy, r.Best.LatencyMs)
-		if a > b || a == b && f.ValLoss != nil && r.Best.ValLoss != nil && *f.ValLoss < *r.Best.ValLoss {
-			r.Best = &r.Finals[i]
-		}
+		return cmp.Compare(*a.ValLoss, *b.ValLoss)
+	})
+	if len(ranked) > 0 {
+		r.Best = ranked[0]
+	}
+	var test []float64
+	for _, f := range ranked[:min(5, len(ranked))] {
+		test = append(test, f.TestAccuracy)
+	}
+	if len(test) > 1 {
+		r.BestFive, r.BestFiveTest = len(test), stat.Mean(test, nil)
 	}
 	if len(r.Finals) == 0 {
 		r.BestBy = ""
@@ -370,6 +387,9 @@ func (r Report) finalSection(b *strings.Builder) {
 	if r.Best != nil {
 		fmt.Fprintf(b, "\nBest after retraining (by %s): rank %d, %s, copied to %s: test accuracy %.2f%%.\n",
 			r.BestBy, r.Best.Rank, r.Best.Model, rundir.BestName, 100*r.Best.TestAccuracy)
+	}
+	if r.BestFive > 0 {
+		fmt.Fprintf(b, "The %d best by the same order average %.2f%% test accuracy.\n", r.BestFive, 100*r.BestFiveTest)
 	}
 	b.WriteString("\n")
 }

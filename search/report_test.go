@@ -95,6 +95,35 @@ func TestReportBestTiesByValLoss(t *testing.T) {
 	}
 }
 
+// The five best finals follow the order the best is picked by: here ranks
+// 3, 4 and 1 (accuracy 1, by loss), then 6 and 2 (0.998, by loss); rank 5
+// failed and rank 7 validates lowest. The report gives their mean test
+// accuracy; with one final there is no mean.
+func TestReportBestFive(t *testing.T) {
+	loss := func(v float64) *float64 { return &v }
+	finals := []rundir.FinalResult{
+		{Rank: 1, ValAccuracy: 1, ValLoss: loss(0.027), TestAccuracy: 0.990, Status: rundir.StatusOK},
+		{Rank: 2, ValAccuracy: 0.998, ValLoss: loss(0.004), TestAccuracy: 0.980, Status: rundir.StatusOK},
+		{Rank: 3, ValAccuracy: 1, ValLoss: loss(0.006), TestAccuracy: 0.995, Status: rundir.StatusOK},
+		{Rank: 4, ValAccuracy: 1, ValLoss: loss(0.013), TestAccuracy: 0.985, Status: rundir.StatusOK},
+		{Rank: 5, ValAccuracy: 1, Status: rundir.StatusFailed},
+		{Rank: 6, ValAccuracy: 0.998, ValLoss: loss(0.001), TestAccuracy: 0.970, Status: rundir.StatusOK},
+		{Rank: 7, ValAccuracy: 0.99, ValLoss: loss(0.001), TestAccuracy: 1, Status: rundir.StatusOK},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run"}
+	r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5)
+	want := (0.995 + 0.985 + 0.990 + 0.970 + 0.980) / 5 // ranks 3, 4, 1, 6, 2
+	if r.BestFive != 5 || math.Abs(r.BestFiveTest-want) > 1e-12 || r.Best == nil || r.Best.Rank != 3 {
+		t.Errorf("best five: %d, mean %v, best %+v; want 5, %v, rank 3", r.BestFive, r.BestFiveTest, r.Best, want)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "The 5 best by the same order average 98.40% test accuracy.") {
+		t.Errorf("markdown:\n%s", md)
+	}
+	if r := BuildReport(cfg, "", nil, nil, slices.Clone(finals[:1]), 0.5); r.BestFive != 0 || strings.Contains(r.Markdown(), "best by the same order") {
+		t.Errorf("one final: best five %d", r.BestFive)
+	}
+}
+
 // The phases are the schedule's trial ranges, whatever epsilon the agent
 // drew at: the random agent's trials are all at epsilon 1, and a run longer
 // than its schedule counts its extra trials in the last phase.

@@ -78,17 +78,23 @@ func TestTrainLearnsLeaves(t *testing.T) {
 	}
 }
 
-// Same seed, same threads: same epochs and weights. A partial last batch
-// (100 = 3*32 + 4) is included.
-func TestTrainDeterministic(t *testing.T) {
-	initRuntime(t)
+// tinyTask is a small network and 100 training and 40 validation images
+// of 16x16 (generator seed 2).
+func tinyTask(t *testing.T) (net *genotype.Net, train, val Examples) {
+	t.Helper()
 	pixels, labels := leaves(140, 16, 2)
 	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 16, Width: 16, Channels: 1}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}
-	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
+	return net, Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}, Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
+}
+
+// Same seed, same threads: same epochs and weights. A partial last batch
+// (100 = 3*32 + 4) is included.
+func TestTrainDeterministic(t *testing.T) {
+	initRuntime(t)
+	net, train, val := tinyTask(t)
 	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 7, Threads: 2, Schedule: LRSchedule{Constant: true}, Patience: -1}
 	a, err := Train(context.Background(), net, train, val, cfg)
 	if err != nil {
@@ -126,13 +132,7 @@ func TestTrainDeterministic(t *testing.T) {
 // epoch's best stop nothing.
 func TestTrainStopBelow(t *testing.T) {
 	initRuntime(t)
-	pixels, labels := leaves(140, 16, 2)
-	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 16, Width: 16, Channels: 1}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	train := Examples{Pixels: pixels, Labels: labels, Indices: seq(0, 100)}
-	val := Examples{Pixels: pixels, Labels: labels, Indices: seq(100, 140)}
+	net, train, val := tinyTask(t)
 	cfg := TrainConfig{Epochs: 5, BatchSize: 32, LR: 3e-3, Seed: 7, Threads: 2, Schedule: LRSchedule{Constant: true}, Patience: -1}
 	full, err := Train(context.Background(), net, train, val, cfg)
 	if err != nil {

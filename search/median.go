@@ -37,7 +37,10 @@ func (m MedianStop) thresholds(earlier []rundir.Trial, epochs int) []float64 {
 	}
 	var curves [][]float64
 	for _, t := range earlier {
-		if c := bestSoFar(t); t.Status == rundir.StatusOK && len(c) > 0 {
+		if t.Status != rundir.StatusOK {
+			continue
+		}
+		if c := bestSoFar(t); len(c) > 0 {
 			curves = append(curves, c)
 		}
 	}

@@ -64,7 +64,7 @@ func TestMedianStopThresholds(t *testing.T) {
 }
 
 // A search with the rule: each trial trains with the medians of the trials
-// learned before it was proposed (IDs up to its own minus the lag of 3
+// learned before it was proposed (IDs up to its own minus the lag, 6 for 3
 // workers), once MinTrials of them are known; the trials that fell below
 // stop there and are recorded as pruned, the others never fell below; and
 // a second run with random training times repeats every trial.

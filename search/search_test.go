@@ -116,9 +116,9 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	return &Outcome{Training: res}, nil
 }
 
-// fakeCurve makes res a training of cfg.Epochs epochs that rises to acc
-// (steeply for a net of few layers), stopped as runtime.Train stops it by
-// cfg.StopBelow.
+// fakeCurve makes res a training of cfg.Epochs epochs that rises to acc,
+// more or less steeply by acc's digits (so that curves cross), stopped as
+// runtime.Train stops it by cfg.StopBelow.
 func fakeCurve(res *runtime.Result, acc float64, cfg runtime.TrainConfig) {
 	res.Epochs = nil
 	for e := 1; e <= cfg.Epochs; e++ {

@@ -90,6 +90,7 @@ type evaluator struct {
 	warned map[string]bool // data hashes already warned of
 }
 
+// evalData is a folder's images at one input size, and its split.
 type evalData struct {
 	d     *dataset.Dataset
 	split dataset.Split

@@ -163,3 +163,25 @@ func TestMedianStopSearch(t *testing.T) {
 		t.Errorf("trials.csv: %d marked pruned, want %d", marked, pruned)
 	}
 }
+
+// The thresholds of the last trial of a baker2017-sized run: 2,700 earlier
+// trials of 20 epochs. A run computes them once per trial, so the run's
+// total is about half of 2,700 times this (docs/search-quality.md,
+// "Median stopping").
+func BenchmarkMedianStopThresholds(b *testing.B) {
+	const trials, epochs = 2700, 20
+	earlier := make([]rundir.Trial, trials)
+	for i := range earlier {
+		vals := make([]float64, epochs)
+		for e := range vals {
+			vals[e] = float64((i*7919+e*104729)%1000) / 1000
+		}
+		earlier[i] = trained(i+1, rundir.StatusOK, 0, nil, vals...)
+	}
+	m := MedianStop{After: 3}
+	for b.Loop() {
+		if m.thresholds(earlier, epochs) == nil {
+			b.Fatal("no thresholds")
+		}
+	}
+}

@@ -179,7 +179,9 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	// other data is what --split all is for, so it needs no warning.
 	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !e.warned[h] {
 		e.warned[h] = true
-		fmt.Fprintf(e.errOut, "warning: %s was trained on other data (%s); split membership may differ\n", path, h)
+		fmt.Fprintf(e.errOut, "warning: %s was trained on other data (hash %s; %s has %s), so the %s split may hold images it trained on "+
+			"(--split all measures the whole folder); other models of this list trained on that data are not named again\n",
+			path, h, opts.Data, data.d.Hash, opts.Split)
 	}
 	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
 	if opts.Split == "all" {

@@ -159,11 +159,31 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 	if code != 0 || !strings.Contains(out, mean) || !strings.Contains(out, "m12.onnx") {
 		t.Errorf("eval table: exit %d, want %q and both models:\n%s", code, mean, out)
 	}
+	checkEvalOtherData(t, run, tmp, model, other)
 	missing := filepath.Join(tmp, "missing.onnx")
 	if code, out, errOut = run("eval", model, missing, "--data", data); code != 1 || out != "" || !strings.Contains(errOut, missing) {
 		t.Errorf("eval with a missing second model: exit %d, %q%q; want exit 1 before any output", code, out, errOut)
 	}
 	if code, _, errOut = run("eval", "--data", data); code != 2 || !strings.Contains(errOut, "one or more model files") {
 		t.Errorf("eval without a model: exit %d, %q", code, errOut)
+	}
+}
+
+// checkEvalOtherData: two models trained on one folder, measured on the
+// test split of another, get one warning that names the first and says the
+// split may hold images they trained on; the whole folder gets none.
+func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string), tmp, model, other string) {
+	t.Helper()
+	data2 := filepath.Join(tmp, "leaves2")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data2, "--count", "100", "--size", "16", "--seed", "4"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	code, _, errOut := run("eval", model, other, "--data", data2, "--json")
+	if code != 0 || strings.Count(errOut, "warning:") != 1 || !strings.Contains(errOut, "warning: "+model+" was trained on other data") ||
+		!strings.Contains(errOut, "test split may hold images it trained on") {
+		t.Errorf("eval on other data's test split: exit %d, want one warning naming %s:\n%s", code, model, errOut)
+	}
+	if code, _, errOut = run("eval", model, other, "--data", data2, "--split", "all", "--json"); code != 0 || errOut != "" {
+		t.Errorf("eval on all of other data: exit %d, want no warning:\n%s", code, errOut)
 	}
 }

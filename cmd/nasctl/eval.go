@@ -179,9 +179,13 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	// other data is what --split all is for, so it needs no warning.
 	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !e.warned[h] {
 		e.warned[h] = true
-		fmt.Fprintf(e.errOut, "warning: %s was trained on other data (hash %s; %s has %s), so the %s split may hold images it trained on "+
-			"(--split all measures the whole folder); other models of this list trained on that data are not named again\n",
-			path, h, opts.Data, data.d.Hash, opts.Split)
+		more := ""
+		if len(opts.Models) > 1 {
+			more = "; later models trained on the same data are not warned about"
+		}
+		fmt.Fprintf(e.errOut, "warning: %s was trained on other data than %s (data hash %s, not %s): "+
+			"if the two share images, its %s split may hold images it trained on; --split all measures every image%s\n",
+			path, opts.Data, shortHash(h), shortHash(data.d.Hash), opts.Split, more)
 	}
 	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
 	if opts.Split == "all" {
@@ -321,3 +325,7 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 	}
 	return nil
 }
+
+// shortHash keeps a data hash ("sha256:" and 64 hex digits) short enough
+// for a message: its first 12 digits.
+func shortHash(h string) string { return h[:min(len(h), len("sha256:")+12)] }

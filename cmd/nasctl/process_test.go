@@ -169,21 +169,35 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 	}
 }
 
-// checkEvalOtherData: two models trained on one folder, measured on the
-// test split of another, get one warning that names the first and says the
-// split may hold images they trained on; the whole folder gets none.
+// checkEvalOtherData: on the test split of a third folder, models trained
+// on two other folders get one warning per folder of origin, naming the
+// first model of each and both hashes, and are all measured; the whole
+// folder gets no warning.
 func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string), tmp, model, other string) {
 	t.Helper()
-	data2 := filepath.Join(tmp, "leaves2")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data2, "--count", "100", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
+	folders := map[string]string{}
+	for i, name := range []string{"leaves2", "leaves3"} {
+		folders[name] = filepath.Join(tmp, name)
+		if code, _, errOut := runCLI(t, "dataset", "generate", "--out", folders[name], "--count", "100", "--size", "16", "--seed", strconv.Itoa(4+i)); code != 0 {
+			t.Fatalf("generate: %s", errOut)
+		}
 	}
-	code, _, errOut := run("eval", model, other, "--data", data2, "--json")
-	if code != 0 || strings.Count(errOut, "warning:") != 1 || !strings.Contains(errOut, "warning: "+model+" was trained on other data") ||
-		!strings.Contains(errOut, "test split may hold images it trained on") {
-		t.Errorf("eval on other data's test split: exit %d, want one warning naming %s:\n%s", code, model, errOut)
+	third := filepath.Join(tmp, "m2.onnx")
+	if code, out, errOut := run("train", "--arch", "C(4,3,1) - SM()", "--data", folders["leaves2"], "--input", "16x16x1", "--epochs", "1", "--out", third); code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, _, errOut = run("eval", model, other, "--data", data2, "--split", "all", "--json"); code != 0 || errOut != "" {
-		t.Errorf("eval on all of other data: exit %d, want no warning:\n%s", code, errOut)
+	code, out, errOut := run("eval", model, other, third, "--data", folders["leaves3"], "--json")
+	warnings := strings.Count(errOut, "warning:")
+	for _, m := range []string{model, third} {
+		if !strings.Contains(errOut, "warning: "+m+" was trained on other data than "+folders["leaves3"]+" (data hash sha256:") {
+			warnings = -1
+		}
+	}
+	if code != 0 || warnings != 2 || strings.Contains(errOut, other+" was") || !strings.Contains(errOut, "test split may hold images it trained on") ||
+		strings.Count(out, `"n":30,`) != 3 {
+		t.Errorf("eval on a third folder's test split: exit %d, want 3 models measured and one warning each for %s and %s:\n%s%s", code, model, third, out, errOut)
+	}
+	if code, out, errOut = run("eval", model, other, "--data", folders["leaves2"], "--split", "all", "--json"); code != 0 || errOut != "" || strings.Count(out, `"n":100,`) != 2 {
+		t.Errorf("eval on all of other data: exit %d, want 2 models measured and no warning:\n%s%s", code, out, errOut)
 	}
 }

@@ -171,8 +171,8 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 
 // checkEvalOtherData: on the test split of a third folder, models trained
 // on two other folders get one warning per folder of origin, naming the
-// first model of each and both hashes, and are all measured; the whole
-// folder gets no warning.
+// first model of each and the folder measured, and are all measured; the
+// whole folder gets no warning.
 func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string), tmp, model, other string) {
 	t.Helper()
 	folders := map[string]string{}

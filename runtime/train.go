@@ -725,7 +725,7 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 	// The best epoch of this attempt so far is kept in res, so that an
 	// interruption still returns it.
 	res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
-	since := 0
+	since, bestAcc := 0, 0.0 // bestAcc: the attempt's best validation accuracy so far, whatever Monitor picks
 	var best EpochRecord
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		rec, err := t.epoch(ctx, train, val, st)
@@ -755,7 +755,8 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		if epoch == sched.GiveUpAfter && res.ValAccuracy <= st.chance+sched.ChanceMargin {
 			break
 		}
-		if epoch <= len(cfg.StopBelow) && res.ValAccuracy < cfg.StopBelow[epoch-1] {
+		bestAcc = max(bestAcc, rec.ValAccuracy)
+		if epoch <= len(cfg.StopBelow) && bestAcc < cfg.StopBelow[epoch-1] {
 			res.Pruned = true
 			break
 		}

@@ -156,6 +156,35 @@ func TestTrainStopBelow(t *testing.T) {
 	if same.Pruned || len(same.Epochs) != 5 || same.ValAccuracy != full.ValAccuracy {
 		t.Errorf("thresholds equal to the best so far: pruned %v after %d epochs, accuracy %v (full run %v)", same.Pruned, len(same.Epochs), same.ValAccuracy, full.ValAccuracy)
 	}
+	// Picking the best epoch by validation loss does not change what the
+	// thresholds are compared with: the best accuracy so far, which here is
+	// above the accuracy of the lowest-loss epoch at some epoch.
+	byLoss := cfg
+	byLoss.Monitor, byLoss.LR, byLoss.Epochs, byLoss.StopBelow = MonitorValLoss, 3e-2, 8, nil
+	lossRun, err := Train(context.Background(), net, train, val, byLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = 0
+	lowest, apart := lossRun.Epochs[0], false
+	for _, e := range lossRun.Epochs {
+		b = max(b, e.ValAccuracy)
+		if e.ValLoss < lowest.ValLoss {
+			lowest = e
+		}
+		apart = apart || lowest.ValAccuracy < b
+		byLoss.StopBelow = append(byLoss.StopBelow, b)
+	}
+	if !apart {
+		t.Fatalf("by loss, the lowest-loss epoch always has the best accuracy so far: %+v", lossRun.Epochs)
+	}
+	again, err := Train(context.Background(), net, train, val, byLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Pruned || len(again.Epochs) != byLoss.Epochs {
+		t.Errorf("monitor val loss, thresholds equal to the best accuracy so far: pruned %v after %d epochs", again.Pruned, len(again.Epochs))
+	}
 
 	cfg.StopBelow = []float64{0, 0, best[2] + 1e-6, 1, 1}
 	cut, err := Train(context.Background(), net, train, val, cfg)

@@ -48,8 +48,10 @@ type Proposal struct {
 	Epsilon     float64
 	Temperature float64
 	// Greedy marks a MetaQNN proposal none of whose layers was drawn at
-	// random: each was one of the table's best in its state (an epsilon
-	// draw that happens to pick a best layer still counts as random). It
+	// random: each was one of the table's best in its state, or, for a
+	// proposal QConfig.NextBest found, came from the table's order (an
+	// epsilon draw that happens to pick a best layer still counts as
+	// random). It
 	// separates what the agent has learned from its exploration in a
 	// phase's mean (docs/search-quality.md, "Greedy trials"); false for
 	// the other agents.

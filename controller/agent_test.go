@@ -26,6 +26,9 @@ func agentKinds() []agentKind {
 	newMetaQNN := func() (*MetaQNN, error) {
 		return NewMetaQNN(genotype.Study, in, QConfig{Alpha: 0.1, Replay: 4}, EpsilonSchedule{{1, 10}, {0.2, 40}}, 7)
 	}
+	newNextBest := func() (*MetaQNN, error) {
+		return NewMetaQNN(genotype.Study, in, QConfig{Alpha: 0.3, Replay: 4, Target: TargetReturn, Redraw: 5, NextBest: 50}, EpsilonSchedule{{1, 10}, {0.05, 40}}, 7)
+	}
 	newEvolution := func() (*Evolution, error) {
 		return NewEvolution(genotype.Study, in, EvolutionConfig{Sample: 3}, QConfig{Redraw: 5}, EpsilonSchedule{{1, 10}, {0.2, 40}}, 7)
 	}
@@ -33,6 +36,14 @@ func agentKinds() []agentKind {
 		{"metaqnn", func() (Agent, error) { return newMetaQNN() },
 			func(r io.Reader) (Agent, error) {
 				m, err := newMetaQNN()
+				if err != nil {
+					return nil, err
+				}
+				return m, m.Load(r)
+			}},
+		{"metaqnn-next-best", func() (Agent, error) { return newNextBest() },
+			func(r io.Reader) (Agent, error) {
+				m, err := newNextBest()
 				if err != nil {
 					return nil, err
 				}

@@ -32,6 +32,10 @@ type MetaQNN struct {
 	Random   bool
 	schedule EpsilonSchedule
 	seed     uint64
+	// outstanding names the trials proposed and neither observed nor
+	// forgotten, oldest first (trajectoryKey); with QConfig.NextBest they
+	// count as tried.
+	outstanding []string
 }
 
 // NewMetaQNN returns an agent with an empty Q-table for space at input in,
@@ -65,28 +69,57 @@ func (m *MetaQNN) stateKey(st genotype.State, last genotype.Layer) string {
 	return prev + " d" + strconv.Itoa(st.Depth) + " r" + strconv.Itoa(m.Space.Bin(st.Size())) + " fc" + strconv.Itoa(st.FCs)
 }
 
-// Propose draws trial's architecture at the schedule's epsilon; with
-// QConfig.Redraw, again from the same stream while it repeats one of the
-// replay memory.
+// Propose draws trial's architecture at the schedule's epsilon. While it
+// repeats a network of the replay memory: a greedy draw (no layer drawn at
+// random) gives way, with QConfig.NextBest, to the nearest untrained
+// network in the table's order (nextBest); any other draw, or a greedy one
+// whose next best was not found, is drawn again from the same stream, up
+// to QConfig.Redraw times.
 func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 	eps := m.schedule.Epsilon(trial - 1)
 	if m.Random {
 		eps = 1
 	}
 	rng := TrialRand(m.seed, trial, 0)
-	type drawn struct {
-		arch   genotype.Arch
-		random int
+	w := m.sample(eps, rng)
+	cfg := m.Table.cfg
+	next := cfg.NextBest > 0 && !m.Random
+	if cfg.Redraw > 0 || next {
+		seen := m.Table.seen()
+		if next {
+			for _, k := range m.outstanding {
+				seen[k] = true
+			}
+		}
+		for i := 0; seen[trajectoryKey(w.traj)]; i++ {
+			if next && w.randoms() == 0 {
+				nb, ok := m.nextBest(w, seen, rng, cfg.NextBest)
+				if ok {
+					w = nb
+					break
+				}
+				next = false // the same search would fail again
+			}
+			if i == cfg.Redraw {
+				break
+			}
+			w = m.sample(eps, rng)
+		}
 	}
-	d := drawNew(m.Table.cfg.Redraw, m.Table.seen, func() (drawn, string) {
-		a, traj, random := m.sample(eps, rng)
-		return drawn{a, random}, trajectoryKey(traj)
-	})
-	return Proposal{Genotype: d.arch, Epsilon: eps, Greedy: d.random == 0}, nil
+	m.outstanding = append(m.outstanding, trajectoryKey(w.traj))
+	return Proposal{Genotype: w.arch, Epsilon: eps, Greedy: w.randoms() == 0}, nil
+}
+
+// settle drops the oldest outstanding proposal, now observed or forgotten.
+func (m *MetaQNN) settle() {
+	if len(m.outstanding) > 0 {
+		m.outstanding = m.outstanding[1:]
+	}
 }
 
 // Observe learns trial's reward and replays the memory.
 func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error) {
+	m.settle()
 	arch, ok := p.Genotype.(genotype.Arch)
 	if !ok {
 		return Learned{}, fmt.Errorf("MetaQNN observes layer sequences, not %T", p.Genotype)
@@ -107,19 +140,25 @@ func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error
 	return Learned{}, nil
 }
 
-// Forget does nothing: MetaQNN keeps no outstanding proposals.
-func (m *MetaQNN) Forget(int, Proposal) error { return nil }
-
-// metaqnnState is MetaQNN's saved state: its table and replay memory (the
-// space, input, schedule and seed come from the run's settings).
-type metaqnnState struct {
-	Q      map[string]map[string]float64 `json:"q"`
-	Memory []Experience                  `json:"memory"`
+// Forget drops the oldest outstanding proposal; nothing is learnt.
+func (m *MetaQNN) Forget(int, Proposal) error {
+	m.settle()
+	return nil
 }
 
-// Save writes the Q-table and the replay memory as JSON (floats exactly).
+// metaqnnState is MetaQNN's saved state: its table, replay memory and
+// outstanding proposals (the space, input, schedule and seed come from the
+// run's settings).
+type metaqnnState struct {
+	Q           map[string]map[string]float64 `json:"q"`
+	Memory      []Experience                  `json:"memory"`
+	Outstanding []string                      `json:"outstanding,omitempty"`
+}
+
+// Save writes the Q-table, the replay memory and the outstanding proposals
+// as JSON (floats exactly).
 func (m *MetaQNN) Save(w io.Writer) error {
-	return json.NewEncoder(w).Encode(metaqnnState{Q: m.Table.Q, Memory: m.Table.Memory})
+	return json.NewEncoder(w).Encode(metaqnnState{Q: m.Table.Q, Memory: m.Table.Memory, Outstanding: m.outstanding})
 }
 
 // Load replaces the agent's table and memory with saved ones.
@@ -131,32 +170,52 @@ func (m *MetaQNN) Load(r io.Reader) error {
 	if s.Q == nil {
 		s.Q = map[string]map[string]float64{}
 	}
-	m.Table.Q, m.Table.Memory = s.Q, s.Memory
+	m.Table.Q, m.Table.Memory, m.outstanding = s.Q, s.Memory, s.Outstanding
 	return nil
 }
 
 // Sample builds an architecture at exploration rate eps and returns it with
 // its trajectory.
 func (m *MetaQNN) Sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transition) {
-	arch, traj, _ := m.sample(eps, rng)
-	return arch, traj
+	w := m.sample(eps, rng)
+	return w.arch, w.traj
 }
 
-// sample is Sample, and counts the layers drawn at random.
-func (m *MetaQNN) sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transition, int) {
+// sample is Sample, and records which layers were drawn at random.
+func (m *MetaQNN) sample(eps float64, rng *rand.Rand) walked {
+	return m.walk(func(_ int, s string, names []string) (string, bool) { return m.Table.draw(s, names, eps, rng) })
+}
+
+// walked is a layer sequence built by walk: its layers, their transitions,
+// and which layers were drawn at random.
+type walked struct {
+	arch   genotype.Arch
+	traj   []Transition
+	random []bool
+}
+
+func (w walked) randoms() int {
+	n := 0
+	for _, r := range w.random {
+		if r {
+			n++
+		}
+	}
+	return n
+}
+
+// walk builds a layer sequence from the start state: in step i, in state s
+// with valid actions names, it takes the action pick returns, which reports
+// whether it was drawn at random.
+func (m *MetaQNN) walk(pick func(i int, s string, names []string) (string, bool)) walked {
 	st := m.Space.Start(m.Input)
-	var arch genotype.Arch
-	var traj []Transition
-	random := 0
+	var w walked
 	key, layers := m.stateKey(st, genotype.Layer{}), m.Space.Actions(st)
 	names := layerNames(layers)
-	for !st.Done {
-		a, r := m.Table.draw(key, names, eps, rng)
-		if r {
-			random++
-		}
+	for i := 0; !st.Done; i++ {
+		a, r := pick(i, key, names)
 		l := layers[slices.Index(names, a)]
-		arch = append(arch, l)
+		w.arch, w.random = append(w.arch, l), append(w.random, r)
 		st = m.Space.Step(st, l)
 		t := Transition{State: key, Action: a, Terminal: st.Done}
 		if !st.Done {
@@ -164,9 +223,9 @@ func (m *MetaQNN) sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transiti
 			names = layerNames(layers)
 			t.Next, t.NextActions = key, names
 		}
-		traj = append(traj, t)
+		w.traj = append(w.traj, t)
 	}
-	return arch, traj, random
+	return w
 }
 
 func layerNames(ls []genotype.Layer) []string {

@@ -27,6 +27,9 @@ func QLearningFactory(cfg QConfig, schedule EpsilonSchedule) AgentFactory {
 		if err := schedule.Check(); err != nil {
 			return nil, err
 		}
+		if cfg.NextBest > 0 {
+			return nil, fmt.Errorf("next_best %d: only MetaQNN's layer search takes it; drop it for this agent", cfg.NextBest)
+		}
 		pcg := rand.NewPCG(seed, seed^0x716c6561726e) // "qlearn"
 		return &QAgent{space: space, table: NewQTable(cfg), schedule: schedule, pcg: pcg, rng: rand.New(pcg)}, nil
 	}

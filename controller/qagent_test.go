@@ -1,6 +1,9 @@
 package controller
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestQAgentOnUniformSpace(t *testing.T) {
 	space := UniformSpace{N: 3, Type: DecisionType{Name: "op", Choices: 4}}
@@ -34,5 +37,15 @@ func TestQAgentOnUniformSpace(t *testing.T) {
 	}
 	if _, err := agent.Observe(41, Proposal{Actions: []int{9, 0, 0}}, 1); err == nil {
 		t.Error("invalid actions accepted")
+	}
+}
+
+// NextBest walks layer sequences; the fixed-length agent refuses it rather
+// than ignore it.
+func TestQAgentRefusesNextBest(t *testing.T) {
+	space := UniformSpace{N: 3, Type: DecisionType{Name: "op", Choices: 4}}
+	_, err := QLearningFactory(QConfig{NextBest: 10}, EpsilonSchedule{{1, 30}})(space, 1)
+	if err == nil || !strings.Contains(err.Error(), "next_best 10") {
+		t.Errorf("QConfig{NextBest: 10}: err %v, want one naming next_best", err)
 	}
 }

@@ -28,6 +28,16 @@ type QConfig struct {
 	// Redraw is how many times a proposal that repeats an architecture of
 	// the replay memory is drawn again before it is kept; 0 keeps it at once.
 	Redraw int `yaml:"redraw,omitempty" json:"redraw,omitempty"`
+	// NextBest (MetaQNN only) is how many networks the agent checks, in
+	// order of the table's values, for one not yet tried when a greedy
+	// proposal (no layer drawn at random) is a repeat, before it redraws at
+	// random (Redraw); 0 checks none. The order starts from the repeated
+	// network and departs from it one action at a time, highest Q(s, a)
+	// first, each departure completed greedily. With NextBest, a network
+	// proposed and not yet learned (in training under the engine's lag)
+	// counts as tried, for the redraws too (docs/search-quality.md, "Next
+	// best instead of a redraw").
+	NextBest int `yaml:"next_best,omitempty" json:"next_best,omitempty"`
 	// Target is what each step of a trajectory learns towards: TargetMax
 	// (Q-learning, the default) or TargetReturn.
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
@@ -52,6 +62,8 @@ func (c QConfig) Check() error {
 		return fmt.Errorf("alpha and gamma must be in [0, 1], got %v and %v", c.Alpha, c.Gamma)
 	case c.Redraw < 0:
 		return fmt.Errorf("redraw %d: want 0 or more", c.Redraw)
+	case c.NextBest < 0:
+		return fmt.Errorf("next_best %d: want 0 or more", c.NextBest)
 	case c.Target != "" && c.Target != TargetMax && c.Target != TargetReturn:
 		return fmt.Errorf("target %q: want %s (Q-learning) or %s (every step learns the reward)", c.Target, TargetMax, TargetReturn)
 	case c.Target == TargetReturn && c.StudyUpdate:

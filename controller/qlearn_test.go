@@ -241,6 +241,7 @@ func TestQConfigCheck(t *testing.T) {
 		{QConfig{}, ""},
 		{QConfig{Redraw: 20}, ""},
 		{QConfig{Redraw: -1}, "redraw -1"},
+		{QConfig{NextBest: -2}, "next_best -2"},
 		{QConfig{Alpha: 1.5}, "alpha and gamma"},
 		{QConfig{Target: TargetReturn}, ""},
 		{QConfig{Target: "mean"}, `target "mean": want max (Q-learning) or return`},

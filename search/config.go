@@ -659,6 +659,9 @@ func (c Config) checkMetaQNN(ps *problems) {
 	if err := c.MetaQNN.QLearning.Check(); err != nil {
 		ps.add("metaqnn.q_learning: %v", err)
 	}
+	if a := c.MetaQNN.Agent; c.MetaQNN.QLearning.NextBest > 0 && a != AgentQLearning {
+		ps.add("metaqnn.q_learning.next_best: follows the Q-table's values; agent %s has none (drop it)", a)
+	}
 }
 
 func (c Config) checkNASNet(ps *problems) {

@@ -100,6 +100,9 @@ func (m metaqnnMethod) describe() string {
 		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout%s) over the %s space; reward: %s",
 			redraw, q.Space.Name, m.cfg.Reward.describe())
 	}
+	if q.QLearning.NextBest > 0 {
+		redraw = fmt.Sprintf(", a repeat replaced by the next best untrained network (up to %d checked)", q.QLearning.NextBest) + redraw
+	}
 	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha) + redraw
 	if q.QLearning.Target == controller.TargetReturn {
 		learn = "every step learns the reward, " + learn

@@ -54,6 +54,11 @@ func TestPresetTrainingRecipes(t *testing.T) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)
 		}
 	}
+	c.MetaQNN.QLearning.Redraw, c.MetaQNN.QLearning.NextBest, c.MetaQNN.Agent = 20, 50, AgentRandom
+	want := "metaqnn.q_learning.next_best: follows the Q-table's values; agent random has none"
+	if err = c.Check(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Check() = %v, want a problem with %s", err, want)
+	}
 }
 
 // A NASNet search's agent settings are checked: an unknown agent,

@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// With NextBest, a greedy proposal that repeats a trained network is
+// replaced by departures from it in the order of their hand-set values:
+//
+//	trained A:  C(64,3,1) - P(2,2) - SM()      every step 0.9
+//	departure at step 2, C(128,1,1), valued 0.85, then SM() valued 0.6
+//	departure at step 1, C(256,3,1),  valued 0.8,  then SM() valued 0.6
+//
+// every other action 0.5 (the initial value). At epsilon 0 the greedy path
+// is A, so the first proposal must be C(64,3,1) - C(128,1,1) - SM(); once
+// that is trained, or proposed and not yet learned, C(256,3,1) - SM(); and
+// with a limit of one check, a random redraw instead.
+func TestNextBestOrder(t *testing.T) {
+	in := genotype.Input{Height: 8, Width: 8, Channels: 1}
+	agent := func(limit, redraw int) *MetaQNN {
+		m, err := NewMetaQNN(genotype.Study, in, QConfig{Alpha: 1, Target: TargetReturn, NextBest: limit, Redraw: redraw}, EpsilonSchedule{{0, 10}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	traj := func(m *MetaQNN, s string) []Transition {
+		a, err := genotype.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := m.Trajectory(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	const a, b, c = "C(64,3,1) - P(2,2) - SM()", "C(64,3,1) - C(128,1,1) - SM()", "C(256,3,1) - SM()"
+	setup := func(m *MetaQNN) {
+		ta := traj(m, a)
+		m.Table.Learn(ta, 0.9)
+		m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: ta, Reward: 0.9})
+		tb, tc := traj(m, b), traj(m, c)
+		m.Table.set(tb[1].State, tb[1].Action, 0.85)
+		m.Table.set(tb[2].State, tb[2].Action, 0.6)
+		m.Table.set(tc[0].State, tc[0].Action, 0.8)
+		m.Table.set(tc[1].State, tc[1].Action, 0.6)
+	}
+	m := agent(100, 0)
+	setup(m)
+	for i, want := range []string{b, c} {
+		p, err := m.Propose(i + 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Genotype.String() != want {
+			t.Fatalf("proposal %d: %s, want %s", i+1, p.Genotype, want)
+		}
+		if !p.Greedy {
+			t.Errorf("proposal %d, %s: not greedy; no layer of it was drawn at random", i+1, p.Genotype)
+		}
+		// Trained: in the memory, values unchanged.
+		m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: traj(m, want), Reward: 0.5})
+	}
+
+	// A proposal not yet learned counts as tried: proposed one after the
+	// other with nothing observed, the same two come.
+	m = agent(100, 0)
+	setup(m)
+	for i, want := range []string{b, c} {
+		if p, err := m.Propose(i + 1); err != nil || p.Genotype.String() != want {
+			t.Fatalf("proposal %d, %s not yet learned: %v (%v), want %s", i+1, b, p.Genotype, err, want)
+		}
+	}
+
+	// One check finds b trained: the proposal falls back to redraws, which
+	// at epsilon 0 draw A again, so A it stays.
+	m = agent(1, 5)
+	setup(m)
+	m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: traj(m, b), Reward: 0.5})
+	p, err := m.Propose(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Genotype.String() != a {
+		t.Errorf("limit 1, departure trained: %s, want the repeat %s", p.Genotype, a)
+	}
+}
+
+// Over a search at a low epsilon, with NextBest the agent proposes no
+// network twice, where Redraw alone runs out of new draws a few times, and
+// more of its proposals have no layer drawn at random. At epsilon 1 (the
+// random phase), where no draw is greedy, NextBest changes nothing.
+func TestNextBestNoRepeats(t *testing.T) {
+	space := genotype.Study
+	space.MaxDepth = 4
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	run := func(cfg QConfig, schedule EpsilonSchedule) (archs []string, repeats, greedy int) {
+		m, err := NewMetaQNN(space, in, cfg, schedule, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for trial := 1; trial <= 40; trial++ {
+			p, err := m.Propose(trial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k := p.Genotype.Key(); seen[k] {
+				repeats++
+			} else {
+				seen[k] = true
+			}
+			if p.Greedy {
+				greedy++
+			}
+			arch := p.Genotype.(genotype.Arch)
+			archs = append(archs, arch.String())
+			if _, err := m.Observe(trial, p, 1-0.1*float64(len(arch))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return archs, repeats, greedy
+	}
+	low := EpsilonSchedule{{1, 10}, {0.1, 30}}
+	next, redraw := QConfig{Alpha: 0.5, Target: TargetReturn, Redraw: 50, NextBest: 200}, QConfig{Alpha: 0.5, Target: TargetReturn, Redraw: 50}
+	_, nr, ng := run(next, low)
+	_, rr, rg := run(redraw, low)
+	t.Logf("40 proposals: next best %d repeats, %d greedy; redraw alone %d repeats, %d greedy", nr, ng, rr, rg)
+	if rr == 0 {
+		t.Errorf("redraw alone repeated no proposal; the comparison shows nothing")
+	}
+	if nr != 0 {
+		t.Errorf("next best repeated %d of 40 proposals", nr)
+	}
+	if ng <= rg {
+		t.Errorf("next best made %d greedy proposals, redraw alone %d: want more", ng, rg)
+	}
+	na, _, _ := run(next, EpsilonSchedule{{1, 40}})
+	ra, _, _ := run(redraw, EpsilonSchedule{{1, 40}})
+	if !slices.Equal(na, ra) {
+		t.Errorf("at epsilon 1 next best changed the proposals:\n%v\nwant\n%v", na, ra)
+	}
+}

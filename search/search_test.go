@@ -304,12 +304,19 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		agent   string
 		workers int
 		median  bool // the median stopping rule, which depends on the earlier trials' curves
-	}{{AgentQLearning, 1, false}, {AgentQLearning, 3, false}, {AgentEvolution, 3, false}, {AgentQLearning, 3, true}} {
-		agent, workers, median := c.agent, c.workers, c.median
-		t.Run(fmt.Sprintf("%s/workers=%d/median=%v", agent, workers, median), func(t *testing.T) {
+		next    bool // next_best, which counts the proposals in flight as tried
+	}{{AgentQLearning, 1, false, false}, {AgentQLearning, 3, false, false}, {AgentEvolution, 3, false, false}, {AgentQLearning, 3, true, false}, {AgentQLearning, 3, false, true}} {
+		agent, workers, median, next := c.agent, c.workers, c.median, c.next
+		t.Run(fmt.Sprintf("%s/workers=%d/median=%v/next_best=%v", agent, workers, median, next), func(t *testing.T) {
 			testConfig := func(t *testing.T, dir string) Config {
 				c := testConfig(t, dir)
 				c.MetaQNN.Agent = agent
+				if next {
+					// Greedy at the end, so that greedy draws repeat
+					// trials in flight, across the stops too.
+					c.MetaQNN.QLearning.NextBest, c.MetaQNN.QLearning.Redraw = 50, 5
+					c.MetaQNN.Schedule.EpsilonSchedule = controller.EpsilonSchedule{{Epsilon: 1, Models: 6}, {Epsilon: 0, Models: 24}}
+				}
 				if median {
 					c.Train.Epochs, c.Train.MedianStop = 5, MedianStop{After: 2, MinTrials: 3}
 				}

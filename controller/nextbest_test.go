@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -143,5 +144,37 @@ func TestNextBestNoRepeats(t *testing.T) {
 	ra, _, _ := run(redraw, EpsilonSchedule{{1, 40}})
 	if !slices.Equal(na, ra) {
 		t.Errorf("at epsilon 1 next best changed the proposals:\n%v\nwant\n%v", na, ra)
+	}
+}
+
+// BenchmarkNextBest times a proposal at epsilon 0 whose greedy draw repeats
+// a trained network, after 150 networks of the study's space, with next
+// best (up to 100 checked) and with 20 random redraws instead.
+func BenchmarkNextBest(b *testing.B) {
+	in := genotype.Input{Height: 32, Width: 32, Channels: 1}
+	for _, cfg := range []QConfig{{Alpha: 0.3, Target: TargetReturn, Redraw: 20, NextBest: 100}, {Alpha: 0.3, Target: TargetReturn, Redraw: 20}} {
+		b.Run(fmt.Sprintf("next_best=%d", cfg.NextBest), func(b *testing.B) {
+			m, err := NewMetaQNN(genotype.Study, in, cfg, EpsilonSchedule{{1, 150}, {0, 1}}, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for trial := 1; trial <= 150; trial++ {
+				p, err := m.Propose(trial)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := m.Observe(trial, p, 1-0.05*float64(len(p.Genotype.(genotype.Arch)))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The greedy path, trained: from now on every greedy draw repeats it.
+			p, _ := m.Propose(151)
+			m.Observe(151, p, 0.99)
+			b.ResetTimer()
+			for range b.N {
+				p, _ := m.Propose(152)
+				m.Forget(152, p) // not learned: the next proposal searches again
+			}
+		})
 	}
 }

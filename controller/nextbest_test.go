@@ -104,27 +104,7 @@ func TestNextBestNoRepeats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen := map[string]bool{}
-		for trial := 1; trial <= 40; trial++ {
-			p, err := m.Propose(trial)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k := p.Genotype.Key(); seen[k] {
-				repeats++
-			} else {
-				seen[k] = true
-			}
-			if p.Greedy {
-				greedy++
-			}
-			arch := p.Genotype.(genotype.Arch)
-			archs = append(archs, arch.String())
-			if _, err := m.Observe(trial, p, 1-0.1*float64(len(arch))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return archs, repeats, greedy
+		return search40(t, m)
 	}
 	low := EpsilonSchedule{{1, 10}, {0.1, 30}}
 	next, redraw := QConfig{Alpha: 0.5, Target: TargetReturn, Redraw: 50, NextBest: 200}, QConfig{Alpha: 0.5, Target: TargetReturn, Redraw: 50}

@@ -267,24 +267,7 @@ func TestRedrawSkipsRepeats(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Random = random
-		seen, n := map[string]bool{}, 0
-		for trial := 1; trial <= 40; trial++ {
-			p, err := m.Propose(trial)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k := p.Genotype.Key(); seen[k] {
-				n++
-			} else {
-				seen[k] = true
-			}
-			// A reward that favours short networks gives the greedy path a
-			// clear best.
-			arch := p.Genotype.(genotype.Arch)
-			if _, err := m.Observe(trial, p, 1-0.1*float64(len(arch))); err != nil {
-				t.Fatal(err)
-			}
-		}
+		_, n, _ := search40(t, m)
 		return n
 	}
 	without := repeats(QConfig{Alpha: 0.5}, false, 0.1)
@@ -301,6 +284,35 @@ func TestRedrawSkipsRepeats(t *testing.T) {
 	if n := repeats(QConfig{Redraw: 50}, true, 0.1); n != 0 {
 		t.Errorf("with redraw 50 random search repeated %d of 40 proposals", n)
 	}
+}
+
+// search40 runs trials 1 to 40 of m with a reward that favours short
+// networks (1 - 0.1 per layer), which gives the greedy path a clear best. It
+// returns the proposals, how many repeated an earlier one, and how many
+// were greedy.
+func search40(t *testing.T, m *MetaQNN) (archs []string, repeats, greedy int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for trial := 1; trial <= 40; trial++ {
+		p, err := m.Propose(trial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := p.Genotype.Key(); seen[k] {
+			repeats++
+		} else {
+			seen[k] = true
+		}
+		if p.Greedy {
+			greedy++
+		}
+		arch := p.Genotype.(genotype.Arch)
+		archs = append(archs, arch.String())
+		if _, err := m.Observe(trial, p, 1-0.1*float64(len(arch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return archs, repeats, greedy
 }
 
 // A proposal is greedy when none of its layers took the epsilon branch.

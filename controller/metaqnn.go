@@ -71,10 +71,11 @@ func (m *MetaQNN) stateKey(st genotype.State, last genotype.Layer) string {
 
 // Propose draws trial's architecture at the schedule's epsilon. While it
 // repeats a network of the replay memory: a greedy draw (no layer drawn at
-// random) gives way, with QConfig.NextBest, to the nearest untrained
-// network in the table's order (nextBest); any other draw, or a greedy one
-// whose next best was not found, is drawn again from the same stream, up
-// to QConfig.Redraw times.
+// random) gives way, with QConfig.NextBest, to an untried network found in
+// the table's order (nextBest); any other draw, or a greedy one when that
+// search found none, is drawn again from the same stream, up to
+// QConfig.Redraw times. With NextBest, the networks proposed and not yet
+// learned count as tried.
 func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 	eps := m.schedule.Epsilon(trial - 1)
 	if m.Random {
@@ -83,22 +84,20 @@ func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 	rng := TrialRand(m.seed, trial, 0)
 	w := m.sample(eps, rng)
 	cfg := m.Table.cfg
-	next := cfg.NextBest > 0 && !m.Random
+	next := m.tracks()
 	if cfg.Redraw > 0 || next {
 		seen := m.Table.seen()
-		if next {
-			for _, k := range m.outstanding {
-				seen[k] = true
-			}
+		for _, k := range m.outstanding {
+			seen[k] = true
 		}
 		for i := 0; seen[trajectoryKey(w.traj)]; i++ {
-			if next && w.randoms() == 0 {
+			if next && w.random == 0 {
 				nb, ok := m.nextBest(w, seen, rng, cfg.NextBest)
 				if ok {
 					w = nb
 					break
 				}
-				next = false // the same search would fail again
+				next = false // one search per proposal: it has checked NextBest networks
 			}
 			if i == cfg.Redraw {
 				break
@@ -106,23 +105,41 @@ func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 			w = m.sample(eps, rng)
 		}
 	}
-	m.outstanding = append(m.outstanding, trajectoryKey(w.traj))
-	return Proposal{Genotype: w.arch, Epsilon: eps, Greedy: w.randoms() == 0}, nil
+	if m.tracks() {
+		m.outstanding = append(m.outstanding, trajectoryKey(w.traj))
+	}
+	return Proposal{Genotype: w.arch, Epsilon: eps, Greedy: w.random == 0}, nil
 }
 
-// settle drops the oldest outstanding proposal, now observed or forgotten.
-func (m *MetaQNN) settle() {
-	if len(m.outstanding) > 0 {
-		m.outstanding = m.outstanding[1:]
+// tracks reports whether the agent keeps its outstanding proposals: with
+// QConfig.NextBest, which counts them as tried.
+func (m *MetaQNN) tracks() bool { return m.Table.cfg.NextBest > 0 && !m.Random }
+
+// settle drops the oldest outstanding proposal, now observed or forgotten
+// as arch.
+func (m *MetaQNN) settle(arch genotype.Arch) error {
+	if !m.tracks() {
+		return nil
 	}
+	traj, err := m.Trajectory(arch)
+	if err != nil {
+		return err
+	}
+	if len(m.outstanding) == 0 || m.outstanding[0] != trajectoryKey(traj) {
+		return fmt.Errorf("MetaQNN: %s is not its oldest outstanding proposal (the engine learns trials in the order proposed)", arch)
+	}
+	m.outstanding = m.outstanding[1:]
+	return nil
 }
 
 // Observe learns trial's reward and replays the memory.
 func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error) {
-	m.settle()
 	arch, ok := p.Genotype.(genotype.Arch)
 	if !ok {
 		return Learned{}, fmt.Errorf("MetaQNN observes layer sequences, not %T", p.Genotype)
+	}
+	if err := m.settle(arch); err != nil {
+		return Learned{}, err
 	}
 	if m.Random && m.Table.cfg.Redraw == 0 {
 		return Learned{}, nil
@@ -141,9 +158,12 @@ func (m *MetaQNN) Observe(trial int, p Proposal, reward float64) (Learned, error
 }
 
 // Forget drops the oldest outstanding proposal; nothing is learnt.
-func (m *MetaQNN) Forget(int, Proposal) error {
-	m.settle()
-	return nil
+func (m *MetaQNN) Forget(_ int, p Proposal) error {
+	arch, ok := p.Genotype.(genotype.Arch)
+	if !ok {
+		return fmt.Errorf("MetaQNN forgets layer sequences, not %T", p.Genotype)
+	}
+	return m.settle(arch)
 }
 
 // metaqnnState is MetaQNN's saved state: its table, replay memory and
@@ -181,27 +201,17 @@ func (m *MetaQNN) Sample(eps float64, rng *rand.Rand) (genotype.Arch, []Transiti
 	return w.arch, w.traj
 }
 
-// sample is Sample, and records which layers were drawn at random.
+// sample is Sample, and counts the layers drawn at random.
 func (m *MetaQNN) sample(eps float64, rng *rand.Rand) walked {
 	return m.walk(func(_ int, s string, names []string) (string, bool) { return m.Table.draw(s, names, eps, rng) })
 }
 
 // walked is a layer sequence built by walk: its layers, their transitions,
-// and which layers were drawn at random.
+// and how many layers were drawn at random.
 type walked struct {
 	arch   genotype.Arch
 	traj   []Transition
-	random []bool
-}
-
-func (w walked) randoms() int {
-	n := 0
-	for _, r := range w.random {
-		if r {
-			n++
-		}
-	}
-	return n
+	random int
 }
 
 // walk builds a layer sequence from the start state: in step i, in state s
@@ -215,7 +225,10 @@ func (m *MetaQNN) walk(pick func(i int, s string, names []string) (string, bool)
 	for i := 0; !st.Done; i++ {
 		a, r := pick(i, key, names)
 		l := layers[slices.Index(names, a)]
-		w.arch, w.random = append(w.arch, l), append(w.random, r)
+		w.arch = append(w.arch, l)
+		if r {
+			w.random++
+		}
 		st = m.Space.Step(st, l)
 		t := Transition{State: key, Action: a, Terminal: st.Done}
 		if !st.Done {

@@ -3,15 +3,19 @@ package controller
 import (
 	"container/heap"
 	"math/rand/v2"
+	"slices"
 )
 
 // nextBest looks for a network not in seen, starting from w, a greedy
-// network that is: it takes departures from w one action at a time, the
-// departure of highest Q(s, a) first, and completes each greedily (ties
-// broken by rng). A completion that is in seen adds its own departures
-// after the departing step, so no network is reached twice (Lawler's k-best
-// paths). It checks at most limit completions and reports whether one was
-// new; no layer of what it returns is drawn at random.
+// network that is. Its candidates are departures: a prefix of a checked
+// network followed by another action than the one it took there, ranked by
+// Q(s, a) of that action, highest first (across steps), and completed
+// greedily (ties broken by rng). A completion that is in seen adds its own
+// departures after the departing step. The candidates partition the
+// networks not yet checked, as in Lawler's k-best paths, so none comes up
+// twice; the ranking is by the departing action's value, not by the whole
+// network's. It checks at most limit completions and reports whether one
+// was new; no layer of what it returns is drawn at random.
 func (m *MetaQNN) nextBest(w walked, seen map[string]bool, rng *rand.Rand, limit int) (walked, bool) {
 	start := layerNames(m.Space.Actions(m.Space.Start(m.Input)))
 	var q departures
@@ -22,15 +26,15 @@ func (m *MetaQNN) nextBest(w walked, seen map[string]bool, rng *rand.Rand, limit
 				names = w.traj[j-1].NextActions
 			}
 			t := w.traj[j]
+			base := make([]string, j, j+1)
+			for k := range j {
+				base[k] = w.traj[k].Action
+			}
 			for _, a := range names {
 				if a == t.Action {
 					continue
 				}
-				prefix := make([]string, j+1)
-				for k := range j {
-					prefix[k] = w.traj[k].Action
-				}
-				prefix[j] = a
+				prefix := append(slices.Clone(base), a)
 				heap.Push(&q, departure{prefix: prefix, value: m.Table.Value(t.State, a), seq: q.seq})
 				q.seq++
 			}

@@ -12,13 +12,14 @@ import (
 // replaced by departures from it in the order of their hand-set values:
 //
 //	trained A:  C(64,3,1) - P(2,2) - SM()      every step 0.9
-//	departure at step 2, C(128,1,1), valued 0.85, then SM() valued 0.6
-//	departure at step 1, C(256,3,1),  valued 0.8,  then SM() valued 0.6
+//	departure at layer 2, C(128,1,1), valued 0.85, then SM() 0.84, GAP() 0.83
+//	departure at layer 1, C(256,3,1), valued 0.8,  then SM() 0.6
 //
 // every other action 0.5 (the initial value). At epsilon 0 the greedy path
-// is A, so the first proposal must be C(64,3,1) - C(128,1,1) - SM(); once
-// that is trained, or proposed and not yet learned, C(256,3,1) - SM(); and
-// with a limit of one check, a random redraw instead.
+// is A, so the first proposal must be B = C(64,3,1) - C(128,1,1) - SM(); once
+// that is tried, B's own departure at layer 3, B' = C(64,3,1) - C(128,1,1) -
+// GAP() (0.83, above 0.8); then C = C(256,3,1) - SM(). With a limit of one
+// check, a random redraw instead.
 func TestNextBestOrder(t *testing.T) {
 	in := genotype.Input{Height: 8, Width: 8, Channels: 1}
 	agent := func(limit, redraw int) *MetaQNN {
@@ -39,45 +40,61 @@ func TestNextBestOrder(t *testing.T) {
 		}
 		return tr
 	}
-	const a, b, c = "C(64,3,1) - P(2,2) - SM()", "C(64,3,1) - C(128,1,1) - SM()", "C(256,3,1) - SM()"
+	const a, b, b2, c = "C(64,3,1) - P(2,2) - SM()", "C(64,3,1) - C(128,1,1) - SM()", "C(64,3,1) - C(128,1,1) - GAP()", "C(256,3,1) - SM()"
 	setup := func(m *MetaQNN) {
 		ta := traj(m, a)
 		m.Table.Learn(ta, 0.9)
 		m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: ta, Reward: 0.9})
-		tb, tc := traj(m, b), traj(m, c)
+		tb, tb2, tc := traj(m, b), traj(m, b2), traj(m, c)
 		m.Table.set(tb[1].State, tb[1].Action, 0.85)
-		m.Table.set(tb[2].State, tb[2].Action, 0.6)
+		m.Table.set(tb[2].State, tb[2].Action, 0.84)
+		m.Table.set(tb2[2].State, tb2[2].Action, 0.83)
 		m.Table.set(tc[0].State, tc[0].Action, 0.8)
 		m.Table.set(tc[1].State, tc[1].Action, 0.6)
 	}
-	m := agent(100, 0)
-	setup(m)
-	for i, want := range []string{b, c} {
-		p, err := m.Propose(i + 1)
+	propose := func(m *MetaQNN, trial int, want string) Proposal {
+		t.Helper()
+		p, err := m.Propose(trial)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.Genotype.String() != want {
-			t.Fatalf("proposal %d: %s, want %s", i+1, p.Genotype, want)
+			t.Fatalf("proposal %d: %s, want %s", trial, p.Genotype, want)
 		}
 		if !p.Greedy {
-			t.Errorf("proposal %d, %s: not greedy; no layer of it was drawn at random", i+1, p.Genotype)
+			t.Errorf("proposal %d, %s: not greedy; no layer of it was drawn at random", trial, p.Genotype)
 		}
-		// Trained: in the memory, values unchanged.
-		m.Table.Memory = append(m.Table.Memory, Experience{Trajectory: traj(m, want), Reward: 0.5})
+		return p
+	}
+	m := agent(100, 0)
+	setup(m)
+	for i, want := range []string{b, b2, c} {
+		p := propose(m, i+1, want)
+		// Trained: observed with a reward that leaves the values as set.
+		m.Table.cfg.Alpha = 0
+		if _, err := m.Observe(i+1, p, 0.5); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	// A proposal not yet learned counts as tried: proposed one after the
-	// other with nothing observed, the same two come.
+	// A proposal not yet learned counts as tried, and leaves the tried
+	// ones when it is forgotten: the oldest first.
 	m = agent(100, 0)
 	setup(m)
-	for i, want := range []string{b, c} {
-		if p, err := m.Propose(i + 1); err != nil || p.Genotype.String() != want {
-			t.Fatalf("proposal %d, %s not yet learned: %v (%v), want %s", i+1, b, p.Genotype, err, want)
-		}
+	pb := propose(m, 1, b)
+	pb2 := propose(m, 2, b2)
+	if err := m.Forget(1, pb); err != nil {
+		t.Fatal(err)
+	}
+	propose(m, 3, b)
+	if _, err := m.Observe(3, pb, 0.5); err == nil {
+		t.Errorf("observing %s while %s is the oldest outstanding: no error", b, b2)
+	}
+	if err := m.Forget(2, pb2); err != nil {
+		t.Errorf("forgetting the oldest outstanding %s: %v", b2, err)
 	}
 
-	// One check finds b trained: the proposal falls back to redraws, which
+	// One check finds B trained: the proposal falls back to redraws, which
 	// at epsilon 0 draw A again, so A it stays.
 	m = agent(1, 5)
 	setup(m)
@@ -94,7 +111,9 @@ func TestNextBestOrder(t *testing.T) {
 // Over a search at a low epsilon, with NextBest the agent proposes no
 // network twice, where Redraw alone runs out of new draws a few times, and
 // more of its proposals have no layer drawn at random. At epsilon 1 (the
-// random phase), where no draw is greedy, NextBest changes nothing.
+// random phase), where no draw is greedy, NextBest changes nothing while no
+// proposal is outstanding, as here (under the engine's lag a random redraw
+// skips the networks in flight too).
 func TestNextBestNoRepeats(t *testing.T) {
 	space := genotype.Study
 	space.MaxDepth = 4

@@ -101,7 +101,7 @@ func (m metaqnnMethod) describe() string {
 			redraw, q.Space.Name, m.cfg.Reward.describe())
 	}
 	if q.QLearning.NextBest > 0 {
-		redraw = fmt.Sprintf(", a repeat replaced by the next best untrained network (up to %d checked)", q.QLearning.NextBest) + redraw
+		redraw = fmt.Sprintf(", a greedy draw that repeats replaced by the next best untried network (up to %d checked)", q.QLearning.NextBest) + redraw
 	}
 	learn := fmt.Sprintf("alpha %g", q.QLearning.Alpha) + redraw
 	if q.QLearning.Target == controller.TargetReturn {

@@ -33,8 +33,8 @@ type MetaQNN struct {
 	schedule EpsilonSchedule
 	seed     uint64
 	// outstanding names the trials proposed and neither observed nor
-	// forgotten, oldest first (trajectoryKey); with QConfig.NextBest they
-	// count as tried.
+	// forgotten, oldest first; a layer sequence's trajectoryKey is its
+	// String. With QConfig.NextBest they count as tried.
 	outstanding []string
 }
 
@@ -106,7 +106,7 @@ func (m *MetaQNN) Propose(trial int) (Proposal, error) {
 		}
 	}
 	if m.tracks() {
-		m.outstanding = append(m.outstanding, trajectoryKey(w.traj))
+		m.outstanding = append(m.outstanding, w.arch.String())
 	}
 	return Proposal{Genotype: w.arch, Epsilon: eps, Greedy: w.random == 0}, nil
 }
@@ -121,11 +121,7 @@ func (m *MetaQNN) settle(arch genotype.Arch) error {
 	if !m.tracks() {
 		return nil
 	}
-	traj, err := m.Trajectory(arch)
-	if err != nil {
-		return err
-	}
-	if len(m.outstanding) == 0 || m.outstanding[0] != trajectoryKey(traj) {
+	if len(m.outstanding) == 0 || m.outstanding[0] != arch.String() {
 		return fmt.Errorf("MetaQNN: %s is not its oldest outstanding proposal (the engine learns trials in the order proposed)", arch)
 	}
 	m.outstanding = m.outstanding[1:]

@@ -51,10 +51,9 @@ type Proposal struct {
 	// random: each was one of the table's best in its state, or, for a
 	// proposal QConfig.NextBest found, came from the table's order (an
 	// epsilon draw that happens to pick a best layer still counts as
-	// random). It
-	// separates what the agent has learned from its exploration in a
-	// phase's mean (docs/search-quality.md, "Greedy trials"); false for
-	// the other agents.
+	// random). It separates what the agent has learned from its
+	// exploration in a phase's mean (docs/search-quality.md, "Greedy
+	// trials"); false for the other agents.
 	Greedy bool
 }
 

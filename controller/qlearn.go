@@ -265,11 +265,11 @@ type Phase struct {
 type EpsilonSchedule []Phase
 
 // Epsilon schedules: Baker et al.'s (2,700 models), the study's (270), and one
-// sized for a 2-core CPU (see the search package's CPU preset).
+// sized for a 2-core CPU (225 models; see the search package's CPU preset).
 var (
 	ScheduleBaker2017 = EpsilonSchedule{{1.0, 1500}, {0.9, 100}, {0.8, 100}, {0.7, 100}, {0.6, 150}, {0.5, 150}, {0.4, 150}, {0.3, 150}, {0.2, 150}, {0.1, 150}}
 	ScheduleStudy     = EpsilonSchedule{{1.0, 150}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 15}, {0.5, 15}, {0.4, 15}, {0.3, 15}, {0.2, 15}, {0.1, 15}}
-	ScheduleCPU       = EpsilonSchedule{{1.0, 60}, {0.9, 10}, {0.8, 10}, {0.7, 10}, {0.6, 12}, {0.5, 12}, {0.4, 12}, {0.3, 12}, {0.2, 12}, {0.1, 12}}
+	ScheduleCPU       = EpsilonSchedule{{1.0, 60}, {0.8, 15}, {0.6, 15}, {0.5, 15}, {0.4, 18}, {0.3, 18}, {0.2, 18}, {0.1, 18}, {0.05, 24}, {0.02, 24}}
 )
 
 var schedules = map[string]EpsilonSchedule{"baker2017": ScheduleBaker2017, "study": ScheduleStudy, "cpu": ScheduleCPU}

@@ -341,16 +341,22 @@ var metaqnnPresets = map[string]Config{
 	"cpu": {
 		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
 		// Proposals that repeat a trained network are drawn again (up to 20
-		// times), by every agent (docs/search-quality.md, "Repeats").
+		// times), by every agent (docs/search-quality.md, "Repeats"); a
+		// greedy repeat takes the next best untried network instead, and
+		// every step learns the trial's reward ("Next best instead of a
+		// redraw"); 225 trials ("A longer schedule").
 		MetaQNN: MetaQNNSettings{Space: SpaceSpec{CPUSpace}, Schedule: ScheduleSpec{controller.ScheduleCPU},
-			QLearning: controller.QConfig{Alpha: 0.1, Redraw: 20}},
+			QLearning: controller.QConfig{Alpha: 0.3, Redraw: 20, NextBest: 100, Target: controller.TargetReturn}},
 		// He weights and a first layer centred on the data keep the narrow
 		// nets from starting as constant predictors; those that still are
 		// give up after 2 epochs (docs/search-quality.md).
 		Train: TrainSettings{Epochs: 10, BatchSize: 32, LR: 3e-3, ConstantLR: true,
 			Init: "he", Centre: true, GiveUpAfter: 2},
-		Final:   FinalSettings{EpochFactor: 3, LR: 1e-3, Patience: 10},
-		Budget:  runtime.Budget{MaxMACs: 5_000_000},
+		Final:  FinalSettings{EpochFactor: 3, LR: 1e-3, Patience: 10},
+		Budget: runtime.Budget{MaxMACs: 5_000_000},
+		// Networks over 160k parameters are refused before training: an
+		// edge model's size (docs/search-quality.md, "A longer schedule").
+		Reward:  RewardSettings{Mode: RewardConstraint, MaxParams: 160_000},
 		Workers: 2, Threads: 1,
 	},
 	// study: the founding study's settings (a GPU's work: about 2 hours on an A10G).

@@ -151,6 +151,9 @@ func testConfig(t *testing.T, dir string) Config {
 	c.Workers = 1
 	c.MetaQNN.Space.MaxMACs = 0
 	c.Budget = runtime.Budget{MaxMACs: 2_000_000}
+	// The engine's tests choose next best and a parameter limit themselves
+	// where they test them.
+	c.MetaQNN.QLearning.NextBest, c.Reward = 0, RewardSettings{}
 	c.Seed = 42
 	c = c.WithDefaults()
 	if err := c.Check(); err != nil {

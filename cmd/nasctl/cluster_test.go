@@ -173,12 +173,12 @@ func (f *clusterFixture) localTrials(t *testing.T) []rundir.Trial {
 }
 
 // trainedOnce checks that the workers wrote one result for every trial
-// trained (none for a reused one); a worker logs the summary of a result
-// only when it wrote it.
+// trained (none for a reused one, or one refused before training); a worker
+// logs the summary of a result only when it wrote it.
 func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*workerProc) {
 	t.Helper()
 	for _, tr := range trials {
-		if tr.Status == rundir.StatusReused {
+		if tr.Status == rundir.StatusReused || tr.Status == rundir.StatusRefused {
 			continue
 		}
 		done := regexp.MustCompile(fmt.Sprintf(`run %s trial %d: [a-z]+, val`, run, tr.ID))

@@ -117,7 +117,14 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })
-	set(c, "agent", func() { cfg.MetaQNN.Agent = c.String("agent") })
+	set(c, "agent", func() {
+		cfg.MetaQNN.Agent = c.String("agent")
+		if cfg.MetaQNN.Agent != search.AgentQLearning {
+			// next_best follows a Q-table (the cpu preset's): another agent
+			// on the same preset has none to follow.
+			cfg.MetaQNN.QLearning.NextBest = 0
+		}
+	})
 	if err := applyTrainingFlags(c, &cfg); err != nil {
 		return opts, err
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -171,6 +172,36 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// The cpu preset's Q-learning takes the next best untried network on a
+// greedy repeat; --agent random on the same preset (the baseline) runs
+// without it, and both keep the preset's parameter limit.
+func TestCPUPresetBaseline(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "120", "--size", "16", "--seed", "5"); code != 0 {
+		t.Fatalf("generate: %s", errOut)
+	}
+	runs := filepath.Join(tmp, "runs")
+	for agent, nextBest := range map[string]int{"qlearning": 100, "random": 0} {
+		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
+			"--input", "16x16x1", "--schedule", "1.0:3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+		if code != 0 {
+			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
+		}
+		cfg, err := search.LoadConfig(filepath.Join(runs, agent, "config.yaml"), search.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, r := cfg.MetaQNN.QLearning, cfg.Reward; q.NextBest != nextBest || r.Mode != search.RewardConstraint || r.MaxParams != 160_000 {
+			t.Errorf("--agent %s: next_best %d, reward %s with at most %d parameters; want next_best %d, constraint, 160000",
+				agent, q.NextBest, r.Mode, r.MaxParams, nextBest)
+		}
+		if n := len(readLog(t, filepath.Join(runs, agent))); n != 3 {
+			t.Errorf("--agent %s: %d trials, want 3", agent, n)
 		}
 	}
 }

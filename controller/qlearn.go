@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
@@ -259,6 +260,15 @@ func drawNew[T any](n int, seen func() map[string]bool, draw func() (T, string))
 type Phase struct {
 	Epsilon float64 `yaml:"epsilon" json:"epsilon"`
 	Models  int     `yaml:"models" json:"models"`
+}
+
+// EpsilonText writes an epsilon for people: one decimal, or two when it
+// needs them (the cpu schedule ends at 0.05 and 0.02).
+func EpsilonText(eps float64) string {
+	if r := math.Round(eps * 10); math.Abs(eps*10-r) < 1e-9 {
+		return strconv.FormatFloat(eps, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(eps, 'f', 2, 64)
 }
 
 // EpsilonSchedule is MetaQNN's exploration schedule: its phases in order.

@@ -357,3 +357,13 @@ func TestProposalGreedy(t *testing.T) {
 		}
 	}
 }
+
+// Progress lines, reports and plots write an epsilon with the decimals it
+// needs: the cpu schedule's last two phases are 0.05 and 0.02, not 0.1 and 0.0.
+func TestEpsilonText(t *testing.T) {
+	for eps, want := range map[float64]string{1: "1.0", 0.8: "0.8", 0.1: "0.1", 0.05: "0.05", 0.02: "0.02", 0: "0.0"} {
+		if got := EpsilonText(eps); got != want {
+			t.Errorf("EpsilonText(%v) = %q, want %q", eps, got, want)
+		}
+	}
+}

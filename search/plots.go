@@ -73,7 +73,7 @@ func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	sort.Sort(sort.Reverse(sort.Float64Slice(eps)))
 	var groups []boxGroup
 	for _, e := range eps {
-		groups = append(groups, boxGroup{fmt.Sprintf("ε=%.1f", e), byEps[e]})
+		groups = append(groups, boxGroup{"ε=" + controller.EpsilonText(e), byEps[e]})
 	}
 	return accuracyBoxes("Validation accuracy per epsilon", groups, majority)
 }

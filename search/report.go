@@ -413,7 +413,7 @@ func (r Report) epsilonSection(b *strings.Builder) {
 	}
 	b.WriteString("\n\n" + head + "\n" + rule + "\n")
 	for _, p := range r.Phases {
-		fmt.Fprintf(b, "| %d-%d | %.1f | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |", p.From, p.To, p.Epsilon, p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
+		fmt.Fprintf(b, "| %d-%d | %s | %d | %.4f | %.4f | %.4f | %d (%.0f%%) |", p.From, p.To, controller.EpsilonText(p.Epsilon), p.Trials, p.Mean, p.SD, p.Best, p.Constant, 100*float64(p.Constant)/float64(p.Trials))
 		if q {
 			mean := "-"
 			if p.Greedy > 0 {

@@ -335,7 +335,7 @@ func eventLine(e search.Event, agent string) string {
 	switch e.Kind {
 	case "trial":
 		t := e.Trial
-		explore := fmt.Sprintf("ε %.1f", t.Epsilon)
+		explore := "ε " + controller.EpsilonText(t.Epsilon)
 		switch {
 		case t.Temperature > 0:
 			explore = fmt.Sprintf("T %.2f", t.Temperature)

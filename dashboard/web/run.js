@@ -20,8 +20,10 @@ for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').a
 $('filter').addEventListener('change', e => { statusFilter = e.target.value; drawTrials(); });
 // A greedy MetaQNN trial took no layer at random: what the agent has learnt,
 // apart from what it explores.
+// Epsilon gets a second decimal where it needs one (0.05, 0.02).
+const epsText = e => num(e, Math.abs(e * 10 - Math.round(e * 10)) < 1e-9 ? 1 : 2);
 const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) :
-  'ε ' + num(t.epsilon || 0, 1) + (t.greedy ? ' greedy' : '');
+  'ε ' + epsText(t.epsilon || 0) + (t.greedy ? ' greedy' : '');
 const trialTable = new Table($('trials'), [
   {key: 'id', label: '#', num: true},
   {key: 'explore', label: 'ε / T', num: true,

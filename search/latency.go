@@ -93,7 +93,7 @@ func (r RewardSettings) check() []string {
 		}
 	case RewardConstraint:
 		if r.MaxParams <= 0 && !(r.MaxLatencyMs > 0) {
-			ps = append(ps, "reward: the constraint reward needs max_params or max_latency_ms")
+			ps = append(ps, "reward: the constraint reward needs max_params or max_latency_ms (--max-params N, --max-latency-ms L); for no limit use --reward accuracy")
 		}
 	default:
 		ps = append(ps, fmt.Sprintf("reward.mode: %q (valid: accuracy, mnasnet, constraint)", r.Mode))

@@ -23,7 +23,8 @@ plots/ and winners/*.onnx are written.
 
 Settings come from --preset, then --config FILE (YAML, any key of the saved
 config.yaml), then the flags given. Presets:
-  cpu        sized for a 2-core CPU (32x32 input, narrow layers, 162 trials, about 10 min)
+  cpu        sized for a 2-core CPU (32x32 input, narrow layers, at most 160k parameters,
+             225 trials, about 13 min)
   study      the founding study's settings (64x64, 270 trials: GPU work, ~2 h on an A10G)
   baker2017  Baker et al.'s space and 2,700-trial schedule
 

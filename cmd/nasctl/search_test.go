@@ -204,4 +204,10 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s: %d trials, want 3", agent, n)
 		}
 	}
+	// --max-params 0 leaves the preset's constraint reward without a limit:
+	// the error says how to search without one.
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "0", "--data", data, "--dir", runs, "--name", "nolimit")
+	if code == 0 || !strings.Contains(errOut, "for no limit use --reward accuracy") {
+		t.Errorf("--max-params 0: exit %d, %s", code, errOut)
+	}
 }

@@ -666,7 +666,7 @@ func (c Config) checkMetaQNN(ps *problems) {
 		ps.add("metaqnn.q_learning: %v", err)
 	}
 	if a := c.MetaQNN.Agent; c.MetaQNN.QLearning.NextBest > 0 && a != AgentQLearning {
-		ps.add("metaqnn.q_learning.next_best: follows the Q-table's values; agent %s has none (drop it)", a)
+		ps.add("metaqnn.q_learning.next_best: follows the Q-table's values; agent %s has none (set it to 0, as --agent %s on the command line does)", a, a)
 	}
 }
 

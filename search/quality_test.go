@@ -55,7 +55,7 @@ func TestPresetTrainingRecipes(t *testing.T) {
 		}
 	}
 	c.MetaQNN.QLearning.Redraw, c.MetaQNN.QLearning.NextBest, c.MetaQNN.Agent = 20, 50, AgentRandom
-	want := "metaqnn.q_learning.next_best: follows the Q-table's values; agent random has none"
+	want := "metaqnn.q_learning.next_best: follows the Q-table's values; agent random has none (set it to 0, as --agent random on the command line does)"
 	if err = c.Check(); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Check() = %v, want a problem with %s", err, want)
 	}

@@ -18,10 +18,10 @@ function problem(e) { $('problem').textContent = e ? String(e.message || e) : ''
 // The trials table.
 for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').append(h('option', {value: s, text: s}));
 $('filter').addEventListener('change', e => { statusFilter = e.target.value; drawTrials(); });
-// A greedy MetaQNN trial took no layer at random: what the agent has learnt,
-// apart from what it explores.
 // Epsilon gets a second decimal where it needs one (0.05, 0.02).
 const epsText = e => num(e, Math.abs(e * 10 - Math.round(e * 10)) < 1e-9 ? 1 : 2);
+// A greedy MetaQNN trial took no layer at random: what the agent has learnt,
+// apart from what it explores.
 const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) :
   'ε ' + epsText(t.epsilon || 0) + (t.greedy ? ' greedy' : '');
 const trialTable = new Table($('trials'), [

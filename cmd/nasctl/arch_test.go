@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +17,17 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), append([]string{"nasctl"}, args...), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// generateLeaves writes count synthetic leaves images of size x size pixels,
+// drawn from seed, into dir through "nasctl dataset generate".
+func generateLeaves(t *testing.T, dir string, count, size, seed int) {
+	t.Helper()
+	code, _, errOut := runCLI(t, "dataset", "generate", "--out", dir,
+		"--count", strconv.Itoa(count), "--size", strconv.Itoa(size), "--seed", strconv.Itoa(seed))
+	if code != 0 {
+		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
+	}
 }
 
 // arch inspect prints the parameter counts of the study's table

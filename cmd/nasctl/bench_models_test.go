@@ -108,9 +108,7 @@ const cellsWithGaps = "net(stem=4, filters=4, normal=1, reductions=0, style=nasn
 // data's is refused.
 func TestBenchRunDirectorySplit(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
-		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
-	}
+	generateLeaves(t, data, 40, 16, 1)
 	d, _, err := dataset.Load(data, dataset.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -171,9 +169,7 @@ func TestBenchWarmupZero(t *testing.T) {
 func TestBenchInt8(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
-		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
-	}
+	generateLeaves(t, data, 40, 16, 1)
 	d, _, err := dataset.Load(data, dataset.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -29,9 +29,7 @@ import (
 // with.
 func TestCluster(t *testing.T) {
 	c := &clusterEnv{bin: buildNasctl(t), data: filepath.Join(t.TempDir(), "leaves")}
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", c.data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, c.data, 240, 16, 4)
 	for _, st := range []struct {
 		name string
 		test func(*testing.T, *clusterEnv)

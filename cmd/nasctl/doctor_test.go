@@ -193,9 +193,7 @@ func TestGPUBuildTrainsAsCPUBuild(t *testing.T) {
 func TestDeviceCUDAStopsBeforeTraining(t *testing.T) {
 	gpuBuild(t)
 	data := filepath.Join(t.TempDir(), "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
-		t.Fatal(errOut)
-	}
+	generateLeaves(t, data, 40, 16, 1)
 	model := filepath.Join(t.TempDir(), "m.onnx")
 	train := []string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--epochs", "1", "--device", "cuda", "--out", model}
 	code, _, errOut := nasctlChild(t, "", train...)

@@ -22,9 +22,7 @@ func trainedModel(t *testing.T) (model, data string) {
 	t.Helper()
 	dir := t.TempDir()
 	data, model = filepath.Join(dir, "leaves"), filepath.Join(dir, "model.onnx")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "1000", "--size", "32", "--seed", "3"); code != 0 {
-		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
-	}
+	generateLeaves(t, data, 1000, 32, 3)
 	if code, _, errOut := runCLI(t, "train", "--arch", "C(8,3,1) - P(2,2) - C(16,3,1) - FC(16) - SM()", "--data", data, "--epochs", "10",
 		"--recipe", "study", "--constant-lr", "--lr", "0.003", "--threads", "1", "--out", model); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errOut)
@@ -103,9 +101,7 @@ func TestExportErrors(t *testing.T) {
 	model := filepath.Join(dir, "m.onnx")
 	writeModel(t, model, "C(4,3,1) - P(2,2) - GAP()", in)
 	data := filepath.Join(dir, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "40", "--size", "16"); code != 0 {
-		t.Fatalf("dataset generate: exit %d: %s", code, errOut)
-	}
+	generateLeaves(t, data, 40, 16, 1)
 	d, _, err := dataset.Load(data, dataset.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -33,9 +33,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "100", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 100, 16, 4)
 	huge := "FC(1000000) - FC(1000000) - SM()"
 	out := filepath.Join(tmp, "m.onnx")
 	for _, tc := range []struct {

@@ -24,9 +24,7 @@ func TestSearchSurvivesKills(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "400", "--size", "16", "--seed", "5"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 400, 16, 5)
 	config := filepath.Join(tmp, "c.yaml")
 	if err := os.WriteFile(config, []byte("final:\n  epoch_factor: 8\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -24,9 +24,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "200", "--size", "16", "--seed", "3"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 200, 16, 3)
 	model := filepath.Join(tmp, "m.onnx")
 	run := func(args ...string) (int, string, string) {
 		t.Helper()
@@ -178,9 +176,7 @@ func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string),
 	folders := map[string]string{}
 	for i, name := range []string{"leaves2", "leaves3"} {
 		folders[name] = filepath.Join(tmp, name)
-		if code, _, errOut := runCLI(t, "dataset", "generate", "--out", folders[name], "--count", "100", "--size", "16", "--seed", strconv.Itoa(4+i)); code != 0 {
-			t.Fatalf("generate: %s", errOut)
-		}
+		generateLeaves(t, folders[name], 100, 16, 4+i)
 	}
 	third := filepath.Join(tmp, "m2.onnx")
 	if code, out, errOut := run("train", "--arch", "C(4,3,1) - SM()", "--data", folders["leaves2"], "--input", "16x16x1", "--epochs", "1", "--out", third); code != 0 {

@@ -266,9 +266,7 @@ func startUntil(t *testing.T, cmd *exec.Cmd, dir string, n int) *exec.Cmd {
 func TestSearchNASNetTrains(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 240, 16, 4)
 	runs := filepath.Join(tmp, "runs")
 	code, out, errOut := runCLI(t, "search", "nasnet", "--data", data, "--input", "16x16x1", "--cells", "stem=2, filters=4",
 		"--episodes", "4", "--epochs", "2", "--top-k", "2", "--threads", "1", "--seed", "3", "--dir", runs, "--name", "cells")
@@ -310,9 +308,7 @@ func TestSearchNASNetTrains(t *testing.T) {
 func TestSearchNASNetLatencyRewards(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "120", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 120, 16, 4)
 	config := filepath.Join(tmp, "c.yaml")
 	os.WriteFile(config, []byte("reward:\n  calibration: 20\n"), 0o644)
 	runs := filepath.Join(tmp, "runs")

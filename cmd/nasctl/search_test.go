@@ -55,9 +55,7 @@ func TestSearchKillAndResume(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "240", "--size", "16", "--seed", "4"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 240, 16, 4)
 	runs := filepath.Join(tmp, "runs")
 	const total = 16
 	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", runs,
@@ -182,9 +180,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 func TestCPUPresetBaseline(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
-	if code, _, errOut := runCLI(t, "dataset", "generate", "--out", data, "--count", "120", "--size", "16", "--seed", "5"); code != 0 {
-		t.Fatalf("generate: %s", errOut)
-	}
+	generateLeaves(t, data, 120, 16, 5)
 	runs := filepath.Join(tmp, "runs")
 	for agent, nextBest := range map[string]int{"qlearning": 100, "random": 0} {
 		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,

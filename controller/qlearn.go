@@ -262,13 +262,15 @@ type Phase struct {
 	Models  int     `yaml:"models" json:"models"`
 }
 
-// EpsilonText writes an epsilon for people: one decimal, or two when it
-// needs them (the cpu schedule ends at 0.05 and 0.02).
+// EpsilonText writes an epsilon for people: the decimals it needs, at least
+// one and at most four (1.0, 0.05, 0.005). The dashboard's epsText (web/app.js)
+// writes the same text.
 func EpsilonText(eps float64) string {
-	if r := math.Round(eps * 10); math.Abs(eps*10-r) < 1e-9 {
-		return strconv.FormatFloat(eps, 'f', 1, 64)
+	s := strings.TrimRight(strconv.FormatFloat(eps, 'f', 4, 64), "0")
+	if strings.HasSuffix(s, ".") {
+		s += "0"
 	}
-	return strconv.FormatFloat(eps, 'f', 2, 64)
+	return s
 }
 
 // EpsilonSchedule is MetaQNN's exploration schedule: its phases in order.

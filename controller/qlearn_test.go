@@ -359,9 +359,11 @@ func TestProposalGreedy(t *testing.T) {
 }
 
 // Progress lines, reports and plots write an epsilon with the decimals it
-// needs: the cpu schedule's last two phases are 0.05 and 0.02, not 0.1 and 0.0.
+// needs: the cpu schedule's last two phases are 0.05 and 0.02, not 0.1 and
+// 0.0, and a user's 0.005 is not 0.01.
 func TestEpsilonText(t *testing.T) {
-	for eps, want := range map[float64]string{1: "1.0", 0.8: "0.8", 0.1: "0.1", 0.05: "0.05", 0.02: "0.02", 0: "0.0"} {
+	for eps, want := range map[float64]string{1: "1.0", 0.8: "0.8", 0.1: "0.1", 0.05: "0.05", 0.02: "0.02", 0.005: "0.005",
+		0: "0.0", 0.25: "0.25", 1.0 / 3: "0.3333", 0.1 + 0.2: "0.3", 1e-7: "0.0"} {
 		if got := EpsilonText(eps); got != want {
 			t.Errorf("EpsilonText(%v) = %q, want %q", eps, got, want)
 		}

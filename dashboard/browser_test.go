@@ -13,6 +13,8 @@ import (
 
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/nasctl/nasctl/controller"
 )
 
 // The browser tests drive Debian's Chromium, headless, through the
@@ -196,6 +198,17 @@ func TestBrowserRunPage(t *testing.T) {
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
+	}
+	// The page writes any epsilon as the Go side's reports and progress lines do.
+	epsilons := []float64{1, 0.8, 0.05, 0.02, 0.005, 0, 0.25, 1.0 / 3, 1e-7}
+	var want []string
+	for _, e := range epsilons {
+		want = append(want, controller.EpsilonText(e))
+	}
+	js := fmt.Sprintf(`import('/static/app.js').then(m => %s.map(m.epsText).join(' '))`, strings.ReplaceAll(fmt.Sprint(epsilons), " ", ","))
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil || got != strings.Join(want, " ") {
+		t.Errorf("the page's epsilons of %v: %q (%v), want %q", epsilons, got, err, strings.Join(want, " "))
 	}
 	// A trial the median rule stopped says so beside its epochs.
 	epochs := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(10)').textContent`

@@ -107,8 +107,12 @@ func (m metaqnnMethod) describe() string {
 	if q.QLearning.Target == controller.TargetReturn {
 		learn = "every step learns the reward, " + learn
 	}
-	return fmt.Sprintf("MetaQNN Q-learning (%s, replay %d) over the %s space, %d-phase epsilon schedule; reward: %s",
-		learn, q.QLearning.Replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
+	replay := fmt.Sprintf("replay %d", q.QLearning.Replay)
+	if q.QLearning.Replay < 0 {
+		replay = "no replay"
+	}
+	return fmt.Sprintf("MetaQNN Q-learning (%s, %s) over the %s space, %d-phase epsilon schedule; reward: %s",
+		learn, replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }
 
 func (m metaqnnMethod) sampler(rng *rand.Rand) (func() genotype.Genotype, error) {

@@ -37,6 +37,12 @@ export const pageURL = name => '/runs/' + encodeURIComponent(name);
 
 const blank = v => v === undefined || v === null || Number.isNaN(v);
 export const num = (v, digits = 4) => blank(v) ? '' : Number(v).toFixed(digits);
+// epsText writes an epsilon with the decimals it needs, at least one and at
+// most four, as the Go side's controller.EpsilonText does (1.0, 0.05, 0.005).
+export function epsText(e) {
+  const s = Number(e).toFixed(4).replace(/0+$/, '');
+  return s.endsWith('.') ? s + '0' : s;
+}
 export const int = v => v ? Number(v).toLocaleString('en-US') : '';
 export function secs(v) {
   if (!v) return '';

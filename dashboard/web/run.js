@@ -1,7 +1,7 @@
 // The run page: progress, figures, trials, leading architectures, final
 // models and configuration of one run, kept up to date by the run's event
 // stream without reloading.
-import {getJSON, getText, h, runURL, num, int, secs, when, badge, Table} from './app.js';
+import {getJSON, getText, h, runURL, num, int, epsText, secs, when, badge, Table} from './app.js';
 
 const $ = id => document.getElementById(id);
 const name = decodeURIComponent(location.pathname.split('/').pop());
@@ -18,8 +18,6 @@ function problem(e) { $('problem').textContent = e ? String(e.message || e) : ''
 // The trials table.
 for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').append(h('option', {value: s, text: s}));
 $('filter').addEventListener('change', e => { statusFilter = e.target.value; drawTrials(); });
-// Epsilon gets a second decimal where it needs one (0.05, 0.02).
-const epsText = e => num(e, Math.abs(e * 10 - Math.round(e * 10)) < 1e-9 ? 1 : 2);
 // A greedy MetaQNN trial took no layer at random: what the agent has learnt,
 // apart from what it explores.
 const explore = t => t.temperature ? 'T ' + num(t.temperature, 2) :

@@ -444,7 +444,7 @@ func TestNASNetResumeRefusesChangedSettings(t *testing.T) {
 		t.Fatalf("no learning rate in\n%s", b)
 	}
 	os.WriteFile(path, []byte(edited), 0o644)
-	if _, err := Resume(dir, 0, 0, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
+	if _, err := Resume(dir, ResumeOptions{}, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
 		t.Errorf("Resume after an edit: %v", err)
 	}
 }

@@ -122,24 +122,34 @@ func New(cfg Config, exec Executor) (*Search, error) {
 	return s, nil
 }
 
+// ResumeOptions are what a resumed run may change: where and how its trials
+// run, and whether it has a final phase, none of which changes the trials.
+type ResumeOptions struct {
+	// Workers and Threads, when positive, override the saved ones.
+	Workers, Threads int
+	// SkipFinal, when set, replaces the saved final.skip, in config.yaml
+	// too: a run searched with --skip-final gets its final phase by a
+	// resume with SkipFinal false.
+	SkipFinal *bool
+}
+
 // Resume opens the run in dir and brings its agent to exactly where the run
 // left it: the agent's last saved state is loaded (a fresh agent when there
 // is none), and the trials recorded after it are replayed through the same
 // scheduler, answered from the log instead of evaluated. A trial the run had
 // proposed but not finished is evaluated again, so a resumed run repeats an
 // uninterrupted one. newExec makes the executor of a trained search from the
-// saved settings (after workers and threads overrides); nil for a search on
-// a problem. Workers and Threads, when positive, override the saved ones.
-func Resume(dir string, workers, threads int, newExec func(Config) (Executor, error)) (*Search, error) {
+// saved settings (after the overrides of o); nil for a search on a problem.
+func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error)) (*Search, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	if workers > 0 {
-		cfg.Workers = workers
+	if o.Workers > 0 {
+		cfg.Workers = o.Workers
 	}
-	if threads > 0 {
-		cfg.Threads = threads
+	if o.Threads > 0 {
+		cfg.Threads = o.Threads
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
@@ -149,7 +159,7 @@ func Resume(dir string, workers, threads int, newExec func(Config) (Executor, er
 	if err != nil {
 		return nil, err
 	}
-	s, err := resumeIn(d, cfg, newExec)
+	s, err := resumeIn(d, cfg, o.SkipFinal, newExec)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -157,8 +167,31 @@ func Resume(dir string, workers, threads int, newExec func(Config) (Executor, er
 	return s, nil
 }
 
-// resumeIn makes the search of cfg in the opened run directory d.
-func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error)) (*Search, error) {
+// setSkipFinal changes the saved final.skip of the run in d. Only that line
+// of config.yaml changes, so that the saved workers and threads stay (a
+// resume's overrides hold for that resume only).
+func setSkipFinal(d *rundir.Dir, skip bool) error {
+	saved, err := ReadConfig(d.Path)
+	if err != nil || saved.Final.Skip == skip {
+		return err
+	}
+	saved.Final.Skip = skip
+	b, err := saved.Marshal()
+	if err != nil {
+		return err
+	}
+	return d.WriteFile(rundir.FileConfig, b)
+}
+
+// resumeIn makes the search of cfg in the opened run directory d, with the
+// final phase's skip changed to skipFinal when that is set.
+func resumeIn(d *rundir.Dir, cfg Config, skipFinal *bool, newExec func(Config) (Executor, error)) (*Search, error) {
+	if skipFinal != nil {
+		if err := setSkipFinal(d, *skipFinal); err != nil {
+			return nil, err
+		}
+		cfg.Final.Skip = *skipFinal
+	}
 	var exec Executor
 	if cfg.Trains() {
 		var err error

@@ -175,7 +175,7 @@ func newSearch(t *testing.T, cfg Config, exec Executor) *Search {
 // resume reopens the run of cfg with exec.
 func resume(t *testing.T, cfg Config, exec Executor) *Search {
 	t.Helper()
-	s, err := Resume(filepath.Join(cfg.Dir, cfg.Name), 0, 0, func(Config) (Executor, error) { return exec, nil })
+	s, err := Resume(filepath.Join(cfg.Dir, cfg.Name), ResumeOptions{}, func(Config) (Executor, error) { return exec, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +526,7 @@ func TestNewRefusesExistingRun(t *testing.T) {
 	}
 	// The first search holds the lock: resuming it at the same time fails.
 	open := func(dir string) error {
-		_, err := Resume(dir, 0, 0, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+		_, err := Resume(dir, ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
 		return err
 	}
 	if err := open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
@@ -816,4 +816,51 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A run searched without its final phase gets it by a resume that says so:
+// no trial is trained again, the finals are written, and config.yaml now
+// says the phase is not skipped, its other settings as they were. A resume
+// that says nothing keeps the saved choice.
+func TestResumeAddsFinal(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	exec := &fakeExecutor{}
+	first := newSearch(t, cfg, exec)
+	if err := first.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	trained := len(exec.trained)
+	if _, err := os.Stat(filepath.Join(dir, rundir.FileFinal)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a run with final.skip has finals: %v", err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	for _, skip := range []*bool{nil, new(bool)} {
+		s, err := Resume(dir, ResumeOptions{SkipFinal: skip, Workers: 2}, func(Config) (Executor, error) { return exec, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Run(context.Background(), nil)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		finals, _ := rundir.ReadFinals(dir)
+		after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+		if skip == nil {
+			if len(finals) != 0 || len(exec.trained) != trained || string(after) != string(before) {
+				t.Errorf("a plain resume: %d finals, %d trainings (want %d), config changed %v", len(finals), len(exec.trained), trained, string(after) != string(before))
+			}
+			continue
+		}
+		if len(finals) != cfg.Final.TopK || len(exec.trained) != trained+cfg.Final.TopK {
+			t.Errorf("resumed with the final phase: %d finals, %d trainings; want %d and %d", len(finals), len(exec.trained), cfg.Final.TopK, trained+cfg.Final.TopK)
+		}
+		// final.skip false is the default, which config.yaml leaves out.
+		if want := strings.Replace(string(before), "    skip: true\n", "", 1); string(after) != want || want == string(before) {
+			t.Errorf("config.yaml after the resume:\n%s\nwant\n%s", after, want)
+		}
+	}
 }

@@ -33,9 +33,9 @@ func searchCommand() *cli.Command {
 type searchOptions struct {
 	Config search.Config
 	Resume string
-	// Workers and Threads override a resumed run's saved ones when positive.
-	Workers, Threads int
-	Quiet, JSON      bool
+	// Overrides of a resumed run's saved settings.
+	Resumed     search.ResumeOptions
+	Quiet, JSON bool
 	// Broker, when set, sends the trials to workers (not a setting of the
 	// run: a resumed run may train here or elsewhere).
 	Broker brokerOptions
@@ -47,7 +47,7 @@ func resumeOptions(c *cli.Context, settingFlags []string) (searchOptions, error)
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
 	for _, f := range settingFlags {
 		if c.IsSet(f) {
-			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --broker, --quiet and --json can",
+			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --skip-final, --broker, --quiet and --json can",
 				f, filepath.Join(opts.Resume, rundir.FileConfig))
 		}
 	}
@@ -55,7 +55,11 @@ func resumeOptions(c *cli.Context, settingFlags []string) (searchOptions, error)
 	if opts.Broker, err = brokerOptionsOf(c); err != nil {
 		return opts, err
 	}
-	opts.Workers, opts.Threads = c.Int("workers"), c.Int("threads")
+	opts.Resumed.Workers, opts.Resumed.Threads = c.Int("workers"), c.Int("threads")
+	if c.IsSet("skip-final") {
+		skip := c.Bool("skip-final")
+		opts.Resumed.SkipFinal = &skip
+	}
 	return opts, nil
 }
 
@@ -72,7 +76,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on, stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
-		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase"},
+		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
 		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
@@ -87,8 +91,9 @@ func trainingFlags() []cli.Flag {
 }
 
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
-// run keeps them).
-var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k", "skip-final",
+// run keeps them). --skip-final is not one: a resume may add the final
+// phase, or leave it out, without changing a trial.
+var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -241,13 +246,13 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 // openSearch starts the search of opts or resumes it.
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
-		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Workers > 0 && opts.Workers != max(1, saved.Workers) {
+		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) {
 			// The look-ahead is twice the workers (README.md, "The study's
 			// settings on a GPU"), so the trials from here on change.
 			execs.say("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
-				opts.Workers, max(1, saved.Workers), opts.Workers)
+				opts.Resumed.Workers, max(1, saved.Workers), opts.Resumed.Workers)
 		}
-		return search.Resume(opts.Resume, opts.Workers, opts.Threads, execs.make)
+		return search.Resume(opts.Resume, opts.Resumed, execs.make)
 	}
 	var exec search.Executor
 	if opts.Config.Trains() {

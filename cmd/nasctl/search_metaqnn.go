@@ -33,6 +33,8 @@ them. Either way the run resumes with --resume runs/NAME: the trials recorded ar
 kept, those that were in flight are trained again, and the resumed run gives the
 trials of an uninterrupted one (with the same --workers: the agent draws trial i
 after learning trials 1..i-2xworkers, so another count changes what follows).
+A run searched with --skip-final gets its final phase from --resume with
+--skip-final=false.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 
@@ -54,6 +56,7 @@ by a per-layer model calibrated on this machine at the start of the run
 Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves
+  nasctl search metaqnn --resume runs/leaves --skip-final=false
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves-random --agent random
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
   nasctl search metaqnn --sample 5 --space study`,

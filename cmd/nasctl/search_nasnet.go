@@ -71,6 +71,8 @@ Ctrl-C finishes the episodes in flight and stops; a second Ctrl-C abandons them.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have (with the same
 --workers; another count changes what follows, see nasctl search metaqnn --help).
+A trained run searched with --skip-final gets its final phase from --resume with
+--skip-final=false.
 (An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:

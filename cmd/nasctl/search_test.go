@@ -130,6 +130,20 @@ func TestSearchKillAndResume(t *testing.T) {
 			t.Errorf("resume with --workers %s: exit %d, %s", workers, code, errOut)
 		}
 	}
+	// The run was searched with --skip-final: a resume with
+	// --skip-final=false adds the final phase and trains no trial again.
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--top-k", "2")
+	if code != exitUsage || !strings.Contains(errOut, "--top-k cannot change a resumed run") {
+		t.Errorf("resume with --top-k: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--quiet"); code != 0 {
+		t.Fatalf("resume with --skip-final=false: exit %d, %s", code, errOut)
+	}
+	finals, err := rundir.ReadFinals(dir)
+	if err != nil || len(finals) != 10 {
+		t.Errorf("finals after the resume: %d (%v), want the cpu preset's 10", len(finals), err)
+	}
+	sameLogs(t, readLog(t, dir), after)
 }
 
 // A search that cannot start (no data) leaves no run directory behind, so the

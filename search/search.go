@@ -141,15 +141,19 @@ type ResumeOptions struct {
 // uninterrupted one. newExec makes the executor of a trained search from the
 // saved settings (after the overrides of o); nil for a search on a problem.
 func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error)) (*Search, error) {
-	cfg, err := ReadConfig(dir)
+	saved, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
+	cfg := saved
 	if o.Workers > 0 {
 		cfg.Workers = o.Workers
 	}
 	if o.Threads > 0 {
 		cfg.Threads = o.Threads
+	}
+	if o.SkipFinal != nil {
+		cfg.Final.Skip = *o.SkipFinal
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
@@ -159,7 +163,10 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if err != nil {
 		return nil, err
 	}
-	s, err := resumeIn(d, cfg, o.SkipFinal, newExec)
+	s, err := resumeIn(d, cfg, newExec)
+	if err == nil && cfg.Final.Skip != saved.Final.Skip {
+		err = saveSkipFinal(d, saved, cfg.Final.Skip)
+	}
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -167,14 +174,10 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	return s, nil
 }
 
-// setSkipFinal changes the saved final.skip of the run in d. Only that line
-// of config.yaml changes, so that the saved workers and threads stay (a
-// resume's overrides hold for that resume only).
-func setSkipFinal(d *rundir.Dir, skip bool) error {
-	saved, err := ReadConfig(d.Path)
-	if err != nil || saved.Final.Skip == skip {
-		return err
-	}
+// saveSkipFinal writes the run's saved settings with final.skip changed:
+// only that line of config.yaml changes, and the resume's workers and
+// threads hold for that resume only.
+func saveSkipFinal(d *rundir.Dir, saved Config, skip bool) error {
 	saved.Final.Skip = skip
 	b, err := saved.Marshal()
 	if err != nil {
@@ -183,15 +186,8 @@ func setSkipFinal(d *rundir.Dir, skip bool) error {
 	return d.WriteFile(rundir.FileConfig, b)
 }
 
-// resumeIn makes the search of cfg in the opened run directory d, with the
-// final phase's skip changed to skipFinal when that is set.
-func resumeIn(d *rundir.Dir, cfg Config, skipFinal *bool, newExec func(Config) (Executor, error)) (*Search, error) {
-	if skipFinal != nil {
-		if err := setSkipFinal(d, *skipFinal); err != nil {
-			return nil, err
-		}
-		cfg.Final.Skip = *skipFinal
-	}
+// resumeIn makes the search of cfg in the opened run directory d.
+func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error)) (*Search, error) {
 	var exec Executor
 	if cfg.Trains() {
 		var err error

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -214,12 +215,23 @@ func (st *CUDAStatus) diagnose() *DeviceError {
 	return e
 }
 
-// noCUDA is the error for a library that cannot run CUDA at all.
+// noCUDA is the error for a library that cannot run CUDA at all. When
+// $ONNXRUNTIME_LIB chose it, the variable is what stands in the way of the
+// GPU build "make setup-cuda" installs, so the fix says so.
 func noCUDA(lib, problem string) *DeviceError {
-	return &DeviceError{Device: CUDA, Library: lib, Missing: []string{cudaPlugin}, Err: ErrNoCUDA, Problem: problem,
-		Fix: fmt.Sprintf(`run "make setup-cuda" in the nasctl repository (it installs the GPU build of ONNX Runtime %s in %s, `+
-			"which --device cuda finds before the CPU library), or set %s to the libonnxruntime.so.1 of a GPU build "+
-			"whose folder holds %s and %s; or use --device cpu", CUDAVersion, CUDACacheDir, LibraryEnv, cudaPlugin, providersShared)}
+	fix := fmt.Sprintf(`run "make setup-cuda" in the nasctl repository (it installs the GPU build of ONNX Runtime %s in %s, `+
+		"which --device cuda finds before the CPU library), or set %s to the libonnxruntime.so.1 of a GPU build "+
+		"whose folder holds %s and %s; or use --device cpu", CUDAVersion, CUDACacheDir, LibraryEnv, cudaPlugin, providersShared)
+	if v := os.Getenv(LibraryEnv); v != "" && v == lib {
+		gpu := FindGPUBuild()
+		if gpu == "" {
+			gpu = fmt.Sprintf(`the one "make setup-cuda" installs in %s`, CUDACacheDir)
+		}
+		fix = fmt.Sprintf("$%s chooses this library; unset it so that --device cuda finds the GPU build (%s), "+
+			"or set it to the libonnxruntime.so.1 of a GPU build whose folder holds %s and %s; or use --device cpu",
+			LibraryEnv, gpu, cudaPlugin, providersShared)
+	}
+	return &DeviceError{Device: CUDA, Library: lib, Missing: []string{cudaPlugin}, Err: ErrNoCUDA, Problem: problem, Fix: fix}
 }
 
 func cudaHint() string {

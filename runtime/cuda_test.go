@@ -193,3 +193,20 @@ func TestLookupForCUDA(t *testing.T) {
 		t.Errorf("$%s comes first for cuda too: %s, %s", LibraryEnv, p, src)
 	}
 }
+
+// When $ONNXRUNTIME_LIB chose a library without CUDA, the fix is to unset it
+// (or point it to a GPU build), not to install the GPU build that is there.
+func TestNoCUDAFixNamesTheVariable(t *testing.T) {
+	lib := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	t.Setenv(LibraryEnv, "")
+	if fix := noCUDA(lib, "none").Fix; !strings.HasPrefix(fix, `run "make setup-cuda"`) {
+		t.Errorf("without %s: %q", LibraryEnv, fix)
+	}
+	t.Setenv(LibraryEnv, lib)
+	fix := noCUDA(lib, "none").Fix
+	for _, want := range []string{"$" + LibraryEnv + " chooses this library; unset it so that --device cuda finds the GPU build", cudaPlugin, "--device cpu"} {
+		if !strings.Contains(fix, want) {
+			t.Errorf("with %s: %q lacks %q", LibraryEnv, fix, want)
+		}
+	}
+}

@@ -771,7 +771,7 @@ func (c Config) checkTraining(ps *problems) {
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
 	}
-	if m := c.Train.MedianStop; m.After < 0 || m.After > c.Train.Epochs {
+	if m := c.Train.MedianStop; m.After < 0 || c.Train.Epochs >= 1 && m.After > c.Train.Epochs {
 		ps.add("train.median_stop.after (--median-stop): %d, want 0 (never) or an epoch from 1 to train.epochs (%d)", m.After, c.Train.Epochs)
 	}
 	if m := c.Train.MedianStop; m.MinTrials < 0 {

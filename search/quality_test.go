@@ -54,6 +54,13 @@ func TestPresetTrainingRecipes(t *testing.T) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)
 		}
 	}
+	// Epochs that are not positive are their own problem, not the median
+	// stop's (the default, 0, is valid whatever the epochs).
+	neg := c
+	neg.Train.Epochs, neg.Train.MedianStop = -4, MedianStop{}
+	if err = neg.Check(); err == nil || strings.Contains(err.Error(), "median_stop") {
+		t.Errorf("epochs -4: Check() = %v, want a problem without median_stop", err)
+	}
 	c.MetaQNN.QLearning.Redraw, c.MetaQNN.QLearning.NextBest, c.MetaQNN.Agent = 20, 50, AgentRandom
 	want := "metaqnn.q_learning.next_best: follows the Q-table's values; agent random has none (set it to 0, as --agent random on the command line does)"
 	if err = c.Check(); err == nil || !strings.Contains(err.Error(), want) {

@@ -15,8 +15,10 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -107,6 +109,12 @@ func New(cfg Config, exec Executor) (*Search, error) {
 			return nil, err
 		}
 	}
+	if s.cfg.Data != "" {
+		// Saved absolute, so that the run resumes from any folder.
+		if s.cfg.Data, err = filepath.Abs(s.cfg.Data); err != nil {
+			return nil, err
+		}
+	}
 	b, err := s.cfg.Marshal()
 	if err != nil {
 		return nil, err
@@ -131,6 +139,10 @@ type ResumeOptions struct {
 	// too: a run searched with --skip-final gets its final phase by a
 	// resume with SkipFinal false.
 	SkipFinal *bool
+	// Data, when set, replaces the saved image folder, in config.yaml too,
+	// for images that moved; they must be the images the run searched (the
+	// content hash of data.json).
+	Data string
 }
 
 // Resume opens the run in dir and brings its agent to exactly where the run
@@ -155,6 +167,11 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if o.SkipFinal != nil {
 		cfg.Final.Skip = *o.SkipFinal
 	}
+	if o.Data != "" {
+		if cfg.Data, err = filepath.Abs(o.Data); err != nil {
+			return nil, err
+		}
+	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%s: invalid settings:\n%v", filepath.Join(dir, rundir.FileConfig), err)
@@ -164,8 +181,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	s, err := resumeIn(d, cfg, newExec)
-	if err == nil && cfg.Final.Skip != saved.Final.Skip {
-		err = saveSkipFinal(d, saved, cfg.Final.Skip)
+	if err == nil && (cfg.Final.Skip != saved.Final.Skip || cfg.Data != saved.Data) {
+		saved.Final.Skip, saved.Data = cfg.Final.Skip, cfg.Data
+		err = saveConfig(d, saved)
 	}
 	if err != nil {
 		d.Close()
@@ -174,11 +192,10 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	return s, nil
 }
 
-// saveSkipFinal writes the run's saved settings with final.skip changed:
-// only that line of config.yaml changes, and the resume's workers and
-// threads hold for that resume only.
-func saveSkipFinal(d *rundir.Dir, saved Config, skip bool) error {
-	saved.Final.Skip = skip
+// saveConfig writes the run's saved settings after a resume changed
+// final.skip or data: only those lines of config.yaml change, and the
+// resume's workers and threads hold for that resume only.
+func saveConfig(d *rundir.Dir, saved Config) error {
 	b, err := saved.Marshal()
 	if err != nil {
 		return err
@@ -192,6 +209,9 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error))
 	if cfg.Trains() {
 		var err error
 		if exec, err = newExec(cfg); err != nil {
+			if _, serr := os.Stat(cfg.Data); serr != nil {
+				return nil, fmt.Errorf("the run's images: %w; if they moved, give their folder with --data", serr)
+			}
 			return nil, err
 		}
 	}
@@ -199,11 +219,35 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error))
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSameData(d.Path, s.data, cfg.Data); err != nil {
+		return nil, err
+	}
 	s.dir = d
 	if err := s.restore(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkSameData refuses to resume the run in dir on images other than those
+// it searched: data.json's content hash must be now's (a run without
+// data.json, or without training, has nothing to compare).
+func checkSameData(dir string, now Data, folder string) error {
+	b, err := os.ReadFile(filepath.Join(dir, rundir.FileData))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var was Data
+	if err := json.Unmarshal(b, &was); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
+	}
+	if was.Hash != "" && now.Hash != "" && was.Hash != now.Hash {
+		return fmt.Errorf("the images in %s are not those the run searched (content hash %s, the run's %s): give the run's images with --data", folder, now.Hash, was.Hash)
+	}
+	return nil
 }
 
 // prepare makes the parts of a search that do not touch its directory.

@@ -864,3 +864,54 @@ func TestResumeAddsFinal(t *testing.T) {
 		}
 	}
 }
+
+// otherImages is a fakeExecutor whose images have another content hash.
+type otherImages struct{ *fakeExecutor }
+
+func (o otherImages) Data() Data {
+	d := o.fakeExecutor.Data()
+	d.Hash = "sha256:other"
+	return d
+}
+
+// A run saves its image folder absolute, so that it resumes from any folder.
+// A resume may point to images that moved (ResumeOptions.Data), which then
+// replace the folder in config.yaml, but only when they are the run's
+// images: other images are refused and change nothing.
+func TestResumeMovedImages(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	exec := &fakeExecutor{}
+	first := newSearch(t, cfg, exec)
+	first.Close()
+	saved, err := ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := filepath.Abs("unused"); saved.Data != want {
+		t.Errorf("config.yaml data: %q, want %q", saved.Data, want)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	moved := filepath.Join(t.TempDir(), "leaves")
+	_, err = Resume(dir, ResumeOptions{Data: moved}, func(Config) (Executor, error) { return otherImages{exec}, nil })
+	if err == nil || !strings.Contains(err.Error(), "the images in "+moved+" are not those the run searched (content hash sha256:other, the run's sha256:test)") {
+		t.Errorf("resume on other images: %v", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig)); string(now) != string(before) {
+		t.Errorf("a refused resume changed config.yaml:\n%s", now)
+	}
+	s, err := Resume(dir, ResumeOptions{Data: moved}, func(c Config) (Executor, error) {
+		if c.Data != moved {
+			t.Errorf("the executor loads %q, want %q", c.Data, moved)
+		}
+		return exec, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if want := strings.Replace(string(before), "data: "+saved.Data+"\n", "data: "+moved+"\n", 1); string(after) != want || want == string(before) {
+		t.Errorf("config.yaml after the resume:\n%s\nwant\n%s", after, want)
+	}
+}

@@ -132,6 +132,46 @@ func TestHelpEverywhere(t *testing.T) {
 	walk(nil, app.Commands)
 }
 
+// "nasctl help [command]", which every usage error points to, prints help;
+// an unknown command is a usage error that lists the valid ones.
+func TestHelpCommandAndUnknownCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "COMMANDS:"},
+		{[]string{"help", "runs"}, "list and show search runs"},
+		{[]string{"runs", "help", "show"}, "runs show"},
+		{nil, "COMMANDS:"},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, %q missing:\n%s%s", tc.args, code, tc.want, out, errOut)
+		}
+	}
+	code, _, errOut := runCLI(t, "bogus")
+	if code != 2 || !strings.Contains(errOut, `unknown command "bogus" (valid: arch, dataset,`) || strings.Contains(errOut, "help,") {
+		t.Errorf("bogus: exit %d: %s", code, errOut)
+	}
+}
+
+// Values a command cannot use are usage errors that name the flag, not
+// silent defaults.
+func TestOutOfRangeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "bench takes one or more model files or run directories"},
+		{[]string{"doctor", "compare", "a.json", "b.json", "--tol", "-1"}, "--tol -1: must be 0 or more"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--patience", "-1"}, "--patience -1: must be 0 (never stop early) or more"},
+	} {
+		if code, _, errOut := runCLI(t, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, want 2 and %q:\n%s", tc.args, code, tc.want, errOut)
+		}
+	}
+}
+
 func TestUnknownSubcommand(t *testing.T) {
 	code, _, errOut := runCLI(t, "arch", "bogus")
 	if code != 2 || !strings.Contains(errOut, `unknown command "arch bogus" (valid: inspect)`) {

@@ -69,7 +69,7 @@ func benchModelsFlags() []cli.Flag {
 
 func benchModelsAction(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return cli.ShowSubcommandHelp(c)
+		return usagef("bench takes one or more model files or run directories")
 	}
 	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
 		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), SkipBad: c.Bool("skip-bad"),
@@ -233,7 +233,8 @@ func benchOut(opts benchModelsOptions) string {
 
 // benchData is where the models' test images come from: --data, --plan and
 // --split-seed, else the run directory's own data and split; nil (random
-// images) when there is none or the folder is missing.
+// images) when there is none or the run's folder is missing; a missing
+// --data is an error.
 func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
 	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, Seed: opts.SplitSeed, SkipBad: opts.SkipBad,
 		Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}
@@ -257,7 +258,10 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 		return nil, nil
 	}
 	if _, err := os.Stat(data.Dir); err != nil {
-		fmt.Fprintf(errOut, "note: %s not found; comparing on random images and taking the accuracy from the models' metadata\n", data.Dir)
+		if opts.Data != "" {
+			return nil, usagef("--data: %v", err)
+		}
+		fmt.Fprintf(errOut, "note: the run's images (%s) are not found; comparing on random images and taking the accuracy from the models' metadata (give the images with --data)\n", data.Dir)
 		return nil, nil
 	}
 	return data, nil

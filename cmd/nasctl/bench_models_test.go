@@ -153,13 +153,18 @@ func TestBenchRunDirectorySplit(t *testing.T) {
 	}
 }
 
-// --warmup 0 would silently mean the default; it is refused.
+// --warmup 0 would silently mean the default; it is refused. So is a --data
+// folder that does not exist, which would silently mean random images.
 func TestBenchWarmupZero(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.onnx")
 	writeModel(t, path, "C(2,3,1) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 1})
 	code, _, errOut := runCLI(t, "bench", path, "--warmup", "0")
 	if code != 2 || !strings.Contains(errOut, "--warmup") {
 		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "bench", path, "--data", filepath.Join(t.TempDir(), "nope"))
+	if code != 2 || !strings.Contains(errOut, "--data: stat ") || !strings.Contains(errOut, "nope: no such file or directory") {
+		t.Errorf("missing --data: exit %d, stderr %q; want exit 2 naming --data", code, errOut)
 	}
 }
 

@@ -160,6 +160,9 @@ Example: nasctl doctor compare cpu.json gpu.json`,
 			if c.NArg() != 2 {
 				return usagef("doctor compare takes two files written by doctor train")
 			}
+			if !(c.Float64("tol") >= 0) {
+				return usagef("--tol %v: must be 0 or more", c.Float64("tol"))
+			}
 			return runDoctorCompare(c.Args().Get(0), c.Args().Get(1), c.Float64("tol"), c.App.Writer)
 		},
 	}

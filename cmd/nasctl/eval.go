@@ -45,6 +45,9 @@ Examples:
 			if opts.Data == "" {
 				return usagef("eval needs --data")
 			}
+			if opts.Batch < 1 {
+				return usagef("--batch %d: must be at least 1", opts.Batch)
+			}
 			switch opts.Split {
 			case "train", "val", "test", "all":
 			default:
@@ -187,9 +190,19 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 			"if the two share images, its %s split may hold images it trained on; --split all measures every image%s\n",
 			path, opts.Data, shortHash(h), shortHash(data.d.Hash), opts.Split, more)
 	}
+	// --split all of the very images a model trained on counts its training
+	// images too.
+	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h == data.d.Hash && opts.Split == "all" && !e.warned[h] {
+		e.warned[h] = true
+		fmt.Fprintf(e.errOut, "warning: %s was trained on %s (data hash %s): --split all counts the images it trained on; --split test gives its held-out accuracy\n",
+			path, opts.Data, shortHash(h))
+	}
 	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
 	if opts.Split == "all" {
 		idx = seqInts(data.d.Len())
+	}
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("the %s split of %s has no images (%d in the folder); evaluate on --split all, or on a larger folder", opts.Split, opts.Data, data.d.Len())
 	}
 	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: data.d.Pixels, Labels: data.d.Labels, Indices: idx}, opts.Batch)
 	if err != nil {

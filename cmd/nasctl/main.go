@@ -91,10 +91,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage: "design small CNNs by reinforcement learning, train them on ONNX Runtime, export them as ONNX",
 		Description: "Exit codes: 0 success, 1 failure, 2 usage error.\n" +
 			"Flags may be given before or after positional arguments.",
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		HideVersion:     true,
-		HideHelpCommand: true,
+		Writer:      stdout,
+		ErrWriter:   stderr,
+		HideVersion: true,
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
 			archCommand(),
@@ -116,6 +115,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 	setUsageErrors(app.Commands)
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usagef("unknown command %q (valid: %s)", c.Args().First(), strings.Join(commandNames(app.Commands), ", "))
+		}
+		return cli.ShowAppHelp(c)
+	}
 	return app
 }
 
@@ -160,6 +165,17 @@ func noArgs(c *cli.Context, hint string) error {
 	return usagef("%s takes no arguments (got %q)%s", strings.TrimPrefix(c.Command.HelpName, c.App.Name+" "), c.Args().Slice(), hint)
 }
 
+// commandNames lists cmds' names, without the help command.
+func commandNames(cmds []*cli.Command) []string {
+	var names []string
+	for _, c := range cmds {
+		if c.Name != "help" {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
 // setUsageErrors makes flag-parsing errors of every command usage errors.
 // A command group without an action of its own answers an unknown
 // subcommand with a usage error that lists the valid ones.
@@ -169,13 +185,7 @@ func setUsageErrors(cmds []*cli.Command) {
 		if c.Action == nil && len(c.Subcommands) > 0 {
 			c.Action = func(ctx *cli.Context) error {
 				if ctx.NArg() > 0 {
-					var names []string
-					for _, s := range ctx.Command.Subcommands {
-						if s.Name != "help" {
-							names = append(names, s.Name)
-						}
-					}
-					return usagef("unknown command \"%s %s\" (valid: %s)", ctx.Command.Name, ctx.Args().First(), strings.Join(names, ", "))
+					return usagef("unknown command \"%s %s\" (valid: %s)", ctx.Command.Name, ctx.Args().First(), strings.Join(commandNames(ctx.Command.Subcommands), ", "))
 				}
 				return cli.ShowSubcommandHelp(ctx)
 			}

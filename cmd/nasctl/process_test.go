@@ -97,6 +97,19 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		}
 	}
 
+	two := filepath.Join(tmp, "two") // a folder too small for a test split
+	if err := os.Mkdir(two, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range images {
+		b, err := os.ReadFile(img)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(two, filepath.Base(img)), b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -104,6 +117,8 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	}{
 		{[]string{"eval", filepath.Join(tmp, "missing.onnx"), "--data", data}, 1, "no such file or directory"},
 		{[]string{"eval", model, "--data", data, "--split", "bogus"}, 2, "valid: train, val, test, all"},
+		{[]string{"eval", model, "--data", data, "--batch", "0"}, 2, "--batch 0: must be at least 1"},
+		{[]string{"eval", model, "--data", two, "--split", "train"}, 1, "the train split of " + two + " has no images (2 in the folder)"},
 		{[]string{"predict", model}, 2, "at least one image"},
 		{[]string{"predict", model, filepath.Join(tmp, "none.png")}, 1, "none.png"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", filepath.Join(tmp, "nodata")}, 1, "nodata"},
@@ -141,6 +156,10 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != 0 || len(lines) != 2 {
 			t.Fatalf("eval of two models, --split %s: exit %d, %d lines\n%s%s", split, code, len(lines), out, errOut)
+		}
+		// All of the images the models trained on counts their training images.
+		if warned := strings.Count(errOut, "--split all counts the images it trained on"); warned != map[string]int{"test": 0, "all": 1}[split] {
+			t.Errorf("--split %s: %d warnings about training images:\n%s", split, warned, errOut)
 		}
 		for _, line := range lines {
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/search"
@@ -37,7 +39,7 @@ Example: nasctl runs list --dir runs --json`,
 			},
 		}, {
 			Name:      "show",
-			Usage:     "show a run's report (best architectures, reward per epsilon or per 100 trials)",
+			Usage:     "show a run's report (best architectures, reward per epsilon or per window of 10 to 100 trials)",
 			ArgsUsage: "NAME|DIR",
 			Description: `Prints the report of a run, by its name under --dir or by its directory, built
 from its files without taking its lock (so a running search can be shown): the
@@ -58,6 +60,9 @@ Example: nasctl runs show leaves-cpu`,
 }
 
 func runRunsList(dir string, asJSON bool, out io.Writer) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s does not exist: give the directory of the runs with --dir (searches write to runs/ by default)", dir)
+	}
 	runs, err := search.ListRuns(dir)
 	if err != nil {
 		return err
@@ -90,9 +95,11 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 	return tw.Flush()
 }
 
+// runRunsShow shows the run at name when that is a run directory or a path
+// (a name with a separator), else the run called name under dir.
 func runRunsShow(dir, name string, out io.Writer) error {
 	path := name
-	if _, err := os.Stat(filepath.Join(path, rundir.FileConfig)); err != nil {
+	if _, err := os.Stat(filepath.Join(name, rundir.FileConfig)); err != nil && !strings.ContainsRune(name, filepath.Separator) {
 		path = filepath.Join(dir, name)
 	}
 	rep, err := search.ReadReport(path)

@@ -41,21 +41,33 @@ type searchOptions struct {
 	Broker brokerOptions
 }
 
-// resumeOptions returns the options of a resumed run after checking that no
-// flag in settingFlags, which shape a run, is given.
-func resumeOptions(c *cli.Context, settingFlags []string) (searchOptions, error) {
+// resumeOptions returns the options of a resumed run of kind after checking
+// that no flag in settingFlags, which shape a run, is given, and that the
+// run is of that kind.
+func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string) (searchOptions, error) {
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
 	for _, f := range settingFlags {
 		if c.IsSet(f) {
-			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --skip-final, --broker, --quiet and --json can",
+			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
 				f, filepath.Join(opts.Resume, rundir.FileConfig))
+		}
+	}
+	// A run that cannot be read is left to search.Resume, whose error says why.
+	if saved, err := search.ReadConfig(opts.Resume); err == nil {
+		if k := cmp.Or(saved.Kind, search.KindMetaQNN); k != kind {
+			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, opts.Resume)
+		}
+		for _, f := range []string{"skip-final", "data"} {
+			if c.IsSet(f) && !saved.Trains() {
+				return opts, usagef("--%s applies to the searches that train; the run in %s scores its trials with %s: no images, no final phase", f, opts.Resume, saved.Problem.Name)
+			}
 		}
 	}
 	var err error
 	if opts.Broker, err = brokerOptionsOf(c); err != nil {
 		return opts, err
 	}
-	opts.Resumed.Workers, opts.Resumed.Threads = c.Int("workers"), c.Int("threads")
+	opts.Resumed.Workers, opts.Resumed.Threads, opts.Resumed.Data = c.Int("workers"), c.Int("threads"), c.String("data")
 	if c.IsSet("skip-final") {
 		skip := c.Bool("skip-final")
 		opts.Resumed.SkipFinal = &skip
@@ -90,10 +102,38 @@ func trainingFlags() []cli.Flag {
 		embeddedFlags()...)...)
 }
 
+// presetDefaults makes the help of every numeric flag without a default of
+// its own say that the preset's value applies when it is not given, where
+// it would show a zero the search never uses.
+func presetDefaults(flags []cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.IntFlag:
+			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+		case *cli.Int64Flag:
+			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+		case *cli.Uint64Flag:
+			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+		case *cli.Float64Flag:
+			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+		}
+	}
+	return flags
+}
+
+func presetDefault(zero bool) string {
+	if zero {
+		return "the preset's"
+	}
+	return ""
+}
+
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
 // run keeps them). --skip-final is not one: a resume may add the final
-// phase, or leave it out, without changing a trial.
-var trainingSettingFlags = []string{"data", "input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k",
+// phase, or leave it out, without changing a trial; nor is --data, which
+// a resume takes for images that moved (the same images: search.Resume
+// compares their content hash).
+var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were

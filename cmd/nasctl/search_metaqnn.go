@@ -34,7 +34,9 @@ kept, those that were in flight are trained again, and the resumed run gives the
 trials of an uninterrupted one (with the same --workers: the agent draws trial i
 after learning trials 1..i-2xworkers, so another count changes what follows).
 A run searched with --skip-final gets its final phase from --resume with
---skip-final=false.
+--skip-final=false. The run saves its image folder's full path; if the images
+moved, --resume takes --data with their new folder (the same images: their
+content hash must be the run's).
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 
@@ -60,7 +62,7 @@ Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves-random --agent random
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
   nasctl search metaqnn --sample 5 --space study`,
-		Flags: append([]cli.Flag{
+		Flags: presetDefaults(append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "base settings: " + strings.Join(search.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
@@ -71,15 +73,18 @@ Examples:
 			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
-			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit"},
+			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit", DefaultText: "none"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
-		}, trainingFlags()...),
+		}, trainingFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err
 			}
 			if n := c.Int("sample"); c.IsSet("sample") {
+				if c.String("resume") != "" {
+					return usagef("--sample draws from a new search's space and trains nothing; it does not go with --resume")
+				}
 				return runSample(c, n)
 			}
 			opts, err := metaqnnOptions(c)
@@ -98,7 +103,7 @@ var metaqnnSettingFlags = append([]string{"preset", "config", "name", "dir", "sp
 // metaqnnOptions builds the configuration: preset, then file, then flags.
 func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
-		return resumeOptions(c, metaqnnSettingFlags)
+		return resumeOptions(c, search.KindMetaQNN, metaqnnSettingFlags)
 	}
 	broker, err := brokerOptionsOf(c)
 	if err != nil {

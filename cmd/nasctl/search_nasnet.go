@@ -72,7 +72,7 @@ Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have (with the same
 --workers; another count changes what follows, see nasctl search metaqnn --help).
 A trained run searched with --skip-final gets its final phase from --resume with
---skip-final=false.
+--skip-final=false, and takes --data when its images moved (as search metaqnn).
 (An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:
@@ -89,22 +89,22 @@ func searchNASNetCommand() *cli.Command {
 		Usage:       "NASNet cells: a REINFORCE LSTM controller designs cells (Zoph et al. 2018, the founding study); --agent random or evolution for the baselines",
 		ArgsUsage:   " ",
 		Description: searchNASNetDescription,
-		Flags: append(append([]cli.Flag{
+		Flags: presetDefaults(append(append([]cli.Flag{
 			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(nasnetRewards, ", ") + " (default train)"},
 			&cli.StringFlag{Name: "agent", Usage: "reinforce (the controller, the default); random: decisions drawn uniformly, the baseline; evolution: regularized evolution"},
 			&cli.StringFlag{Name: "cells", Usage: `network around the cells, keys over the preset's: "stem=S, filters=F, normal=N, reductions=R, style=study|nasnet"`},
-			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B (default 2, the study's); not natsbench"},
+			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B; not natsbench", DefaultText: "2, the study's"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
-			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled (default: the preset's)"},
+			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled"},
 			&cli.StringFlag{Name: "preset", Usage: "preset: cpu, study (training; default cpu); " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (mock, natsbench)"},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
-			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples, and of the training (default 1)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples, and of the training", DefaultText: "1"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default nasnet-PRESET, or nasnet-REWARD for mock and natsbench"},
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
 			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line"},
-		}, trainingFlags()...), reinforceFlags()...),
+		}, trainingFlags()...), reinforceFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err
@@ -132,7 +132,7 @@ var nasnetSettingFlags = slices.Concat([]string{"reward", "agent", "cells", "blo
 // Every mistake is a usage error that names the flag or key.
 func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
-		return resumeOptions(c, nasnetSettingFlags)
+		return resumeOptions(c, search.KindNASNet, nasnetSettingFlags)
 	}
 	broker, err := brokerOptionsOf(c)
 	if err != nil {

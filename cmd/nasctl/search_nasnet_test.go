@@ -99,12 +99,40 @@ func TestSearchNASNetMock(t *testing.T) {
 	if code != 0 || !strings.Contains(showOut, "# NASNet search m") || !strings.Contains(showOut, "| 31-40 |") {
 		t.Errorf("runs show: %d\n%s", code, showOut)
 	}
+	// By its directory, from anywhere; a path that is no run is named as given.
+	if code, out, _ := runCLI(t, "runs", "show", dir, "--dir", "elsewhere"); code != 0 || out != showOut {
+		t.Errorf("runs show %s: %d\n%s", dir, code, out)
+	}
+	if code, _, errOut := runCLI(t, "runs", "show", runs); code != 1 || !strings.Contains(errOut, runs+" is not a run directory") {
+		t.Errorf("runs show %s: %d\n%s", runs, code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "runs", "list", "--dir", filepath.Join(runs, "nope")); code != 1 || !strings.Contains(errOut, "nope does not exist: give the directory of the runs with --dir") {
+		t.Errorf("runs list of a missing directory: %d\n%s", code, errOut)
+	}
 	// Resuming a finished run samples nothing and writes the report again.
 	code, out, errOut = runCLI(t, "search", "nasnet", "--resume", dir)
 	if code != 0 || !strings.Contains(out, "40 of 40 trials") || !strings.Contains(errOut, "(40 done)") {
 		t.Errorf("resume of a finished run: %d\n%s\n%s", code, out, errOut)
 	}
 	sameLogs(t, readLog(t, dir), log)
+	// A resume is of the run's kind, and a run without training has no final
+	// phase to add or leave out; --sample does not resume.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"search", "metaqnn", "--resume", dir}, "is a nasnet run: resume it with nasctl search nasnet --resume " + dir},
+		{[]string{"search", "nasnet", "--resume", dir, "--skip-final=false"}, "scores its trials with mock: no images, no final phase"},
+		{[]string{"search", "nasnet", "--resume", dir, "--data", dir}, "--data applies to the searches that train"},
+		{[]string{"search", "metaqnn", "--resume", dir, "--sample", "2"}, "--sample draws from a new search's space"},
+	} {
+		if code, _, errOut := runCLI(t, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, want 2 and %q:\n%s", tc.args, code, tc.want, errOut)
+		}
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, "config.yaml")); string(now) != string(cfg) {
+		t.Errorf("a refused resume changed config.yaml:\n%s", now)
+	}
 	// The same name again is refused with a hint.
 	code, _, errOut = runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "5", "--dir", runs, "--name", "m")
 	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {

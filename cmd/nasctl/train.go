@@ -53,20 +53,24 @@ func trainCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Trains --arch on the training split of --data with Adam (--recipe default: a
 constant rate, He weights, first layer centred on the data; --recipe study: the study's
-settings, the rate x0.2 every 5 epochs, Glorot weights), validates after every epoch, stops early when validation accuracy stops
-improving, restores the best weights, then writes the inference model to --out and
-reports its accuracy on the test split (computed from the exported file).
+settings, the rate x0.2 every 5 epochs, Glorot weights), validates after every epoch, stops
+early when validation accuracy stops improving, restores the best weights, then writes the
+inference model to --out and reports its accuracy on the test split (computed from the
+exported file).
+Both recipes keep Baker et al.'s restarts: a network still at chance after its first epoch
+starts again from fresh weights at 0.4 times the rate, up to 5 times, and each attempt may
+take --epochs epochs. --constant-lr turns the restarts off too.
 Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1) - P(2,2) - SM()" \
            --data data/leaves --epochs 30 --out leaves.onnx`,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required), e.g. "C(32,3,1) - P(2,2) - SM()"`},
 			&cli.StringFlag{Name: "data", Usage: "image folder (required; see nasctl dataset --help for layouts)"},
-			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs"},
+			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs of one attempt (a restart at chance begins a new one)"},
 			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},
 			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate (Adam, beta1 0.5)"},
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
-			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule (restarts at chance, x0.2 every 5 epochs)"},
+			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
@@ -91,6 +95,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			opts.Config.Optimizer, opts.Config.WeightInit, opts.Config.Centre = recipe.Optimizer, recipe.WeightInit, recipe.Centre
 			if !c.Bool("constant-lr") {
 				opts.Config.Schedule = recipe.Schedule
+			}
+			if opts.Config.Patience < 0 {
+				return usagef("--patience %d: must be 0 (never stop early) or more", opts.Config.Patience)
 			}
 			if opts.Config.Patience == 0 {
 				opts.Config.Patience = -1 // 0 on the command line: never stop early

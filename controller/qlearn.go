@@ -12,7 +12,8 @@ import (
 // QConfig configures tabular Q-learning as Baker et al. (2017) use it. Zero
 // fields take their values.
 type QConfig struct {
-	// Alpha is the Q learning rate; 0 means 0.01.
+	// Alpha is the Q learning rate; 0 means 0.01 (and stays 0 with
+	// TargetMean, which does not use it).
 	Alpha float64 `yaml:"alpha" json:"alpha"`
 	// Gamma is the discount; 0 means 1 (no discount over a finite horizon).
 	Gamma float64 `yaml:"gamma" json:"gamma"`
@@ -20,7 +21,8 @@ type QConfig struct {
 	InitQ float64 `yaml:"init_q" json:"init_q"`
 	// Replay is the number of trajectories sampled from the replay memory and
 	// learnt from after every finished model; 0 means 128 (Baker et al.'s
-	// reference code; their paper says 100). Negative: no replay.
+	// reference code; their paper says 100), or -1 with TargetMean, which
+	// replays nothing. Negative: no replay.
 	Replay int `yaml:"replay" json:"replay"`
 	// StudyUpdate reproduces the founding study's defective update: it walks
 	// each trajectory forwards and multiplies max Q(next) by Alpha instead of
@@ -40,7 +42,7 @@ type QConfig struct {
 	// best instead of a redraw").
 	NextBest int `yaml:"next_best,omitempty" json:"next_best,omitempty"`
 	// Target is what each step of a trajectory learns towards: TargetMax
-	// (Q-learning, the default) or TargetReturn.
+	// (Q-learning, the default), TargetReturn or TargetMean.
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
 }
 
@@ -50,9 +52,15 @@ type QConfig struct {
 // by Gamma per step to the end (Monte-Carlo control): no max over
 // next actions, so values no longer climb to the luckiest continuation of
 // a shared state (docs/search-quality.md, "The learning target").
+//
+// With TargetMean a step's value is the mean return (as TargetReturn's) of
+// every remembered trajectory that took it: a step size of 1/n for its n-th
+// visit, and no replay, which would only weigh some trajectories more than
+// others. Alpha and Replay are not used.
 const (
 	TargetMax    = "max"
 	TargetReturn = "return"
+	TargetMean   = "mean"
 )
 
 // Check returns the configuration's first problem, or nil; zero fields are
@@ -65,21 +73,26 @@ func (c QConfig) Check() error {
 		return fmt.Errorf("redraw %d: want 0 or more", c.Redraw)
 	case c.NextBest < 0:
 		return fmt.Errorf("next_best %d: want 0 or more", c.NextBest)
-	case c.Target != "" && c.Target != TargetMax && c.Target != TargetReturn:
-		return fmt.Errorf("target %q: want %s (Q-learning) or %s (every step learns the reward)", c.Target, TargetMax, TargetReturn)
-	case c.Target == TargetReturn && c.StudyUpdate:
-		return fmt.Errorf("study_update reproduces the study's max-target update: it does not go with target %s (drop one of them)", TargetReturn)
+	case c.Target != "" && c.Target != TargetMax && c.Target != TargetReturn && c.Target != TargetMean:
+		return fmt.Errorf("target %q: want %s (Q-learning), %s (every step learns the reward) or %s (every step is worth the mean reward of the networks that took it)", c.Target, TargetMax, TargetReturn, TargetMean)
+	case c.Target != "" && c.Target != TargetMax && c.StudyUpdate:
+		return fmt.Errorf("study_update reproduces the study's max-target update: it does not go with target %s (drop one of them)", c.Target)
 	}
 	return nil
 }
 
 // WithDefaults returns c with every zero field replaced by its default.
 func (c QConfig) WithDefaults() QConfig {
-	c.Alpha = cmp.Or(c.Alpha, 0.01)
+	c.Target = cmp.Or(c.Target, TargetMax)
+	if c.Target == TargetMean {
+		// Not used; config.yaml then says so (alpha 0, no replay).
+		c.Replay = cmp.Or(c.Replay, -1)
+	} else {
+		c.Alpha = cmp.Or(c.Alpha, 0.01)
+	}
 	c.Gamma = cmp.Or(c.Gamma, 1)
 	c.InitQ = cmp.Or(c.InitQ, 0.5)
 	c.Replay = cmp.Or(c.Replay, 128)
-	c.Target = cmp.Or(c.Target, TargetMax)
 	return c
 }
 
@@ -109,6 +122,9 @@ type QTable struct {
 	Q map[string]map[string]float64
 	// Memory is the replay memory: every finished trajectory, in order.
 	Memory []Experience
+	// visits counts Learn's updates of each pair, for TargetMean; nil until
+	// needed, then counted from Memory (so a restored table needs no more).
+	visits map[string]map[string]int
 }
 
 // NewQTable returns an empty table.
@@ -184,7 +200,11 @@ func (q *QTable) Learn(traj []Transition, reward float64) {
 	update := func(i int) {
 		t := traj[i]
 		target := reward
+		alpha := q.cfg.Alpha
 		switch {
+		case q.cfg.Target == TargetMean:
+			target = reward * math.Pow(q.cfg.Gamma, float64(len(traj)-1-i))
+			alpha = 1 / float64(q.visit(t.State, t.Action))
 		case q.cfg.Target == TargetReturn:
 			target = reward * math.Pow(q.cfg.Gamma, float64(len(traj)-1-i))
 		case !t.Terminal:
@@ -195,7 +215,7 @@ func (q *QTable) Learn(traj []Transition, reward float64) {
 			target = f * q.maxValue(t.Next, t.NextActions)
 		}
 		old := q.Value(t.State, t.Action)
-		q.set(t.State, t.Action, old+q.cfg.Alpha*(target-old))
+		q.set(t.State, t.Action, old+alpha*(target-old))
 	}
 	if q.cfg.StudyUpdate {
 		for i := range traj {
@@ -211,13 +231,49 @@ func (q *QTable) Learn(traj []Transition, reward float64) {
 // Remember adds a finished trajectory to the replay memory, learns from it,
 // then learns from Replay trajectories drawn uniformly (with replacement) from
 // the memory, as Baker et al. do after every trained model.
+// With TargetMean it learns from the new trajectory only.
 func (q *QTable) Remember(traj []Transition, reward float64, rng *rand.Rand) {
+	if q.cfg.Target == TargetMean {
+		q.countVisits() // from the memory before this trajectory
+	}
 	q.Memory = append(q.Memory, Experience{Trajectory: traj, Reward: reward})
 	q.Learn(traj, reward)
+	if q.cfg.Target == TargetMean {
+		return
+	}
 	for range max(q.cfg.Replay, 0) {
 		e := q.Memory[rng.IntN(len(q.Memory))]
 		q.Learn(e.Trajectory, e.Reward)
 	}
+}
+
+// countVisits counts the memory's visits of each pair, once.
+func (q *QTable) countVisits() {
+	if q.visits != nil {
+		return
+	}
+	q.visits = map[string]map[string]int{}
+	for _, e := range q.Memory {
+		for _, t := range e.Trajectory {
+			q.bump(t.State, t.Action)
+		}
+	}
+}
+
+func (q *QTable) bump(s, a string) int {
+	row := q.visits[s]
+	if row == nil {
+		row = map[string]int{}
+		q.visits[s] = row
+	}
+	row[a]++
+	return row[a]
+}
+
+// visit counts one more visit of (s, a) and returns the count.
+func (q *QTable) visit(s, a string) int {
+	q.countVisits()
+	return q.bump(s, a)
 }
 
 // seen returns the trajectories of the replay memory by their actions

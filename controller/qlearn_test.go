@@ -98,6 +98,43 @@ func TestReturnTargetByHand(t *testing.T) {
 	}
 }
 
+// With TargetMean a step is worth the mean reward of the remembered
+// trajectories that took it, whatever Alpha and Replay say: after good (1),
+// bad (0) and good again (0.7),
+//
+//	Q(s0,a) = (1 + 0 + 0.7) / 3, Q(s1,b) = (1 + 0.7) / 2, Q(s1,c) = 0,
+//
+// and a table restored from its values and memory (no visit counts) goes on
+// from the same means: one more bad (0.2) gives Q(s0,a) = 1.9 / 4.
+func TestMeanTargetByHand(t *testing.T) {
+	good := []Transition{
+		{State: "s0", Action: "a", Next: "s1", NextActions: []string{"b", "c"}},
+		{State: "s1", Action: "b", Terminal: true},
+	}
+	bad := []Transition{good[0], {State: "s1", Action: "c", Terminal: true}}
+	if c := NewQTable(QConfig{Target: TargetMean}).Config(); c.Replay != -1 || c.Alpha != 0 {
+		t.Errorf("target mean: replay %d and alpha %v by default, want -1 (none) and 0 (not used)", c.Replay, c.Alpha)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	q := NewQTable(QConfig{Alpha: 0.3, Replay: 128, Target: TargetMean})
+	q.Remember(good, 1, rng)
+	q.Remember(bad, 0, rng)
+	q.Remember(good, 0.7, rng)
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	near("Q(s0,a)", q.Value("s0", "a"), 1.7/3)
+	near("Q(s1,b)", q.Value("s1", "b"), 0.85)
+	near("Q(s1,c)", q.Value("s1", "c"), 0)
+	restored := &QTable{cfg: q.cfg, Q: q.Q, Memory: q.Memory}
+	restored.Remember(bad, 0.2, rng)
+	near("restored Q(s0,a)", restored.Value("s0", "a"), 1.9/4)
+	near("restored Q(s1,c)", restored.Value("s1", "c"), 0.1)
+}
+
 // Replay learns from the memory: with alpha 1 a remembered trajectory is
 // learnt again, and the memory keeps every experience.
 func TestReplay(t *testing.T) {
@@ -244,7 +281,9 @@ func TestQConfigCheck(t *testing.T) {
 		{QConfig{NextBest: -2}, "next_best -2"},
 		{QConfig{Alpha: 1.5}, "alpha and gamma"},
 		{QConfig{Target: TargetReturn}, ""},
-		{QConfig{Target: "mean"}, `target "mean": want max (Q-learning) or return`},
+		{QConfig{Target: TargetMean}, ""},
+		{QConfig{Target: "average"}, `target "average": want max (Q-learning), return`},
+		{QConfig{Target: TargetMean, StudyUpdate: true}, "does not go with target mean"},
 		{QConfig{Target: TargetReturn, StudyUpdate: true}, "does not go with target return"},
 	} {
 		err := c.cfg.Check()

@@ -111,6 +111,9 @@ func (m metaqnnMethod) describe() string {
 	if q.QLearning.Replay < 0 {
 		replay = "no replay"
 	}
+	if q.QLearning.Target == controller.TargetMean {
+		learn, replay = "every step worth the mean reward of the networks that took it"+redraw, "no replay"
+	}
 	return fmt.Sprintf("MetaQNN Q-learning (%s, %s) over the %s space, %d-phase epsilon schedule; reward: %s",
 		learn, replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.describe())
 }

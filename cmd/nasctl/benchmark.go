@@ -83,7 +83,8 @@ The metaqnn agent follows --q-schedule (Baker et al.'s by default) scaled to the
 budget, with Q-learning step size --q-alpha 0.3 (Baker et al.'s 0.01 ties random
 search at 300 queries on natsbench) and --q-replay trajectories replayed per query;
 --q-target return makes every step learn the reward instead of the next state's best
-value.
+value, and --q-target mean makes every step worth the mean reward of the queries that
+took it (no replay).
 The evolution agent is regularized evolution (Real et al. 2019): --evo-population
 random architectures, then each query mutates one decision of the best of
 --evo-sample members drawn from the population, whose oldest member leaves.
@@ -105,7 +106,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.Float64Flag{Name: "q-alpha", Value: 0.3, Usage: "metaqnn: Q-learning step size (Baker et al.: 0.01; 0.3 measured best here, docs/search-quality.md)"},
 				&cli.IntFlag{Name: "q-replay", Usage: "metaqnn: trajectories replayed after every query (0: Baker et al.'s 128; negative: none)"},
 				&cli.IntFlag{Name: "q-redraw", Usage: "metaqnn: times a proposal that repeats a queried architecture is drawn again"},
-				&cli.StringFlag{Name: "q-target", Value: controller.TargetMax, Usage: "metaqnn: what each step learns towards: max (Q-learning: the next state's best value) or return (the reward)"},
+				&cli.StringFlag{Name: "q-target", Value: controller.TargetMax, Usage: "metaqnn: what each step learns towards: max (Q-learning: the next state's best value), return (the reward) or mean (the mean reward of the queries that took the step; no replay)"},
 				&cli.IntFlag{Name: "evo-population", Usage: "evolution: population (0: 20)"},
 				&cli.IntFlag{Name: "evo-sample", Usage: "evolution: tournament size (0: a sixth of the population, at least 2)"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},

@@ -107,25 +107,23 @@ func trainingFlags() []cli.Flag {
 // it would show a zero the search never uses.
 func presetDefaults(flags []cli.Flag) []cli.Flag {
 	for _, f := range flags {
+		var zero bool
+		var text *string
 		switch f := f.(type) {
 		case *cli.IntFlag:
-			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+			zero, text = f.Value == 0, &f.DefaultText
 		case *cli.Int64Flag:
-			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+			zero, text = f.Value == 0, &f.DefaultText
 		case *cli.Uint64Flag:
-			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+			zero, text = f.Value == 0, &f.DefaultText
 		case *cli.Float64Flag:
-			f.DefaultText = cmp.Or(f.DefaultText, presetDefault(f.Value == 0))
+			zero, text = f.Value == 0, &f.DefaultText
+		}
+		if zero && *text == "" {
+			*text = "the preset's"
 		}
 	}
 	return flags
-}
-
-func presetDefault(zero bool) string {
-	if zero {
-		return "the preset's"
-	}
-	return ""
 }
 
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed

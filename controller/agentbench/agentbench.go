@@ -152,10 +152,10 @@ func (b Benchmark) runOne(ctx context.Context, na NamedAgent, seed uint64) (best
 	best = make([]float64, 0, b.Budget)
 	cur := math.Inf(-1)
 	for len(best) < b.Budget {
-		if proposals%64 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, 0, false, err
-			}
+		// Every proposal: one can take seconds (a large controller), and an
+		// interrupt should not wait for many.
+		if err := ctx.Err(); err != nil {
+			return nil, 0, false, err
 		}
 		if b.FreeRepeats && proposals >= maxProps {
 			for len(best) < b.Budget {

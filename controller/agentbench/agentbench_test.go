@@ -33,6 +33,17 @@ func (s *scripted) Forget(int, controller.Proposal) error { return nil }
 
 func (s *scripted) Save(io.Writer) error { return nil }
 
+// cancelling is an agent that calls propose before every proposal.
+type cancelling struct {
+	*scripted
+	propose func()
+}
+
+func (c cancelling) Propose(trial int) (controller.Proposal, error) {
+	c.propose()
+	return c.scripted.Propose(trial)
+}
+
 func scriptedBench(free bool) (Benchmark, []NamedAgent) {
 	scripts := map[uint64][]int{1: {0, 2, 2, 1, 3}, 2: {1, 1, 0, 3, 2}}
 	b := Benchmark{
@@ -169,6 +180,26 @@ func TestBenchmarkErrors(t *testing.T) {
 	if _, err := b.Run(ctx, agents); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
+	// An interrupt stops a run at its next proposal, however slow proposals
+	// are: the scripted agent cancels at its third, and makes no fourth.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	made := 0
+	b.Budget, b.Seeds, b.Workers = 100, 1, 1
+	slow := []NamedAgent{{Name: "slow", New: func(controller.Space, uint64) (controller.Agent, error) {
+		return cancelling{&scripted{seq: []int{0, 1}}, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if made++; made == 3 {
+				cancel()
+			}
+		}}, nil
+	}}}
+	if _, err := b.Run(ctx, slow); !errors.Is(err, context.Canceled) || made != 3 {
+		t.Errorf("cancelled at the third proposal: %v after %d proposals, want 3", err, made)
+	}
+	b, agents = scriptedBench(false)
 	b.Problem.Score = func([]int) (float64, error) { return 0, errors.New("boom") }
 	if _, err := b.Run(context.Background(), agents); err == nil || err.Error() != "benchmark: agent script, seed 1: boom" && err.Error() != "benchmark: agent script, seed 2: boom" {
 		t.Errorf("score error: %v", err)

@@ -36,6 +36,9 @@ func uiCommand() *cli.Command {
 			if err := noArgs(c, "name the folder of runs with --runs"); err != nil {
 				return err
 			}
+			if st, err := os.Stat(c.String("runs")); err == nil && !st.IsDir() {
+				return usagef("--runs %s is a file: give the folder the searches write their runs to (runs/ by default)", c.String("runs"))
+			}
 			return runUI(c.Context, uiOptions{Runs: c.String("runs"), Addr: c.String("addr"), Token: c.String("token")}, c.App.Writer)
 		},
 	}

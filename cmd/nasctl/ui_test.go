@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -62,5 +63,12 @@ func TestUI(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "ui", filepath.Join(runs, "m")); code != 2 || !strings.Contains(errOut, "--runs") {
 		t.Errorf("ui with an argument: exit %d, %s", code, errOut)
+	}
+	file := filepath.Join(t.TempDir(), "runs.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "ui", "--runs", file); code != 2 || !strings.Contains(errOut, "--runs "+file+" is a file") {
+		t.Errorf("ui --runs FILE: exit %d, %s", code, errOut)
 	}
 }

@@ -81,7 +81,7 @@ Examples:
 				return runPureGoExport(opts, c.App.Writer)
 			}
 			if !opts.Int8 {
-				for _, f := range []string{"calibration", "images", "method", "percentile", "activations"} {
+				for _, f := range []string{"calibration", "images", "method", "percentile", "activations", "plan", "split-seed", "skip-bad", "threads"} {
 					if c.IsSet(f) {
 						return usagef("--%s is for --int8; add --int8 to quantize", f)
 					}

@@ -115,6 +115,8 @@ func TestExportErrors(t *testing.T) {
 		{[]string{"export", model}, 2, "--out"},
 		{[]string{"export", model, "--int8", "--out", out}, 2, "--calibration DIR"},
 		{[]string{"export", model, "--calibration", data, "--out", out}, 2, "add --int8"},
+		{[]string{"export", model, "--plan", "nasnet", "--out", out}, 2, "--plan is for --int8"},
+		{[]string{"export", model, "--threads", "2", "--out", out}, 2, "--threads is for --int8"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--images", "0", "--out", out}, 2, "--images"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--percentile", "40", "--out", out}, 2, "--percentile 40"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--method", "entropy", "--out", out}, 2, "valid: percentile, minmax"},

@@ -339,6 +339,10 @@ func (r Report) Markdown() string {
 			counts = append(counts, fmt.Sprintf("%d %s", r.Counts[k], k))
 		}
 	}
+	if r.Trials == 0 && len(r.Finals) == 0 {
+		fmt.Fprintf(&b, "0 of %d trials: none has finished yet.\n", r.Planned)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%d of %d trials (%s), %s of evaluation.\n\n", r.Trials, r.Planned, strings.Join(counts, ", "),
 		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 	if r.MedianAfter > 0 {

@@ -35,6 +35,12 @@ func TestReportLatencyColumn(t *testing.T) {
 	if md := (Report{Kind: KindMetaQNN, Finals: finals[1:]}).Markdown(); strings.Contains(md, "latency") {
 		t.Errorf("latency column without latencies:\n%s", md)
 	}
+	// A run with nothing finished says so, and lists no plots or files it
+	// does not have yet.
+	want := "# MetaQNN search empty\n\n0 of 225 trials: none has finished yet.\n"
+	if md := (Report{Kind: KindMetaQNN, Name: "empty", Planned: 225}).Markdown(); md != want {
+		t.Errorf("an empty run's report:\n%s\nwant\n%s", md, want)
+	}
 }
 
 // The best final model is chosen by the run's reward, and the report says

@@ -148,6 +148,9 @@ func (c ReinforceConfig) Validate() error {
 	if !(c.Temperature > 0) || !(c.MinTemperature > 0) || !(c.TemperatureDecay > 0) {
 		bad("temperature %g, its decay %g and its floor %g must be positive", c.Temperature, c.TemperatureDecay, c.MinTemperature)
 	}
+	if c.TemperatureDecay > 1 {
+		bad("temperature decay %g: want at most 1 (a factor above 1 raises the temperature without limit)", c.TemperatureDecay)
+	}
 	if c.Temperature < c.MinTemperature {
 		bad("temperature %g is below its floor %g (set MinTemperature too)", c.Temperature, c.MinTemperature)
 	}

@@ -161,6 +161,9 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	if _, err := natsbench.ParseDataset(c.String("dataset")); err != nil {
 		return o, usagef("--dataset: %v", err)
 	}
+	if space != "natsbench" && c.IsSet("dataset") {
+		return o, usagef("--dataset chooses a column of natsbench's table; --space %s has none", space)
+	}
 	var err error
 	if o.Problem, err = problem.New(space, c.Int("blocks"), c.String("dataset")); err != nil {
 		return o, err

@@ -193,6 +193,8 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
 		{[]string{"--q-schedule", "1.0"}, "--q-schedule"},
 		{[]string{"--q-alpha", "2"}, "--q-alpha 2"},
+		{[]string{"--space", "mock", "--dataset", "cifar100"}, "--dataset chooses a column of natsbench's table; --space mock has none"},
+		{[]string{"--temperature-decay", "5"}, "temperature decay 5: want at most 1"},
 		{[]string{"--q-target", "average"}, `--q-redraw/--q-target: target "average": want max (Q-learning), return`},
 		{[]string{"--evo-sample", "25"}, "--evo-population/--evo-sample: sample 25 is larger than the population 20"},
 		{[]string{"--evo-population", "1"}, "population 1: a tournament needs at least 2 members"},

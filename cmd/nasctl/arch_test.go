@@ -132,8 +132,9 @@ func TestHelpEverywhere(t *testing.T) {
 	walk(nil, app.Commands)
 }
 
-// "nasctl help [command]", which every usage error points to, prints help;
-// an unknown command is a usage error that lists the valid ones.
+// "nasctl help [command]", which every usage error points to, prints help,
+// and --version the version; an unknown command is a usage error that lists
+// the valid ones.
 func TestHelpCommandAndUnknownCommand(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -143,6 +144,7 @@ func TestHelpCommandAndUnknownCommand(t *testing.T) {
 		{[]string{"help", "runs"}, "list and show search runs"},
 		{[]string{"runs", "help", "show"}, "runs show"},
 		{nil, "COMMANDS:"},
+		{[]string{"--version"}, "nasctl version "},
 	} {
 		code, out, errOut := runCLI(t, tc.args...)
 		if code != 0 || !strings.Contains(out, tc.want) {

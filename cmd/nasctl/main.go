@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,9 +92,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage: "design small CNNs by reinforcement learning, train them on ONNX Runtime, export them as ONNX",
 		Description: "Exit codes: 0 success, 1 failure, 2 usage error.\n" +
 			"Flags may be given before or after positional arguments.",
-		Writer:      stdout,
-		ErrWriter:   stderr,
-		HideVersion: true,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Version:   version(),
 		Commands: []*cli.Command{
 			// Each command lives in its own file of this package.
 			archCommand(),
@@ -122,6 +123,27 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		return cli.ShowAppHelp(c)
 	}
 	return app
+}
+
+// version is the module version and the commit nasctl was built from, as
+// the Go toolchain recorded them.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		v += ", commit " + rev[:min(12, len(rev))]
+		if settings["vcs.modified"] == "true" {
+			v += " with uncommitted changes"
+		}
+	}
+	return v + ", " + info.GoVersion
 }
 
 // run executes nasctl with args and returns the exit code.

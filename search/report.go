@@ -555,11 +555,7 @@ func readRun(dir string) (*runFiles, error) {
 	if r.finals, err = rundir.ReadFinals(dir); err != nil {
 		return nil, err
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, rundir.FileData)); err == nil {
-		if err := json.Unmarshal(b, &r.data); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	if r.data, err = readData(dir); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -570,6 +566,23 @@ func (r *runFiles) report(name string) Report {
 	cfg := r.cfg
 	cfg.Name = name
 	return BuildReport(cfg, describeConfig(cfg, r.data), r.trials, r.notes, r.finals, r.data.ValMajority)
+}
+
+// readData reads the data.json of the run in dir: what its trials trained
+// on. A run without one (a search on a problem) gives the zero Data.
+func readData(dir string) (Data, error) {
+	var d Data
+	b, err := os.ReadFile(filepath.Join(dir, rundir.FileData))
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
+	}
+	return d, nil
 }
 
 // describeConfig describes the agent and its reward of a run of cfg.

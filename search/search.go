@@ -15,7 +15,6 @@ package search
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -233,16 +232,9 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error))
 // it searched: data.json's content hash must be now's (a run without
 // data.json, or without training, has nothing to compare).
 func checkSameData(dir string, now Data, folder string) error {
-	b, err := os.ReadFile(filepath.Join(dir, rundir.FileData))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	was, err := readData(dir)
 	if err != nil {
 		return err
-	}
-	var was Data
-	if err := json.Unmarshal(b, &was); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
 	}
 	if was.Hash != "" && now.Hash != "" && was.Hash != now.Hash {
 		return fmt.Errorf("the images in %s are not those the run searched (content hash %s, the run's %s): give the run's images with --data", folder, now.Hash, was.Hash)

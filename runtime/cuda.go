@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -90,6 +89,8 @@ type CUDAStatus struct {
 	Devices       []EPDevice `json:"devices"` // the GPUs the CUDA provider lists
 	// Problem says why CUDA cannot run, nil when these checks found nothing.
 	Problem *DeviceError `json:"-"`
+	// fromEnv: $ONNXRUNTIME_LIB chose Library (LibraryPath's source).
+	fromEnv bool
 }
 
 // cuda is the CUDA provider's state for the loaded library, inspected on
@@ -115,7 +116,7 @@ func InspectCUDA() (CUDAStatus, error) {
 	cuda.Lock()
 	defer cuda.Unlock()
 	if !cuda.inspected {
-		cuda.status = inspectCUDA(env.path)
+		cuda.status = inspectCUDA(env.path, env.source == FromEnv)
 		cuda.inspected = true
 	}
 	st := cuda.status
@@ -134,13 +135,14 @@ func resetCUDA() {
 	cuda.inspected, cuda.status, cuda.registered, cuda.probed = false, CUDAStatus{}, false, nil
 }
 
-// inspectCUDA runs the checks of CUDA for the library at lib (cuda held).
-func inspectCUDA(lib string) CUDAStatus {
-	st := CUDAStatus{Library: lib}
+// inspectCUDA runs the checks of CUDA for the library at lib, which
+// $ONNXRUNTIME_LIB chose when fromEnv (cuda held).
+func inspectCUDA(lib string, fromEnv bool) CUDAStatus {
+	st := CUDAStatus{Library: lib, fromEnv: fromEnv}
 	dir := filepath.Dir(lib)
 	plugin := filepath.Join(dir, cudaPlugin)
 	if !isFile(plugin) {
-		st.Problem = noCUDA(lib, fmt.Sprintf("%s has no CUDA provider beside it (no %s in %s)", lib, cudaPlugin, dir))
+		st.Problem = st.noCUDA(fmt.Sprintf("%s has no CUDA provider beside it (no %s in %s)", lib, cudaPlugin, dir))
 		return st
 	}
 	st.Provider = plugin
@@ -149,7 +151,7 @@ func inspectCUDA(lib string) CUDAStatus {
 	}
 	needed, kind, err := readProvider(plugin)
 	if err != nil {
-		st.Problem = noCUDA(lib, err.Error())
+		st.Problem = st.noCUDA(err.Error())
 		return st
 	}
 	st.Kind = kind
@@ -208,7 +210,7 @@ func (st *CUDAStatus) diagnose() *DeviceError {
 		e.Problem = "the CUDA provider loaded but lists no GPU (" + gpuSummary() + ")"
 		e.Fix = "check that nvidia-smi shows the GPU and that its driver supports CUDA " + st.cudaMajor() + "; or use --device cpu"
 	case st.Kind == BridgeProvider && !hasProvider(cudaProviderName):
-		return noCUDA(st.Library, fmt.Sprintf("%s was built without the CUDA provider", st.Library))
+		return st.noCUDA(fmt.Sprintf("%s was built without the CUDA provider", st.Library))
 	default:
 		return nil
 	}
@@ -218,11 +220,11 @@ func (st *CUDAStatus) diagnose() *DeviceError {
 // noCUDA is the error for a library that cannot run CUDA at all. When
 // $ONNXRUNTIME_LIB chose it, the variable is what stands in the way of the
 // GPU build "make setup-cuda" installs, so the fix says so.
-func noCUDA(lib, problem string) *DeviceError {
+func (st *CUDAStatus) noCUDA(problem string) *DeviceError {
 	fix := fmt.Sprintf(`run "make setup-cuda" in the nasctl repository (it installs the GPU build of ONNX Runtime %s in %s, `+
 		"which --device cuda finds before the CPU library), or set %s to the libonnxruntime.so.1 of a GPU build "+
 		"whose folder holds %s and %s; or use --device cpu", CUDAVersion, CUDACacheDir, LibraryEnv, cudaPlugin, providersShared)
-	if v := os.Getenv(LibraryEnv); v != "" && v == lib {
+	if st.fromEnv {
 		gpu := FindGPUBuild()
 		if gpu == "" {
 			gpu = fmt.Sprintf(`the one "make setup-cuda" installs in %s`, CUDACacheDir)
@@ -231,7 +233,7 @@ func noCUDA(lib, problem string) *DeviceError {
 			"or set it to the libonnxruntime.so.1 of a GPU build whose folder holds %s and %s; or use --device cpu",
 			LibraryEnv, gpu, cudaPlugin, providersShared)
 	}
-	return &DeviceError{Device: CUDA, Library: lib, Missing: []string{cudaPlugin}, Err: ErrNoCUDA, Problem: problem, Fix: fix}
+	return &DeviceError{Device: CUDA, Library: st.Library, Missing: []string{cudaPlugin}, Err: ErrNoCUDA, Problem: problem, Fix: fix}
 }
 
 func cudaHint() string {

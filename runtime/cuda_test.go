@@ -198,12 +198,10 @@ func TestLookupForCUDA(t *testing.T) {
 // (or point it to a GPU build), not to install the GPU build that is there.
 func TestNoCUDAFixNamesTheVariable(t *testing.T) {
 	lib := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
-	t.Setenv(LibraryEnv, "")
-	if fix := noCUDA(lib, "none").Fix; !strings.HasPrefix(fix, `run "make setup-cuda"`) {
+	if fix := (&CUDAStatus{Library: lib}).noCUDA("none").Fix; !strings.HasPrefix(fix, `run "make setup-cuda"`) {
 		t.Errorf("without %s: %q", LibraryEnv, fix)
 	}
-	t.Setenv(LibraryEnv, lib)
-	fix := noCUDA(lib, "none").Fix
+	fix := (&CUDAStatus{Library: lib, fromEnv: true}).noCUDA("none").Fix
 	for _, want := range []string{"$" + LibraryEnv + " chooses this library; unset it so that --device cuda finds the GPU build", cudaPlugin, "--device cpu"} {
 		if !strings.Contains(fix, want) {
 			t.Errorf("with %s: %q lacks %q", LibraryEnv, fix, want)

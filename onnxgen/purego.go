@@ -39,6 +39,7 @@ func PureGo(model []byte) ([]byte, int, error) {
 	p := &portable{g: g, shapes: map[string][]int64{}, inits: map[string]*onnx.TensorProto{}}
 	for _, t := range g.GetInitializer() {
 		p.inits[t.GetName()] = t
+		p.shapes[t.GetName()] = append([]int64{}, t.GetDims()...) // a scalar's: [], known
 	}
 	in := g.GetInput()[0]
 	p.x = in.GetName()
@@ -107,21 +108,29 @@ func (p *portable) node(n *onnx.NodeProto) (bool, error) {
 			return false, err
 		}
 	case "Concat":
-		if attrOf(n, "axis").GetI() == 1 {
-			out = slices.Clone(x)
-			for _, in := range ins[1:] {
-				if s := p.shapes[in]; len(s) == 4 && out != nil {
-					out[1] += s[1]
-				} else {
-					out = nil
-				}
-			}
-		}
+		out = concatShape(p.known(ins), attrOf(n, "axis").GetI())
 	case "GlobalAveragePool":
 		if len(x) == 4 {
 			out = []int64{x[0], x[1], 1, 1}
 		}
-	case "Relu", "Identity", "Sigmoid", "Add", "Sub", "Mul", "BatchNormalization", "Dropout":
+	case "Reshape":
+		if t := p.inits[ins[1]]; t != nil && len(t.GetDims()) == 1 && int64(len(t.GetInt64Data())) == t.GetDims()[0] {
+			out = reshapeShape(x, t.GetInt64Data())
+		}
+	case "Transpose":
+		if perm := attrOf(n, "perm").GetInts(); x != nil && len(perm) == len(x) {
+			out = make([]int64, len(x))
+			for i, a := range perm {
+				if a < 0 || a >= int64(len(x)) {
+					out = nil
+					break
+				}
+				out[i] = x[a]
+			}
+		}
+	case "Add", "Sub", "Mul":
+		out = broadcastShape(p.known(ins))
+	case "Relu", "Identity", "Sigmoid", "BatchNormalization", "Dropout":
 		out = x
 	}
 	if !rewritten {
@@ -131,6 +140,105 @@ func (p *portable) node(n *onnx.NodeProto) (bool, error) {
 		p.shapes[n.GetOutput()[0]] = out
 	}
 	return rewritten, nil
+}
+
+// known returns the shapes of names, or nil when one is not known.
+func (p *portable) known(names []string) [][]int64 {
+	shapes := make([][]int64, len(names))
+	for i, name := range names {
+		s, ok := p.shapes[name]
+		if !ok {
+			return nil
+		}
+		shapes[i] = s
+	}
+	return shapes
+}
+
+// concatShape is the shape of shapes concatenated along axis; nil when
+// shapes is nil or they do not fit together.
+func concatShape(shapes [][]int64, axis int64) []int64 {
+	if len(shapes) == 0 {
+		return nil
+	}
+	out := slices.Clone(shapes[0])
+	if axis < 0 {
+		axis += int64(len(out))
+	}
+	if axis < 0 || axis >= int64(len(out)) {
+		return nil
+	}
+	for _, s := range shapes[1:] {
+		if len(s) != len(out) {
+			return nil
+		}
+		out[axis] += s[axis]
+	}
+	return out
+}
+
+// broadcastShape is the shape of an elementwise operator's output with
+// inputs of shapes, under ONNX's (numpy's) broadcasting; a dimension of 0
+// is a size not known (the batch). Nil when shapes is nil or they do not
+// broadcast.
+func broadcastShape(shapes [][]int64) []int64 {
+	if shapes == nil {
+		return nil
+	}
+	rank := 0
+	for _, s := range shapes {
+		rank = max(rank, len(s))
+	}
+	out := slices.Repeat([]int64{1}, rank)
+	for _, s := range shapes {
+		for i, d := range s {
+			o := &out[rank-len(s)+i]
+			switch {
+			case d == *o || d == 1:
+			case *o == 1:
+				*o = d
+			case d == 0 || *o == 0: // a size not known against a known one
+				*o = max(d, *o)
+			default:
+				return nil
+			}
+		}
+	}
+	return out
+}
+
+// reshapeShape is the shape of x reshaped to spec (0: x's dimension, -1:
+// what is left); nil when it cannot be known.
+func reshapeShape(x, spec []int64) []int64 {
+	out, infer := slices.Clone(spec), -1
+	for i, d := range out {
+		switch d {
+		case 0:
+			if i >= len(x) {
+				return nil
+			}
+			out[i] = x[i]
+		case -1:
+			infer = i
+		}
+	}
+	if infer < 0 {
+		return out
+	}
+	total, rest := int64(1), int64(1)
+	for _, d := range x {
+		total *= d
+	}
+	for i, d := range out {
+		if i != infer {
+			rest *= d
+		}
+	}
+	if x == nil || total == 0 || rest == 0 || total%rest != 0 {
+		return nil
+	}
+	out[infer] = total / rest
+	return out
 }
 
 // windowed handles a Conv, MaxPool or AveragePool of input shape x and

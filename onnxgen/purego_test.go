@@ -1,8 +1,13 @@
 package onnxgen
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -120,5 +125,70 @@ func TestPureGoDepthwise(t *testing.T) {
 	want := []float32{1, 2, 3, 0, 0, 0, 0, 0, 0, 4, 5, 6}
 	if !slices.Equal(dense, want) {
 		t.Errorf("dense weight %v, want %v", dense, want)
+	}
+}
+
+// A layer sequence's own export already runs in onnx-go: its unequal pads
+// are borders concatenated along the rows and columns, from zeros of the
+// batch's size plus constants that broadcast. PureGo follows the shapes
+// through those operators and rewrites nothing, with two classes (a
+// sigmoid and a Concat of the two probabilities) or three, on one channel
+// or three.
+func TestPureGoLayerSequences(t *testing.T) {
+	for _, tc := range []struct {
+		arch    string
+		in      genotype.Input
+		classes int
+	}{
+		{"C(8,3,1) - P(2,2) - C(8,3,1) - SM()", genotype.Input{Height: 33, Width: 33, Channels: 1}, 2},
+		{"C(8,1,1) - C(32,3,1) - P(3,3) - C(32,1,1) - C(8,5,1) - C(16,3,1) - GAP()", genotype.Input{Height: 32, Width: 32, Channels: 1}, 2},
+		{"C(4,5,1) - P(2,3) - C(8,3,1) - FC(16) - SM()", genotype.Input{Height: 20, Width: 17, Channels: 3}, 3},
+	} {
+		n, err := genotype.MustParse(tc.arch).Build(tc.in, tc.classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		classes := strings.Split("abc"[:tc.classes], "")
+		b, err := Inference(n, Init(Params(n), rand.New(rand.NewPCG(1, 3))), Metadata{Arch: tc.arch, Input: tc.in, Classes: classes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("Concat")) {
+			t.Fatalf("%s: its export has no borders to follow", tc.arch)
+		}
+		if _, k, err := PureGo(b); err != nil || k != 0 {
+			t.Errorf("%s at %v: %d rewritten, %v; want 0, nil", tc.arch, tc.in, k, err)
+		}
+	}
+}
+
+// Shapes through broadcasting and reshapes, a 0 being the batch's size.
+func TestPureGoShapes(t *testing.T) {
+	for _, tc := range []struct {
+		in   [][]int64
+		want []int64
+	}{
+		{[][]int64{{0, 1, 1, 1}, {8, 2, 33}}, []int64{0, 8, 2, 33}},
+		{[][]int64{{}, {0, 1}}, []int64{0, 1}},
+		{[][]int64{{0, 4, 5, 5}, {4, 1, 1}}, []int64{0, 4, 5, 5}},
+		{[][]int64{{2, 3}, {4, 3}}, nil},
+		{nil, nil},
+	} {
+		if got := broadcastShape(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("broadcastShape(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ x, spec, want []int64 }{
+		{nil, []int64{1, 1, 1}, []int64{1, 1, 1}},
+		{[]int64{2, 3, 4}, []int64{0, -1}, []int64{2, 12}},
+		{[]int64{0, 3, 4}, []int64{0, -1}, nil},
+		{nil, []int64{0, 4}, nil},
+	} {
+		if got := reshapeShape(tc.x, tc.spec); !slices.Equal(got, tc.want) {
+			t.Errorf("reshapeShape(%v, %v) = %v, want %v", tc.x, tc.spec, got, tc.want)
+		}
+	}
+	if got := concatShape([][]int64{{0, 8, 32, 1}, {0, 8, 32, 33}}, -1); !slices.Equal(got, []int64{0, 8, 32, 34}) {
+		t.Errorf("concatShape along -1 = %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -101,6 +102,13 @@ func initWith(libPath string, l lookup) error {
 		}
 	}
 	ort.SetSharedLibraryPath(libPath)
+	// ONNX Runtime's telemetry matches regular expressions against the
+	// command line while it creates the environment, and a long one
+	// (predict on a few thousand images) overflows the stack
+	// (docs/limits.md, "A long command line").
+	if _, set := os.LookupEnv(telemetryEnv); !set {
+		os.Setenv(telemetryEnv, "1")
+	}
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		how := "found via " + source.String()
 		if source == FromCaller {

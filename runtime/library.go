@@ -15,6 +15,10 @@ const (
 	// Runtime shared library to load. When set, it is the only place looked at.
 	LibraryEnv = "ONNXRUNTIME_LIB"
 
+	// telemetryEnv turns ONNX Runtime's telemetry off when it is 1; Init
+	// sets it unless the user did.
+	telemetryEnv = "ORT_DISABLE_TELEMETRY"
+
 	// CacheDir is where "make setup" installs the library, relative to the
 	// repository root.
 	CacheDir = ".cache/onnxruntime"

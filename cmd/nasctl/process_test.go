@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,6 +97,23 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 			math.Abs(p.Probabilities["leaf"]-float64(want[1])) > 1e-6 {
 			t.Errorf("predict %s: %+v, the model gives %v", images[i], p, want)
 		}
+	}
+
+	// A command line of over 100 KB, as a shell's glob over a few thousand
+	// photos gives: ONNX Runtime's telemetry used to crash on it
+	// (docs/limits.md, "A long command line"). The variable that turns it
+	// off is not inherited from this process, whose runtime.Init set it.
+	long := []string{"predict", model}
+	for len(strings.Join(long, " ")) < 100_000 {
+		long = append(long, images...)
+	}
+	cmd := exec.Command(bin, long...)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ORT_DISABLE_TELEMETRY=") })
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if got := strings.Count(stdout.String(), "\n"); err != nil || got != len(long)-2 {
+		t.Errorf("predict with %d images: %v, %d lines\n%s", len(long)-2, err, got, stderr.String()[:min(stderr.Len(), 500)])
 	}
 
 	two := filepath.Join(tmp, "two") // a folder too small for a test split

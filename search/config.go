@@ -167,8 +167,14 @@ type TrainSettings struct {
 	BatchSize int     `yaml:"batch_size"`
 	LR        float64 `yaml:"lr"`
 	Patience  int     `yaml:"patience"` // negative: no early stopping
-	// ConstantLR turns off Baker et al.'s learning-rate rule.
+	// ConstantLR turns off Baker et al.'s learning-rate rule: its restarts
+	// at chance, unless Restarts asks for them, and its decay.
 	ConstantLR bool `yaml:"constant_lr"`
+	// Restarts is how often a trial still at chance after its first epoch
+	// starts again from fresh weights at 0.4 times the rate (Baker et al.'s
+	// restarts), with a constant rate too; zero: 5 under the rule, none with
+	// constant_lr.
+	Restarts int `yaml:"restarts,omitempty"`
 	// Optimizer is adam (beta1 0.5, as Baker et al.) or sgd; empty: adam.
 	Optimizer string `yaml:"optimizer,omitempty"`
 	// Momentum of sgd; zero: 0.9 (the study's).
@@ -771,6 +777,9 @@ func (c Config) checkTraining(ps *problems) {
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
 	}
+	if c.Train.Restarts < 0 {
+		ps.add("train.restarts: %d, want 0 (the rule's 5, or none with constant_lr) or more", c.Train.Restarts)
+	}
 	if m := c.Train.MedianStop; m.After < 0 || c.Train.Epochs >= 1 && m.After > c.Train.Epochs {
 		ps.add("train.median_stop.after (--median-stop): %d, want 0 (never) or an epoch from 1 to train.epochs (%d)", m.After, c.Train.Epochs)
 	}
@@ -795,9 +804,14 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	if c.Train.Optimizer == OptimizerSGD {
 		opt = onnxgen.SGD{Momentum: float32(c.Train.Momentum)}
 	}
+	sched := runtime.LRSchedule{Constant: c.Train.ConstantLR, MaxRestarts: c.Train.Restarts, GiveUpAfter: c.Train.GiveUpAfter}
+	if sched.Constant && sched.MaxRestarts > 0 {
+		// A constant rate with restarts: the rule, without its decay.
+		sched.Constant, sched.DecayFactor = false, 1
+	}
 	return runtime.TrainConfig{
 		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m,
-		Schedule: runtime.LRSchedule{Constant: c.Train.ConstantLR, GiveUpAfter: c.Train.GiveUpAfter}, WeightInit: init, Centre: c.Train.Centre,
+		Schedule: sched, WeightInit: init, Centre: c.Train.Centre,
 		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
 }

@@ -42,12 +42,29 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	if tc.WeightInit != onnxgen.InitHe || !tc.Centre || tc.Schedule != (runtime.LRSchedule{Constant: true, GiveUpAfter: 2}) {
 		t.Errorf("cpu preset trains with %+v", tc)
 	}
-	c.Train.Init, c.Train.GiveUpAfter, c.MetaQNN.Agent = "kaiming", -1, "greedy"
+	// Restarts with a constant rate: Baker et al.'s rule without its decay;
+	// with the rule on, they only bound its restarts.
+	for _, tc := range []struct {
+		constant bool
+		restarts int
+		want     runtime.LRSchedule
+	}{
+		{true, 2, runtime.LRSchedule{MaxRestarts: 2, DecayFactor: 1, GiveUpAfter: 2}},
+		{false, 3, runtime.LRSchedule{MaxRestarts: 3, GiveUpAfter: 2}},
+		{false, 0, runtime.LRSchedule{GiveUpAfter: 2}},
+	} {
+		r := c
+		r.Train.ConstantLR, r.Train.Restarts = tc.constant, tc.restarts
+		if got := r.TrainConfig().Schedule; got != tc.want {
+			t.Errorf("constant_lr %v, restarts %d: schedule %+v, want %+v", tc.constant, tc.restarts, got, tc.want)
+		}
+	}
+	c.Train.Init, c.Train.GiveUpAfter, c.Train.Restarts, c.MetaQNN.Agent = "kaiming", -1, -1, "greedy"
 	c.MetaQNN.QLearning.Redraw = -1
 	c.MetaQNN.Evolution.Population = 5
 	c.Train.MedianStop = MedianStop{After: c.Train.Epochs + 1, MinTrials: -1}
 	err = c.Check()
-	for _, want := range []string{"train.init", "train.give_up_after", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
+	for _, want := range []string{"train.init", "train.give_up_after", "train.restarts: -1", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
 		"train.median_stop.after (--median-stop): 11", "train.median_stop.min_trials: -1",
 		"metaqnn.evolution: applies to metaqnn.agent evolution, not greedy"} {
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/dustin/go-humanize"
@@ -74,11 +75,8 @@ Examples:
 			if err := checkWritable("out", opts.Out); err != nil {
 				return err
 			}
-			if c.Bool("pure-go") {
-				if opts.Int8 {
-					return usagef("--pure-go and --int8 exclude each other: onnx-go runs no quantized model")
-				}
-				return runPureGoExport(opts, c.App.Writer)
+			if c.Bool("pure-go") && opts.Int8 {
+				return usagef("--pure-go and --int8 exclude each other: onnx-go runs no quantized model")
 			}
 			if !opts.Int8 {
 				for _, f := range []string{"calibration", "images", "method", "percentile", "activations", "plan", "split-seed", "skip-bad", "threads"} {
@@ -86,7 +84,13 @@ Examples:
 						return usagef("--%s is for --int8; add --int8 to quantize", f)
 					}
 				}
+				if c.Bool("pure-go") {
+					return runPureGoExport(opts, c.App.Writer)
+				}
 				return runReexport(opts, c.App.Writer)
+			}
+			if same(opts.Model, opts.Out) {
+				return usagef("--out %s is the model itself: quantizing in place would lose the float model; give another file name", opts.Out)
 			}
 			if opts.Calibration.Dir == "" {
 				return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates)")
@@ -162,9 +166,7 @@ func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Write
 	}
 	rep.Out = opts.Out
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(out, rep)
 	}
 	s := rep.Settings
 	fmt.Fprintf(out, "%s -> %s: %s -> %s (%.2fx); %d operators in int8 (weights %s; activations %s), %d activations calibrated by %s on %d images\n",
@@ -320,9 +322,43 @@ func runReexport(opts exportOptions, out io.Writer) error {
 	if err := renameio.WriteFile(opts.Out, nb, 0o644); err != nil {
 		return err
 	}
+	if opts.JSON {
+		return printJSON(out, floatExportReport{Model: opts.Model, Out: opts.Out, Form: "nasctl", InBytes: len(b), OutBytes: len(nb)})
+	}
 	fmt.Fprintf(out, "%s -> %s: %s written with this nasctl (%s -> %s)\n", opts.Model, opts.Out, info.Arch,
 		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(nb))))
 	return nil
+}
+
+// floatExportReport is the JSON form of export without --int8: the form
+// written (nasctl: this nasctl's compiler; pure-go: for onnx-go) and, for
+// pure-go, the operators rewritten.
+type floatExportReport struct {
+	Model     string `json:"model"`
+	Out       string `json:"out"`
+	Form      string `json:"form"`
+	Rewritten int    `json:"rewritten"`
+	InBytes   int    `json:"in_bytes"`
+	OutBytes  int    `json:"out_bytes"`
+}
+
+// printJSON writes v as indented JSON, as every command's --json does.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// same reports whether paths a and b name one file (b may not exist yet).
+func same(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }
 
 // runPureGoExport writes the float model in the operators onnx-go runs
@@ -338,6 +374,9 @@ func runPureGoExport(opts exportOptions, out io.Writer) error {
 	}
 	if err := renameio.WriteFile(opts.Out, pg, 0o644); err != nil {
 		return err
+	}
+	if opts.JSON {
+		return printJSON(out, floatExportReport{Model: opts.Model, Out: opts.Out, Form: "pure-go", Rewritten: n, InBytes: len(b), OutBytes: len(pg)})
 	}
 	fmt.Fprintf(out, "%s -> %s: %d operators rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, n,
 		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(pg))))

@@ -192,4 +192,17 @@ func TestExportPureGo(t *testing.T) {
 	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--int8", "--out", pg); code != 2 || !strings.Contains(errOut, "exclude each other") {
 		t.Errorf("--pure-go --int8: exit %d, %q", code, errOut)
 	}
+	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--calibration", dir, "--out", pg); code != 2 || !strings.Contains(errOut, "--calibration is for --int8") {
+		t.Errorf("--pure-go --calibration: exit %d, %q", code, errOut)
+	}
+	// --json reports the form written, whatever it is.
+	code, stdout, errOut = runCLI(t, "export", model, "--pure-go", "--out", pg, "--json")
+	var rep floatExportReport
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || rep.Form != "pure-go" || rep.Rewritten == 0 || rep.Out != pg || rep.OutBytes <= 0 {
+		t.Errorf("--pure-go --json: exit %d, %+v (%v)\n%s%s", code, rep, err, stdout, errOut)
+	}
+	// Quantizing a model onto itself would lose the float model.
+	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", dir, "--out", filepath.Join(dir, ".", "cells.onnx")); code != 2 || !strings.Contains(errOut, "is the model itself") {
+		t.Errorf("--int8 --out MODEL: exit %d, %q", code, errOut)
+	}
 }

@@ -149,6 +149,12 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 			t.Errorf("%q: exit %d, %q%q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
 		}
 	}
+	// A training that diverges fails with --json too, whose report says why.
+	code, out, errOut = run("train", "--arch", "C(4,3,1) - SM()", "--data", data, "--input", "16x16x1", "--epochs", "1", "--lr", "1e30", "--json", "--out", filepath.Join(tmp, "d.onnx"))
+	var rep struct{ Status, Reason string }
+	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.Status != "diverged" || rep.Reason == "" || !strings.Contains(errOut, "diverged") {
+		t.Errorf("train --lr 1e30 --json: exit %d, %q%q; want exit 1, a report of status diverged", code, out, errOut)
+	}
 }
 
 // checkEvalSeveral: eval of two models of different input sizes gives each

@@ -222,10 +222,15 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if opts.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
 	}
-	if res.Status != runtime.StatusOK {
+	if res.Status != runtime.StatusOK { // the JSON above says why too; the exit code says that it failed
 		return fmt.Errorf("%s: %s", res.Status, res.Reason)
+	}
+	if opts.JSON {
+		return nil
 	}
 	fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (epoch %d of %d, %d restarts), test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
 		rep.Arch, rep.ValAccuracy, rep.BestEpoch, rep.Epochs, rep.Restarts, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)

@@ -37,7 +37,7 @@ it is shown per stem, cell and classifier.
 With --space, the architecture is also validated against a search space and every
 violation is listed (exit code 1 when there is one).`,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "input", Value: genotype.StudyInput.String(), Usage: "input shape HEIGHTxWIDTHxCHANNELS"},
+				&cli.StringFlag{Name: "input", Usage: "input shape HEIGHTxWIDTHxCHANNELS (default: " + genotype.StudyInput.String() + ", the study's; with --space cpu, the cpu preset's " + cpuInput() + ")"},
 				&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},
 				&cli.StringFlag{Name: "space", Usage: "validate against a search-space preset (cpu, study, baker2017)"},
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
@@ -48,13 +48,26 @@ violation is listed (exit code 1 when there is one).`,
 				}
 				opts := archInspectOptions{Arch: c.Args().First(), Classes: c.Int("classes"), Space: c.String("space"), JSON: c.Bool("json")}
 				var err error
-				if opts.Input, err = genotype.ParseInput(c.String("input")); err != nil {
+				in := c.String("input")
+				if in == "" {
+					in = genotype.StudyInput.String()
+					if opts.Space == search.CPUSpace.Name {
+						in = cpuInput() // the space's MAC limits are for the preset's input
+					}
+				}
+				if opts.Input, err = genotype.ParseInput(in); err != nil {
 					return usagef("--input: %v", err)
 				}
 				return runArchInspect(c.Context, opts, c.App.Writer)
 			},
 		}},
 	}
+}
+
+// cpuInput is the input of the cpu preset, whose space is the cpu space.
+func cpuInput() string {
+	c, _ := search.Preset(search.CPUSpace.Name)
+	return c.Input
 }
 
 type archInspectOptions struct {

@@ -75,6 +75,9 @@ func TestArchInspectTable(t *testing.T) {
 	}
 }
 
+// cpuWinner is the winner of the README's main job (docs/search-quality.md).
+const cpuWinner = "C(64,3,1) - C(16,1,1) - P(2,2) - C(16,3,1) - C(8,3,1) - C(8,5,1) - C(32,3,1) - C(8,1,1) - GAP()"
+
 func TestArchInspectErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -88,6 +91,10 @@ func TestArchInspectErrors(t *testing.T) {
 		{[]string{"arch", "inspect", "C(8,9,1) - SM()", "--input", "4x4x1"}, 2, "kernel 9 exceeds the 4x4 input"},
 		{[]string{"arch", "inspect", "SM()", "--space", "cifar"}, 2, "valid: baker2017, study"},
 		{[]string{"arch", "inspect", "P(2,2) - SM()", "--space", "baker2017"}, 1, "pooling may not be the first layer"},
+		// The cpu space's MAC limits are for the cpu preset's input, which
+		// --space cpu checks at unless told otherwise: the main job's winner.
+		{[]string{"arch", "inspect", cpuWinner, "--space", "cpu"}, 0, "input 32x32x1, 2 classes"},
+		{[]string{"arch", "inspect", cpuWinner, "--space", "cpu", "--input", "64x64x1"}, 1, "over the limit of 4000000"},
 	}
 	for _, tc := range tests {
 		code, out, errOut := runCLI(t, tc.args...)

@@ -290,6 +290,28 @@ func isDir(dir string, e fs.DirEntry) bool {
 	return err == nil && fi.IsDir()
 }
 
+// ImageFiles lists the image files in dir and its subfolders (those whose
+// extension Load reads), sorted; an error when there is none.
+func ImageFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() && isImage(e.Name()) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s holds no image files (%s)", dir, strings.Join(imageExts, " "))
+	}
+	return files, nil // WalkDir walks in lexical order
+}
+
 func isImage(name string) bool {
 	return slices.Contains(imageExts, strings.ToLower(path.Ext(name)))
 }

@@ -33,7 +33,7 @@ Examples:
 			&cli.StringFlag{Name: "data", Usage: "image folder (required)"},
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all (all: a folder the models never saw)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per inference batch"},
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON: one object per model"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON lines: one object per model, one line each"},
 			skipBadFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
@@ -117,8 +117,7 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 			return err
 		}
 		if opts.JSON {
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
+			return enc.Encode(rep) // one line, as for several models
 		}
 		return printEvaluation(out, opts, *rep)
 	}
@@ -243,10 +242,11 @@ func predictCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "predict",
 		Usage:     "classify image files with an exported model",
-		ArgsUsage: "MODEL.onnx IMAGE...",
+		ArgsUsage: "MODEL.onnx IMAGE|FOLDER...",
 		Description: `Prints the predicted class and its probability for every image, resized and converted
-to the model's input as in training.
-Example: nasctl predict model.onnx photo1.png photo2.jpg`,
+to the model's input as in training. A folder stands for the image files in it and in
+its subfolders, in name order.
+Example: nasctl predict model.onnx photo1.png photo2.jpg photos/`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per image"},
 			&cli.BoolFlag{Name: "skip-bad", Usage: "leave out unreadable or corrupt images (they are listed) instead of failing on the first"},
@@ -264,6 +264,23 @@ Example: nasctl predict model.onnx photo1.png photo2.jpg`,
 			return runPredict(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// expandFolders replaces each folder among paths by the image files in it.
+func expandFolders(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			out = append(out, p) // a file, or an error that reading it reports
+			continue
+		}
+		files, err := dataset.ImageFiles(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, files...)
+	}
+	return out, nil
 }
 
 type prediction struct {
@@ -291,10 +308,14 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 	}
 	defer m.Close()
 	in := m.Info.Input
+	paths, err := expandFolders(opts.Images)
+	if err != nil {
+		return err
+	}
 	var pixels []float32
 	var images []string
 	var bad []*dataset.BadFile
-	for _, path := range opts.Images {
+	for _, path := range paths {
 		px, err := dataset.ReadImage(path, in.Width, in.Height, in.Channels)
 		var bf *dataset.BadFile
 		if opts.SkipBad && errors.As(err, &bf) {
@@ -308,7 +329,7 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 	}
 	reportSkipped(errOut, bad)
 	if len(images) == 0 {
-		return fmt.Errorf("none of the %d images could be read", len(opts.Images))
+		return fmt.Errorf("none of the %d images could be read", len(paths))
 	}
 	probs, err := m.Predict(ctx, pixels, 64)
 	if err != nil {

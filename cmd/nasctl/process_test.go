@@ -51,6 +51,9 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || ev.Split != "test" || ev.N != 60 || math.Abs(ev.Accuracy-trained) > 1e-4 {
 		t.Errorf("eval: exit %d, %+v; train printed test accuracy %v\n%s", code, ev, trained, errOut)
 	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("eval --json of one model: %q, want one line as for several", out)
+	}
 
 	checkEvalSeveral(t, run, tmp, data, model, ev.Accuracy)
 
@@ -129,6 +132,12 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A folder stands for its images, in name order.
+	code, out, errOut = run("predict", model, two)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], filepath.Join(two, "LEAF_0001.png")+"\t") ||
+		!strings.HasPrefix(lines[1], filepath.Join(two, "NO_0002.png")+"\t") {
+		t.Errorf("predict on a folder: exit %d, %q%q", code, out, errOut)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -140,6 +149,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		{[]string{"eval", model, "--data", two, "--split", "train"}, 1, "the train split of " + two + " has no images (2 in the folder)"},
 		{[]string{"predict", model}, 2, "at least one image"},
 		{[]string{"predict", model, filepath.Join(tmp, "none.png")}, 1, "none.png"},
+		{[]string{"predict", model, t.TempDir()}, 1, "holds no image files"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", filepath.Join(tmp, "nodata")}, 1, "nodata"},
 		{[]string{"train", "--arch", "X(1)", "--data", data}, 2, "--arch"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--recipe", "fast"}, 2, "valid: default, study"},

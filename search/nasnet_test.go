@@ -732,3 +732,33 @@ func sameAsRandomAgent(t *testing.T, trials []rundir.Trial, space controller.Spa
 		}
 	}
 }
+
+// A run's summary gives the test accuracy of the final the report picks by
+// validation (winners/best.onnx), not the highest test accuracy among the
+// finals, which would choose by the test images.
+func TestSummarizeBestFinalByValidation(t *testing.T) {
+	dir := t.TempDir()
+	if err := runUntil(t, newSearch(t, nasnetConfig(t, dir, "paper", 3, 1), nil), 0); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := ListRuns(dir)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("ListRuns: %v, %d runs", err, len(runs))
+	}
+	var lines []byte
+	for _, f := range []rundir.FinalResult{
+		{Rank: 1, ValAccuracy: 0.90, TestAccuracy: 0.95, Status: rundir.StatusOK},
+		{Rank: 2, ValAccuracy: 0.93, TestAccuracy: 0.91, Status: rundir.StatusOK},
+		{Rank: 3, ValAccuracy: 0.99, TestAccuracy: 0.99, Status: rundir.StatusFailed},
+	} {
+		b, _ := json.Marshal(f)
+		lines = append(append(lines, b...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(runs[0].Dir, rundir.FileFinal), lines, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Summarize(runs[0].Dir)
+	if err != nil || sum.Finals != 3 || sum.BestTest != 0.91 {
+		t.Errorf("Summarize: %v, %d finals, best test %v; want 3 and 0.91 (rank 2, the best by validation)", err, sum.Finals, sum.BestTest)
+	}
+}

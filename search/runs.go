@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -15,14 +16,17 @@ import (
 
 // RunSummary describes a run directory for nasctl runs list.
 type RunSummary struct {
-	Name     string    `json:"name"`
-	Dir      string    `json:"dir"`
-	Kind     Kind      `json:"kind"`
-	Trials   int       `json:"trials"`
-	Planned  int       `json:"planned"`
-	Best     float64   `json:"best_reward"`
-	BestArch string    `json:"best_arch,omitempty"`
-	Finals   int       `json:"final_models"`
+	Name     string  `json:"name"`
+	Dir      string  `json:"dir"`
+	Kind     Kind    `json:"kind"`
+	Trials   int     `json:"trials"`
+	Planned  int     `json:"planned"`
+	Best     float64 `json:"best_reward"`
+	BestArch string  `json:"best_arch,omitempty"`
+	Finals   int     `json:"final_models"`
+	// BestTest is the test accuracy of the best final model as the report
+	// picks it (by validation: winners/best.onnx), never the highest test
+	// accuracy among the finals, which would choose by the test images.
 	BestTest float64   `json:"best_test_accuracy,omitempty"`
 	Updated  time.Time `json:"updated"`
 	Data     string    `json:"data,omitempty"` // the image folder of a trained search
@@ -49,8 +53,9 @@ func Summarize(dir string) (*RunSummary, error) {
 			sum.Updated = t.Finished
 		}
 	}
-	for _, f := range r.finals {
-		sum.BestTest = max(sum.BestTest, f.TestAccuracy)
+	var rep Report
+	if rep.finals(slices.Clone(r.finals), r.cfg.Reward); rep.Best != nil {
+		sum.BestTest = rep.Best.TestAccuracy
 	}
 	if sum.Updated.IsZero() {
 		if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/nasctl/nasctl/cluster"
@@ -278,7 +279,34 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		}
 		fmt.Fprintf(out, "%s\nRun directory: %s\n", b, dir)
 	}
-	return nil
+	return nothingEvaluated(s.Trials(), dir)
+}
+
+// nothingEvaluated is the error of a finished run none of whose trials was
+// evaluated (all failed or were refused: a worker that cannot work, limits
+// that no network meets), which must not look like a success; nil when
+// one was.
+func nothingEvaluated(trials []rundir.Trial, dir string) error {
+	counts := map[rundir.Status]int{}
+	reason := ""
+	for _, t := range trials {
+		if t.Status == rundir.StatusOK || t.Status == rundir.StatusReused {
+			return nil
+		}
+		counts[t.Status]++
+		reason = cmp.Or(t.Reason, reason)
+	}
+	if len(trials) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, st := range rundir.Statuses {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	return fmt.Errorf("no trial of the run was evaluated (%s); the last reason: %s (every trial is in %s)",
+		strings.Join(parts, ", "), reason, filepath.Join(dir, rundir.FileTrialsCSV))
 }
 
 // openSearch starts the search of opts or resumes it.

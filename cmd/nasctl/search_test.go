@@ -214,9 +214,16 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s: %d trials, want 3", agent, n)
 		}
 	}
+	// A limit that no network meets: every trial is refused, and the run,
+	// finished and reported, is not a success.
+	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "1", "--data", data, "--dir", runs, "--name", "none",
+		"--input", "16x16x1", "--schedule", "1.0:3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+	if code != 1 || !strings.Contains(errOut, "no trial of the run was evaluated (3 refused); the last reason: ") || !strings.Contains(out, "Run directory:") {
+		t.Errorf("--max-params 1: exit %d, %s%s", code, out, errOut)
+	}
 	// --max-params 0 leaves the preset's constraint reward without a limit:
 	// the error says how to search without one.
-	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "0", "--data", data, "--dir", runs, "--name", "nolimit")
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "0", "--data", data, "--dir", runs, "--name", "nolimit")
 	if code == 0 || !strings.Contains(errOut, "for no limit use --reward accuracy") {
 		t.Errorf("--max-params 0: exit %d, %s", code, errOut)
 	}

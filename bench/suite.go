@@ -86,10 +86,13 @@ func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages
 		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes}
 		loaded[in] = test
 	}
-	if err := dataset.CheckClasses(data.Dir, test.classes, path, info.Classes, "bench on data with the model's classes (--data)"); err != nil {
+	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")
+	if err != nil {
 		return runtime.Examples{}, err
 	}
-	return test.Examples, nil
+	ex := test.Examples
+	ex.Labels = labels
+	return ex, nil
 }
 
 // WriteCSV writes the results to path, atomically.

@@ -21,12 +21,25 @@ func LoadSplit(dir string, opts LoadOptions, plan SplitPlan, seed uint64) (*Data
 	return d, s, nil
 }
 
-// CheckClasses returns an error unless the folder data has the classes of
-// model, naming both and what to do (todo) otherwise.
-func CheckClasses(data string, dataClasses []string, model string, modelClasses []string, todo string) error {
+// ModelLabels returns labels, the labels of the images of the folder data
+// (of classes dataClasses), in the order of model's classes: labels itself
+// when the two lists are equal, renumbered when they hold the same classes
+// in another order (class folders sort by name, the leaves layout does
+// not). Otherwise an error names both lists and says what to do (todo).
+func ModelLabels(data string, dataClasses []string, labels []int, model string, modelClasses []string, todo string) ([]int, error) {
 	if slices.Equal(dataClasses, modelClasses) {
-		return nil
+		return labels, nil
 	}
-	return fmt.Errorf("%s has the classes %s, the model %s %s; %s",
-		data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
+	to := make([]int, len(dataClasses))
+	for i, c := range dataClasses {
+		if to[i] = slices.Index(modelClasses, c); to[i] < 0 || len(dataClasses) != len(modelClasses) {
+			return nil, fmt.Errorf("%s has the classes %s, the model %s %s; %s",
+				data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
+		}
+	}
+	out := make([]int, len(labels))
+	for i, l := range labels {
+		out[i] = to[l]
+	}
+	return out, nil
 }

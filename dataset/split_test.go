@@ -87,3 +87,22 @@ func TestParseSplitPlan(t *testing.T) {
 		t.Errorf("bogus: %v", err)
 	}
 }
+
+// Labels follow the model's classes: unchanged in the same order,
+// renumbered in another, and an error naming both lists for other classes.
+func TestModelLabels(t *testing.T) {
+	labels := []int{0, 1, 1, 2}
+	got, err := ModelLabels("d", []string{"a", "b", "c"}, labels, "m", []string{"a", "b", "c"}, "todo")
+	if err != nil || !slices.Equal(got, labels) {
+		t.Errorf("same order: %v, %v", got, err)
+	}
+	got, err = ModelLabels("d", []string{"a", "b", "c"}, labels, "m", []string{"c", "a", "b"}, "todo")
+	if err != nil || !slices.Equal(got, []int{1, 2, 2, 0}) || !slices.Equal(labels, []int{0, 1, 1, 2}) {
+		t.Errorf("another order: %v, %v (labels %v)", got, err, labels)
+	}
+	for _, model := range [][]string{{"a", "b"}, {"a", "b", "x"}, {"a", "b", "c", "d"}} {
+		if _, err := ModelLabels("d", []string{"a", "b", "c"}, labels, "m", model, "todo"); err == nil || err.Error() != "d has the classes a, b, c, the model m "+strings.Join(model, ", ")+"; todo" {
+			t.Errorf("model classes %v: %v", model, err)
+		}
+	}
+}

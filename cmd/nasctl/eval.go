@@ -174,7 +174,8 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		data = evalData{d, split}
 		e.loaded[in] = data
 	}
-	if err := dataset.CheckClasses(opts.Data, data.d.Classes, path, m.Info.Classes, "evaluate on data with the model's classes"); err != nil {
+	labels, err := dataset.ModelLabels(opts.Data, data.d.Classes, data.d.Labels, path, m.Info.Classes, "evaluate on data with the model's classes")
+	if err != nil {
 		return nil, err
 	}
 	// A split of other data is not the training's split; a whole folder of
@@ -203,7 +204,7 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("the %s split of %s has no images (%d in the folder); evaluate on --split all, or on a larger folder", opts.Split, opts.Data, data.d.Len())
 	}
-	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: data.d.Pixels, Labels: data.d.Labels, Indices: idx}, opts.Batch)
+	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: data.d.Pixels, Labels: labels, Indices: idx}, opts.Batch)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -225,7 +225,8 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 		k.loaded[in] = data
 	}
 	d, split := data.d, data.split
-	if err := dataset.CheckClasses(c.Dir, d.Classes, path, info.Classes, "calibrate on images of the model's classes (--calibration)"); err != nil {
+	labels, err := dataset.ModelLabels(c.Dir, d.Classes, d.Labels, path, info.Classes, "calibrate on images of the model's classes (--calibration)")
+	if err != nil {
 		return nil, nil, err
 	}
 	if h := info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
@@ -253,7 +254,7 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	rep := &exportReport{Model: path, FloatBytes: len(b)}
 	if len(split.Test) > 0 {
-		test := runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}
+		test := runtime.Examples{Pixels: d.Pixels, Labels: labels, Indices: split.Test}
 		fa, err := modelAccuracy(ctx, b, test, session)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)

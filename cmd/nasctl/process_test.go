@@ -132,6 +132,32 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The same images as class folders, whose classes sort the other way
+	// (leaf, no_leaf): labels are matched by name.
+	folders := filepath.Join(tmp, "folders")
+	entries, _ := os.ReadDir(data)
+	for _, e := range entries {
+		class := map[bool]string{true: "leaf", false: "no_leaf"}[strings.HasPrefix(e.Name(), "LEAF_")]
+		os.MkdirAll(filepath.Join(folders, class), 0o755)
+		if err := os.Link(filepath.Join(data, e.Name()), filepath.Join(folders, class, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all [2]struct {
+		Classes  []string `json:"classes"`
+		N        int      `json:"n"`
+		Accuracy float64  `json:"accuracy"`
+	}
+	for i, d := range []string{data, folders} {
+		code, out, errOut = run("eval", model, "--data", d, "--split", "all", "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &all[i]) != nil {
+			t.Fatalf("eval --data %s: exit %d, %q%q", d, code, out, errOut)
+		}
+	}
+	if all[0].N != 200 || all[1].N != all[0].N || all[1].Accuracy != all[0].Accuracy || !slices.Equal(all[1].Classes, all[0].Classes) {
+		t.Errorf("eval of the leaves layout %+v, of class folders %+v; want the same", all[0], all[1])
+	}
+
 	// A folder stands for its images, in name order.
 	code, out, errOut = run("predict", model, two)
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], filepath.Join(two, "LEAF_0001.png")+"\t") ||

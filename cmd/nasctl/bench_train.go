@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/bench"
@@ -68,6 +70,12 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			}
 			if opts.Classes < 2 || opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 1 || opts.Threads < 0 || opts.PeakGFLOPs < 0 {
 				return usagef("--classes must be at least 2, --batch, --steps and --warmup positive, --threads and --peak-gflops 0 or more")
+			}
+			// ONNX Runtime writes nothing, and says nothing, into a folder that is missing.
+			if dir := filepath.Dir(opts.Profile); opts.Profile != "" {
+				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+					return usagef("--profile %s: the folder %s does not exist; create it or give another prefix", opts.Profile, dir)
+				}
 			}
 			return runBenchTrainStep(c.Context, opts, c.App.Writer)
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -66,6 +67,7 @@ func TestBenchTrainStepUsageErrors(t *testing.T) {
 		{[]string{"bench", "train-step", "--arch", "SM()", "--input", "x"}, "--input"},
 		{[]string{"bench", "train-step", "--arch", "C(2,9,1) - SM()", "--input", "4x4"}, "at input 4x4x1"},
 		{[]string{"bench", "train-step", "--arch", "SM()", "extra"}, "takes no arguments"},
+		{[]string{"bench", "train-step", "--arch", "SM()", "--profile", filepath.Join(t.TempDir(), "missing", "p")}, "does not exist; create it"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

@@ -100,6 +100,11 @@ func latencyTableOptionsOf(c *cli.Context) (latencyTableOptions, error) {
 	case c.IsSet("space") && c.IsSet("config"):
 		return opts, usagef("--config gives the space; leave out --space")
 	}
+	if opts.Out != "" {
+		if err := checkWritable("out", opts.Out); err != nil { // before the measuring, not after
+			return opts, err
+		}
+	}
 	var err error
 	if opts.Config, err = latencyTableConfig(c.String("config"), c.String("space")); err != nil {
 		return opts, err

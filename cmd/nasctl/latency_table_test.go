@@ -74,6 +74,7 @@ func TestBenchLatencyTableUsage(t *testing.T) {
 		{[]string{"--out", "a.json", "--space", "cpu", "--config", cfg}, "leave out --space"},
 		{[]string{"--out", "a.json", "--config", cfg}, "its networks are never run"},
 		{[]string{"--out", "a.json", "--input", "32"}, "--input: "},
+		{[]string{"--out", t.TempDir()}, "is a folder; give a file name"}, // before any measuring
 	} {
 		code, _, errOut := runCLI(t, append([]string{"bench", "latency-table"}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {

@@ -443,7 +443,7 @@ func printQuantized(out io.Writer, qs []*bench.Quantized) {
 	}
 	fmt.Fprintln(out, "\nfloat32 -> int8")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tFILE\tSIZE\tP50 ms\tP95 ms\tLATENCY\tIMG/S@B\tACCURACY\tCHANGE")
+	fmt.Fprintln(tw, "FLOAT32 -> INT8 MODEL\tFILE\tSIZE\tP50 ms\tP95 ms\tLATENCY\tIMG/S@B\tACCURACY\tCHANGE")
 	for _, q := range qs {
 		f, i := q.Float, q.Int8
 		acc, change := "-", "-"
@@ -453,7 +453,8 @@ func printQuantized(out io.Writer, qs []*bench.Quantized) {
 		if q.AccuracyChange != nil {
 			change = fmt.Sprintf("%+.2f pt", *q.AccuracyChange)
 		}
-		fmt.Fprintf(tw, "%s\t%s -> %s\t%.2fx\t%.3f -> %.3f\t%.3f -> %.3f\t%.2fx\t%.0f -> %.0f@%d\t%s\t%s\n", f.Model,
+		// Both names: two int8 models of one float model are two rows.
+		fmt.Fprintf(tw, "%s -> %s\t%s -> %s\t%.2fx\t%.3f -> %.3f\t%.3f -> %.3f\t%.2fx\t%.0f -> %.0f@%d\t%s\t%s\n", f.Model, i.Model,
 			humanize.IBytes(uint64(f.FileBytes)), humanize.IBytes(uint64(i.FileBytes)), q.SizeRatio, f.LatencyMs.P50, i.LatencyMs.P50,
 			f.LatencyMs.P95, i.LatencyMs.P95, q.LatencyRatio, f.Throughput, i.Throughput, i.ThroughputBatch, acc, change)
 	}

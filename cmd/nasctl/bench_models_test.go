@@ -187,7 +187,7 @@ func TestBenchInt8(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(stdout, "float32 -> int8") || !strings.Contains(stdout, filepath.Join(out, "int8", "m.onnx")) {
+	if !strings.Contains(stdout, "float32 -> int8") || !strings.Contains(stdout, model+" -> "+filepath.Join(out, "int8", "m.onnx")+" ") {
 		t.Errorf("table:\n%s", stdout)
 	}
 	b, err := os.ReadFile(filepath.Join(out, "int8.json"))

@@ -23,7 +23,7 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return p, nil
 	}
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = figure.LogTicks{}
 	cmap := moreland.ExtendedBlackBody()
 	lo, hi := accuracyRange(rs)
 	cmap.SetMin(lo)

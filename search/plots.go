@@ -145,7 +145,7 @@ func ParamsPlot(trials []rundir.Trial) (*plot.Plot, error) {
 		return p, nil
 	}
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = figure.LogTicks{}
 	sc, err := figure.Points(pts, 2.5)
 	if err != nil {
 		return nil, err

@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/google/renameio/v2"
 	"gonum.org/v1/plot"
@@ -131,4 +133,44 @@ func New(title, x, y string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
 	return p
+}
+
+// LogTicks marks a logarithmic axis at 1, 2 and 5 times the powers of ten
+// in its range, labelled, and at the other whole multiples, unlabelled;
+// when fewer than two labelled marks fall in the range (models of 1.2k to
+// 4.8k parameters), every whole multiple is labelled. gonum's LogTicks
+// labels powers of ten only, which leaves such an axis with one label or
+// none.
+type LogTicks struct{}
+
+// Ticks returns the marks between min and max.
+func (LogTicks) Ticks(min, max float64) []plot.Tick {
+	if !(min > 0) || !(max >= min) {
+		return nil
+	}
+	var ticks []plot.Tick
+	labelled := 0
+	for e := math.Floor(math.Log10(min)); math.Pow(10, e) <= max; e++ {
+		for m := 1.0; m < 10; m++ {
+			v := m * math.Pow(10, e)
+			if e < 0 {
+				v = m / math.Pow(10, -e) // 0.3, not 3 x 0.1 = 0.30000000000000004
+			}
+			if v < min*(1-1e-9) || v > max*(1+1e-9) {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = strconv.FormatFloat(v, 'f', -1, 64)
+				labelled++
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	if labelled < 2 {
+		for i := range ticks {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }

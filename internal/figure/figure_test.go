@@ -205,3 +205,31 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+// Log ticks: 1, 2 and 5 times the powers of ten labelled over decades, every
+// whole multiple labelled within one.
+func TestLogTicks(t *testing.T) {
+	labels := func(min, max float64) (all, labelled []string) {
+		for _, tk := range (LogTicks{}).Ticks(min, max) {
+			all = append(all, strconv.FormatFloat(tk.Value, 'f', -1, 64))
+			if tk.Label != "" {
+				labelled = append(labelled, tk.Label)
+			}
+		}
+		return all, labelled
+	}
+	all, lab := labels(5_000, 300_000)
+	if len(all) != 17 || !slices.Equal(lab, []string{"5000", "10000", "20000", "50000", "100000", "200000"}) {
+		t.Errorf("5k to 300k: %v, labelled %v", all, lab)
+	}
+	all, lab = labels(1_200, 4_800)
+	if !slices.Equal(all, []string{"2000", "3000", "4000"}) || !slices.Equal(lab, all) {
+		t.Errorf("1.2k to 4.8k: %v, labelled %v", all, lab)
+	}
+	if all, lab = labels(0.15, 0.6); !slices.Equal(lab, []string{"0.2", "0.5"}) || !slices.Equal(all, []string{"0.2", "0.3", "0.4", "0.5", "0.6"}) {
+		t.Errorf("0.15 to 0.6: labelled %v", lab)
+	}
+	if got := (LogTicks{}).Ticks(0, 10); got != nil {
+		t.Errorf("from 0: %v", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
@@ -97,6 +98,14 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: metadata architecture: %w", path, err)
 		}
 		r.Params, r.MACs, r.PeakActivationBytes = net.Params(), net.MACs(), net.PeakActivationBytes()
+	}
+	// A throughput batch that cannot fit is refused before anything is
+	// measured, not met by an allocation error of ONNX Runtime
+	// (docs/limits.md, "Benchmark batches").
+	need, avail := int64(opts.Batch)*(4*int64(size)+r.PeakActivationBytes), runtime.AvailableMemory()
+	if avail > 0 && need > avail {
+		return nil, fmt.Errorf("%s: throughput at batch %d needs at least %s (its images and its largest layer's input and output, times the batch): more than the %s this machine has available; give a smaller --batch",
+			path, opts.Batch, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(avail)))
 	}
 	// Batch-1 latency, and throughput at a larger batch, through m's
 	// session and batch tensors.

@@ -95,6 +95,14 @@ func TestBenchRunDirectory(t *testing.T) {
 	if !strings.Contains(out, "lacks AveragePool, ") || strings.Count(out, "ignores the group attribute") != 1 {
 		t.Errorf("table:\n%s", out)
 	}
+
+	// A throughput batch far beyond the machine's memory is refused before
+	// anything runs (a billion 17x17 images is over a terabyte).
+	code, _, errOut = runCLI(t, "bench", filepath.Join(dir, "winners", "rank-02.onnx"), "--runs", "3", "--warmup", "1", "--batch", "1000000000",
+		"--threads", "1", "--out", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "throughput at batch 1000000000 needs at least") || !strings.Contains(errOut, "give a smaller --batch") {
+		t.Errorf("--batch 1000000000: exit %d, %q", code, errOut)
+	}
 }
 
 // cellsWithGaps is a cell network with operations onnx-go lacks.

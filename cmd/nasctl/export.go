@@ -108,6 +108,9 @@ Examples:
 			if opts.Quantize.Activations, err = quantize.ParseActivations(c.String("activations")); err != nil {
 				return usagef("--activations: %v", err)
 			}
+			if opts.Quantize.Method != quantize.Percentile && c.IsSet("percentile") {
+				return usagef("--percentile is for --method %s; --method %s takes the full range", quantize.Percentile, opts.Quantize.Method)
+			}
 			opts.Quantize.Percentile = c.Float64("percentile")
 			if p := opts.Quantize.Percentile; !(p > 50 && p <= 100) {
 				return usagef("--percentile %g: must be over 50 and at most 100", p)

@@ -120,6 +120,7 @@ func TestExportErrors(t *testing.T) {
 		{[]string{"export", model, "--int8", "--calibration", data, "--images", "0", "--out", out}, 2, "--images"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--percentile", "40", "--out", out}, 2, "--percentile 40"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--method", "entropy", "--out", out}, 2, "valid: percentile, minmax"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--method", "minmax", "--percentile", "99", "--out", out}, 2, "--percentile is for --method percentile"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--out", out}, 1, "has the classes " + strings.Join(d.Classes, ", ")},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)

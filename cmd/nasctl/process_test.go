@@ -178,6 +178,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		{[]string{"predict", model, t.TempDir()}, 1, "holds no image files"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", filepath.Join(tmp, "nodata")}, 1, "nodata"},
 		{[]string{"train", "--arch", "X(1)", "--data", data}, 2, "--arch"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--input", "16x16x2"}, 2, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--recipe", "fast"}, 2, "valid: default, study"},
 	} {
 		code, out, errOut := run(tc.args...)

@@ -116,6 +116,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 				if opts.Input, err = genotype.ParseInput(s); err != nil {
 					return usagef("--input: %v", err)
 				}
+				if c := opts.Input.Channels; c != 1 && c != 3 {
+					return usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, c)
+				}
 			}
 			if opts.Config.Device, err = parseDevice(c); err != nil {
 				return err

@@ -89,35 +89,43 @@ Examples:
 				}
 				return runReexport(opts, c.App.Writer)
 			}
-			if same(opts.Model, opts.Out) {
-				return usagef("--out %s is the model itself: quantizing in place would lose the float model; give another file name", opts.Out)
-			}
-			if opts.Calibration.Dir == "" {
-				return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates)")
-			}
-			if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
-				return usagef("--images must be at least 1 and --threads 0 or more")
-			}
-			var err error
-			if opts.Calibration.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
-				return usagef("--plan: %v", err)
-			}
-			if opts.Quantize.Method, err = quantize.ParseMethod(c.String("method")); err != nil {
-				return usagef("--method: %v", err)
-			}
-			if opts.Quantize.Activations, err = quantize.ParseActivations(c.String("activations")); err != nil {
-				return usagef("--activations: %v", err)
-			}
-			if opts.Quantize.Method != quantize.Percentile && c.IsSet("percentile") {
-				return usagef("--percentile is for --method %s; --method %s takes the full range", quantize.Percentile, opts.Quantize.Method)
-			}
-			opts.Quantize.Percentile = c.Float64("percentile")
-			if p := opts.Quantize.Percentile; !(p > 50 && p <= 100) {
-				return usagef("--percentile %g: must be over 50 and at most 100", p)
+			if err := int8Options(c, &opts); err != nil {
+				return err
 			}
 			return runExportInt8(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// int8Options reads and checks the flags of export --int8 into opts.
+func int8Options(c *cli.Context, opts *exportOptions) error {
+	if same(opts.Model, opts.Out) {
+		return usagef("--out %s is the model itself: quantizing in place would lose the float model; give another file name", opts.Out)
+	}
+	if opts.Calibration.Dir == "" {
+		return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates)")
+	}
+	if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
+		return usagef("--images must be at least 1 and --threads 0 or more")
+	}
+	var err error
+	if opts.Calibration.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+		return usagef("--plan: %v", err)
+	}
+	if opts.Quantize.Method, err = quantize.ParseMethod(c.String("method")); err != nil {
+		return usagef("--method: %v", err)
+	}
+	if opts.Quantize.Activations, err = quantize.ParseActivations(c.String("activations")); err != nil {
+		return usagef("--activations: %v", err)
+	}
+	if opts.Quantize.Method != quantize.Percentile && c.IsSet("percentile") {
+		return usagef("--percentile is for --method %s; --method %s takes the full range", quantize.Percentile, opts.Quantize.Method)
+	}
+	opts.Quantize.Percentile = c.Float64("percentile")
+	if p := opts.Quantize.Percentile; !(p > 50 && p <= 100) {
+		return usagef("--percentile %g: must be over 50 and at most 100", p)
+	}
+	return nil
 }
 
 type exportOptions struct {

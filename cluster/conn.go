@@ -31,8 +31,13 @@ type ClientOptions struct {
 	// Name is the connection's name in the broker's monitoring.
 	Name string
 	// Log, when set, hears when the connection is lost and found again (it
-	// reconnects by itself, for ever).
+	// reconnects by itself, for ever), and when Connect waits.
 	Log func(format string, args ...any)
+	// Wait makes Connect wait for a broker that does not answer yet,
+	// trying again with a growing pause, until ctx ends. What waiting
+	// would not fix (credentials, TLS, a malformed address) is returned at
+	// once.
+	Wait bool
 
 	server *server.Server // in-process, for an embedded broker
 	nkey   nkeys.KeyPair  // the embedded broker's own key, if any
@@ -50,11 +55,29 @@ type Broker struct {
 	url string
 }
 
+// errNoBroker marks a connection that failed because nothing answered.
+var errNoBroker = errors.New("no broker answers")
+
 // Connect reaches the broker and opens the trials' stream and buckets,
 // creating them with the default Settings when the broker has none (a
 // stock nats-server).
 func Connect(ctx context.Context, o ClientOptions) (*Broker, error) {
-	return withLayout(ctx)(dial(ctx, o))
+	pause := time.Second
+	for {
+		b, err := withLayout(ctx)(dial(ctx, o))
+		if err == nil || !o.Wait || !errors.Is(err, errNoBroker) {
+			return b, err
+		}
+		if pause == time.Second && o.Log != nil {
+			o.Log("waiting for the broker at %s to start (trying again every few seconds; Ctrl-C stops)", redact(o.URL))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Second)
+	}
 }
 
 // withLayout opens the trials' stream and buckets on a connection just
@@ -137,7 +160,7 @@ func connectError(o ClientOptions, err error) error {
 		}
 		return fmt.Errorf("broker %s refused the credentials given: check the token or NKEY seed against the broker's", u)
 	case errors.Is(err, nats.ErrNoServers):
-		return fmt.Errorf("no broker answers at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", u)
+		return fmt.Errorf("%w at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", errNoBroker, u)
 	case strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "tls"):
 		return fmt.Errorf("broker %s: TLS: %w (give the authority that signed its certificate with --broker-tls-ca)", u, err)
 	}
@@ -159,6 +182,16 @@ func (b *Broker) URL() string { return b.url }
 
 // Close closes the connection.
 func (b *Broker) Close() { b.nc.Close() }
+
+// away reports whether err, from a request to the broker, means that the
+// broker is away (down, restarting, unreachable), which waiting fixes, as
+// opposed to a refusal.
+func (b *Broker) away(err error) bool {
+	return !b.nc.IsConnected() && !b.nc.IsClosed() ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout)
+}
 
 // consumer opens the durable consumer of device's workers, creating it with
 // the default Settings when missing.

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 )
@@ -49,14 +53,37 @@ type ServerOptions struct {
 
 // Server is a NATS server with JetStream running in this process.
 //
-// Ownership: a Server holds its listener and its store's files until Close.
+// Ownership: a Server holds its listener, its store's files and the
+// store's lock until Close.
 type Server struct {
 	s     *server.Server
 	token string
 	// self is the broker's own user NKEY, made at start, with which
 	// clients in this process get in when the broker trusts NKEYs only.
-	self nkeys.KeyPair
-	url  string
+	self   nkeys.KeyPair
+	url    string
+	remote string
+	lock   *flock.Flock
+}
+
+// storeLock is the file in the store that a running broker holds locked:
+// two brokers writing one store would corrupt it.
+const storeLock = "nasctl-broker.lock"
+
+// lockStore creates the store folder and takes its lock.
+func lockStore(store string) (*flock.Flock, error) {
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: store: %w (give a folder this user can create and write)", err)
+	}
+	l := flock.New(filepath.Join(store, storeLock))
+	ok, err := l.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("broker: store: locking %s: %w", l.Path(), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("broker: store %s is in use by another broker; stop that one, or give this one another store", store)
+	}
+	return l, nil
 }
 
 // StartServer starts a broker, waits until it accepts clients and sets up
@@ -75,22 +102,27 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		pub, _ := self.PublicKey()
 		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: pub})
 	}
+	lock, err := lockStore(o.Store)
+	if err != nil {
+		return nil, err
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
+		lock.Unlock()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if o.Log != nil {
-		s.SetLogger(logger(o.Log), false, false)
-	}
+	fatal := make(chan string, 1)
+	s.SetLogger(logger{log: o.Log, fatal: fatal}, false, false)
 	s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
+	if err := ready(s, fatal); err != nil {
 		s.Shutdown()
-		return nil, fmt.Errorf("broker: not accepting clients on %s after 30 s (is the port in use, or %s locked by another broker?)", o.Listen, o.Store)
+		lock.Unlock()
+		return nil, fmt.Errorf("broker on %s, store %s: %w", o.Listen, o.Store, err)
 	}
 	if host, _, _ := splitListen(o.Listen); !isLoopback(host) && o.Token != "" && o.TLSCert == "" && o.Log != nil {
 		o.Log("warning: the token crosses the network in clear; give a TLS certificate and key, or use NKEYs")
 	}
-	srv := &Server{s: s, token: o.Token, self: self, url: clientURL(s)}
+	srv := &Server{s: s, token: o.Token, self: self, url: clientURL(s), remote: remoteURL(s), lock: lock}
 	b, err := srv.connect(ctx, "nasctl server set-up")
 	if err != nil {
 		srv.Close()
@@ -109,6 +141,23 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		}
 	}
 	return srv, nil
+}
+
+// ready waits until s accepts clients. The server reports a failure to
+// start (the port taken, a store it cannot use) only to its logger, then
+// waits for nothing: that report ends the wait at once.
+func ready(s *server.Server, fatal <-chan string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if s.ReadyForConnections(100 * time.Millisecond) {
+			return nil
+		}
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+	}
+	return errors.New("not accepting clients after 30 s")
 }
 
 // Check reports what is wrong with o (a missing store, a non-loopback
@@ -191,8 +240,31 @@ func clientURL(s *server.Server) string {
 	return u
 }
 
+// remoteURL is the address clients on other machines use: a broker
+// listening on every interface is reached there by this machine's name.
+func remoteURL(s *server.Server) string {
+	u, err := url.Parse(s.ClientURL())
+	if err != nil {
+		return s.ClientURL()
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
+		return u.String()
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "THIS-MACHINE" // said in the address itself: put its name or IP here
+	}
+	u.Host = net.JoinHostPort(name, u.Port())
+	return u.String()
+}
+
 // URL is the broker's client address, as reached from this machine.
 func (s *Server) URL() string { return s.url }
+
+// RemoteURL is the broker's client address as reached from other
+// machines: URL, but with this machine's host name when the broker listens
+// on every interface.
+func (s *Server) RemoteURL() string { return s.remote }
 
 // Connect opens a client in this process, with the broker's credentials.
 func (s *Server) Connect(ctx context.Context, name string) (*Broker, error) {
@@ -205,10 +277,11 @@ func (s *Server) connect(ctx context.Context, name string) (*Broker, error) {
 	return dial(ctx, ClientOptions{URL: u, Token: s.token, Name: name, server: s.s, nkey: s.self})
 }
 
-// Close stops the broker; its store stays on disk.
+// Close stops the broker and releases its store, which stays on disk.
 func (s *Server) Close() {
 	s.s.Shutdown()
 	s.s.WaitForShutdown()
+	s.lock.Unlock()
 }
 
 // NewNKey makes a user NKEY: the seed, a client's secret, and the public
@@ -225,12 +298,29 @@ func NewNKey() (seed []byte, public string, err error) {
 	return seed, public, err
 }
 
-// logger passes the broker's warnings and errors to a printf.
-type logger func(format string, args ...any)
+// logger passes the broker's warnings and errors to log, when set, and its
+// first fatal error to fatal.
+type logger struct {
+	log   func(format string, args ...any)
+	fatal chan<- string
+}
 
 func (l logger) Noticef(string, ...any)         {} // the start-up banner and the like
-func (l logger) Warnf(format string, v ...any)  { l("warning: "+format, v...) }
-func (l logger) Fatalf(format string, v ...any) { l("fatal: "+format, v...) }
-func (l logger) Errorf(format string, v ...any) { l("error: "+format, v...) }
+func (l logger) Warnf(format string, v ...any)  { l.print("warning: "+format, v...) }
+func (l logger) Errorf(format string, v ...any) { l.print("error: "+format, v...) }
 func (l logger) Debugf(string, ...any)          {}
 func (l logger) Tracef(string, ...any)          {}
+
+func (l logger) Fatalf(format string, v ...any) {
+	l.print("fatal: "+format, v...)
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default: // one is enough
+	}
+}
+
+func (l logger) print(format string, v ...any) {
+	if l.log != nil {
+		l.log(format, v...)
+	}
+}

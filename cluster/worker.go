@@ -118,10 +118,22 @@ func (w *Worker) slot(ctx context.Context, stop <-chan struct{}, cons jetstream.
 				m.Nak() // taken after the stop: another worker's now
 				continue
 			}
+			l = w.leaseNow(ctx, cons, l)
 			w.handle(ctx, m, l)
 		}
 		cancel()
 	}
+}
+
+// leaseNow reads the consumer's settings again, or keeps l when the
+// broker does not say: nasctl server brings them to its own just after it
+// accepts clients, so a worker that came in between read the defaults.
+func (w *Worker) leaseNow(ctx context.Context, cons jetstream.Consumer, l lease) lease {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return l
+	}
+	return leaseOf(info.Config)
 }
 
 func stopped(stop <-chan struct{}) bool {
@@ -170,7 +182,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	case err != nil:
 		w.fail(ctx, m, key, j.describe(), err)
 	default:
-		w.finish(ctx, m, j, key, out)
+		w.finish(ctx, m, j, key, out, l)
 	}
 }
 
@@ -220,42 +232,98 @@ func (w *Worker) run(ctx context.Context, j *job) (*search.Outcome, error) {
 	return exec.Evaluate(ctx, sj)
 }
 
-// finish writes the job's result, then acknowledges the job.
-func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string, out *search.Outcome) {
+// finish writes the job's result, then acknowledges the job. A broker
+// that is away (down, restarting) is waited for: the training is done, and
+// failing it for the outage would cost a delivery and a second training.
+func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string, out *search.Outcome, l lease) {
+	what := j.describe()
 	r := result{Version: wireVersion, Worker: w.Name, Training: out.Training, Score: out.Score}
 	if out.Training != nil && out.Training.Weights != nil {
 		data, sizes := encodeTensors(out.Training.Weights)
 		name := weightsName(key, w.Name)
-		if _, err := w.Broker.l.weights.PutBytes(ctx, name, data); err != nil {
-			w.fail(ctx, m, key, j.describe(), fmt.Errorf("storing its weights: %w", err))
+		err := w.untilStored(ctx, m, what, "its weights", l.beat, func(ctx context.Context) error {
+			_, err := w.Broker.l.weights.PutBytes(ctx, name, data)
+			return err
+		})
+		if err != nil {
+			w.unstored(ctx, m, key, what, fmt.Errorf("storing its weights: %w", err))
 			return
 		}
 		r.Weights = &tensors{Object: name, Sizes: sizes}
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		w.fail(ctx, m, key, j.describe(), err)
+		w.fail(ctx, m, key, what, err)
 		return
 	}
 	// The result first: the broker accepts an acknowledgement even from a
 	// worker whose lease ran out, so a job acknowledged before its result
 	// is written could be lost with the worker.
-	wrote, err := w.Broker.putResult(ctx, key, body)
+	var wrote bool
+	err = w.untilStored(ctx, m, what, "its result", l.beat, func(ctx context.Context) error {
+		var err error
+		wrote, err = w.Broker.putResult(ctx, key, body)
+		return err
+	})
 	if err != nil {
-		w.fail(ctx, m, key, j.describe(), fmt.Errorf("storing its result: %w", err))
+		w.unstored(ctx, m, key, what, fmt.Errorf("storing its result: %w", err))
 		return
 	}
 	if err := m.DoubleAck(ctx); err != nil {
-		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", j.describe(), err)
+		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", what, err)
 	}
 	if !wrote {
-		w.log("%s: another worker's result came first; this one dropped", j.describe())
+		w.log("%s: another worker's result came first; this one dropped", what)
 		if r.Weights != nil {
 			w.Broker.l.weights.Delete(ctx, r.Weights.Object)
 		}
 		return
 	}
-	w.log("%s: %s", j.describe(), summary(out))
+	w.log("%s: %s", what, summary(out))
+}
+
+// untilStored runs store until it succeeds, fails in a way that waiting
+// would not fix, or ctx ends. While the broker is away the job stays here:
+// each try after a pause tells it InProgress, which renews the lease once
+// the broker is back. Should the lease have run out meanwhile and another
+// worker taken the job, the result written second is dropped (putResult),
+// and the other worker stops at its next heartbeat when this one's is first.
+func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing string, beat time.Duration, store func(context.Context) error) error {
+	pause, waited := time.Second, false
+	for {
+		err := store(ctx)
+		if err == nil {
+			if waited {
+				w.log("%s: the broker is back; %s stored", what, thing)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !w.Broker.away(err) {
+			return err
+		}
+		if !waited {
+			w.log("%s: trained, but storing %s failed (%v); waiting for the broker, trying again with a growing pause", what, thing, err)
+			waited = true
+		}
+		if sleep(ctx, pause); ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.InProgress()
+		// Never longer than a heartbeat, so that the lease is renewed in
+		// time once the broker answers again.
+		pause = min(2*pause, max(beat, time.Second))
+	}
+}
+
+// unstored hands back a job whose result could not be stored: abandoned
+// when the worker is stopping, else failed.
+func (w *Worker) unstored(ctx context.Context, m jetstream.Msg, key, what string, err error) {
+	if ctx.Err() != nil {
+		w.log("%s: abandoned before its result was stored, handed back", what)
+		m.Nak()
+		return
+	}
+	w.fail(ctx, m, key, what, err)
 }
 
 // summary says how a job ended, for the log.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
 	"github.com/nasctl/nasctl/cluster"
@@ -84,8 +85,11 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	x.Say = e.say
 	e.remote = x
 	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
-		e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: nasctl worker --broker %s --device %s",
-			cfg.Device, e.workerURL(), cfg.Device)
+		cmd := fmt.Sprintf("nasctl worker --broker %s --device %s", e.workerURL(), cfg.Device)
+		if e.broker.Client.Token != "" {
+			cmd = tokenEnv + "=<the broker's token> " + cmd
+		}
+		e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, cmd)
 	}
 	return x, nil
 }
@@ -116,7 +120,7 @@ func (e *executors) connect(cfg search.Config) error {
 // workerURL is the broker address to give workers.
 func (e *executors) workerURL() string {
 	if e.server != nil {
-		return e.server.URL()
+		return e.server.RemoteURL()
 	}
 	return e.conn.URL()
 }

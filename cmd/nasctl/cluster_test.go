@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +40,7 @@ func TestCluster(t *testing.T) {
 		{"DriverKilledAndResumed", testDriverKilledAndResumed},
 		{"TrialFailsOnEveryDelivery", testTrialFailsOnEveryDelivery},
 		{"RefusesWithoutCredentials", testRefusesWithoutCredentials},
+		{"WorkerWaitsForBroker", testWorkerWaitsForBroker},
 	} {
 		t.Run(st.name, func(t *testing.T) { st.test(t, c) })
 	}
@@ -101,8 +104,14 @@ type workerProc struct {
 // startWorker starts a worker process that stops with the test.
 func (f *clusterFixture) startWorker(t *testing.T, name string) *workerProc {
 	t.Helper()
+	return f.startWorkerAt(t, name, f.srv.URL())
+}
+
+// startWorkerAt starts a worker process of the broker at url.
+func (f *clusterFixture) startWorkerAt(t *testing.T, name, url string) *workerProc {
+	t.Helper()
 	w := &workerProc{name: name, done: make(chan struct{})}
-	w.cmd = exec.Command(f.bin, "worker", "--broker", f.srv.URL(), "--name", name, "--cache", t.TempDir())
+	w.cmd = exec.Command(f.bin, "worker", "--broker", url, "--name", name, "--cache", t.TempDir())
 	w.cmd.Env = f.env()
 	out, err := w.cmd.StderrPipe()
 	if err != nil {
@@ -140,6 +149,24 @@ func (w *workerProc) output() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.lines)
+}
+
+// waitFor waits for a line matching re, failing the test when the worker
+// ends first or after a minute (a bound on a hang, not a speed check).
+func (w *workerProc) waitFor(t *testing.T, re *regexp.Regexp) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); w.count(re) == 0; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-w.done:
+			if w.count(re) == 0 {
+				t.Fatalf("worker %s ended without a line matching %q:\n%s", w.name, re, strings.Join(w.output(), "\n"))
+			}
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %s: no line matching %q in a minute:\n%s", w.name, re, strings.Join(w.output(), "\n"))
+		}
+	}
 }
 
 // count is the number of lines matching re.
@@ -343,4 +370,134 @@ func testRefusesWithoutCredentials(t *testing.T, c *clusterEnv) {
 	if code != exitUsage || !strings.Contains(errOut, "refusing to listen without credentials on 0.0.0.0:0") {
 		t.Errorf("open server: exit %d, %s", code, errOut)
 	}
+}
+
+// freeAddr is a loopback address where nothing listens (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A worker started before its broker waits for it, then takes jobs; one
+// still waiting stops on Ctrl-C.
+func testWorkerWaitsForBroker(t *testing.T, c *clusterEnv) {
+	addr := freeAddr(t)
+	f := &clusterFixture{clusterEnv: c}
+	w := f.startWorkerAt(t, "early", "nats://"+addr)
+	w.waitFor(t, regexp.MustCompile(`waiting for the broker at nats://`+regexp.QuoteMeta(addr)))
+	srv, err := cluster.StartServer(context.Background(), cluster.ServerOptions{Listen: addr, Store: t.TempDir(), Token: clusterToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	w.waitFor(t, regexp.MustCompile(`worker early: 1 slot\(s\) on cpu, taking jobs from`))
+
+	idle := f.startWorkerAt(t, "idle", "nats://"+freeAddr(t))
+	idle.waitFor(t, regexp.MustCompile(`waiting for the broker`))
+	if err := idle.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	idle.waitFor(t, regexp.MustCompile(`nasctl: interrupted`))
+}
+
+// A worker whose cache folder cannot be made is refused before it
+// connects, as a bad flag value.
+func TestWorkerRefusesUnwritableCache(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing answers at the broker's address: a worker that got as far as
+	// connecting would wait until the context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"nasctl", "worker", "--broker", "nats://" + freeAddr(t), "--cache", filepath.Join(file, "sub")}, &out, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), "--cache: ") || !strings.Contains(errOut.String(), "not a directory") {
+		t.Errorf("exit %d: %s", code, errOut.String())
+	}
+}
+
+// server --new-nkey writes a new seed readable by its owner only whatever
+// the umask, and never over an existing file.
+func TestServerNewNKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "user.nk")
+	old := syscall.Umask(0o277) // would make the file 0400
+	code, out, errOut := runCLI(t, "server", "--new-nkey", file)
+	syscall.Umask(old)
+	if code != exitOK || !strings.HasPrefix(out, "U") {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	seed, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(seed), "SU") {
+		t.Fatalf("seed %q, %v", seed, err)
+	}
+	code, _, errOut = runCLI(t, "server", "--new-nkey", file)
+	if code != exitUsage || !strings.Contains(errOut, "exists; remove it first") {
+		t.Errorf("over an existing file: exit %d: %s", code, errOut)
+	}
+	if again, _ := os.ReadFile(file); string(again) != string(seed) {
+		t.Error("the existing key was overwritten")
+	}
+}
+
+// A server listening on every interface with a token suggests a worker
+// command with this machine's name and the token's variable, not the
+// token itself.
+func TestServerSuggestsWorkerCommand(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name here:", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runServer(ctx, cluster.ServerOptions{Listen: "0.0.0.0:0", Store: t.TempDir(), Token: "sekrit"}, &errOut)
+	}()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(errOut.String(), "Ctrl-C stops"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no banner in a minute: %s", errOut.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := errOut.String()
+	want := regexp.MustCompile(`listening on nats://` + regexp.QuoteMeta(host) + `:\d+,.*\n  ` + tokenEnv + `=<this broker's token> nasctl worker --broker nats://` + regexp.QuoteMeta(host) + `:\d+ --device cpu\n`)
+	if !want.MatchString(got) || strings.Contains(got, "sekrit") || strings.Contains(got, "127.0.0.1") {
+		t.Errorf("banner:\n%s", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -70,20 +72,55 @@ func runServer(ctx context.Context, opts cluster.ServerOptions, errOut io.Writer
 		return err
 	}
 	defer srv.Close()
-	fmt.Fprintf(errOut, "nasctl server: listening on %s, files in %s; start workers with:\n  nasctl worker --broker %s --device cpu\nCtrl-C stops.\n",
-		srv.URL(), opts.Store, srv.URL())
+	fmt.Fprintf(errOut, "nasctl server: listening on %s, files in %s; start workers with:\n  %s\nCtrl-C stops.\n",
+		srv.RemoteURL(), opts.Store, workerCommandLine(srv.RemoteURL(), opts))
 	<-ctx.Done()
 	return nil
 }
 
-// newNKey writes a user seed to file and prints its public key.
+// workerCommandLine is the command that starts a worker of the broker at
+// url, with the credentials it asks for named but not shown: the token is
+// a secret the user chose, and an NKEY seed file is the user's.
+func workerCommandLine(url string, opts cluster.ServerOptions) string {
+	cmd := "nasctl worker --broker " + url + " --device cpu"
+	switch {
+	case opts.Token != "":
+		cmd = tokenEnv + "=<this broker's token> " + cmd
+	case len(opts.NKeys) > 0:
+		cmd += " --broker-nkey <a seed file whose public key was given to --nkey>"
+	}
+	if opts.TLSCert != "" {
+		cmd += " [--broker-tls-ca <the authority of " + opts.TLSCert + ", unless the system trusts it>]"
+	}
+	return cmd
+}
+
+// newNKey writes a user seed to a new file, readable by its owner only,
+// and prints its public key.
 func newNKey(file string, out io.Writer) error {
 	seed, public, err := cluster.NewNKey()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(file, append(seed, '\n'), 0o600); err != nil {
+	// Never over an existing file: it may be the key users log in with.
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return usagef("--new-nkey: %s exists; remove it first, or give another file name", file)
+	}
+	if err != nil {
 		return err
+	}
+	// Exactly 0600: the umask may have taken bits from it.
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(append(seed, '\n'))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(file)
+		return fmt.Errorf("--new-nkey: %w", err)
 	}
 	fmt.Fprintf(out, "%s\n", public)
 	return nil

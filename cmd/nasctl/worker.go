@@ -24,7 +24,9 @@ func workerCommand() *cli.Command {
 on the dataset of its search (fetched from the broker once, checked by content
 hash, kept in --cache) and sends back the result; it prints what it is running.
 Start one per machine (or per GPU, with --device-id), any time: trials wait in
-the broker's queue until a worker takes them.
+the broker's queue until a worker takes them, and a worker started before the
+broker waits for it. A trial finished while the broker is away is kept until
+the broker is back, not trained again.
 
 A worker that dies or stops answering loses nothing: after the broker's AckWait
 (60 s by default) its trial goes to another worker, up to 3 deliveries, after
@@ -87,9 +89,28 @@ func workerOptions(c *cli.Context) (workerOpts, error) {
 		}
 		cache = filepath.Join(dir, "nasctl", "datasets")
 	}
+	if err := checkCache(cache); err != nil {
+		return workerOpts{}, usagef("--cache: %v; give a folder this user can create and write", err)
+	}
 	b.Client.Name = strings.TrimSpace("nasctl worker " + c.String("name"))
+	// Workers may start before the broker, as they may outlive it.
+	b.Client.Wait = true
 	return workerOpts{Client: b.Client, Worker: &cluster.Worker{Device: dev, DeviceID: c.Int("device-id"), Slots: c.Int("slots"),
 		Threads: c.Int("threads"), Name: c.String("name"), Cache: cache}}, nil
+}
+
+// checkCache makes the cache folder and writes a file in it: a worker that
+// cannot would take every trial only to fail it.
+func checkCache(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".probe-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // runWorker runs trials until ctx is cancelled or the first interrupt.

@@ -1,0 +1,264 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
+)
+
+// logLines collects a worker's log and tells when a line with a given
+// text appears.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) log(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// waitFor waits for a line containing one of texts and returns it; it
+// fails the test after a minute (a bound on a hang, not a speed check).
+func (l *logLines) waitFor(t *testing.T, texts ...string) string {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		l.mu.Lock()
+		i := slices.IndexFunc(l.lines, func(s string) bool {
+			return slices.ContainsFunc(texts, func(x string) bool { return strings.Contains(s, x) })
+		})
+		var line string
+		if i >= 0 {
+			line = l.lines[i]
+		}
+		l.mu.Unlock()
+		if i >= 0 {
+			return line
+		}
+	}
+	t.Fatalf("no line with %q in a minute; the log:\n%s", texts, l.String())
+	return ""
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// A worker that finishes a trial while the broker is down keeps the result
+// and stores it once the broker is back (same store, same port), on the
+// same delivery: the trial is trained once, and the driver gets it.
+func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
+	ctx := context.Background()
+	opts := ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}}
+	srv, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Listen = u.Host // the same port after the restart
+
+	started, release := make(chan struct{}), make(chan struct{})
+	st := &stand{fail: func(search.Job) error {
+		close(started)
+		select {
+		case <-release:
+		case <-time.After(time.Minute):
+		}
+		return nil
+	}}
+	logs := &logLines{}
+	w := &Worker{Broker: connect(t, srv, "w1"), Device: runtime.CPU, Name: "w1", Log: logs.log,
+		executor: func(context.Context, DataSpec) (search.Executor, error) { return st, nil }}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(wctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	e := newTestExecutor(t, srv, "outage")
+	type answer struct {
+		out *search.Outcome
+		err error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		out, err := e.Evaluate(ctx, testJob(t, 9))
+		answers <- answer{out, err}
+	}()
+	<-started
+	srv.Close()
+	close(release)
+	// The first try to store fails: without the broker, a worker that
+	// gives up fails the delivery here.
+	if line := logs.waitFor(t, "waiting for the broker", "failed:"); !strings.Contains(line, "waiting for the broker") {
+		t.Fatalf("with the broker down: %q", line)
+	}
+	srv, err = StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	logs.waitFor(t, "the broker is back")
+	var a answer
+	select {
+	case a = <-answers:
+	case <-time.After(time.Minute):
+		t.Fatalf("the driver got no result; the worker's log:\n%s", logs)
+	}
+	if a.err != nil || a.out.Training.ValAccuracy != 0.509 {
+		t.Fatalf("%v, %+v", a.err, a.out)
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("trained %d times, want 1; the worker's log:\n%s", n, logs)
+	}
+}
+
+// A worker's Connect with Wait waits for a broker started after it, and
+// returns when its context ends; without Wait it fails at once.
+func TestConnectWaitsForBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // free, for the broker started later
+	o := ClientOptions{URL: "nats://" + addr, Token: testToken}
+	if _, err := Connect(context.Background(), o); !errors.Is(err, errNoBroker) {
+		t.Fatalf("without Wait: %v", err)
+	}
+
+	logs := &logLines{}
+	o.Wait, o.Log = true, logs.log
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := Connect(ctx, o)
+		cancelled <- err
+	}()
+	logs.waitFor(t, "waiting for the broker at nats://"+addr)
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+
+	connected := make(chan error, 1)
+	go func() {
+		b, err := Connect(context.Background(), o)
+		if err == nil {
+			b.Close()
+		}
+		connected <- err
+	}()
+	time.Sleep(1500 * time.Millisecond) // a try or two without a broker
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: addr, Store: t.TempDir(), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := <-connected; err != nil {
+		t.Fatal(err)
+	}
+
+	// What waiting would not fix is not waited for.
+	o.Token = "wrong"
+	if _, err := Connect(context.Background(), o); err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+		t.Errorf("wrong token: %v", err)
+	}
+}
+
+// A broker that cannot start says why at once: the port taken, a store it
+// cannot use, a store another broker holds.
+func TestStartServerFailures(t *testing.T) {
+	ctx := context.Background()
+	store := t.TempDir()
+	srv, err := StartServer(ctx, ServerOptions{Listen: "127.0.0.1:0", Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A store whose jetstream folder cannot be made: the lock is taken,
+	// and JetStream fails inside the server.
+	blocked := t.TempDir()
+	if err := os.WriteFile(filepath.Join(blocked, "jetstream"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what string
+		o    ServerOptions
+		want string
+	}{
+		{"port taken", ServerOptions{Listen: u.Host, Store: t.TempDir()}, "address already in use"},
+		{"store under a file", ServerOptions{Listen: "127.0.0.1:0", Store: filepath.Join(file, "sub")}, "not a directory"},
+		{"jetstream folder a file", ServerOptions{Listen: "127.0.0.1:0", Store: blocked}, "JetStream"},
+		{"store in use", ServerOptions{Listen: "127.0.0.1:0", Store: store}, "in use by another broker"},
+	} {
+		s, err := StartServer(ctx, tc.o)
+		if err == nil {
+			s.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.what, err, tc.want)
+		}
+	}
+}
+
+// Workers that read the consumer's settings before nasctl server brought
+// them to its own (a worker waiting for the broker comes in just after it
+// accepts clients, before its set-up) heartbeat by the new AckWait: a job
+// longer than it stays with its worker.
+func TestWorkerFollowsAckWaitChange(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, Settings{}) // AckWait 60 s: a heartbeat every 20 s
+	st := &stand{delay: 3500 * time.Millisecond}
+	startWorker(t, srv, "w1", 1, st)
+	startWorker(t, srv, "w2", 1, st)
+	b := connect(t, srv, "set-up")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		c, err := b.consumer(ctx, runtime.CPU)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := c.Info(ctx); err == nil && info.NumWaiting == 2 {
+			break // both workers have read the settings and ask for jobs
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the workers never asked for a job")
+		}
+	}
+	short := Settings{AckWait: 1500 * time.Millisecond}.WithDefaults()
+	if _, err := ensureConsumer(ctx, b.l.trials, short.trialsConsumer(runtime.CPU), true); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestExecutor(t, srv, "changed")
+	if _, err := e.Evaluate(ctx, testJob(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("trained %d times, want 1", n)
+	}
+}

@@ -166,6 +166,9 @@ func TestBrowserRunPage(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
 	waitFor(t, ctx, rows+` === 10 && document.getElementById('live').textContent === 'live'`, rows, 10*time.Second)
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	// A run still searching has no final models yet, and says when they come.
+	empty := `(c => c ? c.textContent : '')(document.querySelector('#final td.empty'))`
+	waitFor(t, ctx, empty+`.startsWith('No final models yet: ')`, empty, 5*time.Second)
 
 	start := time.Now()
 	b.add(t, 11)

@@ -27,10 +27,13 @@ type RunSummary struct {
 	// BestTest is the test accuracy of the best final model as the report
 	// picks it (by validation: winners/best.onnx), never the highest test
 	// accuracy among the finals, which would choose by the test images.
-	BestTest float64   `json:"best_test_accuracy,omitempty"`
-	Updated  time.Time `json:"updated"`
-	Data     string    `json:"data,omitempty"` // the image folder of a trained search
-	Problem  string    `json:"problem,omitempty"`
+	BestTest float64 `json:"best_test_accuracy,omitempty"`
+	// FinalSkipped: the run trains but its final phase is skipped
+	// (--skip-final), so it has no final models by choice.
+	FinalSkipped bool      `json:"final_skipped,omitempty"`
+	Updated      time.Time `json:"updated"`
+	Data         string    `json:"data,omitempty"` // the image folder of a trained search
+	Problem      string    `json:"problem,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
 	// say); the other fields are then empty.
 	Error string `json:"error,omitempty"`
@@ -44,7 +47,7 @@ func Summarize(dir string) (*RunSummary, error) {
 		return nil, err
 	}
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
-		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name}
+		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
 	for i, t := range r.trials {
 		if i == 0 || t.Reward > sum.Best {
 			sum.Best, sum.BestArch = t.Reward, t.Arch

@@ -213,6 +213,9 @@ func TestCPUPresetBaseline(t *testing.T) {
 		if n := len(readLog(t, filepath.Join(runs, agent))); n != 3 {
 			t.Errorf("--agent %s: %d trials, want 3", agent, n)
 		}
+		if sum, err := search.Summarize(filepath.Join(runs, agent)); err != nil || !sum.FinalSkipped {
+			t.Errorf("--agent %s --skip-final: summary %+v, %v; want final_skipped", agent, sum, err)
+		}
 	}
 	// A limit that no network meets: every trial is refused, and the run,
 	// finished and reported, is not a success.

@@ -63,7 +63,8 @@ export const badge = status => h('span', {class: 'badge ' + status, text: status
 // Table draws rows into a <table> under a header whose cells sort it.
 // columns: {key, label, title, num, cls, sortable (default true),
 // value(row) to sort by (default row[key]), cell(row) -> text or nodes}.
-// opts: sort, desc (the first order), rowProps(row), filter(row), empty.
+// opts: sort, desc (the first order), rowProps(row), filter(row), empty (a
+// text, or a function that returns one when the table is drawn).
 export class Table {
   constructor(table, columns, opts = {}) {
     this.columns = columns;
@@ -106,7 +107,8 @@ export class Table {
       this.columns.map(c => h('td', {class: [c.num ? 'num' : '', c.cls || ''].join(' ').trim() || null},
         c.cell ? c.cell(r) : r[c.key]))));
     if (trs.length === 0 && this.opts.empty) {
-      trs.push(h('tr', {}, h('td', {class: 'empty', colspan: this.columns.length, text: this.opts.empty})));
+      const empty = typeof this.opts.empty === 'function' ? this.opts.empty() : this.opts.empty;
+      trs.push(h('tr', {}, h('td', {class: 'empty', colspan: this.columns.length, text: empty})));
     }
     this.tbody.replaceChildren(...trs);
   }

@@ -106,7 +106,8 @@ function drawFacts() {
     fact('Trials', h('span', {id: 'done', text: `${run.trials} of ${run.planned}`}), counts ? ` (${counts})` : '',
       ' ', h('progress', {max: run.planned || 1, value: run.trials})),
     fact('Best reward', run.trials ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
-    fact('Final models', run.final_models ? `${run.final_models}, best test accuracy ${num(run.best_test_accuracy)}` : 'none yet'),
+    fact('Final models', run.final_models ? `${run.final_models}; the best by validation tests at ${num(run.best_test_accuracy)}`
+      : run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'),
     fact('Evaluation time', report ? secs(report.seconds) : ''),
     fact('Started', when(run.started)),
     fact('Last update', when(run.updated)),
@@ -167,7 +168,8 @@ const finalTable = new Table($('final'), [
   {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
-], {empty: 'No final models yet: the best architectures are retrained after the last trial.'});
+], {empty: () => run && run.final_skipped ? 'No final models: this run skips the final phase (--skip-final); nasctl search --resume RUN --skip-final=false runs it.'
+  : 'No final models yet: the best architectures are retrained after the last trial.'});
 
 async function loadFinal() {
   try { finalTable.setRows(await getJSON(runURL(name, 'final'))); } catch (e) { problem(e); }

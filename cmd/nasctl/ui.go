@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 
 	"github.com/nasctl/nasctl/dashboard"
 	"github.com/urfave/cli/v2"
@@ -38,6 +40,12 @@ func uiCommand() *cli.Command {
 			}
 			if st, err := os.Stat(c.String("runs")); err == nil && !st.IsDir() {
 				return usagef("--runs %s is a file: give the folder the searches write their runs to (runs/ by default)", c.String("runs"))
+			}
+			// A malformed address is the user's to fix, as for nasctl server.
+			if _, port, err := net.SplitHostPort(c.String("addr")); err != nil {
+				return usagef("--addr %q: %v; give host:port, e.g. 127.0.0.1:8080", c.String("addr"), err)
+			} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				return usagef("--addr %q: bad port %q (0 to 65535)", c.String("addr"), port)
 			}
 			return runUI(c.Context, uiOptions{Runs: c.String("runs"), Addr: c.String("addr"), Token: c.String("token")}, c.App.Writer)
 		},

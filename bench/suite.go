@@ -32,7 +32,8 @@ type TestData struct {
 // test images of data at the model's input (each input loaded once; the
 // data's classes must be the model's); without, random images and the
 // accuracy in the models' metadata. progress, if set, is called before each
-// model.
+// model. On an error it returns it with the results of the models measured
+// before.
 func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestData, progress func(i int, path string)) ([]*Result, error) {
 	loaded := map[genotype.Input]testImages{}
 	var results []*Result
@@ -44,13 +45,15 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 		if data != nil {
 			test, err := testSplit(data, path, loaded)
 			if err != nil {
-				return nil, err
+				MarkPareto(results)
+				return results, err
 			}
 			mo.Test = &test
 		}
 		r, err := Measure(ctx, path, mo)
 		if err != nil {
-			return nil, err
+			MarkPareto(results)
+			return results, err // the models measured before, for an interrupted bench to keep
 		}
 		results = append(results, r)
 	}

@@ -155,6 +155,8 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		return err
 	}
 	dir := benchOut(opts)
+	_, statErr := os.Stat(dir)
+	made := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -173,7 +175,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
 	if err != nil {
-		return err
+		return keepMeasured(ctx, dir, made, results, err, errOut)
 	}
 	var pairs []*bench.Quantized
 	for _, p := range bench.Pairs(results) {
@@ -215,6 +217,25 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 	}
 	return nil
+}
+
+// keepMeasured ends a bench that stopped at err: when it was interrupted,
+// the models measured before are written to bench.csv, so that the minutes
+// they took are not lost; a folder this bench made (made) and left empty is
+// removed.
+func keepMeasured(ctx context.Context, dir string, made bool, results []*bench.Result, err error, errOut io.Writer) error {
+	if ctx.Err() != nil && len(results) > 0 {
+		path := filepath.Join(dir, "bench.csv")
+		if werr := bench.WriteCSV(path, results); werr != nil {
+			return fmt.Errorf("%w (and the %d models measured could not be written: %v)", err, len(results), werr)
+		}
+		fmt.Fprintf(errOut, "interrupted: the %d models measured before are in %s\n", len(results), path)
+		return err
+	}
+	if made {
+		os.Remove(dir) // only if empty
+	}
+	return err
 }
 
 // benchOut is the folder of a bench's outputs: --out, else the run

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -257,5 +260,42 @@ func TestBenchOutBesideModel(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(wd, "bench")); os.IsNotExist(statErr) && err == nil {
 		t.Errorf("bench wrote into the working directory %s", wd)
+	}
+}
+
+// Ctrl-C during a bench of several models keeps the models measured before
+// it: bench.csv lists them, and the exit is a failure.
+func TestBenchInterruptKeepsMeasured(t *testing.T) {
+	bin := buildNasctl(t)
+	dir := t.TempDir()
+	var models []string
+	for i := range 3 {
+		m := filepath.Join(dir, fmt.Sprintf("m%d.onnx", i+1))
+		writeModel(t, m, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
+		models = append(models, m)
+	}
+	out := filepath.Join(dir, "bench")
+	cmd := exec.Command(bin, append([]string{"bench", "--runs", "20000", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out}, models...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var said strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		said.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "[2/3] ") {
+			cmd.Process.Signal(os.Interrupt)
+		}
+	}
+	err = cmd.Wait()
+	b, rerr := os.ReadFile(filepath.Join(out, "bench.csv"))
+	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if err == nil || rerr != nil || len(rows) != 2 || !strings.HasPrefix(rows[1], models[0]+",") ||
+		!strings.Contains(said.String(), "interrupted: the 1 models measured before are in "+filepath.Join(out, "bench.csv")) {
+		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said.String())
 	}
 }

@@ -155,7 +155,7 @@ func connectError(o ClientOptions, err error) error {
 	u := redact(o.URL)
 	switch {
 	case errors.Is(err, nats.ErrAuthorization):
-		if o.Token == "" && o.NKeySeed == "" {
+		if o.Token == "" && o.NKeySeed == "" && !hasUserInfo(o.URL) {
 			return fmt.Errorf("broker %s refused the connection: it needs credentials; give its token (--broker-token or NASCTL_BROKER_TOKEN) or an NKEY seed file (--broker-nkey)", u)
 		}
 		return fmt.Errorf("broker %s refused the credentials given: check the token or NKEY seed against the broker's", u)
@@ -165,6 +165,13 @@ func connectError(o ClientOptions, err error) error {
 		return fmt.Errorf("broker %s: TLS: %w (give the authority that signed its certificate with --broker-tls-ca)", u, err)
 	}
 	return fmt.Errorf("broker %s: %w", u, err)
+}
+
+// hasUserInfo reports whether the URL raw carries credentials itself
+// (nats://TOKEN@host, nats://user:password@host).
+func hasUserInfo(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil
 }
 
 // redact leaves a token or password given in a URL out of messages.

@@ -349,21 +349,23 @@ func testTrialFailsOnEveryDelivery(t *testing.T, c *clusterEnv) {
 // credentials does not start.
 func testRefusesWithoutCredentials(t *testing.T, c *clusterEnv) {
 	f := c.fixture(t)
+	withToken := strings.Replace(f.srv.URL(), "://", "://wrong@", 1) // a token in the address
 	for _, tc := range []struct {
-		env  string
-		want string
+		env, url string
+		want     string
 	}{
-		{"", "needs credentials; give its token"},
-		{tokenEnv + "=wrong", "refused the credentials given"},
+		{"", f.srv.URL(), "needs credentials; give its token"},
+		{tokenEnv + "=wrong", f.srv.URL(), "refused the credentials given"},
+		{"", withToken, "refused the credentials given"},
 	} {
-		cmd := exec.Command(f.bin, "worker", "--broker", f.srv.URL(), "--cache", t.TempDir())
+		cmd := exec.Command(f.bin, "worker", "--broker", tc.url, "--cache", t.TempDir())
 		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, tokenEnv+"=") })
 		if tc.env != "" {
 			cmd.Env = append(cmd.Env, tc.env)
 		}
 		out, err := cmd.CombinedOutput()
 		if code := cmd.ProcessState.ExitCode(); err == nil || code != exitFailure || !strings.Contains(string(out), tc.want) {
-			t.Errorf("worker with %q: exit %d, %s", tc.env, code, out)
+			t.Errorf("worker with %q at %s: exit %d, %s", tc.env, tc.url, code, out)
 		}
 	}
 	code, _, errOut := runCLI(t, "server", "--listen", "0.0.0.0:0", "--store", t.TempDir())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
@@ -138,6 +139,24 @@ var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-frac
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
 // given.
 func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
+	// A flag given as 0 would silently mean the preset's value; say so instead.
+	for _, f := range []string{"epochs", "batch", "top-k", "workers"} {
+		if c.IsSet(f) && c.Int(f) < 1 {
+			return usagef("--%s must be at least 1, got %d", f, c.Int(f))
+		}
+	}
+	if f := c.Float64("data-fraction"); c.IsSet("data-fraction") && !(f > 0 && f <= 1) {
+		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)
+	}
+	if s := c.String("input"); s != "" {
+		in, err := genotype.ParseInput(s)
+		if err != nil {
+			return usagef("--input: %v", err)
+		}
+		if ch := in.Channels; ch != 1 && ch != 3 {
+			return usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, ch)
+		}
+	}
 	set(c, "data", func() { cfg.Data = c.String("data") })
 	set(c, "input", func() { cfg.Input = c.String("input") })
 	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })

@@ -183,7 +183,7 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	}
 	cfg.Reinforce.Controller = search.ControllerOf(r)
 	// A flag given as 0 would silently mean the default; say so instead.
-	for _, f := range []string{"episodes", "blocks", "top-k", "epochs", "batch"} {
+	for _, f := range []string{"episodes", "blocks"} {
 		if c.IsSet(f) && c.Int(f) < 1 {
 			return opts, usagef("--%s must be at least 1, got %d", f, c.Int(f))
 		}

@@ -179,6 +179,13 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", "d", "--schedule", "1.0:x"}, "--schedule"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--epochs", "3"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--sample", "0"}, "must be at least 1"},
+		// Zeros that would silently mean the preset's values, before any image is read.
+		{[]string{"search", "metaqnn", "--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--batch", "0"}, "--batch must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--workers", "0"}, "--workers must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
+		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
+		{[]string{"search", "metaqnn", "--data", "d", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)

@@ -116,20 +116,10 @@ func (d *runData) status(running bool) Status {
 	return StatusStopped
 }
 
-// finalDone reports whether the final phase is recorded: it retrains the
-// best distinct architectures that trained well (status ok), TopK at most,
-// and records each in final.jsonl.
+// finalDone reports whether the final phase is recorded: every final
+// model it retrains (search.Config.FinalsPlanned) is in final.jsonl.
 func (d *runData) finalDone() bool {
-	if !d.cfg.Trains() || d.cfg.Final.Skip {
-		return true
-	}
-	ok := map[string]bool{}
-	for _, t := range d.trials {
-		if t.Status == rundir.StatusOK {
-			ok[t.Arch] = true
-		}
-	}
-	return d.summary.Finals >= min(d.cfg.Final.TopK, len(ok))
+	return d.summary.Finals >= d.cfg.FinalsPlanned(d.trials)
 }
 
 // run is the run's listing, given whether a process holds it.

@@ -56,6 +56,10 @@ type Report struct {
 	// Top are the best distinct architectures of the search.
 	Top    []TopCandidate       `json:"top"`
 	Finals []rundir.FinalResult `json:"finals,omitempty"`
+	// FinalsPlanned is how many final models the run retrains (see
+	// Config.FinalsPlanned): while Finals holds fewer, the final phase is
+	// incomplete and no best is picked.
+	FinalsPlanned int `json:"finals_planned,omitempty"`
 	// Best is the final model with the best reward after retraining, nil
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
@@ -151,9 +155,31 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		r.windows(trials, notes)
 	}
 	r.Agent = cfg.Agent()
+	r.FinalsPlanned = cfg.FinalsPlanned(trials)
 	r.finals(finals, cfg.Reward)
 	return r
 }
+
+// FinalsPlanned is how many final models a run of c whose trials are
+// trials retrains: its TopK best distinct architectures that trained well
+// (status ok), or fewer when there are fewer; 0 when it trains none (a
+// search scored by a table, or one that skips the final phase).
+func (c Config) FinalsPlanned(trials []rundir.Trial) int {
+	if !c.Trains() || c.Final.Skip {
+		return 0
+	}
+	ok := map[string]bool{}
+	for _, t := range trials {
+		if t.Status == rundir.StatusOK {
+			ok[t.Arch] = true
+		}
+	}
+	return min(c.Final.TopK, len(ok))
+}
+
+// FinalIncomplete reports whether the final phase has begun but not
+// ended: some of its models are retrained, not all.
+func (r Report) FinalIncomplete() bool { return len(r.Finals) > 0 && len(r.Finals) < r.FinalsPlanned }
 
 // measured reports whether a trial has a validation accuracy: it was trained
 // or reused, not refused or failed.
@@ -280,6 +306,9 @@ func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
 		}
 		return cmp.Compare(*a.ValLoss, *b.ValLoss)
 	})
+	if r.FinalIncomplete() {
+		return // a best of some of the finals could be beaten by the rest
+	}
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
 	}
@@ -394,6 +423,10 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	if r.BestFive > 0 {
 		fmt.Fprintf(b, "The %d best by the same order average %.2f%% test accuracy.\n", r.BestFive, 100*r.BestFiveTest)
+	}
+	if r.FinalIncomplete() {
+		fmt.Fprintf(b, "\nThe final phase is incomplete: %d of %d models retrained. No best is picked and %s is not written until the rest are; resume the run (nasctl search %s --resume RUN) to finish it.\n",
+			len(r.Finals), r.FinalsPlanned, rundir.BestName, r.Kind)
 	}
 	b.WriteString("\n")
 }
@@ -617,6 +650,12 @@ func (s *Search) writeReport() (string, error) {
 	}
 	r.cfg = s.cfg
 	rep := r.report(s.cfg.Name)
+	if rep.FinalIncomplete() {
+		// Not a best of part of the finals, not even one left from before.
+		if err := os.Remove(filepath.Join(s.dir.Path, rundir.BestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
 	if rep.Best != nil {
 		b, err := os.ReadFile(filepath.Join(s.dir.Path, rep.Best.Model))
 		if err != nil {

@@ -24,6 +24,9 @@ type RunSummary struct {
 	Best     float64 `json:"best_reward"`
 	BestArch string  `json:"best_arch,omitempty"`
 	Finals   int     `json:"final_models"`
+	// FinalsPlanned is how many final models the run retrains in all
+	// (Config.FinalsPlanned); BestTest waits until Finals reaches it.
+	FinalsPlanned int `json:"final_models_planned,omitempty"`
 	// BestTest is the test accuracy of the best final model as the report
 	// picks it (by validation: winners/best.onnx), never the highest test
 	// accuracy among the finals, which would choose by the test images.
@@ -56,10 +59,11 @@ func Summarize(dir string) (*RunSummary, error) {
 			sum.Updated = t.Finished
 		}
 	}
-	var rep Report
+	rep := Report{FinalsPlanned: r.cfg.FinalsPlanned(r.trials)}
 	if rep.finals(slices.Clone(r.finals), r.cfg.Reward); rep.Best != nil {
 		sum.BestTest = rep.Best.TestAccuracy
 	}
+	sum.FinalsPlanned = rep.FinalsPlanned
 	if sum.Updated.IsZero() {
 		if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
 			sum.Updated = fi.ModTime()

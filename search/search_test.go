@@ -915,3 +915,48 @@ func TestResumeMovedImages(t *testing.T) {
 		t.Errorf("config.yaml after the resume:\n%s\nwant\n%s", after, want)
 	}
 }
+
+// A final phase stopped part-way picks no best: the report says it is
+// incomplete, winners/best.onnx is not there (not even from before), and
+// the run's summary gives no best test accuracy; once every final is in,
+// the best is picked again.
+func TestFinalIncomplete(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := os.ReadFile(filepath.Join(dir, rundir.FileFinal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(whole)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d finals, want 3", len(lines))
+	}
+	best := filepath.Join(dir, rundir.BestName)
+	for _, tc := range []struct {
+		finals   string
+		complete bool
+	}{{lines[0] + lines[1], false}, {string(whole), true}} {
+		if err := os.WriteFile(filepath.Join(dir, rundir.FileFinal), []byte(tc.finals), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		md, err := s.writeReport()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, statErr := os.Stat(best)
+		sum, err := Summarize(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		incomplete := strings.Contains(md, "The final phase is incomplete: 2 of 3 models retrained.")
+		if incomplete == tc.complete || (statErr == nil) != tc.complete || strings.Contains(md, "Best after retraining") != tc.complete ||
+			sum.FinalsPlanned != 3 || (sum.BestTest > 0) != tc.complete {
+			t.Errorf("complete %v: report says incomplete %v, best.onnx %v, summary %d of %d finals, best test %v\n%s",
+				tc.complete, incomplete, statErr, sum.Finals, sum.FinalsPlanned, sum.BestTest, md)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -86,11 +87,14 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 			fmt.Fprintf(tw, "%s\t?\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Error)
 			continue
 		}
-		test := "-"
-		if r.Finals > 0 {
+		test, finals := "-", strconv.Itoa(r.Finals)
+		if r.Finals > 0 && r.Finals >= r.FinalsPlanned {
 			test = fmt.Sprintf("%.4f", r.BestTest)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%d\t%s\t%s\t%s\n", r.Name, r.Kind, r.Trials, r.Planned, r.Best, r.Finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
+		if r.Finals < r.FinalsPlanned {
+			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
 	}
 	return tw.Flush()
 }

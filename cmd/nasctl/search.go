@@ -286,7 +286,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
-		fmt.Fprintf(errOut, "stopped after %d trials; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", s.Done(), kind, dir)
+		done := fmt.Sprintf("%d trials", s.Done())
+		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
+			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+		}
+		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, dir)
 		return err
 	case err != nil:
 		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, dir)

@@ -143,6 +143,14 @@ func (s *Search) end(ctx context.Context) error {
 		return err
 	}
 	if s.sched.stopped() && len(s.trials) < s.cfg.Trials {
+		// Trials that finished during the stop are recorded, but a resumed
+		// run learns them (see advance): say so, or they would go unseen.
+		ids := slices.Sorted(maps.Keys(s.sched.finished))
+		for _, id := range ids {
+			t := s.sched.finished[id]
+			s.emit(Event{Kind: "saved", Trial: &t, Message: "recorded; the resumed run learns it"})
+		}
+		s.emit(Event{Kind: "stopped", Message: fmt.Sprintf("stopped: %d trials learned, %d more recorded", len(s.trials), len(ids))})
 		return ErrStopped
 	}
 	return nil

@@ -30,7 +30,10 @@ import (
 
 // Event reports the progress of a search to whoever draws it.
 type Event struct {
-	Kind     string              `json:"event"` // "start", "trial", "stopping", "final", "done"
+	// Kind is "start", "trial" (learned), "saved" (finished during a stop:
+	// recorded, learned by the resumed run), "stopping", "stopped", "final"
+	// or "done".
+	Kind     string              `json:"event"`
 	Trial    *rundir.Trial       `json:"trial,omitempty"`
 	Final    *rundir.FinalResult `json:"final,omitempty"`
 	Learned  *controller.Learned `json:"learned,omitempty"` // what the agent did with Trial

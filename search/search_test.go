@@ -960,3 +960,45 @@ func TestFinalIncomplete(t *testing.T) {
 		}
 	}
 }
+
+// Every trial a stopped run records is reported once: learned ("trial") or,
+// when it finished during the stop behind one still in flight, "saved" for
+// the resumed run to learn; a "stopped" event ends the run's events.
+func TestStopReportsEveryRecordedTrial(t *testing.T) {
+	saved := 0
+	for stopAt := 1; stopAt <= 9; stopAt++ {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Workers = 3
+		s := newSearch(t, cfg, &fakeExecutor{jitter: true})
+		stop := make(chan struct{})
+		seen := map[int]string{}
+		var last string
+		s.Progress = func(e Event) {
+			last = e.Kind
+			if e.Kind == "trial" || e.Kind == "saved" {
+				if seen[e.Trial.ID] != "" {
+					t.Errorf("stop at %d: trial %d reported twice (%s, %s)", stopAt, e.Trial.ID, seen[e.Trial.ID], e.Kind)
+				}
+				seen[e.Trial.ID] = e.Kind
+				saved += map[string]int{"saved": 1}[e.Kind]
+			}
+			if e.Kind == "trial" && e.Done == stopAt {
+				close(stop)
+			}
+		}
+		if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+			t.Fatalf("stop at %d: %v", stopAt, err)
+		}
+		onDisk := read(t, rundir.ReadTrials, s.Dir())
+		for _, tr := range onDisk {
+			if seen[tr.ID] == "" {
+				t.Errorf("stop at %d: trial %d recorded but never reported", stopAt, tr.ID)
+			}
+		}
+		if len(seen) != len(onDisk) || last != "stopped" {
+			t.Errorf("stop at %d: %d reported, %d recorded; last event %q", stopAt, len(seen), len(onDisk), last)
+		}
+		s.Close()
+	}
+	t.Logf("%d trials reported as saved over the nine stops", saved)
+}

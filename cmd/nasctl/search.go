@@ -438,6 +438,9 @@ func eventLine(e search.Event, agent string) string {
 		}
 		return fmt.Sprintf("[%d/%d] %s  %s  %s  best %.4f  elapsed %s, ~%s left", e.Done, e.Total, explore, t.Arch, trialResult(t, e.Learned),
 			e.Best, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
+	case "saved":
+		t := e.Trial
+		return fmt.Sprintf("[trial %d] %s  %s  (%s)", t.ID, t.Arch, trialResult(t, nil), e.Message)
 	case "final":
 		f := e.Final
 		if f.Status != rundir.StatusOK {

@@ -138,6 +138,11 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		f   rundir.FinalResult
 		err error
 	}
+	s.finals.done, s.finals.total = done, len(top)
+	if len(todo) > 0 {
+		s.emit(Event{Kind: "start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
+			len(top), done, max(1, int(math.Round(float64(s.cfg.Train.Epochs)*s.cfg.Final.EpochFactor))))})
+	}
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
 	stopping := false
@@ -163,6 +168,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 				return err
 			}
 			done++
+			s.finals.done = done
 			s.emit(Event{Kind: "final", Final: &r.f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
 		case <-stop:
 			stop, stopping = nil, true // start no more; finish those in flight

@@ -48,6 +48,10 @@ type Event struct {
 	Elapsed   float64 `json:"elapsed_seconds"`
 	Remaining float64 `json:"remaining_seconds"` // estimate, 0 when unknown
 	Message   string  `json:"message,omitempty"`
+	// FinalDone of FinalTotal final models are retrained, during the final
+	// phase.
+	FinalDone  int `json:"final_done,omitempty"`
+	FinalTotal int `json:"final_total,omitempty"`
 }
 
 // ErrStopped is returned by Run when a stop request ended the search before
@@ -73,6 +77,9 @@ type Search struct {
 	logged map[int]rundir.Trial // recorded by an earlier run, not yet replayed
 	sched  scheduler            // the trials between proposal and learning
 	start  time.Time
+	// finals counts the final phase's models: recorded (done) of planned
+	// (total), while the phase runs.
+	finals struct{ done, total int }
 	// latency predicts latencies when the reward needs them (nil: measure).
 	latency *bench.LatencyModel
 
@@ -429,6 +436,7 @@ func (s *Search) emit(e Event) {
 	}
 	e.Elapsed = time.Since(s.start).Seconds()
 	e.Remaining = s.remaining()
+	e.FinalDone, e.FinalTotal = s.finals.done, s.finals.total
 	s.Progress(e)
 }
 
@@ -453,7 +461,7 @@ func (s *Search) remaining() float64 {
 	est := left * share * mean / float64(s.cfg.Workers)
 	if s.cfg.Trains() && !s.cfg.Final.Skip {
 		scale := s.cfg.Final.EpochFactor * float64(s.data.Full) / float64(max(s.data.Train, 1))
-		est += float64(s.cfg.Final.TopK) * mean * scale
+		est += float64(max(s.cfg.Final.TopK-s.finals.done, 0)) * mean * scale / float64(s.cfg.Workers)
 	}
 	return est
 }

@@ -293,6 +293,18 @@ func TestSearchRun(t *testing.T) {
 	if events[0].Kind != "start" || events[len(events)-1].Kind != "done" {
 		t.Errorf("events from %s to %s", events[0].Kind, events[len(events)-1].Kind)
 	}
+	// The final phase says it begins, then counts its models, and its
+	// estimate of the time left falls to 0 with the last one.
+	var phase []string
+	for _, e := range events {
+		if e.FinalTotal > 0 {
+			phase = append(phase, fmt.Sprintf("%s %d/%d %v", e.Kind, e.FinalDone, e.FinalTotal, e.Remaining > 0))
+		}
+	}
+	want := []string{"start 0/3 true", "final 1/3 true", "final 2/3 true", "final 3/3 false", "done 3/3 false"}
+	if !slices.Equal(phase, want) || !strings.HasPrefix(events[len(events)-5].Message, "final phase: retraining the 3 best architectures (0 done before), up to 30 epochs each") {
+		t.Errorf("the final phase's events %q, want %q (first: %q)", phase, want, events[len(events)-5].Message)
+	}
 }
 
 // Stopping after some trials and resuming, again and again, with the damage

@@ -392,6 +392,10 @@ func (p *searchProgress) statusText() string {
 	p.mu.Lock()
 	e := p.last
 	p.mu.Unlock()
+	if e.FinalTotal > 0 {
+		return fmt.Sprintf("final phase: %d of %d retrained  elapsed %s  remaining ~%s  (Ctrl-C stops)",
+			e.FinalDone, e.FinalTotal, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
+	}
 	return fmt.Sprintf("trial %d of %d  best %.4f  mean(last 100) %.4f  elapsed %s  remaining ~%s  (Ctrl-C stops)",
 		min(e.Done+1, e.Total), e.Total, e.Best, e.Recent, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
 }

@@ -45,8 +45,8 @@ Settings come from --preset, then --config FILE (YAML, any key of the saved
 config.yaml), then the flags given. Presets of the searches that train:
   cpu        sized for a 2-core CPU (default): 32x32 input, an 8-filter network of one
              normal and one reduction cell in Zoph et al.'s style (ReLU, conv, batch
-             norm), 60 episodes, SGD with momentum, about 20 minutes with the final
-             phase (figures: docs/performance.md)
+             norm), 60 episodes, SGD with momentum; sized for 20 minutes with the
+             final phase, measured at about 10 (figures: README.md, docs/performance.md)
   study      the founding study's: 64x64, 32 filters, normal, normal, reduction, conv +
              ReLU, SGD 0.1 momentum 0.9, batch 32, up to 50 epochs, early stopping on
              validation loss (patience 3), 20% of the data, 800 episodes (GPU work)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -464,6 +465,9 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	res := fmt.Sprintf("val %.4f", t.ValAccuracy)
 	if t.Score != 0 {
 		res = fmt.Sprintf("reward %.4f", t.Reward)
+	} else if math.Abs(t.Reward-t.ValAccuracy) > 1e-9 && t.Status != rundir.StatusRefused {
+		// A reward of other epochs, a power or latency: show both.
+		res += fmt.Sprintf(", reward %.4f", t.Reward)
 	}
 	switch t.Status {
 	case rundir.StatusOK:

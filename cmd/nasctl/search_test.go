@@ -238,3 +238,21 @@ func TestCPUPresetBaseline(t *testing.T) {
 		t.Errorf("--max-params 0: exit %d, %s", code, errOut)
 	}
 }
+
+// A trial's progress line shows the reward beside the validation accuracy
+// when the two differ (NASNet's cube of the last epochs' best), and only
+// the accuracy when they are the same.
+func TestTrialResultReward(t *testing.T) {
+	for _, tc := range []struct {
+		t    rundir.Trial
+		want string
+	}{
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.4714, Reward: 0.1642, Seconds: 2}, "val 0.4714, reward 0.1642 in 2.0s"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.9, Reward: 0.9, Seconds: 1}, "val 0.9000 in 1.0s"},
+		{rundir.Trial{Status: rundir.StatusRefused, Reason: "too big"}, "refused: too big"},
+	} {
+		if got := trialResult(&tc.t, nil); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.t, got, tc.want)
+		}
+	}
+}

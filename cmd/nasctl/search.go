@@ -344,6 +344,12 @@ func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 		}
 		return search.Resume(opts.Resume, opts.Resumed, execs.make)
 	}
+	// Before the images are read: a name taken is the user's to change.
+	if dir := filepath.Join(opts.Config.Dir, opts.Config.Name); opts.Config.Name != "" {
+		if _, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
+			return nil, usagef("%s: %v; resume it with --resume %s, or choose another --name", dir, rundir.ErrExists, dir)
+		}
+	}
 	var exec search.Executor
 	if opts.Config.Trains() {
 		var err error

@@ -224,9 +224,15 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s --skip-final: summary %+v, %v; want final_skipped", agent, sum, err)
 		}
 	}
+	// A name taken is a usage error before any image is read (this folder
+	// does not even exist).
+	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
+	if code != 2 || !strings.Contains(errOut, "run already exists; resume it with --resume") {
+		t.Errorf("a name taken: exit %d, %s", code, errOut)
+	}
 	// A limit that no network meets: every trial is refused, and the run,
 	// finished and reported, is not a success.
-	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "1", "--data", data, "--dir", runs, "--name", "none",
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "1", "--data", data, "--dir", runs, "--name", "none",
 		"--input", "16x16x1", "--schedule", "1.0:3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
 	if code != 1 || !strings.Contains(errOut, "no trial of the run was evaluated (3 refused); the last reason: ") || !strings.Contains(out, "Run directory:") {
 		t.Errorf("--max-params 1: exit %d, %s%s", code, out, errOut)

@@ -30,12 +30,13 @@ func ModelLabels(data string, dataClasses []string, labels []int, model string, 
 	if slices.Equal(dataClasses, modelClasses) {
 		return labels, nil
 	}
-	to := make([]int, len(dataClasses))
+	to := make([]int, len(dataClasses)) // data's class i is the model's to[i]
 	for i, c := range dataClasses {
-		if to[i] = slices.Index(modelClasses, c); to[i] < 0 || len(dataClasses) != len(modelClasses) {
-			return nil, fmt.Errorf("%s has the classes %s, the model %s %s; %s",
-				data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
-		}
+		to[i] = slices.Index(modelClasses, c)
+	}
+	if len(dataClasses) != len(modelClasses) || slices.Contains(to, -1) {
+		return nil, fmt.Errorf("%s has the classes %s, the model %s %s; %s",
+			data, strings.Join(dataClasses, ", "), model, strings.Join(modelClasses, ", "), todo)
 	}
 	out := make([]int, len(labels))
 	for i, l := range labels {

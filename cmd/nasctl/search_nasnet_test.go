@@ -133,9 +133,9 @@ func TestSearchNASNetMock(t *testing.T) {
 	if now, _ := os.ReadFile(filepath.Join(dir, "config.yaml")); string(now) != string(cfg) {
 		t.Errorf("a refused resume changed config.yaml:\n%s", now)
 	}
-	// The same name again is refused with a hint.
+	// The same name again is refused with a hint, as a usage error.
 	code, _, errOut = runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "5", "--dir", runs, "--name", "m")
-	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
+	if code != 2 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}
 }

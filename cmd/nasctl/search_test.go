@@ -117,9 +117,9 @@ func TestSearchKillAndResume(t *testing.T) {
 	if code != 0 || !strings.Contains(showOut, "## Validation accuracy per epsilon") {
 		t.Errorf("runs show: %d\n%s", code, showOut)
 	}
-	// A second search into the same name is refused with a hint.
+	// A second search into the same name is refused with a hint, as a usage error.
 	code, _, errOut := runCLI(t, append(args, "--name", "kill")...)
-	if code != 1 || !strings.Contains(errOut, "resume it with --resume") {
+	if code != 2 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}
 	// A resume with another worker count says that the trials after it

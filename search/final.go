@@ -241,8 +241,11 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	if s.cfg.Final.Int8 {
 		// Before the result is recorded: a resumed run retrains a winner
 		// whose int8 model is missing.
-		ok, err := s.quantizeWinner(ctx, rank, fit.Model)
-		if err == nil && !ok {
+		acc, ok, err := s.quantizeWinner(ctx, rank, fit.Model)
+		switch {
+		case err == nil && ok:
+			f.Int8Model, f.Int8TestAccuracy = Int8WinnerName(rank), &acc
+		case err == nil:
 			f.Reason = strings.TrimPrefix(f.Reason+"; final.int8: no layer to run in int8, float32 only", "; ")
 		}
 		return f, err
@@ -280,30 +283,30 @@ func Int8WinnerName(rank int) string {
 }
 
 // quantizeWinner writes the int8 model of a winner (final.int8), its test
-// accuracy measured and written into its metadata; false for a model with
-// no layer to quantize, which is left in float32.
-func (s *Search) quantizeWinner(ctx context.Context, rank int, model []byte) (bool, error) {
+// accuracy measured, written into its metadata and returned; false for a
+// model with no layer to quantize, which is left in float32.
+func (s *Search) quantizeWinner(ctx context.Context, rank int, model []byte) (float64, bool, error) {
 	pixels, n := s.exec.(calibrationImages).CalibrationImages(finalCalibrationImages)
 	in := s.data.Input
 	run := runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, runtime.SessionOptions{IntraOpThreads: s.cfg.Threads})
 	q, err := quantize.Model(model, run, quantize.Options{Images: n,
 		Data: fmt.Sprintf("%s (%s), the first %d training images", s.cfg.Data, s.data.Hash, n)})
 	if errors.Is(err, quantize.ErrNothingToQuantize) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("final.int8, rank %d: %w", rank, err)
+		return 0, false, fmt.Errorf("final.int8, rank %d: %w", rank, err)
 	}
 	ev, err := s.exec.Test(ctx, q)
 	if err != nil {
-		return false, fmt.Errorf("final.int8, rank %d: testing: %w", rank, err)
+		return 0, false, fmt.Errorf("final.int8, rank %d: testing: %w", rank, err)
 	}
 	if q, err = quantize.SetMetadata(q, onnxgen.MetaTestAccuracy, strconv.FormatFloat(ev.Accuracy, 'f', 6, 64)); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	name := Int8WinnerName(rank)
 	if err := os.MkdirAll(filepath.Join(s.dir.Path, filepath.Dir(name)), 0o755); err != nil {
-		return false, err
+		return 0, false, err
 	}
-	return true, s.dir.WriteFile(name, q)
+	return ev.Accuracy, true, s.dir.WriteFile(name, q)
 }

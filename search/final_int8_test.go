@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -88,6 +89,15 @@ func TestFinalInt8(t *testing.T) {
 		}
 		if info.Arch.String() != f.Arch {
 			t.Errorf("rank %d: int8 model of %s, winner %s", f.Rank, info.Arch, f.Arch)
+		}
+		// final.jsonl and the report name it, with its test accuracy.
+		if f.Int8Model != Int8WinnerName(f.Rank) || f.Int8TestAccuracy == nil || *f.Int8TestAccuracy != fakeReward(info.Arch) {
+			t.Errorf("rank %d: final.jsonl's int8 model %q, accuracy %v", f.Rank, f.Int8Model, f.Int8TestAccuracy)
+		}
+		row := fmt.Sprintf("| %.2f%% | %s |\n", 100*fakeReward(info.Arch), Int8WinnerName(f.Rank))
+		b, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileReport))
+		if report := string(b); !strings.Contains(report, "| int8 test acc | int8 model |") || !strings.Contains(report, row) {
+			t.Errorf("rank %d: the report lacks %q:\n%s", f.Rank, row, report)
 		}
 	}
 	t.Logf("%d of %d winners quantized", quantized, len(finals))

@@ -396,13 +396,17 @@ func (r Report) finalSection(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split, then evaluated on the test split.\n\n")
-	latency := false
+	latency, int8 := false, false
 	for _, f := range r.Finals {
 		latency = latency || f.LatencyMs > 0
+		int8 = int8 || f.Int8Model != ""
 	}
 	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
 	if latency {
 		head, sep = head+" latency ms |", sep+"---|"
+	}
+	if int8 {
+		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
 	}
 	b.WriteString(head + "\n" + sep + "\n")
 	for _, f := range r.Finals {
@@ -414,6 +418,11 @@ func (r Report) finalSection(b *strings.Builder) {
 			100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
 		if latency {
 			fmt.Fprintf(b, " %.4f |", f.LatencyMs)
+		}
+		if int8 && f.Int8TestAccuracy != nil {
+			fmt.Fprintf(b, " %.2f%% | %s |", 100**f.Int8TestAccuracy, f.Int8Model)
+		} else if int8 {
+			b.WriteString(" - | - |") // float32 only (see its reason in final.jsonl)
 		}
 		b.WriteString("\n")
 	}

@@ -112,6 +112,10 @@ type FinalResult struct {
 	Seconds           float64               `json:"seconds"`
 	Model             string                `json:"model,omitempty"` // path relative to the run directory
 	Epochs            []runtime.EpochRecord `json:"epochs,omitempty"`
+	// Int8Model and Int8TestAccuracy are the model's int8 form and its test
+	// accuracy, when the run quantizes its winners (final.int8).
+	Int8Model        string   `json:"int8_model,omitempty"`
+	Int8TestAccuracy *float64 `json:"int8_test_accuracy,omitempty"`
 }
 
 // Checkpoint is where the agent's saved state stands in the run: it has

@@ -99,6 +99,10 @@ func TestFinalInt8(t *testing.T) {
 		if report := string(b); !strings.Contains(report, "| int8 test acc | int8 model |") || !strings.Contains(report, row) {
 			t.Errorf("rank %d: the report lacks %q:\n%s", f.Rank, row, report)
 		}
+		c, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileReportCSV))
+		if want := fmt.Sprintf(",%s,%s\n", strconv.FormatFloat(fakeReward(info.Arch), 'g', 6, 64), Int8WinnerName(f.Rank)); !strings.Contains(string(c), want) {
+			t.Errorf("rank %d: report.csv lacks %q:\n%s", f.Rank, want, c)
+		}
 	}
 	t.Logf("%d of %d winners quantized", quantized, len(finals))
 	if quantized == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,5 +186,20 @@ func TestUnknownSubcommand(t *testing.T) {
 	code, _, errOut := runCLI(t, "arch", "bogus")
 	if code != 2 || !strings.Contains(errOut, `unknown command "arch bogus" (valid: inspect)`) {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// Flags move in front of the positional arguments; "--" goes right after
+// them, so that whatever follows it (a file named -x.png) stays positional.
+func TestInterspersed(t *testing.T) {
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"nasctl", "arch", "inspect", "ARCH", "--json"}, []string{"nasctl", "arch", "inspect", "--json", "ARCH"}},
+		{[]string{"nasctl", "predict", "m.onnx", "--json", "--", "-x.png"}, []string{"nasctl", "predict", "--json", "--", "m.onnx", "-x.png"}},
+		{[]string{"nasctl", "predict", "--", "m.onnx", "--json"}, []string{"nasctl", "predict", "--", "m.onnx", "--json"}},
+	} {
+		if got := interspersed(app, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("interspersed(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -41,8 +41,10 @@ func interspersed(app *cli.App, args []string) []string {
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
-			positional = append(positional, rest[i:]...)
-			break
+			// The terminator goes right after the flags, where the flag
+			// parser consumes it; every argument after it stays positional.
+			out = append(append(out, flags...), "--")
+			return append(append(out, positional...), rest[i+1:]...)
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			positional = append(positional, a)

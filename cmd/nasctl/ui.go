@@ -30,7 +30,7 @@ func uiCommand() *cli.Command {
 		Description: uiDescription,
 		ArgsUsage:   " ",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "runs", Value: "runs", Usage: "directory of runs"},
+			&cli.StringFlag{Name: "runs", Aliases: []string{"dir"}, Value: "runs", Usage: "directory of runs (--dir, as search and runs call it, works too)"},
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "address to listen on (host:port); any but loopback requires a token"},
 			&cli.StringFlag{Name: "token", Usage: "token that browsers and scripts must give (default: none on loopback, else one made and printed)"},
 		},

@@ -71,6 +71,9 @@ func TestUI(t *testing.T) {
 	if code, _, errOut := runCLI(t, "ui", "--runs", file); code != 2 || !strings.Contains(errOut, "--runs "+file+" is a file") {
 		t.Errorf("ui --runs FILE: exit %d, %s", code, errOut)
 	}
+	if code, _, errOut := runCLI(t, "ui", "--dir", file); code != 2 || !strings.Contains(errOut, "--runs "+file+" is a file") {
+		t.Errorf("ui --dir FILE (--runs by its other name): exit %d, %q", code, errOut)
+	}
 	for addr, want := range map[string]string{"nohost": "give host:port", "127.0.0.1:99999": `bad port "99999"`} {
 		if code, _, errOut := runCLI(t, "ui", "--runs", runs, "--addr", addr); code != 2 || !strings.Contains(errOut, want) {
 			t.Errorf("ui --addr %s: exit %d, %q; want a usage error with %q", addr, code, errOut, want)

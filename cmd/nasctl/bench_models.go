@@ -202,9 +202,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		files = append(files, path)
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return printJSON(out, results)
 	}
 	printBench(out, results)
 	printQuantized(out, pairs)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -147,9 +146,7 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 		}
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(out, rep)
 	}
 	threads := "threads: one per core"
 	if opts.Threads > 0 {

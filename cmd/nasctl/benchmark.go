@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -280,9 +279,7 @@ func runBenchmarkAgents(ctx context.Context, opts benchmarkAgentsOptions, out io
 			rows[i] = benchmarkRow{Agent: s.Agent, Queries: s.Queries, MeanBest: s.MeanBest, SDBest: s.SDBest,
 				MeanRegret: s.MeanRegret, OptimalRuns: s.Optimal, Seeds: s.Seeds, Optimum: res.Optimum}
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(out, rows)
 	}
 	queries := "every proposal is a query"
 	if opts.FreeRepeats {

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -241,9 +240,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 		info.Skipped = append(info.Skipped, datasetInfoBad{File: b.Path, Error: b.Err.Error()})
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return printJSON(out, info)
 	}
 	printDatasetInfo(out, info)
 	return nil

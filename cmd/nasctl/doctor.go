@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -99,9 +98,7 @@ func runDoctor(opts doctorOptions, out io.Writer) error {
 		return err
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(out, rep); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -352,13 +351,6 @@ type floatExportReport struct {
 	Rewritten int    `json:"rewritten"`
 	InBytes   int    `json:"in_bytes"`
 	OutBytes  int    `json:"out_bytes"`
-}
-
-// printJSON writes v as indented JSON, as every command's --json does.
-func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // same reports whether paths a and b name one file (b may not exist yet).

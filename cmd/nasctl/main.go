@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,4 +215,11 @@ func setUsageErrors(cmds []*cli.Command) {
 		}
 		setUsageErrors(c.Subcommands)
 	}
+}
+
+// printJSON writes v as indented JSON, as every command's --json does.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

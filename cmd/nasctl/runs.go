@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,12 +68,10 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
 		if runs == nil {
 			runs = []*search.RunSummary{}
 		}
-		return enc.Encode(runs)
+		return printJSON(out, runs)
 	}
 	if len(runs) == 0 {
 		fmt.Fprintf(out, "no runs in %s\n", dir)

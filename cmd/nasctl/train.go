@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -113,11 +112,8 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			}
 			opts.Plan = c.String("plan")
 			if s := c.String("input"); s != "" {
-				if opts.Input, err = genotype.ParseInput(s); err != nil {
-					return usagef("--input: %v", err)
-				}
-				if c := opts.Input.Channels; c != 1 && c != 3 {
-					return usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, c)
+				if opts.Input, err = imageInput(s); err != nil {
+					return err
 				}
 			}
 			if opts.Config.Device, err = parseDevice(c); err != nil {
@@ -223,9 +219,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		rep.Model, rep.TestAccuracy = opts.Out, fit.Test.Accuracy
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(out, rep); err != nil {
 			return err
 		}
 	}

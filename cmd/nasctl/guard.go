@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/urfave/cli/v2"
 )
 
@@ -106,4 +107,17 @@ func saveOrRescue(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w; saving it to %s failed too: %v", path, err, rescue, err2)
 	}
 	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
+}
+
+// imageInput parses the --input of a command that reads images: HxWxC,
+// with 1 channel (grayscale) or 3 (RGB).
+func imageInput(s string) (genotype.Input, error) {
+	in, err := genotype.ParseInput(s)
+	if err != nil {
+		return in, usagef("--input: %v", err)
+	}
+	if ch := in.Channels; ch != 1 && ch != 3 {
+		return in, usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, ch)
+	}
+	return in, nil
 }

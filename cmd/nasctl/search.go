@@ -15,7 +15,6 @@ import (
 
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
-	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
@@ -150,12 +149,8 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)
 	}
 	if s := c.String("input"); s != "" {
-		in, err := genotype.ParseInput(s)
-		if err != nil {
-			return usagef("--input: %v", err)
-		}
-		if ch := in.Channels; ch != 1 && ch != 3 {
-			return usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, ch)
+		if _, err := imageInput(s); err != nil {
+			return err
 		}
 	}
 	set(c, "data", func() { cfg.Data = c.String("data") })
@@ -345,9 +340,9 @@ func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 		return search.Resume(opts.Resume, opts.Resumed, execs.make)
 	}
 	// Before the images are read: a name taken is the user's to change.
-	if dir := filepath.Join(opts.Config.Dir, opts.Config.Name); opts.Config.Name != "" {
-		if _, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
-			return nil, usagef("%s: %v; resume it with --resume %s, or choose another --name", dir, rundir.ErrExists, dir)
+	if opts.Config.Name != "" {
+		if err := rundir.Free(filepath.Join(opts.Config.Dir, opts.Config.Name)); err != nil {
+			return nil, usagef("%v", err)
 		}
 	}
 	var exec search.Executor

@@ -53,6 +53,15 @@ const (
 // ErrExists is returned by Create for a directory that already holds a run.
 var ErrExists = errors.New("run already exists")
 
+// Free returns an error wrapping ErrExists, with what to do, when path
+// already holds a run; nil otherwise.
+func Free(path string) error {
+	if _, err := os.Stat(filepath.Join(path, FileConfig)); err == nil {
+		return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
+	}
+	return nil
+}
+
 // Dir is a run directory open for writing.
 //
 // Ownership: a Dir holds an exclusive lock on the directory and its trial
@@ -66,8 +75,8 @@ type Dir struct {
 // Create makes path a new run whose config.yaml holds config, locked and
 // with its log open.
 func Create(path string, config []byte) (*Dir, error) {
-	if _, err := os.Stat(filepath.Join(path, FileConfig)); err == nil {
-		return nil, fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
+	if err := Free(path); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, err

@@ -155,8 +155,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		r.windows(trials, notes)
 	}
 	r.Agent = cfg.Agent()
-	r.FinalsPlanned = cfg.FinalsPlanned(trials)
-	r.finals(finals, cfg.Reward)
+	r.finals(cfg, trials, finals)
 	return r
 }
 
@@ -281,13 +280,14 @@ func rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) RewardWindow {
 	return w
 }
 
-// finals sorts the final results and picks the best by the run's reward
+// finals sorts the final results of a run of cfg whose trials are trials
+// and, once every planned one is in, picks the best by the run's reward
 // (only the MnasNet reward weighs latency: the constraint reward refused
 // what was over its limits before training and ranks by accuracy).
-func (r *Report) finals(finals []rundir.FinalResult, reward RewardSettings) {
-	r.Finals = finals
+func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.FinalResult) {
+	r.Finals, r.FinalsPlanned = finals, cfg.FinalsPlanned(trials)
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
-	reward = reward.withDefaults()
+	reward := cfg.Reward.withDefaults()
 	r.BestBy = bestByAccuracy
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet

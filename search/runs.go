@@ -59,8 +59,8 @@ func Summarize(dir string) (*RunSummary, error) {
 			sum.Updated = t.Finished
 		}
 	}
-	rep := Report{FinalsPlanned: r.cfg.FinalsPlanned(r.trials)}
-	if rep.finals(slices.Clone(r.finals), r.cfg.Reward); rep.Best != nil {
+	var rep Report
+	if rep.finals(r.cfg, r.trials, slices.Clone(r.finals)); rep.Best != nil {
 		sum.BestTest = rep.Best.TestAccuracy
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned

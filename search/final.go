@@ -106,6 +106,12 @@ func (s *Search) export(t rundir.Trial, weights [][]float32, extra map[onnxgen.M
 	return exportModel(s.data, g, weights, meta, onnxgen.InferenceUnfolded)
 }
 
+// finalEpochs is the most epochs of a final retraining: EpochFactor times
+// the trials' epochs, at least 1.
+func (c Config) finalEpochs() int {
+	return max(1, int(math.Round(float64(c.Train.Epochs)*c.Final.EpochFactor)))
+}
+
 // final retrains the top K architectures for EpochFactor times the epochs on
 // the whole training split, starting from their search weights, evaluates them
 // on the test split and exports them to winners/. Up to Workers retrain at
@@ -141,7 +147,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	s.finals.done, s.finals.total = done, len(top)
 	if len(todo) > 0 {
 		s.emit(Event{Kind: "start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
-			len(top), done, max(1, int(math.Round(float64(s.cfg.Train.Epochs)*s.cfg.Final.EpochFactor))))})
+			len(top), done, s.cfg.finalEpochs())})
 	}
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
@@ -199,7 +205,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	}
 	cfg := s.cfg.TrainConfig()
 	cfg.Seed = t.Seed
-	cfg.Epochs = max(1, int(math.Round(float64(cfg.Epochs)*s.cfg.Final.EpochFactor)))
+	cfg.Epochs = s.cfg.finalEpochs()
 	if s.cfg.Final.LR > 0 {
 		cfg.LR = s.cfg.Final.LR
 	}

@@ -189,14 +189,20 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 			o.Agents = append(o.Agents, name)
 		}
 	}
+	var beyond []string
 	for _, f := range strings.Split(c.String("queries"), ",") {
 		q, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || q < 1 {
 			return o, usagef("--queries: %q is not a positive integer", strings.TrimSpace(f))
 		}
-		if q <= o.Budget && !slices.Contains(o.Queries, q) {
+		if q > o.Budget {
+			beyond = append(beyond, strconv.Itoa(q))
+		} else if !slices.Contains(o.Queries, q) {
 			o.Queries = append(o.Queries, q)
 		}
+	}
+	if len(beyond) > 0 && c.IsSet("queries") {
+		fmt.Fprintf(c.App.ErrWriter, "--queries %s: beyond --budget %d, left out (raise --budget to report them)\n", strings.Join(beyond, ","), o.Budget)
 	}
 	if !slices.Contains(o.Queries, o.Budget) {
 		o.Queries = append(o.Queries, o.Budget)

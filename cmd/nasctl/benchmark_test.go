@@ -33,7 +33,11 @@ func TestBenchmarkAgentsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	// Four agents x queries 5, 10 and the budget 20 (50 is beyond it).
+	// Four agents x queries 5, 10 and the budget 20 (50 is beyond it, and
+	// the user is told).
+	if want := "--queries 50: beyond --budget 20, left out"; !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q: %s", want, errOut)
+	}
 	if len(rows) != 12 {
 		t.Fatalf("%d rows, want 12: %s", len(rows), out)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -276,5 +277,49 @@ func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string),
 	}
 	if code, out, errOut = run("eval", model, other, "--data", folders["leaves2"], "--split", "all", "--json"); code != 0 || errOut != "" || strings.Count(out, `"n":100,`) != 2 {
 		t.Errorf("eval on all of other data: exit %d, want 2 models measured and no warning:\n%s%s", code, out, errOut)
+	}
+}
+
+// Ctrl-C during train --json: the best finished epoch is saved, and stdout
+// still gets its one JSON object, saying "interrupted", where the model
+// is, and the epochs it had; the exit is a failure.
+func TestTrainInterruptedJSON(t *testing.T) {
+	bin := buildNasctl(t)
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	generateLeaves(t, data, 200, 16, 3)
+	model := filepath.Join(tmp, "m.onnx")
+	cmd := exec.Command(bin, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--input", "16x16x1",
+		"--epochs", "1000", "--patience", "1000", "--out", model, "--json")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var said strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		said.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "epoch  2 ") {
+			cmd.Process.Signal(os.Interrupt)
+		}
+	}
+	err = cmd.Wait()
+	var rep struct {
+		Status  string            `json:"status"`
+		Model   string            `json:"model"`
+		Epochs  int               `json:"epochs"`
+		History []json.RawMessage `json:"history"`
+	}
+	if err == nil || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
+		rep.Epochs < 2 || len(rep.History) != rep.Epochs {
+		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said.String())
+	}
+	if _, err := os.Stat(model); err != nil {
+		t.Errorf("the best epoch's model: %v", err)
 	}
 }

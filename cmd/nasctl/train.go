@@ -163,6 +163,14 @@ type trainReport struct {
 	History         []runtime.EpochRecord `json:"history"`
 }
 
+// newTrainReport is a training's result as train --json prints it, before
+// the model and its test accuracy.
+func newTrainReport(arch genotype.Genotype, res *runtime.Result) trainReport {
+	return trainReport{Arch: arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
+		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
+		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
+}
+
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
 	cfg := search.Config{Data: opts.Data, Split: opts.Plan, SplitSeed: opts.SplitSeed, DataFraction: 1,
 		Device: opts.Config.Device.String(), Threads: opts.Config.Threads, SkipBad: opts.SkipBad}
@@ -204,13 +212,18 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 			}
 			fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
 				len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
+			if opts.JSON { // what was saved, without a test accuracy: the test split was not run
+				rep := newTrainReport(opts.Arch, res)
+				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, err.Error(), opts.Out
+				if jerr := printJSON(out, rep); jerr != nil {
+					return jerr
+				}
+			}
 		}
 		return err
 	}
 	res := fit.Result
-	rep := trainReport{Arch: opts.Arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
-		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
-		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
+	rep := newTrainReport(opts.Arch, res)
 	if fit.Model != nil {
 		// Atomically: a crash leaves the old file or the new one, never half of one.
 		if err := saveOrRescue(opts.Out, fit.Model); err != nil {

@@ -217,12 +217,20 @@ func TestStartServerFailures(t *testing.T) {
 		{"jetstream folder a file", ServerOptions{Listen: "127.0.0.1:0", Store: blocked}, "JetStream"},
 		{"store in use", ServerOptions{Listen: "127.0.0.1:0", Store: store}, "in use by another broker"},
 	} {
+		// The error says the cause; the log does not say it again.
+		var logged []string
+		tc.o.Log = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
 		s, err := StartServer(ctx, tc.o)
 		if err == nil {
 			s.Close()
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.what, err, tc.want)
+		}
+		for _, l := range logged {
+			if strings.Contains(l, tc.want) {
+				t.Errorf("%s: the log says the cause too: %q", tc.what, l)
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -111,14 +112,15 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		lock.Unlock()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	fatal := make(chan string, 1)
-	s.SetLogger(logger{log: o.Log, fatal: fatal}, false, false)
+	fatal, started := make(chan string, 1), new(atomic.Bool)
+	s.SetLogger(logger{log: o.Log, fatal: fatal, started: started}, false, false)
 	s.Start()
 	if err := ready(s, fatal); err != nil {
 		s.Shutdown()
 		lock.Unlock()
 		return nil, fmt.Errorf("broker on %s, store %s: %w", o.Listen, o.Store, err)
 	}
+	started.Store(true)
 	if host, _, _ := splitListen(o.Listen); !isLoopback(host) && o.Token != "" && o.TLSCert == "" && o.Log != nil {
 		o.Log("warning: the token crosses the network in clear; give a TLS certificate and key, or use NKEYs")
 	}
@@ -298,11 +300,13 @@ func NewNKey() (seed []byte, public string, err error) {
 	return seed, public, err
 }
 
-// logger passes the broker's warnings and errors to log, when set, and its
-// first fatal error to fatal.
+// logger passes the broker's warnings and errors to log, when set. Until
+// started is set, its first fatal error goes to fatal alone: the start's
+// error then says it, once.
 type logger struct {
-	log   func(format string, args ...any)
-	fatal chan<- string
+	log     func(format string, args ...any)
+	fatal   chan<- string
+	started *atomic.Bool
 }
 
 func (l logger) Noticef(string, ...any)         {} // the start-up banner and the like
@@ -312,11 +316,14 @@ func (l logger) Debugf(string, ...any)          {}
 func (l logger) Tracef(string, ...any)          {}
 
 func (l logger) Fatalf(format string, v ...any) {
-	l.print("fatal: "+format, v...)
-	select {
-	case l.fatal <- fmt.Sprintf(format, v...):
-	default: // one is enough
+	if !l.started.Load() {
+		select {
+		case l.fatal <- fmt.Sprintf(format, v...):
+			return
+		default: // one is enough
+		}
 	}
+	l.print("fatal: "+format, v...)
 }
 
 func (l logger) print(format string, v ...any) {

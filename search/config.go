@@ -192,6 +192,9 @@ type TrainSettings struct {
 	GiveUpAfter int `yaml:"give_up_after,omitempty"`
 	// MedianStop stops trials that fall behind the earlier ones; zero: off.
 	MedianStop MedianStop `yaml:"median_stop,omitempty"`
+	// Halving stops trials by successive halving; zero: off. With
+	// MedianStop too, a trial stops when either rule says so.
+	Halving Halving `yaml:"halving,omitempty"`
 }
 
 // NASNetSettings choose the agent of a NASNet search.
@@ -596,6 +599,10 @@ func (c Config) trainingDefaults() Config {
 	if t.MedianStop.After > 0 {
 		t.MedianStop.MinTrials = cmp.Or(t.MedianStop.MinTrials, defaultMedianMinTrials)
 	}
+	if t.Halving.First > 0 {
+		t.Halving.Eta = cmp.Or(t.Halving.Eta, defaultHalvingEta)
+		t.Halving.MinTrials = cmp.Or(t.Halving.MinTrials, defaultMedianMinTrials)
+	}
 	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
 	c.Device = cmp.Or(c.Device, "cpu")
 	c.Reward = c.Reward.withDefaults()
@@ -785,6 +792,13 @@ func (c Config) checkTraining(ps *problems) {
 	}
 	if m := c.Train.MedianStop; m.MinTrials < 0 {
 		ps.add("train.median_stop.min_trials: %d, want 0 (the default, %d) or more", m.MinTrials, defaultMedianMinTrials)
+	}
+	if h := c.Train.Halving; h.First < 0 || c.Train.Epochs >= 1 && h.First >= c.Train.Epochs {
+		ps.add("train.halving.first (--halving): %d, want 0 (off) or an epoch from 1 to train.epochs - 1 (%d)", h.First, c.Train.Epochs-1)
+	}
+	if h := c.Train.Halving; h.Eta < 0 || h.Eta == 1 || h.MinTrials < 0 {
+		ps.add("train.halving: eta %d and min_trials %d, want eta 0 (the default, %d) or 2 or more, and min_trials 0 (the default, %d) or more",
+			h.Eta, h.MinTrials, defaultHalvingEta, defaultMedianMinTrials)
 	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")

@@ -185,3 +185,132 @@ func BenchmarkMedianStopThresholds(b *testing.B) {
 		}
 	}
 }
+
+// Successive halving's thresholds, worked by hand: rungs at epochs 1 and 3
+// of 5 (eta 3; a rung at 9 would be past the end), and at each the 2/3
+// quantile, linearly interpolated (R's type 4: the k-th smallest of n at
+// k/n), of the best so far of the trained trials that reached the rung.
+func TestHalvingThresholds(t *testing.T) {
+	earlier := []rundir.Trial{
+		trained(1, rundir.StatusOK, 0, nil, 0.6, 0.7, 0.8),              // best 0.6 0.7 0.8
+		trained(2, rundir.StatusOK, 0, nil, 0.9, 0.5, 0.95),             // 0.9 0.9 0.95
+		trained(3, rundir.StatusOK, 0, nil, 0.5, 0.55),                  // 0.5 (stopped before rung 3)
+		trained(4, rundir.StatusReused, 0, nil, 0.1, 0.1, 0.1),          // not counted
+		trained(5, rundir.StatusOK, 1, []float64{0.99}, 0.7, 0.72, 0.6), // 0.7 . 0.72
+		trained(6, rundir.StatusOK, 0, nil, 0.2, 0.3, 0.4, 0.5),         // 0.2 . 0.4
+	}
+	h := Halving{First: 1, Eta: 3, MinTrials: 4}
+	if r := h.rungs(5); !slices.Equal(r, []int{1, 3}) {
+		t.Fatalf("rungs %v, want [1 3]", r)
+	}
+	got := h.thresholds(earlier, 5)
+	// Rung 1: 0.2 0.5 0.6 0.7 0.9, 2/3 of 5 = 3.33: 0.6 + 0.33 x 0.1.
+	// Rung 3: 0.4 0.72 0.8 0.95, 2/3 of 4 = 2.67: 0.72 + 0.67 x 0.08.
+	want := []float64{0.6 + 0.1/3, 0, 0.72 + 0.08*2/3, 0, 0}
+	if len(got) != len(want) {
+		t.Fatalf("thresholds %v, want %v", got, want)
+	}
+	for i := range want {
+		if d := got[i] - want[i]; d > 1e-12 || d < -1e-12 {
+			t.Fatalf("thresholds %v, want %v", got, want)
+		}
+	}
+	// Rung 3 has 4 trials, too few for 5: rung 1 alone.
+	if got := (Halving{First: 1, Eta: 3, MinTrials: 5}).thresholds(earlier, 5); len(got) != 5 || got[2] != 0 || got[0] == 0 {
+		t.Errorf("min 5 trials: %v, want rung 1 alone", got)
+	}
+	if got := (Halving{First: 1, Eta: 3, MinTrials: 6}).thresholds(earlier, 5); got != nil {
+		t.Errorf("min 6 trials: %v, want nil", got)
+	}
+	if r := (Halving{First: 2, Eta: 3}).rungs(10); !slices.Equal(r, []int{2, 6}) {
+		t.Errorf("first 2, eta 3, 10 epochs: rungs %v, want [2 6]", r)
+	}
+	if r := (Halving{First: 5, Eta: 2}).rungs(5); r != nil {
+		t.Errorf("a rung at the last epoch: %v, want none", r)
+	}
+	if got := (Halving{}).thresholds(earlier, 5); got != nil {
+		t.Errorf("rule off: %v", got)
+	}
+}
+
+// A search with both rules: each trial trains with, per epoch, the higher
+// of the median and the halving threshold of the trials learned before it
+// was proposed; some trials stop, and the report names both rules.
+func TestHalvingSearch(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers, cfg.Final.Skip = 3, true
+	cfg.Train.Epochs = 5
+	cfg.Train.MedianStop = MedianStop{After: 2, MinTrials: 3}
+	cfg.Train.Halving = Halving{First: 1, Eta: 2, MinTrials: 4}
+	exec := &fakeExecutor{jitter: true, curves: true}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	trials := read(t, rundir.ReadTrials, s.Dir())
+	byID := map[int]rundir.Trial{}
+	for _, tr := range trials {
+		byID[tr.ID] = tr
+	}
+	const lag = 6
+	pruned, halved := 0, 0
+	for _, j := range exec.jobs {
+		var earlier []rundir.Trial
+		for id := 1; id <= j.Trial-lag; id++ {
+			if tr, ok := byID[id]; ok {
+				earlier = append(earlier, tr)
+			}
+		}
+		m := cfg.Train.MedianStop.thresholds(earlier, 5)
+		h := cfg.Train.Halving.thresholds(earlier, 5)
+		want := make([]float64, 5)
+		for e := range want {
+			if m != nil {
+				want[e] = m[e]
+			}
+			if h != nil && h[e] > want[e] {
+				want[e] = h[e]
+			}
+		}
+		if m == nil && h == nil {
+			want = nil
+		}
+		if !slices.Equal(j.Config.StopBelow, want) {
+			t.Fatalf("trial %d: thresholds %v, want %v (median %v, halving %v)", j.Trial, j.Config.StopBelow, want, m, h)
+		}
+		tr := byID[j.Trial]
+		if best := bestSoFar(tr); tr.Pruned {
+			pruned++
+			if e := len(best); h != nil && (e == 1 || e == 2 || e == 4) && best[e-1] < h[e-1] && (m == nil || best[e-1] >= m[e-1]) {
+				halved++
+			}
+		}
+	}
+	if pruned == 0 || halved == 0 {
+		t.Errorf("%d trials stopped early, %d by halving alone; want some of each", pruned, halved)
+	}
+	md := readFile(t, filepath.Join(s.Dir(), rundir.FileReport))
+	if want := fmt.Sprintf("Median stopping from epoch 2 and successive halving at epochs 1, 2, 4 (the best 1/2 go on): %d trials stopped early", pruned); !strings.Contains(md, want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md)
+	}
+}
+
+// Successive halving's thresholds for the same last trial of a
+// baker2017-sized run (docs/search-quality.md, "Successive halving").
+func BenchmarkHalvingThresholds(b *testing.B) {
+	const trials, epochs = 2700, 20
+	earlier := make([]rundir.Trial, trials)
+	for i := range earlier {
+		vals := make([]float64, epochs)
+		for e := range vals {
+			vals[e] = float64((i*7919+e*104729)%1000) / 1000
+		}
+		earlier[i] = trained(i+1, rundir.StatusOK, 0, nil, vals...)
+	}
+	h := Halving{First: 2, Eta: 3, MinTrials: 10}
+	for b.Loop() {
+		if h.thresholds(earlier, epochs) == nil {
+			b.Fatal("no thresholds")
+		}
+	}
+}

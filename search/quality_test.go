@@ -63,8 +63,10 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	c.MetaQNN.QLearning.Redraw = -1
 	c.MetaQNN.Evolution.Population = 5
 	c.Train.MedianStop = MedianStop{After: c.Train.Epochs + 1, MinTrials: -1}
+	c.Train.Halving = Halving{First: c.Train.Epochs, Eta: 1, MinTrials: -2}
 	err = c.Check()
-	for _, want := range []string{"train.init", "train.give_up_after", "train.restarts: -1", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
+	for _, want := range []string{"train.halving.first (--halving): 10, want 0 (off) or an epoch from 1 to train.epochs - 1 (9)",
+		"train.halving: eta 1 and min_trials -2", "train.init", "train.give_up_after", "train.restarts: -1", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
 		"train.median_stop.after (--median-stop): 11", "train.median_stop.min_trials: -1",
 		"metaqnn.evolution: applies to metaqnn.agent evolution, not greedy"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -74,8 +76,8 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	// Epochs that are not positive are their own problem, not the median
 	// stop's (the default, 0, is valid whatever the epochs).
 	neg := c
-	neg.Train.Epochs, neg.Train.MedianStop = -4, MedianStop{}
-	if err = neg.Check(); err == nil || strings.Contains(err.Error(), "median_stop") {
+	neg.Train.Epochs, neg.Train.MedianStop, neg.Train.Halving = -4, MedianStop{}, Halving{}
+	if err = neg.Check(); err == nil || strings.Contains(err.Error(), "median_stop") || strings.Contains(err.Error(), "halving") {
 		t.Errorf("epochs -4: Check() = %v, want a problem without median_stop", err)
 	}
 	c.MetaQNN.QLearning.Redraw, c.MetaQNN.QLearning.NextBest, c.MetaQNN.Agent = 20, 50, AgentRandom

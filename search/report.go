@@ -36,10 +36,13 @@ type Report struct {
 	Planned int                   `json:"planned"`
 	Counts  map[rundir.Status]int `json:"counts"`
 	Seconds float64               `json:"seconds"` // sum of the trials' evaluation times
-	// Pruned counts the trials the median stopping rule stopped, and
-	// MedianAfter is the rule's first epoch (train.median_stop.after).
-	Pruned      int `json:"pruned_trials,omitempty"`
-	MedianAfter int `json:"median_stop_after,omitempty"`
+	// Pruned counts the trials the median stopping rule or successive
+	// halving stopped, MedianAfter is the first rule's first epoch
+	// (train.median_stop.after), and HalvingRungs are the second's rungs.
+	Pruned       int   `json:"pruned_trials,omitempty"`
+	MedianAfter  int   `json:"median_stop_after,omitempty"`
+	HalvingRungs []int `json:"halving_rungs,omitempty"`
+	HalvingEta   int   `json:"halving_eta,omitempty"`
 	// Majority is the validation split's majority-class share (trained
 	// searches): the accuracy of a constant predictor.
 	Majority float64 `json:"val_majority_share,omitempty"`
@@ -148,6 +151,9 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
+	if h := cfg.Train.Halving; h.First > 0 {
+		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.Eta
+	}
 	switch cfg.Kind {
 	case KindMetaQNN:
 		r.Phases = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
@@ -374,9 +380,16 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "%d of %d trials (%s), %s of evaluation.\n\n", r.Trials, r.Planned, strings.Join(counts, ", "),
 		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
-	if r.MedianAfter > 0 {
+	switch {
+	case r.MedianAfter > 0 && len(r.HalvingRungs) > 0:
+		fmt.Fprintf(&b, "Median stopping from epoch %d and successive halving at epochs %s (the best 1/%d go on): %d trials stopped early; their accuracy is that of a shorter training.\n\n",
+			r.MedianAfter, intList(r.HalvingRungs), r.HalvingEta, r.Pruned)
+	case r.MedianAfter > 0:
 		fmt.Fprintf(&b, "Median stopping from epoch %d: %d trials stopped early, below the median of the earlier trials; their accuracy is that of a shorter training.\n\n",
 			r.MedianAfter, r.Pruned)
+	case len(r.HalvingRungs) > 0:
+		fmt.Fprintf(&b, "Successive halving at epochs %s: %d trials stopped early, outside the best 1/%d of the earlier trials at a rung; their accuracy is that of a shorter training.\n\n",
+			intList(r.HalvingRungs), r.Pruned, r.HalvingEta)
 	}
 	r.finalSection(&b)
 	r.epsilonSection(&b)
@@ -744,3 +757,12 @@ func writePlots(dir string, cfg Config, trials []rundir.Trial, notes map[int]run
 // mdCell escapes the pipes of a Markdown table cell (a cell pair's text has
 // one between its cells).
 func mdCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// intList is "2, 6" for [2 6].
+func intList(x []int) string {
+	s := make([]string, len(x))
+	for i, v := range x {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
+}

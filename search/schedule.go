@@ -414,12 +414,24 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	return t
 }
 
-// stopBelow is trial id's median-stopping thresholds, from the trials the
-// agent had learned when it proposed the trial (IDs up to id - lag), so that
-// they do not depend on the timing of the workers.
+// stopBelow is trial id's stopping thresholds (median stopping, successive
+// halving, the higher of the two), from the trials the agent had learned
+// when it proposed the trial (IDs up to id - lag), so that they do not
+// depend on the timing of the workers.
 func (s *Search) stopBelow(id int) []float64 {
 	n, _ := slices.BinarySearchFunc(s.trials, id-s.sched.lag+1, func(t rundir.Trial, id int) int { return t.ID - id })
-	return s.cfg.Train.MedianStop.thresholds(s.trials[:n], s.cfg.Train.Epochs)
+	median := s.cfg.Train.MedianStop.thresholds(s.trials[:n], s.cfg.Train.Epochs)
+	halving := s.cfg.Train.Halving.thresholds(s.trials[:n], s.cfg.Train.Epochs)
+	if median == nil {
+		return halving
+	}
+	if halving == nil {
+		return median
+	}
+	for i := range median {
+		median[i] = max(median[i], halving[i])
+	}
+	return median
 }
 
 // reused is a duplicate of an architecture already evaluated: Baker et al.

@@ -318,7 +318,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	for _, c := range []struct {
 		agent   string
 		workers int
-		median  bool // the median stopping rule, which depends on the earlier trials' curves
+		median  bool // the median stopping rule and successive halving, which depend on the earlier trials' curves
 		next    bool // next_best, which counts the proposals in flight as tried
 	}{{AgentQLearning, 1, false, false}, {AgentQLearning, 3, false, false}, {AgentEvolution, 3, false, false}, {AgentQLearning, 3, true, false}, {AgentQLearning, 3, false, true}} {
 		agent, workers, median, next := c.agent, c.workers, c.median, c.next
@@ -334,6 +334,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 				}
 				if median {
 					c.Train.Epochs, c.Train.MedianStop = 5, MedianStop{After: 2, MinTrials: 3}
+					c.Train.Halving = Halving{First: 1, Eta: 2, MinTrials: 4}
 				}
 				return c.WithDefaults()
 			}

@@ -89,6 +89,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on, stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
+		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there (0: off; train.halving in --config sets the factor)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
@@ -133,7 +134,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // phase, or leave it out, without changing a trial; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "median-stop", "top-k",
+var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "median-stop", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -160,6 +161,7 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
 	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
 	set(c, "median-stop", func() { cfg.Train.MedianStop.After = c.Int("median-stop") })
+	set(c, "halving", func() { cfg.Train.Halving.First = c.Int("halving") })
 	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })
 	set(c, "skip-final", func() { cfg.Final.Skip = c.Bool("skip-final") })
 	set(c, "target-ms", func() { cfg.Reward.TargetMs = c.Float64("target-ms") })

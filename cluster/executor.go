@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,7 +24,10 @@ import (
 // Evaluate returns one result per job however many workers ran it (a
 // result is written create-only, so the first one stays), and a driver
 // that restarts and publishes the job again finds that result instead of
-// training it again (see the package documentation).
+// training it again (see the package documentation). While it waits, it
+// checks now and then that the broker still holds the job, and publishes
+// it again, with what the broker lost with it, when the broker does not (a
+// broker restarted on an empty store).
 //
 // Ownership: an Executor uses its Broker until Close, which does not close
 // the Broker.
@@ -33,10 +38,15 @@ type Executor struct {
 	device runtime.Device
 	data   DataSpec
 	// Say, when set, receives what a person watching the driver should
-	// know (no worker is listening, a trial failed on every delivery).
+	// know (no worker is listening, a trial failed on every delivery, the
+	// broker lost a job and it was published again).
 	Say    func(format string, args ...any)
 	cancel context.CancelFunc
 	done   chan struct{}
+	// dataset is sent again to a broker that lost it; nil: not (tests).
+	dataset *dataset.Dataset
+	// restoring makes one trial at a time restore the broker's layout.
+	restoring sync.Mutex
 }
 
 var _ search.Executor = (*Executor)(nil)
@@ -53,7 +63,12 @@ func NewExecutor(ctx context.Context, b *Broker, cfg search.Config, local *searc
 		return nil, err
 	}
 	spec := DataSpec{Hash: local.Data().Hash, Input: cfg.Input, Split: cfg.Split, SplitSeed: cfg.SplitSeed, Fraction: cfg.DataFraction}
-	return newExecutor(ctx, b, cfg.Name, dev, spec, local)
+	e, err := newExecutor(ctx, b, cfg.Name, dev, spec, local)
+	if err != nil {
+		return nil, err
+	}
+	e.dataset = local.Dataset()
+	return e, nil
 }
 
 // newExecutor makes the executor of run's jobs on data; local answers Data
@@ -110,67 +125,233 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 		return nil, fmt.Errorf("trial %d: %w", j.Trial, err)
 	}
 	body, key := w.encode()
+	p := &pending{trial: j.Trial, key: key, id: key, body: body, init: j.Config.Init}
+	defer p.unwatch()
 	// Watch before publishing, so that no result can slip in between.
-	watch, err := e.b.l.results.Watch(ctx, resultKey(key))
-	if err != nil {
+	if err := p.rewatch(ctx, e.b.l.results); err != nil {
 		return nil, fmt.Errorf("trial %d: watching for its result: %w", j.Trial, err)
 	}
-	defer watch.Stop()
-	prior, err := existing(ctx, watch, j.Trial)
+	prior, err := existing(ctx, p.watch, j.Trial)
 	if err != nil {
 		return nil, err
 	}
-	var seen uint64 // the revision of the failure tried again
 	// A job published again (a restarted driver) within the duplicate
 	// window is dropped by the broker: the first one is still queued, in
 	// flight, or done, and its result is what the watch delivers. A
 	// failure found here is an earlier driver's: tried again, under an ID
 	// of its own.
-	id := key
 	if prior != nil {
 		if !failed(prior.Value()) {
 			return e.b.outcome(ctx, j.Trial, prior.Value())
 		}
-		seen = prior.Revision()
-		id = fmt.Sprintf("%s.retry-%d", key, seen)
+		p.seen = prior.Revision()
+		p.id = fmt.Sprintf("%s.retry-%d", key, p.seen)
 		e.b.l.results.Delete(ctx, errorKey(key))
 	}
-	if _, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(id)); err != nil {
+	ack, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(p.id))
+	if err != nil {
 		return nil, fmt.Errorf("trial %d: publishing it on %s: %w", j.Trial, e.b.url, err)
 	}
-	entry, err := next(ctx, watch, j.Trial, seen)
+	p.seq = ack.Sequence // a duplicate's is the first copy's
+	entry, err := e.await(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	return e.b.outcome(ctx, j.Trial, entry.Value())
 }
 
+// checkEvery is how often a driver waiting for a result makes sure that
+// the broker still holds the job; a variable, for the tests.
+var checkEvery = 30 * time.Second
+
+// pending is a published job whose result Evaluate waits for.
+type pending struct {
+	trial   int
+	key, id string // the job's key; the message ID it went under
+	body    []byte
+	init    [][]float32 // its starting weights, to store again with it
+	seq     uint64      // its message's sequence in StreamTrials
+	seen    uint64      // the revision of the failure it retries; 0: none
+	watch   jetstream.KeyWatcher
+	cancel  context.CancelFunc // ends the watch's context
+	said    string             // the last trouble said about it
+}
+
+// rewatch watches the job's result, under a context of its own that
+// unwatch ends: the client keeps a goroutine per watch until the watch's
+// context ends, whatever Stop.
+func (p *pending) rewatch(ctx context.Context, results jetstream.KeyValue) error {
+	wctx, cancel := context.WithCancel(ctx)
+	watch, err := results.Watch(wctx, resultKey(p.key))
+	if err != nil {
+		cancel()
+		return err
+	}
+	p.watch, p.cancel = watch, cancel
+	return nil
+}
+
+func (p *pending) unwatch() {
+	if p.watch != nil {
+		p.watch.Stop()
+		p.cancel()
+		p.watch = nil
+	}
+}
+
+// await waits for the job's result: delivered by the watch, or found by a
+// look every checkEvery. A look also finds a job the broker lost (one
+// restarted on an empty store), which is published again, and makes again
+// a watch the broker stopped; while there is none, it looks every second.
+func (e *Executor) await(ctx context.Context, p *pending) (jetstream.KeyValueEntry, error) {
+	for {
+		wait := checkEvery
+		if p.watch == nil {
+			wait = min(wait, time.Second)
+		}
+		entry, err := next(ctx, p.watch, p.trial, p.seen, wait)
+		switch {
+		case entry != nil:
+			return entry, nil
+		case errors.Is(err, errWatchStopped):
+			p.unwatch()
+		case err != nil:
+			return nil, err
+		}
+		entry, lost := e.look(ctx, p)
+		if entry != nil {
+			return entry, nil
+		}
+		if lost {
+			e.recoverLost(ctx, p)
+		}
+		if p.watch == nil {
+			p.rewatch(ctx, e.b.l.results) // the broker away: at the next look
+		}
+	}
+}
+
+// look returns the job's result from the bucket, or else reports whether
+// the broker lost the job: no message at its sequence, another message
+// there (a stream begun again), or no stream at all. The result is looked
+// for first, so that a job done and acknowledged is not taken for lost; one
+// done between the two looks is published again needlessly, and its
+// worker finds the result and acknowledges it.
+func (e *Executor) look(ctx context.Context, p *pending) (jetstream.KeyValueEntry, bool) {
+	entry, rerr := e.b.l.results.Get(ctx, resultKey(p.key))
+	if rerr == nil && fresh(entry, p.seen) {
+		return entry, false
+	}
+	msg, err := e.b.l.trials.GetMsg(ctx, p.seq)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, true // a bucket that did not answer is gone too
+	case rerr != nil && !errors.Is(rerr, jetstream.ErrKeyNotFound),
+		err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, false // the broker away: look again later
+	case err != nil:
+		return nil, true
+	}
+	return nil, msg.Header.Get(jetstream.MsgIDHeader) != p.id
+}
+
+// recoverLost publishes a lost job again, and says so once; a failure to is
+// said once too, and tried again at the next look. The watch is made
+// again: one on a bucket made again may never deliver.
+func (e *Executor) recoverLost(ctx context.Context, p *pending) {
+	const lost = "the broker no longer holds it (restarted on an empty store?)"
+	if err := e.republish(ctx, p); err != nil {
+		if say := fmt.Sprintf("trial %d: %s; publishing it again: %v (will retry)", p.trial, lost, err); say != p.said && ctx.Err() == nil {
+			e.say("%s", say)
+			p.said = say
+		}
+		return
+	}
+	e.say("trial %d: %s; published again", p.trial, lost)
+	p.said = ""
+	p.unwatch()
+}
+
+// republish publishes a lost job again, after making again what the broker
+// lost with it. It goes under an ID of its own: a broker that lost the job
+// but not its duplicate window would drop it under the old one.
+func (e *Executor) republish(ctx context.Context, p *pending) error {
+	if err := e.restore(ctx); err != nil {
+		return err
+	}
+	if p.init != nil {
+		if _, err := e.b.putInit(ctx, p.init); err != nil {
+			return fmt.Errorf("sending its starting weights: %w", err)
+		}
+	}
+	id := fmt.Sprintf("%s.lost-%d", p.key, p.seq)
+	ack, err := e.b.js.Publish(ctx, Subject(e.device), p.body, jetstream.WithMsgID(id))
+	if err != nil {
+		return err
+	}
+	p.id, p.seq = id, ack.Sequence
+	return nil
+}
+
+// restore makes again what nasctl keeps on a broker that lost it: nasctl
+// server makes its stream, consumers and buckets at every start, a stock
+// nats-server does not, and neither brings back the dataset. One trial at
+// a time: those after find it done.
+func (e *Executor) restore(ctx context.Context) error {
+	e.restoring.Lock()
+	defer e.restoring.Unlock()
+	if _, err := ensureLayout(ctx, e.b.js, Settings{}, false); err != nil {
+		return err
+	}
+	if _, err := e.b.consumer(ctx, e.device); err != nil {
+		return err
+	}
+	if e.dataset != nil {
+		return e.b.uploadDataset(ctx, e.dataset)
+	}
+	return nil
+}
+
+// errWatchStopped is a watch the broker ended (a bucket it lost, say).
+var errWatchStopped = errors.New("the broker stopped the watch on its result")
+
 // existing returns the value there when the watch began, nil for none;
-// next returns the first value written after revision seen (a watch that
-// reconnects shows the values there again). Deletions are passed over.
+// next returns the first answer written after the failure at revision seen
+// (see fresh), or nil when none comes within d; a nil watch delivers
+// nothing. Deletions are passed over.
 func existing(ctx context.Context, watch jetstream.KeyWatcher, trial int) (jetstream.KeyValueEntry, error) {
 	return watched(ctx, watch, trial, true, 0)
 }
 
-func next(ctx context.Context, watch jetstream.KeyWatcher, trial int, seen uint64) (jetstream.KeyValueEntry, error) {
-	return watched(ctx, watch, trial, false, seen)
+func next(ctx context.Context, watch jetstream.KeyWatcher, trial int, seen uint64, d time.Duration) (jetstream.KeyValueEntry, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	entry, err := watched(wctx, watch, trial, false, seen)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, nil // d is up
+	}
+	return entry, err
 }
 
 // watched reads the watch up to the end of the values there at its start
 // (initial), returning the last one, or up to the next value written.
 func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial bool, seen uint64) (jetstream.KeyValueEntry, error) {
+	var updates <-chan jetstream.KeyValueEntry
+	if watch != nil {
+		updates = watch.Updates()
+	}
 	var last jetstream.KeyValueEntry
 	for {
 		select {
-		case entry, ok := <-watch.Updates():
+		case entry, ok := <-updates:
 			switch {
 			case !ok:
-				return nil, fmt.Errorf("trial %d: the broker stopped the watch on its result", trial)
+				return nil, fmt.Errorf("trial %d: %w", trial, errWatchStopped)
 			case entry == nil: // the end of the values there at the start
 				if initial {
 					return last, nil
 				}
-			case entry.Operation() != jetstream.KeyValuePut, entry.Revision() <= seen:
+			case !fresh(entry, seen):
 			case initial:
 				last = entry
 			default:
@@ -180,6 +361,14 @@ func watched(ctx context.Context, watch jetstream.KeyWatcher, trial int, initial
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// fresh reports whether entry answers a job that retries the failure at
+// revision seen (0: none): a value put, other than that failure. Not any
+// revision after seen: a broker restarted on an empty store numbers them
+// from 1 again. (A watch that reconnects may show the failure again.)
+func fresh(entry jetstream.KeyValueEntry, seen uint64) bool {
+	return entry.Operation() == jetstream.KeyValuePut && (entry.Revision() != seen || !failed(entry.Value()))
 }
 
 // Close stops recording exhausted trials; the Broker stays open.

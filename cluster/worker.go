@@ -153,7 +153,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	}
 	j, key, err := decodeJob(m.Data())
 	if err != nil {
-		w.fail(ctx, m, jobKey(m.Data()), "a job", err)
+		w.fail(ctx, m, jobKey(m.Data()), "a job", err, l)
 		return
 	}
 	if w.Broker.settled(ctx, key) {
@@ -180,7 +180,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 		w.log("%s: another worker's result came first", j.describe())
 		m.Ack()
 	case err != nil:
-		w.fail(ctx, m, key, j.describe(), err)
+		w.fail(ctx, m, key, j.describe(), err, l)
 	default:
 		w.finish(ctx, m, j, key, out, l)
 	}
@@ -246,14 +246,14 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 			return err
 		})
 		if err != nil {
-			w.unstored(ctx, m, key, what, fmt.Errorf("storing its weights: %w", err))
+			w.unstored(ctx, m, key, what, fmt.Errorf("storing its weights: %w", err), l)
 			return
 		}
 		r.Weights = &tensors{Object: name, Sizes: sizes}
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		w.fail(ctx, m, key, what, err)
+		w.fail(ctx, m, key, what, err, l)
 		return
 	}
 	// The result first: the broker accepts an acknowledgement even from a
@@ -266,7 +266,7 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 		return err
 	})
 	if err != nil {
-		w.unstored(ctx, m, key, what, fmt.Errorf("storing its result: %w", err))
+		w.unstored(ctx, m, key, what, fmt.Errorf("storing its result: %w", err), l)
 		return
 	}
 	if err := m.DoubleAck(ctx); err != nil {
@@ -282,12 +282,13 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 	w.log("%s: %s", what, summary(out))
 }
 
-// untilStored runs store until it succeeds, fails in a way that waiting
-// would not fix, or ctx ends. While the broker is away the job stays here:
-// each try after a pause tells it InProgress, which renews the lease once
-// the broker is back. Should the lease have run out meanwhile and another
-// worker taken the job, the result written second is dropped (putResult),
-// and the other worker stops at its next heartbeat when this one's is first.
+// untilStored runs store (of a result, its weights, a failure note) until
+// it succeeds, fails in a way that waiting would not fix, or ctx ends.
+// While the broker is away the job stays here: each try after a pause
+// tells it InProgress, which renews the lease once the broker is back.
+// Should the lease have run out meanwhile and another worker taken the
+// job, the result written second is dropped (putResult), and the other
+// worker stops at its next heartbeat when this one's is first.
 func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing string, beat time.Duration, store func(context.Context) error) error {
 	pause, waited := time.Second, false
 	for {
@@ -302,7 +303,7 @@ func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing s
 			return err
 		}
 		if !waited {
-			w.log("%s: trained, but storing %s failed (%v); waiting for the broker, trying again with a growing pause", what, thing, err)
+			w.log("%s: storing %s failed (%v); keeping it, waiting for the broker, trying again with a growing pause", what, thing, err)
 			waited = true
 		}
 		if sleep(ctx, pause); ctx.Err() != nil {
@@ -317,13 +318,13 @@ func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing s
 
 // unstored hands back a job whose result could not be stored: abandoned
 // when the worker is stopping, else failed.
-func (w *Worker) unstored(ctx context.Context, m jetstream.Msg, key, what string, err error) {
+func (w *Worker) unstored(ctx context.Context, m jetstream.Msg, key, what string, err error, l lease) {
 	if ctx.Err() != nil {
 		w.log("%s: abandoned before its result was stored, handed back", what)
 		m.Nak()
 		return
 	}
-	w.fail(ctx, m, key, what, err)
+	w.fail(ctx, m, key, what, err, l)
 }
 
 // summary says how a job ended, for the log.
@@ -340,10 +341,18 @@ func summary(out *search.Outcome) string {
 }
 
 // fail notes why the delivery failed, for the driver's record should every
-// delivery fail, and hands the job back.
-func (w *Worker) fail(ctx context.Context, m jetstream.Msg, key, what string, err error) {
+// delivery fail, and hands the job back. A broker that is away is waited
+// for, as for a result: the note is the driver's only word of why.
+func (w *Worker) fail(ctx context.Context, m jetstream.Msg, key, what string, err error, l lease) {
 	w.log("%s: failed: %v", what, err)
-	w.Broker.l.results.Put(ctx, errorKey(key), []byte(fmt.Sprintf("worker %s: %v", w.Name, err)))
+	note := []byte(fmt.Sprintf("worker %s: %v", w.Name, err))
+	err = w.untilStored(ctx, m, what, "its failure note", l.beat, func(ctx context.Context) error {
+		_, err := w.Broker.l.results.Put(ctx, errorKey(key), note)
+		return err
+	})
+	if err != nil {
+		w.log("%s: its failure note could not be stored (%v); should every delivery fail, the driver will not know why", what, err)
+	}
 	m.NakWithDelay(failDelay)
 }
 

@@ -1,0 +1,215 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// answer is what an Evaluate run in the background returned.
+type answer struct {
+	out *search.Outcome
+	err error
+}
+
+// evaluate runs e.Evaluate(j) in the background.
+func evaluate(e *Executor, j search.Job) <-chan answer {
+	answers := make(chan answer, 1)
+	go func() {
+		out, err := e.Evaluate(context.Background(), j)
+		answers <- answer{out, err}
+	}()
+	return answers
+}
+
+// within waits a minute for the answer (a bound on a hang, not a speed
+// check).
+func within(t *testing.T, answers <-chan answer, logs *logLines) answer {
+	t.Helper()
+	select {
+	case a := <-answers:
+		return a
+	case <-time.After(time.Minute):
+		t.Fatalf("the driver got no result in a minute; the worker's log:\n%s", logs)
+		return answer{}
+	}
+}
+
+// startTestWorker runs a worker with slots slots and ex standing in for
+// training, logging to logs; it stops with the test.
+func startTestWorker(t *testing.T, srv *Server, slots int, ex search.Executor, logs *logLines) {
+	t.Helper()
+	w := &Worker{Broker: connect(t, srv, "w1"), Device: runtime.CPU, Slots: slots, Name: "w1", Log: logs.log,
+		executor: func(context.Context, DataSpec) (search.Executor, error) { return ex, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A broker restarted on an empty store (a store on a tmpfs after a reboot,
+// a container without a volume) no longer holds the jobs published
+// before. The driver finds its job gone, publishes it again, says so, and
+// gets its result; against a stock nats-server, which makes nothing at
+// start, it first makes the stream, consumer and buckets again. The first
+// delivery never ends (its worker slot is stuck): the result is the second
+// slot's, from the job published again.
+func TestDriverRepublishesLostJob(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		restart func(t *testing.T, addr, store string)
+	}{
+		{"nasctl server", func(t *testing.T, addr, store string) {
+			srv, err := StartServer(context.Background(), ServerOptions{Listen: addr, Store: store, Token: testToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Close)
+		}},
+		{"stock nats-server", startStock},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testLostJob(t, tc.restart) })
+	}
+}
+
+func testLostJob(t *testing.T, restart func(t *testing.T, addr, store string)) {
+	defer func(d time.Duration) { checkEvery = d }(checkEvery)
+	checkEvery = 200 * time.Millisecond
+	store := t.TempDir()
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: store, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	started, stuck := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	st := &stand{fail: func(search.Job) error {
+		if first.CompareAndSwap(false, true) {
+			close(started)
+			<-stuck
+		}
+		return nil
+	}}
+	logs := &logLines{}
+	startTestWorker(t, srv, 2, st, logs)
+	t.Cleanup(func() { close(stuck) }) // before the worker is waited for
+	said := &logLines{}
+	e := newTestExecutor(t, srv, "lost")
+	e.Say = said.log
+	answers := evaluate(e, testJob(t, 12))
+	<-started
+	srv.Close()
+	if err := os.RemoveAll(store); err != nil {
+		t.Fatal(err)
+	}
+	restart(t, u.Host, store)
+
+	a := within(t, answers, logs)
+	if a.err != nil || a.out.Training.ValAccuracy != 0.512 {
+		t.Fatalf("%v, %+v", a.err, a.out)
+	}
+	said.waitFor(t, "trial 12: the broker no longer holds it (restarted on an empty store?); published again")
+	if n := st.calls.Load(); n != 2 {
+		t.Errorf("trained %d times, want 2 (the stuck delivery, the one published again); the worker's log:\n%s", n, logs)
+	}
+}
+
+// startStock starts a plain nats-server with JetStream on addr, which
+// makes none of what nasctl keeps on it.
+func startStock(t *testing.T, addr, store string) {
+	host, port, err := splitListen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: store,
+		Authorization: testToken, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the stock nats-server is not accepting clients after 10 s")
+	}
+}
+
+// A worker whose training fails while the broker is down keeps the note
+// of why and stores it once the broker is back (same store, same port), as
+// it would a result, before it hands the job back: it is what the driver
+// says should every delivery fail. The next delivery trains.
+func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
+	ctx := context.Background()
+	opts := ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}}
+	srv, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Listen = u.Host // the same port after the restart
+
+	started, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	st := &stand{fail: func(search.Job) error {
+		if !first.CompareAndSwap(false, true) {
+			return nil
+		}
+		close(started)
+		select {
+		case <-release:
+		case <-time.After(time.Minute):
+		}
+		return errors.New("out of memory")
+	}}
+	logs := &logLines{}
+	startTestWorker(t, srv, 1, st, logs)
+	e := newTestExecutor(t, srv, "note")
+	job := testJob(t, 5)
+	answers := evaluate(e, job)
+	<-started
+	srv.Close()
+	close(release)
+	// Without the broker, a worker that does not wait loses the note and
+	// goes on asking for jobs.
+	if line := logs.waitFor(t, "waiting for the broker", "asking"); !strings.Contains(line, "storing its failure note failed") {
+		t.Fatalf("with the broker down: %q", line)
+	}
+	srv, err = StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	logs.waitFor(t, "the broker is back; its failure note stored")
+
+	a := within(t, answers, logs)
+	if a.err != nil || a.out.Training.ValAccuracy != 0.505 {
+		t.Fatalf("%v, %+v", a.err, a.out)
+	}
+	w, err := jobOf(e.run, e.data, job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key := w.encode()
+	note, err := e.b.l.results.Get(ctx, errorKey(key))
+	if err != nil || string(note.Value()) != "worker w1: out of memory" {
+		t.Fatalf("the failure note: %v, %v", note, err)
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Errorf("trained %d times, want 2; the worker's log:\n%s", n, logs)
+	}
+}

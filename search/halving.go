@@ -26,6 +26,9 @@ type Halving struct {
 	// MinTrials is how many earlier trials must have reached a rung before
 	// it stops any; zero: 10.
 	MinTrials int `yaml:"min_trials,omitempty"`
+	// SpareGreedy lets MetaQNN's greedy proposals (no layer drawn at
+	// random) train in full: only the exploring ones are screened.
+	SpareGreedy bool `yaml:"spare_greedy,omitempty"`
 }
 
 // defaultHalvingEta is Halving.Eta's default, as in the paper.

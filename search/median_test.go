@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -312,5 +313,40 @@ func BenchmarkHalvingThresholds(b *testing.B) {
 		if h.thresholds(earlier, epochs) == nil {
 			b.Fatal("no thresholds")
 		}
+	}
+}
+
+// With SpareGreedy, MetaQNN's greedy proposals train without halving's
+// thresholds, and the exploring ones with them.
+func TestHalvingSparesGreedy(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers, cfg.Final.Skip = 1, true
+	cfg.Train.Epochs = 5
+	cfg.Train.Halving = Halving{First: 1, Eta: 2, MinTrials: 3, SpareGreedy: true}
+	cfg.MetaQNN.Schedule.EpsilonSchedule = controller.EpsilonSchedule{{Epsilon: 1, Models: 8}, {Epsilon: 0.1, Models: 24}}
+	cfg.Trials = 32
+	cfg.MetaQNN.QLearning.NextBest, cfg.MetaQNN.QLearning.Redraw = 50, 5 // greedy draws that are new networks
+	exec := &fakeExecutor{curves: true}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	greedy := map[int]bool{}
+	for _, tr := range read(t, rundir.ReadTrials, s.Dir()) {
+		greedy[tr.ID] = tr.Greedy
+	}
+	var spared, screened int
+	for _, j := range exec.jobs {
+		switch {
+		case greedy[j.Trial] && j.Config.StopBelow != nil:
+			t.Errorf("greedy trial %d: thresholds %v", j.Trial, j.Config.StopBelow)
+		case greedy[j.Trial]:
+			spared++
+		case j.Config.StopBelow != nil:
+			screened++
+		}
+	}
+	if spared == 0 || screened == 0 {
+		t.Errorf("%d greedy trials spared, %d exploring ones screened; want some of each", spared, screened)
 	}
 }

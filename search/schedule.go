@@ -332,7 +332,7 @@ func (s *Search) dispatch(ctx context.Context) {
 		q := c.queue[0]
 		c.queue = c.queue[1:]
 		cfg := s.cfg.TrainConfig()
-		cfg.Seed, cfg.StopBelow = q.trial.Seed, s.stopBelow(q.trial.ID)
+		cfg.Seed, cfg.StopBelow = q.trial.Seed, s.stopBelow(q.trial.ID, q.p.Greedy)
 		job := Job{Trial: q.trial.ID, Genotype: q.p.Genotype, Actions: q.p.Actions, Config: cfg}
 		c.pool.run(func(ctx context.Context) outcome {
 			start := time.Now()
@@ -417,11 +417,15 @@ func (s *Search) finish(o outcome) rundir.Trial {
 // stopBelow is trial id's stopping thresholds (median stopping, successive
 // halving, the higher of the two), from the trials the agent had learned
 // when it proposed the trial (IDs up to id - lag), so that they do not
-// depend on the timing of the workers.
-func (s *Search) stopBelow(id int) []float64 {
+// depend on the timing of the workers. Halving.SpareGreedy spares greedy
+// proposals from halving.
+func (s *Search) stopBelow(id int, greedy bool) []float64 {
 	n, _ := slices.BinarySearchFunc(s.trials, id-s.sched.lag+1, func(t rundir.Trial, id int) int { return t.ID - id })
 	median := s.cfg.Train.MedianStop.thresholds(s.trials[:n], s.cfg.Train.Epochs)
-	halving := s.cfg.Train.Halving.thresholds(s.trials[:n], s.cfg.Train.Epochs)
+	var halving []float64
+	if h := s.cfg.Train.Halving; !greedy || !h.SpareGreedy {
+		halving = h.thresholds(s.trials[:n], s.cfg.Train.Epochs)
+	}
 	if median == nil {
 		return halving
 	}

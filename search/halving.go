@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"slices"
 
 	"gonum.org/v1/gonum/stat"
@@ -37,11 +38,14 @@ const defaultHalvingEta = 3
 // IsZero reports the rule off (YAML omitempty).
 func (h Halving) IsZero() bool { return h.First == 0 }
 
+// eta is Eta, or its default when unset.
+func (h Halving) eta() int { return cmp.Or(h.Eta, defaultHalvingEta) }
+
 // rungs are the epochs at which a trial of the given length may stop. A
 // rung at the last epoch would stop nothing, so there is none.
 func (h Halving) rungs(epochs int) []int {
 	var out []int
-	for r := h.First; r >= 1 && r < epochs; r *= max(h.Eta, 2) {
+	for r := h.First; r >= 1 && r < epochs; r *= max(h.eta(), 2) {
 		out = append(out, r)
 	}
 	return out
@@ -80,7 +84,7 @@ func (h Halving) thresholds(earlier []rundir.Trial, epochs int) []float64 {
 			out = make([]float64, epochs)
 		}
 		slices.Sort(at[i])
-		out[r-1] = stat.Quantile(1-1/float64(h.Eta), stat.LinInterp, at[i], nil)
+		out[r-1] = stat.Quantile(1-1/float64(max(h.eta(), 2)), stat.LinInterp, at[i], nil)
 	}
 	return out
 }

@@ -59,13 +59,12 @@ func (l *logLines) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-// A worker that finishes a trial while the broker is down keeps the result
-// and stores it once the broker is back (same store, same port), on the
-// same delivery: the trial is trained once, and the driver gets it.
-func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
-	ctx := context.Background()
+// startRestartable starts a broker whose options start it again on the
+// same port and store, with a short AckWait.
+func startRestartable(t *testing.T) (*Server, ServerOptions) {
+	t.Helper()
 	opts := ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}}
-	srv, err := StartServer(ctx, opts)
+	srv, err := StartServer(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +72,16 @@ func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Listen = u.Host // the same port after the restart
+	opts.Listen = u.Host
+	return srv, opts
+}
+
+// A worker that finishes a trial while the broker is down keeps the result
+// and stores it once the broker is back (same store, same port), on the
+// same delivery: the trial is trained once, and the driver gets it.
+func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
+	ctx := context.Background()
+	srv, opts := startRestartable(t)
 
 	started, release := make(chan struct{}), make(chan struct{})
 	st := &stand{fail: func(search.Job) error {
@@ -93,15 +101,7 @@ func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	e := newTestExecutor(t, srv, "outage")
-	type answer struct {
-		out *search.Outcome
-		err error
-	}
-	answers := make(chan answer, 1)
-	go func() {
-		out, err := e.Evaluate(ctx, testJob(t, 9))
-		answers <- answer{out, err}
-	}()
+	answers := evaluate(e, testJob(t, 9))
 	<-started
 	srv.Close()
 	close(release)
@@ -110,18 +110,13 @@ func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
 	if line := logs.waitFor(t, "waiting for the broker", "failed:"); !strings.Contains(line, "waiting for the broker") {
 		t.Fatalf("with the broker down: %q", line)
 	}
-	srv, err = StartServer(ctx, opts)
+	srv, err := StartServer(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
 	logs.waitFor(t, "the broker is back")
-	var a answer
-	select {
-	case a = <-answers:
-	case <-time.After(time.Minute):
-		t.Fatalf("the driver got no result; the worker's log:\n%s", logs)
-	}
+	a := within(t, answers, logs)
 	if a.err != nil || a.out.Training.ValAccuracy != 0.509 {
 		t.Fatalf("%v, %+v", a.err, a.out)
 	}

@@ -152,16 +152,7 @@ func startStock(t *testing.T, addr, store string) {
 // says should every delivery fail. The next delivery trains.
 func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
 	ctx := context.Background()
-	opts := ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}}
-	srv, err := StartServer(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Listen = u.Host // the same port after the restart
+	srv, opts := startRestartable(t)
 
 	started, release := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
@@ -189,7 +180,7 @@ func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
 	if line := logs.waitFor(t, "waiting for the broker", "asking"); !strings.Contains(line, "storing its failure note failed") {
 		t.Fatalf("with the broker down: %q", line)
 	}
-	srv, err = StartServer(ctx, opts)
+	srv, err := StartServer(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,15 +170,8 @@ func TestMedianStopSearch(t *testing.T) {
 // total is about half of 2,700 times this (docs/search-quality.md,
 // "Median stopping").
 func BenchmarkMedianStopThresholds(b *testing.B) {
-	const trials, epochs = 2700, 20
-	earlier := make([]rundir.Trial, trials)
-	for i := range earlier {
-		vals := make([]float64, epochs)
-		for e := range vals {
-			vals[e] = float64((i*7919+e*104729)%1000) / 1000
-		}
-		earlier[i] = trained(i+1, rundir.StatusOK, 0, nil, vals...)
-	}
+	const epochs = 20
+	earlier := bakerSized(epochs)
 	m := MedianStop{After: 3}
 	for b.Loop() {
 		if m.thresholds(earlier, epochs) == nil {
@@ -299,15 +292,8 @@ func TestHalvingSearch(t *testing.T) {
 // Successive halving's thresholds for the same last trial of a
 // baker2017-sized run (docs/search-quality.md, "Successive halving").
 func BenchmarkHalvingThresholds(b *testing.B) {
-	const trials, epochs = 2700, 20
-	earlier := make([]rundir.Trial, trials)
-	for i := range earlier {
-		vals := make([]float64, epochs)
-		for e := range vals {
-			vals[e] = float64((i*7919+e*104729)%1000) / 1000
-		}
-		earlier[i] = trained(i+1, rundir.StatusOK, 0, nil, vals...)
-	}
+	const epochs = 20
+	earlier := bakerSized(epochs)
 	h := Halving{First: 2, Eta: 3, MinTrials: 10}
 	for b.Loop() {
 		if h.thresholds(earlier, epochs) == nil {
@@ -349,4 +335,19 @@ func TestHalvingSparesGreedy(t *testing.T) {
 	if spared == 0 || screened == 0 {
 		t.Errorf("%d greedy trials spared, %d exploring ones screened; want some of each", spared, screened)
 	}
+}
+
+// bakerSized is 2,700 trained trials of the given number of epochs, with
+// accuracies spread over [0, 1): the earlier trials of the last trial of a
+// baker2017-sized run.
+func bakerSized(epochs int) []rundir.Trial {
+	earlier := make([]rundir.Trial, 2700)
+	for i := range earlier {
+		vals := make([]float64, epochs)
+		for e := range vals {
+			vals[e] = float64((i*7919+e*104729)%1000) / 1000
+		}
+		earlier[i] = trained(i+1, rundir.StatusOK, 0, nil, vals...)
+	}
+	return earlier
 }

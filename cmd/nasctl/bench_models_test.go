@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -276,26 +275,11 @@ func TestBenchInterruptKeepsMeasured(t *testing.T) {
 	}
 	out := filepath.Join(dir, "bench")
 	cmd := exec.Command(bin, append([]string{"bench", "--runs", "20000", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out}, models...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var said strings.Builder
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		said.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "[2/3] ") {
-			cmd.Process.Signal(os.Interrupt)
-		}
-	}
-	err = cmd.Wait()
+	said, err := interruptAt(t, cmd, "[2/3] ")
 	b, rerr := os.ReadFile(filepath.Join(out, "bench.csv"))
 	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if err == nil || rerr != nil || len(rows) != 2 || !strings.HasPrefix(rows[1], models[0]+",") ||
-		!strings.Contains(said.String(), "interrupted: the 1 models measured before are in "+filepath.Join(out, "bench.csv")) {
-		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said.String())
+		!strings.Contains(said, "interrupted: the 1 models measured before are in "+filepath.Join(out, "bench.csv")) {
+		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said)
 	}
 }

@@ -293,6 +293,27 @@ func TestTrainInterruptedJSON(t *testing.T) {
 		"--epochs", "1000", "--patience", "1000", "--out", model, "--json")
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
+	said, err := interruptAt(t, cmd, "epoch  2 ")
+	var rep struct {
+		Status  string            `json:"status"`
+		Model   string            `json:"model"`
+		Epochs  int               `json:"epochs"`
+		History []json.RawMessage `json:"history"`
+	}
+	if err == nil || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
+		rep.Epochs < 2 || len(rep.History) != rep.Epochs {
+		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said)
+	}
+	if _, err := os.Stat(model); err != nil {
+		t.Errorf("the best epoch's model: %v", err)
+	}
+}
+
+// interruptAt runs cmd, sends it Ctrl-C when a line of its standard error
+// begins with prefix, and returns everything it said there and how it
+// ended.
+func interruptAt(t *testing.T, cmd *exec.Cmd, prefix string) (string, error) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -304,22 +325,9 @@ func TestTrainInterruptedJSON(t *testing.T) {
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		said.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(sc.Text(), "epoch  2 ") {
+		if strings.HasPrefix(sc.Text(), prefix) {
 			cmd.Process.Signal(os.Interrupt)
 		}
 	}
-	err = cmd.Wait()
-	var rep struct {
-		Status  string            `json:"status"`
-		Model   string            `json:"model"`
-		Epochs  int               `json:"epochs"`
-		History []json.RawMessage `json:"history"`
-	}
-	if err == nil || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
-		rep.Epochs < 2 || len(rep.History) != rep.Epochs {
-		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said.String())
-	}
-	if _, err := os.Stat(model); err != nil {
-		t.Errorf("the best epoch's model: %v", err)
-	}
+	return said.String(), cmd.Wait()
 }

@@ -461,6 +461,17 @@ func eventLine(e search.Event, agent string) string {
 	return ""
 }
 
+// lastAttempt are the epochs of a trial's last attempt.
+func lastAttempt(t *rundir.Trial) []runtime.EpochRecord {
+	var out []runtime.EpochRecord
+	for _, e := range t.Epochs {
+		if e.Attempt == t.Restarts {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // trialResult says how a trial ended and what the agent did with it.
 func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	// A problem's score is the reward; a trained trial's metric is its
@@ -476,6 +487,12 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	case rundir.StatusOK:
 		if t.Score == 0 {
 			res += fmt.Sprintf(" in %.1fs", t.Seconds)
+		}
+		switch {
+		case t.Pruned: // by median stopping or halving: its accuracy is that of a shorter training
+			res += fmt.Sprintf(" (stopped after epoch %d)", len(lastAttempt(t)))
+		case t.AtChance:
+			res += " (at chance: given up)"
 		}
 	case rundir.StatusReused:
 		res += fmt.Sprintf(" (reused from trial %d)", t.ReusedFrom)

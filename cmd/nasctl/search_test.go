@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -256,6 +257,9 @@ func TestTrialResultReward(t *testing.T) {
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.4714, Reward: 0.1642, Seconds: 2}, "val 0.4714, reward 0.1642 in 2.0s"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.9, Reward: 0.9, Seconds: 1}, "val 0.9000 in 1.0s"},
 		{rundir.Trial{Status: rundir.StatusRefused, Reason: "too big"}, "refused: too big"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.8, Reward: 0.8, Seconds: 1, Pruned: true, Restarts: 1,
+			Epochs: []runtime.EpochRecord{{Attempt: 0, Epoch: 1}, {Attempt: 1, Epoch: 1}, {Attempt: 1, Epoch: 2}}}, "val 0.8000 in 1.0s (stopped after epoch 2)"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: given up)"},
 	} {
 		if got := trialResult(&tc.t, nil); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.t, got, tc.want)

@@ -76,11 +76,21 @@ func startRestartable(t *testing.T) (*Server, ServerOptions) {
 	return srv, opts
 }
 
+// restartServer starts the broker of startRestartable's options again; it
+// stops with the test.
+func restartServer(t *testing.T, opts ServerOptions) {
+	t.Helper()
+	srv, err := StartServer(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+}
+
 // A worker that finishes a trial while the broker is down keeps the result
 // and stores it once the broker is back (same store, same port), on the
 // same delivery: the trial is trained once, and the driver gets it.
 func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
-	ctx := context.Background()
 	srv, opts := startRestartable(t)
 
 	started, release := make(chan struct{}), make(chan struct{})
@@ -93,13 +103,7 @@ func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
 		return nil
 	}}
 	logs := &logLines{}
-	w := &Worker{Broker: connect(t, srv, "w1"), Device: runtime.CPU, Name: "w1", Log: logs.log,
-		executor: func(context.Context, DataSpec) (search.Executor, error) { return st, nil }}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(wctx, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
-
+	startTestWorker(t, srv, 1, st, logs)
 	e := newTestExecutor(t, srv, "outage")
 	answers := evaluate(e, testJob(t, 9))
 	<-started
@@ -110,11 +114,7 @@ func TestWorkerWaitsOutBrokerOutage(t *testing.T) {
 	if line := logs.waitFor(t, "waiting for the broker", "failed:"); !strings.Contains(line, "waiting for the broker") {
 		t.Fatalf("with the broker down: %q", line)
 	}
-	srv, err := StartServer(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	restartServer(t, opts)
 	logs.waitFor(t, "the broker is back")
 	a := within(t, answers, logs)
 	if a.err != nil || a.out.Training.ValAccuracy != 0.509 {

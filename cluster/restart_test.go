@@ -180,11 +180,7 @@ func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
 	if line := logs.waitFor(t, "waiting for the broker", "asking"); !strings.Contains(line, "storing its failure note failed") {
 		t.Fatalf("with the broker down: %q", line)
 	}
-	srv, err := StartServer(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	restartServer(t, opts)
 	logs.waitFor(t, "the broker is back; its failure note stored")
 
 	a := within(t, answers, logs)

@@ -38,14 +38,14 @@ const defaultHalvingEta = 3
 // IsZero reports the rule off (YAML omitempty).
 func (h Halving) IsZero() bool { return h.First == 0 }
 
-// eta is Eta, or its default when unset.
-func (h Halving) eta() int { return cmp.Or(h.Eta, defaultHalvingEta) }
+// eta is Eta, or its default when unset; never below 2 (Check refuses 1).
+func (h Halving) eta() int { return max(cmp.Or(h.Eta, defaultHalvingEta), 2) }
 
 // rungs are the epochs at which a trial of the given length may stop. A
 // rung at the last epoch would stop nothing, so there is none.
 func (h Halving) rungs(epochs int) []int {
 	var out []int
-	for r := h.First; r >= 1 && r < epochs; r *= max(h.eta(), 2) {
+	for r := h.First; r >= 1 && r < epochs; r *= h.eta() {
 		out = append(out, r)
 	}
 	return out
@@ -84,7 +84,7 @@ func (h Halving) thresholds(earlier []rundir.Trial, epochs int) []float64 {
 			out = make([]float64, epochs)
 		}
 		slices.Sort(at[i])
-		out[r-1] = stat.Quantile(1-1/float64(max(h.eta(), 2)), stat.LinInterp, at[i], nil)
+		out[r-1] = stat.Quantile(1-1/float64(h.eta()), stat.LinInterp, at[i], nil)
 	}
 	return out
 }

@@ -74,11 +74,9 @@ func median(x []float64) float64 {
 func bestSoFar(t rundir.Trial) []float64 {
 	var out []float64
 	best := 0.0
-	for _, e := range t.Epochs {
-		if e.Attempt == t.Restarts {
-			best = max(best, e.ValAccuracy)
-			out = append(out, best)
-		}
+	for _, e := range t.LastAttempt() {
+		best = max(best, e.ValAccuracy)
+		out = append(out, best)
 	}
 	return out
 }

@@ -152,7 +152,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
 	if h := cfg.Train.Halving; h.First > 0 {
-		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.Eta
+		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.eta()
 	}
 	switch cfg.Kind {
 	case KindMetaQNN:

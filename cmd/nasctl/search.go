@@ -461,17 +461,6 @@ func eventLine(e search.Event, agent string) string {
 	return ""
 }
 
-// lastAttempt are the epochs of a trial's last attempt.
-func lastAttempt(t *rundir.Trial) []runtime.EpochRecord {
-	var out []runtime.EpochRecord
-	for _, e := range t.Epochs {
-		if e.Attempt == t.Restarts {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // trialResult says how a trial ended and what the agent did with it.
 func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	// A problem's score is the reward; a trained trial's metric is its
@@ -490,7 +479,7 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 		}
 		switch {
 		case t.Pruned: // by median stopping or halving: its accuracy is that of a shorter training
-			res += fmt.Sprintf(" (stopped after epoch %d)", len(lastAttempt(t)))
+			res += fmt.Sprintf(" (stopped after epoch %d)", len(t.LastAttempt()))
 		case t.AtChance:
 			res += " (at chance: given up)"
 		}

@@ -130,6 +130,18 @@ type Checkpoint struct {
 // CheckpointFormat is the format this nasctl writes and reads.
 const CheckpointFormat = 1
 
+// LastAttempt is the epochs of the trial's last attempt (after its
+// restarts).
+func (t Trial) LastAttempt() []runtime.EpochRecord {
+	var out []runtime.EpochRecord
+	for _, e := range t.Epochs {
+		if e.Attempt == t.Restarts {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Untimed is the trial without what the clock measured (its seconds,
 // finish time and throughput): two runs of the same search record equal
 // untimed trials.

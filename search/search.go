@@ -82,6 +82,9 @@ type Search struct {
 	finals struct{ done, total int }
 	// latency predicts latencies when the reward needs them (nil: measure).
 	latency *bench.LatencyModel
+	// retargeted says what a resume with another number of trials set
+	// aside (Run's first event says it).
+	retargeted string
 
 	// Progress, when set, receives every event (from the Run goroutine).
 	Progress func(Event)
@@ -152,6 +155,10 @@ type ResumeOptions struct {
 	// for images that moved; they must be the images the run searched (the
 	// content hash of data.json).
 	Data string
+	// Trials, when positive, replaces the trials planned, in config.yaml
+	// too: at least the trials recorded. A finished run goes on with more
+	// (see retarget).
+	Trials int
 }
 
 // Resume opens the run in dir and brings its agent to exactly where the run
@@ -181,6 +188,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 			return nil, err
 		}
 	}
+	if o.Trials > 0 {
+		cfg.Trials = o.Trials
+	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("%s: invalid settings:\n%v", filepath.Join(dir, rundir.FileConfig), err)
@@ -189,7 +199,20 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if err != nil {
 		return nil, err
 	}
-	s, err := resumeIn(d, cfg, newExec)
+	var note string
+	s, err := resumeIn(d, cfg, newExec, func() (err error) {
+		if cfg.Trials == saved.Trials {
+			return nil
+		}
+		if note, err = retarget(d, saved.Trials, cfg.Trials); err != nil {
+			return err
+		}
+		saved.Trials = cfg.Trials
+		return saveConfig(d, saved)
+	})
+	if s != nil {
+		s.retargeted = note
+	}
 	if err == nil && (cfg.Final.Skip != saved.Final.Skip || cfg.Data != saved.Data) {
 		saved.Final.Skip, saved.Data = cfg.Final.Skip, cfg.Data
 		err = saveConfig(d, saved)
@@ -201,8 +224,35 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	return s, nil
 }
 
+// retarget prepares the run in d for another number of trials, at least
+// those recorded. The agent's checkpoint learned the trials up to the old
+// end, while an uninterrupted run of the new length draws each trial
+// before it has learned the last few (the lag of the workers in flight):
+// so the checkpoint is set aside and the agent learns the log again from
+// its seed, checked trial by trial, and goes on as that run would. A
+// final phase of the old length is set aside too, with the report that
+// describes it: the best architectures may change. Both go to
+// earlier/trials-OLD in the run (README.md, "Interrupt with Ctrl-C").
+// It returns what it did, for the run's first event.
+func retarget(d *rundir.Dir, old, trials int) (string, error) {
+	recorded, err := rundir.ReadTrials(d.Path)
+	if err != nil {
+		return "", err
+	}
+	if trials < len(recorded) {
+		return "", fmt.Errorf("%s has recorded %d trials: give at least that many (a run goes on with more trials, it does not undo any)", d.Path, len(recorded))
+	}
+	aside, err := d.SetAside(fmt.Sprintf("trials-%d", old), rundir.FileAgent, rundir.FileNotes, rundir.FileFinal, rundir.DirWinners,
+		rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots)
+	note := fmt.Sprintf(" (planned: %d, was %d); the agent learns the %d recorded again", trials, old, len(recorded))
+	if aside != "" {
+		note += fmt.Sprintf(", and what the run had of its %d-trial plan (checkpoint, final phase, report) is in %s", old, filepath.Join(d.Path, aside))
+	}
+	return note, err
+}
+
 // saveConfig writes the run's saved settings after a resume changed
-// final.skip or data: only those lines of config.yaml change, and the
+// final.skip, data or trials: only those lines of config.yaml change, and the
 // resume's workers and threads hold for that resume only.
 func saveConfig(d *rundir.Dir, saved Config) error {
 	b, err := saved.Marshal()
@@ -212,8 +262,10 @@ func saveConfig(d *rundir.Dir, saved Config) error {
 	return d.WriteFile(rundir.FileConfig, b)
 }
 
-// resumeIn makes the search of cfg in the opened run directory d.
-func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error)) (*Search, error) {
+// resumeIn makes the search of cfg in the opened run directory d;
+// beforeRestore runs once the settings and images are known good, before
+// the agent is restored.
+func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error), beforeRestore func() error) (*Search, error) {
 	var exec Executor
 	if cfg.Trains() {
 		var err error
@@ -232,6 +284,9 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	s.dir = d
+	if err := beforeRestore(); err != nil {
+		return nil, err
+	}
 	if err := s.restore(); err != nil {
 		return nil, err
 	}
@@ -362,7 +417,7 @@ func (s *Search) Trials() []rundir.Trial { return s.trials }
 // written, and the run can be resumed.
 func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	s.start = time.Now()
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done", len(s.trials)+len(s.logged), s.cfg.Trials)})
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done%s", len(s.trials)+len(s.logged), s.cfg.Trials, s.retargeted)})
 	if err := s.prepareLatency(ctx); err != nil {
 		return err
 	}

@@ -878,6 +878,114 @@ func TestResumeAddsFinal(t *testing.T) {
 	}
 }
 
+// A finished run resumed with more trials goes on as an uninterrupted run
+// of that length: the same trials (the agent learns the log again, so the
+// first new trials are drawn with the lag of the workers in flight), the
+// same final phase and agent state. What the shorter plan had (checkpoint,
+// final phase, report) is set aside in earlier/trials-N, and config.yaml
+// plans the new count. Fewer trials than recorded are refused, and so is a
+// resume that cannot train, changing nothing.
+func TestResumeMoreTrials(t *testing.T) {
+	const more = 38 // the schedule's 30, then 8 at its last epsilon
+	exec := func(Config) (Executor, error) { return laterBetter{&fakeExecutor{jitter: true}}, nil }
+	whole := testConfig(t, t.TempDir())
+	whole.Trials, whole.Workers = more, 2
+	s := newSearch(t, whole, laterBetter{&fakeExecutor{jitter: true}})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	wantTrials, wantFinals := read(t, rundir.ReadTrials, s.Dir()), read(t, rundir.ReadFinals, s.Dir())
+	wantState, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileAgent))
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	first := newSearch(t, cfg, laterBetter{&fakeExecutor{jitter: true}})
+	if err := first.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	shortFinals := read(t, rundir.ReadFinals, dir)
+	if len(shortFinals) != cfg.Final.TopK || cfg.Trials != 30 {
+		t.Fatalf("the 30-trial run: %d finals, %d trials planned", len(shortFinals), cfg.Trials)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); err == nil || !strings.Contains(err.Error(), "has recorded 30 trials") {
+		t.Errorf("29 trials after 30 recorded: %v", err)
+	}
+	// Nor does a resume that cannot train (images gone, say) move anything.
+	broken := func(Config) (Executor, error) { return nil, errors.New("no images") }
+	if _, err := Resume(dir, ResumeOptions{Trials: more}, broken); err == nil {
+		t.Error("a resume without an executor started")
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if _, err := os.Stat(filepath.Join(dir, rundir.DirEarlier)); string(after) != string(before) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused resume changed the run: config changed %v, earlier/: %v", string(after) != string(before), err)
+	}
+
+	r, err := Resume(dir, ResumeOptions{Trials: more}, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []Event
+	r.Progress = func(e Event) { events = append(events, e) }
+	err = r.Run(context.Background(), nil)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "30 of 38 trials done (planned: 38, was 30); the agent learns the 30 recorded again, and what the run had of its 30-trial plan (checkpoint, final phase, report) is in " + filepath.Join(dir, "earlier", "trials-30"); events[0].Message != want {
+		t.Errorf("first event %q, want %q", events[0].Message, want)
+	}
+	sameTrials(t, read(t, rundir.ReadTrials, dir), wantTrials)
+	finals := read(t, rundir.ReadFinals, dir)
+	if len(finals) != len(wantFinals) {
+		t.Fatalf("%d finals, want %d", len(finals), len(wantFinals))
+	}
+	byRank := func(a, b rundir.FinalResult) int { return a.Rank - b.Rank } // recorded as they finish
+	slices.SortFunc(finals, byRank)
+	slices.SortFunc(wantFinals, byRank)
+	slices.SortFunc(shortFinals, byRank)
+	if !slices.ContainsFunc(finals, func(f rundir.FinalResult) bool { return f.Trial > 30 }) {
+		t.Errorf("no trial after the 30th among the finals %+v: the test shows nothing", finals)
+	}
+	for i, f := range finals {
+		if w := wantFinals[i]; f.Trial != w.Trial || f.Rank != w.Rank || f.ValAccuracy != w.ValAccuracy || f.TestAccuracy != w.TestAccuracy {
+			t.Errorf("final %d: %+v, want %+v", i, f, w)
+		}
+	}
+	if state, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent)); len(state) == 0 || !bytes.Equal(state, wantState) {
+		t.Errorf("agent states differ (%d and %d bytes)", len(state), len(wantState))
+	}
+	earlier := filepath.Join(dir, rundir.DirEarlier, "trials-30")
+	got := read(t, rundir.ReadFinals, earlier)
+	slices.SortFunc(got, byRank)
+	if len(got) != len(shortFinals) || got[0].Trial != shortFinals[0].Trial || got[0].TestAccuracy != shortFinals[0].TestAccuracy {
+		t.Errorf("the 30-trial run's finals set aside: %+v, want %+v", got, shortFinals)
+	}
+	for _, f := range []string{rundir.FileAgent, rundir.FileReport, rundir.BestName, rundir.WinnerName(1)} {
+		if _, err := os.Stat(filepath.Join(earlier, f)); err != nil {
+			t.Errorf("set aside: %v", err)
+		}
+	}
+	if saved, err := ReadConfig(dir); err != nil || saved.Trials != more {
+		t.Errorf("config.yaml after the resume: %d trials planned (%v), want %d", saved.Trials, err, more)
+	}
+}
+
+// laterBetter is a fakeExecutor whose later search trials validate
+// higher (0.002 per trial), so that more trials change the best.
+type laterBetter struct{ *fakeExecutor }
+
+func (l laterBetter) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	out, err := l.fakeExecutor.Evaluate(ctx, job)
+	if out != nil && out.Training != nil && !job.Full {
+		out.Training.ValAccuracy += 0.002 * float64(job.Trial)
+		out.Training.Epochs[0].ValAccuracy = out.Training.ValAccuracy
+	}
+	return out, err
+}
+
 // otherImages is a fakeExecutor whose images have another content hash.
 type otherImages struct{ *fakeExecutor }
 

@@ -45,13 +45,19 @@ type searchOptions struct {
 
 // resumeOptions returns the options of a resumed run of kind after checking
 // that no flag in settingFlags, which shape a run, is given, and that the
-// run is of that kind.
-func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string) (searchOptions, error) {
+// run is of that kind. trialsFlag (--trials, --episodes) plans another
+// number of trials.
+func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, trialsFlag string) (searchOptions, error) {
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
 	for _, f := range settingFlags {
 		if c.IsSet(f) {
-			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
-				f, filepath.Join(opts.Resume, rundir.FileConfig))
+			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --%s (more trials), --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
+				f, filepath.Join(opts.Resume, rundir.FileConfig), trialsFlag)
+		}
+	}
+	if c.IsSet(trialsFlag) {
+		if opts.Resumed.Trials = c.Int(trialsFlag); opts.Resumed.Trials < 1 {
+			return opts, usagef("--%s must be at least 1, got %d", trialsFlag, opts.Resumed.Trials)
 		}
 	}
 	// A run that cannot be read is left to search.Resume, whose error says why.

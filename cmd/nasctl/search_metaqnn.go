@@ -38,6 +38,11 @@ A run searched with --skip-final gets its final phase from --resume with
 moved, --resume takes --data with their new folder (the same images: their
 content hash must be the run's).
 
+More trials for a run, finished or not: --resume runs/NAME --trials N. The agent
+learns the recorded trials again and goes on as a run planned for N trials would;
+a finished run's final phase, report and plots move to runs/NAME/earlier/trials-OLD,
+and the final phase is done again for the new best.
+
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
 
 Trials on other machines: --broker nats://HOST:4222 sends every trial to the
@@ -59,6 +64,7 @@ Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves
   nasctl search metaqnn --resume runs/leaves
   nasctl search metaqnn --resume runs/leaves --skip-final=false
+  nasctl search metaqnn --resume runs/leaves --trials 300
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves-random --agent random
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
   nasctl search metaqnn --sample 5 --space study`,
@@ -70,6 +76,7 @@ Examples:
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
+			&cli.IntFlag{Name: "trials", Usage: "trials planned (default: the schedule's); those past its end are at its last epsilon; with --resume, a run goes on to this many"},
 			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
@@ -103,7 +110,7 @@ var metaqnnSettingFlags = append([]string{"preset", "config", "name", "dir", "sp
 // metaqnnOptions builds the configuration: preset, then file, then flags.
 func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
-		return resumeOptions(c, search.KindMetaQNN, metaqnnSettingFlags)
+		return resumeOptions(c, search.KindMetaQNN, metaqnnSettingFlags, "trials")
 	}
 	broker, err := brokerOptionsOf(c)
 	if err != nil {
@@ -151,6 +158,12 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 		}
 		cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: s}
 		cfg.Trials = 0 // the schedule's
+	}
+	if n := c.Int("trials"); c.IsSet("trials") {
+		if n < 1 {
+			return opts, usagef("--trials must be at least 1, got %d", n) // 0 would silently mean the schedule's
+		}
+		cfg.Trials = n
 	}
 	opts.Config, err = checked(cfg)
 	return opts, err

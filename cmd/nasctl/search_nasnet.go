@@ -73,6 +73,8 @@ resumed run samples the same episodes an uninterrupted one would have (with the 
 --workers; another count changes what follows, see nasctl search metaqnn --help).
 A trained run searched with --skip-final gets its final phase from --resume with
 --skip-final=false, and takes --data when its images moved (as search metaqnn).
+--resume runs/NAME --episodes N gives a run more episodes, as search metaqnn's
+--trials does.
 (An episode is a trial: nasctl runs list and show count them as trials.)
 
 Examples:
@@ -95,7 +97,7 @@ func searchNASNetCommand() *cli.Command {
 			&cli.StringFlag{Name: "cells", Usage: `network around the cells, keys over the preset's: "stem=S, filters=F, normal=N, reductions=R, style=study|nasnet"`},
 			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B; not natsbench", DefaultText: "2, the study's"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
-			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled"},
+			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled; with --resume, the run goes on to this many"},
 			&cli.StringFlag{Name: "preset", Usage: "preset: cpu, study (training; default cpu); " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (mock, natsbench)"},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples, and of the training", DefaultText: "1"},
@@ -125,14 +127,14 @@ var nasnetRewards = append([]string{"train", search.RewardMnasNet, search.Reward
 
 // nasnetSettingFlags are the flags that shape a run; a resumed run keeps
 // its saved settings.
-var nasnetSettingFlags = slices.Concat([]string{"reward", "agent", "cells", "blocks", "dataset", "episodes", "preset", "config", "seed", "name", "dir"},
+var nasnetSettingFlags = slices.Concat([]string{"reward", "agent", "cells", "blocks", "dataset", "preset", "config", "seed", "name", "dir"},
 	trainingSettingFlags, reinforceFlagNames())
 
 // nasnetOptions builds the configuration: preset, then file, then flags.
 // Every mistake is a usage error that names the flag or key.
 func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	if c.String("resume") != "" {
-		return resumeOptions(c, search.KindNASNet, nasnetSettingFlags)
+		return resumeOptions(c, search.KindNASNet, nasnetSettingFlags, "episodes")
 	}
 	broker, err := brokerOptionsOf(c)
 	if err != nil {

@@ -202,7 +202,6 @@ func TestSearchNASNetUsage(t *testing.T) {
 		{[]string{"--reward", "mock", "--agent", "evolution", "--preset", "study"}, "--agent evolution has no controller (drop --preset)"},
 		{[]string{"--resume", "runs/x", "--agent", "random"}, "--agent cannot change a resumed run"},
 		{[]string{"--name", ".x"}, "name: \".x\" is not a valid run name"},
-		{[]string{"--resume", "runs/x", "--episodes", "3"}, "--episodes cannot change a resumed run"},
 		{[]string{"--config", "missing.yaml"}, "--config: open missing.yaml"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
@@ -212,7 +211,11 @@ func TestSearchNASNetUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
 		}
 	}
-	code, _, errOut := runCLI(t, "search", "nasnet", "--resume", t.TempDir())
+	code, _, errOut := runCLI(t, "search", "nasnet", "--resume", "runs/x", "--episodes", "0")
+	if code != 2 || !strings.Contains(errOut, "--episodes must be at least 1, got 0") {
+		t.Errorf("resumed with 0 episodes: exit %d, %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "search", "nasnet", "--resume", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, "not a run directory") {
 		t.Errorf("resume of an empty directory: exit %d, %s", code, errOut)
 	}
@@ -245,6 +248,33 @@ func TestSearchNASNetKillAndResume(t *testing.T) {
 	}
 	sameLogs(t, after, readLog(t, filepath.Join(runs, "whole")))
 	t.Logf("killed after %d trials, resumed to %d", len(before), len(after))
+}
+
+// A finished run given more episodes with --resume ends with the trials of
+// an uninterrupted run of that many: the controller learns the recorded
+// episodes again, batch by batch, and samples on as that run does. Fewer
+// episodes than recorded are refused.
+func TestSearchNASNetMoreEpisodes(t *testing.T) {
+	runs := t.TempDir()
+	args := []string{"search", "nasnet", "--reward", "mock", "--controller-batch", "4", "--seed", "7", "--dir", runs, "--quiet"}
+	dir := filepath.Join(runs, "more")
+	for _, extra := range [][]string{{"--name", "whole", "--episodes", "60"}, {"--name", "more", "--episodes", "40"}} {
+		if code, _, errOut := runCLI(t, append(args, extra...)...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", extra, code, errOut)
+		}
+	}
+	code, _, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", "39")
+	if code != 1 || !strings.Contains(errOut, "has recorded 40 trials: give at least that many") {
+		t.Errorf("39 episodes after 40: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", "60")
+	if code != 0 || !strings.Contains(errOut, "40 of 60 trials done (planned: 60, was 40)") {
+		t.Fatalf("resumed with 60 episodes: exit %d\n%s\n%s", code, out, errOut)
+	}
+	sameLogs(t, readLog(t, dir), readLog(t, filepath.Join(runs, "whole")))
+	if _, err := os.Stat(filepath.Join(dir, rundir.DirEarlier, "trials-40", rundir.FileReport)); err != nil {
+		t.Errorf("the 40-episode report set aside: %v", err)
+	}
 }
 
 // A real search process gets Ctrl-C (SIGINT) in the middle of its run: it

@@ -179,6 +179,8 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--name", "x"}, "data: an image folder is required"},
 		{[]string{"search", "metaqnn", "--data", "d", "--schedule", "1.0:x"}, "--schedule"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--epochs", "3"}, "cannot change a resumed run"},
+		{[]string{"search", "metaqnn", "--resume", "runs/x", "--trials", "0"}, "--trials must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--trials", "0"}, "--trials must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--sample", "0"}, "must be at least 1"},
 		// Zeros that would silently mean the preset's values, before any image is read.
 		{[]string{"search", "metaqnn", "--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
@@ -225,6 +227,13 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s --skip-final: summary %+v, %v; want final_skipped", agent, sum, err)
 		}
 	}
+	// More trials for the finished baseline: it goes on to 5.
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", filepath.Join(runs, "random"), "--trials", "5", "--quiet"); code != 0 {
+		t.Fatalf("--resume --trials 5: exit %d: %s", code, errOut)
+	}
+	if n := len(readLog(t, filepath.Join(runs, "random"))); n != 5 {
+		t.Errorf("--resume --trials 5: %d trials, want 5", n)
+	}
 	// A name taken is a usage error before any image is read (this folder
 	// does not even exist).
 	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
@@ -232,9 +241,10 @@ func TestCPUPresetBaseline(t *testing.T) {
 		t.Errorf("a name taken: exit %d, %s", code, errOut)
 	}
 	// A limit that no network meets: every trial is refused, and the run,
-	// finished and reported, is not a success.
+	// finished and reported, is not a success (3 trials: --trials over the
+	// schedule's 2).
 	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "1", "--data", data, "--dir", runs, "--name", "none",
-		"--input", "16x16x1", "--schedule", "1.0:3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+		"--input", "16x16x1", "--schedule", "1.0:2", "--trials", "3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
 	if code != 1 || !strings.Contains(errOut, "no trial of the run was evaluated (3 refused); the last reason: ") || !strings.Contains(out, "Run directory:") {
 		t.Errorf("--max-params 1: exit %d, %s%s", code, out, errOut)
 	}

@@ -48,6 +48,9 @@ const (
 	DirModels        = "models"
 	DirWinners       = "winners"
 	DirPlots         = "plots"
+	// DirEarlier holds what a run set aside when its plan changed
+	// (Dir.SetAside).
+	DirEarlier = "earlier"
 )
 
 // ErrExists is returned by Create for a directory that already holds a run.
@@ -133,16 +136,24 @@ func (d *Dir) prepare() error {
 			return err
 		}
 	}
-	for _, sub := range []string{DirModels, DirWinners, DirPlots} {
-		if err := os.MkdirAll(filepath.Join(d.Path, sub), 0o755); err != nil {
-			return err
-		}
+	if err := d.prepareDirs(); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(filepath.Join(d.Path, FileTrials), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	d.log = f
+	return nil
+}
+
+// prepareDirs makes the run's folders that are missing.
+func (d *Dir) prepareDirs() error {
+	for _, sub := range []string{DirModels, DirWinners, DirPlots} {
+		if err := os.MkdirAll(filepath.Join(d.Path, sub), 0o755); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -216,6 +227,45 @@ func (d *Dir) WriteJSON(rel string, v any) error {
 		return err
 	}
 	return d.WriteFile(rel, b)
+}
+
+// SetAside moves the run's files and folders of names that exist into
+// earlier/NAME, or earlier/NAME.2 and so on when that is taken, and
+// returns that folder relative to the run ("" when none of them exists).
+// Nothing is copied or deleted: a crash leaves each file in one place or
+// the other.
+func (d *Dir) SetAside(name string, names ...string) (string, error) {
+	var present []string
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(d.Path, n)); err == nil {
+			present = append(present, n)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
+	if len(present) == 0 {
+		return "", nil
+	}
+	if err := os.MkdirAll(filepath.Join(d.Path, DirEarlier), 0o755); err != nil {
+		return "", err
+	}
+	rel := filepath.Join(DirEarlier, name)
+	for i := 2; ; i++ {
+		err := os.Mkdir(filepath.Join(d.Path, rel), 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+		rel = filepath.Join(DirEarlier, fmt.Sprintf("%s.%d", name, i))
+	}
+	for _, n := range present {
+		if err := os.Rename(filepath.Join(d.Path, n), filepath.Join(d.Path, rel, n)); err != nil {
+			return "", err
+		}
+	}
+	return rel, d.prepareDirs() // the run's folders moved are made again, empty
 }
 
 // ModelPath is where the search keeps the model of trial id while it ranks

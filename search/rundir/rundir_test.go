@@ -150,3 +150,45 @@ func TestFirstDifference(t *testing.T) {
 		t.Errorf("a missing trial found at %d, want 1", i)
 	}
 }
+
+// SetAside moves the names that exist into earlier/NAME, a second time
+// into earlier/NAME.2, makes the run's folders again, and does nothing
+// when none of the names exists.
+func TestSetAside(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	d, err := Create(dir, []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, want := range []string{filepath.Join(DirEarlier, "x"), filepath.Join(DirEarlier, "x.2")} {
+		if err := d.WriteFile(FileFinal, []byte(want+"\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WriteFile(WinnerName(1), []byte("model")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.SetAside("x", FileFinal, DirWinners, FileReport)
+		if err != nil || got != want {
+			t.Fatalf("SetAside: %q, %v; want %q", got, err, want)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, want, FileFinal)); err != nil || string(b) != want+"\n" {
+			t.Errorf("%s: %q, %v", want, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, want, WinnerName(1))); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, FileFinal)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still in the run: %v", FileFinal, err)
+		}
+		if entries, err := os.ReadDir(filepath.Join(dir, DirWinners)); err != nil || len(entries) != 0 {
+			t.Errorf("the run's winners/ after SetAside: %d entries, %v; want an empty folder", len(entries), err)
+		}
+	}
+	if got, err := d.SetAside("x", FileFinal, FileReport); got != "" || err != nil {
+		t.Errorf("nothing to set aside: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, DirEarlier, "x.3")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an empty folder made: %v", err)
+	}
+}

@@ -201,10 +201,11 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	}
 	var note string
 	s, err := resumeIn(d, cfg, newExec, func() (err error) {
-		if cfg.Trials == saved.Trials {
+		old := saved.WithDefaults().Trials // a config.yaml without trials plans the schedule's
+		if cfg.Trials == old {
 			return nil
 		}
-		if note, err = retarget(d, saved.Trials, cfg.Trials); err != nil {
+		if note, err = retarget(d, old, cfg.Trials); err != nil {
 			return err
 		}
 		saved.Trials = cfg.Trials

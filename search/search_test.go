@@ -909,6 +909,23 @@ func TestResumeMoreTrials(t *testing.T) {
 	if len(shortFinals) != cfg.Final.TopK || cfg.Trials != 30 {
 		t.Fatalf("the 30-trial run: %d finals, %d trials planned", len(shortFinals), cfg.Trials)
 	}
+	// A config.yaml without trials plans the schedule's: a plain resume of
+	// it changes nothing.
+	b, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if stripped := strings.Replace(string(b), "trials: 30\n", "", 1); stripped == string(b) {
+		t.Fatalf("no trials line in config.yaml:\n%s", b)
+	} else if err := os.WriteFile(filepath.Join(dir, rundir.FileConfig), []byte(stripped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Resume(dir, ResumeOptions{}, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = plain.Run(context.Background(), nil)
+	plain.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); err == nil || !strings.Contains(err.Error(), "has recorded 30 trials") {
 		t.Errorf("29 trials after 30 recorded: %v", err)
@@ -920,7 +937,7 @@ func TestResumeMoreTrials(t *testing.T) {
 	}
 	after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	if _, err := os.Stat(filepath.Join(dir, rundir.DirEarlier)); string(after) != string(before) || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a refused resume changed the run: config changed %v, earlier/: %v", string(after) != string(before), err)
+		t.Errorf("a plain or refused resume changed the run: config changed %v, earlier/: %v", string(after) != string(before), err)
 	}
 
 	r, err := Resume(dir, ResumeOptions{Trials: more}, exec)

@@ -46,6 +46,7 @@ type scheduler struct {
 	nextLearn int                  // the next trial the agent learns
 	proposed  []proposal           // trials nextLearn.. in order: waiting, queued, in flight or finished
 	finished  map[int]rundir.Trial // on disk, not yet learned
+	replayed  map[int]bool         // of finished: recorded by an earlier run, answered from the log
 	training  map[string]int       // architecture key -> the trial evaluating it, until learned
 	waiting   map[int][]proposal   // duplicates of a trial being evaluated, by its ID
 	queue     []queued             // admitted, waiting for a worker, in trial order
@@ -62,7 +63,7 @@ func newScheduler(workers, nextLearn int) scheduler {
 		lag = 2 * workers
 	}
 	return scheduler{workers: workers, lag: lag, nextLearn: nextLearn,
-		finished: map[int]rundir.Trial{}, training: map[string]int{}, waiting: map[int][]proposal{}}
+		finished: map[int]rundir.Trial{}, replayed: map[int]bool{}, training: map[string]int{}, waiting: map[int][]proposal{}}
 }
 
 // stopped reports whether a stop was asked for, noting it when it was just
@@ -239,7 +240,7 @@ func (s *Search) replay(t rundir.Trial, pr proposal) error {
 	if t.Status != rundir.StatusReused && t.Status != rundir.StatusRefused {
 		s.sched.training[pr.p.Genotype.Key()] = t.ID
 	}
-	s.sched.finished[t.ID] = t
+	s.sched.finished[t.ID], s.sched.replayed[t.ID] = t, true
 	return nil
 }
 
@@ -469,7 +470,9 @@ func (s *Search) learn(t rundir.Trial) error {
 		return fmt.Errorf("learning trial %d: trial %d is next", t.ID, pr.rec.ID)
 	}
 	c.proposed = c.proposed[1:]
+	replayed := c.replayed[t.ID]
 	delete(c.finished, t.ID)
+	delete(c.replayed, t.ID)
 	c.nextLearn++
 	key := pr.p.Genotype.Key()
 	if c.training[key] == t.ID {
@@ -493,7 +496,7 @@ func (s *Search) learn(t rundir.Trial) error {
 		s.notes[t.ID] = n
 	}
 	s.remember(t)
-	e := Event{Kind: "trial", Trial: &t}
+	e := Event{Kind: "trial", Trial: &t, Replayed: replayed}
 	if l != (controller.Learned{}) {
 		e.Learned = &l
 	}

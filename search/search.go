@@ -33,15 +33,18 @@ type Event struct {
 	// Kind is "start", "trial" (learned), "saved" (finished during a stop:
 	// recorded, learned by the resumed run), "stopping", "stopped", "final"
 	// or "done".
-	Kind     string              `json:"event"`
-	Trial    *rundir.Trial       `json:"trial,omitempty"`
-	Final    *rundir.FinalResult `json:"final,omitempty"`
-	Learned  *controller.Learned `json:"learned,omitempty"` // what the agent did with Trial
-	Done     int                 `json:"done"`              // trials learned
-	Total    int                 `json:"total"`             // trials planned
-	InFlight int                 `json:"in_flight"`
-	Best     float64             `json:"best_reward"`
-	BestArch string              `json:"best_arch,omitempty"`
+	Kind    string              `json:"event"`
+	Trial   *rundir.Trial       `json:"trial,omitempty"`
+	Final   *rundir.FinalResult `json:"final,omitempty"`
+	Learned *controller.Learned `json:"learned,omitempty"` // what the agent did with Trial
+	// Replayed marks a trial an earlier run recorded, which a resumed run
+	// learns again from the log instead of evaluating it.
+	Replayed bool    `json:"replayed,omitempty"`
+	Done     int     `json:"done"`  // trials learned
+	Total    int     `json:"total"` // trials planned
+	InFlight int     `json:"in_flight"`
+	Best     float64 `json:"best_reward"`
+	BestArch string  `json:"best_arch,omitempty"`
 	// Recent is the mean reward of the last 100 trials learned (of all,
 	// while fewer).
 	Recent    float64 `json:"mean_reward_last_100"`

@@ -955,6 +955,17 @@ func TestResumeMoreTrials(t *testing.T) {
 		t.Errorf("first event %q, want %q", events[0].Message, want)
 	}
 	sameTrials(t, read(t, rundir.ReadTrials, dir), wantTrials)
+	var replayed, evaluated []int // the trial events, marked as learned from the log or not
+	for _, e := range events {
+		if e.Kind == "trial" && e.Replayed {
+			replayed = append(replayed, e.Trial.ID)
+		} else if e.Kind == "trial" {
+			evaluated = append(evaluated, e.Trial.ID)
+		}
+	}
+	if len(replayed) != 30 || replayed[29] != 30 || len(evaluated) != more-30 || evaluated[0] != 31 {
+		t.Errorf("trial events: %v replayed, %v evaluated; want 1-30 and 31-%d", replayed, evaluated, more)
+	}
 	finals := read(t, rundir.ReadFinals, dir)
 	if len(finals) != len(wantFinals) {
 		t.Fatalf("%d finals, want %d", len(finals), len(wantFinals))

@@ -442,6 +442,9 @@ func (p *searchProgress) close() {
 func eventLine(e search.Event, agent string) string {
 	switch e.Kind {
 	case "trial":
+		if e.Replayed {
+			return "" // trained before the resume; its start line counts it
+		}
 		t := e.Trial
 		explore := "ε " + controller.EpsilonText(t.Epsilon)
 		switch {

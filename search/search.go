@@ -246,11 +246,17 @@ func retarget(d *rundir.Dir, old, trials int) (string, error) {
 	if trials < len(recorded) {
 		return "", fmt.Errorf("%s has recorded %d trials: give at least that many (a run goes on with more trials, it does not undo any)", d.Path, len(recorded))
 	}
+	what := "checkpoint, report"
+	if finals, err := rundir.ReadFinals(d.Path); err != nil {
+		return "", err
+	} else if len(finals) > 0 {
+		what = "checkpoint, final phase, report"
+	}
 	aside, err := d.SetAside(fmt.Sprintf("trials-%d", old), rundir.FileAgent, rundir.FileNotes, rundir.FileFinal, rundir.DirWinners,
 		rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots)
 	note := fmt.Sprintf(" (planned: %d, was %d); the agent learns the %d recorded again", trials, old, len(recorded))
 	if aside != "" {
-		note += fmt.Sprintf(", and what the run had of its %d-trial plan (checkpoint, final phase, report) is in %s", old, filepath.Join(d.Path, aside))
+		note += fmt.Sprintf(", and what the run had of its %d-trial plan (%s) is in %s", old, what, filepath.Join(d.Path, aside))
 	}
 	return note, err
 }

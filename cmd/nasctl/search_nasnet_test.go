@@ -269,7 +269,7 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 	}
 	code, out, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", "60")
 	// The 40 episodes learned again are not printed again.
-	if code != 0 || !strings.Contains(errOut, "40 of 60 trials done (planned: 60, was 40)") || strings.Contains(errOut, "[40/60]") || !strings.Contains(errOut, "[41/60]") {
+	if code != 0 || !strings.Contains(errOut, "40 of 60 trials done (planned: 60, was 40); the agent learns the 40 recorded again, and what the run had of its 40-trial plan (checkpoint, report) is in ") || strings.Contains(errOut, "[40/60]") || !strings.Contains(errOut, "[41/60]") {
 		t.Fatalf("resumed with 60 episodes: exit %d\n%s\n%s", code, out, errOut)
 	}
 	sameLogs(t, readLog(t, dir), readLog(t, filepath.Join(runs, "whole")))

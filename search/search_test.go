@@ -183,6 +183,24 @@ func resume(t *testing.T, cfg Config, exec Executor) *Search {
 	return s
 }
 
+// runResumed resumes the run in dir with o, runs it to its end and closes
+// it, failing the test on an error; it returns the run's events.
+func runResumed(t *testing.T, dir string, o ResumeOptions, newExec func(Config) (Executor, error)) []Event {
+	t.Helper()
+	s, err := Resume(dir, o, newExec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []Event
+	s.Progress = func(e Event) { events = append(events, e) }
+	err = s.Run(context.Background(), nil)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
 // sameTrials compares two runs trial for trial: what was proposed and how
 // it ended (not when, nor how long it took).
 func sameTrials(t *testing.T, got, want []rundir.Trial) {
@@ -851,15 +869,7 @@ func TestResumeAddsFinal(t *testing.T) {
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	for _, skip := range []*bool{nil, new(bool)} {
-		s, err := Resume(dir, ResumeOptions{SkipFinal: skip, Workers: 2}, func(Config) (Executor, error) { return exec, nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = s.Run(context.Background(), nil)
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		runResumed(t, dir, ResumeOptions{SkipFinal: skip, Workers: 2}, func(Config) (Executor, error) { return exec, nil })
 		finals, _ := rundir.ReadFinals(dir)
 		after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 		if skip == nil {
@@ -917,15 +927,7 @@ func TestResumeMoreTrials(t *testing.T) {
 	} else if err := os.WriteFile(filepath.Join(dir, rundir.FileConfig), []byte(stripped), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plain, err := Resume(dir, ResumeOptions{}, exec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = plain.Run(context.Background(), nil)
-	plain.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	runResumed(t, dir, ResumeOptions{}, exec)
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); err == nil || !strings.Contains(err.Error(), "has recorded 30 trials") {
 		t.Errorf("29 trials after 30 recorded: %v", err)
@@ -940,17 +942,7 @@ func TestResumeMoreTrials(t *testing.T) {
 		t.Errorf("a plain or refused resume changed the run: config changed %v, earlier/: %v", string(after) != string(before), err)
 	}
 
-	r, err := Resume(dir, ResumeOptions{Trials: more}, exec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []Event
-	r.Progress = func(e Event) { events = append(events, e) }
-	err = r.Run(context.Background(), nil)
-	r.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := runResumed(t, dir, ResumeOptions{Trials: more}, exec)
 	if want := "30 of 38 trials done (planned: 38, was 30); the agent learns the 30 recorded again, and what the run had of its 30-trial plan (checkpoint, final phase, report) is in " + filepath.Join(dir, "earlier", "trials-30"); events[0].Message != want {
 		t.Errorf("first event %q, want %q", events[0].Message, want)
 	}

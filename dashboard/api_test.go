@@ -47,6 +47,12 @@ func TestListRuns(t *testing.T) {
 	os.Symlink(filepath.Join(runs, "leaves-a"), filepath.Join(runs, "link"))
 	os.MkdirAll(filepath.Join(runs, "old"), 0o755)
 	os.WriteFile(filepath.Join(runs, "old", rundir.FileConfig), []byte("kind: metaqnn\nepisodes: 3\n"), 0o644)
+	// leaves-a as if copied a day later: its times still come from its logs.
+	copied := time.Now().Add(24 * time.Hour)
+	entries, _ := os.ReadDir(filepath.Join(runs, "leaves-a"))
+	for _, e := range entries {
+		os.Chtimes(filepath.Join(runs, "leaves-a", e.Name()), copied, copied)
+	}
 	srv := serve(t, Options{Runs: runs})
 
 	var list []Run
@@ -78,6 +84,9 @@ func TestListRuns(t *testing.T) {
 	for _, r := range list {
 		if r.Name == "leaves-a" && (r.BestTest <= 0.5 || r.Kind != search.KindMetaQNN || r.Started.IsZero() || r.Version == "") {
 			t.Errorf("leaves-a: %+v", r)
+		}
+		if r.Name == "leaves-a" && (!r.Started.Before(fixtureStart.Add(37*time.Second)) || !r.Updated.Equal(fixtureStart.Add(24*37*time.Second))) {
+			t.Errorf("leaves-a, copied: started %v, last updated %v; want before its first trial's end and at its 24th trial's end", r.Started, r.Updated)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // The browser tests drive Debian's Chromium, headless, through the
@@ -195,9 +196,15 @@ func TestBrowserRunPage(t *testing.T) {
 		t.Errorf("the selected trial's title: %q", title)
 	}
 
-	// The finished run: its greedy trials say so beside their epsilon.
+	// The finished run: its greedy trials say so beside their epsilon, and
+	// its facts name the plan a resume with more trials set aside.
+	if err := os.MkdirAll(filepath.Join(runs, "leaves-a", rundir.DirEarlier, "trials-20"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
 	waitFor(t, ctx, rows+` === 24`, rows, 10*time.Second)
+	facts := `document.getElementById('facts').textContent`
+	waitFor(t, ctx, facts+`.includes('Shorter plans' + 'set aside in the run folder when it was given more trials: earlier/trials-20')`, facts, 5*time.Second)
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)

@@ -31,12 +31,11 @@ const (
 	StatusFinished Status = "finished"
 )
 
-// Run is a run as the runs page lists it: search.Summarize's summary with
-// its status. Updated is the time of the run's latest recorded result.
+// Run is a run as the runs page lists it: search.Summarize's summary (its
+// Started and Updated times as its logs record them) with its status.
 type Run struct {
 	search.RunSummary
-	Status  Status    `json:"status"`
-	Started time.Time `json:"started"` // when the run was made (its config.yaml)
+	Status Status `json:"status"`
 	// Version changes whenever the run's files do; pages add it to the
 	// addresses of figures to draw them anew.
 	Version string `json:"version"`
@@ -53,7 +52,6 @@ var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, r
 type runData struct {
 	stamp   string
 	updated time.Time // the latest modification time of a watched file
-	started time.Time
 	summary search.RunSummary
 	cfg     search.Config  // with defaults
 	trials  []rundir.Trial // in trial order
@@ -99,9 +97,6 @@ func load(dir, stamp string, updated time.Time) *runData {
 	if d.trials, err = rundir.ReadTrials(dir); err != nil {
 		d.err = err
 	}
-	if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
-		d.started = fi.ModTime()
-	}
 	return d
 }
 
@@ -124,9 +119,9 @@ func (d *runData) finalDone() bool {
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Status: d.status(running), Started: d.started, Version: d.stamp}
+	r := Run{RunSummary: d.summary, Status: d.status(running), Version: d.stamp}
 	r.Name, r.Dir = ref.name, ref.dir
-	if d.updated.After(r.Updated) {
+	if r.Updated.IsZero() { // unreadable: its files' time
 		r.Updated = d.updated
 	}
 	if d.err != nil {

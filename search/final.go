@@ -170,6 +170,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			if r.err != nil {
 				return r.err
 			}
+			r.f.Finished = time.Now()
 			if err := s.dir.AppendFinal(r.f); err != nil {
 				return err
 			}

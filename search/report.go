@@ -72,6 +72,10 @@ type Report struct {
 	// less noisy than the best one's alone.
 	BestFive     int     `json:"best_five,omitempty"`
 	BestFiveTest float64 `json:"best_five_mean_test_accuracy,omitempty"`
+	// Earlier are the folders, relative to the run, that hold what shorter
+	// plans of the run had (rundir.Earlier): a resume with more trials sets
+	// the old checkpoint, final phase and report aside there.
+	Earlier []string `json:"earlier,omitempty"`
 }
 
 // PhaseStats summarizes the trials of one phase of the epsilon schedule
@@ -401,6 +405,10 @@ func (r Report) Markdown() string {
 		plots = "plots/reward.png (reward per trial and its moving average)"
 	}
 	fmt.Fprintf(&b, "Plots: %s (and .svg). Every trial: trials.jsonl, trials.csv; best architectures: top.json.\n", plots)
+	if len(r.Earlier) > 0 {
+		fmt.Fprintf(&b, "\nShorter plans of this run, set aside when it was given more trials (each with its checkpoint, and its final phase and report if it had them): %s.\n",
+			strings.Join(r.Earlier, ", "))
+	}
 	return b.String()
 }
 
@@ -586,11 +594,12 @@ func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
 // runFiles is what a report is made of, read from a run directory.
 type runFiles struct {
-	cfg    Config
-	trials []rundir.Trial // in trial order
-	notes  map[int]rundir.Note
-	finals []rundir.FinalResult
-	data   Data
+	cfg     Config
+	trials  []rundir.Trial // in trial order
+	notes   map[int]rundir.Note
+	finals  []rundir.FinalResult
+	data    Data
+	earlier []string // rundir.Earlier
 }
 
 // readRun reads a run directory without locking it (a search may be
@@ -617,6 +626,9 @@ func readRun(dir string) (*runFiles, error) {
 	if r.data, err = readData(dir); err != nil {
 		return nil, err
 	}
+	if r.earlier, err = rundir.Earlier(dir); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -624,7 +636,9 @@ func readRun(dir string) (*runFiles, error) {
 func (r *runFiles) report(name string) Report {
 	cfg := r.cfg
 	cfg.Name = name
-	return BuildReport(cfg, describeConfig(cfg, r.data), r.trials, r.notes, r.finals, r.data.ValMajority)
+	rep := BuildReport(cfg, describeConfig(cfg, r.data), r.trials, r.notes, r.finals, r.data.ValMajority)
+	rep.Earlier = r.earlier
+	return rep
 }
 
 // readData reads the data.json of the run in dir: what its trials trained

@@ -33,10 +33,16 @@ type RunSummary struct {
 	BestTest float64 `json:"best_test_accuracy,omitempty"`
 	// FinalSkipped: the run trains but its final phase is skipped
 	// (--skip-final), so it has no final models by choice.
-	FinalSkipped bool      `json:"final_skipped,omitempty"`
-	Updated      time.Time `json:"updated"`
-	Data         string    `json:"data,omitempty"` // the image folder of a trained search
-	Problem      string    `json:"problem,omitempty"`
+	FinalSkipped bool `json:"final_skipped,omitempty"`
+	// Started is when the run was made (its config.yaml's modification
+	// time, or its first trial's start when that is earlier) and Updated
+	// when its latest trial or final model was recorded (config.yaml's time
+	// before any): both come from the run's logs where they can, so a
+	// copied run keeps its times.
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	Data    string    `json:"data,omitempty"` // the image folder of a trained search
+	Problem string    `json:"problem,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
 	// say); the other fields are then empty.
 	Error string `json:"error,omitempty"`
@@ -55,21 +61,41 @@ func Summarize(dir string) (*RunSummary, error) {
 		if i == 0 || t.Reward > sum.Best {
 			sum.Best, sum.BestArch = t.Reward, t.Arch
 		}
-		if t.Finished.After(sum.Updated) {
-			sum.Updated = t.Finished
-		}
+		sum.recorded(t.Finished.Add(-time.Duration(t.Seconds*float64(time.Second))), t.Finished)
+	}
+	for _, f := range r.finals {
+		sum.recorded(f.Finished, f.Finished)
 	}
 	var rep Report
 	if rep.finals(r.cfg, r.trials, slices.Clone(r.finals)); rep.Best != nil {
 		sum.BestTest = rep.Best.TestAccuracy
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
-	if sum.Updated.IsZero() {
-		if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
+	// config.yaml was written when the run was made, unless the run was
+	// copied or given more trials since: then its recorded times are earlier.
+	if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {
+		if sum.Started.IsZero() || fi.ModTime().Before(sum.Started) {
+			sum.Started = fi.ModTime()
+		}
+		if sum.Updated.IsZero() {
 			sum.Updated = fi.ModTime()
 		}
 	}
 	return sum, nil
+}
+
+// recorded widens the run's times to a record that began at start and
+// ended at end; a record without a time (older runs' finals) is skipped.
+func (s *RunSummary) recorded(start, end time.Time) {
+	if end.IsZero() {
+		return
+	}
+	if s.Started.IsZero() || start.Before(s.Started) {
+		s.Started = start
+	}
+	if end.After(s.Updated) {
+		s.Updated = end
+	}
 }
 
 // ListRuns summarizes every run directory under dir, newest first; a run

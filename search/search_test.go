@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	mathrand "math/rand/v2"
@@ -991,6 +992,12 @@ func TestResumeMoreTrials(t *testing.T) {
 	if saved, err := ReadConfig(dir); err != nil || saved.Trials != more {
 		t.Errorf("config.yaml after the resume: %d trials planned (%v), want %d", saved.Trials, err, more)
 	}
+	// The report names the folder it was set aside in.
+	rep, err := ReadReport(dir)
+	md, _ := os.ReadFile(filepath.Join(dir, rundir.FileReport))
+	if want := filepath.Join(rundir.DirEarlier, "trials-30"); err != nil || !slices.Equal(rep.Earlier, []string{want}) || !strings.Contains(string(md), "given more trials (each with its checkpoint, and its final phase and report if it had them): "+want+".") {
+		t.Errorf("the report's earlier plans: %q, %v; want %q, in report.md too:\n%s", rep.Earlier, err, want, md)
+	}
 }
 
 // laterBetter is a fakeExecutor whose later search trials validate
@@ -1142,4 +1149,66 @@ func TestStopReportsEveryRecordedTrial(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("%d trials reported as saved over the nine stops", saved)
+}
+
+// A run's start and last update come from its logs, not from its files'
+// times, so a copied run (here, files touched an hour later) keeps them.
+func TestRunTimesFromLogs(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{jitter: true})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := s.Dir()
+	var started, updated time.Time
+	for _, tr := range read(t, rundir.ReadTrials, dir) {
+		if b := tr.Finished.Add(-time.Duration(tr.Seconds * float64(time.Second))); started.IsZero() || b.Before(started) {
+			started = b
+		}
+		updated = maxTime(updated, tr.Finished)
+	}
+	finals := read(t, rundir.ReadFinals, dir)
+	for _, f := range finals {
+		if f.Finished.Before(started) {
+			t.Errorf("final %d recorded at %v, before the run started (%v)", f.Rank, f.Finished, started)
+		}
+		updated = maxTime(updated, f.Finished)
+	}
+	later := time.Now().Add(time.Hour)
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, later, later)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Summarize(dir)
+	if err != nil || len(finals) == 0 {
+		t.Fatalf("%v (%d finals)", err, len(finals))
+	}
+	if !sum.Started.Equal(started) || !sum.Updated.Equal(updated) {
+		t.Errorf("copied run: started %v, updated %v; want %v and %v from its logs", sum.Started, sum.Updated, started, updated)
+	}
+
+	// Before its first trial, a run has only its config.yaml's time.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	d, err := rundir.Create(fresh, []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	fi, _ := os.Stat(filepath.Join(fresh, rundir.FileConfig))
+	if sum, err := Summarize(fresh); err != nil || !sum.Started.Equal(fi.ModTime()) || !sum.Updated.Equal(fi.ModTime()) {
+		t.Errorf("a run without trials: %+v, %v; want both times %v", sum, err, fi.ModTime())
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

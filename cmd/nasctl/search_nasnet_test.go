@@ -276,6 +276,11 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, rundir.DirEarlier, "trials-40", rundir.FileReport)); err != nil {
 		t.Errorf("the 40-episode report set aside: %v", err)
 	}
+	// runs show names the folder.
+	code, out, errOut = runCLI(t, "runs", "show", dir)
+	if code != 0 || !strings.Contains(out, "given more trials (each with its checkpoint, and its final phase and report if it had them): "+filepath.Join(rundir.DirEarlier, "trials-40")+".") {
+		t.Errorf("runs show: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // A real search process gets Ctrl-C (SIGINT) in the middle of its run: it

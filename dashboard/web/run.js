@@ -114,6 +114,7 @@ function drawFacts() {
     fact('Last update', when(run.updated)),
     fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
   ];
+  if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact('Unreadable', h('span', {class: 'error', text: run.error})));
   $('facts').replaceChildren(...rows.flat());
 }

@@ -10,6 +10,7 @@
 //	final.jsonl     the retrained best architectures (trained methods)
 //	top.json        the best distinct architectures of the search
 //	report.md, report.csv, plots/, models/, winners/
+//	earlier/        what a longer plan set aside (SetAside, Earlier)
 //
 // A Dir holds the directory's lock: one search writes a run at a time; the
 // lock file names the writing process (Running).
@@ -24,7 +25,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
@@ -266,6 +270,43 @@ func (d *Dir) SetAside(name string, names ...string) (string, error) {
 		}
 	}
 	return rel, d.prepareDirs() // the run's folders moved are made again, empty
+}
+
+// Earlier lists the folders that SetAside made in the run at path,
+// relative to it, in the order they were made: by the trial count in their
+// names (trials-30 before trials-100), then by their .2, .3 suffixes.
+func Earlier(path string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(path, DirEarlier))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		return slices.Compare(numbers(a), numbers(b))
+	})
+	for i, n := range out {
+		out[i] = filepath.Join(DirEarlier, n)
+	}
+	return out, nil
+}
+
+// numbers returns the numbers in name, in order ("trials-30.2": 30, 2);
+// a name without any sorts first.
+func numbers(name string) []int {
+	var out []int
+	for _, f := range strings.FieldsFunc(name, func(r rune) bool { return r < '0' || r > '9' }) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	return out
 }
 
 // ModelPath is where the search keeps the model of trial id while it ranks

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,5 +191,29 @@ func TestSetAside(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, DirEarlier, "x.3")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an empty folder made: %v", err)
+	}
+}
+
+// Earlier lists the set-aside folders in the order SetAside makes them,
+// trials-30 before trials-100 though "1" sorts before "3".
+func TestEarlier(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := Earlier(dir); got != nil || err != nil {
+		t.Errorf("a run without earlier/: %q, %v", got, err)
+	}
+	for _, n := range []string{"trials-100", "trials-30.2", "trials-38", "trials-30", "trials-30.10"} {
+		if err := os.MkdirAll(filepath.Join(dir, DirEarlier, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, DirEarlier, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, n := range []string{"trials-30", "trials-30.2", "trials-30.10", "trials-38", "trials-100"} {
+		want = append(want, filepath.Join(DirEarlier, n))
+	}
+	if got, err := Earlier(dir); !slices.Equal(got, want) || err != nil {
+		t.Errorf("Earlier: %q, %v; want %q", got, err, want)
 	}
 }

@@ -116,6 +116,9 @@ type FinalResult struct {
 	// accuracy, when the run quantizes its winners (final.int8).
 	Int8Model        string   `json:"int8_model,omitempty"`
 	Int8TestAccuracy *float64 `json:"int8_test_accuracy,omitempty"`
+	// Finished is when the result was recorded (zero in runs recorded
+	// before it).
+	Finished time.Time `json:"finished,omitempty"`
 }
 
 // Checkpoint is where the agent's saved state stands in the run: it has

@@ -601,7 +601,7 @@ func (c Config) trainingDefaults() Config {
 	}
 	if t.Halving.First > 0 {
 		t.Halving.Eta = cmp.Or(t.Halving.Eta, defaultHalvingEta)
-		t.Halving.MinTrials = cmp.Or(t.Halving.MinTrials, defaultMedianMinTrials)
+		t.Halving.MinTrials = cmp.Or(t.Halving.MinTrials, defaultHalvingMinTrials)
 	}
 	c.Final.EpochFactor = cmp.Or(c.Final.EpochFactor, 2)
 	c.Device = cmp.Or(c.Device, "cpu")
@@ -798,7 +798,7 @@ func (c Config) checkTraining(ps *problems) {
 	}
 	if h := c.Train.Halving; h.Eta < 0 || h.Eta == 1 || h.MinTrials < 0 {
 		ps.add("train.halving: eta %d and min_trials %d, want eta 0 (the default, %d) or 2 or more, and min_trials 0 (the default, %d) or more",
-			h.Eta, h.MinTrials, defaultHalvingEta, defaultMedianMinTrials)
+			h.Eta, h.MinTrials, defaultHalvingEta, defaultHalvingMinTrials)
 	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")

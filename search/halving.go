@@ -35,6 +35,10 @@ type Halving struct {
 // defaultHalvingEta is Halving.Eta's default, as in the paper.
 const defaultHalvingEta = 3
 
+// defaultHalvingMinTrials is Halving.MinTrials' default: the median rule's,
+// so that both rules wait for as many earlier trials.
+const defaultHalvingMinTrials = defaultMedianMinTrials
+
 // IsZero reports the rule off (YAML omitempty).
 func (h Halving) IsZero() bool { return h.First == 0 }
 

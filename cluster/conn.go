@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -161,10 +162,25 @@ func connectError(o ClientOptions, err error) error {
 		return fmt.Errorf("broker %s refused the credentials given: check the token or NKEY seed against the broker's", u)
 	case errors.Is(err, nats.ErrNoServers):
 		return fmt.Errorf("%w at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", errNoBroker, u)
-	case strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "tls"):
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		// A tls:// URL or --broker-tls-ca, and a broker without TLS.
+		return fmt.Errorf("broker %s does not use TLS (%w): connect to it with %s and without --broker-tls-ca, or start it with TLS (nasctl server --tls-cert and --tls-key)", u, err, plainURL(u))
+	case errors.As(err, new(*tls.CertificateVerificationError)) || strings.Contains(err.Error(), "x509"):
 		return fmt.Errorf("broker %s: TLS: %w (give the authority that signed its certificate with --broker-tls-ca)", u, err)
+	case errors.Is(err, nats.ErrTLS):
+		return fmt.Errorf("broker %s: TLS: %w", u, err)
 	}
 	return fmt.Errorf("broker %s: %w", u, err)
+}
+
+// plainURL is the broker of the address raw without TLS: nats://HOST:PORT
+// (credentials in raw left out, as they would be redacted).
+func plainURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "nats://HOST:PORT"
+	}
+	return "nats://" + u.Host
 }
 
 // hasUserInfo reports whether the URL raw carries credentials itself
@@ -204,4 +220,16 @@ func (b *Broker) away(err error) bool {
 // the default Settings when missing.
 func (b *Broker) consumer(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
 	return ensureConsumer(ctx, b.l.trials, Settings{}.WithDefaults().trialsConsumer(device), false)
+}
+
+// restoreLayout makes again, with the default Settings, whatever of what
+// nasctl keeps on the broker is missing (a broker restarted on an empty
+// store: nasctl server makes it all at every start, a stock nats-server
+// does not), and returns device's consumer. Drivers and workers both call
+// it, so that the definitions are layout.go's alone.
+func (b *Broker) restoreLayout(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
+	if _, err := ensureLayout(ctx, b.js, Settings{}, false); err != nil {
+		return nil, err
+	}
+	return b.consumer(ctx, device)
 }

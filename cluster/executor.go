@@ -300,10 +300,7 @@ func (e *Executor) republish(ctx context.Context, p *pending) error {
 func (e *Executor) restore(ctx context.Context) error {
 	e.restoring.Lock()
 	defer e.restoring.Unlock()
-	if _, err := ensureLayout(ctx, e.b.js, Settings{}, false); err != nil {
-		return err
-	}
-	if _, err := e.b.consumer(ctx, e.device); err != nil {
+	if _, err := e.b.restoreLayout(ctx, e.device); err != nil {
 		return err
 	}
 	if e.dataset != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // answer is what an Evaluate run in the background returned.
@@ -198,5 +199,173 @@ func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
 	}
 	if n := st.calls.Load(); n != 2 {
 		t.Errorf("trained %d times, want 2; the worker's log:\n%s", n, logs)
+	}
+}
+
+// publishJob publishes trial's job as a driver does, under its key, and
+// returns the key and the job's sequence in StreamTrials.
+func publishJob(t *testing.T, b *Broker, trial int) (string, uint64) {
+	t.Helper()
+	w, err := jobOf("stale", DataSpec{Hash: "sha256:00"}, testJob(t, trial), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, key := w.encode()
+	ack, err := b.js.Publish(context.Background(), Subject(runtime.CPU), body, jetstream.WithMsgID(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, ack.Sequence
+}
+
+// A worker still training a job delivered before its broker restarted on
+// an empty store must not acknowledge that delivery: the new store numbers
+// its jobs from 1 again, and the acknowledgement, which names the job by
+// its number, would remove another job from the queue while that job is in
+// flight (here with the test, standing for a second worker). The worker
+// stores its result under the job's key, where a driver finds it, and says
+// why it does not acknowledge. A delivery taken after the restart is
+// acknowledged as ever.
+func TestWorkerLeavesStaleDelivery(t *testing.T) {
+	ctx := context.Background()
+	srv, err := StartServer(ctx, ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	st := &stand{fail: func(search.Job) error {
+		if first.CompareAndSwap(false, true) {
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	logs := &logLines{}
+	startTestWorker(t, srv, 1, st, logs)
+	keyA, seqA := publishJob(t, connect(t, srv, "driver"), 1)
+	<-started
+	srv.Close()
+	// The same address, an empty store (default AckWait: the job the test
+	// takes stays with it).
+	fresh, err := StartServer(ctx, ServerOptions{Listen: u.Host, Store: t.TempDir(), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fresh.Close)
+	b := connect(t, fresh, "driver again")
+	keyB, seqB := publishJob(t, b, 2)
+	if seqB != seqA {
+		t.Fatalf("trial 2 at sequence %d, trial 1 was at %d: the test needs them equal", seqB, seqA)
+	}
+	cons, err := b.consumer(ctx, runtime.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mB := <-batch.Messages()
+	if mB == nil || mB.Headers().Get(jetstream.MsgIDHeader) != keyB {
+		t.Fatalf("the test did not get trial 2: %v", batch.Error())
+	}
+	close(release)
+	logs.waitFor(t, "run stale trial 1: ok, val 0.5010")
+
+	if msg, err := b.l.trials.GetMsg(ctx, seqB); err != nil || msg.Header.Get(jetstream.MsgIDHeader) != keyB {
+		t.Fatalf("trial 2, in flight at sequence %d, is no longer queued (%v) once the worker finished trial 1, delivered at the same sequence before the restart; the worker's log:\n%s", seqB, err, logs)
+	}
+	logs.waitFor(t, "run stale trial 1: the broker no longer holds this delivery (restarted on an empty store?)")
+	if r, err := b.l.results.Get(ctx, resultKey(keyA)); err != nil || !strings.Contains(string(r.Value()), `"worker":"w1"`) {
+		t.Fatalf("trial 1's result on the new store: %v", err)
+	}
+
+	// Handed back, trial 2 goes to the worker, whose acknowledgement
+	// removes it from the queue.
+	if err := mB.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, "run stale trial 2: ok, val 0.5020")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		_, err := b.l.trials.GetMsg(ctx, seqB)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trial 2 still queued a minute after the worker finished it (%v); the worker's log:\n%s", err, logs)
+		}
+	}
+}
+
+// A stock nats-server restarted on an empty store makes nothing at start:
+// the worker finds its consumer gone and makes it again, with the stream
+// and buckets, by the same definitions as a driver (Broker.restoreLayout),
+// then takes jobs; it does not wait for a driver to make them.
+func TestWorkerRemakesConsumer(t *testing.T) {
+	ctx := context.Background()
+	store := t.TempDir()
+	srv, err := StartServer(ctx, ServerOptions{Listen: "127.0.0.1:0", Store: store, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logLines{}
+	startTestWorker(t, srv, 2, &stand{}, logs)
+	logs.waitFor(t, "taking jobs from")
+	srv.Close()
+	if err := os.RemoveAll(store); err != nil {
+		t.Fatal(err)
+	}
+	startStock(t, u.Host, store)
+
+	// A bare connection, which makes nothing, looks.
+	bare, err := dial(ctx, ClientOptions{URL: "nats://" + u.Host, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	want := Settings{}.WithDefaults().trialsConsumer(runtime.CPU)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		c, err := bare.js.Consumer(ctx, StreamTrials, want.Durable)
+		if err == nil {
+			got := c.CachedInfo().Config
+			if got.AckWait != want.AckWait || got.MaxDeliver != want.MaxDeliver || got.FilterSubject != want.FilterSubject ||
+				got.MaxAckPending != want.MaxAckPending || got.AckPolicy != want.AckPolicy {
+				t.Fatalf("consumer made again as %+v, want %+v", got, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no consumer %s on the stock nats-server a minute after its restart (%v); the worker's log:\n%s", want.Durable, err, logs)
+		}
+	}
+	for _, name := range []string{StreamExhausted, "KV_" + BucketResults, "OBJ_" + BucketWeights, "OBJ_" + BucketDatasets} {
+		if _, err := bare.js.Stream(ctx, name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		}
+	}
+
+	b, err := Connect(ctx, ClientOptions{URL: "nats://" + u.Host, Token: testToken, Name: "driver"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	e, err := newExecutor(ctx, b, "remade", runtime.CPU, DataSpec{Hash: "sha256:00"}, &stand{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if out, err := e.Evaluate(tctx, testJob(t, 6)); err != nil || out.Training.ValAccuracy != 0.506 {
+		t.Fatalf("%v, %+v; the worker's log:\n%s", err, out, logs)
 	}
 }

@@ -99,8 +99,32 @@ func TestTLS(t *testing.T) {
 	}
 	b.Close()
 	_, err = Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken})
-	if err == nil || !strings.Contains(err.Error(), "--broker-tls-ca") {
+	if err == nil || !strings.Contains(err.Error(), "give the authority that signed its certificate with --broker-tls-ca") ||
+		strings.Contains(err.Error(), "does not use TLS") {
 		t.Errorf("without the authority: %v", err)
+	}
+}
+
+// A client that asks for TLS (a tls:// URL, or --broker-tls-ca) of a
+// broker without it is told that the broker does not use TLS and what
+// address to give instead, not to give an authority (the client refuses
+// before any certificate is seen: nats.ErrSecureConnWanted). A broker with
+// TLS whose certificate the client cannot verify still gets the
+// --broker-tls-ca hint (TestTLS).
+func TestTLSNotOffered(t *testing.T) {
+	srv := startServer(t, Settings{})
+	host := strings.TrimPrefix(srv.URL(), "nats://")
+	cert, _ := selfSigned(t, t.TempDir())
+	for _, o := range []ClientOptions{
+		{URL: "tls://" + host, Token: testToken},
+		{URL: "nats://" + host, Token: testToken, TLSCA: cert},
+	} {
+		_, err := Connect(context.Background(), o)
+		want := "does not use TLS (nats: secure connection not available"
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "connect to it with nats://"+host) ||
+			strings.Contains(err.Error(), "give the authority") {
+			t.Errorf("%s (CA %q): %v, want %q and nats://%s", o.URL, o.TLSCA, err, want, host)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -34,6 +35,9 @@ const failDelay = time.Second
 // result create-only and only then acknowledges the job, so that a job is
 // never gone without its result. A failure is noted (error.<key>) and the
 // job handed back, to be delivered again up to the consumer's MaxDeliver.
+// A delivery the broker no longer holds (taken before it restarted on an
+// empty store) is neither acknowledged nor handed back (see delivery); a
+// consumer the broker lost is made again (recreate).
 type Worker struct {
 	Broker   *Broker
 	Device   runtime.Device
@@ -57,6 +61,10 @@ type Worker struct {
 
 	mu    sync.Mutex
 	execs map[DataSpec]search.Executor
+	// restoring makes one slot at a time make again what the broker lost;
+	// remade counts the times it did.
+	restoring sync.Mutex
+	remade    atomic.Uint64
 }
 
 // Run takes jobs until ctx is cancelled, which abandons the jobs in flight
@@ -97,32 +105,80 @@ func leaseOf(c jetstream.ConsumerConfig) lease {
 	return lease{beat: max(c.AckWait/3, 100*time.Millisecond), maxDeliver: c.MaxDeliver}
 }
 
-// slot takes one job at a time.
+// slot takes one job at a time. A request the broker refuses is made
+// again after a second; at once when the refusal was for a consumer the
+// broker had lost (restarted on an empty store), made again by recreate.
 func (w *Worker) slot(ctx context.Context, stop <-chan struct{}, cons jetstream.Consumer, l lease) {
 	var lastErr string
 	for !stopped(stop) && ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, pollWait)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() == nil && err.Error() != lastErr {
-				w.log("asking %s for a job: %v (retrying)", w.Broker.url, err)
-			}
-			lastErr = err.Error()
-			sleep(ctx, time.Second)
+		remade := w.remade.Load()
+		err := w.take(ctx, stop, cons, &l)
+		if err == nil || ctx.Err() != nil || w.recreate(ctx, remade) {
+			lastErr = ""
 			continue
 		}
-		lastErr = ""
-		for m := range batch.Messages() {
-			if stopped(stop) {
-				m.Nak() // taken after the stop: another worker's now
-				continue
-			}
-			l = w.leaseNow(ctx, cons, l)
-			w.handle(ctx, m, l)
+		if err.Error() != lastErr {
+			w.log("asking %s for a job: %v (retrying)", w.Broker.url, err)
 		}
-		cancel()
+		lastErr = err.Error()
+		sleep(ctx, time.Second)
 	}
+}
+
+// take asks the consumer for a job and runs it. It returns why the broker
+// gave none, or nil when it had none to give within pollWait (or did not
+// answer: the connection says when it is lost).
+func (w *Worker) take(ctx context.Context, stop <-chan struct{}, cons jetstream.Consumer, l *lease) error {
+	fctx, cancel := context.WithTimeout(ctx, pollWait)
+	defer cancel()
+	batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	for m := range batch.Messages() {
+		if stopped(stop) {
+			m.Nak() // taken after the stop: another worker's now
+			continue
+		}
+		*l = w.leaseNow(ctx, cons, *l)
+		w.handle(ctx, m, *l)
+	}
+	// Refused at once (no responders: no consumer) is an error; a request
+	// that ran out its time is not.
+	if err := batch.Error(); err != nil && fctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// recreate makes again this worker's consumer, and whatever else nasctl
+// keeps on the broker is missing (Broker.restoreLayout, as a driver does),
+// when the broker has lost it: a broker restarted on an empty store, which
+// a stock nats-server leaves empty. It reports whether a request that
+// failed is worth making again at once: it made the consumer, or another
+// slot did since remade (the count of remakes when the request was made).
+// One slot at a time.
+func (w *Worker) recreate(ctx context.Context, remade uint64) bool {
+	if !w.Broker.nc.IsConnected() {
+		return false
+	}
+	w.restoring.Lock()
+	defer w.restoring.Unlock()
+	if w.remade.Load() != remade {
+		return true
+	}
+	_, err := w.Broker.js.Consumer(ctx, StreamTrials, ConsumerName(w.Device))
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false
+	}
+	const lost = "the broker no longer has this worker's consumer (restarted on an empty store?)"
+	if _, err := w.Broker.restoreLayout(ctx, w.Device); err != nil {
+		w.log("%s; making it again: %v (will retry)", lost, err)
+		return false
+	}
+	w.log("%s; made it again, %s, with what else nasctl keeps on the broker", lost, ConsumerName(w.Device))
+	w.remade.Add(1)
+	return true
 }
 
 // leaseNow reads the consumer's settings again, or keeps l when the
@@ -147,48 +203,68 @@ func stopped(stop <-chan struct{}) bool {
 
 // handle runs one delivery of a job.
 func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
-	delivery := uint64(1)
+	n := uint64(1)
 	if meta, err := m.Metadata(); err == nil {
-		delivery = meta.NumDelivered
+		n = meta.NumDelivered
 	}
+	d := &delivery{m: m, b: w.Broker, what: "a job", log: w.log}
 	j, key, err := decodeJob(m.Data())
 	if err != nil {
-		w.fail(ctx, m, jobKey(m.Data()), "a job", err, l)
+		w.fail(ctx, d, jobKey(m.Data()), err, l)
 		return
 	}
+	d.what = j.describe()
 	if w.Broker.settled(ctx, key) {
-		w.log("%s: already done, skipped", j.describe())
-		m.Ack()
+		w.log("%s: already done, skipped", d.what)
+		w.ack(ctx, d)
 		return
 	}
-	w.log("%s: training %s (delivery %d of %d)", j.describe(), j.Genotype, delivery, l.maxDeliver)
+	w.log("%s: training %s (delivery %d of %d)", d.what, j.Genotype, n, l.maxDeliver)
 	tctx, cancel := context.WithCancel(ctx)
 	var overtaken atomic.Bool
 	beating := make(chan struct{})
 	go func() {
 		defer close(beating)
-		w.heartbeat(tctx, m, key, l.beat, func() { overtaken.Store(true); cancel() })
+		w.heartbeat(tctx, d, key, l.beat, func() { overtaken.Store(true); cancel() })
 	}()
 	out, err := w.run(tctx, j)
 	cancel()
 	<-beating
 	switch {
 	case ctx.Err() != nil:
-		w.log("%s: abandoned, handed back", j.describe())
-		m.Nak()
+		w.log("%s: abandoned, handed back", d.what)
+		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
-		w.log("%s: another worker's result came first", j.describe())
-		m.Ack()
+		w.log("%s: another worker's result came first", d.what)
+		w.ack(ctx, d)
 	case err != nil:
-		w.fail(ctx, m, key, j.describe(), err, l)
+		w.fail(ctx, d, key, err, l)
 	default:
-		w.finish(ctx, m, j, key, out, l)
+		w.finish(ctx, d, key, out, l)
+	}
+}
+
+// ack acknowledges a delivery whose job has its result, and says so when
+// the broker did not take it (errGone is said by the delivery).
+func (w *Worker) ack(ctx context.Context, d *delivery) {
+	if err := d.ack(ctx); err != nil && !errors.Is(err, errGone) {
+		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", d.what, err)
+	}
+}
+
+// handBack hands a delivery back with send (a Nak); a worker that is
+// stopping (ctx ended) still does, giving the broker a few seconds.
+func (w *Worker) handBack(ctx context.Context, d *delivery, send func(jetstream.Msg) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := d.tell(ctx, send); err != nil && !errors.Is(err, errGone) {
+		w.log("%s: handing it back: %v (it comes back after the AckWait)", d.what, err)
 	}
 }
 
 // heartbeat tells the broker the job is in progress every beat, and calls
 // overtaken when a result for it appears.
-func (w *Worker) heartbeat(ctx context.Context, m jetstream.Msg, key string, beat time.Duration, overtaken func()) {
+func (w *Worker) heartbeat(ctx context.Context, d *delivery, key string, beat time.Duration, overtaken func()) {
 	t := time.NewTicker(beat)
 	defer t.Stop()
 	for {
@@ -197,7 +273,7 @@ func (w *Worker) heartbeat(ctx context.Context, m jetstream.Msg, key string, bea
 			return
 		case <-t.C:
 		}
-		m.InProgress()
+		d.inProgress(ctx)
 		if w.Broker.settled(ctx, key) {
 			overtaken()
 			return
@@ -235,43 +311,43 @@ func (w *Worker) run(ctx context.Context, j *job) (*search.Outcome, error) {
 // finish writes the job's result, then acknowledges the job. A broker
 // that is away (down, restarting) is waited for: the training is done, and
 // failing it for the outage would cost a delivery and a second training.
-func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string, out *search.Outcome, l lease) {
-	what := j.describe()
+func (w *Worker) finish(ctx context.Context, d *delivery, key string, out *search.Outcome, l lease) {
+	what := d.what
 	r := result{Version: wireVersion, Worker: w.Name, Training: out.Training, Score: out.Score}
 	if out.Training != nil && out.Training.Weights != nil {
 		data, sizes := encodeTensors(out.Training.Weights)
 		name := weightsName(key, w.Name)
-		err := w.untilStored(ctx, m, what, "its weights", l.beat, func(ctx context.Context) error {
+		err := w.untilStored(ctx, d, "its weights", l.beat, func(ctx context.Context) error {
 			_, err := w.Broker.l.weights.PutBytes(ctx, name, data)
 			return err
 		})
 		if err != nil {
-			w.unstored(ctx, m, key, what, fmt.Errorf("storing its weights: %w", err), l)
+			w.unstored(ctx, d, key, fmt.Errorf("storing its weights: %w", err), l)
 			return
 		}
 		r.Weights = &tensors{Object: name, Sizes: sizes}
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		w.fail(ctx, m, key, what, err, l)
+		w.fail(ctx, d, key, err, l)
 		return
 	}
 	// The result first: the broker accepts an acknowledgement even from a
 	// worker whose lease ran out, so a job acknowledged before its result
 	// is written could be lost with the worker.
 	var wrote bool
-	err = w.untilStored(ctx, m, what, "its result", l.beat, func(ctx context.Context) error {
+	err = w.untilStored(ctx, d, "its result", l.beat, func(ctx context.Context) error {
 		var err error
 		wrote, err = w.Broker.putResult(ctx, key, body)
 		return err
 	})
 	if err != nil {
-		w.unstored(ctx, m, key, what, fmt.Errorf("storing its result: %w", err), l)
+		w.unstored(ctx, d, key, fmt.Errorf("storing its result: %w", err), l)
 		return
 	}
-	if err := m.DoubleAck(ctx); err != nil {
-		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", what, err)
-	}
+	// The result is the job's, whichever broker delivered it; the
+	// acknowledgement is the delivery's (see delivery).
+	w.ack(ctx, d)
 	if !wrote {
 		w.log("%s: another worker's result came first; this one dropped", what)
 		if r.Weights != nil {
@@ -288,10 +364,13 @@ func (w *Worker) finish(ctx context.Context, m jetstream.Msg, j *job, key string
 // tells it InProgress, which renews the lease once the broker is back.
 // Should the lease have run out meanwhile and another worker taken the
 // job, the result written second is dropped (putResult), and the other
-// worker stops at its next heartbeat when this one's is first.
-func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing string, beat time.Duration, store func(context.Context) error) error {
+// worker stops at its next heartbeat when this one's is first. A broker
+// back on an empty store has its buckets made again (recreate) first.
+func (w *Worker) untilStored(ctx context.Context, d *delivery, thing string, beat time.Duration, store func(context.Context) error) error {
+	what := d.what
 	pause, waited := time.Second, false
 	for {
+		remade := w.remade.Load()
 		err := store(ctx)
 		if err == nil {
 			if waited {
@@ -299,7 +378,13 @@ func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing s
 			}
 			return nil
 		}
-		if ctx.Err() != nil || !w.Broker.away(err) {
+		if ctx.Err() != nil {
+			return err
+		}
+		if w.recreate(ctx, remade) {
+			continue
+		}
+		if !w.Broker.away(err) {
 			return err
 		}
 		if !waited {
@@ -309,7 +394,7 @@ func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing s
 		if sleep(ctx, pause); ctx.Err() != nil {
 			return ctx.Err()
 		}
-		m.InProgress()
+		d.inProgress(ctx)
 		// Never longer than a heartbeat, so that the lease is renewed in
 		// time once the broker answers again.
 		pause = min(2*pause, max(beat, time.Second))
@@ -318,13 +403,13 @@ func (w *Worker) untilStored(ctx context.Context, m jetstream.Msg, what, thing s
 
 // unstored hands back a job whose result could not be stored: abandoned
 // when the worker is stopping, else failed.
-func (w *Worker) unstored(ctx context.Context, m jetstream.Msg, key, what string, err error, l lease) {
+func (w *Worker) unstored(ctx context.Context, d *delivery, key string, err error, l lease) {
 	if ctx.Err() != nil {
-		w.log("%s: abandoned before its result was stored, handed back", what)
-		m.Nak()
+		w.log("%s: abandoned before its result was stored, handed back", d.what)
+		w.handBack(ctx, d, jetstream.Msg.Nak)
 		return
 	}
-	w.fail(ctx, m, key, what, err, l)
+	w.fail(ctx, d, key, err, l)
 }
 
 // summary says how a job ended, for the log.
@@ -343,17 +428,18 @@ func summary(out *search.Outcome) string {
 // fail notes why the delivery failed, for the driver's record should every
 // delivery fail, and hands the job back. A broker that is away is waited
 // for, as for a result: the note is the driver's only word of why.
-func (w *Worker) fail(ctx context.Context, m jetstream.Msg, key, what string, err error, l lease) {
+func (w *Worker) fail(ctx context.Context, d *delivery, key string, err error, l lease) {
+	what := d.what
 	w.log("%s: failed: %v", what, err)
 	note := []byte(fmt.Sprintf("worker %s: %v", w.Name, err))
-	err = w.untilStored(ctx, m, what, "its failure note", l.beat, func(ctx context.Context) error {
+	err = w.untilStored(ctx, d, "its failure note", l.beat, func(ctx context.Context) error {
 		_, err := w.Broker.l.results.Put(ctx, errorKey(key), note)
 		return err
 	})
 	if err != nil {
 		w.log("%s: its failure note could not be stored (%v); should every delivery fail, the driver will not know why", what, err)
 	}
-	m.NakWithDelay(failDelay)
+	w.handBack(ctx, d, func(m jetstream.Msg) error { return m.NakWithDelay(failDelay) })
 }
 
 // executorFor returns the executor of a dataset, making it the first time;

@@ -63,7 +63,14 @@ func (l *logLines) String() string {
 // same port and store, with a short AckWait.
 func startRestartable(t *testing.T) (*Server, ServerOptions) {
 	t.Helper()
-	opts := ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}}
+	return startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken, Settings: Settings{AckWait: 2 * time.Second}})
+}
+
+// startOnPort starts a broker with opts on a free loopback port, and
+// returns opts with that port, to start it again there.
+func startOnPort(t *testing.T, opts ServerOptions) (*Server, ServerOptions) {
+	t.Helper()
+	opts.Listen = "127.0.0.1:0"
 	srv, err := StartServer(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -85,15 +84,7 @@ func TestDriverRepublishesLostJob(t *testing.T) {
 func testLostJob(t *testing.T, restart func(t *testing.T, addr, store string)) {
 	defer func(d time.Duration) { checkEvery = d }(checkEvery)
 	checkEvery = 200 * time.Millisecond
-	store := t.TempDir()
-	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: store, Token: testToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, opts := startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken})
 
 	started, stuck := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
@@ -113,10 +104,10 @@ func testLostJob(t *testing.T, restart func(t *testing.T, addr, store string)) {
 	answers := evaluate(e, testJob(t, 12))
 	<-started
 	srv.Close()
-	if err := os.RemoveAll(store); err != nil {
+	if err := os.RemoveAll(opts.Store); err != nil {
 		t.Fatal(err)
 	}
-	restart(t, u.Host, store)
+	restart(t, opts.Listen, opts.Store)
 
 	a := within(t, answers, logs)
 	if a.err != nil || a.out.Training.ValAccuracy != 0.512 {
@@ -228,14 +219,7 @@ func publishJob(t *testing.T, b *Broker, trial int) (string, uint64) {
 // acknowledged as ever.
 func TestWorkerLeavesStaleDelivery(t *testing.T) {
 	ctx := context.Background()
-	srv, err := StartServer(ctx, ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, opts := startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken})
 	started, release := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
 	st := &stand{fail: func(search.Job) error {
@@ -252,7 +236,8 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 	srv.Close()
 	// The same address, an empty store (default AckWait: the job the test
 	// takes stays with it).
-	fresh, err := StartServer(ctx, ServerOptions{Listen: u.Host, Store: t.TempDir(), Token: testToken})
+	opts.Store = t.TempDir()
+	fresh, err := StartServer(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,26 +293,19 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 // then takes jobs; it does not wait for a driver to make them.
 func TestWorkerRemakesConsumer(t *testing.T) {
 	ctx := context.Background()
-	store := t.TempDir()
-	srv, err := StartServer(ctx, ServerOptions{Listen: "127.0.0.1:0", Store: store, Token: testToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, opts := startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken})
+	addr := opts.Listen
 	logs := &logLines{}
 	startTestWorker(t, srv, 2, &stand{}, logs)
 	logs.waitFor(t, "taking jobs from")
 	srv.Close()
-	if err := os.RemoveAll(store); err != nil {
+	if err := os.RemoveAll(opts.Store); err != nil {
 		t.Fatal(err)
 	}
-	startStock(t, u.Host, store)
+	startStock(t, addr, opts.Store)
 
 	// A bare connection, which makes nothing, looks.
-	bare, err := dial(ctx, ClientOptions{URL: "nats://" + u.Host, Token: testToken})
+	bare, err := dial(ctx, ClientOptions{URL: "nats://" + addr, Token: testToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +331,7 @@ func TestWorkerRemakesConsumer(t *testing.T) {
 		}
 	}
 
-	b, err := Connect(ctx, ClientOptions{URL: "nats://" + u.Host, Token: testToken, Name: "driver"})
+	b, err := Connect(ctx, ClientOptions{URL: "nats://" + addr, Token: testToken, Name: "driver"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
@@ -683,6 +684,14 @@ func (c Config) checkMetaQNN(ps *problems) {
 	}
 }
 
+// maxBlocks is the most blocks per cell a NASNet search takes: the
+// controller's network grows with B, and building it took 5.5 s at B = 10,
+// 23 s at B = 20 and over a minute at B = 50 here (docs/limits.md).
+const (
+	maxBlocks    = 10
+	whyMaxBlocks = " (Zoph et al. use 5; the controller's network grows with the blocks, and takes seconds to build at 10 and minutes at 50)"
+)
+
 func (c Config) checkNASNet(ps *problems) {
 	p := c.Problem
 	if !c.Trains() && !c.Cells.IsZero() {
@@ -690,8 +699,8 @@ func (c Config) checkNASNet(ps *problems) {
 	}
 	switch p.Name {
 	case "mock":
-		if p.Blocks < 1 {
-			ps.add("problem.blocks: %d, want at least 1", p.Blocks)
+		if p.Blocks < 1 || p.Blocks > maxBlocks {
+			ps.add("problem.blocks: %d, want 1 to %d%s", p.Blocks, maxBlocks, whyMaxBlocks)
 		}
 		if p.Dataset != "" {
 			ps.add("problem.dataset: %q is a NATS-Bench column; it applies to problem natsbench only", p.Dataset)
@@ -705,8 +714,8 @@ func (c Config) checkNASNet(ps *problems) {
 		}
 	case "":
 		cs := c.Cells
-		if cs.Blocks < 1 {
-			ps.add("cells.blocks: %d, want at least 1", cs.Blocks)
+		if cs.Blocks < 1 || cs.Blocks > maxBlocks {
+			ps.add("cells.blocks: %d, want 1 to %d%s", cs.Blocks, maxBlocks, whyMaxBlocks)
 		}
 		if err := cs.CellMacro.Validate(); err != nil {
 			ps.add("cells: %v", strings.TrimPrefix(err.Error(), "cell network: "))
@@ -835,15 +844,26 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 func ReadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, rundir.FileConfig)
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return Config{}, fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", dir, rundir.FileConfig)
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return Config{}, fmt.Errorf("%s is not a run directory (no %s in it): give a run's folder (nasctl runs list --dir DIR lists the runs in DIR)", dir, rundir.FileConfig)
+	case errors.Is(err, syscall.ENOTDIR):
+		return Config{}, fmt.Errorf("%s is a file, not a run directory: give a run's folder, the one that holds %s", dir, rundir.FileConfig)
+	case err != nil:
 		return Config{}, err
 	}
 	var c Config
-	if err := decodeYAMLStrict(b, &c); err != nil && !errors.Is(err, io.EOF) {
+	var typeErr *yaml.TypeError
+	err = decodeYAMLStrict(b, &c)
+	switch {
+	case errors.Is(err, io.EOF):
+		// nasctl never writes an empty one: defaults would pass for the
+		// run's settings, and a resume would not reproduce its trials.
+		return Config{}, fmt.Errorf("%s is empty: the run's settings are lost, and the run cannot be read or resumed without them; put them back (a copy of the run, or the settings its search was started with) or start a new run", path)
+	case errors.As(err, &typeErr):
 		return Config{}, fmt.Errorf("%s: %w (a run made by a nasctl older than its run-directory format cannot be read; start a new run)", path, err)
+	case err != nil:
+		return Config{}, fmt.Errorf("%s is not valid YAML: %w; mend the file (it holds the run's settings) or start a new run", path, err)
 	}
 	return c, nil
 }

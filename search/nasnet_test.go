@@ -583,6 +583,8 @@ func TestNASNetTrainedSettings(t *testing.T) {
 	}{
 		"no cells":      {func(c *Config) { c.Cells.Normal, c.Cells.Reductions = 0, 0 }, "cells: normal 0 and reductions 0"},
 		"blocks":        {func(c *Config) { c.Cells.Blocks = -1 }, "cells.blocks: -1"},
+		"many blocks":   {func(c *Config) { c.Cells.Blocks = 11 }, "cells.blocks: 11, want 1 to 10 (Zoph et al. use 5"},
+		"mock blocks":   {func(c *Config) { c.Problem.Name, c.Cells, c.Problem.Blocks = "mock", CellSettings{}, 50 }, "problem.blocks: 50, want 1 to 10"},
 		"optimizer":     {func(c *Config) { c.Train.Optimizer = "rmsprop" }, `train.optimizer: "rmsprop"`},
 		"momentum":      {func(c *Config) { c.Train.Optimizer, c.Train.Momentum = OptimizerAdam, 0.9 }, "train.momentum: 0.9; it applies to optimizer sgd"},
 		"monitor":       {func(c *Config) { c.Train.Monitor = "loss" }, `train.monitor: unknown monitor "loss"`},

@@ -203,12 +203,12 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	var note string
-	s, err := resumeIn(d, cfg, newExec, func() (err error) {
+	s, err := resumeIn(d, cfg, newExec, func(s *Search) (err error) {
 		old := saved.WithDefaults().Trials // a config.yaml without trials plans the schedule's
 		if cfg.Trials == old {
 			return nil
 		}
-		if note, err = retarget(d, old, cfg.Trials); err != nil {
+		if note, err = s.retarget(old, cfg.Trials); err != nil {
 			return err
 		}
 		saved.Trials = cfg.Trials
@@ -238,13 +238,17 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 // describes it: the best architectures may change. Both go to
 // earlier/trials-OLD in the run (README.md, "Interrupt with Ctrl-C").
 // It returns what it did, for the run's first event.
-func retarget(d *rundir.Dir, old, trials int) (string, error) {
+func (s *Search) retarget(old, trials int) (string, error) {
+	d := s.dir
 	recorded, err := rundir.ReadTrials(d.Path)
 	if err != nil {
 		return "", err
 	}
 	if trials < len(recorded) {
 		return "", fmt.Errorf("%s has recorded %d trials: give at least that many (a run goes on with more trials, it does not undo any)", d.Path, len(recorded))
+	}
+	if err := s.drawsFirst(recorded); err != nil {
+		return "", err
 	}
 	what := "checkpoint, report"
 	if finals, err := rundir.ReadFinals(d.Path); err != nil {
@@ -261,6 +265,30 @@ func retarget(d *rundir.Dir, old, trials int) (string, error) {
 	return note, err
 }
 
+// drawsFirst checks that the run's settings draw its log's first trial, as
+// the agent learning the log again will have to, before retarget moves
+// anything: settings changed since the run (config.yaml edited or lost)
+// would otherwise be found by the replay, with the checkpoint and final
+// phase already set aside.
+func (s *Search) drawsFirst(recorded []rundir.Trial) error {
+	if len(recorded) == 0 || recorded[0].ID != 1 {
+		return nil
+	}
+	a, err := s.method.newAgent()
+	if err != nil {
+		return err
+	}
+	p, err := a.Propose(1)
+	if err != nil {
+		return fmt.Errorf("proposing trial 1: %w", err)
+	}
+	if arch := rundir.CandidateOf(1, p).Arch; arch != recorded[0].Arch {
+		return fmt.Errorf("%s: trial 1 is %s, but these settings propose %s: %s or the log changed since the run began; nothing was moved (put the run's settings back, or start a new run)",
+			s.dir.Path, recorded[0].Arch, arch, rundir.FileConfig)
+	}
+	return nil
+}
+
 // saveConfig writes the run's saved settings after a resume changed
 // final.skip, data or trials: only those lines of config.yaml change, and the
 // resume's workers and threads hold for that resume only.
@@ -275,7 +303,7 @@ func saveConfig(d *rundir.Dir, saved Config) error {
 // resumeIn makes the search of cfg in the opened run directory d;
 // beforeRestore runs once the settings and images are known good, before
 // the agent is restored.
-func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error), beforeRestore func() error) (*Search, error) {
+func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error), beforeRestore func(*Search) error) (*Search, error) {
 	var exec Executor
 	if cfg.Trains() {
 		var err error
@@ -294,7 +322,7 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error),
 		return nil, err
 	}
 	s.dir = d
-	if err := beforeRestore(); err != nil {
+	if err := beforeRestore(s); err != nil {
 		return nil, err
 	}
 	if err := s.restore(); err != nil {

@@ -1212,3 +1212,58 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// A resume with more trials moves nothing when the run's settings are
+// lost or changed: an empty config.yaml is refused as it is read, and one
+// whose settings do not draw the log's first trial before anything is set
+// aside (the replay would find it only after). A config.yaml that is not
+// YAML, and a file given for the run, are named as such.
+func TestResumeRefusesChangedSettings(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := s.Dir()
+	path := filepath.Join(dir, rundir.FileConfig)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cfg
+	other.Seed = 43
+	changed, err := other.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(Config) (Executor, error) { return &fakeExecutor{}, nil }
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"empty", "\n", path + " is empty: the run's settings are lost"},
+		{"another seed", string(changed), "trial 1 is " + read(t, rundir.ReadTrials, dir)[0].Arch + ", but these settings propose "},
+		{"not YAML", "kind: [metaqnn\n", path + " is not valid YAML: "},
+	} {
+		if err := os.WriteFile(path, []byte(tc.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Resume(dir, ResumeOptions{Trials: cfg.Trials + 5}, exec)
+		after, _ := os.ReadFile(path)
+		_, statErr := os.Stat(filepath.Join(dir, rundir.DirEarlier))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || string(after) != tc.config || !errors.Is(statErr, os.ErrNotExist) {
+			t.Errorf("%s: %v (want %q); config.yaml changed %v; earlier/: %v", tc.name, err, tc.want, string(after) != tc.config, statErr)
+		}
+	}
+	if _, err := ReadConfig(filepath.Join(dir, rundir.FileTrials)); err == nil || !strings.Contains(err.Error(), "is a file, not a run directory") {
+		t.Errorf("a file for a run: %v", err)
+	}
+	// With its settings back, the run goes on to more trials.
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runResumed(t, dir, ResumeOptions{Trials: cfg.Trials + 5}, exec)
+	if n := len(read(t, rundir.ReadTrials, dir)); n != cfg.Trials+5 {
+		t.Errorf("%d trials after the resume, want %d", n, cfg.Trials+5)
+	}
+}

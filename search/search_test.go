@@ -1267,3 +1267,40 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 		t.Errorf("%d trials after the resume, want %d", n, cfg.Trials+5)
 	}
 }
+
+// A damaged line in the middle of the log stops a resume with what to do,
+// and doing it (the line and those after it deleted, and the checkpoint)
+// gives back the same run.
+func TestDamagedLogSaysHowToGoOn(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := s.Dir()
+	want := read(t, rundir.ReadTrials, dir)
+	log := filepath.Join(dir, rundir.FileTrials)
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	damaged := strings.Join(lines[:9], "") + `{"id": 10, "arch` + "\x00\n" + strings.Join(lines[10:], "")
+	if err := os.WriteFile(log, []byte(damaged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(Config) (Executor, error) { return &fakeExecutor{}, nil }
+	_, err = Resume(dir, ResumeOptions{}, exec)
+	if err == nil || !strings.Contains(err.Error(), "trials.jsonl line 10: ") || !strings.Contains(err.Error(), "delete line 10 and those after it and agent.state, and resume") {
+		t.Fatalf("a resume of a damaged log: %v", err)
+	}
+	if err := os.WriteFile(log, []byte(strings.Join(lines[:9], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, rundir.FileAgent)); err != nil {
+		t.Fatal(err)
+	}
+	runResumed(t, dir, ResumeOptions{}, exec)
+	sameTrials(t, read(t, rundir.ReadTrials, dir), want)
+}

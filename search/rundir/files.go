@@ -35,17 +35,32 @@ func ReadJSONL[T any](path string) ([]T, error) {
 		}
 		var v T
 		if err := json.Unmarshal(line, &v); err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", path, n+1, err)
+			return nil, &LineError{Path: path, Line: n + 1, Err: err}
 		}
 		out = append(out, v)
 	}
 	return out, nil
 }
 
+// LineError is a line of a JSON-lines file that does not decode.
+type LineError struct {
+	Path string
+	Line int
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("%s line %d: %v", e.Path, e.Line, e.Err) }
+func (e *LineError) Unwrap() error { return e.Err }
+
 // ReadTrials returns the trials of the run at path in trial order (the log
-// holds them in the order they finished).
+// holds them in the order they finished). A damaged line's error says how
+// to go on from the trials before it.
 func ReadTrials(path string) ([]Trial, error) {
 	ts, err := ReadJSONL[Trial](filepath.Join(path, FileTrials))
+	if le := (*LineError)(nil); errors.As(err, &le) {
+		return nil, fmt.Errorf("%w (a search only appends whole lines, so this one was damaged since; keep a copy of the run, then, to go on from the trials before it, delete line %d and those after it and %s, and resume: the agent learns the trials left again)",
+			err, le.Line, FileAgent)
+	}
 	slices.SortStableFunc(ts, func(a, b Trial) int { return a.ID - b.ID })
 	return ts, err
 }

@@ -98,7 +98,7 @@ func TestRunResources(t *testing.T) {
 	srv := serve(t, Options{Runs: runs})
 	base := srv.URL + "/api/runs/leaves-a"
 
-	var trials []rundir.Trial
+	var trials []pageTrial
 	get(t, base+"/trials", &trials)
 	var ids []int
 	for _, tr := range trials {
@@ -107,9 +107,14 @@ func TestRunResources(t *testing.T) {
 	if !slices.Equal(ids, seq(1, 24)) || trials[2].Status != rundir.StatusReused || trials[4].Status != rundir.StatusRefused {
 		t.Errorf("trials %v, statuses %v %v", ids, trials[2].Status, trials[4].Status)
 	}
-	var one rundir.Trial
-	if resp, _ := get(t, base+"/trials/4", &one); resp.StatusCode != http.StatusOK || one.ID != 4 || len(one.Epochs) != 6 {
+	var one pageTrial
+	if resp, _ := get(t, base+"/trials/4", &one); resp.StatusCode != http.StatusOK || one.ID != 4 || len(one.Epochs) != 6 || one.Seed != "4" {
 		t.Errorf("trial 4: %d %+v", resp.StatusCode, one)
+	}
+	// A seed above 2^53, which a page's JSON.parse would round, is a string.
+	b, err := json.Marshal(pageTrialOf(rundir.Trial{Seed: 14142573438532588651}))
+	if err != nil || !strings.Contains(string(b), `"seed":"14142573438532588651"`) || strings.Count(string(b), `"seed"`) != 1 {
+		t.Errorf("a 64-bit seed for the pages: %s, %v", b, err)
 	}
 	for _, id := range []string{"99", "x", "-1"} {
 		if resp, _ := get(t, base+"/trials/"+id, nil); resp.StatusCode != http.StatusNotFound {
@@ -195,7 +200,7 @@ func TestTornLastLine(t *testing.T) {
 				listed = r.Trials
 			}
 		}
-		var ts []rundir.Trial
+		var ts []pageTrial
 		if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK {
 			t.Fatalf("trials: %d %s", resp.StatusCode, body)
 		}
@@ -404,7 +409,7 @@ func TestEventsDeliverAppendedTrials(t *testing.T) {
 	start := time.Now()
 	b.add(t, 12, 11) // finished out of order, as two workers' trials do
 	for _, want := range []int{11, 12} {
-		var tr rundir.Trial
+		var tr pageTrial
 		json.Unmarshal([]byte(next(t, events, "trial", 5*time.Second).data), &tr)
 		if tr.ID != want {
 			t.Errorf("trial event %d, want %d (in trial order)", tr.ID, want)

@@ -12,7 +12,7 @@
 //
 //	GET /api/runs                          every run (Run), newest first
 //	GET /api/runs/{name}                   one run: Run, its report, figures, winners
-//	GET /api/runs/{name}/trials            its trials in trial order (rundir.Trial)
+//	GET /api/runs/{name}/trials            its trials in trial order (rundir.Trial, the seed as a string)
 //	GET /api/runs/{name}/trials/{id}       one trial, learning curves included
 //	GET /api/runs/{name}/trials/{id}/curves.svg   its learning curves
 //	GET /api/runs/{name}/events            server-sent events: hello, trial, run

@@ -17,7 +17,7 @@ const keepAlive = 15 * time.Second
 //
 //	hello  at once, the Run: a page (re)loads the trials now; every trial
 //	       recorded after this comes as an event
-//	trial  a trial recorded since (rundir.Trial, curves included)
+//	trial  a trial recorded since (pageTrial, curves included)
 //	run    the Run, whenever its files or its status change
 //
 // The stream looks at the run's files every Poll: a stat of each watched
@@ -62,7 +62,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		for _, t := range d.trials {
 			if !seen[t.ID] {
 				seen[t.ID] = true
-				if writeEvent(w, rc, "trial", t) != nil {
+				if writeEvent(w, rc, "trial", pageTrialOf(t)) != nil {
 					return
 				}
 			}

@@ -347,6 +347,9 @@ type LayerSummary struct {
 	Params  int64
 	MACs    int64
 	Dropout float64 // rate of the dropout after the layer, 0 if none
+	// Unused marks a part that builds no node: a cell whose output no later
+	// cell reads, left out of the network (CellNet.Build).
+	Unused bool
 }
 
 // Layers returns one summary per part: per layer of a layer sequence, per
@@ -354,10 +357,11 @@ type LayerSummary struct {
 func (n *Net) Layers() []LayerSummary {
 	out := make([]LayerSummary, len(n.Parts))
 	for i, name := range n.Parts {
-		out[i] = LayerSummary{Index: i, Layer: name}
+		out[i] = LayerSummary{Index: i, Layer: name, Unused: true}
 	}
 	for _, nd := range n.Nodes {
 		s := &out[nd.Layer]
+		s.Unused = false
 		s.Params += nd.Params
 		s.MACs += nd.MACs
 		if nd.Op == OpDropout {

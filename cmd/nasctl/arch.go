@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
@@ -99,6 +100,8 @@ type layerReport struct {
 	Params  int64   `json:"params"`
 	MACs    int64   `json:"macs"`
 	Dropout float64 `json:"dropout,omitempty"`
+	// Unused: a cell no later cell reads, left out of the network.
+	Unused bool `json:"unused,omitempty"`
 }
 
 func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) error {
@@ -119,7 +122,11 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		ActivationBytes: net.ActivationBytes(), PeakActivationBytes: net.PeakActivationBytes(),
 	}
 	for _, l := range net.Layers() {
-		r.Layers = append(r.Layers, layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout})
+		lr := layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout, Unused: l.Unused}
+		if l.Unused {
+			lr.Output = "unused"
+		}
+		r.Layers = append(r.Layers, lr)
 	}
 	if opts.Space != "" {
 		space, err := search.SpacePreset(opts.Space)
@@ -159,10 +166,17 @@ func printArchReport(out io.Writer, r archReport) {
 		if l.Dropout > 0 {
 			drop = fmt.Sprintf("%.3g", l.Dropout)
 		}
+		if l.Unused {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t\t\t\t\n", l.Index, l.Layer, l.Output)
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", l.Index, l.Layer, l.Output, humanize.Comma(l.Params), humanize.Comma(l.MACs), drop)
 	}
 	fmt.Fprintf(tw, "\ttotal\t\t%s\t%s\t\t\n", humanize.Comma(r.Params), humanize.Comma(r.MACs))
 	tw.Flush()
+	if slices.ContainsFunc(r.Layers, func(l layerReport) bool { return l.Unused }) {
+		fmt.Fprintln(out, "\nunused: no later cell reads the cell's output, so the network leaves it out")
+	}
 	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
 	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
 	if r.Space != "" {

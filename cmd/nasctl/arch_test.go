@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,22 @@ func TestArchInspectTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A cell that no later cell reads is left out of the network: its row
+// says unused rather than a 0x0x0 output.
+func TestArchInspectUnusedCell(t *testing.T) {
+	arch := "net(stem=8, filters=8, normal=1, reductions=2, style=nasnet) normal: b0 = add(conv_3x3(h0), conv_3x3(h0)) | reduction: b0 = add(conv_3x3(h0), conv_3x3(h0))"
+	code, out, errOut := runCLI(t, "arch", "inspect", "--input", "32x32x1", arch)
+	if code != 0 || strings.Contains(out, "0x0x0") || !regexp.MustCompile(`cell 1 \(normal, 8 filters\) +unused +\n`).MatchString(out) ||
+		!strings.Contains(out, "unused: no later cell reads the cell's output") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "arch", "inspect", "--input", "32x32x1", "--json", arch)
+	var r archReport
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || len(r.Layers) != 6 || !r.Layers[1].Unused || r.Layers[2].Unused || r.Layers[1].Output != "unused" {
+		t.Errorf("--json: exit %d, %v: %+v", code, err, r.Layers)
 	}
 }
 
@@ -179,6 +196,28 @@ func TestOutOfRangeFlags(t *testing.T) {
 		if code, _, errOut := runCLI(t, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, want 2 and %q:\n%s", tc.args, code, tc.want, errOut)
 		}
+	}
+}
+
+// No flag is marked Required: urfave/cli answers a missing one with the
+// command's whole help and exit 1. Commands check their own, as a usage
+// error of one line ("export needs --out FILE").
+func TestNoRequiredFlags(t *testing.T) {
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() {
+					t.Errorf("%s %s: --%s is Required; check it in the action with usagef instead", path, c.Name, f.Names()[0])
+				}
+			}
+			walk(path+" "+c.Name, c.Subcommands)
+		}
+	}
+	walk("nasctl", newApp(&bytes.Buffer{}, &bytes.Buffer{}).Commands)
+	code, out, errOut := runCLI(t, "doctor", "train")
+	if code != 2 || out != "" || !strings.HasPrefix(errOut, "nasctl: doctor train needs --out FILE") {
+		t.Errorf("doctor train without --out: exit %d, stdout %q, stderr %q; want exit 2 and one line", code, out, errOut)
 	}
 }
 

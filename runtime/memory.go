@@ -2,10 +2,14 @@ package runtime
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/genotype"
@@ -110,13 +114,17 @@ func memAvailable(s *bufio.Scanner) int64 {
 // CheckMemory returns why a training session of net, with batch images per
 // step and opt's state, does not fit b.MaxMemory, or "" when it fits. It
 // computes from shapes alone, so it refuses before anything is allocated.
+// With MaxMemory zero it compares with what the machine would have for this
+// training alone: while other trainings of this process are in flight, what
+// it had when they started (less any memory taken since by other processes),
+// so that a training is not refused for what its neighbours hold.
 func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer) string {
 	limit, what := b.MaxMemory, "the limit of"
 	switch {
 	case limit < 0:
 		return ""
 	case limit == 0:
-		limit, what = AvailableMemory(), "the memory this machine has available,"
+		limit, what = trainings.machine(), "the memory this machine has available,"
 		if limit == 0 {
 			return "" // not Linux: nothing to compare with
 		}
@@ -127,4 +135,124 @@ func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer)
 	}
 	return fmt.Sprintf("training at batch %d needs at least %s: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
 		batch, m, what, humanize.IBytes(uint64(limit)))
+}
+
+// The margin a training's need is counted with beside others: the estimate
+// is a lower bound, and the measured peaks were 1.23 and 1.27 times it for
+// the large networks of docs/limits.md ("Training memory"), the dense one
+// still 1.25 without the process's own 75 MiB; 4/3 covers both, 5/4 would not.
+const needNum, needDen = 4, 3
+
+// trainingNeed is the memory a training is counted for in the ledger.
+func trainingNeed(m TrainingMemory) int64 {
+	t := m.Total()
+	if t > math.MaxInt64/needNum {
+		return math.MaxInt64
+	}
+	return t * needNum / needDen
+}
+
+// memoryGate admits the trainings of this process so that their needs fit
+// the machine together: each fits alone (CheckMemory), but two side by side
+// did not, and the kernel killed the process (docs/limits.md).
+type memoryGate struct {
+	available func() int64 // the machine's available memory, 0 where unknown
+	mu        sync.Mutex
+	base      int64         // available when the first training in flight was admitted
+	held      int64         // the needs of the trainings in flight
+	running   int           // trainings in flight
+	queue     []*waiter     // trainings waiting, first come first
+	changed   chan struct{} // closed and replaced when the ledger or the queue changes
+}
+
+// waiter is a place in the queue; not an empty struct, as pointers to
+// zero-size values may compare equal.
+type waiter struct{ need int64 }
+
+// trainings is the ledger of the trainings in flight in this process: the
+// search's workers, the final phase and a cluster worker's slots all train
+// through Train, concurrently.
+var trainings = newMemoryGate(AvailableMemory)
+
+func newMemoryGate(available func() int64) *memoryGate {
+	return &memoryGate{available: available, changed: make(chan struct{})}
+}
+
+// acquire admits a training that needs need bytes and returns the function
+// that releases it. The training waits while it does not fit beside those in
+// flight (a refusal would record a wrong result: it fits alone), and behind
+// those that came first, so that a large one is not passed over for ever; it
+// reports whether it waited, and ctx.Err() if ctx ends the wait. A negative
+// b.MaxMemory (no guard) admits at once, outside the ledger.
+func (g *memoryGate) acquire(ctx context.Context, b Budget, need int64) (release func(), waited bool, err error) {
+	if b.MaxMemory < 0 {
+		return func() {}, false, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := &waiter{need}
+	g.queue = append(g.queue, w)
+	for g.queue[0] != w || !g.fits(need) {
+		waited = true
+		changed := g.changed
+		g.mu.Unlock()
+		select {
+		case <-changed:
+			g.mu.Lock()
+		case <-ctx.Done():
+			g.mu.Lock()
+			g.queue = slices.DeleteFunc(g.queue, func(q *waiter) bool { return q == w })
+			g.broadcast() // the next in the queue may be first now
+			return nil, waited, ctx.Err()
+		}
+	}
+	g.queue = g.queue[1:]
+	if g.running == 0 {
+		g.base = g.available()
+	}
+	g.running++
+	g.held += need
+	g.broadcast() // the next in the queue may fit too
+	return sync.OnceFunc(func() { g.release(need) }), waited, nil
+}
+
+// fits reports whether need fits beside the trainings in flight; alone, a
+// training always fits here, as CheckMemory has refused it otherwise.
+func (g *memoryGate) fits(need int64) bool {
+	return g.running == 0 || g.base == 0 || g.held+need <= g.capacity()
+}
+
+// capacity is the memory the trainings in flight may hold together: the
+// base, or less if other processes took memory since (what is available now
+// plus what the trainings in flight are counted for).
+func (g *memoryGate) capacity() int64 {
+	now := g.available()
+	if now == 0 {
+		return g.base
+	}
+	return min(g.base, now+g.held)
+}
+
+// machine is the memory a training of this process would have alone.
+func (g *memoryGate) machine() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running == 0 || g.base == 0 {
+		return g.available()
+	}
+	return g.capacity()
+}
+
+func (g *memoryGate) release(need int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running--
+	g.held -= need
+	g.broadcast()
+}
+
+// broadcast wakes the waiting trainings to look at the ledger again.
+func (g *memoryGate) broadcast() {
+	close(g.changed)
+	g.changed = make(chan struct{})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"time"
@@ -89,7 +90,9 @@ type Budget struct {
 	MaxMACs int64 `yaml:"max_macs" json:"max_macs"`
 	// MaxMemory bounds the memory a training session holds (see
 	// EstimateTraining and CheckMemory), in bytes. Zero: the memory the
-	// training machine has available when training starts; negative: no limit.
+	// training machine has available when training starts (when the first
+	// of the trainings in flight in the process started); negative: no limit,
+	// and no waiting for other trainings' memory either (see Train).
 	MaxMemory int64 `yaml:"max_memory,omitempty" json:"max_memory,omitempty"`
 }
 
@@ -289,6 +292,9 @@ type Result struct {
 	Restarts    int           `json:"restarts"`
 	Epochs      []EpochRecord `json:"epochs"`
 	Seconds     float64       `json:"seconds"`
+	// Waited is the seconds Train waited, before Seconds began, for other
+	// trainings of this process to leave room in memory (zero: none).
+	Waited float64 `json:"waited_seconds,omitempty"`
 	// ImagesPerSecond is the training throughput of the steps alone (drawing
 	// the dropout masks and running the graph, as MeasureTrainStep times them;
 	// not loading batches or evaluating).
@@ -328,6 +334,9 @@ func (r *Result) Reward() float64 {
 // are for bad input and ONNX Runtime failures. When ctx is cancelled, Train
 // returns ctx.Err() with a StatusInterrupted Result that keeps the finished
 // epochs and their best weights, so that the caller may still save them.
+// Trainings of one process that fit the machine alone but not side by side
+// wait for each other (unless cfg.Budget.MaxMemory is negative): a
+// cancellation during the wait returns StatusInterrupted with no epoch.
 func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg TrainConfig) (*Result, error) {
 	cfg = cfg.WithDefaults()
 	res := &Result{Params: net.Params(), MACs: net.MACs()}
@@ -345,12 +354,31 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 	if err := checkExamples(net, val, "validation"); err != nil {
 		return nil, err
 	}
+	// Trainings side by side must fit the machine together (memoryGate);
+	// the wait is not training time, so Seconds starts after it.
+	wait := time.Now()
+	need := trainingNeed(EstimateTraining(net, cfg.BatchSize, cfg.Optimizer))
+	release, waited, err := trainings.acquire(ctx, cfg.Budget, need)
+	if waited {
+		res.Waited = time.Since(wait).Seconds()
+	}
+	if err != nil {
+		res.Status = StatusInterrupted
+		return res, err
+	}
+	defer release()
 	start := time.Now()
 	t, err := newTrainer(net, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer t.close()
+	// Close and collect before the release: the tensors' elements are Go
+	// slices, which the collector would keep until the heap doubled, beside
+	// the training admitted next.
+	defer func() {
+		t.close()
+		goruntime.GC()
+	}()
 	err = t.run(ctx, train, val, res)
 	res.Seconds = time.Since(start).Seconds()
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {

@@ -685,8 +685,8 @@ func (c Config) checkMetaQNN(ps *problems) {
 }
 
 // maxBlocks is the most blocks per cell a NASNet search takes: the
-// controller's network grows with B, and building it took 5.5 s at B = 10,
-// 23 s at B = 20 and over a minute at B = 50 here (docs/limits.md).
+// controller's network grows with B and is built before the first trial,
+// seconds at 10, minutes at 50 (docs/limits.md, "Blocks per cell").
 const (
 	maxBlocks    = 10
 	whyMaxBlocks = " (Zoph et al. use 5; the controller's network grows with the blocks, and takes seconds to build at 10 and minutes at 50)"

@@ -40,11 +40,14 @@ Example: nasctl doctor train --device cuda --out gpu.json`,
 			&cli.IntFlag{Name: "epochs", Value: 2, Usage: "epochs"},
 			&cli.IntFlag{Name: "batch", Value: 16, Usage: "batch size"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffle and dropout"},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "JSON file to write"},
+			&cli.StringFlag{Name: "out", Usage: "JSON file to write (required)"},
 		),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err
+			}
+			if c.String("out") == "" {
+				return usagef("doctor train needs --out FILE, the JSON file to write")
 			}
 			d, err := parseDevice(c)
 			if err != nil {

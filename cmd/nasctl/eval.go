@@ -101,6 +101,9 @@ type evalData struct {
 
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
 	for _, path := range opts.Models { // a mistyped name fails before minutes of work
+		if err := modelFolderError(path); err != nil {
+			return err
+		}
 		if _, err := os.Stat(path); err != nil {
 			return err
 		}
@@ -299,6 +302,9 @@ type predictOptions struct {
 }
 
 func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer) error {
+	if err := modelFolderError(opts.Model); err != nil {
+		return err
+	}
 	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err
 	}

@@ -71,6 +71,9 @@ Examples:
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
 			}
+			if err := modelFolderError(opts.Model); err != nil {
+				return err
+			}
 			if err := checkWritable("out", opts.Out); err != nil {
 				return err
 			}

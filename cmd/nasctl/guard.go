@@ -109,6 +109,32 @@ func saveOrRescue(path string, data []byte) error {
 	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
 }
 
+// mixedSizesAdvice is how dataset ends its error about a folder of images
+// of different sizes read without a size; it names no flag, as each command
+// names the size its own way.
+const mixedSizesAdvice = "give a size to resize every image to it"
+
+// withInputFlag names --input in dataset's error about images of different
+// sizes, for the commands whose flag for the size is --input.
+func withInputFlag(err error) error {
+	if err == nil || !strings.Contains(err.Error(), mixedSizesAdvice) {
+		return err
+	}
+	msg := strings.Replace(err.Error(), mixedSizesAdvice,
+		"give --input HxWxC to resize every image to it (e.g. --input 32x32x1 for grayscale, 32x32x3 for RGB)", 1)
+	return &rewordedError{msg: msg, err: err}
+}
+
+// rewordedError is err with another message; errors.Is and errors.As still
+// see err.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
+
 // imageInput parses the --input of a command that reads images: HxWxC,
 // with 1 channel (grayscale) or 3 (RGB).
 func imageInput(s string) (genotype.Input, error) {

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/search"
-	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -99,9 +96,9 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 // runRunsShow shows the run at name when that is a run directory or a path
 // (a name with a separator), else the run called name under dir.
 func runRunsShow(dir, name string, out io.Writer) error {
-	path := name
-	if _, err := os.Stat(filepath.Join(name, rundir.FileConfig)); err != nil && !strings.ContainsRune(name, filepath.Separator) {
-		path = filepath.Join(dir, name)
+	path, err := runShowPath(dir, name)
+	if err != nil {
+		return err
 	}
 	rep, err := search.ReadReport(path)
 	if err != nil {

@@ -60,6 +60,9 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 			return opts, usagef("--%s must be at least 1, got %d", trialsFlag, opts.Resumed.Trials)
 		}
 	}
+	if err := checkRunFolder(opts.Resume); err != nil {
+		return opts, err
+	}
 	// A run that cannot be read is left to search.Resume, whose error says why.
 	if saved, err := search.ReadConfig(opts.Resume); err == nil {
 		if k := cmp.Or(saved.Kind, search.KindMetaQNN); k != kind {
@@ -195,6 +198,22 @@ func set(c *cli.Context, name string, apply func()) {
 	}
 }
 
+// setRunName sets cfg's name from --name. An empty --name is a usage
+// error rather than the default name: it is most often a shell variable
+// left unset, and search.Config's own default for an empty name is the
+// kind alone (runs/metaqnn), not the preset's name the help promises.
+func setRunName(c *cli.Context, cfg *search.Config) error {
+	if !c.IsSet("name") {
+		return nil
+	}
+	name := c.String("name")
+	if strings.TrimSpace(name) == "" {
+		return usagef("--name %q: give a run name, or leave --name out for the default (here %s)", name, cfg.WithDefaults().Name)
+	}
+	cfg.Name = name
+	return nil
+}
+
 // checked fills cfg's defaults and returns it, or a usage error that lists
 // every problem.
 func checked(cfg search.Config) (search.Config, error) {
@@ -245,7 +264,7 @@ func (e *executors) loadLocal(cfg search.Config) (*search.LocalExecutor, error) 
 	e.say("loading %s", cfg.Data)
 	l, err := search.NewLocalExecutor(cfg, nil)
 	if err != nil {
-		return nil, err
+		return nil, withInputFlag(err)
 	}
 	for _, b := range l.Skipped() {
 		e.say("skipped (--skip-bad): %v", b)

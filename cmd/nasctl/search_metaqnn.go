@@ -129,7 +129,9 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 			return opts, usagef("--config: %s describes a %s search; run it with nasctl search %s", f, cfg.Kind, cfg.Kind)
 		}
 	}
-	set(c, "name", func() { cfg.Name = c.String("name") })
+	if err := setRunName(c, &cfg); err != nil {
+		return opts, err
+	}
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
 	set(c, "reward", func() { cfg.Reward.Mode = c.String("reward") })

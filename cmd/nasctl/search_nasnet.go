@@ -173,7 +173,9 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 	}
 	set(c, "episodes", func() { cfg.Trials = c.Int("episodes") })
 	set(c, "seed", func() { cfg.Seed = c.Uint64("seed") })
-	set(c, "name", func() { cfg.Name = c.String("name") })
+	if err := setRunName(c, &cfg); err != nil {
+		return opts, err
+	}
 	set(c, "dir", func() { cfg.Dir = c.String("dir") })
 	set(c, "agent", func() { cfg.NASNet.Agent = c.String("agent") })
 	if err := checkAgentFlags(c, cfg); err != nil {

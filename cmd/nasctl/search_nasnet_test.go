@@ -103,7 +103,7 @@ func TestSearchNASNetMock(t *testing.T) {
 	if code, out, _ := runCLI(t, "runs", "show", dir, "--dir", "elsewhere"); code != 0 || out != showOut {
 		t.Errorf("runs show %s: %d\n%s", dir, code, out)
 	}
-	if code, _, errOut := runCLI(t, "runs", "show", runs); code != 1 || !strings.Contains(errOut, runs+" is not a run directory") {
+	if code, _, errOut := runCLI(t, "runs", "show", runs); code != 1 || !strings.Contains(errOut, runs+" holds runs but is not one") {
 		t.Errorf("runs show %s: %d\n%s", runs, code, errOut)
 	}
 	if code, _, errOut := runCLI(t, "runs", "list", "--dir", filepath.Join(runs, "nope")); code != 1 || !strings.Contains(errOut, "nope does not exist: give the directory of the runs with --dir") {
@@ -216,7 +216,7 @@ func TestSearchNASNetUsage(t *testing.T) {
 		t.Errorf("resumed with 0 episodes: exit %d, %s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "search", "nasnet", "--resume", t.TempDir())
-	if code != 1 || !strings.Contains(errOut, "not a run directory") {
+	if code != 1 || !strings.Contains(errOut, "is not a run folder (it has no config.yaml)") {
 		t.Errorf("resume of an empty directory: exit %d, %s", code, errOut)
 	}
 }

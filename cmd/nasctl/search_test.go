@@ -160,6 +160,22 @@ func TestSearchFailedStartLeavesNothing(t *testing.T) {
 	}
 }
 
+// An empty --name is refused before anything is written: the search would
+// otherwise go to runs/metaqnn (or runs/nasnet), not the default name that
+// the help promises.
+func TestSearchEmptyName(t *testing.T) {
+	runs := t.TempDir()
+	for _, tc := range []struct{ kind, name string }{{"metaqnn", "metaqnn-cpu"}, {"nasnet", "nasnet-cpu"}} {
+		code, _, errOut := runCLI(t, "search", tc.kind, "--name", "", "--dir", runs, "--data", runs)
+		if want := `--name "": give a run name, or leave --name out for the default (here ` + tc.name + ")"; code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d, %q; want exit 2 and %q", tc.kind, code, errOut, want)
+		}
+	}
+	if entries, _ := os.ReadDir(runs); len(entries) > 0 {
+		t.Errorf("%s holds %d entries, want none", runs, len(entries))
+	}
+}
+
 func TestSearchSampleAndUsage(t *testing.T) {
 	code, out, _ := runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

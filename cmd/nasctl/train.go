@@ -58,7 +58,9 @@ inference model to --out and reports its accuracy on the test split (computed fr
 exported file).
 Both recipes keep Baker et al.'s restarts: a network still at chance after its first epoch
 starts again from fresh weights at 0.4 times the rate, up to 5 times, and each attempt may
-take --epochs epochs. --constant-lr turns the restarts off too.
+take --epochs epochs. --constant-lr turns the restarts off too. A model still at chance
+at the end (a constant predictor) is written, and flagged with what to try ("at_chance"
+and "warning" in --json).
 Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1) - P(2,2) - SM()" \
            --data data/leaves --epochs 30 --out leaves.onnx`,
 		Flags: append(append([]cli.Flag{
@@ -147,14 +149,22 @@ type trainOptions struct {
 
 // trainReport is the JSON form of nasctl train's result.
 type trainReport struct {
-	Arch            string                `json:"arch"`
-	Status          runtime.Status        `json:"status"`
-	Reason          string                `json:"reason,omitempty"`
-	Params          int64                 `json:"params"`
-	MACs            int64                 `json:"macs"`
-	ValAccuracy     float64               `json:"val_accuracy"`
-	TestAccuracy    float64               `json:"test_accuracy"`
+	Arch         string         `json:"arch"`
+	Status       runtime.Status `json:"status"`
+	Reason       string         `json:"reason,omitempty"`
+	Params       int64          `json:"params"`
+	MACs         int64          `json:"macs"`
+	ValAccuracy  float64        `json:"val_accuracy"`
+	TestAccuracy float64        `json:"test_accuracy"`
+	// AtChance: the model is a constant predictor, its validation accuracy
+	// no better than the most common class's share (runtime.Result.AtChance);
+	// Warning then says what to try.
+	AtChance bool   `json:"at_chance"`
+	Warning  string `json:"warning,omitempty"`
+	// Epochs counts the epochs of every attempt; Attempts is Restarts + 1,
+	// and BestEpoch is an epoch of the last attempt.
 	Epochs          int                   `json:"epochs"`
+	Attempts        int                   `json:"attempts"`
 	BestEpoch       int                   `json:"best_epoch"`
 	Restarts        int                   `json:"restarts"`
 	Seconds         float64               `json:"seconds"`
@@ -167,8 +177,8 @@ type trainReport struct {
 // the model and its test accuracy.
 func newTrainReport(arch genotype.Genotype, res *runtime.Result) trainReport {
 	return trainReport{Arch: arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
-		ValAccuracy: res.ValAccuracy, Epochs: len(res.Epochs), BestEpoch: res.BestEpoch, Restarts: res.Restarts,
-		Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
+		ValAccuracy: res.ValAccuracy, AtChance: res.AtChance, Epochs: len(res.Epochs), Attempts: res.Restarts + 1,
+		BestEpoch: res.BestEpoch, Restarts: res.Restarts, Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
 }
 
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
@@ -179,7 +189,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	}
 	exec, err := search.NewLocalExecutor(cfg, nil)
 	if err != nil {
-		return err
+		return withInputFlag(err)
 	}
 	reportSkipped(errOut, exec.Skipped())
 	d := exec.Data()
@@ -210,8 +220,8 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 			if werr := saveOrRescue(opts.Out, fit.Model); werr != nil {
 				return fmt.Errorf("%w (%v)", err, werr)
 			}
-			fmt.Fprintf(errOut, "interrupted: the best of %d finished epochs (validation accuracy %.4f, epoch %d) is saved in %s\n",
-				len(res.Epochs), res.ValAccuracy, res.BestEpoch, opts.Out)
+			fmt.Fprintf(errOut, "interrupted: the best of the finished epochs (validation accuracy %.4f, %s) is saved in %s\n",
+				res.ValAccuracy, bestEpochText(res), opts.Out)
 			if opts.JSON { // what was saved, without a test accuracy: the test split was not run
 				rep := newTrainReport(opts.Arch, res)
 				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, err.Error(), opts.Out
@@ -231,6 +241,10 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		}
 		rep.Model, rep.TestAccuracy = opts.Out, fit.Test.Accuracy
 	}
+	if rep.AtChance && res.Status == runtime.StatusOK {
+		rep.Warning = atChanceAdvice(opts.Config, res, d.Full)
+		fmt.Fprintf(errOut, "warning: %s\n", rep.Warning)
+	}
 	if opts.JSON {
 		if err := printJSON(out, rep); err != nil {
 			return err
@@ -242,7 +256,48 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if opts.JSON {
 		return nil
 	}
-	fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (epoch %d of %d, %d restarts), test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
-		rep.Arch, rep.ValAccuracy, rep.BestEpoch, rep.Epochs, rep.Restarts, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)
-	return nil
+	return printTrainResult(out, rep, res)
+}
+
+// printTrainResult prints a finished training's result as text.
+func printTrainResult(out io.Writer, rep trainReport, res *runtime.Result) error {
+	chance := ""
+	if rep.AtChance {
+		chance = ", at chance: a constant predictor (see the warning)"
+	}
+	_, err := fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (%s)%s, test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
+		rep.Arch, rep.ValAccuracy, bestEpochText(res), chance, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)
+	return err
+}
+
+// bestEpochText says which epoch gave res's weights: BestEpoch counts
+// within the last attempt, and every restart at chance began a new one.
+func bestEpochText(res *runtime.Result) string {
+	if res.Restarts == 0 {
+		return fmt.Sprintf("epoch %d of %d", res.BestEpoch, len(res.Epochs))
+	}
+	return fmt.Sprintf("epoch %d of the last attempt; %d epochs in all over %d attempts: %d restarts at chance",
+		res.BestEpoch, len(res.Epochs), res.Restarts+1, res.Restarts)
+}
+
+// atChanceAdvice says that a training ended at chance (res.AtChance) and
+// what train's flags can change about it (docs/search-quality.md, "Constant
+// predictors"); trainImages is the size of the training split.
+func atChanceAdvice(cfg runtime.TrainConfig, res *runtime.Result, trainImages int) string {
+	tries := []string{fmt.Sprintf("a larger --lr than %g", cfg.LR)}
+	if res.Restarts > 0 && !cfg.Schedule.Constant {
+		last := res.Epochs[len(res.Epochs)-1].LR
+		tries = append(tries, fmt.Sprintf("--constant-lr, so that a first epoch at chance does not start again at 0.4 times the rate (the last attempt trained at %.2g)", last))
+	}
+	if steps := (trainImages + cfg.BatchSize - 1) / cfg.BatchSize; steps < 10 {
+		tries = append(tries, fmt.Sprintf("a smaller --batch (%d training images make %d steps per epoch at --batch %d)", trainImages, steps, cfg.BatchSize))
+	}
+	if !cfg.Centre {
+		tries = append(tries, "--recipe default (He weights and a first layer centred on the data, which leave chance far more often)")
+	}
+	if res.Restarts == 0 {
+		tries = append(tries, "more --epochs")
+	}
+	return "the model is at chance: its validation accuracy is no better than answering the most common class for every image " +
+		"(a constant predictor; docs/search-quality.md, \"Constant predictors\"). Try " + strings.Join(tries, "; ")
 }

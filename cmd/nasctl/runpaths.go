@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// A search writes its run into a folder that holds config.yaml, and its
+// models into that folder's winners/ and models/. Commands that take a
+// model file and commands that take a run folder are often given the one
+// for the other; these helpers say which was given and what is expected.
+
+// modelFolderError returns an error that says what to give instead when
+// path, given where a model file is expected, is a folder: a run's folder
+// names its models. It returns nil for anything else (a file, or a path
+// whose reading fails on its own terms).
+func modelFolderError(path string) error {
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if !isRunFolder(path) {
+		msg := fmt.Sprintf("%s is a folder: a model file (.onnx) is expected", path)
+		if found, _ := filepath.Glob(filepath.Join(path, "*.onnx")); len(found) > 0 {
+			msg += fmt.Sprintf(", such as %s", found[0])
+		}
+		return errors.New(msg)
+	}
+	winners := rundir.Winners(path)
+	if len(winners) == 0 {
+		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search --resume %s",
+			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), path)
+	}
+	best := filepath.Join(path, rundir.BestName)
+	if _, err := os.Stat(best); err != nil {
+		best = winners[0]
+	}
+	return fmt.Errorf("%s is a search run's folder: give one of its models, such as %s (%s for the others)",
+		path, best, filepath.Join(path, rundir.DirWinners, "rank-NN.onnx"))
+}
+
+// checkRunFolder returns nil when path is a run folder (it holds
+// config.yaml), else an error that says what path is and what is expected.
+func checkRunFolder(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist: give the folder of a run; %s", path, listRunsHint(filepath.Dir(path)))
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		msg := fmt.Sprintf("%s is a file, not a run folder: give the folder of a run, the one that holds %s", path, rundir.FileConfig)
+		if run := enclosingRun(path); run != "" {
+			msg += fmt.Sprintf(" (this file's run is %s)", run)
+		}
+		return errors.New(msg)
+	case isRunFolder(path):
+		return nil
+	}
+	if runs, _ := filepath.Glob(filepath.Join(path, "*", rundir.FileConfig)); len(runs) > 0 {
+		return fmt.Errorf("%s holds runs but is not one (it has no %s): give one of them, such as %s; %s",
+			path, rundir.FileConfig, filepath.Dir(runs[0]), listRunsHint(path))
+	}
+	return fmt.Errorf("%s is not a run folder (it has no %s)", path, rundir.FileConfig)
+}
+
+// listRunsHint says how to list the runs in dir, "." meaning the default
+// folder of runs.
+func listRunsHint(dir string) string {
+	if dir == "." {
+		return "nasctl runs list lists the runs under runs/"
+	}
+	return fmt.Sprintf("nasctl runs list --dir %s lists the runs there", dir)
+}
+
+// runShowPath is the run folder that "runs show NAME" names: NAME itself
+// when it is a run folder or a path, else the run called NAME under dir.
+func runShowPath(dir, name string) (string, error) {
+	if isRunFolder(name) || strings.ContainsRune(name, filepath.Separator) {
+		return name, checkRunFolder(name)
+	}
+	path := filepath.Join(dir, name)
+	if _, err := os.Stat(path); err == nil {
+		return path, checkRunFolder(path)
+	}
+	if _, err := os.Stat(name); err == nil {
+		return name, checkRunFolder(name) // a file or folder here, and no run of that name
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("no run named %s: the folder of runs %s does not exist; give it with --dir", name, dir)
+	}
+	return "", fmt.Errorf("no run named %s in %s; %s", name, dir, listRunsHint(dir))
+}
+
+// isRunFolder reports whether path holds a run's config.yaml.
+func isRunFolder(path string) bool {
+	fi, err := os.Stat(filepath.Join(path, rundir.FileConfig))
+	return err == nil && !fi.IsDir()
+}
+
+// enclosingRun returns the run folder that holds the file at path (in it,
+// or up to two folders down, as in winners/ or models/), or "".
+func enclosingRun(path string) string {
+	dir := filepath.Dir(path)
+	for range 3 {
+		if isRunFolder(dir) {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	return ""
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// fakeRun makes a folder that looks like a finished run to the path checks:
+// a config.yaml and winners/best.onnx, rank-01.onnx (all empty: nothing
+// here reads them).
+func fakeRun(t *testing.T, dir string) {
+	t.Helper()
+	for _, name := range []string{rundir.FileConfig, rundir.BestName, rundir.WinnerName(1)} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A run folder given where a model file is expected is named as one, with
+// its models; a plain folder is told a model file is expected. Neither
+// error is "read DIR: is a directory".
+func TestModelFolderGiven(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "s2")
+	fakeRun(t, run)
+	best := filepath.Join(run, rundir.BestName)
+	asRun := run + " is a search run's folder: give one of its models, such as " + best
+	asFolder := dir + " is a folder: a model file (.onnx) is expected"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", run, "--data", dir}, asRun},
+		{[]string{"predict", run, "x.png"}, asRun},
+		{[]string{"export", run, "--out", filepath.Join(dir, "x.onnx")}, asRun},
+		{[]string{"eval", dir, "--data", dir}, asFolder},
+		{[]string{"predict", dir, "x.png"}, asFolder},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "is a directory") {
+			t.Errorf("%q: exit %d, %q; want exit 1 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// A file given where a run folder is expected is named as a file (with
+// its run when it is in one), and runs show of an unknown name points at
+// runs list rather than at starting a search.
+func TestRunFolderExpected(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "s2")
+	fakeRun(t, run)
+	best := filepath.Join(run, rundir.BestName)
+	isFile := best + " is a file, not a run folder: give the folder of a run, the one that holds config.yaml (this file's run is " + run + ")"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"runs", "show", best}, isFile},
+		{[]string{"search", "metaqnn", "--resume", best}, isFile},
+		{[]string{"search", "nasnet", "--resume", best}, isFile},
+		{[]string{"runs", "show", "nonexist", "--dir", dir}, "no run named nonexist in " + dir + "; nasctl runs list --dir " + dir + " lists the runs there"},
+		{[]string{"runs", "show", "nonexist", "--dir", filepath.Join(dir, "nope")}, "the folder of runs " + filepath.Join(dir, "nope") + " does not exist; give it with --dir"},
+		{[]string{"search", "metaqnn", "--resume", filepath.Join(dir, "gone")}, filepath.Join(dir, "gone") + " does not exist: give the folder of a run"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "start a search with --name") {
+			t.Errorf("%q: exit %d, %q; want exit 1 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

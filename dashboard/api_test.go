@@ -174,7 +174,8 @@ func TestStatus(t *testing.T) {
 		{"final phase skipped", false, 3, 3, 0, skip, twoArchs, StatusFinished},
 		{"scored, not trained", false, 3, 3, 0, scored, twoArchs, StatusFinished},
 	} {
-		d := &runData{summary: search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals}, cfg: c.cfg, trials: c.recorded}
+		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded)} // as Summarize counts them
+		d := &runData{summary: sum, cfg: c.cfg, trials: c.recorded}
 		if got := d.status(c.running); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}

@@ -16,26 +16,20 @@ import (
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
-// Status is where a run stands.
-type Status string
+// Status is where a run stands (search.RunSummary.StatusOf).
+type Status = search.RunStatus
 
 // The statuses of a run.
 const (
-	// StatusRunning: a live process holds the run open (rundir.Running).
-	StatusRunning Status = "running"
-	// StatusStopped: no process holds it, and planned trials or (for a
-	// trained search) final models are missing: it can be resumed.
-	StatusStopped Status = "stopped"
-	// StatusFinished: every planned trial and, for a trained search that
-	// does not skip it, the final phase are recorded.
-	StatusFinished Status = "finished"
+	StatusRunning  = search.RunRunning
+	StatusStopped  = search.RunStopped
+	StatusFinished = search.RunFinished
 )
 
 // Run is a run as the runs page lists it: search.Summarize's summary (its
 // Started and Updated times as its logs record them) with its status.
 type Run struct {
 	search.RunSummary
-	Status Status `json:"status"`
 	// Version changes whenever the run's files do; pages add it to the
 	// addresses of figures to draw them anew.
 	Version string `json:"version"`
@@ -102,24 +96,16 @@ func load(dir, stamp string, updated time.Time) *runData {
 
 // status decides where the run stands, given whether a process holds it.
 func (d *runData) status(running bool) Status {
-	switch {
-	case running:
-		return StatusRunning
-	case d.err == nil && d.summary.Trials >= d.summary.Planned && d.finalDone():
-		return StatusFinished
+	if d.err != nil && !running {
+		return StatusStopped
 	}
-	return StatusStopped
-}
-
-// finalDone reports whether the final phase is recorded: every final
-// model it retrains (search.Config.FinalsPlanned) is in final.jsonl.
-func (d *runData) finalDone() bool {
-	return d.summary.Finals >= d.cfg.FinalsPlanned(d.trials)
+	return d.summary.StatusOf(running)
 }
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Status: d.status(running), Version: d.stamp}
+	r := Run{RunSummary: d.summary, Version: d.stamp}
+	r.Status = d.status(running)
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time
 		r.Updated = d.updated

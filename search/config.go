@@ -684,11 +684,11 @@ func (c Config) checkMetaQNN(ps *problems) {
 	}
 }
 
-// maxBlocks is the most blocks per cell a NASNet search takes: the
+// MaxBlocks is the most blocks per cell a NASNet search takes: the
 // controller's network grows with B and is built before the first trial,
 // seconds at 10, minutes at 50 (docs/limits.md, "Blocks per cell").
 const (
-	maxBlocks    = 10
+	MaxBlocks    = 10
 	whyMaxBlocks = " (Zoph et al. use 5; the controller's network grows with the blocks, and takes seconds to build at 10 and minutes at 50)"
 )
 
@@ -699,8 +699,8 @@ func (c Config) checkNASNet(ps *problems) {
 	}
 	switch p.Name {
 	case "mock":
-		if p.Blocks < 1 || p.Blocks > maxBlocks {
-			ps.add("problem.blocks: %d, want 1 to %d%s", p.Blocks, maxBlocks, whyMaxBlocks)
+		if p.Blocks < 1 || p.Blocks > MaxBlocks {
+			ps.add("problem.blocks: %d, want 1 to %d%s", p.Blocks, MaxBlocks, whyMaxBlocks)
 		}
 		if p.Dataset != "" {
 			ps.add("problem.dataset: %q is a NATS-Bench column; it applies to problem natsbench only", p.Dataset)
@@ -714,8 +714,8 @@ func (c Config) checkNASNet(ps *problems) {
 		}
 	case "":
 		cs := c.Cells
-		if cs.Blocks < 1 || cs.Blocks > maxBlocks {
-			ps.add("cells.blocks: %d, want 1 to %d%s", cs.Blocks, maxBlocks, whyMaxBlocks)
+		if cs.Blocks < 1 || cs.Blocks > MaxBlocks {
+			ps.add("cells.blocks: %d, want 1 to %d%s", cs.Blocks, MaxBlocks, whyMaxBlocks)
 		}
 		if err := cs.CellMacro.Validate(); err != nil {
 			ps.add("cells: %v", strings.TrimPrefix(err.Error(), "cell network: "))

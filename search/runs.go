@@ -46,6 +46,35 @@ type RunSummary struct {
 	// Error says why the run could not be read (made by an older nasctl,
 	// say); the other fields are then empty.
 	Error string `json:"error,omitempty"`
+	// Status is where the run stands (StatusOf), set by ListRuns.
+	Status RunStatus `json:"status,omitempty"`
+}
+
+// RunStatus is where a run stands.
+type RunStatus string
+
+// The statuses of a run.
+const (
+	// RunRunning: a live process holds the run open (rundir.Running).
+	RunRunning RunStatus = "running"
+	// RunStopped: no process holds it, and planned trials or (for a
+	// trained search) final models are missing: it can be resumed.
+	RunStopped RunStatus = "stopped"
+	// RunFinished: every planned trial and, for a trained search that does
+	// not skip it, the final phase are recorded.
+	RunFinished RunStatus = "finished"
+)
+
+// StatusOf says where the run stands, given whether a process holds it; a
+// run that could not be read is stopped.
+func (s *RunSummary) StatusOf(running bool) RunStatus {
+	switch {
+	case running:
+		return RunRunning
+	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned:
+		return RunFinished
+	}
+	return RunStopped
 }
 
 // Summarize reads a run directory without locking or changing it (a search
@@ -120,6 +149,7 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 		if err != nil {
 			s = &RunSummary{Name: e.Name(), Dir: filepath.Join(dir, e.Name()), Error: err.Error()}
 		}
+		s.Status = s.StatusOf(rundir.Running(s.Dir))
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })

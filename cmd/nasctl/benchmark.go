@@ -91,7 +91,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "space", Value: "natsbench", Usage: "search space and reward: " + strings.Join(problem.Names, " or ")},
 				&cli.StringFlag{Name: "dataset", Value: "cifar10", Usage: "natsbench accuracy column: " + strings.Join(natsbench.DatasetNames(), ", ")},
-				&cli.IntFlag{Name: "blocks", Value: 2, Usage: "mock: blocks per cell (B)"},
+				&cli.IntFlag{Name: "blocks", Value: 2, Usage: "mock: blocks per cell (B), 1 to 10"},
 				&cli.IntFlag{Name: "budget", Value: 300, Usage: "queries per run"},
 				&cli.IntFlag{Name: "seeds", Value: 50, Usage: "runs per agent"},
 				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "first seed"},
@@ -154,8 +154,8 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	if !slices.Contains(problem.Names, space) {
 		return o, usagef("--space: unknown space %q (valid: %s)", space, strings.Join(problem.Names, ", "))
 	}
-	if space == "mock" && c.Int("blocks") < 1 {
-		return o, usagef("--blocks must be at least 1, got %d", c.Int("blocks"))
+	if b := c.Int("blocks"); space == "mock" && (b < 1 || b > search.MaxBlocks) {
+		return o, usagef("--blocks must be 1 to %d, got %d (the controller's network grows with the blocks: docs/limits.md)", search.MaxBlocks, b)
 	}
 	if _, err := natsbench.ParseDataset(c.String("dataset")); err != nil {
 		return o, usagef("--dataset: %v", err)

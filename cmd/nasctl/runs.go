@@ -20,9 +20,10 @@ func runsCommand() *cli.Command {
 			Name:      "list",
 			Usage:     "list the runs under --dir",
 			ArgsUsage: " ",
-			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), trials
-done of planned, best reward, best test accuracy after the final phase, and
-when it last changed. A run that cannot be read is listed with its error.
+			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
+status (running: a process holds it; stopped: it can be resumed; finished),
+trials done of planned, best reward, best test accuracy after the final phase,
+and when it last changed. A run that cannot be read is listed with its error.
 Example: nasctl runs list --dir runs --json`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},
@@ -75,10 +76,10 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tTRIALS\tBEST REWARD\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATUS\tTRIALS\tBEST REWARD\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
 	for _, r := range runs {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t?\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Error)
+			fmt.Fprintf(tw, "%s\t?\t%s\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Status, r.Error)
 			continue
 		}
 		test, finals := "-", strconv.Itoa(r.Finals)
@@ -88,7 +89,7 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		if r.Finals < r.FinalsPlanned {
 			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
 	}
 	return tw.Flush()
 }

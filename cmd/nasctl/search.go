@@ -198,6 +198,24 @@ func set(c *cli.Context, name string, apply func()) {
 	}
 }
 
+// rewardLimits keeps --max-params and --max-latency-ms with the reward that
+// refuses by them: given with another they would be recorded in
+// config.yaml and refuse nothing, so they are a usage error; a preset's
+// limits go with another reward ("--reward accuracy lifts the limit").
+func rewardLimits(c *cli.Context, cfg *search.Config) error {
+	mode := cmp.Or(cfg.Reward.Mode, search.RewardAccuracy)
+	if mode == search.RewardConstraint {
+		return nil
+	}
+	for _, f := range []string{"max-params", "max-latency-ms"} {
+		if c.IsSet(f) {
+			return usagef("--%s is a limit of the constraint reward, and the %s reward refuses nothing by it: add --reward constraint, or leave --%s out", f, mode, f)
+		}
+	}
+	cfg.Reward.MaxParams, cfg.Reward.MaxLatencyMs = 0, 0
+	return nil
+}
+
 // setRunName sets cfg's name from --name. An empty --name is a usage
 // error rather than the default name: it is most often a shell variable
 // left unset, and search.Config's own default for an empty name is the

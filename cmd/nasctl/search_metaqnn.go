@@ -146,6 +146,9 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	if err := applyTrainingFlags(c, &cfg); err != nil {
 		return opts, err
 	}
+	if err := rewardLimits(c, &cfg); err != nil {
+		return opts, err
+	}
 	if c.IsSet("space") {
 		sp, err := search.SpacePreset(c.String("space"))
 		if err != nil {

@@ -95,7 +95,7 @@ func searchNASNetCommand() *cli.Command {
 			&cli.StringFlag{Name: "reward", Usage: "reward: " + strings.Join(nasnetRewards, ", ") + " (default train)"},
 			&cli.StringFlag{Name: "agent", Usage: "reinforce (the controller, the default); random: decisions drawn uniformly, the baseline; evolution: regularized evolution"},
 			&cli.StringFlag{Name: "cells", Usage: `network around the cells, keys over the preset's: "stem=S, filters=F, normal=N, reductions=R, style=study|nasnet"`},
-			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B; not natsbench", DefaultText: "2, the study's"},
+			&cli.IntFlag{Name: "blocks", Usage: "blocks per cell, B, 1 to 10; not natsbench", DefaultText: "2, the study's"},
 			&cli.StringFlag{Name: "dataset", Usage: "natsbench: accuracy column, " + strings.Join(natsbench.DatasetNames(), ", ") + " (default cifar10)"},
 			&cli.IntFlag{Name: "episodes", Usage: "architectures sampled; with --resume, the run goes on to this many"},
 			&cli.StringFlag{Name: "preset", Usage: "preset: cpu, study (training; default cpu); " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (mock, natsbench)"},
@@ -154,6 +154,9 @@ func nasnetOptions(c *cli.Context) (searchOptions, error) {
 		}
 		if c.IsSet("reward") {
 			cfg.Reward.Mode = cmp.Or(strings.TrimPrefix(c.String("reward"), "train"), search.RewardAccuracy)
+		}
+		if err := rewardLimits(c, &cfg); err != nil {
+			return opts, err
 		}
 		set(c, "blocks", func() { cfg.Cells.Blocks = c.Int("blocks") })
 		if c.IsSet("cells") {

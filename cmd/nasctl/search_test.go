@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,10 @@ func TestSearchKillAndResume(t *testing.T) {
 	if len(before) >= total {
 		t.Fatalf("the search finished (%d trials) before it was killed", len(before))
 	}
+	// Killed, it is stopped: its lock names a process that is gone.
+	if code, listOut, _ := runCLI(t, "runs", "list", "--dir", runs, "--json"); code != 0 || !strings.Contains(listOut, `"status": "stopped"`) {
+		t.Errorf("runs list after the kill: %d\n%s", code, listOut)
+	}
 
 	out, err := exec.Command(bin, "search", "metaqnn", "--resume", dir, "--json").CombinedOutput()
 	if err != nil {
@@ -111,7 +116,7 @@ func TestSearchKillAndResume(t *testing.T) {
 
 	// The run is listed and shown.
 	code, listOut, _ := runCLI(t, "runs", "list", "--dir", runs)
-	if code != 0 || !strings.Contains(listOut, "kill") || !strings.Contains(listOut, "16/16") || !strings.Contains(listOut, "metaqnn") {
+	if code != 0 || !regexp.MustCompile(`\nkill +metaqnn +finished +16/16 `).MatchString(listOut) {
 		t.Errorf("runs list: %d\n%s", code, listOut)
 	}
 	code, showOut, _ := runCLI(t, "runs", "show", "kill", "--dir", runs)
@@ -206,6 +211,9 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
 		{[]string{"search", "metaqnn", "--data", "d", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
+		// Limits with a reward that refuses nothing by them.
+		{[]string{"search", "metaqnn", "--data", "d", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
+		{[]string{"search", "nasnet", "--data", "d", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
@@ -243,6 +251,15 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s --skip-final: summary %+v, %v; want final_skipped", agent, sum, err)
 		}
 	}
+	// Another reward lifts the preset's limit, in config.yaml too.
+	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--reward", "accuracy", "--data", data, "--dir", runs, "--name", "accuracy",
+		"--input", "16x16x1", "--schedule", "1.0:1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+	if code != 0 {
+		t.Fatalf("--reward accuracy: exit %d: %s%s", code, out, errOut)
+	}
+	if cfg, err := search.LoadConfig(filepath.Join(runs, "accuracy", "config.yaml"), search.Config{}); err != nil || cfg.Reward.MaxParams != 0 || cfg.Reward.Mode != search.RewardAccuracy {
+		t.Errorf("--preset cpu --reward accuracy: %+v, %v; want the accuracy reward and no parameter limit", cfg.Reward, err)
+	}
 	// More trials for the finished baseline: it goes on to 5.
 	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", filepath.Join(runs, "random"), "--trials", "5", "--quiet"); code != 0 {
 		t.Fatalf("--resume --trials 5: exit %d: %s", code, errOut)
@@ -252,7 +269,7 @@ func TestCPUPresetBaseline(t *testing.T) {
 	}
 	// A name taken is a usage error before any image is read (this folder
 	// does not even exist).
-	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
 	if code != 2 || !strings.Contains(errOut, "run already exists; resume it with --resume") {
 		t.Errorf("a name taken: exit %d, %s", code, errOut)
 	}

@@ -42,16 +42,18 @@ Example: nasctl runs list --dir runs --json`,
 			Description: `Prints the report of a run, by its name under --dir or by its directory, built
 from its files without taking its lock (so a running search can be shown): the
 final table, the statistics per epsilon (MetaQNN) or per window of trials
-(NASNet), and the best architectures of the search.
+(NASNet), and the best architectures of the search; --json prints the same
+report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them).
 Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs, for a NAME"},
+				&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return usagef("runs show takes one run name or directory")
 				}
-				return runRunsShow(c.String("dir"), c.Args().First(), c.App.Writer)
+				return runRunsShow(c.String("dir"), c.Args().First(), c.Bool("json"), c.App.Writer)
 			},
 		}},
 	}
@@ -96,7 +98,7 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 
 // runRunsShow shows the run at name when that is a run directory or a path
 // (a name with a separator), else the run called name under dir.
-func runRunsShow(dir, name string, out io.Writer) error {
+func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 	path, err := runShowPath(dir, name)
 	if err != nil {
 		return err
@@ -104,6 +106,9 @@ func runRunsShow(dir, name string, out io.Writer) error {
 	rep, err := search.ReadReport(path)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(out, rep)
 	}
 	fmt.Fprint(out, rep.Markdown())
 	return nil

@@ -204,9 +204,16 @@ func runSample(c *cli.Context, n int) error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(c.Uint64("seed"), 0x73616d706c65)) // "sample"
-	for range n {
+	archs := make([]string, n)
+	for i := range archs {
 		arch, _ := agent.Sample(1, rng)
-		fmt.Fprintln(c.App.Writer, arch)
+		archs[i] = arch.String()
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, archs)
+	}
+	for _, a := range archs {
+		fmt.Fprintln(c.App.Writer, a)
 	}
 	return nil
 }

@@ -99,6 +99,11 @@ func TestSearchNASNetMock(t *testing.T) {
 	if code != 0 || !strings.Contains(showOut, "# NASNet search m") || !strings.Contains(showOut, "| 31-40 |") {
 		t.Errorf("runs show: %d\n%s", code, showOut)
 	}
+	code, jsonOut, _ := runCLI(t, "runs", "show", "m", "--dir", runs, "--json")
+	var rep search.Report
+	if err := json.Unmarshal([]byte(jsonOut), &rep); code != 0 || err != nil || rep.Name != "m" || rep.Trials != 40 || len(rep.Windows) == 0 {
+		t.Errorf("runs show --json: %d, %v\n%s", code, err, jsonOut)
+	}
 	// By its directory, from anywhere; a path that is no run is named as given.
 	if code, out, _ := runCLI(t, "runs", "show", dir, "--dir", "elsewhere"); code != 0 || out != showOut {
 		t.Errorf("runs show %s: %d\n%s", dir, code, out)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -191,6 +193,11 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		if code, _, errOut := runCLI(t, "arch", "inspect", l, "--space", "baker2017"); code != 0 {
 			t.Errorf("sampled %q invalid: %s", l, errOut)
 		}
+	}
+	code, out, _ = runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9", "--json")
+	var sampled []string
+	if err := json.Unmarshal([]byte(out), &sampled); code != 0 || err != nil || !slices.Equal(sampled, lines) {
+		t.Errorf("--sample --json: exit %d, %v: %q, want the same 50 as the text", code, err, sampled)
 	}
 	for _, tc := range []struct {
 		args []string

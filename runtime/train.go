@@ -357,7 +357,7 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 	// Trainings side by side must fit the machine together (memoryGate);
 	// the wait is not training time, so Seconds starts after it.
 	wait := time.Now()
-	need := trainingNeed(EstimateTraining(net, cfg.BatchSize, cfg.Optimizer))
+	need := trainingNeed(net, EstimateTraining(net, cfg.BatchSize, cfg.Optimizer))
 	release, waited, err := trainings.acquire(ctx, cfg.Budget, need)
 	if waited {
 		res.Waited = time.Since(wait).Seconds()

@@ -202,6 +202,18 @@ func runResumed(t *testing.T, dir string, o ResumeOptions, newExec func(Config) 
 	return events
 }
 
+// finishedRun runs the search of cfg on exec to its end and returns its
+// run directory, closed.
+func finishedRun(t *testing.T, cfg Config, exec Executor) string {
+	t.Helper()
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return s.Dir()
+}
+
 // sameTrials compares two runs trial for trial: what was proposed and how
 // it ended (not when, nor how long it took).
 func sameTrials(t *testing.T, got, want []rundir.Trial) {
@@ -1154,13 +1166,7 @@ func TestStopReportsEveryRecordedTrial(t *testing.T) {
 // A run's start and last update come from its logs, not from its files'
 // times, so a copied run (here, files touched an hour later) keeps them.
 func TestRunTimesFromLogs(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	s := newSearch(t, cfg, &fakeExecutor{jitter: true})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	dir := s.Dir()
+	dir := finishedRun(t, testConfig(t, t.TempDir()), &fakeExecutor{jitter: true})
 	var started, updated time.Time
 	for _, tr := range read(t, rundir.ReadTrials, dir) {
 		if b := tr.Finished.Add(-time.Duration(tr.Seconds * float64(time.Second))); started.IsZero() || b.Before(started) {
@@ -1220,12 +1226,7 @@ func maxTime(a, b time.Time) time.Time {
 // YAML, and a file given for the run, are named as such.
 func TestResumeRefusesChangedSettings(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	dir := s.Dir()
+	dir := finishedRun(t, cfg, &fakeExecutor{})
 	path := filepath.Join(dir, rundir.FileConfig)
 	good, err := os.ReadFile(path)
 	if err != nil {
@@ -1272,13 +1273,7 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 // and doing it (the line and those after it deleted, and the checkpoint)
 // gives back the same run.
 func TestDamagedLogSaysHowToGoOn(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	dir := s.Dir()
+	dir := finishedRun(t, testConfig(t, t.TempDir()), &fakeExecutor{})
 	want := read(t, rundir.ReadTrials, dir)
 	log := filepath.Join(dir, rundir.FileTrials)
 	b, err := os.ReadFile(log)

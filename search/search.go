@@ -228,7 +228,7 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	return s, nil
 }
 
-// retarget prepares the run in d for another number of trials, at least
+// retarget prepares the run for another number of trials, at least
 // those recorded. The agent's checkpoint learned the trials up to the old
 // end, while an uninterrupted run of the new length draws each trial
 // before it has learned the last few (the lag of the workers in flight):

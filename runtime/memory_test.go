@@ -237,7 +237,6 @@ func TestTrainWaitsForMemory(t *testing.T) {
 	}
 	train, val := Examples{pixels, labels, seq(0, 60)}, Examples{pixels, labels, seq(60, 80)}
 	need := trainingNeed(net, EstimateTraining(net, 16, nil))
-	defer func(f func() int64) { trainings.available = f }(trainings.available)
 	for _, tc := range []struct {
 		name      string
 		available int64
@@ -247,9 +246,7 @@ func TestTrainWaitsForMemory(t *testing.T) {
 		{"one byte short", 2*need - 1, false, 1},
 		{"room for both", 2 * need, true, 0},
 	} {
-		trainings.mu.Lock()
-		trainings.available = func() int64 { return tc.available }
-		trainings.mu.Unlock()
+		fakeMachine(t, func() int64 { return tc.available })
 		var (
 			lock              sync.Mutex
 			started, finished [2]bool
@@ -315,10 +312,7 @@ func TestCheckMemoryBesideOthers(t *testing.T) {
 	total := EstimateTraining(net, 8, nil).Total() // 116,520 bytes (TestEstimateTraining)
 	var avail atomic.Int64
 	avail.Store(total)
-	defer func(f func() int64) { trainings.available = f }(trainings.available)
-	trainings.mu.Lock()
-	trainings.available = avail.Load
-	trainings.mu.Unlock()
+	fakeMachine(t, avail.Load)
 	release, _, err := trainings.acquire(t.Context(), Budget{}, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -346,16 +340,13 @@ func TestCheckMemoryCellMargin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(f func() int64) { trainings.available = f }(trainings.available)
 	for _, tc := range []struct {
 		name    string
 		net     *genotype.Net
 		refused bool
 	}{{"cell network", cell, true}, {"layer network", layers, false}} {
 		total := EstimateTraining(tc.net, 8, nil).Total()
-		trainings.mu.Lock()
-		trainings.available = func() int64 { return 2 * total }
-		trainings.mu.Unlock()
+		fakeMachine(t, func() int64 { return 2 * total })
 		why := (Budget{}).CheckMemory(tc.net, 8, nil)
 		if (why != "") != tc.refused || (tc.refused && !strings.Contains(why, "a cell network is counted at 5/2 of that")) {
 			t.Errorf("%s on a machine of twice its estimate: %q, want refused %v", tc.name, why, tc.refused)
@@ -391,4 +382,18 @@ func TestTrainCollectsItsTensors(t *testing.T) {
 	if grown > 8*net.Params() {
 		t.Errorf("heap %d bytes larger after Train, more than 8 bytes per parameter (%d)", grown, net.Params())
 	}
+}
+
+// fakeMachine makes the process's trainings see available as the machine's
+// available memory until the test ends.
+func fakeMachine(t *testing.T, available func() int64) {
+	trainings.mu.Lock()
+	was := trainings.available
+	trainings.available = available
+	trainings.mu.Unlock()
+	t.Cleanup(func() {
+		trainings.mu.Lock()
+		trainings.available = was
+		trainings.mu.Unlock()
+	})
 }

@@ -61,6 +61,17 @@ type Event struct {
 // its end; the run can be resumed.
 var ErrStopped = errors.New("search stopped before its end")
 
+// FewerTrialsError is returned by Resume when asked for fewer trials than
+// the run has recorded: a mistake in the request, not in the run.
+type FewerTrialsError struct {
+	Run      string
+	Recorded int
+}
+
+func (e *FewerTrialsError) Error() string {
+	return fmt.Sprintf("%s has recorded %d trials: give at least that many (a run goes on with more trials, it does not undo any)", e.Run, e.Recorded)
+}
+
 // Search is a search bound to a run directory.
 //
 // Ownership: a Search owns its run directory (and the directory's lock)
@@ -245,7 +256,7 @@ func (s *Search) retarget(old, trials int) (string, error) {
 		return "", err
 	}
 	if trials < len(recorded) {
-		return "", fmt.Errorf("%s has recorded %d trials: give at least that many (a run goes on with more trials, it does not undo any)", d.Path, len(recorded))
+		return "", &FewerTrialsError{Run: d.Path, Recorded: len(recorded)}
 	}
 	if err := s.drawsFirst(recorded); err != nil {
 		return "", err

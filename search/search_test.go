@@ -942,7 +942,8 @@ func TestResumeMoreTrials(t *testing.T) {
 	}
 	runResumed(t, dir, ResumeOptions{}, exec)
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
-	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); err == nil || !strings.Contains(err.Error(), "has recorded 30 trials") {
+	var fewer *FewerTrialsError
+	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); !errors.As(err, &fewer) || fewer.Recorded != 30 || !strings.Contains(err.Error(), "has recorded 30 trials") {
 		t.Errorf("29 trials after 30 recorded: %v", err)
 	}
 	// Nor does a resume that cannot train (images gone, say) move anything.

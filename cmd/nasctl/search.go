@@ -382,7 +382,11 @@ func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 			execs.say("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
 				opts.Resumed.Workers, max(1, saved.Workers), opts.Resumed.Workers)
 		}
-		return search.Resume(opts.Resume, opts.Resumed, execs.make)
+		s, err := search.Resume(opts.Resume, opts.Resumed, execs.make)
+		if fewer := (*search.FewerTrialsError)(nil); errors.As(err, &fewer) {
+			return nil, usageError{err.Error()}
+		}
+		return s, err
 	}
 	// Before the images are read: a name taken is the user's to change.
 	if opts.Config.Name != "" {

@@ -269,7 +269,7 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 		}
 	}
 	code, _, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", "39")
-	if code != 1 || !strings.Contains(errOut, "has recorded 40 trials: give at least that many") {
+	if code != 2 || !strings.Contains(errOut, "has recorded 40 trials: give at least that many") {
 		t.Errorf("39 episodes after 40: exit %d, %s", code, errOut)
 	}
 	code, out, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", "60")

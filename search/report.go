@@ -36,6 +36,10 @@ type Report struct {
 	Planned int                   `json:"planned"`
 	Counts  map[rundir.Status]int `json:"counts"`
 	Seconds float64               `json:"seconds"` // sum of the trials' evaluation times
+	// Waiting counts the trials that waited for memory other trainings
+	// held, and Waited is their waits' sum (not in Seconds).
+	Waiting int     `json:"waiting_trials,omitempty"`
+	Waited  float64 `json:"waited_seconds,omitempty"`
 	// Pruned counts the trials the median stopping rule or successive
 	// halving stopped, MedianAfter is the first rule's first epoch
 	// (train.median_stop.after), and HalvingRungs are the second's rungs.
@@ -150,6 +154,10 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	for _, t := range trials {
 		r.Counts[t.Status]++
 		r.Seconds += t.Seconds
+		if t.WaitedSeconds > 0 {
+			r.Waiting++
+			r.Waited += t.WaitedSeconds
+		}
 		if t.Pruned {
 			r.Pruned++
 		}
@@ -384,6 +392,10 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "%d of %d trials (%s), %s of evaluation.\n\n", r.Trials, r.Planned, strings.Join(counts, ", "),
 		time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	if r.Waiting > 0 {
+		fmt.Fprintf(&b, "Waited for memory that other trainings held (--max-memory), not counted in the evaluation time: %d of the trials, %s in all.\n\n",
+			r.Waiting, time.Duration(r.Waited*float64(time.Second)).Round(time.Second))
+	}
 	switch {
 	case r.MedianAfter > 0 && len(r.HalvingRungs) > 0:
 		fmt.Fprintf(&b, "Median stopping from epoch %d and successive halving at epochs %s (the best 1/%d go on): %d trials stopped early; their accuracy is that of a shorter training.\n\n",

@@ -72,6 +72,28 @@ func TestReportBestBy(t *testing.T) {
 	}
 }
 
+// A report sums the trials' waits for memory apart from their training
+// time, and says nothing of waits when no trial waited.
+func TestReportWaitedForMemory(t *testing.T) {
+	trials := []rundir.Trial{
+		{Candidate: rundir.Candidate{ID: 1}, Status: rundir.StatusOK, Seconds: 10, WaitedSeconds: 30.4},
+		{Candidate: rundir.Candidate{ID: 2}, Status: rundir.StatusOK, Seconds: 20},
+		{Candidate: rundir.Candidate{ID: 3}, Status: rundir.StatusOK, Seconds: 5, WaitedSeconds: 1.2},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run", Trials: 3}
+	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
+	if r.Seconds != 35 || r.Waiting != 2 || math.Abs(r.Waited-31.6) > 1e-9 {
+		t.Errorf("seconds %g, %d waiting, %g s waited; want 35, 2, 31.6", r.Seconds, r.Waiting, r.Waited)
+	}
+	if md, want := r.Markdown(), "not counted in the evaluation time: 2 of the trials, 32s in all."; !strings.Contains(md, want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md)
+	}
+	r = BuildReport(cfg, "", trials[1:2], nil, nil, 0.5)
+	if md := r.Markdown(); strings.Contains(md, "Waited for memory") {
+		t.Errorf("no trial waited, yet:\n%s", md)
+	}
+}
+
 // Equal validation accuracies go to the lower validation loss, a loss of 0
 // too; a final without a recorded loss (older runs) keeps the better search
 // rank.

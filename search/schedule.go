@@ -411,6 +411,7 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
 	t.Reward = s.cfg.Reward.reward(s.cfg.Reward.accuracy(r), t.LatencyMs)
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
+	t.WaitedSeconds = r.Waited
 	t.AtChance, t.Pruned = r.AtChance, r.Pruned
 	return t
 }

@@ -110,12 +110,15 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	}
 	res := &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
 		Epochs:  []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
-		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01}
+		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01, Waited: fakeWaited}
 	if f.curves {
 		fakeCurve(res, acc, job.Config)
 	}
 	return &Outcome{Training: res}, nil
 }
+
+// fakeWaited is the wait for memory the fake executor reports.
+const fakeWaited = 0.25
 
 // fakeCurve makes res a training of cfg.Epochs epochs that rises to acc,
 // more or less steeply by acc's digits (so that curves cross), stopped as
@@ -273,6 +276,9 @@ func TestSearchRun(t *testing.T) {
 		default:
 			if _, dup := seen[tr.Arch]; dup {
 				t.Errorf("%s trained twice", tr.Arch)
+			}
+			if tr.WaitedSeconds != fakeWaited {
+				t.Errorf("trial %d waited %g s for memory, the executor said %g", tr.ID, tr.WaitedSeconds, fakeWaited)
 			}
 			seen[tr.Arch] = tr.ID
 		}

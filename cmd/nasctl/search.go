@@ -526,6 +526,9 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	case rundir.StatusOK:
 		if t.Score == 0 {
 			res += fmt.Sprintf(" in %.1fs", t.Seconds)
+			if t.WaitedSeconds >= 0.1 {
+				res += fmt.Sprintf(" after %.1fs waiting for memory", t.WaitedSeconds)
+			}
 		}
 		switch {
 		case t.Pruned: // by median stopping or halving: its accuracy is that of a shorter training

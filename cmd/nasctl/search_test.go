@@ -298,7 +298,7 @@ func TestCPUPresetBaseline(t *testing.T) {
 
 // A trial's progress line shows the reward beside the validation accuracy
 // when the two differ (NASNet's cube of the last epochs' best), and only
-// the accuracy when they are the same.
+// the accuracy when they are the same; a wait for memory follows the time.
 func TestTrialResultReward(t *testing.T) {
 	for _, tc := range []struct {
 		t    rundir.Trial
@@ -310,6 +310,7 @@ func TestTrialResultReward(t *testing.T) {
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.8, Reward: 0.8, Seconds: 1, Pruned: true, Restarts: 1,
 			Epochs: []runtime.EpochRecord{{Attempt: 0, Epoch: 1}, {Attempt: 1, Epoch: 1}, {Attempt: 1, Epoch: 2}}}, "val 0.8000 in 1.0s (stopped after epoch 2)"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: given up)"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.9, Reward: 0.9, Seconds: 3, WaitedSeconds: 12.34}, "val 0.9000 in 3.0s after 12.3s waiting for memory"},
 	} {
 		if got := trialResult(&tc.t, nil); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.t, got, tc.want)

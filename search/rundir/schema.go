@@ -79,6 +79,9 @@ type Trial struct {
 	Pruned          bool    `json:"pruned,omitempty"`
 	Seconds         float64 `json:"seconds"`
 	ImagesPerSecond float64 `json:"images_per_second,omitempty"`
+	// WaitedSeconds is how long the training waited, before Seconds began,
+	// for memory that other trainings held (runtime.Result.Waited).
+	WaitedSeconds float64 `json:"waited_seconds,omitempty"`
 	// Seed seeded the trial's training.
 	Seed       uint64                `json:"seed,omitempty"`
 	ReusedFrom int                   `json:"reused_from,omitempty"`
@@ -146,10 +149,10 @@ func (t Trial) LastAttempt() []runtime.EpochRecord {
 }
 
 // Untimed is the trial without what the clock measured (its seconds,
-// finish time and throughput): two runs of the same search record equal
+// finish time, throughput and wait): two runs of the same search record equal
 // untimed trials.
 func (t Trial) Untimed() Trial {
-	t.Seconds, t.Finished, t.ImagesPerSecond = 0, time.Time{}, 0
+	t.Seconds, t.Finished, t.ImagesPerSecond, t.WaitedSeconds = 0, time.Time{}, 0, 0
 	t.Epochs = slices.Clone(t.Epochs)
 	for i := range t.Epochs {
 		t.Epochs[i].Seconds = 0

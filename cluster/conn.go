@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nasctl/nasctl/runtime"
@@ -54,6 +55,11 @@ type Broker struct {
 	js  jetstream.JetStream
 	l   *layout
 	url string
+
+	// found are the Settings of what this client found on the broker;
+	// restoreLayout makes a lost layout again with them.
+	mu    sync.Mutex
+	found Settings
 }
 
 // errNoBroker marks a connection that failed because nothing answered.
@@ -92,6 +98,7 @@ func withLayout(ctx context.Context) func(*Broker, error) (*Broker, error) {
 			b.Close()
 			return nil, err
 		}
+		b.found = b.l.settings(ctx)
 		return b, nil
 	}
 }
@@ -217,18 +224,37 @@ func (b *Broker) away(err error) bool {
 }
 
 // consumer opens the durable consumer of device's workers, creating it with
-// the default Settings when missing.
+// the Settings found on the broker (the defaults where it had none) when
+// missing.
 func (b *Broker) consumer(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
-	return ensureConsumer(ctx, b.l.trials, Settings{}.WithDefaults().trialsConsumer(device), false)
+	c, err := ensureConsumer(ctx, b.l.trials, b.settings().WithDefaults().trialsConsumer(device), false)
+	if err == nil && c.CachedInfo() != nil {
+		b.noteConsumer(c.CachedInfo().Config)
+	}
+	return c, err
 }
 
-// restoreLayout makes again, with the default Settings, whatever of what
-// nasctl keeps on the broker is missing (a broker restarted on an empty
-// store: nasctl server makes it all at every start, a stock nats-server
-// does not), and returns device's consumer. Drivers and workers both call
-// it, so that the definitions are layout.go's alone.
+// settings returns the Settings found on the broker so far.
+func (b *Broker) settings() Settings {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.found
+}
+
+// noteConsumer keeps the settings of a trials consumer as found.
+func (b *Broker) noteConsumer(c jetstream.ConsumerConfig) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.found.AckWait, b.found.MaxDeliver, b.found.MaxAckPending = c.AckWait, c.MaxDeliver, c.MaxAckPending
+}
+
+// restoreLayout makes again whatever of what nasctl keeps on the broker is
+// missing (a broker restarted on an empty store: nasctl server makes it all
+// at every start, a stock nats-server does not), with the Settings this
+// client found there, and returns device's consumer. Drivers and workers
+// both call it, so that the definitions are layout.go's alone.
 func (b *Broker) restoreLayout(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
-	if _, err := ensureLayout(ctx, b.js, Settings{}, false); err != nil {
+	if _, err := ensureLayout(ctx, b.js, b.settings(), false); err != nil {
 		return nil, err
 	}
 	return b.consumer(ctx, device)

@@ -166,5 +166,19 @@ func ensure[T, C any](ctx context.Context, update bool,
 	return t, err
 }
 
+// settings are the Settings of the stream and buckets of l as the broker
+// has them (what it does not say stays zero, a default): the consumers'
+// are read where they are opened.
+func (l *layout) settings(ctx context.Context) Settings {
+	var s Settings
+	if info := l.trials.CachedInfo(); info != nil {
+		s.Duplicates = info.Config.Duplicates
+	}
+	if st, err := l.results.Status(ctx); err == nil {
+		s.ResultTTL = st.TTL()
+	}
+	return s
+}
+
 // devices are those a broker set up by nasctl server has consumers for.
 var devices = []runtime.Device{runtime.CPU, runtime.CUDA}

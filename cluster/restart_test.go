@@ -289,11 +289,13 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 
 // A stock nats-server restarted on an empty store makes nothing at start:
 // the worker finds its consumer gone and makes it again, with the stream
-// and buckets, by the same definitions as a driver (Broker.restoreLayout),
-// then takes jobs; it does not wait for a driver to make them.
+// and buckets, by the same definitions as a driver (Broker.restoreLayout)
+// and with the settings it had found there, then takes jobs; it does not
+// wait for a driver to make them.
 func TestWorkerRemakesConsumer(t *testing.T) {
 	ctx := context.Background()
-	srv, opts := startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken})
+	set := Settings{AckWait: 7 * time.Second, MaxDeliver: 5, Duplicates: time.Hour, ResultTTL: 48 * time.Hour, MaxAckPending: 64}
+	srv, opts := startOnPort(t, ServerOptions{Store: t.TempDir(), Token: testToken, Settings: set})
 	addr := opts.Listen
 	logs := &logLines{}
 	startTestWorker(t, srv, 2, &stand{}, logs)
@@ -310,7 +312,7 @@ func TestWorkerRemakesConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bare.Close()
-	want := Settings{}.WithDefaults().trialsConsumer(runtime.CPU)
+	want := set.trialsConsumer(runtime.CPU)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		c, err := bare.js.Consumer(ctx, StreamTrials, want.Durable)
 		if err == nil {
@@ -329,6 +331,13 @@ func TestWorkerRemakesConsumer(t *testing.T) {
 		if _, err := bare.js.Stream(ctx, name); err != nil {
 			t.Errorf("stream %s: %v", name, err)
 		}
+	}
+	l, err := ensureLayout(ctx, bare.js, Settings{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.settings(ctx); got.Duplicates != set.Duplicates || got.ResultTTL != set.ResultTTL {
+		t.Errorf("stream and results made again with duplicates %s, TTL %s; want %s, %s", got.Duplicates, got.ResultTTL, set.Duplicates, set.ResultTTL)
 	}
 
 	b, err := Connect(ctx, ClientOptions{URL: "nats://" + addr, Token: testToken, Name: "driver"})

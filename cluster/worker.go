@@ -183,12 +183,14 @@ func (w *Worker) recreate(ctx context.Context, remade uint64) bool {
 
 // leaseNow reads the consumer's settings again, or keeps l when the
 // broker does not say: nasctl server brings them to its own just after it
-// accepts clients, so a worker that came in between read the defaults.
+// accepts clients, so a worker that came in between read the defaults. The
+// broker keeps them too, to make the consumer again with them if it is lost.
 func (w *Worker) leaseNow(ctx context.Context, cons jetstream.Consumer, l lease) lease {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return l
 	}
+	w.Broker.noteConsumer(info.Config)
 	return leaseOf(info.Config)
 }
 

@@ -24,8 +24,9 @@ type TrainingMemory struct {
 	// Weights are the parameters and batch normalisation statistics, in
 	// two sets (the runtime alternates between them across steps).
 	Weights int64 `json:"weights"`
-	// Gradients are one per trainable value; Optimizer is its state
-	// (Adam's two moments, SGD's velocity).
+	// Gradients are one per trainable value; Optimizer is the optimizer's
+	// state (Adam's two moments, SGD's velocity) of each trainable value, in
+	// two sets like the weights (the runtime alternates between them too).
 	Gradients int64 `json:"gradients"`
 	Optimizer int64 `json:"optimizer"`
 	// Update is the optimizer update's working copies: it concatenates the
@@ -69,7 +70,7 @@ func EstimateTraining(net *genotype.Net, batch int, opt onnxgen.Optimizer) Train
 		if !p.State {
 			slots := int64(len(opt.Slots()))
 			m.Gradients += size
-			m.Optimizer += slots * size
+			m.Optimizer += 2 * slots * size
 			m.Update += 3 * (1 + slots) * size
 		}
 	}
@@ -138,7 +139,7 @@ func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer)
 	// its estimate fitted a machine on which it then took all the memory,
 	// and the kernel killed the process.
 	if mg := marginOf(net); b.MaxMemory == 0 && mg == cellMargin && mg.times(m.Total()) > limit {
-		return fmt.Sprintf("training at batch %d needs at least %s, and a cell network is counted at %d/%d of that, %s, as such networks took 2.1 to 2.3 times their estimate when measured: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
+		return fmt.Sprintf("training at batch %d needs at least %s, and a cell network is counted at %d/%d of that, %s, as such networks took 1.8 to 2.2 times their estimate when measured: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
 			batch, m, mg.num, mg.den, humanize.IBytes(uint64(mg.times(m.Total()))), what, humanize.IBytes(uint64(limit)))
 	}
 	return ""
@@ -146,10 +147,10 @@ func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer)
 
 // The margins a training's estimate is counted with, because the estimate
 // is a lower bound (docs/limits.md, "Training memory"): the large layer
-// networks measured peaked at 1.23 and 1.27 times theirs (the dense one 1.25
-// even without the process's own 75 MiB), and cell networks at 2.1 to 2.3
-// times (ONNX Runtime's arena about half of the difference); 4/3 and 5/2
-// cover them.
+// networks measured peaked at 1.18 and 1.12 times theirs (the dense one 1.10
+// without the process's own 75 MiB), and cell networks at 1.8 to 2.2 times
+// (ONNX Runtime's arena about half of the difference); 4/3 and 5/2 cover
+// them.
 type margin struct{ num, den int64 }
 
 var (

@@ -228,10 +228,13 @@ func (b *Broker) away(err error) bool {
 // missing.
 func (b *Broker) consumer(ctx context.Context, device runtime.Device) (jetstream.Consumer, error) {
 	c, err := ensureConsumer(ctx, b.l.trials, b.settings().WithDefaults().trialsConsumer(device), false)
-	if err == nil && c.CachedInfo() != nil {
-		b.noteConsumer(c.CachedInfo().Config)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	if info := c.CachedInfo(); info != nil {
+		b.noteConsumer(info.Config)
+	}
+	return c, nil
 }
 
 // settings returns the Settings found on the broker so far.

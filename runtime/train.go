@@ -145,7 +145,11 @@ type TrainConfig struct {
 	// units are not all on or all off for every image (docs/search-quality.md,
 	// "Constant predictors"). Fresh weights only (not Init).
 	Centre bool
-	// Seed determines the initial weights, the shuffling and the dropout masks.
+	// Augment flips the training images at random (see Augment); zero
+	// value: none.
+	Augment Augment
+	// Seed determines the initial weights, the shuffling, the dropout masks
+	// and the flips.
 	Seed uint64
 	// Device, DeviceID and Threads (intra-op threads; zero: ONNX Runtime's
 	// default) select where the graphs run.
@@ -432,6 +436,7 @@ type trainer struct {
 	masks  map[int64][]*Tensor[float32] // dropout masks by batch size
 	owned  []*Tensor[float32]
 	drop   *rand.Rand // draws the dropout masks
+	flips  *rand.Rand // draws the training images' flips (cfg.Augment)
 	units  int        // logits per image: 1 for two classes, else K
 	image  int        // values per image
 }
@@ -451,6 +456,7 @@ func trainSession(cfg TrainConfig) SessionOptions {
 func newTrainerWith(net *genotype.Net, cfg TrainConfig, sopts SessionOptions, formulas onnxgen.Formulas) (t *trainer, err error) {
 	t = &trainer{net: net, cfg: cfg, probs: map[int64]*Tensor[float32]{}, batch: map[int64][2]*Tensor[float32]{},
 		masks: map[int64][]*Tensor[float32]{}, drop: rand.New(rand.NewPCG(cfg.Seed, 0x64726f70)),
+		flips: rand.New(rand.NewPCG(cfg.Seed, 0x666c6970)),
 		units: net.Output().C, image: net.Input.Channels * net.Input.Height * net.Input.Width}
 	defer func() {
 		if err != nil {
@@ -836,6 +842,8 @@ func (t *trainer) trainEpoch(ctx context.Context, train Examples, st *runState) 
 			return 0, 0, err
 		}
 		t.fill(b, train, idx)
+		in := t.net.Input
+		t.cfg.Augment.apply(b[0].Data(), len(idx), in.Channels, in.Height, in.Width, t.flips)
 		ms, err := t.maskTensors(int64(len(idx)))
 		if err != nil {
 			return 0, 0, err

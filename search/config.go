@@ -188,6 +188,10 @@ type TrainSettings struct {
 	// Centre starts the first layer centred on the training images (see
 	// runtime.TrainConfig.Centre).
 	Centre bool `yaml:"centre,omitempty"`
+	// Augment flips the training images at random: none, mirror (left-right)
+	// or flips (left-right and top-bottom); empty: none (see
+	// runtime.Augment).
+	Augment string `yaml:"augment,omitempty"`
 	// GiveUpAfter stops a trial still at chance after this many epochs
 	// (runtime.LRSchedule.GiveUpAfter); zero: never.
 	GiveUpAfter int `yaml:"give_up_after,omitempty"`
@@ -252,6 +256,8 @@ type FinalSettings struct {
 	// LR and Patience of the retraining; zero: Train's.
 	LR       float64 `yaml:"lr,omitempty"`
 	Patience int     `yaml:"patience,omitempty"`
+	// Augment of the retraining (as Train.Augment); empty: Train's.
+	Augment string `yaml:"augment,omitempty"`
 	// Skip leaves out the final phase.
 	Skip bool `yaml:"skip,omitempty"`
 	// Int8 also writes each winner quantized to int8 (winners/int8/, as
@@ -790,6 +796,12 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
 		ps.add("train.init: %v", err)
 	}
+	if _, err := runtime.ParseAugment(c.Train.Augment); err != nil {
+		ps.add("train.augment: %v", err)
+	}
+	if _, err := runtime.ParseAugment(c.Final.Augment); err != nil {
+		ps.add("final.augment: %v", err)
+	}
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
 	}
@@ -823,6 +835,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
 	m, _ := runtime.ParseMonitor(c.Train.Monitor)
 	init, _ := onnxgen.ParseInitScheme(c.Train.Init)
+	aug, _ := runtime.ParseAugment(c.Train.Augment)
 	var opt onnxgen.Optimizer // nil: runtime's Adam
 	if c.Train.Optimizer == OptimizerSGD {
 		opt = onnxgen.SGD{Momentum: float32(c.Train.Momentum)}
@@ -834,7 +847,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	}
 	return runtime.TrainConfig{
 		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m,
-		Schedule: sched, WeightInit: init, Centre: c.Train.Centre,
+		Schedule: sched, WeightInit: init, Centre: c.Train.Centre, Augment: aug,
 		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
 }

@@ -588,6 +588,8 @@ func TestNASNetTrainedSettings(t *testing.T) {
 		"optimizer":     {func(c *Config) { c.Train.Optimizer = "rmsprop" }, `train.optimizer: "rmsprop"`},
 		"momentum":      {func(c *Config) { c.Train.Optimizer, c.Train.Momentum = OptimizerAdam, 0.9 }, "train.momentum: 0.9; it applies to optimizer sgd"},
 		"monitor":       {func(c *Config) { c.Train.Monitor = "loss" }, `train.monitor: unknown monitor "loss"`},
+		"augment":       {func(c *Config) { c.Train.Augment = "rotate" }, `train.augment: unknown augmentation "rotate" (valid: none, mirror, flips)`},
+		"final augment": {func(c *Config) { c.Final.Augment = "flip" }, `final.augment: unknown augmentation "flip" (valid: none, mirror, flips)`},
 		"exponent":      {func(c *Config) { c.Reward.Exponent = -1 }, "exponent -1 must be positive"},
 		"problem keys":  {func(c *Config) { c.Problem.Blocks = 3 }, "problem: blocks and dataset apply to problems"},
 		"cells on mock": {func(c *Config) { c.Problem.Name = "mock" }, "cells: the mock problem scores cells"},

@@ -169,3 +169,37 @@ func TestRandomAgentRun(t *testing.T) {
 		t.Errorf("report does not name the random agent (%v)", err)
 	}
 }
+
+// train.augment reaches every trial's training and, unless final.augment
+// says otherwise, the final phase's.
+func TestAugmentSettings(t *testing.T) {
+	for _, tc := range []struct {
+		train, final          string
+		wantTrial, wantFinals runtime.Augment
+	}{
+		{"", "", runtime.AugmentNone, runtime.AugmentNone},
+		{"mirror", "", runtime.AugmentMirror, runtime.AugmentMirror},
+		{"none", "flips", runtime.AugmentNone, runtime.AugmentFlips},
+	} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Train.Augment, cfg.Final.Augment = tc.train, tc.final
+		exec := &fakeExecutor{}
+		if err := newSearch(t, cfg, exec).Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		var finals int
+		for _, j := range exec.jobs {
+			want := tc.wantTrial
+			if j.Full {
+				want = tc.wantFinals
+				finals++
+			}
+			if j.Config.Augment != want {
+				t.Errorf("train %q, final %q: job %d (full %v) augments %s, want %s", tc.train, tc.final, j.Trial, j.Full, j.Config.Augment, want)
+			}
+		}
+		if finals != cfg.Final.TopK {
+			t.Errorf("%d final jobs, want %d", finals, cfg.Final.TopK)
+		}
+	}
+}

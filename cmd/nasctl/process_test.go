@@ -181,6 +181,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		{[]string{"train", "--arch", "X(1)", "--data", data}, 2, "--arch"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--input", "16x16x2"}, 2, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--recipe", "fast"}, 2, "valid: default, study"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--augment", "rotate"}, 2, "--augment: unknown augmentation"},
 	} {
 		code, out, errOut := run(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

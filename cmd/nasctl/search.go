@@ -97,6 +97,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
+		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on, stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there (0: off; train.halving in --config sets the factor)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
@@ -143,7 +144,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // phase, or leave it out, without changing a trial; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "median-stop", "halving", "top-k",
+var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "augment", "median-stop", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -163,12 +164,16 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 			return err
 		}
 	}
+	if _, err := runtime.ParseAugment(c.String("augment")); err != nil {
+		return usagef("--augment: %v", err)
+	}
 	set(c, "data", func() { cfg.Data = c.String("data") })
 	set(c, "input", func() { cfg.Input = c.String("input") })
 	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
 	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })
 	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
 	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
+	set(c, "augment", func() { cfg.Train.Augment = c.String("augment") })
 	set(c, "median-stop", func() { cfg.Train.MedianStop.After = c.Int("median-stop") })
 	set(c, "halving", func() { cfg.Train.Halving.First = c.Int("halving") })
 	set(c, "top-k", func() { cfg.Final.TopK = c.Int("top-k") })

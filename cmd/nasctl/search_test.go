@@ -216,6 +216,8 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", "d", "--workers", "0"}, "--workers must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
 		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
+		{[]string{"search", "nasnet", "--data", "d", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips)`},
+		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--data", "d", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
 		// Limits with a reward that refuses nothing by them.

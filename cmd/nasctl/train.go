@@ -72,7 +72,8 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
-			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling and dropout"},
+			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling, dropout and the flips"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
@@ -96,6 +97,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			opts.Config.Optimizer, opts.Config.WeightInit, opts.Config.Centre = recipe.Optimizer, recipe.WeightInit, recipe.Centre
 			if !c.Bool("constant-lr") {
 				opts.Config.Schedule = recipe.Schedule
+			}
+			if opts.Config.Augment, err = runtime.ParseAugment(c.String("augment")); err != nil {
+				return usagef("--augment: %v", err)
 			}
 			if opts.Config.Patience < 0 {
 				return usagef("--patience %d: must be 0 (never stop early) or more", opts.Config.Patience)

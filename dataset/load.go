@@ -339,14 +339,31 @@ func checkClasses(dir string, layout Layout, classes []string, d *Dataset, skipp
 	return nil
 }
 
+// MixedSizesError is the error of reading, without a size to resize them
+// to, a folder whose images do not all have the first one's size. Its
+// message ends in general advice; a caller with a flag for the size may
+// word the advice with its flag (Fact says what was found).
+type MixedSizesError struct {
+	File, First     string // the first image of another size, and the first image
+	Size, FirstSize image.Point
+}
+
+func (e *MixedSizesError) Error() string {
+	return e.Fact() + "; give a size to resize every image to it"
+}
+
+// Fact is the message without its advice.
+func (e *MixedSizesError) Fact() string {
+	return fmt.Sprintf("%s is %dx%d but %s is %dx%d", e.File, e.Size.X, e.Size.Y, e.First, e.FirstSize.X, e.FirstSize.Y)
+}
+
 // sameSize checks that all images have the size of the first.
 func sameSize(dir string, files []string, samples []*sample) error {
 	first := samples[0].img.Bounds().Size()
 	for i, s := range samples {
 		if sz := s.img.Bounds().Size(); sz != first {
-			return fmt.Errorf("%s is %dx%d but %s is %dx%d; give a size to resize every image to it",
-				filepath.Join(dir, filepath.FromSlash(files[i])), sz.X, sz.Y,
-				filepath.Join(dir, filepath.FromSlash(files[0])), first.X, first.Y)
+			return &MixedSizesError{File: filepath.Join(dir, filepath.FromSlash(files[i])), Size: sz,
+				First: filepath.Join(dir, filepath.FromSlash(files[0])), FirstSize: first}
 		}
 	}
 	return nil

@@ -255,9 +255,13 @@ func TestLoadResize(t *testing.T) {
 	dir := t.TempDir()
 	writeImage(t, dir, "LEAF_0.png", uniformGray(32, 32, 77))
 	writeImage(t, dir, "NO_0.png", uniformRGB(20, 10, color.RGBA{10, 100, 250, 255}))
-	// Different sizes need a target size.
-	if _, _, err := Load(dir, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "NO_0.png is 20x10 but") {
-		t.Fatalf("mixed sizes: %v", err)
+	// Different sizes need a target size; the error says which files differ.
+	_, _, err := Load(dir, LoadOptions{})
+	var mixed *MixedSizesError
+	if !errors.As(err, &mixed) || filepath.Base(mixed.File) != "NO_0.png" || mixed.Size != image.Pt(20, 10) ||
+		filepath.Base(mixed.First) != "LEAF_0.png" || mixed.FirstSize != image.Pt(32, 32) ||
+		!strings.Contains(err.Error(), "NO_0.png is 20x10 but") || !strings.HasSuffix(err.Error(), "give a size to resize every image to it") {
+		t.Fatalf("mixed sizes: %v (%+v)", err, mixed)
 	}
 	d, _, err := Load(dir, LoadOptions{Width: 16}) // Height follows
 	if err != nil {

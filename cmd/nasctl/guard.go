@@ -109,20 +109,15 @@ func saveOrRescue(path string, data []byte) error {
 	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
 }
 
-// mixedSizesAdvice is how dataset ends its error about a folder of images
-// of different sizes read without a size; it names no flag, as each command
-// names the size its own way.
-const mixedSizesAdvice = "give a size to resize every image to it"
-
 // withInputFlag names --input in dataset's error about images of different
 // sizes, for the commands whose flag for the size is --input.
 func withInputFlag(err error) error {
-	if err == nil || !strings.Contains(err.Error(), mixedSizesAdvice) {
+	var mixed *dataset.MixedSizesError
+	if !errors.As(err, &mixed) {
 		return err
 	}
-	msg := strings.Replace(err.Error(), mixedSizesAdvice,
-		"give --input HxWxC to resize every image to it (e.g. --input 32x32x1 for grayscale, 32x32x3 for RGB)", 1)
-	return &rewordedError{msg: msg, err: err}
+	advice := mixed.Fact() + "; give --input HxWxC to resize every image to it (e.g. --input 32x32x1 for grayscale, 32x32x3 for RGB)"
+	return &rewordedError{msg: strings.Replace(err.Error(), mixed.Error(), advice, 1), err: err}
 }
 
 // rewordedError is err with another message; errors.Is and errors.As still

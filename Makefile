@@ -57,9 +57,13 @@ setup-cuda:
 setup-test: setup setup-cuda
 	@bash scripts/setup-test-deps.sh
 
+# Go's default of 10 minutes per test binary is too short on a loaded 2-core
+# machine (docs/testing.md, "Time limit").
+TESTTIMEOUT ?= 30m
+
 test: setup-test
 	$(GO) vet ./...
-	$(GO) test ./... $(TESTFLAGS)
+	$(GO) test -timeout $(TESTTIMEOUT) ./... $(TESTFLAGS)
 ifeq ($(TESTFLAGS),)
 	@$(MAKE) --no-print-directory race fuzz
 endif

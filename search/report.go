@@ -20,6 +20,7 @@ import (
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
@@ -47,6 +48,11 @@ type Report struct {
 	MedianAfter  int   `json:"median_stop_after,omitempty"`
 	HalvingRungs []int `json:"halving_rungs,omitempty"`
 	HalvingEta   int   `json:"halving_eta,omitempty"`
+	// Augment and FinalAugment are how the trials' and the final phase's
+	// training images were flipped (train.augment, final.augment); empty:
+	// not at all.
+	Augment      string `json:"augment,omitempty"`
+	FinalAugment string `json:"final_augment,omitempty"`
 	// Majority is the validation split's majority-class share (trained
 	// searches): the accuracy of a constant predictor.
 	Majority float64 `json:"val_majority_share,omitempty"`
@@ -163,6 +169,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
+	r.Augment, r.FinalAugment = flipped(cfg.Train.Augment), flipped(cmp.Or(cfg.Final.Augment, cfg.Train.Augment))
 	if h := cfg.Train.Halving; h.First > 0 {
 		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.eta()
 	}
@@ -396,6 +403,9 @@ func (r Report) Markdown() string {
 		fmt.Fprintf(&b, "Waited for memory that other trainings held (--max-memory), not counted in the evaluation time: %d of the trials, %s in all.\n\n",
 			r.Waiting, time.Duration(r.Waited*float64(time.Second)).Round(time.Second))
 	}
+	if r.Augment != "" {
+		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords[r.Augment], r.Augment)
+	}
 	switch {
 	case r.MedianAfter > 0 && len(r.HalvingRungs) > 0:
 		fmt.Fprintf(&b, "Median stopping from epoch %d and successive halving at epochs %s (the best 1/%d go on): %d trials stopped early; their accuracy is that of a shorter training.\n\n",
@@ -424,11 +434,27 @@ func (r Report) Markdown() string {
 	return b.String()
 }
 
+// augmentWords say what each runtime.Augment but none does to the images.
+var augmentWords = map[string]string{"mirror": "flipped left-right at random", "flips": "flipped left-right and top-bottom at random"}
+
+// flipped is a train.augment or final.augment setting as the report keeps
+// it: empty when nothing is flipped.
+func flipped(setting string) string {
+	if a, err := runtime.ParseAugment(setting); err == nil && a != runtime.AugmentNone {
+		return a.String()
+	}
+	return ""
+}
+
 func (r Report) finalSection(b *strings.Builder) {
 	if len(r.Finals) == 0 {
 		return
 	}
-	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split, then evaluated on the test split.\n\n")
+	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split")
+	if r.FinalAugment != "" {
+		fmt.Fprintf(b, ", its images %s", augmentWords[r.FinalAugment])
+	}
+	b.WriteString(", then evaluated on the test split.\n\n")
 	latency, int8 := false, false
 	for _, f := range r.Finals {
 		latency = latency || f.LatencyMs > 0

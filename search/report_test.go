@@ -94,6 +94,33 @@ func TestReportWaitedForMemory(t *testing.T) {
 	}
 }
 
+// The report says how the training images were flipped, in the trials and
+// in the final phase (which takes the trials' setting unless it has its
+// own), and says nothing where they were not.
+func TestReportAugment(t *testing.T) {
+	trials := []rundir.Trial{{Candidate: rundir.Candidate{ID: 1}, Status: rundir.StatusOK, Seconds: 10}}
+	finals := []rundir.FinalResult{{Rank: 1, Trial: 1, Status: rundir.StatusOK, ValAccuracy: 0.9}}
+	const trialWords, finalWords = "Every trial trained on its images flipped", "on the whole training split, its images flipped"
+	for _, tc := range []struct {
+		train, final         string
+		wantTrial, wantFinal string // "" where the report must not mention flips
+	}{
+		{"", "", "", ""},
+		{"none", "", "", ""},
+		{"flips", "", "flipped left-right and top-bottom at random, afresh at every step (train.augment: flips)", "its images flipped left-right and top-bottom at random, then"},
+		{"none", "mirror", "", "its images flipped left-right at random, then"},
+		{"mirror", "none", "flipped left-right at random, afresh at every step (train.augment: mirror)", ""},
+	} {
+		cfg := Config{Kind: KindMetaQNN, Name: "run", Trials: 1, Train: TrainSettings{Augment: tc.train}, Final: FinalSettings{Augment: tc.final}}
+		md := BuildReport(cfg, "", trials, nil, finals, 0.5).Markdown()
+		for _, c := range []struct{ want, words string }{{tc.wantTrial, trialWords}, {tc.wantFinal, finalWords}} {
+			if c.want == "" && strings.Contains(md, c.words) || c.want != "" && !strings.Contains(md, c.want) {
+				t.Errorf("train %q, final %q: want %q (or no %q):\n%s", tc.train, tc.final, c.want, c.words, md)
+			}
+		}
+	}
+}
+
 // Equal validation accuracies go to the lower validation loss, a loss of 0
 // too; a final without a recorded loss (older runs) keeps the better search
 // rank.

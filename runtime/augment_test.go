@@ -153,3 +153,14 @@ func TestTrainAugmentFlipsImages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAugment flips a batch as BenchmarkTrainStep's (128 images of
+// 64x64x1) both ways at random: run the two side by side to compare a
+// step's flips with the step.
+func BenchmarkAugment(b *testing.B) {
+	x := make([]float32, 128*64*64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		AugmentFlips.apply(x, 128, 1, 64, 64, r)
+	}
+}

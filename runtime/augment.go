@@ -22,7 +22,10 @@ const (
 	AugmentFlips                 // left-right and top-bottom, each half the time, independently
 )
 
-var augmentNames = []string{"none", "mirror", "flips"}
+var (
+	augmentNames = []string{"none", "mirror", "flips"}
+	augmentWords = []string{"", "flipped left-right at random", "flipped left-right and top-bottom at random"}
+)
 
 // String returns "none", "mirror" or "flips".
 func (a Augment) String() string {
@@ -30,6 +33,15 @@ func (a Augment) String() string {
 		return augmentNames[a]
 	}
 	return fmt.Sprintf("Augment(%d)", a)
+}
+
+// Describe says what a does to the training images ("flipped left-right at
+// random"); empty for none.
+func (a Augment) Describe() string {
+	if int(a) < len(augmentWords) {
+		return augmentWords[a]
+	}
+	return a.String()
 }
 
 // ParseAugment parses an augmentation's name ("" is none); its error lists

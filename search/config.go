@@ -830,6 +830,10 @@ func (c Config) checkTraining(ps *problems) {
 	*ps = append(*ps, c.Reward.check()...)
 }
 
+// finalAugment is the final phase's augmentation: final.augment, else the
+// trials' train.augment.
+func (c Config) finalAugment() string { return cmp.Or(c.Final.Augment, c.Train.Augment) }
+
 // TrainConfig is the runtime configuration of a search trial.
 func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)

@@ -213,9 +213,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	if s.cfg.Final.Patience > 0 {
 		cfg.Patience = s.cfg.Final.Patience
 	}
-	if s.cfg.Final.Augment != "" {
-		cfg.Augment, _ = runtime.ParseAugment(s.cfg.Final.Augment) // checked with the config
-	}
+	cfg.Augment, _ = runtime.ParseAugment(s.cfg.finalAugment()) // checked with the config
 	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)

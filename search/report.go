@@ -169,7 +169,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
-	r.Augment, r.FinalAugment = flipped(cfg.Train.Augment), flipped(cmp.Or(cfg.Final.Augment, cfg.Train.Augment))
+	r.Augment, r.FinalAugment = flipped(cfg.Train.Augment), flipped(cfg.finalAugment())
 	if h := cfg.Train.Halving; h.First > 0 {
 		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.eta()
 	}
@@ -404,7 +404,7 @@ func (r Report) Markdown() string {
 			r.Waiting, time.Duration(r.Waited*float64(time.Second)).Round(time.Second))
 	}
 	if r.Augment != "" {
-		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords[r.Augment], r.Augment)
+		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)
 	}
 	switch {
 	case r.MedianAfter > 0 && len(r.HalvingRungs) > 0:
@@ -434,8 +434,12 @@ func (r Report) Markdown() string {
 	return b.String()
 }
 
-// augmentWords say what each runtime.Augment but none does to the images.
-var augmentWords = map[string]string{"mirror": "flipped left-right at random", "flips": "flipped left-right and top-bottom at random"}
+// augmentWords say what a train.augment or final.augment setting does to
+// the images (runtime.Augment.Describe).
+func augmentWords(setting string) string {
+	a, _ := runtime.ParseAugment(setting)
+	return a.Describe()
+}
 
 // flipped is a train.augment or final.augment setting as the report keeps
 // it: empty when nothing is flipped.
@@ -452,7 +456,7 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split")
 	if r.FinalAugment != "" {
-		fmt.Fprintf(b, ", its images %s", augmentWords[r.FinalAugment])
+		fmt.Fprintf(b, ", its images %s", augmentWords(r.FinalAugment))
 	}
 	b.WriteString(", then evaluated on the test split.\n\n")
 	latency, int8 := false, false

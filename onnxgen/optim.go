@@ -1,6 +1,9 @@
 package onnxgen
 
-import "cmp"
+import (
+	"cmp"
+	"fmt"
+)
 
 // Optimizer emits the parameter update of a training-step graph. The step count
 // and the learning rate are graph inputs, so one compiled graph serves a whole
@@ -40,6 +43,13 @@ func (a Adam) withDefaults() Adam {
 // Name implements Optimizer.
 func (a Adam) Name() string { return "adam" }
 
+// String gives the name and the settings in effect, defaults filled in:
+// "adam(beta1 0.5, beta2 0.999, eps 1e-07)".
+func (a Adam) String() string {
+	a = a.withDefaults()
+	return fmt.Sprintf("adam(beta1 %g, beta2 %g, eps %g)", a.Beta1, a.Beta2, a.Epsilon)
+}
+
 // Slots implements Optimizer: first and second moments.
 func (a Adam) Slots() []string { return []string{"m", "v"} }
 
@@ -72,6 +82,15 @@ type SGD struct {
 
 // Name implements Optimizer.
 func (s SGD) Name() string { return "sgd" }
+
+// String gives the name and the settings: "sgd(momentum 0.9, nesterov)".
+func (s SGD) String() string {
+	nesterov := ""
+	if s.Nesterov {
+		nesterov = ", nesterov"
+	}
+	return fmt.Sprintf("sgd(momentum %g%s)", s.Momentum, nesterov)
+}
 
 // Slots implements Optimizer: the velocity.
 func (s SGD) Slots() []string { return []string{"velocity"} }

@@ -206,6 +206,7 @@ const (
 	MetaTrial        MetaKey = "nasctl.trial"         // the search trial the model comes from
 	MetaRank         MetaKey = "nasctl.rank"          // in the search's final table
 	MetaInterrupted  MetaKey = "nasctl.interrupted"   // "true": the training was cut short
+	MetaTraining     MetaKey = "nasctl.training"      // how the weights were trained: a JSON object (runtime.TrainRecord)
 )
 
 // Normalization is how nasctl scales pixels, written into every export.

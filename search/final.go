@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -34,8 +35,8 @@ type Fitted struct {
 
 // Fit trains job's candidate on exec, exports the best weights as an
 // inference model whose metadata holds the architecture, input,
-// normalisation, classes, dataset hash, validation and test accuracy and
-// extra, and tests the exported file: what nasctl train and the final phase
+// normalisation, classes, dataset hash, validation and test accuracy, the
+// training's settings (runtime.TrainRecord) and extra, and tests the exported file: what nasctl train and the final phase
 // do. Cancelling ctx returns its error with what the training finished.
 func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]string) (*Fitted, error) {
 	out, err := exec.Evaluate(ctx, job)
@@ -47,7 +48,9 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 	}
 	f := &Fitted{Result: out.Training}
 	r := out.Training
-	meta := map[onnxgen.MetaKey]string{onnxgen.MetaValAccuracy: strconv.FormatFloat(r.ValAccuracy, 'f', 6, 64)}
+	training, _ := json.Marshal(job.Config.Record()) // strings and numbers always marshal
+	meta := map[onnxgen.MetaKey]string{onnxgen.MetaValAccuracy: strconv.FormatFloat(r.ValAccuracy, 'f', 6, 64),
+		onnxgen.MetaTraining: string(training)}
 	for k, v := range extra {
 		meta[k] = v
 	}

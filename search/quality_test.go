@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,8 +185,26 @@ func TestAugmentSettings(t *testing.T) {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Train.Augment, cfg.Final.Augment = tc.train, tc.final
 		exec := &fakeExecutor{}
-		if err := newSearch(t, cfg, exec).Run(context.Background(), nil); err != nil {
+		s := newSearch(t, cfg, exec)
+		if err := s.Run(context.Background(), nil); err != nil {
 			t.Fatal(err)
+		}
+		// The winners' metadata records the final phase's training.
+		b, err := os.ReadFile(filepath.Join(s.Dir(), rundir.WinnerName(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec runtime.TrainRecord
+		if err := json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec); err != nil {
+			t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
+		}
+		if rec.Augment != tc.wantFinals.String() || rec.Epochs != cfg.finalEpochs() || rec.Weights != "given" {
+			t.Errorf("train %q, final %q: the winner's training record %+v; want augment %s, %d epochs, given weights",
+				tc.train, tc.final, rec, tc.wantFinals, cfg.finalEpochs())
 		}
 		var finals int
 		for _, j := range exec.jobs {

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
@@ -20,7 +25,7 @@ func archCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "inspect",
 			Usage:     "show an architecture's layers or cells, output shapes, parameters and multiply-accumulates",
-			ArgsUsage: `"ARCH"`,
+			ArgsUsage: `"ARCH" | MODEL.onnx`,
 			Description: `ARCH is written in the study's text form, layers joined by "-":
   C(filters,kernel,stride)  convolution + ReLU ('valid' when first, else 'same')
   P(kernel,stride)          max-pooling, 'same' padding
@@ -35,7 +40,13 @@ a stem of S filters, then R times N normal cells and a reduction cell, each cell
 "b0 = add(op(h1), op(h0)); b1 = ..." (see nasctl reward mock --help for the ops);
 it is shown per stem, cell and classifier.
 With --space, the architecture is also validated against a search space and every
-violation is listed (exit code 1 when there is one).`,
+violation is listed (exit code 1 when there is one).
+
+Given a model that nasctl exported (a path ending in .onnx), inspect shows its
+architecture at the model's input and classes, then what its metadata records:
+where it came from (run, trial, rank, dataset hash), its accuracies and how it was
+trained (nasctl.training: epochs, batch, learning rate and schedule, optimizer,
+weights, flips, seed). Example: nasctl arch inspect runs/leaves/winners/rank-1.onnx`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "input", Usage: "input shape HEIGHTxWIDTHxCHANNELS (default: " + genotype.StudyInput.String() + ", the study's; with --space cpu, the cpu preset's " + cpuInput() + ")"},
 				&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},
@@ -44,10 +55,19 @@ violation is listed (exit code 1 when there is one).`,
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return usagef(`arch inspect takes one architecture argument, e.g. "C(32,3,1) - P(2,2) - SM()" (got %d arguments)`, c.NArg())
+					return usagef(`arch inspect takes one architecture argument, e.g. "C(32,3,1) - P(2,2) - SM()", or one model file (got %d arguments)`, c.NArg())
 				}
 				opts := archInspectOptions{Arch: c.Args().First(), Classes: c.Int("classes"), Space: c.String("space"), JSON: c.Bool("json")}
 				var err error
+				if strings.HasSuffix(opts.Arch, ".onnx") {
+					if c.IsSet("input") || c.IsSet("classes") {
+						return usagef("--input and --classes are for an architecture; a model has its own (%s)", opts.Arch)
+					}
+					if err := readInspectedModel(&opts); err != nil {
+						return err
+					}
+					return runArchInspect(c.Context, opts, c.App.Writer)
+				}
 				in := c.String("input")
 				if in == "" {
 					in = genotype.StudyInput.String()
@@ -76,6 +96,30 @@ type archInspectOptions struct {
 	Classes int
 	Space   string // preset name, "" for none
 	JSON    bool
+	// Model and Meta: the model file the architecture was read from, and
+	// its metadata.
+	Model string
+	Meta  map[onnxgen.MetaKey]string
+}
+
+// readInspectedModel reads the model file opts.Arch names: its architecture,
+// input, classes and metadata replace opts' own.
+func readInspectedModel(opts *archInspectOptions) error {
+	b, err := os.ReadFile(opts.Arch)
+	if err != nil {
+		return err
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.Arch, err)
+	}
+	if info.Arch == nil || len(info.Classes) < 2 {
+		return fmt.Errorf("%s: not a model that nasctl exported (its metadata lacks %s or %s); arch inspect reads nasctl's models only",
+			opts.Arch, onnxgen.MetaArch, onnxgen.MetaClasses)
+	}
+	opts.Model, opts.Meta = opts.Arch, info.Meta
+	opts.Arch, opts.Input, opts.Classes = info.Arch.String(), info.Input, len(info.Classes)
+	return nil
 }
 
 // archReport is the JSON form of arch inspect.
@@ -91,6 +135,11 @@ type archReport struct {
 	Layers              []layerReport `json:"layers"`
 	Space               string        `json:"space,omitempty"`
 	Violations          []string      `json:"violations,omitempty"`
+
+	// Model and Metadata: the model file inspected and its metadata_props
+	// (nasctl.training is itself a JSON object, given as one).
+	Model    string                     `json:"model,omitempty"`
+	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 }
 
 type layerReport struct {
@@ -120,6 +169,9 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		Arch: arch.String(), Input: opts.Input.String(), Classes: opts.Classes,
 		Params: net.Params(), MACs: net.MACs(), FLOPs: net.FLOPs(),
 		ActivationBytes: net.ActivationBytes(), PeakActivationBytes: net.PeakActivationBytes(),
+	}
+	if opts.Model != "" {
+		r.Model, r.Metadata = opts.Model, metadataJSON(opts.Meta)
 	}
 	for _, l := range net.Layers() {
 		lr := layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout, Unused: l.Unused}
@@ -179,6 +231,12 @@ func printArchReport(out io.Writer, r archReport) {
 	}
 	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
 	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
+	if r.Model != "" {
+		fmt.Fprintf(out, "\nmetadata of %s:\n", r.Model)
+		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+			fmt.Fprintf(out, "  %s: %s\n", k, metadataText(r.Metadata[k]))
+		}
+	}
 	if r.Space != "" {
 		if len(r.Violations) == 0 {
 			fmt.Fprintf(out, "valid in the %s space\n", r.Space)
@@ -189,4 +247,28 @@ func printArchReport(out io.Writer, r archReport) {
 			}
 		}
 	}
+}
+
+// metadataJSON gives every metadata value as a JSON string, except
+// nasctl.training, a JSON object already, which stays one.
+func metadataJSON(meta map[onnxgen.MetaKey]string) map[string]json.RawMessage {
+	m := make(map[string]json.RawMessage, len(meta))
+	for k, v := range meta {
+		if k == onnxgen.MetaTraining && json.Valid([]byte(v)) {
+			m[string(k)] = json.RawMessage(v)
+			continue
+		}
+		m[string(k)], _ = json.Marshal(v) // a string always marshals
+	}
+	return m
+}
+
+// metadataText is a metadata value as text: a JSON string unquoted, an
+// object (nasctl.training) as its JSON.
+func metadataText(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
 }

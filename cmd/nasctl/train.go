@@ -175,12 +175,16 @@ type trainReport struct {
 	ImagesPerSecond float64               `json:"images_per_second"`
 	Model           string                `json:"model,omitempty"`
 	History         []runtime.EpochRecord `json:"history"`
+
+	// Training is how the model was trained, as its metadata records it
+	// (nasctl.training).
+	Training runtime.TrainRecord `json:"training"`
 }
 
 // newTrainReport is a training's result as train --json prints it, before
 // the model and its test accuracy.
-func newTrainReport(arch genotype.Genotype, res *runtime.Result) trainReport {
-	return trainReport{Arch: arch.String(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
+func newTrainReport(arch genotype.Genotype, tc runtime.TrainConfig, res *runtime.Result) trainReport {
+	return trainReport{Arch: arch.String(), Training: tc.Record(), Status: res.Status, Reason: res.Reason, Params: res.Params, MACs: res.MACs,
 		ValAccuracy: res.ValAccuracy, AtChance: res.AtChance, Epochs: len(res.Epochs), Attempts: res.Restarts + 1,
 		BestEpoch: res.BestEpoch, Restarts: res.Restarts, Seconds: res.Seconds, ImagesPerSecond: res.ImagesPerSecond, History: res.Epochs}
 }
@@ -227,7 +231,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 			fmt.Fprintf(errOut, "interrupted: the best of the finished epochs (validation accuracy %.4f, %s) is saved in %s\n",
 				res.ValAccuracy, bestEpochText(res), opts.Out)
 			if opts.JSON { // what was saved, without a test accuracy: the test split was not run
-				rep := newTrainReport(opts.Arch, res)
+				rep := newTrainReport(opts.Arch, tc, res)
 				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, err.Error(), opts.Out
 				if jerr := printJSON(out, rep); jerr != nil {
 					return jerr
@@ -237,7 +241,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		return err
 	}
 	res := fit.Result
-	rep := newTrainReport(opts.Arch, res)
+	rep := newTrainReport(opts.Arch, tc, res)
 	if fit.Model != nil {
 		// Atomically: a crash leaves the old file or the new one, never half of one.
 		if err := saveOrRescue(opts.Out, fit.Model); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -73,6 +74,82 @@ func TestMixedSizesNameInput(t *testing.T) {
 		code, _, errOut := runCLI(t, args...)
 		if code != 1 || !strings.Contains(errOut, "is 20x20 but") || !strings.Contains(errOut, "give --input HxWxC to resize every image") {
 			t.Errorf("%s: exit %d, %q; want exit 1 naming --input", args[0], code, errOut)
+		}
+	}
+}
+
+// train --json and the model's metadata record how the model was trained,
+// and arch inspect reads a model file: its layers at its own input and its
+// metadata, the training record as an object.
+func TestArchInspectModel(t *testing.T) {
+	dir := t.TempDir()
+	data, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "m.onnx")
+	generateLeaves(t, data, 200, 16, 2)
+	code, out, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--recipe", "study",
+		"--augment", "flips", "--seed", "5", "--threads", "1", "--out", model, "--json")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Training json.RawMessage `json:"training"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"epochs":2,"batch_size":128,"lr":0.001,"optimizer":"adam(beta1 0.5, beta2 0.999, eps 1e-07)",` +
+		`"schedule":"x0.2 every 5 epochs; up to 5 restarts at chance, lr x0.4","patience":6,"monitor":"val_accuracy",` +
+		`"weights":"glorot","centre":false,"augment":"flips","seed":5}`
+	compact := func(raw json.RawMessage) string { // printJSON indents
+		var b bytes.Buffer
+		if err := json.Compact(&b, raw); err != nil {
+			return err.Error()
+		}
+		return b.String()
+	}
+	if got := compact(rep.Training); got != want {
+		t.Errorf("train --json training:\n got %s\nwant %s", got, want)
+	}
+
+	code, out, errOut = runCLI(t, "arch", "inspect", model, "--json")
+	if code != 0 {
+		t.Fatalf("arch inspect: exit %d: %s", code, errOut)
+	}
+	var r struct {
+		Arch, Input string
+		Params      int64
+		Model       string
+		Metadata    map[string]json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	// 4 filters of 3x3 + bias: 40; 7x7x4 = 196 inputs of one sigmoid unit: 197.
+	if r.Arch != "C(4,3,1) - P(2,2) - SM()" || r.Input != "16x16x1" || r.Params != 237 || r.Model != model ||
+		compact(r.Metadata["nasctl.training"]) != want || compact(r.Metadata["nasctl.seed"]) != `"5"` {
+		t.Errorf("arch inspect --json of the model: %+v", r)
+	}
+	code, out, _ = runCLI(t, "arch", "inspect", model)
+	if code != 0 || !strings.Contains(out, "input 16x16x1, 2 classes") || !strings.Contains(out, "metadata of "+model+":") ||
+		!strings.Contains(out, "  nasctl.training: "+want+"\n") || !strings.Contains(out, "  nasctl.classes: [\"no_leaf\",\"leaf\"]\n") {
+		t.Errorf("arch inspect of the model: exit %d:\n%s", code, out)
+	}
+
+	notModel := filepath.Join(dir, "x.onnx")
+	if err := os.WriteFile(notModel, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{model, "--input", "9x9x1"}, 2, "--input and --classes are for an architecture; a model has its own"},
+		{[]string{filepath.Join(dir, "none.onnx")}, 1, "no such file"},
+		{[]string{notModel}, 1, "not an ONNX model"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"arch", "inspect"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("arch inspect %v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, errOut)
 		}
 	}
 }

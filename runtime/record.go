@@ -1,0 +1,61 @@
+package runtime
+
+import "fmt"
+
+// TrainRecord is how a model was trained: the settings of a TrainConfig with
+// its defaults filled in, in words a reader of an exported model's metadata
+// (onnxgen.MetaTraining) or of nasctl train --json can act on without
+// nasctl's source.
+type TrainRecord struct {
+	Epochs    int     `json:"epochs"` // the most of one attempt
+	BatchSize int     `json:"batch_size"`
+	LR        float64 `json:"lr"` // the initial learning rate
+	Optimizer string  `json:"optimizer"`
+	// Schedule is the learning-rate rule: "constant", or its decay and its
+	// restarts at chance ("x0.2 every 5 epochs; up to 5 restarts at chance,
+	// lr x0.4").
+	Schedule string `json:"schedule"`
+	// Patience is the epochs without improvement that stop the training;
+	// negative: no early stopping.
+	Patience int    `json:"patience"`
+	Monitor  string `json:"monitor"` // what picks the best epoch
+	// Weights is where the starting weights came from: "glorot" or "he"
+	// (drawn from Seed), or "given" (TrainConfig.Init: a retraining).
+	Weights string `json:"weights"`
+	Centre  bool   `json:"centre"`  // the first layer's biases centred on the data
+	Augment string `json:"augment"` // how the training images were flipped
+	Seed    uint64 `json:"seed"`
+	// GiveUpAfter: a training still at chance after this many epochs
+	// stopped; zero: never.
+	GiveUpAfter int `json:"give_up_after,omitempty"`
+}
+
+// Record returns c's settings as a TrainRecord.
+func (c TrainConfig) Record() TrainRecord {
+	c = c.WithDefaults()
+	weights := c.WeightInit.String()
+	if c.Init != nil {
+		weights = "given"
+	}
+	return TrainRecord{
+		Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: fmt.Sprint(c.Optimizer),
+		Schedule: c.Schedule.describe(), Patience: c.Patience, Monitor: c.Monitor.String(),
+		Weights: weights, Centre: c.Centre, Augment: c.Augment.String(), Seed: c.Seed,
+		GiveUpAfter: c.Schedule.GiveUpAfter,
+	}
+}
+
+// describe says what the rule does to the learning rate (defaults filled in).
+func (s LRSchedule) describe() string {
+	if s.Constant {
+		return "constant"
+	}
+	decay := fmt.Sprintf("x%g every %d epochs", s.DecayFactor, s.DecayEvery)
+	if s.DecayFactor == 1 {
+		decay = "constant"
+	}
+	if s.MaxRestarts < 0 {
+		return decay + "; no restarts"
+	}
+	return fmt.Sprintf("%s; up to %d restarts at chance, lr x%g", decay, s.MaxRestarts, s.RestartFactor)
+}

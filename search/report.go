@@ -73,6 +73,10 @@ type Report struct {
 	// Config.FinalsPlanned): while Finals holds fewer, the final phase is
 	// incomplete and no best is picked.
 	FinalsPlanned int `json:"finals_planned,omitempty"`
+	// Running: a live process held the run open when it was read (ReadReport;
+	// nasctl runs show of a search under way), so what is missing is still to
+	// come rather than left for a resume.
+	Running bool `json:"running,omitempty"`
 	// Best is the final model with the best reward after retraining, nil
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
@@ -496,7 +500,11 @@ func (r Report) finalSection(b *strings.Builder) {
 	if r.BestFive > 0 {
 		fmt.Fprintf(b, "The %d best by the same order average %.2f%% test accuracy.\n", r.BestFive, 100*r.BestFiveTest)
 	}
-	if r.FinalIncomplete() {
+	switch {
+	case r.FinalIncomplete() && r.Running:
+		fmt.Fprintf(b, "\nThe final phase is under way: %d of %d models retrained. The best is picked and %s written when the rest are.\n",
+			len(r.Finals), r.FinalsPlanned, rundir.BestName)
+	case r.FinalIncomplete():
 		fmt.Fprintf(b, "\nThe final phase is incomplete: %d of %d models retrained. No best is picked and %s is not written until the rest are; resume the run (nasctl search %s --resume RUN) to finish it.\n",
 			len(r.Finals), r.FinalsPlanned, rundir.BestName, r.Kind)
 	}
@@ -720,7 +728,9 @@ func ReadReport(dir string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	return r.report(filepath.Base(dir)), nil
+	rep := r.report(filepath.Base(dir))
+	rep.Running = rundir.Running(dir)
+	return rep, nil
 }
 
 // writeReport writes what the run found: report.md, report.csv, top.json,

@@ -1126,6 +1126,32 @@ func TestFinalIncomplete(t *testing.T) {
 				tc.complete, incomplete, statErr, sum.Finals, sum.FinalsPlanned, sum.BestTest, md)
 		}
 	}
+
+	// runs show reads the report from the files: while the run's process
+	// holds it open the missing finals are still to come; once it is
+	// closed, a resume finishes them.
+	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinal), []byte(lines[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		running bool
+		want    string
+	}{
+		{true, "The final phase is under way: 1 of 3 models retrained. The best is picked and winners/best.onnx written when the rest are."},
+		{false, "The final phase is incomplete: 1 of 3 models retrained."},
+	} {
+		if !tc.running {
+			s.Close()
+		}
+		rep, err := ReadReport(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md := rep.Markdown(); rep.Running != tc.running || !strings.Contains(md, tc.want) ||
+			strings.Contains(md, "--resume") == tc.running {
+			t.Errorf("running %v: the report read from the files says running %v, want %q:\n%s", tc.running, rep.Running, tc.want, md)
+		}
+	}
 }
 
 // Every trial a stopped run records is reported once: learned ("trial") or,

@@ -36,8 +36,9 @@ type Fitted struct {
 // Fit trains job's candidate on exec, exports the best weights as an
 // inference model whose metadata holds the architecture, input,
 // normalisation, classes, dataset hash, validation and test accuracy, the
-// training's settings (runtime.TrainRecord) and extra, and tests the exported file: what nasctl train and the final phase
-// do. Cancelling ctx returns its error with what the training finished.
+// training's settings (runtime.TrainRecord) and extra, and tests the
+// exported file: what nasctl train and the final phase do. Cancelling ctx
+// returns its error with what the training finished.
 func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]string) (*Fitted, error) {
 	out, err := exec.Evaluate(ctx, job)
 	if out == nil {

@@ -137,7 +137,8 @@ type archReport struct {
 	Violations          []string      `json:"violations,omitempty"`
 
 	// Model and Metadata: the model file inspected and its metadata_props
-	// (nasctl.training is itself a JSON object, given as one).
+	// (a value that is itself a JSON object, such as nasctl.training, is
+	// given as one).
 	Model    string                     `json:"model,omitempty"`
 	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 }
@@ -249,12 +250,12 @@ func printArchReport(out io.Writer, r archReport) {
 	}
 }
 
-// metadataJSON gives every metadata value as a JSON string, except
-// nasctl.training, a JSON object already, which stays one.
+// metadataJSON gives every metadata value as a JSON string, except a JSON
+// object (nasctl.training, nasctl.quantization), which stays one.
 func metadataJSON(meta map[onnxgen.MetaKey]string) map[string]json.RawMessage {
 	m := make(map[string]json.RawMessage, len(meta))
 	for k, v := range meta {
-		if k == onnxgen.MetaTraining && json.Valid([]byte(v)) {
+		if strings.HasPrefix(v, "{") && json.Valid([]byte(v)) {
 			m[string(k)] = json.RawMessage(v)
 			continue
 		}
@@ -264,7 +265,7 @@ func metadataJSON(meta map[onnxgen.MetaKey]string) map[string]json.RawMessage {
 }
 
 // metadataText is a metadata value as text: a JSON string unquoted, an
-// object (nasctl.training) as its JSON.
+// object as its JSON.
 func metadataText(v json.RawMessage) string {
 	var s string
 	if json.Unmarshal(v, &s) == nil {

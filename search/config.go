@@ -258,6 +258,13 @@ type FinalSettings struct {
 	Patience int     `yaml:"patience,omitempty"`
 	// Augment of the retraining (as Train.Augment); empty: Train's.
 	Augment string `yaml:"augment,omitempty"`
+	// DecayEvery multiplies the retraining's rate by DecayFactor (zero:
+	// 0.2) every DecayEvery epochs, with no restart at chance (the
+	// retraining starts from the search's weights); zero: the trials'
+	// schedule. On the leaves data it made the finals worse
+	// (docs/search-quality.md, "A decaying rate in the final phase").
+	DecayEvery  int     `yaml:"decay_every,omitempty"`
+	DecayFactor float64 `yaml:"decay_factor,omitempty"`
 	// Skip leaves out the final phase.
 	Skip bool `yaml:"skip,omitempty"`
 	// Int8 also writes each winner quantized to int8 (winners/int8/, as
@@ -823,6 +830,10 @@ func (c Config) checkTraining(ps *problems) {
 	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")
+	}
+	if f := c.Final; f.DecayEvery < 0 || f.DecayFactor < 0 || f.DecayFactor > 1 || f.DecayFactor > 0 && f.DecayEvery == 0 {
+		ps.add("final.decay_every %d, decay_factor %g: decay_every is 0 (the trials' schedule) or a period in epochs, and decay_factor is in (0, 1] (0: 0.2) and needs decay_every",
+			f.DecayEvery, f.DecayFactor)
 	}
 	if _, err := runtime.ParseDevice(c.Device); err != nil {
 		ps.add("device: %v", err)

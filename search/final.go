@@ -217,6 +217,9 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	if s.cfg.Final.Patience > 0 {
 		cfg.Patience = s.cfg.Final.Patience
 	}
+	if f := s.cfg.Final; f.DecayEvery > 0 {
+		cfg.Schedule = runtime.LRSchedule{MaxRestarts: -1, DecayEvery: f.DecayEvery, DecayFactor: f.DecayFactor, GiveUpAfter: cfg.Schedule.GiveUpAfter}
+	}
 	cfg.Augment, _ = runtime.ParseAugment(s.cfg.finalAugment()) // checked with the config
 	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {

@@ -222,3 +222,56 @@ func TestAugmentSettings(t *testing.T) {
 		}
 	}
 }
+
+// final.decay_every gives the final phase a decaying rate with no restarts;
+// the trials keep theirs, and the winners' training record says so.
+func TestFinalDecay(t *testing.T) {
+	for _, tc := range []struct {
+		every  int
+		factor float64
+		want   string // the winner's schedule
+	}{
+		{0, 0, "constant"},
+		{10, 0, "x0.2 every 10 epochs; no restarts"},
+		{4, 0.5, "x0.5 every 4 epochs; no restarts"},
+	} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Final.DecayEvery, cfg.Final.DecayFactor = tc.every, tc.factor
+		if err := cfg.Check(); err != nil {
+			t.Fatal(err)
+		}
+		exec := &fakeExecutor{}
+		s := newSearch(t, cfg, exec)
+		if err := s.Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		trials := cfg.TrainConfig().Schedule
+		for _, j := range exec.jobs {
+			got := j.Config.Schedule
+			if !j.Full && got != trials {
+				t.Errorf("decay_every %d: trial %d's schedule %+v, want the trials' %+v", tc.every, j.Trial, got, trials)
+			}
+			if j.Full && tc.every == 0 && got != trials {
+				t.Errorf("no decay: final %d's schedule %+v, want the trials' %+v", j.Trial, got, trials)
+			}
+			if j.Full && tc.every > 0 && (got.Constant || got.DecayEvery != tc.every || got.DecayFactor != tc.factor || got.MaxRestarts >= 0 || got.GiveUpAfter != trials.GiveUpAfter) {
+				t.Errorf("decay_every %d, factor %g: final %d's schedule %+v", tc.every, tc.factor, j.Trial, got)
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(s.Dir(), rundir.WinnerName(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec runtime.TrainRecord
+		if err := json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec); err != nil {
+			t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
+		}
+		if rec.Schedule != tc.want {
+			t.Errorf("decay_every %d, factor %g: the winner's schedule %q, want %q", tc.every, tc.factor, rec.Schedule, tc.want)
+		}
+	}
+}

@@ -190,18 +190,7 @@ func TestAugmentSettings(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The winners' metadata records the final phase's training.
-		b, err := os.ReadFile(filepath.Join(s.Dir(), rundir.WinnerName(1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := onnxgen.ReadModelInfo(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rec runtime.TrainRecord
-		if err := json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec); err != nil {
-			t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
-		}
+		rec := winnerRecord(t, s.Dir())
 		if rec.Augment != tc.wantFinals.String() || rec.Epochs != cfg.finalEpochs() || rec.Weights != "given" {
 			t.Errorf("train %q, final %q: the winner's training record %+v; want augment %s, %d epochs, given weights",
 				tc.train, tc.final, rec, tc.wantFinals, cfg.finalEpochs())
@@ -258,20 +247,27 @@ func TestFinalDecay(t *testing.T) {
 				t.Errorf("decay_every %d, factor %g: final %d's schedule %+v", tc.every, tc.factor, j.Trial, got)
 			}
 		}
-		b, err := os.ReadFile(filepath.Join(s.Dir(), rundir.WinnerName(1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := onnxgen.ReadModelInfo(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rec runtime.TrainRecord
-		if err := json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec); err != nil {
-			t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
-		}
-		if rec.Schedule != tc.want {
+		if rec := winnerRecord(t, s.Dir()); rec.Schedule != tc.want {
 			t.Errorf("decay_every %d, factor %g: the winner's schedule %q, want %q", tc.every, tc.factor, rec.Schedule, tc.want)
 		}
 	}
+}
+
+// winnerRecord reads the training record in the metadata of the run's
+// first winner.
+func winnerRecord(t *testing.T, run string) runtime.TrainRecord {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(run, rundir.WinnerName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec runtime.TrainRecord
+	if err := json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec); err != nil {
+		t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
+	}
+	return rec
 }

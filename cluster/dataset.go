@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/nasctl/nasctl/dataset"
@@ -17,6 +18,19 @@ import (
 // datasetName is the name of a dataset's archive in the datasets bucket:
 // its content hash without the algorithm's prefix.
 func datasetName(hash string) string { return strings.TrimPrefix(hash, "sha256:") }
+
+// contentHash is the form of a dataset's content hash (dataset.Load).
+var contentHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// checkHash refuses a job's dataset hash that is not a content hash: the
+// worker names a folder of its cache after it, and removes that folder
+// when it does not load, so "../x" or "" must never reach filepath.Join.
+func checkHash(hash string) error {
+	if !contentHash.MatchString(hash) {
+		return fmt.Errorf("the job names dataset %q, which is not a content hash (sha256: and 64 hex digits): refused; run the same nasctl on the driver and the workers", hash)
+	}
+	return nil
+}
 
 // uploadDataset puts d's image files in the datasets bucket as a tar
 // archive, unless an archive of the same content is there already.
@@ -71,6 +85,9 @@ func addFile(tw *tar.Writer, dir, name string) error {
 // checks the archive's own digest as it is read; the caller checks the
 // loaded folder's hash.
 func (b *Broker) fetchDataset(ctx context.Context, hash, cache string) (string, error) {
+	if err := checkHash(hash); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(cache, datasetName(hash))
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil

@@ -53,6 +53,31 @@ func TestDatasetThroughBroker(t *testing.T) {
 	}
 }
 
+// A job whose dataset hash is not a content hash is refused before the
+// worker names a folder after it: a folder beside the cache, or the cache
+// itself, is neither loaded nor removed.
+func TestDatasetHashRefused(t *testing.T) {
+	root := t.TempDir()
+	cache, victim := filepath.Join(root, "cache"), filepath.Join(root, "victim")
+	for _, d := range []string{cache, victim} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &Worker{Device: runtime.CPU, Cache: cache}
+	for _, hash := range []string{"sha256:../victim", "", "sha256:", "../victim", "sha256:" + strings.Repeat("A", 64), "sha256:" + strings.Repeat("a", 63) + "/"} {
+		_, err := w.localExecutor(context.Background(), DataSpec{Hash: hash, Split: "metaqnn", SplitSeed: 1, Fraction: 1})
+		if err == nil || !strings.Contains(err.Error(), "not a content hash") {
+			t.Errorf("hash %q: %v", hash, err)
+		}
+		for _, d := range []string{cache, victim} {
+			if _, err := os.Stat(d); err != nil {
+				t.Fatalf("hash %q: %s is gone: %v", hash, d, err)
+			}
+		}
+	}
+}
+
 // An archive entry that would land outside the dataset's folder is refused.
 func TestArchiveStaysInside(t *testing.T) {
 	for _, name := range []string{"../evil.png", "/etc/evil.png", "a/../../evil.png"} {

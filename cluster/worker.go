@@ -468,6 +468,9 @@ func (w *Worker) executorFor(ctx context.Context, spec DataSpec) (search.Executo
 // cached copy that does not load, or not with its hash, is removed and
 // fetched again, once.
 func (w *Worker) localExecutor(ctx context.Context, spec DataSpec) (search.Executor, error) {
+	if err := checkHash(spec.Hash); err != nil {
+		return nil, err
+	}
 	e, err := w.loadDataset(ctx, spec)
 	if err != nil && ctx.Err() == nil {
 		w.log("%v; fetching it again", err)

@@ -156,6 +156,21 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
 	stopping := false
+	select {
+	case <-stop: // asked during the last trials: no retraining starts
+		stop, stopping = nil, true
+	default:
+	}
+	record := func(f rundir.FinalResult) error {
+		f.Finished = time.Now()
+		if err := s.dir.AppendFinal(f); err != nil {
+			return err
+		}
+		done++
+		s.finals.done = done
+		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
+		return nil
+	}
 	for len(todo) > 0 || p.busy > 0 {
 		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
 			rank := todo[0]
@@ -172,15 +187,23 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		case r := <-p.results:
 			p.busy--
 			if r.err != nil {
+				// The others in flight are abandoned, but those that
+				// finished meanwhile are kept: hours of work, each.
+				p.cancel()
+				for p.busy > 0 {
+					o := <-p.results
+					p.busy--
+					if o.err == nil {
+						if err := record(o.f); err != nil {
+							return err
+						}
+					}
+				}
 				return r.err
 			}
-			r.f.Finished = time.Now()
-			if err := s.dir.AppendFinal(r.f); err != nil {
+			if err := record(r.f); err != nil {
 				return err
 			}
-			done++
-			s.finals.done = done
-			s.emit(Event{Kind: "final", Final: &r.f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
 		case <-stop:
 			stop, stopping = nil, true // start no more; finish those in flight
 			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", p.busy)})

@@ -40,6 +40,11 @@ type fakeExecutor struct {
 	block   chan struct{} // when set, Train waits on it (or on ctx)
 	jitter  bool          // when set, Train takes a random 0-3 ms
 	curves  bool          // when set, Train runs job.Config.Epochs epochs, honouring StopBelow
+	// breakFinal, when set, fails the first final retraining; the others
+	// wait for the cancel that follows and then finish, as one does that
+	// ends just as another fails.
+	breakFinal bool
+	finals     int // final retrainings begun
 }
 
 func (f *fakeExecutor) Data() Data {
@@ -70,6 +75,16 @@ func fakeReward(g genotype.Genotype) float64 {
 }
 
 func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	if f.breakFinal && job.Full {
+		f.mu.Lock()
+		f.finals++
+		first := f.finals == 1
+		f.mu.Unlock()
+		if first {
+			return nil, errors.New("retraining broke")
+		}
+		<-ctx.Done()
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -589,6 +604,24 @@ func TestNewRefusesExistingRun(t *testing.T) {
 
 func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 
+// A training whose accuracy is not a number fails its trial, with a reason,
+// and the trial can be recorded; a finite one is left alone.
+func TestNonFiniteRewardFails(t *testing.T) {
+	s := newSearch(t, testConfig(t, t.TempDir()), &fakeExecutor{})
+	defer s.Close()
+	for _, acc := range []float64{math.NaN(), math.Inf(1), 0.75} {
+		got := s.finish(outcome{out: &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, ValAccuracy: acc}}})
+		bad := acc != 0.75
+		if failed := got.Status == rundir.StatusFailed; failed != bad || (bad && !strings.Contains(got.Reason, "not a finite number")) ||
+			(!bad && got.Reward != acc) {
+			t.Errorf("accuracy %v: status %s, reason %q, reward %v", acc, got.Status, got.Reason, got.Reward)
+		}
+		if _, err := json.Marshal(got); err != nil {
+			t.Errorf("accuracy %v: the trial cannot be recorded: %v", acc, err)
+		}
+	}
+}
+
 // MnasNet's soft reward and the hard limits, by hand: with T = 2 ms and
 // w = -0.07, a 4 ms model at accuracy 0.9 gets 0.9 * 2^-0.07 = 0.857 and a
 // 1 ms one 0.9 * 0.5^-0.07 = 0.945.
@@ -602,6 +635,9 @@ func TestLatencyRewards(t *testing.T) {
 	}
 	if got := r.reward(0.9, 2); got != 0.9 {
 		t.Errorf("reward at the target = %v", got)
+	}
+	if got := r.reward(0.9, 0); math.Abs(got-0.9*math.Pow(1e-4/2, -0.07)) > 1e-12 {
+		t.Errorf("reward at 0 ms = %v, want that at the floor of 1e-4 ms", got)
 	}
 	c := RewardSettings{Mode: RewardConstraint, MaxParams: 1000, MaxLatencyMs: 0.5}.withDefaults()
 	for _, tc := range []struct {
@@ -1151,6 +1187,47 @@ func TestFinalIncomplete(t *testing.T) {
 			strings.Contains(md, "--resume") == tc.running {
 			t.Errorf("running %v: the report read from the files says running %v, want %q:\n%s", tc.running, rep.Running, tc.want, md)
 		}
+	}
+}
+
+// A stop asked for while the last trials train ends the run before its
+// final phase: no retraining starts, and a resume retrains all of them.
+func TestStopBeforeFinal(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	if err := runUntil(t, s, cfg.Trials); !errors.Is(err, ErrStopped) {
+		t.Fatalf("stopped at the last trial: %v, want ErrStopped", err)
+	}
+	full := 0
+	for _, j := range exec.jobs {
+		if j.Full {
+			full++
+		}
+	}
+	if full > 0 || len(read(t, rundir.ReadTrials, s.Dir())) != cfg.Trials {
+		t.Fatalf("stopped at the last trial: %d retrainings began, %d trials recorded", full, len(read(t, rundir.ReadTrials, s.Dir())))
+	}
+	runResumed(t, s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return exec, nil })
+	if finals := read(t, rundir.ReadFinals, s.Dir()); len(finals) != cfg.Final.TopK {
+		t.Errorf("the resumed run has %d finals, want %d", len(finals), cfg.Final.TopK)
+	}
+}
+
+// A failed retraining ends the final phase, but a retraining that finished
+// meanwhile is recorded, not thrown away with those abandoned.
+func TestFailedFinalKeepsFinished(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	s := newSearch(t, cfg, &fakeExecutor{breakFinal: true})
+	defer s.Close()
+	err := s.Run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "retraining broke") {
+		t.Fatalf("Run: %v, want the retraining's failure", err)
+	}
+	if finals := read(t, rundir.ReadFinals, s.Dir()); len(finals) != 1 {
+		t.Errorf("%d finals recorded, want the one that finished", len(finals))
 	}
 }
 

@@ -154,16 +154,20 @@ func classNames(k int) []string {
 }
 
 // Calibrate fits a latency model on networks sampled by sample (each called
-// with an index), measuring each one's latency; the first fifth are held out
-// to measure the model's mean absolute percentage error.
-func Calibrate(ctx context.Context, sample func(i int) *genotype.Net, n int, session runtime.SessionOptions, runs int) (*LatencyModel, error) {
+// with an index; its error ends the calibration), measuring each one's
+// latency; the first fifth are held out to measure the model's mean
+// absolute percentage error.
+func Calibrate(ctx context.Context, sample func(i int) (*genotype.Net, error), n int, session runtime.SessionOptions, runs int) (*LatencyModel, error) {
 	if n < 2*len(Features) {
 		return nil, fmt.Errorf("latency calibration needs at least %d networks, got %d", 2*len(Features), n)
 	}
 	var x [][]float64
 	var y []float64
 	for i := range n {
-		net := sample(i)
+		net, err := sample(i)
+		if err != nil {
+			return nil, err
+		}
 		ms, err := MeasureLatency(ctx, net, session, runs)
 		if err != nil {
 			return nil, fmt.Errorf("measuring %s: %w", net.Genotype, err)

@@ -155,10 +155,12 @@ func (r RewardSettings) accuracy(res *runtime.Result) float64 {
 	return math.Pow(acc, r.Exponent)
 }
 
-// reward combines a trained architecture's accuracy and latency.
+// reward combines a trained architecture's accuracy and latency. A latency
+// below 1e-4 ms (a timer's zero) counts as 1e-4, the latency model's floor:
+// zero raised to MnasNet's negative weight is infinite.
 func (r RewardSettings) reward(acc, latencyMs float64) float64 {
 	if r.Mode == RewardMnasNet {
-		return acc * math.Pow(latencyMs/r.TargetMs, r.Weight)
+		return acc * math.Pow(max(latencyMs, 1e-4)/r.TargetMs, r.Weight)
 	}
 	return acc
 }
@@ -219,10 +221,15 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 	return nil
 }
 
+// calibrationDraws is how many candidates calibrationNets draws for one
+// network before it gives up: a space whose candidates do not fit the input
+// would otherwise be drawn from forever.
+const calibrationDraws = 1000
+
 // calibrationNets returns the networks a latency model is calibrated on:
 // candidates of m's space drawn at random (the seed's), built for input in
 // with classes classes.
-func calibrationNets(m method, seed uint64, in genotype.Input, classes int) (func(int) *genotype.Net, error) {
+func calibrationNets(m method, seed uint64, in genotype.Input, classes int) (func(int) (*genotype.Net, error), error) {
 	sm, ok := m.(sampler)
 	if !ok {
 		return nil, fmt.Errorf("a latency-aware reward needs a search that builds networks")
@@ -231,12 +238,15 @@ func calibrationNets(m method, seed uint64, in genotype.Input, classes int) (fun
 	if err != nil {
 		return nil, err
 	}
-	return func(int) *genotype.Net {
-		for {
-			if net, err := draw().Build(in, classes); err == nil {
-				return net
+	return func(int) (*genotype.Net, error) {
+		var err error
+		for range calibrationDraws {
+			var net *genotype.Net
+			if net, err = draw().Build(in, classes); err == nil {
+				return net, nil
 			}
 		}
+		return nil, fmt.Errorf("none of %d candidates of the space builds for input %s (the last: %v): give a larger --input, or a space that fits it", calibrationDraws, in, err)
 	}, nil
 }
 

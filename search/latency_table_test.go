@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -291,5 +292,26 @@ func TestLatencySpaceDigest(t *testing.T) {
 			t.Errorf("presets %s and %s digest alike (%s)", other, name, digest)
 		}
 		seen[digest] = name
+	}
+}
+
+// unbuildable is a method whose every candidate is too large for its input.
+type unbuildable struct{ method }
+
+func (unbuildable) sampler(*rand.Rand) (func() genotype.Genotype, error) {
+	a, err := genotype.Parse("C(8,5,1) - C(8,5,1) - SM()")
+	return func() genotype.Genotype { return a }, err
+}
+
+// A space none of whose candidates fits the input ends the latency
+// calibration with an error that says so, instead of drawing forever.
+func TestCalibrationGivesUp(t *testing.T) {
+	in := genotype.Input{Height: 4, Width: 4, Channels: 1}
+	sample, err := calibrationNets(unbuildable{}, 1, in, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net, err := sample(0); net != nil || err == nil || !strings.Contains(err.Error(), "builds for input 4x4x1") {
+		t.Errorf("net %v, error %v", net, err)
 	}
 }

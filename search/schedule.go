@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -406,13 +407,27 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	r := o.out.Training
 	if r == nil { // a problem's score
 		t.Status, t.Score, t.Reward, t.Seconds = rundir.StatusOK, o.out.Score, s.prob.RewardOf(o.out.Score), o.seconds
-		return t
+		return finite(t)
 	}
 	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
 	t.Reward = s.cfg.Reward.reward(s.cfg.Reward.accuracy(r), t.LatencyMs)
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
 	t.WaitedSeconds = r.Waited
 	t.AtChance, t.Pruned = r.AtChance, r.Pruned
+	return finite(t)
+}
+
+// finite fails a trial whose reward or accuracy is not a finite number: no
+// agent can learn it, and trials.jsonl (JSON) cannot hold it, so recording
+// it would stop the run, and every resume of it, at this trial.
+func finite(t rundir.Trial) rundir.Trial {
+	for _, v := range []float64{t.Reward, t.ValAccuracy, t.Score} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Status, t.Reason = rundir.StatusFailed, fmt.Sprintf("reward %v (accuracy %v, score %v, latency %v ms) is not a finite number", t.Reward, t.ValAccuracy, t.Score, t.LatencyMs)
+			t.Reward, t.ValAccuracy, t.Score = 0, 0, 0
+			return t
+		}
+	}
 	return t
 }
 

@@ -26,7 +26,7 @@ const defaultMedianMinTrials = 10
 func (m MedianStop) IsZero() bool { return m.After == 0 }
 
 // thresholds returns a trial's runtime.TrainConfig.StopBelow: for every
-// epoch from After to epochs, the median of the earlier trials' best
+// epoch from After to the one before the last, the median of the earlier trials' best
 // validation accuracy after that epoch. Earlier trials are those trained
 // (not reused, refused or failed); one that stopped sooner (patience, at
 // chance, or this rule) counts with the best it reached, which can only
@@ -49,7 +49,7 @@ func (m MedianStop) thresholds(earlier []rundir.Trial, epochs int) []float64 {
 	}
 	out := make([]float64, epochs)
 	at := make([]float64, len(curves))
-	for e := m.After; e <= epochs; e++ {
+	for e := m.After; e < epochs; e++ { // a stop after the last epoch saves nothing
 		for i, c := range curves {
 			at[i] = c[min(e, len(c))-1]
 		}

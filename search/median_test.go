@@ -43,8 +43,9 @@ func TestMedianStopThresholds(t *testing.T) {
 		trained(7, rundir.StatusRefused, 0, nil),                         // not counted
 	}
 	got := MedianStop{After: 2, MinTrials: 4}.thresholds(earlier, 4)
-	// Epoch 2: 0.7 0.9 0.55 0.72; epoch 3: 0.8 0.95 0.55 0.74; epoch 4 as 3.
-	want := []float64{0, 0.71, 0.77, 0.77}
+	// Epoch 2: 0.7 0.9 0.55 0.72; epoch 3: 0.8 0.95 0.55 0.74; none after
+	// the last epoch, which would only mark a full training as stopped.
+	want := []float64{0, 0.71, 0.77, 0}
 	if len(got) != len(want) {
 		t.Fatalf("thresholds %v, want %v", got, want)
 	}
@@ -53,8 +54,8 @@ func TestMedianStopThresholds(t *testing.T) {
 			t.Fatalf("thresholds %v, want %v", got, want)
 		}
 	}
-	if odd := (MedianStop{After: 1, MinTrials: 3}).thresholds(earlier[:3], 2); !slices.Equal(odd, []float64{0.6, 0.7}) {
-		t.Errorf("three trials: %v, want [0.6 0.7]", odd)
+	if odd := (MedianStop{After: 1, MinTrials: 3}).thresholds(earlier[:3], 3); !slices.Equal(odd, []float64{0.6, 0.7, 0}) {
+		t.Errorf("three trials: %v, want [0.6 0.7 0]", odd)
 	}
 	if got := (MedianStop{After: 2, MinTrials: 5}).thresholds(earlier, 4); got != nil {
 		t.Errorf("4 trained trials, 5 wanted: %v", got)
@@ -110,7 +111,7 @@ func TestMedianStopSearch(t *testing.T) {
 			continue
 		}
 		want := make([]float64, 5)
-		for e := 2; e <= 5; e++ {
+		for e := 2; e < 5; e++ {
 			var at []float64
 			for _, c := range curves {
 				at = append(at, c[e-1])

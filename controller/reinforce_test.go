@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"encoding/gob"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -159,6 +160,19 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := LoadReinforce(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), CellSpace{B: 2}); err == nil {
 		t.Error("truncated state loaded")
+	}
+	// A damaged state that names fewer weight matrices than it holds.
+	var s savedState
+	if err := gob.NewDecoder(bytes.NewReader(buf.Bytes()[len(stateMagic):])).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	s.Names = s.Names[:1]
+	short := bytes.NewBufferString(stateMagic)
+	if err := gob.NewEncoder(short).Encode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadReinforce(short, CellSpace{B: 2}); err == nil || !strings.Contains(err.Error(), "weight matrices") {
+		t.Errorf("state with one name: %v", err)
 	}
 }
 

@@ -114,7 +114,7 @@ func LoadReinforce(r io.Reader, space Space) (*Reinforce, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Params) != len(pol.params) || len(s.AdamM) != len(pol.params) || len(s.AdamV) != len(pol.params) {
+	if n := len(pol.params); len(s.Params) != n || len(s.Names) != n || len(s.AdamM) != n || len(s.AdamV) != n {
 		return nil, fmt.Errorf("controller: saved state has %d weight matrices, the configuration needs %d", len(s.Params), len(pol.params))
 	}
 	for i, q := range pol.params {

@@ -410,18 +410,19 @@ func (s EpsilonSchedule) Epsilon(i int) float64 {
 }
 
 // Scale returns the schedule stretched or shrunk to total models, keeping each
-// phase's share (at least one model per phase).
+// phase's share: a phase ends where its end, scaled, rounds to, so that no
+// phase takes the others' rounding. A phase whose share rounds to no model
+// is left out.
 func (s EpsilonSchedule) Scale(total int) EpsilonSchedule {
-	out := make(EpsilonSchedule, len(s))
-	all := s.Total()
-	used := 0
-	for i, p := range s {
-		n := max(1, p.Models*total/all)
-		if i == len(s)-1 {
-			n = max(1, total-used)
+	var out EpsilonSchedule
+	all, cum, end := s.Total(), 0, 0
+	for _, p := range s {
+		cum += p.Models
+		next := int(math.Round(float64(cum) * float64(total) / float64(all)))
+		if next > end {
+			out = append(out, Phase{p.Epsilon, next - end})
 		}
-		out[i] = Phase{p.Epsilon, n}
-		used += n
+		end = next
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -243,8 +244,31 @@ func TestSchedules(t *testing.T) {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}
 	}
-	if got := ScheduleBaker2017.Scale(300); got.Total() != 300 || got[0].Models != 166 {
-		t.Errorf("Scale(300) = %v (total %d)", got, got.Total())
+	// Baker et al.'s 1500, 3x100, 6x150 of 2,700: each phase ends where its
+	// end, scaled, rounds to (1500/9 = 166.7 ends the first at 167).
+	for _, tc := range []struct {
+		total int
+		want  []int
+	}{
+		{300, []int{167, 11, 11, 11, 17, 16, 17, 17, 16, 17}},
+		{50, []int{28, 2, 1, 2, 3, 3, 3, 2, 3, 3}},
+		{2700, []int{1500, 100, 100, 100, 150, 150, 150, 150, 150, 150}},
+	} {
+		got := ScheduleBaker2017.Scale(tc.total)
+		var models []int
+		for i, p := range got {
+			models = append(models, p.Models)
+			if p.Epsilon != ScheduleBaker2017[i].Epsilon {
+				t.Errorf("Scale(%d): phase %d at epsilon %v", tc.total, i, p.Epsilon)
+			}
+		}
+		if !slices.Equal(models, tc.want) || got.Total() != tc.total {
+			t.Errorf("Scale(%d) = %v, want %v", tc.total, models, tc.want)
+		}
+	}
+	// Fewer models than phases: each model goes to the phase it falls in.
+	if got := ScheduleBaker2017.Scale(4); !slices.Equal(got, EpsilonSchedule{{1, 2}, {0.8, 1}, {0.3, 1}}) {
+		t.Errorf("Scale(4) = %v", got)
 	}
 }
 

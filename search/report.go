@@ -82,8 +82,9 @@ type Report struct {
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
 	// BestFiveTest is the mean test accuracy of the BestFive (at most 5)
-	// best final models by the same order: issue 19's measure of a search,
-	// less noisy than the best one's alone.
+	// best final models by the same order: the measure of a search in
+	// docs/search-quality.md ("The goals"), less noisy than the best one's
+	// alone.
 	BestFive     int     `json:"best_five,omitempty"`
 	BestFiveTest float64 `json:"best_five_mean_test_accuracy,omitempty"`
 	// Earlier are the folders, relative to the run, that hold what shorter

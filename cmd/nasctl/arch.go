@@ -37,7 +37,10 @@ Example: nasctl arch inspect "C(32,3,1) - P(2,2) - C(64,3,1) - GAP()" --input 64
 A cell network (what nasctl search nasnet trains) is written as its search writes it:
   net(stem=S, filters=F, normal=N, reductions=R, style=study|nasnet) normal: <cell> | reduction: <cell>
 a stem of S filters, then R times N normal cells and a reduction cell, each cell
-"b0 = add(op(h1), op(h0)); b1 = ..." (see nasctl reward mock --help for the ops);
+"b0 = add(op(h1), op(h0)); b1 = ...", with add or concat, and each op one of
+  ` + strings.Join(genotype.CellOpNames()[:5], ", ") + `,
+  ` + strings.Join(genotype.CellOpNames()[5:10], ", ") + `,
+  ` + strings.Join(genotype.CellOpNames()[10:], ", ") + `;
 it is shown per stem, cell and classifier.
 With --space, the architecture is also validated against a search space and every
 violation is listed (exit code 1 when there is one).

@@ -36,7 +36,7 @@ type Run struct {
 }
 
 // benchCSV is where nasctl bench RUN writes its measurements in a run.
-var benchCSV = filepath.Join("bench", "bench.csv")
+var benchCSV = filepath.Join(rundir.DirBench, "bench.csv")
 
 // watched are the files whose size and time tell that a run has changed.
 var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV}

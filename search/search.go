@@ -267,8 +267,11 @@ func (s *Search) retarget(old, trials int) (string, error) {
 	} else if len(finals) > 0 {
 		what = "checkpoint, final phase, report"
 	}
+	if _, err := os.Stat(filepath.Join(d.Path, rundir.DirBench)); err == nil {
+		what += ", nasctl bench's measurements"
+	}
 	aside, err := d.SetAside(fmt.Sprintf("trials-%d", old), rundir.FileAgent, rundir.FileNotes, rundir.FileFinal, rundir.DirWinners,
-		rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots)
+		rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots, rundir.DirBench)
 	note := fmt.Sprintf(" (planned: %d, was %d); the agent learns the %d recorded again", trials, old, len(recorded))
 	if aside != "" {
 		note += fmt.Sprintf(", and what the run had of its %d-trial plan (%s) is in %s", old, what, filepath.Join(d.Path, aside))

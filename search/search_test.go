@@ -998,8 +998,15 @@ func TestResumeMoreTrials(t *testing.T) {
 		t.Errorf("a plain or refused resume changed the run: config changed %v, earlier/: %v", string(after) != string(before), err)
 	}
 
+	// nasctl bench's measurements of the old winners go with them.
+	if err := os.MkdirAll(filepath.Join(dir, rundir.DirBench), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.DirBench, "bench.csv"), []byte("model\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	events := runResumed(t, dir, ResumeOptions{Trials: more}, exec)
-	if want := "30 of 38 trials done (planned: 38, was 30); the agent learns the 30 recorded again, and what the run had of its 30-trial plan (checkpoint, final phase, report) is in " + filepath.Join(dir, "earlier", "trials-30"); events[0].Message != want {
+	if want := "30 of 38 trials done (planned: 38, was 30); the agent learns the 30 recorded again, and what the run had of its 30-trial plan (checkpoint, final phase, report, nasctl bench's measurements) is in " + filepath.Join(dir, "earlier", "trials-30"); events[0].Message != want {
 		t.Errorf("first event %q, want %q", events[0].Message, want)
 	}
 	sameTrials(t, read(t, rundir.ReadTrials, dir), wantTrials)
@@ -1039,7 +1046,7 @@ func TestResumeMoreTrials(t *testing.T) {
 	if len(got) != len(shortFinals) || got[0].Trial != shortFinals[0].Trial || got[0].TestAccuracy != shortFinals[0].TestAccuracy {
 		t.Errorf("the 30-trial run's finals set aside: %+v, want %+v", got, shortFinals)
 	}
-	for _, f := range []string{rundir.FileAgent, rundir.FileReport, rundir.BestName, rundir.WinnerName(1)} {
+	for _, f := range []string{rundir.FileAgent, rundir.FileReport, rundir.BestName, rundir.WinnerName(1), filepath.Join(rundir.DirBench, "bench.csv")} {
 		if _, err := os.Stat(filepath.Join(earlier, f)); err != nil {
 			t.Errorf("set aside: %v", err)
 		}

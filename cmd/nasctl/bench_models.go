@@ -244,7 +244,7 @@ func benchOut(opts benchModelsOptions) string {
 	case opts.Out != "":
 		return opts.Out
 	case opts.RunDir != "":
-		return filepath.Join(opts.RunDir, "bench")
+		return filepath.Join(opts.RunDir, rundir.DirBench)
 	}
 	first := opts.Models[0]
 	return strings.TrimSuffix(first, filepath.Ext(first)) + "-bench"

@@ -10,6 +10,7 @@
 //	final.jsonl     the retrained best architectures (trained methods)
 //	top.json        the best distinct architectures of the search
 //	report.md, report.csv, plots/, models/, winners/
+//	bench/          nasctl bench's measurements of the winners
 //	earlier/        what a longer plan set aside (SetAside, Earlier)
 //
 // A Dir holds the directory's lock: one search writes a run at a time; the
@@ -52,6 +53,7 @@ const (
 	DirModels        = "models"
 	DirWinners       = "winners"
 	DirPlots         = "plots"
+	DirBench         = "bench"
 	// DirEarlier holds what a run set aside when its plan changed
 	// (Dir.SetAside).
 	DirEarlier = "earlier"

@@ -31,6 +31,9 @@ type RunSummary struct {
 	// picks it (by validation: winners/best.onnx), never the highest test
 	// accuracy among the finals, which would choose by the test images.
 	BestTest float64 `json:"best_test_accuracy,omitempty"`
+	// WinnerArch is the architecture of that model (BestArch is the best
+	// reward's, which the final phase may have ranked lower).
+	WinnerArch string `json:"winner_arch,omitempty"`
 	// FinalSkipped: the run trains but its final phase is skipped
 	// (--skip-final), so it has no final models by choice.
 	FinalSkipped bool `json:"final_skipped,omitempty"`
@@ -97,7 +100,7 @@ func Summarize(dir string) (*RunSummary, error) {
 	}
 	var rep Report
 	if rep.finals(r.cfg, r.trials, slices.Clone(r.finals)); rep.Best != nil {
-		sum.BestTest = rep.Best.TestAccuracy
+		sum.BestTest, sum.WinnerArch = rep.Best.TestAccuracy, rep.Best.Arch
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
 	// config.yaml was written when the run was made, unless the run was

@@ -1164,9 +1164,18 @@ func TestFinalIncomplete(t *testing.T) {
 		}
 		incomplete := strings.Contains(md, "The final phase is incomplete: 2 of 3 models retrained.")
 		if incomplete == tc.complete || (statErr == nil) != tc.complete || strings.Contains(md, "Best after retraining") != tc.complete ||
-			sum.FinalsPlanned != 3 || (sum.BestTest > 0) != tc.complete {
+			sum.FinalsPlanned != 3 || (sum.BestTest > 0) != tc.complete || (sum.WinnerArch != "") != tc.complete {
 			t.Errorf("complete %v: report says incomplete %v, best.onnx %v, summary %d of %d finals, best test %v\n%s",
 				tc.complete, incomplete, statErr, sum.Finals, sum.FinalsPlanned, sum.BestTest, md)
+		}
+		if tc.complete { // the summary names the network in winners/best.onnx
+			b, err := os.ReadFile(best)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, err := onnxgen.ReadModelInfo(b); err != nil || info.Arch.String() != sum.WinnerArch {
+				t.Errorf("summary's winner %q, best.onnx holds %v (%v)", sum.WinnerArch, info.Arch, err)
+			}
 		}
 	}
 

@@ -22,8 +22,11 @@ func runsCommand() *cli.Command {
 			ArgsUsage: " ",
 			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
 status (running: a process holds it; stopped: it can be resumed; finished),
-trials done of planned, best reward, best test accuracy after the final phase,
-and when it last changed. A run that cannot be read is listed with its error.
+trials done of planned, best reward in the search, the final phase's winner
+(winners/best.onnx, picked by validation): its test accuracy and architecture,
+and when it last changed. Before the final phase is complete the architecture
+shown is the best reward's, marked "search:". A run that cannot be read is
+listed with its error.
 Example: nasctl runs list --dir runs --json`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},
@@ -78,20 +81,20 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSTATUS\tTRIALS\tBEST REWARD\tFINAL\tBEST TEST\tUPDATED\tBEST ARCHITECTURE")
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATUS\tTRIALS\tBEST REWARD\tFINAL\tWINNER TEST\tUPDATED\tWINNER")
 	for _, r := range runs {
 		if r.Error != "" {
 			fmt.Fprintf(tw, "%s\t?\t%s\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Status, r.Error)
 			continue
 		}
-		test, finals := "-", strconv.Itoa(r.Finals)
+		test, finals, arch := "-", strconv.Itoa(r.Finals), "search: "+r.BestArch
 		if r.Finals > 0 && r.Finals >= r.FinalsPlanned {
-			test = fmt.Sprintf("%.4f", r.BestTest)
+			test, arch = fmt.Sprintf("%.4f", r.BestTest), r.WinnerArch
 		}
 		if r.Finals < r.FinalsPlanned {
 			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), r.BestArch)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), arch)
 	}
 	return tw.Flush()
 }

@@ -24,11 +24,14 @@ const table = new Table(document.getElementById('runs'), [
     cell: r => [h('span', {class: 'count', text: `${r.trials} / ${r.planned}`}),
       h('progress', {max: r.planned || 1, value: r.trials})]},
   {key: 'best_reward', label: 'Best reward', num: true, cell: r => r.trials ? num(r.best_reward) : ''},
-  {key: 'best_test_accuracy', label: 'Best test accuracy', num: true, cell: r => r.final_models ? num(r.best_test_accuracy) : ''},
+  {key: 'best_test_accuracy', label: 'Winner test accuracy', num: true, title: 'the final model picked by validation (winners/best.onnx)',
+    cell: r => r.final_models ? num(r.best_test_accuracy) : ''},
   {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},
   {key: 'updated', label: 'Last update', cls: 'nowrap', cell: r => when(r.updated)},
-  {key: 'best_arch', label: 'Best architecture', cls: 'arch',
-    cell: r => r.error ? h('span', {class: 'error', text: 'unreadable: ' + r.error}) : r.best_arch},
+  {key: 'best_arch', label: 'Architecture', cls: 'arch', title: "the winner's, else the best reward's in the search",
+    value: r => r.winner_arch || r.best_arch,
+    cell: r => r.error ? h('span', {class: 'error', text: 'unreadable: ' + r.error})
+      : r.winner_arch || (r.best_arch ? 'search: ' + r.best_arch : '')},
 ], {sort: 'updated', desc: true, empty: 'No runs in this folder yet: start one with nasctl search.',
   rowProps: r => ({dataset: {name: r.name}})});
 

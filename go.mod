@@ -25,6 +25,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 	gorgonia.org/gorgonia v0.9.18
 	gorgonia.org/tensor v0.9.24
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (

@@ -177,7 +177,7 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 		return err
 	}
 	printLatencyTable(out, t)
-	fmt.Fprintf(out, "written to %s; use it with nasctl search ... --latency-table %s\n", opts.Out, opts.Out)
+	fmt.Fprintf(out, "written to %s; use it with nasctl search ... --latency-table %s\n", opts.Out, shArg(opts.Out))
 	return nil
 }
 

@@ -33,7 +33,7 @@ func modelFolderError(path string) error {
 	winners := rundir.Winners(path)
 	if len(winners) == 0 {
 		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search --resume %s",
-			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), path)
+			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), shArg(path))
 	}
 	best := filepath.Join(path, rundir.BestName)
 	if _, err := os.Stat(best); err != nil {
@@ -74,7 +74,7 @@ func listRunsHint(dir string) string {
 	if dir == "." {
 		return "nasctl runs list lists the runs under runs/"
 	}
-	return fmt.Sprintf("nasctl runs list --dir %s lists the runs there", dir)
+	return fmt.Sprintf("nasctl runs list --dir %s lists the runs there", shArg(dir))
 }
 
 // runShowPath is the run folder that "runs show NAME" names: NAME itself

@@ -61,6 +61,10 @@ func TestRunFolderExpected(t *testing.T) {
 	fakeRun(t, run)
 	best := filepath.Join(run, rundir.BestName)
 	isFile := best + " is a file, not a run folder: give the folder of a run, the one that holds config.yaml (this file's run is " + run + ")"
+	spaced := filepath.Join(dir, "my runs")
+	if err := os.Mkdir(spaced, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -69,6 +73,8 @@ func TestRunFolderExpected(t *testing.T) {
 		{[]string{"search", "metaqnn", "--resume", best}, isFile},
 		{[]string{"search", "nasnet", "--resume", best}, isFile},
 		{[]string{"runs", "show", "nonexist", "--dir", dir}, "no run named nonexist in " + dir + "; nasctl runs list --dir " + dir + " lists the runs there"},
+		// A folder with a space is quoted in the command to paste.
+		{[]string{"runs", "show", "nonexist", "--dir", spaced}, "nasctl runs list --dir '" + spaced + "' lists the runs there"},
 		{[]string{"runs", "show", "nonexist", "--dir", filepath.Join(dir, "nope")}, "the folder of runs " + filepath.Join(dir, "nope") + " does not exist; give it with --dir"},
 		{[]string{"search", "metaqnn", "--resume", filepath.Join(dir, "gone")}, filepath.Join(dir, "gone") + " does not exist: give the folder of a run"},
 	} {

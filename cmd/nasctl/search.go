@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 	// A run that cannot be read is left to search.Resume, whose error says why.
 	if saved, err := search.ReadConfig(opts.Resume); err == nil {
 		if k := cmp.Or(saved.Kind, search.KindMetaQNN); k != kind {
-			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, opts.Resume)
+			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, shArg(opts.Resume))
 		}
 		for _, f := range []string{"skip-final", "data"} {
 			if c.IsSet(f) && !saved.Trains() {
@@ -319,7 +320,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
-	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", filepath.Dir(s.Dir()), filepath.Base(s.Dir()))
+	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shArg(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
 
 	stop := make(chan struct{})
 	var once sync.Once
@@ -336,10 +337,10 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
-		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, dir)
+		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, shArg(dir))
 		return err
 	case err != nil:
-		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, dir)
+		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, shArg(dir))
 	}
 	if !opts.JSON {
 		b, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))

@@ -237,6 +237,31 @@ func (c Config) Agent() string {
 	return cmp.Or(c.MetaQNN.Agent, AgentQLearning)
 }
 
+// ScheduleNote warns, for a MetaQNN run whose agent learns (Q-learning or
+// evolution), when the planned trials stop before the schedule's end: at
+// worst inside its random start, where the agent only explores, as random
+// search does. It is "" otherwise.
+func (c Config) ScheduleNote() string {
+	sched := c.MetaQNN.Schedule.EpsilonSchedule
+	if c.Kind != KindMetaQNN || c.Agent() == AgentRandom || len(sched) == 0 || c.Trials >= sched.Total() {
+		return ""
+	}
+	start := sched[0].Models
+	if c.Agent() == AgentEvolution {
+		start = c.MetaQNN.Evolution.Population
+	}
+	if c.Trials <= start {
+		var phases []string
+		for _, p := range sched.Scale(c.Trials) {
+			phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))
+		}
+		return fmt.Sprintf("all %d trials fall in the schedule's random start (%d trials): the agent never uses what it learns, and the run is a random search; "+
+			"give more --trials, or the schedule scaled to them: --schedule %s", c.Trials, start, strings.Join(phases, ","))
+	}
+	return fmt.Sprintf("the schedule plans %d trials; the %d planned end at epsilon %g, and its later phases never run",
+		sched.Total(), c.Trials, sched.Epsilon(c.Trials-1))
+}
+
 // Controlled reports whether the run's agent is the REINFORCE controller,
 // whose baseline, updates and temperature the reports show.
 func (c Config) Controlled() bool { return c.Kind == KindNASNet && c.Agent() == AgentReinforce }

@@ -34,3 +34,31 @@ func TestDescribeReplay(t *testing.T) {
 		t.Errorf("target mean: %q, want it to start %q", got, want)
 	}
 }
+
+// A run whose trials stop before the schedule's end is warned about: inside
+// the random start, with the schedule scaled to the trials to give instead.
+// A run to the end, or random search, is not.
+func TestScheduleNote(t *testing.T) {
+	for _, tc := range []struct {
+		trials int
+		agent  string
+		want   string
+	}{
+		{6, AgentQLearning, "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; give more --trials, or the schedule scaled to them: --schedule 1:2,0.5:1,0.3:1,0.1:1,0.02:1"},
+		{100, AgentQLearning, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5, and its later phases never run"},
+		{100, AgentEvolution, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5"},
+		{225, AgentQLearning, ""},
+		{300, AgentQLearning, ""},
+		{6, AgentRandom, ""},
+	} {
+		c, err := Preset("cpu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Trials, c.MetaQNN.Agent = tc.trials, tc.agent
+		c = c.WithDefaults()
+		if got := c.ScheduleNote(); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%d trials, %s: %q, want %q", tc.trials, tc.agent, got, tc.want)
+		}
+	}
+}

@@ -320,6 +320,9 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
+	if note := s.Config().ScheduleNote(); note != "" {
+		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
+	}
 	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shArg(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
 
 	stop := make(chan struct{})

@@ -85,6 +85,17 @@ func (o Options) Validate() error {
 	if o.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers: must be positive, got %d", o.Workers))
 	}
+	if o.Count > 0 && o.Count < 100 { // the classes are drawn per image: a few may all be one
+		leaf := 0
+		for i := range o.Count {
+			if drawClass(imageRNG(o.Seed, i)) {
+				leaf++
+			}
+		}
+		if leaf == 0 || leaf == o.Count {
+			errs = append(errs, fmt.Errorf("count: with seed %d, the class drawn for each of the %d image(s) would be the same, and a classifier needs both; give a larger count or another seed", o.Seed, o.Count))
+		}
+	}
 	return errors.Join(errs...)
 }
 

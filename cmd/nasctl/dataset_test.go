@@ -221,6 +221,8 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "generate", "--out", empty, "extra"}, 2, "takes no arguments"},
 		{[]string{"dataset", "generate", "--out", empty, "--count", "0", "--size", "8"}, 2,
 			"count: must be at least 1, got 0\nsize: must be in [16, 1024] pixels, got 8"},
+		{[]string{"dataset", "generate", "--out", empty, "--count", "1"}, 2,
+			"count: with seed 1, the class drawn for each of the 1 image(s) would be the same, and a classifier needs both; give a larger count or another seed"},
 		{[]string{"dataset", "generate", "--out", empty, "--seed", "-1"}, 2, "invalid value"},
 		{[]string{"dataset", "generate", "--nope"}, 2, "flag provided but not defined"},
 		{[]string{"dataset", "info"}, 2, "takes one folder argument"},

@@ -157,6 +157,9 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 			return usagef("--%s must be at least 1, got %d", f, c.Int(f))
 		}
 	}
+	if lr := c.Float64("lr"); c.IsSet("lr") && !(lr > 0) {
+		return usagef("--lr must be positive, got %g", lr)
+	}
 	if f := c.Float64("data-fraction"); c.IsSet("data-fraction") && !(f > 0 && f <= 1) {
 		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)
 	}

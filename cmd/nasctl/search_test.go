@@ -213,6 +213,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		// Zeros that would silently mean the preset's values, before any image is read.
 		{[]string{"search", "metaqnn", "--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--batch", "0"}, "--batch must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--lr", "0"}, "--lr must be positive, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--workers", "0"}, "--workers must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
 		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},

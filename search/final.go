@@ -150,7 +150,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	}
 	s.finals.done, s.finals.total = done, len(top)
 	if len(todo) > 0 {
-		s.emit(Event{Kind: "start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
+		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
 			len(top), done, s.cfg.finalEpochs())})
 	}
 	p := newPool[result](ctx, s.cfg.Workers)

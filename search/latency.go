@@ -204,7 +204,7 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
+	s.emit(Event{Kind: "info", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
 	sample, err := calibrationNets(s.method, s.cfg.Seed, s.data.Input, len(s.data.Classes))
 	if err != nil {
 		return err
@@ -217,7 +217,7 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		return err
 	}
 	s.latency = lm
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", lm.MAPE, lm.HeldOut)})
+	s.emit(Event{Kind: "info", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", lm.MAPE, lm.HeldOut)})
 	return nil
 }
 
@@ -292,7 +292,7 @@ func (s *Search) useLatencyTable() error {
 		return err
 	}
 	s.latency = t.Model()
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("latency from the table %s (%s)", t.Source.Path, t.Describe())})
+	s.emit(Event{Kind: "info", Message: fmt.Sprintf("latency from the table %s (%s)", t.Source.Path, t.Describe())})
 	return nil
 }
 

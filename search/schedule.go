@@ -145,17 +145,26 @@ func (s *Search) end(ctx context.Context) error {
 		return err
 	}
 	if s.sched.stopped() && len(s.trials) < s.cfg.Trials {
-		// Trials that finished during the stop are recorded, but a resumed
-		// run learns them (see advance): say so, or they would go unseen.
-		ids := slices.Sorted(maps.Keys(s.sched.finished))
-		for _, id := range ids {
-			t := s.sched.finished[id]
-			s.emit(Event{Kind: "saved", Trial: &t, Message: "recorded; the resumed run learns it"})
-		}
-		s.emit(Event{Kind: "stopped", Message: fmt.Sprintf("stopped: %d trials learned, %d more recorded", len(s.trials), len(ids))})
 		return ErrStopped
 	}
 	return nil
+}
+
+// stopped reports how a stopped or interrupted run ends (how: "stopped",
+// "interrupted"): every trial that finished during the stop, recorded but
+// learned only by the resumed run (see advance), or it would go unseen;
+// then a "stopped" event.
+func (s *Search) stopped(how string) {
+	ids := slices.Sorted(maps.Keys(s.sched.finished))
+	for _, id := range ids {
+		t := s.sched.finished[id]
+		s.emit(Event{Kind: "saved", Trial: &t, Message: "recorded; the resumed run learns it"})
+	}
+	msg := fmt.Sprintf("%s: %d trials learned, %d more recorded", how, len(s.trials), len(ids))
+	if s.finals.total > 0 {
+		msg += fmt.Sprintf(", %d of %d final models", s.finals.done, s.finals.total)
+	}
+	s.emit(Event{Kind: "stopped", Message: msg})
 }
 
 // advance proposes every trial the lag allows before learning the next

@@ -30,9 +30,11 @@ import (
 
 // Event reports the progress of a search to whoever draws it.
 type Event struct {
-	// Kind is "start", "trial" (learned), "saved" (finished during a stop:
-	// recorded, learned by the resumed run), "stopping", "stopped", "final"
-	// or "done".
+	// Kind is "start" (once, first), "info" (a step before the trials: the
+	// latency model), "trial" (learned), "saved" (finished during a stop:
+	// recorded, learned by the resumed run), "stopping", "final_start",
+	// "final", and last "done", or "stopped" when a stop or an interrupt
+	// ended the run.
 	Kind    string              `json:"event"`
 	Trial   *rundir.Trial       `json:"trial,omitempty"`
 	Final   *rundir.FinalResult `json:"final,omitempty"`
@@ -476,6 +478,12 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	err := s.loop(ctx, stop)
 	if err == nil && s.cfg.Trains() && !s.cfg.Final.Skip {
 		err = s.final(ctx, stop)
+	}
+	switch {
+	case errors.Is(err, ErrStopped):
+		s.stopped("stopped")
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		s.stopped("interrupted, the work in flight abandoned")
 	}
 	md, werr := s.writeReport()
 	if err == nil {

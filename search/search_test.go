@@ -353,7 +353,7 @@ func TestSearchRun(t *testing.T) {
 			phase = append(phase, fmt.Sprintf("%s %d/%d %v", e.Kind, e.FinalDone, e.FinalTotal, e.Remaining > 0))
 		}
 	}
-	want := []string{"start 0/3 true", "final 1/3 true", "final 2/3 true", "final 3/3 false", "done 3/3 false"}
+	want := []string{"final_start 0/3 true", "final 1/3 true", "final 2/3 true", "final 3/3 false", "done 3/3 false"}
 	if !slices.Equal(phase, want) || !strings.HasPrefix(events[len(events)-5].Message, "final phase: retraining the 3 best architectures (0 done before), up to 30 epochs each") {
 		t.Errorf("the final phase's events %q, want %q (first: %q)", phase, want, events[len(events)-5].Message)
 	}
@@ -463,6 +463,14 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
+	reported := map[int]bool{}
+	var last Event
+	s.Progress = func(e Event) {
+		if e.Kind == "trial" || e.Kind == "saved" {
+			reported[e.Trial.ID] = true
+		}
+		last = e
+	}
 	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
 	}
@@ -471,6 +479,12 @@ func TestCancelAbandonsInFlight(t *testing.T) {
 		if tr.Status == rundir.StatusFailed {
 			t.Errorf("abandoned trial recorded as %+v", tr)
 		}
+		if !reported[tr.ID] {
+			t.Errorf("trial %d recorded but never reported", tr.ID)
+		}
+	}
+	if last.Kind != "stopped" || !strings.HasPrefix(last.Message, "interrupted") {
+		t.Errorf("last event %+v, want stopped: interrupted", last)
 	}
 	if n := len(exec.trained); n != 1 {
 		t.Fatalf("%d trainings finished", n)

@@ -517,7 +517,7 @@ func eventLine(e search.Event, agent string) string {
 			return fmt.Sprintf("final #%d %s: %s %s", f.Rank, f.Arch, f.Status, f.Reason)
 		}
 		return fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
-	case "start", "stopping":
+	case "start", "info", "stopping", "final_start":
 		return e.Message
 	}
 	return ""

@@ -153,18 +153,24 @@ func (d *Dir) KeepNotes(learned int) error {
 }
 
 // WriteTrialsCSV writes trials as trials.csv (without the per-epoch curves,
-// which are in trials.jsonl), with what the agent noted of each.
+// which are in trials.jsonl), with what the agent noted of each. A value
+// that trials.jsonl leaves out (a refused trial's accuracy, the score of a
+// trained search, no trial reused) is an empty cell, not a 0 that a
+// spreadsheet would average.
 func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"id", "epsilon", "temperature", "arch", "actions", "params", "macs", "status", "reward", "val_accuracy", "score",
-		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy", "pruned"})
+		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy", "pruned", "at_chance"})
 	for _, t := range trials {
 		acts := make([]string, len(t.Actions))
 		for i, a := range t.Actions {
 			acts[i] = strconv.Itoa(a)
 		}
-		baseline, update := "", ""
+		baseline, update, seed := "", "", ""
+		if t.Seed != 0 {
+			seed = strconv.FormatUint(t.Seed, 10) // above int64's range as often as not
+		}
 		if n, ok := notes[t.ID]; ok {
 			baseline = fmtF(n.Baseline)
 			if u := n.Update; u != nil {
@@ -174,10 +180,11 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 				}
 			}
 		}
-		w.Write([]string{strconv.Itoa(t.ID), fmtF(t.Epsilon), fmtF(t.Temperature), t.Arch, strings.Join(acts, ","),
-			strconv.FormatInt(t.Params, 10), strconv.FormatInt(t.MACs, 10), string(t.Status), fmtF(t.Reward), fmtF(t.ValAccuracy),
-			fmtF(t.Score), baseline, update, strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts),
-			fmtF(t.Seconds), strconv.FormatUint(t.Seed, 10), strconv.Itoa(t.ReusedFrom), t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned)})
+		w.Write([]string{strconv.Itoa(t.ID), optF(t.Epsilon), optF(t.Temperature), t.Arch, strings.Join(acts, ","),
+			optI(t.Params), optI(t.MACs), string(t.Status), fmtF(t.Reward), optF(t.ValAccuracy),
+			optF(t.Score), baseline, update, optI(int64(t.BestEpoch)), optI(int64(len(t.Epochs))), optI(int64(t.Restarts)),
+			fmtF(t.Seconds), seed, optI(int64(t.ReusedFrom)), t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned),
+			strconv.FormatBool(t.AtChance)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -187,3 +194,18 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 }
 
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// optF and optI write a value that trials.jsonl omits when zero: empty.
+func optF(v float64) string {
+	if v == 0 {
+		return ""
+	}
+	return fmtF(v)
+}
+
+func optI(v int64) string {
+	if v == 0 {
+		return ""
+	}
+	return strconv.FormatInt(v, 10)
+}

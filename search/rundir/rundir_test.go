@@ -2,6 +2,7 @@ package rundir
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/runtime"
 )
 
 func trial(id int, arch string) Trial {
@@ -215,5 +217,46 @@ func TestEarlier(t *testing.T) {
 	}
 	if got, err := Earlier(dir); !slices.Equal(got, want) || err != nil {
 		t.Errorf("Earlier: %q, %v; want %q", got, err, want)
+	}
+}
+
+// trials.csv leaves a cell empty where trials.jsonl leaves the value out,
+// and writes seeds above int64's range as they are.
+func TestTrialsCSVEmptyCells(t *testing.T) {
+	d, err := Create(filepath.Join(t.TempDir(), "run"), []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ok := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Params: 97, MACs: 800, Status: StatusOK,
+		Reward: 0.75, ValAccuracy: 0.75, BestEpoch: 2, Seconds: 1.5, Seed: 14142573438532588651,
+		Epochs: []runtime.EpochRecord{{Epoch: 1}, {Epoch: 2}}}
+	refused := Trial{Candidate: Candidate{ID: 2, Arch: "C(64,3,1) - SM()", Epsilon: 1}, Status: StatusRefused, Reason: "too big"}
+	reused := ok
+	reused.ID, reused.Status, reused.ReusedFrom, reused.AtChance = 3, StatusReused, 1, true
+	if err := d.WriteTrialsCSV([]Trial{ok, refused, reused}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(d.Path, FileTrialsCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(row int, name string) string { return rows[row][slices.Index(rows[0], name)] }
+	for _, c := range []struct {
+		row        int
+		name, want string
+	}{
+		{1, "val_accuracy", "0.75"}, {1, "seed", "14142573438532588651"}, {1, "epochs", "2"}, {1, "score", ""}, {1, "reused_from", ""},
+		{2, "val_accuracy", ""}, {2, "params", ""}, {2, "best_epoch", ""}, {2, "epochs", ""}, {2, "seed", ""}, {2, "reward", "0"},
+		{3, "reused_from", "1"}, {3, "at_chance", "true"}, {1, "at_chance", "false"},
+	} {
+		if got := col(c.row, c.name); got != c.want {
+			t.Errorf("row %d, %s: %q, want %q", c.row, c.name, got, c.want)
+		}
 	}
 }

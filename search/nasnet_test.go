@@ -768,3 +768,31 @@ func TestSummarizeBestFinalByValidation(t *testing.T) {
 		t.Errorf("Summarize: %v, %d finals, best test %v; want 3 and 0.91 (rank 2, the best by validation)", err, sum.Finals, sum.BestTest)
 	}
 }
+
+// A run whose every trial was refused has no best in its summary: a
+// refused architecture's reward of 0 ranks nothing.
+func TestSummarizeAllRefused(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Trials, cfg.Final.Skip = 12, true
+	cfg.MetaQNN.QLearning.Redraw = 0 // so that draws repeat: their reuse of a refused trial ranks nothing either
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxParams: 1}
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	reuses := 0
+	for _, tr := range read(t, rundir.ReadTrials, s.Dir()) {
+		if tr.Status != rundir.StatusRefused && tr.Status != rundir.StatusReused {
+			t.Fatalf("trial %d %s, want every trial refused", tr.ID, tr.Status)
+		}
+		reuses += map[bool]int{true: 1}[tr.Status == rundir.StatusReused]
+	}
+	if reuses == 0 {
+		t.Error("no trial reuses a refused one: the test covers half its case")
+	}
+	sum, err := Summarize(s.Dir())
+	if err != nil || sum.Trials != 12 || sum.BestArch != "" || sum.Best != 0 {
+		t.Errorf("Summarize: %v, %d trials, best %v %q; want 12 trials and no best", err, sum.Trials, sum.Best, sum.BestArch)
+	}
+}

@@ -89,8 +89,11 @@ func Summarize(dir string) (*RunSummary, error) {
 	}
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
-	for i, t := range r.trials {
-		if i == 0 || t.Reward > sum.Best {
+	unmeasured := map[int]bool{} // refused or failed, or reusing one (recorded after it): no reward to rank
+	for _, t := range r.trials {
+		if !measured(t) || unmeasured[t.ReusedFrom] {
+			unmeasured[t.ID] = true
+		} else if sum.BestArch == "" || t.Reward > sum.Best {
 			sum.Best, sum.BestArch = t.Reward, t.Arch
 		}
 		sum.recorded(t.Finished.Add(-time.Duration(t.Seconds*float64(time.Second))), t.Finished)

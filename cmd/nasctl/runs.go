@@ -87,14 +87,17 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 			fmt.Fprintf(tw, "%s\t?\t%s\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Status, r.Error)
 			continue
 		}
-		test, finals, arch := "-", strconv.Itoa(r.Finals), "search: "+r.BestArch
+		best, test, finals, arch := "-", "-", strconv.Itoa(r.Finals), "-"
+		if r.BestArch != "" { // else no trial was evaluated yet, or none could be
+			best, arch = fmt.Sprintf("%.4f", r.Best), "search: "+r.BestArch
+		}
 		if r.Finals > 0 && r.Finals >= r.FinalsPlanned {
 			test, arch = fmt.Sprintf("%.4f", r.BestTest), r.WinnerArch
 		}
 		if r.Finals < r.FinalsPlanned {
 			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.4f\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, r.Best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), arch)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), arch)
 	}
 	return tw.Flush()
 }

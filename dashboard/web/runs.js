@@ -23,7 +23,7 @@ const table = new Table(document.getElementById('runs'), [
   {key: 'trials', label: 'Trials', cls: 'trials nowrap', title: 'done of planned', value: r => r.trials / (r.planned || 1),
     cell: r => [h('span', {class: 'count', text: `${r.trials} / ${r.planned}`}),
       h('progress', {max: r.planned || 1, value: r.trials})]},
-  {key: 'best_reward', label: 'Best reward', num: true, cell: r => r.trials ? num(r.best_reward) : ''},
+  {key: 'best_reward', label: 'Best reward', num: true, cell: r => r.best_arch ? num(r.best_reward) : ''},
   {key: 'best_test_accuracy', label: 'Winner test accuracy', num: true, title: 'the final model picked by validation (winners/best.onnx)',
     cell: r => r.final_models ? num(r.best_test_accuracy) : ''},
   {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},

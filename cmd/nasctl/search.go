@@ -213,6 +213,9 @@ func set(c *cli.Context, name string, apply func()) {
 // limits go with another reward ("--reward accuracy lifts the limit").
 func rewardLimits(c *cli.Context, cfg *search.Config) error {
 	mode := cmp.Or(cfg.Reward.Mode, search.RewardAccuracy)
+	if c.IsSet("target-ms") && mode != search.RewardMnasNet {
+		return usagef("--target-ms is the target latency of the mnasnet reward, and the %s reward does not use it: add --reward mnasnet, or leave --target-ms out", mode)
+	}
 	if mode == search.RewardConstraint {
 		return nil
 	}

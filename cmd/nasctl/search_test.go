@@ -214,6 +214,8 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--batch", "0"}, "--batch must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--lr", "0"}, "--lr must be positive, got 0"},
+		{[]string{"search", "metaqnn", "--data", "d", "--reward", "accuracy", "--target-ms", "0.1"}, "--target-ms is the target latency of the mnasnet reward, and the accuracy reward does not use it"},
+		{[]string{"search", "metaqnn", "--data", "d", "--target-ms", "0.1"}, "add --reward mnasnet, or leave --target-ms out"},
 		{[]string{"search", "metaqnn", "--data", "d", "--workers", "0"}, "--workers must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
 		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},

@@ -189,8 +189,15 @@ func (m *CellMacro) apply(s string) ([]string, error) {
 // ParseGenotype parses the text form of any genotype nasctl trains: a cell
 // network ("net(...) normal: ... | reduction: ...") or a layer sequence.
 func ParseGenotype(s string) (Genotype, error) {
-	if strings.HasPrefix(strings.TrimSpace(s), "net(") {
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "net(") {
 		return ParseCellNet(s)
+	}
+	if strings.HasPrefix(t, "normal:") { // a cell pair, as mock and natsbench searches print it
+		if _, err := ParseCellPair(t); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%q is a cell pair without its network: put the network in front, e.g. \"net(stem=8, filters=8, normal=1, reductions=1, style=nasnet) %s\"", t, t)
 	}
 	return Parse(s)
 }

@@ -26,6 +26,13 @@ func TestCellNetRoundTrip(t *testing.T) {
 	if g, err := ParseGenotype("C(8,3,1) - SM()"); err != nil || g.String() != "C(8,3,1) - SM()" {
 		t.Errorf("ParseGenotype of a layer sequence: %v %v", g, err)
 	}
+	// A bare cell pair (what mock searches print) is told to take its network.
+	if _, err := ParseGenotype(" " + testPair); err == nil || !strings.Contains(err.Error(), `is a cell pair without its network: put the network in front, e.g. "net(stem=8, filters=8, normal=1, reductions=1, style=nasnet) `+testPair+`"`) {
+		t.Errorf("ParseGenotype of a bare pair: %v", err)
+	}
+	if _, err := ParseGenotype("normal: b0 = add(nope(h1), identity(h0)) | reduction: " + strings.SplitN(testPair, "reduction: ", 2)[1]); err == nil || !strings.Contains(err.Error(), `unknown cell operation "nope"`) {
+		t.Errorf("ParseGenotype of a bad bare pair: %v", err)
+	}
 	for bad, want := range map[string]string{
 		"net(stem=16, filters=8, normal=2) " + testPair:                                    "want all of",
 		"net(stem=16, filters=8, normal=2, reductions=1, style=keras) " + testPair:         "unknown cell style",

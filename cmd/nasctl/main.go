@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xrash/smetrics"
 )
 
 // Exit codes, mapped once here.
@@ -116,7 +117,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	setUsageErrors(app.Commands)
-	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app.OnUsageError = flagError
+	// urfave/cli exits the process itself on its own errors (code 3 for
+	// "help NOSUCH"); run maps them to exit codes instead.
+	app.ExitErrHandler = func(*cli.Context, error) {}
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {
 			return usagef("unknown command %q (valid: %s)", c.Args().First(), strings.Join(commandNames(app.Commands), ", "))
@@ -155,7 +159,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	var u usageError
-	if errors.As(err, &u) {
+	var exit cli.ExitCoder
+	if !errors.As(err, &u) && errors.As(err, &exit) {
+		u = usageError{err.Error()} // urfave/cli's own: a help topic that does not exist
+	}
+	if u.msg != "" {
 		fmt.Fprintf(stderr, "nasctl: %s\nRun \"nasctl help\" or add --help to a command for its usage.\n", u.msg)
 		return exitUsage
 	}
@@ -204,7 +212,7 @@ func commandNames(cmds []*cli.Command) []string {
 // subcommand with a usage error that lists the valid ones.
 func setUsageErrors(cmds []*cli.Command) {
 	for _, c := range cmds {
-		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+		c.OnUsageError = flagError
 		if c.Action == nil && len(c.Subcommands) > 0 {
 			c.Action = func(ctx *cli.Context) error {
 				if ctx.NArg() > 0 {
@@ -215,6 +223,24 @@ func setUsageErrors(cmds []*cli.Command) {
 		}
 		setUsageErrors(c.Subcommands)
 	}
+}
+
+// flagError is a usage error for what Go's flag package found wrong with a
+// command's flags, in nasctl's words: flags written --name, and a flag
+// not defined answered with the nearest one defined.
+func flagError(c *cli.Context, err error, _ bool) error {
+	msg := strings.ReplaceAll(err.Error(), " for flag -", " for --")
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
+		if c != nil && c.Command != nil && cli.SuggestFlag != nil {
+			// The nearest flag only when it is near: a typo, not a guess.
+			name = strings.TrimPrefix(name, "-")
+			if near := cli.SuggestFlag(c.Command.Flags, name, false); near != "" && smetrics.JaroWinkler(strings.TrimLeft(near, "-"), name, 0.7, 4) >= 0.85 {
+				msg += " (did you mean " + near + "?)"
+			}
+		}
+	}
+	return usageError{msg}
 }
 
 // printJSON writes v as indented JSON, as every command's --json does.

@@ -249,7 +249,7 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 // its seed, checked trial by trial, and goes on as that run would. A
 // final phase of the old length is set aside too, with the report that
 // describes it: the best architectures may change. Both go to
-// earlier/trials-OLD in the run (README.md, "Interrupt with Ctrl-C").
+// earlier/trials-OLD in the run (README.md, "What `make search` leaves behind").
 // It returns what it did, for the run's first event.
 func (s *Search) retarget(old, trials int) (string, error) {
 	d := s.dir

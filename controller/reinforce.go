@@ -152,7 +152,7 @@ func (c ReinforceConfig) Validate() error {
 		bad("temperature decay %g: want at most 1 (a factor above 1 raises the temperature without limit)", c.TemperatureDecay)
 	}
 	if c.Temperature < c.MinTemperature {
-		bad("temperature %g is below its floor %g (set MinTemperature too)", c.Temperature, c.MinTemperature)
+		bad("temperature %g is below its floor %g: lower the floor too (--min-temperature, or min_temperature in a config)", c.Temperature, c.MinTemperature)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("controller config: %w", errors.Join(errs...))

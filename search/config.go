@@ -536,8 +536,19 @@ func LoadConfig(path string, base Config) (Config, error) {
 func decodeYAMLStrict(b []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	return dec.Decode(v)
+	err := dec.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	// yaml.v3 names the Go type ("field epoch not found in type
+	// search.TrainSettings"); a user wrote a key.
+	return errors.New(unknownYAMLField.ReplaceAllString(err.Error(), `unknown key "$1"`))
 }
+
+var (
+	unknownYAMLField = regexp.MustCompile(`field (\S+) not found in type [\w.]+`)
+	unknownYAMLKey   = regexp.MustCompile(`unknown key "([^"]+)"`)
+)
 
 // Marshal returns the configuration as YAML.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }

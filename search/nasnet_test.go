@@ -333,9 +333,9 @@ func TestNASNetConfigYAML(t *testing.T) {
 		t.Errorf("overlay:\n got %+v\nwant %+v", got, want)
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"reinforce:\n  hiden: 3\n", "field hiden not found"},
+		{"reinforce:\n  hiden: 3\n", `line 2: unknown key "hiden"`},
 		{"reinforce:\n  baseline: mean\n", `unknown baseline "mean" (valid: ema, study)`},
-		{"episode: 3\n", "field episode not found"},
+		{"episode: 3\n", `line 1: unknown key "episode"`},
 	} {
 		os.WriteFile(path, []byte(tc.yaml), 0o644)
 		if _, err := LoadConfig(path, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

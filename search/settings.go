@@ -75,6 +75,15 @@ func (r *ReinforceSettings) UnmarshalYAML(n *yaml.Node) error {
 	}
 	aux := reinforceYAML{Preset: r.Preset, Settings: plainController(r.Controller), Baseline: r.Controller.Baseline.String()}
 	if err := decodeYAMLStrict(b, &aux); err != nil && !errors.Is(err, io.EOF) {
+		// The lines counted are those of the mapping written again: name
+		// the unknown key's line in the file instead.
+		if m := unknownYAMLKey.FindStringSubmatch(err.Error()); m != nil {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := n.Content[i]; k.Value == m[1] {
+					return fmt.Errorf("reinforce: line %d: unknown key %q", k.Line, m[1])
+				}
+			}
+		}
 		return fmt.Errorf("reinforce: %w", err)
 	}
 	kind, err := controller.ParseBaselineKind(aux.Baseline)

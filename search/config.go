@@ -537,12 +537,15 @@ func decodeYAMLStrict(b []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	err := dec.Decode(v)
-	if err == nil || errors.Is(err, io.EOF) {
-		return err
-	}
 	// yaml.v3 names the Go type ("field epoch not found in type
 	// search.TrainSettings"); a user wrote a key.
-	return errors.New(unknownYAMLField.ReplaceAllString(err.Error(), `unknown key "$1"`))
+	var typeErr *yaml.TypeError
+	if errors.As(err, &typeErr) {
+		for i, e := range typeErr.Errors {
+			typeErr.Errors[i] = unknownYAMLField.ReplaceAllString(e, `unknown key "$1"`)
+		}
+	}
+	return err
 }
 
 var (

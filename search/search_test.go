@@ -599,8 +599,9 @@ func TestDoneCountsTrialsOnDisk(t *testing.T) {
 
 func TestNewRefusesExistingRun(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	newSearch(t, cfg, &fakeExecutor{})
-	if _, err := New(cfg, &fakeExecutor{}); !errors.Is(err, rundir.ErrExists) || !strings.Contains(err.Error(), "resume it with --resume") {
+	first := newSearch(t, cfg, &fakeExecutor{})
+	// While the first search holds it, a second is told so, with its ID.
+	if _, err := New(cfg, &fakeExecutor{}); !errors.Is(err, rundir.ErrExists) || !strings.Contains(err.Error(), fmt.Sprintf("nasctl process %d is searching it now", os.Getpid())) {
 		t.Errorf("second New: %v", err)
 	}
 	// The first search holds the lock: resuming it at the same time fails.
@@ -608,8 +609,12 @@ func TestNewRefusesExistingRun(t *testing.T) {
 		_, err := Resume(dir, ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
 		return err
 	}
-	if err := open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), "in use by another nasctl process") {
+	if err := open(filepath.Join(cfg.Dir, cfg.Name)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by another nasctl process (%d)", os.Getpid())) {
 		t.Errorf("Resume while locked: %v", err)
+	}
+	first.Close()
+	if _, err := New(cfg, &fakeExecutor{}); !errors.Is(err, rundir.ErrExists) || !strings.Contains(err.Error(), "resume it with --resume") {
+		t.Errorf("New after the first closed: %v", err)
 	}
 	if err := open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a run directory") {
 		t.Errorf("Resume of an empty dir: %v", err)

@@ -65,10 +65,13 @@ var ErrExists = errors.New("run already exists")
 // Free returns an error wrapping ErrExists, with what to do, when path
 // already holds a run; nil otherwise.
 func Free(path string) error {
-	if _, err := os.Stat(filepath.Join(path, FileConfig)); err == nil {
-		return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
+	if _, err := os.Stat(filepath.Join(path, FileConfig)); err != nil {
+		return nil
 	}
-	return nil
+	if pid := writer(path); pid > 0 {
+		return fmt.Errorf("%s: %w, and nasctl process %d is searching it now; watch it with nasctl ui, or choose another --name", path, ErrExists, pid)
+	}
+	return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
 }
 
 // Dir is a run directory open for writing.
@@ -122,6 +125,9 @@ func open(path string) (*Dir, error) {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	if !ok {
+		if pid := writer(path); pid > 0 {
+			return nil, fmt.Errorf("%s is in use by another nasctl process (%d): wait for it to end, or stop it with Ctrl-C (kill -INT %d)", path, pid, pid)
+		}
 		return nil, fmt.Errorf("%s is in use by another nasctl process", path)
 	}
 	d := &Dir{Path: path, lock: lock}

@@ -43,22 +43,28 @@ func clearPID(lockPath string) error { return os.Truncate(lockPath, 0) }
 // writing, as the process ID in its lock file says. It takes no lock. A
 // search killed with -9 leaves its ID behind; it reads as running only if
 // the system has given the same ID to another live process meanwhile.
-func Running(path string) bool {
+func Running(path string) bool { return writer(path) > 0 }
+
+// writer is the ID of the live process that holds the run at path open for
+// writing (Running), or 0.
+func writer(path string) int {
 	b, err := os.ReadFile(filepath.Join(path, fileLock))
 	if err != nil {
-		return false
+		return 0
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	pid, err := strconv.Atoi(string(line))
 	if err != nil || pid <= 0 {
-		return false
+		return 0
 	}
 	p, err := os.FindProcess(pid)
 	if err != nil {
-		return false
+		return 0
 	}
 	// Signal 0 checks that the process exists without signalling it; a
 	// process of another user answers EPERM, and is alive.
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err = p.Signal(syscall.Signal(0)); err == nil || errors.Is(err, syscall.EPERM) {
+		return pid
+	}
+	return 0
 }

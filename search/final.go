@@ -122,27 +122,14 @@ func (c Config) finalEpochs() int {
 // once; each result is recorded as it finishes (final.jsonl), and results
 // already recorded (a resumed run) are kept.
 func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
-	recorded, err := rundir.ReadFinals(s.dir.Path)
-	if err != nil {
-		return err
-	}
-	byTrial := map[int]rundir.FinalResult{}
-	for _, f := range recorded {
-		byTrial[f.Trial] = f
-	}
 	if _, ok := s.exec.(calibrationImages); s.cfg.Final.Int8 && !ok {
 		return fmt.Errorf("final.int8: this executor keeps no training images here to calibrate on; " +
 			"set final.int8 to false and quantize the winners with nasctl export --int8")
 	}
 	top := s.top(nil)
-	done := 0
-	var todo []int // ranks (0-based) still to retrain
-	for rank, t := range top {
-		if _, ok := byTrial[t.ID]; ok {
-			done++
-		} else {
-			todo = append(todo, rank)
-		}
+	done, todo, err := s.finalsToDo(top)
+	if err != nil {
+		return err
 	}
 	type result struct {
 		f   rundir.FinalResult
@@ -218,6 +205,28 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		return ErrStopped
 	}
 	return nil
+}
+
+// finalsToDo splits the final phase's architectures top into those a
+// resumed run recorded already (how many) and the ranks (0-based) still to
+// retrain.
+func (s *Search) finalsToDo(top []rundir.Trial) (done int, todo []int, err error) {
+	recorded, err := rundir.ReadFinals(s.dir.Path)
+	if err != nil {
+		return 0, nil, err
+	}
+	byTrial := map[int]bool{}
+	for _, f := range recorded {
+		byTrial[f.Trial] = true
+	}
+	for rank, t := range top {
+		if byTrial[t.ID] {
+			done++
+		} else {
+			todo = append(todo, rank)
+		}
+	}
+	return done, todo, nil
 }
 
 // retrain runs the final phase for one architecture.

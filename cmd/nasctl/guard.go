@@ -47,10 +47,11 @@ func skipBadFlag() cli.Flag {
 const badFileHint = "add --skip-bad to skip such files"
 
 // withBadFileHint adds badFileHint to an error that names an unusable image
-// file, unless it says it already.
+// file, unless it says it already, or the file is not there at all: a
+// mistyped path wants mending, not skipping.
 func withBadFileHint(err error) error {
 	var bad *dataset.BadFile
-	if errors.As(err, &bad) && !strings.Contains(err.Error(), "--skip-bad") {
+	if errors.As(err, &bad) && !strings.Contains(err.Error(), "--skip-bad") && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w; %s", err, badFileHint)
 	}
 	return err

@@ -112,6 +112,11 @@ func TestGuardsAsProcesses(t *testing.T) {
 	if code, _, stderr = runBin(t, bin, "predict", out, good, bad); code != 1 || !strings.Contains(stderr, "add --skip-bad") {
 		t.Errorf("predict of a corrupt image: exit %d\n%s", code, stderr)
 	}
+	// A path that is not there is a typo to mend, not a file to skip.
+	missing := filepath.Join(data, "LEAF_nosuch.png")
+	if code, _, stderr = runBin(t, bin, "predict", out, missing); code != 1 || !strings.Contains(stderr, missing+": cannot read") || strings.Contains(stderr, "--skip-bad") {
+		t.Errorf("predict of a missing file: exit %d\n%s", code, stderr)
+	}
 	code, stdout, stderr := runBin(t, bin, "predict", out, good, bad, "--skip-bad")
 	if code != 0 || !strings.HasPrefix(stdout, good+"\t") || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, bad) {
 		t.Errorf("predict --skip-bad: exit %d\n%s%s", code, stdout, stderr)

@@ -64,7 +64,7 @@ and "warning" in --json).
 Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1) - P(2,2) - SM()" \
            --data data/leaves --epochs 30 --out leaves.onnx`,
 		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required), e.g. "C(32,3,1) - P(2,2) - SM()"`},
+			&cli.StringFlag{Name: "arch", Usage: `architecture in the study's text form (required): a layer sequence, e.g. "C(32,3,1) - P(2,2) - SM()", or a cell network as nasctl search nasnet writes it (nasctl arch inspect --help)`},
 			&cli.StringFlag{Name: "data", Usage: "image folder (required; see nasctl dataset --help for layouts)"},
 			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs of one attempt (a restart at chance begins a new one)"},
 			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},

@@ -137,17 +137,17 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	}
 	s.finals.done, s.finals.total = done, len(top)
 	if len(todo) > 0 {
+		select {
+		case <-stop: // asked during the last trials: no retraining starts
+			return ErrStopped
+		default:
+		}
 		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
 			len(top), done, s.cfg.finalEpochs())})
 	}
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
 	stopping := false
-	select {
-	case <-stop: // asked during the last trials: no retraining starts
-		stop, stopping = nil, true
-	default:
-	}
 	record := func(f rundir.FinalResult) error {
 		f.Finished = time.Now()
 		if err := s.dir.AppendFinal(f); err != nil {

@@ -1232,8 +1232,20 @@ func TestStopBeforeFinal(t *testing.T) {
 	cfg.Workers = 2
 	exec := &fakeExecutor{}
 	s := newSearch(t, cfg, exec)
-	if err := runUntil(t, s, cfg.Trials); !errors.Is(err, ErrStopped) {
+	var kinds []string
+	stop := make(chan struct{})
+	s.Progress = func(e Event) {
+		kinds = append(kinds, e.Kind)
+		if e.Kind == "trial" && e.Done == cfg.Trials {
+			close(stop)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
 		t.Fatalf("stopped at the last trial: %v, want ErrStopped", err)
+	}
+	s.Close()
+	if slices.Contains(kinds, "final_start") || kinds[len(kinds)-1] != "stopped" {
+		t.Errorf("events %v: want no final phase announced, and stopped last", kinds)
 	}
 	full := 0
 	for _, j := range exec.jobs {

@@ -42,8 +42,8 @@ type RunSummary struct {
 	// when its latest trial or final model was recorded (config.yaml's time
 	// before any): both come from the run's logs where they can, so a
 	// copied run keeps its times.
-	Started time.Time `json:"started"`
-	Updated time.Time `json:"updated"`
+	Started time.Time `json:"started,omitzero"` // left out of an unreadable run
+	Updated time.Time `json:"updated,omitzero"`
 	Data    string    `json:"data,omitempty"` // the image folder of a trained search
 	Problem string    `json:"problem,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,

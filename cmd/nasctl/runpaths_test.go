@@ -84,3 +84,16 @@ func TestRunFolderExpected(t *testing.T) {
 		}
 	}
 }
+
+// runs list of the folder above the runs points at the runs/ inside it.
+func TestRunsListPointsInside(t *testing.T) {
+	dir := t.TempDir()
+	fakeRun(t, filepath.Join(dir, "runs", "s1"))
+	code, out, errOut := runCLI(t, "runs", "list", "--dir", dir)
+	if want := "no runs in " + dir + "; " + filepath.Join(dir, "runs") + " holds 1: nasctl runs list --dir " + filepath.Join(dir, "runs") + "\n"; code != 0 || out != want {
+		t.Errorf("exit %d, %q%s; want %q", code, out, errOut, want)
+	}
+	if code, out, _ := runCLI(t, "runs", "list", "--dir", filepath.Join(dir, "runs", "s1")); code != 0 || out != "no runs in "+filepath.Join(dir, "runs", "s1")+"\n" {
+		t.Errorf("a folder with nothing inside: exit %d, %q", code, out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 
@@ -77,7 +78,13 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		return printJSON(out, runs)
 	}
 	if len(runs) == 0 {
-		fmt.Fprintf(out, "no runs in %s\n", dir)
+		fmt.Fprintf(out, "no runs in %s", dir)
+		if sub := filepath.Join(dir, "runs"); sub != filepath.Clean(dir) { // a folder above the runs' own?
+			if inner, err := search.ListRuns(sub); err == nil && len(inner) > 0 {
+				fmt.Fprintf(out, "; %s holds %d: nasctl runs list --dir %s", sub, len(inner), shArg(sub))
+			}
+		}
+		fmt.Fprintln(out)
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

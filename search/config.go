@@ -237,20 +237,17 @@ func (c Config) Agent() string {
 	return cmp.Or(c.MetaQNN.Agent, AgentQLearning)
 }
 
-// ScheduleNote warns, for a MetaQNN run whose agent learns (Q-learning or
-// evolution), when the planned trials stop before the schedule's end: at
-// worst inside its random start, where the agent only explores, as random
-// search does. It is "" otherwise.
+// ScheduleNote warns, for a Q-learning run, when the planned trials stop
+// before the epsilon schedule's end: at worst inside its first phase at
+// epsilon 1, where the agent only explores, as random search does. It is ""
+// otherwise (evolution takes only its population from the schedule, and
+// checks that itself).
 func (c Config) ScheduleNote() string {
 	sched := c.MetaQNN.Schedule.EpsilonSchedule
-	if c.Kind != KindMetaQNN || c.Agent() == AgentRandom || len(sched) == 0 || c.Trials >= sched.Total() {
+	if c.Kind != KindMetaQNN || c.Agent() != AgentQLearning || len(sched) == 0 || c.Trials >= sched.Total() {
 		return ""
 	}
-	start := sched[0].Models
-	if c.Agent() == AgentEvolution {
-		start = c.MetaQNN.Evolution.Population
-	}
-	if c.Trials <= start {
+	if start := sched[0].Models; sched[0].Epsilon == 1 && c.Trials <= start {
 		var phases []string
 		for _, p := range sched.Scale(c.Trials) {
 			phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))

@@ -46,7 +46,7 @@ func TestScheduleNote(t *testing.T) {
 	}{
 		{6, AgentQLearning, "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; give more --trials, or the schedule scaled to them: --schedule 1:2,0.5:1,0.3:1,0.1:1,0.02:1"},
 		{100, AgentQLearning, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5, and its later phases never run"},
-		{100, AgentEvolution, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5"},
+		{100, AgentEvolution, ""}, // its population alone comes from the schedule
 		{225, AgentQLearning, ""},
 		{300, AgentQLearning, ""},
 		{6, AgentRandom, ""},
@@ -60,5 +60,14 @@ func TestScheduleNote(t *testing.T) {
 		if got := c.ScheduleNote(); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 			t.Errorf("%d trials, %s: %q, want %q", tc.trials, tc.agent, got, tc.want)
 		}
+	}
+	// A first phase below epsilon 1 is no random start.
+	c, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Trials, c.MetaQNN.Schedule = 50, ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 0.5, Models: 100}, {Epsilon: 0.1, Models: 100}}}
+	if got, want := c.WithDefaults().ScheduleNote(), "the schedule plans 200 trials; the 50 planned end at epsilon 0.5, and its later phases never run"; got != want {
+		t.Errorf("a schedule from epsilon 0.5: %q, want %q", got, want)
 	}
 }

@@ -771,7 +771,7 @@ func (s *Search) writeReport() (string, error) {
 	if err := s.dir.WriteJSON(rundir.FileTop, rep.Top); err != nil {
 		return "", err
 	}
-	if err := s.dir.WriteTrialsCSV(r.trials, r.notes); err != nil {
+	if err := s.dir.WriteTrialsCSV(r.trials, r.notes, s.cfg.Trains()); err != nil {
 		return "", err
 	}
 	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg, r.trials, r.notes, r.data.ValMajority)

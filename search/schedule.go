@@ -542,7 +542,7 @@ func (s *Search) save() error {
 	if err := s.dir.SaveAgent(cp, s.agent.Save); err != nil {
 		return err
 	}
-	return s.dir.WriteTrialsCSV(s.trials, s.notes)
+	return s.dir.WriteTrialsCSV(s.trials, s.notes, s.cfg.Trains())
 }
 
 // saveModel saves a finished trial's model if it ranks among the top K

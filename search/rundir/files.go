@@ -153,11 +153,14 @@ func (d *Dir) KeepNotes(learned int) error {
 }
 
 // WriteTrialsCSV writes trials as trials.csv (without the per-epoch curves,
-// which are in trials.jsonl), with what the agent noted of each. A value
-// that trials.jsonl leaves out (a refused trial's accuracy, the score of a
-// trained search, no trial reused) is an empty cell, not a 0 that a
-// spreadsheet would average.
-func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
+// which are in trials.jsonl), with what the agent noted of each; trains says
+// whether the run trains its trials (else a problem scores them). A value a
+// trial cannot have is an empty cell, not a 0 that a spreadsheet would
+// average: the training columns of a trial not trained here (refused,
+// failed, reused, or scored), the accuracy of a scored one, the score of a
+// trained one, the epsilon of the REINFORCE controller's (it has a
+// temperature instead).
+func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"id", "epsilon", "temperature", "arch", "actions", "params", "macs", "status", "reward", "val_accuracy", "score",
@@ -167,10 +170,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 		for i, a := range t.Actions {
 			acts[i] = strconv.Itoa(a)
 		}
-		baseline, update, seed := "", "", ""
-		if t.Seed != 0 {
-			seed = strconv.FormatUint(t.Seed, 10) // above int64's range as often as not
-		}
+		baseline, update := "", ""
 		if n, ok := notes[t.ID]; ok {
 			baseline = fmtF(n.Baseline)
 			if u := n.Update; u != nil {
@@ -180,10 +180,29 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 				}
 			}
 		}
-		w.Write([]string{strconv.Itoa(t.ID), optF(t.Epsilon), optF(t.Temperature), t.Arch, strings.Join(acts, ","),
-			optI(t.Params), optI(t.MACs), string(t.Status), fmtF(t.Reward), optF(t.ValAccuracy),
-			optF(t.Score), baseline, update, optI(int64(t.BestEpoch)), optI(int64(len(t.Epochs))), optI(int64(t.Restarts)),
-			fmtF(t.Seconds), seed, optI(int64(t.ReusedFrom)), t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned),
+		measured := t.Status != StatusRefused && t.Status != StatusFailed
+		trained := trains && (t.Status == StatusOK || t.Status == StatusDiverged)
+		epsilon, acc, score, bestEpoch, epochs, restarts, seed, reusedFrom := "", "", "", "", "", "", "", ""
+		if t.Temperature == 0 {
+			epsilon = fmtF(t.Epsilon)
+		}
+		if trains && measured {
+			acc = fmtF(t.ValAccuracy)
+		}
+		if !trains && measured {
+			score = fmtF(t.Score)
+		}
+		if trained {
+			bestEpoch, epochs, restarts = strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts)
+			seed = strconv.FormatUint(t.Seed, 10) // above int64's range as often as not
+		}
+		if t.Status == StatusReused {
+			reusedFrom = strconv.Itoa(t.ReusedFrom)
+		}
+		w.Write([]string{strconv.Itoa(t.ID), epsilon, optF(t.Temperature), t.Arch, strings.Join(acts, ","),
+			optI(t.Params), optI(t.MACs), string(t.Status), fmtF(t.Reward), acc,
+			score, baseline, update, bestEpoch, epochs, restarts,
+			fmtF(t.Seconds), seed, reusedFrom, t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned),
 			strconv.FormatBool(t.AtChance)})
 	}
 	w.Flush()
@@ -195,7 +214,8 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note) error {
 
 func fmtF(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
-// optF and optI write a value that trials.jsonl omits when zero: empty.
+// optF and optI write zero, which no trial has for the value (a
+// temperature, a parameter count), as an empty cell.
 func optF(v float64) string {
 	if v == 0 {
 		return ""

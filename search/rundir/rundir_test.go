@@ -220,43 +220,58 @@ func TestEarlier(t *testing.T) {
 	}
 }
 
-// trials.csv leaves a cell empty where trials.jsonl leaves the value out,
-// and writes seeds above int64's range as they are.
+// trials.csv leaves a cell empty where the trial cannot have the value
+// (not trained here, or scored instead of trained), writes the zeros it can
+// have (epsilon 0, no restart, a score of 0), and writes seeds above int64's
+// range as they are.
 func TestTrialsCSVEmptyCells(t *testing.T) {
 	d, err := Create(filepath.Join(t.TempDir(), "run"), []byte("kind: metaqnn\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ok := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Params: 97, MACs: 800, Status: StatusOK,
+	ok := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()"}, Params: 97, MACs: 800, Status: StatusOK,
 		Reward: 0.75, ValAccuracy: 0.75, BestEpoch: 2, Seconds: 1.5, Seed: 14142573438532588651,
 		Epochs: []runtime.EpochRecord{{Epoch: 1}, {Epoch: 2}}}
-	refused := Trial{Candidate: Candidate{ID: 2, Arch: "C(64,3,1) - SM()", Epsilon: 1}, Status: StatusRefused, Reason: "too big"}
+	refused := Trial{Candidate: Candidate{ID: 2, Arch: "C(64,3,1) - SM()", Epsilon: 1}, Params: 5000, Status: StatusRefused, Reason: "too big"}
 	reused := ok
 	reused.ID, reused.Status, reused.ReusedFrom, reused.AtChance = 3, StatusReused, 1, true
-	if err := d.WriteTrialsCSV([]Trial{ok, refused, reused}, nil); err != nil {
-		t.Fatal(err)
+	controlled := ok
+	controlled.ID, controlled.Temperature = 4, 2.5
+	rows := func(trials []Trial, trains bool) [][]string {
+		if err := d.WriteTrialsCSV(trials, nil, trains); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(filepath.Join(d.Path, FileTrialsCSV))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rows, err := csv.NewReader(f).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
-	f, err := os.Open(filepath.Join(d.Path, FileTrialsCSV))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := func(row int, name string) string { return rows[row][slices.Index(rows[0], name)] }
-	for _, c := range []struct {
+	type cell struct {
 		row        int
 		name, want string
-	}{
-		{1, "val_accuracy", "0.75"}, {1, "seed", "14142573438532588651"}, {1, "epochs", "2"}, {1, "score", ""}, {1, "reused_from", ""},
-		{2, "val_accuracy", ""}, {2, "params", ""}, {2, "best_epoch", ""}, {2, "epochs", ""}, {2, "seed", ""}, {2, "reward", "0"},
-		{3, "reused_from", "1"}, {3, "at_chance", "true"}, {1, "at_chance", "false"},
-	} {
-		if got := col(c.row, c.name); got != c.want {
-			t.Errorf("row %d, %s: %q, want %q", c.row, c.name, got, c.want)
+	}
+	check := func(rows [][]string, cells []cell) {
+		for _, c := range cells {
+			if got := rows[c.row][slices.Index(rows[0], c.name)]; got != c.want {
+				t.Errorf("row %d, %s: %q, want %q", c.row, c.name, got, c.want)
+			}
 		}
 	}
+	check(rows([]Trial{ok, refused, reused, controlled}, true), []cell{
+		{1, "epsilon", "0"}, {1, "temperature", ""}, {1, "val_accuracy", "0.75"}, {1, "seed", "14142573438532588651"},
+		{1, "epochs", "2"}, {1, "restarts", "0"}, {1, "score", ""}, {1, "reused_from", ""}, {1, "at_chance", "false"},
+		{2, "val_accuracy", ""}, {2, "params", "5000"}, {2, "best_epoch", ""}, {2, "epochs", ""}, {2, "restarts", ""},
+		{2, "seed", ""}, {2, "reward", "0"},
+		{3, "val_accuracy", "0.75"}, {3, "reused_from", "1"}, {3, "epochs", ""}, {3, "at_chance", "true"},
+		{4, "epsilon", ""}, {4, "temperature", "2.5"},
+	})
+	scored := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Status: StatusOK, Score: 0, Reward: 0}
+	check(rows([]Trial{scored}, false), []cell{{1, "score", "0"}, {1, "val_accuracy", ""}, {1, "epochs", ""}})
 }

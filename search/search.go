@@ -34,7 +34,7 @@ type Event struct {
 	// latency model), "trial" (learned), "saved" (finished during a stop:
 	// recorded, learned by the resumed run), "stopping", "final_start",
 	// "final", and last "done", or "stopped" when a stop or an interrupt
-	// ended the run.
+	// ended the run, or "failed" (Message: the error).
 	Kind    string              `json:"event"`
 	Trial   *rundir.Trial       `json:"trial,omitempty"`
 	Final   *rundir.FinalResult `json:"final,omitempty"`
@@ -473,18 +473,14 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	s.start = time.Now()
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done%s", len(s.trials)+len(s.logged), s.cfg.Trials, s.retargeted)})
 	if err := s.prepareLatency(ctx); err != nil {
+		s.ended(ctx, err)
 		return err
 	}
 	err := s.loop(ctx, stop)
 	if err == nil && s.cfg.Trains() && !s.cfg.Final.Skip {
 		err = s.final(ctx, stop)
 	}
-	switch {
-	case errors.Is(err, ErrStopped):
-		s.stopped("stopped")
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		s.stopped("interrupted, the work in flight abandoned")
-	}
+	s.ended(ctx, err)
 	md, werr := s.writeReport()
 	if err == nil {
 		err = werr
@@ -493,6 +489,21 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 		s.emit(Event{Kind: "done", Message: md})
 	}
 	return err
+}
+
+// ended reports how a run that did not finish ended: "stopped" (by a stop
+// or an interrupt) or "failed". A finished run's "done" comes with its
+// report.
+func (s *Search) ended(ctx context.Context, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrStopped):
+		s.stopped("stopped")
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		s.stopped("interrupted, the work in flight abandoned")
+	default:
+		s.emit(Event{Kind: "failed", Message: err.Error()})
+	}
 }
 
 // remember adds a learned trial to the search's memory.

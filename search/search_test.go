@@ -41,8 +41,9 @@ type fakeExecutor struct {
 	jitter  bool          // when set, Train takes a random 0-3 ms
 	curves  bool          // when set, Train runs job.Config.Epochs epochs, honouring StopBelow
 	// breakFinal, when set, fails the first final retraining; the others
-	// wait for the cancel that follows and then finish, as one does that
-	// ends just as another fails.
+	// wait for the cancel that follows: the second then finishes (it was
+	// past its last check of ctx as the first failed), the rest return
+	// ctx's error, as an abandoned training does.
 	breakFinal bool
 	finals     int // final retrainings begun
 }
@@ -78,12 +79,15 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	if f.breakFinal && job.Full {
 		f.mu.Lock()
 		f.finals++
-		first := f.finals == 1
+		n := f.finals
 		f.mu.Unlock()
-		if first {
+		if n == 1 {
 			return nil, errors.New("retraining broke")
 		}
 		<-ctx.Done()
+		if n > 2 {
+			return nil, ctx.Err()
+		}
 	}
 	if f.block != nil {
 		select {
@@ -859,10 +863,15 @@ func TestSavedLatencyModel(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(s.Dir(), rundir.FileLatencyModel), tc.model, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			var last Event
+			s.Progress = func(e Event) { last = e }
 			err := s.Run(context.Background(), nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "delete the file and resume") {
 					t.Errorf("Run: %v; want %q and what to do", err, tc.err)
+				}
+				if last.Kind != "failed" { // before any trial, the events end too
+					t.Errorf("last event %+v, want failed", last)
 				}
 				return
 			}
@@ -1266,15 +1275,20 @@ func TestStopBeforeFinal(t *testing.T) {
 // meanwhile is recorded, not thrown away with those abandoned.
 func TestFailedFinalKeepsFinished(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.Workers = 2
+	cfg.Workers = 3
 	s := newSearch(t, cfg, &fakeExecutor{breakFinal: true})
 	defer s.Close()
+	var last Event
+	s.Progress = func(e Event) { last = e }
 	err := s.Run(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "retraining broke") {
 		t.Fatalf("Run: %v, want the retraining's failure", err)
 	}
 	if finals := read(t, rundir.ReadFinals, s.Dir()); len(finals) != 1 {
-		t.Errorf("%d finals recorded, want the one that finished", len(finals))
+		t.Errorf("%d finals recorded, want the one that finished (not the abandoned one)", len(finals))
+	}
+	if last.Kind != "failed" || !strings.Contains(last.Message, "retraining broke") {
+		t.Errorf("last event %+v, want failed with the error", last)
 	}
 }
 

@@ -82,7 +82,7 @@ Examples:
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit", DefaultText: "none"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done or stopped"},
+			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed"},
 		}, trainingFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {

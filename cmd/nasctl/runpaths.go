@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -32,8 +34,12 @@ func modelFolderError(path string) error {
 	}
 	winners := rundir.Winners(path)
 	if len(winners) == 0 {
-		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search --resume %s",
-			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), shArg(path))
+		kind := search.KindMetaQNN
+		if cfg, err := search.ReadConfig(path); err == nil {
+			kind = cmp.Or(cfg.Kind, kind)
+		}
+		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search %s --resume %s",
+			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), kind, shArg(path))
 	}
 	best := filepath.Join(path, rundir.BestName)
 	if _, err := os.Stat(best); err != nil {

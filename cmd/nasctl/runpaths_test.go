@@ -85,6 +85,22 @@ func TestRunFolderExpected(t *testing.T) {
 	}
 }
 
+// A run folder with no winner yet says how to finish that run: its kind's
+// search command, to paste.
+func TestRunFolderWithoutWinners(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "my run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte("kind: nasnet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "eval", run, "--data", t.TempDir())
+	if want := "or finish the run with nasctl search nasnet --resume '" + run + "'"; code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, %q; want %q", code, errOut, want)
+	}
+}
+
 // runs list of the folder above the runs points at the runs/ inside it.
 func TestRunsListPointsInside(t *testing.T) {
 	dir := t.TempDir()

@@ -851,8 +851,8 @@ func (c Config) checkTraining(ps *problems) {
 	if c.Train.Restarts < 0 {
 		ps.add("train.restarts: %d, want 0 (the rule's 5, or none with constant_lr) or more", c.Train.Restarts)
 	}
-	if m := c.Train.MedianStop; m.After < 0 || c.Train.Epochs >= 1 && m.After > c.Train.Epochs {
-		ps.add("train.median_stop.after (--median-stop): %d, want 0 (never) or an epoch from 1 to train.epochs (%d)", m.After, c.Train.Epochs)
+	if m := c.Train.MedianStop; m.After < 0 || c.Train.Epochs >= 1 && m.After >= c.Train.Epochs {
+		ps.add("train.median_stop.after (--median-stop): %d, want 0 (never) or an epoch from 1 to train.epochs - 1 (%d): a stop after the last epoch saves nothing", m.After, c.Train.Epochs-1)
 	}
 	if m := c.Train.MedianStop; m.MinTrials < 0 {
 		ps.add("train.median_stop.min_trials: %d, want 0 (the default, %d) or more", m.MinTrials, defaultMedianMinTrials)

@@ -63,12 +63,12 @@ func TestPresetTrainingRecipes(t *testing.T) {
 	c.Train.Init, c.Train.GiveUpAfter, c.Train.Restarts, c.MetaQNN.Agent = "kaiming", -1, -1, "greedy"
 	c.MetaQNN.QLearning.Redraw = -1
 	c.MetaQNN.Evolution.Population = 5
-	c.Train.MedianStop = MedianStop{After: c.Train.Epochs + 1, MinTrials: -1}
+	c.Train.MedianStop = MedianStop{After: c.Train.Epochs, MinTrials: -1}
 	c.Train.Halving = Halving{First: c.Train.Epochs, Eta: 1, MinTrials: -2}
 	err = c.Check()
 	for _, want := range []string{"train.halving.first (--halving): 10, want 0 (off) or an epoch from 1 to train.epochs - 1 (9)",
 		"train.halving: eta 1 and min_trials -2", "train.init", "train.give_up_after", "train.restarts: -1", "metaqnn.agent", "metaqnn.q_learning: redraw -1",
-		"train.median_stop.after (--median-stop): 11", "train.median_stop.min_trials: -1",
+		"train.median_stop.after (--median-stop): 10, want 0 (never) or an epoch from 1 to train.epochs - 1 (9)", "train.median_stop.min_trials: -1",
 		"metaqnn.evolution: applies to metaqnn.agent evolution, not greedy"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check() = %v, want a problem with %s", err, want)

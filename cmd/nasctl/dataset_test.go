@@ -226,6 +226,8 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "generate", "--out", empty, "--seed", "-1"}, 2, "invalid value"},
 		{[]string{"dataset", "generate", "--nope"}, 2, "unknown flag --nope"},
 		{[]string{"dataset", "generate", "--out", "x", "--count", "x"}, 2, "invalid value \"x\" for --count"},
+		{[]string{"dataset", "generate", "--out"}, 2, "flag needs an argument: --out"},
+		{[]string{"dataset", "generate", "--out", "x", "--rotate=maybe"}, 2, "invalid boolean value \"maybe\" for --rotate"},
 		{[]string{"help", "nosuch"}, 2, "No help topic for 'nosuch'"},
 		{[]string{"dataset", "info"}, 2, "takes one folder argument"},
 		{[]string{"dataset", "info", empty, empty}, 2, "takes one folder argument (got 2"},

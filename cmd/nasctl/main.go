@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -225,11 +226,15 @@ func setUsageErrors(cmds []*cli.Command) {
 	}
 }
 
+// goFlagName is a flag as Go's flag package names it in its errors ("for
+// flag -seed", "for -rotate", "argument: -out").
+var goFlagName = regexp.MustCompile(`(for|argument:) (?:flag )?-([A-Za-z][\w-]*)`)
+
 // flagError is a usage error for what Go's flag package found wrong with a
 // command's flags, in nasctl's words: flags written --name, and a flag
 // not defined answered with the nearest one defined.
 func flagError(c *cli.Context, err error, _ bool) error {
-	msg := strings.ReplaceAll(err.Error(), " for flag -", " for --")
+	msg := goFlagName.ReplaceAllString(err.Error(), "$1 --$2")
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
 		if c != nil && c.Command != nil && cli.SuggestFlag != nil {

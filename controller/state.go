@@ -115,7 +115,8 @@ func LoadReinforce(r io.Reader, space Space) (*Reinforce, error) {
 		return nil, err
 	}
 	if n := len(pol.params); len(s.Params) != n || len(s.Names) != n || len(s.AdamM) != n || len(s.AdamV) != n {
-		return nil, fmt.Errorf("controller: saved state has %d weight matrices, the configuration needs %d", len(s.Params), len(pol.params))
+		return nil, fmt.Errorf("controller: saved state has %d weight matrices, %d names and %d and %d Adam moments; the configuration needs %d of each",
+			len(s.Params), len(s.Names), len(s.AdamM), len(s.AdamV), len(pol.params))
 	}
 	for i, q := range pol.params {
 		n := len(q.data)

@@ -546,8 +546,8 @@ func decodeYAMLStrict(b []byte, v any) error {
 }
 
 var (
-	unknownYAMLField = regexp.MustCompile(`field (\S+) not found in type [\w.]+`)
-	unknownYAMLKey   = regexp.MustCompile(`unknown key "([^"]+)"`)
+	unknownYAMLField = regexp.MustCompile(`field (.+?) not found in type [\w.]+`)
+	yamlLine         = regexp.MustCompile(`^line \d+:`)
 )
 
 // Marshal returns the configuration as YAML.

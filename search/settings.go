@@ -65,6 +65,26 @@ func (r ReinforceSettings) MarshalYAML() (any, error) {
 // IsZero reports unset settings (YAML omitempty).
 func (r ReinforceSettings) IsZero() bool { return r == ReinforceSettings{} }
 
+// fileLines makes the line numbers of err, an error of decoding mapping n
+// written again (one line per key, as the settings' values are scalars),
+// those of n's keys in the file.
+func fileLines(err error, n *yaml.Node) error {
+	var typeErr *yaml.TypeError
+	if !errors.As(err, &typeErr) || n.Kind != yaml.MappingNode {
+		return err
+	}
+	for i, e := range typeErr.Errors {
+		typeErr.Errors[i] = yamlLine.ReplaceAllStringFunc(e, func(l string) string {
+			var k int
+			if _, err := fmt.Sscanf(l, "line %d:", &k); err == nil && k >= 1 && 2*k-2 < len(n.Content) {
+				return fmt.Sprintf("line %d:", n.Content[2*k-2].Line)
+			}
+			return l
+		})
+	}
+	return err
+}
+
 // UnmarshalYAML reads keys over the current values; unknown keys are an
 // error (yaml.v3 does not pass a decoder's KnownFields on to custom
 // unmarshalers, so the mapping is decoded again strictly).
@@ -75,16 +95,7 @@ func (r *ReinforceSettings) UnmarshalYAML(n *yaml.Node) error {
 	}
 	aux := reinforceYAML{Preset: r.Preset, Settings: plainController(r.Controller), Baseline: r.Controller.Baseline.String()}
 	if err := decodeYAMLStrict(b, &aux); err != nil && !errors.Is(err, io.EOF) {
-		// The lines counted are those of the mapping written again: name
-		// the unknown key's line in the file instead.
-		if m := unknownYAMLKey.FindStringSubmatch(err.Error()); m != nil {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if k := n.Content[i]; k.Value == m[1] {
-					return fmt.Errorf("reinforce: line %d: unknown key %q", k.Line, m[1])
-				}
-			}
-		}
-		return fmt.Errorf("reinforce: %w", err)
+		return fmt.Errorf("reinforce: %w", fileLines(err, n))
 	}
 	kind, err := controller.ParseBaselineKind(aux.Baseline)
 	if err != nil {

@@ -47,14 +47,17 @@ func skipBadFlag() cli.Flag {
 const badFileHint = "add --skip-bad to skip such files"
 
 // withBadFileHint adds badFileHint to an error that names an unusable image
-// file, unless it says it already, or the file is not there at all: a
-// mistyped path wants mending, not skipping.
+// file, unless it says it already, or nothing is at the path at all (not
+// even a dangling link): a mistyped path wants mending, not skipping.
 func withBadFileHint(err error) error {
 	var bad *dataset.BadFile
-	if errors.As(err, &bad) && !strings.Contains(err.Error(), "--skip-bad") && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w; %s", err, badFileHint)
+	if !errors.As(err, &bad) || strings.Contains(err.Error(), "--skip-bad") {
+		return err
 	}
-	return err
+	if _, lerr := os.Lstat(bad.Path); errors.Is(lerr, os.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, badFileHint)
 }
 
 // reportSkipped lists the files --skip-bad left out.

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nasctl/nasctl/dataset"
 )
 
 // runBin runs the nasctl binary bin and returns its exit code and output.
@@ -147,5 +150,33 @@ func TestSaveOrRescue(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(ok); !bytes.Equal(b, model) {
 		t.Errorf("%s holds %q", ok, b)
+	}
+}
+
+// The --skip-bad hint goes with a file that is there but unusable, a
+// dangling link included (--skip-bad skips it), not with a path where
+// nothing is: that one is a typo.
+func TestBadFileHint(t *testing.T) {
+	dir := t.TempDir()
+	link, corrupt := filepath.Join(dir, "LEAF_1.png"), filepath.Join(dir, "LEAF_2.png")
+	if err := os.Symlink(filepath.Join(dir, "nowhere.png"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(corrupt, []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path  string
+		cause error
+		hint  bool
+	}{
+		{link, os.ErrNotExist, true},
+		{corrupt, errors.New("not a decodable image"), true},
+		{filepath.Join(dir, "typo.png"), os.ErrNotExist, false},
+	} {
+		err := withBadFileHint(&dataset.BadFile{Path: tc.path, Err: tc.cause})
+		if strings.Contains(err.Error(), badFileHint) != tc.hint {
+			t.Errorf("%s: %v; want the hint %v", tc.path, err, tc.hint)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"gonum.org/v1/gonum/mat"
@@ -272,7 +273,7 @@ func (t *LatencyTable) Describe() string {
 func ReadLatencyTable(path string) (*LatencyTable, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("latency table: %w; measure one on the target with nasctl bench latency-table --space SPACE --out %s", err, path)
+		return nil, fmt.Errorf("latency table: %w; measure one on the target with nasctl bench latency-table --space SPACE --out %s", err, shell.Quote(path))
 	}
 	var t LatencyTable
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -281,7 +282,7 @@ func ReadLatencyTable(path string) (*LatencyTable, error) {
 		return nil, fmt.Errorf("latency table %s is not a table written by nasctl bench latency-table: %w", path, err)
 	}
 	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("latency table %s %w\nmeasure it again with this nasctl: nasctl bench latency-table --space SPACE --out %s", path, err, path)
+		return nil, fmt.Errorf("latency table %s %w\nmeasure it again with this nasctl: nasctl bench latency-table --space SPACE --out %s", path, err, shell.Quote(path))
 	}
 	return &t, nil
 }

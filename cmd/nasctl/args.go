@@ -1,23 +1,10 @@
 package main
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
-	"mvdan.cc/sh/v3/syntax"
 )
-
-// shArg quotes s for a shell where it would not stand as one word, so that
-// the commands nasctl prints for pasting (resume, watch, list) still work
-// for a folder such as "my runs".
-func shArg(s string) string {
-	q, err := syntax.Quote(s, syntax.LangBash)
-	if err != nil { // bytes no shell quoting holds; Go's form at least shows them
-		return strconv.Quote(s)
-	}
-	return q
-}
 
 // interspersed moves the flags of the command that args select in front of its
 // positional arguments, so "nasctl arch inspect ARCH --json" means the same as

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -177,7 +178,7 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 		return err
 	}
 	printLatencyTable(out, t)
-	fmt.Fprintf(out, "written to %s; use it with nasctl search ... --latency-table %s\n", opts.Out, shArg(opts.Out))
+	fmt.Fprintf(out, "written to %s; use it with nasctl search ... --latency-table %s\n", opts.Out, shell.Quote(opts.Out))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -39,7 +40,7 @@ func modelFolderError(path string) error {
 			kind = cmp.Or(cfg.Kind, kind)
 		}
 		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search %s --resume %s",
-			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), kind, shArg(path))
+			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), kind, shell.Quote(path))
 	}
 	best := filepath.Join(path, rundir.BestName)
 	if _, err := os.Stat(best); err != nil {
@@ -80,7 +81,7 @@ func listRunsHint(dir string) string {
 	if dir == "." {
 		return "nasctl runs list lists the runs under runs/"
 	}
-	return fmt.Sprintf("nasctl runs list --dir %s lists the runs there", shArg(dir))
+	return fmt.Sprintf("nasctl runs list --dir %s lists the runs there", shell.Quote(dir))
 }
 
 // runShowPath is the run folder that "runs show NAME" names: NAME itself

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
@@ -81,7 +82,7 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		fmt.Fprintf(out, "no runs in %s", dir)
 		if sub := filepath.Join(dir, "runs"); sub != filepath.Clean(dir) { // a folder above the runs' own?
 			if inner, err := search.ListRuns(sub); err == nil && len(inner) > 0 {
-				fmt.Fprintf(out, "; %s holds %d: nasctl runs list --dir %s", sub, len(inner), shArg(sub))
+				fmt.Fprintf(out, "; %s holds %d: nasctl runs list --dir %s", sub, len(inner), shell.Quote(sub))
 			}
 		}
 		fmt.Fprintln(out)

@@ -17,6 +17,7 @@ import (
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/progress"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -67,7 +68,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 	// A run that cannot be read is left to search.Resume, whose error says why.
 	if saved, err := search.ReadConfig(opts.Resume); err == nil {
 		if k := cmp.Or(saved.Kind, search.KindMetaQNN); k != kind {
-			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, shArg(opts.Resume))
+			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, shell.Quote(opts.Resume))
 		}
 		for _, f := range []string{"skip-final", "data"} {
 			if c.IsSet(f) && !saved.Trains() {
@@ -329,7 +330,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if note := s.Config().ScheduleNote(); note != "" {
 		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
 	}
-	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shArg(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
+	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shell.Quote(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
 
 	stop := make(chan struct{})
 	var once sync.Once
@@ -346,10 +347,10 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
-		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, shArg(dir))
+		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, shell.Quote(dir))
 		return err
 	case err != nil:
-		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, shArg(dir))
+		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, shell.Quote(dir))
 	}
 	if !opts.JSON {
 		b, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))

@@ -33,6 +33,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/internal/shell"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -69,9 +70,10 @@ func Free(path string) error {
 		return nil
 	}
 	if pid := writer(path); pid > 0 {
-		return fmt.Errorf("%s: %w, and nasctl process %d is searching it now; watch it with nasctl ui, or choose another --name", path, ErrExists, pid)
+		return fmt.Errorf("%s: %w, and nasctl process %d is searching it now; watch it with nasctl ui --runs %s, or choose another --name",
+			path, ErrExists, pid, shell.Quote(filepath.Dir(path)))
 	}
-	return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, path)
+	return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, shell.Quote(path))
 }
 
 // Dir is a run directory open for writing.

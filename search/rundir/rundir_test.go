@@ -275,3 +275,25 @@ func TestTrialsCSVEmptyCells(t *testing.T) {
 	scored := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Status: StatusOK, Score: 0, Reward: 0}
 	check(rows([]Trial{scored}, false), []cell{{1, "score", "0"}, {1, "val_accuracy", ""}, {1, "epochs", ""}})
 }
+
+// A run that exists is refused with the command to resume it, its path
+// quoted for pasting; while a process searches it, with that process and
+// the command to watch it instead.
+func TestFreeSaysWhatToDo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "my runs", "x")
+	if err := Free(path); err != nil {
+		t.Fatalf("a new folder: %v", err)
+	}
+	d, err := Create(path, []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("nasctl process %d is searching it now; watch it with nasctl ui --runs '%s'", os.Getpid(), filepath.Dir(path))
+	if err := Free(path); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), want) {
+		t.Errorf("while open: %v, want %q", err, want)
+	}
+	d.Close()
+	if err := Free(path); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "resume it with --resume '"+path+"'") {
+		t.Errorf("closed: %v", err)
+	}
+}

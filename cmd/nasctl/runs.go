@@ -80,10 +80,9 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 	}
 	if len(runs) == 0 {
 		fmt.Fprintf(out, "no runs in %s", dir)
-		if sub := filepath.Join(dir, "runs"); sub != filepath.Clean(dir) { // a folder above the runs' own?
-			if inner, err := search.ListRuns(sub); err == nil && len(inner) > 0 {
-				fmt.Fprintf(out, "; %s holds %d: nasctl runs list --dir %s", sub, len(inner), shell.Quote(sub))
-			}
+		sub := filepath.Join(dir, "runs") // given the folder above the runs?
+		if inner, err := search.ListRuns(sub); err == nil && len(inner) > 0 {
+			fmt.Fprintf(out, "; %s holds %d: nasctl runs list --dir %s", sub, len(inner), shell.Quote(sub))
 		}
 		fmt.Fprintln(out)
 		return nil
@@ -99,7 +98,7 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		if r.BestArch != "" { // else no trial was evaluated yet, or none could be
 			best, arch = fmt.Sprintf("%.4f", r.Best), "search: "+r.BestArch
 		}
-		if r.Finals > 0 && r.Finals >= r.FinalsPlanned {
+		if r.WinnerArch != "" && r.Finals >= r.FinalsPlanned { // else no final model trained
 			test, arch = fmt.Sprintf("%.4f", r.BestTest), r.WinnerArch
 		}
 		if r.Finals < r.FinalsPlanned {

@@ -430,10 +430,10 @@ func (s *Search) finish(o outcome) rundir.Trial {
 // agent can learn it, and trials.jsonl (JSON) cannot hold it, so recording
 // it would stop the run, and every resume of it, at this trial.
 func finite(t rundir.Trial) rundir.Trial {
-	for _, v := range []float64{t.Reward, t.ValAccuracy, t.Score} {
+	for _, v := range []float64{t.Reward, t.ValAccuracy, t.Score, t.LatencyMs} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			t.Status, t.Reason = rundir.StatusFailed, fmt.Sprintf("reward %v (accuracy %v, score %v, latency %v ms) is not a finite number", t.Reward, t.ValAccuracy, t.Score, t.LatencyMs)
-			t.Reward, t.ValAccuracy, t.Score = 0, 0, 0
+			t.Reward, t.ValAccuracy, t.Score, t.LatencyMs = 0, 0, 0, 0
 			return t
 		}
 	}

@@ -643,6 +643,11 @@ func TestNonFiniteRewardFails(t *testing.T) {
 			t.Errorf("accuracy %v: the trial cannot be recorded: %v", acc, err)
 		}
 	}
+	// A latency model that predicts NaN (a degenerate fit) fails the trial too.
+	got := s.finish(outcome{trial: rundir.Trial{LatencyMs: math.NaN()}, out: &Outcome{Training: &runtime.Result{Status: runtime.StatusOK, ValAccuracy: 0.75}}})
+	if _, err := json.Marshal(got); got.Status != rundir.StatusFailed || err != nil {
+		t.Errorf("latency NaN: status %s, recorded: %v", got.Status, err)
+	}
 }
 
 // MnasNet's soft reward and the hard limits, by hand: with T = 2 ms and

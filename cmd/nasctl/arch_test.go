@@ -239,6 +239,9 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"nasctl", "arch", "inspect", "ARCH", "--json"}, []string{"nasctl", "arch", "inspect", "--json", "ARCH"}},
 		{[]string{"nasctl", "predict", "m.onnx", "--json", "--", "-x.png"}, []string{"nasctl", "predict", "--json", "--", "m.onnx", "-x.png"}},
 		{[]string{"nasctl", "predict", "--", "m.onnx", "--json"}, []string{"nasctl", "predict", "--", "m.onnx", "--json"}},
+		// Help for the command, not a help topic named by its argument.
+		{[]string{"nasctl", "arch", "inspect", "SM()", "--help"}, []string{"nasctl", "arch", "inspect", "--help"}},
+		{[]string{"nasctl", "predict", "m.onnx", "-h", "x.png"}, []string{"nasctl", "predict", "-h"}},
 	} {
 		if got := interspersed(app, tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("interspersed(%q) = %q, want %q", tc.in, got, tc.want)

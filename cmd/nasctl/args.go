@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -60,6 +61,9 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 	}
 	out = append(out, flags...)
+	if slices.Contains(flags, "--help") || slices.Contains(flags, "-h") {
+		return out // urfave/cli would take a positional argument after --help for a help topic
+	}
 	return append(out, positional...)
 }
 

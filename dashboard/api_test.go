@@ -121,6 +121,15 @@ func TestRunResources(t *testing.T) {
 			t.Errorf("trial %s: status %d, want 404", id, resp.StatusCode)
 		}
 	}
+	// A page for a run that is not there says so in text, pointing at the list.
+	resp, body := get(t, srv.URL+"/runs/nosuch", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") ||
+		string(body) != "no run \"nosuch\" in the runs folder; the runs are listed at /\n" {
+		t.Errorf("page of no run: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp, body := get(t, srv.URL+"/runs/leaves-a", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<html") {
+		t.Errorf("page of a run: %d %.80q", resp.StatusCode, body)
+	}
 
 	var det RunDetail
 	get(t, base, &det)
@@ -137,7 +146,7 @@ func TestRunResources(t *testing.T) {
 	if len(finals) != 2 || finals[0].Download != "/api/runs/leaves-a/winners/rank-01.onnx" {
 		t.Fatalf("final table %+v", finals)
 	}
-	resp, body := get(t, srv.URL+finals[0].Download, nil)
+	resp, body = get(t, srv.URL+finals[0].Download, nil)
 	if string(body) != "not really onnx winners/rank-01.onnx" || !strings.Contains(resp.Header.Get("Content-Disposition"), "leaves-a-rank-01.onnx") {
 		t.Errorf("download: %q, %q", body, resp.Header.Get("Content-Disposition"))
 	}

@@ -27,6 +27,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -71,7 +72,13 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /{$}", page("runs.html"))
 	m.HandleFunc("GET /compare", page("compare.html"))
-	m.HandleFunc("GET /runs/{name}", s.named(func(w http.ResponseWriter, r *http.Request, _ *runRef) { page("run.html")(w, r) }))
+	m.HandleFunc("GET /runs/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.lookup(r.PathValue("name")); !ok { // a page, for people: text, not the API's JSON
+			http.Error(w, fmt.Sprintf("no run %q in the runs folder; the runs are listed at /", r.PathValue("name")), http.StatusNotFound)
+			return
+		}
+		page("run.html")(w, r)
+	})
 	m.Handle("GET /static/", staticFiles())
 
 	m.HandleFunc("GET /api/runs", s.listRuns)

@@ -330,7 +330,9 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if note := s.Config().ScheduleNote(); note != "" {
 		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
 	}
-	say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shell.Quote(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
+	if finals, err := rundir.ReadFinals(s.Dir()); err != nil || s.Done() < s.Config().Trials || len(finals) < s.Config().FinalsPlanned(s.Trials()) {
+		say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shell.Quote(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
+	} // else a finished run, resumed: nothing to watch
 
 	stop := make(chan struct{})
 	var once sync.Once

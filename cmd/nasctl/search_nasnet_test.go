@@ -114,10 +114,15 @@ func TestSearchNASNetMock(t *testing.T) {
 	if code, _, errOut := runCLI(t, "runs", "list", "--dir", filepath.Join(runs, "nope")); code != 1 || !strings.Contains(errOut, "nope does not exist: give the directory of the runs with --dir") {
 		t.Errorf("runs list of a missing directory: %d\n%s", code, errOut)
 	}
-	// Resuming a finished run samples nothing and writes the report again.
+	// Resuming a finished run samples nothing and writes the report again,
+	// with nothing to watch live.
 	code, out, errOut = runCLI(t, "search", "nasnet", "--resume", dir)
-	if code != 0 || !strings.Contains(out, "40 of 40 trials") || !strings.Contains(errOut, "(40 done)") {
+	if code != 0 || !strings.Contains(out, "40 of 40 trials") || !strings.Contains(errOut, "(40 done)") || strings.Contains(errOut, "watch it live") {
 		t.Errorf("resume of a finished run: %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "search", "nasnet", "--reward", "mock", "--episodes", "4", "--dir", runs, "--name", "m2"); code != 0 ||
+		!strings.Contains(errOut, "watch it live: nasctl ui --runs "+runs+", then open http://127.0.0.1:8080/runs/m2") {
+		t.Errorf("a new run: %d\n%s", code, errOut)
 	}
 	sameLogs(t, readLog(t, dir), log)
 	// A resume is of the run's kind, and a run without training has no final

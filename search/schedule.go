@@ -327,6 +327,11 @@ func (s *Search) check(ctx context.Context, t *rundir.Trial, pr proposal) (bool,
 			s.sched.breaker.fail(t.Reason)
 			return false, s.done(*t)
 		}
+		if why := notFinite(*t); why != "" { // a degenerate latency model's; neither refuse nor train by it
+			t.Status, t.Reason, t.LatencyMs = rundir.StatusFailed, why, 0
+			s.sched.breaker.fail(t.Reason)
+			return false, s.done(*t)
+		}
 		why = s.cfg.Reward.refuse(t.Params, t.LatencyMs)
 	}
 	if why != "" {
@@ -430,14 +435,25 @@ func (s *Search) finish(o outcome) rundir.Trial {
 // agent can learn it, and trials.jsonl (JSON) cannot hold it, so recording
 // it would stop the run, and every resume of it, at this trial.
 func finite(t rundir.Trial) rundir.Trial {
-	for _, v := range []float64{t.Reward, t.ValAccuracy, t.Score, t.LatencyMs} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			t.Status, t.Reason = rundir.StatusFailed, fmt.Sprintf("reward %v (accuracy %v, score %v, latency %v ms) is not a finite number", t.Reward, t.ValAccuracy, t.Score, t.LatencyMs)
-			t.Reward, t.ValAccuracy, t.Score, t.LatencyMs = 0, 0, 0, 0
-			return t
-		}
+	if why := notFinite(t); why != "" {
+		t.Status, t.Reason = rundir.StatusFailed, why
+		t.Reward, t.ValAccuracy, t.Score, t.LatencyMs = 0, 0, 0, 0
 	}
 	return t
+}
+
+// notFinite names the first of t's figures that is not a finite number, or
+// returns "".
+func notFinite(t rundir.Trial) string {
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"latency", t.LatencyMs}, {"accuracy", t.ValAccuracy}, {"score", t.Score}, {"reward", t.Reward}} {
+		if math.IsNaN(v.v) || math.IsInf(v.v, 0) {
+			return fmt.Sprintf("its %s, %v, is not a finite number", v.name, v.v)
+		}
+	}
+	return ""
 }
 
 // stopBelow is trial id's stopping thresholds (median stopping, successive

@@ -482,10 +482,12 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	}
 	s.ended(ctx, err)
 	md, werr := s.writeReport()
-	if err == nil {
+	switch {
+	case err != nil:
+	case werr != nil:
 		err = werr
-	}
-	if err == nil {
+		s.ended(ctx, err)
+	default:
 		s.emit(Event{Kind: "done", Message: md})
 	}
 	return err

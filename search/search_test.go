@@ -852,6 +852,13 @@ func TestSavedLatencyModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range coef {
+		coef[i] = 1e308 // a degenerate fit: every prediction overflows to +Inf
+	}
+	degenerate, err := json.Marshal(bench.LatencyModel{Coefficients: coef, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		model []byte
@@ -859,6 +866,8 @@ func TestSavedLatencyModel(t *testing.T) {
 	}{
 		{"older", old, fmt.Sprintf("has 6 coefficients, but this nasctl's latency model has %d", len(bench.Features))},
 		{"current", current, ""},
+		// Trials fail, recorded, until the breaker stops the run.
+		{"degenerate", degenerate, "its latency, +Inf, is not a finite number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, t.TempDir())
@@ -871,6 +880,13 @@ func TestSavedLatencyModel(t *testing.T) {
 			var last Event
 			s.Progress = func(e Event) { last = e }
 			err := s.Run(context.Background(), nil)
+			if tc.name == "degenerate" {
+				log := read(t, rundir.ReadTrials, s.Dir())
+				if err == nil || !strings.Contains(err.Error(), tc.err) || len(log) == 0 || log[0].Status != rundir.StatusFailed || log[0].Reason != tc.err {
+					t.Errorf("Run: %v; log %+v", err, log)
+				}
+				return
+			}
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "delete the file and resume") {
 					t.Errorf("Run: %v; want %q and what to do", err, tc.err)
@@ -1294,6 +1310,22 @@ func TestFailedFinalKeepsFinished(t *testing.T) {
 	}
 	if last.Kind != "failed" || !strings.Contains(last.Message, "retraining broke") {
 		t.Errorf("last event %+v, want failed with the error", last)
+	}
+}
+
+// A run whose report cannot be written ends its events with "failed" too.
+func TestReportFailureEndsEvents(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	defer s.Close()
+	if err := os.Mkdir(filepath.Join(s.Dir(), rundir.FileReport), 0o755); err != nil { // a folder where the file goes
+		t.Fatal(err)
+	}
+	var last Event
+	s.Progress = func(e Event) { last = e }
+	if err := s.Run(context.Background(), nil); err == nil || last.Kind != "failed" || last.Message != err.Error() {
+		t.Errorf("Run: %v; last event %+v, want failed with the error", err, last)
 	}
 }
 

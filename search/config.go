@@ -545,10 +545,7 @@ func decodeYAMLStrict(b []byte, v any) error {
 	return err
 }
 
-var (
-	unknownYAMLField = regexp.MustCompile(`field (.+?) not found in type [\w.]+`)
-	yamlLine         = regexp.MustCompile(`^line \d+:`)
-)
+var unknownYAMLField = regexp.MustCompile(`field (.+?) not found in type [\w.]+`)
 
 // Marshal returns the configuration as YAML.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }

@@ -335,6 +335,9 @@ func TestNASNetConfigYAML(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"reinforce:\n  hiden: 3\n", `line 2: unknown key "hiden"`},
 		{"reinforce:\n  preset: paper\n  hidden: abc\n  lyers: 2\n", "line 3: cannot unmarshal !!str `abc` into int\n  line 4: unknown key \"lyers\""},
+		// Comments and a list value do not move the lines.
+		{"reinforce:\n  # wider\n  preset: paper # c\n  # c\n  hidden: abc\n  layers:\n    - 1\n  lyers: 2\n",
+			"line 5: cannot unmarshal !!str `abc` into int\n  line 7: cannot unmarshal !!seq into int\n  line 8: unknown key \"lyers\""},
 		{"my key: 3\n", `line 1: unknown key "my key"`},
 		{"reinforce:\n  baseline: mean\n", `unknown baseline "mean" (valid: ema, study)`},
 		{"episode: 3\n", `line 1: unknown key "episode"`},

@@ -1,9 +1,13 @@
 package search
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/nasctl/nasctl/controller"
 	"go.yaml.in/yaml/v3"
@@ -65,37 +69,30 @@ func (r ReinforceSettings) MarshalYAML() (any, error) {
 // IsZero reports unset settings (YAML omitempty).
 func (r ReinforceSettings) IsZero() bool { return r == ReinforceSettings{} }
 
-// fileLines makes the line numbers of err, an error of decoding mapping n
-// written again (one line per key, as the settings' values are scalars),
-// those of n's keys in the file.
-func fileLines(err error, n *yaml.Node) error {
-	var typeErr *yaml.TypeError
-	if !errors.As(err, &typeErr) || n.Kind != yaml.MappingNode {
-		return err
-	}
-	for i, e := range typeErr.Errors {
-		typeErr.Errors[i] = yamlLine.ReplaceAllStringFunc(e, func(l string) string {
-			var k int
-			if _, err := fmt.Sscanf(l, "line %d:", &k); err == nil && k >= 1 && 2*k-2 < len(n.Content) {
-				return fmt.Sprintf("line %d:", n.Content[2*k-2].Line)
-			}
-			return l
-		})
-	}
-	return err
-}
-
 // UnmarshalYAML reads keys over the current values; unknown keys are an
-// error (yaml.v3 does not pass a decoder's KnownFields on to custom
-// unmarshalers, so the mapping is decoded again strictly).
+// error. yaml.v3 does not pass a decoder's KnownFields on to custom
+// unmarshalers, so the keys are checked here, by the node's own lines (a
+// mapping written out again and decoded strictly would count its own).
 func (r *ReinforceSettings) UnmarshalYAML(n *yaml.Node) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
 	aux := reinforceYAML{Preset: r.Preset, Settings: plainController(r.Controller), Baseline: r.Controller.Baseline.String()}
-	if err := decodeYAMLStrict(b, &aux); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reinforce: %w", fileLines(err, n))
+	var problems []string
+	if n.Kind == yaml.MappingNode {
+		known := yamlKeys(reflect.TypeFor[reinforceYAML]())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !known[k.Value] {
+				problems = append(problems, fmt.Sprintf("line %d: unknown key %q", k.Line, k.Value))
+			}
+		}
+	}
+	var typeErr *yaml.TypeError
+	if err := n.Decode(&aux); errors.As(err, &typeErr) {
+		problems = append(problems, typeErr.Errors...)
+	} else if err != nil {
+		return fmt.Errorf("reinforce: %w", err)
+	}
+	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b string) int { return cmp.Compare(lineOf(a), lineOf(b)) })
+		return fmt.Errorf("reinforce: %w", &yaml.TypeError{Errors: problems})
 	}
 	kind, err := controller.ParseBaselineKind(aux.Baseline)
 	if err != nil {
@@ -104,4 +101,30 @@ func (r *ReinforceSettings) UnmarshalYAML(n *yaml.Node) error {
 	r.Preset, r.Controller = aux.Preset, ControllerSettings(aux.Settings)
 	r.Controller.Baseline = kind
 	return nil
+}
+
+// yamlKeys are the keys a struct of type t takes in YAML, its inline
+// fields' included.
+func yamlKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	for f := range t.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case strings.Contains(opts, "inline"):
+			maps.Copy(keys, yamlKeys(f.Type))
+		case name != "":
+			keys[name] = true
+		default:
+			keys[strings.ToLower(f.Name)] = true
+		}
+	}
+	return keys
+}
+
+// lineOf is the line of a yaml.v3 error ("line 4: ..."), 0 if it names none.
+func lineOf(e string) int {
+	var n int
+	fmt.Sscanf(e, "line %d:", &n)
+	return n
 }

@@ -35,12 +35,16 @@ func modelFolderError(path string) error {
 	}
 	winners := rundir.Winners(path)
 	if len(winners) == 0 {
-		kind := search.KindMetaQNN
-		if cfg, err := search.ReadConfig(path); err == nil {
-			kind = cmp.Or(cfg.Kind, kind)
+		cfg, err := search.ReadConfig(path)
+		if err == nil && !cfg.Trains() {
+			return fmt.Errorf("%s is a search run's folder, and its trials are scored (%s), not trained: it has no models", path, cfg.Problem.Name)
 		}
-		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with nasctl search %s --resume %s",
-			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), kind, shell.Quote(path))
+		finish := "nasctl search " + string(cmp.Or(cfg.Kind, search.KindMetaQNN)) + " --resume " + shell.Quote(path)
+		if err == nil && cfg.Final.Skip {
+			finish += " --skip-final=false"
+		}
+		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with %s",
+			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), finish)
 	}
 	best := filepath.Join(path, rundir.BestName)
 	if _, err := os.Stat(best); err != nil {

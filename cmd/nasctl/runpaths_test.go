@@ -95,9 +95,17 @@ func TestRunFolderWithoutWinners(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte("kind: nasnet\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCLI(t, "eval", run, "--data", t.TempDir())
-	if want := "or finish the run with nasctl search nasnet --resume '" + run + "'"; code == 0 || !strings.Contains(errOut, want) {
-		t.Errorf("exit %d, %q; want %q", code, errOut, want)
+	for _, tc := range []struct{ config, want string }{
+		{"kind: nasnet\n", "or finish the run with nasctl search nasnet --resume '" + run + "'\n"},
+		{"kind: metaqnn\nfinal:\n  skip: true\n", "or finish the run with nasctl search metaqnn --resume '" + run + "' --skip-final=false\n"},
+		{"kind: nasnet\nproblem:\n  name: mock\n", "its trials are scored (mock), not trained: it has no models"},
+	} {
+		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(tc.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := runCLI(t, "eval", run, "--data", t.TempDir()); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q; want %q", tc.config, code, errOut, tc.want)
+		}
 	}
 }
 

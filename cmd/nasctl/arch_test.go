@@ -242,6 +242,9 @@ func TestInterspersed(t *testing.T) {
 		// Help for the command, not a help topic named by its argument.
 		{[]string{"nasctl", "arch", "inspect", "SM()", "--help"}, []string{"nasctl", "arch", "inspect", "--help"}},
 		{[]string{"nasctl", "predict", "m.onnx", "-h", "x.png"}, []string{"nasctl", "predict", "-h"}},
+		{[]string{"nasctl", "predict", "m.onnx", "--help", "--", "x.png"}, []string{"nasctl", "predict", "--help"}},
+		{[]string{"nasctl", "arch", "inspect", "SM()", "-help"}, []string{"nasctl", "arch", "inspect", "-help"}},
+		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=true"}, []string{"nasctl", "arch", "inspect", "--help=true"}},
 	} {
 		if got := interspersed(app, tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("interspersed(%q) = %q, want %q", tc.in, got, tc.want)

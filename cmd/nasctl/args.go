@@ -42,6 +42,9 @@ func interspersed(app *cli.App, args []string) []string {
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
+			if helps(flags) {
+				return append(out, flags...)
+			}
 			// The terminator goes right after the flags, where the flag
 			// parser consumes it; every argument after it stays positional.
 			out = append(append(out, flags...), "--")
@@ -61,10 +64,20 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 	}
 	out = append(out, flags...)
-	if slices.Contains(flags, "--help") || slices.Contains(flags, "-h") {
-		return out // urfave/cli would take a positional argument after --help for a help topic
+	if helps(flags) {
+		return out
 	}
 	return append(out, positional...)
+}
+
+// helps reports whether flags ask for help (--help, -h, -help, --h,
+// --help=true, as Go's flag package reads them): the positional arguments
+// are then dropped, or urfave/cli would take the first for a help topic.
+func helps(flags []string) bool {
+	return slices.ContainsFunc(flags, func(f string) bool {
+		name, value, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		return (name == "help" || name == "h") && value != "false"
+	})
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

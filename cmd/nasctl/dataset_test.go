@@ -227,6 +227,7 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "generate", "--nope"}, 2, "unknown flag --nope"},
 		{[]string{"dataset", "generate", "--out", "x", "--count", "x"}, 2, "invalid value \"x\" for --count"},
 		{[]string{"dataset", "generate", "--out"}, 2, "flag needs an argument: --out"},
+		{[]string{"dataset", "generate", "--out", "x", "--count", "for -x"}, 2, "invalid value \"for -x\" for --count"},
 		{[]string{"dataset", "generate", "--out", "x", "--rotate=maybe"}, 2, "invalid boolean value \"maybe\" for --rotate"},
 		{[]string{"help", "nosuch"}, 2, "No help topic for 'nosuch'"},
 		{[]string{"dataset", "info"}, 2, "takes one folder argument"},

@@ -234,7 +234,11 @@ var goFlagName = regexp.MustCompile(`(for|argument:) (?:flag )?-([A-Za-z][\w-]*)
 // command's flags, in nasctl's words: flags written --name, and a flag
 // not defined answered with the nearest one defined.
 func flagError(c *cli.Context, err error, _ bool) error {
-	msg := goFlagName.ReplaceAllString(err.Error(), "$1 --$2")
+	msg := err.Error()
+	if m := goFlagName.FindAllStringSubmatchIndex(msg, -1); len(m) > 0 { // the last: the flag follows any value quoted
+		last := m[len(m)-1]
+		msg = msg[:last[0]] + msg[last[2]:last[3]] + " --" + msg[last[4]:last[5]] + msg[last[1]:]
+	}
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
 		if c != nil && c.Command != nil && cli.SuggestFlag != nil {

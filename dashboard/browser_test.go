@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -205,6 +206,12 @@ func TestBrowserRunPage(t *testing.T) {
 	waitFor(t, ctx, rows+` === 24`, rows, 10*time.Second)
 	facts := `document.getElementById('facts').textContent`
 	waitFor(t, ctx, facts+`.includes('Shorter plans' + 'set aside in the run folder when it was given more trials: earlier/trials-20')`, facts, 5*time.Second)
+	// Its winner's test accuracy, as the run's summary has it.
+	sum, err := search.Summarize(filepath.Join(runs, "leaves-a"))
+	if err != nil || sum.WinnerArch == "" {
+		t.Fatalf("the fixture's summary: %v, winner %q", err, sum.WinnerArch)
+	}
+	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the best by validation tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)

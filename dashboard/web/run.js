@@ -107,7 +107,8 @@ function drawFacts() {
       ' ', h('progress', {max: run.planned || 1, value: run.trials})),
     fact('Best reward', run.best_arch ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
     fact('Final models', run.final_models < run.final_models_planned ? `${run.final_models} of ${run.final_models_planned} retrained; the best is picked once all are`
-      : run.final_models ? `${run.final_models}; the best by validation tests at ${num(run.best_test_accuracy)}`
+      : run.winner_arch ? `${run.final_models}; the best by validation tests at ${num(run.best_test_accuracy)}`
+      : run.final_models ? `${run.final_models}; none trained to a model`
       : run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'),
     fact('Evaluation time', report ? secs(report.seconds) : ''),
     fact('Started', when(run.started)),

@@ -215,6 +215,16 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if err != nil {
 		return nil, err
 	}
+	if o.Trials > 0 { // a mistake in the request: said before the images are read
+		recorded, err := rundir.ReadTrials(dir)
+		if err == nil && o.Trials < len(recorded) {
+			err = &FewerTrialsError{Run: d.Path, Recorded: len(recorded)}
+		}
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	var note string
 	s, err := resumeIn(d, cfg, newExec, func(s *Search) (err error) {
 		old := saved.WithDefaults().Trials // a config.yaml without trials plans the schedule's
@@ -253,12 +263,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 // It returns what it did, for the run's first event.
 func (s *Search) retarget(old, trials int) (string, error) {
 	d := s.dir
-	recorded, err := rundir.ReadTrials(d.Path)
+	recorded, err := rundir.ReadTrials(d.Path) // at most trials of them (Resume)
 	if err != nil {
 		return "", err
-	}
-	if trials < len(recorded) {
-		return "", &FewerTrialsError{Run: d.Path, Recorded: len(recorded)}
 	}
 	if err := s.drawsFirst(recorded); err != nil {
 		return "", err

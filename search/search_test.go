@@ -1034,7 +1034,11 @@ func TestResumeMoreTrials(t *testing.T) {
 	runResumed(t, dir, ResumeOptions{}, exec)
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	var fewer *FewerTrialsError
-	if _, err := Resume(dir, ResumeOptions{Trials: 29}, exec); !errors.As(err, &fewer) || fewer.Recorded != 30 || !strings.Contains(err.Error(), "has recorded 30 trials") {
+	unread := func(Config) (Executor, error) { // the refusal comes before the images are read
+		t.Error("29 trials after 30 recorded: the images were read")
+		return exec(Config{})
+	}
+	if _, err := Resume(dir, ResumeOptions{Trials: 29}, unread); !errors.As(err, &fewer) || fewer.Recorded != 30 || !strings.Contains(err.Error(), "has recorded 30 trials") {
 		t.Errorf("29 trials after 30 recorded: %v", err)
 	}
 	// Nor does a resume that cannot train (images gone, say) move anything.

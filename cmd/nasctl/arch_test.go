@@ -245,6 +245,9 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"nasctl", "predict", "m.onnx", "--help", "--", "x.png"}, []string{"nasctl", "predict", "--help"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "-help"}, []string{"nasctl", "arch", "inspect", "-help"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=true"}, []string{"nasctl", "arch", "inspect", "--help=true"}},
+		// A value h, or help off, keeps the arguments.
+		{[]string{"nasctl", "eval", "m.onnx", "--data", "h"}, []string{"nasctl", "eval", "--data", "h", "m.onnx"}},
+		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=0"}, []string{"nasctl", "arch", "inspect", "--help=0", "SM()"}},
 	} {
 		if got := interspersed(app, tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("interspersed(%q) = %q, want %q", tc.in, got, tc.want)

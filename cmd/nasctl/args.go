@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -70,13 +71,18 @@ func interspersed(app *cli.App, args []string) []string {
 	return append(out, positional...)
 }
 
-// helps reports whether flags ask for help (--help, -h, -help, --h,
-// --help=true, as Go's flag package reads them): the positional arguments
-// are then dropped, or urfave/cli would take the first for a help topic.
+// helps reports whether flags (with their values) ask for help: --help,
+// -h, -help, --h or --help=true, as Go's flag package reads them. The
+// positional arguments are then dropped, or urfave/cli would take the
+// first for a help topic.
 func helps(flags []string) bool {
 	return slices.ContainsFunc(flags, func(f string) bool {
-		name, value, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
-		return (name == "help" || name == "h") && value != "false"
+		if !strings.HasPrefix(f, "-") {
+			return false // a value, such as --data h
+		}
+		name, value, set := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		on, err := strconv.ParseBool(value)
+		return (name == "help" || name == "h") && (!set || err == nil && on)
 	})
 }
 

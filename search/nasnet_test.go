@@ -332,6 +332,19 @@ func TestNASNetConfigYAML(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("overlay:\n got %+v\nwant %+v", got, want)
 	}
+	// A merge key inside reinforce: loads, as in every other section.
+	os.WriteFile(path, []byte("reinforce:\n  <<: {hidden: 7}\n  layers: 2\n"), 0o644)
+	if got, err := LoadConfig(path, cfg); err != nil || got.Reinforce.Controller.Hidden != 7 || got.Reinforce.Controller.Layers != 2 {
+		t.Errorf("a merge key: %v, hidden %d, layers %d", err, got.Reinforce.Controller.Hidden, got.Reinforce.Controller.Layers)
+	}
+	os.WriteFile(path, []byte("reinforce:\n  <<: [{hidden: 7}, {hiden: 3}]\n"), 0o644)
+	if _, err := LoadConfig(path, cfg); err == nil || !strings.Contains(err.Error(), `line 2: unknown key "hiden"`) {
+		t.Errorf("a merged key unknown: %v", err)
+	}
+	os.WriteFile(path, []byte("reinforce: &b\n  hidden: 7\nnasnet:\n  agent: reinforce\n"), 0o644)
+	if got, err := LoadConfig(path, cfg); err != nil || got.Reinforce.Controller.Hidden != 7 {
+		t.Errorf("an anchored reinforce: %v, hidden %d", err, got.Reinforce.Controller.Hidden)
+	}
 	for _, tc := range []struct{ yaml, want string }{
 		{"reinforce:\n  hiden: 3\n", `line 2: unknown key "hiden"`},
 		{"reinforce:\n  preset: paper\n  hidden: abc\n  lyers: 2\n", "line 3: cannot unmarshal !!str `abc` into int\n  line 4: unknown key \"lyers\""},

@@ -76,12 +76,10 @@ func (r ReinforceSettings) IsZero() bool { return r == ReinforceSettings{} }
 func (r *ReinforceSettings) UnmarshalYAML(n *yaml.Node) error {
 	aux := reinforceYAML{Preset: r.Preset, Settings: plainController(r.Controller), Baseline: r.Controller.Baseline.String()}
 	var problems []string
-	if n.Kind == yaml.MappingNode {
-		known := yamlKeys(reflect.TypeFor[reinforceYAML]())
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; !known[k.Value] {
-				problems = append(problems, fmt.Sprintf("line %d: unknown key %q", k.Line, k.Value))
-			}
+	known := yamlKeys(reflect.TypeFor[reinforceYAML]())
+	for _, k := range keyNodes(n) {
+		if k.Kind == yaml.ScalarNode && !known[k.Value] { // a key that is no scalar is Decode's error
+			problems = append(problems, fmt.Sprintf("line %d: unknown key %q", k.Line, k.Value))
 		}
 	}
 	var typeErr *yaml.TypeError
@@ -117,6 +115,30 @@ func yamlKeys(t reflect.Type) map[string]bool {
 			keys[name] = true
 		default:
 			keys[strings.ToLower(f.Name)] = true
+		}
+	}
+	return keys
+}
+
+// keyNodes are the keys of mapping n, those a merge key (<<) brings in
+// included.
+func keyNodes(n *yaml.Node) []*yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	var keys []*yaml.Node
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Tag == "!!merge" {
+				keys = append(keys, keyNodes(n.Content[i+1])...)
+			} else {
+				keys = append(keys, k)
+			}
+		}
+	case yaml.SequenceNode: // << of several mappings
+		for _, c := range n.Content {
+			keys = append(keys, keyNodes(c)...)
 		}
 	}
 	return keys

@@ -328,6 +328,12 @@ func (s *Search) check(ctx context.Context, t *rundir.Trial, pr proposal) (bool,
 			return false, s.done(*t)
 		}
 		if why := notFinite(*t); why != "" { // a degenerate latency model's; neither refuse nor train by it
+			switch {
+			case s.cfg.Reward.Table != "":
+				why += " (predicted from the run's latency table: start a new run with another --latency-table)"
+			case s.latency != nil:
+				why += fmt.Sprintf(" (predicted by the run's latency model: delete %s and resume to calibrate a new one)", rundir.FileLatencyModel)
+			}
 			t.Status, t.Reason, t.LatencyMs = rundir.StatusFailed, why, 0
 			s.sched.breaker.fail(t.Reason)
 			return false, s.done(*t)

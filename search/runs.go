@@ -89,11 +89,10 @@ func Summarize(dir string) (*RunSummary, error) {
 	}
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
-	unmeasured := map[int]bool{} // refused or failed, or reusing one (recorded after it): no reward to rank
 	for _, t := range r.trials {
-		if !measured(t) || unmeasured[t.ReusedFrom] {
-			unmeasured[t.ID] = true
-		} else if sum.BestArch == "" || t.Reward > sum.Best {
+		// Trials that trained or were scored: a reused one repeats the
+		// reward of one of them, and a refused or failed one has none.
+		if evaluated := t.Status == rundir.StatusOK || t.Status == rundir.StatusDiverged; evaluated && (sum.BestArch == "" || t.Reward > sum.Best) {
 			sum.Best, sum.BestArch = t.Reward, t.Arch
 		}
 		sum.recorded(t.Finished.Add(-time.Duration(t.Seconds*float64(time.Second))), t.Finished)

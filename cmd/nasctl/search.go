@@ -88,6 +88,15 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 	return opts, nil
 }
 
+// progressFlags say how search metaqnn and search nasnet draw their
+// progress.
+func progressFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed"},
+	}
+}
+
 // trainingFlags are the settings of a search that trains its candidates,
 // which search metaqnn and search nasnet share (unset, each is the
 // preset's), and where it trains them (the broker flags).
@@ -330,9 +339,9 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if note := s.Config().ScheduleNote(); note != "" {
 		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
 	}
-	if finals, err := rundir.ReadFinals(s.Dir()); err != nil || s.Done() < s.Config().Trials || len(finals) < s.Config().FinalsPlanned(s.Trials()) {
+	if sum, err := search.Summarize(s.Dir()); err != nil || sum.StatusOf(false) != search.RunFinished { // else a finished run, resumed: nothing to watch
 		say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shell.Quote(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
-	} // else a finished run, resumed: nothing to watch
+	}
 
 	stop := make(chan struct{})
 	var once sync.Once

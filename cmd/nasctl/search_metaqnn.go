@@ -81,9 +81,7 @@ Examples:
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit", DefaultText: "none"},
-			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed"},
-		}, trainingFlags()...)),
+		}, append(progressFlags(), trainingFlags()...)...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err

@@ -104,9 +104,7 @@ func searchNASNetCommand() *cli.Command {
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default nasnet-PRESET, or nasnet-REWARD for mock and natsbench"},
 			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
-			&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-			&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed"},
-		}, trainingFlags()...), reinforceFlags()...)),
+		}, append(progressFlags(), trainingFlags()...)...), reinforceFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
 				return err

@@ -26,11 +26,11 @@ const defaultMedianMinTrials = 10
 func (m MedianStop) IsZero() bool { return m.After == 0 }
 
 // thresholds returns a trial's runtime.TrainConfig.StopBelow: for every
-// epoch from After to the one before the last, the median of the earlier trials' best
-// validation accuracy after that epoch. Earlier trials are those trained
-// (not reused, refused or failed); one that stopped sooner (patience, at
-// chance, or this rule) counts with the best it reached, which can only
-// lower the median. It returns nil while fewer than MinTrials are known.
+// epoch from After to the one before the last, the median of the earlier
+// trials' best validation accuracy after that epoch. Earlier trials are
+// those trained (not reused, refused or failed); one that stopped sooner
+// (patience, at chance, or this rule) counts with the best it reached,
+// which can only lower the median. It returns nil while fewer than MinTrials are known.
 func (m MedianStop) thresholds(earlier []rundir.Trial, epochs int) []float64 {
 	if m.After == 0 {
 		return nil

@@ -254,11 +254,12 @@ func printArchReport(out io.Writer, r archReport) {
 }
 
 // metadataJSON gives every metadata value as a JSON string, except a JSON
-// object (nasctl.training, nasctl.quantization), which stays one.
+// object or array (nasctl.training, nasctl.quantization, nasctl.classes),
+// which stays one.
 func metadataJSON(meta map[onnxgen.MetaKey]string) map[string]json.RawMessage {
 	m := make(map[string]json.RawMessage, len(meta))
 	for k, v := range meta {
-		if strings.HasPrefix(v, "{") && json.Valid([]byte(v)) {
+		if (strings.HasPrefix(v, "{") || strings.HasPrefix(v, "[")) && json.Valid([]byte(v)) {
 			m[string(k)] = json.RawMessage(v)
 			continue
 		}
@@ -268,7 +269,7 @@ func metadataJSON(meta map[onnxgen.MetaKey]string) map[string]json.RawMessage {
 }
 
 // metadataText is a metadata value as text: a JSON string unquoted, an
-// object as its JSON.
+// object or array as its JSON.
 func metadataText(v json.RawMessage) string {
 	var s string
 	if json.Unmarshal(v, &s) == nil {

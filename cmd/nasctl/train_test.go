@@ -125,7 +125,8 @@ func TestArchInspectModel(t *testing.T) {
 	}
 	// 4 filters of 3x3 + bias: 40; 7x7x4 = 196 inputs of one sigmoid unit: 197.
 	if r.Arch != "C(4,3,1) - P(2,2) - SM()" || r.Input != "16x16x1" || r.Params != 237 || r.Model != model ||
-		compact(r.Metadata["nasctl.training"]) != want || compact(r.Metadata["nasctl.seed"]) != `"5"` {
+		compact(r.Metadata["nasctl.training"]) != want || compact(r.Metadata["nasctl.seed"]) != `"5"` ||
+		compact(r.Metadata["nasctl.classes"]) != `["no_leaf","leaf"]` {
 		t.Errorf("arch inspect --json of the model: %+v", r)
 	}
 	code, out, _ = runCLI(t, "arch", "inspect", model)

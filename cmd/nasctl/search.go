@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,7 +339,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
 	}
 	if sum, err := search.Summarize(s.Dir()); err != nil || sum.StatusOf(false) != search.RunFinished { // else a finished run, resumed: nothing to watch
-		say("watch it live: nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s", shell.Quote(filepath.Dir(s.Dir())), url.PathEscape(filepath.Base(s.Dir())))
+		say("watch it live: %s", rundir.WatchHint(s.Dir()))
 	}
 
 	stop := make(chan struct{})

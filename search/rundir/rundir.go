@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,10 +71,17 @@ func Free(path string) error {
 		return nil
 	}
 	if pid := writer(path); pid > 0 {
-		return fmt.Errorf("%s: %w, and nasctl process %d is searching it now; watch it with nasctl ui --runs %s, or choose another --name",
-			path, ErrExists, pid, shell.Quote(filepath.Dir(path)))
+		return fmt.Errorf("%s: %w, and nasctl process %d is searching it now; watch it with %s; or choose another --name",
+			path, ErrExists, pid, WatchHint(path))
 	}
 	return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, shell.Quote(path))
+}
+
+// WatchHint says how to watch the run at path live: the dashboard's command
+// and the run's page at nasctl ui's default address.
+func WatchHint(path string) string {
+	return fmt.Sprintf("nasctl ui --runs %s, then open http://127.0.0.1:8080/runs/%s",
+		shell.Quote(filepath.Dir(path)), url.PathEscape(filepath.Base(path)))
 }
 
 // Dir is a run directory open for writing.

@@ -288,7 +288,7 @@ func TestFreeSaysWhatToDo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("nasctl process %d is searching it now; watch it with nasctl ui --runs '%s'", os.Getpid(), filepath.Dir(path))
+	want := fmt.Sprintf("nasctl process %d is searching it now; watch it with nasctl ui --runs '%s', then open http://127.0.0.1:8080/runs/%s;", os.Getpid(), filepath.Dir(path), filepath.Base(path))
 	if err := Free(path); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), want) {
 		t.Errorf("while open: %v, want %q", err, want)
 	}

@@ -62,7 +62,9 @@ func NewExecutor(ctx context.Context, b *Broker, cfg search.Config, local *searc
 	if err := b.uploadDataset(ctx, local.Dataset()); err != nil {
 		return nil, err
 	}
-	spec := DataSpec{Hash: local.Data().Hash, Input: cfg.Input, Split: cfg.Split, SplitSeed: cfg.SplitSeed, Fraction: cfg.DataFraction}
+	// The input as loaded here: a worker then needs no rule of its own for
+	// an HxW size without channels.
+	spec := DataSpec{Hash: local.Data().Hash, Input: local.Data().Input.String(), Split: cfg.Split, SplitSeed: cfg.SplitSeed, Fraction: cfg.DataFraction}
 	e, err := newExecutor(ctx, b, cfg.Name, dev, spec, local)
 	if err != nil {
 		return nil, err

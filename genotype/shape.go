@@ -15,8 +15,14 @@ type Input struct {
 // StudyInput is the study's input: 64x64 grayscale.
 var StudyInput = Input{Height: 64, Width: 64, Channels: 1}
 
-// String returns the input as HxWxC, e.g. "64x64x1".
-func (in Input) String() string { return fmt.Sprintf("%dx%dx%d", in.Height, in.Width, in.Channels) }
+// String returns the input as HxWxC, e.g. "64x64x1"; an image size whose
+// channels are left to the images (ParseImageSize) as HxW.
+func (in Input) String() string {
+	if in.Channels == 0 {
+		return fmt.Sprintf("%dx%d", in.Height, in.Width)
+	}
+	return fmt.Sprintf("%dx%dx%d", in.Height, in.Width, in.Channels)
+}
 
 // ParseInput reads an input shape written HxWxC ("64x64x1") or HxW (one channel).
 func ParseInput(s string) (Input, error) {
@@ -34,6 +40,17 @@ func ParseInput(s string) (Input, error) {
 		v[i] = n
 	}
 	return Input{Height: v[0], Width: v[1], Channels: v[2]}, nil
+}
+
+// ParseImageSize reads the size images are resized to: HxWxC, or HxW to
+// leave the channels to the images (Channels 0: one when every image is
+// gray, else three), so that an RGB folder is not made gray unasked.
+func ParseImageSize(s string) (Input, error) {
+	in, err := ParseInput(s)
+	if err == nil && strings.Count(s, "x")+strings.Count(s, "X") == 1 {
+		in.Channels = 0
+	}
+	return in, err
 }
 
 // Shape is the shape of one image's activation. A flat vector has Flat set and its

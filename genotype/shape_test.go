@@ -210,3 +210,20 @@ func TestParseInput(t *testing.T) {
 		t.Errorf("StudyInput = %q", got)
 	}
 }
+
+// An image size without channels leaves them to the images, and prints as
+// it was written.
+func TestParseImageSize(t *testing.T) {
+	for s, want := range map[string]Input{"32x32": {32, 32, 0}, " 24X40 ": {24, 40, 0}, "32x32x1": {32, 32, 1}, "32x32x3": {32, 32, 3}} {
+		got, err := ParseImageSize(s)
+		if err != nil || got != want {
+			t.Errorf("ParseImageSize(%q) = %v, %v; want %v", s, got, err, want)
+		}
+		if back, err := ParseImageSize(got.String()); err != nil || back != got {
+			t.Errorf("ParseImageSize(%q.String() = %q) = %v, %v", s, got.String(), back, err)
+		}
+	}
+	if _, err := ParseImageSize("32x"); err == nil {
+		t.Error(`ParseImageSize("32x") accepted`)
+	}
+}

@@ -75,7 +75,8 @@ type Config struct {
 	// Data is the image folder the trials train on (see nasctl dataset
 	// --help for layouts).
 	Data string `yaml:"data,omitempty"`
-	// Input resizes the images, HxWxC; empty: the data's own size.
+	// Input resizes the images: HxWxC, or HxW keeping the images' colour
+	// (gray when every image is gray, else RGB); empty: the data's own size.
 	Input string `yaml:"input,omitempty"`
 	// SkipBad leaves out the folder's unreadable or corrupt files (the
 	// executor lists them) instead of failing on the first.
@@ -384,7 +385,7 @@ var metaqnnPresets = map[string]Config{
 	// phase fine-tunes from the search weights at a third of the rate for
 	// 30 epochs (figures: docs/performance.md, "The CPU preset").
 	"cpu": {
-		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
+		Input: "32x32", DataFraction: 0.5, SplitSeed: 1, Seed: 1,
 		// Proposals that repeat a trained network are drawn again (up to 20
 		// times), by every agent (docs/search-quality.md, "Repeats"); a
 		// greedy repeat takes the next best untried network instead, and
@@ -465,7 +466,7 @@ var nasnetPresets = map[string]Config{
 	// preset on the same data and splits (figures: docs/performance.md,
 	// "The NASNet CPU preset").
 	"cpu": {
-		Input: "32x32x1", DataFraction: 0.5, SplitSeed: 1, Trials: 60,
+		Input: "32x32", DataFraction: 0.5, SplitSeed: 1, Trials: 60,
 		Cells:     CellSettings{Blocks: 2, CellMacro: genotype.CellMacro{Stem: 8, Filters: 8, Normal: 1, Reductions: 1, Style: genotype.StyleNASNet}},
 		Reinforce: ReinforceSettings{Preset: "natsbench", Controller: ControllerOf(controller.ReinforceNATSBench)},
 		Train: TrainSettings{Epochs: 6, BatchSize: 32, LR: 0.05, Patience: 3, ConstantLR: true, Optimizer: OptimizerSGD, Momentum: 0.9,
@@ -811,7 +812,7 @@ func (c Config) checkTraining(ps *problems) {
 		ps.add("data: an image folder is required (--data DIR; nasctl dataset generate --out DIR writes the leaves data)")
 	}
 	if c.Input != "" {
-		if _, err := genotype.ParseInput(c.Input); err != nil {
+		if _, err := genotype.ParseImageSize(c.Input); err != nil {
 			ps.add("input: %v", err)
 		}
 	}

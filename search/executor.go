@@ -83,7 +83,7 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	var in genotype.Input
 	if cfg.Input != "" {
 		var err error
-		if in, err = genotype.ParseInput(cfg.Input); err != nil {
+		if in, err = genotype.ParseImageSize(cfg.Input); err != nil {
 			return nil, err
 		}
 	}

@@ -120,7 +120,7 @@ func withInputFlag(err error) error {
 	if !errors.As(err, &mixed) {
 		return err
 	}
-	advice := mixed.Fact() + "; give --input HxWxC to resize every image to it (e.g. --input 32x32x1 for grayscale, 32x32x3 for RGB)"
+	advice := mixed.Fact() + "; give --input HxW to resize every image to it, keeping their colour (e.g. --input 32x32), or HxWxC to choose gray (32x32x1) or RGB (32x32x3)"
 	return &rewordedError{msg: strings.Replace(err.Error(), mixed.Error(), advice, 1), err: err}
 }
 
@@ -135,13 +135,13 @@ func (e *rewordedError) Error() string { return e.msg }
 func (e *rewordedError) Unwrap() error { return e.err }
 
 // imageInput parses the --input of a command that reads images: HxWxC,
-// with 1 channel (grayscale) or 3 (RGB).
+// with 1 channel (grayscale) or 3 (RGB), or HxW to keep the images' colour.
 func imageInput(s string) (genotype.Input, error) {
-	in, err := genotype.ParseInput(s)
+	in, err := genotype.ParseImageSize(s)
 	if err != nil {
 		return in, usagef("--input: %v", err)
 	}
-	if ch := in.Channels; ch != 1 && ch != 3 {
+	if ch := in.Channels; ch != 0 && ch != 1 && ch != 3 {
 		return in, usagef("--input %s: images are read with 1 channel (grayscale) or 3 (RGB), not %d", s, ch)
 	}
 	return in, nil

@@ -102,7 +102,7 @@ func progressFlags() []cli.Flag {
 func trainingFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
-		&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC, e.g. 32x32x1"},
+		&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB (default: the preset's)"},
 		&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
 		&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},

@@ -74,7 +74,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling, dropout and the flips"},
-			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (e.g. 32x32x1); default: the data's own size"},
+			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
 			skipBadFlag(), memoryFlag(),

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,8 +75,39 @@ func TestMixedSizesNameInput(t *testing.T) {
 		{"search", "metaqnn", "--data", data, "--config", noInput, "--dir", dir, "--trials", "1"},
 	} {
 		code, _, errOut := runCLI(t, args...)
-		if code != 1 || !strings.Contains(errOut, "is 20x20 but") || !strings.Contains(errOut, "give --input HxWxC to resize every image") {
+		if code != 1 || !strings.Contains(errOut, "is 20x20 but") || !strings.Contains(errOut, "give --input HxW to resize every image") {
 			t.Errorf("%s: exit %d, %q; want exit 1 naming --input", args[0], code, errOut)
+		}
+	}
+}
+
+// An input size without channels, the cpu presets' too, keeps the images'
+// colour: red and green squares of the same brightness stay apart. Channels
+// given choose gray.
+func TestInputKeepsColour(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "colours")
+	for i := range 10 {
+		for class, c := range map[string]color.RGBA{"green": {0, 150, 0, 255}, "red": {255, 0, 0, 255}} {
+			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
+			for p := range 12 * 12 {
+				img.SetRGBA(p%12, p/12, c)
+			}
+			writeDatasetPNG(t, filepath.Join(data, class, fmt.Sprintf("%02d.png", i)), img)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--arch", "SM()", "--input", "8x8", "--epochs", "1", "--out", filepath.Join(dir, "m.onnx")}, "test images of 8x8x3"},
+		{[]string{"train", "--arch", "SM()", "--input", "8x8x1", "--epochs", "1", "--out", filepath.Join(dir, "g.onnx")}, "test images of 8x8x1"},
+		{[]string{"search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "p"}, "input 32x32x3,"},
+		{[]string{"search", "nasnet", "--preset", "cpu", "--episodes", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "n"}, "input 32x32x3,"},
+	} {
+		code, _, errOut := runCLI(t, append(c.args, "--data", data, "--threads", "1")...)
+		if code != 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, want %q in:\n%s", strings.Join(c.args, " "), code, c.want, errOut)
 		}
 	}
 }

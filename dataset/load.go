@@ -92,12 +92,15 @@ var errNoPrefix = errors.New("name starts with neither " + PrefixLeaf + " nor " 
 
 // Load reads the image folder dir. Its layout is detected: sub-folders make it
 // LayoutClassFolders (every non-hidden sub-folder is a class, searched
-// recursively; the class names sorted give the labels), otherwise LayoutPrefix.
-// It reads PNG, JPEG, GIF, BMP, TIFF and WebP files (by extension).
+// recursively, following symbolic links to folders; the class names sorted
+// give the labels), otherwise LayoutPrefix. It reads PNG, JPEG, GIF, BMP, TIFF
+// and WebP files (by extension).
 //
-// An empty folder, a folder without images, a layout with fewer than two
-// classes or a class without images is an error, as is any unreadable, empty or
-// corrupt file (a *BadFile naming it) unless opts.SkipBad is set.
+// An empty folder, a folder without images, a flat folder where no image is
+// named LEAF_* or NO_*, a layout with fewer than two classes, a class without
+// images or a link back to an enclosing folder is an error, as is any
+// unreadable, empty or corrupt file (a *BadFile naming it) unless opts.SkipBad
+// is set.
 func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if err := opts.validate(); err != nil {
 		return nil, nil, err
@@ -111,24 +114,9 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-
-	// Label every file; in the leaves layout a name without prefix is a bad file.
-	labels := make([]int, len(files))
-	var bad []*BadFile
-	for i, f := range files {
-		labels[i] = -1
-		if layout == LayoutClassFolders {
-			labels[i] = slices.Index(classes, strings.SplitN(f, "/", 2)[0])
-			continue
-		}
-		switch {
-		case strings.HasPrefix(f, PrefixLeaf):
-			labels[i] = 1
-		case strings.HasPrefix(f, PrefixNoLeaf):
-			labels[i] = 0
-		default:
-			bad = append(bad, &BadFile{filepath.Join(dir, filepath.FromSlash(f)), errNoPrefix})
-		}
+	labels, bad, err := label(dir, layout, classes, files)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	samples := decodeAll(dir, files, labels, opts)
@@ -187,6 +175,34 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	return d, rep, nil
 }
 
+// label labels every file; in the leaves layout a name without prefix is a
+// bad file (label -1), unless no name has a prefix: then the folder is not
+// in that layout at all, and skipping would leave nothing.
+func label(dir string, layout Layout, classes, files []string) ([]int, []*BadFile, error) {
+	labels := make([]int, len(files))
+	var bad []*BadFile
+	for i, f := range files {
+		labels[i] = -1
+		if layout == LayoutClassFolders {
+			labels[i] = slices.Index(classes, strings.SplitN(f, "/", 2)[0])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(f, PrefixLeaf):
+			labels[i] = 1
+		case strings.HasPrefix(f, PrefixNoLeaf):
+			labels[i] = 0
+		default:
+			bad = append(bad, &BadFile{filepath.Join(dir, filepath.FromSlash(f)), errNoPrefix})
+		}
+	}
+	if len(files) > 0 && len(bad) == len(files) {
+		return nil, nil, fmt.Errorf("%s is not in the leaves layout: none of its %d image files (%s, ...) is named %s* or %s*; %s (e.g. %s)",
+			dir, len(files), files[0], PrefixLeaf, PrefixNoLeaf, layoutHint, filepath.Join(dir, "CLASS", files[0]))
+	}
+	return labels, bad, nil
+}
+
 func (o LoadOptions) validate() error {
 	var errs []error
 	if o.Width < 0 || o.Height < 0 {
@@ -242,32 +258,12 @@ func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
 	for _, c := range classes {
 		n := len(files)
 		root := filepath.Join(dir, c)
-		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if p == root {
-				return nil
-			}
-			if strings.HasPrefix(e.Name(), ".") {
-				if e.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if e.IsDir() {
-				return nil
-			}
-			if !isImage(e.Name()) {
+		err := walkFiles(dir, c, func(rel string) {
+			if isImage(rel) {
+				files = append(files, rel)
+			} else {
 				rep.Ignored++
-				return nil
 			}
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			files = append(files, filepath.ToSlash(rel))
-			return nil
 		})
 		if err != nil {
 			return 0, nil, nil, nil, fmt.Errorf("read class folder: %w", err)
@@ -281,27 +277,15 @@ func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
 	return LayoutClassFolders, classes, files, rep, nil
 }
 
-// isDir reports whether entry e of dir is a folder, following a symbolic link.
-func isDir(dir string, e fs.DirEntry) bool {
-	if e.Type()&fs.ModeSymlink == 0 {
-		return e.IsDir()
-	}
-	fi, err := os.Stat(filepath.Join(dir, e.Name()))
-	return err == nil && fi.IsDir()
-}
-
 // ImageFiles lists the image files in dir and its subfolders (those whose
-// extension Load reads), sorted; an error when there is none.
+// extension Load reads), folder by folder in name order; an error when there
+// is none. It skips hidden files and follows links to folders as Load does.
 func ImageFiles(dir string) ([]string, error) {
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	err := walkFiles(dir, "", func(rel string) {
+		if isImage(rel) {
+			files = append(files, filepath.Join(dir, filepath.FromSlash(rel)))
 		}
-		if !e.IsDir() && isImage(e.Name()) {
-			files = append(files, p)
-		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -309,7 +293,7 @@ func ImageFiles(dir string) ([]string, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s holds no image files (%s)", dir, strings.Join(imageExts, " "))
 	}
-	return files, nil // WalkDir walks in lexical order
+	return files, nil
 }
 
 func isImage(name string) bool {
@@ -352,9 +336,14 @@ func (e *MixedSizesError) Error() string {
 	return e.Fact() + "; give a size to resize every image to it"
 }
 
-// Fact is the message without its advice.
+// Fact is the message without its advice. Sizes are spelt out and given
+// height first, as every size flag takes them.
 func (e *MixedSizesError) Fact() string {
-	return fmt.Sprintf("%s is %dx%d but %s is %dx%d", e.File, e.Size.X, e.Size.Y, e.First, e.FirstSize.X, e.FirstSize.Y)
+	return fmt.Sprintf("%s is %s but %s is %s", e.File, heightWidth(e.Size), e.First, heightWidth(e.FirstSize))
+}
+
+func heightWidth(p image.Point) string {
+	return fmt.Sprintf("%d high and %d wide (HxW %dx%d)", p.Y, p.X, p.Y, p.X)
 }
 
 // sameSize checks that all images have the size of the first.

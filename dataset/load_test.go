@@ -255,12 +255,14 @@ func TestLoadResize(t *testing.T) {
 	dir := t.TempDir()
 	writeImage(t, dir, "LEAF_0.png", uniformGray(32, 32, 77))
 	writeImage(t, dir, "NO_0.png", uniformRGB(20, 10, color.RGBA{10, 100, 250, 255}))
-	// Different sizes need a target size; the error says which files differ.
+	// Different sizes need a target size; the error says which files differ,
+	// height first as the size flags take it (NO_0.png is 20 wide, 10 high).
 	_, _, err := Load(dir, LoadOptions{})
 	var mixed *MixedSizesError
 	if !errors.As(err, &mixed) || filepath.Base(mixed.File) != "NO_0.png" || mixed.Size != image.Pt(20, 10) ||
 		filepath.Base(mixed.First) != "LEAF_0.png" || mixed.FirstSize != image.Pt(32, 32) ||
-		!strings.Contains(err.Error(), "NO_0.png is 20x10 but") || !strings.HasSuffix(err.Error(), "give a size to resize every image to it") {
+		!strings.Contains(err.Error(), "NO_0.png is 10 high and 20 wide (HxW 10x20) but ") ||
+		!strings.Contains(err.Error(), "LEAF_0.png is 32 high and 32 wide (HxW 32x32);") || !strings.HasSuffix(err.Error(), "give a size to resize every image to it") {
 		t.Fatalf("mixed sizes: %v (%+v)", err, mixed)
 	}
 	d, _, err := Load(dir, LoadOptions{Width: 16}) // Height follows
@@ -434,6 +436,27 @@ func TestLoadLayoutErrors(t *testing.T) {
 	}
 }
 
+// A flat folder where no name has the leaves prefixes is someone's own
+// images, not leaves data with stray names: the error says which layout is
+// expected instead of offering to skip every file (a *BadFile would make
+// the commands add "add --skip-bad"). One stray name is still a bad file
+// (TestLoadBadFiles).
+func TestLoadFlatFolderWithoutPrefixes(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b_030.png", "a_001.png", "c.jpg"} {
+		writeImage(t, dir, n, uniformGray(4, 4, 1))
+	}
+	want := " is not in the leaves layout: none of its 3 image files (a_001.png, ...) is named LEAF_* or NO_*; " + layoutHint +
+		" (e.g. " + filepath.Join(dir, "CLASS", "a_001.png") + ")"
+	for _, skip := range []bool{false, true} {
+		_, _, err := Load(dir, LoadOptions{SkipBad: skip})
+		var bad *BadFile
+		if err == nil || err.Error() != dir+want || errors.As(err, &bad) {
+			t.Errorf("SkipBad %v: %v, want %q and no *BadFile", skip, err, dir+want)
+		}
+	}
+}
+
 func TestLoadProgress(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := Generate(context.Background(), dir, Options{Count: 12}); err != nil {
@@ -516,5 +539,87 @@ func TestReadImageResizesRamp(t *testing.T) {
 	var bf *BadFile
 	if _, err := ReadImage(bad, 8, 4, 1); !errors.As(err, &bf) || bf.Path != bad || !strings.Contains(err.Error(), "not a decodable image") {
 		t.Errorf("corrupt file: %v", err)
+	}
+}
+
+// symlink makes the link name (relative to dir) point to target, or skips
+// the test where links cannot be made.
+func symlink(t *testing.T, target, dir, name string) {
+	t.Helper()
+	if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(name))); err != nil {
+		t.Skipf("cannot make symbolic links: %v", err)
+	}
+}
+
+// A linked class folder and linked sub-folders are read like real ones
+// (files named by the link's path); a folder reached under two names is
+// read twice, but a link back to a folder being read is refused.
+func TestLoadFollowsLinkedFolders(t *testing.T) {
+	other, dir := t.TempDir(), t.TempDir()
+	for i, n := range []string{"apple/a.png", "apple/sub dir/b.png", "more/d.png", "more/e.png"} {
+		writeImage(t, other, n, uniformGray(4, 4, uint8(i)))
+	}
+	writeImage(t, dir, "Banana/x.png", uniformGray(4, 4, 9))
+	symlink(t, filepath.Join(other, "apple"), dir, "apple")
+	symlink(t, filepath.Join(other, "more"), dir, "Banana/more")
+	symlink(t, filepath.Join(other, "more"), dir, "apple/sub dir/also")
+	symlink(t, filepath.Join(other, "more"), dir, "Banana/.hidden")
+	d, rep, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Banana/more/d.png", "Banana/more/e.png", "Banana/x.png",
+		"apple/a.png", "apple/sub dir/also/d.png", "apple/sub dir/also/e.png", "apple/sub dir/b.png"}
+	if !slices.Equal(d.Classes, []string{"Banana", "apple"}) || !slices.Equal(d.Files, want) ||
+		!slices.Equal(d.Labels, []int{0, 0, 0, 1, 1, 1, 1}) || rep.Ignored != 0 {
+		t.Errorf("classes %q, files %q, labels %v, ignored %d; want files %q", d.Classes, d.Files, d.Labels, rep.Ignored, want)
+	}
+	// predict's folder listing follows a linked folder given without a slash.
+	files, err := ImageFiles(filepath.Join(dir, "apple"))
+	if want := []string{"a.png", "sub dir/also/d.png", "sub dir/also/e.png", "sub dir/b.png"}; err != nil || len(files) != len(want) {
+		t.Fatalf("ImageFiles of a linked folder: %q, %v; want %q", files, err, want)
+	} else {
+		for i, f := range files {
+			if f != filepath.Join(dir, "apple", filepath.FromSlash(want[i])) {
+				t.Errorf("ImageFiles[%d] = %s, want apple/%s", i, f, want[i])
+			}
+		}
+	}
+	// Links to an enclosing folder, the dataset's included, would never end;
+	// the error names the path where the cycle closes (top/apple for top).
+	for _, loop := range []struct{ link, target string }{
+		{"Banana/self", "."}, {"Banana/up", ".."}, {"apple/sub dir/top", other}} {
+		t.Run(loop.link, func(t *testing.T) {
+			symlink(t, loop.target, dir, loop.link)
+			defer os.Remove(filepath.Join(dir, filepath.FromSlash(loop.link)))
+			_, _, err := Load(dir, LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), filepath.FromSlash(loop.link)) || !strings.Contains(err.Error(), "leads back to") {
+				t.Errorf("Load: %v, want an error naming the link %s", err, loop.link)
+			}
+			if _, err := ImageFiles(dir); err == nil || !strings.Contains(err.Error(), "a cycle of symbolic links") {
+				t.Errorf("ImageFiles: %v, want a cycle error", err)
+			}
+		})
+	}
+}
+
+// ImageFiles, which lists predict's folders, skips hidden files and folders
+// as Load does: macOS's ._* files and thumbnail folders are not images.
+func TestImageFilesSkipsHidden(t *testing.T) {
+	dir := t.TempDir()
+	writeImage(t, dir, "a.png", uniformGray(4, 4, 1))
+	writeImage(t, dir, "sub/c.png", uniformGray(4, 4, 1))
+	writeFile(t, dir, "._a.png", []byte("AppleDouble"))
+	writeFile(t, dir, "sub/._c.png", []byte("AppleDouble"))
+	writeImage(t, dir, ".thumbs/t.png", uniformGray(2, 2, 1))
+	writeFile(t, dir, "readme.txt", []byte("x"))
+	files, err := ImageFiles(dir)
+	want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "sub", "c.png")}
+	if err != nil || !slices.Equal(files, want) {
+		t.Errorf("ImageFiles = %q, %v; want %q", files, err, want)
+	}
+	// A hidden folder named explicitly is listed: the user asked for it.
+	if files, err := ImageFiles(filepath.Join(dir, ".thumbs")); err != nil || len(files) != 1 {
+		t.Errorf("ImageFiles of .thumbs = %q, %v; want its one image", files, err)
 	}
 }

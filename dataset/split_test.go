@@ -89,20 +89,69 @@ func TestParseSplitPlan(t *testing.T) {
 }
 
 // Labels follow the model's classes: unchanged in the same order,
-// renumbered in another, and an error naming both lists for other classes.
+// renumbered in another or for a subset of the model's classes, and an
+// error naming both lists and the class the model lacks otherwise.
 func TestModelLabels(t *testing.T) {
 	labels := []int{0, 1, 1, 2}
-	got, err := ModelLabels("d", []string{"a", "b", "c"}, labels, "m", []string{"a", "b", "c"}, "todo")
-	if err != nil || !slices.Equal(got, labels) {
-		t.Errorf("same order: %v, %v", got, err)
+	data := []string{"a", "b", "c"}
+	cases := []struct {
+		model []string
+		want  []int
+	}{
+		{[]string{"a", "b", "c"}, labels},
+		{[]string{"c", "a", "b"}, []int{1, 2, 2, 0}},
+		{[]string{"a", "b", "c", "d"}, labels}, // field data without class d
+		{[]string{"d", "c", "x", "b", "a"}, []int{4, 3, 3, 1}},
 	}
-	got, err = ModelLabels("d", []string{"a", "b", "c"}, labels, "m", []string{"c", "a", "b"}, "todo")
-	if err != nil || !slices.Equal(got, []int{1, 2, 2, 0}) || !slices.Equal(labels, []int{0, 1, 1, 2}) {
-		t.Errorf("another order: %v, %v (labels %v)", got, err, labels)
-	}
-	for _, model := range [][]string{{"a", "b"}, {"a", "b", "x"}, {"a", "b", "c", "d"}} {
-		if _, err := ModelLabels("d", []string{"a", "b", "c"}, labels, "m", model, "todo"); err == nil || err.Error() != "d has the classes a, b, c, the model m "+strings.Join(model, ", ")+"; todo" {
-			t.Errorf("model classes %v: %v", model, err)
+	for _, c := range cases {
+		got, err := ModelLabels("d", data, labels, "m", c.model, "todo")
+		if err != nil || !slices.Equal(got, c.want) || !slices.Equal(labels, []int{0, 1, 1, 2}) {
+			t.Errorf("model classes %v: %v, %v (labels %v); want %v", c.model, got, err, labels, c.want)
 		}
+	}
+	for _, model := range [][]string{{"a", "b"}, {"a", "b", "x"}, {"a", "b", "x", "y"}} {
+		want := "d has the classes a, b, c, the model m " + strings.Join(model, ", ") + `; the model has no class "c"; todo`
+		if _, err := ModelLabels("d", data, labels, "m", model, "todo"); err == nil || err.Error() != want {
+			t.Errorf("model classes %v: %v, want %q", model, err, want)
+		}
+	}
+	_, err := ModelLabels("d", []string{"a", "p", "q"}, labels, "m", []string{"a", "b"}, "todo")
+	if err == nil || !strings.Contains(err.Error(), `the model has no class "p" or "q"; todo`) {
+		t.Errorf("two unknown classes: %v", err)
+	}
+}
+
+// Class names in Unicode NFD, as macOS writes folder names, match the same
+// names in NFC and the other way round; a name present in both forms maps
+// to itself. NFD "çherry" (c + U+0327) sorts before "date", NFC
+// (U+00E7) after it, so the labels are renumbered.
+func TestModelLabelsUnicodeForms(t *testing.T) {
+	const nfc, nfd = "\u00e7herry \u00fc", "c\u0327herry u\u0308"
+	labels := []int{0, 1, 2, 2}
+	got, err := ModelLabels("d", []string{"apple", nfd, "date"}, labels, "m", []string{"apple", "date", nfc}, "todo")
+	if err != nil || !slices.Equal(got, []int{0, 2, 1, 1}) {
+		t.Errorf("NFD data, NFC model: %v, %v; want [0 2 1 1]", got, err)
+	}
+	got, err = ModelLabels("d", []string{"apple", "date", nfc}, labels, "m", []string{"apple", nfd, "date"}, "todo")
+	if err != nil || !slices.Equal(got, []int{0, 2, 1, 1}) {
+		t.Errorf("NFC data, NFD model: %v, %v; want [0 2 1 1]", got, err)
+	}
+	got, err = ModelLabels("d", []string{nfd, nfc}, []int{0, 1}, "m", []string{nfc, nfd}, "todo")
+	if err != nil || !slices.Equal(got, []int{1, 0}) {
+		t.Errorf("both forms: %v, %v; want [1 0]", got, err)
+	}
+	if m := MissingClasses([]string{nfd}, []string{"apple", nfc}); !slices.Equal(m, []string{"apple"}) {
+		t.Errorf("MissingClasses = %q, want [apple]", m)
+	}
+}
+
+// MissingClasses names the model's classes without data, in the model's
+// order.
+func TestMissingClasses(t *testing.T) {
+	if m := MissingClasses([]string{"b", "d"}, []string{"d", "c", "b", "a"}); !slices.Equal(m, []string{"c", "a"}) {
+		t.Errorf("MissingClasses = %q, want [c a]", m)
+	}
+	if m := MissingClasses([]string{"a", "b"}, []string{"a", "b"}); m != nil {
+		t.Errorf("MissingClasses of the same classes = %q, want none", m)
 	}
 }

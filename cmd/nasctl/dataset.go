@@ -217,7 +217,7 @@ type datasetInfoBad struct {
 func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) error {
 	d, rep, err := dataset.Load(opts.Dir, opts.Load)
 	if err != nil {
-		return err
+		return withSizeAdvice(err, "give --size HEIGHTxWIDTH (or N for a square) to resize every image to it")
 	}
 	split, err := d.Split(opts.Plan, opts.Seed)
 	if err != nil {

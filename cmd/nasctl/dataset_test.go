@@ -264,3 +264,15 @@ func TestDatasetHelp(t *testing.T) {
 		}
 	}
 }
+
+// dataset info on images of two sizes names its own flag for the size, and
+// gives sizes height first, as the flag takes them.
+func TestDatasetInfoMixedSizes(t *testing.T) {
+	dir := t.TempDir()
+	writeDatasetPNG(t, filepath.Join(dir, "a", "0.png"), image.NewGray(image.Rect(0, 0, 20, 10)))
+	writeDatasetPNG(t, filepath.Join(dir, "b", "0.png"), image.NewGray(image.Rect(0, 0, 8, 8)))
+	code, _, errOut := runDataset(t, "dataset", "info", dir)
+	if code != 1 || !strings.Contains(errOut, "is 10 high and 20 wide (HxW 10x20)") || !strings.Contains(errOut, "give --size HEIGHTxWIDTH (or N for a square)") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}

@@ -116,12 +116,17 @@ func saveOrRescue(path string, data []byte) error {
 // withInputFlag names --input in dataset's error about images of different
 // sizes, for the commands whose flag for the size is --input.
 func withInputFlag(err error) error {
+	return withSizeAdvice(err, "give --input HxW to resize every image to it, keeping their colour (e.g. --input 32x32), or HxWxC to choose gray (32x32x1) or RGB (32x32x3)")
+}
+
+// withSizeAdvice replaces the advice of dataset's error about images of
+// different sizes with the command's own (which flag to give).
+func withSizeAdvice(err error, advice string) error {
 	var mixed *dataset.MixedSizesError
 	if !errors.As(err, &mixed) {
 		return err
 	}
-	advice := mixed.Fact() + "; give --input HxW to resize every image to it, keeping their colour (e.g. --input 32x32), or HxWxC to choose gray (32x32x1) or RGB (32x32x3)"
-	return &rewordedError{msg: strings.Replace(err.Error(), mixed.Error(), advice, 1), err: err}
+	return &rewordedError{msg: strings.Replace(err.Error(), mixed.Error(), mixed.Fact()+"; "+advice, 1), err: err}
 }
 
 // rewordedError is err with another message; errors.Is and errors.As still

@@ -75,7 +75,7 @@ func TestMixedSizesNameInput(t *testing.T) {
 		{"search", "metaqnn", "--data", data, "--config", noInput, "--dir", dir, "--trials", "1"},
 	} {
 		code, _, errOut := runCLI(t, args...)
-		if code != 1 || !strings.Contains(errOut, "is 20x20 but") || !strings.Contains(errOut, "give --input HxW to resize every image") {
+		if code != 1 || !strings.Contains(errOut, "(HxW 20x20) but") || !strings.Contains(errOut, "give --input HxW to resize every image") {
 			t.Errorf("%s: exit %d, %q; want exit 1 naming --input", args[0], code, errOut)
 		}
 	}

@@ -18,9 +18,10 @@ import (
 // TestData is where MeasureAll takes real images from: the test split of an
 // image folder, split as in training.
 type TestData struct {
-	Dir  string
-	Plan dataset.SplitPlan
-	Seed uint64
+	Dir      string
+	Plan     dataset.SplitPlan
+	PlanName string // Plan's name, for messages
+	Seed     uint64
 	// SkipBad leaves out unreadable files (dataset.LoadOptions.SkipBad),
 	// passing them to Skipped when set.
 	SkipBad bool

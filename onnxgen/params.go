@@ -207,7 +207,39 @@ const (
 	MetaRank         MetaKey = "nasctl.rank"          // in the search's final table
 	MetaInterrupted  MetaKey = "nasctl.interrupted"   // "true": the training was cut short
 	MetaTraining     MetaKey = "nasctl.training"      // how the weights were trained: a JSON object (runtime.TrainRecord)
+	MetaSplit        MetaKey = "nasctl.split"         // the split of the training and of its accuracies: a JSON object (SplitRecord)
+	// MetaTestDatasetHash is the data of the test accuracies when they were
+	// measured on other data than the training's (export --int8 --calibration).
+	MetaTestDatasetHash MetaKey = "nasctl.test_dataset_sha256"
 )
+
+// SplitRecord is how a model's data was split into training, validation and
+// test images: the plan's name and the shuffle's seed. Measuring a model on
+// its data split otherwise counts images it trained on as test images.
+type SplitRecord struct {
+	Plan string `json:"plan"`
+	Seed uint64 `json:"seed"`
+}
+
+// String is the record as metadata: its JSON.
+func (r SplitRecord) String() string {
+	b, _ := json.Marshal(r) // a string and a number always marshal
+	return string(b)
+}
+
+// Split returns the split info's metadata records, and whether there is one
+// (models exported before the key existed have none).
+func (info *ModelInfo) Split() (SplitRecord, bool, error) {
+	v, ok := info.Meta[MetaSplit]
+	if !ok {
+		return SplitRecord{}, false, nil
+	}
+	var r SplitRecord
+	if err := json.Unmarshal([]byte(v), &r); err != nil || r.Plan == "" {
+		return SplitRecord{}, false, fmt.Errorf("metadata %s: %q is not a split record like {\"plan\":\"metaqnn\",\"seed\":1}", MetaSplit, v)
+	}
+	return r, true, nil
+}
 
 // Normalization is how nasctl scales pixels, written into every export.
 const Normalization = "x/255 (pixels scaled to [0, 1])"

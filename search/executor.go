@@ -8,6 +8,7 @@ import (
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 )
 
@@ -39,10 +40,13 @@ type Data struct {
 	Input   genotype.Input
 	Classes []string
 	Hash    string // dataset content hash, for model metadata
-	Train   int    // images in the search's training set
-	Full    int    // images in the whole training split
-	Val     int
-	Test    int
+	// Split is how the images were split (model metadata); empty for an
+	// executor that trains nothing.
+	Split onnxgen.SplitRecord
+	Train int // images in the search's training set
+	Full  int // images in the whole training split
+	Val   int
+	Test  int
 	// ValMajority is the share of the validation split's most frequent class:
 	// the accuracy of a constant predictor.
 	ValMajority float64
@@ -74,6 +78,7 @@ type LocalExecutor struct {
 	train, full, val, test runtime.Examples
 	session                runtime.SessionOptions
 	input                  genotype.Input
+	split                  onnxgen.SplitRecord
 	skipped                []*dataset.BadFile
 }
 
@@ -110,7 +115,8 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	}
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
-		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, skipped: skipped}, nil
+		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
+		skipped: skipped}, nil
 }
 
 // Skipped returns the files left out under Config.SkipBad.
@@ -118,7 +124,7 @@ func (e *LocalExecutor) Skipped() []*dataset.BadFile { return e.skipped }
 
 // Data implements Executor.
 func (e *LocalExecutor) Data() Data {
-	return Data{Input: e.input, Classes: e.d.Classes, Hash: e.d.Hash, Train: e.train.Len(), Full: e.full.Len(), Val: e.val.Len(), Test: e.test.Len(),
+	return Data{Input: e.input, Classes: e.d.Classes, Hash: e.d.Hash, Split: e.split, Train: e.train.Len(), Full: e.full.Len(), Val: e.val.Len(), Test: e.test.Len(),
 		ValMajority: e.val.MajorityShare(len(e.d.Classes))}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -85,6 +86,13 @@ func exportModel(data Data, g genotype.Genotype, weights [][]float32, extra map[
 	net, err := g.Build(data.Input, len(data.Classes))
 	if err != nil {
 		return nil, err
+	}
+	if data.Split.Plan != "" {
+		extra = maps.Clone(extra)
+		if extra == nil {
+			extra = map[onnxgen.MetaKey]string{}
+		}
+		extra[onnxgen.MetaSplit] = data.Split.String()
 	}
 	meta := onnxgen.Metadata{Arch: g.String(), Input: data.Input, Normalization: onnxgen.Normalization,
 		Classes: data.Classes, DatasetHash: data.Hash, Extra: extra}

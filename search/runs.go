@@ -180,5 +180,5 @@ func RunTestData(dir string) (*bench.TestData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: split: %w", filepath.Join(dir, rundir.FileConfig), err)
 	}
-	return &bench.TestData{Dir: cfg.Data, Plan: plan, Seed: cfg.SplitSeed, SkipBad: cfg.SkipBad}, nil
+	return &bench.TestData{Dir: cfg.Data, Plan: plan, PlanName: cfg.Split, Seed: cfg.SplitSeed, SkipBad: cfg.SkipBad}, nil
 }

@@ -75,7 +75,8 @@ func benchModelsAction(c *cli.Context) error {
 		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), SkipBad: c.Bool("skip-bad"),
 		Measure: bench.Options{Runs: c.Int("runs"), Warmup: c.Int("warmup"), Batch: c.Int("batch")}}
 	var err error
-	if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+	opts.PlanName = c.String("plan")
+	if opts.Plan, err = dataset.ParseSplitPlan(opts.PlanName); err != nil {
 		return usagef("--plan: %v", err)
 	}
 	if opts.Measure.Session.Device, err = parseDevice(c); err != nil {
@@ -97,6 +98,7 @@ type benchModelsOptions struct {
 	RunDir    string // the first run directory given, if any
 	Data      string
 	Plan      dataset.SplitPlan
+	PlanName  string
 	SplitSeed uint64
 	// PlanSet and SeedSet: the user gave Plan and SplitSeed; otherwise
 	// RunDir's own split replaces them.
@@ -255,7 +257,7 @@ func benchOut(opts benchModelsOptions) string {
 // images) when there is none or the run's folder is missing; a missing
 // --data is an error.
 func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
-	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, Seed: opts.SplitSeed, SkipBad: opts.SkipBad,
+	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, PlanName: opts.PlanName, Seed: opts.SplitSeed, SkipBad: opts.SkipBad,
 		Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}
 	if opts.RunDir != "" {
 		rs, err := search.RunTestData(opts.RunDir)
@@ -265,7 +267,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 		if rs != nil {
 			data.Dir = cmp.Or(data.Dir, rs.Dir)
 			if !opts.PlanSet {
-				data.Plan = rs.Plan
+				data.Plan, data.PlanName = rs.Plan, rs.PlanName
 			}
 			if !opts.SeedSet {
 				data.Seed = rs.Seed
@@ -377,7 +379,9 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, SplitSeed: data.Seed, SkipBad: data.SkipBad,
+	// Calibrated on bench's own split (the run's or the flags'), as it measures.
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, PlanName: data.PlanName, SplitSeed: data.Seed,
+		PlanSet: true, SeedSet: true, SkipBad: data.SkipBad,
 		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
 	var out []string
 	seen := map[string]bool{}

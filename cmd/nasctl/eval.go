@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/nasctl/nasctl/dataset"
@@ -22,8 +23,8 @@ func evalCommand() *cli.Command {
 		Usage:     "measure exported models' accuracy on an image folder",
 		ArgsUsage: "MODEL.onnx [MODEL.onnx...]",
 		Description: `Reads the images of --data at each model's input size, splits them as training did
-(--plan and --split-seed must match those of training) and prints the accuracy and the
-confusion matrix of the chosen split. With several models the images are read once per
+(the split the model records; --plan and --split-seed for a model that records none, or
+to override it) and prints the accuracy and the confusion matrix of the chosen split. With several models the images are read once per
 input size and a table gives each model's accuracy and their mean; --json then prints
 one object per model, one per line.
 Examples:
@@ -41,7 +42,7 @@ Examples:
 				return usagef("eval takes one or more model files")
 			}
 			opts := evalOptions{Models: c.Args().Slice(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
-				SplitSeed: c.Uint64("split-seed"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
+				SplitSeed: c.Uint64("split-seed"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
 			if opts.Data == "" {
 				return usagef("eval needs --data")
 			}
@@ -54,9 +55,10 @@ Examples:
 				return usagef("--split %q: valid: train, val, test, all", opts.Split)
 			}
 			var err error
-			if opts.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+			if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
 				return usagef("--plan: %v", err)
 			}
+			opts.Plan = c.String("plan")
 			if opts.Session.Device, err = parseDevice(c); err != nil {
 				return err
 			}
@@ -67,19 +69,24 @@ Examples:
 }
 
 type evalOptions struct {
-	Models        []string
-	Data, Split   string
-	Plan          dataset.SplitPlan
-	SplitSeed     uint64
-	Batch         int
-	JSON, SkipBad bool
-	Session       runtime.SessionOptions
+	Models      []string
+	Data, Split string
+	// Plan and SplitSeed split models that record no split; set (PlanSet,
+	// SeedSet), they override the split a model records.
+	Plan             string
+	SplitSeed        uint64
+	PlanSet, SeedSet bool
+	Batch            int
+	JSON, SkipBad    bool
+	Session          runtime.SessionOptions
 }
 
 type evalReport struct {
 	Model   string   `json:"model"`
 	Arch    string   `json:"arch,omitempty"`
 	Split   string   `json:"split"`
+	Plan    string   `json:"plan"`
+	Seed    uint64   `json:"split_seed"`
 	Classes []string `json:"classes"`
 	runtime.Evaluation
 }
@@ -93,10 +100,9 @@ type evaluator struct {
 	warned map[string]bool // data hashes already warned of
 }
 
-// evalData is a folder's images at one input size, and its split.
+// evalData is a folder's images at one input size.
 type evalData struct {
-	d     *dataset.Dataset
-	split dataset.Split
+	d *dataset.Dataset
 }
 
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
@@ -169,40 +175,35 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	in := m.Info.Input
 	data, ok := e.loaded[in]
 	if !ok {
-		d, split, err := dataset.LoadSplit(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }}, opts.Plan, opts.SplitSeed)
+		d, _, err := dataset.Load(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }})
 		if err != nil {
 			return nil, err
 		}
-		data = evalData{d, split}
+		data = evalData{d}
 		e.loaded[in] = data
 	}
 	labels, err := dataset.ModelLabels(opts.Data, data.d.Classes, data.d.Labels, path, m.Info.Classes, "evaluate on data with the model's classes")
 	if err != nil {
 		return nil, err
 	}
-	// A split of other data is not the training's split; a whole folder of
-	// other data is what --split all is for, so it needs no warning.
-	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != data.d.Hash && opts.Split != "all" && !e.warned[h] {
-		e.warned[h] = true
-		more := ""
-		if len(opts.Models) > 1 {
-			more = "; later models trained on the same data are not warned about"
+	if miss := dataset.MissingClasses(data.d.Classes, m.Info.Classes); len(miss) > 0 {
+		fmt.Fprintf(e.errOut, "note: %s has no images of %s's classes %s; the accuracy covers the others\n", opts.Data, path, strings.Join(miss, ", "))
+	}
+	sameData := m.Info.Meta[onnxgen.MetaDatasetHash] == data.d.Hash
+	e.warnOtherData(path, m.Info.Meta[onnxgen.MetaDatasetHash], data.d.Hash)
+	rec, err := splitOf(m.Info, opts.Plan, opts.SplitSeed, opts.PlanSet, opts.SeedSet, sameData && opts.Split != "all", path, e.errOut)
+	if err != nil {
+		return nil, err
+	}
+	idx := seqInts(data.d.Len())
+	if opts.Split != "all" {
+		plan, _ := dataset.ParseSplitPlan(rec.Plan) // checked by splitOf
+		split, err := data.d.Split(plan, rec.Seed)
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(e.errOut, "warning: %s was trained on other data than %s (data hash %s, not %s): "+
-			"if the two share images, its %s split may hold images it trained on; --split all measures every image%s\n",
-			path, opts.Data, shortHash(h), shortHash(data.d.Hash), opts.Split, more)
-	}
-	// --split all of the very images a model trained on counts its training
-	// images too.
-	if h := m.Info.Meta[onnxgen.MetaDatasetHash]; h == data.d.Hash && opts.Split == "all" && !e.warned[h] {
-		e.warned[h] = true
-		fmt.Fprintf(e.errOut, "warning: %s was trained on %s (data hash %s): --split all counts the images it trained on; --split test gives its held-out accuracy\n",
-			path, opts.Data, shortHash(h))
-	}
-	idx := map[string][]int{"train": data.split.Train, "val": data.split.Val, "test": data.split.Test}[opts.Split]
-	if opts.Split == "all" {
-		idx = seqInts(data.d.Len())
+		idx = map[string][]int{"train": split.Train, "val": split.Val, "test": split.Test}[opts.Split]
 	}
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("the %s split of %s has no images (%d in the folder); evaluate on --split all, or on a larger folder", opts.Split, opts.Data, data.d.Len())
@@ -211,13 +212,75 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Classes: m.Info.Classes, Evaluation: *ev}, nil
+	return &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Plan: rec.Plan, Seed: rec.Seed,
+		Classes: m.Info.Classes, Evaluation: *ev}, nil
+}
+
+// warnOtherData warns, once per data hash, when a model's test split may
+// hold its training images: a split of other data than it trained on (a
+// whole folder of other data is what --split all is for), or --split all of
+// the very images it trained on.
+func (e *evaluator) warnOtherData(path, trained, data string) {
+	opts := e.opts
+	if trained == "" || e.warned[trained] {
+		return
+	}
+	switch {
+	case trained != data && opts.Split != "all":
+		more := ""
+		if len(opts.Models) > 1 {
+			more = "; later models trained on the same data are not warned about"
+		}
+		fmt.Fprintf(e.errOut, "warning: %s was trained on other data than %s (data hash %s, not %s): "+
+			"if the two share images, its %s split may hold images it trained on; --split all measures every image%s\n",
+			path, opts.Data, shortHash(trained), shortHash(data), opts.Split, more)
+	case trained == data && opts.Split == "all":
+		fmt.Fprintf(e.errOut, "warning: %s was trained on %s (data hash %s): --split all counts the images it trained on; --split test gives its held-out accuracy\n",
+			path, opts.Data, shortHash(trained))
+	default:
+		return
+	}
+	e.warned[trained] = true
+}
+
+// splitOf returns the split to measure a model on: the one its metadata
+// records, unless --plan or --split-seed is given (set); the flags' for a
+// model that records none. Flags that override the record on the data the
+// model trained on (warn) get a warning: that split's test images may be
+// ones it trained on.
+func splitOf(info *onnxgen.ModelInfo, plan string, seed uint64, planSet, seedSet, warn bool, path string, errOut io.Writer) (onnxgen.SplitRecord, error) {
+	flags := onnxgen.SplitRecord{Plan: plan, Seed: seed}
+	rec, ok, err := info.Split()
+	if err != nil {
+		return rec, fmt.Errorf("%s: %w", path, err)
+	}
+	if !ok {
+		return flags, nil
+	}
+	if _, err := dataset.ParseSplitPlan(rec.Plan); err != nil {
+		return rec, fmt.Errorf("%s records the split plan %q, which this nasctl does not know: %w; give --plan", path, rec.Plan, err)
+	}
+	if planSet {
+		rec.Plan = plan
+	}
+	if seedSet {
+		rec.Seed = seed
+	}
+	if recorded, _, _ := info.Split(); warn && rec != recorded {
+		fmt.Fprintf(errOut, "warning: %s was trained with --plan %s --split-seed %d; with --plan %s --split-seed %d its held-out images may include ones it trained on (leave both out to use its own)\n",
+			path, recorded.Plan, recorded.Seed, rec.Plan, rec.Seed)
+	}
+	return rec, nil
 }
 
 // printEvaluation prints one model's accuracy and confusion matrix.
 func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
-	fmt.Fprintf(out, "%s on the %s split of %s: accuracy %.4f (%d of %d)\n\nconfusion (rows: true class, columns: predicted)\n",
-		rep.Model, opts.Split, opts.Data, rep.Accuracy, rep.Correct, rep.N)
+	split := fmt.Sprintf("the %s split (plan %s, seed %d)", opts.Split, rep.Plan, rep.Seed)
+	if opts.Split == "all" {
+		split = "all images"
+	}
+	fmt.Fprintf(out, "%s on %s of %s: accuracy %.4f (%d of %d)\n\nconfusion (rows: true class, columns: predicted)\n",
+		rep.Model, split, opts.Data, rep.Accuracy, rep.Correct, rep.N)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "\t")
 	for _, c := range rep.Classes {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
@@ -67,7 +70,7 @@ Examples:
 			}
 			opts := exportOptions{Model: c.Args().First(), Out: c.String("out"), Int8: c.Bool("int8"), JSON: c.Bool("json"),
 				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
-					Threads: c.Int("threads")}}
+					Threads: c.Int("threads"), PlanName: c.String("plan"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed")}}
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
 			}
@@ -140,12 +143,16 @@ type exportOptions struct {
 // calibrationOptions say which images calibrate a quantization: the first
 // Images of the training split of Dir.
 type calibrationOptions struct {
-	Dir       string
-	Images    int
-	Plan      dataset.SplitPlan
-	SplitSeed uint64
-	Threads   int
-	SkipBad   bool
+	Dir    string
+	Images int
+	// Plan (named PlanName) and SplitSeed split the folder for a model that
+	// records no split; set (PlanSet, SeedSet), they override its record.
+	Plan             dataset.SplitPlan
+	PlanName         string
+	SplitSeed        uint64
+	PlanSet, SeedSet bool
+	Threads          int
+	SkipBad          bool
 }
 
 // exportReport is the JSON form of export --int8.
@@ -200,14 +207,30 @@ type calibrator struct {
 	loaded map[genotype.Input]*calibrationData
 }
 
-// calibrationData is the folder at one input shape, split.
+// calibrationData is the folder at one input shape.
 type calibrationData struct {
-	d     *dataset.Dataset
-	split dataset.Split
+	d *dataset.Dataset
 }
 
 func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
 	return &calibrator{opts: opts, errOut: errOut, loaded: map[genotype.Input]*calibrationData{}}
+}
+
+// split splits the folder d for the model at path: as its metadata records,
+// unless the flags say otherwise (splitOf).
+func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path string) (dataset.Split, error) {
+	c := k.opts
+	rec, err := splitOf(info, c.PlanName, c.SplitSeed, c.PlanSet, c.SeedSet, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
+	if err != nil {
+		return dataset.Split{}, err
+	}
+	plan := c.Plan
+	if rec.Plan != c.PlanName {
+		if plan, err = dataset.ParseSplitPlan(rec.Plan); err != nil {
+			return dataset.Split{}, err
+		}
+	}
+	return d.Split(plan, rec.Seed)
 }
 
 // quantize quantizes the float model b (read from path) with the
@@ -229,16 +252,23 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	data, ok := k.loaded[in]
 	if !ok {
-		d, split, err := dataset.LoadSplit(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }}, c.Plan, c.SplitSeed)
+		d, _, err := dataset.Load(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }})
 		if err != nil {
 			return nil, nil, err
 		}
-		data = &calibrationData{d: d, split: split}
+		data = &calibrationData{d: d}
 		k.loaded[in] = data
 	}
-	d, split := data.d, data.split
+	d := data.d
 	labels, err := dataset.ModelLabels(c.Dir, d.Classes, d.Labels, path, info.Classes, "calibrate on images of the model's classes (--calibration)")
+	if err != nil {
+		return nil, nil, err
+	}
+	if miss := dataset.MissingClasses(d.Classes, info.Classes); len(miss) > 0 {
+		return nil, nil, fmt.Errorf("%s has no images of %s's classes %s; calibrate on images of every class (--calibration)", c.Dir, path, strings.Join(miss, ", "))
+	}
+	split, err := k.split(d, info, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -276,8 +306,17 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 		if err != nil {
 			return nil, nil, fmt.Errorf("the int8 model of %s: %w", path, err)
 		}
-		if q, err = quantize.SetMetadata(q, onnxgen.MetaTestAccuracy, strconv.FormatFloat(qa, 'f', 6, 64)); err != nil {
-			return nil, nil, err
+		// Both accuracies on the same images, and which images when they are
+		// not of the training data: the pair reads as the int8 model's loss.
+		meta := map[onnxgen.MetaKey]string{onnxgen.MetaTestAccuracy: strconv.FormatFloat(qa, 'f', 6, 64),
+			quantize.MetaFloatTestAccuracy: strconv.FormatFloat(fa, 'f', 6, 64)}
+		if info.Meta[onnxgen.MetaDatasetHash] != d.Hash {
+			meta[onnxgen.MetaTestDatasetHash] = d.Hash
+		}
+		for _, key := range slices.Sorted(maps.Keys(meta)) {
+			if q, err = quantize.SetMetadata(q, key, meta[key]); err != nil {
+				return nil, nil, err
+			}
 		}
 		rep.TestImages, rep.FloatAccuracy, rep.Int8Accuracy = len(split.Test), &fa, &qa
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,5 +207,105 @@ func TestExportPureGo(t *testing.T) {
 	// Quantizing a model onto itself would lose the float model.
 	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", dir, "--out", filepath.Join(dir, ".", "cells.onnx")); code != 2 || !strings.Contains(errOut, "is the model itself") {
 		t.Errorf("--int8 --out MODEL: exit %d, %q", code, errOut)
+	}
+}
+
+// A model records the split it trained on, and eval and export --int8 split
+// by it unless told otherwise: measured with the default seed instead, its
+// "test" images would include training images. Measured on other data,
+// the int8 model's float and int8 accuracies are on the same images, and
+// the metadata says which.
+func TestModelSplitRecorded(t *testing.T) {
+	dir := t.TempDir()
+	data, other, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "other"), filepath.Join(dir, "m.onnx")
+	generateLeaves(t, data, 400, 16, 1)
+	generateLeaves(t, other, 400, 16, 2)
+	if code, _, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--split-seed", "7",
+		"--threads", "1", "--out", model); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	fb, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := onnxgen.ReadModelInfo(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := fi.Split(); !ok || err != nil || rec != (onnxgen.SplitRecord{Plan: "metaqnn", Seed: 7}) {
+		t.Fatalf("split record %+v, %v, %v: %s", rec, ok, err, fi.Meta[onnxgen.MetaSplit])
+	}
+	evalJSON := func(args ...string) (evalReport, string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"eval", model, "--data", data, "--json", "--threads", "1"}, args...)...)
+		var rep evalReport
+		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
+			t.Fatalf("eval %v: exit %d: %s%s", args, code, out, errOut)
+		}
+		return rep, errOut
+	}
+	own, errOut := evalJSON()
+	if own.Seed != 7 || own.Plan != "metaqnn" || strconv.FormatFloat(own.Accuracy, 'f', 6, 64) != fi.Meta[onnxgen.MetaTestAccuracy] || errOut != "" {
+		t.Errorf("eval without split flags: %+v (the model's test accuracy %s); stderr %q", own, fi.Meta[onnxgen.MetaTestAccuracy], errOut)
+	}
+	if rep, errOut := evalJSON("--split-seed", "1"); rep.Seed != 1 || !strings.Contains(errOut, "was trained with --plan metaqnn --split-seed 7; with --plan metaqnn --split-seed 1") {
+		t.Errorf("eval --split-seed 1: %+v; stderr %q", rep, errOut)
+	}
+
+	out := filepath.Join(dir, "q.onnx")
+	code, stdout, errOut := runCLI(t, "export", model, "--int8", "--calibration", data, "--out", out, "--threads", "1", "--json")
+	var rep exportReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || rep.FloatAccuracy == nil || *rep.FloatAccuracy != own.Accuracy {
+		t.Errorf("export --int8 on the training data: exit %d, %s%s; want the float accuracy %v of the model's own split", code, stdout, errOut, own.Accuracy)
+	}
+	code, stdout, errOut = runCLI(t, "export", model, "--int8", "--calibration", other, "--out", out, "--threads", "1", "--json")
+	rep = exportReport{}
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || rep.FloatAccuracy == nil {
+		t.Fatalf("export --int8 on other data: exit %d: %s%s", code, stdout, errOut)
+	}
+	qb, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qi, err := onnxgen.ReadModelInfo(qb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := qi.Meta[quantize.MetaFloatTestAccuracy]; got != strconv.FormatFloat(*rep.FloatAccuracy, 'f', 6, 64) ||
+		!strings.HasPrefix(qi.Meta[onnxgen.MetaTestDatasetHash], "sha256:") || qi.Meta[onnxgen.MetaTestDatasetHash] == fi.Meta[onnxgen.MetaDatasetHash] {
+		t.Errorf("on other data: float accuracy %q (measured %v), test data %q (training data %q)", got, *rep.FloatAccuracy,
+			qi.Meta[onnxgen.MetaTestDatasetHash], fi.Meta[onnxgen.MetaDatasetHash])
+	}
+}
+
+// Field data may hold only some of a model's classes: eval measures those
+// and says which are missing; calibration needs every class.
+func TestSomeOfTheClasses(t *testing.T) {
+	dir := t.TempDir()
+	all, some, model := filepath.Join(dir, "all"), filepath.Join(dir, "some"), filepath.Join(dir, "m.onnx")
+	for i := range 12 {
+		for class, v := range map[string]uint8{"dark": 20, "mid": 120, "light": 230} {
+			img := image.NewGray(image.Rect(0, 0, 8, 8))
+			for p := range img.Pix {
+				img.Pix[p] = v
+			}
+			writeDatasetPNG(t, filepath.Join(all, class, fmt.Sprintf("%02d.png", i)), img)
+			if class != "mid" {
+				writeDatasetPNG(t, filepath.Join(some, class, fmt.Sprintf("%02d.png", i)), img)
+			}
+		}
+	}
+	if code, _, errOut := runCLI(t, "train", "--arch", "SM()", "--data", all, "--epochs", "1", "--threads", "1", "--out", model); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "eval", model, "--data", some, "--split", "all", "--json")
+	var rep evalReport
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.N != 24 || len(rep.Confusion) != 3 ||
+		!strings.Contains(errOut, "has no images of "+model+"'s classes mid; the accuracy covers the others") {
+		t.Errorf("eval on two of three classes: exit %d: %s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", some, "--out", filepath.Join(dir, "q.onnx"))
+	if code != 1 || !strings.Contains(errOut, "has no images of "+model+"'s classes mid; calibrate on images of every class") {
+		t.Errorf("export --int8 on two of three classes: exit %d: %s", code, errOut)
 	}
 }

@@ -180,6 +180,31 @@ func TestFailsOnEveryDelivery(t *testing.T) {
 	}
 }
 
+// A job that every worker handed back (a worker's second Ctrl-C Naks its
+// jobs, which the broker counts as deliveries) fails with a reason that
+// says so, not only that workers died.
+func TestHandedBackOnEveryDelivery(t *testing.T) {
+	srv := startServer(t, Settings{MaxDeliver: 1})
+	started := make(chan struct{})
+	st := &stand{delay: time.Minute, fail: func(search.Job) error { close(started); return nil }}
+	w := &Worker{Broker: connect(t, srv, "w1"), Device: runtime.CPU, Name: "w1",
+		executor: func(context.Context, DataSpec) (search.Executor, error) { return st, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, nil) }()
+	answers := evaluate(newTestExecutor(t, srv, "handed"), testJob(t, 2))
+	<-started
+	cancel() // the second Ctrl-C
+	<-done
+	// The broker finds the job out of deliveries when a worker asks.
+	startWorker(t, srv, "w2", 1, &stand{})
+	a := within(t, answers, &logLines{})
+	want := "failed on all 1 deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)"
+	if a.err == nil || a.err.Error() != want {
+		t.Errorf("err = %v, want %q", a.err, want)
+	}
+}
+
 // The broker's overhead per trial: the time from Evaluate's publish to its
 // result back in the driver, for jobs that train nothing (the stand-in
 // answers at once), one at a time over loopback TCP, with weights. The

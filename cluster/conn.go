@@ -3,9 +3,12 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,6 +108,9 @@ func withLayout(ctx context.Context) func(*Broker, error) (*Broker, error) {
 
 // dial connects without opening anything.
 func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
+	if err := CheckURL(o.URL); err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
 	if o.Token != "" {
 		opts = append(opts, nats.Token(o.Token))
@@ -137,7 +143,8 @@ func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
 					o.Log("lost the broker %s (%v); reconnecting", u, err)
 				}
 			}),
-			nats.ReconnectHandler(func(*nats.Conn) { o.Log("reconnected to the broker %s", u) }))
+			nats.ReconnectHandler(func(*nats.Conn) { o.Log("reconnected to the broker %s", u) }),
+			nats.ErrorHandler(asyncError(u, o.Log)))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
@@ -161,6 +168,7 @@ func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
 // connectError says what to do about a failed connection.
 func connectError(o ClientOptions, err error) error {
 	u := redact(o.URL)
+	var he x509.HostnameError
 	switch {
 	case errors.Is(err, nats.ErrAuthorization):
 		if o.Token == "" && o.NKeySeed == "" && !hasUserInfo(o.URL) {
@@ -172,12 +180,77 @@ func connectError(o ClientOptions, err error) error {
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		// A tls:// URL or --broker-tls-ca, and a broker without TLS.
 		return fmt.Errorf("broker %s does not use TLS (%w): connect to it with %s and without --broker-tls-ca, or start it with TLS (nasctl server --tls-cert and --tls-key)", u, err, plainURL(u))
+	case errors.Is(err, nats.ErrNkeysNotSupported):
+		return fmt.Errorf("broker %s does not take NKEYs (%w): drop --broker-nkey (and give its token, if it has one), or start the broker with nasctl server --nkey and the seed's public key", u, err)
+	case errors.As(err, &he):
+		return fmt.Errorf("broker %s: TLS: %w; %s", u, err, hostnameAdvice(u, he))
 	case errors.As(err, new(*tls.CertificateVerificationError)) || strings.Contains(err.Error(), "x509"):
 		return fmt.Errorf("broker %s: TLS: %w (give the authority that signed its certificate with --broker-tls-ca)", u, err)
 	case errors.Is(err, nats.ErrTLS):
 		return fmt.Errorf("broker %s: TLS: %w", u, err)
 	}
 	return fmt.Errorf("broker %s: %w", u, err)
+}
+
+// hostnameAdvice says, for a certificate that is not for the host
+// connected to (u's), which names it holds and what to do.
+func hostnameAdvice(u string, he x509.HostnameError) string {
+	san := "DNS:" + he.Host
+	if net.ParseIP(he.Host) != nil {
+		san = "IP:" + he.Host
+	}
+	remake := fmt.Sprintf("make its certificate for %s, with subjectAltName=%s", he.Host, san)
+	if he.Certificate == nil {
+		return remake
+	}
+	names := slices.Clone(he.Certificate.DNSNames)
+	for _, ip := range he.Certificate.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return "its certificate holds no host name or IP address (subjectAltName); " + remake
+	}
+	connect := "connect by one of those"
+	if p, err := url.Parse(u); err == nil && p.Port() != "" && !strings.Contains(names[0], "*") {
+		p.Host = net.JoinHostPort(names[0], p.Port())
+		connect = fmt.Sprintf("connect by one of those (%s)", p)
+	}
+	return fmt.Sprintf("its certificate is for %s: %s, or %s", strings.Join(names, ", "), connect, remake)
+}
+
+// CheckURL refuses a broker address whose scheme is not a broker's; an
+// address without a scheme is nats://. Several may be given, separated by
+// commas.
+func CheckURL(raw string) error {
+	for _, s := range strings.Split(raw, ",") {
+		s = strings.TrimSpace(s)
+		scheme, _, ok := strings.Cut(s, "://")
+		switch {
+		case !ok:
+		case scheme == "nats" || scheme == "tls" || scheme == "ws" || scheme == "wss":
+		default:
+			return fmt.Errorf("broker %s: %s:// is not a broker's scheme: write nats://HOST:PORT (tls://HOST:PORT for TLS)", redact(s), scheme)
+		}
+	}
+	return nil
+}
+
+// asyncError passes what the client reports on its own (outside any
+// request) to log, in words. A watch's consumer found inactive is not
+// said: the connection was lost, which is said, and the client resets the
+// watch once it is back (a driver also looks for its results now and then).
+func asyncError(u string, log func(string, ...any)) nats.ErrHandler {
+	return func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		switch {
+		case errors.Is(err, nats.ErrConsumerNotActive):
+		case errors.Is(err, nats.ErrAuthorization):
+			log("the broker %s refused this client's credentials when reconnecting (restarted with others?); still trying", u)
+		case errors.Is(err, nats.ErrSlowConsumer):
+			log("this client fell behind what the broker %s sent it; some messages were dropped", u)
+		default:
+			log("the broker %s reported: %v", u, err)
+		}
+	}
 }
 
 // plainURL is the broker of the address raw without TLS: nats://HOST:PORT

@@ -28,10 +28,15 @@ type delivery struct {
 	what string                        // the job, for the log
 	log  func(format string, a ...any) // hears, once, that the broker lost it
 	gone atomic.Bool                   // the broker no longer holds it: for good
+	// kept, when set before an acknowledgement, says what of the job is
+	// stored: the log says it too when the delivery is gone.
+	kept string
 }
 
-// errGone is a delivery the broker no longer holds.
-var errGone = errors.New("the broker no longer holds this delivery (restarted on an empty store?)")
+// errGone is a delivery the broker no longer holds: acknowledged by
+// another worker that took the job when this one's lease ran out, or lost
+// by the broker.
+var errGone = errors.New("the broker no longer holds this delivery (another worker took the job when this one's lease ran out, and finished it or failed it for good; or the broker lost it, restarted on an empty store)")
 
 // held reports whether the message at the delivery's sequence in
 // StreamTrials is the delivery's own: the same message ID, stored at the
@@ -73,7 +78,11 @@ func (d *delivery) tell(ctx context.Context, send func(jetstream.Msg) error) err
 		return fmt.Errorf("cannot make sure the broker still holds this delivery: %w", err)
 	case !held:
 		if !d.gone.Swap(true) {
-			d.log("%s: %v: it will not be acknowledged, handed back or renewed, lest another job under its number be; a result of its training is still stored under the job's key", d.what, errGone)
+			kept := ""
+			if d.kept != "" {
+				kept = "; " + d.kept
+			}
+			d.log("%s: %v: it will not be acknowledged, handed back or renewed, lest another job under its number be%s", d.what, errGone, kept)
 		}
 		return errGone
 	}

@@ -471,7 +471,7 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 		return err
 	}
 	key := jobKey(msg.Data)
-	why := fmt.Sprintf("failed on all %d deliveries; no worker finished it (killed, or stopped answering)", adv.Deliveries)
+	why := fmt.Sprintf("failed on all %d deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)", adv.Deliveries)
 	if e, err := b.l.results.Get(ctx, errorKey(key)); err == nil {
 		why = fmt.Sprintf("failed on all %d deliveries; the last on %s", adv.Deliveries, e.Value())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
+	"github.com/nats-io/nats.go"
 )
 
 // logLines collects a worker's log and tells when a line with a given
@@ -186,7 +187,9 @@ func TestConnectWaitsForBroker(t *testing.T) {
 }
 
 // A broker that cannot start says why at once: the port taken, a store it
-// cannot use, a store another broker holds.
+// cannot use, a store another broker holds. For the port or store of
+// another broker (a second search with --broker embedded), it says how to
+// join that one.
 func TestStartServerFailures(t *testing.T) {
 	ctx := context.Background()
 	store := t.TempDir()
@@ -213,11 +216,14 @@ func TestStartServerFailures(t *testing.T) {
 		what string
 		o    ServerOptions
 		want string
+		also []string // what to do
 	}{
-		{"port taken", ServerOptions{Listen: u.Host, Store: t.TempDir()}, "address already in use"},
-		{"store under a file", ServerOptions{Listen: "127.0.0.1:0", Store: filepath.Join(file, "sub")}, "not a directory"},
-		{"jetstream folder a file", ServerOptions{Listen: "127.0.0.1:0", Store: blocked}, "JetStream"},
-		{"store in use", ServerOptions{Listen: "127.0.0.1:0", Store: store}, "in use by another broker"},
+		{"port taken", ServerOptions{Listen: u.Host, Store: t.TempDir()}, "address already in use",
+			[]string{u.Host + " is in use, probably by another broker", "join that one with --broker " + srv.URL(), "--broker-listen"}},
+		{"store under a file", ServerOptions{Listen: "127.0.0.1:0", Store: filepath.Join(file, "sub")}, "not a directory", nil},
+		{"jetstream folder a file", ServerOptions{Listen: "127.0.0.1:0", Store: blocked}, "JetStream", nil},
+		{"store in use", ServerOptions{Listen: "127.0.0.1:0", Store: store}, "in use by another broker at " + srv.URL(),
+			[]string{"join that one with --broker " + srv.URL() + " instead", "--broker-store"}},
 	} {
 		// The error says the cause; the log does not say it again.
 		var logged []string
@@ -226,8 +232,10 @@ func TestStartServerFailures(t *testing.T) {
 		if err == nil {
 			s.Close()
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.what, err, tc.want)
+		for _, want := range append(tc.also, tc.want) {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want %q", tc.what, err, want)
+			}
 		}
 		for _, l := range logged {
 			if strings.Contains(l, tc.want) {
@@ -270,5 +278,26 @@ func TestWorkerFollowsAckWaitChange(t *testing.T) {
 	}
 	if n := st.calls.Load(); n != 1 {
 		t.Errorf("trained %d times, want 1", n)
+	}
+}
+
+// What the client reports on its own goes to the client's log in words,
+// not to stderr in the library's; a watch's consumer found inactive while
+// the broker is away is not said (the lost connection is, and the watch is
+// reset on reconnection).
+func TestAsyncErrorsToLog(t *testing.T) {
+	srv := startServer(t, Settings{})
+	logs := &logLines{}
+	b, err := Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken, Log: logs.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cb := b.nc.ErrorHandler()
+	cb(b.nc, nil, nats.ErrConsumerNotActive)
+	cb(b.nc, nil, nats.ErrSlowConsumer)
+	want := "this client fell behind what the broker " + srv.URL() + " sent it"
+	if s := logs.String(); !strings.HasPrefix(s, want) || strings.Contains(s, "\n") {
+		t.Errorf("the log:\n%s\nwant one line: %q", s, want)
 	}
 }

@@ -265,7 +265,9 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 	if msg, err := b.l.trials.GetMsg(ctx, seqB); err != nil || msg.Header.Get(jetstream.MsgIDHeader) != keyB {
 		t.Fatalf("trial 2, in flight at sequence %d, is no longer queued (%v) once the worker finished trial 1, delivered at the same sequence before the restart; the worker's log:\n%s", seqB, err, logs)
 	}
-	logs.waitFor(t, "run stale trial 1: the broker no longer holds this delivery (restarted on an empty store?)")
+	if line := logs.waitFor(t, "run stale trial 1: the broker no longer holds this delivery"); !strings.Contains(line, "this worker's result is stored under the job's key") {
+		t.Errorf("the worker does not say that its result is stored: %q", line)
+	}
 	if r, err := b.l.results.Get(ctx, resultKey(keyA)); err != nil || !strings.Contains(string(r.Value()), `"worker":"w1"`) {
 		t.Fatalf("trial 1's result on the new store: %v", err)
 	}
@@ -284,6 +286,88 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("trial 2 still queued a minute after the worker finished it (%v); the worker's log:\n%s", err, logs)
 		}
+	}
+}
+
+// A delivery that another worker acknowledged (it took the job when this
+// one's lease ran out) is gone from the broker: the worker says so, without
+// blaming a restart, and claims a stored result only when there is one.
+func TestGoneDeliverySaysWhatIsKnown(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, Settings{})
+	b := connect(t, srv, "worker")
+	cons, err := b.consumer(ctx, runtime.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kept := range []string{"", "this worker's result is stored under the job's key"} {
+		publishJob(t, b, len(kept)+1)
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := <-batch.Messages()
+		if m == nil {
+			t.Fatalf("no job: %v", batch.Error())
+		}
+		if err := m.DoubleAck(ctx); err != nil { // the other worker's
+			t.Fatal(err)
+		}
+		logs := &logLines{}
+		d := &delivery{m: m, b: b, what: "the job", log: logs.log, kept: kept}
+		if err := d.ack(ctx); !errors.Is(err, errGone) {
+			t.Fatalf("acknowledged again: %v", err)
+		}
+		line := logs.waitFor(t, "the job: the broker no longer holds this delivery")
+		if !strings.Contains(line, "another worker took the job when this one's lease ran out") ||
+			strings.Contains(line, "stored") != (kept != "") || kept != "" && !strings.HasSuffix(line, "; "+kept) {
+			t.Errorf("kept %q: %q", kept, line)
+		}
+	}
+}
+
+// Two deliveries of one job finish (the first's lease ran out) on workers
+// of the same name (--name given twice, or two slots of one worker): the
+// second's result loses, and dropping its weights must leave the first's,
+// which the stored result names, whole.
+func TestLoserKeepsWinnersWeights(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, Settings{})
+	b := connect(t, srv, "worker")
+	cons, err := b.consumer(ctx, runtime.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := publishJob(t, b, 8)
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := <-batch.Messages()
+	if m == nil {
+		t.Fatalf("no job: %v", batch.Error())
+	}
+	logs := &logLines{}
+	for _, weight := range []float32{1, 2} { // the winner's, then the loser's
+		w := &Worker{Broker: b, Device: runtime.CPU, Name: "same", Log: logs.log}
+		out := &search.Outcome{Training: &runtime.Result{Status: runtime.StatusOK, Weights: [][]float32{{weight}}}}
+		w.finish(ctx, &delivery{m: m, b: b, what: "the job", log: logs.log}, key, out, lease{beat: time.Second, maxDeliver: 3})
+	}
+	logs.waitFor(t, "another worker's result came first; this one dropped")
+	r, err := b.l.results.Get(ctx, resultKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.outcome(ctx, 8, r.Value())
+	if err != nil || out.Training.Weights[0][0] != 1 {
+		t.Fatalf("the stored result's weights: %v, %v; the log:\n%s", err, out, logs)
+	}
+	objects, err := b.l.weights.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(objects); n != 1 {
+		t.Errorf("%d weights objects, want the winner's alone", n)
 	}
 }
 

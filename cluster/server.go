@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -68,8 +70,12 @@ type Server struct {
 }
 
 // storeLock is the file in the store that a running broker holds locked:
-// two brokers writing one store would corrupt it.
-const storeLock = "nasctl-broker.lock"
+// two brokers writing one store would corrupt it. storeURL, beside it,
+// holds the running broker's address, for the refusal of a second one.
+const (
+	storeLock = "nasctl-broker.lock"
+	storeURL  = "nasctl-broker.url"
+)
 
 // lockStore creates the store folder and takes its lock.
 func lockStore(store string) (*flock.Flock, error) {
@@ -82,9 +88,46 @@ func lockStore(store string) (*flock.Flock, error) {
 		return nil, fmt.Errorf("broker: store: locking %s: %w", l.Path(), err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("broker: store %s is in use by another broker; stop that one, or give this one another store", store)
+		return nil, storeInUse(store)
 	}
+	os.Remove(filepath.Join(store, storeURL)) // a dead broker's
 	return l, nil
+}
+
+// storeInUse says what to do about a store another broker holds, perhaps
+// another search's embedded one.
+func storeInUse(store string) error {
+	at, join := "", "nats://ITS-ADDRESS"
+	if b, err := os.ReadFile(filepath.Join(store, storeURL)); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		join = string(bytes.TrimSpace(b))
+		at = " at " + join
+	}
+	return fmt.Errorf("broker: store %s is in use by another broker%s (another search's --broker embedded, or a nasctl server): "+
+		"a search can join that one with --broker %s instead of starting its own; or stop it, or give this one another store "+
+		"(--store, or --broker-store with --broker embedded)", store, at, join)
+}
+
+// addressInUse says what to do about a listen address taken, most likely
+// by another broker, or returns err, the server's failure to start, when
+// it was not for that. The server says it in text only: what it says is
+// checked by listening again.
+func addressInUse(listen string, err error) error {
+	if !strings.Contains(err.Error(), "listen") {
+		return err
+	}
+	ln, lerr := net.Listen("tcp", listen)
+	if lerr == nil {
+		ln.Close()
+	}
+	if !errors.Is(lerr, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return fmt.Errorf("%s is in use, probably by another broker (%w): a search can join that one with --broker nats://%s; "+
+		"or listen on another address (--listen, or --broker-listen with --broker embedded)", listen, err, net.JoinHostPort(host, port))
 }
 
 // StartServer starts a broker, waits until it accepts clients and sets up
@@ -118,13 +161,14 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	if err := ready(s, fatal); err != nil {
 		s.Shutdown()
 		lock.Unlock()
-		return nil, fmt.Errorf("broker on %s, store %s: %w", o.Listen, o.Store, err)
+		return nil, fmt.Errorf("broker on %s, store %s: %w", o.Listen, o.Store, addressInUse(o.Listen, err))
 	}
 	started.Store(true)
 	if host, _, _ := splitListen(o.Listen); !isLoopback(host) && o.Token != "" && o.TLSCert == "" && o.Log != nil {
 		o.Log("warning: the token crosses the network in clear; give a TLS certificate and key, or use NKEYs")
 	}
 	srv := &Server{s: s, token: o.Token, self: self, url: clientURL(s), remote: remoteURL(s), lock: lock}
+	os.WriteFile(filepath.Join(o.Store, storeURL), []byte(srv.url+"\n"), 0o644) // for storeInUse; a hint only
 	b, err := srv.connect(ctx, "nasctl server set-up")
 	if err != nil {
 		srv.Close()

@@ -157,3 +157,62 @@ func selfSigned(t *testing.T, dir string) (cert, key string) {
 	}
 	return cert, key
 }
+
+// A certificate that is not for the host connected to (here for
+// 127.0.0.1, reached as localhost) is a name to fix, not an authority to
+// give: the error lists the names the certificate holds.
+func TestTLSHostMismatch(t *testing.T) {
+	cert, key := selfSigned(t, t.TempDir())
+	srv, err := StartServer(context.Background(), ServerOptions{Listen: "127.0.0.1:0", Store: t.TempDir(), Token: testToken, TLSCert: cert, TLSKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	u := strings.Replace(srv.URL(), "127.0.0.1", "localhost", 1)
+	_, err = Connect(context.Background(), ClientOptions{URL: u, Token: testToken, TLSCA: cert})
+	for _, want := range []string{"; its certificate is for 127.0.0.1: connect by one of those (" + srv.URL() + ")",
+		"or make its certificate for localhost, with subjectAltName=DNS:localhost"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", u, err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "--broker-tls-ca") {
+		t.Errorf("%s: %v: the authority was given already", u, err)
+	}
+}
+
+// An NKEY given to a broker that takes none says what to do.
+func TestNKeyNotTaken(t *testing.T) {
+	srv := startServer(t, Settings{})
+	seed, _, err := NewNKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(file, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken, NKeySeed: file})
+	if err == nil || !strings.Contains(err.Error(), "does not take NKEYs") || !strings.Contains(err.Error(), "drop --broker-nkey") ||
+		!strings.Contains(err.Error(), "nasctl server --nkey") {
+		t.Errorf("NKEY to a token broker: %v", err)
+	}
+}
+
+// A broker address of another scheme (http://) is refused with what to
+// write; nats.go would take it for nats://.
+func TestBrokerURLScheme(t *testing.T) {
+	srv := startServer(t, Settings{})
+	host := strings.TrimPrefix(srv.URL(), "nats://")
+	for _, u := range []string{"http://" + host, "nats://" + host + ",https://tok@" + host} {
+		_, err := Connect(context.Background(), ClientOptions{URL: u, Token: testToken})
+		if err == nil || !strings.Contains(err.Error(), "is not a broker's scheme: write nats://HOST:PORT") || strings.Contains(err.Error(), "tok@") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"nats://" + host, host} {
+		if err := CheckURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

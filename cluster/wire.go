@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -283,9 +284,13 @@ func resultKey(key string) string { return "result." + key }
 func errorKey(key string) string  { return "error." + key }
 
 // weightsName is where a worker stores a job's trained weights: the worker
-// is part of the name so that two workers finishing the same job (one whose
-// lease ran out, one that took it over) do not overwrite each other's.
-func weightsName(key, worker string) string { return "trained/" + key + "/" + safeName(worker) }
+// and a random part are in the name so that two deliveries of the same job
+// finishing (one whose lease ran out, one that took it over), on workers
+// of one name or two slots of one worker, neither overwrite nor delete
+// each other's.
+func weightsName(key, worker string) string {
+	return "trained/" + key + "/" + safeName(worker) + "-" + rand.Text()[:12]
+}
 
 // initName is where the driver stores starting weights: by content, so
 // that a job and its re-publication share them.

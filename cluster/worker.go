@@ -35,8 +35,9 @@ const failDelay = time.Second
 // result create-only and only then acknowledges the job, so that a job is
 // never gone without its result. A failure is noted (error.<key>) and the
 // job handed back, to be delivered again up to the consumer's MaxDeliver.
-// A delivery the broker no longer holds (taken before it restarted on an
-// empty store) is neither acknowledged nor handed back (see delivery); a
+// A delivery the broker no longer holds (acknowledged by another worker
+// after this one's lease ran out, or taken before the broker restarted on
+// an empty store) is neither acknowledged nor handed back (see delivery); a
 // consumer the broker lost is made again (recreate).
 type Worker struct {
 	Broker   *Broker
@@ -218,6 +219,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	d.what = j.describe()
 	if w.Broker.settled(ctx, key) {
 		w.log("%s: already done, skipped", d.what)
+		d.kept = "the job's result is stored under its key"
 		w.ack(ctx, d)
 		return
 	}
@@ -238,6 +240,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
 		w.log("%s: another worker's result came first", d.what)
+		d.kept = theirs
 		w.ack(ctx, d)
 	case err != nil:
 		w.fail(ctx, d, key, err, l)
@@ -245,6 +248,10 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 		w.finish(ctx, d, key, out, l)
 	}
 }
+
+// theirs is what a delivery keeps (delivery.kept) when another worker
+// stored the job's result.
+const theirs = "another worker's result is stored under the job's key"
 
 // ack acknowledges a delivery whose job has its result, and says so when
 // the broker did not take it (errGone is said by the delivery).
@@ -349,6 +356,10 @@ func (w *Worker) finish(ctx context.Context, d *delivery, key string, out *searc
 	}
 	// The result is the job's, whichever broker delivered it; the
 	// acknowledgement is the delivery's (see delivery).
+	d.kept = theirs
+	if wrote {
+		d.kept = "this worker's result is stored under the job's key"
+	}
 	w.ack(ctx, d)
 	if !wrote {
 		w.log("%s: another worker's result came first; this one dropped", what)

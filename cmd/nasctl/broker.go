@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
@@ -42,6 +43,29 @@ type brokerOptions struct {
 
 func (o brokerOptions) embedded() bool { return o.URL == "embedded" }
 
+// resumeFlags are the broker flags a command that continues the run needs
+// (none without a broker), for the hints that print one; the token by the
+// variable that holds it, never its value.
+func (o brokerOptions) resumeFlags() string {
+	if o.URL == "" {
+		return ""
+	}
+	s := " --broker " + shell.Quote(o.URL)
+	flags := []struct{ name, v string }{{"broker-tls-ca", o.Client.TLSCA}, {"broker-nkey", o.Client.NKeySeed}}
+	if o.embedded() {
+		flags = []struct{ name, v string }{{"broker-listen", o.Listen}, {"broker-store", o.Store}}
+	}
+	for _, f := range flags {
+		if f.v != "" {
+			s += " --" + f.name + " " + shell.Quote(f.v)
+		}
+	}
+	if o.Client.Token != "" {
+		s += " (with " + tokenEnv + " set)"
+	}
+	return s
+}
+
 // brokerOptionsOf reads the broker flags of the command, refusing those
 // that cannot go together.
 func brokerOptionsOf(c *cli.Context) (brokerOptions, error) {
@@ -54,6 +78,10 @@ func brokerOptionsOf(c *cli.Context) (brokerOptions, error) {
 		return o, usagef("--broker embedded takes a token (--broker-token) only; for NKEYs or TLS run nasctl server and give its address to --broker")
 	case o.URL == "" && (o.Client.NKeySeed != "" || o.Client.TLSCA != ""):
 		return o, usagef("--broker-nkey and --broker-tls-ca go with --broker URL")
+	case o.URL != "" && !o.embedded():
+		if err := cluster.CheckURL(o.URL); err != nil {
+			return o, usagef("--broker: %v", err)
+		}
 	case o.embedded():
 		// The listen rules, before any data is loaded.
 		if err := (cluster.ServerOptions{Listen: o.Listen, Store: ".", Token: o.Client.Token}).Check(); err != nil {
@@ -82,14 +110,10 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	x.Say = e.say
+	x.Say = e.warn
 	e.remote = x
 	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
-		cmd := fmt.Sprintf("nasctl worker --broker %s --device %s", e.workerURL(), cfg.Device)
-		if e.broker.Client.Token != "" {
-			cmd = tokenEnv + "=<the broker's token> " + cmd
-		}
-		e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, cmd)
+		e.warn("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, e.workerCommand(cfg.Device))
 	}
 	return x, nil
 }
@@ -98,7 +122,7 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 func (e *executors) connect(cfg search.Config) error {
 	o := e.broker
 	if !o.embedded() {
-		o.Client.Name, o.Client.Log = "nasctl search "+cfg.Name, e.say
+		o.Client.Name, o.Client.Log = "nasctl search "+cfg.Name, e.warn
 		var err error
 		e.conn, err = cluster.Connect(e.ctx, o.Client)
 		return err
@@ -118,6 +142,23 @@ func (e *executors) connect(cfg search.Config) error {
 }
 
 // workerURL is the broker address to give workers.
+// workerCommand is the command that starts a worker for the driver's
+// broker, with the credentials the driver itself needed.
+func (e *executors) workerCommand(device string) string {
+	cmd := fmt.Sprintf("nasctl worker --broker %s --device %s", e.workerURL(), device)
+	c := e.broker.Client
+	if c.TLSCA != "" {
+		cmd += " --broker-tls-ca " + shell.Quote(c.TLSCA)
+	}
+	if c.NKeySeed != "" {
+		cmd += " --broker-nkey <a seed the broker accepts>"
+	}
+	if c.Token != "" {
+		cmd = tokenEnv + "=<the broker's token> " + cmd
+	}
+	return cmd
+}
+
 func (e *executors) workerURL() string {
 	if e.server != nil {
 		return e.server.RemoteURL()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -41,6 +42,7 @@ func TestCluster(t *testing.T) {
 		{"TrialFailsOnEveryDelivery", testTrialFailsOnEveryDelivery},
 		{"RefusesWithoutCredentials", testRefusesWithoutCredentials},
 		{"WorkerWaitsForBroker", testWorkerWaitsForBroker},
+		{"NoWorkerJSON", testNoWorkerJSON},
 	} {
 		t.Run(st.name, func(t *testing.T) { st.test(t, c) })
 	}
@@ -502,4 +504,69 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// With no worker, a --json driver says so in an info event, with the
+// command that starts one; stopped, it names the broker in its resume
+// command (a resume without it would train the rest here), and the token
+// by its variable only.
+func testNoWorkerJSON(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	dir := filepath.Join(f.runs, "idle")
+	cmd := exec.Command(f.bin, append(f.searchArgs("idle", "--broker", f.srv.URL()), "--json")...)
+	cmd.Env = f.env()
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hint := "no worker is waiting for cpu trials yet; the trials wait in the queue until one starts: " +
+		tokenEnv + "=<the broker's token> nasctl worker --broker " + f.srv.URL() + " --device cpu"
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for sc := bufio.NewScanner(out); sc.Scan(); {
+			lines <- sc.Text()
+		}
+	}()
+	var seen []string
+	timeout := time.After(time.Minute)
+wait:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break wait
+			}
+			var e search.Event
+			if json.Unmarshal([]byte(line), &e) == nil && e.Kind == "info" {
+				seen = append(seen, e.Message)
+				if e.Message == hint {
+					break wait
+				}
+			}
+		case <-timeout:
+			break wait
+		}
+	}
+	if !slices.Contains(seen, hint) {
+		t.Errorf("no info event %q; info events:\n%s", hint, strings.Join(seen, "\n"))
+	}
+	for range 2 {
+		cmd.Process.Signal(os.Interrupt)
+		time.Sleep(300 * time.Millisecond)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	cmd.Wait()
+	resume := "nasctl search metaqnn --resume " + dir + " --broker " + f.srv.URL() + " (with " + tokenEnv + " set)"
+	if !strings.Contains(errOut.String(), resume) || strings.Contains(errOut.String(), clusterToken) {
+		t.Errorf("want %q, and not the token, in:\n%s", resume, errOut.String())
+	}
 }

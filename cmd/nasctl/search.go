@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -267,8 +268,11 @@ func checked(cfg search.Config) (search.Config, error) {
 // Runtime once and loads the data; with a broker, it connects to it (or
 // starts it) and sends the trials there. close releases all of it.
 type executors struct {
-	ctx    context.Context
-	say    func(format string, args ...any)
+	ctx context.Context
+	say func(format string, args ...any)
+	// warn reports what the broker and its workers do: no worker waiting,
+	// a lost connection; under --quiet too, and an info event under --json.
+	warn   func(format string, args ...any)
 	inited bool
 	broker brokerOptions // URL empty: the trials train here
 
@@ -327,7 +331,14 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 			fmt.Fprintf(errOut, format+"\n", args...)
 		}
 	}
-	execs := &executors{ctx: ctx, say: say, broker: opts.Broker}
+	warn := func(format string, args ...any) {
+		if opts.JSON {
+			json.NewEncoder(out).Encode(search.Event{Kind: "info", Message: fmt.Sprintf(format, args...)}) // one Write: whole lines
+			return
+		}
+		fmt.Fprintf(errOut, format+"\n", args...)
+	}
+	execs := &executors{ctx: ctx, say: say, warn: warn, broker: opts.Broker}
 	defer execs.close()
 	s, err := openSearch(opts, execs)
 	if err != nil {
@@ -357,10 +368,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
-		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s\n", done, kind, shell.Quote(dir))
+		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s%s\n",
+			done, kind, shell.Quote(dir), opts.Broker.resumeFlags())
 		return err
 	case err != nil:
-		return fmt.Errorf("%w (finished trials are saved; resume with nasctl search %s --resume %s)", err, kind, shell.Quote(dir))
+		return fmt.Errorf("%w (%s)", err, afterFailure(kind, dir, opts.Broker, s.Trials()))
 	}
 	if !opts.JSON {
 		b, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))
@@ -370,6 +382,17 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		fmt.Fprintf(out, "%s\nRun directory: %s\n", b, dir)
 	}
 	return nothingEvaluated(s.Trials(), dir)
+}
+
+// afterFailure says what to do after a run failed: resume it; and, when it
+// recorded failed trials, which a resume counts as done, how to train those
+// again.
+func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []rundir.Trial) string {
+	msg := fmt.Sprintf("finished trials are saved; resume with nasctl search %s --resume %s%s", kind, shell.Quote(dir), broker.resumeFlags())
+	if slices.ContainsFunc(trials, func(t rundir.Trial) bool { return t.Status == rundir.StatusFailed }) {
+		msg += "; a resume keeps the trials recorded as failed: to train those again, move the run away and search anew with the same --name and settings"
+	}
+	return msg
 }
 
 // nothingEvaluated is the error of a finished run none of whose trials was

@@ -125,3 +125,32 @@ func (p SplitPlan) Apply(n int, seed uint64) (Split, error) {
 func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 	return plan.Apply(d.Len(), seed)
 }
+
+// Gaps names the classes of d that the split s leaves without training,
+// validation or test images: the split is not stratified, so a small class
+// may miss a set, and an accuracy measured on it then says nothing of that
+// class. Nil when every class is in every set.
+func (d *Dataset) Gaps(s Split) []string {
+	var gaps []string
+	for c, name := range d.Classes {
+		var n [3]int
+		for i, set := range [][]int{s.Train, s.Val, s.Test} {
+			for _, j := range set {
+				if d.Labels[j] == c {
+					n[i]++
+				}
+			}
+		}
+		var missing []string
+		for i, what := range []string{"training", "validation", "test"} {
+			if n[i] == 0 {
+				missing = append(missing, what)
+			}
+		}
+		if len(missing) > 0 {
+			gaps = append(gaps, fmt.Sprintf("class %q has no %s images (%d training, %d validation, %d test): add images of it, or expect no measure of it there",
+				name, strings.Join(missing, " or "), n[0], n[1], n[2]))
+		}
+	}
+	return gaps
+}

@@ -155,3 +155,17 @@ func TestMissingClasses(t *testing.T) {
 		t.Errorf("MissingClasses of the same classes = %q, want none", m)
 	}
 }
+
+// A class the split leaves out of a set is named, with its counts; classes
+// in every set are not.
+func TestGaps(t *testing.T) {
+	d := &Dataset{Classes: []string{"a", "rare"}, Labels: []int{0, 0, 0, 1, 0}}
+	got := d.Gaps(Split{Train: []int{0, 3}, Val: []int{1}, Test: []int{2, 4}})
+	want := []string{`class "rare" has no validation or test images (1 training, 0 validation, 0 test): add images of it, or expect no measure of it there`}
+	if !slices.Equal(got, want) {
+		t.Errorf("Gaps = %q, want %q", got, want)
+	}
+	if got := d.Gaps(Split{Train: []int{0, 3}, Val: []int{1, 3}, Test: []int{2, 3}}); got != nil {
+		t.Errorf("every class in every set: %q", got)
+	}
+}

@@ -80,6 +80,7 @@ type LocalExecutor struct {
 	input                  genotype.Input
 	split                  onnxgen.SplitRecord
 	skipped                []*dataset.BadFile
+	gaps                   []string
 }
 
 // NewLocalExecutor loads cfg's dataset, splits it and keeps DataFraction of the
@@ -102,6 +103,10 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	if err != nil {
 		return nil, err
 	}
+	if len(split.Train) == 0 || len(split.Val) == 0 {
+		return nil, fmt.Errorf("%s: its %d images leave %d for training and %d for validation under the split plan %s; a classifier needs more images",
+			cfg.Data, d.Len(), len(split.Train), len(split.Val), cfg.Split)
+	}
 	train := split.Train
 	if cfg.DataFraction < 1 {
 		train = append([]int(nil), train...)
@@ -116,8 +121,11 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped}, nil
+		skipped: skipped, gaps: d.Gaps(split)}, nil
 }
+
+// Gaps names the classes the split leaves out of a set (dataset.Gaps).
+func (e *LocalExecutor) Gaps() []string { return e.gaps }
 
 // Skipped returns the files left out under Config.SkipBad.
 func (e *LocalExecutor) Skipped() []*dataset.BadFile { return e.skipped }

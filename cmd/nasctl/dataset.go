@@ -187,6 +187,8 @@ type datasetInfo struct {
 	Split    datasetInfoSplit   `json:"split"`
 	Skipped  []datasetInfoBad   `json:"skipped"`
 	Ignored  int                `json:"ignored"` // files without an image extension
+	// Warnings name the classes the split leaves out of a set.
+	Warnings []string `json:"warnings"`
 }
 
 type datasetInfoClass struct {
@@ -225,7 +227,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored,
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append([]string{}, d.Gaps(split)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,
@@ -268,6 +270,9 @@ func printDatasetInfo(out io.Writer, r datasetInfo) {
 	fmt.Fprintf(out, "%d files skipped\n", len(r.Skipped))
 	for _, b := range r.Skipped {
 		fmt.Fprintf(out, "  %s: %s\n", b.File, b.Error)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(out, "warning: %s\n", w)
 	}
 }
 

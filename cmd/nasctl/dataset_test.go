@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -274,5 +275,32 @@ func TestDatasetInfoMixedSizes(t *testing.T) {
 	code, _, errOut := runDataset(t, "dataset", "info", dir)
 	if code != 1 || !strings.Contains(errOut, "is 10 high and 20 wide (HxW 10x20)") || !strings.Contains(errOut, "give --size HEIGHTxWIDTH (or N for a square)") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// A class too small for every set is named by dataset info and train; a
+// folder too small to train on is refused before any training.
+func TestSmallClasses(t *testing.T) {
+	dir := t.TempDir()
+	img := image.NewGray(image.Rect(0, 0, 4, 4))
+	for i := range 10 {
+		writeDatasetPNG(t, filepath.Join(dir, "a", fmt.Sprintf("%d.png", i)), img)
+		writeDatasetPNG(t, filepath.Join(dir, "b", fmt.Sprintf("%d.png", i)), img)
+	}
+	writeDatasetPNG(t, filepath.Join(dir, "rare", "0.png"), img)
+	code, out, _ := runDataset(t, "dataset", "info", dir)
+	if code != 0 || !strings.Contains(out, `warning: class "rare" has no`) {
+		t.Errorf("dataset info: exit %d:\n%s", code, out)
+	}
+	code, _, errOut := runDataset(t, "train", "--arch", "SM()", "--data", dir, "--epochs", "1", "--threads", "1", "--out", filepath.Join(t.TempDir(), "m.onnx"))
+	if code != 0 || !strings.Contains(errOut, `warning: class "rare" has no`) {
+		t.Errorf("train: exit %d:\n%s", code, errOut)
+	}
+	tiny := t.TempDir()
+	writeDatasetPNG(t, filepath.Join(tiny, "a", "0.png"), img)
+	writeDatasetPNG(t, filepath.Join(tiny, "b", "0.png"), img)
+	code, _, errOut = runDataset(t, "train", "--arch", "SM()", "--data", tiny, "--epochs", "1", "--out", filepath.Join(t.TempDir(), "m.onnx"))
+	if code != 1 || !strings.Contains(errOut, "its 2 images leave 0 for training and 1 for validation under the split plan metaqnn; a classifier needs more images") {
+		t.Errorf("train on 2 images: exit %d: %s", code, errOut)
 	}
 }

@@ -356,7 +356,8 @@ func runReexport(opts exportOptions, out io.Writer) error {
 		return fmt.Errorf("%s: not a nasctl model (its metadata lacks the architecture, input or classes)", opts.Model)
 	}
 	if _, ok := info.Arch.(genotype.Arch); !ok {
-		return fmt.Errorf("%s is a cell network, whose export folds its batch normalisations: retrain and export it with nasctl train --arch", opts.Model)
+		return fmt.Errorf("%s is a cell network: its export folded the batch normalisations into the weights, so it cannot be compiled again from the file; "+
+			"export --int8 and --pure-go take it as it is, and a model compiled by this nasctl comes from training it again (nasctl train --arch)", opts.Model)
 	}
 	net, err := info.Arch.Build(info.Input, len(info.Classes))
 	if err != nil {

@@ -192,6 +192,11 @@ func TestExportPureGo(t *testing.T) {
 	if len(rs) != 2 || rs[0].PureGo.UnsupportedOp == "" || rs[1].PureGo.MaxAbsDiff == nil || !rs[1].PureGo.Agree {
 		t.Errorf("pure Go: export %+v, rewritten %+v", rs[0].PureGo, rs[1].PureGo)
 	}
+	// A plain export of a cell network says what does take it.
+	if code, _, errOut := runCLI(t, "export", model, "--out", filepath.Join(dir, "again.onnx")); code != 1 ||
+		!strings.Contains(errOut, "cannot be compiled again from the file; export --int8 and --pure-go take it as it is") {
+		t.Errorf("plain export of a cell network: exit %d, %q", code, errOut)
+	}
 	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--int8", "--out", pg); code != 2 || !strings.Contains(errOut, "exclude each other") {
 		t.Errorf("--pure-go --int8: exit %d, %q", code, errOut)
 	}

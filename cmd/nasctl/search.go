@@ -312,6 +312,9 @@ func (e *executors) loadLocal(cfg search.Config) (*search.LocalExecutor, error) 
 	for _, b := range l.Skipped() {
 		e.say("skipped (--skip-bad): %v", b)
 	}
+	for _, g := range l.Gaps() {
+		e.warn("warning: %s", g)
+	}
 	return l, nil
 }
 

@@ -200,6 +200,9 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		return withInputFlag(err)
 	}
 	reportSkipped(errOut, exec.Skipped())
+	for _, g := range exec.Gaps() {
+		fmt.Fprintf(errOut, "warning: %s\n", g)
+	}
 	d := exec.Data()
 	net, err := opts.Arch.Build(d.Input, len(d.Classes))
 	if err != nil {

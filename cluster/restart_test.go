@@ -247,17 +247,9 @@ func TestWorkerLeavesStaleDelivery(t *testing.T) {
 	if seqB != seqA {
 		t.Fatalf("trial 2 at sequence %d, trial 1 was at %d: the test needs them equal", seqB, seqA)
 	}
-	cons, err := b.consumer(ctx, runtime.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mB := <-batch.Messages()
-	if mB == nil || mB.Headers().Get(jetstream.MsgIDHeader) != keyB {
-		t.Fatalf("the test did not get trial 2: %v", batch.Error())
+	mB := takeJob(t, b)
+	if mB.Headers().Get(jetstream.MsgIDHeader) != keyB {
+		t.Fatal("the test did not get trial 2")
 	}
 	close(release)
 	logs.waitFor(t, "run stale trial 1: ok, val 0.5010")
@@ -296,20 +288,9 @@ func TestGoneDeliverySaysWhatIsKnown(t *testing.T) {
 	ctx := context.Background()
 	srv := startServer(t, Settings{})
 	b := connect(t, srv, "worker")
-	cons, err := b.consumer(ctx, runtime.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, kept := range []string{"", "this worker's result is stored under the job's key"} {
 		publishJob(t, b, len(kept)+1)
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := <-batch.Messages()
-		if m == nil {
-			t.Fatalf("no job: %v", batch.Error())
-		}
+		m := takeJob(t, b)
 		if err := m.DoubleAck(ctx); err != nil { // the other worker's
 			t.Fatal(err)
 		}
@@ -334,19 +315,8 @@ func TestLoserKeepsWinnersWeights(t *testing.T) {
 	ctx := context.Background()
 	srv := startServer(t, Settings{})
 	b := connect(t, srv, "worker")
-	cons, err := b.consumer(ctx, runtime.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, _ := publishJob(t, b, 8)
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := <-batch.Messages()
-	if m == nil {
-		t.Fatalf("no job: %v", batch.Error())
-	}
+	m := takeJob(t, b)
 	logs := &logLines{}
 	for _, weight := range []float32{1, 2} { // the winner's, then the loser's
 		w := &Worker{Broker: b, Device: runtime.CPU, Name: "same", Log: logs.log}
@@ -439,4 +409,22 @@ func TestWorkerRemakesConsumer(t *testing.T) {
 	if out, err := e.Evaluate(tctx, testJob(t, 6)); err != nil || out.Training.ValAccuracy != 0.506 {
 		t.Fatalf("%v, %+v; the worker's log:\n%s", err, out, logs)
 	}
+}
+
+// takeJob takes the next cpu job from b's queue, as a worker would.
+func takeJob(t *testing.T, b *Broker) jetstream.Msg {
+	t.Helper()
+	cons, err := b.consumer(context.Background(), runtime.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := <-batch.Messages()
+	if m == nil {
+		t.Fatalf("no job: %v", batch.Error())
+	}
+	return m
 }

@@ -543,11 +543,14 @@ wait:
 				break wait
 			}
 			var e search.Event
-			if json.Unmarshal([]byte(line), &e) == nil && e.Kind == "info" {
+			if json.Unmarshal([]byte(line), &e) != nil {
+				continue
+			}
+			if e.Kind == "info" {
 				seen = append(seen, e.Message)
-				if e.Message == hint {
-					break wait
-				}
+			}
+			if e.Kind == "start" { // the info comes before; Ctrl-C stops gracefully from here on
+				break wait
 			}
 		case <-timeout:
 			break wait

@@ -260,13 +260,14 @@ func splitOf(info *onnxgen.ModelInfo, plan string, seed uint64, planSet, seedSet
 	if _, err := dataset.ParseSplitPlan(rec.Plan); err != nil {
 		return rec, fmt.Errorf("%s records the split plan %q, which this nasctl does not know: %w; give --plan", path, rec.Plan, err)
 	}
+	recorded := rec
 	if planSet {
 		rec.Plan = plan
 	}
 	if seedSet {
 		rec.Seed = seed
 	}
-	if recorded, _, _ := info.Split(); warn && rec != recorded {
+	if warn && rec != recorded {
 		fmt.Fprintf(errOut, "warning: %s was trained with --plan %s --split-seed %d; with --plan %s --split-seed %d its held-out images may include ones it trained on (leave both out to use its own)\n",
 			path, recorded.Plan, recorded.Seed, rec.Plan, rec.Seed)
 	}

@@ -107,12 +107,14 @@ func testJob(t testing.TB, trial int) search.Job {
 
 // A job goes to a worker and its result, weights included, comes back; the
 // same job evaluated again (a restarted driver re-publishing it) gets the
-// same result without a second training.
+// same result without a second training, and says so.
 func TestEvaluateOnWorker(t *testing.T) {
 	srv := startServer(t, Settings{})
 	st := &stand{}
 	startWorker(t, srv, "w1", 1, st)
 	e := newTestExecutor(t, srv, "r")
+	said := &logLines{}
+	e.Say = said.log
 	ctx := context.Background()
 	for range 2 {
 		out, err := e.Evaluate(ctx, testJob(t, 7))
@@ -127,6 +129,7 @@ func TestEvaluateOnWorker(t *testing.T) {
 	if n := st.calls.Load(); n != 1 {
 		t.Errorf("trained %d times, want 1", n)
 	}
+	said.waitFor(t, "trial 7: taken from the result the broker stored at ")
 }
 
 // A job that fails on every delivery is recorded as failed with the

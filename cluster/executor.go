@@ -144,6 +144,10 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 	// of its own.
 	if prior != nil {
 		if !failed(prior.Value()) {
+			// Said, since a new run of the same name and settings takes it
+			// too (the key is the job's), with the earlier training's time.
+			e.say("trial %d: taken from the result the broker stored at %s (from an earlier session of this run, or of a run with the same name and settings), not trained again",
+				j.Trial, prior.Created().Format(time.DateTime))
 			return e.b.outcome(ctx, j.Trial, prior.Value())
 		}
 		p.seen = prior.Revision()

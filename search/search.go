@@ -25,6 +25,7 @@ import (
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -330,6 +331,9 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error),
 	var exec Executor
 	if cfg.Trains() {
 		var err error
+		if cfg, err = pinChannels(d.Path, cfg); err != nil {
+			return nil, err
+		}
 		if exec, err = newExec(cfg); err != nil {
 			if _, serr := os.Stat(cfg.Data); serr != nil {
 				return nil, fmt.Errorf("the run's images: %w; if they moved, give their folder with --data", serr)
@@ -355,8 +359,8 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error),
 }
 
 // checkSameData refuses to resume the run in dir on images other than those
-// it searched: data.json's content hash must be now's (a run without
-// data.json, or without training, has nothing to compare).
+// it searched: data.json's content hash and input must be now's (a run
+// without data.json, or without training, has nothing to compare).
 func checkSameData(dir string, now Data, folder string) error {
 	was, err := readData(dir)
 	if err != nil {
@@ -365,7 +369,28 @@ func checkSameData(dir string, now Data, folder string) error {
 	if was.Hash != "" && now.Hash != "" && was.Hash != now.Hash {
 		return fmt.Errorf("the images in %s are not those the run searched (content hash %s, the run's %s): give the run's images with --data", folder, now.Hash, was.Hash)
 	}
+	if was.Input.Channels != 0 && now.Input.Channels != 0 && was.Input != now.Input {
+		return fmt.Errorf("the images in %s load at %s, but the run searched at %s: give the run's input with --input %s", folder, now.Input, was.Input, was.Input)
+	}
 	return nil
+}
+
+// pinChannels gives a resumed run's input size without channels the
+// channels the run searched with (data.json): an HxW input once meant one
+// channel, and now means the images' own.
+func pinChannels(dir string, cfg Config) (Config, error) {
+	in, err := genotype.ParseImageSize(cfg.Input)
+	if cfg.Input == "" || err != nil || in.Channels != 0 {
+		return cfg, nil // checked with the config
+	}
+	was, err := readData(dir)
+	if err != nil {
+		return cfg, err
+	}
+	if c := was.Input.Channels; c != 0 && was.Input.Height == in.Height && was.Input.Width == in.Width {
+		cfg.Input = genotype.Input{Height: in.Height, Width: in.Width, Channels: c}.String()
+	}
+	return cfg, nil
 }
 
 // prepare makes the parts of a search that do not touch its directory.

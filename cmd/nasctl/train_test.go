@@ -82,8 +82,8 @@ func TestMixedSizesNameInput(t *testing.T) {
 }
 
 // An input size without channels, the cpu presets' too, keeps the images'
-// colour: red and green squares of the same brightness stay apart. Channels
-// given choose gray.
+// colour: a folder of red and green squares loads as RGB. Channels given
+// choose gray.
 func TestInputKeepsColour(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "colours")
@@ -186,5 +186,44 @@ func TestArchInspectModel(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("arch inspect %v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, errOut)
 		}
+	}
+}
+
+// A run whose config says HxW was searched with one channel when HxW meant
+// that; resumed on RGB images, it keeps the channels it searched with
+// (data.json) instead of mixing gray and colour trials.
+func TestResumeKeepsChannels(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "colours")
+	for i := range 10 {
+		for class, c := range map[string]color.RGBA{"green": {0, 150, 0, 255}, "red": {255, 0, 0, 255}} {
+			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
+			for p := range 12 * 12 {
+				img.SetRGBA(p%12, p/12, c)
+			}
+			writeDatasetPNG(t, filepath.Join(data, class, fmt.Sprintf("%02d.png", i)), img)
+		}
+	}
+	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--input", "8x8x1", "--trials", "2", "--epochs", "1", "--skip-final",
+		"--threads", "1", "--dir", dir, "--name", "old"}
+	if code, _, errOut := runCLI(t, args...); code != 0 {
+		t.Fatalf("search: exit %d: %s", code, errOut)
+	}
+	run := filepath.Join(dir, "old")
+	cfg := filepath.Join(run, "config.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(b), "input: 8x8x1\n", "input: 8x8\n", 1)
+	if old == string(b) {
+		t.Fatalf("no input line in:\n%s", b)
+	}
+	if err := os.WriteFile(cfg, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", run, "--trials", "3", "--threads", "1")
+	if code != 0 || !strings.Contains(errOut, "input 8x8x1,") {
+		t.Errorf("resume: exit %d: %s", code, errOut)
 	}
 }

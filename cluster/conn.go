@@ -280,6 +280,16 @@ func redact(raw string) string {
 	return u.String()
 }
 
+// RedactURL is a broker address (or a comma-separated list) as it may be
+// printed: credentials in it replaced.
+func RedactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		parts[i] = redact(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
 // URL is the broker's address, credentials left out.
 func (b *Broker) URL() string { return b.url }
 

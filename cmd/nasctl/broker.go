@@ -43,27 +43,28 @@ type brokerOptions struct {
 
 func (o brokerOptions) embedded() bool { return o.URL == "embedded" }
 
-// resumeFlags are the broker flags a command that continues the run needs
-// (none without a broker), for the hints that print one; the token by the
-// variable that holds it, never its value.
-func (o brokerOptions) resumeFlags() string {
+// resumeCommand is the command that continues the run in dir: with the
+// broker flags it was searched with (credentials in the address left out,
+// the token by the variable that holds it).
+func (o brokerOptions) resumeCommand(kind search.Kind, dir string) string {
+	cmd := fmt.Sprintf("nasctl search %s --resume %s", kind, shell.Quote(dir))
 	if o.URL == "" {
-		return ""
+		return cmd
 	}
-	s := " --broker " + shell.Quote(o.URL)
+	cmd += " --broker " + shell.Quote(cluster.RedactURL(o.URL))
 	flags := []struct{ name, v string }{{"broker-tls-ca", o.Client.TLSCA}, {"broker-nkey", o.Client.NKeySeed}}
 	if o.embedded() {
 		flags = []struct{ name, v string }{{"broker-listen", o.Listen}, {"broker-store", o.Store}}
 	}
 	for _, f := range flags {
 		if f.v != "" {
-			s += " --" + f.name + " " + shell.Quote(f.v)
+			cmd += " --" + f.name + " " + shell.Quote(f.v)
 		}
 	}
 	if o.Client.Token != "" {
-		s += " (with " + tokenEnv + " set)"
+		cmd = tokenEnv + "=<the broker's token> " + cmd
 	}
-	return s
+	return cmd
 }
 
 // brokerOptionsOf reads the broker flags of the command, refusing those
@@ -141,7 +142,6 @@ func (e *executors) connect(cfg search.Config) error {
 	return err
 }
 
-// workerURL is the broker address to give workers.
 // workerCommand is the command that starts a worker for the driver's
 // broker, with the credentials the driver itself needed.
 func (e *executors) workerCommand(device string) string {
@@ -159,6 +159,7 @@ func (e *executors) workerCommand(device string) string {
 	return cmd
 }
 
+// workerURL is the broker address to give workers.
 func (e *executors) workerURL() string {
 	if e.server != nil {
 		return e.server.RemoteURL()

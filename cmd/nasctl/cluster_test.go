@@ -568,7 +568,7 @@ wait:
 		}
 	}()
 	cmd.Wait()
-	resume := "nasctl search metaqnn --resume " + dir + " --broker " + f.srv.URL() + " (with " + tokenEnv + " set)"
+	resume := tokenEnv + "=<the broker's token> nasctl search metaqnn --resume " + dir + " --broker " + f.srv.URL()
 	if !strings.Contains(errOut.String(), resume) || strings.Contains(errOut.String(), clusterToken) {
 		t.Errorf("want %q, and not the token, in:\n%s", resume, errOut.String())
 	}

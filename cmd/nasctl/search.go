@@ -371,8 +371,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
-		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  nasctl search %s --resume %s%s\n",
-			done, kind, shell.Quote(dir), opts.Broker.resumeFlags())
+		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
 		return err
 	case err != nil:
 		return fmt.Errorf("%w (%s)", err, afterFailure(kind, dir, opts.Broker, s.Trials()))
@@ -391,7 +390,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 // recorded failed trials, which a resume counts as done, how to train those
 // again.
 func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []rundir.Trial) string {
-	msg := fmt.Sprintf("finished trials are saved; resume with nasctl search %s --resume %s%s", kind, shell.Quote(dir), broker.resumeFlags())
+	msg := "finished trials are saved; resume with " + broker.resumeCommand(kind, dir)
 	if slices.ContainsFunc(trials, func(t rundir.Trial) bool { return t.Status == rundir.StatusFailed }) {
 		msg += "; a resume keeps the trials recorded as failed: to train those again, move the run away and search anew with the same --name and settings"
 	}

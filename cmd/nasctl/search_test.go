@@ -328,19 +328,19 @@ func TestTrialResultReward(t *testing.T) {
 // broker's flags (the token by its variable), and, when trials failed, how
 // to train those again.
 func TestAfterFailure(t *testing.T) {
-	broker := brokerOptions{URL: "tls://h:4222", Client: cluster.ClientOptions{Token: "secret", TLSCA: "my ca.pem"}}
+	broker := brokerOptions{URL: "tls://user:pw@h:4222", Client: cluster.ClientOptions{Token: "secret", TLSCA: "my ca.pem"}}
 	failed := []rundir.Trial{{Status: rundir.StatusOK}, {Status: rundir.StatusFailed}}
 	got := afterFailure(search.KindMetaQNN, "runs/a b", broker, failed)
-	want := "finished trials are saved; resume with nasctl search metaqnn --resume 'runs/a b' --broker tls://h:4222 --broker-tls-ca 'my ca.pem' " +
-		"(with NASCTL_BROKER_TOKEN set); a resume keeps the trials recorded as failed"
-	if !strings.HasPrefix(got, want) || strings.Contains(got, "secret") {
+	want := "finished trials are saved; resume with NASCTL_BROKER_TOKEN=<the broker's token> nasctl search metaqnn --resume 'runs/a b' " +
+		"--broker tls://REDACTED@h:4222 --broker-tls-ca 'my ca.pem'; a resume keeps the trials recorded as failed"
+	if !strings.HasPrefix(got, want) || strings.Contains(got, "secret") || strings.Contains(got, "pw") {
 		t.Errorf("got  %q\nwant %q...", got, want)
 	}
 	if got := afterFailure(search.KindMetaQNN, "runs/a", brokerOptions{}, failed[:1]); got != "finished trials are saved; resume with nasctl search metaqnn --resume runs/a" {
 		t.Errorf("no broker, no failed trial: %q", got)
 	}
 	embedded := brokerOptions{URL: "embedded", Listen: "127.0.0.1:4300", Store: "runs/.b"}
-	if got := embedded.resumeFlags(); got != " --broker embedded --broker-listen 127.0.0.1:4300 --broker-store runs/.b" {
+	if got := embedded.resumeCommand(search.KindNASNet, "runs/n"); got != "nasctl search nasnet --resume runs/n --broker embedded --broker-listen 127.0.0.1:4300 --broker-store runs/.b" {
 		t.Errorf("embedded: %q", got)
 	}
 }

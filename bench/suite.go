@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
@@ -93,6 +94,11 @@ func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages
 	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")
 	if err != nil {
 		return runtime.Examples{}, err
+	}
+	if miss := dataset.MissingClasses(test.classes, info.Classes); len(miss) > 0 {
+		// The accuracies compared would leave those classes out.
+		return runtime.Examples{}, fmt.Errorf("%s has no images of %s's classes %s; bench on data with every class of the model (--data)",
+			data.Dir, path, strings.Join(miss, ", "))
 	}
 	ex := test.Examples
 	ex.Labels = labels

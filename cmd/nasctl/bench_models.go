@@ -44,10 +44,10 @@ the first --images training images of the data (as "nasctl export --int8" does,
 written to OUT/int8/), and compares them.
 
 A run directory stands for its winners/*.onnx, its data for --data and its split
-for --plan and --split-seed (flags given explicitly win). With data the
-comparison and the accuracy use real test images (split as in training; the
-data's classes must be the models'); without, random images and the accuracy
-in the models' metadata.
+for --plan and --split-seed; model files given alone stand for the split they
+record (flags given explicitly win). With data the comparison and the accuracy
+use real test images (split as in training; the data's classes must be the
+models'); without, random images and the accuracy in the models' metadata.
 Examples:
   nasctl bench runs/leaves-cpu --threads 1
   nasctl bench runs/leaves-cpu --threads 1 --int8`
@@ -278,6 +278,18 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	if data.Dir == "" {
 		return nil, nil
 	}
+	if opts.RunDir == "" && !opts.PlanSet && !opts.SeedSet {
+		rec, err := modelsSplit(opts.Models)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			if data.Plan, err = dataset.ParseSplitPlan(rec.Plan); err != nil {
+				return nil, fmt.Errorf("the models record the split plan %q: %w; give --plan", rec.Plan, err)
+			}
+			data.PlanName, data.Seed = rec.Plan, rec.Seed
+		}
+	}
 	if _, err := os.Stat(data.Dir); err != nil {
 		if opts.Data != "" {
 			return nil, usagef("--data: %v", err)
@@ -286,6 +298,37 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 		return nil, nil
 	}
 	return data, nil
+}
+
+// modelsSplit is the split the models record (nasctl.split), which their
+// test images come from; nil when none records one. Models that record
+// different splits cannot share one set of test images: an error says to
+// choose with --plan and --split-seed.
+func modelsSplit(paths []string) (*onnxgen.SplitRecord, error) {
+	var first *onnxgen.SplitRecord
+	firstPath := ""
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rec, ok, err := info.Split()
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", path, err)
+		case !ok:
+		case first == nil:
+			first, firstPath = &rec, path
+		case rec != *first:
+			return nil, usagef("%s was trained with --plan %s --split-seed %d, %s with --plan %s --split-seed %d: bench them on one split with --plan and --split-seed, or apart",
+				firstPath, first.Plan, first.Seed, path, rec.Plan, rec.Seed)
+		}
+	}
+	return first, nil
 }
 
 func pureGoText(p bench.PureGo) string {

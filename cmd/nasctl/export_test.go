@@ -284,7 +284,8 @@ func TestModelSplitRecorded(t *testing.T) {
 }
 
 // Field data may hold only some of a model's classes: eval measures those
-// and says which are missing; calibration needs every class.
+// and says which are missing; calibration and bench's comparison need every
+// class.
 func TestSomeOfTheClasses(t *testing.T) {
 	dir := t.TempDir()
 	all, some, model := filepath.Join(dir, "all"), filepath.Join(dir, "some"), filepath.Join(dir, "m.onnx")
@@ -312,5 +313,32 @@ func TestSomeOfTheClasses(t *testing.T) {
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", some, "--out", filepath.Join(dir, "q.onnx"))
 	if code != 1 || !strings.Contains(errOut, "has no images of "+model+"'s classes mid; calibrate on images of every class") {
 		t.Errorf("export --int8 on two of three classes: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "bench", model, "--data", some, "--runs", "3", "--warmup", "1", "--batch", "2", "--out", filepath.Join(dir, "b"))
+	if code != 1 || !strings.Contains(errOut, "has no images of "+model+"'s classes mid; bench on data with every class of the model") {
+		t.Errorf("bench on two of three classes: exit %d: %s", code, errOut)
+	}
+}
+
+// bench --data of a model file measures it on the split it records, as
+// eval does, and refuses data without some of its classes.
+func TestBenchFollowsModelSplit(t *testing.T) {
+	dir := t.TempDir()
+	data, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "m.onnx")
+	generateLeaves(t, data, 400, 16, 1)
+	if code, _, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--split-seed", "7",
+		"--threads", "1", "--out", model); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "eval", model, "--data", data, "--json")
+	var ev evalReport
+	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil {
+		t.Fatalf("eval: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "bench", model, "--data", data, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1",
+		"--out", filepath.Join(dir, "bench"), "--json")
+	var rs []bench.Result
+	if code != 0 || json.Unmarshal([]byte(out), &rs) != nil || len(rs) != 1 || rs[0].Accuracy == nil || *rs[0].Accuracy != ev.Accuracy {
+		t.Errorf("bench: exit %d, %s%s; want the accuracy %v of eval on the model's split", code, out, errOut, ev.Accuracy)
 	}
 }

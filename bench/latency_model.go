@@ -344,6 +344,6 @@ func (t *LatencyTable) Check(space, digest string, in genotype.Input) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return fmt.Errorf("the latency table does not fit this search: %s; measure one for it on the target (nasctl bench latency-table --space %s --input %s, or --config with this search's config.yaml)",
+	return fmt.Errorf("the latency table does not fit this search: %s; measure one for it on the target (nasctl bench latency-table --space %s --input %s, or --config with this search's config.yaml and that --input)",
 		strings.Join(ps, "; "), space, in)
 }

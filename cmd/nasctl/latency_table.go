@@ -63,7 +63,7 @@ func benchLatencyTableCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "space", Value: "cpu", Usage: "search space the networks are drawn from: cpu, " + strings.Join(genotype.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "config", Usage: "a search's settings (its run's config.yaml, or a --config file): its space, input and seed, instead of --space"},
-			&cli.StringFlag{Name: "input", Usage: "input HxWxC the networks are built for (default: the config's; for --space cpu 32x32x1, else 64x64x1)"},
+			&cli.StringFlag{Name: "input", Usage: "input HxWxC the networks are built for (default: the config's, one channel when it gives none; for --space cpu 32x32x1, else 64x64x1)"},
 			&cli.IntFlag{Name: "classes", Value: 2, Usage: "classes of the networks' classifier"},
 			&cli.IntFlag{Name: "networks", Value: 120, Usage: fmt.Sprintf("networks measured (at least %d; a fifth are held out)", 2*len(bench.Features))},
 			&cli.IntFlag{Name: "runs", Value: 100, Usage: "timed batch-1 runs per network (the median is fitted)"},
@@ -113,6 +113,11 @@ func latencyTableOptionsOf(c *cli.Context) (latencyTableOptions, error) {
 	in := cmp.Or(c.String("input"), opts.Config.Input, genotype.StudyInput.String())
 	if opts.Input, err = genotype.ParseInput(in); err != nil {
 		return opts, usagef("--input: %v", err)
+	}
+	if size, _ := genotype.ParseImageSize(in); size.Channels == 0 {
+		// A search's HxW takes the images' channels, which no table can know.
+		fmt.Fprintf(c.App.ErrWriter, "note: input %s leaves the channels to the images; measuring at %s (gray): give --input %sx3 for RGB images\n",
+			in, opts.Input, in)
 	}
 	return opts, nil
 }

@@ -34,6 +34,11 @@ func TestBenchLatencyTable(t *testing.T) {
 	if tab.Space != space || tab.SpaceDigest != digest || tab.Input != "32x32x1" || tab.Classes != 2 || tab.Threads != 1 || tab.Runs != 3 {
 		t.Errorf("table for %s %s at %s, %d classes, %d threads, %d runs", tab.Space, tab.SpaceDigest, tab.Input, tab.Classes, tab.Threads, tab.Runs)
 	}
+	// The preset's 32x32 leaves the channels to the images; the table says
+	// which it measured.
+	if !strings.Contains(errOut, "note: input 32x32 leaves the channels to the images; measuring at 32x32x1 (gray): give --input 32x32x3 for RGB images") {
+		t.Errorf("no note on the channels: %s", errOut)
+	}
 	if m.OS != goruntime.GOOS || m.Arch != goruntime.GOARCH || m.Cores != goruntime.NumCPU() || tab.ONNXRuntime != runtime.PinnedVersion {
 		t.Errorf("machine %+v, ONNX Runtime %q", m, tab.ONNXRuntime)
 	}

@@ -255,10 +255,11 @@ func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
 		return 0, nil, nil, nil, fmt.Errorf("%s has a single class folder (%s); a classifier needs at least two; %s",
 			dir, classes[0], layoutHint)
 	}
+	w := newWalker(dir, true) // one for every class: a folder two classes link is refused
 	for _, c := range classes {
 		n := len(files)
 		root := filepath.Join(dir, c)
-		err := walkFiles(dir, c, func(rel string) {
+		err := w.walk(c, func(rel string) {
 			if isImage(rel) {
 				files = append(files, rel)
 			} else {

@@ -17,21 +17,16 @@ import (
 // may be one; a link back to a folder being walked, dir included, is an
 // error rather than an endless walk.
 func walkFiles(dir, sub string, visit func(rel string)) error {
-	w := &walker{dir: dir, visit: visit}
-	if sub != "" {
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
-		w.open = append(w.open, openFolder{dir, fi})
-	}
-	return w.walk(sub)
+	return newWalker(dir, sub != "").walk(sub, visit)
 }
 
+// walker walks folders below dir, remembering each it read: a folder
+// reached twice through links (two classes linking one folder) would count
+// its images twice, perhaps in two classes or in both training and test.
 type walker struct {
-	dir   string
-	visit func(rel string)
-	open  []openFolder // the folders being walked, outermost first
+	dir  string
+	open []openFolder // the folders being walked, outermost first
+	read []openFolder // every folder walked
 }
 
 type openFolder struct {
@@ -39,7 +34,17 @@ type openFolder struct {
 	info fs.FileInfo
 }
 
-func (w *walker) walk(rel string) error {
+// newWalker walks below dir; withDir counts dir itself as a folder being
+// walked (a link back to it is a cycle).
+func newWalker(dir string, withDir bool) *walker {
+	w := &walker{dir: dir}
+	if fi, err := os.Stat(dir); err == nil && withDir {
+		w.open = append(w.open, openFolder{dir, fi})
+	}
+	return w
+}
+
+func (w *walker) walk(rel string, visit func(rel string)) error {
 	p := filepath.Join(w.dir, filepath.FromSlash(rel))
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -50,7 +55,13 @@ func (w *walker) walk(rel string) error {
 			return fmt.Errorf("%s leads back to %s, a folder it is in (a cycle of symbolic links); remove the link or move it out", p, o.path)
 		}
 	}
+	for _, o := range w.read {
+		if os.SameFile(o.info, fi) {
+			return fmt.Errorf("%s and %s are the same folder (through a symbolic link): its images would count twice, perhaps in two classes; remove one of them", o.path, p)
+		}
+	}
 	w.open = append(w.open, openFolder{p, fi})
+	w.read = append(w.read, openFolder{p, fi})
 	defer func() { w.open = w.open[:len(w.open)-1] }()
 	entries, err := os.ReadDir(p)
 	if err != nil {
@@ -62,8 +73,8 @@ func (w *walker) walk(rel string) error {
 		}
 		r := path.Join(rel, e.Name())
 		if !isDir(p, e) {
-			w.visit(r)
-		} else if err := w.walk(r); err != nil {
+			visit(r)
+		} else if err := w.walk(r, visit); err != nil {
 			return err
 		}
 	}

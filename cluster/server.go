@@ -126,7 +126,7 @@ func addressInUse(listen string, err error) error {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return fmt.Errorf("%s is in use, probably by another broker (%w): a search can join that one with --broker nats://%s; "+
+	return fmt.Errorf("%s is in use, probably by another broker (%w): a search can join that one with --broker nats://%s (tls:// if it uses TLS); "+
 		"or listen on another address (--listen, or --broker-listen with --broker embedded)", listen, err, net.JoinHostPort(host, port))
 }
 

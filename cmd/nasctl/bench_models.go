@@ -448,7 +448,7 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 			name = fmt.Sprintf("%d-%s", i, filepath.Base(path))
 		}
 		seen[name] = true
-		fmt.Fprintf(errOut, "quantizing %s on %d training images of %s\n", path, opts.Images, data.Dir)
+		fmt.Fprintf(errOut, "quantizing %s on up to %d training images of %s\n", path, opts.Images, data.Dir)
 		q, _, err := k.quantize(ctx, b, path, quantize.Options{})
 		if errors.Is(err, quantize.ErrNothingToQuantize) {
 			fmt.Fprintf(errOut, "note: %s has no layer to run in int8; measured in float32 only\n", path)

@@ -211,6 +211,9 @@ const (
 	// MetaTestDatasetHash is the data of the test accuracies when they were
 	// measured on other data than the training's (export --int8 --calibration).
 	MetaTestDatasetHash MetaKey = "nasctl.test_dataset_sha256"
+	// MetaTestSplit is the split of the test accuracies when it is not the
+	// training's (MetaSplit): --plan or --split-seed chose another.
+	MetaTestSplit MetaKey = "nasctl.test_split"
 )
 
 // SplitRecord is how a model's data was split into training, validation and

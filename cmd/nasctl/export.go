@@ -218,19 +218,20 @@ func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
 
 // split splits the folder d for the model at path: as its metadata records,
 // unless the flags say otherwise (splitOf).
-func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path string) (dataset.Split, error) {
+func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path string) (dataset.Split, onnxgen.SplitRecord, error) {
 	c := k.opts
 	rec, err := splitOf(info, c.PlanName, c.SplitSeed, c.PlanSet, c.SeedSet, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
 	if err != nil {
-		return dataset.Split{}, err
+		return dataset.Split{}, rec, err
 	}
 	plan := c.Plan
 	if rec.Plan != c.PlanName {
 		if plan, err = dataset.ParseSplitPlan(rec.Plan); err != nil {
-			return dataset.Split{}, err
+			return dataset.Split{}, rec, err
 		}
 	}
-	return d.Split(plan, rec.Seed)
+	s, err := d.Split(plan, rec.Seed)
+	return s, rec, err
 }
 
 // quantize quantizes the float model b (read from path) with the
@@ -268,7 +269,7 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	if miss := dataset.MissingClasses(d.Classes, info.Classes); len(miss) > 0 {
 		return nil, nil, fmt.Errorf("%s has no images of %s's classes %s; calibrate on images of every class (--calibration)", c.Dir, path, strings.Join(miss, ", "))
 	}
-	split, err := k.split(d, info, path)
+	split, splitRec, err := k.split(d, info, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -312,6 +313,9 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 			quantize.MetaFloatTestAccuracy: strconv.FormatFloat(fa, 'f', 6, 64)}
 		if info.Meta[onnxgen.MetaDatasetHash] != d.Hash {
 			meta[onnxgen.MetaTestDatasetHash] = d.Hash
+		}
+		if recorded, ok, _ := info.Split(); ok && recorded != splitRec {
+			meta[onnxgen.MetaTestSplit] = splitRec.String()
 		}
 		for _, key := range slices.Sorted(maps.Keys(meta)) {
 			if q, err = quantize.SetMetadata(q, key, meta[key]); err != nil {

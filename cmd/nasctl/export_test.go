@@ -263,6 +263,13 @@ func TestModelSplitRecorded(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || rep.FloatAccuracy == nil || *rep.FloatAccuracy != own.Accuracy {
 		t.Errorf("export --int8 on the training data: exit %d, %s%s; want the float accuracy %v of the model's own split", code, stdout, errOut, own.Accuracy)
 	}
+	// Told to use another split, it says which in the int8 model.
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", data, "--split-seed", "1", "--out", out, "--threads", "1")
+	if qb, err := os.ReadFile(out); code != 0 || err != nil || !strings.Contains(errOut, "was trained with --plan metaqnn --split-seed 7") {
+		t.Errorf("export --int8 --split-seed 1: exit %d, %v: %s", code, err, errOut)
+	} else if qi, err := onnxgen.ReadModelInfo(qb); err != nil || qi.Meta[onnxgen.MetaTestSplit] != `{"plan":"metaqnn","seed":1}` {
+		t.Errorf("test split %q (%v)", qi.Meta[onnxgen.MetaTestSplit], err)
+	}
 	code, stdout, errOut = runCLI(t, "export", model, "--int8", "--calibration", other, "--out", out, "--threads", "1", "--json")
 	rep = exportReport{}
 	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil || rep.FloatAccuracy == nil {

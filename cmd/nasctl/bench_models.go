@@ -305,27 +305,23 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 // different splits cannot share one set of test images: an error says to
 // choose with --plan and --split-seed.
 func modelsSplit(paths []string) (*onnxgen.SplitRecord, error) {
+	models, err := readModels(paths)
+	if err != nil {
+		return nil, err
+	}
 	var first *onnxgen.SplitRecord
 	firstPath := ""
-	for _, path := range paths {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		info, err := onnxgen.ReadModelInfo(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		rec, ok, err := info.Split()
+	for i, m := range models {
+		rec, ok, err := m.info.Split()
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", paths[i], err)
 		case !ok:
 		case first == nil:
-			first, firstPath = &rec, path
+			first, firstPath = &rec, paths[i]
 		case rec != *first:
 			return nil, usagef("%s was trained with --plan %s --split-seed %d, %s with --plan %s --split-seed %d: bench them on one split with --plan and --split-seed, or apart",
-				firstPath, first.Plan, first.Seed, path, rec.Plan, rec.Seed)
+				firstPath, first.Plan, first.Seed, paths[i], rec.Plan, rec.Seed)
 		}
 	}
 	return first, nil
@@ -470,6 +466,7 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 // for a float model).
 type benchModel struct {
 	b        []byte
+	info     *onnxgen.ModelInfo
 	settings *quantize.Settings
 }
 
@@ -488,7 +485,7 @@ func readModels(paths []string) ([]benchModel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		out = append(out, benchModel{b: b, settings: s})
+		out = append(out, benchModel{b: b, info: info, settings: s})
 	}
 	return out, nil
 }

@@ -87,15 +87,7 @@ func TestMixedSizesNameInput(t *testing.T) {
 func TestInputKeepsColour(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "colours")
-	for i := range 10 {
-		for class, c := range map[string]color.RGBA{"green": {0, 150, 0, 255}, "red": {255, 0, 0, 255}} {
-			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
-			for p := range 12 * 12 {
-				img.SetRGBA(p%12, p/12, c)
-			}
-			writeDatasetPNG(t, filepath.Join(data, class, fmt.Sprintf("%02d.png", i)), img)
-		}
-	}
+	writeColours(t, data)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -195,15 +187,7 @@ func TestArchInspectModel(t *testing.T) {
 func TestResumeKeepsChannels(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "colours")
-	for i := range 10 {
-		for class, c := range map[string]color.RGBA{"green": {0, 150, 0, 255}, "red": {255, 0, 0, 255}} {
-			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
-			for p := range 12 * 12 {
-				img.SetRGBA(p%12, p/12, c)
-			}
-			writeDatasetPNG(t, filepath.Join(data, class, fmt.Sprintf("%02d.png", i)), img)
-		}
-	}
+	writeColours(t, data)
 	args := []string{"search", "metaqnn", "--preset", "cpu", "--data", data, "--input", "8x8x1", "--trials", "2", "--epochs", "1", "--skip-final",
 		"--threads", "1", "--dir", dir, "--name", "old"}
 	if code, _, errOut := runCLI(t, args...); code != 0 {
@@ -225,5 +209,20 @@ func TestResumeKeepsChannels(t *testing.T) {
 	code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", run, "--trials", "3", "--threads", "1")
 	if code != 0 || !strings.Contains(errOut, "input 8x8x1,") {
 		t.Errorf("resume: exit %d: %s", code, errOut)
+	}
+}
+
+// writeColours writes a folder of two classes, ten 12x12 squares each of
+// red and of green.
+func writeColours(t *testing.T, data string) {
+	t.Helper()
+	for i := range 10 {
+		for class, c := range map[string]color.RGBA{"green": {0, 150, 0, 255}, "red": {255, 0, 0, 255}} {
+			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
+			for p := range 12 * 12 {
+				img.SetRGBA(p%12, p/12, c)
+			}
+			writeDatasetPNG(t, filepath.Join(data, class, fmt.Sprintf("%02d.png", i)), img)
+		}
 	}
 }

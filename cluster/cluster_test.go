@@ -300,3 +300,25 @@ func TestWorkerStopsWhenOvertaken(t *testing.T) {
 	}
 	t.Logf("overtaken job given up and the next one done in %.1fs", time.Since(start).Seconds())
 }
+
+// A driver whose trials no worker takes (none started, or all gone) says
+// so while it waits, now and then; a worker that comes then trains them.
+func TestDriverSaysNoWorker(t *testing.T) {
+	defer func(c, i time.Duration) { checkEvery, idleEvery = c, i }(checkEvery, idleEvery)
+	checkEvery, idleEvery = 100*time.Millisecond, 300*time.Millisecond
+	srv := startServer(t, Settings{})
+	e := newTestExecutor(t, srv, "idle")
+	said := &logLines{}
+	e.Say = said.log
+	job := testJob(t, 3)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Evaluate(context.Background(), job)
+		done <- err
+	}()
+	said.waitFor(t, "no worker is taking cpu trials: 1 wait in the queue and none is training")
+	startWorker(t, srv, "w1", 1, &stand{})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

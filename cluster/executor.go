@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nasctl/nasctl/dataset"
@@ -47,6 +48,9 @@ type Executor struct {
 	dataset *dataset.Dataset
 	// restoring makes one trial at a time restore the broker's layout.
 	restoring sync.Mutex
+	// idleSaid is when the driver last said that no worker takes its
+	// trials (unix nanoseconds; zero: never).
+	idleSaid atomic.Int64
 }
 
 var _ search.Executor = (*Executor)(nil)
@@ -230,6 +234,8 @@ func (e *Executor) await(ctx context.Context, p *pending) (jetstream.KeyValueEnt
 		}
 		if lost {
 			e.recoverLost(ctx, p)
+		} else {
+			e.noWorker(ctx)
 		}
 		if p.watch == nil {
 			p.rewatch(ctx, e.b.l.results) // the broker away: at the next look
@@ -260,6 +266,31 @@ func (e *Executor) look(ctx context.Context, p *pending) (jetstream.KeyValueEntr
 	}
 	return nil, msg.Header.Get(jetstream.MsgIDHeader) != p.id
 }
+
+// noWorker says, at most every idleEvery, that no worker takes this
+// driver's device's trials: jobs queued, none in training and no worker
+// asking for one. Workers that left after the start (killed, a machine
+// gone) are otherwise noticed by no one.
+func (e *Executor) noWorker(ctx context.Context) {
+	if last := e.idleSaid.Load(); last != 0 && time.Since(time.Unix(0, last)) < idleEvery {
+		return
+	}
+	c, err := e.b.consumer(ctx, e.device)
+	if err != nil {
+		return
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.NumWaiting > 0 || info.NumAckPending > 0 || info.NumPending == 0 {
+		return
+	}
+	e.idleSaid.Store(time.Now().UnixNano())
+	e.say("no worker is taking %s trials: %d wait in the queue and none is training; start one (nasctl worker --broker %s --device %s), or check that yours still reach this broker",
+		e.device, info.NumPending, e.b.URL(), e.device)
+}
+
+// idleEvery is how often a driver says again that no worker takes its
+// trials.
+var idleEvery = 5 * time.Minute
 
 // recoverLost publishes a lost job again, and says so once; a failure to is
 // said once too, and tried again at the next look. The watch is made

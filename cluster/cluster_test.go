@@ -322,3 +322,21 @@ func TestDriverSaysNoWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A worker serving two searches keeps both datasets loaded; a third
+// replaces the one used longest ago.
+func TestWorkerKeepsTwoDatasets(t *testing.T) {
+	var loads []string
+	w := &Worker{executor: func(_ context.Context, spec DataSpec) (search.Executor, error) {
+		loads = append(loads, spec.Hash)
+		return &stand{}, nil
+	}}
+	for _, h := range []string{"a", "b", "a", "b", "a", "c", "a", "b"} {
+		if _, err := w.executorFor(context.Background(), DataSpec{Hash: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"a", "b", "c", "b"}; !slices.Equal(loads, want) {
+		t.Errorf("loaded %q, want %q", loads, want)
+	}
+}

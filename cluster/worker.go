@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +62,7 @@ type Worker struct {
 	executor func(ctx context.Context, spec DataSpec) (search.Executor, error)
 
 	mu    sync.Mutex
-	execs map[DataSpec]search.Executor
+	execs []keptExecutor // the datasets loaded, the last used last
 	// restoring makes one slot at a time make again what the broker lost;
 	// remade counts the times it did.
 	restoring sync.Mutex
@@ -455,13 +456,16 @@ func (w *Worker) fail(ctx context.Context, d *delivery, key string, err error, l
 	w.handBack(ctx, d, func(m jetstream.Msg) error { return m.NakWithDelay(failDelay) })
 }
 
-// executorFor returns the executor of a dataset, making it the first time;
-// the worker keeps the last one only (a worker usually serves one search).
+// executorFor returns the executor of a dataset, making it the first time.
+// The worker keeps the last keptExecutors: two searches sharing a worker
+// then do not load their datasets again at every job.
 func (w *Worker) executorFor(ctx context.Context, spec DataSpec) (search.Executor, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if e, ok := w.execs[spec]; ok {
-		return e, nil
+	if i := slices.IndexFunc(w.execs, func(k keptExecutor) bool { return k.spec == spec }); i >= 0 {
+		k := w.execs[i]
+		w.execs = append(slices.Delete(w.execs, i, i+1), k) // the last used last
+		return k.e, nil
 	}
 	newExec := w.executor
 	if newExec == nil {
@@ -471,8 +475,20 @@ func (w *Worker) executorFor(ctx context.Context, spec DataSpec) (search.Executo
 	if err != nil {
 		return nil, err
 	}
-	w.execs = map[DataSpec]search.Executor{spec: e}
+	if len(w.execs) == keptExecutors {
+		w.execs = slices.Delete(w.execs, 0, 1)
+	}
+	w.execs = append(w.execs, keptExecutor{spec, e})
 	return e, nil
+}
+
+// keptExecutors is how many datasets a worker keeps loaded.
+const keptExecutors = 2
+
+// keptExecutor is a loaded dataset's executor and its spec.
+type keptExecutor struct {
+	spec DataSpec
+	e    search.Executor
 }
 
 // localExecutor fetches the dataset and loads it as the driver did. A

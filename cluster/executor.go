@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,9 +42,13 @@ type Executor struct {
 	// Say, when set, receives what a person watching the driver should
 	// know (no worker is listening, a trial failed on every delivery, the
 	// broker lost a job and it was published again).
-	Say    func(format string, args ...any)
-	cancel context.CancelFunc
-	done   chan struct{}
+	Say func(format string, args ...any)
+	// StartWorker, when set, is the command that starts a worker for these
+	// trials, for the message that none takes them (its credentials are
+	// the caller's to know).
+	StartWorker string
+	cancel      context.CancelFunc
+	done        chan struct{}
 	// dataset is sent again to a broker that lost it; nil: not (tests).
 	dataset *dataset.Dataset
 	// restoring makes one trial at a time restore the broker's layout.
@@ -284,8 +289,9 @@ func (e *Executor) noWorker(ctx context.Context) {
 		return
 	}
 	e.idleSaid.Store(time.Now().UnixNano())
-	e.say("no worker is taking %s trials: %d wait in the queue and none is training; start one (nasctl worker --broker %s --device %s), or check that yours still reach this broker",
-		e.device, info.NumPending, e.b.URL(), e.device)
+	start := cmp.Or(e.StartWorker, fmt.Sprintf("nasctl worker --broker %s --device %s", e.b.URL(), e.device))
+	e.say("no worker is taking %s trials: %d wait in the queue and none is training; start one (%s), or check that yours still reach this broker",
+		e.device, info.NumPending, start)
 }
 
 // idleEvery is how often a driver says again that no worker takes its

@@ -131,25 +131,24 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 // may miss a set, and an accuracy measured on it then says nothing of that
 // class. Nil when every class is in every set.
 func (d *Dataset) Gaps(s Split) []string {
+	var sets [3][]int
+	for i, idx := range [][]int{s.Train, s.Val, s.Test} {
+		sets[i] = make([]int, len(d.Classes))
+		if idx != nil { // ClassCounts(nil) counts every image
+			sets[i] = d.ClassCounts(idx)
+		}
+	}
 	var gaps []string
 	for c, name := range d.Classes {
-		var n [3]int
-		for i, set := range [][]int{s.Train, s.Val, s.Test} {
-			for _, j := range set {
-				if d.Labels[j] == c {
-					n[i]++
-				}
-			}
-		}
 		var missing []string
 		for i, what := range []string{"training", "validation", "test"} {
-			if n[i] == 0 {
+			if sets[i][c] == 0 {
 				missing = append(missing, what)
 			}
 		}
 		if len(missing) > 0 {
 			gaps = append(gaps, fmt.Sprintf("class %q has no %s images (%d training, %d validation, %d test): add images of it, or expect no measure of it there",
-				name, strings.Join(missing, " or "), n[0], n[1], n[2]))
+				name, strings.Join(missing, " or "), sets[0][c], sets[1][c], sets[2][c]))
 		}
 	}
 	return gaps

@@ -419,7 +419,7 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 		return nil, err
 	}
 	// Calibrated on bench's own split (the run's or the flags'), as it measures.
-	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, Plan: data.Plan, PlanName: data.PlanName, SplitSeed: data.Seed,
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, PlanName: data.PlanName, SplitSeed: data.Seed,
 		PlanSet: true, SeedSet: true, SkipBad: data.SkipBad,
 		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
 	var out []string

@@ -111,10 +111,10 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	x.Say = e.warn
+	x.Say, x.StartWorker = e.warn, e.workerCommand(cfg.Device)
 	e.remote = x
 	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
-		e.warn("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, e.workerCommand(cfg.Device))
+		e.warn("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, x.StartWorker)
 	}
 	return x, nil
 }

@@ -192,13 +192,12 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	}
 	sameData := m.Info.Meta[onnxgen.MetaDatasetHash] == data.d.Hash
 	e.warnOtherData(path, m.Info.Meta[onnxgen.MetaDatasetHash], data.d.Hash)
-	rec, err := splitOf(m.Info, opts.Plan, opts.SplitSeed, opts.PlanSet, opts.SeedSet, sameData && opts.Split != "all", path, e.errOut)
+	rec, plan, err := splitOf(m.Info, opts.Plan, opts.SplitSeed, opts.PlanSet, opts.SeedSet, sameData && opts.Split != "all", path, e.errOut)
 	if err != nil {
 		return nil, err
 	}
 	idx := seqInts(data.d.Len())
 	if opts.Split != "all" {
-		plan, _ := dataset.ParseSplitPlan(rec.Plan) // checked by splitOf
 		split, err := data.d.Split(plan, rec.Seed)
 		if err != nil {
 			return nil, err
@@ -243,35 +242,32 @@ func (e *evaluator) warnOtherData(path, trained, data string) {
 	e.warned[trained] = true
 }
 
-// splitOf returns the split to measure a model on: the one its metadata
-// records, unless --plan or --split-seed is given (set); the flags' for a
-// model that records none. Flags that override the record on the data the
-// model trained on (warn) get a warning: that split's test images may be
-// ones it trained on.
-func splitOf(info *onnxgen.ModelInfo, plan string, seed uint64, planSet, seedSet, warn bool, path string, errOut io.Writer) (onnxgen.SplitRecord, error) {
-	flags := onnxgen.SplitRecord{Plan: plan, Seed: seed}
+// splitOf returns the split to measure a model on, and its plan: the one
+// its metadata records, unless --plan or --split-seed is given (set); the
+// flags' for a model that records none. Flags that override the record on
+// the data the model trained on (warn) get a warning: that split's test
+// images may be ones it trained on.
+func splitOf(info *onnxgen.ModelInfo, plan string, seed uint64, planSet, seedSet, warn bool, path string, errOut io.Writer) (onnxgen.SplitRecord, dataset.SplitPlan, error) {
 	rec, ok, err := info.Split()
 	if err != nil {
-		return rec, fmt.Errorf("%s: %w", path, err)
-	}
-	if !ok {
-		return flags, nil
-	}
-	if _, err := dataset.ParseSplitPlan(rec.Plan); err != nil {
-		return rec, fmt.Errorf("%s records the split plan %q, which this nasctl does not know: %w; give --plan", path, rec.Plan, err)
+		return rec, dataset.SplitPlan{}, fmt.Errorf("%s: %w", path, err)
 	}
 	recorded := rec
-	if planSet {
+	if !ok || planSet {
 		rec.Plan = plan
 	}
-	if seedSet {
+	if !ok || seedSet {
 		rec.Seed = seed
 	}
-	if warn && rec != recorded {
+	p, err := dataset.ParseSplitPlan(rec.Plan)
+	if err != nil {
+		return rec, p, fmt.Errorf("%s records the split plan %q, which this nasctl does not know: %w; give --plan", path, rec.Plan, err)
+	}
+	if ok && warn && rec != recorded {
 		fmt.Fprintf(errOut, "warning: %s was trained with --plan %s --split-seed %d; with --plan %s --split-seed %d its held-out images may include ones it trained on (leave both out to use its own)\n",
 			path, recorded.Plan, recorded.Seed, rec.Plan, rec.Seed)
 	}
-	return rec, nil
+	return rec, p, nil
 }
 
 // printEvaluation prints one model's accuracy and confusion matrix.

@@ -114,7 +114,7 @@ func int8Options(c *cli.Context, opts *exportOptions) error {
 		return usagef("--images must be at least 1 and --threads 0 or more")
 	}
 	var err error
-	if opts.Calibration.Plan, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
+	if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
 		return usagef("--plan: %v", err)
 	}
 	if opts.Quantize.Method, err = quantize.ParseMethod(c.String("method")); err != nil {
@@ -145,9 +145,8 @@ type exportOptions struct {
 type calibrationOptions struct {
 	Dir    string
 	Images int
-	// Plan (named PlanName) and SplitSeed split the folder for a model that
-	// records no split; set (PlanSet, SeedSet), they override its record.
-	Plan             dataset.SplitPlan
+	// PlanName and SplitSeed split the folder for a model that records no
+	// split; set (PlanSet, SeedSet), they override its record.
 	PlanName         string
 	SplitSeed        uint64
 	PlanSet, SeedSet bool
@@ -220,15 +219,9 @@ func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
 // unless the flags say otherwise (splitOf).
 func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path string) (dataset.Split, onnxgen.SplitRecord, error) {
 	c := k.opts
-	rec, err := splitOf(info, c.PlanName, c.SplitSeed, c.PlanSet, c.SeedSet, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
+	rec, plan, err := splitOf(info, c.PlanName, c.SplitSeed, c.PlanSet, c.SeedSet, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
 	if err != nil {
 		return dataset.Split{}, rec, err
-	}
-	plan := c.Plan
-	if rec.Plan != c.PlanName {
-		if plan, err = dataset.ParseSplitPlan(rec.Plan); err != nil {
-			return dataset.Split{}, rec, err
-		}
 	}
 	s, err := d.Split(plan, rec.Seed)
 	return s, rec, err

@@ -111,11 +111,12 @@ func latencyTableOptionsOf(c *cli.Context) (latencyTableOptions, error) {
 		return opts, err
 	}
 	in := cmp.Or(c.String("input"), opts.Config.Input, genotype.StudyInput.String())
-	if opts.Input, err = genotype.ParseInput(in); err != nil {
+	if opts.Input, err = genotype.ParseImageSize(in); err != nil {
 		return opts, usagef("--input: %v", err)
 	}
-	if size, _ := genotype.ParseImageSize(in); size.Channels == 0 {
+	if opts.Input.Channels == 0 {
 		// A search's HxW takes the images' channels, which no table can know.
+		opts.Input.Channels = 1
 		fmt.Fprintf(c.App.ErrWriter, "note: input %s leaves the channels to the images; measuring at %s (gray): give --input %sx3 for RGB images\n",
 			in, opts.Input, in)
 	}

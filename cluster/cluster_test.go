@@ -105,7 +105,8 @@ func testJob(t testing.TB, trial int) search.Job {
 	return search.Job{Trial: trial, Genotype: g, Config: runtime.TrainConfig{Epochs: 2, BatchSize: 16, Seed: uint64(trial)}}
 }
 
-// A job goes to a worker and its result, weights included, comes back; the
+// A job goes to a worker and its result, weights included, and the worker's
+// name come back; the
 // same job evaluated again (a restarted driver re-publishing it) gets the
 // same result without a second training, and says so.
 func TestEvaluateOnWorker(t *testing.T) {
@@ -120,6 +121,9 @@ func TestEvaluateOnWorker(t *testing.T) {
 		out, err := e.Evaluate(ctx, testJob(t, 7))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if out.Worker != "w1" {
+			t.Errorf("the outcome names worker %q, want w1", out.Worker)
 		}
 		r := out.Training
 		if r.ValAccuracy != 0.507 || len(r.Epochs) != 1 || r.Epochs[0].Seconds != 0.125 || !slices.Equal(r.Weights[1], []float32{7}) {

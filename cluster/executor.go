@@ -456,7 +456,7 @@ func (b *Broker) outcome(ctx context.Context, trial int, value []byte) (*search.
 		return nil, errors.New(r.Failed)
 	}
 	if r.Training == nil {
-		return &search.Outcome{Score: r.Score}, nil
+		return &search.Outcome{Score: r.Score, Worker: r.Worker}, nil
 	}
 	if r.Weights != nil {
 		var err error
@@ -464,7 +464,7 @@ func (b *Broker) outcome(ctx context.Context, trial int, value []byte) (*search.
 			return nil, fmt.Errorf("trial %d: %w", trial, err)
 		}
 	}
-	return &search.Outcome{Training: r.Training}, nil
+	return &search.Outcome{Training: r.Training, Worker: r.Worker}, nil
 }
 
 // recordExhausted records a failed result for every job that used up its

@@ -33,6 +33,9 @@ type Outcome struct {
 	Training *runtime.Result
 	// Score is the problem's score of the candidate (see problem.Problem).
 	Score float64
+	// Worker names the remote worker that answered; empty for an executor
+	// in this process.
+	Worker string
 }
 
 // Data describes what an executor trains on.

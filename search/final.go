@@ -32,6 +32,8 @@ type Fitted struct {
 	// Test is the exported model's accuracy on the test split (a finished
 	// training with status ok).
 	Test *runtime.Evaluation
+	// Worker names the remote worker that trained it (Outcome.Worker).
+	Worker string
 }
 
 // Fit trains job's candidate on exec, exports the best weights as an
@@ -48,7 +50,7 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 	if out.Training == nil {
 		return nil, errors.New("the executor scored the candidate instead of training it")
 	}
-	f := &Fitted{Result: out.Training}
+	f := &Fitted{Result: out.Training, Worker: out.Worker}
 	r := out.Training
 	training, _ := json.Marshal(job.Config.Record()) // strings and numbers always marshal
 	meta := map[onnxgen.MetaKey]string{onnxgen.MetaValAccuracy: strconv.FormatFloat(r.ValAccuracy, 'f', 6, 64),
@@ -277,7 +279,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 		return f, fmt.Errorf("final training of trial %d: %w", t.ID, err)
 	}
 	res := fit.Result
-	f.Seconds = time.Since(start).Seconds()
+	f.Seconds, f.Worker = time.Since(start).Seconds(), fit.Worker
 	f.Status, f.ValAccuracy, f.Epochs = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs
 	if best, ok := res.Best(); ok {
 		f.ValLoss = &best.ValLoss

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -41,6 +42,9 @@ type Report struct {
 	// held, and Waited is their waits' sum (not in Seconds).
 	Waiting int     `json:"waiting_trials,omitempty"`
 	Waited  float64 `json:"waited_seconds,omitempty"`
+	// Workers counts the trials each remote worker trained (by its name);
+	// empty when the search trained them itself.
+	Workers map[string]int `json:"workers,omitempty"`
 	// Pruned counts the trials the median stopping rule or successive
 	// halving stopped, MedianAfter is the first rule's first epoch
 	// (train.median_stop.after), and HalvingRungs are the second's rungs.
@@ -171,6 +175,12 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 		if t.Pruned {
 			r.Pruned++
+		}
+		if t.Worker != "" {
+			if r.Workers == nil {
+				r.Workers = map[string]int{}
+			}
+			r.Workers[t.Worker]++
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
@@ -407,6 +417,13 @@ func (r Report) Markdown() string {
 	if r.Waiting > 0 {
 		fmt.Fprintf(&b, "Waited for memory that other trainings held (--max-memory), not counted in the evaluation time: %d of the trials, %s in all.\n\n",
 			r.Waiting, time.Duration(r.Waited*float64(time.Second)).Round(time.Second))
+	}
+	if len(r.Workers) > 0 {
+		var ws []string
+		for _, w := range slices.Sorted(maps.Keys(r.Workers)) {
+			ws = append(ws, fmt.Sprintf("%s %d", w, r.Workers[w]))
+		}
+		fmt.Fprintf(&b, "Trials trained by remote workers: %s.\n\n", strings.Join(ws, ", "))
 	}
 	if r.Augment != "" {
 		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)

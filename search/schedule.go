@@ -424,6 +424,7 @@ func (s *Search) finish(o outcome) rundir.Trial {
 		t.Status, t.Reason = rundir.StatusFailed, o.err.Error()
 		return t
 	}
+	t.Worker = o.out.Worker
 	r := o.out.Training
 	if r == nil { // a problem's score
 		t.Status, t.Score, t.Reward, t.Seconds = rundir.StatusOK, o.out.Score, s.prob.RewardOf(o.out.Score), o.seconds

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -201,7 +202,8 @@ func (f *clusterFixture) localTrials(t *testing.T) []rundir.Trial {
 
 // trainedOnce checks that the workers wrote one result for every trial
 // trained (none for a reused one, or one refused before training); a worker
-// logs the summary of a result only when it wrote it.
+// logs the summary of a result only when it wrote it, and the trial names
+// that worker.
 func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*workerProc) {
 	t.Helper()
 	for _, tr := range trials {
@@ -211,7 +213,10 @@ func trainedOnce(t *testing.T, run string, trials []rundir.Trial, workers ...*wo
 		done := regexp.MustCompile(fmt.Sprintf(`run %s trial %d: [a-z]+, val`, run, tr.ID))
 		n := 0
 		for _, w := range workers {
-			n += w.count(done)
+			c := w.count(done)
+			if n += c; c == 1 && tr.Worker != w.name {
+				t.Errorf("trial %d: trained on %s, recorded as trained on %q", tr.ID, w.name, tr.Worker)
+			}
 		}
 		if n != 1 {
 			t.Errorf("trial %d: %d results written by the workers, want 1", tr.ID, n)
@@ -250,6 +255,20 @@ func testWorkerKilledMidTrial(t *testing.T, c *clusterEnv) {
 	got := readLog(t, filepath.Join(f.runs, "dist"))
 	sameLogs(t, got, f.localTrials(t))
 	trainedOnce(t, "dist", got, a, b)
+	by := map[string]int{}
+	for _, tr := range got {
+		if tr.Worker != "" {
+			by[tr.Worker]++
+		}
+	}
+	var ws []string
+	for _, w := range slices.Sorted(maps.Keys(by)) {
+		ws = append(ws, fmt.Sprintf("%s %d", w, by[w]))
+	}
+	report, err := os.ReadFile(filepath.Join(f.runs, "dist", "report.md"))
+	if want := "Trials trained by remote workers: " + strings.Join(ws, ", ") + "."; len(ws) == 0 || err != nil || !strings.Contains(string(report), want) {
+		t.Errorf("report.md lacks %q (%v):\n%s", want, err, report)
+	}
 }
 
 // A driver killed with SIGKILL while trials are in flight, then resumed

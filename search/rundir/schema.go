@@ -82,6 +82,9 @@ type Trial struct {
 	// WaitedSeconds is how long the training waited, before Seconds began,
 	// for memory that other trainings held (runtime.Result.Waited).
 	WaitedSeconds float64 `json:"waited_seconds,omitempty"`
+	// Worker names the remote worker that trained the trial (nasctl worker
+	// --name); empty: the search's own process.
+	Worker string `json:"worker,omitempty"`
 	// Seed seeded the trial's training.
 	Seed       uint64                `json:"seed,omitempty"`
 	ReusedFrom int                   `json:"reused_from,omitempty"`
@@ -113,7 +116,8 @@ type FinalResult struct {
 	Status            Status                `json:"status"`
 	Reason            string                `json:"reason,omitempty"`
 	Seconds           float64               `json:"seconds"`
-	Model             string                `json:"model,omitempty"` // path relative to the run directory
+	Model             string                `json:"model,omitempty"`  // path relative to the run directory
+	Worker            string                `json:"worker,omitempty"` // the remote worker that retrained it; empty: the search's process
 	Epochs            []runtime.EpochRecord `json:"epochs,omitempty"`
 	// Int8Model and Int8TestAccuracy are the model's int8 form and its test
 	// accuracy, when the run quantizes its winners (final.int8).
@@ -149,10 +153,10 @@ func (t Trial) LastAttempt() []runtime.EpochRecord {
 }
 
 // Untimed is the trial without what the clock measured (its seconds,
-// finish time, throughput and wait): two runs of the same search record equal
+// finish time, throughput and wait) and the worker: two runs of the same search record equal
 // untimed trials.
 func (t Trial) Untimed() Trial {
-	t.Seconds, t.Finished, t.ImagesPerSecond, t.WaitedSeconds = 0, time.Time{}, 0, 0
+	t.Seconds, t.Finished, t.ImagesPerSecond, t.WaitedSeconds, t.Worker = 0, time.Time{}, 0, 0, ""
 	t.Epochs = slices.Clone(t.Epochs)
 	for i := range t.Epochs {
 		t.Epochs[i].Seconds = 0

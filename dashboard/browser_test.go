@@ -196,6 +196,9 @@ func TestBrowserRunPage(t *testing.T) {
 	if title := eval[string](t, ctx, `document.getElementById('trial-title').textContent`); title != "Trial 2: "+fakeTrial(2, 2).Arch {
 		t.Errorf("the selected trial's title: %q", title)
 	}
+	if facts := eval[string](t, ctx, `document.getElementById('trial-facts').textContent`); !strings.Contains(facts, "trained on worker gpu-1") {
+		t.Errorf("the selected trial's facts do not name its worker: %q", facts)
+	}
 
 	// The finished run: its greedy trials say so beside their epsilon, and
 	// its facts name the plan a resume with more trials set aside.

@@ -125,6 +125,9 @@ func fakeTrial(id int, seed uint64) rundir.Trial {
 		}
 	}
 	t.Reward = t.ValAccuracy
+	if id == 2 {
+		t.Worker = "gpu-1" // trained by a remote worker
+	}
 	return t
 }
 

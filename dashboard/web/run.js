@@ -90,6 +90,7 @@ function showTrial(id) {
   if (t.pruned) facts.push(`stopped after epoch ${(t.epochs || []).length}, below the median of the earlier trials`);
   if (t.seed) facts.push('seed ' + t.seed);
   if (t.reused_from) facts.push('result of trial #' + t.reused_from);
+  if (t.worker) facts.push('trained on worker ' + t.worker);
   $('trial-facts').textContent = facts.join(' · ');
   epochTable.setRows((t.epochs || []).map((e, i) => Object.assign({n: i}, e)));
   $('trial').scrollIntoView({block: 'start'});

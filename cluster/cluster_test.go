@@ -189,7 +189,7 @@ func TestFailsOnEveryDelivery(t *testing.T) {
 
 // A job that every worker handed back (a worker's second Ctrl-C Naks its
 // jobs, which the broker counts as deliveries) fails with a reason that
-// says so, not only that workers died.
+// names the worker that handed it back, not only the possible causes.
 func TestHandedBackOnEveryDelivery(t *testing.T) {
 	srv := startServer(t, Settings{MaxDeliver: 1})
 	started := make(chan struct{})
@@ -206,7 +206,7 @@ func TestHandedBackOnEveryDelivery(t *testing.T) {
 	// The broker finds the job out of deliveries when a worker asks.
 	startWorker(t, srv, "w2", 1, &stand{})
 	a := within(t, answers, &logLines{})
-	want := "failed on all 1 deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)"
+	want := "failed on all 1 deliveries; the last on worker w1: handed back as the worker stopped (a second Ctrl-C)"
 	if a.err == nil || a.err.Error() != want {
 		t.Errorf("err = %v, want %q", a.err, want)
 	}

@@ -238,6 +238,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	switch {
 	case ctx.Err() != nil:
 		w.log("%s: abandoned, handed back", d.what)
+		w.noteHandBack(ctx, key)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
 		w.log("%s: another worker's result came first", d.what)
@@ -260,6 +261,17 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 	if err := d.ack(ctx); err != nil && !errors.Is(err, errGone) {
 		w.log("%s: acknowledging: %v (the result is stored; a redelivery will find it)", d.what, err)
 	}
+}
+
+// noteHandBack leaves the note a failure leaves (see fail), saying that
+// this worker handed the job back as it stopped: should that use up the
+// job's deliveries, the driver's record says why. Best effort, a few
+// seconds at most: the worker is stopping.
+func (w *Worker) noteHandBack(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	note := fmt.Sprintf("worker %s: handed back as the worker stopped (a second Ctrl-C)", w.Name)
+	w.Broker.l.results.Put(ctx, errorKey(key), []byte(note)) // without it, the driver names the possible causes
 }
 
 // handBack hands a delivery back with send (a Nak); a worker that is
@@ -420,6 +432,7 @@ func (w *Worker) untilStored(ctx context.Context, d *delivery, thing string, bea
 func (w *Worker) unstored(ctx context.Context, d *delivery, key string, err error, l lease) {
 	if ctx.Err() != nil {
 		w.log("%s: abandoned before its result was stored, handed back", d.what)
+		w.noteHandBack(ctx, key)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 		return
 	}

@@ -19,7 +19,7 @@ import (
 
 // wireVersion numbers the job and result formats; a worker refuses jobs of
 // another version rather than train something else than was asked.
-const wireVersion = 3 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop
+const wireVersion = 4 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop; 4: TrainConfig.Average
 
 // DataSpec names the images a job trains on and how they are split, so that
 // a worker loads exactly what the driver loaded.
@@ -112,6 +112,7 @@ type trainConfig struct {
 	WeightInit onnxgen.InitScheme `json:"weight_init,omitempty"`
 	Centre     bool               `json:"centre,omitempty"`
 	Augment    runtime.Augment    `json:"augment,omitempty"`
+	Average    float64            `json:"average,omitempty"`
 	// StopBelow: the search's stopping thresholds, per epoch.
 	StopBelow []float64 `json:"stop_below,omitempty"`
 }
@@ -210,7 +211,7 @@ func jobOf(run string, data DataSpec, j search.Job, init *tensors) (*job, error)
 		Data: data, Init: init,
 		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Schedule: c.Schedule,
 			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget, WeightInit: c.WeightInit, Centre: c.Centre,
-			Augment: c.Augment, StopBelow: c.StopBelow}}, nil
+			Augment: c.Augment, Average: c.Average, StopBelow: c.StopBelow}}, nil
 }
 
 // encode returns the job's bytes and its key: the hex SHA-256 of the bytes,
@@ -253,7 +254,7 @@ func (j *job) searchJob(init [][]float32) (search.Job, error) {
 	return search.Job{Trial: j.Trial, Genotype: g, Actions: j.Actions, Full: j.Full,
 		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor,
 			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init,
-			WeightInit: t.WeightInit, Centre: t.Centre, Augment: t.Augment, StopBelow: t.StopBelow}}, nil
+			WeightInit: t.WeightInit, Centre: t.Centre, Augment: t.Augment, Average: t.Average, StopBelow: t.StopBelow}}, nil
 }
 
 // describe names the job in logs: run, trial, phase.
@@ -314,4 +315,4 @@ func safeName(s string) string {
 // the struct, so that a field added there is not silently dropped here.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
 	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
-	"WeightInit", "Centre", "Augment", "StopBelow"}))
+	"WeightInit", "Centre", "Augment", "Average", "StopBelow"}))

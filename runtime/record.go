@@ -28,6 +28,9 @@ type TrainRecord struct {
 	// GiveUpAfter: a training still at chance after this many epochs
 	// stopped; zero: never.
 	GiveUpAfter int `json:"give_up_after,omitempty"`
+	// AverageEpochs: the weights kept are a moving average of this time
+	// constant in epochs (TrainConfig.Average); zero: the weights themselves.
+	AverageEpochs float64 `json:"average_epochs,omitempty"`
 }
 
 // Record returns c's settings as a TrainRecord.
@@ -41,7 +44,7 @@ func (c TrainConfig) Record() TrainRecord {
 		Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: fmt.Sprint(c.Optimizer),
 		Schedule: c.Schedule.describe(), Patience: c.Patience, Monitor: c.Monitor.String(),
 		Weights: weights, Centre: c.Centre, Augment: c.Augment.String(), Seed: c.Seed,
-		GiveUpAfter: c.Schedule.GiveUpAfter,
+		GiveUpAfter: c.Schedule.GiveUpAfter, AverageEpochs: max(c.Average, 0),
 	}
 }
 

@@ -148,6 +148,14 @@ type TrainConfig struct {
 	// Augment flips the training images at random (see Augment); zero
 	// value: none.
 	Augment Augment
+	// Average, when above zero, validates and keeps an exponential moving
+	// average of the weights instead of the weights themselves: its time
+	// constant is Average epochs (a decay of 1 - 1/(Average x steps per
+	// epoch) per step). Training follows the raw weights; the average starts
+	// at the starting weights, and again at every restart
+	// (docs/search-quality.md, "Averaged weights in the final phase (tried,
+	// not kept)").
+	Average float64
 	// Seed determines the initial weights, the shuffling, the dropout masks
 	// and the flips.
 	Seed uint64
@@ -439,6 +447,10 @@ type trainer struct {
 	flips  *rand.Rand // draws the training images' flips (cfg.Augment)
 	units  int        // logits per image: 1 for two classes, else K
 	image  int        // values per image
+	// avg is the moving average of the weights (cfg.Average), nil when
+	// off; decay is its factor per step.
+	avg   []*Tensor[float32]
+	decay float32
 }
 
 func newTrainer(net *genotype.Net, cfg TrainConfig) (*trainer, error) {
@@ -491,6 +503,13 @@ func newTrainerWith(net *genotype.Net, cfg TrainConfig, sopts SessionOptions, fo
 				return t, err
 			}
 			t.params[set] = append(t.params[set], x)
+			if set == 0 && cfg.Average > 0 {
+				a, err := t.zeros(p.Shape...)
+				if err != nil {
+					return t, err
+				}
+				t.avg = append(t.avg, a)
+			}
 			for range t.tg.Slots {
 				s, err := t.zeros(p.Shape...)
 				if err != nil {
@@ -587,10 +606,14 @@ func (t *trainer) fill(b [2]*Tensor[float32], ex Examples, idx []int) {
 	}
 }
 
-// setWeights writes w into the current parameter set and zeroes the slots.
+// setWeights writes w into the current parameter set and the average, and
+// zeroes the slots.
 func (t *trainer) setWeights(w [][]float32) {
 	for i, p := range t.params[t.cur] {
 		copy(p.Data(), w[i])
+	}
+	for i, a := range t.avg {
+		copy(a.Data(), w[i])
 	}
 	for _, s := range t.slots[t.cur] {
 		clear(s.Data())
@@ -598,12 +621,41 @@ func (t *trainer) setWeights(w [][]float32) {
 	t.step.Data()[0] = 0
 }
 
+// weights returns a copy of the weights that validate: the average when
+// there is one, else the current set.
 func (t *trainer) weights() [][]float32 {
-	w := make([][]float32, len(t.params[t.cur]))
-	for i, p := range t.params[t.cur] {
+	ps := t.validated()
+	w := make([][]float32, len(ps))
+	for i, p := range ps {
 		w[i] = append([]float32(nil), p.Data()...)
 	}
 	return w
+}
+
+// validated is the parameter set that validation runs and the Result
+// keeps: the average when there is one, else the current set.
+func (t *trainer) validated() []*Tensor[float32] {
+	if t.avg != nil {
+		return t.avg
+	}
+	return t.params[t.cur]
+}
+
+// averageDecay is the per-step decay of an average over epochs epochs of
+// steps steps each: 1 - 1/(epochs x steps), at least 0.
+func averageDecay(epochs float64, steps int) float32 {
+	return float32(max(0, 1-1/(epochs*float64(steps))))
+}
+
+// average moves the average towards the current weights by one step.
+func (t *trainer) average() {
+	d := t.decay
+	for i, a := range t.avg {
+		av, w := a.Data(), t.params[t.cur][i].Data()
+		for j := range av {
+			av[j] = d*av[j] + (1-d)*w[j]
+		}
+	}
 }
 
 // divergedError ends a run whose loss is not finite.
@@ -638,6 +690,9 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 	}
 	if t.cfg.Centre {
 		st.mean = channelMeans(train, t.net.Input.Channels)
+	}
+	if t.avg != nil {
+		t.decay = averageDecay(t.cfg.Average, (train.Len()+t.cfg.BatchSize-1)/t.cfg.BatchSize)
 	}
 	if err := t.initialWeights(st); err != nil {
 		return err
@@ -854,6 +909,7 @@ func (t *trainer) trainEpoch(ctx context.Context, train Examples, st *runState) 
 		if err := t.trainStep(b, ms); err != nil {
 			return 0, 0, err
 		}
+		t.average()
 		st.stepSeconds += time.Since(s).Seconds()
 		st.stepImages += len(idx)
 		l := float64(t.loss.Data()[0])
@@ -931,7 +987,7 @@ func (t *trainer) evaluate(ctx context.Context, ex Examples) (loss, acc float64,
 			t.probs[n] = probs
 		}
 		in := []Value{b[0], b[1]}
-		for _, p := range t.params[t.cur] {
+		for _, p := range t.validated() {
 			in = append(in, p)
 		}
 		if err := t.eval.Run(in, []Value{t.loss, t.right, probs}); err != nil {

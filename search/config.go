@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -288,6 +289,10 @@ type FinalSettings struct {
 	// (docs/search-quality.md, "A decaying rate in the final phase").
 	DecayEvery  int     `yaml:"decay_every,omitempty"`
 	DecayFactor float64 `yaml:"decay_factor,omitempty"`
+	// Average keeps a moving average of the retraining's weights, over
+	// about this many epochs (runtime.TrainConfig.Average); zero: the
+	// weights themselves.
+	Average float64 `yaml:"average,omitempty"`
 	// Skip leaves out the final phase.
 	Skip bool `yaml:"skip,omitempty"`
 	// Int8 also writes each winner quantized to int8 (winners/int8/, as
@@ -864,6 +869,9 @@ func (c Config) checkTraining(ps *problems) {
 	}
 	if c.Final.EpochFactor < 0 || c.Final.LR < 0 || c.Final.Patience < 0 {
 		ps.add("final: epoch_factor, lr and patience must not be negative")
+	}
+	if a := c.Final.Average; a < 0 || a > 1000 || math.IsNaN(a) {
+		ps.add("final.average %g: a time constant in epochs, from 0 (off) to 1000", a)
 	}
 	if f := c.Final; f.DecayEvery < 0 || f.DecayFactor < 0 || f.DecayFactor > 1 || f.DecayFactor > 0 && f.DecayEvery == 0 {
 		ps.add("final.decay_every %d, decay_factor %g: decay_every is 0 (the trials' schedule) or a period in epochs, and decay_factor is in (0, 1] (0: 0.2) and needs decay_every",

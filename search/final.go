@@ -263,6 +263,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 		cfg.Schedule = runtime.LRSchedule{MaxRestarts: -1, DecayEvery: f.DecayEvery, DecayFactor: f.DecayFactor, GiveUpAfter: cfg.Schedule.GiveUpAfter}
 	}
 	cfg.Augment, _ = runtime.ParseAugment(s.cfg.finalAugment()) // checked with the config
+	cfg.Average = s.cfg.Final.Average
 	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)

@@ -610,6 +610,7 @@ func TestNASNetTrainedSettings(t *testing.T) {
 		"final augment": {func(c *Config) { c.Final.Augment = "flip" }, `final.augment: unknown augmentation "flip" (valid: none, mirror, flips)`},
 		"final decay":   {func(c *Config) { c.Final.DecayEvery, c.Final.DecayFactor = 10, 1.5 }, "final.decay_every 10, decay_factor 1.5: decay_every is 0"},
 		"factor alone":  {func(c *Config) { c.Final.DecayFactor = 0.5 }, "final.decay_every 0, decay_factor 0.5: decay_every is 0"},
+		"average":       {func(c *Config) { c.Final.Average = -1 }, "final.average -1: a time constant in epochs"},
 		"exponent":      {func(c *Config) { c.Reward.Exponent = -1 }, "exponent -1 must be positive"},
 		"problem keys":  {func(c *Config) { c.Problem.Blocks = 3 }, "problem: blocks and dataset apply to problems"},
 		"cells on mock": {func(c *Config) { c.Problem.Name = "mock" }, "cells: the mock problem scores cells"},

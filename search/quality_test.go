@@ -253,6 +253,38 @@ func TestFinalDecay(t *testing.T) {
 	}
 }
 
+// final.average reaches the final phase's jobs and not the trials', and
+// the winners' training record says so.
+func TestFinalAverage(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Average = 2
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	finals := 0
+	for _, j := range exec.jobs {
+		want := 0.0
+		if j.Full {
+			want = 2
+			finals++
+		}
+		if j.Config.Average != want {
+			t.Errorf("job %d (final %v): average %g, want %g", j.Trial, j.Full, j.Config.Average, want)
+		}
+	}
+	if finals == 0 {
+		t.Fatal("no final jobs")
+	}
+	if rec := winnerRecord(t, s.Dir()); rec.AverageEpochs != 2 {
+		t.Errorf("the winner's record: average_epochs %g, want 2", rec.AverageEpochs)
+	}
+}
+
 // winnerRecord reads the training record in the metadata of the run's
 // first winner.
 func winnerRecord(t *testing.T, run string) runtime.TrainRecord {

@@ -73,6 +73,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
+			&cli.Float64Flag{Name: "average", Usage: "validate and keep a moving average of the weights over about this many epochs instead of the weights themselves (0: off)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling, dropout and the flips"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
@@ -100,6 +101,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			}
 			if opts.Config.Augment, err = runtime.ParseAugment(c.String("augment")); err != nil {
 				return usagef("--augment: %v", err)
+			}
+			if opts.Config.Average = c.Float64("average"); !(opts.Config.Average >= 0 && opts.Config.Average <= 1000) {
+				return usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", opts.Config.Average)
 			}
 			if opts.Config.Patience < 0 {
 				return usagef("--patience %d: must be 0 (never stop early) or more", opts.Config.Patience)

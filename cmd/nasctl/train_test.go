@@ -226,3 +226,24 @@ func writeColours(t *testing.T, data string) {
 		}
 	}
 }
+
+// --average reaches the training: the model's training record names it,
+// and a value out of range is refused with the range.
+func TestTrainAverage(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	generateLeaves(t, data, 100, 16, 1)
+	model := filepath.Join(dir, "m.onnx")
+	code, _, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--threads", "1", "--average", "2", "--out", model)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "arch", "inspect", "--json", model)
+	if code != 0 || !strings.Contains(out, `"average_epochs": 2`) {
+		t.Errorf("arch inspect: exit %d, no average_epochs 2 in the training record:\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "train", "--arch", "C(4,3,1) - SM()", "--data", data, "--average", "-1")
+	if code != 2 || !strings.Contains(errOut, "--average -1: a time constant in epochs, from 0 (off) to 1000") {
+		t.Errorf("--average -1: exit %d, %q", code, errOut)
+	}
+}

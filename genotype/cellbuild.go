@@ -5,9 +5,11 @@ import "fmt"
 // Build stacks the cell pair into a network for images of in and classes
 // outputs (docs/study.md, section 4, and where nasctl decides what the study
 // leaves open):
-//   - every operation outputs the cell's F channels: a pooling or an
-//     identity whose input has other channels, or a stride, is followed by
-//     (or is) a 1x1 convolution to F channels;
+//   - every operation outputs the cell's F channels: a pooling whose input
+//     has other channels is followed by a 1x1 convolution to F channels (the
+//     pooling itself strides); an identity whose input has other channels,
+//     or that must stride, is a 1x1 convolution to F channels, strided as
+//     the operation is;
 //   - a cell first brings each of its inputs to F channels with a 1x1
 //     convolution, strided when that input is twice the other's size (the
 //     cell before a reduction);

@@ -791,7 +791,8 @@ func checkEvolution(ps *problems, section, agent string, evo controller.Evolutio
 		return
 	}
 	if err := evo.Check(trials); err != nil {
-		ps.add("%s.evolution: %v", section, err)
+		// No flag sets these: say where they go.
+		ps.add("%s.evolution: %v (in a --config file: \"%s: {evolution: {population: P, sample: S}}\")", section, err, section)
 	}
 }
 
@@ -833,7 +834,7 @@ func (c Config) checkTraining(ps *problems) {
 	if o := c.Train.Optimizer; o != OptimizerAdam && o != OptimizerSGD {
 		ps.add("train.optimizer: %q (valid: %s, %s)", o, OptimizerAdam, OptimizerSGD)
 	}
-	if m := c.Train.Momentum; m < 0 || m >= 1 || (m != 0 && c.Train.Optimizer != OptimizerSGD) {
+	if m, o := c.Train.Momentum, c.Train.Optimizer; m < 0 || m >= 1 || (m != 0 && o == OptimizerAdam) {
 		ps.add("train.momentum: %v; it applies to optimizer sgd and must be in [0, 1)", m)
 	}
 	if _, err := runtime.ParseMonitor(c.Train.Monitor); err != nil {

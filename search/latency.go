@@ -86,7 +86,7 @@ func (r RewardSettings) check() []string {
 	case RewardAccuracy:
 	case RewardMnasNet:
 		if !(r.TargetMs > 0) {
-			ps = append(ps, "reward.target_ms: the mnasnet reward needs a target latency T > 0")
+			ps = append(ps, "reward.target_ms: the mnasnet reward needs a target latency T > 0 (--target-ms)")
 		}
 		if r.Weight >= 0 {
 			ps = append(ps, fmt.Sprintf("reward.weight: %v; MnasNet's exponent is negative (-0.07)", r.Weight))
@@ -139,6 +139,12 @@ func (r RewardSettings) refuse(params int64, latencyMs float64) string {
 // epoch, or the best of its last LastEpochs epochs, raised to Exponent; 0
 // when the training did not finish.
 func (r RewardSettings) accuracy(res *runtime.Result) float64 {
+	return math.Pow(r.rewardAccuracy(res), r.Exponent)
+}
+
+// rewardAccuracy is the validation accuracy that accuracy raises to the
+// exponent: the kept epoch's, or the best of the last epochs.
+func (r RewardSettings) rewardAccuracy(res *runtime.Result) float64 {
 	acc := res.Reward()
 	if acc == 0 {
 		return 0
@@ -152,7 +158,7 @@ func (r RewardSettings) accuracy(res *runtime.Result) float64 {
 		}
 		acc = cmp.Or(last, acc)
 	}
-	return math.Pow(acc, r.Exponent)
+	return acc
 }
 
 // reward combines a trained architecture's accuracy and latency. A latency

@@ -621,6 +621,13 @@ func TestNASNetTrainedSettings(t *testing.T) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
 	}
+	// An unknown optimizer is the one problem: the preset's momentum is
+	// not blamed as well.
+	c := base
+	c.Train.Optimizer = "rmsprop"
+	if err := c.WithDefaults().Check(); err == nil || strings.Contains(err.Error(), "momentum") {
+		t.Errorf("unknown optimizer: %v, want no word of the momentum", err)
+	}
 }
 
 // A run that cannot be read (here, of an older format) is listed with its

@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,7 @@ func TestNASNetAgentSettings(t *testing.T) {
 		{AgentEvolution, controller.EvolutionConfig{Population: 4, Sample: 5}, "nasnet.evolution: sample 5 is larger than the population 4; set a sample of at most 4"},
 		{AgentEvolution, controller.EvolutionConfig{Population: 1}, "nasnet.evolution: population 1: a tournament needs at least 2 members"},
 		{AgentEvolution, controller.EvolutionConfig{Population: 30, Sample: 1}, "nasnet.evolution: sample 1: a tournament of fewer than 2 picks its parent at random"},
-		{AgentEvolution, controller.EvolutionConfig{Population: 800}, "nasnet.evolution: population 800 leaves none of the run's 800 trials to evolution"},
+		{AgentEvolution, controller.EvolutionConfig{Population: 800}, "nasnet.evolution: population 800 leaves none of the run's 800 trials to evolution (the first population trials are drawn at random); set a population below 800 (in a --config file: \"nasnet: {evolution: {population: P, sample: S}}\")"},
 		{AgentRandom, controller.EvolutionConfig{Population: 4}, "nasnet.evolution: applies to nasnet.agent evolution, not random (drop it)"},
 	} {
 		c, err := NASNetPreset("mock", "")
@@ -302,4 +303,23 @@ func winnerRecord(t *testing.T, run string) runtime.TrainRecord {
 		t.Fatalf("%s: %v", onnxgen.MetaTraining, err)
 	}
 	return rec
+}
+
+// The study's reward reads the best validation accuracy of the last epochs,
+// not the kept epoch's (chosen by validation loss): the accuracy it is
+// computed from is that best, raised to the exponent.
+func TestRewardAccuracy(t *testing.T) {
+	res := &runtime.Result{Status: runtime.StatusOK, ValAccuracy: 0.4643, Epochs: []runtime.EpochRecord{
+		{Epoch: 1, ValAccuracy: 0.9}, {Epoch: 2, ValAccuracy: 0.6429}, {Epoch: 3, ValAccuracy: 0.4643}}}
+	study := RewardSettings{LastEpochs: 2, Exponent: 3}
+	if got := study.rewardAccuracy(res); got != 0.6429 {
+		t.Errorf("best of the last 2 epochs: %v, want 0.6429", got)
+	}
+	if got, want := study.accuracy(res), 0.6429*0.6429*0.6429; math.Abs(got-want) > 1e-12 {
+		t.Errorf("reward accuracy %v, want %v", got, want)
+	}
+	plain := RewardSettings{Exponent: 1}
+	if got := plain.rewardAccuracy(res); got != 0.4643 {
+		t.Errorf("no last epochs: %v, want the kept epoch's 0.4643", got)
+	}
 }

@@ -69,7 +69,12 @@ type Report struct {
 	// the first and last hundred, All every trial.
 	Windows     []RewardWindow `json:"windows,omitempty"`
 	First, Last RewardWindow   `json:"-"`
-	All         RewardWindow   `json:"-"`
+	// Trained and AtChance count the trials of a training cell search that
+	// trained, and those among them that ended at chance (constant
+	// predictors); MetaQNN's phases count theirs.
+	Trained  int          `json:"trained_trials,omitempty"`
+	AtChance int          `json:"at_chance_trials,omitempty"`
+	All      RewardWindow `json:"-"`
 	// Top are the best distinct architectures of the search.
 	Top    []TopCandidate       `json:"top"`
 	Finals []rundir.FinalResult `json:"finals,omitempty"`
@@ -193,6 +198,14 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		r.Phases = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
 	case KindNASNet:
 		r.windows(trials, notes)
+		for _, t := range trials {
+			if t.Status == rundir.StatusOK && t.Score == 0 {
+				r.Trained++
+				if t.AtChance {
+					r.AtChance++
+				}
+			}
+		}
 	}
 	r.Agent = cfg.Agent()
 	r.finals(cfg, trials, finals)
@@ -604,6 +617,14 @@ func (r Report) controlled() bool { return r.Agent == "" || r.Agent == AgentRein
 func (r Report) windowSection(b *strings.Builder) {
 	if len(r.Windows) == 0 {
 		return
+	}
+	if r.AtChance > 0 {
+		fmt.Fprintf(b, "%d of the %d trained trials ended at chance (constant predictors, %.2f%% on validation): their rewards tell the agent little about their cells. ",
+			r.AtChance, r.Trained, 100*r.Majority)
+		if 2*r.AtChance > r.Trained {
+			b.WriteString("With most trials at chance, train them longer (--epochs) or on more images (--data-fraction) before reading this search's ranking.")
+		}
+		b.WriteString("\n\n")
 	}
 	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f",
 		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best)

@@ -94,6 +94,37 @@ func TestReportWaitedForMemory(t *testing.T) {
 	}
 }
 
+// A trained cell search's report counts the trials that ended at chance,
+// and, when they are most of them, says what to change.
+func TestReportNASNetAtChance(t *testing.T) {
+	trial := func(id int, atChance bool) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id}, Status: rundir.StatusOK, ValAccuracy: 0.7, Reward: 0.343, AtChance: atChance}
+	}
+	cfg := Config{Kind: KindNASNet, Name: "run", Trials: 4}
+	for _, tc := range []struct {
+		atChance []bool
+		want     string
+		advice   bool
+	}{
+		{[]bool{true, true, true, false}, "3 of the 4 trained trials ended at chance (constant predictors, 53.57% on validation)", true},
+		{[]bool{true, false, false, false}, "1 of the 4 trained trials ended at chance", false},
+		{[]bool{false, false, false, false}, "", false},
+	} {
+		var trials []rundir.Trial
+		for i, c := range tc.atChance {
+			trials = append(trials, trial(i+1, c))
+		}
+		trials = append(trials, rundir.Trial{Candidate: rundir.Candidate{ID: 5}, Status: rundir.StatusRefused})
+		md := BuildReport(cfg, "", trials, nil, nil, 0.5357).Markdown()
+		if tc.want == "" && strings.Contains(md, "at chance") || tc.want != "" && !strings.Contains(md, tc.want) {
+			t.Errorf("%v: want %q in:\n%s", tc.atChance, tc.want, md)
+		}
+		if strings.Contains(md, "train them longer (--epochs)") != tc.advice {
+			t.Errorf("%v: advice shown %v, want %v:\n%s", tc.atChance, !tc.advice, tc.advice, md)
+		}
+	}
+}
+
 // The report says how the training images were flipped, in the trials and
 // in the final phase (which takes the trials' setting unless it has its
 // own), and says nothing where they were not.

@@ -432,6 +432,9 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	}
 	t.Status, t.Reason, t.ValAccuracy = rundir.StatusOf(r.Status), r.Reason, r.ValAccuracy
 	t.Reward = s.cfg.Reward.reward(s.cfg.Reward.accuracy(r), t.LatencyMs)
+	if ra := s.cfg.Reward.rewardAccuracy(r); ra != r.ValAccuracy {
+		t.RewardAccuracy = ra
+	}
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
 	t.WaitedSeconds = r.Waited
 	t.AtChance, t.Pruned = r.AtChance, r.Pruned
@@ -444,7 +447,7 @@ func (s *Search) finish(o outcome) rundir.Trial {
 func finite(t rundir.Trial) rundir.Trial {
 	if why := notFinite(t); why != "" {
 		t.Status, t.Reason = rundir.StatusFailed, why
-		t.Reward, t.ValAccuracy, t.Score, t.LatencyMs = 0, 0, 0, 0
+		t.Reward, t.ValAccuracy, t.RewardAccuracy, t.Score, t.LatencyMs = 0, 0, 0, 0, 0
 	}
 	return t
 }
@@ -492,6 +495,7 @@ func (s *Search) stopBelow(id int, greedy bool) []float64 {
 func reused(t, prev rundir.Trial) rundir.Trial {
 	t.Status, t.ReusedFrom = rundir.StatusReused, prev.ID
 	t.Reward, t.ValAccuracy, t.Score, t.Params, t.MACs, t.LatencyMs = prev.Reward, prev.ValAccuracy, prev.Score, prev.Params, prev.MACs, prev.LatencyMs
+	t.RewardAccuracy = prev.RewardAccuracy
 	t.Finished = time.Now()
 	return t
 }

@@ -47,6 +47,17 @@ func applyReinforceFlags(c *cli.Context, r *controller.ReinforceConfig) error {
 		}
 		r.Baseline = b
 	}
+	// A zero in the controller's settings stands for its default
+	// (controller.ReinforceConfig), so a zero given here would be replaced
+	// without a word.
+	for _, name := range []string{"temperature", "temperature-decay", "min-temperature", "controller-lr"} {
+		if c.IsSet(name) && c.Float64(name) == 0 {
+			return usagef("--%s 0: must be positive", name)
+		}
+	}
+	if c.IsSet("baseline-decay") && c.Float64("baseline-decay") == 0 {
+		return usagef("--baseline-decay 0 would stand for the default, 0.95: give a value in (0, 1), e.g. 0.01 for a baseline that follows the last rewards")
+	}
 	if c.IsSet("controller-batch") && c.Int("controller-batch") < 1 {
 		return usagef("--controller-batch must be at least 1, got %d", c.Int("controller-batch"))
 	}

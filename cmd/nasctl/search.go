@@ -113,7 +113,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there (0: off; train.halving in --config sets the factor)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
-		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms"},
+		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
 		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
 		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
@@ -570,8 +570,12 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	if t.Score != 0 {
 		res = fmt.Sprintf("reward %.4f", t.Reward)
 	} else if math.Abs(t.Reward-t.ValAccuracy) > 1e-9 && t.Status != rundir.StatusRefused {
-		// A reward of other epochs, a power or latency: show both.
+		// A reward of other epochs, a power or latency: show both, and the
+		// accuracy of other epochs the reward was computed from.
 		res += fmt.Sprintf(", reward %.4f", t.Reward)
+		if t.RewardAccuracy != 0 {
+			res += fmt.Sprintf(" (from val %.4f of another epoch)", t.RewardAccuracy)
+		}
 	}
 	switch t.Status {
 	case rundir.StatusOK:
@@ -585,7 +589,7 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 		case t.Pruned: // by median stopping or halving: its accuracy is that of a shorter training
 			res += fmt.Sprintf(" (stopped after epoch %d)", len(t.LastAttempt()))
 		case t.AtChance:
-			res += " (at chance: given up)"
+			res += " (at chance: a constant predictor)"
 		}
 	case rundir.StatusReused:
 		res += fmt.Sprintf(" (reused from trial %d)", t.ReusedFrom)

@@ -315,8 +315,10 @@ func TestTrialResultReward(t *testing.T) {
 		{rundir.Trial{Status: rundir.StatusRefused, Reason: "too big"}, "refused: too big"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.8, Reward: 0.8, Seconds: 1, Pruned: true, Restarts: 1,
 			Epochs: []runtime.EpochRecord{{Attempt: 0, Epoch: 1}, {Attempt: 1, Epoch: 1}, {Attempt: 1, Epoch: 2}}}, "val 0.8000 in 1.0s (stopped after epoch 2)"},
-		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: given up)"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: a constant predictor)"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.9, Reward: 0.9, Seconds: 3, WaitedSeconds: 12.34}, "val 0.9000 in 3.0s after 12.3s waiting for memory"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.4643, Reward: 0.2657, RewardAccuracy: 0.6429, Seconds: 1},
+			"val 0.4643, reward 0.2657 (from val 0.6429 of another epoch) in 1.0s"},
 	} {
 		if got := trialResult(&tc.t, nil); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.t, got, tc.want)

@@ -61,8 +61,14 @@ type Trial struct {
 	Reason string `json:"reason,omitempty"`
 	// Reward is what the agent learns from.
 	Reward float64 `json:"reward"`
-	// ValAccuracy is a trained trial's best validation accuracy.
+	// ValAccuracy is a trained trial's validation accuracy at its kept
+	// epoch (the best by the training's monitor).
 	ValAccuracy float64 `json:"val_accuracy,omitempty"`
+	// RewardAccuracy is the validation accuracy the reward was computed
+	// from, when the reward reads other epochs than the kept one (the
+	// study's best of the last epochs, with the best epoch chosen by
+	// validation loss); zero: ValAccuracy.
+	RewardAccuracy float64 `json:"reward_accuracy,omitempty"`
 	// Score is a table problem's score (NATS-Bench: accuracy in percent;
 	// mock: the mock reward), for trials scored without training.
 	Score float64 `json:"score,omitempty"`

@@ -69,12 +69,12 @@ type Report struct {
 	// the first and last hundred, All every trial.
 	Windows     []RewardWindow `json:"windows,omitempty"`
 	First, Last RewardWindow   `json:"-"`
+	All         RewardWindow   `json:"-"`
 	// Trained and AtChance count the trials of a training cell search that
 	// trained, and those among them that ended at chance (constant
 	// predictors); MetaQNN's phases count theirs.
-	Trained  int          `json:"trained_trials,omitempty"`
-	AtChance int          `json:"at_chance_trials,omitempty"`
-	All      RewardWindow `json:"-"`
+	Trained  int `json:"trained_trials,omitempty"`
+	AtChance int `json:"at_chance_trials,omitempty"`
 	// Top are the best distinct architectures of the search.
 	Top    []TopCandidate       `json:"top"`
 	Finals []rundir.FinalResult `json:"finals,omitempty"`

@@ -192,7 +192,9 @@ func TestOutOfRangeFlags(t *testing.T) {
 	}{
 		{[]string{"bench"}, "bench takes one or more model files or run directories"},
 		{[]string{"doctor", "compare", "a.json", "b.json", "--tol", "-1"}, "--tol -1: must be 0 or more"},
-		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--patience", "-1"}, "--patience -1: must be 0 (never stop early) or more"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--optimizer", "rmsprop"}, `--optimizer "rmsprop": valid are adam and sgd`},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--momentum", "0.5"}, "--momentum applies to --optimizer sgd"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--optimizer", "sgd", "--momentum", "1"}, "--momentum 1: must be in [0, 1)"},
 		{[]string{"benchmark", "agents", "--space", "mock", "--blocks", "11"}, "--blocks must be 1 to 10, got 11"},
 		{[]string{"search", "nasnet", "--reward", "mock", "--blocks", "50"}, "problem.blocks: 50, want 1 to 10"},
 	} {

@@ -68,8 +68,10 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "data", Usage: "image folder (required; see nasctl dataset --help for layouts)"},
 			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs of one attempt (a restart at chance begins a new one)"},
 			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},
-			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate (Adam, beta1 0.5)"},
-			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0: never)"},
+			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate"},
+			&cli.StringFlag{Name: "optimizer", Value: "adam", Usage: "adam (beta1 0.5, as the recipes) or sgd (with --momentum): a cell network found by search nasnet trains as its search did with sgd (see its model's nasctl.training, nasctl arch inspect)"},
+			&cli.Float64Flag{Name: "momentum", Value: 0.9, Usage: "momentum of --optimizer sgd"},
+			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0 or negative: never)"},
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
@@ -96,6 +98,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 				return usagef("--recipe: %v", err)
 			}
 			opts.Config.Optimizer, opts.Config.WeightInit, opts.Config.Centre = recipe.Optimizer, recipe.WeightInit, recipe.Centre
+			if opts.Config.Optimizer, err = trainOptimizer(c, recipe.Optimizer); err != nil {
+				return err
+			}
 			if !c.Bool("constant-lr") {
 				opts.Config.Schedule = recipe.Schedule
 			}
@@ -105,11 +110,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Config.Average = c.Float64("average"); !(opts.Config.Average >= 0 && opts.Config.Average <= 1000) {
 				return usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", opts.Config.Average)
 			}
-			if opts.Config.Patience < 0 {
-				return usagef("--patience %d: must be 0 (never stop early) or more", opts.Config.Patience)
-			}
-			if opts.Config.Patience == 0 {
-				opts.Config.Patience = -1 // 0 on the command line: never stop early
+			if opts.Config.Patience <= 0 {
+				// Never stop early: -1, as a model's training record says it.
+				opts.Config.Patience = -1
 			}
 			if c.String("arch") == "" || opts.Data == "" {
 				return usagef("train needs --arch and --data")
@@ -315,4 +318,23 @@ func atChanceAdvice(cfg runtime.TrainConfig, res *runtime.Result, trainImages in
 	}
 	return "the model is at chance: its validation accuracy is no better than answering the most common class for every image " +
 		"(a constant predictor; docs/search-quality.md, \"Constant predictors\"). Try " + strings.Join(tries, "; ")
+}
+
+// trainOptimizer is --optimizer with --momentum: the recipe's Adam, or SGD.
+func trainOptimizer(c *cli.Context, recipe onnxgen.Optimizer) (onnxgen.Optimizer, error) {
+	m := c.Float64("momentum")
+	switch name := c.String("optimizer"); name {
+	case "adam":
+		if c.IsSet("momentum") {
+			return nil, usagef("--momentum applies to --optimizer sgd")
+		}
+		return recipe, nil
+	case "sgd":
+		if !(m >= 0 && m < 1) {
+			return nil, usagef("--momentum %g: must be in [0, 1)", m)
+		}
+		return onnxgen.SGD{Momentum: float32(m)}, nil
+	default:
+		return nil, usagef("--optimizer %q: valid are adam and sgd", name)
+	}
 }

@@ -247,3 +247,31 @@ func TestTrainAverage(t *testing.T) {
 		t.Errorf("--average -1: exit %d, %q", code, errOut)
 	}
 }
+
+// --optimizer sgd with --momentum trains with SGD, as a cell search does,
+// and the model's training record says so; --patience 0 is recorded as -1,
+// which train takes back.
+func TestTrainOptimizerAndPatience(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	generateLeaves(t, data, 100, 16, 1)
+	for _, tc := range []struct {
+		args []string
+		want []string // in arch inspect --json's output
+	}{
+		{[]string{"--optimizer", "sgd", "--momentum", "0.5", "--lr", "0.05", "--patience", "0"}, []string{`"optimizer": "sgd(momentum 0.5)"`, `"patience": -1`}},
+		{[]string{"--patience", "-1"}, []string{`"optimizer": "adam(beta1 0.5, beta2 0.999, eps 1e-07)"`, `"patience": -1`}},
+	} {
+		model := filepath.Join(dir, "m.onnx")
+		args := append([]string{"train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--threads", "1", "--out", model}, tc.args...)
+		if code, _, errOut := runCLI(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errOut)
+		}
+		_, out, _ := runCLI(t, "arch", "inspect", "--json", model)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %s in the training record:\n%s", tc.args, w, out)
+			}
+		}
+	}
+}

@@ -54,6 +54,9 @@ type LoadOptions struct {
 	// LoadReport.Skipped. False makes Load fail on the first such file, in
 	// sorted order.
 	SkipBad bool
+	// OneClass accepts a folder with a single class folder: images to
+	// measure a model on (a field check of one class), not to train one.
+	OneClass bool
 	// Workers is the number of files decoded at once. Zero means
 	// runtime.GOMAXPROCS(0). The result does not depend on it.
 	Workers int
@@ -86,6 +89,10 @@ type LoadReport struct {
 	Ignored int
 }
 
+// ErrOneClass marks the error of a folder with a single class folder, which
+// LoadOptions.OneClass accepts.
+var ErrOneClass = errors.New("a classifier needs images of at least two classes")
+
 // errNoPrefix marks an image file of the leaves layout without LEAF_ or NO_.
 var errNoPrefix = errors.New("name starts with neither " + PrefixLeaf + " nor " + PrefixNoLeaf +
 	" (the leaves layout gives the class by that prefix)")
@@ -110,7 +117,7 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	}
 	opts.Width = cmp.Or(opts.Width, opts.Height)
 	opts.Height = cmp.Or(opts.Height, opts.Width)
-	layout, classes, files, rep, err := scan(dir)
+	layout, classes, files, rep, err := scan(dir, opts.OneClass)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,7 +150,7 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 		opts.Skipped(bad)
 	}
 
-	if err := checkClasses(dir, layout, classes, d, len(bad)); err != nil {
+	if err := checkClasses(dir, layout, classes, d, len(bad), opts.OneClass); err != nil {
 		return nil, nil, err
 	}
 	if d.Width == 0 {
@@ -219,7 +226,7 @@ func (o LoadOptions) validate() error {
 
 // scan lists the image files of dir (relative, slash-separated, sorted) and
 // detects its layout.
-func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
+func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
@@ -251,9 +258,9 @@ func scan(dir string) (Layout, []string, []string, *LoadReport, error) {
 		return LayoutPrefix, []string{ClassNoLeaf, ClassLeaf}, files, rep, nil
 	case len(classes) == 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s holds no image files (%s); %s", dir, strings.Join(imageExts, " "), layoutHint)
-	case len(classes) == 1:
-		return 0, nil, nil, nil, fmt.Errorf("%s has a single class folder (%s); a classifier needs at least two; %s",
-			dir, classes[0], layoutHint)
+	case len(classes) == 1 && !oneClass:
+		return 0, nil, nil, nil, fmt.Errorf("%s has a single class folder (%s); %w; %s",
+			dir, classes[0], ErrOneClass, layoutHint)
 	}
 	w := newWalker(dir, true) // one for every class: a folder two classes link is refused
 	for _, c := range classes {
@@ -302,9 +309,18 @@ func isImage(name string) bool {
 }
 
 // checkClasses makes sure every class still has images after bad files were
-// skipped.
-func checkClasses(dir string, layout Layout, classes []string, d *Dataset, skipped int) error {
+// skipped; with oneClass, that one has.
+func checkClasses(dir string, layout Layout, classes []string, d *Dataset, skipped int, oneClass bool) error {
 	counts := d.ClassCounts(nil)
+	with := 0 // classes with images
+	for _, n := range counts {
+		if n > 0 {
+			with++
+		}
+	}
+	if oneClass && with > 0 {
+		return nil
+	}
 	for c, n := range counts {
 		if n > 0 {
 			continue
@@ -318,6 +334,9 @@ func checkClasses(dir string, layout Layout, classes []string, d *Dataset, skipp
 		}
 		if skipped > 0 {
 			what += fmt.Sprintf(" after skipping %d bad files", skipped)
+		}
+		if with == 1 {
+			return fmt.Errorf("%s; %w; %s", what, ErrOneClass, layoutHint)
 		}
 		return fmt.Errorf("%s; a classifier needs images of at least two classes; %s", what, layoutHint)
 	}

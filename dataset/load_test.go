@@ -408,7 +408,7 @@ func TestLoadLayoutErrors(t *testing.T) {
 		}, `no usable NO_* images (class "no_leaf"); a classifier needs images of at least two classes`},
 		{"one class folder", func(t *testing.T, dir string) {
 			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
-		}, "has a single class folder (cats); a classifier needs at least two"},
+		}, "has a single class folder (cats); a classifier needs images of at least two classes"},
 		{"empty class folder", func(t *testing.T, dir string) {
 			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
 			writeFile(t, dir, "dogs/notes.txt", []byte("x"))
@@ -429,6 +429,22 @@ func TestLoadLayoutErrors(t *testing.T) {
 	}
 	if _, _, err := Load(filepath.Join(t.TempDir(), "nope"), LoadOptions{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing folder: %v", err)
+	}
+	// OneClass takes a single class, as a class folder or as the leaves
+	// layout's one prefix; without it, the error is ErrOneClass.
+	for name, make := range map[string]func(t *testing.T, dir string){
+		"folder": func(t *testing.T, dir string) { writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1)) },
+		"prefix": func(t *testing.T, dir string) { writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 1)) },
+	} {
+		dir := t.TempDir()
+		make(t, dir)
+		if _, _, err := Load(dir, LoadOptions{}); !errors.Is(err, ErrOneClass) {
+			t.Errorf("%s: %v, want ErrOneClass", name, err)
+		}
+		d, _, err := Load(dir, LoadOptions{OneClass: true})
+		if err != nil || d.Len() != 1 {
+			t.Errorf("%s with OneClass: %v", name, err)
+		}
 	}
 	err := func() error { _, _, err := Load(t.TempDir(), LoadOptions{Channels: 2, Width: -1}); return err }()
 	if err == nil || !strings.Contains(err.Error(), "channels: must be 1, 3") || !strings.Contains(err.Error(), "size:") {

@@ -136,15 +136,17 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 	for _, m := range opts.Models {
 		width = max(width, len(m))
 	}
-	if !opts.JSON {
-		fmt.Fprintf(out, "%d models on the %s split of %s\n\n%-*s  accuracy  correct  images  architecture\n",
-			len(opts.Models), opts.Split, opts.Data, width, "model")
-	}
 	sum := 0.0
-	for _, path := range opts.Models {
+	for i, path := range opts.Models {
 		rep, err := e.one(ctx, path)
 		if err != nil {
 			return err
+		}
+		if i == 0 && !opts.JSON {
+			// After the first model: the data's notes and errors come
+			// before the table, not inside it.
+			fmt.Fprintf(out, "%d models on the %s split of %s\n\n%-*s  accuracy  correct  images  architecture\n",
+				len(opts.Models), opts.Split, opts.Data, width, "model")
 		}
 		sum += rep.Accuracy
 		if opts.JSON {
@@ -175,8 +177,13 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	in := m.Info.Input
 	data, ok := e.loaded[in]
 	if !ok {
+		// A single class is enough to measure on every image (a field
+		// check of one class); a split of it would be a split of nothing.
 		d, _, err := dataset.Load(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: opts.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }})
+			SkipBad: opts.SkipBad, OneClass: opts.Split == "all", Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }})
+		if errors.Is(err, dataset.ErrOneClass) {
+			return nil, fmt.Errorf("%w; to measure a model on every image of one class, give --split all", err)
+		}
 		if err != nil {
 			return nil, err
 		}

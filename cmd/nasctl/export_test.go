@@ -295,7 +295,7 @@ func TestModelSplitRecorded(t *testing.T) {
 // class.
 func TestSomeOfTheClasses(t *testing.T) {
 	dir := t.TempDir()
-	all, some, model := filepath.Join(dir, "all"), filepath.Join(dir, "some"), filepath.Join(dir, "m.onnx")
+	all, some, one, model := filepath.Join(dir, "all"), filepath.Join(dir, "some"), filepath.Join(dir, "one"), filepath.Join(dir, "m.onnx")
 	for i := range 12 {
 		for class, v := range map[string]uint8{"dark": 20, "mid": 120, "light": 230} {
 			img := image.NewGray(image.Rect(0, 0, 8, 8))
@@ -305,6 +305,9 @@ func TestSomeOfTheClasses(t *testing.T) {
 			writeDatasetPNG(t, filepath.Join(all, class, fmt.Sprintf("%02d.png", i)), img)
 			if class != "mid" {
 				writeDatasetPNG(t, filepath.Join(some, class, fmt.Sprintf("%02d.png", i)), img)
+			}
+			if class == "dark" {
+				writeDatasetPNG(t, filepath.Join(one, class, fmt.Sprintf("%02d.png", i)), img)
 			}
 		}
 	}
@@ -316,6 +319,17 @@ func TestSomeOfTheClasses(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.N != 24 || len(rep.Confusion) != 3 ||
 		!strings.Contains(errOut, "has no images of "+model+"'s classes mid; the accuracy covers the others") {
 		t.Errorf("eval on two of three classes: exit %d: %s%s", code, out, errOut)
+	}
+	// One class: a field check of it, on every image; a split of it is
+	// refused with what to give, before any table is begun.
+	code, out, errOut = runCLI(t, "eval", model, model, "--data", one, "--split", "all")
+	if code != 0 || strings.Count(out, "accuracy  correct") != 1 || strings.Count(out, "      12  ") != 2 ||
+		!strings.Contains(errOut, "has no images of "+model+"'s classes light, mid") {
+		t.Errorf("eval on one class: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "eval", model, model, "--data", one)
+	if code != 1 || out != "" || !strings.Contains(errOut, "a classifier needs images of at least two classes; ") || !strings.Contains(errOut, "give --split all") {
+		t.Errorf("eval of a split of one class: exit %d: %q %s", code, out, errOut)
 	}
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", some, "--out", filepath.Join(dir, "q.onnx"))
 	if code != 1 || !strings.Contains(errOut, "has no images of "+model+"'s classes mid; calibrate on images of every class") {

@@ -93,8 +93,8 @@ func (e *LibraryNotFoundError) Error() string {
 			LibraryEnv, e.EnvValue, e.EnvProblem, CacheDir)
 	}
 	return fmt.Sprintf("libonnxruntime not found (looked in %s); "+
-		`run "make setup" in the nasctl repository or set %s to the library's path`,
-		strings.Join(e.Places, "; "), LibraryEnv)
+		`run "make setup" in the nasctl repository, copy its %s folder beside this executable (as on a device), or set %s to the library's path`,
+		strings.Join(e.Places, "; "), CacheDir, LibraryEnv)
 }
 
 // FindLibrary returns the path of the ONNX Runtime shared library. It looks,

@@ -177,7 +177,7 @@ func TestLookupNotFound(t *testing.T) {
 	}
 
 	msg := err.Error()
-	for _, want := range append(wantPlaces, "libonnxruntime not found", `run "make setup"`, "set "+LibraryEnv) {
+	for _, want := range append(wantPlaces, "libonnxruntime not found", `run "make setup"`, "copy its .cache/onnxruntime folder beside this executable", "set "+LibraryEnv) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}

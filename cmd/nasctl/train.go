@@ -294,8 +294,12 @@ func bestEpochText(res *runtime.Result) string {
 	if res.Restarts == 0 {
 		return fmt.Sprintf("epoch %d of %d", res.BestEpoch, len(res.Epochs))
 	}
-	return fmt.Sprintf("epoch %d of the last attempt; %d epochs in all over %d attempts: %d restarts at chance",
-		res.BestEpoch, len(res.Epochs), res.Restarts+1, res.Restarts)
+	restarts := "restarts"
+	if res.Restarts == 1 {
+		restarts = "restart"
+	}
+	return fmt.Sprintf("epoch %d of the last attempt; %d epochs in all over %d attempts: %d %s at chance",
+		res.BestEpoch, len(res.Epochs), res.Restarts+1, res.Restarts, restarts)
 }
 
 // atChanceAdvice says that a training ended at chance (res.AtChance) and

@@ -51,11 +51,15 @@ type searchOptions struct {
 // number of trials.
 func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, trialsFlag string) (searchOptions, error) {
 	opts := searchOptions{Resume: c.String("resume"), Quiet: c.Bool("quiet"), JSON: c.Bool("json")}
+	var given []string // all of them at once, not one per attempt
 	for _, f := range settingFlags {
 		if c.IsSet(f) {
-			return opts, usagef("--%s cannot change a resumed run (its settings are in %s); only --%s (more trials), --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
-				f, filepath.Join(opts.Resume, rundir.FileConfig), trialsFlag)
+			given = append(given, "--"+f)
 		}
+	}
+	if len(given) > 0 {
+		return opts, usagef("%s cannot change a resumed run, even to the value it has (its settings are in %s): drop them; only --%s (more trials), --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
+			strings.Join(given, ", "), filepath.Join(opts.Resume, rundir.FileConfig), trialsFlag)
 	}
 	if c.IsSet(trialsFlag) {
 		if opts.Resumed.Trials = c.Int(trialsFlag); opts.Resumed.Trials < 1 {

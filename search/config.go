@@ -772,6 +772,18 @@ func (c Config) checkNASNet(ps *problems) {
 		if err := cs.CellMacro.Validate(); err != nil {
 			ps.add("cells: %v", strings.TrimPrefix(err.Error(), "cell network: "))
 		}
+		if in, err := genotype.ParseImageSize(c.Input); err == nil && cs.Reductions > 0 {
+			// Each reduction halves the maps (rounding up); one that gets
+			// 1x1 maps has nothing to reduce, and its doubled filters see
+			// one pixel.
+			side, most := min(in.Height, in.Width), 0
+			for ; side > 1; side = (side + 1) / 2 {
+				most++
+			}
+			if cs.Reductions > most {
+				ps.add("cells.reductions: %d, but %s images are 1x1 after %d: at most %d make sense", cs.Reductions, c.Input, most, most)
+			}
+		}
 		if p.Blocks != 0 || p.Dataset != "" {
 			ps.add("problem: blocks and dataset apply to problems; a search that trains its cells sets cells.blocks")
 		}

@@ -602,6 +602,7 @@ func TestNASNetTrainedSettings(t *testing.T) {
 		"no cells":      {func(c *Config) { c.Cells.Normal, c.Cells.Reductions = 0, 0 }, "cells: normal 0 and reductions 0"},
 		"blocks":        {func(c *Config) { c.Cells.Blocks = -1 }, "cells.blocks: -1"},
 		"many blocks":   {func(c *Config) { c.Cells.Blocks = 11 }, "cells.blocks: 11, want 1 to 10 (Zoph et al. use 5"},
+		"reductions":    {func(c *Config) { c.Cells.Reductions = 6 }, "cells.reductions: 6, but 32x32 images are 1x1 after 5: at most 5 make sense"},
 		"mock blocks":   {func(c *Config) { c.Problem.Name, c.Cells, c.Problem.Blocks = "mock", CellSettings{}, 50 }, "problem.blocks: 50, want 1 to 10"},
 		"optimizer":     {func(c *Config) { c.Train.Optimizer = "rmsprop" }, `train.optimizer: "rmsprop"`},
 		"momentum":      {func(c *Config) { c.Train.Optimizer, c.Train.Momentum = OptimizerAdam, 0.9 }, "train.momentum: 0.9; it applies to optimizer sgd"},

@@ -48,8 +48,11 @@ func Pairs(rs []*Result) [][2]*Result {
 
 // CompareQuantized measures a pair of Pairs side by side: sizes,
 // accuracies and the interleaved latency ratio (rounds of runs batch-1
-// runs; zero: 9 and opts.Runs). runtime must be initialised.
-func CompareQuantized(ctx context.Context, pair [2]*Result, rounds, runs int, session runtime.SessionOptions) (*Quantized, error) {
+// runs; zero: 9 and 200). progress, if set, is called after each round
+// with that round's ratio: the rounds are the long part. runtime must be
+// initialised.
+func CompareQuantized(ctx context.Context, pair [2]*Result, rounds, runs int, session runtime.SessionOptions,
+	progress func(round, rounds int, ratio float64)) (*Quantized, error) {
 	rounds, runs = cmp.Or(rounds, 9), cmp.Or(runs, 200)
 	f, q := pair[0], pair[1]
 	c := &Quantized{Float: f, Int8: q, SizeRatio: float64(q.FileBytes) / float64(f.FileBytes), Rounds: rounds, Runs: runs}
@@ -77,6 +80,9 @@ func CompareQuantized(ctx context.Context, pair [2]*Result, rounds, runs int, se
 			med[j] = t.Median
 		}
 		ratios[i] = med[1] / med[0]
+		if progress != nil {
+			progress(i+1, rounds, ratios[i])
+		}
 	}
 	slices.Sort(ratios)
 	c.LatencyRatio = runtime.Percentile(ratios, 50)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -174,9 +175,18 @@ func TestPairs(t *testing.T) {
 	if len(pairs) != 1 || pairs[0][0] != rs[2] || pairs[0][1] != rs[0] {
 		t.Fatalf("pairs %v", pairs)
 	}
-	c, err := CompareQuantized(context.Background(), pairs[0], 3, 5, opts.Session)
+	var said []int
+	c, err := CompareQuantized(context.Background(), pairs[0], 3, 5, opts.Session, func(round, rounds int, ratio float64) {
+		if rounds != 3 || !(ratio > 0) {
+			t.Errorf("progress: round %d of %d, ratio %v", round, rounds, ratio)
+		}
+		said = append(said, round)
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fmt.Sprint(said) != "[1 2 3]" {
+		t.Errorf("progress after rounds %v, want [1 2 3]", said)
 	}
 	if c.SizeRatio != float64(rs[0].FileBytes)/float64(rs[2].FileBytes) || !(c.LatencyRatio > 0) || c.Rounds != 3 || c.AccuracyChange != nil {
 		t.Errorf("comparison %+v", c)

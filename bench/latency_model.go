@@ -334,16 +334,31 @@ func (t *LatencyTable) problems() []string {
 // Check returns an error that says what to do when the table was measured
 // for another space (name or settings) or input size than a search's.
 func (t *LatencyTable) Check(space, digest string, in genotype.Input) error {
+	return t.check(space, digest, in, false)
+}
+
+// CheckGiven is Check for a space and input given on the command line
+// (nasctl bench latency-table --check), where no search is involved.
+func (t *LatencyTable) CheckGiven(space, digest string, in genotype.Input) error {
+	return t.check(space, digest, in, true)
+}
+
+func (t *LatencyTable) check(space, digest string, in genotype.Input, given bool) error {
+	whose, fit, it, config := "this search's %s", "this search", "it", "this search's config.yaml"
+	if given {
+		whose, fit, it, config = "the %s given", "the space and input given", "them", "the search's config.yaml"
+	}
 	var ps []string
 	if t.Space != space || t.SpaceDigest != digest {
-		ps = append(ps, fmt.Sprintf("it was measured for space %s (settings %s), this search's space is %s (settings %s)", t.Space, t.SpaceDigest, space, digest))
+		ps = append(ps, fmt.Sprintf("it was measured for space %s (settings %s), %s is %s (settings %s)", t.Space, t.SpaceDigest,
+			fmt.Sprintf(whose, "space"), space, digest))
 	}
 	if t.Input != in.String() {
-		ps = append(ps, fmt.Sprintf("it was measured at input %s, this search's input is %s", t.Input, in))
+		ps = append(ps, fmt.Sprintf("it was measured at input %s, %s is %s", t.Input, fmt.Sprintf(whose, "input"), in))
 	}
 	if len(ps) == 0 {
 		return nil
 	}
-	return fmt.Errorf("the latency table does not fit this search: %s; measure one for it on the target (nasctl bench latency-table --space %s --input %s, or --config with this search's config.yaml and that --input)",
-		strings.Join(ps, "; "), space, in)
+	return fmt.Errorf("the latency table does not fit %s: %s; measure one for %s on the target (nasctl bench latency-table --space %s --input %s, or --config with %s and that --input)",
+		fit, strings.Join(ps, "; "), it, space, in, config)
 }

@@ -124,5 +124,12 @@ func TestLatencyTableCheck(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nasctl bench latency-table --space "+tc.space) {
 			t.Errorf("Check(%s, %s, %s) = %v; want %q and what to do", tc.space, tc.digest, tc.in, err, tc.want)
 		}
+		// Checked against flags, no search is involved.
+		err = tab.CheckGiven(tc.space, tc.digest, tc.in)
+		want := strings.ReplaceAll(tc.want, "this search's space", "the space given")
+		want = strings.ReplaceAll(want, "this search's input", "the input given")
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "this search") {
+			t.Errorf("CheckGiven(%s, %s, %s) = %v; want %q and no search", tc.space, tc.digest, tc.in, err, want)
+		}
 	}
 }

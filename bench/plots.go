@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"path/filepath"
 	"sort"
 
 	"gonum.org/v1/plot"
@@ -143,15 +144,30 @@ func accuracyRange(rs []*Result) (lo, hi float64) {
 	return lo, hi
 }
 
+// plots are the figures WritePlots saves, by file name.
+var plots = []struct {
+	name string
+	make func([]*Result) (*plot.Plot, error)
+}{{"pareto", ParamsLatencyPlot}, {"accuracy-latency", AccuracyLatencyPlot}}
+
+// PlotFiles returns the files WritePlots writes in dir, so that a caller
+// can tell them from files that are not its own.
+func PlotFiles(dir string) []string {
+	var files []string
+	for _, f := range plots {
+		for _, format := range figure.Formats() {
+			files = append(files, filepath.Join(dir, f.name+"."+format))
+		}
+	}
+	return files
+}
+
 // WritePlots saves the two figures in dir (created if missing) as
 // pareto.{png,svg} and accuracy-latency.{png,svg}, each atomically (see
 // figure.Save), and returns the files written.
 func WritePlots(dir string, rs []*Result) ([]string, error) {
 	var files []string
-	for _, f := range []struct {
-		name string
-		make func([]*Result) (*plot.Plot, error)
-	}{{"pareto", ParamsLatencyPlot}, {"accuracy-latency", AccuracyLatencyPlot}} {
+	for _, f := range plots {
 		p, err := f.make(rs)
 		if err != nil {
 			return nil, err

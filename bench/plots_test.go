@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/nasctl/nasctl/internal/plottest"
@@ -45,4 +46,16 @@ func TestPlotsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	plottest.Golden(t, p, "accuracy_latency")
+}
+
+// PlotFiles names exactly the files WritePlots writes.
+func TestPlotFiles(t *testing.T) {
+	dir := t.TempDir()
+	written, err := WritePlots(dir, syntheticResults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := PlotFiles(dir); !slices.Equal(got, written) {
+		t.Errorf("PlotFiles %q, WritePlots wrote %q", got, written)
+	}
 }

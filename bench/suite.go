@@ -27,6 +27,11 @@ type TestData struct {
 	// passing them to Skipped when set.
 	SkipBad bool
 	Skipped func([]*dataset.BadFile)
+	// Trained, when set, is called for each model measured with the data
+	// hash it records (onnxgen.MetaDatasetHash; "" for none) and the hash
+	// of Dir's images: the caller can say when a model is measured on data
+	// it was not trained on.
+	Trained func(model, trainedHash, dataHash string)
 }
 
 // MeasureAll measures the models at paths with Measure and marks the Pareto
@@ -67,6 +72,7 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 type testImages struct {
 	runtime.Examples
 	classes []string
+	hash    string // dataset.Dataset.Hash
 }
 
 // testSplit returns the test images of data at the input of the model at
@@ -88,7 +94,7 @@ func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages
 		if err != nil {
 			return runtime.Examples{}, err
 		}
-		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes}
+		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes, d.Hash}
 		loaded[in] = test
 	}
 	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")
@@ -99,6 +105,9 @@ func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages
 		// The accuracies compared would leave those classes out.
 		return runtime.Examples{}, fmt.Errorf("%s has no images of %s's classes %s; bench on data with every class of the model (--data)",
 			data.Dir, path, strings.Join(miss, ", "))
+	}
+	if data.Trained != nil {
+		data.Trained(path, info.Meta[onnxgen.MetaDatasetHash], test.hash)
 	}
 	ex := test.Examples
 	ex.Labels = labels

@@ -34,7 +34,9 @@ and reports the largest difference of their outputs (or the operator it lacks);
 marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
-first model given; never the working directory).
+first model given; never the working directory), removing the files an earlier
+bench wrote there that it does not rewrite. Interrupted, it writes what it
+measured before.
 
 A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
 also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
@@ -84,8 +86,17 @@ func benchModelsAction(c *cli.Context) error {
 	}
 	opts.Measure.Session.IntraOpThreads = c.Int("threads")
 	opts.Int8, opts.Images, opts.Rounds = c.Bool("int8"), c.Int("images"), c.Int("rounds")
-	if opts.Measure.Runs < 1 || opts.Measure.Warmup < 1 || opts.Measure.Batch < 1 || opts.Images < 1 || opts.Rounds < 1 {
-		return usagef("--runs, --warmup, --batch, --images and --rounds must be at least 1")
+	var bad []string
+	for _, f := range []struct {
+		name  string
+		value int
+	}{{"runs", opts.Measure.Runs}, {"warmup", opts.Measure.Warmup}, {"batch", opts.Measure.Batch}, {"images", opts.Images}, {"rounds", opts.Rounds}} {
+		if f.value < 1 {
+			bad = append(bad, fmt.Sprintf("--%s %d", f.name, f.value))
+		}
+	}
+	if len(bad) > 0 {
+		return usagef("%s: must be at least 1", strings.Join(bad, ", "))
 	}
 	if opts.Models, opts.RunDir, err = benchTargets(c.Args().Slice()); err != nil {
 		return err
@@ -156,52 +167,51 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
-	dir := benchOut(opts)
-	_, statErr := os.Stat(dir)
-	made := errors.Is(statErr, os.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	w := &benchWriter{dir: benchOut(opts), inputs: opts.Models, errOut: errOut}
+	_, statErr := os.Stat(w.dir)
+	w.made = errors.Is(statErr, os.ErrNotExist)
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		if opts.Out != "" {
+			return usagef("--out %s: cannot make the folder (%v); give another --out", w.dir, err)
+		}
+		return usagef("cannot make the folder %s for the results (%v); give one with --out", w.dir, err)
 	}
 	models := opts.Models
 	if opts.Int8 {
 		if data == nil {
 			return usagef("--int8 calibrates on images: give --data DIR, or a run directory whose data is at hand")
 		}
-		quantized, err := quantizeForBench(ctx, opts, data, filepath.Join(dir, "int8"), errOut)
-		if err != nil {
+		// The new int8 models would sit beside an earlier run's results,
+		// which name other ones: clear those before writing any.
+		if err := w.clear(); err != nil {
 			return err
 		}
-		models = append(slices.Clone(models), quantized...)
+		if w.quantized, err = quantizeForBench(ctx, opts, data, filepath.Join(w.dir, benchInt8Dir), errOut); err != nil {
+			return err
+		}
+		models = append(slices.Clone(models), w.quantized...)
 	}
 	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
 	if err != nil {
-		return keepMeasured(ctx, dir, made, results, err, errOut)
+		return w.keepMeasured(ctx, results, nil, 0, err)
 	}
 	var pairs []*bench.Quantized
-	for _, p := range bench.Pairs(results) {
+	all := bench.Pairs(results)
+	for _, p := range all {
 		fmt.Fprintf(errOut, "float32 against int8: %s, %s (%d interleaved rounds)\n", p[0].Model, p[1].Model, opts.Rounds)
-		q, err := bench.CompareQuantized(ctx, p, opts.Rounds, opts.Measure.Runs, opts.Measure.Session)
+		q, err := bench.CompareQuantized(ctx, p, opts.Rounds, opts.Measure.Runs, opts.Measure.Session, func(round, rounds int, ratio float64) {
+			fmt.Fprintf(errOut, "  [%d/%d] int8 over float32 latency %.3f\n", round, rounds, ratio)
+		})
 		if err != nil {
-			return err
+			return w.keepMeasured(ctx, results, pairs, len(all), err)
 		}
 		pairs = append(pairs, q)
 	}
-	if err := bench.WriteCSV(filepath.Join(dir, "bench.csv"), results); err != nil {
-		return err
-	}
-	files, err := bench.WritePlots(dir, results)
+	files, err := w.write(results, pairs)
 	if err != nil {
 		return err
-	}
-	files = append([]string{filepath.Join(dir, "bench.csv")}, files...)
-	if len(pairs) > 0 {
-		path := filepath.Join(dir, "int8.json")
-		if err := writeJSON(path, pairs); err != nil {
-			return err
-		}
-		files = append(files, path)
 	}
 	if opts.JSON {
 		return printJSON(out, results)
@@ -219,23 +229,128 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	return nil
 }
 
-// keepMeasured ends a bench that stopped at err: when it was interrupted,
-// the models measured before are written to bench.csv, so that the minutes
-// they took are not lost; a folder this bench made (made) and left empty is
-// removed.
-func keepMeasured(ctx context.Context, dir string, made bool, results []*bench.Result, err error, errOut io.Writer) error {
-	if ctx.Err() != nil && len(results) > 0 {
-		path := filepath.Join(dir, "bench.csv")
-		if werr := bench.WriteCSV(path, results); werr != nil {
-			return fmt.Errorf("%w (and the %d models measured could not be written: %v)", err, len(results), werr)
+// benchInt8Dir is the subfolder of a bench's folder that --int8 writes its
+// models to.
+const benchInt8Dir = "int8"
+
+// benchWriter writes a bench's results to its folder, dir, and owns the
+// files it writes there: bench.csv, the plots, int8.json and the int8
+// models of --int8 (quantized). An earlier bench's files that this one
+// does not rewrite are removed, so that the folder never mixes two runs;
+// other files are never touched, nor the models benched (inputs).
+type benchWriter struct {
+	dir       string
+	made      bool     // the folder did not exist before this bench
+	quantized []string // the int8 models this bench wrote
+	inputs    []string
+	errOut    io.Writer
+}
+
+// write writes the models' results (bench.csv and the plots) and the
+// float32-int8 comparisons, if any (int8.json), then clears what an earlier
+// bench left; it returns the files written.
+func (w *benchWriter) write(results []*bench.Result, pairs []*bench.Quantized) ([]string, error) {
+	csv := filepath.Join(w.dir, "bench.csv")
+	if err := bench.WriteCSV(csv, results); err != nil {
+		return nil, err
+	}
+	plots, err := bench.WritePlots(w.dir, results)
+	if err != nil {
+		return nil, err
+	}
+	files := append([]string{csv}, plots...)
+	if len(pairs) > 0 {
+		path := filepath.Join(w.dir, "int8.json")
+		if err := writeJSON(path, pairs); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(errOut, "interrupted: the %d models measured before are in %s\n", len(results), path)
+		files = append(files, path)
+	}
+	return files, w.clear(files...)
+}
+
+// clear removes the files a bench writes in its folder, except keep and
+// this bench's int8 models, and then int8/ if that left it empty.
+func (w *benchWriter) clear(keep ...string) error {
+	owned := append([]string{filepath.Join(w.dir, "bench.csv"), filepath.Join(w.dir, "int8.json")}, bench.PlotFiles(w.dir)...)
+	// In int8/, only nasctl's int8 models are bench's: a float model or
+	// other file put there is someone else's.
+	found, _ := filepath.Glob(filepath.Join(w.dir, benchInt8Dir, "*.onnx"))
+	for _, path := range found {
+		if m, err := readModels([]string{path}); err == nil && m[0].settings != nil {
+			owned = append(owned, path)
+		}
+	}
+	keep = append(slices.Clone(keep), w.quantized...)
+	for _, path := range owned {
+		if slices.Contains(keep, path) || sameFileAsAny(path, w.inputs) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing an earlier bench's %s: %w", path, err)
+		}
+	}
+	os.Remove(filepath.Join(w.dir, benchInt8Dir)) // only if empty
+	return nil
+}
+
+// sameFileAsAny reports whether path is one of paths' files.
+func sameFileAsAny(path string, paths []string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	for _, p := range paths {
+		if pi, err := os.Stat(p); err == nil && os.SameFile(fi, pi) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepMeasured ends a bench that stopped at err. When it was interrupted,
+// what it measured before is written (the models' results, and pairs, the
+// float32-int8 comparisons finished of the comparisons it was making, if
+// any), so that the minutes it took are not lost; a folder this bench made
+// and left empty is removed.
+func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result, pairs []*bench.Quantized, comparisons int, err error) error {
+	if ctx.Err() != nil && len(results) > 0 {
+		files, werr := w.write(results, pairs)
+		if werr != nil {
+			return fmt.Errorf("%w (and the %s measured could not be written: %v)", err, nModels(len(results)), werr)
+		}
+		where := files[0] + " and the plots beside it"
+		if comparisons == 0 {
+			verb := "are"
+			if len(results) == 1 {
+				verb = "is"
+			}
+			fmt.Fprintf(w.errOut, "interrupted: the %s measured before %s in %s\n", nModels(len(results)), verb, where)
+			return err
+		}
+		kept := fmt.Sprintf("none of the %d float32-int8 comparisons was finished", comparisons)
+		switch {
+		case comparisons == 1:
+			kept = "the float32-int8 comparison was not finished"
+		case len(pairs) > 0:
+			kept = fmt.Sprintf("%d of %d float32-int8 comparisons were finished, in %s", len(pairs), comparisons, files[len(files)-1])
+		}
+		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s\n", nModels(len(results)), where, kept)
 		return err
 	}
-	if made {
-		os.Remove(dir) // only if empty
+	if w.made {
+		os.Remove(filepath.Join(w.dir, benchInt8Dir)) // only if empty
+		os.Remove(w.dir)
 	}
 	return err
+}
+
+// nModels is "one model" or "N models".
+func nModels(n int) string {
+	if n == 1 {
+		return "one model"
+	}
+	return fmt.Sprintf("%d models", n)
 }
 
 // benchOut is the folder of a bench's outputs: --out, else the run
@@ -297,6 +412,11 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 		fmt.Fprintf(errOut, "note: the run's images (%s) are not found; comparing on random images and taking the accuracy from the models' metadata (give the images with --data)\n", data.Dir)
 		return nil, nil
 	}
+	// An accuracy on other data than the model's is eval's case too: the
+	// same test, the same words.
+	e := &evaluator{opts: evalOptions{Models: opts.Models, Data: data.Dir, Split: "test"}, errOut: errOut, warned: map[string]bool{},
+		otherDataHint: fmt.Sprintf(`"nasctl eval MODEL --data %s --split all"`, data.Dir)}
+	data.Trained = e.warnOtherData
 	return data, nil
 }
 

@@ -20,6 +20,13 @@ import (
 // and b unless others are given.
 func writeModel(t *testing.T, path, arch string, in genotype.Input, classes ...string) {
 	t.Helper()
+	writeModelTrainedOn(t, path, arch, in, "", classes...)
+}
+
+// writeModelTrainedOn is writeModel for a model that records the data hash
+// it was trained on (onnxgen.MetaDatasetHash).
+func writeModelTrainedOn(t *testing.T, path, arch string, in genotype.Input, dataHash string, classes ...string) {
+	t.Helper()
 	if classes == nil {
 		classes = []string{"a", "b"}
 	}
@@ -32,7 +39,7 @@ func writeModel(t *testing.T, path, arch string, in genotype.Input, classes ...s
 		t.Fatal(err)
 	}
 	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(7, 7)))
-	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: classes})
+	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: classes, DatasetHash: dataHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +170,27 @@ func TestBenchRunDirectorySplit(t *testing.T) {
 	}
 }
 
-// --warmup 0 would silently mean the default; it is refused. So is a --data
-// folder that does not exist, which would silently mean random images.
+// --warmup 0 would silently mean the default; it is refused, and the error
+// names the flags that are wrong, with their values, and no others. So is
+// a --data folder that does not exist, which would silently mean random
+// images, and an --out that cannot be a folder.
 func TestBenchWarmupZero(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.onnx")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.onnx")
 	writeModel(t, path, "C(2,3,1) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 1})
 	code, _, errOut := runCLI(t, "bench", path, "--warmup", "0")
-	if code != 2 || !strings.Contains(errOut, "--warmup") {
-		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup", code, errOut)
+	if code != 2 || !strings.Contains(errOut, "--warmup 0: must be at least 1") || strings.Contains(errOut, "--runs") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming --warmup 0 alone", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "bench", path, "--warmup", "0", "--rounds", "-1")
+	if code != 2 || !strings.Contains(errOut, "--warmup 0, --rounds -1: must be at least 1") {
+		t.Errorf("two flags: exit %d, stderr %q", code, errOut)
+	}
+	// A file where --out's parent folder should be.
+	sub := filepath.Join(path, "sub")
+	code, _, errOut = runCLI(t, "bench", path, "--runs", "3", "--warmup", "1", "--batch", "2", "--out", sub)
+	if code != 2 || !strings.Contains(errOut, "--out "+sub+": cannot make the folder") || !strings.Contains(errOut, "not a directory") {
+		t.Errorf("--out under a file: exit %d, stderr %q; want exit 2 naming --out", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "bench", path, "--data", filepath.Join(t.TempDir(), "nope"))
 	if code != 2 || !strings.Contains(errOut, "--data: stat ") || !strings.Contains(errOut, "nope: no such file or directory") {
@@ -276,12 +296,180 @@ func TestBenchInterruptKeepsMeasured(t *testing.T) {
 		models = append(models, m)
 	}
 	out := filepath.Join(dir, "bench")
+	// An earlier pair's comparison: this bench has none, so it goes.
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "int8.json"), []byte("[]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, append([]string{"bench", "--runs", "20000", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out}, models...)...)
 	said, err := interruptAt(t, cmd, "[2/3] ")
 	b, rerr := os.ReadFile(filepath.Join(out, "bench.csv"))
 	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if err == nil || rerr != nil || len(rows) != 2 || !strings.HasPrefix(rows[1], models[0]+",") ||
-		!strings.Contains(said, "interrupted: the 1 models measured before are in "+filepath.Join(out, "bench.csv")) {
+		!strings.Contains(said, "interrupted: the one model measured before is in "+filepath.Join(out, "bench.csv")+" and the plots beside it") {
 		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said)
+	}
+	checkBenchFiles(t, out, false)
+}
+
+// checkBenchFiles fails t unless dir holds bench.csv and the plots, and
+// int8.json exactly when pairs.
+func checkBenchFiles(t *testing.T, dir string, pairs bool) {
+	t.Helper()
+	for _, f := range append([]string{filepath.Join(dir, "bench.csv")}, bench.PlotFiles(dir)...) {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "int8.json")); (err == nil) != pairs {
+		t.Errorf("int8.json: %v, want it there: %v", err, pairs)
+	}
+}
+
+// int8Pair writes a float model for 16x16 leaves (generated into
+// dir/leaves) and its int8 model (nasctl export --int8, calibrated on 8
+// images); it returns the data and both paths.
+func int8Pair(t *testing.T, dir string) (data, model, q string) {
+	t.Helper()
+	data = filepath.Join(dir, "leaves")
+	generateLeaves(t, data, 40, 16, 1)
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, q = filepath.Join(dir, "m.onnx"), filepath.Join(dir, "m-int8.onnx")
+	writeModelTrainedOn(t, model, "C(8,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, d.Hash, d.Classes...)
+	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", data, "--images", "8", "--out", q, "--threads", "1"); code != 0 {
+		t.Fatalf("export --int8: exit %d: %s", code, errOut)
+	}
+	return data, model, q
+}
+
+// Ctrl-C during the float32-int8 rounds keeps the models, measured in
+// full before them: bench.csv and the plots, and says so; no int8.json, as
+// no comparison was finished.
+func TestBenchInterruptDuringRounds(t *testing.T) {
+	bin := buildNasctl(t)
+	dir := t.TempDir()
+	data, model, q := int8Pair(t, dir)
+	out := filepath.Join(dir, "bench")
+	cmd := exec.Command(bin, "bench", model, q, "--data", data, "--runs", "20000", "--rounds", "50", "--warmup", "1", "--batch", "2",
+		"--threads", "1", "--out", out)
+	said, err := interruptAt(t, cmd, "float32 against int8: ")
+	b, rerr := os.ReadFile(filepath.Join(out, "bench.csv"))
+	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if err == nil || rerr != nil || len(rows) != 3 ||
+		!strings.Contains(said, "interrupted: the 2 models measured are in "+filepath.Join(out, "bench.csv")+
+			" and the plots beside it; the float32-int8 comparison was not finished") {
+		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said)
+	}
+	checkBenchFiles(t, out, false)
+}
+
+// The interleaved rounds, the longest part of a bench, say how far they
+// are, one line a round under the pair's.
+func TestBenchRoundsProgress(t *testing.T) {
+	dir := t.TempDir()
+	data, model, q := int8Pair(t, dir)
+	code, _, errOut := runCLI(t, "bench", model, q, "--data", data, "--rounds", "2", "--runs", "3", "--warmup", "1", "--batch", "2",
+		"--threads", "1", "--out", filepath.Join(dir, "bench"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	pair := strings.Index(errOut, "float32 against int8: ")
+	first, second := strings.Index(errOut, "  [1/2] int8 over float32 latency "), strings.Index(errOut, "  [2/2] int8 over float32 latency ")
+	if pair < 0 || !(pair < first && first < second) {
+		t.Errorf("no progress of the rounds:\n%s", errOut)
+	}
+}
+
+// A bench in a folder an earlier bench wrote to removes that bench's files
+// it does not rewrite (an earlier pair's int8.json, an earlier --int8's
+// models), and nothing else.
+func TestBenchOutClearsEarlierRun(t *testing.T) {
+	dir := t.TempDir()
+	data, model, q := int8Pair(t, dir)
+	out := filepath.Join(dir, "bench")
+	flags := []string{"--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--rounds", "1", "--out", out}
+	bench := func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCLI(t, append(append([]string{"bench"}, args...), flags...)...); code != 0 {
+			t.Fatalf("bench %q: exit %d: %s", args, code, errOut)
+		}
+	}
+	bench(model, q)
+	checkBenchFiles(t, out, true)
+	// Someone else's files in the folder.
+	theirs := []string{filepath.Join(out, "notes.txt"), filepath.Join(out, "int8", "float.onnx")}
+	if err := os.MkdirAll(filepath.Join(out, "int8"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(theirs[0], []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeModel(t, theirs[1], "C(2,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
+
+	bench(model)
+	checkBenchFiles(t, out, false)
+
+	bench(model, "--data", data, "--int8", "--images", "8")
+	checkBenchFiles(t, out, true)
+	if _, err := os.Stat(filepath.Join(out, "int8", "m.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	bench(model)
+	checkBenchFiles(t, out, false)
+	if _, err := os.Stat(filepath.Join(out, "int8", "m.onnx")); !os.IsNotExist(err) {
+		t.Errorf("the earlier --int8's model: %v, want it removed", err)
+	}
+	for _, f := range theirs {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("someone else's file: %v", err)
+		}
+	}
+
+	// Without anyone else's, the emptied int8/ goes too.
+	if err := os.Remove(theirs[1]); err != nil {
+		t.Fatal(err)
+	}
+	bench(model, "--data", data, "--int8", "--images", "8")
+	bench(model)
+	if _, err := os.Stat(filepath.Join(out, "int8")); !os.IsNotExist(err) {
+		t.Errorf("int8/: %v, want it removed", err)
+	}
+}
+
+// bench --data with other images than a model was trained on warns as
+// eval does; a model on its own data, or one that records no data, does
+// not.
+func TestBenchWarnsOtherData(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	generateLeaves(t, data, 40, 16, 1)
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	for _, tc := range []struct {
+		hash string
+		warn bool
+	}{{"sha256:" + strings.Repeat("0", 64), true}, {d.Hash, false}, {"", false}} {
+		model := filepath.Join(dir, "m.onnx")
+		writeModelTrainedOn(t, model, "C(4,3,1) - GAP()", in, tc.hash, d.Classes...)
+		code, _, errOut := runCLI(t, "bench", model, "--data", data, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1",
+			"--out", filepath.Join(dir, "bench"))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		warned := strings.Contains(errOut, "warning: "+model+" was trained on other data than "+data+" (data hash sha256:000000000000, not "+d.Hash[:19]+")")
+		if warned != tc.warn {
+			t.Errorf("trained on %q: warned %v, want %v:\n%s", tc.hash, warned, tc.warn, errOut)
+		}
+		if hint := `"nasctl eval MODEL --data ` + data + ` --split all" measures every image`; warned && !strings.Contains(errOut, hint) {
+			t.Errorf("the warning does not name %s (bench has no --split):\n%s", hint, errOut)
+		}
 	}
 }

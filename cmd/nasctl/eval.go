@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,6 +99,9 @@ type evaluator struct {
 	errOut io.Writer
 	loaded map[genotype.Input]evalData
 	warned map[string]bool // data hashes already warned of
+	// otherDataHint is the command that measures every image, in the
+	// warning about other data; empty: eval's --split all.
+	otherDataHint string
 }
 
 // evalData is a folder's images at one input size.
@@ -238,8 +242,8 @@ func (e *evaluator) warnOtherData(path, trained, data string) {
 			more = "; later models trained on the same data are not warned about"
 		}
 		fmt.Fprintf(e.errOut, "warning: %s was trained on other data than %s (data hash %s, not %s): "+
-			"if the two share images, its %s split may hold images it trained on; --split all measures every image%s\n",
-			path, opts.Data, shortHash(trained), shortHash(data), opts.Split, more)
+			"if the two share images, its %s split may hold images it trained on; %s measures every image%s\n",
+			path, opts.Data, shortHash(trained), shortHash(data), opts.Split, cmp.Or(e.otherDataHint, "--split all"), more)
 	case trained == data && opts.Split == "all":
 		fmt.Fprintf(e.errOut, "warning: %s was trained on %s (data hash %s): --split all counts the images it trained on; --split test gives its held-out accuracy\n",
 			path, opts.Data, shortHash(trained))

@@ -116,11 +116,30 @@ func latencyTableOptionsOf(c *cli.Context) (latencyTableOptions, error) {
 	}
 	if opts.Input.Channels == 0 {
 		// A search's HxW takes the images' channels, which no table can know.
+		// A --check against no space or input uses none, so says nothing.
 		opts.Input.Channels = 1
-		fmt.Fprintf(c.App.ErrWriter, "note: input %s leaves the channels to the images; measuring at %s (gray): give --input %sx3 for RGB images\n",
-			in, opts.Input, in)
+		doing := "measuring at"
+		if opts.Check != "" {
+			doing = "checking the table against"
+		}
+		if opts.Check == "" || opts.Fit {
+			fmt.Fprintf(c.App.ErrWriter, "note: %s leaves the channels to the images; %s %s (gray): give --input %sx3 for RGB images\n",
+				inputOrigin(c, in), doing, opts.Input, in)
+		}
 	}
 	return opts, nil
+}
+
+// inputOrigin names the input HxW in as the user knows it: the flag, the
+// config's setting, or the default.
+func inputOrigin(c *cli.Context, in string) string {
+	switch {
+	case c.IsSet("input"):
+		return "--input " + in
+	case c.IsSet("config"):
+		return "the config's input " + in
+	}
+	return "the default input " + in
 }
 
 // latencyTableConfig is the search whose space the table is measured for:
@@ -161,7 +180,7 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 		}
 		if opts.Fit {
 			space, digest := search.LatencySpace(opts.Config)
-			if err := t.Check(space, digest, opts.Input); err != nil {
+			if err := t.CheckGiven(space, digest, opts.Input); err != nil {
 				return fmt.Errorf("%s: %w", opts.Check, err)
 			}
 		}

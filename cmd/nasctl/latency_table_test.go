@@ -36,7 +36,7 @@ func TestBenchLatencyTable(t *testing.T) {
 	}
 	// The preset's 32x32 leaves the channels to the images; the table says
 	// which it measured.
-	if !strings.Contains(errOut, "note: input 32x32 leaves the channels to the images; measuring at 32x32x1 (gray): give --input 32x32x3 for RGB images") {
+	if !strings.Contains(errOut, "note: the default input 32x32 leaves the channels to the images; measuring at 32x32x1 (gray): give --input 32x32x3 for RGB images") {
 		t.Errorf("no note on the channels: %s", errOut)
 	}
 	if m.OS != goruntime.GOOS || m.Arch != goruntime.GOARCH || m.Cores != goruntime.NumCPU() || tab.ONNXRuntime != runtime.PinnedVersion {
@@ -55,8 +55,42 @@ func TestBenchLatencyTable(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--input", "64x64x1"}, {"--space", "study"}} {
 		code, _, errOut := runCLI(t, append([]string{"bench", "latency-table", "--check", path}, args...)...)
-		if code != exitFailure || !strings.Contains(errOut, "the latency table does not fit this search") {
+		if code != exitFailure || !strings.Contains(errOut, "the latency table does not fit the space and input given") {
 			t.Errorf("--check %v: exit %d: %s", args, code, errOut)
+		}
+	}
+}
+
+// --check says nothing of channels unless it checks against an input that
+// leaves them open, and then says it checks; a table that does not fit is
+// described by the flags given, not by a search. The table is written
+// here (all coefficients 0) for the cpu space at 32x32x1.
+func TestBenchLatencyTableCheckWords(t *testing.T) {
+	cpu, err := search.Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := bench.NewLatencyTable(&bench.LatencyModel{Coefficients: make([]float64, len(bench.Features)), Threads: 1})
+	tab.Space, tab.SpaceDigest = search.LatencySpace(cpu.WithDefaults())
+	tab.Input, tab.Classes, tab.Runs = "32x32x1", 2, 3
+	path := filepath.Join(t.TempDir(), "lt.json")
+	if err := writeJSONFile(path, tab); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		want, not string
+	}{
+		{nil, 0, "", "note:"},
+		{[]string{"--input", "32x32x1"}, 0, "", "note:"},
+		{[]string{"--space", "cpu"}, 0, "note: the default input 32x32 leaves the channels to the images; checking the table against 32x32x1 (gray)", "measuring"},
+		{[]string{"--input", "64x64x1"}, exitFailure, "it was measured at input 32x32x1, the input given is 64x64x1", "this search"},
+		{[]string{"--input", "64x64"}, exitFailure, "note: --input 64x64 leaves the channels to the images; checking the table against 64x64x1", "this search"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"bench", "latency-table", "--check", path}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, tc.not) {
+			t.Errorf("--check %v: exit %d: %s; want exit %d, %q and no %q", tc.args, code, errOut, tc.code, tc.want, tc.not)
 		}
 	}
 }

@@ -197,7 +197,11 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 	bl.Color, bl.Width, bl.Dashes = figure.Orange, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(plotter.NewGrid(), sc, al)
 	p.Legend.Add("trial", sc)
-	p.Legend.Add(fmt.Sprintf("mean of the last %d", AverageWindow), al)
+	mean := fmt.Sprintf("mean of the last %d", AverageWindow)
+	if len(eps) <= AverageWindow {
+		mean = "mean so far" // no trial has left the window yet
+	}
+	p.Legend.Add(mean, al)
 	if notes != nil {
 		p.Add(bl)
 		p.Legend.Add("baseline", bl)

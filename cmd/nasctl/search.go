@@ -548,6 +548,8 @@ func eventLine(e search.Event, agent string) string {
 			explore = fmt.Sprintf("T %.2f", t.Temperature)
 		case agent == search.AgentEvolution && t.Epsilon == 0:
 			explore = "mutant" // evolution's trials after its random start
+		case agent == search.AgentEvolution || agent == search.AgentRandom:
+			explore = "random" // random search, or evolution's random start: no epsilon to speak of
 		}
 		return fmt.Sprintf("[%d/%d] %s  %s  %s  best %.4f  elapsed %s, ~%s left", e.Done, e.Total, explore, t.Arch, trialResult(t, e.Learned),
 			e.Best, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))

@@ -50,7 +50,9 @@ config.yaml), then the flags given. Presets of the searches that train:
   study      the founding study's: 64x64, 32 filters, normal, normal, reduction, conv +
              ReLU, SGD 0.1 momentum 0.9, batch 32, up to 50 epochs, early stopping on
              validation loss (patience 3), 20% of the data, 800 episodes (GPU work)
-Presets of the controller, for mock and natsbench:
+Presets of the controller (--preset chooses one for mock and natsbench; the
+training presets take natsbench's (cpu) or the study's (study), and a --config
+file's reinforce section, or the controller flags, change it):
   paper      Zoph & Le 2017 (default for mock): 2 x 35 LSTM, Adam 6e-4, EMA baseline
   study      the founding study's: its baseline rule, updates skipped when
              |R - b| < 0.05, gradients clipped to norm 0.3

@@ -167,12 +167,12 @@ func TestSearchNASNetNATSBenchText(t *testing.T) {
 }
 
 // The progress of the agents without a controller says how each trial was
-// drawn: at random (epsilon 1), or as a mutant after evolution's random
-// start of 20; the report names the agent.
+// drawn: at random, or as a mutant after evolution's random start of 20;
+// the report names the agent.
 func TestSearchNASNetAgentsText(t *testing.T) {
 	for agent, want := range map[string][]string{
-		"random":    {"[1/24] ε 1.0 ", "[24/24] ε 1.0 ", "random search (every decision uniform"},
-		"evolution": {"[20/24] ε 1.0 ", "[21/24] mutant ", "regularized evolution (population 20, tournaments of 3"},
+		"random":    {"[1/24] random ", "[24/24] random ", "random search (every decision uniform"},
+		"evolution": {"[20/24] random ", "[21/24] mutant ", "regularized evolution (population 20, tournaments of 3"},
 	} {
 		code, out, errOut := runCLI(t, "search", "nasnet", "--reward", "natsbench", "--agent", agent, "--episodes", "24", "--dir", t.TempDir())
 		if code != 0 {

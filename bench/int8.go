@@ -13,7 +13,8 @@ import (
 // Quantized is a float32 model and its int8 quantization (quantize.Model)
 // measured side by side.
 type Quantized struct {
-	Float, Int8 *Result
+	Float *Result `json:"float"`
+	Int8  *Result `json:"int8"`
 	// SizeRatio is the int8 file's size over the float one's.
 	SizeRatio float64 `json:"size_ratio"`
 	// LatencyRatio is the int8 model's batch-1 latency over the float

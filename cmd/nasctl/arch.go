@@ -234,7 +234,7 @@ func printArchReport(out io.Writer, r archReport) {
 		fmt.Fprintln(out, "\nunused: no later cell reads the cell's output, so the network leaves it out")
 	}
 	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
-	fmt.Fprintf(out, "activation memory per image: %s (all layers), %s (peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
+	fmt.Fprintf(out, "activation memory per image: %s (every layer's, as training keeps them), %s (inference: the peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
 	if r.Model != "" {
 		fmt.Fprintf(out, "\nmetadata of %s:\n", r.Model)
 		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {

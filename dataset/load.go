@@ -384,6 +384,9 @@ type sample struct {
 	gray bool
 	sum  [sha256.Size]byte
 	err  error
+	// size is the file's own size; alpha, whether a pixel is not opaque.
+	size  image.Point
+	alpha bool
 }
 
 // decodeAll decodes files in parallel. Files whose label is negative are
@@ -474,7 +477,7 @@ func decodeFile(file string, w, h int) *sample {
 		return &sample{err: fmt.Errorf("not a decodable image: %w", err)}
 	}
 	b := src.Bounds()
-	s := &sample{sum: sha256.Sum256(data)}
+	s := &sample{sum: sha256.Sum256(data), size: b.Size()}
 	var img image.Image
 	if gray, ok := src.(*image.Gray); ok && b.Min == (image.Point{}) && gray.Stride == b.Dx() {
 		s.gray = true
@@ -482,7 +485,7 @@ func decodeFile(file string, w, h int) *sample {
 	} else {
 		rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 		draw.Draw(rgba, rgba.Bounds(), src, b.Min, draw.Src)
-		s.gray = isGray(rgba)
+		s.gray, s.alpha = isGray(rgba), !rgba.Opaque()
 		img = rgba
 	}
 	if w != 0 && (b.Dx() != w || b.Dy() != h) {
@@ -555,15 +558,29 @@ func pack(dst []float32, img image.Image, channels int) {
 // to width x height (unless width is zero) and converted to channels (1 or 3),
 // NCHW, scaled to [0, 1]. The error names the file.
 func ReadImage(path string, width, height, channels int) ([]float32, error) {
+	px, _, err := ReadImageFacts(path, width, height, channels)
+	return px, err
+}
+
+// ImageFacts are what reading an image changed of it.
+type ImageFacts struct {
+	Size  image.Point // the file's own width and height
+	Gray  bool        // every pixel has equal red, green and blue
+	Alpha bool        // some pixel is not opaque (read premultiplied: as if over black)
+}
+
+// ReadImageFacts is ReadImage, with the facts of the file that reading it
+// changed.
+func ReadImageFacts(path string, width, height, channels int) ([]float32, ImageFacts, error) {
 	if channels != 1 && channels != 3 {
-		return nil, fmt.Errorf("%s: channels must be 1 or 3, got %d", path, channels)
+		return nil, ImageFacts{}, fmt.Errorf("%s: channels must be 1 or 3, got %d", path, channels)
 	}
 	s := decodeFile(path, width, height)
 	if s.err != nil {
-		return nil, &BadFile{Path: path, Err: s.err}
+		return nil, ImageFacts{}, &BadFile{Path: path, Err: s.err}
 	}
 	b := s.img.Bounds()
 	out := make([]float32, channels*b.Dx()*b.Dy())
 	pack(out, s.img, channels)
-	return out, nil
+	return out, ImageFacts{Size: s.size, Gray: s.gray, Alpha: s.alpha}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -320,7 +321,9 @@ func predictCommand() *cli.Command {
 		ArgsUsage: "MODEL.onnx IMAGE|FOLDER...",
 		Description: `Prints the predicted class and its probability for every image, resized and converted
 to the model's input as in training. A folder stands for the image files in it and in
-its subfolders, in name order.
+its subfolders, in name order. Notes on stderr name the images that reading changed beyond
+the resize: stretched from another shape, enlarged more than twice, colour read as gray
+(or gray as RGB), transparency read as over black.
 Example: nasctl predict model.onnx photo1.png photo2.jpg photos/`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per image"},
@@ -392,9 +395,10 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 	}
 	var pixels []float32
 	var images []string
+	var facts []dataset.ImageFacts
 	var bad []*dataset.BadFile
 	for _, path := range paths {
-		px, err := dataset.ReadImage(path, in.Width, in.Height, in.Channels)
+		px, f, err := dataset.ReadImageFacts(path, in.Width, in.Height, in.Channels)
 		var bf *dataset.BadFile
 		if opts.SkipBad && errors.As(err, &bf) {
 			bad = append(bad, bf)
@@ -403,9 +407,12 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 		if err != nil {
 			return err
 		}
-		pixels, images = append(pixels, px...), append(images, path)
+		pixels, images, facts = append(pixels, px...), append(images, path), append(facts, f)
 	}
 	reportSkipped(errOut, bad)
+	for _, n := range inputNotes(images, facts, in) {
+		fmt.Fprintf(errOut, "note: %s\n", n)
+	}
 	if len(images) == 0 {
 		return fmt.Errorf("none of the %d images could be read", len(paths))
 	}
@@ -441,3 +448,64 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 // shortHash keeps a data hash ("sha256:" and 64 hex digits) short enough
 // for a message: its first 12 digits.
 func shortHash(h string) string { return h[:min(len(h), len("sha256:")+12)] }
+
+// inputNotes says what reading images changed of them beyond the expected
+// resize: a camera pipeline that feeds a model other images than it
+// trained on (another aspect, colour for a gray model, transparency) still
+// gets confident answers, so the changes are named, with a first example.
+func inputNotes(images []string, facts []dataset.ImageFacts, in genotype.Input) []string {
+	type note struct {
+		n     int
+		first string
+	}
+	var stretched, enlarged, colour, gray, alpha note
+	add := func(nt *note, example string) {
+		if nt.n++; nt.n == 1 {
+			nt.first = example
+		}
+	}
+	want := float64(in.Width) / float64(in.Height)
+	for i, f := range facts {
+		size := fmt.Sprintf("%s, %dx%d", images[i], f.Size.Y, f.Size.X) // height first, as the input
+		if aspect := float64(f.Size.X) / float64(f.Size.Y); math.Abs(aspect/want-1) > 0.05 {
+			add(&stretched, size)
+		}
+		if 2*f.Size.X < in.Width || 2*f.Size.Y < in.Height {
+			add(&enlarged, size)
+		}
+		if in.Channels == 1 && !f.Gray {
+			add(&colour, images[i])
+		}
+		if in.Channels == 3 && f.Gray {
+			add(&gray, images[i])
+		}
+		if f.Alpha {
+			add(&alpha, images[i])
+		}
+	}
+	var out []string
+	for _, c := range []struct {
+		nt   note
+		what string
+	}{
+		{stretched, fmt.Sprintf("stretched to the model's %dx%d from another shape", in.Height, in.Width)},
+		{enlarged, fmt.Sprintf("enlarged more than twice to the model's %dx%d", in.Height, in.Width)},
+		{colour, "in colour, read as gray for this gray model"},
+		{gray, "gray, read as RGB with three equal channels for this colour model"},
+		{alpha, "partly transparent, read as over black"},
+	} {
+		if c.nt.n == 0 {
+			continue
+		}
+		which := fmt.Sprintf("%d of the %d images were", c.nt.n, len(facts))
+		switch {
+		case len(facts) == 1:
+			which = "the image was"
+		case c.nt.n == 1:
+			which = fmt.Sprintf("1 of the %d images was", len(facts))
+		}
+		out = append(out, fmt.Sprintf("%s %s (%s): a model answers such images as confidently as the ones it trained on; check that they are what it should see",
+			which, c.what, c.nt.first))
+	}
+	return out
+}

@@ -363,3 +363,38 @@ func TestBenchFollowsModelSplit(t *testing.T) {
 		t.Errorf("bench: exit %d, %s%s; want the accuracy %v of eval on the model's split", code, out, errOut, ev.Accuracy)
 	}
 }
+
+// predict names what reading the images changed beyond the resize, with
+// an example: another shape (stretched), a much smaller image (enlarged),
+// colour for a gray model, transparency. An image like the model's input
+// gets no note.
+func TestPredictInputNotes(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	writeModelTrainedOn(t, model, "C(4,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, "")
+	plain := image.NewGray(image.Rect(0, 0, 16, 16))
+	wide := image.NewNRGBA(image.Rect(0, 0, 32, 20))
+	for i := range wide.Pix {
+		wide.Pix[i] = uint8(i) // colour, and alpha below 255 in places
+	}
+	tiny := image.NewGray(image.Rect(0, 0, 1, 1))
+	for name, img := range map[string]image.Image{"plain.png": plain, "wide.png": wide, "tiny.png": tiny} {
+		writeDatasetPNG(t, filepath.Join(dir, "in", name), img)
+	}
+	code, _, errOut := runCLI(t, "predict", model, filepath.Join(dir, "in", "plain.png"))
+	if code != 0 || strings.Contains(errOut, "note:") {
+		t.Errorf("an image like the input: exit %d, %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "predict", model, filepath.Join(dir, "in"))
+	wideName := filepath.Join(dir, "in", "wide.png")
+	for _, want := range []string{
+		"note: 1 of the 3 images was stretched to the model's 16x16 from another shape (" + wideName + ", 20x32)",
+		"note: 1 of the 3 images was enlarged more than twice to the model's 16x16 (" + filepath.Join(dir, "in", "tiny.png") + ", 1x1)",
+		"note: 1 of the 3 images was in colour, read as gray for this gray model (" + wideName + ")",
+		"note: 1 of the 3 images was partly transparent, read as over black (" + wideName + ")",
+	} {
+		if code != 0 || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d; no %q in:\n%s", code, want, errOut)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -34,8 +35,12 @@ tensor calibrated on the first --images images of the training split of --calibr
 their values (--method minmax for the full range). The metadata is kept (architecture,
 input, normalisation, classes, dataset hash) and the quantization settings are added.
 When the folder has a test split, the float and int8 models' accuracies on it are
-printed, and the int8 model's is written into its metadata. What was measured
-(size, latency, accuracy): docs/edge.md, "INT8".
+printed, and the int8 model's is written into its metadata. A folder without
+classes calibrates too, since calibration needs images, not labels: a flat folder of
+the device's own images with no LEAF_* or NO_* names (frame_0.png, ...), or a
+single class folder. Its first --images images in name order calibrate, and no
+accuracy is measured (measure the int8 model with nasctl eval on labelled images).
+What was measured (size, latency, accuracy): docs/edge.md, "INT8".
 
 With --pure-go, writes a float model in operators that the pure-Go runtime onnx-go
 computes correctly, the same function in standard ONNX: depthwise convolutions as
@@ -55,8 +60,8 @@ Examples:
 			&cli.StringFlag{Name: "out", Usage: "file to write (required)"},
 			&cli.BoolFlag{Name: "int8", Usage: "quantize to int8 (needs --calibration)"},
 			&cli.BoolFlag{Name: "pure-go", Usage: "write the float model in operators the pure-Go runtime onnx-go runs"},
-			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8)"},
-			&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images: the first N of the training split"},
+			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8); or a folder of unlabelled images"},
+			&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images: the first N of the training split (of a folder without classes: in name order)"},
 			&cli.StringFlag{Name: "method", Value: quantize.Percentile.String(), Usage: "calibration method: percentile or minmax"},
 			&cli.Float64Flag{Name: "percentile", Value: 99.999, Usage: "percentile kept by the percentile method"},
 			&cli.StringFlag{Name: "activations", Value: quantize.Uint8.String(), Usage: "type of the quantized activations: uint8 or int8"},
@@ -69,7 +74,7 @@ Examples:
 				return usagef("export takes one model file (got %d arguments)", c.NArg())
 			}
 			opts := exportOptions{Model: c.Args().First(), Out: c.String("out"), Int8: c.Bool("int8"), JSON: c.Bool("json"),
-				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
+				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), Unlabelled: true, SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
 					Threads: c.Int("threads"), PlanName: c.String("plan"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed")}}
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
@@ -108,7 +113,7 @@ func int8Options(c *cli.Context, opts *exportOptions) error {
 		return usagef("--out %s is the model itself: quantizing in place would lose the float model; give another file name", opts.Out)
 	}
 	if opts.Calibration.Dir == "" {
-		return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates)")
+		return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates) or of unlabelled images of the device")
 	}
 	if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
 		return usagef("--images must be at least 1 and --threads 0 or more")
@@ -145,6 +150,11 @@ type exportOptions struct {
 type calibrationOptions struct {
 	Dir    string
 	Images int
+	// Unlabelled also accepts a folder without classes (a flat folder of
+	// images with no LEAF_* or NO_* names, or a single class folder):
+	// its first Images in name order calibrate, and nothing is measured.
+	// Export sets it; bench, which measures on the folder, does not.
+	Unlabelled bool
 	// PlanName and SplitSeed split the folder for a model that records no
 	// split; set (PlanSet, SeedSet), they override its record.
 	PlanName         string
@@ -206,9 +216,52 @@ type calibrator struct {
 	loaded map[genotype.Input]*calibrationData
 }
 
-// calibrationData is the folder at one input shape.
+// calibrationData is the folder at one input shape: a labelled dataset
+// (d), or images that calibrate without labels (images; why says why no
+// accuracy is measured on them).
 type calibrationData struct {
-	d *dataset.Dataset
+	d      *dataset.Dataset
+	images *dataset.Images
+	why    string
+}
+
+// load reads the folder at the input shape in.
+func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
+	c := k.opts
+	// Reported once, for the load that counts when a single class
+	// folder is read again.
+	var skipped []*dataset.BadFile
+	defer func() { reportSkipped(k.errOut, skipped) }()
+	lo := dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+		SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { skipped = bad }}
+	if c.Unlabelled && dataset.Unlabelled(c.Dir) {
+		m, _, err := dataset.LoadUnlabelled(c.Dir, lo)
+		if err != nil {
+			return nil, err
+		}
+		return &calibrationData{images: m, why: "it has no classes (no sub-folders, no " + dataset.PrefixLeaf + "* or " + dataset.PrefixNoLeaf + "* names)"}, nil
+	}
+	d, _, err := dataset.Load(c.Dir, lo)
+	if errors.Is(err, dataset.ErrOneClass) && c.Unlabelled {
+		lo.OneClass = true
+		d, _, err = dataset.Load(c.Dir, lo)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var with []string // classes with images
+	for i, n := range d.ClassCounts(nil) {
+		if n > 0 {
+			with = append(with, d.Classes[i])
+		}
+	}
+	if len(with) > 1 {
+		return &calibrationData{d: d}, nil
+	}
+	// One class calibrates as any images do; its accuracy would be that
+	// class's recall, not the model's test accuracy.
+	m := &dataset.Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash}
+	return &calibrationData{images: m, why: fmt.Sprintf("its images are of one class (%s)", with[0])}, nil
 }
 
 func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
@@ -229,10 +282,9 @@ func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path str
 
 // quantize quantizes the float model b (read from path) with the
 // calibration images, and measures both models on the test split of the
-// folder when it has one, writing the int8 model's accuracy into its
-// metadata. runtime must be initialised.
+// folder when it is labelled and has one, writing the int8 model's
+// accuracy into its metadata. runtime must be initialised.
 func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo quantize.Options) ([]byte, *exportReport, error) {
-	c := k.opts
 	info, err := onnxgen.ReadModelInfo(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
@@ -246,32 +298,53 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	data, ok := k.loaded[in]
 	if !ok {
-		d, _, err := dataset.Load(c.Dir, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }})
-		if err != nil {
+		if data, err = k.load(in); err != nil {
 			return nil, nil, err
 		}
-		data = &calibrationData{d: d}
 		k.loaded[in] = data
 	}
-	d := data.d
-	labels, err := dataset.ModelLabels(c.Dir, d.Classes, d.Labels, path, info.Classes, "calibrate on images of the model's classes (--calibration)")
+	rep := &exportReport{Model: path, FloatBytes: len(b)}
+	var q []byte
+	if data.images != nil {
+		q, err = k.quantizeUnlabelled(ctx, b, path, in, data, qo)
+	} else {
+		q, err = k.quantizeLabelled(ctx, b, path, info, data.d, qo, rep)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	qi, err := onnxgen.ReadModelInfo(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rep.Settings, err = quantize.ReadSettings(qi); err != nil {
+		return nil, nil, err
+	}
+	rep.Int8Bytes, rep.SizeRatio = len(q), float64(len(q))/float64(len(b))
+	return q, rep, nil
+}
+
+// quantizeLabelled is quantize on the labelled folder d: the first images
+// of its training split calibrate, and its test split measures, into rep.
+func (k *calibrator) quantizeLabelled(ctx context.Context, b []byte, path string, info *onnxgen.ModelInfo, d *dataset.Dataset, qo quantize.Options, rep *exportReport) ([]byte, error) {
+	c, in := k.opts, info.Input
+	labels, err := dataset.ModelLabels(c.Dir, d.Classes, d.Labels, path, info.Classes, "calibrate on images of the model's classes (--calibration)")
+	if err != nil {
+		return nil, err
+	}
 	if miss := dataset.MissingClasses(d.Classes, info.Classes); len(miss) > 0 {
-		return nil, nil, fmt.Errorf("%s has no images of %s's classes %s; calibrate on images of every class (--calibration)", c.Dir, path, strings.Join(miss, ", "))
+		return nil, fmt.Errorf("%s has no images of %s's classes %s; calibrate on images of every class (--calibration)", c.Dir, path, strings.Join(miss, ", "))
 	}
 	split, splitRec, err := k.split(d, info, path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if h := info.Meta[onnxgen.MetaDatasetHash]; h != "" && h != d.Hash {
 		fmt.Fprintf(k.errOut, "note: %s was trained on other data (%s) than %s (%s)\n", path, h, c.Dir, d.Hash)
 	}
 	train := split.Train
 	if len(train) == 0 {
-		return nil, nil, fmt.Errorf("%s has no training images under the split plan; give another --plan", c.Dir)
+		return nil, fmt.Errorf("%s has no training images under the split plan; give another --plan", c.Dir)
 	}
 	if len(train) < c.Images {
 		fmt.Fprintf(k.errOut, "note: %s has %d training images; calibrating on all of them (--images %d)\n", c.Dir, len(train), c.Images)
@@ -282,23 +355,22 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	for _, i := range train {
 		pixels = append(pixels, d.Pixels[i*size:(i+1)*size]...)
 	}
-	session := runtime.SessionOptions{IntraOpThreads: c.Threads}
 	qo.Images = len(train)
 	qo.Data = fmt.Sprintf("%s (%s), the first %d training images", c.Dir, d.Hash, len(train))
-	q, err := quantize.Model(b, runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, session), qo)
+	q, err := k.calibrate(ctx, b, path, in, pixels, qo)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	rep := &exportReport{Model: path, FloatBytes: len(b)}
 	if len(split.Test) > 0 {
+		session := runtime.SessionOptions{IntraOpThreads: c.Threads}
 		test := runtime.Examples{Pixels: d.Pixels, Labels: labels, Indices: split.Test}
 		fa, err := modelAccuracy(ctx, b, test, session)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		qa, err := modelAccuracy(ctx, q, test, session)
 		if err != nil {
-			return nil, nil, fmt.Errorf("the int8 model of %s: %w", path, err)
+			return nil, fmt.Errorf("the int8 model of %s: %w", path, err)
 		}
 		// Both accuracies on the same images, and which images when they are
 		// not of the training data: the pair reads as the int8 model's loss.
@@ -312,20 +384,40 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 		}
 		for _, key := range slices.Sorted(maps.Keys(meta)) {
 			if q, err = quantize.SetMetadata(q, key, meta[key]); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		rep.TestImages, rep.FloatAccuracy, rep.Int8Accuracy = len(split.Test), &fa, &qa
 	}
-	qi, err := onnxgen.ReadModelInfo(q)
+	return q, nil
+}
+
+// quantizeUnlabelled is quantize on images without labels: the first
+// ones in name order calibrate, and nothing is measured, so the int8
+// model's metadata has no accuracy of its own (quantize.Model moves the
+// float model's to its float keys).
+func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path string, in genotype.Input, data *calibrationData, qo quantize.Options) ([]byte, error) {
+	c, m := k.opts, data.images
+	if c.PlanSet || c.SeedSet {
+		return nil, fmt.Errorf("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
+	}
+	n := min(c.Images, m.Len())
+	qo.Images = n
+	qo.Data = fmt.Sprintf("%s (%s), the first %d of its %d images, unlabelled", c.Dir, m.Hash, n, m.Len())
+	fmt.Fprintf(k.errOut, "note: %s: %s, so its first %d images calibrate without labels and the int8 model's accuracy is not measured; "+
+		"measure it on labelled images with nasctl eval INT8_MODEL --data DIR\n", c.Dir, data.why, n)
+	return k.calibrate(ctx, b, path, in, m.Pixels[:n*m.ImageSize()], qo)
+}
+
+// calibrate quantizes the float model b (read from path, of input in) on
+// pixels, the calibration images one after the other.
+func (k *calibrator) calibrate(ctx context.Context, b []byte, path string, in genotype.Input, pixels []float32, qo quantize.Options) ([]byte, error) {
+	session := runtime.SessionOptions{IntraOpThreads: k.opts.Threads}
+	q, err := quantize.Model(b, runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, session), qo)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if rep.Settings, err = quantize.ReadSettings(qi); err != nil {
-		return nil, nil, err
-	}
-	rep.Int8Bytes, rep.SizeRatio = len(q), float64(len(q))/float64(len(b))
-	return q, rep, nil
+	return q, nil
 }
 
 // modelAccuracy is a model's accuracy on the examples.

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
+	"google.golang.org/protobuf/proto"
 )
 
 // trainedModel generates 1,000 leaves images of 32x32 (seed 3) and trains
@@ -397,4 +399,179 @@ func TestPredictInputNotes(t *testing.T) {
 			t.Errorf("exit %d; no %q in:\n%s", code, want, errOut)
 		}
 	}
+}
+
+// A robot's own camera frames, a flat folder without classes, calibrate
+// as they are: the int8 model is written and runs, its quantization record
+// names the images as unlabelled, and it claims no accuracy, which is left
+// to nasctl eval on labelled images. Calibration takes no labels, so the
+// frames give the same int8 graph as the labelled folder whose training
+// split they are copies of (both calibrate on all of those images; the
+// percentile's histogram does not depend on their order).
+func TestExportInt8Unlabelled(t *testing.T) {
+	dir := t.TempDir()
+	leaves, field, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "field"), filepath.Join(dir, "m.onnx")
+	generateLeaves(t, leaves, 40, 16, 1)
+	if code, _, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - C(8,3,1) - FC(8) - SM()", "--data", leaves, "--epochs", "1",
+		"--threads", "1", "--out", model); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	d, _, err := dataset.Load(leaves, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, err := d.Split(dataset.SplitMetaQNN, 1) // train's default plan and seed
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range split.Train {
+		b, err := os.ReadFile(filepath.Join(leaves, d.Files[j]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBytes(t, filepath.Join(field, fmt.Sprintf("frame_%d.png", i)), b)
+	}
+	frames := len(split.Train)
+
+	out := filepath.Join(dir, "field-int8.onnx")
+	code, stdout, errOut := runCLI(t, "export", model, "--int8", "--calibration", field, "--images", "1000", "--out", out, "--threads", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := fmt.Sprintf("note: %s: it has no classes (no sub-folders, no LEAF_* or NO_* names), so its first %d images calibrate without labels "+
+		"and the int8 model's accuracy is not measured; measure it on labelled images with nasctl eval", field, frames)
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr %q; want %q", errOut, want)
+	}
+	var rep exportReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.FloatAccuracy != nil || rep.Int8Accuracy != nil || rep.TestImages != 0 {
+		t.Errorf("report %s (%v): want no accuracies", stdout, err)
+	}
+	m, _, err := dataset.LoadUnlabelled(field, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, qi := readInfo(t, model), readInfo(t, out)
+	s, err := quantize.ReadSettings(qi)
+	if wantData := fmt.Sprintf("%s (%s), the first %d of its %d images, unlabelled", field, m.Hash, frames, frames); err != nil || s == nil ||
+		s.Images != frames || s.Data != wantData {
+		t.Errorf("settings %+v (%v); want %d images, data %q", s, err, frames, wantData)
+	}
+	for _, k := range []onnxgen.MetaKey{onnxgen.MetaTestAccuracy, onnxgen.MetaTestDatasetHash, onnxgen.MetaTestSplit} {
+		if v, ok := qi.Meta[k]; ok {
+			t.Errorf("metadata %s = %q; the int8 model was not measured", k, v)
+		}
+	}
+	if fa := fi.Meta[onnxgen.MetaTestAccuracy]; fa == "" || qi.Meta[quantize.MetaFloatTestAccuracy] != fa {
+		t.Errorf("float accuracy %q, float model's %q", qi.Meta[quantize.MetaFloatTestAccuracy], fa)
+	}
+	// The model runs: eval measures it, as the note says.
+	if code, _, errOut := runCLI(t, "eval", out, "--data", leaves); code != 0 {
+		t.Errorf("eval of the int8 model: exit %d: %s", code, errOut)
+	}
+
+	labelled := filepath.Join(dir, "leaves-int8.onnx")
+	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", leaves, "--images", "1000", "--out", labelled, "--threads", "1"); code != 0 ||
+		!strings.Contains(errOut, fmt.Sprintf("has %d training images; calibrating on all of them", frames)) {
+		t.Fatalf("labelled: exit %d: %s", code, errOut)
+	}
+	if a, b := readGraph(t, out), readGraph(t, labelled); len(a.GetInitializer()) == 0 || !proto.Equal(a, b) {
+		t.Error("the frames and their labelled folder calibrate different int8 graphs")
+	}
+}
+
+// A single class folder calibrates like unlabelled images; an empty
+// folder, one without images, an unreadable frame (unless skipped) and a
+// split of a folder without classes are refused with what was found.
+func TestExportInt8UnlabelledErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	leaves, model, out := filepath.Join(dir, "leaves"), filepath.Join(dir, "m.onnx"), filepath.Join(dir, "q.onnx")
+	generateLeaves(t, leaves, 20, 16, 1)
+	d, _, err := dataset.Load(leaves, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeModel(t, model, "C(4,3,1) - P(2,2) - GAP()", in, d.Classes...)
+	one, field, empty, text := filepath.Join(dir, "one"), filepath.Join(dir, "field"), filepath.Join(dir, "empty"), filepath.Join(dir, "text")
+	for i, f := range d.Files {
+		b, err := os.ReadFile(filepath.Join(leaves, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Labels[i] == 1 {
+			writeBytes(t, filepath.Join(one, "leaf", f), b)
+		}
+		writeBytes(t, filepath.Join(field, fmt.Sprintf("frame_%d.png", i)), b)
+	}
+	writeBytes(t, filepath.Join(field, "frame_99.png"), []byte("cut off"))
+	writeBytes(t, filepath.Join(text, "notes.txt"), []byte("camera 2"))
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", one, "--out", out)
+	if code != 0 || !strings.Contains(errOut, "its images are of one class (leaf), so its first") {
+		t.Errorf("one class: exit %d: %s", code, errOut)
+	} else if qi := readInfo(t, out); qi.Meta[onnxgen.MetaTestAccuracy] != "" {
+		t.Errorf("one class: test accuracy %q", qi.Meta[onnxgen.MetaTestAccuracy])
+	}
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", field, "--skip-bad", "--out", out)
+	if code != 0 || !strings.Contains(errOut, "skipped 1 bad files (--skip-bad):\n  "+filepath.Join(field, "frame_99.png")) ||
+		!strings.Contains(errOut, fmt.Sprintf("its first %d images calibrate", d.Len())) {
+		t.Errorf("--skip-bad: exit %d: %s", code, errOut)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--calibration", empty}, empty + " is empty"},
+		{[]string{"--calibration", text}, text + " holds no image files"},
+		{[]string{"--calibration", field}, filepath.Join(field, "frame_99.png") + ": not a decodable image"},
+		{[]string{"--calibration", field, "--skip-bad", "--plan", "nasnet"}, "--plan and --split-seed are for a labelled folder: leave them out"},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"export", model, "--int8", "--out", out}, tc.args...)...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// writeBytes writes b into path, making its folder.
+func writeBytes(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readInfo(t *testing.T, path string) *onnxgen.ModelInfo {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := onnxgen.ReadModelInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// readGraph is a model's graph: its operators and weights, without the
+// metadata.
+func readGraph(t *testing.T, path string) *onnx.GraphProto {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m onnx.ModelProto
+	if err := proto.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGraph()
 }

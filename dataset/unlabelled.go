@@ -1,0 +1,152 @@
+package dataset
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Images is a folder of images held in memory without labels: what
+// calibrates a quantized model, for which the device's own images serve
+// whatever their class.
+type Images struct {
+	// Dir is the folder the images were read from.
+	Dir string
+	// Channels, Height, Width, Pixels, Files and Hash are as in Dataset:
+	// the images one after the other (NCHW, in [0, 1]), their files in
+	// sorted order, and the hash of their content.
+	Channels, Height, Width int
+	Pixels                  []float32
+	Files                   []string
+	Hash                    string
+}
+
+// Len returns the number of images.
+func (m *Images) Len() int { return len(m.Files) }
+
+// ImageSize returns the number of values per image, Channels*Height*Width.
+func (m *Images) ImageSize() int { return m.Channels * m.Height * m.Width }
+
+// Unlabelled reports whether dir is a flat folder of images none of which
+// is named LEAF_* or NO_*: in neither of Load's layouts, so without
+// classes, but readable by LoadUnlabelled. A folder that cannot be read is
+// not.
+func Unlabelled(dir string) bool {
+	files, _, sub, err := flatImages(dir)
+	if err != nil || sub != "" || len(files) == 0 {
+		return false
+	}
+	for _, f := range files {
+		if strings.HasPrefix(f, PrefixLeaf) || strings.HasPrefix(f, PrefixNoLeaf) {
+			return false
+		}
+	}
+	return true
+}
+
+// LoadUnlabelled reads the image files of the flat folder dir, whatever
+// their names, as Load reads a dataset's images (opts.OneClass aside):
+// resized and converted the same way, in name order, with the same hash.
+// A folder that is empty, holds a sub-folder or holds no image file is an
+// error, as is an unreadable, empty or corrupt file (a *BadFile naming it)
+// unless opts.SkipBad is set, or a folder none of whose images is
+// readable.
+func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) {
+	if err := opts.validate(); err != nil {
+		return nil, nil, err
+	}
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	opts.Width = cmp.Or(opts.Width, opts.Height)
+	opts.Height = cmp.Or(opts.Height, opts.Width)
+	files, ignored, sub, err := flatImages(dir)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case sub != "":
+		return nil, nil, fmt.Errorf("%s holds a sub-folder (%s); unlabelled images are image files side by side in one folder", dir, sub)
+	case len(files) == 0 && ignored == 0:
+		return nil, nil, fmt.Errorf("%s is empty; give a folder of image files (%s)", dir, strings.Join(imageExts, " "))
+	case len(files) == 0:
+		return nil, nil, fmt.Errorf("%s holds no image files (%s)", dir, strings.Join(imageExts, " "))
+	}
+
+	// Label 0 for all: decodeAll decodes every file with a label.
+	samples := decodeAll(dir, files, make([]int, len(files)), opts)
+	m := &Images{Dir: dir, Height: opts.Height, Width: opts.Width}
+	var kept []*sample
+	var bad []*BadFile // in file order, which is sorted
+	for i, s := range samples {
+		if s.err != nil {
+			bad = append(bad, &BadFile{Path: filepath.Join(dir, files[i]), Err: s.err})
+			continue
+		}
+		kept = append(kept, s)
+		m.Files = append(m.Files, files[i])
+	}
+	if len(bad) > 0 && !opts.SkipBad {
+		return nil, nil, bad[0]
+	}
+	if opts.Skipped != nil && len(bad) > 0 {
+		opts.Skipped(bad)
+	}
+	if len(kept) == 0 {
+		return nil, nil, fmt.Errorf("%s: none of its %d image files could be read (all skipped as bad)", dir, len(files))
+	}
+	if m.Width == 0 {
+		if err := sameSize(dir, m.Files, kept); err != nil {
+			return nil, nil, err
+		}
+		m.Width, m.Height = kept[0].img.Bounds().Dx(), kept[0].img.Bounds().Dy()
+	}
+	m.Channels = opts.Channels
+	if m.Channels == 0 {
+		m.Channels = 1
+		for _, s := range kept {
+			if !s.gray {
+				m.Channels = 3
+				break
+			}
+		}
+	}
+	size := m.ImageSize()
+	m.Pixels = make([]float32, len(kept)*size)
+	for i, s := range kept {
+		pack(m.Pixels[i*size:(i+1)*size], s.img, m.Channels)
+	}
+	sums := sha256.New()
+	for i, s := range kept {
+		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), m.Files[i])
+	}
+	m.Hash = "sha256:" + hex.EncodeToString(sums.Sum(nil))
+	return m, &LoadReport{Skipped: bad, Ignored: ignored}, nil
+}
+
+// flatImages lists the image files of dir (sorted, as os.ReadDir gives
+// them), the number of other files, and its first sub-folder if it has
+// any. Hidden files and folders are left out, as Load leaves them.
+func flatImages(dir string) (files []string, ignored int, sub string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("open image folder: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, "."):
+		case isDir(dir, e):
+			sub = cmp.Or(sub, name)
+		case isImage(name):
+			files = append(files, name)
+		default:
+			ignored++
+		}
+	}
+	return files, ignored, sub, nil
+}

@@ -88,31 +88,10 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			}
 			opts := trainOptions{
 				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
-				Config: runtime.TrainConfig{
-					Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), LR: c.Float64("lr"), Patience: c.Int("patience"),
-					Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.LRSchedule{Constant: c.Bool("constant-lr")},
-				},
 			}
-			recipe, err := runtime.Recipe(c.String("recipe"))
-			if err != nil {
-				return usagef("--recipe: %v", err)
-			}
-			opts.Config.Optimizer, opts.Config.WeightInit, opts.Config.Centre = recipe.Optimizer, recipe.WeightInit, recipe.Centre
-			if opts.Config.Optimizer, err = trainOptimizer(c, recipe.Optimizer); err != nil {
+			var err error
+			if opts.Config, err = trainConfigOf(c); err != nil {
 				return err
-			}
-			if !c.Bool("constant-lr") {
-				opts.Config.Schedule = recipe.Schedule
-			}
-			if opts.Config.Augment, err = runtime.ParseAugment(c.String("augment")); err != nil {
-				return usagef("--augment: %v", err)
-			}
-			if opts.Config.Average = c.Float64("average"); !(opts.Config.Average >= 0 && opts.Config.Average <= 1000) {
-				return usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", opts.Config.Average)
-			}
-			if opts.Config.Patience <= 0 {
-				// Never stop early: -1, as a model's training record says it.
-				opts.Config.Patience = -1
 			}
 			if c.String("arch") == "" || opts.Data == "" {
 				return usagef("train needs --arch and --data")
@@ -322,6 +301,37 @@ func atChanceAdvice(cfg runtime.TrainConfig, res *runtime.Result, trainImages in
 	}
 	return "the model is at chance: its validation accuracy is no better than answering the most common class for every image " +
 		"(a constant predictor; docs/search-quality.md, \"Constant predictors\"). Try " + strings.Join(tries, "; ")
+}
+
+// trainConfigOf is the training that train's flags ask for: the recipe's,
+// with the flags that change it.
+func trainConfigOf(c *cli.Context) (runtime.TrainConfig, error) {
+	cfg := runtime.TrainConfig{
+		Epochs: c.Int("epochs"), BatchSize: c.Int("batch"), LR: c.Float64("lr"), Patience: c.Int("patience"),
+		Seed: c.Uint64("seed"), Threads: c.Int("threads"), Schedule: runtime.LRSchedule{Constant: c.Bool("constant-lr")},
+	}
+	recipe, err := runtime.Recipe(c.String("recipe"))
+	if err != nil {
+		return cfg, usagef("--recipe: %v", err)
+	}
+	cfg.WeightInit, cfg.Centre = recipe.WeightInit, recipe.Centre
+	if cfg.Optimizer, err = trainOptimizer(c, recipe.Optimizer); err != nil {
+		return cfg, err
+	}
+	if !c.Bool("constant-lr") {
+		cfg.Schedule = recipe.Schedule
+	}
+	if cfg.Augment, err = runtime.ParseAugment(c.String("augment")); err != nil {
+		return cfg, usagef("--augment: %v", err)
+	}
+	if cfg.Average = c.Float64("average"); !(cfg.Average >= 0 && cfg.Average <= 1000) {
+		return cfg, usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", cfg.Average)
+	}
+	if cfg.Patience <= 0 {
+		// Never stop early: -1, as a model's training record says it.
+		cfg.Patience = -1
+	}
+	return cfg, nil
 }
 
 // trainOptimizer is --optimizer with --momentum: the recipe's Adam, or SGD.

@@ -153,33 +153,44 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if err := checkClasses(dir, layout, classes, d, len(bad), opts.OneClass); err != nil {
 		return nil, nil, err
 	}
-	if d.Width == 0 {
-		if err := sameSize(dir, d.Files, kept); err != nil {
-			return nil, nil, err
-		}
-		d.Width, d.Height = kept[0].img.Bounds().Dx(), kept[0].img.Bounds().Dy()
+	im, err := packImages(dir, d.Files, kept, d.Width, d.Height, opts.Channels)
+	if err != nil {
+		return nil, nil, err
 	}
-	d.Channels = opts.Channels
-	if d.Channels == 0 {
-		d.Channels = 1
+	d.Width, d.Height, d.Channels, d.Pixels, d.Hash = im.Width, im.Height, im.Channels, im.Pixels, im.Hash
+	return d, rep, nil
+}
+
+// packImages lays the decoded images kept (of files, in dir) out as
+// Load's result does: at width x height (zero: their own size, which must
+// then be the same for all), in channels (zero: 1 when every image is gray,
+// else 3), with the hash of the files' content.
+func packImages(dir string, files []string, kept []*sample, width, height, channels int) (*Images, error) {
+	m := &Images{Dir: dir, Width: width, Height: height, Channels: channels, Files: files}
+	if m.Width == 0 {
+		if err := sameSize(dir, files, kept); err != nil {
+			return nil, err
+		}
+		m.Width, m.Height = kept[0].img.Bounds().Dx(), kept[0].img.Bounds().Dy()
+	}
+	if m.Channels == 0 {
+		m.Channels = 1
 		for _, s := range kept {
 			if !s.gray {
-				d.Channels = 3
+				m.Channels = 3
 				break
 			}
 		}
 	}
-	d.Pixels = make([]float32, len(kept)*d.ImageSize())
-	for i, s := range kept {
-		pack(d.Image(i), s.img, d.Channels)
-	}
-
+	size := m.ImageSize()
+	m.Pixels = make([]float32, len(kept)*size)
 	sums := sha256.New()
 	for i, s := range kept {
-		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), d.Files[i])
+		pack(m.Pixels[i*size:(i+1)*size], s.img, m.Channels)
+		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), files[i])
 	}
-	d.Hash = "sha256:" + hex.EncodeToString(sums.Sum(nil))
-	return d, rep, nil
+	m.Hash = "sha256:" + hex.EncodeToString(sums.Sum(nil))
+	return m, nil
 }
 
 // label labels every file; in the leaves layout a name without prefix is a

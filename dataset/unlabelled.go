@@ -2,8 +2,6 @@ package dataset
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,32 +97,9 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 	if len(kept) == 0 {
 		return nil, nil, fmt.Errorf("%s: none of its %d image files could be read (all skipped as bad)", dir, len(files))
 	}
-	if m.Width == 0 {
-		if err := sameSize(dir, m.Files, kept); err != nil {
-			return nil, nil, err
-		}
-		m.Width, m.Height = kept[0].img.Bounds().Dx(), kept[0].img.Bounds().Dy()
+	if m, err = packImages(dir, m.Files, kept, opts.Width, opts.Height, opts.Channels); err != nil {
+		return nil, nil, err
 	}
-	m.Channels = opts.Channels
-	if m.Channels == 0 {
-		m.Channels = 1
-		for _, s := range kept {
-			if !s.gray {
-				m.Channels = 3
-				break
-			}
-		}
-	}
-	size := m.ImageSize()
-	m.Pixels = make([]float32, len(kept)*size)
-	for i, s := range kept {
-		pack(m.Pixels[i*size:(i+1)*size], s.img, m.Channels)
-	}
-	sums := sha256.New()
-	for i, s := range kept {
-		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), m.Files[i])
-	}
-	m.Hash = "sha256:" + hex.EncodeToString(sums.Sum(nil))
 	return m, &LoadReport{Skipped: bad, Ignored: ignored}, nil
 }
 

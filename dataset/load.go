@@ -109,14 +109,10 @@ var errNoPrefix = errors.New("name starts with neither " + PrefixLeaf + " nor " 
 // unreadable, empty or corrupt file (a *BadFile naming it) unless opts.SkipBad
 // is set.
 func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
-	if err := opts.validate(); err != nil {
+	opts, err := opts.withDefaults()
+	if err != nil {
 		return nil, nil, err
 	}
-	if opts.Workers == 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	opts.Width = cmp.Or(opts.Width, opts.Height)
-	opts.Height = cmp.Or(opts.Height, opts.Width)
 	layout, classes, files, rep, err := scan(dir, opts.OneClass)
 	if err != nil {
 		return nil, nil, err
@@ -233,6 +229,20 @@ func (o LoadOptions) validate() error {
 		errs = append(errs, fmt.Errorf("workers: must be positive, got %d", o.Workers))
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaults checks o and fills in its defaults: the workers, and a size
+// given by one side only.
+func (o LoadOptions) withDefaults() (LoadOptions, error) {
+	if err := o.validate(); err != nil {
+		return o, err
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	o.Width = cmp.Or(o.Width, o.Height)
+	o.Height = cmp.Or(o.Height, o.Width)
+	return o, nil
 }
 
 // scan lists the image files of dir (relative, slash-separated, sorted) and

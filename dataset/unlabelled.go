@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 )
 
@@ -55,14 +54,10 @@ func Unlabelled(dir string) bool {
 // unless opts.SkipBad is set, or a folder none of whose images is
 // readable.
 func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) {
-	if err := opts.validate(); err != nil {
+	opts, err := opts.withDefaults()
+	if err != nil {
 		return nil, nil, err
 	}
-	if opts.Workers == 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	opts.Width = cmp.Or(opts.Width, opts.Height)
-	opts.Height = cmp.Or(opts.Height, opts.Width)
 	files, ignored, sub, err := flatImages(dir)
 	switch {
 	case err != nil:

@@ -53,8 +53,11 @@ func TestAverageKeepsTheMean(t *testing.T) {
 		}
 		return res
 	}
-	w1, w2 := run(1, 0).Weights, run(2, 0).Weights
-	plain := run(2, 0)
+	w1, plain := run(1, 0).Weights, run(2, 0)
+	w2 := plain.Weights // the best epoch's: the second, checked below
+	if plain.BestEpoch != 2 {
+		t.Fatalf("without the average the best epoch is %d: the test needs the second", plain.BestEpoch)
+	}
 	for _, epochs := range []int{1, 2} {
 		avg := run(epochs, 2)
 		for e, rec := range avg.Epochs {
@@ -79,6 +82,31 @@ func TestAverageKeepsTheMean(t *testing.T) {
 		}
 		if worst > 1e-6 {
 			t.Errorf("%d epochs: kept weights differ from the mean by up to %g", epochs, worst)
+		}
+	}
+}
+
+// The schedule's decisions read the weights being trained, not their
+// average: with an average of 1,000 epochs, which after one epoch is still
+// close to the starting weights (below chance), a network whose weights
+// learn in their first epoch is not restarted. Reading the average, it was
+// restarted 5 times.
+func TestAverageLeavesRestartsToTheWeights(t *testing.T) {
+	initRuntime(t)
+	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, val := halves(1024, false, 1), halves(200, false, 2)
+	for _, average := range []float64{0, 1000} {
+		cfg := TrainConfig{Epochs: 2, BatchSize: 16, LR: 1e-2, Patience: -1, Seed: 1, Threads: 1, Average: average}
+		res, err := Train(context.Background(), net, train, val, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("average %g: %d restarts, kept val %.3f", average, res.Restarts, res.ValAccuracy)
+		if res.Restarts != 0 {
+			t.Errorf("average %g: %d restarts, want none (the weights learn in the first epoch)", average, res.Restarts)
 		}
 	}
 }

@@ -151,8 +151,10 @@ type TrainConfig struct {
 	// Average, when above zero, validates and keeps an exponential moving
 	// average of the weights instead of the weights themselves: its time
 	// constant is Average epochs (a decay of 1 - 1/(Average x steps per
-	// epoch) per step). Training follows the raw weights; the average starts
-	// at the starting weights, and again at every restart
+	// epoch) per step). The steps, and the schedule's decisions (restarts,
+	// giving up, StopBelow), follow the weights themselves; the best epoch
+	// and early stopping follow the average. The average starts at the
+	// starting weights, and again at every restart
 	// (docs/search-quality.md, "Averaged weights in the final phase (tried,
 	// not kept)").
 	Average float64
@@ -817,7 +819,7 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 	since, bestAcc := 0, 0.0 // bestAcc: the attempt's best validation accuracy so far, whatever Monitor picks
 	var best EpochRecord
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
-		rec, err := t.epoch(ctx, train, val, st)
+		rec, raw, err := t.epoch(ctx, train, val, st)
 		var d *divergedError
 		if errors.As(err, &d) {
 			res.Status = StatusDiverged
@@ -832,7 +834,9 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		if cfg.Progress != nil {
 			cfg.Progress(rec)
 		}
-		if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && rec.ValAccuracy <= st.chance+sched.ChanceMargin {
+		// The schedule's decisions read the weights being trained: an
+		// average still holds much of the starting weights early on.
+		if epoch == 1 && !sched.Constant && attempt < sched.MaxRestarts && raw <= st.chance+sched.ChanceMargin {
 			return true, nil
 		}
 		if res.Weights == nil || cfg.Monitor.better(rec, best) {
@@ -841,10 +845,10 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		} else if since++; cfg.Patience > 0 && since >= cfg.Patience {
 			break
 		}
-		if epoch == sched.GiveUpAfter && res.ValAccuracy <= st.chance+sched.ChanceMargin {
+		bestAcc = max(bestAcc, raw)
+		if epoch == sched.GiveUpAfter && res.ValAccuracy <= st.chance+sched.ChanceMargin && (t.avg == nil || bestAcc <= st.chance+sched.ChanceMargin) {
 			break
 		}
-		bestAcc = max(bestAcc, rec.ValAccuracy)
 		if epoch <= len(cfg.StopBelow) && bestAcc < cfg.StopBelow[epoch-1] {
 			res.Pruned = true
 			break
@@ -859,24 +863,32 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 	return false, nil
 }
 
-// epoch trains one epoch at st.lr and validates. A loss that is not finite
+// epoch trains one epoch at st.lr and validates. raw is the validation
+// accuracy of the weights being trained: the record's, unless an average is
+// validated (then it costs a second validation). A loss that is not finite
 // returns a *divergedError. The record's Attempt and Epoch are left to the
 // caller.
-func (t *trainer) epoch(ctx context.Context, train, val Examples, st *runState) (EpochRecord, error) {
+func (t *trainer) epoch(ctx context.Context, train, val Examples, st *runState) (rec EpochRecord, raw float64, err error) {
 	began := time.Now()
 	loss, acc, err := t.trainEpoch(ctx, train, st)
 	if err != nil {
-		return EpochRecord{}, err
+		return rec, 0, err
 	}
-	vloss, vacc, err := t.evaluate(ctx, val)
+	vloss, vacc, err := t.evaluate(ctx, val, t.validated())
 	if err != nil {
-		return EpochRecord{}, err
+		return rec, 0, err
 	}
 	if math.IsNaN(vloss) || math.IsInf(vloss, 0) {
-		return EpochRecord{}, &divergedError{what: "validation", loss: vloss}
+		return rec, 0, &divergedError{what: "validation", loss: vloss}
+	}
+	raw = vacc
+	if t.avg != nil {
+		if _, raw, err = t.evaluate(ctx, val, t.params[t.cur]); err != nil {
+			return rec, 0, err
+		}
 	}
 	return EpochRecord{LR: st.lr, TrainLoss: loss, TrainAccuracy: acc, ValLoss: vloss, ValAccuracy: vacc,
-		Seconds: time.Since(began).Seconds()}, nil
+		Seconds: time.Since(began).Seconds()}, raw, nil
 }
 
 // trainEpoch shuffles st.order and takes one training step per batch of it,
@@ -965,8 +977,8 @@ func (t *trainer) trainStep(b [2]*Tensor[float32], masks []*Tensor[float32]) err
 	return nil
 }
 
-// evaluate returns the mean loss and the accuracy of the current weights on ex.
-func (t *trainer) evaluate(ctx context.Context, ex Examples) (loss, acc float64, err error) {
+// evaluate returns the mean loss and the accuracy of the weights params on ex.
+func (t *trainer) evaluate(ctx context.Context, ex Examples, params []*Tensor[float32]) (loss, acc float64, err error) {
 	var lossSum, right float64
 	for lo := 0; lo < ex.Len(); lo += t.cfg.BatchSize {
 		if err := ctx.Err(); err != nil {
@@ -987,7 +999,7 @@ func (t *trainer) evaluate(ctx context.Context, ex Examples) (loss, acc float64,
 			t.probs[n] = probs
 		}
 		in := []Value{b[0], b[1]}
-		for _, p := range t.validated() {
+		for _, p := range params {
 			in = append(in, p)
 		}
 		if err := t.eval.Run(in, []Value{t.loss, t.right, probs}); err != nil {

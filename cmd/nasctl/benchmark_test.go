@@ -195,7 +195,7 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--budget", "0"}, "--budget and --seeds must be positive"},
 		{[]string{"--queries", "10,x"}, `--queries: "x" is not a positive integer`},
 		{[]string{"--baseline", "mean"}, "valid: ema, study"},
-		{[]string{"--controller-lr", "-1"}, "learning rate -1"},
+		{[]string{"--controller-lr", "-1"}, "--controller-lr -1: must be positive"},
 		{[]string{"--preset", "fast"}, "valid: paper, study, natsbench"},
 		{[]string{"--q-schedule", "1.0"}, "--q-schedule"},
 		{[]string{"--q-alpha", "2"}, "--q-alpha 2"},

@@ -321,9 +321,9 @@ func predictCommand() *cli.Command {
 		ArgsUsage: "MODEL.onnx IMAGE|FOLDER...",
 		Description: `Prints the predicted class and its probability for every image, resized and converted
 to the model's input as in training. A folder stands for the image files in it and in
-its subfolders, in name order. Notes on stderr name the images that reading changed beyond
-the resize: stretched from another shape, enlarged more than twice, colour read as gray
-(or gray as RGB), transparency read as over black.
+its subfolders, in name order. Notes on stderr count the images that reading changed
+beyond the resize, and name the first: stretched from another shape, enlarged more than
+twice, colour read as gray (or gray as RGB), transparency read as over black.
 Example: nasctl predict model.onnx photo1.png photo2.jpg photos/`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per image"},

@@ -513,8 +513,10 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 	code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", one, "--out", out)
 	if code != 0 || !strings.Contains(errOut, "its images are of one class (leaf), so its first") {
 		t.Errorf("one class: exit %d: %s", code, errOut)
-	} else if qi := readInfo(t, out); qi.Meta[onnxgen.MetaTestAccuracy] != "" {
-		t.Errorf("one class: test accuracy %q", qi.Meta[onnxgen.MetaTestAccuracy])
+	} else if qi := readInfo(t, out); qi.Meta[onnxgen.MetaTestAccuracy] != "" || qi.Meta[onnxgen.MetaTestDatasetHash] != "" {
+		t.Errorf("one class: test accuracy %q, test data %q", qi.Meta[onnxgen.MetaTestAccuracy], qi.Meta[onnxgen.MetaTestDatasetHash])
+	} else if s, err := quantize.ReadSettings(qi); err != nil || s == nil || !strings.HasSuffix(s.Data, ", unlabelled") {
+		t.Errorf("one class: calibration data %+v (%v), want images calibrating without labels", s, err)
 	}
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", field, "--skip-bad", "--out", out)
 	if code != 0 || !strings.Contains(errOut, "skipped 1 bad files (--skip-bad):\n  "+filepath.Join(field, "frame_99.png")) ||

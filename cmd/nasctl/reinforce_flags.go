@@ -51,8 +51,8 @@ func applyReinforceFlags(c *cli.Context, r *controller.ReinforceConfig) error {
 	// (controller.ReinforceConfig), so a zero given here would be replaced
 	// without a word.
 	for _, name := range []string{"temperature", "temperature-decay", "min-temperature", "controller-lr"} {
-		if c.IsSet(name) && c.Float64(name) == 0 {
-			return usagef("--%s 0: must be positive", name)
+		if c.IsSet(name) && !(c.Float64(name) > 0) {
+			return usagef("--%s %g: must be positive", name, c.Float64(name))
 		}
 	}
 	if c.IsSet("baseline-decay") && c.Float64("baseline-decay") == 0 {

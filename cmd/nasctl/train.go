@@ -69,7 +69,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "epochs", Value: def.Epochs, Usage: "most epochs of one attempt (a restart at chance begins a new one)"},
 			&cli.IntFlag{Name: "batch", Value: def.BatchSize, Usage: "mini-batch size"},
 			&cli.Float64Flag{Name: "lr", Value: def.LR, Usage: "initial learning rate"},
-			&cli.StringFlag{Name: "optimizer", Value: "adam", Usage: "adam (beta1 0.5, as the recipes) or sgd (with --momentum): a cell network found by search nasnet trains as its search did with sgd (see its model's nasctl.training, nasctl arch inspect)"},
+			&cli.StringFlag{Name: "optimizer", Value: "adam", Usage: "adam (beta1 0.5, as the recipes) or sgd (with --momentum), which search nasnet's presets train with (a model's nasctl.training says how it was trained: nasctl arch inspect)"},
 			&cli.Float64Flag{Name: "momentum", Value: 0.9, Usage: "momentum of --optimizer sgd"},
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0 or negative: never)"},
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},

@@ -26,6 +26,7 @@ type delivery struct {
 	m    jetstream.Msg
 	b    *Broker
 	what string                        // the job, for the log
+	n    uint64                        // its number among the job's deliveries, from 1
 	log  func(format string, a ...any) // hears, once, that the broker lost it
 	gone atomic.Bool                   // the broker no longer holds it: for good
 	// kept, when set before an acknowledgement, says what of the job is

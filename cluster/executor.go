@@ -498,6 +498,21 @@ func (b *Broker) recordExhausted(ctx context.Context, say func(string, ...any)) 
 	}
 }
 
+// exhaustedReason is why a job failed on all its deliveries, given the
+// note a delivery left (nil: none): the note's words when it is the last
+// delivery's, else what may have happened, with the earlier note.
+func exhaustedReason(deliveries uint64, note []byte) string {
+	why := fmt.Sprintf("failed on all %d deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)", deliveries)
+	if note == nil {
+		return why
+	}
+	n, text := readNote(note)
+	if n == deliveries {
+		return fmt.Sprintf("failed on all %d deliveries; the last on %s", deliveries, text)
+	}
+	return fmt.Sprintf("%s; delivery %d of them left a note: %s", why, n, text)
+}
+
 // exhausted handles one max-deliveries advisory.
 func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string, ...any)) error {
 	var adv server.JSConsumerDeliveryExceededAdvisory
@@ -512,10 +527,11 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 		return err
 	}
 	key := jobKey(msg.Data)
-	why := fmt.Sprintf("failed on all %d deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)", adv.Deliveries)
+	var note []byte
 	if e, err := b.l.results.Get(ctx, errorKey(key)); err == nil {
-		why = fmt.Sprintf("failed on all %d deliveries; the last on %s", adv.Deliveries, e.Value())
+		note = e.Value()
 	}
+	why := exhaustedReason(adv.Deliveries, note)
 	r, _ := json.Marshal(result{Version: wireVersion, Failed: why})
 	if _, err := b.putResult(ctx, key, r); err != nil {
 		return err

@@ -185,7 +185,7 @@ func TestWorkerKeepsFailureNoteThroughOutage(t *testing.T) {
 	}
 	_, key := w.encode()
 	note, err := e.b.l.results.Get(ctx, errorKey(key))
-	if err != nil || string(note.Value()) != "worker w1: out of memory" {
+	if err != nil || string(note.Value()) != "1 worker w1: out of memory" {
 		t.Fatalf("the failure note: %v, %v", note, err)
 	}
 	if n := st.calls.Load(); n != 2 {

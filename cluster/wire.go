@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -283,6 +284,23 @@ type result struct {
 // Keys in the results bucket.
 func resultKey(key string) string { return "result." + key }
 func errorKey(key string) string  { return "error." + key }
+
+// A delivery's note under errorKey says why it failed or was handed back,
+// after the delivery's number ("3 worker gpu-2: out of memory"). The
+// driver gives it as the reason only when it is the last delivery's: a
+// killed delivery leaves none, and an earlier one's would name the wrong
+// worker and cause.
+func noteOf(d *delivery, text string) []byte { return []byte(fmt.Sprintf("%d %s", d.n, text)) }
+
+// readNote splits a note into its delivery's number and its text.
+func readNote(b []byte) (uint64, string) {
+	num, text, _ := strings.Cut(string(b), " ")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, string(b)
+	}
+	return n, text
+}
 
 // weightsName is where a worker stores a job's trained weights: the worker
 // and a random part are in the name so that two deliveries of the same job

@@ -142,3 +142,24 @@ func TestTensorsKeepBits(t *testing.T) {
 		}
 	}
 }
+
+// A job out of deliveries takes a note's words only when the last
+// delivery left it: a note of an earlier one (a worker that handed it
+// back, before one that was killed) would name the wrong worker and cause.
+func TestExhaustedReason(t *testing.T) {
+	last := noteOf(&delivery{n: 3}, "worker gpu-2: out of memory")
+	earlier := noteOf(&delivery{n: 2}, "worker w1: handed back as the worker stopped (a second Ctrl-C)")
+	generic := "failed on all 3 deliveries; no worker finished it: workers killed, stopped answering, or handed it back (a worker's second Ctrl-C)"
+	for _, tc := range []struct {
+		note []byte
+		want string
+	}{
+		{nil, generic},
+		{last, "failed on all 3 deliveries; the last on worker gpu-2: out of memory"},
+		{earlier, generic + "; delivery 2 of them left a note: worker w1: handed back as the worker stopped (a second Ctrl-C)"},
+	} {
+		if got := exhaustedReason(3, tc.note); got != tc.want {
+			t.Errorf("note %q:\n got %q\nwant %q", tc.note, got, tc.want)
+		}
+	}
+}

@@ -211,7 +211,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	if meta, err := m.Metadata(); err == nil {
 		n = meta.NumDelivered
 	}
-	d := &delivery{m: m, b: w.Broker, what: "a job", log: w.log}
+	d := &delivery{m: m, b: w.Broker, what: "a job", n: n, log: w.log}
 	j, key, err := decodeJob(m.Data())
 	if err != nil {
 		w.fail(ctx, d, jobKey(m.Data()), err, l)
@@ -238,7 +238,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	switch {
 	case ctx.Err() != nil:
 		w.log("%s: abandoned, handed back", d.what)
-		w.noteHandBack(ctx, key)
+		w.noteHandBack(ctx, d, key)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
 		w.log("%s: another worker's result came first", d.what)
@@ -267,11 +267,11 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 // this worker handed the job back as it stopped: should that use up the
 // job's deliveries, the driver's record says why. Best effort, a few
 // seconds at most: the worker is stopping.
-func (w *Worker) noteHandBack(ctx context.Context, key string) {
+func (w *Worker) noteHandBack(ctx context.Context, d *delivery, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	note := fmt.Sprintf("worker %s: handed back as the worker stopped (a second Ctrl-C)", w.Name)
-	w.Broker.l.results.Put(ctx, errorKey(key), []byte(note)) // without it, the driver names the possible causes
+	note := noteOf(d, fmt.Sprintf("worker %s: handed back as the worker stopped (a second Ctrl-C)", w.Name))
+	w.Broker.l.results.Put(ctx, errorKey(key), note) // without it, the driver names the possible causes
 }
 
 // handBack hands a delivery back with send (a Nak); a worker that is
@@ -432,7 +432,7 @@ func (w *Worker) untilStored(ctx context.Context, d *delivery, thing string, bea
 func (w *Worker) unstored(ctx context.Context, d *delivery, key string, err error, l lease) {
 	if ctx.Err() != nil {
 		w.log("%s: abandoned before its result was stored, handed back", d.what)
-		w.noteHandBack(ctx, key)
+		w.noteHandBack(ctx, d, key)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 		return
 	}
@@ -458,7 +458,7 @@ func summary(out *search.Outcome) string {
 func (w *Worker) fail(ctx context.Context, d *delivery, key string, err error, l lease) {
 	what := d.what
 	w.log("%s: failed: %v", what, err)
-	note := []byte(fmt.Sprintf("worker %s: %v", w.Name, err))
+	note := noteOf(d, fmt.Sprintf("worker %s: %v", w.Name, err))
 	err = w.untilStored(ctx, d, "its failure note", l.beat, func(ctx context.Context) error {
 		_, err := w.Broker.l.results.Put(ctx, errorKey(key), note)
 		return err

@@ -23,6 +23,11 @@ type Images struct {
 	Hash                    string
 }
 
+// Images returns d's images without their labels.
+func (d *Dataset) Images() *Images {
+	return &Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash}
+}
+
 // Len returns the number of images.
 func (m *Images) Len() int { return len(m.Files) }
 

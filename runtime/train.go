@@ -156,7 +156,8 @@ type TrainConfig struct {
 	// and early stopping follow the average. The average starts at the
 	// starting weights, and again at every restart
 	// (docs/search-quality.md, "Averaged weights in the final phase (tried,
-	// not kept)").
+	// not kept)"). The budget's memory estimate leaves out the average's
+	// copy of the weights (small beside the activations).
 	Average float64
 	// Seed determines the initial weights, the shuffling, the dropout masks
 	// and the flips.

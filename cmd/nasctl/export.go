@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -228,12 +227,8 @@ type calibrationData struct {
 // load reads the folder at the input shape in.
 func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
 	c := k.opts
-	// Reported once, for the load that counts when a single class
-	// folder is read again.
-	var skipped []*dataset.BadFile
-	defer func() { reportSkipped(k.errOut, skipped) }()
-	lo := dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-		SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { skipped = bad }}
+	lo := dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, OneClass: c.Unlabelled,
+		SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }}
 	if c.Unlabelled && dataset.Unlabelled(c.Dir) {
 		m, _, err := dataset.LoadUnlabelled(c.Dir, lo)
 		if err != nil {
@@ -242,10 +237,6 @@ func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
 		return &calibrationData{images: m, why: "it has no classes (no sub-folders, no " + dataset.PrefixLeaf + "* or " + dataset.PrefixNoLeaf + "* names)"}, nil
 	}
 	d, _, err := dataset.Load(c.Dir, lo)
-	if errors.Is(err, dataset.ErrOneClass) && c.Unlabelled {
-		lo.OneClass = true
-		d, _, err = dataset.Load(c.Dir, lo)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -260,8 +251,7 @@ func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
 	}
 	// One class calibrates as any images do; its accuracy would be that
 	// class's recall, not the model's test accuracy.
-	m := &dataset.Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash}
-	return &calibrationData{images: m, why: fmt.Sprintf("its images are of one class (%s)", with[0])}, nil
+	return &calibrationData{images: d.Images(), why: fmt.Sprintf("its images are of one class (%s)", with[0])}, nil
 }
 
 func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {

@@ -67,7 +67,8 @@ type Trial struct {
 	// RewardAccuracy is the validation accuracy the reward was computed
 	// from, when the reward reads other epochs than the kept one (the
 	// study's best of the last epochs, with the best epoch chosen by
-	// validation loss); zero: ValAccuracy.
+	// validation loss); zero: ValAccuracy. Runs recorded before it lack it,
+	// so their trials differ from a new run's by it alone.
 	RewardAccuracy float64 `json:"reward_accuracy,omitempty"`
 	// Score is a table problem's score (NATS-Bench: accuracy in percent;
 	// mock: the mock reward), for trials scored without training.

@@ -348,7 +348,9 @@ func (s *Search) quantizeWinner(ctx context.Context, rank int, model []byte) (fl
 	in := s.data.Input
 	run := runtime.CalibrationRunner(ctx, pixels, [3]int{in.Channels, in.Height, in.Width}, runtime.SessionOptions{IntraOpThreads: s.cfg.Threads})
 	q, err := quantize.Model(model, run, quantize.Options{Images: n,
-		Data: fmt.Sprintf("%s (%s), the first %d training images", s.cfg.Data, s.data.Hash, n)})
+		// The folder's name, not its path on this machine: the model
+		// goes to devices, and the hash says which images they were.
+		Data: fmt.Sprintf("%s (%s), the first %d training images", filepath.Base(s.cfg.Data), s.data.Hash, n)})
 	if errors.Is(err, quantize.ErrNothingToQuantize) {
 		return 0, false, nil
 	}

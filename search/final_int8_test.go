@@ -52,6 +52,7 @@ func TestFinalInt8(t *testing.T) {
 	})
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Int8 = true
+	cfg.Data = filepath.Join(t.TempDir(), "leaves") // a path on this machine, which the models must not carry
 	exec := &calibratingExecutor{fakeExecutor: &fakeExecutor{}}
 	s := newSearch(t, cfg, exec)
 	if err := s.Run(context.Background(), nil); err != nil {
@@ -80,7 +81,7 @@ func TestFinalInt8(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, err := quantize.ReadSettings(info)
-		if err != nil || st == nil || st.Source != quantize.SHA256(fb) || st.Images != 24 {
+		if err != nil || st == nil || st.Source != quantize.SHA256(fb) || st.Images != 24 || st.Data != "leaves (sha256:test), the first 24 training images" {
 			t.Errorf("rank %d: settings %+v (%v)", f.Rank, st, err)
 		}
 		// The metadata holds accuracies with 6 decimals.

@@ -157,6 +157,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	}
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
+	epochs := make(chan Event, 16) // the progress of the retrainings in flight, emitted here
 	stopping := false
 	record := func(f rundir.FinalResult) error {
 		f.Finished = time.Now()
@@ -172,8 +173,9 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
 			rank := todo[0]
 			todo = todo[1:]
+			progress := s.finalProgress(rank+1, epochs)
 			p.run(func(ctx context.Context) result {
-				f, err := s.retrain(ctx, rank+1, top[rank])
+				f, err := s.retrain(ctx, rank+1, top[rank], progress)
 				return result{f, err}
 			})
 		}
@@ -181,6 +183,8 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			break
 		}
 		select {
+		case e := <-epochs:
+			s.emit(e)
 		case r := <-p.results:
 			p.busy--
 			if r.err != nil {
@@ -239,8 +243,34 @@ func (s *Search) finalsToDo(top []rundir.Trial) (done int, todo []int, err error
 	return done, todo, nil
 }
 
-// retrain runs the final phase for one architecture.
-func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.FinalResult, error) {
+// finalEpochEvery is how often at most a retraining says how far it is: a
+// final phase of the study's size trains each network for many minutes.
+// A variable for the tests.
+var finalEpochEvery = 30 * time.Second
+
+// finalProgress returns the per-epoch callback of rank's retraining (run
+// on its training's goroutine): at most every finalEpochEvery, an event
+// for the search's goroutine to emit, dropped if that one is behind.
+// Remote workers' epochs do not come back (a job's Progress is the
+// worker's own).
+func (s *Search) finalProgress(rank int, epochs chan<- Event) func(runtime.EpochRecord) {
+	last := time.Now()
+	most := s.cfg.finalEpochs()
+	return func(r runtime.EpochRecord) {
+		if time.Since(last) < finalEpochEvery {
+			return
+		}
+		last = time.Now()
+		select {
+		case epochs <- Event{Kind: "final_epoch", Message: fmt.Sprintf("final #%d: epoch %d of at most %d, val %.4f", rank, r.Epoch, most, r.ValAccuracy)}:
+		default:
+		}
+	}
+}
+
+// retrain runs the final phase for one architecture; progress, when set,
+// hears of every epoch.
+func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord)) (rundir.FinalResult, error) {
 	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy, LatencyMs: t.LatencyMs}
 	g, err := s.method.genotype(t.Candidate)
 	if err != nil {
@@ -264,6 +294,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial) (rundir.
 	}
 	cfg.Augment, _ = runtime.ParseAugment(s.cfg.finalAugment()) // checked with the config
 	cfg.Average = s.cfg.Final.Average
+	cfg.Progress = progress
 	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {
 			return f, fmt.Errorf("search weights of trial %d: %w", t.ID, err)

@@ -3,11 +3,13 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -321,5 +323,43 @@ func TestRewardAccuracy(t *testing.T) {
 	plain := RewardSettings{Exponent: 1}
 	if got := plain.rewardAccuracy(res); got != 0.4643 {
 		t.Errorf("no last epochs: %v, want the kept epoch's 0.4643", got)
+	}
+}
+
+// A retraining says how far it is, at most every finalEpochEvery (here
+// every epoch), through events the search emits; the trials do not. The
+// events of a retraining whose search is behind are dropped (the fake
+// trains 30 epochs at once), never the first, to an empty queue.
+func TestFinalEpochProgress(t *testing.T) {
+	defer func(every time.Duration) { finalEpochEvery = every }(finalEpochEvery)
+	finalEpochEvery = 0
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 1 // one retraining at a time: its events are not dropped
+	s := newSearch(t, cfg, &fakeExecutor{curves: true})
+	var lines []string
+	s.Progress = func(e Event) {
+		if e.Kind == "final_epoch" {
+			lines = append(lines, e.Message)
+		}
+	}
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	epochs := cfg.finalEpochs()
+	if most := cfg.Final.TopK * epochs; len(lines) == 0 || len(lines) > most {
+		t.Fatalf("%d final_epoch events, want 1 to %d (%d finals of %d epochs):\n%s", len(lines), most, cfg.Final.TopK, epochs, strings.Join(lines, "\n"))
+	}
+	if want := fmt.Sprintf("final #1: epoch 1 of at most %d, val ", epochs); !strings.HasPrefix(lines[0], want) {
+		t.Errorf("first event %q, want it to begin %q", lines[0], want)
+	}
+	// Within finalEpochEvery, nothing; behind a full queue, no wait.
+	finalEpochEvery = time.Hour
+	quiet := make(chan Event, 1)
+	s.finalProgress(2, quiet)(runtime.EpochRecord{Epoch: 3})
+	finalEpochEvery = 0
+	full := make(chan Event)
+	s.finalProgress(2, full)(runtime.EpochRecord{Epoch: 3}) // would block forever if it waited
+	if len(quiet) != 0 {
+		t.Errorf("an event within finalEpochEvery: %+v", <-quiet)
 	}
 }

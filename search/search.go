@@ -34,7 +34,8 @@ type Event struct {
 	// Kind is "start" (once, first), "info" (a step before the trials: the
 	// latency model), "trial" (learned), "saved" (finished during a stop:
 	// recorded, learned by the resumed run), "stopping", "final_start",
-	// "final", and last "done", or "stopped" when a stop or an interrupt
+	// "final_epoch" (a long retraining's progress: Message), "final", and
+	// last "done", or "stopped" when a stop or an interrupt
 	// ended the run, or "failed" (Message: the error).
 	Kind    string              `json:"event"`
 	Trial   *rundir.Trial       `json:"trial,omitempty"`

@@ -133,6 +133,11 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	if f.curves {
 		fakeCurve(res, acc, job.Config)
 	}
+	if job.Config.Progress != nil { // as runtime.Train calls it
+		for _, e := range res.Epochs {
+			job.Config.Progress(e)
+		}
+	}
 	return &Outcome{Training: res}, nil
 }
 

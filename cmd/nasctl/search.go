@@ -562,7 +562,7 @@ func eventLine(e search.Event, agent string) string {
 			return fmt.Sprintf("final #%d %s: %s %s", f.Rank, f.Arch, f.Status, f.Reason)
 		}
 		return fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
-	case "start", "info", "stopping", "final_start":
+	case "start", "info", "stopping", "final_start", "final_epoch":
 		return e.Message
 	}
 	return ""

@@ -73,6 +73,32 @@ type LatencyModel struct {
 	Fitted  int     `json:"fitted"`
 }
 
+// Doubt says what makes the model's predictions doubtful, or "": features
+// other than the constant with a negative cost (a larger layer predicted
+// faster), which a fit on few networks or noisy timings gives. Its mean
+// error on the held-out networks does not show it when they are few.
+func (m *LatencyModel) Doubt() string {
+	var neg []string
+	for i, c := range m.Coefficients {
+		if i > 0 && c < 0 {
+			neg = append(neg, fmt.Sprintf("%s %.3g", Features[i], c))
+		}
+	}
+	if len(neg) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the latency model, fitted on %d networks, gives %s a negative cost in ms per unit (%s): a larger layer of that kind is predicted faster; time more networks, or more runs of each",
+		m.Fitted, plural(len(neg), "one feature", "features"), strings.Join(neg, ", "))
+}
+
+// plural is one when n is 1, else "n many".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // Predict returns the predicted batch-1 latency of net in milliseconds.
 func (m *LatencyModel) Predict(net *genotype.Net) float64 {
 	return predict(m.Coefficients, features(net))

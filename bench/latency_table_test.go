@@ -133,3 +133,22 @@ func TestLatencyTableCheck(t *testing.T) {
 		}
 	}
 }
+
+// A model that prices a feature below zero says so, naming it; one whose
+// costs are all positive has nothing to doubt.
+func TestLatencyModelDoubt(t *testing.T) {
+	coef := make([]float64, len(Features))
+	for i := range coef {
+		coef[i] = 1e-3
+	}
+	coef[0] = -0.01 // the constant may be negative
+	m := &LatencyModel{Coefficients: coef, Fitted: 16}
+	if d := m.Doubt(); d != "" {
+		t.Errorf("positive costs: %q", d)
+	}
+	coef[2], coef[6] = -1.046e-08, -0.003439
+	want := "the latency model, fitted on 16 networks, gives 2 features a negative cost in ms per unit (conv MACs (k > 1) -1.05e-08, convs (k > 1) -0.00344): a larger layer of that kind is predicted faster"
+	if d := m.Doubt(); !strings.HasPrefix(d, want) {
+		t.Errorf("negative costs:\n got %q\nwant %q...", d, want)
+	}
+}

@@ -224,6 +224,9 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 	}
 	s.latency = lm
 	s.emit(Event{Kind: "info", Message: fmt.Sprintf("latency model: %.1f%% mean absolute error on %d held-out architectures", lm.MAPE, lm.HeldOut)})
+	if doubt := lm.Doubt(); doubt != "" {
+		s.emit(Event{Kind: "info", Message: "warning: " + doubt + " (reward.calibration)"})
+	}
 	return nil
 }
 

@@ -202,6 +202,9 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 	if err := writeJSONFile(opts.Out, t); err != nil {
 		return err
 	}
+	if doubt := t.Model().Doubt(); doubt != "" {
+		fmt.Fprintf(errOut, "warning: %s (--networks, --runs)\n", doubt)
+	}
 	printLatencyTable(out, t)
 	fmt.Fprintf(out, "written to %s; use it with nasctl search ... --latency-table %s\n", opts.Out, shell.Quote(opts.Out))
 	return nil

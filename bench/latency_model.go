@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/onnxgen"
@@ -88,15 +89,7 @@ func (m *LatencyModel) Doubt() string {
 		return ""
 	}
 	return fmt.Sprintf("the latency model, fitted on %d networks, gives %s a negative cost in ms per unit (%s): a larger layer of that kind is predicted faster; time more networks, or more runs of each",
-		m.Fitted, plural(len(neg), "one feature", "features"), strings.Join(neg, ", "))
-}
-
-// plural is one when n is 1, else "n many".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return fmt.Sprintf("%d %s", n, many)
+		m.Fitted, english.Plural(len(neg), "feature", "features"), strings.Join(neg, ", "))
 }
 
 // Predict returns the predicted batch-1 latency of net in milliseconds.

@@ -245,32 +245,38 @@ func (o LoadOptions) withDefaults() (LoadOptions, error) {
 	return o, nil
 }
 
+// folderEntries lists dir's image files and sub-folders (following links
+// to folders), in name order, and counts its other files; hidden entries
+// (name starting with ".") are left out.
+func folderEntries(dir string) (files, folders []string, ignored int, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for _, e := range entries {
+		switch name := e.Name(); {
+		case strings.HasPrefix(name, "."):
+		case isDir(dir, e):
+			folders = append(folders, name)
+		case isImage(name):
+			files = append(files, name)
+		default:
+			ignored++
+		}
+	}
+	return files, folders, ignored, nil
+}
+
 // scan lists the image files of dir (relative, slash-separated, sorted) and
 // detects its layout.
 func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, error) {
-	entries, err := os.ReadDir(dir)
+	files, classes, ignored, err := folderEntries(dir)
 	if err != nil {
 		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
 	}
-	rep := &LoadReport{}
-	var files, classes []string
-	visible := 0
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
-		visible++
-		if isDir(dir, e) {
-			classes = append(classes, name)
-		} else if isImage(name) {
-			files = append(files, name)
-		} else {
-			rep.Ignored++
-		}
-	}
+	rep := &LoadReport{Ignored: ignored}
 	switch {
-	case visible == 0:
+	case len(files)+len(classes)+ignored == 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s is empty; %s", dir, layoutHint)
 	case len(classes) > 0 && len(files) > 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s holds both image files (%s, ...) and sub-folders (%s, ...); %s",

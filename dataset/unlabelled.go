@@ -1,9 +1,7 @@
 package dataset
 
 import (
-	"cmp"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -39,8 +37,8 @@ func (m *Images) ImageSize() int { return m.Channels * m.Height * m.Width }
 // classes, but readable by LoadUnlabelled. A folder that cannot be read is
 // not.
 func Unlabelled(dir string) bool {
-	files, _, sub, err := flatImages(dir)
-	if err != nil || sub != "" || len(files) == 0 {
+	files, folders, _, err := folderEntries(dir)
+	if err != nil || len(folders) > 0 || len(files) == 0 {
 		return false
 	}
 	for _, f := range files {
@@ -63,12 +61,12 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	files, ignored, sub, err := flatImages(dir)
+	files, folders, ignored, err := folderEntries(dir)
 	switch {
 	case err != nil:
-		return nil, nil, err
-	case sub != "":
-		return nil, nil, fmt.Errorf("%s holds a sub-folder (%s); unlabelled images are image files side by side in one folder", dir, sub)
+		return nil, nil, fmt.Errorf("open image folder: %w", err)
+	case len(folders) > 0:
+		return nil, nil, fmt.Errorf("%s holds a sub-folder (%s); unlabelled images are image files side by side in one folder", dir, folders[0])
 	case len(files) == 0 && ignored == 0:
 		return nil, nil, fmt.Errorf("%s is empty; give a folder of image files (%s)", dir, strings.Join(imageExts, " "))
 	case len(files) == 0:
@@ -77,16 +75,15 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 
 	// Label 0 for all: decodeAll decodes every file with a label.
 	samples := decodeAll(dir, files, make([]int, len(files)), opts)
-	m := &Images{Dir: dir, Height: opts.Height, Width: opts.Width}
 	var kept []*sample
+	var keptFiles []string
 	var bad []*BadFile // in file order, which is sorted
 	for i, s := range samples {
 		if s.err != nil {
 			bad = append(bad, &BadFile{Path: filepath.Join(dir, files[i]), Err: s.err})
 			continue
 		}
-		kept = append(kept, s)
-		m.Files = append(m.Files, files[i])
+		kept, keptFiles = append(kept, s), append(keptFiles, files[i])
 	}
 	if len(bad) > 0 && !opts.SkipBad {
 		return nil, nil, bad[0]
@@ -97,31 +94,9 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 	if len(kept) == 0 {
 		return nil, nil, fmt.Errorf("%s: none of its %d image files could be read (all skipped as bad)", dir, len(files))
 	}
-	if m, err = packImages(dir, m.Files, kept, opts.Width, opts.Height, opts.Channels); err != nil {
+	m, err := packImages(dir, keptFiles, kept, opts.Width, opts.Height, opts.Channels)
+	if err != nil {
 		return nil, nil, err
 	}
 	return m, &LoadReport{Skipped: bad, Ignored: ignored}, nil
-}
-
-// flatImages lists the image files of dir (sorted, as os.ReadDir gives
-// them), the number of other files, and its first sub-folder if it has
-// any. Hidden files and folders are left out, as Load leaves them.
-func flatImages(dir string) (files []string, ignored int, sub string, err error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, 0, "", fmt.Errorf("open image folder: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case strings.HasPrefix(name, "."):
-		case isDir(dir, e):
-			sub = cmp.Or(sub, name)
-		case isImage(name):
-			files = append(files, name)
-		default:
-			ignored++
-		}
-	}
-	return files, ignored, sub, nil
 }

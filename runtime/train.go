@@ -922,9 +922,9 @@ func (t *trainer) trainEpoch(ctx context.Context, train Examples, st *runState) 
 		if err := t.trainStep(b, ms); err != nil {
 			return 0, 0, err
 		}
-		t.average()
 		st.stepSeconds += time.Since(s).Seconds()
 		st.stepImages += len(idx)
+		t.average() // not timed: the throughput is the step's, as MeasureTrainStep's
 		l := float64(t.loss.Data()[0])
 		if math.IsNaN(l) || math.IsInf(l, 0) {
 			return 0, 0, &divergedError{what: "training", loss: l}

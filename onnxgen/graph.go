@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/internal/buildinfo"
 )
 
 // Opset is the ONNX operator-set version of every generated graph: 17, so that
@@ -181,7 +182,7 @@ func (g *graph) model(name string, meta map[MetaKey]string) *onnx.ModelProto {
 	m := &onnx.ModelProto{
 		IrVersion:    IRVersion,
 		OpsetImport:  []*onnx.OperatorSetIdProto{{Domain: "", Version: Opset}},
-		ProducerName: "nasctl",
+		ProducerName: "nasctl", ProducerVersion: buildinfo.Version(),
 		Graph: &onnx.GraphProto{
 			Name: name, Node: g.nodes, Initializer: g.inits, Input: g.inputs, Output: g.outputs, ValueInfo: g.shapes,
 		},

@@ -21,6 +21,11 @@ type ModelInfo struct {
 	Ops      []string // distinct operator types, in first-use order
 	Weights  int64    // float values in initializers of rank 1 or more (scalar constants excluded)
 	Producer string
+
+	// ProducerVersion is the build of the program that wrote the model (for
+	// nasctl, buildinfo.Version; empty in models written before nasctl
+	// recorded it).
+	ProducerVersion string
 }
 
 // ReadModelInfo parses a serialized ONNX model and reads nasctl's metadata. A
@@ -35,7 +40,7 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 	if g == nil {
 		return nil, fmt.Errorf("ONNX model without a graph")
 	}
-	info := &ModelInfo{Meta: map[MetaKey]string{}, Producer: m.GetProducerName()}
+	info := &ModelInfo{Meta: map[MetaKey]string{}, Producer: m.GetProducerName(), ProducerVersion: m.GetProducerVersion()}
 	for _, p := range m.GetMetadataProps() {
 		info.Meta[MetaKey(p.GetKey())] = p.GetValue()
 	}

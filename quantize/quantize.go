@@ -27,6 +27,7 @@ import (
 	"strconv"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/nasctl/nasctl/internal/buildinfo"
 	"github.com/nasctl/nasctl/onnxgen"
 	"google.golang.org/protobuf/proto"
 )
@@ -176,6 +177,9 @@ func Model(model []byte, run Runner, opts Options) ([]byte, error) {
 	if err := setMetadata(&m, s); err != nil {
 		return nil, err
 	}
+	// The int8 file is this build's work, whoever wrote the float model
+	// (whose SHA-256 Settings.Source names).
+	m.ProducerName, m.ProducerVersion = "nasctl", buildinfo.Version()
 	b, err := proto.Marshal(&m)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: serializing: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/buildinfo"
 	"github.com/nasctl/nasctl/onnxgen"
 	"google.golang.org/protobuf/proto"
 )
@@ -74,6 +75,13 @@ func TestModelStructure(t *testing.T) {
 	in := genotype.Input{Height: 17, Width: 17, Channels: 1}
 	arch := "C(4,3,1) - P(2,2) - C(8,3,1) - P(3,3) - FC(16) - SM()"
 	b, net, weights := export(t, arch, in)
+	// A float model from another build: the int8 file names this one.
+	old := decode(t, b)
+	old.ProducerVersion = "v0.1.0"
+	b, err := proto.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := &fakeRanges{}
 	q, err := Model(b, f.run, Options{Method: MinMax, Images: 7, Data: "test"})
 	if err != nil {
@@ -83,6 +91,9 @@ func TestModelStructure(t *testing.T) {
 		t.Errorf("min-max calibration ran the probe %d times, want once", f.calls)
 	}
 	m := decode(t, q)
+	if m.GetProducerName() != "nasctl" || m.GetProducerVersion() != buildinfo.Version() {
+		t.Errorf("producer %q version %q, want this build's (%q)", m.GetProducerName(), m.GetProducerVersion(), buildinfo.Version())
+	}
 	g := newGraph(m.GetGraph())
 	ops := map[string]int{}
 	for _, n := range g.g.GetNode() {

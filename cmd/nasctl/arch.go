@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -101,8 +102,9 @@ type archInspectOptions struct {
 	JSON    bool
 	// Model and Meta: the model file the architecture was read from, and
 	// its metadata.
-	Model string
-	Meta  map[onnxgen.MetaKey]string
+	Model    string
+	Meta     map[onnxgen.MetaKey]string
+	Producer string // the program and build that wrote Model
 }
 
 // readInspectedModel reads the model file opts.Arch names: its architecture,
@@ -121,6 +123,7 @@ func readInspectedModel(opts *archInspectOptions) error {
 			opts.Arch, onnxgen.MetaArch, onnxgen.MetaClasses)
 	}
 	opts.Model, opts.Meta = opts.Arch, info.Meta
+	opts.Producer = strings.TrimSpace(info.Producer + " " + cmp.Or(info.ProducerVersion, "(no version recorded)"))
 	opts.Arch, opts.Input, opts.Classes = info.Arch.String(), info.Input, len(info.Classes)
 	return nil
 }
@@ -143,6 +146,7 @@ type archReport struct {
 	// (a value that is itself a JSON object, such as nasctl.training, is
 	// given as one).
 	Model    string                     `json:"model,omitempty"`
+	Producer string                     `json:"producer,omitempty"`
 	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 }
 
@@ -175,7 +179,7 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		ActivationBytes: net.ActivationBytes(), PeakActivationBytes: net.PeakActivationBytes(),
 	}
 	if opts.Model != "" {
-		r.Model, r.Metadata = opts.Model, metadataJSON(opts.Meta)
+		r.Model, r.Producer, r.Metadata = opts.Model, opts.Producer, metadataJSON(opts.Meta)
 	}
 	for _, l := range net.Layers() {
 		lr := layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout, Unused: l.Unused}
@@ -236,7 +240,7 @@ func printArchReport(out io.Writer, r archReport) {
 	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
 	fmt.Fprintf(out, "activation memory per image: %s (every layer's, as training keeps them), %s (inference: the peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
 	if r.Model != "" {
-		fmt.Fprintf(out, "\nmetadata of %s:\n", r.Model)
+		fmt.Fprintf(out, "\n%s was written by %s; its metadata:\n", r.Model, r.Producer)
 		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 			fmt.Fprintf(out, "  %s: %s\n", k, metadataText(r.Metadata[k]))
 		}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/nasctl/nasctl/internal/buildinfo"
 	"github.com/urfave/cli/v2"
 	"github.com/xrash/smetrics"
 )
@@ -132,24 +133,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // version is the module version and the commit nasctl was built from, as
-// the Go toolchain recorded them.
+// the Go toolchain recorded them, and the Go release that built it.
 func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
+	v := buildinfo.Version()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		v += ", " + info.GoVersion
 	}
-	v := info.Main.Version
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
-	if rev := settings["vcs.revision"]; rev != "" {
-		v += ", commit " + rev[:min(12, len(rev))]
-		if settings["vcs.modified"] == "true" {
-			v += " with uncommitted changes"
-		}
-	}
-	return v + ", " + info.GoVersion
+	return v
 }
 
 // run executes nasctl with args and returns the exit code.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nasctl/nasctl/internal/buildinfo"
 )
 
 // On 400 leaves images of 16x16 (seed 1: 224 train, 56 validation images,
@@ -144,19 +146,22 @@ func TestArchInspectModel(t *testing.T) {
 		Arch, Input string
 		Params      int64
 		Model       string
+		Producer    string
 		Metadata    map[string]json.RawMessage
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
 	// 4 filters of 3x3 + bias: 40; 7x7x4 = 196 inputs of one sigmoid unit: 197.
-	if r.Arch != "C(4,3,1) - P(2,2) - SM()" || r.Input != "16x16x1" || r.Params != 237 || r.Model != model ||
+	// The model names the build that wrote it: this test binary's.
+	producer := "nasctl " + buildinfo.Version()
+	if r.Arch != "C(4,3,1) - P(2,2) - SM()" || r.Input != "16x16x1" || r.Params != 237 || r.Model != model || r.Producer != producer ||
 		compact(r.Metadata["nasctl.training"]) != want || compact(r.Metadata["nasctl.seed"]) != `"5"` ||
 		compact(r.Metadata["nasctl.classes"]) != `["no_leaf","leaf"]` {
 		t.Errorf("arch inspect --json of the model: %+v", r)
 	}
 	code, out, _ = runCLI(t, "arch", "inspect", model)
-	if code != 0 || !strings.Contains(out, "input 16x16x1, 2 classes") || !strings.Contains(out, "metadata of "+model+":") ||
+	if code != 0 || !strings.Contains(out, "input 16x16x1, 2 classes") || !strings.Contains(out, model+" was written by "+producer+"; its metadata:") ||
 		!strings.Contains(out, "  nasctl.training: "+want+"\n") || !strings.Contains(out, "  nasctl.classes: [\"no_leaf\",\"leaf\"]\n") {
 		t.Errorf("arch inspect of the model: exit %d:\n%s", code, out)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 
 	"github.com/dustin/go-humanize"
@@ -16,8 +15,12 @@ import (
 
 // Options configure Measure. Zero fields take the defaults in their comments.
 type Options struct {
-	Runs      int // timed batch-1 runs; zero: 200
-	Warmup    int // untimed batch-1 runs first; zero: 20
+	Runs   int // timed batch-1 runs of each model; zero: 200
+	Warmup int // untimed batch-1 runs of each model first; zero: 20
+	// Rounds is the number of rounds MeasureAll times the batch-1 latency
+	// in: each round runs every model in turn, its share of Runs (zero:
+	// LatencyRounds; at most Runs; see interleavedLatency).
+	Rounds    int
 	Batch     int // images per throughput run; zero: 64
 	BatchRuns int // timed throughput runs; zero: 10
 	// Session selects the device and the intra-op threads.
@@ -34,9 +37,13 @@ type Options struct {
 	PureGoRuns int
 }
 
+// LatencyRounds is the default of Options.Rounds.
+const LatencyRounds = 10
+
 func (o Options) withDefaults() Options {
 	o.Runs = cmp.Or(o.Runs, 200)
 	o.Warmup = cmp.Or(o.Warmup, 20)
+	o.Rounds = min(cmp.Or(o.Rounds, LatencyRounds), o.Runs)
 	o.Batch = cmp.Or(o.Batch, 64)
 	o.BatchRuns = cmp.Or(o.BatchRuns, 10)
 	o.Compare = cmp.Or(o.Compare, 16)
@@ -71,23 +78,26 @@ type Result struct {
 	Quantization *quantize.Settings `json:"quantization,omitempty"`
 }
 
-// Measure loads and measures the model at path. runtime must be initialised.
+// Measure loads and measures the model at path (MeasureAll of one model,
+// without data). runtime must be initialised.
 func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
-	opts = opts.withDefaults()
-	b, err := os.ReadFile(path)
+	rs, err := MeasureAll(ctx, []string{path}, opts, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	m, err := runtime.NewModel(b, opts.Session)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	defer m.Close()
+	return rs[0], nil
+}
+
+// measure measures the model m (b its file's bytes, read from path), all
+// but its batch-1 latency, which interleavedLatency takes for every model
+// of a bench together.
+func measure(ctx context.Context, path string, b []byte, m *runtime.Model, opts Options) (*Result, error) {
 	info := m.Info
 	in := info.Input
 	size := in.Channels * in.Height * in.Width
 	r := &Result{Model: path, Input: in.String(), FileBytes: int64(len(b)), Params: info.Weights,
 		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String(), SHA256: quantize.SHA256(b)}
+	var err error
 	if r.Quantization, err = quantize.ReadSettings(info); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -99,21 +109,15 @@ func Measure(ctx context.Context, path string, opts Options) (*Result, error) {
 		}
 		r.Params, r.MACs, r.PeakActivationBytes = net.Params(), net.MACs(), net.PeakActivationBytes()
 	}
-	// A throughput batch that cannot fit is refused before anything is
-	// measured, not met by an allocation error of ONNX Runtime
+	// A throughput batch that cannot fit is refused before it is measured,
+	// not met by an allocation error of ONNX Runtime
 	// (docs/limits.md, "Benchmark batches").
 	need, avail := int64(opts.Batch)*(4*int64(size)+r.PeakActivationBytes), runtime.AvailableMemory()
 	if avail > 0 && need > avail {
 		return nil, fmt.Errorf("%s: throughput at batch %d needs at least %s (its images and its largest layer's input and output, times the batch): more than the %s this machine has available; give a smaller --batch",
 			path, opts.Batch, humanize.IBytes(uint64(need)), humanize.IBytes(uint64(avail)))
 	}
-	// Batch-1 latency, and throughput at a larger batch, through m's
-	// session and batch tensors.
-	lat, err := m.MeasureLatency(ctx, runtime.LatencyConfig{Batch: 1, Runs: opts.Runs, Warmup: opts.Warmup})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	r.LatencyMs = Summarize(lat.Samples)
+	// Throughput at a larger batch, through m's session and batch tensors.
 	thr, err := m.MeasureLatency(ctx, runtime.LatencyConfig{Batch: opts.Batch, Runs: opts.BatchRuns, Warmup: 1})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -57,14 +57,15 @@ func TestMeasure(t *testing.T) {
 	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
 	// 16 -> 'valid' 3x3 -> 14 -> P(2,2): 7, no padding: onnx-go agrees.
 	path, net := export(t, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", in, map[onnxgen.MetaKey]string{onnxgen.MetaTestAccuracy: "0.875"})
-	r, err := Measure(context.Background(), path, Options{Runs: 30, Warmup: 3, Batch: 8, BatchRuns: 2, Session: runtime.SessionOptions{IntraOpThreads: 1}})
+	// 37 timed runs in the 10 rounds: 4 in the first 7, 3 in the others.
+	r, err := Measure(context.Background(), path, Options{Runs: 37, Warmup: 3, Batch: 8, BatchRuns: 2, Session: runtime.SessionOptions{IntraOpThreads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Params != net.Params() || r.MACs != net.MACs() || r.PeakActivationBytes != net.PeakActivationBytes() || r.FileBytes == 0 {
 		t.Errorf("counts %+v", r)
 	}
-	if r.LatencyMs.Runs != 30 || !(r.LatencyMs.P50 > 0) || r.LatencyMs.P50 > r.LatencyMs.P95 || r.LatencyMs.P95 > r.LatencyMs.P99 || !(r.Throughput > 0) {
+	if r.LatencyMs.Runs != 37 || !(r.LatencyMs.P50 > 0) || r.LatencyMs.P50 > r.LatencyMs.P95 || r.LatencyMs.P95 > r.LatencyMs.P99 || !(r.Throughput > 0) {
 		t.Errorf("timing %+v, throughput %v", r.LatencyMs, r.Throughput)
 	}
 	if r.Accuracy == nil || *r.Accuracy != 0.875 || r.AccuracySource != "metadata: test accuracy" {
@@ -76,6 +77,43 @@ func TestMeasure(t *testing.T) {
 
 	if l := r.PureGo.LatencyMs; l == nil || l.Runs != 50 || !(l.P50 > 0) || l.P50 > l.P95 {
 		t.Errorf("pure-Go latency %+v", l)
+	}
+}
+
+// The batch-1 latency goes through the models in turn, round after round:
+// each round times every model, with the warm-up runs in the first round
+// and a few in the later ones, and a model's samples are those of all its
+// rounds.
+func TestInterleavedLatency(t *testing.T) {
+	type call struct{ model, runs, warmup int }
+	var calls []call
+	got, err := interleavedLatency(2, Options{Runs: 7, Warmup: 5, Rounds: 3}.withDefaults(), func(i, runs, warmup int) ([]float64, error) {
+		calls = append(calls, call{i, runs, warmup})
+		s := make([]float64, runs)
+		for k := range s {
+			s[k] = float64(10*(i+1) + len(calls)) // a model's level, plus when it ran
+		}
+		return s, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{0, 3, 5}, {1, 3, 5}, {0, 2, roundWarmup}, {1, 2, roundWarmup}, {0, 2, roundWarmup}, {1, 2, roundWarmup}}
+	if !slices.Equal(calls, want) {
+		t.Errorf("calls %v, want %v", calls, want)
+	}
+	// Model 0: 3 runs at 11, 2 at 13, 2 at 15; model 1: 3 at 22, 2 at 24, 2 at 26.
+	if got[0].Runs != 7 || got[0].Min != 11 || got[0].Max != 15 || got[0].P50 != 13 ||
+		got[1].Runs != 7 || got[1].Min != 22 || got[1].Max != 26 || got[1].P50 != 24 {
+		t.Errorf("latencies %+v", got)
+	}
+	// At most one round per timed run.
+	calls = nil
+	if _, err := interleavedLatency(2, Options{Runs: 2}.withDefaults(), func(i, runs, warmup int) ([]float64, error) {
+		calls = append(calls, call{i, runs, warmup})
+		return make([]float64, runs), nil
+	}); err != nil || len(calls) != 4 || calls[3] != (call{1, 1, roundWarmup}) {
+		t.Errorf("2 runs: calls %v, %v", calls, err)
 	}
 }
 

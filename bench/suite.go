@@ -34,14 +34,47 @@ type TestData struct {
 	Trained func(model, trainedHash, dataHash string)
 }
 
-// MeasureAll measures the models at paths with Measure and marks the Pareto
-// front. With data, each model's accuracy and the pure-Go comparison use the
-// test images of data at the model's input (each input loaded once; the
-// data's classes must be the model's); without, random images and the
-// accuracy in the models' metadata. progress, if set, is called before each
-// model. On an error it returns it with the results of the models measured
-// before.
+// MeasureAll measures the models at paths and marks the Pareto front.
+// With data, each model's accuracy and the pure-Go comparison use the test
+// images of data at the model's input (each input loaded once; the data's
+// classes must be the model's); without, opts.Test's images if set, else
+// random images and the accuracy in the models' metadata.
+//
+// It loads every model first, times their batch-1 latencies together in
+// interleaved rounds (interleavedLatency), then measures the rest model by
+// model, calling progress, if set, before each. On an error it returns it
+// with the results of the models measured before.
 func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestData, progress func(i int, path string)) ([]*Result, error) {
+	opts = opts.withDefaults()
+	files := make([][]byte, len(paths))
+	models := make([]*runtime.Model, len(paths))
+	defer func() {
+		for _, m := range models {
+			if m != nil {
+				m.Close()
+			}
+		}
+	}()
+	for i, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if models[i], err = runtime.NewModel(b, opts.Session); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		files[i] = b
+	}
+	latency, err := interleavedLatency(len(models), opts, func(i, runs, warmup int) ([]float64, error) {
+		t, err := models[i].MeasureLatency(ctx, runtime.LatencyConfig{Batch: 1, Runs: runs, Warmup: warmup})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", paths[i], err)
+		}
+		return t.Samples, nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	loaded := map[genotype.Input]testImages{}
 	var results []*Result
 	for i, path := range paths {
@@ -57,16 +90,55 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 			}
 			mo.Test = &test
 		}
-		r, err := Measure(ctx, path, mo)
+		r, err := measure(ctx, path, files[i], models[i], mo)
 		if err != nil {
 			MarkPareto(results)
 			return results, err // the models measured before, for an interrupted bench to keep
 		}
+		r.LatencyMs = latency[i]
 		results = append(results, r)
 	}
 	MarkPareto(results)
 	return results, nil
 }
+
+// interleavedLatency times the batch-1 latency of n models in opts.Rounds
+// rounds, through run(i, runs, warmup), which returns the timed runs of
+// model i in milliseconds. Each round runs every model in turn: a few
+// untimed runs (opts.Warmup in the first round), then its share of
+// opts.Runs timed runs. Timed in one stretch after another, two copies of
+// one model at the two ends of a list differed by up to 1.78 times on a
+// loaded machine; in rounds, by at most 1.044 (docs/performance.md,
+// "Latency in rounds").
+func interleavedLatency(n int, opts Options, run func(i, runs, warmup int) ([]float64, error)) ([]Latency, error) {
+	samples := make([][]float64, n)
+	for round := range opts.Rounds {
+		runs := opts.Runs / opts.Rounds
+		if round < opts.Runs%opts.Rounds {
+			runs++
+		}
+		warmup := roundWarmup
+		if round == 0 {
+			warmup = opts.Warmup
+		}
+		for i := range n {
+			s, err := run(i, runs, warmup)
+			if err != nil {
+				return nil, err
+			}
+			samples[i] = append(samples[i], s...)
+		}
+	}
+	latency := make([]Latency, n)
+	for i, s := range samples {
+		latency[i] = Summarize(s)
+	}
+	return latency, nil
+}
+
+// roundWarmup is the untimed runs of a model at the start of each round
+// after the first: the model before it has just had the caches.
+const roundWarmup = 2
 
 // testImages is the test split of a TestData at one input shape.
 type testImages struct {

@@ -28,7 +28,8 @@ import (
 
 const benchModelsDescription = `nasctl bench MODEL.onnx... | RUN_DIR... measures exported models: parameters,
 multiply-accumulates, file size, peak activation memory, batch-1 latency (p50, p95,
-p99 over --runs timed runs after --warmup) and throughput at --batch, on ONNX
+p99 over --runs timed runs after --warmup, taken in 10 rounds that go through every
+model in turn, so that all see the same load) and throughput at --batch, on ONNX
 Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
 and reports the largest difference of their outputs (or the operator it lacks);
 marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
@@ -57,7 +58,7 @@ Examples:
 func benchModelsFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data", Usage: "image folder for real images (default: a run directory's data)"},
-		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model"},
+		&cli.IntFlag{Name: "runs", Value: 200, Usage: "timed batch-1 runs per model (in 10 rounds through all the models)"},
 		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
 		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv, the plots and --int8's models (default: RUN_DIR/bench, else MODEL-bench beside the first model)"},
@@ -191,6 +192,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 		models = append(slices.Clone(models), w.quantized...)
 	}
+	fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), min(bench.LatencyRounds, opts.Measure.Runs))
 	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
@@ -504,8 +506,8 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if rs[0].Threads > 0 {
 			threads = fmt.Sprintf("%d thread(s)", rs[0].Threads)
 		}
-		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, %s on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
-			rs[0].LatencyMs.Runs, threads, rs[0].Device, rs[0].AccuracySource)
+		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, in %d rounds of every model in turn, %s on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
+			rs[0].LatencyMs.Runs, min(bench.LatencyRounds, rs[0].LatencyMs.Runs), threads, rs[0].Device, rs[0].AccuracySource)
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {

@@ -155,12 +155,53 @@ func MeasureLatency(ctx context.Context, net *genotype.Net, session runtime.Sess
 // names) and times its predictions with runtime.MeasureLatency and cfg.
 // runtime must be initialised.
 func MeasureNetLatency(ctx context.Context, net *genotype.Net, cfg runtime.LatencyConfig) (*runtime.InferenceTiming, error) {
-	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 1)))
-	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Genotype.String(), Input: net.Input, Classes: classNames(net.Classes)})
+	b, err := exportRandom(net)
 	if err != nil {
 		return nil, err
 	}
 	return runtime.MeasureLatency(ctx, b, cfg)
+}
+
+// MeasureLatencies exports each of nets with random weights and returns
+// their median batch-1 latencies in milliseconds, timed together in rounds
+// (interleavedLatency): runs timed runs each, after a warm-up of a fifth as
+// many (at least 3). runtime must be initialised.
+func MeasureLatencies(ctx context.Context, nets []*genotype.Net, session runtime.SessionOptions, runs int) ([]float64, error) {
+	models := make([]*runtime.Model, 0, len(nets))
+	defer func() {
+		for _, m := range models {
+			m.Close()
+		}
+	}()
+	names := make([]string, len(nets))
+	for i, net := range nets {
+		names[i] = "measuring " + net.Genotype.String()
+		b, err := exportRandom(net)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", names[i], err)
+		}
+		m, err := runtime.NewModel(b, session)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", names[i], err)
+		}
+		models = append(models, m)
+	}
+	lat, err := timeModels(ctx, models, names, Options{Runs: runs, Warmup: max(runs/5, 3)}.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]float64, len(lat))
+	for i, l := range lat {
+		ms[i] = l.P50
+	}
+	return ms, nil
+}
+
+// exportRandom exports net with random weights and placeholder class
+// names, to be timed.
+func exportRandom(net *genotype.Net) ([]byte, error) {
+	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(1, 1)))
+	return onnxgen.Inference(net, w, onnxgen.Metadata{Arch: net.Genotype.String(), Input: net.Input, Classes: classNames(net.Classes)})
 }
 
 // classNames are placeholder class names for a model exported only to be
@@ -174,25 +215,25 @@ func classNames(k int) []string {
 }
 
 // Calibrate fits a latency model on networks sampled by sample (each called
-// with an index; its error ends the calibration), measuring each one's
-// latency; the first fifth are held out to measure the model's mean
-// absolute percentage error.
+// with an index; its error ends the calibration), measuring their
+// latencies together with MeasureLatencies; the first fifth are held out
+// to measure the model's mean absolute percentage error.
 func Calibrate(ctx context.Context, sample func(i int) (*genotype.Net, error), n int, session runtime.SessionOptions, runs int) (*LatencyModel, error) {
 	if n < 2*len(Features) {
 		return nil, fmt.Errorf("latency calibration needs at least %d networks, got %d", 2*len(Features), n)
 	}
-	var x [][]float64
-	var y []float64
+	nets := make([]*genotype.Net, n)
+	x := make([][]float64, n)
 	for i := range n {
 		net, err := sample(i)
 		if err != nil {
 			return nil, err
 		}
-		ms, err := MeasureLatency(ctx, net, session, runs)
-		if err != nil {
-			return nil, fmt.Errorf("measuring %s: %w", net.Genotype, err)
-		}
-		x, y = append(x, features(net)), append(y, ms)
+		nets[i], x[i] = net, features(net)
+	}
+	y, err := MeasureLatencies(ctx, nets, session, runs)
+	if err != nil {
+		return nil, err
 	}
 	held := n / 5
 	coef, err := fit(x[held:], y[held:])

@@ -52,12 +52,16 @@ func heldOutMAPE(t testing.TB, x [][]float64, y []float64, held int) float64 {
 
 // BenchmarkLatencyModel measures the figures of docs/performance.md,
 // "Latency model": 150 random architectures of the CPU space at 32x32x1 (2
-// classes), each timed with MeasureLatency (100 runs, 1 thread); the latency
-// model and the earlier features fitted on four fifths and scored on the
-// first fifth, as Calibrate does (metrics heldout-%, earlier-%); then the
-// held-out networks timed again (retimed-%, the timing noise). A
-// measurement, not a check: go test ./bench -run X -bench LatencyModel
-// -benchtime 1x (about 3 s).
+// classes), timed (100 runs, 1 thread) network after network with
+// MeasureLatency, as calibration did before, and together in rounds with
+// MeasureLatencies, as Calibrate does now; each way twice, in turn. For
+// each way, the latency model fitted on four fifths and scored on the first
+// fifth, as Calibrate does (heldout-% for one stretch per network,
+// rounds-heldout-% for rounds), and how far the second timing of the 30
+// held-out networks is from the first (retimed-%, rounds-retimed-%: the
+// timing noise); the earlier features on the one-stretch timings
+// (earlier-%). A measurement, not a check: go test ./bench -run X -bench
+// LatencyModel -benchtime 1x (about 15 s).
 func BenchmarkLatencyModel(b *testing.B) {
 	if err := runtime.Init(""); err != nil {
 		b.Fatal(err)
@@ -67,36 +71,52 @@ func BenchmarkLatencyModel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const n, held = 150, 150 / 5
+	const n, held, runs = 150, 150 / 5, 100
 	ctx, sess := context.Background(), runtime.SessionOptions{IntraOpThreads: 1}
+	oneByOne := func(nets []*genotype.Net) []float64 {
+		y := make([]float64, len(nets))
+		for j, net := range nets {
+			ms, err := bench.MeasureLatency(ctx, net, sess, runs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			y[j] = ms
+		}
+		return y
+	}
+	inRounds := func(nets []*genotype.Net) []float64 {
+		y, err := bench.MeasureLatencies(ctx, nets, sess, runs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return y
+	}
+	retimed := func(y, again []float64) float64 {
+		d := 0.0
+		for j := range held {
+			d += math.Abs(again[j]-y[j]) / y[j]
+		}
+		return 100 * d / held
+	}
 	for i := 0; b.Loop(); i++ {
 		rng := rand.New(rand.NewPCG(1, uint64(3+i)))
 		var nets []*genotype.Net
 		var x, xe [][]float64
-		var y []float64
 		for len(nets) < n {
 			arch, _ := agent.Sample(1, rng)
 			net, err := arch.Build(in, 2)
 			if err != nil {
 				continue
 			}
-			ms, err := bench.MeasureLatency(ctx, net, sess, 100)
-			if err != nil {
-				b.Fatal(err)
-			}
-			nets, y = append(nets, net), append(y, ms)
+			nets = append(nets, net)
 			x, xe = append(x, bench.FeaturesOf(net)), append(xe, earlierFeatures(net))
 		}
-		d := 0.0
-		for j := range held {
-			ms, err := bench.MeasureLatency(ctx, nets[j], sess, 100)
-			if err != nil {
-				b.Fatal(err)
-			}
-			d += math.Abs(ms-y[j]) / y[j]
-		}
+		y, r := oneByOne(nets), inRounds(nets)
+		y2, r2 := oneByOne(nets), inRounds(nets)
 		b.ReportMetric(heldOutMAPE(b, x, y, held), "heldout-%")
 		b.ReportMetric(heldOutMAPE(b, xe, y, held), "earlier-%")
-		b.ReportMetric(100*d/held, "retimed-%")
+		b.ReportMetric(retimed(y, y2), "retimed-%")
+		b.ReportMetric(heldOutMAPE(b, x, r, held), "rounds-heldout-%")
+		b.ReportMetric(retimed(r, r2), "rounds-retimed-%")
 	}
 }

@@ -65,13 +65,7 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 		}
 		files[i] = b
 	}
-	latency, err := interleavedLatency(len(models), opts, func(i, runs, warmup int) ([]float64, error) {
-		t, err := models[i].MeasureLatency(ctx, runtime.LatencyConfig{Batch: 1, Runs: runs, Warmup: warmup})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", paths[i], err)
-		}
-		return t.Samples, nil
-	})
+	latency, err := timeModels(ctx, models, paths, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +94,18 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 	}
 	MarkPareto(results)
 	return results, nil
+}
+
+// timeModels times the batch-1 latency of models together, with
+// interleavedLatency; names name them in errors.
+func timeModels(ctx context.Context, models []*runtime.Model, names []string, opts Options) ([]Latency, error) {
+	return interleavedLatency(len(models), opts, func(i, runs, warmup int) ([]float64, error) {
+		t, err := models[i].MeasureLatency(ctx, runtime.LatencyConfig{Batch: 1, Runs: runs, Warmup: warmup})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", names[i], err)
+		}
+		return t.Samples, nil
+	})
 }
 
 // interleavedLatency times the batch-1 latency of n models in opts.Rounds

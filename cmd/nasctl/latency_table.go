@@ -23,7 +23,8 @@ import (
 const latencyTableDescription = `Measures, on this machine, the per-layer latency model that the latency-aware
 rewards of a search use (--reward mnasnet or constraint): --networks networks drawn
 from the search space, built for --input, are each timed over --runs batch-1 runs on
-ONNX Runtime with --threads threads, and a linear model of their layers is fitted
+ONNX Runtime with --threads threads (in 10 rounds that go through every network in
+turn, so that all see the same load), and a linear model of their layers is fitted
 (a fifth of the networks held out to measure its error). The table holds the
 milliseconds per unit of each layer feature, the space and input it is valid for,
 this machine's description, the ONNX Runtime version and the date.

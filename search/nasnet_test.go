@@ -446,6 +446,34 @@ func TestNASNetPlotsGolden(t *testing.T) {
 	}
 }
 
+// The reward figure's vertical axis spans the points drawn, with a band
+// above them for the legend: without a baseline (an agent that has none),
+// the zeros of the missing baselines do not stretch it down to 0.
+func TestRewardPlotRange(t *testing.T) {
+	trials, notes := syntheticRun()
+	lo, hi := 1.0, 0.0
+	for _, e := range trials {
+		lo, hi = min(lo, e.Reward), max(hi, e.Reward)
+	}
+	p, err := RewardPlot(trials, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Y.Min != lo || math.Abs(p.Y.Max-(hi+0.3*(hi-lo))) > 1e-12 {
+		t.Errorf("without baselines: y from %v to %v, want %v to %v plus the band", p.Y.Min, p.Y.Max, lo, hi)
+	}
+	if p, err = RewardPlot(trials, notes); err != nil {
+		t.Fatal(err)
+	}
+	base := math.Inf(1)
+	for _, n := range notes {
+		base = min(base, n.Baseline)
+	}
+	if p.Y.Min != min(lo, base) {
+		t.Errorf("with baselines: y from %v, want %v", p.Y.Min, min(lo, base))
+	}
+}
+
 // Settings edited in config.yaml after the start are refused on resuming:
 // the controller's state was made with the saved ones.
 func TestNASNetResumeRefusesChangedSettings(t *testing.T) {

@@ -2,6 +2,8 @@ package search
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 
 	"github.com/nasctl/nasctl/controller"
@@ -10,36 +12,31 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // AccuracyPlot is the study's figure: every trial's validation accuracy in the
 // order the agent learned them (trial order), the best so far, and epsilon.
+// Refused and failed trials have no accuracy: they are marked apart, on the
+// axis, so that they do not read as networks that trained to 0%.
 func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	p := figure.New("MetaQNN search: validation accuracy per trial", "trial", "validation accuracy / epsilon")
 	p.Y.Min, p.Y.Max = 0, 1.02
-	pts := make(plotter.XYs, len(trials))
-	best := make(plotter.XYs, len(trials))
-	eps := make(plotter.XYs, len(trials))
-	b := 0.0
-	for i, t := range trials {
-		b = max(b, t.ValAccuracy)
-		pts[i] = plotter.XY{X: float64(i + 1), Y: t.ValAccuracy}
-		best[i] = plotter.XY{X: float64(i + 1), Y: b}
-		eps[i] = plotter.XY{X: float64(i + 1), Y: t.Epsilon}
-	}
+	p.X.Tick.Marker = figure.WholeTicks{}
 	if len(trials) == 0 {
 		return p, nil
 	}
-	sc, err := figure.Points(pts, 2)
+	s := accuracySeries(trials)
+	sc, err := figure.Points(s.measured, 2)
 	if err != nil {
 		return nil, err
 	}
-	bl, err := plotter.NewLine(best)
+	bl, err := plotter.NewLine(s.best)
 	if err != nil {
 		return nil, err
 	}
 	bl.Color, bl.Width = figure.Red, vg.Points(1.5)
-	el, err := plotter.NewLine(eps)
+	el, err := plotter.NewLine(s.eps)
 	if err != nil {
 		return nil, err
 	}
@@ -48,11 +45,44 @@ func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
 	p.Legend.Add("trial", sc)
 	p.Legend.Add("best so far", bl)
 	p.Legend.Add("epsilon", el)
+	if len(s.unmeasured) > 0 {
+		un, err := plotter.NewScatter(s.unmeasured)
+		if err != nil {
+			return nil, err
+		}
+		un.GlyphStyle = draw.GlyphStyle{Color: figure.Grey, Radius: vg.Points(3), Shape: draw.CrossGlyph{}}
+		p.Add(un)
+		p.Legend.Add("refused or failed (no accuracy)", un)
+	}
 	p.Legend.Top = false
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(10)
-	p.Legend.YOffs = vg.Points(10)
+	p.Legend.YOffs = vg.Points(18) // above the row of refused trials
 	return p, nil
+}
+
+// accuracyPoints are AccuracyPlot's series, by trial number: the measured
+// trials' validation accuracies, the refused and failed trials (at 0), the
+// best accuracy so far and epsilon.
+type accuracyPoints struct {
+	measured, unmeasured, best, eps plotter.XYs
+}
+
+func accuracySeries(trials []rundir.Trial) accuracyPoints {
+	var s accuracyPoints
+	b := 0.0
+	for i, t := range trials {
+		x := float64(i + 1)
+		if measured(t) {
+			b = max(b, t.ValAccuracy)
+			s.measured = append(s.measured, plotter.XY{X: x, Y: t.ValAccuracy})
+		} else {
+			s.unmeasured = append(s.unmeasured, plotter.XY{X: x, Y: 0})
+		}
+		s.best = append(s.best, plotter.XY{X: x, Y: b})
+		s.eps = append(s.eps, plotter.XY{X: x, Y: t.Epsilon})
+	}
+	return s
 }
 
 // EpsilonPlot shows the validation accuracy per epsilon of the trials that
@@ -164,6 +194,7 @@ const AverageWindow = 50
 // agent without a baseline).
 func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, error) {
 	p := figure.New("NASNet search: reward per trial", "trial", "reward")
+	p.X.Tick.Marker = figure.WholeTicks{}
 	if len(eps) == 0 {
 		return p, nil
 	}
@@ -181,7 +212,7 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 		avg[i] = plotter.XY{X: x, Y: sum / float64(min(i+1, AverageWindow))}
 		base[i] = plotter.XY{X: x, Y: notes[e.ID].Baseline}
 	}
-	sc, err := figure.Points(pts, 1.2)
+	sc, err := figure.Points(pts, 1.5)
 	if err != nil {
 		return nil, err
 	}
@@ -206,14 +237,25 @@ func RewardPlot(eps []rundir.Trial, notes map[int]rundir.Note) (*plot.Plot, erro
 		p.Add(bl)
 		p.Legend.Add("baseline", bl)
 	}
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.YOffs = vg.Points(10)
+	// Rewards fall anywhere between 0 and 1, so no corner is sure to be
+	// empty: the legend goes top right, in a band above the highest point.
+	drawn := pts
+	if notes != nil {
+		drawn = slices.Concat(pts, base)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, xy := range drawn {
+		lo, hi = min(lo, xy.Y), max(hi, xy.Y)
+	}
+	p.Y.Min, p.Y.Max = lo, hi+0.3*max(hi-lo, 0.01)
+	p.Legend.Top, p.Legend.Left = true, false
 	return p, nil
 }
 
 // TemperaturePlot is the softmax temperature each trial was sampled at.
 func TemperaturePlot(eps []rundir.Trial) (*plot.Plot, error) {
 	p := figure.New("NASNet search: sampling temperature", "trial", "temperature")
+	p.X.Tick.Marker = figure.WholeTicks{}
 	p.Y.Min = 0
 	if len(eps) == 0 {
 		return p, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/nasctl/nasctl/internal/plottest"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 )
 
 // syntheticTrials are 60 trials from closed forms: epsilon falls 1.0, 0.5,
@@ -29,12 +30,41 @@ func syntheticTrials() []rundir.Trial {
 	return ts
 }
 
+// withUnmeasured is syntheticTrials with trial 3 refused and trial 30
+// failed, as a run records them: no accuracy.
+func withUnmeasured() []rundir.Trial {
+	ts := syntheticTrials()
+	for _, i := range []int{2, 29} {
+		ts[i].Status, ts[i].ValAccuracy, ts[i].Reward = rundir.StatusRefused, 0, 0
+	}
+	ts[29].Status = rundir.StatusFailed
+	return ts
+}
+
+// The accuracy figure draws refused and failed trials apart from the
+// trained ones, and they do not lower the best so far.
+func TestAccuracySeriesUnmeasured(t *testing.T) {
+	ts := withUnmeasured()
+	s := accuracySeries(ts)
+	if len(s.measured) != 58 || len(s.unmeasured) != 2 || s.unmeasured[0] != (plotter.XY{X: 3, Y: 0}) || s.unmeasured[1] != (plotter.XY{X: 30, Y: 0}) {
+		t.Errorf("unmeasured %v, %d measured", s.unmeasured, len(s.measured))
+	}
+	for _, pt := range s.measured {
+		if pt.X == 3 || pt.X == 30 || pt.Y == 0 {
+			t.Errorf("trial %v drawn as measured at %v", pt.X, pt.Y)
+		}
+	}
+	if len(s.best) != 60 || len(s.eps) != 60 || s.best[2].Y != s.best[1].Y || s.eps[29].Y != 0.5 {
+		t.Errorf("best %v, eps %v at trials 2-3 and 30", s.best[1:3], s.eps[29])
+	}
+}
+
 // The MetaQNN figures match the golden images (see plottest.Golden;
 // regenerate with go test -regen-golden).
 func TestMetaQNNPlotsGolden(t *testing.T) {
 	ts := syntheticTrials()
 	for name, mk := range map[string]func() (*plot.Plot, error){
-		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(ts) },
+		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(withUnmeasured()) },
 		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, 0.516) },
 		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts) },
 		// An evolution or random run: boxes by the schedule's trial ranges

@@ -161,7 +161,7 @@ func (LogTicks) Ticks(min, max float64) []plot.Tick {
 			}
 			t := plot.Tick{Value: v}
 			if m == 1 || m == 2 || m == 5 {
-				t.Label = strconv.FormatFloat(v, 'f', -1, 64)
+				t.Label = compact(v)
 				labelled++
 			}
 			ticks = append(ticks, t)
@@ -169,8 +169,57 @@ func (LogTicks) Ticks(min, max float64) []plot.Tick {
 	}
 	if labelled < 2 {
 		for i := range ticks {
-			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+			ticks[i].Label = compact(ticks[i].Value)
 		}
+	}
+	return ticks
+}
+
+// compact writes a tick's value with k for thousands and M for millions
+// ("50k", "1.2M"): written out, the labels of a parameter axis from 5,000
+// to 100,000 ran into one another.
+func compact(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// WholeTicks marks an axis of counts (trials, episodes) at whole numbers
+// only: labelled every 1, 2 or 5 times a power of ten, so that at most six
+// labels fall in the range, and unlabelled at a fifth of that step when it
+// is whole. gonum's default ticks put labels such as "2.50" or "125.00" on a
+// trial axis.
+type WholeTicks struct{}
+
+// Ticks returns the marks between min and max.
+func (WholeTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max >= min) {
+		return nil
+	}
+	var step float64
+	for p := 1.0; step == 0; p *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if math.Floor(max/(m*p))-math.Ceil(min/(m*p)) < 6 {
+				step = m * p
+				break
+			}
+		}
+	}
+	minor := step / 5
+	if minor != math.Trunc(minor) {
+		minor = step
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(min/minor) * minor; v <= max; v += minor {
+		t := plot.Tick{Value: v}
+		if math.Mod(v, step) == 0 {
+			t.Label = strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		ticks = append(ticks, t)
 	}
 	return ticks
 }

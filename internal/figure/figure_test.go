@@ -219,11 +219,11 @@ func TestLogTicks(t *testing.T) {
 		return all, labelled
 	}
 	all, lab := labels(5_000, 300_000)
-	if len(all) != 17 || !slices.Equal(lab, []string{"5000", "10000", "20000", "50000", "100000", "200000"}) {
+	if len(all) != 17 || !slices.Equal(lab, []string{"5k", "10k", "20k", "50k", "100k", "200k"}) {
 		t.Errorf("5k to 300k: %v, labelled %v", all, lab)
 	}
 	all, lab = labels(1_200, 4_800)
-	if !slices.Equal(all, []string{"2000", "3000", "4000"}) || !slices.Equal(lab, all) {
+	if !slices.Equal(all, []string{"2000", "3000", "4000"}) || !slices.Equal(lab, []string{"2k", "3k", "4k"}) {
 		t.Errorf("1.2k to 4.8k: %v, labelled %v", all, lab)
 	}
 	if all, lab = labels(0.15, 0.6); !slices.Equal(lab, []string{"0.2", "0.5"}) || !slices.Equal(all, []string{"0.2", "0.3", "0.4", "0.5", "0.6"}) {
@@ -231,5 +231,35 @@ func TestLogTicks(t *testing.T) {
 	}
 	if got := (LogTicks{}).Ticks(0, 10); got != nil {
 		t.Errorf("from 0: %v", got)
+	}
+	if _, lab = labels(300_000, 2_500_000); !slices.Equal(lab, []string{"500k", "1M", "2M"}) {
+		t.Errorf("300k to 2.5M: labelled %v", lab)
+	}
+}
+
+// Whole ticks: whole numbers only, at most six labels, the unlabelled
+// marks at a fifth of the labels' step when that is whole.
+func TestWholeTicks(t *testing.T) {
+	for _, c := range []struct {
+		min, max    float64
+		all, labels string
+	}{
+		{1, 13, "2 4 6 8 10 12", "2 4 6 8 10 12"},
+		{1, 14, "1 2 3 4 5 6 7 8 9 10 11 12 13 14", "5 10"},
+		{1, 225, "10 20 30 40 50 60 70 80 90 100 110 120 130 140 150 160 170 180 190 200 210 220", "50 100 150 200"},
+		{0.5, 3.5, "1 2 3", "1 2 3"},
+		{1, 1, "1", "1"},
+		{0, 1200, "0 100 200 300 400 500 600 700 800 900 1000 1100 1200", "0 500 1000"},
+	} {
+		var all, labels []string
+		for _, tk := range (WholeTicks{}).Ticks(c.min, c.max) {
+			all = append(all, strconv.FormatFloat(tk.Value, 'f', -1, 64))
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+		}
+		if strings.Join(all, " ") != c.all || strings.Join(labels, " ") != c.labels {
+			t.Errorf("%v to %v: marks %v, labelled %v; want %s, labelled %s", c.min, c.max, all, labels, c.all, c.labels)
+		}
 	}
 }

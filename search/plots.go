@@ -156,6 +156,11 @@ func accuracyBoxes(title string, groups []boxGroup, majority float64) (*plot.Plo
 		p.Legend.Add("majority share", line)
 		p.Legend.Left, p.Legend.Top = true, false
 		p.NominalX(names...)
+		if len(groups) > 6 {
+			// Ten labels such as "0% const" side by side ran into one
+			// another in a browser's sans-serif.
+			p.X.Tick.Label.Font.Size = vg.Points(8)
+		}
 	}
 	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
 )
 
 // syntheticTrials are 60 trials from closed forms: epsilon falls 1.0, 0.5,
@@ -102,5 +103,24 @@ func TestEpsilonPlotMeasuredOnly(t *testing.T) {
 	want := []string{"ε=1.0\nn=1\n0% const", "ε=0.5\nn=1\n100% const"}
 	if len(labels) != len(want) || labels[0] != want[0] || labels[1] != want[1] {
 		t.Errorf("labels %q, want %q", labels, want)
+	}
+}
+
+// Ten boxes get smaller labels than three, which have room.
+func TestBoxLabelsFit(t *testing.T) {
+	var ten []rundir.Trial
+	for i := range 10 {
+		ten = append(ten, rundir.Trial{Candidate: rundir.Candidate{ID: i + 1, Epsilon: 1 - float64(i)/10}, Status: rundir.StatusOK, ValAccuracy: 0.9})
+	}
+	p10, err := EpsilonPlot(ten, 0.516)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3, err := EpsilonPlot(syntheticTrials(), 0.516)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small, usual := p10.X.Tick.Label.Font.Size, p3.X.Tick.Label.Font.Size; small != vg.Points(8) || !(usual > small) {
+		t.Errorf("label sizes: %v for ten boxes, %v for three", small, usual)
 	}
 }

@@ -944,7 +944,9 @@ func ReadConfig(dir string) (Config, error) {
 		// run's settings, and a resume would not reproduce its trials.
 		return Config{}, fmt.Errorf("%s is empty: the run's settings are lost, and the run cannot be read or resumed without them; put them back (a copy of the run, or the settings its search was started with) or start a new run", path)
 	case errors.As(err, &typeErr):
-		return Config{}, fmt.Errorf("%s: %w (a run made by a nasctl older than its run-directory format cannot be read; start a new run)", path, err)
+		// Unknown keys come from an older format or from an edit gone
+		// wrong ("::: not yaml [" reads as the key "::").
+		return Config{}, fmt.Errorf("%s: %w (the file was edited or damaged, or written by a nasctl older than its run-directory format; mend the file, or start a new run)", path, err)
 	case err != nil:
 		return Config{}, fmt.Errorf("%s is not valid YAML: %w; mend the file (it holds the run's settings) or start a new run", path, err)
 	}

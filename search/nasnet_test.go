@@ -680,6 +680,13 @@ func TestListRunsUnreadable(t *testing.T) {
 			t.Errorf("old run: %q", r.Error)
 		}
 	}
+	// A damaged file reads as YAML with an odd key: the message names
+	// that cause too, not only an older nasctl.
+	os.WriteFile(filepath.Join(dir, "old", rundir.FileConfig), []byte("::: not yaml [\n"), 0o644)
+	if _, err := ReadConfig(filepath.Join(dir, "old")); err == nil || !strings.Contains(err.Error(), `unknown key "::"`) ||
+		!strings.Contains(err.Error(), "edited or damaged") {
+		t.Errorf("damaged config: %v", err)
+	}
 }
 
 // checkTop checks top against the log, counted here: k distinct

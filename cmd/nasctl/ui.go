@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 
 	"github.com/nasctl/nasctl/dashboard"
 	"github.com/urfave/cli/v2"
@@ -61,6 +62,15 @@ type uiOptions struct {
 // address to open.
 func runUI(ctx context.Context, opts uiOptions, out io.Writer) error {
 	ln, token, err := dashboard.Listen(opts.Addr, opts.Token)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		other := "another port"
+		if host, port, perr := net.SplitHostPort(opts.Addr); perr == nil {
+			if p, perr := strconv.Atoi(port); perr == nil && p < 65535 {
+				other = "--addr " + net.JoinHostPort(host, strconv.Itoa(p+1))
+			}
+		}
+		return fmt.Errorf("%w: another program (another nasctl ui?) listens on %s; give another address, such as %s", err, opts.Addr, other)
+	}
 	if err != nil {
 		return err
 	}

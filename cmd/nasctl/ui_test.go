@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,5 +80,16 @@ func TestUI(t *testing.T) {
 		if code, _, errOut := runCLI(t, "ui", "--runs", runs, "--addr", addr); code != 2 || !strings.Contains(errOut, want) {
 			t.Errorf("ui --addr %s: exit %d, %q; want a usage error with %q", addr, code, errOut, want)
 		}
+	}
+	// An address taken: the error says so and offers the next port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	want := fmt.Sprintf("another nasctl ui?) listens on 127.0.0.1:%d; give another address, such as --addr 127.0.0.1:%d", port, port+1)
+	if code, _, errOut := runCLI(t, "ui", "--runs", runs, "--addr", ln.Addr().String()); code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("ui on a taken address: exit %d, %q", code, errOut)
 	}
 }

@@ -668,11 +668,22 @@ func TestListRunsUnreadable(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(dir, "old"), 0o755)
 	os.WriteFile(filepath.Join(dir, "old", rundir.FileConfig), []byte("kind: nasnet\nepisodes: 800\n"), 0o644)
+	// A run linked in from elsewhere is listed; a link to a file is not.
+	elsewhere := t.TempDir()
+	if err := runUntil(t, newSearch(t, nasnetConfig(t, elsewhere, "paper", 3, 1), nil), 0); err != nil {
+		t.Fatal(err)
+	}
+	linked, _ := os.ReadDir(elsewhere)
+	os.Symlink(filepath.Join(elsewhere, linked[0].Name()), filepath.Join(dir, "linked"))
+	os.Symlink(filepath.Join(elsewhere, linked[0].Name(), rundir.FileConfig), filepath.Join(dir, "file-link"))
 	runs, err := ListRuns(dir)
-	if err != nil || len(runs) != 2 {
+	if err != nil || len(runs) != 3 {
 		t.Fatalf("ListRuns: %v, %d runs", err, len(runs))
 	}
 	for _, r := range runs {
+		if r.Name == "linked" && (r.Error != "" || r.Trials != 3) {
+			t.Errorf("linked run: %+v", r)
+		}
 		if (r.Name == "old") != (r.Error != "") {
 			t.Errorf("%s: error %q", r.Name, r.Error)
 		}

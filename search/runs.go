@@ -3,6 +3,7 @@ package search
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,7 +145,9 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 	}
 	var out []*RunSummary
 	for _, e := range entries {
-		if !e.IsDir() {
+		// A run linked in from another disk is listed too: the Stat below
+		// follows the link.
+		if !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(dir, e.Name(), rundir.FileConfig)); err != nil {

@@ -692,14 +692,18 @@ type runFiles struct {
 }
 
 // readRun reads a run directory without locking it (a search may be
-// writing it; a line being written is left out).
+// writing it; a line being written is left out). When a line of the trials
+// log is damaged, it returns the run with the trials before that line, and
+// the error (a *rundir.LineError): what a viewer can show.
 func readRun(dir string) (*runFiles, error) {
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
 	r := &runFiles{cfg: cfg.WithDefaults(), notes: map[int]rundir.Note{}}
-	if r.trials, err = rundir.ReadTrials(dir); err != nil {
+	r.trials, err = rundir.ReadTrials(dir)
+	damaged := err
+	if le := (*rundir.LineError)(nil); err != nil && !errors.As(err, &le) {
 		return nil, err
 	}
 	notes, err := rundir.ReadNotes(dir)
@@ -718,7 +722,7 @@ func readRun(dir string) (*runFiles, error) {
 	if r.earlier, err = rundir.Earlier(dir); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return r, damaged
 }
 
 // report builds the run's report.

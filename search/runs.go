@@ -48,7 +48,9 @@ type RunSummary struct {
 	Data    string    `json:"data,omitempty"` // the image folder of a trained search
 	Problem string    `json:"problem,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
-	// say); the other fields are then empty.
+	// say), and the other fields are then empty; or which line of its
+	// trials log is damaged, and the other fields count the trials before
+	// that line.
 	Error string `json:"error,omitempty"`
 	// Status is where the run stands (StatusOf), set by ListRuns.
 	Status RunStatus `json:"status,omitempty"`
@@ -82,10 +84,12 @@ func (s *RunSummary) StatusOf(running bool) RunStatus {
 }
 
 // Summarize reads a run directory without locking or changing it (a search
-// may be writing it; a line being written is left out).
+// may be writing it; a line being written is left out). A damaged line of
+// the trials log does not hide the run: its summary counts the trials
+// before that line and says what is wrong in Error.
 func Summarize(dir string) (*RunSummary, error) {
 	r, err := readRun(dir)
-	if err != nil {
+	if r == nil {
 		return nil, err
 	}
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
@@ -106,6 +110,9 @@ func Summarize(dir string) (*RunSummary, error) {
 		sum.BestTest, sum.WinnerArch = rep.Best.TestAccuracy, rep.Best.Arch
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
+	if err != nil { // a damaged line: the summary counts the trials before it
+		sum.Error = err.Error()
+	}
 	// config.yaml was written when the run was made, unless the run was
 	// copied or given more trials since: then its recorded times are earlier.
 	if fi, err := os.Stat(filepath.Join(dir, rundir.FileConfig)); err == nil {

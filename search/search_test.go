@@ -1503,6 +1503,17 @@ func TestDamagedLogSaysHowToGoOn(t *testing.T) {
 	if err := os.WriteFile(log, []byte(damaged), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A viewer still has the nine trials before the line, and the error.
+	before, err := rundir.ReadTrials(dir)
+	if le := (*rundir.LineError)(nil); !errors.As(err, &le) || le.Line != 10 || len(before) != 9 || before[8].ID != want[8].ID {
+		t.Errorf("trials before the damaged line: %d, %v", len(before), err)
+	}
+	if sum, err := Summarize(dir); err != nil || sum.Trials != 9 || !strings.Contains(sum.Error, "trials.jsonl line 10: ") || sum.StatusOf(false) == RunFinished {
+		t.Errorf("summary of the damaged run: %+v, %v", sum, err)
+	}
+	if _, err := ReadReport(dir); err == nil {
+		t.Error("a report of the damaged run was built")
+	}
 	exec := func(Config) (Executor, error) { return &fakeExecutor{}, nil }
 	_, err = Resume(dir, ResumeOptions{}, exec)
 	if err == nil || !strings.Contains(err.Error(), "trials.jsonl line 10: ") || !strings.Contains(err.Error(), "delete line 10 and those after it and agent.state, and resume") {

@@ -90,7 +90,7 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tSTATUS\tTRIALS\tBEST REWARD\tFINAL\tWINNER TEST\tUPDATED\tWINNER")
 	for _, r := range runs {
-		if r.Error != "" {
+		if r.Error != "" && r.Kind == "" {
 			fmt.Fprintf(tw, "%s\t?\t%s\t\t\t\t\t\tunreadable: %s\n", r.Name, r.Status, r.Error)
 			continue
 		}
@@ -103,6 +103,9 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		}
 		if r.Finals < r.FinalsPlanned {
 			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete
+		}
+		if r.Error != "" { // a damaged line: the counts are of the trials before it
+			arch = "damaged: " + r.Error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Status, r.Trials, r.Planned, best, finals, test, r.Updated.Local().Format("2006-01-02 15:04"), arch)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,6 +95,20 @@ func TestSearchNASNetMock(t *testing.T) {
 	code, listOut, _ := runCLI(t, "runs", "list", "--dir", runs)
 	if code != 0 || !strings.Contains(listOut, "nasnet") || !strings.Contains(listOut, "40/40") {
 		t.Errorf("runs list: %d\n%s", code, listOut)
+	}
+	// A copy with a damaged line lists the trials before it, and the damage.
+	damaged := filepath.Join(runs, "damaged")
+	if err := os.CopyFS(damaged, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(damaged, "trials.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	os.WriteFile(filepath.Join(damaged, "trials.jsonl"), []byte(strings.Join(lines[:30], "")+"{\"id\n"+strings.Join(lines[31:], "")), 0o644)
+	if code, out, _ := runCLI(t, "runs", "list", "--dir", runs); code != 0 || !regexp.MustCompile(`damaged +nasnet +stopped +30/40 .* damaged: .*trials.jsonl line 31: `).MatchString(out) {
+		t.Errorf("runs list with a damaged run: %d\n%s", code, out)
 	}
 	code, showOut, _ := runCLI(t, "runs", "show", "m", "--dir", runs)
 	if code != 0 || !strings.Contains(showOut, "# NASNet search m") || !strings.Contains(showOut, "| 31-40 |") {

@@ -18,7 +18,9 @@ import (
 
 // ReadJSONL reads one JSON value per line of path (none when the file does
 // not exist). A last line without its newline is one being written, or torn
-// by a crash: it is left out.
+// by a crash: it is left out. A line that does not decode ends the reading
+// with a *LineError, returned with the values before it, which a viewer can
+// still show.
 func ReadJSONL[T any](path string) ([]T, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -35,7 +37,7 @@ func ReadJSONL[T any](path string) ([]T, error) {
 		}
 		var v T
 		if err := json.Unmarshal(line, &v); err != nil {
-			return nil, &LineError{Path: path, Line: n + 1, Err: err}
+			return out, &LineError{Path: path, Line: n + 1, Err: err}
 		}
 		out = append(out, v)
 	}
@@ -53,12 +55,13 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s line %d: %v", e.Path
 func (e *LineError) Unwrap() error { return e.Err }
 
 // ReadTrials returns the trials of the run at path in trial order (the log
-// holds them in the order they finished). A damaged line's error says how
-// to go on from the trials before it.
+// holds them in the order they finished). A damaged line's error (a
+// *LineError) says how to go on from the trials before it, which are
+// returned with it.
 func ReadTrials(path string) ([]Trial, error) {
 	ts, err := ReadJSONL[Trial](filepath.Join(path, FileTrials))
 	if le := (*LineError)(nil); errors.As(err, &le) {
-		return nil, fmt.Errorf("%w (a search only appends whole lines, so this one was damaged since; keep a copy of the run, then, to go on from the trials before it, delete line %d and those after it and %s, and resume: the agent learns the trials left again)",
+		err = fmt.Errorf("%w (a search only appends whole lines, so this one was damaged since; keep a copy of the run, then, to go on from the trials before it, delete line %d and those after it and %s, and resume: the agent learns the trials left again)",
 			err, le.Line, FileAgent)
 	}
 	slices.SortStableFunc(ts, func(a, b Trial) int { return a.ID - b.ID })

@@ -23,6 +23,9 @@ type RunDetail struct {
 	// be read).
 	Report  *search.Report `json:"report,omitempty"`
 	Figures []Figure       `json:"figures"`
+	// BestDownload is where to download winners/best.onnx, the final model
+	// picked by validation (WinnerArch's), once the final phase is done.
+	BestDownload string `json:"best_download,omitempty"`
 }
 
 // Figure is a figure of a run, served as SVG at URL.
@@ -37,6 +40,9 @@ type Figure struct {
 type FinalModel struct {
 	rundir.FinalResult
 	Download string `json:"download,omitempty"`
+	// Winner marks the model picked by validation (winners/best.onnx),
+	// which need not be the one of the highest test accuracy.
+	Winner bool `json:"winner,omitempty"`
 }
 
 // runURL is the API address of a run's resource.
@@ -55,6 +61,9 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 		if rep, err := search.ReadReport(ref.dir); err == nil {
 			det.Report = &rep
 		}
+	}
+	if best := filepath.Base(rundir.BestName); d.summary.WinnerArch != "" && slices.Contains(s.winnerFiles(ref), best) {
+		det.BestDownload = runURL(ref.name, "winners", best)
 	}
 	for _, f := range figureSpecs {
 		if f.has(ref.dir, d) {
@@ -96,9 +105,14 @@ func pageTrialOf(t rundir.Trial) pageTrial {
 // findTrial returns the trial of the id in the request's path.
 func (s *Server) findTrial(w http.ResponseWriter, r *http.Request, ref *runRef) (*runData, *rundir.Trial) {
 	d := s.cache.get(ref.dir)
-	id, err := strconv.Atoi(r.PathValue("id"))
+	raw := r.PathValue("id")
+	id, err := strconv.Atoi(raw)
+	if err != nil || strconv.Itoa(id) != raw { // one spelling per trial: not "01" or "+1"
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("trial %q: a trial is named by its number, such as 12", raw))
+		return nil, nil
+	}
 	i, found := sort.Find(len(d.trials), func(i int) int { return id - d.trials[i].ID })
-	if err != nil || !found {
+	if !found {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no trial %q (yet)", ref.name, r.PathValue("id")))
 		return nil, nil
 	}
@@ -119,9 +133,11 @@ func (s *Server) final(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	}
 	sort.Slice(finals, func(i, j int) bool { return finals[i].Rank < finals[j].Rank })
 	winners := s.winnerFiles(ref)
+	winner := s.cache.get(ref.dir).summary.WinnerArch
 	out := make([]FinalModel, len(finals))
 	for i, f := range finals {
 		out[i].FinalResult = f
+		out[i].Winner = winner != "" && f.Arch == winner
 		if f.Model != "" && slices.Contains(winners, path.Base(filepath.ToSlash(f.Model))) {
 			out[i].Download = runURL(ref.name, "winners", path.Base(filepath.ToSlash(f.Model)))
 		}

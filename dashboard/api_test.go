@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -82,6 +83,23 @@ func TestListRuns(t *testing.T) {
 		t.Errorf("runs:\n got %v\nwant %v", got, want)
 	}
 	for _, r := range list {
+		if r.Name == "leaves-b" {
+			// The estimate of nasctl search: 20 trials left, of which 8 in
+			// 10 need training, on 1 worker, then 2 final models of 2x the
+			// epochs on the 1680 images of the training split instead of
+			// 840: 20*0.8 + 2*2*2 = 24 times the mean trained trial.
+			var sum float64
+			var n int
+			for _, id := range seq(1, 10) {
+				if tr := fakeTrial(id, 2); tr.Status == rundir.StatusOK {
+					sum += tr.Seconds
+					n++
+				}
+			}
+			if want := 24 * sum / float64(n); n != 8 || math.Abs(r.Remaining-want) > 1e-9 {
+				t.Errorf("leaves-b: %v s left, want %v (%d trained)", r.Remaining, want, n)
+			}
+		}
 		if r.Name == "leaves-a" && (r.BestTest <= 0.5 || r.Kind != search.KindMetaQNN || r.Started.IsZero() || r.Version == "") {
 			t.Errorf("leaves-a: %+v", r)
 		}
@@ -116,10 +134,22 @@ func TestRunResources(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"seed":"14142573438532588651"`) || strings.Count(string(b), `"seed"`) != 1 {
 		t.Errorf("a 64-bit seed for the pages: %s, %v", b, err)
 	}
-	for _, id := range []string{"99", "x", "-1"} {
-		if resp, _ := get(t, base+"/trials/"+id, nil); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("trial %s: status %d, want 404", id, resp.StatusCode)
+	for id, code := range map[string]int{"99": 404, "-1": 404, "x": 400, "01": 400, "+1": 400} {
+		if resp, _ := get(t, base+"/trials/"+id, nil); resp.StatusCode != code {
+			t.Errorf("trial %s: status %d, want %d", id, resp.StatusCode, code)
 		}
+	}
+	// Every API answer is JSON, an unknown address's too.
+	var e struct{ Error string }
+	if resp, body := get(t, srv.URL+"/api/nosuch", nil); resp.StatusCode != http.StatusNotFound || json.Unmarshal(body, &e) != nil || e.Error == "" {
+		t.Errorf("an unknown API address: %d %q", resp.StatusCode, body)
+	}
+	var folder struct {
+		Path   string
+		Exists bool
+	}
+	if get(t, srv.URL+"/api/folder", &folder); folder.Path != runs || !folder.Exists {
+		t.Errorf("folder: %+v, want %s", folder, runs)
 	}
 	// A page for a run that is not there says so in text, pointing at the list.
 	resp, body := get(t, srv.URL+"/runs/nosuch", nil)
@@ -145,6 +175,22 @@ func TestRunResources(t *testing.T) {
 	get(t, base+"/final", &finals)
 	if len(finals) != 2 || finals[0].Download != "/api/runs/leaves-a/winners/rank-01.onnx" {
 		t.Fatalf("final table %+v", finals)
+	}
+	// The winner, picked by validation, is marked (the fixture's finals
+	// rank by search reward, and their validation accuracies keep the order).
+	if !finals[0].Winner || finals[1].Winner || finals[0].Arch != det.WinnerArch {
+		t.Errorf("winner marks: %v %v, winner %q", finals[0].Winner, finals[1].Winner, det.WinnerArch)
+	}
+	// best.onnx, the copy of the winner a report writes, is offered.
+	if det.BestDownload != "" {
+		t.Errorf("best.onnx offered before it was written: %q", det.BestDownload)
+	}
+	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.BestName), []byte("best"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	get(t, base, &det)
+	if det.BestDownload != "/api/runs/leaves-a/winners/best.onnx" {
+		t.Errorf("best.onnx download: %q", det.BestDownload)
 	}
 	resp, body = get(t, srv.URL+finals[0].Download, nil)
 	if string(body) != "not really onnx winners/rank-01.onnx" || !strings.Contains(resp.Header.Get("Content-Disposition"), "leaves-a-rank-01.onnx") {
@@ -223,6 +269,37 @@ func TestTornLastLine(t *testing.T) {
 	log.Write(append(line[len(line)/2:], '\n'))
 	if l, n := count(); l != 3 || n != 3 {
 		t.Errorf("with the line whole: listed %d, served %d trials; want 3", l, n)
+	}
+}
+
+// A damaged line in the middle of the log does not hide the run: the
+// trials before it are listed and served, with the damage named.
+func TestDamagedLine(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	path := filepath.Join(runs, "leaves-c", rundir.FileTrials)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(path, []byte(lines[0]+"{\"id\": 2, \"ar\n"+strings.Join(lines[2:], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var list []Run
+	get(t, srv.URL+"/api/runs", &list)
+	for _, r := range list {
+		if r.Name == "leaves-c" && (r.Trials != 1 || !strings.Contains(r.Error, "trials.jsonl line 2: ")) {
+			t.Errorf("listed: %d trials, error %q", r.Trials, r.Error)
+		}
+	}
+	var ts []pageTrial
+	if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK || len(ts) != 1 || ts[0].ID != 1 {
+		t.Errorf("trials: %d, %d served: %s", resp.StatusCode, len(ts), body)
+	}
+	var det RunDetail
+	if get(t, srv.URL+"/api/runs/leaves-c", &det); !strings.Contains(det.Error, "delete line 2") || len(det.Figures) == 0 {
+		t.Errorf("detail: error %q, %d figures", det.Error, len(det.Figures))
 	}
 }
 
@@ -436,5 +513,82 @@ func TestEventsDeliverAppendedTrials(t *testing.T) {
 	json.Unmarshal([]byte(next(t, events, "run", 5*time.Second).data), &run)
 	if run.Status != StatusStopped {
 		t.Errorf("after the search closed the run: %s", run.Status)
+	}
+}
+
+// rewriteTrials replaces the trials log of the run in dir by trials, in one
+// rename, as a user recovering from a damaged line replaces it.
+func rewriteTrials(t *testing.T, dir string, trials ...rundir.Trial) {
+	t.Helper()
+	var b []byte
+	for _, tr := range trials {
+		line, err := json.Marshal(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(append(b, line...), '\n')
+	}
+	tmp := filepath.Join(dir, "trials.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, rundir.FileTrials)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A log cut short, or with an id recorded again, is not what the stream
+// sent: it says hello again, so that the page reloads the trials.
+func TestEventsRewrittenLog(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
+	resp, err := http.Get(srv.URL + "/api/runs/leaves-c/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := readEvents(resp.Body)
+	next(t, events, "hello", 5*time.Second)
+	dir := filepath.Join(runs, "leaves-c")
+
+	again := fakeTrial(2, 3)
+	again.Reward, again.Finished = 0.25, again.Finished.Add(time.Hour)
+	rewriteTrials(t, dir, fakeTrial(1, 3), again) // trial 2 trained again, resumed
+	var hello Run
+	json.Unmarshal([]byte(next(t, events, "hello", 5*time.Second).data), &hello)
+	if hello.Trials != 2 {
+		t.Errorf("hello after trial 2 was recorded again: %d trials", hello.Trials)
+	}
+	rewriteTrials(t, dir, fakeTrial(1, 3)) // trial 2 cut off
+	json.Unmarshal([]byte(next(t, events, "hello", 5*time.Second).data), &hello)
+	if hello.Trials != 1 {
+		t.Errorf("hello after the log was cut to 1 trial: %d trials", hello.Trials)
+	}
+}
+
+// A run removed while its page is open ends its stream with "gone".
+func TestEventsRunDeleted(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
+	resp, err := http.Get(srv.URL + "/api/runs/leaves-c/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := readEvents(resp.Body)
+	next(t, events, "hello", 5*time.Second)
+	if err := os.RemoveAll(filepath.Join(runs, "leaves-c")); err != nil {
+		t.Fatal(err)
+	}
+	if gone := next(t, events, "gone", 5*time.Second); !strings.Contains(gone.data, "deleted") {
+		t.Errorf("gone: %s", gone.data)
+	}
+	select {
+	case e, ok := <-events:
+		if ok {
+			t.Errorf("after gone, the stream sent %q", e.name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the stream did not end after gone")
 	}
 }

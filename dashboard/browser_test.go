@@ -135,6 +135,9 @@ func TestBrowserRunsPage(t *testing.T) {
 			t.Errorf("%s: %q, want %q", run, got, want)
 		}
 	}
+	// The header names the folder served.
+	abs, _ := filepath.Abs(runs)
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById('folder').textContent === %q`, "in "+abs), `document.querySelector('header').innerText`, 5*time.Second)
 	// Two runs ticked make a comparison of them.
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#runs tr[data-name="leaves-a"] input`)), chromedp.Click(chromedp.CSS(`#runs tr[data-name="leaves-b"] input`)))
 	if eval[bool](t, ctx, `document.getElementById('compare').disabled`) {
@@ -214,7 +217,7 @@ func TestBrowserRunPage(t *testing.T) {
 	if err != nil || sum.WinnerArch == "" {
 		t.Fatalf("the fixture's summary: %v, winner %q", err, sum.WinnerArch)
 	}
-	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the best by validation tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
+	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the winner (picked by validation) tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
@@ -262,4 +265,149 @@ func TestBrowserComparePage(t *testing.T) {
 	waitFor(t, ctx, `document.querySelectorAll('#columns [data-run="leaves-a"] tbody tr').length === 2`,
 		`document.getElementById('columns').innerText`, 10*time.Second)
 	screenshot(t, ctx, "compare")
+}
+
+// An open run page follows its log when it is rewritten (it drops the
+// trials the log no longer has), and says so when the run is deleted.
+func TestBrowserRewrittenAndDeletedRun(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-c"))
+	waitFor(t, ctx, rows+` === 2 && document.getElementById('live').textContent === 'live'`, rows, 10*time.Second)
+
+	dir := filepath.Join(runs, "leaves-c")
+	rewriteTrials(t, dir, fakeTrial(1, 3))
+	waitFor(t, ctx, rows+` === 1 && !document.querySelector('#trials tr[data-id="2"]')`, rows, 5*time.Second)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	header := `document.querySelector('header').innerText + ' | ' + document.getElementById('banner').innerText`
+	waitFor(t, ctx, `document.getElementById('status').textContent === 'deleted' && document.getElementById('banner').textContent.includes('was deleted')`, header, 5*time.Second)
+	if got := eval[string](t, ctx, header); strings.Contains(got, "stopped") || strings.Contains(got, "live") || strings.Contains(got, "nasctl runs list") {
+		t.Errorf("a deleted run's page says %q", got)
+	}
+}
+
+// The final models line says where the final phase stands: not started
+// during the search or on a stopped run, and since when it runs while it
+// does (it reports its epochs only to the terminal).
+func TestBrowserFinalPhase(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	f := newRun(t, runs, "leaves-f", 6, 5, seq(1, 6)...)
+	trials, err := rundir.ReadTrials(f.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := trials[0] // a trained one: trial 1
+	if err := f.AppendFinal(rundir.FinalResult{Rank: 1, Trial: best.ID, Arch: best.Arch, ValAccuracy: 0.9, TestAccuracy: 0.9,
+		Status: rundir.StatusOK, Seconds: 95, Finished: fixtureStart.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	facts := `document.getElementById('facts').innerText`
+	for run, want := range map[string]string{
+		"leaves-b": "final phase not started: the best 2 are retrained after the last trial",
+		"leaves-c": "final phase not started; the search is stopped",
+		"leaves-f": "retraining: 1 of 2 done; final phase running since " + trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05"),
+	} {
+		do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+run))
+		waitFor(t, ctx, fmt.Sprintf(`%s.includes(%q)`, facts, want), facts, 10*time.Second)
+		if got := eval[string](t, ctx, facts); strings.Contains(got, "the best is picked once all are") {
+			t.Errorf("%s: %q", run, got)
+		}
+	}
+	// A running search says how long it has run and has left, and that its
+	// trials' summed time is that of all workers.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
+	waitFor(t, ctx, facts+`.includes('Training time, all workers') && /Elapsed\s+\S.* since the run was made, ~.* left/.test(`+facts+`)`, facts, 10*time.Second)
+}
+
+// Refreshes keep what the user did: the runs page keeps its rows (and a
+// selection in them) while nothing changed, the compare page its sort.
+func TestBrowserRefreshKeepsState(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	row := `document.querySelector('#runs tr[data-name="leaves-a"]')`
+	waitFor(t, ctx, `!!`+row, `document.getElementById('runs').innerText`, 10*time.Second)
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.kept = `+row+`; getSelection().selectAllChildren(kept.lastElementChild)`))
+	time.Sleep(2500 * time.Millisecond) // the page refreshes every 2 s
+	if !eval[bool](t, ctx, `kept.isConnected && getSelection().toString() !== ''`) {
+		t.Error("the runs page redrew its unchanged rows, and the selection went with them")
+	}
+
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=leaves-b"))
+	head := `document.querySelector('#columns [data-run="leaves-a"] th[data-key="test_accuracy"]')`
+	waitFor(t, ctx, `!!`+head, `document.getElementById('columns').innerText`, 10*time.Second)
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#columns [data-run="leaves-a"] th[data-key="test_accuracy"]`)))
+	time.Sleep(5500 * time.Millisecond) // the page refreshes every 5 s
+	if !eval[bool](t, ctx, head+`?.classList.contains('asc')`) {
+		t.Error("the compare page's refresh lost the sort by test accuracy")
+	}
+}
+
+// The compare page names the winner's test accuracy as the winner's, marks
+// its row, and offers best.onnx.
+func TestBrowserCompareWinner(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.BestName), []byte("best"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=leaves-b"))
+	col := `document.querySelector('#columns [data-run="leaves-a"]')`
+	waitFor(t, ctx, col+`?.querySelectorAll('tbody tr').length === 2`, `document.getElementById('columns').innerText`, 10*time.Second)
+	text := eval[string](t, ctx, col+`.innerText`)
+	if !strings.Contains(text, "winner's test accuracy") || strings.Contains(text, "best test accuracy") {
+		t.Errorf("leaves-a's column: %q", text)
+	}
+	if n := eval[int](t, ctx, col+`.querySelectorAll('tr.winner').length`); n != 1 {
+		t.Errorf("%d winner rows, want 1", n)
+	}
+	if href := eval[string](t, ctx, col+`.querySelector('a[download]')?.getAttribute('href') || ''`); href != "/api/runs/leaves-a/winners/best.onnx" {
+		t.Errorf("best.onnx link %q", href)
+	}
+
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+	waitFor(t, ctx, `document.querySelectorAll('#final tr.winner').length === 1 && !!document.querySelector('#facts a[href$="/winners/best.onnx"]')`,
+		`document.getElementById('final').innerText + document.getElementById('facts').innerText`, 10*time.Second)
+}
+
+// The compare page states its limit of 10 runs, in the picker too, and
+// shows the server's error rather than a broken figure; its final tables
+// fit their columns in a 1280 px window.
+func TestBrowserCompareLimits(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	var many []string
+	for i := 1; i <= 11; i++ {
+		name := fmt.Sprintf("more-%02d", i)
+		newRun(t, runs, name, 4, uint64(10+i), 1, 2).Close()
+		many = append(many, "run="+name)
+	}
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?"+strings.Join(many, "&")))
+	waitFor(t, ctx, `document.getElementById('problem').textContent.includes('1 to 10 runs')`, `document.getElementById('problem').textContent`, 10*time.Second)
+
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare"))
+	boxes := `[...document.querySelectorAll('#picker input[type=checkbox]')]`
+	waitFor(t, ctx, boxes+`.length === 14`, `document.getElementById('picker').innerText`, 10*time.Second)
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](boxes+`.slice(0, 10).forEach(b => b.click())`))
+	if got := eval[string](t, ctx, boxes+`.map(b => b.disabled ? 'x' : '.').join('')`); got != "..........xxxx" {
+		t.Errorf("with 10 runs ticked, the picker's boxes (x: disabled): %s", got)
+	}
+
+	do(t, ctx, chromedp.EmulateViewport(1280, 900))
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=leaves-b&run=leaves-c"))
+	waitFor(t, ctx, `document.querySelectorAll('#columns tbody tr').length >= 4`, `document.getElementById('columns').innerText`, 10*time.Second)
+	// Each column and its table's scroller, then the page.
+	over := `[...document.querySelectorAll('#columns > div, #columns .scroll-x')].map(c => c.scrollWidth - c.clientWidth).concat(document.documentElement.scrollWidth - innerWidth).join(' ')`
+	if got := eval[string](t, ctx, over); got != "0 0 0 0 0 0 0" {
+		t.Errorf("the compare columns and page overflow by %s px", got)
+	}
 }

@@ -15,12 +15,14 @@
 //	GET /api/runs/{name}/trials            its trials in trial order (rundir.Trial, the seed as a string)
 //	GET /api/runs/{name}/trials/{id}       one trial, learning curves included
 //	GET /api/runs/{name}/trials/{id}/curves.svg   its learning curves
-//	GET /api/runs/{name}/events            server-sent events: hello, trial, run
+//	GET /api/runs/{name}/events            server-sent events: hello, trial, run, gone
 //	GET /api/runs/{name}/figures/{fig}.svg one of the run's figures
 //	GET /api/runs/{name}/final             the final table, with download links
 //	GET /api/runs/{name}/winners/{file}    a winner's .onnx
 //	GET /api/runs/{name}/config            config.yaml as the run saved it
-//	GET /api/compare/best.svg?run=A&run=B  the runs' best reward so far
+//	GET /api/compare/best.svg?run=A&run=B  the runs' best reward so far (best
+//	                                       validation accuracy when their rewards differ)
+//	GET /api/folder                        the runs folder served: {"path": as given, "abs": absolute}
 package dashboard
 
 import (
@@ -92,6 +94,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/runs/{name}/winners/{file}", s.named(s.winner))
 	m.HandleFunc("GET /api/runs/{name}/config", s.named(s.config))
 	m.HandleFunc("GET /api/compare/best.svg", s.compare)
+	m.HandleFunc("GET /api/folder", s.folder)
+	// The API answers JSON, an unknown address too.
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API at %s; the runs are at /api/runs", r.URL.Path))
+	})
 }
 
 // Serve serves h on ln until ctx is cancelled, then closes the open event

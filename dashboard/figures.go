@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,14 +125,16 @@ func (s *Server) curves(w http.ResponseWriter, r *http.Request, ref *runRef) {
 }
 
 // compare answers GET /api/compare/best.svg?run=A&run=B...: the best
-// reward so far of each run.
+// reward so far of each run, or their best validation accuracy so far when
+// their rewards differ (a cube of the accuracy, or one weighed by latency,
+// is not on the scale of the accuracy itself).
 func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 	names := r.URL.Query()["run"]
-	if len(names) == 0 || len(names) > 10 {
-		writeError(w, http.StatusBadRequest, "name 1 to 10 runs: ?run=A&run=B")
+	if len(names) == 0 || len(names) > maxCompared {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("name 1 to %d runs: ?run=A&run=B", maxCompared))
 		return
 	}
-	runs := make([][]rundir.Trial, len(names))
+	runs := make([]*runData, len(names))
 	var etag strings.Builder
 	for i, name := range names {
 		ref, ok := s.lookup(name)
@@ -139,11 +142,24 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", name))
 			return
 		}
-		d := s.cache.get(ref.dir)
-		runs[i] = d.trials
-		etag.WriteString(d.stamp)
+		runs[i] = s.cache.get(ref.dir)
+		etag.WriteString(runs[i].stamp)
 	}
 	serveSVG(w, r, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
+}
+
+// maxCompared is the most runs the comparison draws: beyond it the colours
+// and dashes (figure.Series) no longer tell them apart.
+const maxCompared = 10
+
+// sameReward reports whether the runs' rewards are the same quantity.
+func sameReward(runs []*runData) bool {
+	for _, d := range runs {
+		if d.reward != runs[0].reward {
+			return false
+		}
+	}
+	return true
 }
 
 // serveSVG answers the figure draw makes, as SVG; version is what it is
@@ -220,18 +236,28 @@ func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 	return p, nil
 }
 
-// bestSoFarPlot draws the best reward so far against the trial of each run.
-func bestSoFarPlot(names []string, runs [][]rundir.Trial) (*plot.Plot, error) {
-	p := figure.New("Best reward so far", "trial", "best reward")
+// bestSoFarPlot draws the best reward so far against the trial of each run,
+// or the best validation accuracy so far when their rewards differ.
+func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
+	title := "Best reward so far"
+	if runs[0].reward != "" {
+		title += " (" + runs[0].reward + ")"
+	}
+	p := figure.New(title, "trial", "best reward")
+	value := func(t rundir.Trial) float64 { return t.Reward }
+	if !sameReward(runs) {
+		p = figure.New("Best validation accuracy so far (the runs' rewards differ)", "trial", "best validation accuracy")
+		value = func(t rundir.Trial) float64 { return cmp.Or(t.ValAccuracy, t.Score) }
+	}
 	p.Add(plotter.NewGrid())
-	for i, trials := range runs {
-		if len(trials) == 0 {
+	for i, d := range runs {
+		if len(d.trials) == 0 {
 			continue
 		}
-		pts := make(plotter.XYs, len(trials))
-		best := trials[0].Reward
-		for j, t := range trials {
-			best = max(best, t.Reward)
+		pts := make(plotter.XYs, len(d.trials))
+		best := value(d.trials[0])
+		for j, t := range d.trials {
+			best = max(best, value(t))
 			pts[j] = plotter.XY{X: float64(t.ID), Y: best}
 		}
 		// After five runs the colours repeat (figure.Series): dash the rest.

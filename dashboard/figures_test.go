@@ -104,3 +104,34 @@ func checkSVG(t *testing.T, url string) {
 		t.Errorf("%s with its ETag: status %d, want 304", url, again.StatusCode)
 	}
 }
+
+// Runs with the same reward are compared by it; runs whose rewards differ
+// (here validation accuracy and its cube, NASNet's) by their validation
+// accuracy, which the figure's title says.
+func TestCompareRewards(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	d := create(t, search.Config{Kind: search.KindMetaQNN, Name: "cubed", Dir: runs, Trials: 4, Data: "data/leaves",
+		Reward: search.RewardSettings{Exponent: 3}})
+	for id := 1; id <= 4; id++ {
+		tr := fakeTrial(id, 4)
+		tr.Reward = math.Pow(tr.ValAccuracy, 3)
+		if err := d.AppendTrial(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	srv := serve(t, Options{Runs: runs})
+	var det RunDetail
+	get(t, srv.URL+"/api/runs/cubed", &det)
+	if det.Reward != "(validation accuracy)^3" || det.BestVal < 0.5 {
+		t.Errorf("cubed: reward %q, best validation accuracy %v", det.Reward, det.BestVal)
+	}
+	for query, want := range map[string]string{
+		"run=leaves-a&run=leaves-b": "Best reward so far (validation accuracy)",
+		"run=leaves-a&run=cubed":    "Best validation accuracy so far (the runs",
+	} {
+		if _, body := get(t, srv.URL+"/api/compare/best.svg?"+query, nil); !strings.Contains(string(body), want) {
+			t.Errorf("%s: no %q in the figure", query, want)
+		}
+	}
+}

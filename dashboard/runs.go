@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,18 @@ type Run struct {
 	// Version changes whenever the run's files do; pages add it to the
 	// addresses of figures to draw them anew.
 	Version string `json:"version"`
+	// Reward names what the trials are rewarded for (rewardText): runs
+	// whose rewards differ cannot be compared by reward.
+	Reward string `json:"reward,omitempty"`
+	// BestVal is the best validation accuracy of a trial (a problem's
+	// score for a run on one), which compares runs of different rewards.
+	BestVal float64 `json:"best_val_accuracy,omitempty"`
+	// LastTrial is when the latest trial finished: the search phase's end
+	// once all are recorded, and so when the final phase began.
+	LastTrial time.Time `json:"last_trial,omitzero"`
+	// Remaining estimates the seconds the run still needs, trials and
+	// final phase, as nasctl search's progress lines do; 0: unknown.
+	Remaining float64 `json:"remaining_seconds,omitempty"`
 }
 
 // benchCSV is where nasctl bench RUN writes its measurements in a run.
@@ -50,6 +64,11 @@ type runData struct {
 	cfg     search.Config  // with defaults
 	trials  []rundir.Trial // in trial order
 	err     error          // why the run could not be read
+	// What Run adds to the summary, from the trials.
+	reward    string
+	bestVal   float64
+	lastTrial time.Time
+	remaining float64
 }
 
 // stampOf returns a digest of the sizes and times of the run's watched
@@ -88,10 +107,33 @@ func load(dir, stamp string, updated time.Time) *runData {
 		return d
 	}
 	d.cfg = cfg.WithDefaults()
-	if d.trials, err = rundir.ReadTrials(dir); err != nil {
+	// A damaged line in the log: the trials before it are shown, and the
+	// summary's Error names the line (a resume refuses the run until it is
+	// mended).
+	if d.trials, err = rundir.ReadTrials(dir); err != nil && !errors.As(err, new(*rundir.LineError)) {
 		d.err = err
 	}
+	d.reward = rewardText(d.cfg)
+	var data search.Data
+	if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err == nil {
+		d.remaining = search.Remaining(d.cfg, data, d.trials, d.summary.Finals)
+	}
+	for _, t := range d.trials {
+		d.bestVal = max(d.bestVal, cmp.Or(t.ValAccuracy, t.Score))
+		if t.Finished.After(d.lastTrial) {
+			d.lastTrial = t.Finished
+		}
+	}
 	return d
+}
+
+// rewardText names what the trials of a run of cfg (with defaults) are
+// rewarded for: two runs with the same text have rewards that compare.
+func rewardText(cfg search.Config) string {
+	if !cfg.Trains() {
+		return strings.TrimSpace(cfg.Problem.Name + " " + cfg.Problem.Dataset + " score")
+	}
+	return cfg.Reward.Describe()
 }
 
 // status decides where the run stands, given whether a process holds it.
@@ -104,7 +146,7 @@ func (d *runData) status(running bool) Status {
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Version: d.stamp}
+	r := Run{RunSummary: d.summary, Version: d.stamp, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining}
 	r.Status = d.status(running)
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time
@@ -148,6 +190,13 @@ func (c *cache) keep(dirs []string) {
 			delete(c.runs, dir)
 		}
 	}
+}
+
+// forget drops what was read of the run in dir (a run removed).
+func (c *cache) forget(dir string) {
+	c.mu.Lock()
+	delete(c.runs, dir)
+	c.mu.Unlock()
 }
 
 // runRef is a run named in a request, found in the runs folder.
@@ -224,4 +273,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	s.cache.keep(dirs)
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].Updated.After(runs[j].Updated) })
 	writeJSON(w, runs)
+}
+
+// folder answers GET /api/folder: the runs folder, which the runs page names
+// (a mistyped --runs shows as an empty list otherwise).
+func (s *Server) folder(w http.ResponseWriter, r *http.Request) {
+	abs, err := filepath.Abs(s.opts.Runs)
+	if err != nil {
+		abs = s.opts.Runs
+	}
+	_, err = os.Stat(s.opts.Runs)
+	writeJSON(w, map[string]any{"path": s.opts.Runs, "abs": abs, "exists": err == nil})
 }

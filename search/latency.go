@@ -374,8 +374,9 @@ func MeasureLatencyTable(ctx context.Context, cfg Config, in genotype.Input, cla
 	return t, nil
 }
 
-// describe says what the reward is, for reports.
-func (r RewardSettings) describe() string {
+// Describe says what the reward is, for reports; runs whose rewards have
+// different descriptions cannot be compared by reward.
+func (r RewardSettings) Describe() string {
 	r = r.withDefaults()
 	switch r.Mode {
 	case RewardMnasNet:

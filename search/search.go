@@ -601,13 +601,21 @@ func (s *Search) emit(e Event) {
 	s.Progress(e)
 }
 
-// remaining estimates the seconds left: the mean time of the trials
-// evaluated so far times those left (over the workers), plus the final phase
-// at the same rate scaled by its epochs and data.
+// remaining estimates the seconds left (Remaining).
 func (s *Search) remaining() float64 {
+	return Remaining(s.cfg, s.data, s.trials, s.finals.done)
+}
+
+// Remaining estimates the seconds a run of cfg (with defaults) on data
+// still needs, with trials and finalsDone final models recorded: the mean
+// time of the trials evaluated so far times those left (over the workers),
+// plus the final phase at the same rate scaled by its epochs and data; 0
+// before any trial was evaluated. The progress lines and the dashboard
+// show it.
+func Remaining(cfg Config, data Data, trials []rundir.Trial, finalsDone int) float64 {
 	var sum float64
 	var n int
-	for _, t := range s.trials {
+	for _, t := range trials {
 		if t.Status.Trained() {
 			sum += t.Seconds
 			n++
@@ -617,12 +625,12 @@ func (s *Search) remaining() float64 {
 		return 0
 	}
 	mean := sum / float64(n)
-	left := float64(max(s.cfg.Trials-len(s.trials), 0))
-	share := float64(n) / float64(len(s.trials)) // of the trials that need evaluating
-	est := left * share * mean / float64(s.cfg.Workers)
-	if s.cfg.Trains() && !s.cfg.Final.Skip {
-		scale := s.cfg.Final.EpochFactor * float64(s.data.Full) / float64(max(s.data.Train, 1))
-		est += float64(max(s.cfg.Final.TopK-s.finals.done, 0)) * mean * scale / float64(s.cfg.Workers)
+	left := float64(max(cfg.Trials-len(trials), 0))
+	share := float64(n) / float64(len(trials)) // of the trials that need evaluating
+	est := left * share * mean / float64(cfg.Workers)
+	if cfg.Trains() && !cfg.Final.Skip {
+		scale := cfg.Final.EpochFactor * float64(data.Full) / float64(max(data.Train, 1))
+		est += float64(max(cfg.Final.TopK-finalsDone, 0)) * mean * scale / float64(cfg.Workers)
 	}
 	return est
 }

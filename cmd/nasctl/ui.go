@@ -19,7 +19,10 @@ every run with its status (running, stopped, finished) and counts; a run's trial
 figures, learning curves, final models (to download) and configuration, updated
 within a second of the search writing them; two or more runs compared.
 
-It only reads the run directories, so it can watch a search while it runs.
+It only reads the run directories, so it can watch a search while it runs. It
+serves the folders inside --runs only: a run linked in from elsewhere (a symbolic
+link) is left out, so that no address reaches outside the folder; serve its own
+folder with a second nasctl ui, or copy it in.
 On a loopback address (the default) it needs no token; on any other address
 it requires one: --token, or one it makes and prints in the address to open.
 Example: nasctl ui --runs runs --addr 0.0.0.0:8080`

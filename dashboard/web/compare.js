@@ -1,9 +1,11 @@
 // The compare page: the best reward so far of two or more runs in one
-// figure, and their final tables side by side; refreshed every five seconds.
-import {getJSON, h, runURL, pageURL, num, int, badge, Table} from './app.js';
+// figure (their best validation accuracy when their rewards differ), and
+// their final tables side by side; refreshed every five seconds.
+import {getJSON, h, runURL, pageURL, num, int, badge, winnerRank, Table} from './app.js';
 
 const $ = id => document.getElementById(id);
-const names = new URLSearchParams(location.search).getAll('run');
+const names = [...new Set(new URLSearchParams(location.search).getAll('run'))]; // a run named twice once
+const maxRuns = 10; // the most the server's figure draws (maxCompared)
 const problem = e => { $('problem').textContent = e ? String(e.message || e) : ''; };
 
 async function picker() {
@@ -11,15 +13,26 @@ async function picker() {
   const runs = await getJSON('/api/runs');
   const boxes = runs.map(r => h('label', {},
     h('input', {type: 'checkbox', name: 'run', value: r.name, checked: names.includes(r.name)}),
-    ` ${r.name} (${r.kind}, ${r.trials} of ${r.planned} trials, ${r.status})`));
-  $('picker').replaceChildren(...boxes, h('p', {}, h('button', {type: 'submit', text: 'Compare'})));
+    ` ${r.name} (${r.kind}, ${r.trials} of ${r.planned} trials, ${r.status}` + (r.reward ? `; reward: ${r.reward})` : ')')));
+  const submit = h('button', {type: 'submit', text: 'Compare'});
+  const count = h('span', {class: 'muted', id: 'ticked'});
+  $('picker').replaceChildren(h('p', {class: 'muted', text: `Tick 2 to ${maxRuns} runs.`}), ...boxes, h('p', {}, submit, ' ', count));
+  // At the limit, the runs not ticked cannot be.
+  const limit = () => {
+    const ticked = $('picker').querySelectorAll('input:checked').length;
+    for (const b of $('picker').querySelectorAll('input[type=checkbox]')) b.disabled = !b.checked && ticked >= maxRuns;
+    submit.disabled = ticked < 2;
+    count.textContent = `${ticked} ticked, at most ${maxRuns}`;
+  };
+  $('picker').addEventListener('change', limit);
+  limit();
 }
 
 // The final table, and the leading architectures of a run without one.
 const finalColumns = [
-  {key: 'rank', label: 'Rank', num: true},
+  {key: 'rank', label: 'Rank', num: true, cell: winnerRank},
   {key: 'arch', label: 'Architecture', cls: 'arch'},
-  {key: 'params', label: 'Parameters', num: true, cell: f => int(f.params)},
+  {key: 'params', label: 'Params', title: 'parameters', num: true, cell: f => int(f.params)},
   {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: f => num(f.val_accuracy)},
   {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) : f.status},
 ];
@@ -31,39 +44,62 @@ const topColumns = [
 ];
 
 // column is one run's side: its facts and its final table, or its
-// leading architectures while it has no final models.
+// leading architectures while it has no final models. Its tables are kept
+// across refreshes, and with them the sort the user chose.
 function column(name) {
   const facts = h('p', {class: 'muted'});
   const caption = h('p', {class: 'muted'});
   const table = h('table');
   const box = h('div', {dataset: {run: name}},
-    h('h3', {}, h('a', {href: pageURL(name), text: name}), ' ', h('span', {class: 'status'})), facts, caption, table);
-  async function update() {
-    const d = await getJSON(runURL(name));
+    h('h3', {}, h('a', {href: pageURL(name), text: name}), ' ', h('span', {class: 'status'})), facts, caption, h('div', {class: 'scroll-x'}, table));
+  const tables = {};
+  let drawn = null;
+  // draw shows the run d; byReward: the runs compared share its reward.
+  // Only a change is drawn: a redraw would clear the user's selection.
+  function draw(d, byReward) {
+    const key = [d.version, d.status, byReward].join(' ');
+    if (drawn === key) return;
+    drawn = key;
     box.querySelector('.status').replaceChildren(badge(d.status));
-    facts.textContent = `${d.kind}: ${d.trials} of ${d.planned} trials, best reward ${num(d.best_reward)}` +
-      (d.final_models ? `, best test accuracy ${num(d.best_test_accuracy)}` : '');
-    const finals = (d.report && d.report.finals) || [];
-    const top = (d.report && d.report.top) || [];
+    const best = byReward ? `best reward ${num(d.best_reward)} (${d.reward})`
+      : `best val. accuracy ${num(d.best_val_accuracy)} (its reward: ${d.reward}, best ${num(d.best_reward)})`;
+    facts.replaceChildren(`${d.kind}: ${d.trials} of ${d.planned} trials, ${best}` +
+      (d.winner_arch ? `, winner's test accuracy ${num(d.best_test_accuracy)} (picked by validation)` : ''),
+      ...(d.best_download ? [' · ', h('a', {href: d.best_download, download: '', text: 'best.onnx'})] : []));
+    const finals = ((d.report && d.report.finals) || []).map(f => Object.assign({winner: f.arch === d.winner_arch}, f));
+    const kind = finals.length ? 'final' : 'top';
     caption.textContent = finals.length ? 'Final models (retrained, then tested):' : 'No final models yet; the leading architectures of the search:';
-    new Table(table, finals.length ? finalColumns : topColumns, {empty: 'No architecture evaluated yet.'}).setRows(finals.length ? finals : top);
-    return d.version;
+    if (!tables[kind]) {
+      tables[kind] = new Table(table, kind === 'final' ? finalColumns : topColumns,
+        {empty: 'No architecture evaluated yet.', rowProps: f => ({class: f.winner ? 'winner' : null})});
+    }
+    tables[kind].setRows(finals.length ? finals : (d.report && d.report.top) || []);
   }
-  return {box, update};
+  return {box, draw};
 }
 
 async function compare() {
+  if (names.length > maxRuns) {
+    problem(`${names.length} runs named: the page compares at most ${maxRuns}; untick some at /compare`);
+  }
   $('curves').hidden = false;
   $('side').hidden = false;
   const cols = names.map(column);
   $('columns').replaceChildren(...cols.map(c => c.box));
   const query = names.map(n => 'run=' + encodeURIComponent(n)).join('&');
+  // The figure is an <img>: an error the server answers instead shows here.
+  $('best').onerror = () => getJSON($('best').src).then(() => {}, problem);
   async function refresh() {
     try {
-      const versions = await Promise.all(cols.map(c => c.update()));
-      const src = '/api/compare/best.svg?' + query + '&v=' + versions.join('.');
+      const runs = await Promise.all(names.map(n => getJSON(runURL(n))));
+      const byReward = new Set(runs.map(d => d.reward)).size === 1;
+      const what = byReward ? `Best reward so far (${runs[0].reward})`
+        : "Best validation accuracy so far: the runs' rewards differ (" + runs.map(d => `${d.name}: ${d.reward}`).join('; ') + ')';
+      if ($('what').textContent !== what) $('what').textContent = what;
+      runs.forEach((d, i) => cols[i].draw(d, byReward));
+      const src = '/api/compare/best.svg?' + query + '&v=' + runs.map(d => d.version).join('.');
       if ($('best').getAttribute('src') !== src) $('best').src = src;
-      problem(null);
+      if (names.length <= maxRuns) problem(null);
     } catch (e) { problem(e); }
   }
   await refresh();

@@ -1,7 +1,7 @@
 // The run page: progress, figures, trials, leading architectures, final
 // models and configuration of one run, kept up to date by the run's event
 // stream without reloading.
-import {getJSON, getText, h, runURL, num, int, epsText, secs, when, badge, Table} from './app.js';
+import {getJSON, getText, h, runURL, num, int, epsText, secs, when, badge, winnerRank, Table} from './app.js';
 
 const $ = id => document.getElementById(id);
 const name = decodeURIComponent(location.pathname.split('/').pop());
@@ -11,9 +11,10 @@ $('name').textContent = name;
 const trials = new Map(); // by id
 const fresh = new Set(); // ids that came by event since the last drawing
 let run = null, report = null, selected = null, statusFilter = '';
-let version = null, finals = null;
+let version = null, finals = null, gone = false, bestDownload = '';
 
-function problem(e) { $('problem').textContent = e ? String(e.message || e) : ''; }
+// Once the run is gone, its resources answer 404: the banner says why.
+function problem(e) { if (!gone) $('problem').textContent = e ? String(e.message || e) : ''; }
 
 // The trials table.
 for (const s of ['ok', 'reused', 'refused', 'diverged', 'failed']) $('filter').append(h('option', {value: s, text: s}));
@@ -61,6 +62,7 @@ async function loadTrials() {
   try {
     const ts = await getJSON(runURL(name, 'trials'));
     for (const t of ts) trials.set(t.id, t);
+    if (selected !== null && !trials.has(selected)) { selected = null; $('trial').hidden = true; }
     drawTrials();
   } catch (e) { problem(e); }
 }
@@ -107,19 +109,50 @@ function drawFacts() {
     fact('Trials', h('span', {id: 'done', text: `${run.trials} of ${run.planned}`}), counts ? ` (${counts})` : '',
       ' ', h('progress', {max: run.planned || 1, value: run.trials})),
     fact('Best reward', run.best_arch ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
-    fact('Final models', run.final_models < run.final_models_planned ? `${run.final_models} of ${run.final_models_planned} retrained; the best is picked once all are`
-      : run.winner_arch ? `${run.final_models}; the best by validation tests at ${num(run.best_test_accuracy)}`
-      : run.final_models ? `${run.final_models}; none trained to a model`
-      : run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'),
-    fact('Evaluation time', report ? secs(report.seconds) : ''),
+    fact('Final models', ...finalFacts()),
+    fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', report ? secs(report.seconds) : ''),
     fact('Started', when(run.started)),
     fact('Last update', when(run.updated)),
     fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
   ];
+  if (run.status === 'running' && run.started) {
+    // The search's own estimate; the time since the run was made includes
+    // any time it stood stopped before a resume.
+    rows.splice(rows.length - 1, 0, fact('Elapsed', h('span', {dataset: {since: run.started}, text: ago(run.started)}),
+      ' since the run was made', run.remaining_seconds ? `, ~${secs(run.remaining_seconds)} left (as of the last update)` : ''));
+  }
   if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact('Unreadable', h('span', {class: 'error', text: run.error})));
   $('facts').replaceChildren(...rows.flat());
 }
+
+// finalFacts says where the final phase stands. It only starts after the
+// last trial, and it writes its epochs to the terminal alone: while it runs,
+// the page can only say since when, so that it does not look hung.
+function finalFacts() {
+  const done = run.final_models, planned = run.final_models_planned, running = run.status === 'running';
+  if (planned && done < planned) {
+    if (run.trials < run.planned) {
+      return [running ? `final phase not started: the best ${planned} are retrained after the last trial`
+        : 'final phase not started; the search is stopped: resume it to continue'];
+    }
+    if (!running) return [`${done} of ${planned} retrained; stopped: resume the run to finish the final phase`];
+    return [`retraining: ${done} of ${planned} done; final phase running since ${when(run.last_trial)} (`,
+      h('span', {dataset: {since: run.last_trial}, text: ago(run.last_trial)}), ' ago)'];
+  }
+  if (run.winner_arch) {
+    return [`${done}; the winner (picked by validation) tests at ${num(run.best_test_accuracy)}`,
+      bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
+  }
+  if (done) return [`${done}; none trained to a model`];
+  return [run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'];
+}
+
+// ago is how long ago an ISO time was; the [data-since] spans tick.
+const ago = iso => secs(Math.max(1, (Date.now() - Date.parse(iso)) / 1000));
+setInterval(() => {
+  for (const e of document.querySelectorAll('[data-since]')) e.textContent = ago(e.dataset.since);
+}, 1000);
 
 function drawFigures(figs) {
   const box = $('figures');
@@ -153,6 +186,7 @@ function loadDetail() {
     try {
       const d = await getJSON(runURL(name));
       report = d.report;
+      bestDownload = d.best_download || '';
       drawFacts();
       drawFigures(d.figures);
       topTable.setRows(report ? report.top || [] : []);
@@ -161,7 +195,7 @@ function loadDetail() {
 }
 
 const finalTable = new Table($('final'), [
-  {key: 'rank', label: 'Rank', num: true},
+  {key: 'rank', label: 'Rank', num: true, cell: winnerRank},
   {key: 'arch', label: 'Architecture', cls: 'arch'},
   {key: 'params', label: 'Parameters', num: true, cell: f => int(f.params)},
   {key: 'macs', label: 'MACs', num: true, cell: f => int(f.macs)},
@@ -172,7 +206,7 @@ const finalTable = new Table($('final'), [
   {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
-], {empty: () => run && run.final_skipped ? 'No final models: this run skips the final phase (--skip-final); nasctl search --resume RUN --skip-final=false runs it.'
+], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => run && run.final_skipped ? 'No final models: this run skips the final phase (--skip-final); nasctl search --resume RUN --skip-final=false runs it.'
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 
 async function loadFinal() {
@@ -193,7 +227,9 @@ function setLive(on) {
 
 function connect() {
   const es = new EventSource(runURL(name, 'events'));
-  es.addEventListener('hello', e => { setLive(true); problem(null); applyRun(JSON.parse(e.data)); loadTrials(); });
+  // hello comes again when the log was rewritten: what the page holds may
+  // be trials the log no longer has, so it starts over.
+  es.addEventListener('hello', e => { setLive(true); problem(null); trials.clear(); applyRun(JSON.parse(e.data)); loadTrials(); });
   es.addEventListener('trial', e => {
     const t = JSON.parse(e.data);
     trials.set(t.id, t);
@@ -201,6 +237,16 @@ function connect() {
     drawTrials();
   });
   es.addEventListener('run', e => applyRun(JSON.parse(e.data)));
+  es.addEventListener('gone', e => {
+    es.close(); // or the browser would reconnect to a run that is not there
+    gone = true;
+    $('status').replaceChildren(h('span', {class: 'badge deleted', text: 'deleted'}));
+    $('live').hidden = true;
+    $('problem').textContent = '';
+    $('banner').textContent = JSON.parse(e.data).error + '; the page shows what it had read before.';
+    $('banner').hidden = false;
+    document.querySelector('main').classList.add('gone');
+  });
   // The browser reconnects by itself; hello then reloads the trials.
   es.onerror = () => setLive(false);
 }

@@ -1,13 +1,16 @@
 // The runs page: every run of the folder, refreshed every two seconds.
-import {getJSON, h, pageURL, num, when, badge, Table} from './app.js';
+import {getJSON, h, pageURL, num, secs, when, badge, Table} from './app.js';
 
 const picked = new Set();
 const compare = document.getElementById('compare');
 const problem = document.getElementById('problem');
 
+const maxRuns = 10; // the most the compare page draws
+
 function pick(name, on) {
   if (on) picked.add(name); else picked.delete(name);
-  compare.disabled = picked.size < 2;
+  compare.disabled = picked.size < 2 || picked.size > maxRuns;
+  compare.title = picked.size > maxRuns ? `${picked.size} ticked: compare at most ${maxRuns}` : '';
 }
 compare.addEventListener('click', () => {
   location.href = '/compare?' + [...picked].map(n => 'run=' + encodeURIComponent(n)).join('&');
@@ -19,11 +22,14 @@ const table = new Table(document.getElementById('runs'), [
     onchange: e => pick(r.name, e.target.checked)})},
   {key: 'name', label: 'Run', cls: 'nowrap', cell: r => h('a', {href: pageURL(r.name), text: r.name})},
   {key: 'kind', label: 'Kind'},
-  {key: 'status', label: 'Status', cell: r => badge(r.status)},
-  {key: 'trials', label: 'Trials', cls: 'trials nowrap', title: 'done of planned', value: r => r.trials / (r.planned || 1),
-    cell: r => [h('span', {class: 'count', text: `${r.trials} / ${r.planned}`}),
+  {key: 'status', label: 'Status', cell: r => badge(r.error ? '' : r.status)}, // '': unreadable
+  {key: 'trials', label: 'Trials', cls: 'trials nowrap', title: 'done of planned (point at a running run for the time left)', value: r => r.trials / (r.planned || 1),
+    cell: r => [h('span', {class: 'count', text: `${r.trials} / ${r.planned}`,
+      title: r.status === 'running' && r.remaining_seconds ? `~${secs(r.remaining_seconds)} left, as nasctl search estimates it` : null}),
       h('progress', {max: r.planned || 1, value: r.trials})]},
-  {key: 'best_reward', label: 'Best reward', num: true, cell: r => r.best_arch ? num(r.best_reward) : ''},
+  {key: 'best_reward', label: 'Best reward', num: true,
+    title: "the best trial's reward, as its run defines it (point at a value): rewards of other definitions do not compare",
+    cell: r => r.best_arch ? h('span', {title: 'reward: ' + r.reward, text: num(r.best_reward)}) : ''},
   {key: 'best_test_accuracy', label: 'Winner test accuracy', num: true, title: 'the final model picked by validation (winners/best.onnx)',
     cell: r => r.final_models ? num(r.best_test_accuracy) : ''},
   {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},
@@ -32,13 +38,25 @@ const table = new Table(document.getElementById('runs'), [
     value: r => r.winner_arch || r.best_arch,
     cell: r => r.error ? h('span', {class: 'error', text: 'unreadable: ' + r.error})
       : r.winner_arch || (r.best_arch ? 'search: ' + r.best_arch : '')},
-], {sort: 'updated', desc: true, empty: 'No runs in this folder yet: start one with nasctl search.',
+], {sort: 'updated', desc: true, empty: () => folder && !folder.exists ? `${folder.abs} does not exist (yet).` : 'No runs in this folder yet: start one with nasctl search.',
   rowProps: r => ({dataset: {name: r.name}})});
 
+// The folder served, named in the header: a mistyped one shows no runs.
+let folder = null;
+getJSON('/api/folder').then(f => {
+  folder = f;
+  document.getElementById('folder').textContent = 'in ' + f.abs;
+  if (!f.exists) table.render();
+}, () => {});
+
+// The rows are drawn again only when a run changed: a redraw clears the
+// user's selection (an architecture being copied, say).
+let drawn = '';
 async function refresh() {
   try {
     const runs = await getJSON('/api/runs');
-    table.setRows(runs);
+    const now = JSON.stringify(runs);
+    if (now !== drawn) { drawn = now; table.setRows(runs); }
     document.getElementById('count').textContent = runs.length === 1 ? '1 run' : runs.length + ' runs';
     problem.textContent = '';
   } catch (e) {

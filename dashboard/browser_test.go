@@ -305,14 +305,21 @@ func TestBrowserFinalPhase(t *testing.T) {
 		Status: rundir.StatusOK, Seconds: 95, Finished: fixtureStart.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// The retraining in flight, as the search writes it.
+	if err := f.WriteJSON(rundir.FileFinalProgress, []rundir.FinalProgress{{Rank: 2, Trial: 4, Epoch: 12, MaxEpochs: 30, ValAccuracy: 0.9946,
+		Time: fixtureStart.Add(2 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
 	srv := serve(t, Options{Runs: runs})
 	ctx := browser(t)
 	facts := `document.getElementById('facts').innerText`
 	for run, want := range map[string]string{
-		"leaves-b": "final phase not started: the best 2 are retrained after the last trial",
-		"leaves-c": "final phase not started; the search is stopped",
-		"leaves-f": "retraining: 1 of 2 done; final phase running since " + trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05"),
+		"leaves-b":  "final phase not started: the best 2 are retrained after the last trial",
+		"leaves-c":  "final phase not started; the search is stopped",
+		"leaves-f":  "retraining: 1 of 2 done; final phase running since " + trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05"),
+		"leaves-f ": "#2 (trial 4): epoch 12 of at most 30, val. accuracy 0.9946, at " + fixtureStart.Add(2*time.Hour).Local().Format("2006-01-02 15:04:05"),
 	} {
+		run = strings.TrimSpace(run) // a second line of one run
 		do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+run))
 		waitFor(t, ctx, fmt.Sprintf(`%s.includes(%q)`, facts, want), facts, 10*time.Second)
 		if got := eval[string](t, ctx, facts); strings.Contains(got, "the best is picked once all are") {

@@ -47,13 +47,17 @@ type Run struct {
 	// Remaining estimates the seconds the run still needs, trials and
 	// final phase, as nasctl search's progress lines do; 0: unknown.
 	Remaining float64 `json:"remaining_seconds,omitempty"`
+	// FinalProgress is how far the final retrainings in flight are, as
+	// the search last wrote it (rundir.FileFinalProgress; none when the
+	// retrainings run on remote workers).
+	FinalProgress []rundir.FinalProgress `json:"final_progress,omitempty"`
 }
 
 // benchCSV is where nasctl bench RUN writes its measurements in a run.
 var benchCSV = filepath.Join(rundir.DirBench, "bench.csv")
 
 // watched are the files whose size and time tell that a run has changed.
-var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV}
+var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV, rundir.FileFinalProgress}
 
 // runData is what the dashboard has read of a run at one state of its files
 // (one stamp). It is shared between requests and never changed once made.
@@ -65,10 +69,11 @@ type runData struct {
 	trials  []rundir.Trial // in trial order
 	err     error          // why the run could not be read
 	// What Run adds to the summary, from the trials.
-	reward    string
-	bestVal   float64
-	lastTrial time.Time
-	remaining float64
+	reward        string
+	bestVal       float64
+	lastTrial     time.Time
+	remaining     float64
+	finalProgress []rundir.FinalProgress
 }
 
 // stampOf returns a digest of the sizes and times of the run's watched
@@ -114,6 +119,7 @@ func load(dir, stamp string, updated time.Time) *runData {
 		d.err = err
 	}
 	d.reward = rewardText(d.cfg)
+	readJSON(filepath.Join(dir, rundir.FileFinalProgress), &d.finalProgress) // none outside a final phase
 	var data search.Data
 	if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err == nil {
 		d.remaining = search.Remaining(d.cfg, data, d.trials, d.summary.Finals)
@@ -146,7 +152,8 @@ func (d *runData) status(running bool) Status {
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Version: d.stamp, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining}
+	r := Run{RunSummary: d.summary, Version: d.stamp, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining,
+		FinalProgress: d.finalProgress}
 	r.Status = d.status(running)
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time

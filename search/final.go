@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,6 +147,9 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		err error
 	}
 	s.finals.done, s.finals.total = done, len(top)
+	flight := finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}}
+	flight.clear() // what a killed process left
+	defer flight.clear()
 	if len(todo) > 0 {
 		select {
 		case <-stop: // asked during the last trials: no retraining starts
@@ -164,6 +168,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		if err := s.dir.AppendFinal(f); err != nil {
 			return err
 		}
+		flight.drop(f.Rank)
 		done++
 		s.finals.done = done
 		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
@@ -173,7 +178,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
 			rank := todo[0]
 			todo = todo[1:]
-			progress := s.finalProgress(rank+1, epochs)
+			progress := s.finalProgress(rank+1, top[rank].ID, epochs)
 			p.run(func(ctx context.Context) result {
 				f, err := s.retrain(ctx, rank+1, top[rank], progress)
 				return result{f, err}
@@ -184,6 +189,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		}
 		select {
 		case e := <-epochs:
+			flight.report(*e.Epoch)
 			s.emit(e)
 		case r := <-p.results:
 			p.busy--
@@ -253,7 +259,7 @@ var finalEpochEvery = 30 * time.Second
 // for the search's goroutine to emit, dropped if that one is behind.
 // Remote workers' epochs do not come back (a job's Progress is the
 // worker's own).
-func (s *Search) finalProgress(rank int, epochs chan<- Event) func(runtime.EpochRecord) {
+func (s *Search) finalProgress(rank, trial int, epochs chan<- Event) func(runtime.EpochRecord) {
 	last := time.Now()
 	most := s.cfg.finalEpochs()
 	return func(r runtime.EpochRecord) {
@@ -261,11 +267,45 @@ func (s *Search) finalProgress(rank int, epochs chan<- Event) func(runtime.Epoch
 			return
 		}
 		last = time.Now()
+		p := &rundir.FinalProgress{Rank: rank, Trial: trial, Epoch: r.Epoch, MaxEpochs: most, ValAccuracy: r.ValAccuracy, Time: last}
 		select {
-		case epochs <- Event{Kind: "final_epoch", Message: fmt.Sprintf("final #%d: epoch %d of at most %d, val %.4f", rank, r.Epoch, most, r.ValAccuracy)}:
+		case epochs <- Event{Kind: "final_epoch", Epoch: p, Message: fmt.Sprintf("final #%d: epoch %d of at most %d, val %.4f", rank, r.Epoch, most, r.ValAccuracy)}:
 		default:
 		}
 	}
+}
+
+// finalFlight keeps FileFinalProgress: the latest progress of each
+// retraining in flight, by rank. The file is for watching only, so a
+// failure to write it is not the final phase's: it is left as it was.
+type finalFlight struct {
+	dir *rundir.Dir
+	at  map[int]rundir.FinalProgress
+}
+
+func (f *finalFlight) report(p rundir.FinalProgress) {
+	f.at[p.Rank] = p
+	f.write()
+}
+
+// drop forgets a retraining that ended.
+func (f *finalFlight) drop(rank int) {
+	if _, ok := f.at[rank]; ok {
+		delete(f.at, rank)
+		f.write()
+	}
+}
+
+func (f *finalFlight) write() {
+	if len(f.at) == 0 {
+		f.clear()
+		return
+	}
+	f.dir.WriteJSON(rundir.FileFinalProgress, slices.SortedFunc(maps.Values(f.at), func(a, b rundir.FinalProgress) int { return a.Rank - b.Rank }))
+}
+
+func (f *finalFlight) clear() {
+	os.Remove(filepath.Join(f.dir.Path, rundir.FileFinalProgress))
 }
 
 // retrain runs the final phase for one architecture; progress, when set,

@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -337,13 +338,29 @@ func TestFinalEpochProgress(t *testing.T) {
 	cfg.Workers = 1 // one retraining at a time: its events are not dropped
 	s := newSearch(t, cfg, &fakeExecutor{curves: true})
 	var lines []string
+	progressFile := filepath.Join(s.Dir(), rundir.FileFinalProgress)
+	os.WriteFile(progressFile, []byte("[]"), 0o644) // as a killed process leaves it
 	s.Progress = func(e Event) {
-		if e.Kind == "final_epoch" {
+		switch e.Kind {
+		case "final_start":
+			if _, err := os.Stat(progressFile); err == nil {
+				t.Error("the final phase began with the progress a killed process left")
+			}
+		case "final_epoch":
 			lines = append(lines, e.Message)
+			// The file says the same as the event, for the dashboard.
+			var ps []rundir.FinalProgress
+			if b, err := os.ReadFile(progressFile); err != nil || json.Unmarshal(b, &ps) != nil || len(ps) != 1 || !ps[0].Time.Equal(e.Epoch.Time) ||
+				ps[0].Epoch != e.Epoch.Epoch || ps[0].ValAccuracy != e.Epoch.ValAccuracy || ps[0].Rank != 1 || ps[0].Trial == 0 || ps[0].MaxEpochs != 30 {
+				t.Errorf("%s: %s holds %s (%v)", e.Message, rundir.FileFinalProgress, b, err)
+			}
 		}
 	}
 	if err := s.Run(context.Background(), nil); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(progressFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after the final phase: %v", rundir.FileFinalProgress, err)
 	}
 	epochs := cfg.finalEpochs()
 	if most := cfg.Final.TopK * epochs; len(lines) == 0 || len(lines) > most {
@@ -355,10 +372,10 @@ func TestFinalEpochProgress(t *testing.T) {
 	// Within finalEpochEvery, nothing; behind a full queue, no wait.
 	finalEpochEvery = time.Hour
 	quiet := make(chan Event, 1)
-	s.finalProgress(2, quiet)(runtime.EpochRecord{Epoch: 3})
+	s.finalProgress(2, 7, quiet)(runtime.EpochRecord{Epoch: 3})
 	finalEpochEvery = 0
 	full := make(chan Event)
-	s.finalProgress(2, full)(runtime.EpochRecord{Epoch: 3}) // would block forever if it waited
+	s.finalProgress(2, 7, full)(runtime.EpochRecord{Epoch: 3}) // would block forever if it waited
 	if len(quiet) != 0 {
 		t.Errorf("an event within finalEpochEvery: %+v", <-quiet)
 	}

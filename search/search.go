@@ -37,10 +37,12 @@ type Event struct {
 	// "final_epoch" (a long retraining's progress: Message), "final", and
 	// last "done", or "stopped" when a stop or an interrupt
 	// ended the run, or "failed" (Message: the error).
-	Kind    string              `json:"event"`
-	Trial   *rundir.Trial       `json:"trial,omitempty"`
-	Final   *rundir.FinalResult `json:"final,omitempty"`
-	Learned *controller.Learned `json:"learned,omitempty"` // what the agent did with Trial
+	Kind  string              `json:"event"`
+	Trial *rundir.Trial       `json:"trial,omitempty"`
+	Final *rundir.FinalResult `json:"final,omitempty"`
+	// Epoch is a "final_epoch"'s progress.
+	Epoch   *rundir.FinalProgress `json:"final_epoch,omitempty"`
+	Learned *controller.Learned   `json:"learned,omitempty"` // what the agent did with Trial
 	// Replayed marks a trial an earlier run recorded, which a resumed run
 	// learns again from the log instead of evaluating it.
 	Replayed bool    `json:"replayed,omitempty"`

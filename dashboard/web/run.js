@@ -127,8 +127,9 @@ function drawFacts() {
 }
 
 // finalFacts says where the final phase stands. It only starts after the
-// last trial, and it writes its epochs to the terminal alone: while it runs,
-// the page can only say since when, so that it does not look hung.
+// last trial; while it runs, since when, and each retraining's last epoch
+// (at most every 30 s; none from remote workers), so that it does not look
+// hung.
 function finalFacts() {
   const done = run.final_models, planned = run.final_models_planned, running = run.status === 'running';
   if (planned && done < planned) {
@@ -137,8 +138,10 @@ function finalFacts() {
         : 'final phase not started; the search is stopped: resume it to continue'];
     }
     if (!running) return [`${done} of ${planned} retrained; stopped: resume the run to finish the final phase`];
+    const epochs = (run.final_progress || []).map(p =>
+      h('div', {class: 'muted', text: `#${p.rank} (trial ${p.trial}): epoch ${p.epoch} of at most ${p.max_epochs}, val. accuracy ${num(p.val_accuracy)}, at ${when(p.time)}`}));
     return [`retraining: ${done} of ${planned} done; final phase running since ${when(run.last_trial)} (`,
-      h('span', {dataset: {since: run.last_trial}, text: ago(run.last_trial)}), ' ago)'];
+      h('span', {dataset: {since: run.last_trial}, text: ago(run.last_trial)}), ' ago)', ...epochs];
   }
   if (run.winner_arch) {
     return [`${done}; the winner (picked by validation) tests at ${num(run.best_test_accuracy)}`,

@@ -51,11 +51,15 @@ const (
 	FileReport       = "report.md"
 	FileReportCSV    = "report.csv"
 	FileLatencyModel = "latency_model.json"
-	fileLock         = ".lock"
-	DirModels        = "models"
-	DirWinners       = "winners"
-	DirPlots         = "plots"
-	DirBench         = "bench"
+	// FileFinalProgress says how far the final retrainings in flight are
+	// ([]FinalProgress), for the dashboard: rewritten as they report,
+	// removed when the final phase ends.
+	FileFinalProgress = "final-progress.json"
+	fileLock          = ".lock"
+	DirModels         = "models"
+	DirWinners        = "winners"
+	DirPlots          = "plots"
+	DirBench          = "bench"
 	// DirEarlier holds what a run set aside when its plan changed
 	// (Dir.SetAside).
 	DirEarlier = "earlier"

@@ -107,6 +107,17 @@ type Note struct {
 	controller.Learned
 }
 
+// FinalProgress is how far one retraining of the final phase is, as
+// FileFinalProgress holds it.
+type FinalProgress struct {
+	Rank        int       `json:"rank"`
+	Trial       int       `json:"trial"`
+	Epoch       int       `json:"epoch"`
+	MaxEpochs   int       `json:"max_epochs"`
+	ValAccuracy float64   `json:"val_accuracy"`
+	Time        time.Time `json:"time"`
+}
+
 // FinalResult is one retrained architecture of the final phase, as recorded
 // in final.jsonl.
 type FinalResult struct {

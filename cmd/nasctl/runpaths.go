@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -75,6 +76,10 @@ func checkRunFolder(path string) error {
 	if runs, _ := filepath.Glob(filepath.Join(path, "*", rundir.FileConfig)); len(runs) > 0 {
 		return fmt.Errorf("%s holds runs but is not one (it has no %s): give one of them, such as %s; %s",
 			path, rundir.FileConfig, filepath.Dir(runs[0]), listRunsHint(path))
+	}
+	if recs := rundir.Orphaned(path); len(recs) > 0 {
+		return fmt.Errorf("%s holds a run's %s but no %s: put it back (from a copy of the run, or the settings its search was started with)",
+			path, english.WordSeries(recs, "and"), rundir.FileConfig)
 	}
 	return fmt.Errorf("%s is not a run folder (it has no %s)", path, rundir.FileConfig)
 }

@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/internal/shell"
@@ -72,6 +73,12 @@ var ErrExists = errors.New("run already exists")
 // already holds a run; nil otherwise.
 func Free(path string) error {
 	if _, err := os.Stat(filepath.Join(path, FileConfig)); err != nil {
+		// A run whose config.yaml is gone still holds its records: a new
+		// search there would append its trials to the old ones.
+		if recs := Orphaned(path); len(recs) > 0 {
+			return fmt.Errorf("%s: %w: it holds %s but no %s: %s, or move the folder away, or choose another --name",
+				path, ErrExists, english.WordSeries(recs, "and"), FileConfig, restoreConfig)
+		}
 		return nil
 	}
 	if pid := writer(path); pid > 0 {
@@ -80,6 +87,21 @@ func Free(path string) error {
 	}
 	return fmt.Errorf("%s: %w; resume it with --resume %s, or choose another --name", path, ErrExists, shell.Quote(path))
 }
+
+// Orphaned returns the records of a run that path holds without its
+// config.yaml (trials.jsonl, agent.state, final.jsonl, agent.jsonl).
+func Orphaned(path string) []string {
+	var recs []string
+	for _, name := range []string{FileTrials, FileAgent, FileFinal, FileNotes} {
+		if _, err := os.Stat(filepath.Join(path, name)); err == nil {
+			recs = append(recs, name)
+		}
+	}
+	return recs
+}
+
+// restoreConfig says how to mend a run that lost its config.yaml.
+const restoreConfig = "put it back (from a copy of the run, or the settings its search was started with) and resume it with --resume"
 
 // WatchHint says how to watch the run at path live: the dashboard's command
 // and the run's page at nasctl ui's default address.
@@ -122,6 +144,9 @@ func Create(path string, config []byte) (*Dir, error) {
 // the middle of a write is dropped from every log.
 func Open(path string) (*Dir, error) {
 	if _, err := os.Stat(filepath.Join(path, FileConfig)); err != nil {
+		if recs := Orphaned(path); errors.Is(err, os.ErrNotExist) && len(recs) > 0 {
+			return nil, fmt.Errorf("%s holds a run's %s but no %s: %s", path, english.WordSeries(recs, "and"), FileConfig, restoreConfig)
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is not a run directory (no %s); start a search with --name instead", path, FileConfig)
 		}

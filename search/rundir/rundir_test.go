@@ -292,8 +292,26 @@ func TestFreeSaysWhatToDo(t *testing.T) {
 	if err := Free(path); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), want) {
 		t.Errorf("while open: %v, want %q", err, want)
 	}
+	if err := d.AppendTrial(Trial{Candidate: Candidate{ID: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	d.Close()
 	if err := Free(path); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "resume it with --resume '"+path+"'") {
 		t.Errorf("closed: %v", err)
+	}
+	// Without its config.yaml, the run's records are still there: a new
+	// run is refused (it would append to them), and so is a resume, both
+	// saying to put the file back.
+	if err := os.Remove(filepath.Join(path, FileConfig)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(path, []byte("kind: metaqnn\n")); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "it holds trials.jsonl but no config.yaml: put it back (from a copy") {
+		t.Errorf("a new run over one without its config.yaml: %v", err)
+	}
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "holds a run's trials.jsonl but no config.yaml: put it back") {
+		t.Errorf("a resume without its config.yaml: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(path, FileTrials)); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("the log after the refusals:\n%s", b)
 	}
 }

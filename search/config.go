@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -920,6 +921,96 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 		Schedule: sched, WeightInit: init, Centre: c.Train.Centre, Augment: aug,
 		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}
+}
+
+// checkUnedited refuses a run whose config.yaml differs in its settings
+// from what nasctl last wrote there (rundir.FileConfigWritten; runs made
+// before nasctl kept that copy are not checked): resumed, it would train
+// the trials left with other settings than those recorded, and mix the
+// two in one run.
+func checkUnedited(dir string) error {
+	written, err := os.ReadFile(filepath.Join(dir, rundir.FileConfigWritten))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now, err := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if err != nil {
+		return err
+	}
+	changes, err := settingsChanged(written, now)
+	if err != nil || len(changes) == 0 { // comments or layout only
+		return err
+	}
+	if len(changes) > 6 {
+		changes = append(changes[:5], fmt.Sprintf("and %d more", len(changes)-5))
+	}
+	return fmt.Errorf("%s was edited since nasctl wrote it (%s): resumed, the run would go on with other settings than those of the trials it recorded. "+
+		"Put them back (nasctl's copy is %s), or start a new run from the edited file (nasctl search KIND --config FILE --name NEW); "+
+		"to go on with the edit all the same, delete %s (the trials and final models recorded keep their settings)",
+		filepath.Join(dir, rundir.FileConfig), strings.Join(changes, "; "), rundir.FileConfigWritten, rundir.FileConfigWritten)
+}
+
+// settingsChanged lists the settings that differ between two
+// configurations, with defaults (a key left out for its default is no
+// change), as "key.path: old -> new", sorted by key.
+func settingsChanged(before, after []byte) ([]string, error) {
+	old, err := flatConfig(before)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rundir.FileConfigWritten, err)
+	}
+	cur, err := flatConfig(after)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rundir.FileConfig, err)
+	}
+	keys := maps.Clone(old)
+	maps.Copy(keys, cur)
+	var changes []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		o, inOld := old[k]
+		c, inCur := cur[k]
+		switch {
+		case !inOld:
+			changes = append(changes, fmt.Sprintf("%s: added, %s", k, c))
+		case !inCur:
+			changes = append(changes, fmt.Sprintf("%s: removed, was %s", k, o))
+		case o != c:
+			changes = append(changes, fmt.Sprintf("%s: %s -> %s", k, o, c))
+		}
+	}
+	return changes, nil
+}
+
+// flatConfig reads a configuration, with defaults, as its values by their
+// dotted key paths ("train.epochs"), written with fmt.Sprint.
+func flatConfig(b []byte) (map[string]string, error) {
+	var c Config
+	if err := decodeYAMLStrict(b, &c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	full, err := c.WithDefaults().Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(full, &doc); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok {
+			for k, sub := range m {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), sub)
+			}
+			return
+		}
+		out[prefix] = fmt.Sprint(v)
+	}
+	walk("", doc)
+	return out, nil
 }
 
 // ReadConfig reads the config.yaml of the run in dir, strictly (unknown

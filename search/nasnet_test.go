@@ -490,8 +490,14 @@ func TestNASNetResumeRefusesChangedSettings(t *testing.T) {
 		t.Fatalf("no learning rate in\n%s", b)
 	}
 	os.WriteFile(path, []byte(edited), 0o644)
-	if _, err := Resume(dir, ResumeOptions{}, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
+	if _, err := Resume(dir, ResumeOptions{}, nil); err == nil || !strings.Contains(err.Error(), "config.yaml was edited since nasctl wrote it (reinforce.learning_rate: 0.0006 -> 0.001)") {
 		t.Errorf("Resume after an edit: %v", err)
+	}
+	// Without nasctl's copy (a run of an older nasctl), the controller's
+	// state still refuses it.
+	os.Remove(filepath.Join(dir, rundir.FileConfigWritten))
+	if _, err := Resume(dir, ResumeOptions{}, nil); err == nil || !strings.Contains(err.Error(), "a run's settings cannot change") {
+		t.Errorf("Resume after an edit, without the copy: %v", err)
 	}
 }
 

@@ -193,6 +193,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUnedited(dir); err != nil {
+		return nil, err
+	}
 	cfg := saved
 	if o.Workers > 0 {
 		cfg.Workers = o.Workers
@@ -324,7 +327,7 @@ func saveConfig(d *rundir.Dir, saved Config) error {
 	if err != nil {
 		return err
 	}
-	return d.WriteFile(rundir.FileConfig, b)
+	return d.WriteConfig(b)
 }
 
 // resumeIn makes the search of cfg in the opened run directory d;

@@ -1450,7 +1450,10 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := cfg
+	other, err := ReadConfig(dir) // the settings as saved, with the data's absolute path
+	if err != nil {
+		t.Fatal(err)
+	}
 	other.Seed = 43
 	changed, err := other.Marshal()
 	if err != nil {
@@ -1461,9 +1464,15 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 		name, config, want string
 	}{
 		{"empty", "\n", path + " is empty: the run's settings are lost"},
-		{"another seed", string(changed), "trial 1 is " + read(t, rundir.ReadTrials, dir)[0].Arch + ", but these settings propose "},
+		{"another seed", string(changed), path + " was edited since nasctl wrote it (seed: 42 -> 43): "},
 		{"not YAML", "kind: [metaqnn\n", path + " is not valid YAML: "},
+		// A run of an older nasctl has no copy to compare with: its first
+		// trial is drawn again before anything is moved.
+		{"another seed, no copy", string(changed), "trial 1 is " + read(t, rundir.ReadTrials, dir)[0].Arch + ", but these settings propose "},
 	} {
+		if strings.HasSuffix(tc.name, "no copy") {
+			os.Remove(filepath.Join(dir, rundir.FileConfigWritten))
+		}
 		if err := os.WriteFile(path, []byte(tc.config), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -1484,6 +1493,25 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 	runResumed(t, dir, ResumeOptions{Trials: cfg.Trials + 5}, exec)
 	if n := len(read(t, rundir.ReadTrials, dir)); n != cfg.Trials+5 {
 		t.Errorf("%d trials after the resume, want %d", n, cfg.Trials+5)
+	}
+}
+
+// What counts as an edit of config.yaml: a changed value, named by its
+// path; not a comment, another layout or a default written out.
+func TestSettingsChanged(t *testing.T) {
+	base := "kind: metaqnn\nseed: 7\ntrain:\n    epochs: 3\n"
+	for _, c := range []struct {
+		name, after, want string
+	}{
+		{"a comment and another layout", "# mine\nkind: metaqnn\ntrain: {epochs: 3}\nseed: 7\n", ""},
+		{"a default written out", base + "data_fraction: " + fmt.Sprint(Config{}.WithDefaults().DataFraction) + "\n", ""},
+		{"the epochs", strings.Replace(base, "epochs: 3", "epochs: 2", 1), "train.epochs: 3 -> 2"},
+		{"the seed and the epochs", "kind: metaqnn\nseed: 8\ntrain:\n    epochs: 2\n", "seed: 7 -> 8; train.epochs: 3 -> 2"},
+	} {
+		got, err := settingsChanged([]byte(base), []byte(c.after))
+		if err != nil || strings.Join(got, "; ") != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
 	}
 }
 

@@ -57,6 +57,10 @@ const (
 	// removed when the final phase ends.
 	FileFinalProgress = "final-progress.json"
 	fileLock          = ".lock"
+	// FileConfigWritten is config.yaml as nasctl last wrote it: a resume
+	// compares the two, so that settings edited in place (which would mix
+	// trials of two settings in one run) are refused.
+	FileConfigWritten = ".config.yaml.written"
 	DirModels         = "models"
 	DirWinners        = "winners"
 	DirPlots          = "plots"
@@ -133,11 +137,20 @@ func Create(path string, config []byte) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.WriteFile(FileConfig, config); err != nil {
+	if err := d.WriteConfig(config); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// WriteConfig writes the run's config.yaml, and its copy
+// (FileConfigWritten).
+func (d *Dir) WriteConfig(config []byte) error {
+	if err := d.WriteFile(FileConfigWritten, config); err != nil {
+		return err
+	}
+	return d.WriteFile(FileConfig, config)
 }
 
 // Open opens an existing run for resuming. A last line torn by a crash in

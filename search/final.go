@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
@@ -158,6 +159,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		}
 		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
 			len(top), done, s.cfg.finalEpochs())})
+		s.missingWeights(top, todo)
 	}
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
@@ -247,6 +249,27 @@ func (s *Search) finalsToDo(top []rundir.Trial) (done int, todo []int, err error
 		}
 	}
 	return done, todo, nil
+}
+
+// freshWeights is the reason of a final model trained without its search
+// weights, which the final phase fine-tunes from (deleted, or pruned before
+// the final phase was made larger).
+const freshWeights = "search weights missing; trained from fresh weights"
+
+// missingWeights warns, before the retrainings start, of the ranks (0-based,
+// of top) whose search weights are gone: their final models will not be
+// those of the run that kept them.
+func (s *Search) missingWeights(top []rundir.Trial, todo []int) {
+	var gone []string
+	for _, rank := range todo {
+		if _, err := os.Stat(s.dir.ModelPath(top[rank].ID)); errors.Is(err, os.ErrNotExist) {
+			gone = append(gone, fmt.Sprintf("#%d (%s)", rank+1, rundir.ModelName(top[rank].ID)))
+		}
+	}
+	if len(gone) > 0 {
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the search weights of %s are missing: these retrain from fresh weights, and their final models will differ from those of a run that kept them",
+			english.WordSeries(gone, "and"))})
+	}
 }
 
 // finalEpochEvery is how often at most a retraining says how far it is: a
@@ -342,7 +365,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return f, err
 	} else {
-		f.Reason = "search weights missing; trained from fresh weights"
+		f.Reason = freshWeights
 	}
 	start := time.Now()
 	fit, err := Fit(ctx, s.exec, Job{Trial: t.ID, Genotype: g, Config: cfg, Full: true}, map[onnxgen.MetaKey]string{
@@ -357,7 +380,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 		f.ValLoss = &best.ValLoss
 	}
 	if res.Reason != "" {
-		f.Reason = res.Reason
+		f.Reason = strings.TrimPrefix(f.Reason+"; "+res.Reason, "; ")
 	}
 	if fit.Model == nil {
 		return f, nil
@@ -365,6 +388,12 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	f.TestAccuracy = fit.Test.Accuracy
 	f.Model = rundir.WinnerName(rank)
 	if err := s.dir.WriteFile(f.Model, fit.Model); err != nil {
+		// Not recorded without its model, so a resume retrains it: the
+		// model is kept elsewhere meanwhile (a full disk, say).
+		name := fmt.Sprintf("%s-rank-%02d.onnx", s.cfg.Name, rank)
+		if where, rerr := rundir.Rescue(name, fit.Model); rerr == nil {
+			return f, fmt.Errorf("%w; final #%d (val %.4f, test %.4f) is saved in %s instead, and a resume trains it again", err, rank, f.ValAccuracy, f.TestAccuracy, where)
+		}
 		return f, err
 	}
 	if s.cfg.Final.Int8 {

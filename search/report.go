@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/internal/figure"
@@ -489,7 +490,17 @@ func (r Report) finalSection(b *strings.Builder) {
 	if len(r.Finals) == 0 {
 		return
 	}
-	b.WriteString("## Best architectures\n\nRetrained from their search weights on the whole training split")
+	b.WriteString("## Best architectures\n\nRetrained from their search weights")
+	var fresh []string
+	for _, f := range r.Finals {
+		if strings.Contains(f.Reason, freshWeights) {
+			fresh = append(fresh, strconv.Itoa(f.Rank))
+		}
+	}
+	if len(fresh) > 0 {
+		fmt.Fprintf(b, " (%s %s from fresh weights: their search weights were missing)", english.PluralWord(len(fresh), "rank", ""), english.WordSeries(fresh, "and"))
+	}
+	b.WriteString(" on the whole training split")
 	if r.FinalAugment != "" {
 		fmt.Fprintf(b, ", its images %s", augmentWords(r.FinalAugment))
 	}

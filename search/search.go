@@ -456,8 +456,8 @@ func (s *Search) restore() error {
 	for id := 1; id <= learned; id++ {
 		t, ok := s.logged[id]
 		if !ok {
-			return fmt.Errorf("%s: the agent has learned trial %d, which %s lacks; the files do not belong together",
-				s.dir.Path, id, rundir.FileTrials)
+			return fmt.Errorf("%s: the agent has learned trial %d, which %s lacks; the files do not belong together (%s)",
+				s.dir.Path, id, rundir.FileTrials, rundir.Relearn)
 		}
 		delete(s.logged, id)
 		s.remember(t)

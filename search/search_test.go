@@ -12,6 +12,7 @@ import (
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -1493,6 +1494,71 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 	runResumed(t, dir, ResumeOptions{Trials: cfg.Trials + 5}, exec)
 	if n := len(read(t, rundir.ReadTrials, dir)); n != cfg.Trials+5 {
 		t.Errorf("%d trials after the resume, want %d", n, cfg.Trials+5)
+	}
+}
+
+// A final model whose search weights are gone trains from fresh weights:
+// the final phase warns before it starts, the record says so, and the
+// report does not claim every model was fine-tuned.
+func TestFinalWithoutSearchWeights(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	exec := &fakeExecutor{}
+	dir := finishedRun(t, cfg, exec)
+	models, err := os.ReadDir(filepath.Join(dir, rundir.DirModels))
+	if err != nil || len(models) != cfg.Final.TopK {
+		t.Fatalf("%d search models kept: %v", len(models), err)
+	}
+	gone := filepath.Join(rundir.DirModels, models[1].Name())
+	if err := os.Remove(filepath.Join(dir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	events := runResumed(t, dir, ResumeOptions{SkipFinal: new(bool)}, func(Config) (Executor, error) { return exec, nil })
+	rank := 0
+	for _, f := range read(t, rundir.ReadFinals, dir) {
+		if fresh := strings.Contains(f.Reason, freshWeights); fresh != (rundir.ModelName(f.Trial) == gone) {
+			t.Errorf("final #%d (trial %d): reason %q", f.Rank, f.Trial, f.Reason)
+		} else if fresh {
+			rank = f.Rank
+		}
+	}
+	want := fmt.Sprintf("warning: the search weights of #%d (%s) are missing: these retrain from fresh weights", rank, gone)
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.Kind == "info" && strings.HasPrefix(e.Message, want) }) {
+		t.Errorf("no warning %q among the events", want)
+	}
+	report := fmt.Sprintf("Retrained from their search weights (rank %d from fresh weights: their search weights were missing) on the whole training split", rank)
+	if b, _ := os.ReadFile(filepath.Join(dir, rundir.FileReport)); !strings.Contains(string(b), report) {
+		t.Errorf("report.md lacks %q:\n%s", report, b)
+	}
+}
+
+// A final model that cannot be written into the run (a full disk; here a
+// folder in its place) is kept in the temporary folder, and the error says
+// where, with its figures; the run records no final without its model.
+func TestFinalModelRescued(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip, cfg.Workers = true, 1
+	exec := &fakeExecutor{}
+	dir := finishedRun(t, cfg, exec)
+	if err := os.MkdirAll(filepath.Join(dir, rundir.WinnerName(1), "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Resume(dir, ResumeOptions{SkipFinal: new(bool)}, func(Config) (Executor, error) { return exec, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Run(context.Background(), nil)
+	s.Close()
+	m := regexp.MustCompile(`^writing \S+/winners/rank-01\.onnx: .*; final #1 \(val [0-9.]+, test [0-9.]+\) is saved in (\S+) instead, and a resume trains it again$`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("the final phase with rank 1's model unwritable: %v", err)
+	}
+	defer os.Remove(m[1])
+	if b, err := os.ReadFile(m[1]); err != nil || len(b) == 0 {
+		t.Errorf("the rescued model: %d bytes, %v", len(b), err)
+	}
+	if finals := read(t, rundir.ReadFinals, dir); slices.ContainsFunc(finals, func(f rundir.FinalResult) bool { return f.Rank == 1 }) {
+		t.Errorf("final #1 recorded without its model: %+v", finals)
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -106,8 +106,8 @@ func saveOrRescue(path string, data []byte) error {
 	if err == nil {
 		return nil
 	}
-	rescue := filepath.Join(os.TempDir(), fmt.Sprintf("nasctl-%s-%s", time.Now().Format("20060102-150405"), filepath.Base(path)))
-	if err2 := os.WriteFile(rescue, data, 0o644); err2 != nil {
+	rescue, err2 := rundir.Rescue(filepath.Base(path), data)
+	if err2 != nil {
 		return fmt.Errorf("writing %s: %w; saving it to %s failed too: %v", path, err, rescue, err2)
 	}
 	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
@@ -378,7 +379,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
 		return err
 	case err != nil:
-		return fmt.Errorf("%w (%s)", err, afterFailure(kind, dir, opts.Broker, s.Trials()))
+		advice := afterFailure(kind, dir, opts.Broker, s.Trials())
+		if errors.Is(err, syscall.ENOSPC) {
+			advice = "free space on the disk of " + dir + ", then resume: " + advice
+		}
+		return fmt.Errorf("%w (%s)", err, advice)
 	}
 	if !opts.JSON {
 		b, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))
@@ -561,7 +566,11 @@ func eventLine(e search.Event, agent string) string {
 		if f.Status != rundir.StatusOK {
 			return fmt.Sprintf("final #%d %s: %s %s", f.Rank, f.Arch, f.Status, f.Reason)
 		}
-		return fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
+		line := fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
+		if f.Reason != "" { // trained from fresh weights, say
+			line += "; " + f.Reason
+		}
+		return line
 	case "start", "info", "stopping", "final_start", "final_epoch":
 		return e.Message
 	}

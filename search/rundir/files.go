@@ -105,6 +105,11 @@ func (d *Dir) SaveAgent(cp Checkpoint, save func(io.Writer) error) error {
 	return d.WriteFile(FileAgent, buf.Bytes())
 }
 
+// Relearn says how to go on from a checkpoint that cannot be used: without
+// one, a resume learns the log again from the agent's seed, checked trial
+// by trial.
+const Relearn = "keep a copy of the run, then delete " + FileAgent + " and resume: the agent learns the trials of " + FileTrials + " again"
+
 // LoadAgent reads agent.state: the checkpoint and a reader of the agent's
 // state. It returns a nil checkpoint when the run has none yet.
 func (d *Dir) LoadAgent() (*Checkpoint, io.Reader, error) {
@@ -119,14 +124,14 @@ func (d *Dir) LoadAgent() (*Checkpoint, io.Reader, error) {
 	r := bufio.NewReader(bytes.NewReader(b))
 	head, err := r.ReadBytes('\n')
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: no checkpoint line", path)
+		return nil, nil, fmt.Errorf("%s: no checkpoint line (%s)", path, Relearn)
 	}
 	var cp Checkpoint
 	if err := json.Unmarshal(head, &cp); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w (%s)", path, err, Relearn)
 	}
 	if cp.Format != CheckpointFormat {
-		return nil, nil, fmt.Errorf("%s has format %d; this nasctl reads format %d", path, cp.Format, CheckpointFormat)
+		return nil, nil, fmt.Errorf("%s has format %d; this nasctl reads format %d (%s)", path, cp.Format, CheckpointFormat, Relearn)
 	}
 	return &cp, r, nil
 }

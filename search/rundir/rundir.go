@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize/english"
 	"github.com/gofrs/flock"
@@ -280,7 +281,24 @@ func appendSynced(f *os.File, v any) error {
 
 // WriteFile writes b to a path relative to the run, atomically.
 func (d *Dir) WriteFile(rel string, b []byte) error {
-	return renameio.WriteFile(filepath.Join(d.Path, rel), b, 0o644)
+	path := filepath.Join(d.Path, rel)
+	if err := renameio.WriteFile(path, b, 0o644); err != nil {
+		// renameio's error names its scratch file (.rank-02.onnx123...),
+		// not the file the user knows.
+		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Rescue writes data, which could not be written where it belongs (name is
+// that file's name), to the temporary folder instead, and returns where:
+// finished work that a full disk refused is not lost.
+func Rescue(name string, data []byte) (string, error) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("nasctl-%s-%s", time.Now().Format("20060102-150405"), name))
+	return path, os.WriteFile(path, data, 0o644)
 }
 
 // WriteJSON writes v as indented JSON to a path relative to the run,

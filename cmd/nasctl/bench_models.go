@@ -37,7 +37,8 @@ the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
 first model given; never the working directory), removing the files an earlier
 bench wrote there that it does not rewrite. Interrupted, it writes what it
-measured before.
+measured before, into the folder's interrupted/ when an earlier bench's
+results are there, which it leaves as they were.
 
 A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
 also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
@@ -171,6 +172,8 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	w := &benchWriter{dir: benchOut(opts), inputs: opts.Models, errOut: errOut}
 	_, statErr := os.Stat(w.dir)
 	w.made = errors.Is(statErr, os.ErrNotExist)
+	_, statErr = os.Stat(filepath.Join(w.dir, "bench.csv"))
+	w.earlier = statErr == nil
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		if opts.Out != "" {
 			return usagef("--out %s: cannot make the folder (%v); give another --out", w.dir, err)
@@ -183,11 +186,12 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 			return usagef("--int8 calibrates on images: give --data DIR, or a run directory whose data is at hand")
 		}
 		// The new int8 models would sit beside an earlier run's results,
-		// which name other ones: clear those before writing any.
-		if err := w.clear(); err != nil {
+		// which name other ones: clear those before writing any (an earlier
+		// complete bench's are not there, but beside this one's; see staging).
+		if err := w.clear(w.staging()); err != nil {
 			return err
 		}
-		if w.quantized, err = quantizeForBench(ctx, opts, data, filepath.Join(w.dir, benchInt8Dir), errOut); err != nil {
+		if w.quantized, err = quantizeForBench(ctx, opts, data, filepath.Join(w.staging(), benchInt8Dir), errOut); err != nil {
 			return err
 		}
 		models = append(slices.Clone(models), w.quantized...)
@@ -211,7 +215,10 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 		pairs = append(pairs, q)
 	}
-	files, err := w.write(results, pairs)
+	if err := w.settle(results); err != nil {
+		return err
+	}
+	files, err := w.write(w.dir, results, pairs)
 	if err != nil {
 		return err
 	}
@@ -235,52 +242,108 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 // models to.
 const benchInt8Dir = "int8"
 
+// benchPartialDir is the subfolder of a bench's folder that a bench writes
+// to while an earlier bench's results are in the folder, and keeps when
+// interrupted: fewer models measured must not replace those results.
+const benchPartialDir = "interrupted"
+
 // benchWriter writes a bench's results to its folder, dir, and owns the
-// files it writes there: bench.csv, the plots, int8.json and the int8
-// models of --int8 (quantized). An earlier bench's files that this one
-// does not rewrite are removed, so that the folder never mixes two runs;
-// other files are never touched, nor the models benched (inputs).
+// files it writes there and in benchPartialDir: bench.csv, the plots,
+// int8.json and the int8 models of --int8 (quantized). An earlier bench's
+// files that a complete bench does not rewrite are removed, so that the
+// folder never mixes two runs; an interrupted one leaves them alone. Other
+// files are never touched, nor the models benched (inputs).
 type benchWriter struct {
 	dir       string
 	made      bool     // the folder did not exist before this bench
+	earlier   bool     // the folder held an earlier bench's bench.csv
 	quantized []string // the int8 models this bench wrote
 	inputs    []string
 	errOut    io.Writer
 }
 
+// staging is the folder this bench writes to until it completes: dir, or,
+// beside an earlier bench's results, its benchPartialDir.
+func (w *benchWriter) staging() string {
+	if w.earlier {
+		return filepath.Join(w.dir, benchPartialDir)
+	}
+	return w.dir
+}
+
+// settle moves the int8 models this bench quantized in staging to dir's
+// int8/, now that the bench is complete and replaces the earlier one, and
+// renames them in results (and so in the comparisons, which share them).
+func (w *benchWriter) settle(results []*bench.Result) error {
+	for i, path := range w.quantized {
+		dst := filepath.Join(w.dir, benchInt8Dir, filepath.Base(path))
+		if dst == path {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(path, dst); err != nil {
+			return err
+		}
+		for _, r := range results {
+			if r.Model == path {
+				r.Model = dst
+			}
+		}
+		w.quantized[i] = dst
+	}
+	return nil
+}
+
 // write writes the models' results (bench.csv and the plots) and the
-// float32-int8 comparisons, if any (int8.json), then clears what an earlier
-// bench left; it returns the files written.
-func (w *benchWriter) write(results []*bench.Result, pairs []*bench.Quantized) ([]string, error) {
-	csv := filepath.Join(w.dir, "bench.csv")
+// float32-int8 comparisons, if any (int8.json), to dir (w.dir or
+// staging), then clears what an earlier bench left there (see clear); it
+// returns the files written.
+func (w *benchWriter) write(dir string, results []*bench.Result, pairs []*bench.Quantized) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	csv := filepath.Join(dir, "bench.csv")
 	if err := bench.WriteCSV(csv, results); err != nil {
 		return nil, err
 	}
-	plots, err := bench.WritePlots(w.dir, results)
+	plots, err := bench.WritePlots(dir, results)
 	if err != nil {
 		return nil, err
 	}
 	files := append([]string{csv}, plots...)
 	if len(pairs) > 0 {
-		path := filepath.Join(w.dir, "int8.json")
+		path := filepath.Join(dir, "int8.json")
 		if err := writeJSON(path, pairs); err != nil {
 			return nil, err
 		}
 		files = append(files, path)
 	}
-	return files, w.clear(files...)
+	return files, w.clear(dir, files...)
 }
 
-// clear removes the files a bench writes in its folder, except keep and
-// this bench's int8 models, and then int8/ if that left it empty.
-func (w *benchWriter) clear(keep ...string) error {
-	owned := append([]string{filepath.Join(w.dir, "bench.csv"), filepath.Join(w.dir, "int8.json")}, bench.PlotFiles(w.dir)...)
-	// In int8/, only nasctl's int8 models are bench's: a float model or
-	// other file put there is someone else's.
-	found, _ := filepath.Glob(filepath.Join(w.dir, benchInt8Dir, "*.onnx"))
-	for _, path := range found {
-		if m, err := readModels([]string{path}); err == nil && m[0].settings != nil {
-			owned = append(owned, path)
+// clear removes the files a bench writes in dir, except keep and this
+// bench's int8 models, and then dir's int8/ if that left it empty. For
+// w.dir, it clears its benchPartialDir too (an interrupted bench's, which
+// a complete one replaces); for benchPartialDir, only that.
+func (w *benchWriter) clear(dir string, keep ...string) error {
+	partial := filepath.Join(w.dir, benchPartialDir)
+	dirs := []string{partial}
+	if dir == w.dir {
+		dirs = append(dirs, w.dir)
+	}
+	var owned []string
+	for _, d := range dirs {
+		owned = append(owned, filepath.Join(d, "bench.csv"), filepath.Join(d, "int8.json"))
+		owned = append(owned, bench.PlotFiles(d)...)
+		// In int8/, only nasctl's int8 models are bench's: a float model or
+		// other file put there is someone else's.
+		found, _ := filepath.Glob(filepath.Join(d, benchInt8Dir, "*.onnx"))
+		for _, path := range found {
+			if m, err := readModels([]string{path}); err == nil && m[0].settings != nil {
+				owned = append(owned, path)
+			}
 		}
 	}
 	keep = append(slices.Clone(keep), w.quantized...)
@@ -292,7 +355,10 @@ func (w *benchWriter) clear(keep ...string) error {
 			return fmt.Errorf("removing an earlier bench's %s: %w", path, err)
 		}
 	}
-	os.Remove(filepath.Join(w.dir, benchInt8Dir)) // only if empty
+	for _, d := range dirs {
+		os.Remove(filepath.Join(d, benchInt8Dir)) // only if empty
+	}
+	os.Remove(partial) // only if empty
 	return nil
 }
 
@@ -313,21 +379,26 @@ func sameFileAsAny(path string, paths []string) bool {
 // keepMeasured ends a bench that stopped at err. When it was interrupted,
 // what it measured before is written (the models' results, and pairs, the
 // float32-int8 comparisons finished of the comparisons it was making, if
-// any), so that the minutes it took are not lost; a folder this bench made
-// and left empty is removed.
+// any), so that the minutes it took are not lost: to staging, so that an
+// earlier complete bench is kept too. A folder this bench made and left
+// empty is removed.
 func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result, pairs []*bench.Quantized, comparisons int, err error) error {
 	if ctx.Err() != nil && len(results) > 0 {
-		files, werr := w.write(results, pairs)
+		files, werr := w.write(w.staging(), results, pairs)
 		if werr != nil {
 			return fmt.Errorf("%w (and the %s measured could not be written: %v)", err, nModels(len(results)), werr)
 		}
 		where := files[0] + " and the plots beside it"
+		earlier := ""
+		if w.earlier {
+			earlier = fmt.Sprintf("; the earlier bench's results in %s are kept as they were", w.dir)
+		}
 		if comparisons == 0 {
 			verb := "are"
 			if len(results) == 1 {
 				verb = "is"
 			}
-			fmt.Fprintf(w.errOut, "interrupted: the %s measured before %s in %s\n", nModels(len(results)), verb, where)
+			fmt.Fprintf(w.errOut, "interrupted: the %s measured before %s in %s%s\n", nModels(len(results)), verb, where, earlier)
 			return err
 		}
 		kept := fmt.Sprintf("none of the %d float32-int8 comparisons was finished", comparisons)
@@ -337,8 +408,12 @@ func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result,
 		case len(pairs) > 0:
 			kept = fmt.Sprintf("%d of %d float32-int8 comparisons were finished, in %s", len(pairs), comparisons, files[len(files)-1])
 		}
-		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s\n", nModels(len(results)), where, kept)
+		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s%s\n", nModels(len(results)), where, kept, earlier)
 		return err
+	}
+	if w.earlier {
+		os.Remove(filepath.Join(w.staging(), benchInt8Dir)) // only if empty
+		os.Remove(w.staging())
 	}
 	if w.made {
 		os.Remove(filepath.Join(w.dir, benchInt8Dir)) // only if empty

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -289,12 +290,7 @@ func TestBenchOutBesideModel(t *testing.T) {
 func TestBenchInterruptKeepsMeasured(t *testing.T) {
 	bin := buildNasctl(t)
 	dir := t.TempDir()
-	var models []string
-	for i := range 3 {
-		m := filepath.Join(dir, fmt.Sprintf("m%d.onnx", i+1))
-		writeModel(t, m, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1})
-		models = append(models, m)
-	}
+	models := interruptibleModels(t, dir)
 	out := filepath.Join(dir, "bench")
 	// An earlier pair's comparison: this bench has none, so it goes.
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -303,7 +299,7 @@ func TestBenchInterruptKeepsMeasured(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "int8.json"), []byte("[]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"bench", "--runs", "20000", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out}, models...)...)
+	cmd := exec.Command(bin, append([]string{"bench", "--runs", "20", "--warmup", "1", "--batch", interruptibleBatch, "--threads", "1", "--out", out}, models...)...)
 	said, err := interruptAt(t, cmd, "[2/3] ")
 	b, rerr := os.ReadFile(filepath.Join(out, "bench.csv"))
 	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -312,6 +308,135 @@ func TestBenchInterruptKeepsMeasured(t *testing.T) {
 		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said)
 	}
 	checkBenchFiles(t, out, false)
+}
+
+// interruptibleModels writes three models to dir for a bench to be
+// interrupted at "[2/3] ": the second takes long at interruptibleBatch (a
+// second or so on one thread), the others milliseconds. With three small
+// models, the second was at times measured before the interrupt landed.
+func interruptibleModels(t *testing.T, dir string) []string {
+	t.Helper()
+	var models []string
+	for i, arch := range []string{"C(4,3,1) - GAP()", "C(32,3,1) - C(32,3,1) - GAP()", "C(4,3,1) - GAP()"} {
+		m := filepath.Join(dir, fmt.Sprintf("m%d.onnx", i+1))
+		side := 8
+		if i == 1 {
+			side = 32
+		}
+		writeModel(t, m, arch, genotype.Input{Height: side, Width: side, Channels: 1})
+		models = append(models, m)
+	}
+	return models
+}
+
+// interruptibleBatch is the --batch at which interruptibleModels' second
+// model takes long.
+const interruptibleBatch = "512"
+
+// Ctrl-C during a bench in a folder holding an earlier complete bench
+// leaves that bench's files as they were and writes the models measured
+// beside them, in interrupted/; the next complete bench replaces both.
+func TestBenchInterruptKeepsEarlier(t *testing.T) {
+	bin := buildNasctl(t)
+	dir := t.TempDir()
+	models := interruptibleModels(t, dir)
+	out := filepath.Join(dir, "bench")
+	args := slices.Clip(append([]string{"bench", "--runs", "3", "--warmup", "1", "--threads", "1", "--out", out}, models...))
+	if code, _, errOut := runCLI(t, append(args, "--batch", "2")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	before := benchFolder(t, out)
+
+	said, err := interruptAt(t, exec.Command(bin, append(args, "--batch", interruptibleBatch)...), "[2/3] ")
+	partial := filepath.Join(out, benchPartialDir)
+	if err == nil || !strings.Contains(said, "interrupted: the one model measured before is in "+filepath.Join(partial, "bench.csv")+
+		" and the plots beside it; the earlier bench's results in "+out+" are kept as they were\n") {
+		t.Errorf("exit %v\n%s", err, said)
+	}
+	after := benchFolder(t, out)
+	for path, b := range before {
+		if after[path] != b {
+			t.Errorf("the earlier bench's %s changed", path)
+		}
+	}
+	b, rerr := os.ReadFile(filepath.Join(partial, "bench.csv"))
+	if rows := strings.Split(strings.TrimSpace(string(b)), "\n"); rerr != nil || len(rows) != 2 || !strings.HasPrefix(rows[1], models[0]+",") {
+		t.Errorf("%s: %q (%v), want the first model's row", filepath.Join(partial, "bench.csv"), b, rerr)
+	}
+	checkBenchFiles(t, partial, false)
+
+	if code, _, errOut := runCLI(t, append(args, "--batch", "2")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Errorf("%s after a complete bench: %v, want it removed", partial, err)
+	}
+}
+
+// An interrupted --int8 bench in a folder holding an earlier complete one
+// leaves that bench whole, int8 models included: its own go to
+// interrupted/int8/, and to int8/ only when a bench completes.
+func TestBenchInterruptKeepsEarlierInt8(t *testing.T) {
+	bin := buildNasctl(t)
+	dir := t.TempDir()
+	data, model, _ := int8Pair(t, dir)
+	out := filepath.Join(dir, "bench")
+	args := []string{"bench", model, "--data", data, "--int8", "--warmup", "1", "--batch", "2", "--threads", "1", "--rounds", "1", "--out", out}
+	if code, _, errOut := runCLI(t, append(args, "--runs", "3", "--images", "8")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	checkBenchFiles(t, out, true)
+	before := benchFolder(t, out)
+
+	// Calibrated on fewer images, its int8 model differs from the earlier
+	// one, which must stay. Interrupted while measuring the int8 model or,
+	// if that was quick, in the comparison's rounds.
+	said, err := interruptAt(t, exec.Command(bin, append(args, "--runs", "20000", "--images", "4")...), "[2/2] ")
+	partial := filepath.Join(out, benchPartialDir)
+	if err == nil || !strings.Contains(said, "the earlier bench's results in "+out+" are kept as they were") {
+		t.Errorf("exit %v\n%s", err, said)
+	}
+	after := benchFolder(t, out)
+	for path, b := range before {
+		if after[path] != b {
+			t.Errorf("the earlier bench's %s changed", path)
+		}
+	}
+	checkBenchFiles(t, partial, false)
+	if _, err := os.Stat(filepath.Join(partial, benchInt8Dir, "m.onnx")); err != nil {
+		t.Error(err)
+	}
+
+	if code, _, errOut := runCLI(t, append(args, "--runs", "3", "--images", "8")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	checkBenchFiles(t, out, true)
+	q := filepath.Join(out, benchInt8Dir, "m.onnx")
+	if b, err := os.ReadFile(filepath.Join(out, "bench.csv")); err != nil || !strings.Contains(string(b), "\n"+q+",") {
+		t.Errorf("bench.csv %q (%v), want a row of %s", b, err, q)
+	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Errorf("%s after a complete bench: %v, want it removed", partial, err)
+	}
+}
+
+// benchFolder is the files in dir and its subfolders, by path, with their
+// contents.
+func benchFolder(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files[path] = string(b)
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s: %d files (%v)", dir, len(files), err)
+	}
+	return files
 }
 
 // checkBenchFiles fails t unless dir holds bench.csv and the plots, and

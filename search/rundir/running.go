@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // The search that holds a run's lock writes its process ID into the lock
@@ -41,14 +44,16 @@ func clearPID(lockPath string) error { return os.Truncate(lockPath, 0) }
 
 // Running reports whether a live process holds the run at path open for
 // writing, as the process ID in its lock file says. It takes no lock. A
-// search killed with -9 leaves its ID behind; it reads as running only if
-// the system has given the same ID to another live process meanwhile.
+// search killed with -9 leaves its ID behind; a process given the same ID
+// later is told apart by its start, after the ID was written (where the
+// system says when processes started; elsewhere it reads as running).
 func Running(path string) bool { return writer(path) > 0 }
 
 // writer is the ID of the live process that holds the run at path open for
 // writing (Running), or 0.
 func writer(path string) int {
-	b, err := os.ReadFile(filepath.Join(path, fileLock))
+	lockPath := filepath.Join(path, fileLock)
+	b, err := os.ReadFile(lockPath)
 	if err != nil {
 		return 0
 	}
@@ -63,8 +68,36 @@ func writer(path string) int {
 	}
 	// Signal 0 checks that the process exists without signalling it; a
 	// process of another user answers EPERM, and is alive.
-	if err = p.Signal(syscall.Signal(0)); err == nil || errors.Is(err, syscall.EPERM) {
+	if err = p.Signal(syscall.Signal(0)); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0
+	}
+	// The file's time is taken after its ID: a writer that replaced the ID
+	// meanwhile only makes it later, which never refuses the ID read.
+	fi, err := os.Stat(lockPath)
+	if err != nil {
 		return pid
 	}
-	return 0
+	if started, ok := processStart(pid); ok && started.After(fi.ModTime().Add(startSlack)) {
+		return 0 // the ID's writer has died, and the system gave it to this process
+	}
+	return pid
+}
+
+// startSlack allows for the granularity of processStart (on Linux, the
+// boot time is in whole seconds) against the lock file's modification
+// time.
+const startSlack = 2 * time.Second
+
+// processStart is when process pid started, as gopsutil reads it from the
+// system (/proc on Linux); ok is false where it cannot say.
+func processStart(pid int) (t time.Time, ok bool) {
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return time.Time{}, false
+	}
+	ms, err := p.CreateTime()
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }

@@ -4,8 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // A run reads as running while a live process has it open, and as not
@@ -46,5 +48,67 @@ func TestRunning(t *testing.T) {
 	defer d.Close()
 	if b, _ := os.ReadFile(filepath.Join(dir, fileLock)); string(b) != strconv.Itoa(os.Getpid())+"\n" {
 		t.Errorf("lock file holds %q, want this process's ID", b)
+	}
+}
+
+// After a search is killed with -9, the system may give its process ID to
+// another process. One started after the ID was written (the lock file's
+// modification time) is not the run's writer; a process started before,
+// as a genuine writer is, still is. Where /proc does not say when
+// processes started, both read as running, as before.
+func TestRunningReusedPID(t *testing.T) {
+	if _, ok := processStart(os.Getpid()); !ok {
+		if goruntime.GOOS == "linux" {
+			t.Fatal("no start time of this process from /proc")
+		}
+		t.Skip("no process start times on " + goruntime.GOOS)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	d, err := Create(dir, []byte("kind: metaqnn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, fileLock)
+	// A live process that stands for the one given the dead search's ID.
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		other.Process.Kill()
+		other.Wait()
+	}()
+	if err := os.WriteFile(lock, []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Written an hour ago, well past startSlack: before sleep started.
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(lock, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	if Running(dir) {
+		t.Errorf("process %d, started after the lock file was written, reads as the run's writer", other.Process.Pid)
+	}
+
+	// The genuine writer: it wrote its ID after it started.
+	d, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !Running(dir) || writer(dir) != os.Getpid() {
+		t.Errorf("an open run reads as not running (writer %d, want %d)", writer(dir), os.Getpid())
+	}
+	// Within startSlack of its start: the times' granularity is no reason
+	// to refuse it.
+	started, _ := processStart(os.Getpid())
+	if err := os.Chtimes(lock, started.Add(-time.Second), started.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !Running(dir) {
+		t.Errorf("a writer started a second after its lock file's time (%v) reads as not running", started)
 	}
 }

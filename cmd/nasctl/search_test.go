@@ -134,7 +134,7 @@ func TestSearchKillAndResume(t *testing.T) {
 	// A resume with another worker count says that the trials after it
 	// change; with the run's own count it says nothing of the kind.
 	for workers, note := range map[string]bool{"3": true, "2": false} {
-		code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--workers", workers)
+		code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--workers", workers, "--quiet")
 		if code != 0 || strings.Contains(errOut, "note: --workers 3, the run started with 2: from here on the trials are those of a run with 3 workers") != note {
 			t.Errorf("resume with --workers %s: exit %d, %s", workers, code, errOut)
 		}

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize/english"
@@ -175,7 +176,7 @@ func open(path string) (*Dir, error) {
 	lock := flock.New(filepath.Join(path, fileLock))
 	ok, err := lock.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+		return nil, unwritable(fmt.Errorf("locking %s: %w", path, err))
 	}
 	if !ok {
 		if pid := writer(path); pid > 0 {
@@ -186,13 +187,22 @@ func open(path string) (*Dir, error) {
 	d := &Dir{Path: path, lock: lock}
 	if err := d.prepare(); err != nil {
 		lock.Unlock()
-		return nil, err
+		return nil, unwritable(err)
 	}
 	if err := writePID(lock.Path()); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// unwritable adds what to do to an error of a run folder that cannot be
+// written (a read-only disk or mount, another user's folder).
+func unwritable(err error) error {
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w: a search writes into its run, even to resume a finished one; copy the run folder to a place you can write and resume it there", err)
+	}
+	return err
 }
 
 func (d *Dir) prepare() error {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nasctl/nasctl/controller"
@@ -313,5 +314,18 @@ func TestFreeSaysWhatToDo(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(path, FileTrials)); strings.Count(string(b), "\n") != 1 {
 		t.Errorf("the log after the refusals:\n%s", b)
+	}
+}
+
+// A run folder that cannot be written is met with what to do; other
+// errors pass as they are.
+func TestUnwritable(t *testing.T) {
+	ro := &os.PathError{Op: "open", Path: "run/.lock", Err: syscall.EROFS}
+	if err := unwritable(ro); !errors.Is(err, syscall.EROFS) || !strings.Contains(err.Error(), "copy the run folder to a place you can write and resume it there") {
+		t.Errorf("read-only: %v", err)
+	}
+	other := errors.New("no space")
+	if err := unwritable(other); err != other {
+		t.Errorf("another error: %v", err)
 	}
 }

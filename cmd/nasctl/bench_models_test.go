@@ -15,6 +15,7 @@ import (
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 )
 
 // writeModel exports arch with random weights to path, for the classes a
@@ -282,6 +283,29 @@ func TestBenchOutBesideModel(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(wd, "bench")); os.IsNotExist(statErr) && err == nil {
 		t.Errorf("bench wrote into the working directory %s", wd)
+	}
+}
+
+// A model saved from an interrupted training is named as such; others are
+// not.
+func TestBenchNotesInterruptedModel(t *testing.T) {
+	dir := t.TempDir()
+	whole, cut := filepath.Join(dir, "whole.onnx"), filepath.Join(dir, "cut.onnx")
+	in := genotype.Input{Height: 8, Width: 8, Channels: 1}
+	writeModel(t, whole, "C(4,3,1) - GAP()", in)
+	b, err := os.ReadFile(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = quantize.SetMetadata(b, onnxgen.MetaInterrupted, "true"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cut, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "bench", whole, cut, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1")
+	if code != 0 || !strings.Contains(errOut, "note: "+cut+" was saved from an interrupted training (nasctl.interrupted)") || strings.Contains(errOut, whole+" was saved") {
+		t.Errorf("exit %d: %s", code, errOut)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -432,6 +433,18 @@ type event struct {
 
 // readEvents parses the server-sent events of r onto a channel, closed at
 // the end of the stream.
+// stream opens the event stream of the named run on srv; it ends with the
+// test.
+func stream(t *testing.T, srv *httptest.Server, run string) (*http.Response, <-chan event) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + "/api/runs/" + run + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, readEvents(resp.Body)
+}
+
 func readEvents(r io.Reader) <-chan event {
 	ch := make(chan event, 64)
 	go func() {
@@ -479,15 +492,10 @@ func next(t *testing.T, events <-chan event, name string, timeout time.Duration)
 func TestEventsDeliverAppendedTrials(t *testing.T) {
 	runs, b := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
-	resp, err := http.Get(srv.URL + "/api/runs/leaves-b/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, events := stream(t, srv, "leaves-b")
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
-	events := readEvents(resp.Body)
 	var hello Run
 	json.Unmarshal([]byte(next(t, events, "hello", 5*time.Second).data), &hello)
 	if hello.Trials != 10 || hello.Status != StatusRunning {
@@ -542,12 +550,7 @@ func rewriteTrials(t *testing.T, dir string, trials ...rundir.Trial) {
 func TestEventsRewrittenLog(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
-	resp, err := http.Get(srv.URL + "/api/runs/leaves-c/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := readEvents(resp.Body)
+	_, events := stream(t, srv, "leaves-c")
 	next(t, events, "hello", 5*time.Second)
 	dir := filepath.Join(runs, "leaves-c")
 
@@ -570,12 +573,7 @@ func TestEventsRewrittenLog(t *testing.T) {
 func TestEventsRunDeleted(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs, Poll: 20 * time.Millisecond})
-	resp, err := http.Get(srv.URL + "/api/runs/leaves-c/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	events := readEvents(resp.Body)
+	_, events := stream(t, srv, "leaves-c")
 	next(t, events, "hello", 5*time.Second)
 	if err := os.RemoveAll(filepath.Join(runs, "leaves-c")); err != nil {
 		t.Fatal(err)

@@ -192,6 +192,7 @@ func serveSVG(w http.ResponseWriter, r *http.Request, version string, draw func(
 // before it dashed, and the best epoch, whose weights the trial kept.
 func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 	p := figure.New(fmt.Sprintf("Trial %d: accuracy per epoch", t.ID), "epoch", "accuracy")
+	p.X.Tick.Marker = figure.WholeTicks{}
 	p.Y.Min, p.Y.Max = 0, 1.02
 	if len(t.Epochs) == 0 {
 		return p, nil
@@ -239,11 +240,9 @@ func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 // bestSoFarPlot draws the best reward so far against the trial of each run,
 // or the best validation accuracy so far when their rewards differ.
 func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
-	title := "Best reward so far"
-	if runs[0].reward != "" {
-		title += " (" + runs[0].reward + ")"
-	}
-	p := figure.New(title, "trial", "best reward")
+	// What the reward is goes in the page's heading: a constraint or
+	// latency term makes it too long for the figure's title.
+	p := figure.New("Best reward so far", "trial", "best reward")
 	value := func(t rundir.Trial) float64 { return t.Reward }
 	if !sameReward(runs) {
 		p = figure.New("Best validation accuracy so far (the runs' rewards differ)", "trial", "best validation accuracy")
@@ -267,9 +266,12 @@ func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
 		}
 		l.StepStyle = plotter.PostStep // a best holds until the next trial beats it
 	}
-	// The best so far only rises: the top left stays free for the legend.
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(6)
+	// The best so far rises early and stays high: the bottom right stays
+	// free for the legend (the top left, where it was, is where the curves
+	// climb).
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(10), vg.Points(10)
+	p.X.Tick.Marker = figure.WholeTicks{}
 	return p, nil
 }
 

@@ -127,7 +127,7 @@ func TestCompareRewards(t *testing.T) {
 		t.Errorf("cubed: reward %q, best validation accuracy %v", det.Reward, det.BestVal)
 	}
 	for query, want := range map[string]string{
-		"run=leaves-a&run=leaves-b": "Best reward so far (validation accuracy)",
+		"run=leaves-a&run=leaves-b": ">Best reward so far<",
 		"run=leaves-a&run=cubed":    "Best validation accuracy so far (the runs",
 	} {
 		if _, body := get(t, srv.URL+"/api/compare/best.svg?"+query, nil); !strings.Contains(string(body), want) {

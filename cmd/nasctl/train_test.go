@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/internal/buildinfo"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // On 400 leaves images of 16x16 (seed 1: 224 train, 56 validation images,
@@ -209,6 +210,10 @@ func TestResumeKeepsChannels(t *testing.T) {
 		t.Fatalf("no input line in:\n%s", b)
 	}
 	if err := os.WriteFile(cfg, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A run of a nasctl that wrote "8x8" had no copy of its config.yaml.
+	if err := os.Remove(filepath.Join(run, rundir.FileConfigWritten)); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", run, "--trials", "3", "--threads", "1")

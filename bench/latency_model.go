@@ -163,10 +163,19 @@ func MeasureNetLatency(ctx context.Context, net *genotype.Net, cfg runtime.Laten
 }
 
 // MeasureLatencies exports each of nets with random weights and returns
-// their median batch-1 latencies in milliseconds, timed together in rounds
-// (interleavedLatency): runs timed runs each, after a warm-up of a fifth as
-// many (at least 3). runtime must be initialised.
+// their median batch-1 latencies in milliseconds, runs timed runs each
+// after a warm-up of a fifth as many (at least 3), timed together in
+// rounds (interleavedLatency) that give a network at least roundRuns runs
+// each. runtime must be initialised.
+//
+// Every open session keeps its own thread pool, whose idle threads spin:
+// with two threads, 120 sessions timed in turn made a calibration about 30
+// times slower, so these sessions' threads do not spin
+// (runtime.SessionOptions.NoSpin). Groups of 10 sessions at a time instead
+// lost the rounds' better fit (docs/performance.md, "Latency in rounds").
 func MeasureLatencies(ctx context.Context, nets []*genotype.Net, session runtime.SessionOptions, runs int) ([]float64, error) {
+	opts := Options{Runs: runs, Warmup: max(runs/5, 3), Rounds: max(1, min(LatencyRounds, runs/roundRuns))}.withDefaults()
+	session.NoSpin = true
 	models := make([]*runtime.Model, 0, len(nets))
 	defer func() {
 		for _, m := range models {
@@ -186,7 +195,7 @@ func MeasureLatencies(ctx context.Context, nets []*genotype.Net, session runtime
 		}
 		models = append(models, m)
 	}
-	lat, err := timeModels(ctx, models, names, Options{Runs: runs, Warmup: max(runs/5, 3)}.withDefaults())
+	lat, err := timeModels(ctx, models, names, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +205,11 @@ func MeasureLatencies(ctx context.Context, nets []*genotype.Net, session runtime
 	}
 	return ms, nil
 }
+
+// roundRuns is the fewest timed runs MeasureLatencies gives a network in a
+// round, so that a short calibration (--runs 20) is not mostly switches
+// from one session to the next.
+const roundRuns = 10
 
 // exportRandom exports net with random weights and placeholder class
 // names, to be timed.

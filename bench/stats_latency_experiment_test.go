@@ -61,7 +61,7 @@ func heldOutMAPE(t testing.TB, x [][]float64, y []float64, held int) float64 {
 // held-out networks is from the first (retimed-%, rounds-retimed-%: the
 // timing noise); the earlier features on the one-stretch timings
 // (earlier-%). A measurement, not a check: go test ./bench -run X -bench
-// LatencyModel -benchtime 1x (about 15 s).
+// LatencyModel -benchtime 1x (about 5 s).
 func BenchmarkLatencyModel(b *testing.B) {
 	if err := runtime.Init(""); err != nil {
 		b.Fatal(err)

@@ -177,6 +177,10 @@ type SessionOptions struct {
 	// library has them; ignored otherwise. For graphs whose weights are
 	// inputs: ONNX Runtime already does this for constant weights.
 	NCHWc bool
+	// NoSpin stops the intra-op threads from spinning while they wait for
+	// work: sessions timed in turn (package bench) would otherwise spin
+	// beside the one being timed.
+	NoSpin bool
 }
 
 // validate returns every problem with o, or nil.

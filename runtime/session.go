@@ -130,7 +130,12 @@ func ortOptions(opts SessionOptions, cst CUDAStatus) (*ort.SessionOptions, error
 		err = fmt.Errorf("new session: intra-op threads %d: %w", opts.IntraOpThreads, err)
 	} else if err = so.SetGraphOptimizationLevel(ortLevels[opts.Optimization]); err != nil {
 		err = fmt.Errorf("new session: optimisation level %s: %w", opts.Optimization, err)
-	} else if opts.ProfilePrefix != "" {
+	} else if opts.NoSpin {
+		if err = so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			err = fmt.Errorf("new session: no spinning: %w", err)
+		}
+	}
+	if err == nil && opts.ProfilePrefix != "" {
 		if err = enableProfiling(so, opts.ProfilePrefix); err != nil {
 			err = fmt.Errorf("new session: profiling to %s: %w", opts.ProfilePrefix, err)
 		}

@@ -465,3 +465,24 @@ func TestInitErrors(t *testing.T) {
 	os.Unsetenv(LibraryEnv) // t.Setenv restores it afterwards
 	initRuntime(t)
 }
+
+// NoSpin reaches ONNX Runtime as the session setting that stops idle
+// intra-op threads from spinning; without it, the setting is left alone.
+func TestNoSpinOption(t *testing.T) {
+	initRuntime(t)
+	for _, noSpin := range []bool{false, true} {
+		so, err := ortOptions(SessionOptions{IntraOpThreads: 2, NoSpin: noSpin}, CUDAStatus{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		has, err := so.HasSessionConfigEntry("session.intra_op.allow_spinning")
+		v := ""
+		if err == nil && has {
+			v, err = so.GetSessionConfigEntry("session.intra_op.allow_spinning")
+		}
+		so.Destroy()
+		if err != nil || has != noSpin || (noSpin && v != "0") {
+			t.Errorf("NoSpin %v: entry present %v, value %q, %v", noSpin, has, v, err)
+		}
+	}
+}

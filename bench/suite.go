@@ -85,6 +85,10 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 			mo.Test = &test
 		}
 		r, err := measure(ctx, path, files[i], models[i], mo)
+		// Its throughput batch and memory go before the next model is
+		// measured (and checked against the memory available).
+		models[i].Close()
+		models[i] = nil
 		if err != nil {
 			MarkPareto(results)
 			return results, err // the models measured before, for an interrupted bench to keep

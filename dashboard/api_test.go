@@ -590,3 +590,20 @@ func TestEventsRunDeleted(t *testing.T) {
 		t.Error("the stream did not end after gone")
 	}
 }
+
+// The final retrainings' progress reaches the run's listing without a new
+// version: the figures and the report, which do not depend on it, are not
+// drawn again every 30 s.
+func TestFinalProgressKeepsVersion(t *testing.T) {
+	runs, b := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	var before, after RunDetail
+	get(t, srv.URL+"/api/runs/leaves-b", &before)
+	if err := b.WriteJSON(rundir.FileFinalProgress, []rundir.FinalProgress{{Rank: 1, Trial: 3, Epoch: 4, MaxEpochs: 30, ValAccuracy: 0.9}}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, srv.URL+"/api/runs/leaves-b", &after)
+	if after.Version != before.Version || len(after.FinalProgress) != 1 || after.FinalProgress[0].Epoch != 4 || len(before.FinalProgress) != 0 {
+		t.Errorf("version %s -> %s, progress %+v -> %+v", before.Version, after.Version, before.FinalProgress, after.FinalProgress)
+	}
+}

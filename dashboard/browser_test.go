@@ -418,3 +418,26 @@ func TestBrowserCompareLimits(t *testing.T) {
 		t.Errorf("the compare columns and page overflow by %s px", got)
 	}
 }
+
+// A run with a damaged log line is listed with its status and the damage,
+// not as unreadable: the trials before the line are there.
+func TestBrowserDamagedRun(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	path := filepath.Join(runs, "leaves-c", rundir.FileTrials)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(path, []byte(lines[0]+"{\"id\": 2, \"ar\n"+strings.Join(lines[2:], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	row := `(r => r ? r.innerText : '')(document.querySelector('#runs tr[data-name="leaves-c"]'))`
+	waitFor(t, ctx, row+`.includes('damaged: ')`, row, 10*time.Second)
+	if got := eval[string](t, ctx, row); strings.Contains(got, "unreadable") || !strings.Contains(got, "stopped") {
+		t.Errorf("the damaged run's row: %q", got)
+	}
+}

@@ -111,7 +111,7 @@ func (s *Server) figure(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	d := s.cache.get(ref.dir)
 	for _, f := range figureSpecs {
 		if svg && f.name == name && f.has(ref.dir, d) {
-			serveSVG(w, r, d.stamp, func() (*plot.Plot, error) { return f.draw(ref.dir, d) })
+			serveSVG(w, r, d.version, func() (*plot.Plot, error) { return f.draw(ref.dir, d) })
 			return
 		}
 	}
@@ -120,7 +120,7 @@ func (s *Server) figure(w http.ResponseWriter, r *http.Request, ref *runRef) {
 
 func (s *Server) curves(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	if d, t := s.findTrial(w, r, ref); t != nil {
-		serveSVG(w, r, d.stamp, func() (*plot.Plot, error) { return curvesPlot(*t) })
+		serveSVG(w, r, d.version, func() (*plot.Plot, error) { return curvesPlot(*t) })
 	}
 }
 
@@ -143,7 +143,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		runs[i] = s.cache.get(ref.dir)
-		etag.WriteString(runs[i].stamp)
+		etag.WriteString(runs[i].version)
 	}
 	serveSVG(w, r, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
 }

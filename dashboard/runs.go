@@ -57,12 +57,16 @@ type Run struct {
 var benchCSV = filepath.Join(rundir.DirBench, "bench.csv")
 
 // watched are the files whose size and time tell that a run has changed.
+// The last, the final retrainings' progress, changes only the run's
+// facts: it is left out of the version that figures and the report are
+// drawn from (see stampOf).
 var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV, rundir.FileFinalProgress}
 
 // runData is what the dashboard has read of a run at one state of its files
 // (one stamp). It is shared between requests and never changed once made.
 type runData struct {
-	stamp   string
+	stamp   string    // of every watched file
+	version string    // of those the figures and report are drawn from
 	updated time.Time // the latest modification time of a watched file
 	summary search.RunSummary
 	cfg     search.Config  // with defaults
@@ -77,12 +81,15 @@ type runData struct {
 }
 
 // stampOf returns a digest of the sizes and times of the run's watched
-// files, and the latest of those times. The logs are only appended to, so
-// a new line always changes the digest.
-func stampOf(dir string) (string, time.Time) {
+// files, the same of all but the last (the version), and the latest of
+// those times. The logs are only appended to, so a new line always changes
+// the digests.
+func stampOf(dir string) (stamp, version string, latest time.Time) {
 	h := fnv.New64a()
-	var latest time.Time
-	for _, name := range watched {
+	for i, name := range watched {
+		if i == len(watched)-1 {
+			version = fmt.Sprintf("%016x", h.Sum64())
+		}
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			fmt.Fprint(h, "-;")
@@ -93,13 +100,13 @@ func stampOf(dir string) (string, time.Time) {
 			latest = fi.ModTime()
 		}
 	}
-	return fmt.Sprintf("%016x", h.Sum64()), latest
+	return fmt.Sprintf("%016x", h.Sum64()), version, latest
 }
 
 // load reads the run in dir. The stamp is taken before reading: a write in
 // between makes the next stamp differ, and the run is read again.
-func load(dir, stamp string, updated time.Time) *runData {
-	d := &runData{stamp: stamp, updated: updated}
+func load(dir, stamp, version string, updated time.Time) *runData {
+	d := &runData{stamp: stamp, version: version, updated: updated}
 	sum, err := search.Summarize(dir)
 	if err != nil {
 		d.err = err
@@ -152,7 +159,7 @@ func (d *runData) status(running bool) Status {
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Version: d.stamp, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining,
+	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining,
 		FinalProgress: d.finalProgress}
 	r.Status = d.status(running)
 	r.Name, r.Dir = ref.name, ref.dir
@@ -174,14 +181,14 @@ type cache struct {
 
 // get returns the run in dir as its files are now.
 func (c *cache) get(dir string) *runData {
-	stamp, updated := stampOf(dir)
+	stamp, version, updated := stampOf(dir)
 	c.mu.Lock()
 	d := c.runs[dir]
 	c.mu.Unlock()
 	if d != nil && d.stamp == stamp {
 		return d
 	}
-	d = load(dir, stamp, updated)
+	d = load(dir, stamp, version, updated)
 	c.mu.Lock()
 	c.runs[dir] = d
 	c.mu.Unlock()

@@ -148,7 +148,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		err error
 	}
 	s.finals.done, s.finals.total = done, len(top)
-	flight := finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}}
+	flight := finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}, ended: map[int]bool{}}
 	flight.clear() // what a killed process left
 	defer flight.clear()
 	if len(todo) > 0 {
@@ -191,8 +191,9 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		}
 		select {
 		case e := <-epochs:
-			flight.report(*e.Epoch)
-			s.emit(e)
+			if flight.report(*e.Epoch) {
+				s.emit(e)
+			}
 		case r := <-p.results:
 			p.busy--
 			if r.err != nil {
@@ -302,17 +303,25 @@ func (s *Search) finalProgress(rank, trial int, epochs chan<- Event) func(runtim
 // retraining in flight, by rank. The file is for watching only, so a
 // failure to write it is not the final phase's: it is left as it was.
 type finalFlight struct {
-	dir *rundir.Dir
-	at  map[int]rundir.FinalProgress
+	dir   *rundir.Dir
+	at    map[int]rundir.FinalProgress
+	ended map[int]bool // ranks recorded: their last epochs may still be queued
 }
 
-func (f *finalFlight) report(p rundir.FinalProgress) {
+// report keeps p and says whether it is news: the last epochs of a
+// retraining recorded since may still be queued.
+func (f *finalFlight) report(p rundir.FinalProgress) bool {
+	if f.ended[p.Rank] {
+		return false
+	}
 	f.at[p.Rank] = p
 	f.write()
+	return true
 }
 
 // drop forgets a retraining that ended.
 func (f *finalFlight) drop(rank int) {
+	f.ended[rank] = true
 	if _, ok := f.at[rank]; ok {
 		delete(f.at, rank)
 		f.write()

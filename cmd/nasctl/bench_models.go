@@ -36,9 +36,10 @@ marks the Pareto front of (parameters, latency) against accuracy; writes a CSV a
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
 first model given; never the working directory), removing the files an earlier
-bench wrote there that it does not rewrite. Interrupted, it writes what it
-measured before, into the folder's interrupted/ when an earlier bench's
-results are there, which it leaves as they were.
+bench wrote there that it does not rewrite. Interrupted, it writes the models
+measured in full before (the latency rounds of all models come first), into the
+folder's interrupted/ when an earlier bench's results are there, which it leaves
+as they were.
 
 A float32 model and its int8 quantization ("nasctl export --int8"), both given, are
 also shown side by side: file sizes, batch-1 latency p50 and p95, throughput, accuracy,
@@ -201,7 +202,9 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 			interruptedNote(errOut, opts.Models[i], m.info.Meta)
 		}
 	}
-	fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), min(bench.LatencyRounds, opts.Measure.Runs))
+	if len(models) > 1 {
+		fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), min(bench.LatencyRounds, opts.Measure.Runs))
+	}
 	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
@@ -415,6 +418,13 @@ func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result,
 		}
 		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s%s\n", nModels(len(results)), where, kept, earlier)
 		return err
+	}
+	if ctx.Err() != nil { // during the latency rounds, which come first
+		kept := ""
+		if w.earlier {
+			kept = fmt.Sprintf("; the earlier bench's results in %s are kept as they were", w.dir)
+		}
+		fmt.Fprintf(w.errOut, "interrupted during the batch-1 latency rounds, before any model was measured in full%s\n", kept)
 	}
 	if w.earlier {
 		os.Remove(filepath.Join(w.staging(), benchInt8Dir)) // only if empty

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -515,6 +516,24 @@ func TestBenchInterruptDuringRounds(t *testing.T) {
 		t.Errorf("exit %v; bench.csv %q (%v)\n%s", err, b, rerr, said)
 	}
 	checkBenchFiles(t, out, false)
+}
+
+// Ctrl-C in the latency rounds, which come before any model is measured in
+// full, says so, and leaves no results behind.
+func TestBenchInterruptInLatencyRounds(t *testing.T) {
+	bin := buildNasctl(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.onnx"), filepath.Join(dir, "b.onnx")
+	in := genotype.Input{Height: 8, Width: 8, Channels: 1}
+	writeModel(t, a, "C(4,3,1) - GAP()", in)
+	writeModel(t, b, "C(8,3,1) - GAP()", in)
+	out := filepath.Join(dir, "bench")
+	cmd := exec.Command(bin, "bench", a, b, "--runs", "100000000", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out)
+	said, err := interruptAt(t, cmd, "batch-1 latency of 2 models: 10 rounds")
+	if _, serr := os.Stat(out); err == nil || !errors.Is(serr, os.ErrNotExist) ||
+		!strings.Contains(said, "interrupted during the batch-1 latency rounds, before any model was measured in full") {
+		t.Errorf("exit %v; %s: %v\n%s", err, out, serr, said)
+	}
 }
 
 // The interleaved rounds, the longest part of a bench, say how far they

@@ -108,7 +108,7 @@ func saveOrRescue(path string, data []byte) error {
 	}
 	rescue, err2 := rundir.Rescue(filepath.Base(path), data)
 	if err2 != nil {
-		return fmt.Errorf("writing %s: %w; saving it to %s failed too: %v", path, err, rescue, err2)
+		return fmt.Errorf("writing %s: %w; saving it to the temporary folder (%s) failed too: %v", path, err, os.TempDir(), err2)
 	}
 	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
 }

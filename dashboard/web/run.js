@@ -122,7 +122,7 @@ function drawFacts() {
       ' since the run was made', run.remaining_seconds ? `, ~${secs(run.remaining_seconds)} left (as of the last update)` : ''));
   }
   if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
-  if (run.error) rows.push(fact('Unreadable', h('span', {class: 'error', text: run.error})));
+  if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
   $('facts').replaceChildren(...rows.flat());
 }
 

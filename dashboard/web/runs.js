@@ -22,7 +22,10 @@ const table = new Table(document.getElementById('runs'), [
     onchange: e => pick(r.name, e.target.checked)})},
   {key: 'name', label: 'Run', cls: 'nowrap', cell: r => h('a', {href: pageURL(r.name), text: r.name})},
   {key: 'kind', label: 'Kind'},
-  {key: 'status', label: 'Status', cell: r => badge(r.error ? '' : r.status)}, // '': unreadable
+  // A run with an error and no kind could not be read ('': unreadable); one
+  // with a kind has a damaged log line, and its counts are of the trials
+  // before it.
+  {key: 'status', label: 'Status', cell: r => badge(r.error && !r.kind ? '' : r.status)},
   {key: 'trials', label: 'Trials', cls: 'trials nowrap', title: 'done of planned (point at a running run for the time left)', value: r => r.trials / (r.planned || 1),
     cell: r => [h('span', {class: 'count', text: `${r.trials} / ${r.planned}`,
       title: r.status === 'running' && r.remaining_seconds ? `~${secs(r.remaining_seconds)} left, as nasctl search estimates it` : null}),
@@ -36,7 +39,7 @@ const table = new Table(document.getElementById('runs'), [
   {key: 'updated', label: 'Last update', cls: 'nowrap', cell: r => when(r.updated)},
   {key: 'best_arch', label: 'Architecture', cls: 'arch', title: "the winner's, else the best reward's in the search",
     value: r => r.winner_arch || r.best_arch,
-    cell: r => r.error ? h('span', {class: 'error', text: 'unreadable: ' + r.error})
+    cell: r => r.error ? h('span', {class: 'error', text: (r.kind ? 'damaged: ' : 'unreadable: ') + r.error})
       : r.winner_arch || (r.best_arch ? 'search: ' + r.best_arch : '')},
 ], {sort: 'updated', desc: true, empty: () => folder && !folder.exists ? `${folder.abs} does not exist (yet).` : 'No runs in this folder yet: start one with nasctl search.',
   rowProps: r => ({dataset: {name: r.name}})});

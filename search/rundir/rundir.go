@@ -152,7 +152,13 @@ func (d *Dir) WriteConfig(config []byte) error {
 	if err := d.WriteFile(FileConfigWritten, config); err != nil {
 		return err
 	}
-	return d.WriteFile(FileConfig, config)
+	if err := d.WriteFile(FileConfig, config); err != nil {
+		// The copy would now differ from config.yaml as if the user had
+		// edited it; without a copy, a resume checks nothing.
+		os.Remove(filepath.Join(d.Path, FileConfigWritten))
+		return err
+	}
+	return nil
 }
 
 // Open opens an existing run for resuming. A last line torn by a crash in
@@ -307,8 +313,20 @@ func (d *Dir) WriteFile(rel string, b []byte) error {
 // that file's name), to the temporary folder instead, and returns where:
 // finished work that a full disk refused is not lost.
 func Rescue(name string, data []byte) (string, error) {
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("nasctl-%s-%s", time.Now().Format("20060102-150405"), name))
-	return path, os.WriteFile(path, data, 0o644)
+	f, err := os.CreateTemp("", fmt.Sprintf("nasctl-%s-*-%s", time.Now().Format("20060102-150405"), name))
+	if err != nil {
+		return "", err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Close()
+	} else {
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(f.Name()) // a part of the file would pass for the whole
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // WriteJSON writes v as indented JSON to a path relative to the run,

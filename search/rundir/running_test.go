@@ -1,13 +1,13 @@
 package rundir
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // A run reads as running while a live process has it open, and as not
@@ -39,23 +39,28 @@ func TestRunning(t *testing.T) {
 	if Running(dir) {
 		t.Errorf("a run whose process %d has exited reads as running", gone.Process.Pid)
 	}
-	// Opening it again replaces a longer ID whole.
-	os.WriteFile(filepath.Join(dir, fileLock), []byte("123456789012\n"), 0o600)
+	// Opening it again replaces a longer line whole, with this process's
+	// ID and start.
+	os.WriteFile(filepath.Join(dir, fileLock), []byte("123456789012 123456789012345678\n"), 0o600)
 	d, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if b, _ := os.ReadFile(filepath.Join(dir, fileLock)); string(b) != strconv.Itoa(os.Getpid())+"\n" {
-		t.Errorf("lock file holds %q, want this process's ID", b)
+	want := strconv.Itoa(os.Getpid())
+	if start, ok := processStart(os.Getpid()); ok {
+		want += " " + strconv.FormatUint(start, 10)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, fileLock)); string(b) != want+"\n" {
+		t.Errorf("lock file holds %q, want %q", b, want+"\n")
 	}
 }
 
 // After a search is killed with -9, the system may give its process ID to
-// another process. One started after the ID was written (the lock file's
-// modification time) is not the run's writer; a process started before,
-// as a genuine writer is, still is. Where /proc does not say when
-// processes started, both read as running, as before.
+// another process. That one started at another time than the one recorded
+// with the ID, and is not the run's writer; the genuine writer is, and so
+// is a live process named by a lock of an older nasctl, which recorded no
+// start.
 func TestRunningReusedPID(t *testing.T) {
 	if _, ok := processStart(os.Getpid()); !ok {
 		if goruntime.GOOS == "linux" {
@@ -67,6 +72,9 @@ func TestRunningReusedPID(t *testing.T) {
 	d, err := Create(dir, []byte("kind: metaqnn\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !Running(dir) || writer(dir) != os.Getpid() {
+		t.Errorf("an open run reads as not running (writer %d, want %d)", writer(dir), os.Getpid())
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -81,34 +89,20 @@ func TestRunningReusedPID(t *testing.T) {
 		other.Process.Kill()
 		other.Wait()
 	}()
-	if err := os.WriteFile(lock, []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Written an hour ago, well past startSlack: before sleep started.
-	hourAgo := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(lock, hourAgo, hourAgo); err != nil {
-		t.Fatal(err)
-	}
-	if Running(dir) {
-		t.Errorf("process %d, started after the lock file was written, reads as the run's writer", other.Process.Pid)
-	}
-
-	// The genuine writer: it wrote its ID after it started.
-	d, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if !Running(dir) || writer(dir) != os.Getpid() {
-		t.Errorf("an open run reads as not running (writer %d, want %d)", writer(dir), os.Getpid())
-	}
-	// Within startSlack of its start: the times' granularity is no reason
-	// to refuse it.
-	started, _ := processStart(os.Getpid())
-	if err := os.Chtimes(lock, started.Add(-time.Second), started.Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if !Running(dir) {
-		t.Errorf("a writer started a second after its lock file's time (%v) reads as not running", started)
+	start, _ := processStart(other.Process.Pid)
+	for _, c := range []struct {
+		line    string
+		running bool
+	}{
+		{fmt.Sprintf("%d %d\n", other.Process.Pid, start+1), false}, // the dead search's start
+		{fmt.Sprintf("%d %d\n", other.Process.Pid, start), true},    // its own
+		{fmt.Sprintf("%d\n", other.Process.Pid), true},              // an older nasctl's lock
+	} {
+		if err := os.WriteFile(lock, []byte(c.line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if Running(dir) != c.running {
+			t.Errorf("lock %q: running %v, want %v", c.line, Running(dir), c.running)
+		}
 	}
 }

@@ -278,15 +278,7 @@ func TestTornLastLine(t *testing.T) {
 func TestDamagedLine(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs})
-	path := filepath.Join(runs, "leaves-c", rundir.FileTrials)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(string(b), "\n")
-	if err := os.WriteFile(path, []byte(lines[0]+"{\"id\": 2, \"ar\n"+strings.Join(lines[2:], "")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageLine2(t, filepath.Join(runs, "leaves-c"))
 	var list []Run
 	get(t, srv.URL+"/api/runs", &list)
 	for _, r := range list {

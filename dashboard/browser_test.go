@@ -423,15 +423,7 @@ func TestBrowserCompareLimits(t *testing.T) {
 // not as unreadable: the trials before the line are there.
 func TestBrowserDamagedRun(t *testing.T) {
 	runs, _ := fixtureRuns(t)
-	path := filepath.Join(runs, "leaves-c", rundir.FileTrials)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitAfter(string(b), "\n")
-	if err := os.WriteFile(path, []byte(lines[0]+"{\"id\": 2, \"ar\n"+strings.Join(lines[2:], "")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageLine2(t, filepath.Join(runs, "leaves-c"))
 	srv := serve(t, Options{Runs: runs})
 	ctx := browser(t)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"))

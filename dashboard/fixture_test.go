@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +204,19 @@ func serve(t *testing.T, opts Options) *httptest.Server {
 	// An open event stream would keep Close waiting: end it first.
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 	return srv
+}
+
+// damageLine2 cuts the second line of the trials log of the run in dir
+// short, as a damaged disk or a bad edit leaves it.
+func damageLine2(t *testing.T, dir string) {
+	t.Helper()
+	path := filepath.Join(dir, rundir.FileTrials)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.WriteFile(path, []byte(lines[0]+"{\"id\": 2, \"ar\n"+strings.Join(lines[2:], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -944,14 +944,30 @@ func checkUnedited(dir string) error {
 	if err != nil || len(changes) == 0 { // comments or layout only
 		return err
 	}
+	// The settings a resume may change have flags, which record the change.
+	var flags []string
+	for _, c := range changes {
+		key, _, _ := strings.Cut(c, ":")
+		if flag, ok := resumeFlags[key]; ok {
+			flags = append(flags, fmt.Sprintf("%s: resume with %s instead", key, flag))
+		}
+	}
 	if len(changes) > 6 {
 		changes = append(changes[:5], fmt.Sprintf("and %d more", len(changes)-5))
 	}
+	hint := ""
+	if len(flags) > 0 {
+		hint = " (" + strings.Join(flags, "; ") + ")"
+	}
 	return fmt.Errorf("%s was edited since nasctl wrote it (%s): resumed, the run would go on with other settings than those of the trials it recorded. "+
-		"Put them back (nasctl's copy is %s), or start a new run from the edited file (nasctl search KIND --config FILE --name NEW); "+
+		"Put them back (nasctl's copy is %s)%s, or start a new run from the edited file (nasctl search KIND --config FILE --name NEW); "+
 		"to go on with the edit all the same, delete %s (the trials and final models recorded keep their settings)",
-		filepath.Join(dir, rundir.FileConfig), strings.Join(changes, "; "), rundir.FileConfigWritten, rundir.FileConfigWritten)
+		filepath.Join(dir, rundir.FileConfig), strings.Join(changes, "; "), rundir.FileConfigWritten, hint, rundir.FileConfigWritten)
 }
+
+// resumeFlags are the saved settings a resume may change, by the flag that
+// does it (Resume).
+var resumeFlags = map[string]string{"trials": "--trials N", "data": "--data DIR", "final.skip": "--skip-final"}
 
 // settingsChanged lists the settings that differ between two
 // configurations, with defaults (a key left out for its default is no

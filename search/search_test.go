@@ -1466,6 +1466,7 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 	}{
 		{"empty", "\n", path + " is empty: the run's settings are lost"},
 		{"another seed", string(changed), path + " was edited since nasctl wrote it (seed: 42 -> 43): "},
+		{"more trials", strings.Replace(string(good), "trials: ", "trials: 1", 1), "(nasctl's copy is .config.yaml.written) (trials: resume with --trials N instead)"},
 		{"not YAML", "kind: [metaqnn\n", path + " is not valid YAML: "},
 		// A run of an older nasctl has no copy to compare with: its first
 		// trial is drawn again before anything is moved.

@@ -28,7 +28,9 @@ trials done of planned, best reward in the search, the final phase's winner
 (winners/best.onnx, picked by validation): its test accuracy and architecture,
 and when it last changed. Before the final phase is complete the architecture
 shown is the best reward's, marked "search:". A run that cannot be read is
-listed with its error.
+listed with its error; one whose trials.jsonl has a damaged line, with the
+trials before it and the damage. A run linked into --dir from elsewhere (a
+symbolic link) is listed too (nasctl ui leaves links out).
 Example: nasctl runs list --dir runs --json`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -38,15 +37,6 @@ type Run struct {
 	// Reward names what the trials are rewarded for (rewardText): runs
 	// whose rewards differ cannot be compared by reward.
 	Reward string `json:"reward,omitempty"`
-	// BestVal is the best validation accuracy of a trial (a problem's
-	// score for a run on one), which compares runs of different rewards.
-	BestVal float64 `json:"best_val_accuracy,omitempty"`
-	// LastTrial is when the latest trial finished: the search phase's end
-	// once all are recorded, and so when the final phase began.
-	LastTrial time.Time `json:"last_trial,omitzero"`
-	// Remaining estimates the seconds the run still needs, trials and
-	// final phase, as nasctl search's progress lines do; 0: unknown.
-	Remaining float64 `json:"remaining_seconds,omitempty"`
 	// FinalProgress is how far the final retrainings in flight are, as
 	// the search last wrote it (rundir.FileFinalProgress; none when the
 	// retrainings run on remote workers).
@@ -74,9 +64,6 @@ type runData struct {
 	err     error          // why the run could not be read
 	// What Run adds to the summary, from the trials.
 	reward        string
-	bestVal       float64
-	lastTrial     time.Time
-	remaining     float64
 	finalProgress []rundir.FinalProgress
 }
 
@@ -127,16 +114,6 @@ func load(dir, stamp, version string, updated time.Time) *runData {
 	}
 	d.reward = rewardText(d.cfg)
 	readJSON(filepath.Join(dir, rundir.FileFinalProgress), &d.finalProgress) // none outside a final phase
-	var data search.Data
-	if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err == nil {
-		d.remaining = search.Remaining(d.cfg, data, d.trials, d.summary.Finals)
-	}
-	for _, t := range d.trials {
-		d.bestVal = max(d.bestVal, cmp.Or(t.ValAccuracy, t.Score))
-		if t.Finished.After(d.lastTrial) {
-			d.lastTrial = t.Finished
-		}
-	}
 	return d
 }
 
@@ -159,8 +136,7 @@ func (d *runData) status(running bool) Status {
 
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
-	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, BestVal: d.bestVal, LastTrial: d.lastTrial, Remaining: d.remaining,
-		FinalProgress: d.finalProgress}
+	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, FinalProgress: d.finalProgress}
 	r.Status = d.status(running)
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time

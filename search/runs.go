@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,6 +48,14 @@ type RunSummary struct {
 	Updated time.Time `json:"updated,omitzero"`
 	Data    string    `json:"data,omitempty"` // the image folder of a trained search
 	Problem string    `json:"problem,omitempty"`
+	// BestVal is the best validation accuracy of a trial (a problem's
+	// score for a run on one): unlike the reward, it compares runs of
+	// different rewards. LastTrial is when the latest trial finished (the
+	// search phase's end, once all are recorded), and Remaining estimates
+	// the seconds the run still needs (Remaining; 0: unknown).
+	BestVal   float64   `json:"best_val_accuracy,omitempty"`
+	LastTrial time.Time `json:"last_trial,omitzero"`
+	Remaining float64   `json:"remaining_seconds,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
 	// say), and the other fields are then empty; or which line of its
 	// trials log is damaged, and the other fields count the trials before
@@ -94,7 +103,12 @@ func Summarize(dir string) (*RunSummary, error) {
 	}
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
+	sum.Remaining = Remaining(r.cfg, r.data, r.trials, len(r.finals))
 	for _, t := range r.trials {
+		sum.BestVal = max(sum.BestVal, cmp.Or(t.ValAccuracy, t.Score))
+		if t.Finished.After(sum.LastTrial) {
+			sum.LastTrial = t.Finished
+		}
 		// Trials that trained or were scored: a reused one repeats the
 		// reward of one of them, and a refused or failed one has none.
 		if evaluated := t.Status == rundir.StatusOK || t.Status == rundir.StatusDiverged; evaluated && (sum.BestArch == "" || t.Reward > sum.Best) {

@@ -307,7 +307,7 @@ func TestBrowserFinalPhase(t *testing.T) {
 	}
 	// The retraining in flight, as the search writes it.
 	if err := f.WriteJSON(rundir.FileFinalProgress, []rundir.FinalProgress{{Rank: 2, Trial: 4, Epoch: 12, MaxEpochs: 30, ValAccuracy: 0.9946,
-		Time: fixtureStart.Add(2 * time.Hour)}}); err != nil {
+		Time: fixtureStart.Add(2 * time.Hour), Started: fixtureStart.Add(90 * time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
 	srv := serve(t, Options{Runs: runs})
@@ -316,7 +316,7 @@ func TestBrowserFinalPhase(t *testing.T) {
 	for run, want := range map[string]string{
 		"leaves-b":  "final phase not started: the best 2 are retrained after the last trial",
 		"leaves-c":  "final phase not started; the search is stopped",
-		"leaves-f":  "retraining: 1 of 2 done; final phase running since " + trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05"),
+		"leaves-f":  "retraining: 1 of 2 done; final phase running since " + fixtureStart.Add(90*time.Minute).Local().Format("2006-01-02 15:04:05"),
 		"leaves-f ": "#2 (trial 4): epoch 12 of at most 30, val. accuracy 0.9946, at " + fixtureStart.Add(2*time.Hour).Local().Format("2006-01-02 15:04:05"),
 	} {
 		run = strings.TrimSpace(run) // a second line of one run
@@ -326,6 +326,13 @@ func TestBrowserFinalPhase(t *testing.T) {
 			t.Errorf("%s: %q", run, got)
 		}
 	}
+	// Before a retraining has said how far it is, the phase runs since
+	// the last trial.
+	if err := os.Remove(filepath.Join(f.Path, rundir.FileFinalProgress)); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
+	waitFor(t, ctx, fmt.Sprintf(`%s.includes(%q)`, facts, "final phase running since "+trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05")), facts, 10*time.Second)
 	// A running search says how long it has run and has left, and that its
 	// trials' summed time is that of all workers.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))

@@ -284,14 +284,15 @@ var finalEpochEvery = 30 * time.Second
 // Remote workers' epochs do not come back (a job's Progress is the
 // worker's own).
 func (s *Search) finalProgress(rank, trial int, epochs chan<- Event) func(runtime.EpochRecord) {
-	last := time.Now()
+	began := time.Now()
+	last := began
 	most := s.cfg.finalEpochs()
 	return func(r runtime.EpochRecord) {
 		if time.Since(last) < finalEpochEvery {
 			return
 		}
 		last = time.Now()
-		p := &rundir.FinalProgress{Rank: rank, Trial: trial, Epoch: r.Epoch, MaxEpochs: most, ValAccuracy: r.ValAccuracy, Time: last}
+		p := &rundir.FinalProgress{Rank: rank, Trial: trial, Epoch: r.Epoch, MaxEpochs: most, ValAccuracy: r.ValAccuracy, Time: last, Started: began}
 		select {
 		case epochs <- Event{Kind: "final_epoch", Epoch: p, Message: fmt.Sprintf("final #%d: epoch %d of at most %d, val %.4f", rank, r.Epoch, most, r.ValAccuracy)}:
 		default:

@@ -350,7 +350,7 @@ func TestFinalEpochProgress(t *testing.T) {
 			lines = append(lines, e.Message)
 			// The file says the same as the event, for the dashboard.
 			var ps []rundir.FinalProgress
-			if b, err := os.ReadFile(progressFile); err != nil || json.Unmarshal(b, &ps) != nil || len(ps) != 1 || !ps[0].Time.Equal(e.Epoch.Time) ||
+			if b, err := os.ReadFile(progressFile); err != nil || json.Unmarshal(b, &ps) != nil || len(ps) != 1 || !ps[0].Time.Equal(e.Epoch.Time) || ps[0].Started.IsZero() || ps[0].Started.After(ps[0].Time) ||
 				ps[0].Epoch != e.Epoch.Epoch || ps[0].ValAccuracy != e.Epoch.ValAccuracy || ps[0].Rank != e.Epoch.Rank || ps[0].Trial == 0 || ps[0].MaxEpochs != 30 {
 				t.Errorf("%s: %s holds %s (%v)", e.Message, rundir.FileFinalProgress, b, err)
 			}

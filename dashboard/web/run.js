@@ -138,10 +138,14 @@ function finalFacts() {
         : 'final phase not started; the search is stopped: resume it to continue'];
     }
     if (!running) return [`${done} of ${planned} retrained; stopped: resume the run to finish the final phase`];
-    const epochs = (run.final_progress || []).map(p =>
+    const progress = run.final_progress || [];
+    const epochs = progress.map(p =>
       h('div', {class: 'muted', text: `#${p.rank} (trial ${p.trial}): epoch ${p.epoch} of at most ${p.max_epochs}, val. accuracy ${num(p.val_accuracy)}, at ${when(p.time)}`}));
-    return [`retraining: ${done} of ${planned} done; final phase running since ${when(run.last_trial)} (`,
-      h('span', {dataset: {since: run.last_trial}, text: ago(run.last_trial)}), ' ago)', ...epochs];
+    // Since the earliest retraining in flight began (a resumed phase began
+    // at the resume), else since the last trial.
+    const since = progress.map(p => p.started).filter(Boolean).sort()[0] || run.last_trial;
+    return [`retraining: ${done} of ${planned} done; final phase running since ${when(since)} (`,
+      h('span', {dataset: {since}, text: ago(since)}), ' ago)', ...epochs];
   }
   if (run.winner_arch) {
     return [`${done}; the winner (picked by validation) tests at ${num(run.best_test_accuracy)}`,

@@ -116,6 +116,9 @@ type FinalProgress struct {
 	MaxEpochs   int       `json:"max_epochs"`
 	ValAccuracy float64   `json:"val_accuracy"`
 	Time        time.Time `json:"time"`
+	// Started is when this retraining began (after a resume, in that
+	// process).
+	Started time.Time `json:"started"`
 }
 
 // FinalResult is one retrained architecture of the final phase, as recorded

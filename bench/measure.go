@@ -76,6 +76,9 @@ type Result struct {
 	// SHA-256).
 	SHA256       string             `json:"sha256"`
 	Quantization *quantize.Settings `json:"quantization,omitempty"`
+	// Interrupted: the model was saved from a training cut short
+	// (onnxgen.ModelInfo.Interrupted).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Measure loads and measures the model at path (MeasureAll of one model,
@@ -96,7 +99,7 @@ func measure(ctx context.Context, path string, b []byte, m *runtime.Model, opts 
 	in := info.Input
 	size := in.Channels * in.Height * in.Width
 	r := &Result{Model: path, Input: in.String(), FileBytes: int64(len(b)), Params: info.Weights,
-		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String(), SHA256: quantize.SHA256(b)}
+		Threads: opts.Session.IntraOpThreads, Device: opts.Session.Device.String(), SHA256: quantize.SHA256(b), Interrupted: info.Interrupted()}
 	var err error
 	if r.Quantization, err = quantize.ReadSettings(info); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -232,6 +232,10 @@ func (r SplitRecord) String() string {
 
 // Split returns the split info's metadata records, and whether there is one
 // (models exported before the key existed have none).
+// Interrupted reports a model saved from a training cut short
+// (MetaInterrupted): it holds the best epoch finished before the interrupt.
+func (info *ModelInfo) Interrupted() bool { return info.Meta[MetaInterrupted] == "true" }
+
 func (info *ModelInfo) Split() (SplitRecord, bool, error) {
 	v, ok := info.Meta[MetaSplit]
 	if !ok {

@@ -230,14 +230,7 @@ func TestFinalDecay(t *testing.T) {
 	} {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Final.DecayEvery, cfg.Final.DecayFactor = tc.every, tc.factor
-		if err := cfg.Check(); err != nil {
-			t.Fatal(err)
-		}
-		exec := &fakeExecutor{}
-		s := newSearch(t, cfg, exec)
-		if err := s.Run(context.Background(), nil); err != nil {
-			t.Fatal(err)
-		}
+		s, exec := checkedRun(t, cfg)
 		trials := cfg.TrainConfig().Schedule
 		for _, j := range exec.jobs {
 			got := j.Config.Schedule
@@ -262,14 +255,7 @@ func TestFinalDecay(t *testing.T) {
 func TestFinalAverage(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Average = 2
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	exec := &fakeExecutor{}
-	s := newSearch(t, cfg, exec)
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	s, exec := checkedRun(t, cfg)
 	finals := 0
 	for _, j := range exec.jobs {
 		want := 0.0
@@ -379,4 +365,19 @@ func TestFinalEpochProgress(t *testing.T) {
 	if len(quiet) != 0 {
 		t.Errorf("an event within finalEpochEvery: %+v", <-quiet)
 	}
+}
+
+// checkedRun checks cfg and runs its search to the end on a fake executor,
+// whose jobs say how each trial and final was trained.
+func checkedRun(t *testing.T, cfg Config) (*Search, *fakeExecutor) {
+	t.Helper()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	exec := &fakeExecutor{}
+	s := newSearch(t, cfg, exec)
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return s, exec
 }

@@ -197,17 +197,15 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		}
 		models = append(slices.Clone(models), w.quantized...)
 	}
-	if read, err := readModels(opts.Models); err == nil {
-		for i, m := range read {
-			interruptedNote(errOut, opts.Models[i], m.info.Meta)
-		}
-	}
 	if len(models) > 1 {
 		fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), min(bench.LatencyRounds, opts.Measure.Runs))
 	}
 	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
 		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
 	})
+	for _, r := range results {
+		interruptedNote(errOut, r.Model, r.Interrupted)
+	}
 	if err != nil {
 		return w.keepMeasured(ctx, results, nil, 0, err)
 	}

@@ -128,11 +128,7 @@ const cellsWithGaps = "net(stem=4, filters=4, normal=1, reductions=0, style=nasn
 // data's is refused.
 func TestBenchRunDirectorySplit(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "leaves")
-	generateLeaves(t, data, 40, 16, 1)
-	d, _, err := dataset.Load(data, dataset.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := benchLeaves(t, data)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "winners"), 0o755); err != nil {
 		t.Fatal(err)
@@ -207,11 +203,7 @@ func TestBenchWarmupZero(t *testing.T) {
 func TestBenchInt8(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "leaves")
-	generateLeaves(t, data, 40, 16, 1)
-	d, _, err := dataset.Load(data, dataset.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := benchLeaves(t, data)
 	model := filepath.Join(dir, "m.onnx")
 	// 4,833 parameters: enough weights that int8 makes the file smaller
 	// whatever metadata the two carry.
@@ -484,11 +476,7 @@ func checkBenchFiles(t *testing.T, dir string, pairs bool) {
 func int8Pair(t *testing.T, dir string) (data, model, q string) {
 	t.Helper()
 	data = filepath.Join(dir, "leaves")
-	generateLeaves(t, data, 40, 16, 1)
-	d, _, err := dataset.Load(data, dataset.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := benchLeaves(t, data)
 	model, q = filepath.Join(dir, "m.onnx"), filepath.Join(dir, "m-int8.onnx")
 	writeModelTrainedOn(t, model, "C(8,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, d.Hash, d.Classes...)
 	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", data, "--images", "8", "--out", q, "--threads", "1"); code != 0 {
@@ -615,11 +603,7 @@ func TestBenchOutClearsEarlierRun(t *testing.T) {
 func TestBenchWarnsOtherData(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "leaves")
-	generateLeaves(t, data, 40, 16, 1)
-	d, _, err := dataset.Load(data, dataset.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := benchLeaves(t, data)
 	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
 	for _, tc := range []struct {
 		hash string
@@ -643,4 +627,16 @@ func TestBenchWarnsOtherData(t *testing.T) {
 			t.Errorf("the warning does not name %s (bench has no --split):\n%s", hint, errOut)
 		}
 	}
+}
+
+// benchLeaves generates 40 leaves images of 16x16 at data and returns them
+// loaded, for their classes and hash.
+func benchLeaves(t *testing.T, data string) *dataset.Dataset {
+	t.Helper()
+	generateLeaves(t, data, 40, 16, 1)
+	d, _, err := dataset.Load(data, dataset.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -108,8 +108,8 @@ type evaluator struct {
 // interruptedNote says that the model at path was saved from a training cut
 // short (Ctrl-C in nasctl train or a final phase), which a file's name does
 // not show.
-func interruptedNote(errOut io.Writer, path string, meta map[onnxgen.MetaKey]string) {
-	if meta[onnxgen.MetaInterrupted] == "true" {
+func interruptedNote(errOut io.Writer, path string, interrupted bool) {
+	if interrupted {
 		fmt.Fprintf(errOut, "note: %s was saved from an interrupted training (%s): it holds the best epoch finished before the interrupt\n", path, onnxgen.MetaInterrupted)
 	}
 }
@@ -211,7 +211,7 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	if miss := dataset.MissingClasses(data.d.Classes, m.Info.Classes); len(miss) > 0 {
 		fmt.Fprintf(e.errOut, "note: %s has no images of %s's classes %s; the accuracy covers the others\n", opts.Data, path, strings.Join(miss, ", "))
 	}
-	interruptedNote(e.errOut, path, m.Info.Meta)
+	interruptedNote(e.errOut, path, m.Info.Interrupted())
 	sameData := m.Info.Meta[onnxgen.MetaDatasetHash] == data.d.Hash
 	e.warnOtherData(path, m.Info.Meta[onnxgen.MetaDatasetHash], data.d.Hash)
 	rec, plan, err := splitOf(m.Info, opts.Plan, opts.SplitSeed, opts.PlanSet, opts.SeedSet, sameData && opts.Split != "all", path, e.errOut)

@@ -37,7 +37,7 @@ type delivery struct {
 // errGone is a delivery the broker no longer holds: acknowledged by
 // another worker that took the job when this one's lease ran out, or lost
 // by the broker.
-var errGone = errors.New("the broker no longer holds this delivery (another worker took the job when this one's lease ran out, and finished it or failed it for good; or the broker lost it, restarted on an empty store)")
+var errGone = errors.New("the broker no longer holds this delivery (another worker took the job when this one's lease ran out, and finished it or failed it for good; or it was removed with nasctl jobs --drop, or the broker lost it, restarted on an empty store)")
 
 // held reports whether the message at the delivery's sequence in
 // StreamTrials is the delivery's own: the same message ID, stored at the

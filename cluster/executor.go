@@ -302,7 +302,7 @@ var idleEvery = 5 * time.Minute
 // said once too, and tried again at the next look. The watch is made
 // again: one on a bucket made again may never deliver.
 func (e *Executor) recoverLost(ctx context.Context, p *pending) {
-	const lost = "the broker no longer holds it (restarted on an empty store?)"
+	const lost = "the broker no longer holds it (removed with nasctl jobs --drop, or the broker restarted on an empty store)"
 	if err := e.republish(ctx, p); err != nil {
 		if say := fmt.Sprintf("trial %d: %s; publishing it again: %v (will retry)", p.trial, lost, err); say != p.said && ctx.Err() == nil {
 			e.say("%s", say)

@@ -113,7 +113,7 @@ func testLostJob(t *testing.T, restart func(t *testing.T, addr, store string)) {
 	if a.err != nil || a.out.Training.ValAccuracy != 0.512 {
 		t.Fatalf("%v, %+v", a.err, a.out)
 	}
-	said.waitFor(t, "trial 12: the broker no longer holds it (restarted on an empty store?); published again")
+	said.waitFor(t, "trial 12: the broker no longer holds it (removed with nasctl jobs --drop, or the broker restarted on an empty store); published again")
 	if n := st.calls.Load(); n != 2 {
 		t.Errorf("trained %d times, want 2 (the stuck delivery, the one published again); the worker's log:\n%s", n, logs)
 	}

@@ -48,21 +48,43 @@ func (o brokerOptions) embedded() bool { return o.URL == "embedded" }
 // the token by the variable that holds it).
 func (o brokerOptions) resumeCommand(kind search.Kind, dir string) string {
 	cmd := fmt.Sprintf("nasctl search %s --resume %s", kind, shell.Quote(dir))
-	if o.URL == "" {
+	switch {
+	case o.URL == "":
 		return cmd
-	}
-	cmd += " --broker " + shell.Quote(cluster.RedactURL(o.URL))
-	flags := []struct{ name, v string }{{"broker-tls-ca", o.Client.TLSCA}, {"broker-nkey", o.Client.NKeySeed}}
-	if o.embedded() {
-		flags = []struct{ name, v string }{{"broker-listen", o.Listen}, {"broker-store", o.Store}}
-	}
-	for _, f := range flags {
-		if f.v != "" {
-			cmd += " --" + f.name + " " + shell.Quote(f.v)
+	case o.embedded():
+		cmd += " --broker embedded"
+		for _, f := range []struct{ name, v string }{{"broker-listen", o.Listen}, {"broker-store", o.Store}} {
+			if f.v != "" {
+				cmd += " --" + f.name + " " + shell.Quote(f.v)
+			}
 		}
+		return o.withToken(cmd)
 	}
+	return o.withCredentials(cmd + " --broker " + shell.Quote(cluster.RedactURL(o.URL)))
+}
+
+// dropCommand is the command that removes run's jobs from the broker.
+func (o brokerOptions) dropCommand(run string) string {
+	return o.withCredentials("nasctl jobs --broker "+shell.Quote(cluster.RedactURL(o.URL))) + " --drop " + shell.Quote(run)
+}
+
+// withCredentials adds to cmd the credentials this command was given: the
+// TLS authority and NKEY seed files, and the token by the variable that
+// holds it.
+func (o brokerOptions) withCredentials(cmd string) string {
+	if o.Client.TLSCA != "" {
+		cmd += " --broker-tls-ca " + shell.Quote(o.Client.TLSCA)
+	}
+	if o.Client.NKeySeed != "" {
+		cmd += " --broker-nkey " + shell.Quote(o.Client.NKeySeed)
+	}
+	return o.withToken(cmd)
+}
+
+// withToken puts the token's variable before cmd when a token was given.
+func (o brokerOptions) withToken(cmd string) string {
 	if o.Client.Token != "" {
-		cmd = tokenEnv + "=<the broker's token> " + cmd
+		return tokenEnv + "=<the broker's token> " + cmd
 	}
 	return cmd
 }

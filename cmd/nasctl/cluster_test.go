@@ -44,6 +44,7 @@ func TestCluster(t *testing.T) {
 		{"RefusesWithoutCredentials", testRefusesWithoutCredentials},
 		{"WorkerWaitsForBroker", testWorkerWaitsForBroker},
 		{"NoWorkerJSON", testNoWorkerJSON},
+		{"AbandonedJobsDropped", testAbandonedJobsDropped},
 	} {
 		t.Run(st.name, func(t *testing.T) { st.test(t, c) })
 	}
@@ -590,5 +591,68 @@ wait:
 	resume := tokenEnv + "=<the broker's token> nasctl search metaqnn --resume " + dir + " --broker " + f.srv.URL()
 	if !strings.Contains(errOut.String(), resume) || strings.Contains(errOut.String(), clusterToken) {
 		t.Errorf("want %q, and not the token, in:\n%s", resume, errOut.String())
+	}
+}
+
+// A search stopped with a second Ctrl-C while its trials wait for a worker
+// leaves them queued and says how to remove them; nasctl jobs lists them
+// under the run's name, and the command said removes them.
+func testAbandonedJobsDropped(t *testing.T, c *clusterEnv) {
+	f := c.fixture(t)
+	cmd := exec.Command(f.bin, f.searchArgs("gone", "--broker", f.srv.URL())...)
+	cmd.Env = f.env()
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	jobs := func(args ...string) (string, error) {
+		c := exec.Command(f.bin, append([]string{"jobs", "--broker", f.srv.URL()}, args...)...)
+		c.Env = f.env()
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	listed := regexp.MustCompile(`(?m)^gone +cpu +2 +0 +\S+ \S+ +1-2$`)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		out, err := jobs()
+		if err != nil {
+			t.Fatalf("nasctl jobs: %v\n%s", err, out)
+		}
+		if listed.MatchString(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the search's two trials were not listed in a minute:\n%s", out)
+		}
+	}
+	// Ctrl-C until it exits: the first stops it gracefully, which would
+	// wait for the trials in flight for ever; the next abandons them.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+interrupt:
+	for range 120 {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err = <-exited:
+			break interrupt
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if err == nil {
+		t.Fatalf("the search ended without an error after Ctrl-C:\n%s", errOut.String())
+	}
+	drop := regexp.MustCompile(`(?m)^  (\S+)=<the broker's token> nasctl jobs --broker (\S+) --drop gone$`).FindStringSubmatch(errOut.String())
+	if drop == nil || drop[1] != tokenEnv || drop[2] != f.srv.URL() {
+		t.Fatalf("no command to remove the jobs in what the search said:\n%s", errOut.String())
+	}
+	if out, err := jobs("--drop", "gone"); err != nil || !strings.Contains(out, "removed 2 job(s) of run gone") {
+		t.Fatalf("nasctl jobs --drop gone: %v\n%s", err, out)
+	}
+	if out, err := jobs("--json"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("nasctl jobs --json after the drop: %v\n%s", err, out)
+	}
+	if out, err := jobs("--drop", "gone"); err == nil || !strings.Contains(out, `the broker holds no job of a run called "gone"`) {
+		t.Errorf("dropping again: %v\n%s", err, out)
 	}
 }

@@ -116,6 +116,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			doctorCommand(),
 			serverCommand(),
 			workerCommand(),
+			jobsCommand(),
 		},
 	}
 	setUsageErrors(app.Commands)

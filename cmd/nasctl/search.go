@@ -377,6 +377,10 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
+		if errors.Is(err, context.Canceled) && opts.Broker.URL != "" && !opts.Broker.embedded() {
+			fmt.Fprintf(errOut, "The trials in flight stay queued on the broker for the resume, and workers train them meanwhile; if no resume is coming, remove them:\n  %s\n",
+				opts.Broker.dropCommand(s.Config().Name))
+		}
 		return err
 	case err != nil:
 		advice := afterFailure(kind, dir, opts.Broker, s.Trials())

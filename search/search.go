@@ -14,12 +14,14 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nasctl/nasctl/bench"
@@ -36,8 +38,12 @@ type Event struct {
 	// recorded, learned by the resumed run), "stopping", "final_start",
 	// "final_epoch" (a long retraining's progress: Message), "final", and
 	// last "done", or "stopped" when a stop or an interrupt
-	// ended the run, or "failed" (Message: the error).
-	Kind  string              `json:"event"`
+	// ended the run, or "failed" (Message: the error; also the end of a
+	// run none of whose trials could be evaluated, ErrNothingEvaluated).
+	Kind string `json:"event"`
+	// Dir is the run directory, on "start" and on the last event; the
+	// paths of "final" events are relative to it.
+	Dir   string              `json:"dir,omitempty"`
 	Trial *rundir.Trial       `json:"trial,omitempty"`
 	Final *rundir.FinalResult `json:"final,omitempty"`
 	// Epoch is a "final_epoch"'s progress.
@@ -526,9 +532,45 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 		err = werr
 		s.ended(ctx, err)
 	default:
-		s.emit(Event{Kind: "done", Message: md})
+		if err = nothingEvaluated(s.trials, s.dir.Path); err != nil {
+			s.ended(ctx, err) // finished and reported, but not a success
+		} else {
+			s.emit(Event{Kind: "done", Message: md})
+		}
 	}
 	return err
+}
+
+// ErrNothingEvaluated is the error of a run that ran to its end, report
+// written, without evaluating any of its trials: all failed or were refused
+// (a worker that cannot work, limits that no network meets). It must not
+// look like a success.
+var ErrNothingEvaluated = errors.New("no trial of the run was evaluated")
+
+// nothingEvaluated is ErrNothingEvaluated with the counts of trials and
+// the last reason, when none of trials was evaluated; nil when one was (or
+// there are none).
+func nothingEvaluated(trials []rundir.Trial, dir string) error {
+	counts := map[rundir.Status]int{}
+	reason := ""
+	for _, t := range trials {
+		if t.Status == rundir.StatusOK || t.Status == rundir.StatusReused {
+			return nil
+		}
+		counts[t.Status]++
+		reason = cmp.Or(t.Reason, reason)
+	}
+	if len(trials) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, st := range rundir.Statuses {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	return fmt.Errorf("%w (%s); the last reason: %s (every trial is in %s)",
+		ErrNothingEvaluated, strings.Join(parts, ", "), reason, filepath.Join(dir, rundir.FileTrialsCSV))
 }
 
 // ended reports how a run that did not finish ended: "stopped" (by a stop
@@ -603,6 +645,10 @@ func (s *Search) emit(e Event) {
 	e.Elapsed = time.Since(s.start).Seconds()
 	e.Remaining = s.remaining()
 	e.FinalDone, e.FinalTotal = s.finals.done, s.finals.total
+	switch e.Kind {
+	case "start", "done", "stopped", "failed":
+		e.Dir = s.dir.Path
+	}
 	s.Progress(e)
 }
 

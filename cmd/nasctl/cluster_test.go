@@ -408,7 +408,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // A worker started before its broker waits for it, then takes jobs; one
-// still waiting stops on Ctrl-C.
+// still waiting stops on Ctrl-C, with exit code 0.
 func testWorkerWaitsForBroker(t *testing.T, c *clusterEnv) {
 	addr := freeAddr(t)
 	f := &clusterFixture{clusterEnv: c}
@@ -426,7 +426,11 @@ func testWorkerWaitsForBroker(t *testing.T, c *clusterEnv) {
 	if err := idle.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	idle.waitFor(t, regexp.MustCompile(`nasctl: interrupted`))
+	idle.waitFor(t, regexp.MustCompile(`stopped before the broker answered`))
+	<-idle.done
+	if err := idle.cmd.Wait(); err != nil { // a stop, as for a worker that had connected
+		t.Errorf("a worker stopped while waiting for its broker: %v, want exit 0", err)
+	}
 }
 
 // A worker whose cache folder cannot be made is refused before it
@@ -639,8 +643,8 @@ interrupt:
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if err == nil {
-		t.Fatalf("the search ended without an error after Ctrl-C:\n%s", errOut.String())
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("the search ended with %v after Ctrl-C, want exit code 130:\n%s", err, errOut.String())
 	}
 	drop := regexp.MustCompile(`(?m)^  (\S+)=<the broker's token> nasctl jobs --broker (\S+) --drop gone$`).FindStringSubmatch(errOut.String())
 	if drop == nil || drop[1] != tokenEnv || drop[2] != f.srv.URL() {

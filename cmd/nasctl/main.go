@@ -1,7 +1,10 @@
 // Command nasctl designs small convolutional networks by reinforcement learning,
 // trains every candidate through ONNX Runtime and exports the winners as ONNX files.
 //
-// Exit codes: 0 success, 1 failure, 2 usage error (bad flags or arguments).
+// Exit codes: 0 success, 1 failure, 2 usage error (bad flags or arguments),
+// 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) for work stopped by a signal before
+// its end; nasctl server and nasctl worker, which run until stopped, exit 0
+// when they stop on one.
 package main
 
 import (
@@ -16,19 +19,37 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/nasctl/nasctl/internal/buildinfo"
+	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 	"github.com/xrash/smetrics"
 )
 
-// Exit codes, mapped once here.
+// Exit codes, mapped once here. A command stopped by a signal exits with
+// 128 + the signal's number, as a shell reports a process the signal
+// killed (130 for SIGINT, 143 for SIGTERM), so that a script tells "stopped,
+// resumable" from a failure without reading the messages.
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
 )
+
+// firstSignal is the signal that first asked nasctl to stop; nil before
+// any did.
+var firstSignal atomic.Value
+
+// exitStopped is the exit code of work stopped by firstSignal (SIGINT's
+// when none is recorded: a context cancelled in a test).
+func exitStopped() int {
+	if sig, ok := firstSignal.Load().(syscall.Signal); ok {
+		return 128 + int(sig)
+	}
+	return 128 + int(syscall.SIGINT)
+}
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -36,8 +57,11 @@ func main() {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		n := 0
-		for range sigs {
+		for sig := range sigs {
 			n++
+			if sig, ok := sig.(syscall.Signal); ok && n == 1 {
+				firstSignal.Store(sig)
+			}
 			// The first interrupt asks a command that can stop gracefully
 			// (a search finishes its trials in flight) to do so, otherwise
 			// it cancels; a further one cancels; one more quits at once.
@@ -50,7 +74,7 @@ func main() {
 				cancel()
 			case n >= 3 || ctx.Err() != nil && n >= 2:
 				fmt.Fprintln(os.Stderr, "nasctl: interrupted again, quitting")
-				os.Exit(exitFailure)
+				os.Exit(exitStopped())
 			default:
 				cancel()
 			}
@@ -94,7 +118,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:  "nasctl",
 		Usage: "design small CNNs by reinforcement learning, train them on ONNX Runtime, export them as ONNX",
-		Description: "Exit codes: 0 success, 1 failure, 2 usage error.\n" +
+		Description: "Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT)\n" +
+			"and 143 stopped by SIGTERM (what was finished is saved; a search resumes); nasctl server\n" +
+			"and nasctl worker, which run until stopped, exit 0 then.\n" +
 			"Flags may be given before or after positional arguments.",
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -161,7 +187,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "nasctl: interrupted")
-		return exitFailure
+		return exitStopped()
+	}
+	if errors.Is(err, search.ErrStopped) {
+		fmt.Fprintf(stderr, "nasctl: %v\n", err)
+		return exitStopped()
 	}
 	fmt.Fprintf(stderr, "nasctl: %v\n", withBadFileHint(err))
 	return exitFailure

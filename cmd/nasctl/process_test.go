@@ -283,7 +283,7 @@ func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string),
 
 // Ctrl-C during train --json: the best finished epoch is saved, and stdout
 // still gets its one JSON object, saying "interrupted", where the model
-// is, and the epochs it had; the exit is a failure.
+// is, and the epochs it had; it exits 130, as stopped by Ctrl-C.
 func TestTrainInterruptedJSON(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
@@ -301,7 +301,7 @@ func TestTrainInterruptedJSON(t *testing.T) {
 		Epochs  int               `json:"epochs"`
 		History []json.RawMessage `json:"history"`
 	}
-	if err == nil || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
 		rep.Epochs < 2 || len(rep.History) != rep.Epochs {
 		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said)
 	}

@@ -98,7 +98,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 func progressFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info, trial, saved, stopping, final_start, final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start prints failed alone)"},
 	}
 }
 
@@ -350,12 +350,15 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	defer execs.close()
 	s, err := openSearch(opts, execs)
 	if err != nil {
+		if opts.JSON { // the stream's consumer sees how it ended, as for a failure later on
+			json.NewEncoder(out).Encode(search.Event{Kind: "failed", Message: err.Error()})
+		}
 		return err
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
 	if note := s.Config().ScheduleNote(); note != "" {
-		fmt.Fprintf(errOut, "warning: %s\n", note) // --quiet too: the run is not what its agent promises
+		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
 	}
 	if sum, err := search.Summarize(s.Dir()); err != nil || sum.StatusOf(false) != search.RunFinished { // else a finished run, resumed: nothing to watch
 		say("watch it live: %s", rundir.WatchHint(s.Dir()))
@@ -382,6 +385,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 				opts.Broker.dropCommand(s.Config().Name))
 		}
 		return err
+	case errors.Is(err, search.ErrNothingEvaluated): // finished and reported, but not a success
 	case err != nil:
 		advice := afterFailure(kind, dir, opts.Broker, s.Trials())
 		if errors.Is(err, syscall.ENOSPC) {
@@ -396,7 +400,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		}
 		fmt.Fprintf(out, "%s\nRun directory: %s\n", b, dir)
 	}
-	return nothingEvaluated(s.Trials(), dir)
+	return err
 }
 
 // afterFailure says what to do after a run failed: resume it; and, when it
@@ -408,33 +412,6 @@ func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []r
 		msg += "; a resume keeps the trials recorded as failed: to train those again, move the run away and search anew with the same --name and settings"
 	}
 	return msg
-}
-
-// nothingEvaluated is the error of a finished run none of whose trials was
-// evaluated (all failed or were refused: a worker that cannot work, limits
-// that no network meets), which must not look like a success; nil when
-// one was.
-func nothingEvaluated(trials []rundir.Trial, dir string) error {
-	counts := map[rundir.Status]int{}
-	reason := ""
-	for _, t := range trials {
-		if t.Status == rundir.StatusOK || t.Status == rundir.StatusReused {
-			return nil
-		}
-		counts[t.Status]++
-		reason = cmp.Or(t.Reason, reason)
-	}
-	if len(trials) == 0 {
-		return nil
-	}
-	var parts []string
-	for _, st := range rundir.Statuses {
-		if counts[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
-		}
-	}
-	return fmt.Errorf("no trial of the run was evaluated (%s); the last reason: %s (every trial is in %s)",
-		strings.Join(parts, ", "), reason, filepath.Join(dir, rundir.FileTrialsCSV))
 }
 
 // openSearch starts the search of opts or resumes it.

@@ -312,25 +312,32 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 	}
 }
 
-// A real search process gets Ctrl-C (SIGINT) in the middle of its run: it
-// finishes the trial in flight, says how to resume and exits 1.
+// A real search process gets Ctrl-C (SIGINT), or SIGTERM, in the middle of
+// its run: it finishes the trial in flight, says how to resume and exits
+// with 128 + the signal's number, as a shell reports a process the signal
+// ended.
 func TestSearchNASNetInterrupt(t *testing.T) {
 	bin := buildNasctl(t)
-	runs := t.TempDir()
-	dir := filepath.Join(runs, "int")
-	var stderr bytes.Buffer
-	c := exec.Command(bin, "search", "nasnet", "--reward", "mock", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
-	c.Stderr = &stderr
-	cmd := startUntil(t, c, dir, 20)
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	if n := len(readLog(t, dir)); n >= 600 {
-		t.Fatalf("the search finished (%d trials) before the interrupt arrived", n)
-	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
-		t.Fatalf("interrupted: %v\n%s", err, stderr.String())
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		runs := t.TempDir()
+		dir := filepath.Join(runs, "int")
+		var stderr bytes.Buffer
+		c := exec.Command(bin, "search", "nasnet", "--reward", "mock", "--episodes", "600", "--dir", runs, "--name", "int", "--json")
+		c.Stderr = &stderr
+		cmd := startUntil(t, c, dir, 20)
+		if err := cmd.Process.Signal(tc.sig); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		if n := len(readLog(t, dir)); n >= 600 {
+			t.Fatalf("the search finished (%d trials) before the signal arrived", n)
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tc.code || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
+			t.Errorf("%v: %v, want exit code %d\n%s", tc.sig, err, tc.code, stderr.String())
+		}
 	}
 }
 

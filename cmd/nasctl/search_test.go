@@ -294,6 +294,23 @@ func TestCPUPresetBaseline(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no trial of the run was evaluated (3 refused); the last reason: ") || !strings.Contains(out, "Run directory:") {
 		t.Errorf("--max-params 1: exit %d, %s%s", code, out, errOut)
 	}
+	// The same under --json: the event stream ends with "failed", not
+	// "done", and names the run directory; the schedule's warning (3 trials,
+	// all in a random start of 4) is an event too.
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "1", "--data", data, "--dir", runs, "--name", "none-json",
+		"--input", "16x16x1", "--schedule", "1.0:4,0.5:2", "--trials", "3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--json")
+	events := jsonEvents(t, out)
+	last := events[len(events)-1]
+	if code != 1 || last.Kind != "failed" || !strings.HasPrefix(last.Message, "no trial of the run was evaluated (3 refused)") ||
+		last.Dir != filepath.Join(runs, "none-json") || !slices.ContainsFunc(events, func(e search.Event) bool { return e.Kind == "start" && e.Dir == last.Dir }) || strings.Contains(errOut, "warning:") ||
+		!slices.ContainsFunc(events, func(e search.Event) bool { return e.Kind == "info" && strings.HasPrefix(e.Message, "warning: ") }) {
+		t.Errorf("--max-params 1 --json: exit %d, %s%s", code, out, errOut)
+	}
+	// A search that cannot start says so in the stream too.
+	code, out, _ = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "nodata", "--json")
+	if events := jsonEvents(t, out); code != 1 || len(events) != 1 || events[0].Kind != "failed" || !strings.Contains(events[0].Message, "missing") {
+		t.Errorf("--json without data: exit %d, %s", code, out)
+	}
 	// --max-params 0 leaves the preset's constraint reward without a limit:
 	// the error says how to search without one.
 	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--max-params", "0", "--data", data, "--dir", runs, "--name", "nolimit")
@@ -345,4 +362,22 @@ func TestAfterFailure(t *testing.T) {
 	if got := embedded.resumeCommand(search.KindNASNet, "runs/n"); got != "nasctl search nasnet --resume runs/n --broker embedded --broker-listen 127.0.0.1:4300 --broker-store runs/.b" {
 		t.Errorf("embedded: %q", got)
 	}
+}
+
+// jsonEvents parses a search's --json output, one event per line; it fails
+// the test on an empty stream or a line that is not an event.
+func jsonEvents(t *testing.T, out string) []search.Event {
+	t.Helper()
+	var events []search.Event
+	for line := range strings.Lines(out) {
+		var e search.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Kind == "" {
+			t.Fatalf("not an event: %q (%v)", line, err)
+		}
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		t.Fatal("no events")
+	}
+	return events
 }

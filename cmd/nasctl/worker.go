@@ -124,6 +124,10 @@ func runWorker(ctx context.Context, opts workerOpts, errOut io.Writer) error {
 	log := lineLogger(errOut, "")
 	opts.Client.Log = log
 	b, err := cluster.Connect(ctx, opts.Client)
+	if err != nil && ctx.Err() != nil { // stopped while waiting for the broker: a stop like any other
+		log("stopped before the broker answered")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

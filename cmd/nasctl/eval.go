@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -336,7 +337,7 @@ beyond the resize, and name the first: stretched from another shape, enlarged mo
 twice, colour read as gray (or gray as RGB), transparency read as over black.
 Example: nasctl predict model.onnx photo1.png photo2.jpg photos/`,
 		Flags: append([]cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per image"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line and image: image, class, probability, and probabilities by class name in the model's class order (label 0 first)"},
 			&cli.BoolFlag{Name: "skip-bad", Usage: "leave out unreadable or corrupt images (they are listed) instead of failing on the first"},
 		}, deviceFlags()...),
 		Action: func(c *cli.Context) error {
@@ -372,10 +373,42 @@ func expandFolders(paths []string) ([]string, error) {
 }
 
 type prediction struct {
-	Image         string             `json:"image"`
-	Class         string             `json:"class"`
-	Probability   float32            `json:"probability"`
-	Probabilities map[string]float32 `json:"probabilities"`
+	Image         string     `json:"image"`
+	Class         string     `json:"class"`
+	Probability   float32    `json:"probability"`
+	Probabilities classProbs `json:"probabilities"`
+}
+
+// classProbs are a prediction's probabilities by class name, written as a
+// JSON object in the model's class order (label 0 first) rather than a
+// map's sorted keys, so that its values read in order are the model's
+// output row.
+type classProbs struct {
+	classes []string
+	p       []float32
+}
+
+func (c classProbs) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, name := range c.classes {
+		k, err := json.Marshal(name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(c.p[i])
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 type predictOptions struct {
@@ -440,10 +473,7 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 				best = j
 			}
 		}
-		pr := prediction{Image: path, Class: m.Info.Classes[best], Probability: p[best], Probabilities: map[string]float32{}}
-		for j, c := range m.Info.Classes {
-			pr.Probabilities[c] = p[j]
-		}
+		pr := prediction{Image: path, Class: m.Info.Classes[best], Probability: p[best], Probabilities: classProbs{m.Info.Classes, p}}
 		if opts.JSON {
 			if err := enc.Encode(pr); err != nil {
 				return err

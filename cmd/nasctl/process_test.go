@@ -101,6 +101,9 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 			math.Abs(p.Probabilities["leaf"]-float64(want[1])) > 1e-6 {
 			t.Errorf("predict %s: %+v, the model gives %v", images[i], p, want)
 		}
+		if !strings.Contains(line, `"probabilities":{"no_leaf":`) { // the model's order, not the names sorted
+			t.Errorf("predict %s: probabilities not in the model's class order (no_leaf, leaf): %s", images[i], line)
+		}
 	}
 
 	// A command line of over 100 KB, as a shell's glob over a few thousand
@@ -300,9 +303,10 @@ func TestTrainInterruptedJSON(t *testing.T) {
 		Model   string            `json:"model"`
 		Epochs  int               `json:"epochs"`
 		History []json.RawMessage `json:"history"`
+		Test    json.RawMessage   `json:"test_accuracy"`
 	}
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
-		rep.Epochs < 2 || len(rep.History) != rep.Epochs {
+		rep.Epochs < 2 || len(rep.History) != rep.Epochs || string(rep.Test) != "null" { // not tested: null, not 0
 		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said)
 	}
 	if _, err := os.Stat(model); err != nil {

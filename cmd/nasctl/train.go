@@ -145,7 +145,7 @@ type trainReport struct {
 	Params       int64          `json:"params"`
 	MACs         int64          `json:"macs"`
 	ValAccuracy  float64        `json:"val_accuracy"`
-	TestAccuracy float64        `json:"test_accuracy"`
+	TestAccuracy *float64       `json:"test_accuracy"` // null: not tested (an interrupted or failed training)
 	// AtChance: the model is a constant predictor, its validation accuracy
 	// no better than the most common class's share (runtime.Result.AtChance);
 	// Warning then says what to try.
@@ -236,7 +236,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		if err := saveOrRescue(opts.Out, fit.Model); err != nil {
 			return err
 		}
-		rep.Model, rep.TestAccuracy = opts.Out, fit.Test.Accuracy
+		rep.Model, rep.TestAccuracy = opts.Out, &fit.Test.Accuracy
 	}
 	if rep.AtChance && res.Status == runtime.StatusOK {
 		rep.Warning = atChanceAdvice(opts.Config, res, d.Full)
@@ -262,8 +262,12 @@ func printTrainResult(out io.Writer, rep trainReport, res *runtime.Result) error
 	if rep.AtChance {
 		chance = ", at chance: a constant predictor (see the warning)"
 	}
-	_, err := fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (%s)%s, test accuracy %.4f\n%.1f s, %.0f training images per second; model written to %s\n",
-		rep.Arch, rep.ValAccuracy, bestEpochText(res), chance, rep.TestAccuracy, rep.Seconds, rep.ImagesPerSecond, rep.Model)
+	test := "not measured"
+	if rep.TestAccuracy != nil {
+		test = fmt.Sprintf("%.4f", *rep.TestAccuracy)
+	}
+	_, err := fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (%s)%s, test accuracy %s\n%.1f s, %.0f training images per second; model written to %s\n",
+		rep.Arch, rep.ValAccuracy, bestEpochText(res), chance, test, rep.Seconds, rep.ImagesPerSecond, rep.Model)
 	return err
 }
 

@@ -115,7 +115,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
-		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there (0: off; train.halving in --config sets the factor)"},
+		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there once 10 earlier trials reached it (0: off; train.halving.eta and min_trials in --config set the factor and the 10)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
@@ -418,8 +418,8 @@ func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []r
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
 		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) {
-			// The look-ahead is twice the workers (README.md, "The study's
-			// settings on a GPU"), so the trials from here on change: said
+			// The look-ahead is twice the workers (README.md, "The CPU preset,
+			// repeatable runs, and the study's settings"), so the trials from here on change: said
 			// under --quiet too, as the run is no longer the uninterrupted one.
 			execs.warn("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
 				opts.Resumed.Workers, max(1, saved.Workers), opts.Resumed.Workers)

@@ -79,27 +79,11 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		writeError(w, http.StatusInternalServerError, d.err.Error())
 		return
 	}
-	out := make([]pageTrial, len(d.trials)) // [] rather than null
-	for i, t := range d.trials {
-		out[i] = pageTrialOf(t)
+	out := d.trials
+	if out == nil {
+		out = []rundir.Trial{} // [] rather than null
 	}
 	writeJSON(w, out)
-}
-
-// pageTrial is a trial as the pages get it: the seed as a decimal string,
-// because JavaScript's numbers hold integers exactly only up to 2^53 and a
-// seed takes all 64 bits (a page would show, and a user copy, another seed).
-type pageTrial struct {
-	rundir.Trial
-	Seed string `json:"seed,omitempty"`
-}
-
-func pageTrialOf(t rundir.Trial) pageTrial {
-	p := pageTrial{Trial: t}
-	if t.Seed != 0 {
-		p.Seed = strconv.FormatUint(t.Seed, 10)
-	}
-	return p
 }
 
 // findTrial returns the trial of the id in the request's path.
@@ -121,7 +105,7 @@ func (s *Server) findTrial(w http.ResponseWriter, r *http.Request, ref *runRef) 
 
 func (s *Server) trial(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	if _, t := s.findTrial(w, r, ref); t != nil {
-		writeJSON(w, pageTrialOf(*t))
+		writeJSON(w, t) // its seed a string: see runtime.Seed
 	}
 }
 

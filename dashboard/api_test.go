@@ -117,7 +117,7 @@ func TestRunResources(t *testing.T) {
 	srv := serve(t, Options{Runs: runs})
 	base := srv.URL + "/api/runs/leaves-a"
 
-	var trials []pageTrial
+	var trials []rundir.Trial
 	get(t, base+"/trials", &trials)
 	var ids []int
 	for _, tr := range trials {
@@ -126,12 +126,12 @@ func TestRunResources(t *testing.T) {
 	if !slices.Equal(ids, seq(1, 24)) || trials[2].Status != rundir.StatusReused || trials[4].Status != rundir.StatusRefused {
 		t.Errorf("trials %v, statuses %v %v", ids, trials[2].Status, trials[4].Status)
 	}
-	var one pageTrial
-	if resp, _ := get(t, base+"/trials/4", &one); resp.StatusCode != http.StatusOK || one.ID != 4 || len(one.Epochs) != 6 || one.Seed != "4" {
+	var one rundir.Trial
+	if resp, _ := get(t, base+"/trials/4", &one); resp.StatusCode != http.StatusOK || one.ID != 4 || len(one.Epochs) != 6 || one.Seed != 4 {
 		t.Errorf("trial 4: %d %+v", resp.StatusCode, one)
 	}
 	// A seed above 2^53, which a page's JSON.parse would round, is a string.
-	b, err := json.Marshal(pageTrialOf(rundir.Trial{Seed: 14142573438532588651}))
+	b, err := json.Marshal(rundir.Trial{Seed: 14142573438532588651})
 	if err != nil || !strings.Contains(string(b), `"seed":"14142573438532588651"`) || strings.Count(string(b), `"seed"`) != 1 {
 		t.Errorf("a 64-bit seed for the pages: %s, %v", b, err)
 	}
@@ -257,7 +257,7 @@ func TestTornLastLine(t *testing.T) {
 				listed = r.Trials
 			}
 		}
-		var ts []pageTrial
+		var ts []rundir.Trial
 		if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK {
 			t.Fatalf("trials: %d %s", resp.StatusCode, body)
 		}
@@ -286,7 +286,7 @@ func TestDamagedLine(t *testing.T) {
 			t.Errorf("listed: %d trials, error %q", r.Trials, r.Error)
 		}
 	}
-	var ts []pageTrial
+	var ts []rundir.Trial
 	if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK || len(ts) != 1 || ts[0].ID != 1 {
 		t.Errorf("trials: %d, %d served: %s", resp.StatusCode, len(ts), body)
 	}
@@ -496,7 +496,7 @@ func TestEventsDeliverAppendedTrials(t *testing.T) {
 	start := time.Now()
 	b.add(t, 12, 11) // finished out of order, as two workers' trials do
 	for _, want := range []int{11, 12} {
-		var tr pageTrial
+		var tr rundir.Trial
 		json.Unmarshal([]byte(next(t, events, "trial", 5*time.Second).data), &tr)
 		if tr.ID != want {
 			t.Errorf("trial event %d, want %d (in trial order)", tr.ID, want)

@@ -22,7 +22,7 @@ const keepAlive = 15 * time.Second
 //	       was rewritten (fewer trials, or another record for an id already
 //	       sent, as a recovery from a damaged line makes it): the page then
 //	       drops what it has and reloads.
-//	trial  a trial recorded since (pageTrial, curves included)
+//	trial  a trial recorded since (rundir.Trial, curves included)
 //	run    the Run, whenever its files or its status change
 //	gone   the run's folder was removed ({"error": why}); the stream ends
 //
@@ -79,7 +79,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		for _, t := range d.trials {
 			if _, ok := sent[t.ID]; !ok {
 				sent[t.ID] = recordOf(t)
-				if writeEvent(w, rc, "trial", pageTrialOf(t)) != nil {
+				if writeEvent(w, rc, "trial", t) != nil {
 					return
 				}
 			}

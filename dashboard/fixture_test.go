@@ -100,7 +100,7 @@ func fakeTrial(id int, seed uint64) rundir.Trial {
 	t := rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: fixtureArchs[rng.IntN(len(fixtureArchs))], Epsilon: eps,
 		Greedy: eps == 0.1 && id%2 == 0},
 		Params: 2000 + rng.Int64N(60000), MACs: 100_000 + rng.Int64N(3_000_000), Status: rundir.StatusOK,
-		Seed: uint64(id), Finished: fixtureStart.Add(time.Duration(id) * 37 * time.Second)}
+		Seed: runtime.Seed(id), Finished: fixtureStart.Add(time.Duration(id) * 37 * time.Second)}
 	switch id {
 	case 3:
 		first := fakeTrial(1, seed)

@@ -1,6 +1,39 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
+
+// Seed is a 64-bit seed as JSON carries it: a decimal string, because
+// JavaScript and jq read JSON numbers as float64, which keeps 53 bits, and
+// a trial's seed needs all 64 (a dashboard showed 14142573438532590000 for
+// 14142573438532588651). It reads a number too, as files written before
+// hold it.
+type Seed uint64
+
+// MarshalJSON writes the seed as a decimal string.
+func (s Seed) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, strconv.FormatUint(uint64(s), 10)), nil
+}
+
+// UnmarshalJSON reads a decimal string or a number; null changes nothing,
+// as for Go's own types.
+func (s *Seed) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if text == "null" {
+		return nil
+	}
+	if q, err := strconv.Unquote(text); err == nil {
+		text = q
+	}
+	v, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return fmt.Errorf("seed %s: want a whole number from 0 to 2^64-1", b)
+	}
+	*s = Seed(v)
+	return nil
+}
 
 // TrainRecord is how a model was trained: the settings of a TrainConfig with
 // its defaults filled in, in words a reader of an exported model's metadata
@@ -24,7 +57,7 @@ type TrainRecord struct {
 	Weights string `json:"weights"`
 	Centre  bool   `json:"centre"`  // the first layer's biases centred on the data
 	Augment string `json:"augment"` // how the training images were flipped
-	Seed    uint64 `json:"seed"`
+	Seed    Seed   `json:"seed"`
 	// GiveUpAfter: a training still at chance after this many epochs
 	// stopped; zero: never.
 	GiveUpAfter int `json:"give_up_after,omitempty"`
@@ -43,7 +76,7 @@ func (c TrainConfig) Record() TrainRecord {
 	return TrainRecord{
 		Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: fmt.Sprint(c.Optimizer),
 		Schedule: c.Schedule.describe(), Patience: c.Patience, Monitor: c.Monitor.String(),
-		Weights: weights, Centre: c.Centre, Augment: c.Augment.String(), Seed: c.Seed,
+		Weights: weights, Centre: c.Centre, Augment: c.Augment.String(), Seed: Seed(c.Seed),
 		GiveUpAfter: c.Schedule.GiveUpAfter, AverageEpochs: max(c.Average, 0),
 	}
 }

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"encoding/json"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/onnxgen"
@@ -39,5 +42,36 @@ func TestTrainRecord(t *testing.T) {
 		if got := tc.cfg.Record(); got != tc.want {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A seed goes to JSON as a decimal string, whole: read as a JSON number,
+// as JavaScript and jq read one, 14142573438532588651 would become
+// 14142573438532590000. Files written before, which hold numbers, still
+// read.
+func TestSeedJSON(t *testing.T) {
+	const big = Seed(14142573438532588651)
+	b, err := json.Marshal(TrainRecord{Seed: big})
+	if err != nil || !strings.Contains(string(b), `"seed":"14142573438532588651"`) {
+		t.Fatalf("written: %s, %v", b, err)
+	}
+	var back TrainRecord
+	if err := json.Unmarshal(b, &back); err != nil || back.Seed != big {
+		t.Errorf("read back: %d, %v", back.Seed, err)
+	}
+	for text, want := range map[string]Seed{`14142573438532588651`: big, `"0"`: 0, `7`: 7, `"18446744073709551615"`: math.MaxUint64} {
+		var s Seed
+		if err := json.Unmarshal([]byte(text), &s); err != nil || s != want {
+			t.Errorf("%s read as %d (%v), want %d", text, s, err, want)
+		}
+	}
+	for _, bad := range []string{`-1`, `"x"`, `1.5`, `"18446744073709551616"`, `true`} {
+		var s Seed
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("%s was read, as %d", bad, s)
+		}
+	}
+	if s := big; json.Unmarshal([]byte(`null`), &s) != nil || s != big {
+		t.Errorf("null changed the seed to %d", s)
 	}
 }

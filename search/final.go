@@ -354,7 +354,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 		return f, err
 	}
 	cfg := s.cfg.TrainConfig()
-	cfg.Seed = t.Seed
+	cfg.Seed = uint64(t.Seed)
 	cfg.Epochs = s.cfg.finalEpochs()
 	if s.cfg.Final.LR > 0 {
 		cfg.LR = s.cfg.Final.LR

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -281,7 +282,7 @@ func (s *Search) place(ctx context.Context, pr proposal) error {
 func (s *Search) newTrial(pr proposal) rundir.Trial {
 	t := rundir.Trial{Candidate: pr.rec}
 	if s.cfg.Trains() {
-		t.Seed = controller.TrialRand(s.cfg.Seed, pr.rec.ID, 2).Uint64()
+		t.Seed = runtime.Seed(controller.TrialRand(s.cfg.Seed, pr.rec.ID, 2).Uint64())
 	}
 	return t
 }
@@ -354,7 +355,7 @@ func (s *Search) dispatch(ctx context.Context) {
 		q := c.queue[0]
 		c.queue = c.queue[1:]
 		cfg := s.cfg.TrainConfig()
-		cfg.Seed, cfg.StopBelow = q.trial.Seed, s.stopBelow(q.trial.ID, q.p.Greedy)
+		cfg.Seed, cfg.StopBelow = uint64(q.trial.Seed), s.stopBelow(q.trial.ID, q.p.Greedy)
 		job := Job{Trial: q.trial.ID, Genotype: q.p.Genotype, Actions: q.p.Actions, Config: cfg}
 		c.pool.run(func(ctx context.Context) outcome {
 			start := time.Now()

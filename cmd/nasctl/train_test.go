@@ -127,7 +127,7 @@ func TestArchInspectModel(t *testing.T) {
 	}
 	want := `{"epochs":2,"batch_size":128,"lr":0.001,"optimizer":"adam(beta1 0.5, beta2 0.999, eps 1e-07)",` +
 		`"schedule":"x0.2 every 5 epochs; up to 5 restarts at chance, lr x0.4","patience":6,"monitor":"val_accuracy",` +
-		`"weights":"glorot","centre":false,"augment":"flips","seed":5}`
+		`"weights":"glorot","centre":false,"augment":"flips","seed":"5"}`
 	compact := func(raw json.RawMessage) string { // printJSON indents
 		var b bytes.Buffer
 		if err := json.Compact(&b, raw); err != nil {

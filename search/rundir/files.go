@@ -202,7 +202,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) er
 		}
 		if trained {
 			bestEpoch, epochs, restarts = strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts)
-			seed = strconv.FormatUint(t.Seed, 10) // above int64's range as often as not
+			seed = strconv.FormatUint(uint64(t.Seed), 10) // above int64's range as often as not
 		}
 		if t.Status == StatusReused {
 			reusedFrom = strconv.Itoa(t.ReusedFrom)

@@ -93,7 +93,7 @@ type Trial struct {
 	// --name); empty: the search's own process.
 	Worker string `json:"worker,omitempty"`
 	// Seed seeded the trial's training.
-	Seed       uint64                `json:"seed,omitempty"`
+	Seed       runtime.Seed          `json:"seed,omitempty"` // a string in JSON: see runtime.Seed
 	ReusedFrom int                   `json:"reused_from,omitempty"`
 	Finished   time.Time             `json:"finished"`
 	Epochs     []runtime.EpochRecord `json:"epochs,omitempty"`

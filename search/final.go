@@ -157,8 +157,8 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			return ErrStopped
 		default:
 		}
-		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %d best architectures (%d done before), up to %d epochs each",
-			len(top), done, s.cfg.finalEpochs())})
+		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
+			english.Plural(len(top), "best architecture", "best architectures"), done, s.cfg.finalEpochs())})
 		s.missingWeights(top, todo)
 	}
 	p := newPool[result](ctx, s.cfg.Workers)

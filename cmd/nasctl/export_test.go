@@ -519,7 +519,7 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 		t.Errorf("one class: calibration data %+v (%v), want images calibrating without labels", s, err)
 	}
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", field, "--skip-bad", "--out", out)
-	if code != 0 || !strings.Contains(errOut, "skipped 1 bad files (--skip-bad):\n  "+filepath.Join(field, "frame_99.png")) ||
+	if code != 0 || !strings.Contains(errOut, "skipped 1 bad file (--skip-bad):\n  "+filepath.Join(field, "frame_99.png")) ||
 		!strings.Contains(errOut, fmt.Sprintf("its first %d images calibrate", d.Len())) {
 		t.Errorf("--skip-bad: exit %d: %s", code, errOut)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
@@ -65,7 +66,7 @@ func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 	if len(bad) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "skipped %d bad files (--skip-bad):\n", len(bad))
+	fmt.Fprintf(w, "skipped %s (--skip-bad):\n", english.Plural(len(bad), "bad file", ""))
 	for _, b := range bad {
 		fmt.Fprintf(w, "  %v\n", b)
 	}

@@ -91,7 +91,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 		t.Errorf("train on a corrupt image: exit %d\n%s", code, stderr)
 	}
 	code, _, stderr = runBin(t, bin, append(train, "--skip-bad")...)
-	if code != 0 || !strings.Contains(stderr, "skipped 1 bad files (--skip-bad):\n  "+bad+": not a decodable image") {
+	if code != 0 || !strings.Contains(stderr, "skipped 1 bad file (--skip-bad):\n  "+bad+": not a decodable image") {
 		t.Fatalf("train --skip-bad: exit %d\n%s", code, stderr)
 	}
 	code, _, stderr = runBin(t, bin, "eval", out, "--data", data)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/progress"
@@ -375,7 +376,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
-		done := fmt.Sprintf("%d trials", s.Done())
+		done := english.Plural(s.Done(), "trial", "")
 		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}

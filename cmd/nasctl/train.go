@@ -80,6 +80,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
+			&cli.BoolFlag{Name: "quiet", Usage: "print no line per epoch (warnings and errors still go to stderr)"},
 			skipBadFlag(), memoryFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
@@ -87,7 +88,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 				return err
 			}
 			opts := trainOptions{
-				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
+				Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), Quiet: c.Bool("quiet"), SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
 			}
 			var err error
 			if opts.Config, err = trainConfigOf(c); err != nil {
@@ -134,6 +135,7 @@ type trainOptions struct {
 	SkipBad   bool
 	Out       string
 	JSON      bool
+	Quiet     bool // no header and no line per epoch
 	Config    runtime.TrainConfig
 }
 
@@ -198,7 +200,11 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		return err
 	}
 	defer runtime.Close()
-	fmt.Fprintf(errOut, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s\n",
+	progress := errOut
+	if opts.Quiet {
+		progress = io.Discard
+	}
+	fmt.Fprintf(progress, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s\n",
 		opts.Arch, humanize.Comma(net.Params()), humanize.Comma(net.MACs()), d.Full, d.Val, d.Test, d.Input)
 	tc := opts.Config
 	tc.Progress = func(r runtime.EpochRecord) {
@@ -206,7 +212,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		if r.Attempt > 0 {
 			restart = fmt.Sprintf(" (restart %d)", r.Attempt)
 		}
-		fmt.Fprintf(errOut, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val acc %.4f  %.1fs\n",
+		fmt.Fprintf(progress, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val acc %.4f  %.1fs\n",
 			r.Epoch, restart, r.LR, r.TrainLoss, r.TrainAccuracy, r.ValLoss, r.ValAccuracy, r.Seconds)
 	}
 	fit, err := search.Fit(ctx, exec, search.Job{Genotype: opts.Arch, Config: tc, Full: true},

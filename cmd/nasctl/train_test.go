@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -107,17 +108,20 @@ func TestInputKeepsColour(t *testing.T) {
 	}
 }
 
-// train --json and the model's metadata record how the model was trained,
-// and arch inspect reads a model file: its layers at its own input and its
+// train --json and the model's metadata record how the model was trained
+// (--quiet: without a line per epoch), and arch inspect reads a model file: its layers at its own input and its
 // metadata, the training record as an object.
 func TestArchInspectModel(t *testing.T) {
 	dir := t.TempDir()
 	data, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "m.onnx")
 	generateLeaves(t, data, 200, 16, 2)
 	code, out, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--recipe", "study",
-		"--augment", "flips", "--seed", "5", "--threads", "1", "--out", model, "--json")
+		"--augment", "flips", "--seed", "5", "--threads", "1", "--out", model, "--json", "--quiet")
 	if code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	if regexp.MustCompile(`(?m)^(epoch|training) `).MatchString(errOut) {
+		t.Errorf("train --quiet printed its progress:\n%s", errOut)
 	}
 	var rep struct {
 		Training json.RawMessage `json:"training"`

@@ -15,11 +15,17 @@ import (
 	"golang.org/x/term"
 )
 
-// IsTerminal reports whether w is a terminal (a live display may redraw it).
+// IsTerminal reports whether w is a terminal that a live display may
+// redraw: not one whose TERM says it cannot move the cursor.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	return ok && term.IsTerminal(int(f.Fd())) && redraws(os.Getenv("TERM"))
 }
+
+// redraws reports whether a terminal of this TERM takes the carriage
+// return and erase-line codes the displays redraw with: "dumb" (Emacs'
+// shell, some CI consoles) prints them.
+func redraws(termName string) bool { return termName != "dumb" }
 
 // Counter returns a callback that redraws one line on w, format filled with
 // the work done and in all (e.g. "writing %d/%d files"), when w is a

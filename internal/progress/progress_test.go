@@ -43,3 +43,12 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// A terminal whose TERM is dumb gets plain lines, not redraws.
+func TestRedraws(t *testing.T) {
+	for name, want := range map[string]bool{"dumb": false, "xterm-256color": true, "": true} {
+		if got := redraws(name); got != want {
+			t.Errorf("TERM=%q: redraws %v, want %v", name, got, want)
+		}
+	}
+}

@@ -599,3 +599,14 @@ func TestFinalProgressKeepsVersion(t *testing.T) {
 		t.Errorf("version %s -> %s, progress %+v -> %+v", before.Version, after.Version, before.FinalProgress, after.FinalProgress)
 	}
 }
+
+// A search on a problem is rewarded for the problem's score, named with
+// its dataset when it has one, one space between words.
+func TestRewardTextOfProblems(t *testing.T) {
+	for _, tc := range []struct{ name, dataset, want string }{{"mock", "", "mock score"}, {"natsbench", "cifar10", "natsbench cifar10 score"}} {
+		cfg := search.Config{Kind: search.KindNASNet, Problem: search.ProblemSettings{Name: tc.name, Dataset: tc.dataset}}
+		if got := rewardText(cfg); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.name, tc.dataset, got, tc.want)
+		}
+	}
+}

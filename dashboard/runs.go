@@ -121,7 +121,7 @@ func load(dir, stamp, version string, updated time.Time) *runData {
 // rewarded for: two runs with the same text have rewards that compare.
 func rewardText(cfg search.Config) string {
 	if !cfg.Trains() {
-		return strings.TrimSpace(cfg.Problem.Name + " " + cfg.Problem.Dataset + " score")
+		return strings.Join(slices.DeleteFunc([]string{cfg.Problem.Name, cfg.Problem.Dataset, "score"}, func(w string) bool { return w == "" }), " ")
 	}
 	return cfg.Reward.Describe()
 }

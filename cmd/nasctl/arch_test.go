@@ -247,6 +247,11 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"nasctl", "predict", "m.onnx", "--help", "--", "x.png"}, []string{"nasctl", "predict", "--help"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "-help"}, []string{"nasctl", "arch", "inspect", "-help"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=true"}, []string{"nasctl", "arch", "inspect", "--help=true"}},
+		// "help COMMAND..." is the help of the command named, however deep;
+		// a topic that is no command is left to urfave/cli.
+		{[]string{"nasctl", "help", "search", "metaqnn"}, []string{"nasctl", "search", "metaqnn", "--help"}},
+		{[]string{"nasctl", "h", "runs", "list"}, []string{"nasctl", "runs", "list", "--help"}},
+		{[]string{"nasctl", "help", "nosuch"}, []string{"nasctl", "help", "nosuch"}},
 		// A value h, or help off, keeps the arguments.
 		{[]string{"nasctl", "eval", "m.onnx", "--data", "h"}, []string{"nasctl", "eval", "--data", "h", "m.onnx"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=0"}, []string{"nasctl", "arch", "inspect", "--help=0", "SM()"}},

@@ -17,6 +17,11 @@ func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	if len(args) > 2 && (args[1] == "help" || args[1] == "h") && findCommand(app.Commands, args[2]) != nil {
+		// "nasctl help search metaqnn" is "nasctl search metaqnn --help":
+		// urfave/cli's help command would show the first command's help.
+		return interspersed(app, append(append([]string{args[0]}, args[2:]...), "--help"))
+	}
 	out := []string{args[0]}
 	rest := args[1:]
 	// Walk down the command path: global flags come first, then command names.

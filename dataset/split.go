@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -34,6 +35,11 @@ type SplitPlan struct {
 	// ValShare is the share of the remaining (train+validation) images used for
 	// validation, in [0, 1). Zero means no validation set.
 	ValShare float64
+	// Stratified splits each class apart by the arithmetic above, so that
+	// every class keeps its share of the images in each set (up to the
+	// rounding, class by class), and then shuffles each set. Without it a
+	// small class may miss a set altogether.
+	Stratified bool
 }
 
 // The study's plans.
@@ -52,11 +58,22 @@ var (
 	SplitNASNet = SplitPlan{Fraction: 1, TestShare: 0.3, ValShare: 0.11}
 )
 
-// splitPlans names the presets for ParseSplitPlan.
+// splitPlans names the presets for ParseSplitPlan: the study's, and each
+// of them stratified under its name and stratifiedSuffix.
 var splitPlans = map[string]SplitPlan{
 	"metaqnn":       SplitMetaQNN,
 	"nasnet":        SplitNASNet,
 	"nasnet-search": SplitNASNetSearch,
+}
+
+// stratifiedSuffix names a plan's stratified form ("metaqnn-stratified").
+const stratifiedSuffix = "-stratified"
+
+func init() {
+	for name, p := range maps.Clone(splitPlans) {
+		p.Stratified = true
+		splitPlans[name+stratifiedSuffix] = p
+	}
 }
 
 // SplitPlanNames returns the names ParseSplitPlan accepts, sorted.
@@ -107,22 +124,53 @@ func (p SplitPlan) Apply(n int, seed uint64) (Split, error) {
 	if n < 0 {
 		return Split{}, fmt.Errorf("split: negative image count %d", n)
 	}
-	frac := p.Fraction
-	frac = cmp.Or(frac, 1)
-	kept := int(math.Floor(frac * float64(n)))
+	return p.cut(rand.New(rand.NewPCG(seed, 0x5eed5b117)).Perm(n)), nil
+}
+
+// cut divides the shuffled indices perm into the sets by p's arithmetic.
+func (p SplitPlan) cut(perm []int) Split {
+	kept := int(math.Floor(cmp.Or(p.Fraction, 1) * float64(len(perm))))
 	test := int(math.Ceil(p.TestShare * float64(kept)))
 	train := int(math.Floor((1 - p.ValShare) * float64(kept-test)))
-	perm := rand.New(rand.NewPCG(seed, 0x5eed5b117)).Perm(n)
 	return Split{
 		Test:  perm[:test:test],
 		Train: perm[test : test+train : test+train],
 		Val:   perm[test+train : kept : kept],
-	}, nil
+	}
+}
+
+// applyStratified splits the images of each label apart (labels[i] is
+// image i's), each class shuffled with a stream of its own, and shuffles
+// each set of the union.
+func (p SplitPlan) applyStratified(labels []int, seed uint64) (Split, error) {
+	if err := p.Validate(); err != nil {
+		return Split{}, err
+	}
+	byLabel := map[int][]int{}
+	for i, l := range labels {
+		byLabel[l] = append(byLabel[l], i)
+	}
+	var s Split
+	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
+		idx := byLabel[l]
+		rng := rand.New(rand.NewPCG(seed, 0x5eed5b117+uint64(l)+1))
+		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		part := p.cut(idx)
+		s.Train, s.Val, s.Test = append(s.Train, part.Train...), append(s.Val, part.Val...), append(s.Test, part.Test...)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed5b117))
+	for _, set := range [][]int{s.Train, s.Val, s.Test} {
+		rng.Shuffle(len(set), func(i, j int) { set[i], set[j] = set[j], set[i] })
+	}
+	return s, nil
 }
 
 // Split splits the images of d according to plan, shuffled with seed; see
 // SplitPlan.
 func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
+	if plan.Stratified {
+		return plan.applyStratified(d.Labels, seed)
+	}
 	return plan.Apply(d.Len(), seed)
 }
 

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -83,8 +84,58 @@ func TestParseSplitPlan(t *testing.T) {
 		t.Errorf("nasnet-search: %+v, %v", p, err)
 	}
 	_, err := ParseSplitPlan("bogus")
-	if err == nil || !strings.Contains(err.Error(), "valid: metaqnn, nasnet, nasnet-search") {
+	if err == nil || !strings.Contains(err.Error(), "valid: metaqnn, metaqnn-stratified, nasnet, nasnet-search, nasnet-search-stratified, nasnet-stratified") {
 		t.Errorf("bogus: %v", err)
+	}
+	if p, err := ParseSplitPlan("metaqnn-stratified"); err != nil || p != (SplitPlan{Fraction: 1, TestShare: 0.3, ValShare: 0.2, Stratified: true}) {
+		t.Errorf("metaqnn-stratified: %+v, %v", p, err)
+	}
+}
+
+// A stratified split divides each class by the plan's arithmetic, worked
+// out here by hand: 90, 10 and 4 images under the metaqnn plan give test
+// ceil(0.3 n), training floor(0.8 (n - test)), validation the rest. The
+// sets cover every image once, mix the classes, and follow the seed.
+func TestStratifiedSplit(t *testing.T) {
+	var labels []int
+	for l, n := range []int{90, 10, 4} {
+		for range n {
+			labels = append(labels, l)
+		}
+	}
+	d := &Dataset{Classes: []string{"a", "b", "c"}, Labels: labels}
+	plan, err := ParseSplitPlan("metaqnn-stratified")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.Split(plan, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int{"train": {50, 5, 1}, "val": {13, 2, 1}, "test": {27, 3, 2}}
+	seen := make([]int, len(labels))
+	for name, set := range map[string][]int{"train": s.Train, "val": s.Val, "test": s.Test} {
+		if got := d.ClassCounts(set); !slices.Equal(got, want[name]) {
+			t.Errorf("%s: %v images per class, want %v", name, got, want[name])
+		}
+		for _, i := range set {
+			seen[i]++
+		}
+	}
+	if slices.ContainsFunc(seen, func(n int) bool { return n != 1 }) {
+		t.Errorf("an image in no set or in two: %v", seen)
+	}
+	var trainLabels []int
+	for _, i := range s.Train {
+		trainLabels = append(trainLabels, labels[i])
+	}
+	if slices.IsSorted(trainLabels) {
+		t.Errorf("the training set is in class order: %v", trainLabels)
+	}
+	again, _ := d.Split(plan, 7)
+	other, _ := d.Split(plan, 8)
+	if !reflect.DeepEqual(again, s) || reflect.DeepEqual(other, s) {
+		t.Error("the split does not follow its seed")
 	}
 }
 

@@ -84,8 +84,9 @@ type Config struct {
 	// executor lists them) instead of failing on the first.
 	SkipBad bool `yaml:"skip_bad,omitempty"`
 	// Split is the split plan (metaqnn: 30% test, 20% of the rest
-	// validation) and SplitSeed its shuffle seed (the presets use 1, as
-	// nasctl train and eval do by default). Empty plan: metaqnn.
+	// validation; metaqnn-stratified: the same per class) and SplitSeed its
+	// shuffle seed (the presets use 1, as nasctl train and eval do by
+	// default). Empty plan: metaqnn.
 	Split     string `yaml:"split,omitempty"`
 	SplitSeed uint64 `yaml:"split_seed,omitempty"`
 	// DataFraction keeps this share of the training split for the search's

@@ -126,7 +126,10 @@ per class in the training, validation and test sets of a split plan:
   metaqnn        the study's MetaQNN split: 30% test, validation = 20% of the rest
   nasnet         the study's NASNet retraining: 30% test, validation = 11% of the rest
   nasnet-search  the study's NASNet search: keep 20%, then 30% test, validation = 11% of the rest
-The split shuffles with --seed. A file that cannot be read fails the command unless
+Each plan has a stratified form, NAME-stratified (metaqnn-stratified, ...): every class is
+split apart by the same shares, so that a small class keeps images in every set; the
+study's plans shuffle all images together, and a small class may then miss a set, which
+is warned of. The split shuffles with --seed. A file that cannot be read fails the command unless
 --skip-bad is given; skipped files are listed.
 Example: nasctl dataset info data/leaves --json`,
 		Flags: []cli.Flag{

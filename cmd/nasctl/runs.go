@@ -50,7 +50,8 @@ Example: nasctl runs list --dir runs --json`,
 from its files without taking its lock (so a running search can be shown): the
 final table, the statistics per epsilon (MetaQNN) or per window of trials
 (NASNet), and the best architectures of the search; --json prints the same
-report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them).
+report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them, with
+the run's dir, to which its model paths are relative, and its status).
 Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs, for a NAME"},
@@ -126,7 +127,17 @@ func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 		return err
 	}
 	if asJSON {
-		return printJSON(out, rep)
+		// Where the run is and how it stands, as runs list gives them: the
+		// report's model paths are relative to Dir.
+		shown := struct {
+			Dir    string           `json:"dir"`
+			Status search.RunStatus `json:"status"`
+			search.Report
+		}{Dir: path, Report: rep}
+		if sum, err := search.Summarize(path); err == nil {
+			shown.Status = sum.StatusOf(rep.Running)
+		}
+		return printJSON(out, shown)
 	}
 	fmt.Fprint(out, rep.Markdown())
 	return nil

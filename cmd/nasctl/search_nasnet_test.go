@@ -115,8 +115,13 @@ func TestSearchNASNetMock(t *testing.T) {
 		t.Errorf("runs show: %d\n%s", code, showOut)
 	}
 	code, jsonOut, _ := runCLI(t, "runs", "show", "m", "--dir", runs, "--json")
-	var rep search.Report
-	if err := json.Unmarshal([]byte(jsonOut), &rep); code != 0 || err != nil || rep.Name != "m" || rep.Trials != 40 || len(rep.Windows) == 0 {
+	var rep struct {
+		Dir    string           `json:"dir"`
+		Status search.RunStatus `json:"status"`
+		search.Report
+	}
+	if err := json.Unmarshal([]byte(jsonOut), &rep); code != 0 || err != nil || rep.Name != "m" || rep.Trials != 40 || len(rep.Windows) == 0 ||
+		rep.Dir != dir || rep.Status != search.RunFinished {
 		t.Errorf("runs show --json: %d, %v\n%s", code, err, jsonOut)
 	}
 	// By its directory, from anywhere; a path that is no run is named as given.

@@ -109,7 +109,7 @@ Example: nasctl benchmark agents --space natsbench --dataset cifar10 --budget 30
 				&cli.IntFlag{Name: "evo-population", Usage: "evolution: population (0: 20)"},
 				&cli.IntFlag{Name: "evo-sample", Usage: "evolution: tournament size (0: a sixth of the population, at least 2)"},
 				&cli.StringFlag{Name: "preset", Usage: "reinforce: configuration, " + strings.Join(controller.ReinforcePresetNames(), ", ") + " (default: natsbench on natsbench, paper on mock)"},
-			}, reinforceFlags()...),
+			}, presetDefaults(reinforceFlags())...),
 			Action: func(c *cli.Context) error {
 				if err := noArgs(c, ""); err != nil {
 					return err

@@ -32,16 +32,13 @@ type Queued struct {
 	seq     uint64
 }
 
-// queueDevices are the devices whose jobs Queue lists.
-var queueDevices = []runtime.Device{runtime.CPU, runtime.CUDA}
-
 // Queue lists the jobs the broker holds, device by device, oldest first.
 // Jobs outlive the search that published them: a search stopped with a
 // second Ctrl-C leaves its trials here, for a resume to collect, and any
 // worker trains them meanwhile; Drop removes them.
 func (b *Broker) Queue(ctx context.Context) ([]Queued, error) {
 	var all []Queued
-	for _, dev := range queueDevices {
+	for _, dev := range devices {
 		taken, err := b.deliveredUpTo(ctx, dev)
 		if err != nil {
 			return nil, err
@@ -54,17 +51,12 @@ func (b *Broker) Queue(ctx context.Context) ([]Queued, error) {
 			if err != nil {
 				return nil, fmt.Errorf("reading the %s jobs on %s: %w", dev, b.url, err)
 			}
-			var head struct {
-				Version int    `json:"v"`
-				Run     string `json:"run"`
-				Trial   int    `json:"trial"`
-				Full    bool   `json:"full"`
+			var j job // of any version: decodeJob would refuse another
+			if err := json.Unmarshal(msg.Data, &j); err != nil {
+				j.Run = "(unreadable job)"
 			}
-			if err := json.Unmarshal(msg.Data, &head); err != nil {
-				head.Run = "(unreadable job)"
-			}
-			all = append(all, Queued{Run: head.Run, Trial: head.Trial, Final: head.Full, Device: dev,
-				Taken: msg.Sequence <= taken, Published: msg.Time, Version: head.Version, seq: msg.Sequence})
+			all = append(all, Queued{Run: j.Run, Trial: j.Trial, Final: j.Full, Device: dev,
+				Taken: msg.Sequence <= taken, Published: msg.Time, Version: j.Version, seq: msg.Sequence})
 			seq = msg.Sequence + 1
 		}
 	}

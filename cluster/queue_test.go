@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nasctl/nasctl/search"
 )
 
 // waitQueue polls the broker's queue until ok accepts it, and returns it;
@@ -32,7 +34,14 @@ func TestQueueAndDrop(t *testing.T) {
 	defer func(c time.Duration) { checkEvery = c }(checkEvery)
 	checkEvery = 100 * time.Millisecond
 	srv := startServer(t, Settings{})
-	startWorker(t, srv, "w1", 1, &stand{delay: time.Hour, slow: 1}) // one slot, kept busy by trial 1
+	gate := make(chan struct{}) // trial 1 trains until it is closed
+	st := &stand{fail: func(j search.Job) error {
+		if j.Trial == 1 {
+			<-gate
+		}
+		return nil
+	}}
+	startWorker(t, srv, "w1", 1, st) // one slot, kept busy by trial 1
 	b := connect(t, srv, "jobs")
 
 	// Run "old": its driver is stopped (the second Ctrl-C) with trial 1 in
@@ -46,7 +55,11 @@ func TestQueueAndDrop(t *testing.T) {
 	live := newTestExecutor(t, srv, "live")
 	said := &logLines{}
 	live.Say = said.log
-	go live.Evaluate(context.Background(), testJob(t, 3))
+	liveDone := make(chan error, 1)
+	go func() {
+		_, err := live.Evaluate(context.Background(), testJob(t, 3))
+		liveDone <- err
+	}()
 	q := waitQueue(t, b, func(q []Queued) bool { return len(q) == 3 })
 	stopOld()
 
@@ -82,4 +95,23 @@ func TestQueueAndDrop(t *testing.T) {
 	}
 	said.waitFor(t, "trial 3: the broker no longer holds it (removed with nasctl jobs --drop")
 	waitQueue(t, b, func(q []Queued) bool { return len(q) == 1 && q[0].Run == "live" })
+
+	// Trial 1 of run old, dropped in training, finishes: its result is
+	// stored for a resume, and the slot goes on to live's trial 3, which
+	// trains once. Dropped trial 2 never trains.
+	close(gate)
+	if err := <-liveDone; err != nil {
+		t.Fatalf("live's trial 3 after its drop: %v", err)
+	}
+	w, err := jobOf("old", DataSpec{Hash: "sha256:00"}, testJob(t, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key := w.encode()
+	if _, err := b.l.results.Get(context.Background(), resultKey(key)); err != nil {
+		t.Errorf("the result of old's trial 1, dropped in training: %v", err)
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Errorf("%d trainings, want 2 (old's trial 1 and live's trial 3)", n)
+	}
 }

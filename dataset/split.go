@@ -150,7 +150,7 @@ func (p SplitPlan) applyStratified(labels []int, seed uint64) (Split, error) {
 	for i, l := range labels {
 		byLabel[l] = append(byLabel[l], i)
 	}
-	var s Split
+	s := Split{Train: []int{}, Val: []int{}, Test: []int{}} // empty, not nil: ClassCounts(nil) counts every image
 	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
 		idx := byLabel[l]
 		rng := rand.New(rand.NewPCG(seed, 0x5eed5b117+uint64(l)+1))
@@ -175,9 +175,9 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 }
 
 // Gaps names the classes of d that the split s leaves without training,
-// validation or test images: the split is not stratified, so a small class
-// may miss a set, and an accuracy measured on it then says nothing of that
-// class. Nil when every class is in every set.
+// validation or test images (a split that is not stratified, or a class
+// too small for its shares, may miss a set), where an accuracy measured
+// says nothing of that class. Nil when every class is in every set.
 func (d *Dataset) Gaps(s Split) []string {
 	var sets [3][]int
 	for i, idx := range [][]int{s.Train, s.Val, s.Test} {

@@ -132,6 +132,12 @@ func TestStratifiedSplit(t *testing.T) {
 	if slices.IsSorted(trainLabels) {
 		t.Errorf("the training set is in class order: %v", trainLabels)
 	}
+	// Classes too small for a set leave it empty, not nil, which
+	// ClassCounts would read as every image.
+	two := &Dataset{Classes: []string{"a", "b"}, Labels: []int{0, 0, 1, 1}}
+	if s, err := two.Split(plan, 1); err != nil || s.Train == nil || len(s.Train) != 0 || !slices.Equal(two.ClassCounts(s.Train), []int{0, 0}) {
+		t.Errorf("two classes of 2 images: training set %#v (%v), want empty", s.Train, err)
+	}
 	again, _ := d.Split(plan, 7)
 	other, _ := d.Split(plan, 8)
 	if !reflect.DeepEqual(again, s) || reflect.DeepEqual(other, s) {

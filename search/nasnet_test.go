@@ -856,8 +856,9 @@ func TestSummarizeAllRefused(t *testing.T) {
 	cfg.MetaQNN.QLearning.Redraw = 0 // so that draws repeat: their reuse of a refused trial ranks nothing either
 	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxParams: 1}
 	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
+	// Finished, but not a success: reusing a refused trial evaluates nothing.
+	if err := s.Run(context.Background(), nil); !errors.Is(err, ErrNothingEvaluated) || !strings.Contains(err.Error(), " reused, ") {
+		t.Fatalf("Run: %v, want %v counting the refused and reused trials", err, ErrNothingEvaluated)
 	}
 	s.Close()
 	reuses := 0

@@ -554,7 +554,7 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 	counts := map[rundir.Status]int{}
 	reason := ""
 	for _, t := range trials {
-		if t.Status == rundir.StatusOK || t.Status == rundir.StatusReused {
+		if t.Status == rundir.StatusOK { // a reuse copies a trial, which may have been refused
 			return nil
 		}
 		counts[t.Status]++

@@ -252,6 +252,7 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"nasctl", "help", "search", "metaqnn"}, []string{"nasctl", "search", "metaqnn", "--help"}},
 		{[]string{"nasctl", "h", "runs", "list"}, []string{"nasctl", "runs", "list", "--help"}},
 		{[]string{"nasctl", "help", "nosuch"}, []string{"nasctl", "help", "nosuch"}},
+		{[]string{"nasctl", "help", "search", "nosuch"}, []string{"nasctl", "search", "nosuch"}},
 		// A value h, or help off, keeps the arguments.
 		{[]string{"nasctl", "eval", "m.onnx", "--data", "h"}, []string{"nasctl", "eval", "--data", "h", "m.onnx"}},
 		{[]string{"nasctl", "arch", "inspect", "SM()", "--help=0"}, []string{"nasctl", "arch", "inspect", "--help=0", "SM()"}},

@@ -20,7 +20,18 @@ func interspersed(app *cli.App, args []string) []string {
 	if len(args) > 2 && (args[1] == "help" || args[1] == "h") && findCommand(app.Commands, args[2]) != nil {
 		// "nasctl help search metaqnn" is "nasctl search metaqnn --help":
 		// urfave/cli's help command would show the first command's help.
-		return interspersed(app, append(append([]string{args[0]}, args[2:]...), "--help"))
+		// A name that is no subcommand ("help search nosuch") is left
+		// without --help, to be refused as "search nosuch" is.
+		topic := args[2:]
+		cmds := app.Commands
+		for _, name := range topic {
+			c := findCommand(cmds, name)
+			if c == nil {
+				return append([]string{args[0]}, topic...)
+			}
+			cmds = c.Subcommands
+		}
+		return interspersed(app, append(append([]string{args[0]}, topic...), "--help"))
 	}
 	out := []string{args[0]}
 	rest := args[1:]

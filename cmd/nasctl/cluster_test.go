@@ -629,19 +629,21 @@ func testAbandonedJobsDropped(t *testing.T, c *clusterEnv) {
 			t.Fatalf("the search's two trials were not listed in a minute:\n%s", out)
 		}
 	}
-	// Ctrl-C until it exits: the first stops it gracefully, which would
-	// wait for the trials in flight for ever; the next abandons them.
+	// Ctrl-C twice: the first stops it gracefully, which would wait for the
+	// trials in flight for ever; the second, a second later (two signals
+	// sent at once may arrive as one), abandons them. No third: that would
+	// quit at once, before the advice.
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	cmd.Process.Signal(os.Interrupt)
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
 	var err error
-interrupt:
-	for range 120 {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err = <-exited:
-			break interrupt
-		case <-time.After(500 * time.Millisecond):
-		}
+	select {
+	case err = <-exited:
+	case <-time.After(time.Minute): // a bound on a hang, not a speed check
+		cmd.Process.Kill()
+		t.Fatalf("the search did not end in a minute after two Ctrl-Cs:\n%s", errOut.String())
 	}
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
 		t.Fatalf("the search ended with %v after Ctrl-C, want exit code 130:\n%s", err, errOut.String())
@@ -650,13 +652,16 @@ interrupt:
 	if drop == nil || drop[1] != tokenEnv || drop[2] != f.srv.URL() {
 		t.Fatalf("no command to remove the jobs in what the search said:\n%s", errOut.String())
 	}
-	if out, err := jobs("--drop", "gone"); err != nil || !strings.Contains(out, "removed 2 job(s) of run gone") {
+	if out, err := jobs("--drop", "gone"); err != nil || !strings.Contains(out, "removed 2 jobs of run gone") {
 		t.Fatalf("nasctl jobs --drop gone: %v\n%s", err, out)
 	}
 	if out, err := jobs("--json"); err != nil || strings.TrimSpace(out) != "[]" {
 		t.Errorf("nasctl jobs --json after the drop: %v\n%s", err, out)
 	}
-	if out, err := jobs("--drop", "gone"); err == nil || !strings.Contains(out, `the broker holds no job of a run called "gone"`) {
+	if out, err := jobs("--drop", "gone"); err == nil || !strings.Contains(out, `the broker holds no job of a run called "gone": `+tokenEnv+`=<the broker's token> nasctl jobs --broker `) {
 		t.Errorf("dropping again: %v\n%s", err, out)
+	}
+	if out, err := jobs("--drop", "gone", "--json"); err == nil || !strings.Contains(out, `"dropped": 0`) { // a failure under --json too
+		t.Errorf("dropping again, --json: %v\n%s", err, out)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +29,9 @@ Ctrl-C leaves its trials queued, so that a resume collects their results, and
 any worker of their device trains them meanwhile. When no resume is coming,
 --drop RUN removes that run's jobs (a worker training one finishes it; its
 result is kept for 7 days). Dropping the jobs of a search that is still
-running does not stop it: it publishes them again within 30 s.
+running does not stop it: it publishes them again within 30 s. Runs are told
+apart by name only: two searches of one name on one broker (two machines'
+runs/leaves-cpu, say) share a line, and --drop removes the jobs of both.
 
 Examples:
   nasctl jobs --broker nats://gpu-box:4222
@@ -48,12 +52,15 @@ Examples:
 				return usagef("--broker: give the broker's address, nats://HOST:4222 (a search's embedded broker is reached at the address it printed, while it runs)")
 			}
 			b.Client.Name = "nasctl jobs"
-			return runJobs(c.Context, b.Client, c.String("drop"), c.Bool("json"), c.App.Writer)
+			list := b.withCredentials("nasctl jobs --broker " + shell.Quote(cluster.RedactURL(b.URL)))
+			return runJobs(c.Context, b.Client, list, c.String("drop"), c.Bool("json"), c.App.Writer)
 		},
 	}
 }
 
-func runJobs(ctx context.Context, o cluster.ClientOptions, drop string, asJSON bool, out io.Writer) error {
+// runJobs lists the jobs on the broker of o, or drops run drop's;
+// listCommand is the command that lists them, for errors.
+func runJobs(ctx context.Context, o cluster.ClientOptions, listCommand, drop string, asJSON bool, out io.Writer) error {
 	b, err := cluster.Connect(ctx, o)
 	if err != nil {
 		return err
@@ -65,12 +72,15 @@ func runJobs(ctx context.Context, o cluster.ClientOptions, drop string, asJSON b
 			return err
 		}
 		if asJSON {
-			return printJSON(out, map[string]any{"run": drop, "dropped": n})
+			if err := printJSON(out, map[string]any{"run": drop, "dropped": n}); err != nil {
+				return err
+			}
+		} else if n > 0 {
+			fmt.Fprintf(out, "removed %s of run %s\n", english.Plural(n, "job", ""), drop)
 		}
-		if n == 0 {
-			return fmt.Errorf("the broker holds no job of a run called %q: nasctl jobs --broker %s lists the runs it holds", drop, cluster.RedactURL(o.URL))
+		if n == 0 { // a misspelt name, in either mode
+			return fmt.Errorf("the broker holds no job of a run called %q: %s lists the runs it holds", drop, listCommand)
 		}
-		fmt.Fprintf(out, "removed %d job(s) of run %s\n", n, drop)
 		return nil
 	}
 	q, err := b.Queue(ctx)

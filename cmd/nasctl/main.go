@@ -3,7 +3,7 @@
 //
 // Exit codes: 0 success, 1 failure, 2 usage error (bad flags or arguments),
 // 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) for work stopped by a signal before
-// its end; nasctl server and nasctl worker, which run until stopped, exit 0
+// its end; nasctl server, worker and ui, which run until stopped, exit 0
 // when they stop on one.
 package main
 
@@ -119,8 +119,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Name:  "nasctl",
 		Usage: "design small CNNs by reinforcement learning, train them on ONNX Runtime, export them as ONNX",
 		Description: "Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT)\n" +
-			"and 143 stopped by SIGTERM (what was finished is saved; a search resumes); nasctl server\n" +
-			"and nasctl worker, which run until stopped, exit 0 then.\n" +
+			"and 143 stopped by SIGTERM (what was finished is saved; a search resumes); nasctl server,\n" +
+			"worker and ui, which run until stopped, exit 0 then.\n" +
 			"Flags may be given before or after positional arguments.",
 		Writer:    stdout,
 		ErrWriter: stderr,

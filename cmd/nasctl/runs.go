@@ -131,7 +131,7 @@ func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 		// report's model paths are relative to Dir.
 		shown := struct {
 			Dir    string           `json:"dir"`
-			Status search.RunStatus `json:"status"`
+			Status search.RunStatus `json:"status,omitempty"` // none when the run cannot be summed up
 			search.Report
 		}{Dir: path, Report: rep}
 		if sum, err := search.Summarize(path); err == nil {

@@ -80,7 +80,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
 			&cli.StringFlag{Name: "out", Value: "model.onnx", Usage: "where to write the trained inference model"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final metrics as one JSON object"},
-			&cli.BoolFlag{Name: "quiet", Usage: "print no line per epoch (warnings and errors still go to stderr)"},
+			&cli.BoolFlag{Name: "quiet", Usage: "print neither the opening line nor a line per epoch (warnings and errors still go to stderr)"},
 			skipBadFlag(), memoryFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {

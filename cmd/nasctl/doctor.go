@@ -86,10 +86,20 @@ type doctorReport struct {
 	// cannot run ("" when it can).
 	Device      string `json:"device"`
 	DeviceError string `json:"device_error,omitempty"`
+	// LibraryError says why no ONNX Runtime library could be loaded; the
+	// report then holds what needs none (the CPU, the GPU build installed).
+	LibraryError string `json:"library_error,omitempty"`
 }
 
 func runDoctor(opts doctorOptions, out io.Writer) error {
 	if err := runtime.InitFor(opts.Device); err != nil {
+		if opts.JSON { // the problem, for a script, as the text form says it
+			rep := &doctorReport{Device: opts.Device.String(), LibraryError: err.Error(), GPUBuild: runtime.FindGPUBuild()}
+			hostFacts(rep)
+			if jerr := printJSON(out, rep); jerr != nil {
+				return jerr
+			}
+		}
 		return err
 	}
 	defer runtime.Close()
@@ -137,11 +147,16 @@ func diagnose(opts doctorOptions) (*doctorReport, error) {
 	if rep.GPUs, err = runtime.GPUs(); err != nil {
 		rep.GPUError = err.Error()
 	}
+	hostFacts(rep)
+	rep.CPU.NCHWcBlock = runtime.NCHWcBlockSize()
+	return rep, nil
+}
+
+// hostFacts fills in what the report says of the CPU without ONNX Runtime.
+func hostFacts(rep *doctorReport) {
 	rep.CPU.Arch = goruntime.GOARCH
 	rep.CPU.Features = cpuFeatures()
-	rep.CPU.NCHWcBlock = runtime.NCHWcBlockSize()
 	rep.CPU.Logical, rep.CPU.Physical, rep.CPU.GOMAXPROCS = goruntime.NumCPU(), physicalCores(), goruntime.GOMAXPROCS(0)
-	return rep, nil
 }
 
 func printDoctor(w io.Writer, rep *doctorReport) {

@@ -222,3 +222,15 @@ func TestDeviceCUDAStopsBeforeTraining(t *testing.T) {
 		t.Errorf("search --device cuda: exit %d, %d entries in the runs folder: %s", code, len(entries), errOut)
 	}
 }
+
+// Without a library, doctor --json still prints a report, which says why
+// and what it could learn of the machine; the exit is a failure.
+func TestDoctorNoLibraryJSON(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	code, out, errOut := nasctlChild(t, missing, "doctor", "--json")
+	var rep doctorReport
+	if err := json.Unmarshal([]byte(out), &rep); code != 1 || err != nil || !strings.Contains(rep.LibraryError, missing+": no such file") ||
+		rep.CPU.Logical < 1 || rep.Device != "cpu" || !strings.Contains(errOut, missing) {
+		t.Errorf("exit %d, report %+v (%v)\n%s", code, rep, err, errOut)
+	}
+}

@@ -233,7 +233,7 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"help", "nosuch"}, 2, "No help topic for 'nosuch'"},
 		{[]string{"dataset", "info"}, 2, "takes one folder argument"},
 		{[]string{"dataset", "info", empty, empty}, 2, "takes one folder argument (got 2"},
-		{[]string{"dataset", "info", empty, "--plan", "nope"}, 2, "valid: metaqnn, nasnet, nasnet-search"},
+		{[]string{"dataset", "info", empty, "--plan", "nope"}, 2, "valid: metaqnn, metaqnn-stratified, nasnet, nasnet-search, nasnet-search-stratified, nasnet-stratified"},
 		{[]string{"dataset", "info", empty, "--size", "64x"}, 2, "--size"},
 		{[]string{"dataset", "info", empty, "--channels", "2"}, 2, "--channels 2"},
 		{[]string{"dataset", "frob"}, 2, `unknown command "dataset frob"`},

@@ -419,9 +419,10 @@ func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []r
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
 		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) {
-			// The look-ahead is twice the workers (README.md, "The CPU preset,
-			// repeatable runs, and the study's settings"), so the trials from here on change: said
-			// under --quiet too, as the run is no longer the uninterrupted one.
+			// The look-ahead is twice the workers (README.md, "The CPU
+			// preset, repeatable runs, and the study's settings"), so the
+			// trials from here on change: said under --quiet too, as the run
+			// is no longer the uninterrupted one.
 			execs.warn("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
 				opts.Resumed.Workers, max(1, saved.Workers), opts.Resumed.Workers)
 		}

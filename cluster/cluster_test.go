@@ -187,10 +187,15 @@ func TestFailsOnEveryDelivery(t *testing.T) {
 	}
 }
 
-// A job that every worker handed back (a worker's second Ctrl-C Naks its
-// jobs, which the broker counts as deliveries) fails with a reason that
-// names the worker that handed it back, not only the possible causes.
-func TestHandedBackOnEveryDelivery(t *testing.T) {
+// A job whose last delivery a stopping worker handed back (a worker's
+// second Ctrl-C Naks its jobs, which the broker counts as deliveries) is
+// queued again with fresh deliveries rather than failed: here MaxDeliver 1,
+// so one hand-back uses them all. Its driver follows the new copy without
+// publishing one of its own or calling the job lost, and the next worker
+// trains it.
+func TestHandedBackOnLastDelivery(t *testing.T) {
+	defer func(c time.Duration) { checkEvery = c }(checkEvery)
+	checkEvery = 100 * time.Millisecond
 	srv := startServer(t, Settings{MaxDeliver: 1})
 	started := make(chan struct{})
 	st := &stand{delay: time.Minute, fail: func(search.Job) error { close(started); return nil }}
@@ -199,16 +204,32 @@ func TestHandedBackOnEveryDelivery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx, nil) }()
-	answers := evaluate(newTestExecutor(t, srv, "handed"), testJob(t, 2))
+	said := &logLines{}
+	e := newTestExecutor(t, srv, "handed")
+	e.Say = said.log
+	answers := evaluate(e, testJob(t, 2))
 	<-started
 	cancel() // the second Ctrl-C
 	<-done
-	// The broker finds the job out of deliveries when a worker asks.
-	startWorker(t, srv, "w2", 1, &stand{})
-	a := within(t, answers, &logLines{})
-	want := "failed on all 1 deliveries; the last on worker w1: handed back as the worker stopped (a second Ctrl-C)"
-	if a.err == nil || a.err.Error() != want {
-		t.Errorf("err = %v, want %q", a.err, want)
+	// The broker finds the job out of deliveries when a worker asks; that
+	// worker then takes the new copy, and trains it until gate is closed.
+	gate := make(chan struct{})
+	startWorker(t, srv, "w2", 1, &stand{fail: func(search.Job) error { <-gate; return nil }})
+	said.waitFor(t, "run handed trial 2: handed back on its last delivery (1 of 1) by a stopping worker; queued again, with fresh deliveries")
+	// The driver looks for its job every checkEvery: ten looks later it
+	// follows the one copy.
+	time.Sleep(10 * checkEvery)
+	q, err := connect(t, srv, "jobs").Queue(context.Background())
+	close(gate)
+	if err != nil || len(q) != 1 || q[0].Trial != 2 {
+		t.Fatalf("queue after the hand-back: %+v, %v; want trial 2 once", q, err)
+	}
+	a := within(t, answers, said)
+	if a.err != nil || a.out.Worker != "w2" {
+		t.Errorf("the job handed back: %+v, %v; want trained by w2", a.out, a.err)
+	}
+	if line := said.String(); strings.Contains(line, "no longer holds it") {
+		t.Errorf("the driver took the job moved for lost:\n%s", line)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -299,41 +300,48 @@ func (e *Executor) noWorker(ctx context.Context) {
 var idleEvery = 5 * time.Minute
 
 // recoverLost publishes a lost job again, and says so once; a failure to is
-// said once too, and tried again at the next look. The watch is made
-// again: one on a bucket made again may never deliver.
+// said once too, and tried again at the next look. A job that was not lost
+// but moved (published again after a hand-back, Broker.handedBackLast) is
+// followed without a word. The watch is made again: one on a bucket made
+// again may never deliver.
 func (e *Executor) recoverLost(ctx context.Context, p *pending) {
 	const lost = "the broker no longer holds it (removed with nasctl jobs --drop, or the broker restarted on an empty store)"
-	if err := e.republish(ctx, p); err != nil {
+	moved, err := e.republish(ctx, p)
+	if err != nil {
 		if say := fmt.Sprintf("trial %d: %s; publishing it again: %v (will retry)", p.trial, lost, err); say != p.said && ctx.Err() == nil {
 			e.say("%s", say)
 			p.said = say
 		}
 		return
 	}
-	e.say("trial %d: %s; published again", p.trial, lost)
+	if !moved {
+		e.say("trial %d: %s; published again", p.trial, lost)
+	}
 	p.said = ""
 	p.unwatch()
 }
 
 // republish publishes a lost job again, after making again what the broker
 // lost with it. It goes under an ID of its own: a broker that lost the job
-// but not its duplicate window would drop it under the old one.
-func (e *Executor) republish(ctx context.Context, p *pending) error {
+// but not its duplicate window would drop it under the old one. It reports
+// whether the broker held a copy under that ID already: the job was moved,
+// not lost.
+func (e *Executor) republish(ctx context.Context, p *pending) (moved bool, err error) {
 	if err := e.restore(ctx); err != nil {
-		return err
+		return false, err
 	}
 	if p.init != nil {
 		if _, err := e.b.putInit(ctx, p.init); err != nil {
-			return fmt.Errorf("sending its starting weights: %w", err)
+			return false, fmt.Errorf("sending its starting weights: %w", err)
 		}
 	}
-	id := fmt.Sprintf("%s.lost-%d", p.key, p.seq)
+	id := lostID(p.key, p.seq)
 	ack, err := e.b.js.Publish(ctx, Subject(e.device), p.body, jetstream.WithMsgID(id))
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.id, p.seq = id, ack.Sequence
-	return nil
+	return ack.Duplicate, nil
 }
 
 // restore makes again what nasctl keeps on a broker that lost it: nasctl
@@ -531,6 +539,9 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 	if e, err := b.l.results.Get(ctx, errorKey(key)); err == nil {
 		note = e.Value()
 	}
+	if n, text := readNote(note); note != nil && n == adv.Deliveries && strings.HasSuffix(text, handedBack) {
+		return b.handedBackLast(ctx, msg, key, adv.Deliveries, say)
+	}
 	why := exhaustedReason(adv.Deliveries, note)
 	r, _ := json.Marshal(result{Version: wireVersion, Failed: why})
 	if _, err := b.putResult(ctx, key, r); err != nil {
@@ -544,6 +555,33 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 	}
 	return nil
 }
+
+// handedBackLast publishes again a job whose last delivery a stopping
+// worker handed back, so that it gets fresh deliveries: the broker counts a
+// hand-back as a delivery, and three workers restarted would otherwise fail
+// a trial none of them failed. The copy goes under the message ID the
+// job's driver gives it when it finds the job moved (Executor.republish),
+// so that the driver's own copy is dropped as a duplicate and it follows
+// this one.
+func (b *Broker) handedBackLast(ctx context.Context, msg *jetstream.RawStreamMsg, key string, deliveries uint64, say func(string, ...any)) error {
+	if _, err := b.js.Publish(ctx, msg.Subject, msg.Data, jetstream.WithMsgID(lostID(key, msg.Sequence))); err != nil {
+		return err
+	}
+	if err := b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	if err := b.l.trials.DeleteMsg(ctx, msg.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	if j, _, err := decodeJob(msg.Data); err == nil {
+		say("%s: handed back on its last delivery (%d of %d) by a stopping worker; queued again, with fresh deliveries", j.describe(), deliveries, deliveries)
+	}
+	return nil
+}
+
+// lostID is the message ID of job key published again after its message
+// at seq was lost or moved.
+func lostID(key string, seq uint64) string { return fmt.Sprintf("%s.lost-%d", key, seq) }
 
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) {

@@ -263,6 +263,10 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 	}
 }
 
+// handedBack ends the note of a delivery handed back: a job whose last
+// delivery was is published again, not failed (see Broker.exhausted).
+const handedBack = "handed back as the worker stopped (a second Ctrl-C)"
+
 // noteHandBack leaves the note a failure leaves (see fail), saying that
 // this worker handed the job back as it stopped: should that use up the
 // job's deliveries, the driver's record says why. Best effort, a few
@@ -270,7 +274,7 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 func (w *Worker) noteHandBack(ctx context.Context, d *delivery, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	note := noteOf(d, fmt.Sprintf("worker %s: handed back as the worker stopped (a second Ctrl-C)", w.Name))
+	note := noteOf(d, fmt.Sprintf("worker %s: %s", w.Name, handedBack))
 	w.Broker.l.results.Put(ctx, errorKey(key), note) // without it, the driver names the possible causes
 }
 

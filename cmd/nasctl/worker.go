@@ -31,7 +31,8 @@ the broker is back, not trained again.
 A worker that dies or stops answering loses nothing: after the broker's AckWait
 (60 s by default) its trial goes to another worker, up to 3 deliveries, after
 which the search records the trial as failed. Ctrl-C finishes the trials in
-flight and stops; a second Ctrl-C hands them back to the broker at once.
+flight and stops; a second Ctrl-C hands them back to the broker at once (a
+trial whose last delivery was handed back is queued again, not failed).
 
 Training is deterministic for a given thread count: keep --threads at 0 to use
 the search's, so that the trials match those of a local run.

@@ -564,17 +564,23 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 // so that the driver's own copy is dropped as a duplicate and it follows
 // this one.
 func (b *Broker) handedBackLast(ctx context.Context, msg *jetstream.RawStreamMsg, key string, deliveries uint64, say func(string, ...any)) error {
+	// In this order, so that a step that fails is repeated with the
+	// advisory: the copy (a duplicate the second time), then the old
+	// message; the note last, since a retry reads it to come here again.
 	if _, err := b.js.Publish(ctx, msg.Subject, msg.Data, jetstream.WithMsgID(lostID(key, msg.Sequence))); err != nil {
-		return err
-	}
-	if err := b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return err
 	}
 	if err := b.l.trials.DeleteMsg(ctx, msg.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err
 	}
-	if j, _, err := decodeJob(msg.Data); err == nil {
+	j, _, jerr := decodeJob(msg.Data)
+	if jerr == nil {
 		say("%s: handed back on its last delivery (%d of %d) by a stopping worker; queued again, with fresh deliveries", j.describe(), deliveries, deliveries)
+	}
+	if err := b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && jerr == nil {
+		// Left, it would be read as the copy's last note should the copy
+		// use up its deliveries without one: one more round at most.
+		say("%s: removing the hand-back's note: %v", j.describe(), err)
 	}
 	return nil
 }

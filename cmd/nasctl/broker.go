@@ -63,9 +63,15 @@ func (o brokerOptions) resumeCommand(kind search.Kind, dir string) string {
 	return o.withCredentials(cmd + " --broker " + shell.Quote(cluster.RedactURL(o.URL)))
 }
 
+// jobsCommand is the command that lists the jobs on the broker, with the
+// credentials this command was given.
+func (o brokerOptions) jobsCommand() string {
+	return o.withCredentials("nasctl jobs --broker " + shell.Quote(cluster.RedactURL(o.URL)))
+}
+
 // dropCommand is the command that removes run's jobs from the broker.
 func (o brokerOptions) dropCommand(run string) string {
-	return o.withCredentials("nasctl jobs --broker "+shell.Quote(cluster.RedactURL(o.URL))) + " --drop " + shell.Quote(run)
+	return o.jobsCommand() + " --drop " + shell.Quote(run)
 }
 
 // withCredentials adds to cmd the credentials this command was given: the

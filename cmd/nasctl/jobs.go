@@ -10,7 +10,6 @@ import (
 
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/cluster"
-	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/urfave/cli/v2"
 )
 
@@ -52,8 +51,7 @@ Examples:
 				return usagef("--broker: give the broker's address, nats://HOST:4222 (a search's embedded broker is reached at the address it printed, while it runs)")
 			}
 			b.Client.Name = "nasctl jobs"
-			list := b.withCredentials("nasctl jobs --broker " + shell.Quote(cluster.RedactURL(b.URL)))
-			return runJobs(c.Context, b.Client, list, c.String("drop"), c.Bool("json"), c.App.Writer)
+			return runJobs(c.Context, b.Client, b.jobsCommand(), c.String("drop"), c.Bool("json"), c.App.Writer)
 		},
 	}
 }

@@ -189,11 +189,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nasctl: interrupted")
 		return exitStopped()
 	}
+	fmt.Fprintf(stderr, "nasctl: %v\n", withBadFileHint(err))
 	if errors.Is(err, search.ErrStopped) {
-		fmt.Fprintf(stderr, "nasctl: %v\n", err)
 		return exitStopped()
 	}
-	fmt.Fprintf(stderr, "nasctl: %v\n", withBadFileHint(err))
 	return exitFailure
 }
 

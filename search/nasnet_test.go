@@ -876,3 +876,35 @@ func TestSummarizeAllRefused(t *testing.T) {
 		t.Errorf("Summarize: %v, %d trials, best %v %q; want 12 trials and no best", err, sum.Trials, sum.Best, sum.BestArch)
 	}
 }
+
+// Every event names the best trial learned so far: the highest reward of a
+// trial that was evaluated (ok), the earliest among equals, as a plain scan of
+// the trials in the events finds it.
+func TestEventsNameTheBest(t *testing.T) {
+	s := newSearch(t, nasnetConfig(t, t.TempDir(), "paper", 40, 3), nil)
+	defer s.Close()
+	var seen []rundir.Trial
+	checked := 0
+	s.Progress = func(e Event) {
+		if e.Kind != "trial" {
+			return
+		}
+		seen = append(seen, *e.Trial)
+		var want *rundir.Trial
+		for i, x := range seen {
+			if x.Status == rundir.StatusOK && (want == nil || x.Reward > want.Reward) {
+				want = &seen[i]
+			}
+		}
+		if want == nil || e.Best != want.Reward || e.BestArch != want.Arch {
+			t.Errorf("after trial %d: best %v %q, want %+v", e.Trial.ID, e.Best, e.BestArch, want)
+		}
+		checked++
+	}
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if checked != 40 {
+		t.Errorf("%d trial events, want 40", checked)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -557,10 +558,17 @@ func (s *Search) learn(t rundir.Trial) error {
 	return nil
 }
 
-// save writes the agent's checkpoint and trials.csv, once per batch of
-// trials learned. A crash between a trial and its batch's save loses
-// nothing: a resumed run learns the trials after the checkpoint again from
-// the log.
+// csvEvery is how often a run rewrites trials.csv while it learns. The file
+// holds every trial, so writing it per trial made a search of thousands of
+// table-scored trials quadratic (docs/performance.md, "Searches without
+// training"); trials.jsonl is the record, and the report writes the CSV
+// whole at the end and on a stop.
+const csvEvery = 10 * time.Second
+
+// save writes the agent's checkpoint once per batch of trials learned, and
+// trials.csv at most every csvEvery. A crash between a trial and its
+// batch's save loses nothing: a resumed run learns the trials after the
+// checkpoint again from the log.
 func (s *Search) save() error {
 	c := &s.sched
 	cp := rundir.Checkpoint{Learned: c.nextLearn - 1}
@@ -570,6 +578,10 @@ func (s *Search) save() error {
 	if err := s.dir.SaveAgent(cp, s.agent.Save); err != nil {
 		return err
 	}
+	if time.Since(s.csvAt) < csvEvery {
+		return nil
+	}
+	s.csvAt = time.Now()
 	return s.dir.WriteTrialsCSV(s.trials, s.notes, s.cfg.Trains())
 }
 
@@ -590,18 +602,21 @@ func (s *Search) saveModel(t rundir.Trial, weights [][]float32) error {
 }
 
 // pruneModels deletes the saved models of trials no longer among the top K.
+// A search whose trials do not train saves none.
 func (s *Search) pruneModels() error {
+	if !s.cfg.Trains() {
+		return nil
+	}
 	keep := map[int]bool{}
 	for _, x := range s.top(slices.Collect(maps.Values(s.sched.finished))) {
 		keep[x.ID] = true
 	}
-	entries, err := os.ReadDir(s.dir.Path + "/" + rundir.DirModels)
+	entries, err := os.ReadDir(filepath.Join(s.dir.Path, rundir.DirModels))
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		var id int
-		if _, err := fmt.Sscanf(e.Name(), "trial-%04d.onnx", &id); err == nil && !keep[id] {
+		if id, ok := rundir.ModelID(e.Name()); ok && !keep[id] {
 			os.Remove(s.dir.ModelPath(id))
 		}
 	}

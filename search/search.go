@@ -100,6 +100,8 @@ type Search struct {
 	trials []rundir.Trial       // learned, in trial order
 	notes  map[int]rundir.Note  // what the agent did with them
 	byKey  map[string]int       // first evaluated trial of each architecture: index in trials
+	best   int                  // index in trials of ranked(nil)[0]; -1 before any
+	csvAt  time.Time            // when save last wrote trials.csv
 	logged map[int]rundir.Trial // recorded by an earlier run, not yet replayed
 	sched  scheduler            // the trials between proposal and learning
 	start  time.Time
@@ -407,7 +409,7 @@ func pinChannels(dir string, cfg Config) (Config, error) {
 
 // prepare makes the parts of a search that do not touch its directory.
 func prepare(cfg Config, exec Executor) (*Search, error) {
-	s := &Search{cfg: cfg, exec: exec, notes: map[int]rundir.Note{}, byKey: map[string]int{}, logged: map[int]rundir.Trial{}}
+	s := &Search{cfg: cfg, exec: exec, notes: map[int]rundir.Note{}, byKey: map[string]int{}, best: -1, logged: map[int]rundir.Trial{}}
 	if !cfg.Trains() {
 		p, err := problem.New(cfg.Problem.Name, cfg.Problem.Blocks, cfg.Problem.Dataset)
 		if err != nil {
@@ -593,7 +595,18 @@ func (s *Search) remember(t rundir.Trial) {
 	s.trials = append(s.trials, t)
 	if _, ok := s.byKey[t.Arch]; !ok && t.Status != rundir.StatusReused && t.Status != rundir.StatusFailed {
 		s.byKey[t.Arch] = len(s.trials) - 1
+		if t.Status == rundir.StatusOK && (s.best < 0 || better(t, s.trials[s.best])) {
+			s.best = len(s.trials) - 1
+		}
 	}
+}
+
+// better says whether a ranks before b (ranked's order).
+func better(a, b rundir.Trial) bool {
+	if a.Reward != b.Reward {
+		return a.Reward > b.Reward
+	}
+	return a.ID < b.ID
 }
 
 // ranked returns the distinct architectures evaluated with status ok, best
@@ -611,12 +624,7 @@ func (s *Search) ranked(unlearned []rundir.Trial) []rundir.Trial {
 			out = append(out, t)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Reward != out[j].Reward {
-			return out[i].Reward > out[j].Reward
-		}
-		return out[i].ID < out[j].ID
-	})
+	sort.Slice(out, func(i, j int) bool { return better(out[i], out[j]) })
 	return out
 }
 
@@ -635,8 +643,8 @@ func (s *Search) emit(e Event) {
 	if s.sched.pool != nil {
 		e.InFlight = s.sched.pool.busy
 	}
-	if top := s.ranked(nil); len(top) > 0 {
-		e.Best, e.BestArch = top[0].Reward, top[0].Arch
+	if s.best >= 0 {
+		e.Best, e.BestArch = s.trials[s.best].Reward, s.trials[s.best].Arch
 	}
 	recent := s.trials[max(0, len(s.trials)-100):]
 	for _, t := range recent {

@@ -420,7 +420,25 @@ func numbers(name string) []int {
 func (d *Dir) ModelPath(id int) string { return filepath.Join(d.Path, ModelName(id)) }
 
 // ModelName is ModelPath relative to the run.
-func ModelName(id int) string { return filepath.Join(DirModels, fmt.Sprintf("trial-%04d.onnx", id)) }
+func ModelName(id int) string { return filepath.Join(DirModels, modelFile(id)) }
+
+func modelFile(id int) string { return fmt.Sprintf("trial-%04d.onnx", id) }
+
+// ModelID reads the trial number back from the name of a file in the
+// models folder (ok false for any other file). Numbers from 10000 on have
+// more than ModelName's four digits.
+func ModelID(file string) (id int, ok bool) {
+	digits, pre := strings.CutPrefix(file, "trial-")
+	digits, suf := strings.CutSuffix(digits, ".onnx")
+	if !pre || !suf {
+		return 0, false
+	}
+	id, err := strconv.Atoi(digits)
+	if err != nil || id < 1 || modelFile(id) != file {
+		return 0, false
+	}
+	return id, true
+}
 
 // WinnerName is where the final phase writes the model of a rank, relative
 // to the run.

@@ -329,3 +329,19 @@ func TestUnwritable(t *testing.T) {
 		t.Errorf("another error: %v", err)
 	}
 }
+
+// ModelID reads back the trial number of every name ModelName gives, past
+// its four digits too (trial 10000 on), and nothing else.
+func TestModelID(t *testing.T) {
+	for _, id := range []int{1, 42, 9999, 10000, 12345, 1234567} {
+		name := filepath.Base(ModelName(id))
+		if got, ok := ModelID(name); !ok || got != id {
+			t.Errorf("ModelID(%q) = %d, %v; want %d", name, got, ok, id)
+		}
+	}
+	for _, name := range []string{"trial-1.onnx", "trial-00012.onnx", "trial-0000.onnx", "trial-12a4.onnx", "trial-0012.onnx.tmp", "rank-01.onnx", "trial-.onnx", "trial--012.onnx"} {
+		if id, ok := ModelID(name); ok {
+			t.Errorf("ModelID(%q) = %d, want no trial", name, id)
+		}
+	}
+}

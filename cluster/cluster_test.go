@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,5 +364,82 @@ func TestWorkerKeepsTwoDatasets(t *testing.T) {
 	}
 	if want := []string{"a", "b", "c", "b"}; !slices.Equal(loads, want) {
 		t.Errorf("loaded %q, want %q", loads, want)
+	}
+}
+
+// A dataset that loads slowly keeps waiting only the slots that need it: a
+// slot asking for another dataset gets it meanwhile, a second slot asking
+// for the same one shares its single load, and when the job that was
+// loading it is abandoned, a waiting slot loads it for itself.
+func TestWorkerLoadsDatasetsApart(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	loads := map[string]int{}
+	w := &Worker{executor: func(ctx context.Context, spec DataSpec) (search.Executor, error) {
+		mu.Lock()
+		loads[spec.Hash]++
+		n := loads[spec.Hash]
+		mu.Unlock()
+		if spec.Hash == "slow" && n == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return &stand{}, nil
+	}}
+	first, abandon := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := w.executorFor(first, DataSpec{Hash: "slow"})
+		firstDone <- err
+	}()
+	for { // until the first slot is loading
+		mu.Lock()
+		n := loads["slow"]
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan search.Executor, 1)
+	go func() {
+		e, err := w.executorFor(context.Background(), DataSpec{Hash: "slow"})
+		if err != nil {
+			t.Error(err)
+		}
+		second <- e
+	}()
+	fast := make(chan error, 1)
+	go func() {
+		_, err := w.executorFor(context.Background(), DataSpec{Hash: "fast"})
+		fast <- err
+	}()
+	select { // a guard against a deadlock, not a timing: the slow load waits for release
+	case err := <-fast:
+		if err != nil {
+			t.Fatalf("another dataset while one loads: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("another dataset waited for the slow one's load")
+	}
+	abandon()
+	if err := <-firstDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("the abandoned slot: %v", err)
+	}
+	if e := <-second; e == nil {
+		t.Error("the waiting slot got no executor")
+	}
+	again, err := w.executorFor(context.Background(), DataSpec{Hash: "slow"})
+	if err != nil || again == nil {
+		t.Errorf("kept: %v, %v", again, err)
+	}
+	close(release)
+	mu.Lock()
+	defer mu.Unlock()
+	if loads["slow"] != 2 || loads["fast"] != 1 {
+		t.Errorf("loads %v; want slow twice (the abandoned load and the waiting slot's), fast once", loads)
 	}
 }

@@ -162,7 +162,11 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 		}
 		p.seen = prior.Revision()
 		p.id = fmt.Sprintf("%s.retry-%d", key, p.seen)
-		e.b.l.results.Delete(ctx, errorKey(key))
+		if err := e.b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			// Left, the earlier failure's note could be read as the retry's
+			// last one should the retry use up its deliveries without one.
+			e.say("trial %d: removing the earlier failure's note: %v", j.Trial, err)
+		}
 	}
 	ack, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(p.id))
 	if err != nil {

@@ -62,7 +62,7 @@ type Worker struct {
 	executor func(ctx context.Context, spec DataSpec) (search.Executor, error)
 
 	mu    sync.Mutex
-	execs []keptExecutor // the datasets loaded, the last used last
+	execs []*keptExecutor // the datasets loaded or loading, the last used last
 	// restoring makes one slot at a time make again what the broker lost;
 	// remade counts the times it did.
 	restoring sync.Mutex
@@ -475,37 +475,74 @@ func (w *Worker) fail(ctx context.Context, d *delivery, key string, err error, l
 
 // executorFor returns the executor of a dataset, making it the first time.
 // The worker keeps the last keptExecutors: two searches sharing a worker
-// then do not load their datasets again at every job.
+// then do not load their datasets again at every job. A dataset is loaded
+// once however many slots ask for it, and without holding the worker's
+// lock, so that slots training another dataset are not kept waiting.
 func (w *Worker) executorFor(ctx context.Context, spec DataSpec) (search.Executor, error) {
+	for {
+		k, load := w.keptFor(spec)
+		if load {
+			k.e, k.err = w.makeExecutor(ctx, spec)
+			if k.err != nil {
+				w.forget(k)
+			}
+			close(k.ready)
+		}
+		select {
+		case <-k.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if k.err == nil || load || !errors.Is(k.err, context.Canceled) {
+			return k.e, k.err
+		}
+		// The job that was loading it was abandoned: load it for this one.
+	}
+}
+
+// keptFor returns the kept entry of spec, the last used from now on, and
+// whether the caller is to load it (a new entry, which replaces the entry
+// used longest ago when keptExecutors are kept).
+func (w *Worker) keptFor(spec DataSpec) (k *keptExecutor, load bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if i := slices.IndexFunc(w.execs, func(k keptExecutor) bool { return k.spec == spec }); i >= 0 {
+	if i := slices.IndexFunc(w.execs, func(k *keptExecutor) bool { return k.spec == spec }); i >= 0 {
 		k := w.execs[i]
-		w.execs = append(slices.Delete(w.execs, i, i+1), k) // the last used last
-		return k.e, nil
-	}
-	newExec := w.executor
-	if newExec == nil {
-		newExec = w.localExecutor
-	}
-	e, err := newExec(ctx, spec)
-	if err != nil {
-		return nil, err
+		w.execs = append(slices.Delete(w.execs, i, i+1), k)
+		return k, false
 	}
 	if len(w.execs) == keptExecutors {
 		w.execs = slices.Delete(w.execs, 0, 1)
 	}
-	w.execs = append(w.execs, keptExecutor{spec, e})
-	return e, nil
+	k = &keptExecutor{spec: spec, ready: make(chan struct{})}
+	w.execs = append(w.execs, k)
+	return k, true
+}
+
+// forget removes an entry whose loading failed, for the next job to try again.
+func (w *Worker) forget(k *keptExecutor) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.execs = slices.DeleteFunc(w.execs, func(x *keptExecutor) bool { return x == k })
+}
+
+func (w *Worker) makeExecutor(ctx context.Context, spec DataSpec) (search.Executor, error) {
+	if w.executor != nil {
+		return w.executor(ctx, spec)
+	}
+	return w.localExecutor(ctx, spec)
 }
 
 // keptExecutors is how many datasets a worker keeps loaded.
 const keptExecutors = 2
 
-// keptExecutor is a loaded dataset's executor and its spec.
+// keptExecutor is a dataset's executor, once ready is closed (or the error
+// that loading it ended with).
 type keptExecutor struct {
-	spec DataSpec
-	e    search.Executor
+	spec  DataSpec
+	ready chan struct{}
+	e     search.Executor
+	err   error
 }
 
 // localExecutor fetches the dataset and loads it as the driver did. A

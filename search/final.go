@@ -64,7 +64,10 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 		// Interrupted: keep the best epoch finished so far.
 		if r.Weights != nil {
 			meta[onnxgen.MetaInterrupted] = "true"
-			f.Model, _ = exportModel(exec.Data(), job.Genotype, r.Weights, meta, onnxgen.Inference)
+			var xerr error
+			if f.Model, xerr = exportModel(exec.Data(), job.Genotype, r.Weights, meta, onnxgen.Inference); xerr != nil {
+				return f, fmt.Errorf("%w; the best finished epoch could not be exported: %v", err, xerr)
+			}
 		}
 		return f, err
 	}

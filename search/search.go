@@ -33,8 +33,8 @@ import (
 
 // Event reports the progress of a search to whoever draws it.
 type Event struct {
-	// Kind is "start" (once, first), "info" (a step before the trials: the
-	// latency model), "trial" (learned), "saved" (finished during a stop:
+	// Kind is "start" (once, first), "info" (a note at any time: the
+	// latency model, a warning of the schedule or the broker), "trial" (learned), "saved" (finished during a stop:
 	// recorded, learned by the resumed run), "stopping", "final_start",
 	// "final_epoch" (a long retraining's progress: Message), "final", and
 	// last "done", or "stopped" when a stop or an interrupt

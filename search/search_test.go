@@ -1623,3 +1623,29 @@ func TestDamagedLogSaysHowToGoOn(t *testing.T) {
 	runResumed(t, dir, ResumeOptions{}, exec)
 	sameTrials(t, read(t, rundir.ReadTrials, dir), want)
 }
+
+// interruptedBadWeights is a fakeExecutor whose trainings are interrupted
+// with weights that do not fit the network.
+type interruptedBadWeights struct{ *fakeExecutor }
+
+func (i interruptedBadWeights) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	out, err := i.fakeExecutor.Evaluate(ctx, job)
+	if err != nil {
+		return out, err
+	}
+	out.Training.Weights = out.Training.Weights[:1]
+	return out, context.Canceled
+}
+
+// An interrupted training whose best epoch cannot be exported says so, and
+// still reports the interruption.
+func TestFitInterruptedExportFails(t *testing.T) {
+	g := genotype.MustParse("C(8,3,1) - SM()")
+	f, err := Fit(context.Background(), interruptedBadWeights{&fakeExecutor{}}, Job{Genotype: g, Full: true}, nil)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "could not be exported") {
+		t.Errorf("error %v; want the interruption and the failed export", err)
+	}
+	if f == nil || f.Model != nil {
+		t.Errorf("fitted %+v; want one without a model", f)
+	}
+}

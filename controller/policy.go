@@ -419,6 +419,3 @@ func (tg *trainGraph) run(grads [][]float64) (float64, error) {
 	}
 	return cost, nil
 }
-
-// close releases the tape machine.
-func (tg *trainGraph) close() { _ = tg.vm.Close() }

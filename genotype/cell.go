@@ -459,15 +459,6 @@ func ParseCellPair(s string) (CellPair, error) {
 	return pair, nil
 }
 
-// MustParseCellPair is ParseCellPair for literals in tests and presets; it panics on error.
-func MustParseCellPair(s string) CellPair {
-	p, err := ParseCellPair(s)
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
 func skipSpace(s string, i, end int) int {
 	for i < end && isWhitespace(s[i]) {
 		i++

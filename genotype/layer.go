@@ -84,19 +84,6 @@ func (l Layer) String() string {
 	}
 }
 
-// args returns the layer's integer arguments in text-form order.
-func (l Layer) args() []int {
-	switch l.Kind {
-	case Conv:
-		return []int{l.Filters, l.Kernel, l.Stride}
-	case Pool:
-		return []int{l.Kernel, l.Stride}
-	case FC:
-		return []int{l.Units}
-	}
-	return nil
-}
-
 // Arch is a layer-sequence architecture: zero or more hidden layers followed by
 // exactly one terminal layer (GAP or SM).
 type Arch []Layer
@@ -256,8 +243,8 @@ func usageOf(k Kind) string {
 	return k.String() + "()"
 }
 
-// MustParse is Parse for architectures known to be valid, such as presets and
-// test tables; it panics on error.
+// MustParse is Parse for architectures known to be valid, such as test
+// tables; it panics on error.
 func MustParse(s string) Arch {
 	a, err := Parse(s)
 	if err != nil {

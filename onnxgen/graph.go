@@ -161,22 +161,6 @@ func (g *graph) vec(vals ...int64) string {
 	return name
 }
 
-// boolScalar returns a 0-d bool constant.
-func (g *graph) boolScalar(v bool) string {
-	key := fmt.Sprint("b", v)
-	if name, ok := g.consts[key]; ok {
-		return name
-	}
-	name := g.fresh("const")
-	b := int32(0)
-	if v {
-		b = 1
-	}
-	g.inits = append(g.inits, &onnx.TensorProto{Name: name, DataType: int32(onnx.TensorProto_BOOL), Int32Data: []int32{b}})
-	g.consts[key] = name
-	return name
-}
-
 // model wraps the graph into a model at the project's opset.
 func (g *graph) model(name string, meta map[MetaKey]string) *onnx.ModelProto {
 	m := &onnx.ModelProto{

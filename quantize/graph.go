@@ -3,7 +3,6 @@ package quantize
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -200,5 +199,3 @@ func (q *graph) prune() {
 // it.
 const lowest = -1e30
 
-// isFinite reports whether v is neither infinite nor NaN.
-func isFinite(v float32) bool { return !math.IsInf(float64(v), 0) && !math.IsNaN(float64(v)) }

@@ -200,12 +200,6 @@ func ortMessage(err error) string {
 	return msg
 }
 
-// Inputs returns the names of the inputs Run takes, in order.
-func (s *Session) Inputs() []string { return append([]string(nil), s.inputs...) }
-
-// Outputs returns the names of the outputs Run fills, in order.
-func (s *Session) Outputs() []string { return append([]string(nil), s.outputs...) }
-
 // BlockedConvs returns the number of convolutions the session runs on ONNX
 // Runtime's NCHWc kernels (see SessionOptions.NCHWc).
 func (s *Session) BlockedConvs() int { return s.blockedConvs }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
-	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -105,7 +104,7 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 		}
 	}
 	if f.jitter {
-		time.Sleep(time.Duration(mathrand.IntN(3000)) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 	}
 	f.mu.Lock()
 	f.trained = append(f.trained, job.Genotype.String())

@@ -282,7 +282,7 @@ func TestCPUPresetBaseline(t *testing.T) {
 	}
 	// A name taken is a usage error before any image is read (this folder
 	// does not even exist).
-	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
 	if code != 2 || !strings.Contains(errOut, "run already exists; resume it with --resume") {
 		t.Errorf("a name taken: exit %d, %s", code, errOut)
 	}

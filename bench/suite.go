@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 )
@@ -223,5 +223,5 @@ func WriteCSV(path string, rs []*Result) error {
 	if err := w.Error(); err != nil {
 		return err
 	}
-	return renameio.WriteFile(path, buf.Bytes(), 0o644)
+	return atomicfile.Write(path, buf.Bytes())
 }

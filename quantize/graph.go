@@ -198,4 +198,3 @@ func (q *graph) prune() {
 // counts as minus infinity: no activation of a trained network comes near
 // it.
 const lowest = -1e30
-

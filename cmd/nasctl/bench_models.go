@@ -15,9 +15,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
@@ -664,7 +664,7 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 			return nil, err
 		}
 		dst := filepath.Join(dir, name)
-		if err := renameio.WriteFile(dst, q, 0o644); err != nil {
+		if err := atomicfile.Write(dst, q); err != nil {
 			return nil, err
 		}
 		out = append(out, dst)
@@ -706,7 +706,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(path, append(b, '\n'), 0o644)
+	return atomicfile.Write(path, append(b, '\n'))
 }
 
 // printQuantized prints float32 and int8 models side by side.

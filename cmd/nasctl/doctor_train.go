@@ -9,9 +9,9 @@ import (
 	"math"
 	"os"
 
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -139,7 +139,7 @@ func runDoctorTrain(ctx context.Context, opts doctorTrainOptions, out io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(opts.Out, b, 0o644); err != nil {
+	if err := atomicfile.Write(opts.Out, b); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%s on %s (ONNX Runtime %s): %d epochs in %.2f s, %.0f images/s, last loss %.6f; wrote %s\n",

@@ -12,9 +12,9 @@ import (
 	"strings"
 
 	"github.com/dustin/go-humanize"
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
@@ -189,7 +189,7 @@ func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Write
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(opts.Out, q, 0o644); err != nil {
+	if err := atomicfile.Write(opts.Out, q); err != nil {
 		return err
 	}
 	rep.Out = opts.Out
@@ -452,7 +452,7 @@ func runReexport(opts exportOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(opts.Out, nb, 0o644); err != nil {
+	if err := atomicfile.Write(opts.Out, nb); err != nil {
 		return err
 	}
 	if opts.JSON {
@@ -498,7 +498,7 @@ func runPureGoExport(opts exportOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.Model, err)
 	}
-	if err := renameio.WriteFile(opts.Out, pg, 0o644); err != nil {
+	if err := atomicfile.Write(opts.Out, pg); err != nil {
 		return err
 	}
 	if opts.JSON {

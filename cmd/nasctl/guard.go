@@ -10,9 +10,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/dustin/go-humanize/english"
-	"github.com/google/renameio/v2"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
@@ -103,15 +103,15 @@ func unwrapPath(err error) error {
 // to the temporary folder instead and returns an error that says where, so
 // that finished work is not lost.
 func saveOrRescue(path string, data []byte) error {
-	err := renameio.WriteFile(path, data, 0o644)
+	err := atomicfile.Write(path, data)
 	if err == nil {
 		return nil
 	}
 	rescue, err2 := rundir.Rescue(filepath.Base(path), data)
 	if err2 != nil {
-		return fmt.Errorf("writing %s: %w; saving it to the temporary folder (%s) failed too: %v", path, err, os.TempDir(), err2)
+		return fmt.Errorf("%w; saving it to the temporary folder (%s) failed too: %v", err, os.TempDir(), err2)
 	}
-	return fmt.Errorf("writing %s: %w; the model is saved in %s instead", path, err, rescue)
+	return fmt.Errorf("%w; the model is saved in %s instead", err, rescue)
 }
 
 // withInputFlag names --input in dataset's error about images of different

@@ -3,11 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"text/tabwriter"
@@ -200,7 +198,7 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 		return err
 	}
 	t.Machine = thisMachine()
-	if err := writeJSONFile(opts.Out, t); err != nil {
+	if err := writeJSON(opts.Out, t); err != nil {
 		return err
 	}
 	if doubt := t.Model().Doubt(); doubt != "" {
@@ -220,28 +218,6 @@ func printLatencyTable(w io.Writer, t *bench.LatencyTable) {
 		fmt.Fprintf(tw, "%s\t%.4g\t\n", e.Feature, e.Ms)
 	}
 	tw.Flush()
-}
-
-// writeJSONFile writes v as indented JSON to path through a temporary file,
-// so that an interrupted write leaves no partial table.
-func writeJSONFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // thisMachine describes the computer nasctl runs on.

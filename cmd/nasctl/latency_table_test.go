@@ -74,7 +74,7 @@ func TestBenchLatencyTableCheckWords(t *testing.T) {
 	tab.Space, tab.SpaceDigest = search.LatencySpace(cpu.WithDefaults())
 	tab.Input, tab.Classes, tab.Runs = "32x32x1", 2, 3
 	path := filepath.Join(t.TempDir(), "lt.json")
-	if err := writeJSONFile(path, tab); err != nil {
+	if err := writeJSON(path, tab); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

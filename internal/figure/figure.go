@@ -17,7 +17,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -109,8 +109,8 @@ func Save(p *plot.Plot, dir, name string) ([]string, error) {
 	var paths []string
 	for i, format := range formats {
 		path := filepath.Join(dir, name+"."+format)
-		if err := renameio.WriteFile(path, data[i], 0o644); err != nil {
-			return paths, fmt.Errorf("figure: writing %s: %w", path, err)
+		if err := atomicfile.Write(path, data[i]); err != nil {
+			return paths, fmt.Errorf("figure: %w", err)
 		}
 		paths = append(paths, path)
 	}

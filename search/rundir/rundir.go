@@ -36,7 +36,7 @@ import (
 
 	"github.com/dustin/go-humanize/english"
 	"github.com/gofrs/flock"
-	"github.com/google/renameio/v2"
+	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/internal/shell"
 	"go.yaml.in/yaml/v3"
 )
@@ -297,16 +297,7 @@ func appendSynced(f *os.File, v any) error {
 
 // WriteFile writes b to a path relative to the run, atomically.
 func (d *Dir) WriteFile(rel string, b []byte) error {
-	path := filepath.Join(d.Path, rel)
-	if err := renameio.WriteFile(path, b, 0o644); err != nil {
-		// renameio's error names its scratch file (.rank-02.onnx123...),
-		// not the file the user knows.
-		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(d.Path, rel), b)
 }
 
 // Rescue writes data, which could not be written where it belongs (name is

@@ -31,7 +31,9 @@ func TestAverageDecay(t *testing.T) {
 // step. The weights after the step come from the same training without the
 // average, which must follow the same path: averaging changes what is
 // validated and kept, not what is trained. Two epochs check the second
-// step too: 0.25 w0 + 0.25 w1 + 0.5 w2.
+// step too: 0.25 w0 + 0.25 w1 + 0.5 w2. An average over 4 epochs (d =
+// 0.75) tells the decay from its complement: 0.75 w0 + 0.25 w1, then
+// 0.5625 w0 + 0.1875 w1 + 0.25 w2.
 func TestAverageKeepsTheMean(t *testing.T) {
 	initRuntime(t)
 	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
@@ -58,30 +60,33 @@ func TestAverageKeepsTheMean(t *testing.T) {
 	if plain.BestEpoch != 2 {
 		t.Fatalf("without the average the best epoch is %d: the test needs the second", plain.BestEpoch)
 	}
-	for _, epochs := range []int{1, 2} {
-		avg := run(epochs, 2)
-		for e, rec := range avg.Epochs {
-			if rec.TrainLoss != plain.Epochs[e].TrainLoss {
-				t.Errorf("%d epochs: epoch %d's training loss %v with the average, %v without", epochs, e+1, rec.TrainLoss, plain.Epochs[e].TrainLoss)
-			}
-		}
-		var moved, worst float64
-		for i := range w0 {
-			for j := range w0[i] {
-				want := 0.5*float64(w0[i][j]) + 0.5*float64(w1[i][j])
-				if avg.BestEpoch == 2 {
-					want = 0.25*float64(w0[i][j]) + 0.25*float64(w1[i][j]) + 0.5*float64(w2[i][j])
+	for _, c := range []struct{ average, d float64 }{{2, 0.5}, {4, 0.75}} {
+		for _, epochs := range []int{1, 2} {
+			avg := run(epochs, c.average)
+			for e, rec := range avg.Epochs {
+				if rec.TrainLoss != plain.Epochs[e].TrainLoss {
+					t.Errorf("average %g, %d epochs: epoch %d's training loss %v with the average, %v without", c.average, epochs, e+1, rec.TrainLoss, plain.Epochs[e].TrainLoss)
 				}
-				worst = max(worst, math.Abs(float64(avg.Weights[i][j])-want))
-				moved = max(moved, math.Abs(float64(w1[i][j]-w0[i][j])))
 			}
-		}
-		t.Logf("%d epochs (best %d): largest step %.3g, largest difference from the mean %.3g", epochs, avg.BestEpoch, moved, worst)
-		if moved < 1e-3 {
-			t.Fatalf("the step moved no weight by 1e-3 (%g): the test cannot tell the mean from either end", moved)
-		}
-		if worst > 1e-6 {
-			t.Errorf("%d epochs: kept weights differ from the mean by up to %g", epochs, worst)
+			d := c.d
+			var moved, worst float64
+			for i := range w0 {
+				for j := range w0[i] {
+					want := d*float64(w0[i][j]) + (1-d)*float64(w1[i][j])
+					if avg.BestEpoch == 2 {
+						want = d*d*float64(w0[i][j]) + d*(1-d)*float64(w1[i][j]) + (1-d)*float64(w2[i][j])
+					}
+					worst = max(worst, math.Abs(float64(avg.Weights[i][j])-want))
+					moved = max(moved, math.Abs(float64(w1[i][j]-w0[i][j])))
+				}
+			}
+			t.Logf("average %g, %d epochs (best %d): largest step %.3g, largest difference from the mean %.3g", c.average, epochs, avg.BestEpoch, moved, worst)
+			if moved < 1e-3 {
+				t.Fatalf("the step moved no weight by 1e-3 (%g): the test cannot tell the mean from either end", moved)
+			}
+			if worst > 1e-6 {
+				t.Errorf("average %g, %d epochs: kept weights differ from the mean by up to %g", c.average, epochs, worst)
+			}
 		}
 	}
 }

@@ -521,3 +521,64 @@ func TestMonitorTiesAndBest(t *testing.T) {
 		t.Error("Best() of a result without epochs reports one")
 	}
 }
+
+// The validation loss of a set is the mean over its images however they
+// are batched: 40 images in batches of 16 (16, 16 and a last batch of 8)
+// give the loss and accuracy of one batch of 40, for the same weights.
+func TestEvaluateLastBatchWeight(t *testing.T) {
+	initRuntime(t)
+	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := halves(40, false, 2)
+	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(3, 4)))
+	var loss, acc [2]float64
+	for i, batch := range []int{16, 40} {
+		tr, err := newTrainer(net, TrainConfig{BatchSize: batch, Threads: 1}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.setWeights(w)
+		loss[i], acc[i], err = tr.evaluate(context.Background(), val, tr.params[tr.cur])
+		tr.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("batches of 16: loss %.6f, accuracy %.3f; one batch of 40: %.6f, %.3f", loss[0], acc[0], loss[1], acc[1])
+	if math.Abs(loss[0]-loss[1]) > 1e-6 || acc[0] != acc[1] {
+		t.Errorf("batches of 16: loss %v, accuracy %v; one batch of 40: %v, %v", loss[0], acc[0], loss[1], acc[1])
+	}
+}
+
+// The decay multiplies the rate after every DecayEvery-th epoch: with a
+// period of 2 and a factor of 0.5, five epochs train at lr, lr, lr/2,
+// lr/2 and lr/4.
+func TestDecayPeriod(t *testing.T) {
+	initRuntime(t)
+	net, err := genotype.MustParse("C(4,3,1) - P(2,2) - FC(8) - SM()").Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TrainConfig{Epochs: 5, BatchSize: 16, LR: 1e-2, Schedule: LRSchedule{MaxRestarts: -1, DecayEvery: 2, DecayFactor: 0.5},
+		Patience: -1, Seed: 1, Threads: 1}
+	res, err := Train(context.Background(), net, halves(32, false, 1), halves(32, false, 2), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3}
+	var got []float64
+	for _, e := range res.Epochs {
+		got = append(got, e.LR)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d epochs (%s), want 5", len(got), res.Reason)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Errorf("rates per epoch %v, want %v", got, want)
+			break
+		}
+	}
+}

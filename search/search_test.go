@@ -1648,3 +1648,59 @@ func TestFitInterruptedExportFails(t *testing.T) {
 		t.Errorf("fitted %+v; want one without a model", f)
 	}
 }
+
+// The final phase trains EpochFactor times the trials' epochs, rounded to
+// the nearest epoch, and at least one.
+func TestFinalEpochs(t *testing.T) {
+	for _, tc := range []struct {
+		epochs int
+		factor float64
+		want   int
+	}{{10, 3, 30}, {15, 1.5, 23}, {15, 1.4, 21}, {5, 0.1, 1}, {3, 0.5, 2}} {
+		var c Config
+		c.Train.Epochs, c.Final.EpochFactor = tc.epochs, tc.factor
+		if got := c.finalEpochs(); got != tc.want {
+			t.Errorf("%d epochs x %g: %d final epochs, want %d", tc.epochs, tc.factor, got, tc.want)
+		}
+	}
+}
+
+// The ranking puts the higher reward first and, among equal rewards, the
+// earlier trial, learned or not; only trials evaluated (ok) rank, and only
+// the first trial of an architecture.
+func TestRankedOrder(t *testing.T) {
+	s := &Search{byKey: map[string]int{}, best: -1}
+	s.cfg.Final.TopK = 3
+	for _, tr := range []rundir.Trial{
+		{Candidate: rundir.Candidate{ID: 1, Arch: "a"}, Status: rundir.StatusOK, Reward: 0.5},
+		{Candidate: rundir.Candidate{ID: 2, Arch: "b"}, Status: rundir.StatusRefused, Reward: 0.99},
+		{Candidate: rundir.Candidate{ID: 3, Arch: "c"}, Status: rundir.StatusOK, Reward: 0.9},
+		{Candidate: rundir.Candidate{ID: 5, Arch: "d"}, Status: rundir.StatusOK, Reward: 0.9},
+		{Candidate: rundir.Candidate{ID: 6, Arch: "c"}, Status: rundir.StatusReused, Reward: 0.9},
+	} {
+		s.remember(tr)
+	}
+	unlearned := []rundir.Trial{
+		{Candidate: rundir.Candidate{ID: 4, Arch: "e"}, Status: rundir.StatusOK, Reward: 0.9},
+		{Candidate: rundir.Candidate{ID: 7, Arch: "d"}, Status: rundir.StatusReused, Reward: 0.9},
+		{Candidate: rundir.Candidate{ID: 8, Arch: "f"}, Status: rundir.StatusFailed, Reward: 0.95},
+		{Candidate: rundir.Candidate{ID: 9, Arch: "g"}, Status: rundir.StatusRefused, Reward: 0.97},
+	}
+	var ids []int
+	for _, tr := range s.ranked(unlearned) {
+		ids = append(ids, tr.ID)
+	}
+	if want := []int{3, 4, 5, 1}; !slices.Equal(ids, want) {
+		t.Errorf("ranked: trials %v, want %v", ids, want)
+	}
+	ids = nil
+	for _, tr := range s.top(unlearned) {
+		ids = append(ids, tr.ID)
+	}
+	if want := []int{3, 4, 5}; !slices.Equal(ids, want) {
+		t.Errorf("top 3: trials %v, want %v", ids, want)
+	}
+	if s.best < 0 || s.trials[s.best].ID != 3 {
+		t.Errorf("best learned trial at %d, want trial 3", s.best)
+	}
+}

@@ -126,7 +126,7 @@ func measure(ctx context.Context, path string, b []byte, m *runtime.Model, opts 
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r.ThroughputBatch = opts.Batch
-	r.Throughput = float64(opts.Batch) / (thr.Median / 1000)
+	r.Throughput = imagesPerSecond(opts.Batch, thr.Median)
 
 	// The pure-Go runtime on the same images: the first test images, else
 	// random ones.
@@ -192,3 +192,7 @@ func MarkPareto(rs []*Result) {
 		rs[idx[j]].Pareto = on
 	}
 }
+
+// imagesPerSecond is the throughput of batches of n images that take ms
+// milliseconds each.
+func imagesPerSecond(n int, ms float64) float64 { return float64(n) * 1000 / ms }

@@ -25,6 +25,15 @@ func TestSummarize(t *testing.T) {
 	if s[0] != 100 {
 		t.Error("Summarize changed its input")
 	}
+	// Shuffled and asymmetric, so that the unsorted order gives other
+	// percentiles: sorted 1 2 3 4 5; p50 at rank 0.5*4 = 2 -> 3 (the
+	// unsorted order has 4 there); p95 at rank 3.8 -> 4 + 0.8*(5-4) = 4.8;
+	// p99 at rank 3.96 -> 4.96; mean 15/5 = 3.
+	l = Summarize([]float64{5, 1, 4, 2, 3})
+	if l.Runs != 5 || l.Min != 1 || l.Max != 5 || l.Mean != 3 || l.P50 != 3 ||
+		math.Abs(l.P95-4.8) > 1e-9 || math.Abs(l.P99-4.96) > 1e-9 {
+		t.Errorf("summary of 5 1 4 2 3: %+v, want p50 3, p95 4.8, p99 4.96, mean 3", l)
+	}
 }
 
 func TestParetoFront(t *testing.T) {
@@ -35,9 +44,10 @@ func TestParetoFront(t *testing.T) {
 		{Params: 150, LatencyMs: 0.9, Accuracy: 0.85}, // 3: fastest: on the front
 		{Params: 100, LatencyMs: 1.0, Accuracy: 0.90}, // 4: equal to 0: both stay
 		{Params: 100, LatencyMs: 1.5, Accuracy: 0.90}, // 5: dominated by 0 (slower)
+		{Params: 100, LatencyMs: 1.0, Accuracy: 0.80}, // 6: dominated by 0 (less accurate, the rest equal)
 	}
 	got := ParetoFront(pts)
-	want := []bool{true, true, false, true, true, false}
+	want := []bool{true, true, false, true, true, false, false}
 	if !slices.Equal(got, want) {
 		t.Errorf("front %v, want %v", got, want)
 	}

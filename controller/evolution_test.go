@@ -117,3 +117,110 @@ func TestEvolutionStartsRandomThenClimbs(t *testing.T) {
 		t.Errorf("evolution's last 60 trials average %.3f, random search's %.3f", elast, rlast)
 	}
 }
+
+// Regularized evolution ages its members out: the population is the
+// Population members observed last, not the best ever. With Population =
+// Sample = 2 a tournament draws the whole population and its parent is the
+// better of the last two. Observing A (0.9), B (0.1), then C (0.2) leaves B
+// and C: the parent of every later child is C, and none is A, however good
+// A was. A and C are far apart, so every child's nearest parent tells which
+// it mutated: one layer replaced, inserted or removed from C (the edit
+// distance, computed independently by layerDistance; a mutation that also
+// drops later layers the rules no longer allow is two or more edits, but
+// never nearer A than C).
+func TestEvolutionAgesOutTheOldest(t *testing.T) {
+	in := genotype.Input{Height: 32, Width: 32, Channels: 1}
+	archs := map[string]genotype.Arch{
+		"A": genotype.MustParse("C(512,5,1) - C(512,5,1) - P(2,2) - C(256,5,1) - C(256,5,1) - P(3,3) - C(128,1,1) - GAP()"),
+		"B": genotype.MustParse("C(128,3,1) - C(128,3,1) - C(128,3,1) - SM()"),
+		"C": genotype.MustParse("C(64,3,1) - SM()"),
+	}
+	for name, a := range archs {
+		if err := genotype.Study.Validate(a, in); err != nil {
+			t.Fatalf("%s = %s: %v", name, a, err)
+		}
+	}
+	if d := layerDistance(archs["A"], archs["C"]); d < 7 {
+		t.Fatalf("A and C are %d edits apart: too near to tell their children apart", d)
+	}
+	e, err := NewEvolution(genotype.Study, in, EvolutionConfig{Population: 2, Sample: 2}, QConfig{}, ScheduleStudy, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range []struct {
+		name   string
+		reward float64
+	}{{"A", 0.9}, {"B", 0.1}, {"C", 0.2}} {
+		if _, err := e.Observe(i+1, Proposal{Genotype: archs[o.name], Epsilon: 1}, o.reward); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oneEdit := 0
+	for trial := 4; trial < 24; trial++ {
+		p, err := e.Propose(trial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		child := p.Genotype.(genotype.Arch)
+		dc, da := layerDistance(child, archs["C"]), layerDistance(child, archs["A"])
+		if p.Epsilon != 0 || dc >= da {
+			t.Errorf("trial %d: %s (epsilon %v) is %d edits from C and %d from A: want a mutation of C, A aged out", trial, child, p.Epsilon, dc, da)
+		}
+		if dc == 1 {
+			oneEdit++
+		}
+	}
+	if oneEdit < 15 {
+		t.Errorf("%d of 20 children one edit from C", oneEdit)
+	}
+}
+
+// The same for SpaceEvolution over NASNet cells (CellSpace, whose valid
+// choices never depend on earlier ones, so a mutation changes exactly one
+// decision): after A (0.9), B (0.1) and C (0.2) with Population = Sample = 2,
+// every proposal differs from C in exactly one decision. A differs from C
+// in all 20, so a mutation of A would differ from C in at least 19.
+func TestSpaceEvolutionAgesOutTheOldest(t *testing.T) {
+	space := CellSpace{B: 2}
+	// Per block: input1, input2, op1, op2, combine; block 0's inputs are
+	// 0..1, block 1's 0..2.
+	vectors := map[string][]int{
+		"A": {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+		"B": {0, 1, 2, 2, 0, 2, 2, 2, 2, 0, 1, 0, 2, 2, 0, 2, 0, 2, 2, 1},
+		"C": {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+	}
+	diff := func(a, b []int) int {
+		n := 0
+		for i := range a {
+			if a[i] != b[i] {
+				n++
+			}
+		}
+		return n
+	}
+	agent, err := EvolutionFactory(EvolutionConfig{Population: 2, Sample: 2})(space, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range []struct {
+		name   string
+		reward float64
+	}{{"A", 0.9}, {"B", 0.1}, {"C", 0.2}} {
+		p, err := propose(space, vectors[o.name])
+		if err != nil {
+			t.Fatalf("%s: %v", o.name, err)
+		}
+		if _, err := agent.Observe(i+1, p, o.reward); err != nil {
+			t.Fatalf("%s: %v", o.name, err)
+		}
+	}
+	for trial := 4; trial < 24; trial++ {
+		p, err := agent.Propose(trial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dc, da := diff(p.Actions, vectors["C"]), diff(p.Actions, vectors["A"]); dc != 1 || p.Epsilon != 0 {
+			t.Errorf("trial %d: %v (epsilon %v) differs from C in %d decisions and from A in %d: want one from C, A aged out", trial, p.Actions, p.Epsilon, dc, da)
+		}
+	}
+}

@@ -106,3 +106,87 @@ func TestCellNetUnreadCellLeftOut(t *testing.T) {
 		}
 	}
 }
+
+// Parameters and MACs of a separable convolution and of batch
+// normalisation, worked by hand. The network is an 8x8x1 image, a 3x3 stem
+// to 8 channels and one normal cell whose only block adds sep_conv_3x3(h1)
+// to identity(h0) (both read the stem's 8 channels at 8x8, so neither is
+// projected and the identity is the stem itself), then global average
+// pooling and the dense classifier (2 classes: 1 logit). Conventions of the
+// builder: a convolution has kh*kw*(C_in/groups) weights per filter, plus
+// one bias per filter when it has a bias; its MACs are H_out*W_out*filters
+// times that per-filter count; a batch normalisation has a scale and a
+// shift per channel (its running mean and variance are state, not
+// parameters); 'same' padding keeps 8x8 at stride 1.
+//
+// The depthwise 3x3 over 8 channels (groups = 8, 8 filters, one input
+// channel each, no bias): 8*3*3*1 = 72 parameters and 8*8*8*9 = 4608 MACs.
+// Counted as a dense convolution it would be 8*3*3*8 = 576 and 36864.
+//
+// study style (a bias on every convolution but the depthwise one, no batch
+// normalisation):
+//
+//	stem 3x3, 1 -> 8:        8*9*1 + 8 = 80 params, 64*8*9  = 4608 MACs
+//	depthwise 3x3 on 8:      8*9*1     = 72,        64*8*9  = 4608
+//	pointwise 1x1, 8 -> 8:   8*8 + 8   = 72,        64*8*8  = 4096
+//	dense 8 -> 1:            8*1 + 1   = 9,         8
+//	total                                233                 13320
+//
+// nasnet style (no bias on any convolution; batch normalisation, 2*8 = 16
+// parameters, after the stem and after the pointwise convolution; ReLUs
+// count nothing):
+//
+//	stem 3x3, 1 -> 8:        8*9*1 = 72 params + BN 16, 4608 MACs
+//	depthwise 3x3 on 8:      72,                        4608
+//	pointwise 1x1, 8 -> 8:   64 + BN 16,                4096
+//	dense 8 -> 1:            9,                         8
+//	total                    249                        13320
+func TestSeparableConvAndBatchNormCounts(t *testing.T) {
+	const pair = "normal: b0 = add(sep_conv_3x3(h1), identity(h0)) | reduction: b0 = add(identity(h0), identity(h1))"
+	in := Input{Height: 8, Width: 8, Channels: 1}
+	for _, tc := range []struct {
+		style               string
+		params, macs, bns   int64
+		convParams, bnTotal int64 // every convolution's parameters, every batch normalisation's
+	}{
+		{style: "study", params: 233, macs: 13320, bns: 0, convParams: 80 + 72 + 72, bnTotal: 0},
+		{style: "nasnet", params: 249, macs: 13320, bns: 2, convParams: 72 + 72 + 64, bnTotal: 32},
+	} {
+		g, err := ParseCellNet("net(stem=8, filters=8, normal=1, reductions=0, style=" + tc.style + ") " + pair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := g.Build(in, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Params() != tc.params || n.MACs() != tc.macs {
+			t.Errorf("%s: %d params, %d MACs; want %d and %d", tc.style, n.Params(), n.MACs(), tc.params, tc.macs)
+		}
+		var depthwise, bns int
+		var convParams, bnTotal int64
+		for i, nd := range n.Nodes {
+			switch nd.Op {
+			case OpConv:
+				convParams += nd.Params
+				if nd.Groups > 1 {
+					depthwise++
+					if nd.Groups != 8 || nd.Units != 8 || nd.In != (Shape{C: 8, H: 8, W: 8}) || nd.Params != 72 || nd.MACs != 4608 {
+						t.Errorf("%s: node %d, depthwise conv of %d groups, %d filters on %v: %d params, %d MACs; want 8 groups, 8 filters on 8x8x8, 72 params, 4608 MACs",
+							tc.style, i, nd.Groups, nd.Units, nd.In, nd.Params, nd.MACs)
+					}
+				}
+			case OpBatchNorm:
+				bns++
+				bnTotal += nd.Params
+				if nd.Params != 16 {
+					t.Errorf("%s: node %d, batch normalisation of %d channels: %d params, want 16", tc.style, i, nd.In.C, nd.Params)
+				}
+			}
+		}
+		if depthwise != 1 || int64(bns) != tc.bns || convParams != tc.convParams || bnTotal != tc.bnTotal {
+			t.Errorf("%s: %d depthwise convs, %d batch normalisations; convolutions hold %d params, batch normalisations %d; want 1, %d, %d, %d",
+				tc.style, depthwise, bns, convParams, bnTotal, tc.bns, tc.convParams, tc.bnTotal)
+		}
+	}
+}

@@ -42,6 +42,87 @@ func TestParams(t *testing.T) {
 	}
 }
 
+// The same agreement for cell networks, whose separable convolutions are
+// depthwise (groups = channels) and whose nasnet style adds batch
+// normalisations: genotype's parameter count must equal the number of
+// values in the trainable tensors that onnxgen bakes into the exported model
+// (InferenceUnfolded, so no batch normalisation is folded away), read back
+// from the decoded initializers. A batch normalisation's running mean and
+// variance are state, not parameters: they are in the model but not in the
+// count.
+func TestCellNetParamsMatchTensors(t *testing.T) {
+	const study = "normal: b0 = add(sep_conv_3x3(h1), identity(h0)); b1 = concat(max_pool_3x3(b0), conv_1x3_3x1(h0)) | " +
+		"reduction: b0 = add(dil_conv_3x3(h0), avg_pool_3x3(h1)); b1 = add(identity(b0), sep_conv_5x5(h1))"
+	const wide = "normal: b0 = add(sep_conv_7x7(h0), sep_conv_3x3(h1)); b1 = concat(conv_1x7_7x1(b0), avg_pool_3x3(h1)); b2 = add(conv_3x3(h1), max_pool_5x5(b1)) | " +
+		"reduction: b0 = concat(sep_conv_5x5(h1), max_pool_7x7(h0)); b1 = add(conv_1x1(b0), dil_conv_3x3(h1)); b2 = add(sep_conv_3x3(b0), identity(h0))"
+	for _, tc := range []struct {
+		net     string
+		in      genotype.Input
+		classes int
+	}{
+		{"net(stem=8, filters=8, normal=1, reductions=1, style=study) " + study, genotype.Input{Height: 16, Width: 16, Channels: 1}, 2},
+		{"net(stem=8, filters=8, normal=1, reductions=1, style=nasnet) " + study, genotype.Input{Height: 16, Width: 16, Channels: 1}, 2},
+		{"net(stem=6, filters=4, normal=2, reductions=2, style=nasnet) " + wide, genotype.Input{Height: 20, Width: 20, Channels: 3}, 5},
+		{"net(stem=4, filters=6, normal=1, reductions=1, style=study) " + wide, genotype.Input{Height: 12, Width: 12, Channels: 2}, 3},
+	} {
+		g, err := genotype.ParseCellNet(tc.net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := g.Build(tc.in, tc.classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var depthwise, bns int
+		for _, nd := range n.Nodes {
+			if nd.Op == genotype.OpConv && nd.Groups > 1 {
+				depthwise++
+			}
+			if nd.Op == genotype.OpBatchNorm {
+				bns++
+			}
+		}
+		if depthwise == 0 || (strings.Contains(tc.net, "nasnet") && bns == 0) {
+			t.Fatalf("%s: %d depthwise convolutions, %d batch normalisations: the case tests nothing", tc.net, depthwise, bns)
+		}
+		ps := Params(n)
+		b, err := InferenceUnfolded(n, Init(ps, rand.New(rand.NewPCG(3, 4))), Metadata{Arch: tc.net, Input: tc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inits := map[string]*onnx.TensorProto{}
+		for _, tp := range decode(t, b).GetGraph().GetInitializer() {
+			inits[tp.GetName()] = tp
+		}
+		var total int64
+		var state int
+		for _, p := range ps {
+			tp, ok := inits[p.Name]
+			if !ok {
+				t.Fatalf("%s: no initializer %s", tc.net, p.Name)
+			}
+			size := int64(1)
+			for _, d := range tp.GetDims() {
+				size *= d
+			}
+			if size != int64(len(tp.GetFloatData())) {
+				t.Fatalf("%s: %s shaped %v holds %d values", tc.net, p.Name, tp.GetDims(), len(tp.GetFloatData()))
+			}
+			if p.State {
+				state++
+				continue
+			}
+			total += size
+		}
+		if state != 2*bns {
+			t.Errorf("%s: %d running statistics for %d batch normalisations", tc.net, state, bns)
+		}
+		if total != n.Params() {
+			t.Errorf("%s: the trainable tensors hold %d values, the network has %d parameters", tc.net, total, n.Params())
+		}
+	}
+}
+
 // Glorot-uniform weights lie within sqrt(6/(fan_in+fan_out)) and their variance
 // is limit^2/3; biases start at zero.
 func TestInit(t *testing.T) {

@@ -33,7 +33,9 @@ import (
 var imageExts = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 // layoutHint says what Load expects; it ends the errors about a folder's layout.
-const layoutHint = "expected image files named LEAF_* and NO_* side by side (the leaves layout) " +
+const layoutHint = "expected " + layoutHintShort
+
+const layoutHintShort = "image files named LEAF_* and NO_* side by side (the leaves layout) " +
 	"or one sub-folder of images per class"
 
 // LoadOptions configures Load. The zero value loads images at their own size,
@@ -271,7 +273,11 @@ func folderEntries(dir string) (files, folders []string, ignored int, err error)
 // detects its layout.
 func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, error) {
 	files, classes, ignored, err := folderEntries(dir)
-	if err != nil {
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist): // pe's own text repeats the path
+		return 0, nil, nil, nil, fmt.Errorf("image folder %s: %w; give a folder of %s", dir, pe.Err, layoutHintShort)
+	case err != nil:
 		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
 	}
 	rep := &LoadReport{Ignored: ignored}

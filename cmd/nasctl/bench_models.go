@@ -497,7 +497,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	}
 	if _, err := os.Stat(data.Dir); err != nil {
 		if opts.Data != "" {
-			return nil, usagef("--data: %v", err)
+			return nil, checkDataFolder("data", opts.Data)
 		}
 		fmt.Fprintf(errOut, "note: the run's images (%s) are not found; comparing on random images and taking the accuracy from the models' metadata (give the images with --data)\n", data.Dir)
 		return nil, nil

@@ -191,8 +191,9 @@ func TestBenchWarmupZero(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--out "+sub+": cannot make the folder") || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("--out under a file: exit %d, stderr %q; want exit 2 naming --out", code, errOut)
 	}
-	code, _, errOut = runCLI(t, "bench", path, "--data", filepath.Join(t.TempDir(), "nope"))
-	if code != 2 || !strings.Contains(errOut, "--data: stat ") || !strings.Contains(errOut, "nope: no such file or directory") {
+	nope := filepath.Join(t.TempDir(), "nope")
+	code, _, errOut = runCLI(t, "bench", path, "--data", nope)
+	if code != 2 || !strings.Contains(errOut, "--data "+nope+": no such file or directory; give a folder of images") {
 		t.Errorf("missing --data: exit %d, stderr %q; want exit 2 naming --data", code, errOut)
 	}
 }

@@ -49,6 +49,9 @@ Examples:
 			if opts.Data == "" {
 				return usagef("eval needs --data")
 			}
+			if err := checkDataFolder("data", opts.Data); err != nil {
+				return err
+			}
 			if opts.Batch < 1 {
 				return usagef("--batch %d: must be at least 1", opts.Batch)
 			}

@@ -114,6 +114,9 @@ func int8Options(c *cli.Context, opts *exportOptions) error {
 	if opts.Calibration.Dir == "" {
 		return usagef("--int8 needs --calibration DIR, an image folder of the model's classes (its training split calibrates) or of unlabelled images of the device")
 	}
+	if err := checkDataFolder("calibration", opts.Calibration.Dir); err != nil {
+		return err
+	}
 	if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
 		return usagef("--images must be at least 1 and --threads 0 or more")
 	}

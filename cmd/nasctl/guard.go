@@ -72,6 +72,20 @@ func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 	}
 }
 
+// checkDataFolder returns a usage error when the image folder given with
+// --flag is not a folder, before anything is loaded.
+func checkDataFolder(flag, dir string) error {
+	const what = "give a folder of images: one sub-folder per class, or the leaves layout (nasctl dataset --help)"
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return usagef("--%s %s: %v; %s", flag, dir, unwrapPath(err), what)
+	case !fi.IsDir():
+		return usagef("--%s %s is a file; %s", flag, dir, what)
+	}
+	return nil
+}
+
 // checkWritable returns a usage error when a file cannot be written at
 // path, found by creating and removing a scratch file beside it, so that a
 // long command fails before its work rather than after.

@@ -308,7 +308,8 @@ func TestCPUPresetBaseline(t *testing.T) {
 	}
 	// A search that cannot start says so in the stream too.
 	code, out, _ = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "nodata", "--json")
-	if events := jsonEvents(t, out); code != 1 || len(events) != 1 || events[0].Kind != "failed" || !strings.Contains(events[0].Message, "missing") {
+	if events := jsonEvents(t, out); code != 1 || len(events) != 1 || events[0].Kind != "failed" ||
+		!strings.Contains(events[0].Message, "image folder "+filepath.Join(tmp, "missing")+": no such file or directory; give a folder of image files") {
 		t.Errorf("--json without data: exit %d, %s", code, out)
 	}
 	// --max-params 0 leaves the preset's constraint reward without a limit:

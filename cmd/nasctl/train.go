@@ -97,6 +97,9 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if c.String("arch") == "" || opts.Data == "" {
 				return usagef("train needs --arch and --data")
 			}
+			if err := checkDataFolder("data", opts.Data); err != nil {
+				return err
+			}
 			if opts.Arch, err = genotype.ParseGenotype(c.String("arch")); err != nil {
 				return usagef("--arch: %v", err)
 			}

@@ -77,7 +77,7 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 		}
 		mo := opts
 		if data != nil {
-			test, err := testSplit(data, path, loaded)
+			test, err := testSplit(data, path, models[i].Info, loaded)
 			if err != nil {
 				MarkPareto(results)
 				return results, err
@@ -158,16 +158,8 @@ type testImages struct {
 }
 
 // testSplit returns the test images of data at the input of the model at
-// path, loading them once per input shape.
-func testSplit(data *TestData, path string, loaded map[genotype.Input]testImages) (runtime.Examples, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return runtime.Examples{}, err
-	}
-	info, err := onnxgen.ReadModelInfo(b)
-	if err != nil {
-		return runtime.Examples{}, fmt.Errorf("%s: %w", path, err)
-	}
+// path (whose metadata is info), loading them once per input shape.
+func testSplit(data *TestData, path string, info *onnxgen.ModelInfo, loaded map[genotype.Input]testImages) (runtime.Examples, error) {
 	test, ok := loaded[info.Input]
 	if !ok {
 		in := info.Input

@@ -76,13 +76,11 @@ func benchModelsAction(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usagef("bench takes one or more model files or run directories")
 	}
-	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SplitSeed: c.Uint64("split-seed"),
-		PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), SkipBad: c.Bool("skip-bad"),
+	opts := benchModelsOptions{Data: c.String("data"), Out: c.String("out"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad"),
 		Measure: bench.Options{Runs: c.Int("runs"), Warmup: c.Int("warmup"), Batch: c.Int("batch")}}
 	var err error
-	opts.PlanName = c.String("plan")
-	if opts.Plan, err = dataset.ParseSplitPlan(opts.PlanName); err != nil {
-		return usagef("--plan: %v", err)
+	if opts.SplitBy, err = splitChoiceOf(c); err != nil {
+		return err
 	}
 	if opts.Measure.Session.Device, err = parseDevice(c); err != nil {
 		return err
@@ -108,19 +106,16 @@ func benchModelsAction(c *cli.Context) error {
 }
 
 type benchModelsOptions struct {
-	Models    []string
-	RunDir    string // the first run directory given, if any
-	Data      string
-	Plan      dataset.SplitPlan
-	PlanName  string
-	SplitSeed uint64
-	// PlanSet and SeedSet: the user gave Plan and SplitSeed; otherwise
-	// RunDir's own split replaces them.
-	PlanSet, SeedSet bool
-	SkipBad          bool // --skip-bad, or the run's skip_bad
-	Out              string
-	JSON             bool
-	Measure          bench.Options
+	Models []string
+	RunDir string // the first run directory given, if any
+	Data   string
+	// SplitBy: the split of the images; the flags not given are replaced
+	// by RunDir's own split, or by the one the models record.
+	SplitBy splitChoice
+	SkipBad bool // --skip-bad, or the run's skip_bad
+	Out     string
+	JSON    bool
+	Measure bench.Options
 	// Int8 quantizes the float models first, on Images calibration
 	// images; Rounds is the number of interleaved rounds of a float and
 	// int8 pair.
@@ -462,7 +457,8 @@ func benchOut(opts benchModelsOptions) string {
 // images) when there is none or the run's folder is missing; a missing
 // --data is an error.
 func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
-	data := &bench.TestData{Dir: opts.Data, Plan: opts.Plan, PlanName: opts.PlanName, Seed: opts.SplitSeed, SkipBad: opts.SkipBad,
+	plan, _ := dataset.ParseSplitPlan(opts.SplitBy.Plan) // checked by splitChoiceOf
+	data := &bench.TestData{Dir: opts.Data, Plan: plan, PlanName: opts.SplitBy.Plan, Seed: opts.SplitBy.Seed, SkipBad: opts.SkipBad,
 		Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}
 	if opts.RunDir != "" {
 		rs, err := search.RunTestData(opts.RunDir)
@@ -471,10 +467,10 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 		}
 		if rs != nil {
 			data.Dir = cmp.Or(data.Dir, rs.Dir)
-			if !opts.PlanSet {
+			if !opts.SplitBy.PlanSet {
 				data.Plan, data.PlanName = rs.Plan, rs.PlanName
 			}
-			if !opts.SeedSet {
+			if !opts.SplitBy.SeedSet {
 				data.Seed = rs.Seed
 			}
 			data.SkipBad = data.SkipBad || rs.SkipBad
@@ -483,7 +479,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	if data.Dir == "" {
 		return nil, nil
 	}
-	if opts.RunDir == "" && !opts.PlanSet && !opts.SeedSet {
+	if opts.RunDir == "" && !opts.SplitBy.given() {
 		rec, err := modelsSplit(opts.Models)
 		if err != nil {
 			return nil, err
@@ -629,8 +625,8 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 		return nil, err
 	}
 	// Calibrated on bench's own split (the run's or the flags'), as it measures.
-	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, PlanName: data.PlanName, SplitSeed: data.Seed,
-		PlanSet: true, SeedSet: true, SkipBad: data.SkipBad,
+	k := newCalibrator(calibrationOptions{Dir: data.Dir, Images: opts.Images, SkipBad: data.SkipBad,
+		SplitBy: splitChoice{Plan: data.PlanName, Seed: data.Seed, PlanSet: true, SeedSet: true},
 		Threads: opts.Measure.Session.IntraOpThreads}, errOut)
 	var out []string
 	seen := map[string]bool{}

@@ -45,7 +45,7 @@ Examples:
 				return usagef("eval takes one or more model files")
 			}
 			opts := evalOptions{Models: c.Args().Slice(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
-				SplitSeed: c.Uint64("split-seed"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed"), JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
+				JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
 			if opts.Data == "" {
 				return usagef("eval needs --data")
 			}
@@ -61,10 +61,9 @@ Examples:
 				return usagef("--split %q: valid: train, val, test, all", opts.Split)
 			}
 			var err error
-			if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
-				return usagef("--plan: %v", err)
+			if opts.SplitBy, err = splitChoiceOf(c); err != nil {
+				return err
 			}
-			opts.Plan = c.String("plan")
 			if opts.Session.Device, err = parseDevice(c); err != nil {
 				return err
 			}
@@ -77,14 +76,12 @@ Examples:
 type evalOptions struct {
 	Models      []string
 	Data, Split string
-	// Plan and SplitSeed split models that record no split; set (PlanSet,
-	// SeedSet), they override the split a model records.
-	Plan             string
-	SplitSeed        uint64
-	PlanSet, SeedSet bool
-	Batch            int
-	JSON, SkipBad    bool
-	Session          runtime.SessionOptions
+	// SplitBy splits models that record no split; its flags given
+	// override the split a model records.
+	SplitBy       splitChoice
+	Batch         int
+	JSON, SkipBad bool
+	Session       runtime.SessionOptions
 }
 
 type evalReport struct {
@@ -218,7 +215,7 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	interruptedNote(e.errOut, path, m.Info.Interrupted())
 	sameData := m.Info.Meta[onnxgen.MetaDatasetHash] == data.d.Hash
 	e.warnOtherData(path, m.Info.Meta[onnxgen.MetaDatasetHash], data.d.Hash)
-	rec, plan, err := splitOf(m.Info, opts.Plan, opts.SplitSeed, opts.PlanSet, opts.SeedSet, sameData && opts.Split != "all", path, e.errOut)
+	rec, plan, err := opts.SplitBy.forModel(m.Info, sameData && opts.Split != "all", path, e.errOut)
 	if err != nil {
 		return nil, err
 	}
@@ -268,22 +265,22 @@ func (e *evaluator) warnOtherData(path, trained, data string) {
 	e.warned[trained] = true
 }
 
-// splitOf returns the split to measure a model on, and its plan: the one
-// its metadata records, unless --plan or --split-seed is given (set); the
+// forModel returns the split to measure a model on, and its plan: the one
+// its metadata records, unless --plan or --split-seed is given; the
 // flags' for a model that records none. Flags that override the record on
 // the data the model trained on (warn) get a warning: that split's test
 // images may be ones it trained on.
-func splitOf(info *onnxgen.ModelInfo, plan string, seed uint64, planSet, seedSet, warn bool, path string, errOut io.Writer) (onnxgen.SplitRecord, dataset.SplitPlan, error) {
+func (s splitChoice) forModel(info *onnxgen.ModelInfo, warn bool, path string, errOut io.Writer) (onnxgen.SplitRecord, dataset.SplitPlan, error) {
 	rec, ok, err := info.Split()
 	if err != nil {
 		return rec, dataset.SplitPlan{}, fmt.Errorf("%s: %w", path, err)
 	}
 	recorded := rec
-	if !ok || planSet {
-		rec.Plan = plan
+	if !ok || s.PlanSet {
+		rec.Plan = s.Plan
 	}
-	if !ok || seedSet {
-		rec.Seed = seed
+	if !ok || s.SeedSet {
+		rec.Seed = s.Seed
 	}
 	p, err := dataset.ParseSplitPlan(rec.Plan)
 	if err != nil {

@@ -73,8 +73,8 @@ Examples:
 				return usagef("export takes one model file (got %d arguments)", c.NArg())
 			}
 			opts := exportOptions{Model: c.Args().First(), Out: c.String("out"), Int8: c.Bool("int8"), JSON: c.Bool("json"),
-				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), Unlabelled: true, SplitSeed: c.Uint64("split-seed"), SkipBad: c.Bool("skip-bad"),
-					Threads: c.Int("threads"), PlanName: c.String("plan"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed")}}
+				Calibration: calibrationOptions{Dir: c.String("calibration"), Images: c.Int("images"), Unlabelled: true, SkipBad: c.Bool("skip-bad"),
+					Threads: c.Int("threads")}}
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
 			}
@@ -121,8 +121,8 @@ func int8Options(c *cli.Context, opts *exportOptions) error {
 		return usagef("--images must be at least 1 and --threads 0 or more")
 	}
 	var err error
-	if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
-		return usagef("--plan: %v", err)
+	if opts.Calibration.SplitBy, err = splitChoiceOf(c); err != nil {
+		return err
 	}
 	if opts.Quantize.Method, err = quantize.ParseMethod(c.String("method")); err != nil {
 		return usagef("--method: %v", err)
@@ -157,13 +157,11 @@ type calibrationOptions struct {
 	// its first Images in name order calibrate, and nothing is measured.
 	// Export sets it; bench, which measures on the folder, does not.
 	Unlabelled bool
-	// PlanName and SplitSeed split the folder for a model that records no
-	// split; set (PlanSet, SeedSet), they override its record.
-	PlanName         string
-	SplitSeed        uint64
-	PlanSet, SeedSet bool
-	Threads          int
-	SkipBad          bool
+	// SplitBy splits the folder for a model that records no split; its
+	// flags given override the model's record.
+	SplitBy splitChoice
+	Threads int
+	SkipBad bool
 }
 
 // exportReport is the JSON form of export --int8.
@@ -262,10 +260,10 @@ func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
 }
 
 // split splits the folder d for the model at path: as its metadata records,
-// unless the flags say otherwise (splitOf).
+// unless the flags say otherwise (splitChoice.forModel).
 func (k *calibrator) split(d *dataset.Dataset, info *onnxgen.ModelInfo, path string) (dataset.Split, onnxgen.SplitRecord, error) {
 	c := k.opts
-	rec, plan, err := splitOf(info, c.PlanName, c.SplitSeed, c.PlanSet, c.SeedSet, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
+	rec, plan, err := c.SplitBy.forModel(info, info.Meta[onnxgen.MetaDatasetHash] == d.Hash, path, k.errOut)
 	if err != nil {
 		return dataset.Split{}, rec, err
 	}
@@ -391,7 +389,7 @@ func (k *calibrator) quantizeLabelled(ctx context.Context, b []byte, path string
 // float model's to its float keys).
 func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path string, in genotype.Input, data *calibrationData, qo quantize.Options) ([]byte, error) {
 	c, m := k.opts, data.images
-	if c.PlanSet || c.SeedSet {
+	if c.SplitBy.given() {
 		return nil, fmt.Errorf("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
 	}
 	n := min(c.Images, m.Len())

@@ -44,6 +44,27 @@ func splitFlags() []cli.Flag {
 	}
 }
 
+// splitChoice is the split that splitFlags choose, and which of the two
+// flags were given: a flag given overrides the split a model or a run
+// records; one left out stands in only for a record that is missing.
+type splitChoice struct {
+	Plan             string
+	Seed             uint64
+	PlanSet, SeedSet bool
+}
+
+// splitChoiceOf reads splitFlags, refusing a plan nasctl does not know.
+func splitChoiceOf(c *cli.Context) (splitChoice, error) {
+	s := splitChoice{Plan: c.String("plan"), Seed: c.Uint64("split-seed"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed")}
+	if _, err := dataset.ParseSplitPlan(s.Plan); err != nil {
+		return s, usagef("--plan: %v", err)
+	}
+	return s, nil
+}
+
+// given says whether either flag was given.
+func (s splitChoice) given() bool { return s.PlanSet || s.SeedSet }
+
 func trainCommand() *cli.Command {
 	def := runtime.TrainConfig{}.WithDefaults() // the study's settings
 	return &cli.Command{

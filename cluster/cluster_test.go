@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -367,79 +368,130 @@ func TestWorkerKeepsTwoDatasets(t *testing.T) {
 	}
 }
 
-// A dataset that loads slowly keeps waiting only the slots that need it: a
-// slot asking for another dataset gets it meanwhile, a second slot asking
-// for the same one shares its single load, and when the job that was
-// loading it is abandoned, a waiting slot loads it for itself.
-func TestWorkerLoadsDatasetsApart(t *testing.T) {
-	release := make(chan struct{})
-	var mu sync.Mutex
-	loads := map[string]int{}
-	w := &Worker{executor: func(ctx context.Context, spec DataSpec) (search.Executor, error) {
-		mu.Lock()
-		loads[spec.Hash]++
-		n := loads[spec.Hash]
-		mu.Unlock()
-		if spec.Hash == "slow" && n == 1 {
+// loadsAt is a worker whose datasets load through a stand-in that blocks
+// the first load of each hash in block until release is closed (or its job
+// is abandoned, when it fails with abandonErr), and that counts the loads
+// and the slots it logs as waiting.
+type loadsAt struct {
+	*Worker
+	mu      sync.Mutex
+	loads   map[string]int
+	waiting map[string]int
+	release chan struct{}
+}
+
+func newLoadsAt(abandonErr error, block ...string) *loadsAt {
+	l := &loadsAt{loads: map[string]int{}, waiting: map[string]int{}, release: make(chan struct{})}
+	l.Worker = &Worker{executor: func(ctx context.Context, spec DataSpec) (search.Executor, error) {
+		l.mu.Lock()
+		l.loads[spec.Hash]++
+		n := l.loads[spec.Hash]
+		l.mu.Unlock()
+		if slices.Contains(block, spec.Hash) && n == 1 {
 			select {
-			case <-release:
+			case <-l.release:
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, abandonErr
 			}
 		}
 		return &stand{}, nil
+	}, Log: func(format string, args ...any) {
+		if line := fmt.Sprintf(format, args...); strings.HasSuffix(line, ": waiting for the load another job began") {
+			l.mu.Lock()
+			l.waiting[strings.TrimSuffix(strings.TrimPrefix(line, "dataset "), ": waiting for the load another job began")]++
+			l.mu.Unlock()
+		}
 	}}
-	first, abandon := context.WithCancel(context.Background())
-	firstDone := make(chan error, 1)
-	go func() {
-		_, err := w.executorFor(first, DataSpec{Hash: "slow"})
-		firstDone <- err
-	}()
-	for { // until the first slot is loading
-		mu.Lock()
-		n := loads["slow"]
-		mu.Unlock()
-		if n == 1 {
-			break
+	return l
+}
+
+// count returns a counter of hash under the lock.
+func (l *loadsAt) count(m map[string]int, hash string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return m[hash]
+}
+
+// until waits for a counter to reach n: the goroutines it waits for make
+// progress whatever the machine's load.
+func (l *loadsAt) until(t *testing.T, m map[string]int, hash string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // a guard against a deadlock, not a timing
+	for l.count(m, hash) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never reached %d", hash, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	second := make(chan search.Executor, 1)
+}
+
+// get asks for hash's executor in a goroutine of its own.
+func (l *loadsAt) get(ctx context.Context, hash string) <-chan error {
+	done := make(chan error, 1)
 	go func() {
-		e, err := w.executorFor(context.Background(), DataSpec{Hash: "slow"})
-		if err != nil {
+		e, err := l.executorFor(ctx, DataSpec{Hash: hash})
+		if err == nil && e == nil {
+			err = errors.New("no executor")
+		}
+		done <- err
+	}()
+	return done
+}
+
+// A dataset that loads slowly keeps waiting only the slots that need it, and
+// is loaded once: a slot asking for another dataset gets it meanwhile, a
+// second slot asking for the same one waits for the first one's load, and
+// two more datasets loaded meanwhile do not evict the one still loading.
+func TestWorkerLoadsDatasetsOnce(t *testing.T) {
+	l := newLoadsAt(context.Canceled, "slow")
+	first := l.get(context.Background(), "slow")
+	l.until(t, l.loads, "slow", 1)
+	second := l.get(context.Background(), "slow")
+	l.until(t, l.waiting, "slow", 1)
+	for _, h := range []string{"fast", "faster"} { // keptExecutors would evict the oldest
+		select { // a guard against a deadlock, not a timing
+		case err := <-l.get(context.Background(), h):
+			if err != nil {
+				t.Fatalf("%s while slow loads: %v", h, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s waited for the slow dataset's load", h)
+		}
+	}
+	close(l.release)
+	for _, done := range []<-chan error{first, second} {
+		if err := <-done; err != nil {
 			t.Error(err)
 		}
-		second <- e
-	}()
-	fast := make(chan error, 1)
-	go func() {
-		_, err := w.executorFor(context.Background(), DataSpec{Hash: "fast"})
-		fast <- err
-	}()
-	select { // a guard against a deadlock, not a timing: the slow load waits for release
-	case err := <-fast:
-		if err != nil {
-			t.Fatalf("another dataset while one loads: %v", err)
+	}
+	if err := <-l.get(context.Background(), "slow"); err != nil {
+		t.Error(err)
+	}
+	if n := l.count(l.loads, "slow"); n != 1 {
+		t.Errorf("slow loaded %d times, want once", n)
+	}
+}
+
+// When the job loading a dataset is abandoned, a slot waiting for it loads
+// it for itself, whatever error the abandoned load ended with (a broker's
+// timeout, not only the context's).
+func TestWorkerTakesOverAbandonedLoad(t *testing.T) {
+	for _, abandonErr := range []error{context.Canceled, errors.New("nats: timeout")} {
+		l := newLoadsAt(abandonErr, "slow")
+		ctx, abandon := context.WithCancel(context.Background())
+		first := l.get(ctx, "slow")
+		l.until(t, l.loads, "slow", 1)
+		second := l.get(context.Background(), "slow")
+		l.until(t, l.waiting, "slow", 1)
+		abandon()
+		if err := <-first; !errors.Is(err, abandonErr) {
+			t.Errorf("%v: the abandoned slot: %v", abandonErr, err)
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("another dataset waited for the slow one's load")
-	}
-	abandon()
-	if err := <-firstDone; !errors.Is(err, context.Canceled) {
-		t.Errorf("the abandoned slot: %v", err)
-	}
-	if e := <-second; e == nil {
-		t.Error("the waiting slot got no executor")
-	}
-	again, err := w.executorFor(context.Background(), DataSpec{Hash: "slow"})
-	if err != nil || again == nil {
-		t.Errorf("kept: %v, %v", again, err)
-	}
-	close(release)
-	mu.Lock()
-	defer mu.Unlock()
-	if loads["slow"] != 2 || loads["fast"] != 1 {
-		t.Errorf("loads %v; want slow twice (the abandoned load and the waiting slot's), fast once", loads)
+		if err := <-second; err != nil {
+			t.Errorf("%v: the waiting slot: %v", abandonErr, err)
+		}
+		if n := l.count(l.loads, "slow"); n != 2 {
+			t.Errorf("%v: slow loaded %d times, want twice (the abandoned load and the waiting slot's)", abandonErr, n)
+		}
 	}
 }

@@ -165,7 +165,7 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 		if err := e.b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			// Left, the earlier failure's note could be read as the retry's
 			// last one should the retry use up its deliveries without one.
-			e.say("trial %d: removing the earlier failure's note: %v", j.Trial, err)
+			e.say("trial %d: removing the earlier failure's note: %v; should this retry fail on every delivery without a note of its own, that earlier failure is the one reported", j.Trial, err)
 		}
 	}
 	ack, err := e.b.js.Publish(ctx, Subject(e.device), body, jetstream.WithMsgID(p.id))

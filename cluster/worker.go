@@ -483,26 +483,35 @@ func (w *Worker) executorFor(ctx context.Context, spec DataSpec) (search.Executo
 		k, load := w.keptFor(spec)
 		if load {
 			k.e, k.err = w.makeExecutor(ctx, spec)
+			k.abandoned = k.err != nil && ctx.Err() != nil
 			if k.err != nil {
 				w.forget(k)
 			}
 			close(k.ready)
+			return k.e, k.err
 		}
 		select {
 		case <-k.ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		default:
+			w.log("dataset %s: waiting for the load another job began", spec.Hash)
+			select {
+			case <-k.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
-		if k.err == nil || load || !errors.Is(k.err, context.Canceled) {
+		if !k.abandoned {
 			return k.e, k.err
 		}
-		// The job that was loading it was abandoned: load it for this one.
+		// The job that was loading it was abandoned (whatever error that
+		// left): load it for this one.
 	}
 }
 
 // keptFor returns the kept entry of spec, the last used from now on, and
-// whether the caller is to load it (a new entry, which replaces the entry
-// used longest ago when keptExecutors are kept).
+// whether the caller is to load it: a new entry, which replaces the entry
+// used longest ago among those loaded when keptExecutors are kept (one
+// still loading stays, for the slots waiting on it).
 func (w *Worker) keptFor(spec DataSpec) (k *keptExecutor, load bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -511,8 +520,12 @@ func (w *Worker) keptFor(spec DataSpec) (k *keptExecutor, load bool) {
 		w.execs = append(slices.Delete(w.execs, i, i+1), k)
 		return k, false
 	}
-	if len(w.execs) == keptExecutors {
-		w.execs = slices.Delete(w.execs, 0, 1)
+	for len(w.execs) >= keptExecutors {
+		i := slices.IndexFunc(w.execs, (*keptExecutor).loaded)
+		if i < 0 {
+			break
+		}
+		w.execs = slices.Delete(w.execs, i, i+1)
 	}
 	k = &keptExecutor{spec: spec, ready: make(chan struct{})}
 	w.execs = append(w.execs, k)
@@ -537,12 +550,23 @@ func (w *Worker) makeExecutor(ctx context.Context, spec DataSpec) (search.Execut
 const keptExecutors = 2
 
 // keptExecutor is a dataset's executor, once ready is closed (or the error
-// that loading it ended with).
+// that loading it ended with, and whether the job loading it was abandoned).
 type keptExecutor struct {
-	spec  DataSpec
-	ready chan struct{}
-	e     search.Executor
-	err   error
+	spec      DataSpec
+	ready     chan struct{}
+	e         search.Executor
+	err       error
+	abandoned bool
+}
+
+// loaded says whether the loading of k has ended.
+func (k *keptExecutor) loaded() bool {
+	select {
+	case <-k.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // localExecutor fetches the dataset and loads it as the driver did. A

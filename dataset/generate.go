@@ -255,7 +255,11 @@ func prepareDir(dir string, force bool) error {
 }
 
 // writeAtomic writes data to dir/name through a temporary file in dir, named
-// after the process so that two runs never share one.
+// after the process so that two runs never share one. Unlike
+// internal/atomicfile it does not sync each of the thousands of images: a
+// killed process leaves whole files or none, and an image a power cut
+// leaves empty is named as a bad file when the folder is loaded (generating
+// the folder again mends it).
 func writeAtomic(dir, name string, data []byte) (err error) {
 	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%s", tmpPrefix, os.Getpid(), name))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

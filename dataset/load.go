@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	_ "golang.org/x/image/bmp"
 	xdraw "golang.org/x/image/draw"
@@ -33,9 +34,11 @@ import (
 var imageExts = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 // layoutHint says what Load expects; it ends the errors about a folder's layout.
-const layoutHint = "expected " + layoutHintShort
+const layoutHint = "expected " + Layouts
 
-const layoutHintShort = "image files named LEAF_* and NO_* side by side (the leaves layout) " +
+// Layouts names the two layouts of an image folder that Load reads, for
+// messages that say what to give.
+const Layouts = "image files named LEAF_* and NO_* side by side (the leaves layout) " +
 	"or one sub-folder of images per class"
 
 // LoadOptions configures Load. The zero value loads images at their own size,
@@ -275,8 +278,8 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 	files, classes, ignored, err := folderEntries(dir)
 	var pe *fs.PathError
 	switch {
-	case errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist): // pe's own text repeats the path
-		return 0, nil, nil, nil, fmt.Errorf("image folder %s: %w; give a folder of %s", dir, pe.Err, layoutHintShort)
+	case errors.As(err, &pe) && (errors.Is(pe.Err, fs.ErrNotExist) || errors.Is(pe.Err, syscall.ENOTDIR)): // pe's own text repeats the path
+		return 0, nil, nil, nil, fmt.Errorf("image folder %s: %w; give a folder of %s", dir, pe.Err, Layouts)
 	case err != nil:
 		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
 	}

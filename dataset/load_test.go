@@ -427,8 +427,14 @@ func TestLoadLayoutErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Load(filepath.Join(t.TempDir(), "nope"), LoadOptions{}); !errors.Is(err, os.ErrNotExist) {
+	nope := filepath.Join(t.TempDir(), "nope")
+	if _, _, err := Load(nope, LoadOptions{}); !errors.Is(err, os.ErrNotExist) || err.Error() != "image folder "+nope+": no such file or directory; give a folder of "+Layouts {
 		t.Errorf("missing folder: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "LEAF_0.png")
+	writeImage(t, filepath.Dir(file), filepath.Base(file), uniformGray(4, 4, 1))
+	if _, _, err := Load(file, LoadOptions{}); err == nil || err.Error() != "image folder "+file+": not a directory; give a folder of "+Layouts {
+		t.Errorf("a file as the folder: %v", err)
 	}
 	// OneClass takes a single class, as a class folder or as the leaves
 	// layout's one prefix; without it, the error is ErrOneClass.

@@ -795,6 +795,10 @@ func (s *Search) writeReport() (string, error) {
 		return "", err
 	}
 	r.cfg = s.cfg
+	// The trials first: what a failure below leaves is then up to date.
+	if err := s.dir.WriteTrialsCSV(r.trials, r.notes, s.cfg.Trains()); err != nil {
+		return "", err
+	}
 	rep := r.report(s.cfg.Name)
 	if rep.FinalIncomplete() {
 		// Not a best of part of the finals, not even one left from before.
@@ -822,9 +826,6 @@ func (s *Search) writeReport() (string, error) {
 		}
 	}
 	if err := s.dir.WriteJSON(rundir.FileTop, rep.Top); err != nil {
-		return "", err
-	}
-	if err := s.dir.WriteTrialsCSV(r.trials, r.notes, s.cfg.Trains()); err != nil {
 		return "", err
 	}
 	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg, r.trials, r.notes, r.data.ValMajority)

@@ -558,17 +558,19 @@ func (s *Search) learn(t rundir.Trial) error {
 	return nil
 }
 
-// csvEvery is how often a run rewrites trials.csv while it learns. The file
-// holds every trial, so writing it per trial made a search of thousands of
-// table-scored trials quadratic (docs/performance.md, "Searches without
-// training"); trials.jsonl is the record, and the report writes the CSV
-// whole at the end and on a stop.
+// csvEvery is how often a search that does not train rewrites trials.csv
+// while it learns. The file holds every trial, so writing it per trial made
+// a search of thousands of table-scored trials quadratic
+// (docs/performance.md, "Searches without training"); trials.jsonl is the
+// record, and the report writes the CSV whole at the end, on a stop and
+// after a failure. A trained trial takes seconds: those runs write it with
+// every batch.
 const csvEvery = 10 * time.Second
 
-// save writes the agent's checkpoint once per batch of trials learned, and
-// trials.csv at most every csvEvery. A crash between a trial and its
-// batch's save loses nothing: a resumed run learns the trials after the
-// checkpoint again from the log.
+// save writes the agent's checkpoint and trials.csv once per batch of
+// trials learned (trials.csv at most every csvEvery in a search that does
+// not train). A crash between a trial and its batch's save loses nothing:
+// a resumed run learns the trials after the checkpoint again from the log.
 func (s *Search) save() error {
 	c := &s.sched
 	cp := rundir.Checkpoint{Learned: c.nextLearn - 1}
@@ -578,7 +580,7 @@ func (s *Search) save() error {
 	if err := s.dir.SaveAgent(cp, s.agent.Save); err != nil {
 		return err
 	}
-	if time.Since(s.csvAt) < csvEvery {
+	if !s.cfg.Trains() && time.Since(s.csvAt) < csvEvery {
 		return nil
 	}
 	s.csvAt = time.Now()

@@ -33,9 +33,11 @@ import (
 
 // Event reports the progress of a search to whoever draws it.
 type Event struct {
-	// Kind is "start" (once, first), "info" (a note at any time: the
-	// latency model, a warning of the schedule or the broker), "trial" (learned), "saved" (finished during a stop:
-	// recorded, learned by the resumed run), "stopping", "final_start",
+	// Kind is "start" (once, first), "info" (a note: the latency model
+	// before the trials, missing search weights before the final phase;
+	// nasctl search adds its own warnings, at any time), "trial" (learned),
+	// "saved" (finished during a stop: recorded, learned by the resumed
+	// run), "stopping", "final_start",
 	// "final_epoch" (a long retraining's progress: Message), "final", and
 	// last "done", or "stopped" when a stop or an interrupt
 	// ended the run, or "failed" (Message: the error; also the end of a

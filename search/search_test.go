@@ -3,6 +3,7 @@ package search
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1702,5 +1703,35 @@ func TestRankedOrder(t *testing.T) {
 	}
 	if s.best < 0 || s.trials[s.best].ID != 3 {
 		t.Errorf("best learned trial at %d, want trial 3", s.best)
+	}
+}
+
+// A trained search keeps trials.csv up to date with every trial learned:
+// when the final phase starts, the file holds them all.
+func TestTrialsCSVBeforeFinalPhase(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s := newSearch(t, cfg, &fakeExecutor{})
+	checked := false
+	s.Progress = func(e Event) {
+		if e.Kind != "final_start" {
+			return
+		}
+		f, err := os.Open(filepath.Join(dir, cfg.Name, rundir.FileTrialsCSV))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(rows)-1 != len(s.trials) {
+			t.Errorf("at the final phase's start trials.csv holds %d trials (%v), %d are learned", len(rows)-1, err, len(s.trials))
+		}
+		checked = true
+	}
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("no final_start event")
 	}
 }

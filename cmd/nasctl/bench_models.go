@@ -82,6 +82,11 @@ func benchModelsAction(c *cli.Context) error {
 	if opts.SplitBy, err = splitChoiceOf(c); err != nil {
 		return err
 	}
+	if opts.Data != "" {
+		if err := checkDataFolder("data", opts.Data); err != nil {
+			return err
+		}
+	}
 	if opts.Measure.Session.Device, err = parseDevice(c); err != nil {
 		return err
 	}
@@ -454,11 +459,9 @@ func benchOut(opts benchModelsOptions) string {
 
 // benchData is where the models' test images come from: --data, --plan and
 // --split-seed, else the run directory's own data and split; nil (random
-// images) when there is none or the run's folder is missing; a missing
-// --data is an error.
+// images) when there is none or the run's folder is missing.
 func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, error) {
-	plan, _ := dataset.ParseSplitPlan(opts.SplitBy.Plan) // checked by splitChoiceOf
-	data := &bench.TestData{Dir: opts.Data, Plan: plan, PlanName: opts.SplitBy.Plan, Seed: opts.SplitBy.Seed, SkipBad: opts.SkipBad,
+	data := &bench.TestData{Dir: opts.Data, Plan: opts.SplitBy.plan, PlanName: opts.SplitBy.Plan, Seed: opts.SplitBy.Seed, SkipBad: opts.SkipBad,
 		Skipped: func(bad []*dataset.BadFile) { reportSkipped(errOut, bad) }}
 	if opts.RunDir != "" {
 		rs, err := search.RunTestData(opts.RunDir)
@@ -491,10 +494,7 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 			data.PlanName, data.Seed = rec.Plan, rec.Seed
 		}
 	}
-	if _, err := os.Stat(data.Dir); err != nil {
-		if opts.Data != "" {
-			return nil, checkDataFolder("data", opts.Data)
-		}
+	if _, err := os.Stat(data.Dir); err != nil { // the run's folder: --data is checked with the flags
 		fmt.Fprintf(errOut, "note: the run's images (%s) are not found; comparing on random images and taking the accuracy from the models' metadata (give the images with --data)\n", data.Dir)
 		return nil, nil
 	}

@@ -193,8 +193,12 @@ func TestBenchWarmupZero(t *testing.T) {
 	}
 	nope := filepath.Join(t.TempDir(), "nope")
 	code, _, errOut = runCLI(t, "bench", path, "--data", nope)
-	if code != 2 || !strings.Contains(errOut, "--data "+nope+": no such file or directory; give a folder of images") {
+	if code != 2 || !strings.Contains(errOut, "--data "+nope+": no such file or directory; give a folder of image files") {
 		t.Errorf("missing --data: exit %d, stderr %q; want exit 2 naming --data", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "bench", path, "--data", path)
+	if code != 2 || !strings.Contains(errOut, "--data "+path+" is a file; give a folder of image files") {
+		t.Errorf("a model as --data: exit %d, stderr %q; want exit 2 naming --data", code, errOut)
 	}
 }
 

@@ -118,7 +118,7 @@ func TestExportErrors(t *testing.T) {
 	}{
 		{[]string{"export", model}, 2, "--out"},
 		{[]string{"export", model, "--int8", "--out", out}, 2, "--calibration DIR"},
-		{[]string{"export", model, "--int8", "--calibration", filepath.Join(dir, "nope"), "--out", out}, 2, "--calibration " + filepath.Join(dir, "nope") + ": no such file or directory; give a folder of images"},
+		{[]string{"export", model, "--int8", "--calibration", filepath.Join(dir, "nope"), "--out", out}, 2, "--calibration " + filepath.Join(dir, "nope") + ": no such file or directory; give a folder of image files"},
 		{[]string{"export", model, "--calibration", data, "--out", out}, 2, "add --int8"},
 		{[]string{"export", model, "--plan", "nasnet", "--out", out}, 2, "--plan is for --int8"},
 		{[]string{"export", model, "--threads", "2", "--out", out}, 2, "--threads is for --int8"},

@@ -75,7 +75,7 @@ func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 // checkDataFolder returns a usage error when the image folder given with
 // --flag is not a folder, before anything is loaded.
 func checkDataFolder(flag, dir string) error {
-	const what = "give a folder of images: one sub-folder per class, or the leaves layout (nasctl dataset --help)"
+	const what = "give a folder of " + dataset.Layouts + " (nasctl dataset --help)"
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:

@@ -99,7 +99,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 func progressFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start prints failed alone)"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start ends with failed, without start)"},
 	}
 }
 

@@ -51,12 +51,14 @@ type splitChoice struct {
 	Plan             string
 	Seed             uint64
 	PlanSet, SeedSet bool
+	plan             dataset.SplitPlan // Plan's, when splitChoiceOf read it
 }
 
 // splitChoiceOf reads splitFlags, refusing a plan nasctl does not know.
 func splitChoiceOf(c *cli.Context) (splitChoice, error) {
 	s := splitChoice{Plan: c.String("plan"), Seed: c.Uint64("split-seed"), PlanSet: c.IsSet("plan"), SeedSet: c.IsSet("split-seed")}
-	if _, err := dataset.ParseSplitPlan(s.Plan); err != nil {
+	var err error
+	if s.plan, err = dataset.ParseSplitPlan(s.Plan); err != nil {
 		return s, usagef("--plan: %v", err)
 	}
 	return s, nil
@@ -124,10 +126,11 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Arch, err = genotype.ParseGenotype(c.String("arch")); err != nil {
 				return usagef("--arch: %v", err)
 			}
-			if _, err = dataset.ParseSplitPlan(c.String("plan")); err != nil {
-				return usagef("--plan: %v", err)
+			split, err := splitChoiceOf(c)
+			if err != nil {
+				return err
 			}
-			opts.Plan = c.String("plan")
+			opts.Plan = split.Plan
 			if s := c.String("input"); s != "" {
 				if opts.Input, err = imageInput(s); err != nil {
 					return err

@@ -539,6 +539,7 @@ func (w *Worker) forget(k *keptExecutor) {
 	w.execs = slices.DeleteFunc(w.execs, func(x *keptExecutor) bool { return x == k })
 }
 
+// makeExecutor loads spec's dataset (through the tests' stand-in when set).
 func (w *Worker) makeExecutor(ctx context.Context, spec DataSpec) (search.Executor, error) {
 	if w.executor != nil {
 		return w.executor(ctx, spec)

@@ -2,12 +2,15 @@ package rundir
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -342,6 +345,33 @@ func TestModelID(t *testing.T) {
 	for _, name := range []string{"trial-1.onnx", "trial-00012.onnx", "trial-0000.onnx", "trial-12a4.onnx", "trial-0012.onnx.tmp", "rank-01.onnx", "trial-.onnx", "trial--012.onnx"} {
 		if id, ok := ModelID(name); ok {
 			t.Errorf("ModelID(%q) = %d, want no trial", name, id)
+		}
+	}
+}
+
+// Every trial an epsilon schedule drew has its epsilon in trials.jsonl, 0
+// too (a greedy phase, an evolved child); a trial drawn at a temperature
+// (REINFORCE) has none. Each reads back as it was written.
+func TestTrialEpsilonKey(t *testing.T) {
+	for _, tc := range []struct {
+		c    Candidate
+		want string // the epsilon key and value, "" for none
+	}{
+		{Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 0}, `"epsilon":0`},
+		{Candidate{ID: 2, Arch: "C(8,3,1) - SM()", Epsilon: 0.5}, `"epsilon":0.5`},
+		{Candidate{ID: 3, Arch: "a", Actions: []int{1}, Temperature: 2.5}, ""},
+	} {
+		tr := Trial{Candidate: tc.c, Status: StatusOK, Reward: 0.9}
+		b, err := json.Marshal(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), `"epsilon"`); tc.want == "" && n != 0 || tc.want != "" && (n != 1 || !strings.Contains(string(b), tc.want)) {
+			t.Errorf("trial %d: %s; want %q once", tc.c.ID, b, cmp.Or(tc.want, "no epsilon"))
+		}
+		var back Trial
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, tr) {
+			t.Errorf("trial %d read back as %+v (%v)", tc.c.ID, back, err)
 		}
 	}
 }

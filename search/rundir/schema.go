@@ -1,6 +1,7 @@
 package rundir
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -97,6 +98,22 @@ type Trial struct {
 	ReusedFrom int                   `json:"reused_from,omitempty"`
 	Finished   time.Time             `json:"finished"`
 	Epochs     []runtime.EpochRecord `json:"epochs,omitempty"`
+}
+
+// MarshalJSON writes the trial with its epsilon even when it is 0 (a
+// greedy phase, an evolved child), so that a script finds the key on every
+// trial an epsilon schedule drew; trials of the REINFORCE controller, drawn
+// at a temperature instead, have none.
+func (t Trial) MarshalJSON() ([]byte, error) {
+	type plain Trial // without this method
+	out := struct {
+		plain
+		Epsilon *float64 `json:"epsilon,omitempty"` // shadows Candidate's
+	}{plain: plain(t)}
+	if t.Temperature == 0 {
+		out.Epsilon = &t.Epsilon
+	}
+	return json.Marshal(out)
 }
 
 // Note is what the agent did with a trial it learned, as recorded in

@@ -104,7 +104,7 @@ func (c *collector) percentile(i int, p float64) (lo, hi float64) {
 	tail := uint64(math.Floor(float64(total) * (100 - p) / 100))
 	lo, hi = c.lo[i], c.hi[i]
 	var n uint64
-	for b := bins - 1; b > 0; b-- {
+	for b := bins - 1; b >= 0; b-- {
 		if n += h[b]; n > tail {
 			hi = c.lo[i] + float64(b+1)*width
 			break
@@ -112,7 +112,7 @@ func (c *collector) percentile(i int, p float64) (lo, hi float64) {
 	}
 	if c.lo[i] < 0 {
 		n = 0
-		for b := 0; b < bins-1; b++ {
+		for b := 0; b < bins; b++ {
 			if n += h[b]; n > tail {
 				lo = c.lo[i] + float64(b)*width
 				break

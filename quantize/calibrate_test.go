@@ -14,30 +14,15 @@ import (
 // onnxgen.Init's zeros, so that the int32 biases have something to round.
 func exportBiased(t *testing.T, arch string, in genotype.Input) ([]byte, *genotype.Net, [][]float32) {
 	t.Helper()
-	g, err := genotype.ParseGenotype(arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := g.Build(in, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := onnxgen.Params(net)
-	r := rand.New(rand.NewPCG(7, 7))
-	w := onnxgen.Init(params, r)
-	for i, p := range params {
-		if p.Bias && !p.State {
-			for j := range w[i] {
-				w[i][j] = r.Float32() - 0.5
+	return exportEdited(t, arch, in, func(params []onnxgen.Param, w [][]float32, r *rand.Rand) {
+		for i, p := range params {
+			if p.Bias && !p.State {
+				for j := range w[i] {
+					w[i][j] = r.Float32() - 0.5
+				}
 			}
 		}
-	}
-	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: []string{"a", "b"},
-		Normalization: onnxgen.Normalization})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, net, w
+	})
 }
 
 // The int32 biases are the float biases rounded to the nearest multiple of

@@ -19,6 +19,13 @@ import (
 // returns the model, the network and its weights.
 func export(t *testing.T, arch string, in genotype.Input) ([]byte, *genotype.Net, [][]float32) {
 	t.Helper()
+	return exportEdited(t, arch, in, nil)
+}
+
+// exportEdited is export with the weights changed by edit, when set, after
+// they are drawn from r.
+func exportEdited(t *testing.T, arch string, in genotype.Input, edit func(params []onnxgen.Param, w [][]float32, r *rand.Rand)) ([]byte, *genotype.Net, [][]float32) {
+	t.Helper()
 	g, err := genotype.ParseGenotype(arch)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +34,11 @@ func export(t *testing.T, arch string, in genotype.Input) ([]byte, *genotype.Net
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := onnxgen.Init(onnxgen.Params(net), rand.New(rand.NewPCG(3, 3)))
+	params, r := onnxgen.Params(net), rand.New(rand.NewPCG(3, 3))
+	w := onnxgen.Init(params, r)
+	if edit != nil {
+		edit(params, w, r)
+	}
 	b, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: in, Classes: []string{"a", "b"}, DatasetHash: "sha256:abc",
 		Normalization: onnxgen.Normalization, Extra: map[onnxgen.MetaKey]string{onnxgen.MetaTestAccuracy: "0.9"}})
 	if err != nil {

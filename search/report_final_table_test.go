@@ -1,0 +1,55 @@
+package search
+
+import (
+	"encoding/csv"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// The final table's every column, in CSV and Markdown, for two finals whose
+// accuracies all differ (search validation 0.91, validation after
+// retraining 0.935, test 0.8825), so that no two columns can be swapped
+// unseen; the second failed, so its test column says so, and it has no
+// int8 model.
+func TestReportFinalTableColumns(t *testing.T) {
+	int8 := 0.875
+	finals := []rundir.FinalResult{
+		{Rank: 1, Trial: 4, Arch: "C(8,3,1) - SM()", Params: 1234, MACs: 56789, SearchValAccuracy: 0.91, ValAccuracy: 0.935, TestAccuracy: 0.8825,
+			Status: rundir.StatusOK, Model: "winners/rank-01.onnx", LatencyMs: 0.0425, Int8TestAccuracy: &int8, Int8Model: "winners/rank-01.int8.onnx"},
+		{Rank: 2, Trial: 7, Arch: "SM()", Params: 5, MACs: 6, SearchValAccuracy: 0.5, ValAccuracy: 0.25, Status: rundir.StatusFailed, LatencyMs: 0.01},
+	}
+	b, err := Report{Finals: finals}.CSV()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms", "int8_test_accuracy", "int8_model"},
+		{"1", "4", "C(8,3,1) - SM()", "1234", "56789", "0.91", "0.935", "0.8825", "ok", "winners/rank-01.onnx", "0.0425", "0.875", "winners/rank-01.int8.onnx"},
+		{"2", "7", "SM()", "5", "6", "0.5", "0.25", "0", "failed", "", "0.01", "", ""},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("csv %q, want %q", rows, want)
+	}
+	for i := range want {
+		if !slices.Equal(rows[i], want[i]) {
+			t.Errorf("csv row %d: %q\nwant %q", i, rows[i], want[i])
+		}
+	}
+	md := Report{Kind: KindMetaQNN, Finals: finals}.Markdown()
+	for _, w := range []string{
+		"| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model | latency ms | int8 test acc | int8 model |",
+		"| 1 | C(8,3,1) - SM() | 1,234 | 56,789 | 91.00% | 93.50% | 88.25% | winners/rank-01.onnx | 0.0425 | 87.50% | winners/rank-01.int8.onnx |",
+		"| 2 | SM() | 5 | 6 | 50.00% | 25.00% | failed |  | 0.0100 | - | - |",
+	} {
+		if !strings.Contains(md, w) {
+			t.Errorf("markdown lacks %q:\n%s", w, md)
+		}
+	}
+}

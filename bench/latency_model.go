@@ -249,17 +249,25 @@ func Calibrate(ctx context.Context, sample func(i int) (*genotype.Net, error), n
 	if err != nil {
 		return nil, err
 	}
-	held := n / 5
-	coef, err := fit(x[held:], y[held:])
+	coef, mape, held, err := fitHeldOut(x, y)
 	if err != nil {
 		return nil, err
 	}
-	m := &LatencyModel{Coefficients: coef, Threads: session.IntraOpThreads, HeldOut: held, Fitted: n - held}
-	for i := range held {
-		m.MAPE += math.Abs(predict(coef, x[i])-y[i]) / y[i]
+	return &LatencyModel{Coefficients: coef, Threads: session.IntraOpThreads, MAPE: mape, HeldOut: held, Fitted: n - held}, nil
+}
+
+// fitHeldOut fits the model on the networks after the first fifth (held)
+// of features x and latencies y, and returns its mean absolute percentage
+// error on that fifth.
+func fitHeldOut(x [][]float64, y []float64) (coef []float64, mape float64, held int, err error) {
+	held = len(y) / 5
+	if coef, err = fit(x[held:], y[held:]); err != nil {
+		return nil, 0, 0, err
 	}
-	m.MAPE = 100 * m.MAPE / float64(held)
-	return m, nil
+	for i := range held {
+		mape += math.Abs(predict(coef, x[i])-y[i]) / y[i]
+	}
+	return coef, 100 * mape / float64(held), held, nil
 }
 
 // LatencyTableFormat is the format version of latency tables this nasctl

@@ -2,7 +2,6 @@ package search
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/controller"
@@ -60,14 +59,8 @@ func TestReportRewardWindows(t *testing.T) {
 	if a := r.All; !near(a.Mean, 5.65/12) || a.Best != 0.95 || a.Updates != 3 || a.Skipped != 1 {
 		t.Errorf("all: %+v, want mean %v, best 0.95, 3 updates, 1 skipped", a, 5.65/12)
 	}
-	md := r.Markdown()
-	for _, w := range []string{
+	markdownHas(t, r.Markdown(),
 		"Mean reward: first 10 trials 0.4000, last 10 trials 0.4950; best 0.9500; 3 updates (1 skipped).",
 		"| 1-10 | 0.4000 | 0.9000 | 0.3200 | 1.500 | 2 | 1 |",
-		"| 11-12 | 0.8250 | 0.9500 | 0.3000 | 1.600 | 1 | 0 |",
-	} {
-		if !strings.Contains(md, w) {
-			t.Errorf("markdown lacks %q:\n%s", w, md)
-		}
-	}
+		"| 11-12 | 0.8250 | 0.9500 | 0.3000 | 1.600 | 1 | 0 |")
 }

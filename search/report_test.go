@@ -18,14 +18,7 @@ func TestReportLatencyColumn(t *testing.T) {
 		{Rank: 1, Trial: 4, Arch: "C(8,3,1) - SM()", Params: 10, MACs: 20, ValAccuracy: 0.9, TestAccuracy: 0.8, Status: rundir.StatusOK, Model: "winners/rank-01.onnx", LatencyMs: 0.0425},
 		{Rank: 2, Trial: 7, Arch: "SM()", Params: 5, MACs: 6, ValAccuracy: 0.7, TestAccuracy: 0.6, Status: rundir.StatusOK, Model: "winners/rank-02.onnx"},
 	}
-	b, err := Report{Finals: finals}.CSV()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := reportCSV(t, Report{Finals: finals})
 	if len(rows) != 3 || rows[0][10] != "latency_ms" || rows[1][10] != "0.0425" || rows[2][10] != "" {
 		t.Fatalf("csv %q", rows)
 	}
@@ -281,5 +274,29 @@ func TestReportGreedyAndGain(t *testing.T) {
 	cfg.MetaQNN.Agent = AgentRandom
 	if md := BuildReport(cfg, "", trials, nil, nil, 0.5).Markdown(); strings.Contains(md, "greedy") {
 		t.Errorf("a random run's table has greedy columns:\n%s", md)
+	}
+}
+
+// reportCSV returns the rows of r's report.csv.
+func reportCSV(t *testing.T, r Report) [][]string {
+	t.Helper()
+	b, err := r.CSV()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// markdownHas reports each of lines that md lacks.
+func markdownHas(t *testing.T, md string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(md, l) {
+			t.Errorf("markdown lacks %q:\n%s", l, md)
+		}
 	}
 }

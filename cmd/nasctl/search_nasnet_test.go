@@ -218,7 +218,7 @@ func TestSearchNASNetUsage(t *testing.T) {
 		{[]string{"--reward", "natsbench", "--cells", "stem=4"}, "--cells applies to the searches that train"},
 		{[]string{"--cells", "depth=3"}, `--cells: unknown key "depth"`},
 		{[]string{"--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
-		{[]string{"--data", "d", "--reward", "mnasnet"}, "reward.target_ms: the mnasnet reward needs a target latency T > 0"},
+		{[]string{"--data", ".", "--reward", "mnasnet"}, "reward.target_ms: the mnasnet reward needs a target latency T > 0"},
 		{[]string{"--reward", "train"}, "data: an image folder is required"},
 		{[]string{"--dataset", "cifar10"}, "--dataset applies to --reward natsbench only; add --reward natsbench or drop --dataset"},
 		{[]string{"--reward", "natsbench", "--dataset", "svhn"}, "valid: cifar10, cifar100, imagenet16-120"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -139,6 +140,12 @@ func TestSearchKillAndResume(t *testing.T) {
 			t.Errorf("resume with --workers %s: exit %d, %s", workers, code, errOut)
 		}
 	}
+	// Images moved to a folder that is not there: a usage error.
+	missing := filepath.Join(t.TempDir(), "moved")
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--data", missing); code != exitUsage ||
+		!strings.Contains(errOut, "--data "+missing+": no such file or directory") {
+		t.Errorf("resume with a missing --data: exit %d, %s", code, errOut)
+	}
 	// The run was searched with --skip-final: a resume with
 	// --skip-final=false adds the final phase and trains no trial again.
 	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--top-k", "2")
@@ -155,12 +162,16 @@ func TestSearchKillAndResume(t *testing.T) {
 	sameLogs(t, readLog(t, dir), after)
 }
 
-// A search that cannot start (no data) leaves no run directory behind, so the
-// same command works once the data is there.
+// A search that cannot start (a folder without images) leaves no run
+// directory behind, so the same command works once the data is there.
 func TestSearchFailedStartLeavesNothing(t *testing.T) {
 	runs := t.TempDir()
-	code, _, errOut := runCLI(t, "search", "metaqnn", "--data", filepath.Join(runs, "missing"), "--dir", runs, "--name", "x")
-	if code != 1 || !strings.Contains(errOut, "missing") {
+	empty := filepath.Join(runs, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--data", empty, "--dir", runs, "--name", "x")
+	if code != 1 || !strings.Contains(errOut, empty) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(runs, "x")); !os.IsNotExist(err) {
@@ -206,27 +217,27 @@ func TestSearchSampleAndUsage(t *testing.T) {
 	}{
 		{[]string{"search", "metaqnn", "--preset", "gpu"}, "valid: cpu, study, baker2017"},
 		{[]string{"search", "metaqnn", "--name", "x"}, "data: an image folder is required"},
-		{[]string{"search", "metaqnn", "--data", "d", "--schedule", "1.0:x"}, "--schedule"},
+		{[]string{"search", "metaqnn", "--data", ".", "--schedule", "1.0:x"}, "--schedule"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--epochs", "3"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--trials", "0"}, "--trials must be at least 1, got 0"},
-		{[]string{"search", "metaqnn", "--data", "d", "--trials", "0"}, "--trials must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", ".", "--trials", "0"}, "--trials must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--sample", "0"}, "must be at least 1"},
 		// Zeros that would silently mean the preset's values, before any image is read.
-		{[]string{"search", "metaqnn", "--data", "d", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
-		{[]string{"search", "metaqnn", "--data", "d", "--batch", "0"}, "--batch must be at least 1, got 0"},
-		{[]string{"search", "metaqnn", "--data", "d", "--lr", "0"}, "--lr must be positive, got 0"},
-		{[]string{"search", "metaqnn", "--data", "d", "--reward", "accuracy", "--target-ms", "0.1"}, "--target-ms is the target latency of the mnasnet reward, and the accuracy reward does not use it"},
-		{[]string{"search", "metaqnn", "--data", "d", "--target-ms", "0.1"}, "add --reward mnasnet, or leave --target-ms out"},
-		{[]string{"search", "metaqnn", "--data", "d", "--workers", "0"}, "--workers must be at least 1, got 0"},
-		{[]string{"search", "metaqnn", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
-		{[]string{"search", "nasnet", "--data", "d", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
-		{[]string{"search", "nasnet", "--data", "d", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips)`},
+		{[]string{"search", "metaqnn", "--data", ".", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", ".", "--batch", "0"}, "--batch must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", ".", "--lr", "0"}, "--lr must be positive, got 0"},
+		{[]string{"search", "metaqnn", "--data", ".", "--reward", "accuracy", "--target-ms", "0.1"}, "--target-ms is the target latency of the mnasnet reward, and the accuracy reward does not use it"},
+		{[]string{"search", "metaqnn", "--data", ".", "--target-ms", "0.1"}, "add --reward mnasnet, or leave --target-ms out"},
+		{[]string{"search", "metaqnn", "--data", ".", "--workers", "0"}, "--workers must be at least 1, got 0"},
+		{[]string{"search", "metaqnn", "--data", ".", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
+		{[]string{"search", "nasnet", "--data", ".", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
+		{[]string{"search", "nasnet", "--data", ".", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips)`},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
-		{[]string{"search", "metaqnn", "--data", "d", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
+		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
 		// Limits with a reward that refuses nothing by them.
-		{[]string{"search", "metaqnn", "--data", "d", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
-		{[]string{"search", "nasnet", "--data", "d", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},
+		{[]string{"search", "metaqnn", "--data", ".", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
+		{[]string{"search", "nasnet", "--data", ".", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
@@ -306,11 +317,27 @@ func TestCPUPresetBaseline(t *testing.T) {
 		!slices.ContainsFunc(events, func(e search.Event) bool { return e.Kind == "info" && strings.HasPrefix(e.Message, "warning: ") }) {
 		t.Errorf("--max-params 1 --json: exit %d, %s%s", code, out, errOut)
 	}
-	// A search that cannot start says so in the stream too.
-	code, out, _ = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "nodata", "--json")
+	// A missing --data is a usage error, as in train and eval, with or
+	// without --json, and nothing is created.
+	for _, json := range []string{"--json", "--quiet"} {
+		code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "nodata", json)
+		if code != 2 || out != "" || !strings.Contains(errOut, "--data "+filepath.Join(tmp, "missing")+": no such file or directory; give a folder of image files") {
+			t.Errorf("%s without data: exit %d, %q%q", json, code, out, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(runs, "nodata")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s without data left a run folder: %v", json, err)
+		}
+	}
+	// A search that cannot start says so in the stream too: a config's data
+	// is read when the search opens.
+	cfgFile := filepath.Join(tmp, "nodata.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data: "+filepath.Join(tmp, "missing")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--config", cfgFile, "--dir", runs, "--name", "nodata", "--json")
 	if events := jsonEvents(t, out); code != 1 || len(events) != 1 || events[0].Kind != "failed" ||
 		!strings.Contains(events[0].Message, "image folder "+filepath.Join(tmp, "missing")+": no such file or directory; give a folder of image files") {
-		t.Errorf("--json without data: exit %d, %s", code, out)
+		t.Errorf("--json with a config without data: exit %d, %s", code, out)
 	}
 	// --max-params 0 leaves the preset's constraint reward without a limit:
 	// the error says how to search without one.

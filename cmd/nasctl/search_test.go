@@ -292,8 +292,8 @@ func TestCPUPresetBaseline(t *testing.T) {
 		t.Errorf("--resume --trials 5: %d trials, want 5", n)
 	}
 	// A name taken is a usage error before any image is read (this folder
-	// does not even exist).
-	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "random")
+	// has none, which loading it would report).
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", t.TempDir(), "--dir", runs, "--name", "random")
 	if code != 2 || !strings.Contains(errOut, "run already exists; resume it with --resume") {
 		t.Errorf("a name taken: exit %d, %s", code, errOut)
 	}

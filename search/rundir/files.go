@@ -167,12 +167,13 @@ func (d *Dir) KeepNotes(learned int) error {
 // average: the training columns of a trial not trained here (refused,
 // failed, reused, or scored), the accuracy of a scored one, the score of a
 // trained one, the epsilon of the REINFORCE controller's (it has a
-// temperature instead).
+// temperature instead), the latency of a search that does not weigh it.
 func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"id", "epsilon", "temperature", "arch", "actions", "params", "macs", "status", "reward", "val_accuracy", "score",
-		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy", "pruned", "at_chance"})
+		"baseline", "update", "best_epoch", "epochs", "restarts", "seconds", "seed", "reused_from", "reason", "greedy", "pruned", "at_chance",
+		"reward_accuracy", "latency_ms", "images_per_second", "waited_seconds", "worker"})
 	for _, t := range trials {
 		acts := make([]string, len(t.Actions))
 		for i, a := range t.Actions {
@@ -190,7 +191,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) er
 		}
 		measured := t.Status != StatusRefused && t.Status != StatusFailed
 		trained := trains && (t.Status == StatusOK || t.Status == StatusDiverged)
-		epsilon, acc, score, bestEpoch, epochs, restarts, seed, reusedFrom := "", "", "", "", "", "", "", ""
+		epsilon, acc, score, bestEpoch, epochs, restarts, seed, reusedFrom, speed, waited := "", "", "", "", "", "", "", "", "", ""
 		if t.Temperature == 0 {
 			epsilon = fmtF(t.Epsilon)
 		}
@@ -203,6 +204,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) er
 		if trained {
 			bestEpoch, epochs, restarts = strconv.Itoa(t.BestEpoch), strconv.Itoa(len(t.Epochs)), strconv.Itoa(t.Restarts)
 			seed = strconv.FormatUint(uint64(t.Seed), 10) // above int64's range as often as not
+			speed, waited = optF(t.ImagesPerSecond), fmtF(t.WaitedSeconds)
 		}
 		if t.Status == StatusReused {
 			reusedFrom = strconv.Itoa(t.ReusedFrom)
@@ -211,7 +213,7 @@ func (d *Dir) WriteTrialsCSV(trials []Trial, notes map[int]Note, trains bool) er
 			optI(t.Params), optI(t.MACs), string(t.Status), fmtF(t.Reward), acc,
 			score, baseline, update, bestEpoch, epochs, restarts,
 			fmtF(t.Seconds), seed, reusedFrom, t.Reason, strconv.FormatBool(t.Greedy), strconv.FormatBool(t.Pruned),
-			strconv.FormatBool(t.AtChance)})
+			strconv.FormatBool(t.AtChance), optF(t.RewardAccuracy), optF(t.LatencyMs), speed, waited, t.Worker})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

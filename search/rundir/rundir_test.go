@@ -236,7 +236,9 @@ func TestTrialsCSVEmptyCells(t *testing.T) {
 	defer d.Close()
 	ok := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()"}, Params: 97, MACs: 800, Status: StatusOK,
 		Reward: 0.75, ValAccuracy: 0.75, BestEpoch: 2, Seconds: 1.5, Seed: 14142573438532588651,
-		Epochs: []runtime.EpochRecord{{Epoch: 1}, {Epoch: 2}}}
+		Epochs: []runtime.EpochRecord{{Epoch: 1}, {Epoch: 2}}, ImagesPerSecond: 812.5}
+	latency := ok
+	latency.ID, latency.LatencyMs, latency.RewardAccuracy, latency.Reward, latency.WaitedSeconds, latency.Worker = 5, 0.0425, 0.7, 0.6513, 2.25, "gpu-1"
 	refused := Trial{Candidate: Candidate{ID: 2, Arch: "C(64,3,1) - SM()", Epsilon: 1}, Params: 5000, Status: StatusRefused, Reason: "too big"}
 	reused := ok
 	reused.ID, reused.Status, reused.ReusedFrom, reused.AtChance = 3, StatusReused, 1, true
@@ -268,13 +270,16 @@ func TestTrialsCSVEmptyCells(t *testing.T) {
 			}
 		}
 	}
-	check(rows([]Trial{ok, refused, reused, controlled}, true), []cell{
+	check(rows([]Trial{ok, refused, reused, controlled, latency}, true), []cell{
 		{1, "epsilon", "0"}, {1, "temperature", ""}, {1, "val_accuracy", "0.75"}, {1, "seed", "14142573438532588651"},
 		{1, "epochs", "2"}, {1, "restarts", "0"}, {1, "score", ""}, {1, "reused_from", ""}, {1, "at_chance", "false"},
 		{2, "val_accuracy", ""}, {2, "params", "5000"}, {2, "best_epoch", ""}, {2, "epochs", ""}, {2, "restarts", ""},
 		{2, "seed", ""}, {2, "reward", "0"},
 		{3, "val_accuracy", "0.75"}, {3, "reused_from", "1"}, {3, "epochs", ""}, {3, "at_chance", "true"},
 		{4, "epsilon", ""}, {4, "temperature", "2.5"},
+		{1, "latency_ms", ""}, {1, "reward_accuracy", ""}, {1, "images_per_second", "812.5"}, {1, "waited_seconds", "0"}, {1, "worker", ""},
+		{3, "images_per_second", ""}, {3, "waited_seconds", ""},
+		{5, "latency_ms", "0.0425"}, {5, "reward_accuracy", "0.7"}, {5, "reward", "0.6513"}, {5, "waited_seconds", "2.25"}, {5, "worker", "gpu-1"},
 	})
 	scored := Trial{Candidate: Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Status: StatusOK, Score: 0, Reward: 0}
 	check(rows([]Trial{scored}, false), []cell{{1, "score", "0"}, {1, "val_accuracy", ""}, {1, "epochs", ""}})

@@ -203,8 +203,9 @@ func TestRunResources(t *testing.T) {
 	}
 }
 
-// Finished means every planned trial and the final phase recorded; a live
-// process holding the run comes first.
+// Finished means every planned trial and the final phase recorded, failed
+// the same with no trial evaluated; a live process holding the run comes
+// first.
 func TestStatus(t *testing.T) {
 	ok := func(id int, arch string) rundir.Trial {
 		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: arch}, Status: rundir.StatusOK}
@@ -230,8 +231,16 @@ func TestStatus(t *testing.T) {
 		{"fewer distinct architectures than top-k", false, 2, 2, 1, trained, []rundir.Trial{ok(1, "a"), ok(2, "a")}, StatusFinished},
 		{"final phase skipped", false, 3, 3, 0, skip, twoArchs, StatusFinished},
 		{"scored, not trained", false, 3, 3, 0, scored, twoArchs, StatusFinished},
+		{"every trial refused", false, 2, 2, 0, trained, []rundir.Trial{{Candidate: rundir.Candidate{ID: 1, Arch: "a"}, Status: rundir.StatusRefused},
+			{Candidate: rundir.Candidate{ID: 2, Arch: "b"}, Status: rundir.StatusRefused}}, StatusFailed},
 	} {
-		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded)} // as Summarize counts them
+		evaluated := 0
+		for _, t := range c.recorded[:c.trials] {
+			if t.Status == rundir.StatusOK {
+				evaluated++
+			}
+		}
+		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded), Evaluated: evaluated} // as Summarize counts them
 		d := &runData{summary: sum, cfg: c.cfg, trials: c.recorded}
 		if got := d.status(c.running); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)

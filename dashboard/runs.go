@@ -25,6 +25,7 @@ const (
 	StatusRunning  = search.RunRunning
 	StatusStopped  = search.RunStopped
 	StatusFinished = search.RunFinished
+	StatusFailed   = search.RunFailed
 )
 
 // Run is a run as the runs page lists it: search.Summarize's summary (its

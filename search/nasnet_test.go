@@ -849,7 +849,8 @@ func TestSummarizeBestFinalByValidation(t *testing.T) {
 }
 
 // A run whose every trial was refused has no best in its summary: a
-// refused architecture's reward of 0 ranks nothing.
+// refused architecture's reward of 0 ranks nothing; it has failed, not
+// finished.
 func TestSummarizeAllRefused(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Trials, cfg.Final.Skip = 12, true
@@ -872,8 +873,11 @@ func TestSummarizeAllRefused(t *testing.T) {
 		t.Error("no trial reuses a refused one: the test covers half its case")
 	}
 	sum, err := Summarize(s.Dir())
-	if err != nil || sum.Trials != 12 || sum.BestArch != "" || sum.Best != 0 {
-		t.Errorf("Summarize: %v, %d trials, best %v %q; want 12 trials and no best", err, sum.Trials, sum.Best, sum.BestArch)
+	if err != nil || sum.Trials != 12 || sum.BestArch != "" || sum.Best != 0 || sum.StatusOf(false) != RunFailed {
+		t.Errorf("Summarize: %v, %d trials, best %v %q, status %s; want 12 trials, no best, failed", err, sum.Trials, sum.Best, sum.BestArch, sum.StatusOf(false))
+	}
+	if st := (&RunSummary{}).StatusOf(false); st != RunFinished {
+		t.Errorf("a run planning no trial: %s, want finished", st)
 	}
 }
 

@@ -63,6 +63,9 @@ type RunSummary struct {
 	Error string `json:"error,omitempty"`
 	// Status is where the run stands (StatusOf), set by ListRuns.
 	Status RunStatus `json:"status,omitempty"`
+	// Evaluated counts the trials trained or scored with status ok; a run
+	// with trials and none of them ok has failed (nothingEvaluated).
+	Evaluated int `json:"evaluated"`
 }
 
 // RunStatus is where a run stands.
@@ -78,6 +81,9 @@ const (
 	// RunFinished: every planned trial and, for a trained search that does
 	// not skip it, the final phase are recorded.
 	RunFinished RunStatus = "finished"
+	// RunFailed: every planned trial is recorded, and none was evaluated
+	// (all refused or failed: the search ended with ErrNothingEvaluated).
+	RunFailed RunStatus = "failed"
 )
 
 // StatusOf says where the run stands, given whether a process holds it; a
@@ -87,6 +93,9 @@ func (s *RunSummary) StatusOf(running bool) RunStatus {
 	case running:
 		return RunRunning
 	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned:
+		if s.Trials > 0 && s.Evaluated == 0 {
+			return RunFailed
+		}
 		return RunFinished
 	}
 	return RunStopped
@@ -105,6 +114,9 @@ func Summarize(dir string) (*RunSummary, error) {
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
 	sum.Remaining = Remaining(r.cfg, r.data, r.trials, len(r.finals))
 	for _, t := range r.trials {
+		if t.Status == rundir.StatusOK {
+			sum.Evaluated++
+		}
 		sum.BestVal = max(sum.BestVal, cmp.Or(t.ValAccuracy, t.Score))
 		if t.Finished.After(sum.LastTrial) {
 			sum.LastTrial = t.Finished

@@ -69,12 +69,23 @@ type LRSchedule struct {
 	GiveUpAfter int
 }
 
+// DefaultChanceMargin is LRSchedule.ChanceMargin's default: a validation
+// accuracy at most one point over the majority share is no better than
+// chance.
+const DefaultChanceMargin = 0.01
+
+// AtChance reports whether a validation accuracy acc is no better than
+// chance by the default margin, where majority is the validation split's
+// majority share: what Result.AtChance marks, for results recorded without
+// it.
+func AtChance(acc, majority float64) bool { return acc <= majority+DefaultChanceMargin }
+
 func (s LRSchedule) withDefaults() LRSchedule {
 	s.RestartFactor = cmp.Or(s.RestartFactor, 0.4)
 	s.MaxRestarts = cmp.Or(s.MaxRestarts, 5)
 	s.DecayEvery = cmp.Or(s.DecayEvery, 5)
 	s.DecayFactor = cmp.Or(s.DecayFactor, 0.2)
-	s.ChanceMargin = cmp.Or(s.ChanceMargin, 0.01)
+	s.ChanceMargin = cmp.Or(s.ChanceMargin, DefaultChanceMargin)
 	return s
 }
 

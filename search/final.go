@@ -388,7 +388,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	}
 	res := fit.Result
 	f.Seconds, f.Worker = time.Since(start).Seconds(), fit.Worker
-	f.Status, f.ValAccuracy, f.Epochs = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs
+	f.Status, f.ValAccuracy, f.Epochs, f.AtChance = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs, res.AtChance
 	if best, ok := res.Best(); ok {
 		f.ValLoss = &best.ValLoss
 	}

@@ -87,7 +87,7 @@ func accuracySeries(trials []rundir.Trial) accuracyPoints {
 
 // EpsilonPlot shows the validation accuracy per epsilon of the trials that
 // have one (measured) as box plots, with the number of trials and the share
-// of constant predictors (accuracy within one point of the majority share)
+// of constant predictors (accuracy no better than chance: constantPredictor)
 // under each box.
 func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	byEps := map[float64]plotter.Values{}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -162,9 +161,11 @@ func windowSize(trials int) int {
 	return 10
 }
 
-// constantPredictor: a validation accuracy within one point of the majority
-// share is what a network that always answers the same class gets.
-func constantPredictor(acc, majority float64) bool { return math.Abs(acc-majority) <= 0.01 }
+// constantPredictor: a validation accuracy no better than chance, at most
+// one point over the majority share, is what a network that always answers
+// the same class gets, whichever class it answers; training marks the same
+// (runtime.Result.AtChance).
+func constantPredictor(acc, majority float64) bool { return runtime.AtChance(acc, majority) }
 
 // BuildReport summarizes the trials (in trial order) of a run of cfg with
 // what its agent noted of them and the final results; method describes the
@@ -252,12 +253,17 @@ type phaseGroup struct {
 // phaseGroups divides the trials with a validation accuracy (trained or
 // reused; not refused or failed) by the schedule's trial ranges, leaving
 // out phases without trials; a run longer than its schedule counts the rest
-// in the last phase.
+// in the last phase, and a phase ends at the last trial recorded (a run
+// planned shorter than its schedule, or not finished).
 func phaseGroups(trials []rundir.Trial, schedule controller.EpsilonSchedule) []phaseGroup {
 	var out []phaseGroup
+	last := 0
+	for _, t := range trials {
+		last = max(last, t.ID)
+	}
 	from := 1
 	for i, ph := range schedule {
-		g := phaseGroup{From: from, To: from + ph.Models - 1, Epsilon: ph.Epsilon}
+		g := phaseGroup{From: from, To: min(from+ph.Models-1, last), Epsilon: ph.Epsilon}
 		from += ph.Models
 		for _, t := range trials {
 			if !measured(t) {
@@ -376,6 +382,17 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if len(r.Finals) == 0 {
 		r.BestBy = ""
 	}
+}
+
+// AtChanceAdvice is what to try when the best model of a search stayed at
+// chance.
+const AtChanceAdvice = "Search longer (--trials), train the trials longer (--epochs) or on more images (--data-fraction), or check that the classes can be told apart in the images at the search's input size."
+
+// finalAtChance reports whether a retrained model stayed a constant
+// predictor: marked so, or, in runs recorded before the mark, by its
+// validation accuracy.
+func (r Report) finalAtChance(f rundir.FinalResult) bool {
+	return f.Status == rundir.StatusOK && (f.AtChance || (r.Majority > 0 && constantPredictor(f.ValAccuracy, r.Majority)))
 }
 
 // TopCandidates returns the k best distinct architectures of the trials by
@@ -518,10 +535,14 @@ func (r Report) finalSection(b *strings.Builder) {
 		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
 	}
 	b.WriteString(head + "\n" + sep + "\n")
+	var atChance []string
 	for _, f := range r.Finals {
 		test := fmt.Sprintf("%.2f%%", 100*f.TestAccuracy)
 		if f.Status != rundir.StatusOK {
 			test = string(f.Status)
+		} else if r.finalAtChance(f) {
+			test += " (at chance)"
+			atChance = append(atChance, strconv.Itoa(f.Rank))
 		}
 		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, mdCell(f.Arch), humanize.Comma(f.Params), humanize.Comma(f.MACs),
 			100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
@@ -535,9 +556,16 @@ func (r Report) finalSection(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
+	if len(atChance) > 0 {
+		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than answering one class whatever the image (a constant predictor).\n",
+			english.PluralWord(len(atChance), "Rank", "Ranks"), english.WordSeries(atChance, "and"))
+	}
 	if r.Best != nil {
 		fmt.Fprintf(b, "\nBest after retraining (by %s): rank %d, %s, copied to %s: test accuracy %.2f%%.\n",
 			r.BestBy, r.Best.Rank, r.Best.Model, rundir.BestName, 100*r.Best.TestAccuracy)
+		if r.finalAtChance(*r.Best) {
+			b.WriteString("**It is no better than chance: do not deploy it.** " + AtChanceAdvice + "\n")
+		}
 	}
 	if r.BestFive > 0 {
 		fmt.Fprintf(b, "The %d best by the same order average %.2f%% test accuracy.\n", r.BestFive, 100*r.BestFiveTest)
@@ -558,7 +586,7 @@ func (r Report) epsilonSection(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Validation accuracy per epsilon\n\n")
-	fmt.Fprintf(b, "Constant predictors: validation accuracy within one point of the majority share (%.2f%%).", 100*r.Majority)
+	fmt.Fprintf(b, "Constant predictors: validation accuracy no better than chance, at most one point over the majority share (%.2f%%).", 100*r.Majority)
 	q := r.Agent == "" || r.Agent == AgentQLearning // runs recorded before other agents name none
 	if q {
 		b.WriteString(" Greedy trials: none of their layers was drawn at random; the others explore.")
@@ -813,6 +841,10 @@ func (s *Search) writeReport() (string, error) {
 		}
 		if err := s.dir.WriteFile(rundir.BestName, b); err != nil {
 			return "", err
+		}
+		if rep.finalAtChance(*rep.Best) {
+			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against a majority share of %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
+				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.Majority, AtChanceAdvice)})
 		}
 	}
 	md := rep.Markdown()

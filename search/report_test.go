@@ -232,6 +232,12 @@ func TestReportPhasesByTrialRange(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", w, md)
 		}
 	}
+	// A run that stops inside a phase (3 trials, or not finished) labels
+	// it by the trials recorded: 3-3, not the schedule's 3-5.
+	r = BuildReport(cfg, "", trials[:3], nil, nil, 0.5)
+	if len(r.Phases) != 2 || r.Phases[1].From != 3 || r.Phases[1].To != 3 {
+		t.Errorf("phases of 3 trials: %+v, want 1-2 and 3-3", r.Phases)
+	}
 }
 
 // A Q-learning run's phase table counts its greedy trials and their mean
@@ -298,5 +304,29 @@ func markdownHas(t *testing.T, md string, lines ...string) {
 		if !strings.Contains(md, l) {
 			t.Errorf("markdown lacks %q:\n%s", l, md)
 		}
+	}
+}
+
+// A retrained model that stayed at chance is marked in the final table, by
+// its mark or, in runs recorded before it, by its validation accuracy
+// against the majority share (0.5238 here: rank 2's 0.4762 answers the
+// other class); a best model at chance is called undeployable, and a best
+// that is not is not.
+func TestReportFinalsAtChance(t *testing.T) {
+	finals := []rundir.FinalResult{
+		{Rank: 1, Arch: "C(8,3,1) - SM()", ValAccuracy: 0.5238, TestAccuracy: 0.52, Status: rundir.StatusOK, Model: "winners/rank-01.onnx", AtChance: true},
+		{Rank: 2, Arch: "C(32,3,1) - GAP()", ValAccuracy: 0.4762, TestAccuracy: 0.4833, Status: rundir.StatusOK, Model: "winners/rank-02.onnx"},
+		{Rank: 3, Arch: "SM()", ValAccuracy: 0.5, Status: rundir.StatusDiverged},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run"}
+	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5238).Markdown()
+	markdownHas(t, md, "| 52.00% (at chance) |", "| 48.33% (at chance) |", "| diverged |",
+		"Ranks 1 and 2 stayed at chance: no better on validation than answering one class whatever the image (a constant predictor).",
+		"**It is no better than chance: do not deploy it.** "+AtChanceAdvice)
+	finals = append(finals, rundir.FinalResult{Rank: 4, Arch: "C(16,3,1) - SM()", ValAccuracy: 0.9, TestAccuracy: 0.88, Status: rundir.StatusOK, Model: "winners/rank-04.onnx"})
+	md = BuildReport(cfg, "", nil, nil, finals, 0.5238).Markdown()
+	markdownHas(t, md, "| 88.00% |", "Ranks 1 and 2 stayed at chance")
+	if strings.Contains(md, "do not deploy") {
+		t.Errorf("a best model above chance called undeployable:\n%s", md)
 	}
 }

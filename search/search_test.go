@@ -46,7 +46,8 @@ type fakeExecutor struct {
 	// past its last check of ctx as the first failed), the rest return
 	// ctx's error, as an abandoned training does.
 	breakFinal bool
-	finals     int // final retrainings begun
+	finals     int  // final retrainings begun
+	chance     bool // when set, every final retraining stays at chance
 }
 
 func (f *fakeExecutor) Data() Data {
@@ -128,9 +129,13 @@ func (f *fakeExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) 
 	if job.Full {
 		acc = min(acc+0.05, 1)
 	}
+	chance := f.chance && job.Full
+	if chance {
+		acc = f.Data().ValMajority
+	}
 	res := &runtime.Result{Status: runtime.StatusOK, Params: net.Params(), MACs: net.MACs(), ValAccuracy: acc, BestEpoch: 1,
 		Epochs:  []runtime.EpochRecord{{Epoch: 1, ValAccuracy: acc}},
-		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01, Waited: fakeWaited}
+		Weights: onnxgen.Init(onnxgen.Params(net), nil2rand()), Seconds: 0.01, Waited: fakeWaited, AtChance: chance}
 	if f.curves {
 		fakeCurve(res, acc, job.Config)
 	}
@@ -1183,6 +1188,45 @@ func TestResumeMovedImages(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	if want := strings.Replace(string(before), "data: "+saved.Data+"\n", "data: "+moved+"\n", 1); string(after) != want || want == string(before) {
 		t.Errorf("config.yaml after the resume:\n%s\nwant\n%s", after, want)
+	}
+}
+
+// Finals that stay at chance are marked so in final.jsonl, and a best model
+// at chance brings a warning before the report, which says it too; finals
+// above chance bring neither.
+func TestFinalAtChanceWarns(t *testing.T) {
+	for _, chance := range []bool{true, false} {
+		cfg := testConfig(t, t.TempDir())
+		s := newSearch(t, cfg, &fakeExecutor{chance: chance})
+		var warnings []string
+		s.Progress = func(e Event) {
+			if e.Kind == "info" && strings.Contains(e.Message, "do not deploy") {
+				warnings = append(warnings, e.Message)
+			}
+		}
+		if err := s.Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		finals, err := rundir.ReadFinals(filepath.Join(cfg.Dir, cfg.Name))
+		if err != nil || len(finals) != 3 {
+			t.Fatalf("finals: %d, %v", len(finals), err)
+		}
+		for _, f := range finals {
+			if f.AtChance != chance {
+				t.Errorf("chance %v: final %d marked at chance %v", chance, f.Rank, f.AtChance)
+			}
+		}
+		want := 0
+		if chance {
+			want = 1
+		}
+		if len(warnings) != want || chance && !strings.HasPrefix(warnings[0], "warning: the best model, winners/best.onnx (rank 1), is no better than chance: validation 0.5000 against a majority share of 0.5000") {
+			t.Errorf("chance %v: warnings %q", chance, warnings)
+		}
+		md, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, rundir.FileReport))
+		if err != nil || strings.Contains(string(md), "do not deploy") != chance {
+			t.Errorf("chance %v: report.md (%v):\n%s", chance, err, md)
+		}
 	}
 }
 

@@ -157,6 +157,9 @@ type FinalResult struct {
 	Model             string                `json:"model,omitempty"`  // path relative to the run directory
 	Worker            string                `json:"worker,omitempty"` // the remote worker that retrained it; empty: the search's process
 	Epochs            []runtime.EpochRecord `json:"epochs,omitempty"`
+	// AtChance marks a retrained model that stayed a constant predictor
+	// (runtime.Result.AtChance): it answers one class whatever the image.
+	AtChance bool `json:"at_chance,omitempty"`
 	// Int8Model and Int8TestAccuracy are the model's int8 form and its test
 	// accuracy, when the run quantizes its winners (final.int8).
 	Int8Model        string   `json:"int8_model,omitempty"`

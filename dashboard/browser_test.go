@@ -301,8 +301,8 @@ func TestBrowserFinalPhase(t *testing.T) {
 		t.Fatal(err)
 	}
 	best := trials[0] // a trained one: trial 1
-	if err := f.AppendFinal(rundir.FinalResult{Rank: 1, Trial: best.ID, Arch: best.Arch, ValAccuracy: 0.9, TestAccuracy: 0.9,
-		Status: rundir.StatusOK, Seconds: 95, Finished: fixtureStart.Add(time.Hour)}); err != nil {
+	if err := f.AppendFinal(rundir.FinalResult{Rank: 1, Trial: best.ID, Arch: best.Arch, ValAccuracy: 0.52, TestAccuracy: 0.5125,
+		Status: rundir.StatusOK, Seconds: 95, Finished: fixtureStart.Add(time.Hour), AtChance: true}); err != nil {
 		t.Fatal(err)
 	}
 	// The retraining in flight, as the search writes it.
@@ -326,6 +326,10 @@ func TestBrowserFinalPhase(t *testing.T) {
 			t.Errorf("%s: %q", run, got)
 		}
 	}
+	// A final model at chance says so beside its test accuracy.
+	final := `document.getElementById('final').innerText`
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
+	waitFor(t, ctx, final+`.includes('0.5125 (at chance)')`, final, 10*time.Second)
 	// Before a retraining has said how far it is, the phase runs since
 	// the last trial.
 	if err := os.Remove(filepath.Join(f.Path, rundir.FileFinalProgress)); err != nil {

@@ -34,7 +34,7 @@ const finalColumns = [
   {key: 'arch', label: 'Architecture', cls: 'arch'},
   {key: 'params', label: 'Params', title: 'parameters', num: true, cell: f => int(f.params)},
   {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: f => num(f.val_accuracy)},
-  {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) : f.status},
+  {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) + (f.at_chance ? ' (at chance)' : '') : f.status},
 ];
 const topColumns = [
   {key: 'rank', label: 'Rank', num: true},

@@ -208,7 +208,7 @@ const finalTable = new Table($('final'), [
   {key: 'macs', label: 'MACs', num: true, cell: f => int(f.macs)},
   {key: 'search_val_accuracy', label: 'Search val. acc.', num: true, cell: f => num(f.search_val_accuracy)},
   {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: f => num(f.val_accuracy)},
-  {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) : f.status},
+  {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) + (f.at_chance ? ' (at chance)' : '') : f.status},
   {key: 'latency_ms', label: 'Latency ms', num: true, cell: f => f.latency_ms ? num(f.latency_ms) : ''},
   {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,

@@ -53,7 +53,9 @@ func ParseKind(s string) (Kind, error) {
 // YAML, overridden by flags, and saved with the run (config.yaml) so that a
 // resumed run goes on with exactly the same settings. Zero fields take the
 // defaults given on them (WithDefaults); the saved file holds the effective
-// values. The presets are values of this struct.
+// values. A --config file is stricter (LoadConfig): a key it writes as 0
+// where a default would replace the 0 is refused. The presets are values of
+// this struct.
 type Config struct {
 	// Kind is the method; empty: metaqnn.
 	Kind Kind `yaml:"kind"`
@@ -171,7 +173,7 @@ type TrainSettings struct {
 	Epochs    int     `yaml:"epochs"`
 	BatchSize int     `yaml:"batch_size"`
 	LR        float64 `yaml:"lr"`
-	Patience  int     `yaml:"patience"` // negative: no early stopping
+	Patience  int     `yaml:"patience"` // negative (0 in a --config file): no early stopping
 	// ConstantLR turns off Baker et al.'s learning-rate rule: its restarts
 	// at chance, unless Restarts asks for them, and its decay.
 	ConstantLR bool `yaml:"constant_lr"`
@@ -245,8 +247,9 @@ func (c Config) Agent() string {
 // before the epsilon schedule's end: at worst inside its first phase at
 // epsilon 1, where the agent only explores, as random search does. It is ""
 // otherwise (evolution takes only its population from the schedule, and
-// checks that itself).
-func (c Config) ScheduleNote() string {
+// checks that itself). A resumed run keeps its schedule (--schedule is
+// refused there), so its advice is more --trials or a new run.
+func (c Config) ScheduleNote(resumed bool) string {
 	sched := c.MetaQNN.Schedule.EpsilonSchedule
 	if c.Kind != KindMetaQNN || c.Agent() != AgentQLearning || len(sched) == 0 || c.Trials >= sched.Total() {
 		return ""
@@ -256,8 +259,12 @@ func (c Config) ScheduleNote() string {
 		for _, p := range sched.Scale(c.Trials) {
 			phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))
 		}
-		return fmt.Sprintf("all %d trials fall in the schedule's random start (%d trials): the agent never uses what it learns, and the run is a random search; "+
-			"give more --trials, or the schedule scaled to them: --schedule %s", c.Trials, start, strings.Join(phases, ","))
+		advice := "give more --trials, or the schedule scaled to them: --schedule "
+		if resumed {
+			advice = "give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule "
+		}
+		return fmt.Sprintf("all %d trials fall in the schedule's random start (%d trials): the agent never uses what it learns, and the run is a random search; %s%s",
+			c.Trials, start, advice, strings.Join(phases, ","))
 	}
 	return fmt.Sprintf("the schedule plans %d trials; the %d planned end at epsilon %g, and its later phases never run",
 		sched.Total(), c.Trials, sched.Epsilon(c.Trials-1))
@@ -523,17 +530,122 @@ func NASNetPreset(problem, preset string) (Config, error) {
 }
 
 // LoadConfig reads a YAML configuration over base: keys present in the file
-// replace base's values. Unknown keys are an error.
+// replace base's values. Unknown keys are an error, and so is a key written
+// with a value that stands for a default or makes no sense, such as lr: 0
+// (checkGiven); train.patience: 0 is "never stop early", as nasctl train
+// --patience 0.
 func LoadConfig(path string, base Config) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
 	}
 	c := base
-	if err := decodeYAMLStrict(b, &c); err != nil && !errors.Is(err, io.EOF) {
+	if err := decodeYAMLStrict(b, &c); errors.Is(err, io.EOF) {
+		return c, nil
+	} else if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.checkGiven(&doc); err != nil {
+		return Config{}, fmt.Errorf("%s: invalid settings:\n%w", path, err)
+	}
 	return c, nil
+}
+
+// checkGiven returns the problems of the keys the YAML document doc sets,
+// decoded into c, whose zero WithDefaults would replace without a word:
+// written in a file, 0 is a value, not "the default", so it is refused with
+// the key (as the flags refuse --lr 0), along with the negative values that
+// mean nothing either. Configurations nasctl writes (config.yaml) hold none:
+// defaults were applied before. train.patience: 0 becomes -1, never.
+func (c *Config) checkGiven(doc *yaml.Node) error {
+	var ps problems
+	given := func(key string) bool { return yamlValue(doc, key) != nil }
+	for _, k := range []struct {
+		key  string
+		v    float64
+		want string
+	}{
+		{"trials", float64(c.Trials), "at least 1"},
+		{"workers", float64(c.Workers), "at least 1"},
+		{"data_fraction", c.DataFraction, "a share of the training split in (0, 1]"},
+		{"train.epochs", float64(c.Train.Epochs), "at least 1"},
+		{"train.batch_size", float64(c.Train.BatchSize), "at least 1"},
+		{"train.lr", c.Train.LR, "a positive rate"},
+		{"final.top_k", float64(c.Final.TopK), "at least 1"},
+		{"final.epoch_factor", c.Final.EpochFactor, "a positive factor"},
+		{"final.lr", c.Final.LR, "a positive rate"},
+		{"final.decay_factor", c.Final.DecayFactor, "a factor in (0, 1]"},
+		{"cells.blocks", float64(c.Cells.Blocks), fmt.Sprintf("1 to %d", MaxBlocks)},
+		{"cells.stem", float64(c.Cells.Stem), "at least 1 filter"},
+		{"cells.filters", float64(c.Cells.Filters), "at least 1 filter"},
+		{"problem.blocks", float64(c.Problem.Blocks), fmt.Sprintf("1 to %d", MaxBlocks)},
+	} {
+		if given(k.key) && !(k.v > 0) {
+			ps.add("%s: %v, want %s; a key left out takes the preset's value", k.key, k.v, k.want)
+		}
+	}
+	if t := c.Train; given("train.momentum") && t.Momentum == 0 && t.Optimizer == OptimizerSGD {
+		ps.add("train.momentum: 0 would stand for the default, 0.9; give a momentum in (0, 1), or leave the key out")
+	}
+	if given("reward.max_params") && c.Reward.MaxParams < 0 {
+		ps.add("reward.max_params: %d, want a positive limit (0 or left out: none)", c.Reward.MaxParams)
+	}
+	if given("reward.max_latency_ms") && c.Reward.MaxLatencyMs < 0 {
+		ps.add("reward.max_latency_ms: %v, want a positive limit (0 or left out: none)", c.Reward.MaxLatencyMs)
+	}
+	if given("train.patience") && c.Train.Patience == 0 {
+		c.Train.Patience = -1 // as nasctl train --patience 0 records it
+	}
+	if given("final.patience") && c.Final.Patience <= 0 {
+		// final.go takes a positive patience or Train's.
+		ps.add("final.patience: %d: the final phase cannot turn early stopping off; for no early stop give a patience of at least its epochs (train.epochs x final.epoch_factor), or leave the key out for the preset's",
+			c.Final.Patience)
+	}
+	return ps.err()
+}
+
+// yamlValue returns the node of the dotted key path ("train.lr") in the
+// YAML document or mapping n, following aliases and merge keys (<<) as
+// the decoder does, or nil when the key is not there.
+func yamlValue(n *yaml.Node, path string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for _, key := range strings.Split(path, ".") {
+		if n = mappingValue(n, key); n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// mappingValue returns the value of key in mapping n, or nil; a key
+// written in n wins over one a merge key brings in.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	var merged *yaml.Node
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				merged = cmp.Or(merged, mappingValue(v, key))
+			} else if k.Value == key {
+				return v
+			}
+		}
+	case yaml.SequenceNode: // << of several mappings
+		for _, c := range n.Content {
+			merged = cmp.Or(merged, mappingValue(c, key))
+		}
+	}
+	return merged
 }
 
 // decodeYAMLStrict decodes the YAML document b into v: keys present replace

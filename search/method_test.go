@@ -57,17 +57,29 @@ func TestScheduleNote(t *testing.T) {
 		}
 		c.Trials, c.MetaQNN.Agent = tc.trials, tc.agent
 		c = c.WithDefaults()
-		if got := c.ScheduleNote(); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+		if got := c.ScheduleNote(false); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 			t.Errorf("%d trials, %s: %q, want %q", tc.trials, tc.agent, got, tc.want)
 		}
 	}
-	// A first phase below epsilon 1 is no random start.
+	// A resume refuses --schedule: the note says a new run takes it, and
+	// offers more --trials, which a resume takes.
 	c, err := Preset("cpu")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Trials = 6
+	want := "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; " +
+		"give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule 1:2,0.5:1,0.3:1,0.1:1,0.02:1"
+	if got := c.WithDefaults().ScheduleNote(true); got != want {
+		t.Errorf("resumed: %q, want %q", got, want)
+	}
+	// A first phase below epsilon 1 is no random start.
+	c, err = Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Trials, c.MetaQNN.Schedule = 50, ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 0.5, Models: 100}, {Epsilon: 0.1, Models: 100}}}
-	if got, want := c.WithDefaults().ScheduleNote(), "the schedule plans 200 trials; the 50 planned end at epsilon 0.5, and its later phases never run"; got != want {
+	if got, want := c.WithDefaults().ScheduleNote(false), "the schedule plans 200 trials; the 50 planned end at epsilon 0.5, and its later phases never run"; got != want {
 		t.Errorf("a schedule from epsilon 0.5: %q, want %q", got, want)
 	}
 }

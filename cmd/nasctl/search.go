@@ -120,7 +120,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
-		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch (0: never)"},
+		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there once 10 earlier trials reached it (0: off; train.halving.eta and min_trials in --config set the factor and the 10)"},
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
@@ -180,6 +180,14 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	}
 	if lr := c.Float64("lr"); c.IsSet("lr") && !(lr > 0) {
 		return usagef("--lr must be positive, got %g", lr)
+	}
+	// 0 is no limit, which search.Config.Check answers with how to search
+	// without one; a negative limit is a mistake of its own.
+	if n := c.Int64("max-params"); n < 0 {
+		return usagef("--max-params must be positive, got %d", n)
+	}
+	if ms := c.Float64("max-latency-ms"); ms < 0 || math.IsNaN(ms) {
+		return usagef("--max-latency-ms must be positive, got %g", ms)
 	}
 	if f := c.Float64("data-fraction"); c.IsSet("data-fraction") && !(f > 0 && f <= 1) {
 		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)
@@ -368,7 +376,9 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
-	if note := s.Config().ScheduleNote(); note != "" {
+	// Not when no trial is left to draw (a resume that only finishes the
+	// final phase): the schedule no longer matters.
+	if note := s.Config().ScheduleNote(opts.Resume != ""); note != "" && s.Done() < s.Config().Trials {
 		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
 	}
 	if sum, err := search.Summarize(s.Dir()); err != nil || sum.StatusOf(false) != search.RunFinished { // else a finished run, resumed: nothing to watch

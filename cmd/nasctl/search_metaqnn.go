@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/search"
@@ -43,7 +45,8 @@ learns the recorded trials again and goes on as a run planned for N trials would
 a finished run's final phase, report and plots move to runs/NAME/earlier/trials-OLD,
 and the final phase is done again for the new best.
 
---sample N prints N architectures drawn at epsilon 1.0 and trains nothing.
+--sample N prints N architectures drawn at epsilon 1.0 and trains nothing; it
+takes --space, --preset, --input, --seed and --json, and no other flag.
 
 Trials on other machines: --broker nats://HOST:4222 sends every trial to the
 workers of that broker (nasctl server, nasctl worker); --broker embedded starts a
@@ -79,7 +82,7 @@ Examples:
 			&cli.IntFlag{Name: "trials", DefaultText: "the schedule's", Usage: "trials planned; those past the schedule's end are at its last epsilon; with --resume, a run goes on to this many"},
 			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
-			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling", DefaultText: "1"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit", DefaultText: "none"},
 		}, append(progressFlags(), trainingFlags()...)...)),
 		Action: func(c *cli.Context) error {
@@ -89,6 +92,9 @@ Examples:
 			if n := c.Int("sample"); c.IsSet("sample") {
 				if c.String("resume") != "" {
 					return usagef("--sample draws from a new search's space and trains nothing; it does not go with --resume")
+				}
+				if err := sampleFlagsOnly(c); err != nil {
+					return err
 				}
 				return runSample(c, n)
 			}
@@ -155,6 +161,10 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 		cfg.MetaQNN.Space = search.SpaceSpec{Space: sp}
 	}
 	if c.IsSet("schedule") {
+		if a := cfg.MetaQNN.Agent; a == search.AgentRandom {
+			// Only --trials would be left of it: the count of its phases.
+			return opts, usagef("--schedule sets Q-learning's epsilon; the %s agent draws every layer at random and has none: drop --schedule (--trials sets how many trials)", a)
+		}
 		s, err := controller.ParseSchedule(c.String("schedule"))
 		if err != nil {
 			return opts, usagef("--schedule: %v", err)
@@ -170,6 +180,26 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 	}
 	opts.Config, err = checked(cfg)
 	return opts, err
+}
+
+// sampleFlags are the flags --sample uses; it trains nothing, so the others
+// would be ignored.
+var sampleFlags = []string{"sample", "space", "preset", "input", "seed", "json"}
+
+// sampleFlagsOnly refuses, all at once, the flags given that --sample does
+// not use.
+func sampleFlagsOnly(c *cli.Context) error {
+	var given []string
+	for _, f := range c.Command.Flags {
+		if name := f.Names()[0]; c.IsSet(name) && !slices.Contains(sampleFlags, name) && name != "help" {
+			given = append(given, "--"+name)
+		}
+	}
+	if len(given) > 0 {
+		return usagef("--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop %s (or drop --sample to run a search)",
+			english.WordSeries(given, "and"))
+	}
+	return nil
 }
 
 // runSample prints architectures drawn at epsilon 1 from a space.

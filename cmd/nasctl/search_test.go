@@ -235,6 +235,14 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
+		// Negative limits are mistakes, not "no limit" (0, whose message
+		// TestCPUPresetBaseline checks).
+		{[]string{"search", "metaqnn", "--data", ".", "--max-params", "-5"}, "--max-params must be positive, got -5"},
+		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-latency-ms", "-1"}, "--max-latency-ms must be positive, got -1"},
+		// Flags that would be ignored.
+		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
+		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop --trials and --data"},
+		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "unknown flag --trials (did you mean --episodes?"},
 		// Limits with a reward that refuses nothing by them.
 		{[]string{"search", "metaqnn", "--data", ".", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
 		{[]string{"search", "nasnet", "--data", ".", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},
@@ -246,6 +254,50 @@ func TestSearchSampleAndUsage(t *testing.T) {
 	}
 }
 
+// A --config file's zero that a default would replace is a usage error
+// that names the key, for either kind, before any image is read (the
+// review's p0.yaml ran with train.lr 0.001 instead of the preset's).
+func TestSearchConfigGivenZeros(t *testing.T) {
+	dir := t.TempDir()
+	p0 := filepath.Join(dir, "p0.yaml")
+	if err := os.WriteFile(p0, []byte("train: {patience: 0, lr: 0}\nfinal: {epoch_factor: 0, patience: 0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"metaqnn", "nasnet"} {
+		code, out, errOut := runCLI(t, "search", kind, "--config", p0, "--data", dir, "--dir", dir)
+		for _, want := range []string{"nasctl: --config: " + p0 + ": invalid settings:\ntrain.lr: 0, want a positive rate", "\nfinal.epoch_factor: 0", "\nfinal.patience: 0"} {
+			if code != exitUsage || !strings.Contains(errOut, want) {
+				t.Errorf("%s: exit %d, %s%s; want exit 2 and %q", kind, code, out, errOut, want)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%s holds %d entries, want p0.yaml alone", dir, len(entries))
+	}
+}
+
+// The help of the search commands: one seed default for both (1, every
+// preset's), median stopping's wait for 10 trials, the NASNet cpu
+// preset's time said once, and search nasnet's --trials pointing to
+// --episodes (as its error does, TestSearchSampleAndUsage).
+func TestSearchHelp(t *testing.T) {
+	for _, kind := range []string{"metaqnn", "nasnet"} {
+		code, out, _ := runCLI(t, "search", kind, "--help")
+		for _, want := range []string{"and the shuffling (default: 1)", "once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"} {
+			if want == "and the shuffling (default: 1)" && kind == "nasnet" {
+				want = "and of the training (default: 1)"
+			}
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("search %s --help: exit %d, lacks %q", kind, code, want)
+			}
+		}
+	}
+	if _, out, _ := runCLI(t, "search", "nasnet", "--help"); !strings.Contains(out, "60 episodes, SGD with momentum; about 10 min with the final\n") || strings.Contains(out, "20 minutes") ||
+		!strings.Contains(out, "search metaqnn's; here the trials are --episodes") {
+		t.Errorf("search nasnet --help: the cpu preset's time:\n%s", out)
+	}
+}
+
 // The cpu preset's Q-learning takes the next best untried network on a
 // greedy repeat; --agent random on the same preset (the baseline) runs
 // without it, and both keep the preset's parameter limit.
@@ -254,9 +306,15 @@ func TestCPUPresetBaseline(t *testing.T) {
 	data := filepath.Join(tmp, "leaves")
 	generateLeaves(t, data, 120, 16, 5)
 	runs := filepath.Join(tmp, "runs")
+	// Random search has no schedule: its trial count is --trials. The
+	// Q-learning run stops inside its schedule's random start.
 	for agent, nextBest := range map[string]int{"qlearning": 100, "random": 0} {
-		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
-			"--input", "16x16x1", "--schedule", "1.0:3", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+		trials := []string{"--trials", "3"}
+		if agent == "qlearning" {
+			trials = append(trials, "--schedule", "1.0:4,0.5:2")
+		}
+		code, _, errOut := runCLI(t, append([]string{"search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
+			"--input", "16x16x1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet"}, trials...)...)
 		if code != 0 {
 			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
 		}
@@ -275,8 +333,20 @@ func TestCPUPresetBaseline(t *testing.T) {
 			t.Errorf("--agent %s --skip-final: summary %+v, %v; want final_skipped", agent, sum, err)
 		}
 	}
+	// A resume cannot change the schedule: its warning does not offer
+	// --schedule as the fix, and when no trial is left to draw (only the
+	// final phase) there is no warning.
+	qrun := filepath.Join(runs, "qlearning")
+	code, out, errOut := runCLI(t, "search", "metaqnn", "--resume", qrun, "--trials", "4", "--quiet")
+	if want := "warning: all 4 trials fall in the schedule's random start (4 trials): the agent never uses what it learns, and the run is a random search; " +
+		"give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule "; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("--resume --trials 4: exit %d, %s%q; want %q", code, out, errOut, want)
+	}
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", qrun, "--skip-final=false", "--quiet"); code != 0 || strings.Contains(errOut, "warning") {
+		t.Errorf("--resume --skip-final=false with every trial done: exit %d, %q; want no warning", code, errOut)
+	}
 	// Another reward lifts the preset's limit, in config.yaml too.
-	code, out, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--reward", "accuracy", "--data", data, "--dir", runs, "--name", "accuracy",
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--reward", "accuracy", "--data", data, "--dir", runs, "--name", "accuracy",
 		"--input", "16x16x1", "--schedule", "1.0:1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
 	if code != 0 {
 		t.Fatalf("--reward accuracy: exit %d: %s%s", code, out, errOut)

@@ -1,0 +1,154 @@
+package search
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// loadYAML writes doc to a file and loads it over base.
+func loadYAML(t *testing.T, doc string, base Config) (Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return LoadConfig(path, base)
+}
+
+// A key a --config file writes as 0, where WithDefaults would put a default
+// in its place (or a negative value that means nothing), is refused with
+// the key, over either kind's preset: the review's p0.yaml gave train.lr
+// 0.001 instead of the preset's 0.003, and final.top_k: 0 became 10.
+func TestLoadConfigRefusesGivenZeros(t *testing.T) {
+	metaqnn, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nasnet, err := NASNetPreset("", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		doc  string
+		want []string
+	}{
+		{"train: {patience: 0, lr: 0}\nfinal: {epoch_factor: 0, patience: 0}\n", []string{
+			"train.lr: 0, want a positive rate; a key left out takes the preset's value",
+			"final.epoch_factor: 0, want a positive factor",
+			"final.patience: 0: the final phase cannot turn early stopping off; for no early stop give a patience of at least its epochs"}},
+		{"final: {top_k: 0}\n", []string{"final.top_k: 0, want at least 1"}},
+		{"trials: 0\n", []string{"trials: 0, want at least 1"}},
+		{"workers: 0\n", []string{"workers: 0, want at least 1"}},
+		{"data_fraction: 0\n", []string{"data_fraction: 0, want a share of the training split in (0, 1]"}},
+		{"train: {epochs: 0, batch_size: -3}\n", []string{"train.epochs: 0, want at least 1", "train.batch_size: -3, want at least 1"}},
+		{"final: {lr: 0, decay_factor: 0, patience: -2}\n", []string{"final.lr: 0, want a positive rate", "final.decay_factor: 0, want a factor in (0, 1]", "final.patience: -2"}},
+		{"cells: {blocks: 0, stem: 0, filters: 0}\n", []string{"cells.blocks: 0, want 1 to 10", "cells.stem: 0", "cells.filters: 0"}},
+		{"problem: {blocks: 0}\n", []string{"problem.blocks: 0, want 1 to 10"}},
+		{"reward: {max_params: -5, max_latency_ms: -0.5}\n", []string{"reward.max_params: -5, want a positive limit (0 or left out: none)", "reward.max_latency_ms: -0.5"}},
+		{"train: {optimizer: sgd, momentum: 0}\n", []string{"train.momentum: 0 would stand for the default, 0.9"}},
+		// A key brought in by a merge key is given as much as one written out.
+		{"train:\n  <<: {lr: 0}\n  epochs: 3\n", []string{"train.lr: 0"}},
+	} {
+		for kind, base := range map[Kind]Config{KindMetaQNN: metaqnn, KindNASNet: nasnet} {
+			_, err := loadYAML(t, tc.doc, base)
+			if err == nil {
+				t.Errorf("%s %q: loaded, want %q", kind, tc.doc, tc.want)
+				continue
+			}
+			if !strings.Contains(err.Error(), "c.yaml: invalid settings:\n") {
+				t.Errorf("%s %q: %v, want the file and \"invalid settings\"", kind, tc.doc, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s %q: %v\nwant %q", kind, tc.doc, err, w)
+				}
+			}
+		}
+	}
+}
+
+// train.patience: 0 is "never stop early", as nasctl train --patience 0:
+// -1 in the configuration, its defaults and the trials' training. Zeros
+// that mean something (no parameter limit; momentum under adam, which has
+// none) and keys left out load as before.
+func TestLoadConfigGivenValues(t *testing.T) {
+	base, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadYAML(t, "train: {patience: 0}\n", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Data = "data"
+	c = c.WithDefaults()
+	if err := c.Check(); err != nil || c.Train.Patience != -1 || c.TrainConfig().Patience != -1 {
+		t.Errorf("patience 0: %d (training %d), %v; want -1, never", c.Train.Patience, c.TrainConfig().Patience, err)
+	}
+	for _, doc := range []string{"reward: {max_params: 0}\n", "train: {momentum: 0}\n", "seed: 0\ntrain: {give_up_after: 0, restarts: 0}\n", "\n"} {
+		c, err := loadYAML(t, doc, base)
+		if err != nil {
+			t.Errorf("%q: %v", doc, err)
+		} else if c.Train.LR != base.Train.LR || c.Train.Patience != base.Train.Patience {
+			t.Errorf("%q: lr %g, patience %d; want the preset's %g and %d", doc, c.Train.LR, c.Train.Patience, base.Train.LR, base.Train.Patience)
+		}
+	}
+}
+
+// The config.yaml nasctl writes (defaults applied) loads as a --config file
+// and gives the same settings, for every preset, problem and agent: it
+// holds no zero that LoadConfig refuses (the controller's zeros, its
+// defaults, are not checked).
+func TestLoadConfigSavedConfigs(t *testing.T) {
+	var cfgs []Config
+	for _, name := range PresetNames() {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, agent := range MetaQNNAgents {
+			c.MetaQNN.Agent = agent
+			if agent != AgentQLearning {
+				c.MetaQNN.QLearning.NextBest = 0
+			}
+			cfgs = append(cfgs, c)
+		}
+	}
+	for _, prob := range []string{"", "mock", "natsbench"} {
+		for _, preset := range NASNetPresetNames(prob) {
+			c, err := NASNetPreset(prob, preset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, agent := range NASNetAgents {
+				c.NASNet.Agent = agent
+				cfgs = append(cfgs, c)
+			}
+		}
+	}
+	for _, c := range cfgs {
+		c.Data = "data"
+		c = c.WithDefaults()
+		if err := c.Check(); err != nil {
+			t.Fatalf("%s %s: %v", c.Name, c.Agent(), err)
+		}
+		saved, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := loadYAML(t, string(saved), Config{})
+		if err != nil {
+			t.Errorf("%s %s: %v\n%s", c.Name, c.Agent(), err, saved)
+			continue
+		}
+		if again, _ := got.WithDefaults().Marshal(); !bytes.Equal(again, saved) {
+			t.Errorf("%s %s: loaded as\n%s\nwant\n%s", c.Name, c.Agent(), again, saved)
+		}
+	}
+	if len(cfgs) < 20 {
+		t.Errorf("%d configurations checked", len(cfgs))
+	}
+}

@@ -381,7 +381,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if note := s.Config().ScheduleNote(opts.Resume != ""); note != "" && s.Done() < s.Config().Trials {
 		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
 	}
-	if sum, err := search.Summarize(s.Dir()); err != nil || sum.StatusOf(false) != search.RunFinished { // else a finished run, resumed: nothing to watch
+	if sum, err := search.Summarize(s.Dir()); err != nil || !slices.Contains([]search.RunStatus{search.RunFinished, search.RunFailed}, sum.StatusOf(false)) { // else a finished run, resumed: nothing to watch
 		say("watch it live: %s", rundir.WatchHint(s.Dir()))
 	}
 
@@ -571,6 +571,9 @@ func eventLine(e search.Event, agent string) string {
 			return fmt.Sprintf("final #%d %s: %s %s", f.Rank, f.Arch, f.Status, f.Reason)
 		}
 		line := fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
+		if f.AtChance {
+			line += " (at chance: a constant predictor)"
+		}
 		if f.Reason != "" { // trained from fresh weights, say
 			line += "; " + f.Reason
 		}

@@ -479,3 +479,17 @@ func jsonEvents(t *testing.T, out string) []search.Event {
 	}
 	return events
 }
+
+// A final model at chance says so on its progress line; one above chance
+// does not.
+func TestEventLineFinalAtChance(t *testing.T) {
+	f := rundir.FinalResult{Rank: 2, Arch: "C(32,3,1) - GAP()", ValAccuracy: 0.4762, TestAccuracy: 0.4833, Status: rundir.StatusOK, Model: "winners/rank-02.onnx", AtChance: true}
+	want := "final #2 C(32,3,1) - GAP(): val 0.4762, test 0.4833 (winners/rank-02.onnx) (at chance: a constant predictor)"
+	if got := eventLine(search.Event{Kind: "final", Final: &f}, ""); got != want {
+		t.Errorf("at chance: %q, want %q", got, want)
+	}
+	f.AtChance = false
+	if got := eventLine(search.Event{Kind: "final", Final: &f}, ""); strings.Contains(got, "chance") {
+		t.Errorf("above chance: %q", got)
+	}
+}

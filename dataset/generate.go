@@ -99,6 +99,41 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// TrainingGap returns a class that the split by plan, with the shuffle
+// seed, of the dataset o describes leaves without training images (the
+// split Load and then Dataset.Split make of the folder Generate writes),
+// or "" when every class has some. Only a few images can miss a class:
+// their classes are drawn per image, and the split shuffles them.
+func (o Options) TrainingGap(plan SplitPlan, seed uint64) (string, error) {
+	o = o.withDefaults()
+	leaf := 0
+	for i := range o.Count {
+		if drawClass(imageRNG(o.Seed, i)) {
+			leaf++
+		}
+	}
+	// Load reads the files in name order: every LEAF_ image (label 1) before
+	// every NO_ image (label 0).
+	d := &Dataset{Classes: []string{ClassNoLeaf, ClassLeaf}, Labels: make([]int, o.Count)}
+	for i := range leaf {
+		d.Labels[i] = 1
+	}
+	s, err := d.Split(plan, seed)
+	if err != nil {
+		return "", err
+	}
+	train := make([]int, len(d.Classes))
+	if len(s.Train) > 0 { // ClassCounts(nil) would count every image
+		train = d.ClassCounts(s.Train)
+	}
+	for c, n := range train {
+		if n == 0 {
+			return d.Classes[c], nil
+		}
+	}
+	return "", nil
+}
+
 // ErrDatasetExists is returned (wrapped) by Generate when the output folder
 // already holds LEAF_/NO_ images and Options.Force is false.
 var ErrDatasetExists = errors.New("folder already holds a leaves dataset")
@@ -129,9 +164,12 @@ func fileName(leaf bool, n int) string {
 // NO_0000.png, ..., numbered per class in the order of the image index.
 //
 // Each file is written under a temporary name and renamed into place, so an
-// interrupted run never leaves a truncated PNG (a run that is interrupted leaves
-// the images finished so far; run again with Force to replace them). Files are
-// not synced to disk one by one: a power loss, unlike a crash, may still lose
+// interrupted run never leaves a truncated PNG. A run that stops before the
+// end (its context cancelled, a write failed) removes the images it wrote
+// and returns an *IncompleteError: a folder of the first N images would
+// pass for a whole dataset of N, and a run cannot be finished later, since
+// the folder does not record the options it was made with. Files are not
+// synced to disk one by one: a power loss, unlike a crash, may still lose
 // the last ones written.
 //
 // Output is identical for identical opts, whatever opts.Workers, with the same
@@ -165,8 +203,8 @@ func Generate(ctx context.Context, dir string, opts Options) (GenerateReport, er
 	defer cancel()
 	var (
 		next     atomic.Int64 // next image index to render
-		mu       sync.Mutex   // guards done, firstErr, rep.Bytes and Progress calls
-		done     int
+		mu       sync.Mutex   // guards written, firstErr, rep.Bytes and Progress calls
+		written  []string     // names of the images written, in the order they were
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -198,23 +236,61 @@ func Generate(ctx context.Context, dir string, opts Options) (GenerateReport, er
 					return
 				}
 				mu.Lock()
-				done++
+				written = append(written, names[i])
 				rep.Bytes += int64(buf.Len())
 				if opts.Progress != nil {
-					opts.Progress(done, opts.Count)
+					opts.Progress(len(written), opts.Count)
 				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return GenerateReport{}, firstErr
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return GenerateReport{}, err
+	if firstErr != nil {
+		return GenerateReport{}, removeIncomplete(dir, written, opts.Count, firstErr)
 	}
 	return rep, nil
+}
+
+// IncompleteError is Generate's error when it stopped before writing every
+// image: its context was cancelled (Err is then context.Canceled) or a
+// write failed. Generate removes the images it wrote; Kept counts those it
+// failed to remove, which remain as a partial dataset.
+type IncompleteError struct {
+	Dir            string
+	Written, Count int   // images written before the stop, of the Count asked for
+	Kept           int   // of the Written, those still in Dir
+	Err            error // why it stopped
+	RemoveErr      error // why the Kept images could not be removed; nil when Kept is 0
+}
+
+func (e *IncompleteError) Error() string {
+	if e.Kept == 0 {
+		return fmt.Sprintf("%v after %d of %d images; the %d written were removed", e.Err, e.Written, e.Count, e.Written)
+	}
+	return fmt.Sprintf("%v after %d of %d images; removing them failed (%v), and %s holds %d of them, a partial dataset",
+		e.Err, e.Written, e.Count, e.RemoveErr, e.Dir, e.Kept)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
+// removeIncomplete removes the images written of a run that stopped for
+// err, and returns the *IncompleteError that says so.
+func removeIncomplete(dir string, written []string, count int, err error) error {
+	e := &IncompleteError{Dir: dir, Written: len(written), Count: count, Err: err}
+	for _, name := range written {
+		rerr := os.Remove(filepath.Join(dir, name))
+		if rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			e.Kept++
+			if e.RemoveErr == nil {
+				e.RemoveErr = rerr
+			}
+		}
+	}
+	return e
 }
 
 // prepareDir creates dir, or checks that it holds no dataset (force false) or

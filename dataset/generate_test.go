@@ -265,7 +265,9 @@ func TestGenerateRefusesExistingDataset(t *testing.T) {
 	}
 }
 
-func TestGenerateCancelLeavesNoPartialFiles(t *testing.T) {
+// A cancelled run removes the images it wrote, temporary files included,
+// and says how many it had written.
+func TestGenerateCancelLeavesNoPartialDataset(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	done := 0
@@ -275,20 +277,95 @@ func TestGenerateCancelLeavesNoPartialFiles(t *testing.T) {
 			cancel()
 		}
 	}})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
+	var stopped *IncompleteError
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &stopped) {
+		t.Fatalf("err = %v, want an *IncompleteError of context.Canceled", err)
 	}
-	files := readDir(t, dir)
-	if len(files) != done || len(files) >= 500 {
-		t.Fatalf("%d files after cancelling, %d reported done", len(files), done)
+	// Images in flight at the cancel are finished, so done may pass 20.
+	if stopped.Written != done || done < 20 || done >= 500 || stopped.Count != 500 || stopped.Kept != 0 || stopped.Dir != dir {
+		t.Errorf("%+v, with %d images reported written", stopped, done)
 	}
-	for name, data := range files {
-		if strings.HasPrefix(name, ".") {
-			t.Errorf("temporary file %s left", name)
+	if files := readDir(t, dir); len(files) != 0 {
+		t.Errorf("%d files left after cancelling, want none", len(files))
+	}
+}
+
+// A write that fails stops the run the same way: what was written goes,
+// what was there before stays.
+func TestGenerateFailureLeavesNoPartialDataset(t *testing.T) {
+	dir := t.TempDir()
+	// A folder where image 5 goes: renaming the image onto it fails, after
+	// images 0-4 (one worker renders them in order).
+	leaf := 0
+	for i := range 5 {
+		if drawClass(imageRNG(1, i)) {
+			leaf++
 		}
-		if _, err := png.Decode(bytes.NewReader(data)); err != nil {
-			t.Errorf("%s: %v", name, err)
+	}
+	name := fileName(false, 5-leaf)
+	if drawClass(imageRNG(1, 5)) {
+		name = fileName(true, leaf)
+	}
+	if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Generate(context.Background(), dir, Options{Count: 40, Seed: 1, Workers: 1})
+	var stopped *IncompleteError
+	if !errors.As(err, &stopped) || !strings.Contains(err.Error(), name) || stopped.Written != 5 || stopped.Count != 40 || stopped.Kept != 0 {
+		t.Fatalf("err = %v (%+v), want an *IncompleteError naming %s after 5 of 40 images", err, stopped, name)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != name {
+		t.Errorf("left %v (%v), want only the folder %s", entries, err, name)
+	}
+}
+
+// TrainingGap agrees with the folders Generate writes, loaded and split
+// as every command that trains does, for the small counts where a class
+// may miss the training set.
+func TestTrainingGapMatchesLoadedSplit(t *testing.T) {
+	plans := map[string]SplitPlan{"metaqnn": SplitMetaQNN, "nasnet": SplitNASNet, "metaqnn-stratified": {Fraction: 1, TestShare: 0.3, ValShare: 0.2, Stratified: true}}
+	gaps := 0
+	for _, seed := range []uint64{1, 3} {
+		for count := 3; count <= 12; count++ {
+			o := Options{Count: count, Seed: seed, Size: 16}
+			if o.Validate() != nil {
+				continue // one class only
+			}
+			dir := t.TempDir()
+			if _, err := Generate(context.Background(), dir, o); err != nil {
+				t.Fatal(err)
+			}
+			d, _, err := Load(dir, LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, plan := range plans {
+				for _, splitSeed := range []uint64{1, 2} {
+					s, err := d.Split(plan, splitSeed)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := ""
+					for c, n := range d.ClassCounts(s.Train) {
+						if n == 0 || len(s.Train) == 0 {
+							want = d.Classes[c]
+							break
+						}
+					}
+					got, err := o.TrainingGap(plan, splitSeed)
+					if err != nil || got != want {
+						t.Errorf("seed %d, %d images, plan %s, split seed %d: TrainingGap %q (%v), the loaded split leaves out %q", seed, count, name, splitSeed, got, err, want)
+					}
+					if want != "" {
+						gaps++
+					}
+				}
+			}
 		}
+	}
+	if gaps == 0 {
+		t.Error("no count missed a class: the comparison tested nothing")
 	}
 }
 

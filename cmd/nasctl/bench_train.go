@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/bench"
@@ -40,7 +42,7 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed steps before them (at least 1)"},
 			&cli.Float64Flag{Name: "peak-gflops", Usage: "the machine's peak in GFLOP/s, from an earlier run (0: measure it)"},
 			&cli.BoolFlag{Name: "inference", Usage: "also time batch-1 prediction of the exported model"},
-			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime's per-operator profile of the training session to PREFIX*.json"},
+			&cli.StringFlag{Name: "profile", Usage: "write ONNX Runtime's per-operator profile of the training session to PREFIX_<date and time>.json (the name is printed)"},
 			&cli.BoolFlag{Name: "no-nchwc", Usage: "time the standard graph on ONNX Runtime's standard Conv kernels, without the NCHWc rewrite training uses (for comparison)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			memoryFlag(),
@@ -67,13 +69,26 @@ Example: nasctl bench train-step --arch "C(16,3,1) - P(2,2) - C(32,3,1) - SM()" 
 			if opts.MaxMemory, err = maxMemory(c); err != nil {
 				return err
 			}
-			if opts.Classes < 2 || opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 1 || opts.Threads < 0 || opts.PeakGFLOPs < 0 {
-				return usagef("--classes must be at least 2, --batch, --steps and --warmup positive, --threads and --peak-gflops 0 or more")
+			if opts.Classes < 2 {
+				return usagef("--classes %d: must be at least 2", opts.Classes)
 			}
-			// ONNX Runtime writes nothing, and says nothing, into a folder that is missing.
-			if dir := filepath.Dir(opts.Profile); opts.Profile != "" {
-				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-					return usagef("--profile %s: the folder %s does not exist; create it or give another prefix", opts.Profile, dir)
+			for _, f := range []struct {
+				name string
+				v    int
+			}{{"batch", opts.Batch}, {"steps", opts.Steps}, {"warmup", opts.Warmup}} {
+				if f.v < 1 {
+					return usagef("--%s %d: must be at least 1", f.name, f.v)
+				}
+			}
+			if opts.Threads < 0 {
+				return usagef("--threads %d: must be 0 (one per core) or more", opts.Threads)
+			}
+			if !(opts.PeakGFLOPs >= 0) {
+				return usagef("--peak-gflops %g: must be 0 (measure it) or more", opts.PeakGFLOPs)
+			}
+			if opts.Profile != "" {
+				if err := checkPrefixFolder("profile", opts.Profile); err != nil {
+					return err
 				}
 			}
 			return runBenchTrainStep(c.Context, opts, c.App.Writer)
@@ -110,6 +125,8 @@ type benchTrainStepReport struct {
 	PeakShare float64 `json:"peak_share"`
 	// Inference is batch-1 prediction of the exported model, with --inference.
 	Inference *runtime.InferenceTiming `json:"inference,omitempty"`
+	// Profile is the file ONNX Runtime wrote its profile to, with --profile.
+	Profile string `json:"profile,omitempty"`
 }
 
 func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.Writer) error {
@@ -133,10 +150,23 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 		}
 		rep.PeakGFLOPs = peak.GFLOPs
 	}
+	before := profiles(opts.Profile)
 	st, err := runtime.MeasureTrainStep(ctx, net, runtime.StepBenchConfig{Batch: opts.Batch, Warmup: opts.Warmup, Steps: opts.Steps,
 		Threads: opts.Threads, Optimization: runtime.TrainOptimization, ProfilePrefix: opts.Profile, NoNCHWc: opts.NoNCHWc})
 	if err != nil {
 		return err
+	}
+	if opts.Profile != "" {
+		// ONNX Runtime adds the time to the prefix when the session closes,
+		// and returns neither the name nor an error.
+		for p := range profiles(opts.Profile) {
+			if !before[p] {
+				rep.Profile = p
+			}
+		}
+		if rep.Profile == "" {
+			return fmt.Errorf("--profile %s: ONNX Runtime wrote no profile (%s*.json); check that the folder takes new files", opts.Profile, opts.Profile)
+		}
 	}
 	rep.StepTiming = *st
 	rep.PeakShare = st.GFLOPs / rep.PeakGFLOPs
@@ -159,5 +189,25 @@ func runBenchTrainStep(ctx context.Context, opts benchTrainStepOptions, out io.W
 		fmt.Fprintf(out, "inference      %.3f ms per image at batch 1 (median of %d; 90th percentile %.3f ms), exported model\n",
 			rep.Inference.Median, rep.Inference.Runs, rep.Inference.P90)
 	}
+	if rep.Profile != "" {
+		fmt.Fprintf(out, "profile of the training session: %s\n", rep.Profile)
+	}
 	return nil
+}
+
+// profiles returns the set of profile files, PREFIX*.json, there are now;
+// none for an empty prefix.
+func profiles(prefix string) map[string]bool {
+	found := map[string]bool{}
+	if prefix == "" {
+		return found
+	}
+	dir, base := filepath.Split(prefix)
+	entries, _ := os.ReadDir(cmp.Or(dir, "."))
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, base) && strings.HasSuffix(name, ".json") && !e.IsDir() {
+			found[dir+name] = true
+		}
+	}
+	return found
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/urfave/cli/v2"
@@ -45,7 +46,10 @@ func datasetGenerateCommand() *cli.Command {
 background with small discs, plus 1-3 dark leaves (ellipse with veins) in about half of the
 images, or 0-3 distractor shapes (circle, rectangle, line) in the others. The same --seed
 gives the same files byte for byte. A folder that already holds LEAF_/NO_ images is refused
-unless --force is given, which deletes them first.
+unless --force is given, which deletes them first. A generation stopped before its end
+(Ctrl-C, a full disk) removes the images it wrote, so that no command later takes the
+first few for a whole dataset; run it again to start over. A count so small that the
+split train and search make would leave a class without training images is refused.
 Example: nasctl dataset generate --out data/leaves --seed 1`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "folder to write the images into (created if missing; required)"},
@@ -74,17 +78,55 @@ Example: nasctl dataset generate --out data/leaves --seed 1`,
 			check := opts.Options
 			if check.Count < 1 { // zero would mean the default to the library
 				problems = append(problems, fmt.Errorf("count: must be at least 1, got %d", check.Count))
-				check.Count = 1
+				check.Count = dataset.DefaultCount // the other fields are still checked, and nothing more of the count
 			}
 			if err := check.Validate(); err != nil {
 				problems = append(problems, err)
+			} else if check.Count == opts.Count {
+				if err := checkTrainingSplit(opts.Options); err != nil {
+					problems = append(problems, err)
+				}
 			}
 			if len(problems) > 0 {
 				return usagef("%v", errors.Join(problems...))
 			}
-			return runDatasetGenerate(c.Context, opts, c.App.Writer)
+			return runDatasetGenerate(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// defaultSplits are the splits the commands that train make of a folder
+// unless told otherwise: train's and search metaqnn's, and search
+// nasnet's, all with split seed 1.
+var defaultSplits = []string{"metaqnn", "nasnet"}
+
+// checkTrainingSplit refuses a count whose images a default split would
+// leave without training images of a class: a search on them runs, and
+// reports a validation and test accuracy of a class it never saw. The
+// error gives the smallest larger count that works with the seed.
+func checkTrainingSplit(o dataset.Options) error {
+	gap := func(o dataset.Options) (class, plan string) {
+		for _, name := range defaultSplits {
+			p, _ := dataset.ParseSplitPlan(name)
+			if c, _ := o.TrainingGap(p, 1); c != "" {
+				return c, name
+			}
+		}
+		return "", ""
+	}
+	class, plan := gap(o)
+	if class == "" {
+		return nil
+	}
+	larger := o
+	for larger.Count++; ; larger.Count++ {
+		if c, _ := gap(larger); c == "" && larger.Validate() == nil {
+			break
+		}
+	}
+	return fmt.Errorf("count: with seed %d, the split that train and search make of %d images by default (--plan %s --split-seed 1) "+
+		"would leave class %q without training images, and a search could not learn it; give --count %d, the smallest count above %d that works with seed %d",
+		o.Seed, o.Count, plan, class, larger.Count, o.Count, o.Seed)
 }
 
 type datasetGenerateOptions struct {
@@ -92,11 +134,15 @@ type datasetGenerateOptions struct {
 	dataset.Options
 }
 
-func runDatasetGenerate(ctx context.Context, opts datasetGenerateOptions, out io.Writer) error {
+func runDatasetGenerate(ctx context.Context, opts datasetGenerateOptions, out, errOut io.Writer) error {
 	start := time.Now()
 	rep, err := dataset.Generate(ctx, opts.Out, opts.Options)
 	if errors.Is(err, dataset.ErrDatasetExists) {
 		return fmt.Errorf("%w; add --force to replace it", err)
+	}
+	var stopped *dataset.IncompleteError
+	if errors.As(err, &stopped) {
+		return incompleteDataset(stopped, errOut)
 	}
 	if err != nil {
 		return err
@@ -112,6 +158,23 @@ func runDatasetGenerate(ctx context.Context, opts datasetGenerateOptions, out io
 		rep.Leaf, 100*float64(rep.Leaf)/float64(rep.Count), rep.Count-rep.Leaf,
 		float64(rep.Bytes)/1e6, time.Since(start).Seconds())
 	return nil
+}
+
+// incompleteDataset says what a generation that stopped before its end
+// left in its folder, and what to run next. An interrupt is said on errOut,
+// as main reports a cancelled command by its exit code and one word.
+func incompleteDataset(e *dataset.IncompleteError, errOut io.Writer) error {
+	what := fmt.Sprintf("stopped after writing %s of %s images", humanize.Comma(int64(e.Written)), humanize.Comma(int64(e.Count)))
+	next := fmt.Sprintf("they were removed, and %s holds no partial dataset: run the same command again to generate all %s", e.Dir, humanize.Comma(int64(e.Count)))
+	if e.Kept > 0 {
+		next = fmt.Sprintf("removing them failed (%v): %s holds %s of them, a partial dataset that reads as a whole one; run the same command again with --force to replace it",
+			e.RemoveErr, e.Dir, humanize.Comma(int64(e.Kept)))
+	}
+	if errors.Is(e.Err, context.Canceled) {
+		fmt.Fprintf(errOut, "%s; %s\n", what, next)
+		return e.Err
+	}
+	return fmt.Errorf("%v: %s; %s", e.Err, what, next)
 }
 
 func datasetInfoCommand() *cli.Command {
@@ -143,6 +206,9 @@ Example: nasctl dataset info data/leaves --json`,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("dataset info takes one folder argument (got %d arguments)", c.NArg())
+			}
+			if err := checkFolderArg(c.Args().First(), c.Args().First()); err != nil {
+				return err
 			}
 			opts := datasetInfoOptions{
 				Dir: c.Args().First(), PlanName: c.String("plan"), Seed: c.Uint64("seed"), JSON: c.Bool("json"),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -222,6 +223,9 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "generate", "--out", empty, "extra"}, 2, "takes no arguments"},
 		{[]string{"dataset", "generate", "--out", empty, "--count", "0", "--size", "8"}, 2,
 			"count: must be at least 1, got 0\nsize: must be in [16, 1024] pixels, got 8"},
+		// A count below 1 is said once, nothing more about it.
+		{[]string{"dataset", "generate", "--out", empty, "--count", "0"}, 2, "nasctl: count: must be at least 1, got 0\nRun "},
+		{[]string{"dataset", "generate", "--out", empty, "--count", "-5"}, 2, "nasctl: count: must be at least 1, got -5\nRun "},
 		{[]string{"dataset", "generate", "--out", empty, "--count", "1"}, 2,
 			"count: with seed 1, the class drawn for each of the 1 image(s) would be the same, and a classifier needs both; give a larger count or another seed"},
 		{[]string{"dataset", "generate", "--out", empty, "--seed", "-1"}, 2, "invalid value"},
@@ -238,7 +242,8 @@ func TestDatasetErrors(t *testing.T) {
 		{[]string{"dataset", "info", empty, "--channels", "2"}, 2, "--channels 2"},
 		{[]string{"dataset", "frob"}, 2, `unknown command "dataset frob"`},
 		{[]string{"dataset", "info", empty}, 1, "is empty; expected image files named LEAF_* and NO_*"},
-		{[]string{"dataset", "info", filepath.Join(empty, "missing")}, 1, "no such file or directory"},
+		{[]string{"dataset", "info", filepath.Join(empty, "missing")}, 2, filepath.Join(empty, "missing") + ": no such file or directory; give a folder of image files"},
+		{[]string{"dataset", "info", filepath.Join(empty, "missing"), "--json"}, 2, "no such file or directory"},
 	}
 	for _, tc := range tests {
 		code, out, errOut := runDataset(t, tc.args...)
@@ -302,5 +307,67 @@ func TestSmallClasses(t *testing.T) {
 	code, _, errOut = runDataset(t, "train", "--arch", "SM()", "--data", tiny, "--epochs", "1", "--out", filepath.Join(t.TempDir(), "m.onnx"))
 	if code != 1 || !strings.Contains(errOut, "its 2 images leave 0 for training and 1 for validation under the split plan metaqnn; a classifier needs more images") {
 		t.Errorf("train on 2 images: exit %d: %s", code, errOut)
+	}
+}
+
+// A count whose default split leaves a class without training images is
+// refused, naming the next count that works; the counts come from
+// dataset.Options.TrainingGap, which the dataset package checks against
+// the folders Generate writes. With seed 1, 5 images hold 2 leaf images,
+// which the metaqnn split (2 test, 2 training, 1 validation image) leaves
+// out of training; 6 is the first count whose split trains on both.
+func TestDatasetGenerateRefusesTrainingGap(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--count", "3")
+	want := "count: with seed 1, the split that train and search make of 3 images by default (--plan metaqnn --split-seed 1) " +
+		`would leave class "leaf" without training images, and a search could not learn it; give --count 6, the smallest count above 3 that works with seed 1`
+	if code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("--count 3: exit %d, %q; want exit 2 and %q", code, errOut, want)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("--count 3 refused, yet %s: %v", dir, err)
+	}
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--count", "5"); code != 2 || !strings.Contains(errOut, "give --count 6,") {
+		t.Errorf("--count 5: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--count", "6"); code != 0 {
+		t.Fatalf("--count 6: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := runDataset(t, "dataset", "info", dir, "--json")
+	var info datasetInfo
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil {
+		t.Fatalf("info: exit %d: %s%s", code, out, errOut)
+	}
+	for _, c := range info.Classes {
+		if c.Train == 0 {
+			t.Errorf("6 images: class %q has no training image: %+v", c.Name, info)
+		}
+	}
+}
+
+// A generation stopped by Ctrl-C says how far it got, removes what it
+// wrote (a first few images would pass for a whole dataset), and the same
+// command then runs again without --force.
+func TestDatasetGenerateInterrupted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "big")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := datasetGenerateOptions{Out: dir, Options: dataset.Options{Count: 300, Seed: 1, Size: 16, Workers: 2, Progress: func(done, _ int) {
+		if done == 10 {
+			cancel()
+		}
+	}}}
+	var out, errOut bytes.Buffer
+	err := runDatasetGenerate(ctx, opts, &out, &errOut)
+	said := regexp.MustCompile(`^stopped after writing (\d+) of 300 images; they were removed, and ` + regexp.QuoteMeta(dir) +
+		` holds no partial dataset: run the same command again to generate all 300\n$`)
+	if !errors.Is(err, context.Canceled) || !said.MatchString(errOut.String()) || out.Len() > 0 {
+		t.Errorf("err %v, stdout %q, stderr %q; want context.Canceled and %s", err, out.String(), errOut.String(), said)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("%s after the interrupt: %d files (%v), want none", dir, len(entries), err)
+	}
+	if code, _, errOut := runDataset(t, "dataset", "generate", "--out", dir, "--count", "20", "--size", "16"); code != 0 {
+		t.Errorf("generate again without --force: exit %d, %s", code, errOut)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,13 +76,19 @@ func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 // checkDataFolder returns a usage error when the image folder given with
 // --flag is not a folder, before anything is loaded.
 func checkDataFolder(flag, dir string) error {
+	return checkFolderArg("--"+flag+" "+dir, dir)
+}
+
+// checkFolderArg is checkDataFolder for an image folder given as an
+// argument (given: how the user wrote it).
+func checkFolderArg(given, dir string) error {
 	const what = "give a folder of " + dataset.Layouts + " (nasctl dataset --help)"
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return usagef("--%s %s: %v; %s", flag, dir, unwrapPath(err), what)
+		return usagef("%s: %v; %s", given, unwrapPath(err), what)
 	case !fi.IsDir():
-		return usagef("--%s %s is a file; %s", flag, dir, what)
+		return usagef("%s is a file; %s", given, what)
 	}
 	return nil
 }
@@ -94,9 +101,39 @@ func checkWritable(flag, path string) error {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return usagef("--%s %s is a folder; give a file name", flag, path)
 	}
+	if err := canWriteIn(dir); err != nil {
+		return usagef("--%s %s: cannot write in %s (%v); choose another path", flag, path, dir, err)
+	}
+	return nil
+}
+
+// checkPrefixFolder returns a usage error when files whose path starts
+// with prefix (a folder and the start of a name, as --profile takes)
+// cannot be written: ONNX Runtime, which writes them, says nothing when it
+// cannot.
+func checkPrefixFolder(flag, prefix string) error {
+	dir := filepath.Dir(prefix)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("--%s %s: the folder %s does not exist; create it or give another prefix", flag, prefix, dir)
+	case err != nil:
+		return usagef("--%s %s: %v; give another prefix", flag, prefix, err)
+	case !fi.IsDir():
+		return usagef("--%s %s: %s is not a folder; give a prefix in a folder, such as prof/step", flag, prefix, dir)
+	}
+	if err := canWriteIn(dir); err != nil {
+		return usagef("--%s %s: cannot write in %s (%v); give a prefix in a folder you can write to", flag, prefix, dir, err)
+	}
+	return nil
+}
+
+// canWriteIn creates and removes a scratch file in dir, the one sure test
+// that a file can be written there.
+func canWriteIn(dir string) error {
 	f, err := os.CreateTemp(dir, ".nasctl-write-check-*")
 	if err != nil {
-		return usagef("--%s %s: cannot write in %s (%v); choose another path", flag, path, dir, unwrapPath(err))
+		return unwrapPath(err)
 	}
 	f.Close()
 	os.Remove(f.Name())

@@ -154,6 +154,9 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 	if !slices.Contains(problem.Names, space) {
 		return o, usagef("--space: unknown space %q (valid: %s)", space, strings.Join(problem.Names, ", "))
 	}
+	if c.IsSet("blocks") && space != "mock" {
+		return o, usagef("--blocks does not apply to --space %s (the NATS-Bench cell is fixed); drop --blocks, or use --space mock", space)
+	}
 	if b := c.Int("blocks"); space == "mock" && (b < 1 || b > search.MaxBlocks) {
 		return o, usagef("--blocks must be 1 to %d, got %d (the controller's network grows with the blocks: docs/limits.md)", search.MaxBlocks, b)
 	}
@@ -188,6 +191,9 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 		if !slices.Contains(o.Agents, name) {
 			o.Agents = append(o.Agents, name)
 		}
+	}
+	if err := checkAgentOnlyFlags(c, o.Agents); err != nil {
+		return o, err
 	}
 	var beyond []string
 	for _, f := range strings.Split(c.String("queries"), ",") {
@@ -234,6 +240,30 @@ func benchmarkAgentsOptionsFrom(c *cli.Context) (benchmarkAgentsOptions, error) 
 		return o, usagef("%v", err)
 	}
 	return o, nil
+}
+
+// agentOnlyFlags names, for each agent that has settings of its own, the
+// flags that set them.
+func agentOnlyFlags() map[string][]string {
+	return map[string][]string{
+		"reinforce": append(reinforceFlagNames(), "preset"),
+		"metaqnn":   {"q-schedule", "q-alpha", "q-replay", "q-redraw", "q-target"},
+		"evolution": {"evo-population", "evo-sample"},
+	}
+}
+
+// checkAgentOnlyFlags refuses a flag of an agent that agents leave out:
+// the benchmark would run without it, and say nothing.
+func checkAgentOnlyFlags(c *cli.Context, agents []string) error {
+	for _, a := range benchAgents { // in a fixed order, for a fixed message
+		for _, name := range agentOnlyFlags()[a.name] {
+			if c.IsSet(name) && !slices.Contains(agents, a.name) {
+				return usagef("--%s sets the %s agent, which --agents %s leaves out; add %s to --agents, or drop --%s",
+					name, a.name, strings.Join(agents, ","), a.name, name)
+			}
+		}
+	}
+	return nil
 }
 
 // benchmarkRow is one line of the JSON report.

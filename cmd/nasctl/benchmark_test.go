@@ -206,6 +206,13 @@ func TestBenchmarkAgentsUsageErrors(t *testing.T) {
 		{[]string{"--evo-population", "1"}, "population 1: a tournament needs at least 2 members"},
 		{[]string{"--evo-sample", "1"}, "sample 1: a tournament of fewer than 2 picks its parent at random"},
 		{[]string{"--agents", "evolution", "--evo-population", "500", "--budget", "20"}, "population 500 leaves none of the run's 20 trials to evolution"},
+		// Flags of what the run leaves out, refused as search nasnet refuses them.
+		{[]string{"--space", "natsbench", "--blocks", "3"}, "--blocks does not apply to --space natsbench (the NATS-Bench cell is fixed); drop --blocks, or use --space mock"},
+		{[]string{"--agents", "random", "--controller-lr", "0.1"}, "--controller-lr sets the reinforce agent, which --agents random leaves out; add reinforce to --agents, or drop --controller-lr"},
+		{[]string{"--agents", "random,evolution", "--preset", "paper"}, "--preset sets the reinforce agent, which --agents random,evolution leaves out"},
+		{[]string{"--agents", "random", "--q-alpha", "0.1"}, "--q-alpha sets the metaqnn agent, which --agents random leaves out; add metaqnn to --agents, or drop --q-alpha"},
+		{[]string{"--agents", "reinforce", "--q-target", "return"}, "--q-target sets the metaqnn agent"},
+		{[]string{"--agents", "metaqnn", "--evo-sample", "3"}, "--evo-sample sets the evolution agent, which --agents metaqnn leaves out"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"benchmark", "agents"}, tc.args...)...)

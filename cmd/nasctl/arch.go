@@ -8,12 +8,16 @@ import (
 	"io"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/shell"
+	"github.com/nasctl/nasctl/natsbench"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -62,6 +66,9 @@ weights, flips, seed). Example: nasctl arch inspect runs/leaves/winners/rank-01.
 					return usagef(`arch inspect takes one architecture argument, e.g. "C(32,3,1) - P(2,2) - SM()", or one model file (got %d arguments)`, c.NArg())
 				}
 				opts := archInspectOptions{Arch: c.Args().First(), Classes: c.Int("classes"), Space: c.String("space"), JSON: c.Bool("json")}
+				if err := notAnArch(opts.Arch); err != nil {
+					return err
+				}
 				var err error
 				if strings.HasSuffix(opts.Arch, ".onnx") {
 					if c.IsSet("input") || c.IsSet("classes") {
@@ -86,6 +93,25 @@ weights, flips, seed). Example: nasctl arch inspect runs/leaves/winners/rank-01.
 			},
 		}},
 	}
+}
+
+// notAnArch returns a usage error for an argument of arch inspect that is
+// something else the user has at hand, which the layer syntax's error
+// ("expected NAME(args)") would not name: a folder (a run's: where its
+// architectures are), or a NATS-Bench cell of a natsbench search.
+func notAnArch(arg string) error {
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		msg := fmt.Sprintf("%s is a folder: arch inspect reads an architecture or a model file (.onnx)", arg)
+		if err := modelFolderError(arg); isRunFolder(arg) && err != nil {
+			msg = fmt.Sprintf("arch inspect reads an architecture or a model file: %v; nasctl runs show %s lists the run's architectures", err, shell.Quote(arg))
+		}
+		return usagef("%s", msg)
+	}
+	if _, err := natsbench.ParseCell(arg); err == nil {
+		return usagef("%q is a NATS-Bench cell: arch inspect does not read those (nasctl builds no network of them; a natsbench search looks their accuracy up); nasctl reward natsbench --cell %s gives its accuracy",
+			arg, shell.Quote(arg))
+	}
+	return nil
 }
 
 // cpuInput is the input of the cpu preset, whose space is the cpu space.
@@ -200,7 +226,9 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		}
 		if err := space.Validate(layers, opts.Input); err != nil {
 			for _, p := range err.(genotype.Problems) {
-				r.Violations = append(r.Violations, p.Error())
+				q := *p
+				q.Msg = groupDigits(q.Msg) // not the layer's text, where 10000 is FC(10000)
+				r.Violations = append(r.Violations, q.Error())
 			}
 		}
 	}
@@ -215,6 +243,23 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		return fmt.Errorf("the architecture violates the %s space (%d problems listed above)", r.Space, len(r.Violations))
 	}
 	return nil
+}
+
+// number is a run of digits and points: an integer, or a decimal number
+// whose digits groupDigits must leave alone.
+var number = regexp.MustCompile(`[0-9.]+`)
+
+// groupDigits writes the integers of five digits or more in msg with
+// thousands separators, as the tables print counts (4,147,200
+// multiply-accumulates, not 4147200).
+func groupDigits(msg string) string {
+	return number.ReplaceAllStringFunc(msg, func(n string) string {
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || len(n) < 5 {
+			return n
+		}
+		return humanize.Comma(v)
+	})
 }
 
 func printArchReport(out io.Writer, r archReport) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -97,6 +99,18 @@ func TestArchInspectUnusedCell(t *testing.T) {
 const cpuWinner = "C(64,3,1) - C(16,1,1) - P(2,2) - C(16,3,1) - C(8,3,1) - C(8,5,1) - C(32,3,1) - C(8,1,1) - GAP()"
 
 func TestArchInspectErrors(t *testing.T) {
+	// Things at hand that are no architecture: a run's folder, another
+	// folder, and a NATS-Bench cell of a natsbench run (the table's optimum).
+	run, folder := filepath.Join(t.TempDir(), "s1"), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(run, "winners"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.yaml", "winners/rank-01.onnx"} {
+		if err := os.WriteFile(filepath.Join(run, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 	tests := []struct {
 		args []string
 		code int
@@ -113,7 +127,16 @@ func TestArchInspectErrors(t *testing.T) {
 		// The cpu space's MAC limits are for the cpu preset's input, which
 		// --space cpu checks at unless told otherwise: the main job's winner.
 		{[]string{"arch", "inspect", cpuWinner, "--space", "cpu"}, 0, "input 32x32x1, 2 classes"},
-		{[]string{"arch", "inspect", cpuWinner, "--space", "cpu", "--input", "64x64x1"}, 1, "over the limit of 4000000"},
+		// At 64x64x1, C(64,3,1) gives 62x62x64 for 62*62*64*9 = 2,214,144
+		// MACs and C(16,1,1) adds 62*62*16*64 = 3,936,256: counts grouped
+		// as the table prints them.
+		{[]string{"arch", "inspect", cpuWinner, "--space", "cpu", "--input", "64x64x1"}, 1,
+			`layer 2 "C(16,1,1)": brings the hidden layers to 6,150,400 multiply-accumulates per image, over the limit of 4,000,000`},
+		{[]string{"arch", "inspect", run}, 2, "is a search run's folder: give one of its models, such as " + filepath.Join(run, "winners", "rank-01.onnx")},
+		{[]string{"arch", "inspect", run}, 2, "nasctl runs show " + run + " lists the run's architectures"},
+		{[]string{"arch", "inspect", folder}, 2, folder + " is a folder: arch inspect reads an architecture or a model file (.onnx)"},
+		{[]string{"arch", "inspect", cell}, 2, "is a NATS-Bench cell: arch inspect does not read those"},
+		{[]string{"arch", "inspect", cell}, 2, "nasctl reward natsbench --cell '" + cell + "' gives its accuracy"},
 	}
 	for _, tc := range tests {
 		code, out, errOut := runCLI(t, tc.args...)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"os"
@@ -238,29 +239,28 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		Classes: m.Info.Classes, Evaluation: *ev}, nil
 }
 
-// warnOtherData warns, once per data hash, when a model's test split may
-// hold its training images: a split of other data than it trained on (a
-// whole folder of other data is what --split all is for), or --split all of
-// the very images it trained on.
+// warnOtherData warns when a model's test split may hold its training
+// images: a split of other data than it trained on (a whole folder of
+// other data is what --split all is for), or --split all of the very
+// images it trained on. Every such model is named; the advice comes once
+// per data hash, and later models trained on the same data refer to it.
 func (e *evaluator) warnOtherData(path, trained, data string) {
 	opts := e.opts
-	if trained == "" || e.warned[trained] {
+	if trained == "" {
 		return
 	}
 	switch {
+	case trained != data && opts.Split != "all" && e.warned[trained]:
+		fmt.Fprintf(e.errOut, "warning: %s too was trained on other data than %s (data hash %s), as warned above\n", path, opts.Data, shortHash(trained))
 	case trained != data && opts.Split != "all":
-		more := ""
-		if len(opts.Models) > 1 {
-			more = "; later models trained on the same data are not warned about"
-		}
 		fmt.Fprintf(e.errOut, "warning: %s was trained on other data than %s (data hash %s, not %s): "+
-			"if the two share images, its %s split may hold images it trained on; %s measures every image%s\n",
-			path, opts.Data, shortHash(trained), shortHash(data), opts.Split, cmp.Or(e.otherDataHint, "--split all"), more)
+			"if the two share images, its %s split may hold images it trained on; %s measures every image\n",
+			path, opts.Data, shortHash(trained), shortHash(data), opts.Split, cmp.Or(e.otherDataHint, "--split all"))
+	case trained == data && opts.Split == "all" && e.warned[trained]:
+		fmt.Fprintf(e.errOut, "warning: %s too was trained on %s, as warned above\n", path, opts.Data)
 	case trained == data && opts.Split == "all":
 		fmt.Fprintf(e.errOut, "warning: %s was trained on %s (data hash %s): --split all counts the images it trained on; --split test gives its held-out accuracy\n",
 			path, opts.Data, shortHash(trained))
-	default:
-		return
 	}
 	e.warned[trained] = true
 }
@@ -422,6 +422,9 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 	if err := modelFolderError(opts.Model); err != nil {
 		return err
 	}
+	if isImageFile(opts.Model) { // the arguments swapped: the model would fail as "invalid wire-format data"
+		return usagef("%s is an image: predict takes the model first, then the images (nasctl predict MODEL.onnx %s ...)", opts.Model, opts.Model)
+	}
 	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err
 	}
@@ -483,6 +486,18 @@ func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer)
 		fmt.Fprintf(out, "%s\t%s\t%.4f\n", path, pr.Class, pr.Probability)
 	}
 	return nil
+}
+
+// isImageFile reports whether the file at path decodes as an image in one
+// of the formats nasctl reads (an ONNX model never does).
+func isImageFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, _, err = image.DecodeConfig(f)
+	return err == nil
 }
 
 // shortHash keeps a data hash ("sha256:" and 64 hex digits) short enough

@@ -117,8 +117,11 @@ func int8Options(c *cli.Context, opts *exportOptions) error {
 	if err := checkDataFolder("calibration", opts.Calibration.Dir); err != nil {
 		return err
 	}
-	if opts.Calibration.Images < 1 || opts.Calibration.Threads < 0 {
-		return usagef("--images must be at least 1 and --threads 0 or more")
+	if opts.Calibration.Images < 1 {
+		return usagef("--images %d: must be at least 1", opts.Calibration.Images)
+	}
+	if opts.Calibration.Threads < 0 {
+		return usagef("--threads %d: must be 0 (one per core) or more", opts.Calibration.Threads)
 	}
 	var err error
 	if opts.Calibration.SplitBy, err = splitChoiceOf(c); err != nil {
@@ -390,7 +393,8 @@ func (k *calibrator) quantizeLabelled(ctx context.Context, b []byte, path string
 func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path string, in genotype.Input, data *calibrationData, qo quantize.Options) ([]byte, error) {
 	c, m := k.opts, data.images
 	if c.SplitBy.given() {
-		return nil, fmt.Errorf("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
+		// A flag conflict, found only once the folder is read.
+		return nil, usagef("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
 	}
 	n := min(c.Images, m.Len())
 	qo.Images = n

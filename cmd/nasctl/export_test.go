@@ -122,7 +122,8 @@ func TestExportErrors(t *testing.T) {
 		{[]string{"export", model, "--calibration", data, "--out", out}, 2, "add --int8"},
 		{[]string{"export", model, "--plan", "nasnet", "--out", out}, 2, "--plan is for --int8"},
 		{[]string{"export", model, "--threads", "2", "--out", out}, 2, "--threads is for --int8"},
-		{[]string{"export", model, "--int8", "--calibration", data, "--images", "0", "--out", out}, 2, "--images"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--images", "0", "--out", out}, 2, "--images 0: must be at least 1\n"},
+		{[]string{"export", model, "--int8", "--calibration", data, "--threads", "-1", "--out", out}, 2, "--threads -1: must be 0 (one per core) or more\n"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--percentile", "40", "--out", out}, 2, "--percentile 40"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--method", "entropy", "--out", out}, 2, "valid: percentile, minmax"},
 		{[]string{"export", model, "--int8", "--calibration", data, "--method", "minmax", "--percentile", "99", "--out", out}, 2, "--percentile is for --method percentile"},
@@ -402,6 +403,23 @@ func TestPredictInputNotes(t *testing.T) {
 	}
 }
 
+// predict with its arguments swapped (an image where the model goes) says
+// that the model comes first, not that the image is no ONNX model.
+func TestPredictModelFirst(t *testing.T) {
+	dir := t.TempDir()
+	model, photo := filepath.Join(dir, "m.onnx"), filepath.Join(dir, "photo.png")
+	writeModelTrainedOn(t, model, "C(4,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1}, "")
+	writeDatasetPNG(t, photo, image.NewGray(image.Rect(0, 0, 16, 16)))
+	code, out, errOut := runCLI(t, "predict", photo, model)
+	want := photo + " is an image: predict takes the model first, then the images (nasctl predict MODEL.onnx " + photo + " ...)"
+	if code != exitUsage || out != "" || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, %q %q; want exit 2 and %q", code, out, errOut, want)
+	}
+	if code, _, errOut := runCLI(t, "predict", model, photo); code != 0 {
+		t.Errorf("the right order: exit %d, %s", code, errOut)
+	}
+}
+
 // A robot's own camera frames, a flat folder without classes, calibrate
 // as they are: the int8 model is written and runs, its quantization record
 // names the images as unlabelled, and it claims no accuracy, which is left
@@ -526,16 +544,18 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"--calibration", empty}, empty + " is empty"},
-		{[]string{"--calibration", text}, text + " holds no image files"},
-		{[]string{"--calibration", field}, filepath.Join(field, "frame_99.png") + ": not a decodable image"},
-		{[]string{"--calibration", field, "--skip-bad", "--plan", "nasnet"}, "--plan and --split-seed are for a labelled folder: leave them out"},
+		{[]string{"--calibration", empty}, 1, empty + " is empty"},
+		{[]string{"--calibration", text}, 1, text + " holds no image files"},
+		{[]string{"--calibration", field}, 1, filepath.Join(field, "frame_99.png") + ": not a decodable image"},
+		// A flag conflict, though found only once the folder is read.
+		{[]string{"--calibration", field, "--skip-bad", "--plan", "nasnet"}, 2, "--plan and --split-seed are for a labelled folder: leave them out"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"export", model, "--int8", "--out", out}, tc.args...)...)
-		if code != 1 || !strings.Contains(errOut, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want %q", tc.args, code, errOut, tc.want)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", tc.args, code, errOut, tc.code, tc.want)
 		}
 	}
 }

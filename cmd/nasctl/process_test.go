@@ -226,9 +226,13 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 		if code != 0 || len(lines) != 2 {
 			t.Fatalf("eval of two models, --split %s: exit %d, %d lines\n%s%s", split, code, len(lines), out, errOut)
 		}
-		// All of the images the models trained on counts their training images.
+		// All of the images the models trained on counts their training
+		// images: said once, and each model named.
 		if warned := strings.Count(errOut, "--split all counts the images it trained on"); warned != map[string]int{"test": 0, "all": 1}[split] {
 			t.Errorf("--split %s: %d warnings about training images:\n%s", split, warned, errOut)
+		}
+		if named := strings.Contains(errOut, "warning: "+other+" too was trained on "+data+", as warned above"); named != (split == "all") {
+			t.Errorf("--split %s: the second model named %v:\n%s", split, named, errOut)
 		}
 		for _, line := range lines {
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {
@@ -256,8 +260,8 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 }
 
 // checkEvalOtherData: on the test split of a third folder, models trained
-// on two other folders get one warning per folder of origin, naming the
-// first model of each and the folder measured, and are all measured; the
+// on two other folders get one warning each, naming the folder measured,
+// with the advice once per folder of origin, and are all measured; the
 // whole folder gets no warning.
 func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string), tmp, model, other string) {
 	t.Helper()
@@ -277,9 +281,11 @@ func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string),
 			warnings = -1
 		}
 	}
-	if code != 0 || warnings != 2 || strings.Contains(errOut, other+" was") || !strings.Contains(errOut, "test split may hold images it trained on") ||
-		strings.Count(out, `"n":30,`) != 3 {
-		t.Errorf("eval on a third folder's test split: exit %d, want 3 models measured and one warning each for %s and %s:\n%s%s", code, model, third, out, errOut)
+	if !strings.Contains(errOut, "warning: "+other+" too was trained on other data than "+folders["leaves3"]+" (data hash sha256:") {
+		warnings = -1 // trained where model was: named, the advice not repeated
+	}
+	if code != 0 || warnings != 3 || strings.Count(errOut, "test split may hold images it trained on") != 2 || strings.Count(out, `"n":30,`) != 3 {
+		t.Errorf("eval on a third folder's test split: exit %d, want 3 models measured and one warning each, the advice for %s and %s:\n%s%s", code, model, third, out, errOut)
 	}
 	if code, out, errOut = run("eval", model, other, "--data", folders["leaves2"], "--split", "all", "--json"); code != 0 || errOut != "" || strings.Count(out, `"n":100,`) != 2 {
 		t.Errorf("eval on all of other data: exit %d, want 2 models measured and no warning:\n%s%s", code, out, errOut)
@@ -287,8 +293,8 @@ func checkEvalOtherData(t *testing.T, run func(...string) (int, string, string),
 }
 
 // Ctrl-C during train --json: the best finished epoch is saved, and stdout
-// still gets its one JSON object, saying "interrupted", where the model
-// is, and the epochs it had; it exits 130, as stopped by Ctrl-C.
+// still gets its one JSON object, saying "interrupted" and why, where the
+// model is, and the epochs it had; it exits 130, as stopped by Ctrl-C.
 func TestTrainInterruptedJSON(t *testing.T) {
 	bin := buildNasctl(t)
 	tmp := t.TempDir()
@@ -302,6 +308,7 @@ func TestTrainInterruptedJSON(t *testing.T) {
 	said, err := interruptAt(t, cmd, "epoch  2 ")
 	var rep struct {
 		Status  string            `json:"status"`
+		Reason  string            `json:"reason"`
 		Model   string            `json:"model"`
 		Epochs  int               `json:"epochs"`
 		History []json.RawMessage `json:"history"`
@@ -310,6 +317,10 @@ func TestTrainInterruptedJSON(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || json.Unmarshal([]byte(stdout.String()), &rep) != nil || rep.Status != "interrupted" || rep.Model != model ||
 		rep.Epochs < 2 || len(rep.History) != rep.Epochs || string(rep.Test) != "null" { // not tested: null, not 0
 		t.Fatalf("exit %v, stdout %q\n%s", err, stdout.String(), said)
+	}
+	// In a person's words, not Go's "context canceled".
+	if want := "interrupted (Ctrl-C); the best finished epoch was saved to " + model; rep.Reason != want {
+		t.Errorf("reason %q, want %q", rep.Reason, want)
 	}
 	if _, err := os.Stat(model); err != nil {
 		t.Errorf("the best epoch's model: %v", err)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/dataset"
@@ -254,7 +256,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 				res.ValAccuracy, bestEpochText(res), opts.Out)
 			if opts.JSON { // what was saved, without a test accuracy: the test split was not run
 				rep := newTrainReport(opts.Arch, tc, res)
-				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, err.Error(), opts.Out
+				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, stoppedReason(err, opts.Out), opts.Out
 				if jerr := printJSON(out, rep); jerr != nil {
 					return jerr
 				}
@@ -287,6 +289,20 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 		return nil
 	}
 	return printTrainResult(out, rep, res)
+}
+
+// stoppedReason is the reason train --json gives for a training cut
+// short, with the model saved from it: the signal that stopped it rather
+// than Go's "context canceled".
+func stoppedReason(err error, saved string) string {
+	if !errors.Is(err, context.Canceled) {
+		return err.Error()
+	}
+	by := "Ctrl-C"
+	if sig, ok := firstSignal.Load().(syscall.Signal); ok && sig == syscall.SIGTERM {
+		by = "SIGTERM"
+	}
+	return fmt.Sprintf("interrupted (%s); the best finished epoch was saved to %s", by, saved)
 }
 
 // printTrainResult prints a finished training's result as text.

@@ -62,7 +62,7 @@ func TestMixedSizesNameInput(t *testing.T) {
 	dir := t.TempDir()
 	data, other := filepath.Join(dir, "mixed"), filepath.Join(dir, "other")
 	generateLeaves(t, data, 20, 16, 1)
-	generateLeaves(t, other, 2, 20, 2)
+	generateLeaves(t, other, 20, 20, 2) // for one image of 20x20
 	b, err := os.ReadFile(filepath.Join(other, "LEAF_0000.png"))
 	if err != nil {
 		t.Fatal(err)

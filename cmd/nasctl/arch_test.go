@@ -121,6 +121,7 @@ func TestArchInspectErrors(t *testing.T) {
 		{[]string{"arch", "inspect", "SM()", "--input", "64by64"}, 2, "--input"},
 		{[]string{"arch", "inspect", "SM()", "--nope"}, 2, "unknown flag --nope\n"}, // no suggestion: nothing is near
 		{[]string{"arch", "inspect", "SM()", "--jsn"}, 2, "unknown flag --jsn (did you mean --json?)"},
+		{[]string{"arch", "inspect", "SM()", "--json=maybe"}, 2, "--json maybe: want true or false\n"},
 		{[]string{"arch", "inspect", "C(8,9,1) - SM()", "--input", "4x4x1"}, 2, "kernel 9 exceeds the 4x4 input"},
 		{[]string{"arch", "inspect", "SM()", "--space", "cifar"}, 2, "valid: baker2017, study"},
 		{[]string{"arch", "inspect", "P(2,2) - SM()", "--space", "baker2017"}, 1, "pooling may not be the first layer"},

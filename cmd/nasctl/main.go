@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,6 +260,11 @@ func flagError(c *cli.Context, err error, _ bool) error {
 		last := m[len(m)-1]
 		msg = msg[:last[0]] + msg[last[2]:last[3]] + " --" + msg[last[4]:last[5]] + msg[last[1]:]
 	}
+	if m := badFlagValue.FindStringSubmatch(msg); m != nil && c != nil && c.Command != nil {
+		if want := flagValueKind(c.Command.Flags, m[2]); want != "" {
+			msg = fmt.Sprintf("--%s %s: want %s", m[2], m[1], want)
+		}
+	}
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
 		if c != nil && c.Command != nil && cli.SuggestFlag != nil {
@@ -270,6 +276,33 @@ func flagError(c *cli.Context, err error, _ bool) error {
 		}
 	}
 	return usageError{msg}
+}
+
+// badFlagValue is Go's flag package's error for a value of the wrong type,
+// as flagError has rewritten its flag: the value and the flag's name.
+var badFlagValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for --([\w-]+): parse error$`)
+
+// flagValueKind says what a value of the flag named name in flags must be,
+// for its error's "parse error"; "" for a flag of another kind.
+func flagValueKind(flags []cli.Flag, name string) string {
+	for _, f := range flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.UintFlag, *cli.Uint64Flag:
+			return "a whole number, 0 or more"
+		case *cli.IntFlag, *cli.Int64Flag:
+			return "a whole number"
+		case *cli.Float64Flag:
+			return "a number"
+		case *cli.DurationFlag:
+			return "a duration such as 90s, 5m or 1h30m"
+		case *cli.BoolFlag:
+			return "true or false"
+		}
+	}
+	return ""
 }
 
 // printJSON writes v as indented JSON, as every command's --json does.

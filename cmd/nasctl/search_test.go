@@ -243,6 +243,9 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
 		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop --trials and --data"},
 		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "unknown flag --trials (did you mean --episodes?"},
+		{[]string{"search", "metaqnn", "--seed", "-1"}, "--seed -1: want a whole number, 0 or more\n"},
+		{[]string{"search", "metaqnn", "--trials", "x"}, "--trials x: want a whole number\n"},
+		{[]string{"search", "metaqnn", "--lr", "fast"}, "--lr fast: want a number\n"},
 		// Limits with a reward that refuses nothing by them.
 		{[]string{"search", "metaqnn", "--data", ".", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
 		{[]string{"search", "nasnet", "--data", ".", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -54,8 +55,8 @@ func ParseKind(s string) (Kind, error) {
 // resumed run goes on with exactly the same settings. Zero fields take the
 // defaults given on them (WithDefaults); the saved file holds the effective
 // values. A --config file is stricter (LoadConfig): a key it writes as 0
-// where a default would replace the 0 is refused. The presets are values of
-// this struct.
+// where a default would replace the 0 is refused (the controller's keys,
+// reinforce.*, are not checked). The presets are values of this struct.
 type Config struct {
 	// Kind is the method; empty: metaqnn.
 	Kind Kind `yaml:"kind"`
@@ -590,6 +591,33 @@ func (c *Config) checkGiven(doc *yaml.Node) error {
 	}
 	if t := c.Train; given("train.momentum") && t.Momentum == 0 && t.Optimizer == OptimizerSGD {
 		ps.add("train.momentum: 0 would stand for the default, 0.9; give a momentum in (0, 1), or leave the key out")
+	}
+	// Keys whose 0 the defaults replace, though 0 could be meant: refused
+	// rather than changed behind the user's back.
+	q := c.MetaQNN.QLearning
+	for _, k := range []struct {
+		key, def string
+		zero     bool
+	}{
+		{"train.restarts", "5 (constant_lr: true for none)", c.Train.Restarts == 0 && !c.Train.ConstantLR},
+		{"train.median_stop.min_trials", strconv.Itoa(defaultMedianMinTrials), c.Train.MedianStop.MinTrials == 0},
+		{"train.halving.eta", strconv.Itoa(defaultHalvingEta), c.Train.Halving.Eta == 0},
+		{"train.halving.min_trials", strconv.Itoa(defaultHalvingMinTrials), c.Train.Halving.MinTrials == 0},
+		{"metaqnn.q_learning.gamma", "1", q.Gamma == 0},
+		{"metaqnn.q_learning.init_q", "0.5", q.InitQ == 0},
+		{"metaqnn.q_learning.replay", "128 (-1 for no replay)", q.Replay == 0},
+		{"metaqnn.evolution.population", "the schedule's first phase", c.MetaQNN.Evolution.Population == 0},
+		{"metaqnn.evolution.sample", "a sixth of the population, at least 2", c.MetaQNN.Evolution.Sample == 0},
+		{"nasnet.evolution.population", "20", c.NASNet.Evolution.Population == 0},
+		{"nasnet.evolution.sample", "a sixth of the population, at least 2", c.NASNet.Evolution.Sample == 0},
+		{"reward.weight", "-0.07", c.Reward.Weight == 0},
+		{"reward.exponent", "1", c.Reward.Exponent == 0},
+		{"reward.calibration", "120", c.Reward.Calibration == 0},
+		{"reward.latency_threads", "1", c.Reward.Threads == 0},
+	} {
+		if k.zero && given(k.key) {
+			ps.add("%s: 0 would stand for the default, %s; give another value, or leave the key out", k.key, k.def)
+		}
 	}
 	if given("reward.max_params") && c.Reward.MaxParams < 0 {
 		ps.add("reward.max_params: %d, want a positive limit (0 or left out: none)", c.Reward.MaxParams)

@@ -49,6 +49,17 @@ func TestLoadConfigRefusesGivenZeros(t *testing.T) {
 		{"problem: {blocks: 0}\n", []string{"problem.blocks: 0, want 1 to 10"}},
 		{"reward: {max_params: -5, max_latency_ms: -0.5}\n", []string{"reward.max_params: -5, want a positive limit (0 or left out: none)", "reward.max_latency_ms: -0.5"}},
 		{"train: {optimizer: sgd, momentum: 0}\n", []string{"train.momentum: 0 would stand for the default, 0.9"}},
+		// Zeros the defaults would replace though they could be meant.
+		{"train: {constant_lr: false, restarts: 0, median_stop: {after: 2, min_trials: 0}, halving: {first: 2, eta: 0, min_trials: 0}}\n", []string{
+			"train.restarts: 0 would stand for the default, 5 (constant_lr: true for none)",
+			"train.median_stop.min_trials: 0 would stand for the default, 10", "train.halving.eta: 0 would stand for the default, 3",
+			"train.halving.min_trials: 0 would stand for the default, 10"}},
+		{"metaqnn: {q_learning: {gamma: 0, init_q: 0, replay: 0}, evolution: {population: 0, sample: 0}}\nnasnet: {evolution: {population: 0}}\n", []string{
+			"metaqnn.q_learning.gamma: 0 would stand for the default, 1", "metaqnn.q_learning.init_q: 0 would stand for the default, 0.5",
+			"metaqnn.q_learning.replay: 0 would stand for the default, 128 (-1 for no replay)", "metaqnn.evolution.population: 0",
+			"metaqnn.evolution.sample: 0", "nasnet.evolution.population: 0 would stand for the default, 20"}},
+		{"reward: {weight: 0, exponent: 0, calibration: 0, latency_threads: 0}\n", []string{"reward.weight: 0 would stand for the default, -0.07",
+			"reward.exponent: 0", "reward.calibration: 0", "reward.latency_threads: 0"}},
 		// A key brought in by a merge key is given as much as one written out.
 		{"train:\n  <<: {lr: 0}\n  epochs: 3\n", []string{"train.lr: 0"}},
 	} {
@@ -88,6 +99,7 @@ func TestLoadConfigGivenValues(t *testing.T) {
 	if err := c.Check(); err != nil || c.Train.Patience != -1 || c.TrainConfig().Patience != -1 {
 		t.Errorf("patience 0: %d (training %d), %v; want -1, never", c.Train.Patience, c.TrainConfig().Patience, err)
 	}
+	// restarts: 0 under the preset's constant rate means none.
 	for _, doc := range []string{"reward: {max_params: 0}\n", "train: {momentum: 0}\n", "seed: 0\ntrain: {give_up_after: 0, restarts: 0}\n", "\n"} {
 		c, err := loadYAML(t, doc, base)
 		if err != nil {

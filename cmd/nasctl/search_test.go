@@ -196,6 +196,13 @@ func TestSearchEmptyName(t *testing.T) {
 }
 
 func TestSearchSampleAndUsage(t *testing.T) {
+	// --seed left out is 1, as its help says; a broker token in the
+	// environment (for a cluster) is no flag given.
+	t.Setenv("NASCTL_BROKER_TOKEN", "secret")
+	_, one, errOut := runCLI(t, "search", "metaqnn", "--sample", "5", "--seed", "1")
+	if code, none, _ := runCLI(t, "search", "metaqnn", "--sample", "5"); code != 0 || none != one || one == "" {
+		t.Errorf("--sample 5 without --seed: exit %d, %q; with --seed 1 %q (%s)", code, none, one, errOut)
+	}
 	code, out, _ := runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 50 {

@@ -18,7 +18,6 @@ import (
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/internal/atomicfile"
-	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
@@ -155,28 +154,15 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 			}
 		}
 		if len(found) == 0 {
-			return nil, "", fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)%s", a, whyNoWinners(a))
+			err := fmt.Errorf("%s holds no .onnx models (nor winners/*.onnx)", a)
+			if isRunFolder(a) {
+				err = fmt.Errorf("%w: %s", err, noWinnersReason(a))
+			}
+			return nil, "", err
 		}
 		models = append(models, found...)
 	}
 	return models, runDir, nil
-}
-
-// whyNoWinners says why the run in dir, if it is one, has no winners to
-// measure, and what to do; "" for a folder that is not a run.
-func whyNoWinners(dir string) string {
-	cfg, err := search.ReadConfig(dir)
-	if err != nil {
-		return ""
-	}
-	kind := cmp.Or(cfg.Kind, search.KindMetaQNN)
-	switch {
-	case !cfg.Trains():
-		return fmt.Sprintf(": the run scores its trials with %s and trains no model", cfg.Problem.Name)
-	case cfg.Final.Skip:
-		return fmt.Sprintf(": the run skipped its final phase; nasctl search %s --resume %s --skip-final=false retrains its winners", kind, shell.Quote(dir))
-	}
-	return fmt.Sprintf(": its final phase has not written a model yet; nasctl search %s --resume %s finishes it", kind, shell.Quote(dir))
 }
 
 func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io.Writer) error {

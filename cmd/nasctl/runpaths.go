@@ -36,16 +36,11 @@ func modelFolderError(path string) error {
 	}
 	winners := rundir.Winners(path)
 	if len(winners) == 0 {
-		cfg, err := search.ReadConfig(path)
-		if err == nil && !cfg.Trains() {
-			return fmt.Errorf("%s is a search run's folder, and its trials are scored (%s), not trained: it has no models", path, cfg.Problem.Name)
+		msg := fmt.Sprintf("%s is a search run's folder, and %s", path, noWinnersReason(path))
+		if found, _ := filepath.Glob(filepath.Join(path, rundir.DirModels, "*.onnx")); len(found) > 0 {
+			msg += fmt.Sprintf("; its trials' models are in %s, such as %s", filepath.Join(path, rundir.DirModels), found[0])
 		}
-		finish := "nasctl search " + string(cmp.Or(cfg.Kind, search.KindMetaQNN)) + " --resume " + shell.Quote(path)
-		if err == nil && cfg.Final.Skip {
-			finish += " --skip-final=false"
-		}
-		return fmt.Errorf("%s is a search run's folder, and its final phase has written no model yet: give a model file, such as one of %s (its trials' models), or finish the run with %s",
-			path, filepath.Join(path, rundir.DirModels, "trial-NNNN.onnx"), finish)
+		return errors.New(msg)
 	}
 	best := filepath.Join(path, rundir.BestName)
 	if _, err := os.Stat(best); err != nil {
@@ -53,6 +48,32 @@ func modelFolderError(path string) error {
 	}
 	return fmt.Errorf("%s is a search run's folder: give one of its models, such as %s (%s for the others)",
 		path, best, filepath.Join(path, rundir.DirWinners, "rank-NN.onnx"))
+}
+
+// noWinnersReason says why the run in dir has no final models, and what to
+// do about it: its trials are scored, not trained; none was evaluated; its
+// final phase was skipped, or is not finished; or its final models all
+// failed.
+func noWinnersReason(dir string) string {
+	cfg, err := search.ReadConfig(dir)
+	if err != nil {
+		return fmt.Sprintf("it cannot be read (%v)", err)
+	}
+	if !cfg.Trains() {
+		return fmt.Sprintf("its trials are scored (%s), not trained: it has no models", cfg.Problem.Name)
+	}
+	resume := "nasctl search " + string(cmp.Or(cfg.Kind, search.KindMetaQNN)) + " --resume " + shell.Quote(dir)
+	sum, err := search.Summarize(dir)
+	switch {
+	case err == nil && sum.StatusOf(false) == search.RunFailed:
+		return fmt.Sprintf("none of its trials was evaluated (%s says why each was refused or failed): it has no model, nor any to retrain; start a new run with other settings",
+			filepath.Join(dir, rundir.FileTrialsCSV))
+	case cfg.Final.Skip:
+		return fmt.Sprintf("its final phase was skipped: %s --skip-final=false retrains its winners", resume)
+	case err == nil && sum.StatusOf(false) == search.RunFinished:
+		return fmt.Sprintf("its final models all failed (%s says why)", filepath.Join(dir, rundir.FileFinal))
+	}
+	return fmt.Sprintf("its final phase has written no model yet: %s finishes it", resume)
 }
 
 // checkRunFolder returns nil when path is a run folder (it holds

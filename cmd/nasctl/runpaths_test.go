@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,26 +86,51 @@ func TestRunFolderExpected(t *testing.T) {
 	}
 }
 
-// A run folder with no winner yet says how to finish that run: its kind's
-// search command, to paste.
+// A run folder with no winner says why and what to do: its kind's search
+// command to finish it, to paste; nothing to resume when no trial was
+// evaluated or every final model failed. eval and bench say the same.
 func TestRunFolderWithoutWinners(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "my run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte("kind: nasnet\n"), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name string, lines ...any) {
+		var b []byte
+		for _, l := range lines {
+			j, err := json.Marshal(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(append(b, j...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(run, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, tc := range []struct{ config, want string }{
-		{"kind: nasnet\n", "or finish the run with nasctl search nasnet --resume '" + run + "'\n"},
-		{"kind: metaqnn\nfinal:\n  skip: true\n", "or finish the run with nasctl search metaqnn --resume '" + run + "' --skip-final=false\n"},
-		{"kind: nasnet\nproblem:\n  name: mock\n", "its trials are scored (mock), not trained: it has no models"},
+	refused := rundir.Trial{Candidate: rundir.Candidate{ID: 1, Arch: "SM()"}, Status: rundir.StatusRefused, Reason: "too big"}
+	ok := rundir.Trial{Candidate: rundir.Candidate{ID: 1, Arch: "SM()"}, Status: rundir.StatusOK, ValAccuracy: 0.9}
+	failedFinal := rundir.FinalResult{Rank: 1, Trial: 1, Arch: "SM()", Status: rundir.StatusFailed, Reason: "broke"}
+	for _, tc := range []struct {
+		config       string
+		trials       []any
+		finals       []any
+		want, absent string
+	}{
+		{"kind: nasnet\n", nil, nil, "its final phase has written no model yet: nasctl search nasnet --resume '" + run + "' finishes it", ""},
+		{"kind: metaqnn\nfinal:\n  skip: true\n", nil, nil, "its final phase was skipped: nasctl search metaqnn --resume '" + run + "' --skip-final=false retrains its winners", ""},
+		{"kind: nasnet\nproblem:\n  name: mock\n", nil, nil, "its trials are scored (mock), not trained: it has no models", ""},
+		{"kind: metaqnn\ntrials: 1\n", []any{refused}, nil, "none of its trials was evaluated (" + filepath.Join(run, "trials.csv") + " says why each was refused or failed)", "--resume"},
+		{"kind: metaqnn\ntrials: 1\nfinal: {top_k: 1}\n", []any{ok}, []any{failedFinal}, "its final models all failed (" + filepath.Join(run, "final.jsonl") + " says why)", "--resume"},
 	} {
 		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(tc.config), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if code, _, errOut := runCLI(t, "eval", run, "--data", t.TempDir()); code == 0 || !strings.Contains(errOut, tc.want) {
-			t.Errorf("%q: exit %d, %q; want %q", tc.config, code, errOut, tc.want)
+		write(rundir.FileTrials, tc.trials...)
+		write(rundir.FileFinal, tc.finals...)
+		for _, args := range [][]string{{"eval", run, "--data", t.TempDir()}, {"bench", run}} {
+			if code, _, errOut := runCLI(t, args...); code == 0 || !strings.Contains(errOut, tc.want) || tc.absent != "" && strings.Contains(errOut, tc.absent) {
+				t.Errorf("%s %q: exit %d, %q; want %q", args[0], tc.config, code, errOut, tc.want)
+			}
 		}
 	}
 }

@@ -124,7 +124,24 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: d.Gaps(split)}, nil
+		skipped: skipped, gaps: append(d.Gaps(split), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
+}
+
+// fractionGaps names the classes that the training split full has and the
+// trials' share of it, train, lacks: the trials could not learn them.
+func fractionGaps(d *dataset.Dataset, full, train []int, fraction float64) []string {
+	if len(train) == len(full) || len(full) == 0 {
+		return nil
+	}
+	all, some := d.ClassCounts(full), d.ClassCounts(train)
+	var gaps []string
+	for c, name := range d.Classes {
+		if all[c] > 0 && some[c] == 0 {
+			gaps = append(gaps, fmt.Sprintf("class %q has no image among the %d the trials train on (data_fraction %g of %d training images): the trials cannot learn it; add images, or raise --data-fraction",
+				name, len(train), fraction, len(full)))
+		}
+	}
+	return gaps
 }
 
 // Gaps names the classes the split leaves out of a set (dataset.Gaps).

@@ -110,7 +110,7 @@ func (s *Server) trial(w http.ResponseWriter, r *http.Request, ref *runRef) {
 }
 
 func (s *Server) final(w http.ResponseWriter, r *http.Request, ref *runRef) {
-	finals, err := rundir.ReadFinals(ref.dir)
+	finals, err := search.ReadFinals(ref.dir)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

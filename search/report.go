@@ -758,10 +758,38 @@ func readRun(dir string) (*runFiles, error) {
 	if r.data, err = readData(dir); err != nil {
 		return nil, err
 	}
+	markAtChance(r.finals, r.data.ValMajority)
 	if r.earlier, err = rundir.Earlier(dir); err != nil {
 		return nil, err
 	}
 	return r, damaged
+}
+
+// ReadFinals reads the final models of the run in dir (final.jsonl), those
+// at chance marked so: in runs recorded before the mark, by their
+// validation accuracy against the majority share of data.json.
+func ReadFinals(dir string) ([]rundir.FinalResult, error) {
+	finals, err := rundir.ReadFinals(dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readData(dir)
+	if err != nil {
+		return nil, err
+	}
+	markAtChance(finals, data.ValMajority)
+	return finals, nil
+}
+
+// markAtChance marks the finals that are no better than chance, where the
+// validation split's majority share is majority (0: unknown, nothing
+// marked beyond what the records say).
+func markAtChance(finals []rundir.FinalResult, majority float64) {
+	for i, f := range finals {
+		if f.Status == rundir.StatusOK && majority > 0 && constantPredictor(f.ValAccuracy, majority) {
+			finals[i].AtChance = true
+		}
+	}
 }
 
 // report builds the run's report.

@@ -36,6 +36,9 @@ type RunSummary struct {
 	// WinnerArch is the architecture of that model (BestArch is the best
 	// reward's, which the final phase may have ranked lower).
 	WinnerArch string `json:"winner_arch,omitempty"`
+	// WinnerAtChance: that model is no better than chance (a constant
+	// predictor), nothing to deploy.
+	WinnerAtChance bool `json:"winner_at_chance,omitempty"`
 	// FinalSkipped: the run trains but its final phase is skipped
 	// (--skip-final), so it has no final models by choice.
 	FinalSkipped bool `json:"final_skipped,omitempty"`
@@ -131,9 +134,9 @@ func Summarize(dir string) (*RunSummary, error) {
 	for _, f := range r.finals {
 		sum.recorded(f.Finished, f.Finished)
 	}
-	var rep Report
+	rep := Report{Majority: r.data.ValMajority}
 	if rep.finals(r.cfg, r.trials, slices.Clone(r.finals)); rep.Best != nil {
-		sum.BestTest, sum.WinnerArch = rep.Best.TestAccuracy, rep.Best.Arch
+		sum.BestTest, sum.WinnerArch, sum.WinnerAtChance = rep.Best.TestAccuracy, rep.Best.Arch, rep.finalAtChance(*rep.Best)
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
 	if err != nil { // a damaged line: the summary counts the trials before it

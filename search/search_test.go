@@ -1223,9 +1223,33 @@ func TestFinalAtChanceWarns(t *testing.T) {
 		if len(warnings) != want || chance && !strings.HasPrefix(warnings[0], "warning: the best model, winners/best.onnx (rank 1), is no better than chance: validation 0.5000 against a majority share of 0.5000") {
 			t.Errorf("chance %v: warnings %q", chance, warnings)
 		}
-		md, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.Name, rundir.FileReport))
+		dir := filepath.Join(cfg.Dir, cfg.Name)
+		md, err := os.ReadFile(filepath.Join(dir, rundir.FileReport))
 		if err != nil || strings.Contains(string(md), "do not deploy") != chance {
 			t.Errorf("chance %v: report.md (%v):\n%s", chance, err, md)
+		}
+		if sum, err := Summarize(dir); err != nil || sum.WinnerAtChance != chance {
+			t.Errorf("chance %v: summary's winner at chance %v (%v)", chance, sum.WinnerAtChance, err)
+		}
+		// final.jsonl as runs recorded before the mark wrote it: read with
+		// the mark all the same, by the validation accuracy.
+		for i := range finals {
+			finals[i].AtChance = false
+		}
+		var lines []byte
+		for _, f := range finals {
+			b, _ := json.Marshal(f)
+			lines = append(append(lines, b...), '\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, rundir.FileFinal), lines, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		read, err := ReadFinals(dir)
+		if err != nil || len(read) != 3 || read[0].AtChance != chance || read[2].AtChance != chance {
+			t.Errorf("chance %v: finals read without the mark: %+v, %v", chance, read, err)
+		}
+		if sum, err := Summarize(dir); err != nil || sum.WinnerAtChance != chance {
+			t.Errorf("chance %v: summary's winner at chance %v (%v) without the mark", chance, sum.WinnerAtChance, err)
 		}
 	}
 }

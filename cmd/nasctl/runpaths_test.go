@@ -147,3 +147,27 @@ func TestRunsListPointsInside(t *testing.T) {
 		t.Errorf("a folder with nothing inside: exit %d, %q", code, out)
 	}
 }
+
+// runs list marks a winner at chance beside its test accuracy, and says so
+// in its JSON.
+func TestRunsListWinnerAtChance(t *testing.T) {
+	runs := t.TempDir()
+	run := filepath.Join(runs, "flat")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	trial, _ := json.Marshal(rundir.Trial{Candidate: rundir.Candidate{ID: 1, Arch: "SM()"}, Status: rundir.StatusOK, ValAccuracy: 0.52})
+	final, _ := json.Marshal(rundir.FinalResult{Rank: 1, Trial: 1, Arch: "SM()", Status: rundir.StatusOK, ValAccuracy: 0.52, TestAccuracy: 0.5125, AtChance: true})
+	for name, b := range map[string][]byte{rundir.FileConfig: []byte("kind: metaqnn\ntrials: 1\nfinal: {top_k: 1}\n"),
+		rundir.FileTrials: append(trial, '\n'), rundir.FileFinal: append(final, '\n')} {
+		if err := os.WriteFile(filepath.Join(run, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := runCLI(t, "runs", "list", "--dir", runs); code != 0 || !strings.Contains(out, "0.5125 (at chance)") {
+		t.Errorf("runs list: exit %d, %q%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "runs", "list", "--dir", runs, "--json"); code != 0 || !strings.Contains(out, `"winner_at_chance": true`) {
+		t.Errorf("runs list --json: exit %d, %q%s", code, out, errOut)
+	}
+}

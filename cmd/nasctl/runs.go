@@ -104,6 +104,9 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		}
 		if r.WinnerArch != "" && r.Finals >= r.FinalsPlanned { // else no final model trained
 			test, arch = fmt.Sprintf("%.4f", r.BestTest), r.WinnerArch
+			if r.WinnerAtChance {
+				test += " (at chance)"
+			}
 		}
 		if r.Finals < r.FinalsPlanned {
 			finals = fmt.Sprintf("%d/%d", r.Finals, r.FinalsPlanned) // the final phase is incomplete

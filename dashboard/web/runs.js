@@ -34,7 +34,7 @@ const table = new Table(document.getElementById('runs'), [
     title: "the best trial's reward, as its run defines it (point at a value): rewards of other definitions do not compare",
     cell: r => r.best_arch ? h('span', {title: 'reward: ' + r.reward, text: num(r.best_reward)}) : ''},
   {key: 'best_test_accuracy', label: 'Winner test accuracy', num: true, title: 'the final model picked by validation (winners/best.onnx)',
-    cell: r => r.final_models ? num(r.best_test_accuracy) : ''},
+    cell: r => r.final_models ? num(r.best_test_accuracy) + (r.winner_at_chance ? ' (at chance)' : '') : ''},
   {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},
   {key: 'updated', label: 'Last update', cls: 'nowrap', cell: r => when(r.updated)},
   {key: 'best_arch', label: 'Architecture', cls: 'arch', title: "the winner's, else the best reward's in the search",

@@ -246,8 +246,8 @@ func Generate(ctx context.Context, dir string, opts Options) (GenerateReport, er
 		})
 	}
 	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	if firstErr == nil && ctx.Err() != nil && len(written) < opts.Count {
+		firstErr = ctx.Err() // a stop after the last image stopped nothing
 	}
 	if firstErr != nil {
 		return GenerateReport{}, removeIncomplete(dir, written, opts.Count, firstErr)

@@ -290,6 +290,24 @@ func TestGenerateCancelLeavesNoPartialDataset(t *testing.T) {
 	}
 }
 
+// A stop that comes once the last image is written stops nothing: the
+// dataset is whole and stays.
+func TestGenerateCancelAfterLastImage(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	rep, err := Generate(ctx, dir, Options{Count: 20, Seed: 1, Workers: 2, Progress: func(d, total int) {
+		if d == total {
+			cancel()
+		}
+	}})
+	if err != nil || rep.Bytes == 0 {
+		t.Fatalf("err = %v, report %+v; want the whole dataset", err, rep)
+	}
+	if files := readDir(t, dir); len(files) != 20 {
+		t.Errorf("%d files, want 20", len(files))
+	}
+}
+
 // A write that fails stops the run the same way: what was written goes,
 // what was there before stays.
 func TestGenerateFailureLeavesNoPartialDataset(t *testing.T) {

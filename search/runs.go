@@ -85,7 +85,8 @@ const (
 	// not skip it, the final phase are recorded.
 	RunFinished RunStatus = "finished"
 	// RunFailed: every planned trial is recorded, and none was evaluated
-	// (all refused or failed: the search ended with ErrNothingEvaluated).
+	// (all refused, failed or diverged: the search ended with
+	// ErrNothingEvaluated).
 	RunFailed RunStatus = "failed"
 )
 

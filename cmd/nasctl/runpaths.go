@@ -66,7 +66,7 @@ func noWinnersReason(dir string) string {
 	sum, err := search.Summarize(dir)
 	switch {
 	case err == nil && sum.StatusOf(false) == search.RunFailed:
-		return fmt.Sprintf("none of its trials was evaluated (%s says why each was refused or failed): it has no model, nor any to retrain; start a new run with other settings",
+		return fmt.Sprintf("none of its trials was evaluated (%s says why each was refused, failed or diverged): it has no model, nor any to retrain; start a new run with other settings",
 			filepath.Join(dir, rundir.FileTrialsCSV))
 	case cfg.Final.Skip:
 		return fmt.Sprintf("its final phase was skipped: %s --skip-final=false retrains its winners", resume)

@@ -119,7 +119,7 @@ func TestRunFolderWithoutWinners(t *testing.T) {
 		{"kind: nasnet\n", nil, nil, "its final phase has written no model yet: nasctl search nasnet --resume '" + run + "' finishes it", ""},
 		{"kind: metaqnn\nfinal:\n  skip: true\n", nil, nil, "its final phase was skipped: nasctl search metaqnn --resume '" + run + "' --skip-final=false retrains its winners", ""},
 		{"kind: nasnet\nproblem:\n  name: mock\n", nil, nil, "its trials are scored (mock), not trained: it has no models", ""},
-		{"kind: metaqnn\ntrials: 1\n", []any{refused}, nil, "none of its trials was evaluated (" + filepath.Join(run, "trials.csv") + " says why each was refused or failed)", "--resume"},
+		{"kind: metaqnn\ntrials: 1\n", []any{refused}, nil, "none of its trials was evaluated (" + filepath.Join(run, "trials.csv") + " says why each was refused, failed or diverged)", "--resume"},
 		{"kind: metaqnn\ntrials: 1\nfinal: {top_k: 1}\n", []any{ok}, []any{failedFinal}, "its final models all failed (" + filepath.Join(run, "final.jsonl") + " says why)", "--resume"},
 	} {
 		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(tc.config), 0o644); err != nil {

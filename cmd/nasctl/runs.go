@@ -24,7 +24,7 @@ func runsCommand() *cli.Command {
 			ArgsUsage: " ",
 			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
 status (running: a process holds it; stopped: it can be resumed; finished;
-failed: every trial was refused or failed, so nothing was evaluated),
+failed: no trial was evaluated, every one refused, failed or diverged),
 trials done of planned, best reward in the search, the final phase's winner
 (winners/best.onnx, picked by validation): its test accuracy and architecture,
 and when it last changed. Before the final phase is complete the architecture

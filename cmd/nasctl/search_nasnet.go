@@ -117,7 +117,7 @@ func searchNASNetCommand() *cli.Command {
 				return err
 			}
 			if c.IsSet("trials") {
-				return usagef("unknown flag --trials (did you mean --episodes? search nasnet counts its trials as episodes)")
+				return usagef("--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes")
 			}
 			opts, err := nasnetOptions(c)
 			if err != nil {

@@ -249,7 +249,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		// Flags that would be ignored.
 		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
 		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop --trials and --data"},
-		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "unknown flag --trials (did you mean --episodes?"},
+		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes\n"},
 		{[]string{"search", "metaqnn", "--seed", "-1"}, "--seed -1: want a whole number, 0 or more\n"},
 		{[]string{"search", "metaqnn", "--trials", "x"}, "--trials x: want a whole number\n"},
 		{[]string{"search", "metaqnn", "--lr", "fast"}, "--lr fast: want a number\n"},

@@ -15,7 +15,7 @@ import (
 )
 
 const uiDescription = `nasctl ui serves a live, read-only web dashboard of the runs under --runs:
-every run with its status (running, stopped, finished) and counts; a run's trials,
+every run with its status (running, stopped, finished, failed) and counts; a run's trials,
 figures, learning curves, final models (to download) and configuration, updated
 within a second of the search writing them; two or more runs compared.
 

@@ -30,7 +30,7 @@ type QConfig struct {
 	StudyUpdate bool `yaml:"study_update" json:"study_update"`
 	// Redraw is how many times a proposal that repeats an architecture of
 	// the replay memory is drawn again before it is kept; 0 keeps it at once.
-	Redraw int `yaml:"redraw,omitempty" json:"redraw,omitempty"`
+	Redraw int `yaml:"redraw" json:"redraw,omitempty"`
 	// NextBest (MetaQNN only) is how many networks the agent checks, in
 	// order of the table's values, for one not yet tried when a greedy
 	// proposal (no layer drawn at random) is a repeat, before it redraws at
@@ -40,7 +40,7 @@ type QConfig struct {
 	// proposed and not yet learned (in training under the engine's lag)
 	// counts as tried, for the redraws too (docs/search-quality.md, "Next
 	// best instead of a redraw").
-	NextBest int `yaml:"next_best,omitempty" json:"next_best,omitempty"`
+	NextBest int `yaml:"next_best" json:"next_best,omitempty"`
 	// Target is what each step of a trajectory learns towards: TargetMax
 	// (Q-learning, the default), TargetReturn or TargetMean.
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`

@@ -56,7 +56,11 @@ func ParseKind(s string) (Kind, error) {
 // defaults given on them (WithDefaults); the saved file holds the effective
 // values. A --config file is stricter (LoadConfig): a key it writes as 0
 // where a default would replace the 0 is refused (the controller's keys,
-// reinforce.*, are not checked). The presets are values of this struct.
+// reinforce.*, are not checked). Keys whose 0 means something (split_seed,
+// threads, budget, give_up_after, centre, the reward's limits, redraw,
+// next_best) are written even at 0: a copy of config.yaml given with
+// --config would otherwise take the preset's value in their place. The
+// presets are values of this struct.
 type Config struct {
 	// Kind is the method; empty: metaqnn.
 	Kind Kind `yaml:"kind"`
@@ -91,7 +95,7 @@ type Config struct {
 	// shuffle seed (the presets use 1, as nasctl train and eval do by
 	// default). Empty plan: metaqnn.
 	Split     string `yaml:"split,omitempty"`
-	SplitSeed uint64 `yaml:"split_seed,omitempty"`
+	SplitSeed uint64 `yaml:"split_seed"`
 	// DataFraction keeps this share of the training split for the search's
 	// trials (the validation and test splits are kept whole; the final phase
 	// trains on the whole training split). Zero: 1.
@@ -110,7 +114,7 @@ type Config struct {
 	// many the report lists.
 	Final FinalSettings `yaml:"final"`
 	// Budget refuses architectures too costly to train, before training.
-	Budget runtime.Budget `yaml:"budget,omitempty"`
+	Budget runtime.Budget `yaml:"budget"`
 	// Reward makes the search latency-aware (MnasNet's soft reward or hard
 	// limits); the zero value rewards validation accuracy.
 	Reward RewardSettings `yaml:"reward,omitempty"`
@@ -119,7 +123,7 @@ type Config struct {
 	// each worker's ONNX Runtime intra-op threads; zero: ONNX Runtime's
 	// default (one per core).
 	Workers int `yaml:"workers"`
-	Threads int `yaml:"threads,omitempty"`
+	Threads int `yaml:"threads"`
 	// Device is cpu or cuda; empty: cpu.
 	Device string `yaml:"device,omitempty"`
 }
@@ -194,14 +198,14 @@ type TrainSettings struct {
 	Init string `yaml:"init,omitempty"`
 	// Centre starts the first layer centred on the training images (see
 	// runtime.TrainConfig.Centre).
-	Centre bool `yaml:"centre,omitempty"`
+	Centre bool `yaml:"centre"`
 	// Augment flips the training images at random: none, mirror (left-right)
 	// or flips (left-right and top-bottom); empty: none (see
 	// runtime.Augment).
 	Augment string `yaml:"augment,omitempty"`
 	// GiveUpAfter stops a trial still at chance after this many epochs
 	// (runtime.LRSchedule.GiveUpAfter); zero: never.
-	GiveUpAfter int `yaml:"give_up_after,omitempty"`
+	GiveUpAfter int `yaml:"give_up_after"`
 	// MedianStop stops trials that fall behind the earlier ones; zero: off.
 	MedianStop MedianStop `yaml:"median_stop,omitempty"`
 	// Halving stops trials by successive halving; zero: off. With
@@ -324,7 +328,18 @@ func (s *SpaceSpec) UnmarshalYAML(n *yaml.Node) error {
 		s.Space = p
 		return nil
 	}
-	var sp genotype.Space
+	// A mapping replaces the keys it gives over the space already there,
+	// the preset's in a --config file (max_depth: 6 alone keeps the rest of
+	// it), or over the preset it names when that is another. A run's own
+	// config.yaml is read over nothing, as it was written.
+	sp := s.Space.Clone()
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if name := n.Content[i+1].Value; n.Content[i].Value == "name" && s.Name != "" && name != s.Name {
+			if p, err := SpacePreset(name); err == nil {
+				sp = p.Clone()
+			}
+		}
+	}
 	if err := n.Decode(&sp); err != nil {
 		return err
 	}
@@ -624,6 +639,9 @@ func (c *Config) checkGiven(doc *yaml.Node) error {
 	}
 	if given("reward.max_latency_ms") && c.Reward.MaxLatencyMs < 0 {
 		ps.add("reward.max_latency_ms: %v, want a positive limit (0 or left out: none)", c.Reward.MaxLatencyMs)
+	}
+	if given("metaqnn.schedule") && len(c.MetaQNN.Schedule.EpsilonSchedule) == 0 {
+		ps.add("metaqnn.schedule: empty, which would stand for the study's schedule; give its phases, or leave the key out for the preset's")
 	}
 	if given("train.patience") && c.Train.Patience == 0 {
 		c.Train.Patience = -1 // as nasctl train --patience 0 records it

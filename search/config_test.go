@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/runtime"
 )
 
 // loadYAML writes doc to a file and loads it over base.
@@ -60,6 +64,7 @@ func TestLoadConfigRefusesGivenZeros(t *testing.T) {
 			"metaqnn.evolution.sample: 0", "nasnet.evolution.population: 0 would stand for the default, 20"}},
 		{"reward: {weight: 0, exponent: 0, calibration: 0, latency_threads: 0}\n", []string{"reward.weight: 0 would stand for the default, -0.07",
 			"reward.exponent: 0", "reward.calibration: 0", "reward.latency_threads: 0"}},
+		{"metaqnn: {schedule: []}\n", []string{"metaqnn.schedule: empty, which would stand for the study's schedule"}},
 		// A key brought in by a merge key is given as much as one written out.
 		{"train:\n  <<: {lr: 0}\n  epochs: 3\n", []string{"train.lr: 0"}},
 	} {
@@ -162,5 +167,72 @@ func TestLoadConfigSavedConfigs(t *testing.T) {
 	}
 	if len(cfgs) < 20 {
 		t.Errorf("%d configurations checked", len(cfgs))
+	}
+}
+
+// A space mapping in a --config file replaces the keys it gives over the
+// preset's space, or over the preset it names; a name alone is that preset.
+func TestLoadConfigSpaceOverPreset(t *testing.T) {
+	base, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		doc      string
+		name     string
+		filters  []int
+		maxDepth int
+	}{
+		{"metaqnn: {space: {max_depth: 6}}\n", "cpu", CPUSpace.ConvFilters, 6},
+		{"metaqnn: {space: {name: study, max_depth: 6}}\n", "study", genotype.Study.ConvFilters, 6},
+		{"metaqnn: {space: study}\n", "study", genotype.Study.ConvFilters, genotype.Study.MaxDepth},
+	} {
+		c, err := loadYAML(t, tc.doc, base)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.doc, err)
+		}
+		sp := c.WithDefaults().MetaQNN.Space
+		if sp.Name != tc.name || !slices.Equal(sp.ConvFilters, tc.filters) || sp.MaxDepth != tc.maxDepth || sp.MaxMACs != map[string]int64{"cpu": CPUSpace.MaxMACs, "study": 0}[tc.name] {
+			t.Errorf("%q: space %s, filters %v, max_depth %d, max_macs %d; want %s, %v, %d", tc.doc, sp.Name, sp.ConvFilters, sp.MaxDepth, sp.MaxMACs, tc.name, tc.filters, tc.maxDepth)
+		}
+	}
+	if CPUSpace.MaxDepth == 6 || genotype.Study.MaxDepth == 6 {
+		t.Fatal("a preset's depth is 6: the test cannot tell")
+	}
+}
+
+// A run's config.yaml given with --config gives the run's settings, the
+// zeros that mean something included (the split seed, one thread per core,
+// no budget, never giving up, no centring, no redraw, no next best, no
+// parameter limit): written out, they do not fall back to the preset's.
+func TestLoadConfigCopyKeepsZeros(t *testing.T) {
+	base, err := Preset("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := base
+	run.Name, run.Data = "run", "data"
+	run.SplitSeed, run.Threads, run.Budget = 0, 0, runtime.Budget{}
+	run.Train.GiveUpAfter, run.Train.Centre = 0, false
+	run.MetaQNN.QLearning.Redraw, run.MetaQNN.QLearning.NextBest = 0, 0
+	run.Reward = RewardSettings{Mode: RewardAccuracy}
+	b, err := run.WithDefaults().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadYAML(t, string(b), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.WithDefaults()
+	q := c.MetaQNN.QLearning
+	if c.SplitSeed != 0 || c.Threads != 0 || c.Budget != (runtime.Budget{}) || c.Train.GiveUpAfter != 0 || c.Train.Centre ||
+		q.Redraw != 0 || q.NextBest != 0 || c.Reward.MaxParams != 0 {
+		t.Errorf("the copy: split seed %d, threads %d, budget %+v, give up after %d, centre %v, redraw %d, next best %d, max params %d; want all zero",
+			c.SplitSeed, c.Threads, c.Budget, c.Train.GiveUpAfter, c.Train.Centre, q.Redraw, q.NextBest, c.Reward.MaxParams)
+	}
+	if base.SplitSeed == 0 || base.Threads == 0 || base.Budget == (runtime.Budget{}) || base.Train.GiveUpAfter == 0 || !base.Train.Centre ||
+		base.MetaQNN.QLearning.Redraw == 0 || base.MetaQNN.QLearning.NextBest == 0 || base.Reward.MaxParams == 0 {
+		t.Fatal("the preset has one of these zeros itself: the test cannot tell")
 	}
 }

@@ -46,8 +46,8 @@ type RewardSettings struct {
 	Weight float64 `yaml:"weight,omitempty"`
 	// MaxParams and MaxLatencyMs are the hard limits (constraint); zero: no
 	// limit.
-	MaxParams    int64   `yaml:"max_params,omitempty"`
-	MaxLatencyMs float64 `yaml:"max_latency_ms,omitempty"`
+	MaxParams    int64   `yaml:"max_params"`
+	MaxLatencyMs float64 `yaml:"max_latency_ms"`
 	// Latency is predicted or measured. Empty: predicted (measurements taken
 	// while other trials train are disturbed by them).
 	Latency string `yaml:"latency,omitempty"`

@@ -384,9 +384,15 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	}
 }
 
-// AtChanceAdvice is what to try when the best model of a search stayed at
-// chance.
-const AtChanceAdvice = "Search longer (--trials), train the trials longer (--epochs) or on more images (--data-fraction), or check that the classes can be told apart in the images at the search's input size."
+// atChanceAdvice is what to try when the best model of a search of kind
+// stayed at chance.
+func atChanceAdvice(kind Kind) string {
+	more := "--trials"
+	if kind == KindNASNet {
+		more = "--episodes"
+	}
+	return "Search longer (" + more + "), train the trials longer (--epochs) or on more images (--data-fraction), or check that the classes can be told apart in the images at the search's input size."
+}
 
 // finalAtChance reports whether a retrained model stayed a constant
 // predictor: marked so, or, in runs recorded before the mark, by its
@@ -564,7 +570,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		fmt.Fprintf(b, "\nBest after retraining (by %s): rank %d, %s, copied to %s: test accuracy %.2f%%.\n",
 			r.BestBy, r.Best.Rank, r.Best.Model, rundir.BestName, 100*r.Best.TestAccuracy)
 		if r.finalAtChance(*r.Best) {
-			b.WriteString("**It is no better than chance: do not deploy it.** " + AtChanceAdvice + "\n")
+			b.WriteString("**It is no better than chance: do not deploy it.** " + atChanceAdvice(r.Kind) + "\n")
 		}
 	}
 	if r.BestFive > 0 {
@@ -872,7 +878,7 @@ func (s *Search) writeReport() (string, error) {
 		}
 		if rep.finalAtChance(*rep.Best) {
 			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against a majority share of %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
-				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.Majority, AtChanceAdvice)})
+				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.Majority, atChanceAdvice(s.cfg.Kind))})
 		}
 	}
 	md := rep.Markdown()

@@ -322,7 +322,10 @@ func TestReportFinalsAtChance(t *testing.T) {
 	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5238).Markdown()
 	markdownHas(t, md, "| 52.00% (at chance) |", "| 48.33% (at chance) |", "| diverged |",
 		"Ranks 1 and 2 stayed at chance: no better on validation than answering one class whatever the image (a constant predictor).",
-		"**It is no better than chance: do not deploy it.** "+AtChanceAdvice)
+		"**It is no better than chance: do not deploy it.** Search longer (--trials), train the trials longer (--epochs)")
+	cfg.Kind = KindNASNet
+	markdownHas(t, BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5238).Markdown(), "do not deploy it.** Search longer (--episodes)")
+	cfg.Kind = KindMetaQNN
 	finals = append(finals, rundir.FinalResult{Rank: 4, Arch: "C(16,3,1) - SM()", ValAccuracy: 0.9, TestAccuracy: 0.88, Status: rundir.StatusOK, Model: "winners/rank-04.onnx"})
 	md = BuildReport(cfg, "", nil, nil, finals, 0.5238).Markdown()
 	markdownHas(t, md, "| 88.00% |", "Ranks 1 and 2 stayed at chance")

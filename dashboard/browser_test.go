@@ -310,6 +310,14 @@ func TestBrowserFinalPhase(t *testing.T) {
 		Time: fixtureStart.Add(2 * time.Hour), Started: fixtureStart.Add(90 * time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
+	// A run whose winner is at chance.
+	g := newRun(t, runs, "leaves-g", 6, 5, seq(1, 6)...)
+	for rank, trial := range []int{1, 2} {
+		if err := g.AppendFinal(rundir.FinalResult{Rank: rank + 1, Trial: trial, Arch: trials[trial-1].Arch, ValAccuracy: 0.5, TestAccuracy: 0.5,
+			Status: rundir.StatusOK, AtChance: true, Finished: fixtureStart.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := serve(t, Options{Runs: runs})
 	ctx := browser(t)
 	facts := `document.getElementById('facts').innerText`
@@ -330,6 +338,9 @@ func TestBrowserFinalPhase(t *testing.T) {
 	final := `document.getElementById('final').innerText`
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
 	waitFor(t, ctx, final+`.includes('0.5125 (at chance)')`, final, 10*time.Second)
+	// A winner at chance is called undeployable in the run's facts.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-g"))
+	waitFor(t, ctx, facts+`.includes('tests at 0.5000, no better than chance (a constant predictor): do not deploy it')`, facts, 10*time.Second)
 	// Before a retraining has said how far it is, the phase runs since
 	// the last trial.
 	if err := os.Remove(filepath.Join(f.Path, rundir.FileFinalProgress)); err != nil {

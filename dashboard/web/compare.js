@@ -64,11 +64,12 @@ function column(name) {
     const best = byReward ? `best reward ${num(d.best_reward)} (${d.reward})`
       : `best val. accuracy ${num(d.best_val_accuracy)} (its reward: ${d.reward}, best ${num(d.best_reward)})`;
     facts.replaceChildren(`${d.kind}: ${d.trials} of ${d.planned} trials, ${best}` +
-      (d.winner_arch ? `, winner's test accuracy ${num(d.best_test_accuracy)} (picked by validation)` : ''),
+      (d.winner_arch ? `, winner's test accuracy ${num(d.best_test_accuracy)} (picked by validation${d.winner_at_chance ? '; no better than chance' : ''})` : ''),
       ...(d.best_download ? [' · ', h('a', {href: d.best_download, download: '', text: 'best.onnx'})] : []));
     const finals = ((d.report && d.report.finals) || []).map(f => Object.assign({winner: f.arch === d.winner_arch}, f));
     const kind = finals.length ? 'final' : 'top';
-    caption.textContent = finals.length ? 'Final models (retrained, then tested):' : 'No final models yet; the leading architectures of the search:';
+    caption.textContent = finals.length ? 'Final models (retrained, then tested):'
+      : d.status === 'failed' ? 'No final models: no trial of this run was evaluated.' : 'No final models yet; the leading architectures of the search:';
     if (!tables[kind]) {
       tables[kind] = new Table(table, kind === 'final' ? finalColumns : topColumns,
         {empty: 'No architecture evaluated yet.', rowProps: f => ({class: f.winner ? 'winner' : null})});

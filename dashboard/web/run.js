@@ -149,9 +149,11 @@ function finalFacts() {
   }
   if (run.winner_arch) {
     return [`${done}; the winner (picked by validation) tests at ${num(run.best_test_accuracy)}`,
+      run.winner_at_chance ? h('span', {class: 'error', text: ', no better than chance (a constant predictor): do not deploy it'}) : '',
       bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
   }
   if (done) return [`${done}; none trained to a model`];
+  if (run.status === 'failed') return ['none: no trial was evaluated, so there is nothing to retrain'];
   return [run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'];
 }
 
@@ -213,7 +215,8 @@ const finalTable = new Table($('final'), [
   {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
-], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => run && run.final_skipped ? 'No final models: this run skips the final phase (--skip-final); nasctl search --resume RUN --skip-final=false runs it.'
+], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => !run ? '' : run.final_skipped ? `No final models: this run skips the final phase (--skip-final); nasctl search ${run.kind} --resume RUN --skip-final=false runs it.`
+  : run.status === 'failed' ? 'No final models: no trial of this run was evaluated (every one refused, failed or diverged), so none will come.'
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 
 async function loadFinal() {

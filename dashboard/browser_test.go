@@ -334,11 +334,9 @@ func TestBrowserFinalPhase(t *testing.T) {
 			t.Errorf("%s: %q", run, got)
 		}
 	}
-	// A final model at chance says so beside its test accuracy.
-	final := `document.getElementById('final').innerText`
-	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
-	waitFor(t, ctx, final+`.includes('0.5125 (at chance)')`, final, 10*time.Second)
-	// A winner at chance is called undeployable in the run's facts.
+	// A winner at chance is called undeployable in the run's facts. (No
+	// page is navigated to twice in a row: chromedp can wait a minute for
+	// a load that does not come.)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-g"))
 	waitFor(t, ctx, facts+`.includes('tests at 0.5000, no better than chance (a constant predictor): do not deploy it')`, facts, 10*time.Second)
 	// Before a retraining has said how far it is, the phase runs since
@@ -348,6 +346,9 @@ func TestBrowserFinalPhase(t *testing.T) {
 	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
 	waitFor(t, ctx, fmt.Sprintf(`%s.includes(%q)`, facts, "final phase running since "+trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05")), facts, 10*time.Second)
+	// A final model at chance says so beside its test accuracy.
+	final := `document.getElementById('final').innerText`
+	waitFor(t, ctx, final+`.includes('0.5125 (at chance)')`, final, 10*time.Second)
 	// A running search says how long it has run and has left, and that its
 	// trials' summed time is that of all workers.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))

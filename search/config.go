@@ -618,6 +618,7 @@ func (c *Config) checkGiven(doc *yaml.Node) error {
 		{"train.median_stop.min_trials", strconv.Itoa(defaultMedianMinTrials), c.Train.MedianStop.MinTrials == 0},
 		{"train.halving.eta", strconv.Itoa(defaultHalvingEta), c.Train.Halving.Eta == 0},
 		{"train.halving.min_trials", strconv.Itoa(defaultHalvingMinTrials), c.Train.Halving.MinTrials == 0},
+		{"metaqnn.q_learning.alpha", "0.01", q.Alpha == 0 && q.Target != controller.TargetMean},
 		{"metaqnn.q_learning.gamma", "1", q.Gamma == 0},
 		{"metaqnn.q_learning.init_q", "0.5", q.InitQ == 0},
 		{"metaqnn.q_learning.replay", "128 (-1 for no replay)", q.Replay == 0},

@@ -58,7 +58,8 @@ func TestLoadConfigRefusesGivenZeros(t *testing.T) {
 			"train.restarts: 0 would stand for the default, 5 (constant_lr: true for none)",
 			"train.median_stop.min_trials: 0 would stand for the default, 10", "train.halving.eta: 0 would stand for the default, 3",
 			"train.halving.min_trials: 0 would stand for the default, 10"}},
-		{"metaqnn: {q_learning: {gamma: 0, init_q: 0, replay: 0}, evolution: {population: 0, sample: 0}}\nnasnet: {evolution: {population: 0}}\n", []string{
+		{"metaqnn: {q_learning: {alpha: 0, gamma: 0, init_q: 0, replay: 0}, evolution: {population: 0, sample: 0}}\nnasnet: {evolution: {population: 0}}\n", []string{
+			"metaqnn.q_learning.alpha: 0 would stand for the default, 0.01",
 			"metaqnn.q_learning.gamma: 0 would stand for the default, 1", "metaqnn.q_learning.init_q: 0 would stand for the default, 0.5",
 			"metaqnn.q_learning.replay: 0 would stand for the default, 128 (-1 for no replay)", "metaqnn.evolution.population: 0",
 			"metaqnn.evolution.sample: 0", "nasnet.evolution.population: 0 would stand for the default, 20"}},

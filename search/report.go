@@ -563,7 +563,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		b.WriteString("\n")
 	}
 	if len(atChance) > 0 {
-		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than answering one class whatever the image (a constant predictor).\n",
+		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than a network that answers one class whatever the image.\n",
 			english.PluralWord(len(atChance), "Rank", "Ranks"), english.WordSeries(atChance, "and"))
 	}
 	if r.Best != nil {

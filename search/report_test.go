@@ -321,7 +321,7 @@ func TestReportFinalsAtChance(t *testing.T) {
 	cfg := Config{Kind: KindMetaQNN, Name: "run"}
 	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5238).Markdown()
 	markdownHas(t, md, "| 52.00% (at chance) |", "| 48.33% (at chance) |", "| diverged |",
-		"Ranks 1 and 2 stayed at chance: no better on validation than answering one class whatever the image (a constant predictor).",
+		"Ranks 1 and 2 stayed at chance: no better on validation than a network that answers one class whatever the image.",
 		"**It is no better than chance: do not deploy it.** Search longer (--trials), train the trials longer (--epochs)")
 	cfg.Kind = KindNASNet
 	markdownHas(t, BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5238).Markdown(), "do not deploy it.** Search longer (--episodes)")

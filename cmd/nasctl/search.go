@@ -572,7 +572,7 @@ func eventLine(e search.Event, agent string) string {
 		}
 		line := fmt.Sprintf("final #%d %s: val %.4f, test %.4f (%s)", f.Rank, f.Arch, f.ValAccuracy, f.TestAccuracy, f.Model)
 		if f.AtChance {
-			line += " (at chance: a constant predictor)"
+			line += " (at chance: no better than a constant predictor)"
 		}
 		if f.Reason != "" { // trained from fresh weights, say
 			line += "; " + f.Reason
@@ -611,7 +611,7 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 		case t.Pruned: // by median stopping or halving: its accuracy is that of a shorter training
 			res += fmt.Sprintf(" (stopped after epoch %d)", len(t.LastAttempt()))
 		case t.AtChance:
-			res += " (at chance: a constant predictor)"
+			res += " (at chance: no better than a constant predictor)"
 		}
 	case rundir.StatusReused:
 		res += fmt.Sprintf(" (reused from trial %d)", t.ReusedFrom)

@@ -440,7 +440,7 @@ func TestTrialResultReward(t *testing.T) {
 		{rundir.Trial{Status: rundir.StatusRefused, Reason: "too big"}, "refused: too big"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.8, Reward: 0.8, Seconds: 1, Pruned: true, Restarts: 1,
 			Epochs: []runtime.EpochRecord{{Attempt: 0, Epoch: 1}, {Attempt: 1, Epoch: 1}, {Attempt: 1, Epoch: 2}}}, "val 0.8000 in 1.0s (stopped after epoch 2)"},
-		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: a constant predictor)"},
+		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.516, Reward: 0.516, Seconds: 1, AtChance: true}, "val 0.5160 in 1.0s (at chance: no better than a constant predictor)"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.9, Reward: 0.9, Seconds: 3, WaitedSeconds: 12.34}, "val 0.9000 in 3.0s after 12.3s waiting for memory"},
 		{rundir.Trial{Status: rundir.StatusOK, ValAccuracy: 0.4643, Reward: 0.2657, RewardAccuracy: 0.6429, Seconds: 1},
 			"val 0.4643, reward 0.2657 (from val 0.6429 of another epoch) in 1.0s"},
@@ -494,7 +494,7 @@ func jsonEvents(t *testing.T, out string) []search.Event {
 // does not.
 func TestEventLineFinalAtChance(t *testing.T) {
 	f := rundir.FinalResult{Rank: 2, Arch: "C(32,3,1) - GAP()", ValAccuracy: 0.4762, TestAccuracy: 0.4833, Status: rundir.StatusOK, Model: "winners/rank-02.onnx", AtChance: true}
-	want := "final #2 C(32,3,1) - GAP(): val 0.4762, test 0.4833 (winners/rank-02.onnx) (at chance: a constant predictor)"
+	want := "final #2 C(32,3,1) - GAP(): val 0.4762, test 0.4833 (winners/rank-02.onnx) (at chance: no better than a constant predictor)"
 	if got := eventLine(search.Event{Kind: "final", Final: &f}, ""); got != want {
 		t.Errorf("at chance: %q, want %q", got, want)
 	}

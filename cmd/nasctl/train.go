@@ -309,7 +309,7 @@ func stoppedReason(err error, saved string) string {
 func printTrainResult(out io.Writer, rep trainReport, res *runtime.Result) error {
 	chance := ""
 	if rep.AtChance {
-		chance = ", at chance: a constant predictor (see the warning)"
+		chance = ", at chance: no better than a constant predictor (see the warning)"
 	}
 	test := "not measured"
 	if rep.TestAccuracy != nil {

@@ -50,7 +50,7 @@ func TestTrainAtChance(t *testing.T) {
 		t.Errorf("no warning on stderr:\n%s", errOut)
 	}
 	code, out, errOut = runCLI(t, args...)
-	if code != 0 || !strings.Contains(out, "of the last attempt; 8 epochs in all over 6 attempts: 5 restarts at chance), at chance: a constant predictor") ||
+	if code != 0 || !strings.Contains(out, "of the last attempt; 8 epochs in all over 6 attempts: 5 restarts at chance), at chance: no better than a constant predictor") ||
 		!strings.Contains(errOut, "warning: the model is at chance") {
 		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

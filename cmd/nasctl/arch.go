@@ -71,6 +71,9 @@ weights, flips, seed). Example: nasctl arch inspect runs/leaves/winners/rank-01.
 				}
 				var err error
 				if strings.HasSuffix(opts.Arch, ".onnx") {
+					if err := checkModelPath(opts.Arch); err != nil {
+						return err
+					}
 					if c.IsSet("input") || c.IsSet("classes") {
 						return usagef("--input and --classes are for an architecture; a model has its own (%s)", opts.Arch)
 					}

@@ -133,6 +133,9 @@ type benchModelsOptions struct {
 func benchTargets(args []string) (models []string, runDir string, err error) {
 	for _, a := range args {
 		fi, err := os.Stat(a)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", usagef("%s: no such file or folder; give exported models (.onnx), folders of them, or run folders (nasctl runs list shows the runs)", a)
+		}
 		if err != nil {
 			return nil, "", err
 		}

@@ -123,7 +123,7 @@ type evalData struct {
 
 func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error {
 	for _, path := range opts.Models { // a mistyped name fails before minutes of work
-		if err := modelFolderError(path); err != nil {
+		if err := checkModelPath(path); err != nil {
 			return err
 		}
 		if _, err := os.Stat(path); err != nil {
@@ -419,7 +419,7 @@ type predictOptions struct {
 }
 
 func runPredict(ctx context.Context, opts predictOptions, out, errOut io.Writer) error {
-	if err := modelFolderError(opts.Model); err != nil {
+	if err := checkModelPath(opts.Model); err != nil {
 		return err
 	}
 	if isImageFile(opts.Model) { // the arguments swapped: the model would fail as "invalid wire-format data"

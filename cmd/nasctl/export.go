@@ -78,7 +78,7 @@ Examples:
 			if opts.Out == "" {
 				return usagef("export needs --out FILE")
 			}
-			if err := modelFolderError(opts.Model); err != nil {
+			if err := checkModelPath(opts.Model); err != nil {
 				return err
 			}
 			if err := checkWritable("out", opts.Out); err != nil {

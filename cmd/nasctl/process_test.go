@@ -173,7 +173,10 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"eval", filepath.Join(tmp, "missing.onnx"), "--data", data}, 1, "no such file or directory"},
+		{[]string{"eval", filepath.Join(tmp, "missing.onnx"), "--data", data}, 2, "missing.onnx: no such file; give an exported model (.onnx)"},
+		{[]string{"bench", filepath.Join(tmp, "missing.onnx")}, 2, "missing.onnx: no such file or folder; give exported models"},
+		{[]string{"export", filepath.Join(tmp, "missing.onnx"), "--out", filepath.Join(tmp, "x.onnx")}, 2, "missing.onnx: no such file; give an exported model (.onnx)"},
+		{[]string{"predict", filepath.Join(tmp, "missing.onnx"), filepath.Join(tmp, "x.png")}, 2, "missing.onnx: no such file; give an exported model (.onnx)"},
 		{[]string{"eval", model, "--data", data, "--split", "bogus"}, 2, "valid: train, val, test, all"},
 		{[]string{"eval", model, "--data", data, "--batch", "0"}, 2, "--batch 0: must be at least 1"},
 		{[]string{"eval", model, "--data", two, "--split", "train"}, 1, "the train split of " + two + " has no images (2 in the folder)"},
@@ -251,8 +254,8 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 	}
 	checkEvalOtherData(t, run, tmp, model, other)
 	missing := filepath.Join(tmp, "missing.onnx")
-	if code, out, errOut = run("eval", model, missing, "--data", data); code != 1 || out != "" || !strings.Contains(errOut, missing) {
-		t.Errorf("eval with a missing second model: exit %d, %q%q; want exit 1 before any output", code, out, errOut)
+	if code, out, errOut = run("eval", model, missing, "--data", data); code != 2 || out != "" || !strings.Contains(errOut, missing) {
+		t.Errorf("eval with a missing second model: exit %d, %q%q; want exit 2 before any output", code, out, errOut)
 	}
 	if code, _, errOut = run("eval", "--data", data); code != 2 || !strings.Contains(errOut, "one or more model files") {
 		t.Errorf("eval without a model: exit %d, %q", code, errOut)

@@ -50,6 +50,19 @@ func modelFolderError(path string) error {
 		path, best, filepath.Join(path, rundir.DirWinners, "rank-NN.onnx"))
 }
 
+// checkModelPath returns a usage error when path, given as a model file,
+// is not one: a folder (modelFolderError says what to give), or nothing
+// at all.
+func checkModelPath(path string) error {
+	if err := modelFolderError(path); err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return usagef("%s: no such file; give an exported model (.onnx), such as runs/NAME/winners/best.onnx (nasctl runs list shows the runs)", path)
+	}
+	return nil
+}
+
 // noWinnersReason says why the run in dir has no final models, and what to
 // do about it: its trials are scored, not trained; none was evaluated; its
 // final phase was skipped, or is not finished; or its final models all

@@ -47,8 +47,8 @@ func TestModelFolderGiven(t *testing.T) {
 		{[]string{"predict", dir, "x.png"}, asFolder},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
-		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "is a directory") {
-			t.Errorf("%q: exit %d, %q; want exit 1 and %q", tc.args, code, errOut, tc.want)
+		if code != 2 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "is a directory") {
+			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
 		}
 	}
 }

@@ -181,7 +181,7 @@ func TestArchInspectModel(t *testing.T) {
 		want string
 	}{
 		{[]string{model, "--input", "9x9x1"}, 2, "--input and --classes are for an architecture; a model has its own"},
-		{[]string{filepath.Join(dir, "none.onnx")}, 1, "no such file"},
+		{[]string{filepath.Join(dir, "none.onnx")}, 2, "none.onnx: no such file; give an exported model (.onnx)"},
 		{[]string{notModel}, 1, "not an ONNX model"},
 	} {
 		code, _, errOut := runCLI(t, append([]string{"arch", "inspect"}, tc.args...)...)

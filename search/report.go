@@ -347,6 +347,7 @@ func rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) RewardWindow {
 func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.FinalResult) {
 	r.Finals, r.FinalsPlanned = finals, cfg.FinalsPlanned(trials)
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
+	markAtChance(r.Finals, r.Majority)
 	reward := cfg.Reward.withDefaults()
 	r.BestBy = bestByAccuracy
 	if reward.Mode == RewardMnasNet {
@@ -395,10 +396,9 @@ func atChanceAdvice(kind Kind) string {
 }
 
 // finalAtChance reports whether a retrained model stayed a constant
-// predictor: marked so, or, in runs recorded before the mark, by its
-// validation accuracy.
+// predictor (marked by finals, markAtChance).
 func (r Report) finalAtChance(f rundir.FinalResult) bool {
-	return f.Status == rundir.StatusOK && (f.AtChance || (r.Majority > 0 && constantPredictor(f.ValAccuracy, r.Majority)))
+	return f.Status == rundir.StatusOK && f.AtChance
 }
 
 // TopCandidates returns the k best distinct architectures of the trials by
@@ -764,7 +764,6 @@ func readRun(dir string) (*runFiles, error) {
 	if r.data, err = readData(dir); err != nil {
 		return nil, err
 	}
-	markAtChance(r.finals, r.data.ValMajority)
 	if r.earlier, err = rundir.Earlier(dir); err != nil {
 		return nil, err
 	}
@@ -789,7 +788,9 @@ func ReadFinals(dir string) ([]rundir.FinalResult, error) {
 
 // markAtChance marks the finals that are no better than chance, where the
 // validation split's majority share is majority (0: unknown, nothing
-// marked beyond what the records say).
+// marked beyond what the records say): finals recorded before the mark
+// get it by their validation accuracy. Report.finals and ReadFinals apply
+// it, so the report, the run summaries and the dashboard agree.
 func markAtChance(finals []rundir.FinalResult, majority float64) {
 	for i, f := range finals {
 		if f.Status == rundir.StatusOK && majority > 0 && constantPredictor(f.ValAccuracy, majority) {

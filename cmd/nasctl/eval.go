@@ -126,9 +126,6 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 		if err := checkModelPath(path); err != nil {
 			return err
 		}
-		if _, err := os.Stat(path); err != nil {
-			return err
-		}
 	}
 	if err := runtime.InitDevice(opts.Session.Device, opts.Session.DeviceID); err != nil {
 		return err

@@ -79,6 +79,15 @@ func checkDataFolder(flag, dir string) error {
 	return checkFolderArg("--"+flag+" "+dir, dir)
 }
 
+// checkDataFlag is checkDataFolder for a search's --data, when given (a
+// search may take its data from a config or from the run it resumes).
+func checkDataFlag(c *cli.Context) error {
+	if !c.IsSet("data") {
+		return nil
+	}
+	return checkDataFolder("data", c.String("data"))
+}
+
 // checkFolderArg is checkDataFolder for an image folder given as an
 // argument (given: how the user wrote it).
 func checkFolderArg(given, dir string) error {

@@ -52,15 +52,16 @@ func modelFolderError(path string) error {
 
 // checkModelPath returns a usage error when path, given as a model file,
 // is not one: a folder (modelFolderError says what to give), or nothing
-// at all.
+// at all; any other failure to reach it as it is.
 func checkModelPath(path string) error {
 	if err := modelFolderError(path); err != nil {
 		return usagef("%v", err)
 	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	_, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
 		return usagef("%s: no such file; give an exported model (.onnx), such as runs/NAME/winners/best.onnx (nasctl runs list shows the runs)", path)
 	}
-	return nil
+	return err
 }
 
 // noWinnersReason says why the run in dir has no final models, and what to

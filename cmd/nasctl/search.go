@@ -82,10 +82,8 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 			}
 		}
 	}
-	if c.IsSet("data") {
-		if err := checkDataFolder("data", c.String("data")); err != nil {
-			return opts, err
-		}
+	if err := checkDataFlag(c); err != nil {
+		return opts, err
 	}
 	var err error
 	if opts.Broker, err = brokerOptionsOf(c); err != nil {
@@ -200,10 +198,8 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	if _, err := runtime.ParseAugment(c.String("augment")); err != nil {
 		return usagef("--augment: %v", err)
 	}
-	if c.IsSet("data") {
-		if err := checkDataFolder("data", c.String("data")); err != nil {
-			return err
-		}
+	if err := checkDataFlag(c); err != nil {
+		return err
 	}
 	set(c, "data", func() { cfg.Data = c.String("data") })
 	set(c, "input", func() { cfg.Input = c.String("input") })

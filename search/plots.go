@@ -71,8 +71,8 @@ type accuracyPoints struct {
 func accuracySeries(trials []rundir.Trial) accuracyPoints {
 	var s accuracyPoints
 	b := 0.0
-	for i, t := range trials {
-		x := float64(i + 1)
+	for _, t := range trials {
+		x := float64(t.ID) // IDs may have a gap where a damaged line was left out
 		if measured(t) {
 			b = max(b, t.ValAccuracy)
 			s.measured = append(s.measured, plotter.XY{X: x, Y: t.ValAccuracy})

@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/nasctl/nasctl/controller"
@@ -57,6 +58,16 @@ func TestAccuracySeriesUnmeasured(t *testing.T) {
 	}
 	if len(s.best) != 60 || len(s.eps) != 60 || s.best[2].Y != s.best[1].Y || s.eps[29].Y != 0.5 {
 		t.Errorf("best %v, eps %v at trials 2-3 and 30", s.best[1:3], s.eps[29])
+	}
+}
+
+// Trials are drawn at their IDs: a run read with a damaged line left out
+// has a gap, and the trials after it keep their places.
+func TestAccuracySeriesGap(t *testing.T) {
+	ts := slices.Delete(syntheticTrials(), 9, 10) // trial 10 missing
+	s := accuracySeries(ts)
+	if len(s.measured) != 59 || s.measured[8].X != 9 || s.measured[9].X != 11 || s.eps[58].X != 60 {
+		t.Errorf("points around the gap at %v and %v, last at %v; want 9, 11 and 60", s.measured[8].X, s.measured[9].X, s.eps[58].X)
 	}
 }
 

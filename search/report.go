@@ -708,7 +708,7 @@ func (r Report) CSV() ([]byte, error) {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms",
-		"int8_test_accuracy", "int8_model"})
+		"int8_test_accuracy", "int8_model", "at_chance"})
 	for _, f := range r.Finals {
 		latency, int8 := "", "" // the search used no latency; no int8 model
 		if f.LatencyMs > 0 {
@@ -718,7 +718,8 @@ func (r Report) CSV() ([]byte, error) {
 			int8 = fmtF(*f.Int8TestAccuracy)
 		}
 		w.Write([]string{strconv.Itoa(f.Rank), strconv.Itoa(f.Trial), f.Arch, strconv.FormatInt(f.Params, 10), strconv.FormatInt(f.MACs, 10),
-			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), string(f.Status), f.Model, latency, int8, f.Int8Model})
+			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), string(f.Status), f.Model, latency, int8, f.Int8Model,
+			strconv.FormatBool(f.AtChance)})
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()

@@ -322,7 +322,11 @@ func printDatasetInfo(out io.Writer, r datasetInfo) {
 	if r.Channels == 3 {
 		channels = "3 channels (RGB)"
 	}
-	fmt.Fprintf(out, "%s (%s layout)\n%d images, %dx%d, %s\n%s\n\n", r.Dir, r.Layout, r.Images, r.Height, r.Width, channels, r.Hash)
+	layout := r.Layout + " layout"
+	if r.Layout == dataset.LayoutPrefix.String() { // "prefix" in JSON, for scripts
+		layout = "the leaves layout: LEAF_* and NO_* names"
+	}
+	fmt.Fprintf(out, "%s (%s)\n%d images, %dx%d, %s\n%s\n\n", r.Dir, layout, r.Images, r.Height, r.Width, channels, r.Hash)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "label\tclass\timages\tshare\ttrain\tval\ttest\t")
 	for _, c := range r.Classes {

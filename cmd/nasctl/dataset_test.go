@@ -141,7 +141,7 @@ func TestDatasetInfo(t *testing.T) {
 	if !regexp.MustCompile(`total\s+200\s+24\s+4\s+12\s`).MatchString(out) {
 		t.Errorf("no total line 200 / 24 / 4 / 12:\n%s", out)
 	}
-	for _, want := range []string{"200 images, 64x64, 1 channel (gray)", "no_leaf", "leaf",
+	for _, want := range []string{"(the leaves layout: LEAF_* and NO_* names)\n200 images, 64x64, 1 channel (gray)", "no_leaf", "leaf",
 		"split nasnet-search, seed 1: keep 20%, test 30%, validation 11% of the rest", "0 files skipped"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

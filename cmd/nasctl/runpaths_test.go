@@ -74,6 +74,8 @@ func TestRunFolderExpected(t *testing.T) {
 		{[]string{"search", "metaqnn", "--resume", best}, isFile},
 		{[]string{"search", "nasnet", "--resume", best}, isFile},
 		{[]string{"runs", "show", "nonexist", "--dir", dir}, "no run named nonexist in " + dir + "; nasctl runs list --dir " + dir + " lists the runs there"},
+		// --runs, as ui names the folder, is --dir.
+		{[]string{"runs", "show", "nonexist", "--runs", dir}, "no run named nonexist in " + dir + "; nasctl runs list --dir " + dir + " lists the runs there"},
 		// A folder with a space is quoted in the command to paste.
 		{[]string{"runs", "show", "nonexist", "--dir", spaced}, "nasctl runs list --dir '" + spaced + "' lists the runs there"},
 		{[]string{"runs", "show", "nonexist", "--dir", filepath.Join(dir, "nope")}, "the folder of runs " + filepath.Join(dir, "nope") + " does not exist; give it with --dir"},
@@ -149,7 +151,7 @@ func TestRunsListPointsInside(t *testing.T) {
 }
 
 // runs list marks a winner at chance beside its test accuracy, and says so
-// in its JSON.
+// in its JSON. (--runs, as ui names the folder, is --dir.)
 func TestRunsListWinnerAtChance(t *testing.T) {
 	runs := t.TempDir()
 	run := filepath.Join(runs, "flat")
@@ -167,7 +169,7 @@ func TestRunsListWinnerAtChance(t *testing.T) {
 	if code, out, errOut := runCLI(t, "runs", "list", "--dir", runs); code != 0 || !strings.Contains(out, "0.5125 (at chance)") {
 		t.Errorf("runs list: exit %d, %q%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "runs", "list", "--dir", runs, "--json"); code != 0 || !strings.Contains(out, `"winner_at_chance": true`) {
+	if code, out, errOut := runCLI(t, "runs", "list", "--runs", runs, "--json"); code != 0 || !strings.Contains(out, `"winner_at_chance": true`) {
 		t.Errorf("runs list --json: exit %d, %q%s", code, out, errOut)
 	}
 }

@@ -34,7 +34,7 @@ trials before it and the damage. A run linked into --dir from elsewhere (a
 symbolic link) is listed too (nasctl ui leaves links out).
 Example: nasctl runs list --dir runs --json`,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs"},
+				&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs (--runs, as ui calls it, works too)"},
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			},
 			Action: func(c *cli.Context) error {
@@ -55,7 +55,7 @@ report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them,
 the run's dir, to which its model paths are relative, and its status).
 Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "dir", Value: "runs", Usage: "directory of runs, for a NAME"},
+				&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs, for a NAME (--runs works too)"},
 				&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			},
 			Action: func(c *cli.Context) error {

@@ -77,7 +77,7 @@ Examples:
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default metaqnn-PRESET"},
-			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
+			&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Usage: "directory of runs (default runs; --runs works too)"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
 			&cli.IntFlag{Name: "trials", DefaultText: "the schedule's", Usage: "trials planned; those past the schedule's end are at its last epsilon; with --resume, a run goes on to this many"},

@@ -110,7 +110,7 @@ func searchNASNetCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the controller's weights and samples, and of the training", DefaultText: "1"},
 			&cli.StringFlag{Name: "resume", Usage: "resume the run in this directory (its saved settings are used)"},
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default nasnet-PRESET, or nasnet-REWARD for mock and natsbench"},
-			&cli.StringFlag{Name: "dir", Usage: "directory of runs (default runs)"},
+			&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Usage: "directory of runs (default runs; --runs works too)"},
 		}, append(progressFlags(), trainingFlags()...)...), reinforceFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {

@@ -217,7 +217,9 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 // FinalsPlanned is how many final models a run of c whose trials are
 // trials retrains: its TopK best distinct architectures that trained well
 // (status ok), or fewer when there are fewer; 0 when it trains none (a
-// search scored by a table, or one that skips the final phase).
+// search scored by a table, or one that skips the final phase). While
+// trials remain, each may add an architecture: a search stopped early
+// plans its TopK, not the few it has so far.
 func (c Config) FinalsPlanned(trials []rundir.Trial) int {
 	if !c.Trains() || c.Final.Skip {
 		return 0
@@ -228,7 +230,7 @@ func (c Config) FinalsPlanned(trials []rundir.Trial) int {
 			ok[t.Arch] = true
 		}
 	}
-	return min(c.Final.TopK, len(ok))
+	return min(c.Final.TopK, len(ok)+max(0, c.Trials-len(trials)))
 }
 
 // FinalIncomplete reports whether the final phase has begun but not

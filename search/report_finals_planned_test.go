@@ -28,6 +28,10 @@ func TestFinalsPlannedCountsDistinctTrainedArchitectures(t *testing.T) {
 		{"top 1", func(c Config) Config { c.Final.TopK = 1; return c }, 1},
 		{"final phase skipped", func(c Config) Config { c.Final.Skip = true; return c }, 0},
 		{"scored by a problem", func(c Config) Config { c.Problem.Name = "mock"; return c }, 0},
+		// Trials to come: 2 so far and 2 more may add 2.
+		{"stopped early", func(c Config) Config { c.Trials = 8; return c }, 4},
+		{"stopped early, top 3", func(c Config) Config { c.Trials = 8; c.Final.TopK = 3; return c }, 3},
+		{"all trials in", func(c Config) Config { c.Trials = 6; return c }, 2},
 	} {
 		if got := tc.cfg(cfg).FinalsPlanned(trials); got != tc.want {
 			t.Errorf("%s: %d finals planned, want %d", tc.name, got, tc.want)

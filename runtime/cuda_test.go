@@ -1,11 +1,12 @@
 package runtime
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,28 +14,146 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// The vendored C API header must be the one of the onnxruntime_go release in
-// go.mod, so that ortc.go and onnxruntime_go ask the library for the same API
-// version and agree on the layout of its function table.
-func TestVendoredHeaderMatchesModule(t *testing.T) {
+// ortc.go calls the library's OrtApi table by slot, without its header. The
+// slots, their number of parameters and the API version must be those of the
+// C API header that the onnxruntime_go release in go.mod ships (the table
+// only grows, so a slot never moves): the header's OrtApi members, counted
+// in order, give each function's slot.
+func TestAPISlotsMatchModuleHeader(t *testing.T) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	dir := strings.TrimSpace(string(out))
-	for _, name := range []string{"onnxruntime_c_api.h", "onnxruntime_ep_c_api.h"} {
-		want, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(filepath.Join("include", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("include/%s differs from %s/%s: copy it again after changing onnxruntime_go's version", name, dir, name)
+	header, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "onnxruntime_c_api.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, version, err := ortAPIMembers(string(header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("ortc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`nasctl_api_version = (\d+)`).FindSubmatch(src); m == nil || string(m[1]) != version {
+		t.Errorf("ortc.go asks for another API version than the header's, %s (%q)", version, m)
+	}
+	slots := regexp.MustCompile(`nasctl_slot_(\w+) = (\d+)`).FindAllSubmatch(src, -1)
+	if len(slots) < 17 {
+		t.Fatalf("%d slots found in ortc.go", len(slots))
+	}
+	for _, m := range slots {
+		name, slot := string(m[1]), 0
+		fmt.Sscan(string(m[2]), &slot)
+		i := slices.IndexFunc(members, func(m apiMember) bool { return m.name == name })
+		if i != slot {
+			t.Errorf("%s: slot %d in ortc.go, %d in the header", name, slot, i)
 		}
 	}
+	// Each call's parameters, as NASCTL_FN(name, ret, params...) casts the slot.
+	calls := regexp.MustCompile(`NASCTL_FN\((\w+),\s*[^,()]+((?:,\s*[^,()]+)*)\)\(`).FindAllSubmatch(src, -1)
+	if len(calls) < 17 {
+		t.Fatalf("%d calls found in ortc.go", len(calls))
+	}
+	for _, m := range calls {
+		name, params := string(m[1]), strings.Count(string(m[2]), ",")
+		if strings.TrimSpace(strings.TrimPrefix(string(m[2]), ",")) == "void" {
+			params = 0
+		}
+		if i := slices.IndexFunc(members, func(m apiMember) bool { return m.name == name }); i < 0 || members[i].params != params {
+			t.Errorf("%s: called with %d parameters; the header has %+v", name, params, members[max(i, 0)])
+		}
+	}
+}
+
+// apiMember is a function of the OrtApi table: its name and number of
+// parameters.
+type apiMember struct {
+	name   string
+	params int
+}
+
+// ortAPIMembers lists the members of struct OrtApi in a C API header, in
+// order, and the header's ORT_API_VERSION. Members are written as
+// ORT_API2_STATUS(Name, params...), ORT_API_T(ret, Name, params...),
+// ORT_CLASS_RELEASE(X) (ReleaseX, one parameter) or
+// ret(ORT_API_CALL* Name)(params...).
+func ortAPIMembers(header string) ([]apiMember, string, error) {
+	version := regexp.MustCompile(`#define ORT_API_VERSION (\d+)`).FindStringSubmatch(header)
+	if version == nil {
+		return nil, "", errors.New("no ORT_API_VERSION")
+	}
+	header = regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`).ReplaceAllString(header, "")
+	_, body, ok := strings.Cut(header, "struct OrtApi {")
+	if !ok {
+		return nil, "", errors.New("no struct OrtApi")
+	}
+	var members []apiMember
+	var cur strings.Builder
+	depth := 0
+	pointer := regexp.MustCompile(`\(\s*ORT_API_CALL\s*\*\s*(\w+)\s*\)\s*\(`)
+	for _, c := range body {
+		switch {
+		case c == '}' && depth == 0:
+			return members, version[1], nil
+		case c == '(' || c == '{':
+			depth++
+		case c == ')' || c == '}':
+			depth--
+		}
+		if c != ';' || depth != 0 {
+			cur.WriteRune(c)
+			continue
+		}
+		m := strings.Join(strings.Fields(cur.String()), " ")
+		cur.Reset()
+		switch {
+		case strings.HasPrefix(m, "ORT_API2_STATUS("):
+			a := topLevel(m[len("ORT_API2_STATUS("):])
+			members = append(members, apiMember{strings.TrimSpace(a[0]), countParams(a[1:])})
+		case strings.HasPrefix(m, "ORT_API_T("):
+			a := topLevel(m[len("ORT_API_T("):])
+			members = append(members, apiMember{strings.TrimSpace(a[1]), countParams(a[2:])})
+		case strings.HasPrefix(m, "ORT_CLASS_RELEASE("):
+			members = append(members, apiMember{"Release" + strings.TrimSpace(topLevel(m[len("ORT_CLASS_RELEASE("):])[0]), 1})
+		default:
+			p := pointer.FindStringSubmatchIndex(m)
+			if p == nil {
+				return nil, "", fmt.Errorf("OrtApi member %d not understood: %s", len(members), m)
+			}
+			members = append(members, apiMember{m[p[2]:p[3]], countParams(topLevel(m[p[1]:]))})
+		}
+	}
+	return nil, "", errors.New("struct OrtApi does not end")
+}
+
+// topLevel splits s, which follows an opening parenthesis, at its commas
+// up to the matching closing one, leaving nested parentheses whole.
+func topLevel(s string) []string {
+	var parts []string
+	depth, from := 0, 0
+	for i, c := range s {
+		switch {
+		case c == '(':
+			depth++
+		case c == ')' && depth == 0:
+			return append(parts, s[from:i])
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			parts, from = append(parts, s[from:i]), i+1
+		}
+	}
+	return append(parts, s[from:])
+}
+
+// countParams counts a declaration's parameters: none for "()" or "(void)".
+func countParams(parts []string) int {
+	if len(parts) == 0 || len(parts) == 1 && (strings.TrimSpace(parts[0]) == "void" || strings.TrimSpace(parts[0]) == "") {
+		return 0
+	}
+	return len(parts)
 }
 
 // TestV2AppendOnCPUDevice runs the path that selects a plug-in provider,

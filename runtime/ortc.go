@@ -4,31 +4,79 @@ package runtime
 // execution-provider devices of a plug-in provider (GetEpDevices) and adding
 // one to a session (SessionOptionsAppendExecutionProvider_V2), the list of
 // providers the library was built with, its build string, and profiling.
-// include/ holds the C API header of the onnxruntime_go release in go.mod
-// (API version 24; TestVendoredHeaderMatchesModule keeps them equal), so
-// both speak the same version of the API to the same library.
+//
+// They are made through the library's OrtApi table without its header: the
+// table is an array of function pointers that only grows from one API
+// version to the next, so each call is a fixed slot with the signature the
+// C API documents. The slots and the version (24, that of the onnxruntime_go
+// release in go.mod) are checked against that release's header by
+// TestAPISlotsMatchModuleHeader; docs/gpu.md, "The C API table".
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/include -D_GNU_SOURCE
+#cgo CFLAGS: -D_GNU_SOURCE
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
 #ifdef __linux__
 #include <link.h>
 #endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "onnxruntime_c_api.h"
+
+// ONNX Runtime's handles, used only through pointers.
+typedef struct OrtEnv OrtEnv;
+typedef struct OrtStatus OrtStatus;
+typedef struct OrtSessionOptions OrtSessionOptions;
+typedef struct OrtEpDevice OrtEpDevice;
+typedef struct OrtHardwareDevice OrtHardwareDevice;
+
+enum {
+	nasctl_api_version = 24,
+	nasctl_log_error = 3, // OrtLoggingLevel ORT_LOGGING_LEVEL_ERROR
+	nasctl_hw_cpu = 0, nasctl_hw_gpu = 1, nasctl_hw_npu = 2, // OrtHardwareDeviceType
+};
+
+// The OrtApi slots called, by their index in the table.
+enum {
+	nasctl_slot_GetErrorMessage = 2,
+	nasctl_slot_CreateEnv = 3,
+	nasctl_slot_EnableProfiling = 14,
+	nasctl_slot_ReleaseEnv = 92,
+	nasctl_slot_ReleaseStatus = 93,
+	nasctl_slot_GetAvailableProviders = 125,
+	nasctl_slot_ReleaseAvailableProviders = 126,
+	nasctl_slot_GetBuildInfoString = 254,
+	nasctl_slot_GetEpDevices = 303,
+	nasctl_slot_SessionOptionsAppendExecutionProvider_V2 = 304,
+	nasctl_slot_HardwareDevice_Type = 307,
+	nasctl_slot_HardwareDevice_VendorId = 308,
+	nasctl_slot_HardwareDevice_Vendor = 309,
+	nasctl_slot_HardwareDevice_DeviceId = 310,
+	nasctl_slot_EpDevice_EpName = 312,
+	nasctl_slot_EpDevice_EpVendor = 313,
+	nasctl_slot_EpDevice_Device = 316,
+};
+
+// OrtApiBase, what OrtGetApiBase returns.
+typedef struct {
+	const void *const *(*GetApi)(uint32_t version);
+	const char *(*GetVersionString)(void);
+} nasctl_api_base;
 
 static void *nasctl_handle;
-static const OrtApi *nasctl_api;
+static const void *const *nasctl_api;
 static OrtEnv *nasctl_env;
+
+// NASCTL_FN is the function in slot name of the table, as a pointer of
+// type ret (*)(args).
+#define NASCTL_FN(name, ret, ...) ((ret (*)(__VA_ARGS__))nasctl_api[nasctl_slot_##name])
 
 // nasctl_status turns a status into a malloc'd message (NULL for success)
 // and releases it.
 static char *nasctl_status(OrtStatus *s) {
 	if (s == NULL) return NULL;
-	char *msg = strdup(nasctl_api->GetErrorMessage(s));
-	nasctl_api->ReleaseStatus(s);
+	char *msg = strdup(NASCTL_FN(GetErrorMessage, const char *, const OrtStatus *)(s));
+	NASCTL_FN(ReleaseStatus, void, OrtStatus *)(s);
 	return msg;
 }
 
@@ -43,13 +91,13 @@ static char *nasctl_dlerror(const char *fallback) {
 static char *nasctl_bind(const char *path) {
 	void *h = dlopen(path, RTLD_LAZY | RTLD_NOLOAD);
 	if (h == NULL) return nasctl_dlerror("library not loaded");
-	const OrtApiBase *(*base)(void) = (const OrtApiBase *(*)(void))dlsym(h, "OrtGetApiBase");
+	const nasctl_api_base *(*base)(void) = (const nasctl_api_base *(*)(void))dlsym(h, "OrtGetApiBase");
 	if (base == NULL) { dlclose(h); return nasctl_dlerror("no OrtGetApiBase"); }
-	const OrtApi *api = base()->GetApi(ORT_API_VERSION);
+	const void *const *api = base()->GetApi(nasctl_api_version);
 	if (api == NULL) { dlclose(h); return strdup("the library does not offer ONNX Runtime C API version 24"); }
 	nasctl_api = api;
 	OrtEnv *env = NULL;
-	char *err = nasctl_status(api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "nasctl", &env));
+	char *err = nasctl_status(NASCTL_FN(CreateEnv, OrtStatus *, int, const char *, OrtEnv **)(nasctl_log_error, "nasctl", &env));
 	if (err != NULL) { nasctl_api = NULL; dlclose(h); return err; }
 	nasctl_handle = h;
 	nasctl_env = env;
@@ -57,7 +105,7 @@ static char *nasctl_bind(const char *path) {
 }
 
 static void nasctl_unbind(void) {
-	if (nasctl_env != NULL) nasctl_api->ReleaseEnv(nasctl_env);
+	if (nasctl_env != NULL) NASCTL_FN(ReleaseEnv, void, OrtEnv *)(nasctl_env);
 	if (nasctl_handle != NULL) dlclose(nasctl_handle);
 	nasctl_env = NULL;
 	nasctl_handle = NULL;
@@ -65,20 +113,27 @@ static void nasctl_unbind(void) {
 }
 
 static char *nasctl_providers(char ***out, int *n) {
-	return nasctl_status(nasctl_api->GetAvailableProviders(out, n));
+	return nasctl_status(NASCTL_FN(GetAvailableProviders, OrtStatus *, char ***, int *)(out, n));
 }
 
 static void nasctl_release_providers(char **p, int n) {
-	OrtStatus *s = nasctl_api->ReleaseAvailableProviders(p, n);
-	if (s != NULL) nasctl_api->ReleaseStatus(s);
+	free(nasctl_status(NASCTL_FN(ReleaseAvailableProviders, OrtStatus *, char **, int)(p, n)));
 }
 
-static const char *nasctl_build_info(void) { return nasctl_api->GetBuildInfoString(); }
+static const char *nasctl_build_info(void) { return NASCTL_FN(GetBuildInfoString, const char *, void)(); }
+
+// nasctl_ep_list lists the environment's EP devices (GetEpDevices); the
+// list belongs to the environment.
+static OrtStatus *nasctl_ep_list(const OrtEpDevice *const **d, size_t *n) {
+	return NASCTL_FN(GetEpDevices, OrtStatus *, const OrtEnv *, const OrtEpDevice *const **, size_t *)(nasctl_env, d, n);
+}
+
+static const char *nasctl_ep_name(const OrtEpDevice *d) { return NASCTL_FN(EpDevice_EpName, const char *, const OrtEpDevice *)(d); }
 
 typedef struct {
 	const char *ep;
 	const char *ep_vendor;
-	int type; // OrtHardwareDeviceType
+	int type; // OrtHardwareDeviceType: nasctl_hw_*
 	const char *vendor;
 	uint32_t vendor_id;
 	uint32_t device_id;
@@ -88,16 +143,16 @@ typedef struct {
 // their total. The strings belong to the environment.
 static char *nasctl_ep_devices(nasctl_ep_device *out, size_t cap, size_t *n) {
 	const OrtEpDevice *const *d = NULL;
-	char *err = nasctl_status(nasctl_api->GetEpDevices(nasctl_env, &d, n));
+	char *err = nasctl_status(nasctl_ep_list(&d, n));
 	if (err != NULL) return err;
 	for (size_t i = 0; i < *n && i < cap; i++) {
-		const OrtHardwareDevice *hw = nasctl_api->EpDevice_Device(d[i]);
-		out[i].ep = nasctl_api->EpDevice_EpName(d[i]);
-		out[i].ep_vendor = nasctl_api->EpDevice_EpVendor(d[i]);
-		out[i].type = nasctl_api->HardwareDevice_Type(hw);
-		out[i].vendor = nasctl_api->HardwareDevice_Vendor(hw);
-		out[i].vendor_id = nasctl_api->HardwareDevice_VendorId(hw);
-		out[i].device_id = nasctl_api->HardwareDevice_DeviceId(hw);
+		const OrtHardwareDevice *hw = NASCTL_FN(EpDevice_Device, const OrtHardwareDevice *, const OrtEpDevice *)(d[i]);
+		out[i].ep = nasctl_ep_name(d[i]);
+		out[i].ep_vendor = NASCTL_FN(EpDevice_EpVendor, const char *, const OrtEpDevice *)(d[i]);
+		out[i].type = NASCTL_FN(HardwareDevice_Type, int, const OrtHardwareDevice *)(hw);
+		out[i].vendor = NASCTL_FN(HardwareDevice_Vendor, const char *, const OrtHardwareDevice *)(hw);
+		out[i].vendor_id = NASCTL_FN(HardwareDevice_VendorId, uint32_t, const OrtHardwareDevice *)(hw);
+		out[i].device_id = NASCTL_FN(HardwareDevice_DeviceId, uint32_t, const OrtHardwareDevice *)(hw);
 	}
 	return NULL;
 }
@@ -108,21 +163,22 @@ static char *nasctl_ep_devices(nasctl_ep_device *out, size_t cap, size_t *n) {
 static char *nasctl_append_ep(OrtSessionOptions *so, const char *ep, size_t index, size_t *found) {
 	const OrtEpDevice *const *d = NULL;
 	size_t n = 0;
-	char *err = nasctl_status(nasctl_api->GetEpDevices(nasctl_env, &d, &n));
+	char *err = nasctl_status(nasctl_ep_list(&d, &n));
 	if (err != NULL) return err;
 	const OrtEpDevice *pick = NULL;
 	*found = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(nasctl_api->EpDevice_EpName(d[i]), ep) != 0) continue;
+		if (strcmp(nasctl_ep_name(d[i]), ep) != 0) continue;
 		if (*found == index) pick = d[i];
 		(*found)++;
 	}
 	if (pick == NULL) return NULL;
-	return nasctl_status(nasctl_api->SessionOptionsAppendExecutionProvider_V2(so, nasctl_env, &pick, 1, NULL, NULL, 0));
+	return nasctl_status(NASCTL_FN(SessionOptionsAppendExecutionProvider_V2, OrtStatus *, OrtSessionOptions *, OrtEnv *,
+		const OrtEpDevice *const *, size_t, const char *const *, const char *const *, size_t)(so, nasctl_env, &pick, 1, NULL, NULL, 0));
 }
 
 static char *nasctl_enable_profiling(OrtSessionOptions *so, const char *prefix) {
-	return nasctl_status(nasctl_api->EnableProfiling(so, prefix));
+	return nasctl_status(NASCTL_FN(EnableProfiling, OrtStatus *, OrtSessionOptions *, const char *)(so, prefix));
 }
 
 // nasctl_dlcheck loads the shared library name as the dynamic loader would
@@ -205,7 +261,7 @@ type EPDevice struct {
 	DeviceID       uint32 `json:"device_id"`       // PCI device id
 }
 
-var hardwareKinds = map[C.int]string{C.OrtHardwareDeviceType_CPU: "cpu", C.OrtHardwareDeviceType_GPU: "gpu", C.OrtHardwareDeviceType_NPU: "npu"}
+var hardwareKinds = map[C.int]string{C.nasctl_hw_cpu: "cpu", C.nasctl_hw_gpu: "gpu", C.nasctl_hw_npu: "npu"}
 
 // epDevices lists the devices of every registered execution provider.
 func epDevices() ([]EPDevice, error) {

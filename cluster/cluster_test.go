@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -217,7 +218,7 @@ func TestHandedBackOnLastDelivery(t *testing.T) {
 	// worker then takes the new copy, and trains it until gate is closed.
 	gate := make(chan struct{})
 	startWorker(t, srv, "w2", 1, &stand{fail: func(search.Job) error { <-gate; return nil }})
-	said.waitFor(t, "run handed trial 2: handed back on its last delivery (1 of 1) by a stopping worker; queued again, with fresh deliveries")
+	said.waitFor(t, "run handed trial 2: handed back on its last delivery (1 of 1) by a worker that stopped or runs another nasctl version; queued again, with fresh deliveries")
 	// The driver looks for its job every checkEvery: ten looks later it
 	// follows the one copy.
 	time.Sleep(10 * checkEvery)
@@ -347,6 +348,50 @@ func TestDriverSaysNoWorker(t *testing.T) {
 	startWorker(t, srv, "w1", 1, &stand{})
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A search that starts while its device's only worker trains another
+// search's trial says nothing about workers; one that starts with none
+// says so once, and the driver's periodic look waits idleEvery before
+// saying it again, however many trials look at once.
+func TestDriverStartSaysNoWorkerOnce(t *testing.T) {
+	defer func(c, i time.Duration) { checkEvery, idleEvery = c, i }(checkEvery, idleEvery)
+	checkEvery, idleEvery = 50*time.Millisecond, time.Hour
+	srv := startServer(t, Settings{})
+	racing := &logLines{}
+	race := newTestExecutor(t, srv, "race")
+	race.Say = racing.log
+	for _, j := range []int{1, 2, 3} {
+		go race.Evaluate(context.Background(), testJob(t, j))
+	}
+	time.Sleep(20 * checkEvery)
+	if n := strings.Count(racing.String(), "no worker is taking cpu trials"); n != 1 {
+		t.Errorf("%d notes from three trials looking at once; want 1:\n%s", n, racing)
+	}
+	said := &logLines{}
+	lone := newTestExecutor(t, srv, "lone")
+	lone.Say = said.log
+	lone.SayIfNoWorker(context.Background())
+	for _, j := range []int{1, 2, 3} { // three trials look, every checkEvery
+		go lone.Evaluate(context.Background(), testJob(t, j))
+	}
+	time.Sleep(20 * checkEvery)
+	if n := strings.Count(said.String(), "no worker is"); n != 1 || !strings.Contains(said.String(), "no worker is waiting for cpu trials yet") {
+		t.Errorf("%d notes; want the start's once:\n%s", n, said)
+	}
+
+	gate := make(chan struct{})
+	defer close(gate)
+	started := make(chan struct{}, 8)
+	startWorker(t, srv, "busy", 1, &stand{fail: func(search.Job) error { started <- struct{}{}; <-gate; return nil }})
+	<-started // the worker holds one of the trials
+	busy := &logLines{}
+	other := newTestExecutor(t, srv, "other")
+	other.Say = busy.log
+	other.SayIfNoWorker(context.Background())
+	if busy.String() != "" {
+		t.Errorf("a worker in training, and the start says: %s", busy)
 	}
 }
 
@@ -492,6 +537,65 @@ func TestWorkerTakesOverAbandonedLoad(t *testing.T) {
 		}
 		if n := l.count(l.loads, "slow"); n != 2 {
 			t.Errorf("%v: slow loaded %d times, want twice (the abandoned load and the waiting slot's)", abandonErr, n)
+		}
+	}
+}
+
+// A worker that takes a job of another nasctl version (its driver is newer
+// or older) trains nothing, leaves a note that reads as a hand-back (so
+// that the job is queued again rather than failed should that be its last
+// delivery), hands the job back, and stops with an error that says so:
+// left running, it would use up every delivery of that driver's jobs.
+func TestWorkerStopsOnOtherVersion(t *testing.T) {
+	srv := startServer(t, Settings{MaxDeliver: 3})
+	b := connect(t, srv, "newer driver")
+	data, err := json.Marshal(job{Version: wireVersion + 1, Run: "newer", Trial: 4, Kind: "metaqnn", Genotype: "SM()"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.js.Publish(ctx, Subject(runtime.CPU), data); err != nil {
+		t.Fatal(err)
+	}
+	st := &stand{}
+	logs := &logLines{}
+	w := &Worker{Broker: connect(t, srv, "older"), Device: runtime.CPU, Name: "older", Log: logs.log,
+		executor: func(context.Context, DataSpec) (search.Executor, error) { return st, nil }}
+	err = w.Run(ctx, nil)
+	want := fmt.Sprintf("worker older handed back a job of another nasctl version and takes no more jobs: job format %d, this nasctl reads %d",
+		wireVersion+1, wireVersion)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v; want %q", err, want)
+	}
+	if n := st.calls.Load(); n != 0 {
+		t.Errorf("%d trainings of a job it cannot read", n)
+	}
+	note, err := b.l.results.Get(ctx, errorKey(jobKey(data)))
+	if err != nil {
+		t.Fatalf("the hand-back's note: %v", err)
+	}
+	if n, text := readNote(note.Value()); n != 1 || !handedBackNote(text) || !strings.HasPrefix(text, "worker older: job format") {
+		t.Errorf("note %q of delivery %d; want delivery 1, the format and a hand-back", text, n)
+	}
+	// The job waits for a worker of its version, with deliveries left.
+	info, err := b.l.trials.Info(ctx)
+	if err != nil || info.State.Msgs != 1 {
+		t.Errorf("trials stream: %+v, %v; want the job kept", info, err)
+	}
+}
+
+// A note that ends as a hand-back's, by a stopping worker or one of another
+// version, gets the job queued again on its last delivery; a failure's
+// does not.
+func TestHandedBackNote(t *testing.T) {
+	for text, want := range map[string]bool{
+		"worker w1: " + handedBack: true,
+		"worker w1: job format 6, this nasctl reads 5: run the same nasctl version on the driver and the workers; " + handedBackVersion: true,
+		"worker w1: no GPU in here": false,
+	} {
+		if got := handedBackNote(text); got != want {
+			t.Errorf("%q: %v", text, got)
 		}
 	}
 }

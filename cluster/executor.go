@@ -98,18 +98,27 @@ func newExecutor(ctx context.Context, b *Broker, run string, device runtime.Devi
 	return e, nil
 }
 
-// Idle is the number of worker slots waiting for a job of this executor's
-// device right now: zero means no worker would take a trial yet.
-func (e *Executor) Idle(ctx context.Context) (int, error) {
+// SayIfNoWorker says, as a search starts, that no worker of its device
+// waits for a job or trains one, so its trials wait until one starts.
+// Workers busy with other trials (of this run resumed, or of another
+// search) count: they take this run's in turn. Said, it is noWorker's
+// note too: the next comes idleEvery later.
+func (e *Executor) SayIfNoWorker(ctx context.Context) {
 	c, err := e.b.consumer(ctx, e.device)
 	if err != nil {
-		return 0, err
+		return
 	}
 	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, err
+	if err != nil || info.NumWaiting > 0 || info.NumAckPending > 0 {
+		return
 	}
-	return info.NumWaiting, nil
+	e.idleSaid.Store(time.Now().UnixNano())
+	e.say("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", e.device, e.startWorker())
+}
+
+// startWorker is the command that starts a worker for this driver.
+func (e *Executor) startWorker() string {
+	return cmp.Or(e.StartWorker, fmt.Sprintf("nasctl worker --broker %s --device %s", e.b.URL(), e.device))
 }
 
 // Data implements search.Executor.
@@ -282,22 +291,37 @@ func (e *Executor) look(ctx context.Context, p *pending) (jetstream.KeyValueEntr
 // asking for one. Workers that left after the start (killed, a machine
 // gone) are otherwise noticed by no one.
 func (e *Executor) noWorker(ctx context.Context) {
-	if last := e.idleSaid.Load(); last != 0 && time.Since(time.Unix(0, last)) < idleEvery {
+	last := e.idleSaid.Load()
+	if last != 0 && time.Since(time.Unix(0, last)) < idleEvery {
 		return
 	}
+	waiting := e.unserved(ctx)
+	if waiting == 0 || !e.idleSaid.CompareAndSwap(last, time.Now().UnixNano()) {
+		return // each trial in flight looks: one says it
+	}
+	e.say("no worker is taking %s trials: %d wait in the queue and none is training; start one (%s), or check that yours still reach this broker",
+		e.device, waiting, e.startWorker())
+}
+
+// unserved is the number of jobs of the executor's device that wait in
+// the queue while no worker of the device trains one or asks for one; 0
+// when a worker does, or the broker does not answer.
+func (e *Executor) unserved(ctx context.Context) uint64 {
 	c, err := e.b.consumer(ctx, e.device)
 	if err != nil {
-		return
+		return 0
 	}
 	info, err := c.Info(ctx)
-	if err != nil || info.NumWaiting > 0 || info.NumAckPending > 0 || info.NumPending == 0 {
-		return
+	if err != nil || info.NumWaiting > 0 || info.NumAckPending > 0 {
+		return 0
 	}
-	e.idleSaid.Store(time.Now().UnixNano())
-	start := cmp.Or(e.StartWorker, fmt.Sprintf("nasctl worker --broker %s --device %s", e.b.URL(), e.device))
-	e.say("no worker is taking %s trials: %d wait in the queue and none is training; start one (%s), or check that yours still reach this broker",
-		e.device, info.NumPending, start)
+	return info.NumPending
 }
+
+// Unserved reports whether this device's jobs wait with no worker to train
+// them: a search asked to stop need not wait for its trials in flight, no
+// worker being at them.
+func (e *Executor) Unserved(ctx context.Context) bool { return e.unserved(ctx) > 0 }
 
 // idleEvery is how often a driver says again that no worker takes its
 // trials.
@@ -543,7 +567,7 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 	if e, err := b.l.results.Get(ctx, errorKey(key)); err == nil {
 		note = e.Value()
 	}
-	if n, text := readNote(note); note != nil && n == adv.Deliveries && strings.HasSuffix(text, handedBack) {
+	if n, text := readNote(note); note != nil && n == adv.Deliveries && handedBackNote(text) {
 		return b.handedBackLast(ctx, msg, key, adv.Deliveries, say)
 	}
 	why := exhaustedReason(adv.Deliveries, note)
@@ -560,8 +584,14 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 	return nil
 }
 
+// handedBackNote reports whether a delivery's note says that its worker
+// handed the job back (noteHandBack) rather than failed it.
+func handedBackNote(text string) bool {
+	return strings.HasSuffix(text, handedBack) || strings.HasSuffix(text, handedBackVersion)
+}
+
 // handedBackLast publishes again a job whose last delivery a stopping
-// worker handed back, so that it gets fresh deliveries: the broker counts a
+// worker (or one of another version) handed back, so that it gets fresh deliveries: the broker counts a
 // hand-back as a delivery, and three workers restarted would otherwise fail
 // a trial none of them failed. The copy goes under the message ID the
 // job's driver gives it when it finds the job moved (Executor.republish),
@@ -579,7 +609,8 @@ func (b *Broker) handedBackLast(ctx context.Context, msg *jetstream.RawStreamMsg
 	}
 	j, _, jerr := decodeJob(msg.Data)
 	if jerr == nil {
-		say("%s: handed back on its last delivery (%d of %d) by a stopping worker; queued again, with fresh deliveries", j.describe(), deliveries, deliveries)
+		say("%s: handed back on its last delivery (%d of %d) by a worker that stopped or runs another nasctl version; queued again, with fresh deliveries",
+			j.describe(), deliveries, deliveries)
 	}
 	if err := b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && jerr == nil {
 		// Left, it would be read as the copy's last note should the copy

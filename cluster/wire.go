@@ -235,9 +235,18 @@ func decodeJob(b []byte) (*job, string, error) {
 		return nil, "", fmt.Errorf("reading a job: %w", err)
 	}
 	if j.Version != wireVersion {
-		return nil, "", fmt.Errorf("job format %d, this nasctl reads %d: run the same nasctl version on the driver and the workers", j.Version, wireVersion)
+		return nil, "", formatError(j.Version)
 	}
 	return &j, jobKey(b), nil
+}
+
+// formatError is a job of another format than this nasctl's: its driver
+// runs another nasctl version. The job is not at fault, and a worker that
+// took it would fail every job of that driver (Worker.handle).
+type formatError int
+
+func (f formatError) Error() string {
+	return fmt.Sprintf("job format %d, this nasctl reads %d: run the same nasctl version on the driver and the workers", int(f), wireVersion)
 }
 
 // searchJob is the job as the local executor takes it, with the starting

@@ -67,6 +67,11 @@ type Worker struct {
 	// remade counts the times it did.
 	restoring sync.Mutex
 	remade    atomic.Uint64
+	// halt ends the taking of jobs, with haltErr as Run's answer: the
+	// worker met a job of another nasctl version (handle).
+	halt     chan struct{}
+	haltOnce sync.Once
+	haltErr  error
 }
 
 // Run takes jobs until ctx is cancelled, which abandons the jobs in flight
@@ -89,12 +94,34 @@ func (w *Worker) Run(ctx context.Context, stop <-chan struct{}) error {
 	lease := leaseOf(info.Config)
 	w.log("worker %s: %d slot(s) on %s, taking jobs from %s (%s); a silent worker's job moves on after %s",
 		w.Name, slots, w.Device, w.Broker.url, Subject(w.Device), info.Config.AckWait)
+	w.halt = make(chan struct{})
+	taking := make(chan struct{}) // closed by stop or halt: no more jobs
+	go func() {
+		select {
+		case <-stop:
+		case <-w.halt:
+		case <-ctx.Done():
+		}
+		close(taking)
+	}()
 	var wg sync.WaitGroup
 	for range slots {
-		wg.Go(func() { w.slot(ctx, stop, cons, lease) })
+		wg.Go(func() { w.slot(ctx, taking, cons, lease) })
 	}
 	wg.Wait()
+	if w.haltErr != nil {
+		return w.haltErr
+	}
 	return ctx.Err()
+}
+
+// stopTaking makes the worker take no more jobs and Run return err once
+// the jobs in flight are done.
+func (w *Worker) stopTaking(err error) {
+	w.haltOnce.Do(func() {
+		w.haltErr = err
+		close(w.halt)
+	})
 }
 
 // lease is what a worker needs to know of its consumer's settings.
@@ -213,6 +240,18 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	}
 	d := &delivery{m: m, b: w.Broker, what: "a job", n: n, log: w.log}
 	j, key, err := decodeJob(m.Data())
+	var other formatError
+	if errors.As(err, &other) {
+		// Its driver runs another version: this worker would fail each of
+		// its jobs in an instant, using up their deliveries before a worker
+		// of the right version could take them. It stops taking jobs and
+		// hands this one back as not failed (docs/cluster.md, "Versions").
+		w.stopTaking(fmt.Errorf("worker %s handed back a job of another nasctl version and takes no more jobs: %w", w.Name, err))
+		w.log("%s: %v; handed back, and this worker takes no more jobs", d.what, err)
+		w.noteHandBack(ctx, d, jobKey(m.Data()), fmt.Sprintf("%v; %s", err, handedBackVersion))
+		w.handBack(ctx, d, func(m jetstream.Msg) error { return m.NakWithDelay(failDelay) })
+		return
+	}
 	if err != nil {
 		w.fail(ctx, d, jobKey(m.Data()), err, l)
 		return
@@ -238,7 +277,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	switch {
 	case ctx.Err() != nil:
 		w.log("%s: abandoned, handed back", d.what)
-		w.noteHandBack(ctx, d, key)
+		w.noteHandBack(ctx, d, key, handedBack)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
 		w.log("%s: another worker's result came first", d.what)
@@ -263,18 +302,24 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 	}
 }
 
-// handedBack ends the note of a delivery handed back: a job whose last
-// delivery was is published again, not failed (see Broker.exhausted).
-const handedBack = "handed back as the worker stopped (a second Ctrl-C)"
+// handedBack and handedBackVersion end the note of a delivery handed back
+// by a worker that stopped, or that runs another nasctl version: a job
+// whose last delivery was is published again, not failed (see
+// Broker.exhausted).
+const (
+	handedBack        = "handed back as the worker stopped (a second Ctrl-C)"
+	handedBackVersion = "handed back by a worker of another nasctl version"
+)
 
-// noteHandBack leaves the note a failure leaves (see fail), saying that
-// this worker handed the job back as it stopped: should that use up the
-// job's deliveries, the driver's record says why. Best effort, a few
-// seconds at most: the worker is stopping.
-func (w *Worker) noteHandBack(ctx context.Context, d *delivery, key string) {
+// noteHandBack leaves the note a failure leaves (see fail), saying why
+// this worker handed the job back (why ends with handedBack or
+// handedBackVersion): should that use up the job's deliveries, the
+// driver's record says why. Best effort, a few seconds at most: the
+// worker is stopping.
+func (w *Worker) noteHandBack(ctx context.Context, d *delivery, key, why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	note := noteOf(d, fmt.Sprintf("worker %s: %s", w.Name, handedBack))
+	note := noteOf(d, fmt.Sprintf("worker %s: %s", w.Name, why))
 	w.Broker.l.results.Put(ctx, errorKey(key), note) // without it, the driver names the possible causes
 }
 
@@ -436,7 +481,7 @@ func (w *Worker) untilStored(ctx context.Context, d *delivery, thing string, bea
 func (w *Worker) unstored(ctx context.Context, d *delivery, key string, err error, l lease) {
 	if ctx.Err() != nil {
 		w.log("%s: abandoned before its result was stored, handed back", d.what)
-		w.noteHandBack(ctx, d, key)
+		w.noteHandBack(ctx, d, key, handedBack)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 		return
 	}

@@ -141,9 +141,7 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	}
 	x.Say, x.StartWorker = e.warn, e.workerCommand(cfg.Device)
 	e.remote = x
-	if n, err := x.Idle(e.ctx); err == nil && n == 0 {
-		e.warn("no worker is waiting for %s trials yet; the trials wait in the queue until one starts: %s", cfg.Device, x.StartWorker)
-	}
+	x.SayIfNoWorker(e.ctx)
 	return x, nil
 }
 

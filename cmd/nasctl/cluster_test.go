@@ -598,8 +598,8 @@ wait:
 	}
 }
 
-// A search stopped with a second Ctrl-C while its trials wait for a worker
-// leaves them queued and says how to remove them; nasctl jobs lists them
+// A search stopped while its trials wait for a worker leaves them queued
+// and says how to remove them; nasctl jobs lists them
 // under the run's name, and the command said removes them.
 func testAbandonedJobsDropped(t *testing.T, c *clusterEnv) {
 	f := c.fixture(t)
@@ -629,24 +629,24 @@ func testAbandonedJobsDropped(t *testing.T, c *clusterEnv) {
 			t.Fatalf("the search's two trials were not listed in a minute:\n%s", out)
 		}
 	}
-	// Ctrl-C twice: the first stops it gracefully, which would wait for the
-	// trials in flight for ever; the second, a second later (two signals
-	// sent at once may arrive as one), abandons them. No third: that would
-	// quit at once, before the advice.
+	// One SIGTERM, as systemd or timeout sends: a graceful stop would wait
+	// for the trials in flight for ever, but no worker trains them, so they
+	// are abandoned to the queue at once, as by a second Ctrl-C.
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	cmd.Process.Signal(os.Interrupt)
-	time.Sleep(time.Second)
-	cmd.Process.Signal(os.Interrupt)
+	cmd.Process.Signal(syscall.SIGTERM)
 	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(time.Minute): // a bound on a hang, not a speed check
 		cmd.Process.Kill()
-		t.Fatalf("the search did not end in a minute after two Ctrl-Cs:\n%s", errOut.String())
+		t.Fatalf("the search did not end in a minute after a SIGTERM:\n%s", errOut.String())
 	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("the search ended with %v after Ctrl-C, want exit code 130:\n%s", err, errOut.String())
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+		t.Fatalf("the search ended with %v after SIGTERM, want exit code 143:\n%s", err, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "no worker is training this search's trials: they stay queued on the broker instead of being waited for") {
+		t.Errorf("the stop does not say why it did not wait:\n%s", errOut.String())
 	}
 	drop := regexp.MustCompile(`(?m)^  (\S+)=<the broker's token> nasctl jobs --broker (\S+) --drop gone$`).FindStringSubmatch(errOut.String())
 	if drop == nil || drop[1] != tokenEnv || drop[2] != f.srv.URL() {

@@ -383,7 +383,18 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 
 	stop := make(chan struct{})
 	var once sync.Once
-	remove := onFirstInterrupt(func() { once.Do(func() { close(stop) }) })
+	ctx, abandon := context.WithCancel(ctx)
+	defer abandon()
+	remove := onFirstInterrupt(func() {
+		once.Do(func() { close(stop) })
+		// Finishing trials that no worker trains would wait for ever (a
+		// SIGTERM is sent once): they are abandoned to the queue at once,
+		// as by a second interrupt, for the resume to collect.
+		if x := execs.remote; x != nil && x.Unserved(ctx) {
+			warn("no worker is training this search's trials: they stay queued on the broker instead of being waited for")
+			abandon()
+		}
+	})
 	defer remove()
 	p := newSearchProgress(opts, s.Config(), out, errOut)
 	s.Progress = p.event
@@ -404,7 +415,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		return err
 	case errors.Is(err, search.ErrNothingEvaluated): // finished and reported, but not a success
 	case err != nil:
-		advice := afterFailure(kind, dir, opts.Broker, s.Trials())
+		advice := afterFailure(kind, dir, s.Config().Name, opts.Broker, s.Trials())
 		if errors.Is(err, syscall.ENOSPC) {
 			advice = "free space on the disk of " + dir + ", then resume: " + advice
 		}
@@ -420,13 +431,18 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	return err
 }
 
-// afterFailure says what to do after a run failed: resume it; and, when it
-// recorded failed trials, which a resume counts as done, how to train those
-// again.
-func afterFailure(kind search.Kind, dir string, broker brokerOptions, trials []rundir.Trial) string {
+// afterFailure says what to do after a run named name failed: resume it;
+// when it recorded failed trials, which a resume counts as done, how to
+// train those again; with a broker, how to remove its trials in flight.
+func afterFailure(kind search.Kind, dir, name string, broker brokerOptions, trials []rundir.Trial) string {
 	msg := "finished trials are saved; resume with " + broker.resumeCommand(kind, dir)
 	if slices.ContainsFunc(trials, func(t rundir.Trial) bool { return t.Status == rundir.StatusFailed }) {
 		msg += "; a resume keeps the trials recorded as failed: to train those again, move the run away and search anew with the same --name and settings"
+	}
+	if broker.URL != "" && !broker.embedded() {
+		// As after a second Ctrl-C: workers would train them for nobody.
+		msg += "; trials in flight stay queued on the broker for that resume, and workers train them meanwhile; if no resume is coming, remove them: " +
+			broker.dropCommand(name)
 	}
 	return msg
 }

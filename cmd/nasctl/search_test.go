@@ -457,13 +457,17 @@ func TestTrialResultReward(t *testing.T) {
 func TestAfterFailure(t *testing.T) {
 	broker := brokerOptions{URL: "tls://user:pw@h:4222", Client: cluster.ClientOptions{Token: "secret", TLSCA: "my ca.pem"}}
 	failed := []rundir.Trial{{Status: rundir.StatusOK}, {Status: rundir.StatusFailed}}
-	got := afterFailure(search.KindMetaQNN, "runs/a b", broker, failed)
+	got := afterFailure(search.KindMetaQNN, "runs/a b", "a b", broker, failed)
 	want := "finished trials are saved; resume with NASCTL_BROKER_TOKEN=<the broker's token> nasctl search metaqnn --resume 'runs/a b' " +
 		"--broker tls://REDACTED@h:4222 --broker-tls-ca 'my ca.pem'; a resume keeps the trials recorded as failed"
 	if !strings.HasPrefix(got, want) || strings.Contains(got, "secret") || strings.Contains(got, "pw") {
 		t.Errorf("got  %q\nwant %q...", got, want)
 	}
-	if got := afterFailure(search.KindMetaQNN, "runs/a", brokerOptions{}, failed[:1]); got != "finished trials are saved; resume with nasctl search metaqnn --resume runs/a" {
+	// The trials in flight stay on the broker: how to remove them.
+	if drop := "if no resume is coming, remove them: NASCTL_BROKER_TOKEN=<the broker's token> nasctl jobs --broker tls://REDACTED@h:4222 --broker-tls-ca 'my ca.pem' --drop 'a b'"; !strings.HasSuffix(got, drop) {
+		t.Errorf("got  %q\nwant it to end %q", got, drop)
+	}
+	if got := afterFailure(search.KindMetaQNN, "runs/a", "a", brokerOptions{}, failed[:1]); got != "finished trials are saved; resume with nasctl search metaqnn --resume runs/a" {
 		t.Errorf("no broker, no failed trial: %q", got)
 	}
 	embedded := brokerOptions{URL: "embedded", Listen: "127.0.0.1:4300", Store: "runs/.b"}

@@ -313,6 +313,27 @@ func TestRewardAccuracy(t *testing.T) {
 	}
 }
 
+// A trial whose kept epoch (by validation loss) is at chance but whose
+// reward reads a later epoch that learnt is not marked at chance: its
+// progress line would say "at chance" beside a reward of 77%. One whose
+// epochs all stay at chance keeps the mark.
+func TestAtChanceFollowsRewardEpochs(t *testing.T) {
+	s := newSearch(t, testConfig(t, t.TempDir()), &fakeExecutor{})
+	s.cfg.Reward = RewardSettings{LastEpochs: 2, Exponent: 1}
+	s.data.ValMajority = 0.5238
+	for _, tc := range []struct {
+		last float64
+		want bool
+	}{{0.7738, false}, {0.5238, true}, {0.4762, true}} {
+		res := &runtime.Result{Status: runtime.StatusOK, ValAccuracy: 0.5238, AtChance: true,
+			Epochs: []runtime.EpochRecord{{Epoch: 1, ValAccuracy: 0.5238}, {Epoch: 2, ValAccuracy: tc.last}}}
+		tr := s.finish(outcome{out: &Outcome{Training: res}})
+		if tr.AtChance != tc.want {
+			t.Errorf("last epoch at %v: at chance %v, want %v (reward accuracy %v)", tc.last, tr.AtChance, tc.want, tr.RewardAccuracy)
+		}
+	}
+}
+
 // A retraining says how far it is, at most every finalEpochEvery (here
 // every epoch), through events the search emits; the trials do not. The
 // events of a retraining whose search is behind are dropped (the fake

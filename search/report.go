@@ -666,7 +666,7 @@ func (r Report) windowSection(b *strings.Builder) {
 		return
 	}
 	if r.AtChance > 0 {
-		fmt.Fprintf(b, "%d of the %d trained trials ended at chance (constant predictors, %.2f%% on validation): their rewards tell the agent little about their cells. ",
+		fmt.Fprintf(b, "%d of the %d trained trials ended at chance (no better than a constant predictor, which scores the majority share, %.2f%%, or less on validation): their rewards say little about their cells. ",
 			r.AtChance, r.Trained, 100*r.Majority)
 		if 2*r.AtChance > r.Trained {
 			b.WriteString("With most trials at chance, train them longer (--epochs) or on more images (--data-fraction) before reading this search's ranking.")

@@ -99,7 +99,7 @@ func TestReportNASNetAtChance(t *testing.T) {
 		want     string
 		advice   bool
 	}{
-		{[]bool{true, true, true, false}, "3 of the 4 trained trials ended at chance (constant predictors, 53.57% on validation)", true},
+		{[]bool{true, true, true, false}, "3 of the 4 trained trials ended at chance (no better than a constant predictor, which scores the majority share, 53.57%, or less on validation)", true},
 		{[]bool{true, false, false, false}, "1 of the 4 trained trials ended at chance", false},
 		{[]bool{false, false, false, false}, "", false},
 	} {

@@ -440,6 +440,11 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	t.BestEpoch, t.Restarts, t.Epochs, t.Seconds, t.ImagesPerSecond = r.BestEpoch, r.Restarts, r.Epochs, r.Seconds, r.ImagesPerSecond
 	t.WaitedSeconds = r.Waited
 	t.AtChance, t.Pruned = r.AtChance, r.Pruned
+	if t.RewardAccuracy > 0 && !runtime.AtChance(t.RewardAccuracy, s.data.ValMajority) {
+		// The kept epoch (by validation loss) is at chance, but an epoch
+		// the reward reads learnt: the trial did not stay at chance.
+		t.AtChance = false
+	}
 	return finite(t)
 }
 

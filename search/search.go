@@ -642,6 +642,9 @@ func (s *Search) emit(e Event) {
 		return
 	}
 	e.Done, e.Total = len(s.trials), s.cfg.Trials
+	if e.Kind == "stopped" {
+		e.Done = s.Done() // with those recorded during the stop, as the resume finds them
+	}
 	if s.sched.pool != nil {
 		e.InFlight = s.sched.pool.busy
 	}

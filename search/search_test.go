@@ -1420,8 +1420,12 @@ func TestStopReportsEveryRecordedTrial(t *testing.T) {
 		stop := make(chan struct{})
 		seen := map[int]string{}
 		var last string
+		var stoppedDone int
 		s.Progress = func(e Event) {
 			last = e.Kind
+			if e.Kind == "stopped" {
+				stoppedDone = e.Done
+			}
 			if e.Kind == "trial" || e.Kind == "saved" {
 				if seen[e.Trial.ID] != "" {
 					t.Errorf("stop at %d: trial %d reported twice (%s, %s)", stopAt, e.Trial.ID, seen[e.Trial.ID], e.Kind)
@@ -1444,6 +1448,11 @@ func TestStopReportsEveryRecordedTrial(t *testing.T) {
 		}
 		if len(seen) != len(onDisk) || last != "stopped" {
 			t.Errorf("stop at %d: %d reported, %d recorded; last event %q", stopAt, len(seen), len(onDisk), last)
+		}
+		// The stop's count is of the trials recorded, as its message says
+		// and the resume finds.
+		if stoppedDone != len(onDisk) || stoppedDone != s.Done() {
+			t.Errorf("stop at %d: the stopped event says %d done, %d recorded", stopAt, stoppedDone, len(onDisk))
 		}
 		s.Close()
 	}

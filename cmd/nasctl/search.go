@@ -102,7 +102,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 func progressFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start ends with failed, without start)"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start ends with failed, without start; a flag that cannot be read at all, such as an unknown one, prints only its error)"},
 	}
 }
 
@@ -343,6 +343,17 @@ func (e *executors) close() {
 	if e.inited {
 		runtime.Close()
 	}
+}
+
+// jsonFailed ends a --json search's events with failed when its options
+// are refused (a missing --data folder, a bad --cells): a search that
+// cannot start ends with failed, as its --help says. err is returned as
+// it is, with its exit code.
+func jsonFailed(c *cli.Context, err error) error {
+	if c.Bool("json") {
+		json.NewEncoder(c.App.Writer).Encode(search.Event{Kind: "failed", Message: err.Error()})
+	}
+	return err
 }
 
 // runSearch runs a new search or resumes one, drawing its progress; on a

@@ -88,7 +88,7 @@ Examples:
 		}, append(progressFlags(), trainingFlags()...)...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
-				return err
+				return jsonFailed(c, err)
 			}
 			if n := c.Int("sample"); c.IsSet("sample") {
 				if c.String("resume") != "" {
@@ -101,7 +101,7 @@ Examples:
 			}
 			opts, err := metaqnnOptions(c)
 			if err != nil {
-				return err
+				return jsonFailed(c, err)
 			}
 			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},

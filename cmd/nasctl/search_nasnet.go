@@ -114,14 +114,14 @@ func searchNASNetCommand() *cli.Command {
 		}, append(progressFlags(), trainingFlags()...)...), reinforceFlags()...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {
-				return err
+				return jsonFailed(c, err)
 			}
 			if c.IsSet("trials") {
-				return usagef("--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes")
+				return jsonFailed(c, usagef("--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes"))
 			}
 			opts, err := nasnetOptions(c)
 			if err != nil {
-				return err
+				return jsonFailed(c, err)
 			}
 			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},

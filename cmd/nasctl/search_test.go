@@ -507,3 +507,26 @@ func TestEventLineFinalAtChance(t *testing.T) {
 		t.Errorf("above chance: %q", got)
 	}
 }
+
+// A --json search whose options are refused ends its events with failed,
+// as one that cannot start for a later reason does, and keeps its exit
+// code.
+func TestJSONSearchRefusedOptions(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"search", "nasnet", "--data", filepath.Join(dir, "nodata"), "--episodes", "2", "--dir", dir, "--json"},
+		{"search", "nasnet", "--cells", "stem=0", "--reward", "mock", "--dir", dir, "--json"},
+		{"search", "metaqnn", "--data", filepath.Join(dir, "nodata"), "--dir", dir, "--json"},
+		{"search", "nasnet", "--trials", "3", "--reward", "mock", "--json"},
+	} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d, %s", args, code, errOut)
+			continue
+		}
+		events := jsonEvents(t, out)
+		if last := events[len(events)-1]; last.Kind != "failed" || last.Message == "" || !strings.Contains(errOut, last.Message) {
+			t.Errorf("%q: last event %+v; stderr %q", args, last, errOut)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func Connect(ctx context.Context, o ClientOptions) (*Broker, error) {
 			return b, err
 		}
 		if pause == time.Second && o.Log != nil {
-			o.Log("waiting for the broker at %s to start (trying again every few seconds; Ctrl-C stops)", redact(o.URL))
+			o.Log("waiting for the broker at %s to start (trying again every few seconds; Ctrl-C stops)", withPort(redact(o.URL)))
 		}
 		select {
 		case <-ctx.Done():
@@ -176,7 +176,7 @@ func connectError(o ClientOptions, err error) error {
 		}
 		return fmt.Errorf("broker %s refused the credentials given: check the token or NKEY seed against the broker's", u)
 	case errors.Is(err, nats.ErrNoServers):
-		return fmt.Errorf("%w at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", errNoBroker, u)
+		return fmt.Errorf("%w at %s: start one with nasctl server (or --broker embedded in the search), or check the address and the firewall", errNoBroker, withPort(u))
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		// A tls:// URL or --broker-tls-ca, and a broker without TLS.
 		return fmt.Errorf("broker %s does not use TLS (%w): connect to it with %s and without --broker-tls-ca, or start it with TLS (nasctl server --tls-cert and --tls-key)", u, err, plainURL(u))
@@ -189,7 +189,30 @@ func connectError(o ClientOptions, err error) error {
 	case errors.Is(err, nats.ErrTLS):
 		return fmt.Errorf("broker %s: TLS: %w", u, err)
 	}
+	if dns := (*net.DNSError)(nil); errors.As(err, &dns) && dns.IsNotFound {
+		return fmt.Errorf("broker %s: no host is called %s here (%w): check the broker's address, or use its IP address", u, dns.Name, err)
+	}
 	return fmt.Errorf("broker %s: %w", u, err)
+}
+
+// withPort is a broker address as the client dials it: the port NATS
+// uses by default, 4222, written where the address gives none, so that a
+// message about it names the port tried.
+func withPort(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		full := p
+		if !strings.Contains(p, "://") {
+			full = "nats://" + p
+		}
+		if u, err := url.Parse(full); err == nil && u.Host != "" && u.Port() == "" {
+			u.Host = net.JoinHostPort(u.Hostname(), "4222")
+			p = u.String()
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }
 
 // hostnameAdvice says, for a certificate that is not for the host

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -214,5 +215,27 @@ func TestBrokerURLScheme(t *testing.T) {
 		if err := CheckURL(u); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
+	}
+}
+
+// Messages about a broker name the port dialled, 4222 where the address
+// gives none, and a host name that does not resolve says so.
+func TestBrokerAddressMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1":               "nats://127.0.0.1:4222",
+		"nats://broker":           "nats://broker:4222",
+		"tls://REDACTED@h:5000":   "tls://REDACTED@h:5000",
+		"nats://a, b:4300":        "nats://a:4222,b:4300",
+		"nats://[::1]":            "nats://[::1]:4222",
+		"nats://broker.lan:4222/": "nats://broker.lan:4222/",
+	} {
+		if got := withPort(in); got != want {
+			t.Errorf("withPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+	lookup := &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nosuchhost.invalid", IsNotFound: true}}
+	err := connectError(ClientOptions{URL: "nats://nosuchhost.invalid:4222"}, lookup)
+	if err == nil || !strings.Contains(err.Error(), "no host is called nosuchhost.invalid here") || !errors.Is(err, lookup) {
+		t.Errorf("an unknown host: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -32,6 +33,20 @@ type TestData struct {
 	// of Dir's images: the caller can say when a model is measured on data
 	// it was not trained on.
 	Trained func(model, trainedHash, dataHash string)
+	// Loaded, when set, is called once per input shape read, with the
+	// first model of that shape and the images as read (the whole folder,
+	// before the split): the caller can say what reading changed of them.
+	Loaded func(model string, in genotype.Input, d *dataset.Dataset)
+}
+
+// Progress is told of MeasureAll's stages, for a caller to show how far it
+// is; a nil Progress or field is not called.
+type Progress struct {
+	// Rounds is called before the batch-1 latency rounds (once the data
+	// is checked against every model), with their number.
+	Rounds func(rounds int)
+	// Model is called before model i, at path, is measured in full.
+	Model func(i int, path string)
 }
 
 // MeasureAll measures the models at paths and marks the Pareto front.
@@ -40,12 +55,14 @@ type TestData struct {
 // classes must be the model's); without, opts.Test's images if set, else
 // random images and the accuracy in the models' metadata.
 //
-// It loads every model first, times their batch-1 latencies together in
-// interleaved rounds (interleavedLatency), then measures the rest model by
-// model, calling progress, if set, before each. On an error it returns it
-// with the results of the models measured before.
-func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestData, progress func(i int, path string)) ([]*Result, error) {
+// It loads every model and checks the data against each first (a folder
+// without a model's classes fails before minutes of timing), times their
+// batch-1 latencies together in interleaved rounds (interleavedLatency),
+// then measures the rest model by model, telling progress, if set. On an
+// error it returns it with the results of the models measured before.
+func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestData, progress *Progress) ([]*Result, error) {
 	opts = opts.withDefaults()
+	progress = cmp.Or(progress, &Progress{})
 	files := make([][]byte, len(paths))
 	models := make([]*runtime.Model, len(paths))
 	defer func() {
@@ -65,24 +82,32 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 		}
 		files[i] = b
 	}
+	tests := make([]*runtime.Examples, len(paths))
+	if data != nil {
+		loaded := map[genotype.Input]testImages{}
+		for i, path := range paths {
+			test, err := testSplit(data, path, models[i].Info, loaded)
+			if err != nil {
+				return nil, err
+			}
+			tests[i] = &test
+		}
+	}
+	if progress.Rounds != nil {
+		progress.Rounds(opts.Rounds)
+	}
 	latency, err := timeModels(ctx, models, paths, opts)
 	if err != nil {
 		return nil, err
 	}
-	loaded := map[genotype.Input]testImages{}
 	var results []*Result
 	for i, path := range paths {
-		if progress != nil {
-			progress(i, path)
+		if progress.Model != nil {
+			progress.Model(i, path)
 		}
 		mo := opts
-		if data != nil {
-			test, err := testSplit(data, path, models[i].Info, loaded)
-			if err != nil {
-				MarkPareto(results)
-				return results, err
-			}
-			mo.Test = &test
+		if tests[i] != nil {
+			mo.Test = tests[i]
 		}
 		r, err := measure(ctx, path, files[i], models[i], mo)
 		// Its throughput batch and memory go before the next model is
@@ -170,6 +195,9 @@ func testSplit(data *TestData, path string, info *onnxgen.ModelInfo, loaded map[
 		}
 		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes, d.Hash}
 		loaded[in] = test
+		if data.Loaded != nil {
+			data.Loaded(path, in, d)
+		}
 	}
 	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")
 	if err != nil {

@@ -66,6 +66,11 @@ type Dataset struct {
 	// file). Renaming, adding, removing or changing a file changes it; resizing
 	// or channel options do not.
 	Hash string
+	// Recoloured are the indices of the images read in the other colour
+	// than their file's: colour images read as gray (Channels 1), gray ones
+	// as three equal channels (Channels 3). A model answers them as
+	// confidently as any, so commands that measure one say so.
+	Recoloured []int
 }
 
 // Len returns the number of images.

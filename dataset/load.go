@@ -158,7 +158,7 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d.Width, d.Height, d.Channels, d.Pixels, d.Hash = im.Width, im.Height, im.Channels, im.Pixels, im.Hash
+	d.Width, d.Height, d.Channels, d.Pixels, d.Hash, d.Recoloured = im.Width, im.Height, im.Channels, im.Pixels, im.Hash, im.Recoloured
 	return d, rep, nil
 }
 
@@ -187,6 +187,9 @@ func packImages(dir string, files []string, kept []*sample, width, height, chann
 	m.Pixels = make([]float32, len(kept)*size)
 	sums := sha256.New()
 	for i, s := range kept {
+		if s.gray != (m.Channels == 1) {
+			m.Recoloured = append(m.Recoloured, i)
+		}
 		pack(m.Pixels[i*size:(i+1)*size], s.img, m.Channels)
 		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), files[i])
 	}

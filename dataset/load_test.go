@@ -242,12 +242,17 @@ func TestLoadRGB(t *testing.T) {
 	if got := g.Image(0)[0] * 255; g.Channels != 1 || math.Abs(float64(got)-69.1) > 0.6 {
 		t.Errorf("luma %v (channels %d), want 69.1 +- 0.6", got, g.Channels)
 	}
+	// Each load names the images read in the other colour: the gray one
+	// repeated into RGB, the red one read as gray.
+	if !slices.Equal(d.Recoloured, []int{1}) || !slices.Equal(g.Recoloured, []int{0}) || !slices.Equal(g.Images().Recoloured, []int{0}) {
+		t.Errorf("recoloured: RGB %v, gray %v; want [1] and [0]", d.Recoloured, g.Recoloured)
+	}
 	// An RGB file whose pixels are all gray counts as gray.
 	dir2 := t.TempDir()
 	writeImage(t, dir2, "LEAF_0.png", uniformRGB(4, 4, color.RGBA{50, 50, 50, 255}))
 	writeImage(t, dir2, "NO_0.png", uniformGray(4, 4, 60))
-	if d, _, err := Load(dir2, LoadOptions{}); err != nil || d.Channels != 1 {
-		t.Errorf("gray RGB file: channels %v, err %v; want 1", d.Channels, err)
+	if d, _, err := Load(dir2, LoadOptions{}); err != nil || d.Channels != 1 || len(d.Recoloured) != 0 {
+		t.Errorf("gray RGB file: channels %v, recoloured %v, err %v; want 1 and none", d.Channels, d.Recoloured, err)
 	}
 }
 

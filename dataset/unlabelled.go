@@ -19,11 +19,14 @@ type Images struct {
 	Pixels                  []float32
 	Files                   []string
 	Hash                    string
+	// Recoloured are the images read in the other colour, as in Dataset.
+	Recoloured []int
 }
 
 // Images returns d's images without their labels.
 func (d *Dataset) Images() *Images {
-	return &Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash}
+	return &Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash,
+		Recoloured: d.Recoloured}
 }
 
 // Len returns the number of images.

@@ -17,6 +17,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
@@ -199,16 +200,18 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		if err := w.clear(w.staging()); err != nil {
 			return err
 		}
-		if w.quantized, err = quantizeForBench(ctx, opts, data, filepath.Join(w.staging(), benchInt8Dir), errOut); err != nil {
+		if err := w.quantize(ctx, opts, data); err != nil {
 			return err
 		}
 		models = append(slices.Clone(models), w.quantized...)
 	}
-	if len(models) > 1 {
-		fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), min(bench.LatencyRounds, opts.Measure.Runs))
-	}
-	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, func(i int, path string) {
-		fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path)
+	results, err := bench.MeasureAll(ctx, models, opts.Measure, data, &bench.Progress{
+		Rounds: func(rounds int) {
+			if len(models) > 1 {
+				fmt.Fprintf(errOut, "batch-1 latency of %s: %d rounds of every model in turn\n", nModels(len(models)), rounds)
+			}
+		},
+		Model: func(i int, path string) { fmt.Fprintf(errOut, "[%d/%d] %s\n", i+1, len(models), path) },
 	})
 	for _, r := range results {
 		interruptedNote(errOut, r.Model, r.Interrupted)
@@ -282,6 +285,33 @@ func (w *benchWriter) staging() string {
 		return filepath.Join(w.dir, benchPartialDir)
 	}
 	return w.dir
+}
+
+// quantize quantizes the float models of opts into staging's int8/
+// (quantizeForBench). Beside an earlier bench's results, the progress
+// names them there until settle moves them: a note says where they end up.
+func (w *benchWriter) quantize(ctx context.Context, opts benchModelsOptions, data *bench.TestData) error {
+	dir := filepath.Join(w.staging(), benchInt8Dir)
+	var err error
+	w.quantized, err = quantizeForBench(ctx, opts, data, dir, w.errOut)
+	switch {
+	case err != nil && len(w.quantized) > 0:
+		fmt.Fprintf(w.errOut, "%s before it stopped\n", w.int8Left())
+	case err == nil && len(w.quantized) > 0 && w.staging() != w.dir:
+		fmt.Fprintf(w.errOut, "note: the int8 models are written to %s while this bench runs (the earlier bench's results in %s are kept until it completes), "+
+			"then moved to %s\n", dir, w.dir, filepath.Join(w.dir, benchInt8Dir))
+	}
+	return err
+}
+
+// int8Left names the int8 models this bench quantized, where a bench that
+// stops before settle leaves them.
+func (w *benchWriter) int8Left() string {
+	names := make([]string, len(w.quantized))
+	for i, path := range w.quantized {
+		names[i] = filepath.Base(path)
+	}
+	return fmt.Sprintf("the int8 models quantized are in %s (%s)", filepath.Dir(w.quantized[0]), strings.Join(names, ", "))
 }
 
 // settle moves the int8 models this bench quantized in staging to dir's
@@ -402,16 +432,13 @@ func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result,
 			return fmt.Errorf("%w (and the %s measured could not be written: %v)", err, nModels(len(results)), werr)
 		}
 		where := files[0] + " and the plots beside it"
-		earlier := ""
-		if w.earlier {
-			earlier = fmt.Sprintf("; the earlier bench's results in %s are kept as they were", w.dir)
-		}
+		left := w.keptNote()
 		if comparisons == 0 {
 			verb := "are"
 			if len(results) == 1 {
 				verb = "is"
 			}
-			fmt.Fprintf(w.errOut, "interrupted: the %s measured before %s in %s%s\n", nModels(len(results)), verb, where, earlier)
+			fmt.Fprintf(w.errOut, "interrupted: the %s measured before %s in %s%s\n", nModels(len(results)), verb, where, left)
 			return err
 		}
 		kept := fmt.Sprintf("none of the %d float32-int8 comparisons was finished", comparisons)
@@ -421,15 +448,11 @@ func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result,
 		case len(pairs) > 0:
 			kept = fmt.Sprintf("%d of %d float32-int8 comparisons were finished, in %s", len(pairs), comparisons, files[len(files)-1])
 		}
-		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s%s\n", nModels(len(results)), where, kept, earlier)
+		fmt.Fprintf(w.errOut, "interrupted: the %s measured are in %s; %s%s\n", nModels(len(results)), where, kept, left)
 		return err
 	}
 	if ctx.Err() != nil { // during the latency rounds, which come first
-		kept := ""
-		if w.earlier {
-			kept = fmt.Sprintf("; the earlier bench's results in %s are kept as they were", w.dir)
-		}
-		fmt.Fprintf(w.errOut, "interrupted during the batch-1 latency rounds, before any model was measured in full%s\n", kept)
+		fmt.Fprintf(w.errOut, "interrupted during the batch-1 latency rounds, before any model was measured in full%s\n", w.keptNote())
 	}
 	if w.earlier {
 		os.Remove(filepath.Join(w.staging(), benchInt8Dir)) // only if empty
@@ -440,6 +463,20 @@ func (w *benchWriter) keepMeasured(ctx context.Context, results []*bench.Result,
 		os.Remove(w.dir)
 	}
 	return err
+}
+
+// keptNote ends the message of an interrupted bench with what it leaves
+// besides its measurements: the earlier bench's results, kept as they
+// were, and this bench's int8 models, which settle did not move.
+func (w *benchWriter) keptNote() string {
+	var s string
+	if w.earlier {
+		s = fmt.Sprintf("; the earlier bench's results in %s are kept as they were", w.dir)
+	}
+	if len(w.quantized) > 0 {
+		s += "; " + w.int8Left()
+	}
+	return s
 }
 
 // nModels is "one model" or "N models".
@@ -510,6 +547,11 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	e := &evaluator{opts: evalOptions{Models: opts.Models, Data: data.Dir, Split: "test"}, errOut: errOut, warned: map[string]bool{},
 		otherDataHint: fmt.Sprintf(`"nasctl eval MODEL --data %s --split all"`, data.Dir)}
 	data.Trained = e.warnOtherData
+	data.Loaded = func(model string, in genotype.Input, d *dataset.Dataset) {
+		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels); n != "" {
+			fmt.Fprintf(errOut, "note: %s on %s: %s: %s\n", model, data.Dir, n, answersAlike)
+		}
+	}
 	return data, nil
 }
 
@@ -626,7 +668,7 @@ func printBench(out io.Writer, rs []*bench.Result) {
 
 // quantizeForBench quantizes the float models of opts (as export --int8
 // does, calibrated on the training images of data) into dir and returns
-// the files written.
+// the files written, also those written before an error.
 func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.TestData, dir string, errOut io.Writer) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -652,6 +694,10 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 		if models[i].settings != nil || paired[quantize.SHA256(b)] {
 			continue // quantized already, or given with its int8 model
 		}
+		if models[i].info.Meta[onnxgen.MetaPureGo] != "" {
+			fmt.Fprintf(errOut, "note: %s is a pure-Go export (%s), which export --int8 refuses; measured in float32 only\n", path, onnxgen.MetaPureGo)
+			continue
+		}
 		name := filepath.Base(path)
 		for i := 2; seen[name]; i++ {
 			name = fmt.Sprintf("%d-%s", i, filepath.Base(path))
@@ -664,11 +710,11 @@ func quantizeForBench(ctx context.Context, opts benchModelsOptions, data *bench.
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		dst := filepath.Join(dir, name)
 		if err := atomicfile.Write(dst, q); err != nil {
-			return nil, err
+			return out, err
 		}
 		out = append(out, dst)
 	}

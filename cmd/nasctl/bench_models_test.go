@@ -397,7 +397,9 @@ func TestBenchInterruptKeepsEarlier(t *testing.T) {
 
 // An interrupted --int8 bench in a folder holding an earlier complete one
 // leaves that bench whole, int8 models included: its own go to
-// interrupted/int8/, and to int8/ only when a bench completes.
+// interrupted/int8/, and to int8/ only when a bench completes. Its
+// progress names them there, so a note says where they end up; stopped,
+// it names those it leaves.
 func TestBenchInterruptKeepsEarlierInt8(t *testing.T) {
 	bin := buildNasctl(t)
 	dir := t.TempDir()
@@ -415,7 +417,10 @@ func TestBenchInterruptKeepsEarlierInt8(t *testing.T) {
 	// if that was quick, in the comparison's rounds.
 	said, err := interruptAt(t, exec.Command(bin, append(args, "--runs", "20000", "--images", "4")...), "[2/2] ")
 	partial := filepath.Join(out, benchPartialDir)
-	if err == nil || !strings.Contains(said, "the earlier bench's results in "+out+" are kept as they were") {
+	staged := "note: the int8 models are written to " + filepath.Join(partial, benchInt8Dir) + " while this bench runs (the earlier bench's results in " +
+		out + " are kept until it completes), then moved to " + filepath.Join(out, benchInt8Dir) + "\n"
+	if err == nil || !strings.Contains(said, staged) ||
+		!strings.Contains(said, "the earlier bench's results in "+out+" are kept as they were; the int8 models quantized are in "+filepath.Join(partial, benchInt8Dir)+" (m.onnx)\n") {
 		t.Errorf("exit %v\n%s", err, said)
 	}
 	after := benchFolder(t, out)
@@ -429,8 +434,8 @@ func TestBenchInterruptKeepsEarlierInt8(t *testing.T) {
 		t.Error(err)
 	}
 
-	if code, _, errOut := runCLI(t, append(args, "--runs", "3", "--images", "8")...); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
+	if code, _, errOut := runCLI(t, append(args, "--runs", "3", "--images", "8")...); code != 0 || !strings.Contains(errOut, staged) {
+		t.Fatalf("exit %d, want %q in: %s", code, staged, errOut)
 	}
 	checkBenchFiles(t, out, true)
 	q := filepath.Join(out, benchInt8Dir, "m.onnx")
@@ -439,6 +444,25 @@ func TestBenchInterruptKeepsEarlierInt8(t *testing.T) {
 	}
 	if _, err := os.Stat(partial); !os.IsNotExist(err) {
 		t.Errorf("%s after a complete bench: %v, want it removed", partial, err)
+	}
+}
+
+// A folder without some of a model's classes is refused before any
+// latency is timed, not after the rounds of every model: the data is
+// checked against each model first.
+func TestBenchChecksClassesFirst(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "ab")
+	colourFolders(t, data, false)
+	in := genotype.Input{Height: 16, Width: 16, Channels: 1}
+	ab, abc := filepath.Join(dir, "ab.onnx"), filepath.Join(dir, "abc.onnx")
+	writeModel(t, ab, "C(4,3,1) - GAP()", in)
+	writeModel(t, abc, "C(4,3,1) - GAP()", in, "a", "b", "c")
+	code, _, errOut := runCLI(t, "bench", ab, abc, "--data", data, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1",
+		"--out", filepath.Join(dir, "bench"))
+	want := data + " has no images of " + abc + "'s classes c; bench on data with every class of the model (--data)"
+	if code != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, "batch-1 latency") || strings.Contains(errOut, "[1/2]") {
+		t.Errorf("exit %d, %q; want exit 1 and %q before any timing", code, errOut, want)
 	}
 }
 

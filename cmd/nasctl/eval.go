@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -202,6 +203,10 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		}
 		data = evalData{d}
 		e.loaded[in] = data
+		// Once per input: the later models of this size read the same images.
+		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels); n != "" {
+			fmt.Fprintf(e.errOut, "note: %s on %s: %s: %s\n", path, opts.Data, n, answersAlike)
+		}
 	}
 	labels, err := dataset.ModelLabels(opts.Data, data.d.Classes, data.d.Labels, path, m.Info.Classes, "evaluate on data with the model's classes")
 	if err != nil {
@@ -542,22 +547,51 @@ func inputNotes(images []string, facts []dataset.ImageFacts, in genotype.Input) 
 	}{
 		{stretched, fmt.Sprintf("stretched to the model's %dx%d from another shape", in.Height, in.Width)},
 		{enlarged, fmt.Sprintf("enlarged more than twice to the model's %dx%d", in.Height, in.Width)},
-		{colour, "in colour, read as gray for this gray model"},
-		{gray, "gray, read as RGB with three equal channels for this colour model"},
+		{colour, colourRead(1)},
+		{gray, colourRead(3)},
 		{alpha, "partly transparent, read as over black"},
 	} {
-		if c.nt.n == 0 {
-			continue
+		if c.nt.n > 0 {
+			out = append(out, imagesWere(c.nt.n, len(facts), c.what, c.nt.first)+": "+answersAlike)
 		}
-		which := fmt.Sprintf("%d of the %d images were", c.nt.n, len(facts))
-		switch {
-		case len(facts) == 1:
-			which = "the image was"
-		case c.nt.n == 1:
-			which = fmt.Sprintf("1 of the %d images was", len(facts))
-		}
-		out = append(out, fmt.Sprintf("%s %s (%s): a model answers such images as confidently as the ones it trained on; check that they are what it should see",
-			which, c.what, c.nt.first))
 	}
 	return out
+}
+
+// answersAlike ends a note on images that reading changed: why it matters.
+const answersAlike = "a model answers such images as confidently as the ones it trained on; check that they are what it should see"
+
+// imagesWere says that n of total images were what, with the first of
+// them as an example.
+func imagesWere(n, total int, what, first string) string {
+	which := fmt.Sprintf("%d of the %d images were", n, total)
+	switch {
+	case total == 1:
+		which = "the image was"
+	case n == 1:
+		which = fmt.Sprintf("1 of the %d images was", total)
+	}
+	return fmt.Sprintf("%s %s (%s)", which, what, first)
+}
+
+// colourRead is what reading does to an image of the other colour for a
+// model of channels: colour read as gray, or gray as RGB.
+func colourRead(channels int) string {
+	if channels == 1 {
+		return "in colour, read as gray for this gray model"
+	}
+	return "gray, read as RGB with three equal channels for this colour model"
+}
+
+// colourNote is predict's note on colour (inputNotes) for a folder's images
+// read for a model of channels: how many of them were read in the other
+// colour (dataset.Dataset.Recoloured), with the first; "" when none was.
+// files are the images' names in dir. eval, bench and export --int8 would
+// otherwise measure or calibrate on converted images without a word, and a
+// wrong-colour camera feed look like a bad model.
+func colourNote(dir string, files []string, recoloured []int, channels int) string {
+	if len(recoloured) == 0 {
+		return ""
+	}
+	return imagesWere(len(recoloured), len(files), colourRead(channels), filepath.Join(dir, filepath.FromSlash(files[recoloured[0]])))
 }

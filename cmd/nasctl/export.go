@@ -15,6 +15,7 @@ import (
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/atomicfile"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/runtime"
@@ -208,6 +209,14 @@ func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Write
 		fmt.Fprintf(out, "test accuracy on %d images: float32 %.4f, int8 %.4f (%+.2f points)\n", rep.TestImages, *rep.FloatAccuracy, *rep.Int8Accuracy,
 			100*(*rep.Int8Accuracy-*rep.FloatAccuracy))
 	}
+	// int8 buys size; at batch 1 the cell networks measured ran slower in
+	// it (docs/edge.md): speed is the bench's to tell, on the device's CPU.
+	data := ""
+	if rep.TestImages > 0 {
+		data = " --data " + shell.Quote(opts.Calibration.Dir)
+	}
+	fmt.Fprintf(out, "latency not measured: int8 is not always faster at batch 1 (docs/edge.md, \"INT8\"); compare the two on this machine with nasctl bench %s %s%s\n",
+		shell.Quote(opts.Model), shell.Quote(opts.Out), data)
 	return nil
 }
 
@@ -286,6 +295,12 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	if s, err := quantize.ReadSettings(info); err != nil || s != nil {
 		return nil, nil, fmt.Errorf("%s is quantized already; give its float model", path)
 	}
+	if info.Meta[onnxgen.MetaPureGo] != "" {
+		// As --int8 --pure-go: its int8 model would be labelled pure-Go, and
+		// its dense block-diagonal weights quantized as they are.
+		return nil, nil, fmt.Errorf("%s is a pure-Go export (%s): onnx-go runs no quantized model; quantize the standard export it was written from instead",
+			path, onnxgen.MetaPureGo)
+	}
 	in := info.Input
 	if in.Height == 0 || len(info.Classes) < 2 {
 		return nil, nil, fmt.Errorf("%s: not a nasctl model (its metadata lacks %s or %s)", path, onnxgen.MetaInput, onnxgen.MetaClasses)
@@ -296,6 +311,17 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 			return nil, nil, err
 		}
 		k.loaded[in] = data
+		m := data.images
+		if m == nil {
+			m = data.d.Images()
+		}
+		// An int8 model's activation ranges are those of the images it was
+		// calibrated on, as read: a gray camera's frames read as RGB, or
+		// the reverse, calibrate it for images the device will not send.
+		if n := colourNote(m.Dir, m.Files, m.Recoloured, m.Channels); n != "" {
+			fmt.Fprintf(k.errOut, "note: calibrating %s on %s: %s: the int8 model's activation ranges come from these images as read; calibrate on images like the device's\n",
+				path, k.opts.Dir, n)
+		}
 	}
 	rep := &exportReport{Model: path, FloatBytes: len(b)}
 	var q []byte

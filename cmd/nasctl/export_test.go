@@ -219,6 +219,31 @@ func TestExportPureGo(t *testing.T) {
 	}
 }
 
+// A pure-Go export is refused by export --int8, as --int8 --pure-go is:
+// its int8 model would keep the pure-Go label that onnx-go cannot honour.
+// bench --int8 measures it in float32 only.
+func TestInt8RefusesPureGo(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "leaves")
+	d := benchLeaves(t, data)
+	model, pg := filepath.Join(dir, "cells.onnx"), filepath.Join(dir, "purego.onnx")
+	writeModel(t, model, cellsWithGaps, genotype.Input{Height: 16, Width: 16, Channels: 1}, d.Classes...)
+	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--out", pg); code != 0 {
+		t.Fatalf("--pure-go: exit %d: %s", code, errOut)
+	}
+	q := filepath.Join(dir, "q.onnx")
+	code, _, errOut := runCLI(t, "export", pg, "--int8", "--calibration", data, "--images", "8", "--out", q)
+	want := pg + " is a pure-Go export (nasctl.pure_go): onnx-go runs no quantized model; quantize the standard export it was written from instead"
+	if _, err := os.Stat(q); code != 1 || !strings.Contains(errOut, want) || err == nil {
+		t.Errorf("export --int8 of a pure-Go export: exit %d, %q (written: %v); want exit 1 and %q", code, errOut, err == nil, want)
+	}
+	code, _, errOut = runCLI(t, "bench", pg, "--int8", "--data", data, "--images", "8", "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--rounds", "1",
+		"--out", filepath.Join(dir, "bench"))
+	if want := "note: " + pg + " is a pure-Go export (nasctl.pure_go), which export --int8 refuses; measured in float32 only"; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("bench --int8 of a pure-Go export: exit %d, %q; want %q", code, errOut, want)
+	}
+}
+
 // A model records the split it trained on, and eval and export --int8 split
 // by it unless told otherwise: measured with the default seed instead, its
 // "test" images would include training images. Measured on other data,

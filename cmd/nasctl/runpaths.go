@@ -65,9 +65,9 @@ func checkModelPath(path string) error {
 }
 
 // noWinnersReason says why the run in dir has no final models, and what to
-// do about it: its trials are scored, not trained; none was evaluated; its
-// final phase was skipped, or is not finished; or its final models all
-// failed.
+// do about it: its trials are scored, not trained; its search is still
+// running; none was evaluated; its final phase was skipped, or is not
+// finished; or its final models all failed.
 func noWinnersReason(dir string) string {
 	cfg, err := search.ReadConfig(dir)
 	if err != nil {
@@ -77,6 +77,16 @@ func noWinnersReason(dir string) string {
 		return fmt.Sprintf("its trials are scored (%s), not trained: it has no models", cfg.Problem.Name)
 	}
 	resume := "nasctl search " + string(cmp.Or(cfg.Kind, search.KindMetaQNN)) + " --resume " + shell.Quote(dir)
+	if rundir.Running(dir) {
+		// Its records are still being written, and --resume would fail
+		// on the lock: there is nothing to do but wait.
+		if cfg.Final.Skip {
+			return fmt.Sprintf("its search is still running in another nasctl process, and skips its final phase: once it ends, %s --skip-final=false retrains its winners; watch it with %s",
+				resume, rundir.WatchHint(dir))
+		}
+		return fmt.Sprintf("its search is still running in another nasctl process; its winners come when its final phase ends (watch it with %s)",
+			rundir.WatchHint(dir))
+	}
 	sum, err := search.Summarize(dir)
 	switch {
 	case err == nil && sum.StatusOf(false) == search.RunFailed:

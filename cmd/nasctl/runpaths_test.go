@@ -137,6 +137,39 @@ func TestRunFolderWithoutWinners(t *testing.T) {
 	}
 }
 
+// A run whose search is still running (another process holds it: here
+// this test, which opens it as a search does) has no winners yet because
+// its final phase has not ended: eval and bench say so, and give no
+// --resume, which the lock would refuse.
+func TestRunFolderStillSearching(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "lk")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ config, want string }{
+		{"kind: nasnet\n", "its search is still running in another nasctl process; its winners come when its final phase ends (watch it with nasctl ui --runs "},
+		{"kind: nasnet\nfinal:\n  skip: true\n", "its search is still running in another nasctl process, and skips its final phase: once it ends, nasctl search nasnet --resume " +
+			run + " --skip-final=false retrains its winners"},
+	} {
+		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(tc.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := rundir.Open(run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"eval", run, "--data", t.TempDir()}, {"bench", run}} {
+			code, _, errOut := runCLI(t, args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "finishes it") {
+				t.Errorf("%s %q: exit %d, %q; want %q", args[0], tc.config, code, errOut, tc.want)
+			}
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // runs list of the folder above the runs points at the runs/ inside it.
 func TestRunsListPointsInside(t *testing.T) {
 	dir := t.TempDir()

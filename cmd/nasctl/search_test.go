@@ -398,11 +398,17 @@ func TestCPUPresetBaseline(t *testing.T) {
 		t.Errorf("--max-params 1 --json: exit %d, %s%s", code, out, errOut)
 	}
 	// A missing --data is a usage error, as in train and eval, with or
-	// without --json, and nothing is created.
+	// without --json (whose stream ends with failed), and nothing is
+	// created.
 	for _, json := range []string{"--json", "--quiet"} {
 		code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", filepath.Join(tmp, "missing"), "--dir", runs, "--name", "nodata", json)
-		if code != 2 || out != "" || !strings.Contains(errOut, "--data "+filepath.Join(tmp, "missing")+": no such file or directory; give a folder of image files") {
+		if code != 2 || (json == "--quiet") != (out == "") || !strings.Contains(errOut, "--data "+filepath.Join(tmp, "missing")+": no such file or directory; give a folder of image files") {
 			t.Errorf("%s without data: exit %d, %q%q", json, code, out, errOut)
+		}
+		if json == "--json" {
+			if events := jsonEvents(t, out); len(events) != 1 || events[0].Kind != "failed" {
+				t.Errorf("--json without data: %q", out)
+			}
 		}
 		if _, err := os.Stat(filepath.Join(runs, "nodata")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s without data left a run folder: %v", json, err)

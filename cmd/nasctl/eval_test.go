@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/genotype"
+)
+
+// colourFolders writes 20 images of 16x16 pixels for each of the classes a
+// and b into dir (a/00.png ... b/19.png), in colour when rgb, else gray: a
+// class-folder set for the models of writeModel.
+func colourFolders(t *testing.T, dir string, rgb bool) {
+	t.Helper()
+	for c, class := range []string{"a", "b"} {
+		for i := range 20 {
+			var img image.Image
+			if rgb {
+				m := image.NewNRGBA(image.Rect(0, 0, 16, 16))
+				for p := range 16 * 16 {
+					m.Set(p%16, p/16, color.NRGBA{uint8(p + i), uint8(40 * c), uint8(3 * p), 255})
+				}
+				img = m
+			} else {
+				m := image.NewGray(image.Rect(0, 0, 16, 16))
+				for p := range m.Pix {
+					m.Pix[p] = uint8(p + i + 40*c)
+				}
+				img = m
+			}
+			writeDatasetPNG(t, filepath.Join(dir, class, fmt.Sprintf("%02d.png", i)), img)
+		}
+	}
+}
+
+// colourFixture writes a gray and a colour model for the classes a and b
+// (16x16 input) and an RGB and a gray folder of those classes.
+func colourFixture(t *testing.T) (grayModel, rgbModel, rgbData, grayData string) {
+	t.Helper()
+	dir := t.TempDir()
+	grayModel, rgbModel = filepath.Join(dir, "gray.onnx"), filepath.Join(dir, "rgb.onnx")
+	writeModel(t, grayModel, "C(8,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 1})
+	writeModel(t, rgbModel, "C(8,3,1) - P(2,2) - C(8,3,1) - GAP()", genotype.Input{Height: 16, Width: 16, Channels: 3})
+	rgbData, grayData = filepath.Join(dir, "rgb"), filepath.Join(dir, "gray")
+	colourFolders(t, rgbData, true)
+	colourFolders(t, grayData, false)
+	return grayModel, rgbModel, rgbData, grayData
+}
+
+// eval says, as predict does, when the folder's images are of the other
+// colour than the model's (colour read as gray, gray read as RGB): how
+// many, and the first; once for the models of one input; nothing when the
+// colours match.
+func TestEvalColourNote(t *testing.T) {
+	grayModel, rgbModel, rgbData, grayData := colourFixture(t)
+	colour := "note: " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
+		filepath.Join(rgbData, "a", "00.png") + "): a model answers such images as confidently"
+	gray := "note: " + rgbModel + " on " + grayData + ": 40 of the 40 images were gray, read as RGB with three equal channels for this colour model (" +
+		filepath.Join(grayData, "a", "00.png") + ")"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{grayModel, grayModel, "--data", rgbData}, colour},
+		{[]string{rgbModel, "--data", grayData}, gray},
+		{[]string{grayModel, "--data", grayData}, ""},
+		{[]string{rgbModel, "--data", rgbData}, ""},
+	} {
+		code, _, errOut := runCLI(t, append([]string{"eval", "--split", "all"}, tc.args...)...)
+		switch {
+		case code != 0:
+			t.Errorf("%q: exit %d: %s", tc.args, code, errOut)
+		case tc.want == "" && strings.Contains(errOut, "note:"):
+			t.Errorf("%q: colours that match get no note:\n%s", tc.args, errOut)
+		case tc.want != "" && strings.Count(errOut, tc.want) != 1:
+			t.Errorf("%q: want once %q in:\n%s", tc.args, tc.want, errOut)
+		}
+	}
+}
+
+// bench with --data says so too, once per model input, before it times
+// anything.
+func TestBenchColourNote(t *testing.T) {
+	grayModel, _, rgbData, _ := colourFixture(t)
+	out := filepath.Join(t.TempDir(), "bench")
+	code, _, errOut := runCLI(t, "bench", grayModel, grayModel, "--data", rgbData, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out)
+	want := "note: " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
+		filepath.Join(rgbData, "a", "00.png") + ")"
+	if code != 0 || strings.Count(errOut, want) != 1 || strings.Index(errOut, want) > strings.Index(errOut, "batch-1 latency of") {
+		t.Errorf("exit %d; want once %q before the latency rounds in:\n%s", code, want, errOut)
+	}
+}
+
+// export --int8 says that its calibration images were converted: the int8
+// model's activation ranges come from them. Its summary points at bench
+// for the latency, which it does not measure.
+func TestExportInt8ColourNote(t *testing.T) {
+	grayModel, _, rgbData, _ := colourFixture(t)
+	q := filepath.Join(t.TempDir(), "q.onnx")
+	code, stdout, errOut := runCLI(t, "export", grayModel, "--int8", "--calibration", rgbData, "--images", "8", "--threads", "1", "--out", q)
+	want := "note: calibrating " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
+		filepath.Join(rgbData, "a", "00.png") + "): the int8 model's activation ranges come from these images as read"
+	if code != 0 || strings.Count(errOut, want) != 1 {
+		t.Errorf("exit %d; want once %q in:\n%s", code, want, errOut)
+	}
+	if bench := "nasctl bench " + grayModel + " " + q + " --data " + rgbData + "\n"; !strings.Contains(stdout, bench) {
+		t.Errorf("no %q in:\n%s", bench, stdout)
+	}
+}

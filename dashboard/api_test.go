@@ -204,8 +204,8 @@ func TestRunResources(t *testing.T) {
 }
 
 // Finished means every planned trial and the final phase recorded, failed
-// the same with no trial evaluated; a live process holding the run comes
-// first.
+// the same with no trial evaluated, or a search that ended with an error;
+// a live process holding the run comes first.
 func TestStatus(t *testing.T) {
 	ok := func(id int, arch string) rundir.Trial {
 		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: arch}, Status: rundir.StatusOK}
@@ -223,16 +223,19 @@ func TestStatus(t *testing.T) {
 		cfg             search.Config
 		recorded        []rundir.Trial
 		want            Status
+		failed          string
 	}{
-		{"running", true, 3, 3, 2, trained, twoArchs, StatusRunning},
-		{"trials missing", false, 2, 3, 0, scored, twoArchs[:2], StatusStopped},
-		{"final phase missing", false, 3, 3, 1, trained, twoArchs, StatusStopped},
-		{"final phase done", false, 3, 3, 2, trained, twoArchs, StatusFinished},
-		{"fewer distinct architectures than top-k", false, 2, 2, 1, trained, []rundir.Trial{ok(1, "a"), ok(2, "a")}, StatusFinished},
-		{"final phase skipped", false, 3, 3, 0, skip, twoArchs, StatusFinished},
-		{"scored, not trained", false, 3, 3, 0, scored, twoArchs, StatusFinished},
+		{"running", true, 3, 3, 2, trained, twoArchs, StatusRunning, ""},
+		{"trials missing", false, 2, 3, 0, scored, twoArchs[:2], StatusStopped, ""},
+		{"final phase missing", false, 3, 3, 1, trained, twoArchs, StatusStopped, ""},
+		{"final phase done", false, 3, 3, 2, trained, twoArchs, StatusFinished, ""},
+		{"fewer distinct architectures than top-k", false, 2, 2, 1, trained, []rundir.Trial{ok(1, "a"), ok(2, "a")}, StatusFinished, ""},
+		{"final phase skipped", false, 3, 3, 0, skip, twoArchs, StatusFinished, ""},
+		{"scored, not trained", false, 3, 3, 0, scored, twoArchs, StatusFinished, ""},
 		{"every trial refused", false, 2, 2, 0, trained, []rundir.Trial{{Candidate: rundir.Candidate{ID: 1, Arch: "a"}, Status: rundir.StatusRefused},
-			{Candidate: rundir.Candidate{ID: 2, Arch: "b"}, Status: rundir.StatusRefused}}, StatusFailed},
+			{Candidate: rundir.Candidate{ID: 2, Arch: "b"}, Status: rundir.StatusRefused}}, StatusFailed, ""},
+		{"ended with an error", false, 2, 3, 0, trained, twoArchs[:2], StatusFailed, "3 trials in a row failed"},
+		{"ended with an error, resumed", true, 2, 3, 0, trained, twoArchs[:2], StatusRunning, "3 trials in a row failed"},
 	} {
 		evaluated := 0
 		for _, t := range c.recorded[:c.trials] {
@@ -240,7 +243,8 @@ func TestStatus(t *testing.T) {
 				evaluated++
 			}
 		}
-		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded), Evaluated: evaluated} // as Summarize counts them
+		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded), Evaluated: evaluated, // as Summarize counts them
+			Failed: c.failed}
 		d := &runData{summary: sum, cfg: c.cfg, trials: c.recorded}
 		if got := d.status(c.running); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)

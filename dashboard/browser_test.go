@@ -463,3 +463,24 @@ func TestBrowserWinnerAtChance(t *testing.T) {
 	waitFor(t, ctx, facts+`.includes('tests at 0.5000, no better than chance (a constant predictor): do not deploy it')`, facts, 10*time.Second)
 	waitFor(t, ctx, final+`.includes('0.5000 (at chance)')`, final, 10*time.Second)
 }
+
+// A run whose search ended with an error says so, with the error, where
+// its final models would be, and that a resume goes on; the runs page
+// lists it as failed.
+func TestBrowserSearchEndedWithError(t *testing.T) {
+	runs := t.TempDir()
+	e := newRun(t, runs, "leaves-e", 6, 5, seq(1, 3)...)
+	if err := e.WriteJSON(rundir.FileFailure, rundir.Failure{Error: "3 trials in a row failed, the last with: no GPU", Time: fixtureStart}); err != nil {
+		t.Fatal(err)
+	}
+	e.Close() // no process holds it: not running
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-e"))
+	facts, final := `document.getElementById('facts').innerText`, `document.getElementById('final').innerText`
+	waitFor(t, ctx, facts+`.includes('none: the search ended with an error (3 trials in a row failed, the last with: no GPU); a resume goes on')`, facts, 10*time.Second)
+	waitFor(t, ctx, final+`.includes('nasctl search metaqnn --resume RUN goes on')`, final, 10*time.Second)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	list := `document.getElementById('runs').innerText`
+	waitFor(t, ctx, list+`.includes('failed')`, list, 10*time.Second)
+}

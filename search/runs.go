@@ -2,6 +2,7 @@ package search
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,6 +30,9 @@ type RunSummary struct {
 	// FinalsPlanned is how many final models the run retrains in all
 	// (Config.FinalsPlanned); BestTest waits until Finals reaches it.
 	FinalsPlanned int `json:"final_models_planned,omitempty"`
+	// Failed is why the run's search last ended with an error
+	// (rundir.FileFailure); empty when it did not, or was resumed since.
+	Failed string `json:"failed,omitempty"`
 	// BestTest is the test accuracy of the best final model as the report
 	// picks it (by validation: winners/best.onnx), never the highest test
 	// accuracy among the finals, which would choose by the test images.
@@ -84,9 +88,10 @@ const (
 	// RunFinished: every planned trial and, for a trained search that does
 	// not skip it, the final phase are recorded.
 	RunFinished RunStatus = "finished"
-	// RunFailed: every planned trial is recorded, and none was evaluated
-	// (all refused, failed or diverged: the search ended with
-	// ErrNothingEvaluated).
+	// RunFailed: its search ended with an error (Failed), such as trials
+	// failing one after another; or every planned trial is recorded, and
+	// none was evaluated (all refused, failed or diverged: the search ended
+	// with ErrNothingEvaluated). It can be resumed all the same.
 	RunFailed RunStatus = "failed"
 )
 
@@ -96,6 +101,8 @@ func (s *RunSummary) StatusOf(running bool) RunStatus {
 	switch {
 	case running:
 		return RunRunning
+	case s.Failed != "":
+		return RunFailed
 	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned:
 		if s.Trials > 0 && s.Evaluated == 0 {
 			return RunFailed
@@ -140,6 +147,10 @@ func Summarize(dir string) (*RunSummary, error) {
 		sum.BestTest, sum.WinnerArch, sum.WinnerAtChance = rep.Best.TestAccuracy, rep.Best.Arch, rep.finalAtChance(*rep.Best)
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
+	var failure rundir.Failure // none, unless the search ended with an error
+	if b, rerr := os.ReadFile(filepath.Join(dir, rundir.FileFailure)); rerr == nil && json.Unmarshal(b, &failure) == nil {
+		sum.Failed = failure.Error
+	}
 	if err != nil { // a damaged line: the summary counts the trials before it
 		sum.Error = err.Error()
 	}

@@ -265,6 +265,11 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		d.Close()
 		return nil, err
 	}
+	// No longer a failed run: it goes on.
+	if err := os.Remove(filepath.Join(d.Path, rundir.FileFailure)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -588,6 +593,8 @@ func (s *Search) ended(ctx context.Context, err error) {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		s.stopped("interrupted, the work in flight abandoned")
 	default:
+		// Best effort: a disk that failed the run may fail this too.
+		s.dir.WriteJSON(rundir.FileFailure, rundir.Failure{Error: err.Error(), Time: time.Now()})
 		s.emit(Event{Kind: "failed", Message: err.Error()})
 	}
 }

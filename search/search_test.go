@@ -527,6 +527,21 @@ func TestFailingExecutorStops(t *testing.T) {
 	if failed != 3 {
 		t.Errorf("%d failed trials recorded", failed)
 	}
+	// The run is listed as failed, with why, not as stopped; a resume goes
+	// on, and it is no longer failed.
+	dir := s.Dir()
+	s.Close()
+	if sum, err := Summarize(dir); err != nil || sum.StatusOf(false) != RunFailed || !strings.Contains(sum.Failed, "3 trials in a row failed") {
+		t.Errorf("summary after the failure: %+v, %v; want failed, with the error", sum, err)
+	}
+	r, err := Resume(dir, ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if sum, err := Summarize(dir); err != nil || sum.Failed != "" || sum.StatusOf(false) != RunStopped {
+		t.Errorf("summary once resumed: %+v, %v; want stopped, without the error", sum, err)
+	}
 }
 
 // orderedFailures fails trials 13-15 after every earlier trial has

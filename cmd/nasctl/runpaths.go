@@ -89,6 +89,8 @@ func noWinnersReason(dir string) string {
 	}
 	sum, err := search.Summarize(dir)
 	switch {
+	case err == nil && sum.Failed != "":
+		return fmt.Sprintf("its search ended with an error (%s): %s goes on", sum.Failed, resume)
 	case err == nil && sum.StatusOf(false) == search.RunFailed:
 		return fmt.Sprintf("none of its trials was evaluated (%s says why each was refused, failed or diverged): it has no model, nor any to retrain; start a new run with other settings",
 			filepath.Join(dir, rundir.FileTrialsCSV))

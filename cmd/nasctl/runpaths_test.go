@@ -123,12 +123,19 @@ func TestRunFolderWithoutWinners(t *testing.T) {
 		{"kind: nasnet\nproblem:\n  name: mock\n", nil, nil, "its trials are scored (mock), not trained: it has no models", ""},
 		{"kind: metaqnn\ntrials: 1\n", []any{refused}, nil, "none of its trials was evaluated (" + filepath.Join(run, "trials.csv") + " says why each was refused, failed or diverged)", "--resume"},
 		{"kind: metaqnn\ntrials: 1\nfinal: {top_k: 1}\n", []any{ok}, []any{failedFinal}, "its final models all failed (" + filepath.Join(run, "final.jsonl") + " says why)", "--resume"},
+		// A search that ended with an error, trials evaluated: a resume goes on.
+		{"kind: metaqnn\ntrials: 5\nfailure\n", []any{ok}, nil, "its search ended with an error (3 trials in a row failed): nasctl search metaqnn --resume '" + run + "' goes on", "evaluated"},
 	} {
-		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(tc.config), 0o644); err != nil {
+		config, failure := strings.CutSuffix(tc.config, "failure\n")
+		if err := os.WriteFile(filepath.Join(run, rundir.FileConfig), []byte(config), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		write(rundir.FileTrials, tc.trials...)
 		write(rundir.FileFinal, tc.finals...)
+		os.Remove(filepath.Join(run, rundir.FileFailure))
+		if failure {
+			write(rundir.FileFailure, rundir.Failure{Error: "3 trials in a row failed"})
+		}
 		for _, args := range [][]string{{"eval", run, "--data", t.TempDir()}, {"bench", run}} {
 			if code, _, errOut := runCLI(t, args...); code == 0 || !strings.Contains(errOut, tc.want) || tc.absent != "" && strings.Contains(errOut, tc.absent) {
 				t.Errorf("%s %q: exit %d, %q; want %q", args[0], tc.config, code, errOut, tc.want)

@@ -24,7 +24,9 @@ func runsCommand() *cli.Command {
 			ArgsUsage: " ",
 			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
 status (running: a process holds it; stopped: it can be resumed; finished;
-failed: no trial was evaluated, every one refused, failed or diverged),
+failed: its search ended with an error, such as trials failing one after
+another (the JSON's "failed" says which; a resume goes on), or no trial was
+evaluated, every one refused, failed or diverged),
 trials done of planned, best reward in the search, the final phase's winner
 (winners/best.onnx, picked by validation): its test accuracy and architecture,
 and when it last changed. Before the final phase is complete the architecture

@@ -69,7 +69,8 @@ function column(name) {
     const finals = ((d.report && d.report.finals) || []).map(f => Object.assign({winner: f.arch === d.winner_arch}, f));
     const kind = finals.length ? 'final' : 'top';
     caption.textContent = finals.length ? 'Final models (retrained, then tested):'
-      : d.status === 'failed' ? 'No final models: no trial of this run was evaluated.' : 'No final models yet; the leading architectures of the search:';
+      : d.status === 'failed' ? (d.failed ? `No final models: the search ended with an error (${d.failed}).` : 'No final models: no trial of this run was evaluated.')
+      : 'No final models yet; the leading architectures of the search:';
     if (!tables[kind]) {
       tables[kind] = new Table(table, kind === 'final' ? finalColumns : topColumns,
         {empty: 'No architecture evaluated yet.', rowProps: f => ({class: f.winner ? 'winner' : null})});

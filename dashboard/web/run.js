@@ -132,6 +132,7 @@ function drawFacts() {
 // hung.
 function finalFacts() {
   const done = run.final_models, planned = run.final_models_planned, running = run.status === 'running';
+  if (run.failed && !running && !run.winner_arch) return [`none: the search ended with an error (${run.failed}); a resume goes on`];
   if (planned && done < planned) {
     if (run.trials < run.planned) {
       return [running ? `final phase not started: the best ${planned} are retrained after the last trial`
@@ -216,6 +217,7 @@ const finalTable = new Table($('final'), [
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
 ], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => !run ? '' : run.final_skipped ? `No final models: this run skips the final phase (--skip-final); nasctl search ${run.kind} --resume RUN --skip-final=false runs it.`
+  : run.status === 'failed' && run.failed ? `No final models: the search ended with an error (${run.failed}); nasctl search ${run.kind} --resume RUN goes on.`
   : run.status === 'failed' ? 'No final models: no trial of this run was evaluated (every one refused, failed or diverged), so none will come.'
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 

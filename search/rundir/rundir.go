@@ -58,6 +58,10 @@ const (
 	// ([]FinalProgress), for the dashboard: rewritten as they report,
 	// removed when the final phase ends.
 	FileFinalProgress = "final-progress.json"
+	// FileFailure says why the run's search last ended with an error
+	// (Failure), so that a run that failed is not taken for one stopped;
+	// a resume removes it.
+	FileFailure = "failure.json"
 	fileLock          = ".lock"
 	// FileConfigWritten is config.yaml as nasctl last wrote it: a resume
 	// compares the two, so that settings edited in place (which would mix

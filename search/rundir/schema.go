@@ -204,3 +204,10 @@ func (t Trial) Untimed() Trial {
 	}
 	return t
 }
+
+// Failure is why a run's search ended with an error, and when
+// (FileFailure).
+type Failure struct {
+	Error string    `json:"error"`
+	Time  time.Time `json:"time"`
+}

@@ -62,7 +62,7 @@ const (
 	// (Failure), so that a run that failed is not taken for one stopped;
 	// a resume removes it.
 	FileFailure = "failure.json"
-	fileLock          = ".lock"
+	fileLock    = ".lock"
 	// FileConfigWritten is config.yaml as nasctl last wrote it: a resume
 	// compares the two, so that settings edited in place (which would mix
 	// trials of two settings in one run) are refused.

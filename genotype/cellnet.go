@@ -74,8 +74,11 @@ func (m CellMacro) Validate() error {
 	if m.Stem < 1 || m.Filters < 1 {
 		ps = append(ps, fmt.Sprintf("stem %d and filters %d must be at least 1", m.Stem, m.Filters))
 	}
-	if m.Normal < 0 || m.Reductions < 0 || m.Normal+m.Reductions == 0 {
-		ps = append(ps, fmt.Sprintf("normal %d and reductions %d must not be negative, and make at least one cell", m.Normal, m.Reductions))
+	switch {
+	case m.Normal < 0 || m.Reductions < 0:
+		ps = append(ps, fmt.Sprintf("normal %d and reductions %d must not be negative", m.Normal, m.Reductions))
+	case m.Normal+m.Reductions == 0:
+		ps = append(ps, "normal 0 and reductions 0 make no cell: give at least one of either")
 	}
 	if int(m.Style) >= len(cellStyleNames) {
 		ps = append(ps, fmt.Sprintf("unknown style %d", m.Style))

@@ -59,7 +59,8 @@ func TestCellMacroApply(t *testing.T) {
 		"stem=8, stem=9":         "stem is given twice",
 		"depth=3":                `unknown key "depth"`,
 		"filters=x":              "not an integer",
-		"normal=0, reductions=0": "make at least one cell",
+		"normal=0, reductions=0": "normal 0 and reductions 0 make no cell: give at least one of either",
+		"normal=-1":              "normal -1 and reductions 1 must not be negative",
 		"style=fancy":            `unknown cell style "fancy"`,
 		"stem":                   "not key=value",
 	} {

@@ -523,7 +523,7 @@ func inputNotes(images []string, facts []dataset.ImageFacts, in genotype.Input) 
 	}
 	want := float64(in.Width) / float64(in.Height)
 	for i, f := range facts {
-		size := fmt.Sprintf("%s, %dx%d", images[i], f.Size.Y, f.Size.X) // height first, as the input
+		size := fmt.Sprintf("%s, %d high and %d wide", images[i], f.Size.Y, f.Size.X) // not "HxW": image tools write width first
 		if aspect := float64(f.Size.X) / float64(f.Size.Y); math.Abs(aspect/want-1) > 0.05 {
 			add(&stretched, size)
 		}
@@ -545,8 +545,8 @@ func inputNotes(images []string, facts []dataset.ImageFacts, in genotype.Input) 
 		nt   note
 		what string
 	}{
-		{stretched, fmt.Sprintf("stretched to the model's %dx%d from another shape", in.Height, in.Width)},
-		{enlarged, fmt.Sprintf("enlarged more than twice to the model's %dx%d", in.Height, in.Width)},
+		{stretched, fmt.Sprintf("stretched to the model's %d high and %d wide from another shape", in.Height, in.Width)},
+		{enlarged, fmt.Sprintf("enlarged more than twice to the model's %d high and %d wide", in.Height, in.Width)},
 		{colour, colourRead(1)},
 		{gray, colourRead(3)},
 		{alpha, "partly transparent, read as over black"},

@@ -417,8 +417,8 @@ func TestPredictInputNotes(t *testing.T) {
 	code, _, errOut = runCLI(t, "predict", model, filepath.Join(dir, "in"))
 	wideName := filepath.Join(dir, "in", "wide.png")
 	for _, want := range []string{
-		"note: 1 of the 3 images was stretched to the model's 16x16 from another shape (" + wideName + ", 20x32)",
-		"note: 1 of the 3 images was enlarged more than twice to the model's 16x16 (" + filepath.Join(dir, "in", "tiny.png") + ", 1x1)",
+		"note: 1 of the 3 images was stretched to the model's 16 high and 16 wide from another shape (" + wideName + ", 20 high and 32 wide)",
+		"note: 1 of the 3 images was enlarged more than twice to the model's 16 high and 16 wide (" + filepath.Join(dir, "in", "tiny.png") + ", 1 high and 1 wide)",
 		"note: 1 of the 3 images was in colour, read as gray for this gray model (" + wideName + ")",
 		"note: 1 of the 3 images was partly transparent, read as over black (" + wideName + ")",
 	} {

@@ -510,6 +510,10 @@ func TestServerSuggestsWorkerCommand(t *testing.T) {
 	if !want.MatchString(got) || strings.Contains(got, "sekrit") || strings.Contains(got, "127.0.0.1") {
 		t.Errorf("banner:\n%s", got)
 	}
+	// Stopped, it says so, and where what it held stays.
+	if !strings.Contains(got, "nasctl server: stopped; the jobs and results it holds are kept in ") {
+		t.Errorf("no word of the stop:\n%s", got)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.

@@ -71,10 +71,11 @@ func runServer(ctx context.Context, opts cluster.ServerOptions, errOut io.Writer
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
 	fmt.Fprintf(errOut, "nasctl server: listening on %s, files in %s; start workers with:\n  %s\nCtrl-C stops.\n",
 		srv.RemoteURL(), opts.Store, workerCommandLine(srv.RemoteURL(), opts))
 	<-ctx.Done()
+	srv.Close()
+	fmt.Fprintf(errOut, "nasctl server: stopped; the jobs and results it holds are kept in %s for its next start\n", opts.Store)
 	return nil
 }
 

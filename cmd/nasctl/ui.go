@@ -85,5 +85,9 @@ func runUI(ctx context.Context, opts uiOptions, out io.Writer) error {
 		fmt.Fprintf(out, "%s does not exist yet: runs appear as searches start in it\n", opts.Runs)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops it.")
-	return dashboard.Serve(ctx, ln, dashboard.New(dashboard.Options{Runs: opts.Runs, Token: token}))
+	err = dashboard.Serve(ctx, ln, dashboard.New(dashboard.Options{Runs: opts.Runs, Token: token}))
+	if err == nil {
+		fmt.Fprintln(out, "dashboard stopped")
+	}
+	return err
 }

@@ -35,7 +35,8 @@ func TestUI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, pr)
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(pr); rest <- string(b) }()
 	addr := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)\n`).FindStringSubmatch(first)
 	if addr == nil {
 		t.Fatalf("first line %q names no loopback address", first)
@@ -62,6 +63,9 @@ func TestUI(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the dashboard did not stop after its context ended")
+	}
+	if out := <-rest; !strings.HasSuffix(out, "dashboard stopped\n") {
+		t.Errorf("no word of the stop:\n%s", out)
 	}
 	if code, _, errOut := runCLI(t, "ui", filepath.Join(runs, "m")); code != 2 || !strings.Contains(errOut, "--runs") {
 		t.Errorf("ui with an argument: exit %d, %s", code, errOut)

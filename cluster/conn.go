@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nasctl/nasctl/runtime"
@@ -137,10 +138,12 @@ func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
 	}
 	if o.Log != nil {
 		u := redact(o.URL)
+		var outages atomic.Int64
 		opts = append(opts,
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 				if err != nil { // nil: closed on purpose
 					o.Log("lost the broker %s (%v); reconnecting", u, err)
+					go remindAway(nc, outages.Add(1), &outages, u, o.Log)
 				}
 			}),
 			nats.ReconnectHandler(func(*nats.Conn) { o.Log("reconnected to the broker %s", u) }),
@@ -163,6 +166,25 @@ func dial(ctx context.Context, o ClientOptions) (*Broker, error) {
 		return nil, fmt.Errorf("broker %s: %w", redact(o.URL), err)
 	}
 	return &Broker{nc: nc, js: js, url: redact(o.URL)}, nil
+}
+
+// stillAway is how often a client whose broker is away says it still is:
+// without it, a search or worker would print one line and then nothing,
+// like one stuck.
+var stillAway = time.Minute
+
+// remindAway says every stillAway that the broker u is still away, until
+// nc is connected again or closed, or a later outage (another number in
+// outages than this one's) took over the reminding.
+func remindAway(nc *nats.Conn, outage int64, outages *atomic.Int64, u string, log func(string, ...any)) {
+	since := time.Now()
+	for {
+		time.Sleep(stillAway)
+		if nc.IsConnected() || nc.IsClosed() || outages.Load() != outage {
+			return
+		}
+		log("the broker %s is still away (%s); still reconnecting: finished work is kept until it is back", u, time.Since(since).Round(time.Second))
+	}
 }
 
 // connectError says what to do about a failed connection.

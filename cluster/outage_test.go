@@ -301,3 +301,27 @@ func TestAsyncErrorsToLog(t *testing.T) {
 		t.Errorf("the log:\n%s\nwant one line: %q", s, want)
 	}
 }
+
+// A client whose broker is away says so again every stillAway while it
+// is, not only once, and stops saying it once the broker is back.
+func TestClientRemindsBrokerAway(t *testing.T) {
+	defer func(d time.Duration) { stillAway = d }(stillAway)
+	stillAway = 100 * time.Millisecond
+	srv, opts := startRestartable(t)
+	logs := &logLines{}
+	b, err := Connect(context.Background(), ClientOptions{URL: srv.URL(), Token: testToken, Name: "driver", Log: logs.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	srv.Close()
+	logs.waitFor(t, "lost the broker")
+	logs.waitFor(t, "is still away")
+	restartServer(t, opts)
+	logs.waitFor(t, "reconnected to the broker")
+	time.Sleep(5 * stillAway)
+	text := logs.String()
+	if after := text[strings.LastIndex(text, "reconnected to the broker"):]; strings.Contains(after, "still away") {
+		t.Errorf("still reminding after the broker came back:\n%s", text)
+	}
+}

@@ -161,6 +161,10 @@ func TestFailsOnEveryDelivery(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed on all 2 deliveries; the last on worker w1: no GPU in here") {
 		t.Fatalf("err = %v", err)
 	}
+	// The search records the trial with the worker of the last delivery.
+	if on := (interface{ Worker() string })(nil); !errors.As(err, &on) || on.Worker() != "w1" {
+		t.Errorf("the failure names no worker: %#v", err)
+	}
 	if n := st.calls.Load(); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
 	}

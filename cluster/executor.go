@@ -489,7 +489,7 @@ func (b *Broker) outcome(ctx context.Context, trial int, value []byte) (*search.
 		return nil, fmt.Errorf("trial %d: reading its result: %w", trial, err)
 	}
 	if r.Failed != "" {
-		return nil, errors.New(r.Failed)
+		return nil, &trialFailure{reason: r.Failed, worker: r.Worker}
 	}
 	if r.Training == nil {
 		return &search.Outcome{Score: r.Score, Worker: r.Worker}, nil
@@ -549,6 +549,27 @@ func exhaustedReason(deliveries uint64, note []byte) string {
 	return fmt.Sprintf("%s; delivery %d of them left a note: %s", why, n, text)
 }
 
+// trialFailure is a trial that failed on every delivery; Worker names the
+// worker of the last (a search records it with the trial).
+type trialFailure struct{ reason, worker string }
+
+func (f *trialFailure) Error() string  { return f.reason }
+func (f *trialFailure) Worker() string { return f.worker }
+
+// noteWorker is the worker a delivery's note names ("worker NAME: ..."),
+// or "".
+func noteWorker(text string) string {
+	rest, ok := strings.CutPrefix(text, "worker ")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
 // exhausted handles one max-deliveries advisory.
 func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string, ...any)) error {
 	var adv server.JSConsumerDeliveryExceededAdvisory
@@ -571,7 +592,8 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 		return b.handedBackLast(ctx, msg, key, adv.Deliveries, say)
 	}
 	why := exhaustedReason(adv.Deliveries, note)
-	r, _ := json.Marshal(result{Version: wireVersion, Failed: why})
+	_, last := readNote(note)
+	r, _ := json.Marshal(result{Version: wireVersion, Failed: why, Worker: noteWorker(last)})
 	if _, err := b.putResult(ctx, key, r); err != nil {
 		return err
 	}

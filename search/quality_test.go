@@ -334,6 +334,26 @@ func TestAtChanceFollowsRewardEpochs(t *testing.T) {
 	}
 }
 
+// A trial that failed on a remote worker is recorded with that worker's
+// name, as a trained one is: where a worker's results stand out, its
+// failures count too.
+func TestFailedTrialNamesWorker(t *testing.T) {
+	s := newSearch(t, testConfig(t, t.TempDir()), &fakeExecutor{})
+	tr := s.finish(outcome{err: fmt.Errorf("trial 3: %w", workerFailure{"gpu-2"})})
+	if tr.Status != rundir.StatusFailed || tr.Worker != "gpu-2" || tr.Reason != "trial 3: out of memory" {
+		t.Errorf("recorded %+v; want failed on gpu-2", tr)
+	}
+	if tr := s.finish(outcome{err: errors.New("broke")}); tr.Worker != "" {
+		t.Errorf("a local failure names worker %q", tr.Worker)
+	}
+}
+
+// workerFailure is a failure as a remote executor reports it.
+type workerFailure struct{ worker string }
+
+func (w workerFailure) Error() string  { return "out of memory" }
+func (w workerFailure) Worker() string { return w.worker }
+
 // A retraining says how far it is, at most every finalEpochEvery (here
 // every epoch), through events the search emits; the trials do not. The
 // events of a retraining whose search is behind are dropped (the fake

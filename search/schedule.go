@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -424,6 +425,9 @@ func (s *Search) finish(o outcome) rundir.Trial {
 	t.Finished = time.Now()
 	if o.err != nil {
 		t.Status, t.Reason = rundir.StatusFailed, o.err.Error()
+		if on := (interface{ Worker() string })(nil); errors.As(o.err, &on) {
+			t.Worker = on.Worker() // a remote worker's failure: which one
+		}
 		return t
 	}
 	t.Worker = o.out.Worker

@@ -187,14 +187,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nasctl: %s\nRun \"nasctl help\" or add --help to a command for its usage.\n", u.msg)
 		return exitUsage
 	}
-	if errors.Is(err, context.Canceled) {
+	// A stop that lets the trials in flight finish and one that abandons
+	// them end with the same line, for scripts that read it.
+	if errors.Is(err, context.Canceled) || errors.Is(err, search.ErrStopped) {
 		fmt.Fprintln(stderr, "nasctl: interrupted")
 		return exitStopped()
 	}
 	fmt.Fprintf(stderr, "nasctl: %v\n", withBadFileHint(err))
-	if errors.Is(err, search.ErrStopped) {
-		return exitStopped()
-	}
 	return exitFailure
 }
 

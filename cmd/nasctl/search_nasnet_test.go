@@ -343,6 +343,11 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tc.code || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
 			t.Errorf("%v: %v, want exit code %d\n%s", tc.sig, err, tc.code, stderr.String())
 		}
+		// The last line, as after a second interrupt or one before the
+		// first trial.
+		if !strings.HasSuffix(stderr.String(), "\nnasctl: interrupted\n") {
+			t.Errorf("%v: the last line is not nasctl: interrupted:\n%s", tc.sig, stderr.String())
+		}
 	}
 }
 

@@ -134,7 +134,7 @@ func (e *executors) distributed(cfg search.Config) (search.Executor, error) {
 	if err := e.connect(cfg); err != nil {
 		return nil, err
 	}
-	e.say("sending the dataset to the broker (once per dataset)")
+	e.say("checking that the broker holds the dataset (it is sent the first time only)")
 	x, err := cluster.NewExecutor(e.ctx, e.conn, cfg, local)
 	if err != nil {
 		return nil, err

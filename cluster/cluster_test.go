@@ -362,12 +362,21 @@ func TestDriverSaysNoWorker(t *testing.T) {
 func TestDriverStartSaysNoWorkerOnce(t *testing.T) {
 	defer func(c, i time.Duration) { checkEvery, idleEvery = c, i }(checkEvery, idleEvery)
 	checkEvery, idleEvery = 50*time.Millisecond, time.Hour
+	// The trials' evaluations end before the settings above are put back
+	// (deferred first, done last), or they would read them as they change.
+	ctx, cancel := context.WithCancel(context.Background())
+	var evaluations sync.WaitGroup
+	defer func() { cancel(); evaluations.Wait() }()
+	evaluate := func(e *Executor, trial int) {
+		job := testJob(t, trial)
+		evaluations.Go(func() { e.Evaluate(ctx, job) })
+	}
 	srv := startServer(t, Settings{})
 	racing := &logLines{}
 	race := newTestExecutor(t, srv, "race")
 	race.Say = racing.log
 	for _, j := range []int{1, 2, 3} {
-		go race.Evaluate(context.Background(), testJob(t, j))
+		evaluate(race, j)
 	}
 	time.Sleep(20 * checkEvery)
 	if n := strings.Count(racing.String(), "no worker is taking cpu trials"); n != 1 {
@@ -378,7 +387,7 @@ func TestDriverStartSaysNoWorkerOnce(t *testing.T) {
 	lone.Say = said.log
 	lone.SayIfNoWorker(context.Background())
 	for _, j := range []int{1, 2, 3} { // three trials look, every checkEvery
-		go lone.Evaluate(context.Background(), testJob(t, j))
+		evaluate(lone, j)
 	}
 	time.Sleep(20 * checkEvery)
 	if n := strings.Count(said.String(), "no worker is"); n != 1 || !strings.Contains(said.String(), "no worker is waiting for cpu trials yet") {
@@ -396,6 +405,37 @@ func TestDriverStartSaysNoWorkerOnce(t *testing.T) {
 	other.SayIfNoWorker(context.Background())
 	if busy.String() != "" {
 		t.Errorf("a worker in training, and the start says: %s", busy)
+	}
+}
+
+// A driver whose trial waits with no worker at all is unserved (two looks
+// a worker's poll apart say so); one with no trial in flight is not, even
+// with another search's job waiting; nor is one whose trial a worker
+// trains.
+func TestUnserved(t *testing.T) {
+	srv := startServer(t, Settings{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var evaluations sync.WaitGroup
+	defer func() { cancel(); evaluations.Wait() }()
+	waiting, idle := newTestExecutor(t, srv, "waiting"), newTestExecutor(t, srv, "idle")
+	job := testJob(t, 1)
+	evaluations.Go(func() { waiting.Evaluate(ctx, job) })
+	for waiting.unserved(ctx) == 0 {
+		time.Sleep(10 * time.Millisecond) // published
+	}
+	if !waiting.Unserved(ctx) {
+		t.Error("a trial waits with no worker: not unserved")
+	}
+	if idle.Unserved(ctx) {
+		t.Error("no trial in flight, and unserved")
+	}
+	gate := make(chan struct{})
+	defer close(gate)
+	started := make(chan struct{}, 1)
+	startWorker(t, srv, "w1", 1, &stand{fail: func(search.Job) error { started <- struct{}{}; <-gate; return nil }})
+	<-started
+	if waiting.Unserved(ctx) {
+		t.Error("a worker trains the trial, and unserved")
 	}
 }
 

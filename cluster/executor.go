@@ -57,6 +57,8 @@ type Executor struct {
 	// idleSaid is when the driver last said that no worker takes its
 	// trials (unix nanoseconds; zero: never).
 	idleSaid atomic.Int64
+	// inFlight counts the trials of Evaluate not yet answered.
+	inFlight atomic.Int32
 }
 
 var _ search.Executor = (*Executor)(nil)
@@ -134,6 +136,8 @@ func (e *Executor) Test(ctx context.Context, model []byte) (*runtime.Evaluation,
 // delivery. Cancelling ctx leaves the job queued: a later Evaluate of the
 // same job (a resumed run) gets its result.
 func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome, error) {
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
 	var init *tensors
 	if j.Config.Init != nil {
 		var err error
@@ -318,10 +322,26 @@ func (e *Executor) unserved(ctx context.Context) uint64 {
 	return info.NumPending
 }
 
-// Unserved reports whether this device's jobs wait with no worker to train
-// them: a search asked to stop need not wait for its trials in flight, no
-// worker being at them.
-func (e *Executor) Unserved(ctx context.Context) bool { return e.unserved(ctx) > 0 }
+// Unserved reports whether this executor has trials in flight while its
+// device's jobs wait with no worker to train them, on two looks a worker's
+// poll apart (a worker between two jobs looks the same for a moment): a
+// search asked to stop need not wait for trials no worker is at. It takes
+// that long, and is false once ctx ends.
+func (e *Executor) Unserved(ctx context.Context) bool {
+	for look := range 2 {
+		if look > 0 {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(pollWait + time.Second):
+			}
+		}
+		if e.inFlight.Load() == 0 || e.unserved(ctx) == 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // idleEvery is how often a driver says again that no worker takes its
 // trials.

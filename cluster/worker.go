@@ -76,7 +76,9 @@ type Worker struct {
 
 // Run takes jobs until ctx is cancelled, which abandons the jobs in flight
 // (handed back at once for another worker), or until stop is closed, which
-// takes no more and returns when those in flight are done.
+// takes no more and returns when those in flight are done; or until it
+// takes a job of another format (another nasctl version), which it hands
+// back, and then it returns that error once those in flight are done.
 func (w *Worker) Run(ctx context.Context, stop <-chan struct{}) error {
 	cons, err := w.Broker.consumer(ctx, w.Device)
 	if err != nil {
@@ -139,7 +141,7 @@ func leaseOf(c jetstream.ConsumerConfig) lease {
 // broker had lost (restarted on an empty store), made again by recreate.
 func (w *Worker) slot(ctx context.Context, stop <-chan struct{}, cons jetstream.Consumer, l lease) {
 	var lastErr string
-	for !stopped(stop) && ctx.Err() == nil {
+	for !stopped(stop) && !stopped(w.halt) && ctx.Err() == nil {
 		remade := w.remade.Load()
 		err := w.take(ctx, stop, cons, &l)
 		if err == nil || ctx.Err() != nil || w.recreate(ctx, remade) {
@@ -165,7 +167,7 @@ func (w *Worker) take(ctx context.Context, stop <-chan struct{}, cons jetstream.
 		return err
 	}
 	for m := range batch.Messages() {
-		if stopped(stop) {
+		if stopped(stop) || stopped(w.halt) { // halt: closed before stop is, by stopTaking
 			m.Nak() // taken after the stop: another worker's now
 			continue
 		}
@@ -306,6 +308,8 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 // by a worker that stopped, or that runs another nasctl version: a job
 // whose last delivery was is published again, not failed (see
 // Broker.exhausted).
+// The driver reads them in notes that workers of other nasctl versions
+// wrote: they must never change.
 const (
 	handedBack        = "handed back as the worker stopped (a second Ctrl-C)"
 	handedBackVersion = "handed back by a worker of another nasctl version"

@@ -624,3 +624,31 @@ func TestRewardTextOfProblems(t *testing.T) {
 		}
 	}
 }
+
+// A run whose search fails while the dashboard watches it turns failed at
+// the next look: failure.json is among the files watched.
+func TestFailureSeenLive(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	status := func() (string, string) {
+		var list []Run
+		get(t, srv.URL+"/api/runs", &list)
+		for _, r := range list {
+			if r.Name == "leaves-c" {
+				return string(r.Status), r.Failed
+			}
+		}
+		t.Fatal("leaves-c not listed")
+		return "", ""
+	}
+	if st, why := status(); st != "stopped" || why != "" {
+		t.Fatalf("before: %s %q", st, why)
+	}
+	b, _ := json.Marshal(rundir.Failure{Error: "3 trials in a row failed", Time: fixtureStart})
+	if err := os.WriteFile(filepath.Join(runs, "leaves-c", rundir.FileFailure), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, why := status(); st != "failed" || why != "3 trials in a row failed" {
+		t.Errorf("after the failure: %s %q; want failed with its error", st, why)
+	}
+}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -20,11 +21,7 @@ import (
 // only grows, so a slot never moves): the header's OrtApi members, counted
 // in order, give each function's slot.
 func TestAPISlotsMatchModuleHeader(t *testing.T) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	header, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "onnxruntime_c_api.h"))
+	header, err := os.ReadFile(filepath.Join(moduleHeaderDir(t), "onnxruntime_c_api.h"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +61,61 @@ func TestAPISlotsMatchModuleHeader(t *testing.T) {
 		if i := slices.IndexFunc(members, func(m apiMember) bool { return m.name == name }); i < 0 || members[i].params != params {
 			t.Errorf("%s: called with %d parameters; the header has %+v", name, params, members[max(i, 0)])
 		}
+	}
+}
+
+// moduleHeaderDir is the folder of the onnxruntime_go release in go.mod,
+// which holds its C API header.
+func moduleHeaderDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The C compiler checks what counting cannot: ortc.go's calls, compiled
+// against the header of the onnxruntime_go release in go.mod, must have
+// the type of the table's function in their slot (return type, parameter
+// types and order), and its constants the header's values. A C file of
+// static assertions is made from ortc.go's text and compiled, not run.
+func TestAPICallsCompileAgainstModuleHeader(t *testing.T) {
+	src, err := os.ReadFile("ortc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c strings.Builder
+	c.WriteString("#include <stddef.h>\n#include \"onnxruntime_c_api.h\"\n")
+	assert := func(cond, what string) { fmt.Fprintf(&c, "_Static_assert(%s, %q);\n", cond, what) }
+	for name, header := range map[string]string{"api_version": "ORT_API_VERSION", "log_error": "ORT_LOGGING_LEVEL_ERROR",
+		"hw_cpu": "OrtHardwareDeviceType_CPU", "hw_gpu": "OrtHardwareDeviceType_GPU", "hw_npu": "OrtHardwareDeviceType_NPU"} {
+		m := regexp.MustCompile(`nasctl_` + name + ` = (\d+)`).FindSubmatch(src)
+		if m == nil {
+			t.Fatalf("no nasctl_%s in ortc.go", name)
+		}
+		assert(fmt.Sprintf("%s == %s", header, m[1]), "nasctl_"+name+" is "+header)
+	}
+	slots := regexp.MustCompile(`nasctl_slot_(\w+) = (\d+)`).FindAllSubmatch(src, -1)
+	for _, m := range slots {
+		assert(fmt.Sprintf("offsetof(OrtApi, %s) / sizeof(void *) == %s", m[1], m[2]), fmt.Sprintf("%s is in slot %s", m[1], m[2]))
+	}
+	calls := regexp.MustCompile(`NASCTL_FN\((\w+),\s*([^,()]+?)\s*((?:,\s*[^,()]+)*)\)\(`).FindAllSubmatch(src, -1)
+	if len(slots) < 17 || len(calls) < 17 {
+		t.Fatalf("%d slots and %d calls found in ortc.go", len(slots), len(calls))
+	}
+	for _, m := range calls {
+		params := strings.TrimPrefix(strings.Join(strings.Fields(string(m[3])), " "), ", ")
+		assert(fmt.Sprintf("__builtin_types_compatible_p(__typeof__(((OrtApi *)0)->%s), %s (*)(%s))", m[1], m[2], params),
+			fmt.Sprintf("%s is %s (*)(%s)", m[1], m[2], params))
+	}
+	file := filepath.Join(t.TempDir(), "ortc_check.c")
+	if err := os.WriteFile(file, []byte(c.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cc := cmp.Or(os.Getenv("CC"), "gcc")
+	if out, err := exec.Command(cc, "-fsyntax-only", "-std=gnu11", "-I", moduleHeaderDir(t), file).CombinedOutput(); err != nil {
+		t.Errorf("%s against the module's header: %v\n%s\n%s", cc, err, out, c.String())
 	}
 }
 

@@ -8,9 +8,10 @@ package runtime
 // They are made through the library's OrtApi table without its header: the
 // table is an array of function pointers that only grows from one API
 // version to the next, so each call is a fixed slot with the signature the
-// C API documents. The slots and the version (24, that of the onnxruntime_go
-// release in go.mod) are checked against that release's header by
-// TestAPISlotsMatchModuleHeader; docs/gpu.md, "The C API table".
+// C API documents. The slots, the types and the version (24, that of the
+// onnxruntime_go release in go.mod) are checked against that release's
+// header by TestAPISlotsMatchModuleHeader and
+// TestAPICallsCompileAgainstModuleHeader; docs/gpu.md, "The C API table".
 
 /*
 #cgo CFLAGS: -D_GNU_SOURCE
@@ -20,10 +21,13 @@ package runtime
 #include <link.h>
 #endif
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-// ONNX Runtime's handles, used only through pointers.
+// ONNX Runtime's handles, used only through pointers. Its enumerations
+// (OrtLoggingLevel, OrtHardwareDeviceType) pass as unsigned int, the type
+// GCC gives an enumeration without negative values (the same in the ABI).
 typedef struct OrtEnv OrtEnv;
 typedef struct OrtStatus OrtStatus;
 typedef struct OrtSessionOptions OrtSessionOptions;
@@ -94,10 +98,15 @@ static char *nasctl_bind(const char *path) {
 	const nasctl_api_base *(*base)(void) = (const nasctl_api_base *(*)(void))dlsym(h, "OrtGetApiBase");
 	if (base == NULL) { dlclose(h); return nasctl_dlerror("no OrtGetApiBase"); }
 	const void *const *api = base()->GetApi(nasctl_api_version);
-	if (api == NULL) { dlclose(h); return strdup("the library does not offer ONNX Runtime C API version 24"); }
+	if (api == NULL) {
+		dlclose(h);
+		char msg[80];
+		snprintf(msg, sizeof msg, "the library does not offer ONNX Runtime C API version %d", nasctl_api_version);
+		return strdup(msg);
+	}
 	nasctl_api = api;
 	OrtEnv *env = NULL;
-	char *err = nasctl_status(NASCTL_FN(CreateEnv, OrtStatus *, int, const char *, OrtEnv **)(nasctl_log_error, "nasctl", &env));
+	char *err = nasctl_status(NASCTL_FN(CreateEnv, OrtStatus *, unsigned int, const char *, OrtEnv **)(nasctl_log_error, "nasctl", &env));
 	if (err != NULL) { nasctl_api = NULL; dlclose(h); return err; }
 	nasctl_handle = h;
 	nasctl_env = env;
@@ -133,7 +142,7 @@ static const char *nasctl_ep_name(const OrtEpDevice *d) { return NASCTL_FN(EpDev
 typedef struct {
 	const char *ep;
 	const char *ep_vendor;
-	int type; // OrtHardwareDeviceType: nasctl_hw_*
+	unsigned int type; // OrtHardwareDeviceType: nasctl_hw_*
 	const char *vendor;
 	uint32_t vendor_id;
 	uint32_t device_id;
@@ -149,7 +158,7 @@ static char *nasctl_ep_devices(nasctl_ep_device *out, size_t cap, size_t *n) {
 		const OrtHardwareDevice *hw = NASCTL_FN(EpDevice_Device, const OrtHardwareDevice *, const OrtEpDevice *)(d[i]);
 		out[i].ep = nasctl_ep_name(d[i]);
 		out[i].ep_vendor = NASCTL_FN(EpDevice_EpVendor, const char *, const OrtEpDevice *)(d[i]);
-		out[i].type = NASCTL_FN(HardwareDevice_Type, int, const OrtHardwareDevice *)(hw);
+		out[i].type = NASCTL_FN(HardwareDevice_Type, unsigned int, const OrtHardwareDevice *)(hw);
 		out[i].vendor = NASCTL_FN(HardwareDevice_Vendor, const char *, const OrtHardwareDevice *)(hw);
 		out[i].vendor_id = NASCTL_FN(HardwareDevice_VendorId, uint32_t, const OrtHardwareDevice *)(hw);
 		out[i].device_id = NASCTL_FN(HardwareDevice_DeviceId, uint32_t, const OrtHardwareDevice *)(hw);
@@ -261,7 +270,7 @@ type EPDevice struct {
 	DeviceID       uint32 `json:"device_id"`       // PCI device id
 }
 
-var hardwareKinds = map[C.int]string{C.nasctl_hw_cpu: "cpu", C.nasctl_hw_gpu: "gpu", C.nasctl_hw_npu: "npu"}
+var hardwareKinds = map[C.uint]string{C.nasctl_hw_cpu: "cpu", C.nasctl_hw_gpu: "gpu", C.nasctl_hw_npu: "npu"}
 
 // epDevices lists the devices of every registered execution provider.
 func epDevices() ([]EPDevice, error) {

@@ -876,6 +876,11 @@ func TestSummarizeAllRefused(t *testing.T) {
 	if err != nil || sum.Trials != 12 || sum.BestArch != "" || sum.Best != 0 || sum.StatusOf(false) != RunFailed {
 		t.Errorf("Summarize: %v, %d trials, best %v %q, status %s; want 12 trials, no best, failed", err, sum.Trials, sum.Best, sum.BestArch, sum.StatusOf(false))
 	}
+	// Failed by its trials, not by an error a resume would get past: no
+	// failure.json, whose advice is to resume.
+	if sum.Failed != "" {
+		t.Errorf("a run that evaluated nothing recorded the failure %q", sum.Failed)
+	}
 	if st := (&RunSummary{}).StatusOf(false); st != RunFinished {
 		t.Errorf("a run planning no trial: %s, want finished", st)
 	}

@@ -593,8 +593,12 @@ func (s *Search) ended(ctx context.Context, err error) {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		s.stopped("interrupted, the work in flight abandoned")
 	default:
-		// Best effort: a disk that failed the run may fail this too.
-		s.dir.WriteJSON(rundir.FileFailure, rundir.Failure{Error: err.Error(), Time: time.Now()})
+		// A run that evaluated nothing is failed by its trials already, and
+		// a resume would change nothing. Best effort: a disk that failed
+		// the run may fail this too.
+		if !errors.Is(err, ErrNothingEvaluated) {
+			s.dir.WriteJSON(rundir.FileFailure, rundir.Failure{Error: err.Error(), Time: time.Now()})
+		}
 		s.emit(Event{Kind: "failed", Message: err.Error()})
 	}
 }

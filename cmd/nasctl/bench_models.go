@@ -547,9 +547,9 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	e := &evaluator{opts: evalOptions{Models: opts.Models, Data: data.Dir, Split: "test"}, errOut: errOut, warned: map[string]bool{},
 		otherDataHint: fmt.Sprintf(`"nasctl eval MODEL --data %s --split all"`, data.Dir)}
 	data.Trained = e.warnOtherData
-	data.Loaded = func(model string, in genotype.Input, d *dataset.Dataset) {
-		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels); n != "" {
-			fmt.Fprintf(errOut, "note: %s on %s: %s: %s\n", model, data.Dir, n, answersAlike)
+	data.Loaded = func(model string, in genotype.Input, d *dataset.Dataset, test []int) {
+		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels, test); n != "" {
+			fmt.Fprintf(errOut, "note: %s on the test images of %s: %s: %s\n", model, data.Dir, n, answersAlike)
 		}
 	}
 	return data, nil

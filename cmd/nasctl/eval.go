@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -102,7 +103,8 @@ type evaluator struct {
 	opts   evalOptions
 	errOut io.Writer
 	loaded map[genotype.Input]evalData
-	warned map[string]bool // data hashes already warned of
+	warned map[string]bool         // data hashes already warned of
+	noted  map[genotype.Input]bool // inputs whose images' colour was noted
 	// otherDataHint is the command that measures every image, in the
 	// warning about other data; empty: eval's --split all.
 	otherDataHint string
@@ -132,7 +134,7 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 		return err
 	}
 	defer runtime.Close()
-	e := &evaluator{opts: opts, errOut: errOut, loaded: map[genotype.Input]evalData{}, warned: map[string]bool{}}
+	e := &evaluator{opts: opts, errOut: errOut, loaded: map[genotype.Input]evalData{}, warned: map[string]bool{}, noted: map[genotype.Input]bool{}}
 	enc := json.NewEncoder(out)
 	if len(opts.Models) == 1 {
 		rep, err := e.one(ctx, opts.Models[0])
@@ -203,10 +205,6 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		}
 		data = evalData{d}
 		e.loaded[in] = data
-		// Once per input: the later models of this size read the same images.
-		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels); n != "" {
-			fmt.Fprintf(e.errOut, "note: %s on %s: %s: %s\n", path, opts.Data, n, answersAlike)
-		}
 	}
 	labels, err := dataset.ModelLabels(opts.Data, data.d.Classes, data.d.Labels, path, m.Info.Classes, "evaluate on data with the model's classes")
 	if err != nil {
@@ -232,6 +230,15 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	}
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("the %s split of %s has no images (%d in the folder); evaluate on --split all, or on a larger folder", opts.Split, opts.Data, data.d.Len())
+	}
+	// Once per input: the later models of this size read the same images.
+	if n := colourNote(data.d.Dir, data.d.Files, data.d.Recoloured, data.d.Channels, idx); n != "" && !e.noted[in] {
+		e.noted[in] = true
+		which := "the " + opts.Split + " images"
+		if opts.Split == "all" {
+			which = "all images"
+		}
+		fmt.Fprintf(e.errOut, "note: %s on %s of %s: %s: %s\n", path, which, opts.Data, n, answersAlike)
 	}
 	ev, err := m.Evaluate(ctx, runtime.Examples{Pixels: data.d.Pixels, Labels: labels, Indices: idx}, opts.Batch)
 	if err != nil {
@@ -583,15 +590,24 @@ func colourRead(channels int) string {
 	return "gray, read as RGB with three equal channels for this colour model"
 }
 
-// colourNote is predict's note on colour (inputNotes) for a folder's images
-// read for a model of channels: how many of them were read in the other
-// colour (dataset.Dataset.Recoloured), with the first; "" when none was.
-// files are the images' names in dir. eval, bench and export --int8 would
-// otherwise measure or calibrate on converted images without a word, and a
-// wrong-colour camera feed look like a bad model.
-func colourNote(dir string, files []string, recoloured []int, channels int) string {
-	if len(recoloured) == 0 {
+// colourNote is predict's note on colour (inputNotes) for the images used
+// (indices into files, the images' names in dir) of a folder read for a
+// model of channels: how many of them were read in the other colour
+// (recoloured, dataset.Dataset.Recoloured, in order), with the first; ""
+// when none was. eval, bench and export --int8 would otherwise measure or
+// calibrate on converted images without a word, and a wrong-colour camera
+// feed look like a bad model.
+func colourNote(dir string, files []string, recoloured []int, channels int, used []int) string {
+	n, first := 0, -1
+	for _, i := range used {
+		if _, found := slices.BinarySearch(recoloured, i); found {
+			if n++; first < 0 || i < first {
+				first = i
+			}
+		}
+	}
+	if n == 0 {
 		return ""
 	}
-	return imagesWere(len(recoloured), len(files), colourRead(channels), filepath.Join(dir, filepath.FromSlash(files[recoloured[0]])))
+	return imagesWere(n, len(used), colourRead(channels), filepath.Join(dir, filepath.FromSlash(files[first])))
 }

@@ -57,9 +57,9 @@ func colourFixture(t *testing.T) (grayModel, rgbModel, rgbData, grayData string)
 // colours match.
 func TestEvalColourNote(t *testing.T) {
 	grayModel, rgbModel, rgbData, grayData := colourFixture(t)
-	colour := "note: " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
+	colour := "note: " + grayModel + " on all images of " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
 		filepath.Join(rgbData, "a", "00.png") + "): a model answers such images as confidently"
-	gray := "note: " + rgbModel + " on " + grayData + ": 40 of the 40 images were gray, read as RGB with three equal channels for this colour model (" +
+	gray := "note: " + rgbModel + " on all images of " + grayData + ": 40 of the 40 images were gray, read as RGB with three equal channels for this colour model (" +
 		filepath.Join(grayData, "a", "00.png") + ")"
 	for _, tc := range []struct {
 		args []string
@@ -88,8 +88,8 @@ func TestBenchColourNote(t *testing.T) {
 	grayModel, _, rgbData, _ := colourFixture(t)
 	out := filepath.Join(t.TempDir(), "bench")
 	code, _, errOut := runCLI(t, "bench", grayModel, grayModel, "--data", rgbData, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out)
-	want := "note: " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
-		filepath.Join(rgbData, "a", "00.png") + ")"
+	// Of the test split's 12 images (30% of 40), which bench measures.
+	want := "note: " + grayModel + " on the test images of " + rgbData + ": 12 of the 12 images were in colour, read as gray for this gray model (" + rgbData
 	if code != 0 || strings.Count(errOut, want) != 1 || strings.Index(errOut, want) > strings.Index(errOut, "batch-1 latency of") {
 		t.Errorf("exit %d; want once %q before the latency rounds in:\n%s", code, want, errOut)
 	}
@@ -102,12 +102,32 @@ func TestExportInt8ColourNote(t *testing.T) {
 	grayModel, _, rgbData, _ := colourFixture(t)
 	q := filepath.Join(t.TempDir(), "q.onnx")
 	code, stdout, errOut := runCLI(t, "export", grayModel, "--int8", "--calibration", rgbData, "--images", "8", "--threads", "1", "--out", q)
-	want := "note: calibrating " + grayModel + " on " + rgbData + ": 40 of the 40 images were in colour, read as gray for this gray model (" +
-		filepath.Join(rgbData, "a", "00.png") + "): the int8 model's activation ranges come from these images as read"
-	if code != 0 || strings.Count(errOut, want) != 1 {
+	// Of the 8 images that calibrate (--images 8), not the folder's 40.
+	want := "note: calibrating " + grayModel + " on " + rgbData + ": 8 of the 8 images were in colour, read as gray for this gray model (" + rgbData
+	if code != 0 || strings.Count(errOut, want) != 1 || !strings.Contains(errOut, "): the int8 model's activation ranges come from these images as read") {
 		t.Errorf("exit %d; want once %q in:\n%s", code, want, errOut)
 	}
 	if bench := "nasctl bench " + grayModel + " " + q + " --data " + rgbData + "\n"; !strings.Contains(stdout, bench) {
 		t.Errorf("no %q in:\n%s", bench, stdout)
+	}
+}
+
+// The colour note counts only the images used (a split, the calibration
+// images) and names the first of them: images converted elsewhere in the
+// folder are not measured.
+func TestColourNoteCountsUsedImages(t *testing.T) {
+	files := []string{"a/0.png", "a/1.png", "b/2.png", "b/3.png", "b/4.png"}
+	for _, tc := range []struct {
+		recoloured, used []int
+		want             string
+	}{
+		{[]int{1, 3, 4}, []int{4, 0, 3}, "2 of the 3 images were in colour, read as gray for this gray model (" + filepath.Join("d", "b", "3.png") + ")"},
+		{[]int{1}, []int{0, 2}, ""},
+		{nil, []int{0, 1}, ""},
+		{[]int{0}, []int{0}, "the image was in colour, read as gray for this gray model (" + filepath.Join("d", "a", "0.png") + ")"},
+	} {
+		if got := colourNote("d", files, tc.recoloured, 1, tc.used); got != tc.want {
+			t.Errorf("recoloured %v, used %v: %q, want %q", tc.recoloured, tc.used, got, tc.want)
+		}
 	}
 }

@@ -227,6 +227,20 @@ type calibrator struct {
 	opts   calibrationOptions
 	errOut io.Writer
 	loaded map[genotype.Input]*calibrationData
+	noted  map[genotype.Input]bool // inputs whose calibration images' colour was noted
+}
+
+// noteColour says, once per input, how many of the calibration images
+// (used, of m) were read in the other colour than their file's: an int8
+// model's activation ranges are those of the images it was calibrated on,
+// as read, so a gray camera's frames read as RGB, or the reverse,
+// calibrate it for images the device will not send.
+func (k *calibrator) noteColour(path string, in genotype.Input, m *dataset.Images, used []int) {
+	if n := colourNote(m.Dir, m.Files, m.Recoloured, m.Channels, used); n != "" && !k.noted[in] {
+		k.noted[in] = true
+		fmt.Fprintf(k.errOut, "note: calibrating %s on %s: %s: the int8 model's activation ranges come from these images as read; calibrate on images like the device's\n",
+			path, k.opts.Dir, n)
+	}
 }
 
 // calibrationData is the folder at one input shape: a labelled dataset
@@ -269,7 +283,7 @@ func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
 }
 
 func newCalibrator(opts calibrationOptions, errOut io.Writer) *calibrator {
-	return &calibrator{opts: opts, errOut: errOut, loaded: map[genotype.Input]*calibrationData{}}
+	return &calibrator{opts: opts, errOut: errOut, loaded: map[genotype.Input]*calibrationData{}, noted: map[genotype.Input]bool{}}
 }
 
 // split splits the folder d for the model at path: as its metadata records,
@@ -312,17 +326,6 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 			return nil, nil, err
 		}
 		k.loaded[in] = data
-		m := data.images
-		if m == nil {
-			m = data.d.Images()
-		}
-		// An int8 model's activation ranges are those of the images it was
-		// calibrated on, as read: a gray camera's frames read as RGB, or
-		// the reverse, calibrate it for images the device will not send.
-		if n := colourNote(m.Dir, m.Files, m.Recoloured, m.Channels); n != "" {
-			fmt.Fprintf(k.errOut, "note: calibrating %s on %s: %s: the int8 model's activation ranges come from these images as read; calibrate on images like the device's\n",
-				path, k.opts.Dir, n)
-		}
 	}
 	rep := &exportReport{Model: path, FloatBytes: len(b)}
 	var q []byte
@@ -371,6 +374,7 @@ func (k *calibrator) quantizeLabelled(ctx context.Context, b []byte, path string
 		fmt.Fprintf(k.errOut, "note: %s has %d training images; calibrating on all of them (--images %d)\n", c.Dir, len(train), c.Images)
 	}
 	train = train[:min(c.Images, len(train))]
+	k.noteColour(path, in, d.Images(), train)
 	size := in.Channels * in.Height * in.Width
 	pixels := make([]float32, 0, len(train)*size)
 	for _, i := range train {
@@ -424,6 +428,7 @@ func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path stri
 		return nil, usagef("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
 	}
 	n := min(c.Images, m.Len())
+	k.noteColour(path, in, m, seqInts(n))
 	qo.Images = n
 	qo.Data = fmt.Sprintf("%s (%s), the first %d of its %d images, unlabelled", c.Dir, m.Hash, n, m.Len())
 	fmt.Fprintf(k.errOut, "note: %s: %s, so its first %d images calibrate without labels and the int8 model's accuracy is not measured; "+

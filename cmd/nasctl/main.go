@@ -122,7 +122,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description: "Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT)\n" +
 			"and 143 stopped by SIGTERM (what was finished is saved; a search resumes); nasctl server,\n" +
 			"worker and ui, which run until stopped, exit 0 then (a worker stopped by a second Ctrl-C,\n" +
-			"which hands its trials back unfinished, exits 130).\n" +
+			"which hands its trials back unfinished, exits 130, or 143 after a first SIGTERM).\n" +
 			"Flags may be given before or after positional arguments.",
 		Writer:    stdout,
 		ErrWriter: stderr,

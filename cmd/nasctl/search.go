@@ -399,11 +399,16 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	remove := onFirstInterrupt(func() {
 		once.Do(func() { close(stop) })
 		// Finishing trials that no worker trains would wait for ever (a
-		// SIGTERM is sent once): they are abandoned to the queue at once,
-		// as by a second interrupt, for the resume to collect.
-		if x := execs.remote; x != nil && x.Unserved(ctx) {
-			warn("no worker is training this search's trials: they stay queued on the broker instead of being waited for")
-			abandon()
+		// SIGTERM is sent once): they are abandoned to the queue, as by a
+		// second interrupt, for the resume to collect. Looked at aside:
+		// the broker's answers must not hold up a second interrupt.
+		if x := execs.remote; x != nil {
+			go func() {
+				if x.Unserved(ctx) {
+					warn("no worker is training this search's trials: they stay queued on the broker instead of being waited for")
+					abandon()
+				}
+			}()
 		}
 	})
 	defer remove()
@@ -452,7 +457,7 @@ func afterFailure(kind search.Kind, dir, name string, broker brokerOptions, tria
 	}
 	if broker.URL != "" && !broker.embedded() {
 		// As after a second Ctrl-C: workers would train them for nobody.
-		msg += "; trials in flight stay queued on the broker for that resume, and workers train them meanwhile; if no resume is coming, remove them: " +
+		msg += "; trials in flight, if any, stay queued on the broker for that resume, and workers train them meanwhile; if no resume is coming, remove them: " +
 			broker.dropCommand(name)
 	}
 	return msg

@@ -32,9 +32,10 @@ A worker that dies or stops answering loses nothing: after the broker's AckWait
 (60 s by default) its trial goes to another worker, up to 3 deliveries, after
 which the search records the trial as failed. Ctrl-C finishes the trials in
 flight and stops (exit 0); a second Ctrl-C hands them back to the broker at
-once (exit 130; a trial whose last delivery was handed back is queued again,
-not failed). A worker that takes a trial of another nasctl version's search
-hands it back and stops (exit 1): run the same version on every machine.
+once (exit 130, or 143 after a first SIGTERM; a trial whose last delivery
+was handed back is queued again, not failed). A worker that takes a trial
+in another job format (sent by another nasctl version) hands it back and
+stops (exit 1): run the same version on every machine.
 
 Training is deterministic for a given thread count: keep --threads at 0 to use
 the search's, so that the trials match those of a local run.

@@ -633,9 +633,9 @@ func handedBackNote(text string) bool {
 }
 
 // handedBackLast publishes again a job whose last delivery a stopping
-// worker (or one of another version) handed back, so that it gets fresh deliveries: the broker counts a
-// hand-back as a delivery, and three workers restarted would otherwise fail
-// a trial none of them failed. The copy goes under the message ID the
+// worker (or one of another version) handed back, so that it gets fresh
+// deliveries: the broker counts a hand-back as a delivery, and three
+// workers restarted would otherwise fail a trial none of them failed. The copy goes under the message ID the
 // job's driver gives it when it finds the job moved (Executor.republish),
 // so that the driver's own copy is dropped as a duplicate and it follows
 // this one.

@@ -1,7 +1,6 @@
 package search
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,12 +54,15 @@ type RunSummary struct {
 	Updated time.Time `json:"updated,omitzero"`
 	Data    string    `json:"data,omitempty"` // the image folder of a trained search
 	Problem string    `json:"problem,omitempty"`
-	// BestVal is the best validation accuracy of a trial (a problem's
-	// score for a run on one): unlike the reward, it compares runs of
-	// different rewards. LastTrial is when the latest trial finished (the
-	// search phase's end, once all are recorded), and Remaining estimates
-	// the seconds the run still needs (Remaining; 0: unknown).
+	// BestVal is the best validation accuracy of a trained trial: unlike
+	// the reward, it compares runs of different rewards. BestScore is, for
+	// a run scored by a problem, its best score (NATS-Bench: an accuracy in
+	// percent; mock: the mock reward). LastTrial is when the latest trial
+	// finished (the search phase's end, once all are recorded), and
+	// Remaining estimates the seconds the run still needs (Remaining; 0:
+	// unknown).
 	BestVal   float64   `json:"best_val_accuracy,omitempty"`
+	BestScore float64   `json:"best_score,omitempty"`
 	LastTrial time.Time `json:"last_trial,omitzero"`
 	Remaining float64   `json:"remaining_seconds,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
@@ -128,7 +130,7 @@ func Summarize(dir string) (*RunSummary, error) {
 		if t.Status == rundir.StatusOK {
 			sum.Evaluated++
 		}
-		sum.BestVal = max(sum.BestVal, cmp.Or(t.ValAccuracy, t.Score))
+		sum.BestVal, sum.BestScore = max(sum.BestVal, t.ValAccuracy), max(sum.BestScore, t.Score)
 		if t.Finished.After(sum.LastTrial) {
 			sum.LastTrial = t.Finished
 		}

@@ -653,8 +653,11 @@ func (s *Search) emit(e Event) {
 		return
 	}
 	e.Done, e.Total = len(s.trials), s.cfg.Trials
-	if e.Kind == "stopped" {
-		e.Done = s.Done() // with those recorded during the stop, as the resume finds them
+	if e.Kind == "start" || e.Kind == "stopped" {
+		// With those recorded but not yet learned (during a stop, or
+		// before it for a resume): what the stop leaves and the resume
+		// finds, as their messages say.
+		e.Done = s.Done()
 	}
 	if s.sched.pool != nil {
 		e.InFlight = s.sched.pool.busy

@@ -1470,6 +1470,24 @@ func TestStopReportsEveryRecordedTrial(t *testing.T) {
 			t.Errorf("stop at %d: the stopped event says %d done, %d recorded", stopAt, stoppedDone, len(onDisk))
 		}
 		s.Close()
+		// The resume starts from the same count (here it stops at once).
+		r, err := Resume(s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{jitter: true}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		startDone := -1
+		r.Progress = func(e Event) {
+			if e.Kind == "start" {
+				startDone = e.Done
+			}
+		}
+		closed := make(chan struct{})
+		close(closed)
+		r.Run(context.Background(), closed)
+		r.Close()
+		if startDone != stoppedDone {
+			t.Errorf("stop at %d: stopped with %d done, resumed with %d", stopAt, stoppedDone, startDone)
+		}
 	}
 	t.Logf("%d trials reported as saved over the nine stops", saved)
 }

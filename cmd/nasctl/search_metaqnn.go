@@ -84,7 +84,7 @@ Examples:
 			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling", DefaultText: "1"},
-			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit", DefaultText: "none"},
+			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit (with --json, one JSON array of them, not events)", DefaultText: "none"},
 		}, append(progressFlags(), trainingFlags()...)...)),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {

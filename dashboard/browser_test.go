@@ -217,7 +217,7 @@ func TestBrowserRunPage(t *testing.T) {
 	if err != nil || sum.WinnerArch == "" {
 		t.Fatalf("the fixture's summary: %v, winner %q", err, sum.WinnerArch)
 	}
-	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the winner (picked by validation) tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
+	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the winner (picked by validation accuracy, ties by validation loss) tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
@@ -480,7 +480,8 @@ func TestBrowserSearchEndedWithError(t *testing.T) {
 	facts, final := `document.getElementById('facts').innerText`, `document.getElementById('final').innerText`
 	waitFor(t, ctx, facts+`.includes('none: the search ended with an error (3 trials in a row failed, the last with: no GPU); a resume goes on')`, facts, 10*time.Second)
 	waitFor(t, ctx, final+`.includes('nasctl search metaqnn --resume RUN goes on')`, final, 10*time.Second)
+	waitFor(t, ctx, facts+`.includes('Ended with an error')`, facts, 10*time.Second)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
 	list := `document.getElementById('runs').innerText`
-	waitFor(t, ctx, list+`.includes('failed')`, list, 10*time.Second)
+	waitFor(t, ctx, list+`.includes('failed') && `+list+`.includes('the search ended with an error: 3 trials in a row failed, the last with: no GPU')`, list, 10*time.Second)
 }

@@ -63,6 +63,7 @@ function column(name) {
     box.querySelector('.status').replaceChildren(badge(d.status));
     const best = byReward ? `best reward ${num(d.best_reward)} (${d.reward})`
       : d.problem ? `best score ${num(d.best_score)} (${d.reward}; its reward: best ${num(d.best_reward)})`
+      : !d.best_arch ? `no trial evaluated (its reward: ${d.reward})`
       : `best val. accuracy ${num(d.best_val_accuracy)} (its reward: ${d.reward}, best ${num(d.best_reward)})`;
     facts.replaceChildren(`${d.kind}: ${d.trials} of ${d.planned} trials, ${best}` +
       (d.winner_arch ? `, winner's test accuracy ${num(d.best_test_accuracy)} (picked by validation${d.winner_at_chance ? '; no better than chance' : ''})` : ''),

@@ -123,6 +123,7 @@ function drawFacts() {
   }
   if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
+  if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume RUN goes on`));
   $('facts').replaceChildren(...rows.flat());
 }
 
@@ -149,7 +150,7 @@ function finalFacts() {
       h('span', {dataset: {since}, text: ago(since)}), ' ago)', ...epochs];
   }
   if (run.winner_arch) {
-    return [`${done}; the winner (picked by validation) tests at ${num(run.best_test_accuracy)}`,
+    return [`${done}; the winner (picked by validation accuracy, ties by validation loss) tests at ${num(run.best_test_accuracy)}`,
       run.winner_at_chance ? h('span', {class: 'error', text: ', no better than chance (a constant predictor): do not deploy it'}) : '',
       bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
   }

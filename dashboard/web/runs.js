@@ -40,6 +40,7 @@ const table = new Table(document.getElementById('runs'), [
   {key: 'best_arch', label: 'Architecture', cls: 'arch', title: "the winner's, else the best reward's in the search",
     value: r => r.winner_arch || r.best_arch,
     cell: r => r.error ? h('span', {class: 'error', text: (r.kind ? 'damaged: ' : 'unreadable: ') + r.error})
+      : r.failed && !r.winner_arch ? h('span', {class: 'error', text: 'the search ended with an error: ' + r.failed})
       : r.winner_arch || (r.best_arch ? 'search: ' + r.best_arch : '')},
 ], {sort: 'updated', desc: true, empty: () => folder && !folder.exists ? `${folder.abs} does not exist (yet).` : 'No runs in this folder yet: start one with nasctl search.',
   rowProps: r => ({dataset: {name: r.name}})});

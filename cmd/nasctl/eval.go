@@ -40,7 +40,7 @@ Examples:
 			&cli.StringFlag{Name: "data", Usage: "image folder (required)"},
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all (all: a folder the models never saw)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per inference batch"},
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON lines: one object per model, one line each"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON lines: one object per model, one line each (interrupted: true for a model saved from a training cut short)"},
 			skipBadFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
@@ -94,6 +94,9 @@ type evalReport struct {
 	Plan    string   `json:"plan"`
 	Seed    uint64   `json:"split_seed"`
 	Classes []string `json:"classes"`
+	// Interrupted: the model was saved from a training cut short (as in
+	// bench's JSON).
+	Interrupted bool `json:"interrupted,omitempty"`
 	runtime.Evaluation
 }
 
@@ -245,7 +248,7 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Plan: rec.Plan, Seed: rec.Seed,
-		Classes: m.Info.Classes, Evaluation: *ev}, nil
+		Classes: m.Info.Classes, Interrupted: m.Info.Interrupted(), Evaluation: *ev}, nil
 }
 
 // warnOtherData warns when a model's test split may hold its training

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/onnxgen"
+	"github.com/nasctl/nasctl/quantize"
 )
 
 // colourFolders writes 20 images of 16x16 pixels for each of the classes a
@@ -128,6 +132,32 @@ func TestColourNoteCountsUsedImages(t *testing.T) {
 	} {
 		if got := colourNote("d", files, tc.recoloured, 1, tc.used); got != tc.want {
 			t.Errorf("recoloured %v, used %v: %q, want %q", tc.recoloured, tc.used, got, tc.want)
+		}
+	}
+}
+
+// eval --json says that a model was saved from an interrupted training, as
+// bench --json does; stderr's note alone left a script to parse it.
+func TestEvalJSONInterrupted(t *testing.T) {
+	grayModel, _, _, grayData := colourFixture(t)
+	b, err := os.ReadFile(grayModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = quantize.SetMetadata(b, onnxgen.MetaInterrupted, "true"); err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.onnx")
+	if err := os.WriteFile(cut, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]bool{grayModel: false, cut: true} {
+		code, out, errOut := runCLI(t, "eval", model, "--data", grayData, "--split", "all", "--json")
+		var rep struct {
+			Interrupted *bool `json:"interrupted"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || (rep.Interrupted != nil && *rep.Interrupted) != want || !want && rep.Interrupted != nil {
+			t.Errorf("%s: exit %d, %s%s; want interrupted %v", model, code, out, errOut, want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package search
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -91,9 +90,10 @@ const (
 	// not skip it, the final phase are recorded.
 	RunFinished RunStatus = "finished"
 	// RunFailed: its search ended with an error (Failed), such as trials
-	// failing one after another; or every planned trial is recorded, and
-	// none was evaluated (all refused, failed or diverged: the search ended
-	// with ErrNothingEvaluated). It can be resumed all the same.
+	// failing one after another, which a resume gets past; or every
+	// planned trial is recorded, and none was evaluated (all refused,
+	// failed or diverged: the search ended with ErrNothingEvaluated), which
+	// a resume would not change.
 	RunFailed RunStatus = "failed"
 )
 
@@ -149,10 +149,7 @@ func Summarize(dir string) (*RunSummary, error) {
 		sum.BestTest, sum.WinnerArch, sum.WinnerAtChance = rep.Best.TestAccuracy, rep.Best.Arch, rep.finalAtChance(*rep.Best)
 	}
 	sum.FinalsPlanned = rep.FinalsPlanned
-	var failure rundir.Failure // none, unless the search ended with an error
-	if b, rerr := os.ReadFile(filepath.Join(dir, rundir.FileFailure)); rerr == nil && json.Unmarshal(b, &failure) == nil {
-		sum.Failed = failure.Error
-	}
+	sum.Failed = rundir.ReadFailure(dir).Error
 	if err != nil { // a damaged line: the summary counts the trials before it
 		sum.Error = err.Error()
 	}

@@ -239,3 +239,15 @@ func optI(v int64) string {
 	}
 	return strconv.FormatInt(v, 10)
 }
+
+// ReadFailure reads the run in dir's FileFailure: the zero Failure when
+// its search did not end with an error (or was resumed since), or the
+// file cannot be read.
+func ReadFailure(dir string) Failure {
+	var f Failure
+	b, err := os.ReadFile(filepath.Join(dir, FileFailure))
+	if err != nil || json.Unmarshal(b, &f) != nil {
+		return Failure{} // a damaged record reads as none
+	}
+	return f
+}

@@ -67,7 +67,7 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 	}
 	for _, f := range figureSpecs {
 		if f.has(ref.dir, d) {
-			det.Figures = append(det.Figures, Figure{Name: f.name, Title: f.title, URL: runURL(ref.name, "figures", f.name+".svg")})
+			det.Figures = append(det.Figures, Figure{Name: f.name, Title: f.title, URL: runURL(ref.name, "figures", f.name+".png")})
 		}
 	}
 	writeJSON(w, det)

@@ -101,6 +101,18 @@ func TestListRuns(t *testing.T) {
 				t.Errorf("leaves-b: %v s left, want %v (%d trained)", r.Remaining, want, n)
 			}
 		}
+		if r.Status != StatusRunning && r.Remaining != 0 {
+			t.Errorf("%s, %s: %v s left; a run that is not running has no estimate", r.Name, r.Status, r.Remaining)
+		}
+		if r.Name == "leaves-c" {
+			// nasctl runs list agrees; the summary alone still estimates
+			// the stopped run's trials left.
+			listed, err := search.ListRuns(runs)
+			i := slices.IndexFunc(listed, func(l *search.RunSummary) bool { return l.Name == r.Name })
+			if sum, _ := search.Summarize(r.Dir); err != nil || i < 0 || listed[i].Remaining != 0 || listed[i].Status != StatusStopped || sum == nil || sum.Remaining <= 0 {
+				t.Errorf("leaves-c: runs list %v (%d), or no estimate in its summary", err, i)
+			}
+		}
 		if r.Name == "leaves-a" && (r.BestTest <= 0.5 || r.Kind != search.KindMetaQNN || r.Started.IsZero() || r.Version == "") {
 			t.Errorf("leaves-a: %+v", r)
 		}
@@ -153,10 +165,11 @@ func TestRunResources(t *testing.T) {
 	if get(t, srv.URL+"/api/folder", &folder); folder.Path != runs || !folder.Exists {
 		t.Errorf("folder: %+v, want %s", folder, runs)
 	}
-	// A page for a run that is not there says so in text, pointing at the list.
+	// The page of a run that is not there is answered 404; it is the run
+	// page, which says so and looks again (TestBrowserRunAppears).
 	resp, body := get(t, srv.URL+"/runs/nosuch", nil)
-	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") ||
-		string(body) != "no run \"nosuch\" in the runs folder; the runs are listed at /\n" {
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(body), `src="/static/run.js"`) {
 		t.Errorf("page of no run: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	if resp, body := get(t, srv.URL+"/runs/leaves-a", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<html") {

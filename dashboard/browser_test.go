@@ -169,7 +169,7 @@ func TestBrowserRunPage(t *testing.T) {
 	srv := serve(t, Options{Runs: runs})
 	ctx := browser(t)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
-	waitFor(t, ctx, rows+` === 10 && document.getElementById('live').textContent === 'live'`, rows, 10*time.Second)
+	waitFor(t, ctx, rows+` === 10 && document.getElementById('live').textContent === 'watching'`, rows, 10*time.Second)
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
 	// A run still searching has no final models yet, and says when they come.
 	empty := `(c => c ? c.textContent : '')(document.querySelector('#final td.empty'))`
@@ -191,7 +191,7 @@ func TestBrowserRunPage(t *testing.T) {
 	waitFor(t, ctx, rows+` === 11`, rows, 5*time.Second)
 
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#trials tbody tr[data-id="2"]`)))
-	curve := `(i => !document.getElementById('trial').hidden && i.complete && i.naturalWidth > 0 && i.src.includes('/trials/2/curves.svg'))(document.getElementById('curve'))`
+	curve := `(i => !document.getElementById('trial').hidden && i.complete && i.naturalWidth > 0 && i.src.includes('/trials/2/curves.png'))(document.getElementById('curve'))`
 	waitFor(t, ctx, curve, `document.getElementById('curve').src`, 10*time.Second)
 	if n := eval[int](t, ctx, `document.querySelectorAll('#epochs tbody tr').length`); n != 6 {
 		t.Errorf("the epochs of trial 2: %d rows, want 6", n)
@@ -274,7 +274,7 @@ func TestBrowserRewrittenAndDeletedRun(t *testing.T) {
 	srv := serve(t, Options{Runs: runs})
 	ctx := browser(t)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-c"))
-	waitFor(t, ctx, rows+` === 2 && document.getElementById('live').textContent === 'live'`, rows, 10*time.Second)
+	waitFor(t, ctx, rows+` === 2 && document.getElementById('live').textContent === 'watching'`, rows, 10*time.Second)
 
 	dir := filepath.Join(runs, "leaves-c")
 	rewriteTrials(t, dir, fakeTrial(1, 3))
@@ -285,7 +285,7 @@ func TestBrowserRewrittenAndDeletedRun(t *testing.T) {
 	}
 	header := `document.querySelector('header').innerText + ' | ' + document.getElementById('banner').innerText`
 	waitFor(t, ctx, `document.getElementById('status').textContent === 'deleted' && document.getElementById('banner').textContent.includes('was deleted')`, header, 5*time.Second)
-	if got := eval[string](t, ctx, header); strings.Contains(got, "stopped") || strings.Contains(got, "live") || strings.Contains(got, "nasctl runs list") {
+	if got := eval[string](t, ctx, header); strings.Contains(got, "stopped") || strings.Contains(got, "watching") || strings.Contains(got, "nasctl runs list") {
 		t.Errorf("a deleted run's page says %q", got)
 	}
 }
@@ -333,10 +333,27 @@ func TestBrowserFinalPhase(t *testing.T) {
 	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-f"))
 	waitFor(t, ctx, fmt.Sprintf(`%s.includes(%q)`, facts, "final phase running since "+trials[len(trials)-1].Finished.Local().Format("2006-01-02 15:04:05")), facts, 10*time.Second)
-	// A running search says how long it has run and has left, and that its
-	// trials' summed time is that of all workers.
+	// A running search says how long it has run and has left (counted
+	// down from the estimate at its last update, long past here), and that
+	// its trials' summed time is that of all workers.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
-	waitFor(t, ctx, facts+`.includes('Training time, all workers') && /Elapsed\s+\S.* since the run was made, ~.* left/.test(`+facts+`)`, facts, 10*time.Second)
+	waitFor(t, ctx, facts+`.includes('Training time, all workers') && /Elapsed\s+\S.* since the run was made, due now, by the estimate \(nasctl search's estimate at the last update: done around \d{4}-\d\d-\d\d /.test(`+facts+`)`, facts, 10*time.Second)
+}
+
+// A run page opened before its run exists (as its search starts) says so,
+// and shows the run once it is there.
+func TestBrowserRunAppears(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/late"))
+	problem := `document.getElementById('problem').innerText`
+	waitFor(t, ctx, problem+`.includes('no run "late"') && `+problem+`.includes('looks again every 3 s')`, problem, 10*time.Second)
+	if err := newRun(t, runs, "late", 4, 6, 1, 2).Close(); err != nil {
+		t.Fatal(err)
+	}
+	facts := `document.getElementById('facts').innerText`
+	waitFor(t, ctx, facts+`.includes('2 of 4') && `+problem+` === '' && document.getElementById('config').textContent !== ''`, facts+` + ' | ' + `+problem, 10*time.Second)
 }
 
 // Refreshes keep what the user did: the runs page keeps its rows (and a

@@ -14,13 +14,13 @@
 //	GET /api/runs/{name}                   one run: Run, its report, figures, winners
 //	GET /api/runs/{name}/trials            its trials in trial order (rundir.Trial, the seed as a string)
 //	GET /api/runs/{name}/trials/{id}       one trial, learning curves included
-//	GET /api/runs/{name}/trials/{id}/curves.svg   its learning curves
+//	GET /api/runs/{name}/trials/{id}/curves.png   its learning curves (.svg too)
 //	GET /api/runs/{name}/events            server-sent events: hello, trial, run, gone
-//	GET /api/runs/{name}/figures/{fig}.svg one of the run's figures
+//	GET /api/runs/{name}/figures/{fig}.png one of the run's figures (.svg too)
 //	GET /api/runs/{name}/final             the final table, with download links
 //	GET /api/runs/{name}/winners/{file}    a winner's .onnx
 //	GET /api/runs/{name}/config            config.yaml as the run saved it
-//	GET /api/compare/best.svg?run=A&run=B  the runs' best reward so far (best
+//	GET /api/compare/best.png?run=A&run=B  the runs' best reward so far (best
 //	                                       validation accuracy when their rewards differ)
 //	GET /api/folder                        the runs folder served: {"path": as given, "abs": absolute}
 package dashboard
@@ -74,12 +74,15 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /{$}", page("runs.html"))
 	m.HandleFunc("GET /compare", page("compare.html"))
+	// A run's page, answered 404 while the run is not there: the page says
+	// so and looks again every few seconds, as one opened while its search
+	// starts should (it then shows the run).
 	m.HandleFunc("GET /runs/{name}", func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.lookup(r.PathValue("name")); !ok { // a page, for people: text, not the API's JSON
-			http.Error(w, fmt.Sprintf("no run %q in the runs folder; the runs are listed at /", r.PathValue("name")), http.StatusNotFound)
-			return
+		code := http.StatusOK
+		if _, ok := s.lookup(r.PathValue("name")); !ok {
+			code = http.StatusNotFound // for scripts; the page is the same
 		}
-		page("run.html")(w, r)
+		pageWithStatus(w, "run.html", code)
 	})
 	m.Handle("GET /static/", staticFiles())
 
@@ -87,13 +90,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/runs/{name}", s.named(s.runDetail))
 	m.HandleFunc("GET /api/runs/{name}/trials", s.named(s.trials))
 	m.HandleFunc("GET /api/runs/{name}/trials/{id}", s.named(s.trial))
-	m.HandleFunc("GET /api/runs/{name}/trials/{id}/curves.svg", s.named(s.curves))
+	m.HandleFunc("GET /api/runs/{name}/trials/{id}/{file}", s.named(s.curves))
 	m.HandleFunc("GET /api/runs/{name}/events", s.named(s.events))
 	m.HandleFunc("GET /api/runs/{name}/figures/{figure}", s.named(s.figure))
 	m.HandleFunc("GET /api/runs/{name}/final", s.named(s.final))
 	m.HandleFunc("GET /api/runs/{name}/winners/{file}", s.named(s.winner))
 	m.HandleFunc("GET /api/runs/{name}/config", s.named(s.config))
-	m.HandleFunc("GET /api/compare/best.svg", s.compare)
+	m.HandleFunc("GET /api/compare/{file}", s.compare)
 	m.HandleFunc("GET /api/folder", s.folder)
 	// The API answers JSON, an unknown address too.
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

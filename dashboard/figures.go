@@ -43,7 +43,7 @@ var figureSpecs = []figureSpec{
 	}},
 	{"params", "Parameters against validation accuracy", kind(search.KindMetaQNN),
 		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials) }},
-	{"reward", "Reward per trial, its moving average and the controller's baseline", kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
+	{"reward", fmt.Sprintf("Reward per trial, the mean of the last %d (of all, while fewer) and the controller's baseline", search.AverageWindow), kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
 		if !d.cfg.Controlled() {
 			return search.RewardPlot(d.trials, nil) // random search and evolution have no baseline
 		}
@@ -75,14 +75,18 @@ var figureSpecs = []figureSpec{
 	}},
 }
 
-// kind is a figure of the runs of kind k.
+// kind is a figure of the runs of kind k with an evaluated trial: before
+// one, or in a run whose every trial was refused, a figure would be empty
+// axes.
 func kind(k search.Kind) func(string, *runData) bool {
-	return func(_ string, d *runData) bool { return d.err == nil && d.cfg.Kind == k }
+	return func(_ string, d *runData) bool { return d.err == nil && d.cfg.Kind == k && d.summary.Evaluated > 0 }
 }
 
 // controlled is a figure of the runs whose agent is the REINFORCE
-// controller.
-func controlled(_ string, d *runData) bool { return d.err == nil && d.cfg.Controlled() }
+// controller, with an evaluated trial.
+func controlled(_ string, d *runData) bool {
+	return d.err == nil && d.cfg.Controlled() && d.summary.Evaluated > 0
+}
 
 // benched is a figure of the runs that nasctl bench has measured.
 func benched(dir string, _ *runData) bool {
@@ -107,28 +111,49 @@ func readJSON(path string, v any) error {
 }
 
 func (s *Server) figure(w http.ResponseWriter, r *http.Request, ref *runRef) {
-	name, svg := strings.CutSuffix(r.PathValue("figure"), ".svg")
+	name, format := figureFormat(r.PathValue("figure"))
 	d := s.cache.get(ref.dir)
 	for _, f := range figureSpecs {
-		if svg && f.name == name && f.has(ref.dir, d) {
-			serveSVG(w, r, d.version, func() (*plot.Plot, error) { return f.draw(ref.dir, d) })
+		if format != "" && f.name == name && f.has(ref.dir, d) {
+			serveFigure(w, r, format, d.version, func() (*plot.Plot, error) { return f.draw(ref.dir, d) })
 			return
 		}
 	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no figure %q", ref.name, r.PathValue("figure")))
 }
 
+// figureFormat splits a figure's file name into its name and format, png
+// or svg; the format is "" for another ending.
+func figureFormat(file string) (name, format string) {
+	for _, f := range figure.Formats() {
+		if name, ok := strings.CutSuffix(file, "."+f); ok {
+			return name, f
+		}
+	}
+	return file, ""
+}
+
 func (s *Server) curves(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	name, format := figureFormat(r.PathValue("file"))
+	if name != "curves" || format == "" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s for a trial: its learning curves are curves.png or curves.svg", r.PathValue("file")))
+		return
+	}
 	if d, t := s.findTrial(w, r, ref); t != nil {
-		serveSVG(w, r, d.version, func() (*plot.Plot, error) { return curvesPlot(*t) })
+		serveFigure(w, r, format, d.version, func() (*plot.Plot, error) { return curvesPlot(*t) })
 	}
 }
 
-// compare answers GET /api/compare/best.svg?run=A&run=B...: the best
+// compare answers GET /api/compare/best.png?run=A&run=B... (or best.svg): the best
 // reward so far of each run, or their best validation accuracy so far when
 // their rewards differ (a cube of the accuracy, or one weighed by latency,
 // is not on the scale of the accuracy itself).
 func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
+	name, format := figureFormat(r.PathValue("file"))
+	if name != "best" || format == "" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s to compare: the figure is best.png or best.svg", r.PathValue("file")))
+		return
+	}
 	names := r.URL.Query()["run"]
 	if len(names) == 0 || len(names) > maxCompared {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("name 1 to %d runs: ?run=A&run=B", maxCompared))
@@ -145,7 +170,7 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		runs[i] = s.cache.get(ref.dir)
 		etag.WriteString(runs[i].version)
 	}
-	serveSVG(w, r, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
+	serveFigure(w, r, format, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
 }
 
 // maxCompared is the most runs the comparison draws: beyond it the colours
@@ -162,11 +187,12 @@ func sameReward(runs []*runData) bool {
 	return true
 }
 
-// serveSVG answers the figure draw makes, as SVG; version is what it is
-// drawn from (the run's stamp), so that a page asking again for an
-// unchanged figure gets 304 without it being drawn.
-func serveSVG(w http.ResponseWriter, r *http.Request, version string, draw func() (*plot.Plot, error)) {
-	etag := `"` + version + `"`
+// serveFigure answers the figure draw makes, as PNG at the screen's
+// resolution (what the pages show: figure.ScreenDPI says why) or SVG;
+// version is what it is drawn from (the run's stamp), so that a page asking
+// again for an unchanged figure gets 304 without it being drawn.
+func serveFigure(w http.ResponseWriter, r *http.Request, format, version string, draw func() (*plot.Plot, error)) {
+	etag := `"` + format + "-" + version + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if r.Header.Get("If-None-Match") == etag {
@@ -178,17 +204,23 @@ func serveSVG(w http.ResponseWriter, r *http.Request, version string, draw func(
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	b, err := figure.Render(p, "svg")
+	var b []byte
+	if format == "png" {
+		b, err = figure.RenderPNG(p, figure.ScreenDPI)
+	} else {
+		b, err = figure.Render(p, format)
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Content-Type", map[string]string{"png": "image/png", "svg": "image/svg+xml"}[format])
 	w.Write(b)
 }
 
 // curvesPlot draws a trial's accuracy per epoch: validation and training
-// (dropout on) of its last attempt, the validation of attempts restarted
+// (measured on the training batches as they trained: with dropout, where
+// the network has it, and augmented) of its last attempt, the validation of attempts restarted
 // before it dashed, and the best epoch, whose weights the trial kept.
 func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 	p := figure.New(fmt.Sprintf("Trial %d: accuracy per epoch", t.ID), "epoch", "accuracy")
@@ -216,7 +248,7 @@ func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
-	if _, err := addLine(p, train, figure.Grey, true, "training (dropout on)"); err != nil {
+	if _, err := addLine(p, train, figure.Grey, true, "training (measured while training)"); err != nil {
 		return nil, err
 	}
 	if _, err := addLine(p, val[last], figure.Blue, false, "validation"); err != nil {

@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"bytes"
+	"image/png"
 	"math"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/internal/figure"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -36,9 +39,10 @@ func newNASNetRun(t *testing.T, runs, name, agent string, n int) {
 	}
 }
 
-// Every figure a run lists is served as SVG, drawn by the report's and
-// bench's code; an unchanged one is answered 304 to a page that has it.
-// Learning curves and the comparison are figures too.
+// Every figure a run lists is served as PNG at the screen's resolution, and
+// as SVG, drawn by the report's and bench's code; an unchanged one is
+// answered 304 to a page that has it. Learning curves and the comparison
+// are figures too.
 func TestFigures(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	newNASNetRun(t, runs, "mock", search.AgentReinforce, 12)
@@ -51,8 +55,20 @@ func TestFigures(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A run whose trials were all refused has no figure: it would be
+	// empty axes.
+	d := create(t, search.Config{Kind: search.KindMetaQNN, Name: "refused", Dir: runs, Trials: 2, Data: "data/leaves"})
+	for id := 1; id <= 2; id++ {
+		tr := fakeTrial(id, 4)
+		tr.Status, tr.Reward, tr.ValAccuracy, tr.Epochs = rundir.StatusRefused, 0, 0, nil
+		if err := d.AppendTrial(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
 	srv := serve(t, Options{Runs: runs})
 	for run, want := range map[string][]string{
+		"refused":     nil,
 		"leaves-a":    {"accuracy", "epsilon", "params", "pareto", "params-latency"},
 		"leaves-b":    {"accuracy", "epsilon", "params"},
 		"mock":        {"reward", "temperature"},
@@ -63,17 +79,27 @@ func TestFigures(t *testing.T) {
 		var names []string
 		for _, f := range det.Figures {
 			names = append(names, f.Name)
-			checkSVG(t, srv.URL+f.URL)
+			if !strings.HasSuffix(f.URL, "/"+f.Name+".png") {
+				t.Errorf("%s: figure %s at %s, want its PNG", run, f.Name, f.URL)
+			}
+			checkFigure(t, srv.URL+f.URL)
+			checkFigure(t, srv.URL+strings.TrimSuffix(f.URL, ".png")+".svg")
 		}
 		if !slices.Equal(names, want) {
 			t.Errorf("%s: figures %v, want %v", run, names, want)
 		}
 	}
-	checkSVG(t, srv.URL+"/api/runs/leaves-a/trials/2/curves.svg")
-	checkSVG(t, srv.URL+"/api/compare/best.svg?run=leaves-a&run=leaves-b&run=mock")
+	for _, f := range figure.Formats() {
+		checkFigure(t, srv.URL+"/api/runs/leaves-a/trials/2/curves."+f)
+		checkFigure(t, srv.URL+"/api/compare/best."+f+"?run=leaves-a&run=leaves-b&run=mock")
+	}
 	for path, code := range map[string]int{
-		"/api/runs/leaves-a/figures/reward.svg":   http.StatusNotFound, // a NASNet figure
-		"/api/runs/leaves-a/figures/accuracy.png": http.StatusNotFound,
+		"/api/runs/leaves-a/figures/reward.png":   http.StatusNotFound, // a NASNet figure
+		"/api/runs/refused/figures/accuracy.png":  http.StatusNotFound,
+		"/api/runs/leaves-a/figures/accuracy.jpg": http.StatusNotFound,
+		"/api/runs/leaves-a/trials/2/curves.jpg":  http.StatusNotFound,
+		"/api/runs/leaves-a/trials/2/epochs.png":  http.StatusNotFound,
+		"/api/compare/worst.png?run=leaves-a":     http.StatusNotFound,
 		"/api/runs/leaves-a/trials/5/curves.svg":  http.StatusOK, // refused: no curves, an empty figure
 		"/api/compare/best.svg":                   http.StatusBadRequest,
 		"/api/compare/best.svg?run=nope":          http.StatusNotFound,
@@ -84,13 +110,25 @@ func TestFigures(t *testing.T) {
 	}
 }
 
-// checkSVG fetches an SVG figure, then asks again with its ETag and
+// checkFigure fetches a figure, PNG or SVG by its ending, checks that it is
+// one (a PNG at figure.ScreenDPI), then asks again with its ETag and
 // expects 304.
-func checkSVG(t *testing.T, url string) {
+func checkFigure(t *testing.T, url string) {
 	t.Helper()
 	resp, body := get(t, url, nil)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(body), "<svg") {
-		t.Errorf("%s: %d %s %.80q", url, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("%s: status %d: %.80q", url, resp.StatusCode, body)
+		return
+	}
+	if path, _, _ := strings.Cut(url, "?"); strings.HasSuffix(path, ".png") {
+		cfg, err := png.DecodeConfig(bytes.NewReader(body))
+		// 18 x 11 cm at 192 dots per inch.
+		if resp.Header.Get("Content-Type") != "image/png" || err != nil || cfg.Width != 1361 || cfg.Height != 831 {
+			t.Errorf("%s: %s, %v, %dx%d; want a PNG of 1361x831", url, resp.Header.Get("Content-Type"), err, cfg.Width, cfg.Height)
+			return
+		}
+	} else if resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(body), "<svg") {
+		t.Errorf("%s: %s %.80q", url, resp.Header.Get("Content-Type"), body)
 		return
 	}
 	req, _ := http.NewRequest("GET", url, nil)
@@ -130,7 +168,7 @@ func TestCompareRewards(t *testing.T) {
 		"run=leaves-a&run=leaves-b": ">Best reward so far<",
 		"run=leaves-a&run=cubed":    "Best validation accuracy so far (the runs",
 	} {
-		if _, body := get(t, srv.URL+"/api/compare/best.svg?"+query, nil); !strings.Contains(string(body), want) {
+		if _, body := get(t, srv.URL+"/api/compare/best.svg?"+query, nil); !strings.Contains(string(body), want) { // the title, as text
 			t.Errorf("%s: no %q in the figure", query, want)
 		}
 	}

@@ -140,6 +140,9 @@ func (d *runData) status(running bool) Status {
 func (d *runData) run(ref *runRef, running bool) Run {
 	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, FinalProgress: d.finalProgress}
 	r.Status = d.status(running)
+	if r.Status != StatusRunning {
+		r.Remaining = 0 // a stopped or failed run waits for no one
+	}
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time
 		r.Updated = d.updated

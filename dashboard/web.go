@@ -15,10 +15,21 @@ var web embed.FS
 
 // page answers the embedded HTML page of that name.
 func page(name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		b, err := web.ReadFile("web/" + name)
-		writeBody(w, "text/html; charset=utf-8", b, err)
+	return func(w http.ResponseWriter, r *http.Request) { pageWithStatus(w, name, http.StatusOK) }
+}
+
+// pageWithStatus answers the embedded HTML page of that name with the
+// status code.
+func pageWithStatus(w http.ResponseWriter, name string, code int) {
+	b, err := web.ReadFile("web/" + name)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(code)
+	w.Write(b)
 }
 
 // staticFiles serves the scripts and the style sheet under /static/,

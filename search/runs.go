@@ -59,7 +59,8 @@ type RunSummary struct {
 	// percent; mock: the mock reward). LastTrial is when the latest trial
 	// finished (the search phase's end, once all are recorded), and
 	// Remaining estimates the seconds the run still needs (Remaining; 0:
-	// unknown).
+	// unknown, and in a listing for a run that is not running: a stopped
+	// run waits for no one).
 	BestVal   float64   `json:"best_val_accuracy,omitempty"`
 	BestScore float64   `json:"best_score,omitempty"`
 	LastTrial time.Time `json:"last_trial,omitzero"`
@@ -96,6 +97,15 @@ const (
 	// a resume would not change.
 	RunFailed RunStatus = "failed"
 )
+
+// SetStatus sets Status, given whether a process holds the run, and leaves
+// the time-left estimate to running runs.
+func (s *RunSummary) SetStatus(running bool) {
+	s.Status = s.StatusOf(running)
+	if s.Status != RunRunning {
+		s.Remaining = 0
+	}
+}
 
 // StatusOf says where the run stands, given whether a process holds it; a
 // run that could not be read is stopped.
@@ -204,7 +214,7 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 		if err != nil {
 			s = &RunSummary{Name: e.Name(), Dir: filepath.Join(dir, e.Name()), Error: err.Error()}
 		}
-		s.Status = s.StatusOf(rundir.Running(s.Dir))
+		s.SetStatus(rundir.Running(s.Dir))
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })

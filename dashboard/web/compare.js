@@ -101,7 +101,7 @@ async function compare() {
         : "Best validation accuracy so far: the runs' rewards differ (" + runs.map(d => `${d.name}: ${d.reward}`).join('; ') + ')';
       if ($('what').textContent !== what) $('what').textContent = what;
       runs.forEach((d, i) => cols[i].draw(d, byReward));
-      const src = '/api/compare/best.svg?' + query + '&v=' + runs.map(d => d.version).join('.');
+      const src = '/api/compare/best.png?' + query + '&v=' + runs.map(d => d.version).join('.');
       if ($('best').getAttribute('src') !== src) $('best').src = src;
       if (names.length <= maxRuns) problem(null);
     } catch (e) { problem(e); }

@@ -11,7 +11,7 @@ $('name').textContent = name;
 const trials = new Map(); // by id
 const fresh = new Set(); // ids that came by event since the last drawing
 let run = null, report = null, selected = null, statusFilter = '';
-let version = null, finals = null, gone = false, bestDownload = '';
+let version = null, finals = null, gone = false, bestDownload = '', finalRows = [];
 
 // Once the run is gone, its resources answer 404: the banner says why.
 function problem(e) { if (!gone) $('problem').textContent = e ? String(e.message || e) : ''; }
@@ -55,6 +55,7 @@ function drawTrials() {
     fresh.clear();
     const shown = $('trials').querySelectorAll('tbody tr[data-id]').length;
     $('shown').textContent = `${shown} of ${trials.size} trials`;
+    drawFacts(); // its counts are the table's
   }, 50);
 }
 
@@ -76,7 +77,18 @@ const epochTable = new Table($('epochs'), [
   {key: 'val_loss', label: 'Val. loss', num: true, cell: e => num(e.val_loss)},
   {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: e => num(e.val_accuracy)},
   {key: 'seconds', label: 'Seconds', num: true, cell: e => num(e.seconds, 1)},
-], {sort: 'n', empty: 'This trial has no learning curves (it was not trained here).'});
+], {sort: 'n', empty: () => noCurves(trials.get(selected))});
+
+// noCurves says why a trial has no learning curves.
+function noCurves(t) {
+  if (!t) return '';
+  switch (t.status) {
+    case 'reused': return `No learning curves: this trial took the result of trial #${t.reused_from}, whose curves are there.`;
+    case 'refused': return 'No learning curves: this trial was refused before training' + (t.reason ? ` (${t.reason}).` : '.');
+    case 'failed': return 'No learning curves: this trial failed before its first epoch' + (t.reason ? ` (${t.reason}).` : '.');
+  }
+  return t.score ? 'No learning curves: this trial was scored, not trained.' : 'No learning curves recorded for this trial.';
+}
 
 function showTrial(id) {
   const t = trials.get(id);
@@ -85,7 +97,10 @@ function showTrial(id) {
   drawTrials();
   $('trial').hidden = false;
   $('trial-title').textContent = `Trial ${t.id}: ${t.arch}`;
-  $('curve').src = runURL(name, 'trials', String(t.id), 'curves.svg') + '?v=' + version;
+  // A trial without epochs gets the table's note, not empty axes.
+  const curves = (t.epochs || []).length > 0;
+  $('curve').closest('figure').hidden = !curves;
+  if (curves) $('curve').src = runURL(name, 'trials', String(t.id), 'curves.png') + '?v=' + version;
   const facts = [t.status + (t.reason ? ` (${t.reason})` : ''), 'reward ' + num(t.reward)];
   if (t.params) facts.push(int(t.params) + ' parameters', int(t.macs) + ' MACs');
   if (t.restarts) facts.push(t.restarts + ' restart(s)');
@@ -103,14 +118,21 @@ function fact(label, ...value) { return [h('dt', {text: label}), h('dd', {}, ...
 function drawFacts() {
   if (!run) return;
   $('status').replaceChildren(badge(run.status));
-  const counts = report ? Object.entries(report.counts || {}).map(([k, v]) => `${v} ${k}`).join(', ') : '';
+  // The trials and their counts by status come from the trials the table
+  // holds (the run's event can be a moment ahead of them, or behind).
+  const byStatus = {};
+  for (const t of trials.values()) byStatus[t.status] = (byStatus[t.status] || 0) + 1;
+  const counts = Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(', ');
+  const done = trials.size || run.trials;
+  const finalSeconds = finalRows.reduce((sum, f) => sum + (f.seconds || 0), 0);
   const rows = [
     fact('Kind', run.kind + (report && report.method ? ': ' + report.method : '')),
-    fact('Trials', h('span', {id: 'done', text: `${run.trials} of ${run.planned}`}), counts ? ` (${counts})` : '',
-      ' ', h('progress', {max: run.planned || 1, value: run.trials})),
+    fact('Trials', h('span', {id: 'done', text: `${done} of ${run.planned}`}), counts ? ` (${counts})` : '',
+      ' ', h('progress', {max: run.planned || 1, value: done})),
     fact('Best reward', run.best_arch ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
     fact('Final models', ...finalFacts()),
-    fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', report ? secs(report.seconds) : ''),
+    fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', report ? secs(report.seconds) + (run.problem ? '' : ' in the trials') : '',
+      finalSeconds ? `, ${secs(finalSeconds)} in the final phase` : ''),
     fact('Started', when(run.started)),
     fact('Last update', when(run.updated)),
     fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
@@ -118,8 +140,11 @@ function drawFacts() {
   if (run.status === 'running' && run.started) {
     // The search's own estimate; the time since the run was made includes
     // any time it stood stopped before a resume.
+    // The estimate was made at the last update: it counts down from there.
+    const eta = run.remaining_seconds ? Date.parse(run.updated) + run.remaining_seconds * 1000 : 0;
     rows.splice(rows.length - 1, 0, fact('Elapsed', h('span', {dataset: {since: run.started}, text: ago(run.started)}),
-      ' since the run was made', run.remaining_seconds ? `, ~${secs(run.remaining_seconds)} left (as of the last update)` : ''));
+      ' since the run was made', eta ? [', ', h('span', {dataset: {until: eta}, text: left(eta)}),
+        ` (nasctl search's estimate at the last update: done around ${when(new Date(eta).toISOString())})`] : ''));
   }
   if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
@@ -159,15 +184,19 @@ function finalFacts() {
   return [run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'];
 }
 
-// ago is how long ago an ISO time was; the [data-since] spans tick.
+// ago is how long ago an ISO time was, left how long until a time in
+// milliseconds; the [data-since] and [data-until] spans tick.
 const ago = iso => secs(Math.max(1, (Date.now() - Date.parse(iso)) / 1000));
+const left = ms => ms > Date.now() + 1000 ? `about ${secs((ms - Date.now()) / 1000)} left` : 'due now, by the estimate';
 setInterval(() => {
   for (const e of document.querySelectorAll('[data-since]')) e.textContent = ago(e.dataset.since);
+  for (const e of document.querySelectorAll('[data-until]')) e.textContent = left(Number(e.dataset.until));
 }, 1000);
 
 function drawFigures(figs) {
   const box = $('figures');
-  if (figs.length === 0) box.replaceChildren(h('p', {class: 'muted', text: 'No figures for this run.'}));
+  if (figs.length === 0) box.replaceChildren(h('p', {class: 'muted', text: 'No figures yet: they are drawn once a trial is evaluated.'}));
+  else box.querySelector('p')?.remove();
   for (const f of figs) {
     let fig = box.querySelector(`figure[data-name="${f.name}"]`);
     if (!fig) {
@@ -212,6 +241,8 @@ const finalTable = new Table($('final'), [
   {key: 'macs', label: 'MACs', num: true, cell: f => int(f.macs)},
   {key: 'search_val_accuracy', label: 'Search val. acc.', num: true, cell: f => num(f.search_val_accuracy)},
   {key: 'val_accuracy', label: 'Val. acc.', num: true, cell: f => num(f.val_accuracy)},
+  {key: 'val_loss', label: 'Val. loss', num: true, title: 'validation loss: of two models with the same validation accuracy, the lower wins',
+    cell: f => f.val_loss === undefined ? '' : Number(f.val_loss).toPrecision(3)},
   {key: 'test_accuracy', label: 'Test acc.', num: true, cell: f => f.status === 'ok' ? num(f.test_accuracy) + (f.at_chance ? ' (at chance)' : '') : f.status},
   {key: 'latency_ms', label: 'Latency ms', num: true, cell: f => f.latency_ms ? num(f.latency_ms) : ''},
   {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
@@ -223,7 +254,11 @@ const finalTable = new Table($('final'), [
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 
 async function loadFinal() {
-  try { finalTable.setRows(await getJSON(runURL(name, 'final'))); } catch (e) { problem(e); }
+  try {
+    finalRows = await getJSON(runURL(name, 'final'));
+    finalTable.setRows(finalRows);
+    drawFacts();
+  } catch (e) { problem(e); }
 }
 
 function applyRun(r) {
@@ -233,16 +268,20 @@ function applyRun(r) {
   if (r.final_models !== finals) { finals = r.final_models; loadFinal(); }
 }
 
+// The page's connection to the run's events (not the run's status).
 function setLive(on) {
   $('live').className = on ? 'on' : 'off';
-  $('live').textContent = on ? 'live' : 'reconnecting';
+  $('live').textContent = on ? 'watching' : 'reconnecting';
 }
 
 function connect() {
   const es = new EventSource(runURL(name, 'events'));
   // hello comes again when the log was rewritten: what the page holds may
   // be trials the log no longer has, so it starts over.
-  es.addEventListener('hello', e => { setLive(true); problem(null); trials.clear(); applyRun(JSON.parse(e.data)); loadTrials(); });
+  es.addEventListener('hello', e => {
+    setLive(true); problem(null); trials.clear(); applyRun(JSON.parse(e.data)); loadTrials();
+    if (!config) loadConfig();
+  });
   es.addEventListener('trial', e => {
     const t = JSON.parse(e.data);
     trials.set(t.id, t);
@@ -260,9 +299,20 @@ function connect() {
     $('banner').hidden = false;
     document.querySelector('main').classList.add('gone');
   });
-  // The browser reconnects by itself; hello then reloads the trials.
-  es.onerror = () => setLive(false);
+  // The browser reconnects by itself after a lost connection; hello then
+  // reloads the trials. A refused one (no such run, yet: a page opened as
+  // its search starts) it gives up: the page asks again every 3 s.
+  es.onerror = () => {
+    setLive(false);
+    if (es.readyState !== EventSource.CLOSED || gone) return;
+    getJSON(runURL(name)).then(() => {}, e => problem(e.message + '; the page looks again every 3 s'));
+    setTimeout(connect, 3000);
+  };
 }
 
-getText(runURL(name, 'config')).then(t => { $('config').textContent = t; }, problem);
+let config = '';
+function loadConfig() {
+  getText(runURL(name, 'config')).then(t => { config = t; $('config').textContent = t; }, problem);
+}
+loadConfig();
 connect();

@@ -37,7 +37,7 @@ const table = new Table(document.getElementById('runs'), [
     cell: r => r.final_models ? num(r.best_test_accuracy) + (r.winner_at_chance ? ' (at chance)' : '') : ''},
   {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},
   {key: 'updated', label: 'Last update', cls: 'nowrap', cell: r => when(r.updated)},
-  {key: 'best_arch', label: 'Architecture', cls: 'arch', title: "the winner's, else the best reward's in the search",
+  {key: 'best_arch', label: 'Winner architecture', cls: 'arch', title: "the winner's (the final model picked by validation), else, marked search:, the best reward's in the search",
     value: r => r.winner_arch || r.best_arch,
     cell: r => r.error ? h('span', {class: 'error', text: (r.kind ? 'damaged: ' : 'unreadable: ') + r.error})
       : r.failed && !r.winner_arch ? h('span', {class: 'error', text: 'the search ended with an error: ' + r.failed})

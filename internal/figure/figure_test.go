@@ -3,6 +3,8 @@ package figure
 import (
 	"bytes"
 	"encoding/xml"
+	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -95,6 +97,48 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSVG(t, b)
+}
+
+// RenderPNG draws the same figure as Render's PNG at a higher resolution:
+// twice the pixels each way at twice the 96 dots per inch, the same picture
+// (the mean colour of the two images agrees once the larger is averaged
+// down 2x2).
+func TestRenderPNG(t *testing.T) {
+	p := line(t)
+	small, err := Render(p, "png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := RenderPNG(p, 2*vgimg.DefaultDPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := png.Decode(bytes.NewReader(small))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := png.Decode(bytes.NewReader(large))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, bb := a.Bounds(), b.Bounds()
+	if d := bb.Dx() - 2*ab.Dx(); d < -1 || d > 1 || bb.Dy()-2*ab.Dy() < -1 || bb.Dy()-2*ab.Dy() > 1 {
+		t.Fatalf("%v at %d dpi, %v at %d: want twice the pixels each way", bb, 2*vgimg.DefaultDPI, ab, vgimg.DefaultDPI)
+	}
+	mean := func(img image.Image) float64 {
+		var sum float64
+		r := img.Bounds()
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				c := color.GrayModel.Convert(img.At(x, y)).(color.Gray)
+				sum += float64(c.Y)
+			}
+		}
+		return sum / float64(r.Dx()*r.Dy())
+	}
+	if ma, mb := mean(a), mean(b); math.Abs(ma-mb) > 1 {
+		t.Errorf("mean grey %.2f at %d dpi, %.2f at %d: not the same picture", ma, vgimg.DefaultDPI, mb, 2*vgimg.DefaultDPI)
+	}
 }
 
 // Render draws only the formats Save writes; pdf, which gonum/plot could

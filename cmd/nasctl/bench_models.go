@@ -65,7 +65,7 @@ func benchModelsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
 		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv, the plots and --int8's models (default: RUN_DIR/bench, else MODEL-bench beside the first model)"},
-		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
+		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list (with --int8, an int8 model's object carries against_float: its float model and their size and latency ratios)"},
 		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
 		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
 		&cli.IntFlag{Name: "rounds", Value: 9, Usage: "interleaved rounds of --runs batch-1 runs each timing a float model against its int8 model"},
@@ -239,7 +239,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		return err
 	}
 	if opts.JSON {
-		return printJSON(out, results)
+		return printJSON(out, benchJSON(results, pairs))
 	}
 	printBench(out, results)
 	printQuantized(out, pairs)
@@ -782,4 +782,38 @@ func printQuantized(out io.Writer, qs []*bench.Quantized) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "size and latency: int8 over float32; latency: median ratio of %d interleaved rounds of %d batch-1 runs each\n", qs[0].Rounds, qs[0].Runs)
+}
+
+// benchResultJSON is a model's result as bench --json prints it: an int8
+// model compared with its float model (--int8) carries the comparison, which
+// the text output prints as its own table.
+type benchResultJSON struct {
+	*bench.Result
+	AgainstFloat *againstFloat `json:"against_float,omitempty"`
+}
+
+// againstFloat is an int8 model's comparison with its float model
+// (bench.Quantized, without the two results).
+type againstFloat struct {
+	FloatModel     string   `json:"float_model"`
+	SizeRatio      float64  `json:"size_ratio"`
+	LatencyRatio   float64  `json:"latency_ratio"`
+	Rounds         int      `json:"rounds"`
+	Runs           int      `json:"runs"`
+	AccuracyChange *float64 `json:"accuracy_change_points,omitempty"`
+}
+
+// benchJSON returns the results with their int8 comparisons.
+func benchJSON(results []*bench.Result, pairs []*bench.Quantized) []benchResultJSON {
+	out := make([]benchResultJSON, len(results))
+	for i, r := range results {
+		out[i].Result = r
+		for _, q := range pairs {
+			if q.Int8 == r {
+				out[i].AgainstFloat = &againstFloat{FloatModel: q.Float.Model, SizeRatio: q.SizeRatio, LatencyRatio: q.LatencyRatio,
+					Rounds: q.Rounds, Runs: q.Runs, AccuracyChange: q.AccuracyChange}
+			}
+		}
+	}
+	return out
 }

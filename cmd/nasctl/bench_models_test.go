@@ -258,6 +258,28 @@ func TestBenchInt8(t *testing.T) {
 		!strings.Contains(stdout, filepath.Join(run, "winners", "int8", "rank-01.onnx")) {
 		t.Errorf("run directory: exit %d\n%s%s", code, stdout, errOut)
 	}
+	// --json gives the comparison on the int8 model's object, naming its
+	// float model; the float model's object has none.
+	code, stdout, errOut = runCLI(t, "bench", run, "--data", data, "--int8", "--rounds", "1", "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--json")
+	var results []struct {
+		Model        string
+		AgainstFloat *struct {
+			FloatModel   string  `json:"float_model"`
+			LatencyRatio float64 `json:"latency_ratio"`
+			SizeRatio    float64 `json:"size_ratio"`
+			Rounds       int
+		} `json:"against_float"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &results); code != 0 || err != nil || len(results) != 2 {
+		t.Fatalf("--json: exit %d, %v\n%s%s", code, err, stdout, errOut)
+	}
+	for _, r := range results {
+		isInt8 := strings.Contains(r.Model, filepath.Join("winners", "int8"))
+		if isInt8 != (r.AgainstFloat != nil) ||
+			isInt8 && (r.AgainstFloat.FloatModel != filepath.Join(run, "winners", "rank-01.onnx") || !(r.AgainstFloat.LatencyRatio > 0) || !(r.AgainstFloat.SizeRatio < 1) || r.AgainstFloat.Rounds != 1) {
+			t.Errorf("--json: %s", stdout)
+		}
+	}
 }
 
 // Without --out, a bench of loose models writes beside the first model

@@ -55,7 +55,13 @@ func exitStopped() int {
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closed terminal, a dropped SSH session) stops as SIGTERM
+	// does. SIGPIPE is not caught (that would catch it on the network
+	// connections too): the output below says when its reader went away.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
+	gone := sync.OnceFunc(func() { sigs <- syscall.SIGPIPE }) // stdout and stderr are often one pipe
+	stdout, stderr := &outputWatch{w: os.Stdout, gone: gone}, &outputWatch{w: os.Stderr, gone: gone}
 	go func() {
 		n := 0
 		for sig := range sigs {
@@ -81,9 +87,47 @@ func main() {
 			}
 		}
 	}()
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args, stdout, stderr)
 	cancel()
 	os.Exit(code)
+}
+
+// outputWatch writes to the terminal, a pipe or a file. When its reader
+// went away it drops what is written from then on, so that the command is
+// not cut short by write errors; a broken pipe ("| head", a pager quit)
+// also calls gone, which asks a search to stop as Ctrl-C does (nothing
+// finished is lost; exit 141, as SIGPIPE's). A terminal that is gone
+// (EIO) sends SIGHUP itself.
+type outputWatch struct {
+	w    io.Writer
+	gone func()
+	lost atomic.Bool
+}
+
+// Fd is the descriptor of the file it writes to, for the terminal checks
+// of the live displays (package progress); ^0 when it writes elsewhere.
+func (o *outputWatch) Fd() uintptr {
+	if f, ok := o.w.(*os.File); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
+}
+
+func (o *outputWatch) Write(p []byte) (int, error) {
+	if o.lost.Load() {
+		return len(p), nil
+	}
+	n, err := o.w.Write(p)
+	switch {
+	case errors.Is(err, syscall.EPIPE):
+		o.lost.Store(true)
+		o.gone()
+		return len(p), nil
+	case errors.Is(err, syscall.EIO):
+		o.lost.Store(true)
+		return len(p), nil
+	}
+	return n, err
 }
 
 // gracefulStop is the first-interrupt handler a long command registered.
@@ -119,8 +163,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:  "nasctl",
 		Usage: "design small CNNs by reinforcement learning, train them on ONNX Runtime, export them as ONNX",
-		Description: "Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT)\n" +
-			"and 143 stopped by SIGTERM (what was finished is saved; a search resumes); nasctl server,\n" +
+		Description: "Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (SIGINT),\n" +
+			"143 by SIGTERM, 129 by SIGHUP (a closed terminal) and 141 when the reader of the output\n" +
+			"went away (| head): what was finished is saved, a search resumes; nasctl server,\n" +
 			"worker and ui, which run until stopped, exit 0 then (a worker stopped by a second Ctrl-C,\n" +
 			"which hands its trials back unfinished, exits 130, or 143 after a first SIGTERM).\n" +
 			"Flags may be given before or after positional arguments.",

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -317,16 +319,16 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 	}
 }
 
-// A real search process gets Ctrl-C (SIGINT), or SIGTERM, in the middle of
-// its run: it finishes the trial in flight, says how to resume and exits
-// with 128 + the signal's number, as a shell reports a process the signal
-// ended.
+// A real search process gets Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed
+// terminal) in the middle of its run: it finishes the trial in flight, says
+// how to resume and exits with 128 + the signal's number, as a shell
+// reports a process the signal ended.
 func TestSearchNASNetInterrupt(t *testing.T) {
 	bin := buildNasctl(t)
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
-	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}} {
 		runs := t.TempDir()
 		dir := filepath.Join(runs, "int")
 		var stderr bytes.Buffer
@@ -348,6 +350,48 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 		if !strings.HasSuffix(stderr.String(), "\nnasctl: interrupted\n") {
 			t.Errorf("%v: the last line is not nasctl: interrupted:\n%s", tc.sig, stderr.String())
 		}
+	}
+}
+
+// A search whose output's reader goes away ("| head", a pager quit) stops
+// as after Ctrl-C, not killed by SIGPIPE in the middle of its trials: it
+// finishes the trial in flight, says how to resume on stderr and exits
+// 141, SIGPIPE's code; the trials recorded are whole.
+func TestSearchStopsWhenOutputGone(t *testing.T) {
+	bin := buildNasctl(t)
+	runs := t.TempDir()
+	dir := filepath.Join(runs, "pipe")
+	var stderr bytes.Buffer
+	c := exec.Command(bin, "search", "nasnet", "--reward", "mock", "--episodes", "100000", "--dir", runs, "--name", "pipe", "--json")
+	c.Stderr = &stderr
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "{") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	out.Close() // as head does after its lines
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		c.Process.Kill()
+		t.Fatalf("the search went on for a minute after its output's reader went away:\n%s", stderr.String())
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 141 || !strings.Contains(stderr.String(), "nasctl search nasnet --resume "+dir) {
+		t.Errorf("%v, want exit code 141 and the resume command on stderr:\n%s", err, stderr.String())
+	}
+	if n := len(readLog(t, dir)); n == 0 || n >= 100000 {
+		t.Errorf("%d trials recorded", n)
+	}
+	if code, _, errOut := runCLI(t, "search", "nasnet", "--resume", dir, "--episodes", fmt.Sprint(len(readLog(t, dir))+2)); code != 0 {
+		t.Errorf("resume: exit %d: %s", code, errOut)
 	}
 }
 

@@ -299,8 +299,11 @@ func stoppedReason(err error, saved string) string {
 		return err.Error()
 	}
 	by := "Ctrl-C"
-	if sig, ok := firstSignal.Load().(syscall.Signal); ok && sig == syscall.SIGTERM {
-		by = "SIGTERM"
+	if sig, ok := firstSignal.Load().(syscall.Signal); ok {
+		by = map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGHUP: "SIGHUP", syscall.SIGPIPE: "the output's reader went away"}[sig]
+		if by == "" {
+			by = "Ctrl-C"
+		}
 	}
 	return fmt.Sprintf("interrupted (%s); the best finished epoch was saved to %s", by, saved)
 }

@@ -16,11 +16,17 @@ import (
 )
 
 // IsTerminal reports whether w is a terminal that a live display may
-// redraw: not one whose TERM says it cannot move the cursor.
+// redraw: not one whose TERM says it cannot move the cursor. w is a
+// terminal when it is a file, or wraps one and says so with an Fd method,
+// on a terminal.
 func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := w.(fder)
 	return ok && term.IsTerminal(int(f.Fd())) && redraws(os.Getenv("TERM"))
 }
+
+// fder is a writer on a file descriptor: an *os.File, or a writer that
+// wraps one.
+type fder interface{ Fd() uintptr }
 
 // redraws reports whether a terminal of this TERM takes the carriage
 // return and erase-line codes the displays redraw with: "dumb" (Emacs'
@@ -89,7 +95,7 @@ func NewStatus(w io.Writer, status func() string) *Status {
 
 func (s *Status) redraw() {
 	line := s.status()
-	if f, ok := s.w.(*os.File); ok {
+	if f, ok := s.w.(fder); ok {
 		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 1 && len(line) > w-1 {
 			line = line[:w-1]
 		}

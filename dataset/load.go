@@ -321,7 +321,40 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 		}
 	}
 	slices.Sort(files)
+	if err := splitBeforehand(dir, classes, files); err != nil {
+		return 0, nil, nil, nil, err
+	}
 	return LayoutClassFolders, classes, files, rep, nil
+}
+
+// splitNames are the folder names of a dataset's splits.
+var splitNames = []string{"train", "training", "val", "valid", "validation", "dev", "test", "testing", "eval"}
+
+// splitBeforehand refuses a folder whose class folders are all named as
+// splits and hold folders of their own (train/CLASS/..., test/CLASS/...,
+// the layout of many published datasets): read as class folders, it would
+// train a classifier of "test" against "train" without a word.
+func splitBeforehand(dir string, classes, files []string) error {
+	for _, c := range classes {
+		if !slices.Contains(splitNames, strings.ToLower(c)) {
+			return nil
+		}
+	}
+	for _, f := range files {
+		if parts := strings.Split(f, "/"); len(parts) >= 3 {
+			one := parts[0] // the folder to offer: the training split's, if there is one
+			for _, c := range classes {
+				if l := strings.ToLower(c); l == "train" || l == "training" {
+					one = c
+				}
+			}
+			return fmt.Errorf("%s is split beforehand: its folders %s are splits, each with folders of its own (%s, ...), not classes; "+
+				"nasctl makes its own training, validation and test splits (the split plans of --plan): give one folder with a "+
+				"sub-folder per class, such as one split's (--data %s), or merge the splits' class folders into one",
+				dir, strings.Join(classes, ", "), path.Join(parts[0], parts[1]), filepath.Join(dir, one))
+		}
+	}
+	return nil
 }
 
 // ImageFiles lists the image files in dir and its subfolders (those whose

@@ -422,6 +422,19 @@ func TestLoadLayoutErrors(t *testing.T) {
 			writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 1))
 			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
 		}, "holds both image files (LEAF_0.png, ...) and sub-folders (cats, ...)"},
+		// A dataset split beforehand would be read as the classes test and
+		// train.
+		{"split beforehand", func(t *testing.T, dir string) {
+			for _, f := range []string{"train/cats/a.png", "train/dogs/b.png", "Test/cats/c.png", "Test/dogs/d.png"} {
+				writeImage(t, dir, f, uniformGray(4, 4, 1))
+			}
+		}, "is split beforehand: its folders Test, train are splits, each with folders of its own (Test/cats, ...), not classes; " +
+			"nasctl makes its own training, validation and test splits (the split plans of --plan): give one folder with a sub-folder per class, such as one split's (--data "},
+		{"split beforehand, the training split offered", func(t *testing.T, dir string) {
+			for _, f := range []string{"train/cats/a.png", "train/dogs/b.png", "Test/cats/c.png", "Test/dogs/d.png"} {
+				writeImage(t, dir, f, uniformGray(4, 4, 1))
+			}
+		}, "train), or merge the splits' class folders into one"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -431,6 +444,21 @@ func TestLoadLayoutErrors(t *testing.T) {
 				t.Errorf("err = %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+	// Class folders named as splits are classes when they hold images
+	// directly (no sub-folders), and so are split names beside another class.
+	for name, files := range map[string][]string{
+		"flat":    {"train/a.png", "test/b.png"},
+		"mixed":   {"train/cats/a.png", "dogs/b.png"},
+		"no test": {"trains/cats/a.png", "tests/cats/b.png"},
+	} {
+		dir := t.TempDir()
+		for _, f := range files {
+			writeImage(t, dir, f, uniformGray(4, 4, 1))
+		}
+		if d, _, err := Load(dir, LoadOptions{}); err != nil || len(d.Classes) != 2 {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	nope := filepath.Join(t.TempDir(), "nope")
 	if _, _, err := Load(nope, LoadOptions{}); !errors.Is(err, os.ErrNotExist) || err.Error() != "image folder "+nope+": no such file or directory; give a folder of "+Layouts {

@@ -503,10 +503,20 @@ func searchSummary(s *search.Search) string {
 	cfg, d := s.Config(), s.Data()
 	line := fmt.Sprintf("run %s: %d trials planned (%d done); %s", s.Dir(), cfg.Trials, s.Done(), s.Describe())
 	if cfg.Trains() {
-		line += fmt.Sprintf("; input %s, %d/%d/%d train/val/test images (%d for the trials), %d worker(s)",
-			d.Input, d.Full, d.Val, d.Test, d.Train, cfg.Workers)
+		line += fmt.Sprintf("; input %s, %s, %d/%d/%d train/val/test images (%d for the trials), %d worker(s)",
+			d.Input, classList(d.Classes), d.Full, d.Val, d.Test, d.Train, cfg.Workers)
 	}
 	return line
+}
+
+// classList names the classes a command trains on, the first eight of
+// more: a glance at them shows a folder read with the wrong layout.
+func classList(classes []string) string {
+	const shown = 8
+	if len(classes) > shown {
+		return fmt.Sprintf("%d classes (%s, ...)", len(classes), strings.Join(classes[:shown], ", "))
+	}
+	return fmt.Sprintf("%d classes (%s)", len(classes), strings.Join(classes, ", "))
 }
 
 // searchProgress draws a search's events: JSON lines on out with --json,

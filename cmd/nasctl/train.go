@@ -233,8 +233,8 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if opts.Quiet {
 		progress = io.Discard
 	}
-	fmt.Fprintf(progress, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s\n",
-		opts.Arch, humanize.Comma(net.Params()), humanize.Comma(net.MACs()), d.Full, d.Val, d.Test, d.Input)
+	fmt.Fprintf(progress, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s; %s\n",
+		opts.Arch, humanize.Comma(net.Params()), humanize.Comma(net.MACs()), d.Full, d.Val, d.Test, d.Input, classList(d.Classes))
 	tc := opts.Config
 	tc.Progress = func(r runtime.EpochRecord) {
 		restart := ""

@@ -96,14 +96,34 @@ func TestInputKeepsColour(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--arch", "SM()", "--input", "8x8", "--epochs", "1", "--out", filepath.Join(dir, "m.onnx")}, "test images of 8x8x3"},
+		{[]string{"train", "--arch", "SM()", "--input", "8x8", "--epochs", "1", "--out", filepath.Join(dir, "m.onnx")}, "test images of 8x8x3; 2 classes (green, red)"},
 		{[]string{"train", "--arch", "SM()", "--input", "8x8x1", "--epochs", "1", "--out", filepath.Join(dir, "g.onnx")}, "test images of 8x8x1"},
-		{[]string{"search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "p"}, "input 32x32x3,"},
-		{[]string{"search", "nasnet", "--preset", "cpu", "--episodes", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "n"}, "input 32x32x3,"},
+		{[]string{"search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "p"}, "input 32x32x3, 2 classes (green, red),"},
+		{[]string{"search", "nasnet", "--preset", "cpu", "--episodes", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "n"}, "input 32x32x3, 2 classes (green, red),"},
 	} {
 		code, _, errOut := runCLI(t, append(c.args, "--data", data, "--threads", "1")...)
 		if code != 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%s: exit %d, want %q in:\n%s", strings.Join(c.args, " "), code, c.want, errOut)
+		}
+	}
+}
+
+// The start lines name the classes, the first eight of more.
+func TestClassList(t *testing.T) {
+	names := func(n int) []string {
+		var c []string
+		for i := range n {
+			c = append(c, fmt.Sprint("c", i))
+		}
+		return c
+	}
+	for n, want := range map[int]string{
+		2: "2 classes (c0, c1)",
+		8: "8 classes (c0, c1, c2, c3, c4, c5, c6, c7)",
+		9: "9 classes (c0, c1, c2, c3, c4, c5, c6, c7, ...)",
+	} {
+		if got := classList(names(n)); got != want {
+			t.Errorf("%d: %q, want %q", n, got, want)
 		}
 	}
 }

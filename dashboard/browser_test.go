@@ -211,7 +211,7 @@ func TestBrowserRunPage(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
 	waitFor(t, ctx, rows+` === 24`, rows, 10*time.Second)
 	facts := `document.getElementById('facts').textContent`
-	waitFor(t, ctx, facts+`.includes('Shorter plans' + 'set aside in the run folder when it was given more trials: earlier/trials-20')`, facts, 5*time.Second)
+	waitFor(t, ctx, facts+`.includes('Earlier plans' + 'set aside in the run folder when its number of trials changed: earlier/trials-20')`, facts, 5*time.Second)
 	// Its winner's test accuracy, as the run's summary has it.
 	sum, err := search.Summarize(filepath.Join(runs, "leaves-a"))
 	if err != nil || sum.WinnerArch == "" {

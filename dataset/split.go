@@ -201,3 +201,14 @@ func (d *Dataset) Gaps(s Split) []string {
 	}
 	return gaps
 }
+
+// WithStratifyAdvice returns gaps (Gaps of a split by the plan of that
+// name) with, when there are gaps and the plan is not stratified, a last
+// line that names the plan's stratified form, which gives every class its
+// share of each split as far as its images allow.
+func WithStratifyAdvice(gaps []string, plan string) []string {
+	if len(gaps) == 0 || strings.HasSuffix(plan, stratifiedSuffix) {
+		return gaps
+	}
+	return append(gaps, fmt.Sprintf("the split plan %s%s (--plan) gives every class its share of each split, as far as its images allow", plan, stratifiedSuffix))
+}

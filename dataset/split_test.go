@@ -226,6 +226,20 @@ func TestGaps(t *testing.T) {
 	if got := d.Gaps(Split{Train: []int{0, 3}, Val: []int{1, 3}, Test: []int{2, 3}}); got != nil {
 		t.Errorf("every class in every set: %q", got)
 	}
+	// The advice names the plan's stratified form, once there are gaps
+	// and the plan is not stratified already.
+	advice := "the split plan metaqnn-stratified (--plan) gives every class its share of each split, as far as its images allow"
+	if got := WithStratifyAdvice(want, "metaqnn"); len(got) != 2 || got[1] != advice {
+		t.Errorf("advice: %q", got)
+	}
+	for _, c := range []struct {
+		gaps []string
+		plan string
+	}{{want, "metaqnn-stratified"}, {nil, "metaqnn"}} {
+		if got := WithStratifyAdvice(c.gaps, c.plan); !slices.Equal(got, c.gaps) {
+			t.Errorf("%q of %s: %q", c.gaps, c.plan, got)
+		}
+	}
 }
 
 // The stratified split of a small labelled set is pinned for seed 3, so a

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -124,7 +125,7 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: append(d.Gaps(split), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
+		skipped: skipped, gaps: append(dataset.WithStratifyAdvice(d.Gaps(split), cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
 }
 
 // fractionGaps names the classes that the training split full has and the

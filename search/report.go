@@ -489,7 +489,7 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Plots: %s (and .svg). Every trial: trials.jsonl, trials.csv; best architectures: top.json.\n", plots)
 	if len(r.Earlier) > 0 {
-		fmt.Fprintf(&b, "\nShorter plans of this run, set aside when it was given more trials (each with its checkpoint, and its final phase and report if it had them): %s.\n",
+		fmt.Fprintf(&b, "\nEarlier plans of this run, set aside when its number of trials changed (each with its checkpoint, and its final phase and report if it had them): %s.\n",
 			strings.Join(r.Earlier, ", "))
 	}
 	return b.String()

@@ -1137,7 +1137,7 @@ func TestResumeMoreTrials(t *testing.T) {
 	// The report names the folder it was set aside in.
 	rep, err := ReadReport(dir)
 	md, _ := os.ReadFile(filepath.Join(dir, rundir.FileReport))
-	if want := filepath.Join(rundir.DirEarlier, "trials-30"); err != nil || !slices.Equal(rep.Earlier, []string{want}) || !strings.Contains(string(md), "given more trials (each with its checkpoint, and its final phase and report if it had them): "+want+".") {
+	if want := filepath.Join(rundir.DirEarlier, "trials-30"); err != nil || !slices.Equal(rep.Earlier, []string{want}) || !strings.Contains(string(md), "when its number of trials changed (each with its checkpoint, and its final phase and report if it had them): "+want+".") {
 		t.Errorf("the report's earlier plans: %q, %v; want %q, in report.md too:\n%s", rep.Earlier, err, want, md)
 	}
 }

@@ -296,7 +296,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append([]string{}, d.Gaps(split)...),
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,
@@ -338,9 +338,9 @@ func printDatasetInfo(out io.Writer, r datasetInfo) {
 	fmt.Fprintf(out, "\nsplit %s, seed %d: keep %g%%, test %g%%, validation %g%% of the rest\n",
 		s.Plan, s.Seed, 100*s.Fraction, 100*s.TestShare, 100*s.ValShare)
 	if r.Ignored > 0 {
-		fmt.Fprintf(out, "%d files without an image extension ignored\n", r.Ignored)
+		fmt.Fprintf(out, "%s without an image extension ignored\n", plural(r.Ignored, "file"))
 	}
-	fmt.Fprintf(out, "%d files skipped\n", len(r.Skipped))
+	fmt.Fprintf(out, "%s skipped\n", plural(len(r.Skipped), "file"))
 	for _, b := range r.Skipped {
 		fmt.Fprintf(out, "  %s: %s\n", b.File, b.Error)
 	}
@@ -361,4 +361,12 @@ func parseDatasetSize(s string) (height, width int, err error) {
 		return 0, 0, fmt.Errorf("%q: want N or HEIGHTxWIDTH with positive integers, e.g. 64 or 64x48", s)
 	}
 	return height, width, nil
+}
+
+// plural is "1 file" or "N files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -207,7 +207,7 @@ func TestDatasetInfoBadFiles(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
 	code, out, errOut := runDataset(t, "dataset", "info", "--skip-bad", dir)
-	if code != 0 || !strings.Contains(out, "2 images, 4x4") || !strings.Contains(out, "1 files skipped\n  "+filepath.Join(dir, "NO_0001.png")) {
+	if code != 0 || !strings.Contains(out, "2 images, 4x4") || !strings.Contains(out, "1 file skipped\n  "+filepath.Join(dir, "NO_0001.png")) {
 		t.Errorf("exit %d: %s\n%s", code, errOut, out)
 	}
 }

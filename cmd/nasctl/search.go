@@ -18,6 +18,7 @@ import (
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/runtime"
@@ -112,6 +113,8 @@ func progressFlags() []cli.Flag {
 func trainingFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data", Usage: "image folder (see nasctl dataset --help)"},
+		&cli.StringFlag{Name: "plan", Usage: "split plan: " + strings.Join(dataset.SplitPlanNames(), ", ") + " (-stratified: the same shares in every class; default: the preset's)"},
+		&cli.Uint64Flag{Name: "split-seed", Usage: "seed of the shuffle before splitting"},
 		&cli.StringFlag{Name: "input", Usage: "resize images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB (default: the preset's)"},
 		&cli.IntFlag{Name: "epochs", Usage: "most epochs per trial"},
 		&cli.IntFlag{Name: "batch", Usage: "mini-batch size"},
@@ -164,7 +167,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // phase, or leave it out, without changing a trial; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"input", "epochs", "batch", "lr", "data-fraction", "augment", "median-stop", "halving", "top-k",
+var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "median-stop", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -201,7 +204,12 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	if err := checkDataFlag(c); err != nil {
 		return err
 	}
+	if p := c.String("plan"); c.IsSet("plan") && !slices.Contains(dataset.SplitPlanNames(), p) {
+		return usagef("--plan %q: give one of %s", p, strings.Join(dataset.SplitPlanNames(), ", "))
+	}
 	set(c, "data", func() { cfg.Data = c.String("data") })
+	set(c, "plan", func() { cfg.Split = c.String("plan") })
+	set(c, "split-seed", func() { cfg.SplitSeed = c.Uint64("split-seed") })
 	set(c, "input", func() { cfg.Input = c.String("input") })
 	set(c, "epochs", func() { cfg.Train.Epochs = c.Int("epochs") })
 	set(c, "batch", func() { cfg.Train.BatchSize = c.Int("batch") })

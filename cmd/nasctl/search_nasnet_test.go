@@ -314,7 +314,7 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 	}
 	// runs show names the folder.
 	code, out, errOut = runCLI(t, "runs", "show", dir)
-	if code != 0 || !strings.Contains(out, "given more trials (each with its checkpoint, and its final phase and report if it had them): "+filepath.Join(rundir.DirEarlier, "trials-40")+".") {
+	if code != 0 || !strings.Contains(out, "when its number of trials changed (each with its checkpoint, and its final phase and report if it had them): "+filepath.Join(rundir.DirEarlier, "trials-40")+".") {
 		t.Errorf("runs show: exit %d\n%s%s", code, out, errOut)
 	}
 }

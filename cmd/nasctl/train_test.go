@@ -309,3 +309,24 @@ func TestTrainOptimizerAndPatience(t *testing.T) {
 		}
 	}
 }
+
+// search takes the split plan and its seed as train and eval do: the run
+// records them, and the imbalance warning names the stratified plans.
+func TestSearchPlanFlag(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "colours")
+	writeColours(t, data)
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "p",
+		"--data", data, "--threads", "1", "--plan", "metaqnn-stratified", "--split-seed", "7")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "p", "config.yaml"))
+	if err != nil || !strings.Contains(string(cfg), "split: metaqnn-stratified\n") || !strings.Contains(string(cfg), "split_seed: 7\n") {
+		t.Errorf("config.yaml: %v\n%s", err, cfg)
+	}
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", dir, "--name", "q", "--plan", "stratified")
+	if code != 2 || !strings.Contains(errOut, `--plan "stratified": give one of metaqnn, metaqnn-stratified`) {
+		t.Errorf("an unknown plan: exit %d: %s", code, errOut)
+	}
+}

@@ -146,7 +146,7 @@ function drawFacts() {
       ' since the run was made', eta ? [', ', h('span', {dataset: {until: eta}, text: left(eta)}),
         ` (nasctl search's estimate at the last update: done around ${when(new Date(eta).toISOString())})`] : ''));
   }
-  if (report && report.earlier) rows.push(fact('Shorter plans', 'set aside in the run folder when it was given more trials: ' + report.earlier.join(', ')));
+  if (report && report.earlier) rows.push(fact('Earlier plans', 'set aside in the run folder when its number of trials changed: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
   if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume RUN goes on`));
   $('facts').replaceChildren(...rows.flat());

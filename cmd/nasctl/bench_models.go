@@ -28,8 +28,9 @@ import (
 )
 
 const benchModelsDescription = `nasctl bench MODEL.onnx... | RUN_DIR... measures exported models: parameters,
-multiply-accumulates, file size, peak activation memory, batch-1 latency (p50, p95,
-p99 over --runs timed runs after --warmup, taken in 10 rounds that go through every
+multiply-accumulates, file size, peak activation memory (the network's float32
+tensors for one image; an int8 model is given its float model's), batch-1 latency
+(p50, p95, p99 over --runs timed runs after --warmup, taken in 10 rounds that go through every
 model in turn, so that all see the same load) and throughput at --batch, on ONNX
 Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
 and reports the largest difference of their outputs (or the operator it lacks);

@@ -77,6 +77,10 @@ func csvResult(row []string, col map[string]int) (*Result, error) {
 			r.PureGo.LatencyMs = &Latency{P50: *p50, P95: *p95}
 		}
 	}
+	// Nor the rewritten count of the comparisons of the --pure-go form.
+	if _, ok := col["pure_go_rewritten"]; ok && get("pure_go_rewritten") != "" {
+		r.PureGo.Rewritten = int(num("pure_go_rewritten"))
+	}
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
 	_ "github.com/nasctl/nasctl/internal/protoconflict" // before onnx-go: see the package
+	"github.com/nasctl/nasctl/onnxgen"
 	onnxgo "github.com/owulveryck/onnx-go"
 	"github.com/owulveryck/onnx-go/backend/x/gorgonnx"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +35,11 @@ type PureGo struct {
 	UnsupportedOp string `json:"unsupported_op,omitempty"`
 	// Error is any other failure of onnx-go.
 	Error string `json:"error,omitempty"`
+	// Rewritten: the model has operators onnx-go lacks or computes wrongly,
+	// and the comparison is of its form that nasctl export --pure-go writes
+	// (onnxgen.PureGo), which rewrote this many operators; 0 when onnx-go
+	// ran the model itself, or could not run either.
+	Rewritten int `json:"rewritten,omitempty"`
 	// LatencyMs is onnx-go's batch-1 latency when it runs the model
 	// (gorgonia's tape machine runs the operators one after another on
 	// the calling goroutine).
@@ -120,11 +126,12 @@ const (
 	// [top, bottom, left, right], offsetting its windows by the bottom and
 	// right pads; a Conv's as [top, bottom, left, right], refusing any
 	// other than top = left and bottom = right, then keeping top and
-	// bottom). Only four equal pads survive. nasctl's exports of layer
-	// sequences write any other padding out before the operator (onnxgen,
-	// docs/edge.md); cell networks' convolutions with 1 x k windows or a
-	// stride, and models exported before that, have them, which
-	// onnxgen.PureGo (nasctl export --pure-go) writes out.
+	// bottom). Only four equal pads survive. The exports keep ONNX's
+	// pads in the operators, which ONNX Runtime runs fastest: a 'same'
+	// pooling or strided convolution over an odd size pads one cell more
+	// at the end, as do cell networks' 1 x k convolutions.
+	// onnxgen.PureGo (nasctl export --pure-go) writes such pads out as
+	// borders (docs/edge.md, "Exports that onnx-go runs").
 	unequalConvPads    = "Conv with unequal pads (onnx-go reads ONNX's [top, left, bottom, right] pads in another order)"
 	unequalMaxPoolPads = "MaxPool with unequal pads (onnx-go passes ONNX's [top, left, bottom, right] pads to gorgonia, which reads [top, bottom, left, right])"
 	// groupedConv: onnx-go ignores a Conv's group attribute, so a
@@ -184,12 +191,26 @@ func pureGoGaps(model []byte) ([]string, error) {
 // comparePureGo runs model in onnx-go and compares with want (ONNX Runtime's
 // output on the same images); with runs > 0 it then times runs batch-1
 // predictions of the first image after a warm-up of a tenth as many.
+//
+// A float model that onnx-go cannot run as it is is compared in the form
+// nasctl export --pure-go writes (PureGo.Rewritten): the model a user of
+// onnx-go would deploy. The gaps reported are the model's own when that
+// form has gaps too (a quantized model's operators).
 func comparePureGo(model []byte, in genotype.Input, pixels []float32, n int, want []float32, runs int) PureGo {
 	r := PureGo{Images: n}
-	if gaps, err := pureGoGaps(model); err != nil {
+	gaps, err := pureGoGaps(model)
+	if err != nil {
 		r.Error = err.Error()
 		return r
-	} else if len(gaps) > 0 {
+	}
+	if len(gaps) > 0 {
+		if rewritten, k, err := onnxgen.PureGo(model); err == nil {
+			if left, err := pureGoGaps(rewritten); err == nil && len(left) == 0 {
+				model, r.Rewritten, gaps = rewritten, k, nil
+			}
+		}
+	}
+	if len(gaps) > 0 {
 		r.UnsupportedOp = strings.Join(gaps, "; ")
 		return r
 	}

@@ -2,7 +2,6 @@ package onnxgen
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -353,7 +352,6 @@ type compiler struct {
 	masks     []Mask
 	trace     []step // forward values per node
 	batchN    string // [1] float: the batch size, for mean gradients
-	zeros     string // [N, 1, 1, 1] zeros of an exported graph (zeroBatch)
 	// blocks are the blocked convolutions and poolings of the training
 	// graph, by the node index of the convolution.
 	blocks map[int]*blocked
@@ -406,9 +404,6 @@ func (c *compiler) forward() string {
 			}
 			k := int64(nd.Kernel)
 			p := pads(nd)
-			if c.export {
-				cur, p = c.uniformPads(cur, nd.In, nd.Pads, 0)
-			}
 			cur = c.conv([]string{cur, s.w, s.b}, []int64{-1, int64(nd.In.C), int64(nd.In.H), int64(nd.In.W)}, []int64{int64(nd.Units), int64(nd.In.C), k, k},
 				attrInts("kernel_shape", k, k), attrInts("strides", int64(nd.Stride), int64(nd.Stride)), attrInts("pads", p...))
 			cur = g.op("Relu", []string{cur})
@@ -421,8 +416,6 @@ func (c *compiler) forward() string {
 			if c.train && c.formulas.pool(nd) == PoolScatter {
 				outs := g.opN("MaxPool", []string{cur}, 2, attrs...)
 				cur, s.indices = outs[0], outs[1]
-			} else if c.export {
-				cur = c.exportMaxPool(nd, cur)
 			} else {
 				cur = g.op("MaxPool", []string{cur}, attrs...)
 			}
@@ -499,147 +492,6 @@ func (c *compiler) scope(i int, pass string) (restore func()) {
 func pads(nd genotype.Node) []int64 {
 	p := nd.Pads
 	return []int64{int64(p.Top), int64(p.Left), int64(p.Bottom), int64(p.Right)}
-}
-
-// exportMaxPool emits a max pooling of an exported model in the form both
-// ONNX Runtime and the pure-Go runtime onnx-go compute correctly: padding
-// that is not the same on all four sides is written out before a MaxPool
-// whose pads are all equal (see uniformPads). onnx-go v0.5.0 hands ONNX's
-// pads [top, left, bottom, right] to gorgonia, which reads [top, bottom,
-// left, right] and offsets the windows by the bottom and right pads, so
-// only equal pads survive the trip; the study's 'same' pooling pads one
-// cell more at the end when a window overhangs by an odd amount (any odd
-// input to P(2,2)). The padded cells hold the lowest float32, which no
-// window's maximum can be, as ONNX's MaxPool ignores pads (docs/edge.md,
-// "Exports that onnx-go runs").
-func (c *compiler) exportMaxPool(nd genotype.Node, x string) string {
-	x, p := c.uniformPads(x, nd.In, nd.Pads, -math.MaxFloat32)
-	k, s := int64(nd.Kernel), int64(nd.Stride)
-	return c.g.op("MaxPool", []string{x}, attrInts("kernel_shape", k, k), attrInts("strides", s, s), attrInts("pads", p...))
-}
-
-// uniformPads writes out the part of pads p of x (shape in) beyond the
-// smallest of the four, as rows and columns of fill concatenated to x, and
-// returns the padded value and the pads [m, m, m, m] left to the pooling or
-// convolution that reads it: onnx-go computes a Conv or MaxPool correctly
-// only when its four pads are equal (see exportMaxPool). x is returned
-// unchanged when they already are.
-//
-// onnx-go has no Pad, Slice, ConstantOfShape or Expand, and a constant
-// border cannot have the batch's size, so a border is the graph's
-// zeroBatch [N, 1, 1, 1] plus a constant [C, rows, cols] of fill, which
-// both runtimes broadcast to [N, C, rows, cols]; that constant is built
-// from a scalar (see fillTensor). ONNX Runtime runs one Add per padded
-// side and one Concat per padded axis (their cost: docs/edge.md, "Exports
-// that onnx-go runs").
-func (c *compiler) uniformPads(x string, in genotype.Shape, p genotype.Pads, fill float32) (string, []int64) {
-	m := min(p.Top, p.Left, p.Bottom, p.Right)
-	uniform := []int64{int64(m), int64(m), int64(m), int64(m)}
-	if p.Top == m && p.Left == m && p.Bottom == m && p.Right == m {
-		return x, uniform
-	}
-	g := c.g
-	// pad concatenates before and after rows (axis 2) or columns (axis 3)
-	// of fill to x, whose height is h.
-	pad := func(x string, before, after, axis, h int) string {
-		var parts []string
-		border := func(n int) string {
-			rows, cols := n, in.W
-			if axis == 3 {
-				rows, cols = h, n
-			}
-			return g.op("Add", []string{c.zeroBatch(), c.fillTensor(fill, in.C, rows, cols)})
-		}
-		if before > 0 {
-			parts = append(parts, border(before))
-		}
-		parts = append(parts, x)
-		if after > 0 {
-			parts = append(parts, border(after))
-		}
-		return g.op("Concat", parts, attrInt("axis", int64(axis)))
-	}
-	h := in.H
-	if t, b := p.Top-m, p.Bottom-m; t > 0 || b > 0 {
-		x = pad(x, t, b, 2, h)
-		h += t + b
-	}
-	if l, r := p.Left-m, p.Right-m; l > 0 || r > 0 {
-		x = pad(x, l, r, 3, h)
-	}
-	return x, uniform
-}
-
-// fillTensor returns a [channels, rows, cols] tensor of v, computed from
-// the scalar v by a Reshape to [1, 1, 1] and Concats, because a constant of
-// rank 1 or more would count as a weight of the model (ReadModelInfo) and
-// onnx-go cannot broadcast a Constant node's tensor. ONNX Runtime folds
-// these operators into a constant when it loads the model; onnx-go runs
-// them. The tensors and the doublings they are made of are shared within
-// the graph.
-func (c *compiler) fillTensor(v float32, channels, rows, cols int) string {
-	g := c.g
-	key := func(dims ...int) string { return fmt.Sprintf("fill %08x %v", math.Float32bits(v), dims) }
-	if name, ok := g.consts[key(channels, rows, cols)]; ok {
-		return name
-	}
-	restore := g.within("pad")
-	defer restore()
-	t, ok := g.consts[key(1, 1, 1)]
-	if !ok {
-		t = g.op("Reshape", []string{g.scalar(v), g.vec(1, 1, 1)})
-		g.consts[key(1, 1, 1)] = t
-	}
-	for _, step := range []struct{ axis, n int }{{2, cols}, {1, rows}, {0, channels}} {
-		t = c.repeat(t, step.n, step.axis)
-	}
-	g.consts[key(channels, rows, cols)] = t
-	return t
-}
-
-// repeat returns v concatenated n times along axis. onnx-go merges the
-// repeated inputs of a node into one, so copies are never the same value
-// twice: v is doubled (v with an Identity of it) as often as needed, each
-// doubling shared within the graph, and the powers of two that make up n
-// are concatenated.
-func (c *compiler) repeat(v string, n, axis int) string {
-	g := c.g
-	var parts []string
-	for k := 0; n > 0; k, n = k+1, n>>1 {
-		if n&1 == 1 {
-			parts = append(parts, v)
-		}
-		if n > 1 {
-			key := fmt.Sprintf("double %s %d %d", v, axis, k)
-			next, ok := g.consts[key]
-			if !ok {
-				next = g.op("Concat", []string{v, g.op("Identity", []string{v})}, attrInt("axis", int64(axis)))
-				g.consts[key] = next
-			}
-			v = next
-		}
-	}
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	return g.op("Concat", parts, attrInt("axis", int64(axis)))
-}
-
-// zeroBatch returns zeros [N, 1, 1, 1], N the batch of the images, made
-// once per graph: the images' GlobalAveragePool (with more than one
-// channel, transposed and pooled again) times 0.
-func (c *compiler) zeroBatch() string {
-	if c.zeros == "" {
-		g := c.g
-		restore := g.within("zeros")
-		z := g.op("GlobalAveragePool", []string{InputImages})
-		if c.net.Input.Channels > 1 {
-			z = g.op("GlobalAveragePool", []string{g.op("Transpose", []string{z}, attrInts("perm", 0, 3, 2, 1))})
-		}
-		c.zeros = g.op("Mul", []string{z, g.scalar(0)})
-		restore()
-	}
-	return c.zeros
 }
 
 // probabilities emits the "probabilities" output from the logits.

@@ -22,11 +22,11 @@ const MetaPureGo MetaKey = "nasctl.pure_go"
 // out of its count becomes a Conv with a block-diagonal kernel of ones (the
 // window's sum) times a constant map of 1/count; pads that are not equal on
 // all four sides are written out as borders concatenated before the Conv or
-// MaxPool (zeros, or the lowest float32 for a MaxPool), as the float
-// exports of layer sequences do. It returns the model and the number of
-// operators rewritten. The rewritten model costs ONNX Runtime more time
-// (docs/edge.md, "Cell networks in onnx-go"), which is why exports keep the
-// standard operators and this form is asked for (nasctl export --pure-go).
+// MaxPool (zeros, or the lowest float32 for a MaxPool). It returns the
+// model and the number of operators rewritten. The rewritten model costs
+// ONNX Runtime more time (docs/edge.md, "Exports that onnx-go runs" and
+// "Cell networks in onnx-go"), which is why exports keep the standard
+// operators and this form is asked for (nasctl export --pure-go).
 func PureGo(model []byte) ([]byte, int, error) {
 	var m onnx.ModelProto
 	if err := proto.Unmarshal(model, &m); err != nil {

@@ -10,9 +10,10 @@ import (
 // the operator's pads: an input that is x concatenated along the height or
 // width with constant borders (of the lowest float for a MaxPool, of zeros
 // for a Conv) becomes x, and the borders' rows and columns are added to the
-// pads. nasctl's float exports write unequal pads out so that the pure-Go
-// runtime onnx-go, which only handles four equal pads, computes them
-// (onnxgen; docs/edge.md); onnx-go cannot run a quantized model anyway, and
+// pads. The form onnx-go runs (nasctl export --pure-go), and the float
+// exports of nasctl before 2026-12-07, write unequal pads out so that the
+// pure-Go runtime onnx-go, which only handles four equal pads, computes
+// them (onnxgen; docs/edge.md); onnx-go cannot run a quantized model anyway, and
 // ONNX Runtime runs a padded MaxPool or Conv directly, in int8 and without
 // the borders' operators. It returns the number of operators folded.
 func (q *graph) foldPadding() int {

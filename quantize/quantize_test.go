@@ -149,7 +149,7 @@ func TestModelStructure(t *testing.T) {
 	if err != nil || s == nil {
 		t.Fatalf("settings %v (%v)", s, err)
 	}
-	if s.Operators != 4 || s.FoldedPadding != 2 || s.Images != 7 || s.Calibration != "minmax" || s.Source != SHA256(b) {
+	if s.Operators != 4 || s.FoldedPadding != 0 || s.Images != 7 || s.Calibration != "minmax" || s.Source != SHA256(b) {
 		t.Errorf("settings %+v", s)
 	}
 	if info.Meta[onnxgen.MetaArch] != arch || info.Meta[onnxgen.MetaDatasetHash] != "sha256:abc" || info.Meta[onnxgen.MetaNormalization] != onnxgen.Normalization ||
@@ -260,10 +260,15 @@ func TestPercentile(t *testing.T) {
 }
 
 // A stride-2 'same' convolution pads more at the end (8x8 in, 3x3 window:
-// [0, 0, 1, 1]); the export writes zero borders out, which the quantizer
+// [0, 0, 1, 1]); the form export --pure-go writes, as exports of earlier
+// nasctl versions did, has zero borders written out, which the quantizer
 // folds back.
 func TestFoldConvPadding(t *testing.T) {
 	b, net, _ := export(t, "C(4,3,1) - C(8,3,2) - GAP()", genotype.Input{Height: 10, Width: 10, Channels: 1})
+	b, k, err := onnxgen.PureGo(b)
+	if err != nil || k != 1 {
+		t.Fatalf("the --pure-go form: %d rewritten, %v", k, err)
+	}
 	conv := net.Nodes[slices.IndexFunc(net.Nodes, func(nd genotype.Node) bool { return nd.Op == genotype.OpConv && nd.Stride == 2 })]
 	if conv.Pads == (genotype.Pads{}) || conv.Pads.Top == conv.Pads.Bottom {
 		t.Fatalf("test network: the stride-2 convolution has pads %+v", conv.Pads)
@@ -280,6 +285,29 @@ func TestFoldConvPadding(t *testing.T) {
 			if want := []int64{int64(conv.Pads.Top), int64(conv.Pads.Left), int64(conv.Pads.Bottom), int64(conv.Pads.Right)}; !slices.Equal(attr(n, "pads").GetInts(), want) {
 				t.Errorf("folded pads %v, want %v", attr(n, "pads").GetInts(), want)
 			}
+		}
+	}
+}
+
+// A 'same' pooling over an odd size pads one cell at the end (P(2,2) at
+// 9x9: [0, 0, 1, 1]); in the --pure-go form its border of the lowest float
+// is folded back into the MaxPool's pads.
+func TestFoldMaxPoolPadding(t *testing.T) {
+	b, _, _ := export(t, "C(4,3,1) - P(2,2) - GAP()", genotype.Input{Height: 9, Width: 9, Channels: 1})
+	b, k, err := onnxgen.PureGo(b)
+	if err != nil || k != 1 {
+		t.Fatalf("the --pure-go form: %d rewritten, %v", k, err)
+	}
+	g := newGraph(decode(t, b).GetGraph())
+	if n := g.foldPadding(); n != 1 {
+		t.Fatalf("%d paddings folded, want 1", n)
+	}
+	for _, n := range g.g.GetNode() {
+		if n.GetOpType() == "Concat" && n.GetOutput()[0] != onnxgen.OutputProbs {
+			t.Errorf("a Concat is left: %v", n)
+		}
+		if n.GetOpType() == "MaxPool" && !slices.Equal(attr(n, "pads").GetInts(), []int64{0, 0, 1, 1}) {
+			t.Errorf("folded pads %v, want [0 0 1 1]", attr(n, "pads").GetInts())
 		}
 	}
 }

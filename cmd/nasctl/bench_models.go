@@ -590,6 +590,9 @@ func pureGoText(p bench.PureGo) string {
 		if !p.Agree {
 			s += fmt.Sprintf(" (over %g)", bench.Tolerance)
 		}
+		if p.Rewritten > 0 {
+			s += " (--pure-go form)"
+		}
 		return s
 	case p.UnsupportedOp != "":
 		var ops []string
@@ -656,6 +659,13 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if r.PureGo.UnsupportedOp != "" && r.Quantization == nil {
 			fmt.Fprintln(out, `pure Go: "nasctl export MODEL.onnx --pure-go --out OUT.onnx" writes a float model in operators onnx-go runs`+
 				` (slower on ONNX Runtime: docs/edge.md, "Cell networks in onnx-go")`)
+			break
+		}
+	}
+	for _, r := range rs {
+		if r.PureGo.Rewritten > 0 {
+			fmt.Fprintln(out, `pure Go: a "--pure-go form" was compared as "nasctl export MODEL.onnx --pure-go" writes it for onnx-go`+
+				` (unequal pads as borders, grouped convolutions as plain ones); the model itself keeps the operators ONNX Runtime runs fastest`)
 			break
 		}
 	}

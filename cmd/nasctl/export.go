@@ -46,13 +46,16 @@ What was measured (size, latency, accuracy): docs/edge.md, "INT8".
 With --pure-go, writes a float model in operators that the pure-Go runtime onnx-go
 computes correctly, the same function in standard ONNX: depthwise convolutions as
 plain ones with block-diagonal weights, average poolings as convolutions times a
-constant map of 1/count, unequal pads as borders. Cell networks need it; ONNX Runtime
-runs the rewritten model more slowly, so exports keep the standard operators
-(figures: docs/edge.md, "Cell networks in onnx-go").
+constant map of 1/count, unequal pads (a 'same' pooling or strided convolution over
+an odd size) as borders. onnx-go needs it for cell networks and for such pads; ONNX
+Runtime runs the rewritten model more slowly, so exports keep the standard operators
+(figures: docs/edge.md, "Exports that onnx-go runs"). nasctl bench compares a model
+with onnx-go in this form when onnx-go cannot run it as it is.
 
 Without --int8 or --pure-go, writes a layer-sequence model again with this nasctl's
-compiler and the model's own weights and metadata: models exported before this nasctl
-wrote unequal pads that onnx-go cannot compute (docs/edge.md).
+compiler and the model's own weights and metadata: a model exported by an earlier
+nasctl with its unequal pads written out as borders gets them back in its operators,
+which ONNX Runtime runs faster (docs/edge.md).
 Examples:
   nasctl export runs/leaves-cpu/winners/best.onnx --int8 --calibration data/leaves --out best-int8.onnx
   nasctl export runs/nasnet-cpu/winners/best.onnx --pure-go --out best-purego.onnx

@@ -333,3 +333,32 @@ func TestReportFinalsAtChance(t *testing.T) {
 		t.Errorf("a best model above chance called undeployable:\n%s", md)
 	}
 }
+
+// When the retrained models validate far better than the search's trials
+// did (a user's own images: 62% in the search, 99% retrained), the report
+// says the trials train too briefly and what to give; a gap within
+// shortTrialsGap, or finals that did not train, say nothing.
+func TestReportShortTrials(t *testing.T) {
+	final := func(search, val float64, status rundir.Status) rundir.FinalResult {
+		return rundir.FinalResult{Rank: 1, Arch: "SM()", SearchValAccuracy: search, ValAccuracy: val, Status: status}
+	}
+	const say = "the trials train too briefly for these images"
+	for _, tc := range []struct {
+		finals []rundir.FinalResult
+		want   bool
+	}{
+		{[]rundir.FinalResult{final(0.62, 0.99, rundir.StatusOK), final(0.60, 0.97, rundir.StatusOK)}, true},
+		{[]rundir.FinalResult{final(0.90, 1.0, rundir.StatusOK), final(0.85, 0.99, rundir.StatusOK)}, false},
+		{[]rundir.FinalResult{final(0.62, 0.99, rundir.StatusOK), final(0.99, 0.99, rundir.StatusOK)}, true}, // mean gap 0.185
+		{[]rundir.FinalResult{final(0.50, 0, rundir.StatusFailed)}, false},
+		{nil, false},
+	} {
+		md := Report{Kind: KindMetaQNN, Trials: 2, Planned: 2, Finals: tc.finals}.Markdown()
+		if got := strings.Contains(md, say); got != tc.want {
+			t.Errorf("%+v: says it %v, want %v:\n%s", tc.finals, got, tc.want, md)
+		}
+		if tc.want && !strings.Contains(md, "(--epochs) or more of the training split (--data-fraction)") {
+			t.Errorf("no advice:\n%s", md)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func TestPureGoAgreesOnCPUSpace(t *testing.T) {
 		}
 	}
 	if unequal < archs/4 {
-		t.Errorf("only %d of %d architectures pool with unequal pads; draw more", unequal, archs)
+		t.Errorf("only %d of %d architectures have unequal pads; draw more", unequal, archs)
 	}
-	t.Logf("%d of %d architectures pool with unequal pads", unequal, archs)
+	t.Logf("%d of %d architectures have unequal pads", unequal, archs)
 }

@@ -297,6 +297,9 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 		return LayoutPrefix, []string{ClassNoLeaf, ClassLeaf}, files, rep, nil
 	case len(classes) == 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s holds no image files (%s); %s", dir, strings.Join(imageExts, " "), layoutHint)
+	case len(classes) == 1 && !oneClass && slices.Contains(splitNames, strings.ToLower(classes[0])):
+		return 0, nil, nil, nil, fmt.Errorf("%s has a single folder, %s, named as a split, not a class; %w: if it holds a folder per class, give it (%s)",
+			dir, classes[0], ErrOneClass, filepath.Join(dir, classes[0]))
 	case len(classes) == 1 && !oneClass:
 		return 0, nil, nil, nil, fmt.Errorf("%s has a single class folder (%s); %w; %s",
 			dir, classes[0], ErrOneClass, layoutHint)
@@ -350,7 +353,7 @@ func splitBeforehand(dir string, classes, files []string) error {
 			}
 			return fmt.Errorf("%s is split beforehand: its folders %s are splits, each with folders of its own (%s, ...), not classes; "+
 				"nasctl makes its own training, validation and test splits (the split plans of --plan): give one folder with a "+
-				"sub-folder per class, such as one split's (--data %s), or merge the splits' class folders into one",
+				"sub-folder per class, such as one split's (%s), or merge the splits' class folders into one",
 				dir, strings.Join(classes, ", "), path.Join(parts[0], parts[1]), filepath.Join(dir, one))
 		}
 	}

@@ -429,7 +429,10 @@ func TestLoadLayoutErrors(t *testing.T) {
 				writeImage(t, dir, f, uniformGray(4, 4, 1))
 			}
 		}, "is split beforehand: its folders Test, train are splits, each with folders of its own (Test/cats, ...), not classes; " +
-			"nasctl makes its own training, validation and test splits (the split plans of --plan): give one folder with a sub-folder per class, such as one split's (--data "},
+			"nasctl makes its own training, validation and test splits (the split plans of --plan): give one folder with a sub-folder per class, such as one split's ("},
+		{"a split's folder alone", func(t *testing.T, dir string) {
+			writeImage(t, dir, "train/cats/a.png", uniformGray(4, 4, 1))
+		}, "has a single folder, train, named as a split, not a class; a classifier needs images of at least two classes: if it holds a folder per class, give it ("},
 		{"split beforehand, the training split offered", func(t *testing.T, dir string) {
 			for _, f := range []string{"train/cats/a.png", "train/dogs/b.png", "Test/cats/c.png", "Test/dogs/d.png"} {
 				writeImage(t, dir, f, uniformGray(4, 4, 1))

@@ -96,9 +96,9 @@ type Report struct {
 	// alone.
 	BestFive     int     `json:"best_five,omitempty"`
 	BestFiveTest float64 `json:"best_five_mean_test_accuracy,omitempty"`
-	// Earlier are the folders, relative to the run, that hold what shorter
-	// plans of the run had (rundir.Earlier): a resume with more trials sets
-	// the old checkpoint, final phase and report aside there.
+	// Earlier are the folders, relative to the run, that hold what earlier
+	// plans of the run had (rundir.Earlier): a resume with another number
+	// of trials sets the old checkpoint, final phase and report aside there.
 	Earlier []string `json:"earlier,omitempty"`
 }
 

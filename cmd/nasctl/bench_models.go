@@ -33,7 +33,9 @@ tensors for one image; an int8 model is given its float model's), batch-1 latenc
 (p50, p95, p99 over --runs timed runs after --warmup, taken in 10 rounds that go through every
 model in turn, so that all see the same load) and throughput at --batch, on ONNX
 Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
-and reports the largest difference of their outputs (or the operator it lacks);
+and reports the largest difference of their outputs (a float model that onnx-go
+cannot run as it is in the form "nasctl export --pure-go" writes, marked so; an
+int8 model: the operators onnx-go lacks);
 marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
@@ -66,7 +68,7 @@ func benchModelsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "warmup", Value: 20, Usage: "untimed runs first (at least 1)"},
 		&cli.IntFlag{Name: "batch", Value: 64, Usage: "batch size of the throughput measurement"},
 		&cli.StringFlag{Name: "out", Usage: "folder for bench.csv, the plots and --int8's models (default: RUN_DIR/bench, else MODEL-bench beside the first model)"},
-		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list (with --int8, an int8 model's object carries against_float: its float model and their size and latency ratios)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list (an int8 model compared with its float model, by --int8 or both given, carries against_float: the float model and their size and latency ratios)"},
 		&cli.BoolFlag{Name: "int8", Usage: "also quantize every float model to int8 (calibrated on the data's training images) and compare"},
 		&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images of --int8: the first N of the training split"},
 		&cli.IntFlag{Name: "rounds", Value: 9, Usage: "interleaved rounds of --runs batch-1 runs each timing a float model against its int8 model"},
@@ -665,7 +667,7 @@ func printBench(out io.Writer, rs []*bench.Result) {
 	for _, r := range rs {
 		if r.PureGo.Rewritten > 0 {
 			fmt.Fprintln(out, `pure Go: a "--pure-go form" was compared as "nasctl export MODEL.onnx --pure-go" writes it for onnx-go`+
-				` (unequal pads as borders, grouped convolutions as plain ones); the model itself keeps the operators ONNX Runtime runs fastest`)
+				` (unequal pads as borders, grouped convolutions and average poolings as plain convolutions); the model itself keeps the operators ONNX Runtime runs fastest`)
 			break
 		}
 	}

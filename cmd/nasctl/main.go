@@ -2,9 +2,10 @@
 // trains every candidate through ONNX Runtime and exports the winners as ONNX files.
 //
 // Exit codes: 0 success, 1 failure, 2 usage error (bad flags or arguments),
-// 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) for work stopped by a signal before
-// its end; nasctl server, worker and ui, which run until stopped, exit 0
-// when they stop on one.
+// 128 + the signal's number for work stopped by a signal before its end:
+// 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP) and 141 (SIGPIPE's, when
+// the output's reader went away); nasctl server, worker and ui, which run
+// until stopped, exit 0 when they stop on one.
 package main
 
 import (
@@ -55,30 +56,60 @@ func exitStopped() int {
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
+	stops := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	// SIGHUP (a closed terminal, a dropped SSH session) stops as SIGTERM
-	// does. SIGPIPE is not caught (that would catch it on the network
-	// connections too): the output below says when its reader went away.
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// does, unless nasctl started with it ignored (nohup): catching it
+	// would undo that. SIGPIPE is not caught (that would catch it on the
+	// network connections too): the output below says when its reader
+	// went away.
+	if !signal.Ignored(syscall.SIGHUP) {
+		stops = append(stops, syscall.SIGHUP)
+	}
+	signal.Notify(sigs, stops...)
 	signal.Ignore(syscall.SIGPIPE)
-	gone := sync.OnceFunc(func() { sigs <- syscall.SIGPIPE }) // stdout and stderr are often one pipe
-	stdout, stderr := &outputWatch{w: os.Stdout, gone: gone}, &outputWatch{w: os.Stderr, gone: gone}
-	go func() {
-		n := 0
-		for sig := range sigs {
+	gone := make(chan struct{})
+	lost := sync.OnceFunc(func() { close(gone) }) // stdout and stderr are often one pipe
+	stdout, stderr := &outputWatch{w: os.Stdout, gone: lost}, &outputWatch{w: os.Stderr, gone: lost}
+	go handleSignals(ctx, cancel, sigs, gone)
+	code := run(ctx, os.Args, stdout, stderr)
+	cancel()
+	os.Exit(code)
+}
+
+// handleSignals answers the stop signals: the first asks a command that can
+// stop gracefully (a search finishes its trials in flight) to do so,
+// otherwise it cancels; a further one cancels; one more quits at once.
+// The output's reader going away (gone closed) stops as a first signal
+// would, SIGPIPE's, unless a stop has begun: Ctrl-C at a shell ends the
+// "| tee" beside nasctl too, and must not count twice.
+func handleSignals(ctx context.Context, cancel func(), sigs <-chan os.Signal, gone <-chan struct{}) {
+	n, stopping := 0, false
+	firstStop := func() {
+		stopping = true
+		if stop := takeGracefulStop(); stop != nil {
+			stop()
+			return
+		}
+		cancel()
+	}
+	for {
+		select {
+		case <-gone:
+			gone = nil // closed: it would be chosen again and again
+			if !stopping {
+				firstSignal.Store(syscall.SIGPIPE)
+				firstStop()
+			}
+			continue
+		case sig := <-sigs:
 			n++
 			if sig, ok := sig.(syscall.Signal); ok && n == 1 {
 				firstSignal.Store(sig)
 			}
-			// The first interrupt asks a command that can stop gracefully
-			// (a search finishes its trials in flight) to do so, otherwise
-			// it cancels; a further one cancels; one more quits at once.
 			switch {
-			case n == 1:
-				if stop := takeGracefulStop(); stop != nil {
-					stop()
-					continue
-				}
-				cancel()
+			case n == 1 && !stopping:
+				firstStop()
+			case n == 1: // the stop the output's loss began goes on
 			case n >= 3 || ctx.Err() != nil && n >= 2:
 				fmt.Fprintln(os.Stderr, "nasctl: interrupted again, quitting")
 				os.Exit(exitStopped())
@@ -86,10 +117,7 @@ func main() {
 				cancel()
 			}
 		}
-	}()
-	code := run(ctx, os.Args, stdout, stderr)
-	cancel()
-	os.Exit(code)
+	}
 }
 
 // outputWatch writes to the terminal, a pipe or a file. When its reader

@@ -353,6 +353,33 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 	}
 }
 
+// Under nohup (SIGHUP ignored when nasctl starts) a SIGHUP does not stop a
+// search: catching it would undo what nohup is run for.
+func TestSearchUnderNohup(t *testing.T) {
+	bin := buildNasctl(t)
+	runs := t.TempDir()
+	dir := filepath.Join(runs, "nohup")
+	var stderr bytes.Buffer
+	c := exec.Command("sh", "-c", `trap "" HUP; exec "$0" "$@"`, bin, "search", "nasnet", "--reward", "mock", "--episodes", "1000000",
+		"--dir", runs, "--name", "nohup", "--json")
+	c.Stderr = &stderr
+	cmd := startUntil(t, c, dir, 20)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the search ended on a SIGHUP under nohup: %v\n%s", err, stderr.String())
+	case <-time.After(2 * time.Second):
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := <-done; err == nil || err.(*exec.ExitError).ExitCode() != 130 {
+		t.Errorf("Ctrl-C after: %v, want exit code 130\n%s", err, stderr.String())
+	}
+}
+
 // A search whose output's reader goes away ("| head", a pager quit) stops
 // as after Ctrl-C, not killed by SIGPIPE in the middle of its trials: it
 // finishes the trial in flight, says how to resume on stderr and exits

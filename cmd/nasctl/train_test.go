@@ -311,7 +311,7 @@ func TestTrainOptimizerAndPatience(t *testing.T) {
 }
 
 // search takes the split plan and its seed as train and eval do: the run
-// records them, and the imbalance warning names the stratified plans.
+// records them, and an unknown plan is refused with the plans' names.
 func TestSearchPlanFlag(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "colours")

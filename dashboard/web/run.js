@@ -140,11 +140,14 @@ function drawFacts() {
   if (run.status === 'running' && run.started) {
     // The search's own estimate; the time since the run was made includes
     // any time it stood stopped before a resume.
-    // The estimate was made at the last update: it counts down from there.
-    const eta = run.remaining_seconds ? Date.parse(run.updated) + run.remaining_seconds * 1000 : 0;
+    // The estimate was made at the last update: it counts down from there,
+    // or from when the page heard of it if that update is long past (a run
+    // resumed after a pause has not recorded a trial since).
+    let eta = run.remaining_seconds ? Date.parse(run.updated) + run.remaining_seconds * 1000 : 0;
+    if (eta && eta < run.received) eta = run.received + run.remaining_seconds * 1000;
     rows.splice(rows.length - 1, 0, fact('Elapsed', h('span', {dataset: {since: run.started}, text: ago(run.started)}),
       ' since the run was made', eta ? [', ', h('span', {dataset: {until: eta}, text: left(eta)}),
-        ` (nasctl search's estimate at the last update: done around ${when(new Date(eta).toISOString())})`] : ''));
+        ` (nasctl search's estimate: done around ${when(new Date(eta).toISOString())})`] : ''));
   }
   if (report && report.earlier) rows.push(fact('Earlier plans', 'set aside in the run folder when its number of trials changed: ' + report.earlier.join(', ')));
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
@@ -262,6 +265,7 @@ async function loadFinal() {
 }
 
 function applyRun(r) {
+  r.received = Date.now();
   run = r;
   drawFacts();
   if (r.version !== version) { version = r.version; loadDetail(); }

@@ -186,6 +186,12 @@ func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, err
 // (latency_model.json), so a resumed run predicts with the same model.
 func (s *Search) prepareLatency(ctx context.Context) error {
 	r := s.cfg.Reward
+	if s.cfg.Trains() && r.needsLatency() && r.Latency == LatencyMeasured && s.cfg.Workers > 1 {
+		// A review measured a network at 0.175 ms with 2 workers and 0.094
+		// ms with 1, and in nasctl bench.
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: latency measured times each network while up to %d other trials train beside it, "+
+			"which slowed the timings up to 1.9 times on 2 cores: give --workers 1 for timings that rank by latency, or leave --latency out (predicted)", s.cfg.Workers-1)})
+	}
 	if !s.cfg.Trains() || !r.needsLatency() || r.Latency != LatencyPredicted {
 		return nil
 	}
@@ -302,6 +308,9 @@ func (s *Search) useLatencyTable() error {
 	}
 	s.latency = t.Model()
 	s.emit(Event{Kind: "info", Message: fmt.Sprintf("latency from the table %s (%s)", t.Source.Path, t.Describe())})
+	if doubt := s.latency.Doubt(); doubt != "" {
+		s.emit(Event{Kind: "info", Message: "warning: " + doubt + " (nasctl bench latency-table --networks, --runs)"})
+	}
 	return nil
 }
 

@@ -315,3 +315,42 @@ func TestCalibrationGivesUp(t *testing.T) {
 		t.Errorf("net %v, error %v", net, err)
 	}
 }
+
+// A table whose model gives a layer a negative cost (a fit on few or noisy
+// timings, as one measured under emulation did) is used with a warning, as
+// the search's own calibration warns; a sound table says nothing. A search
+// that measures latencies with several workers warns that the timings run
+// beside trainings.
+func TestLatencyWarnings(t *testing.T) {
+	base := testConfig(t, t.TempDir())
+	in := (&fakeExecutor{}).Data().Input
+	warnings := func(cfg Config) []string {
+		s := newSearch(t, cfg, &fakeExecutor{})
+		defer s.Close()
+		var got []string
+		s.Progress = func(e Event) {
+			if strings.HasPrefix(e.Message, "warning: ") {
+				got = append(got, e.Message)
+			}
+		}
+		if err := s.prepareLatency(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	negative := map[string]float64{"constant": 0.01, "1x1 conv MACs": -1e-9, "conv MACs (k > 1)": 1e-9}
+	if got := warnings(tableConfig(t, madeUpTable(t, base, in, negative))); len(got) != 1 || !strings.Contains(got[0], "a negative cost") {
+		t.Errorf("a table with a negative cost: warnings %q", got)
+	}
+	if got := warnings(tableConfig(t, madeUpTable(t, base, in, pricyPooling))); len(got) != 0 {
+		t.Errorf("a sound table: warnings %q", got)
+	}
+	for workers, want := range map[int]int{2: 1, 1: 0} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Final.Skip, cfg.Workers = true, workers
+		cfg.Reward = RewardSettings{Mode: RewardMnasNet, TargetMs: 1, Latency: LatencyMeasured}.withDefaults()
+		if got := warnings(cfg); len(got) != want || want > 0 && !strings.Contains(got[0], "give --workers 1") {
+			t.Errorf("measured with %d workers: warnings %q", workers, got)
+		}
+	}
+}

@@ -90,6 +90,11 @@ type Report struct {
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
+	// LatencySource says where the final table's latencies come from:
+	// "predicted" (the latency model calibrated at the start), "table"
+	// (a latency table's model) or "measured" (timed during the search);
+	// empty for a run whose reward uses none.
+	LatencySource string `json:"latency_source,omitempty"`
 	// BestFiveTest is the mean test accuracy of the BestFive (at most 5)
 	// best final models by the same order: the measure of a search in
 	// docs/search-quality.md ("The goals"), less noisy than the best one's
@@ -351,6 +356,12 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
 	markAtChance(r.Finals, r.Majority)
 	reward := cfg.Reward.withDefaults()
+	if reward.needsLatency() {
+		r.LatencySource = reward.Latency
+		if reward.Table != "" {
+			r.LatencySource = "table"
+		}
+	}
 	r.BestBy = bestByAccuracy
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet
@@ -536,8 +547,10 @@ func (r Report) finalSection(b *strings.Builder) {
 		int8 = int8 || f.Int8Model != ""
 	}
 	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
-	if latency {
-		head, sep = head+" latency ms |", sep+"---|"
+	if latency && r.LatencySource != "" {
+		head, sep = head+fmt.Sprintf(" latency ms (%s) |", r.LatencySource), sep+"---|"
+	} else if latency {
+		head, sep = head+" latency ms |", sep+"---|" // a report of an older run: its source unrecorded
 	}
 	if int8 {
 		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
@@ -563,6 +576,11 @@ func (r Report) finalSection(b *strings.Builder) {
 			b.WriteString(" - | - |") // float32 only (see its reason in final.jsonl)
 		}
 		b.WriteString("\n")
+	}
+	if latency && r.LatencySource != "" {
+		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.\n",
+			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start", "table": "predicted by the run's latency table",
+				LatencyMeasured: "timed during the search"}[r.LatencySource])
 	}
 	if len(atChance) > 0 {
 		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than a network that answers one class whatever the image.\n",

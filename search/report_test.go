@@ -25,6 +25,12 @@ func TestReportLatencyColumn(t *testing.T) {
 	if md := (Report{Kind: KindMetaQNN, Finals: finals}).Markdown(); !strings.Contains(md, "| latency ms |") || !strings.Contains(md, "| 0.0425 |") {
 		t.Errorf("markdown:\n%s", md)
 	}
+	// A run's report names where its latencies come from, and that bench
+	// measures them.
+	if md := (Report{Kind: KindMetaQNN, Finals: finals, LatencySource: "table"}).Markdown(); !strings.Contains(md, "| latency ms (table) |") ||
+		!strings.Contains(md, "Latency: the search's batch-1 figure, predicted by the run's latency table; it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.") {
+		t.Errorf("markdown with the latency source:\n%s", md)
+	}
 	if md := (Report{Kind: KindMetaQNN, Finals: finals[1:]}).Markdown(); strings.Contains(md, "latency") {
 		t.Errorf("latency column without latencies:\n%s", md)
 	}

@@ -14,12 +14,13 @@
 package search
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -557,17 +558,22 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 var ErrNothingEvaluated = errors.New("no trial of the run was evaluated")
 
 // nothingEvaluated is ErrNothingEvaluated with the counts of trials and
-// the last reason, when none of trials was evaluated; nil when one was (or
-// there are none).
+// the commonest reason, when none of trials was evaluated; nil when one was
+// (or there are none).
 func nothingEvaluated(trials []rundir.Trial, dir string) error {
 	counts := map[rundir.Status]int{}
-	reason := ""
+	kinds := map[string]int{} // reasons by their words, numbers left out
+	reasons := map[string]string{}
 	for _, t := range trials {
 		if t.Status == rundir.StatusOK { // a reuse copies a trial, which may have been refused
 			return nil
 		}
 		counts[t.Status]++
-		reason = cmp.Or(t.Reason, reason)
+		if t.Reason != "" {
+			k := reasonKind(t.Reason)
+			kinds[k]++
+			reasons[k] = t.Reason // the last of its kind
+		}
 	}
 	if len(trials) == 0 {
 		return nil
@@ -578,8 +584,20 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}
 	}
-	return fmt.Errorf("%w (%s); the last reason: %s (every trial is in %s)",
-		ErrNothingEvaluated, strings.Join(parts, ", "), reason, filepath.Join(dir, rundir.FileTrialsCSV))
+	common := ""
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		if common == "" || kinds[k] > kinds[common] {
+			common = k
+		}
+	}
+	return fmt.Errorf("%w (%s); the commonest reason (%d of %d trials), the last of them: %s (every trial is in %s)",
+		ErrNothingEvaluated, strings.Join(parts, ", "), kinds[common], len(trials), reasons[common], filepath.Join(dir, rundir.FileTrialsCSV))
+}
+
+// reasonKind is a trial's reason without its figures: reasons of one kind
+// ("180081 parameters exceed the limit of 160000") differ only in those.
+func reasonKind(reason string) string {
+	return strings.Join(strings.FieldsFunc(reason, func(r rune) bool { return r >= '0' && r <= '9' || r == '.' || r == ',' }), "#")
 }
 
 // ended reports how a run that did not finish ended: "stopped" (by a stop

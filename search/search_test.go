@@ -1845,3 +1845,21 @@ func TestTrialsCSVBeforeFinalPhase(t *testing.T) {
 		t.Fatal("no final_start event")
 	}
 }
+
+// A run that evaluated nothing names the commonest kind of reason (figures
+// aside), with the last reason of that kind, not the last of all: 19
+// latency refusals and then one over the parameter limit.
+func TestNothingEvaluatedCommonestReason(t *testing.T) {
+	var trials []rundir.Trial
+	for i := range 19 {
+		trials = append(trials, rundir.Trial{Status: rundir.StatusRefused, Reason: fmt.Sprintf("predicted latency 0.00%d ms exceeds the limit of 0.001 ms", 30+i)})
+	}
+	trials = append(trials, rundir.Trial{Status: rundir.StatusRefused, Reason: "180081 parameters exceed the limit of 160000"})
+	err := nothingEvaluated(trials, "run")
+	if !errors.Is(err, ErrNothingEvaluated) || !strings.Contains(err.Error(), "(20 refused); the commonest reason (19 of 20 trials), the last of them: predicted latency 0.0048 ms exceeds the limit of 0.001 ms (") {
+		t.Errorf("%v", err)
+	}
+	if err := nothingEvaluated(append(trials, rundir.Trial{Status: rundir.StatusOK}), "run"); err != nil {
+		t.Errorf("with an evaluated trial: %v", err)
+	}
+}

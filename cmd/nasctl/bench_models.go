@@ -241,10 +241,12 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
+	limit := runLatencyLimit(opts.RunDir)
 	if opts.JSON {
-		return printJSON(out, benchJSON(results, pairs))
+		return printJSON(out, benchJSON(results, pairs, limit))
 	}
 	printBench(out, results)
+	printOverLimit(out, results, limit, opts.Measure.Session.IntraOpThreads)
 	printQuantized(out, pairs)
 	fmt.Fprintf(out, "\nwritten: %s\n", strings.Join(files, ", "))
 	// A missing operator is a finding about onnx-go, reported above; outputs
@@ -803,6 +805,9 @@ func printQuantized(out io.Writer, qs []*bench.Quantized) {
 type benchResultJSON struct {
 	*bench.Result
 	AgainstFloat *againstFloat `json:"against_float,omitempty"`
+	// OverLatencyLimitMs is the run's latency limit (a constraint reward's
+	// max_latency_ms) when the model's p50 exceeds it.
+	OverLatencyLimitMs float64 `json:"over_latency_limit_ms,omitempty"`
 }
 
 // againstFloat is an int8 model's comparison with its float model
@@ -816,11 +821,15 @@ type againstFloat struct {
 	AccuracyChange *float64 `json:"accuracy_change_points,omitempty"`
 }
 
-// benchJSON returns the results with their int8 comparisons.
-func benchJSON(results []*bench.Result, pairs []*bench.Quantized) []benchResultJSON {
+// benchJSON returns the results with their int8 comparisons, and the
+// run's latency limit where a model exceeds it.
+func benchJSON(results []*bench.Result, pairs []*bench.Quantized, limit latencyLimit) []benchResultJSON {
 	out := make([]benchResultJSON, len(results))
 	for i, r := range results {
 		out[i].Result = r
+		if limit.over(r) {
+			out[i].OverLatencyLimitMs = limit.Ms
+		}
 		for _, q := range pairs {
 			if q.Int8 == r {
 				out[i].AgainstFloat = &againstFloat{FloatModel: q.Float.Model, SizeRatio: q.SizeRatio, LatencyRatio: q.LatencyRatio,
@@ -829,4 +838,54 @@ func benchJSON(results []*bench.Result, pairs []*bench.Quantized) []benchResultJ
 		}
 	}
 	return out
+}
+
+// latencyLimit is the batch-1 latency limit a run's constraint reward
+// refused architectures by, and the threads its latencies were for; Ms 0:
+// none (no run, or a reward without a hard limit).
+type latencyLimit struct {
+	Ms      float64
+	Threads int
+	Source  string // the run's latency source: predicted (a model or table) or measured
+}
+
+// runLatencyLimit reads the latency limit of the run in dir ("" or a run
+// without one: none).
+func runLatencyLimit(dir string) latencyLimit {
+	if dir == "" {
+		return latencyLimit{}
+	}
+	cfg, err := search.ReadConfig(dir)
+	if err != nil || cfg.Reward.Mode != search.RewardConstraint || cfg.Reward.MaxLatencyMs <= 0 {
+		return latencyLimit{}
+	}
+	return latencyLimit{Ms: cfg.Reward.MaxLatencyMs, Threads: cmp.Or(cfg.Reward.Threads, 1), Source: cmp.Or(cfg.Reward.Latency, search.LatencyPredicted)}
+}
+
+// over reports whether r is a float model of the run over its limit at
+// p50 (an int8 model was not what the search's limit ranked).
+func (l latencyLimit) over(r *bench.Result) bool {
+	return l.Ms > 0 && r.Quantization == nil && r.LatencyMs.P50 > l.Ms
+}
+
+// printOverLimit names the models whose measured p50 exceeds the run's
+// latency limit: the search refused architectures by latencies it
+// predicted (or timed beside trainings), which can be off by a quarter or
+// more (docs/performance.md, "Latency model").
+func printOverLimit(out io.Writer, rs []*bench.Result, limit latencyLimit, threads int) {
+	var over []string
+	for _, r := range rs {
+		if limit.over(r) {
+			over = append(over, fmt.Sprintf("%s (p50 %.4f ms)", r.Model, r.LatencyMs.P50))
+		}
+	}
+	if len(over) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "over the run's latency limit of %g ms: %s. The search refused architectures by %s latencies at %d thread(s)",
+		limit.Ms, strings.Join(over, ", "), limit.Source, limit.Threads)
+	if threads != limit.Threads {
+		fmt.Fprintf(out, "; this bench ran at --threads %d", threads)
+	}
+	fmt.Fprintln(out, "; give the limit a margin, or search with --latency measured --workers 1")
 }

@@ -109,6 +109,21 @@ func TestBenchRunDirectory(t *testing.T) {
 		t.Errorf("table:\n%s", out)
 	}
 
+	// A run whose constraint reward had a latency limit: its winners over
+	// it (measured) are named, in the table's notes and in the JSON.
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("kind: metaqnn\nreward:\n    mode: constraint\n    max_latency_ms: 0.0001\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if code != 0 || !strings.Contains(out, "over the run's latency limit of 0.0001 ms: "+filepath.Join(dir, "winners", "rank-01.onnx")+" (p50 ") ||
+		!strings.Contains(out, "The search refused architectures by predicted latencies at 1 thread(s); give the limit a margin") {
+		t.Errorf("a run with a latency limit: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir(), "--json")
+	if code != 0 || strings.Count(out, `"over_latency_limit_ms": 0.0001`) != 2 {
+		t.Errorf("a run with a latency limit, --json: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// A throughput batch far beyond the machine's memory is refused before
 	// anything runs (a billion 17x17 images is over a terabyte).
 	code, _, errOut = runCLI(t, "bench", filepath.Join(dir, "winners", "rank-02.onnx"), "--runs", "3", "--warmup", "1", "--batch", "1000000000",

@@ -183,6 +183,9 @@ func runLatencyTable(ctx context.Context, opts latencyTableOptions, out, errOut 
 				return fmt.Errorf("%s: %w", opts.Check, err)
 			}
 		}
+		if doubt := t.Model().Doubt(); doubt != "" {
+			fmt.Fprintf(errOut, "warning: %s (--networks, --runs)\n", doubt)
+		}
 		printLatencyTable(out, t)
 		return nil
 	}

@@ -286,19 +286,14 @@ type runTable struct {
 // Reward.Table, checked against the search's space and input and copied
 // into the run.
 func (s *Search) useLatencyTable() error {
-	copyPath := filepath.Join(s.dir.Path, FileLatencyTable)
-	var t runTable
-	if b, err := os.ReadFile(copyPath); err == nil {
-		if err := json.Unmarshal(b, &t); err != nil {
-			return fmt.Errorf("%s: %w", copyPath, err)
-		}
-		if err := t.Validate(); err != nil {
-			return fmt.Errorf("the run's copy of its latency table, %s, %w; start a new run", copyPath, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	t, ok, err := s.runTableCopy()
+	if err != nil {
 		return err
-	} else if t, err = readRunTable(s.cfg.Reward.Table); err != nil {
-		return err
+	}
+	if !ok {
+		if t, err = readRunTable(s.cfg.Reward.Table); err != nil {
+			return err
+		}
 	}
 	if err := s.checkTable(t); err != nil {
 		return err
@@ -312,6 +307,27 @@ func (s *Search) useLatencyTable() error {
 		s.emit(Event{Kind: "info", Message: "warning: " + doubt + " (nasctl bench latency-table --networks, --runs)"})
 	}
 	return nil
+}
+
+// runTableCopy reads the run's copy of its latency table; ok is false when
+// it has none (yet). A resume reads it before anything is moved (retarget),
+// so that a damaged copy stops it with the run as it was.
+func (s *Search) runTableCopy() (t runTable, ok bool, err error) {
+	copyPath := filepath.Join(s.dir.Path, FileLatencyTable)
+	b, err := os.ReadFile(copyPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return t, false, nil
+	case err != nil:
+		return t, false, err
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, false, fmt.Errorf("%s: %w; put the table the run started with back there (its source is in config.yaml), or start a new run", copyPath, err)
+	}
+	if err := t.Validate(); err != nil {
+		return t, false, fmt.Errorf("the run's copy of its latency table, %s, %w; start a new run", copyPath, err)
+	}
+	return t, true, nil
 }
 
 // checkTable returns an error unless t was measured for the search's space

@@ -196,9 +196,26 @@ func TestSearchRanksByTable(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.Dir(), FileLatencyTable), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := resume(t, cfg, &fakeExecutor{}).Run(context.Background(), nil)
+	damaged := resume(t, cfg, &fakeExecutor{})
+	err := damaged.Run(context.Background(), nil)
+	damaged.Close()
 	if err == nil || !strings.Contains(err.Error(), `the run's copy of its latency table`) || !strings.Contains(err.Error(), `unknown feature "FLOPs"`) {
 		t.Errorf("resumed with a damaged copy: %v", err)
+	}
+	// Given more trials, a resume reads the copy before it sets the old
+	// plan's checkpoint, final phase and report aside: the run stays whole.
+	if err := os.WriteFile(filepath.Join(s.Dir(), FileLatencyTable), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Resume(s.Dir(), ResumeOptions{Trials: cfg.Trials + 5}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err == nil {
+		r2.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), FileLatencyTable+": invalid character") {
+		t.Errorf("resumed for more trials with a damaged copy: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), rundir.DirEarlier)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old plan was set aside before the damaged copy was read: %v", err)
 	}
 }
 

@@ -249,6 +249,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		if cfg.Trials == old {
 			return nil
 		}
+		if _, _, err := s.runTableCopy(); err != nil {
+			return err
+		}
 		if note, err = s.retarget(old, cfg.Trials); err != nil {
 			return err
 		}

@@ -49,7 +49,8 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
 	}
 	p.Add(plotter.NewGrid(), sc)
-	if err := addFront(p, rs, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))} }); err != nil {
+	onFront := func(i int) bool { return rs[i].Pareto } // of the three objectives: accuracy is the colour
+	if err := addFront(p, rs, onFront, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))} }); err != nil {
 		return nil, err
 	}
 	pad(p, pts, true)
@@ -79,7 +80,8 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	}
 	p.Add(plotter.NewGrid(), sc)
 	p.Legend.Add("model", sc)
-	if err := addFront(p, with, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {
+	front := accuracyLatencyFront(with)
+	if err := addFront(p, with, func(i int) bool { return front[i] }, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {
 		return nil, err
 	}
 	pad(p, pts, false)
@@ -88,6 +90,19 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YOffs = vg.Points(4)
 	return p, nil
+}
+
+// accuracyLatencyFront marks the results (all with an accuracy) that no
+// other beats in both p50 latency and accuracy: the front of the two
+// objectives the accuracy-latency figure draws. On the three (Result.Pareto)
+// a model can be on it by its size alone, and be both slower and less
+// accurate than another in that figure.
+func accuracyLatencyFront(rs []*Result) []bool {
+	pts := make([]Point, len(rs))
+	for i, r := range rs {
+		pts[i] = Point{LatencyMs: r.LatencyMs.P50, Accuracy: *r.Accuracy}
+	}
+	return ParetoFront(pts)
 }
 
 // pad widens the axes around the points, so that no glyph sits on the frame
@@ -104,11 +119,12 @@ func pad(p *plot.Plot, pts plotter.XYs, logY bool) {
 	p.Y.Min, p.Y.Max = ymin-0.1*dy, ymax+0.1*dy
 }
 
-// addFront rings the Pareto-front results and joins them in order of latency.
-func addFront(p *plot.Plot, rs []*Result, xy func(*Result) plotter.XY) error {
+// addFront rings the results on the Pareto front (onFront(i) for rs[i])
+// and joins them in order of latency.
+func addFront(p *plot.Plot, rs []*Result, onFront func(int) bool, xy func(*Result) plotter.XY) error {
 	var front plotter.XYs
-	for _, r := range rs {
-		if r.Pareto {
+	for i, r := range rs {
+		if onFront(i) {
 			front = append(front, xy(r))
 		}
 	}

@@ -59,3 +59,19 @@ func TestPlotFiles(t *testing.T) {
 		t.Errorf("PlotFiles %q, WritePlots wrote %q", got, written)
 	}
 }
+
+// The accuracy-latency figure rings the front of its own two objectives: a
+// model on the three-objective front by its size alone (g: fewest
+// parameters, but slower and less accurate than a) is not on it.
+func TestAccuracyLatencyFront(t *testing.T) {
+	acc := func(v float64) *float64 { return &v }
+	rs := syntheticResults()[:5] // f has no accuracy
+	rs = append(rs, &Result{Model: "g", Params: 1_000, LatencyMs: Latency{P50: 0.30}, Accuracy: acc(0.93)})
+	MarkPareto(rs)
+	if !rs[5].Pareto {
+		t.Fatal("g is not on the three-objective front; the test needs it there")
+	}
+	if got, want := accuracyLatencyFront(rs), []bool{true, true, false, true, false, false}; !slices.Equal(got, want) {
+		t.Errorf("front %v, want %v", got, want)
+	}
+}

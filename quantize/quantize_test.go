@@ -266,55 +266,42 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// A stride-2 'same' convolution pads more at the end (8x8 in, 3x3 window:
-// [0, 0, 1, 1]); the form export --pure-go writes, as exports of earlier
-// nasctl versions did, has zero borders written out, which the quantizer
-// folds back.
-func TestFoldConvPadding(t *testing.T) {
-	b, net, _ := export(t, "C(4,3,1) - C(8,3,2) - GAP()", genotype.Input{Height: 10, Width: 10, Channels: 1})
-	b, k, err := onnxgen.PureGo(b)
-	if err != nil || k != 1 {
-		t.Fatalf("the --pure-go form: %d rewritten, %v", k, err)
-	}
-	conv := net.Nodes[slices.IndexFunc(net.Nodes, func(nd genotype.Node) bool { return nd.Op == genotype.OpConv && nd.Stride == 2 })]
-	if conv.Pads == (genotype.Pads{}) || conv.Pads.Top == conv.Pads.Bottom {
-		t.Fatalf("test network: the stride-2 convolution has pads %+v", conv.Pads)
-	}
-	g := newGraph(decode(t, b).GetGraph())
-	if n := g.foldPadding(); n != 1 {
-		t.Fatalf("%d paddings folded, want 1", n)
-	}
-	for _, n := range g.g.GetNode() {
-		if n.GetOpType() == "Concat" && n.GetOutput()[0] != onnxgen.OutputProbs {
-			t.Errorf("a Concat is left: %v", n)
+// The form export --pure-go writes, as exports of earlier nasctl versions
+// did, has unequal pads written out as borders, which the quantizer folds
+// back into the operator's pads: a stride-2 'same' convolution pads more
+// at the end (8x8 in, 3x3 window: [0, 0, 1, 1], zero borders), and so does
+// a 'same' pooling over an odd size (P(2,2) at 9x9: borders of the lowest
+// float).
+func TestFoldPadding(t *testing.T) {
+	for _, tc := range []struct {
+		arch string
+		in   genotype.Input
+		op   string
+		want []int64
+	}{
+		{"C(4,3,1) - C(8,3,2) - GAP()", genotype.Input{Height: 10, Width: 10, Channels: 1}, "Conv", []int64{0, 0, 1, 1}},
+		{"C(4,3,1) - P(2,2) - GAP()", genotype.Input{Height: 9, Width: 9, Channels: 1}, "MaxPool", []int64{0, 0, 1, 1}},
+	} {
+		b, _, _ := export(t, tc.arch, tc.in)
+		b, k, err := onnxgen.PureGo(b)
+		if err != nil || k != 1 {
+			t.Fatalf("%s, the --pure-go form: %d rewritten, %v", tc.arch, k, err)
 		}
-		if n.GetOpType() == "Conv" && attr(n, "strides").GetInts()[0] == 2 {
-			if want := []int64{int64(conv.Pads.Top), int64(conv.Pads.Left), int64(conv.Pads.Bottom), int64(conv.Pads.Right)}; !slices.Equal(attr(n, "pads").GetInts(), want) {
-				t.Errorf("folded pads %v, want %v", attr(n, "pads").GetInts(), want)
+		g := newGraph(decode(t, b).GetGraph())
+		if n := g.foldPadding(); n != 1 {
+			t.Fatalf("%s: %d paddings folded, want 1", tc.arch, n)
+		}
+		folded := 0
+		for _, n := range g.g.GetNode() {
+			if n.GetOpType() == "Concat" && n.GetOutput()[0] != onnxgen.OutputProbs {
+				t.Errorf("%s: a Concat is left: %v", tc.arch, n)
+			}
+			if n.GetOpType() == tc.op && slices.Equal(attr(n, "pads").GetInts(), tc.want) {
+				folded++
 			}
 		}
-	}
-}
-
-// A 'same' pooling over an odd size pads one cell at the end (P(2,2) at
-// 9x9: [0, 0, 1, 1]); in the --pure-go form its border of the lowest float
-// is folded back into the MaxPool's pads.
-func TestFoldMaxPoolPadding(t *testing.T) {
-	b, _, _ := export(t, "C(4,3,1) - P(2,2) - GAP()", genotype.Input{Height: 9, Width: 9, Channels: 1})
-	b, k, err := onnxgen.PureGo(b)
-	if err != nil || k != 1 {
-		t.Fatalf("the --pure-go form: %d rewritten, %v", k, err)
-	}
-	g := newGraph(decode(t, b).GetGraph())
-	if n := g.foldPadding(); n != 1 {
-		t.Fatalf("%d paddings folded, want 1", n)
-	}
-	for _, n := range g.g.GetNode() {
-		if n.GetOpType() == "Concat" && n.GetOutput()[0] != onnxgen.OutputProbs {
-			t.Errorf("a Concat is left: %v", n)
-		}
-		if n.GetOpType() == "MaxPool" && !slices.Equal(attr(n, "pads").GetInts(), []int64{0, 0, 1, 1}) {
-			t.Errorf("folded pads %v, want [0 0 1 1]", attr(n, "pads").GetInts())
+		if folded != 1 {
+			t.Errorf("%s: %d %s nodes with pads %v, want 1", tc.arch, folded, tc.op, tc.want)
 		}
 	}
 }

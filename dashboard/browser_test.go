@@ -294,7 +294,7 @@ func TestBrowserRewrittenAndDeletedRun(t *testing.T) {
 // during the search or on a stopped run, and since when it runs while it
 // does (it reports its epochs only to the terminal).
 func TestBrowserFinalPhase(t *testing.T) {
-	runs, _ := fixtureRuns(t)
+	runs, b := fixtureRuns(t)
 	f := newRun(t, runs, "leaves-f", 6, 5, seq(1, 6)...)
 	trials, err := rundir.ReadTrials(f.Path)
 	if err != nil {
@@ -340,6 +340,18 @@ func TestBrowserFinalPhase(t *testing.T) {
 	// of it: the time left is counted, not "due".
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
 	waitFor(t, ctx, facts+`.includes('Training time, all workers') && /Elapsed\s+\S.* since the run was made, about \S.* left \(nasctl search's estimate: done around \d{4}-\d\d-\d\d /.test(`+facts+`)`, facts, 10*time.Second)
+	// A run event that repeats the update and the estimate (a final-phase
+	// epoch's) keeps the count going rather than starting it again.
+	until := `document.querySelector('#facts [data-until]').dataset.until`
+	before, heard := eval[string](t, ctx, until), eval[string](t, ctx, `document.body.dataset.runs`)
+	time.Sleep(1100 * time.Millisecond)
+	if err := b.WriteJSON(rundir.FileFinalProgress, []rundir.FinalProgress{{Rank: 1, Trial: 3, Epoch: 4, MaxEpochs: 30, ValAccuracy: 0.9}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, fmt.Sprintf(`document.body.dataset.runs !== %q`, heard), `document.body.dataset.runs`, 5*time.Second)
+	if after := eval[string](t, ctx, until); after != before {
+		t.Errorf("the estimate's end moved from %s to %s on an event that repeated it", before, after)
+	}
 }
 
 // A run page opened before its run exists (as its search starts) says so,

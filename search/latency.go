@@ -330,6 +330,22 @@ func (s *Search) runTableCopy() (t runTable, ok bool, err error) {
 	return t, true, nil
 }
 
+// checkTableCopy reads the run's copy of its latency table, if it has one,
+// and checks it against the search's space and input, as useLatencyTable
+// will: a resume does so before anything is moved (retarget).
+func (s *Search) checkTableCopy() error {
+	t, ok, err := s.runTableCopy()
+	if err != nil || !ok {
+		return err
+	}
+	space, digest := LatencySpace(s.cfg)
+	if err := t.Check(space, digest, s.data.Input); err != nil {
+		return fmt.Errorf("the run's copy of its latency table, %s: %w; put the table the run started with back there, or start a new run",
+			filepath.Join(s.dir.Path, FileLatencyTable), err)
+	}
+	return nil
+}
+
 // checkTable returns an error unless t was measured for the search's space
 // and input.
 func (s *Search) checkTable(t runTable) error {

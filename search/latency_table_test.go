@@ -217,6 +217,21 @@ func TestSearchRanksByTable(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.Dir(), rundir.DirEarlier)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the old plan was set aside before the damaged copy was read: %v", err)
 	}
+	// So does a well-formed table for another input put in its place.
+	other := readFile(t, madeUpTable(t, base, genotype.Input{Height: 32, Width: 32, Channels: 1}, pricyPooling))
+	if err := os.WriteFile(filepath.Join(s.Dir(), FileLatencyTable), []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Resume(s.Dir(), ResumeOptions{Trials: cfg.Trials + 5}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err == nil {
+		r3.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "the run's copy of its latency table, "+filepath.Join(s.Dir(), FileLatencyTable)) || !strings.Contains(err.Error(), "measured at input 32x32x1") {
+		t.Errorf("resumed for more trials with a table for another input: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), rundir.DirEarlier)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old plan was set aside before the copy was checked: %v", err)
+	}
 }
 
 // tableByHand is pricyPooling's latency of arch at input in, from its

@@ -596,9 +596,10 @@ func (r Report) finalSection(b *strings.Builder) {
 	if r.BestFive > 0 {
 		fmt.Fprintf(b, "The %d best by the same order average %.2f%% test accuracy.\n", r.BestFive, 100*r.BestFiveTest)
 	}
-	if search, final, short := r.shortTrials(); short {
+	if search, final, short := r.shortTrials(); short && !r.FinalIncomplete() {
 		fmt.Fprintf(b, "\nRetrained, these networks reach %.2f%% validation accuracy on average, where the search's trials reached %.2f%%: "+
-			"the trials train too briefly for these images to tell the networks apart well. Give them more epochs (--epochs) or more of the training split (--data-fraction).\n",
+			"the trials train too briefly for these images to tell the networks apart well. A new run whose trials train longer ranks them better: "+
+			"more epochs (--epochs), or more of the training split (--data-fraction, if the run used part of it).\n",
 			100*final, 100*search)
 	}
 	switch {

@@ -363,7 +363,7 @@ func TestReportShortTrials(t *testing.T) {
 		if got := strings.Contains(md, say); got != tc.want {
 			t.Errorf("%+v: says it %v, want %v:\n%s", tc.finals, got, tc.want, md)
 		}
-		if tc.want && !strings.Contains(md, "(--epochs) or more of the training split (--data-fraction)") {
+		if tc.want && !strings.Contains(md, "A new run whose trials train longer ranks them better: more epochs (--epochs), or more of the training split (--data-fraction") {
 			t.Errorf("no advice:\n%s", md)
 		}
 	}

@@ -249,7 +249,7 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		if cfg.Trials == old {
 			return nil
 		}
-		if _, _, err := s.runTableCopy(); err != nil {
+		if err := s.checkTableCopy(); err != nil {
 			return err
 		}
 		if note, err = s.retarget(old, cfg.Trials); err != nil {
@@ -598,9 +598,16 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 }
 
 // reasonKind is a trial's reason without its figures: reasons of one kind
-// ("180081 parameters exceed the limit of 160000") differ only in those.
+// ("180081 parameters exceed the limit of 160000") differ only in those. A
+// word with a digit in it is a figure, with its unit ("12.5MiB", "1e-05").
 func reasonKind(reason string) string {
-	return strings.Join(strings.FieldsFunc(reason, func(r rune) bool { return r >= '0' && r <= '9' || r == '.' || r == ',' }), "#")
+	words := strings.Fields(reason)
+	for i, w := range words {
+		if strings.ContainsAny(w, "0123456789") {
+			words[i] = "#"
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // ended reports how a run that did not finish ended: "stopped" (by a stop

@@ -1859,6 +1859,15 @@ func TestNothingEvaluatedCommonestReason(t *testing.T) {
 	if !errors.Is(err, ErrNothingEvaluated) || !strings.Contains(err.Error(), "(20 refused); the commonest reason (19 of 20 trials), the last of them: predicted latency 0.0048 ms exceeds the limit of 0.001 ms (") {
 		t.Errorf("%v", err)
 	}
+	// Figures with their units and exponents are figures too.
+	for _, pair := range [][2]string{
+		{"needs 12.5MiB of memory, 3KiB available", "needs 900KiB of memory, 1.2GiB available"},
+		{"diverged at learning rate 1e-05", "diverged at learning rate 0.003"},
+	} {
+		if a, b := reasonKind(pair[0]), reasonKind(pair[1]); a != b {
+			t.Errorf("%q and %q are of kinds %q and %q", pair[0], pair[1], a, b)
+		}
+	}
 	if err := nothingEvaluated(append(trials, rundir.Trial{Status: rundir.StatusOK}), "run"); err != nil {
 		t.Errorf("with an evaluated trial: %v", err)
 	}

@@ -859,7 +859,15 @@ func runLatencyLimit(dir string) latencyLimit {
 	if err != nil || cfg.Reward.Mode != search.RewardConstraint || cfg.Reward.MaxLatencyMs <= 0 {
 		return latencyLimit{}
 	}
-	return latencyLimit{Ms: cfg.Reward.MaxLatencyMs, Threads: cmp.Or(cfg.Reward.Threads, 1), Source: cmp.Or(cfg.Reward.Latency, search.LatencyPredicted)}
+	l := latencyLimit{Ms: cfg.Reward.MaxLatencyMs, Threads: cmp.Or(cfg.Reward.Threads, 1), Source: cmp.Or(cfg.Reward.Latency, search.LatencyPredicted)}
+	if cfg.Reward.Table != "" {
+		// The table's threads, on the machine it was measured on.
+		l.Source, l.Threads = "table", 0
+		if t, err := bench.ReadLatencyTable(filepath.Join(dir, search.FileLatencyTable)); err == nil {
+			l.Threads = t.Threads
+		}
+	}
+	return l
 }
 
 // over reports whether r is a float model of the run over its limit at
@@ -882,10 +890,21 @@ func printOverLimit(out io.Writer, rs []*bench.Result, limit latencyLimit, threa
 	if len(over) == 0 {
 		return
 	}
-	fmt.Fprintf(out, "over the run's latency limit of %g ms: %s. The search refused architectures by %s latencies at %d thread(s)",
-		limit.Ms, strings.Join(over, ", "), limit.Source, limit.Threads)
-	if threads != limit.Threads {
+	fmt.Fprintf(out, "over the run's latency limit of %g ms: %s. ", limit.Ms, strings.Join(over, ", "))
+	if limit.Source == "table" {
+		fmt.Fprintf(out, "The search refused architectures by its latency table's predictions, at %d thread(s) on the machine the table was measured on: bench the winners there", limit.Threads)
+	} else {
+		fmt.Fprintf(out, "The search refused architectures by %s latencies at %d thread(s)", limit.Source, limit.Threads)
+	}
+	switch {
+	case threads == 0:
+		fmt.Fprint(out, "; this bench ran with one thread per core (--threads 0)")
+	case threads != limit.Threads:
 		fmt.Fprintf(out, "; this bench ran at --threads %d", threads)
+	}
+	if limit.Source == "table" {
+		fmt.Fprintln(out, "; give the limit a margin")
+		return
 	}
 	fmt.Fprintln(out, "; give the limit a margin, or search with --latency measured --workers 1")
 }

@@ -727,3 +727,27 @@ func TestBenchRunWithoutWinners(t *testing.T) {
 		}
 	}
 }
+
+// A run that ranked by a latency table: its limit is the table's, at the
+// table's threads on the machine it was measured on, and the note says to
+// bench the winners there.
+func TestRunLatencyLimitTable(t *testing.T) {
+	dir := t.TempDir()
+	tab := bench.NewLatencyTable(&bench.LatencyModel{Coefficients: make([]float64, len(bench.Features)), Threads: 4})
+	tab.Space, tab.SpaceDigest, tab.Input, tab.Classes, tab.Runs = "cpu", "abc", "32x32x1", 2, 1
+	if err := writeJSON(filepath.Join(dir, "latency_table.json"), tab); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte("kind: metaqnn\nreward:\n    mode: constraint\n    max_latency_ms: 0.5\n    latency_table: robot.json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := runLatencyLimit(dir)
+	if l != (latencyLimit{Ms: 0.5, Threads: 4, Source: "table"}) {
+		t.Fatalf("limit %+v", l)
+	}
+	var out strings.Builder
+	printOverLimit(&out, []*bench.Result{{Model: "m.onnx", LatencyMs: bench.Latency{P50: 0.7}}}, l, 0)
+	if want := "over the run's latency limit of 0.5 ms: m.onnx (p50 0.7000 ms). The search refused architectures by its latency table's predictions, at 4 thread(s) on the machine the table was measured on: bench the winners there; this bench ran with one thread per core (--threads 0); give the limit a margin\n"; out.String() != want {
+		t.Errorf("note %q\nwant %q", out.String(), want)
+	}
+}

@@ -259,7 +259,7 @@ func latencyTableFlag() cli.Flag {
 		Usage: "rank by the latency this table predicts (measured on the target: nasctl bench latency-table) instead of a model calibrated here",
 		Action: func(c *cli.Context, path string) error {
 			if c.String("resume") != "" {
-				return usagef("--latency-table cannot change a resumed run: a run keeps the latencies it started with (its table's copy, %s in its directory, or its own latency model); start a new run to rank by this table", search.FileLatencyTable)
+				return usagef("--latency-table cannot change a resumed run: a run keeps the latency source it started with (a table's is copied to %s in its directory); start a new run to rank by this table", search.FileLatencyTable)
 			}
 			if _, err := bench.ReadLatencyTable(path); err != nil {
 				return usagef("--latency-table: %v", err)

@@ -27,6 +27,13 @@ func TestHandleSignalsOutputGone(t *testing.T) {
 		{"Ctrl-C twice", []string{"int", "int"}, true, syscall.SIGINT},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			saved := firstSignal.Load()
+			t.Cleanup(func() { // as it was: the tests after this read it for their exit codes
+				firstSignal = atomic.Value{}
+				if saved != nil {
+					firstSignal.Store(saved)
+				}
+			})
 			firstSignal = atomic.Value{}
 			var stops atomic.Int32
 			remove := onFirstInterrupt(func() { stops.Add(1) })

@@ -140,11 +140,7 @@ function drawFacts() {
   if (run.status === 'running' && run.started) {
     // The search's own estimate; the time since the run was made includes
     // any time it stood stopped before a resume.
-    // The estimate was made at the last update: it counts down from there,
-    // or from when the page heard of it if that update is long past (a run
-    // resumed after a pause has not recorded a trial since).
-    let eta = run.remaining_seconds ? Date.parse(run.updated) + run.remaining_seconds * 1000 : 0;
-    if (eta && eta < run.received) eta = run.received + run.remaining_seconds * 1000;
+    const eta = estimateEnd();
     rows.splice(rows.length - 1, 0, fact('Elapsed', h('span', {dataset: {since: run.started}, text: ago(run.started)}),
       ' since the run was made', eta ? [', ', h('span', {dataset: {until: eta}, text: left(eta)}),
         ` (nasctl search's estimate: done around ${when(new Date(eta).toISOString())})`] : ''));
@@ -153,6 +149,23 @@ function drawFacts() {
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
   if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume RUN goes on`));
   $('facts').replaceChildren(...rows.flat());
+}
+
+// estimateEnd is when the search's estimate says the run ends, in ms (0:
+// no estimate). The estimate was made at the last update: it counts down
+// from there, or from when the page heard of it if that update is long
+// past (a run resumed after a pause has not recorded a trial since). It is
+// kept while the update and the estimate are unchanged: the events of the
+// final phase's epochs repeat them, and must not restart the count.
+let anchor = {};
+function estimateEnd() {
+  const rem = run.remaining_seconds;
+  if (!rem) return 0;
+  if (anchor.updated === run.updated && anchor.rem === rem) return anchor.eta;
+  let eta = Date.parse(run.updated) + rem * 1000;
+  if (eta < run.received) eta = run.received + rem * 1000;
+  anchor = {updated: run.updated, rem, eta};
+  return eta;
 }
 
 // finalFacts says where the final phase stands. It only starts after the
@@ -267,6 +280,7 @@ async function loadFinal() {
 function applyRun(r) {
   r.received = Date.now();
   run = r;
+  document.body.dataset.runs = Number(document.body.dataset.runs || 0) + 1; // how many it heard (for tests)
   drawFacts();
   if (r.version !== version) { version = r.version; loadDetail(); }
   if (r.final_models !== finals) { finals = r.final_models; loadFinal(); }

@@ -579,7 +579,8 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	if latency && r.LatencySource != "" {
 		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.\n",
-			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start", "table": "predicted by the run's latency table",
+			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start",
+				"table":         "predicted by the run's latency table for the machine it was measured on (bench the winners there)",
 				LatencyMeasured: "timed during the search"}[r.LatencySource])
 	}
 	if len(atChance) > 0 {

@@ -28,7 +28,7 @@ func TestReportLatencyColumn(t *testing.T) {
 	// A run's report names where its latencies come from, and that bench
 	// measures them.
 	if md := (Report{Kind: KindMetaQNN, Finals: finals, LatencySource: "table"}).Markdown(); !strings.Contains(md, "| latency ms (table) |") ||
-		!strings.Contains(md, "Latency: the search's batch-1 figure, predicted by the run's latency table; it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.") {
+		!strings.Contains(md, "Latency: the search's batch-1 figure, predicted by the run's latency table for the machine it was measured on (bench the winners there); it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.") {
 		t.Errorf("markdown with the latency source:\n%s", md)
 	}
 	if md := (Report{Kind: KindMetaQNN, Finals: finals[1:]}).Markdown(); strings.Contains(md, "latency") {

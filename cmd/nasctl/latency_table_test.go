@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,21 @@ func TestBenchLatencyTable(t *testing.T) {
 		code, _, errOut := runCLI(t, append([]string{"bench", "latency-table", "--check", path}, args...)...)
 		if code != exitFailure || !strings.Contains(errOut, "the latency table does not fit the space and input given") {
 			t.Errorf("--check %v: exit %d: %s", args, code, errOut)
+		}
+	}
+	// A table whose model gives a feature a negative cost is read with the
+	// warning its measurement printed; one without, without.
+	negative := *tab
+	negative.MsPerUnit = slices.Clone(tab.MsPerUnit)
+	negative.MsPerUnit[len(negative.MsPerUnit)-1].Ms = -1
+	bad := filepath.Join(t.TempDir(), "negative.json")
+	if err := writeJSON(bad, &negative); err != nil {
+		t.Fatal(err)
+	}
+	for file, warn := range map[string]bool{bad: true, path: tab.Model().Doubt() != ""} {
+		code, _, errOut := runCLI(t, "bench", "latency-table", "--check", file)
+		if code != 0 || strings.Contains(errOut, "a negative cost") != warn {
+			t.Errorf("--check %s: exit %d, want a warning: %v: %s", file, code, warn, errOut)
 		}
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
@@ -139,12 +142,60 @@ func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 			Dir    string           `json:"dir"`
 			Status search.RunStatus `json:"status,omitempty"` // none when the run cannot be summed up
 			search.Report
-		}{Dir: path, Report: rep}
+			// Bench is what nasctl bench RUN measured of its winners, when
+			// it has.
+			Bench []*bench.Result `json:"bench,omitempty"`
+		}{Dir: path, Report: rep, Bench: benchOfRun(path)}
 		if sum, err := search.Summarize(path); err == nil {
 			shown.Status = sum.StatusOf(rep.Running)
 		}
 		return printJSON(out, shown)
 	}
 	fmt.Fprint(out, rep.Markdown())
+	printRunBench(out, path)
 	return nil
+}
+
+// printRunBench prints, after a run's report, what nasctl bench measured of
+// its winners, when it has, and which exceed the run's latency limit.
+func printRunBench(out io.Writer, path string) {
+	rs := benchOfRun(path)
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\n## Measured by nasctl bench\n\n%s (batch-1 latency on the machine and threads of that bench):\n\n", filepath.Join(path, "bench", "bench.csv"))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tPARAMS\tP50 ms\tP95 ms\tACCURACY\tPARETO")
+	for _, r := range rs {
+		acc, front := "-", ""
+		if r.Accuracy != nil {
+			acc = fmt.Sprintf("%.4f", *r.Accuracy)
+		}
+		if r.Pareto {
+			front = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%s\t%s\n", r.Model, humanize.Comma(r.Params), r.LatencyMs.P50, r.LatencyMs.P95, acc, front)
+	}
+	tw.Flush()
+	if l := runLatencyLimit(path); l.Ms > 0 {
+		var over []string
+		for _, r := range rs {
+			if l.over(r) {
+				over = append(over, r.Model)
+			}
+		}
+		if len(over) > 0 {
+			fmt.Fprintf(out, "\nOver the run's latency limit of %g ms: %s (nasctl bench RUN says why).\n", l.Ms, strings.Join(over, ", "))
+		}
+	}
+}
+
+// benchOfRun reads what nasctl bench measured of the run in dir's winners
+// (its bench/bench.csv); nil when it has not, or the file cannot be read.
+func benchOfRun(dir string) []*bench.Result {
+	rs, err := bench.ReadCSV(filepath.Join(dir, "bench", "bench.csv"))
+	if err != nil {
+		return nil
+	}
+	return rs
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/internal/buildinfo"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -328,5 +329,45 @@ func TestSearchPlanFlag(t *testing.T) {
 	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", dir, "--name", "q", "--plan", "stratified")
 	if code != 2 || !strings.Contains(errOut, `--plan "stratified": give one of metaqnn, metaqnn-stratified`) {
 		t.Errorf("an unknown plan: exit %d: %s", code, errOut)
+	}
+}
+
+// runs show ends with what nasctl bench measured of the run's winners, when
+// it has, in text and in --json, and names those over the run's latency
+// limit.
+func TestRunsShowBench(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "colours")
+	writeColours(t, data)
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "r",
+		"--data", data, "--threads", "1", "--reward", "constraint", "--max-latency-ms", "5")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	run := filepath.Join(dir, "r")
+	if _, out, _ := runCLI(t, "runs", "show", run); strings.Contains(out, "Measured by nasctl bench") {
+		t.Errorf("a run bench has not measured:\n%s", out)
+	}
+	acc := 0.95
+	if err := os.MkdirAll(filepath.Join(run, "bench"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.WriteCSV(filepath.Join(run, "bench", "bench.csv"), []*bench.Result{
+		{Model: "winners/rank-01.onnx", Params: 1234, LatencyMs: bench.Latency{P50: 6.5, P95: 7}, Accuracy: &acc, Pareto: true},
+		{Model: "winners/rank-02.onnx", Params: 99, LatencyMs: bench.Latency{P50: 0.5, P95: 0.6}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "runs", "show", run)
+	if code != 0 || !strings.Contains(out, "## Measured by nasctl bench") || !strings.Contains(out, "winners/rank-01.onnx  1,234   6.5000  7.0000  0.9500    *") ||
+		!strings.Contains(out, "Over the run's latency limit of 5 ms: winners/rank-01.onnx (nasctl bench RUN says why).") {
+		t.Errorf("runs show: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "runs", "show", run, "--json")
+	var shown struct {
+		Bench []bench.Result `json:"bench"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); code != 0 || err != nil || len(shown.Bench) != 2 || shown.Bench[0].LatencyMs.P50 != 6.5 {
+		t.Errorf("runs show --json: exit %d, %v: %+v", code, err, shown.Bench)
 	}
 }

@@ -28,7 +28,8 @@ type RunDetail struct {
 	BestDownload string `json:"best_download,omitempty"`
 }
 
-// Figure is a figure of a run, served as SVG at URL.
+// Figure is a figure of a run, served as PNG at URL (and as SVG at the
+// same address ending in .svg).
 type Figure struct {
 	Name  string `json:"name"`
 	Title string `json:"title"`

@@ -36,7 +36,9 @@ Runtime; runs every model also through a second, pure-Go ONNX runtime (onnx-go)
 and reports the largest difference of their outputs (a float model that onnx-go
 cannot run as it is in the form "nasctl export --pure-go" writes, marked so; an
 int8 model: the operators onnx-go lacks);
-marks the Pareto front of (parameters, latency) against accuracy; writes a CSV and
+marks the Pareto front of (parameters, latency) against accuracy; for a run of a
+--reward constraint search, names the winners whose measured p50 exceeds its
+max_latency_ms (JSON: over_latency_limit_ms); writes a CSV and
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
 first model given; never the working directory), removing the files an earlier

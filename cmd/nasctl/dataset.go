@@ -26,7 +26,9 @@ func datasetCommand() *cli.Command {
                       as "nasctl dataset generate" writes them;
   class folders       one sub-folder per class (e.g. DIR/cat/*.jpg, DIR/dog/*.jpg); the class
                       names sorted give the labels 0, 1, ...
-PNG, JPEG, GIF, BMP, TIFF and WebP files are read; other files are ignored.`,
+PNG, JPEG, GIF, BMP, TIFF and WebP files are read; other files are ignored. nasctl
+makes its own splits: a folder split beforehand (train/CLASS/..., test/CLASS/...)
+is refused, with what to give instead.`,
 		Subcommands: []*cli.Command{datasetGenerateCommand(), datasetInfoCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -68,7 +68,7 @@ func benchLatencyTableCommand() *cli.Command {
 			&cli.IntFlag{Name: "runs", Value: 100, Usage: "timed batch-1 runs per network (the median is fitted)"},
 			&cli.IntFlag{Name: "threads", Value: 1, Usage: "ONNX Runtime intra-op threads: those the robot's program will use (a search's reward.latency_threads)"},
 			&cli.StringFlag{Name: "out", Usage: "file the table is written to (JSON; required unless --check)"},
-			&cli.StringFlag{Name: "check", Usage: "check this table and print its figures instead of measuring"},
+			&cli.StringFlag{Name: "check", Usage: "check this table and print its figures instead of measuring (and warn, as its measurement did, of a layer given a negative cost)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, ""); err != nil {

@@ -195,7 +195,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"143 by SIGTERM, 129 by SIGHUP (a closed terminal) and 141 when the reader of the output\n" +
 			"went away (| head): what was finished is saved, a search resumes; nasctl server,\n" +
 			"worker and ui, which run until stopped, exit 0 then (a worker stopped by a second Ctrl-C,\n" +
-			"which hands its trials back unfinished, exits 130, or 143 after a first SIGTERM).\n" +
+			"which hands its trials back unfinished, exits 128 + the first signal's number).\n" +
 			"Flags may be given before or after positional arguments.",
 		Writer:    stdout,
 		ErrWriter: stderr,

@@ -57,7 +57,9 @@ from its files without taking its lock (so a running search can be shown): the
 final table, the statistics per epsilon (MetaQNN) or per window of trials
 (NASNet), and the best architectures of the search; --json prints the same
 report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them, with
-the run's dir, to which its model paths are relative, and its status).
+the run's dir, to which its model paths are relative, and its status). When nasctl
+bench RUN has measured the winners, their results follow (bench/bench.csv), with
+those over the run's latency limit; --json carries them as bench.
 Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs, for a NAME (--runs works too)"},

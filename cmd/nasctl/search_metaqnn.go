@@ -41,10 +41,11 @@ A run searched with --skip-final gets its final phase from --resume with
 moved, --resume takes --data with their new folder (the same images: their
 content hash must be the run's).
 
-More trials for a run, finished or not: --resume runs/NAME --trials N. The agent
-learns the recorded trials again and goes on as a run planned for N trials would;
-a finished run's final phase, report and plots move to runs/NAME/earlier/trials-OLD,
-and the final phase is done again for the new best.
+Another number of trials for a run, finished or not (at least those recorded):
+--resume runs/NAME --trials N. The agent learns the recorded trials again and goes on
+as a run planned for N trials would; what the old plan had (checkpoint, final phase,
+report, plots, bench/) moves to runs/NAME/earlier/trials-OLD, and the final phase is
+done again for the new best.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing; it
 takes --space, --preset, --input, --seed and --json, and no other flag.

@@ -32,7 +32,8 @@ A worker that dies or stops answering loses nothing: after the broker's AckWait
 (60 s by default) its trial goes to another worker, up to 3 deliveries, after
 which the search records the trial as failed. Ctrl-C finishes the trials in
 flight and stops (exit 0); a second Ctrl-C hands them back to the broker at
-once (exit 130, or 143 after a first SIGTERM; a trial whose last delivery
+once (exit 128 + the first signal's number: 130 after Ctrl-C alone, 143 after a
+first SIGTERM; a trial whose last delivery
 was handed back is queued again, not failed). A worker that takes a trial
 in another job format (sent by another nasctl version) hands it back and
 stops (exit 1): run the same version on every machine.

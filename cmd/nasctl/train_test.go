@@ -311,22 +311,31 @@ func TestTrainOptimizerAndPatience(t *testing.T) {
 	}
 }
 
+// tinySearch runs a one-trial MetaQNN search called name, with the extra
+// flags, on a folder of coloured squares in a new folder; it returns the
+// folder of runs and the images'.
+func tinySearch(t *testing.T, name string, extra ...string) (dir, data string) {
+	t.Helper()
+	dir = t.TempDir()
+	data = filepath.Join(dir, "colours")
+	writeColours(t, data)
+	args := append([]string{"search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", name,
+		"--data", data, "--threads", "1"}, extra...)
+	if code, _, errOut := runCLI(t, args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	return dir, data
+}
+
 // search takes the split plan and its seed as train and eval do: the run
 // records them, and an unknown plan is refused with the plans' names.
 func TestSearchPlanFlag(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "colours")
-	writeColours(t, data)
-	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "p",
-		"--data", data, "--threads", "1", "--plan", "metaqnn-stratified", "--split-seed", "7")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
+	dir, data := tinySearch(t, "p", "--plan", "metaqnn-stratified", "--split-seed", "7")
 	cfg, err := os.ReadFile(filepath.Join(dir, "p", "config.yaml"))
 	if err != nil || !strings.Contains(string(cfg), "split: metaqnn-stratified\n") || !strings.Contains(string(cfg), "split_seed: 7\n") {
 		t.Errorf("config.yaml: %v\n%s", err, cfg)
 	}
-	code, _, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", dir, "--name", "q", "--plan", "stratified")
+	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--data", data, "--dir", dir, "--name", "q", "--plan", "stratified")
 	if code != 2 || !strings.Contains(errOut, `--plan "stratified": give one of metaqnn, metaqnn-stratified`) {
 		t.Errorf("an unknown plan: exit %d: %s", code, errOut)
 	}
@@ -336,14 +345,7 @@ func TestSearchPlanFlag(t *testing.T) {
 // it has, in text and in --json, and names those over the run's latency
 // limit.
 func TestRunsShowBench(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "colours")
-	writeColours(t, data)
-	code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--trials", "1", "--epochs", "1", "--skip-final", "--dir", dir, "--name", "r",
-		"--data", data, "--threads", "1", "--reward", "constraint", "--max-latency-ms", "5")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
+	dir, _ := tinySearch(t, "r", "--reward", "constraint", "--max-latency-ms", "5")
 	run := filepath.Join(dir, "r")
 	if _, out, _ := runCLI(t, "runs", "show", run); strings.Contains(out, "Measured by nasctl bench") {
 		t.Errorf("a run bench has not measured:\n%s", out)

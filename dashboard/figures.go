@@ -79,14 +79,15 @@ var figureSpecs = []figureSpec{
 // one, or in a run whose every trial was refused, a figure would be empty
 // axes.
 func kind(k search.Kind) func(string, *runData) bool {
-	return func(_ string, d *runData) bool { return d.err == nil && d.cfg.Kind == k && d.summary.Evaluated > 0 }
+	return func(_ string, d *runData) bool { return evaluated(d) && d.cfg.Kind == k }
 }
 
 // controlled is a figure of the runs whose agent is the REINFORCE
 // controller, with an evaluated trial.
-func controlled(_ string, d *runData) bool {
-	return d.err == nil && d.cfg.Controlled() && d.summary.Evaluated > 0
-}
+func controlled(_ string, d *runData) bool { return evaluated(d) && d.cfg.Controlled() }
+
+// evaluated reports whether the run was read and has an evaluated trial.
+func evaluated(d *runData) bool { return d.err == nil && d.summary.Evaluated > 0 }
 
 // benched is a figure of the runs that nasctl bench has measured.
 func benched(dir string, _ *runData) bool {

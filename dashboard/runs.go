@@ -139,10 +139,7 @@ func (d *runData) status(running bool) Status {
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
 	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, FinalProgress: d.finalProgress}
-	r.Status = d.status(running)
-	if r.Status != StatusRunning {
-		r.Remaining = 0 // a stopped or failed run waits for no one
-	}
+	r.SetStatus(d.status(running))
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time
 		r.Updated = d.updated

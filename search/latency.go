@@ -295,7 +295,7 @@ func (s *Search) useLatencyTable() error {
 			return err
 		}
 	}
-	if err := s.checkTable(t); err != nil {
+	if err := s.checkTable(t, t.Source.Path); err != nil {
 		return err
 	}
 	if err := s.dir.WriteJSON(FileLatencyTable, t); err != nil {
@@ -338,20 +338,18 @@ func (s *Search) checkTableCopy() error {
 	if err != nil || !ok {
 		return err
 	}
-	space, digest := LatencySpace(s.cfg)
-	if err := t.Check(space, digest, s.data.Input); err != nil {
-		return fmt.Errorf("the run's copy of its latency table, %s: %w; put the table the run started with back there, or start a new run",
-			filepath.Join(s.dir.Path, FileLatencyTable), err)
+	if err := s.checkTable(t, "the run's copy of its latency table, "+filepath.Join(s.dir.Path, FileLatencyTable)); err != nil {
+		return fmt.Errorf("%w; put the table the run started with back there, or start a new run", err)
 	}
 	return nil
 }
 
-// checkTable returns an error unless t was measured for the search's space
-// and input.
-func (s *Search) checkTable(t runTable) error {
+// checkTable returns an error, naming the table as name, unless t was
+// measured for the search's space and input.
+func (s *Search) checkTable(t runTable, name string) error {
 	space, digest := LatencySpace(s.cfg)
 	if err := t.Check(space, digest, s.data.Input); err != nil {
-		return fmt.Errorf("%s: %w", t.Source.Path, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

@@ -98,11 +98,11 @@ const (
 	RunFailed RunStatus = "failed"
 )
 
-// SetStatus sets Status, given whether a process holds the run, and leaves
-// the time-left estimate to running runs.
-func (s *RunSummary) SetStatus(running bool) {
-	s.Status = s.StatusOf(running)
-	if s.Status != RunRunning {
+// SetStatus sets Status to st and leaves the time-left estimate to running
+// runs: a stopped or failed run waits for no one.
+func (s *RunSummary) SetStatus(st RunStatus) {
+	s.Status = st
+	if st != RunRunning {
 		s.Remaining = 0
 	}
 }
@@ -214,7 +214,7 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 		if err != nil {
 			s = &RunSummary{Name: e.Name(), Dir: filepath.Join(dir, e.Name()), Error: err.Error()}
 		}
-		s.SetStatus(rundir.Running(s.Dir))
+		s.SetStatus(s.StatusOf(rundir.Running(s.Dir)))
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })

@@ -148,7 +148,7 @@ func New(cfg Config, exec Executor) (*Search, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.checkTable(t); err != nil {
+		if err := s.checkTable(t, t.Source.Path); err != nil {
 			return nil, err
 		}
 	}
@@ -593,8 +593,11 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 			common = k
 		}
 	}
-	return fmt.Errorf("%w (%s); the commonest reason (%d of %d trials), the last of them: %s (every trial is in %s)",
-		ErrNothingEvaluated, strings.Join(parts, ", "), kinds[common], len(trials), reasons[common], filepath.Join(dir, rundir.FileTrialsCSV))
+	why := ""
+	if common != "" {
+		why = fmt.Sprintf("; the commonest reason (%d of %d trials), the last of them: %s", kinds[common], len(trials), reasons[common])
+	}
+	return fmt.Errorf("%w (%s)%s (every trial is in %s)", ErrNothingEvaluated, strings.Join(parts, ", "), why, filepath.Join(dir, rundir.FileTrialsCSV))
 }
 
 // reasonKind is a trial's reason without its figures: reasons of one kind

@@ -1868,6 +1868,10 @@ func TestNothingEvaluatedCommonestReason(t *testing.T) {
 			t.Errorf("%q and %q are of kinds %q and %q", pair[0], pair[1], a, b)
 		}
 	}
+	// Trials without a reason: no reason is named, rather than an empty one.
+	if err := nothingEvaluated([]rundir.Trial{{Status: rundir.StatusFailed}}, "run"); err == nil || err.Error() != "no trial of the run was evaluated (1 failed) (every trial is in run/trials.csv)" {
+		t.Errorf("without reasons: %v", err)
+	}
 	if err := nothingEvaluated(append(trials, rundir.Trial{Status: rundir.StatusOK}), "run"); err != nil {
 		t.Errorf("with an evaluated trial: %v", err)
 	}

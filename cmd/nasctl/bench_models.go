@@ -878,16 +878,25 @@ func (l latencyLimit) over(r *bench.Result) bool {
 	return l.Ms > 0 && r.Quantization == nil && r.LatencyMs.P50 > l.Ms
 }
 
+// overs returns the results over the limit, in their order.
+func (l latencyLimit) overs(rs []*bench.Result) []*bench.Result {
+	var out []*bench.Result
+	for _, r := range rs {
+		if l.over(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // printOverLimit names the models whose measured p50 exceeds the run's
 // latency limit: the search refused architectures by latencies it
 // predicted (or timed beside trainings), which can be off by a quarter or
 // more (docs/performance.md, "Latency model").
 func printOverLimit(out io.Writer, rs []*bench.Result, limit latencyLimit, threads int) {
 	var over []string
-	for _, r := range rs {
-		if limit.over(r) {
-			over = append(over, fmt.Sprintf("%s (p50 %.4f ms)", r.Model, r.LatencyMs.P50))
-		}
+	for _, r := range limit.overs(rs) {
+		over = append(over, fmt.Sprintf("%s (p50 %.4f ms)", r.Model, r.LatencyMs.P50))
 	}
 	if len(over) == 0 {
 		return

@@ -179,16 +179,13 @@ func printRunBench(out io.Writer, path string) {
 		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%s\t%s\n", r.Model, humanize.Comma(r.Params), r.LatencyMs.P50, r.LatencyMs.P95, acc, front)
 	}
 	tw.Flush()
-	if l := runLatencyLimit(path); l.Ms > 0 {
-		var over []string
-		for _, r := range rs {
-			if l.over(r) {
-				over = append(over, r.Model)
-			}
-		}
-		if len(over) > 0 {
-			fmt.Fprintf(out, "\nOver the run's latency limit of %g ms: %s (nasctl bench RUN says why).\n", l.Ms, strings.Join(over, ", "))
-		}
+	l := runLatencyLimit(path)
+	var over []string
+	for _, r := range l.overs(rs) {
+		over = append(over, r.Model)
+	}
+	if len(over) > 0 {
+		fmt.Fprintf(out, "\nOver the run's latency limit of %g ms: %s (nasctl bench RUN says why).\n", l.Ms, strings.Join(over, ", "))
 	}
 }
 

@@ -126,6 +126,31 @@ func MeasureAll(ctx context.Context, paths []string, opts Options, data *TestDat
 	return results, nil
 }
 
+// TimeLatencies times the batch-1 latency of the models at paths together,
+// in opts.Rounds rounds (interleavedLatency), and nothing else: what a
+// search measures of its final models. runtime must be initialised.
+func TimeLatencies(ctx context.Context, paths []string, opts Options) ([]Latency, error) {
+	opts = opts.withDefaults()
+	models := make([]*runtime.Model, 0, len(paths))
+	defer func() {
+		for _, m := range models {
+			m.Close()
+		}
+	}()
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		m, err := runtime.NewModel(b, opts.Session)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		models = append(models, m)
+	}
+	return timeModels(ctx, models, paths, opts)
+}
+
 // timeModels times the batch-1 latency of models together, with
 // interleavedLatency; names name them in errors.
 func timeModels(ctx context.Context, models []*runtime.Model, names []string, opts Options) ([]Latency, error) {

@@ -665,3 +665,35 @@ func TestFailureSeenLive(t *testing.T) {
 		t.Errorf("after the failure: %s %q; want failed with its error", st, why)
 	}
 }
+
+// The finals' latencies timed after the final phase (final_latency.json,
+// written after the last final) reach the final table once written, with
+// a new version of the run (a page reloads its finals by it; the best can
+// change with them).
+func TestFinalTimings(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	base := srv.URL + "/api/runs/leaves-a"
+	var finals []FinalModel
+	var before, after RunDetail
+	get(t, base, &before)
+	get(t, base+"/final", &finals)
+	if len(finals) != 2 || finals[0].MeasuredLatencyMs != nil {
+		t.Fatalf("final table before the timings: %+v", finals)
+	}
+	timing := rundir.FinalLatency{Threads: 1, Runs: 200, Rounds: 10, Models: []rundir.TimedFinal{{Rank: 1, Trial: finals[0].Trial, P50Ms: 0.125}}}
+	b, err := json.Marshal(timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.FileFinalLatency), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	get(t, base+"/final", &finals)
+	if len(finals) != 2 || finals[0].MeasuredLatencyMs == nil || *finals[0].MeasuredLatencyMs != 0.125 || finals[1].MeasuredLatencyMs != nil {
+		t.Errorf("final table after the timings: %+v", finals)
+	}
+	if get(t, base, &after); after.Version == before.Version {
+		t.Errorf("version %s unchanged by the timings", after.Version)
+	}
+}

@@ -51,7 +51,7 @@ var benchCSV = filepath.Join(rundir.DirBench, "bench.csv")
 // The last, the final retrainings' progress, changes only the run's
 // facts: it is left out of the version that figures and the report are
 // drawn from (see stampOf).
-var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileNotes, rundir.FileData, benchCSV, rundir.FileFailure,
+var watched = []string{rundir.FileConfig, rundir.FileTrials, rundir.FileFinal, rundir.FileFinalLatency, rundir.FileNotes, rundir.FileData, benchCSV, rundir.FileFailure,
 	rundir.FileFinalProgress}
 
 // runData is what the dashboard has read of a run at one state of its files

@@ -101,7 +101,7 @@ func TestFinalInt8(t *testing.T) {
 			t.Errorf("rank %d: the report lacks %q:\n%s", f.Rank, row, report)
 		}
 		c, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileReportCSV))
-		if want := fmt.Sprintf(",%s,%s,false\n", strconv.FormatFloat(fakeReward(info.Arch), 'g', 6, 64), Int8WinnerName(f.Rank)); !strings.Contains(string(c), want) {
+		if want := fmt.Sprintf(",%s,%s,false,\n", strconv.FormatFloat(fakeReward(info.Arch), 'g', 6, 64), Int8WinnerName(f.Rank)); !strings.Contains(string(c), want) {
 			t.Errorf("rank %d: report.csv lacks %q:\n%s", f.Rank, want, c)
 		}
 	}

@@ -90,6 +90,11 @@ type Report struct {
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
+	// OverLimit are the ranks of the finals that, timed after the final
+	// phase, exceed the run's latency limit, LatencyLimitMs: none of them
+	// is picked as the best or counted in the best five.
+	OverLimit      []int   `json:"over_latency_limit,omitempty"`
+	LatencyLimitMs float64 `json:"latency_limit_ms,omitempty"`
 	// LatencySource says where the final table's latencies come from:
 	// "predicted" (the latency model calibrated at the start), "table"
 	// (a latency table's model) or "measured" (timed during the search);
@@ -367,15 +372,22 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 		r.BestBy = bestByMnasNet
 	}
 	var ranked []*rundir.FinalResult
-	for i := range r.Finals {
-		if r.Finals[i].Status == rundir.StatusOK {
+	for i, f := range r.Finals {
+		switch {
+		case f.Status != rundir.StatusOK:
+		case reward.Mode == RewardConstraint && reward.MaxLatencyMs > 0 && f.MeasuredLatencyMs != nil && *f.MeasuredLatencyMs > reward.MaxLatencyMs:
+			r.OverLimit = append(r.OverLimit, f.Rank)
+		default:
 			ranked = append(ranked, &r.Finals[i])
 		}
+	}
+	if len(r.OverLimit) > 0 {
+		r.LatencyLimitMs = reward.MaxLatencyMs
 	}
 	// Best reward first; ties go to the lower validation loss, then to the
 	// better search rank (the finals are in rank order and the sort is stable).
 	slices.SortStableFunc(ranked, func(a, b *rundir.FinalResult) int {
-		if c := cmp.Compare(reward.reward(b.ValAccuracy, b.LatencyMs), reward.reward(a.ValAccuracy, a.LatencyMs)); c != 0 || a.ValLoss == nil || b.ValLoss == nil {
+		if c := cmp.Compare(reward.reward(b.ValAccuracy, finalLatency(*b)), reward.reward(a.ValAccuracy, finalLatency(*a))); c != 0 || a.ValLoss == nil || b.ValLoss == nil {
 			return c
 		}
 		return cmp.Compare(*a.ValLoss, *b.ValLoss)
@@ -396,6 +408,15 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if len(r.Finals) == 0 {
 		r.BestBy = ""
 	}
+}
+
+// finalLatency is the latency a final model is ranked by: as timed after
+// the final phase when it was (timeFinals), else the search's figure.
+func finalLatency(f rundir.FinalResult) float64 {
+	if f.MeasuredLatencyMs != nil {
+		return *f.MeasuredLatencyMs
+	}
+	return f.LatencyMs
 }
 
 // atChanceAdvice is what to try when the best model of a search of kind
@@ -541,9 +562,10 @@ func (r Report) finalSection(b *strings.Builder) {
 		fmt.Fprintf(b, ", its images %s", augmentWords(r.FinalAugment))
 	}
 	b.WriteString(", then evaluated on the test split.\n\n")
-	latency, int8 := false, false
+	latency, timed, int8 := false, false, false
 	for _, f := range r.Finals {
 		latency = latency || f.LatencyMs > 0
+		timed = timed || f.MeasuredLatencyMs != nil
 		int8 = int8 || f.Int8Model != ""
 	}
 	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
@@ -551,6 +573,9 @@ func (r Report) finalSection(b *strings.Builder) {
 		head, sep = head+fmt.Sprintf(" latency ms (%s) |", r.LatencySource), sep+"---|"
 	} else if latency {
 		head, sep = head+" latency ms |", sep+"---|" // a report of an older run: its source unrecorded
+	}
+	if timed {
+		head, sep = head+" timed ms |", sep+"---|"
 	}
 	if int8 {
 		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
@@ -570,6 +595,11 @@ func (r Report) finalSection(b *strings.Builder) {
 		if latency {
 			fmt.Fprintf(b, " %.4f |", f.LatencyMs)
 		}
+		if timed && f.MeasuredLatencyMs != nil {
+			fmt.Fprintf(b, " %.4f |", *f.MeasuredLatencyMs)
+		} else if timed {
+			b.WriteString(" - |")
+		}
 		if int8 && f.Int8TestAccuracy != nil {
 			fmt.Fprintf(b, " %.2f%% | %s |", 100**f.Int8TestAccuracy, f.Int8Model)
 		} else if int8 {
@@ -578,10 +608,31 @@ func (r Report) finalSection(b *strings.Builder) {
 		b.WriteString("\n")
 	}
 	if latency && r.LatencySource != "" {
-		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network: nasctl bench RUN measures the winners.\n",
+		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network",
 			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start",
 				"table":         "predicted by the run's latency table for the machine it was measured on (bench the winners there)",
 				LatencyMeasured: "timed during the search"}[r.LatencySource])
+		if timed {
+			b.WriteString(". Timed: the median of the final models' batch-1 runs on this machine, timed together after the final phase; the best is picked by it.\n")
+		} else {
+			b.WriteString(": nasctl bench RUN measures the winners.\n")
+		}
+	}
+	if len(r.OverLimit) > 0 {
+		ranks := make([]string, len(r.OverLimit))
+		for i, rank := range r.OverLimit {
+			ranks[i] = strconv.Itoa(rank)
+		}
+		advice := "give the limit a margin, or search with --latency measured --workers 1"
+		if r.LatencySource == LatencyMeasured {
+			advice = "give the limit a margin (with --workers 1 if the run had more: trainings beside a timing slow it)"
+		}
+		fmt.Fprintf(b, "\n%s %s over the latency limit of %g ms as timed, and not picked: the search refused architectures by its own figures. "+
+			"For winners within the limit, %s.\n",
+			english.PluralWord(len(ranks), "Rank", "Ranks"), english.WordSeries(ranks, "and")+" "+english.PluralWord(len(ranks), "is", "are"), r.LatencyLimitMs, advice)
+		if r.Best == nil && !r.FinalIncomplete() {
+			fmt.Fprintf(b, "No final model is within the limit: no best is picked, and %s is not written.\n", rundir.BestName)
+		}
 	}
 	if len(atChance) > 0 {
 		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than a network that answers one class whatever the image.\n",
@@ -760,18 +811,21 @@ func (r Report) CSV() ([]byte, error) {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms",
-		"int8_test_accuracy", "int8_model", "at_chance"})
+		"int8_test_accuracy", "int8_model", "at_chance", "timed_latency_ms"})
 	for _, f := range r.Finals {
-		latency, int8 := "", "" // the search used no latency; no int8 model
+		latency, timed, int8 := "", "", "" // the search used no latency; not timed; no int8 model
 		if f.LatencyMs > 0 {
 			latency = fmtF(f.LatencyMs)
+		}
+		if f.MeasuredLatencyMs != nil {
+			timed = fmtF(*f.MeasuredLatencyMs)
 		}
 		if f.Int8TestAccuracy != nil {
 			int8 = fmtF(*f.Int8TestAccuracy)
 		}
 		w.Write([]string{strconv.Itoa(f.Rank), strconv.Itoa(f.Trial), f.Arch, strconv.FormatInt(f.Params, 10), strconv.FormatInt(f.MACs, 10),
 			fmtF(f.SearchValAccuracy), fmtF(f.ValAccuracy), fmtF(f.TestAccuracy), string(f.Status), f.Model, latency, int8, f.Int8Model,
-			strconv.FormatBool(f.AtChance)})
+			strconv.FormatBool(f.AtChance), timed})
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()
@@ -916,8 +970,9 @@ func (s *Search) writeReport() (string, error) {
 		return "", err
 	}
 	rep := r.report(s.cfg.Name)
-	if rep.FinalIncomplete() {
-		// Not a best of part of the finals, not even one left from before.
+	if rep.Best == nil {
+		// Not a best of part of the finals, nor one over the latency limit,
+		// not even one left from before.
 		if err := os.Remove(filepath.Join(s.dir.Path, rundir.BestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", err
 		}

@@ -23,10 +23,10 @@ func TestReportFinalTableColumns(t *testing.T) {
 	}
 	rows := reportCSV(t, Report{Finals: finals})
 	want := [][]string{
-		{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms", "int8_test_accuracy", "int8_model", "at_chance"},
-		{"1", "4", "C(8,3,1) - SM()", "1234", "56789", "0.91", "0.935", "0.8825", "ok", "winners/rank-01.onnx", "0.0425", "0.875", "winners/rank-01.int8.onnx", "false"},
-		{"2", "7", "SM()", "5", "6", "0.5", "0.25", "0", "failed", "", "0.01", "", "", "false"},
-		{"3", "9", "C(4,3,1) - SM()", "40", "50", "0.52", "0.5", "0.49", "ok", "winners/rank-03.onnx", "0.02", "", "", "true"},
+		{"rank", "trial", "arch", "params", "macs", "search_val_accuracy", "val_accuracy", "test_accuracy", "status", "model", "latency_ms", "int8_test_accuracy", "int8_model", "at_chance", "timed_latency_ms"},
+		{"1", "4", "C(8,3,1) - SM()", "1234", "56789", "0.91", "0.935", "0.8825", "ok", "winners/rank-01.onnx", "0.0425", "0.875", "winners/rank-01.int8.onnx", "false", ""},
+		{"2", "7", "SM()", "5", "6", "0.5", "0.25", "0", "failed", "", "0.01", "", "", "false", ""},
+		{"3", "9", "C(4,3,1) - SM()", "40", "50", "0.52", "0.5", "0.49", "ok", "winners/rank-03.onnx", "0.02", "", "", "true", ""},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("csv %q, want %q", rows, want)

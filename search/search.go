@@ -305,8 +305,8 @@ func (s *Search) retarget(old, trials int) (string, error) {
 	if _, err := os.Stat(filepath.Join(d.Path, rundir.DirBench)); err == nil {
 		what += ", nasctl bench's measurements"
 	}
-	aside, err := d.SetAside(fmt.Sprintf("trials-%d", old), rundir.FileAgent, rundir.FileNotes, rundir.FileFinal, rundir.DirWinners,
-		rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots, rundir.DirBench)
+	aside, err := d.SetAside(fmt.Sprintf("trials-%d", old), rundir.FileAgent, rundir.FileNotes, rundir.FileFinal, rundir.FileFinalLatency,
+		rundir.DirWinners, rundir.FileReport, rundir.FileReportCSV, rundir.FileTop, rundir.DirPlots, rundir.DirBench)
 	note := fmt.Sprintf(" (planned: %d, was %d); the agent learns the %d recorded again", trials, old, len(recorded))
 	if aside != "" {
 		note += fmt.Sprintf(", and what the run had of its %d-trial plan (%s) is in %s", old, what, filepath.Join(d.Path, aside))
@@ -536,6 +536,9 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	err := s.loop(ctx, stop)
 	if err == nil && s.cfg.Trains() && !s.cfg.Final.Skip {
 		err = s.final(ctx, stop)
+	}
+	if err == nil {
+		err = s.timeFinals(ctx)
 	}
 	s.ended(ctx, err)
 	md, werr := s.writeReport()

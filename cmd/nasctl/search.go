@@ -126,7 +126,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
-		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms"},
+		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms (the final models are timed after the final phase, and the best is picked among those within it)"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
 		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
 		latencyTableFlag(),
@@ -187,8 +187,8 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	if n := c.Int64("max-params"); n < 0 {
 		return usagef("--max-params must be positive, got %d", n)
 	}
-	if ms := c.Float64("max-latency-ms"); ms < 0 || math.IsNaN(ms) {
-		return usagef("--max-latency-ms must be positive, got %g", ms)
+	if ms := c.Float64("max-latency-ms"); c.IsSet("max-latency-ms") && !(ms > 0) {
+		return usagef("--max-latency-ms %g: give a positive limit in ms, or leave the flag out for none", ms)
 	}
 	if f := c.Float64("data-fraction"); c.IsSet("data-fraction") && !(f > 0 && f <= 1) {
 		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)

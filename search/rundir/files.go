@@ -83,9 +83,42 @@ func FirstDifference(a, b []Trial) int {
 	return -1
 }
 
-// ReadFinals returns the final-phase results of the run at path.
+// ReadFinals returns the final-phase results of the run at path, with the
+// latencies FileFinalLatency holds for them (a model's by its rank and
+// trial: a final retrained again is the same architecture).
 func ReadFinals(path string) ([]FinalResult, error) {
-	return ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+	finals, err := ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+	if err != nil {
+		return nil, err
+	}
+	timed, err := ReadFinalLatency(path)
+	if err != nil || timed == nil {
+		return finals, err
+	}
+	for _, m := range timed.Models {
+		for i, f := range finals {
+			if f.Rank == m.Rank && f.Trial == m.Trial && f.Status == StatusOK {
+				finals[i].MeasuredLatencyMs = &m.P50Ms
+			}
+		}
+	}
+	return finals, nil
+}
+
+// ReadFinalLatency reads FileFinalLatency of the run at path; nil, nil
+// when the run has none.
+func ReadFinalLatency(path string) (*FinalLatency, error) {
+	b, err := os.ReadFile(filepath.Join(path, FileFinalLatency))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var t FinalLatency
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w; remove it, and resume the run to time its final models again", filepath.Join(path, FileFinalLatency), err)
+	}
+	return &t, nil
 }
 
 // ReadNotes returns what the agent did with each trial it learned.

@@ -8,6 +8,7 @@
 //	agent.state     the agent's saved state and where it stands (Checkpoint)
 //	agent.jsonl     what the agent did with each trial it learned
 //	final.jsonl     the retrained best architectures (trained methods)
+//	final_latency.json  their latency as timed here (latency-aware rewards)
 //	top.json        the best distinct architectures of the search
 //	report.md, report.csv, plots/, models/, winners/
 //	bench/          nasctl bench's measurements of the winners
@@ -54,6 +55,9 @@ const (
 	FileReport       = "report.md"
 	FileReportCSV    = "report.csv"
 	FileLatencyModel = "latency_model.json"
+	// FileFinalLatency is the final models' batch-1 latency as timed on
+	// the search's machine once they are all retrained (FinalLatency).
+	FileFinalLatency = "final_latency.json"
 	// FileFinalProgress says how far the final retrainings in flight are
 	// ([]FinalProgress), for the dashboard: rewritten as they report,
 	// removed when the final phase ends.

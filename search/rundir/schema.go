@@ -167,6 +167,29 @@ type FinalResult struct {
 	// Finished is when the result was recorded (zero in runs recorded
 	// before it).
 	Finished time.Time `json:"finished,omitempty"`
+	// MeasuredLatencyMs is the model's batch-1 latency (p50) as timed on the
+	// search's machine after the final phase (FileFinalLatency, which
+	// ReadFinals reads it from; never in final.jsonl); nil: not timed.
+	MeasuredLatencyMs *float64 `json:"measured_latency_ms,omitempty"`
+}
+
+// FinalLatency is what FileFinalLatency holds: the batch-1 latency of a
+// run's final models, timed together in rounds on the search's machine once
+// every final was retrained.
+type FinalLatency struct {
+	Threads int          `json:"threads"`
+	Runs    int          `json:"runs"` // timed runs of each model
+	Rounds  int          `json:"rounds"`
+	Time    time.Time    `json:"time"`
+	Models  []TimedFinal `json:"models"`
+}
+
+// TimedFinal is one final model's timing in FinalLatency.
+type TimedFinal struct {
+	Rank  int     `json:"rank"`
+	Trial int     `json:"trial"`
+	P50Ms float64 `json:"p50_ms"`
+	P95Ms float64 `json:"p95_ms"`
 }
 
 // Checkpoint is where the agent's saved state stands in the run: it has

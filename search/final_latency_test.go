@@ -1,0 +1,158 @@
+package search
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// A constraint search with a latency limit times its final models on this
+// machine after the final phase (final_latency.json, the report's "timed
+// ms" column) and picks the best among those the timing puts within the
+// limit: the best over it is passed over, and with none within it no best
+// is written. A resume keeps the timings.
+func TestFinalsTimedAgainstTheLimit(t *testing.T) {
+	if err := runtime.Init(""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := runtime.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1000, Latency: LatencyMeasured}
+	cfg = cfg.WithDefaults()
+	s := newSearch(t, cfg, &fakeExecutor{})
+	var events []string
+	s.Progress = func(e Event) { events = append(events, e.Message) }
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := s.Dir()
+	timing, err := rundir.ReadFinalLatency(dir)
+	if err != nil || timing == nil {
+		t.Fatalf("final_latency.json: %v, %v", timing, err)
+	}
+	finals := read(t, rundir.ReadFinals, dir)
+	if len(finals) != cfg.Final.TopK || len(timing.Models) != len(finals) || timing.Threads != 1 || timing.Runs != 200 {
+		t.Fatalf("%d finals, %d timed at %d thread(s), %d runs each", len(finals), len(timing.Models), timing.Threads, timing.Runs)
+	}
+	for _, f := range finals {
+		// A batch-1 run of these 16x16 networks takes microseconds to
+		// milliseconds, not nothing and not a second.
+		if f.MeasuredLatencyMs == nil || !(*f.MeasuredLatencyMs > 0.0005 && *f.MeasuredLatencyMs < 100) {
+			t.Errorf("rank %d: timed %v ms", f.Rank, f.MeasuredLatencyMs)
+		}
+	}
+	if !strings.Contains(strings.Join(events, "\n"), "timing the batch-1 latency of the 3 final models on this machine (1 thread)") {
+		t.Errorf("no word of the timing in:\n%s", strings.Join(events, "\n"))
+	}
+	rep := readFile(t, filepath.Join(dir, rundir.FileReport))
+	markdownHas(t, rep, " latency ms (measured) | timed ms |", "the best is picked by it")
+	best, err := ReadReport(dir)
+	if err != nil || best.Best == nil {
+		t.Fatalf("best %v: %v", best.Best, err)
+	}
+
+	// The best timed over the limit is passed over for the next.
+	setTimings(t, dir, timing, func(rank int) float64 {
+		if rank == best.Best.Rank {
+			return 1500
+		}
+		return 500
+	})
+	r := resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	after, err := ReadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Best == nil || after.Best.Rank == best.Best.Rank || len(after.OverLimit) != 1 || after.OverLimit[0] != best.Best.Rank {
+		t.Fatalf("best %+v, over the limit %v; rank %d was timed over it", after.Best, after.OverLimit, best.Best.Rank)
+	}
+	kept, err := rundir.ReadFinalLatency(dir)
+	if err != nil || !kept.Time.Equal(timing.Time) {
+		t.Errorf("the resume timed the finals again: %v", err)
+	}
+	copied := readFile(t, filepath.Join(dir, rundir.BestName))
+	if want := readFile(t, filepath.Join(dir, after.Best.Model)); copied != want {
+		t.Errorf("%s is not rank %d's model", rundir.BestName, after.Best.Rank)
+	}
+	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)),
+		"Rank "+strconv.Itoa(best.Best.Rank)+" is over the latency limit of 1000 ms as timed, and not picked")
+
+	// Every final over it: no best.
+	setTimings(t, dir, timing, func(int) float64 { return 2000 })
+	r = resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if none, err := ReadReport(dir); err != nil || none.Best != nil || len(none.OverLimit) != len(finals) || none.BestFive != 0 {
+		t.Errorf("every final over the limit: best %+v, over %v, best five %d (%v)", none.Best, none.OverLimit, none.BestFive, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left in place: %v", rundir.BestName, err)
+	}
+	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "No final model is within the limit: no best is picked")
+}
+
+// setTimings rewrites the run's final_latency.json with the made-up
+// latency ms(rank) for each model.
+func setTimings(t *testing.T, dir string, timing *rundir.FinalLatency, ms func(rank int) float64) {
+	t.Helper()
+	made := *timing
+	made.Models = nil
+	for _, m := range timing.Models {
+		m.P50Ms = ms(m.Rank)
+		made.Models = append(made.Models, m)
+	}
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(made); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Under the MnasNet reward the finals rank by their timed latency where
+// they have one: of two equally accurate finals, the one predicted faster
+// but timed slower is not the best.
+func TestMnasNetBestByTimedLatency(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Reward = RewardSettings{Mode: RewardMnasNet, TargetMs: 0.05}
+	slow, fast := 0.09, 0.03
+	finals := []rundir.FinalResult{
+		{Rank: 1, Trial: 1, Status: rundir.StatusOK, ValAccuracy: 0.9, TestAccuracy: 0.9, LatencyMs: 0.02, MeasuredLatencyMs: &slow, Model: "winners/rank-01.onnx"},
+		{Rank: 2, Trial: 2, Status: rundir.StatusOK, ValAccuracy: 0.9, TestAccuracy: 0.8, LatencyMs: 0.04, MeasuredLatencyMs: &fast, Model: "winners/rank-02.onnx"},
+	}
+	cfg.Final.TopK, cfg.Trials = 2, 2
+	trials := []rundir.Trial{{Candidate: rundir.Candidate{Arch: "a"}, Status: rundir.StatusOK}, {Candidate: rundir.Candidate{Arch: "b"}, Status: rundir.StatusOK}}
+	var r Report
+	r.finals(cfg, trials, finals)
+	if r.Best == nil || r.Best.Rank != 2 {
+		t.Fatalf("best %+v; rank 2 is timed faster", r.Best)
+	}
+	// Without timings, the search's figures rank them the other way.
+	finals[0].MeasuredLatencyMs, finals[1].MeasuredLatencyMs = nil, nil
+	var before Report
+	before.finals(cfg, trials, finals)
+	if before.Best == nil || before.Best.Rank != 1 {
+		t.Fatalf("best %+v without timings; rank 1 is predicted faster", before.Best)
+	}
+}

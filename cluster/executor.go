@@ -123,6 +123,10 @@ func (e *Executor) startWorker() string {
 	return cmp.Or(e.StartWorker, fmt.Sprintf("nasctl worker --broker %s --device %s", e.b.URL(), e.device))
 }
 
+// TrainsElsewhere tells a search that its trials train on the workers, not
+// in its process.
+func (e *Executor) TrainsElsewhere() bool { return true }
+
 // Data implements search.Executor.
 func (e *Executor) Data() search.Data { return e.local.Data() }
 

@@ -69,6 +69,12 @@ type Executor interface {
 	Test(ctx context.Context, model []byte) (*runtime.Evaluation, error)
 }
 
+// elsewhere is an executor whose trials train on other processes
+// (cluster.Executor's workers), which may or may not share this machine.
+type elsewhere interface {
+	TrainsElsewhere() bool
+}
+
 // Both executors implement Executor.
 var (
 	_ Executor = (*LocalExecutor)(nil)

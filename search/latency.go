@@ -186,11 +186,16 @@ func (s *Search) latencyOf(ctx context.Context, net *genotype.Net) (float64, err
 // (latency_model.json), so a resumed run predicts with the same model.
 func (s *Search) prepareLatency(ctx context.Context) error {
 	r := s.cfg.Reward
-	if s.cfg.Trains() && r.needsLatency() && r.Latency == LatencyMeasured && s.cfg.Workers > 1 {
+	if s.cfg.Trains() && r.needsLatency() && r.Latency == LatencyMeasured {
 		// A review measured a network at 0.175 ms with 2 workers and 0.094
 		// ms with 1, and in nasctl bench.
-		s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: latency measured times each network while up to %d other trials train beside it, "+
-			"which slowed the timings up to 1.9 times on 2 cores: give --workers 1 for timings that rank by latency, or leave --latency out (predicted)", s.cfg.Workers-1)})
+		if e, ok := s.exec.(elsewhere); ok && e.TrainsElsewhere() {
+			s.emit(Event{Kind: "info", Message: "note: latency measured times each network in this process, while the workers train the trials: " +
+				"a worker on this machine slows the timings (up to 1.9 times on 2 cores), so run the workers on other machines, or leave --latency out (predicted)"})
+		} else if s.cfg.Workers > 1 {
+			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: latency measured times each network while up to %d other trials train beside it, "+
+				"which slowed the timings up to 1.9 times on 2 cores: give --workers 1 for timings that rank by latency, or leave --latency out (predicted)", s.cfg.Workers-1)})
+		}
 	}
 	if !s.cfg.Trains() || !r.needsLatency() || r.Latency != LatencyPredicted {
 		return nil

@@ -385,4 +385,23 @@ func TestLatencyWarnings(t *testing.T) {
 			t.Errorf("measured with %d workers: warnings %q", workers, got)
 		}
 	}
+	// Trials trained by workers elsewhere: not --workers 1 (the trials in
+	// flight on the broker), but where the workers run.
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip, cfg.Workers = true, 4
+	cfg.Reward = RewardSettings{Mode: RewardMnasNet, TargetMs: 1, Latency: LatencyMeasured}.withDefaults()
+	s := newSearch(t, cfg, remoteExecutor{&fakeExecutor{}})
+	var got []string
+	s.Progress = func(e Event) { got = append(got, e.Message) }
+	if err := s.prepareLatency(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "run the workers on other machines") || strings.Contains(got[0], "--workers 1") {
+		t.Errorf("measured with workers elsewhere: %q", got)
+	}
 }
+
+// remoteExecutor is a fake executor whose trials train elsewhere.
+type remoteExecutor struct{ *fakeExecutor }
+
+func (remoteExecutor) TrainsElsewhere() bool { return true }

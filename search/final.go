@@ -237,7 +237,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 // resumed run recorded already (how many) and the ranks (0-based) still to
 // retrain.
 func (s *Search) finalsToDo(top []rundir.Trial) (done int, todo []int, err error) {
-	recorded, err := rundir.ReadFinals(s.dir.Path)
+	recorded, err := rundir.ReadFinalRecords(s.dir.Path)
 	if err != nil {
 		return 0, nil, err
 	}

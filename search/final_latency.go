@@ -2,7 +2,9 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,6 +33,15 @@ func (c Config) timesFinals() bool {
 func (s *Search) timeFinals(ctx context.Context) error {
 	if !s.cfg.timesFinals() {
 		return nil
+	}
+	if _, err := rundir.ReadFinalLatency(s.dir.Path); errors.As(err, new(*rundir.DamagedTimings)) {
+		// Only timings, which are taken again in seconds.
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("note: %s is damaged (%v): timing the final models again", rundir.FileFinalLatency, errors.Unwrap(err))})
+		if err := os.Remove(filepath.Join(s.dir.Path, rundir.FileFinalLatency)); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
 	}
 	finals, err := rundir.ReadFinals(s.dir.Path)
 	if err != nil {

@@ -109,6 +109,27 @@ func TestFinalsTimedAgainstTheLimit(t *testing.T) {
 		t.Errorf("%s left in place: %v", rundir.BestName, err)
 	}
 	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "No final model is within the limit: no best is picked")
+
+	// Damaged timings are named to a reader, and a resume takes them again.
+	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), []byte(`{"threads": 1, "mod`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadReport(dir); err == nil || !strings.Contains(err.Error(), "the final models' timings are damaged; a resume of the run times them again") {
+		t.Errorf("report of damaged timings: %v", err)
+	}
+	r = resume(t, cfg, &fakeExecutor{})
+	events = nil
+	r.Progress = func(e Event) { events = append(events, e.Message) }
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if !strings.Contains(strings.Join(events, "\n"), "note: final_latency.json is damaged (unexpected end of JSON input): timing the final models again") {
+		t.Errorf("resumed with damaged timings:\n%s", strings.Join(events, "\n"))
+	}
+	if again, err := ReadReport(dir); err != nil || again.Best == nil || len(again.OverLimit) != 0 {
+		t.Errorf("after timing again: best %+v, over %v (%v)", again.Best, again.OverLimit, err)
+	}
 }
 
 // setTimings rewrites the run's final_latency.json with the made-up

@@ -297,7 +297,7 @@ func (s *Search) retarget(old, trials int) (string, error) {
 		return "", err
 	}
 	what := "checkpoint, report"
-	if finals, err := rundir.ReadFinals(d.Path); err != nil {
+	if finals, err := rundir.ReadFinalRecords(d.Path); err != nil {
 		return "", err
 	} else if len(finals) > 0 {
 		what = "checkpoint, final phase, report"

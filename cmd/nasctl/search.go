@@ -428,7 +428,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
 		done := english.Plural(s.Done(), "trial", "")
-		if finals, err := rundir.ReadFinals(dir); err == nil && len(finals) > 0 {
+		if finals, err := rundir.ReadFinalRecords(dir); err == nil && len(finals) > 0 {
 			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
 		}
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))

@@ -87,7 +87,7 @@ func FirstDifference(a, b []Trial) int {
 // latencies FileFinalLatency holds for them (a model's by its rank and
 // trial: a final retrained again is the same architecture).
 func ReadFinals(path string) ([]FinalResult, error) {
-	finals, err := ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+	finals, err := ReadFinalRecords(path)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +105,12 @@ func ReadFinals(path string) ([]FinalResult, error) {
 	return finals, nil
 }
 
+// ReadFinalRecords returns the final-phase results of the run at path as
+// final.jsonl records them, without their timings.
+func ReadFinalRecords(path string) ([]FinalResult, error) {
+	return ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+}
+
 // ReadFinalLatency reads FileFinalLatency of the run at path; nil, nil
 // when the run has none.
 func ReadFinalLatency(path string) (*FinalLatency, error) {
@@ -116,10 +122,22 @@ func ReadFinalLatency(path string) (*FinalLatency, error) {
 	}
 	var t FinalLatency
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("%s: %w; remove it, and resume the run to time its final models again", filepath.Join(path, FileFinalLatency), err)
+		return nil, &DamagedTimings{Path: filepath.Join(path, FileFinalLatency), Err: err}
 	}
 	return &t, nil
 }
+
+// DamagedTimings is the error of a FileFinalLatency that cannot be read.
+type DamagedTimings struct {
+	Path string
+	Err  error
+}
+
+func (e *DamagedTimings) Error() string {
+	return fmt.Sprintf("%s: %v: the final models' timings are damaged; a resume of the run times them again", e.Path, e.Err)
+}
+
+func (e *DamagedTimings) Unwrap() error { return e.Err }
 
 // ReadNotes returns what the agent did with each trial it learned.
 func ReadNotes(path string) ([]Note, error) { return ReadJSONL[Note](filepath.Join(path, FileNotes)) }

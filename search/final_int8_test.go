@@ -34,14 +34,11 @@ func (c *calibratingExecutor) CalibrationImages(n int) ([]float32, int) {
 	return px, 24
 }
 
-// With final.int8, every winner also gets its int8 model in winners/int8/
-// (or a reason in final.jsonl when it has no layer to quantize): quantized
-// from the float winner of the same rank (the SHA-256 its settings record),
-// calibrated on the executor's images, its test accuracy the executor's
-// figure for it, written into its metadata.
-func TestFinalInt8(t *testing.T) {
-	// The other tests of this package run without ONNX Runtime (a latency
-	// they cannot measure is part of what they check): close it after.
+// withRuntime initialises ONNX Runtime for the test and closes it after:
+// the other tests of this package run without it (a latency they cannot
+// measure is part of what they check).
+func withRuntime(t *testing.T) {
+	t.Helper()
 	if err := runtime.Init(""); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +47,15 @@ func TestFinalInt8(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// With final.int8, every winner also gets its int8 model in winners/int8/
+// (or a reason in final.jsonl when it has no layer to quantize): quantized
+// from the float winner of the same rank (the SHA-256 its settings record),
+// calibrated on the executor's images, its test accuracy the executor's
+// figure for it, written into its metadata.
+func TestFinalInt8(t *testing.T) {
+	withRuntime(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Int8 = true
 	cfg.Data = filepath.Join(t.TempDir(), "leaves") // a path on this machine, which the models must not carry

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -21,14 +20,7 @@ import (
 // limit: the best over it is passed over, and with none within it no best
 // is written. A resume keeps the timings.
 func TestFinalsTimedAgainstTheLimit(t *testing.T) {
-	if err := runtime.Init(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := runtime.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	withRuntime(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1000, Latency: LatencyMeasured}
 	cfg = cfg.WithDefaults()

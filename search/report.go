@@ -607,33 +607,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
-	if latency && r.LatencySource != "" {
-		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network",
-			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start",
-				"table":         "predicted by the run's latency table for the machine it was measured on (bench the winners there)",
-				LatencyMeasured: "timed during the search"}[r.LatencySource])
-		if timed {
-			b.WriteString(". Timed: the median of the final models' batch-1 runs on this machine, timed together after the final phase; the best is picked by it.\n")
-		} else {
-			b.WriteString(": nasctl bench RUN measures the winners.\n")
-		}
-	}
-	if len(r.OverLimit) > 0 {
-		ranks := make([]string, len(r.OverLimit))
-		for i, rank := range r.OverLimit {
-			ranks[i] = strconv.Itoa(rank)
-		}
-		advice := "give the limit a margin, or search with --latency measured --workers 1"
-		if r.LatencySource == LatencyMeasured {
-			advice = "give the limit a margin (with --workers 1 if the run had more: trainings beside a timing slow it)"
-		}
-		fmt.Fprintf(b, "\n%s %s over the latency limit of %g ms as timed, and not picked: the search refused architectures by its own figures. "+
-			"For winners within the limit, %s.\n",
-			english.PluralWord(len(ranks), "Rank", "Ranks"), english.WordSeries(ranks, "and")+" "+english.PluralWord(len(ranks), "is", "are"), r.LatencyLimitMs, advice)
-		if r.Best == nil && !r.FinalIncomplete() {
-			fmt.Fprintf(b, "No final model is within the limit: no best is picked, and %s is not written.\n", rundir.BestName)
-		}
-	}
+	r.latencyNotes(b, latency, timed)
 	if len(atChance) > 0 {
 		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than a network that answers one class whatever the image.\n",
 			english.PluralWord(len(atChance), "Rank", "Ranks"), english.WordSeries(atChance, "and"))
@@ -663,6 +637,39 @@ func (r Report) finalSection(b *strings.Builder) {
 			len(r.Finals), r.FinalsPlanned, rundir.BestName, r.Kind)
 	}
 	b.WriteString("\n")
+}
+
+// latencyNotes says where the final table's latencies come from (latency:
+// the search's figures; timed: the finals timed after the final phase) and
+// which finals the timings put over the run's latency limit.
+func (r Report) latencyNotes(b *strings.Builder, latency, timed bool) {
+	if latency && r.LatencySource != "" {
+		fmt.Fprintf(b, "\nLatency: the search's batch-1 figure, %s; it can be off by a quarter or more on a network",
+			map[string]string{LatencyPredicted: "predicted by the latency model calibrated at the start",
+				"table":         "predicted by the run's latency table for the machine it was measured on (bench the winners there)",
+				LatencyMeasured: "timed during the search"}[r.LatencySource])
+		if timed {
+			b.WriteString(". Timed: the median of the final models' batch-1 runs on this machine, timed together after the final phase; the best is picked by it.\n")
+		} else {
+			b.WriteString(": nasctl bench RUN measures the winners.\n")
+		}
+	}
+	if len(r.OverLimit) > 0 {
+		ranks := make([]string, len(r.OverLimit))
+		for i, rank := range r.OverLimit {
+			ranks[i] = strconv.Itoa(rank)
+		}
+		advice := "give the limit a margin, or search with --latency measured --workers 1"
+		if r.LatencySource == LatencyMeasured {
+			advice = "give the limit a margin (with --workers 1 if the run had more: trainings beside a timing slow it)"
+		}
+		fmt.Fprintf(b, "\n%s %s over the latency limit of %g ms as timed, and not picked: the search refused architectures by its own figures. "+
+			"For winners within the limit, %s.\n",
+			english.PluralWord(len(ranks), "Rank", "Ranks"), english.WordSeries(ranks, "and")+" "+english.PluralWord(len(ranks), "is", "are"), r.LatencyLimitMs, advice)
+		if r.Best == nil && !r.FinalIncomplete() {
+			fmt.Fprintf(b, "No final model is within the limit: no best is picked, and %s is not written.\n", rundir.BestName)
+		}
+	}
 }
 
 // shortTrialsGap is how far, on average, the retrained models' validation

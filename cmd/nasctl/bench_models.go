@@ -849,6 +849,9 @@ type latencyLimit struct {
 	Ms      float64
 	Threads int
 	Source  string // the run's latency source: predicted (a model or table) or measured
+	// Timed: the search timed its final models after the final phase
+	// (final_latency.json) and picked its best among those within the limit.
+	Timed bool
 }
 
 // runLatencyLimit reads the latency limit of the run in dir ("" or a run
@@ -862,6 +865,9 @@ func runLatencyLimit(dir string) latencyLimit {
 		return latencyLimit{}
 	}
 	l := latencyLimit{Ms: cfg.Reward.MaxLatencyMs, Threads: cmp.Or(cfg.Reward.Threads, 1), Source: cmp.Or(cfg.Reward.Latency, search.LatencyPredicted)}
+	if t, err := rundir.ReadFinalLatency(dir); err == nil && t != nil {
+		l.Timed = true
+	}
 	if cfg.Reward.Table != "" {
 		// The table's threads, on the machine it was measured on.
 		l.Source, l.Threads = "table", 0
@@ -912,6 +918,9 @@ func printOverLimit(out io.Writer, rs []*bench.Result, limit latencyLimit, threa
 		fmt.Fprint(out, "; this bench ran with one thread per core (--threads 0)")
 	case threads != limit.Threads:
 		fmt.Fprintf(out, "; this bench ran at --threads %d", threads)
+	}
+	if limit.Timed {
+		fmt.Fprintf(out, "; the search timed its final models too, and picked %s among those within the limit (its report.md)", rundir.BestName)
 	}
 	if limit.Source == "table" {
 		fmt.Fprintln(out, "; give the limit a margin")

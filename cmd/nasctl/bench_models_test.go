@@ -17,6 +17,7 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // writeModel exports arch with random weights to path, for the classes a
@@ -122,6 +123,14 @@ func TestBenchRunDirectory(t *testing.T) {
 	code, out, errOut = runCLI(t, "bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir(), "--json")
 	if code != 0 || strings.Count(out, `"over_latency_limit_ms": 0.0001`) != 2 {
 		t.Errorf("a run with a latency limit, --json: exit %d\n%s%s", code, out, errOut)
+	}
+	// A run that timed its finals itself picked its best by those timings.
+	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), []byte(`{"threads": 1, "models": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "bench", dir, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if code != 0 || !strings.Contains(out, "; the search timed its final models too, and picked winners/best.onnx among those within the limit (its report.md); give the limit a margin") {
+		t.Errorf("a run that timed its finals: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// A throughput batch far beyond the machine's memory is refused before

@@ -965,32 +965,33 @@ func ReadReport(dir string) (Report, error) {
 }
 
 // writeReport writes what the run found: report.md, report.csv, top.json,
-// trials.csv, the plots and winners/best.onnx. It returns the report.
-func (s *Search) writeReport() (string, error) {
+// trials.csv, the plots and winners/best.onnx. It returns the report, as
+// Markdown and as built.
+func (s *Search) writeReport() (string, Report, error) {
 	r, err := readRun(s.dir.Path)
 	if err != nil {
-		return "", err
+		return "", Report{}, err
 	}
 	r.cfg = s.cfg
 	// The trials first: what a failure below leaves is then up to date.
 	if err := s.dir.WriteTrialsCSV(r.trials, r.notes, s.cfg.Trains()); err != nil {
-		return "", err
+		return "", Report{}, err
 	}
 	rep := r.report(s.cfg.Name)
 	if rep.Best == nil {
 		// Not a best of part of the finals, nor one over the latency limit,
 		// not even one left from before.
 		if err := os.Remove(filepath.Join(s.dir.Path, rundir.BestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
+			return "", Report{}, err
 		}
 	}
 	if rep.Best != nil {
 		b, err := os.ReadFile(filepath.Join(s.dir.Path, rep.Best.Model))
 		if err != nil {
-			return "", err
+			return "", Report{}, err
 		}
 		if err := s.dir.WriteFile(rundir.BestName, b); err != nil {
-			return "", err
+			return "", Report{}, err
 		}
 		if rep.finalAtChance(*rep.Best) {
 			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against a majority share of %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
@@ -1000,17 +1001,17 @@ func (s *Search) writeReport() (string, error) {
 	md := rep.Markdown()
 	c, err := rep.CSV()
 	if err != nil {
-		return "", err
+		return "", Report{}, err
 	}
 	for name, b := range map[string][]byte{rundir.FileReport: []byte(md), rundir.FileReportCSV: c} {
 		if err := s.dir.WriteFile(name, b); err != nil {
-			return "", err
+			return "", Report{}, err
 		}
 	}
 	if err := s.dir.WriteJSON(rundir.FileTop, rep.Top); err != nil {
-		return "", err
+		return "", Report{}, err
 	}
-	return md, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg, r.trials, r.notes, r.data.ValMajority)
+	return md, rep, writePlots(filepath.Join(s.dir.Path, rundir.DirPlots), s.cfg, r.trials, r.notes, r.data.ValMajority)
 }
 
 // AgentEpsilonPlot is the epsilon figure of a MetaQNN run of cfg: per

@@ -14,6 +14,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -541,20 +542,35 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 		err = s.timeFinals(ctx)
 	}
 	s.ended(ctx, err)
-	md, werr := s.writeReport()
+	md, rep, werr := s.writeReport()
 	switch {
 	case err != nil:
 	case werr != nil:
 		err = werr
 		s.ended(ctx, err)
 	default:
-		if err = nothingEvaluated(s.trials, s.dir.Path); err != nil {
+		if err = cmp.Or(nothingEvaluated(s.trials, s.dir.Path), noneWithinLimit(rep)); err != nil {
 			s.ended(ctx, err) // finished and reported, but not a success
 		} else {
 			s.emit(Event{Kind: "done", Message: md})
 		}
 	}
 	return err
+}
+
+// ErrNoneWithinLimit is the error of a run that ran to its end, report
+// written, whose final models were all timed over its latency limit: it
+// picked no best, and a resume would not change that.
+var ErrNoneWithinLimit = errors.New("no final model is within the latency limit")
+
+// noneWithinLimit is ErrNoneWithinLimit with the limit and what to do, when
+// rep's finals are all over the limit as timed; nil otherwise.
+func noneWithinLimit(rep Report) error {
+	if rep.Best != nil || len(rep.OverLimit) == 0 || rep.FinalIncomplete() {
+		return nil
+	}
+	return fmt.Errorf("%w of %g ms as timed after the final phase (%s has their timings): no best is picked, and %s is not written; "+
+		"search again with a limit some way under the one you need", ErrNoneWithinLimit, rep.LatencyLimitMs, rundir.FileReport, rundir.BestName)
 }
 
 // ErrNothingEvaluated is the error of a run that ran to its end, report
@@ -630,7 +646,7 @@ func (s *Search) ended(ctx context.Context, err error) {
 		// A run that evaluated nothing is failed by its trials already, and
 		// a resume would change nothing. Best effort: a disk that failed
 		// the run may fail this too.
-		if !errors.Is(err, ErrNothingEvaluated) {
+		if !errors.Is(err, ErrNothingEvaluated) && !errors.Is(err, ErrNoneWithinLimit) {
 			s.dir.WriteJSON(rundir.FileFailure, rundir.Failure{Error: err.Error(), Time: time.Now()})
 		}
 		s.emit(Event{Kind: "failed", Message: err.Error()})

@@ -1296,7 +1296,7 @@ func TestFinalIncomplete(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, rundir.FileFinal), []byte(tc.finals), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		md, err := s.writeReport()
+		md, _, err := s.writeReport()
 		if err != nil {
 			t.Fatal(err)
 		}

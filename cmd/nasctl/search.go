@@ -437,7 +437,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 				opts.Broker.dropCommand(s.Config().Name))
 		}
 		return err
-	case errors.Is(err, search.ErrNothingEvaluated): // finished and reported, but not a success
+	case errors.Is(err, search.ErrNothingEvaluated), errors.Is(err, search.ErrNoneWithinLimit): // finished and reported, but not a success
 	case err != nil:
 		advice := afterFailure(kind, dir, s.Config().Name, opts.Broker, s.Trials())
 		if errors.Is(err, syscall.ENOSPC) {

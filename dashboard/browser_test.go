@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -515,4 +516,29 @@ func TestBrowserSearchEndedWithError(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
 	list := `document.getElementById('runs').innerText`
 	waitFor(t, ctx, list+`.includes('failed') && `+list+`.includes('the search ended with an error: 3 trials in a row failed, the last with: no GPU')`, list, 10*time.Second)
+}
+
+// The finals' timings, written after the last final model, reach an open
+// run page: its final table loads again on the run's new version and
+// fills the "Timed ms" column.
+func TestBrowserFinalTimings(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+	final := `document.getElementById('final').innerText`
+	waitFor(t, ctx, `document.querySelectorAll('#final tbody tr').length === 2 && `+final+`.includes('Timed ms')`, final, 10*time.Second)
+	finals, err := search.ReadFinals(filepath.Join(runs, "leaves-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timing := rundir.FinalLatency{Threads: 1, Runs: 200, Rounds: 10, Models: []rundir.TimedFinal{{Rank: 1, Trial: finals[0].Trial, P50Ms: 0.125}}}
+	b, err := json.Marshal(timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.FileFinalLatency), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, final+`.includes('0.1250')`, final, 15*time.Second)
 }

@@ -68,6 +68,8 @@ type Report struct {
 	// Windows summarizes every windowSize trials (REINFORCE), First and Last
 	// the first and last hundred, All every trial.
 	Windows     []RewardWindow `json:"windows,omitempty"`
+	// ControllerBatch is the controller's episodes per update (REINFORCE).
+	ControllerBatch int `json:"controller_batch,omitempty"`
 	First, Last RewardWindow   `json:"-"`
 	All         RewardWindow   `json:"-"`
 	// Trained and AtChance count the trials of a training cell search that
@@ -132,14 +134,24 @@ type PhaseStats struct {
 
 // RewardWindow summarizes consecutive trials From..To.
 type RewardWindow struct {
-	From        int     `json:"from"`
-	To          int     `json:"to"`
-	Mean        float64 `json:"mean_reward"`
-	Best        float64 `json:"best_reward"`
+	From int `json:"from"`
+	To   int `json:"to"`
+	// Trials counts the trials recorded in From..To (a run under way may
+	// not have all of them yet).
+	Trials int     `json:"trials"`
+	Mean   float64 `json:"mean_reward"`
+	Best   float64 `json:"best_reward"`
+	// Baseline is the mean baseline of the trials the controller has
+	// learned (a stopped run may have recorded some it has not).
 	Baseline    float64 `json:"mean_baseline"`
 	Temperature float64 `json:"last_temperature"`
 	Updates     int     `json:"updates"`
 	Skipped     int     `json:"skipped_updates"`
+	// LeftOut counts the episodes of the window's updates that the update
+	// left out (reinforce.skip_below: too close to the baseline); Learned
+	// the trials the controller has learned.
+	LeftOut int `json:"left_out_episodes"`
+	Learned int `json:"learned_trials"`
 }
 
 // TopCandidate is one distinct architecture of a search, as top.json lists it.
@@ -209,7 +221,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	case KindMetaQNN:
 		r.Phases = phaseStats(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
 	case KindNASNet:
-		r.windows(trials, notes)
+		r.windows(trials, notes, cfg.Reinforce.Controller.BatchSize)
 		for _, t := range trials {
 			if t.Status == rundir.StatusOK && t.Score == 0 {
 				r.Trained++
@@ -318,37 +330,47 @@ func phaseStats(trials []rundir.Trial, majority float64, schedule controller.Eps
 	return out
 }
 
-func (r *Report) windows(trials []rundir.Trial, notes map[int]rundir.Note) {
+// windows summarizes the trials of a NASNet search in windows, and its
+// first, last and whole run; batch is the controller's episodes per update.
+func (r *Report) windows(trials []rundir.Trial, notes map[int]rundir.Note, batch int) {
 	if len(trials) == 0 {
 		return
 	}
+	r.ControllerBatch = max(batch, 1)
 	size := windowSize(len(trials))
 	for i := 0; i < len(trials); i += size {
-		r.Windows = append(r.Windows, rewardWindow(trials[i:min(i+size, len(trials))], notes))
+		r.Windows = append(r.Windows, r.rewardWindow(trials[i:min(i+size, len(trials))], notes))
 	}
-	r.First = rewardWindow(trials[:min(size, len(trials))], notes)
-	r.Last = rewardWindow(trials[max(0, len(trials)-size):], notes)
-	r.All = rewardWindow(trials, notes)
+	r.First = r.rewardWindow(trials[:min(size, len(trials))], notes)
+	r.Last = r.rewardWindow(trials[max(0, len(trials)-size):], notes)
+	r.All = r.rewardWindow(trials, notes)
 }
 
-func rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) RewardWindow {
-	w := RewardWindow{From: ts[0].ID, To: ts[len(ts)-1].ID, Temperature: ts[len(ts)-1].Temperature}
+func (r *Report) rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) RewardWindow {
+	w := RewardWindow{From: ts[0].ID, To: ts[len(ts)-1].ID, Trials: len(ts), Temperature: ts[len(ts)-1].Temperature}
 	for i, t := range ts {
 		w.Mean += t.Reward
 		if i == 0 || t.Reward > w.Best {
 			w.Best = t.Reward
 		}
-		n := notes[t.ID]
+		n, ok := notes[t.ID]
+		if !ok {
+			continue // recorded, not yet learned
+		}
+		w.Learned++
 		w.Baseline += n.Baseline
 		if n.Update != nil {
 			w.Updates++
+			w.LeftOut += max(0, r.ControllerBatch-n.Update.Kept)
 			if n.Update.Kept == 0 {
 				w.Skipped++
 			}
 		}
 	}
 	w.Mean /= float64(len(ts))
-	w.Baseline /= float64(len(ts))
+	if w.Learned > 0 {
+		w.Baseline /= float64(w.Learned)
+	}
 	return w
 }
 
@@ -782,9 +804,9 @@ func (r Report) windowSection(b *strings.Builder) {
 		b.WriteString("\n\n")
 	}
 	fmt.Fprintf(b, "Mean reward: first %d trials %.4f, last %d trials %.4f; best %.4f",
-		r.First.To-r.First.From+1, r.First.Mean, r.Last.To-r.Last.From+1, r.Last.Mean, r.All.Best)
+		r.First.Trials, r.First.Mean, r.Last.Trials, r.Last.Mean, r.All.Best)
 	if !r.controlled() {
-		fmt.Fprintf(b, ".\n\n## Reward per %d trials\n\n", windowSize(r.All.To-r.All.From+1))
+		fmt.Fprintf(b, ".\n\n## Reward per %d trials\n\n", windowSize(r.All.Trials))
 		b.WriteString("| trials | mean reward | best |\n|---|---|---|\n")
 		for _, w := range r.Windows {
 			fmt.Fprintf(b, "| %d-%d | %.4f | %.4f |\n", w.From, w.To, w.Mean, w.Best)
@@ -792,8 +814,20 @@ func (r Report) windowSection(b *strings.Builder) {
 		b.WriteString("\n")
 		return
 	}
-	fmt.Fprintf(b, "; %d updates (%d skipped).\n\n", r.All.Updates, r.All.Skipped)
-	fmt.Fprintf(b, "## Reward per %d trials\n\n", windowSize(r.All.To-r.All.From+1))
+	fmt.Fprintf(b, "; %d updates (%d skipped)", r.All.Updates, r.All.Skipped)
+	if r.All.LeftOut > 0 {
+		fmt.Fprintf(b, "; the updates left out %d of their %d episodes, too close to the baseline (reinforce.skip_below)",
+			r.All.LeftOut, r.All.Updates*r.ControllerBatch)
+	}
+	if waiting := r.All.Learned - r.All.Updates*r.ControllerBatch; waiting > 0 {
+		last := "the last episode is"
+		if waiting > 1 {
+			last = fmt.Sprintf("the last %d episodes are", waiting)
+		}
+		fmt.Fprintf(b, "; %s in no update yet (the controller updates every %d)", last, r.ControllerBatch)
+	}
+	b.WriteString(".\n\n")
+	fmt.Fprintf(b, "## Reward per %d trials\n\n", windowSize(r.All.Trials))
 	b.WriteString("| trials | mean reward | best | mean baseline | temperature at end | updates | skipped |\n|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Windows {
 		fmt.Fprintf(b, "| %d-%d | %.4f | %.4f | %.4f | %.3f | %d | %d |\n", w.From, w.To, w.Mean, w.Best, w.Baseline, w.Temperature, w.Updates, w.Skipped)

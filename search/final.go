@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -347,7 +348,8 @@ func (f *finalFlight) clear() {
 // retrain runs the final phase for one architecture; progress, when set,
 // hears of every epoch.
 func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord)) (rundir.FinalResult, error) {
-	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, SearchValAccuracy: t.ValAccuracy, LatencyMs: t.LatencyMs}
+	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, LatencyMs: t.LatencyMs,
+		SearchValAccuracy: cmp.Or(t.RewardAccuracy, t.ValAccuracy)} // what ranked it, when the reward reads other epochs
 	g, err := s.method.genotype(t.Candidate)
 	if err != nil {
 		return f, err

@@ -146,7 +146,7 @@ type FinalResult struct {
 	Arch              string                `json:"arch"`
 	Params            int64                 `json:"params"`
 	MACs              int64                 `json:"macs"`
-	SearchValAccuracy float64               `json:"search_val_accuracy"`
+	SearchValAccuracy float64               `json:"search_val_accuracy"`  // the trial's, that its reward was computed from (Trial.RewardAccuracy, else ValAccuracy)
 	LatencyMs         float64               `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
 	ValAccuracy       float64               `json:"val_accuracy"`
 	ValLoss           *float64              `json:"val_loss,omitempty"` // at the kept epoch; breaks ties of ValAccuracy; nil in runs recorded before it

@@ -132,14 +132,14 @@ func (b Budget) CheckMemory(net *genotype.Net, batch int, opt onnxgen.Optimizer)
 	}
 	m := EstimateTraining(net, batch, opt)
 	if m.Total() > limit {
-		return fmt.Sprintf("training at batch %d needs at least %s: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
+		return fmt.Sprintf("training at batch %d needs at least %s: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget, which a resume keeps: a new run takes another)",
 			batch, m, what, humanize.IBytes(uint64(limit)))
 	}
 	// Against the machine, a cell network is counted as it was measured:
 	// its estimate fitted a machine on which it then took all the memory,
 	// and the kernel killed the process.
 	if mg := marginOf(net); b.MaxMemory == 0 && mg == cellMargin && mg.times(m.Total()) > limit {
-		return fmt.Sprintf("training at batch %d needs at least %s, and a cell network is counted at %d/%d of that, %s, as such networks took 1.8 to 2.2 times their estimate when measured: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget)",
+		return fmt.Sprintf("training at batch %d needs at least %s, and a cell network is counted at %d/%d of that, %s, as such networks took 1.8 to 2.2 times their estimate when measured: more than %s %s; use a smaller network or batch, or set the limit with --max-memory (max_memory in a search's budget, which a resume keeps: a new run takes another)",
 			batch, m, mg.num, mg.den, humanize.IBytes(uint64(mg.times(m.Total()))), what, humanize.IBytes(uint64(limit)))
 	}
 	return ""

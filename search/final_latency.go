@@ -11,6 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -67,6 +68,16 @@ func (s *Search) timeFinals(ctx context.Context) error {
 	paths := make([]string, len(timed))
 	for i, f := range timed {
 		paths[i] = filepath.Join(s.dir.Path, f.Model)
+		// A damaged model would fail every resume's timing alike: the
+		// final phase retrains a rank whose line final.jsonl lacks.
+		b, err := os.ReadFile(paths[i])
+		if err == nil {
+			_, err = onnxgen.ReadModelInfo(b)
+		}
+		if err != nil {
+			return fmt.Errorf("timing the final models: %s (rank %d): %w; to retrain it, move it away, delete the line of rank %d from %s, and resume",
+				paths[i], f.Rank, err, f.Rank, rundir.FileFinal)
+		}
 	}
 	lat, err := bench.TimeLatencies(ctx, paths, opts)
 	if err != nil {

@@ -21,9 +21,7 @@ import (
 // is written. A resume keeps the timings.
 func TestFinalsTimedAgainstTheLimit(t *testing.T) {
 	withRuntime(t)
-	cfg := testConfig(t, t.TempDir())
-	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1000, Latency: LatencyMeasured}
-	cfg = cfg.WithDefaults()
+	cfg := limitConfig(t)
 	s := newSearch(t, cfg, &fakeExecutor{})
 	var events []string
 	s.Progress = func(e Event) { events = append(events, e.Message) }
@@ -111,8 +109,12 @@ func TestFinalsTimedAgainstTheLimit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), []byte(`{"threads": 1, "mod`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadReport(dir); err == nil || !strings.Contains(err.Error(), "the final models' timings are damaged; a resume of the run times them again") {
-		t.Errorf("report of damaged timings: %v", err)
+	if rep, err := ReadReport(dir); err != nil || !rep.TimingsPending || rep.Best != nil {
+		t.Errorf("report of damaged timings: pending %v, best %+v (%v)", rep.TimingsPending, rep.Best, err)
+	}
+	if sum, err := Summarize(dir); err != nil || !strings.Contains(sum.Error, "the final models' timings are damaged; a resume of the run times them again") ||
+		sum.StatusOf(false) != RunStopped || sum.Trials != cfg.Trials {
+		t.Errorf("summary of damaged timings: %+v (%v)", sum, err)
 	}
 	r = resume(t, cfg, &fakeExecutor{})
 	events = nil
@@ -148,9 +150,9 @@ func setTimings(t *testing.T, dir string, timing *rundir.FinalLatency, ms func(r
 	}
 }
 
-// Under the MnasNet reward the finals rank by their timed latency where
-// they have one: of two equally accurate finals, the one predicted faster
-// but timed slower is not the best.
+// Under the MnasNet reward the finals rank by their timed latency: of two
+// equally accurate finals, the one predicted faster but timed slower is not
+// the best.
 func TestMnasNetBestByTimedLatency(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Reward = RewardSettings{Mode: RewardMnasNet, TargetMs: 0.05}
@@ -166,11 +168,79 @@ func TestMnasNetBestByTimedLatency(t *testing.T) {
 	if r.Best == nil || r.Best.Rank != 2 {
 		t.Fatalf("best %+v; rank 2 is timed faster", r.Best)
 	}
-	// Without timings, the search's figures rank them the other way.
+	// Without timings, none is picked: the timings are still to come.
 	finals[0].MeasuredLatencyMs, finals[1].MeasuredLatencyMs = nil, nil
 	var before Report
 	before.finals(cfg, trials, finals)
-	if before.Best == nil || before.Best.Rank != 1 {
-		t.Fatalf("best %+v without timings; rank 1 is predicted faster", before.Best)
+	if before.Best != nil || !before.TimingsPending {
+		t.Fatalf("best %+v without timings (pending %v)", before.Best, before.TimingsPending)
+	}
+}
+
+// limitConfig is the test config with a constraint reward whose latency
+// limit, 1000 ms, every network meets, timed as the search goes.
+func limitConfig(t *testing.T) Config {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1000, Latency: LatencyMeasured}
+	return cfg.WithDefaults()
+}
+
+// A timing stopped before its end leaves the final phase unfinished: no
+// best is picked or written, the run is stopped, not finished, and the
+// report says to resume, which times the finals and picks. A final model
+// that cannot be loaded stops the timing with how to retrain it.
+func TestFinalsUntimed(t *testing.T) {
+	withRuntime(t)
+	cfg := limitConfig(t)
+	s := newSearch(t, cfg, &fakeExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.Progress = func(e Event) {
+		if strings.HasPrefix(e.Message, "timing the batch-1 latency") {
+			cancel() // as a second Ctrl-C would, once the timing has begun
+		}
+	}
+	if err := s.Run(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted timing: %v", err)
+	}
+	s.Close()
+	dir := s.Dir()
+	rep, err := ReadReport(dir)
+	if err != nil || !rep.TimingsPending || rep.Best != nil || len(rep.Finals) != cfg.Final.TopK {
+		t.Fatalf("report: pending %v, best %+v, %d finals (%v)", rep.TimingsPending, rep.Best, len(rep.Finals), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s written from untimed finals: %v", rundir.BestName, err)
+	}
+	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "The final models are all retrained but not yet timed")
+	if sum, err := Summarize(dir); err != nil || !sum.FinalsUntimed || sum.StatusOf(false) != RunStopped || sum.WinnerArch != "" {
+		t.Errorf("summary %+v (%v), want stopped without a winner", sum, err)
+	}
+
+	// A damaged model: the timing says how to retrain it.
+	winner := filepath.Join(dir, rep.Finals[2].Model)
+	good := readFile(t, winner)
+	if err := os.WriteFile(winner, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "(rank 3)") ||
+		!strings.Contains(err.Error(), "move it away, delete the line of rank 3 from final.jsonl, and resume") {
+		t.Errorf("timing a damaged model: %v", err)
+	}
+	r.Close()
+	if err := os.WriteFile(winner, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if rep, err := ReadReport(dir); err != nil || rep.TimingsPending || rep.Best == nil {
+		t.Errorf("resumed: pending %v, best %+v (%v)", rep.TimingsPending, rep.Best, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err != nil {
+		t.Error(err)
 	}
 }

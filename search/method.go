@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
@@ -184,9 +185,17 @@ func (m nasnetMethod) describe() string {
 		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn at random, then one decision changed per trial); reward: %s",
 			n.Evolution.Population, n.Evolution.Sample, n.Evolution.Population, m.rewards)
 	}
-	c := m.cfg.Reinforce.Controller.Config()
+	c := m.cfg.Reinforce.Controller.Config().WithDefaults()
+	preset := m.cfg.Reinforce.Preset
+	// A controller flag or an edited config changes the preset's settings,
+	// which the line would otherwise hide.
+	if p, err := controller.ReinforcePreset(preset); err == nil {
+		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), "layers", "hidden", "baseline"); len(changed) > 0 {
+			preset += " with " + strings.Join(changed, ", ")
+		}
+	}
 	return fmt.Sprintf("REINFORCE controller (preset %s, LSTM %d x %d, baseline %s); reward: %s",
-		m.cfg.Reinforce.Preset, c.Layers, c.Hidden, c.Baseline, m.rewards)
+		preset, c.Layers, c.Hidden, c.Baseline, m.rewards)
 }
 
 // sampler draws the space's candidates uniformly among the valid action

@@ -67,11 +67,11 @@ type Report struct {
 	Agent  string       `json:"agent,omitempty"`
 	// Windows summarizes every windowSize trials (REINFORCE), First and Last
 	// the first and last hundred, All every trial.
-	Windows     []RewardWindow `json:"windows,omitempty"`
+	Windows []RewardWindow `json:"windows,omitempty"`
 	// ControllerBatch is the controller's episodes per update (REINFORCE).
-	ControllerBatch int `json:"controller_batch,omitempty"`
-	First, Last RewardWindow   `json:"-"`
-	All         RewardWindow   `json:"-"`
+	ControllerBatch int          `json:"controller_batch,omitempty"`
+	First, Last     RewardWindow `json:"-"`
+	All             RewardWindow `json:"-"`
 	// Trained and AtChance count the trials of a training cell search that
 	// trained, and those among them that ended at chance (constant
 	// predictors); MetaQNN's phases count theirs.
@@ -97,6 +97,10 @@ type Report struct {
 	// is picked as the best or counted in the best five.
 	OverLimit      []int   `json:"over_latency_limit,omitempty"`
 	LatencyLimitMs float64 `json:"latency_limit_ms,omitempty"`
+	// TimingsPending: the run times its final models after the final phase
+	// (a latency-aware reward) and some are not timed yet (the timing was
+	// stopped, or failed): no best is picked until they are.
+	TimingsPending bool `json:"final_timings_pending,omitempty"`
 	// LatencySource says where the final table's latencies come from:
 	// "predicted" (the latency model calibrated at the start), "table"
 	// (a latency table's model) or "measured" (timed during the search);
@@ -417,6 +421,14 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if r.FinalIncomplete() {
 		return // a best of some of the finals could be beaten by the rest
 	}
+	if cfg.timesFinals() {
+		for _, f := range r.Finals {
+			r.TimingsPending = r.TimingsPending || f.Status == rundir.StatusOK && f.Model != "" && f.MeasuredLatencyMs == nil
+		}
+	}
+	if r.TimingsPending {
+		return // picked by the timings, which are still to come
+	}
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
 	}
@@ -651,6 +663,11 @@ func (r Report) finalSection(b *strings.Builder) {
 			100*final, 100*search)
 	}
 	switch {
+	case r.TimingsPending && r.Running:
+		b.WriteString("\nThe final models are all retrained, and are being timed: the best is picked by their timings.\n")
+	case r.TimingsPending:
+		fmt.Fprintf(b, "\nThe final models are all retrained but not yet timed (the timing was stopped or failed, or its file is damaged): no best is picked and %s is not written until they are; resume the run (nasctl search %s --resume RUN) to time them, which takes seconds.\n",
+			rundir.BestName, r.Kind)
 	case r.FinalIncomplete() && r.Running:
 		fmt.Fprintf(b, "\nThe final phase is under way: %d of %d models retrained. The best is picked and %s written when the rest are.\n",
 			len(r.Finals), r.FinalsPlanned, rundir.BestName)
@@ -906,7 +923,9 @@ func readRun(dir string) (*runFiles, error) {
 	for _, n := range notes {
 		r.notes[n.Trial] = n
 	}
-	if r.finals, err = rundir.ReadFinals(dir); err != nil {
+	if r.finals, err = rundir.ReadFinals(dir); errors.As(err, new(*rundir.DamagedTimings)) {
+		damaged = cmp.Or(damaged, err) // the finals untimed, as a resume finds them
+	} else if err != nil {
 		return nil, err
 	}
 	if r.data, err = readData(dir); err != nil {
@@ -923,7 +942,7 @@ func readRun(dir string) (*runFiles, error) {
 // validation accuracy against the majority share of data.json.
 func ReadFinals(dir string) ([]rundir.FinalResult, error) {
 	finals, err := rundir.ReadFinals(dir)
-	if err != nil {
+	if err != nil && !errors.As(err, new(*rundir.DamagedTimings)) { // damaged timings: the finals untimed
 		return nil, err
 	}
 	data, err := readData(dir)
@@ -990,7 +1009,7 @@ func describeConfig(cfg Config, data Data) string {
 // locking it.
 func ReadReport(dir string) (Report, error) {
 	r, err := readRun(dir)
-	if err != nil {
+	if err != nil && !errors.As(err, new(*rundir.DamagedTimings)) { // damaged timings: a report of untimed finals
 		return Report{}, err
 	}
 	rep := r.report(filepath.Base(dir))

@@ -47,9 +47,10 @@ func TestReportLatencyColumn(t *testing.T) {
 // 0.90 at 4 ms (0.857); the constraint reward, whose limits were applied
 // before training, ranks by accuracy though the finals carry latencies.
 func TestReportBestBy(t *testing.T) {
+	four, one := 4.0, 1.0 // timed as the search figured them
 	finals := []rundir.FinalResult{
-		{Rank: 1, Trial: 4, Arch: "C(8,3,1) - SM()", ValAccuracy: 0.90, TestAccuracy: 0.8, Status: rundir.StatusOK, Model: "winners/rank-01.onnx", LatencyMs: 4},
-		{Rank: 2, Trial: 7, Arch: "SM()", ValAccuracy: 0.88, TestAccuracy: 0.7, Status: rundir.StatusOK, Model: "winners/rank-02.onnx", LatencyMs: 1},
+		{Rank: 1, Trial: 4, Arch: "C(8,3,1) - SM()", ValAccuracy: 0.90, TestAccuracy: 0.8, Status: rundir.StatusOK, Model: "winners/rank-01.onnx", LatencyMs: 4, MeasuredLatencyMs: &four},
+		{Rank: 2, Trial: 7, Arch: "SM()", ValAccuracy: 0.88, TestAccuracy: 0.7, Status: rundir.StatusOK, Model: "winners/rank-02.onnx", LatencyMs: 1, MeasuredLatencyMs: &one},
 	}
 	for _, tc := range []struct {
 		reward RewardSettings

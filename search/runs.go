@@ -28,6 +28,12 @@ type RunSummary struct {
 	// FinalsPlanned is how many final models the run retrains in all
 	// (Config.FinalsPlanned); BestTest waits until Finals reaches it.
 	FinalsPlanned int `json:"final_models_planned,omitempty"`
+	// FinalsUntimed: the final models are all retrained, but the timings a
+	// latency-aware run picks its best by are not all taken (Report's
+	// TimingsPending); OverLimit counts the finals timed over its latency
+	// limit.
+	FinalsUntimed bool `json:"final_models_untimed,omitempty"`
+	OverLimit     int  `json:"final_models_over_latency_limit,omitempty"`
 	// Failed is why the run's search last ended with an error
 	// (rundir.FileFailure); empty when it did not, or was resumed since.
 	Failed string `json:"failed,omitempty"`
@@ -115,7 +121,7 @@ func (s *RunSummary) StatusOf(running bool) RunStatus {
 		return RunRunning
 	case s.Failed != "":
 		return RunFailed
-	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned:
+	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned && !s.FinalsUntimed:
 		if s.Trials > 0 && s.Evaluated == 0 {
 			return RunFailed
 		}
@@ -158,7 +164,7 @@ func Summarize(dir string) (*RunSummary, error) {
 	if rep.finals(r.cfg, r.trials, slices.Clone(r.finals)); rep.Best != nil {
 		sum.BestTest, sum.WinnerArch, sum.WinnerAtChance = rep.Best.TestAccuracy, rep.Best.Arch, rep.finalAtChance(*rep.Best)
 	}
-	sum.FinalsPlanned = rep.FinalsPlanned
+	sum.FinalsPlanned, sum.FinalsUntimed, sum.OverLimit = rep.FinalsPlanned, rep.TimingsPending, len(rep.OverLimit)
 	sum.Failed = rundir.ReadFailure(dir).Error
 	if err != nil { // a damaged line: the summary counts the trials before it
 		sum.Error = err.Error()

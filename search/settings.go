@@ -51,6 +51,24 @@ func ControllerOf(c controller.ReinforceConfig) ControllerSettings { return Cont
 // Config returns the controller configuration.
 func (r ControllerSettings) Config() controller.ReinforceConfig { return controller.ReinforceConfig(r) }
 
+// changedFrom names the settings of r that differ from those of base, as
+// config.yaml's keys with r's values ("learning_rate 0.05"), in the order
+// of the fields; those whose keys are in except are left out.
+func (r ControllerSettings) changedFrom(base ControllerSettings, except ...string) []string {
+	var out []string
+	v, b := reflect.ValueOf(r), reflect.ValueOf(base)
+	for i, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			name = strings.ToLower(f.Name)
+		}
+		if !v.Field(i).Equal(b.Field(i)) && !slices.Contains(except, name) {
+			out = append(out, fmt.Sprintf("%s %v", name, v.Field(i)))
+		}
+	}
+	return out
+}
+
 // reinforceYAML is ReinforceSettings with the baseline as a name.
 type reinforceYAML struct {
 	Preset   string          `yaml:"preset"`

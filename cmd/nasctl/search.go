@@ -429,7 +429,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
 		done := english.Plural(s.Done(), "trial", "")
 		if finals, err := rundir.ReadFinalRecords(dir); err == nil && len(finals) > 0 {
-			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+			if rep, err := search.ReadReport(dir); err == nil && rep.TimingsPending {
+				done += fmt.Sprintf(" and %d of %d final models, not yet timed (no best is picked until they are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+			} else {
+				done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+			}
 		}
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
 		if errors.Is(err, context.Canceled) && opts.Broker.URL != "" && !opts.Broker.embedded() {

@@ -190,11 +190,16 @@ function finalFacts() {
     return [`retraining: ${done} of ${planned} done; final phase running since ${when(since)} (`,
       h('span', {dataset: {since}, text: ago(since)}), ' ago)', ...epochs];
   }
+  if (run.final_models_untimed) {
+    return [running ? `${done} retrained; timing them on this machine, by which the best is picked`
+      : `${done} retrained, not yet timed: resume the run to time them (no best is picked until then)`];
+  }
   if (run.winner_arch) {
     return [`${done}; the winner (picked by validation accuracy, ties by validation loss) tests at ${num(run.best_test_accuracy)}`,
       run.winner_at_chance ? h('span', {class: 'error', text: ', no better than chance (a constant predictor): do not deploy it'}) : '',
       bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
   }
+  if (done && run.final_models_over_latency_limit) return [`${done}; every one timed over the latency limit: no best is picked`];
   if (done) return [`${done}; none trained to a model`];
   if (run.status === 'failed') return ['none: no trial was evaluated, so there is nothing to retrain'];
   return [run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'];

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/genotype"
@@ -207,7 +208,8 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 	if b, err := os.ReadFile(path); err == nil {
 		var m bench.LatencyModel
 		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w: the run's latency model is damaged; delete it and resume to calibrate a new one "+
+				"(the trials so far keep the latencies the old one predicted, and those after are refused or ranked by the new one), or start a new run", path, err)
 		}
 		// A model fitted on another feature set (runs of older nasctl
 		// saved 6 coefficients) would make Predict index past them.
@@ -220,6 +222,12 @@ func (s *Search) prepareLatency(ctx context.Context) error {
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if n := len(s.trials) + len(s.logged); n > 0 {
+		// A model calibrated now differs from the one the recorded trials
+		// were refused or ranked by (docs/performance.md, "Latency model").
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: %s is missing, though %s were refused or ranked by it: calibrating a new one, by which the trials from here on are; "+
+			"a run judged by one model throughout needs its file back, or a new run", rundir.FileLatencyModel, english.Plural(n, "trial", "trials"))})
 	}
 	s.emit(Event{Kind: "info", Message: fmt.Sprintf("calibrating the latency model on %d architectures of the space", r.Calibration)})
 	sample, err := calibrationNets(s.method, s.cfg.Seed, s.data.Input, len(s.data.Classes))

@@ -405,3 +405,41 @@ func TestLatencyWarnings(t *testing.T) {
 type remoteExecutor struct{ *fakeExecutor }
 
 func (remoteExecutor) TrainsElsewhere() bool { return true }
+
+// A resumed run whose latency model is gone calibrates a new one and warns
+// that the trials from here on are judged by it; a damaged one stops the
+// resume with what to do.
+func TestLatencyModelLostOnResume(t *testing.T) {
+	withRuntime(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	cfg.Reward = RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 1000, Calibration: 20}
+	cfg = cfg.WithDefaults()
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(s.Dir(), rundir.FileLatencyModel)
+	if err := os.WriteFile(path, []byte(`{"coefficients": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "the run's latency model is damaged; delete it and resume to calibrate a new one") {
+		t.Errorf("resumed with a damaged latency model: %v", err)
+	}
+	r.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	r = resume(t, cfg, &fakeExecutor{})
+	var got []string
+	r.Progress = func(e Event) { got = append(got, e.Message) }
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if !strings.Contains(strings.Join(got, "\n"), "warning: latency_model.json is missing, though 30 trials were refused or ranked by it: calibrating a new one") {
+		t.Errorf("resumed without the latency model:\n%s", strings.Join(got, "\n"))
+	}
+}

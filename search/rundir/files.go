@@ -108,7 +108,12 @@ func ReadFinals(path string) ([]FinalResult, error) {
 // ReadFinalRecords returns the final-phase results of the run at path as
 // final.jsonl records them, without their timings.
 func ReadFinalRecords(path string) ([]FinalResult, error) {
-	return ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+	fs, err := ReadJSONL[FinalResult](filepath.Join(path, FileFinal))
+	if le := (*LineError)(nil); errors.As(err, &le) {
+		err = fmt.Errorf("%w (a search only appends whole lines, so this one was damaged since; keep a copy of the run, then delete line %d and those after it, and resume: the final phase retrains the models of the lines deleted)",
+			err, le.Line)
+	}
+	return fs, err
 }
 
 // ReadFinalLatency reads FileFinalLatency of the run at path; nil, nil

@@ -1,0 +1,53 @@
+package search
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// A damaged line in the middle of final.jsonl stops a resume with how to go
+// on, and following it retrains the finals of the lines deleted, to the
+// same results.
+func TestDamagedFinalLine(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(s.Dir(), rundir.FileFinal)
+	lines := strings.SplitAfter(readFile(t, path), "\n")
+	before := read(t, rundir.ReadFinalRecords, s.Dir())
+	damaged := lines[0] + `{"rank":2,"trial` + "\x00\x00\n" + strings.Join(lines[2:], "")
+	if err := os.WriteFile(path, []byte(damaged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := resume(t, cfg, &fakeExecutor{})
+	err := r.Run(context.Background(), nil)
+	r.Close()
+	if err == nil || !strings.Contains(err.Error(), "final.jsonl line 2") || !strings.Contains(err.Error(), "delete line 2 and those after it, and resume") {
+		t.Fatalf("resumed with a damaged line: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(lines[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	after := read(t, rundir.ReadFinalRecords, s.Dir())
+	if len(after) != len(before) {
+		t.Fatalf("%d finals after the resume, %d before", len(after), len(before))
+	}
+	for i := range before {
+		if a, b := after[i], before[i]; a.Rank != b.Rank || a.Trial != b.Trial || a.ValAccuracy != b.ValAccuracy || a.TestAccuracy != b.TestAccuracy {
+			t.Errorf("final %d: %+v, before %+v", i, a, b)
+		}
+	}
+}

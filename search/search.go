@@ -458,8 +458,10 @@ func (s *Search) restore() error {
 		learned = cp.Learned
 		s.agent, err = s.method.loadAgent(state)
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(s.dir.Path, rundir.FileAgent), err)
+	if err != nil && cp != nil { // the saved state itself: a new agent cannot fail so
+		return fmt.Errorf("%s: %w (%s)", filepath.Join(s.dir.Path, rundir.FileAgent), err, rundir.Relearn)
+	} else if err != nil {
+		return err
 	}
 	if err := s.dir.KeepNotes(learned); err != nil {
 		return err

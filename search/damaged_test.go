@@ -51,3 +51,24 @@ func TestDamagedFinalLine(t *testing.T) {
 		}
 	}
 }
+
+// A truncated agent state (its checkpoint line whole) stops a resume with
+// the way on, as a damaged checkpoint line does.
+func TestTruncatedAgentState(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(s.Dir(), rundir.FileAgent)
+	b := readFile(t, path)
+	if err := os.WriteFile(path, []byte(b[:len(b)/2]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Resume(s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err == nil || !strings.Contains(err.Error(), "agent.state: ") || !strings.Contains(err.Error(), rundir.Relearn) {
+		t.Errorf("resumed with a truncated agent state: %v", err)
+	}
+}

@@ -72,3 +72,33 @@ func TestTruncatedAgentState(t *testing.T) {
 		t.Errorf("resumed with a truncated agent state: %v", err)
 	}
 }
+
+// A damaged data.json says what to do, and doing it resumes the run.
+func TestDamagedDataRecord(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(s.Dir(), rundir.FileData)
+	if err := os.WriteFile(path, []byte(`{"input": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Resume(s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err == nil || !strings.Contains(err.Error(), "data.json: unexpected end of JSON input: the record of the run's images is damaged; delete it and resume") {
+		t.Errorf("resumed with a damaged data.json: %v", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	r := resume(t, cfg, &fakeExecutor{})
+	if err := r.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("data.json not written again: %v", err)
+	}
+}

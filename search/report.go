@@ -987,7 +987,8 @@ func readData(dir string) (Data, error) {
 		return d, err
 	}
 	if err := json.Unmarshal(b, &d); err != nil {
-		return d, fmt.Errorf("%s: %w", filepath.Join(dir, rundir.FileData), err)
+		return d, fmt.Errorf("%s: %w: the record of the run's images is damaged; delete it and resume with the run's images (--data): "+
+			"the resume writes it again from them, though without it the resume cannot check that they are the run's", filepath.Join(dir, rundir.FileData), err)
 	}
 	return d, nil
 }

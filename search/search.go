@@ -375,6 +375,12 @@ func resumeIn(d *rundir.Dir, cfg Config, newExec func(Config) (Executor, error),
 		return nil, err
 	}
 	s.dir = d
+	if _, err := os.Stat(filepath.Join(d.Path, rundir.FileData)); errors.Is(err, os.ErrNotExist) {
+		// Deleted (say, damaged): written again from the images given.
+		if err := s.writeData(); err != nil {
+			return nil, err
+		}
+	}
 	if err := beforeRestore(s); err != nil {
 		return nil, err
 	}

@@ -81,6 +81,10 @@ func csvResult(row []string, col map[string]int) (*Result, error) {
 	if _, ok := col["pure_go_rewritten"]; ok && get("pure_go_rewritten") != "" {
 		r.PureGo.Rewritten = int(num("pure_go_rewritten"))
 	}
+	// Nor the model file's SHA-256.
+	if _, ok := col["sha256"]; ok {
+		r.SHA256 = get("sha256")
+	}
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}

@@ -248,7 +248,7 @@ func WriteCSV(path string, rs []*Result) error {
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"model", "arch", "params", "macs", "file_bytes", "peak_activation_bytes", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
 		"throughput_images_per_second", "throughput_batch", "accuracy", "accuracy_source", "pure_go_max_abs_diff", "pure_go_unsupported_op", "pareto",
-		"pure_go_p50_ms", "pure_go_p95_ms", "pure_go_rewritten"})
+		"pure_go_p50_ms", "pure_go_p95_ms", "pure_go_rewritten", "sha256"})
 	for _, r := range rs {
 		acc, diff, goP50, goP95 := "", "", "", ""
 		if r.Accuracy != nil {
@@ -264,7 +264,7 @@ func WriteCSV(path string, rs []*Result) error {
 		w.Write([]string{r.Model, r.Arch, strconv.FormatInt(r.Params, 10), strconv.FormatInt(r.MACs, 10), strconv.FormatInt(r.FileBytes, 10),
 			strconv.FormatInt(r.PeakActivationBytes, 10), f(r.LatencyMs.P50), f(r.LatencyMs.P95), f(r.LatencyMs.P99), f(r.LatencyMs.Mean),
 			f(r.Throughput), strconv.Itoa(r.ThroughputBatch), acc, r.AccuracySource, diff, r.PureGo.UnsupportedOp, strconv.FormatBool(r.Pareto), goP50, goP95,
-			strconv.Itoa(r.PureGo.Rewritten)})
+			strconv.Itoa(r.PureGo.Rewritten), r.SHA256})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

@@ -183,6 +183,9 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 	if err != nil {
 		return err
 	}
+	if opts.RunDir != "" {
+		warnUnfinished(opts.RunDir, errOut)
+	}
 	w := &benchWriter{dir: benchOut(opts), inputs: opts.Models, errOut: errOut}
 	_, statErr := os.Stat(w.dir)
 	w.made = errors.Is(statErr, os.ErrNotExist)
@@ -840,6 +843,21 @@ func benchJSON(results []*bench.Result, pairs []*bench.Quantized, limit latencyL
 		}
 	}
 	return out
+}
+
+// warnUnfinished warns that the run in dir has not all its final models
+// yet: a bench of those it has leaves out the others, the best among them
+// perhaps, until it is measured again.
+func warnUnfinished(dir string, errOut io.Writer) {
+	rep, err := search.ReadReport(dir)
+	if err != nil || !rep.FinalIncomplete() {
+		return
+	}
+	state := "stopped: resume it, and bench it again once it is finished"
+	if rep.Running {
+		state = "under way: bench it again once it is finished"
+	}
+	fmt.Fprintf(errOut, "warning: %s has %d of its %d final models; its final phase is %s\n", dir, len(rep.Finals), rep.FinalsPlanned, state)
 }
 
 // latencyLimit is the batch-1 latency limit a run's constraint reward

@@ -11,9 +11,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/internal/shell"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/search"
+	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -145,9 +148,13 @@ func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 			Status search.RunStatus `json:"status,omitempty"` // none when the run cannot be summed up
 			search.Report
 			// Bench is what nasctl bench RUN measured of its winners, when
-			// it has.
-			Bench []*bench.Result `json:"bench,omitempty"`
+			// it has; BenchStale names the winners it did not measure.
+			Bench      []*bench.Result `json:"bench,omitempty"`
+			BenchStale string          `json:"bench_stale,omitempty"`
 		}{Dir: path, Report: rep, Bench: benchOfRun(path)}
+		if shown.Bench != nil {
+			shown.BenchStale = benchStale(path, shown.Bench)
+		}
 		if sum, err := search.Summarize(path); err == nil {
 			shown.Status = sum.StatusOf(rep.Running)
 		}
@@ -187,6 +194,35 @@ func printRunBench(out io.Writer, path string) {
 	if len(over) > 0 {
 		fmt.Fprintf(out, "\nOver the run's latency limit of %g ms: %s (nasctl bench RUN says why).\n", l.Ms, strings.Join(over, ", "))
 	}
+	if stale := benchStale(path, rs); stale != "" {
+		fmt.Fprintf(out, "\nNote: %s.\n", stale)
+	}
+}
+
+// benchStale says which of the run's winners in path the bench results rs
+// did not measure (retrained or added since, a final phase finished after
+// it), by their files' SHA-256, or by their names in results of nasctl
+// before bench.csv had the hashes; "" when it measured them all.
+func benchStale(path string, rs []*bench.Result) string {
+	measured := map[string]bool{}
+	for _, r := range rs {
+		measured[r.SHA256], measured[filepath.Base(r.Model)] = true, true
+	}
+	var missing []string
+	for _, w := range rundir.Winners(path) {
+		key := filepath.Base(w)
+		if b, err := os.ReadFile(w); err == nil && !measured[""] {
+			key = quantize.SHA256(b)
+		}
+		if !measured[key] {
+			missing = append(missing, filepath.Base(w))
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the run's %s not measured by this bench (retrained or added since): measure the winners again with nasctl bench %s",
+		english.WordSeries(missing, "and")+" "+english.PluralWord(len(missing), "is", "are"), path)
 }
 
 // benchOfRun reads what nasctl bench measured of the run in dir's winners

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/internal/buildinfo"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -371,5 +372,58 @@ func TestRunsShowBench(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &shown); code != 0 || err != nil || len(shown.Bench) != 2 || shown.Bench[0].LatencyMs.P50 != 6.5 {
 		t.Errorf("runs show --json: exit %d, %v: %+v", code, err, shown.Bench)
+	}
+
+	// Results of other files than the run's winners now (a bench taken
+	// before the final phase was finished, say) are marked stale; of the
+	// same files, not. (The run skipped its final phase: its winners are
+	// made up here, as files.)
+	var rs, older []*bench.Result
+	for _, w := range []string{"rank-01.onnx", "rank-02.onnx"} {
+		if err := os.WriteFile(filepath.Join(run, rundir.DirWinners, w), []byte(w), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, &bench.Result{Model: filepath.Join(run, rundir.DirWinners, w), SHA256: quantize.SHA256([]byte(w))})
+		older = append(older, &bench.Result{Model: filepath.Join(run, rundir.DirWinners, w), SHA256: quantize.SHA256([]byte("before " + w))})
+	}
+	for _, tc := range []struct {
+		rs   []*bench.Result
+		want string
+	}{
+		{older, "Note: the run's rank-01.onnx and rank-02.onnx are not measured by this bench (retrained or added since): measure the winners again with nasctl bench " + run},
+		{rs, ""},
+		// A bench.csv of nasctl before its sha256 column: by the names.
+		{[]*bench.Result{{Model: filepath.Join(run, rundir.DirWinners, "rank-01.onnx")}}, "Note: the run's rank-02.onnx is not measured by this bench"},
+	} {
+		if err := bench.WriteCSV(filepath.Join(run, "bench", "bench.csv"), tc.rs); err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ = runCLI(t, "runs", "show", run)
+		if !strings.Contains(out, "## Measured by nasctl bench") || tc.want == "" && strings.Contains(out, "not measured by this bench") || tc.want != "" && !strings.Contains(out, tc.want) {
+			t.Errorf("want %q in\n%s", tc.want, out)
+		}
+	}
+}
+
+// bench of a run whose final phase is unfinished warns that it measures
+// only the models there are (the best among them perhaps missing).
+func TestBenchUnfinishedRun(t *testing.T) {
+	dir, _ := tinySearch(t, "u", "--trials", "2", "--top-k", "2", "--skip-final=false")
+	run := filepath.Join(dir, "u")
+	final := filepath.Join(run, rundir.FileFinal)
+	b, err := os.ReadFile(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d finals, want 2", len(lines))
+	}
+	if err := os.WriteFile(final, []byte(lines[0]), 0o644); err != nil { // as a stop after the first leaves it
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "bench", run, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if want := "warning: " + run + " has 1 of its 2 final models; its final phase is stopped: resume it, and bench it again once it is finished"; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("bench of an unfinished run: exit %d, no %q in\n%s", code, want, errOut)
 	}
 }

@@ -28,7 +28,8 @@ Settings come from --preset, then --config FILE (YAML, any key of the saved
 config.yaml), then the flags given. Presets:
   cpu        sized for a 2-core CPU (32x32 input, narrow layers, at most 160k parameters,
              225 trials, about 13 min)
-  study      the founding study's settings (64x64, 270 trials: GPU work, ~2 h on an A10G)
+  study      the founding study's settings (at the images' size, 64x64 for the study's;
+             270 trials: GPU work, ~2 h on an A10G)
   baker2017  Baker et al.'s space and 2,700-trial schedule
 
 Ctrl-C stops starting trials and finishes those in flight; a second Ctrl-C abandons

@@ -104,6 +104,10 @@ func ReinforcePreset(name string) (ReinforceConfig, error) {
 	return ReinforceConfig{}, fmt.Errorf("unknown controller preset %q (valid: %s)", name, strings.Join(ReinforcePresetNames(), ", "))
 }
 
+// WithDefaults returns c with every zero field replaced by its default, as
+// the controller runs it.
+func (c ReinforceConfig) WithDefaults() ReinforceConfig { return c.withDefaults() }
+
 // withDefaults returns c with every zero field replaced by its default.
 func (c ReinforceConfig) withDefaults() ReinforceConfig {
 	c.Hidden = cmp.Or(c.Hidden, 35)

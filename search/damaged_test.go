@@ -102,3 +102,45 @@ func TestDamagedDataRecord(t *testing.T) {
 		t.Errorf("data.json not written again: %v", err)
 	}
 }
+
+// A resume with more trials and another worker count replays the log as it
+// was drawn (each trial's look-ahead, or the saved workers' for a log that
+// does not record it) and draws the new trials with the new count.
+func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
+	for _, strip := range []bool{false, true} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Workers, cfg.Final.Skip = 2, true
+		s := newSearch(t, cfg, &fakeExecutor{jitter: true})
+		if err := s.Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		before := read(t, rundir.ReadTrials, s.Dir())
+		if before[0].Lag != 4 {
+			t.Fatalf("trial 1 drawn with look-ahead %d, want 4 (2 workers)", before[0].Lag)
+		}
+		if strip { // as nasctl before the look-ahead was recorded wrote it
+			path := filepath.Join(s.Dir(), rundir.FileTrials)
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(readFile(t, path), `,"lag":4`, "")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := Resume(s.Dir(), ResumeOptions{Workers: 3, Trials: cfg.Trials + 4}, func(Config) (Executor, error) { return &fakeExecutor{jitter: true}, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(context.Background(), nil); err != nil {
+			t.Fatalf("log without look-ahead %v: %v", strip, err)
+		}
+		r.Close()
+		after := read(t, rundir.ReadTrials, s.Dir())
+		if len(after) != cfg.Trials+4 || after[cfg.Trials].Lag != 6 {
+			t.Fatalf("%d trials after the resume, the first new one at look-ahead %d; want %d at 6", len(after), after[len(after)-1].Lag, cfg.Trials+4)
+		}
+		for i := range before {
+			if after[i].Arch != before[i].Arch || after[i].Reward != before[i].Reward {
+				t.Errorf("trial %d: %s, before %s", i+1, after[i].Arch, before[i].Arch)
+			}
+		}
+	}
+}

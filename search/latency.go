@@ -462,7 +462,7 @@ func (r RewardSettings) latencySource() string {
 func (r RewardSettings) accuracyText() string {
 	s := "validation accuracy"
 	if r.LastEpochs > 0 {
-		s = fmt.Sprintf("best validation accuracy of the last %d epochs", r.LastEpochs)
+		s = fmt.Sprintf("best validation accuracy of the last %d epochs, or of all when fewer", r.LastEpochs)
 	}
 	if r.Exponent != 1 {
 		s = fmt.Sprintf("(%s)^%g", s, r.Exponent)

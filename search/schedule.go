@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,10 @@ type scheduler struct {
 	// one worker; twice the workers for several, so that every worker can
 	// stay busy while as many trials as workers have finished behind a
 	// slower one with a lower ID.
-	lag       int
+	lag int
+	// loggedLag is the look-ahead of logged trials that do not record
+	// theirs (runs of nasctl before Candidate.Lag): the run's saved workers'.
+	loggedLag int
 	nextLearn int                  // the next trial the agent learns
 	proposed  []proposal           // trials nextLearn.. in order: waiting, queued, in flight or finished
 	finished  map[int]rundir.Trial // on disk, not yet learned
@@ -62,12 +66,29 @@ type scheduler struct {
 }
 
 func newScheduler(workers, nextLearn int) scheduler {
-	lag := 1
-	if workers > 1 {
-		lag = 2 * workers
-	}
-	return scheduler{workers: workers, lag: lag, nextLearn: nextLearn,
+	lag := lagOf(workers)
+	return scheduler{workers: workers, lag: lag, loggedLag: lag, nextLearn: nextLearn,
 		finished: map[int]rundir.Trial{}, replayed: map[int]bool{}, training: map[string]int{}, waiting: map[int][]proposal{}}
+}
+
+// lagOf is the look-ahead of a scheduler of workers workers (README.md,
+// "The CPU preset, repeatable runs, and the study's settings").
+func lagOf(workers int) int {
+	if workers > 1 {
+		return 2 * workers
+	}
+	return 1
+}
+
+// lagAt is the look-ahead trial id is proposed with: a logged trial's own,
+// that it was drawn with (recorded; else the run's saved workers'), so
+// that a resume with other workers replays the log as it was drawn, and
+// the scheduler's for trials still to come.
+func (s *Search) lagAt(id int) int {
+	if t, ok := s.logged[id]; ok {
+		return cmp.Or(t.Lag, s.sched.loggedLag)
+	}
+	return s.sched.lag
 }
 
 // stopped reports whether a stop was asked for, noting it when it was just
@@ -179,7 +200,7 @@ func (s *Search) advance(ctx context.Context) error {
 	learned := 0
 	for {
 		halted := c.stopped() || ctx.Err() != nil || c.breaker.tripped()
-		room := c.nextID() < c.nextLearn+c.lag && c.nextID() <= s.cfg.Trials
+		room := c.nextID() < c.nextLearn+s.lagAt(c.nextID()) && c.nextID() <= s.cfg.Trials
 		if !halted && room {
 			if err := s.propose(ctx); err != nil {
 				return err
@@ -236,6 +257,7 @@ func (s *Search) propose(ctx context.Context) error {
 		return fmt.Errorf("proposing trial %d: %w", id, err)
 	}
 	pr := proposal{rundir.CandidateOf(id, p), p}
+	pr.rec.Lag = s.lagAt(id)
 	c.proposed = append(c.proposed, pr)
 	if t, ok := s.logged[id]; ok {
 		return s.replay(t, pr)

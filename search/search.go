@@ -117,6 +117,10 @@ type Search struct {
 	// retargeted says what a resume with another number of trials set
 	// aside (Run's first event says it).
 	retargeted string
+	// savedWorkers is a resumed run's workers as its config.yaml saves them
+	// (zero for a new run): logged trials without their look-ahead were
+	// drawn with theirs.
+	savedWorkers int
 
 	// Progress, when set, receives every event (from the Run goroutine).
 	Progress func(Event)
@@ -246,7 +250,8 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	}
 	var note string
 	s, err := resumeIn(d, cfg, newExec, func(s *Search) (err error) {
-		old := saved.WithDefaults().Trials // a config.yaml without trials plans the schedule's
+		s.savedWorkers = saved.WithDefaults().Workers // the look-ahead of trials logged without theirs
+		old := saved.WithDefaults().Trials            // a config.yaml without trials plans the schedule's
 		if cfg.Trials == old {
 			return nil
 		}
@@ -491,6 +496,9 @@ func (s *Search) restore() error {
 		s.remember(t)
 	}
 	s.sched = newScheduler(s.cfg.Workers, learned+1)
+	if s.savedWorkers > 0 {
+		s.sched.loggedLag = lagOf(s.savedWorkers)
+	}
 	if cp != nil {
 		for _, c := range cp.Outstanding {
 			g, err := s.method.genotype(c)

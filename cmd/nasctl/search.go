@@ -123,7 +123,7 @@ func trainingFlags() []cli.Flag {
 		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there once 10 earlier trials reached it (0: off; train.halving.eta and min_trials in --config set the factor and the 10)"},
-		&cli.IntFlag{Name: "top-k", Usage: "architectures retrained in the final phase"},
+		&cli.IntFlag{Name: "top-k", Usage: "best architectures listed, and retrained in the final phase of a search that trains"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
 		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms (the final models are timed after the final phase, and the best is picked among those within it)"},
@@ -428,11 +428,14 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
 		done := english.Plural(s.Done(), "trial", "")
-		if finals, err := rundir.ReadFinalRecords(dir); err == nil && len(finals) > 0 {
+		planned := s.Config().FinalsPlanned(s.Trials())
+		// Once the last trial is in, the final phase counts, none retrained
+		// too (a second Ctrl-C abandons the retrainings in flight).
+		if finals, err := rundir.ReadFinalRecords(dir); err == nil && planned > 0 && (len(finals) > 0 || s.Done() >= s.Config().Trials) {
 			if rep, err := search.ReadReport(dir); err == nil && rep.TimingsPending {
-				done += fmt.Sprintf(" and %d of %d final models, not yet timed (no best is picked until they are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+				done += fmt.Sprintf(" and %d of %d final models, not yet timed (no best is picked until they are)", len(finals), planned)
 			} else {
-				done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), s.Config().FinalsPlanned(s.Trials()))
+				done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), planned)
 			}
 		}
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
@@ -478,13 +481,15 @@ func afterFailure(kind search.Kind, dir, name string, broker brokerOptions, tria
 // openSearch starts the search of opts or resumes it.
 func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
-		if saved, err := search.ReadConfig(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) {
+		saved, err := search.ReadConfig(opts.Resume)
+		if recorded, _ := rundir.ReadTrials(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) &&
+			len(recorded) < max(saved.Trials, opts.Resumed.Trials) {
 			// The look-ahead is twice the workers (README.md, "The CPU
 			// preset, repeatable runs, and the study's settings"), so the
 			// trials from here on change: said under --quiet too, as the run
 			// is no longer the uninterrupted one.
-			execs.warn("note: --workers %d, the run started with %d: from here on the trials are those of a run with %d workers, not of the uninterrupted one",
-				opts.Resumed.Workers, max(1, saved.Workers), opts.Resumed.Workers)
+			execs.warn("note: --workers %d, the run started with %d: from here on the trials are those of a run with %s, not of the uninterrupted one",
+				opts.Resumed.Workers, max(1, saved.Workers), english.Plural(opts.Resumed.Workers, "worker", "workers"))
 		}
 		s, err := search.Resume(opts.Resume, opts.Resumed, execs.make)
 		if fewer := (*search.FewerTrialsError)(nil); errors.As(err, &fewer) {

@@ -455,7 +455,7 @@ func TestSearchNASNetTrains(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	dir := filepath.Join(runs, "cells")
-	for _, want := range []string{"# NASNet search cells", "(best validation accuracy of the last 5 epochs)^3",
+	for _, want := range []string{"# NASNet search cells", "(best validation accuracy of the last 5 epochs, or of all when fewer)^3",
 		"net(stem=2, filters=4, normal=1, reductions=1, style=nasnet)", "winners/rank-02.onnx", "copied to winners/best.onnx"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

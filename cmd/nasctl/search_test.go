@@ -132,12 +132,13 @@ func TestSearchKillAndResume(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "resume it with --resume") {
 		t.Errorf("existing run: exit %d, %s", code, errOut)
 	}
-	// A resume with another worker count says that the trials after it
-	// change; with the run's own count it says nothing of the kind.
-	for workers, note := range map[string]bool{"3": true, "2": false} {
+	// A resume with another worker count would say that the trials after
+	// it change (at the end below); of a run with no trial left, it says
+	// nothing of the kind.
+	for _, workers := range []string{"3", "2"} {
 		code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--workers", workers, "--quiet")
-		if code != 0 || strings.Contains(errOut, "note: --workers 3, the run started with 2: from here on the trials are those of a run with 3 workers") != note {
-			t.Errorf("resume with --workers %s: exit %d, %s", workers, code, errOut)
+		if code != 0 || strings.Contains(errOut, "note: --workers") {
+			t.Errorf("resume of a finished run with --workers %s: exit %d, %s", workers, code, errOut)
 		}
 	}
 	// Images moved to a folder that is not there: a usage error.
@@ -160,6 +161,11 @@ func TestSearchKillAndResume(t *testing.T) {
 		t.Errorf("finals after the resume: %d (%v), want the cpu preset's 10", len(finals), err)
 	}
 	sameLogs(t, readLog(t, dir), after)
+	// Given more trials, the trials from here on are those of the new count.
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--workers", "3", "--trials", "17", "--skip-final", "--quiet")
+	if code != 0 || !strings.Contains(errOut, "note: --workers 3, the run started with 2: from here on the trials are those of a run with 3 workers") {
+		t.Errorf("resume with --workers 3 for one more trial: exit %d, %s", code, errOut)
+	}
 }
 
 // A search that cannot start (a folder without images) leaves no run

@@ -46,6 +46,11 @@ type Candidate struct {
 	Temperature float64 `json:"temperature,omitempty"`
 	// Greedy: MetaQNN drew no layer at random (controller.Proposal.Greedy).
 	Greedy bool `json:"greedy,omitempty"`
+	// Lag is the scheduler's look-ahead the proposal was drawn with: trial
+	// ID was drawn once the agent had learned trials 1 to ID - Lag. A
+	// resume replays the log with each trial's own (runs recorded before
+	// it: the look-ahead of the run's saved workers).
+	Lag int `json:"lag,omitempty"`
 }
 
 // CandidateOf records proposal p of trial id.

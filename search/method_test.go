@@ -83,3 +83,26 @@ func TestScheduleNote(t *testing.T) {
 		t.Errorf("a schedule from epsilon 0.5: %q, want %q", got, want)
 	}
 }
+
+// A controller changed from its preset (a flag, an edited config) says how,
+// and one as its preset says nothing more: two runs with different
+// controllers must not read the same.
+func TestDescribeChangedController(t *testing.T) {
+	for _, tc := range []struct {
+		change func(*ControllerSettings)
+		want   string
+	}{
+		{func(*ControllerSettings) {}, "REINFORCE controller (preset paper, LSTM 2 x 35, baseline ema)"},
+		{func(c *ControllerSettings) { c.LearningRate, c.EntropyWeight = 0.05, 0.1 },
+			"REINFORCE controller (preset paper with learning_rate 0.05, entropy_weight 0.1, LSTM 2 x 35, baseline ema)"},
+	} {
+		cfg, err := NASNetPreset("mock", "paper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.change(&cfg.Reinforce.Controller)
+		if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("description %q, want %q", got, tc.want)
+		}
+	}
+}

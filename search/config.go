@@ -20,6 +20,7 @@ import (
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/natsbench"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
@@ -1097,7 +1098,12 @@ func checkUnedited(dir string) error {
 		return err
 	}
 	now, err := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // ReadConfig says what to do
+	} else if err != nil {
+		return err
+	}
+	if err := cutShort(dir); err != nil {
 		return err
 	}
 	changes, err := settingsChanged(written, now)
@@ -1123,6 +1129,23 @@ func checkUnedited(dir string) error {
 		"Put them back (nasctl's copy is %s)%s, or start a new run from the edited file (nasctl search KIND --config FILE --name NEW); "+
 		"to go on with the edit all the same, delete %s (the trials and final models recorded keep their settings)",
 		filepath.Join(dir, rundir.FileConfig), strings.Join(changes, "; "), rundir.FileConfigWritten, hint, rundir.FileConfigWritten)
+}
+
+// cutShort says that the run's config.yaml in dir is cut short (a full
+// disk, a copy stopped): a beginning of what nasctl wrote, whose missing
+// keys would read as settings changed to their defaults; nil when it is
+// not, or there is no copy to tell by.
+func cutShort(dir string) error {
+	written, err := os.ReadFile(filepath.Join(dir, rundir.FileConfigWritten))
+	if err != nil {
+		return nil
+	}
+	now, err := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
+	if err != nil || len(now) == 0 || len(now) >= len(written) || !bytes.HasPrefix(written, now) {
+		return nil
+	}
+	return fmt.Errorf("%s is cut short: it holds the first %d of the %d bytes nasctl wrote; put nasctl's copy back (cp %s %s) and resume",
+		filepath.Join(dir, rundir.FileConfig), len(now), len(written), shell.Quote(filepath.Join(dir, rundir.FileConfigWritten)), shell.Quote(filepath.Join(dir, rundir.FileConfig)))
 }
 
 // resumeFlags are the saved settings a resume may change, by the flag that

@@ -207,7 +207,7 @@ type ResumeOptions struct {
 func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error)) (*Search, error) {
 	saved, err := ReadConfig(dir)
 	if err != nil {
-		return nil, err
+		return nil, cmp.Or(cutShort(dir), err) // cut short, it may not even parse
 	}
 	if err := checkUnedited(dir); err != nil {
 		return nil, err

@@ -1578,6 +1578,8 @@ func TestResumeRefusesChangedSettings(t *testing.T) {
 		{"another seed", string(changed), path + " was edited since nasctl wrote it (seed: 42 -> 43): "},
 		{"more trials", strings.Replace(string(good), "trials: ", "trials: 1", 1), "(nasctl's copy is .config.yaml.written) (trials: resume with --trials N instead)"},
 		{"not YAML", "kind: [metaqnn\n", path + " is not valid YAML: "},
+		// Cut short (a full disk): not "edited" to defaults.
+		{"cut short", string(good[:len(good)/2]), path + " is cut short: it holds the first "},
 		// A run of an older nasctl has no copy to compare with: its first
 		// trial is drawn again before anything is moved.
 		{"another seed, no copy", string(changed), "trial 1 is " + read(t, rundir.ReadTrials, dir)[0].Arch + ", but these settings propose "},

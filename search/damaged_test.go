@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,8 @@ func TestDamagedDataRecord(t *testing.T) {
 // was drawn (each trial's look-ahead, or the saved workers' for a log that
 // does not record it) and draws the new trials with the new count.
 func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
-	for _, strip := range []bool{false, true} {
+	for _, tc := range []struct{ strip, gap bool }{{false, false}, {true, false}, {false, true}} {
+		strip := tc.strip
 		cfg := testConfig(t, t.TempDir())
 		cfg.Workers, cfg.Final.Skip = 2, true
 		s := newSearch(t, cfg, &fakeExecutor{jitter: true})
@@ -119,23 +121,40 @@ func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
 		if before[0].Lag != 4 {
 			t.Fatalf("trial 1 drawn with look-ahead %d, want 4 (2 workers)", before[0].Lag)
 		}
+		path := filepath.Join(s.Dir(), rundir.FileTrials)
 		if strip { // as nasctl before the look-ahead was recorded wrote it
-			path := filepath.Join(s.Dir(), rundir.FileTrials)
 			if err := os.WriteFile(path, []byte(strings.ReplaceAll(readFile(t, path), `,"lag":4`, "")), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if tc.gap {
+			// Trial 25 (in the greedy end of the schedule, where the draws
+			// depend on what the agent learned) abandoned by a second
+			// Ctrl-C, as 26-28 finished: those after 28 could not have been
+			// drawn before 25 was learned.
+			var kept []string
+			for _, line := range strings.SplitAfter(readFile(t, path), "\n") {
+				var tr rundir.Trial
+				if json.Unmarshal([]byte(line), &tr) == nil && tr.ID != 25 && tr.ID <= 28 {
+					kept = append(kept, line)
+				}
+			}
+			if err := os.WriteFile(path, []byte(strings.Join(kept, "")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before = before[:28]
 		}
 		r, err := Resume(s.Dir(), ResumeOptions{Workers: 3, Trials: cfg.Trials + 4}, func(Config) (Executor, error) { return &fakeExecutor{jitter: true}, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Run(context.Background(), nil); err != nil {
-			t.Fatalf("log without look-ahead %v: %v", strip, err)
+			t.Fatalf("%+v: %v", tc, err)
 		}
 		r.Close()
 		after := read(t, rundir.ReadTrials, s.Dir())
 		if len(after) != cfg.Trials+4 || after[cfg.Trials].Lag != 6 {
-			t.Fatalf("%d trials after the resume, the first new one at look-ahead %d; want %d at 6", len(after), after[len(after)-1].Lag, cfg.Trials+4)
+			t.Fatalf("%d trials after the resume (want %d), the first new one at look-ahead %d (want 6)", len(after), cfg.Trials+4, after[min(cfg.Trials, len(after)-1)].Lag)
 		}
 		for i := range before {
 			if after[i].Arch != before[i].Arch || after[i].Reward != before[i].Reward {

@@ -190,7 +190,11 @@ func (m nasnetMethod) describe() string {
 	// A controller flag or an edited config changes the preset's settings,
 	// which the line would otherwise hide.
 	if p, err := controller.ReinforcePreset(preset); err == nil {
-		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), "layers", "hidden", "baseline"); len(changed) > 0 {
+		shown := []string{"layers", "hidden", "baseline"} // in the line anyway
+		if c.Embedding == c.Hidden {
+			shown = append(shown, "embedding") // its default, from hidden
+		}
+		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), shown...); len(changed) > 0 {
 			preset += " with " + strings.Join(changed, ", ")
 		}
 	}

@@ -95,6 +95,9 @@ func TestDescribeChangedController(t *testing.T) {
 		{func(*ControllerSettings) {}, "REINFORCE controller (preset paper, LSTM 2 x 35, baseline ema)"},
 		{func(c *ControllerSettings) { c.LearningRate, c.EntropyWeight = 0.05, 0.1 },
 			"REINFORCE controller (preset paper with learning_rate 0.05, entropy_weight 0.1, LSTM 2 x 35, baseline ema)"},
+		// The embedding follows the hidden size unless set: not a change.
+		{func(c *ControllerSettings) { c.Hidden = 64 }, "REINFORCE controller (preset paper, LSTM 2 x 64, baseline ema)"},
+		{func(c *ControllerSettings) { c.Embedding = 16 }, "REINFORCE controller (preset paper with embedding 16, LSTM 2 x 35, baseline ema)"},
 	} {
 		cfg, err := NASNetPreset("mock", "paper")
 		if err != nil {

@@ -174,6 +174,10 @@ type TopCandidate struct {
 const (
 	bestByAccuracy = "validation accuracy, ties by validation loss"
 	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
+	// bestWithinLimit is added to bestByAccuracy for a constraint run that
+	// timed its finals.
+	bestWithinLimit = ", among the finals timed within the latency limit"
+	bestByTimed     = "MnasNet's reward of validation accuracy and the latency timed after the final phase"
 )
 
 // windowSize is the number of trials per row of the REINFORCE section: 100,
@@ -379,9 +383,11 @@ func (r *Report) rewardWindow(ts []rundir.Trial, notes map[int]rundir.Note) Rewa
 }
 
 // finals sorts the final results of a run of cfg whose trials are trials
-// and, once every planned one is in, picks the best by the run's reward
-// (only the MnasNet reward weighs latency: the constraint reward refused
-// what was over its limits before training and ranks by accuracy).
+// and, once every planned one is in (and timed, where the run times its
+// finals), picks the best by the run's reward: the MnasNet reward weighs
+// the latency timed after the final phase; the constraint reward, which
+// refused what was over its limits before training, ranks by accuracy the
+// finals that the timings put within its latency limit.
 func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.FinalResult) {
 	r.Finals, r.FinalsPlanned = finals, cfg.FinalsPlanned(trials)
 	sort.Slice(r.Finals, func(i, j int) bool { return r.Finals[i].Rank < r.Finals[j].Rank })
@@ -421,13 +427,21 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if r.FinalIncomplete() {
 		return // a best of some of the finals could be beaten by the rest
 	}
-	if cfg.timesFinals() {
+	if cfg.timesFinals() && timesItsFinals(trials) {
 		for _, f := range r.Finals {
 			r.TimingsPending = r.TimingsPending || f.Status == rundir.StatusOK && f.Model != "" && f.MeasuredLatencyMs == nil
 		}
 	}
 	if r.TimingsPending {
 		return // picked by the timings, which are still to come
+	}
+	if slices.ContainsFunc(r.Finals, func(f rundir.FinalResult) bool { return f.MeasuredLatencyMs != nil }) {
+		switch {
+		case reward.Mode == RewardMnasNet:
+			r.BestBy = bestByTimed
+		case reward.Mode == RewardConstraint && reward.MaxLatencyMs > 0:
+			r.BestBy += bestWithinLimit
+		}
 	}
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
@@ -442,6 +456,15 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if len(r.Finals) == 0 {
 		r.BestBy = ""
 	}
+}
+
+// timesItsFinals reports whether the nasctl that recorded trials times a
+// latency-aware run's finals: the same release began to record each
+// trial's look-ahead (Candidate.Lag). A run of an older nasctl, which has
+// no timings and never will unless resumed, keeps its best as picked then
+// (by the search's figures).
+func timesItsFinals(trials []rundir.Trial) bool {
+	return slices.ContainsFunc(trials, func(t rundir.Trial) bool { return t.Lag > 0 })
 }
 
 // finalLatency is the latency a final model is ranked by: as timed after
@@ -923,7 +946,7 @@ func readRun(dir string) (*runFiles, error) {
 	for _, n := range notes {
 		r.notes[n.Trial] = n
 	}
-	if r.finals, err = rundir.ReadFinals(dir); errors.As(err, new(*rundir.DamagedTimings)) {
+	if r.finals, err = rundir.ReadFinals(dir); damagedTimings(err) {
 		damaged = cmp.Or(damaged, err) // the finals untimed, as a resume finds them
 	} else if err != nil {
 		return nil, err
@@ -937,12 +960,17 @@ func readRun(dir string) (*runFiles, error) {
 	return r, damaged
 }
 
+// damagedTimings reports whether err is that of a run's final timings that
+// cannot be read: its finals are then untimed, as a resume finds them
+// (and times them again), and the rest of the run reads as it is.
+func damagedTimings(err error) bool { return errors.As(err, new(*rundir.DamagedTimings)) }
+
 // ReadFinals reads the final models of the run in dir (final.jsonl), those
 // at chance marked so: in runs recorded before the mark, by their
 // validation accuracy against the majority share of data.json.
 func ReadFinals(dir string) ([]rundir.FinalResult, error) {
 	finals, err := rundir.ReadFinals(dir)
-	if err != nil && !errors.As(err, new(*rundir.DamagedTimings)) { // damaged timings: the finals untimed
+	if err != nil && !damagedTimings(err) {
 		return nil, err
 	}
 	data, err := readData(dir)
@@ -1010,7 +1038,7 @@ func describeConfig(cfg Config, data Data) string {
 // locking it.
 func ReadReport(dir string) (Report, error) {
 	r, err := readRun(dir)
-	if err != nil && !errors.As(err, new(*rundir.DamagedTimings)) { // damaged timings: a report of untimed finals
+	if err != nil && !damagedTimings(err) {
 		return Report{}, err
 	}
 	rep := r.report(filepath.Base(dir))
@@ -1023,7 +1051,7 @@ func ReadReport(dir string) (Report, error) {
 // Markdown and as built.
 func (s *Search) writeReport() (string, Report, error) {
 	r, err := readRun(s.dir.Path)
-	if err != nil {
+	if err != nil && !damagedTimings(err) {
 		return "", Report{}, err
 	}
 	r.cfg = s.cfg

@@ -57,8 +57,8 @@ func TestReportBestBy(t *testing.T) {
 		rank   int
 		label  string
 	}{
-		{RewardSettings{Mode: RewardMnasNet, TargetMs: 2}, 2, "(by MnasNet's reward of validation accuracy and latency): rank 2"},
-		{RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 5}, 1, "(by validation accuracy, ties by validation loss): rank 1"},
+		{RewardSettings{Mode: RewardMnasNet, TargetMs: 2}, 2, "(by MnasNet's reward of validation accuracy and the latency timed after the final phase): rank 2"},
+		{RewardSettings{Mode: RewardConstraint, MaxLatencyMs: 5}, 1, "(by validation accuracy, ties by validation loss, among the finals timed within the latency limit): rank 1"},
 		{RewardSettings{}, 1, "(by validation accuracy, ties by validation loss): rank 1"},
 	} {
 		cfg := Config{Kind: KindMetaQNN, Name: "run", Reward: tc.reward}

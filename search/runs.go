@@ -91,10 +91,11 @@ const (
 	// RunRunning: a live process holds the run open (rundir.Running).
 	RunRunning RunStatus = "running"
 	// RunStopped: no process holds it, and planned trials or (for a
-	// trained search) final models are missing: it can be resumed.
+	// trained search) final models, or the timings a latency-aware run
+	// picks its best by, are missing: it can be resumed.
 	RunStopped RunStatus = "stopped"
 	// RunFinished: every planned trial and, for a trained search that does
-	// not skip it, the final phase are recorded.
+	// not skip it, the final phase (its timings too) are recorded.
 	RunFinished RunStatus = "finished"
 	// RunFailed: its search ended with an error (Failed), such as trials
 	// failing one after another, which a resume gets past; or every

@@ -83,10 +83,22 @@ func lagOf(workers int) int {
 // lagAt is the look-ahead trial id is proposed with: a logged trial's own,
 // that it was drawn with (recorded; else the run's saved workers'), so
 // that a resume with other workers replays the log as it was drawn, and
-// the scheduler's for trials still to come.
+// the scheduler's for trials past the log.
 func (s *Search) lagAt(id int) int {
 	if t, ok := s.logged[id]; ok {
 		return cmp.Or(t.Lag, s.sched.loggedLag)
+	}
+	// A trial an earlier run drew and did not record (abandoned by a second
+	// Ctrl-C, lost in a crash) while it recorded later ones: drawn with the
+	// look-ahead of the next trial it recorded.
+	next := 0
+	for lid := range s.logged {
+		if lid > id && (next == 0 || lid < next) {
+			next = lid
+		}
+	}
+	if next > 0 {
+		return cmp.Or(s.logged[next].Lag, s.sched.loggedLag)
 	}
 	return s.sched.lag
 }

@@ -187,8 +187,8 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	if n := c.Int64("max-params"); n < 0 {
 		return usagef("--max-params must be positive, got %d", n)
 	}
-	if ms := c.Float64("max-latency-ms"); c.IsSet("max-latency-ms") && !(ms > 0) {
-		return usagef("--max-latency-ms %g: give a positive limit in ms, or leave the flag out for none", ms)
+	if ms := c.Float64("max-latency-ms"); ms < 0 || math.IsNaN(ms) {
+		return usagef("--max-latency-ms must be positive, got %g", ms)
 	}
 	if f := c.Float64("data-fraction"); c.IsSet("data-fraction") && !(f > 0 && f <= 1) {
 		return usagef("--data-fraction %g: give the share of the training split the trials use, in (0, 1]", f)
@@ -445,6 +445,8 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		}
 		return err
 	case errors.Is(err, search.ErrNothingEvaluated), errors.Is(err, search.ErrNoneWithinLimit): // finished and reported, but not a success
+	case errors.As(err, new(*rundir.LineError)):
+		return err // says how to go on: a plain resume would fail alike
 	case err != nil:
 		advice := afterFailure(kind, dir, s.Config().Name, opts.Broker, s.Trials())
 		if errors.Is(err, syscall.ENOSPC) {
@@ -483,7 +485,7 @@ func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 	if opts.Resume != "" {
 		saved, err := search.ReadConfig(opts.Resume)
 		if recorded, _ := rundir.ReadTrials(opts.Resume); err == nil && opts.Resumed.Workers > 0 && opts.Resumed.Workers != max(1, saved.Workers) &&
-			len(recorded) < max(saved.Trials, opts.Resumed.Trials) {
+			len(recorded) < max(saved.WithDefaults().Trials, opts.Resumed.Trials) {
 			// The look-ahead is twice the workers (README.md, "The CPU
 			// preset, repeatable runs, and the study's settings"), so the
 			// trials from here on change: said under --quiet too, as the run

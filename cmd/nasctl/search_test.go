@@ -251,8 +251,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		// Negative limits are mistakes, not "no limit" (0, whose message
 		// TestCPUPresetBaseline checks).
 		{[]string{"search", "metaqnn", "--data", ".", "--max-params", "-5"}, "--max-params must be positive, got -5"},
-		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-latency-ms", "-1"}, "--max-latency-ms -1: give a positive limit in ms, or leave the flag out for none"},
-		{[]string{"search", "metaqnn", "--data", ".", "--reward", "constraint", "--max-params", "9000", "--max-latency-ms", "0"}, "--max-latency-ms 0: give a positive limit"},
+		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-latency-ms", "-1"}, "--max-latency-ms must be positive, got -1"},
 		// Flags that would be ignored.
 		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
 		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop --trials and --data"},

@@ -195,7 +195,8 @@ function finalFacts() {
       : `${done} retrained, not yet timed: resume the run to time them (no best is picked until then)`];
   }
   if (run.winner_arch) {
-    return [`${done}; the winner (picked by validation accuracy, ties by validation loss) tests at ${num(run.best_test_accuracy)}`,
+    const by = report && report.best_by ? report.best_by : 'validation accuracy, ties by validation loss';
+    return [`${done}; the winner (picked by ${by}) tests at ${num(run.best_test_accuracy)}`,
       run.winner_at_chance ? h('span', {class: 'error', text: ', no better than chance (a constant predictor): do not deploy it'}) : '',
       bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
   }

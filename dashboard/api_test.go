@@ -681,19 +681,26 @@ func TestFinalTimings(t *testing.T) {
 	if len(finals) != 2 || finals[0].MeasuredLatencyMs != nil {
 		t.Fatalf("final table before the timings: %+v", finals)
 	}
-	timing := rundir.FinalLatency{Threads: 1, Runs: 200, Rounds: 10, Models: []rundir.TimedFinal{{Rank: 1, Trial: finals[0].Trial, P50Ms: 0.125}}}
-	b, err := json.Marshal(timing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.FileFinalLatency), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	timeRankOne(t, filepath.Join(runs, "leaves-a"), finals[0].Trial)
 	get(t, base+"/final", &finals)
 	if len(finals) != 2 || finals[0].MeasuredLatencyMs == nil || *finals[0].MeasuredLatencyMs != 0.125 || finals[1].MeasuredLatencyMs != nil {
 		t.Errorf("final table after the timings: %+v", finals)
 	}
 	if get(t, base, &after); after.Version == before.Version {
 		t.Errorf("version %s unchanged by the timings", after.Version)
+	}
+}
+
+// timeRankOne writes the timings of the run in dir: its rank 1, trial
+// trial, at 0.125 ms.
+func timeRankOne(t *testing.T, dir string, trial int) {
+	t.Helper()
+	timing := rundir.FinalLatency{Threads: 1, Runs: 200, Rounds: 10, Models: []rundir.TimedFinal{{Rank: 1, Trial: trial, P50Ms: 0.125}}}
+	b, err := json.Marshal(timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

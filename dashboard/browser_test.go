@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -532,13 +531,6 @@ func TestBrowserFinalTimings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	timing := rundir.FinalLatency{Threads: 1, Runs: 200, Rounds: 10, Models: []rundir.TimedFinal{{Rank: 1, Trial: finals[0].Trial, P50Ms: 0.125}}}
-	b, err := json.Marshal(timing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(runs, "leaves-a", rundir.FileFinalLatency), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	timeRankOne(t, filepath.Join(runs, "leaves-a"), finals[0].Trial)
 	waitFor(t, ctx, final+`.includes('0.1250')`, final, 15*time.Second)
 }

@@ -56,13 +56,7 @@ func TestDamagedFinalLine(t *testing.T) {
 // A truncated agent state (its checkpoint line whole) stops a resume with
 // the way on, as a damaged checkpoint line does.
 func TestTruncatedAgentState(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Final.Skip = true
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	_, s := searched(t)
 	path := filepath.Join(s.Dir(), rundir.FileAgent)
 	b := readFile(t, path)
 	if err := os.WriteFile(path, []byte(b[:len(b)/2]), 0o644); err != nil {
@@ -76,13 +70,7 @@ func TestTruncatedAgentState(t *testing.T) {
 
 // A damaged data.json says what to do, and doing it resumes the run.
 func TestDamagedDataRecord(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Final.Skip = true
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	cfg, s := searched(t)
 	path := filepath.Join(s.Dir(), rundir.FileData)
 	if err := os.WriteFile(path, []byte(`{"input": `), 0o644); err != nil {
 		t.Fatal(err)
@@ -162,4 +150,17 @@ func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// searched is a finished run of the test config without its final phase.
+func searched(t *testing.T) (Config, *Search) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return cfg, s
 }

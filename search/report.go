@@ -685,19 +685,7 @@ func (r Report) finalSection(b *strings.Builder) {
 			"more epochs (--epochs), or more of the training split (--data-fraction, if the run used part of it).\n",
 			100*final, 100*search)
 	}
-	switch {
-	case r.TimingsPending && r.Running:
-		b.WriteString("\nThe final models are all retrained, and are being timed: the best is picked by their timings.\n")
-	case r.TimingsPending:
-		fmt.Fprintf(b, "\nThe final models are all retrained but not yet timed (the timing was stopped or failed, or its file is damaged): no best is picked and %s is not written until they are; resume the run (nasctl search %s --resume RUN) to time them, which takes seconds.\n",
-			rundir.BestName, r.Kind)
-	case r.FinalIncomplete() && r.Running:
-		fmt.Fprintf(b, "\nThe final phase is under way: %d of %d models retrained. The best is picked and %s written when the rest are.\n",
-			len(r.Finals), r.FinalsPlanned, rundir.BestName)
-	case r.FinalIncomplete():
-		fmt.Fprintf(b, "\nThe final phase is incomplete: %d of %d models retrained. No best is picked and %s is not written until the rest are; resume the run (nasctl search %s --resume RUN) to finish it.\n",
-			len(r.Finals), r.FinalsPlanned, rundir.BestName, r.Kind)
-	}
+	r.unfinishedNote(b)
 	b.WriteString("\n")
 }
 
@@ -731,6 +719,24 @@ func (r Report) latencyNotes(b *strings.Builder, latency, timed bool) {
 		if r.Best == nil && !r.FinalIncomplete() {
 			fmt.Fprintf(b, "No final model is within the limit: no best is picked, and %s is not written.\n", rundir.BestName)
 		}
+	}
+}
+
+// unfinishedNote says why no best is picked yet: finals not yet timed, or
+// not all retrained.
+func (r Report) unfinishedNote(b *strings.Builder) {
+	switch {
+	case r.TimingsPending && r.Running:
+		b.WriteString("\nThe final models are all retrained, and are being timed: the best is picked by their timings.\n")
+	case r.TimingsPending:
+		fmt.Fprintf(b, "\nThe final models are all retrained but not yet timed (the timing was stopped or failed, or its file is damaged): no best is picked and %s is not written until they are; resume the run (nasctl search %s --resume RUN) to time them, which takes seconds.\n",
+			rundir.BestName, r.Kind)
+	case r.FinalIncomplete() && r.Running:
+		fmt.Fprintf(b, "\nThe final phase is under way: %d of %d models retrained. The best is picked and %s written when the rest are.\n",
+			len(r.Finals), r.FinalsPlanned, rundir.BestName)
+	case r.FinalIncomplete():
+		fmt.Fprintf(b, "\nThe final phase is incomplete: %d of %d models retrained. No best is picked and %s is not written until the rest are; resume the run (nasctl search %s --resume RUN) to finish it.\n",
+			len(r.Finals), r.FinalsPlanned, rundir.BestName, r.Kind)
 	}
 }
 

@@ -35,7 +35,7 @@ func (s *Search) timeFinals(ctx context.Context) error {
 	if !s.cfg.timesFinals() {
 		return nil
 	}
-	if _, err := rundir.ReadFinalLatency(s.dir.Path); errors.As(err, new(*rundir.DamagedTimings)) {
+	if _, err := rundir.ReadFinalLatency(s.dir.Path); damagedTimings(err) {
 		// Only timings, which are taken again in seconds.
 		s.emit(Event{Kind: "info", Message: fmt.Sprintf("note: %s is damaged (%v): timing the final models again", rundir.FileFinalLatency, errors.Unwrap(err))})
 		if err := os.Remove(filepath.Join(s.dir.Path, rundir.FileFinalLatency)); err != nil {

@@ -11,7 +11,9 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -46,6 +48,16 @@ type FinalModel struct {
 	Winner bool `json:"winner,omitempty"`
 }
 
+// benchStale names the winners of the run in dir that its bench/ did not
+// measure ("" when it measured them all, or has measured none).
+func benchStale(dir string) string {
+	rs, err := bench.ReadCSV(filepath.Join(dir, benchCSV))
+	if err != nil {
+		return ""
+	}
+	return search.BenchStale(dir, rs)
+}
+
 // runURL is the API address of a run's resource.
 func runURL(name string, parts ...string) string {
 	u := "/api/runs/" + url.PathEscape(name)
@@ -66,9 +78,14 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 	if best := filepath.Base(rundir.BestName); d.summary.WinnerArch != "" && slices.Contains(s.winnerFiles(ref), best) {
 		det.BestDownload = runURL(ref.name, "winners", best)
 	}
+	stale := benchStale(ref.dir)
 	for _, f := range figureSpecs {
 		if f.has(ref.dir, d) {
-			det.Figures = append(det.Figures, Figure{Name: f.name, Title: f.title, URL: runURL(ref.name, "figures", f.name+".png")})
+			title := f.title
+			if stale != "" && strings.HasSuffix(title, "(nasctl bench)") {
+				title += ". Note: " + stale
+			}
+			det.Figures = append(det.Figures, Figure{Name: f.name, Title: title, URL: runURL(ref.name, "figures", f.name+".png")})
 		}
 	}
 	writeJSON(w, det)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -702,5 +703,47 @@ func timeRankOne(t *testing.T, dir string, trial int) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, rundir.FileFinalLatency), b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bench of some of the run's winners (taken before its final phase was
+// finished, say) is noted under its figures, naming the winners left out.
+func TestBenchFiguresStale(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	if err := os.MkdirAll(filepath.Join(runs, "leaves-a", "bench"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acc := 0.93
+	write := func(rs ...*bench.Result) {
+		if err := bench.WriteCSV(filepath.Join(runs, "leaves-a", benchCSV), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := &bench.Result{Model: "winners/rank-01.onnx", Params: 12000, LatencyMs: bench.Latency{P50: 0.08}, Accuracy: &acc}
+	two := &bench.Result{Model: "winners/rank-02.onnx", Params: 30000, LatencyMs: bench.Latency{P50: 0.11}, Accuracy: &acc}
+	srv := serve(t, Options{Runs: runs})
+	for _, tc := range []struct {
+		rs   []*bench.Result
+		note string
+	}{
+		{[]*bench.Result{one}, ". Note: the run's rank-02.onnx is not measured by this bench (retrained or added since)"},
+		{[]*bench.Result{one, two}, ""},
+	} {
+		write(tc.rs...)
+		var det RunDetail
+		get(t, srv.URL+"/api/runs/leaves-a", &det)
+		benched := 0
+		for _, f := range det.Figures {
+			if !strings.Contains(f.Title, "(nasctl bench)") {
+				continue
+			}
+			benched++
+			if tc.note == "" && !strings.HasSuffix(f.Title, "(nasctl bench)") || tc.note != "" && !strings.Contains(f.Title, tc.note) {
+				t.Errorf("%s: title %q, want the note %q", f.Name, f.Title, tc.note)
+			}
+		}
+		if benched != 2 {
+			t.Errorf("%d bench figures, want 2: %+v", benched, det.Figures)
+		}
 	}
 }

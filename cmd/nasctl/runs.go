@@ -11,12 +11,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
-	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/internal/shell"
-	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/search"
-	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -153,7 +150,7 @@ func runRunsShow(dir, name string, asJSON bool, out io.Writer) error {
 			BenchStale string          `json:"bench_stale,omitempty"`
 		}{Dir: path, Report: rep, Bench: benchOfRun(path)}
 		if shown.Bench != nil {
-			shown.BenchStale = benchStale(path, shown.Bench)
+			shown.BenchStale = search.BenchStale(path, shown.Bench)
 		}
 		if sum, err := search.Summarize(path); err == nil {
 			shown.Status = sum.StatusOf(rep.Running)
@@ -194,36 +191,11 @@ func printRunBench(out io.Writer, path string) {
 	if len(over) > 0 {
 		fmt.Fprintf(out, "\nOver the run's latency limit of %g ms: %s (nasctl bench RUN says why).\n", l.Ms, strings.Join(over, ", "))
 	}
-	if stale := benchStale(path, rs); stale != "" {
+	if stale := search.BenchStale(path, rs); stale != "" {
 		fmt.Fprintf(out, "\nNote: %s.\n", stale)
 	}
 }
 
-// benchStale says which of the run's winners in path the bench results rs
-// did not measure (retrained or added since, a final phase finished after
-// it), by their files' SHA-256, or by their names in results of nasctl
-// before bench.csv had the hashes; "" when it measured them all.
-func benchStale(path string, rs []*bench.Result) string {
-	measured := map[string]bool{}
-	for _, r := range rs {
-		measured[r.SHA256], measured[filepath.Base(r.Model)] = true, true
-	}
-	var missing []string
-	for _, w := range rundir.Winners(path) {
-		key := filepath.Base(w)
-		if b, err := os.ReadFile(w); err == nil && !measured[""] {
-			key = quantize.SHA256(b)
-		}
-		if !measured[key] {
-			missing = append(missing, filepath.Base(w))
-		}
-	}
-	if len(missing) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("the run's %s not measured by this bench (retrained or added since): measure the winners again with nasctl bench %s",
-		english.WordSeries(missing, "and")+" "+english.PluralWord(len(missing), "is", "are"), path)
-}
 
 // benchOfRun reads what nasctl bench measured of the run in dir's winners
 // (its bench/bench.csv); nil when it has not, or the file cannot be read.

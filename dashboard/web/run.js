@@ -225,6 +225,7 @@ function drawFigures(figs) {
       fig = h('figure', {dataset: {name: f.name}}, h('img', {alt: f.title}), h('figcaption', {text: f.title}));
       box.append(fig);
     }
+    fig.querySelector('figcaption').textContent = f.title; // a bench's note can come and go
     const src = f.url + '?v=' + version;
     const img = fig.querySelector('img');
     if (img.getAttribute('src') !== src) img.src = src;

@@ -94,12 +94,16 @@ func (s *Search) timeFinals(ctx context.Context) error {
 		var over []string
 		for i, f := range timed {
 			if lat[i].P50 > limit {
-				over = append(over, fmt.Sprintf("rank %d (%.4f ms, the search's figure %.4f)", f.Rank, lat[i].P50, f.LatencyMs))
+				over = append(over, fmt.Sprintf("rank %d (%.5f ms, the search's figure %.5f)", f.Rank, lat[i].P50, f.LatencyMs))
 			}
 		}
+		then := "the best is picked among the others (report.md)"
+		if len(over) == len(timed) {
+			then = "none is within it, so no best is picked (report.md)"
+		}
 		if len(over) > 0 {
-			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: timed here, %s over the latency limit of %g ms: %s; the best is picked among the others (report.md)",
-				english.PluralWord(len(over), "one final is", fmt.Sprintf("%d finals are", len(over))), limit, strings.Join(over, ", "))})
+			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: timed here, %s over the latency limit of %g ms: %s; %s",
+				english.PluralWord(len(over), "one final is", fmt.Sprintf("%d finals are", len(over))), limit, strings.Join(over, ", "), then)})
 		}
 	}
 	return nil

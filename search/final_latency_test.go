@@ -49,7 +49,7 @@ func TestFinalsTimedAgainstTheLimit(t *testing.T) {
 		t.Errorf("no word of the timing in:\n%s", strings.Join(events, "\n"))
 	}
 	rep := readFile(t, filepath.Join(dir, rundir.FileReport))
-	markdownHas(t, rep, " latency ms (measured) | timed ms |", "the best is picked by it")
+	markdownHas(t, rep, " latency ms (measured) | timed ms |", "timed together after the final phase, by which the best is picked")
 	best, err := ReadReport(dir)
 	if err != nil || best.Best == nil {
 		t.Fatalf("best %v: %v", best.Best, err)

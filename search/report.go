@@ -699,7 +699,7 @@ func (r Report) latencyNotes(b *strings.Builder, latency, timed bool) {
 				"table":         "predicted by the run's latency table for the machine it was measured on (bench the winners there)",
 				LatencyMeasured: "timed during the search"}[r.LatencySource])
 		if timed {
-			b.WriteString(". Timed: the median of the final models' batch-1 runs on this machine, timed together after the final phase; the best is picked by it.\n")
+			b.WriteString(". Timed: the median of the final models' batch-1 runs on this machine, timed together after the final phase, by which the best is picked.\n")
 		} else {
 			b.WriteString(": nasctl bench RUN measures the winners.\n")
 		}
@@ -729,7 +729,7 @@ func (r Report) unfinishedNote(b *strings.Builder) {
 	case r.TimingsPending && r.Running:
 		b.WriteString("\nThe final models are all retrained, and are being timed: the best is picked by their timings.\n")
 	case r.TimingsPending:
-		fmt.Fprintf(b, "\nThe final models are all retrained but not yet timed (the timing was stopped or failed, or its file is damaged): no best is picked and %s is not written until they are; resume the run (nasctl search %s --resume RUN) to time them, which takes seconds.\n",
+		fmt.Fprintf(b, "\nThe final models are all retrained but not yet timed (the timing was stopped or failed, or its file is missing or damaged): no best is picked and %s is not written until they are; resume the run (nasctl search %s --resume RUN) to time them, which takes seconds.\n",
 			rundir.BestName, r.Kind)
 	case r.FinalIncomplete() && r.Running:
 		fmt.Fprintf(b, "\nThe final phase is under way: %d of %d models retrained. The best is picked and %s written when the rest are.\n",

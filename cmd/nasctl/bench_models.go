@@ -38,7 +38,12 @@ cannot run as it is in the form "nasctl export --pure-go" writes, marked so; an
 int8 model: the operators onnx-go lacks);
 marks the Pareto front of (parameters, latency) against accuracy; for a run of a
 --reward constraint search, names the winners whose measured p50 exceeds its
-max_latency_ms (JSON: over_latency_limit_ms); writes a CSV and
+max_latency_ms (JSON: over_latency_limit_ms), and says so when the search timed
+its finals itself (final_latency.json) and picked its best among those within
+the limit; warns when the run's final phase is not finished (the finals still to
+come are not measured: bench it again when it is); writes a CSV (bench.csv, with
+each model file's sha256, by which nasctl runs show names winners retrained
+since) and
 the plots (parameters against latency coloured by accuracy, accuracy against
 latency) to --out (by default a run directory's bench/, or MODEL-bench/ beside the
 first model given; never the working directory), removing the files an earlier

@@ -26,14 +26,19 @@ func runsCommand() *cli.Command {
 			Usage:     "list the runs under --dir",
 			ArgsUsage: " ",
 			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
-status (running: a process holds it; stopped: it can be resumed; finished;
+status (running: a process holds it; stopped: it can be resumed, as planned
+trials or final models are missing, or in a latency-aware run the final models
+are retrained but not yet timed (JSON final_models_untimed); finished;
 failed: its search ended with an error, such as trials failing one after
 another (the JSON's "failed" says which; a resume goes on), or no trial was
 evaluated, every one refused, failed or diverged),
 trials done of planned, best reward in the search, the final phase's winner
-(winners/best.onnx, picked by validation): its test accuracy and architecture,
-and when it last changed. Before the final phase is complete the architecture
-shown is the best reward's, marked "search:". A run that cannot be read is
+(winners/best.onnx, picked by validation, and in a latency-aware run by the
+latency timed after the final phase too): its test accuracy and architecture,
+and when it last changed. Until a winner is picked (the final phase or its
+timings incomplete, or a --max-latency-ms run whose finals were all timed over
+the limit: finished, no winner, JSON final_models_over_latency_limit) the
+architecture shown is the best reward's, marked "search:". A run that cannot be read is
 listed with its error; one whose trials.jsonl has a damaged line, with the
 trials before it and the damage. A run linked into --dir from elsewhere (a
 symbolic link) is listed too (nasctl ui leaves links out).
@@ -59,7 +64,10 @@ final table, the statistics per epsilon (MetaQNN) or per window of trials
 report as JSON (report.md's figures, as the dashboard's /api/runs/NAME has them, with
 the run's dir, to which its model paths are relative, and its status). When nasctl
 bench RUN has measured the winners, their results follow (bench/bench.csv), with
-those over the run's latency limit; --json carries them as bench.
+those over the run's latency limit and a note naming the winners that bench did
+not measure (retrained or added since: by bench.csv's sha256 column, or by file
+name in a bench.csv of an older nasctl); --json carries them as bench and
+bench_stale.
 Example: nasctl runs show leaves-cpu`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs, for a NAME (--runs works too)"},
@@ -195,7 +203,6 @@ func printRunBench(out io.Writer, path string) {
 		fmt.Fprintf(out, "\nNote: %s.\n", stale)
 	}
 }
-
 
 // benchOfRun reads what nasctl bench measured of the run in dir's winners
 // (its bench/bench.csv); nil when it has not, or the file cannot be read.

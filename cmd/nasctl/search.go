@@ -126,7 +126,7 @@ func trainingFlags() []cli.Flag {
 		&cli.IntFlag{Name: "top-k", Usage: "best architectures listed, and retrained in the final phase of a search that trains"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
-		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms (the final models are timed after the final phase, and the best is picked among those within it)"},
+		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms (0: none). Unless --latency-table is given, the final models are timed on this machine after the final phase and the best is picked among those within it; with none within, no best is written and the search exits 1"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
 		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
 		latencyTableFlag(),

@@ -36,7 +36,9 @@ Ctrl-C stops starting trials and finishes those in flight; a second Ctrl-C aband
 them. Either way the run resumes with --resume runs/NAME: the trials recorded are
 kept, those that were in flight are trained again, and the resumed run gives the
 trials of an uninterrupted one (with the same --workers: the agent draws trial i
-after learning trials 1..i-2xworkers, so another count changes what follows).
+after learning trials 1..i-2xworkers, 1..i-1 with one worker, so another count
+changes what follows; trials.jsonl records each trial's look-ahead as lag, by
+which a resume replays the trials recorded).
 A run searched with --skip-final gets its final phase from --resume with
 --skip-final=false. The run saves its image folder's full path; if the images
 moved, --resume takes --data with their new folder (the same images: their
@@ -64,7 +66,13 @@ Latency-aware search: --reward mnasnet --target-ms T rewards ACC x (LAT/T)^-0.07
 with the reason). LAT is batch-1 latency on ONNX Runtime with one thread, predicted
 by a per-layer model calibrated on this machine at the start of the run
 (latency_model.json holds it and its error on held-out architectures), or
---latency measured.
+--latency measured. Once the final models are all retrained, such a search times
+them on this machine (batch 1, in rounds as nasctl bench does: final_latency.json)
+and picks its best by those timings: under constraint, among the finals within
+--max-latency-ms, and a run none of whose finals is within exits 1 without
+winners/best.onnx. A run stopped before they are timed is stopped, not finished,
+and its resume times them. Not with --latency-table, whose figures are for
+another machine.
 
 Examples:
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves

@@ -36,6 +36,8 @@ Rewards:
               the whole training split, tested and exported to winners/ (default)
   mnasnet     train, rewarded ACC x (LAT/T)^-0.07 with --target-ms T (MnasNet)
   constraint  train, refusing cells over --max-params or --max-latency-ms
+              (mnasnet and constraint time the final models after the final
+              phase and pick the best by those timings: search metaqnn --help)
   mock        the founding study's mock reward of a cell pair of --blocks blocks
               (see nasctl reward mock --help); no training
   natsbench   NAS-Bench-201 / NATS-Bench topology cells, table test accuracy / 100,

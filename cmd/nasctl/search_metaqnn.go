@@ -14,12 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func searchMetaQNNCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "metaqnn",
-		Usage:     "MetaQNN: a Q-learning agent builds CNNs layer by layer (Baker et al. 2017)",
-		ArgsUsage: " ",
-		Description: `Runs a search in runs/NAME: every trial is recorded as it finishes (trials.jsonl,
+// searchMetaQNNDescription is search metaqnn's help text.
+const searchMetaQNNDescription = `Runs a search in runs/NAME: every trial is recorded as it finishes (trials.jsonl,
 trials.csv), with the agent's Q-table and replay memory (agent.state); then the best
 --top-k architectures are retrained and tested, and report.md, report.csv, top.json,
 plots/ and winners/*.onnx are written.
@@ -81,7 +77,14 @@ Examples:
   nasctl search metaqnn --resume runs/leaves --trials 300
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves-random --agent random
   nasctl search metaqnn --preset cpu --data data/leaves --name leaves --broker nats://gpu-box:4222 --workers 8
-  nasctl search metaqnn --sample 5 --space study`,
+  nasctl search metaqnn --sample 5 --space study`
+
+func searchMetaQNNCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "metaqnn",
+		Usage:       "MetaQNN: a Q-learning agent builds CNNs layer by layer (Baker et al. 2017)",
+		ArgsUsage:   " ",
+		Description: searchMetaQNNDescription,
 		Flags: presetDefaults(append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "cpu", Usage: "base settings: " + strings.Join(search.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "config", Usage: "YAML file of settings over the preset"},

@@ -151,16 +151,3 @@ func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
 		}
 	}
 }
-
-// searched is a finished run of the test config without its final phase.
-func searched(t *testing.T) (Config, *Search) {
-	t.Helper()
-	cfg := testConfig(t, t.TempDir())
-	cfg.Final.Skip = true
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	return cfg, s
-}

@@ -206,6 +206,19 @@ func newSearch(t *testing.T, cfg Config, exec Executor) *Search {
 	return s
 }
 
+// searched is a finished run of the test config without its final phase.
+func searched(t *testing.T) (Config, *Search) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	s := newSearch(t, cfg, &fakeExecutor{})
+	if err := s.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return cfg, s
+}
+
 // resume reopens the run of cfg with exec.
 func resume(t *testing.T, cfg Config, exec Executor) *Search {
 	t.Helper()
@@ -940,13 +953,7 @@ func TestSavedLatencyModel(t *testing.T) {
 // a shuffled log and no checkpoint, the resumed run evaluates nothing and
 // ends with the agent state of the run that wrote the log.
 func TestResumeReplaysShuffledLog(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Final.Skip = true
-	s := newSearch(t, cfg, &fakeExecutor{})
-	if err := s.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	cfg, s := searched(t)
 	dir := s.Dir()
 	want, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent))
 	lines := strings.SplitAfter(strings.TrimSuffix(readFile(t, filepath.Join(dir, rundir.FileTrials)), "\n"), "\n")

@@ -44,9 +44,12 @@ func chromium(t *testing.T) string {
 // browser starts headless Chromium with a new profile and returns the
 // context of its tab; everything ends with the test. The flags keep it off
 // the network: this machine reaches none, and Chromium would keep trying.
+// Its temporary folder is the test's too: Chromium leaves a folder there
+// when it is stopped at the end of a test.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := chromium(t)
+	tmp := t.TempDir()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -59,6 +62,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.WindowSize(1360, 900),
 	)
 	ctx, cancelTab := chromedp.NewContext(alloc)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +25,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
 		os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
 	}
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	// The tests kill nasctl mid-write, which leaves its half-written temporary
+	// files in the temporary folder: one of the tests' own, removed at the end.
+	tmp, err := os.MkdirTemp("", "nasctl-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	os.Setenv("TMPDIR", tmp)
+	code := m.Run()
+	os.RemoveAll(tmp)
 	os.Exit(code)
 }
 

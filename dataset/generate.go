@@ -304,7 +304,7 @@ func prepareDir(dir string, force bool) error {
 	if err != nil {
 		return err
 	}
-	var old []string
+	var old, others []string
 	for _, e := range entries {
 		name := e.Name()
 		switch {
@@ -312,9 +312,22 @@ func prepareDir(dir string, force bool) error {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return err
 			}
-		case datasetFile.MatchString(name) && !e.IsDir():
-			old = append(old, name)
+		case datasetFile.MatchString(name):
+			if !e.IsDir() {
+				old = append(old, name)
+			}
+		case strings.HasPrefix(name, "."):
+		case e.IsDir():
+			others = append(others, name+"/")
+		case isImage(name):
+			others = append(others, name)
 		}
+	}
+	if len(others) > 0 {
+		// Written beside other images or class folders, the leaves would join
+		// a class of the user's, or make the folder unreadable: never wanted.
+		return fmt.Errorf("%s already holds other images or folders (%s): the leaves dataset would be mixed into them; give --out a new or empty folder",
+			dir, listSome(others, 3))
 	}
 	if len(old) == 0 {
 		return nil
@@ -483,4 +496,12 @@ func drawLeaf(img *image.Gray, cx, cy, size, veinWidth int, angle float64, body,
 	for _, v := range []float64{-hb / 2, 0, hb / 2} {
 		drawLine(img, at(-half, v), at(half, v), veinWidth, vein)
 	}
+}
+
+// listSome joins the first n names, with ", ..." when there are more.
+func listSome(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:n], ", ") + ", ..."
 }

@@ -265,6 +265,40 @@ func TestGenerateRefusesExistingDataset(t *testing.T) {
 	}
 }
 
+// A folder of the user's images, or one with class folders, is refused even
+// with Force: the leaves would join one of the user's classes, or make the
+// folder unreadable.
+func TestGenerateRefusesOtherImages(t *testing.T) {
+	for _, tc := range []struct{ name, entry, want string }{
+		{"a class folder", "circle_01.PNG", "circle_01.PNG"},
+		{"a dataset of class folders", "circle/", "circle/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, strings.TrimSuffix(tc.entry, "/"))
+			var err error
+			if strings.HasSuffix(tc.entry, "/") {
+				err = os.Mkdir(p, 0o755)
+			} else {
+				err = os.WriteFile(p, []byte("pixels"), 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, force := range []bool{false, true} {
+				_, err := Generate(context.Background(), dir, Options{Count: 10, Seed: 1, Force: force})
+				if err == nil || !strings.Contains(err.Error(), "already holds other images or folders ("+tc.want+")") ||
+					!strings.Contains(err.Error(), "give --out a new or empty folder") {
+					t.Errorf("force %v: %v, want a refusal naming %s", force, err, tc.want)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+					t.Errorf("force %v: %d entries after the refusal, want the user's one", force, len(entries))
+				}
+			}
+		})
+	}
+}
+
 // A cancelled run removes the images it wrote, temporary files included,
 // and says how many it had written.
 func TestGenerateCancelLeavesNoPartialDataset(t *testing.T) {

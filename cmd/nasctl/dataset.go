@@ -48,7 +48,8 @@ func datasetGenerateCommand() *cli.Command {
 background with small discs, plus 1-3 dark leaves (ellipse with veins) in about half of the
 images, or 0-3 distractor shapes (circle, rectangle, line) in the others. The same --seed
 gives the same files byte for byte. A folder that already holds LEAF_/NO_ images is refused
-unless --force is given, which deletes them first. A generation stopped before its end
+unless --force is given, which deletes them first; one that holds other images or folders
+is refused, --force or not. A generation stopped before its end
 (Ctrl-C, a full disk) removes the images it wrote, so that no command later takes the
 first few for a whole dataset; run it again to start over. A count so small that the
 split train and search make would leave a class without training images is refused.

@@ -305,7 +305,7 @@ func TestTrainInterruptedJSON(t *testing.T) {
 	generateLeaves(t, data, 200, 16, 3)
 	model := filepath.Join(tmp, "m.onnx")
 	cmd := exec.Command(bin, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--input", "16x16x1",
-		"--epochs", "1000", "--patience", "1000", "--out", model, "--json")
+		"--epochs", "1000", "--patience", "1000", "--constant-lr", "--out", model, "--json") // --constant-lr: no restart at chance
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
 	said, err := interruptAt(t, cmd, "epoch  2 ")
@@ -327,6 +327,10 @@ func TestTrainInterruptedJSON(t *testing.T) {
 	}
 	if _, err := os.Stat(model); err != nil {
 		t.Errorf("the best epoch's model: %v", err)
+	}
+	// The epochs finished out of the 1000 planned, not "epoch 2 of 2".
+	if want := fmt.Sprintf("; %d of 1000 epochs finished) is saved in %s", rep.Epochs, model); !strings.Contains(said, want) {
+		t.Errorf("standard error does not say %q:\n%s", want, said)
 	}
 }
 

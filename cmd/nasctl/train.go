@@ -253,7 +253,7 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 				return fmt.Errorf("%w (%v)", err, werr)
 			}
 			fmt.Fprintf(errOut, "interrupted: the best of the finished epochs (validation accuracy %.4f, %s) is saved in %s\n",
-				res.ValAccuracy, bestEpochText(res), opts.Out)
+				res.ValAccuracy, stoppedEpochText(res, tc.Epochs), opts.Out)
 			if opts.JSON { // what was saved, without a test accuracy: the test split was not run
 				rep := newTrainReport(opts.Arch, tc, res)
 				rep.Status, rep.Reason, rep.Model = runtime.StatusInterrupted, stoppedReason(err, opts.Out), opts.Out
@@ -335,6 +335,15 @@ func bestEpochText(res *runtime.Result) string {
 	}
 	return fmt.Sprintf("epoch %d of the last attempt; %d epochs in all over %d attempts: %d %s at chance",
 		res.BestEpoch, len(res.Epochs), res.Restarts+1, res.Restarts, restarts)
+}
+
+// stoppedEpochText is bestEpochText for a training stopped before its end,
+// with the epochs it had planned: "epoch 5 of 5" read as a finished one.
+func stoppedEpochText(res *runtime.Result, planned int) string {
+	if res.Restarts > 0 {
+		return bestEpochText(res)
+	}
+	return fmt.Sprintf("epoch %d; %d of %d epochs finished", res.BestEpoch, len(res.Epochs), planned)
 }
 
 // atChanceAdvice says that a training ended at chance (res.AtChance) and

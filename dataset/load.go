@@ -319,8 +319,8 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 			return 0, nil, nil, nil, fmt.Errorf("read class folder: %w", err)
 		}
 		if len(files) == n {
-			return 0, nil, nil, nil, fmt.Errorf("class folder %s holds no image files (%s); %s",
-				root, strings.Join(imageExts, " "), layoutHint)
+			return 0, nil, nil, nil, fmt.Errorf("class folder %s holds no image files (%s): add images of class %q to it, or remove it",
+				root, strings.Join(imageExts, " "), c)
 		}
 	}
 	slices.Sort(files)

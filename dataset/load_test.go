@@ -417,7 +417,7 @@ func TestLoadLayoutErrors(t *testing.T) {
 		{"empty class folder", func(t *testing.T, dir string) {
 			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))
 			writeFile(t, dir, "dogs/notes.txt", []byte("x"))
-		}, "dogs holds no image files"},
+		}, `dogs holds no image files (.png .jpg .jpeg .gif .bmp .tif .tiff .webp): add images of class "dogs" to it, or remove it`},
 		{"mixed", func(t *testing.T, dir string) {
 			writeImage(t, dir, "LEAF_0.png", uniformGray(4, 4, 1))
 			writeImage(t, dir, "cats/a.png", uniformGray(4, 4, 1))

@@ -247,6 +247,13 @@ func TestInferenceMetadata(t *testing.T) {
 	if _, err := ReadModelInfo([]byte("not a model")); err == nil {
 		t.Error("garbage accepted as a model")
 	}
+	// An empty file parses as an empty message, and so does a byte string of
+	// unknown fields (field 15, varint 1): neither is a model.
+	for name, b := range map[string][]byte{"the file is empty": nil, "it holds no graph": {15 << 3, 1}} {
+		if _, err := ReadModelInfo(b); err == nil || err.Error() != "not an ONNX model: "+name {
+			t.Errorf("%v: %v, want \"not an ONNX model: %s\"", b, err, name)
+		}
+	}
 }
 
 // Every architecture of a sample of the study's space compiles into the three

@@ -2,6 +2,7 @@ package onnxgen
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -32,13 +33,16 @@ type ModelInfo struct {
 // model from elsewhere parses too; its Arch is nil and Input comes from the
 // declared shape of its first input when that is [N, C, H, W].
 func ReadModelInfo(b []byte) (*ModelInfo, error) {
+	if len(b) == 0 {
+		return nil, errors.New("not an ONNX model: the file is empty")
+	}
 	var m onnx.ModelProto
 	if err := proto.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("not an ONNX model: %w", err)
 	}
 	g := m.GetGraph()
-	if g == nil {
-		return nil, fmt.Errorf("ONNX model without a graph")
+	if g == nil { // many byte strings parse as a protobuf message of unknown fields
+		return nil, errors.New("not an ONNX model: it holds no graph")
 	}
 	info := &ModelInfo{Meta: map[MetaKey]string{}, Producer: m.GetProducerName(), ProducerVersion: m.GetProducerVersion()}
 	for _, p := range m.GetMetadataProps() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 )
 
 // train, eval and predict as processes, as a user runs them: train writes a
@@ -355,4 +356,22 @@ func interruptAt(t *testing.T, cmd *exec.Cmd, prefix string) (string, error) {
 		}
 	}
 	return said.String(), cmd.Wait()
+}
+
+// A resume with more trials sets the finished run's winners aside at once;
+// stopped before its new final phase, the run says where the earlier
+// plan's best model now is.
+func TestStoppedExtensionNamesEarlierBest(t *testing.T) {
+	bin := buildNasctl(t)
+	dir, _ := tinySearch(t, "x", "--trials", "2", "--top-k", "1", "--skip-final=false")
+	run := filepath.Join(dir, "x")
+	said, err := interruptAt(t, exec.Command(bin, "search", "metaqnn", "--resume", run, "--trials", "400", "--threads", "1"), "[4/400]")
+	best := filepath.Join(run, "earlier", "trials-2", rundir.BestName)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 ||
+		!strings.Contains(said, "Until a final phase writes a new best, the best model of the run's earlier plan is "+best+"\n") {
+		t.Fatalf("exit %v:\n%s", err, said)
+	}
+	if _, err := os.Stat(best); err != nil {
+		t.Error(err)
+	}
 }

@@ -439,6 +439,9 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 			}
 		}
 		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
+		if best := earlierBest(dir); best != "" {
+			fmt.Fprintf(errOut, "Until a final phase writes a new best, the best model of the run's earlier plan is %s\n", best)
+		}
 		if errors.Is(err, context.Canceled) && opts.Broker.URL != "" && !opts.Broker.embedded() {
 			fmt.Fprintf(errOut, "The trials in flight stay queued on the broker for the resume, and workers train them meanwhile; if no resume is coming, remove them:\n  %s\n",
 				opts.Broker.dropCommand(s.Config().Name))
@@ -684,4 +687,22 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 		}
 	}
 	return res
+}
+
+// earlierBest is the best model of the run's latest earlier plan, set aside
+// by a resume with more trials, when the run has no best of its own yet:
+// the path a user deploys from is gone until the new final phase writes it.
+func earlierBest(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err == nil {
+		return ""
+	}
+	earlier, err := rundir.Earlier(dir)
+	if err != nil || len(earlier) == 0 {
+		return ""
+	}
+	best := filepath.Join(dir, earlier[len(earlier)-1], rundir.BestName)
+	if _, err := os.Stat(best); err != nil {
+		return ""
+	}
+	return best
 }

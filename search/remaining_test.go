@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -43,6 +44,32 @@ func TestRemaining(t *testing.T) {
 	} {
 		if got := Remaining(tc.cfg(cfg), data, tc.trials, tc.done); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: %v s remaining, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The final phase is estimated from the trials it would retrain. A run of 6
+// trials on one worker, 10 epochs each, has recorded 4: trial 1 (reward
+// 0.9) trained 10 epochs in 20 s, trial 2 (0.8) was stopped after 2 epochs
+// in 1 s, trial 3 (0.95) trained 10 epochs in 40 s, trial 4 (0.5) 10 in
+// 3 s. The mean trial is 64/4 = 16 s, so the 2 trials left take 32 s. The
+// final phase retrains the best 2, trials 3 and 1: 10 epochs take them 40
+// s and 20 s, 30 s on average; 2 models x 30 s x epoch factor 3 x data
+// 500/400 = 225 s. The mean trial would have given 2 x 16 x 3.75 = 120 s.
+func TestRemainingFinalFromItsTrials(t *testing.T) {
+	trial := func(id int, reward, s float64, epochs int) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id}, Status: rundir.StatusOK, Reward: reward, Seconds: s,
+			Epochs: make([]runtime.EpochRecord, epochs)}
+	}
+	trials := []rundir.Trial{trial(1, 0.9, 20, 10), trial(2, 0.8, 1, 2), trial(3, 0.95, 40, 10), trial(4, 0.5, 3, 10)}
+	cfg := Config{Kind: KindMetaQNN, Trials: 6, Workers: 1, Train: TrainSettings{Epochs: 10}, Final: FinalSettings{TopK: 2, EpochFactor: 3}}
+	data := Data{Train: 400, Full: 500}
+	for _, tc := range []struct {
+		done int
+		want float64
+	}{{0, 32 + 225}, {1, 32 + 112.5}, {2, 32}} {
+		if got := Remaining(cfg, data, trials, tc.done); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%d final models done: %v s remaining, want %v", tc.done, got, tc.want)
 		}
 	}
 }

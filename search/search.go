@@ -753,9 +753,9 @@ func (s *Search) remaining() float64 {
 // Remaining estimates the seconds a run of cfg (with defaults) on data
 // still needs, with trials and finalsDone final models recorded: the mean
 // time of the trials evaluated so far times those left (over the workers),
-// plus the final phase at the same rate scaled by its epochs and data; 0
-// before any trial was evaluated. The progress lines and the dashboard
-// show it.
+// plus the final phase: the time per epoch of the trials it would retrain
+// now, scaled to its epochs and data (finalSeconds); 0 before any trial was
+// evaluated. The progress lines and the dashboard show it.
 func Remaining(cfg Config, data Data, trials []rundir.Trial, finalsDone int) float64 {
 	var sum float64
 	var n int
@@ -774,9 +774,33 @@ func Remaining(cfg Config, data Data, trials []rundir.Trial, finalsDone int) flo
 	est := left * share * mean / float64(cfg.Workers)
 	if cfg.Trains() && !cfg.Final.Skip {
 		scale := cfg.Final.EpochFactor * float64(data.Full) / float64(max(data.Train, 1))
-		est += float64(max(cfg.Final.TopK-finalsDone, 0)) * mean * scale / float64(cfg.Workers)
+		est += float64(max(cfg.Final.TopK-finalsDone, 0)) * finalSeconds(cfg, trials, mean) * scale / float64(cfg.Workers)
 	}
 	return est
+}
+
+// finalSeconds is the mean time of cfg.Train.Epochs epochs of the best
+// cfg.Final.TopK trials, those the final phase retrains: they are larger
+// than the average trial, which early stopping also shortens, so on small
+// runs the mean trial (mean, which it falls back on) made the phase look
+// about half as long as it took (docs/performance.md, "The time left").
+func finalSeconds(cfg Config, trials []rundir.Trial, mean float64) float64 {
+	var top []rundir.Trial
+	for _, t := range trials {
+		if t.Status == rundir.StatusOK && len(t.Epochs) > 0 {
+			top = append(top, t)
+		}
+	}
+	if len(top) == 0 {
+		return mean
+	}
+	sort.Slice(top, func(i, j int) bool { return better(top[i], top[j]) })
+	top = top[:min(len(top), cfg.Final.TopK)]
+	var sum float64
+	for _, t := range top {
+		sum += t.Seconds / float64(len(t.Epochs)) * float64(cmp.Or(cfg.Train.Epochs, len(t.Epochs)))
+	}
+	return sum / float64(len(top))
 }
 
 // Done returns the number of trials finished and recorded: learned, on

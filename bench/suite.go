@@ -34,10 +34,10 @@ type TestData struct {
 	// it was not trained on.
 	Trained func(model, trainedHash, dataHash string)
 	// Loaded, when set, is called once per input shape read, with the
-	// first model of that shape, the images as read (the whole folder) and
-	// the test split's indices, which are measured: the caller can say
-	// what reading changed of them.
-	Loaded func(model string, in genotype.Input, d *dataset.Dataset, test []int)
+	// first model of that shape and the data hash it records, the images
+	// as read (the whole folder) and the test split's indices, which are
+	// measured: the caller can say what reading changed of them.
+	Loaded func(model, trainedHash string, in genotype.Input, d *dataset.Dataset, test []int)
 }
 
 // Progress is told of MeasureAll's stages, for a caller to show how far it
@@ -222,7 +222,7 @@ func testSplit(data *TestData, path string, info *onnxgen.ModelInfo, loaded map[
 		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes, d.Hash}
 		loaded[in] = test
 		if data.Loaded != nil {
-			data.Loaded(path, in, d, split.Test)
+			data.Loaded(path, info.Meta[onnxgen.MetaDatasetHash], in, d, split.Test)
 		}
 	}
 	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")

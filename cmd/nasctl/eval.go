@@ -235,7 +235,8 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		return nil, fmt.Errorf("the %s split of %s has no images (%d in the folder); evaluate on --split all, or on a larger folder", opts.Split, opts.Data, data.d.Len())
 	}
 	// Once per input: the later models of this size read the same images.
-	if n := colourNote(data.d.Dir, data.d.Files, data.d.Recoloured, data.d.Channels, idx); n != "" && !e.noted[in] {
+	// A model trained on these very images saw them read so.
+	if n := colourNote(data.d.Dir, data.d.Files, data.d.Recoloured, data.d.Channels, idx); n != "" && !e.noted[in] && !sameData {
 		e.noted[in] = true
 		which := "the " + opts.Split + " images"
 		if opts.Split == "all" {

@@ -86,6 +86,31 @@ func TestEvalColourNote(t *testing.T) {
 	}
 }
 
+// A model trained on the very images (the data hash it records) saw them
+// read so: eval, bench and export --int8 leave the note out for it, and
+// keep it for a model trained elsewhere.
+func TestColourNoteLeftOutForItsOwnData(t *testing.T) {
+	grayModel, _, rgbData, _ := colourFixture(t)
+	own := filepath.Join(t.TempDir(), "own.onnx")
+	if code, _, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - GAP()", "--data", rgbData, "--input", "16x16x1", "--epochs", "1",
+		"--threads", "1", "--out", own); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, errOut)
+	}
+	out := t.TempDir()
+	for _, args := range [][]string{
+		{"eval", own, "--data", rgbData},
+		{"bench", own, "--data", rgbData, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", out},
+		{"export", own, "--int8", "--calibration", rgbData, "--images", "8", "--threads", "1", "--out", filepath.Join(out, "q.onnx")},
+	} {
+		if code, _, errOut := runCLI(t, args...); code != 0 || strings.Contains(errOut, "read as gray") {
+			t.Errorf("%s: exit %d, want no colour note for a model trained on these images:\n%s", args[0], code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "eval", grayModel, "--data", rgbData); code != 0 || !strings.Contains(errOut, "read as gray") {
+		t.Errorf("eval of a model trained elsewhere: exit %d, want the colour note:\n%s", code, errOut)
+	}
+}
+
 // bench with --data says so too, once per model input, before it times
 // anything.
 func TestBenchColourNote(t *testing.T) {

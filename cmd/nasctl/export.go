@@ -237,9 +237,10 @@ type calibrator struct {
 // (used, of m) were read in the other colour than their file's: an int8
 // model's activation ranges are those of the images it was calibrated on,
 // as read, so a gray camera's frames read as RGB, or the reverse,
-// calibrate it for images the device will not send.
-func (k *calibrator) noteColour(path string, in genotype.Input, m *dataset.Images, used []int) {
-	if n := colourNote(m.Dir, m.Files, m.Recoloured, m.Channels, used); n != "" && !k.noted[in] {
+// calibrate it for images the device will not send. A model trained on
+// these very images (trained, the data hash it records) saw them read so.
+func (k *calibrator) noteColour(path, trained string, in genotype.Input, m *dataset.Images, used []int) {
+	if n := colourNote(m.Dir, m.Files, m.Recoloured, m.Channels, used); n != "" && !k.noted[in] && trained != m.Hash {
 		k.noted[in] = true
 		fmt.Fprintf(k.errOut, "note: calibrating %s on %s: %s: the int8 model's activation ranges come from these images as read; calibrate on images like the device's\n",
 			path, k.opts.Dir, n)
@@ -377,7 +378,7 @@ func (k *calibrator) quantizeLabelled(ctx context.Context, b []byte, path string
 		fmt.Fprintf(k.errOut, "note: %s has %d training images; calibrating on all of them (--images %d)\n", c.Dir, len(train), c.Images)
 	}
 	train = train[:min(c.Images, len(train))]
-	k.noteColour(path, in, d.Images(), train)
+	k.noteColour(path, info.Meta[onnxgen.MetaDatasetHash], in, d.Images(), train)
 	size := in.Channels * in.Height * in.Width
 	pixels := make([]float32, 0, len(train)*size)
 	for _, i := range train {
@@ -431,7 +432,7 @@ func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path stri
 		return nil, usagef("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
 	}
 	n := min(c.Images, m.Len())
-	k.noteColour(path, in, m, seqInts(n))
+	k.noteColour(path, "", in, m, seqInts(n)) // no labels: not the data of a training
 	qo.Images = n
 	qo.Data = fmt.Sprintf("%s (%s), the first %d of its %d images, unlabelled", c.Dir, m.Hash, n, m.Len())
 	fmt.Fprintf(k.errOut, "note: %s: %s, so its first %d images calibrate without labels and the int8 model's accuracy is not measured; "+

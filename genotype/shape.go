@@ -28,7 +28,7 @@ func (in Input) String() string {
 func ParseInput(s string) (Input, error) {
 	parts := strings.Split(strings.ToLower(strings.TrimSpace(s)), "x")
 	if len(parts) != 2 && len(parts) != 3 {
-		return Input{}, fmt.Errorf("input shape %q: want HEIGHTxWIDTHxCHANNELS, e.g. 64x64x1", s)
+		return Input{}, fmt.Errorf("input shape %q: want HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS, e.g. 32x32 or 64x64x1", s)
 	}
 	v := make([]int, 3)
 	v[2] = 1

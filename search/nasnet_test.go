@@ -707,6 +707,11 @@ func TestListRunsUnreadable(t *testing.T) {
 		!strings.Contains(err.Error(), "edited or damaged") {
 		t.Errorf("damaged config: %v", err)
 	}
+	// A file given for the folder of runs is named as such.
+	file := filepath.Join(dir, "old", rundir.FileConfig)
+	if _, err := ListRuns(file); err == nil || err.Error() != file+" is a file, not a folder of runs: give the folder of the runs (searches write to runs/ by default)" {
+		t.Errorf("ListRuns of a file: %v", err)
+	}
 }
 
 // checkTop checks top against the log, counted here: k distinct

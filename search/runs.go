@@ -204,6 +204,9 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a folder of runs: give the folder of the runs (searches write to runs/ by default)", dir)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -219,6 +219,10 @@ func TestOutOfRangeFlags(t *testing.T) {
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--optimizer", "rmsprop"}, `--optimizer "rmsprop": valid are adam and sgd`},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--momentum", "0.5"}, "--momentum applies to --optimizer sgd"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", "d", "--optimizer", "sgd", "--momentum", "1"}, "--momentum 1: must be in [0, 1)"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--epochs", "0"}, "--epochs must be at least 1, got 0"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--batch", "-1"}, "--batch must be at least 1, got -1"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--lr", "0"}, "--lr must be positive, got 0"},
+		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--input", "32"}, `input shape "32": want HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS, e.g. 32x32 or 64x64x1`},
 		{[]string{"benchmark", "agents", "--space", "mock", "--blocks", "11"}, "--blocks must be 1 to 10, got 11"},
 		{[]string{"search", "nasnet", "--reward", "mock", "--blocks", "50"}, "problem.blocks: 50, want 1 to 10"},
 	} {

@@ -343,7 +343,9 @@ func printDatasetInfo(out io.Writer, r datasetInfo) {
 	if r.Ignored > 0 {
 		fmt.Fprintf(out, "%s without an image extension ignored\n", plural(r.Ignored, "file"))
 	}
-	fmt.Fprintf(out, "%s skipped\n", plural(len(r.Skipped), "file"))
+	if len(r.Skipped) > 0 { // only --skip-bad skips
+		fmt.Fprintf(out, "%s skipped\n", plural(len(r.Skipped), "file"))
+	}
 	for _, b := range r.Skipped {
 		fmt.Fprintf(out, "  %s: %s\n", b.File, b.Error)
 	}

@@ -153,8 +153,10 @@ func runShowPath(dir, name string) (string, error) {
 	if _, err := os.Stat(name); err == nil {
 		return name, checkRunFolder(name) // a file or folder here, and no run of that name
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if fi, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("no run named %s: the folder of runs %s does not exist; give it with --dir", name, dir)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("no run named %s: %s is a file, not a folder of runs; give the folder with --dir", name, dir)
 	}
 	return "", fmt.Errorf("no run named %s in %s; %s", name, dir, listRunsHint(dir))
 }

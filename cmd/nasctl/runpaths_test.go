@@ -80,6 +80,8 @@ func TestRunFolderExpected(t *testing.T) {
 		{[]string{"runs", "show", "nonexist", "--dir", spaced}, "nasctl runs list --dir '" + spaced + "' lists the runs there"},
 		{[]string{"runs", "show", "nonexist", "--dir", filepath.Join(dir, "nope")}, "the folder of runs " + filepath.Join(dir, "nope") + " does not exist; give it with --dir"},
 		{[]string{"search", "metaqnn", "--resume", filepath.Join(dir, "gone")}, filepath.Join(dir, "gone") + " does not exist: give the folder of a run"},
+		{[]string{"runs", "show", "nonexist", "--dir", best}, "no run named nonexist: " + best + " is a file, not a folder of runs; give the folder with --dir"},
+		{[]string{"runs", "list", "--dir", best}, best + " is a file, not a folder of runs"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "start a search with --name") {

@@ -141,8 +141,13 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			if opts.Config.Device, err = parseDevice(c); err != nil {
 				return err
 			}
-			if opts.Config.Epochs < 1 || opts.Config.BatchSize < 1 || !(opts.Config.LR > 0) {
-				return usagef("--epochs, --batch and --lr must be positive")
+			switch {
+			case opts.Config.Epochs < 1:
+				return usagef("--epochs must be at least 1, got %d", opts.Config.Epochs)
+			case opts.Config.BatchSize < 1:
+				return usagef("--batch must be at least 1, got %d", opts.Config.BatchSize)
+			case !(opts.Config.LR > 0):
+				return usagef("--lr must be positive, got %g", opts.Config.LR)
 			}
 			if opts.Config.Budget.MaxMemory, err = maxMemory(c); err != nil {
 				return err

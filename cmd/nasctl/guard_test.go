@@ -94,6 +94,12 @@ func TestGuardsAsProcesses(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "skipped 1 bad file (--skip-bad):\n  "+bad+": not a decodable image") {
 		t.Fatalf("train --skip-bad: exit %d\n%s", code, stderr)
 	}
+	// A --json search's failed event says it too, as its last line.
+	code, stdout, _ := runBin(t, bin, "search", "metaqnn", "--data", data, "--dir", filepath.Join(tmp, "runs"), "--trials", "1", "--json")
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); code != 1 || !strings.Contains(lines[len(lines)-1], `"event":"failed"`) ||
+		!strings.Contains(lines[len(lines)-1], "add --skip-bad") {
+		t.Errorf("search --json on a corrupt image: exit %d\n%s", code, stdout)
+	}
 	code, _, stderr = runBin(t, bin, "eval", out, "--data", data)
 	if code != 1 || !strings.Contains(stderr, "add --skip-bad") {
 		t.Errorf("eval on a corrupt image: exit %d\n%s", code, stderr)
@@ -120,7 +126,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 	if code, _, stderr = runBin(t, bin, "predict", out, missing); code != 1 || !strings.Contains(stderr, missing+": cannot read") || strings.Contains(stderr, "--skip-bad") {
 		t.Errorf("predict of a missing file: exit %d\n%s", code, stderr)
 	}
-	code, stdout, stderr := runBin(t, bin, "predict", out, good, bad, "--skip-bad")
+	code, stdout, stderr = runBin(t, bin, "predict", out, good, bad, "--skip-bad")
 	if code != 0 || !strings.HasPrefix(stdout, good+"\t") || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, bad) {
 		t.Errorf("predict --skip-bad: exit %d\n%s%s", code, stdout, stderr)
 	}

@@ -359,7 +359,7 @@ func (e *executors) close() {
 // it is, with its exit code.
 func jsonFailed(c *cli.Context, err error) error {
 	if c.Bool("json") {
-		json.NewEncoder(c.App.Writer).Encode(search.Event{Kind: "failed", Message: err.Error()})
+		json.NewEncoder(c.App.Writer).Encode(search.Event{Kind: "failed", Message: withBadFileHint(err).Error()})
 	}
 	return err
 }
@@ -385,7 +385,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	s, err := openSearch(opts, execs)
 	if err != nil {
 		if opts.JSON { // the stream's consumer sees how it ended, as for a failure later on
-			json.NewEncoder(out).Encode(search.Event{Kind: "failed", Message: err.Error()})
+			json.NewEncoder(out).Encode(search.Event{Kind: "failed", Message: withBadFileHint(err).Error()}) // as stderr says it
 		}
 		return err
 	}

@@ -20,7 +20,8 @@ learns, --episodes times. Every trial is recorded as it finishes (trials.jsonl:
 actions, cell, reward, temperature), what the controller did with it (agent.jsonl:
 baseline, update) and its state after every update (agent.state); at the end (or on a
 stop) trials.csv, top.json, report.md and plots/ (reward with its moving average and
-the baseline; temperature) are written.
+the baseline; temperature) are written. Each trial's progress line begins
+"[i/N] T t", t being the temperature the controller sampled it at.
 
 Agents (--agent): reinforce, the controller (default); random, every decision
 uniform among the valid ones and nothing learnt, the baseline that shows what the

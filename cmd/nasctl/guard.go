@@ -104,11 +104,17 @@ func checkFolderArg(given, dir string) error {
 
 // checkWritable returns a usage error when a file cannot be written at
 // path, found by creating and removing a scratch file beside it, so that a
-// long command fails before its work rather than after.
+// long command fails before its work rather than after. It creates path's
+// folder when there is none.
 func checkWritable(flag, path string) error {
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return usagef("--%s %s is a folder; give a file name", flag, path)
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) { // made, as a search makes runs/
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return usagef("--%s %s: cannot create the folder %s (%v); choose another path", flag, path, dir, unwrapPath(err))
+		}
 	}
 	if err := canWriteIn(dir); err != nil {
 		return usagef("--%s %s: cannot write in %s (%v); choose another path", flag, path, dir, err)

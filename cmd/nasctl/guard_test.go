@@ -41,7 +41,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 	data := filepath.Join(tmp, "leaves")
 	generateLeaves(t, data, 100, 16, 4)
 	huge := "FC(1000000) - FC(1000000) - SM()"
-	out := filepath.Join(tmp, "m.onnx")
+	out := filepath.Join(tmp, "models", "m.onnx") // a folder that train makes
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -58,7 +58,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 		{[]string{"bench", "train-step", "--arch", huge, "--input", "16x16x1", "--max-memory", "2GiB"}, 1,
 			[]string{"refused: training at batch 128 needs at least 58 TiB", "the limit of 2.0 GiB"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", "/proc/nasctl-test/m.onnx"}, 2,
-			[]string{"--out /proc/nasctl-test/m.onnx: cannot write in /proc/nasctl-test", "choose another path"}},
+			[]string{"--out /proc/nasctl-test/m.onnx: cannot create the folder /proc/nasctl-test", "choose another path"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", tmp}, 2,
 			[]string{"is a folder; give a file name"}},
 	} {
@@ -114,7 +114,7 @@ func TestGuardsAsProcesses(t *testing.T) {
 	if code, _, stderr = runBin(t, bin, append(bench, "--skip-bad")...); code != 0 || !strings.Contains(stderr, bad) {
 		t.Errorf("bench --skip-bad: exit %d\n%s", code, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "m-bench", "bench.csv")); err != nil {
+	if _, err := os.Stat(filepath.Join(tmp, "models", "m-bench", "bench.csv")); err != nil {
 		t.Errorf("bench wrote no bench.csv beside the model: %v", err)
 	}
 	good := filepath.Join(data, "LEAF_0001.png")

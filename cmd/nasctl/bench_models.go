@@ -658,8 +658,9 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if rs[0].Threads > 0 {
 			threads = fmt.Sprintf("%d thread(s)", rs[0].Threads)
 		}
+		source := cmp.Or(rs[0].AccuracySource, "not measured (give --data)")
 		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, in %d rounds of every model in turn, %s on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
-			rs[0].LatencyMs.Runs, min(bench.LatencyRounds, rs[0].LatencyMs.Runs), threads, rs[0].Device, rs[0].AccuracySource)
+			rs[0].LatencyMs.Runs, min(bench.LatencyRounds, rs[0].LatencyMs.Runs), threads, rs[0].Device, source)
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {

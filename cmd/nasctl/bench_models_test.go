@@ -216,6 +216,11 @@ func TestBenchWarmupZero(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--out "+sub+": cannot make the folder") || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("--out under a file: exit %d, stderr %q; want exit 2 naming --out", code, errOut)
 	}
+	// A model without an accuracy, and no --data: the legend says so.
+	code, out, errOut := runCLI(t, "bench", path, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if code != 0 || !strings.Contains(out, "; accuracy: not measured (give --data); ") {
+		t.Errorf("a model without an accuracy: exit %d\n%s%s", code, out, errOut)
+	}
 	nope := filepath.Join(t.TempDir(), "nope")
 	code, _, errOut = runCLI(t, "bench", path, "--data", nope)
 	if code != 2 || !strings.Contains(errOut, "--data "+nope+": no such file or directory; give a folder of image files") {

@@ -1,7 +1,9 @@
 package search
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -114,6 +116,23 @@ func TestFinalInt8(t *testing.T) {
 	t.Logf("%d of %d winners quantized", quantized, len(finals))
 	if quantized == 0 {
 		t.Errorf("no winner was quantized: %+v", finals)
+	}
+	// winners/int8/best.onnx is the best's int8 model, as best.onnx is the
+	// best's float one; none when the best has no int8 model.
+	rep, err := ReadReport(s.Dir())
+	if err != nil || rep.Best == nil {
+		t.Fatalf("report: %v, best %v", err, rep.Best)
+	}
+	got, gerr := os.ReadFile(filepath.Join(s.Dir(), rundir.BestInt8Name))
+	if rep.Best.Int8Model == "" {
+		if !errors.Is(gerr, os.ErrNotExist) {
+			t.Errorf("the best (rank %d) has no int8 model, but %s: %v", rep.Best.Rank, rundir.BestInt8Name, gerr)
+		}
+		return
+	}
+	want, err := os.ReadFile(filepath.Join(s.Dir(), rep.Best.Int8Model))
+	if err != nil || gerr != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s is not %s, the best's int8 model (%v, %v)", rundir.BestInt8Name, rep.Best.Int8Model, err, gerr)
 	}
 }
 

@@ -1052,6 +1052,32 @@ func ReadReport(dir string) (Report, error) {
 	return rep, nil
 }
 
+// writeBest copies the best final (nil: none) to winners/best.onnx, and its
+// int8 model, if final.int8 wrote one, to winners/int8/best.onnx. Without
+// a best, neither file is left: not a best of part of the finals, nor one
+// over the latency limit, not even one left from before.
+func (s *Search) writeBest(best *rundir.FinalResult) error {
+	for _, c := range []struct{ name, model string }{{rundir.BestName, ""}, {rundir.BestInt8Name, ""}} {
+		if best != nil {
+			c.model = map[string]string{rundir.BestName: best.Model, rundir.BestInt8Name: best.Int8Model}[c.name]
+		}
+		if c.model == "" {
+			if err := os.Remove(filepath.Join(s.dir.Path, c.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir.Path, c.model))
+		if err != nil {
+			return err
+		}
+		if err := s.dir.WriteFile(c.name, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeReport writes what the run found: report.md, report.csv, top.json,
 // trials.csv, the plots and winners/best.onnx. It returns the report, as
 // Markdown and as built.
@@ -1066,21 +1092,10 @@ func (s *Search) writeReport() (string, Report, error) {
 		return "", Report{}, err
 	}
 	rep := r.report(s.cfg.Name)
-	if rep.Best == nil {
-		// Not a best of part of the finals, nor one over the latency limit,
-		// not even one left from before.
-		if err := os.Remove(filepath.Join(s.dir.Path, rundir.BestName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", Report{}, err
-		}
+	if err := s.writeBest(rep.Best); err != nil {
+		return "", Report{}, err
 	}
 	if rep.Best != nil {
-		b, err := os.ReadFile(filepath.Join(s.dir.Path, rep.Best.Model))
-		if err != nil {
-			return "", Report{}, err
-		}
-		if err := s.dir.WriteFile(rundir.BestName, b); err != nil {
-			return "", Report{}, err
-		}
 		if rep.finalAtChance(*rep.Best) {
 			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against a majority share of %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
 				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.Majority, atChanceAdvice(s.cfg.Kind))})

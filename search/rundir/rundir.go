@@ -448,6 +448,10 @@ func WinnerName(rank int) string {
 // BestName is the copy of the best winner, relative to the run.
 var BestName = filepath.Join(DirWinners, "best.onnx")
 
+// BestInt8Name is the copy of the best winner's int8 model (final.int8),
+// relative to the run.
+var BestInt8Name = filepath.Join(DirWinners, "int8", "best.onnx")
+
 // Kind returns the value of the "kind" key of the run's config.yaml; a
 // config.yaml without one is a MetaQNN run's (runs of older nasctl).
 func Kind(path string) (string, error) {

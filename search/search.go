@@ -404,7 +404,14 @@ func checkSameData(dir string, now Data, folder string) error {
 		return err
 	}
 	if was.Hash != "" && now.Hash != "" && was.Hash != now.Hash {
-		return fmt.Errorf("the images in %s are not those the run searched (content hash %s, the run's %s): give the run's images with --data", folder, now.Hash, was.Hash)
+		what := ""
+		if n, m := now.Full+now.Val+now.Test, was.Full+was.Val+was.Test; !slices.Equal(now.Classes, was.Classes) {
+			what = fmt.Sprintf("; classes %s, the run's %s", strings.Join(now.Classes, ", "), strings.Join(was.Classes, ", "))
+		} else if n != m && m > 0 {
+			what = fmt.Sprintf("; %d images in the splits, the run's %d", n, m)
+		}
+		return fmt.Errorf("the images in %s are not those the run searched (content hash %s, the run's %s%s): give the run's images with --data; for other images, start a new run",
+			folder, now.Hash, was.Hash, what)
 	}
 	if was.Input.Channels != 0 && now.Input.Channels != 0 && was.Input != now.Input {
 		return fmt.Errorf("the images in %s load at %s, but the run searched at %s: give the run's input with --input %s", folder, now.Input, was.Input, was.Input)

@@ -1167,7 +1167,7 @@ type otherImages struct{ *fakeExecutor }
 
 func (o otherImages) Data() Data {
 	d := o.fakeExecutor.Data()
-	d.Hash = "sha256:other"
+	d.Hash, d.Test = "sha256:other", d.Test+1 // an image added
 	return d
 }
 
@@ -1191,7 +1191,8 @@ func TestResumeMovedImages(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig))
 	moved := filepath.Join(t.TempDir(), "leaves")
 	_, err = Resume(dir, ResumeOptions{Data: moved}, func(Config) (Executor, error) { return otherImages{exec}, nil })
-	if err == nil || !strings.Contains(err.Error(), "the images in "+moved+" are not those the run searched (content hash sha256:other, the run's sha256:test)") {
+	if err == nil || !strings.Contains(err.Error(), "the images in "+moved+" are not those the run searched (content hash sha256:other, the run's sha256:test; 301 images in the splits, the run's 300): "+
+		"give the run's images with --data; for other images, start a new run") {
 		t.Errorf("resume on other images: %v", err)
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, rundir.FileConfig)); string(now) != string(before) {

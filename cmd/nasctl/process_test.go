@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -374,4 +375,36 @@ func TestStoppedExtensionNamesEarlierBest(t *testing.T) {
 	if _, err := os.Stat(best); err != nil {
 		t.Error(err)
 	}
+}
+
+// A second Ctrl-C (the context cancelled) abandons the trials in flight,
+// and the stop message says so.
+func TestSecondInterruptSaysAbandoned(t *testing.T) {
+	dir, data := tinySearch(t, "first")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	errOut := &lineWatch{prefix: "[2/400]", seen: cancel}
+	code := run(ctx, []string{"nasctl", "search", "metaqnn", "--preset", "cpu", "--trials", "400", "--epochs", "1", "--dir", dir, "--name", "x",
+		"--data", data, "--threads", "1"}, &out, errOut)
+	if said := errOut.String(); code != 130 ||
+		!strings.Contains(said, "; every finished trial is saved; what was in flight was abandoned, and the resume trains it again. Resume with:") {
+		t.Errorf("exit %d:\n%s", code, said)
+	}
+}
+
+// lineWatch is a standard error that calls seen once a line begins with
+// prefix.
+type lineWatch struct {
+	bytes.Buffer
+	prefix string
+	seen   func()
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains("\n"+w.Buffer.String(), "\n"+w.prefix) {
+		w.seen()
+	}
+	return n, err
 }

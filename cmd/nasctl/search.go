@@ -438,7 +438,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 				done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), planned)
 			}
 		}
-		fmt.Fprintf(errOut, "stopped after %s; every finished trial is saved. Resume with:\n  %s\n", done, opts.Broker.resumeCommand(kind, dir))
+		saved := "every finished trial is saved"
+		if errors.Is(err, context.Canceled) && (opts.Broker.URL == "" || opts.Broker.embedded()) { // a second Ctrl-C: said, so that it leaves no doubt
+			saved += "; what was in flight was abandoned, and the resume trains it again"
+		}
+		fmt.Fprintf(errOut, "stopped after %s; %s. Resume with:\n  %s\n", done, saved, opts.Broker.resumeCommand(kind, dir))
 		if best := earlierBest(dir); best != "" {
 			fmt.Fprintf(errOut, "Until a final phase writes a new best, the best model of the run's earlier plan is %s\n", best)
 		}

@@ -116,6 +116,17 @@ type Evaluation struct {
 	Accuracy float64 `json:"accuracy"`
 	// Confusion[i][j] counts images of class i predicted as class j.
 	Confusion [][]int `json:"confusion"`
+	// Mistakes are the images predicted wrong, in the order of the
+	// examples' indices (left out of JSON: a caller names their files).
+	Mistakes []Mistake `json:"-"`
+}
+
+// Mistake is one image an Evaluation predicted wrong: its index into the
+// examples' images, its label, and the predicted class with its
+// probability.
+type Mistake struct {
+	Image, Label, Predicted int
+	Probability             float32
 }
 
 // Evaluate predicts the images of ex and compares with their labels; a
@@ -144,6 +155,8 @@ func (m *Model) Evaluate(ctx context.Context, ex Examples, batch int) (*Evaluati
 		ev.Confusion[ex.Labels[i]][pred]++
 		if pred == ex.Labels[i] {
 			ev.Correct++
+		} else {
+			ev.Mistakes = append(ev.Mistakes, Mistake{Image: i, Label: ex.Labels[i], Predicted: pred, Probability: probs[j*k+pred]})
 		}
 	}
 	if ev.N > 0 {

@@ -461,6 +461,22 @@ func checkExported(t *testing.T, net *genotype.Net, arch string, res *Result, va
 	if math.Abs(ev.Accuracy-res.ValAccuracy) > 1.5/float64(val.Len()) {
 		t.Errorf("exported model: accuracy %.4f, training reported %.4f", ev.Accuracy, res.ValAccuracy)
 	}
+	// The mistakes are the images the model, asked one at a time, answers
+	// wrong: as many as the count, each with its prediction.
+	if len(ev.Mistakes) != ev.N-ev.Correct {
+		t.Errorf("%d mistakes listed, %d counted", len(ev.Mistakes), ev.N-ev.Correct)
+	}
+	size := net.Input.Channels * net.Input.Height * net.Input.Width
+	for _, mk := range ev.Mistakes {
+		probs, err := m.Predict(context.Background(), val.Pixels[mk.Image*size:(mk.Image+1)*size], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mk.Label != val.Labels[mk.Image] || mk.Predicted == mk.Label || math.Abs(float64(probs[mk.Predicted]-mk.Probability)) > 1e-5 || probs[mk.Predicted] < probs[mk.Label] {
+			t.Errorf("mistake %+v: alone, the image's probabilities are %v", mk, probs)
+		}
+	}
+	t.Logf("%d of %d validation images predicted wrong", len(ev.Mistakes), ev.N)
 	return ev
 }
 

@@ -35,12 +35,14 @@ input size and a table gives each model's accuracy and their mean; --json then p
 one object per model, one per line.
 Examples:
   nasctl eval model.onnx --data data/leaves --split test
-  nasctl eval runs/leaves/winners/rank-*.onnx --data data/leaves-new --split all`,
+  nasctl eval runs/leaves/winners/rank-*.onnx --data data/leaves-new --split all
+  nasctl eval runs/leaves/winners/best.onnx --data data/leaves --errors   (the test images it gets wrong)`,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "image folder (required)"},
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "which images: train, val, test or all (all: a folder the models never saw)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per inference batch"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON lines: one object per model, one line each (interrupted: true for a model saved from a training cut short)"},
+			&cli.BoolFlag{Name: "errors", Usage: "list the images each model predicts wrong: file, class, predicted class and its probability (errors in --json; one model without --json)"},
 			skipBadFlag(),
 		}, deviceFlags()...), splitFlags()...),
 		Action: func(c *cli.Context) error {
@@ -48,9 +50,12 @@ Examples:
 				return usagef("eval takes one or more model files")
 			}
 			opts := evalOptions{Models: c.Args().Slice(), Data: c.String("data"), Split: c.String("split"), Batch: c.Int("batch"),
-				JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad")}
+				JSON: c.Bool("json"), SkipBad: c.Bool("skip-bad"), Errors: c.Bool("errors")}
 			if opts.Data == "" {
 				return usagef("eval needs --data")
+			}
+			if opts.Errors && !opts.JSON && len(opts.Models) > 1 {
+				return usagef("--errors lists the mistakes of one model: give one model, or add --json for one object per model")
 			}
 			if err := checkDataFolder("data", opts.Data); err != nil {
 				return err
@@ -81,10 +86,10 @@ type evalOptions struct {
 	Data, Split string
 	// SplitBy splits models that record no split; its flags given
 	// override the split a model records.
-	SplitBy       splitChoice
-	Batch         int
-	JSON, SkipBad bool
-	Session       runtime.SessionOptions
+	SplitBy               splitChoice
+	Batch                 int
+	JSON, SkipBad, Errors bool
+	Session               runtime.SessionOptions
 }
 
 type evalReport struct {
@@ -98,6 +103,17 @@ type evalReport struct {
 	// bench's JSON).
 	Interrupted bool `json:"interrupted,omitempty"`
 	runtime.Evaluation
+	// Errors are the images predicted wrong, with --errors (none: an
+	// empty list; without the flag, left out).
+	Errors *[]evalMistake `json:"errors,omitempty"`
+}
+
+// evalMistake is an image a model predicted wrong (--errors).
+type evalMistake struct {
+	File        string  `json:"file"`
+	Class       string  `json:"class"`
+	Predicted   string  `json:"predicted"`
+	Probability float64 `json:"probability"`
 }
 
 // evaluator measures models on one folder, reading its images once per
@@ -248,8 +264,17 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Plan: rec.Plan, Seed: rec.Seed,
-		Classes: m.Info.Classes, Interrupted: m.Info.Interrupted(), Evaluation: *ev}, nil
+	rep := &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Plan: rec.Plan, Seed: rec.Seed,
+		Classes: m.Info.Classes, Interrupted: m.Info.Interrupted(), Evaluation: *ev}
+	if opts.Errors {
+		list := []evalMistake{}
+		for _, mk := range ev.Mistakes {
+			list = append(list, evalMistake{File: filepath.Join(data.d.Dir, filepath.FromSlash(data.d.Files[mk.Image])),
+				Class: m.Info.Classes[mk.Label], Predicted: m.Info.Classes[mk.Predicted], Probability: float64(mk.Probability)})
+		}
+		rep.Errors = &list
+	}
+	return rep, nil
 }
 
 // warnOtherData warns when a model's test split may hold its training
@@ -326,6 +351,17 @@ func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 			fmt.Fprintf(tw, "%d\t", n)
 		}
 		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil || rep.Errors == nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%s predicted wrong\n", plural(len(*rep.Errors), "image"))
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if len(*rep.Errors) > 0 {
+		fmt.Fprintln(tw, "file\tclass\tpredicted\tprobability")
+	}
+	for _, mk := range *rep.Errors {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\n", mk.File, mk.Class, mk.Predicted, mk.Probability)
 	}
 	return tw.Flush()
 }

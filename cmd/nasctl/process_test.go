@@ -59,6 +59,7 @@ func TestTrainEvalPredictProcesses(t *testing.T) {
 	}
 
 	checkEvalSeveral(t, run, tmp, data, model, ev.Accuracy)
+	checkEvalErrors(t, run, data, model, ev.N, ev.Accuracy)
 
 	images := []string{filepath.Join(data, "LEAF_0001.png"), filepath.Join(data, "NO_0002.png")}
 	code, out, errOut = run(append([]string{"predict", model, "--json"}, images...)...)
@@ -407,4 +408,39 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 		w.seen()
 	}
 	return n, err
+}
+
+// checkEvalErrors checks eval --errors of model, whose test split has n
+// images at accuracy acc: as many images listed as it gets wrong, and
+// predict answers each with the class and probability listed. Several
+// models without --json are refused.
+func checkEvalErrors(t *testing.T, run func(...string) (int, string, string), data, model string, n int, acc float64) {
+	t.Helper()
+	code, out, errOut := run("eval", model, "--data", data, "--errors", "--json")
+	var ev struct {
+		Errors []struct {
+			File, Class, Predicted string
+			Probability            float64
+		} `json:"errors"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil {
+		t.Fatalf("eval --errors --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if wrong := int(math.Round(float64(n) * (1 - acc))); len(ev.Errors) != wrong || wrong == 0 {
+		t.Fatalf("%d images listed, %d of %d wrong:\n%s", len(ev.Errors), wrong, n, out)
+	}
+	for _, e := range ev.Errors {
+		code, out, _ := run("predict", model, e.File)
+		want := fmt.Sprintf("%s\t%s\t%.4f\n", e.File, e.Predicted, e.Probability)
+		if code != 0 || out != want || e.Class == e.Predicted {
+			t.Errorf("listed %+v; predict says %q", e, out)
+		}
+	}
+	code, out, _ = run("eval", model, "--data", data, "--errors")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("\n%d images predicted wrong\nfile", len(ev.Errors))) || !strings.Contains(out, ev.Errors[0].File+"  ") {
+		t.Errorf("eval --errors: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run("eval", model, model, "--data", data, "--errors"); code != 2 || !strings.Contains(errOut, "--errors lists the mistakes of one model") {
+		t.Errorf("eval --errors of two models: exit %d: %s", code, errOut)
+	}
 }

@@ -575,8 +575,8 @@ func (p *searchProgress) statusText() string {
 		return fmt.Sprintf("final phase: %d of %d retrained  elapsed %s  remaining ~%s  (Ctrl-C stops)",
 			e.FinalDone, e.FinalTotal, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
 	}
-	return fmt.Sprintf("trial %d of %d  best %.4f  mean(last 100) %.4f  elapsed %s  remaining ~%s  (Ctrl-C stops)",
-		min(e.Done+1, e.Total), e.Total, e.Best, e.Recent, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
+	return fmt.Sprintf("trial %d of %d  best %s  mean(last 100) %.4f  elapsed %s  remaining ~%s  (Ctrl-C stops)",
+		min(e.Done+1, e.Total), e.Total, bestText(e), e.Recent, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
 }
 
 func (p *searchProgress) event(e search.Event) {
@@ -624,8 +624,8 @@ func eventLine(e search.Event, agent string) string {
 		case agent == search.AgentEvolution || agent == search.AgentRandom:
 			explore = "random" // random search, or evolution's random start: no epsilon to speak of
 		}
-		return fmt.Sprintf("[%d/%d] %s  %s  %s  best %.4f  elapsed %s, ~%s left", e.Done, e.Total, explore, t.Arch, trialResult(t, e.Learned),
-			e.Best, progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
+		return fmt.Sprintf("[%d/%d] %s  %s  %s  best %s  elapsed %s, ~%s left", e.Done, e.Total, explore, t.Arch, trialResult(t, e.Learned),
+			bestText(e), progress.Duration(e.Elapsed), progress.Duration(e.Remaining))
 	case "saved":
 		t := e.Trial
 		return fmt.Sprintf("[trial %d] %s  %s  (%s)", t.ID, t.Arch, trialResult(t, nil), e.Message)
@@ -646,6 +646,15 @@ func eventLine(e search.Event, agent string) string {
 		return e.Message
 	}
 	return ""
+}
+
+// bestText is the best reward so far, "-" before any trial was evaluated
+// (every trial refused by a limit, say).
+func bestText(e search.Event) string {
+	if e.BestArch == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", e.Best)
 }
 
 // trialResult says how a trial ended and what the agent did with it.

@@ -520,6 +520,20 @@ func TestEventLineFinalAtChance(t *testing.T) {
 	}
 }
 
+// A trial line's best is "-" until a trial is evaluated: every trial
+// refused by a limit had read "best 0.0000".
+func TestEventLineBestBeforeAny(t *testing.T) {
+	tr := rundir.Trial{Candidate: rundir.Candidate{ID: 1, Arch: "C(8,3,1) - SM()", Epsilon: 1}, Status: rundir.StatusRefused, Reason: "over the limit"}
+	e := search.Event{Kind: "trial", Trial: &tr, Done: 1, Total: 5}
+	if got := eventLine(e, ""); !strings.Contains(got, "refused: over the limit  best -  elapsed") {
+		t.Errorf("none evaluated: %q", got)
+	}
+	e.Best, e.BestArch = 0.9, "C(4,3,1) - SM()"
+	if got := eventLine(e, ""); !strings.Contains(got, "  best 0.9000  ") {
+		t.Errorf("one evaluated: %q", got)
+	}
+}
+
 // A --json search whose options are refused ends its events with failed,
 // as one that cannot start for a later reason does, and keeps its exit
 // code.

@@ -192,7 +192,8 @@ func printDoctor(w io.Writer, rep *doctorReport) {
 	}
 	ok := "yes"
 	if rep.CUDAProblem != "" {
-		ok = "no: " + rep.CUDAProblem
+		// Read by a user of the CPU too: what matters for --device cuda only.
+		ok = "no (this matters only for --device cuda): " + rep.CUDAProblem
 	}
 	fmt.Fprintf(tw, "  usable\t%s\n", ok)
 	p := rep.CPU

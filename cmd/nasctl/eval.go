@@ -180,8 +180,12 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 		if i == 0 && !opts.JSON {
 			// After the first model: the data's notes and errors come
 			// before the table, not inside it.
-			fmt.Fprintf(out, "%d models on the %s split of %s\n\n%-*s  accuracy  correct  images  architecture\n",
-				len(opts.Models), opts.Split, opts.Data, width, "model")
+			which := "the " + opts.Split + " split"
+			if opts.Split == "all" {
+				which = "all images"
+			}
+			fmt.Fprintf(out, "%d models on %s of %s\n\n%-*s  accuracy  correct  images  architecture\n",
+				len(opts.Models), which, opts.Data, width, "model")
 		}
 		sum += rep.Accuracy
 		if opts.JSON {

@@ -252,8 +252,11 @@ func checkEvalSeveral(t *testing.T, run func(...string) (int, string, string), t
 	}
 	code, out, _ = run("eval", model, other, "--data", data)
 	mean := fmt.Sprintf("mean accuracy %.4f", (want[model]+want[other])/2)
-	if code != 0 || !strings.Contains(out, mean) || !strings.Contains(out, "m12.onnx") {
+	if code != 0 || !strings.Contains(out, mean) || !strings.Contains(out, "m12.onnx") || !strings.HasPrefix(out, "2 models on the test split of "+data+"\n") {
 		t.Errorf("eval table: exit %d, want %q and both models:\n%s", code, mean, out)
+	}
+	if code, out, _ = run("eval", model, other, "--data", data, "--split", "all"); code != 0 || !strings.HasPrefix(out, "2 models on all images of "+data+"\n") {
+		t.Errorf("eval table of all images: exit %d:\n%s", code, out)
 	}
 	checkEvalOtherData(t, run, tmp, model, other)
 	missing := filepath.Join(tmp, "missing.onnx")

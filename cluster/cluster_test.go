@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,7 +224,7 @@ func TestHandedBackOnLastDelivery(t *testing.T) {
 	// worker then takes the new copy, and trains it until gate is closed.
 	gate := make(chan struct{})
 	startWorker(t, srv, "w2", 1, &stand{fail: func(search.Job) error { <-gate; return nil }})
-	said.waitFor(t, "run handed trial 2: handed back on its last delivery (1 of 1) by a worker that stopped or runs another nasctl version; queued again, with fresh deliveries")
+	said.waitFor(t, "run handed trial 2: handed back on its last delivery (1 of 1) by a worker that stopped, runs another nasctl version or found its disk full; queued again, with fresh deliveries")
 	// The driver looks for its job every checkEvery: ten looks later it
 	// follows the one copy.
 	time.Sleep(10 * checkEvery)
@@ -626,6 +628,42 @@ func TestWorkerStopsOnOtherVersion(t *testing.T) {
 	info, err := b.l.trials.Info(ctx)
 	if err != nil || info.State.Msgs != 1 {
 		t.Errorf("trials stream: %+v, %v; want the job kept", info, err)
+	}
+}
+
+// A worker whose disk is full (here the dataset's fetch) hands its job
+// back rather than failing it, and stops: left running, it would take and
+// fail every job at once, using up their deliveries (one, here). The job,
+// queued again, is trained by a healthy worker.
+func TestWorkerStopsOnFullDisk(t *testing.T) {
+	defer func(c time.Duration) { checkEvery = c }(checkEvery)
+	checkEvery = 100 * time.Millisecond
+	srv := startServer(t, Settings{MaxDeliver: 1})
+	full := &os.PathError{Op: "write", Path: "/cache/.fetch-1/LEAF_0512.png", Err: syscall.ENOSPC}
+	logs := &logLines{}
+	w := &Worker{Broker: connect(t, srv, "full"), Device: runtime.CPU, Name: "full", Log: logs.log,
+		executor: func(context.Context, DataSpec) (search.Executor, error) {
+			return nil, fmt.Errorf("fetching dataset sha256:00: %w", full)
+		}}
+	said := &logLines{}
+	e := newTestExecutor(t, srv, "disk")
+	e.Say = said.log
+	answers := evaluate(e, testJob(t, 5))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := w.Run(ctx, nil)
+	want := "worker full: fetching dataset sha256:00: write /cache/.fetch-1/LEAF_0512.png: no space left on device; " +
+		"it handed the job back and takes no more jobs: free space in its --cache and temporary folder, then start it again"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Run: %v; want %q", err, want)
+	}
+	startWorker(t, srv, "w2", 1, &stand{})
+	a := within(t, answers, said)
+	if a.err != nil || a.out.Worker != "w2" {
+		t.Errorf("the job handed back: %+v, %v; want trained by w2\n%s", a.out, a.err, said.String())
+	}
+	if !strings.Contains(said.String(), "handed back on its last delivery (1 of 1) by a worker that stopped, runs another nasctl version or found its disk full") {
+		t.Errorf("the driver did not say the job was handed back:\n%s", said.String())
 	}
 }
 

@@ -633,7 +633,7 @@ func (b *Broker) exhausted(ctx context.Context, advisory []byte, say func(string
 // handedBackNote reports whether a delivery's note says that its worker
 // handed the job back (noteHandBack) rather than failed it.
 func handedBackNote(text string) bool {
-	return strings.HasSuffix(text, handedBack) || strings.HasSuffix(text, handedBackVersion)
+	return strings.HasSuffix(text, handedBack) || strings.HasSuffix(text, handedBackVersion) || strings.HasSuffix(text, handedBackDisk)
 }
 
 // handedBackLast publishes again a job whose last delivery a stopping
@@ -655,7 +655,7 @@ func (b *Broker) handedBackLast(ctx context.Context, msg *jetstream.RawStreamMsg
 	}
 	j, _, jerr := decodeJob(msg.Data)
 	if jerr == nil {
-		say("%s: handed back on its last delivery (%d of %d) by a worker that stopped or runs another nasctl version; queued again, with fresh deliveries",
+		say("%s: handed back on its last delivery (%d of %d) by a worker that stopped, runs another nasctl version or found its disk full; queued again, with fresh deliveries",
 			j.describe(), deliveries, deliveries)
 	}
 	if err := b.l.results.Delete(ctx, errorKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && jerr == nil {

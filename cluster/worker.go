@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nasctl/nasctl/runtime"
@@ -285,11 +286,25 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 		w.log("%s: another worker's result came first", d.what)
 		d.kept = theirs
 		w.ack(ctx, d)
+	case diskFault(err):
+		// This worker's disk, not the job: failing it would use up the
+		// job's deliveries on this machine, which takes the next job at
+		// once and fails it alike (docs/cluster.md, "A worker's full disk").
+		w.stopTaking(fmt.Errorf("worker %s: %w; it handed the job back and takes no more jobs: free space in its --cache and temporary folder, then start it again", w.Name, err))
+		w.log("%s: %v; handed back, and this worker takes no more jobs", d.what, err)
+		w.noteHandBack(ctx, d, key, fmt.Sprintf("%v; %s", err, handedBackDisk))
+		w.handBack(ctx, d, func(m jetstream.Msg) error { return m.NakWithDelay(failDelay) })
 	case err != nil:
 		w.fail(ctx, d, key, err, l)
 	default:
 		w.finish(ctx, d, key, out, l)
 	}
+}
+
+// diskFault reports whether err is this machine's disk failing a write:
+// full, out of quota or read-only.
+func diskFault(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
 }
 
 // theirs is what a delivery keeps (delivery.kept) when another worker
@@ -304,8 +319,9 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 	}
 }
 
-// handedBack and handedBackVersion end the note of a delivery handed back
-// by a worker that stopped, or that runs another nasctl version: a job
+// handedBack, handedBackVersion and handedBackDisk end the note of a
+// delivery handed back by a worker that stopped, that runs another nasctl
+// version, or whose disk failed a write: a job
 // whose last delivery was is published again, not failed (see
 // Broker.exhausted).
 // The driver reads them in notes that workers of other nasctl versions
@@ -313,6 +329,7 @@ func (w *Worker) ack(ctx context.Context, d *delivery) {
 const (
 	handedBack        = "handed back as the worker stopped (a second Ctrl-C)"
 	handedBackVersion = "handed back by a worker of another nasctl version"
+	handedBackDisk    = "handed back by a worker whose disk failed"
 )
 
 // noteHandBack leaves the note a failure leaves (see fail), saying why

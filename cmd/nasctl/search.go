@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/cluster"
@@ -411,12 +412,10 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		// second interrupt, for the resume to collect. Looked at aside:
 		// the broker's answers must not hold up a second interrupt.
 		if x := execs.remote; x != nil {
-			go func() {
-				if x.Unserved(ctx) {
-					warn("no worker is training this search's trials: they stay queued on the broker instead of being waited for")
-					abandon()
-				}
-			}()
+			go whenUnserved(ctx, unservedEvery, x.Unserved, func() {
+				warn("no worker is training this search's trials: they stay queued on the broker instead of being waited for")
+				abandon()
+			})
 		}
 	})
 	defer remove()
@@ -718,4 +717,28 @@ func earlierBest(dir string) string {
 		return ""
 	}
 	return best
+}
+
+// unservedEvery is how often a stopping search looks again whether a
+// worker trains its trials: the last one may leave after the stop began.
+var unservedEvery = 30 * time.Second
+
+// whenUnserved calls then once unserved reports that no worker trains the
+// search's trials, looking every every until ctx ends. One look at the
+// stop was not enough: a search whose last worker left afterwards waited
+// for ever (the cluster review of 2026-12-07).
+func whenUnserved(ctx context.Context, every time.Duration, unserved func(context.Context) bool, then func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if unserved(ctx) {
+			then()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

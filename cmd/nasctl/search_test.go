@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/runtime"
@@ -554,5 +556,30 @@ func TestJSONSearchRefusedOptions(t *testing.T) {
 		if last := events[len(events)-1]; last.Kind != "failed" || last.Message == "" || !strings.Contains(errOut, last.Message) {
 			t.Errorf("%q: last event %+v; stderr %q", args, last, errOut)
 		}
+	}
+}
+
+// A stopping search looks again, every so often, whether a worker trains
+// its trials, and abandons them to the queue once none does; a look that
+// finds none at once needs no wait, and an ended context ends the looks.
+func TestWhenUnserved(t *testing.T) {
+	looks := 0
+	called := false
+	whenUnserved(context.Background(), time.Millisecond, func(context.Context) bool { looks++; return looks == 3 }, func() { called = true })
+	if looks != 3 || !called {
+		t.Errorf("%d looks, called %v; want 3 looks, the third unserved, then the call", looks, called)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	looks = 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		whenUnserved(ctx, time.Millisecond, func(context.Context) bool { looks++; return false }, func() { t.Error("called while served") })
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	<-done
+	if looks < 2 {
+		t.Errorf("%d looks in 20 ms at 1 ms apart; want it to look again", looks)
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,6 +217,12 @@ func connectError(o ClientOptions, err error) error {
 	if dns := (*net.DNSError)(nil); errors.As(err, &dns) && dns.IsNotFound {
 		return fmt.Errorf("broker %s: no host is called %s here (%w): check the broker's address, or use its IP address", u, dns.Name, err)
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
+		// The connection was made, and what answered closed it or said
+		// nothing a NATS broker says first: another service on that port.
+		return fmt.Errorf("broker %s: something answers at %s, but not as a NATS broker (%w): check the port (nasctl server listens on 4222 unless --listen says otherwise)",
+			u, withPort(u), err)
+	}
 	return fmt.Errorf("broker %s: %w", u, err)
 }
 
@@ -275,6 +284,34 @@ func CheckURL(raw string) error {
 		case scheme == "nats" || scheme == "tls" || scheme == "ws" || scheme == "wss":
 		default:
 			return fmt.Errorf("broker %s: %s:// is not a broker's scheme: write nats://HOST:PORT (tls://HOST:PORT for TLS)", redact(s), scheme)
+		}
+		if err := checkHostPort(s); err != nil {
+			return fmt.Errorf("broker %s: %v: write nats://HOST:PORT, e.g. nats://gpu-box:4222", redact(s), err)
+		}
+	}
+	return nil
+}
+
+// checkHostPort refuses an address whose host and port cannot be read
+// ("nats://host:4222:99"), which would otherwise fail only when dialled.
+func checkHostPort(s string) error {
+	full := s
+	if !strings.Contains(s, "://") {
+		full = "nats://" + s
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		return err
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	if p := u.Port(); p != "" {
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return err
+		}
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number from 1 to 65535", p)
 		}
 	}
 	return nil

@@ -216,6 +216,42 @@ func TestBrokerURLScheme(t *testing.T) {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
+	// A host and port that cannot be read are refused before dialling.
+	for u, why := range map[string]string{"nats://" + host + ":99": "too many colons", "nats://h:99999": `port "99999" is not a number from 1 to 65535`} {
+		if err := CheckURL(u); err == nil || !strings.Contains(err.Error(), why) || !strings.HasSuffix(err.Error(), "write nats://HOST:PORT, e.g. nats://gpu-box:4222") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// An address where another service listens (one that closes the
+// connection, one that says nothing) is named as not a NATS broker, with
+// what to check, not as the bare EOF or timeout of the dial.
+func TestBrokerAddressNotNATS(t *testing.T) {
+	for name, serve := range map[string]func(net.Conn){
+		"closes":       func(c net.Conn) { c.Close() },
+		"says nothing": func(c net.Conn) { time.Sleep(10 * time.Second); c.Close() },
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go serve(c)
+			}
+		}()
+		_, err = Connect(context.Background(), ClientOptions{URL: "nats://" + ln.Addr().String()})
+		ln.Close()
+		want := "something answers at nats://" + ln.Addr().String() + ", but not as a NATS broker"
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "check the port") {
+			t.Errorf("a service that %s: %v; want %q", name, err, want)
+		}
+	}
 }
 
 // Messages about a broker name the port dialled, 4222 where the address

@@ -363,6 +363,14 @@ func TestLookupForCUDA(t *testing.T) {
 	if p, src, _ := (lookup{getenv: env, wd: repo}).forDevice(CUDA).find(); p != cpu || src != FromEnv {
 		t.Errorf("$%s comes first for cuda too: %s, %s", LibraryEnv, p, src)
 	}
+	// A lookup for CUDA that fails names the GPU build's set-up and folder;
+	// one for the CPU, the CPU library's.
+	missing := fakeEnv(map[string]string{LibraryEnv: filepath.Join(repo, "nonexistent.so")})
+	for d, want := range map[Device]string{CUDA: `unset it to use the one "make setup-cuda" installs in ` + CUDACacheDir, CPU: `unset it to use the one "make setup" installs in ` + CacheDir} {
+		if _, _, err := (lookup{getenv: missing, wd: repo}).forDevice(d).find(); err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s, $%s missing: %v; want it to end %q", d, LibraryEnv, err, want)
+		}
+	}
 }
 
 // When $ONNXRUNTIME_LIB chose a library without CUDA, the fix is to unset it

@@ -84,17 +84,24 @@ type LibraryNotFoundError struct {
 	Places []string
 	// Tried lists every file path that was tried, in lookup order.
 	Tried []string
+	// CUDA: the lookup was for the CUDA device, whose build "make
+	// setup-cuda" installs.
+	CUDA bool
 }
 
 func (e *LibraryNotFoundError) Error() string {
+	setup, dir := "make setup", CacheDir
+	if e.CUDA {
+		setup, dir = "make setup-cuda", CUDACacheDir
+	}
 	if e.EnvProblem != "" {
 		return fmt.Sprintf("%s=%s: %s; set it to the path of a libonnxruntime shared library, "+
-			`or unset it to use the one "make setup" installs in %s`,
-			LibraryEnv, e.EnvValue, e.EnvProblem, CacheDir)
+			`or unset it to use the one "%s" installs in %s`,
+			LibraryEnv, e.EnvValue, e.EnvProblem, setup, dir)
 	}
 	return fmt.Sprintf("libonnxruntime not found (looked in %s); "+
-		`run "make setup" in the nasctl repository, copy its %s folder beside this executable (as on a device), or set %s to the library's path`,
-		strings.Join(e.Places, "; "), CacheDir, LibraryEnv)
+		`run "%s" in the nasctl repository, copy its %s folder beside this executable (as on a device), or set %s to the library's path`,
+		strings.Join(e.Places, "; "), setup, dir, LibraryEnv)
 }
 
 // FindLibrary returns the path of the ONNX Runtime shared library. It looks,
@@ -169,7 +176,7 @@ func systemLibraryDirs() []string {
 }
 
 func (l lookup) find() (string, LibrarySource, error) {
-	nf := &LibraryNotFoundError{}
+	nf := &LibraryNotFoundError{CUDA: len(l.caches) > 0 && l.caches[0] == FromCUDACache}
 
 	// 1. The environment variable, authoritative when set.
 	if v, ok := l.getenv(LibraryEnv); ok && v != "" {

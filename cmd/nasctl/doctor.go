@@ -144,6 +144,11 @@ func diagnose(opts doctorOptions) (*doctorReport, error) {
 		return nil, err
 	}
 	rep.GPUBuild = runtime.FindGPUBuild()
+	if rep.GPUBuild == "" && rep.CUDA.Provider != "" {
+		// None above the folder or the executable, but the library in use
+		// is one, given by $ONNXRUNTIME_LIB say: not "not installed".
+		rep.GPUBuild = rep.Library.Path
+	}
 	if rep.GPUs, err = runtime.GPUs(); err != nil {
 		rep.GPUError = err.Error()
 	}
@@ -185,9 +190,12 @@ func printDoctor(w io.Writer, rep *doctorReport) {
 		}
 	}
 	fmt.Fprintf(tw, "  GPUs\t%s\n", gpuLine(rep))
-	if rep.GPUBuild != "" {
+	switch {
+	case rep.GPUBuild != "" && rep.GPUBuild == rep.Library.Path:
+		fmt.Fprintf(tw, "  GPU build\tthe library in use (its CUDA provider is beside it; --device cuda uses it)\n")
+	case rep.GPUBuild != "":
 		fmt.Fprintf(tw, "  GPU build\t%s (make setup-cuda; --device cuda uses it)\n", rep.GPUBuild)
-	} else {
+	default:
 		fmt.Fprintf(tw, "  GPU build\tnot installed (make setup-cuda)\n")
 	}
 	ok := "yes"

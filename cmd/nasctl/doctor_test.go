@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -122,6 +123,21 @@ func TestDoctorGPUBuild(t *testing.T) {
 	}
 	if !slices.Equal(rep.Providers, []string{"CPUExecutionProvider"}) || rep.CPU.NCHWcBlock == 0 {
 		t.Errorf("providers %v, NCHWc block %d", rep.Providers, rep.CPU.NCHWcBlock)
+	}
+}
+
+// The GPU build given by $ONNXRUNTIME_LIB, run from a folder with no GPU
+// build above it: doctor says that the library in use is one, not that
+// none is installed.
+func TestDoctorGPUBuildInUse(t *testing.T) {
+	lib := gpuBuild(t)
+	cmd := exec.Command(os.Args[0], "doctor")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, runtime.LibraryEnv+"=") }),
+		asMainEnv+"=1", runtime.LibraryEnv+"="+lib)
+	out, _ := cmd.Output()
+	if !regexp.MustCompile(`\n  GPU build +the library in use \(its CUDA provider is beside it; --device cuda uses it\)\n`).Match(out) {
+		t.Errorf("doctor with the GPU build in $%s:\n%s", runtime.LibraryEnv, out)
 	}
 }
 

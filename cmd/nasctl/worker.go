@@ -83,8 +83,15 @@ func workerOptions(c *cli.Context) (workerOpts, error) {
 	if err != nil {
 		return workerOpts{}, usagef("--device: %v", err)
 	}
-	if c.Int("slots") < 1 || c.Int("threads") < 0 || c.Int("device-id") < 0 {
-		return workerOpts{}, usagef("--slots must be at least 1, --threads and --device-id at least 0")
+	switch {
+	case c.Int("slots") < 1:
+		return workerOpts{}, usagef("--slots must be at least 1, got %d", c.Int("slots"))
+	case c.Int("threads") < 0:
+		return workerOpts{}, usagef("--threads must be at least 0 (0: ONNX Runtime's default), got %d", c.Int("threads"))
+	case c.Int("device-id") < 0:
+		return workerOpts{}, usagef("--device-id must be at least 0, got %d", c.Int("device-id"))
+	case c.IsSet("device-id") && dev != runtime.CUDA:
+		return workerOpts{}, usagef("--device-id chooses a GPU: it goes with --device cuda")
 	}
 	cache := c.String("cache")
 	if cache == "" {
@@ -127,6 +134,10 @@ func runWorker(ctx context.Context, opts workerOpts, errOut io.Writer) error {
 	}
 	defer runtime.Close()
 	log := lineLogger(errOut, "")
+	// A worker on another build of ONNX Runtime may give other numbers:
+	// said, for the one who compares workers' results (docs/cluster.md).
+	lib, _ := runtime.LibraryPath()
+	log("ONNX Runtime %s (%s), device %s", runtime.Version(), lib, opts.Worker.Device)
 	opts.Client.Log = log
 	b, err := cluster.Connect(ctx, opts.Client)
 	if err != nil && ctx.Err() != nil { // stopped while waiting for the broker: a stop like any other

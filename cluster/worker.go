@@ -279,7 +279,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	<-beating
 	switch {
 	case ctx.Err() != nil:
-		w.log("%s: abandoned, handed back", d.what)
+		w.log("%s: abandoned; handing it back", d.what)
 		w.noteHandBack(ctx, d, key, handedBack)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 	case overtaken.Load():
@@ -501,7 +501,7 @@ func (w *Worker) untilStored(ctx context.Context, d *delivery, thing string, bea
 // when the worker is stopping, else failed.
 func (w *Worker) unstored(ctx context.Context, d *delivery, key string, err error, l lease) {
 	if ctx.Err() != nil {
-		w.log("%s: abandoned before its result was stored, handed back", d.what)
+		w.log("%s: abandoned before its result was stored (it is trained again); handing it back", d.what)
 		w.noteHandBack(ctx, d, key, handedBack)
 		w.handBack(ctx, d, jetstream.Msg.Nak)
 		return

@@ -71,6 +71,9 @@ type Dataset struct {
 	// as three equal channels (Channels 3). A model answers them as
 	// confidently as any, so commands that measure one say so.
 	Recoloured []int
+	// Copies pairs each image whose file has the same bytes as an earlier
+	// one's with that one: {earlier, copy}, indices in file order.
+	Copies [][2]int
 }
 
 // Len returns the number of images.

@@ -158,7 +158,7 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d.Width, d.Height, d.Channels, d.Pixels, d.Hash, d.Recoloured = im.Width, im.Height, im.Channels, im.Pixels, im.Hash, im.Recoloured
+	d.Width, d.Height, d.Channels, d.Pixels, d.Hash, d.Recoloured, d.Copies = im.Width, im.Height, im.Channels, im.Pixels, im.Hash, im.Recoloured, im.Copies
 	return d, rep, nil
 }
 
@@ -186,9 +186,15 @@ func packImages(dir string, files []string, kept []*sample, width, height, chann
 	size := m.ImageSize()
 	m.Pixels = make([]float32, len(kept)*size)
 	sums := sha256.New()
+	first := map[[sha256.Size]byte]int{}
 	for i, s := range kept {
 		if s.gray != (m.Channels == 1) {
 			m.Recoloured = append(m.Recoloured, i)
+		}
+		if j, ok := first[s.sum]; ok {
+			m.Copies = append(m.Copies, [2]int{j, i})
+		} else {
+			first[s.sum] = i
 		}
 		pack(m.Pixels[i*size:(i+1)*size], s.img, m.Channels)
 		fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(s.sum[:]), files[i])

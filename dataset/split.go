@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -200,6 +201,42 @@ func (d *Dataset) Gaps(s Split) []string {
 		}
 	}
 	return gaps
+}
+
+// CopyWarnings names the images whose file repeats another's (Copies)
+// where it matters: in another class, where one of the two is labelled
+// wrong, or in another set of split s, where a held-out image is one
+// trained on (its accuracy counts it as unseen). Copies within one class
+// and set only weigh that image twice, and are not named.
+func (d *Dataset) CopyWarnings(s Split) []string {
+	set := make([]string, d.Len())
+	for name, idx := range map[string][]int{"training": s.Train, "validation": s.Val, "test": s.Test} {
+		for _, i := range idx {
+			set[i] = name
+		}
+	}
+	var classes, sets [][2]int
+	for _, c := range d.Copies {
+		switch {
+		case d.Labels[c[0]] != d.Labels[c[1]]:
+			classes = append(classes, c)
+		case set[c[0]] != "" && set[c[1]] != "" && set[c[0]] != set[c[1]]:
+			sets = append(sets, c)
+		}
+	}
+	file := func(i int) string { return filepath.Join(d.Dir, filepath.FromSlash(d.Files[i])) }
+	var out []string
+	if len(classes) > 0 {
+		c := classes[0]
+		out = append(out, fmt.Sprintf("%d image(s) are copies of one in another class, byte for byte (first: %s, class %q, and %s, class %q): one of each pair is labelled wrong; remove it",
+			len(classes), file(c[0]), d.Classes[d.Labels[c[0]]], file(c[1]), d.Classes[d.Labels[c[1]]]))
+	}
+	if len(sets) > 0 {
+		c := sets[0]
+		out = append(out, fmt.Sprintf("%d image(s) are copies of one in another set of the split, byte for byte (first: %s, %s, and %s, %s): the held-out accuracy counts a copy of a trained image as unseen; remove the copies",
+			len(sets), file(c[0]), set[c[0]], file(c[1]), set[c[1]]))
+	}
+	return out
 }
 
 // WithStratifyAdvice returns gaps (Gaps of a split by the plan of that

@@ -1,7 +1,9 @@
 package dataset
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -298,4 +300,52 @@ func TestStratifiedSplitPinned(t *testing.T) {
 		t.Errorf("stratified split, seed %d: train %v, val %v, test %v; want train %v, val %v, test %v",
 			seed, got.Train, got.Val, got.Test, pinned.Train, pinned.Val, pinned.Test)
 	}
+}
+
+// Files with the same bytes are found as copies: one in another class is
+// named as a wrong label, one in another set of the split as a held-out
+// image that was trained on; copies within one class and set are not
+// named. The pairs are counted on files written here.
+func TestCopyWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 6 {
+		writeImage(t, dir, fmt.Sprintf("cats/%d.png", i), uniformGray(4, 4, uint8(10*i)))
+		writeImage(t, dir, fmt.Sprintf("dogs/%d.png", i), uniformGray(4, 4, uint8(100+10*i)))
+	}
+	writeImage(t, dir, "dogs/copy-of-cat-2.png", uniformGray(4, 4, 20)) // another class
+	writeImage(t, dir, "cats/copy-of-0.png", uniformGray(4, 4, 0))      // the same class
+	d, _, err := Load(dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Copies) != 2 {
+		t.Fatalf("copies %v, want 2 pairs", d.Copies)
+	}
+	idx := map[string]int{}
+	for i, f := range d.Files {
+		idx[f] = i
+	}
+	all := seqTo(d.Len())
+	// Everything in one set: only the other class is named.
+	got := d.CopyWarnings(Split{Train: all})
+	if len(got) != 1 || !strings.HasPrefix(got[0], "1 image(s) are copies of one in another class, byte for byte (first: "+filepath.Join(dir, "cats", "2.png")+`, class "cats", and `+
+		filepath.Join(dir, "dogs", "copy-of-cat-2.png")+`, class "dogs")`) {
+		t.Errorf("one set: %q", got)
+	}
+	// The same-class copy held out for testing, its original trained on.
+	test := []int{idx["cats/copy-of-0.png"]}
+	train := slices.DeleteFunc(slices.Clone(all), func(i int) bool { return i == test[0] })
+	got = d.CopyWarnings(Split{Train: train, Test: test})
+	if len(got) != 2 || !strings.Contains(got[1], "1 image(s) are copies of one in another set of the split, byte for byte (first: "+filepath.Join(dir, "cats", "0.png")+", training, and "+
+		filepath.Join(dir, "cats", "copy-of-0.png")+", test)") {
+		t.Errorf("split across sets: %q", got)
+	}
+}
+
+func seqTo(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }

@@ -19,14 +19,16 @@ type Images struct {
 	Pixels                  []float32
 	Files                   []string
 	Hash                    string
-	// Recoloured are the images read in the other colour, as in Dataset.
+	// Recoloured are the images read in the other colour, and Copies
+	// those whose file another repeats, as in Dataset.
 	Recoloured []int
+	Copies     [][2]int
 }
 
 // Images returns d's images without their labels.
 func (d *Dataset) Images() *Images {
 	return &Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash,
-		Recoloured: d.Recoloured}
+		Recoloured: d.Recoloured, Copies: d.Copies}
 }
 
 // Len returns the number of images.

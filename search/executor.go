@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
@@ -131,7 +132,8 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: append(dataset.WithStratifyAdvice(d.Gaps(split), cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
+		skipped: skipped, gaps: slices.Concat(dataset.WithStratifyAdvice(d.Gaps(split), cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction),
+			d.CopyWarnings(split))}, nil
 }
 
 // fractionGaps names the classes that the training split full has and the
@@ -151,7 +153,9 @@ func fractionGaps(d *dataset.Dataset, full, train []int, fraction float64) []str
 	return gaps
 }
 
-// Gaps names the classes the split leaves out of a set (dataset.Gaps).
+// Gaps names the classes the split leaves out of a set (dataset.Gaps), or
+// the trials' share of the training images, and the images that are copies
+// of one in another class or set (dataset.Dataset.CopyWarnings).
 func (e *LocalExecutor) Gaps() []string { return e.gaps }
 
 // Skipped returns the files left out under Config.SkipBad.

@@ -259,7 +259,8 @@ type datasetInfo struct {
 	Split    datasetInfoSplit   `json:"split"`
 	Skipped  []datasetInfoBad   `json:"skipped"`
 	Ignored  int                `json:"ignored"` // files without an image extension
-	// Warnings name the classes the split leaves out of a set.
+	// Warnings name the classes the split leaves out of a set, and copies
+	// of an image in another class or set (dataset.CopyWarnings).
 	Warnings []string `json:"warnings"`
 }
 
@@ -299,7 +300,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...),
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append(append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...), d.CopyWarnings(split)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,

@@ -776,13 +776,13 @@ func readModels(paths []string) ([]benchModel, error) {
 	return out, nil
 }
 
-// writeJSON writes v as indented JSON to path, atomically.
+// writeJSON writes v as indented JSON to path, atomically (writeOut).
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, append(b, '\n'))
+	return writeOut(path, append(b, '\n'))
 }
 
 // printQuantized prints float32 and int8 models side by side.

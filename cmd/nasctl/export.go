@@ -15,7 +15,6 @@ import (
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
-	"github.com/nasctl/nasctl/internal/atomicfile"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/quantize"
@@ -198,7 +197,7 @@ func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Write
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(opts.Out, q); err != nil {
+	if err := writeOut(opts.Out, q); err != nil {
 		return err
 	}
 	rep.Out = opts.Out
@@ -493,7 +492,7 @@ func runReexport(opts exportOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(opts.Out, nb); err != nil {
+	if err := writeOut(opts.Out, nb); err != nil {
 		return err
 	}
 	if opts.JSON {
@@ -539,7 +538,7 @@ func runPureGoExport(opts exportOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.Model, err)
 	}
-	if err := atomicfile.Write(opts.Out, pg); err != nil {
+	if err := writeOut(opts.Out, pg); err != nil {
 		return err
 	}
 	if opts.JSON {

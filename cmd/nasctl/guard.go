@@ -104,22 +104,38 @@ func checkFolderArg(given, dir string) error {
 
 // checkWritable returns a usage error when a file cannot be written at
 // path, found by creating and removing a scratch file beside it, so that a
-// long command fails before its work rather than after. It creates path's
-// folder when there is none.
+// long command fails before its work rather than after. A folder of path
+// that is not there yet is checked at the nearest one that is.
 func checkWritable(flag, path string) error {
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return usagef("--%s %s is a folder; give a file name", flag, path)
 	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) { // made, as a search makes runs/
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return usagef("--%s %s: cannot create the folder %s (%v); choose another path", flag, path, dir, unwrapPath(err))
+	// A folder that is not there yet is made when the file is written
+	// (writeOut); until then, the nearest one that is must take it.
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil && !fi.IsDir() {
+			return usagef("--%s %s: %s is a file, not a folder; choose another path", flag, path, dir)
 		}
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
 	}
 	if err := canWriteIn(dir); err != nil {
 		return usagef("--%s %s: cannot write in %s (%v); choose another path", flag, path, dir, err)
 	}
 	return nil
+}
+
+// writeOut writes data to path atomically, making its folder first when
+// there is none (checkWritable let it through), as a search makes runs/.
+func writeOut(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, data)
 }
 
 // checkPrefixFolder returns a usage error when files whose path starts
@@ -169,7 +185,7 @@ func unwrapPath(err error) error {
 // to the temporary folder instead and returns an error that says where, so
 // that finished work is not lost.
 func saveOrRescue(path string, data []byte) error {
-	err := atomicfile.Write(path, data)
+	err := writeOut(path, data)
 	if err == nil {
 		return nil
 	}

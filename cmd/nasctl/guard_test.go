@@ -58,11 +58,18 @@ func TestGuardsAsProcesses(t *testing.T) {
 		{[]string{"bench", "train-step", "--arch", huge, "--input", "16x16x1", "--max-memory", "2GiB"}, 1,
 			[]string{"refused: training at batch 128 needs at least 58 TiB", "the limit of 2.0 GiB"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", "/proc/nasctl-test/m.onnx"}, 2,
-			[]string{"--out /proc/nasctl-test/m.onnx: cannot create the folder /proc/nasctl-test", "choose another path"}},
+			[]string{"--out /proc/nasctl-test/m.onnx: cannot write in /proc", "choose another path"}},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", data, "--out", tmp}, 2,
 			[]string{"is a folder; give a file name"}},
+		// A folder to make is made when the file is written: a command
+		// refused before leaves none.
+		{[]string{"export", "m.onnx", "--pure-go", "--int8", "--out", filepath.Join(tmp, "new", "a", "q.onnx")}, 2,
+			[]string{"m.onnx: no such file"}},
 	} {
 		code, stdout, stderr := runBin(t, bin, tc.args...)
+		if _, err := os.Stat(filepath.Join(tmp, "new")); err == nil {
+			t.Errorf("%q made the folder of its --out, then was refused", tc.args)
+		}
 		if code != tc.code {
 			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, tc.code, stdout, stderr)
 		}

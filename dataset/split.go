@@ -203,11 +203,12 @@ func (d *Dataset) Gaps(s Split) []string {
 	return gaps
 }
 
-// CopyWarnings names the images whose file repeats another's (Copies)
-// where it matters: in another class, where one of the two is labelled
-// wrong, or in another set of split s, where a held-out image is one
-// trained on (its accuracy counts it as unseen). Copies within one class
-// and set only weigh that image twice, and are not named.
+// CopyWarnings names the files whose bytes repeat (Copies) where it
+// matters: in two classes, where all but one are labelled wrong, or in two
+// sets of split s, where a held-out image is measured as unseen though a
+// copy of it is trained on, or measured twice. Each group of identical files
+// is counted once; copies within one class and set only weigh that image
+// more, and are not named.
 func (d *Dataset) CopyWarnings(s Split) []string {
 	set := make([]string, d.Len())
 	for name, idx := range map[string][]int{"training": s.Train, "validation": s.Val, "test": s.Test} {
@@ -215,28 +216,52 @@ func (d *Dataset) CopyWarnings(s Split) []string {
 			set[i] = name
 		}
 	}
-	var classes, sets [][2]int
+	groups := map[int][]int{} // first file -> the group, first included
+	var firsts []int
 	for _, c := range d.Copies {
-		switch {
-		case d.Labels[c[0]] != d.Labels[c[1]]:
-			classes = append(classes, c)
-		case set[c[0]] != "" && set[c[1]] != "" && set[c[0]] != set[c[1]]:
-			sets = append(sets, c)
+		if groups[c[0]] == nil {
+			groups[c[0]] = []int{c[0]}
+			firsts = append(firsts, c[0])
+		}
+		groups[c[0]] = append(groups[c[0]], c[1])
+	}
+	slices.Sort(firsts) // the groups in the order of their first file
+	var classes, sets int
+	var classPair, setPair [2]int
+	for _, f := range firsts {
+		g := groups[f]
+		if i := slices.IndexFunc(g, func(i int) bool { return d.Labels[i] != d.Labels[g[0]] }); i > 0 {
+			if classes++; classes == 1 {
+				classPair = [2]int{g[0], g[i]}
+			}
+		}
+		// Two members in different sets, a training one first if any.
+		in := slices.DeleteFunc(slices.Clone(g), func(i int) bool { return set[i] == "" })
+		slices.SortStableFunc(in, func(a, b int) int { return cmp.Compare(rankSet(set[a]), rankSet(set[b])) })
+		if i := slices.IndexFunc(in, func(i int) bool { return set[i] != set[in[0]] }); i > 0 {
+			if sets++; sets == 1 {
+				setPair = [2]int{in[0], in[i]}
+			}
 		}
 	}
 	file := func(i int) string { return filepath.Join(d.Dir, filepath.FromSlash(d.Files[i])) }
 	var out []string
-	if len(classes) > 0 {
-		c := classes[0]
-		out = append(out, fmt.Sprintf("%d image(s) are copies of one in another class, byte for byte (first: %s, class %q, and %s, class %q): one of each pair is labelled wrong; remove it",
-			len(classes), file(c[0]), d.Classes[d.Labels[c[0]]], file(c[1]), d.Classes[d.Labels[c[1]]]))
+	if classes > 0 {
+		a, b := classPair[0], classPair[1]
+		out = append(out, fmt.Sprintf("%d group(s) of byte-for-byte copies span two classes (first: %s, class %q, and %s, class %q): all but one of each group are labelled wrong; remove them",
+			classes, file(a), d.Classes[d.Labels[a]], file(b), d.Classes[d.Labels[b]]))
 	}
-	if len(sets) > 0 {
-		c := sets[0]
-		out = append(out, fmt.Sprintf("%d image(s) are copies of one in another set of the split, byte for byte (first: %s, %s, and %s, %s): the held-out accuracy counts a copy of a trained image as unseen; remove the copies",
-			len(sets), file(c[0]), set[c[0]], file(c[1]), set[c[1]]))
+	if sets > 0 {
+		a, b := setPair[0], setPair[1]
+		out = append(out, fmt.Sprintf("%d group(s) of byte-for-byte copies span two sets of the split (first: %s, %s, and %s, %s): a held-out copy of a training image is not unseen, and one in validation and test is measured twice; remove the copies",
+			sets, file(a), set[a], file(b), set[b]))
 	}
 	return out
+}
+
+// rankSet orders the sets training, validation, test.
+func rankSet(name string) int {
+	return map[string]int{"training": 0, "validation": 1, "test": 2}[name]
 }
 
 // WithStratifyAdvice returns gaps (Gaps of a split by the plan of that

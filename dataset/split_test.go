@@ -302,10 +302,11 @@ func TestStratifiedSplitPinned(t *testing.T) {
 	}
 }
 
-// Files with the same bytes are found as copies: one in another class is
-// named as a wrong label, one in another set of the split as a held-out
-// image that was trained on; copies within one class and set are not
-// named. The pairs are counted on files written here.
+// Files with the same bytes are found as copies, a group counted once: one
+// in another class is named as a wrong label, one in another set of the
+// split as a held-out image that is not unseen, even when the group's first
+// file is in no set; copies within one class and set are not named. The
+// groups are counted on files written here.
 func TestCopyWarnings(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 6 {
@@ -314,12 +315,14 @@ func TestCopyWarnings(t *testing.T) {
 	}
 	writeImage(t, dir, "dogs/copy-of-cat-2.png", uniformGray(4, 4, 20)) // another class
 	writeImage(t, dir, "cats/copy-of-0.png", uniformGray(4, 4, 0))      // the same class
+	writeImage(t, dir, "cats/copy-a-of-4.png", uniformGray(4, 4, 40))   // a group of three
+	writeImage(t, dir, "cats/copy-b-of-4.png", uniformGray(4, 4, 40))
 	d, _, err := Load(dir, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Copies) != 2 {
-		t.Fatalf("copies %v, want 2 pairs", d.Copies)
+	if len(d.Copies) != 4 {
+		t.Fatalf("copies %v, want 4 pairs", d.Copies)
 	}
 	idx := map[string]int{}
 	for i, f := range d.Files {
@@ -328,15 +331,19 @@ func TestCopyWarnings(t *testing.T) {
 	all := seqTo(d.Len())
 	// Everything in one set: only the other class is named.
 	got := d.CopyWarnings(Split{Train: all})
-	if len(got) != 1 || !strings.HasPrefix(got[0], "1 image(s) are copies of one in another class, byte for byte (first: "+filepath.Join(dir, "cats", "2.png")+`, class "cats", and `+
+	if len(got) != 1 || !strings.HasPrefix(got[0], "1 group(s) of byte-for-byte copies span two classes (first: "+filepath.Join(dir, "cats", "2.png")+`, class "cats", and `+
 		filepath.Join(dir, "dogs", "copy-of-cat-2.png")+`, class "dogs")`) {
 		t.Errorf("one set: %q", got)
 	}
-	// The same-class copy held out for testing, its original trained on.
-	test := []int{idx["cats/copy-of-0.png"]}
-	train := slices.DeleteFunc(slices.Clone(all), func(i int) bool { return i == test[0] })
+	// A copy held out for testing, its original trained on; and a group
+	// whose first file is in no set, one copy trained on, one tested.
+	out := func(names ...string) func(int) bool {
+		return func(i int) bool { return slices.Contains(names, d.Files[i]) }
+	}
+	test := []int{idx["cats/copy-of-0.png"], idx["cats/copy-b-of-4.png"]}
+	train := slices.DeleteFunc(slices.Clone(all), out("cats/copy-of-0.png", "cats/copy-b-of-4.png", "cats/4.png"))
 	got = d.CopyWarnings(Split{Train: train, Test: test})
-	if len(got) != 2 || !strings.Contains(got[1], "1 image(s) are copies of one in another set of the split, byte for byte (first: "+filepath.Join(dir, "cats", "0.png")+", training, and "+
+	if len(got) != 2 || !strings.HasPrefix(got[1], "2 group(s) of byte-for-byte copies span two sets of the split (first: "+filepath.Join(dir, "cats", "0.png")+", training, and "+
 		filepath.Join(dir, "cats", "copy-of-0.png")+", test)") {
 		t.Errorf("split across sets: %q", got)
 	}

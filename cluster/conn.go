@@ -301,7 +301,7 @@ func checkHostPort(s string) error {
 	}
 	u, err := url.Parse(full)
 	if err != nil {
-		return err
+		return errors.Unwrap(err) // not the *url.Error, which quotes the whole address
 	}
 	if u.Host == "" {
 		return errors.New("no host")
@@ -355,7 +355,15 @@ func hasUserInfo(raw string) bool {
 // redact leaves a token or password given in a URL out of messages.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		// Cut as text: an address that does not parse may still hold them.
+		scheme, rest, ok := strings.Cut(raw, "://")
+		if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
+			return scheme + "://REDACTED" + rest[at:]
+		}
+		return raw
+	}
+	if u.User == nil {
 		return raw
 	}
 	u.User = url.User("REDACTED")

@@ -216,9 +216,12 @@ func TestBrokerURLScheme(t *testing.T) {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
-	// A host and port that cannot be read are refused before dialling.
-	for u, why := range map[string]string{"nats://" + host + ":99": "too many colons", "nats://h:99999": `port "99999" is not a number from 1 to 65535`} {
-		if err := CheckURL(u); err == nil || !strings.Contains(err.Error(), why) || !strings.HasSuffix(err.Error(), "write nats://HOST:PORT, e.g. nats://gpu-box:4222") {
+	// A host and port that cannot be read are refused before dialling,
+	// credentials not shown.
+	for u, why := range map[string]string{"nats://" + host + ":99": "too many colons", "nats://h:99999": `port "99999" is not a number from 1 to 65535`,
+		"nats://user:secret@h:abc": `broker nats://REDACTED@h:abc: invalid port ":abc" after host`} {
+		if err := CheckURL(u); err == nil || !strings.Contains(err.Error(), why) || !strings.HasSuffix(err.Error(), "write nats://HOST:PORT, e.g. nats://gpu-box:4222") ||
+			strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: %v", u, err)
 		}
 	}

@@ -224,7 +224,7 @@ func TestOutOfRangeFlags(t *testing.T) {
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--lr", "0"}, "--lr must be positive, got 0"},
 		{[]string{"train", "--arch", "C(4,3,1) - SM()", "--data", ".", "--input", "32"}, `input shape "32": want HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS, e.g. 32x32 or 64x64x1`},
 		{[]string{"worker", "--broker", "nats://127.0.0.1:1", "--slots", "0"}, "--slots must be at least 1, got 0"},
-		{[]string{"worker", "--broker", "nats://127.0.0.1:1", "--threads", "-2"}, "--threads must be at least 0 (0: ONNX Runtime's default), got -2"},
+		{[]string{"worker", "--broker", "nats://127.0.0.1:1", "--threads", "-2"}, "--threads must be at least 0 (0: the search's setting), got -2"},
 		{[]string{"worker", "--broker", "nats://127.0.0.1:1", "--device", "cuda", "--device-id", "-1"}, "--device-id must be at least 0, got -1"},
 		{[]string{"worker", "--broker", "nats://127.0.0.1:1", "--device-id", "1"}, "--device-id chooses a GPU: it goes with --device cuda"},
 		{[]string{"benchmark", "agents", "--space", "mock", "--blocks", "11"}, "--blocks must be 1 to 10, got 11"},

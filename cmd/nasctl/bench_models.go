@@ -658,7 +658,7 @@ func printBench(out io.Writer, rs []*bench.Result) {
 		if rs[0].Threads > 0 {
 			threads = fmt.Sprintf("%d thread(s)", rs[0].Threads)
 		}
-		source := cmp.Or(rs[0].AccuracySource, "not measured (give --data)")
+		source := accuracyLegend(rs)
 		fmt.Fprintf(out, "\nlatency: batch 1, %d runs after a warm-up, in %d rounds of every model in turn, %s on %s; accuracy: %s; * Pareto front of (parameters, p50 latency) against accuracy\n",
 			rs[0].LatencyMs.Runs, min(bench.LatencyRounds, rs[0].LatencyMs.Runs), threads, rs[0].Device, source)
 	}
@@ -774,6 +774,29 @@ func readModels(paths []string) ([]benchModel, error) {
 		out = append(out, benchModel{b: b, info: info, settings: s})
 	}
 	return out, nil
+}
+
+// accuracyLegend says where the table's accuracies come from: the source of
+// every model when they share one, else each source with its models, and
+// the models without one (give --data to measure them).
+func accuracyLegend(rs []*bench.Result) string {
+	var order []string
+	models := map[string][]string{}
+	for _, r := range rs {
+		src := cmp.Or(r.AccuracySource, "not measured (give --data)")
+		if models[src] == nil {
+			order = append(order, src)
+		}
+		models[src] = append(models[src], filepath.Base(r.Model))
+	}
+	if len(order) == 1 {
+		return order[0]
+	}
+	parts := make([]string, len(order))
+	for i, src := range order {
+		parts[i] = fmt.Sprintf("%s for %s", src, strings.Join(models[src], ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // writeJSON writes v as indented JSON to path, atomically (writeOut).

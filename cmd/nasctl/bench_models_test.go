@@ -765,3 +765,25 @@ func TestRunLatencyLimitTable(t *testing.T) {
 		t.Errorf("note %q\nwant %q", out.String(), want)
 	}
 }
+
+// The legend names the accuracies' source once when every model shares
+// it, else each source with its models.
+func TestAccuracyLegend(t *testing.T) {
+	meta := "metadata: test accuracy"
+	for _, tc := range []struct {
+		sources []string
+		want    string
+	}{
+		{[]string{meta, meta}, meta},
+		{[]string{"", ""}, "not measured (give --data)"},
+		{[]string{"", meta, ""}, "not measured (give --data) for m0.onnx, m2.onnx; " + meta + " for m1.onnx"},
+	} {
+		var rs []*bench.Result
+		for i, s := range tc.sources {
+			rs = append(rs, &bench.Result{Model: filepath.Join("runs", fmt.Sprintf("m%d.onnx", i)), AccuracySource: s})
+		}
+		if got := accuracyLegend(rs); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.sources, got, tc.want)
+		}
+	}
+}

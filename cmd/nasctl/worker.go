@@ -87,7 +87,7 @@ func workerOptions(c *cli.Context) (workerOpts, error) {
 	case c.Int("slots") < 1:
 		return workerOpts{}, usagef("--slots must be at least 1, got %d", c.Int("slots"))
 	case c.Int("threads") < 0:
-		return workerOpts{}, usagef("--threads must be at least 0 (0: ONNX Runtime's default), got %d", c.Int("threads"))
+		return workerOpts{}, usagef("--threads must be at least 0 (0: the search's setting), got %d", c.Int("threads"))
 	case c.Int("device-id") < 0:
 		return workerOpts{}, usagef("--device-id must be at least 0, got %d", c.Int("device-id"))
 	case c.IsSet("device-id") && dev != runtime.CUDA:

@@ -379,6 +379,13 @@ func TestStoppedExtensionNamesEarlierBest(t *testing.T) {
 	if _, err := os.Stat(best); err != nil {
 		t.Error(err)
 	}
+	// Extended again before a final phase: the plan of 400 had no best,
+	// and the one of 2 is still named.
+	said, err = interruptAt(t, exec.Command(bin, "search", "metaqnn", "--resume", run, "--trials", "800", "--threads", "1"), "[8/800]")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 ||
+		!strings.Contains(said, "Until a final phase writes a new best, the best model of the run's earlier plan is "+best+"\n") {
+		t.Fatalf("second extension: exit %v:\n%s", err, said)
+	}
 }
 
 // A second Ctrl-C (the context cancelled) abandons the trials in flight,

@@ -701,22 +701,30 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 	return res
 }
 
-// earlierBest is the best model of the run's latest earlier plan, set aside
-// by a resume with more trials, when the run has no best of its own yet:
+// earlierBest is the best model of the run's latest earlier plan that had
+// one, set aside by a resume with more trials, when the run has none yet:
 // the path a user deploys from is gone until the new final phase writes it.
 func earlierBest(dir string) string {
 	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err == nil {
 		return ""
 	}
 	earlier, err := rundir.Earlier(dir)
-	if err != nil || len(earlier) == 0 {
+	if err != nil {
 		return ""
 	}
-	best := filepath.Join(dir, earlier[len(earlier)-1], rundir.BestName)
-	if _, err := os.Stat(best); err != nil {
-		return ""
+	// The latest plan that had one: an extension stopped before its final
+	// phase, extended again, left a plan without a best.
+	for _, e := range slices.Backward(earlier) {
+		if best := filepath.Join(dir, e, rundir.BestName); fileExists(best) {
+			return best
+		}
 	}
-	return best
+	return ""
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // unservedEvery is how often a stopping search looks again whether a

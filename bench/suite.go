@@ -33,9 +33,9 @@ type TestData struct {
 	// of Dir's images: the caller can say when a model is measured on data
 	// it was not trained on.
 	Trained func(model, trainedHash, dataHash string)
-	// Loaded, when set, is called once per input shape read, with the
-	// first model of that shape and the data hash it records, the images
-	// as read (the whole folder) and the test split's indices, which are
+	// Loaded, when set, is called for each model measured, with the data
+	// hash it records, the images as read at its input (the whole folder,
+	// read once per input shape) and the test split's indices, which are
 	// measured: the caller can say what reading changed of them.
 	Loaded func(model, trainedHash string, in genotype.Input, d *dataset.Dataset, test []int)
 }
@@ -206,6 +206,7 @@ type testImages struct {
 	runtime.Examples
 	classes []string
 	hash    string // dataset.Dataset.Hash
+	d       *dataset.Dataset
 }
 
 // testSplit returns the test images of data at the input of the model at
@@ -219,11 +220,11 @@ func testSplit(data *TestData, path string, info *onnxgen.ModelInfo, loaded map[
 		if err != nil {
 			return runtime.Examples{}, err
 		}
-		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes, d.Hash}
+		test = testImages{runtime.Examples{Pixels: d.Pixels, Labels: d.Labels, Indices: split.Test}, d.Classes, d.Hash, d}
 		loaded[in] = test
-		if data.Loaded != nil {
-			data.Loaded(path, info.Meta[onnxgen.MetaDatasetHash], in, d, split.Test)
-		}
+	}
+	if data.Loaded != nil {
+		data.Loaded(path, info.Meta[onnxgen.MetaDatasetHash], info.Input, test.d, test.Indices)
 	}
 	labels, err := dataset.ModelLabels(data.Dir, test.classes, test.Labels, path, info.Classes, "bench on data with the model's classes (--data)")
 	if err != nil {

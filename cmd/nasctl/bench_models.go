@@ -562,9 +562,15 @@ func benchData(opts benchModelsOptions, errOut io.Writer) (*bench.TestData, erro
 	e := &evaluator{opts: evalOptions{Models: opts.Models, Data: data.Dir, Split: "test"}, errOut: errOut, warned: map[string]bool{},
 		otherDataHint: fmt.Sprintf(`"nasctl eval MODEL --data %s --split all"`, data.Dir)}
 	data.Trained = e.warnOtherData
+	noted := map[genotype.Input]bool{}
 	data.Loaded = func(model, trained string, in genotype.Input, d *dataset.Dataset, test []int) {
-		// A model trained on these very images saw them read so.
-		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels, test); n != "" && trained != d.Hash {
+		// Once per input, for the first model not trained on these very
+		// images (one that was saw them read so).
+		if trained == d.Hash || noted[in] {
+			return
+		}
+		if n := colourNote(d.Dir, d.Files, d.Recoloured, d.Channels, test); n != "" {
+			noted[in] = true
 			fmt.Fprintf(errOut, "note: %s on the test images of %s: %s: %s\n", model, data.Dir, n, answersAlike)
 		}
 	}

@@ -109,6 +109,12 @@ func TestColourNoteLeftOutForItsOwnData(t *testing.T) {
 	if code, _, errOut := runCLI(t, "eval", grayModel, "--data", rgbData); code != 0 || !strings.Contains(errOut, "read as gray") {
 		t.Errorf("eval of a model trained elsewhere: exit %d, want the colour note:\n%s", code, errOut)
 	}
+	// bench of both, the model of these images first: the other, of the
+	// same input, still gets the note.
+	code, _, errOut := runCLI(t, "bench", own, grayModel, "--data", rgbData, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
+	if code != 0 || strings.Count(errOut, "read as gray") != 1 || !strings.Contains(errOut, "note: "+grayModel+" on the test images of ") {
+		t.Errorf("bench of both: exit %d, want the note once, for %s:\n%s", code, grayModel, errOut)
+	}
 }
 
 // bench with --data says so too, once per model input, before it times

@@ -346,7 +346,7 @@ func bestEpochText(res *runtime.Result) string {
 // with the epochs it had planned: "epoch 5 of 5" read as a finished one.
 func stoppedEpochText(res *runtime.Result, planned int) string {
 	if res.Restarts > 0 {
-		return bestEpochText(res)
+		return fmt.Sprintf("%s, of at most %d per attempt", bestEpochText(res), planned)
 	}
 	return fmt.Sprintf("epoch %d; %d of %d epochs finished", res.BestEpoch, len(res.Epochs), planned)
 }

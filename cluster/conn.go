@@ -220,8 +220,8 @@ func connectError(o ClientOptions, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
 		// The connection was made, and what answered closed it or said
 		// nothing a NATS broker says first: another service on that port.
-		return fmt.Errorf("broker %s: something answers at %s, but not as a NATS broker (%w): check the port (nasctl server listens on 4222 unless --listen says otherwise)",
-			u, withPort(u), err)
+		return fmt.Errorf("broker %s: something answers at %s, but not as a NATS broker (%w): check the port (nasctl server listens on 4222 unless --listen says otherwise), "+
+			"or, behind a proxy or port forward, that the broker behind it is running", u, withPort(u), err)
 	}
 	return fmt.Errorf("broker %s: %w", u, err)
 }

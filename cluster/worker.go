@@ -333,8 +333,8 @@ const (
 )
 
 // noteHandBack leaves the note a failure leaves (see fail), saying why
-// this worker handed the job back (why ends with handedBack or
-// handedBackVersion): should that use up the job's deliveries, the
+// this worker handed the job back (why ends with handedBack,
+// handedBackVersion or handedBackDisk): should that use up the job's deliveries, the
 // driver's record says why. Best effort, a few seconds at most: the
 // worker is stopping.
 func (w *Worker) noteHandBack(ctx context.Context, d *delivery, key, why string) {

@@ -52,7 +52,8 @@ type Options struct {
 	Rotate bool
 	// Force lets Generate replace a dataset already in the output folder: its
 	// LEAF_/NO_ images are deleted first. False makes Generate refuse with
-	// ErrDatasetExists. Other files in the folder are left alone either way.
+	// ErrDatasetExists. A folder that holds other images, or folders (class
+	// folders, say), is refused either way; other files are left alone.
 	Force bool
 	// Workers is the number of images rendered at once. Zero means
 	// runtime.GOMAXPROCS(0). The output does not depend on it.
@@ -294,8 +295,9 @@ func removeIncomplete(dir string, written []string, count int, err error) error 
 }
 
 // prepareDir creates dir, or checks that it holds no dataset (force false) or
-// deletes the dataset it holds (force true). Left-over temporary files of an
-// interrupted run are deleted in both cases.
+// deletes the dataset it holds (force true), and in both cases no other
+// images or folders. Left-over temporary files of an interrupted run are
+// deleted in both cases.
 func prepareDir(dir string, force bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -317,7 +319,7 @@ func prepareDir(dir string, force bool) error {
 				old = append(old, name)
 			}
 		case strings.HasPrefix(name, "."):
-		case e.IsDir():
+		case isDirOrLink(dir, e):
 			others = append(others, name+"/")
 		case isImage(name):
 			others = append(others, name)
@@ -504,4 +506,17 @@ func listSome(names []string, n int) string {
 		return strings.Join(names, ", ")
 	}
 	return strings.Join(names[:n], ", ") + ", ..."
+}
+
+// isDirOrLink reports whether e, in dir, is a folder or a link to one (a
+// linked class folder counts as one).
+func isDirOrLink(dir string, e os.DirEntry) bool {
+	if e.IsDir() {
+		return true
+	}
+	if e.Type()&os.ModeSymlink == 0 {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(dir, e.Name()))
+	return err == nil && fi.IsDir()
 }

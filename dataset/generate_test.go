@@ -272,14 +272,18 @@ func TestGenerateRefusesOtherImages(t *testing.T) {
 	for _, tc := range []struct{ name, entry, want string }{
 		{"a class folder", "circle_01.PNG", "circle_01.PNG"},
 		{"a dataset of class folders", "circle/", "circle/"},
+		{"a linked class folder", "circle@", "circle/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			p := filepath.Join(dir, strings.TrimSuffix(tc.entry, "/"))
+			p := filepath.Join(dir, strings.TrimRight(tc.entry, "/@"))
 			var err error
-			if strings.HasSuffix(tc.entry, "/") {
+			switch {
+			case strings.HasSuffix(tc.entry, "/"):
 				err = os.Mkdir(p, 0o755)
-			} else {
+			case strings.HasSuffix(tc.entry, "@"):
+				err = os.Symlink(t.TempDir(), p)
+			default:
 				err = os.WriteFile(p, []byte("pixels"), 0o644)
 			}
 			if err != nil {

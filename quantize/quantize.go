@@ -150,7 +150,7 @@ func Model(model []byte, run Runner, opts Options) ([]byte, error) {
 		return nil, fmt.Errorf("quantize: not an ONNX model: %w", err)
 	}
 	if m.GetGraph() == nil {
-		return nil, fmt.Errorf("quantize: ONNX model without a graph")
+		return nil, fmt.Errorf("quantize: not an ONNX model: it holds no graph")
 	}
 	for _, o := range m.GetOpsetImport() {
 		if (o.GetDomain() == "" || o.GetDomain() == "ai.onnx") && o.GetVersion() < 13 {

@@ -70,7 +70,8 @@ type doctorReport struct {
 	// CUDAProblem says why CUDA cannot run with this library here ("" when
 	// nothing was found).
 	CUDAProblem string `json:"cuda_problem,omitempty"`
-	// GPUBuild is the GPU build "make setup-cuda" installed, "" when none.
+	// GPUBuild is the GPU build "make setup-cuda" installed, or the library
+	// in use when it is one (given by $ONNXRUNTIME_LIB); "" when none.
 	GPUBuild string        `json:"gpu_build,omitempty"`
 	GPUs     []runtime.GPU `json:"gpus"`
 	GPUError string        `json:"gpu_error,omitempty"`

@@ -447,7 +447,7 @@ func checkEvalErrors(t *testing.T, run func(...string) (int, string, string), da
 		}
 	}
 	code, out, _ = run("eval", model, "--data", data, "--errors")
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("\n%d images predicted wrong\nfile", len(ev.Errors))) || !strings.Contains(out, ev.Errors[0].File+"  ") {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("\n%s predicted wrong\nfile", plural(len(ev.Errors), "image"))) || !strings.Contains(out, ev.Errors[0].File+"  ") {
 		t.Errorf("eval --errors: exit %d\n%s", code, out)
 	}
 	if code, _, errOut := run("eval", model, model, "--data", data, "--errors"); code != 2 || !strings.Contains(errOut, "--errors lists the mistakes of one model") {

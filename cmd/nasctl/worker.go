@@ -36,7 +36,8 @@ once (exit 128 + the first signal's number: 130 after Ctrl-C alone, 143 after a
 first SIGTERM; a trial whose last delivery
 was handed back is queued again, not failed). A worker that takes a trial
 in another job format (sent by another nasctl version) hands it back and
-stops (exit 1): run the same version on every machine.
+stops (exit 1): run the same version on every machine. So does one whose disk
+fails a write (full, out of quota, read-only): free space, then start it again.
 
 Training is deterministic for a given thread count: keep --threads at 0 to use
 the search's, so that the trials match those of a local run.

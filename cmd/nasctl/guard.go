@@ -133,7 +133,7 @@ func checkWritable(flag, path string) error {
 // there is none (checkWritable let it through), as a search makes runs/.
 func writeOut(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, unwrapPath(err)) // as atomicfile.Write says it
 	}
 	return atomicfile.Write(path, data)
 }

@@ -145,7 +145,10 @@ func TestSaveOrRescue(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	model := []byte("finished work")
-	gone := filepath.Join(tmp, "gone", "m.onnx") // its folder does not exist
+	if err := os.WriteFile(filepath.Join(tmp, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(tmp, "file", "m.onnx") // its folder cannot be made: a file is there
 	err := saveOrRescue(gone, model)
 	if err == nil || !strings.Contains(err.Error(), "writing "+gone) || !strings.Contains(err.Error(), "the model is saved in "+tmp) {
 		t.Fatalf("err = %v", err)
@@ -157,7 +160,7 @@ func TestSaveOrRescue(t *testing.T) {
 	if b, _ := os.ReadFile(rescued[0]); !bytes.Equal(b, model) || !strings.Contains(err.Error(), rescued[0]) {
 		t.Errorf("%s holds %q; error %v", rescued[0], b, err)
 	}
-	ok := filepath.Join(tmp, "ok.onnx")
+	ok := filepath.Join(tmp, "new", "ok.onnx") // its folder is made
 	if err := saveOrRescue(ok, model); err != nil {
 		t.Fatal(err)
 	}

@@ -426,29 +426,7 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
-		done := english.Plural(s.Done(), "trial", "")
-		planned := s.Config().FinalsPlanned(s.Trials())
-		// Once the last trial is in, the final phase counts, none retrained
-		// too (a second Ctrl-C abandons the retrainings in flight).
-		if finals, err := rundir.ReadFinalRecords(dir); err == nil && planned > 0 && (len(finals) > 0 || s.Done() >= s.Config().Trials) {
-			if rep, err := search.ReadReport(dir); err == nil && rep.TimingsPending {
-				done += fmt.Sprintf(" and %d of %d final models, not yet timed (no best is picked until they are)", len(finals), planned)
-			} else {
-				done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), planned)
-			}
-		}
-		saved := "every finished trial is saved"
-		if errors.Is(err, context.Canceled) && (opts.Broker.URL == "" || opts.Broker.embedded()) { // a second Ctrl-C: said, so that it leaves no doubt
-			saved += "; what was in flight was abandoned, and the resume trains it again"
-		}
-		fmt.Fprintf(errOut, "stopped after %s; %s. Resume with:\n  %s\n", done, saved, opts.Broker.resumeCommand(kind, dir))
-		if best := earlierBest(dir); best != "" {
-			fmt.Fprintf(errOut, "Until a final phase writes a new best, the best model of the run's earlier plan is %s\n", best)
-		}
-		if errors.Is(err, context.Canceled) && opts.Broker.URL != "" && !opts.Broker.embedded() {
-			fmt.Fprintf(errOut, "The trials in flight stay queued on the broker for the resume, and workers train them meanwhile; if no resume is coming, remove them:\n  %s\n",
-				opts.Broker.dropCommand(s.Config().Name))
-		}
+		sayStopped(s, opts, err, errOut)
 		return err
 	case errors.Is(err, search.ErrNothingEvaluated), errors.Is(err, search.ErrNoneWithinLimit): // finished and reported, but not a success
 	case errors.As(err, new(*rundir.LineError)):
@@ -468,6 +446,35 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		fmt.Fprintf(out, "%s\nRun directory: %s\n", b, dir)
 	}
 	return err
+}
+
+// sayStopped tells how far a stopped run s got (err: ErrStopped, or
+// context.Canceled after a second Ctrl-C) and how to resume it.
+func sayStopped(s *search.Search, opts searchOptions, err error, errOut io.Writer) {
+	kind, dir := s.Config().Kind, s.Dir()
+	done := english.Plural(s.Done(), "trial", "")
+	planned := s.Config().FinalsPlanned(s.Trials())
+	// Once the last trial is in, the final phase counts, none retrained
+	// too (a second Ctrl-C abandons the retrainings in flight).
+	if finals, err := rundir.ReadFinalRecords(dir); err == nil && planned > 0 && (len(finals) > 0 || s.Done() >= s.Config().Trials) {
+		if rep, err := search.ReadReport(dir); err == nil && rep.TimingsPending {
+			done += fmt.Sprintf(" and %d of %d final models, not yet timed (no best is picked until they are)", len(finals), planned)
+		} else {
+			done += fmt.Sprintf(" and %d of %d final models (no best is picked until all are)", len(finals), planned)
+		}
+	}
+	saved := "every finished trial is saved"
+	if errors.Is(err, context.Canceled) && (opts.Broker.URL == "" || opts.Broker.embedded()) { // a second Ctrl-C: said, so that it leaves no doubt
+		saved += "; what was in flight was abandoned, and the resume trains it again"
+	}
+	fmt.Fprintf(errOut, "stopped after %s; %s. Resume with:\n  %s\n", done, saved, opts.Broker.resumeCommand(kind, dir))
+	if best := earlierBest(dir); best != "" {
+		fmt.Fprintf(errOut, "Until a final phase writes a new best, the best model of the run's earlier plan is %s\n", best)
+	}
+	if errors.Is(err, context.Canceled) && opts.Broker.URL != "" && !opts.Broker.embedded() {
+		fmt.Fprintf(errOut, "The trials in flight stay queued on the broker for the resume, and workers train them meanwhile; if no resume is coming, remove them:\n  %s\n",
+			opts.Broker.dropCommand(s.Config().Name))
+	}
 }
 
 // afterFailure says what to do after a run named name failed: resume it;

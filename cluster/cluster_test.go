@@ -122,13 +122,16 @@ func TestEvaluateOnWorker(t *testing.T) {
 	said := &logLines{}
 	e.Say = said.log
 	ctx := context.Background()
-	for range 2 {
+	for i := range 2 {
 		out, err := e.Evaluate(ctx, testJob(t, 7))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if out.Worker != "w1" {
 			t.Errorf("the outcome names worker %q, want w1", out.Worker)
+		}
+		if out.Stored != (i == 1) { // the second answer was the broker's stored one
+			t.Errorf("evaluation %d: stored %v", i+1, out.Stored)
 		}
 		r := out.Training
 		if r.ValAccuracy != 0.507 || len(r.Epochs) != 1 || r.Epochs[0].Seconds != 0.125 || !slices.Equal(r.Weights[1], []float32{7}) {

@@ -175,7 +175,11 @@ func (e *Executor) Evaluate(ctx context.Context, j search.Job) (*search.Outcome,
 			// too (the key is the job's), with the earlier training's time.
 			e.say("trial %d: taken from the result the broker stored at %s (from an earlier session of this run, or of a run with the same name and settings), not trained again",
 				j.Trial, prior.Created().Format(time.DateTime))
-			return e.b.outcome(ctx, j.Trial, prior.Value())
+			out, err := e.b.outcome(ctx, j.Trial, prior.Value())
+			if out != nil {
+				out.Stored = true
+			}
+			return out, err
 		}
 		p.seen = prior.Revision()
 		p.id = fmt.Sprintf("%s.retry-%d", key, p.seen)

@@ -38,6 +38,10 @@ type Outcome struct {
 	// Worker names the remote worker that answered; empty for an executor
 	// in this process.
 	Worker string
+	// Stored: the answer is a result the broker had stored (from an earlier
+	// session of the run, or of a run with the same name and settings), not
+	// a training of this session.
+	Stored bool
 }
 
 // Data describes what an executor trains on.

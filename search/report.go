@@ -43,8 +43,10 @@ type Report struct {
 	Waiting int     `json:"waiting_trials,omitempty"`
 	Waited  float64 `json:"waited_seconds,omitempty"`
 	// Workers counts the trials each remote worker trained (by its name);
-	// empty when the search trained them itself.
+	// empty when the search trained them itself. Stored counts those of
+	// them whose result the broker had stored before the run asked.
 	Workers map[string]int `json:"workers,omitempty"`
+	Stored  int            `json:"stored_trials,omitempty"`
 	// Pruned counts the trials the median stopping rule or successive
 	// halving stopped, MedianAfter is the first rule's first epoch
 	// (train.median_stop.after), and HalvingRungs are the second's rungs.
@@ -218,6 +220,9 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 				r.Workers = map[string]int{}
 			}
 			r.Workers[t.Worker]++
+		}
+		if t.Stored {
+			r.Stored++
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
@@ -551,7 +556,11 @@ func (r Report) Markdown() string {
 		for _, w := range slices.Sorted(maps.Keys(r.Workers)) {
 			ws = append(ws, fmt.Sprintf("%s %d", w, r.Workers[w]))
 		}
-		fmt.Fprintf(&b, "Trials trained by remote workers: %s.\n\n", strings.Join(ws, ", "))
+		stored := ""
+		if r.Stored > 0 { // not trained for this run: said, a fresh run of the same name takes them too
+			stored = fmt.Sprintf(" (%d of them taken from results the broker had stored, from an earlier session of this run or of a run with the same name and settings: not trained for this run)", r.Stored)
+		}
+		fmt.Fprintf(&b, "Trials trained by remote workers: %s%s.\n\n", strings.Join(ws, ", "), stored)
 	}
 	if r.Augment != "" {
 		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)

@@ -94,6 +94,24 @@ func TestReportWaitedForMemory(t *testing.T) {
 	}
 }
 
+// The report counts the trials each worker trained, and says how many of
+// them were results the broker had stored before the run asked.
+func TestReportStoredResults(t *testing.T) {
+	trials := []rundir.Trial{
+		{Candidate: rundir.Candidate{ID: 1}, Status: rundir.StatusOK, Worker: "w1", Stored: true},
+		{Candidate: rundir.Candidate{ID: 2}, Status: rundir.StatusOK, Worker: "w2"},
+		{Candidate: rundir.Candidate{ID: 3}, Status: rundir.StatusOK, Worker: "w1"},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run", Trials: 3}
+	md := BuildReport(cfg, "", trials, nil, nil, 0.5).Markdown()
+	if want := "Trials trained by remote workers: w1 2, w2 1 (1 of them taken from results the broker had stored, from an earlier session of this run or of a run with the same name and settings: not trained for this run)."; !strings.Contains(md, want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md)
+	}
+	if md := BuildReport(cfg, "", trials[1:], nil, nil, 0.5).Markdown(); strings.Contains(md, "stored") {
+		t.Errorf("none stored, yet:\n%s", md)
+	}
+}
+
 // A trained cell search's report counts the trials that ended at chance,
 // and, when they are most of them, says what to change.
 func TestReportNASNetAtChance(t *testing.T) {

@@ -464,7 +464,7 @@ func (s *Search) finish(o outcome) rundir.Trial {
 		}
 		return t
 	}
-	t.Worker = o.out.Worker
+	t.Worker, t.Stored = o.out.Worker, o.out.Stored
 	r := o.out.Training
 	if r == nil { // a problem's score
 		t.Status, t.Score, t.Reward, t.Seconds = rundir.StatusOK, o.out.Score, s.prob.RewardOf(o.out.Score), o.seconds

@@ -98,6 +98,9 @@ type Trial struct {
 	// Worker names the remote worker that trained the trial (nasctl worker
 	// --name); empty: the search's own process.
 	Worker string `json:"worker,omitempty"`
+	// Stored marks a result the broker had stored before this run asked
+	// (search.Outcome.Stored): not trained for it.
+	Stored bool `json:"stored,omitempty"`
 	// Seed seeded the trial's training.
 	Seed       runtime.Seed          `json:"seed,omitempty"` // a string in JSON: see runtime.Seed
 	ReusedFrom int                   `json:"reused_from,omitempty"`
@@ -222,10 +225,10 @@ func (t Trial) LastAttempt() []runtime.EpochRecord {
 }
 
 // Untimed is the trial without what the clock measured (its seconds,
-// finish time, throughput and wait) and the worker: two runs of the same search record equal
-// untimed trials.
+// finish time, throughput and wait), the worker and whether the broker had
+// it stored: two runs of the same search record equal untimed trials.
 func (t Trial) Untimed() Trial {
-	t.Seconds, t.Finished, t.ImagesPerSecond, t.WaitedSeconds, t.Worker = 0, time.Time{}, 0, 0, ""
+	t.Seconds, t.Finished, t.ImagesPerSecond, t.WaitedSeconds, t.Worker, t.Stored = 0, time.Time{}, 0, 0, "", false
 	t.Epochs = slices.Clone(t.Epochs)
 	for i := range t.Epochs {
 		t.Epochs[i].Seconds = 0

@@ -620,6 +620,8 @@ func TestWorkerStopsOnOtherVersion(t *testing.T) {
 	if n := st.calls.Load(); n != 0 {
 		t.Errorf("%d trainings of a job it cannot read", n)
 	}
+	// The log names the job by its run and trial, which still read.
+	logs.waitFor(t, fmt.Sprintf("run newer trial 4: job format %d, this nasctl reads %d", wireVersion+1, wireVersion))
 	note, err := b.l.results.Get(ctx, errorKey(jobKey(data)))
 	if err != nil {
 		t.Fatalf("the hand-back's note: %v", err)

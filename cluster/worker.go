@@ -245,6 +245,11 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg, l lease) {
 	j, key, err := decodeJob(m.Data())
 	var other formatError
 	if errors.As(err, &other) {
+		// Named by its run and trial when those still read.
+		var named job
+		if json.Unmarshal(m.Data(), &named) == nil && named.Run != "" {
+			d.what = named.describe()
+		}
 		// Its driver runs another version: this worker would fail each of
 		// its jobs in an instant, using up their deliveries before a worker
 		// of the right version could take them. It stops taking jobs and

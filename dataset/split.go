@@ -210,10 +210,11 @@ func (d *Dataset) Gaps(s Split) []string {
 // is counted once; copies within one class and set only weigh that image
 // more, and are not named.
 func (d *Dataset) CopyWarnings(s Split) []string {
-	set := make([]string, d.Len())
-	for name, idx := range map[string][]int{"training": s.Train, "validation": s.Val, "test": s.Test} {
+	sets := [...]string{"", "training", "validation", "test"} // 0: in no set
+	setOf := make([]int, d.Len())
+	for k, idx := range [][]int{s.Train, s.Val, s.Test} {
 		for _, i := range idx {
-			set[i] = name
+			setOf[i] = k + 1
 		}
 	}
 	groups := map[int][]int{} // first file -> the group, first included
@@ -226,42 +227,41 @@ func (d *Dataset) CopyWarnings(s Split) []string {
 		groups[c[0]] = append(groups[c[0]], c[1])
 	}
 	slices.Sort(firsts) // the groups in the order of their first file
-	var classes, sets int
+	var nClass, nSet int
 	var classPair, setPair [2]int
 	for _, f := range firsts {
 		g := groups[f]
-		if i := slices.IndexFunc(g, func(i int) bool { return d.Labels[i] != d.Labels[g[0]] }); i > 0 {
-			if classes++; classes == 1 {
-				classPair = [2]int{g[0], g[i]}
+		if i := slices.IndexFunc(g, func(i int) bool { return d.Labels[i] != d.Labels[f] }); i > 0 {
+			if nClass++; nClass == 1 {
+				classPair = [2]int{f, g[i]}
 			}
 		}
-		// Two members in different sets, a training one first if any.
-		in := slices.DeleteFunc(slices.Clone(g), func(i int) bool { return set[i] == "" })
-		slices.SortStableFunc(in, func(a, b int) int { return cmp.Compare(rankSet(set[a]), rankSet(set[b])) })
-		if i := slices.IndexFunc(in, func(i int) bool { return set[i] != set[in[0]] }); i > 0 {
-			if sets++; sets == 1 {
-				setPair = [2]int{in[0], in[i]}
+		// A member in the earliest set (training first), and one in another.
+		a := -1
+		for _, i := range g {
+			if setOf[i] > 0 && (a < 0 || setOf[i] < setOf[a]) {
+				a = i
+			}
+		}
+		if b := slices.IndexFunc(g, func(i int) bool { return a >= 0 && setOf[i] > 0 && setOf[i] != setOf[a] }); b >= 0 {
+			if nSet++; nSet == 1 {
+				setPair = [2]int{a, g[b]}
 			}
 		}
 	}
 	file := func(i int) string { return filepath.Join(d.Dir, filepath.FromSlash(d.Files[i])) }
 	var out []string
-	if classes > 0 {
+	if nClass > 0 {
 		a, b := classPair[0], classPair[1]
 		out = append(out, fmt.Sprintf("%d group(s) of byte-for-byte copies span two classes (first: %s, class %q, and %s, class %q): all but one of each group are labelled wrong; remove them",
-			classes, file(a), d.Classes[d.Labels[a]], file(b), d.Classes[d.Labels[b]]))
+			nClass, file(a), d.Classes[d.Labels[a]], file(b), d.Classes[d.Labels[b]]))
 	}
-	if sets > 0 {
+	if nSet > 0 {
 		a, b := setPair[0], setPair[1]
 		out = append(out, fmt.Sprintf("%d group(s) of byte-for-byte copies span two sets of the split (first: %s, %s, and %s, %s): a held-out copy of a training image is not unseen, and one in validation and test is measured twice; remove the copies",
-			sets, file(a), set[a], file(b), set[b]))
+			nSet, file(a), sets[setOf[a]], file(b), sets[setOf[b]]))
 	}
 	return out
-}
-
-// rankSet orders the sets training, validation, test.
-func rankSet(name string) int {
-	return map[string]int{"training": 0, "validation": 1, "test": 2}[name]
 }
 
 // WithStratifyAdvice returns gaps (Gaps of a split by the plan of that

@@ -712,7 +712,7 @@ func trialResult(t *rundir.Trial, l *controller.Learned) string {
 // one, set aside by a resume with more trials, when the run has none yet:
 // the path a user deploys from is gone until the new final phase writes it.
 func earlierBest(dir string) string {
-	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err == nil {
+	if fileExists(filepath.Join(dir, rundir.BestName)) {
 		return ""
 	}
 	earlier, err := rundir.Earlier(dir)
@@ -736,7 +736,7 @@ func fileExists(path string) bool {
 
 // unservedEvery is how often a stopping search looks again whether a
 // worker trains its trials: the last one may leave after the stop began.
-var unservedEvery = 30 * time.Second
+const unservedEvery = 30 * time.Second
 
 // whenUnserved calls then once unserved reports that no worker trains the
 // search's trials, looking every every until ctx ends. One look at the

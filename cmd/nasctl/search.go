@@ -745,7 +745,7 @@ const unservedEvery = 30 * time.Second
 func whenUnserved(ctx context.Context, every time.Duration, unserved func(context.Context) bool, then func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for ctx.Err() == nil { // a tick and the end can come together
 		if unserved(ctx) {
 			then()
 			return

@@ -569,17 +569,17 @@ func TestWhenUnserved(t *testing.T) {
 	if looks != 3 || !called {
 		t.Errorf("%d looks, called %v; want 3 looks, the third unserved, then the call", looks, called)
 	}
+	// Served at every look: it looks again until the context ends (here
+	// at the third look), and never calls.
 	ctx, cancel := context.WithCancel(context.Background())
 	looks = 0
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		whenUnserved(ctx, time.Millisecond, func(context.Context) bool { looks++; return false }, func() { t.Error("called while served") })
-	}()
-	time.Sleep(20 * time.Millisecond)
-	cancel()
-	<-done
-	if looks < 2 {
-		t.Errorf("%d looks in 20 ms at 1 ms apart; want it to look again", looks)
+	whenUnserved(ctx, time.Millisecond, func(context.Context) bool {
+		if looks++; looks == 3 {
+			cancel()
+		}
+		return false
+	}, func() { t.Error("called while served") })
+	if looks != 3 {
+		t.Errorf("%d looks, want 3: it looks again, and stops when the context ends", looks)
 	}
 }

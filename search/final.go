@@ -151,18 +151,27 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		f   rundir.FinalResult
 		err error
 	}
+	reuse, todo, err := s.earlierFinals(top, todo)
+	if err != nil {
+		return err
+	}
 	s.finals.done, s.finals.total = done, len(top)
 	flight := finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}, ended: map[int]bool{}}
 	flight.clear() // what a killed process left
 	defer flight.clear()
-	if len(todo) > 0 {
+	if len(todo)+len(reuse) > 0 {
 		select {
 		case <-stop: // asked during the last trials: no retraining starts
 			return ErrStopped
 		default:
 		}
-		s.emit(Event{Kind: "final_start", Message: fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
-			english.Plural(len(top), "best architecture", "best architectures"), done, s.cfg.finalEpochs())})
+		msg := fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
+			english.Plural(len(top), "best architecture", "best architectures"), done, s.cfg.finalEpochs())
+		if len(reuse) > 0 {
+			msg = fmt.Sprintf("final phase of the %s: %d taken from %s, whose final phase trained them from the same weights and settings; %d to retrain, up to %d epochs each (%d done before)",
+				english.Plural(len(top), "best architecture", "best architectures"), len(reuse), reusedFrom(reuse), len(todo), s.cfg.finalEpochs(), done)
+		}
+		s.emit(Event{Kind: "final_start", Message: msg})
 		s.missingWeights(top, todo)
 	}
 	p := newPool[result](ctx, s.cfg.Workers)
@@ -179,6 +188,15 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		s.finals.done = done
 		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
 		return nil
+	}
+	for _, e := range reuse {
+		f, err := s.takeEarlier(e)
+		if err == nil {
+			err = record(f)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for len(todo) > 0 || p.busy > 0 {
 		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
@@ -345,19 +363,9 @@ func (f *finalFlight) clear() {
 	os.Remove(filepath.Join(f.dir.Path, rundir.FileFinalProgress))
 }
 
-// retrain runs the final phase for one architecture; progress, when set,
-// hears of every epoch.
-func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord)) (rundir.FinalResult, error) {
-	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, LatencyMs: t.LatencyMs,
-		SearchValAccuracy: cmp.Or(t.RewardAccuracy, t.ValAccuracy)} // what ranked it, when the reward reads other epochs
-	g, err := s.method.genotype(t.Candidate)
-	if err != nil {
-		return f, err
-	}
-	net, err := g.Build(s.data.Input, len(s.data.Classes))
-	if err != nil {
-		return f, err
-	}
+// finalConfig is how the final phase retrains trial t, its starting
+// weights aside.
+func (s *Search) finalConfig(t rundir.Trial) runtime.TrainConfig {
 	cfg := s.cfg.TrainConfig()
 	cfg.Seed = uint64(t.Seed)
 	cfg.Epochs = s.cfg.finalEpochs()
@@ -372,6 +380,23 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	}
 	cfg.Augment, _ = runtime.ParseAugment(s.cfg.finalAugment()) // checked with the config
 	cfg.Average = s.cfg.Final.Average
+	return cfg
+}
+
+// retrain runs the final phase for one architecture; progress, when set,
+// hears of every epoch.
+func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord)) (rundir.FinalResult, error) {
+	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, LatencyMs: t.LatencyMs,
+		SearchValAccuracy: cmp.Or(t.RewardAccuracy, t.ValAccuracy)} // what ranked it, when the reward reads other epochs
+	g, err := s.method.genotype(t.Candidate)
+	if err != nil {
+		return f, err
+	}
+	net, err := g.Build(s.data.Input, len(s.data.Classes))
+	if err != nil {
+		return f, err
+	}
+	cfg := s.finalConfig(t)
 	cfg.Progress = progress
 	if b, err := os.ReadFile(s.dir.ModelPath(t.ID)); err == nil {
 		if cfg.Init, err = onnxgen.Weights(b, net); err != nil {

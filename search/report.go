@@ -615,13 +615,22 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	b.WriteString("## Best architectures\n\nRetrained from their search weights")
 	var fresh []string
+	reused := map[string][]string{} // ranks by the earlier plan they were taken from
 	for _, f := range r.Finals {
 		if strings.Contains(f.Reason, freshWeights) {
 			fresh = append(fresh, strconv.Itoa(f.Rank))
 		}
+		if f.Reused != "" {
+			reused[f.Reused] = append(reused[f.Reused], strconv.Itoa(f.Rank))
+		}
 	}
 	if len(fresh) > 0 {
 		fmt.Fprintf(b, " (%s %s from fresh weights: their search weights were missing)", english.PluralWord(len(fresh), "rank", ""), english.WordSeries(fresh, "and"))
+	}
+	for _, from := range slices.Sorted(maps.Keys(reused)) {
+		ranks := reused[from]
+		fmt.Fprintf(b, " (%s %s taken from %s, whose final phase trained the same %s from the same weights with the same settings)",
+			english.PluralWord(len(ranks), "rank", ""), english.WordSeries(ranks, "and"), from, english.PluralWord(len(ranks), "network", ""))
 	}
 	b.WriteString(" on the whole training split")
 	if r.FinalAugment != "" {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1092,7 +1093,8 @@ func TestResumeMoreTrials(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, rundir.DirBench, "bench.csv"), []byte("model\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	events := runResumed(t, dir, ResumeOptions{Trials: more}, exec)
+	extension := &fakeExecutor{jitter: true}
+	events := runResumed(t, dir, ResumeOptions{Trials: more}, func(Config) (Executor, error) { return laterBetter{extension}, nil })
 	if want := "30 of 38 trials done (planned: 38, was 30); the agent learns the 30 recorded again, and what the run had of its 30-trial plan (checkpoint, final phase, report, nasctl bench's measurements) is in " + filepath.Join(dir, "earlier", "trials-30"); events[0].Message != want {
 		t.Errorf("first event %q, want %q", events[0].Message, want)
 	}
@@ -1124,6 +1126,7 @@ func TestResumeMoreTrials(t *testing.T) {
 			t.Errorf("final %d: %+v, want %+v", i, f, w)
 		}
 	}
+	reusedFinals(t, dir, finals, shortFinals, extension.jobs)
 	if state, _ := os.ReadFile(filepath.Join(dir, rundir.FileAgent)); len(state) == 0 || !bytes.Equal(state, wantState) {
 		t.Errorf("agent states differ (%d and %d bytes)", len(state), len(wantState))
 	}
@@ -1151,6 +1154,111 @@ func TestResumeMoreTrials(t *testing.T) {
 
 // laterBetter is a fakeExecutor whose later search trials validate
 // higher (0.002 per trial), so that more trials change the best.
+// reusedFinals checks the final phase of a run given more trials (finals):
+// the networks that the shorter plan's final phase retrained (short, set
+// aside in earlier/trials-30) are taken from it, under their new rank, and
+// not trained again (jobs); the others are retrained. It returns how many
+// were taken under another rank.
+func reusedFinals(t *testing.T, dir string, finals, short []rundir.FinalResult, jobs []Job) (moved int) {
+	t.Helper()
+	retrained := map[int]bool{}
+	for _, j := range jobs {
+		retrained[j.Trial] = retrained[j.Trial] || j.Full
+	}
+	for _, f := range finals {
+		i := slices.IndexFunc(short, func(s rundir.FinalResult) bool { return s.Trial == f.Trial })
+		if i < 0 {
+			if f.Reused != "" || !retrained[f.Trial] {
+				t.Errorf("final #%d (trial %d, new): reused %q, retrained %v", f.Rank, f.Trial, f.Reused, retrained[f.Trial])
+			}
+			continue
+		}
+		if want := filepath.Join(rundir.DirEarlier, "trials-30"); f.Reused != want || retrained[f.Trial] {
+			t.Errorf("final #%d (trial %d, #%d before): reused %q, retrained %v; want taken from %s", f.Rank, f.Trial, short[i].Rank, f.Reused, retrained[f.Trial], want)
+		}
+		if f.Rank != short[i].Rank {
+			moved++
+		}
+		b, err := os.ReadFile(filepath.Join(dir, f.Model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil || info.Meta[onnxgen.MetaRank] != strconv.Itoa(f.Rank) || f.Model != rundir.WinnerName(f.Rank) {
+			t.Errorf("final #%d taken from the shorter plan: %s's rank in its metadata %q (%v)", f.Rank, f.Model, info.Meta[onnxgen.MetaRank], err)
+		}
+	}
+	return moved
+}
+
+// A run given more trials takes from its shorter plan's final phase the
+// models of the networks it retrains again: the same network, search
+// weights, settings and images train the same model. Those whose training
+// would differ (other settings, or their model gone) are retrained.
+func TestResumeMoreTrialsReusesFinals(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	first := newSearch(t, cfg, newTrialsBetter{&fakeExecutor{}})
+	if err := first.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	short := read(t, rundir.ReadFinals, dir)
+	extension := &fakeExecutor{}
+	events := runResumed(t, dir, ResumeOptions{Trials: 32}, func(Config) (Executor, error) { return newTrialsBetter{extension}, nil })
+	finals := read(t, rundir.ReadFinals, dir)
+	if reusedFinals(t, dir, finals, short, extension.jobs) == 0 {
+		t.Fatalf("no final of the shorter plan kept under another rank: finals %+v, before %+v", finals, short)
+	}
+	i := slices.IndexFunc(events, func(e Event) bool { return e.Kind == "final_start" })
+	if want := "taken from " + filepath.Join(rundir.DirEarlier, "trials-30"); i < 0 || !strings.Contains(events[i].Message, want) {
+		t.Errorf("no final_start event saying %q: %+v", want, events)
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, rundir.FileReport))
+	if !strings.Contains(string(report), "taken from "+filepath.Join(rundir.DirEarlier, "trials-30")+", whose final phase") {
+		t.Errorf("the report does not say which finals were taken from the shorter plan:\n%s", report)
+	}
+
+	// Another learning rate for the final phase: each trains anew.
+	saved, err := ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved.Final.LR = 0.0123
+	if err := saveConfig(first.dir, saved); err != nil {
+		t.Fatal(err)
+	}
+	other := &fakeExecutor{}
+	runResumed(t, dir, ResumeOptions{Trials: 33}, func(Config) (Executor, error) { return newTrialsBetter{other}, nil })
+	full := 0
+	for _, j := range other.jobs {
+		if j.Full {
+			full++
+		}
+	}
+	for _, f := range read(t, rundir.ReadFinals, dir) {
+		if f.Reused != "" {
+			t.Errorf("final #%d with another learning rate taken from %s", f.Rank, f.Reused)
+		}
+	}
+	if full != cfg.Final.TopK {
+		t.Errorf("%d final retrainings with another learning rate, want %d", full, cfg.Final.TopK)
+	}
+}
+
+// newTrialsBetter scores trial 31 above the others.
+type newTrialsBetter struct{ *fakeExecutor }
+
+func (n newTrialsBetter) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	out, err := n.fakeExecutor.Evaluate(ctx, job)
+	if out != nil && out.Training != nil && !job.Full && job.Trial == 31 {
+		out.Training.ValAccuracy += 0.3
+		out.Training.Epochs[0].ValAccuracy = out.Training.ValAccuracy
+	}
+	return out, err
+}
+
 type laterBetter struct{ *fakeExecutor }
 
 func (l laterBetter) Evaluate(ctx context.Context, job Job) (*Outcome, error) {

@@ -647,6 +647,9 @@ func eventLine(e search.Event, agent string) string {
 		if f.Reason != "" { // trained from fresh weights, say
 			line += "; " + f.Reason
 		}
+		if f.Reused != "" {
+			line += fmt.Sprintf("; taken from %s, whose final phase trained it from the same weights and settings", f.Reused)
+		}
 		return line
 	case "start", "info", "stopping", "final_start", "final_epoch":
 		return e.Message

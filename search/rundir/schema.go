@@ -149,22 +149,27 @@ type FinalProgress struct {
 // FinalResult is one retrained architecture of the final phase, as recorded
 // in final.jsonl.
 type FinalResult struct {
-	Rank              int                   `json:"rank"`
-	Trial             int                   `json:"trial"`
-	Arch              string                `json:"arch"`
-	Params            int64                 `json:"params"`
-	MACs              int64                 `json:"macs"`
-	SearchValAccuracy float64               `json:"search_val_accuracy"`  // the trial's, that its reward was computed from (Trial.RewardAccuracy, else ValAccuracy)
-	LatencyMs         float64               `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
-	ValAccuracy       float64               `json:"val_accuracy"`
-	ValLoss           *float64              `json:"val_loss,omitempty"` // at the kept epoch; breaks ties of ValAccuracy; nil in runs recorded before it
-	TestAccuracy      float64               `json:"test_accuracy"`
-	Status            Status                `json:"status"`
-	Reason            string                `json:"reason,omitempty"`
-	Seconds           float64               `json:"seconds"`
-	Model             string                `json:"model,omitempty"`  // path relative to the run directory
-	Worker            string                `json:"worker,omitempty"` // the remote worker that retrained it; empty: the search's process
-	Epochs            []runtime.EpochRecord `json:"epochs,omitempty"`
+	Rank              int      `json:"rank"`
+	Trial             int      `json:"trial"`
+	Arch              string   `json:"arch"`
+	Params            int64    `json:"params"`
+	MACs              int64    `json:"macs"`
+	SearchValAccuracy float64  `json:"search_val_accuracy"`  // the trial's, that its reward was computed from (Trial.RewardAccuracy, else ValAccuracy)
+	LatencyMs         float64  `json:"latency_ms,omitempty"` // as the search saw it (latency-aware rewards)
+	ValAccuracy       float64  `json:"val_accuracy"`
+	ValLoss           *float64 `json:"val_loss,omitempty"` // at the kept epoch; breaks ties of ValAccuracy; nil in runs recorded before it
+	TestAccuracy      float64  `json:"test_accuracy"`
+	Status            Status   `json:"status"`
+	Reason            string   `json:"reason,omitempty"`
+	Seconds           float64  `json:"seconds"`
+	Model             string   `json:"model,omitempty"`  // path relative to the run directory
+	Worker            string   `json:"worker,omitempty"` // the remote worker that retrained it; empty: the search's process
+	// Reused is the folder (relative to the run) of the earlier plan whose
+	// final phase retrained this model, copied instead of trained again: a
+	// resume with more trials, the same network, search weights, settings
+	// and images. Its figures, seconds and epochs are that training's.
+	Reused string                `json:"reused,omitempty"`
+	Epochs []runtime.EpochRecord `json:"epochs,omitempty"`
 	// AtChance marks a retrained model that stayed a constant predictor
 	// (runtime.Result.AtChance): it answers one class whatever the image.
 	AtChance bool `json:"at_chance,omitempty"`

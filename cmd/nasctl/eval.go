@@ -218,8 +218,9 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 	if !ok {
 		// A single class is enough to measure on every image (a field
 		// check of one class); a split of it would be a split of nothing.
-		d, _, err := dataset.Load(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
-			SkipBad: opts.SkipBad, OneClass: opts.Split == "all", Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }})
+		d, err := loadAsTrained(opts.Data, dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels,
+			SkipBad: opts.SkipBad, OneClass: opts.Split == "all", Skipped: func(bad []*dataset.BadFile) { reportSkipped(e.errOut, bad) }},
+			m.Info.Meta[onnxgen.MetaDatasetHash], e.errOut)
 		if errors.Is(err, dataset.ErrOneClass) {
 			return nil, fmt.Errorf("%w; to measure a model on every image of one class, give --split all", err)
 		}

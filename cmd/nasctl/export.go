@@ -255,8 +255,9 @@ type calibrationData struct {
 	why    string
 }
 
-// load reads the folder at the input shape in.
-func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
+// load reads the folder at the input shape in, for a model trained on the
+// images of data hash trained (loadAsTrained).
+func (k *calibrator) load(in genotype.Input, trained string) (*calibrationData, error) {
 	c := k.opts
 	lo := dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, OneClass: c.Unlabelled,
 		SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }}
@@ -267,7 +268,7 @@ func (k *calibrator) load(in genotype.Input) (*calibrationData, error) {
 		}
 		return &calibrationData{images: m, why: "it has no classes (no sub-folders, no " + dataset.PrefixLeaf + "* or " + dataset.PrefixNoLeaf + "* names)"}, nil
 	}
-	d, _, err := dataset.Load(c.Dir, lo)
+	d, err := loadAsTrained(c.Dir, lo, trained, k.errOut)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +326,7 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	data, ok := k.loaded[in]
 	if !ok {
-		if data, err = k.load(in); err != nil {
+		if data, err = k.load(in, info.Meta[onnxgen.MetaDatasetHash]); err != nil {
 			return nil, nil, err
 		}
 		k.loaded[in] = data

@@ -62,6 +62,31 @@ func withBadFileHint(err error) error {
 	return fmt.Errorf("%w; %s", err, badFileHint)
 }
 
+// loadAsTrained is dataset.Load of dir for a command that measures a model
+// trained on the images of data hash trained. When a bad file stops the
+// load and --skip-bad was not given, the folder is read again without its
+// bad files, and that is kept when the rest are the very images the model
+// trained on: its search or training skipped the same files (--skip-bad,
+// or the run's skip_bad). Otherwise the first error stands.
+func loadAsTrained(dir string, lo dataset.LoadOptions, trained string, errOut io.Writer) (*dataset.Dataset, error) {
+	d, _, err := dataset.Load(dir, lo)
+	var bad *dataset.BadFile
+	if err == nil || lo.SkipBad || trained == "" || !errors.As(err, &bad) {
+		return d, err
+	}
+	var skipped []*dataset.BadFile
+	lo.SkipBad, lo.Skipped = true, func(b []*dataset.BadFile) { skipped = b }
+	if d, _, serr := dataset.Load(dir, lo); serr == nil && d.Hash == trained {
+		fmt.Fprintf(errOut, "note: %s without its %s, as the model's training read it (the other images are the ones it trained on: the same data hash):\n",
+			dir, english.Plural(len(skipped), "bad file", ""))
+		for _, b := range skipped {
+			fmt.Fprintf(errOut, "  %v\n", b)
+		}
+		return d, nil
+	}
+	return nil, err
+}
+
 // reportSkipped lists the files --skip-bad left out.
 func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 	if len(bad) == 0 {

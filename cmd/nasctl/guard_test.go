@@ -107,9 +107,16 @@ func TestGuardsAsProcesses(t *testing.T) {
 		!strings.Contains(lines[len(lines)-1], "add --skip-bad") {
 		t.Errorf("search --json on a corrupt image: exit %d\n%s", code, stdout)
 	}
+	// The model trained on the other images: eval reads the folder as its
+	// training did, and says so.
 	code, _, stderr = runBin(t, bin, "eval", out, "--data", data)
-	if code != 1 || !strings.Contains(stderr, "add --skip-bad") {
-		t.Errorf("eval on a corrupt image: exit %d\n%s", code, stderr)
+	if code != 0 || !strings.Contains(stderr, "note: "+data+" without its 1 bad file, as the model's training read it") ||
+		!strings.Contains(stderr, "\n  "+bad+": not a decodable image") {
+		t.Errorf("eval on the model's folder with its corrupt image: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runBin(t, bin, "export", out, "--int8", "--calibration", data, "--out", filepath.Join(tmp, "m8.onnx"))
+	if code != 0 || !strings.Contains(stderr, "note: "+data+" without its 1 bad file, as the model's training read it") {
+		t.Errorf("export --int8 calibrated on the model's folder with its corrupt image: exit %d\n%s", code, stderr)
 	}
 	if code, _, stderr = runBin(t, bin, "eval", out, "--data", data, "--skip-bad"); code != 0 || !strings.Contains(stderr, bad) {
 		t.Errorf("eval --skip-bad: exit %d\n%s", code, stderr)
@@ -136,6 +143,15 @@ func TestGuardsAsProcesses(t *testing.T) {
 	code, stdout, stderr = runBin(t, bin, "predict", out, good, bad, "--skip-bad")
 	if code != 0 || !strings.HasPrefix(stdout, good+"\t") || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, bad) {
 		t.Errorf("predict --skip-bad: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// With an image the model did not train on, the folder is other data:
+	// eval does not skip on its own.
+	if b, err := os.ReadFile(good); err != nil || os.WriteFile(filepath.Join(data, "LEAF_9998.png"), b, 0o644) != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runBin(t, bin, "eval", out, "--data", data)
+	if code != 1 || !strings.Contains(stderr, "add --skip-bad") || strings.Contains(stderr, "as the model's training read it") {
+		t.Errorf("eval on other images with a corrupt one: exit %d\n%s", code, stderr)
 	}
 }
 

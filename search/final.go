@@ -177,6 +177,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	p := newPool[result](ctx, s.cfg.Workers)
 	defer p.close()
 	epochs := make(chan Event, 16) // the progress of the retrainings in flight, emitted here
+	clock := newFlightClock(s.cfg.finalEpochs())
 	stopping := false
 	record := func(f rundir.FinalResult) error {
 		f.Finished = time.Now()
@@ -184,6 +185,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			return err
 		}
 		flight.drop(f.Rank)
+		clock.stop(f.Rank)
 		done++
 		s.finals.done = done
 		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
@@ -203,8 +205,12 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			rank := todo[0]
 			todo = todo[1:]
 			progress := s.finalProgress(rank+1, top[rank].ID, epochs)
+			tick := clock.start(rank + 1)
 			p.run(func(ctx context.Context) result {
-				f, err := s.retrain(ctx, rank+1, top[rank], progress)
+				f, err := s.retrain(ctx, rank+1, top[rank], func(r runtime.EpochRecord) {
+					tick(r)
+					progress(r)
+				})
 				return result{f, err}
 			})
 		}
@@ -238,7 +244,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			}
 		case <-stop:
 			stop, stopping = nil, true // start no more; finish those in flight
-			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight; interrupt again to abandon them", p.busy)})
+			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight%s; interrupt again to abandon them", p.busy, clock.left(time.Now()))})
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -638,6 +639,14 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 	why := ""
 	if common != "" {
 		why = fmt.Sprintf("; the commonest reason (%d of %d trials), the last of them: %s", kinds[common], len(trials), reasons[common])
+	}
+	if counts[rundir.StatusRefused]+counts[rundir.StatusReused] == len(trials) && strings.Contains(common, "parameters exceed the limit") {
+		// Every network over the parameter limit: how far it is from
+		// what this space draws.
+		smallest := slices.MinFunc(trials, func(a, b rundir.Trial) int {
+			return cmp.Compare(cmp.Or(a.Params, math.MaxInt64), cmp.Or(b.Params, math.MaxInt64)) // a reuse may record none
+		})
+		why += fmt.Sprintf("; the smallest network drawn, %s, has %d parameters: a new run with a limit above that trains some", smallest.Arch, smallest.Params)
 	}
 	return fmt.Errorf("%w (%s)%s (every trial is in %s)", ErrNothingEvaluated, strings.Join(parts, ", "), why, filepath.Join(dir, rundir.FileTrialsCSV))
 }

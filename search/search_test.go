@@ -1993,4 +1993,18 @@ func TestNothingEvaluatedCommonestReason(t *testing.T) {
 	if err := nothingEvaluated(append(trials, rundir.Trial{Status: rundir.StatusOK}), "run"); err != nil {
 		t.Errorf("with an evaluated trial: %v", err)
 	}
+	// Every network over the parameter limit: the smallest one drawn says
+	// how far the limit is from this space's networks.
+	over := []rundir.Trial{
+		{Candidate: rundir.Candidate{Arch: "C(8,5,1) - SM()"}, Status: rundir.StatusRefused, Params: 7785, Reason: "7785 parameters exceed the limit of 200"},
+		{Candidate: rundir.Candidate{Arch: "C(32,3,1) - GAP()"}, Status: rundir.StatusRefused, Params: 353, Reason: "353 parameters exceed the limit of 200"},
+		{Candidate: rundir.Candidate{Arch: "C(8,5,1) - SM()"}, Status: rundir.StatusReused, Reason: "7785 parameters exceed the limit of 200"},
+	}
+	if err := nothingEvaluated(over, "run"); err == nil || !strings.HasSuffix(err.Error(),
+		"; the smallest network drawn, C(32,3,1) - GAP(), has 353 parameters: a new run with a limit above that trains some (every trial is in run/trials.csv)") {
+		t.Errorf("every network over the parameter limit: %v", err)
+	}
+	if err := nothingEvaluated(trials, "run"); err == nil || strings.Contains(err.Error(), "smallest network") {
+		t.Errorf("mostly over the latency limit: %v", err)
+	}
 }

@@ -340,6 +340,8 @@ func safeName(s string) string {
 // trainConfigFields are the runtime.TrainConfig fields the wire form
 // carries or leaves to the worker on purpose; a test checks the list against
 // the struct, so that a field added there is not silently dropped here.
+// Pause and Resume stay with the search: a remote retraining is not paused
+// by a stop, it finishes.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
 	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
-	"WeightInit", "Centre", "Augment", "Average", "StopBelow"}))
+	"WeightInit", "Centre", "Augment", "Average", "StopBelow", "Pause", "Resume"}))

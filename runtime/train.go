@@ -192,6 +192,14 @@ type TrainConfig struct {
 	StopBelow []float64
 	// Progress, when set, is called after every epoch.
 	Progress func(EpochRecord)
+	// Pause, once closed, ends the training at the end of its epoch in
+	// flight, unless that epoch ends it anyway: Train then returns
+	// ErrPaused and a Result whose State is where the training stands.
+	Pause <-chan struct{}
+	// Resume, when set, goes on from a paused training's State instead of
+	// starting: the same network, images and settings (Init aside) train
+	// on as if never paused (docs/performance.md, "Pausing a retraining").
+	Resume *TrainState
 }
 
 // WithDefaults returns c with every zero field replaced by its default (see
@@ -333,6 +341,9 @@ type Result struct {
 	// is that of a shorter training.
 	Pruned  bool        `json:"pruned,omitempty"`
 	Weights [][]float32 `json:"-"` // best weights, onnxgen.Params order
+	// State is where a paused training stands (TrainConfig.Pause), to go
+	// on from with TrainConfig.Resume; nil otherwise.
+	State *TrainState `json:"-"`
 }
 
 // Best returns the record of the best epoch (BestEpoch of the last
@@ -407,8 +418,14 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 	}()
 	err = t.run(ctx, train, val, res)
 	res.Seconds = time.Since(start).Seconds()
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if cfg.Resume != nil {
+		res.Seconds += cfg.Resume.Seconds
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) || errors.Is(err, ErrPaused) {
 		res.Status = StatusInterrupted
+		if res.State != nil {
+			res.State.Seconds = res.Seconds
+		}
 		return res, err
 	}
 	if err != nil {
@@ -459,8 +476,11 @@ type trainer struct {
 	owned  []*Tensor[float32]
 	drop   *rand.Rand // draws the dropout masks
 	flips  *rand.Rand // draws the training images' flips (cfg.Augment)
-	units  int        // logits per image: 1 for two classes, else K
-	image  int        // values per image
+	// dropSrc and flipSrc are drop's and flips' sources, which a paused
+	// training saves.
+	dropSrc, flipSrc *rand.PCG
+	units            int // logits per image: 1 for two classes, else K
+	image            int // values per image
 	// avg is the moving average of the weights (cfg.Average), nil when
 	// off; decay is its factor per step.
 	avg   []*Tensor[float32]
@@ -481,9 +501,9 @@ func trainSession(cfg TrainConfig) SessionOptions {
 // given; the evaluation session takes sopts's device and threads.
 func newTrainerWith(net *genotype.Net, cfg TrainConfig, sopts SessionOptions, formulas onnxgen.Formulas) (t *trainer, err error) {
 	t = &trainer{net: net, cfg: cfg, probs: map[int64]*Tensor[float32]{}, batch: map[int64][2]*Tensor[float32]{},
-		masks: map[int64][]*Tensor[float32]{}, drop: rand.New(rand.NewPCG(cfg.Seed, 0x64726f70)),
-		flips: rand.New(rand.NewPCG(cfg.Seed, 0x666c6970)),
+		masks: map[int64][]*Tensor[float32]{}, dropSrc: rand.NewPCG(cfg.Seed, 0x64726f70), flipSrc: rand.NewPCG(cfg.Seed, 0x666c6970),
 		units: net.Output().C, image: net.Input.Channels * net.Input.Height * net.Input.Width}
+	t.drop, t.flips = rand.New(t.dropSrc), rand.New(t.flipSrc)
 	defer func() {
 		if err != nil {
 			t.close()
@@ -682,6 +702,7 @@ func (e *divergedError) Error() string { return fmt.Sprintf("%s loss became %v",
 
 // runState is what one attempt of a run hands to the next.
 type runState struct {
+	src    *rand.PCG  // rng's source
 	rng    *rand.Rand // draws the weights and shuffles
 	order  []int      // the training images, shuffled every epoch
 	lr     float64    // the current learning rate
@@ -697,18 +718,25 @@ type runState struct {
 // begins a new one) and records the outcome in res.
 func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) error {
 	st := &runState{
-		rng:    rand.New(rand.NewPCG(t.cfg.Seed, 0x6e6173637472)),
+		src:    rand.NewPCG(t.cfg.Seed, 0x6e6173637472),
 		order:  append([]int(nil), train.Indices...),
 		lr:     t.cfg.LR,
 		chance: val.MajorityShare(t.net.Classes),
 	}
+	st.rng = rand.New(st.src)
 	if t.cfg.Centre {
 		st.mean = channelMeans(train, t.net.Input.Channels)
 	}
 	if t.avg != nil {
 		t.decay = averageDecay(t.cfg.Average, (train.Len()+t.cfg.BatchSize-1)/t.cfg.BatchSize)
 	}
-	if err := t.initialWeights(st); err != nil {
+	first, resume := 0, t.cfg.Resume
+	if resume != nil {
+		if err := t.restore(resume, st, res, train); err != nil {
+			return err
+		}
+		first = resume.Attempt
+	} else if err := t.initialWeights(st); err != nil {
 		return err
 	}
 	defer func() {
@@ -716,8 +744,9 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 			res.ImagesPerSecond = float64(st.stepImages) / st.stepSeconds
 		}
 	}()
-	for attempt := 0; ; attempt++ {
-		restart, err := t.attempt(ctx, train, val, res, st, attempt)
+	for attempt := first; ; attempt++ {
+		restart, err := t.attempt(ctx, train, val, res, st, attempt, resume)
+		resume = nil // for the first attempt only
 		if err != nil || !restart {
 			return err
 		}
@@ -822,15 +851,21 @@ func (t *trainer) initialWeights(st *runState) error {
 // (validation no better than chance after the first epoch). It sets
 // res.Status unless it restarts or fails: StatusDiverged for a loss that is
 // not finite, else StatusOK.
-func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result, st *runState, attempt int) (restart bool, err error) {
+// A paused attempt goes on from resume (nil: it begins).
+func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result, st *runState, attempt int, resume *TrainState) (restart bool, err error) {
 	cfg, sched := t.cfg, t.cfg.Schedule
 	res.Restarts = attempt
 	// The best epoch of this attempt so far is kept in res, so that an
 	// interruption still returns it.
-	res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
 	since, bestAcc := 0, 0.0 // bestAcc: the attempt's best validation accuracy so far, whatever Monitor picks
 	var best EpochRecord
-	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+	first := 1
+	if resume != nil {
+		since, bestAcc, best, first = resume.Since, resume.BestAcc, resume.Best, resume.Epoch+1
+	} else {
+		res.ValAccuracy, res.BestEpoch, res.Weights = 0, 0, nil
+	}
+	for epoch := first; epoch <= cfg.Epochs; epoch++ {
 		rec, raw, err := t.epoch(ctx, train, val, st)
 		var d *divergedError
 		if errors.As(err, &d) {
@@ -868,6 +903,13 @@ func (t *trainer) attempt(ctx context.Context, train, val Examples, res *Result,
 		if !sched.Constant && epoch%sched.DecayEvery == 0 {
 			st.lr *= sched.DecayFactor
 			t.lr.Data()[0] = float32(st.lr)
+		}
+		if t.paused() && epoch < cfg.Epochs {
+			res.State, err = t.snapshot(st, res, pausedAt{attempt: attempt, epoch: epoch, since: since, bestAcc: bestAcc, best: best})
+			if err == nil {
+				err = ErrPaused
+			}
+			return false, err
 		}
 	}
 	res.Status = StatusOK

@@ -61,6 +61,9 @@ func Fit(ctx context.Context, exec Executor, job Job, extra map[onnxgen.MetaKey]
 	for k, v := range extra {
 		meta[k] = v
 	}
+	if errors.Is(err, runtime.ErrPaused) {
+		return f, err // its state goes on, not a model of it
+	}
 	if err != nil {
 		// Interrupted: keep the best epoch finished so far.
 		if r.Weights != nil {
@@ -178,6 +181,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	defer p.close()
 	epochs := make(chan Event, 16) // the progress of the retrainings in flight, emitted here
 	clock := newFlightClock(s.cfg.finalEpochs())
+	pause := make(chan struct{}) // closed by a stop: local retrainings pause at an epoch's end
 	stopping := false
 	record := func(f rundir.FinalResult) error {
 		f.Finished = time.Now()
@@ -186,6 +190,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		}
 		flight.drop(f.Rank)
 		clock.stop(f.Rank)
+		s.dropPaused(f.Trial)
 		done++
 		s.finals.done = done
 		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
@@ -210,7 +215,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 				f, err := s.retrain(ctx, rank+1, top[rank], func(r runtime.EpochRecord) {
 					tick(r)
 					progress(r)
-				})
+				}, pause)
 				return result{f, err}
 			})
 		}
@@ -224,6 +229,14 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			}
 		case r := <-p.results:
 			p.busy--
+			var paused *pausedError
+			if errors.As(r.err, &paused) {
+				flight.drop(paused.rank)
+				clock.stop(paused.rank)
+				s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d paused after epoch %d of at most %d: a resume goes on from there",
+					paused.rank, paused.epoch, s.cfg.finalEpochs())})
+				continue
+			}
 			if r.err != nil {
 				// The others in flight are abandoned, but those that
 				// finished meanwhile are kept: hours of work, each.
@@ -243,8 +256,14 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 				return err
 			}
 		case <-stop:
-			stop, stopping = nil, true // start no more; finish those in flight
-			s.emit(Event{Kind: "stopping", Message: fmt.Sprintf("finishing %d retraining(s) in flight%s; interrupt again to abandon them", p.busy, clock.left(time.Now()))})
+			stop, stopping = nil, true // start no more; pause or finish those in flight
+			msg := fmt.Sprintf("finishing %d retraining(s) in flight%s; interrupt again to abandon them", p.busy, clock.left(time.Now()))
+			if s.pausesFinals() {
+				close(pause)
+				msg = fmt.Sprintf("pausing %d retraining(s) in flight at the end of their epoch%s: a resume goes on from there; interrupt again to abandon them",
+					p.busy, clock.where())
+			}
+			s.emit(Event{Kind: "stopping", Message: msg})
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -390,8 +409,10 @@ func (s *Search) finalConfig(t rundir.Trial) runtime.TrainConfig {
 }
 
 // retrain runs the final phase for one architecture; progress, when set,
-// hears of every epoch.
-func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord)) (rundir.FinalResult, error) {
+// hears of every epoch. Once pause closes, a local retraining stops at the
+// end of its epoch, its state kept for a resume, which goes on from it: it
+// returns a *pausedError then.
+func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord), pause <-chan struct{}) (rundir.FinalResult, error) {
 	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, LatencyMs: t.LatencyMs,
 		SearchValAccuracy: cmp.Or(t.RewardAccuracy, t.ValAccuracy)} // what ranked it, when the reward reads other epochs
 	g, err := s.method.genotype(t.Candidate)
@@ -413,14 +434,25 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	} else {
 		f.Reason = freshWeights
 	}
+	record, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
+	cfg.Pause = pause
+	if cfg.Resume = s.pausedState(rank, t, string(record)); cfg.Resume != nil {
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d goes on after epoch %d, where a stop paused it", rank, cfg.Resume.Epoch)})
+	}
 	start := time.Now()
 	fit, err := Fit(ctx, s.exec, Job{Trial: t.ID, Genotype: g, Config: cfg, Full: true}, map[onnxgen.MetaKey]string{
 		onnxgen.MetaRun: s.cfg.Name, onnxgen.MetaTrial: strconv.Itoa(t.ID), onnxgen.MetaRank: strconv.Itoa(rank)})
+	if errors.Is(err, runtime.ErrPaused) && fit != nil && fit.Result.State != nil {
+		return f, s.savePaused(rank, t, string(record), fit.Result.State)
+	}
 	if err != nil {
 		return f, fmt.Errorf("final training of trial %d: %w", t.ID, err)
 	}
 	res := fit.Result
 	f.Seconds, f.Worker = time.Since(start).Seconds(), fit.Worker
+	if cfg.Resume != nil {
+		f.Seconds += cfg.Resume.Seconds // before the stop that paused it
+	}
 	f.Status, f.ValAccuracy, f.Epochs, f.AtChance = rundir.StatusOf(res.Status), res.ValAccuracy, res.Epochs, res.AtChance
 	if best, ok := res.Best(); ok {
 		f.ValLoss = &best.ValLoss

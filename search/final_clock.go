@@ -23,7 +23,8 @@ type flightClock struct {
 
 type flightTime struct {
 	began time.Time
-	epoch int // epochs finished, of all attempts
+	count int // epochs finished since it began
+	epoch int // the last one's number in its attempt (a resumed retraining's go on)
 	last  time.Time
 }
 
@@ -38,11 +39,11 @@ func (c *flightClock) start(rank int) func(runtime.EpochRecord) {
 	defer c.mu.Unlock()
 	t := &flightTime{began: time.Now()}
 	c.at[rank] = t
-	return func(runtime.EpochRecord) {
+	return func(r runtime.EpochRecord) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		t.epoch++
-		t.last = time.Now()
+		t.count++
+		t.epoch, t.last = r.Epoch, time.Now()
 	}
 }
 
@@ -59,23 +60,7 @@ func (c *flightClock) stop(rank int) {
 // about 2m10s)". A retraining with no epoch reported (none finished yet,
 // or on a remote worker, whose epochs do not come back) gives no estimate.
 func (c *flightClock) left(now time.Time) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var parts []string
-	var most time.Duration
-	known := true
-	for _, rank := range slices.Sorted(maps.Keys(c.at)) {
-		t := c.at[rank]
-		if t.epoch == 0 {
-			parts = append(parts, fmt.Sprintf("#%d with no epoch reported yet", rank))
-			known = false
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("#%d at epoch %d of at most %d", rank, t.epoch, c.most))
-		per := t.last.Sub(t.began) / time.Duration(t.epoch)
-		rest := per*time.Duration(max(c.most-t.epoch, 0)) - now.Sub(t.last)
-		most = max(most, rest)
-	}
+	parts, most, known := c.look(now)
 	if len(parts) == 0 {
 		return ""
 	}
@@ -87,4 +72,35 @@ func (c *flightClock) left(now time.Time) string {
 		s += fmt.Sprintf("; at most about %s", progress.Duration(most.Seconds()))
 	}
 	return s + ")"
+}
+
+// where says where the retrainings in flight are: " (#3 at epoch 12 of at
+// most 30, ...)".
+func (c *flightClock) where() string {
+	parts, _, _ := c.look(time.Now())
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// look returns where each retraining in flight is, in rank order, and the
+// longest that one of them may take from now; known is false when one
+// reported no epoch.
+func (c *flightClock) look(now time.Time) (parts []string, most time.Duration, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	known = true
+	for _, rank := range slices.Sorted(maps.Keys(c.at)) {
+		t := c.at[rank]
+		if t.count == 0 {
+			parts = append(parts, fmt.Sprintf("#%d with no epoch reported yet", rank))
+			known = false
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("#%d at epoch %d of at most %d", rank, t.epoch, c.most))
+		per := t.last.Sub(t.began) / time.Duration(t.count)
+		most = max(most, per*time.Duration(max(c.most-t.epoch, 0))-now.Sub(t.last))
+	}
+	return parts, most, known
 }

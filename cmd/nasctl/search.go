@@ -464,6 +464,10 @@ func sayStopped(s *search.Search, opts searchOptions, err error, errOut io.Write
 		}
 	}
 	saved := "every finished trial is saved"
+	if paused, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "*.gob")); len(paused) > 0 {
+		saved += fmt.Sprintf(", and %s paused where %s stood, which the resume goes on from",
+			english.Plural(len(paused), "retraining", ""), english.PluralWord(len(paused), "it", "they"))
+	}
 	if errors.Is(err, context.Canceled) && (opts.Broker.URL == "" || opts.Broker.embedded()) { // a second Ctrl-C: said, so that it leaves no doubt
 		saved += "; what was in flight was abandoned, and the resume trains it again"
 	}

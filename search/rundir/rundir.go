@@ -12,6 +12,7 @@
 //	top.json        the best distinct architectures of the search
 //	report.md, report.csv, plots/, models/, winners/
 //	bench/          nasctl bench's measurements of the winners
+//	paused/         where final retrainings paused by a stop stand
 //	earlier/        what a longer plan set aside (SetAside, Earlier)
 //
 // A Dir holds the directory's lock: one search writes a run at a time; the
@@ -78,7 +79,14 @@ const (
 	// DirEarlier holds what a run set aside when its plan changed
 	// (Dir.SetAside).
 	DirEarlier = "earlier"
+	// DirPaused holds the state of each final retraining that a stop
+	// paused (PausedName), which a resume goes on from.
+	DirPaused = "paused"
 )
+
+// PausedName is the path, relative to the run, of the state of trial id's
+// paused final retraining.
+func PausedName(id int) string { return filepath.Join(DirPaused, fmt.Sprintf("trial-%04d.gob", id)) }
 
 // ErrExists is returned by Create for a directory that already holds a run.
 var ErrExists = errors.New("run already exists")

@@ -1,0 +1,114 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
+)
+
+// pausingExecutor is a fakeExecutor whose final retrainings, when pauses
+// is set, wait for their TrainConfig.Pause and pause after epoch 2, as
+// runtime.Train does; resumed ones note the state they went on from.
+type pausingExecutor struct {
+	*fakeExecutor
+	pauses  bool
+	mu      *sync.Mutex
+	resumed map[int]int // trial: the epoch its state stood at
+}
+
+func newPausingExecutor(pauses bool) pausingExecutor {
+	return pausingExecutor{fakeExecutor: &fakeExecutor{}, pauses: pauses, mu: &sync.Mutex{}, resumed: map[int]int{}}
+}
+
+func (p pausingExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	switch {
+	case job.Full && job.Config.Resume != nil:
+		p.mu.Lock()
+		p.resumed[job.Trial] = job.Config.Resume.Epoch
+		p.mu.Unlock()
+	case job.Full && p.pauses && job.Config.Pause != nil:
+		select {
+		case <-job.Config.Pause:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		st := &runtime.TrainState{Epoch: 2, LR: float64(job.Trial), Order: []int{job.Trial}}
+		return &Outcome{Training: &runtime.Result{Status: runtime.StatusInterrupted, State: st}}, runtime.ErrPaused
+	}
+	return p.fakeExecutor.Evaluate(ctx, job)
+}
+
+// A stop in the final phase pauses the local retrainings in flight at the
+// end of their epoch: each state is kept in paused/, nothing of them is
+// recorded, and the resume goes on from the states (a damaged one is
+// warned of and retrained anew), removing them once recorded.
+func TestFinalPausedAndResumed(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	exec := newPausingExecutor(true)
+	s := newSearch(t, cfg, exec)
+	stop := make(chan struct{})
+	var msgs []string
+	s.Progress = func(e Event) {
+		msgs = append(msgs, e.Message)
+		if e.Kind == "final_start" {
+			close(stop)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Run: %v, want stopped", err)
+	}
+	s.Close()
+	dir := s.Dir()
+	all := strings.Join(msgs, "\n")
+	if !strings.Contains(all, "pausing 2 retraining(s) in flight at the end of their epoch") || strings.Count(all, "paused after epoch 2 of at most 30: a resume goes on from there") != 2 {
+		t.Errorf("events:\n%s", all)
+	}
+	if finals, err := rundir.ReadFinalRecords(dir); err != nil || len(finals) != 0 {
+		t.Errorf("paused retrainings recorded: %+v (%v)", finals, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "trial-*.gob"))
+	if len(files) != 2 {
+		t.Fatalf("paused states: %v, want 2", files)
+	}
+	damaged := files[1]
+	if err := os.WriteFile(damaged, []byte("not a state"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	again := newPausingExecutor(false)
+	events := runResumed(t, dir, ResumeOptions{}, func(Config) (Executor, error) { return again, nil })
+	msgs = nil
+	for _, e := range events {
+		msgs = append(msgs, e.Message)
+	}
+	all = strings.Join(msgs, "\n")
+	if len(again.resumed) != 1 || strings.Count(all, "goes on after epoch 2, where a stop paused it") != 1 ||
+		!strings.Contains(all, "retrains from its search weights: the state that a stop left in "+damaged+" is not taken, as it cannot be read") {
+		t.Errorf("resumed from %v:\n%s", again.resumed, all)
+	}
+	for trial, epoch := range again.resumed {
+		if name := filepath.Join(dir, rundir.PausedName(trial)); name == damaged || epoch != 2 {
+			t.Errorf("trial %d went on from epoch %d (%s)", trial, epoch, name)
+		}
+	}
+	finals, err := rundir.ReadFinalRecords(dir)
+	if err != nil || len(finals) != cfg.Final.TopK {
+		t.Errorf("%d finals after the resume (%v), want %d", len(finals), err, cfg.Final.TopK)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rundir.DirPaused)); !errors.Is(err, os.ErrNotExist) {
+		left, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "*"))
+		t.Errorf("%s after the final phase: %v, holding %v", rundir.DirPaused, err, left)
+	}
+	if !slices.ContainsFunc(finals, func(f rundir.FinalResult) bool { _, ok := again.resumed[f.Trial]; return ok }) {
+		t.Error("the retraining that went on from its state is not among the finals")
+	}
+}

@@ -81,7 +81,11 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case !s.authorized(r):
 			writeError(w, http.StatusUnauthorized, "token required: open the address nasctl ui printed, or send Authorization: Bearer TOKEN")
 		case r.URL.Query().Has("token") && !strings.HasPrefix(r.URL.Path, "/api/"):
-			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: s.opts.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			// Lax, not Strict: the address is often opened from a link in
+			// another page, whose navigation a Strict cookie would miss on
+			// the redirect below. The dashboard changes nothing, and Lax
+			// still keeps the cookie off other sites' requests for parts.
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: s.opts.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 			q := r.URL.Query()
 			q.Del("token")
 			u := *r.URL

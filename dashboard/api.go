@@ -165,7 +165,9 @@ func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no winner %q", ref.name, name))
 		return
 	}
-	f, err := os.Open(filepath.Join(ref.dir, rundir.DirWinners, name))
+	// Opened within the run's folder: a link that appeared since the
+	// check (linkIn) cannot lead out of it.
+	f, err := os.OpenInRoot(ref.dir, filepath.Join(rundir.DirWinners, name))
 	if err != nil {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
@@ -174,6 +176,10 @@ func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	fi, err := f.Stat()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s: winners/%s is not a file", ref.name, name))
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -381,6 +381,47 @@ func TestPathTraversal(t *testing.T) {
 	}
 }
 
+// A link inside a run (a winner, the winners folder, a log) could lead to
+// any file the dashboard's user may read: nothing of such a run is served,
+// and the runs page says why.
+func TestLinksInsideRun(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	secret := filepath.Join(t.TempDir(), "id_rsa")
+	os.WriteFile(secret, []byte("SECRET"), 0o600)
+	newRun(t, runs, "evil", 3, 5).Close()
+	os.Symlink(secret, filepath.Join(runs, "evil", "winners", "leak.onnx"))
+	newRun(t, runs, "evil2", 3, 6).Close()
+	os.RemoveAll(filepath.Join(runs, "evil2", "winners"))
+	os.Symlink(filepath.Dir(secret), filepath.Join(runs, "evil2", "winners"))
+	os.Rename(secret, filepath.Join(filepath.Dir(secret), "x.onnx"))
+	newRun(t, runs, "evil3", 3, 7).Close()
+	os.Rename(filepath.Join(runs, "evil3", rundir.FileTrials), filepath.Join(filepath.Dir(secret), "t"))
+	os.Symlink(filepath.Join(filepath.Dir(secret), "t"), filepath.Join(runs, "evil3", rundir.FileTrials))
+	srv := serve(t, Options{Runs: runs})
+	for _, path := range []string{"/api/runs/evil/winners/leak.onnx", "/api/runs/evil2/winners/x.onnx", "/api/runs/evil3/trials", "/api/runs/evil/config"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), "SECRET") || !strings.Contains(string(body), "is a symbolic link") {
+			t.Errorf("%s: status %d, %q", path, resp.StatusCode, body)
+		}
+	}
+	var list []Run
+	get(t, srv.URL+"/api/runs", &list)
+	for _, r := range list {
+		if strings.HasPrefix(r.Name, "evil") && !strings.Contains(r.Error, "is a symbolic link: the dashboard reads and serves nothing of a run holding links") {
+			t.Errorf("run %s listed without saying why it is not read: %+v", r.Name, r)
+		}
+	}
+	// A plain run is served as before.
+	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/config"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("a run without links: %v %v", resp.StatusCode, err)
+	}
+}
+
 // Off loopback a token is required, and it is accepted as a bearer token,
 // a query parameter (which a page trades for a cookie) or that cookie.
 func TestToken(t *testing.T) {
@@ -436,7 +477,9 @@ func TestToken(t *testing.T) {
 		}
 	}
 	resp := do("/runs/leaves-a?token=s3cret", nil)
-	if loc := resp.Header.Get("Location"); loc != "/runs/leaves-a" || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly {
+	// Lax: a link to the address in another page keeps its cookie on the
+	// redirect (Strict would not).
+	if loc := resp.Header.Get("Location"); loc != "/runs/leaves-a" || len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly || resp.Cookies()[0].SameSite != http.SameSiteLaxMode {
 		t.Errorf("page with the token: sent to %q with cookies %v", loc, resp.Cookies())
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -96,6 +97,10 @@ func stampOf(dir string) (stamp, version string, latest time.Time) {
 // between makes the next stamp differ, and the run is read again.
 func load(dir, stamp, version string, updated time.Time) *runData {
 	d := &runData{stamp: stamp, version: version, updated: updated}
+	if err := linkIn(dir); err != nil {
+		d.err = err
+		return d
+	}
 	sum, err := search.Summarize(dir)
 	if err != nil {
 		d.err = err
@@ -231,7 +236,7 @@ func (s *Server) lookup(name string) (*runRef, bool) {
 }
 
 // named wraps a handler of the run named in the path; an unknown name is
-// answered 404.
+// answered 404, a run holding a link (linkIn) 403.
 func (s *Server) named(h func(http.ResponseWriter, *http.Request, *runRef)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ref, ok := s.lookup(r.PathValue("name"))
@@ -239,8 +244,35 @@ func (s *Server) named(h func(http.ResponseWriter, *http.Request, *runRef)) http
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", r.PathValue("name")))
 			return
 		}
+		if err := linkIn(ref.dir); err != nil {
+			writeError(w, http.StatusForbidden, err.Error())
+			return
+		}
 		h(w, r, ref)
 	}
+}
+
+// linkedScanned are the folders of a run whose files the dashboard reads
+// or serves, besides the run's own folder.
+var linkedScanned = []string{"", rundir.DirWinners, rundir.DirBench, rundir.DirEarlier}
+
+// linkIn returns an error naming a symbolic link among the files the
+// dashboard reads of the run in dir (its folder, winners/, bench/,
+// earlier/): a link could lead out of the runs folder, to any file the
+// dashboard's user may read, so nothing of such a run is read or served.
+func linkIn(dir string) error {
+	for _, sub := range linkedScanned {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue // missing: nothing to read there
+		}
+		for _, e := range entries {
+			if e.Type()&fs.ModeSymlink != 0 {
+				return fmt.Errorf("%s is a symbolic link: the dashboard reads and serves nothing of a run holding links, so that no address reaches outside the runs folder; put the file itself there", filepath.Join(filepath.Base(dir), sub, e.Name()))
+			}
+		}
+	}
+	return nil
 }
 
 // runOf returns the listing of a run as it is now.

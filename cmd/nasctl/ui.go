@@ -21,10 +21,12 @@ within a second of the search writing them; two or more runs compared.
 
 It only reads the run directories, so it can watch a search while it runs. It
 serves the folders inside --runs only: a run linked in from elsewhere (a symbolic
-link) is left out, so that no address reaches outside the folder; serve its own
-folder with a second nasctl ui, or copy it in.
-On a loopback address (the default) it needs no token; on any other address
-it requires one: --token, or one it makes and prints in the address to open.
+link) is left out, and nothing of a run holding links (a winner, winners/, a
+log) is read or served, so that no address reaches outside the folder; serve its
+own folder with a second nasctl ui, or copy it in.
+On a loopback address (the default) it needs no token, and every user of the
+machine can open it; on any other address it requires one: --token, or one it
+makes and prints in the address to open.
 Example: nasctl ui --runs runs --addr 0.0.0.0:8080`
 
 func uiCommand() *cli.Command {
@@ -36,7 +38,7 @@ func uiCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "runs", Aliases: []string{"dir"}, Value: "runs", Usage: "directory of runs (--dir, as search and runs call it, works too)"},
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "address to listen on (host:port); any but loopback requires a token"},
-			&cli.StringFlag{Name: "token", Usage: "token that browsers and scripts must give (default: none on loopback, else one made and printed)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"NASCTL_UI_TOKEN"}, Usage: "token that browsers and scripts must give, on loopback too; from the environment, it stays out of ps (default: none on loopback, else one made and printed)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, "name the folder of runs with --runs"); err != nil {

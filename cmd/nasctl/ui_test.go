@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -95,5 +96,47 @@ func TestUI(t *testing.T) {
 	want := fmt.Sprintf("another nasctl ui?) listens on 127.0.0.1:%d; give another address, such as --addr 127.0.0.1:%d", port, port+1)
 	if code, _, errOut := runCLI(t, "ui", "--runs", runs, "--addr", ln.Addr().String()); code != 1 || !strings.Contains(errOut, want) {
 		t.Errorf("ui on a taken address: exit %d, %q", code, errOut)
+	}
+}
+
+// A token from $NASCTL_UI_TOKEN (out of ps) is required on loopback too:
+// on a shared machine every user can reach loopback.
+func TestUITokenFromEnvironment(t *testing.T) {
+	bin := buildNasctl(t)
+	runs := t.TempDir()
+	cmd := exec.Command(bin, "ui", "--runs", runs, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "NASCTL_UI_TOKEN=s3cret-token")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	first, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)\?token=s3cret-token\n`).FindStringSubmatch(first)
+	if addr == nil {
+		t.Fatalf("first line %q names no address with the token", first)
+	}
+	for token, want := range map[string]int{"": http.StatusUnauthorized, "wrong": http.StatusUnauthorized, "s3cret-token": http.StatusOK} {
+		req, _ := http.NewRequest("GET", addr[1]+"api/runs", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %q: status %d, want %d", token, resp.StatusCode, want)
+		}
 	}
 }

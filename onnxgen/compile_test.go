@@ -458,3 +458,27 @@ func TestConvShapesDeclared(t *testing.T) {
 		t.Errorf("exported model declares %v", d)
 	}
 }
+
+// A model whose weights hold a NaN or an infinity (a damaged copy, a
+// diverged training) is refused when read, naming the tensor: it would
+// answer NaN, taken for class 0, for every image. Weights stored as floats
+// are checked as raw bytes are.
+func TestReadModelInfoNonFinite(t *testing.T) {
+	n := build(t, "C(4,3,1) - GAP()", genotype.Input{Height: 8, Width: 8, Channels: 1}, 2)
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+		w := Init(Params(n), rand.New(rand.NewPCG(1, 1)))
+		w[0][3] = bad
+		b, err := Inference(n, w, Metadata{Arch: n.Arch.String(), Input: n.Input, Classes: []string{"a", "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadModelInfo(b); err == nil || !strings.Contains(err.Error(), "a value of the weights ") || !strings.Contains(err.Error(), " is NaN or infinite: the file is damaged") {
+			t.Errorf("weight %v: %v", bad, err)
+		}
+	}
+	floats := &onnx.TensorProto{DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{3}, FloatData: []float32{1, float32(math.NaN()), float32(math.Inf(1))}}
+	raw := &onnx.TensorProto{DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{2}, RawData: []byte{0, 0, 0x80, 0x3f, 0, 0, 0xc0, 0x7f}} // 1, NaN
+	if a, b := nonFinite(floats), nonFinite(raw); a != 2 || b != 1 {
+		t.Errorf("non-finite values: %d as floats (want 2), %d as raw bytes (want 1)", a, b)
+	}
+}

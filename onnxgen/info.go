@@ -1,9 +1,11 @@
 package onnxgen
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -62,6 +64,13 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 		}
 		if t.GetDataType() == int32(onnx.TensorProto_FLOAT) && len(t.GetDims()) > 0 {
 			info.Weights += n
+		}
+		if bad := nonFinite(t); bad > 0 {
+			what := fmt.Sprintf("%d values of the weights %s are", bad, t.GetName())
+			if bad == 1 {
+				what = fmt.Sprintf("a value of the weights %s is", t.GetName())
+			}
+			return nil, fmt.Errorf("%s NaN or infinite: the file is damaged (or its training diverged); copy it again from where it was made, or train it again", what)
 		}
 	}
 	for _, in := range g.GetInput() {
@@ -144,4 +153,26 @@ func Weights(model []byte, net *genotype.Net) ([][]float32, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// nonFinite counts the NaN and infinite values of a float tensor, stored
+// as floats or as raw little-endian bytes: a model holding one answers NaN
+// for every image.
+func nonFinite(t *onnx.TensorProto) int {
+	if t.GetDataType() != int32(onnx.TensorProto_FLOAT) {
+		return 0
+	}
+	n := 0
+	for _, v := range t.GetFloatData() {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			n++
+		}
+	}
+	raw := t.GetRawData()
+	for i := 0; i+4 <= len(raw); i += 4 {
+		if binary.LittleEndian.Uint32(raw[i:])>>23&0xff == 0xff { // the exponent of NaN and infinity
+			n++
+		}
+	}
+	return n
 }

@@ -98,6 +98,9 @@ Examples:
 					}
 				}
 				if c.Bool("pure-go") {
+					if same(opts.Model, opts.Out) {
+						return usagef("--out %s is the model itself: the pure-Go form would replace the standard one, which ONNX Runtime runs faster; give another file name", opts.Out)
+					}
 					return runPureGoExport(opts, c.App.Writer)
 				}
 				return runReexport(opts, c.App.Writer)
@@ -487,8 +490,11 @@ func runReexport(opts exportOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.Model, err)
 	}
+	// The graph written is the standard one: a pure-Go form's mark goes.
+	extra := maps.Clone(info.Meta)
+	delete(extra, onnxgen.MetaPureGo)
 	meta := onnxgen.Metadata{Arch: info.Meta[onnxgen.MetaArch], Input: info.Input, Normalization: info.Meta[onnxgen.MetaNormalization],
-		Classes: info.Classes, DatasetHash: info.Meta[onnxgen.MetaDatasetHash], Extra: info.Meta}
+		Classes: info.Classes, DatasetHash: info.Meta[onnxgen.MetaDatasetHash], Extra: extra}
 	nb, err := onnxgen.Inference(net, w, meta)
 	if err != nil {
 		return err

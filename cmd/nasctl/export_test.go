@@ -214,9 +214,29 @@ func TestExportPureGo(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || rep.Form != "pure-go" || rep.Rewritten == 0 || rep.Out != pg || rep.OutBytes <= 0 {
 		t.Errorf("--pure-go --json: exit %d, %+v (%v)\n%s%s", code, rep, err, stdout, errOut)
 	}
-	// Quantizing a model onto itself would lose the float model.
+	// Quantizing a model onto itself would lose the float model; its
+	// pure-Go form would replace the standard one.
 	if code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", dir, "--out", filepath.Join(dir, ".", "cells.onnx")); code != 2 || !strings.Contains(errOut, "is the model itself") {
 		t.Errorf("--int8 --out MODEL: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "export", model, "--pure-go", "--out", filepath.Join(dir, ".", "cells.onnx")); code != 2 || !strings.Contains(errOut, "is the model itself") {
+		t.Errorf("--pure-go --out MODEL: exit %d, %q", code, errOut)
+	}
+	// A layer-sequence model exported again from its pure-Go form is the
+	// standard one, and loses the pure-Go mark (which export --int8 refuses).
+	seq, seqPG, back := filepath.Join(dir, "seq.onnx"), filepath.Join(dir, "seq-pg.onnx"), filepath.Join(dir, "seq-back.onnx")
+	writeModel(t, seq, "C(4,1,1) - P(3,3) - SM()", genotype.Input{Height: 32, Width: 32, Channels: 1}) // a pool with a border to write out
+	for _, args := range [][]string{{"export", seq, "--pure-go", "--out", seqPG}, {"export", seqPG, "--out", back}} {
+		if code, _, errOut := runCLI(t, args...); code != 0 {
+			t.Fatalf("%q: exit %d, %s", args, code, errOut)
+		}
+	}
+	for path, want := range map[string]bool{seqPG: true, back: false} {
+		b, _ := os.ReadFile(path)
+		info, err := onnxgen.ReadModelInfo(b)
+		if err != nil || (info.Meta[onnxgen.MetaPureGo] != "") != want {
+			t.Errorf("%s: pure-Go mark %q, want one: %v (%v)", path, info.Meta[onnxgen.MetaPureGo], want, err)
+		}
 	}
 }
 

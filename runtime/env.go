@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 
@@ -109,6 +111,9 @@ func initWith(libPath string, l lookup) error {
 	if _, set := os.LookupEnv(telemetryEnv); !set {
 		os.Setenv(telemetryEnv, "1")
 	}
+	if err := libraryMachine(libPath); err != nil {
+		return err
+	}
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		how := "found via " + source.String()
 		if source == FromCaller {
@@ -179,4 +184,36 @@ func acquire() (release func(), err error) {
 		return nil, ErrNotInitialized
 	}
 	return env.mu.RUnlock, nil
+}
+
+// elfMachines are the ELF machines of the architectures nasctl is built for.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// libraryMachine refuses a library built for another processor than this
+// program's: the loader reports one as "No such file or directory", about
+// a file that is there (an x86-64 library copied to an arm64 device, say).
+func libraryMachine(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil // not ELF, or unreadable: the loader says what it finds
+	}
+	defer f.Close()
+	want, ok := elfMachines[goruntime.GOARCH]
+	if !ok || f.Machine == want {
+		return nil
+	}
+	return fmt.Errorf("%s is a library for %s, and this nasctl is built for %s/%s: it needs the ONNX Runtime library of its own machine, "+
+		`in %s beside it or named by %s ("make setup" installs it on this machine; "make build-arm64" puts an arm64 device's in bin/linux-arm64/%s)`,
+		path, machineName(f.Machine), goruntime.GOOS, goruntime.GOARCH, CacheDir, LibraryEnv, CacheDir)
+}
+
+// machineName names an ELF machine as people know it.
+func machineName(m elf.Machine) string {
+	switch m {
+	case elf.EM_X86_64:
+		return "x86-64"
+	case elf.EM_AARCH64:
+		return "arm64 (aarch64)"
+	}
+	return m.String()
 }

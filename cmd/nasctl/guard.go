@@ -14,6 +14,7 @@ import (
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/atomicfile"
+	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
@@ -123,6 +124,14 @@ func checkFolderArg(given, dir string) error {
 		return usagef("%s: %v; %s", given, unwrapPath(err), what)
 	case !fi.IsDir():
 		return usagef("%s is a file; %s", given, what)
+	}
+	// A run's folder reads as classes named after its folders (models,
+	// winners), and the advice to empty one would damage the run.
+	if _, err := os.Stat(filepath.Join(dir, rundir.FileTrials)); err == nil {
+		if cfg, err := search.ReadConfig(dir); err == nil && cfg.Data != "" {
+			return usagef("%s is a search's run folder, not an image folder: its images are in %s (its %s's data)", given, cfg.Data, rundir.FileConfig)
+		}
+		return usagef("%s is a search's run folder, not an image folder; %s", given, what)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/genotype"
 )
 
 // runBin runs the nasctl binary bin and returns its exit code and output.
@@ -209,6 +210,26 @@ func TestBadFileHint(t *testing.T) {
 		err := withBadFileHint(&dataset.BadFile{Path: tc.path, Err: tc.cause})
 		if strings.Contains(err.Error(), badFileHint) != tc.hint {
 			t.Errorf("%s: %v; want the hint %v", tc.path, err, tc.hint)
+		}
+	}
+}
+
+// A search's run folder given for images is refused with the folder of its
+// images: read as classes, its models/ and winners/ would be, and the
+// advice to empty one would damage the run.
+func TestRunFolderAsImages(t *testing.T) {
+	dir, data := tinySearch(t, "r")
+	run := filepath.Join(dir, "r")
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	writeModel(t, model, "C(4,3,1) - SM()", genotype.Input{Height: 8, Width: 8, Channels: 3})
+	for _, args := range [][]string{
+		{"eval", model, "--data", run},
+		{"export", model, "--int8", "--calibration", run, "--out", filepath.Join(t.TempDir(), "m8.onnx")},
+		{"train", "--arch", "C(4,3,1) - SM()", "--data", run, "--out", filepath.Join(t.TempDir(), "t.onnx")},
+	} {
+		code, _, errOut := runCLI(t, args...)
+		if code != 2 || !strings.Contains(errOut, run+" is a search's run folder, not an image folder: its images are in "+data) {
+			t.Errorf("%q: exit %d, %s", args, code, errOut)
 		}
 	}
 }

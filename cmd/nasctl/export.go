@@ -63,7 +63,7 @@ Examples:
 			&cli.StringFlag{Name: "out", Usage: "file to write (required)"},
 			&cli.BoolFlag{Name: "int8", Usage: "quantize to int8 (needs --calibration)"},
 			&cli.BoolFlag{Name: "pure-go", Usage: "write the float model in operators the pure-Go runtime onnx-go runs"},
-			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8); or a folder of unlabelled images"},
+			&cli.StringFlag{Name: "calibration", Usage: "image folder whose training images calibrate the activations (with --int8); or a folder of unlabelled images, flat or in folders none of which is one of the model's classes (by day, say)"},
 			&cli.IntFlag{Name: "images", Value: 200, Usage: "calibration images: the first N of the training split (of a folder without classes: in name order)"},
 			&cli.StringFlag{Name: "method", Value: quantize.Percentile.String(), Usage: "calibration method: percentile or minmax"},
 			&cli.Float64Flag{Name: "percentile", Value: 99.999, Usage: "percentile kept by the percentile method"},
@@ -258,9 +258,9 @@ type calibrationData struct {
 	why    string
 }
 
-// load reads the folder at the input shape in, for a model trained on the
-// images of data hash trained (loadAsTrained).
-func (k *calibrator) load(in genotype.Input, trained string) (*calibrationData, error) {
+// load reads the folder at the input shape in, for a model of the classes
+// classes trained on the images of data hash trained (loadAsTrained).
+func (k *calibrator) load(in genotype.Input, trained string, classes []string) (*calibrationData, error) {
 	c := k.opts
 	lo := dataset.LoadOptions{Height: in.Height, Width: in.Width, Channels: in.Channels, OneClass: c.Unlabelled,
 		SkipBad: c.SkipBad, Skipped: func(bad []*dataset.BadFile) { reportSkipped(k.errOut, bad) }}
@@ -280,6 +280,10 @@ func (k *calibrator) load(in genotype.Input, trained string) (*calibrationData, 
 		if n > 0 {
 			with = append(with, d.Classes[i])
 		}
+	}
+	if c.Unlabelled && len(with) > 1 && !slices.ContainsFunc(with, func(c string) bool { return slices.Contains(classes, c) }) {
+		// Folders of frames by day or session: none names a class.
+		return &calibrationData{images: d.Images(), why: fmt.Sprintf("none of its folders (%s) is a class of the model", strings.Join(with, ", "))}, nil
 	}
 	if len(with) > 1 {
 		return &calibrationData{d: d}, nil
@@ -329,7 +333,7 @@ func (k *calibrator) quantize(ctx context.Context, b []byte, path string, qo qua
 	}
 	data, ok := k.loaded[in]
 	if !ok {
-		if data, err = k.load(in, info.Meta[onnxgen.MetaDatasetHash]); err != nil {
+		if data, err = k.load(in, info.Meta[onnxgen.MetaDatasetHash], info.Classes); err != nil {
 			return nil, nil, err
 		}
 		k.loaded[in] = data
@@ -435,6 +439,9 @@ func (k *calibrator) quantizeUnlabelled(ctx context.Context, b []byte, path stri
 		return nil, usagef("%s: %s, so it is not split; --plan and --split-seed are for a labelled folder: leave them out", c.Dir, data.why)
 	}
 	n := min(c.Images, m.Len())
+	if n < c.Images {
+		fmt.Fprintf(k.errOut, "note: %s has %d images; calibrating on all of them (--images %d)\n", c.Dir, m.Len(), c.Images)
+	}
 	k.noteColour(path, "", in, m, seqInts(n)) // no labels: not the data of a training
 	qo.Images = n
 	qo.Data = fmt.Sprintf("%s (%s), the first %d of its %d images, unlabelled", c.Dir, m.Hash, n, m.Len())
@@ -551,7 +558,7 @@ func runPureGoExport(opts exportOptions, out io.Writer) error {
 	if opts.JSON {
 		return printJSON(out, floatExportReport{Model: opts.Model, Out: opts.Out, Form: "pure-go", Rewritten: n, InBytes: len(b), OutBytes: len(pg)})
 	}
-	fmt.Fprintf(out, "%s -> %s: %d operators rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, n,
+	fmt.Fprintf(out, "%s -> %s: %s rewritten for onnx-go (%s -> %s)\n", opts.Model, opts.Out, english.Plural(n, "operator", ""),
 		humanize.IBytes(uint64(len(b))), humanize.IBytes(uint64(len(pg))))
 	return nil
 }

@@ -568,6 +568,7 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 			writeBytes(t, filepath.Join(one, "leaf", f), b)
 		}
 		writeBytes(t, filepath.Join(field, fmt.Sprintf("frame_%d.png", i)), b)
+		writeBytes(t, filepath.Join(dir, "days", fmt.Sprintf("2026-12-0%d", 6+i%2), fmt.Sprintf("frame_%d.png", i)), b)
 	}
 	writeBytes(t, filepath.Join(field, "frame_99.png"), []byte("cut off"))
 	writeBytes(t, filepath.Join(text, "notes.txt"), []byte("camera 2"))
@@ -575,7 +576,14 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", one, "--out", out)
+	// Frames in folders by day: none is a class of the model, so they
+	// calibrate without labels; fewer than --images, and it says so.
+	code, _, errOut := runCLI(t, "export", model, "--int8", "--calibration", filepath.Join(dir, "days"), "--out", out)
+	if code != 0 || !strings.Contains(errOut, "none of its folders (2026-12-06, 2026-12-07) is a class of the model, so its first 20 images calibrate without labels") ||
+		!strings.Contains(errOut, "has 20 images; calibrating on all of them (--images 200)") {
+		t.Errorf("frames in folders by day: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", one, "--out", out)
 	if code != 0 || !strings.Contains(errOut, "its images are of one class (leaf), so its first") {
 		t.Errorf("one class: exit %d: %s", code, errOut)
 	} else if qi := readInfo(t, out); qi.Meta[onnxgen.MetaTestAccuracy] != "" || qi.Meta[onnxgen.MetaTestDatasetHash] != "" {

@@ -75,6 +75,20 @@ func TestBenchLatencyTable(t *testing.T) {
 			t.Errorf("--check %s: exit %d, want a warning: %v: %s", file, code, warn, errOut)
 		}
 	}
+	// Every layer free (a constant at most): every network alike.
+	zeros := *tab
+	zeros.MsPerUnit = slices.Clone(tab.MsPerUnit)
+	for i := range zeros.MsPerUnit {
+		zeros.MsPerUnit[i].Ms = 0
+	}
+	zeros.MsPerUnit[0].Ms = 0.05
+	free := filepath.Join(t.TempDir(), "zeros.json")
+	if err := writeJSON(free, &zeros); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "bench", "latency-table", "--check", free); code != 0 || !strings.Contains(errOut, "gives every feature a cost of 0 ms per unit: every network is predicted alike") {
+		t.Errorf("--check of a table with every layer free: exit %d: %s", code, errOut)
+	}
 }
 
 // --check says nothing of channels unless it checks against an input that

@@ -224,7 +224,12 @@ func (st *CUDAStatus) noCUDA(problem string) *DeviceError {
 	fix := fmt.Sprintf(`run "make setup-cuda" in the nasctl repository (it installs the GPU build of ONNX Runtime %s in %s, `+
 		"which --device cuda finds before the CPU library), or set %s to the libonnxruntime.so.1 of a GPU build "+
 		"whose folder holds %s and %s; or use --device cpu", CUDAVersion, CUDACacheDir, LibraryEnv, cudaPlugin, providersShared)
-	if st.fromEnv {
+	if buildArch != "amd64" {
+		// "make setup-cuda" fetches the x86-64 build only (a Jetson's
+		// ONNX Runtime comes with its own system image).
+		fix = fmt.Sprintf("no GPU build of ONNX Runtime is provided for linux/%s: set %s to the libonnxruntime.so.1 of a GPU build for this board "+
+			"whose folder holds %s and %s; or use --device cpu", buildArch, LibraryEnv, cudaPlugin, providersShared)
+	} else if st.fromEnv {
 		gpu := FindGPUBuild()
 		if gpu == "" {
 			gpu = fmt.Sprintf(`the one "make setup-cuda" installs in %s`, CUDACacheDir)

@@ -386,4 +386,12 @@ func TestNoCUDAFixNamesTheVariable(t *testing.T) {
 			t.Errorf("with %s: %q lacks %q", LibraryEnv, fix, want)
 		}
 	}
+	// On an arm64 board "make setup-cuda", which fetches the x86-64
+	// build, is no way out.
+	defer func(a string) { buildArch = a }(buildArch)
+	buildArch = "arm64"
+	fix = (&CUDAStatus{Library: lib}).noCUDA("none").Fix
+	if !strings.HasPrefix(fix, "no GPU build of ONNX Runtime is provided for linux/arm64: set "+LibraryEnv) || strings.Contains(fix, "make setup-cuda") {
+		t.Errorf("on arm64: %q", fix)
+	}
 }

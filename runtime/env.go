@@ -186,6 +186,10 @@ func acquire() (release func(), err error) {
 	return env.mu.RUnlock, nil
 }
 
+// buildArch is the architecture this program is built for (a variable for
+// the tests of another's messages).
+var buildArch = goruntime.GOARCH
+
 // elfMachines are the ELF machines of the architectures nasctl is built for.
 var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 

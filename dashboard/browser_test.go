@@ -543,3 +543,35 @@ func TestBrowserFinalTimings(t *testing.T) {
 	timeRankOne(t, filepath.Join(runs, "leaves-a"), finals[0].Trial)
 	waitFor(t, ctx, final+`.includes('0.1250')`, final, 15*time.Second)
 }
+
+// A final model taken from an earlier plan says so in its row, and its
+// seconds are not counted as the final phase's; a run scored by a mock
+// reward says it has no final phase, not that its finals are yet to come.
+func TestBrowserReusedFinalsAndScoredRuns(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	f := newRun(t, runs, "longer", 24, 11, seq(1, 24)...)
+	for rank, tr := range []int{2, 4} {
+		r := rundir.FinalResult{Rank: rank + 1, Trial: tr, Arch: fixtureArchs[rank], ValAccuracy: 0.9, TestAccuracy: 0.89, Status: rundir.StatusOK,
+			Seconds: 95, Model: rundir.WinnerName(rank + 1)}
+		if rank == 1 {
+			r.Reused = filepath.Join(rundir.DirEarlier, "trials-20")
+		}
+		if err := f.WriteFile(r.Model, []byte("not really onnx")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.AppendFinal(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	newNASNetRun(t, runs, "scored", search.AgentReinforce, 12)
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/longer"))
+	facts, final := `document.getElementById('facts').innerText`, `document.getElementById('final').innerText`
+	waitFor(t, ctx, final+`.includes('from earlier/trials-20') && `+facts+`.includes('1 min 35 s in the final phase, 1 final model taken from an earlier plan')`,
+		facts+` + ' | ' + `+final, 10*time.Second)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/scored"))
+	waitFor(t, ctx, facts+`.includes('none: this search scores architectures with mock (no training), so it has no final phase') && `+
+		final+`.includes('so it has no final phase.') && !`+facts+`.includes('none yet')`, facts+` + ' | ' + `+final, 10*time.Second)
+}

@@ -72,6 +72,7 @@ function column(name) {
     const kind = finals.length ? 'final' : 'top';
     caption.textContent = finals.length ? 'Final models (retrained, then tested):'
       : d.status === 'failed' ? (d.failed ? `No final models: the search ended with an error (${d.failed}).` : 'No final models: no trial of this run was evaluated.')
+      : d.problem ? `No final models (scored by ${d.problem}, no final phase); the leading architectures of the search:`
       : 'No final models yet; the leading architectures of the search:';
     if (!tables[kind]) {
       tables[kind] = new Table(table, kind === 'final' ? finalColumns : topColumns,

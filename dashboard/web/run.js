@@ -117,22 +117,27 @@ function showTrial(id) {
 function fact(label, ...value) { return [h('dt', {text: label}), h('dd', {}, ...value)]; }
 function drawFacts() {
   if (!run) return;
-  $('status').replaceChildren(badge(run.status));
+  // A run with an error and no kind could not be read: as the runs page says.
+  $('status').replaceChildren(badge(run.error && !run.kind ? '' : run.status));
   // The trials and their counts by status come from the trials the table
   // holds (the run's event can be a moment ahead of them, or behind).
   const byStatus = {};
   for (const t of trials.values()) byStatus[t.status] = (byStatus[t.status] || 0) + 1;
   const counts = Object.entries(byStatus).map(([k, v]) => `${v} ${k}`).join(', ');
   const done = trials.size || run.trials;
-  const finalSeconds = finalRows.reduce((sum, f) => sum + (f.seconds || 0), 0);
+  // Finals taken from an earlier plan were trained there, not in this phase.
+  const finalSeconds = finalRows.reduce((sum, f) => sum + (f.reused ? 0 : f.seconds || 0), 0);
+  const reused = finalRows.filter(f => f.reused).length;
+  const spent = [report ? (secs(report.seconds) || '0 s') + (run.problem ? '' : ' in the trials') : '',
+    finalSeconds ? `${secs(finalSeconds)} in the final phase` : '',
+    reused ? `${reused} final model${reused > 1 ? 's' : ''} taken from an earlier plan` : ''].filter(Boolean).join(', ');
   const rows = [
     fact('Kind', run.kind + (report && report.method ? ': ' + report.method : '')),
     fact('Trials', h('span', {id: 'done', text: `${done} of ${run.planned}`}), counts ? ` (${counts})` : '',
       ' ', h('progress', {max: run.planned || 1, value: done})),
     fact('Best reward', run.best_arch ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
     fact('Final models', ...finalFacts()),
-    fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', report ? secs(report.seconds) + (run.problem ? '' : ' in the trials') : '',
-      finalSeconds ? `, ${secs(finalSeconds)} in the final phase` : ''),
+    fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', spent),
     fact('Started', when(run.started)),
     fact('Last update', when(run.updated)),
     fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
@@ -203,6 +208,7 @@ function finalFacts() {
   if (done && run.final_models_over_latency_limit) return [`${done}; every one timed over the latency limit: no best is picked`];
   if (done) return [`${done}; none trained to a model`];
   if (run.status === 'failed') return ['none: no trial was evaluated, so there is nothing to retrain'];
+  if (run.problem) return ['none: this search scores architectures with ' + run.problem + ' (no training), so it has no final phase'];
   return [run.final_skipped ? 'none: the final phase is skipped (--skip-final)' : 'none yet'];
 }
 
@@ -271,12 +277,14 @@ const finalTable = new Table($('final'), [
     cell: f => f.latency_ms ? num(f.latency_ms) : ''},
   {key: 'measured_latency_ms', label: 'Timed ms', num: true, title: 'batch-1 median timed on the search machine after the final phase; the best is picked by it',
     cell: f => f.measured_latency_ms === undefined ? '' : num(f.measured_latency_ms)},
-  {key: 'seconds', label: 'Seconds', num: true, cell: f => num(f.seconds, 1)},
+  {key: 'seconds', label: 'Seconds', num: true, title: 'of its training; a model taken from an earlier plan of the run was trained there',
+    cell: f => f.reused ? h('span', {title: `trained in ${f.reused} (${num(f.seconds, 1)} s), taken from there`, text: 'from ' + f.reused}) : num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
 ], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => !run ? '' : run.final_skipped ? `No final models: this run skips the final phase (--skip-final); nasctl search ${run.kind} --resume RUN --skip-final=false runs it.`
   : run.status === 'failed' && run.failed ? `No final models: the search ended with an error (${run.failed}); nasctl search ${run.kind} --resume RUN goes on.`
   : run.status === 'failed' ? 'No final models: no trial of this run was evaluated (every one refused, failed or diverged), so none will come.'
+  : run.problem ? `No final models: this search scores architectures with ${run.problem} (no training), so it has no final phase.`
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 
 async function loadFinal() {

@@ -3,6 +3,7 @@ package search
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -35,7 +36,6 @@ func TestRemaining(t *testing.T) {
 		{"no final model done", func(c Config) Config { return c }, trials, 0, 22.5 + 3*15*2*1.25/2},
 		{"all final models done", func(c Config) Config { return c }, trials, 3, 22.5},
 		{"final phase skipped", func(c Config) Config { c.Final.Skip = true; return c }, trials, 1, 22.5},
-		{"scored by a problem, no final phase", func(c Config) Config { c.Problem.Name = "mock"; return c }, trials, 1, 22.5},
 		{"one worker", func(c Config) Config { c.Workers = 1; return c }, trials, 1, 2 * (22.5 + 37.5)},
 		// All 10 recorded: only the final phase is left.
 		{"trials done", func(c Config) Config { c.Trials = 4; return c }, trials, 1, 37.5},
@@ -71,5 +71,30 @@ func TestRemainingFinalFromItsTrials(t *testing.T) {
 		if got := Remaining(cfg, data, trials, tc.done); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%d final models done: %v s remaining, want %v", tc.done, got, tc.want)
 		}
+	}
+}
+
+// A search scored by a problem is paced by the clock: its trials' scores
+// take no time, the agent's work does. 60 trials of a 100-trial run, the
+// latest 50 (11 to 60) finishing 2 s apart (two of them out of order, as
+// workers finish), after a stop of an hour before trial 11: 40 trials left
+// at 2 s each is 80 s; the stop is outside the window paced.
+func TestRemainingScored(t *testing.T) {
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var trials []rundir.Trial
+	for id := 1; id <= 60; id++ {
+		at := start.Add(time.Duration(2*id) * time.Second)
+		if id > 10 {
+			at = at.Add(time.Hour)
+		}
+		trials = append(trials, rundir.Trial{Candidate: rundir.Candidate{ID: id}, Status: rundir.StatusOK, Finished: at})
+	}
+	trials[30].Finished, trials[31].Finished = trials[31].Finished, trials[30].Finished
+	cfg := Config{Kind: KindNASNet, Trials: 100, Workers: 2, Problem: ProblemSettings{Name: "mock"}}
+	if got := Remaining(cfg, Data{}, trials, 0); math.Abs(got-80) > 1e-9 {
+		t.Errorf("%v s remaining, want 80", got)
+	}
+	if got := Remaining(cfg, Data{}, trials[:1], 0); got != 0 {
+		t.Errorf("one trial: %v s remaining, want none (no pace yet)", got)
 	}
 }

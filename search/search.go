@@ -771,8 +771,12 @@ func (s *Search) remaining() float64 {
 // time of the trials evaluated so far times those left (over the workers),
 // plus the final phase: the time per epoch of the trials it would retrain
 // now, scaled to its epochs and data (finalSeconds); 0 before any trial was
-// evaluated. The progress lines and the dashboard show it.
+// evaluated. A search whose rewards need no training is paced by the clock
+// instead (scoredRemaining). The progress lines and the dashboard show it.
 func Remaining(cfg Config, data Data, trials []rundir.Trial, finalsDone int) float64 {
+	if !cfg.Trains() {
+		return scoredRemaining(cfg, trials)
+	}
 	var sum float64
 	var n int
 	for _, t := range trials {
@@ -793,6 +797,32 @@ func Remaining(cfg Config, data Data, trials []rundir.Trial, finalsDone int) flo
 		est += float64(max(cfg.Final.TopK-finalsDone, 0)) * finalSeconds(cfg, trials, mean) * scale / float64(cfg.Workers)
 	}
 	return est
+}
+
+// scoredWindow is how many of the latest trials scoredRemaining paces:
+// recent enough that a stop and resume falls out of it soon.
+const scoredWindow = 50
+
+// scoredRemaining is Remaining for a search whose rewards need no training
+// (a formula or a table): a trial's score takes microseconds, and the time
+// goes to the agent (sampling, a controller's update), so the pace is the
+// wall-clock time between the latest trials' ends.
+func scoredRemaining(cfg Config, trials []rundir.Trial) float64 {
+	recent := trials[max(0, len(trials)-scoredWindow):]
+	if len(recent) < 2 {
+		return 0
+	}
+	first, last := recent[0].Finished, recent[0].Finished // workers finish out of order
+	for _, t := range recent[1:] {
+		if t.Finished.Before(first) {
+			first = t.Finished
+		}
+		if t.Finished.After(last) {
+			last = t.Finished
+		}
+	}
+	per := last.Sub(first).Seconds() / float64(len(recent)-1)
+	return per * float64(max(cfg.Trials-len(trials), 0))
 }
 
 // finalSeconds is the mean time of cfg.Train.Epochs epochs of the best

@@ -97,7 +97,7 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		writeError(w, http.StatusInternalServerError, d.err.Error())
 		return
 	}
-	out := d.trials
+	out := d.trials()
 	if out == nil {
 		out = []rundir.Trial{} // [] rather than null
 	}
@@ -113,12 +113,13 @@ func (s *Server) findTrial(w http.ResponseWriter, r *http.Request, ref *runRef) 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("trial %q: a trial is named by its number, such as 12", raw))
 		return nil, nil
 	}
-	i, found := sort.Find(len(d.trials), func(i int) int { return id - d.trials[i].ID })
+	trials := d.trials()
+	i, found := sort.Find(len(trials), func(i int) int { return id - trials[i].ID })
 	if !found {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no trial %q (yet)", ref.name, r.PathValue("id")))
 		return nil, nil
 	}
-	return d, &d.trials[i]
+	return d, &trials[i]
 }
 
 func (s *Server) trial(w http.ResponseWriter, r *http.Request, ref *runRef) {

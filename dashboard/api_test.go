@@ -271,7 +271,7 @@ func TestStatus(t *testing.T) {
 		}
 		sum := search.RunSummary{Trials: c.trials, Planned: c.planned, Finals: c.finals, FinalsPlanned: c.cfg.FinalsPlanned(c.recorded), Evaluated: evaluated, // as Summarize counts them
 			Failed: c.failed}
-		d := &runData{summary: sum, cfg: c.cfg, trials: c.recorded}
+		d := &runData{summary: sum, cfg: c.cfg, trials: func() []rundir.Trial { return c.recorded }}
 		if got := d.status(c.running); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}

@@ -38,7 +38,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy in front must not hold events back
 	d, running := s.cache.get(ref.dir), rundir.Running(ref.dir)
-	sent := sentTrials(d.trials)
+	sent := sentTrials(d.trials())
 	if writeEvent(w, rc, "hello", d.run(ref, running)) != nil {
 		return
 	}
@@ -69,14 +69,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ref *runRef) {
 			continue
 		}
 		d, running, idle = nd, nrunning, time.Now()
-		if sent.rewritten(d.trials) {
-			sent = sentTrials(d.trials)
+		if sent.rewritten(d.trials()) {
+			sent = sentTrials(d.trials())
 			if writeEvent(w, rc, "hello", d.run(ref, running)) != nil {
 				return
 			}
 			continue
 		}
-		for _, t := range d.trials {
+		for _, t := range d.trials() {
 			if _, ok := sent[t.ID]; !ok {
 				sent[t.ID] = recordOf(t)
 				if writeEvent(w, rc, "trial", t) != nil {

@@ -33,19 +33,19 @@ type figureSpec struct {
 
 var figureSpecs = []figureSpec{
 	{"accuracy", "Validation accuracy per trial, the best so far and epsilon", kind(search.KindMetaQNN),
-		func(_ string, d *runData) (*plot.Plot, error) { return search.AccuracyPlot(d.trials) }},
+		func(_ string, d *runData) (*plot.Plot, error) { return search.AccuracyPlot(d.trials()) }},
 	{"epsilon", "Validation accuracy per phase of the epsilon schedule", kind(search.KindMetaQNN), func(dir string, d *runData) (*plot.Plot, error) {
 		var data search.Data
 		if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err != nil {
 			return nil, err
 		}
-		return search.AgentEpsilonPlot(d.cfg, d.trials, data.ValMajority)
+		return search.AgentEpsilonPlot(d.cfg, d.trials(), data.ValMajority)
 	}},
 	{"params", "Parameters against validation accuracy", kind(search.KindMetaQNN),
-		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials) }},
+		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials()) }},
 	{"reward", fmt.Sprintf("Reward per trial, the mean of the last %d (of all, while fewer) and the controller's baseline", search.AverageWindow), kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
 		if !d.cfg.Controlled() {
-			return search.RewardPlot(d.trials, nil) // random search and evolution have no baseline
+			return search.RewardPlot(d.trials(), nil) // random search and evolution have no baseline
 		}
 		notes, err := rundir.ReadNotes(dir)
 		if err != nil {
@@ -55,10 +55,10 @@ var figureSpecs = []figureSpec{
 		for _, n := range notes {
 			byTrial[n.Trial] = n
 		}
-		return search.RewardPlot(d.trials, byTrial)
+		return search.RewardPlot(d.trials(), byTrial)
 	}},
 	{"temperature", "Sampling temperature per trial", controlled,
-		func(_ string, d *runData) (*plot.Plot, error) { return search.TemperaturePlot(d.trials) }},
+		func(_ string, d *runData) (*plot.Plot, error) { return search.TemperaturePlot(d.trials()) }},
 	{"pareto", "Winners: accuracy against latency, the Pareto front (nasctl bench)", benched, func(dir string, _ *runData) (*plot.Plot, error) {
 		rs, err := bench.ReadCSV(filepath.Join(dir, benchCSV))
 		if err != nil {
@@ -283,12 +283,13 @@ func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
 	}
 	p.Add(plotter.NewGrid())
 	for i, d := range runs {
-		if len(d.trials) == 0 {
+		trials := d.trials()
+		if len(trials) == 0 {
 			continue
 		}
-		pts := make(plotter.XYs, len(d.trials))
-		best := value(d.trials[0])
-		for j, t := range d.trials {
+		pts := make(plotter.XYs, len(trials))
+		best := value(trials[0])
+		for j, t := range trials {
 			best = max(best, value(t))
 			pts[j] = plotter.XY{X: float64(t.ID), Y: best}
 		}

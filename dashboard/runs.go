@@ -62,9 +62,13 @@ type runData struct {
 	version string    // of those the figures and report are drawn from
 	updated time.Time // the latest modification time of a watched file
 	summary search.RunSummary
-	cfg     search.Config  // with defaults
-	trials  []rundir.Trial // in trial order
-	err     error          // why the run could not be read
+	cfg     search.Config // with defaults
+	// trials returns the run's trials in trial order, read when first
+	// asked for: listing the runs needs only their summaries, and a runs
+	// folder of hundreds of long runs held every trial's curves in memory
+	// (docs/performance.md, "The dashboard's updates").
+	trials func() []rundir.Trial
+	err    error // why the run could not be read
 	// What Run adds to the summary, from the trials.
 	reward        string
 	finalProgress []rundir.FinalProgress
@@ -96,7 +100,7 @@ func stampOf(dir string) (stamp, version string, latest time.Time) {
 // load reads the run in dir. The stamp is taken before reading: a write in
 // between makes the next stamp differ, and the run is read again.
 func load(dir, stamp, version string, updated time.Time) *runData {
-	d := &runData{stamp: stamp, version: version, updated: updated}
+	d := &runData{stamp: stamp, version: version, updated: updated, trials: func() []rundir.Trial { return nil }}
 	if err := linkIn(dir); err != nil {
 		d.err = err
 		return d
@@ -115,10 +119,12 @@ func load(dir, stamp, version string, updated time.Time) *runData {
 	d.cfg = cfg.WithDefaults()
 	// A damaged line in the log: the trials before it are shown, and the
 	// summary's Error names the line (a resume refuses the run until it is
-	// mended).
-	if d.trials, err = rundir.ReadTrials(dir); err != nil && !errors.As(err, new(*rundir.LineError)) {
-		d.err = err
-	}
+	// mended). Summarize has read the log already, so another error is
+	// not expected here; it leaves the trials read before it.
+	d.trials = sync.OnceValue(func() []rundir.Trial {
+		trials, _ := rundir.ReadTrials(dir)
+		return trials
+	})
 	d.reward = rewardText(d.cfg)
 	readJSON(filepath.Join(dir, rundir.FileFinalProgress), &d.finalProgress) // none outside a final phase
 	return d

@@ -222,6 +222,12 @@ func TestBrowserRunPage(t *testing.T) {
 		t.Fatalf("the fixture's summary: %v, winner %q", err, sum.WinnerArch)
 	}
 	waitFor(t, ctx, fmt.Sprintf(`%s.includes('the winner (picked by validation accuracy, ties by validation loss) tests at %.4f')`, facts, sum.BestTest), facts, 5*time.Second)
+	// And the mean test accuracy of the best finals, as report.md says it.
+	rep, err := search.ReadReport(filepath.Join(runs, "leaves-a"))
+	if err != nil || rep.BestFive != 2 {
+		t.Fatalf("the fixture's report: %v, %d best", err, rep.BestFive)
+	}
+	waitFor(t, ctx, fmt.Sprintf(`%s.includes('; the 2 best by the same order average %.4f')`, facts, rep.BestFiveTest), facts, 5*time.Second)
 	cell := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(2)').textContent`
 	if g, e := eval[string](t, ctx, fmt.Sprintf(cell, 22)), eval[string](t, ctx, fmt.Sprintf(cell, 21)); g != "ε 0.1 greedy" || e != "ε 0.1" {
 		t.Errorf("the epsilon cells of a greedy trial and one that explores: %q and %q", g, e)
@@ -549,7 +555,12 @@ func TestBrowserFinalTimings(t *testing.T) {
 // reward says it has no final phase, not that its finals are yet to come.
 func TestBrowserReusedFinalsAndScoredRuns(t *testing.T) {
 	runs, _ := fixtureRuns(t)
-	f := newRun(t, runs, "longer", 24, 11, seq(1, 24)...)
+	f := newRun(t, runs, "longer", 25, 11, seq(1, 24)...)
+	chance := fakeTrial(25, 11)
+	chance.AtChance = true
+	if err := f.AppendTrial(chance); err != nil {
+		t.Fatal(err)
+	}
 	for rank, tr := range []int{2, 4} {
 		r := rundir.FinalResult{Rank: rank + 1, Trial: tr, Arch: fixtureArchs[rank], ValAccuracy: 0.9, TestAccuracy: 0.89, Status: rundir.StatusOK,
 			Seconds: 95, Model: rundir.WinnerName(rank + 1)}
@@ -571,6 +582,11 @@ func TestBrowserReusedFinalsAndScoredRuns(t *testing.T) {
 	facts, final := `document.getElementById('facts').innerText`, `document.getElementById('final').innerText`
 	waitFor(t, ctx, final+`.includes('from earlier/trials-20') && `+facts+`.includes('1 min 35 s in the final phase, 1 final model taken from an earlier plan')`,
 		facts+` + ' | ' + `+final, 10*time.Second)
+	waitFor(t, ctx, rows+` === 25`, rows, 10*time.Second)
+	status := `document.querySelector('#trials tbody tr[data-id="%d"] td:nth-child(4)').textContent`
+	if c, o := eval[string](t, ctx, fmt.Sprintf(status, 25)), eval[string](t, ctx, fmt.Sprintf(status, 24)); c != "ok (at chance)" || o != "ok" {
+		t.Errorf("the status of a trial at chance and of one that learned: %q and %q", c, o)
+	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/scored"))
 	waitFor(t, ctx, facts+`.includes('none: this search scores architectures with mock (no training), so it has no final phase') && `+
 		final+`.includes('so it has no final phase.') && !`+facts+`.includes('none yet')`, facts+` + ' | ' + `+final, 10*time.Second)

@@ -29,7 +29,8 @@ const trialTable = new Table($('trials'), [
     title: 'epsilon (MetaQNN) or temperature (REINFORCE) it was drawn at; greedy: no layer was drawn at random',
     value: t => t.temperature || t.epsilon || 0, cell: explore},
   {key: 'arch', label: 'Architecture', cls: 'arch'},
-  {key: 'status', label: 'Status', cell: t => h('span', {class: 'st-' + t.status, text: t.status, title: t.reason})},
+  {key: 'status', label: 'Status', title: 'at chance: no better on validation than a network that answers one class whatever the image',
+    cell: t => h('span', {class: 'st-' + t.status, text: t.status + (t.at_chance ? ' (at chance)' : ''), title: t.reason})},
   {key: 'reward', label: 'Reward', num: true, cell: t => num(t.reward)},
   {key: 'val_accuracy', label: 'Val. accuracy', num: true, title: 'best validation accuracy (or a problem\'s score)',
     value: t => t.val_accuracy || t.score, cell: t => t.val_accuracy ? num(t.val_accuracy) : (t.score ? num(t.score, 2) : '')},
@@ -203,6 +204,7 @@ function finalFacts() {
     const by = report && report.best_by ? report.best_by : 'validation accuracy, ties by validation loss';
     return [`${done}; the winner (picked by ${by}) tests at ${num(run.best_test_accuracy)}`,
       run.winner_at_chance ? h('span', {class: 'error', text: ', no better than chance (a constant predictor): do not deploy it'}) : '',
+      report && report.best_five ? `; the ${report.best_five} best by the same order average ${num(report.best_five_mean_test_accuracy)}` : '',
       bestDownload ? [' · ', h('a', {href: bestDownload, download: '', text: 'download best.onnx'})] : ''];
   }
   if (done && run.final_models_over_latency_limit) return [`${done}; every one timed over the latency limit: no best is picked`];

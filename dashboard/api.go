@@ -28,6 +28,11 @@ type RunDetail struct {
 	// BestDownload is where to download winners/best.onnx, the final model
 	// picked by validation (WinnerArch's), once the final phase is done.
 	BestDownload string `json:"best_download,omitempty"`
+	// EarlierBest is where to download the best model of each earlier plan
+	// of the run that has one (earlier/PLAN/winners/best.onnx), by plan: a
+	// resume with more trials has no best of its own until its final phase
+	// ends.
+	EarlierBest map[string]string `json:"earlier_best,omitempty"`
 }
 
 // Figure is a figure of a run, served as PNG at URL (and as SVG at the
@@ -77,6 +82,15 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 	}
 	if best := filepath.Base(rundir.BestName); d.summary.WinnerArch != "" && slices.Contains(s.winnerFiles(ref), best) {
 		det.BestDownload = runURL(ref.name, "winners", best)
+	}
+	plans, _ := rundir.Earlier(ref.dir) // earlier/PLAN, as the report names them
+	for _, plan := range plans {
+		if fi, err := os.Lstat(filepath.Join(ref.dir, plan, rundir.BestName)); err == nil && fi.Mode().IsRegular() {
+			if det.EarlierBest == nil {
+				det.EarlierBest = map[string]string{}
+			}
+			det.EarlierBest[plan] = runURL(ref.name, rundir.DirEarlier, filepath.Base(plan), filepath.Base(rundir.BestName))
+		}
 	}
 	stale := benchStale(ref.dir)
 	for _, f := range figureSpecs {
@@ -166,9 +180,14 @@ func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no winner %q", ref.name, name))
 		return
 	}
-	// Opened within the run's folder: a link that appeared since the
-	// check (linkIn) cannot lead out of it.
-	f, err := os.OpenInRoot(ref.dir, filepath.Join(rundir.DirWinners, name))
+	serveFile(w, r, ref, filepath.Join(rundir.DirWinners, name), ref.name+"-"+name)
+}
+
+// serveFile serves the file rel of the run for download as name. It is
+// opened within the run's folder: a link that appeared since the check
+// (linkIn) cannot lead out of it.
+func serveFile(w http.ResponseWriter, r *http.Request, ref *runRef, rel, name string) {
+	f, err := os.OpenInRoot(ref.dir, rel)
 	if err != nil {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
@@ -180,12 +199,23 @@ func (s *Server) winner(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		return
 	}
 	if !fi.Mode().IsRegular() {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s: winners/%s is not a file", ref.name, name))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s: %s is not a file", ref.name, filepath.ToSlash(rel)))
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", ref.name+"-"+name))
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// earlierBest serves the best model of an earlier plan of the run for
+// download; only a plan listed there is served.
+func (s *Server) earlierBest(w http.ResponseWriter, r *http.Request, ref *runRef) {
+	plan := r.PathValue("plan")
+	if plans, _ := rundir.Earlier(ref.dir); !slices.Contains(plans, filepath.Join(rundir.DirEarlier, plan)) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no earlier plan %q", ref.name, plan))
+		return
+	}
+	serveFile(w, r, ref, filepath.Join(rundir.DirEarlier, plan, rundir.BestName), ref.name+"-"+plan+"-best.onnx")
 }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request, ref *runRef) {

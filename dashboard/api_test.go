@@ -358,6 +358,8 @@ func TestPathTraversal(t *testing.T) {
 		"/api/runs/link/winners/x.onnx",
 		"/api/runs/leaves-a/winners/..%2f..%2f..%2fsecret%2fwinners%2fx.onnx",
 		"/api/runs/leaves-a/winners/%2e%2e%2fconfig.yaml",
+		"/api/runs/leaves-a/earlier/..%2f..%2f..%2fsecret%2fwinners/best.onnx",
+		"/api/runs/leaves-a/earlier/%2e%2e/best.onnx",
 		"/api/runs/leaves-a/figures/..%2f..%2f..%2fsecret%2fconfig.yaml",
 		"/api/runs/leaves-a/../../../secret/config",
 		"/runs/..%2fsecret",

@@ -209,13 +209,23 @@ func TestBrowserRunPage(t *testing.T) {
 
 	// The finished run: its greedy trials say so beside their epsilon, and
 	// its facts name the plan a resume with more trials set aside.
-	if err := os.MkdirAll(filepath.Join(runs, "leaves-a", rundir.DirEarlier, "trials-20"), 0o755); err != nil {
+	earlierBest := filepath.Join(runs, "leaves-a", rundir.DirEarlier, "trials-20", rundir.BestName)
+	if err := os.MkdirAll(filepath.Dir(earlierBest), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(earlierBest, []byte("the earlier plan's best"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
 	waitFor(t, ctx, rows+` === 24`, rows, 10*time.Second)
 	facts := `document.getElementById('facts').textContent`
-	waitFor(t, ctx, facts+`.includes('Earlier plans' + 'set aside in the run folder when its number of trials changed: earlier/trials-20')`, facts, 5*time.Second)
+	waitFor(t, ctx, facts+`.includes('Earlier plans' + 'set aside in the run folder when its number of trials changed: earlier/trials-20 (its best.onnx)')`, facts, 5*time.Second)
+	// Its best model downloads from the link.
+	link := eval[string](t, ctx, `[...document.querySelectorAll('#facts a')].find(a => a.textContent === 'its best.onnx').href`)
+	if resp, body := get(t, link, nil); resp.StatusCode != 200 || string(body) != "the earlier plan's best" ||
+		!strings.Contains(resp.Header.Get("Content-Disposition"), `filename="leaves-a-trials-20-best.onnx"`) {
+		t.Errorf("%s: %d %q %v", link, resp.StatusCode, body, resp.Header)
+	}
 	// Its winner's test accuracy, as the run's summary has it.
 	sum, err := search.Summarize(filepath.Join(runs, "leaves-a"))
 	if err != nil || sum.WinnerArch == "" {

@@ -95,6 +95,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/runs/{name}/figures/{figure}", s.named(s.figure))
 	m.HandleFunc("GET /api/runs/{name}/final", s.named(s.final))
 	m.HandleFunc("GET /api/runs/{name}/winners/{file}", s.named(s.winner))
+	m.HandleFunc("GET /api/runs/{name}/earlier/{plan}/best.onnx", s.named(s.earlierBest))
 	m.HandleFunc("GET /api/runs/{name}/config", s.named(s.config))
 	m.HandleFunc("GET /api/compare/{file}", s.compare)
 	m.HandleFunc("GET /api/folder", s.folder)

@@ -11,7 +11,7 @@ $('name').textContent = name;
 const trials = new Map(); // by id
 const fresh = new Set(); // ids that came by event since the last drawing
 let run = null, report = null, selected = null, statusFilter = '';
-let version = null, finals = null, gone = false, bestDownload = '', finalRows = [];
+let version = null, finals = null, gone = false, bestDownload = '', earlierBest = {}, finalRows = [];
 
 // Once the run is gone, its resources answer 404: the banner says why.
 function problem(e) { if (!gone) $('problem').textContent = e ? String(e.message || e) : ''; }
@@ -151,7 +151,13 @@ function drawFacts() {
       ' since the run was made', eta ? [', ', h('span', {dataset: {until: eta}, text: left(eta)}),
         ` (nasctl search's estimate: done around ${when(new Date(eta).toISOString())})`] : ''));
   }
-  if (report && report.earlier) rows.push(fact('Earlier plans', 'set aside in the run folder when its number of trials changed: ' + report.earlier.join(', ')));
+  if (report && report.earlier) {
+    // Each with its best model, which a resume with more trials has no
+    // other of until its final phase ends.
+    rows.push(fact('Earlier plans', 'set aside in the run folder when its number of trials changed: ',
+      ...report.earlier.flatMap((p, i) => [i ? ', ' : '', p,
+        earlierBest[p] ? [' (', h('a', {href: earlierBest[p], download: '', text: 'its best.onnx'}), ')'] : ''])));
+  }
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
   if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume RUN goes on`));
   $('facts').replaceChildren(...rows.flat());
@@ -258,6 +264,7 @@ function loadDetail() {
       const d = await getJSON(runURL(name));
       report = d.report;
       bestDownload = d.best_download || '';
+      earlierBest = d.earlier_best || {};
       drawFacts();
       drawFigures(d.figures);
       topTable.setRows(report ? report.top || [] : []);

@@ -535,7 +535,9 @@ func TestBrowserSearchEndedWithError(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-e"))
 	facts, final := `document.getElementById('facts').innerText`, `document.getElementById('final').innerText`
 	waitFor(t, ctx, facts+`.includes('none: the search ended with an error (3 trials in a row failed, the last with: no GPU); a resume goes on')`, facts, 10*time.Second)
-	waitFor(t, ctx, final+`.includes('nasctl search metaqnn --resume RUN goes on')`, final, 10*time.Second)
+	waitFor(t, ctx, final+`.includes('nasctl search metaqnn --resume `+filepath.Join(runs, "leaves-e")+` goes on')`, final, 10*time.Second)
+	// Times are the browser's, and say in which zone (the CLI's are the server's).
+	waitFor(t, ctx, facts+`.includes('Started (UTC') && `+facts+`.includes('Last update (UTC')`, facts, 10*time.Second)
 	waitFor(t, ctx, facts+`.includes('Ended with an error')`, facts, 10*time.Second)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
 	list := `document.getElementById('runs').innerText`

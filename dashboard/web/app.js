@@ -52,6 +52,14 @@ export function secs(v) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 // when formats a time as local YYYY-MM-DD HH:MM:SS ('' for Go's zero time).
+// zone names the browser's time zone, which when writes times in: the
+// server's may differ (the CLI's times are the server's).
+export const zone = (() => {
+  const off = -new Date().getTimezoneOffset();
+  if (!off) return 'UTC';
+  const a = Math.abs(off), p = n => String(n).padStart(2, '0');
+  return `UTC${off < 0 ? '-' : '+'}${p(Math.floor(a / 60))}${a % 60 ? ':' + p(a % 60) : ''}`;
+})();
 export function when(iso) {
   if (!iso || iso.startsWith('0001-')) return '';
   const d = new Date(iso);

@@ -1,7 +1,7 @@
 // The run page: progress, figures, trials, leading architectures, final
 // models and configuration of one run, kept up to date by the run's event
 // stream without reloading.
-import {getJSON, getText, h, runURL, num, int, epsText, secs, when, badge, winnerRank, Table} from './app.js';
+import {getJSON, getText, h, runURL, num, int, epsText, secs, when, zone, badge, winnerRank, Table} from './app.js';
 
 const $ = id => document.getElementById(id);
 const name = decodeURIComponent(location.pathname.split('/').pop());
@@ -139,8 +139,8 @@ function drawFacts() {
     fact('Best reward', run.best_arch ? num(run.best_reward) : '', run.best_arch ? h('span', {class: 'arch', text: '  ' + run.best_arch}) : ''),
     fact('Final models', ...finalFacts()),
     fact(run.problem ? 'Scoring time, all workers' : 'Training time, all workers', spent),
-    fact('Started', when(run.started)),
-    fact('Last update', when(run.updated)),
+    fact(`Started (${zone})`, when(run.started)),
+    fact(`Last update (${zone})`, when(run.updated)),
     fact(run.problem ? 'Problem' : 'Data', run.problem || run.data || ''),
   ];
   if (run.status === 'running' && run.started) {
@@ -159,7 +159,7 @@ function drawFacts() {
         earlierBest[p] ? [' (', h('a', {href: earlierBest[p], download: '', text: 'its best.onnx'}), ')'] : ''])));
   }
   if (run.error) rows.push(fact(run.kind ? 'Damaged log' : 'Unreadable', h('span', {class: 'error', text: run.error})));
-  if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume RUN goes on`));
+  if (run.failed && run.status !== 'running') rows.push(fact('Ended with an error', h('span', {class: 'error', text: run.failed}), `; nasctl search ${run.kind} --resume ${run.dir} goes on`));
   $('facts').replaceChildren(...rows.flat());
 }
 
@@ -290,8 +290,8 @@ const finalTable = new Table($('final'), [
     cell: f => f.reused ? h('span', {title: `trained in ${f.reused} (${num(f.seconds, 1)} s), taken from there`, text: 'from ' + f.reused}) : num(f.seconds, 1)},
   {key: 'download', label: 'Model', sortable: false,
     cell: f => f.download ? h('a', {href: f.download, download: '', text: f.model.split('/').pop()}) : ''},
-], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => !run ? '' : run.final_skipped ? `No final models: this run skips the final phase (--skip-final); nasctl search ${run.kind} --resume RUN --skip-final=false runs it.`
-  : run.status === 'failed' && run.failed ? `No final models: the search ended with an error (${run.failed}); nasctl search ${run.kind} --resume RUN goes on.`
+], {rowProps: f => ({class: f.winner ? 'winner' : null}), empty: () => !run ? '' : run.final_skipped ? `No final models: this run skips the final phase (--skip-final); nasctl search ${run.kind} --resume ${run.dir} --skip-final=false runs it.`
+  : run.status === 'failed' && run.failed ? `No final models: the search ended with an error (${run.failed}); nasctl search ${run.kind} --resume ${run.dir} goes on.`
   : run.status === 'failed' ? 'No final models: no trial of this run was evaluated (every one refused, failed or diverged), so none will come.'
   : run.problem ? `No final models: this search scores architectures with ${run.problem} (no training), so it has no final phase.`
   : 'No final models yet: the best architectures are retrained after the last trial.'});

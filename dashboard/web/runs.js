@@ -1,5 +1,5 @@
 // The runs page: every run of the folder, refreshed every two seconds.
-import {getJSON, h, pageURL, num, secs, when, badge, Table} from './app.js';
+import {getJSON, h, pageURL, num, secs, when, zone, badge, Table} from './app.js';
 
 const picked = new Set();
 const compare = document.getElementById('compare');
@@ -35,8 +35,8 @@ const table = new Table(document.getElementById('runs'), [
     cell: r => r.best_arch ? h('span', {title: 'reward: ' + r.reward, text: num(r.best_reward)}) : ''},
   {key: 'best_test_accuracy', label: 'Winner test accuracy', num: true, title: 'the final model picked by validation (winners/best.onnx)',
     cell: r => r.final_models ? num(r.best_test_accuracy) + (r.winner_at_chance ? ' (at chance)' : '') : ''},
-  {key: 'started', label: 'Started', cls: 'nowrap', cell: r => when(r.started)},
-  {key: 'updated', label: 'Last update', cls: 'nowrap', cell: r => when(r.updated)},
+  {key: 'started', label: `Started (${zone})`, cls: 'nowrap', cell: r => when(r.started)},
+  {key: 'updated', label: `Last update (${zone})`, cls: 'nowrap', cell: r => when(r.updated)},
   {key: 'best_arch', label: 'Winner architecture', cls: 'arch', title: "the winner's (the final model picked by validation), else, marked search:, the best reward's in the search",
     value: r => r.winner_arch || r.best_arch,
     cell: r => r.error ? h('span', {class: 'error', text: (r.kind ? 'damaged: ' : 'unreadable: ') + r.error})

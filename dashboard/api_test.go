@@ -171,6 +171,19 @@ func TestRunResources(t *testing.T) {
 	if resp, body := get(t, srv.URL+"/api/nosuch", nil); resp.StatusCode != http.StatusNotFound || json.Unmarshal(body, &e) != nil || e.Error == "" {
 		t.Errorf("an unknown API address: %d %q", resp.StatusCode, body)
 	}
+	// The API only reads: another method on one of its addresses is 405.
+	for _, method := range []string{"POST", "DELETE"} {
+		req, _ := http.NewRequest(method, srv.URL+"/api/runs/leaves-a", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" || !strings.Contains(string(body), "the API only reads runs (GET)") {
+			t.Errorf("%s: %d %q", method, resp.StatusCode, body)
+		}
+	}
 	var folder struct {
 		Path   string
 		Exists bool

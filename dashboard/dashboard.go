@@ -101,6 +101,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/folder", s.folder)
 	// The API answers JSON, an unknown address too.
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Every address of the API is read with GET: the dashboard
+			// changes nothing.
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: the API only reads runs (GET); it changes nothing", r.Method, r.URL.Path))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API at %s; the runs are at /api/runs", r.URL.Path))
 	})
 }

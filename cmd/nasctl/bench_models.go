@@ -200,7 +200,7 @@ func runBenchModels(ctx context.Context, opts benchModelsOptions, out, errOut io
 		if opts.Out != "" {
 			return usagef("--out %s: cannot make the folder (%v); give another --out", w.dir, err)
 		}
-		return fmt.Errorf("cannot make the folder %s for the results (%v); give one with --out", w.dir, err)
+		return usagef("cannot make the folder %s for the results (%v); give one with --out", w.dir, err) // as for --out: a usage error
 	}
 	models := opts.Models
 	if opts.Int8 {

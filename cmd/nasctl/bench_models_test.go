@@ -216,6 +216,17 @@ func TestBenchWarmupZero(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--out "+sub+": cannot make the folder") || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("--out under a file: exit %d, stderr %q; want exit 2 naming --out", code, errOut)
 	}
+	// The default folder beside the model cannot be made either: a usage
+	// error too, which says to give --out.
+	blocked := strings.TrimSuffix(path, filepath.Ext(path)) + "-bench"
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, "bench", path, "--runs", "3", "--warmup", "1", "--batch", "2")
+	if code != 2 || !strings.Contains(errOut, "cannot make the folder "+blocked+" for the results") || !strings.Contains(errOut, "give one with --out") {
+		t.Errorf("the default folder blocked: exit %d, stderr %q; want exit 2", code, errOut)
+	}
+	os.Remove(blocked)
 	// A model without an accuracy, and no --data: the legend says so.
 	code, out, errOut := runCLI(t, "bench", path, "--runs", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--out", t.TempDir())
 	if code != 0 || !strings.Contains(out, "; accuracy: not measured (give --data); ") {

@@ -274,6 +274,9 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	if done < len(top) {
 		return ErrStopped
 	}
+	// Every final recorded: a state left of a network no longer among the
+	// best (an earlier plan's, say) will not be taken.
+	os.RemoveAll(filepath.Join(s.dir.Path, rundir.DirPaused))
 	return nil
 }
 

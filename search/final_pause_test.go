@@ -83,6 +83,12 @@ func TestFinalPausedAndResumed(t *testing.T) {
 	if err := os.WriteFile(damaged, []byte("not a state"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A state of a trial that is not among the best (left by an earlier
+	// plan, say) is removed once the final phase ends.
+	stale := filepath.Join(dir, rundir.PausedName(9999))
+	if err := os.WriteFile(stale, []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	again := newPausingExecutor(false)
 	events := runResumed(t, dir, ResumeOptions{}, func(Config) (Executor, error) { return again, nil })

@@ -202,13 +202,13 @@ func libraryMachine(path string) error {
 		return nil // not ELF, or unreadable: the loader says what it finds
 	}
 	defer f.Close()
-	want, ok := elfMachines[goruntime.GOARCH]
+	want, ok := elfMachines[buildArch]
 	if !ok || f.Machine == want {
 		return nil
 	}
 	return fmt.Errorf("%s is a library for %s, and this nasctl is built for %s/%s: it needs the ONNX Runtime library of its own machine, "+
 		`in %s beside it or named by %s ("make setup" installs it on this machine; "make build-arm64" puts an arm64 device's in bin/linux-arm64/%s)`,
-		path, machineName(f.Machine), goruntime.GOOS, goruntime.GOARCH, CacheDir, LibraryEnv, CacheDir)
+		path, machineName(f.Machine), goruntime.GOOS, buildArch, CacheDir, LibraryEnv, CacheDir)
 }
 
 // machineName names an ELF machine as people know it.

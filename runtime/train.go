@@ -657,14 +657,7 @@ func (t *trainer) setWeights(w [][]float32) {
 
 // weights returns a copy of the weights that validate: the average when
 // there is one, else the current set.
-func (t *trainer) weights() [][]float32 {
-	ps := t.validated()
-	w := make([][]float32, len(ps))
-	for i, p := range ps {
-		w[i] = append([]float32(nil), p.Data()...)
-	}
-	return w
-}
+func (t *trainer) weights() [][]float32 { return copies(t.validated()) }
 
 // validated is the parameter set that validation runs and the Result
 // keeps: the average when there is one, else the current set.

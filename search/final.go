@@ -171,8 +171,12 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		msg := fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
 			english.Plural(len(top), "best architecture", "best architectures"), done, s.cfg.finalEpochs())
 		if len(reuse) > 0 {
-			msg = fmt.Sprintf("final phase of the %s: %d taken from %s, whose final phase trained them from the same weights and settings; %d to retrain, up to %d epochs each (%d done before)",
-				english.Plural(len(top), "best architecture", "best architectures"), len(reuse), reusedFrom(reuse), len(todo), s.cfg.finalEpochs(), done)
+			retrain := "none to retrain"
+			if len(todo) > 0 {
+				retrain = fmt.Sprintf("%d to retrain, up to %d epochs each", len(todo), s.cfg.finalEpochs())
+			}
+			msg = fmt.Sprintf("final phase of the %s: %d taken from %s, whose final phase trained them from the same weights and settings; %s (%d done before)",
+				english.Plural(len(top), "best architecture", "best architectures"), len(reuse), reusedFrom(reuse), retrain, done)
 		}
 		s.emit(Event{Kind: "final_start", Message: msg})
 		s.missingWeights(top, todo)
@@ -182,6 +186,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	epochs := make(chan Event, 16) // the progress of the retrainings in flight, emitted here
 	clock := newFlightClock(s.cfg.finalEpochs())
 	pause := make(chan struct{}) // closed by a stop: local retrainings pause at an epoch's end
+	pauses := s.pausesFinals()
 	stopping := false
 	record := func(f rundir.FinalResult) error {
 		f.Finished = time.Now()
@@ -211,11 +216,15 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			todo = todo[1:]
 			progress := s.finalProgress(rank+1, top[rank].ID, epochs)
 			tick := clock.start(rank + 1)
+			var resume *runtime.TrainState
+			if pauses { // a remote worker would start anew, whatever it is sent
+				resume = s.pausedFor(rank+1, top[rank])
+			}
 			p.run(func(ctx context.Context) result {
 				f, err := s.retrain(ctx, rank+1, top[rank], func(r runtime.EpochRecord) {
 					tick(r)
 					progress(r)
-				}, pause)
+				}, pause, resume)
 				return result{f, err}
 			})
 		}
@@ -233,8 +242,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			if errors.As(r.err, &paused) {
 				flight.drop(paused.rank)
 				clock.stop(paused.rank)
-				s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d paused after epoch %d of at most %d: a resume goes on from there",
-					paused.rank, paused.epoch, s.cfg.finalEpochs())})
+				s.emit(Event{Kind: "info", Message: paused.Error()})
 				continue
 			}
 			if r.err != nil {
@@ -257,8 +265,9 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 			}
 		case <-stop:
 			stop, stopping = nil, true // start no more; pause or finish those in flight
-			msg := fmt.Sprintf("finishing %d retraining(s) in flight%s; interrupt again to abandon them", p.busy, clock.left(time.Now()))
-			if s.pausesFinals() {
+			// Remote workers report no epochs here, and finish what they train.
+			msg := fmt.Sprintf("finishing %d retraining(s) on remote workers; interrupt again to leave them to the workers and stop at once", p.busy)
+			if pauses {
 				close(pause)
 				msg = fmt.Sprintf("pausing %d retraining(s) in flight at the end of their epoch%s: a resume goes on from there; interrupt again to abandon them",
 					p.busy, clock.where())
@@ -413,9 +422,9 @@ func (s *Search) finalConfig(t rundir.Trial) runtime.TrainConfig {
 
 // retrain runs the final phase for one architecture; progress, when set,
 // hears of every epoch. Once pause closes, a local retraining stops at the
-// end of its epoch, its state kept for a resume, which goes on from it: it
-// returns a *pausedError then.
-func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord), pause <-chan struct{}) (rundir.FinalResult, error) {
+// end of its epoch, its state kept for a resume, which goes on from it
+// (resume, when set): it returns a *pausedError then.
+func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress func(runtime.EpochRecord), pause <-chan struct{}, resume *runtime.TrainState) (rundir.FinalResult, error) {
 	f := rundir.FinalResult{Rank: rank, Trial: t.ID, Arch: t.Arch, Params: t.Params, MACs: t.MACs, LatencyMs: t.LatencyMs,
 		SearchValAccuracy: cmp.Or(t.RewardAccuracy, t.ValAccuracy)} // what ranked it, when the reward reads other epochs
 	g, err := s.method.genotype(t.Candidate)
@@ -438,10 +447,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 		f.Reason = freshWeights
 	}
 	record, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
-	cfg.Pause = pause
-	if cfg.Resume = s.pausedState(rank, t, string(record)); cfg.Resume != nil {
-		s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d goes on after epoch %d, where a stop paused it", rank, cfg.Resume.Epoch)})
-	}
+	cfg.Pause, cfg.Resume = pause, resume
 	start := time.Now()
 	fit, err := Fit(ctx, s.exec, Job{Trial: t.ID, Genotype: g, Config: cfg, Full: true}, map[onnxgen.MetaKey]string{
 		onnxgen.MetaRun: s.cfg.Name, onnxgen.MetaTrial: strconv.Itoa(t.ID), onnxgen.MetaRank: strconv.Itoa(rank)})

@@ -3,6 +3,7 @@ package search
 import (
 	"bytes"
 	"encoding/gob"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,12 +31,18 @@ type pausedFinal struct {
 // pausedFormat numbers pausedFinal's layout.
 const pausedFormat = 1
 
-// pausedError is retrain's error for a retraining that a stop paused, its
-// state saved.
-type pausedError struct{ rank, trial, epoch int }
+// pausedError is retrain's error for a retraining that a stop paused: its
+// state is kept, unless lost says why not (then the resume retrains it).
+type pausedError struct {
+	rank, epoch, most int
+	lost              error
+}
 
 func (e *pausedError) Error() string {
-	return fmt.Sprintf("final #%d (trial %d) paused after epoch %d", e.rank, e.trial, e.epoch)
+	if e.lost != nil {
+		return fmt.Sprintf("final #%d paused after epoch %d of at most %d, but its state could not be kept (%v): the resume retrains it", e.rank, e.epoch, e.most, e.lost)
+	}
+	return fmt.Sprintf("final #%d paused after epoch %d of at most %d: a resume goes on from there", e.rank, e.epoch, e.most)
 }
 
 // pausesFinals reports whether the executor's retrainings stop at the end
@@ -46,21 +53,35 @@ func (s *Search) pausesFinals() bool {
 }
 
 // savePaused keeps the state of rank's paused retraining of trial t
-// (training: its settings' record), returning a *pausedError, or why the
-// state could not be kept.
+// (training: its settings' record) and returns a *pausedError, which says
+// so, or why the state could not be kept: the stop stays a stop either way.
 func (s *Search) savePaused(rank int, t rundir.Trial, training string, st *runtime.TrainState) error {
+	e := &pausedError{rank: rank, epoch: st.Epoch, most: s.cfg.finalEpochs()}
 	var b bytes.Buffer
 	p := pausedFinal{Format: pausedFormat, Trial: t.ID, Arch: t.Arch, Training: training, Data: s.data.Hash, Version: buildinfo.Version(), State: *st}
-	if err := gob.NewEncoder(&b).Encode(p); err != nil {
-		return err
+	if e.lost = gob.NewEncoder(&b).Encode(p); e.lost != nil {
+		return e
 	}
-	if err := os.MkdirAll(filepath.Join(s.dir.Path, rundir.DirPaused), 0o755); err != nil {
-		return fmt.Errorf("final #%d paused after epoch %d, but its state could not be kept (a resume retrains it): %w", rank, st.Epoch, err)
+	if e.lost = os.MkdirAll(filepath.Join(s.dir.Path, rundir.DirPaused), 0o755); e.lost == nil {
+		e.lost = s.dir.WriteFile(rundir.PausedName(t.ID), b.Bytes())
 	}
-	if err := s.dir.WriteFile(rundir.PausedName(t.ID), b.Bytes()); err != nil {
-		return fmt.Errorf("final #%d paused after epoch %d, but its state could not be kept (a resume retrains it): %w", rank, st.Epoch, err)
+	return e
+}
+
+// pausedFor returns the state of rank's retraining of trial t that a stop
+// paused, when there is one to go on from (pausedState), saying so; nil
+// otherwise. It runs on the search's goroutine, which alone emits.
+func (s *Search) pausedFor(rank int, t rundir.Trial) *runtime.TrainState {
+	cfg := s.finalConfig(t)
+	if _, err := os.Stat(s.dir.ModelPath(t.ID)); err == nil {
+		cfg.Init = [][]float32{} // from the search weights, as retrain will
 	}
-	return &pausedError{rank: rank, trial: t.ID, epoch: st.Epoch}
+	record, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
+	st := s.pausedState(rank, t, string(record))
+	if st != nil {
+		s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d goes on after epoch %d, where a stop paused it", rank, st.Epoch)})
+	}
+	return st
 }
 
 // pausedState returns the state of trial t's retraining that a stop

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -116,5 +117,43 @@ func TestFinalPausedAndResumed(t *testing.T) {
 	}
 	if !slices.ContainsFunc(finals, func(f rundir.FinalResult) bool { _, ok := again.resumed[f.Trial]; return ok }) {
 		t.Error("the retraining that went on from its state is not among the finals")
+	}
+}
+
+// slowFinals is a fakeExecutor whose final retrainings take 0 to 60 ms,
+// so that several run side by side.
+type slowFinals struct{ *fakeExecutor }
+
+func (s slowFinals) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	if job.Full {
+		time.Sleep(time.Duration(job.Trial%3) * 30 * time.Millisecond)
+	}
+	return s.fakeExecutor.Evaluate(ctx, job)
+}
+
+// Retrainings that go on from their states side by side are announced by
+// the search's goroutine, which alone calls Progress (the race detector of
+// make test watches this one): three paused, then resumed on three
+// workers.
+func TestFinalsResumedSideBySide(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 3
+	s := newSearch(t, cfg, newPausingExecutor(true))
+	stop := make(chan struct{})
+	s.Progress = func(e Event) {
+		if e.Kind == "final_start" {
+			close(stop)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Run: %v, want stopped", err)
+	}
+	s.Close()
+	var said []string
+	for _, e := range runResumed(t, s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return slowFinals{&fakeExecutor{}}, nil }) {
+		said = append(said, e.Message)
+	}
+	if n := strings.Count(strings.Join(said, "\n"), "goes on after epoch 2, where a stop paused it"); n != cfg.Final.TopK {
+		t.Errorf("%d retrainings went on from their states, want %d:\n%s", n, cfg.Final.TopK, strings.Join(said, "\n"))
 	}
 }

@@ -47,7 +47,10 @@ func (s *Search) earlierFinals(top []rundir.Trial, todo []int) ([]earlierFinal, 
 	for _, from := range folders {
 		finals, err := rundir.ReadFinalRecords(filepath.Join(s.dir.Path, from))
 		if err != nil {
-			return nil, todo, err
+			// Only a saving: the networks retrain as without it.
+			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the final models of %s are not taken, as its record cannot be read (%v): the networks it retrained are retrained here",
+				from, err)})
+			continue
 		}
 		for _, f := range finals {
 			byTrial[f.Trial] = found{f, from}

@@ -321,7 +321,7 @@ func TestFinalSearchAccuracyIsTheRewarded(t *testing.T) {
 	s := newSearch(t, testConfig(t, t.TempDir()), &fakeExecutor{})
 	for _, tc := range []struct{ kept, rewarded, want float64 }{{0.8869, 0.9405, 0.9405}, {0.9167, 0, 0.9167}} {
 		tr := rundir.Trial{Candidate: rundir.Candidate{ID: 7, Arch: "C(8,3,1) - SM()"}, Status: rundir.StatusOK, ValAccuracy: tc.kept, RewardAccuracy: tc.rewarded}
-		f, err := s.retrain(context.Background(), 1, tr, nil, nil)
+		f, err := s.retrain(context.Background(), 1, tr, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

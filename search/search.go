@@ -643,10 +643,13 @@ func nothingEvaluated(trials []rundir.Trial, dir string) error {
 	if counts[rundir.StatusRefused]+counts[rundir.StatusReused] == len(trials) && strings.Contains(common, "parameters exceed the limit") {
 		// Every network over the parameter limit: how far it is from
 		// what this space draws.
-		smallest := slices.MinFunc(trials, func(a, b rundir.Trial) int {
+		// Among those over the parameter limit: one refused for its
+		// latency may be under it.
+		over := slices.DeleteFunc(slices.Clone(trials), func(t rundir.Trial) bool { return reasonKind(t.Reason) != common })
+		smallest := slices.MinFunc(over, func(a, b rundir.Trial) int {
 			return cmp.Compare(cmp.Or(a.Params, math.MaxInt64), cmp.Or(b.Params, math.MaxInt64)) // a reuse may record none
 		})
-		why += fmt.Sprintf("; the smallest network drawn, %s, has %d parameters: a new run with a limit above that trains some", smallest.Arch, smallest.Params)
+		why += fmt.Sprintf("; the smallest network over the parameter limit, %s, has %d parameters: a new run with a limit above that trains some", smallest.Arch, smallest.Params)
 	}
 	return fmt.Errorf("%w (%s)%s (every trial is in %s)", ErrNothingEvaluated, strings.Join(parts, ", "), why, filepath.Join(dir, rundir.FileTrialsCSV))
 }

@@ -1220,6 +1220,22 @@ func TestResumeMoreTrialsReusesFinals(t *testing.T) {
 		t.Errorf("the report does not say which finals were taken from the shorter plan:\n%s", report)
 	}
 
+	// A damaged record of an earlier plan: warned of, and its networks
+	// retrained, not the resume failed.
+	damaged := newTrialsBetter{&fakeExecutor{}}
+	if err := os.WriteFile(filepath.Join(dir, rundir.DirEarlier, "trials-30", rundir.FileFinal), []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, e := range runResumed(t, dir, ResumeOptions{Trials: 33}, func(Config) (Executor, error) { return damaged, nil }) {
+		if strings.Contains(e.Message, "are not taken, as its record cannot be read") {
+			warned = append(warned, e.Message)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "the final models of "+filepath.Join(rundir.DirEarlier, "trials-30")) {
+		t.Errorf("a damaged earlier record: warnings %q", warned)
+	}
+
 	// Another learning rate for the final phase: each trains anew.
 	saved, err := ReadConfig(dir)
 	if err != nil {
@@ -1230,7 +1246,7 @@ func TestResumeMoreTrialsReusesFinals(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := &fakeExecutor{}
-	runResumed(t, dir, ResumeOptions{Trials: 33}, func(Config) (Executor, error) { return newTrialsBetter{other}, nil })
+	runResumed(t, dir, ResumeOptions{Trials: 34}, func(Config) (Executor, error) { return newTrialsBetter{other}, nil })
 	full := 0
 	for _, j := range other.jobs {
 		if j.Full {
@@ -1998,10 +2014,11 @@ func TestNothingEvaluatedCommonestReason(t *testing.T) {
 	over := []rundir.Trial{
 		{Candidate: rundir.Candidate{Arch: "C(8,5,1) - SM()"}, Status: rundir.StatusRefused, Params: 7785, Reason: "7785 parameters exceed the limit of 200"},
 		{Candidate: rundir.Candidate{Arch: "C(32,3,1) - GAP()"}, Status: rundir.StatusRefused, Params: 353, Reason: "353 parameters exceed the limit of 200"},
+		{Candidate: rundir.Candidate{Arch: "C(8,1,1) - SM()"}, Status: rundir.StatusRefused, Params: 90, Reason: "predicted latency 0.5 ms exceeds the limit of 0.1 ms"},
 		{Candidate: rundir.Candidate{Arch: "C(8,5,1) - SM()"}, Status: rundir.StatusReused, Reason: "7785 parameters exceed the limit of 200"},
 	}
 	if err := nothingEvaluated(over, "run"); err == nil || !strings.HasSuffix(err.Error(),
-		"; the smallest network drawn, C(32,3,1) - GAP(), has 353 parameters: a new run with a limit above that trains some (every trial is in run/trials.csv)") {
+		"; the smallest network over the parameter limit, C(32,3,1) - GAP(), has 353 parameters: a new run with a limit above that trains some (every trial is in run/trials.csv)") {
 		t.Errorf("every network over the parameter limit: %v", err)
 	}
 	if err := nothingEvaluated(trials, "run"); err == nil || strings.Contains(err.Error(), "smallest network") {

@@ -208,9 +208,9 @@ func runExportInt8(ctx context.Context, opts exportOptions, out, errOut io.Write
 		return printJSON(out, rep)
 	}
 	s := rep.Settings
-	fmt.Fprintf(out, "%s -> %s: %s -> %s (%.2fx); %d operators in int8 (weights %s; activations %s), %d activations calibrated by %s on %s\n",
+	fmt.Fprintf(out, "%s -> %s: %s -> %s (%.2fx); %s in int8 (weights %s; activations %s), %s calibrated by %s on %s\n",
 		opts.Model, opts.Out, humanize.IBytes(uint64(rep.FloatBytes)), humanize.IBytes(uint64(rep.Int8Bytes)), rep.SizeRatio,
-		s.Operators, s.Weights, s.Activations, s.Tensors, s.Calibration, english.Plural(s.Images, "image", ""))
+		english.Plural(s.Operators, "operator", ""), s.Weights, s.Activations, english.Plural(s.Tensors, "activation", ""), s.Calibration, english.Plural(s.Images, "image", ""))
 	if rep.FloatAccuracy != nil {
 		fmt.Fprintf(out, "test accuracy on %d images: float32 %.4f, int8 %.4f (%+.2f points)\n", rep.TestImages, *rep.FloatAccuracy, *rep.Int8Accuracy,
 			100*(*rep.Int8Accuracy-*rep.FloatAccuracy))

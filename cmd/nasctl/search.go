@@ -464,7 +464,9 @@ func sayStopped(s *search.Search, opts searchOptions, err error, errOut io.Write
 		}
 	}
 	saved := "every finished trial is saved"
-	if paused, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "*.gob")); len(paused) > 0 {
+	// States of retrainings paused by this stop: only a final phase has
+	// them (one that an earlier plan left may not be of this plan's best).
+	if paused, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "*.gob")); len(paused) > 0 && s.Done() >= s.Config().Trials {
 		saved += fmt.Sprintf(", and %s paused where %s stood, which the resume goes on from",
 			english.Plural(len(paused), "retraining", ""), english.PluralWord(len(paused), "it", "they"))
 	}

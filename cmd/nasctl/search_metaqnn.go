@@ -28,8 +28,10 @@ config.yaml), then the flags given. Presets:
              270 trials: GPU work, ~2 h on an A10G)
   baker2017  Baker et al.'s space and 2,700-trial schedule
 
-Ctrl-C stops starting trials and finishes those in flight; a second Ctrl-C abandons
-them. Either way the run resumes with --resume runs/NAME: the trials recorded are
+Ctrl-C stops starting trials and finishes those in flight (the final phase's
+retrainings pause at the end of their epoch, to go on from there; on remote workers
+they finish); a second Ctrl-C abandons them. Either way the run resumes with
+--resume runs/NAME: the trials recorded are
 kept, those that were in flight are trained again, and the resumed run gives the
 trials of an uninterrupted one (with the same --workers: the agent draws trial i
 after learning trials 1..i-2xworkers, 1..i-1 with one worker, so another count
@@ -44,7 +46,8 @@ Another number of trials for a run, finished or not (at least those recorded):
 --resume runs/NAME --trials N. The agent learns the recorded trials again and goes on
 as a run planned for N trials would; what the old plan had (checkpoint, final phase,
 report, plots, bench/) moves to runs/NAME/earlier/trials-OLD, and the final phase is
-done again for the new best.
+done again for the new best: a network the old final phase retrained with the same
+weights, settings and images is copied from there instead of trained again.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing; it
 takes --space, --preset, --input, --seed and --json, and no other flag.

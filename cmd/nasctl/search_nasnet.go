@@ -73,7 +73,8 @@ sends every trial to the workers of that broker (nasctl server, nasctl worker);
 --broker embedded starts one in this process. --workers is then how many trials are
 in flight (see nasctl search metaqnn --help).
 
-Ctrl-C finishes the episodes in flight and stops; a second Ctrl-C abandons them.
+Ctrl-C finishes the episodes in flight and stops (the final phase's retrainings
+pause at the end of their epoch, to go on from there); a second Ctrl-C abandons them.
 Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have (with the same
 --workers; another count changes what follows, see nasctl search metaqnn --help).

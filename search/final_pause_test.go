@@ -157,3 +157,42 @@ func TestFinalsResumedSideBySide(t *testing.T) {
 		t.Errorf("%d retrainings went on from their states, want %d:\n%s", n, cfg.Final.TopK, strings.Join(said, "\n"))
 	}
 }
+
+// remotePausing is a pausingExecutor whose trainings run on remote workers,
+// which neither pause nor go on from a state.
+type remotePausing struct{ pausingExecutor }
+
+func (remotePausing) TrainsElsewhere() bool { return true }
+
+// A run paused locally and resumed on remote workers retrains from the
+// search weights: a worker is sent no state, and the search says of none
+// that it goes on.
+func TestPausedFinalsResumedRemotely(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	s := newSearch(t, cfg, newPausingExecutor(true))
+	stop := make(chan struct{})
+	s.Progress = func(e Event) {
+		if e.Kind == "final_start" {
+			close(stop)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Run: %v, want stopped", err)
+	}
+	s.Close()
+	remote := remotePausing{newPausingExecutor(false)}
+	for _, e := range runResumed(t, s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return remote, nil }) {
+		if strings.Contains(e.Message, "where a stop paused it") {
+			t.Errorf("on remote workers: %q", e.Message)
+		}
+	}
+	if len(remote.resumed) != 0 {
+		t.Errorf("states sent to remote workers: %v", remote.resumed)
+	}
+	for _, j := range remote.jobs {
+		if j.Full && j.Config.Resume != nil {
+			t.Errorf("trial %d's job carries a state", j.Trial)
+		}
+	}
+}

@@ -266,7 +266,7 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 		case <-stop:
 			stop, stopping = nil, true // start no more; pause or finish those in flight
 			// Remote workers report no epochs here, and finish what they train.
-			msg := fmt.Sprintf("finishing %d retraining(s) on remote workers; interrupt again to leave them to the workers and stop at once", p.busy)
+			msg := fmt.Sprintf("finishing %d retraining(s) on remote workers (their epochs are not reported here); interrupt again to abandon them", p.busy)
 			if pauses {
 				close(pause)
 				msg = fmt.Sprintf("pausing %d retraining(s) in flight at the end of their epoch%s: a resume goes on from there; interrupt again to abandon them",

@@ -150,129 +150,57 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	type result struct {
-		f   rundir.FinalResult
-		err error
-	}
 	reuse, todo, err := s.earlierFinals(top, todo)
 	if err != nil {
 		return err
 	}
 	s.finals.done, s.finals.total = done, len(top)
-	flight := finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}, ended: map[int]bool{}}
-	flight.clear() // what a killed process left
-	defer flight.clear()
+	ph := &finalPhase{s: s, top: top, done: done, flight: finalFlight{dir: s.dir, at: map[int]rundir.FinalProgress{}, ended: map[int]bool{}},
+		clock: newFlightClock(s.cfg.finalEpochs()), pause: make(chan struct{}), pauses: s.pausesFinals(), epochs: make(chan Event, 16)}
+	ph.flight.clear() // what a killed process left
+	defer ph.flight.clear()
 	if len(todo)+len(reuse) > 0 {
 		select {
 		case <-stop: // asked during the last trials: no retraining starts
 			return ErrStopped
 		default:
 		}
-		msg := fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
-			english.Plural(len(top), "best architecture", "best architectures"), done, s.cfg.finalEpochs())
-		if len(reuse) > 0 {
-			retrain := "none to retrain"
-			if len(todo) > 0 {
-				retrain = fmt.Sprintf("%d to retrain, up to %d epochs each", len(todo), s.cfg.finalEpochs())
-			}
-			msg = fmt.Sprintf("final phase of the %s: %d taken from %s, whose final phase trained them from the same weights and settings; %s (%d done before)",
-				english.Plural(len(top), "best architecture", "best architectures"), len(reuse), reusedFrom(reuse), retrain, done)
-		}
-		s.emit(Event{Kind: "final_start", Message: msg})
+		s.emit(Event{Kind: "final_start", Message: s.finalStartMessage(len(top), done, len(todo), reuse)})
 		s.missingWeights(top, todo)
 	}
-	p := newPool[result](ctx, s.cfg.Workers)
-	defer p.close()
-	epochs := make(chan Event, 16) // the progress of the retrainings in flight, emitted here
-	clock := newFlightClock(s.cfg.finalEpochs())
-	pause := make(chan struct{}) // closed by a stop: local retrainings pause at an epoch's end
-	pauses := s.pausesFinals()
-	stopping := false
-	record := func(f rundir.FinalResult) error {
-		f.Finished = time.Now()
-		if err := s.dir.AppendFinal(f); err != nil {
-			return err
-		}
-		flight.drop(f.Rank)
-		clock.stop(f.Rank)
-		s.dropPaused(f.Trial)
-		done++
-		s.finals.done = done
-		s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", done, len(top))})
-		return nil
-	}
+	ph.pool = newPool[finalResult](ctx, s.cfg.Workers)
+	defer ph.pool.close()
 	for _, e := range reuse {
 		f, err := s.takeEarlier(e)
 		if err == nil {
-			err = record(f)
+			err = ph.record(f)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	for len(todo) > 0 || p.busy > 0 {
-		for len(todo) > 0 && !p.full() && ctx.Err() == nil && !stopping {
-			rank := todo[0]
+	stopping := false
+	for len(todo) > 0 || ph.pool.busy > 0 {
+		for len(todo) > 0 && !ph.pool.full() && ctx.Err() == nil && !stopping {
+			ph.start(todo[0])
 			todo = todo[1:]
-			progress := s.finalProgress(rank+1, top[rank].ID, epochs)
-			tick := clock.start(rank + 1)
-			var resume *runtime.TrainState
-			if pauses { // a remote worker would start anew, whatever it is sent
-				resume = s.pausedFor(rank+1, top[rank])
-			}
-			p.run(func(ctx context.Context) result {
-				f, err := s.retrain(ctx, rank+1, top[rank], func(r runtime.EpochRecord) {
-					tick(r)
-					progress(r)
-				}, pause, resume)
-				return result{f, err}
-			})
 		}
-		if p.busy == 0 {
+		if ph.pool.busy == 0 {
 			break
 		}
 		select {
-		case e := <-epochs:
-			if flight.report(*e.Epoch) {
+		case e := <-ph.epochs:
+			if ph.flight.report(*e.Epoch) {
 				s.emit(e)
 			}
-		case r := <-p.results:
-			p.busy--
-			var paused *pausedError
-			if errors.As(r.err, &paused) {
-				flight.drop(paused.rank)
-				clock.stop(paused.rank)
-				s.emit(Event{Kind: "info", Message: paused.Error()})
-				continue
-			}
-			if r.err != nil {
-				// The others in flight are abandoned, but those that
-				// finished meanwhile are kept: hours of work, each.
-				p.cancel()
-				for p.busy > 0 {
-					o := <-p.results
-					p.busy--
-					if o.err == nil {
-						if err := record(o.f); err != nil {
-							return err
-						}
-					}
-				}
-				return r.err
-			}
-			if err := record(r.f); err != nil {
+		case r := <-ph.pool.results:
+			ph.pool.busy--
+			if err := ph.finished(r); err != nil {
 				return err
 			}
 		case <-stop:
 			stop, stopping = nil, true // start no more; pause or finish those in flight
-			// Remote workers report no epochs here, and finish what they train.
-			msg := fmt.Sprintf("finishing %d retraining(s) on remote workers (their epochs are not reported here); interrupt again to abandon them", p.busy)
-			if pauses {
-				close(pause)
-				msg = fmt.Sprintf("pausing %d retraining(s) in flight at the end of their epoch%s: a resume goes on from there; interrupt again to abandon them",
-					p.busy, clock.where())
-			}
-			s.emit(Event{Kind: "stopping", Message: msg})
+			ph.stopAsked()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -280,13 +208,124 @@ func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if done < len(top) {
+	if ph.done < len(top) {
 		return ErrStopped
 	}
 	// Every final recorded: a state left of a network no longer among the
 	// best (an earlier plan's, say) will not be taken.
 	os.RemoveAll(filepath.Join(s.dir.Path, rundir.DirPaused))
 	return nil
+}
+
+// finalStartMessage is the final phase's first line: of top
+// architectures, done recorded before, todo to retrain and reuse taken
+// from an earlier plan.
+func (s *Search) finalStartMessage(top, done, todo int, reuse []earlierFinal) string {
+	if len(reuse) == 0 {
+		return fmt.Sprintf("final phase: retraining the %s (%d done before), up to %d epochs each",
+			english.Plural(top, "best architecture", "best architectures"), done, s.cfg.finalEpochs())
+	}
+	retrain := "none to retrain"
+	if todo > 0 {
+		retrain = fmt.Sprintf("%d to retrain, up to %d epochs each", todo, s.cfg.finalEpochs())
+	}
+	return fmt.Sprintf("final phase of the %s: %d taken from %s, whose final phase trained them from the same weights and settings; %s (%d done before)",
+		english.Plural(top, "best architecture", "best architectures"), len(reuse), reusedFrom(reuse), retrain, done)
+}
+
+// finalResult is a retraining's outcome.
+type finalResult struct {
+	f   rundir.FinalResult
+	err error
+}
+
+// finalPhase is a final phase under way (Search.final), on the search's
+// goroutine.
+type finalPhase struct {
+	s      *Search
+	top    []rundir.Trial
+	done   int // finals recorded
+	flight finalFlight
+	clock  *flightClock
+	pause  chan struct{} // closed by a stop: local retrainings pause at an epoch's end
+	pauses bool          // the retrainings are local, and pause
+	epochs chan Event    // the progress of the retrainings in flight, emitted by the search
+	pool   *pool[finalResult]
+}
+
+// record keeps a final model's result.
+func (ph *finalPhase) record(f rundir.FinalResult) error {
+	s := ph.s
+	f.Finished = time.Now()
+	if err := s.dir.AppendFinal(f); err != nil {
+		return err
+	}
+	ph.flight.drop(f.Rank)
+	ph.clock.stop(f.Rank)
+	s.dropPaused(f.Trial)
+	ph.done++
+	s.finals.done = ph.done
+	s.emit(Event{Kind: "final", Final: &f, Message: fmt.Sprintf("final %d of %d", ph.done, len(ph.top))})
+	return nil
+}
+
+// start begins the retraining of rank (0-based, of top).
+func (ph *finalPhase) start(rank int) {
+	s, t := ph.s, ph.top[rank]
+	progress := s.finalProgress(rank+1, t.ID, ph.epochs)
+	tick := ph.clock.start(rank + 1)
+	var resume *runtime.TrainState
+	if ph.pauses { // a remote worker would start anew, whatever it is sent
+		resume = s.pausedFor(rank+1, t)
+	}
+	ph.pool.run(func(ctx context.Context) finalResult {
+		f, err := s.retrain(ctx, rank+1, t, func(r runtime.EpochRecord) {
+			tick(r)
+			progress(r)
+		}, ph.pause, resume)
+		return finalResult{f, err}
+	})
+}
+
+// finished takes a retraining's outcome; an error it returns ends the
+// phase.
+func (ph *finalPhase) finished(r finalResult) error {
+	var paused *pausedError
+	switch {
+	case errors.As(r.err, &paused):
+		ph.flight.drop(paused.rank)
+		ph.clock.stop(paused.rank)
+		ph.s.emit(Event{Kind: "info", Message: paused.Error()})
+		return nil
+	case r.err != nil:
+		// The others in flight are abandoned, but those that finished
+		// meanwhile are kept: hours of work, each.
+		ph.pool.cancel()
+		for ph.pool.busy > 0 {
+			o := <-ph.pool.results
+			ph.pool.busy--
+			if o.err == nil {
+				if err := ph.record(o.f); err != nil {
+					return err
+				}
+			}
+		}
+		return r.err
+	}
+	return ph.record(r.f)
+}
+
+// stopAsked pauses the local retrainings in flight at the end of their
+// epoch, and says so; remote workers finish theirs.
+func (ph *finalPhase) stopAsked() {
+	// Remote workers report no epochs here, and finish what they train.
+	msg := fmt.Sprintf("finishing %d retraining(s) on remote workers (their epochs are not reported here); interrupt again to abandon them", ph.pool.busy)
+	if ph.pauses {
+		close(ph.pause)
+		msg = fmt.Sprintf("pausing %d retraining(s) in flight at the end of their epoch%s: a resume goes on from there; interrupt again to abandon them",
+			ph.pool.busy, ph.clock.where())
+	}
+	ph.s.emit(Event{Kind: "stopping", Message: msg})
 }
 
 // finalsToDo splits the final phase's architectures top into those a

@@ -47,17 +47,13 @@ func (p pausingExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error
 	return p.fakeExecutor.Evaluate(ctx, job)
 }
 
-// A stop in the final phase pauses the local retrainings in flight at the
-// end of their epoch: each state is kept in paused/, nothing of them is
-// recorded, and the resume goes on from the states (a damaged one is
-// warned of and retrained anew), removing them once recorded.
-func TestFinalPausedAndResumed(t *testing.T) {
-	cfg := testConfig(t, t.TempDir())
-	cfg.Workers = 2
-	exec := newPausingExecutor(true)
-	s := newSearch(t, cfg, exec)
+// pausedAtFinals runs a search of cfg whose final retrainings pause (a
+// pausingExecutor), stopped as its final phase starts, and returns its
+// run's folder and the messages of its events.
+func pausedAtFinals(t *testing.T, cfg Config) (dir string, msgs []string) {
+	t.Helper()
+	s := newSearch(t, cfg, newPausingExecutor(true))
 	stop := make(chan struct{})
-	var msgs []string
 	s.Progress = func(e Event) {
 		msgs = append(msgs, e.Message)
 		if e.Kind == "final_start" {
@@ -68,7 +64,17 @@ func TestFinalPausedAndResumed(t *testing.T) {
 		t.Fatalf("Run: %v, want stopped", err)
 	}
 	s.Close()
-	dir := s.Dir()
+	return s.Dir(), msgs
+}
+
+// A stop in the final phase pauses the local retrainings in flight at the
+// end of their epoch: each state is kept in paused/, nothing of them is
+// recorded, and the resume goes on from the states (a damaged one is
+// warned of and retrained anew), removing them once recorded.
+func TestFinalPausedAndResumed(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	dir, msgs := pausedAtFinals(t, cfg)
 	all := strings.Join(msgs, "\n")
 	if !strings.Contains(all, "pausing 2 retraining(s) in flight at the end of their epoch") || strings.Count(all, "paused after epoch 2 of at most 30: a resume goes on from there") != 2 {
 		t.Errorf("events:\n%s", all)
@@ -138,19 +144,9 @@ func (s slowFinals) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
 func TestFinalsResumedSideBySide(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Workers = 3
-	s := newSearch(t, cfg, newPausingExecutor(true))
-	stop := make(chan struct{})
-	s.Progress = func(e Event) {
-		if e.Kind == "final_start" {
-			close(stop)
-		}
-	}
-	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
-		t.Fatalf("Run: %v, want stopped", err)
-	}
-	s.Close()
+	dir, _ := pausedAtFinals(t, cfg)
 	var said []string
-	for _, e := range runResumed(t, s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return slowFinals{&fakeExecutor{}}, nil }) {
+	for _, e := range runResumed(t, dir, ResumeOptions{}, func(Config) (Executor, error) { return slowFinals{&fakeExecutor{}}, nil }) {
 		said = append(said, e.Message)
 	}
 	if n := strings.Count(strings.Join(said, "\n"), "goes on after epoch 2, where a stop paused it"); n != cfg.Final.TopK {
@@ -170,19 +166,9 @@ func (remotePausing) TrainsElsewhere() bool { return true }
 func TestPausedFinalsResumedRemotely(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Workers = 2
-	s := newSearch(t, cfg, newPausingExecutor(true))
-	stop := make(chan struct{})
-	s.Progress = func(e Event) {
-		if e.Kind == "final_start" {
-			close(stop)
-		}
-	}
-	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
-		t.Fatalf("Run: %v, want stopped", err)
-	}
-	s.Close()
+	dir, _ := pausedAtFinals(t, cfg)
 	remote := remotePausing{newPausingExecutor(false)}
-	for _, e := range runResumed(t, s.Dir(), ResumeOptions{}, func(Config) (Executor, error) { return remote, nil }) {
+	for _, e := range runResumed(t, dir, ResumeOptions{}, func(Config) (Executor, error) { return remote, nil }) {
 		if strings.Contains(e.Message, "where a stop paused it") {
 			t.Errorf("on remote workers: %q", e.Message)
 		}

@@ -85,7 +85,7 @@ func (m *LatencyModel) Doubt() string {
 			neg = append(neg, fmt.Sprintf("%s %.3g", Features[i], c))
 		}
 	}
-	if len(neg) == 0 && slices.IndexFunc(m.Coefficients[min(1, len(m.Coefficients)):], func(c float64) bool { return c != 0 }) < 0 {
+	if len(neg) == 0 && !slices.ContainsFunc(m.Coefficients[min(1, len(m.Coefficients)):], func(c float64) bool { return c != 0 }) {
 		// Every layer free: each network gets the same latency, and a
 		// latency-aware reward ranks by accuracy alone.
 		return fmt.Sprintf("the latency model, fitted on %d networks, gives every feature a cost of 0 ms per unit: every network is predicted alike, and the latency does not rank them; measure the table again", m.Fitted)

@@ -128,13 +128,15 @@ func (t *trainer) fits(s *TrainState, train Examples) error {
 		return errors.New("the state's weights are averaged and these settings' are not, or the reverse")
 	}
 	sets := []struct {
-		what string
-		got  [][]float32
-		want []*Tensor[float32]
-	}{{"weights", s.Params, t.params[0]}, {"optimizer state", s.Slots, t.slots[0]}, {"averaged weights", s.Average, t.avg}, {"best weights", s.Weights, t.params[0]}}
+		what     string
+		got      [][]float32
+		want     []*Tensor[float32]
+		optional bool // nil: none yet
+	}{{"weights", s.Params, t.params[0], false}, {"optimizer state", s.Slots, t.slots[0], false}, {"averaged weights", s.Average, t.avg, false},
+		{"best weights", s.Weights, t.params[0], true}} // none before an epoch is kept
 	for _, set := range sets {
-		if set.what == "best weights" && set.got == nil {
-			continue // no epoch kept yet
+		if set.optional && set.got == nil {
+			continue
 		}
 		if len(set.got) != len(set.want) {
 			return fmt.Errorf("the state has %d tensors of %s, this network %d", len(set.got), set.what, len(set.want))

@@ -459,6 +459,19 @@ func (s *Search) finalConfig(t rundir.Trial) runtime.TrainConfig {
 	return cfg
 }
 
+// finalRecord is the record of the settings (runtime.TrainRecord as
+// JSON) that retrain gives trial t's retraining, as its model's metadata
+// and a paused state keep them: from the search weights when the run has
+// them.
+func (s *Search) finalRecord(t rundir.Trial) string {
+	cfg := s.finalConfig(t)
+	if _, err := os.Stat(s.dir.ModelPath(t.ID)); err == nil {
+		cfg.Init = [][]float32{} // as retrain sets them
+	}
+	record, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
+	return string(record)
+}
+
 // retrain runs the final phase for one architecture; progress, when set,
 // hears of every epoch. Once pause closes, a local retraining stops at the
 // end of its epoch, its state kept for a resume, which goes on from it

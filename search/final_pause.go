@@ -3,7 +3,6 @@ package search
 import (
 	"bytes"
 	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -72,12 +71,7 @@ func (s *Search) savePaused(rank int, t rundir.Trial, training string, st *runti
 // paused, when there is one to go on from (pausedState), saying so; nil
 // otherwise. It runs on the search's goroutine, which alone emits.
 func (s *Search) pausedFor(rank int, t rundir.Trial) *runtime.TrainState {
-	cfg := s.finalConfig(t)
-	if _, err := os.Stat(s.dir.ModelPath(t.ID)); err == nil {
-		cfg.Init = [][]float32{} // from the search weights, as retrain will
-	}
-	record, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
-	st := s.pausedState(rank, t, string(record))
+	st := s.pausedState(rank, t, s.finalRecord(t))
 	if st != nil {
 		s.emit(Event{Kind: "info", Message: fmt.Sprintf("final #%d goes on after epoch %d, where a stop paused it", rank, st.Epoch)})
 	}

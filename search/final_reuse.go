@@ -1,7 +1,6 @@
 package search
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -122,15 +121,12 @@ func (s *Search) earlierFinal(rank int, t rundir.Trial, f rundir.FinalResult, fr
 // final phase would train trial t: the same network and build of nasctl,
 // the same settings (the search weights' trial included) and images.
 func (s *Search) sameTraining(t rundir.Trial, info *onnxgen.ModelInfo) bool {
-	cfg := s.finalConfig(t)
-	cfg.Init = [][]float32{}              // from the search weights, as the model was
-	want, _ := json.Marshal(cfg.Record()) // strings and numbers always marshal
 	m := info.Meta
 	split := ""
 	if s.data.Split.Plan != "" {
 		split = s.data.Split.String()
 	}
-	return info.ProducerVersion == buildinfo.Version() && m[onnxgen.MetaTraining] == string(want) &&
+	return info.ProducerVersion == buildinfo.Version() && m[onnxgen.MetaTraining] == s.finalRecord(t) &&
 		m[onnxgen.MetaArch] == t.Arch && m[onnxgen.MetaTrial] == strconv.Itoa(t.ID) &&
 		m[onnxgen.MetaDatasetHash] == s.data.Hash && m[onnxgen.MetaSplit] == split
 }

@@ -78,11 +78,8 @@ func loadAsTrained(dir string, lo dataset.LoadOptions, trained string, errOut io
 	var skipped []*dataset.BadFile
 	lo.SkipBad, lo.Skipped = true, func(b []*dataset.BadFile) { skipped = b }
 	if d, _, serr := dataset.Load(dir, lo); serr == nil && d.Hash == trained {
-		fmt.Fprintf(errOut, "note: %s without its %s, as the model's training read it (the other images are the ones it trained on: the same data hash):\n",
-			dir, english.Plural(len(skipped), "bad file", ""))
-		for _, b := range skipped {
-			fmt.Fprintf(errOut, "  %v\n", b)
-		}
+		listBad(errOut, fmt.Sprintf("note: %s without its %s, as the model's training read it (the other images are the ones it trained on: the same data hash)",
+			dir, english.Plural(len(skipped), "bad file", "")), skipped)
 		return d, nil
 	}
 	return nil, err
@@ -93,7 +90,12 @@ func reportSkipped(w io.Writer, bad []*dataset.BadFile) {
 	if len(bad) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "skipped %s (--skip-bad):\n", english.Plural(len(bad), "bad file", ""))
+	listBad(w, fmt.Sprintf("skipped %s (--skip-bad)", english.Plural(len(bad), "bad file", "")), bad)
+}
+
+// listBad writes head and the bad files, one to a line.
+func listBad(w io.Writer, head string, bad []*dataset.BadFile) {
+	fmt.Fprintf(w, "%s:\n", head)
 	for _, b := range bad {
 		fmt.Fprintf(w, "  %v\n", b)
 	}

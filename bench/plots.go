@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
@@ -49,6 +50,9 @@ func ParamsLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: draw.CircleGlyph{}}
 	}
 	p.Add(plotter.NewGrid(), sc)
+	if err := labelModels(p, pts, rs); err != nil {
+		return nil, err
+	}
 	onFront := func(i int) bool { return rs[i].Pareto } // of the three objectives: accuracy is the colour
 	if err := addFront(p, rs, onFront, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: float64(max(r.Params, 1))} }); err != nil {
 		return nil, err
@@ -79,6 +83,9 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Add(plotter.NewGrid(), sc)
+	if err := labelModels(p, pts, with); err != nil {
+		return nil, err
+	}
 	p.Legend.Add("model", sc)
 	front := accuracyLatencyFront(with)
 	if err := addFront(p, with, func(i int) bool { return front[i] }, func(r *Result) plotter.XY { return plotter.XY{X: r.LatencyMs.P50, Y: *r.Accuracy} }); err != nil {
@@ -86,10 +93,34 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	}
 	pad(p, pts, false)
 	// Bottom right, raised so that the front's ring in the legend (taller
-	// than a line of text) stays clear of the x axis.
+	// than a line of text) stays clear of the x axis, in a strip below the
+	// points kept free for it: the slowest model may also be the least
+	// accurate.
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YOffs = vg.Points(4)
+	_, _, ymin, ymax := plotter.XYRange(pts)
+	p.Y.Min -= 0.25 * max(ymax-ymin, 0.01)
 	return p, nil
+}
+
+// labelModels names each point by its model's file, without the folder and
+// ".onnx" (rank-01 for winners/rank-01.onnx), so that a figure says which
+// model is which.
+func labelModels(p *plot.Plot, pts plotter.XYs, rs []*Result) error {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = strings.TrimSuffix(filepath.Base(r.Model), ".onnx")
+	}
+	l, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: names})
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].Font.Size, l.TextStyle[i].Color = vg.Points(10), figure.Grey
+	}
+	l.Offset = vg.Point{X: vg.Points(9), Y: vg.Points(-3)} // clear of the front's ring
+	p.Add(l)
+	return nil
 }
 
 // accuracyLatencyFront marks the results (all with an accuracy) that no
@@ -106,11 +137,12 @@ func accuracyLatencyFront(rs []*Result) []bool {
 }
 
 // pad widens the axes around the points, so that no glyph sits on the frame
-// (logY: the y axis is logarithmic).
+// and the labels right of them stay inside it (logY: the y axis is
+// logarithmic).
 func pad(p *plot.Plot, pts plotter.XYs, logY bool) {
 	xmin, xmax, ymin, ymax := plotter.XYRange(pts)
 	dx := max(xmax-xmin, xmax*0.1)
-	p.X.Min, p.X.Max = max(0, xmin-0.1*dx), xmax+0.1*dx
+	p.X.Min, p.X.Max = max(0, xmin-0.1*dx), xmax+0.2*dx
 	if logY {
 		p.Y.Min, p.Y.Max = ymin/1.5, ymax*1.5
 		return

@@ -7,15 +7,17 @@ import (
 	"github.com/nasctl/nasctl/internal/plottest"
 )
 
+// syntheticResults are six models a to f (named as files, which the
+// figures label without their folder and extension).
 func syntheticResults() []*Result {
 	acc := func(v float64) *float64 { return &v }
 	rs := []*Result{
-		{Model: "a", Params: 10_000, LatencyMs: Latency{P50: 0.20}, Accuracy: acc(0.95)},
-		{Model: "b", Params: 40_000, LatencyMs: Latency{P50: 0.35}, Accuracy: acc(0.99)},
-		{Model: "c", Params: 300_000, LatencyMs: Latency{P50: 0.60}, Accuracy: acc(0.97)},
-		{Model: "d", Params: 5_000, LatencyMs: Latency{P50: 0.15}, Accuracy: acc(0.90)},
-		{Model: "e", Params: 60_000, LatencyMs: Latency{P50: 0.50}, Accuracy: acc(0.985)},
-		{Model: "f", Params: 20_000, LatencyMs: Latency{P50: 0.40}},
+		{Model: "winners/model-a.onnx", Params: 10_000, LatencyMs: Latency{P50: 0.20}, Accuracy: acc(0.95)},
+		{Model: "winners/model-b.onnx", Params: 40_000, LatencyMs: Latency{P50: 0.35}, Accuracy: acc(0.99)},
+		{Model: "winners/model-c.onnx", Params: 300_000, LatencyMs: Latency{P50: 0.60}, Accuracy: acc(0.97)},
+		{Model: "winners/model-d.onnx", Params: 5_000, LatencyMs: Latency{P50: 0.15}, Accuracy: acc(0.90)},
+		{Model: "winners/model-e.onnx", Params: 60_000, LatencyMs: Latency{P50: 0.50}, Accuracy: acc(0.985)},
+		{Model: "winners/model-f.onnx", Params: 20_000, LatencyMs: Latency{P50: 0.40}},
 	}
 	MarkPareto(rs)
 	return rs

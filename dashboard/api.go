@@ -3,6 +3,7 @@ package dashboard
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -51,6 +53,42 @@ type FinalModel struct {
 	// Winner marks the model picked by validation (winners/best.onnx),
 	// which need not be the one of the highest test accuracy.
 	Winner bool `json:"winner,omitempty"`
+	// Bench is what nasctl bench measured of this model file (batch-1
+	// latency on the machine it ran on), when bench/bench.csv holds it:
+	// a model retrained since has no figures.
+	Bench *BenchFigures `json:"bench,omitempty"`
+}
+
+// BenchFigures are nasctl bench's figures of a final model.
+type BenchFigures struct {
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	Pareto bool    `json:"pareto"`
+}
+
+// benchOf matches the bench results of the run to its winner files by
+// content (SHA-256), or by name in results without the hashes (older
+// nasctl bench): a file measured before it was retrained gets no figures.
+func benchOf(ref *runRef) func(file string) *BenchFigures {
+	rs, err := bench.ReadCSV(filepath.Join(ref.dir, benchCSV))
+	if err != nil || len(rs) == 0 {
+		return func(string) *BenchFigures { return nil }
+	}
+	return func(file string) *BenchFigures {
+		var sum string
+		if f, err := os.OpenInRoot(ref.dir, filepath.Join(rundir.DirWinners, file)); err == nil {
+			if b, err := io.ReadAll(f); err == nil {
+				sum = quantize.SHA256(b)
+			}
+			f.Close()
+		}
+		for _, r := range rs {
+			if r.SHA256 != "" && r.SHA256 == sum || r.SHA256 == "" && filepath.Base(r.Model) == file {
+				return &BenchFigures{P50Ms: r.LatencyMs.P50, P95Ms: r.LatencyMs.P95, Pareto: r.Pareto}
+			}
+		}
+		return nil
+	}
 }
 
 // benchStale names the winners of the run in dir that its bench/ did not
@@ -149,14 +187,15 @@ func (s *Server) final(w http.ResponseWriter, r *http.Request, ref *runRef) {
 		return
 	}
 	sort.Slice(finals, func(i, j int) bool { return finals[i].Rank < finals[j].Rank })
-	winners := s.winnerFiles(ref)
+	winners, benched := s.winnerFiles(ref), benchOf(ref)
 	winner := s.cache.get(ref.dir).summary.WinnerArch
 	out := make([]FinalModel, len(finals))
 	for i, f := range finals {
 		out[i].FinalResult = f
 		out[i].Winner = winner != "" && f.Arch == winner
-		if f.Model != "" && slices.Contains(winners, path.Base(filepath.ToSlash(f.Model))) {
-			out[i].Download = runURL(ref.name, "winners", path.Base(filepath.ToSlash(f.Model)))
+		if file := path.Base(filepath.ToSlash(f.Model)); f.Model != "" && slices.Contains(winners, file) {
+			out[i].Download = runURL(ref.name, "winners", file)
+			out[i].Bench = benched(file)
 		}
 	}
 	writeJSON(w, out)

@@ -12,12 +12,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nasctl/nasctl/bench"
+	"github.com/nasctl/nasctl/quantize"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -292,7 +294,8 @@ func TestStatus(t *testing.T) {
 }
 
 // A line the search is half-way through writing is not there yet; once
-// its newline is written, it is.
+// its newline is written, it is. The run is closed here, as after a crash
+// during that write: the listing names the half-written line as damage.
 func TestTornLastLine(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs})
@@ -302,27 +305,27 @@ func TestTornLastLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	count := func() (listed, trials int) {
+	count := func() (listed, trials int, damage string) {
 		var list []Run
 		get(t, srv.URL+"/api/runs", &list)
 		for _, r := range list {
 			if r.Name == "leaves-c" {
-				listed = r.Trials
+				listed, damage = r.Trials, r.Error
 			}
 		}
 		var ts []rundir.Trial
 		if resp, body := get(t, srv.URL+"/api/runs/leaves-c/trials", &ts); resp.StatusCode != http.StatusOK {
 			t.Fatalf("trials: %d %s", resp.StatusCode, body)
 		}
-		return listed, len(ts)
+		return listed, len(ts), damage
 	}
 	log.Write(line[:len(line)/2])
-	if l, n := count(); l != 2 || n != 2 {
-		t.Errorf("with a torn last line: listed %d, served %d trials; want the 2 whole ones", l, n)
+	if l, n, damage := count(); l != 2 || n != 2 || !strings.HasPrefix(damage, "trials.jsonl ends in a half-written line that no search is writing") {
+		t.Errorf("with a torn last line: listed %d, served %d trials, error %q; want the 2 whole ones, and the line named", l, n, damage)
 	}
 	log.Write(append(line[len(line)/2:], '\n'))
-	if l, n := count(); l != 3 || n != 3 {
-		t.Errorf("with the line whole: listed %d, served %d trials; want 3", l, n)
+	if l, n, damage := count(); l != 3 || n != 3 || damage != "" {
+		t.Errorf("with the line whole: listed %d, served %d trials, error %q; want 3, none", l, n, damage)
 	}
 }
 
@@ -814,6 +817,49 @@ func TestBenchFiguresStale(t *testing.T) {
 		}
 		if benched != 2 {
 			t.Errorf("%d bench figures, want 2: %+v", benched, det.Figures)
+		}
+	}
+}
+
+// The final table gives nasctl bench's latency of each final model file
+// it measured: matched by content, so that a file retrained since the bench
+// gets none; by name in results of a bench without hashes.
+func TestFinalBenchFigures(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	dir := filepath.Join(runs, "leaves-a")
+	if err := os.MkdirAll(filepath.Join(dir, "bench"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	one, err := os.ReadFile(filepath.Join(dir, rundir.WinnerName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	for _, tc := range []struct {
+		name string
+		rs   []*bench.Result
+		want map[int]*BenchFigures // by rank
+	}{
+		{"hashes", []*bench.Result{
+			{Model: "somewhere/rank-01.onnx", SHA256: quantize.SHA256(one), LatencyMs: bench.Latency{P50: 0.08, P95: 0.09}, Pareto: true},
+			{Model: "winners/rank-02.onnx", SHA256: quantize.SHA256([]byte("retrained since")), LatencyMs: bench.Latency{P50: 0.11, P95: 0.2}},
+		}, map[int]*BenchFigures{1: {P50Ms: 0.08, P95Ms: 0.09, Pareto: true}}},
+		{"names", []*bench.Result{
+			{Model: "winners/rank-02.onnx", LatencyMs: bench.Latency{P50: 0.11, P95: 0.2}},
+		}, map[int]*BenchFigures{2: {P50Ms: 0.11, P95Ms: 0.2}}},
+	} {
+		if err := bench.WriteCSV(filepath.Join(dir, benchCSV), tc.rs); err != nil {
+			t.Fatal(err)
+		}
+		var finals []FinalModel
+		get(t, srv.URL+"/api/runs/leaves-a/final", &finals)
+		if len(finals) != 2 {
+			t.Fatalf("%s: %d finals, want 2", tc.name, len(finals))
+		}
+		for _, f := range finals {
+			if want := tc.want[f.Rank]; !reflect.DeepEqual(f.Bench, want) {
+				t.Errorf("%s: rank %d's bench figures %+v, want %+v", tc.name, f.Rank, f.Bench, want)
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -546,7 +547,7 @@ func TestBrowserSearchEndedWithError(t *testing.T) {
 
 // The finals' timings, written after the last final model, reach an open
 // run page: its final table loads again on the run's new version and
-// fills the "Timed ms" column.
+// fills the "Timed ms" column; nasctl bench's figures fill "Bench ms".
 func TestBrowserFinalTimings(t *testing.T) {
 	runs, _ := fixtureRuns(t)
 	srv := serve(t, Options{Runs: runs})
@@ -560,6 +561,15 @@ func TestBrowserFinalTimings(t *testing.T) {
 	}
 	timeRankOne(t, filepath.Join(runs, "leaves-a"), finals[0].Trial)
 	waitFor(t, ctx, final+`.includes('0.1250')`, final, 15*time.Second)
+	// nasctl bench's figures, when it measures the winners.
+	if err := os.MkdirAll(filepath.Join(runs, "leaves-a", rundir.DirBench), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.WriteCSV(filepath.Join(runs, "leaves-a", benchCSV), []*bench.Result{
+		{Model: "winners/rank-01.onnx", LatencyMs: bench.Latency{P50: 0.08, P95: 0.09}, Pareto: true}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, final+`.includes('Bench ms') && `+final+`.includes('0.0800 (0.0900) *')`, final, 15*time.Second)
 }
 
 // A final model taken from an earlier plan says so in its row, and its

@@ -150,7 +150,11 @@ func (d *runData) status(running bool) Status {
 // run is the run's listing, given whether a process holds it.
 func (d *runData) run(ref *runRef, running bool) Run {
 	r := Run{RunSummary: d.summary, Version: d.version, Reward: d.reward, FinalProgress: d.finalProgress}
-	r.SetStatus(d.status(running))
+	if d.err != nil {
+		r.SetStatus(d.status(running))
+	} else {
+		r.Settle(running)
+	}
 	r.Name, r.Dir = ref.name, ref.dir
 	if r.Updated.IsZero() { // unreadable: its files' time
 		r.Updated = d.updated

@@ -3,8 +3,11 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,4 +153,84 @@ func TestResumeMoreTrialsOtherWorkers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A finished run whose trials log ends in a half-written line that no
+// search is writing (damage: a search appends whole lines) is listed as
+// stopped, with the damage named, not as finished with a trial missing;
+// while a search holds the run, the same line is one being written.
+func TestTornLineOfFinishedRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	path := filepath.Join(dir, rundir.FileTrials)
+	whole := readFile(t, path)
+	lines := strings.SplitAfter(whole, "\n")
+	last := lines[len(lines)-2]
+	torn := whole[:len(whole)-len(last)] + last[:len(last)/2]
+	if err := os.WriteFile(path, []byte(torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const want = "trials.jsonl ends in a half-written line that no search is writing (a crash or a full disk while it was written, or damage since): a resume drops it"
+	if r := onlyRun(t, cfg.Dir); r.Status != RunStopped || r.Error != want || r.Trials != cfg.Trials-1 {
+		t.Errorf("closed run with a torn last line: %s, %d trials, error %q; want stopped, %d trials, %q", r.Status, r.Trials, r.Error, cfg.Trials-1, want)
+	}
+	d, err := rundir.Open(dir) // as a search holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if want := []string{rundir.FileTrials}; !slices.Equal(d.Dropped, want) {
+		t.Errorf("opening dropped %q, want %q", d.Dropped, want)
+	}
+	if got := rundir.Torn(dir); got != nil {
+		t.Errorf("after opening, torn: %q", got)
+	}
+	if err := os.WriteFile(path, []byte(torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := onlyRun(t, cfg.Dir); r.Status != RunRunning || r.Error != "" {
+		t.Errorf("held run with a line being written: %s, error %q; want running, none", r.Status, r.Error)
+	}
+}
+
+// A line torn by a crash while it was written is dropped by the resume,
+// which says so, and its trial trains again: the run ends as an
+// uninterrupted one, listed as finished.
+func TestResumeDropsTornLine(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip = true
+	whole := testConfig(t, t.TempDir())
+	whole.Final.Skip = true
+	want := read(t, rundir.ReadTrials, finishedRun(t, whole, &fakeExecutor{}))
+	dir := filepath.Join(cfg.Dir, cfg.Name)
+	if err := runUntil(t, newSearch(t, cfg, &fakeExecutor{}), 7); !errors.Is(err, ErrStopped) {
+		t.Fatalf("first part: %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, rundir.FileTrials), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, `{"id":8,"arch":"C(8`)
+	f.Close()
+	if r := onlyRun(t, cfg.Dir); r.Status != RunStopped || !slices.Equal(r.Torn, []string{rundir.FileTrials}) {
+		t.Errorf("stopped run with a torn line: %s, torn %q", r.Status, r.Torn)
+	}
+	events := runResumed(t, dir, ResumeOptions{}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if want := fmt.Sprintf("7 of %d trials done; the half-written last line of trials.jsonl (a crash or a full disk while it was written) was dropped, and its record is made again", cfg.Trials); events[0].Message != want {
+		t.Errorf("first event %q, want %q", events[0].Message, want)
+	}
+	sameTrials(t, read(t, rundir.ReadTrials, dir), want)
+	if r := onlyRun(t, cfg.Dir); r.Status != RunFinished || r.Error != "" || r.Torn != nil {
+		t.Errorf("after the resume: %s, error %q, torn %q; want finished", r.Status, r.Error, r.Torn)
+	}
+}
+
+// onlyRun lists the runs in dir, which must be one, and returns it.
+func onlyRun(t *testing.T, dir string) *RunSummary {
+	t.Helper()
+	runs, err := ListRuns(dir)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("ListRuns: %v, %d runs", err, len(runs))
+	}
+	return runs[0]
 }

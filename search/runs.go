@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -76,6 +77,10 @@ type RunSummary struct {
 	// trials log is damaged, and the other fields count the trials before
 	// that line.
 	Error string `json:"error,omitempty"`
+	// Torn names the run's JSON-lines files that end in a half-written
+	// line (rundir.Torn): one being written while the run runs, damage
+	// when it does not (Settle).
+	Torn []string `json:"torn,omitempty"`
 	// Status is where the run stands (StatusOf), set by ListRuns.
 	Status RunStatus `json:"status,omitempty"`
 	// Evaluated counts the trials trained or scored with status ok; a run
@@ -112,6 +117,18 @@ func (s *RunSummary) SetStatus(st RunStatus) {
 	if st != RunRunning {
 		s.Remaining = 0
 	}
+}
+
+// Settle sets Status to where the run stands, given whether a process
+// holds it. A half-written last line that no process is writing is damage
+// (a search appends whole lines): Error names it, and the run is stopped,
+// since a resume drops the line.
+func (s *RunSummary) Settle(running bool) {
+	if !running && len(s.Torn) > 0 && s.Error == "" {
+		s.Error = fmt.Sprintf("%s %s in a half-written line that no search is writing (a crash or a full disk while it was written, or damage since): a resume drops it",
+			english.OxfordWordSeries(s.Torn, "and"), english.PluralWord(len(s.Torn), "ends", "end"))
+	}
+	s.SetStatus(s.StatusOf(running))
 }
 
 // StatusOf says where the run stands, given whether a process holds it; a
@@ -166,7 +183,7 @@ func Summarize(dir string) (*RunSummary, error) {
 		sum.BestTest, sum.WinnerArch, sum.WinnerAtChance = rep.Best.TestAccuracy, rep.Best.Arch, rep.finalAtChance(*rep.Best)
 	}
 	sum.FinalsPlanned, sum.FinalsUntimed, sum.OverLimit = rep.FinalsPlanned, rep.TimingsPending, len(rep.OverLimit)
-	sum.Failed = rundir.ReadFailure(dir).Error
+	sum.Failed, sum.Torn = rundir.ReadFailure(dir).Error, rundir.Torn(dir)
 	if err != nil { // a damaged line: the summary counts the trials before it
 		sum.Error = err.Error()
 	}
@@ -224,7 +241,7 @@ func ListRuns(dir string) ([]*RunSummary, error) {
 		if err != nil {
 			s = &RunSummary{Name: e.Name(), Dir: filepath.Join(dir, e.Name()), Error: err.Error()}
 		}
-		s.SetStatus(s.StatusOf(rundir.Running(s.Dir)))
+		s.Settle(rundir.Running(s.Dir))
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })

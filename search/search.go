@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
@@ -545,6 +546,17 @@ func (s *Search) Describe() string { return s.method.describe() }
 // Trials returns the trials the agent has learned, in trial order.
 func (s *Search) Trials() []rundir.Trial { return s.trials }
 
+// droppedNote says which half-written last lines opening the run cut, for
+// the run's first event: a trial whose line was cut trains again.
+func droppedNote(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the half-written last %s of %s (a crash or a full disk while it was written) %s dropped, and %s made again",
+		english.PluralWord(len(names), "line", "lines"), english.OxfordWordSeries(names, "and"),
+		english.PluralWord(len(names), "was", "were"), english.PluralWord(len(names), "its record is", "their records are"))
+}
+
 // Run evaluates the remaining trials, then (for a trained search, unless
 // configured otherwise) the final phase, and writes the report. Closing stop
 // makes it start no more trials and return ErrStopped once those in flight
@@ -553,7 +565,7 @@ func (s *Search) Trials() []rundir.Trial { return s.trials }
 // written, and the run can be resumed.
 func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	s.start = time.Now()
-	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done%s", len(s.trials)+len(s.logged), s.cfg.Trials, s.retargeted)})
+	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done%s%s", len(s.trials)+len(s.logged), s.cfg.Trials, s.retargeted, droppedNote(s.dir.Dropped))})
 	if err := s.prepareLatency(ctx); err != nil {
 		s.ended(ctx, err)
 		return err

@@ -138,8 +138,12 @@ func WatchHint(path string) string {
 // log open until Close.
 type Dir struct {
 	Path string
-	lock *flock.Flock
-	log  *os.File
+	// Dropped names the files whose half-written last line opening the
+	// run cut (a crash while a line was written): their records are
+	// made again.
+	Dropped []string
+	lock    *flock.Flock
+	log     *os.File
 }
 
 // Create makes path a new run whose config.yaml holds config, locked and
@@ -228,9 +232,11 @@ func unwritable(err error) error {
 }
 
 func (d *Dir) prepare() error {
-	for _, name := range []string{FileTrials, FileFinal, FileNotes} {
-		if err := truncateTorn(filepath.Join(d.Path, name)); err != nil {
+	for _, name := range tornNames {
+		if cut, err := truncateTorn(filepath.Join(d.Path, name)); err != nil {
 			return err
+		} else if cut {
+			d.Dropped = append(d.Dropped, name)
 		}
 	}
 	if err := d.prepareDirs(); err != nil {
@@ -254,16 +260,43 @@ func (d *Dir) prepareDirs() error {
 	return nil
 }
 
-// truncateTorn cuts a file after its last newline (a write torn by a crash).
-func truncateTorn(path string) error {
+// tornNames are the run's JSON-lines files, to which a search appends
+// whole lines.
+var tornNames = []string{FileTrials, FileFinal, FileNotes}
+
+// truncateTorn cuts a file after its last newline (a write torn by a
+// crash), and says whether there was anything to cut.
+func truncateTorn(path string) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && (len(b) == 0 || b[len(b)-1] == '\n')) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	return os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+	return true, os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+}
+
+// Torn names the run's JSON-lines files at path that end in a
+// half-written line: one being written while a search runs, and damage
+// (a crash or a full disk while it was written) when none does. Opening
+// the run (Open) cuts them.
+func Torn(path string) []string {
+	var torn []string
+	for _, name := range tornNames {
+		f, err := os.Open(filepath.Join(path, name))
+		if err != nil {
+			continue
+		}
+		last := make([]byte, 1)
+		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+			if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+				torn = append(torn, name)
+			}
+		}
+		f.Close()
+	}
+	return torn
 }
 
 // Close releases the log and the lock.

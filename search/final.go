@@ -141,10 +141,6 @@ func (c Config) finalEpochs() int {
 // once; each result is recorded as it finishes (final.jsonl), and results
 // already recorded (a resumed run) are kept.
 func (s *Search) final(ctx context.Context, stop <-chan struct{}) error {
-	if _, ok := s.exec.(calibrationImages); s.cfg.Final.Int8 && !ok {
-		return fmt.Errorf("final.int8: this executor keeps no training images here to calibrate on; " +
-			"set final.int8 to false and quantize the winners with nasctl export --int8")
-	}
 	top := s.top(nil)
 	done, todo, err := s.finalsToDo(top)
 	if err != nil {
@@ -548,6 +544,19 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 		return f, err
 	}
 	return f, nil
+}
+
+// int8Here refuses, before any trial, a final phase that quantizes its
+// models (final.int8) with an executor that keeps no training images in
+// this process to calibrate them on (a broker's workers hold them): found
+// at the final phase, every trial would have run first.
+func (s *Search) int8Here() error {
+	if _, ok := s.exec.(calibrationImages); ok || !s.cfg.Trains() || s.cfg.Final.Skip || !s.cfg.Final.Int8 {
+		return nil
+	}
+	return errors.New("final.int8: the int8 models are calibrated on training images in this process, and the workers of --broker keep them: " +
+		"search with --broker and --skip-final, then resume without --broker and with --skip-final=false to retrain and quantize the winners here; " +
+		"or search with final.int8 false and quantize the winners afterwards with nasctl export --int8")
 }
 
 // calibrationImages is an executor that holds the training images in this

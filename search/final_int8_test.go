@@ -137,19 +137,31 @@ func TestFinalInt8(t *testing.T) {
 }
 
 // final.int8 with an executor that keeps no images here (a cluster's) is
-// refused before any retraining, saying what to do instead.
+// refused before the first trial, saying what to do instead; with
+// --skip-final the trials run, and a resume with an executor that keeps the
+// images runs the final phase.
 func TestFinalInt8NeedsImages(t *testing.T) {
+	withRuntime(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Int8 = true
 	exec := &fakeExecutor{}
 	s := newSearch(t, cfg, exec)
 	err := s.Run(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), "nasctl export --int8") {
-		t.Fatalf("error %v, want a refusal naming nasctl export --int8", err)
+	if err == nil || !strings.Contains(err.Error(), "--skip-final") || !strings.Contains(err.Error(), "nasctl export --int8") {
+		t.Fatalf("error %v, want a refusal naming --skip-final and nasctl export --int8", err)
 	}
-	for _, j := range exec.jobs {
-		if j.Full {
-			t.Errorf("trial %d was retrained before the refusal", j.Trial)
-		}
+	if len(exec.jobs) != 0 {
+		t.Errorf("%d trials ran before the refusal", len(exec.jobs))
+	}
+	s.Close()
+	cfg.Final.Skip = true
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, cfg.Name)); err != nil {
+		t.Fatal(err)
+	}
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	skip := false
+	runResumed(t, dir, ResumeOptions{SkipFinal: &skip}, func(Config) (Executor, error) { return &calibratingExecutor{fakeExecutor: &fakeExecutor{}}, nil })
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestInt8Name)); err != nil {
+		t.Errorf("the resume here wrote no int8 winner: %v", err)
 	}
 }

@@ -566,6 +566,10 @@ func droppedNote(names []string) string {
 func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 	s.start = time.Now()
 	s.emit(Event{Kind: "start", Message: fmt.Sprintf("%d of %d trials done%s%s", len(s.trials)+len(s.logged), s.cfg.Trials, s.retargeted, droppedNote(s.dir.Dropped))})
+	if err := s.int8Here(); err != nil {
+		s.ended(ctx, err)
+		return err
+	}
 	if err := s.prepareLatency(ctx); err != nil {
 		s.ended(ctx, err)
 		return err

@@ -159,8 +159,9 @@ func benchTargets(args []string) (models []string, runDir string, err error) {
 			found, _ = filepath.Glob(filepath.Join(a, "*.onnx"))
 			sort.Strings(found)
 		} else {
-			// final.int8's models, paired with their float winners.
-			q, _ := filepath.Glob(filepath.Join(a, filepath.Dir(search.Int8WinnerName(1)), "*.onnx"))
+			// final.int8's models, paired with their float winners; not
+			// the copy of the best's (as Winners leaves out best.onnx).
+			q, _ := filepath.Glob(filepath.Join(a, filepath.Dir(search.Int8WinnerName(1)), "rank-*.onnx"))
 			sort.Strings(q)
 			found = append(found, q...)
 			if runDir == "" {

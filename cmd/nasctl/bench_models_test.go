@@ -280,9 +280,12 @@ func TestBenchInt8(t *testing.T) {
 	}
 
 	// A run directory's int8 winners (final.int8) are paired with its
-	// float ones; --int8 does not quantize those again.
+	// float ones; --int8 does not quantize those again. The copies of the
+	// best (best.onnx) are not measured twice.
 	run := filepath.Join(dir, "run")
-	for src, dst := range map[string]string{model: "winners/rank-01.onnx", filepath.Join(out, "int8", "m.onnx"): "winners/int8/rank-01.onnx"} {
+	for _, c := range []struct{ src, dst string }{{model, "winners/rank-01.onnx"}, {model, "winners/best.onnx"},
+		{filepath.Join(out, "int8", "m.onnx"), "winners/int8/rank-01.onnx"}, {filepath.Join(out, "int8", "m.onnx"), "winners/int8/best.onnx"}} {
+		src, dst := c.src, c.dst
 		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)

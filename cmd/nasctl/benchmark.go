@@ -76,8 +76,10 @@ The reinforce agent's configuration is a preset: natsbench (the default on natsb
 Adam 2e-3 and an entropy bonus of 1e-3, tuned on seeds 1001-1050), paper (the default
 on mock: Zoph & Le 2017, 2 x 35 LSTM, Adam 6e-4, EMA baseline, temperature 5.0 x 0.995
 per episode down to 1.0) or study (the founding study's baseline, skip and clipping);
---controller-lr, --temperature, --min-temperature, --baseline, --controller-batch and
---entropy override it; 0 given to any of them but --entropy means the paper default.
+--controller-lr, --temperature, --temperature-decay, --min-temperature, --baseline,
+--baseline-decay, --skip-below, --controller-batch and --entropy override it; a rate,
+temperature, decay or batch must be positive (0 is refused), and --entropy 0 or
+--skip-below 0 turns that term off.
 The metaqnn agent follows --q-schedule (Baker et al.'s by default) scaled to the
 budget, with Q-learning step size --q-alpha 0.3 (Baker et al.'s 0.01 ties random
 search at 300 queries on natsbench) and --q-replay trajectories replayed per query;

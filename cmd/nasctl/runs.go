@@ -27,7 +27,9 @@ func runsCommand() *cli.Command {
 			ArgsUsage: " ",
 			Description: `Lists every run directory under --dir: its kind (metaqnn or nasnet), its
 status (running: a process holds it; stopped: it can be resumed, as planned
-trials or final models are missing, or in a latency-aware run the final models
+trials or final models are missing, its trials.jsonl ends in a half-written line
+that no search is writing (a crash or a full disk: named in place of the winner,
+JSON error; a resume drops the line), or in a latency-aware run the final models
 are retrained but not yet timed (JSON final_models_untimed); finished;
 failed: its search ended with an error, such as trials failing one after
 another (the JSON's "failed" says which; a resume goes on), or no trial was

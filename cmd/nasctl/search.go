@@ -129,7 +129,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "target-ms", Usage: "mnasnet: target batch-1 latency T in ms", DefaultText: "none; --reward mnasnet needs it"},
 		&cli.Float64Flag{Name: "max-latency-ms", Usage: "constraint: largest batch-1 latency in ms (0: none). Unless --latency-table is given, the final models are timed on this machine after the final phase and the best is picked among those within it; with none within, no best is written and the search exits 1"},
 		&cli.Int64Flag{Name: "max-params", Usage: "constraint: most parameters"},
-		&cli.StringFlag{Name: "latency", Usage: "latency source: predicted (a per-layer model calibrated at the start) or measured"},
+		&cli.StringFlag{Name: "latency", Usage: "where the latency of --reward mnasnet or --max-latency-ms comes from: predicted (a per-layer model calibrated at the start) or measured (every network timed here)"},
 		latencyTableFlag(),
 		&cli.IntFlag{Name: "workers", Usage: "trials trained at once"},
 		&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime threads per worker (0: one per core)"},
@@ -252,6 +252,9 @@ func set(c *cli.Context, name string, apply func()) {
 // limits go with another reward ("--reward accuracy lifts the limit").
 func rewardLimits(c *cli.Context, cfg *search.Config) error {
 	mode := cmp.Or(cfg.Reward.Mode, search.RewardAccuracy)
+	if usesLatency := mode == search.RewardMnasNet || mode == search.RewardConstraint && cfg.Reward.MaxLatencyMs > 0; c.IsSet("latency") && !usesLatency {
+		return usagef("--latency says where the latency of --reward mnasnet or of --max-latency-ms comes from, and this search uses none: add --reward mnasnet --target-ms T or --reward constraint --max-latency-ms L, or leave --latency out")
+	}
 	if c.IsSet("target-ms") && mode != search.RewardMnasNet {
 		return usagef("--target-ms is the target latency of the mnasnet reward, and the %s reward does not use it: add --reward mnasnet, or leave --target-ms out", mode)
 	}

@@ -53,7 +53,8 @@ config.yaml), then the flags given. Presets of the searches that train:
   study      the founding study's: at the images' size (64x64 for the study's), 32
              filters, normal, normal, reduction, conv + ReLU, SGD 0.1 momentum 0.9,
              batch 32, up to 50 epochs, early stopping on validation loss (patience
-             3), 20% of the data, 800 episodes (GPU work)
+             3), the trials on a fifth of the training split (498 of the study's 4,000 images),
+             800 episodes (GPU work)
 Presets of the controller (--preset chooses one for mock and natsbench; the
 training presets take natsbench's (cpu) or the study's (study), and a --config
 file's reinforce section, or the controller flags, change it):

@@ -264,6 +264,10 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		// Limits with a reward that refuses nothing by them.
 		{[]string{"search", "metaqnn", "--data", ".", "--reward", "accuracy", "--max-latency-ms", "0.01"}, "--max-latency-ms is a limit of the constraint reward, and the accuracy reward refuses nothing by it"},
 		{[]string{"search", "nasnet", "--data", ".", "--reward", "mnasnet", "--target-ms", "5", "--max-params", "1000"}, "--max-params is a limit of the constraint reward"},
+		// A latency source of a search that uses no latency (the cpu
+		// preset's constraint limits parameters only).
+		{[]string{"search", "metaqnn", "--data", ".", "--latency", "measured"}, "--latency says where the latency of --reward mnasnet or of --max-latency-ms comes from, and this search uses none"},
+		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-params", "1000", "--latency", "measured"}, "leave --latency out"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

@@ -75,12 +75,12 @@ func trainCommand() *cli.Command {
 		Name:      "train",
 		Usage:     "train one architecture on an image folder and export it as ONNX",
 		ArgsUsage: " ",
-		Description: `Trains --arch on the training split of --data with Adam (--recipe default: a
-constant rate, He weights, first layer centred on the data; --recipe study: the study's
-settings, the rate x0.2 every 5 epochs, Glorot weights), validates after every epoch, stops
-early when validation accuracy stops improving, restores the best weights, then writes the
-inference model to --out and reports its accuracy on the test split (computed from the
-exported file).
+		Description: `Trains --arch on the training split of --data with Adam, or SGD with --optimizer
+sgd (--recipe default: a constant rate, He weights, first layer centred on the data;
+--recipe study: the study's settings, the rate x0.2 every 5 epochs, Glorot weights),
+validates after every epoch, stops early when validation accuracy stops improving,
+restores the best weights, then writes the inference model to --out and reports its
+accuracy on the test split (computed from the exported file).
 Both recipes keep Baker et al.'s restarts: a network still at chance after its first epoch
 starts again from fresh weights at 0.4 times the rate, up to 5 times, and each attempt may
 take --epochs epochs. --constant-lr turns the restarts off too. A model still at chance

@@ -144,23 +144,29 @@ func TestFinalInt8NeedsImages(t *testing.T) {
 	withRuntime(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Int8 = true
-	exec := &fakeExecutor{}
-	s := newSearch(t, cfg, exec)
-	err := s.Run(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), "--skip-final") || !strings.Contains(err.Error(), "nasctl export --int8") {
-		t.Fatalf("error %v, want a refusal naming --skip-final and nasctl export --int8", err)
+	const want = "search with --broker and --skip-final, then resume without --broker and with --skip-final=false"
+	if _, err := New(cfg, &fakeExecutor{}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "nasctl export --int8") {
+		t.Fatalf("New: %v, want a refusal naming --skip-final and nasctl export --int8", err)
 	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, cfg.Name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused search made its run directory: %v", err)
+	}
+	cfg.Final.Skip = true
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	// A resume that would run the final phase on such an executor.
+	exec := &fakeExecutor{}
+	r, err := Resume(dir, ResumeOptions{Trials: cfg.Trials + 2, SkipFinal: new(false)}, func(Config) (Executor, error) { return exec, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("resume: %v, want the refusal", err)
+	}
+	r.Close()
 	if len(exec.jobs) != 0 {
 		t.Errorf("%d trials ran before the refusal", len(exec.jobs))
 	}
-	s.Close()
-	cfg.Final.Skip = true
-	if err := os.RemoveAll(filepath.Join(cfg.Dir, cfg.Name)); err != nil {
-		t.Fatal(err)
-	}
-	dir := finishedRun(t, cfg, &fakeExecutor{})
-	skip := false
-	runResumed(t, dir, ResumeOptions{SkipFinal: &skip}, func(Config) (Executor, error) { return &calibratingExecutor{fakeExecutor: &fakeExecutor{}}, nil })
+	runResumed(t, dir, ResumeOptions{SkipFinal: new(false)}, func(Config) (Executor, error) { return &calibratingExecutor{fakeExecutor: &fakeExecutor{}}, nil })
 	if _, err := os.Stat(filepath.Join(dir, rundir.BestInt8Name)); err != nil {
 		t.Errorf("the resume here wrote no int8 winner: %v", err)
 	}

@@ -159,6 +159,9 @@ func New(cfg Config, exec Executor) (*Search, error) {
 			return nil, err
 		}
 	}
+	if err := s.int8Here(); err != nil { // before the directory exists: the name stays free
+		return nil, err
+	}
 	if s.cfg.Data != "" {
 		// Saved absolute, so that the run resumes from any folder.
 		if s.cfg.Data, err = filepath.Abs(s.cfg.Data); err != nil {

@@ -175,6 +175,34 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 	return plan.Apply(d.Len(), seed)
 }
 
+// imbalanceRatio is how many times the smallest class the largest class of
+// a training split must hold for Imbalance to name it.
+const imbalanceRatio = 3
+
+// Imbalance says, when the largest class of the split's training images
+// holds at least imbalanceRatio times as many images as the smallest, that
+// accuracy can hide a rare class; "" otherwise (and for classes without
+// training images, which Gaps names). Accuracy is what searches reward and
+// pick by: a model that answers the large class alone scores its share.
+func (d *Dataset) Imbalance(s Split) string {
+	if len(s.Train) == 0 || len(d.Classes) < 2 {
+		return ""
+	}
+	counts := d.ClassCounts(s.Train)
+	lo, hi := slices.Min(counts), slices.Max(counts)
+	if lo == 0 || hi < imbalanceRatio*lo {
+		return ""
+	}
+	parts := make([]string, len(counts))
+	for c, n := range counts {
+		parts[c] = fmt.Sprintf("%s %d", d.Classes[c], n)
+	}
+	rare := d.Classes[slices.Index(counts, lo)]
+	return fmt.Sprintf("the classes are imbalanced in the training split (%s: the largest %.1f times the smallest): accuracy, by which training and searches rank models, "+
+		"can stay high for a model that misses %s; check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), "+
+		"or add images of the rarer classes", strings.Join(parts, ", "), float64(hi)/float64(lo), rare)
+}
+
 // Gaps names the classes of d that the split s leaves without training,
 // validation or test images (a split that is not stratified, or a class
 // too small for its shares, may miss a set), where an accuracy measured

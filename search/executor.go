@@ -137,7 +137,15 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
 		skipped: skipped, gaps: slices.Concat(dataset.WithStratifyAdvice(d.Gaps(split), cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction),
-			d.CopyWarnings(split))}, nil
+			d.CopyWarnings(split), nonEmpty(d.Imbalance(split)))}, nil
+}
+
+// nonEmpty is s alone, or nothing for "".
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // fractionGaps names the classes that the training split full has and the

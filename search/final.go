@@ -520,7 +520,7 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 	if fit.Model == nil {
 		return f, nil
 	}
-	f.TestAccuracy = fit.Test.Accuracy
+	f.TestAccuracy, f.TestByClass = fit.Test.Accuracy, rundir.ByClass(s.data.Classes, fit.Test.Confusion)
 	f.Model = rundir.WinnerName(rank)
 	if err := s.dir.WriteFile(f.Model, fit.Model); err != nil {
 		// Not recorded without its model, so a resume retrains it: the

@@ -103,9 +103,9 @@ func TestFinalInt8(t *testing.T) {
 		if f.Int8Model != Int8WinnerName(f.Rank) || f.Int8TestAccuracy == nil || *f.Int8TestAccuracy != fakeReward(info.Arch) {
 			t.Errorf("rank %d: final.jsonl's int8 model %q, accuracy %v", f.Rank, f.Int8Model, f.Int8TestAccuracy)
 		}
-		row := fmt.Sprintf("| %.2f%% | %s |\n", 100*fakeReward(info.Arch), Int8WinnerName(f.Rank))
+		row := fmt.Sprintf("| %.2f%% | %s | b 72.00%% (18 of 25) |\n", 100*fakeReward(info.Arch), Int8WinnerName(f.Rank)) // then the float model's lowest recall
 		b, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileReport))
-		if report := string(b); !strings.Contains(report, "| int8 test acc | int8 model |") || !strings.Contains(report, row) {
+		if report := string(b); !strings.Contains(report, "| int8 test acc | int8 model | lowest class recall |") || !strings.Contains(report, row) {
 			t.Errorf("rank %d: the report lacks %q:\n%s", f.Rank, row, report)
 		}
 		c, _ := os.ReadFile(filepath.Join(s.Dir(), rundir.FileReportCSV))

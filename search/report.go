@@ -637,11 +637,12 @@ func (r Report) finalSection(b *strings.Builder) {
 		fmt.Fprintf(b, ", its images %s", augmentWords(r.FinalAugment))
 	}
 	b.WriteString(", then evaluated on the test split.\n\n")
-	latency, timed, int8 := false, false, false
+	latency, timed, int8, recall := false, false, false, false
 	for _, f := range r.Finals {
 		latency = latency || f.LatencyMs > 0
 		timed = timed || f.MeasuredLatencyMs != nil
 		int8 = int8 || f.Int8Model != ""
+		recall = recall || f.TestByClass != nil
 	}
 	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
 	if latency && r.LatencySource != "" {
@@ -654,6 +655,9 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	if int8 {
 		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
+	}
+	if recall {
+		head, sep = head+" lowest class recall |", sep+"---|"
 	}
 	b.WriteString(head + "\n" + sep + "\n")
 	var atChance []string
@@ -680,6 +684,11 @@ func (r Report) finalSection(b *strings.Builder) {
 		} else if int8 {
 			b.WriteString(" - | - |") // float32 only (see its reason in final.jsonl)
 		}
+		if low, ok := rundir.LowestRecall(f.TestByClass); recall && ok {
+			fmt.Fprintf(b, " %s |", recallText(low))
+		} else if recall {
+			b.WriteString(" - |")
+		}
 		b.WriteString("\n")
 	}
 	r.latencyNotes(b, latency, timed)
@@ -692,6 +701,8 @@ func (r Report) finalSection(b *strings.Builder) {
 			r.BestBy, r.Best.Rank, r.Best.Model, rundir.BestName, 100*r.Best.TestAccuracy)
 		if r.finalAtChance(*r.Best) {
 			b.WriteString("**It is no better than chance: do not deploy it.** " + atChanceAdvice(r.Kind) + "\n")
+		} else {
+			recallNote(b, r.Best.TestByClass)
 		}
 	}
 	if r.BestFive > 0 {
@@ -705,6 +716,31 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	r.unfinishedNote(b)
 	b.WriteString("\n")
+}
+
+// recallText is a class's recall on the test images: "cube 1.82% (1 of 55)".
+func recallText(c rundir.ClassRecall) string {
+	return fmt.Sprintf("%s %.2f%% (%d of %d)", mdCell(c.Class), 100*c.Recall(), c.Right, c.Images)
+}
+
+// recallNote gives the best model's recall of each class, and says so
+// when it answers fewer than half the images of one class right: accuracy,
+// which ranks the models, can hide that on imbalanced classes.
+func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
+	low, ok := rundir.LowestRecall(byClass)
+	if !ok {
+		return
+	}
+	parts := make([]string, len(byClass))
+	for i, c := range byClass {
+		parts[i] = recallText(c)
+	}
+	fmt.Fprintf(b, "Its recall per class on the test images: %s.\n", strings.Join(parts, ", "))
+	if low.Recall() < 0.5 {
+		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right.** Accuracy, by which the search and this pick rank the models, "+
+			"can stay high on imbalanced classes while one is missed: another final of higher recall there (the table's last column) may serve better, "+
+			"or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
+	}
 }
 
 // latencyNotes says where the final table's latencies come from (latency:

@@ -3,6 +3,7 @@ package search
 import (
 	"encoding/csv"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -357,6 +358,47 @@ func TestReportFinalsAtChance(t *testing.T) {
 	if strings.Contains(md, "do not deploy") {
 		t.Errorf("a best model above chance called undeployable:\n%s", md)
 	}
+}
+
+// Each final's lowest class recall is in the table, the best's recall of
+// every class under it, and a best that answers fewer than half of a
+// class's test images right is called out: its accuracy (0.86 here, on
+// 0.59/0.29/0.12 classes) hides a class missed; one that misses none is not.
+func TestReportRecall(t *testing.T) {
+	byClass := func(cube int) []rundir.ClassRecall {
+		return []rundir.ClassRecall{{Class: "none", Right: 212, Images: 214}, {Class: "ball", Right: 90, Images: 106}, {Class: "cube", Right: cube, Images: 44}}
+	}
+	finals := []rundir.FinalResult{
+		{Rank: 1, Arch: "C(8,3,1) - SM()", ValAccuracy: 0.9, TestAccuracy: 0.8324, Status: rundir.StatusOK, Model: "winners/rank-01.onnx", TestByClass: byClass(1)},
+		{Rank: 2, Arch: "C(32,3,1) - GAP()", ValAccuracy: 0.85, TestAccuracy: 0.9203, Status: rundir.StatusOK, Model: "winners/rank-02.onnx", TestByClass: byClass(33)},
+		{Rank: 3, Arch: "SM()", ValAccuracy: 0.8, TestAccuracy: 0.8, Status: rundir.StatusOK, Model: "winners/rank-03.onnx"}, // recorded before the field
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run"}
+	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.59).Markdown()
+	markdownHas(t, md, "| test acc | model | lowest class recall |",
+		"| 83.24% | winners/rank-01.onnx | cube 2.27% (1 of 44) |", "| 92.03% | winners/rank-02.onnx | cube 75.00% (33 of 44) |", "| 80.00% | winners/rank-03.onnx | - |",
+		"Its recall per class on the test images: none 99.07% (212 of 214), ball 84.91% (90 of 106), cube 2.27% (1 of 44).\n"+
+			"**It answers fewer than half of the test images of cube right.**")
+	finals[0].TestByClass = byClass(22) // half: not fewer
+	md = BuildReport(cfg, "", nil, nil, finals, 0.59).Markdown()
+	markdownHas(t, md, "cube 50.00% (22 of 44).\n")
+	if strings.Contains(md, "fewer than half") {
+		t.Errorf("a best that misses no class called out:\n%s", md)
+	}
+}
+
+// The final phase records each final's test images and right answers per
+// class from its test's confusion matrix, and the report gives the best's.
+func TestFinalRecordsRecall(t *testing.T) {
+	dir := finishedRun(t, testConfig(t, t.TempDir()), &fakeExecutor{})
+	want := []rundir.ClassRecall{{Class: "a", Right: 22, Images: 25}, {Class: "b", Right: 18, Images: 25}}
+	finals := read(t, rundir.ReadFinals, dir)
+	for _, f := range finals {
+		if !slices.Equal(f.TestByClass, want) {
+			t.Errorf("final %d: by class %+v, want %+v", f.Rank, f.TestByClass, want)
+		}
+	}
+	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "Its recall per class on the test images: a 88.00% (22 of 25), b 72.00% (18 of 25).\n")
 }
 
 // When the retrained models validate far better than the search's trials

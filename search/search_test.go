@@ -172,7 +172,7 @@ func (f *fakeExecutor) Test(ctx context.Context, model []byte) (*runtime.Evaluat
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.Evaluation{N: 50, Correct: 40, Accuracy: fakeReward(info.Arch)}, nil
+	return &runtime.Evaluation{N: 50, Correct: 40, Accuracy: fakeReward(info.Arch), Confusion: [][]int{{22, 3}, {7, 18}}}, nil
 }
 
 func testConfig(t *testing.T, dir string) Config {

@@ -307,6 +307,9 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 			Train: len(split.Train), Val: len(split.Val), Test: len(split.Test),
 		},
 	}
+	if w := d.Imbalance(split); w != "" {
+		info.Warnings = append(info.Warnings, w)
+	}
 	all, train, val, test := d.ClassCounts(nil), d.ClassCounts(split.Train), d.ClassCounts(split.Val), d.ClassCounts(split.Test)
 	for i, name := range d.Classes {
 		info.Classes = append(info.Classes, datasetInfoClass{Label: i, Name: name, Images: all[i], Train: train[i], Val: val[i], Test: test[i]})

@@ -20,6 +20,7 @@ import (
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
+	"github.com/nasctl/nasctl/search/rundir"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,9 +31,11 @@ func evalCommand() *cli.Command {
 		ArgsUsage: "MODEL.onnx [MODEL.onnx...]",
 		Description: `Reads the images of --data at each model's input size, splits them as training did
 (the split the model records; --plan and --split-seed for a model that records none, or
-to override it) and prints the accuracy and the confusion matrix of the chosen split. With several models the images are read once per
-input size and a table gives each model's accuracy and their mean; --json then prints
-one object per model, one per line.
+to override it) and prints the accuracy, the confusion matrix and each class's recall
+(its images answered right) on the chosen split. With several models the images are read
+once per input size and a table gives each model's accuracy, its lowest class recall (on
+imbalanced classes a high accuracy can hide a class missed) and their mean accuracy;
+--json then prints one object per model, one per line.
 Examples:
   nasctl eval model.onnx --data data/leaves --split test
   nasctl eval runs/leaves/winners/rank-*.onnx --data data/leaves-new --split all
@@ -184,14 +187,15 @@ func runEval(ctx context.Context, opts evalOptions, out, errOut io.Writer) error
 			if opts.Split == "all" {
 				which = "all images"
 			}
-			fmt.Fprintf(out, "%d models on %s of %s\n\n%-*s  accuracy  correct  images  architecture\n",
-				len(opts.Models), which, opts.Data, width, "model")
+			fmt.Fprintf(out, "%d models on %s of %s\n\n%-*s  accuracy  correct  images  %-*s  architecture\n",
+				len(opts.Models), which, opts.Data, width, "model", lowestWidth(rep.Classes), "lowest recall")
 		}
 		sum += rep.Accuracy
 		if opts.JSON {
 			err = enc.Encode(rep)
 		} else {
-			_, err = fmt.Fprintf(out, "%-*s  %8.4f  %7d  %6d  %s\n", width, path, rep.Accuracy, rep.Correct, rep.N, rep.Arch)
+			low, _ := rundir.LowestRecall(rundir.ByClass(rep.Classes, rep.Confusion))
+			_, err = fmt.Fprintf(out, "%-*s  %8.4f  %7d  %6d  %-*s  %s\n", width, path, rep.Accuracy, rep.Correct, rep.N, lowestWidth(rep.Classes), lowestCell(low), rep.Arch)
 		}
 		if err != nil {
 			return err
@@ -336,7 +340,34 @@ func (s splitChoice) forModel(info *onnxgen.ModelInfo, warn bool, path string, e
 	return rec, p, nil
 }
 
-// printEvaluation prints one model's accuracy and confusion matrix.
+// recallCell is a class's recall with its counts: "0.0182 (1 of 55)", or
+// "-" for a class without images here.
+func recallCell(c rundir.ClassRecall) string {
+	if c.Images == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f (%d of %d)", c.Recall(), c.Right, c.Images)
+}
+
+// lowestCell names the class of the lowest recall with it: "cube 0.0182".
+func lowestCell(c rundir.ClassRecall) string {
+	if c.Images == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s %.4f", c.Class, c.Recall())
+}
+
+// lowestWidth is the width of the lowest-recall column for classes.
+func lowestWidth(classes []string) int {
+	w := len("lowest recall")
+	for _, c := range classes {
+		w = max(w, len(c)+len(" 0.0000"))
+	}
+	return w
+}
+
+// printEvaluation prints one model's accuracy and confusion matrix, with
+// each class's recall.
 func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 	split := fmt.Sprintf("the %s split (plan %s, seed %d)", opts.Split, rep.Plan, rep.Seed)
 	if opts.Split == "all" {
@@ -349,13 +380,14 @@ func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 	for _, c := range rep.Classes {
 		fmt.Fprintf(tw, "%s\t", c)
 	}
-	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "recall\t")
+	byClass := rundir.ByClass(rep.Classes, rep.Confusion)
 	for i, row := range rep.Confusion {
 		fmt.Fprintf(tw, "%s\t", rep.Classes[i])
 		for _, n := range row {
 			fmt.Fprintf(tw, "%d\t", n)
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "%s\t\n", recallCell(byClass[i]))
 	}
 	if err := tw.Flush(); err != nil || rep.Errors == nil {
 		return err

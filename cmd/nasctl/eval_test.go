@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,5 +191,49 @@ func TestEvalJSONInterrupted(t *testing.T) {
 		if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || (rep.Interrupted != nil && *rep.Interrupted) != want || !want && rep.Interrupted != nil {
 			t.Errorf("%s: exit %d, %s%s; want interrupted %v", model, code, out, errOut, want)
 		}
+	}
+}
+
+// eval gives each class's recall beside the confusion matrix, and the
+// lowest for each of several models: read off the confusion matrix that
+// --json gives.
+func TestEvalRecall(t *testing.T) {
+	model, _, _, data := colourFixture(t)
+	code, out, errOut := runCLI(t, "eval", model, "--data", data, "--split", "all", "--json")
+	var rep struct {
+		Classes   []string `json:"classes"`
+		Confusion [][]int  `json:"confusion"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Confusion) != len(rep.Classes) || len(rep.Classes) < 2 {
+		t.Fatalf("--json: exit %d, %s%s", code, out, errOut)
+	}
+	low, lowClass := 2.0, ""
+	var rows []string
+	for i, row := range rep.Confusion {
+		sum := 0
+		for _, n := range row {
+			sum += n
+		}
+		r := float64(row[i]) / float64(sum)
+		if r < low {
+			low, lowClass = r, rep.Classes[i]
+		}
+		rows = append(rows, fmt.Sprintf("%.4f (%d of %d)", r, row[i], sum))
+	}
+	code, out, errOut = runCLI(t, "eval", model, "--data", data, "--split", "all")
+	if code != 0 || !strings.Contains(out, "recall") {
+		t.Fatalf("text: exit %d, %s%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	for i, want := range rows {
+		if !slices.ContainsFunc(lines, func(l string) bool {
+			return strings.HasPrefix(strings.TrimSpace(l), rep.Classes[i]+" ") && strings.HasSuffix(l, want)
+		}) {
+			t.Errorf("class %s: no row ending in %q:\n%s", rep.Classes[i], want, out)
+		}
+	}
+	code, out, errOut = runCLI(t, "eval", model, model, "--data", data, "--split", "all")
+	if want := fmt.Sprintf("  %s %.4f", lowClass, low); code != 0 || !strings.Contains(out, "lowest recall") || strings.Count(out, want) != 2 {
+		t.Errorf("two models: exit %d, want %q twice:\n%s%s", code, want, out, errOut)
 	}
 }

@@ -177,6 +177,11 @@ type FinalResult struct {
 	// accuracy, when the run quantizes its winners (final.int8).
 	Int8Model        string   `json:"int8_model,omitempty"`
 	Int8TestAccuracy *float64 `json:"int8_test_accuracy,omitempty"`
+	// TestByClass is, per class of the model, its test images and how many
+	// of them the model answered right (the confusion matrix's rows): on
+	// imbalanced classes a high accuracy can hide a class missed. Nil in
+	// runs recorded before it.
+	TestByClass []ClassRecall `json:"test_by_class,omitempty"`
 	// Finished is when the result was recorded (zero in runs recorded
 	// before it).
 	Finished time.Time `json:"finished,omitempty"`
@@ -184,6 +189,54 @@ type FinalResult struct {
 	// search's machine after the final phase (FileFinalLatency, which
 	// ReadFinals reads it from; never in final.jsonl); nil: not timed.
 	MeasuredLatencyMs *float64 `json:"measured_latency_ms,omitempty"`
+}
+
+// ClassRecall is how many of a class's images a model answered right.
+type ClassRecall struct {
+	Class  string `json:"class"`
+	Right  int    `json:"right"`
+	Images int    `json:"images"`
+}
+
+// Recall is the share of the class's images answered right (0 without
+// images).
+func (c ClassRecall) Recall() float64 {
+	if c.Images == 0 {
+		return 0
+	}
+	return float64(c.Right) / float64(c.Images)
+}
+
+// ByClass reads the recall of each class off a confusion matrix (rows:
+// true class, columns: predicted) of the classes named.
+func ByClass(classes []string, confusion [][]int) []ClassRecall {
+	if len(confusion) != len(classes) {
+		return nil
+	}
+	out := make([]ClassRecall, len(classes))
+	for i, row := range confusion {
+		out[i].Class = classes[i]
+		for j, n := range row {
+			out[i].Images += n
+			if i == j {
+				out[i].Right = n
+			}
+		}
+	}
+	return out
+}
+
+// LowestRecall is the class of the lowest recall among those with images (the
+// first of equals); false when none has images.
+func LowestRecall(byClass []ClassRecall) (ClassRecall, bool) {
+	var low ClassRecall
+	found := false
+	for _, c := range byClass {
+		if c.Images > 0 && (!found || c.Recall() < low.Recall()) {
+			low, found = c, true
+		}
+	}
+	return low, found
 }
 
 // FinalLatency is what FileFinalLatency holds: the batch-1 latency of a

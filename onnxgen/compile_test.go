@@ -2,6 +2,7 @@ package onnxgen
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -232,6 +233,11 @@ func TestInferenceMetadata(t *testing.T) {
 	}
 	if !slices.Equal(info.Inputs, []string{InputImages}) || !slices.Equal(info.Outputs, []string{OutputProbs}) || info.Opset != Opset {
 		t.Errorf("interface %v -> %v, opset %d", info.Inputs, info.Outputs, info.Opset)
+	}
+	// The declared types, as the constants' comments give them: images
+	// [N, C, H, W] in, K probabilities out, float32, the batch named N.
+	if want := map[string]string{InputImages: "float32[N,3,8,8]", OutputProbs: "float32[N,3]"}; !maps.Equal(info.Declared, want) {
+		t.Errorf("declared %v, want %v", info.Declared, want)
 	}
 	if info.Weights != n.Params() {
 		t.Errorf("initializers hold %d weights, want %d", info.Weights, n.Params())

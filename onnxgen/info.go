@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/nasctl/nasctl/genotype"
@@ -14,12 +16,16 @@ import (
 
 // ModelInfo is what an exported model says about itself.
 type ModelInfo struct {
-	Arch     genotype.Genotype // from metadata; nil when the model was not made by nasctl
-	Input    genotype.Input
-	Classes  []string
-	Meta     map[MetaKey]string // every metadata_props entry
-	Inputs   []string           // graph input names (initializers excluded)
-	Outputs  []string           // graph output names
+	Arch    genotype.Genotype // from metadata; nil when the model was not made by nasctl
+	Input   genotype.Input
+	Classes []string
+	Meta    map[MetaKey]string // every metadata_props entry
+	Inputs  []string           // graph input names (initializers excluded)
+	Outputs []string           // graph output names
+	// Declared is each graph input's (initializers excluded) and output's
+	// declared type, by name: "float32[N,1,64,64]", what a program that
+	// feeds the model must give and read.
+	Declared map[string]string
 	Opset    int64
 	Ops      []string // distinct operator types, in first-use order
 	Weights  int64    // float values in initializers of rank 1 or more (scalar constants excluded)
@@ -73,13 +79,16 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 			return nil, fmt.Errorf("%s NaN or infinite: the file is damaged (or its training diverged); copy it again from where it was made, or train it again", what)
 		}
 	}
+	info.Declared = map[string]string{}
 	for _, in := range g.GetInput() {
 		if !inits[in.GetName()] {
 			info.Inputs = append(info.Inputs, in.GetName())
+			info.Declared[in.GetName()] = declaredType(in)
 		}
 	}
 	for _, out := range g.GetOutput() {
 		info.Outputs = append(info.Outputs, out.GetName())
+		info.Declared[out.GetName()] = declaredType(out)
 	}
 	seen := map[string]bool{}
 	for _, n := range g.GetNode() {
@@ -110,6 +119,32 @@ func ReadModelInfo(b []byte) (*ModelInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// declaredType writes a value's declared tensor type as "float32[N,1,64,64]":
+// the element type in lower case, each dimension's size or name ("?" when it
+// has neither).
+func declaredType(v *onnx.ValueInfoProto) string {
+	t := v.GetType().GetTensorType()
+	elem := strings.ToLower(onnx.TensorProto_DataType_name[t.GetElemType()])
+	switch onnx.TensorProto_DataType(t.GetElemType()) {
+	case onnx.TensorProto_FLOAT:
+		elem = "float32"
+	case onnx.TensorProto_DOUBLE:
+		elem = "float64"
+	}
+	dims := make([]string, len(t.GetShape().GetDim()))
+	for i, d := range t.GetShape().GetDim() {
+		switch {
+		case d.GetDimParam() != "":
+			dims[i] = d.GetDimParam()
+		case d.GetDimValue() > 0:
+			dims[i] = strconv.FormatInt(d.GetDimValue(), 10)
+		default:
+			dims[i] = "?"
+		}
+	}
+	return elem + "[" + strings.Join(dims, ",") + "]"
 }
 
 // declaredInput reads [N, C, H, W] from a value's declared type, or returns the

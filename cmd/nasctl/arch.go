@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/genotype"
 	"github.com/nasctl/nasctl/internal/shell"
 	"github.com/nasctl/nasctl/natsbench"
@@ -133,7 +134,8 @@ type archInspectOptions struct {
 	// its metadata.
 	Model    string
 	Meta     map[onnxgen.MetaKey]string
-	Producer string // the program and build that wrote Model
+	Producer string       // the program and build that wrote Model
+	Graph    *graphReport // Model's inputs, outputs and opset
 }
 
 // readInspectedModel reads the model file opts.Arch names: its architecture,
@@ -152,6 +154,13 @@ func readInspectedModel(opts *archInspectOptions) error {
 			opts.Arch, onnxgen.MetaArch, onnxgen.MetaClasses)
 	}
 	opts.Model, opts.Meta = opts.Arch, info.Meta
+	opts.Graph = &graphReport{Opset: info.Opset}
+	for _, n := range info.Inputs {
+		opts.Graph.Inputs = append(opts.Graph.Inputs, valueType{n, info.Declared[n]})
+	}
+	for _, n := range info.Outputs {
+		opts.Graph.Outputs = append(opts.Graph.Outputs, valueType{n, info.Declared[n]})
+	}
 	opts.Producer = strings.TrimSpace(info.Producer + " " + cmp.Or(info.ProducerVersion, "(no version recorded)"))
 	opts.Arch, opts.Input, opts.Classes = info.Arch.String(), info.Input, len(info.Classes)
 	return nil
@@ -177,6 +186,21 @@ type archReport struct {
 	Model    string                     `json:"model,omitempty"`
 	Producer string                     `json:"producer,omitempty"`
 	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
+	// Graph is what a program that runs the model feeds and reads: its
+	// inputs and outputs with their declared types, and its opset.
+	Graph *graphReport `json:"graph,omitempty"`
+}
+
+// graphReport is a model's interface to the program that runs it.
+type graphReport struct {
+	Opset   int64       `json:"opset"`
+	Inputs  []valueType `json:"inputs"`
+	Outputs []valueType `json:"outputs"`
+}
+
+type valueType struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // element type and dimensions: float32[N,1,64,64]
 }
 
 type layerReport struct {
@@ -208,7 +232,7 @@ func runArchInspect(_ context.Context, opts archInspectOptions, out io.Writer) e
 		ActivationBytes: net.ActivationBytes(), PeakActivationBytes: net.PeakActivationBytes(),
 	}
 	if opts.Model != "" {
-		r.Model, r.Producer, r.Metadata = opts.Model, opts.Producer, metadataJSON(opts.Meta)
+		r.Model, r.Producer, r.Metadata, r.Graph = opts.Model, opts.Producer, metadataJSON(opts.Meta), opts.Graph
 	}
 	for _, l := range net.Layers() {
 		lr := layerReport{Index: l.Index + 1, Layer: l.Layer, Output: l.Out.String(), Params: l.Params, MACs: l.MACs, Dropout: l.Dropout, Unused: l.Unused}
@@ -288,7 +312,12 @@ func printArchReport(out io.Writer, r archReport) {
 	fmt.Fprintf(out, "\nparameters %s, MACs %s (%s FLOPs) per image\n", humanize.Comma(r.Params), humanize.Comma(r.MACs), humanize.Comma(r.FLOPs))
 	fmt.Fprintf(out, "activation memory per image: %s (every layer's, as training keeps them), %s (inference: the peak of one layer)\n", humanize.IBytes(uint64(r.ActivationBytes)), humanize.IBytes(uint64(r.PeakActivationBytes)))
 	if r.Model != "" {
-		fmt.Fprintf(out, "\n%s was written by %s; its metadata:\n", r.Model, r.Producer)
+		fmt.Fprintf(out, "\n%s was written by %s", r.Model, r.Producer)
+		if g := r.Graph; g != nil {
+			fmt.Fprintf(out, "; ONNX opset %d, %s %s, %s %s", g.Opset, english.PluralWord(len(g.Inputs), "input", "inputs"), valueTypes(g.Inputs),
+				english.PluralWord(len(g.Outputs), "output", "outputs"), valueTypes(g.Outputs))
+		}
+		fmt.Fprintln(out, "; its metadata:")
 		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 			fmt.Fprintf(out, "  %s: %s\n", k, metadataText(r.Metadata[k]))
 		}
@@ -303,6 +332,15 @@ func printArchReport(out io.Writer, r archReport) {
 			}
 		}
 	}
+}
+
+// valueTypes writes values as "x float32[N,1,64,64]", joined by commas.
+func valueTypes(vs []valueType) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.Name + " " + v.Type
+	}
+	return strings.Join(parts, ", ")
 }
 
 // metadataJSON gives every metadata value as a JSON string, except a JSON

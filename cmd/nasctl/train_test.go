@@ -188,7 +188,7 @@ func TestArchInspectModel(t *testing.T) {
 		t.Errorf("arch inspect --json of the model: %+v", r)
 	}
 	code, out, _ = runCLI(t, "arch", "inspect", model)
-	if code != 0 || !strings.Contains(out, "input 16x16x1, 2 classes") || !strings.Contains(out, model+" was written by "+producer+"; its metadata:") ||
+	if code != 0 || !strings.Contains(out, "input 16x16x1, 2 classes") || !strings.Contains(out, model+" was written by "+producer+"; ONNX opset 17, input x float32[N,1,16,16], output probabilities float32[N,2]; its metadata:") ||
 		!strings.Contains(out, "  nasctl.training: "+want+"\n") || !strings.Contains(out, "  nasctl.classes: [\"no_leaf\",\"leaf\"]\n") {
 		t.Errorf("arch inspect of the model: exit %d:\n%s", code, out)
 	}

@@ -79,6 +79,11 @@ type Report struct {
 	// predictors); MetaQNN's phases count theirs.
 	Trained  int `json:"trained_trials,omitempty"`
 	AtChance int `json:"at_chance_trials,omitempty"`
+	// GaveUp counts the trials stopped at chance after GiveUpAfter epochs
+	// (train.give_up_after), of Ran that trained (reused ones excluded).
+	GaveUp      int `json:"gave_up_trials,omitempty"`
+	GiveUpAfter int `json:"give_up_after,omitempty"`
+	Ran         int `json:"ran_trials,omitempty"`
 	// Top are the best distinct architectures of the search.
 	Top    []TopCandidate       `json:"top"`
 	Finals []rundir.FinalResult `json:"finals,omitempty"`
@@ -214,6 +219,12 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 		if t.Pruned {
 			r.Pruned++
+		}
+		if t.Status == rundir.StatusOK && len(t.Epochs) > 0 {
+			r.Ran++
+			if g := cfg.Train.GiveUpAfter; g > 0 && g < cfg.Train.Epochs && t.AtChance && t.Epochs[len(t.Epochs)-1].Epoch == g {
+				r.GaveUp, r.GiveUpAfter = r.GaveUp+1, g
+			}
 		}
 		if t.Worker != "" {
 			if r.Workers == nil {
@@ -565,6 +576,10 @@ func (r Report) Markdown() string {
 	if r.Augment != "" {
 		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)
 	}
+	if r.GaveUp > 0 {
+		fmt.Fprintf(&b, "%d of the %d trials that trained stopped at chance after %d epochs (train.give_up_after, --give-up-after): a network still a constant predictor then rarely learns on images like the leaves; on others it may later.\n\n",
+			r.GaveUp, r.Ran, r.GiveUpAfter)
+	}
 	switch {
 	case r.MedianAfter > 0 && len(r.HalvingRungs) > 0:
 		fmt.Fprintf(&b, "Median stopping from epoch %d and successive halving at epochs %s (the best 1/%d go on): %d trials stopped early; their accuracy is that of a shorter training.\n\n",
@@ -591,6 +606,24 @@ func (r Report) Markdown() string {
 			strings.Join(r.Earlier, ", "))
 	}
 	return b.String()
+}
+
+// BudgetWarnings say where many of the run's trials taught the search
+// little for want of a setting: stopped at chance after a few epochs
+// (a quarter of the trained trials or more), or refused before training by
+// the reward's limits (three tenths of the trials or more), which count
+// against --trials.
+func (r Report) BudgetWarnings() []string {
+	var ws []string
+	if r.GaveUp > 0 && 4*r.GaveUp >= r.Ran {
+		ws = append(ws, fmt.Sprintf("%d of the %d trials that trained stopped at chance after %d epochs (train.give_up_after): networks that leave chance later on these images were stopped before they learned; "+
+			"a new run with --give-up-after higher (say %d, or 0: never) trains them on, at more time per trial", r.GaveUp, r.Ran, r.GiveUpAfter, 3*r.GiveUpAfter))
+	}
+	if n := r.Counts[rundir.StatusRefused]; r.Trials > 0 && 10*n >= 3*r.Trials {
+		ws = append(ws, fmt.Sprintf("%d of the %d trials were refused before training by the reward's limits (--max-params, --max-latency-ms), and count against the trials planned: "+
+			"a new run with looser limits, a smaller input or space, or more trials trains more networks", n, r.Trials))
+	}
+	return ws
 }
 
 // augmentWords say what a train.augment or final.augment setting does to
@@ -1148,6 +1181,9 @@ func (s *Search) writeReport() (string, Report, error) {
 	rep := r.report(s.cfg.Name)
 	if err := s.writeBest(rep.Best); err != nil {
 		return "", Report{}, err
+	}
+	for _, w := range rep.BudgetWarnings() {
+		s.emit(Event{Kind: "info", Message: "warning: " + w})
 	}
 	if rep.Best != nil {
 		if rep.finalAtChance(*rep.Best) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -399,6 +400,52 @@ func TestFinalRecordsRecall(t *testing.T) {
 		}
 	}
 	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "Its recall per class on the test images: a 88.00% (22 of 25), b 72.00% (18 of 25).\n")
+}
+
+// Trials stopped at chance by give_up_after are counted in the report, and
+// warned of when a quarter of those that trained or more; refusals when
+// three tenths of the trials or more. A trial at chance that trained all
+// its epochs, or stopped at another epoch, was not given up.
+func TestReportBudgetWarnings(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Train.Epochs, cfg.Train.GiveUpAfter = 10, 2
+	curve := func(n int) []runtime.EpochRecord {
+		var es []runtime.EpochRecord
+		for e := 1; e <= n; e++ {
+			es = append(es, runtime.EpochRecord{Epoch: e})
+		}
+		return es
+	}
+	trial := func(id int, status rundir.Status, atChance bool, epochs int) rundir.Trial {
+		return rundir.Trial{Candidate: rundir.Candidate{ID: id, Arch: "SM()"}, Status: status, AtChance: atChance, Epochs: curve(epochs)}
+	}
+	trials := []rundir.Trial{
+		trial(1, rundir.StatusOK, true, 2), trial(2, rundir.StatusOK, true, 10), trial(3, rundir.StatusOK, false, 2),
+		trial(4, rundir.StatusOK, false, 10), trial(5, rundir.StatusRefused, false, 0), trial(6, rundir.StatusReused, true, 2),
+	}
+	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
+	if r.GaveUp != 1 || r.Ran != 4 || r.GiveUpAfter != 2 {
+		t.Errorf("gave up %d of %d after %d, want 1 of 4 after 2", r.GaveUp, r.Ran, r.GiveUpAfter)
+	}
+	markdownHas(t, r.Markdown(), "1 of the 4 trials that trained stopped at chance after 2 epochs (train.give_up_after, --give-up-after)")
+	want := []string{"1 of the 4 trials that trained stopped at chance after 2 epochs (train.give_up_after): networks that leave chance later on these images were stopped before they learned; " +
+		"a new run with --give-up-after higher (say 6, or 0: never) trains them on, at more time per trial"}
+	if got := r.BudgetWarnings(); !slices.Equal(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
+	}
+	// One refused of 6 is under three tenths; two of 6 are not.
+	trials[1].Status = rundir.StatusRefused
+	want = append(want[:0:0], "2 of the 6 trials were refused before training by the reward's limits (--max-params, --max-latency-ms), and count against the trials planned: "+
+		"a new run with looser limits, a smaller input or space, or more trials trains more networks")
+	trials[0].AtChance = false
+	if got := BuildReport(cfg, "", trials, nil, nil, 0.5).BudgetWarnings(); !slices.Equal(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
+	}
+	cfg.Train.GiveUpAfter = 0 // never
+	trials[0].AtChance = true
+	if r := BuildReport(cfg, "", trials, nil, nil, 0.5); r.GaveUp != 0 || strings.Contains(r.Markdown(), "give_up_after") {
+		t.Errorf("give_up_after 0: %d given up", r.GaveUp)
+	}
 }
 
 // When the retrained models validate far better than the search's trials

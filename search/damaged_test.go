@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -233,4 +234,82 @@ func onlyRun(t *testing.T, dir string) *RunSummary {
 		t.Fatalf("ListRuns: %v, %d runs", err, len(runs))
 	}
 	return runs[0]
+}
+
+// A final of an earlier plan is taken only when this phase would train
+// it the same way: not when this phase quantizes and it was not, when the
+// search weights it would start from are gone, when the images or their
+// split differ, or when its model file is gone (then retrained, no error).
+// Of two earlier plans that retrained a trial, the later one's is taken.
+func TestEarlierFinalTakenOnlyWhenSame(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	s, err := Resume(dir, ResumeOptions{Trials: cfg.Trials + 2}, func(Config) (Executor, error) { return &fakeExecutor{}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	from := filepath.Join(rundir.DirEarlier, fmt.Sprintf("trials-%d", cfg.Trials))
+	earlier := read(t, rundir.ReadFinalRecords, filepath.Join(dir, from))
+	f := earlier[0]
+	trials := read(t, rundir.ReadTrials, dir)
+	trial := trials[slices.IndexFunc(trials, func(t rundir.Trial) bool { return t.ID == f.Trial })]
+	taken := func() bool {
+		t.Helper()
+		e, err := s.earlierFinal(0, trial, f, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e != nil
+	}
+	if !taken() {
+		t.Fatal("the same training is not taken")
+	}
+	moved := func(path string, check func()) {
+		t.Helper()
+		if err := os.Rename(path, path+".away"); err != nil {
+			t.Fatal(err)
+		}
+		check()
+		if err := os.Rename(path+".away", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name         string
+		change, undo func()
+	}{
+		{"final.int8 now", func() { s.cfg.Final.Int8 = true }, func() { s.cfg.Final.Int8 = false }},
+		{"other images", func() { s.data.Hash = "sha256:other" }, func() { s.data.Hash = "sha256:test" }},
+		{"another split", func() { s.data.Split = onnxgen.SplitRecord{Plan: "metaqnn", Seed: 1} }, func() { s.data.Split = onnxgen.SplitRecord{} }},
+	} {
+		c.change()
+		if taken() {
+			t.Errorf("%s: taken", c.name)
+		}
+		c.undo()
+	}
+	moved(s.dir.ModelPath(trial.ID), func() {
+		if taken() {
+			t.Error("without its search weights: taken")
+		}
+	})
+	moved(filepath.Join(dir, from, f.Model), func() {
+		if taken() {
+			t.Error("without its model file: taken")
+		}
+	})
+	if !taken() {
+		t.Fatal("the same training is not taken after the checks")
+	}
+
+	// A later plan that retrained the trial too: its final is the one taken.
+	later := filepath.Join(rundir.DirEarlier, fmt.Sprintf("trials-%d", cfg.Trials+1))
+	if err := os.CopyFS(filepath.Join(dir, later), os.DirFS(filepath.Join(dir, from))); err != nil {
+		t.Fatal(err)
+	}
+	reuse, _, err := s.earlierFinals([]rundir.Trial{trial}, []int{0})
+	if err != nil || len(reuse) != 1 || reuse[0].from != later {
+		t.Errorf("two plans that retrained trial %d: %v, taken %+v; want the one from %s", f.Trial, err, reuse, later)
+	}
 }

@@ -1,7 +1,9 @@
 package search
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nasctl/nasctl/internal/buildinfo"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
@@ -41,7 +44,7 @@ func (p pausingExecutor) Evaluate(ctx context.Context, job Job) (*Outcome, error
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		st := &runtime.TrainState{Epoch: 2, LR: float64(job.Trial), Order: []int{job.Trial}}
+		st := &runtime.TrainState{Epoch: 2, LR: float64(job.Trial), Order: []int{job.Trial}, Seconds: pausedSeconds}
 		return &Outcome{Training: &runtime.Result{Status: runtime.StatusInterrupted, State: st}}, runtime.ErrPaused
 	}
 	return p.fakeExecutor.Evaluate(ctx, job)
@@ -124,7 +127,17 @@ func TestFinalPausedAndResumed(t *testing.T) {
 	if !slices.ContainsFunc(finals, func(f rundir.FinalResult) bool { _, ok := again.resumed[f.Trial]; return ok }) {
 		t.Error("the retraining that went on from its state is not among the finals")
 	}
+	// Its seconds count the training before the pause.
+	for _, f := range finals {
+		if _, ok := again.resumed[f.Trial]; ok && f.Seconds < pausedSeconds {
+			t.Errorf("final #%d went on from its state: %.1f s, want the %d s before the pause and more", f.Rank, f.Seconds, pausedSeconds)
+		}
+	}
 }
+
+// pausedSeconds is the training time that newPausingExecutor's states
+// hold.
+const pausedSeconds = 1000
 
 // slowFinals is a fakeExecutor whose final retrainings take 0 to 60 ms,
 // so that several run side by side.
@@ -179,6 +192,55 @@ func TestPausedFinalsResumedRemotely(t *testing.T) {
 	for _, j := range remote.jobs {
 		if j.Full && j.Config.Resume != nil {
 			t.Errorf("trial %d's job carries a state", j.Trial)
+		}
+	}
+}
+
+// A paused state is taken only for the same trial, network, settings,
+// images, layout and build; each difference is warned of, naming it, and
+// the retraining starts anew.
+func TestPausedStateMatches(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	s := resume(t, cfg, &fakeExecutor{})
+	var said []string
+	s.Progress = func(e Event) { said = append(said, e.Message) }
+	trial := read(t, rundir.ReadTrials, dir)[0]
+	const training = `{"epochs":30}`
+	good := pausedFinal{Format: pausedFormat, Trial: trial.ID, Arch: trial.Arch, Training: training, Data: s.data.Hash, Version: buildinfo.Version(),
+		State: runtime.TrainState{Epoch: 4}}
+	if err := os.MkdirAll(filepath.Join(dir, rundir.DirPaused), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		change func(*pausedFinal)
+		why    string // "": taken
+	}{
+		{"the same", func(*pausedFinal) {}, ""},
+		{"another build", func(p *pausedFinal) { p.Version = "v0.0.1" }, "another build of nasctl (v0.0.1) paused it"},
+		{"another layout", func(p *pausedFinal) { p.Format = pausedFormat + 1 }, "another build of nasctl"},
+		{"another trial", func(p *pausedFinal) { p.Trial++ }, "it was trained with other settings or images"},
+		{"another network", func(p *pausedFinal) { p.Arch = "SM()" }, "it was trained with other settings or images"},
+		{"other images", func(p *pausedFinal) { p.Data = "sha256:other" }, "it was trained with other settings or images"},
+		{"other settings", func(p *pausedFinal) { p.Training = `{"epochs":60}` }, "it was trained with other settings or images"},
+	} {
+		p := good
+		c.change(&p)
+		var b bytes.Buffer
+		if err := gob.NewEncoder(&b).Encode(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, rundir.PausedName(trial.ID)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		said = nil
+		st := s.pausedState(1, trial, training)
+		switch {
+		case c.why == "" && (st == nil || st.Epoch != 4 || len(said) != 0):
+			t.Errorf("%s: state %+v, said %q; want it taken", c.name, st, said)
+		case c.why != "" && (st != nil || len(said) != 1 || !strings.Contains(said[0], "is not taken, as "+c.why)):
+			t.Errorf("%s: state %+v, said %q; want it left, as %s", c.name, st, said, c.why)
 		}
 	}
 }

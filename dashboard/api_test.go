@@ -415,8 +415,16 @@ func TestLinksInsideRun(t *testing.T) {
 	newRun(t, runs, "evil3", 3, 7).Close()
 	os.Rename(filepath.Join(runs, "evil3", rundir.FileTrials), filepath.Join(filepath.Dir(secret), "t"))
 	os.Symlink(filepath.Join(filepath.Dir(secret), "t"), filepath.Join(runs, "evil3", rundir.FileTrials))
+	// A link among nasctl bench's files, and an earlier plan that is a link.
+	newRun(t, runs, "evil4", 3, 8).Close()
+	os.MkdirAll(filepath.Join(runs, "evil4", rundir.DirBench), 0o755)
+	os.Symlink(filepath.Join(filepath.Dir(secret), "t"), filepath.Join(runs, "evil4", benchCSV))
+	newRun(t, runs, "evil5", 3, 9).Close()
+	os.MkdirAll(filepath.Join(runs, "evil5", rundir.DirEarlier), 0o755)
+	os.Symlink(filepath.Dir(secret), filepath.Join(runs, "evil5", rundir.DirEarlier, "trials-3"))
 	srv := serve(t, Options{Runs: runs})
-	for _, path := range []string{"/api/runs/evil/winners/leak.onnx", "/api/runs/evil2/winners/x.onnx", "/api/runs/evil3/trials", "/api/runs/evil/config"} {
+	for _, path := range []string{"/api/runs/evil/winners/leak.onnx", "/api/runs/evil2/winners/x.onnx", "/api/runs/evil3/trials", "/api/runs/evil/config",
+		"/api/runs/evil4/figures/pareto.png", "/api/runs/evil5/config"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -429,14 +437,27 @@ func TestLinksInsideRun(t *testing.T) {
 	}
 	var list []Run
 	get(t, srv.URL+"/api/runs", &list)
+	evil := 0
 	for _, r := range list {
-		if strings.HasPrefix(r.Name, "evil") && !strings.Contains(r.Error, "is a symbolic link: the dashboard reads and serves nothing of a run holding links") {
+		if !strings.HasPrefix(r.Name, "evil") {
+			continue
+		}
+		evil++
+		if !strings.Contains(r.Error, "is a symbolic link: the dashboard reads and serves nothing of a run holding links") {
 			t.Errorf("run %s listed without saying why it is not read: %+v", r.Name, r)
 		}
+	}
+	if evil != 5 {
+		t.Errorf("%d runs with links listed, want 5", evil)
 	}
 	// A plain run is served as before.
 	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/config"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("a run without links: %v %v", resp.StatusCode, err)
+	}
+	// A folder named like a model is not a file to serve.
+	os.Mkdir(filepath.Join(runs, "leaves-a", rundir.DirWinners, "folder.onnx"), 0o755)
+	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/winners/folder.onnx"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a folder in winners/: %v %v, want 404", resp.StatusCode, err)
 	}
 }
 

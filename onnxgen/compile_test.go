@@ -483,8 +483,14 @@ func TestReadModelInfoNonFinite(t *testing.T) {
 		}
 	}
 	floats := &onnx.TensorProto{DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{3}, FloatData: []float32{1, float32(math.NaN()), float32(math.Inf(1))}}
-	raw := &onnx.TensorProto{DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{2}, RawData: []byte{0, 0, 0x80, 0x3f, 0, 0, 0xc0, 0x7f}} // 1, NaN
-	if a, b := nonFinite(floats), nonFinite(raw); a != 2 || b != 1 {
-		t.Errorf("non-finite values: %d as floats (want 2), %d as raw bytes (want 1)", a, b)
+	raw := &onnx.TensorProto{DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{3}, RawData: []byte{0, 0, 0x80, 0x3f, 0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0xff}} // 1, NaN, -Inf
+	if a, b := nonFinite(floats), nonFinite(raw); a != 2 || b != 2 {
+		t.Errorf("non-finite values: %d as floats (want 2), %d as raw bytes (want 2)", a, b)
+	}
+	// An int8 tensor (a quantized model's weights) whose bytes would read
+	// as a NaN and a -Inf were they floats holds neither.
+	q := &onnx.TensorProto{DataType: int32(onnx.TensorProto_INT8), Dims: []int64{8}, RawData: []byte{0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0xff}}
+	if got := nonFinite(q); got != 0 {
+		t.Errorf("int8 tensor: %d non-finite values, want 0", got)
 	}
 }

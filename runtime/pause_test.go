@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -71,6 +72,12 @@ func TestTrainPauseResume(t *testing.T) {
 				if err := gob.NewDecoder(&b).Decode(state); err != nil {
 					t.Fatal(err)
 				}
+				if pauses == 1 {
+					// As if the first part had taken long: its seconds, and
+					// its steps', must carry to the end.
+					state.Seconds += slowPart
+					state.StepSeconds += slowPart
+				}
 			}
 			if pauses != 2 || len(got.Epochs) != len(want.Epochs) {
 				t.Fatalf("%d pauses, %d epochs; want 2 and %d", pauses, len(got.Epochs), len(want.Epochs))
@@ -90,8 +97,13 @@ func TestTrainPauseResume(t *testing.T) {
 					t.Errorf("weights %d differ", i)
 				}
 			}
-			if got.Seconds < want.Seconds/10 { // the paused parts' seconds count
-				t.Errorf("%.3f s recorded for the paused training, %.3f s straight", got.Seconds, want.Seconds)
+			if got.Seconds < slowPart { // the paused parts' seconds count
+				t.Errorf("%.3f s recorded for the paused training, want the first part's %g s and more", got.Seconds, slowPart)
+			}
+			// The throughput counts the first part's steps too: at most
+			// every image of every epoch in slowPart seconds.
+			if most := float64(len(got.Epochs)*train.Len()) / slowPart; !(got.ImagesPerSecond > 0) || got.ImagesPerSecond > most {
+				t.Errorf("%.1f images per second recorded, want at most %.1f", got.ImagesPerSecond, most)
 			}
 		})
 	}
@@ -129,4 +141,20 @@ func TestTrainPauseResume(t *testing.T) {
 	if _, err := Train(context.Background(), other, train, val, cfg); err == nil {
 		t.Error("a paused state of another network was taken")
 	}
+	// A state of other training images: fewer, or one that is not among
+	// these.
+	short := *paused.State
+	short.Order = short.Order[1:]
+	alien := *paused.State
+	alien.Order = slices.Clone(alien.Order)
+	alien.Order[0] = -1
+	for name, st := range map[string]*TrainState{"fewer images": &short, "another image": &alien} {
+		cfg.Resume = st
+		if _, err := Train(context.Background(), net, train, val, cfg); err == nil || !strings.Contains(err.Error(), "the state shuffles") {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
 }
+
+// slowPart is the seconds TestTrainPauseResume adds to a paused state.
+const slowPart = 1000.0

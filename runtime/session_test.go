@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -461,6 +464,20 @@ func TestInitErrors(t *testing.T) {
 		t.Errorf("Init with a file that is not a library: %v", err)
 	}
 	t.Logf("error as a user sees it: %v", err)
+
+	// A library for another processor is named as such before it is
+	// loaded (env_machine_test.go has the header).
+	other := elf.EM_AARCH64
+	if elfMachines[goruntime.GOARCH] == elf.EM_AARCH64 {
+		other = elf.EM_X86_64
+	}
+	foreign := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	if err := os.WriteFile(foreign, elfHeader(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err = Init(foreign); err == nil || !strings.Contains(err.Error(), "is a library for "+machineName(other)) {
+		t.Errorf("Init with a library for %v: %v", other, err)
+	}
 
 	os.Unsetenv(LibraryEnv) // t.Setenv restores it afterwards
 	initRuntime(t)

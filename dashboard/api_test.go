@@ -454,6 +454,21 @@ func TestLinksInsideRun(t *testing.T) {
 	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/config"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("a run without links: %v %v", resp.StatusCode, err)
 	}
+	// A link deeper in an earlier plan (linkIn scans earlier/, not its
+	// plans): serving opens within the run, so it is not followed.
+	os.WriteFile(secret+"2", []byte("SECRET"), 0o600)
+	os.MkdirAll(filepath.Join(runs, "leaves-a", rundir.DirEarlier, "trials-30", rundir.DirWinners), 0o755)
+	os.Symlink(secret+"2", filepath.Join(runs, "leaves-a", rundir.DirEarlier, "trials-30", rundir.BestName))
+	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/earlier/trials-30/best.onnx"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || strings.Contains(string(body), "SECRET") {
+			t.Errorf("a link in an earlier plan's winners: status %d, %q", resp.StatusCode, body)
+		}
+	}
+	os.RemoveAll(filepath.Join(runs, "leaves-a", rundir.DirEarlier))
 	// A folder named like a model is not a file to serve.
 	os.Mkdir(filepath.Join(runs, "leaves-a", rundir.DirWinners, "folder.onnx"), 0o755)
 	if resp, err := http.Get(srv.URL + "/api/runs/leaves-a/winners/folder.onnx"); err != nil || resp.StatusCode != http.StatusNotFound {

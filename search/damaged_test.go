@@ -313,3 +313,41 @@ func TestEarlierFinalTakenOnlyWhenSame(t *testing.T) {
 		t.Errorf("two plans that retrained trial %d: %v, taken %+v; want the one from %s", f.Trial, err, reuse, later)
 	}
 }
+
+// newTrialsWorse scores the trials after the 30th at 0.01: none joins the
+// best.
+type newTrialsWorse struct{ *fakeExecutor }
+
+func (n newTrialsWorse) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	out, err := n.fakeExecutor.Evaluate(ctx, job)
+	if out != nil && out.Training != nil && !job.Full && job.Trial > 30 {
+		out.Training.ValAccuracy = 0.01
+		out.Training.Epochs[0].ValAccuracy = out.Training.ValAccuracy
+	}
+	return out, err
+}
+
+// A resume with more trials none of which joins the best takes every
+// final from the earlier plan: its final phase says so, with none to
+// retrain, and retrains nothing.
+func TestResumeTakesEveryFinal(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	dir := finishedRun(t, cfg, &fakeExecutor{})
+	exec := &fakeExecutor{}
+	events := runResumed(t, dir, ResumeOptions{Trials: cfg.Trials + 1}, func(Config) (Executor, error) { return newTrialsWorse{exec}, nil })
+	i := slices.IndexFunc(events, func(e Event) bool { return e.Kind == "final_start" })
+	if want := fmt.Sprintf("final phase of the %d best architectures: %d taken from %s", cfg.Final.TopK, cfg.Final.TopK, filepath.Join(rundir.DirEarlier, "trials-30")); i < 0 ||
+		!strings.HasPrefix(events[i].Message, want) || !strings.Contains(events[i].Message, "; none to retrain (0 done before)") {
+		t.Errorf("final_start: %+v, want %q ... none to retrain", events, want)
+	}
+	for _, j := range exec.jobs {
+		if j.Full {
+			t.Errorf("trial %d retrained", j.Trial)
+		}
+	}
+	for _, f := range read(t, rundir.ReadFinals, dir) {
+		if f.Reused == "" {
+			t.Errorf("final #%d not taken", f.Rank)
+		}
+	}
+}

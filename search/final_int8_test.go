@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,5 +170,41 @@ func TestFinalInt8NeedsImages(t *testing.T) {
 	runResumed(t, dir, ResumeOptions{SkipFinal: new(false)}, func(Config) (Executor, error) { return &calibratingExecutor{fakeExecutor: &fakeExecutor{}}, nil })
 	if _, err := os.Stat(filepath.Join(dir, rundir.BestInt8Name)); err != nil {
 		t.Errorf("the resume here wrote no int8 winner: %v", err)
+	}
+}
+
+// A final taken from an earlier plan under another rank gets this phase's
+// rank in the metadata of both its models, float and int8.
+func TestEarlierInt8FinalRanked(t *testing.T) {
+	withRuntime(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Int8 = true
+	newExec := func(Config) (Executor, error) { return &calibratingExecutor{fakeExecutor: &fakeExecutor{}}, nil }
+	exec, _ := newExec(cfg)
+	dir := finishedRun(t, cfg, exec)
+	s, err := Resume(dir, ResumeOptions{Trials: cfg.Trials + 2}, newExec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	from := filepath.Join(rundir.DirEarlier, fmt.Sprintf("trials-%d", cfg.Trials))
+	f := read(t, rundir.ReadFinalRecords, filepath.Join(dir, from))[0]
+	trials := read(t, rundir.ReadTrials, dir)
+	trial := trials[slices.IndexFunc(trials, func(t rundir.Trial) bool { return t.ID == f.Trial })]
+	if f.Rank != 1 || f.Int8Model == "" {
+		t.Fatalf("the earlier plan's first final: rank %d, int8 model %q", f.Rank, f.Int8Model)
+	}
+	e, err := s.earlierFinal(2, trial, f, from)
+	if err != nil || e == nil {
+		t.Fatalf("not taken: %v", err)
+	}
+	for name, model := range map[string][]byte{"float": e.model, "int8": e.int8} {
+		info, err := onnxgen.ReadModelInfo(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Meta[onnxgen.MetaRank] != "3" || info.Meta[onnxgen.MetaRun] != cfg.Name {
+			t.Errorf("%s model: rank %q, run %q; want 3 and %q", name, info.Meta[onnxgen.MetaRank], info.Meta[onnxgen.MetaRun], cfg.Name)
+		}
 	}
 }

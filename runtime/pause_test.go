@@ -156,5 +156,35 @@ func TestTrainPauseResume(t *testing.T) {
 	}
 }
 
+// The attempt's best raw validation accuracy, which giving up and the
+// StopBelow rule read, goes on from the state: a state that holds 1.5 (no
+// accuracy reaches it) still holds it at the next pause.
+func TestTrainPauseKeepsBestAccuracy(t *testing.T) {
+	initRuntime(t)
+	net, train, val := tinyTask(t)
+	pauseAfter := func(cfg TrainConfig, epoch int) *TrainState {
+		t.Helper()
+		pause := make(chan struct{})
+		cfg.Pause = pause
+		cfg.Progress = func(r EpochRecord) {
+			if r.Epoch == epoch {
+				close(pause)
+			}
+		}
+		res, err := Train(context.Background(), net, train, val, cfg)
+		if !errors.Is(err, ErrPaused) || res.State == nil {
+			t.Fatalf("pause after epoch %d: %v", epoch, err)
+		}
+		return res.State
+	}
+	cfg := TrainConfig{Epochs: 4, BatchSize: 32, Seed: 7, Threads: 1, Patience: -1, Schedule: LRSchedule{Constant: true}}
+	st := pauseAfter(cfg, 1)
+	st.BestAcc = 1.5
+	cfg.Resume = st
+	if got := pauseAfter(cfg, 2); got.BestAcc != 1.5 {
+		t.Errorf("best raw accuracy %v after the resume, want the state's 1.5", got.BestAcc)
+	}
+}
+
 // slowPart is the seconds TestTrainPauseResume adds to a paused state.
 const slowPart = 1000.0

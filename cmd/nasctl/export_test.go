@@ -583,6 +583,11 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 		!strings.Contains(errOut, "has 20 images; calibrating on all of them (--images 200)") {
 		t.Errorf("frames in folders by day: exit %d: %s", code, errOut)
 	}
+	// More frames than --images: the first of them, and no note of too few.
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", filepath.Join(dir, "days"), "--images", "5", "--out", out)
+	if code != 0 || strings.Contains(errOut, "calibrating on all of them") || !strings.Contains(errOut, "its first 5 images calibrate") {
+		t.Errorf("frames in folders by day, --images 5: exit %d: %s", code, errOut)
+	}
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", one, "--out", out)
 	if code != 0 || !strings.Contains(errOut, "its images are of one class (leaf), so its first") {
 		t.Errorf("one class: exit %d: %s", code, errOut)

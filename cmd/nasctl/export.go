@@ -281,7 +281,7 @@ func (k *calibrator) load(in genotype.Input, trained string, classes []string) (
 			with = append(with, d.Classes[i])
 		}
 	}
-	if c.Unlabelled && d.Layout == dataset.LayoutClassFolders && len(with) > 1 && !slices.ContainsFunc(with, func(c string) bool { return slices.Contains(classes, c) }) {
+	if c.Unlabelled && d.Layout == dataset.LayoutClassFolders && len(with) > 0 && !slices.ContainsFunc(with, func(c string) bool { return slices.Contains(classes, c) }) {
 		// Folders of frames by day or session: none names a class. (Files
 		// named by class, the study's layout, are labelled images: of other
 		// classes than the model's, they are refused below.)

@@ -583,6 +583,18 @@ func TestExportInt8UnlabelledErrors(t *testing.T) {
 		!strings.Contains(errOut, "has 20 images; calibrating on all of them (--images 200)") {
 		t.Errorf("frames in folders by day: exit %d: %s", code, errOut)
 	}
+	// One folder of frames that is no class: said so, not taken for a class.
+	for i := range 3 {
+		b, err := os.ReadFile(filepath.Join(dir, "days", "2026-12-06", fmt.Sprintf("frame_%d.png", 2*i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBytes(t, filepath.Join(dir, "oneday", "2026-12-06", fmt.Sprintf("frame_%d.png", i)), b)
+	}
+	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", filepath.Join(dir, "oneday"), "--out", out)
+	if code != 0 || !strings.Contains(errOut, "none of its folders (2026-12-06) is a class of the model, so its first 3 images calibrate without labels") {
+		t.Errorf("one folder of frames: exit %d: %s", code, errOut)
+	}
 	// More frames than --images: the first of them, and no note of too few.
 	code, _, errOut = runCLI(t, "export", model, "--int8", "--calibration", filepath.Join(dir, "days"), "--images", "5", "--out", out)
 	if code != 0 || strings.Contains(errOut, "calibrating on all of them") || !strings.Contains(errOut, "its first 5 images calibrate") {

@@ -92,6 +92,20 @@ type LoadReport struct {
 	// format Load reads. Hidden files and folders (name starting with ".") are
 	// not counted.
 	Ignored int
+	// IgnoredFiles names the first of them (at most maxIgnoredNamed),
+	// relative to the folder, sorted within each folder.
+	IgnoredFiles []string
+}
+
+// maxIgnoredNamed is how many ignored files a LoadReport names.
+const maxIgnoredNamed = 3
+
+// ignore counts a file left out for its extension, naming the first few.
+func (r *LoadReport) ignore(rel string) {
+	r.Ignored++
+	if len(r.IgnoredFiles) < maxIgnoredNamed {
+		r.IgnoredFiles = append(r.IgnoredFiles, rel)
+	}
 }
 
 // ErrOneClass marks the error of a folder with a single class folder, which
@@ -262,10 +276,10 @@ func (o LoadOptions) withDefaults() (LoadOptions, error) {
 // folderEntries lists dir's image files and sub-folders (following links
 // to folders), in name order, and counts its other files; hidden entries
 // (name starting with ".") are left out.
-func folderEntries(dir string) (files, folders []string, ignored int, err error) {
+func folderEntries(dir string) (files, folders, ignored []string, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	for _, e := range entries {
 		switch name := e.Name(); {
@@ -275,7 +289,7 @@ func folderEntries(dir string) (files, folders []string, ignored int, err error)
 		case isImage(name):
 			files = append(files, name)
 		default:
-			ignored++
+			ignored = append(ignored, name)
 		}
 	}
 	return files, folders, ignored, nil
@@ -292,9 +306,12 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 	case err != nil:
 		return 0, nil, nil, nil, fmt.Errorf("open dataset: %w", err)
 	}
-	rep := &LoadReport{Ignored: ignored}
+	rep := &LoadReport{}
+	for _, name := range ignored {
+		rep.ignore(name)
+	}
 	switch {
-	case len(files)+len(classes)+ignored == 0:
+	case len(files)+len(classes)+len(ignored) == 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s is empty; %s", dir, layoutHint)
 	case len(classes) > 0 && len(files) > 0:
 		return 0, nil, nil, nil, fmt.Errorf("%s holds both image files (%s, ...) and sub-folders (%s, ...); %s",
@@ -318,7 +335,7 @@ func scan(dir string, oneClass bool) (Layout, []string, []string, *LoadReport, e
 			if isImage(rel) {
 				files = append(files, rel)
 			} else {
-				rep.Ignored++
+				rep.ignore(rel)
 			}
 		})
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -194,8 +195,15 @@ func TestLoadClassFolders(t *testing.T) {
 	if !slices.Equal(d.Labels, []int{0, 1, 1, 2}) {
 		t.Errorf("labels %v", d.Labels)
 	}
-	if rep.Ignored != 1 {
-		t.Errorf("ignored %d files, want 1 (readme.md)", rep.Ignored)
+	if rep.Ignored != 1 || !slices.Equal(rep.IgnoredFiles, []string{"fox/readme.md"}) {
+		t.Errorf("ignored %d files %q, want 1 (fox/readme.md)", rep.Ignored, rep.IgnoredFiles)
+	}
+	// Of many, the first few are named and all are counted.
+	for i := range 5 {
+		writeFile(t, dir, fmt.Sprintf("cat/notes-%d.txt", i), []byte("x"))
+	}
+	if _, rep, err := Load(dir, LoadOptions{}); err != nil || rep.Ignored != 6 || !slices.Equal(rep.IgnoredFiles, []string{"cat/notes-0.txt", "cat/notes-1.txt", "cat/notes-2.txt"}) {
+		t.Errorf("6 ignored: %v, %d files %q", err, rep.Ignored, rep.IgnoredFiles)
 	}
 	if d.Channels != 1 { // the JPEG is grayscale too
 		t.Errorf("channels %d, want 1", d.Channels)

@@ -72,7 +72,7 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 		return nil, nil, fmt.Errorf("open image folder: %w", err)
 	case len(folders) > 0:
 		return nil, nil, fmt.Errorf("%s holds a sub-folder (%s); unlabelled images are image files side by side in one folder", dir, folders[0])
-	case len(files) == 0 && ignored == 0:
+	case len(files) == 0 && len(ignored) == 0:
 		return nil, nil, fmt.Errorf("%s is empty; give a folder of image files (%s)", dir, strings.Join(imageExts, " "))
 	case len(files) == 0:
 		return nil, nil, fmt.Errorf("%s holds no image files (%s)", dir, strings.Join(imageExts, " "))
@@ -103,5 +103,9 @@ func LoadUnlabelled(dir string, opts LoadOptions) (*Images, *LoadReport, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	return m, &LoadReport{Skipped: bad, Ignored: ignored}, nil
+	rep := &LoadReport{Skipped: bad}
+	for _, name := range ignored {
+		rep.ignore(name)
+	}
+	return m, rep, nil
 }

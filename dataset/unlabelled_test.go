@@ -65,7 +65,7 @@ func TestLoadUnlabelledFrames(t *testing.T) {
 	if m.Len() != 12 || m.Files[0] != "frame_0.png" || m.Files[1] != "frame_1.png" || m.Files[2] != "frame_10.png" || !slices.IsSorted(m.Files) {
 		t.Errorf("files %v", m.Files)
 	}
-	if rep.Ignored != 1 || len(rep.Skipped) != 0 {
+	if rep.Ignored != 1 || !slices.Equal(rep.IgnoredFiles, []string{"notes.txt"}) || len(rep.Skipped) != 0 {
 		t.Errorf("report %+v, want notes.txt ignored", rep)
 	}
 	// Image 2 is frame_10.png, read as ReadImage reads one file.

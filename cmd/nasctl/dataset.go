@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/dataset"
 	"github.com/nasctl/nasctl/internal/progress"
 	"github.com/urfave/cli/v2"
@@ -259,6 +260,8 @@ type datasetInfo struct {
 	Split    datasetInfoSplit   `json:"split"`
 	Skipped  []datasetInfoBad   `json:"skipped"`
 	Ignored  int                `json:"ignored"` // files without an image extension
+	// IgnoredFiles names the first of them, relative to the folder.
+	IgnoredFiles []string `json:"ignored_files,omitempty"`
 	// Warnings name the classes the split leaves out of a set, and copies
 	// of an image in another class or set (dataset.CopyWarnings).
 	Warnings []string `json:"warnings"`
@@ -300,7 +303,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, Warnings: append(append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...), d.CopyWarnings(split)...),
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, IgnoredFiles: rep.IgnoredFiles, Warnings: append(append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...), d.CopyWarnings(split)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,
@@ -344,8 +347,13 @@ func printDatasetInfo(out io.Writer, r datasetInfo) {
 	tw.Flush()
 	fmt.Fprintf(out, "\nsplit %s, seed %d: keep %g%%, test %g%%, validation %g%% of the rest\n",
 		s.Plan, s.Seed, 100*s.Fraction, 100*s.TestShare, 100*s.ValShare)
-	if r.Ignored > 0 {
-		fmt.Fprintf(out, "%s without an image extension ignored\n", plural(r.Ignored, "file"))
+	switch {
+	case r.Ignored == 1:
+		fmt.Fprintf(out, "1 file without an image extension ignored: %s\n", r.IgnoredFiles[0])
+	case r.Ignored > len(r.IgnoredFiles):
+		fmt.Fprintf(out, "%d files without an image extension ignored, among them %s\n", r.Ignored, strings.Join(r.IgnoredFiles, ", "))
+	case r.Ignored > 1:
+		fmt.Fprintf(out, "%d files without an image extension ignored: %s\n", r.Ignored, english.WordSeries(r.IgnoredFiles, "and"))
 	}
 	if len(r.Skipped) > 0 { // only --skip-bad skips
 		fmt.Fprintf(out, "%s skipped\n", plural(len(r.Skipped), "file"))

@@ -150,6 +150,13 @@ func TestDatasetInfo(t *testing.T) {
 	if strings.Contains(out, "skipped") { // nothing is, without --skip-bad
 		t.Errorf("output names skipped files:\n%s", out)
 	}
+	// A file that is not an image is named as it is left out.
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ = runDataset(t, "dataset", "info", dir); code != 0 || !strings.Contains(out, "1 file without an image extension ignored: notes.txt\n") {
+		t.Errorf("a text file: exit %d:\n%s", code, out)
+	}
 }
 
 func TestDatasetInfoClassFoldersRGB(t *testing.T) {

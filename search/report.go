@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -756,9 +757,11 @@ func recallText(c rundir.ClassRecall) string {
 	return fmt.Sprintf("%s %.2f%% (%d of %d)", mdCell(c.Class), 100*c.Recall(), c.Right, c.Images)
 }
 
-// recallNote gives the best model's recall of each class, and says so
-// when it answers fewer than half the images of one class right: accuracy,
-// which ranks the models, can hide that on imbalanced classes.
+// recallNote gives the best model's recall of each class, says so when it
+// answers fewer than half the images of one class right (accuracy, which
+// ranks the models, can hide that on imbalanced classes), and gives its
+// test accuracy's 95% interval: how far the test images can tell finals
+// apart.
 func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
 	low, ok := rundir.LowestRecall(byClass)
 	if !ok {
@@ -774,6 +777,22 @@ func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
 			"can stay high on imbalanced classes while one is missed: another final of higher recall there (the table's last column) may serve better, "+
 			"or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
 	}
+	right, n := 0, 0
+	for _, c := range byClass {
+		right, n = right+c.Right, n+c.Images
+	}
+	lo, hi := wilson(right, n)
+	fmt.Fprintf(b, "On %s test images its accuracy has a 95%% interval of %.2f%% to %.2f%% (Wilson score): finals whose test accuracies differ by less than its width are not told apart by these images.\n",
+		humanize.Comma(int64(n)), 100*lo, 100*hi)
+}
+
+// wilson is the 95% Wilson score interval of a proportion: k of n.
+func wilson(k, n int) (lo, hi float64) {
+	const z = 1.959963984540054 // the normal distribution's 97.5th percentile
+	p, nf := float64(k)/float64(n), float64(n)
+	centre := (p + z*z/(2*nf)) / (1 + z*z/nf)
+	half := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / (1 + z*z/nf)
+	return centre - half, centre + half
 }
 
 // latencyNotes says where the final table's latencies come from (latency:

@@ -2,6 +2,7 @@ package search
 
 import (
 	"encoding/csv"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -399,7 +400,9 @@ func TestFinalRecordsRecall(t *testing.T) {
 			t.Errorf("final %d: by class %+v, want %+v", f.Rank, f.TestByClass, want)
 		}
 	}
-	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "Its recall per class on the test images: a 88.00% (22 of 25), b 72.00% (18 of 25).\n")
+	lo, hi := wilson(40, 50)
+	markdownHas(t, readFile(t, filepath.Join(dir, rundir.FileReport)), "Its recall per class on the test images: a 88.00% (22 of 25), b 72.00% (18 of 25).\n",
+		fmt.Sprintf("On 50 test images its accuracy has a 95%% interval of %.2f%% to %.2f%% (Wilson score)", 100*lo, 100*hi))
 }
 
 // Trials stopped at chance by give_up_after are counted in the report, and
@@ -445,6 +448,36 @@ func TestReportBudgetWarnings(t *testing.T) {
 	trials[0].AtChance = true
 	if r := BuildReport(cfg, "", trials, nil, nil, 0.5); r.GaveUp != 0 || strings.Contains(r.Markdown(), "give_up_after") {
 		t.Errorf("give_up_after 0: %d given up", r.GaveUp)
+	}
+}
+
+// The Wilson interval's ends are the proportions that the score test at
+// 5% (|k/n - p| = z sqrt(p(1-p)/n)) just accepts: found here by bisection
+// of that equation, not by the closed form wilson uses.
+func TestWilson(t *testing.T) {
+	const z = 1.959963984540054
+	score := func(k, n int, p float64) float64 {
+		return math.Abs(float64(k)/float64(n)-p) - z*math.Sqrt(p*(1-p)/float64(n))
+	}
+	root := func(k, n int, a, b float64) float64 { // score changes sign between a and b
+		for range 200 {
+			m := (a + b) / 2
+			if (score(k, n, a) > 0) == (score(k, n, m) > 0) {
+				a = m
+			} else {
+				b = m
+			}
+		}
+		return (a + b) / 2
+	}
+	for _, c := range [][2]int{{1197, 1200}, {1200, 1200}, {0, 10}, {81, 263}, {1, 44}} {
+		k, n := c[0], c[1]
+		p := float64(k) / float64(n)
+		lo, hi := wilson(k, n)
+		wantLo, wantHi := root(k, n, 0, p), root(k, n, p, 1)
+		if math.Abs(lo-wantLo) > 1e-9 || math.Abs(hi-wantHi) > 1e-9 {
+			t.Errorf("%d of %d: [%.6f, %.6f], the score test's [%.6f, %.6f]", k, n, lo, hi, wantLo, wantHi)
+		}
 	}
 }
 

@@ -555,6 +555,8 @@ func TestBrowserFinalTimings(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
 	final := `document.getElementById('final').innerText`
 	waitFor(t, ctx, `document.querySelectorAll('#final tbody tr').length === 2 && `+final+`.includes('Timed ms')`, final, 10*time.Second)
+	// Each final's lowest class recall on the test images (551 of 580 for rank 1).
+	waitFor(t, ctx, final+`.includes('Lowest recall') && `+final+`.includes('leaf 0.9500')`, final, 5*time.Second)
 	finals, err := search.ReadFinals(filepath.Join(runs, "leaves-a"))
 	if err != nil {
 		t.Fatal(err)

@@ -152,7 +152,8 @@ func (f *fixtureRun) finish(t *testing.T) {
 		rank++
 		r := rundir.FinalResult{Rank: rank, Trial: tr.ID, Arch: tr.Arch, Params: tr.Params, MACs: tr.MACs, SearchValAccuracy: tr.ValAccuracy,
 			ValAccuracy: tr.ValAccuracy + 0.012, TestAccuracy: tr.ValAccuracy + 0.004, Status: rundir.StatusOK, Seconds: 95,
-			Model: rundir.WinnerName(rank), Epochs: tr.Epochs}
+			Model: rundir.WinnerName(rank), Epochs: tr.Epochs,
+			TestByClass: []rundir.ClassRecall{{Class: "no_leaf", Right: 600, Images: 620}, {Class: "leaf", Right: 550 + rank, Images: 580}}}
 		if err := f.WriteFile(r.Model, []byte("not really onnx "+r.Model)); err != nil {
 			t.Fatal(err)
 		}

@@ -286,6 +286,10 @@ const finalTable = new Table($('final'), [
     cell: f => f.latency_ms ? num(f.latency_ms) : ''},
   {key: 'measured_latency_ms', label: 'Timed ms', num: true, title: 'batch-1 median timed on the search machine after the final phase; the best is picked by it',
     cell: f => f.measured_latency_ms === undefined ? '' : num(f.measured_latency_ms)},
+  {key: 'lowest_recall', label: 'Lowest recall', num: true, value: f => lowestRecall(f) ? lowestRecall(f).right / lowestRecall(f).images : undefined,
+    title: "the class the model answers right least often on the test images: on imbalanced classes a high accuracy can hide a class missed",
+    cell: f => { const c = lowestRecall(f); return c ? h('span', {title: (f.test_by_class || []).map(x => `${x.class}: ${x.right} of ${x.images}`).join(', '),
+      text: `${c.class} ${num(c.right / c.images)}`}) : ''; }},
   {key: 'bench', label: 'Bench ms', num: true, value: f => f.bench ? f.bench.p50_ms : undefined,
     title: 'nasctl bench on this file: batch-1 median (95th percentile) on the machine it ran on; * on its front of accuracy against latency',
     cell: f => f.bench ? h('span', {title: `median ${num(f.bench.p50_ms)} ms, 95th percentile ${num(f.bench.p95_ms)} ms` + (f.bench.pareto ? ', on the Pareto front' : ''),
@@ -299,6 +303,16 @@ const finalTable = new Table($('final'), [
   : run.status === 'failed' ? 'No final models: no trial of this run was evaluated (every one refused, failed or diverged), so none will come.'
   : run.problem ? `No final models: this search scores architectures with ${run.problem} (no training), so it has no final phase.`
   : 'No final models yet: the best architectures are retrained after the last trial.'});
+
+// lowestRecall is the class of a final's lowest recall on the test images
+// (the first of equals), or undefined for a final recorded without them.
+function lowestRecall(f) {
+  let low;
+  for (const c of f.test_by_class || []) {
+    if (c.images > 0 && (!low || c.right / c.images < low.right / low.images)) low = c;
+  }
+  return low;
+}
 
 async function loadFinal() {
   try {

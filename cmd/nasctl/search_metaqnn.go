@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -50,7 +51,8 @@ done again for the new best: a network the old final phase retrained with the sa
 weights, settings and images is copied from there instead of trained again.
 
 --sample N prints N architectures drawn at epsilon 1.0 and trains nothing; it
-takes --space, --preset, --input, --seed and --json, and no other flag.
+takes --space, --preset, --config (to preview a space of one's own, such as
+conv_strides: [1, 2]), --input, --seed and --json, and no other flag.
 
 Trials on other machines: --broker nats://HOST:4222 sends every trial to the
 workers of that broker (nasctl server, nasctl worker); --broker embedded starts a
@@ -201,7 +203,7 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 
 // sampleFlags are the flags --sample uses; it trains nothing, so the others
 // would be ignored.
-var sampleFlags = []string{"sample", "space", "preset", "input", "seed", "json"}
+var sampleFlags = []string{"sample", "space", "preset", "config", "input", "seed", "json"}
 
 // sampleFlagsOnly refuses, all at once, the flags given that --sample does
 // not use.
@@ -216,7 +218,7 @@ func sampleFlagsOnly(c *cli.Context) error {
 		}
 	}
 	if len(given) > 0 {
-		return usagef("--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop %s (or drop --sample to run a search)",
+		return usagef("--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --config, --input, --seed and --json: drop %s (or drop --sample to run a search)",
 			english.WordSeries(given, "and"))
 	}
 	return nil
@@ -234,27 +236,35 @@ func runSample(c *cli.Context, n int) error {
 	if n < 1 {
 		return usagef("--sample %d: must be at least 1", n)
 	}
-	name := c.String("space")
-	if name == "" {
-		p, err := search.Preset(c.String("preset"))
-		if err != nil {
-			return usagef("--preset: %v", err)
-		}
-		name = p.MetaQNN.Space.Name
-	}
-	space, err := search.SpacePreset(name)
+	cfg, err := search.Preset(c.String("preset"))
 	if err != nil {
-		return usagef("--space: %v", err)
+		return usagef("--preset: %v", err)
+	}
+	if f := c.String("config"); f != "" { // a space of one's own, to preview
+		if cfg, err = search.LoadConfig(f, cfg); err != nil {
+			return usagef("--config: %v", err)
+		}
+		if cfg.Kind != search.KindMetaQNN {
+			return usagef("--config: %s describes a %s search, whose architectures --sample does not draw", f, cfg.Kind)
+		}
+	}
+	space := cfg.MetaQNN.Space.Space
+	if name := c.String("space"); name != "" {
+		if space, err = search.SpacePreset(name); err != nil {
+			return usagef("--space: %v", err)
+		}
 	}
 	in := genotype.StudyInput
 	if s := c.String("input"); s != "" {
 		if in, err = genotype.ParseInput(s); err != nil {
 			return usagef("--input: %v", err)
 		}
-	} else if p, err := search.Preset(c.String("preset")); err == nil && p.Input != "" && !c.IsSet("space") {
-		in, _ = genotype.ParseInput(p.Input)
+	} else if cfg.Input != "" && !c.IsSet("space") {
+		if in, err = genotype.ParseInput(cfg.Input); err != nil {
+			return usagef("--config: input: %v", err)
+		}
 	}
-	seed := uint64(1) // every preset's, as --seed's help says
+	seed := cmp.Or(cfg.Seed, 1) // every preset's, as --seed's help says
 	if c.IsSet("seed") {
 		seed = c.Uint64("seed")
 	}

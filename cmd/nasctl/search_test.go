@@ -221,6 +221,22 @@ func TestSearchSampleAndUsage(t *testing.T) {
 			t.Errorf("sampled %q invalid: %s", l, errOut)
 		}
 	}
+	// A space of one's own from --config: strided convolutions drawn; a
+	// NASNet configuration refused.
+	strided := filepath.Join(t.TempDir(), "strided.yaml")
+	if err := os.WriteFile(strided, []byte("metaqnn:\n  space:\n    conv_strides: [1, 2]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "search", "metaqnn", "--sample", "30", "--config", strided); code != 0 || !regexp.MustCompile(`C\(\d+,\d,2\)`).MatchString(out) {
+		t.Errorf("--sample --config with conv_strides [1, 2]: exit %d, no strided convolution in\n%s%s", code, out, errOut)
+	}
+	cells := filepath.Join(t.TempDir(), "cells.yaml")
+	if err := os.WriteFile(cells, []byte("kind: nasnet\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--sample", "3", "--config", cells); code != 2 || !strings.Contains(errOut, "describes a nasnet search, whose architectures --sample does not draw") {
+		t.Errorf("--sample --config of a NASNet search: exit %d, %s", code, errOut)
+	}
 	code, out, _ = runCLI(t, "search", "metaqnn", "--sample", "50", "--space", "baker2017", "--seed", "9", "--json")
 	var sampled []string
 	if err := json.Unmarshal([]byte(out), &sampled); code != 0 || err != nil || !slices.Equal(sampled, lines) {
@@ -256,7 +272,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-latency-ms", "-1"}, "--max-latency-ms must be positive, got -1"},
 		// Flags that would be ignored.
 		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
-		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --input, --seed and --json: drop --trials and --data"},
+		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --config, --input, --seed and --json: drop --trials and --data"},
 		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes\n"},
 		{[]string{"search", "metaqnn", "--seed", "-1"}, "--seed -1: want a whole number, 0 or more\n"},
 		{[]string{"search", "metaqnn", "--trials", "x"}, "--trials x: want a whole number\n"},

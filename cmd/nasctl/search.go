@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,10 @@ type searchOptions struct {
 	// Broker, when set, sends the trials to workers (not a setting of the
 	// run: a resumed run may train here or elsewhere).
 	Broker brokerOptions
+	// Budget, when set, is the wall-clock time of this session's trials:
+	// once it has passed, no trial starts, those in flight finish, and the
+	// final phase retrains the best of the trials recorded (runSearch).
+	Budget time.Duration
 }
 
 // resumeOptions returns the options of a resumed run of kind after checking
@@ -104,6 +109,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 func progressFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
+		&cli.DurationFlag{Name: "time-budget", Usage: "wall-clock time for this session's trials (10m, 1h30m): once it has passed, no trial starts, those in flight finish, the run's plan becomes the trials recorded, and the final phase retrains the best of them (which trials a run has then depends on the machine's speed)", DefaultText: "none"},
 		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start ends with failed, without start; a flag that cannot be read at all, such as an unknown one, prints only its error)"},
 	}
 }
@@ -373,7 +379,38 @@ func jsonFailed(c *cli.Context, err error) error {
 // runSearch runs a new search or resumes one, drawing its progress; on a
 // stop it says how to resume. Everything that can fail before the first
 // trial comes before the run directory is made.
+// runSearch runs the search of opts; with a time budget that runs out
+// before the last trial, it then plans the run anew at the trials
+// recorded, as --resume DIR --trials N would, and runs its final phase.
 func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
+	if opts.Budget < 0 {
+		return usagef("--time-budget %s: give a positive duration, such as 10m", opts.Budget)
+	}
+	err := runSearchOnce(ctx, opts, out, errOut)
+	var spent budgetSpent
+	if !errors.As(err, &spent) {
+		return err
+	}
+	if !opts.Quiet && !opts.JSON {
+		fmt.Fprintf(errOut, "time budget of %s spent after %s of %d: the run's plan becomes the %s recorded, and the final phase retrains the best of them\n",
+			opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"))
+	}
+	opts.Resume, opts.Resumed, opts.Budget = spent.dir, search.ResumeOptions{Trials: spent.done}, 0
+	return runSearchOnce(ctx, opts, out, errOut)
+}
+
+// budgetSpent is runSearchOnce's error when the time budget stopped the
+// search: done of planned trials recorded in dir.
+type budgetSpent struct {
+	dir           string
+	done, planned int
+}
+
+func (b budgetSpent) Error() string {
+	return fmt.Sprintf("the time budget stopped %s after %d of %d trials", b.dir, b.done, b.planned)
+}
+
+func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
 	say := func(format string, args ...any) {
 		if !opts.Quiet && !opts.JSON {
 			fmt.Fprintf(errOut, format+"\n", args...)
@@ -424,12 +461,34 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 		}
 	})
 	defer remove()
+	// The budget stops the trials, not the final phase: once it begins,
+	// the budget has nothing left to limit.
+	var spent, finals atomic.Bool
+	if opts.Budget > 0 && s.Done() < s.Config().Trials {
+		budget := time.AfterFunc(opts.Budget, func() {
+			if !finals.Load() {
+				once.Do(func() { spent.Store(true); close(stop) })
+			}
+		})
+		defer budget.Stop()
+	}
 	p := newSearchProgress(opts, s.Config(), out, errOut)
-	s.Progress = p.event
+	s.Progress = func(e search.Event) {
+		if e.Kind == "final_start" {
+			finals.Store(true)
+		}
+		p.event(e)
+	}
 	err = s.Run(ctx, stop)
 	p.close()
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
+	case errors.Is(err, search.ErrStopped) && spent.Load():
+		if recorded, rerr := rundir.ReadTrials(dir); rerr == nil && len(recorded) > 0 {
+			return budgetSpent{dir: dir, done: len(recorded), planned: s.Config().Trials}
+		}
+		sayStopped(s, opts, err, errOut) // not one trial within the budget: nothing to retrain
+		return err
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
 		sayStopped(s, opts, err, errOut)
 		return err

@@ -129,6 +129,7 @@ func searchNASNetCommand() *cli.Command {
 			if err != nil {
 				return jsonFailed(c, err)
 			}
+			opts.Budget = c.Duration("time-budget")
 			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}

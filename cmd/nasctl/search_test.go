@@ -603,3 +603,36 @@ func TestWhenUnserved(t *testing.T) {
 		t.Errorf("%d looks, want 3: it looks again, and stops when the context ends", looks)
 	}
 }
+
+// --time-budget stops drawing trials once it has passed, plans the run
+// anew at the trials recorded and retrains the best of them; a budget the
+// trials do not use up changes nothing; a negative one is refused.
+func TestSearchTimeBudget(t *testing.T) {
+	tmp := t.TempDir()
+	data, runs := filepath.Join(tmp, "leaves"), filepath.Join(tmp, "runs")
+	generateLeaves(t, data, 120, 16, 6)
+	args := []string{"search", "metaqnn", "--data", data, "--dir", runs, "--input", "16x16x1", "--epochs", "1", "--top-k", "2", "--threads", "1"}
+	code, out, errOut := runCLI(t, append(args, "--name", "spent", "--trials", "100000", "--time-budget", "3s")...)
+	dir := filepath.Join(runs, "spent")
+	recorded := readLog(t, dir)
+	cfg, err := search.ReadConfig(dir)
+	if code != 0 || err != nil || len(recorded) == 0 || cfg.Trials != len(recorded) ||
+		!strings.Contains(errOut, fmt.Sprintf("time budget of 3s spent after %d trials of 100000: the run's plan becomes the %d trials recorded", len(recorded), len(recorded))) ||
+		!strings.Contains(out, fmt.Sprintf("%d of %d trials", len(recorded), len(recorded))) {
+		t.Fatalf("exit %d, %d trials recorded, planned %d (%v):\n%s%s", code, len(recorded), cfg.Trials, err, out, errOut)
+	}
+	if finals, err := rundir.ReadFinalRecords(dir); err != nil || len(finals) != 2 {
+		t.Errorf("%d finals (%v), want 2", len(finals), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err != nil {
+		t.Errorf("no best model: %v", err)
+	}
+
+	code, _, errOut = runCLI(t, append(args, "--name", "ample", "--trials", "3", "--time-budget", "1h")...)
+	if cfg, err := search.ReadConfig(filepath.Join(runs, "ample")); code != 0 || err != nil || cfg.Trials != 3 || strings.Contains(errOut, "time budget") {
+		t.Errorf("an ample budget: exit %d, %v, planned %d:\n%s", code, err, cfg.Trials, errOut)
+	}
+	if code, _, errOut := runCLI(t, append(args, "--name", "neg", "--time-budget", "-1s")...); code != 2 || !strings.Contains(errOut, "--time-budget -1s: give a positive duration") {
+		t.Errorf("a negative budget: exit %d, %s", code, errOut)
+	}
+}

@@ -109,7 +109,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 func progressFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quiet", Usage: "print only the final report"},
-		&cli.DurationFlag{Name: "time-budget", Usage: "wall-clock time for this session's trials (10m, 1h30m): once it has passed, no trial starts, those in flight finish, the run's plan becomes the trials recorded, and the final phase retrains the best of them (which trials a run has then depends on the machine's speed)", DefaultText: "none"},
+		&cli.DurationFlag{Name: "time-budget", Usage: "wall-clock time for this session's trials (10m, 1h30m): once it has passed, no trial starts, those in flight finish, the run's plan becomes the trials recorded, and the final phase retrains the best of them (which trials a run has then depends on the machine's speed; with --json, the first part's stopped is followed by an info and the second part's events, from start)", DefaultText: "none"},
 		&cli.BoolFlag{Name: "json", Usage: "print progress as JSON events, one per line: start, info (a note, at any time), trial, saved, stopping, final_start, final_epoch (a retraining's epoch, at most every 30 s), final, then done, stopped or failed (start and the last name the run directory, dir; a search that cannot start ends with failed, without start; a flag that cannot be read at all, such as an unknown one, prints only its error)"},
 	}
 }
@@ -391,9 +391,13 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if !errors.As(err, &spent) {
 		return err
 	}
-	if !opts.Quiet && !opts.JSON {
-		fmt.Fprintf(errOut, "time budget of %s spent after %s of %d: the run's plan becomes the %s recorded, and the final phase retrains the best of them\n",
-			opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"))
+	msg := fmt.Sprintf("time budget of %s spent after %s of %d: the run's plan becomes the %s recorded, and the final phase retrains the best of them",
+		opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"))
+	switch {
+	case opts.JSON: // after the first part's "stopped": the stream goes on
+		json.NewEncoder(out).Encode(search.Event{Kind: "info", Message: msg})
+	case !opts.Quiet:
+		fmt.Fprintln(errOut, msg)
 	}
 	opts.Resume, opts.Resumed, opts.Budget = spent.dir, search.ResumeOptions{Trials: spent.done}, 0
 	return runSearchOnce(ctx, opts, out, errOut)

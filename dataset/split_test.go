@@ -223,7 +223,7 @@ func TestImbalance(t *testing.T) {
 	want := "the classes are imbalanced in the training split (none 6, ball 3, cube 2: the largest 3.0 times the smallest): " +
 		"accuracy, by which training and searches rank models, can stay high for a model that misses cube; " +
 		"check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), or add images of the rarer classes"
-	if got := d.Imbalance(Split{Train: seqIdx(11)}); got != want {
+	if got := d.Imbalance(Split{Train: seqTo(11)}); got != want {
 		t.Errorf("Imbalance = %q, want %q", got, want)
 	}
 	// 5 of none against 2 of cube: under three times.
@@ -234,14 +234,6 @@ func TestImbalance(t *testing.T) {
 	if got := d.Imbalance(Split{Train: []int{0, 1, 2, 3, 4, 5, 6}}); got != "" {
 		t.Errorf("no cube: %q, want none", got)
 	}
-}
-
-func seqIdx(n int) []int {
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
 }
 
 // A class the split leaves out of a set is named, with its counts; classes

@@ -43,15 +43,8 @@ func TestTrainPauseResume(t *testing.T) {
 			var state *TrainState
 			pauses := 0
 			for _, at := range append(tc.pauses, 0) { // 0: to the end
-				cfg := tc.cfg
+				cfg := pausedAfter(tc.cfg, at)
 				cfg.Resume = state
-				pause := make(chan struct{})
-				cfg.Pause = pause
-				cfg.Progress = func(r EpochRecord) {
-					if r.Epoch == at {
-						close(pause)
-					}
-				}
 				res, err := Train(context.Background(), net, train, val, cfg)
 				if at == 0 {
 					if err != nil || res.State != nil {
@@ -164,14 +157,7 @@ func TestTrainPauseKeepsBestAccuracy(t *testing.T) {
 	net, train, val := tinyTask(t)
 	pauseAfter := func(cfg TrainConfig, epoch int) *TrainState {
 		t.Helper()
-		pause := make(chan struct{})
-		cfg.Pause = pause
-		cfg.Progress = func(r EpochRecord) {
-			if r.Epoch == epoch {
-				close(pause)
-			}
-		}
-		res, err := Train(context.Background(), net, train, val, cfg)
+		res, err := Train(context.Background(), net, train, val, pausedAfter(cfg, epoch))
 		if !errors.Is(err, ErrPaused) || res.State == nil {
 			t.Fatalf("pause after epoch %d: %v", epoch, err)
 		}
@@ -184,6 +170,18 @@ func TestTrainPauseKeepsBestAccuracy(t *testing.T) {
 	if got := pauseAfter(cfg, 2); got.BestAcc != 1.5 {
 		t.Errorf("best raw accuracy %v after the resume, want the state's 1.5", got.BestAcc)
 	}
+}
+
+// pausedAfter is cfg with a pause asked at the end of epoch (none for 0).
+func pausedAfter(cfg TrainConfig, epoch int) TrainConfig {
+	pause := make(chan struct{})
+	cfg.Pause = pause
+	cfg.Progress = func(r EpochRecord) {
+		if r.Epoch == epoch {
+			close(pause)
+		}
+	}
+	return cfg
 }
 
 // slowPart is the seconds TestTrainPauseResume adds to a paused state.

@@ -671,29 +671,8 @@ func (r Report) finalSection(b *strings.Builder) {
 		fmt.Fprintf(b, ", its images %s", augmentWords(r.FinalAugment))
 	}
 	b.WriteString(", then evaluated on the test split.\n\n")
-	latency, timed, int8, recall := false, false, false, false
-	for _, f := range r.Finals {
-		latency = latency || f.LatencyMs > 0
-		timed = timed || f.MeasuredLatencyMs != nil
-		int8 = int8 || f.Int8Model != ""
-		recall = recall || f.TestByClass != nil
-	}
-	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
-	if latency && r.LatencySource != "" {
-		head, sep = head+fmt.Sprintf(" latency ms (%s) |", r.LatencySource), sep+"---|"
-	} else if latency {
-		head, sep = head+" latency ms |", sep+"---|" // a report of an older run: its source unrecorded
-	}
-	if timed {
-		head, sep = head+" timed ms |", sep+"---|"
-	}
-	if int8 {
-		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
-	}
-	if recall {
-		head, sep = head+" lowest class recall |", sep+"---|"
-	}
-	b.WriteString(head + "\n" + sep + "\n")
+	cols := finalColumnsOf(r.Finals)
+	b.WriteString(cols.header(r.LatencySource))
 	var atChance []string
 	for _, f := range r.Finals {
 		test := fmt.Sprintf("%.2f%%", 100*f.TestAccuracy)
@@ -705,27 +684,10 @@ func (r Report) finalSection(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "| %d | %s | %s | %s | %.2f%% | %.2f%% | %s | %s |", f.Rank, mdCell(f.Arch), humanize.Comma(f.Params), humanize.Comma(f.MACs),
 			100*f.SearchValAccuracy, 100*f.ValAccuracy, test, f.Model)
-		if latency {
-			fmt.Fprintf(b, " %.4f |", f.LatencyMs)
-		}
-		if timed && f.MeasuredLatencyMs != nil {
-			fmt.Fprintf(b, " %.4f |", *f.MeasuredLatencyMs)
-		} else if timed {
-			b.WriteString(" - |")
-		}
-		if int8 && f.Int8TestAccuracy != nil {
-			fmt.Fprintf(b, " %.2f%% | %s |", 100**f.Int8TestAccuracy, f.Int8Model)
-		} else if int8 {
-			b.WriteString(" - | - |") // float32 only (see its reason in final.jsonl)
-		}
-		if low, ok := rundir.LowestRecall(f.TestByClass); recall && ok {
-			fmt.Fprintf(b, " %s |", recallText(low))
-		} else if recall {
-			b.WriteString(" - |")
-		}
+		cols.cells(b, f)
 		b.WriteString("\n")
 	}
-	r.latencyNotes(b, latency, timed)
+	r.latencyNotes(b, cols.latency, cols.timed)
 	if len(atChance) > 0 {
 		fmt.Fprintf(b, "\n%s %s stayed at chance: no better on validation than a network that answers one class whatever the image.\n",
 			english.PluralWord(len(atChance), "Rank", "Ranks"), english.WordSeries(atChance, "and"))
@@ -750,6 +712,64 @@ func (r Report) finalSection(b *strings.Builder) {
 	}
 	r.unfinishedNote(b)
 	b.WriteString("\n")
+}
+
+// finalColumns are the final table's columns that only some runs have,
+// each shown when a final has its figure.
+type finalColumns struct{ latency, timed, int8, recall bool }
+
+func finalColumnsOf(finals []rundir.FinalResult) finalColumns {
+	var c finalColumns
+	for _, f := range finals {
+		c.latency = c.latency || f.LatencyMs > 0
+		c.timed = c.timed || f.MeasuredLatencyMs != nil
+		c.int8 = c.int8 || f.Int8Model != ""
+		c.recall = c.recall || f.TestByClass != nil
+	}
+	return c
+}
+
+// header is the table's head and rule; source is where the search's
+// latencies came from ("" in reports of older runs).
+func (c finalColumns) header(source string) string {
+	head, sep := "| rank | architecture | parameters | MACs | search val acc | val acc | test acc | model |", "|---|---|---|---|---|---|---|---|"
+	if c.latency && source != "" {
+		head, sep = head+fmt.Sprintf(" latency ms (%s) |", source), sep+"---|"
+	} else if c.latency {
+		head, sep = head+" latency ms |", sep+"---|" // a report of an older run: its source unrecorded
+	}
+	if c.timed {
+		head, sep = head+" timed ms |", sep+"---|"
+	}
+	if c.int8 {
+		head, sep = head+" int8 test acc | int8 model |", sep+"---|---|"
+	}
+	if c.recall {
+		head, sep = head+" lowest class recall |", sep+"---|"
+	}
+	return head + "\n" + sep + "\n"
+}
+
+// cells writes f's cells of these columns, "-" where it has no figure.
+func (c finalColumns) cells(b *strings.Builder, f rundir.FinalResult) {
+	if c.latency {
+		fmt.Fprintf(b, " %.4f |", f.LatencyMs)
+	}
+	if c.timed && f.MeasuredLatencyMs != nil {
+		fmt.Fprintf(b, " %.4f |", *f.MeasuredLatencyMs)
+	} else if c.timed {
+		b.WriteString(" - |")
+	}
+	if c.int8 && f.Int8TestAccuracy != nil {
+		fmt.Fprintf(b, " %.2f%% | %s |", 100**f.Int8TestAccuracy, f.Int8Model)
+	} else if c.int8 {
+		b.WriteString(" - | - |") // float32 only (see its reason in final.jsonl)
+	}
+	if low, ok := rundir.LowestRecall(f.TestByClass); c.recall && ok {
+		fmt.Fprintf(b, " %s |", recallText(low))
+	} else if c.recall {
+		b.WriteString(" - |")
+	}
 }
 
 // recallText is a class's recall on the test images: "cube 1.82% (1 of 55)".

@@ -414,6 +414,41 @@ func (b budgetSpent) Error() string {
 	return fmt.Sprintf("the time budget stopped %s after %d of %d trials", b.dir, b.done, b.planned)
 }
 
+// budgetStop stops a search's trials when its time budget has passed:
+// through the once and stop channel that an interrupt shares, so that the
+// first of the two decides. Once the final phase has begun the budget has
+// nothing left to limit.
+type budgetStop struct {
+	spent, finals atomic.Bool // the budget stopped the trials; the final phase began
+	timer         *time.Timer
+}
+
+// startBudget starts the budget of s (none for 0, or when no trial is left).
+func startBudget(budget time.Duration, s *search.Search, once *sync.Once, stop chan struct{}) *budgetStop {
+	b := &budgetStop{}
+	if budget > 0 && s.Done() < s.Config().Trials {
+		b.timer = time.AfterFunc(budget, func() {
+			if !b.finals.Load() {
+				once.Do(func() { b.spent.Store(true); close(stop) })
+			}
+		})
+	}
+	return b
+}
+
+// seen notes the run's events: its final phase's start ends the budget.
+func (b *budgetStop) seen(e search.Event) {
+	if e.Kind == "final_start" {
+		b.finals.Store(true)
+	}
+}
+
+func (b *budgetStop) end() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
 func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
 	say := func(format string, args ...any) {
 		if !opts.Quiet && !opts.JSON {
@@ -465,29 +500,18 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 		}
 	})
 	defer remove()
-	// The budget stops the trials, not the final phase: once it begins,
-	// the budget has nothing left to limit.
-	var spent, finals atomic.Bool
-	if opts.Budget > 0 && s.Done() < s.Config().Trials {
-		budget := time.AfterFunc(opts.Budget, func() {
-			if !finals.Load() {
-				once.Do(func() { spent.Store(true); close(stop) })
-			}
-		})
-		defer budget.Stop()
-	}
+	budget := startBudget(opts.Budget, s, &once, stop)
+	defer budget.end()
 	p := newSearchProgress(opts, s.Config(), out, errOut)
 	s.Progress = func(e search.Event) {
-		if e.Kind == "final_start" {
-			finals.Store(true)
-		}
+		budget.seen(e)
 		p.event(e)
 	}
 	err = s.Run(ctx, stop)
 	p.close()
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
-	case errors.Is(err, search.ErrStopped) && spent.Load():
+	case errors.Is(err, search.ErrStopped) && budget.spent.Load():
 		if recorded, rerr := rundir.ReadTrials(dir); rerr == nil && len(recorded) > 0 {
 			return budgetSpent{dir: dir, done: len(recorded), planned: s.Config().Trials}
 		}

@@ -103,15 +103,29 @@ func AccuracyLatencyPlot(rs []*Result) (*plot.Plot, error) {
 	return p, nil
 }
 
-// labelModels names each point by its model's file, without the folder and
-// ".onnx" (rank-01 for winners/rank-01.onnx), so that a figure says which
-// model is which.
-func labelModels(p *plot.Plot, pts plotter.XYs, rs []*Result) error {
-	names := make([]string, len(rs))
+// modelLabels are labelModels' names.
+func modelLabels(rs []*Result) []string {
+	names, seen := make([]string, len(rs)), map[string]int{}
 	for i, r := range rs {
 		names[i] = strings.TrimSuffix(filepath.Base(r.Model), ".onnx")
+		seen[names[i]]++
 	}
-	l, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: names})
+	for i, r := range rs {
+		if seen[names[i]] > 1 { // a float winner and its int8 model: rank-01 and int8/rank-01
+			if dir := filepath.Base(filepath.Dir(r.Model)); dir != "winners" && dir != "." {
+				names[i] = dir + "/" + names[i]
+			}
+		}
+	}
+	return names
+}
+
+// labelModels names each point by its model's file, without the folder and
+// ".onnx" (rank-01 for winners/rank-01.onnx), so that a figure says which
+// model is which; a name two models share keeps its folder too
+// (int8/rank-01 beside rank-01).
+func labelModels(p *plot.Plot, pts plotter.XYs, rs []*Result) error {
+	l, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: modelLabels(rs)})
 	if err != nil {
 		return err
 	}

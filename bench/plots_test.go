@@ -50,6 +50,15 @@ func TestPlotsGolden(t *testing.T) {
 	plottest.Golden(t, p, "accuracy_latency")
 }
 
+// Points are named by their files; a name two models share (a winner and
+// its int8 model) keeps its folder.
+func TestModelLabels(t *testing.T) {
+	rs := []*Result{{Model: "runs/a/winners/rank-01.onnx"}, {Model: "runs/a/winners/rank-02.onnx"}, {Model: "runs/a/winners/int8/rank-01.onnx"}}
+	if got, want := modelLabels(rs), []string{"rank-01", "rank-02", "int8/rank-01"}; !slices.Equal(got, want) {
+		t.Errorf("labels %q, want %q", got, want)
+	}
+}
+
 // PlotFiles names exactly the files WritePlots writes.
 func TestPlotFiles(t *testing.T) {
 	dir := t.TempDir()

@@ -130,6 +130,17 @@ func (e *Executor) TrainsElsewhere() bool { return true }
 // Data implements search.Executor.
 func (e *Executor) Data() search.Data { return e.local.Data() }
 
+// CalibrationImages gives the final phase's int8 quantization (final.int8)
+// the training images this process loaded to test on: the workers retrain
+// the finals, this process quantizes them. None when the local executor
+// holds no images (tests' stand-ins).
+func (e *Executor) CalibrationImages(n int) ([]float32, int) {
+	if c, ok := e.local.(interface{ CalibrationImages(int) ([]float32, int) }); ok {
+		return c.CalibrationImages(n)
+	}
+	return nil, 0
+}
+
 // Test implements search.Executor: it tests on the driver.
 func (e *Executor) Test(ctx context.Context, model []byte) (*runtime.Evaluation, error) {
 	return e.local.Test(ctx, model)

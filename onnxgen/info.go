@@ -144,6 +144,9 @@ func declaredType(v *onnx.ValueInfoProto) string {
 			dims[i] = "?"
 		}
 	}
+	if len(dims) == 0 && t.GetShape() == nil {
+		return elem + " (shape not declared)"
+	}
 	return elem + "[" + strings.Join(dims, ",") + "]"
 }
 

@@ -548,15 +548,15 @@ func (s *Search) retrain(ctx context.Context, rank int, t rundir.Trial, progress
 
 // int8Here refuses, before any trial, a final phase that quantizes its
 // models (final.int8) with an executor that keeps no training images in
-// this process to calibrate them on (a broker's workers hold them): found
-// at the final phase, every trial would have run first.
+// this process to calibrate them on: found at the final phase, every trial
+// would have run first. The local executor and a broker's (cluster's,
+// which loads the images here to test on) both keep them.
 func (s *Search) int8Here() error {
 	if _, ok := s.exec.(calibrationImages); ok || !s.cfg.Trains() || s.cfg.Final.Skip || !s.cfg.Final.Int8 {
 		return nil
 	}
-	return errors.New("final.int8: the int8 models are calibrated on training images in this process, and the workers of --broker keep them: " +
-		"search with --broker and --skip-final, then resume without --broker and with --skip-final=false to retrain and quantize the winners here; " +
-		"or search with final.int8 false and quantize the winners afterwards with nasctl export --int8")
+	return errors.New("final.int8: this search's executor keeps no training images in this process to calibrate the int8 models on; " +
+		"search with final.int8 false and quantize the winners afterwards with nasctl export --int8")
 }
 
 // calibrationImages is an executor that holds the training images in this

@@ -223,7 +223,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 		if t.Status == rundir.StatusOK && len(t.Epochs) > 0 {
 			r.Ran++
-			if g := cfg.Train.GiveUpAfter; g > 0 && g < cfg.Train.Epochs && t.AtChance && t.Epochs[len(t.Epochs)-1].Epoch == g {
+			if g := cfg.Train.GiveUpAfter; g > 0 && g < cfg.Train.Epochs && t.AtChance && !t.Pruned && t.Epochs[len(t.Epochs)-1].Epoch == g {
 				r.GaveUp, r.GiveUpAfter = r.GaveUp+1, g
 			}
 		}
@@ -621,8 +621,8 @@ func (r Report) BudgetWarnings() []string {
 			"a new run with --give-up-after higher (say %d, or 0: never) trains them on, at more time per trial", r.GaveUp, r.Ran, r.GiveUpAfter, 3*r.GiveUpAfter))
 	}
 	if n := r.Counts[rundir.StatusRefused]; r.Trials > 0 && 10*n >= 3*r.Trials {
-		ws = append(ws, fmt.Sprintf("%d of the %d trials were refused before training by the reward's limits (--max-params, --max-latency-ms), and count against the trials planned: "+
-			"a new run with looser limits, a smaller input or space, or more trials trains more networks", n, r.Trials))
+		ws = append(ws, fmt.Sprintf("%d of the %d trials were refused before training by the search's limits (parameters, latency, multiply-accumulates or memory: each trial's reason says which), "+
+			"and count against the trials planned: a new run with looser limits, a smaller input or space, or more trials trains more networks", n, r.Trials))
 	}
 	return ws
 }
@@ -802,7 +802,7 @@ func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
 		right, n = right+c.Right, n+c.Images
 	}
 	lo, hi := wilson(right, n)
-	fmt.Fprintf(b, "On %s test images its accuracy has a 95%% interval of %.2f%% to %.2f%% (Wilson score): finals whose test accuracies differ by less than its width are not told apart by these images.\n",
+	fmt.Fprintf(b, "On %s test images its accuracy has a 95%% interval of %.2f%% to %.2f%% (Wilson score).\n",
 		humanize.Comma(int64(n)), 100*lo, 100*hi)
 }
 
@@ -1220,9 +1220,6 @@ func (s *Search) writeReport() (string, Report, error) {
 	rep := r.report(s.cfg.Name)
 	if err := s.writeBest(rep.Best); err != nil {
 		return "", Report{}, err
-	}
-	for _, w := range rep.BudgetWarnings() {
-		s.emit(Event{Kind: "info", Message: "warning: " + w})
 	}
 	if rep.Best != nil {
 		if rep.finalAtChance(*rep.Best) {

@@ -408,7 +408,8 @@ func TestFinalRecordsRecall(t *testing.T) {
 // Trials stopped at chance by give_up_after are counted in the report, and
 // warned of when a quarter of those that trained or more; refusals when
 // three tenths of the trials or more. A trial at chance that trained all
-// its epochs, or stopped at another epoch, was not given up.
+// its epochs was not given up, nor one stopped there by median stopping
+// or halving.
 func TestReportBudgetWarnings(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Train.Epochs, cfg.Train.GiveUpAfter = 10, 2
@@ -424,8 +425,9 @@ func TestReportBudgetWarnings(t *testing.T) {
 	}
 	trials := []rundir.Trial{
 		trial(1, rundir.StatusOK, true, 2), trial(2, rundir.StatusOK, true, 10), trial(3, rundir.StatusOK, false, 2),
-		trial(4, rundir.StatusOK, false, 10), trial(5, rundir.StatusRefused, false, 0), trial(6, rundir.StatusReused, true, 2),
+		trial(4, rundir.StatusOK, true, 2), trial(5, rundir.StatusRefused, false, 0), trial(6, rundir.StatusReused, true, 2),
 	}
+	trials[3].Pruned = true // at chance at epoch 2, but stopped by halving
 	r := BuildReport(cfg, "", trials, nil, nil, 0.5)
 	if r.GaveUp != 1 || r.Ran != 4 || r.GiveUpAfter != 2 {
 		t.Errorf("gave up %d of %d after %d, want 1 of 4 after 2", r.GaveUp, r.Ran, r.GiveUpAfter)
@@ -438,8 +440,8 @@ func TestReportBudgetWarnings(t *testing.T) {
 	}
 	// One refused of 6 is under three tenths; two of 6 are not.
 	trials[1].Status = rundir.StatusRefused
-	want = append(want[:0:0], "2 of the 6 trials were refused before training by the reward's limits (--max-params, --max-latency-ms), and count against the trials planned: "+
-		"a new run with looser limits, a smaller input or space, or more trials trains more networks")
+	want = append(want[:0:0], "2 of the 6 trials were refused before training by the search's limits (parameters, latency, multiply-accumulates or memory: each trial's reason says which), "+
+		"and count against the trials planned: a new run with looser limits, a smaller input or space, or more trials trains more networks")
 	trials[0].AtChance = false
 	if got := BuildReport(cfg, "", trials, nil, nil, 0.5).BudgetWarnings(); !slices.Equal(got, want) {
 		t.Errorf("warnings %q, want %q", got, want)

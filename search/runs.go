@@ -139,7 +139,7 @@ func (s *RunSummary) StatusOf(running bool) RunStatus {
 		return RunRunning
 	case s.Failed != "":
 		return RunFailed
-	case s.Error == "" && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned && !s.FinalsUntimed:
+	case s.Error == "" && len(s.Torn) == 0 && s.Trials >= s.Planned && s.Finals >= s.FinalsPlanned && !s.FinalsUntimed: // a half-written line no process writes: damage (Settle)
 		if s.Trials > 0 && s.Evaluated == 0 {
 			return RunFailed
 		}

@@ -595,6 +595,10 @@ func (s *Search) Run(ctx context.Context, stop <-chan struct{}) error {
 		if err = cmp.Or(nothingEvaluated(s.trials, s.dir.Path), noneWithinLimit(rep)); err != nil {
 			s.ended(ctx, err) // finished and reported, but not a success
 		} else {
+			// Once, when the run is done: not at every stop's report.
+			for _, w := range rep.BudgetWarnings() {
+				s.emit(Event{Kind: "info", Message: "warning: " + w})
+			}
 			s.emit(Event{Kind: "done", Message: md})
 		}
 	}

@@ -347,6 +347,12 @@ func testTrialFailsOnEveryDelivery(t *testing.T, c *clusterEnv) {
 		t.Fatal(err)
 	}
 	defer x.Close()
+	// final.int8 calibrates on this process's images: the local executor's.
+	got, n := x.CalibrationImages(5)
+	want, m := local.CalibrationImages(5)
+	if n != 5 || m != 5 || !slices.Equal(got, want) {
+		t.Errorf("calibration images through the broker's executor: %d (%d values), want the local %d (%d values)", n, len(got), m, len(want))
+	}
 	s, err := search.New(cfg, sabotaged{x, 2})
 	if err != nil {
 		t.Fatal(err)

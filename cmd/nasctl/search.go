@@ -129,7 +129,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
-		&cli.IntFlag{Name: "give-up-after", Usage: "stop a trial still at chance (validation accuracy within a point of the majority share) after this many epochs (0: never). The cpu preset's 2 suits images like the leaves, where a network that learns leaves chance in its first epoch; on others, where networks leave it later, the report and a warning say how many trials it stopped"},
+		&cli.IntFlag{Name: "give-up-after", Usage: "stop a trial still at chance (validation accuracy within a point of the majority share) after this many epochs (0: never). search metaqnn's cpu preset's 2 suits images like the leaves, where a network that learns leaves chance in its first epoch; on others, where networks leave it later, the report and a warning say how many trials it stopped"},
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there once 10 earlier trials reached it (0: off; train.halving.eta and min_trials in --config set the factor and the 10)"},
 		&cli.IntFlag{Name: "top-k", Usage: "best architectures listed, and retrained in the final phase of a search that trains"},
 		&cli.BoolFlag{Name: "skip-final", Usage: "leave out the final phase; on a resumed run, --skip-final=false adds it"},
@@ -382,24 +382,36 @@ func jsonFailed(c *cli.Context, err error) error {
 // runSearch runs the search of opts; with a time budget that runs out
 // before the last trial, it then plans the run anew at the trials
 // recorded, as --resume DIR --trials N would, and runs its final phase.
+// runSearchOnce runs it as planned.
 func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
-	if opts.Budget < 0 {
-		return usagef("--time-budget %s: give a positive duration, such as 10m", opts.Budget)
-	}
 	err := runSearchOnce(ctx, opts, out, errOut)
 	var spent budgetSpent
 	if !errors.As(err, &spent) {
 		return err
 	}
-	msg := fmt.Sprintf("time budget of %s spent after %s of %d: the run's plan becomes the %s recorded, and the final phase retrains the best of them",
-		opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"))
+	cfg, err := search.ReadConfig(spent.dir)
+	if err != nil {
+		return err
+	}
+	cfg.Trials = spent.done
+	if err := cfg.WithDefaults().Check(); err != nil { // too few trials for the run's settings (evolution's population, say)
+		return fmt.Errorf("the time budget of %s was spent after %s, too few to end the run there (%v); go on with more time: %s",
+			opts.Budget, english.Plural(spent.done, "trial", "trials"), strings.ReplaceAll(err.Error(), "\n", "; "), opts.Broker.resumeCommand(cfg.Kind, spent.dir))
+	}
+	then := ""
+	if cfg.Trains() && !cfg.Final.Skip {
+		then = ", and the final phase retrains the best of them"
+	}
+	msg := fmt.Sprintf("time budget of %s spent after %s of %d: the run's plan becomes the %s recorded%s",
+		opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"), then)
 	switch {
 	case opts.JSON: // after the first part's "stopped": the stream goes on
 		json.NewEncoder(out).Encode(search.Event{Kind: "info", Message: msg})
 	case !opts.Quiet:
 		fmt.Fprintln(errOut, msg)
 	}
-	opts.Resume, opts.Resumed, opts.Budget = spent.dir, search.ResumeOptions{Trials: spent.done}, 0
+	opts.Resume, opts.Budget = spent.dir, 0
+	opts.Resumed.Trials = spent.done // the rest of a resume's overrides (--workers, --threads) stay
 	return runSearchOnce(ctx, opts, out, errOut)
 }
 
@@ -419,8 +431,8 @@ func (b budgetSpent) Error() string {
 // first of the two decides. Once the final phase has begun the budget has
 // nothing left to limit.
 type budgetStop struct {
-	spent, finals atomic.Bool // the budget stopped the trials; the final phase began
-	timer         *time.Timer
+	spent, finals, interrupted atomic.Bool // the budget stopped the trials; the final phase began; the user stopped the run
+	timer                      *time.Timer
 }
 
 // startBudget starts the budget of s (none for 0, or when no trial is left).
@@ -486,7 +498,16 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	var once sync.Once
 	ctx, abandon := context.WithCancel(ctx)
 	defer abandon()
+	budget := startBudget(opts.Budget, s, &once, stop)
+	defer budget.end()
 	remove := onFirstInterrupt(func() {
+		budget.interrupted.Store(true)
+		if budget.spent.Load() {
+			// The budget stopped the trials already: this interrupt is the
+			// second stop, which abandons those in flight.
+			abandon()
+			return
+		}
 		once.Do(func() { close(stop) })
 		// Finishing trials that no worker trains would wait for ever (a
 		// SIGTERM is sent once): they are abandoned to the queue, as by a
@@ -500,8 +521,6 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 		}
 	})
 	defer remove()
-	budget := startBudget(opts.Budget, s, &once, stop)
-	defer budget.end()
 	p := newSearchProgress(opts, s.Config(), out, errOut)
 	s.Progress = func(e search.Event) {
 		budget.seen(e)
@@ -511,12 +530,12 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	p.close()
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
-	case errors.Is(err, search.ErrStopped) && budget.spent.Load():
+	case errors.Is(err, search.ErrStopped) && budget.spent.Load() && !budget.interrupted.Load():
 		if recorded, rerr := rundir.ReadTrials(dir); rerr == nil && len(recorded) > 0 {
 			return budgetSpent{dir: dir, done: len(recorded), planned: s.Config().Trials}
 		}
-		sayStopped(s, opts, err, errOut) // not one trial within the budget: nothing to retrain
-		return err
+		return fmt.Errorf("the time budget of %s ran out before the first trial was recorded (the run's start counts, a latency model's calibration too): give a longer one; go on with: %s",
+			opts.Budget, opts.Broker.resumeCommand(kind, dir))
 	case errors.Is(err, search.ErrStopped), errors.Is(err, context.Canceled):
 		sayStopped(s, opts, err, errOut)
 		return err

@@ -121,7 +121,9 @@ func searchMetaQNNCommand() *cli.Command {
 			if err != nil {
 				return jsonFailed(c, err)
 			}
-			opts.Budget = c.Duration("time-budget")
+			if opts.Budget = c.Duration("time-budget"); opts.Budget < 0 {
+				return jsonFailed(c, usagef("--time-budget %s: give a positive duration, such as 10m", opts.Budget))
+			}
 			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -271,7 +273,7 @@ func runSample(c *cli.Context, n int) error {
 	}
 	agent, err := controller.NewMetaQNN(space, in, controller.QConfig{}, controller.ScheduleStudy, seed)
 	if err != nil {
-		return err
+		return usagef("%v", err) // a space or input given wrong
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x73616d706c65)) // "sample"
 	archs := make([]string, n)

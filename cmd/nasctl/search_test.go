@@ -611,7 +611,7 @@ func TestSearchTimeBudget(t *testing.T) {
 	tmp := t.TempDir()
 	data, runs := filepath.Join(tmp, "leaves"), filepath.Join(tmp, "runs")
 	generateLeaves(t, data, 120, 16, 6)
-	args := []string{"search", "metaqnn", "--data", data, "--dir", runs, "--input", "16x16x1", "--epochs", "1", "--top-k", "2", "--threads", "1"}
+	args := []string{"search", "metaqnn", "--data", data, "--dir", runs, "--input", "16x16x1", "--epochs", "1", "--top-k", "1", "--threads", "1"}
 	code, out, errOut := runCLI(t, append(args, "--name", "spent", "--trials", "100000", "--time-budget", "3s")...)
 	dir := filepath.Join(runs, "spent")
 	recorded := readLog(t, dir)
@@ -621,8 +621,8 @@ func TestSearchTimeBudget(t *testing.T) {
 		!strings.Contains(out, fmt.Sprintf("%d of %d trials", len(recorded), len(recorded))) {
 		t.Fatalf("exit %d, %d trials recorded, planned %d (%v):\n%s%s", code, len(recorded), cfg.Trials, err, out, errOut)
 	}
-	if finals, err := rundir.ReadFinalRecords(dir); err != nil || len(finals) != 2 {
-		t.Errorf("%d finals (%v), want 2", len(finals), err)
+	if finals, err := rundir.ReadFinalRecords(dir); err != nil || len(finals) != 1 {
+		t.Errorf("%d finals (%v), want 1", len(finals), err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, rundir.BestName)); err != nil {
 		t.Errorf("no best model: %v", err)
@@ -632,7 +632,19 @@ func TestSearchTimeBudget(t *testing.T) {
 	if cfg, err := search.ReadConfig(filepath.Join(runs, "ample")); code != 0 || err != nil || cfg.Trials != 3 || strings.Contains(errOut, "time budget") {
 		t.Errorf("an ample budget: exit %d, %v, planned %d:\n%s", code, err, cfg.Trials, errOut)
 	}
-	if code, _, errOut := runCLI(t, append(args, "--name", "neg", "--time-budget", "-1s")...); code != 2 || !strings.Contains(errOut, "--time-budget -1s: give a positive duration") {
-		t.Errorf("a negative budget: exit %d, %s", code, errOut)
+	if code, out, errOut := runCLI(t, append(args, "--name", "neg", "--time-budget", "-1s", "--json")...); code != 2 || !strings.Contains(errOut, "--time-budget -1s: give a positive duration") ||
+		!strings.Contains(out, `"event":"failed"`) {
+		t.Errorf("a negative budget: exit %d, %s%s", code, out, errOut)
+	}
+	// Spent before evolution's random population is drawn: the run cannot
+	// end there, and says how to go on.
+	evo := filepath.Join(tmp, "evo.yaml")
+	if err := os.WriteFile(evo, []byte("nasnet:\n  agent: evolution\n  evolution:\n    population: 1000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, "search", "nasnet", "--reward", "mock", "--config", evo, "--episodes", "2000000", "--dir", runs, "--name", "evo", "--time-budget", "300ms")
+	if code != 1 || !strings.Contains(errOut, "was spent after") || !strings.Contains(errOut, "too few to end the run there") ||
+		!strings.Contains(errOut, "go on with more time: nasctl search nasnet --resume "+filepath.Join(runs, "evo")) {
+		t.Errorf("evolution's population not drawn: exit %d, %s", code, errOut)
 	}
 }

@@ -376,13 +376,10 @@ func jsonFailed(c *cli.Context, err error) error {
 	return err
 }
 
-// runSearch runs a new search or resumes one, drawing its progress; on a
-// stop it says how to resume. Everything that can fail before the first
-// trial comes before the run directory is made.
-// runSearch runs the search of opts; with a time budget that runs out
-// before the last trial, it then plans the run anew at the trials
-// recorded, as --resume DIR --trials N would, and runs its final phase.
-// runSearchOnce runs it as planned.
+// runSearch runs the search of opts (runSearchOnce); with a time budget
+// that runs out before the last trial, it then plans the run anew at the
+// trials recorded, as --resume DIR --trials N would, and runs its final
+// phase.
 func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
 	err := runSearchOnce(ctx, opts, out, errOut)
 	var spent budgetSpent
@@ -461,6 +458,9 @@ func (b *budgetStop) end() {
 	}
 }
 
+// runSearchOnce runs a new search or resumes one, drawing its progress;
+// on a stop it says how to resume. Everything that can fail before the
+// first trial comes before the run directory is made.
 func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Writer) error {
 	say := func(format string, args ...any) {
 		if !opts.Quiet && !opts.JSON {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,5 +243,60 @@ func TestPausedStateMatches(t *testing.T) {
 		case c.why != "" && (st != nil || len(said) != 1 || !strings.Contains(said[0], "is not taken, as "+c.why)):
 			t.Errorf("%s: state %+v, said %q; want it left, as %s", c.name, st, said, c.why)
 		}
+	}
+}
+
+// stopsAgain resumes the paused retraining of trial done to its end and
+// pauses every other one at its TrainConfig.Pause, as a second stop asks.
+type stopsAgain struct {
+	*fakeExecutor
+	done int
+}
+
+func (p stopsAgain) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	if job.Full && job.Trial != p.done && job.Config.Pause != nil {
+		select {
+		case <-job.Config.Pause:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		st := &runtime.TrainState{Epoch: 3, Order: []int{job.Trial}}
+		return &Outcome{Training: &runtime.Result{Status: runtime.StatusInterrupted, State: st}}, runtime.ErrPaused
+	}
+	return p.fakeExecutor.Evaluate(ctx, job)
+}
+
+// A final recorded between two stops leaves no state of its own in
+// paused/: only the retrainings the second stop paused have one there.
+func TestSecondStopKeepsOnlyPausedStates(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	dir, _ := pausedAtFinals(t, cfg)
+	files, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "trial-*.gob"))
+	if len(files) != 2 {
+		t.Fatalf("paused states: %v, want 2", files)
+	}
+	var first, second int
+	fmt.Sscanf(filepath.Base(files[0]), "trial-%04d.gob", &first)
+	fmt.Sscanf(filepath.Base(files[1]), "trial-%04d.gob", &second)
+	s := resume(t, cfg, stopsAgain{&fakeExecutor{}, first})
+	stop := make(chan struct{})
+	s.Progress = func(e Event) {
+		if e.Kind == "final" && e.Final != nil && e.Final.Trial == first {
+			close(stop)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("second part: %v, want stopped", err)
+	}
+	s.Close()
+	recorded := read(t, rundir.ReadFinalRecords, dir)
+	if len(recorded) != 1 || recorded[0].Trial != first {
+		t.Fatalf("recorded after the second stop: %+v, want trial %d alone", recorded, first)
+	}
+	// The second paused again; a third may have started and paused too.
+	left, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "trial-*.gob"))
+	if !slices.Contains(left, filepath.Join(dir, rundir.PausedName(second))) || slices.Contains(left, filepath.Join(dir, rundir.PausedName(first))) {
+		t.Errorf("paused/ after the second stop: %v; want trial %d's state, not recorded trial %d's", left, second, first)
 	}
 }

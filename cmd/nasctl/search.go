@@ -386,6 +386,16 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if !errors.As(err, &spent) {
 		return err
 	}
+	// The plan ends at the last trial recorded: one drawn before it but
+	// queued at the stop, not recorded, trains first in the second part.
+	recorded, err := rundir.ReadTrials(spent.dir)
+	if err != nil {
+		return err
+	}
+	spent.done, spent.recorded = 0, len(recorded)
+	for _, t := range recorded {
+		spent.done = max(spent.done, t.ID)
+	}
 	cfg, err := search.ReadConfig(spent.dir)
 	if err != nil {
 		return err
@@ -399,8 +409,11 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	if cfg.Trains() && !cfg.Final.Skip {
 		then = ", and the final phase retrains the best of them"
 	}
-	msg := fmt.Sprintf("time budget of %s spent after %s of %d: the run's plan becomes the %s recorded%s",
-		opts.Budget, english.Plural(spent.done, "trial", "trials"), spent.planned, english.Plural(spent.done, "trial", "trials"), then)
+	if gap := spent.done - spent.recorded; gap > 0 {
+		then = fmt.Sprintf(" (%s drawn before the last one and queued at the stop train first)", english.Plural(gap, "trial", "trials")) + then
+	}
+	msg := fmt.Sprintf("time budget of %s spent after %s of %d: the run's plan becomes its first %d%s",
+		opts.Budget, english.Plural(spent.recorded, "trial", "trials"), spent.planned, spent.done, then)
 	switch {
 	case opts.JSON: // after the first part's "stopped": the stream goes on
 		json.NewEncoder(out).Encode(search.Event{Kind: "info", Message: msg})
@@ -415,8 +428,8 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 // budgetSpent is runSearchOnce's error when the time budget stopped the
 // search: done of planned trials recorded in dir.
 type budgetSpent struct {
-	dir           string
-	done, planned int
+	dir                     string
+	done, recorded, planned int // done: the last trial's number
 }
 
 func (b budgetSpent) Error() string {

@@ -66,9 +66,9 @@ type BenchFigures struct {
 	Pareto bool    `json:"pareto"`
 }
 
-// benchOf matches the bench results of the run to its winner files by
-// content (SHA-256), or by name in results without the hashes (older
-// nasctl bench): a file measured before it was retrained gets no figures.
+// benchOf matches the bench results of the run to its winner files
+// (search.BenchOf): a file measured before it was retrained gets no
+// figures.
 func benchOf(ref *runRef) func(file string) *BenchFigures {
 	rs, err := bench.ReadCSV(filepath.Join(ref.dir, benchCSV))
 	if err != nil || len(rs) == 0 {
@@ -82,10 +82,8 @@ func benchOf(ref *runRef) func(file string) *BenchFigures {
 			}
 			f.Close()
 		}
-		for _, r := range rs {
-			if r.SHA256 != "" && r.SHA256 == sum || r.SHA256 == "" && filepath.Base(r.Model) == file {
-				return &BenchFigures{P50Ms: r.LatencyMs.P50, P95Ms: r.LatencyMs.P95, Pareto: r.Pareto}
-			}
+		if r := search.BenchOf(rs, file, sum); r != nil {
+			return &BenchFigures{P50Ms: r.LatencyMs.P50, P95Ms: r.LatencyMs.P95, Pareto: r.Pareto}
 		}
 		return nil
 	}

@@ -175,6 +175,18 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 	return plan.Apply(d.Len(), seed)
 }
 
+// SplitWarnings are what a command that reads d split by s (with the plan
+// named plan) warns of: the classes it leaves out of a set (Gaps, with the
+// plan's stratified form as advice), the copies across classes or sets
+// (CopyWarnings) and classes far apart in size (Imbalance).
+func (d *Dataset) SplitWarnings(s Split, plan string) []string {
+	ws := append(WithStratifyAdvice(d.Gaps(s), plan), d.CopyWarnings(s)...)
+	if w := d.Imbalance(s); w != "" {
+		ws = append(ws, w)
+	}
+	return ws
+}
+
 // imbalanceRatio is how many times the smallest class the largest class of
 // a training split must hold for Imbalance to name it.
 const imbalanceRatio = 3

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/dataset"
@@ -136,16 +135,7 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: slices.Concat(dataset.WithStratifyAdvice(d.Gaps(split), cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction),
-			d.CopyWarnings(split), nonEmpty(d.Imbalance(split)))}, nil
-}
-
-// nonEmpty is s alone, or nothing for "".
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return []string{s}
+		skipped: skipped, gaps: append(d.SplitWarnings(split, cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
 }
 
 // fractionGaps names the classes that the training split full has and the

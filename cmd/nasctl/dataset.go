@@ -303,15 +303,12 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, IgnoredFiles: rep.IgnoredFiles, Warnings: append(append([]string{}, dataset.WithStratifyAdvice(d.Gaps(split), opts.PlanName)...), d.CopyWarnings(split)...),
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, IgnoredFiles: rep.IgnoredFiles, Warnings: append([]string{}, d.SplitWarnings(split, opts.PlanName)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,
 			Train: len(split.Train), Val: len(split.Val), Test: len(split.Test),
 		},
-	}
-	if w := d.Imbalance(split); w != "" {
-		info.Warnings = append(info.Warnings, w)
 	}
 	all, train, val, test := d.ClassCounts(nil), d.ClassCounts(split.Train), d.ClassCounts(split.Val), d.ClassCounts(split.Test)
 	for i, name := range d.Classes {

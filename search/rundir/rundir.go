@@ -267,14 +267,36 @@ var tornNames = []string{FileTrials, FileFinal, FileNotes}
 // truncateTorn cuts a file after its last newline (a write torn by a
 // crash), and says whether there was anything to cut.
 func truncateTorn(path string) (bool, error) {
+	if torn, err := endsTorn(path); !torn || err != nil {
+		return false, err
+	}
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && (len(b) == 0 || b[len(b)-1] == '\n')) {
+	if err != nil {
+		return false, err
+	}
+	return true, os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+}
+
+// endsTorn reports whether the file at path ends in a line without its
+// newline; a file that does not exist does not.
+func endsTorn(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return true, os.Truncate(path, int64(bytes.LastIndexByte(b, '\n')+1))
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return false, err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, fi.Size()-1); err != nil {
+		return false, err
+	}
+	return last[0] != '\n', nil
 }
 
 // Torn names the run's JSON-lines files at path that end in a
@@ -284,17 +306,9 @@ func truncateTorn(path string) (bool, error) {
 func Torn(path string) []string {
 	var torn []string
 	for _, name := range tornNames {
-		f, err := os.Open(filepath.Join(path, name))
-		if err != nil {
-			continue
+		if t, _ := endsTorn(filepath.Join(path, name)); t {
+			torn = append(torn, name)
 		}
-		last := make([]byte, 1)
-		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
-			if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
-				torn = append(torn, name)
-			}
-		}
-		f.Close()
 	}
 	return torn
 }

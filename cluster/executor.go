@@ -373,6 +373,9 @@ var idleEvery = 5 * time.Minute
 // again may never deliver.
 func (e *Executor) recoverLost(ctx context.Context, p *pending) {
 	const lost = "the broker no longer holds it (removed with nasctl jobs --drop, or the broker restarted on an empty store)"
+	// Read before the publish: the broker deletes the note after its copy,
+	// which this publish would then duplicate.
+	handed := e.handedBackNoted(ctx, p)
 	moved, err := e.republish(ctx, p)
 	if err != nil {
 		if say := fmt.Sprintf("trial %d: %s; publishing it again: %v (will retry)", p.trial, lost, err); say != p.said && ctx.Err() == nil {
@@ -381,11 +384,26 @@ func (e *Executor) recoverLost(ctx context.Context, p *pending) {
 		}
 		return
 	}
-	if !moved {
+	if !moved && !handed {
 		e.say("trial %d: %s; published again", p.trial, lost)
 	}
 	p.said = ""
 	p.unwatch()
+}
+
+// handedBackNoted reports whether the job's note says that a worker handed
+// it back on its last delivery: a job the broker moves (Broker.handedBackLast),
+// whose message this driver can find gone before the broker's copy is
+// published. This driver's copy then goes first, under the same ID, and the
+// broker's is dropped as its duplicate: one copy either way, and no word
+// (docs/cluster.md, "Hand-backs on the last delivery").
+func (e *Executor) handedBackNoted(ctx context.Context, p *pending) bool {
+	entry, err := e.b.l.results.Get(ctx, errorKey(p.key))
+	if err != nil {
+		return false
+	}
+	n, text := readNote(entry.Value())
+	return handedBackNote(text) && n == uint64(e.b.settings().WithDefaults().MaxDeliver)
 }
 
 // republish publishes a lost job again, after making again what the broker

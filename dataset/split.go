@@ -178,10 +178,12 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 // SplitWarnings are what a command that reads d split by s (with the plan
 // named plan) warns of: the classes it leaves out of a set (Gaps, with the
 // plan's stratified form as advice), the copies across classes or sets
-// (CopyWarnings) and classes far apart in size (Imbalance).
-func (d *Dataset) SplitWarnings(s Split, plan string) []string {
+// (CopyWarnings) and classes far apart in size (Imbalance), unless
+// balanced says that models are ranked by balanced accuracy, which a
+// rare class missed brings down.
+func (d *Dataset) SplitWarnings(s Split, plan string, balanced bool) []string {
 	ws := append(WithStratifyAdvice(d.Gaps(s), plan), d.CopyWarnings(s)...)
-	if w := d.Imbalance(s); w != "" {
+	if w := d.Imbalance(s); w != "" && !balanced {
 		ws = append(ws, w)
 	}
 	return ws
@@ -211,7 +213,8 @@ func (d *Dataset) Imbalance(s Split) string {
 	}
 	rare := d.Classes[slices.Index(counts, lo)]
 	return fmt.Sprintf("the classes are imbalanced in the training split (%s: the largest %.1f times the smallest): accuracy, by which training and searches rank models, "+
-		"can stay high for a model that misses %s; check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), "+
+		"can stay high for a model that misses %s; rank by balanced accuracy instead (--metric balanced_accuracy of nasctl train and search), "+
+		"check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), "+
 		"or add images of the rarer classes", strings.Join(parts, ", "), float64(hi)/float64(lo), rare)
 }
 

@@ -165,6 +165,19 @@ func (m *Model) Evaluate(ctx context.Context, ex Examples, batch int) (*Evaluati
 	return ev, nil
 }
 
+// Score is the evaluation's score under m: its accuracy, or the mean of
+// the classes' recalls from its confusion matrix.
+func (ev *Evaluation) Score(m Metric) float64 {
+	right, images := make([]int, len(ev.Confusion)), make([]int, len(ev.Confusion))
+	for c, row := range ev.Confusion {
+		right[c] = row[c]
+		for _, n := range row {
+			images[c] += n
+		}
+	}
+	return m.Score(right, images)
+}
+
 func argmax(v []float32) int {
 	best := 0
 	for i, x := range v {

@@ -52,6 +52,9 @@ type TrainRecord struct {
 	// negative: no early stopping.
 	Patience int    `json:"patience"`
 	Monitor  string `json:"monitor"` // what picks the best epoch
+	// Metric is "balanced_accuracy" when validation accuracy was the mean
+	// of the classes' recalls (TrainConfig.Metric); empty: accuracy.
+	Metric string `json:"metric,omitempty"`
 	// Weights is where the starting weights came from: "glorot" or "he"
 	// (drawn from Seed), or "given" (TrainConfig.Init: a retraining).
 	Weights string `json:"weights"`
@@ -73,12 +76,16 @@ func (c TrainConfig) Record() TrainRecord {
 	if c.Init != nil {
 		weights = "given"
 	}
-	return TrainRecord{
+	r := TrainRecord{
 		Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: fmt.Sprint(c.Optimizer),
 		Schedule: c.Schedule.describe(), Patience: c.Patience, Monitor: c.Monitor.String(),
 		Weights: weights, Centre: c.Centre, Augment: c.Augment.String(), Seed: Seed(c.Seed),
 		GiveUpAfter: c.Schedule.GiveUpAfter, AverageEpochs: max(c.Average, 0),
 	}
+	if c.Metric != MetricAccuracy {
+		r.Metric = c.Metric.String()
+	}
+	return r
 }
 
 // describe says what the rule does to the learning rate (defaults filled in).

@@ -32,15 +32,16 @@ func (e Examples) MajorityShare(classes int) float64 {
 	if e.Len() == 0 {
 		return 0
 	}
+	return float64(slices.Max(e.ClassCounts(classes))) / float64(e.Len())
+}
+
+// ClassCounts is the number of the view's images in each of classes.
+func (e Examples) ClassCounts(classes int) []int {
 	counts := make([]int, classes)
 	for _, i := range e.Indices {
 		counts[e.Labels[i]]++
 	}
-	best := 0
-	for _, c := range counts {
-		best = max(best, c)
-	}
-	return float64(best) / float64(e.Len())
+	return counts
 }
 
 // LRSchedule is Baker et al.'s learning-rate rule: when validation accuracy after
@@ -146,6 +147,10 @@ type TrainConfig struct {
 	// validation accuracy (Baker et al.); MonitorValLoss is the founding
 	// study's choice for the cell networks.
 	Monitor Monitor
+	// Metric is what "validation accuracy" means everywhere in training:
+	// the share of images right (the zero value) or MetricBalanced, the
+	// mean of the classes' recalls, for classes of very different sizes.
+	Metric Metric
 	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
 	Schedule LRSchedule
 	// WeightInit is how fresh weights are drawn. Zero value: Glorot's (the
@@ -298,6 +303,74 @@ func (m Monitor) better(e, best EpochRecord) bool {
 		return e.ValLoss < best.ValLoss
 	}
 	return e.ValAccuracy > best.ValAccuracy || e.ValAccuracy == best.ValAccuracy && e.ValLoss < best.ValLoss
+}
+
+// Metric is how a validation is scored (TrainConfig.Metric).
+type Metric uint8
+
+// The metrics.
+const (
+	MetricAccuracy Metric = iota // the share of images right
+	// MetricBalanced is the mean over the classes present of each class's
+	// recall (its images right over its images): a constant predictor
+	// scores 1/K of K classes, whatever their sizes.
+	MetricBalanced
+)
+
+var metricNames = []string{"accuracy", "balanced_accuracy"}
+
+// String returns "accuracy" or "balanced_accuracy".
+func (m Metric) String() string {
+	if int(m) < len(metricNames) {
+		return metricNames[m]
+	}
+	return fmt.Sprintf("Metric(%d)", m)
+}
+
+// ParseMetric parses a metric's name; its error lists the valid ones.
+func ParseMetric(s string) (Metric, error) {
+	if i := slices.Index(metricNames, s); i >= 0 {
+		return Metric(i), nil
+	}
+	return 0, fmt.Errorf("unknown metric %q (valid: %s)", s, strings.Join(metricNames, ", "))
+}
+
+// Chance is the score of the best constant predictor on ex: the majority
+// share for accuracy, 1/K for balanced accuracy over the K classes ex has.
+func (m Metric) Chance(ex Examples, classes int) float64 {
+	if m != MetricBalanced {
+		return ex.MajorityShare(classes)
+	}
+	present := 0
+	for _, n := range ex.ClassCounts(classes) {
+		if n > 0 {
+			present++
+		}
+	}
+	if present == 0 {
+		return 0
+	}
+	return 1 / float64(present)
+}
+
+// Score is the metric of right answers per class out of images per class.
+func (m Metric) Score(right, images []int) float64 {
+	var r, n, recall float64
+	present := 0
+	for c := range images {
+		r, n = r+float64(right[c]), n+float64(images[c])
+		if images[c] > 0 {
+			recall += float64(right[c]) / float64(images[c])
+			present++
+		}
+	}
+	switch {
+	case present == 0:
+		return 0
+	case m == MetricBalanced:
+		return recall / float64(present)
+	}
+	return r / n
 }
 
 // Status is how a training run ended.
@@ -699,7 +772,7 @@ type runState struct {
 	rng    *rand.Rand // draws the weights and shuffles
 	order  []int      // the training images, shuffled every epoch
 	lr     float64    // the current learning rate
-	chance float64    // validation accuracy of a constant predictor
+	chance float64    // validation score of the best constant predictor
 	mean   []float64  // the training images' mean per channel, when centring
 	// stepSeconds and stepImages count the training steps, timed as
 	// MeasureTrainStep times a step: the dropout masks and the run.
@@ -714,7 +787,7 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 		src:    rand.NewPCG(t.cfg.Seed, 0x6e6173637472),
 		order:  append([]int(nil), train.Indices...),
 		lr:     t.cfg.LR,
-		chance: val.MajorityShare(t.net.Classes),
+		chance: t.cfg.Metric.Chance(val, t.net.Classes),
 	}
 	st.rng = rand.New(st.src)
 	if t.cfg.Centre {
@@ -1024,9 +1097,15 @@ func (t *trainer) trainStep(b [2]*Tensor[float32], masks []*Tensor[float32]) err
 	return nil
 }
 
-// evaluate returns the mean loss and the accuracy of the weights params on ex.
+// evaluate returns the mean loss and the score (TrainConfig.Metric) of the
+// weights params on ex. A prediction is the most probable class, ties to
+// the lower index, as Model.Evaluate has it.
 func (t *trainer) evaluate(ctx context.Context, ex Examples, params []*Tensor[float32]) (loss, acc float64, err error) {
 	var lossSum, right float64
+	var byClass, images []int // right answers and images per class, for a balanced score
+	if t.cfg.Metric == MetricBalanced {
+		byClass, images = make([]int, t.net.Classes), make([]int, t.net.Classes)
+	}
 	for lo := 0; lo < ex.Len(); lo += t.cfg.BatchSize {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
@@ -1054,6 +1133,19 @@ func (t *trainer) evaluate(ctx context.Context, ex Examples, params []*Tensor[fl
 		}
 		lossSum += float64(t.loss.Data()[0]) * float64(n)
 		right += float64(t.right.Data()[0])
+		if byClass != nil {
+			k := t.net.Classes
+			p := probs.Data()
+			for j, i := range idx {
+				images[ex.Labels[i]]++
+				if argmax(p[j*k:(j+1)*k]) == ex.Labels[i] {
+					byClass[ex.Labels[i]]++
+				}
+			}
+		}
+	}
+	if byClass != nil {
+		return lossSum / float64(ex.Len()), t.cfg.Metric.Score(byClass, images), nil
 	}
 	return lossSum / float64(ex.Len()), right / float64(ex.Len()), nil
 }

@@ -195,6 +195,11 @@ type TrainSettings struct {
 	// Monitor chooses the best epoch and stops early: val_accuracy or
 	// val_loss (the study's for cell networks); empty: val_accuracy.
 	Monitor string `yaml:"monitor,omitempty"`
+	// Metric is what validation accuracy means for the trials and the
+	// finals (rewards, best epochs, early stops, the winner): accuracy, or
+	// balanced_accuracy (the mean of the classes' recalls, for classes of
+	// very different sizes); empty: accuracy (runtime.Metric).
+	Metric string `yaml:"metric,omitempty"`
 	// Init is how weights start: glorot (the study's) or he; empty: glorot.
 	Init string `yaml:"init,omitempty"`
 	// Centre starts the first layer centred on the training images (see
@@ -1014,6 +1019,9 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := runtime.ParseMonitor(c.Train.Monitor); err != nil {
 		ps.add("train.monitor: %v", err)
 	}
+	if _, err := c.Train.metric(); err != nil {
+		ps.add("train.metric: %v", err)
+	}
 	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
 		ps.add("train.init: %v", err)
 	}
@@ -1058,6 +1066,11 @@ func (c Config) checkTraining(ps *problems) {
 	*ps = append(*ps, c.Reward.check()...)
 }
 
+// metric is the trials' runtime.Metric; empty is accuracy.
+func (t TrainSettings) metric() (runtime.Metric, error) {
+	return runtime.ParseMetric(cmp.Or(t.Metric, runtime.MetricAccuracy.String()))
+}
+
 // finalAugment is the final phase's augmentation: final.augment, else the
 // trials' train.augment.
 func (c Config) finalAugment() string { return cmp.Or(c.Final.Augment, c.Train.Augment) }
@@ -1066,6 +1079,7 @@ func (c Config) finalAugment() string { return cmp.Or(c.Final.Augment, c.Train.A
 func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
 	m, _ := runtime.ParseMonitor(c.Train.Monitor)
+	metric, _ := c.Train.metric()
 	init, _ := onnxgen.ParseInitScheme(c.Train.Init)
 	aug, _ := runtime.ParseAugment(c.Train.Augment)
 	var opt onnxgen.Optimizer // nil: runtime's Adam
@@ -1078,7 +1092,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 		sched.Constant, sched.DecayFactor = false, 1
 	}
 	return runtime.TrainConfig{
-		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m,
+		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m, Metric: metric,
 		Schedule: sched, WeightInit: init, Centre: c.Train.Centre, Augment: aug,
 		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}

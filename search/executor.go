@@ -55,8 +55,10 @@ type Data struct {
 	Full  int // images in the whole training split
 	Val   int
 	Test  int
-	// ValMajority is the share of the validation split's most frequent class:
-	// the accuracy of a constant predictor.
+	// ValMajority is the validation score of the best constant predictor
+	// under the run's metric (runtime.Metric.Chance): the share of the
+	// validation split's most frequent class, or 1/K of K classes for
+	// balanced accuracy.
 	ValMajority float64
 }
 
@@ -95,6 +97,7 @@ type LocalExecutor struct {
 	split                  onnxgen.SplitRecord
 	skipped                []*dataset.BadFile
 	gaps                   []string
+	metric                 runtime.Metric
 }
 
 // NewLocalExecutor loads cfg's dataset, splits it and keeps DataFraction of the
@@ -132,10 +135,14 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	if err != nil {
 		return nil, err
 	}
-	return &LocalExecutor{d: d, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
+	metric, err := cfg.Train.metric()
+	if err != nil {
+		return nil, err
+	}
+	return &LocalExecutor{d: d, metric: metric, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: append(d.SplitWarnings(split, cmp.Or(cfg.Split, "metaqnn")), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
+		skipped: skipped, gaps: append(d.SplitWarnings(split, cmp.Or(cfg.Split, "metaqnn"), metric == runtime.MetricBalanced), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
 }
 
 // fractionGaps names the classes that the training split full has and the
@@ -166,7 +173,7 @@ func (e *LocalExecutor) Skipped() []*dataset.BadFile { return e.skipped }
 // Data implements Executor.
 func (e *LocalExecutor) Data() Data {
 	return Data{Input: e.input, Classes: e.d.Classes, Hash: e.d.Hash, Split: e.split, Train: e.train.Len(), Full: e.full.Len(), Val: e.val.Len(), Test: e.test.Len(),
-		ValMajority: e.val.MajorityShare(len(e.d.Classes))}
+		ValMajority: e.metric.Chance(e.val, len(e.d.Classes))}
 }
 
 // Dataset returns the images the executor trains on (not a copy), for an

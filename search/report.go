@@ -60,9 +60,13 @@ type Report struct {
 	// not at all.
 	Augment      string `json:"augment,omitempty"`
 	FinalAugment string `json:"final_augment,omitempty"`
-	// Majority is the validation split's majority-class share (trained
-	// searches): the accuracy of a constant predictor.
+	// Majority is the validation score of the best constant predictor
+	// (trained searches): the validation split's majority-class share, or
+	// 1/K under balanced accuracy.
 	Majority float64 `json:"val_majority_share,omitempty"`
+	// Metric is train.metric when it is not plain accuracy: balanced_accuracy,
+	// which every validation accuracy of the run then is.
+	Metric string `json:"metric,omitempty"`
 	// Phases summarizes the trials of each phase of the epsilon schedule
 	// (MetaQNN's space); Agent is the search's agent (MetaQNNAgents or
 	// NASNetAgents).
@@ -181,6 +185,7 @@ type TopCandidate struct {
 // What the best final model was chosen by.
 const (
 	bestByAccuracy = "validation accuracy, ties by validation loss"
+	bestByBalanced = "validation balanced accuracy, ties by validation loss"
 	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
 	// bestWithinLimit is added to bestByAccuracy for a constraint run that
 	// timed its finals.
@@ -199,6 +204,19 @@ func windowSize(trials int) int {
 	return 10
 }
 
+// balanced reports whether the run's validation accuracy is balanced
+// accuracy.
+func (r Report) balanced() bool { return r.Metric == runtime.MetricBalanced.String() }
+
+// chanceWords names what a constant predictor scores on validation: the
+// majority share, or one over the number of classes.
+func (r Report) chanceWords() string {
+	if r.balanced() {
+		return "one over the number of classes"
+	}
+	return "the majority share"
+}
+
 // constantPredictor: a validation accuracy no better than chance, at most
 // one point over the majority share, is what a network that always answers
 // the same class gets, whichever class it answers; training marks the same
@@ -211,6 +229,9 @@ func constantPredictor(acc, majority float64) bool { return runtime.AtChance(acc
 func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int]rundir.Note, finals []rundir.FinalResult, majority float64) Report {
 	r := Report{Name: cfg.Name, Kind: cfg.Kind, Method: method, Trials: len(trials), Planned: cfg.Trials,
 		Counts: map[rundir.Status]int{}, Majority: majority, Top: TopCandidates(trials, cfg.Final.TopK)}
+	if m, _ := cfg.Train.metric(); m != runtime.MetricAccuracy {
+		r.Metric = m.String()
+	}
 	for _, t := range trials {
 		r.Counts[t.Status]++
 		r.Seconds += t.Seconds
@@ -417,6 +438,9 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 		}
 	}
 	r.BestBy = bestByAccuracy
+	if r.balanced() {
+		r.BestBy = bestByBalanced
+	}
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet
 	}
@@ -577,6 +601,11 @@ func (r Report) Markdown() string {
 	if r.Augment != "" {
 		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)
 	}
+	if r.balanced() {
+		fmt.Fprintf(&b, "Validation accuracy in this run is balanced accuracy (train.metric: %s): the mean of the classes' recalls on the validation images, "+
+			"by which the trials were rewarded, their best epochs chosen and the best model picked; a constant predictor scores %.2f%% (one over the number of classes). "+
+			"Test accuracy is the share of the test images right.\n\n", r.Metric, 100*r.Majority)
+	}
 	if r.GaveUp > 0 {
 		fmt.Fprintf(&b, "%d of the %d trials that trained stopped at chance after %d epochs (train.give_up_after, --give-up-after): a network still a constant predictor then rarely learns on images like the leaves; on others it may later.\n\n",
 			r.GaveUp, r.Ran, r.GiveUpAfter)
@@ -698,7 +727,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		if r.finalAtChance(*r.Best) {
 			b.WriteString("**It is no better than chance: do not deploy it.** " + atChanceAdvice(r.Kind) + "\n")
 		} else {
-			recallNote(b, r.Best.TestByClass)
+			recallNote(b, r.Best.TestByClass, r.balanced())
 		}
 	}
 	if r.BestFive > 0 {
@@ -781,8 +810,9 @@ func recallText(c rundir.ClassRecall) string {
 // answers fewer than half the images of one class right (accuracy, which
 // ranks the models, can hide that on imbalanced classes), and gives its
 // test accuracy's 95% interval: how far the test images can tell finals
-// apart.
-func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
+// apart. Under balanced accuracy (balanced) it gives the recalls' mean, the
+// test images' balanced accuracy, too.
+func recallNote(b *strings.Builder, byClass []rundir.ClassRecall, balanced bool) {
 	low, ok := rundir.LowestRecall(byClass)
 	if !ok {
 		return
@@ -791,11 +821,19 @@ func recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
 	for i, c := range byClass {
 		parts[i] = recallText(c)
 	}
-	fmt.Fprintf(b, "Its recall per class on the test images: %s.\n", strings.Join(parts, ", "))
-	if low.Recall() < 0.5 {
+	mean := ""
+	if balanced {
+		mean = fmt.Sprintf("; their mean, its balanced accuracy on the test images: %.2f%%", 100*rundir.BalancedAccuracy(byClass))
+	}
+	fmt.Fprintf(b, "Its recall per class on the test images: %s%s.\n", strings.Join(parts, ", "), mean)
+	switch {
+	case low.Recall() < 0.5 && balanced:
+		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right**, though balanced accuracy ranked the models: "+
+			"no final learnt that class better on validation; more images of %s may help.\n", mdCell(low.Class), mdCell(low.Class))
+	case low.Recall() < 0.5:
 		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right.** Accuracy, by which the search and this pick rank the models, "+
 			"can stay high on imbalanced classes while one is missed: another final of higher recall there (the table's last column) may serve better, "+
-			"or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
+			"a search with --metric balanced_accuracy, or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
 	}
 	right, n := 0, 0
 	for _, c := range byClass {
@@ -896,7 +934,7 @@ func (r Report) epsilonSection(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Validation accuracy per epsilon\n\n")
-	fmt.Fprintf(b, "Constant predictors: validation accuracy no better than chance, at most one point over the majority share (%.2f%%).", 100*r.Majority)
+	fmt.Fprintf(b, "Constant predictors: validation accuracy no better than chance, at most one point over %s (%.2f%%).", r.chanceWords(), 100*r.Majority)
 	q := r.Agent == "" || r.Agent == AgentQLearning // runs recorded before other agents name none
 	if q {
 		b.WriteString(" Greedy trials: none of their layers was drawn at random; the others explore.")
@@ -968,8 +1006,8 @@ func (r Report) windowSection(b *strings.Builder) {
 		return
 	}
 	if r.AtChance > 0 {
-		fmt.Fprintf(b, "%d of the %d trained trials ended at chance (no better than a constant predictor, which scores the majority share, %.2f%%, or less on validation): their rewards say little about their cells. ",
-			r.AtChance, r.Trained, 100*r.Majority)
+		fmt.Fprintf(b, "%d of the %d trained trials ended at chance (no better than a constant predictor, which scores %s, %.2f%%, or less on validation): their rewards say little about their cells. ",
+			r.AtChance, r.Trained, r.chanceWords(), 100*r.Majority)
 		if 2*r.AtChance > r.Trained {
 			b.WriteString("With most trials at chance, train them longer (--epochs) or on more images (--data-fraction) before reading this search's ranking.")
 		}
@@ -1223,8 +1261,8 @@ func (s *Search) writeReport() (string, Report, error) {
 	}
 	if rep.Best != nil {
 		if rep.finalAtChance(*rep.Best) {
-			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against a majority share of %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
-				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.Majority, atChanceAdvice(s.cfg.Kind))})
+			s.emit(Event{Kind: "info", Message: fmt.Sprintf("warning: the best model, %s (rank %d), is no better than chance: validation %.4f against %s, %.4f, as a network that answers one class whatever the image; do not deploy it. %s",
+				rundir.BestName, rep.Best.Rank, rep.Best.ValAccuracy, rep.chanceWords(), rep.Majority, atChanceAdvice(s.cfg.Kind))})
 		}
 	}
 	md := rep.Markdown()

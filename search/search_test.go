@@ -1367,7 +1367,7 @@ func TestFinalAtChanceWarns(t *testing.T) {
 		if chance {
 			want = 1
 		}
-		if len(warnings) != want || chance && !strings.HasPrefix(warnings[0], "warning: the best model, winners/best.onnx (rank 1), is no better than chance: validation 0.5000 against a majority share of 0.5000") {
+		if len(warnings) != want || chance && !strings.HasPrefix(warnings[0], "warning: the best model, winners/best.onnx (rank 1), is no better than chance: validation 0.5000 against the majority share, 0.5000") {
 			t.Errorf("chance %v: warnings %q", chance, warnings)
 		}
 		dir := filepath.Join(cfg.Dir, cfg.Name)

@@ -303,7 +303,7 @@ func runDatasetInfo(_ context.Context, opts datasetInfoOptions, out io.Writer) e
 	}
 	info := datasetInfo{
 		Dir: d.Dir, Layout: d.Layout.String(), Images: d.Len(), Height: d.Height, Width: d.Width,
-		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, IgnoredFiles: rep.IgnoredFiles, Warnings: append([]string{}, d.SplitWarnings(split, opts.PlanName)...),
+		Channels: d.Channels, Hash: d.Hash, Skipped: []datasetInfoBad{}, Ignored: rep.Ignored, IgnoredFiles: rep.IgnoredFiles, Warnings: append([]string{}, d.SplitWarnings(split, opts.PlanName, false)...),
 		Split: datasetInfoSplit{
 			Plan: opts.PlanName, Seed: opts.Seed, Fraction: opts.Plan.Fraction,
 			TestShare: opts.Plan.TestShare, ValShare: opts.Plan.ValShare,

@@ -31,8 +31,9 @@ func evalCommand() *cli.Command {
 		ArgsUsage: "MODEL.onnx [MODEL.onnx...]",
 		Description: `Reads the images of --data at each model's input size, splits them as training did
 (the split the model records; --plan and --split-seed for a model that records none, or
-to override it) and prints the accuracy, the confusion matrix and each class's recall
-(its images answered right) on the chosen split. With several models the images are read
+to override it) and prints the accuracy, the confusion matrix, each class's recall
+(its images answered right) and their mean, the balanced accuracy (what --metric
+balanced_accuracy of train and search ranks by), on the chosen split. With several models the images are read
 once per input size and a table gives each model's accuracy, its lowest class recall (on
 imbalanced classes a high accuracy can hide a class missed) and their mean accuracy;
 --json then prints one object per model, one per line.
@@ -106,6 +107,9 @@ type evalReport struct {
 	// bench's JSON).
 	Interrupted bool `json:"interrupted,omitempty"`
 	runtime.Evaluation
+	// BalancedAccuracy is the mean recall of the classes with images here
+	// (what --metric balanced_accuracy ranks by).
+	BalancedAccuracy float64 `json:"balanced_accuracy"`
 	// Errors are the images predicted wrong, with --errors (none: an
 	// empty list; without the flag, left out).
 	Errors *[]evalMistake `json:"errors,omitempty"`
@@ -274,7 +278,7 @@ func (e *evaluator) one(ctx context.Context, path string) (*evalReport, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	rep := &evalReport{Model: path, Arch: m.Info.Meta[onnxgen.MetaArch], Split: opts.Split, Plan: rec.Plan, Seed: rec.Seed,
-		Classes: m.Info.Classes, Interrupted: m.Info.Interrupted(), Evaluation: *ev}
+		Classes: m.Info.Classes, Interrupted: m.Info.Interrupted(), Evaluation: *ev, BalancedAccuracy: ev.Score(runtime.MetricBalanced)}
 	if opts.Errors {
 		list := []evalMistake{}
 		for _, mk := range ev.Mistakes {
@@ -389,8 +393,12 @@ func printEvaluation(out io.Writer, opts evalOptions, rep evalReport) error {
 		}
 		fmt.Fprintf(tw, "%s\t\n", recallCell(byClass[i]))
 	}
-	if err := tw.Flush(); err != nil || rep.Errors == nil {
+	if err := tw.Flush(); err != nil {
 		return err
+	}
+	fmt.Fprintf(out, "balanced accuracy %.4f (the mean of the recalls of the classes with images here)\n", rep.BalancedAccuracy)
+	if rep.Errors == nil {
+		return nil
 	}
 	fmt.Fprintf(out, "\n%s predicted wrong\n", plural(len(*rep.Errors), "image"))
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,11 +204,12 @@ func TestEvalRecall(t *testing.T) {
 	var rep struct {
 		Classes   []string `json:"classes"`
 		Confusion [][]int  `json:"confusion"`
+		Balanced  float64  `json:"balanced_accuracy"`
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Confusion) != len(rep.Classes) || len(rep.Classes) < 2 {
 		t.Fatalf("--json: exit %d, %s%s", code, out, errOut)
 	}
-	low, lowClass := 2.0, ""
+	low, lowClass, mean := 2.0, "", 0.0
 	var rows []string
 	for i, row := range rep.Confusion {
 		sum := 0
@@ -219,9 +221,13 @@ func TestEvalRecall(t *testing.T) {
 			low, lowClass = r, rep.Classes[i]
 		}
 		rows = append(rows, fmt.Sprintf("%.4f (%d of %d)", r, row[i], sum))
+		mean += r / float64(len(rep.Confusion))
+	}
+	if math.Abs(mean-rep.Balanced) > 1e-9 {
+		t.Errorf("balanced accuracy %v, the mean of the recalls %v", rep.Balanced, mean)
 	}
 	code, out, errOut = runCLI(t, "eval", model, "--data", data, "--split", "all")
-	if code != 0 || !strings.Contains(out, "recall") {
+	if code != 0 || !strings.Contains(out, "recall") || !strings.Contains(out, fmt.Sprintf("balanced accuracy %.4f (the mean of the recalls", mean)) {
 		t.Fatalf("text: exit %d, %s%s", code, out, errOut)
 	}
 	lines := strings.Split(out, "\n")

@@ -100,6 +100,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
+			&cli.StringFlag{Name: "metric", Value: "accuracy", Usage: "what validation accuracy means for the best epoch, early stopping and restarts at chance: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes)"},
 			&cli.Float64Flag{Name: "average", Usage: "validate and keep a moving average of the weights over about this many epochs instead of the weights themselves (0: off)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling, dropout and the flips"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
@@ -182,6 +183,9 @@ type trainReport struct {
 	MACs         int64          `json:"macs"`
 	ValAccuracy  float64        `json:"val_accuracy"`
 	TestAccuracy *float64       `json:"test_accuracy"` // null: not tested (an interrupted or failed training)
+	// TestBalanced is the test images' balanced accuracy, given when it is
+	// the training's metric (--metric balanced_accuracy).
+	TestBalanced *float64 `json:"test_balanced_accuracy,omitempty"`
 	// AtChance: the model is a constant predictor, its validation accuracy
 	// no better than the most common class's share (runtime.Result.AtChance);
 	// Warning then says what to try.
@@ -213,7 +217,8 @@ func newTrainReport(arch genotype.Genotype, tc runtime.TrainConfig, res *runtime
 
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
 	cfg := search.Config{Data: opts.Data, Split: opts.Plan, SplitSeed: opts.SplitSeed, DataFraction: 1,
-		Device: opts.Config.Device.String(), Threads: opts.Config.Threads, SkipBad: opts.SkipBad}
+		Device: opts.Config.Device.String(), Threads: opts.Config.Threads, SkipBad: opts.SkipBad,
+		Train: search.TrainSettings{Metric: opts.Config.Metric.String()}}
 	if opts.Input != (genotype.Input{}) {
 		cfg.Input = opts.Input.String()
 	}
@@ -241,13 +246,17 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	fmt.Fprintf(progress, "training %s: %s parameters, %s MACs per image; %d train, %d validation, %d test images of %s; %s\n",
 		opts.Arch, humanize.Comma(net.Params()), humanize.Comma(net.MACs()), d.Full, d.Val, d.Test, d.Input, classList(d.Classes))
 	tc := opts.Config
+	valWord := "acc"
+	if tc.Metric == runtime.MetricBalanced {
+		valWord = "bal acc"
+	}
 	tc.Progress = func(r runtime.EpochRecord) {
 		restart := ""
 		if r.Attempt > 0 {
 			restart = fmt.Sprintf(" (restart %d)", r.Attempt)
 		}
-		fmt.Fprintf(progress, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val acc %.4f  %.1fs\n",
-			r.Epoch, restart, r.LR, r.TrainLoss, r.TrainAccuracy, r.ValLoss, r.ValAccuracy, r.Seconds)
+		fmt.Fprintf(progress, "epoch %2d%s  lr %.2g  loss %.4f  acc %.4f  val loss %.4f  val %s %.4f  %.1fs\n",
+			r.Epoch, restart, r.LR, r.TrainLoss, r.TrainAccuracy, r.ValLoss, valWord, r.ValAccuracy, r.Seconds)
 	}
 	fit, err := search.Fit(ctx, exec, search.Job{Genotype: opts.Arch, Config: tc, Full: true},
 		map[onnxgen.MetaKey]string{onnxgen.MetaSeed: strconv.FormatUint(tc.Seed, 10)})
@@ -277,6 +286,10 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 			return err
 		}
 		rep.Model, rep.TestAccuracy = opts.Out, &fit.Test.Accuracy
+		if tc.Metric != runtime.MetricAccuracy {
+			b := fit.Test.Score(tc.Metric)
+			rep.TestBalanced = &b
+		}
 	}
 	if rep.AtChance && res.Status == runtime.StatusOK {
 		rep.Warning = atChanceAdvice(opts.Config, res, d.Full)
@@ -323,8 +336,15 @@ func printTrainResult(out io.Writer, rep trainReport, res *runtime.Result) error
 	if rep.TestAccuracy != nil {
 		test = fmt.Sprintf("%.4f", *rep.TestAccuracy)
 	}
-	_, err := fmt.Fprintf(out, "%s\nvalidation accuracy %.4f (%s)%s, test accuracy %s\n%.1f s, %.0f training images per second; model written to %s\n",
-		rep.Arch, rep.ValAccuracy, bestEpochText(res), chance, test, rep.Seconds, rep.ImagesPerSecond, rep.Model)
+	if rep.TestBalanced != nil {
+		test += fmt.Sprintf(" (balanced %.4f)", *rep.TestBalanced)
+	}
+	val := "validation accuracy"
+	if rep.Training.Metric != "" {
+		val = "validation balanced accuracy"
+	}
+	_, err := fmt.Fprintf(out, "%s\n%s %.4f (%s)%s, test accuracy %s\n%.1f s, %.0f training images per second; model written to %s\n",
+		rep.Arch, val, rep.ValAccuracy, bestEpochText(res), chance, test, rep.Seconds, rep.ImagesPerSecond, rep.Model)
 	return err
 }
 
@@ -393,6 +413,9 @@ func trainConfigOf(c *cli.Context) (runtime.TrainConfig, error) {
 	}
 	if cfg.Augment, err = runtime.ParseAugment(c.String("augment")); err != nil {
 		return cfg, usagef("--augment: %v", err)
+	}
+	if cfg.Metric, err = runtime.ParseMetric(c.String("metric")); err != nil {
+		return cfg, usagef("--metric: %v", err)
 	}
 	if cfg.Average = c.Float64("average"); !(cfg.Average >= 0 && cfg.Average <= 1000) {
 		return cfg, usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", cfg.Average)

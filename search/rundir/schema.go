@@ -239,6 +239,16 @@ func LowestRecall(byClass []ClassRecall) (ClassRecall, bool) {
 	return low, found
 }
 
+// BalancedAccuracy is the mean recall of the classes with images
+// (runtime.MetricBalanced); 0 when none has images.
+func BalancedAccuracy(byClass []ClassRecall) float64 {
+	right, images := make([]int, len(byClass)), make([]int, len(byClass))
+	for i, c := range byClass {
+		right[i], images[i] = c.Right, c.Images
+	}
+	return runtime.MetricBalanced.Score(right, images)
+}
+
 // FinalLatency is what FileFinalLatency holds: the batch-1 latency of a
 // run's final models, timed together in rounds on the search's machine once
 // every final was retrained.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -298,5 +299,73 @@ func TestSecondStopKeepsOnlyPausedStates(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, rundir.DirPaused, "trial-*.gob"))
 	if !slices.Contains(left, filepath.Join(dir, rundir.PausedName(second))) || slices.Contains(left, filepath.Join(dir, rundir.PausedName(first))) {
 		t.Errorf("paused/ after the second stop: %v; want trial %d's state, not recorded trial %d's", left, second, first)
+	}
+}
+
+// staggeredPauses is a pausingExecutor whose final retrainings report an
+// epoch at once, and pause when asked: the first at once, the others only
+// once gate is closed.
+type staggeredPauses struct {
+	pausingExecutor
+	first *sync.Once
+	gate  chan struct{}
+}
+
+func (p staggeredPauses) Evaluate(ctx context.Context, job Job) (*Outcome, error) {
+	if !job.Full || job.Config.Pause == nil {
+		return p.pausingExecutor.Evaluate(ctx, job)
+	}
+	job.Config.Progress(runtime.EpochRecord{Epoch: 1, ValAccuracy: 0.5})
+	select {
+	case <-job.Config.Pause:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	waits := true
+	p.first.Do(func() { waits = false })
+	if waits {
+		<-p.gate
+	}
+	return p.pausingExecutor.Evaluate(ctx, job)
+}
+
+// A retraining that paused leaves the final phase's progress file while
+// another still runs to the end of its epoch: the file lists only
+// retrainings in flight (mutation pass 4, S21).
+func TestPausedLeavesProgress(t *testing.T) {
+	defer func(d time.Duration) { finalEpochEvery = d }(finalEpochEvery)
+	finalEpochEvery = 0
+	cfg := testConfig(t, t.TempDir())
+	cfg.Workers = 2
+	exec := staggeredPauses{pausingExecutor: newPausingExecutor(true), first: &sync.Once{}, gate: make(chan struct{})}
+	s := newSearch(t, cfg, exec)
+	stop := make(chan struct{})
+	reported := map[int]bool{}
+	var checked bool
+	s.Progress = func(e Event) {
+		switch {
+		case e.Kind == "final_epoch":
+			// Stopped once both retrainings in flight are in the file.
+			if reported[e.Epoch.Rank] = true; len(reported) == 2 {
+				close(stop)
+			}
+		case e.Kind == "info" && strings.Contains(e.Message, "paused after epoch") && !checked:
+			checked = true
+			var inFlight []rundir.FinalProgress
+			b, err := os.ReadFile(filepath.Join(s.Dir(), rundir.FileFinalProgress))
+			if err == nil {
+				err = json.Unmarshal(b, &inFlight)
+			}
+			if err != nil || len(inFlight) != 1 || !strings.Contains(e.Message, fmt.Sprintf("#%d ", 3-inFlight[0].Rank)) {
+				t.Errorf("at %q, %s lists %+v (%v): want only the retraining still running", e.Message, rundir.FileFinalProgress, inFlight, err)
+			}
+			close(exec.gate)
+		}
+	}
+	if err := s.Run(context.Background(), stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Run: %v, want stopped", err)
+	}
+	if !checked {
+		t.Fatal("no retraining paused")
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 // wireVersion numbers the job and result formats; a worker refuses jobs of
 // another version rather than train something else than was asked.
-const wireVersion = 6 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop; 4: TrainConfig.Average; 5: stratified split plans (DataSpec.Split), which a worker of format 4 cannot parse; 6: TrainConfig.Metric, which a worker of format 5 would drop
+const wireVersion = 6 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop; 4: TrainConfig.Average; 5: stratified split plans (DataSpec.Split), which a worker of format 4 cannot parse; 6: TrainConfig.Metric and Sampling, which a worker of format 5 would drop
 
 // DataSpec names the images a job trains on and how they are split, so that
 // a worker loads exactly what the driver loaded.
@@ -105,6 +105,7 @@ type trainConfig struct {
 	Patience  int                `json:"patience"`
 	Monitor   runtime.Monitor    `json:"monitor,omitempty"`
 	Metric    runtime.Metric     `json:"metric,omitempty"`
+	Sampling  runtime.Sampling   `json:"sampling,omitempty"`
 	Schedule  runtime.LRSchedule `json:"schedule"`
 	Seed      uint64             `json:"seed"`
 	Device    runtime.Device     `json:"device"`
@@ -211,7 +212,7 @@ func jobOf(run string, data DataSpec, j search.Job, init *tensors) (*job, error)
 	c := j.Config
 	return &job{Version: wireVersion, Run: run, Trial: j.Trial, Kind: kind, Genotype: j.Genotype.String(), Actions: j.Actions, Full: j.Full,
 		Data: data, Init: init,
-		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Metric: c.Metric, Schedule: c.Schedule,
+		Train: trainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, LR: c.LR, Optimizer: opt, Patience: c.Patience, Monitor: c.Monitor, Metric: c.Metric, Sampling: c.Sampling, Schedule: c.Schedule,
 			Seed: c.Seed, Device: c.Device, Threads: c.Threads, Budget: c.Budget, WeightInit: c.WeightInit, Centre: c.Centre,
 			Augment: c.Augment, Average: c.Average, StopBelow: c.StopBelow}}, nil
 }
@@ -263,7 +264,7 @@ func (j *job) searchJob(init [][]float32) (search.Job, error) {
 	}
 	t := j.Train
 	return search.Job{Trial: j.Trial, Genotype: g, Actions: j.Actions, Full: j.Full,
-		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor, Metric: t.Metric,
+		Config: runtime.TrainConfig{Epochs: t.Epochs, BatchSize: t.BatchSize, LR: t.LR, Optimizer: opt, Patience: t.Patience, Monitor: t.Monitor, Metric: t.Metric, Sampling: t.Sampling,
 			Schedule: t.Schedule, Seed: t.Seed, Device: t.Device, Threads: t.Threads, Budget: t.Budget, Init: init,
 			WeightInit: t.WeightInit, Centre: t.Centre, Augment: t.Augment, Average: t.Average, StopBelow: t.StopBelow}}, nil
 }
@@ -344,5 +345,5 @@ func safeName(s string) string {
 // Pause and Resume stay with the search: a remote retraining is not paused
 // by a stop, it finishes.
 var trainConfigFields = slices.Sorted(slices.Values([]string{
-	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Metric", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
+	"Epochs", "BatchSize", "LR", "Optimizer", "Patience", "Monitor", "Metric", "Sampling", "Schedule", "Seed", "Device", "DeviceID", "Threads", "Budget", "Init", "Progress",
 	"WeightInit", "Centre", "Augment", "Average", "StopBelow", "Pause", "Resume"}))

@@ -29,7 +29,7 @@ func TestJobRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := runtime.TrainConfig{Epochs: 7, BatchSize: 24, LR: 3e-3, Optimizer: onnxgen.SGD{Momentum: 0.9, Nesterov: true}, Patience: -1, Monitor: runtime.MonitorValLoss, Metric: runtime.MetricBalanced,
+	cfg := runtime.TrainConfig{Epochs: 7, BatchSize: 24, LR: 3e-3, Optimizer: onnxgen.SGD{Momentum: 0.9, Nesterov: true}, Patience: -1, Monitor: runtime.MonitorValLoss, Metric: runtime.MetricBalanced, Sampling: runtime.SamplingBalanced,
 		Schedule: runtime.LRSchedule{Constant: true, RestartFactor: 0.5, MaxRestarts: 2, DecayEvery: 3, DecayFactor: 0.1, ChanceMargin: 0.02},
 		Seed:     1<<63 + 5, Device: runtime.CUDA, Threads: 3, Budget: runtime.Budget{MaxActivationBytes: 1 << 30, MaxMACs: 4e6}, StopBelow: []float64{0, 0, 0.75},
 		WeightInit: onnxgen.InitHe, Centre: true, Augment: runtime.AugmentFlips, Average: 2.5}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
@@ -116,5 +117,93 @@ func TestTrainBalancedMetric(t *testing.T) {
 				t.Errorf("balanced accuracy %.4f, accuracy %.4f: a network at chance, or no imbalance, cannot tell the two apart", recall, ev.Accuracy)
 			}
 		})
+	}
+}
+
+// Balanced sampling draws as many images as the view holds, each from its
+// class's list, the classes about equally often whatever their sizes (600,
+// 300 and 100 images here: 1,000 draws, about 333 each; the bound of 60 is
+// over 3 standard deviations of a class's count), and the same draws from
+// the same seed.
+func TestDrawBalanced(t *testing.T) {
+	ex := Examples{Labels: make([]int, 1000)}
+	for i := range ex.Labels {
+		ex.Indices = append(ex.Indices, i)
+		switch {
+		case i >= 900:
+			ex.Labels[i] = 2
+		case i >= 600:
+			ex.Labels[i] = 1
+		}
+	}
+	classes := ex.byClass()
+	draw := func(seed uint64) []int {
+		order := make([]int, ex.Len())
+		drawBalanced(order, classes, rand.New(rand.NewPCG(seed, 1)))
+		return order
+	}
+	order := draw(5)
+	counts := make([]int, 3)
+	for _, i := range order {
+		counts[ex.Labels[i]]++
+	}
+	t.Logf("draws per class: %v", counts)
+	for c, n := range counts {
+		if n < 333-60 || n > 333+60 {
+			t.Errorf("class %d drawn %d times of 1,000, want about 333", c, n)
+		}
+	}
+	if again := draw(5); !slices.Equal(order, again) {
+		t.Error("the same seed drew other images")
+	}
+	if _, err := ParseSampling("weighted"); err == nil || err.Error() != `unknown sampling "weighted" (valid: shuffle, balanced)` {
+		t.Errorf("ParseSampling(weighted): %v", err)
+	}
+}
+
+// Balanced sampling teaches the small class that a shuffle of every image
+// leaves out: three classes of about 4 to 2 to 1 (bars), four weight seeds,
+// three epochs. Measured on this project's machine: the smallest class's
+// 47 validation images answered right 0, 0, 0 and 3 times after a shuffle,
+// 47 times on every seed with balanced sampling. The floor of 0.8 leaves
+// room for another CPU's rounding.
+func TestBalancedSamplingLearnsRareClass(t *testing.T) {
+	initRuntime(t)
+	const arch = "C(8,3,1) - P(2,2) - FC(16) - SM()"
+	net, err := genotype.MustParse(arch).Build(genotype.Input{Height: 8, Width: 8, Channels: 1}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := bars(700, 3, 3)
+	train, val := all, all
+	train.Indices, val.Indices = all.Indices[:400], all.Indices[400:]
+	for seed := uint64(1); seed <= 4; seed++ {
+		var rare [2]float64
+		for i, s := range []Sampling{SamplingShuffle, SamplingBalanced} {
+			res, err := Train(context.Background(), net, train, val, TrainConfig{Epochs: 3, BatchSize: 16, LR: 3e-3, Schedule: LRSchedule{Constant: true},
+				Seed: seed, Threads: 1, Metric: MetricBalanced, Sampling: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: []string{"a", "b", "c"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := m.Evaluate(context.Background(), val, 64)
+			m.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := ev.Confusion[2]
+			rare[i] = float64(row[2]) / float64(row[0]+row[1]+row[2])
+			t.Logf("seed %d, %s: confusion %v", seed, s, ev.Confusion)
+		}
+		if rare[1] < 0.8 || rare[1] <= rare[0] {
+			t.Errorf("seed %d: the small class's recall %.3f with balanced sampling, %.3f with a shuffle; want at least 0.8, and more", seed, rare[1], rare[0])
+		}
 	}
 }

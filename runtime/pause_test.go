@@ -33,6 +33,8 @@ func TestTrainPauseResume(t *testing.T) {
 		// second with an epoch since the best.
 		{"averaged, early stopping", TrainConfig{Epochs: 7, BatchSize: 32, Seed: 9, Threads: 1, Average: 2, Patience: 3, Schedule: LRSchedule{Constant: true}},
 			[]int{1, 2}},
+		{"balanced sampling and metric", TrainConfig{Epochs: 5, BatchSize: 32, Seed: 11, Threads: 1, Patience: -1, Sampling: SamplingBalanced, Metric: MetricBalanced,
+			Schedule: LRSchedule{Constant: true}}, []int{2, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want, err := Train(context.Background(), net, train, val, tc.cfg)

@@ -55,6 +55,9 @@ type TrainRecord struct {
 	// Metric is "balanced_accuracy" when validation accuracy was the mean
 	// of the classes' recalls (TrainConfig.Metric); empty: accuracy.
 	Metric string `json:"metric,omitempty"`
+	// Sampling is "balanced" when every class was drawn equally often
+	// (TrainConfig.Sampling); empty: every image once per epoch.
+	Sampling string `json:"sampling,omitempty"`
 	// Weights is where the starting weights came from: "glorot" or "he"
 	// (drawn from Seed), or "given" (TrainConfig.Init: a retraining).
 	Weights string `json:"weights"`
@@ -84,6 +87,9 @@ func (c TrainConfig) Record() TrainRecord {
 	}
 	if c.Metric != MetricAccuracy {
 		r.Metric = c.Metric.String()
+	}
+	if c.Sampling != SamplingShuffle {
+		r.Sampling = c.Sampling.String()
 	}
 	return r
 }

@@ -151,6 +151,10 @@ type TrainConfig struct {
 	// the share of images right (the zero value) or MetricBalanced, the
 	// mean of the classes' recalls, for classes of very different sizes.
 	Metric Metric
+	// Sampling is how an epoch orders the training images: a fresh shuffle
+	// of them all (the zero value), or SamplingBalanced, every class drawn
+	// equally often.
+	Sampling Sampling
 	// Schedule is the learning-rate rule. Zero value: Baker et al.'s.
 	Schedule LRSchedule
 	// WeightInit is how fresh weights are drawn. Zero value: Glorot's (the
@@ -371,6 +375,63 @@ func (m Metric) Score(right, images []int) float64 {
 		return recall / float64(present)
 	}
 	return r / n
+}
+
+// Sampling is how an epoch draws its training images (TrainConfig.Sampling).
+type Sampling uint8
+
+// The samplings.
+const (
+	SamplingShuffle Sampling = iota // every image once, in a fresh order
+	// SamplingBalanced draws as many images as the training set holds,
+	// each by a class chosen uniformly and then one of its images: a small
+	// class is seen as often as a large one (its images repeated, the large
+	// classes' partly left out in each epoch), as class weights in the
+	// loss would weigh it, in expectation.
+	SamplingBalanced
+)
+
+var samplingNames = []string{"shuffle", "balanced"}
+
+// String returns "shuffle" or "balanced".
+func (s Sampling) String() string {
+	if int(s) < len(samplingNames) {
+		return samplingNames[s]
+	}
+	return fmt.Sprintf("Sampling(%d)", s)
+}
+
+// ParseSampling parses a sampling's name; its error lists the valid ones.
+func ParseSampling(s string) (Sampling, error) {
+	if i := slices.Index(samplingNames, s); i >= 0 {
+		return Sampling(i), nil
+	}
+	return 0, fmt.Errorf("unknown sampling %q (valid: %s)", s, strings.Join(samplingNames, ", "))
+}
+
+// byClass lists the view's images of each class that has some.
+func (e Examples) byClass() [][]int {
+	var classes [][]int
+	at := map[int]int{}
+	for _, i := range e.Indices {
+		c, ok := at[e.Labels[i]]
+		if !ok {
+			c = len(classes)
+			at[e.Labels[i]] = c
+			classes = append(classes, nil)
+		}
+		classes[c] = append(classes[c], i)
+	}
+	return classes
+}
+
+// drawBalanced fills order with images drawn by SamplingBalanced from
+// classes (byClass's lists), with rng.
+func drawBalanced(order []int, classes [][]int, rng *rand.Rand) {
+	for i := range order {
+		c := classes[rng.IntN(len(classes))]
+		order[i] = c[rng.IntN(len(c))]
+	}
 }
 
 // Status is how a training run ended.
@@ -768,12 +829,16 @@ func (e *divergedError) Error() string { return fmt.Sprintf("%s loss became %v",
 
 // runState is what one attempt of a run hands to the next.
 type runState struct {
-	src    *rand.PCG  // rng's source
-	rng    *rand.Rand // draws the weights and shuffles
-	order  []int      // the training images, shuffled every epoch
-	lr     float64    // the current learning rate
-	chance float64    // validation score of the best constant predictor
-	mean   []float64  // the training images' mean per channel, when centring
+	src   *rand.PCG  // rng's source
+	rng   *rand.Rand // draws the weights and shuffles
+	order []int      // the training images, shuffled every epoch
+	// classes are the training images of each class, for SamplingBalanced
+	// (nil otherwise); drawn is the epoch's draw from them.
+	classes [][]int
+	drawn   []int
+	lr      float64   // the current learning rate
+	chance  float64   // validation score of the best constant predictor
+	mean    []float64 // the training images' mean per channel, when centring
 	// stepSeconds and stepImages count the training steps, timed as
 	// MeasureTrainStep times a step: the dropout masks and the run.
 	stepSeconds float64
@@ -790,6 +855,9 @@ func (t *trainer) run(ctx context.Context, train, val Examples, res *Result) err
 		chance: t.cfg.Metric.Chance(val, t.net.Classes),
 	}
 	st.rng = rand.New(st.src)
+	if t.cfg.Sampling == SamplingBalanced {
+		st.classes, st.drawn = train.byClass(), make([]int, train.Len())
+	}
 	if t.cfg.Centre {
 		st.mean = channelMeans(train, t.net.Input.Channels)
 	}
@@ -1011,12 +1079,18 @@ func (t *trainer) epoch(ctx context.Context, train, val Examples, st *runState) 
 		Seconds: time.Since(began).Seconds()}, raw, nil
 }
 
-// trainEpoch shuffles st.order and takes one training step per batch of it,
+// trainEpoch shuffles st.order (or draws the epoch's images class by class,
+// SamplingBalanced) and takes one training step per batch of it,
 // returning the mean loss and the accuracy (dropout active) over the epoch.
 // A loss that is not finite stops it with a *divergedError.
 func (t *trainer) trainEpoch(ctx context.Context, train Examples, st *runState) (loss, acc float64, err error) {
 	order := st.order
-	st.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	if st.classes != nil {
+		order = st.drawn
+		drawBalanced(order, st.classes, st.rng)
+	} else {
+		st.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
 	t.lr.Data()[0] = float32(st.lr)
 	var lossSum, right float64
 	for lo := 0; lo < len(order); lo += t.cfg.BatchSize {

@@ -200,6 +200,10 @@ type TrainSettings struct {
 	// balanced_accuracy (the mean of the classes' recalls, for classes of
 	// very different sizes); empty: accuracy (runtime.Metric).
 	Metric string `yaml:"metric,omitempty"`
+	// Sampling is how an epoch draws the training images: shuffle (each
+	// once) or balanced (every class equally often, for classes of very
+	// different sizes); empty: shuffle (runtime.Sampling).
+	Sampling string `yaml:"sampling,omitempty"`
 	// Init is how weights start: glorot (the study's) or he; empty: glorot.
 	Init string `yaml:"init,omitempty"`
 	// Centre starts the first layer centred on the training images (see
@@ -1022,6 +1026,9 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := c.Train.metric(); err != nil {
 		ps.add("train.metric: %v", err)
 	}
+	if _, err := c.Train.sampling(); err != nil {
+		ps.add("train.sampling: %v", err)
+	}
 	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
 		ps.add("train.init: %v", err)
 	}
@@ -1071,6 +1078,11 @@ func (t TrainSettings) metric() (runtime.Metric, error) {
 	return runtime.ParseMetric(cmp.Or(t.Metric, runtime.MetricAccuracy.String()))
 }
 
+// sampling is the trials' runtime.Sampling; empty is shuffle.
+func (t TrainSettings) sampling() (runtime.Sampling, error) {
+	return runtime.ParseSampling(cmp.Or(t.Sampling, runtime.SamplingShuffle.String()))
+}
+
 // finalAugment is the final phase's augmentation: final.augment, else the
 // trials' train.augment.
 func (c Config) finalAugment() string { return cmp.Or(c.Final.Augment, c.Train.Augment) }
@@ -1080,6 +1092,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 	d, _ := runtime.ParseDevice(c.Device)
 	m, _ := runtime.ParseMonitor(c.Train.Monitor)
 	metric, _ := c.Train.metric()
+	sampling, _ := c.Train.sampling()
 	init, _ := onnxgen.ParseInitScheme(c.Train.Init)
 	aug, _ := runtime.ParseAugment(c.Train.Augment)
 	var opt onnxgen.Optimizer // nil: runtime's Adam
@@ -1092,7 +1105,7 @@ func (c Config) TrainConfig() runtime.TrainConfig {
 		sched.Constant, sched.DecayFactor = false, 1
 	}
 	return runtime.TrainConfig{
-		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m, Metric: metric,
+		Epochs: c.Train.Epochs, BatchSize: c.Train.BatchSize, LR: c.Train.LR, Patience: c.Train.Patience, Optimizer: opt, Monitor: m, Metric: metric, Sampling: sampling,
 		Schedule: sched, WeightInit: init, Centre: c.Train.Centre, Augment: aug,
 		Device: d, Threads: c.Threads, Budget: c.Budget,
 	}

@@ -67,6 +67,8 @@ type Report struct {
 	// Metric is train.metric when it is not plain accuracy: balanced_accuracy,
 	// which every validation accuracy of the run then is.
 	Metric string `json:"metric,omitempty"`
+	// Sampling is train.sampling when it is not a shuffle: balanced.
+	Sampling string `json:"sampling,omitempty"`
 	// Phases summarizes the trials of each phase of the epsilon schedule
 	// (MetaQNN's space); Agent is the search's agent (MetaQNNAgents or
 	// NASNetAgents).
@@ -231,6 +233,9 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		Counts: map[rundir.Status]int{}, Majority: majority, Top: TopCandidates(trials, cfg.Final.TopK)}
 	if m, _ := cfg.Train.metric(); m != runtime.MetricAccuracy {
 		r.Metric = m.String()
+	}
+	if s, _ := cfg.Train.sampling(); s != runtime.SamplingShuffle {
+		r.Sampling = s.String()
 	}
 	for _, t := range trials {
 		r.Counts[t.Status]++
@@ -605,6 +610,9 @@ func (r Report) Markdown() string {
 		fmt.Fprintf(&b, "Validation accuracy in this run is balanced accuracy (train.metric: %s): the mean of the classes' recalls on the validation images, "+
 			"by which the trials were rewarded, their best epochs chosen and the best model picked; a constant predictor scores %.2f%% (one over the number of classes). "+
 			"Test accuracy is the share of the test images right.\n\n", r.Metric, 100*r.Majority)
+	}
+	if r.Sampling != "" {
+		fmt.Fprintf(&b, "Every trial and retraining drew its training images class by class, every class as often as the others, the small classes' images repeated (train.sampling: %s).\n\n", r.Sampling)
 	}
 	if r.GaveUp > 0 {
 		fmt.Fprintf(&b, "%d of the %d trials that trained stopped at chance after %d epochs (train.give_up_after, --give-up-after): a network still a constant predictor then rarely learns on images like the leaves; on others it may later.\n\n",

@@ -121,10 +121,29 @@ func TestSearchBalancedMetric(t *testing.T) {
 		!strings.Contains(errOut, `--metric: unknown metric "f1" (valid: accuracy, balanced_accuracy)`) {
 		t.Errorf("--metric f1: exit %d, %s", code, errOut)
 	}
+	// --sampling balanced reaches the settings, the report and the models'
+	// training records.
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--data", data, "--dir", runs, "--name", "sam", "--plan", "metaqnn-stratified",
+		"--trials", "2", "--epochs", "1", "--top-k", "1", "--threads", "1", "--sampling", "balanced")
+	dir = filepath.Join(runs, "sam")
+	if cfg, err := search.ReadConfig(dir); code != 0 || err != nil || cfg.Train.Sampling != "balanced" {
+		t.Fatalf("--sampling balanced: exit %d, config %q (%v):\n%s%s", code, cfg.Train.Sampling, err, out, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, rundir.FileReport)); err != nil ||
+		!strings.Contains(string(b), "Every trial and retraining drew its training images class by class, every class as often as the others, the small classes' images repeated (train.sampling: balanced)") {
+		t.Errorf("report.md (%v):\n%s", err, b)
+	}
+	if code, out, errOut := runCLI(t, "arch", "inspect", filepath.Join(dir, rundir.BestName)); code != 0 || !strings.Contains(out, `"sampling":"balanced"`) {
+		t.Errorf("the best model's training record: exit %d:\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--data", data, "--dir", runs, "--name", "bad", "--sampling", "weighted"); code != 2 ||
+		!strings.Contains(errOut, `--sampling: unknown sampling "weighted" (valid: shuffle, balanced)`) {
+		t.Errorf("--sampling weighted: exit %d, %s", code, errOut)
+	}
 }
 
-// nasctl train --metric balanced_accuracy records the metric in the
-// model's training record, labels the validation score so, and gives the
+// nasctl train --metric balanced_accuracy --sampling balanced records both
+// in the model's training record, labels the validation score so, and gives the
 // test images' balanced accuracy: the mean recall of nasctl eval's
 // confusion matrix on them.
 func TestTrainBalancedMetric(t *testing.T) {
@@ -132,16 +151,17 @@ func TestTrainBalancedMetric(t *testing.T) {
 	data, model := filepath.Join(tmp, "bars"), filepath.Join(tmp, "m.onnx")
 	barFolders(t, data)
 	args := []string{"train", "--arch", "C(8,3,1) - P(2,2) - FC(16) - SM()", "--data", data, "--plan", "metaqnn-stratified", "--epochs", "4",
-		"--batch", "16", "--lr", "0.003", "--threads", "1", "--out", model, "--metric", "balanced_accuracy"}
+		"--batch", "16", "--lr", "0.003", "--threads", "1", "--out", model, "--metric", "balanced_accuracy", "--sampling", "balanced"}
 	code, out, errOut := runCLI(t, append(args, "--json")...)
 	var rep struct {
 		TestAccuracy *float64 `json:"test_accuracy"`
 		TestBalanced *float64 `json:"test_balanced_accuracy"`
 		Training     struct {
-			Metric string `json:"metric"`
+			Metric   string `json:"metric"`
+			Sampling string `json:"sampling"`
 		} `json:"training"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.TestBalanced == nil || rep.Training.Metric != "balanced_accuracy" {
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.TestBalanced == nil || rep.Training.Metric != "balanced_accuracy" || rep.Training.Sampling != "balanced" {
 		t.Fatalf("exit %d, %+v:\n%s%s", code, rep, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "eval", model, "--data", data, "--split", "test", "--json")

@@ -129,6 +129,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "flip the training images at random, in the trials and the final phase: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class (default: the preset's)"},
 		&cli.StringFlag{Name: "metric", Usage: "what validation accuracy means for rewards, best epochs, early stops and the winner: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes, where a model that misses a small class can still score high on accuracy) (default: accuracy)"},
+		&cli.StringFlag{Name: "sampling", Usage: "how an epoch draws the training images, in the trials and the final phase: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes, with --metric balanced_accuracy) (default: shuffle)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
 		&cli.IntFlag{Name: "give-up-after", Usage: "stop a trial still at chance (validation accuracy within a point of the majority share) after this many epochs (0: never). search metaqnn's cpu preset's 2 suits images like the leaves, where a network that learns leaves chance in its first epoch; on others, where networks leave it later, the report and a warning say how many trials it stopped"},
 		&cli.IntFlag{Name: "halving", Usage: "successive halving from this epoch: at it and at every 3x later epoch, a trial goes on only among the best third of the earlier trials there once 10 earlier trials reached it (0: off; train.halving.eta and min_trials in --config set the factor and the 10)"},
@@ -176,7 +177,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // phase, or leave it out, without changing a trial; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "metric", "median-stop", "give-up-after", "halving", "top-k",
+var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -213,6 +214,9 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	if _, err := runtime.ParseMetric(c.String("metric")); c.IsSet("metric") && err != nil {
 		return usagef("--metric: %v", err)
 	}
+	if _, err := runtime.ParseSampling(c.String("sampling")); c.IsSet("sampling") && err != nil {
+		return usagef("--sampling: %v", err)
+	}
 	if err := checkDataFlag(c); err != nil {
 		return err
 	}
@@ -229,6 +233,7 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
 	set(c, "augment", func() { cfg.Train.Augment = c.String("augment") })
 	set(c, "metric", func() { cfg.Train.Metric = c.String("metric") })
+	set(c, "sampling", func() { cfg.Train.Sampling = c.String("sampling") })
 	set(c, "median-stop", func() { cfg.Train.MedianStop.After = c.Int("median-stop") })
 	set(c, "give-up-after", func() { cfg.Train.GiveUpAfter = c.Int("give-up-after") })
 	set(c, "halving", func() { cfg.Train.Halving.First = c.Int("halving") })

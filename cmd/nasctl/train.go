@@ -101,6 +101,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
 			&cli.StringFlag{Name: "augment", Value: "none", Usage: "flip the training images at random: none, mirror (left-right) or flips (left-right and top-bottom); only where a flipped image keeps its class"},
 			&cli.StringFlag{Name: "metric", Value: "accuracy", Usage: "what validation accuracy means for the best epoch, early stopping and restarts at chance: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes)"},
+			&cli.StringFlag{Name: "sampling", Value: "shuffle", Usage: "how an epoch draws the training images: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes)"},
 			&cli.Float64Flag{Name: "average", Usage: "validate and keep a moving average of the weights over about this many epochs instead of the weights themselves (0: off)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the weights, the shuffling, dropout and the flips"},
 			&cli.StringFlag{Name: "input", Usage: "resize the images to HxWxC (32x32x1 gray, 32x32x3 RGB) or HxW, keeping their colour: gray when every image is gray, else RGB; default: the data's own size"},
@@ -416,6 +417,9 @@ func trainConfigOf(c *cli.Context) (runtime.TrainConfig, error) {
 	}
 	if cfg.Metric, err = runtime.ParseMetric(c.String("metric")); err != nil {
 		return cfg, usagef("--metric: %v", err)
+	}
+	if cfg.Sampling, err = runtime.ParseSampling(c.String("sampling")); err != nil {
+		return cfg, usagef("--sampling: %v", err)
 	}
 	if cfg.Average = c.Float64("average"); !(cfg.Average >= 0 && cfg.Average <= 1000) {
 		return cfg, usagef("--average %g: a time constant in epochs, from 0 (off) to 1000", cfg.Average)

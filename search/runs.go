@@ -13,6 +13,7 @@ import (
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -70,6 +71,10 @@ type RunSummary struct {
 	// run waits for no one).
 	BestVal   float64   `json:"best_val_accuracy,omitempty"`
 	BestScore float64   `json:"best_score,omitempty"`
+	// Metric is train.metric when the run's validation accuracies (and so
+	// BestVal and an accuracy reward) are not plain accuracy:
+	// balanced_accuracy, not comparable with other runs' accuracies.
+	Metric string `json:"metric,omitempty"`
 	LastTrial time.Time `json:"last_trial,omitzero"`
 	Remaining float64   `json:"remaining_seconds,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,
@@ -160,6 +165,9 @@ func Summarize(dir string) (*RunSummary, error) {
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
 	sum.Remaining = Remaining(r.cfg, r.data, r.trials, len(r.finals))
+	if m, _ := r.cfg.Train.metric(); m != runtime.MetricAccuracy {
+		sum.Metric = m.String()
+	}
 	for _, t := range r.trials {
 		if t.Status == rundir.StatusOK {
 			sum.Evaluated++

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -116,6 +117,11 @@ func TestSearchBalancedMetric(t *testing.T) {
 	}
 	if !bestSeen {
 		t.Errorf("report.md names no final as the best:\n%s", report)
+	}
+	// runs list marks a reward of balanced accuracy, not comparable with
+	// plain accuracies.
+	if code, out, errOut := runCLI(t, "runs", "list", "--dir", runs); code != 0 || !regexp.MustCompile(`(?m)^bal .* 0\.\d{4} \(balanced\) `).MatchString(out) {
+		t.Errorf("runs list: exit %d:\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut := runCLI(t, "search", "metaqnn", "--data", data, "--dir", runs, "--name", "bad", "--metric", "f1"); code != 2 ||
 		!strings.Contains(errOut, `--metric: unknown metric "f1" (valid: accuracy, balanced_accuracy)`) {

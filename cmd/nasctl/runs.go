@@ -118,6 +118,9 @@ func runRunsList(dir string, asJSON bool, out io.Writer) error {
 		best, test, finals, arch := "-", "-", strconv.Itoa(r.Finals), "-"
 		if r.BestArch != "" { // else no trial was evaluated yet, or none could be
 			best, arch = fmt.Sprintf("%.4f", r.Best), "search: "+r.BestArch
+			if r.Metric != "" { // not comparable with the others' accuracies
+				best += " (" + strings.TrimSuffix(r.Metric, "_accuracy") + ")"
+			}
 		}
 		if r.WinnerArch != "" && r.Finals >= r.FinalsPlanned { // else no final model trained
 			test, arch = fmt.Sprintf("%.4f", r.BestTest), r.WinnerArch

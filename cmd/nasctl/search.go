@@ -448,30 +448,36 @@ func (b budgetSpent) Error() string {
 
 // budgetStop stops a search's trials when its time budget has passed:
 // through the once and stop channel that an interrupt shares, so that the
-// first of the two decides. Once the final phase has begun the budget has
-// nothing left to limit.
+// first of the two decides. Once the last trial is recorded, or the final
+// phase has begun, the budget has nothing left to limit.
 type budgetStop struct {
-	spent, finals, interrupted atomic.Bool // the budget stopped the trials; the final phase began; the user stopped the run
-	timer                      *time.Timer
+	spent, over, interrupted atomic.Bool // the budget stopped the trials; every trial is recorded; the user stopped the run
+	timer                    *time.Timer
 }
 
 // startBudget starts the budget of s (none for 0, or when no trial is left).
 func startBudget(budget time.Duration, s *search.Search, once *sync.Once, stop chan struct{}) *budgetStop {
 	b := &budgetStop{}
 	if budget > 0 && s.Done() < s.Config().Trials {
-		b.timer = time.AfterFunc(budget, func() {
-			if !b.finals.Load() {
-				once.Do(func() { b.spent.Store(true); close(stop) })
-			}
-		})
+		b.timer = time.AfterFunc(budget, func() { b.fire(once, stop) })
 	}
 	return b
 }
 
-// seen notes the run's events: its final phase's start ends the budget.
+// fire stops the trials, unless every one is recorded already: a stop
+// between the last trial and the final phase would only replan the run at
+// the same count.
+func (b *budgetStop) fire(once *sync.Once, stop chan struct{}) {
+	if !b.over.Load() {
+		once.Do(func() { b.spent.Store(true); close(stop) })
+	}
+}
+
+// seen notes the run's events: the last trial recorded, or the final
+// phase's start, ends the budget.
 func (b *budgetStop) seen(e search.Event) {
-	if e.Kind == "final_start" {
-		b.finals.Store(true)
+	if e.Kind == "final_start" || e.Kind == "trial" && e.Done >= e.Total {
+		b.over.Store(true)
 	}
 }
 

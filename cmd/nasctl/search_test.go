@@ -650,3 +650,34 @@ func TestSearchTimeBudget(t *testing.T) {
 		t.Errorf("evolution's population not drawn: exit %d, %s", code, errOut)
 	}
 }
+
+// A budget that runs out once every trial is recorded, before the final
+// phase starts, stops nothing: the run would only be planned again at the
+// same count. Before that it stops the trials, once.
+func TestBudgetAfterLastTrial(t *testing.T) {
+	for _, c := range []struct {
+		events []search.Event
+		stops  bool
+	}{
+		{[]search.Event{{Kind: "trial", Done: 2, Total: 3}}, true},
+		{[]search.Event{{Kind: "trial", Done: 2, Total: 3}, {Kind: "trial", Done: 3, Total: 3}}, false},
+		{[]search.Event{{Kind: "final_start", Done: 3, Total: 3}}, false},
+	} {
+		b, once, stop := &budgetStop{}, &sync.Once{}, make(chan struct{})
+		for _, e := range c.events {
+			b.seen(e)
+		}
+		b.fire(once, stop)
+		b.fire(once, stop) // a second firing closes nothing twice
+		select {
+		case <-stop:
+			if !c.stops || !b.spent.Load() {
+				t.Errorf("after %+v: stopped, spent %v", c.events, b.spent.Load())
+			}
+		default:
+			if c.stops || b.spent.Load() {
+				t.Errorf("after %+v: not stopped, spent %v", c.events, b.spent.Load())
+			}
+		}
+	}
+}

@@ -748,6 +748,21 @@ func TestRewardTextOfProblems(t *testing.T) {
 	}
 }
 
+// A run that ranks by balanced accuracy has a reward of its own: it is not
+// compared, or drawn on one axis, with runs rewarded for plain accuracy.
+func TestRewardTextOfMetric(t *testing.T) {
+	plain := search.Config{Kind: search.KindMetaQNN}
+	balanced := plain
+	balanced.Train.Metric = "balanced_accuracy"
+	a, b := rewardText(plain), rewardText(balanced)
+	if a != "validation accuracy" || b != "validation balanced accuracy" {
+		t.Errorf("rewards %q and %q, want validation accuracy and validation balanced accuracy", a, b)
+	}
+	if sameReward([]*runData{{reward: a}, {reward: b}}) {
+		t.Error("a balanced run's reward taken for a plain run's")
+	}
+}
+
 // A run whose search fails while the dashboard watches it turns failed at
 // the next look: failure.json is among the files watched.
 func TestFailureSeenLive(t *testing.T) {

@@ -136,7 +136,7 @@ func rewardText(cfg search.Config) string {
 	if !cfg.Trains() {
 		return strings.Join(slices.DeleteFunc([]string{cfg.Problem.Name, cfg.Problem.Dataset, "score"}, func(w string) bool { return w == "" }), " ")
 	}
-	return cfg.Reward.Describe()
+	return cfg.DescribeReward()
 }
 
 // status decides where the run stands, given whether a process holds it.

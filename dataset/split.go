@@ -179,8 +179,8 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 // named plan) warns of: the classes it leaves out of a set (Gaps, with the
 // plan's stratified form as advice), the copies across classes or sets
 // (CopyWarnings) and classes far apart in size (Imbalance), unless
-// balanced says that models are ranked by balanced accuracy, which a
-// rare class missed brings down.
+// balanced says that the models train on every class equally often and
+// are ranked by balanced accuracy, which a rare class missed brings down.
 func (d *Dataset) SplitWarnings(s Split, plan string, balanced bool) []string {
 	ws := append(WithStratifyAdvice(d.Gaps(s), plan), d.CopyWarnings(s)...)
 	if w := d.Imbalance(s); w != "" && !balanced {
@@ -213,7 +213,8 @@ func (d *Dataset) Imbalance(s Split) string {
 	}
 	rare := d.Classes[slices.Index(counts, lo)]
 	return fmt.Sprintf("the classes are imbalanced in the training split (%s: the largest %.1f times the smallest): accuracy, by which training and searches rank models, "+
-		"can stay high for a model that misses %s; rank by balanced accuracy instead (--metric balanced_accuracy of nasctl train and search), "+
+		"can stay high for a model that misses %s; draw every class equally often and rank by balanced accuracy instead "+
+		"(--sampling balanced --metric balanced_accuracy of nasctl train and search), "+
 		"check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), "+
 		"or add images of the rarer classes", strings.Join(parts, ", "), float64(hi)/float64(lo), rare)
 }

@@ -222,12 +222,13 @@ func TestImbalance(t *testing.T) {
 	d := &Dataset{Classes: []string{"none", "ball", "cube"}, Labels: []int{0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2}}
 	want := "the classes are imbalanced in the training split (none 6, ball 3, cube 2: the largest 3.0 times the smallest): " +
 		"accuracy, by which training and searches rank models, can stay high for a model that misses cube; " +
-		"rank by balanced accuracy instead (--metric balanced_accuracy of nasctl train and search), " +
+		"draw every class equally often and rank by balanced accuracy instead (--sampling balanced --metric balanced_accuracy of nasctl train and search), " +
 		"check each class's recall (nasctl eval's confusion matrix, the final table of a search's report.md), or add images of the rarer classes"
 	if got := d.Imbalance(Split{Train: seqTo(11)}); got != want {
 		t.Errorf("Imbalance = %q, want %q", got, want)
 	}
-	// Among the split's warnings, unless models are ranked by balanced accuracy.
+	// Among the split's warnings, unless models train on every class
+	// equally often and are ranked by balanced accuracy.
 	if ws := d.SplitWarnings(Split{Train: seqTo(11)}, "metaqnn", false); !slices.Contains(ws, want) {
 		t.Errorf("SplitWarnings = %q, want the imbalance among them", ws)
 	}

@@ -42,7 +42,7 @@ func TestMetricScoreAndChance(t *testing.T) {
 }
 
 // bars is n 8x8 images of classes classes in shares of about 4 to 2 to 1
-// (4 to 1 of two): a faint vertical bar in the class's columns over noise.
+// (5 to 2 of two): a faint vertical bar in the class's columns over noise.
 func bars(n, classes int, seed uint64) Examples {
 	r := rand.New(rand.NewPCG(seed, 2))
 	ex := Examples{Pixels: make([]float32, n*64), Labels: make([]int, n), Indices: seq(0, n)}

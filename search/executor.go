@@ -139,10 +139,14 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	if err != nil {
 		return nil, err
 	}
+	sampling, err := cfg.Train.sampling()
+	if err != nil {
+		return nil, err
+	}
 	return &LocalExecutor{d: d, metric: metric, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},
 		input:   genotype.Input{Height: d.Height, Width: d.Width, Channels: d.Channels}, split: onnxgen.SplitRecord{Plan: cfg.Split, Seed: cfg.SplitSeed},
-		skipped: skipped, gaps: append(d.SplitWarnings(split, cmp.Or(cfg.Split, "metaqnn"), metric == runtime.MetricBalanced), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
+		skipped: skipped, gaps: append(d.SplitWarnings(split, cmp.Or(cfg.Split, "metaqnn"), metric == runtime.MetricBalanced && sampling == runtime.SamplingBalanced), fractionGaps(d, split.Train, train, cfg.DataFraction)...)}, nil
 }
 
 // fractionGaps names the classes that the training split full has and the

@@ -324,7 +324,10 @@ func (p staggeredPauses) Evaluate(ctx context.Context, job Job) (*Outcome, error
 	waits := true
 	p.first.Do(func() { waits = false })
 	if waits {
-		<-p.gate
+		select { // a minute at most: a bound on a hang, should no pause be seen
+		case <-p.gate:
+		case <-time.After(time.Minute):
+		}
 	}
 	return p.pausingExecutor.Evaluate(ctx, job)
 }

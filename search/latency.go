@@ -427,14 +427,30 @@ func MeasureLatencyTable(ctx context.Context, cfg Config, in genotype.Input, cla
 }
 
 // Describe says what the reward is, for reports; runs whose rewards have
-// different descriptions cannot be compared by reward.
-func (r RewardSettings) Describe() string {
+// different descriptions cannot be compared by reward. Config.DescribeReward
+// names the run's metric too.
+func (r RewardSettings) Describe() string { return r.describe(validationAccuracy) }
+
+// validationAccuracy is the reward's accuracy under the default metric.
+const validationAccuracy = "validation accuracy"
+
+// DescribeReward is Reward.Describe for c's runs: "validation balanced
+// accuracy" where train.metric makes every validation accuracy balanced.
+func (c Config) DescribeReward() string {
+	if m, _ := c.Train.metric(); m == runtime.MetricBalanced {
+		return c.Reward.describe("validation balanced accuracy")
+	}
+	return c.Reward.Describe()
+}
+
+// describe is Describe with acc the validation accuracy's name.
+func (r RewardSettings) describe(acc string) string {
 	r = r.withDefaults()
 	switch r.Mode {
 	case RewardMnasNet:
 		s := fmt.Sprintf("MnasNet's ACC x (LAT/T)^%g with T = %g ms (%s)", r.Weight, r.TargetMs, r.latencySource())
-		if acc := r.accuracyText(); acc != "validation accuracy" {
-			s += ", ACC = " + acc
+		if a := r.accuracyText(acc); a != validationAccuracy {
+			s += ", ACC = " + a
 		}
 		return s
 	case RewardConstraint:
@@ -445,9 +461,9 @@ func (r RewardSettings) Describe() string {
 		if r.MaxLatencyMs > 0 {
 			limits = append(limits, fmt.Sprintf("%g ms (%s)", r.MaxLatencyMs, strings.TrimSuffix(r.latencySource(), " latency")))
 		}
-		return r.accuracyText() + ", architectures over " + strings.Join(limits, " or ") + " refused"
+		return r.accuracyText(acc) + ", architectures over " + strings.Join(limits, " or ") + " refused"
 	}
-	return r.accuracyText()
+	return r.accuracyText(acc)
 }
 
 // latencySource says where latencies come from, for reports.
@@ -458,11 +474,12 @@ func (r RewardSettings) latencySource() string {
 	return r.Latency + " latency"
 }
 
-// accuracyText says what accuracy is rewarded.
-func (r RewardSettings) accuracyText() string {
-	s := "validation accuracy"
+// accuracyText says what accuracy is rewarded, acc the validation
+// accuracy's name.
+func (r RewardSettings) accuracyText(acc string) string {
+	s := acc
 	if r.LastEpochs > 0 {
-		s = fmt.Sprintf("best validation accuracy of the last %d epochs, or of all when fewer", r.LastEpochs)
+		s = fmt.Sprintf("best %s of the last %d epochs, or of all when fewer", acc, r.LastEpochs)
 	}
 	if r.Exponent != 1 {
 		s = fmt.Sprintf("(%s)^%g", s, r.Exponent)

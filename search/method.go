@@ -37,7 +37,7 @@ func newMethod(cfg Config, data Data, prob *problem.Problem) (method, error) {
 		}
 		cs := cfg.Cells
 		return nasnetMethod{cfg: cfg, space: controller.CellNetSpace{CellSpace: controller.CellSpace{B: cs.Blocks}, Macro: cs.CellMacro},
-			rewards: fmt.Sprintf("%s of cell networks %s (B = %d) trained on the data", cfg.Reward.Describe(), cs.CellMacro, cs.Blocks)}, nil
+			rewards: fmt.Sprintf("%s of cell networks %s (B = %d) trained on the data", cfg.DescribeReward(), cs.CellMacro, cs.Blocks)}, nil
 	}
 	return nil, fmt.Errorf("unknown search kind %q", cfg.Kind)
 }
@@ -95,11 +95,11 @@ func (m metaqnnMethod) describe() string {
 	}
 	if q.Agent == AgentEvolution {
 		return fmt.Sprintf("regularized evolution (population %d, tournaments of %d; the first %d trials drawn as random search%s) over the %s space; reward: %s",
-			q.Evolution.Population, q.Evolution.Sample, q.Evolution.Population, redraw, q.Space.Name, m.cfg.Reward.Describe())
+			q.Evolution.Population, q.Evolution.Sample, q.Evolution.Population, redraw, q.Space.Name, m.cfg.DescribeReward())
 	}
 	if q.Agent == AgentRandom {
 		return fmt.Sprintf("random search (every layer uniform among the valid ones, the MetaQNN agent at epsilon 1 throughout%s) over the %s space; reward: %s",
-			redraw, q.Space.Name, m.cfg.Reward.Describe())
+			redraw, q.Space.Name, m.cfg.DescribeReward())
 	}
 	if q.QLearning.NextBest > 0 {
 		redraw = fmt.Sprintf(", a greedy draw that repeats replaced by the next best untried network (up to %d checked)", q.QLearning.NextBest) + redraw
@@ -116,7 +116,7 @@ func (m metaqnnMethod) describe() string {
 		learn, replay = "every step worth the mean reward of the networks that took it"+redraw, "no replay"
 	}
 	return fmt.Sprintf("MetaQNN Q-learning (%s, %s) over the %s space, %d-phase epsilon schedule; reward: %s",
-		learn, replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.Reward.Describe())
+		learn, replay, q.Space.Name, len(q.Schedule.EpsilonSchedule), m.cfg.DescribeReward())
 }
 
 func (m metaqnnMethod) sampler(rng *rand.Rand) (func() genotype.Genotype, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/figure"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -89,7 +90,7 @@ func accuracySeries(trials []rundir.Trial) accuracyPoints {
 // have one (measured) as box plots, with the number of trials and the share
 // of constant predictors (accuracy no better than chance: constantPredictor)
 // under each box.
-func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
+func EpsilonPlot(trials []rundir.Trial, v Validation) (*plot.Plot, error) {
 	byEps := map[float64]plotter.Values{}
 	for _, t := range trials {
 		if measured(t) {
@@ -105,18 +106,41 @@ func EpsilonPlot(trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	for _, e := range eps {
 		groups = append(groups, boxGroup{"ε=" + controller.EpsilonText(e), byEps[e]})
 	}
-	return accuracyBoxes("Validation accuracy per epsilon", groups, majority)
+	return accuracyBoxes("Validation accuracy per epsilon", groups, v)
 }
 
 // PhasePlot is EpsilonPlot for the agents that do not draw at the
 // schedule's epsilon (random search, evolution): a box per phase of the
 // schedule, by trial range, as the report's phase table.
-func PhasePlot(trials []rundir.Trial, majority float64, schedule controller.EpsilonSchedule) (*plot.Plot, error) {
+func PhasePlot(trials []rundir.Trial, v Validation, schedule controller.EpsilonSchedule) (*plot.Plot, error) {
 	var groups []boxGroup
 	for _, g := range phaseGroups(trials, schedule) {
 		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", g.From, g.To), g.rs})
 	}
-	return accuracyBoxes("Validation accuracy per trial range of the schedule", groups, majority)
+	return accuracyBoxes("Validation accuracy per trial range of the schedule", groups, v)
+}
+
+// Validation names a run's validation accuracy and its chance level for
+// the figures: plain accuracy and the majority share, or balanced accuracy
+// and one over the number of classes.
+type Validation struct {
+	Name       string  // the axis: "validation accuracy"
+	Chance     float64 // what a constant predictor scores
+	ChanceName string  // the chance line's legend: "majority share"
+}
+
+// MajorityShare is the default metric's Validation, chance at majority.
+func MajorityShare(majority float64) Validation {
+	return Validation{Name: validationAccuracy, Chance: majority, ChanceName: "majority share"}
+}
+
+// ValidationOf is the Validation of cfg's runs, chance at level (data.json's
+// val_majority).
+func (c Config) ValidationOf(level float64) Validation {
+	if m, _ := c.Train.metric(); m == runtime.MetricBalanced {
+		return Validation{Name: "validation balanced accuracy", Chance: level, ChanceName: "chance: 1 / classes"}
+	}
+	return MajorityShare(level)
 }
 
 // boxGroup is one box of accuracyBoxes: its label and its accuracies.
@@ -126,9 +150,10 @@ type boxGroup struct {
 }
 
 // accuracyBoxes draws a box per group, with the number of trials and the
-// share of constant predictors under each, and the majority share.
-func accuracyBoxes(title string, groups []boxGroup, majority float64) (*plot.Plot, error) {
-	p := figure.New(title, "", "validation accuracy")
+// share of constant predictors under each, and the chance line.
+func accuracyBoxes(title string, groups []boxGroup, v Validation) (*plot.Plot, error) {
+	majority := v.Chance
+	p := figure.New(title, "", v.Name)
 	p.Y.Min, p.Y.Max = 0, 1.02
 	var names []string
 	for i, g := range groups {
@@ -153,7 +178,7 @@ func accuracyBoxes(title string, groups []boxGroup, majority float64) (*plot.Plo
 		}
 		line.Color, line.Dashes = figure.Orange, []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(line)
-		p.Legend.Add("majority share", line)
+		p.Legend.Add(v.ChanceName, line)
 		p.Legend.Left, p.Legend.Top = true, false
 		p.NominalX(names...)
 		if len(groups) > 6 {

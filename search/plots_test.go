@@ -77,12 +77,12 @@ func TestMetaQNNPlotsGolden(t *testing.T) {
 	ts := syntheticTrials()
 	for name, mk := range map[string]func() (*plot.Plot, error){
 		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(withUnmeasured()) },
-		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, 0.516) },
+		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, MajorityShare(0.516)) },
 		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts) },
 		// An evolution or random run: boxes by the schedule's trial ranges
 		// (30, 15, 15), not by the epsilons recorded (20, 20, 20).
 		"metaqnn_phases": func() (*plot.Plot, error) {
-			return PhasePlot(ts, 0.516, controller.EpsilonSchedule{{Epsilon: 1, Models: 30}, {Epsilon: 0.5, Models: 15}, {Epsilon: 0.1, Models: 15}})
+			return PhasePlot(ts, MajorityShare(0.516), controller.EpsilonSchedule{{Epsilon: 1, Models: 30}, {Epsilon: 0.5, Models: 15}, {Epsilon: 0.1, Models: 15}})
 		},
 	} {
 		p, err := mk()
@@ -103,7 +103,7 @@ func TestEpsilonPlotMeasuredOnly(t *testing.T) {
 		{Candidate: rundir.Candidate{ID: 3, Epsilon: 1}, Status: rundir.StatusFailed},
 		{Candidate: rundir.Candidate{ID: 4, Epsilon: 0.5}, Status: rundir.StatusReused, ValAccuracy: 0.516},
 	}
-	p, err := EpsilonPlot(trials, 0.516)
+	p, err := EpsilonPlot(trials, MajorityShare(0.516))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +123,11 @@ func TestBoxLabelsFit(t *testing.T) {
 	for i := range 10 {
 		ten = append(ten, rundir.Trial{Candidate: rundir.Candidate{ID: i + 1, Epsilon: 1 - float64(i)/10}, Status: rundir.StatusOK, ValAccuracy: 0.9})
 	}
-	p10, err := EpsilonPlot(ten, 0.516)
+	p10, err := EpsilonPlot(ten, MajorityShare(0.516))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p3, err := EpsilonPlot(syntheticTrials(), 0.516)
+	p3, err := EpsilonPlot(syntheticTrials(), MajorityShare(0.516))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,8 @@ type Report struct {
 	Metric string `json:"metric,omitempty"`
 	// Sampling is train.sampling when it is not a shuffle: balanced.
 	Sampling string `json:"sampling,omitempty"`
+	// epochsByLoss: train.monitor is val_loss, which chose the best epochs.
+	epochsByLoss bool
 	// Phases summarizes the trials of each phase of the epsilon schedule
 	// (MetaQNN's space); Agent is the search's agent (MetaQNNAgents or
 	// NASNetAgents).
@@ -237,6 +239,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 	if s, _ := cfg.Train.sampling(); s != runtime.SamplingShuffle {
 		r.Sampling = s.String()
 	}
+	r.epochsByLoss = cfg.Train.Monitor == runtime.MonitorValLoss.String()
 	for _, t := range trials {
 		r.Counts[t.Status]++
 		r.Seconds += t.Seconds
@@ -607,9 +610,13 @@ func (r Report) Markdown() string {
 		fmt.Fprintf(&b, "Every trial trained on its images %s, afresh at every step (train.augment: %s).\n\n", augmentWords(r.Augment), r.Augment)
 	}
 	if r.balanced() {
+		epochs := ", their best epochs chosen"
+		if r.epochsByLoss {
+			epochs = "" // by the validation loss (train.monitor)
+		}
 		fmt.Fprintf(&b, "Validation accuracy in this run is balanced accuracy (train.metric: %s): the mean of the classes' recalls on the validation images, "+
-			"by which the trials were rewarded, their best epochs chosen and the best model picked; a constant predictor scores %.2f%% (one over the number of classes). "+
-			"Test accuracy is the share of the test images right.\n\n", r.Metric, 100*r.Majority)
+			"by which the trials were rewarded%s and the best model picked; a constant predictor scores %.2f%% (one over the number of classes). "+
+			"Test accuracy is the share of the test images right.\n\n", r.Metric, epochs, 100*r.Majority)
 	}
 	if r.Sampling != "" {
 		fmt.Fprintf(&b, "Every trial and retraining drew its training images class by class, every class as often as the others, the small classes' images repeated (train.sampling: %s).\n\n", r.Sampling)
@@ -735,7 +742,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		if r.finalAtChance(*r.Best) {
 			b.WriteString("**It is no better than chance: do not deploy it.** " + atChanceAdvice(r.Kind) + "\n")
 		} else {
-			recallNote(b, r.Best.TestByClass, r.balanced())
+			r.recallNote(b, r.Best.TestByClass)
 		}
 	}
 	if r.BestFive > 0 {
@@ -818,9 +825,9 @@ func recallText(c rundir.ClassRecall) string {
 // answers fewer than half the images of one class right (accuracy, which
 // ranks the models, can hide that on imbalanced classes), and gives its
 // test accuracy's 95% interval: how far the test images can tell finals
-// apart. Under balanced accuracy (balanced) it gives the recalls' mean, the
-// test images' balanced accuracy, too.
-func recallNote(b *strings.Builder, byClass []rundir.ClassRecall, balanced bool) {
+// apart. Under balanced accuracy it gives the recalls' mean, the test
+// images' balanced accuracy, too.
+func (r Report) recallNote(b *strings.Builder, byClass []rundir.ClassRecall) {
 	low, ok := rundir.LowestRecall(byClass)
 	if !ok {
 		return
@@ -830,18 +837,22 @@ func recallNote(b *strings.Builder, byClass []rundir.ClassRecall, balanced bool)
 		parts[i] = recallText(c)
 	}
 	mean := ""
-	if balanced {
+	if r.balanced() {
 		mean = fmt.Sprintf("; their mean, its balanced accuracy on the test images: %.2f%%", 100*rundir.BalancedAccuracy(byClass))
 	}
 	fmt.Fprintf(b, "Its recall per class on the test images: %s%s.\n", strings.Join(parts, ", "), mean)
 	switch {
-	case low.Recall() < 0.5 && balanced:
-		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right**, though balanced accuracy ranked the models: "+
-			"no final learnt that class better on validation; more images of %s may help.\n", mdCell(low.Class), mdCell(low.Class))
+	case low.Recall() < 0.5 && r.balanced() && r.Sampling == "":
+		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right**, though balanced accuracy ranked the models. "+
+			"The ranking picks among what the networks learnt; --sampling balanced draws %s as often as the other classes in training, so that they learn it, "+
+			"and more images of %s may help too.\n", mdCell(low.Class), mdCell(low.Class), mdCell(low.Class))
+	case low.Recall() < 0.5 && r.balanced():
+		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right**, though balanced accuracy ranked the models and every class was drawn as often in training: "+
+			"more images of %s, longer trainings (--epochs) or larger networks may help.\n", mdCell(low.Class), mdCell(low.Class))
 	case low.Recall() < 0.5:
 		fmt.Fprintf(b, "**It answers fewer than half of the test images of %s right.** Accuracy, by which the search and this pick rank the models, "+
 			"can stay high on imbalanced classes while one is missed: another final of higher recall there (the table's last column) may serve better, "+
-			"a search with --metric balanced_accuracy, or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
+			"a search with --metric balanced_accuracy --sampling balanced, or more images of %s.\n", mdCell(low.Class), mdCell(low.Class))
 	}
 	right, n := 0, 0
 	for _, c := range byClass {
@@ -1294,9 +1305,9 @@ func (s *Search) writeReport() (string, Report, error) {
 // and evolution, which do not draw at its epsilon.
 func AgentEpsilonPlot(cfg Config, trials []rundir.Trial, majority float64) (*plot.Plot, error) {
 	if cfg.Agent() == AgentQLearning {
-		return EpsilonPlot(trials, majority)
+		return EpsilonPlot(trials, cfg.ValidationOf(majority))
 	}
-	return PhasePlot(trials, majority, cfg.MetaQNN.Schedule.EpsilonSchedule)
+	return PhasePlot(trials, cfg.ValidationOf(majority), cfg.MetaQNN.Schedule.EpsilonSchedule)
 }
 
 // writePlots draws the figures of a run of cfg into dir.

@@ -381,6 +381,21 @@ func TestReportRecall(t *testing.T) {
 		"| 83.24% | winners/rank-01.onnx | cube 2.27% (1 of 44) |", "| 92.03% | winners/rank-02.onnx | cube 75.00% (33 of 44) |", "| 80.00% | winners/rank-03.onnx | - |",
 		"Its recall per class on the test images: none 99.07% (212 of 214), ball 84.91% (90 of 106), cube 2.27% (1 of 44).\n"+
 			"**It answers fewer than half of the test images of cube right.**")
+	// Under balanced accuracy: the recalls' mean, and advice that fits
+	// what the run did; best epochs said to be chosen by it only where
+	// the monitor is accuracy.
+	cfg.Train.Metric = "balanced_accuracy"
+	md = BuildReport(cfg, "", nil, nil, slices.Clone(finals), 1.0/3).Markdown()
+	mean := (212.0/214 + 90.0/106 + 1.0/44) / 3
+	markdownHas(t, md, fmt.Sprintf("cube 2.27%% (1 of 44); their mean, its balanced accuracy on the test images: %.2f%%.\n", 100*mean),
+		"--sampling balanced draws cube as often as the other classes in training",
+		"by which the trials were rewarded, their best epochs chosen and the best model picked; a constant predictor scores 33.33%",
+		"Best after retraining (by validation balanced accuracy, ties by validation loss)")
+	cfg.Train.Sampling, cfg.Train.Monitor = "balanced", "val_loss"
+	md = BuildReport(cfg, "", nil, nil, slices.Clone(finals), 1.0/3).Markdown()
+	markdownHas(t, md, "every class was drawn as often in training: more images of cube", "by which the trials were rewarded and the best model picked;")
+	cfg.Train = TrainSettings{}
+
 	finals[0].TestByClass = byClass(22) // half: not fewer
 	md = BuildReport(cfg, "", nil, nil, finals, 0.59).Markdown()
 	markdownHas(t, md, "cube 50.00% (22 of 44).\n")

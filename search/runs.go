@@ -69,12 +69,12 @@ type RunSummary struct {
 	// Remaining estimates the seconds the run still needs (Remaining; 0:
 	// unknown, and in a listing for a run that is not running: a stopped
 	// run waits for no one).
-	BestVal   float64   `json:"best_val_accuracy,omitempty"`
-	BestScore float64   `json:"best_score,omitempty"`
+	BestVal   float64 `json:"best_val_accuracy,omitempty"`
+	BestScore float64 `json:"best_score,omitempty"`
 	// Metric is train.metric when the run's validation accuracies (and so
 	// BestVal and an accuracy reward) are not plain accuracy:
 	// balanced_accuracy, not comparable with other runs' accuracies.
-	Metric string `json:"metric,omitempty"`
+	Metric    string    `json:"metric,omitempty"`
 	LastTrial time.Time `json:"last_trial,omitzero"`
 	Remaining float64   `json:"remaining_seconds,omitempty"`
 	// Error says why the run could not be read (made by an older nasctl,

@@ -390,7 +390,7 @@ func atChanceAdvice(cfg runtime.TrainConfig, res *runtime.Result, trainImages in
 	if res.Restarts == 0 {
 		tries = append(tries, "more --epochs")
 	}
-	return "the model is at chance: its validation accuracy is no better than answering the most common class for every image " +
+	return "the model is at chance: its validation accuracy is no better than answering one class for every image " +
 		"(a constant predictor; docs/search-quality.md, \"Constant predictors\"). Try " + strings.Join(tries, "; ")
 }
 

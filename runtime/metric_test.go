@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/nasctl/nasctl/genotype"
-	"github.com/nasctl/nasctl/onnxgen"
 )
 
 // The scores and the chance levels, counted by hand.
@@ -86,17 +85,7 @@ func TestTrainBalancedMetric(t *testing.T) {
 			if err != nil || res.Status != StatusOK {
 				t.Fatalf("%v, %+v", err, res)
 			}
-			names := []string{"a", "b", "c"}[:classes]
-			model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: names})
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			ev, err := m.Evaluate(context.Background(), val, 64)
+			ev, err := exported(t, net, arch, res.Weights, []string{"a", "b", "c"}[:classes]).Evaluate(context.Background(), val, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,16 +174,7 @@ func TestBalancedSamplingLearnsRareClass(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: []string{"a", "b", "c"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := m.Evaluate(context.Background(), val, 64)
-			m.Close()
+			ev, err := exported(t, net, arch, res.Weights, []string{"a", "b", "c"}).Evaluate(context.Background(), val, 64)
 			if err != nil {
 				t.Fatal(err)
 			}

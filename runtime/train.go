@@ -284,19 +284,27 @@ const (
 var monitorNames = []string{"val_accuracy", "val_loss"}
 
 // String returns "val_accuracy" or "val_loss".
-func (m Monitor) String() string {
-	if int(m) < len(monitorNames) {
-		return monitorNames[m]
-	}
-	return fmt.Sprintf("Monitor(%d)", m)
-}
+func (m Monitor) String() string { return nameOf(monitorNames, m, "Monitor") }
 
 // ParseMonitor parses a monitor's name; its error lists the valid ones.
-func ParseMonitor(s string) (Monitor, error) {
-	if i := slices.Index(monitorNames, s); i >= 0 {
-		return Monitor(i), nil
+func ParseMonitor(s string) (Monitor, error) { return parseName[Monitor](monitorNames, s, "monitor") }
+
+// nameOf is v's word among names (by value), or "what(v)" for a value
+// without one.
+func nameOf[T ~uint8](names []string, v T, what string) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return 0, fmt.Errorf("unknown monitor %q (valid: %s)", s, strings.Join(monitorNames, ", "))
+	return fmt.Sprintf("%s(%d)", what, v)
+}
+
+// parseName is the value that names gives the word s; its error lists the
+// valid words.
+func parseName[T ~uint8](names []string, s, what string) (T, error) {
+	if i := slices.Index(names, s); i >= 0 {
+		return T(i), nil
+	}
+	return 0, fmt.Errorf("unknown %s %q (valid: %s)", what, s, strings.Join(names, ", "))
 }
 
 // better reports whether epoch e improves on the best epoch so far. Equal
@@ -324,20 +332,10 @@ const (
 var metricNames = []string{"accuracy", "balanced_accuracy"}
 
 // String returns "accuracy" or "balanced_accuracy".
-func (m Metric) String() string {
-	if int(m) < len(metricNames) {
-		return metricNames[m]
-	}
-	return fmt.Sprintf("Metric(%d)", m)
-}
+func (m Metric) String() string { return nameOf(metricNames, m, "Metric") }
 
 // ParseMetric parses a metric's name; its error lists the valid ones.
-func ParseMetric(s string) (Metric, error) {
-	if i := slices.Index(metricNames, s); i >= 0 {
-		return Metric(i), nil
-	}
-	return 0, fmt.Errorf("unknown metric %q (valid: %s)", s, strings.Join(metricNames, ", "))
-}
+func ParseMetric(s string) (Metric, error) { return parseName[Metric](metricNames, s, "metric") }
 
 // Chance is the score of the best constant predictor on ex: the majority
 // share for accuracy, 1/K for balanced accuracy over the K classes ex has.
@@ -394,19 +392,11 @@ const (
 var samplingNames = []string{"shuffle", "balanced"}
 
 // String returns "shuffle" or "balanced".
-func (s Sampling) String() string {
-	if int(s) < len(samplingNames) {
-		return samplingNames[s]
-	}
-	return fmt.Sprintf("Sampling(%d)", s)
-}
+func (s Sampling) String() string { return nameOf(samplingNames, s, "Sampling") }
 
 // ParseSampling parses a sampling's name; its error lists the valid ones.
 func ParseSampling(s string) (Sampling, error) {
-	if i := slices.Index(samplingNames, s); i >= 0 {
-		return Sampling(i), nil
-	}
-	return 0, fmt.Errorf("unknown sampling %q (valid: %s)", s, strings.Join(samplingNames, ", "))
+	return parseName[Sampling](samplingNames, s, "sampling")
 }
 
 // byClass lists the view's images of each class that has some.

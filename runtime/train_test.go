@@ -445,15 +445,7 @@ func TestTrainCellNetworkMonitorsValLoss(t *testing.T) {
 // image's rounding).
 func checkExported(t *testing.T, net *genotype.Net, arch string, res *Result, val Examples) *Evaluation {
 	t.Helper()
-	model, err := onnxgen.Inference(net, res.Weights, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: []string{"no_leaf", "leaf"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := exported(t, net, arch, res.Weights, []string{"no_leaf", "leaf"})
 	ev, err := m.Evaluate(context.Background(), val, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -478,6 +470,22 @@ func checkExported(t *testing.T, net *genotype.Net, arch string, res *Result, va
 	}
 	t.Logf("%d of %d validation images predicted wrong", len(ev.Mistakes), ev.N)
 	return ev
+}
+
+// exported is the inference model of net (arch) with weights w and the
+// classes' names, closed with the test.
+func exported(t *testing.T, net *genotype.Net, arch string, w [][]float32, classes []string) *Model {
+	t.Helper()
+	model, err := onnxgen.Inference(net, w, onnxgen.Metadata{Arch: arch, Input: net.Input, Classes: classes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(model, SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 // stepOnce runs one training step of tr on a batch of n images whose pixels

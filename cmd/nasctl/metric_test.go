@@ -40,6 +40,28 @@ func barFolders(t *testing.T, dir string) {
 	}
 }
 
+// evalMeanRecall is the mean recall of the three classes of model on split
+// of data, from the confusion matrix that nasctl eval --json gives.
+func evalMeanRecall(t *testing.T, model, data, split string) float64 {
+	t.Helper()
+	code, out, errOut := runCLI(t, "eval", model, "--data", data, "--split", split, "--json")
+	var ev struct {
+		Confusion [][]int `json:"confusion"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || len(ev.Confusion) != 3 {
+		t.Fatalf("eval: exit %d, %s%s", code, out, errOut)
+	}
+	var recall float64
+	for c, row := range ev.Confusion {
+		n := 0
+		for _, x := range row {
+			n += x
+		}
+		recall += float64(row[c]) / float64(n) / 3
+	}
+	return recall
+}
+
 // A search with --metric balanced_accuracy: the chance level is 1/3 for
 // three classes of unequal sizes, the settings and the report say which
 // accuracy ranked the models, and each
@@ -86,22 +108,8 @@ func TestSearchBalancedMetric(t *testing.T) {
 		}
 	}
 	for _, f := range finals {
-		code, out, errOut := runCLI(t, "eval", filepath.Join(dir, f.Model), "--data", data, "--split", "val", "--json")
-		var ev struct {
-			Confusion [][]int `json:"confusion"`
-		}
-		if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || len(ev.Confusion) != 3 {
-			t.Fatalf("eval: exit %d, %s%s", code, out, errOut)
-		}
-		var recall float64
-		for c, row := range ev.Confusion {
-			n := 0
-			for _, x := range row {
-				n += x
-			}
-			recall += float64(row[c]) / float64(n) / 3
-		}
-		t.Logf("final %d: validation %.4f, mean recall from eval %.4f, confusion %v", f.Rank, f.ValAccuracy, recall, ev.Confusion)
+		recall := evalMeanRecall(t, filepath.Join(dir, f.Model), data, "val")
+		t.Logf("final %d: validation %.4f, mean recall from eval %.4f", f.Rank, f.ValAccuracy, recall)
 		if math.Abs(recall-f.ValAccuracy) > 1e-9 {
 			t.Errorf("final %d: validation accuracy %.6f, the mean recall of its model on the validation images %.6f", f.Rank, f.ValAccuracy, recall)
 		}
@@ -174,22 +182,8 @@ func TestTrainBalancedMetric(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.TestBalanced == nil || rep.Training.Metric != "balanced_accuracy" || rep.Training.Sampling != "balanced" {
 		t.Fatalf("exit %d, %+v:\n%s%s", code, rep, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "eval", model, "--data", data, "--split", "test", "--json")
-	var ev struct {
-		Confusion [][]int `json:"confusion"`
-	}
-	if code != 0 || json.Unmarshal([]byte(out), &ev) != nil || len(ev.Confusion) != 3 {
-		t.Fatalf("eval: exit %d, %s%s", code, out, errOut)
-	}
-	var recall float64
-	for c, row := range ev.Confusion {
-		n := 0
-		for _, x := range row {
-			n += x
-		}
-		recall += float64(row[c]) / float64(n) / 3
-	}
-	t.Logf("test accuracy %.4f, balanced %.4f; eval's confusion %v: mean recall %.4f", *rep.TestAccuracy, *rep.TestBalanced, ev.Confusion, recall)
+	recall := evalMeanRecall(t, model, data, "test")
+	t.Logf("test accuracy %.4f, balanced %.4f; eval's mean recall %.4f", *rep.TestAccuracy, *rep.TestBalanced, recall)
 	if math.Abs(recall-*rep.TestBalanced) > 1e-9 {
 		t.Errorf("test balanced accuracy %.6f, eval's mean recall %.6f", *rep.TestBalanced, recall)
 	}

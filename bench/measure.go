@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -161,11 +162,16 @@ func measure(ctx context.Context, path string, b []byte, m *runtime.Model, opts 
 		}
 		r.Accuracy, r.AccuracySource = &ev.Accuracy, fmt.Sprintf("measured on %d images", ev.N)
 	} else {
+		val := "metadata: validation accuracy"
+		var rec runtime.TrainRecord
+		if json.Unmarshal([]byte(info.Meta[onnxgen.MetaTraining]), &rec) == nil && rec.Metric == runtime.MetricBalanced.String() {
+			val = "metadata: validation balanced accuracy" // not comparable with others' accuracies
+		}
 		for _, k := range []struct {
 			key    onnxgen.MetaKey
 			source string
 		}{
-			{onnxgen.MetaTestAccuracy, "metadata: test accuracy"}, {onnxgen.MetaValAccuracy, "metadata: validation accuracy"},
+			{onnxgen.MetaTestAccuracy, "metadata: test accuracy"}, {onnxgen.MetaValAccuracy, val},
 		} {
 			if v, err := strconv.ParseFloat(info.Meta[k.key], 64); err == nil {
 				r.Accuracy, r.AccuracySource = &v, k.source

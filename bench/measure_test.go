@@ -72,6 +72,15 @@ func TestMeasure(t *testing.T) {
 	if r.PureGo.MaxAbsDiff == nil || !r.PureGo.Agree || r.PureGo.Images != 16 {
 		t.Errorf("pure Go %+v", r.PureGo)
 	}
+	// Without a test accuracy, the validation accuracy, named balanced
+	// when the model was trained under that metric.
+	for _, c := range []struct{ training, want string }{{`{"metric":"balanced_accuracy"}`, "metadata: validation balanced accuracy"}, {`{}`, "metadata: validation accuracy"}} {
+		path, _ := export(t, "C(4,3,1) - P(2,2) - C(8,3,1) - GAP()", in, map[onnxgen.MetaKey]string{onnxgen.MetaValAccuracy: "0.5", onnxgen.MetaTraining: c.training})
+		r, err := Measure(context.Background(), path, Options{Runs: 2, Batch: 1, Session: runtime.SessionOptions{IntraOpThreads: 1}})
+		if err != nil || r.Accuracy == nil || *r.Accuracy != 0.5 || r.AccuracySource != c.want {
+			t.Errorf("training %s: accuracy %v from %q (%v), want 0.5 from %q", c.training, r.Accuracy, r.AccuracySource, err, c.want)
+		}
+	}
 
 	if l := r.PureGo.LatencyMs; l == nil || l.Runs != 50 || !(l.P50 > 0) || l.P50 > l.P95 {
 		t.Errorf("pure-Go latency %+v", l)

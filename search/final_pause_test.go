@@ -344,13 +344,14 @@ func TestPausedLeavesProgress(t *testing.T) {
 	s := newSearch(t, cfg, exec)
 	stop := make(chan struct{})
 	reported := map[int]bool{}
-	var checked bool
+	var checked, stopped bool
 	s.Progress = func(e Event) {
 		switch {
 		case e.Kind == "final_epoch":
 			// Stopped once both retrainings in flight are in the file.
-			if reported[e.Epoch.Rank] = true; len(reported) == 2 {
+			if reported[e.Epoch.Rank] = true; len(reported) == 2 && !stopped {
 				close(stop)
+				stopped = true
 			}
 		case e.Kind == "info" && strings.Contains(e.Message, "paused after epoch") && !checked:
 			checked = true

@@ -434,14 +434,10 @@ func (r RewardSettings) Describe() string { return r.describe(validationAccuracy
 // validationAccuracy is the reward's accuracy under the default metric.
 const validationAccuracy = "validation accuracy"
 
-// DescribeReward is Reward.Describe for c's runs: "validation balanced
-// accuracy" where train.metric makes every validation accuracy balanced.
-func (c Config) DescribeReward() string {
-	if m, _ := c.Train.metric(); m == runtime.MetricBalanced {
-		return c.Reward.describe("validation balanced accuracy")
-	}
-	return c.Reward.Describe()
-}
+// DescribeReward is Reward.Describe for c's runs, the validation accuracy
+// named as train.metric has it (ValidationOf): "validation balanced
+// accuracy" where every validation accuracy is balanced.
+func (c Config) DescribeReward() string { return c.Reward.describe(c.ValidationOf(0).Name) }
 
 // describe is Describe with acc the validation accuracy's name.
 func (r RewardSettings) describe(acc string) string {

@@ -188,10 +188,11 @@ type TopCandidate struct {
 
 // What the best final model was chosen by.
 const (
-	bestByAccuracy = "validation accuracy, ties by validation loss"
-	bestByBalanced = "validation balanced accuracy, ties by validation loss"
-	bestByMnasNet  = "MnasNet's reward of validation accuracy and latency"
-	// bestWithinLimit is added to bestByAccuracy for a constraint run that
+	// tiesByLoss follows the name of the run's validation accuracy
+	// (Config.ValidationOf): the best by it.
+	tiesByLoss    = ", ties by validation loss"
+	bestByMnasNet = "MnasNet's reward of validation accuracy and latency"
+	// bestWithinLimit is added to the best by accuracy for a constraint run that
 	// timed its finals.
 	bestWithinLimit = ", among the finals timed within the latency limit"
 	bestByTimed     = "MnasNet's reward of validation accuracy and the latency timed after the final phase"
@@ -445,10 +446,7 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 			r.LatencySource = "table"
 		}
 	}
-	r.BestBy = bestByAccuracy
-	if r.balanced() {
-		r.BestBy = bestByBalanced
-	}
+	r.BestBy = cfg.ValidationOf(0).Name + tiesByLoss
 	if reward.Mode == RewardMnasNet {
 		r.BestBy = bestByMnasNet
 	}

@@ -386,6 +386,15 @@ func jsonFailed(c *cli.Context, err error) error {
 	return err
 }
 
+// runSearchCommand runs the search of opts with the command's
+// --time-budget (runSearch).
+func runSearchCommand(c *cli.Context, opts searchOptions) error {
+	if opts.Budget = c.Duration("time-budget"); opts.Budget < 0 {
+		return jsonFailed(c, usagef("--time-budget %s: give a positive duration, such as 10m", opts.Budget))
+	}
+	return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+}
+
 // runSearch runs the search of opts (runSearchOnce); with a time budget
 // that runs out before the last trial, it then plans the run anew at the
 // trials recorded, as --resume DIR --trials N would, and runs its final
@@ -395,16 +404,6 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 	var spent budgetSpent
 	if !errors.As(err, &spent) {
 		return err
-	}
-	// The plan ends at the last trial recorded: one drawn before it but
-	// queued at the stop, not recorded, trains first in the second part.
-	recorded, err := rundir.ReadTrials(spent.dir)
-	if err != nil {
-		return err
-	}
-	spent.done, spent.recorded = 0, len(recorded)
-	for _, t := range recorded {
-		spent.done = max(spent.done, t.ID)
 	}
 	cfg, err := search.ReadConfig(spent.dir)
 	if err != nil {
@@ -436,10 +435,12 @@ func runSearch(ctx context.Context, opts searchOptions, out, errOut io.Writer) e
 }
 
 // budgetSpent is runSearchOnce's error when the time budget stopped the
-// search: done of planned trials recorded in dir.
+// search: recorded of planned trials recorded in dir, done the last one's
+// number. The plan ends there: a trial drawn before it but queued at the
+// stop, not recorded, trains first in the second part.
 type budgetSpent struct {
 	dir                     string
-	done, recorded, planned int // done: the last trial's number
+	done, recorded, planned int
 }
 
 func (b budgetSpent) Error() string {
@@ -561,7 +562,11 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	switch {
 	case errors.Is(err, search.ErrStopped) && budget.spent.Load() && !budget.interrupted.Load():
 		if recorded, rerr := rundir.ReadTrials(dir); rerr == nil && len(recorded) > 0 {
-			return budgetSpent{dir: dir, done: len(recorded), planned: s.Config().Trials}
+			spent := budgetSpent{dir: dir, recorded: len(recorded), planned: s.Config().Trials}
+			for _, t := range recorded {
+				spent.done = max(spent.done, t.ID)
+			}
+			return spent
 		}
 		return fmt.Errorf("the time budget of %s ran out before the first trial was recorded (the run's start counts, a latency model's calibration too): give a longer one; go on with: %s",
 			opts.Budget, opts.Broker.resumeCommand(kind, dir))

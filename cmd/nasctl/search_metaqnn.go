@@ -121,10 +121,7 @@ func searchMetaQNNCommand() *cli.Command {
 			if err != nil {
 				return jsonFailed(c, err)
 			}
-			if opts.Budget = c.Duration("time-budget"); opts.Budget < 0 {
-				return jsonFailed(c, usagef("--time-budget %s: give a positive duration, such as 10m", opts.Budget))
-			}
-			return runSearch(c.Context, opts, c.App.Writer, c.App.ErrWriter)
+			return runSearchCommand(c, opts)
 		},
 	}
 }

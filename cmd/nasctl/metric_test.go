@@ -182,6 +182,10 @@ func TestTrainBalancedMetric(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.TestBalanced == nil || rep.Training.Metric != "balanced_accuracy" || rep.Training.Sampling != "balanced" {
 		t.Fatalf("exit %d, %+v:\n%s%s", code, rep, out, errOut)
 	}
+	// With both flags, as search, no imbalance warning.
+	if strings.Contains(errOut, "imbalanced") {
+		t.Errorf("the imbalance warning under balanced sampling and accuracy:\n%s", errOut)
+	}
 	recall := evalMeanRecall(t, model, data, "test")
 	t.Logf("test accuracy %.4f, balanced %.4f; eval's mean recall %.4f", *rep.TestAccuracy, *rep.TestBalanced, recall)
 	if math.Abs(recall-*rep.TestBalanced) > 1e-9 {

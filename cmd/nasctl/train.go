@@ -219,7 +219,7 @@ func newTrainReport(arch genotype.Genotype, tc runtime.TrainConfig, res *runtime
 func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) error {
 	cfg := search.Config{Data: opts.Data, Split: opts.Plan, SplitSeed: opts.SplitSeed, DataFraction: 1,
 		Device: opts.Config.Device.String(), Threads: opts.Config.Threads, SkipBad: opts.SkipBad,
-		Train: search.TrainSettings{Metric: opts.Config.Metric.String()}}
+		Train: search.TrainSettings{Metric: opts.Config.Metric.String(), Sampling: opts.Config.Sampling.String()}}
 	if opts.Input != (genotype.Input{}) {
 		cfg.Input = opts.Input.String()
 	}

@@ -443,6 +443,20 @@ type budgetSpent struct {
 	done, recorded, planned int
 }
 
+// budgetSpentIn reads what the budget left in dir, of planned trials;
+// false when no trial was recorded.
+func budgetSpentIn(dir string, planned int) (budgetSpent, bool) {
+	recorded, err := rundir.ReadTrials(dir)
+	if err != nil || len(recorded) == 0 {
+		return budgetSpent{}, false
+	}
+	spent := budgetSpent{dir: dir, recorded: len(recorded), planned: planned}
+	for _, t := range recorded {
+		spent.done = max(spent.done, t.ID)
+	}
+	return spent, true
+}
+
 func (b budgetSpent) Error() string {
 	return fmt.Sprintf("the time budget stopped %s after %d of %d trials", b.dir, b.done, b.planned)
 }
@@ -561,11 +575,7 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	kind, dir := s.Config().Kind, s.Dir()
 	switch {
 	case errors.Is(err, search.ErrStopped) && budget.spent.Load() && !budget.interrupted.Load():
-		if recorded, rerr := rundir.ReadTrials(dir); rerr == nil && len(recorded) > 0 {
-			spent := budgetSpent{dir: dir, recorded: len(recorded), planned: s.Config().Trials}
-			for _, t := range recorded {
-				spent.done = max(spent.done, t.ID)
-			}
+		if spent, ok := budgetSpentIn(dir, s.Config().Trials); ok {
 			return spent
 		}
 		return fmt.Errorf("the time budget of %s ran out before the first trial was recorded (the run's start counts, a latency model's calibration too): give a longer one; go on with: %s",

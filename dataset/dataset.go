@@ -9,7 +9,10 @@
 // validation and test sets the way the study did.
 package dataset
 
-import "fmt"
+import (
+	"fmt"
+	"image"
+)
 
 // Names in the study's layout: the class of an image is given by the prefix of
 // its file name.
@@ -74,6 +77,11 @@ type Dataset struct {
 	// Copies pairs each image whose file has the same bytes as an earlier
 	// one's with that one: {earlier, copy}, indices in file order.
 	Copies [][2]int
+	// Sizes[i] is the size of image i's file before the resize, and
+	// Transparent the indices of the images with a pixel not opaque (read
+	// as over black): ReadNotes names what reading changed.
+	Sizes       []image.Point
+	Transparent []int
 }
 
 // Len returns the number of images.

@@ -173,6 +173,7 @@ func Load(dir string, opts LoadOptions) (*Dataset, *LoadReport, error) {
 		return nil, nil, err
 	}
 	d.Width, d.Height, d.Channels, d.Pixels, d.Hash, d.Recoloured, d.Copies = im.Width, im.Height, im.Channels, im.Pixels, im.Hash, im.Recoloured, im.Copies
+	d.Sizes, d.Transparent = im.Sizes, im.Transparent
 	return d, rep, nil
 }
 
@@ -199,11 +200,15 @@ func packImages(dir string, files []string, kept []*sample, width, height, chann
 	}
 	size := m.ImageSize()
 	m.Pixels = make([]float32, len(kept)*size)
+	m.Sizes = make([]image.Point, len(kept))
 	sums := sha256.New()
 	first := map[[sha256.Size]byte]int{}
 	for i, s := range kept {
 		if s.gray != (m.Channels == 1) {
 			m.Recoloured = append(m.Recoloured, i)
+		}
+		if m.Sizes[i] = s.size; s.alpha {
+			m.Transparent = append(m.Transparent, i)
 		}
 		if j, ok := first[s.sum]; ok {
 			m.Copies = append(m.Copies, [2]int{j, i})

@@ -176,13 +176,15 @@ func (d *Dataset) Split(plan SplitPlan, seed uint64) (Split, error) {
 }
 
 // SplitWarnings are what a command that reads d split by s (with the plan
-// named plan) warns of: the classes it leaves out of a set (Gaps, with the
-// plan's stratified form as advice), the copies across classes or sets
-// (CopyWarnings) and classes far apart in size (Imbalance), unless
+// named plan) warns of: what reading changed of the images (ReadNotes),
+// the classes it leaves out of a set (Gaps, with the plan's stratified
+// form as advice), the copies across classes or sets (CopyWarnings) and
+// classes far apart in size (Imbalance), unless
 // balanced says that the models train on every class equally often and
 // are ranked by balanced accuracy, which a rare class missed brings down.
 func (d *Dataset) SplitWarnings(s Split, plan string, balanced bool) []string {
-	ws := append(WithStratifyAdvice(d.Gaps(s), plan), d.CopyWarnings(s)...)
+	ws := append(d.ReadNotes(), WithStratifyAdvice(d.Gaps(s), plan)...)
+	ws = append(ws, d.CopyWarnings(s)...)
 	if w := d.Imbalance(s); w != "" && !balanced {
 		ws = append(ws, w)
 	}

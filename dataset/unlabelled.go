@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"fmt"
+	"image"
 	"path/filepath"
 	"strings"
 )
@@ -23,12 +24,15 @@ type Images struct {
 	// those whose file another repeats, as in Dataset.
 	Recoloured []int
 	Copies     [][2]int
+	// Sizes and Transparent are as in Dataset.
+	Sizes       []image.Point
+	Transparent []int
 }
 
 // Images returns d's images without their labels.
 func (d *Dataset) Images() *Images {
 	return &Images{Dir: d.Dir, Channels: d.Channels, Height: d.Height, Width: d.Width, Pixels: d.Pixels, Files: d.Files, Hash: d.Hash,
-		Recoloured: d.Recoloured, Copies: d.Copies}
+		Recoloured: d.Recoloured, Copies: d.Copies, Sizes: d.Sizes, Transparent: d.Transparent}
 }
 
 // Len returns the number of images.

@@ -262,27 +262,33 @@ func (c Config) Agent() string {
 // before the epsilon schedule's end: at worst inside its first phase at
 // epsilon 1, where the agent only explores, as random search does. It is ""
 // otherwise (evolution takes only its population from the schedule, and
-// checks that itself). A resumed run keeps its schedule (--schedule is
+// checks that itself). Its advice is the schedule fitted to the trials
+// (--schedule scaled); a resumed run keeps its schedule (--schedule is
 // refused there), so its advice is more --trials or a new run.
 func (c Config) ScheduleNote(resumed bool) string {
 	sched := c.MetaQNN.Schedule.EpsilonSchedule
 	if c.Kind != KindMetaQNN || c.Agent() != AgentQLearning || len(sched) == 0 || c.Trials >= sched.Total() {
 		return ""
 	}
-	if start := sched[0].Models; sched[0].Epsilon == 1 && c.Trials <= start {
-		var phases []string
-		for _, p := range sched.Scale(c.Trials) {
-			phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))
-		}
-		advice := "give more --trials, or the schedule scaled to them: --schedule "
-		if resumed {
-			advice = "give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule "
-		}
-		return fmt.Sprintf("all %d trials fall in the schedule's random start (%d trials): the agent never uses what it learns, and the run is a random search; %s%s",
-			c.Trials, start, advice, strings.Join(phases, ","))
+	var phases []string
+	for _, p := range sched.Scale(c.Trials) {
+		phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))
 	}
-	return fmt.Sprintf("the schedule plans %d trials; the %d planned end at epsilon %g, and its later phases never run",
-		sched.Total(), c.Trials, sched.Epsilon(c.Trials-1))
+	scaled := fmt.Sprintf("--schedule scaled (%s)", strings.Join(phases, ","))
+	if start := sched[0].Models; sched[0].Epsilon == 1 && c.Trials <= start {
+		advice := "give more --trials, or the schedule scaled to them: " + scaled
+		if resumed {
+			advice = "give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with " + scaled
+		}
+		return fmt.Sprintf("all %d trials fall in the schedule's random start (%d trials): the agent never uses what it learns, and the run is a random search; %s",
+			c.Trials, start, advice)
+	}
+	advice := "for all its phases in these trials, give " + scaled
+	if resumed {
+		advice = fmt.Sprintf("give --trials %d for all of them", sched.Total())
+	}
+	return fmt.Sprintf("the schedule plans %d trials; the %d planned end at epsilon %g, and its later phases never run; %s",
+		sched.Total(), c.Trials, sched.Epsilon(c.Trials-1), advice)
 }
 
 // Controlled reports whether the run's agent is the REINFORCE controller,

@@ -97,7 +97,7 @@ func searchMetaQNNCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "run name (directory under --dir); default metaqnn-PRESET"},
 			&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Usage: "directory of runs (default runs; --runs works too)"},
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
-			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017 or "EPS:MODELS,..."`},
+			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017, "EPS:MODELS,..." or scaled (the preset's or --config's, fitted to --trials phase by phase)`},
 			&cli.IntFlag{Name: "trials", DefaultText: "the schedule's", Usage: "trials planned; those past the schedule's end are at its last epsilon; with --resume, a run goes on to this many"},
 			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
@@ -179,26 +179,47 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 		}
 		cfg.MetaQNN.Space = search.SpaceSpec{Space: sp}
 	}
+	trials := c.Int("trials")
+	if c.IsSet("trials") && trials < 1 {
+		return opts, usagef("--trials must be at least 1, got %d", trials) // 0 would silently mean the schedule's
+	}
 	if c.IsSet("schedule") {
 		if a := cfg.MetaQNN.Agent; a == search.AgentRandom {
 			// Only --trials would be left of it: the count of its phases.
 			return opts, usagef("--schedule sets Q-learning's epsilon; the %s agent draws every layer at random and has none: drop --schedule (--trials sets how many trials)", a)
 		}
-		s, err := controller.ParseSchedule(c.String("schedule"))
+		s, err := scheduleFlag(c.String("schedule"), cfg, trials)
 		if err != nil {
-			return opts, usagef("--schedule: %v", err)
+			return opts, err
 		}
 		cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: s}
 		cfg.Trials = 0 // the schedule's
 	}
-	if n := c.Int("trials"); c.IsSet("trials") {
-		if n < 1 {
-			return opts, usagef("--trials must be at least 1, got %d", n) // 0 would silently mean the schedule's
-		}
-		cfg.Trials = n
+	if c.IsSet("trials") {
+		cfg.Trials = trials
 	}
 	opts.Config, err = checked(cfg)
 	return opts, err
+}
+
+// scheduleScaled is the --schedule that fits the run's schedule (its
+// preset's or configuration's) to --trials, phase by phase.
+const scheduleScaled = "scaled"
+
+// scheduleFlag reads --schedule: a preset's name, phases, or scaled, which
+// needs the --trials given (zero when none).
+func scheduleFlag(v string, cfg search.Config, trials int) (controller.EpsilonSchedule, error) {
+	if v != scheduleScaled {
+		s, err := controller.ParseSchedule(v)
+		if err != nil {
+			return nil, usagef("--schedule: %v", err)
+		}
+		return s, nil
+	}
+	if trials == 0 {
+		return nil, usagef("--schedule scaled fits the run's schedule to --trials: give --trials too")
+	}
+	return cfg.WithDefaults().MetaQNN.Schedule.Scale(trials), nil
 }
 
 // sampleFlags are the flags --sample uses; it trains nothing, so the others

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nasctl/nasctl/cluster"
+	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -249,6 +250,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--preset", "gpu"}, "valid: cpu, study, baker2017"},
 		{[]string{"search", "metaqnn", "--name", "x"}, "data: an image folder is required"},
 		{[]string{"search", "metaqnn", "--data", ".", "--schedule", "1.0:x"}, "--schedule"},
+		{[]string{"search", "metaqnn", "--data", ".", "--schedule", "scaled"}, "--schedule scaled fits the run's schedule to --trials: give --trials too"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--epochs", "3"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--trials", "0"}, "--trials must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", ".", "--trials", "0"}, "--trials must be at least 1, got 0"},
@@ -391,6 +393,17 @@ func TestCPUPresetBaseline(t *testing.T) {
 	}
 	if cfg, err := search.LoadConfig(filepath.Join(runs, "accuracy", "config.yaml"), search.Config{}); err != nil || cfg.Reward.MaxParams != 0 || cfg.Reward.Mode != search.RewardAccuracy {
 		t.Errorf("--preset cpu --reward accuracy: %+v, %v; want the accuracy reward and no parameter limit", cfg.Reward, err)
+	}
+	// --schedule scaled fits the preset's schedule to --trials, phase by
+	// phase, and the run records it: no warning that the trials end early.
+	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--schedule", "scaled", "--trials", "5", "--data", data, "--dir", runs, "--name", "scaled",
+		"--input", "16x16x1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+	if code != 0 || strings.Contains(errOut, "warning") {
+		t.Fatalf("--schedule scaled --trials 5: exit %d: %s%s", code, out, errOut)
+	}
+	if cfg, err := search.LoadConfig(filepath.Join(runs, "scaled", "config.yaml"), search.Config{}); err != nil ||
+		!slices.Equal(cfg.MetaQNN.Schedule.EpsilonSchedule, controller.ScheduleCPU.Scale(5)) || cfg.MetaQNN.Schedule.Total() != 5 || cfg.Trials != 5 {
+		t.Errorf("--schedule scaled --trials 5: schedule %v, %d trials, %v; want %v", cfg.MetaQNN.Schedule, cfg.Trials, err, controller.ScheduleCPU.Scale(5))
 	}
 	// More trials for the finished baseline: it goes on to 5.
 	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", filepath.Join(runs, "random"), "--trials", "5", "--quiet"); code != 0 {

@@ -57,6 +57,9 @@ type FinalModel struct {
 	// latency on the machine it ran on), when bench/bench.csv holds it:
 	// a model retrained since has no figures.
 	Bench *BenchFigures `json:"bench,omitempty"`
+	// LowestRecall is the class of its lowest recall on the test images
+	// (rundir.LowestRecall); nil for a final recorded without them.
+	LowestRecall *rundir.ClassRecall `json:"lowest_recall,omitempty"`
 }
 
 // BenchFigures are nasctl bench's figures of a final model.
@@ -129,9 +132,13 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 		}
 	}
 	stale := benchStale(ref.dir)
+	// A run ranked by another metric names it where the captions say
+	// "validation accuracy", as its figures do (search.Validation).
+	val := d.cfg.ValidationOf(0).Name
+	named := strings.NewReplacer("Validation accuracy", strings.ToUpper(val[:1])+val[1:], "validation accuracy", val)
 	for _, f := range figureSpecs {
 		if f.has(ref.dir, d) {
-			title := f.title
+			title := named.Replace(f.title)
 			if stale != "" && strings.HasSuffix(title, "(nasctl bench)") {
 				title += ". Note: " + stale
 			}
@@ -191,6 +198,9 @@ func (s *Server) final(w http.ResponseWriter, r *http.Request, ref *runRef) {
 	for i, f := range finals {
 		out[i].FinalResult = f
 		out[i].Winner = winner != "" && f.Arch == winner
+		if low, ok := rundir.LowestRecall(f.TestByClass); ok {
+			out[i].LowestRecall = &low
+		}
 		if file := path.Base(filepath.ToSlash(f.Model)); f.Model != "" && slices.Contains(winners, file) {
 			out[i].Download = runURL(ref.name, "winners", file)
 			out[i].Bench = benched(file)

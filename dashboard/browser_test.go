@@ -615,3 +615,39 @@ func TestBrowserReusedFinalsAndScoredRuns(t *testing.T) {
 	waitFor(t, ctx, facts+`.includes('none: this search scores architectures with mock (no training), so it has no final phase') && `+
 		final+`.includes('so it has no final phase.') && !`+facts+`.includes('none yet')`, facts+` + ' | ' + `+final, 10*time.Second)
 }
+
+// A run ranked by balanced accuracy (train.metric) says so in the columns
+// and figure captions that hold it, and the final table's lowest recall
+// comes from the API, as for any run.
+func TestBrowserBalancedRun(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	path := filepath.Join(runs, "leaves-a", rundir.FileConfig)
+	cfg, err := search.LoadConfig(path, search.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.Metric = "balanced_accuracy"
+	b, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-a"))
+	heads := func(id string) string {
+		return `[...document.querySelectorAll('#` + id + ` thead th')].map(th => th.textContent).join('|')`
+	}
+	waitFor(t, ctx, heads("trials")+`.includes('|Val. bal. acc.|') && `+heads("final")+`.includes('|Search val. bal. acc.|Val. bal. acc.|')`,
+		heads("trials")+` + ' / ' + `+heads("final"), 10*time.Second)
+	final := `document.getElementById('final').innerText`
+	waitFor(t, ctx, final+`.includes('leaf 0.9500')`, final, 5*time.Second)
+	figs := `document.getElementById('figures').innerText`
+	waitFor(t, ctx, figs+`.includes('Validation balanced accuracy per trial') && `+figs+`.includes('Parameters against validation balanced accuracy') && !`+figs+`.includes('validation accuracy')`,
+		figs, 10*time.Second)
+	// A plain run keeps the plain names.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
+	waitFor(t, ctx, heads("trials")+`.includes('|Val. accuracy|')`, heads("trials"), 10*time.Second)
+}

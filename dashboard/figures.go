@@ -33,7 +33,9 @@ type figureSpec struct {
 
 var figureSpecs = []figureSpec{
 	{"accuracy", "Validation accuracy per trial, the best so far and epsilon", kind(search.KindMetaQNN),
-		func(_ string, d *runData) (*plot.Plot, error) { return search.AccuracyPlot(d.trials()) }},
+		func(_ string, d *runData) (*plot.Plot, error) {
+			return search.AccuracyPlot(d.trials(), d.cfg.ValidationOf(0).Name)
+		}},
 	{"epsilon", "Validation accuracy per phase of the epsilon schedule", kind(search.KindMetaQNN), func(dir string, d *runData) (*plot.Plot, error) {
 		var data search.Data
 		if err := readJSON(filepath.Join(dir, rundir.FileData), &data); err != nil {
@@ -42,7 +44,9 @@ var figureSpecs = []figureSpec{
 		return search.AgentEpsilonPlot(d.cfg, d.trials(), data.ValMajority)
 	}},
 	{"params", "Parameters against validation accuracy", kind(search.KindMetaQNN),
-		func(_ string, d *runData) (*plot.Plot, error) { return search.ParamsPlot(d.trials()) }},
+		func(_ string, d *runData) (*plot.Plot, error) {
+			return search.ParamsPlot(d.trials(), d.cfg.ValidationOf(0).Name)
+		}},
 	{"reward", fmt.Sprintf("Reward per trial, the mean of the last %d (of all, while fewer) and the controller's baseline", search.AverageWindow), kind(search.KindNASNet), func(dir string, d *runData) (*plot.Plot, error) {
 		if !d.cfg.Controlled() {
 			return search.RewardPlot(d.trials(), nil) // random search and evolution have no baseline

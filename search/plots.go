@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/figure"
@@ -16,12 +18,13 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// AccuracyPlot is the study's figure: every trial's validation accuracy in the
-// order the agent learned them (trial order), the best so far, and epsilon.
+// AccuracyPlot is the study's figure: every trial's validation accuracy
+// (under its name, Validation.Name) in the order the agent learned them
+// (trial order), the best so far, and epsilon.
 // Refused and failed trials have no accuracy: they are marked apart, on the
 // axis, so that they do not read as networks that trained to 0%.
-func AccuracyPlot(trials []rundir.Trial) (*plot.Plot, error) {
-	p := figure.New("MetaQNN search: validation accuracy per trial", "trial", "validation accuracy / epsilon")
+func AccuracyPlot(trials []rundir.Trial, name string) (*plot.Plot, error) {
+	p := figure.New("MetaQNN search: "+name+" per trial", "trial", name+" / epsilon")
 	p.Y.Min, p.Y.Max = 0, 1.02
 	p.X.Tick.Marker = figure.WholeTicks{}
 	if len(trials) == 0 {
@@ -106,7 +109,7 @@ func EpsilonPlot(trials []rundir.Trial, v Validation) (*plot.Plot, error) {
 	for _, e := range eps {
 		groups = append(groups, boxGroup{"ε=" + controller.EpsilonText(e), byEps[e]})
 	}
-	return accuracyBoxes("Validation accuracy per epsilon", groups, v)
+	return accuracyBoxes(capital(v.Name)+" per epsilon", groups, v)
 }
 
 // PhasePlot is EpsilonPlot for the agents that do not draw at the
@@ -117,7 +120,7 @@ func PhasePlot(trials []rundir.Trial, v Validation, schedule controller.EpsilonS
 	for _, g := range phaseGroups(trials, schedule) {
 		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", g.From, g.To), g.rs})
 	}
-	return accuracyBoxes("Validation accuracy per trial range of the schedule", groups, v)
+	return accuracyBoxes(capital(v.Name)+" per trial range of the schedule", groups, v)
 }
 
 // Validation names a run's validation accuracy and its chance level for
@@ -127,6 +130,12 @@ type Validation struct {
 	Name       string  // the axis: "validation accuracy"
 	Chance     float64 // what a constant predictor scores
 	ChanceName string  // the chance line's legend: "majority share"
+}
+
+// capital is s with its first letter in upper case, to start a title.
+func capital(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // MajorityShare is the default metric's Validation, chance at majority.
@@ -190,10 +199,10 @@ func accuracyBoxes(title string, groups []boxGroup, v Validation) (*plot.Plot, e
 	return p, nil
 }
 
-// ParamsPlot is parameters (log scale) against validation accuracy for every
-// trained architecture.
-func ParamsPlot(trials []rundir.Trial) (*plot.Plot, error) {
-	p := figure.New("Parameters against validation accuracy", "parameters", "validation accuracy")
+// ParamsPlot is parameters (log scale) against validation accuracy, under
+// its name (Validation.Name), for every trained architecture.
+func ParamsPlot(trials []rundir.Trial, name string) (*plot.Plot, error) {
+	p := figure.New("Parameters against "+name, "parameters", name)
 	p.Y.Min, p.Y.Max = 0, 1.02
 	var pts plotter.XYs
 	for _, t := range trials {

@@ -76,9 +76,9 @@ func TestAccuracySeriesGap(t *testing.T) {
 func TestMetaQNNPlotsGolden(t *testing.T) {
 	ts := syntheticTrials()
 	for name, mk := range map[string]func() (*plot.Plot, error){
-		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(withUnmeasured()) },
+		"metaqnn_accuracy": func() (*plot.Plot, error) { return AccuracyPlot(withUnmeasured(), "validation accuracy") },
 		"metaqnn_epsilon":  func() (*plot.Plot, error) { return EpsilonPlot(ts, MajorityShare(0.516)) },
-		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts) },
+		"metaqnn_params":   func() (*plot.Plot, error) { return ParamsPlot(ts, "validation accuracy") },
 		// An evolution or random run: boxes by the schedule's trial ranges
 		// (30, 15, 15), not by the epsilons recorded (20, 20, 20).
 		"metaqnn_phases": func() (*plot.Plot, error) {

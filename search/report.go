@@ -1318,9 +1318,9 @@ func writePlots(dir string, cfg Config, trials []rundir.Trial, notes map[int]run
 	switch {
 	case cfg.Kind == KindMetaQNN:
 		figs = []fig{
-			{"accuracy", func() (*plot.Plot, error) { return AccuracyPlot(trials) }},
+			{"accuracy", func() (*plot.Plot, error) { return AccuracyPlot(trials, cfg.ValidationOf(majority).Name) }},
 			{"epsilon", func() (*plot.Plot, error) { return AgentEpsilonPlot(cfg, trials, majority) }},
-			{"params", func() (*plot.Plot, error) { return ParamsPlot(trials) }},
+			{"params", func() (*plot.Plot, error) { return ParamsPlot(trials, cfg.ValidationOf(majority).Name) }},
 		}
 	case cfg.Controlled():
 		figs = []fig{

@@ -100,6 +100,12 @@ export class Table {
     this.render();
   }
   setRows(rows) { this.rows = rows; this.render(); }
+  // relabel names the column of key anew, as the data turns out to need.
+  relabel(key, label, title) {
+    const th = this.heads[this.columns.findIndex(c => c.key === key)];
+    th.textContent = label;
+    if (title) th.title = title;
+  }
   render() {
     const col = this.columns.find(c => c.key === this.sortKey);
     const value = col.value || (r => r[col.key]);

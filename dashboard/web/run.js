@@ -195,7 +195,7 @@ function finalFacts() {
     if (!running) return [`${done} of ${planned} retrained; stopped: resume the run to finish the final phase`];
     const progress = run.final_progress || [];
     const epochs = progress.map(p =>
-      h('div', {class: 'muted', text: `#${p.rank} (trial ${p.trial}): epoch ${p.epoch} of at most ${p.max_epochs}, val. accuracy ${num(p.val_accuracy)}, at ${when(p.time)}`}));
+      h('div', {class: 'muted', text: `#${p.rank} (trial ${p.trial}): epoch ${p.epoch} of at most ${p.max_epochs}, val. ${run.metric === 'balanced_accuracy' ? 'balanced ' : ''}accuracy ${num(p.val_accuracy)}, at ${when(p.time)}`}));
     // Since the earliest retraining in flight began (a resumed phase began
     // at the resume), else since the last trial.
     const since = progress.map(p => p.started).filter(Boolean).sort()[0] || run.last_trial;
@@ -286,9 +286,9 @@ const finalTable = new Table($('final'), [
     cell: f => f.latency_ms ? num(f.latency_ms) : ''},
   {key: 'measured_latency_ms', label: 'Timed ms', num: true, title: 'batch-1 median timed on the search machine after the final phase; the best is picked by it',
     cell: f => f.measured_latency_ms === undefined ? '' : num(f.measured_latency_ms)},
-  {key: 'lowest_recall', label: 'Lowest recall', num: true, value: f => lowestRecall(f) ? lowestRecall(f).right / lowestRecall(f).images : undefined,
+  {key: 'lowest_recall', label: 'Lowest recall', num: true, value: f => f.lowest_recall ? f.lowest_recall.right / f.lowest_recall.images : undefined,
     title: "the class the model answers right least often on the test images: on imbalanced classes a high accuracy can hide a class missed",
-    cell: f => { const c = lowestRecall(f); return c ? h('span', {title: (f.test_by_class || []).map(x => `${x.class}: ${x.right} of ${x.images}`).join(', '),
+    cell: f => { const c = f.lowest_recall; return c ? h('span', {title: (f.test_by_class || []).map(x => `${x.class}: ${x.right} of ${x.images}`).join(', '),
       text: `${c.class} ${num(c.right / c.images)}`}) : ''; }},
   {key: 'bench', label: 'Bench ms', num: true, value: f => f.bench ? f.bench.p50_ms : undefined,
     title: 'nasctl bench on this file: batch-1 median (95th percentile) on the machine it ran on; * on its Pareto front of parameters, latency and accuracy',
@@ -304,16 +304,6 @@ const finalTable = new Table($('final'), [
   : run.problem ? `No final models: this search scores architectures with ${run.problem} (no training), so it has no final phase.`
   : 'No final models yet: the best architectures are retrained after the last trial.'});
 
-// lowestRecall is the class of a final's lowest recall on the test images
-// (the first of equals), or undefined for a final recorded without them.
-function lowestRecall(f) {
-  let low;
-  for (const c of f.test_by_class || []) {
-    if (c.images > 0 && (!low || c.right / c.images < low.right / low.images)) low = c;
-  }
-  return low;
-}
-
 async function loadFinal() {
   try {
     finalRows = await getJSON(runURL(name, 'final'));
@@ -322,9 +312,22 @@ async function loadFinal() {
   } catch (e) { problem(e); }
 }
 
+// A run ranked by balanced accuracy (train.metric) says so in the columns
+// that hold it: every validation accuracy of the run is the mean of the
+// classes' recalls.
+function nameMetric(r) {
+  if (r.metric !== 'balanced_accuracy') return;
+  const title = 'best validation balanced accuracy: the mean of the classes\' recalls';
+  trialTable.relabel('val_accuracy', 'Val. bal. acc.', title);
+  epochTable.relabel('val_accuracy', 'Val. bal. acc.', 'validation balanced accuracy: the mean of the classes\' recalls');
+  finalTable.relabel('search_val_accuracy', 'Search val. bal. acc.', title + ', in the search');
+  finalTable.relabel('val_accuracy', 'Val. bal. acc.', title + ', retrained');
+}
+
 function applyRun(r) {
   r.received = Date.now();
   run = r;
+  nameMetric(r);
   document.body.dataset.runs = Number(document.body.dataset.runs || 0) + 1; // how many it heard (for tests)
   drawFacts();
   const changed = r.version !== version;

@@ -4,73 +4,160 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // Augment is how a training step varies its images: each image of a batch is
-// flipped or not at random, afresh at every step, so that a network does not
-// learn which way round the objects of a small dataset happen to lie. The
-// labels stay as they are; evaluation and testing see the images unchanged.
-// Choose it only where a flipped image still belongs to its class (a leaf is
-// a leaf either way round; a digit is not).
-type Augment uint8
+// flipped or not at random, and moved by a few pixels, afresh at every step,
+// so that a network does not learn which way round, or where in the frame,
+// the objects of a small dataset happen to lie. The labels stay as they
+// are; evaluation and testing see the images unchanged. Choose a flip only
+// where a flipped image still belongs to its class (a leaf is a leaf either
+// way round; a digit is not), and a shift only where the object stays in
+// the frame.
+type Augment struct {
+	Flip Flip
+	// Shift moves each image by a whole number of pixels drawn from
+	// -Shift to Shift, along each axis independently; the pixels moved in
+	// repeat the nearest edge, so no border of a colour the images never
+	// have appears. Zero: no shift.
+	Shift int
+}
 
-// The augmentations.
+// Flip is the flipping of an Augment.
+type Flip uint8
+
+// The flips.
 const (
-	AugmentNone   Augment = iota // the images as they are
-	AugmentMirror                // left and right swapped, half the time
-	AugmentFlips                 // left-right and top-bottom, each half the time, independently
+	FlipNone   Flip = iota // the images as they are
+	FlipMirror             // left and right swapped, half the time
+	FlipBoth               // left-right and top-bottom, each half the time, independently
 )
+
+// The augmentations that flip only.
+var (
+	AugmentNone   = Augment{}
+	AugmentMirror = Augment{Flip: FlipMirror}
+	AugmentFlips  = Augment{Flip: FlipBoth}
+)
+
+// maxShift bounds Augment.Shift: a larger move hides most of an image of
+// the sizes searched here.
+const maxShift = 16
 
 var (
-	augmentNames = []string{"none", "mirror", "flips"}
-	augmentWords = []string{"", "flipped left-right at random", "flipped left-right and top-bottom at random"}
+	flipNames = []string{"none", "mirror", "flips"}
+	flipWords = []string{"", "flipped left-right at random", "flipped left-right and top-bottom at random"}
 )
 
-// String returns "none", "mirror" or "flips".
+// String returns the augmentation as ParseAugment reads it: "none",
+// "mirror", "flips", "shift:2" or a flip and a shift, "flips,shift:2".
 func (a Augment) String() string {
-	if int(a) < len(augmentNames) {
-		return augmentNames[a]
+	var parts []string
+	if a.Flip != FlipNone {
+		parts = append(parts, nameOf(flipNames, a.Flip, "Flip"))
 	}
-	return fmt.Sprintf("Augment(%d)", a)
+	if a.Shift > 0 {
+		parts = append(parts, fmt.Sprintf("shift:%d", a.Shift))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
 }
 
 // Describe says what a does to the training images ("flipped left-right at
 // random"); empty for none.
 func (a Augment) Describe() string {
-	if int(a) < len(augmentWords) {
-		return augmentWords[a]
+	var parts []string
+	if int(a.Flip) < len(flipWords) && a.Flip != FlipNone {
+		parts = append(parts, flipWords[a.Flip])
 	}
-	return a.String()
+	if a.Shift > 0 {
+		parts = append(parts, fmt.Sprintf("shifted by up to %d pixel%s each way at random (edges repeated)", a.Shift, plural(a.Shift)))
+	}
+	return strings.Join(parts, " and ")
 }
 
-// ParseAugment parses an augmentation's name ("" is none); its error lists
-// the valid ones.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// MarshalText writes a as String does, so that a training's settings
+// travel as their names.
+func (a Augment) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (a *Augment) UnmarshalText(b []byte) (err error) {
+	*a, err = ParseAugment(string(b))
+	return err
+}
+
+// ParseAugment parses an augmentation: a flip (none, mirror, flips), a
+// shift (shift:N, N from 1 to 16 pixels), or a flip and a shift separated
+// by a comma; "" is none. Its error says what is valid.
 func ParseAugment(s string) (Augment, error) {
+	var a Augment
 	if s == "" {
-		return AugmentNone, nil
+		return a, nil
 	}
-	if i := slices.Index(augmentNames, s); i >= 0 {
-		return Augment(i), nil
+	var flip, shift bool
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if n, ok := strings.CutPrefix(part, "shift:"); ok {
+			v, err := strconv.Atoi(n)
+			if shift || err != nil || v < 1 || v > maxShift {
+				return Augment{}, fmt.Errorf("augmentation %q: %q: want one shift:N with N a whole number of pixels from 1 to %d", s, part, maxShift)
+			}
+			a.Shift, shift = v, true
+			continue
+		}
+		i := slices.Index(flipNames, part)
+		if i < 0 || flip {
+			return Augment{}, fmt.Errorf("unknown augmentation %q (valid: %s, shift:N, or a flip and a shift such as flips,shift:2)", s, strings.Join(flipNames, ", "))
+		}
+		a.Flip, flip = Flip(i), true
 	}
-	return 0, fmt.Errorf("unknown augmentation %q (valid: %s)", s, strings.Join(augmentNames, ", "))
+	return a, nil
 }
 
-// apply flips the images of x (batch-major, each channels x h x w, in place)
-// as a draws from r: one draw per image for AugmentMirror, two for
-// AugmentFlips, none otherwise.
+// Fits says why a cannot vary images of h x w pixels, or nil: a shift must
+// leave more than half of each side.
+func (a Augment) Fits(h, w int) error {
+	if 2*a.Shift >= min(h, w) {
+		return fmt.Errorf("augmentation %s: a shift of %d pixels would move images of %dx%d by half their size or more; give at most shift:%d", a, a.Shift, h, w, max(0, (min(h, w)-1)/2))
+	}
+	return nil
+}
+
+// apply flips and shifts the images of x (batch-major, each channels x h x
+// w, in place) as a draws from r: per image, one draw for FlipMirror, two
+// for FlipBoth, then two for a shift; none for AugmentNone. The flips draw
+// first, so a flip alone draws as it did before shifts existed.
 func (a Augment) apply(x []float32, n, channels, h, w int, r *rand.Rand) {
 	if a == AugmentNone {
 		return
 	}
 	size := channels * h * w
+	var scratch []float32
+	if a.Shift > 0 {
+		scratch = make([]float32, h*w)
+	}
 	for i := range n {
 		img := x[i*size : (i+1)*size]
-		if r.IntN(2) == 1 {
+		if a.Flip != FlipNone && r.IntN(2) == 1 {
 			mirror(img, channels*h, w)
 		}
-		if a == AugmentFlips && r.IntN(2) == 1 {
+		if a.Flip == FlipBoth && r.IntN(2) == 1 {
 			upsideDown(img, channels, h, w)
+		}
+		if a.Shift > 0 {
+			dy, dx := r.IntN(2*a.Shift+1)-a.Shift, r.IntN(2*a.Shift+1)-a.Shift
+			shift(img, channels, h, w, dy, dx, scratch)
 		}
 	}
 }
@@ -94,3 +181,27 @@ func upsideDown(img []float32, channels, h, w int) {
 		}
 	}
 }
+
+// shift moves each channel of img dy rows down and dx columns right (up
+// and left when negative): pixel (y, x) takes the value at (y-dy, x-dx),
+// clamped to the image, so the rows and columns moved in repeat the edge.
+// scratch holds h x w values.
+func shift(img []float32, channels, h, w, dy, dx int, scratch []float32) {
+	if dy == 0 && dx == 0 {
+		return
+	}
+	for c := range channels {
+		plane := img[c*h*w : (c+1)*h*w]
+		copy(scratch, plane)
+		for y := range h {
+			row := scratch[clamp(y-dy, h)*w:]
+			out := plane[y*w : (y+1)*w]
+			for x := range out {
+				out[x] = row[clamp(x-dx, w)]
+			}
+		}
+	}
+}
+
+// clamp is i within [0, n).
+func clamp(i, n int) int { return min(max(i, 0), n-1) }

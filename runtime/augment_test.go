@@ -11,17 +11,78 @@ import (
 )
 
 func TestParseAugment(t *testing.T) {
-	for _, a := range []Augment{AugmentNone, AugmentMirror, AugmentFlips} {
-		got, err := ParseAugment(a.String())
-		if err != nil || got != a {
-			t.Errorf("ParseAugment(%q) = %v, %v", a.String(), got, err)
+	for _, tc := range []struct {
+		in   string
+		want Augment
+		name string // String's
+	}{
+		{"", AugmentNone, "none"},
+		{"none", AugmentNone, "none"},
+		{"mirror", AugmentMirror, "mirror"},
+		{"flips", AugmentFlips, "flips"},
+		{"shift:2", Augment{Shift: 2}, "shift:2"},
+		{"shift:2, flips", Augment{Flip: FlipBoth, Shift: 2}, "flips,shift:2"},
+		{"mirror,shift:16", Augment{Flip: FlipMirror, Shift: 16}, "mirror,shift:16"},
+		{"none,shift:1", Augment{Shift: 1}, "shift:1"},
+	} {
+		got, err := ParseAugment(tc.in)
+		if err != nil || got != tc.want || got.String() != tc.name {
+			t.Errorf("ParseAugment(%q) = %v (%q), %v; want %v (%q)", tc.in, got, got.String(), err, tc.want, tc.name)
+		}
+		// The name travels (JSON, a worker's job) and reads back the same.
+		b, err := got.MarshalText()
+		var back Augment
+		if err != nil || back.UnmarshalText(b) != nil || back != got {
+			t.Errorf("%q: text %q read back as %v", tc.in, b, back)
 		}
 	}
-	if a, err := ParseAugment(""); err != nil || a != AugmentNone {
-		t.Errorf(`ParseAugment("") = %v, %v; want none`, a, err)
+	for in, want := range map[string]string{
+		"rotate":          "valid: none, mirror, flips, shift:N",
+		"mirror,flips":    "valid: none, mirror, flips, shift:N",
+		"shift:0":         "want one shift:N with N a whole number of pixels from 1 to 16",
+		"shift:17":        "from 1 to 16",
+		"shift:x":         "from 1 to 16",
+		"shift:1,shift:2": "want one shift:N",
+	} {
+		if _, err := ParseAugment(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseAugment(%q): %v, want an error saying %q", in, err, want)
+		}
 	}
-	if _, err := ParseAugment("rotate"); err == nil || !strings.Contains(err.Error(), "none, mirror, flips") {
-		t.Errorf("ParseAugment(rotate): %v, want an error listing the valid names", err)
+	if d := (Augment{Flip: FlipBoth, Shift: 2}).Describe(); d != "flipped left-right and top-bottom at random and shifted by up to 2 pixels each way at random (edges repeated)" {
+		t.Errorf("describe: %q", d)
+	}
+	// A shift must leave more than half of each side.
+	if err := (Augment{Shift: 4}).Fits(9, 12); err != nil {
+		t.Errorf("shift:4 on 9x12: %v", err)
+	}
+	if err := (Augment{Shift: 5}).Fits(9, 12); err == nil || !strings.Contains(err.Error(), "give at most shift:4") {
+		t.Errorf("shift:5 on 9x12: %v, want at most shift:4", err)
+	}
+}
+
+// A shift moves each channel by whole pixels and repeats the edge into
+// what it uncovers, worked by hand on a 3x4 image of two channels.
+func TestShift(t *testing.T) {
+	img := []float32{
+		0, 1, 2, 3,
+		4, 5, 6, 7,
+		8, 9, 10, 11,
+		// second channel
+		20, 21, 22, 23,
+		24, 25, 26, 27,
+		28, 29, 30, 31,
+	}
+	shift(img, 2, 3, 4, 1, -2, make([]float32, 12)) // one row down, two columns left
+	want := []float32{
+		2, 3, 3, 3,
+		2, 3, 3, 3,
+		6, 7, 7, 7,
+		22, 23, 23, 23,
+		22, 23, 23, 23,
+		26, 27, 27, 27,
+	}
+	if !slices.Equal(img, want) {
+		t.Errorf("shifted by (1, -2):\n%v\nwant\n%v", img, want)
 	}
 }
 
@@ -87,6 +148,75 @@ func TestAugmentApply(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %v", tc.aug, seen)
+	}
+}
+
+// With a shift, every image comes out as an allowed flip of itself moved
+// by an offset within the shift, and every offset is drawn. The flips draw
+// first, one or two draws per image as before shifts existed, so a run
+// that only flips trains on the images it trained on before.
+func TestAugmentApplyShift(t *testing.T) {
+	const n, channels, h, w, s = 600, 2, 3, 4, 1
+	size := channels * h * w
+	orig := make([]float32, n*size)
+	for i := range orig {
+		orig[i] = float32(i)
+	}
+	clampTo := func(v, hi int) int { return min(max(v, 0), hi-1) }
+	// moved returns image i, its columns and/or rows reversed, then moved
+	// dy rows down and dx columns right, the edge repeated.
+	moved := func(i int, cols, rows bool, dy, dx int) []float32 {
+		out := make([]float32, size)
+		for c := range channels {
+			for y := range h {
+				for x := range w {
+					sy, sx := clampTo(y-dy, h), clampTo(x-dx, w)
+					if rows {
+						sy = h - 1 - sy
+					}
+					if cols {
+						sx = w - 1 - sx
+					}
+					out[(c*h+y)*w+x] = orig[i*size+(c*h+sy)*w+sx]
+				}
+			}
+		}
+		return out
+	}
+	x := slices.Clone(orig)
+	aug := Augment{Flip: FlipBoth, Shift: s}
+	aug.apply(x, n, channels, h, w, rand.New(rand.NewPCG(7, 8)))
+	seen := map[[3]int]int{} // kind, dy, dx
+	for i := range n {
+		got, found := x[i*size:(i+1)*size], false
+		for k := 0; k < 4 && !found; k++ {
+			for dy := -s; dy <= s && !found; dy++ {
+				for dx := -s; dx <= s && !found; dx++ {
+					if slices.Equal(got, moved(i, k&1 == 1, k&2 == 2, dy, dx)) {
+						seen[[3]int{k, dy, dx}]++
+						found = true
+					}
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("image %d came out as %v: no flip and shift of at most %d gives it", i, got, s)
+		}
+	}
+	if len(seen) != 4*(2*s+1)*(2*s+1) {
+		t.Errorf("%d of the %d flips and offsets seen in %d images: %v", len(seen), 4*(2*s+1)*(2*s+1), n, seen)
+	}
+	// Flips alone: the draws of the flips as they were, one left-right
+	// and one top-bottom per image.
+	x = slices.Clone(orig)
+	AugmentFlips.apply(x, n, channels, h, w, rand.New(rand.NewPCG(7, 8)))
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range n {
+		cols := r.IntN(2) == 1
+		rows := r.IntN(2) == 1
+		if !slices.Equal(x[i*size:(i+1)*size], moved(i, cols, rows, 0, 0)) {
+			t.Fatalf("flips: image %d is not flipped as the draws say (left-right %v, top-bottom %v)", i, cols, rows)
+		}
 	}
 }
 

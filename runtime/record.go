@@ -62,7 +62,7 @@ type TrainRecord struct {
 	// (drawn from Seed), or "given" (TrainConfig.Init: a retraining).
 	Weights string `json:"weights"`
 	Centre  bool   `json:"centre"`  // the first layer's biases centred on the data
-	Augment string `json:"augment"` // how the training images were flipped
+	Augment string `json:"augment"` // how the training images were varied (Augment.String)
 	Seed    Seed   `json:"seed"`
 	// GiveUpAfter: a training still at chance after this many epochs
 	// stopped; zero: never.

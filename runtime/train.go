@@ -165,8 +165,8 @@ type TrainConfig struct {
 	// units are not all on or all off for every image (docs/search-quality.md,
 	// "Constant predictors"). Fresh weights only (not Init).
 	Centre bool
-	// Augment flips the training images at random (see Augment); zero
-	// value: none.
+	// Augment flips and shifts the training images at random (see
+	// Augment); zero value: none.
 	Augment Augment
 	// Average, when above zero, validates and keeps an exponential moving
 	// average of the weights instead of the weights themselves: its time
@@ -513,6 +513,9 @@ func Train(ctx context.Context, net *genotype.Net, train, val Examples, cfg Trai
 		return nil, err
 	}
 	if err := checkExamples(net, val, "validation"); err != nil {
+		return nil, err
+	}
+	if err := cfg.Augment.Fits(net.Input.Height, net.Input.Width); err != nil {
 		return nil, err
 	}
 	// Trainings side by side must fit the machine together (memoryGate);

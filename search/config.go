@@ -209,8 +209,9 @@ type TrainSettings struct {
 	// Centre starts the first layer centred on the training images (see
 	// runtime.TrainConfig.Centre).
 	Centre bool `yaml:"centre"`
-	// Augment flips the training images at random: none, mirror (left-right)
-	// or flips (left-right and top-bottom); empty: none (see
+	// Augment varies the training images at random: none, mirror
+	// (left-right), flips (left-right and top-bottom), shift:N (moved by up
+	// to N pixels) or a flip and a shift, "flips,shift:2"; empty: none (see
 	// runtime.Augment).
 	Augment string `yaml:"augment,omitempty"`
 	// GiveUpAfter stops a trial still at chance after this many epochs
@@ -1038,11 +1039,15 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
 		ps.add("train.init: %v", err)
 	}
-	if _, err := runtime.ParseAugment(c.Train.Augment); err != nil {
-		ps.add("train.augment: %v", err)
-	}
-	if _, err := runtime.ParseAugment(c.Final.Augment); err != nil {
-		ps.add("final.augment: %v", err)
+	in, inErr := genotype.ParseImageSize(c.Input)
+	for _, aug := range []struct{ key, value string }{{"train.augment", c.Train.Augment}, {"final.augment", c.Final.Augment}} {
+		a, err := runtime.ParseAugment(aug.value)
+		if err == nil && c.Input != "" && inErr == nil {
+			err = a.Fits(in.Height, in.Width)
+		}
+		if err != nil {
+			ps.add("%s: %v", aug.key, err)
+		}
 	}
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)

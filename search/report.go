@@ -677,7 +677,7 @@ func augmentWords(setting string) string {
 }
 
 // flipped is a train.augment or final.augment setting as the report keeps
-// it: empty when nothing is flipped.
+// it: empty when the images are used as they are.
 func flipped(setting string) string {
 	if a, err := runtime.ParseAugment(setting); err == nil && a != runtime.AugmentNone {
 		return a.String()

@@ -138,7 +138,7 @@ func TestArchInspectModel(t *testing.T) {
 	data, model := filepath.Join(dir, "leaves"), filepath.Join(dir, "m.onnx")
 	generateLeaves(t, data, 200, 16, 2)
 	code, out, errOut := runCLI(t, "train", "--arch", "C(4,3,1) - P(2,2) - SM()", "--data", data, "--epochs", "2", "--recipe", "study",
-		"--augment", "flips", "--seed", "5", "--threads", "1", "--out", model, "--json", "--quiet")
+		"--augment", "flips,shift:2", "--seed", "5", "--threads", "1", "--out", model, "--json", "--quiet")
 	if code != 0 {
 		t.Fatalf("train: exit %d: %s", code, errOut)
 	}
@@ -153,7 +153,7 @@ func TestArchInspectModel(t *testing.T) {
 	}
 	want := `{"epochs":2,"batch_size":128,"lr":0.001,"optimizer":"adam(beta1 0.5, beta2 0.999, eps 1e-07)",` +
 		`"schedule":"x0.2 every 5 epochs; up to 5 restarts at chance, lr x0.4","patience":6,"monitor":"val_accuracy",` +
-		`"weights":"glorot","centre":false,"augment":"flips","seed":"5"}`
+		`"weights":"glorot","centre":false,"augment":"flips,shift:2","seed":"5"}`
 	compact := func(raw json.RawMessage) string { // printJSON indents
 		var b bytes.Buffer
 		if err := json.Compact(&b, raw); err != nil {

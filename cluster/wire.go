@@ -114,7 +114,7 @@ type trainConfig struct {
 	// WeightInit and Centre: how fresh weights start.
 	WeightInit onnxgen.InitScheme `json:"weight_init,omitempty"`
 	Centre     bool               `json:"centre,omitempty"`
-	Augment    runtime.Augment    `json:"augment,omitempty"`
+	Augment    runtime.Augment    `json:"augment"` // by name (Augment.MarshalText)
 	Average    float64            `json:"average,omitempty"`
 	// StopBelow: the search's stopping thresholds, per epoch.
 	StopBelow []float64 `json:"stop_below,omitempty"`

@@ -134,8 +134,8 @@ func (s *Server) runDetail(w http.ResponseWriter, r *http.Request, ref *runRef) 
 	stale := benchStale(ref.dir)
 	// A run ranked by another metric names it where the captions say
 	// "validation accuracy", as its figures do (search.Validation).
-	val := d.cfg.ValidationOf(0).Name
-	named := strings.NewReplacer("Validation accuracy", strings.ToUpper(val[:1])+val[1:], "validation accuracy", val)
+	val := d.cfg.ValidationOf(0)
+	named := strings.NewReplacer("Validation accuracy", val.Title(), "validation accuracy", val.Name)
 	for _, f := range figureSpecs {
 		if f.has(ref.dir, d) {
 			title := named.Replace(f.title)

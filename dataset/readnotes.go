@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"fmt"
+	"image"
 	"math"
 	"path/filepath"
 )
@@ -15,27 +16,26 @@ import (
 // many and the first; nil when reading changed nothing.
 func (m *Images) ReadNotes() []string {
 	var stretched []int
-	want := float64(m.Width) / float64(m.Height)
 	for i, s := range m.Sizes {
-		if math.Abs(float64(s.X)/float64(s.Y)/want-1) > stretchTolerance {
+		if Stretched(s, m.Width, m.Height) {
 			stretched = append(stretched, i)
 		}
 	}
 	var notes []string
 	if len(stretched) > 0 {
 		s := m.Sizes[stretched[0]]
-		notes = append(notes, fmt.Sprintf("%s stretched to %d wide and %d high from another shape (first: %s, %d wide and %d high): "+
+		notes = append(notes, fmt.Sprintf("%s stretched to %d high and %d wide from another shape (first: %s, %d high and %d wide): "+
 			"the models learn them stretched, and answer well only frames stretched alike (nasctl predict stretches them so); "+
 			"crop the images to the input's shape, or train at theirs",
-			m.count(stretched), m.Width, m.Height, m.file(stretched[0]), s.X, s.Y))
+			m.count(stretched), m.Height, m.Width, m.file(stretched[0]), s.Y, s.X))
 	}
 	if len(m.Recoloured) > 0 {
 		what, advice := "gray, read as RGB with three equal channels", "check that they belong with the others"
 		if m.Channels == 1 {
 			what = "in colour, read as gray"
 		}
-		if len(m.Recoloured) == m.Len() { // the input's channels, not a stray file
-			advice = "the input's channels decide it: give the images' own (1 for gray, 3 for colour) unless this is meant"
+		if 2*len(m.Recoloured) > m.Len() { // the input's channels, not a few stray files
+			advice = "the input's channels decide it (--input HxWxC): give the images' own channels unless you mean this"
 		}
 		notes = append(notes, fmt.Sprintf("%s %s (first: %s): %s", m.count(m.Recoloured), what, m.file(m.Recoloured[0]), advice))
 	}
@@ -46,10 +46,16 @@ func (m *Images) ReadNotes() []string {
 	return notes
 }
 
-// stretchTolerance is how far an image's width-to-height ratio may differ
-// from the input's, as a fraction, before ReadNotes calls it stretched: a
-// pixel or two of cropping is not worth a note.
-const stretchTolerance = 0.05
+// Stretched reports whether an image of size, resized to width x height,
+// is stretched: its width-to-height ratio differs from the new one by more
+// than 5%, since a pixel or two of cropping is not worth a note. A size
+// not known (zero) is not.
+func Stretched(size image.Point, width, height int) bool {
+	if size.X <= 0 || size.Y <= 0 || width <= 0 || height <= 0 {
+		return false
+	}
+	return math.Abs(float64(size.X)*float64(height)/(float64(size.Y)*float64(width))-1) > 0.05
+}
 
 // count says how many of m's images idx holds, as the subject of a note.
 func (m *Images) count(idx []int) string {

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"image"
 	"image/color"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,7 @@ func TestReadNotes(t *testing.T) {
 	}
 	notes := d.ReadNotes()
 	want := []string{
-		"1 of the 5 images is stretched to 20 wide and 20 high from another shape (first: " + filepath.Join(dir, "a", "wide.png") + ", 64 wide and 48 high)",
+		"1 of the 5 images is stretched to 20 high and 20 wide from another shape (first: " + filepath.Join(dir, "a", "wide.png") + ", 48 high and 64 wide)",
 		"1 of the 5 images is gray, read as RGB with three equal channels (first: " + filepath.Join(dir, "b", "gray.png") + "): check that they belong",
 		"1 of the 5 images is partly transparent, read as over black (first: " + filepath.Join(dir, "b", "clear.png") + ")",
 	}
@@ -46,20 +47,34 @@ func TestReadNotes(t *testing.T) {
 		t.Errorf("split warnings %q, want them to start with the notes", ws)
 	}
 	// Read as gray, the colour images are the recoloured ones, counted
-	// together; when all are, the input's channels did it.
+	// together; when most or all are, the input's channels did it.
 	g, _, err := Load(dir, LoadOptions{Width: 20, Height: 20, Channels: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if notes := g.ReadNotes(); len(notes) != 3 || !strings.HasPrefix(notes[1], "4 of the 5 images are in colour, read as gray (first: "+filepath.Join(dir, "a", "nearly.png")+"): check that they belong") {
+	if notes := g.ReadNotes(); len(notes) != 3 || notes[1] != "4 of the 5 images are in colour, read as gray (first: "+filepath.Join(dir, "a", "nearly.png")+"): the input's channels decide it (--input HxWxC): give the images' own channels unless you mean this" {
 		t.Errorf("read as gray: %q", notes)
 	}
 	onlyGray := t.TempDir()
 	writeImage(t, onlyGray, "LEAF_0.png", uniformGray(8, 8, 77))
 	writeImage(t, onlyGray, "NO_0.png", uniformGray(8, 8, 7))
 	if g3, _, err := Load(onlyGray, LoadOptions{Channels: 3}); err != nil || len(g3.ReadNotes()) != 1 ||
-		g3.ReadNotes()[0] != "2 of the 2 images are gray, read as RGB with three equal channels (first: "+filepath.Join(onlyGray, "LEAF_0.png")+"): the input's channels decide it: give the images' own (1 for gray, 3 for colour) unless this is meant" {
+		g3.ReadNotes()[0] != "2 of the 2 images are gray, read as RGB with three equal channels (first: "+filepath.Join(onlyGray, "LEAF_0.png")+"): the input's channels decide it (--input HxWxC): give the images' own channels unless you mean this" {
 		t.Errorf("gray images read as RGB: %q, err %v", g3.ReadNotes(), err)
+	}
+	// Within 5% of the input's ratio is not stretched; sizes not known
+	// are not either.
+	for _, tc := range []struct {
+		size          image.Point
+		width, height int
+		want          bool
+	}{
+		{image.Pt(41, 40), 20, 20, false}, {image.Pt(43, 40), 20, 20, true}, {image.Pt(160, 120), 64, 48, false},
+		{image.Pt(120, 160), 64, 48, true}, {image.Point{}, 20, 20, false}, {image.Pt(40, 40), 0, 0, false},
+	} {
+		if got := Stretched(tc.size, tc.width, tc.height); got != tc.want {
+			t.Errorf("Stretched(%v, %d, %d) = %v, want %v", tc.size, tc.width, tc.height, got, tc.want)
+		}
 	}
 	// Images of the input's shape read as they are: no note.
 	same := t.TempDir()

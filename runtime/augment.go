@@ -117,8 +117,11 @@ func ParseAugment(s string) (Augment, error) {
 			continue
 		}
 		i := slices.Index(flipNames, part)
-		if i < 0 || flip {
+		if i < 0 {
 			return Augment{}, fmt.Errorf("unknown augmentation %q (valid: %s, shift:N, or a flip and a shift such as flips,shift:2)", s, strings.Join(flipNames, ", "))
+		}
+		if flip {
+			return Augment{}, fmt.Errorf("augmentation %q: give one flip (%s), with a shift or not", s, strings.Join(flipNames, ", "))
 		}
 		a.Flip, flip = Flip(i), true
 	}
@@ -128,10 +131,14 @@ func ParseAugment(s string) (Augment, error) {
 // Fits says why a cannot vary images of h x w pixels, or nil: a shift must
 // leave more than half of each side.
 func (a Augment) Fits(h, w int) error {
-	if 2*a.Shift >= min(h, w) {
-		return fmt.Errorf("augmentation %s: a shift of %d pixels would move images of %dx%d by half their size or more; give at most shift:%d", a, a.Shift, h, w, max(0, (min(h, w)-1)/2))
+	if a.Shift == 0 || 2*a.Shift < min(h, w) {
+		return nil
 	}
-	return nil
+	most := (min(h, w) - 1) / 2
+	if most < 1 {
+		return fmt.Errorf("augmentation %s: images of %dx%d are too small to shift", a, h, w)
+	}
+	return fmt.Errorf("augmentation %s: a shift of %d pixel%s would move images of %dx%d by half their size or more; give at most shift:%d", a, a.Shift, plural(a.Shift), h, w, most)
 }
 
 // apply flips and shifts the images of x (batch-major, each channels x h x

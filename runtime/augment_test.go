@@ -38,7 +38,7 @@ func TestParseAugment(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"rotate":          "valid: none, mirror, flips, shift:N",
-		"mirror,flips":    "valid: none, mirror, flips, shift:N",
+		"mirror,flips":    "give one flip (none, mirror, flips), with a shift or not",
 		"shift:0":         "want one shift:N with N a whole number of pixels from 1 to 16",
 		"shift:17":        "from 1 to 16",
 		"shift:x":         "from 1 to 16",
@@ -57,6 +57,12 @@ func TestParseAugment(t *testing.T) {
 	}
 	if err := (Augment{Shift: 5}).Fits(9, 12); err == nil || !strings.Contains(err.Error(), "give at most shift:4") {
 		t.Errorf("shift:5 on 9x12: %v, want at most shift:4", err)
+	}
+	if err := (Augment{Shift: 1}).Fits(2, 8); err == nil || err.Error() != "augmentation shift:1: images of 2x8 are too small to shift" {
+		t.Errorf("shift:1 on 2x8: %v", err)
+	}
+	if err := AugmentFlips.Fits(0, 0); err != nil {
+		t.Errorf("flips on a size not known: %v", err)
 	}
 }
 
@@ -206,16 +212,23 @@ func TestAugmentApplyShift(t *testing.T) {
 	if len(seen) != 4*(2*s+1)*(2*s+1) {
 		t.Errorf("%d of the %d flips and offsets seen in %d images: %v", len(seen), 4*(2*s+1)*(2*s+1), n, seen)
 	}
-	// Flips alone: the draws of the flips as they were, one left-right
-	// and one top-bottom per image.
-	x = slices.Clone(orig)
-	AugmentFlips.apply(x, n, channels, h, w, rand.New(rand.NewPCG(7, 8)))
-	r := rand.New(rand.NewPCG(7, 8))
-	for i := range n {
-		cols := r.IntN(2) == 1
-		rows := r.IntN(2) == 1
-		if !slices.Equal(x[i*size:(i+1)*size], moved(i, cols, rows, 0, 0)) {
-			t.Fatalf("flips: image %d is not flipped as the draws say (left-right %v, top-bottom %v)", i, cols, rows)
+	// The draws per image, in order: left-right, top-bottom (flips only),
+	// then the rows' and the columns' offsets. Flips alone draw as they
+	// did before shifts existed.
+	for _, aug := range []Augment{AugmentFlips, AugmentMirror, {Shift: 1}, {Flip: FlipMirror, Shift: 1}, aug} {
+		x = slices.Clone(orig)
+		aug.apply(x, n, channels, h, w, rand.New(rand.NewPCG(7, 8)))
+		r := rand.New(rand.NewPCG(7, 8))
+		for i := range n {
+			cols := aug.Flip != FlipNone && r.IntN(2) == 1
+			rows := aug.Flip == FlipBoth && r.IntN(2) == 1
+			dy, dx := 0, 0
+			if aug.Shift > 0 {
+				dy, dx = r.IntN(2*aug.Shift+1)-aug.Shift, r.IntN(2*aug.Shift+1)-aug.Shift
+			}
+			if !slices.Equal(x[i*size:(i+1)*size], moved(i, cols, rows, dy, dx)) {
+				t.Fatalf("%s: image %d is not as the draws say (left-right %v, top-bottom %v, moved %d, %d)", aug, i, cols, rows, dy, dx)
+			}
 		}
 	}
 }

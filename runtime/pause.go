@@ -25,7 +25,7 @@ type TrainState struct {
 	LR      float64 // the learning rate now
 	Order   []int   // the training images in their last shuffle's order
 	// The random sources' states: the weights and shuffles, the dropout
-	// masks, the flips.
+	// masks, the augmentation (Flips: its flips and shifts).
 	Shuffle, Dropout, Flips []byte
 	Step                    float32     // optimizer steps taken
 	Params                  [][]float32 // the weights being trained

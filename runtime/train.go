@@ -180,7 +180,7 @@ type TrainConfig struct {
 	// copy of the weights (small beside the activations).
 	Average float64
 	// Seed determines the initial weights, the shuffling, the dropout masks
-	// and the flips.
+	// and the augmentation's draws.
 	Seed uint64
 	// Device, DeviceID and Threads (intra-op threads; zero: ONNX Runtime's
 	// default) select where the graphs run.
@@ -602,7 +602,7 @@ type trainer struct {
 	masks  map[int64][]*Tensor[float32] // dropout masks by batch size
 	owned  []*Tensor[float32]
 	drop   *rand.Rand // draws the dropout masks
-	flips  *rand.Rand // draws the training images' flips (cfg.Augment)
+	flips  *rand.Rand // draws the training images' flips and shifts (cfg.Augment)
 	// dropSrc and flipSrc are drop's and flips' sources, which a paused
 	// training saves.
 	dropSrc, flipSrc *rand.PCG

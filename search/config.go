@@ -263,9 +263,9 @@ func (c Config) Agent() string {
 // before the epsilon schedule's end: at worst inside its first phase at
 // epsilon 1, where the agent only explores, as random search does. It is ""
 // otherwise (evolution takes only its population from the schedule, and
-// checks that itself). Its advice is the schedule fitted to the trials
-// (--schedule scaled); a resumed run keeps its schedule (--schedule is
-// refused there), so its advice is more --trials or a new run.
+// checks that itself). Its advice is the schedule fitted to the trials,
+// phase by phase; a resumed run keeps its schedule (--schedule is refused
+// there), so its advice is more --trials or a new run.
 func (c Config) ScheduleNote(resumed bool) string {
 	sched := c.MetaQNN.Schedule.EpsilonSchedule
 	if c.Kind != KindMetaQNN || c.Agent() != AgentQLearning || len(sched) == 0 || c.Trials >= sched.Total() {
@@ -275,7 +275,9 @@ func (c Config) ScheduleNote(resumed bool) string {
 	for _, p := range sched.Scale(c.Trials) {
 		phases = append(phases, fmt.Sprintf("%g:%d", p.Epsilon, p.Models))
 	}
-	scaled := fmt.Sprintf("--schedule scaled (%s)", strings.Join(phases, ","))
+	// The phases themselves: --schedule scaled would scale the preset's or
+	// --config's schedule, which a --schedule given replaced.
+	scaled := "--schedule " + strings.Join(phases, ",")
 	if start := sched[0].Models; sched[0].Epsilon == 1 && c.Trials <= start {
 		advice := "give more --trials, or the schedule scaled to them: " + scaled
 		if resumed {
@@ -1039,15 +1041,12 @@ func (c Config) checkTraining(ps *problems) {
 	if _, err := onnxgen.ParseInitScheme(c.Train.Init); err != nil {
 		ps.add("train.init: %v", err)
 	}
-	in, inErr := genotype.ParseImageSize(c.Input)
-	for _, aug := range []struct{ key, value string }{{"train.augment", c.Train.Augment}, {"final.augment", c.Final.Augment}} {
-		a, err := runtime.ParseAugment(aug.value)
-		if err == nil && c.Input != "" && inErr == nil {
-			err = a.Fits(in.Height, in.Width)
-		}
-		if err != nil {
-			ps.add("%s: %v", aug.key, err)
-		}
+	var in genotype.Input
+	if c.Input != "" {
+		in, _ = genotype.ParseImageSize(c.Input) // its error is reported above
+	}
+	for _, p := range c.augmentProblems(in.Height, in.Width) {
+		ps.add("%s", p)
 	}
 	if c.Train.GiveUpAfter < 0 {
 		ps.add("train.give_up_after: %d, want 0 (never) or more epochs", c.Train.GiveUpAfter)
@@ -1092,6 +1091,23 @@ func (t TrainSettings) metric() (runtime.Metric, error) {
 // sampling is the trials' runtime.Sampling; empty is shuffle.
 func (t TrainSettings) sampling() (runtime.Sampling, error) {
 	return runtime.ParseSampling(cmp.Or(t.Sampling, runtime.SamplingShuffle.String()))
+}
+
+// augmentProblems are the problems of train.augment and final.augment,
+// each with its key, for images of h x w pixels (zero: a size not known
+// yet, not checked).
+func (c Config) augmentProblems(h, w int) []string {
+	var ps []string
+	for _, aug := range [...]struct{ key, value string }{{"train.augment", c.Train.Augment}, {"final.augment", c.Final.Augment}} {
+		a, err := runtime.ParseAugment(aug.value)
+		if err == nil && h > 0 {
+			err = a.Fits(h, w)
+		}
+		if err != nil {
+			ps = append(ps, fmt.Sprintf("%s: %v", aug.key, err))
+		}
+	}
+	return ps
 }
 
 // finalAugment is the final phase's augmentation: final.augment, else the

@@ -3,6 +3,7 @@ package search
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -142,6 +143,11 @@ func NewLocalExecutor(cfg Config, progress func(done, total int)) (*LocalExecuto
 	sampling, err := cfg.Train.sampling()
 	if err != nil {
 		return nil, err
+	}
+	// The config's check knows the images' size only from an input it
+	// gives; here it is the size read.
+	if ps := cfg.augmentProblems(d.Height, d.Width); len(ps) > 0 {
+		return nil, errors.New(ps[0])
 	}
 	return &LocalExecutor{d: d, metric: metric, train: examples(d, train), full: examples(d, split.Train), val: examples(d, split.Val), test: examples(d, split.Test),
 		session: runtime.SessionOptions{Device: dev, IntraOpThreads: cfg.Threads},

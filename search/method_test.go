@@ -44,8 +44,8 @@ func TestScheduleNote(t *testing.T) {
 		agent  string
 		want   string
 	}{
-		{6, AgentQLearning, "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; give more --trials, or the schedule scaled to them: --schedule scaled (1:2,0.5:1,0.3:1,0.1:1,0.02:1)"},
-		{100, AgentQLearning, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5, and its later phases never run; for all its phases in these trials, give --schedule scaled (1:27,0.8:6,0.6:7,0.5:7,0.4:8,0.3:8,0.2:8,0.1:8,0.05:10,0.02:11)"},
+		{6, AgentQLearning, "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; give more --trials, or the schedule scaled to them: --schedule 1:2,0.5:1,0.3:1,0.1:1,0.02:1"},
+		{100, AgentQLearning, "the schedule plans 225 trials; the 100 planned end at epsilon 0.5, and its later phases never run; for all its phases in these trials, give --schedule 1:27,0.8:6,0.6:7,0.5:7,0.4:8,0.3:8,0.2:8,0.1:8,0.05:10,0.02:11"},
 		{100, AgentEvolution, ""}, // its population alone comes from the schedule
 		{225, AgentQLearning, ""},
 		{300, AgentQLearning, ""},
@@ -69,7 +69,7 @@ func TestScheduleNote(t *testing.T) {
 	}
 	c.Trials = 6
 	want := "all 6 trials fall in the schedule's random start (60 trials): the agent never uses what it learns, and the run is a random search; " +
-		"give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule scaled (1:2,0.5:1,0.3:1,0.1:1,0.02:1)"
+		"give more --trials; the schedule of a run cannot change, so for one scaled to these trials start a new run with --schedule 1:2,0.5:1,0.3:1,0.1:1,0.02:1"
 	if got := c.WithDefaults().ScheduleNote(true); got != want {
 		t.Errorf("resumed: %q, want %q", got, want)
 	}
@@ -79,7 +79,7 @@ func TestScheduleNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Trials, c.MetaQNN.Schedule = 50, ScheduleSpec{controller.EpsilonSchedule{{Epsilon: 0.5, Models: 100}, {Epsilon: 0.1, Models: 100}}}
-	if got, want := c.WithDefaults().ScheduleNote(false), "the schedule plans 200 trials; the 50 planned end at epsilon 0.5, and its later phases never run; for all its phases in these trials, give --schedule scaled (0.5:25,0.1:25)"; got != want {
+	if got, want := c.WithDefaults().ScheduleNote(false), "the schedule plans 200 trials; the 50 planned end at epsilon 0.5, and its later phases never run; for all its phases in these trials, give --schedule 0.5:25,0.1:25"; got != want {
 		t.Errorf("a schedule from epsilon 0.5: %q, want %q", got, want)
 	}
 	// Resumed, the run keeps its schedule: the advice is the trials to

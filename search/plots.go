@@ -109,7 +109,7 @@ func EpsilonPlot(trials []rundir.Trial, v Validation) (*plot.Plot, error) {
 	for _, e := range eps {
 		groups = append(groups, boxGroup{"ε=" + controller.EpsilonText(e), byEps[e]})
 	}
-	return accuracyBoxes(capital(v.Name)+" per epsilon", groups, v)
+	return accuracyBoxes(v.Title()+" per epsilon", groups, v)
 }
 
 // PhasePlot is EpsilonPlot for the agents that do not draw at the
@@ -120,7 +120,7 @@ func PhasePlot(trials []rundir.Trial, v Validation, schedule controller.EpsilonS
 	for _, g := range phaseGroups(trials, schedule) {
 		groups = append(groups, boxGroup{fmt.Sprintf("%d-%d", g.From, g.To), g.rs})
 	}
-	return accuracyBoxes(capital(v.Name)+" per trial range of the schedule", groups, v)
+	return accuracyBoxes(v.Title()+" per trial range of the schedule", groups, v)
 }
 
 // Validation names a run's validation accuracy and its chance level for
@@ -132,10 +132,10 @@ type Validation struct {
 	ChanceName string  // the chance line's legend: "majority share"
 }
 
-// capital is s with its first letter in upper case, to start a title.
-func capital(s string) string {
-	r, n := utf8.DecodeRuneInString(s)
-	return string(unicode.ToUpper(r)) + s[n:]
+// Title is v's name with its first letter in upper case, to start a title.
+func (v Validation) Title() string {
+	r, n := utf8.DecodeRuneInString(v.Name)
+	return string(unicode.ToUpper(r)) + v.Name[n:]
 }
 
 // MajorityShare is the default metric's Validation, chance at majority.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/internal/plottest"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -133,5 +134,39 @@ func TestBoxLabelsFit(t *testing.T) {
 	}
 	if small, usual := p10.X.Tick.Label.Font.Size, p3.X.Tick.Label.Font.Size; small != vg.Points(8) || !(usual > small) {
 		t.Errorf("label sizes: %v for ten boxes, %v for three", small, usual)
+	}
+}
+
+// A run ranked by balanced accuracy names it in its figures' titles and
+// axes; the default names plain validation accuracy, as the golden images
+// show.
+func TestPlotsNameTheMetric(t *testing.T) {
+	cfg := Config{Kind: KindMetaQNN}
+	cfg.Train.Metric = runtime.MetricBalanced.String()
+	v := cfg.ValidationOf(1.0 / 3)
+	acc, err := AccuracyPlot(nil, v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := ParamsPlot(nil, v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := EpsilonPlot(nil, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ got, want string }{
+		{acc.Title.Text, "MetaQNN search: validation balanced accuracy per trial"},
+		{acc.Y.Label.Text, "validation balanced accuracy / epsilon"},
+		{params.Title.Text, "Parameters against validation balanced accuracy"},
+		{params.Y.Label.Text, "validation balanced accuracy"},
+		{eps.Title.Text, "Validation balanced accuracy per epsilon"},
+		{eps.Y.Label.Text, "validation balanced accuracy"},
+		{MajorityShare(0.5).Title(), "Validation accuracy"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%q, want %q", tc.got, tc.want)
+		}
 	}
 }

@@ -56,7 +56,7 @@ type Report struct {
 	HalvingRungs []int `json:"halving_rungs,omitempty"`
 	HalvingEta   int   `json:"halving_eta,omitempty"`
 	// Augment and FinalAugment are how the trials' and the final phase's
-	// training images were flipped (train.augment, final.augment); empty:
+	// training images were varied (train.augment, final.augment); empty:
 	// not at all.
 	Augment      string `json:"augment,omitempty"`
 	FinalAugment string `json:"final_augment,omitempty"`
@@ -268,7 +268,7 @@ func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int
 		}
 	}
 	r.MedianAfter = cfg.Train.MedianStop.After
-	r.Augment, r.FinalAugment = flipped(cfg.Train.Augment), flipped(cfg.finalAugment())
+	r.Augment, r.FinalAugment = augmented(cfg.Train.Augment), augmented(cfg.finalAugment())
 	if h := cfg.Train.Halving; h.First > 0 {
 		r.HalvingRungs, r.HalvingEta = h.rungs(cfg.Train.Epochs), h.eta()
 	}
@@ -676,9 +676,9 @@ func augmentWords(setting string) string {
 	return a.Describe()
 }
 
-// flipped is a train.augment or final.augment setting as the report keeps
-// it: empty when the images are used as they are.
-func flipped(setting string) string {
+// augmented is a train.augment or final.augment setting as the report
+// keeps it: empty when the images are used as they are.
+func augmented(setting string) string {
 	if a, err := runtime.ParseAugment(setting); err == nil && a != runtime.AugmentNone {
 		return a.String()
 	}

@@ -55,7 +55,7 @@ Given a model that nasctl exported (a path ending in .onnx), inspect shows its
 architecture at the model's input and classes, then what its metadata records:
 where it came from (run, trial, rank, dataset hash), its accuracies and how it was
 trained (nasctl.training: epochs, batch, learning rate and schedule, optimizer,
-weights, flips, seed). Example: nasctl arch inspect runs/leaves/winners/rank-01.onnx`,
+weights, augmentation, seed). Example: nasctl arch inspect runs/leaves/winners/rank-01.onnx`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "input", Usage: "input shape HEIGHTxWIDTHxCHANNELS (default: " + genotype.StudyInput.String() + ", the study's; with --space cpu, the cpu preset's " + cpuInput() + ")"},
 				&cli.IntFlag{Name: "classes", Value: 2, Usage: "number of classes (2: one sigmoid unit; more: softmax)"},

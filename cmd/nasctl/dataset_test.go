@@ -291,6 +291,27 @@ func TestDatasetInfoMixedSizes(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "is 10 high and 20 wide (HxW 10x20)") || !strings.Contains(errOut, "give --size HEIGHTxWIDTH (or N for a square)") {
 		t.Errorf("exit %d: %s", code, errOut)
 	}
+	// At one size given, the image of another shape is stretched, and
+	// dataset info and train say so; a shift of half the images' side is
+	// refused before training, the images' size known only once read.
+	want := "warning: 1 of the 2 images is stretched to 8 high and 8 wide from another shape (first: " + filepath.Join(dir, "a", "0.png") + ", 10 high and 20 wide)"
+	if code, out, errOut := runDataset(t, "dataset", "info", dir, "--size", "8"); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("dataset info --size 8: exit %d: %s%s; want %q", code, out, errOut, want)
+	}
+	for i := 1; i < 6; i++ { // enough images for a split
+		writeDatasetPNG(t, filepath.Join(dir, "a", fmt.Sprintf("%d.png", i)), image.NewGray(image.Rect(0, 0, 8, 8)))
+		writeDatasetPNG(t, filepath.Join(dir, "b", fmt.Sprintf("%d.png", i)), image.NewGray(image.Rect(0, 0, 8, 8)))
+	}
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	if code, _, errOut := runDataset(t, "train", "--arch", "SM()", "--data", dir, "--input", "8x8", "--epochs", "1", "--threads", "1", "--out", model); code != 0 ||
+		!strings.Contains(errOut, strings.Replace(want, "2 images", "12 images", 1)) {
+		t.Errorf("train --input 8x8: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runDataset(t, "train", "--arch", "SM()", "--data", dir, "--input", "8x8", "--augment", "shift:4", "--epochs", "1", "--threads", "1", "--out", model)
+	if code != 1 || !strings.Contains(errOut, "nasctl: augmentation shift:4: a shift of 4 pixels would move images of 8x8 by half their size or more; give at most shift:3") ||
+		strings.Contains(errOut, "epoch") {
+		t.Errorf("train --augment shift:4 on 8x8 images: exit %d: %s", code, errOut)
+	}
 }
 
 // A class too small for every set is named by dataset info and train; a

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -613,10 +612,9 @@ func inputNotes(images []string, facts []dataset.ImageFacts, in genotype.Input) 
 			nt.first = example
 		}
 	}
-	want := float64(in.Width) / float64(in.Height)
 	for i, f := range facts {
 		size := fmt.Sprintf("%s, %d high and %d wide", images[i], f.Size.Y, f.Size.X) // not "HxW": image tools write width first
-		if aspect := float64(f.Size.X) / float64(f.Size.Y); math.Abs(aspect/want-1) > 0.05 {
+		if dataset.Stretched(f.Size, in.Width, in.Height) {
 			add(&stretched, size)
 		}
 		if 2*f.Size.X < in.Width || 2*f.Size.Y < in.Height {

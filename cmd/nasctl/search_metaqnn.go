@@ -193,7 +193,7 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 			return opts, err
 		}
 		cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: s}
-		cfg.Trials = 0 // the schedule's
+		cfg.Trials = 0 // the schedule's (a scaled one's is the trials')
 	}
 	if c.IsSet("trials") {
 		cfg.Trials = trials
@@ -207,7 +207,8 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 const scheduleScaled = "scaled"
 
 // scheduleFlag reads --schedule: a preset's name, phases, or scaled, which
-// needs the --trials given (zero when none).
+// fits cfg's schedule to the --trials given (zero when none), else to
+// cfg's trials (a --config's).
 func scheduleFlag(v string, cfg search.Config, trials int) (controller.EpsilonSchedule, error) {
 	if v != scheduleScaled {
 		s, err := controller.ParseSchedule(v)
@@ -216,7 +217,7 @@ func scheduleFlag(v string, cfg search.Config, trials int) (controller.EpsilonSc
 		}
 		return s, nil
 	}
-	if trials == 0 {
+	if trials = cmp.Or(trials, cfg.Trials); trials == 0 {
 		return nil, usagef("--schedule scaled fits the run's schedule to --trials: give --trials too")
 	}
 	return cfg.WithDefaults().MetaQNN.Schedule.Scale(trials), nil

@@ -103,25 +103,7 @@ func TestAugmentApply(t *testing.T) {
 	for i := range orig {
 		orig[i] = float32(i)
 	}
-	// flipped returns image i with its columns and/or rows reversed.
-	flipped := func(i int, cols, rows bool) []float32 {
-		out := make([]float32, size)
-		for c := range channels {
-			for y := range h {
-				for x := range w {
-					sy, sx := y, x
-					if rows {
-						sy = h - 1 - y
-					}
-					if cols {
-						sx = w - 1 - x
-					}
-					out[(c*h+y)*w+x] = orig[i*size+(c*h+sy)*w+sx]
-				}
-			}
-		}
-		return out
-	}
+	flipped := func(i int, cols, rows bool) []float32 { return transformed(orig, i, channels, h, w, cols, rows, 0, 0) }
 	kinds := []string{"as is", "mirrored", "upside down", "both"}
 	for _, tc := range []struct {
 		aug     Augment
@@ -168,26 +150,8 @@ func TestAugmentApplyShift(t *testing.T) {
 	for i := range orig {
 		orig[i] = float32(i)
 	}
-	clampTo := func(v, hi int) int { return min(max(v, 0), hi-1) }
-	// moved returns image i, its columns and/or rows reversed, then moved
-	// dy rows down and dx columns right, the edge repeated.
 	moved := func(i int, cols, rows bool, dy, dx int) []float32 {
-		out := make([]float32, size)
-		for c := range channels {
-			for y := range h {
-				for x := range w {
-					sy, sx := clampTo(y-dy, h), clampTo(x-dx, w)
-					if rows {
-						sy = h - 1 - sy
-					}
-					if cols {
-						sx = w - 1 - sx
-					}
-					out[(c*h+y)*w+x] = orig[i*size+(c*h+sy)*w+sx]
-				}
-			}
-		}
-		return out
+		return transformed(orig, i, channels, h, w, cols, rows, dy, dx)
 	}
 	x := slices.Clone(orig)
 	aug := Augment{Flip: FlipBoth, Shift: s}
@@ -231,6 +195,30 @@ func TestAugmentApplyShift(t *testing.T) {
 			}
 		}
 	}
+}
+
+// transformed returns image i of orig (images of channels x h x w, one
+// after the other) with its columns and/or rows reversed, then moved dy
+// rows down and dx columns right, the edge repeated: the augmentations
+// written as coordinate maps.
+func transformed(orig []float32, i, channels, h, w int, cols, rows bool, dy, dx int) []float32 {
+	size := channels * h * w
+	out := make([]float32, size)
+	for c := range channels {
+		for y := range h {
+			for x := range w {
+				sy, sx := min(max(y-dy, 0), h-1), min(max(x-dx, 0), w-1)
+				if rows {
+					sy = h - 1 - sy
+				}
+				if cols {
+					sx = w - 1 - sx
+				}
+				out[(c*h+y)*w+x] = orig[i*size+(c*h+sy)*w+sx]
+			}
+		}
+	}
+	return out
 }
 
 // halves makes n images of 8x8 with faint noise and one bright bar: in the

@@ -69,7 +69,8 @@ export function when(iso) {
 export const badge = status => h('span', {class: 'badge ' + status, text: status || 'unreadable'});
 // winnerRank is a final model's rank, marked when it is the winner: the
 // model picked by validation, not always the best in test accuracy.
-export const winnerRank = f => f.winner ? [h('span', {class: 'winner-mark', text: 'winner', title: 'picked by validation accuracy, ties by validation loss: winners/best.onnx'}), ' ', f.rank] : f.rank;
+export const winnerRank = (f, by) => f.winner ? [h('span', {class: 'winner-mark', text: 'winner',
+  title: `picked by ${by || 'validation accuracy, ties by validation loss'}: winners/best.onnx`}), ' ', f.rank] : f.rank;
 
 // Table draws rows into a <table> under a header whose cells sort it.
 // columns: {key, label, title, num, cls, sortable (default true),

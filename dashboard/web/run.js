@@ -273,7 +273,7 @@ function loadDetail() {
 }
 
 const finalTable = new Table($('final'), [
-  {key: 'rank', label: 'Rank', num: true, cell: winnerRank},
+  {key: 'rank', label: 'Rank', num: true, cell: f => winnerRank(f, report && report.best_by)},
   {key: 'arch', label: 'Architecture', cls: 'arch'},
   {key: 'params', label: 'Parameters', num: true, cell: f => int(f.params)},
   {key: 'macs', label: 'MACs', num: true, cell: f => int(f.macs)},

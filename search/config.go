@@ -1093,6 +1093,23 @@ func (t TrainSettings) sampling() (runtime.Sampling, error) {
 	return runtime.ParseSampling(cmp.Or(t.Sampling, runtime.SamplingShuffle.String()))
 }
 
+// metricName and samplingName are the names of the trials' metric and
+// sampling when they are not the defaults (accuracy, shuffle), else "": what
+// a report or a run's summary records of them.
+func (t TrainSettings) metricName() string {
+	if m, _ := t.metric(); m != runtime.MetricAccuracy {
+		return m.String()
+	}
+	return ""
+}
+
+func (t TrainSettings) samplingName() string {
+	if s, _ := t.sampling(); s != runtime.SamplingShuffle {
+		return s.String()
+	}
+	return ""
+}
+
 // augmentProblems are the problems of train.augment and final.augment,
 // each with its key, for images of h x w pixels (zero: a size not known
 // yet, not checked).

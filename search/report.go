@@ -234,12 +234,7 @@ func constantPredictor(acc, majority float64) bool { return runtime.AtChance(acc
 func BuildReport(cfg Config, method string, trials []rundir.Trial, notes map[int]rundir.Note, finals []rundir.FinalResult, majority float64) Report {
 	r := Report{Name: cfg.Name, Kind: cfg.Kind, Method: method, Trials: len(trials), Planned: cfg.Trials,
 		Counts: map[rundir.Status]int{}, Majority: majority, Top: TopCandidates(trials, cfg.Final.TopK)}
-	if m, _ := cfg.Train.metric(); m != runtime.MetricAccuracy {
-		r.Metric = m.String()
-	}
-	if s, _ := cfg.Train.sampling(); s != runtime.SamplingShuffle {
-		r.Sampling = s.String()
-	}
+	r.Metric, r.Sampling = cfg.Train.metricName(), cfg.Train.samplingName()
 	r.epochsByLoss = cfg.Train.Monitor == runtime.MonitorValLoss.String()
 	for _, t := range trials {
 		r.Counts[t.Status]++

@@ -13,7 +13,6 @@ import (
 	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/bench"
 	"github.com/nasctl/nasctl/dataset"
-	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -165,9 +164,7 @@ func Summarize(dir string) (*RunSummary, error) {
 	sum := &RunSummary{Name: filepath.Base(dir), Dir: dir, Kind: r.cfg.Kind, Trials: len(r.trials), Planned: r.cfg.Trials,
 		Finals: len(r.finals), Data: r.cfg.Data, Problem: r.cfg.Problem.Name, FinalSkipped: r.cfg.Trains() && r.cfg.Final.Skip}
 	sum.Remaining = Remaining(r.cfg, r.data, r.trials, len(r.finals))
-	if m, _ := r.cfg.Train.metric(); m != runtime.MetricAccuracy {
-		sum.Metric = m.String()
-	}
+	sum.Metric = r.cfg.Train.metricName()
 	for _, t := range r.trials {
 		if t.Status == rundir.StatusOK {
 			sum.Evaluated++

@@ -650,4 +650,23 @@ func TestBrowserBalancedRun(t *testing.T) {
 	// A plain run keeps the plain names.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/leaves-b"))
 	waitFor(t, ctx, heads("trials")+`.includes('|Val. accuracy|')`, heads("trials"), 10*time.Second)
+
+	// Compared with a plain run, each side and the figure say which
+	// accuracy is whose.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=leaves-b"))
+	col := func(run string) string { return `document.querySelector('#columns [data-run="` + run + `"]')` }
+	side := func(run string) string {
+		return `(` + col(run) + `?.innerText + ' | ' + [...(` + col(run) + `?.querySelectorAll('thead th') || [])].map(th => th.textContent).join('|'))`
+	}
+	waitFor(t, ctx, side("leaves-a")+`.includes('best val. balanced accuracy') && `+side("leaves-a")+`.includes('|Val. bal. acc.|') && `+
+		col("leaves-a")+`.querySelector('.winner-mark')?.title.includes('balanced')`, side("leaves-a"), 10*time.Second)
+	waitFor(t, ctx, side("leaves-b")+`.includes('best val. accuracy')`, side("leaves-b"), 10*time.Second)
+	what := `document.getElementById('what').textContent`
+	waitFor(t, ctx, what+`.startsWith("Best validation score so far: the runs' rewards differ") && `+what+`.endsWith("each line is its run's own metric, accuracy or balanced accuracy")`, what, 10*time.Second)
+	_, svg := get(t, srv.URL+"/api/compare/best.svg?run=leaves-a&run=leaves-b", nil)
+	for _, want := range []string{"Best validation score so far (the runs", "leaves-a (balanced accuracy)", "leaves-b (accuracy)"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("the compared runs' figure has no %q", want)
+		}
+	}
 }

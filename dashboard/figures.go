@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nasctl/nasctl/bench"
@@ -183,6 +184,18 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 const maxCompared = 10
 
 // sameReward reports whether the runs' rewards are the same quantity.
+// validationOf names the runs' validation metric (search.Validation):
+// theirs when they share it, else "validation score", with mixed true.
+func validationOf(runs []*runData) (name string, mixed bool) {
+	name = runs[0].cfg.ValidationOf(0).Name
+	for _, d := range runs[1:] {
+		if d.cfg.ValidationOf(0).Name != name {
+			return "validation score", true
+		}
+	}
+	return name, false
+}
+
 func sameReward(runs []*runData) bool {
 	for _, d := range runs {
 		if d.reward != runs[0].reward {
@@ -275,15 +288,23 @@ func curvesPlot(t rundir.Trial) (*plot.Plot, error) {
 }
 
 // bestSoFarPlot draws the best reward so far against the trial of each run,
-// or the best validation accuracy so far when their rewards differ.
+// or the best validation accuracy so far when their rewards differ (their
+// balanced accuracy, when they rank by it: a mix names each run's metric).
 func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
 	// What the reward is goes in the page's heading: a constraint or
 	// latency term makes it too long for the figure's title.
 	p := figure.New("Best reward so far", "trial", "best reward")
 	value := func(t rundir.Trial) float64 { return t.Reward }
+	labels := slices.Clone(names)
 	if !sameReward(runs) {
-		p = figure.New("Best validation accuracy so far (the runs' rewards differ)", "trial", "best validation accuracy")
+		val, mixed := validationOf(runs)
+		p = figure.New("Best "+val+" so far (the runs' rewards differ)", "trial", "best "+val)
 		value = func(t rundir.Trial) float64 { return cmp.Or(t.ValAccuracy, t.Score) }
+		if mixed { // each line says what its run validates by
+			for i, d := range runs {
+				labels[i] += " (" + strings.TrimPrefix(d.cfg.ValidationOf(0).Name, "validation ") + ")"
+			}
+		}
 	}
 	p.Add(plotter.NewGrid())
 	for i, d := range runs {
@@ -298,7 +319,7 @@ func bestSoFarPlot(names []string, runs []*runData) (*plot.Plot, error) {
 			pts[j] = plotter.XY{X: float64(t.ID), Y: best}
 		}
 		// After five runs the colours repeat (figure.Series): dash the rest.
-		l, err := addLine(p, pts, figure.Series(i), i >= 5, names[i])
+		l, err := addLine(p, pts, figure.Series(i), i >= 5, labels[i])
 		if err != nil {
 			return nil, err
 		}

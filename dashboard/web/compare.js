@@ -1,6 +1,7 @@
 // The compare page: the best reward so far of two or more runs in one
-// figure (their best validation accuracy when their rewards differ), and
-// their final tables side by side; refreshed every five seconds.
+// figure (their best validation accuracy, or balanced accuracy, when their
+// rewards differ), and their final tables side by side; refreshed every
+// five seconds.
 import {getJSON, h, runURL, pageURL, num, int, badge, winnerRank, Table} from './app.js';
 
 const $ = id => document.getElementById(id);
@@ -43,6 +44,10 @@ const topColumns = [
   {key: 'samples', label: 'Samples', num: true},
 ];
 
+// balanced: the run d ranks by balanced accuracy (train.metric), so its
+// validation accuracies are that.
+const balanced = d => d.metric === 'balanced_accuracy';
+
 // column is one run's side: its facts and its final table, or its
 // leading architectures while it has no final models. Its tables are kept
 // across refreshes, and with them the sort the user chose.
@@ -64,7 +69,7 @@ function column(name) {
     const best = byReward ? `best reward ${num(d.best_reward)} (${d.reward})`
       : d.problem ? `best score ${num(d.best_score)} (${d.reward}; its reward: best ${num(d.best_reward)})`
       : !d.best_arch ? `no trial evaluated (its reward: ${d.reward})`
-      : `best val. accuracy ${num(d.best_val_accuracy)} (its reward: ${d.reward}, best ${num(d.best_reward)})`;
+      : `best val. ${balanced(d) ? 'balanced ' : ''}accuracy ${num(d.best_val_accuracy)} (its reward: ${d.reward}, best ${num(d.best_reward)})`;
     facts.replaceChildren(`${d.kind}: ${d.trials} of ${d.planned} trials, ${best}` +
       (d.winner_arch ? `, winner's test accuracy ${num(d.best_test_accuracy)} (picked by validation${d.winner_at_chance ? '; no better than chance' : ''})` : ''),
       ...(d.best_download ? [' · ', h('a', {href: d.best_download, download: '', text: 'best.onnx'})] : []));
@@ -75,8 +80,12 @@ function column(name) {
       : d.problem ? `No final models (scored by ${d.problem}, no final phase); the leading architectures of the search:`
       : 'No final models yet; the leading architectures of the search:';
     if (!tables[kind]) {
-      tables[kind] = new Table(table, kind === 'final' ? finalColumns : topColumns,
+      const by = d.report && d.report.best_by;
+      const columns = kind === 'top' ? topColumns
+        : finalColumns.map(c => c.key === 'rank' ? Object.assign({}, c, {cell: f => winnerRank(f, by)}) : c);
+      tables[kind] = new Table(table, columns,
         {empty: 'No architecture evaluated yet.', rowProps: f => ({class: f.winner ? 'winner' : null})});
+      if (kind === 'final' && balanced(d)) tables[kind].relabel('val_accuracy', 'Val. bal. acc.', 'validation balanced accuracy, retrained: the mean of the classes\' recalls');
     }
     tables[kind].setRows(finals.length ? finals : (d.report && d.report.top) || []);
   }
@@ -98,8 +107,11 @@ async function compare() {
     try {
       const runs = await Promise.all(names.map(n => getJSON(runURL(n))));
       const byReward = new Set(runs.map(d => d.reward)).size === 1;
+      const metrics = new Set(runs.map(balanced));
+      const val = metrics.size > 1 ? 'validation score' : metrics.has(true) ? 'validation balanced accuracy' : 'validation accuracy';
       const what = byReward ? `Best reward so far (${runs[0].reward})`
-        : "Best validation accuracy so far: the runs' rewards differ (" + runs.map(d => `${d.name}: ${d.reward}`).join('; ') + ')';
+        : `Best ${val} so far: the runs' rewards differ (` + runs.map(d => `${d.name}: ${d.reward}`).join('; ') + ')' +
+          (metrics.size > 1 ? "; each line is its run's own metric, accuracy or balanced accuracy" : '');
       if ($('what').textContent !== what) $('what').textContent = what;
       runs.forEach((d, i) => cols[i].draw(d, byReward));
       const src = '/api/compare/best.png?' + query + '&v=' + runs.map(d => d.version).join('.');

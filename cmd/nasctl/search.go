@@ -48,6 +48,9 @@ type searchOptions struct {
 	// Broker, when set, sends the trials to workers (not a setting of the
 	// run: a resumed run may train here or elsewhere).
 	Broker brokerOptions
+	// Notes say what a flag given did not do (a warning's line each,
+	// printed as the run starts).
+	Notes []string
 	// Budget, when set, is the wall-clock time of this session's trials:
 	// once it has passed, no trial starts, those in flight finish, and the
 	// final phase retrains the best of the trials recorded (runSearch).
@@ -533,6 +536,9 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	// final phase): the schedule no longer matters.
 	if note := s.Config().ScheduleNote(opts.Resume != ""); note != "" && s.Done() < s.Config().Trials {
 		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
+	}
+	for _, note := range opts.Notes {
+		warn("note: %s", note)
 	}
 	if sum, err := search.Summarize(s.Dir()); err != nil || !slices.Contains([]search.RunStatus{search.RunFinished, search.RunFailed}, sum.StatusOf(false)) { // else a finished run, resumed: nothing to watch
 		say("watch it live: %s", rundir.WatchHint(s.Dir()))

@@ -99,7 +99,7 @@ func searchMetaQNNCommand() *cli.Command {
 			&cli.StringFlag{Name: "space", Usage: "search space: cpu, study, baker2017"},
 			&cli.StringFlag{Name: "schedule", Usage: `epsilon schedule: cpu, study, baker2017, "EPS:MODELS,..." or scaled (the preset's or --config's, fitted to --trials phase by phase)`},
 			&cli.IntFlag{Name: "trials", DefaultText: "the schedule's", Usage: "trials planned; those past the schedule's end are at its last epsilon; with --resume, a run goes on to this many"},
-			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
+			&cli.StringFlag{Name: "agent", Usage: "qlearning (MetaQNN, the default); random: the same space, trial count (a --schedule's too) and training, architectures drawn uniformly (the baseline); evolution: regularized evolution after the random first phase"},
 			&cli.StringFlag{Name: "reward", Usage: "accuracy, mnasnet (ACC x (LAT/T)^-0.07) or constraint (refuse over --max-params/--max-latency-ms)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the agent, the weights and the shuffling", DefaultText: "1"},
 			&cli.IntFlag{Name: "sample", Usage: "print this many architectures drawn at epsilon 1.0 and exit (with --json, one JSON array of them, not events)", DefaultText: "none"},
@@ -184,16 +184,18 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 		return opts, usagef("--trials must be at least 1, got %d", trials) // 0 would silently mean the schedule's
 	}
 	if c.IsSet("schedule") {
-		if a := cfg.MetaQNN.Agent; a == search.AgentRandom {
-			// Only --trials would be left of it: the count of its phases.
-			return opts, usagef("--schedule sets Q-learning's epsilon; the %s agent draws every layer at random and has none: drop --schedule (--trials sets how many trials)", a)
-		}
 		s, err := scheduleFlag(c.String("schedule"), cfg, trials)
 		if err != nil {
 			return opts, err
 		}
 		cfg.MetaQNN.Schedule = search.ScheduleSpec{EpsilonSchedule: s}
 		cfg.Trials = 0 // the schedule's (a scaled one's is the trials')
+		if cfg.Agent() == search.AgentRandom {
+			// Accepted, so that a Q-learning command with --agent random
+			// added is its baseline: the same trials, drawn at random.
+			n := cmp.Or(trials, s.Total())
+			opts.Notes = append(opts.Notes, fmt.Sprintf("the random agent draws every layer at random: --schedule gives it only its number of trials (%d), as Q-learning has with it", n))
+		}
 	}
 	if c.IsSet("trials") {
 		cfg.Trials = trials

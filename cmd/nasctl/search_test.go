@@ -274,7 +274,6 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", ".", "--max-params", "-5"}, "--max-params must be positive, got -5"},
 		{[]string{"search", "nasnet", "--data", ".", "--reward", "constraint", "--max-latency-ms", "-1"}, "--max-latency-ms must be positive, got -1"},
 		// Flags that would be ignored.
-		{[]string{"search", "metaqnn", "--data", ".", "--agent", "random", "--schedule", "1.0:2,0.5:1"}, "--schedule sets Q-learning's epsilon; the random agent draws every layer at random and has none: drop --schedule"},
 		{[]string{"search", "metaqnn", "--sample", "3", "--data", ".", "--trials", "5"}, "--sample draws architectures from the space and trains nothing; it takes only --space, --preset, --config, --input, --seed and --json: drop --trials and --data"},
 		{[]string{"search", "nasnet", "--data", ".", "--trials", "50"}, "--trials is search metaqnn's: search nasnet counts its trials as episodes, --episodes\n"},
 		{[]string{"search", "metaqnn", "--seed", "-1"}, "--seed -1: want a whole number, 0 or more\n"},
@@ -347,17 +346,21 @@ func TestCPUPresetBaseline(t *testing.T) {
 	data := filepath.Join(tmp, "leaves")
 	generateLeaves(t, data, 120, 16, 5)
 	runs := filepath.Join(tmp, "runs")
-	// Random search has no schedule: its trial count is --trials. The
-	// Q-learning run stops inside its schedule's random start.
+	// The Q-learning run stops inside its schedule's random start. Random
+	// search uses no epsilon: a schedule gives it only its trial count, and
+	// a note says so.
 	for agent, nextBest := range map[string]int{"qlearning": 100, "random": 0} {
-		trials := []string{"--trials", "3"}
-		if agent == "qlearning" {
-			trials = append(trials, "--schedule", "1.0:4,0.5:2")
+		trials, note := []string{"--trials", "3", "--schedule", "1.0:4,0.5:2"}, ""
+		if agent == "random" {
+			trials, note = []string{"--schedule", "1.0:2,0.5:1"}, "note: the random agent draws every layer at random: --schedule gives it only its number of trials (3), as Q-learning has with it\n"
 		}
 		code, _, errOut := runCLI(t, append([]string{"search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
 			"--input", "16x16x1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet"}, trials...)...)
 		if code != 0 {
 			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
+		}
+		if got := strings.Contains(errOut, "note: "); got != (note != "") || !strings.Contains(errOut, note) {
+			t.Errorf("--agent %s: %q, want the note %q", agent, errOut, note)
 		}
 		cfg, err := search.LoadConfig(filepath.Join(runs, agent, "config.yaml"), search.Config{})
 		if err != nil {

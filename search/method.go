@@ -194,11 +194,18 @@ func (m nasnetMethod) describe() string {
 		if c.Embedding == c.Hidden {
 			shown = append(shown, "embedding") // its default, from hidden
 		}
+		about := controller.ReinforcePresetAbout(preset)
 		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), shown...); len(changed) > 0 {
 			preset += " with " + strings.Join(changed, ", ")
 		}
+		if about != "" {
+			preset += ": " + about + ";"
+		}
 	}
-	return fmt.Sprintf("REINFORCE controller (preset %s, LSTM %d x %d, baseline %s); reward: %s",
+	if !strings.HasSuffix(preset, ";") {
+		preset += ","
+	}
+	return fmt.Sprintf("REINFORCE controller (preset %s LSTM %d x %d, baseline %s); reward: %s",
 		preset, c.Layers, c.Hidden, c.Baseline, m.rewards)
 }
 

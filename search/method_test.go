@@ -113,4 +113,14 @@ func TestDescribeChangedController(t *testing.T) {
 			t.Errorf("description %q, want %q", got, tc.want)
 		}
 	}
+	// A preset named after its table says what it is for: the NASNet cpu
+	// preset's controller, on a search that trains its cells.
+	cfg, err := NASNetPreset("", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "REINFORCE controller (preset natsbench: tuned on the NAS-Bench-201 table for budgets of a few hundred episodes; LSTM 2 x 35, baseline ema)"
+	if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, want) {
+		t.Errorf("the cpu preset: %q, want %q", got, want)
+	}
 }

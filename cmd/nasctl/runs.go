@@ -20,7 +20,7 @@ import (
 func runsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "runs",
-		Usage: "list and show search runs",
+		Usage: "list, show and compare search runs",
 		Subcommands: []*cli.Command{{
 			Name:      "list",
 			Usage:     "list the runs under --dir",
@@ -81,7 +81,7 @@ Example: nasctl runs show leaves-cpu`,
 				}
 				return runRunsShow(c.String("dir"), c.Args().First(), c.Bool("json"), c.App.Writer)
 			},
-		}},
+		}, runsCompareCommand()},
 	}
 }
 

@@ -698,3 +698,52 @@ func TestBudgetAfterLastTrial(t *testing.T) {
 		}
 	}
 }
+
+// runs compare sets a Q-learning run beside random search: the table's
+// figures are those of each run's report, and the lead is their
+// difference.
+func TestRunsCompare(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "leaves")
+	generateLeaves(t, data, 120, 16, 5)
+	runs := filepath.Join(tmp, "runs")
+	five := map[string]float64{}
+	for _, agent := range []string{"qlearning", "random"} {
+		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
+			"--input", "16x16x1", "--schedule", "1.0:2,0.5:1,0.1:1", "--top-k", "2", "--epochs", "1", "--batch", "16", "--threads", "1", "--quiet")
+		if code != 0 {
+			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
+		}
+		var rep search.Report
+		_, out, _ := runCLI(t, "runs", "show", "--dir", runs, agent, "--json")
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.BestFive != 2 {
+			t.Fatalf("runs show %s: %v, %s", agent, err, out)
+		}
+		five[agent] = rep.BestFiveTest
+	}
+	code, out, errOut := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", "random")
+	lead := fmt.Sprintf("qlearning minus random: %+.3f points (seed 1 %+.3f); the spread between seeds needs two runs of each with finals\n",
+		100*(five["qlearning"]-five["random"]), 100*(five["qlearning"]-five["random"]))
+	if code != 0 || !strings.HasPrefix(out, "RUN ") || !strings.Contains(out, fmt.Sprintf("qlearning: five best %.3f%% (one run with finals of 1)\n", 100*five["qlearning"])) ||
+		!strings.Contains(out, lead) || !strings.Contains(out, "One test image of ") || strings.Contains(out, "warning") {
+		t.Errorf("runs compare: exit %d, %s%s; want the lead %q", code, out, errOut, lead)
+	}
+	var c search.Comparison
+	if _, out, _ := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", filepath.Join(runs, "random"), "--json"); json.Unmarshal([]byte(out), &c) != nil || len(c.Runs) != 2 || c.Runs[1].Agent != "random" {
+		t.Errorf("runs compare --json: %s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"qlearning"}, "runs compare takes two or more run names or directories, got 1"},
+		{[]string{"qlearning", "qlearning"}, "runs compare: qlearning is named twice"},
+	} {
+		if code, _, errOut := runCLI(t, append([]string{"runs", "compare", "--dir", runs}, tc.args...)...); code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if code, _, errOut := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", "missing"); code != 1 || !strings.Contains(errOut, "no run named missing in "+runs) {
+		t.Errorf("a missing run: exit %d, %q", code, errOut)
+	}
+}

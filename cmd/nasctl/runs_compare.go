@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/dustin/go-humanize"
+	"github.com/nasctl/nasctl/search"
+	"github.com/urfave/cli/v2"
+)
+
+func runsCompareCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "compare",
+		Usage:     "set runs of one search side by side by agent: what the agent buys over random search",
+		ArgsUsage: "NAME|DIR NAME|DIR...",
+		Description: `Compares two or more runs, by their names under --dir or their directories:
+the same search with other agents or seeds, such as a Q-learning run and the
+same command with --agent random. For each run: its agent and seed, the trials
+that trained and the constant predictors among them, the gain (the mean
+validation accuracy of the schedule's last two phases less the first phase's),
+the best validation accuracy of the search, the mean test accuracy of the five
+best final models by validation, and the winner's test accuracy. Then, per
+agent over its runs, that five-best mean and its standard deviation between
+runs, and each agent's lead over random search, per seed too, with whether it
+exceeds the spread between seeds (both agents' standard deviations, from two
+runs of each): docs/search-quality.md's test of an agent. A run whose final
+phase is not complete shows "-" and is left out of its agent's figures. Runs
+that differ in more than name, seed and agent (their images, training or
+space, say) are compared all the same, with a warning naming what differs.
+Example: nasctl runs compare qlearning-s1 qlearning-s2 random-s1 random-s2`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs, for NAMEs (--runs works too)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the comparison as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 2 {
+				return usagef("runs compare takes two or more run names or directories, got %d", c.NArg())
+			}
+			var dirs []string
+			for _, name := range c.Args().Slice() {
+				path, err := runShowPath(c.String("dir"), name)
+				if err != nil {
+					return err
+				}
+				if slices.Contains(dirs, path) {
+					return usagef("runs compare: %s is named twice", name)
+				}
+				dirs = append(dirs, path)
+			}
+			cmp, err := search.CompareRuns(dirs)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, cmp)
+			}
+			return printComparison(c.App.Writer, cmp)
+		},
+	}
+}
+
+// printComparison prints c: a table of the runs, the agents' figures, and
+// the leads.
+func printComparison(out io.Writer, c search.Comparison) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tAGENT\tSEED\tTRAINED\tCONSTANT\tGAIN\tBEST VAL\tFIVE BEST TEST\tWINNER TEST (PARAMS)")
+	for _, r := range c.Runs {
+		constant, gain, five, winner := "-", "-", "-", "-"
+		if r.Trained > 0 {
+			constant = fmt.Sprintf("%d (%.1f%%)", r.Constant, 100*float64(r.Constant)/float64(r.Trained))
+		}
+		if r.HasGain {
+			gain = fmt.Sprintf("%+.4f", r.Gain)
+		}
+		if r.BestFiveTest > 0 {
+			five = fmt.Sprintf("%.3f%%", 100*r.BestFiveTest)
+		}
+		if r.Winner != nil {
+			winner = fmt.Sprintf("%.2f%% (%s)", 100*r.Winner.TestAccuracy, humanize.Comma(int64(r.Winner.Params)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%.4f\t%s\t%s\n", r.Name, r.Agent, r.Seed, r.Trained, constant, gain, r.BestVal, five, winner)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	for _, g := range c.Groups {
+		switch g.Finals {
+		case 0:
+			fmt.Fprintf(out, "%s: %d %s, none with its final phase complete\n", g.Agent, g.Runs, plural(g.Runs, "run"))
+		case 1:
+			fmt.Fprintf(out, "%s: five best %.3f%% (one run with finals of %d)\n", g.Agent, 100*g.Mean, g.Runs)
+		default:
+			fmt.Fprintf(out, "%s: five best %.3f%% on average over %d runs (sd %.3f between them)\n", g.Agent, 100*g.Mean, g.Finals, 100*g.SD)
+		}
+	}
+	for _, l := range c.Leads {
+		fmt.Fprintf(out, "%s minus %s: %+.3f points", l.Agent, l.Over, 100*l.Mean)
+		if len(l.PerSeed) > 0 {
+			var seeds []string
+			for _, s := range slices.Sorted(maps.Keys(l.PerSeed)) {
+				seeds = append(seeds, fmt.Sprintf("seed %d %+.3f", s, 100*l.PerSeed[s]))
+			}
+			fmt.Fprintf(out, " (%s)", strings.Join(seeds, ", "))
+		}
+		g, o := group(c, l.Agent), group(c, l.Over)
+		switch {
+		case g.Finals < 2 || o.Finals < 2:
+			fmt.Fprintf(out, "; the spread between seeds needs two runs of each with finals\n")
+		case l.Beyond:
+			fmt.Fprintf(out, ": more than the spread between seeds (sds %.3f and %.3f)\n", 100*g.SD, 100*o.SD)
+		default:
+			fmt.Fprintf(out, ": not more than the spread between seeds (sds %.3f and %.3f)\n", 100*g.SD, 100*o.SD)
+		}
+	}
+	if c.TestImages > 0 {
+		fmt.Fprintf(out, "One test image of %s is %.3f points of a model's accuracy (docs/search-quality.md, \"What the final test accuracy can resolve\").\n",
+			humanize.Comma(int64(c.TestImages)), 100/float64(c.TestImages))
+	}
+	if len(c.Differ) > 0 {
+		fmt.Fprintf(out, "warning: the runs differ in %s besides name, seed and agent: not a matched comparison\n", strings.Join(c.Differ, ", "))
+	}
+	return nil
+}
+
+func group(c search.Comparison, agent string) search.AgentGroup {
+	i := slices.IndexFunc(c.Groups, func(g search.AgentGroup) bool { return g.Agent == agent })
+	return c.Groups[i]
+}

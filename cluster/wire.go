@@ -20,7 +20,7 @@ import (
 
 // wireVersion numbers the job and result formats; a worker refuses jobs of
 // another version rather than train something else than was asked.
-const wireVersion = 7 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop; 4: TrainConfig.Average; 5: stratified split plans (DataSpec.Split), which a worker of format 4 cannot parse; 6: TrainConfig.Metric and Sampling, which a worker of format 5 would drop; 7: TrainConfig.Augment by name, with shifts, which a worker of format 6 cannot parse
+const wireVersion = 8 // 2: TrainConfig.StopBelow; 3: TrainConfig.Augment, which a worker of format 2 would drop; 4: TrainConfig.Average; 5: stratified split plans (DataSpec.Split), which a worker of format 4 cannot parse; 6: TrainConfig.Metric and Sampling, which a worker of format 5 would drop; 7: TrainConfig.Augment by name, with shifts, which a worker of format 6 cannot parse; 8: brightness and contrast in TrainConfig.Augment, which a worker of format 7 cannot parse
 
 // DataSpec names the images a job trains on and how they are split, so that
 // a worker loads exactly what the driver loaded.

@@ -32,7 +32,7 @@ func TestJobRoundTrip(t *testing.T) {
 	cfg := runtime.TrainConfig{Epochs: 7, BatchSize: 24, LR: 3e-3, Optimizer: onnxgen.SGD{Momentum: 0.9, Nesterov: true}, Patience: -1, Monitor: runtime.MonitorValLoss, Metric: runtime.MetricBalanced, Sampling: runtime.SamplingBalanced,
 		Schedule: runtime.LRSchedule{Constant: true, RestartFactor: 0.5, MaxRestarts: 2, DecayEvery: 3, DecayFactor: 0.1, ChanceMargin: 0.02},
 		Seed:     1<<63 + 5, Device: runtime.CUDA, Threads: 3, Budget: runtime.Budget{MaxActivationBytes: 1 << 30, MaxMACs: 4e6}, StopBelow: []float64{0, 0, 0.75},
-		WeightInit: onnxgen.InitHe, Centre: true, Augment: runtime.Augment{Flip: runtime.FlipBoth, Shift: 2}, Average: 2.5}
+		WeightInit: onnxgen.InitHe, Centre: true, Augment: runtime.Augment{Flip: runtime.FlipBoth, Shift: 2, Brightness: 0.2, Contrast: 0.1}, Average: 2.5}
 	data := DataSpec{Hash: "sha256:ab", Input: "32x32x1", Split: "metaqnn", SplitSeed: 1, Fraction: 0.5}
 	for _, g := range []genotype.Genotype{arch, net, cells} {
 		in := search.Job{Trial: 12, Genotype: g, Actions: []int{1, 0, 4}, Config: cfg, Full: true}

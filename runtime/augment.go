@@ -9,9 +9,10 @@ import (
 )
 
 // Augment is how a training step varies its images: each image of a batch is
-// flipped or not at random, and moved by a few pixels, afresh at every step,
-// so that a network does not learn which way round, or where in the frame,
-// the objects of a small dataset happen to lie. The labels stay as they
+// flipped or not at random, moved by a few pixels, and made brighter or
+// darker, afresh at every step, so that a network does not learn which way
+// round, where in the frame, or in what light the objects of a small
+// dataset happen to lie. The labels stay as they
 // are; evaluation and testing see the images unchanged. Choose a flip only
 // where a flipped image still belongs to its class (a leaf is a leaf either
 // way round; a digit is not), and a shift only where the object stays in
@@ -23,6 +24,13 @@ type Augment struct {
 	// repeat the nearest edge, so no border of a colour the images never
 	// have appears. Zero: no shift.
 	Shift int
+	// Brightness adds to every pixel of an image one offset drawn from
+	// -Brightness to Brightness (pixels run from 0 to 1), and Contrast
+	// scales an image's pixels about its mean by a factor drawn from
+	// 1-Contrast to 1+Contrast: a camera's exposure and contrast vary from
+	// frame to frame. The results are clipped to [0, 1], as a sensor
+	// saturates. Zero: neither.
+	Brightness, Contrast float64
 }
 
 // Flip is the flipping of an Augment.
@@ -46,13 +54,28 @@ var (
 // the sizes searched here.
 const maxShift = 16
 
+// valueChange is an augmentation of an image's values, by its name in
+// String and ParseAugment: the field it sets, and what it does.
+type valueChange struct {
+	name  string
+	field func(*Augment) *float64
+	words string // with the setting
+}
+
+// photometric are the value changes, in the order they apply and draw.
+var photometric = []valueChange{
+	{"brightness", func(a *Augment) *float64 { return &a.Brightness }, "brightened or darkened by up to %g of the pixels' range at random"},
+	{"contrast", func(a *Augment) *float64 { return &a.Contrast }, "their contrast scaled by up to %g either way at random"},
+}
+
 var (
 	flipNames = []string{"none", "mirror", "flips"}
 	flipWords = []string{"", "flipped left-right at random", "flipped left-right and top-bottom at random"}
 )
 
 // String returns the augmentation as ParseAugment reads it: "none",
-// "mirror", "flips", "shift:2" or a flip and a shift, "flips,shift:2".
+// "mirror", "flips", "shift:2", "brightness:0.2", or several in that order,
+// "flips,shift:2,brightness:0.2,contrast:0.1".
 func (a Augment) String() string {
 	var parts []string
 	if a.Flip != FlipNone {
@@ -60,6 +83,11 @@ func (a Augment) String() string {
 	}
 	if a.Shift > 0 {
 		parts = append(parts, fmt.Sprintf("shift:%d", a.Shift))
+	}
+	for _, p := range photometric {
+		if v := *p.field(&a); v > 0 {
+			parts = append(parts, p.name+":"+strconv.FormatFloat(v, 'g', -1, 64))
+		}
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -76,6 +104,11 @@ func (a Augment) Describe() string {
 	}
 	if a.Shift > 0 {
 		parts = append(parts, fmt.Sprintf("shifted by up to %d pixel%s each way at random (edges repeated)", a.Shift, plural(a.Shift)))
+	}
+	for _, p := range photometric {
+		if v := *p.field(&a); v > 0 {
+			parts = append(parts, fmt.Sprintf(p.words, v))
+		}
 	}
 	return strings.Join(parts, " and ")
 }
@@ -98,8 +131,9 @@ func (a *Augment) UnmarshalText(b []byte) (err error) {
 }
 
 // ParseAugment parses an augmentation: a flip (none, mirror, flips), a
-// shift (shift:N, N from 1 to 16 pixels), or a flip and a shift separated
-// by a comma; "" is none. Its error says what is valid.
+// shift (shift:N, N from 1 to 16 pixels), brightness:B and contrast:C (B
+// and C above 0, at most 1), or several of them separated by commas, each
+// once; "" is none. Its error says what is valid.
 func ParseAugment(s string) (Augment, error) {
 	var a Augment
 	if s == "" {
@@ -108,6 +142,16 @@ func ParseAugment(s string) (Augment, error) {
 	var flip, shift bool
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
+		if i := slices.IndexFunc(photometric, func(p valueChange) bool { return strings.HasPrefix(part, p.name+":") }); i >= 0 {
+			p := photometric[i]
+			v, err := strconv.ParseFloat(strings.TrimPrefix(part, p.name+":"), 64)
+			f := p.field(&a)
+			if *f > 0 || err != nil || !(v > 0 && v <= 1) {
+				return Augment{}, fmt.Errorf("augmentation %q: %q: want one %s:X with X above 0 and at most 1 (0.2: up to a fifth of the pixels' range)", s, part, p.name)
+			}
+			*f = v
+			continue
+		}
 		if n, ok := strings.CutPrefix(part, "shift:"); ok {
 			v, err := strconv.Atoi(n)
 			if shift || err != nil || v < 1 || v > maxShift {
@@ -118,10 +162,10 @@ func ParseAugment(s string) (Augment, error) {
 		}
 		i := slices.Index(flipNames, part)
 		if i < 0 {
-			return Augment{}, fmt.Errorf("unknown augmentation %q (valid: %s, shift:N, or a flip and a shift such as flips,shift:2)", s, strings.Join(flipNames, ", "))
+			return Augment{}, fmt.Errorf("unknown augmentation %q (valid: %s, shift:N, brightness:B, contrast:C, or several such as flips,shift:2,brightness:0.2)", s, strings.Join(flipNames, ", "))
 		}
 		if flip {
-			return Augment{}, fmt.Errorf("augmentation %q: give one flip (%s), with a shift or not", s, strings.Join(flipNames, ", "))
+			return Augment{}, fmt.Errorf("augmentation %q: give one flip (%s), with the others or not", s, strings.Join(flipNames, ", "))
 		}
 		a.Flip, flip = Flip(i), true
 	}
@@ -141,10 +185,12 @@ func (a Augment) Fits(h, w int) error {
 	return fmt.Errorf("augmentation %s: a shift of %d pixel%s would move images of %dx%d by half their size or more; give at most shift:%d", a, a.Shift, plural(a.Shift), h, w, most)
 }
 
-// apply flips and shifts the images of x (batch-major, each channels x h x
-// w, in place) as a draws from r: per image, one draw for FlipMirror, two
-// for FlipBoth, then two for a shift; none for AugmentNone. The flips draw
-// first, so a flip alone draws as it did before shifts existed.
+// apply flips, shifts and changes the values of the images of x
+// (batch-major, each channels x h x w, in place) as a draws from r: per
+// image, one draw for FlipMirror, two for FlipBoth, then two for a shift,
+// one for a brightness and one for a contrast; none for AugmentNone. Each
+// augmentation draws after those that came before it, so a run without
+// the later ones draws as it did before they existed.
 func (a Augment) apply(x []float32, n, channels, h, w int, r *rand.Rand) {
 	if a == AugmentNone {
 		return
@@ -166,6 +212,29 @@ func (a Augment) apply(x []float32, n, channels, h, w int, r *rand.Rand) {
 			dy, dx := r.IntN(2*a.Shift+1)-a.Shift, r.IntN(2*a.Shift+1)-a.Shift
 			shift(img, channels, h, w, dy, dx, scratch)
 		}
+		if a.Brightness > 0 || a.Contrast > 0 {
+			var offset, factor float64 = 0, 1
+			if a.Brightness > 0 {
+				offset = a.Brightness * (2*r.Float64() - 1)
+			}
+			if a.Contrast > 0 {
+				factor = 1 + a.Contrast*(2*r.Float64()-1)
+			}
+			expose(img, factor, offset)
+		}
+	}
+}
+
+// expose scales img's values about their mean by factor, adds offset, and
+// clips the results to [0, 1].
+func expose(img []float32, factor, offset float64) {
+	var sum float64
+	for _, v := range img {
+		sum += float64(v)
+	}
+	mean := sum / float64(len(img))
+	for i, v := range img {
+		img[i] = float32(min(max((float64(v)-mean)*factor+mean+offset, 0), 1))
 	}
 }
 

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -24,6 +25,8 @@ func TestParseAugment(t *testing.T) {
 		{"shift:2, flips", Augment{Flip: FlipBoth, Shift: 2}, "flips,shift:2"},
 		{"mirror,shift:16", Augment{Flip: FlipMirror, Shift: 16}, "mirror,shift:16"},
 		{"none,shift:1", Augment{Shift: 1}, "shift:1"},
+		{"brightness:0.2", Augment{Brightness: 0.2}, "brightness:0.2"},
+		{"contrast:0.3, flips,brightness:1,shift:2", Augment{Flip: FlipBoth, Shift: 2, Brightness: 1, Contrast: 0.3}, "flips,shift:2,brightness:1,contrast:0.3"},
 	} {
 		got, err := ParseAugment(tc.in)
 		if err != nil || got != tc.want || got.String() != tc.name {
@@ -37,18 +40,28 @@ func TestParseAugment(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"rotate":          "valid: none, mirror, flips, shift:N",
-		"mirror,flips":    "give one flip (none, mirror, flips), with a shift or not",
-		"shift:0":         "want one shift:N with N a whole number of pixels from 1 to 16",
-		"shift:17":        "from 1 to 16",
-		"shift:x":         "from 1 to 16",
-		"shift:1,shift:2": "want one shift:N",
+		"rotate":                        "valid: none, mirror, flips, shift:N",
+		"mirror,flips":                  "give one flip (none, mirror, flips), with the others or not",
+		"shift:0":                       "want one shift:N with N a whole number of pixels from 1 to 16",
+		"shift:17":                      "from 1 to 16",
+		"shift:x":                       "from 1 to 16",
+		"shift:1,shift:2":               "want one shift:N",
+		"brightness:0":                  "want one brightness:X with X above 0 and at most 1",
+		"brightness:1.5":                "want one brightness:X",
+		"contrast:-0.1":                 "want one contrast:X",
+		"contrast:x":                    "want one contrast:X",
+		"contrast:NaN":                  "want one contrast:X",
+		"brightness:0.1,brightness:0.2": "want one brightness:X",
+		"gamma:0.1":                     "valid: none, mirror, flips, shift:N, brightness:B, contrast:C",
 	} {
 		if _, err := ParseAugment(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseAugment(%q): %v, want an error saying %q", in, err, want)
 		}
 	}
 	if d := (Augment{Flip: FlipBoth, Shift: 2}).Describe(); d != "flipped left-right and top-bottom at random and shifted by up to 2 pixels each way at random (edges repeated)" {
+		t.Errorf("describe: %q", d)
+	}
+	if d := (Augment{Brightness: 0.2, Contrast: 0.1}).Describe(); d != "brightened or darkened by up to 0.2 of the pixels' range at random and their contrast scaled by up to 0.1 either way at random" {
 		t.Errorf("describe: %q", d)
 	}
 	// A shift must leave more than half of each side.
@@ -193,6 +206,75 @@ func TestAugmentApplyShift(t *testing.T) {
 			if !slices.Equal(x[i*size:(i+1)*size], moved(i, cols, rows, dy, dx)) {
 				t.Fatalf("%s: image %d is not as the draws say (left-right %v, top-bottom %v, moved %d, %d)", aug, i, cols, rows, dy, dx)
 			}
+		}
+	}
+}
+
+// A change of exposure, worked by hand: the values scaled about their mean
+// (0.5), moved, and clipped to [0, 1].
+func TestExpose(t *testing.T) {
+	img := []float32{0.2, 0.4, 0.6, 0.8}
+	expose(img, 1.5, 0.1) // (v - 0.5) * 1.5 + 0.5 + 0.1
+	want := []float32{0.15, 0.45, 0.75, 1}
+	for i := range img {
+		if d := img[i] - want[i]; d > 1e-6 || d < -1e-6 {
+			t.Fatalf("exposed %v, want %v", img, want)
+		}
+	}
+	img = []float32{0.1, 0.3}
+	expose(img, 0.5, -0.2) // mean 0.2: 0.15 - 0.2 and 0.25 - 0.2
+	if img[0] != 0 || img[1] < 0.0499 || img[1] > 0.0501 {
+		t.Errorf("darkened %v, want [0 0.05]", img)
+	}
+}
+
+// Brightness and contrast draw after the flips and the shift, one draw
+// each per image, in that order: every image is as its draws say, and the
+// draws span their ranges.
+func TestAugmentApplyValues(t *testing.T) {
+	const n, channels, h, w = 600, 2, 3, 4
+	size := channels * h * w
+	orig := make([]float32, n*size)
+	for i := range orig {
+		orig[i] = 0.25 + 0.5*float32(i)/float32(len(orig)) // none clipped by a change of up to a quarter
+	}
+	for _, aug := range []Augment{{Brightness: 0.2}, {Contrast: 0.3}, {Flip: FlipBoth, Shift: 1, Brightness: 0.2, Contrast: 0.3}} {
+		x := slices.Clone(orig)
+		aug.apply(x, n, channels, h, w, rand.New(rand.NewPCG(9, 10)))
+		r := rand.New(rand.NewPCG(9, 10))
+		lo, hi := [2]float64{1, 2}, [2]float64{-1, 0} // offset, factor
+		for i := range n {
+			cols := aug.Flip != FlipNone && r.IntN(2) == 1
+			rows := aug.Flip == FlipBoth && r.IntN(2) == 1
+			dy, dx := 0, 0
+			if aug.Shift > 0 {
+				dy, dx = r.IntN(2*aug.Shift+1)-aug.Shift, r.IntN(2*aug.Shift+1)-aug.Shift
+			}
+			offset, factor := 0.0, 1.0
+			if aug.Brightness > 0 {
+				offset = aug.Brightness * (2*r.Float64() - 1)
+			}
+			if aug.Contrast > 0 {
+				factor = 1 + aug.Contrast*(2*r.Float64()-1)
+			}
+			lo, hi = [2]float64{min(lo[0], offset), min(lo[1], factor)}, [2]float64{max(hi[0], offset), max(hi[1], factor)}
+			want := transformed(orig, i, channels, h, w, cols, rows, dy, dx)
+			var mean float64
+			for _, v := range want {
+				mean += float64(v) / float64(size)
+			}
+			got := x[i*size : (i+1)*size]
+			for j, v := range want {
+				if e := (float64(v)-mean)*factor + mean + offset; math.Abs(float64(got[j])-e) > 1e-6 {
+					t.Fatalf("%s: image %d pixel %d is %v, want %v (offset %.3f, factor %.3f)", aug, i, j, got[j], e, offset, factor)
+				}
+			}
+		}
+		if aug.Brightness > 0 && (lo[0] > -0.9*aug.Brightness || hi[0] < 0.9*aug.Brightness) {
+			t.Errorf("%s: offsets drawn from %.3f to %.3f", aug, lo[0], hi[0])
+		}
+		if aug.Contrast > 0 && (lo[1] > 1-0.9*aug.Contrast || hi[1] < 1+0.9*aug.Contrast) {
+			t.Errorf("%s: factors drawn from %.3f to %.3f", aug, lo[1], hi[1])
 		}
 	}
 }

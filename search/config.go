@@ -211,8 +211,8 @@ type TrainSettings struct {
 	Centre bool `yaml:"centre"`
 	// Augment varies the training images at random: none, mirror
 	// (left-right), flips (left-right and top-bottom), shift:N (moved by up
-	// to N pixels) or a flip and a shift, "flips,shift:2"; empty: none (see
-	// runtime.Augment).
+	// to N pixels), brightness:B and contrast:C, or several of them,
+	// "flips,shift:2,brightness:0.2"; empty: none (see runtime.Augment).
 	Augment string `yaml:"augment,omitempty"`
 	// GiveUpAfter stops a trial still at chance after this many epochs
 	// (runtime.LRSchedule.GiveUpAfter); zero: never.

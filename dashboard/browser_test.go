@@ -4,9 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -669,4 +671,59 @@ func TestBrowserBalancedRun(t *testing.T) {
 			t.Errorf("the compared runs' figure has no %q", want)
 		}
 	}
+}
+
+// Runs of two agents compared show the agents' figures and the lead, as
+// search.CompareRuns (nasctl runs compare) gives them; runs of one agent
+// do not.
+func TestBrowserCompareAgents(t *testing.T) {
+	runs, _ := fixtureRuns(t)
+	for _, r := range []struct {
+		name, agent string
+		seed        uint64
+	}{{"q-2", search.AgentQLearning, 2}, {"rand-1", search.AgentRandom, 1}, {"rand-2", search.AgentRandom, 2}} {
+		d := create(t, search.Config{Kind: search.KindMetaQNN, Name: r.name, Dir: runs, Seed: r.seed, Trials: 24, Data: "data/leaves",
+			MetaQNN: search.MetaQNNSettings{Agent: r.agent}, Final: search.FinalSettings{TopK: 2}})
+		if err := d.WriteJSON(rundir.FileData, search.Data{Train: 840, Full: 1680, Val: 420, Test: 900, ValMajority: 0.5}); err != nil {
+			t.Fatal(err)
+		}
+		f := &fixtureRun{Dir: d, seed: r.seed + 10} // other trials than leaves-a's
+		f.add(t, seq(1, 24)...)
+		f.finish(t)
+	}
+	names := []string{"leaves-a", "q-2", "rand-1", "rand-2"}
+	var dirs []string
+	for _, n := range names {
+		dirs = append(dirs, filepath.Join(runs, n))
+	}
+	want, err := search.CompareRuns(dirs)
+	if err != nil || len(want.Leads) != 1 {
+		t.Fatalf("%+v, %v", want, err)
+	}
+	srv := serve(t, Options{Runs: runs})
+	var got search.Comparison
+	get(t, srv.URL+"/api/compare?run="+strings.Join(names, "&run="), &got)
+	if len(got.Groups) != 2 || got.Groups[1].Mean != want.Groups[1].Mean || got.Leads[0].Mean != want.Leads[0].Mean {
+		t.Errorf("/api/compare: %+v, want %+v", got, want)
+	}
+	// A run scored by a problem has no finals to set beside the others.
+	newNASNetRun(t, runs, "scored", search.AgentReinforce, 4)
+	if resp, body := get(t, srv.URL+"/api/compare?run=leaves-a&run=scored", nil); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "only searches that train their trials have finals to compare") {
+		t.Errorf("a scored run compared: %d %s", resp.StatusCode, body)
+	}
+	l := want.Leads[0]
+	verdict := "not more"
+	if l.Beyond {
+		verdict = "more"
+	}
+	line := fmt.Sprintf("qlearning minus random: %+.3f points (seed 1 %+.3f, seed 2 %+.3f): %s than the spread between seeds (sds %.3f and %.3f)",
+		100*l.Mean, 100*l.PerSeed[1], 100*l.PerSeed[2], verdict, 100*want.Groups[0].SD, 100*want.Groups[1].SD)
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run="+strings.Join(names, "&run=")))
+	agents := `(document.getElementById('agents').hidden ? 'hidden' : document.getElementById('agents').innerText)`
+	waitFor(t, ctx, agents+`.includes(`+strconv.Quote(line)+`) && `+agents+`.includes(`+strconv.Quote(fmt.Sprintf("%.3f%%", 100*want.Groups[0].Mean))+`)`, agents, 10*time.Second)
+	// One agent: nothing to set against another.
+	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=q-2"))
+	waitFor(t, ctx, `document.getElementById('agents').dataset.agents === '1' && document.getElementById('agents').hidden`,
+		`document.getElementById('agents').dataset.agents + ' ' + document.getElementById('agents').hidden`, 10*time.Second)
 }

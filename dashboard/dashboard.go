@@ -20,6 +20,7 @@
 //	GET /api/runs/{name}/final             the final table, with download links
 //	GET /api/runs/{name}/winners/{file}    a winner's .onnx
 //	GET /api/runs/{name}/config            config.yaml as the run saved it
+//	GET /api/compare?run=A&run=B           the runs by agent (search.Comparison)
 //	GET /api/compare/best.png?run=A&run=B  the runs' best reward so far (best
 //	                                       validation accuracy when their rewards differ)
 //	GET /api/folder                        the runs folder served: {"path": as given, "abs": absolute}
@@ -97,6 +98,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/runs/{name}/winners/{file}", s.named(s.winner))
 	m.HandleFunc("GET /api/runs/{name}/earlier/{plan}/best.onnx", s.named(s.earlierBest))
 	m.HandleFunc("GET /api/runs/{name}/config", s.named(s.config))
+	m.HandleFunc("GET /api/compare", s.compareAgents)
 	m.HandleFunc("GET /api/compare/{file}", s.compare)
 	m.HandleFunc("GET /api/folder", s.folder)
 	// The API answers JSON, an unknown address too.

@@ -160,23 +160,57 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s to compare: the figure is best.png or best.svg", r.PathValue("file")))
 		return
 	}
-	names := r.URL.Query()["run"]
-	if len(names) == 0 || len(names) > maxCompared {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("name 1 to %d runs: ?run=A&run=B", maxCompared))
+	names, refs := s.compared(w, r)
+	if refs == nil {
 		return
 	}
 	runs := make([]*runData, len(names))
 	var etag strings.Builder
-	for i, name := range names {
-		ref, ok := s.lookup(name)
-		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", name))
-			return
-		}
+	for i, ref := range refs {
 		runs[i] = s.cache.get(ref.dir)
 		etag.WriteString(runs[i].version)
 	}
 	serveFigure(w, r, format, etag.String(), func() (*plot.Plot, error) { return bestSoFarPlot(names, runs) })
+}
+
+// compared reads the runs a comparison names (?run=A&run=B...); nil refs
+// when they cannot be compared, which w has been answered.
+func (s *Server) compared(w http.ResponseWriter, r *http.Request) ([]string, []*runRef) {
+	names := r.URL.Query()["run"]
+	if len(names) == 0 || len(names) > maxCompared {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("name 1 to %d runs: ?run=A&run=B", maxCompared))
+		return nil, nil
+	}
+	refs := make([]*runRef, len(names))
+	for i, name := range names {
+		ref, ok := s.lookup(name)
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no run %q in the runs folder", name))
+			return nil, nil
+		}
+		refs[i] = ref
+	}
+	return names, refs
+}
+
+// compareAgents answers GET /api/compare?run=A&run=B...: the runs by agent
+// (search.CompareRuns, as nasctl runs compare gives them); 422 when they
+// cannot be compared so (runs of two kinds, or scored by a problem).
+func (s *Server) compareAgents(w http.ResponseWriter, r *http.Request) {
+	_, refs := s.compared(w, r)
+	if refs == nil {
+		return
+	}
+	dirs := make([]string, len(refs))
+	for i, ref := range refs {
+		dirs[i] = ref.dir
+	}
+	c, err := search.CompareRuns(dirs)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	writeJSON(w, c)
 }
 
 // maxCompared is the most runs the comparison draws: beyond it the colours

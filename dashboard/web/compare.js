@@ -92,6 +92,36 @@ function column(name) {
   return {box, draw};
 }
 
+// The runs by agent (GET /api/compare): shown when they hold two agents or
+// more; runs that cannot be compared so (of two kinds, say) hide it.
+const agentColumns = [
+  {key: 'agent', label: 'Agent'},
+  {key: 'runs', label: 'Runs', num: true},
+  {key: 'runs_with_finals', label: 'With finals', title: 'runs whose final phase is complete: those the figures count', num: true},
+  {key: 'best_five_mean_test_accuracy', label: 'Five best, test', title: "mean over the runs of the five best finals' mean test accuracy", num: true,
+    cell: g => g.runs_with_finals ? pct(g.best_five_mean_test_accuracy) : '-'},
+  {key: 'best_five_sd', label: 'SD', title: 'standard deviation between the runs, in points', num: true,
+    cell: g => g.runs_with_finals > 1 ? (100 * g.best_five_sd).toFixed(3) : '-'},
+];
+const pct = v => (100 * v).toFixed(3) + '%';
+const signed = v => (v >= 0 ? '+' : '') + (100 * v).toFixed(3);
+let agentTable = null;
+function showAgents(c) {
+  $('agents').dataset.agents = c ? c.agents.length : 'none'; // what was last shown, for the tests
+  $('agents').hidden = !c || c.agents.length < 2;
+  if ($('agents').hidden) return;
+  if (!agentTable) agentTable = new Table($('agent-table'), agentColumns, {sort: 'agent'});
+  agentTable.setRows(c.agents);
+  const group = agent => c.agents.find(g => g.agent === agent);
+  $('leads').replaceChildren(...(c.leads || []).map(l => {
+    const seeds = Object.entries(l.per_seed || {}).sort((a, b) => a[0] - b[0]).map(([s, v]) => `seed ${s} ${signed(v)}`);
+    const [a, o] = [group(l.agent), group(l.over)];
+    const verdict = a.runs_with_finals < 2 || o.runs_with_finals < 2 ? 'the spread between seeds needs two runs of each with finals'
+      : `${l.beyond_spread ? 'more' : 'not more'} than the spread between seeds (sds ${(100 * a.best_five_sd).toFixed(3)} and ${(100 * o.best_five_sd).toFixed(3)})`;
+    return h('div', {text: `${l.agent} minus ${l.over}: ${signed(l.lead)} points` + (seeds.length ? ` (${seeds.join(', ')})` : '') + `: ${verdict}`});
+  }), ...(c.settings_differ ? [h('div', {class: 'error', text: `The runs differ in ${c.settings_differ.join(', ')} besides name, seed and agent: not a matched comparison.`})] : []));
+}
+
 async function compare() {
   if (names.length > maxRuns) {
     problem(`${names.length} runs named: the page compares at most ${maxRuns}; untick some at /compare`);
@@ -115,7 +145,10 @@ async function compare() {
       if ($('what').textContent !== what) $('what').textContent = what;
       runs.forEach((d, i) => cols[i].draw(d, byReward));
       const src = '/api/compare/best.png?' + query + '&v=' + runs.map(d => d.version).join('.');
-      if ($('best').getAttribute('src') !== src) $('best').src = src;
+      if ($('best').getAttribute('src') !== src) {
+        $('best').src = src;
+        showAgents(await getJSON('/api/compare?' + query).catch(() => null)); // only as the runs change
+      }
       if (names.length <= maxRuns) problem(null);
     } catch (e) { problem(e); }
   }

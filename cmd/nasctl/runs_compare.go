@@ -92,12 +92,16 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	for _, g := range c.Groups {
 		switch g.Finals {
 		case 0:
-			fmt.Fprintf(out, "%s: %d %s, none with its final phase complete\n", g.Agent, g.Runs, plural(g.Runs, "run"))
+			fmt.Fprintf(out, "%s: %d %s, none with its final phase complete", g.Agent, g.Runs, plural(g.Runs, "run"))
 		case 1:
-			fmt.Fprintf(out, "%s: five best %.3f%% (one run with finals of %d)\n", g.Agent, 100*g.Mean, g.Runs)
+			fmt.Fprintf(out, "%s: five best %.3f%% (one run)", g.Agent, 100*g.Mean)
 		default:
-			fmt.Fprintf(out, "%s: five best %.3f%% on average over %d runs (sd %.3f between them)\n", g.Agent, 100*g.Mean, g.Finals, 100*g.SD)
+			fmt.Fprintf(out, "%s: five best %.3f%% on average over %d runs (sd %.3f between them)", g.Agent, 100*g.Mean, g.Finals, 100*g.SD)
 		}
+		if n := g.Runs - g.Finals; n > 0 && g.Finals > 0 {
+			fmt.Fprintf(out, "; %d more without a complete final phase", n)
+		}
+		fmt.Fprintln(out)
 	}
 	for _, l := range c.Leads {
 		fmt.Fprintf(out, "%s minus %s: %+.3f points", l.Agent, l.Over, 100*l.Mean)

@@ -678,7 +678,7 @@ func TestBrowserBalancedRun(t *testing.T) {
 // do not.
 func TestBrowserCompareAgents(t *testing.T) {
 	runs, _ := fixtureRuns(t)
-	for _, r := range []struct {
+	for i, r := range []struct {
 		name, agent string
 		seed        uint64
 	}{{"q-2", search.AgentQLearning, 2}, {"rand-1", search.AgentRandom, 1}, {"rand-2", search.AgentRandom, 2}} {
@@ -687,7 +687,7 @@ func TestBrowserCompareAgents(t *testing.T) {
 		if err := d.WriteJSON(rundir.FileData, search.Data{Train: 840, Full: 1680, Val: 420, Test: 900, ValMajority: 0.5}); err != nil {
 			t.Fatal(err)
 		}
-		f := &fixtureRun{Dir: d, seed: r.seed + 10} // other trials than leaves-a's
+		f := &fixtureRun{Dir: d, seed: 11 + uint64(i)} // trials of their own
 		f.add(t, seq(1, 24)...)
 		f.finish(t)
 	}
@@ -712,12 +712,16 @@ func TestBrowserCompareAgents(t *testing.T) {
 		t.Errorf("a scored run compared: %d %s", resp.StatusCode, body)
 	}
 	l := want.Leads[0]
-	verdict := "not more"
-	if l.Beyond {
-		verdict = "more"
+	verdict := "within"
+	switch {
+	case l.Beyond && l.Mean > 0:
+		verdict = "ahead by more than"
+	case l.Beyond:
+		verdict = "behind by more than"
 	}
-	line := fmt.Sprintf("qlearning minus random: %+.3f points (seed 1 %+.3f, seed 2 %+.3f): %s than the spread between seeds (sds %.3f and %.3f)",
-		100*l.Mean, 100*l.PerSeed[1], 100*l.PerSeed[2], verdict, 100*want.Groups[0].SD, 100*want.Groups[1].SD)
+	line := fmt.Sprintf("qlearning minus random: %+.3f points (seed 1 %+.3f, seed 2 %+.3f): %s the spread between seeds (sds %.3f and %.3f)",
+		100*l.Mean, 100*l.PerSeed[1], 100*l.PerSeed[2], verdict, 100**want.Groups[0].SD, 100**want.Groups[1].SD)
+	t.Logf("the lead: %s", line)
 	ctx := browser(t)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run="+strings.Join(names, "&run=")))
 	agents := `(document.getElementById('agents').hidden ? 'hidden' : document.getElementById('agents').innerText)`

@@ -217,7 +217,6 @@ func (s *Server) compareAgents(w http.ResponseWriter, r *http.Request) {
 // and dashes (figure.Series) no longer tell them apart.
 const maxCompared = 10
 
-// sameReward reports whether the runs' rewards are the same quantity.
 // validationOf names the runs' validation metric (search.Validation):
 // theirs when they share it, else "validation score", with mixed true.
 func validationOf(runs []*runData) (name string, mixed bool) {
@@ -230,6 +229,7 @@ func validationOf(runs []*runData) (name string, mixed bool) {
 	return name, false
 }
 
+// sameReward reports whether the runs' rewards are the same quantity.
 func sameReward(runs []*runData) bool {
 	for _, d := range runs {
 		if d.reward != runs[0].reward {

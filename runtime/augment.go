@@ -9,10 +9,10 @@ import (
 )
 
 // Augment is how a training step varies its images: each image of a batch is
-// flipped or not at random, moved by a few pixels, and made brighter or
-// darker, afresh at every step, so that a network does not learn which way
-// round, where in the frame, or in what light the objects of a small
-// dataset happen to lie. The labels stay as they
+// flipped or not at random, moved by a few pixels, made brighter or darker
+// and given more or less contrast, afresh at every step, so that a network
+// does not learn which way round, where in the frame, or in what light the
+// objects of a small dataset happen to lie. The labels stay as they
 // are; evaluation and testing see the images unchanged. Choose a flip only
 // where a flipped image still belongs to its class (a leaf is a leaf either
 // way round; a digit is not), and a shift only where the object stays in
@@ -57,15 +57,16 @@ const maxShift = 16
 // valueChange is an augmentation of an image's values, by its name in
 // String and ParseAugment: the field it sets, and what it does.
 type valueChange struct {
-	name  string
-	field func(*Augment) *float64
-	words string // with the setting
+	name    string
+	field   func(*Augment) *float64
+	words   string // with the setting
+	example string // what 0.2 does
 }
 
 // photometric are the value changes, in the order they apply and draw.
 var photometric = []valueChange{
-	{"brightness", func(a *Augment) *float64 { return &a.Brightness }, "brightened or darkened by up to %g of the pixels' range at random"},
-	{"contrast", func(a *Augment) *float64 { return &a.Contrast }, "their contrast scaled by up to %g either way at random"},
+	{"brightness", func(a *Augment) *float64 { return &a.Brightness }, "brightened or darkened by up to %g of the pixels' range at random", "brightness:0.2 adds -0.2 to 0.2"},
+	{"contrast", func(a *Augment) *float64 { return &a.Contrast }, "their contrast scaled by up to %g either way at random", "contrast:0.2 scales by 0.8 to 1.2"},
 }
 
 var (
@@ -147,7 +148,7 @@ func ParseAugment(s string) (Augment, error) {
 			v, err := strconv.ParseFloat(strings.TrimPrefix(part, p.name+":"), 64)
 			f := p.field(&a)
 			if *f > 0 || err != nil || !(v > 0 && v <= 1) {
-				return Augment{}, fmt.Errorf("augmentation %q: %q: want one %s:X with X above 0 and at most 1 (0.2: up to a fifth of the pixels' range)", s, part, p.name)
+				return Augment{}, fmt.Errorf("augmentation %q: want one %s:X with X above 0 and at most 1 (%s)", s, p.name, p.example)
 			}
 			*f = v
 			continue

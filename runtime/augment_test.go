@@ -48,7 +48,7 @@ func TestParseAugment(t *testing.T) {
 		"shift:1,shift:2":               "want one shift:N",
 		"brightness:0":                  "want one brightness:X with X above 0 and at most 1",
 		"brightness:1.5":                "want one brightness:X",
-		"contrast:-0.1":                 "want one contrast:X",
+		"contrast:-0.1":                 "want one contrast:X with X above 0 and at most 1 (contrast:0.2 scales by 0.8 to 1.2)",
 		"contrast:x":                    "want one contrast:X",
 		"contrast:NaN":                  "want one contrast:X",
 		"brightness:0.1,brightness:0.2": "want one brightness:X",

@@ -165,7 +165,7 @@ type TrainConfig struct {
 	// units are not all on or all off for every image (docs/search-quality.md,
 	// "Constant predictors"). Fresh weights only (not Init).
 	Centre bool
-	// Augment flips and shifts the training images at random (see
+	// Augment flips, shifts and exposes the training images at random (see
 	// Augment); zero value: none.
 	Augment Augment
 	// Average, when above zero, validates and keeps an exponential moving
@@ -602,7 +602,7 @@ type trainer struct {
 	masks  map[int64][]*Tensor[float32] // dropout masks by batch size
 	owned  []*Tensor[float32]
 	drop   *rand.Rand // draws the dropout masks
-	flips  *rand.Rand // draws the training images' flips and shifts (cfg.Augment)
+	flips  *rand.Rand // draws the training images' augmentations (cfg.Augment)
 	// dropSrc and flipSrc are drop's and flips' sources, which a paused
 	// training saves.
 	dropSrc, flipSrc *rand.PCG

@@ -19,37 +19,66 @@ type ComparedRun struct {
 	Dir   string `json:"dir"`
 	Agent string `json:"agent"`
 	Seed  uint64 `json:"seed"`
+	// Metric is train.metric when the validation accuracies are not plain
+	// accuracy (balanced_accuracy).
+	Metric string `json:"metric,omitempty"`
 	// Trained counts the trials that trained (not those reused, refused or
 	// failed), Constant those among them at chance.
 	Trained  int `json:"trained_trials"`
 	Constant int `json:"constant_predictors"`
 	// Gain is the mean validation accuracy of the last two phases of the
-	// schedule less the first phase's (MetaQNN; HasGain false otherwise).
-	Gain    float64 `json:"gain,omitempty"`
-	HasGain bool    `json:"-"`
-	BestVal float64 `json:"best_val_accuracy"`
-	// BestFiveTest is the mean test accuracy of the best five finals by
-	// validation (Report.BestFiveTest), 0 while the final phase is not
-	// complete; Winner is the final picked.
-	BestFive     int                 `json:"best_five,omitempty"`
-	BestFiveTest float64             `json:"best_five_mean_test_accuracy,omitempty"`
-	Winner       *rundir.FinalResult `json:"winner,omitempty"`
+	// schedule less the first phase's: MetaQNN runs with all their trials
+	// recorded, nil otherwise.
+	Gain    *float64 `json:"gain,omitempty"`
+	BestVal float64  `json:"best_val_accuracy,omitempty"`
+	// FinalPhase is where the final phase stands (FinalComplete, ...).
+	// Once complete, BestFiveTest is the mean test accuracy of the best
+	// BestFive (up to five) finals by validation, as the run picks its
+	// winner, Winner.
+	FinalPhase   string      `json:"final_phase"`
+	BestFive     int         `json:"best_five,omitempty"`
+	BestFiveTest float64     `json:"best_five_mean_test_accuracy,omitempty"`
+	Winner       *WinnerInfo `json:"winner,omitempty"`
 }
 
+// Where a compared run's final phase stands.
+const (
+	FinalComplete   = "complete"
+	FinalSkipped    = "skipped"           // final.skip: a resume can run it
+	FinalNotStarted = "not started"       // the search phase is not over
+	FinalIncomplete = "not complete"      // some finals are missing
+	FinalTimings    = "timings pending"   // a latency-aware run picks by them
+	FinalNoneWithin = "none within limit" // every final timed over the latency limit
+)
+
+// WinnerInfo is a run's winner as a Comparison gives it.
+type WinnerInfo struct {
+	Rank         int     `json:"rank"`
+	Trial        int     `json:"trial"`
+	Arch         string  `json:"arch"`
+	Params       int64   `json:"params"`
+	TestAccuracy float64 `json:"test_accuracy"`
+}
+
+// complete reports whether the run's final phase gave it figures.
+func (r ComparedRun) complete() bool { return r.BestFive > 0 }
+
 // AgentGroup is the runs of one agent in a Comparison, over their seeds:
-// the mean and the standard deviation between runs (n - 1) of the best
-// five's test accuracy, of runs whose final phase is complete.
+// the mean of the best five's test accuracy over the runs whose final
+// phase is complete, and its standard deviation between them (n - 1; nil
+// with fewer than two).
 type AgentGroup struct {
-	Agent  string  `json:"agent"`
-	Runs   int     `json:"runs"`
-	Finals int     `json:"runs_with_finals"`
-	Mean   float64 `json:"best_five_mean_test_accuracy"`
-	SD     float64 `json:"best_five_sd"`
+	Agent  string   `json:"agent"`
+	Runs   int      `json:"runs"`
+	Finals int      `json:"runs_with_finals"`
+	Mean   float64  `json:"best_five_mean_test_accuracy,omitempty"`
+	SD     *float64 `json:"best_five_sd,omitempty"`
 }
 
 // Lead is one agent's lead over another: the difference of their groups'
-// means, and per seed that both ran. Beyond says whether it exceeds both
-// groups' standard deviations, the goal's test (two runs each at least).
+// means, and per seed that both ran. Beyond says whether it is larger, in
+// size, than both groups' standard deviations (two runs each at least):
+// with a positive lead, the goal's test of an agent.
 type Lead struct {
 	Agent   string             `json:"agent"`
 	Over    string             `json:"over"`
@@ -65,12 +94,20 @@ type Comparison struct {
 	Groups []AgentGroup  `json:"agents"`
 	Leads  []Lead        `json:"leads,omitempty"`
 	// Differ names the settings the runs differ in besides their name,
-	// seed and agent (and what an agent's choice sets): a comparison of
-	// unmatched runs.
+	// seed and agent (settingsDiffer): a comparison of unmatched runs.
 	Differ []string `json:"settings_differ,omitempty"`
 	// TestImages is the test split's size (one image is 1/TestImages of
 	// accuracy), when the runs share it.
 	TestImages int `json:"test_images,omitempty"`
+}
+
+// Group returns the group of agent, and whether there is one.
+func (c Comparison) Group(agent string) (AgentGroup, bool) {
+	i := slices.IndexFunc(c.Groups, func(g AgentGroup) bool { return g.Agent == agent })
+	if i < 0 {
+		return AgentGroup{}, false
+	}
+	return c.Groups[i], true
 }
 
 // CompareRuns reads the run directories and compares them. They must be of
@@ -81,7 +118,7 @@ func CompareRuns(dirs []string) (Comparison, error) {
 	for _, dir := range dirs {
 		r, err := readRun(dir)
 		if err != nil && !damagedTimings(err) {
-			return c, fmt.Errorf("%s: %w", dir, err)
+			return c, err // it names the run's file
 		}
 		if !r.cfg.Trains() {
 			return c, fmt.Errorf("%s scores its trials with %s: only searches that train their trials have finals to compare", dir, r.cfg.Problem.Name)
@@ -107,74 +144,175 @@ func CompareRuns(dirs []string) (Comparison, error) {
 // comparedRun is what a Comparison takes of the run r in dir.
 func comparedRun(dir string, r *runFiles) ComparedRun {
 	rep := r.report(filepath.Base(dir))
-	cr := ComparedRun{Name: filepath.Base(dir), Dir: dir, Agent: r.cfg.Agent(), Seed: r.cfg.Seed,
-		BestFive: rep.BestFive, Winner: rep.Best}
-	if !rep.FinalIncomplete() {
-		cr.BestFiveTest = rep.BestFiveTest
+	cr := ComparedRun{Name: filepath.Base(dir), Dir: dir, Agent: r.cfg.Agent(), Seed: r.cfg.Seed, Metric: r.cfg.Train.metricName(),
+		FinalPhase: finalState(r.cfg, rep)}
+	if cr.FinalPhase == FinalComplete {
+		// The report's best five need two finals; one is a run's figure too.
+		cr.BestFive, cr.BestFiveTest = rep.BestFive, rep.BestFiveTest
+		if cr.BestFive == 0 {
+			cr.BestFive, cr.BestFiveTest = 1, rep.Best.TestAccuracy
+		}
+		b := rep.Best
+		cr.Winner = &WinnerInfo{Rank: b.Rank, Trial: b.Trial, Arch: b.Arch, Params: b.Params, TestAccuracy: b.TestAccuracy}
 	}
-	if len(rep.Phases) >= 3 {
-		cr.Gain, cr.HasGain = lastTwo(rep.Phases).mean-rep.Phases[0].Mean, true
+	if len(rep.Phases) >= 3 && rep.Trials >= rep.Planned {
+		g := lastTwo(rep.Phases).mean - rep.Phases[0].Mean
+		cr.Gain = &g
+	}
+	if len(rep.Phases) == 0 { // a cell search counts its own
+		cr.Trained, cr.Constant = rep.Trained, rep.AtChance
 	}
 	for _, t := range r.trials {
-		if t.Status == rundir.StatusOK { // a reuse repeats a trial: counted once
+		if t.Status != rundir.StatusOK { // a reuse repeats a trial: counted once
+			continue
+		}
+		if len(rep.Phases) > 0 {
 			cr.Trained++
-			if constantPredictor(t.ValAccuracy, r.data.ValMajority) {
+			if constantPredictor(t.ValAccuracy, r.data.ValMajority) { // as the report's phases count them
 				cr.Constant++
 			}
-			cr.BestVal = max(cr.BestVal, t.ValAccuracy)
 		}
+		cr.BestVal = max(cr.BestVal, t.ValAccuracy)
 	}
 	return cr
 }
 
-// settingsDiffer names the settings in which runs differ, leaving out what
-// makes one run of a comparison another: its name, folder, seed and agent,
-// what the agent's choice sets (Q-learning's next best, which other agents
-// drop), a schedule that only Q-learning follows, the threads of a
-// training, and whether the search skipped its final phase (a resume can
-// run it). The images are compared by their content, not their folder.
-func settingsDiffer(runs []*runFiles) []string {
-	norm := func(r *runFiles) Config {
-		c := r.cfg
-		c.Name, c.Dir, c.Seed, c.Data, c.Threads = "", "", 0, "", 0
-		c.Final.Skip = false // a final phase skipped in the search and run by a resume is the same
-		c.MetaQNN.Agent, c.NASNet.Agent = "", ""
-		c.MetaQNN.QLearning.NextBest = 0
-		if r.cfg.Agent() != AgentQLearning {
-			c.MetaQNN.Schedule = ScheduleSpec{}
-		}
-		return c
+// finalState says where the final phase of the run of cfg stands, by its
+// report rep.
+func finalState(cfg Config, rep Report) string {
+	switch {
+	case len(rep.Finals) == 0 && cfg.Final.Skip:
+		return FinalSkipped
+	case len(rep.Finals) == 0:
+		return FinalNotStarted
+	case rep.FinalIncomplete():
+		return FinalIncomplete
+	case rep.TimingsPending:
+		return FinalTimings
+	case rep.Best == nil:
+		return FinalNoneWithin
 	}
+	return FinalComplete
+}
+
+// agentSections are the settings an agent's choice fills in or uses, by
+// agent: compared only between runs of that agent.
+var agentSections = map[string][]string{
+	AgentQLearning: {"metaqnn.q_learning"},
+	AgentEvolution: {"metaqnn.evolution", "nasnet.evolution"},
+	AgentReinforce: {"reinforce"},
+}
+
+// settingsDiffer names the settings in which runs differ (a section's key,
+// "train.lr", or the section), leaving out what makes one run of a
+// comparison another: its name, folder, seed and agent, the settings only
+// its agent uses (agentSections, compared between runs of one agent), the
+// threads of a training, and whether the search skipped its final phase
+// (a resume can run it). The images are compared by their content, not
+// their folder, and settings by their effect: a default written out is
+// the default.
+func settingsDiffer(runs []*runFiles) []string {
 	var differ []string
 	add := func(name string) {
 		if !slices.Contains(differ, name) {
 			differ = append(differ, name)
 		}
 	}
-	var schedule *ScheduleSpec // the first Q-learning run's
+	first := map[string]*runFiles{} // the first run of each agent
 	for _, r := range runs {
-		c := norm(r)
 		if r.data.Hash != runs[0].data.Hash {
 			add("images")
 		}
-		if r.cfg.Agent() == AgentQLearning {
-			if schedule == nil {
-				schedule = &r.cfg.MetaQNN.Schedule
-			} else if !reflect.DeepEqual(c.MetaQNN.Schedule, *schedule) {
-				add("metaqnn.schedule")
-			}
-		}
-		first := norm(runs[0])
-		c.MetaQNN.Schedule, first.MetaQNN.Schedule = ScheduleSpec{}, ScheduleSpec{} // Q-learning's, above
-		a, b := reflect.ValueOf(first), reflect.ValueOf(c)
-		for i := range a.NumField() {
-			if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
-				name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
-				add(name)
+		diffValues("", reflect.ValueOf(comparable(runs[0])), reflect.ValueOf(comparable(r)), add)
+		agent := r.cfg.Agent()
+		if f, ok := first[agent]; !ok {
+			first[agent] = r
+		} else {
+			for _, key := range agentSections[agent] {
+				diffValues(key, section(f.cfg, key), section(r.cfg, key), add)
 			}
 		}
 	}
 	return differ
+}
+
+// comparable is r's settings without those settingsDiffer leaves out, and
+// with their defaults as the runs take them.
+func comparable(r *runFiles) Config {
+	c := r.cfg
+	c.Name, c.Dir, c.Seed, c.Data, c.Threads = "", "", 0, "", 0
+	c.Final.Skip = false
+	c.MetaQNN.Agent, c.NASNet.Agent = "", ""
+	for _, keys := range agentSections {
+		for _, key := range keys {
+			v := section(c, key)
+			if v.IsValid() {
+				settable(&c, key).Set(reflect.Zero(v.Type()))
+			}
+		}
+	}
+	c.Train.Metric, c.Train.Sampling = c.Train.metricName(), c.Train.samplingName()
+	c.Final.Augment, c.Train.Augment = augmented(c.finalAugment()), augmented(c.Train.Augment)
+	return c
+}
+
+// section is the setting of cfg at key ("reinforce", "metaqnn.evolution").
+func section(cfg Config, key string) reflect.Value {
+	return settable(&cfg, key)
+}
+
+// settable is the field of *cfg at key, by its YAML names; the zero Value
+// when there is none.
+func settable(cfg *Config, key string) reflect.Value {
+	v := reflect.ValueOf(cfg).Elem()
+	for name := range strings.SplitSeq(key, ".") {
+		fields := reflect.VisibleFields(v.Type())
+		i := slices.IndexFunc(fields, func(f reflect.StructField) bool { return yamlName(f) == name })
+		if i < 0 {
+			return reflect.Value{}
+		}
+		v = v.FieldByIndex(fields[i].Index)
+	}
+	return v
+}
+
+// yamlName is the name of f in a config file ("" when it has none).
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
+}
+
+// diffValues calls add with the key of each setting in which a and b
+// differ: a section's fields one by one (train.lr), deeper settings and
+// fields without names of their own by their section.
+func diffValues(key string, a, b reflect.Value, add func(string)) {
+	if reflect.DeepEqual(a.Interface(), b.Interface()) {
+		return
+	}
+	if a.Kind() == reflect.Struct && !strings.Contains(key, ".") {
+		found := false
+		for i := range a.NumField() {
+			f := a.Type().Field(i)
+			name := yamlName(f)
+			if !f.IsExported() || name == "" {
+				continue
+			}
+			sub := name
+			if key != "" {
+				sub = key + "." + name
+			}
+			diffValues(sub, a.Field(i), b.Field(i), func(k string) { found = true; add(k) })
+		}
+		if found {
+			return
+		}
+	}
+	if key != "" {
+		add(key)
+	}
 }
 
 // agentGroups groups runs by agent, in the order the agents first come.
@@ -191,7 +329,7 @@ func agentGroups(runs []ComparedRun) []AgentGroup {
 	for i := range groups {
 		var five []float64
 		for _, r := range runs {
-			if r.Agent == groups[i].Agent && r.BestFiveTest > 0 {
+			if r.Agent == groups[i].Agent && r.complete() {
 				five = append(five, r.BestFiveTest)
 			}
 		}
@@ -201,7 +339,8 @@ func agentGroups(runs []ComparedRun) []AgentGroup {
 		case 1:
 			groups[i].Mean = five[0]
 		default:
-			groups[i].Mean, groups[i].SD = stat.MeanStdDev(five, nil)
+			m, sd := stat.MeanStdDev(five, nil)
+			groups[i].Mean, groups[i].SD = m, &sd
 		}
 	}
 	return groups
@@ -224,9 +363,10 @@ func leads(runs []ComparedRun, groups []AgentGroup) []Lead {
 			continue
 		}
 		o := groups[over]
-		l := Lead{Agent: g.Agent, Over: o.Agent, Mean: g.Mean - o.Mean,
-			Beyond: g.Finals >= 2 && o.Finals >= 2 && g.Mean-o.Mean > math.Max(g.SD, o.SD)}
-		l.PerSeed = perSeed(runs, g.Agent, o.Agent)
+		l := Lead{Agent: g.Agent, Over: o.Agent, Mean: g.Mean - o.Mean, PerSeed: perSeed(runs, g.Agent, o.Agent)}
+		if g.SD != nil && o.SD != nil {
+			l.Beyond = math.Abs(l.Mean) > max(*g.SD, *o.SD)
+		}
 		out = append(out, l)
 	}
 	return out

@@ -186,7 +186,7 @@ func (m nasnetMethod) describe() string {
 			n.Evolution.Population, n.Evolution.Sample, n.Evolution.Population, m.rewards)
 	}
 	c := m.cfg.Reinforce.Controller.Config().WithDefaults()
-	preset := m.cfg.Reinforce.Preset
+	preset, sep := m.cfg.Reinforce.Preset, ","
 	// A controller flag or an edited config changes the preset's settings,
 	// which the line would otherwise hide.
 	if p, err := controller.ReinforcePreset(preset); err == nil {
@@ -194,19 +194,15 @@ func (m nasnetMethod) describe() string {
 		if c.Embedding == c.Hidden {
 			shown = append(shown, "embedding") // its default, from hidden
 		}
-		about := controller.ReinforcePresetAbout(preset)
+		if about := controller.ReinforcePresetAbout(preset); about != "" {
+			preset, sep = preset+" ("+about+")", ";"
+		}
 		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), shown...); len(changed) > 0 {
-			preset += " with " + strings.Join(changed, ", ")
-		}
-		if about != "" {
-			preset += ": " + about + ";"
+			preset, sep = preset+" with "+strings.Join(changed, ", "), ";"
 		}
 	}
-	if !strings.HasSuffix(preset, ";") {
-		preset += ","
-	}
-	return fmt.Sprintf("REINFORCE controller (preset %s LSTM %d x %d, baseline %s); reward: %s",
-		preset, c.Layers, c.Hidden, c.Baseline, m.rewards)
+	return fmt.Sprintf("REINFORCE controller (preset %s%s LSTM %d x %d, baseline %s); reward: %s",
+		preset, sep, c.Layers, c.Hidden, c.Baseline, m.rewards)
 }
 
 // sampler draws the space's candidates uniformly among the valid action

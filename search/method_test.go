@@ -99,10 +99,10 @@ func TestDescribeChangedController(t *testing.T) {
 	}{
 		{func(*ControllerSettings) {}, "REINFORCE controller (preset paper, LSTM 2 x 35, baseline ema)"},
 		{func(c *ControllerSettings) { c.LearningRate, c.EntropyWeight = 0.05, 0.1 },
-			"REINFORCE controller (preset paper with learning_rate 0.05, entropy_weight 0.1, LSTM 2 x 35, baseline ema)"},
+			"REINFORCE controller (preset paper with learning_rate 0.05, entropy_weight 0.1; LSTM 2 x 35, baseline ema)"},
 		// The embedding follows the hidden size unless set: not a change.
 		{func(c *ControllerSettings) { c.Hidden = 64 }, "REINFORCE controller (preset paper, LSTM 2 x 64, baseline ema)"},
-		{func(c *ControllerSettings) { c.Embedding = 16 }, "REINFORCE controller (preset paper with embedding 16, LSTM 2 x 35, baseline ema)"},
+		{func(c *ControllerSettings) { c.Embedding = 16 }, "REINFORCE controller (preset paper with embedding 16; LSTM 2 x 35, baseline ema)"},
 	} {
 		cfg, err := NASNetPreset("mock", "paper")
 		if err != nil {
@@ -119,8 +119,13 @@ func TestDescribeChangedController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "REINFORCE controller (preset natsbench: tuned on the NAS-Bench-201 table for budgets of a few hundred episodes; LSTM 2 x 35, baseline ema)"
+	want := "REINFORCE controller (preset natsbench (small-budget settings, tuned on the NATS-Bench table); LSTM 2 x 35, baseline ema)"
 	if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, want) {
 		t.Errorf("the cpu preset: %q, want %q", got, want)
+	}
+	cfg.Reinforce.Controller.LearningRate = 0.05
+	want = "REINFORCE controller (preset natsbench (small-budget settings, tuned on the NATS-Bench table) with learning_rate 0.05; LSTM 2 x 35, baseline ema)"
+	if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, want) {
+		t.Errorf("the cpu preset changed: %q, want %q", got, want)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
+	"github.com/dustin/go-humanize/english"
 	"github.com/nasctl/nasctl/search"
 	"github.com/urfave/cli/v2"
 )
@@ -47,8 +49,10 @@ Example: nasctl runs compare qlearning-s1 qlearning-s2 random-s1 random-s2`,
 				if err != nil {
 					return err
 				}
-				if slices.Contains(dirs, path) {
-					return usagef("runs compare: %s is named twice", name)
+				for _, d := range dirs {
+					if sameFolder(d, path) {
+						return usagef("runs compare: %s is named twice (as %s too)", name, d)
+					}
 				}
 				dirs = append(dirs, path)
 			}
@@ -70,59 +74,44 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tAGENT\tSEED\tTRAINED\tCONSTANT\tGAIN\tBEST VAL\tFIVE BEST TEST\tWINNER TEST (PARAMS)")
 	for _, r := range c.Runs {
-		constant, gain, five, winner := "-", "-", "-", "-"
+		constant, gain, best, five, winner := "-", "-", "-", r.FinalPhase, "-"
 		if r.Trained > 0 {
 			constant = fmt.Sprintf("%d (%.1f%%)", r.Constant, 100*float64(r.Constant)/float64(r.Trained))
 		}
-		if r.HasGain {
-			gain = fmt.Sprintf("%+.4f", r.Gain)
+		if r.Gain != nil {
+			gain = fmt.Sprintf("%+.4f", *r.Gain)
 		}
-		if r.BestFiveTest > 0 {
+		if r.BestVal > 0 {
+			best = fmt.Sprintf("%.2f%%", 100*r.BestVal)
+			if r.Metric != "" {
+				best += " (" + strings.TrimSuffix(r.Metric, "_accuracy") + ")"
+			}
+		}
+		if r.BestFive > 0 {
 			five = fmt.Sprintf("%.3f%%", 100*r.BestFiveTest)
+			if r.BestFive < 5 {
+				five += fmt.Sprintf(" (of %d)", r.BestFive)
+			}
 		}
 		if r.Winner != nil {
-			winner = fmt.Sprintf("%.2f%% (%s)", 100*r.Winner.TestAccuracy, humanize.Comma(int64(r.Winner.Params)))
+			winner = fmt.Sprintf("%.2f%% (%s)", 100*r.Winner.TestAccuracy, humanize.Comma(r.Winner.Params))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%.4f\t%s\t%s\n", r.Name, r.Agent, r.Seed, r.Trained, constant, gain, r.BestVal, five, winner)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Agent, r.Seed, r.Trained, constant, gain, best, five, winner)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)
 	for _, g := range c.Groups {
-		switch g.Finals {
-		case 0:
-			fmt.Fprintf(out, "%s: %d %s, none with its final phase complete", g.Agent, g.Runs, plural(g.Runs, "run"))
-		case 1:
-			fmt.Fprintf(out, "%s: five best %.3f%% (one run)", g.Agent, 100*g.Mean)
-		default:
-			fmt.Fprintf(out, "%s: five best %.3f%% on average over %d runs (sd %.3f between them)", g.Agent, 100*g.Mean, g.Finals, 100*g.SD)
-		}
-		if n := g.Runs - g.Finals; n > 0 && g.Finals > 0 {
-			fmt.Fprintf(out, "; %d more without a complete final phase", n)
-		}
-		fmt.Fprintln(out)
+		fmt.Fprintln(out, groupLine(g))
 	}
 	for _, l := range c.Leads {
-		fmt.Fprintf(out, "%s minus %s: %+.3f points", l.Agent, l.Over, 100*l.Mean)
-		if len(l.PerSeed) > 0 {
-			var seeds []string
-			for _, s := range slices.Sorted(maps.Keys(l.PerSeed)) {
-				seeds = append(seeds, fmt.Sprintf("seed %d %+.3f", s, 100*l.PerSeed[s]))
-			}
-			fmt.Fprintf(out, " (%s)", strings.Join(seeds, ", "))
-		}
-		g, o := group(c, l.Agent), group(c, l.Over)
-		switch {
-		case g.Finals < 2 || o.Finals < 2:
-			fmt.Fprintf(out, "; the spread between seeds needs two runs of each with finals\n")
-		case l.Beyond:
-			fmt.Fprintf(out, ": more than the spread between seeds (sds %.3f and %.3f)\n", 100*g.SD, 100*o.SD)
-		default:
-			fmt.Fprintf(out, ": not more than the spread between seeds (sds %.3f and %.3f)\n", 100*g.SD, 100*o.SD)
-		}
+		fmt.Fprintln(out, leadLine(c, l))
 	}
-	if c.TestImages > 0 {
+	if len(c.Leads) == 0 {
+		fmt.Fprintln(out, noLead(c))
+	}
+	if c.TestImages > 0 && slices.ContainsFunc(c.Groups, func(g search.AgentGroup) bool { return g.Finals > 0 }) {
 		fmt.Fprintf(out, "One test image of %s is %.3f points of a model's accuracy (docs/search-quality.md, \"What the final test accuracy can resolve\").\n",
 			humanize.Comma(int64(c.TestImages)), 100/float64(c.TestImages))
 	}
@@ -132,7 +121,65 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	return nil
 }
 
-func group(c search.Comparison, agent string) search.AgentGroup {
-	i := slices.IndexFunc(c.Groups, func(g search.AgentGroup) bool { return g.Agent == agent })
-	return c.Groups[i]
+// groupLine is an agent's figures over its runs.
+func groupLine(g search.AgentGroup) string {
+	var line string
+	switch {
+	case g.Finals == 0:
+		return fmt.Sprintf("%s: %s, none with its final phase complete", g.Agent, plural(g.Runs, "run"))
+	case g.SD == nil:
+		line = fmt.Sprintf("%s: five best %.3f%% (one run)", g.Agent, 100*g.Mean)
+	default:
+		line = fmt.Sprintf("%s: five best %.3f%% on average over %d runs (sd %.3f between them)", g.Agent, 100*g.Mean, g.Finals, 100**g.SD)
+	}
+	if n := g.Runs - g.Finals; n > 0 {
+		line += fmt.Sprintf("; %d more without a complete final phase", n)
+	}
+	return line
+}
+
+// leadLine is l in words: the lead, per seed, against the spread.
+func leadLine(c search.Comparison, l search.Lead) string {
+	line := fmt.Sprintf("%s minus %s: %+.3f points", l.Agent, l.Over, 100*l.Mean)
+	if len(l.PerSeed) > 0 {
+		var seeds []string
+		for _, s := range slices.Sorted(maps.Keys(l.PerSeed)) {
+			seeds = append(seeds, fmt.Sprintf("seed %d %+.3f", s, 100*l.PerSeed[s]))
+		}
+		line += " (" + strings.Join(seeds, ", ") + ")"
+	}
+	g, _ := c.Group(l.Agent)
+	o, _ := c.Group(l.Over)
+	if g.SD == nil || o.SD == nil {
+		return line + "; the spread between seeds needs two runs of each with finals"
+	}
+	sds := fmt.Sprintf("(sds %.3f and %.3f)", 100**g.SD, 100**o.SD)
+	switch {
+	case !l.Beyond:
+		return line + ": within the spread between seeds " + sds
+	case l.Mean > 0:
+		return line + ": ahead by more than the spread between seeds " + sds
+	}
+	return line + ": behind by more than the spread between seeds " + sds
+}
+
+// noLead says why c has no lead.
+func noLead(c search.Comparison) string {
+	if len(c.Groups) < 2 {
+		return "one agent only: no lead to give"
+	}
+	var none []string
+	for _, g := range c.Groups {
+		if g.Finals == 0 {
+			none = append(none, g.Agent)
+		}
+	}
+	return fmt.Sprintf("no lead: %s %s no run with a complete final phase", english.OxfordWordSeries(none, "and"), map[bool]string{true: "has", false: "have"}[len(none) == 1])
+}
+
+// sameFolder reports whether a and b are one folder, however written.
+func sameFolder(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

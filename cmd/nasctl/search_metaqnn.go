@@ -193,8 +193,11 @@ func metaqnnOptions(c *cli.Context) (searchOptions, error) {
 		if cfg.Agent() == search.AgentRandom {
 			// Accepted, so that a Q-learning command with --agent random
 			// added is its baseline: the same trials, drawn at random.
-			n := cmp.Or(trials, s.Total())
-			opts.Notes = append(opts.Notes, fmt.Sprintf("the random agent draws every layer at random: --schedule gives it only its number of trials (%d), as Q-learning has with it", n))
+			count := fmt.Sprintf("the schedule's %d trials", s.Total())
+			if trials > 0 {
+				count = fmt.Sprintf("the %d trials of --trials", trials)
+			}
+			opts.Notes = append(opts.Notes, fmt.Sprintf("the random agent uses no epsilon: it runs %s, every layer drawn at random, and its report groups them by the schedule's phases, to set beside Q-learning's", count))
 		}
 	}
 	if c.IsSet("trials") {

@@ -347,15 +347,15 @@ func TestCPUPresetBaseline(t *testing.T) {
 	generateLeaves(t, data, 120, 16, 5)
 	runs := filepath.Join(tmp, "runs")
 	// The Q-learning run stops inside its schedule's random start. Random
-	// search uses no epsilon: a schedule gives it only its trial count, and
-	// a note says so.
+	// search, the same command with --agent random, uses no epsilon, and a
+	// note says so.
 	for agent, nextBest := range map[string]int{"qlearning": 100, "random": 0} {
-		trials, note := []string{"--trials", "3", "--schedule", "1.0:4,0.5:2"}, ""
+		note := ""
 		if agent == "random" {
-			trials, note = []string{"--schedule", "1.0:2,0.5:1"}, "note: the random agent draws every layer at random: --schedule gives it only its number of trials (3), as Q-learning has with it\n"
+			note = "note: the random agent uses no epsilon: it runs the 3 trials of --trials, every layer drawn at random, and its report groups them by the schedule's phases, to set beside Q-learning's\n"
 		}
-		code, _, errOut := runCLI(t, append([]string{"search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
-			"--input", "16x16x1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet"}, trials...)...)
+		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
+			"--input", "16x16x1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet", "--trials", "3", "--schedule", "1.0:4,0.5:2")
 		if code != 0 {
 			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
 		}
@@ -699,37 +699,38 @@ func TestBudgetAfterLastTrial(t *testing.T) {
 	}
 }
 
-// runs compare sets a Q-learning run beside random search: the table's
-// figures are those of each run's report, and the lead is their
-// difference.
+// runs compare reads the runs named, by name or folder, and prints what
+// search.CompareRuns gives of them (printComparison's words are
+// TestPrintComparison's); a run named twice, however written, is refused.
 func TestRunsCompare(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "leaves")
 	generateLeaves(t, data, 120, 16, 5)
 	runs := filepath.Join(tmp, "runs")
-	five := map[string]float64{}
 	for _, agent := range []string{"qlearning", "random"} {
 		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
 			"--input", "16x16x1", "--schedule", "1.0:2,0.5:1,0.1:1", "--top-k", "2", "--epochs", "1", "--batch", "16", "--threads", "1", "--quiet")
 		if code != 0 {
 			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
 		}
-		var rep search.Report
-		_, out, _ := runCLI(t, "runs", "show", "--dir", runs, agent, "--json")
-		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.BestFive != 2 {
-			t.Fatalf("runs show %s: %v, %s", agent, err, out)
+		if note := "note: the random agent uses no epsilon: it runs the schedule's 4 trials"; (agent == "random") != strings.Contains(errOut, note) {
+			t.Errorf("--agent %s: %q; want the note %q for random search only", agent, errOut, note)
 		}
-		five[agent] = rep.BestFiveTest
 	}
-	code, out, errOut := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", "random")
-	lead := fmt.Sprintf("qlearning minus random: %+.3f points (seed 1 %+.3f); the spread between seeds needs two runs of each with finals\n",
-		100*(five["qlearning"]-five["random"]), 100*(five["qlearning"]-five["random"]))
-	if code != 0 || !strings.HasPrefix(out, "RUN ") || !strings.Contains(out, fmt.Sprintf("qlearning: five best %.3f%% (one run)\n", 100*five["qlearning"])) ||
-		!strings.Contains(out, lead) || !strings.Contains(out, "One test image of ") || strings.Contains(out, "warning") {
-		t.Errorf("runs compare: exit %d, %s%s; want the lead %q", code, out, errOut, lead)
+	want, err := search.CompareRuns([]string{filepath.Join(runs, "qlearning"), filepath.Join(runs, "random")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var c search.Comparison
-	if _, out, _ := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", filepath.Join(runs, "random"), "--json"); json.Unmarshal([]byte(out), &c) != nil || len(c.Runs) != 2 || c.Runs[1].Agent != "random" {
+	var b strings.Builder
+	if err := printComparison(&b, want); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", filepath.Join(runs, "random")); code != 0 || out != b.String() {
+		t.Errorf("runs compare: exit %d, %s%s; want\n%s", code, out, errOut, b.String())
+	}
+	var got search.Comparison
+	if _, out, _ := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", "random", "--json"); json.Unmarshal([]byte(out), &got) != nil ||
+		len(got.Runs) != 2 || got.Runs[1].Agent != "random" || got.Runs[0].FinalPhase != search.FinalComplete || got.Runs[0].BestFive != 2 {
 		t.Errorf("runs compare --json: %s", out)
 	}
 	for _, tc := range []struct {
@@ -737,7 +738,7 @@ func TestRunsCompare(t *testing.T) {
 		want string
 	}{
 		{[]string{"qlearning"}, "runs compare takes two or more run names or directories, got 1"},
-		{[]string{"qlearning", "qlearning"}, "runs compare: qlearning is named twice"},
+		{[]string{"qlearning", filepath.Join(runs, "..", "runs", "qlearning")}, "runs compare: " + filepath.Join(runs, "..", "runs", "qlearning") + " is named twice (as " + filepath.Join(runs, "qlearning") + " too)"},
 	} {
 		if code, _, errOut := runCLI(t, append([]string{"runs", "compare", "--dir", runs}, tc.args...)...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
@@ -745,5 +746,71 @@ func TestRunsCompare(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "runs", "compare", "--dir", runs, "qlearning", "missing"); code != 1 || !strings.Contains(errOut, "no run named missing in "+runs) {
 		t.Errorf("a missing run: exit %d, %q", code, errOut)
+	}
+}
+
+// printComparison's words for each case: a run's final phase not
+// complete, of fewer than five finals, ranked by balanced accuracy or with
+// no trial trained; an agent with no run, one run or several with finals;
+// a lead ahead of, within and behind the spread, or without one; no lead.
+func TestPrintComparison(t *testing.T) {
+	sd := func(v float64) *float64 { return &v }
+	gain := 0.1015
+	c := search.Comparison{
+		Runs: []search.ComparedRun{
+			{Name: "q1", Agent: "qlearning", Seed: 1, Trained: 222, Constant: 3, Gain: &gain, BestVal: 0.9964, FinalPhase: search.FinalComplete, BestFive: 5, BestFiveTest: 0.99783,
+				Winner: &search.WinnerInfo{TestAccuracy: 0.9975, Params: 20753}},
+			{Name: "q2", Agent: "qlearning", Seed: 2, Trained: 10, Metric: "balanced_accuracy", BestVal: 0.9, FinalPhase: search.FinalComplete, BestFive: 2, BestFiveTest: 0.99,
+				Winner: &search.WinnerInfo{TestAccuracy: 0.99, Params: 1000}},
+			{Name: "r1", Agent: "random", Seed: 1, FinalPhase: search.FinalSkipped},
+		},
+		Groups: []search.AgentGroup{{Agent: "qlearning", Runs: 3, Finals: 2, Mean: 0.995, SD: sd(0.001)}, {Agent: "random", Runs: 2, Finals: 2, Mean: 0.99, SD: sd(0.002)}},
+		Leads:  []search.Lead{{Agent: "qlearning", Over: "random", Mean: 0.005, PerSeed: map[uint64]float64{2: 0.004, 1: 0.006}, Beyond: true}},
+		Differ: []string{"images", "train.lr"}, TestImages: 1200,
+	}
+	var b strings.Builder
+	if err := printComparison(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	want := `RUN  AGENT      SEED  TRAINED  CONSTANT  GAIN     BEST VAL           FIVE BEST TEST  WINNER TEST (PARAMS)
+q1   qlearning  1     222      3 (1.4%)  +0.1015  99.64%             99.783%         99.75% (20,753)
+q2   qlearning  2     10       0 (0.0%)  -        90.00% (balanced)  99.000% (of 2)  99.00% (1,000)
+r1   random     1     0        -         -        -                  skipped         -
+
+qlearning: five best 99.500% on average over 2 runs (sd 0.100 between them); 1 more without a complete final phase
+random: five best 99.000% on average over 2 runs (sd 0.200 between them)
+qlearning minus random: +0.500 points (seed 1 +0.600, seed 2 +0.400): ahead by more than the spread between seeds (sds 0.100 and 0.200)
+One test image of 1,200 is 0.083 points of a model's accuracy (docs/search-quality.md, "What the final test accuracy can resolve").
+warning: the runs differ in images, train.lr besides name, seed and agent: not a matched comparison
+`
+	if b.String() != want {
+		t.Errorf("printed\n%s\nwant\n%s", b.String(), want)
+	}
+	for _, tc := range []struct {
+		groups []search.AgentGroup
+		lead   *search.Lead
+		want   string
+	}{
+		{[]search.AgentGroup{{Agent: "qlearning", Runs: 2, Finals: 2, Mean: 0.99, SD: sd(0.003)}, {Agent: "random", Runs: 2, Finals: 2, Mean: 0.991, SD: sd(0.002)}},
+			&search.Lead{Agent: "qlearning", Over: "random", Mean: -0.001},
+			"qlearning minus random: -0.100 points: within the spread between seeds (sds 0.300 and 0.200)\n"},
+		{[]search.AgentGroup{{Agent: "qlearning", Runs: 2, Finals: 2, Mean: 0.98, SD: sd(0.001)}, {Agent: "random", Runs: 2, Finals: 2, Mean: 0.99, SD: sd(0.002)}},
+			&search.Lead{Agent: "qlearning", Over: "random", Mean: -0.01, Beyond: true},
+			"qlearning minus random: -1.000 points: behind by more than the spread between seeds (sds 0.100 and 0.200)\n"},
+		{[]search.AgentGroup{{Agent: "qlearning", Runs: 1, Finals: 1, Mean: 0.99}, {Agent: "random", Runs: 2, Finals: 2, Mean: 0.98, SD: sd(0.002)}},
+			&search.Lead{Agent: "qlearning", Over: "random", Mean: 0.01},
+			"qlearning: five best 99.000% (one run)\nrandom: five best 98.000% on average over 2 runs (sd 0.200 between them)\nqlearning minus random: +1.000 points; the spread between seeds needs two runs of each with finals\n"},
+		{[]search.AgentGroup{{Agent: "qlearning", Runs: 2, Finals: 1, Mean: 0.99}, {Agent: "random", Runs: 1}, {Agent: "evolution", Runs: 2}}, nil,
+			"qlearning: five best 99.000% (one run); 1 more without a complete final phase\nrandom: 1 run, none with its final phase complete\nevolution: 2 runs, none with its final phase complete\nno lead: random and evolution have no run with a complete final phase\n"},
+		{[]search.AgentGroup{{Agent: "random", Runs: 2}}, nil, "random: 2 runs, none with its final phase complete\none agent only: no lead to give\n"},
+	} {
+		c := search.Comparison{Groups: tc.groups}
+		if tc.lead != nil {
+			c.Leads = []search.Lead{*tc.lead}
+		}
+		b.Reset()
+		if err := printComparison(&b, c); err != nil || !strings.HasSuffix(b.String(), tc.want) {
+			t.Errorf("printed\n%s\nwant it to end\n%s", b.String(), tc.want)
+		}
 	}
 }

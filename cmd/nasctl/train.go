@@ -69,6 +69,11 @@ func splitChoiceOf(c *cli.Context) (splitChoice, error) {
 // given says whether either flag was given.
 func (s splitChoice) given() bool { return s.PlanSet || s.SeedSet }
 
+// augmentUsage lists the augmentations, for train's and search's --augment.
+const augmentUsage = "none, mirror (flip left-right), flips (left-right and top-bottom), shift:N (move by up to N pixels each way; N from 1 to 16, under half the input's side), " +
+	"brightness:B (add one offset from -B to B to every pixel, pixels running from 0 to 1), contrast:C (scale the pixels about their mean by 1-C to 1+C), B and C above 0, at most 1; " +
+	"or several, each once (flips,shift:2,brightness:0.2); a flip only where a flipped image keeps its class"
+
 func trainCommand() *cli.Command {
 	def := runtime.TrainConfig{}.WithDefaults() // the study's settings
 	return &cli.Command{
@@ -99,7 +104,7 @@ Example: nasctl train --arch "C(16,5,1) - P(3,2) - C(32,3,1) - P(3,2) - C(32,3,1
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "stop after this many epochs without a better validation accuracy (0 or negative: never)"},
 			&cli.StringFlag{Name: "recipe", Value: "default", Usage: "training recipe: " + strings.Join(runtime.RecipeNames(), ", ") + " (the founding study's)"},
 			&cli.BoolFlag{Name: "constant-lr", Usage: "turn off Baker et al.'s learning-rate rule: no restart at chance (x0.4), and no x0.2 every 5 epochs under --recipe study"},
-			&cli.StringFlag{Name: "augment", Value: "none", Usage: "vary the training images at random: none, mirror (flip left-right), flips (left-right and top-bottom), shift:N (move by up to N pixels each way: 1 to 16, under half the input's side), brightness:B (add up to B of the pixels' range, 0 to 1, either way), contrast:C (scale about the mean by up to C either way), or several (flips,shift:2,brightness:0.2); a flip only where a flipped image keeps its class"},
+			&cli.StringFlag{Name: "augment", Value: "none", Usage: "vary the training images at random: " + augmentUsage},
 			&cli.StringFlag{Name: "metric", Value: "accuracy", Usage: "what validation accuracy means for the best epoch, early stopping and restarts at chance: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes)"},
 			&cli.StringFlag{Name: "sampling", Value: "shuffle", Usage: "how an epoch draws the training images: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes)"},
 			&cli.Float64Flag{Name: "average", Usage: "validate and keep a moving average of the weights over about this many epochs instead of the weights themselves (0: off)"},

@@ -59,11 +59,13 @@ function column(name) {
     h('h3', {}, h('a', {href: pageURL(name), text: name}), ' ', h('span', {class: 'status'})), facts, caption, h('div', {class: 'scroll-x'}, table));
   const tables = {};
   let drawn = null;
+  let run = null; // the run as last drawn: what a winner was picked by changes once a latency-aware run's finals are timed
   // draw shows the run d; byReward: the runs compared share its reward.
   // Only a change is drawn: a redraw would clear the user's selection.
   function draw(d, byReward) {
     const key = [d.version, d.status, byReward].join(' ');
     if (drawn === key) return;
+    run = d;
     drawn = key;
     box.querySelector('.status').replaceChildren(badge(d.status));
     const best = byReward ? `best reward ${num(d.best_reward)} (${d.reward})`
@@ -80,9 +82,8 @@ function column(name) {
       : d.problem ? `No final models (scored by ${d.problem}, no final phase); the leading architectures of the search:`
       : 'No final models yet; the leading architectures of the search:';
     if (!tables[kind]) {
-      const by = d.report && d.report.best_by;
       const columns = kind === 'top' ? topColumns
-        : finalColumns.map(c => c.key === 'rank' ? Object.assign({}, c, {cell: f => winnerRank(f, by)}) : c);
+        : finalColumns.map(c => c.key === 'rank' ? Object.assign({}, c, {cell: f => winnerRank(f, run.report && run.report.best_by)}) : c);
       tables[kind] = new Table(table, columns,
         {empty: 'No architecture evaluated yet.', rowProps: f => ({class: f.winner ? 'winner' : null})});
       if (kind === 'final' && balanced(d)) tables[kind].relabel('val_accuracy', 'Val. bal. acc.', 'validation balanced accuracy, retrained: the mean of the classes\' recalls');
@@ -101,7 +102,7 @@ const agentColumns = [
   {key: 'best_five_mean_test_accuracy', label: 'Five best, test', title: "mean over the runs of the five best finals' mean test accuracy", num: true,
     cell: g => g.runs_with_finals ? pct(g.best_five_mean_test_accuracy) : '-'},
   {key: 'best_five_sd', label: 'SD', title: 'standard deviation between the runs, in points', num: true,
-    cell: g => g.runs_with_finals > 1 ? (100 * g.best_five_sd).toFixed(3) : '-'},
+    cell: g => g.best_five_sd !== undefined ? (100 * g.best_five_sd).toFixed(3) : '-'},
 ];
 const pct = v => (100 * v).toFixed(3) + '%';
 const signed = v => (v >= 0 ? '+' : '') + (100 * v).toFixed(3);
@@ -116,8 +117,8 @@ function showAgents(c) {
   $('leads').replaceChildren(...(c.leads || []).map(l => {
     const seeds = Object.entries(l.per_seed || {}).sort((a, b) => a[0] - b[0]).map(([s, v]) => `seed ${s} ${signed(v)}`);
     const [a, o] = [group(l.agent), group(l.over)];
-    const verdict = a.runs_with_finals < 2 || o.runs_with_finals < 2 ? 'the spread between seeds needs two runs of each with finals'
-      : `${l.beyond_spread ? 'more' : 'not more'} than the spread between seeds (sds ${(100 * a.best_five_sd).toFixed(3)} and ${(100 * o.best_five_sd).toFixed(3)})`;
+    const verdict = a.best_five_sd === undefined || o.best_five_sd === undefined ? 'the spread between seeds needs two runs of each with finals'
+      : `${!l.beyond_spread ? 'within' : l.lead > 0 ? 'ahead by more than' : 'behind by more than'} the spread between seeds (sds ${(100 * a.best_five_sd).toFixed(3)} and ${(100 * o.best_five_sd).toFixed(3)})`;
     return h('div', {text: `${l.agent} minus ${l.over}: ${signed(l.lead)} points` + (seeds.length ? ` (${seeds.join(', ')})` : '') + `: ${verdict}`});
   }), ...(c.settings_differ ? [h('div', {class: 'error', text: `The runs differ in ${c.settings_differ.join(', ')} besides name, seed and agent: not a matched comparison.`})] : []));
 }

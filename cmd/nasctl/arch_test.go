@@ -191,7 +191,7 @@ func TestHelpCommandAndUnknownCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"help"}, "COMMANDS:"},
-		{[]string{"help", "runs"}, "list and show search runs"},
+		{[]string{"help", "runs"}, "list, show and compare search runs"},
 		{[]string{"runs", "help", "show"}, "runs show"},
 		{nil, "COMMANDS:"},
 		{[]string{"--version"}, "nasctl version "},

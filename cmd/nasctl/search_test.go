@@ -264,7 +264,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", ".", "--workers", "0"}, "--workers must be at least 1, got 0"},
 		{[]string{"search", "metaqnn", "--data", ".", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
 		{[]string{"search", "nasnet", "--data", ".", "--data-fraction", "0"}, "--data-fraction 0: give the share"},
-		{[]string{"search", "nasnet", "--data", ".", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips, shift:N, or a flip and a shift such as flips,shift:2)`},
+		{[]string{"search", "nasnet", "--data", ".", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips, shift:N, brightness:B, contrast:C, or several such as flips,shift:2,brightness:0.2)`},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x1", "--augment", "flips,shift:8"}, "train.augment: augmentation flips,shift:8: a shift of 8 pixels would move images of 16x16 by half their size or more; give at most shift:7"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},

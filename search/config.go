@@ -294,6 +294,22 @@ func (c Config) ScheduleNote(resumed bool) string {
 		sched.Total(), c.Trials, sched.Epsilon(c.Trials-1), advice)
 }
 
+// measuredTrials is the smallest budget at which Q-learning was measured
+// ahead of random search on the leaves data (the cpu preset's 225 trials;
+// docs/search-quality.md, "Three search seeds with flips").
+const measuredTrials = 225
+
+// BaselineNote, for a Q-learning run of fewer trials than measuredTrials,
+// says so and how to check what the agent buys: the same command with
+// --agent random beside it. "" otherwise.
+func (c Config) BaselineNote() string {
+	if c.Kind != KindMetaQNN || c.Agent() != AgentQLearning || c.Trials >= measuredTrials {
+		return ""
+	}
+	return fmt.Sprintf("Q-learning was measured ahead of random search at %d trials on the leaves data, not at fewer (docs/search-quality.md); "+
+		"to see what it buys in these %d, run the same command with --agent random and set the two side by side: nasctl runs compare", measuredTrials, c.Trials)
+}
+
 // Controlled reports whether the run's agent is the REINFORCE controller,
 // whose baseline, updates and temperature the reports show.
 func (c Config) Controlled() bool { return c.Kind == KindNASNet && c.Agent() == AgentReinforce }

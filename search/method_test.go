@@ -129,3 +129,26 @@ func TestDescribeChangedController(t *testing.T) {
 		t.Errorf("the cpu preset changed: %q, want %q", got, want)
 	}
 }
+
+// A Q-learning run below the budget it was measured at is told how to
+// check what the agent buys; one at it, and other agents, are not.
+func TestBaselineNote(t *testing.T) {
+	for _, tc := range []struct {
+		agent  string
+		trials int
+		want   string
+	}{
+		{AgentQLearning, 100, "Q-learning was measured ahead of random search at 225 trials on the leaves data, not at fewer (docs/search-quality.md); to see what it buys in these 100, run the same command with --agent random"},
+		{AgentQLearning, 225, ""},
+		{AgentRandom, 100, ""},
+		{AgentEvolution, 100, ""},
+	} {
+		c := Config{Kind: KindMetaQNN, Trials: tc.trials, MetaQNN: MetaQNNSettings{Agent: tc.agent}}
+		if got := c.BaselineNote(); !strings.HasPrefix(got, tc.want) || (got == "") != (tc.want == "") {
+			t.Errorf("%s, %d trials: %q, want %q", tc.agent, tc.trials, got, tc.want)
+		}
+	}
+	if got := (Config{Kind: KindNASNet, Trials: 10}).BaselineNote(); got != "" {
+		t.Errorf("a cell search: %q", got)
+	}
+}

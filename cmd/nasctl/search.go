@@ -540,6 +540,9 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	for _, note := range opts.Notes {
 		warn("note: %s", note)
 	}
+	if note := s.Config().BaselineNote(); note != "" && opts.Resume == "" {
+		say("note: %s", note)
+	}
 	if sum, err := search.Summarize(s.Dir()); err != nil || !slices.Contains([]search.RunStatus{search.RunFinished, search.RunFailed}, sum.StatusOf(false)) { // else a finished run, resumed: nothing to watch
 		say("watch it live: %s", rundir.WatchHint(s.Dir()))
 	}

@@ -709,12 +709,15 @@ func TestRunsCompare(t *testing.T) {
 	runs := filepath.Join(tmp, "runs")
 	for _, agent := range []string{"qlearning", "random"} {
 		code, _, errOut := runCLI(t, "search", "metaqnn", "--preset", "cpu", "--agent", agent, "--data", data, "--dir", runs, "--name", agent,
-			"--input", "16x16x1", "--schedule", "1.0:2,0.5:1,0.1:1", "--top-k", "2", "--epochs", "1", "--batch", "16", "--threads", "1", "--quiet")
+			"--input", "16x16x1", "--schedule", "1.0:2,0.5:1,0.1:1", "--top-k", "2", "--epochs", "1", "--batch", "16", "--threads", "1")
 		if code != 0 {
 			t.Fatalf("--agent %s: exit %d: %s", agent, code, errOut)
 		}
 		if note := "note: the random agent uses no epsilon: it runs the schedule's 4 trials"; (agent == "random") != strings.Contains(errOut, note) {
 			t.Errorf("--agent %s: %q; want the note %q for random search only", agent, errOut, note)
+		}
+		if note := "note: Q-learning was measured ahead of random search at 225 trials"; (agent == "qlearning") != strings.Contains(errOut, note) {
+			t.Errorf("--agent %s: %q; want the note %q for Q-learning only", agent, errOut, note)
 		}
 	}
 	want, err := search.CompareRuns([]string{filepath.Join(runs, "qlearning"), filepath.Join(runs, "random")})

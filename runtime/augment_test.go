@@ -197,14 +197,9 @@ func TestAugmentApplyShift(t *testing.T) {
 		aug.apply(x, n, channels, h, w, rand.New(rand.NewPCG(7, 8)))
 		r := rand.New(rand.NewPCG(7, 8))
 		for i := range n {
-			cols := aug.Flip != FlipNone && r.IntN(2) == 1
-			rows := aug.Flip == FlipBoth && r.IntN(2) == 1
-			dy, dx := 0, 0
-			if aug.Shift > 0 {
-				dy, dx = r.IntN(2*aug.Shift+1)-aug.Shift, r.IntN(2*aug.Shift+1)-aug.Shift
-			}
-			if !slices.Equal(x[i*size:(i+1)*size], moved(i, cols, rows, dy, dx)) {
-				t.Fatalf("%s: image %d is not as the draws say (left-right %v, top-bottom %v, moved %d, %d)", aug, i, cols, rows, dy, dx)
+			d := drawsOf(aug, r)
+			if !slices.Equal(x[i*size:(i+1)*size], moved(i, d.cols, d.rows, d.dy, d.dx)) {
+				t.Fatalf("%s: image %d is not as the draws say (%+v)", aug, i, d)
 			}
 		}
 	}
@@ -244,29 +239,17 @@ func TestAugmentApplyValues(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
 		lo, hi := [2]float64{1, 2}, [2]float64{-1, 0} // offset, factor
 		for i := range n {
-			cols := aug.Flip != FlipNone && r.IntN(2) == 1
-			rows := aug.Flip == FlipBoth && r.IntN(2) == 1
-			dy, dx := 0, 0
-			if aug.Shift > 0 {
-				dy, dx = r.IntN(2*aug.Shift+1)-aug.Shift, r.IntN(2*aug.Shift+1)-aug.Shift
-			}
-			offset, factor := 0.0, 1.0
-			if aug.Brightness > 0 {
-				offset = aug.Brightness * (2*r.Float64() - 1)
-			}
-			if aug.Contrast > 0 {
-				factor = 1 + aug.Contrast*(2*r.Float64()-1)
-			}
-			lo, hi = [2]float64{min(lo[0], offset), min(lo[1], factor)}, [2]float64{max(hi[0], offset), max(hi[1], factor)}
-			want := transformed(orig, i, channels, h, w, cols, rows, dy, dx)
+			d := drawsOf(aug, r)
+			lo, hi = [2]float64{min(lo[0], d.offset), min(lo[1], d.factor)}, [2]float64{max(hi[0], d.offset), max(hi[1], d.factor)}
+			want := transformed(orig, i, channels, h, w, d.cols, d.rows, d.dy, d.dx)
 			var mean float64
 			for _, v := range want {
 				mean += float64(v) / float64(size)
 			}
 			got := x[i*size : (i+1)*size]
 			for j, v := range want {
-				if e := (float64(v)-mean)*factor + mean + offset; math.Abs(float64(got[j])-e) > 1e-6 {
-					t.Fatalf("%s: image %d pixel %d is %v, want %v (offset %.3f, factor %.3f)", aug, i, j, got[j], e, offset, factor)
+				if e := (float64(v)-mean)*d.factor + mean + d.offset; math.Abs(float64(got[j])-e) > 1e-6 {
+					t.Fatalf("%s: image %d pixel %d is %v, want %v (%+v)", aug, i, j, got[j], e, d)
 				}
 			}
 		}
@@ -277,6 +260,32 @@ func TestAugmentApplyValues(t *testing.T) {
 			t.Errorf("%s: factors drawn from %.3f to %.3f", aug, lo[1], hi[1])
 		}
 	}
+}
+
+// draws are what Augment.apply draws for one image.
+type draws struct {
+	cols, rows     bool // mirrored, upside down
+	dy, dx         int
+	offset, factor float64
+}
+
+// drawsOf draws from r what apply draws for one image under aug, in the
+// order the tests pin: left-right, top-bottom, the rows' and the columns'
+// offsets, the brightness, the contrast, each only when aug has it.
+func drawsOf(aug Augment, r *rand.Rand) draws {
+	d := draws{factor: 1}
+	d.cols = aug.Flip != FlipNone && r.IntN(2) == 1
+	d.rows = aug.Flip == FlipBoth && r.IntN(2) == 1
+	if aug.Shift > 0 {
+		d.dy, d.dx = r.IntN(2*aug.Shift+1)-aug.Shift, r.IntN(2*aug.Shift+1)-aug.Shift
+	}
+	if aug.Brightness > 0 {
+		d.offset = aug.Brightness * (2*r.Float64() - 1)
+	}
+	if aug.Contrast > 0 {
+		d.factor = 1 + aug.Contrast*(2*r.Float64()-1)
+	}
+	return d
 }
 
 // transformed returns image i of orig (images of channels x h x w, one

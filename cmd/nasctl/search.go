@@ -505,6 +505,22 @@ func (b *budgetStop) end() {
 	}
 }
 
+// startNotes says, as a run starts, what its settings will not do: the
+// schedule's warning, the flags' notes, and the budget's.
+func startNotes(s *search.Search, opts searchOptions, say, warn func(string, ...any)) {
+	// Not when no trial is left to draw (a resume that only finishes the
+	// final phase): the schedule no longer matters.
+	if note := s.Config().ScheduleNote(opts.Resume != ""); note != "" && s.Done() < s.Config().Trials {
+		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
+	}
+	for _, note := range opts.Notes {
+		warn("note: %s", note)
+	}
+	if note := s.Config().BaselineNote(); note != "" && opts.Resume == "" {
+		say("note: %s", note)
+	}
+}
+
 // runSearchOnce runs a new search or resumes one, drawing its progress;
 // on a stop it says how to resume. Everything that can fail before the
 // first trial comes before the run directory is made.
@@ -532,17 +548,7 @@ func runSearchOnce(ctx context.Context, opts searchOptions, out, errOut io.Write
 	}
 	defer s.Close()
 	say("%s", searchSummary(s))
-	// Not when no trial is left to draw (a resume that only finishes the
-	// final phase): the schedule no longer matters.
-	if note := s.Config().ScheduleNote(opts.Resume != ""); note != "" && s.Done() < s.Config().Trials {
-		warn("warning: %s", note) // --quiet too: the run is not what its agent promises
-	}
-	for _, note := range opts.Notes {
-		warn("note: %s", note)
-	}
-	if note := s.Config().BaselineNote(); note != "" && opts.Resume == "" {
-		say("note: %s", note)
-	}
+	startNotes(s, opts, say, warn)
 	if sum, err := search.Summarize(s.Dir()); err != nil || !slices.Contains([]search.RunStatus{search.RunFinished, search.RunFailed}, sum.StatusOf(false)) { // else a finished run, resumed: nothing to watch
 		say("watch it live: %s", rundir.WatchHint(s.Dir()))
 	}

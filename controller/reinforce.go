@@ -86,7 +86,7 @@ var reinforcePresets = []struct {
 	// Its name says where it was tuned, which reads as a mistake on a
 	// search that trains its cells (the NASNet cpu preset's): the about
 	// says what it is for.
-	{"natsbench", "small-budget settings, tuned on the NATS-Bench table", ReinforceNATSBench},
+	{"natsbench", "small-budget settings tuned on the NATS-Bench table", ReinforceNATSBench},
 }
 
 // ReinforcePresetAbout says in a few words what the named preset is for,

@@ -703,8 +703,11 @@ func TestBrowserCompareAgents(t *testing.T) {
 	srv := serve(t, Options{Runs: runs})
 	var got search.Comparison
 	get(t, srv.URL+"/api/compare?run="+strings.Join(names, "&run="), &got)
-	if len(got.Groups) != 2 || got.Groups[1].Mean != want.Groups[1].Mean || got.Leads[0].Mean != want.Leads[0].Mean {
-		t.Errorf("/api/compare: %+v, want %+v", got, want)
+	if len(got.Groups) != 2 || got.Groups[1].Mean != want.Groups[1].Mean || len(got.Leads) != 1 || got.Leads[0].Mean != want.Leads[0].Mean {
+		t.Fatalf("/api/compare: %+v, want %+v", got, want)
+	}
+	if want.Groups[0].SD == nil || want.Groups[1].SD == nil {
+		t.Fatalf("two runs each, and no sd: %+v", want.Groups)
 	}
 	// A run scored by a problem has no finals to set beside the others.
 	newNASNetRun(t, runs, "scored", search.AgentReinforce, 4)

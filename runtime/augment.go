@@ -65,7 +65,7 @@ type valueChange struct {
 
 // photometric are the value changes, in the order they apply and draw.
 var photometric = []valueChange{
-	{"brightness", func(a *Augment) *float64 { return &a.Brightness }, "brightened or darkened by up to %g of the pixels' range at random", "brightness:0.2 adds -0.2 to 0.2"},
+	{"brightness", func(a *Augment) *float64 { return &a.Brightness }, "brightened or darkened by up to %g of the pixels' range at random", "brightness:0.2 adds an offset from -0.2 to 0.2"},
 	{"contrast", func(a *Augment) *float64 { return &a.Contrast }, "their contrast scaled by up to %g either way at random", "contrast:0.2 scales by 0.8 to 1.2"},
 }
 

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -41,15 +42,23 @@ type ComparedRun struct {
 	Winner       *WinnerInfo `json:"winner,omitempty"`
 }
 
-// Where a compared run's final phase stands.
+// Where a compared run's final phase stands (FinalWords says it in words).
 const (
 	FinalComplete   = "complete"
 	FinalSkipped    = "skipped"           // final.skip: a resume can run it
-	FinalNotStarted = "not started"       // the search phase is not over
-	FinalIncomplete = "not complete"      // some finals are missing
-	FinalTimings    = "timings pending"   // a latency-aware run picks by them
-	FinalNoneWithin = "none within limit" // every final timed over the latency limit
+	FinalSearching  = "searching"         // trials are still to come
+	FinalNotStarted = "not_started"       // every trial recorded, no final yet
+	FinalIncomplete = "incomplete"        // some finals are missing
+	FinalTimings    = "timings_pending"   // a latency-aware run picks by them
+	FinalNoneWithin = "none_within_limit" // every final timed over the latency limit
+	FinalAllFailed  = "all_failed"        // no final model trained
 )
+
+// FinalWords says a FinalPhase in a few words.
+var FinalWords = map[string]string{
+	FinalComplete: "complete", FinalSkipped: "skipped", FinalSearching: "searching", FinalNotStarted: "not started",
+	FinalIncomplete: "not complete", FinalTimings: "timings pending", FinalNoneWithin: "none within limit", FinalAllFailed: "all failed",
+}
 
 // WinnerInfo is a run's winner as a Comparison gives it.
 type WinnerInfo struct {
@@ -183,14 +192,18 @@ func finalState(cfg Config, rep Report) string {
 	switch {
 	case len(rep.Finals) == 0 && cfg.Final.Skip:
 		return FinalSkipped
+	case len(rep.Finals) == 0 && rep.Trials < rep.Planned:
+		return FinalSearching
 	case len(rep.Finals) == 0:
 		return FinalNotStarted
 	case rep.FinalIncomplete():
 		return FinalIncomplete
 	case rep.TimingsPending:
 		return FinalTimings
-	case rep.Best == nil:
+	case rep.Best == nil && len(rep.OverLimit) > 0:
 		return FinalNoneWithin
+	case rep.Best == nil:
+		return FinalAllFailed
 	}
 	return FinalComplete
 }
@@ -198,7 +211,10 @@ func finalState(cfg Config, rep Report) string {
 // agentSections are the settings an agent's choice fills in or uses, by
 // agent: compared only between runs of that agent.
 var agentSections = map[string][]string{
-	AgentQLearning: {"metaqnn.q_learning"},
+	// Not q_learning.redraw: random search and evolution draw repeats
+	// again too.
+	AgentQLearning: {"metaqnn.q_learning.alpha", "metaqnn.q_learning.gamma", "metaqnn.q_learning.init_q", "metaqnn.q_learning.replay",
+		"metaqnn.q_learning.study_update", "metaqnn.q_learning.next_best", "metaqnn.q_learning.target"},
 	AgentEvolution: {"metaqnn.evolution", "nasnet.evolution"},
 	AgentReinforce: {"reinforce"},
 }
@@ -209,8 +225,9 @@ var agentSections = map[string][]string{
 // its agent uses (agentSections, compared between runs of one agent), the
 // threads of a training, and whether the search skipped its final phase
 // (a resume can run it). The images are compared by their content, not
-// their folder, and settings by their effect: a default written out is
-// the default.
+// their folder; the metric, sampling, augmentations and the final phase's
+// rate and patience by their effect (a default written out is the
+// default), other settings as written.
 func settingsDiffer(runs []*runFiles) []string {
 	var differ []string
 	add := func(name string) {
@@ -229,7 +246,9 @@ func settingsDiffer(runs []*runFiles) []string {
 			first[agent] = r
 		} else {
 			for _, key := range agentSections[agent] {
-				diffValues(key, section(f.cfg, key), section(r.cfg, key), add)
+				if a := section(f.cfg, key); a.IsValid() {
+					diffValues(key, a, section(r.cfg, key), add)
+				}
 			}
 		}
 	}
@@ -253,6 +272,7 @@ func comparable(r *runFiles) Config {
 	}
 	c.Train.Metric, c.Train.Sampling = c.Train.metricName(), c.Train.samplingName()
 	c.Final.Augment, c.Train.Augment = augmented(c.finalAugment()), augmented(c.Train.Augment)
+	c.Final.LR, c.Final.Patience = cmp.Or(c.Final.LR, c.Train.LR), cmp.Or(c.Final.Patience, c.Train.Patience)
 	return c
 }
 
@@ -286,32 +306,39 @@ func yamlName(f reflect.StructField) string {
 }
 
 // diffValues calls add with the key of each setting in which a and b
-// differ: a section's fields one by one (train.lr), deeper settings and
-// fields without names of their own by their section.
+// differ: a section's fields one by one (train.lr), two levels down
+// (metaqnn.q_learning.alpha), those written inline in it (the
+// controller's under reinforce) as its own, and deeper settings, or fields
+// not written at all, by their section.
 func diffValues(key string, a, b reflect.Value, add func(string)) {
 	if reflect.DeepEqual(a.Interface(), b.Interface()) {
 		return
 	}
-	if a.Kind() == reflect.Struct && !strings.Contains(key, ".") {
-		found := false
-		for i := range a.NumField() {
-			f := a.Type().Field(i)
-			name := yamlName(f)
-			if !f.IsExported() || name == "" {
-				continue
+	if a.Kind() != reflect.Struct || strings.Count(key, ".") >= 2 {
+		add(key)
+		return
+	}
+	for i := range a.NumField() {
+		f := a.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		switch {
+		case strings.Contains(opts, "inline") || f.Anonymous && name == "":
+			diffValues(key, a.Field(i), b.Field(i), add) // its fields are the section's
+		case name == "-" || name == "":
+			if key != "" && !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+				add(key)
 			}
+		default:
 			sub := name
 			if key != "" {
 				sub = key + "." + name
 			}
-			diffValues(sub, a.Field(i), b.Field(i), func(k string) { found = true; add(k) })
+			diffValues(sub, a.Field(i), b.Field(i), add)
 		}
-		if found {
-			return
-		}
-	}
-	if key != "" {
-		add(key)
 	}
 }
 

@@ -131,8 +131,9 @@ func TestCompareRuns(t *testing.T) {
 	if l := c.Leads[0]; l.Beyond || len(l.PerSeed) != 2 {
 		t.Errorf("a lead of %.4f against sds %.4f and %.4f: %+v", l.Mean, *q.SD, *r.SD, l)
 	}
-	if !slices.Equal(c.Differ, []string{"images", "train.lr"}) {
-		t.Errorf("differ %v, want images and train.lr", c.Differ)
+	// The final phase's rate follows the training's when not set.
+	if !slices.Equal(c.Differ, []string{"images", "train.lr", "final.lr"}) {
+		t.Errorf("differ %v, want images, train.lr and final.lr", c.Differ)
 	}
 
 	// Settings as the runs take them: a default written out, and a final
@@ -157,8 +158,20 @@ func TestCompareRuns(t *testing.T) {
 	if c, err := CompareRuns([]string{dirs[0], dirs[2], evo}); err != nil || len(c.Differ) != 0 || len(c.Leads) != 2 {
 		t.Errorf("three agents: differ %v, leads %+v, %v", c.Differ, c.Leads, err)
 	}
-	if c, err := CompareRuns([]string{dirs[0], dirs[2], alpha}); err != nil || !slices.Equal(c.Differ, []string{"metaqnn.q_learning"}) {
+	if c, err := CompareRuns([]string{dirs[0], dirs[2], alpha}); err != nil || !slices.Equal(c.Differ, []string{"metaqnn.q_learning.alpha"}) {
 		t.Errorf("two Q-learning step sizes: differ %v, %v", c.Differ, err)
+	}
+	// Redraws are every agent's: random search's count too.
+	redraw := writeComparedRun(t, root, "r12", AgentRandom, 12, "h", func(c *Config) { c.MetaQNN.QLearning.Redraw = 3 }, []float64{0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, five(0.995))
+	if c, err := CompareRuns([]string{dirs[0], redraw}); err != nil || !slices.Equal(c.Differ, []string{"metaqnn.q_learning.redraw"}) {
+		t.Errorf("redraws: differ %v, %v", c.Differ, err)
+	}
+	// The final phase's rate and patience written out as the training's.
+	same := writeComparedRun(t, root, "r13", AgentRandom, 13, "h", func(c *Config) {
+		c.Final.LR, c.Final.Patience = c.WithDefaults().Train.LR, c.WithDefaults().Train.Patience
+	}, []float64{0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, five(0.995))
+	if c, err := CompareRuns([]string{dirs[0], same}); err != nil || len(c.Differ) != 0 {
+		t.Errorf("the final phase's rate and patience written out: differ %v, %v", c.Differ, err)
 	}
 
 	// The same for cell searches: the controller's settings, which other
@@ -173,11 +186,22 @@ func TestCompareRuns(t *testing.T) {
 	if c, err := CompareRuns(nasnet); err != nil || len(c.Differ) != 0 || len(c.Groups) != 3 || c.Runs[0].Trained != 6 || c.Runs[0].Gain != nil {
 		t.Errorf("cell searches: %+v, %v", c, err)
 	}
+	// Settings written inline in their section are named as its own: the
+	// controller's under reinforce, the macro-architecture's under cells.
+	lr := writeComparedRun(t, root, "n-lr", "", 9, "h", func(c *Config) {
+		cells(AgentReinforce)(c)
+		c.Reinforce.Controller.LearningRate, c.Cells.Blocks, c.Cells.Stem = 0.5, 3, 16
+	}, []float64{0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, five(0.995))
+	if c, err := CompareRuns([]string{nasnet[0], lr}); err != nil || !slices.Contains(c.Differ, "cells.blocks") || !slices.Contains(c.Differ, "cells.stem") ||
+		!slices.Contains(c.Differ, "reinforce.learning_rate") || slices.Contains(c.Differ, "cells") || slices.Contains(c.Differ, "reinforce") {
+		t.Errorf("a cell search's own settings: differ %v, %v", c.Differ, err)
+	}
 
 	// One final is a run's figure; a final phase skipped or under way is none.
 	one := writeComparedRun(t, root, "q10", AgentQLearning, 10, "h", nil, []float64{0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, []float64{0.993})
 	skipped := writeComparedRun(t, root, "r10", AgentRandom, 10, "h", func(c *Config) { c.Final.Skip, c.Final.TopK = true, 1 }, []float64{0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, nil)
-	running := writeComparedRun(t, root, "r11", AgentRandom, 11, "h", func(c *Config) { c.Final.TopK = 1 }, []float64{0.7, 0.7, 0.7}, nil)
+	// Five of six trials: the last phase has not all its trials.
+	running := writeComparedRun(t, root, "r11", AgentRandom, 11, "h", func(c *Config) { c.Final.TopK, c.Trials = 1, 6 }, []float64{0.7, 0.7, 0.7, 0.7, 0.7}, nil)
 	c, err = CompareRuns([]string{one, skipped, running})
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +209,7 @@ func TestCompareRuns(t *testing.T) {
 	if o := c.Runs[0]; o.FinalPhase != FinalComplete || o.BestFive != 1 || o.BestFiveTest != 0.993 || c.Groups[0].Finals != 1 || c.Groups[0].SD != nil {
 		t.Errorf("one final: %+v, %+v", o, c.Groups[0])
 	}
-	if s, g := c.Runs[1], c.Runs[2]; s.FinalPhase != FinalSkipped || g.FinalPhase != FinalNotStarted || g.Gain != nil || c.Groups[1].Finals != 0 || len(c.Leads) != 0 {
+	if s, g := c.Runs[1], c.Runs[2]; s.FinalPhase != FinalSkipped || g.FinalPhase != FinalSearching || g.Gain != nil || c.Groups[1].Finals != 0 || len(c.Leads) != 0 {
 		t.Errorf("skipped %+v; under way %+v; groups %+v, leads %+v", s, g, c.Groups, c.Leads)
 	}
 
@@ -204,5 +228,17 @@ func TestCompareRuns(t *testing.T) {
 	d.Close()
 	if _, err := CompareRuns([]string{dirs[0], cell}); err == nil || !strings.Contains(err.Error(), "is a metaqnn search and "+cell+" a nasnet one") {
 		t.Errorf("a cell search beside a MetaQNN one: %v", err)
+	}
+}
+
+// Every setting an agent owns names a field of the config.
+func TestAgentSectionsResolve(t *testing.T) {
+	var c Config
+	for agent, keys := range agentSections {
+		for _, key := range keys {
+			if !settable(&c, key).IsValid() {
+				t.Errorf("%s: no setting %s", agent, key)
+			}
+		}
 	}
 }

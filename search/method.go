@@ -195,9 +195,12 @@ func (m nasnetMethod) describe() string {
 			shown = append(shown, "embedding") // its default, from hidden
 		}
 		if about := controller.ReinforcePresetAbout(preset); about != "" {
-			preset, sep = preset+" ("+about+")", ";"
+			preset, sep = preset+", "+about, ";"
 		}
 		if changed := ControllerOf(c).changedFrom(ControllerOf(p.WithDefaults()), shown...); len(changed) > 0 {
+			if sep == ";" {
+				preset += ","
+			}
 			preset, sep = preset+" with "+strings.Join(changed, ", "), ";"
 		}
 	}

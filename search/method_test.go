@@ -119,12 +119,12 @@ func TestDescribeChangedController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "REINFORCE controller (preset natsbench (small-budget settings, tuned on the NATS-Bench table); LSTM 2 x 35, baseline ema)"
+	want := "REINFORCE controller (preset natsbench, small-budget settings tuned on the NATS-Bench table; LSTM 2 x 35, baseline ema)"
 	if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, want) {
 		t.Errorf("the cpu preset: %q, want %q", got, want)
 	}
 	cfg.Reinforce.Controller.LearningRate = 0.05
-	want = "REINFORCE controller (preset natsbench (small-budget settings, tuned on the NATS-Bench table) with learning_rate 0.05; LSTM 2 x 35, baseline ema)"
+	want = "REINFORCE controller (preset natsbench, small-budget settings tuned on the NATS-Bench table, with learning_rate 0.05; LSTM 2 x 35, baseline ema)"
 	if got := describeConfig(cfg.WithDefaults(), Data{}); !strings.HasPrefix(got, want) {
 		t.Errorf("the cpu preset changed: %q, want %q", got, want)
 	}
@@ -138,7 +138,7 @@ func TestBaselineNote(t *testing.T) {
 		trials int
 		want   string
 	}{
-		{AgentQLearning, 100, "Q-learning was measured ahead of random search at 225 trials on the leaves data, not at fewer (docs/search-quality.md); to see what it buys in these 100, run the same command with --agent random"},
+		{AgentQLearning, 100, "Q-learning was measured ahead of random search by more than the spread between seeds with 225 trials on the leaves data (docs/search-quality.md), not with fewer; to see what it buys in these 100 trials on your images, run this command and the same with --agent random, each with two or three --seed values"},
 		{AgentQLearning, 225, ""},
 		{AgentRandom, 100, ""},
 		{AgentEvolution, 100, ""},

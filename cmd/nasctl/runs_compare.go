@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -30,10 +31,12 @@ best final models by validation, and the winner's test accuracy. Then, per
 agent over its runs, that five-best mean and its standard deviation between
 runs, and each agent's lead over random search, per seed too, with whether it
 exceeds the spread between seeds (both agents' standard deviations, from two
-runs of each): docs/search-quality.md's test of an agent. A run whose final
-phase is not complete shows "-" and is left out of its agent's figures. Runs
-that differ in more than name, seed and agent (their images, training or
-space, say) are compared all the same, with a warning naming what differs.
+runs of each): docs/search-quality.md's test of an agent, ahead of, within or
+behind the spread. A run without its figures says where its final phase stands
+(searching, not started, not complete, skipped, ...) and is left out of its
+agent's; its gain is "-" until all its trials are recorded. Runs that differ in
+more than name, seed and agent (their images, training or space, say) are
+compared all the same, with a warning naming the settings that differ.
 Example: nasctl runs compare qlearning-s1 qlearning-s2 random-s1 random-s2`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Aliases: []string{"runs"}, Value: "runs", Usage: "directory of runs, for NAMEs (--runs works too)"},
@@ -74,7 +77,7 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tAGENT\tSEED\tTRAINED\tCONSTANT\tGAIN\tBEST VAL\tFIVE BEST TEST\tWINNER TEST (PARAMS)")
 	for _, r := range c.Runs {
-		constant, gain, best, five, winner := "-", "-", "-", r.FinalPhase, "-"
+		constant, gain, best, five, winner := "-", "-", "-", cmp.Or(search.FinalWords[r.FinalPhase], r.FinalPhase), "-"
 		if r.Trained > 0 {
 			constant = fmt.Sprintf("%d (%.1f%%)", r.Constant, 100*float64(r.Constant)/float64(r.Trained))
 		}

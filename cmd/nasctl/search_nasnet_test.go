@@ -180,7 +180,7 @@ func TestSearchNASNetNATSBenchText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if !strings.Contains(errOut, "[12/12] T ") || !strings.Contains(errOut, "preset natsbench (small-budget settings, tuned on the NATS-Bench table); LSTM") {
+	if !strings.Contains(errOut, "[12/12] T ") || !strings.Contains(errOut, "preset natsbench, small-budget settings tuned on the NATS-Bench table; LSTM") {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 	if !strings.Contains(out, "NATS-Bench cifar100") || !strings.Contains(out, "Run directory: "+filepath.Join(runs, "nasnet-natsbench")) {

@@ -716,7 +716,7 @@ func TestRunsCompare(t *testing.T) {
 		if note := "note: the random agent uses no epsilon: it runs the schedule's 4 trials"; (agent == "random") != strings.Contains(errOut, note) {
 			t.Errorf("--agent %s: %q; want the note %q for random search only", agent, errOut, note)
 		}
-		if note := "note: Q-learning was measured ahead of random search at 225 trials"; (agent == "qlearning") != strings.Contains(errOut, note) {
+		if note := "note: Q-learning was measured ahead of random search by more than the spread between seeds with 225 trials"; (agent == "qlearning") != strings.Contains(errOut, note) {
 			t.Errorf("--agent %s: %q; want the note %q for Q-learning only", agent, errOut, note)
 		}
 	}
@@ -741,7 +741,7 @@ func TestRunsCompare(t *testing.T) {
 		want string
 	}{
 		{[]string{"qlearning"}, "runs compare takes two or more run names or directories, got 1"},
-		{[]string{"qlearning", filepath.Join(runs, "..", "runs", "qlearning")}, "runs compare: " + filepath.Join(runs, "..", "runs", "qlearning") + " is named twice (as " + filepath.Join(runs, "qlearning") + " too)"},
+		{[]string{"qlearning", runs + "/../runs/qlearning"}, "runs compare: " + runs + "/../runs/qlearning is named twice (as " + filepath.Join(runs, "qlearning") + " too)"},
 	} {
 		if code, _, errOut := runCLI(t, append([]string{"runs", "compare", "--dir", runs}, tc.args...)...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, code, errOut, tc.want)
@@ -765,7 +765,7 @@ func TestPrintComparison(t *testing.T) {
 				Winner: &search.WinnerInfo{TestAccuracy: 0.9975, Params: 20753}},
 			{Name: "q2", Agent: "qlearning", Seed: 2, Trained: 10, Metric: "balanced_accuracy", BestVal: 0.9, FinalPhase: search.FinalComplete, BestFive: 2, BestFiveTest: 0.99,
 				Winner: &search.WinnerInfo{TestAccuracy: 0.99, Params: 1000}},
-			{Name: "r1", Agent: "random", Seed: 1, FinalPhase: search.FinalSkipped},
+			{Name: "r1", Agent: "random", Seed: 1, FinalPhase: search.FinalNotStarted},
 		},
 		Groups: []search.AgentGroup{{Agent: "qlearning", Runs: 3, Finals: 2, Mean: 0.995, SD: sd(0.001)}, {Agent: "random", Runs: 2, Finals: 2, Mean: 0.99, SD: sd(0.002)}},
 		Leads:  []search.Lead{{Agent: "qlearning", Over: "random", Mean: 0.005, PerSeed: map[uint64]float64{2: 0.004, 1: 0.006}, Beyond: true}},
@@ -778,7 +778,7 @@ func TestPrintComparison(t *testing.T) {
 	want := `RUN  AGENT      SEED  TRAINED  CONSTANT  GAIN     BEST VAL           FIVE BEST TEST  WINNER TEST (PARAMS)
 q1   qlearning  1     222      3 (1.4%)  +0.1015  99.64%             99.783%         99.75% (20,753)
 q2   qlearning  2     10       0 (0.0%)  -        90.00% (balanced)  99.000% (of 2)  99.00% (1,000)
-r1   random     1     0        -         -        -                  skipped         -
+r1   random     1     0        -         -        -                  not started     -
 
 qlearning: five best 99.500% on average over 2 runs (sd 0.100 between them); 1 more without a complete final phase
 random: five best 99.000% on average over 2 runs (sd 0.200 between them)

@@ -96,7 +96,7 @@ function column(name) {
 // The runs by agent (GET /api/compare): shown when they hold two agents or
 // more; runs that cannot be compared so (of two kinds, say) hide it.
 const agentColumns = [
-  {key: 'agent', label: 'Agent'},
+  {key: 'agent', label: 'Agent', value: g => g.order}, // the API's order, random search last as the runs put it
   {key: 'runs', label: 'Runs', num: true},
   {key: 'runs_with_finals', label: 'With finals', title: 'runs whose final phase is complete: those the figures count', num: true},
   {key: 'best_five_mean_test_accuracy', label: 'Five best, test', title: "mean over the runs of the five best finals' mean test accuracy", num: true,
@@ -111,16 +111,17 @@ function showAgents(c) {
   $('agents').dataset.agents = c ? c.agents.length : 'none'; // what was last shown, for the tests
   $('agents').hidden = !c || c.agents.length < 2;
   if ($('agents').hidden) return;
-  if (!agentTable) agentTable = new Table($('agent-table'), agentColumns, {sort: 'agent'});
-  agentTable.setRows(c.agents);
+  if (!agentTable) agentTable = new Table($('agent-table'), agentColumns);
+  agentTable.setRows(c.agents.map((g, order) => Object.assign({order}, g)));
   const group = agent => c.agents.find(g => g.agent === agent);
   $('leads').replaceChildren(...(c.leads || []).map(l => {
     const seeds = Object.entries(l.per_seed || {}).sort((a, b) => a[0] - b[0]).map(([s, v]) => `seed ${s} ${signed(v)}`);
     const [a, o] = [group(l.agent), group(l.over)];
-    const verdict = a.best_five_sd === undefined || o.best_five_sd === undefined ? 'the spread between seeds needs two runs of each with finals'
-      : `${!l.beyond_spread ? 'within' : l.lead > 0 ? 'ahead by more than' : 'behind by more than'} the spread between seeds (sds ${(100 * a.best_five_sd).toFixed(3)} and ${(100 * o.best_five_sd).toFixed(3)})`;
-    return h('div', {text: `${l.agent} minus ${l.over}: ${signed(l.lead)} points` + (seeds.length ? ` (${seeds.join(', ')})` : '') + `: ${verdict}`});
-  }), ...(c.settings_differ ? [h('div', {class: 'error', text: `The runs differ in ${c.settings_differ.join(', ')} besides name, seed and agent: not a matched comparison.`})] : []));
+    const verdict = a.best_five_sd === undefined || o.best_five_sd === undefined ? '; the spread between seeds needs two runs of each with finals'
+      : `: ${!l.beyond_spread ? 'within' : l.lead > 0 ? 'ahead by more than' : 'behind by more than'} the spread between seeds (sds ${(100 * a.best_five_sd).toFixed(3)} and ${(100 * o.best_five_sd).toFixed(3)})`;
+    return h('div', {text: `${l.agent} minus ${l.over}: ${signed(l.lead)} points` + (seeds.length ? ` (${seeds.join(', ')})` : '') + verdict});
+  }), ...(c.leads ? [] : [h('div', {class: 'muted', text: 'No lead: ' + c.agents.filter(g => !g.runs_with_finals).map(g => g.agent).join(' and ') + ' without a run whose final phase is complete.'})]),
+  ...(c.settings_differ ? [h('div', {class: 'error', text: `The runs differ in ${c.settings_differ.join(', ')} besides name, seed and agent: not a matched comparison.`})] : []));
 }
 
 async function compare() {

@@ -729,6 +729,8 @@ func TestBrowserCompareAgents(t *testing.T) {
 	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run="+strings.Join(names, "&run=")))
 	agents := `(document.getElementById('agents').hidden ? 'hidden' : document.getElementById('agents').innerText)`
 	waitFor(t, ctx, agents+`.includes(`+strconv.Quote(line)+`) && `+agents+`.includes(`+strconv.Quote(fmt.Sprintf("%.3f%%", 100*want.Groups[0].Mean))+`)`, agents, 10*time.Second)
+	waitFor(t, ctx, `(i => i.complete && i.naturalWidth > 0)(document.getElementById('best'))`, `document.getElementById('best').src`, 10*time.Second)
+	screenshot(t, ctx, "compare-agents")
 	// One agent: nothing to set against another.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/compare?run=leaves-a&run=q-2"))
 	waitFor(t, ctx, `document.getElementById('agents').dataset.agents === '1' && document.getElementById('agents').hidden`,

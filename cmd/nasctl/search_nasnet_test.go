@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -325,6 +326,14 @@ func TestSearchNASNetMoreEpisodes(t *testing.T) {
 // reports a process the signal ended.
 func TestSearchNASNetInterrupt(t *testing.T) {
 	bin := buildNasctl(t)
+	if signal.Ignored(syscall.SIGHUP) {
+		// Run under nohup, the search would inherit the ignored SIGHUP and
+		// rightly go on (TestSearchUnderNohup). A handler here instead of
+		// the ignore gives the child the default, which exec restores.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
@@ -340,7 +349,15 @@ func TestSearchNASNetInterrupt(t *testing.T) {
 		if err := cmd.Process.Signal(tc.sig); err != nil {
 			t.Fatal(err)
 		}
-		err := cmd.Wait()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(2 * time.Minute):
+			cmd.Process.Kill()
+			t.Fatalf("%v: the search went on for two minutes after the signal:\n%s", tc.sig, stderr.String())
+		}
 		if n := len(readLog(t, dir)); n >= 1000000 {
 			t.Fatalf("the search finished (%d trials) before the signal arrived", n)
 		}

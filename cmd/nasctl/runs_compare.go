@@ -106,7 +106,7 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	}
 	fmt.Fprintln(out)
 	for _, g := range c.Groups {
-		fmt.Fprintln(out, groupLine(g))
+		fmt.Fprintln(out, groupLine(g, fewestFinals(c, g.Agent)))
 	}
 	for _, l := range c.Leads {
 		fmt.Fprintln(out, leadLine(c, l))
@@ -124,16 +124,33 @@ func printComparison(out io.Writer, c search.Comparison) error {
 	return nil
 }
 
-// groupLine is an agent's figures over its runs.
-func groupLine(g search.AgentGroup) string {
+// fewestFinals is the smallest count of finals behind a five-best mean
+// among agent's runs with figures: below five when a run had fewer finals.
+func fewestFinals(c search.Comparison, agent string) int {
+	fewest := 5
+	for _, r := range c.Runs {
+		if r.Agent == agent && r.BestFive > 0 {
+			fewest = min(fewest, r.BestFive)
+		}
+	}
+	return fewest
+}
+
+// groupLine is an agent's figures over its runs; fewest, the fewest finals
+// behind one run's mean, words it as other than "five best" when below five.
+func groupLine(g search.AgentGroup, fewest int) string {
+	best := "five best"
+	if fewest < 5 {
+		best = fmt.Sprintf("best finals (as few as %d a run)", fewest)
+	}
 	var line string
 	switch {
 	case g.Finals == 0:
 		return fmt.Sprintf("%s: %s, none with its final phase complete", g.Agent, plural(g.Runs, "run"))
 	case g.SD == nil:
-		line = fmt.Sprintf("%s: five best %.3f%% (one run)", g.Agent, 100*g.Mean)
+		line = fmt.Sprintf("%s: %s %.3f%% (one run)", g.Agent, best, 100*g.Mean)
 	default:
-		line = fmt.Sprintf("%s: five best %.3f%% on average over %d runs (sd %.3f between them)", g.Agent, 100*g.Mean, g.Finals, 100**g.SD)
+		line = fmt.Sprintf("%s: %s %.3f%% on average over %d runs (sd %.3f between them)", g.Agent, best, 100*g.Mean, g.Finals, 100**g.SD)
 	}
 	if n := g.Runs - g.Finals; n > 0 {
 		line += fmt.Sprintf("; %d more without a complete final phase", n)

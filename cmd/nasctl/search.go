@@ -131,6 +131,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "vary the training images at random, in the trials and the final phase: " + augmentUsage + " (default: the preset's)"},
+		&cli.StringFlag{Name: "final-augment", Usage: "the final phase's own augmentation, in place of --augment's there (same forms; final.augment in --config)", DefaultText: "--augment's"},
 		&cli.StringFlag{Name: "metric", Usage: "what validation accuracy means for rewards, best epochs, early stops and the winner: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes, where a model that misses a small class can still score high on accuracy) (default: accuracy)"},
 		&cli.StringFlag{Name: "sampling", Usage: "how an epoch draws the training images, in the trials and the final phase: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes, with --metric balanced_accuracy) (default: shuffle)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
@@ -180,7 +181,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // phase, or leave it out, without changing a trial; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",
+var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "final-augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -211,8 +212,10 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 			return err
 		}
 	}
-	if _, err := runtime.ParseAugment(c.String("augment")); err != nil {
-		return usagef("--augment: %v", err)
+	for _, f := range []string{"augment", "final-augment"} {
+		if _, err := runtime.ParseAugment(c.String(f)); err != nil {
+			return usagef("--%s: %v", f, err)
+		}
 	}
 	if _, err := runtime.ParseMetric(c.String("metric")); c.IsSet("metric") && err != nil {
 		return usagef("--metric: %v", err)
@@ -235,6 +238,7 @@ func applyTrainingFlags(c *cli.Context, cfg *search.Config) error {
 	set(c, "lr", func() { cfg.Train.LR = c.Float64("lr") })
 	set(c, "data-fraction", func() { cfg.DataFraction = c.Float64("data-fraction") })
 	set(c, "augment", func() { cfg.Train.Augment = c.String("augment") })
+	set(c, "final-augment", func() { cfg.Final.Augment = c.String("final-augment") })
 	set(c, "metric", func() { cfg.Train.Metric = c.String("metric") })
 	set(c, "sampling", func() { cfg.Train.Sampling = c.String("sampling") })
 	set(c, "median-stop", func() { cfg.Train.MedianStop.After = c.Int("median-stop") })

@@ -267,6 +267,8 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "nasnet", "--data", ".", "--augment", "rotate"}, `--augment: unknown augmentation "rotate" (valid: none, mirror, flips, shift:N, brightness:B, contrast:C, or several such as flips,shift:2,brightness:0.2)`},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x1", "--augment", "flips,shift:8"}, "train.augment: augmentation flips,shift:8: a shift of 8 pixels would move images of 16x16 by half their size or more; give at most shift:7"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
+		{[]string{"search", "metaqnn", "--data", ".", "--final-augment", "flips,shift"}, `--final-augment: `},
+		{[]string{"search", "metaqnn", "--resume", "runs/x", "--final-augment", "flips"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
 		// Negative limits are mistakes, not "no limit" (0, whose message
@@ -389,14 +391,18 @@ func TestCPUPresetBaseline(t *testing.T) {
 	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", qrun, "--skip-final=false", "--quiet"); code != 0 || strings.Contains(errOut, "warning") {
 		t.Errorf("--resume --skip-final=false with every trial done: exit %d, %q; want no warning", code, errOut)
 	}
-	// Another reward lifts the preset's limit, in config.yaml too.
+	// Another reward lifts the preset's limit, in config.yaml too; the
+	// final phase's augmentation is its own there.
 	code, out, errOut = runCLI(t, "search", "metaqnn", "--preset", "cpu", "--reward", "accuracy", "--data", data, "--dir", runs, "--name", "accuracy",
-		"--input", "16x16x1", "--schedule", "1.0:1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet")
+		"--input", "16x16x1", "--schedule", "1.0:1", "--epochs", "1", "--batch", "16", "--skip-final", "--threads", "1", "--quiet",
+		"--augment", "flips", "--final-augment", "flips,shift:2")
 	if code != 0 {
 		t.Fatalf("--reward accuracy: exit %d: %s%s", code, out, errOut)
 	}
-	if cfg, err := search.LoadConfig(filepath.Join(runs, "accuracy", "config.yaml"), search.Config{}); err != nil || cfg.Reward.MaxParams != 0 || cfg.Reward.Mode != search.RewardAccuracy {
-		t.Errorf("--preset cpu --reward accuracy: %+v, %v; want the accuracy reward and no parameter limit", cfg.Reward, err)
+	if cfg, err := search.LoadConfig(filepath.Join(runs, "accuracy", "config.yaml"), search.Config{}); err != nil || cfg.Reward.MaxParams != 0 || cfg.Reward.Mode != search.RewardAccuracy ||
+		cfg.Train.Augment != "flips" || cfg.Final.Augment != "flips,shift:2" {
+		t.Errorf("--preset cpu --reward accuracy --augment flips --final-augment flips,shift:2: %+v, augment %q, final %q, %v; want the accuracy reward, no parameter limit and both augmentations",
+			cfg.Reward, cfg.Train.Augment, cfg.Final.Augment, err)
 	}
 	// --schedule scaled fits the preset's schedule to --trials, phase by
 	// phase, and the run records it: no warning that the trials end early.
@@ -780,7 +786,7 @@ q1   qlearning  1     222      3 (1.4%)  +0.1015  99.64%             99.783%    
 q2   qlearning  2     10       0 (0.0%)  -        90.00% (balanced)  99.000% (of 2)  99.00% (1,000)
 r1   random     1     0        -         -        -                  not started     -
 
-qlearning: five best 99.500% on average over 2 runs (sd 0.100 between them); 1 more without a complete final phase
+qlearning: best finals (as few as 2 a run) 99.500% on average over 2 runs (sd 0.100 between them); 1 more without a complete final phase
 random: five best 99.000% on average over 2 runs (sd 0.200 between them)
 qlearning minus random: +0.500 points (seed 1 +0.600, seed 2 +0.400): ahead by more than the spread between seeds (sds 0.100 and 0.200)
 One test image of 1,200 is 0.083 points of a model's accuracy (docs/search-quality.md, "What the final test accuracy can resolve").

@@ -241,6 +241,9 @@ func runTrain(ctx context.Context, opts trainOptions, out, errOut io.Writer) err
 	if err != nil {
 		return usagef("--arch at the data's input %s: %v", d.Input, err)
 	}
+	if err := opts.Config.Augment.Fits(d.Input.Height, d.Input.Width); err != nil {
+		return usagef("--augment: %v", err)
+	}
 	if err := runtime.InitDevice(opts.Config.Device, opts.Config.DeviceID); err != nil {
 		return err
 	}

@@ -293,7 +293,8 @@ func TestDatasetInfoMixedSizes(t *testing.T) {
 	}
 	// At one size given, the image of another shape is stretched, and
 	// dataset info and train say so; a shift of half the images' side is
-	// refused before training, the images' size known only once read.
+	// refused before training as a usage error (exit 2), the images' size
+	// known only once read.
 	want := "warning: 1 of the 2 images is stretched to 8 high and 8 wide from another shape (first: " + filepath.Join(dir, "a", "0.png") + ", 10 high and 20 wide)"
 	if code, out, errOut := runDataset(t, "dataset", "info", dir, "--size", "8"); code != 0 || !strings.Contains(out, want) {
 		t.Errorf("dataset info --size 8: exit %d: %s%s; want %q", code, out, errOut, want)
@@ -308,7 +309,7 @@ func TestDatasetInfoMixedSizes(t *testing.T) {
 		t.Errorf("train --input 8x8: exit %d: %s", code, errOut)
 	}
 	code, _, errOut = runDataset(t, "train", "--arch", "SM()", "--data", dir, "--input", "8x8", "--augment", "shift:4", "--epochs", "1", "--threads", "1", "--out", model)
-	if code != 1 || !strings.Contains(errOut, "nasctl: augmentation shift:4: a shift of 4 pixels would move images of 8x8 by half their size or more; give at most shift:3") ||
+	if code != 2 || !strings.Contains(errOut, "nasctl: --augment: augmentation shift:4: a shift of 4 pixels would move images of 8x8 by half their size or more; give at most shift:3") ||
 		strings.Contains(errOut, "epoch") {
 		t.Errorf("train --augment shift:4 on 8x8 images: exit %d: %s", code, errOut)
 	}

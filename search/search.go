@@ -192,6 +192,11 @@ type ResumeOptions struct {
 	// too: a run searched with --skip-final gets its final phase by a
 	// resume with SkipFinal false.
 	SkipFinal *bool
+	// FinalAugment, when set, replaces the saved final.augment, in
+	// config.yaml too, for a final phase that has not started: no final
+	// recorded or paused (FinalStartedError otherwise). The trials never
+	// read it.
+	FinalAugment *string
 	// Data, when set, replaces the saved image folder, in config.yaml too,
 	// for images that moved; they must be the images the run searched (the
 	// content hash of data.json).
@@ -227,6 +232,9 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if o.SkipFinal != nil {
 		cfg.Final.Skip = *o.SkipFinal
 	}
+	if o.FinalAugment != nil {
+		cfg.Final.Augment = *o.FinalAugment
+	}
 	if o.Data != "" {
 		if cfg.Data, err = filepath.Abs(o.Data); err != nil {
 			return nil, err
@@ -242,6 +250,13 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	d, err := rundir.Open(dir) // the lock first: a run in use is refused at once
 	if err != nil {
 		return nil, err
+	}
+	// A new number of trials sets the recorded finals aside (retarget).
+	if retargeted := o.Trials > 0 && o.Trials != saved.WithDefaults().Trials; o.FinalAugment != nil {
+		if err := finalNotStarted(d.Path, retargeted); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	if o.Trials > 0 { // a mistake in the request: said before the images are read
 		recorded, err := rundir.ReadTrials(dir)
@@ -272,8 +287,8 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	if s != nil {
 		s.retargeted = note
 	}
-	if err == nil && (cfg.Final.Skip != saved.Final.Skip || cfg.Data != saved.Data) {
-		saved.Final.Skip, saved.Data = cfg.Final.Skip, cfg.Data
+	if err == nil && (cfg.Final.Skip != saved.Final.Skip || cfg.Data != saved.Data || cfg.Final.Augment != saved.Final.Augment) {
+		saved.Final.Skip, saved.Data, saved.Final.Augment = cfg.Final.Skip, cfg.Data, cfg.Final.Augment
 		err = saveConfig(d, saved)
 	}
 	if err != nil {
@@ -286,6 +301,43 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	return s, nil
+}
+
+// FinalStartedError is a change of the final phase's settings asked of a
+// run whose final phase has begun: its finals would not all have the same.
+type FinalStartedError struct {
+	Run    string
+	Finals int  // recorded
+	Paused bool // a retraining paused part-way
+}
+
+func (e *FinalStartedError) Error() string {
+	var has []string
+	if e.Finals > 0 {
+		has = append(has, english.Plural(e.Finals, "final model", ""))
+	}
+	if e.Paused {
+		has = append(has, "a retraining paused part-way")
+	}
+	return fmt.Sprintf("%s: the final phase has begun (%s), so final.augment (--final-augment) can no longer change: resume without it, or start a new run for other final settings",
+		e.Run, strings.Join(has, " and "))
+}
+
+// finalNotStarted returns a *FinalStartedError when the run in dir has a
+// final paused, or recorded and not about to be set aside.
+func finalNotStarted(dir string, setAside bool) error {
+	finals, err := rundir.ReadFinalRecords(dir)
+	if err != nil {
+		return err
+	}
+	_, noPaused := os.Stat(filepath.Join(dir, rundir.DirPaused))
+	if setAside {
+		finals = nil
+	}
+	if len(finals) == 0 && noPaused != nil {
+		return nil
+	}
+	return &FinalStartedError{Run: dir, Finals: len(finals), Paused: noPaused == nil}
 }
 
 // retarget prepares the run for another number of trials, at least

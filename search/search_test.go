@@ -1777,6 +1777,50 @@ func TestFinalWithoutSearchWeights(t *testing.T) {
 	}
 }
 
+// A run searched without its final phase takes another final
+// augmentation on a resume: config.yaml keeps it, and the finals that a
+// later resume adds train with it. Once a final is recorded the setting
+// is refused, unless more trials set the finals aside.
+func TestResumeFinalAugment(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Final.Skip, cfg.Train.Augment = true, "flips"
+	exec := &fakeExecutor{}
+	dir := finishedRun(t, cfg, exec)
+	exec.jobs = nil
+	runResumed(t, dir, ResumeOptions{FinalAugment: new("flips,shift:2")}, func(Config) (Executor, error) { return exec, nil })
+	runResumed(t, dir, ResumeOptions{SkipFinal: new(false)}, func(Config) (Executor, error) { return exec, nil })
+	if len(exec.jobs) != cfg.Final.TopK {
+		t.Fatalf("%d trainings on the resume, want the %d finals", len(exec.jobs), cfg.Final.TopK)
+	}
+	want, _ := runtime.ParseAugment("flips,shift:2")
+	for _, j := range exec.jobs {
+		if !j.Full || j.Config.Augment != want {
+			t.Errorf("trial %d trained with full %v, augment %+v; want the final phase's, %+v", j.Trial, j.Full, j.Config.Augment, want)
+		}
+	}
+	saved, err := ReadConfig(dir)
+	if err != nil || saved.Final.Augment != "flips,shift:2" || saved.Train.Augment != "flips" || saved.Final.Skip {
+		t.Errorf("config.yaml after the resume: final %+v, train.augment %q, %v", saved.Final, saved.Train.Augment, err)
+	}
+	if err := checkUnedited(dir); err != nil {
+		t.Errorf("config.yaml written with the change, as nasctl's copy: %v", err)
+	}
+
+	s, err := Resume(dir, ResumeOptions{FinalAugment: new("flips")}, func(Config) (Executor, error) { return exec, nil })
+	if err == nil {
+		s.Close()
+	}
+	begun := (*FinalStartedError)(nil)
+	if !errors.As(err, &begun) || begun.Finals != cfg.Final.TopK || !strings.Contains(err.Error(), "final.augment (--final-augment) can no longer change") {
+		t.Errorf("another final augmentation once the finals are recorded: %v", err)
+	}
+	s, err = Resume(dir, ResumeOptions{FinalAugment: new("flips"), Trials: cfg.Trials + 2}, func(Config) (Executor, error) { return exec, nil })
+	if err != nil {
+		t.Fatalf("another final augmentation with more trials, which set the finals aside: %v", err)
+	}
+	s.Close()
+}
+
 // A final model that cannot be written into the run (a full disk; here a
 // folder in its place) is kept in the temporary folder, and the error says
 // where, with its figures; the run records no final without its model.

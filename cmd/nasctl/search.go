@@ -70,8 +70,15 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 		}
 	}
 	if len(given) > 0 {
-		return opts, usagef("%s cannot change a resumed run, even to the value it has (its settings are in %s): drop them; only --%s (more trials), --workers, --threads, --skip-final, --data (the same images, moved), --broker, --quiet and --json can",
+		return opts, usagef("%s cannot change a resumed run, even to the value it has (its settings are in %s): drop them; only --%s (more trials), --workers, --threads, --skip-final, --final-augment (before the final phase begins), --data (the same images, moved), --broker, --quiet and --json can",
 			strings.Join(given, ", "), filepath.Join(opts.Resume, rundir.FileConfig), trialsFlag)
+	}
+	if c.IsSet("final-augment") {
+		aug := c.String("final-augment")
+		if _, err := runtime.ParseAugment(aug); err != nil {
+			return opts, usagef("--final-augment: %v", err)
+		}
+		opts.Resumed.FinalAugment = &aug
 	}
 	if c.IsSet(trialsFlag) {
 		if opts.Resumed.Trials = c.Int(trialsFlag); opts.Resumed.Trials < 1 {
@@ -86,7 +93,7 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 		if k := cmp.Or(saved.Kind, search.KindMetaQNN); k != kind {
 			return opts, usagef("%s is a %s run: resume it with nasctl search %s --resume %s", opts.Resume, k, k, shell.Quote(opts.Resume))
 		}
-		for _, f := range []string{"skip-final", "data"} {
+		for _, f := range []string{"skip-final", "final-augment", "data"} {
 			if c.IsSet(f) && !saved.Trains() {
 				return opts, usagef("--%s applies to the searches that train; the run in %s scores its trials with %s: no images, no final phase", f, opts.Resume, saved.Problem.Name)
 			}
@@ -131,7 +138,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "vary the training images at random, in the trials and the final phase: " + augmentUsage + " (default: the preset's)"},
-		&cli.StringFlag{Name: "final-augment", Usage: "the final phase's own augmentation, in place of --augment's there (same forms; final.augment in --config)", DefaultText: "--augment's"},
+		&cli.StringFlag{Name: "final-augment", Usage: "the final phase's own augmentation, in place of --augment's there (same forms; final.augment in --config); a resumed run takes it until its final phase begins", DefaultText: "--augment's"},
 		&cli.StringFlag{Name: "metric", Usage: "what validation accuracy means for rewards, best epochs, early stops and the winner: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes, where a model that misses a small class can still score high on accuracy) (default: accuracy)"},
 		&cli.StringFlag{Name: "sampling", Usage: "how an epoch draws the training images, in the trials and the final phase: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes, with --metric balanced_accuracy) (default: shuffle)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},
@@ -178,10 +185,11 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
 // run keeps them). --skip-final is not one: a resume may add the final
-// phase, or leave it out, without changing a trial; nor is --data, which
+// phase, or leave it out, without changing a trial; nor is --final-augment,
+// which a resume may change until the final phase begins; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
-var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "final-augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",
+var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",
 	"target-ms", "max-latency-ms", "max-params", "latency", "device", "skip-bad", "max-memory"}
 
 // applyTrainingFlags sets the settings of cfg whose trainingFlags were
@@ -687,7 +695,8 @@ func openSearch(opts searchOptions, execs *executors) (*search.Search, error) {
 				opts.Resumed.Workers, max(1, saved.Workers), english.Plural(opts.Resumed.Workers, "worker", "workers"))
 		}
 		s, err := search.Resume(opts.Resume, opts.Resumed, execs.make)
-		if fewer := (*search.FewerTrialsError)(nil); errors.As(err, &fewer) {
+		fewer, begun := (*search.FewerTrialsError)(nil), (*search.FinalStartedError)(nil)
+		if errors.As(err, &fewer) || errors.As(err, &begun) {
 			return nil, usageError{err.Error()}
 		}
 		return s, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nasctl/nasctl/cluster"
 	"github.com/nasctl/nasctl/controller"
+	"github.com/nasctl/nasctl/onnxgen"
 	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search"
 	"github.com/nasctl/nasctl/search/rundir"
@@ -151,17 +152,28 @@ func TestSearchKillAndResume(t *testing.T) {
 		t.Errorf("resume with a missing --data: exit %d, %s", code, errOut)
 	}
 	// The run was searched with --skip-final: a resume with
-	// --skip-final=false adds the final phase and trains no trial again.
+	// --skip-final=false adds the final phase and trains no trial again,
+	// with a final augmentation of its own when given.
 	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--top-k", "2")
 	if code != exitUsage || !strings.Contains(errOut, "--top-k cannot change a resumed run") {
 		t.Errorf("resume with --top-k: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--quiet"); code != 0 {
+	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--final-augment", "flips,shift:1", "--quiet"); code != 0 {
 		t.Fatalf("resume with --skip-final=false: exit %d, %s", code, errOut)
 	}
 	finals, err := rundir.ReadFinals(dir)
 	if err != nil || len(finals) != 10 {
 		t.Errorf("finals after the resume: %d (%v), want the cpu preset's 10", len(finals), err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, rundir.WinnerName(1))); err != nil {
+		t.Error(err)
+	} else if info, err := onnxgen.ReadModelInfo(b); err != nil || !strings.Contains(info.Meta[onnxgen.MetaTraining], `"augment":"flips,shift:1"`) {
+		t.Errorf("final #1 trained with %v, %v; want --final-augment's flips,shift:1", info, err)
+	}
+	// Once finals are recorded, the final augmentation stays.
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--final-augment", "flips")
+	if code != exitUsage || !strings.Contains(errOut, "the final phase has begun (10 final models), so final.augment (--final-augment) can no longer change") {
+		t.Errorf("resume with --final-augment after the final phase: exit %d, %s", code, errOut)
 	}
 	sameLogs(t, readLog(t, dir), after)
 	// Given more trials, the trials from here on are those of the new count.
@@ -268,7 +280,7 @@ func TestSearchSampleAndUsage(t *testing.T) {
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x1", "--augment", "flips,shift:8"}, "train.augment: augmentation flips,shift:8: a shift of 8 pixels would move images of 16x16 by half their size or more; give at most shift:7"},
 		{[]string{"search", "metaqnn", "--resume", "runs/x", "--augment", "flips"}, "cannot change a resumed run"},
 		{[]string{"search", "metaqnn", "--data", ".", "--final-augment", "flips,shift"}, `--final-augment: `},
-		{[]string{"search", "metaqnn", "--resume", "runs/x", "--final-augment", "flips"}, "cannot change a resumed run"},
+		{[]string{"search", "metaqnn", "--resume", "runs/x", "--final-augment", "flips,shift"}, `--final-augment: `},
 		{[]string{"search", "metaqnn", "--data", ".", "--input", "16x16x2"}, "--input 16x16x2: images are read with 1 channel"},
 		{[]string{"search", "bogus"}, "valid: metaqnn"},
 		// Negative limits are mistakes, not "no limit" (0, whose message

@@ -1239,7 +1239,7 @@ func cutShort(dir string) error {
 
 // resumeFlags are the saved settings a resume may change, by the flag that
 // does it (Resume).
-var resumeFlags = map[string]string{"trials": "--trials N", "data": "--data DIR", "final.skip": "--skip-final", "final.augment": "--final-augment"}
+var resumeFlags = map[string]string{"trials": "--trials N", "data": "--data DIR", "final.skip": "--skip-final", "final.augment": "--final-augment (no final recorded yet)"}
 
 // settingsChanged lists the settings that differ between two
 // configurations, with defaults (a key left out for its default is no

@@ -285,6 +285,7 @@ func TestEarlierFinalTakenOnlyWhenSame(t *testing.T) {
 		{"final.int8 now", func() { s.cfg.Final.Int8 = true }, func() { s.cfg.Final.Int8 = false }},
 		{"other images", func() { s.data.Hash = "sha256:other" }, func() { s.data.Hash = "sha256:test" }},
 		{"another split", func() { s.data.Split = onnxgen.SplitRecord{Plan: "metaqnn", Seed: 1} }, func() { s.data.Split = onnxgen.SplitRecord{} }},
+		{"another final.augment", func() { s.cfg.Final.Augment = "flips" }, func() { s.cfg.Final.Augment = "" }},
 	} {
 		c.change()
 		if taken() {

@@ -32,6 +32,7 @@ import (
 	"github.com/nasctl/nasctl/controller"
 	"github.com/nasctl/nasctl/controller/problem"
 	"github.com/nasctl/nasctl/genotype"
+	"github.com/nasctl/nasctl/runtime"
 	"github.com/nasctl/nasctl/search/rundir"
 )
 
@@ -193,9 +194,10 @@ type ResumeOptions struct {
 	// resume with SkipFinal false.
 	SkipFinal *bool
 	// FinalAugment, when set, replaces the saved final.augment, in
-	// config.yaml too, for a final phase that has not started: no final
-	// recorded or paused (FinalStartedError otherwise). The trials never
-	// read it.
+	// config.yaml too, for a final phase with no final recorded, or whose
+	// finals more Trials set aside (FinalStartedError otherwise). The
+	// trials never read it; a paused retraining's state is taken only
+	// with the settings it began with (pausedFor).
 	FinalAugment *string
 	// Data, when set, replaces the saved image folder, in config.yaml too,
 	// for images that moved; they must be the images the run searched (the
@@ -252,8 +254,8 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	// A new number of trials sets the recorded finals aside (retarget).
-	if retargeted := o.Trials > 0 && o.Trials != saved.WithDefaults().Trials; o.FinalAugment != nil {
-		if err := finalNotStarted(d.Path, retargeted); err != nil {
+	if retargeted := o.Trials > 0 && o.Trials != saved.WithDefaults().Trials; !retargeted && !sameAugment(cfg.finalAugment(), saved.finalAugment()) {
+		if err := noFinals(d.Path); err != nil {
 			d.Close()
 			return nil, err
 		}
@@ -303,41 +305,35 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	return s, nil
 }
 
-// FinalStartedError is a change of the final phase's settings asked of a
-// run whose final phase has begun: its finals would not all have the same.
+// FinalStartedError is a change of the final phase's augmentation asked
+// of a run with finals recorded: its finals would not all have the same.
 type FinalStartedError struct {
 	Run    string
-	Finals int  // recorded
-	Paused bool // a retraining paused part-way
+	Finals int // recorded
 }
 
 func (e *FinalStartedError) Error() string {
-	var has []string
-	if e.Finals > 0 {
-		has = append(has, english.Plural(e.Finals, "final model", ""))
-	}
-	if e.Paused {
-		has = append(has, "a retraining paused part-way")
-	}
-	return fmt.Sprintf("%s: the final phase has begun (%s), so final.augment (--final-augment) can no longer change: resume without it, or start a new run for other final settings",
-		e.Run, strings.Join(has, " and "))
+	return fmt.Sprintf("%s: the final phase has begun (%s), so final.augment (--final-augment) can no longer change: resume without it, "+
+		"with more trials (--trials N, whose plan retrains its final phase), or start a new run for other final settings",
+		e.Run, english.Plural(e.Finals, "final model", ""))
 }
 
-// finalNotStarted returns a *FinalStartedError when the run in dir has a
-// final paused, or recorded and not about to be set aside.
-func finalNotStarted(dir string, setAside bool) error {
+// noFinals returns a *FinalStartedError when the run in dir has a final
+// recorded.
+func noFinals(dir string) error {
 	finals, err := rundir.ReadFinalRecords(dir)
-	if err != nil {
+	if err != nil || len(finals) == 0 {
 		return err
 	}
-	_, noPaused := os.Stat(filepath.Join(dir, rundir.DirPaused))
-	if setAside {
-		finals = nil
-	}
-	if len(finals) == 0 && noPaused != nil {
-		return nil
-	}
-	return &FinalStartedError{Run: dir, Finals: len(finals), Paused: noPaused == nil}
+	return &FinalStartedError{Run: dir, Finals: len(finals)}
+}
+
+// sameAugment reports whether two augmentations vary the images alike
+// (flips,shift:2 and shift:2,flips do); one that does not parse differs.
+func sameAugment(a, b string) bool {
+	x, errX := runtime.ParseAugment(a)
+	y, errY := runtime.ParseAugment(b)
+	return errX == nil && errY == nil && x == y
 }
 
 // retarget prepares the run for another number of trials, at least
@@ -402,7 +398,7 @@ func (s *Search) drawsFirst(recorded []rundir.Trial) error {
 }
 
 // saveConfig writes the run's saved settings after a resume changed
-// final.skip, data or trials: only those lines of config.yaml change, and the
+// final.skip, final.augment, data or trials: only those lines of config.yaml change, and the
 // resume's workers and threads hold for that resume only.
 func saveConfig(d *rundir.Dir, saved Config) error {
 	b, err := saved.Marshal()

@@ -1779,25 +1779,43 @@ func TestFinalWithoutSearchWeights(t *testing.T) {
 
 // A run searched without its final phase takes another final
 // augmentation on a resume: config.yaml keeps it, and the finals that a
-// later resume adds train with it. Once a final is recorded the setting
-// is refused, unless more trials set the finals aside.
+// later resume adds train with it. Once a final is recorded another
+// augmentation is refused, config.yaml left as it was; the same one
+// (written otherwise) is not, nor another with more trials, whose plan
+// retrains every final with it.
 func TestResumeFinalAugment(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Final.Skip, cfg.Train.Augment = true, "flips"
 	exec := &fakeExecutor{}
 	dir := finishedRun(t, cfg, exec)
+	open := func(o ResumeOptions) error {
+		s, err := Resume(dir, o, func(Config) (Executor, error) { return exec, nil })
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	finalsWith := func(aug string) {
+		t.Helper()
+		want, _ := runtime.ParseAugment(aug)
+		var finals int
+		for _, j := range exec.jobs {
+			if j.Full {
+				finals++
+				if j.Config.Augment != want {
+					t.Errorf("final of trial %d trained with augment %v, want %v", j.Trial, j.Config.Augment, want)
+				}
+			}
+		}
+		if finals != cfg.Final.TopK {
+			t.Errorf("%d finals trained, want %d (none taken from an earlier plan)", finals, cfg.Final.TopK)
+		}
+		exec.jobs = nil
+	}
 	exec.jobs = nil
 	runResumed(t, dir, ResumeOptions{FinalAugment: new("flips,shift:2")}, func(Config) (Executor, error) { return exec, nil })
 	runResumed(t, dir, ResumeOptions{SkipFinal: new(false)}, func(Config) (Executor, error) { return exec, nil })
-	if len(exec.jobs) != cfg.Final.TopK {
-		t.Fatalf("%d trainings on the resume, want the %d finals", len(exec.jobs), cfg.Final.TopK)
-	}
-	want, _ := runtime.ParseAugment("flips,shift:2")
-	for _, j := range exec.jobs {
-		if !j.Full || j.Config.Augment != want {
-			t.Errorf("trial %d trained with full %v, augment %+v; want the final phase's, %+v", j.Trial, j.Full, j.Config.Augment, want)
-		}
-	}
+	finalsWith("flips,shift:2")
 	saved, err := ReadConfig(dir)
 	if err != nil || saved.Final.Augment != "flips,shift:2" || saved.Train.Augment != "flips" || saved.Final.Skip {
 		t.Errorf("config.yaml after the resume: final %+v, train.augment %q, %v", saved.Final, saved.Train.Augment, err)
@@ -1806,19 +1824,19 @@ func TestResumeFinalAugment(t *testing.T) {
 		t.Errorf("config.yaml written with the change, as nasctl's copy: %v", err)
 	}
 
-	s, err := Resume(dir, ResumeOptions{FinalAugment: new("flips")}, func(Config) (Executor, error) { return exec, nil })
-	if err == nil {
-		s.Close()
-	}
+	err = open(ResumeOptions{FinalAugment: new("flips")})
 	begun := (*FinalStartedError)(nil)
 	if !errors.As(err, &begun) || begun.Finals != cfg.Final.TopK || !strings.Contains(err.Error(), "final.augment (--final-augment) can no longer change") {
 		t.Errorf("another final augmentation once the finals are recorded: %v", err)
 	}
-	s, err = Resume(dir, ResumeOptions{FinalAugment: new("flips"), Trials: cfg.Trials + 2}, func(Config) (Executor, error) { return exec, nil })
-	if err != nil {
-		t.Fatalf("another final augmentation with more trials, which set the finals aside: %v", err)
+	if now, err := ReadConfig(dir); err != nil || now.Final.Augment != "flips,shift:2" {
+		t.Errorf("config.yaml after the refusal: final.augment %q, %v", now.Final.Augment, err)
 	}
-	s.Close()
+	if err := open(ResumeOptions{FinalAugment: new("shift:2,flips")}); err != nil {
+		t.Errorf("the same final augmentation written otherwise: %v", err)
+	}
+	runResumed(t, dir, ResumeOptions{FinalAugment: new("flips"), Trials: cfg.Trials + 2}, func(Config) (Executor, error) { return exec, nil })
+	finalsWith("flips")
 }
 
 // A final model that cannot be written into the run (a full disk; here a

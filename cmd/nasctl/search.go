@@ -70,12 +70,14 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 		}
 	}
 	if len(given) > 0 {
-		return opts, usagef("%s cannot change a resumed run, even to the value it has (its settings are in %s): drop them; only --%s (more trials), --workers, --threads, --skip-final, --final-augment (before the final phase begins), --data (the same images, moved), --broker, --quiet and --json can",
+		return opts, usagef("%s cannot change a resumed run, even to the value it has (its settings are in %s): drop them; only --%s (more trials), --workers, --threads, --skip-final, --final-augment (while no final is recorded, or with more trials), --data (the same images, moved), --broker, --quiet and --json can",
 			strings.Join(given, ", "), filepath.Join(opts.Resume, rundir.FileConfig), trialsFlag)
 	}
+	var finalAugment runtime.Augment
 	if c.IsSet("final-augment") {
 		aug := c.String("final-augment")
-		if _, err := runtime.ParseAugment(aug); err != nil {
+		var err error
+		if finalAugment, err = runtime.ParseAugment(aug); err != nil {
 			return opts, usagef("--final-augment: %v", err)
 		}
 		opts.Resumed.FinalAugment = &aug
@@ -96,6 +98,12 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 		for _, f := range []string{"skip-final", "final-augment", "data"} {
 			if c.IsSet(f) && !saved.Trains() {
 				return opts, usagef("--%s applies to the searches that train; the run in %s scores its trials with %s: no images, no final phase", f, opts.Resume, saved.Problem.Name)
+			}
+		}
+		// A run of the images' own size is checked once they are read.
+		if in, err := imageInput(saved.Input); opts.Resumed.FinalAugment != nil && saved.Input != "" && err == nil {
+			if err := finalAugment.Fits(in.Height, in.Width); err != nil {
+				return opts, usagef("--final-augment: %v", err)
 			}
 		}
 	}
@@ -138,7 +146,7 @@ func trainingFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "lr", Usage: "learning rate"},
 		&cli.Float64Flag{Name: "data-fraction", Usage: "share of the training split used by the trials"},
 		&cli.StringFlag{Name: "augment", Usage: "vary the training images at random, in the trials and the final phase: " + augmentUsage + " (default: the preset's)"},
-		&cli.StringFlag{Name: "final-augment", Usage: "the final phase's own augmentation, in place of --augment's there (same forms; final.augment in --config); a resumed run takes it until its final phase begins", DefaultText: "--augment's"},
+		&cli.StringFlag{Name: "final-augment", Usage: "the final phase's own augmentation, in place of --augment's there (same forms; final.augment in --config); a resumed run takes it while no final is recorded", DefaultText: "--augment's"},
 		&cli.StringFlag{Name: "metric", Usage: "what validation accuracy means for rewards, best epochs, early stops and the winner: accuracy (the share right) or balanced_accuracy (the mean of the classes' recalls, for classes of very different sizes, where a model that misses a small class can still score high on accuracy) (default: accuracy)"},
 		&cli.StringFlag{Name: "sampling", Usage: "how an epoch draws the training images, in the trials and the final phase: shuffle (every image once) or balanced (every class equally often, small classes' images repeated: for classes of very different sizes, with --metric balanced_accuracy) (default: shuffle)"},
 		&cli.IntFlag{Name: "median-stop", Usage: "from this epoch on (before the last), stop a trial whose best validation accuracy is below the median of the earlier trials' at the same epoch, once 10 earlier trials have trained (0: never; train.median_stop.min_trials in --config sets the 10)"},

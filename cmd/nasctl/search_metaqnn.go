@@ -39,7 +39,8 @@ after learning trials 1..i-2xworkers, 1..i-1 with one worker, so another count
 changes what follows; trials.jsonl records each trial's look-ahead as lag, by
 which a resume replays the trials recorded).
 A run searched with --skip-final gets its final phase from --resume with
---skip-final=false. The run saves its image folder's full path; if the images
+--skip-final=false, and another --final-augment while no final is recorded
+(or with --trials N, whose plan retrains the final phase). The run saves its image folder's full path; if the images
 moved, --resume takes --data with their new folder (the same images: their
 content hash must be the run's).
 

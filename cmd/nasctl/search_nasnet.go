@@ -80,7 +80,8 @@ Either way the run resumes with --resume runs/NAME exactly where it stopped: the
 resumed run samples the same episodes an uninterrupted one would have (with the same
 --workers; another count changes what follows, see nasctl search metaqnn --help).
 A trained run searched with --skip-final gets its final phase from --resume with
---skip-final=false, and takes --data when its images moved (as search metaqnn).
+--skip-final=false, takes another --final-augment while no final is recorded, and
+takes --data when its images moved (as search metaqnn).
 --resume runs/NAME --episodes N gives a run more episodes, as search metaqnn's
 --trials does.
 (An episode is a trial: nasctl runs list and show count them as trials.)

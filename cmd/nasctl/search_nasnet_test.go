@@ -157,6 +157,7 @@ func TestSearchNASNetMock(t *testing.T) {
 		{[]string{"search", "metaqnn", "--resume", dir}, "is a nasnet run: resume it with nasctl search nasnet --resume " + dir},
 		{[]string{"search", "nasnet", "--resume", dir, "--skip-final=false"}, "scores its trials with mock: no images, no final phase"},
 		{[]string{"search", "nasnet", "--resume", dir, "--data", dir}, "--data applies to the searches that train"},
+		{[]string{"search", "nasnet", "--resume", dir, "--final-augment", "flips"}, "--final-augment applies to the searches that train"},
 		{[]string{"search", "metaqnn", "--resume", dir, "--sample", "2"}, "--sample draws from a new search's space"},
 	} {
 		if code, _, errOut := runCLI(t, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {

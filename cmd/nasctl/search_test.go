@@ -158,6 +158,10 @@ func TestSearchKillAndResume(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "--top-k cannot change a resumed run") {
 		t.Errorf("resume with --top-k: exit %d, %s", code, errOut)
 	}
+	code, _, errOut = runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--final-augment", "flips,shift:8")
+	if code != exitUsage || !strings.Contains(errOut, "--final-augment: augmentation flips,shift:8: a shift of 8 pixels would move images of 16x16") {
+		t.Errorf("resume with a shift too large for the run's input: exit %d, %s", code, errOut)
+	}
 	if code, _, errOut := runCLI(t, "search", "metaqnn", "--resume", dir, "--skip-final=false", "--final-augment", "flips,shift:1", "--quiet"); code != 0 {
 		t.Fatalf("resume with --skip-final=false: exit %d, %s", code, errOut)
 	}

@@ -108,6 +108,9 @@ type Report struct {
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
+	// TiedWithBest are the ranks of the other finals whose reward equals
+	// the Best's: validation loss, not the reward, picked among them.
+	TiedWithBest []int `json:"tied_with_best,omitempty"`
 	// OverLimit are the ranks of the finals that, timed after the final
 	// phase, exceed the run's latency limit, LatencyLimitMs: none of them
 	// is picked as the best or counted in the best five.
@@ -487,6 +490,12 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	}
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
+		score := func(f *rundir.FinalResult) float64 { return reward.reward(f.ValAccuracy, finalLatency(*f)) }
+		for _, f := range ranked[1:] {
+			if score(f) == score(r.Best) {
+				r.TiedWithBest = append(r.TiedWithBest, f.Rank)
+			}
+		}
 	}
 	var test []float64
 	for _, f := range ranked[:min(5, len(ranked))] {
@@ -735,6 +744,7 @@ func (r Report) finalSection(b *strings.Builder) {
 		if r.finalAtChance(*r.Best) {
 			b.WriteString("**It is no better than chance: do not deploy it.** " + atChanceAdvice(r.Kind) + "\n")
 		} else {
+			r.tiesNote(b)
 			r.recallNote(b, r.Best.TestByClass)
 		}
 	}
@@ -812,6 +822,37 @@ func (c finalColumns) cells(b *strings.Builder, f rundir.FinalResult) {
 // recallText is a class's recall on the test images: "cube 1.82% (1 of 55)".
 func recallText(c rundir.ClassRecall) string {
 	return fmt.Sprintf("%s %.2f%% (%d of %d)", mdCell(c.Class), 100*c.Recall(), c.Right, c.Images)
+}
+
+// tiesNote names the finals that score as the best does by validation,
+// which its images cannot rank (docs/search-quality.md, "What the final
+// test accuracy can resolve"), and the smallest of them when that is not
+// the best: on a small device it may serve as well.
+func (r Report) tiesNote(b *strings.Builder) {
+	if len(r.TiedWithBest) == 0 {
+		return
+	}
+	var ranks []string
+	smallest := *r.Best
+	for _, f := range r.Finals { // in rank order
+		if f.Rank == r.Best.Rank || slices.Contains(r.TiedWithBest, f.Rank) {
+			ranks = append(ranks, strconv.Itoa(f.Rank))
+			if f.Params < smallest.Params {
+				smallest = f
+			}
+		}
+	}
+	who := "Ranks " + english.WordSeries(ranks, "and")
+	if len(ranks) == len(r.Finals) {
+		who = fmt.Sprintf("All %d finals", len(ranks))
+	}
+	fmt.Fprintf(b, "%s score the same by validation (%.2f%%): validation loss picked rank %d among them, as the validation images tell them no further apart.",
+		who, 100*r.Best.ValAccuracy, r.Best.Rank)
+	if smallest.Rank != r.Best.Rank {
+		fmt.Fprintf(b, " The smallest of them is rank %d (%s parameters against %s, %s): a choice for a device short of memory.",
+			smallest.Rank, humanize.Comma(smallest.Params), humanize.Comma(r.Best.Params), smallest.Model)
+	}
+	b.WriteString("\n")
 }
 
 // recallNote gives the best model's recall of each class, says so when it

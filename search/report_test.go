@@ -404,6 +404,38 @@ func TestReportRecall(t *testing.T) {
 	}
 }
 
+// Finals that score as the best does by validation are named, and the
+// smallest of them when it is not the best; one that scores less, or
+// failed, is not among them; no ties, no note.
+func TestReportTiesWithBest(t *testing.T) {
+	loss := func(v float64) *float64 { return &v }
+	finals := []rundir.FinalResult{
+		{Rank: 1, Params: 34113, ValAccuracy: 1, ValLoss: loss(0.0009), TestAccuracy: 1, Status: rundir.StatusOK, Model: "winners/rank-01.onnx"},
+		{Rank: 2, Params: 113009, ValAccuracy: 1, ValLoss: loss(0.0008), TestAccuracy: 0.9967, Status: rundir.StatusOK, Model: "winners/rank-02.onnx"},
+		{Rank: 3, Params: 6537, ValAccuracy: 1, ValLoss: loss(0.0087), TestAccuracy: 0.9975, Status: rundir.StatusOK, Model: "winners/rank-03.onnx"},
+		{Rank: 4, Params: 5000, ValAccuracy: 0.9982, ValLoss: loss(0.0001), TestAccuracy: 1, Status: rundir.StatusOK, Model: "winners/rank-04.onnx"},
+		{Rank: 5, Params: 4000, Status: rundir.StatusFailed},
+	}
+	cfg := Config{Kind: KindMetaQNN, Name: "run"}
+	r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5)
+	if r.Best == nil || r.Best.Rank != 2 || !slices.Equal(r.TiedWithBest, []int{1, 3}) {
+		t.Fatalf("best %+v, tied %v; want rank 2 tied with 1 and 3", r.Best, r.TiedWithBest)
+	}
+	markdownHas(t, r.Markdown(), "Best after retraining (by validation accuracy, ties by validation loss): rank 2, winners/rank-02.onnx, copied to winners/best.onnx: test accuracy 99.67%.\n"+
+		"Ranks 1, 2 and 3 score the same by validation (100.00%): validation loss picked rank 2 among them, as the validation images tell them no further apart. "+
+		"The smallest of them is rank 3 (6,537 parameters against 113,009, winners/rank-03.onnx): a choice for a device short of memory.\n")
+
+	finals[0].Params, finals[2].Params = 200000, 200000 // the best is the smallest of its ties: no second sentence
+	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown()
+	markdownHas(t, md, "Ranks 1, 2 and 3 score the same by validation (100.00%): validation loss picked rank 2 among them, as the validation images tell them no further apart.\n")
+	ties := slices.Clone(finals[:3])
+	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals score the same by validation (100.00%): validation loss picked rank 2 among them")
+	finals[0].ValAccuracy, finals[2].ValAccuracy = 0.99, 0.99
+	if md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown(); strings.Contains(md, "score the same by validation") {
+		t.Errorf("a best without ties gets the note:\n%s", md)
+	}
+}
+
 // The final phase records each final's test images and right answers per
 // class from its test's confusion matrix, and the report gives the best's.
 func TestFinalRecordsRecall(t *testing.T) {

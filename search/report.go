@@ -846,8 +846,12 @@ func (r Report) tiesNote(b *strings.Builder) {
 	if len(ranks) == len(r.Finals) {
 		who = fmt.Sprintf("All %d finals", len(ranks))
 	}
-	fmt.Fprintf(b, "%s score the same by validation (%.2f%%): validation loss picked rank %d among them, as the validation images tell them no further apart.",
-		who, 100*r.Best.ValAccuracy, r.Best.Rank)
+	by := "validation loss" // the ranking's tie-break (finals)
+	if r.Best.ValLoss == nil {
+		by = "the search's rank" // a run recorded before final.jsonl had the loss
+	}
+	fmt.Fprintf(b, "%s score the same by validation (%.2f%%): %s picked rank %d among them, as the validation images tell them no further apart.",
+		who, 100*r.Best.ValAccuracy, by, r.Best.Rank)
 	if smallest.Rank != r.Best.Rank {
 		fmt.Fprintf(b, " The smallest of them is rank %d (%s parameters against %s, %s): a choice for a device short of memory.",
 			smallest.Rank, humanize.Comma(smallest.Params), humanize.Comma(r.Best.Params), smallest.Model)

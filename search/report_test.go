@@ -430,6 +430,10 @@ func TestReportTiesWithBest(t *testing.T) {
 	markdownHas(t, md, "Ranks 1, 2 and 3 score the same by validation (100.00%): validation loss picked rank 2 among them, as the validation images tell them no further apart.\n")
 	ties := slices.Clone(finals[:3])
 	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals score the same by validation (100.00%): validation loss picked rank 2 among them")
+	for i := range ties {
+		ties[i].ValLoss = nil // recorded before the field: the search's rank decides
+	}
+	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals score the same by validation (100.00%): the search's rank picked rank 1 among them")
 	finals[0].ValAccuracy, finals[2].ValAccuracy = 0.99, 0.99
 	if md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown(); strings.Contains(md, "score the same by validation") {
 		t.Errorf("a best without ties gets the note:\n%s", md)

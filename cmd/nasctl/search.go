@@ -194,7 +194,7 @@ func presetDefaults(flags []cli.Flag) []cli.Flag {
 // trainingSettingFlags are the trainingFlags that shape a run (a resumed
 // run keeps them). --skip-final is not one: a resume may add the final
 // phase, or leave it out, without changing a trial; nor is --final-augment,
-// which a resume may change until the final phase begins; nor is --data, which
+// which a resume may change while no final is recorded; nor is --data, which
 // a resume takes for images that moved (the same images: search.Resume
 // compares their content hash).
 var trainingSettingFlags = []string{"plan", "split-seed", "input", "epochs", "batch", "lr", "data-fraction", "augment", "metric", "sampling", "median-stop", "give-up-after", "halving", "top-k",

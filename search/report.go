@@ -108,8 +108,9 @@ type Report struct {
 	// before the final phase; BestBy says what that reward was.
 	Best   *rundir.FinalResult `json:"best,omitempty"`
 	BestBy string              `json:"best_by,omitempty"`
-	// TiedWithBest are the ranks of the other finals whose reward equals
-	// the Best's: validation loss, not the reward, picked among them.
+	// TiedWithBest are the ranks of the other finals whose validation
+	// accuracy equals the Best's, under a reward of validation accuracy
+	// alone (not MnasNet's): the tie-break picked among them.
 	TiedWithBest []int `json:"tied_with_best,omitempty"`
 	// OverLimit are the ranks of the finals that, timed after the final
 	// phase, exceed the run's latency limit, LatencyLimitMs: none of them
@@ -194,6 +195,7 @@ const (
 	// tiesByLoss follows the name of the run's validation accuracy
 	// (Config.ValidationOf): the best by it.
 	tiesByLoss    = ", ties by validation loss"
+	tiesByRank    = ", ties by the search's rank"
 	bestByMnasNet = "MnasNet's reward of validation accuracy and latency"
 	// bestWithinLimit is added to the best by accuracy for a constraint run that
 	// timed its finals.
@@ -461,11 +463,20 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if len(r.OverLimit) > 0 {
 		r.LatencyLimitMs = reward.MaxLatencyMs
 	}
-	// Best reward first; ties go to the lower validation loss, then to the
-	// better search rank (the finals are in rank order and the sort is stable).
+	// Best reward first; ties go to the lower validation loss (a final
+	// recorded without one after those with), then to the better search
+	// rank (the finals are in rank order and the sort is stable).
 	slices.SortStableFunc(ranked, func(a, b *rundir.FinalResult) int {
-		if c := cmp.Compare(reward.reward(b.ValAccuracy, finalLatency(*b)), reward.reward(a.ValAccuracy, finalLatency(*a))); c != 0 || a.ValLoss == nil || b.ValLoss == nil {
+		if c := cmp.Compare(reward.reward(b.ValAccuracy, finalLatency(*b)), reward.reward(a.ValAccuracy, finalLatency(*a))); c != 0 {
 			return c
+		}
+		switch {
+		case a.ValLoss == nil && b.ValLoss == nil:
+			return 0
+		case a.ValLoss == nil:
+			return 1
+		case b.ValLoss == nil:
+			return -1
 		}
 		return cmp.Compare(*a.ValLoss, *b.ValLoss)
 	})
@@ -490,11 +501,13 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	}
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
-		score := func(f *rundir.FinalResult) float64 { return reward.reward(f.ValAccuracy, finalLatency(*f)) }
 		for _, f := range ranked[1:] {
-			if score(f) == score(r.Best) {
+			if reward.Mode != RewardMnasNet && f.ValAccuracy == r.Best.ValAccuracy {
 				r.TiedWithBest = append(r.TiedWithBest, f.Rank)
 			}
+		}
+		if len(r.TiedWithBest) > 0 && r.Best.ValLoss == nil { // recorded before final.jsonl had it
+			r.BestBy = strings.Replace(r.BestBy, tiesByLoss, tiesByRank, 1)
 		}
 	}
 	var test []float64
@@ -824,10 +837,10 @@ func recallText(c rundir.ClassRecall) string {
 	return fmt.Sprintf("%s %.2f%% (%d of %d)", mdCell(c.Class), 100*c.Recall(), c.Right, c.Images)
 }
 
-// tiesNote names the finals that score as the best does by validation,
-// which its images cannot rank (docs/search-quality.md, "What the final
-// test accuracy can resolve"), and the smallest of them when that is not
-// the best: on a small device it may serve as well.
+// tiesNote names the finals that score as the best does on validation,
+// which those images cannot rank further (docs/search-quality.md, "What
+// the final test accuracy can resolve"), and the smallest of them when
+// that is not the best: on a small device it may serve as well.
 func (r Report) tiesNote(b *strings.Builder) {
 	if len(r.TiedWithBest) == 0 {
 		return
@@ -843,18 +856,23 @@ func (r Report) tiesNote(b *strings.Builder) {
 		}
 	}
 	who := "Ranks " + english.WordSeries(ranks, "and")
-	if len(ranks) == len(r.Finals) {
+	switch {
+	case len(ranks) == 2 && len(r.Finals) == 2:
+		who = "Both finals"
+	case len(ranks) == len(r.Finals):
 		who = fmt.Sprintf("All %d finals", len(ranks))
 	}
-	by := "validation loss" // the ranking's tie-break (finals)
+	metric, _, _ := strings.Cut(r.BestBy, tiesByLoss) // the run's validation accuracy (finals)
+	metric, _, _ = strings.Cut(metric, tiesByRank)
+	by := "validation loss"
 	if r.Best.ValLoss == nil {
-		by = "the search's rank" // a run recorded before final.jsonl had the loss
+		by = "the search's rank"
 	}
-	fmt.Fprintf(b, "%s score the same by validation (%.2f%%): %s picked rank %d among them, as the validation images tell them no further apart.",
-		who, 100*r.Best.ValAccuracy, by, r.Best.Rank)
+	fmt.Fprintf(b, "%s tie at %.2f%% %s: %s picked rank %d, a weak signal where the accuracy on these images tells them no further apart.",
+		who, 100*r.Best.ValAccuracy, metric, by, r.Best.Rank)
 	if smallest.Rank != r.Best.Rank {
-		fmt.Fprintf(b, " The smallest of them is rank %d (%s parameters against %s, %s): a choice for a device short of memory.",
-			smallest.Rank, humanize.Comma(smallest.Params), humanize.Comma(r.Best.Params), smallest.Model)
+		fmt.Fprintf(b, " The smallest of them is rank %d, %s (%s parameters against %s; %.2f%% on the test images against %.2f%%): a choice for a device short of memory.",
+			smallest.Rank, smallest.Model, humanize.Comma(smallest.Params), humanize.Comma(r.Best.Params), 100*smallest.TestAccuracy, 100*r.Best.TestAccuracy)
 	}
 	b.WriteString("\n")
 }

@@ -404,9 +404,12 @@ func TestReportRecall(t *testing.T) {
 	}
 }
 
-// Finals that score as the best does by validation are named, and the
+// Finals that score as the best does on validation are named, and the
 // smallest of them when it is not the best; one that scores less, or
-// failed, is not among them; no ties, no note.
+// failed, is not among them; no ties, no note. Finals recorded without a
+// validation loss sort after those with one, and a best without it was
+// picked by the search's rank, which the report says. Under MnasNet's
+// reward, equal accuracies do not tie.
 func TestReportTiesWithBest(t *testing.T) {
 	loss := func(v float64) *float64 { return &v }
 	finals := []rundir.FinalResult{
@@ -414,7 +417,7 @@ func TestReportTiesWithBest(t *testing.T) {
 		{Rank: 2, Params: 113009, ValAccuracy: 1, ValLoss: loss(0.0008), TestAccuracy: 0.9967, Status: rundir.StatusOK, Model: "winners/rank-02.onnx"},
 		{Rank: 3, Params: 6537, ValAccuracy: 1, ValLoss: loss(0.0087), TestAccuracy: 0.9975, Status: rundir.StatusOK, Model: "winners/rank-03.onnx"},
 		{Rank: 4, Params: 5000, ValAccuracy: 0.9982, ValLoss: loss(0.0001), TestAccuracy: 1, Status: rundir.StatusOK, Model: "winners/rank-04.onnx"},
-		{Rank: 5, Params: 4000, Status: rundir.StatusFailed},
+		{Rank: 5, Params: 4000, ValAccuracy: 1, ValLoss: loss(0.0001), Status: rundir.StatusFailed},
 	}
 	cfg := Config{Kind: KindMetaQNN, Name: "run"}
 	r := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5)
@@ -422,20 +425,36 @@ func TestReportTiesWithBest(t *testing.T) {
 		t.Fatalf("best %+v, tied %v; want rank 2 tied with 1 and 3", r.Best, r.TiedWithBest)
 	}
 	markdownHas(t, r.Markdown(), "Best after retraining (by validation accuracy, ties by validation loss): rank 2, winners/rank-02.onnx, copied to winners/best.onnx: test accuracy 99.67%.\n"+
-		"Ranks 1, 2 and 3 score the same by validation (100.00%): validation loss picked rank 2 among them, as the validation images tell them no further apart. "+
-		"The smallest of them is rank 3 (6,537 parameters against 113,009, winners/rank-03.onnx): a choice for a device short of memory.\n")
+		"Ranks 1, 2 and 3 tie at 100.00% validation accuracy: validation loss picked rank 2, a weak signal where the accuracy on these images tells them no further apart. "+
+		"The smallest of them is rank 3, winners/rank-03.onnx (6,537 parameters against 113,009; 99.75% on the test images against 99.67%): a choice for a device short of memory.\n")
 
-	finals[0].Params, finals[2].Params = 200000, 200000 // the best is the smallest of its ties: no second sentence
-	md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown()
-	markdownHas(t, md, "Ranks 1, 2 and 3 score the same by validation (100.00%): validation loss picked rank 2 among them, as the validation images tell them no further apart.\n")
+	big := slices.Clone(finals)
+	big[0].Params, big[2].Params = 200000, 200000 // the best is the smallest of its ties: no second sentence
+	markdownHas(t, BuildReport(cfg, "", nil, nil, big, 0.5).Markdown(),
+		"Ranks 1, 2 and 3 tie at 100.00% validation accuracy: validation loss picked rank 2, a weak signal where the accuracy on these images tells them no further apart.\n")
 	ties := slices.Clone(finals[:3])
-	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals score the same by validation (100.00%): validation loss picked rank 2 among them")
-	for i := range ties {
-		ties[i].ValLoss = nil // recorded before the field: the search's rank decides
+	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals tie at 100.00% validation accuracy: validation loss picked rank 2")
+	markdownHas(t, BuildReport(cfg, "", nil, nil, slices.Clone(finals[:2]), 0.5).Markdown(), "Both finals tie at 100.00% validation accuracy")
+
+	// Without a loss: after those with one, and the search's rank picks.
+	ties[0].ValLoss, ties[1].ValLoss, ties[2].ValLoss = loss(0.5), nil, loss(0.1)
+	if r := BuildReport(cfg, "", nil, nil, slices.Clone(ties), 0.5); r.Best.Rank != 3 {
+		t.Errorf("losses 0.5, none and 0.1: best rank %d, want 3", r.Best.Rank)
 	}
-	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(), "All 3 finals score the same by validation (100.00%): the search's rank picked rank 1 among them")
+	for i := range ties {
+		ties[i].ValLoss = nil
+	}
+	markdownHas(t, BuildReport(cfg, "", nil, nil, ties, 0.5).Markdown(),
+		"Best after retraining (by validation accuracy, ties by the search's rank): rank 1",
+		"All 3 finals tie at 100.00% validation accuracy: the search's rank picked rank 1")
+
+	mnas := cfg
+	mnas.Reward = RewardSettings{Mode: RewardMnasNet, TargetMs: 1, Weight: -0.07}
+	if r := BuildReport(mnas, "", nil, nil, slices.Clone(finals), 0.5); r.TiedWithBest != nil {
+		t.Errorf("ties under MnasNet's reward: %v", r.TiedWithBest)
+	}
 	finals[0].ValAccuracy, finals[2].ValAccuracy = 0.99, 0.99
-	if md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown(); strings.Contains(md, "score the same by validation") {
+	if md := BuildReport(cfg, "", nil, nil, slices.Clone(finals), 0.5).Markdown(); strings.Contains(md, "tie at") {
 		t.Errorf("a best without ties gets the note:\n%s", md)
 	}
 }

@@ -502,9 +502,10 @@ func (r *Report) finals(cfg Config, trials []rundir.Trial, finals []rundir.Final
 	if len(ranked) > 0 {
 		r.Best = ranked[0]
 		for _, f := range ranked[1:] {
-			if reward.Mode != RewardMnasNet && f.ValAccuracy == r.Best.ValAccuracy {
-				r.TiedWithBest = append(r.TiedWithBest, f.Rank)
+			if reward.Mode == RewardMnasNet || f.ValAccuracy != r.Best.ValAccuracy {
+				break // ranked: the ties come first
 			}
+			r.TiedWithBest = append(r.TiedWithBest, f.Rank)
 		}
 		if len(r.TiedWithBest) > 0 && r.Best.ValLoss == nil { // recorded before final.jsonl had it
 			r.BestBy = strings.Replace(r.BestBy, tiesByLoss, tiesByRank, 1)
@@ -862,8 +863,7 @@ func (r Report) tiesNote(b *strings.Builder) {
 	case len(ranks) == len(r.Finals):
 		who = fmt.Sprintf("All %d finals", len(ranks))
 	}
-	metric, _, _ := strings.Cut(r.BestBy, tiesByLoss) // the run's validation accuracy (finals)
-	metric, _, _ = strings.Cut(metric, tiesByRank)
+	metric := Config{Train: TrainSettings{Metric: r.Metric}}.ValidationOf(0).Name
 	by := "validation loss"
 	if r.Best.ValLoss == nil {
 		by = "the search's rank"

@@ -254,7 +254,8 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 		return nil, err
 	}
 	// A new number of trials sets the recorded finals aside (retarget).
-	if retargeted := o.Trials > 0 && o.Trials != saved.WithDefaults().Trials; !retargeted && !sameAugment(cfg.finalAugment(), saved.finalAugment()) {
+	old := saved.WithDefaults().Trials // a config.yaml without trials plans the schedule's
+	if cfg.Trials == old && !sameAugment(cfg.finalAugment(), saved.finalAugment()) {
 		if err := noFinals(d.Path); err != nil {
 			d.Close()
 			return nil, err
@@ -273,7 +274,6 @@ func Resume(dir string, o ResumeOptions, newExec func(Config) (Executor, error))
 	var note string
 	s, err := resumeIn(d, cfg, newExec, func(s *Search) (err error) {
 		s.savedWorkers = saved.WithDefaults().Workers // the look-ahead of trials logged without theirs
-		old := saved.WithDefaults().Trials            // a config.yaml without trials plans the schedule's
 		if cfg.Trials == old {
 			return nil
 		}

@@ -100,8 +100,8 @@ func resumeOptions(c *cli.Context, kind search.Kind, settingFlags []string, tria
 				return opts, usagef("--%s applies to the searches that train; the run in %s scores its trials with %s: no images, no final phase", f, opts.Resume, saved.Problem.Name)
 			}
 		}
-		// A run of the images' own size is checked once they are read.
-		if in, err := imageInput(saved.Input); opts.Resumed.FinalAugment != nil && saved.Input != "" && err == nil {
+		// A run of the images' own size (no input) is checked once they are read.
+		if in, err := imageInput(saved.Input); opts.Resumed.FinalAugment != nil && err == nil {
 			if err := finalAugment.Fits(in.Height, in.Width); err != nil {
 				return opts, usagef("--final-augment: %v", err)
 			}
